@@ -1,0 +1,65 @@
+"""Exceptions Ato raises for user mistakes.
+
+Every user-facing error derives from :class:`AtoError`, which the CLI prints as one clean
+line (no traceback) with exit status 2.  Each class also subclasses the built-in exception
+it resembles, so ``except KeyError`` and friends keep working.
+"""
+
+from __future__ import annotations
+
+
+class AtoError(Exception):
+    """Base class of every error Ato reports to a user."""
+
+    exit_code = 2
+
+
+class FrozenError(AtoError, TypeError):
+    """A write was attempted on a frozen ADict."""
+
+
+class CLIError(AtoError, ValueError):
+    """A command-line token could not be understood.
+
+    ``token`` is the offending argument and ``position`` the 0-based character offset in
+    it where the problem was found (``None`` when the whole token is at fault).
+    """
+
+    def __init__(self, message: str, token: str | None = None, position: int | None = None):
+        self.token = token
+        self.position = position
+        self.detail = message
+        if token is not None:
+            where = f" at position {position}" if position is not None else ""
+            message = f"in argument {token!r}{where}: {message}"
+        super().__init__(message)
+
+
+class UnknownViewError(CLIError, KeyError):
+    """A bare word on the command line names no registered view."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class PluginNotInstalledError(AtoError, LookupError):
+    """A feature was requested whose distribution is not installed."""
+
+
+class UnknownPluginError(AtoError, LookupError):
+    """A format, tracker, search algorithm or command name matches no plugin."""
+
+
+class ConfigFileError(AtoError, ValueError):
+    """A config file is malformed; the message names the file, line and column."""
+
+    def __init__(self, path, message: str, line: int | None = None, column: int | None = None):
+        self.path = str(path)
+        self.line = line
+        self.column = column
+        where = self.path
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+        super().__init__(f"{where}: {message}")

@@ -1,0 +1,391 @@
+"""The command-line grammar: ``key=value`` assignments and bare view names.
+
+A hand-written tokenizer and recursive-descent parser.  Nothing the user types is ever
+evaluated: values are literals only (numbers, ``True``/``False``/``None``, quoted or
+``%percent%`` strings, and lists, tuples and dicts of those, nested).  Every failure is a
+:class:`~ato.errors.CLIError` naming the token and the position in it.
+
+>>> parse_args(['lr=0.01', 'model=%resnet 101%', 'high_lr'])
+[Assign(key=('lr',), value=0.01, token='lr=0.01'), Assign(key=('model',), value='resnet 101', token='model=%resnet 101%'), Word(name='high_lr', token='high_lr')]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ato.errors import CLIError
+
+__all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens"]
+
+_KEY_PART = re.compile(r"[^\W\d][\w-]*|\d+", re.UNICODE)
+_NUMBER = re.compile(
+    r"[+-]?(?:0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*|0[oO][0-7](?:_?[0-7])*|0[bB][01](?:_?[01])*"
+    r"|(?:\d(?:_?\d)*)?\.?\d(?:_?\d)*(?:[eE][+-]?\d(?:_?\d)*)?|\d(?:_?\d)*\.(?:[eE][+-]?\d+)?)"
+)
+_WORD = re.compile(r"[+-]?[A-Za-z_][\w.-]*")
+_CONSTANTS = {"True": True, "False": False, "None": None}
+_FLOATS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+_CLOSERS = {"[": "]", "(": ")", "{": "}"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"',
+            "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+
+
+@dataclass(frozen=True)
+class Assign:
+    """``key=value``: ``key`` is the dotted path split into parts."""
+
+    key: tuple
+    value: Any
+    token: str
+
+
+@dataclass(frozen=True)
+class Word:
+    """A bare word: the name of a view (possibly ``scope.view``)."""
+
+    name: str
+    token: str
+
+
+# ----------------------------------------------------------------------- tokenizing
+def _scan_percent(text: str, i: int, in_brackets: bool) -> int:
+    """``text[i]`` is an opening ``%``; return the index of its closing ``%``."""
+    stops = " \t\n\r\f\v" + (",]}):" if in_brackets else "")
+    j = i + 1
+    n = len(text)
+    while j < n:
+        c = text[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "%":
+            if j + 1 < n and text[j + 1] == "%" and j + 2 < n and text[j + 2] not in stops:
+                j += 2
+                continue
+            return j
+        j += 1
+    raise CLIError("unterminated %string: add the closing '%'", None, i)
+
+
+def _scan_quote(text: str, i: int) -> int:
+    q = text[i]
+    j = i + 1
+    while j < len(text):
+        if text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == q:
+            return j
+        j += 1
+    raise CLIError(f"unterminated string: add the closing {q}", None, i)
+
+
+def _scan_brackets(text: str, i: int) -> int:
+    """``text[i]`` opens a bracket; return the index of the matching closer."""
+    stack = [_CLOSERS[text[i]]]
+    j = i + 1
+    while j < len(text):
+        c = text[j]
+        if c == "%":
+            j = _scan_percent(text, j, True) + 1
+            continue
+        if c in "'\"":
+            j = _scan_quote(text, j) + 1
+            continue
+        if c == "\\":
+            j += 2
+            continue
+        if c in _CLOSERS:
+            stack.append(_CLOSERS[c])
+        elif c in ")]}":
+            if c != stack[-1]:
+                raise CLIError(f"{c!r} closes {stack[-1]!r}'s bracket", None, j)
+            stack.pop()
+            if not stack:
+                return j
+        j += 1
+    raise CLIError(f"unbalanced bracket: {text[i]!r} is never closed (expected {stack[-1]!r})",
+                   None, i)
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split a command line into tokens; ``%...%``, quoted and bracketed values may hold
+    spaces."""
+    tokens = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        start = i
+        end = i
+        while end < n and not text[end].isspace():
+            end += 1
+        eq = text.find("=", start, end)
+        if eq < 0:
+            tokens.append(text[start:end])
+            i = end
+            continue
+        v = eq + 1
+        try:
+            if v < n and text[v] == "%":
+                stop = _scan_percent(text, v, False) + 1
+            elif v < n and text[v] in "'\"":
+                stop = _scan_quote(text, v) + 1
+            elif v < n and text[v] in _CLOSERS:
+                stop = _scan_brackets(text, v) + 1
+            else:
+                stop = end
+        except CLIError as e:
+            raise CLIError(e.detail, text[start:end] if e.position is None else _rest(text, start),
+                           None if e.position is None else e.position - start) from None
+        tokens.append(text[start:stop])
+        i = stop
+    return tokens
+
+
+def _rest(text, start):
+    return text[start:].strip()
+
+
+# ----------------------------------------------------------------------- values
+class _ValueParser:
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+
+    def error(self, message, pos=None):
+        raise CLIError(message, None, self.pos if pos is None else pos)
+
+    def skip_ws(self):
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def parse(self, in_brackets=False):
+        self.skip_ws()
+        t = self.text
+        if self.pos >= len(t):
+            self.error("a value is missing here")
+        c = t[self.pos]
+        if c == "%":
+            end = _scan_percent(t, self.pos, in_brackets)
+            value = _unescape_percent(t[self.pos + 1:end])
+            self.pos = end + 1
+            return value
+        if c in "'\"":
+            end = _scan_quote(t, self.pos)
+            value = _unescape_quoted(t[self.pos + 1:end], self.pos)
+            self.pos = end + 1
+            return value
+        if c in "[(":
+            return self.parse_sequence(c)
+        if c == "{":
+            return self.parse_dict()
+        m = _NUMBER.match(t, self.pos)
+        w = _WORD.match(t, self.pos)
+        if w and (not m or w.end() > m.end()):
+            word = w.group()
+            if word in _CONSTANTS:
+                self.pos = w.end()
+                return _CONSTANTS[word]
+            if word in _FLOATS:
+                self.pos = w.end()
+                return _FLOATS[word]
+            hint = {"true": "True", "false": "False", "none": "None", "null": "None"}.get(word.lower())
+            if hint:
+                self.error(f"{word!r} is not a value; did you mean {hint}?")
+            self.error(f"{word!r} is not a value; write strings as %{word}% or '{word}'")
+        if m and m.end() > self.pos:
+            text = m.group().replace("_", "")
+            self.pos = m.end()
+            body = text.lstrip("+-").lower()
+            if body.startswith(("0x", "0o", "0b")):
+                return int(text, 0)
+            if any(ch in body for ch in ".e"):
+                return float(text)
+            if len(body) > 1 and body.startswith("0"):
+                self.error(f"{text!r}: leading zeros are not allowed in integers", m.start())
+            return int(text)
+        self.error(f"unexpected character {c!r}")
+
+    def parse_sequence(self, opener):
+        closer = _CLOSERS[opener]
+        start = self.pos
+        self.pos += 1
+        items = []
+        trailing_comma = False
+        while True:
+            self.skip_ws()
+            if self.pos >= len(self.text):
+                self.error(f"unbalanced bracket: {opener!r} is never closed", start)
+            if self.text[self.pos] == closer:
+                self.pos += 1
+                break
+            items.append(self.parse(True))
+            self.skip_ws()
+            if self.pos < len(self.text) and self.text[self.pos] == ",":
+                self.pos += 1
+                trailing_comma = True
+                continue
+            trailing_comma = False
+            if self.pos < len(self.text) and self.text[self.pos] == closer:
+                continue
+            if self.pos >= len(self.text):
+                self.error(f"unbalanced bracket: {opener!r} is never closed", start)
+            self.error(f"expected ',' or {closer!r}")
+        if opener == "(" and len(items) == 1 and not trailing_comma:
+            return items[0]  # (x) is just x, as in Python
+        return items if opener == "[" else tuple(items)
+
+    def parse_dict(self):
+        start = self.pos
+        self.pos += 1
+        out = {}
+        while True:
+            self.skip_ws()
+            if self.pos >= len(self.text):
+                self.error("unbalanced bracket: '{' is never closed", start)
+            if self.text[self.pos] == "}":
+                self.pos += 1
+                return out
+            key_pos = self.pos
+            key = self.parse(True)
+            try:
+                hash(key)
+            except TypeError:
+                self.error(f"a dict key must be a string or number, not a {type(key).__name__}",
+                           key_pos)
+            self.skip_ws()
+            if self.pos >= len(self.text) or self.text[self.pos] != ":":
+                self.error("expected ':' after a dict key")
+            self.pos += 1
+            out[key] = self.parse(True)
+            self.skip_ws()
+            if self.pos < len(self.text) and self.text[self.pos] == ",":
+                self.pos += 1
+            elif self.pos < len(self.text) and self.text[self.pos] != "}":
+                self.error("expected ',' or '}'")
+
+
+def _unescape_percent(body: str) -> str:
+    out = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body) and body[i + 1] in "%\\":
+            out.append(body[i + 1])
+            i += 2
+        elif c == "%" and i + 1 < len(body) and body[i + 1] == "%":
+            out.append("%")
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _unescape_quoted(body: str, offset: int) -> str:
+    out = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        if i + 1 >= len(body):
+            out.append("\\")
+            break
+        e = body[i + 1]
+        if e in _ESCAPES:
+            out.append(_ESCAPES[e])
+            i += 2
+        elif e in "xuU":
+            width = {"x": 2, "u": 4, "U": 8}[e]
+            digits = body[i + 2:i + 2 + width]
+            if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
+                raise CLIError(f"bad \\{e} escape: expected {width} hex digits", None,
+                               offset + 1 + i)
+            code = int(digits, 16)
+            if code > 0x10FFFF:
+                raise CLIError(f"\\{e}{digits} is not a valid character", None, offset + 1 + i)
+            out.append(chr(code))
+            i += 2 + width
+        else:
+            out.append("\\" + e)
+            i += 2
+    return "".join(out)
+
+
+def parse_value(text: str):
+    """Parse one value (the right-hand side of ``key=value``)."""
+    p = _ValueParser(text)
+    value = p.parse()
+    p.skip_ws()
+    if p.pos != len(text):
+        rest = text[p.pos:]
+        if rest.startswith(("+", "-", "*", "/", "=", ";", "[", "(")):
+            p.error(f"unexpected {rest!r}: values are literals, expressions are not evaluated")
+        p.error(f"unexpected {rest!r} after the value")
+    return value
+
+
+def _parse_key(key: str, token: str) -> tuple:
+    if not key:
+        raise CLIError("the key before '=' is empty", token, 0)
+    parts = key.split(".")
+    for part in parts:
+        if not _KEY_PART.fullmatch(part):
+            pos = token.find(part) if part else token.find("..")
+            raise CLIError(
+                f"{key!r} is not a valid key (use names separated by dots, e.g. model.depth)",
+                token, max(pos, 0),
+            )
+    return tuple(parts)
+
+
+def parse_args(argv: list[str]) -> list:
+    """Turn command-line arguments into :class:`Assign` and :class:`Word` items."""
+    items = []
+    for token in split_tokens(" ".join(argv)):
+        eq = token.find("=")
+        if eq < 0:
+            if not all(_KEY_PART.fullmatch(p) for p in token.split(".")):
+                raise CLIError(
+                    "not a view name or key=value assignment", token, 0
+                )
+            items.append(Word(token, token))
+            continue
+        key = _parse_key(token[:eq], token)
+        try:
+            value = parse_value(token[eq + 1:])
+        except CLIError as e:
+            raise CLIError(e.detail, token, (e.position or 0) + eq + 1) from None
+        items.append(Assign(key, value, token))
+    return items
+
+
+# ----------------------------------------------------------------------- formatting
+def format_value(value) -> str:
+    """The CLI text that :func:`parse_value` reads back as ``value``."""
+    if value is None or value is True or value is False:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value)
+    if isinstance(value, str):
+        return "%" + value.replace("\\", "\\\\").replace("%", "\\%") + "%"
+    if isinstance(value, tuple):
+        inner = ",".join(format_value(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return "{" + ",".join(f"{format_value(k)}:{format_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"{type(value).__name__} values cannot be written on the command line")

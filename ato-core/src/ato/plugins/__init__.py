@@ -1,0 +1,17 @@
+"""Write an Ato plugin in five lines::
+
+    # my_plugin.py — in pyproject.toml: [project.entry-points.ato] my_plugin = "my_plugin"
+    from ato.plugins import hookimpl
+
+    @hookimpl
+    def ato_register_formats():
+        return MyFormat          # a class with PLUGIN_NAME, suffixes, loads(), dumps()
+
+See docs/plugins.md for every hook.
+"""
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("ato")
+
+__all__ = ["hookimpl"]

@@ -1,0 +1,50 @@
+"""The hook specifications: every seam where a plugin extends Ato.
+
+Each hook returns a class (or a list of classes) carrying a ``PLUGIN_NAME``; core collects
+them into ``{PLUGIN_NAME: class}`` and refuses duplicates.  The interfaces the classes
+implement are in :mod:`ato.plugins.interfaces`.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ato")
+
+
+@hookspec
+def ato_register_formats():
+    """Return config-format classes (:class:`~ato.plugins.interfaces.ConfigFormat`).
+
+    Chosen by file suffix in ``ADict.from_file``, ``ADict.load`` and ``ADict.dump``.
+    """
+
+
+@hookspec
+def ato_register_config_sources():
+    """Return config-source classes (:class:`~ato.plugins.interfaces.ConfigSource`).
+
+    Chosen by the ADict method called (``load_mm_config``, ``compose_hierarchy``).
+    """
+
+
+@hookspec
+def ato_register_trackers():
+    """Return tracker-backend classes (:class:`~ato.plugins.interfaces.TrackerBackend`).
+
+    Chosen by the URL scheme of ``experiment.sql.db_path`` (``sqlite``, ``postgresql``…).
+    """
+
+
+@hookspec
+def ato_register_search_algorithms():
+    """Return search-algorithm classes (:class:`~ato.plugins.interfaces.SearchAlgorithm`).
+
+    Chosen by ``PLUGIN_NAME`` (``get_search_algorithm('hyperband')``) or used as classes.
+    """
+
+
+@hookspec
+def ato_register_commands():
+    """Return ``ato`` subcommand classes (:class:`~ato.plugins.interfaces.Command`).
+
+    Chosen by the subcommand name: ``ato <PLUGIN_NAME> ...``.
+    """

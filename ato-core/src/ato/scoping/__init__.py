@@ -1,0 +1,1 @@
+"""Scope machinery: views, the process command line, application order, manual, argparse."""

@@ -1,0 +1,475 @@
+"""Scope: one named config built from views, the command line and lazy views.
+
+Application order (SPEC 3.3), once per process: non-lazy views by priority, then the CLI
+assignments, then the ``with Scope.lazy():`` blocks, then lazy views by priority.  Every
+write is recorded with its source so that ``manual --why KEY`` can explain the result.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ato.adict import ADict
+from ato.errors import AtoError, CLIError
+from ato.grammar import Assign, Word
+from ato.provenance import Recorder, Source
+from ato.scoping import cli as _cli
+from ato.scoping.fingerprint import runtime_fingerprint, static_fingerprint
+
+PRINT_PRIORITY = 1280
+
+
+@dataclass
+class View:
+    """A registered view: a function (or mapping) that writes into the config."""
+
+    name: str
+    body: Any  # a callable taking the config, or a mapping
+    priority: int = 0
+    lazy: bool = False
+    default: bool = False
+    chain_with: tuple = ()
+    location: str | None = None
+    hidden: bool = False
+    initial: bool = False  # the Scope(config=...) view: already in the starting config
+    uses_lazy_block: bool = field(default=False, compare=False)
+
+
+class _Application:
+    """State of one Scope application, consulted by ``Scope.lazy()``."""
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+        self.view: View | None = None
+        self.replay = False
+
+
+_current: _Application | None = None
+
+
+class _LazyBlock:
+    """``with Scope.lazy():`` — the body takes effect after the CLI assignments."""
+
+    def __enter__(self):
+        app = _current
+        if app is None or app.view is None:
+            raise AtoError("Scope.lazy() can only be used inside a view while a Scope "
+                           "applies its views")
+        self._app = app
+        rec = app.recorder
+        self._saved = (rec.discard, rec.source)
+        if app.replay:
+            rec.discard = False
+            rec.source = Source("lazy block", app.view.name, app.view.location)
+        else:
+            app.view.uses_lazy_block = True
+            rec.discard = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        rec = self._app.recorder
+        rec.discard, rec.source = self._saved
+        # First pass: the block only "ran" to be noticed; failures there (keys the CLI
+        # has not set yet) are expected and the real run comes after the CLI.
+        return (not self._app.replay) and exc_type is not None and issubclass(exc_type, Exception)
+
+
+def _location(obj) -> str | None:
+    try:
+        code = obj.__code__
+    except AttributeError:
+        frame = sys._getframe(3)
+        return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+class _Injector:
+    """Puts a config into a call: by the parameter named after the scope, else (plain
+    Scope only) into the first positional parameter."""
+
+    def __init__(self, func, name: str, fallback_first: bool):
+        self.name = name
+        self.mode = None  # None: not injected; ('pos', index) or ('kw', name)
+        try:
+            params = list(inspect.signature(func).parameters.values())
+        except (TypeError, ValueError):
+            return
+        positional = [p for p in params
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names = [p.name for p in params]
+        if name in names:
+            p = params[names.index(name)]
+            if p in positional and p.kind is not p.KEYWORD_ONLY:
+                self.mode = ("pos", positional.index(p), p.kind is p.POSITIONAL_ONLY)
+            else:
+                self.mode = ("kw", name)
+        elif any(p.kind is p.VAR_KEYWORD for p in params) and not fallback_first:
+            self.mode = ("kw", name)
+        elif fallback_first and positional:
+            self.mode = ("pos", 0, positional[0].kind is positional[0].POSITIONAL_ONLY)
+            self.name = positional[0].name
+        self.positional_count = len(positional)
+
+    def inject(self, args: tuple, kwargs: dict, config):
+        mode = self.mode
+        if mode is None or self.name in kwargs:
+            return args, kwargs
+        if mode[0] == "kw":
+            return args, {**kwargs, self.name: config}
+        index = mode[1]
+        if len(args) >= index:
+            return args[:index] + (config,) + args[index:], kwargs
+        if mode[2]:
+            raise TypeError(f"cannot inject {self.name!r}: pass the positional arguments before it")
+        return args, {**kwargs, self.name: config}
+
+
+class Scope:
+    """A named config built from views, the command line and lazy views.
+
+    >>> scope = Scope()
+    >>> @scope.observe(default=True)
+    ... def defaults(cfg):
+    ...     cfg.lr = 0.001
+    """
+
+    registry: dict[str, Scope] = {}
+    #: What to do with an unknown ``--flag`` after argparse: 'ignore', 'error' or 'merge'.
+    unknown_external_literals = "ignore"
+
+    def __init__(self, config=None, name: str = "config", use_external_parser: bool = False,
+                 external_priority: int = -2, enable_override: bool = False):
+        if name in Scope.registry and not enable_override:
+            raise ValueError(
+                f"a scope named {name!r} already exists; pick another name or pass "
+                f"enable_override=True"
+            )
+        self.name = name
+        self.views: dict[str, View] = {}
+        self.manuals = ADict()
+        self.use_external_parser = use_external_parser
+        self.external_priority = external_priority
+        self.fingerprints: dict[str, dict[str, str]] = {}
+        self._initial = ADict.auto()
+        if config is not None:
+            if not isinstance(config, Mapping):
+                raise TypeError(f"Scope(config=...) must be a mapping, got {type(config).__name__}")
+            self._initial = ADict.auto(config)
+            self.views["_default"] = View("_default", ADict(config), priority=-1, initial=True)
+        self.views[_cli.PRINT_VIEW] = View(_cli.PRINT_VIEW, _print_view, PRINT_PRIORITY,
+                                           lazy=True, hidden=True)
+        self._defaults: list[str] = []
+        self._config: ADict = self._initial.clone()
+        self._built = False
+        self._active = True
+        self.writes: list = []
+        self.applied: list[str] = []
+        Scope.registry[name] = self
+        if use_external_parser:
+            from ato.scoping import external_parser
+
+            external_parser.install()
+
+    # ------------------------------------------------------------------ registry
+    @classmethod
+    def initialize_registry(cls) -> None:
+        """Forget every scope and the parsed command line (for tests and notebooks)."""
+        cls.registry.clear()
+        _cli.set_argv(None)
+
+    @classmethod
+    def override(cls, scope: Scope) -> None:
+        cls.registry[scope.name] = scope
+
+    def public_view_names(self) -> list[str]:
+        return [n for n, v in self.views.items() if not v.hidden and not n.startswith("_")]
+
+    # ------------------------------------------------------------------ views
+    def observe(self, field: str | None = None, config: Mapping | None = None, priority: int = 0,
+                lazy: bool = False, default: bool = False, chain_with=None):
+        """Register a view: ``@scope.observe(...)`` on a function, or a mapping with
+        ``scope.observe('name', config={...})``."""
+        chain = (chain_with,) if isinstance(chain_with, str) else tuple(chain_with or ())
+        if config is not None:
+            if field is None:
+                raise ValueError("observe(config=...) needs a field name for the view")
+            if not isinstance(config, Mapping):
+                raise TypeError(f"observe(config=...) must be a mapping, got {type(config).__name__}")
+            self._register(View(field, ADict(config), priority, lazy, default, chain,
+                                _caller_location()))
+            return None
+
+        def decorator(func):
+            name = field or func.__name__
+            self._register(View(name, func, priority, lazy, default, chain, _location(func)))
+            return func
+
+        return decorator
+
+    def _register(self, view: View) -> None:
+        if view.name == _cli.PRINT_VIEW:
+            raise ValueError("'print' is reserved for the built-in print command")
+        self.views[view.name] = view
+        if view.default and view.name not in self._defaults:
+            self._defaults.append(view.name)
+        elif not view.default and view.name in self._defaults:
+            self._defaults.remove(view.name)
+
+    def manual(self, func=None, *, manual: Mapping | None = None):
+        """Document config keys: ``@scope.manual`` on a function that fills the manual, or
+        ``scope.manual(manual={...})``.  The decorated function is returned unchanged."""
+        if manual is not None:
+            self.manuals.update(manual, recurrent=True)
+            return None
+        if func is None:
+            return lambda f: self.manual(f)
+        doc = ADict()
+        func(doc)
+        self.manuals.update(doc, recurrent=True)
+        return func
+
+    # ------------------------------------------------------------------ application
+    @property
+    def config(self) -> ADict:
+        return self._config
+
+    @config.setter
+    def config(self, value) -> None:
+        self._config = value if isinstance(value, ADict) else ADict(value)
+
+    def assign(self, names) -> list[str]:
+        """The views applied for ``names`` (defaults first, chains expanded, no repeats)."""
+        order: list[str] = []
+
+        def add(name, token):
+            if name in order:
+                return
+            view = self.views.get(name)
+            if view is None:
+                raise CLIError(f"unknown view {name!r} (named by chain_with)", token)
+            for chained in view.chain_with:
+                add(chained, token)
+            order.append(name)
+
+        for name in self._defaults:
+            add(name, name)
+        for name in names:
+            add(name, name)
+        return order
+
+    def apply(self, argv: list[str] | None = None) -> ADict:
+        """Build the config from scratch: with ``argv`` (a list of CLI tokens for this
+        scope) or, when ``None``, this scope's share of the process command line."""
+        if argv is None:
+            items = _route_process_cli()[self.name]
+        else:
+            from ato.grammar import parse_args
+
+            items = _cli.route(parse_args(argv), {self.name: self})[self.name]
+        return self._apply(items)
+
+    def build(self) -> ADict:
+        """The config, built from the process command line on first use."""
+        if not self._built:
+            self.apply()
+        return self._config
+
+    def _apply(self, items: list) -> ADict:
+        global _current
+        config = self._initial.clone()
+        self._config = config
+        words = [i.name for i in items if isinstance(i, Word)]
+        assigns = [i for i in items if isinstance(i, Assign)]
+        order = self.assign(words)
+        views = [self.views[n] for n in order if not self.views[n].initial]
+        eager = sorted((v for v in views if not v.lazy), key=lambda v: v.priority)
+        lazy = sorted((v for v in views if v.lazy), key=lambda v: v.priority)
+        recorder = Recorder(config)
+        app = _Application(recorder)
+        previous, _current = _current, app
+        try:
+            with recorder:
+                for view in eager:
+                    view.uses_lazy_block = False
+                    self._run_view(app, view, config, "view")
+                for item in assigns:
+                    recorder.source = Source("CLI", item.token)
+                    _assign_path(config, item)
+                app.replay = True
+                for view in eager:
+                    if view.uses_lazy_block:
+                        recorder.discard = True
+                        try:
+                            self._run_view(app, view, config, "view", keep_source=True)
+                        finally:
+                            recorder.discard = False
+                app.replay = False
+                for view in lazy:
+                    self._run_view(app, view, config, "lazy view")
+        finally:
+            _current = previous
+        config._finish_build()
+        self.writes = recorder.writes
+        self.applied = [v.name for v in eager] + [v.name for v in lazy]
+        self._built = True
+        return config
+
+    def _run_view(self, app, view: View, config: ADict, kind: str, keep_source=False) -> None:
+        app.view = view
+        if not keep_source:
+            app.recorder.source = Source(kind if not isinstance(view.body, Mapping)
+                                         else "mapping view", view.name, view.location)
+        if isinstance(view.body, Mapping):
+            config.update(view.body)
+        elif view.body is _print_view:
+            _print_view(config, self)
+        else:
+            view.body(config)
+        app.view = None
+
+    # ------------------------------------------------------------------ decorating
+    def __call__(self, func):
+        injector = _Injector(func, self.name, fallback_first=True)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            if not self._active:
+                return func(*args, **kwargs)
+            config = _run_cli_phase(self, func.__name__)
+            args, kwargs = injector.inject(args, kwargs, config)
+            return func(*args, **kwargs)
+
+        wrapper.scope = self
+        return wrapper
+
+    def __enter__(self) -> ADict:
+        return _run_cli_phase(self, "with")
+
+    def __exit__(self, *exc):
+        return False
+
+    def pause(self):
+        scope = self
+
+        class _Pause:
+            def __enter__(self_):
+                self_.was = scope._active
+                scope._active = False
+
+            def __exit__(self_, *exc):
+                scope._active = self_.was
+                return False
+
+        return _Pause()
+
+    def activate(self) -> None:
+        self._active = True
+
+    def deactivate(self) -> None:
+        self._active = False
+
+    @staticmethod
+    def lazy(with_compile: bool = False, priority: int = 1) -> _LazyBlock:
+        """Inside a view: ``with Scope.lazy():`` runs its body after the CLI assignments."""
+        if with_compile:
+            raise AtoError("Scope.lazy(with_compile=True) is not supported; register a "
+                           "lazy view with @scope.observe(lazy=True) instead")
+        return _LazyBlock()
+
+    # ------------------------------------------------------------------ explanations
+    def explain(self, key: str | None = None, prefix: str | None = None) -> str:
+        """Why each key has its value: the chain of writes (``manual --why``)."""
+        from ato.provenance import explain, leaf_paths
+
+        keys = [key] if key else leaf_paths(self._config)
+        return "\n".join(explain(self.writes, self._config, k, prefix) for k in keys)
+
+    # ------------------------------------------------------------------ fingerprints
+    def trace(self, trace_id: str | None = None):
+        """Record a static (code) fingerprint of the function, then behave like ``@scope``."""
+
+        def decorator(func):
+            tid = trace_id or f"{func.__module__}.{func.__qualname__}"
+            self.fingerprints.setdefault(tid, {})["static"] = static_fingerprint(func)
+            return self(func)
+
+        return decorator
+
+    def runtime_trace(self, init_fn=None, inspect_fn=None, trace_id: str | None = None):
+        """On each call record a fingerprint of the (optionally mapped) result."""
+
+        def decorator(func):
+            tid = trace_id or f"{func.__module__}.{func.__qualname__}"
+            wrapped = self(func)
+
+            @functools.wraps(func)
+            def wrapper(*args, **kwargs):
+                if init_fn is not None:
+                    init_fn()
+                result = wrapped(*args, **kwargs)
+                observed = inspect_fn(result) if inspect_fn is not None else result
+                self.fingerprints.setdefault(tid, {})["runtime"] = runtime_fingerprint(observed)
+                return result
+
+            return wrapper
+
+        return decorator
+
+    def __repr__(self):
+        return f"Scope(name={self.name!r}, views={self.public_view_names()!r})"
+
+
+def _caller_location() -> str:
+    frame = sys._getframe(2)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _print_view(config, scope=None):
+    print(config.to_xyz())
+    sys.exit(0)
+
+
+def _assign_path(config: ADict, item: Assign) -> None:
+    node = config
+    for depth, part in enumerate(item.key[:-1]):
+        if part not in node._data:
+            node[part] = ADict.auto()
+        current = node._data[part]
+        if not isinstance(current, ADict):
+            where = ".".join(item.key[: depth + 1])
+            raise CLIError(f"{where} is a {type(current).__name__}, not a mapping, so "
+                           f"{'.'.join(item.key)} cannot be set", item.token)
+        node = current
+    node[item.key[-1]] = item.value
+
+
+def _route_process_cli() -> dict[str, list]:
+    return _cli.route(_cli.invocation().items, dict(Scope.registry))
+
+
+def _run_cli_phase(scope: Scope, trigger: str) -> ADict:
+    """Build ``scope`` from the process command line (handling ``manual``) once."""
+    if scope._built:
+        return scope._config
+    try:
+        inv = _cli.invocation()
+        if inv.manual:
+            from ato.scoping.manual import run_manual
+
+            run_manual(inv, trigger)  # exits
+        routed = _route_process_cli()
+        scope._apply(routed.get(scope.name, []))
+    except AtoError as e:
+        _fail(e)
+    return scope._config
+
+
+def _fail(error: AtoError):
+    prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "ato"
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    raise SystemExit(error.exit_code)

@@ -1,0 +1,174 @@
+"""XYZ: Ato's small indentation-based text format (used by ``manual``, ``print`` and
+``.xyz`` files).
+
+Writing is exact; reading is lossy by design (strings that look like numbers come back as
+numbers).  Unlike the original reader, the text after ``key:`` or ``index)`` is always one
+scalar, negative numbers are numbers, and text that fails numeric conversion stays text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+__all__ = ["dumps", "dump", "loads", "load"]
+
+_DEFAULT_FORMAT = {"key-prefix": "", "key-postfix": ":", "index-prefix": "", "index-postfix": ")"}
+_INDENT = "  "
+
+
+def _fmt(format_dict):
+    fmt = dict(_DEFAULT_FORMAT)
+    for k, v in (format_dict or {}).items():
+        fmt[k.replace("_", "-")] = v
+    return fmt
+
+
+def _lines(obj, depth, fmt, out):
+    pad = _INDENT * depth
+    if isinstance(obj, Mapping):
+        items = [(f"{fmt['key-prefix']}{k}{fmt['key-postfix']}", v) for k, v in obj.items()]
+    else:
+        items = [(f"{fmt['index-prefix']}{i}{fmt['index-postfix']}", v) for i, v in enumerate(obj)]
+    for marker, value in items:
+        if isinstance(value, Mapping):
+            if len(value) == 0:
+                out.append(f"{pad}{marker} [Empty Mapping]")
+            else:
+                out.append(f"{pad}{marker}")
+                _lines(value, depth + 1, fmt, out)
+        elif isinstance(value, (list, tuple)):
+            if len(value) == 0:
+                out.append(f"{pad}{marker} [Empty Sequence]")
+            else:
+                out.append(f"{pad}{marker}")
+                _lines(value, depth + 1, fmt, out)
+        else:
+            out.append(f"{pad}{marker} {value}")
+
+
+def dumps(obj, format_dict=None) -> str:
+    """Render a mapping or sequence as XYZ text (no trailing newline)."""
+    fmt = _fmt(format_dict)
+    out: list[str] = []
+    if format_dict:
+        out.extend(f"{k} -> {v}" for k, v in fmt.items() if _DEFAULT_FORMAT[k] != v)
+    if isinstance(obj, Mapping) and len(obj) == 0:
+        out.append(" [Empty Mapping]")
+    elif not isinstance(obj, Mapping) and len(obj) == 0:
+        out.append(" [Empty Sequence]")
+    else:
+        _lines(obj, 0, fmt, out)
+    return "\n".join(out)
+
+
+def dump(obj, path_or_file, format_dict=None) -> None:
+    text = dumps(obj, format_dict)
+    if hasattr(path_or_file, "write"):
+        path_or_file.write(text)
+        return
+    from ato.plugins.manager import atomic_write_text
+
+    atomic_write_text(os.fspath(path_or_file), text)
+
+
+def _scalar(text: str):
+    low = text.lower()
+    if low == "none" or text == "":
+        return None
+    if low == "true":
+        return True
+    if low == "false":
+        return False
+    if text == "[Empty Sequence]":
+        return []
+    if text == "[Empty Mapping]":
+        return {}
+    body = text[1:] if text[:1] in "+-" else text
+    if body.isdigit():
+        return int(text)
+    if body.replace(".", "", 1).replace("e+", "", 1).replace("e-", "", 1).isdigit():
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+def loads(text: str):
+    """Parse XYZ text back into plain dicts/lists."""
+    fmt = dict(_DEFAULT_FORMAT)
+    body = []
+    for raw in text.splitlines():
+        head = raw.strip()
+        if " -> " in head and head.split(" -> ", 1)[0] in _DEFAULT_FORMAT and not body:
+            name, value = head.split(" -> ", 1)
+            fmt[name] = value
+            continue
+        if head:
+            body.append(raw)
+    if not body:
+        return {}
+    if len(body) == 1 and body[0].strip() in ("[Empty Mapping]", "[Empty Sequence]"):
+        return _scalar(body[0].strip())
+    pos = 0
+
+    def parse_block(depth):
+        nonlocal pos
+        container = None
+        while pos < len(body):
+            line = body[pos]
+            indent = (len(line) - len(line.lstrip(" "))) // len(_INDENT)
+            if indent < depth:
+                break
+            content = line.strip()
+            kp, kq = fmt["key-prefix"], fmt["key-postfix"]
+            ip, iq = fmt["index-prefix"], fmt["index-postfix"]
+            pos += 1
+            if kq in content and content.startswith(kp):
+                key, _, rest = content[len(kp):].partition(kq)
+                if container is None:
+                    container = {}
+                slot = ("map", key)
+            elif iq in content and content.startswith(ip):
+                index, _, rest = content[len(ip):].partition(iq)
+                try:
+                    idx = int(index)
+                except ValueError:
+                    raise ValueError(f"line {pos}: bad index {index!r} in {content!r}") from None
+                if container is None:
+                    container = []
+                slot = ("seq", idx)
+            else:
+                return _scalar(content)
+            rest = rest.strip()
+            if rest:
+                value = _scalar(rest)
+            elif pos < len(body) and _depth(body[pos]) > depth:
+                value = parse_block(depth + 1)
+            else:
+                value = None
+            if slot[0] == "map":
+                if not isinstance(container, dict):
+                    raise ValueError(f"line {pos}: key {slot[1]!r} inside a sequence")
+                container[slot[1]] = value
+            else:
+                if not isinstance(container, list):
+                    raise ValueError(f"line {pos}: index {slot[1]} inside a mapping")
+                while len(container) <= slot[1]:
+                    container.append(None)
+                container[slot[1]] = value
+        return container
+
+    return parse_block(0)
+
+
+def _depth(line: str) -> int:
+    return (len(line) - len(line.lstrip(" "))) // len(_INDENT)
+
+
+def load(path_or_file):
+    if hasattr(path_or_file, "read"):
+        return loads(path_or_file.read())
+    with open(path_or_file, encoding="utf-8") as f:
+        return loads(f.read())
