@@ -305,7 +305,7 @@ class ADict(MutableMapping):
         except KeyError:
             raise AttributeError(key) from None
 
-    def update(self, m=None, recurrent: bool = False, **kwargs) -> ADict:
+    def update(self, m=None, /, recurrent: bool = False, **kwargs) -> ADict:
         """Assign every key of ``m`` then of ``kwargs``; ``recurrent=True`` merges mappings
         key by key instead of replacing them.  Returns ``self``."""
         for source in (m, kwargs):
@@ -321,7 +321,7 @@ class ADict(MutableMapping):
                 self[k] = v
         return self
 
-    def update_if_absent(self, m=None, recurrent: bool = False, **kwargs) -> ADict:
+    def update_if_absent(self, m=None, /, recurrent: bool = False, **kwargs) -> ADict:
         """Add only the keys that are missing (descending into nested mappings)."""
         for source in (m, kwargs):
             if not source:

@@ -98,7 +98,8 @@ class Recorder:
         self._register(new, path)
         if created:
             return True
-        old = node._data.get(key, _MISSING)
+        old = _snapshot(node._data.get(key, _MISSING))
+        new = _snapshot(new)
         location = None if self.source.kind == "CLI" else _caller_location()
         self.writes.append(Write(path, old, new, self.source, location))
         return True
@@ -113,10 +114,21 @@ class Recorder:
         return False
 
 
+def _snapshot(value):
+    """A frozen-in-time copy of a written value (later writes must not change history)."""
+    if isinstance(value, ADict):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    return value
+
+
 def _value_at(value, rest: list[str]):
     for part in rest:
         if isinstance(value, ADict) and part in value._data:
             value = value._data[part]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
         else:
             return _MISSING
     return value

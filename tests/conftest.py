@@ -1,0 +1,44 @@
+"""Shared fixtures: a clean Scope registry and command line per test, and a runner for
+example scripts as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _clean_scopes():
+    from ato.scope import Scope
+    from ato.scoping.cli import set_argv
+
+    Scope.initialize_registry()
+    set_argv([])  # in-process tests never see pytest's own arguments
+    yield
+    Scope.initialize_registry()
+
+
+def run_script(script, *args, cwd=None, env=None, check=False, timeout=120):
+    """Run a Python script in a fresh interpreter; returns the CompletedProcess."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env.setdefault("PYTHONIOENCODING", "utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], cwd=cwd, env=full_env, capture_output=True,
+        text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def run():
+    return run_script

@@ -1,0 +1,248 @@
+"""Scope application (SPEC section 3), in process through Scope.apply(argv)."""
+
+import pytest
+
+from ato.adict import ADict
+from ato.errors import AtoError, CLIError, UnknownViewError
+from ato.scope import Scope
+
+
+@pytest.fixture
+def scope():
+    scope = Scope()
+
+    @scope.observe(default=True)
+    def defaults(cfg):
+        cfg.lr = 0.001
+        cfg.epochs = 100
+
+    @scope.observe(priority=1)
+    def high_lr(cfg):
+        cfg.lr = 0.01
+
+    @scope.observe(priority=2)
+    def long_training(cfg):
+        cfg.epochs = 300
+
+    return scope
+
+
+class TestOrder:
+    @pytest.mark.parametrize("argv, expected", [
+        ([], {"lr": 0.001, "epochs": 100}),
+        (["high_lr"], {"lr": 0.01, "epochs": 100}),
+        (["high_lr", "long_training"], {"lr": 0.01, "epochs": 300}),
+        (["long_training", "high_lr"], {"lr": 0.01, "epochs": 300}),
+        (["lr=0.5", "high_lr"], {"lr": 0.5, "epochs": 100}),
+    ])
+    def test_priority_merging(self, scope, argv, expected):
+        """SEED.md priority example; CLI assignments beat every non-lazy view."""
+        assert scope.apply(argv).to_dict() == expected
+
+    def test_negative_priority_runs_before_default(self, scope):
+        """Defaults are not special in the ordering."""
+        @scope.observe(priority=-1)
+        def early(cfg):
+            cfg.lr = 5
+
+        assert scope.apply(["early"]).lr == 0.001
+
+    def test_lazy_view_sees_cli(self):
+        """A lazy view runs after the CLI assignments."""
+        scope = Scope()
+
+        @scope.observe(lazy=True, default=True)
+        def computed(cfg):
+            cfg.num_classes = 10 if cfg.dataset == "cifar10" else 1000
+
+        assert scope.apply(["dataset=%cifar10%"]).num_classes == 10
+
+    def test_chain_with(self, scope):
+        """chain_with assigns the chained views first (ordered by their priority)."""
+        @scope.observe(chain_with="high_lr")
+        def combo(cfg):
+            cfg.combo = cfg.lr
+
+        assert scope.apply(["combo"]).to_dict() == {"lr": 0.01, "epochs": 100, "combo": 0.001}
+
+    def test_mapping_view_and_initial_config(self):
+        """A mapping view updates the top level; Scope(config=dict) works."""
+        scope = Scope(config={"a": 1, "m": {"x": 1}})
+        scope.observe("small", config={"m": {"y": 2}})
+        assert scope.apply(["small"]).to_dict() == {"a": 1, "m": {"y": 2}}
+        assert scope.apply([]).to_dict() == {"a": 1, "m": {"x": 1}}
+
+
+class TestLazyBlock:
+    @pytest.fixture
+    def scope(self):
+        scope = Scope()
+        calls = []
+
+        @scope.observe(default=True)
+        def my_config(cfg):
+            calls.append(1)
+            cfg.model = "resnet50"
+            cfg.num_layers = 50
+            with Scope.lazy():
+                if cfg.model == "resnet101":
+                    cfg.num_layers = 101
+
+        scope.calls = calls
+        return scope
+
+    @pytest.mark.parametrize("argv, layers", [
+        (["model=%resnet101%"], 101), (["model=%resnet101%", "num_layers=7"], 101),
+        (["num_layers=7"], 7),
+    ])
+    def test_seed_semantics(self, scope, argv, layers):
+        """SPEC 3.4: the block runs after the CLI assignments."""
+        assert scope.apply(argv).num_layers == layers
+
+    def test_views_without_lazy_blocks_run_once(self):
+        """Only views that use Scope.lazy() are replayed."""
+        scope = Scope()
+        calls = []
+
+        @scope.observe(default=True)
+        def plain(cfg):
+            calls.append(1)
+            cfg.x = 1
+
+        scope.apply([])
+        assert calls == [1]
+
+    def test_load_in_view_keeps_cli(self, tmp_path):
+        """config.load() in a view no longer wipes CLI overrides (SPEC 3.5)."""
+        path = tmp_path / "base.json"
+        path.write_text('{"lr": 1, "depth": 2}')
+        scope = Scope()
+
+        @scope.observe(default=True)
+        def load_external(config):
+            config.load(str(path))
+            with Scope.lazy():
+                config.touched = True
+
+        assert scope.apply(["lr=5"]).to_dict() == {"lr": 5, "depth": 2, "touched": True}
+
+    def test_outside_a_view_is_an_error(self):
+        """Scope.lazy() outside an application is a clear error."""
+        with pytest.raises(AtoError, match="only be used inside a view"):
+            with Scope.lazy():
+                pass
+
+
+class TestCLI:
+    def test_unknown_view_suggests(self, scope):
+        """A misspelt view name is an error with a close match."""
+        with pytest.raises(UnknownViewError) as info:
+            scope.apply(["hihg_lr"])
+        assert str(info.value) == ("in argument 'hihg_lr': unknown view 'hihg_lr' — did you "
+                                   "mean 'high_lr'?")
+
+    def test_nested_keys_created(self, scope):
+        """Dotted CLI keys create missing levels (SEED 'Works with CLI')."""
+        cfg = scope.apply(["model.backbone.resnet.depth=50", "data.batch_size=32"])
+        assert cfg.model.backbone.resnet.depth == 50 and cfg.data.batch_size == 32
+
+    def test_scalar_parent_is_an_error(self, scope):
+        """Setting below a scalar names both keys."""
+        with pytest.raises(CLIError, match="lr is a float, not a mapping"):
+            scope.apply(["lr.x=1"])
+
+    def test_built_config_is_not_auto(self, scope):
+        """After building, a typo raises instead of yielding {}."""
+        cfg = scope.apply([])
+        with pytest.raises(AttributeError):
+            cfg.lrr
+
+
+class TestInjection:
+    def test_first_positional_fallback_and_named(self):
+        """def train(cfg) gets the config; a parameter named after the scope wins."""
+        scope = Scope()
+
+        @scope.observe(default=True)
+        def d(cfg):
+            cfg.v = 1
+
+        @scope
+        def train(cfg):
+            return cfg.v
+
+        @scope
+        def second(x, config):
+            return x, config.v
+
+        @scope
+        def first(config, x=2):
+            return config.v, x
+
+        assert train() == 1
+        assert second(3) == (3, 1)
+        assert first() == (1, 2) and first(5) == (1, 5) and first(x=7) == (1, 7)
+        assert first(config=ADict(v=9)) == (9, 2)
+        with scope.pause():
+            assert train(ADict(v=4)) == 4
+
+
+class TestProvenance:
+    def test_chain_of_writes(self, scope):
+        """Each write is recorded with its source, old and new value."""
+        scope.apply(["high_lr", "lr=0.5"])
+        text = scope.explain("lr")
+        lines = text.splitlines()
+        assert lines[0] == "lr = 0.5"
+        assert "defaults" in lines[1] and "set 0.001" in lines[1] and "test_scope.py" in lines[1]
+        assert "high_lr" in lines[2] and "0.001 -> 0.01" in lines[2]
+        assert "CLI lr=0.5" in lines[3] and "0.01 -> 0.5" in lines[3]
+
+    def test_user_writes_after_build_are_not_recorded(self, scope):
+        """Provenance covers the build only."""
+        cfg = scope.apply([])
+        n = len(scope.writes)
+        cfg.lr = 3
+        assert len(scope.writes) == n
+
+    def test_ancestor_replacement_explained(self):
+        """A key set through a mapping shows the write of its parent."""
+        scope = Scope()
+
+        @scope.observe(default=True)
+        def d(cfg):
+            cfg.model = {"depth": 50}
+
+        scope.apply(["model.depth=101"])
+        text = scope.explain("model.depth")
+        assert "set 50  (via model)" in text and "50 -> 101" in text
+
+
+class TestFingerprints:
+    def test_static_fingerprint_ignores_location(self):
+        """Moving a function does not change its fingerprint; changing its code does."""
+        from ato.scoping.fingerprint import static_fingerprint
+
+        def f(x):
+            return [i for i in range(x)]
+
+        def g(x):
+            return [i for i in range(x)]
+
+        def h(x):
+            return [i + 1 for i in range(x)]
+
+        g.__code__ = g.__code__.replace(co_name="f", co_qualname=f.__code__.co_qualname)
+        assert static_fingerprint(f) == static_fingerprint(g)
+        assert static_fingerprint(f) != static_fingerprint(h)
+
+    def test_runtime_trace_returns_result(self):
+        """runtime_trace keeps the return value and uses the given trace id."""
+        scope = Scope()
+
+        @scope.runtime_trace(trace_id="out", inspect_fn=lambda r: r * 2)
+        def step(cfg):
+            return 21
+
+        assert step() == 21
+        assert set(scope.fingerprints["out"]) == {"runtime"}
