@@ -144,7 +144,8 @@ class TestManual:
 
     def test_why_multiscope(self):
         """In a MultiScope the key is prefixed by the scope."""
-        text = out("manual_multi.py", "manual", "--why", "model.num_layers", "model.backbone=%resnet101%")
+        text = out("manual_multi.py", "manual", "--why", "model.num_layers", "model.backbone=%resnet101%",
+                   "model_lazy")
         assert text.splitlines()[0] == "model.num_layers = 101"
         assert "model_lazy (lazy)" in text
 
