@@ -55,7 +55,7 @@ class TestErrors:
         ("x=", "a value is missing here"),
         ("m=1+2", "unexpected '+2': values are literals, expressions are not evaluated"),
         ("x=1;y=2", "unexpected ';y=2': values are literals, expressions are not evaluated"),
-        ("lr==3", "unexpected character '='"),
+        ("lr==3", "unexpected '=3': values are literals, expressions are not evaluated"),
         ("flag=true", "'true' is not a value; did you mean True?"),
         ("lr+=1", "'lr+' is not a valid key (use names separated by dots, e.g. model.depth)"),
         ("layers[0]=5", "'layers[0]' is not a valid key (use names separated by dots, e.g. model.depth)"),

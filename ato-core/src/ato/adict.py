@@ -13,12 +13,7 @@ recorder (``ato._provenance``) about the write while a Scope is building the con
 
 from __future__ import annotations
 
-import copy as _copy
-import difflib
-import hashlib
-import json as _json
-from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Any
+from _collections_abc import Iterable, Mapping, MutableMapping  # collections.abc, minus its import cost
 
 from ato.errors import FrozenError
 
@@ -52,6 +47,12 @@ class _Auto:
 
     def __reduce__(self):
         return (_Auto, ())
+
+
+def _deepcopy(value, memo=None):
+    import copy
+
+    return copy.deepcopy(value, memo)
 
 
 def _convert(value):
@@ -205,7 +206,9 @@ class ADict(MutableMapping):
         elif callable(factory):
             value = _convert(factory())
         else:
-            value = _convert(_copy.deepcopy(factory))
+            import copy
+
+            value = _convert(copy.deepcopy(factory))
         hook = _write_hook
         if hook is not None and hook(self, key, value, True) is False:
             return value  # a discarded pass: hand out a detached child
@@ -426,7 +429,7 @@ class ADict(MutableMapping):
         out = ADict()
         for k, v in self._data.items():
             if k in accessed:
-                out._data[k] = v.get_minimal_config() if isinstance(v, ADict) else _copy.deepcopy(v)
+                out._data[k] = v.get_minimal_config() if isinstance(v, ADict) else _deepcopy(v)
         return out
 
     # ------------------------------------------------------------------ structural hash
@@ -451,6 +454,8 @@ class ADict(MutableMapping):
         out: dict = {}
         self._flatten_types("", out)
         text = "".join(f"[{p}:{out[p]}]" for p in sorted(out))
+        import hashlib
+
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     # ------------------------------------------------------------------ conversion
@@ -458,7 +463,9 @@ class ADict(MutableMapping):
         return {k: _plain(v) for k, v in self._data.items()}
 
     def json(self, **kwargs) -> str:
-        return _json.dumps(self.to_dict(), **kwargs)
+        import json
+
+        return json.dumps(self.to_dict(), **kwargs)
 
     def to_xyz(self, format_dict=None) -> str:
         from ato import xyz
@@ -466,10 +473,10 @@ class ADict(MutableMapping):
         return xyz.dumps(self, format_dict=format_dict)
 
     def clone(self) -> ADict:
-        return _copy.deepcopy(self)
+        return _deepcopy(self)
 
     def copy(self) -> ADict:
-        return _copy.copy(self)
+        return self.__copy__()
 
     def __copy__(self):
         new = type(self).__new__(type(self))
@@ -482,7 +489,7 @@ class ADict(MutableMapping):
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        object.__setattr__(new, "_factory", _copy.deepcopy(self._factory, memo))
+        object.__setattr__(new, "_factory", _deepcopy(self._factory, memo))
         object.__setattr__(new, "_frozen", False)
         object.__setattr__(new, "_accessed_extra", set())
         data = {}
@@ -490,7 +497,7 @@ class ADict(MutableMapping):
             if type(v) in _ATOMIC:
                 data[k] = v
             else:
-                v = _copy.deepcopy(v, memo)
+                v = _deepcopy(v, memo)
                 if isinstance(v, ADict):
                     v._set_frozen(False)
                 data[k] = v
@@ -537,6 +544,8 @@ class ADict(MutableMapping):
 
     def suggest(self, key) -> str | None:
         """The existing key closest to ``key``, for "did you mean" messages."""
+        import difflib
+
         names = [k for k in self._data if isinstance(k, str)]
         match = difflib.get_close_matches(str(key), names, n=1)
         return match[0] if match else None

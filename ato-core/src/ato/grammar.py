@@ -11,43 +11,72 @@ evaluated: values are literals only (numbers, ``True``/``False``/``None``, quote
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
-from typing import Any
-
 from ato.errors import CLIError
 
 __all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens"]
 
-_KEY_PART = re.compile(r"[^\W\d][\w-]*|\d+", re.UNICODE)
-_NUMBER = re.compile(
-    r"[+-]?(?:0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*|0[oO][0-7](?:_?[0-7])*|0[bB][01](?:_?[01])*"
-    r"|(?:\d(?:_?\d)*)?\.?\d(?:_?\d)*(?:[eE][+-]?\d(?:_?\d)*)?|\d(?:_?\d)*\.(?:[eE][+-]?\d+)?)"
-)
-_WORD = re.compile(r"[+-]?[A-Za-z_][\w.-]*")
 _CONSTANTS = {"True": True, "False": False, "None": None}
-_FLOATS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+_FLOATS = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+_ATOM_STOP = frozenset(" \t\n\r\f\v,:[](){}'\"%")
+_OPERATORS = "+-*/=;<>&|^~@!"
+
+
+def _is_key_part(part: str) -> bool:
+    """A name (letters, digits, ``_``, ``-``; not starting with a digit) or an index."""
+    if not part:
+        return False
+    if part.isdigit():
+        return True
+    if part[0].isdigit() or part[0] == "-":
+        return False
+    return all(c.isalnum() or c in "_-" for c in part)
 _CLOSERS = {"[": "]", "(": ")", "{": "}"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"',
             "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
 
-@dataclass(frozen=True)
-class Assign:
+class _Item:
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            _same(getattr(self, f), getattr(other, f)) for f in self.__slots__)
+
+    def __hash__(self):
+        return hash(tuple(getattr(self, f) for f in self.__slots__ if f != "value"))
+
+    def __repr__(self):
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+def _same(a, b) -> bool:
+    """Equality that also holds for NaN, so parsed values compare by content."""
+    if type(a) is float and type(b) is float and a != a and b != b:
+        return True
+    if isinstance(a, (list, tuple)) and type(a) is type(b):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+class Assign(_Item):
     """``key=value``: ``key`` is the dotted path split into parts."""
 
-    key: tuple
-    value: Any
-    token: str
+    __slots__ = ("key", "value", "token")
+
+    def __init__(self, key: tuple, value, token: str):
+        self.key, self.value, self.token = key, value, token
 
 
-@dataclass(frozen=True)
-class Word:
+class Word(_Item):
     """A bare word: the name of a view (possibly ``scope.view``)."""
 
-    name: str
-    token: str
+    __slots__ = ("name", "token")
+
+    def __init__(self, name: str, token: str):
+        self.name, self.token = name, token
 
 
 # ----------------------------------------------------------------------- tokenizing
@@ -184,34 +213,31 @@ class _ValueParser:
             return self.parse_sequence(c)
         if c == "{":
             return self.parse_dict()
-        m = _NUMBER.match(t, self.pos)
-        w = _WORD.match(t, self.pos)
-        if w and (not m or w.end() > m.end()):
-            word = w.group()
-            if word in _CONSTANTS:
-                self.pos = w.end()
-                return _CONSTANTS[word]
-            if word in _FLOATS:
-                self.pos = w.end()
-                return _FLOATS[word]
-            hint = {"true": "True", "false": "False", "none": "None", "null": "None"}.get(word.lower())
-            if hint:
-                self.error(f"{word!r} is not a value; did you mean {hint}?")
-            self.error(f"{word!r} is not a value; write strings as %{word}% or '{word}'")
-        if m and m.end() > self.pos:
-            text = m.group().replace("_", "")
-            self.pos = m.end()
-            body = text.lstrip("+-").lower()
-            if body.startswith(("0x", "0o", "0b")):
-                return int(text, 0)
-            if any(ch in body for ch in ".e"):
-                return float(text)
-            if len(body) > 1 and body.startswith("0"):
-                self.error(f"{text!r}: leading zeros are not allowed in integers", m.start())
-            return int(text)
+        end = self.pos
+        while end < len(t) and t[end] not in _ATOM_STOP:
+            end += 1
+        if end == self.pos:
+            self.error(f"unexpected character {c!r}")
+        atom = t[self.pos:end]
+        value = _atom_value(atom)
+        if value is not _NOT_A_VALUE:
+            self.pos = end
+            return value
+        # Not a literal: find the longest literal prefix to say precisely what is wrong.
+        for cut in range(len(atom) - 1, 0, -1):
+            if atom[cut] in _OPERATORS and _atom_value(atom[:cut]) is not _NOT_A_VALUE:
+                self.pos += cut
+                return _atom_value(atom[:cut])
+        word = atom
+        hint = {"true": "True", "false": "False", "none": "None", "null": "None"}.get(word.lower())
+        if hint:
+            self.error(f"{word!r} is not a value; did you mean {hint}?")
+        if word[0] in _OPERATORS:
+            self.error(f"unexpected {word!r}: values are literals, expressions are not evaluated")
+        self.error(f"{word!r} is not a value; write strings as %{word}% or '{word}'")
         self.error(f"unexpected character {c!r}")
 
-    def parse_sequence(self, opener):
+    def parse_sequence(self, opener):  # noqa: C901
         closer = _CLOSERS[opener]
         start = self.pos
         self.pos += 1
@@ -268,6 +294,32 @@ class _ValueParser:
                 self.pos += 1
             elif self.pos < len(self.text) and self.text[self.pos] != "}":
                 self.error("expected ',' or '}'")
+
+
+_NOT_A_VALUE = object()
+
+
+def _atom_value(atom: str):
+    """The value of an unquoted atom (number or constant), or ``_NOT_A_VALUE``."""
+    if atom in _CONSTANTS:
+        return _CONSTANTS[atom]
+    if atom in _FLOATS:
+        return _FLOATS[atom]
+    body = atom[1:] if atom[:1] in "+-" else atom
+    if not body or not (body[0].isdigit() or (body[0] == "." and body[1:2].isdigit())):
+        return _NOT_A_VALUE
+    if not all(ch.isascii() and (ch.isalnum() or ch in "._+-") for ch in body):
+        return _NOT_A_VALUE
+    if "__" in atom or atom.endswith("_") or "_." in atom or "._" in atom:
+        return _NOT_A_VALUE
+    try:
+        if body[:2].lower() in ("0x", "0o", "0b"):
+            return int(atom, 0)
+        if all(ch.isdigit() or ch == "_" for ch in body):
+            return int(atom)
+        return float(atom)
+    except ValueError:
+        return _NOT_A_VALUE
 
 
 def _unescape_percent(body: str) -> str:
@@ -338,7 +390,7 @@ def _parse_key(key: str, token: str) -> tuple:
         raise CLIError("the key before '=' is empty", token, 0)
     parts = key.split(".")
     for part in parts:
-        if not _KEY_PART.fullmatch(part):
+        if not _is_key_part(part):
             pos = token.find(part) if part else token.find("..")
             raise CLIError(
                 f"{key!r} is not a valid key (use names separated by dots, e.g. model.depth)",
@@ -353,7 +405,7 @@ def parse_args(argv: list[str]) -> list:
     for token in split_tokens(" ".join(argv)):
         eq = token.find("=")
         if eq < 0:
-            if not all(_KEY_PART.fullmatch(p) for p in token.split(".")):
+            if not all(_is_key_part(p) for p in token.split(".")):
                 raise CLIError(
                     "not a view name or key=value assignment", token, 0
                 )
@@ -371,12 +423,12 @@ def parse_args(argv: list[str]) -> list:
 # ----------------------------------------------------------------------- formatting
 def format_value(value) -> str:
     """The CLI text that :func:`parse_value` reads back as ``value``."""
-    if value is None or value is True or value is False:
+    if value is None or value is True or value is False:  # noqa: SIM114
         return repr(value)
     if isinstance(value, int):
         return repr(int(value))
     if isinstance(value, float):
-        if math.isnan(value):
+        if value != value:
             return "nan"
         return repr(value)
     if isinstance(value, str):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 
 from ato import adict as _adict_module
 from ato.adict import _MISSING, ADict
@@ -20,14 +19,17 @@ __all__ = ["Source", "Write", "Recorder", "explain"]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-@dataclass(frozen=True)
 class Source:
     """Where a write came from: ``kind`` is ``view``, ``lazy view``, ``lazy block``,
-    ``CLI``, ``argparse`` or ``mapping view``."""
+    ``CLI`` or ``mapping view``."""
 
-    kind: str
-    name: str
-    location: str | None = None
+    __slots__ = ("kind", "name", "location")
+
+    def __init__(self, kind: str, name: str, location: str | None = None):
+        self.kind, self.name, self.location = kind, name, location
+
+    def __repr__(self):
+        return f"Source({self.kind!r}, {self.name!r}, {self.location!r})"
 
     def describe(self) -> str:
         text = self.name if self.kind in ("view", "lazy view") else f"{self.kind} {self.name}"
@@ -36,13 +38,17 @@ class Source:
         return text
 
 
-@dataclass(frozen=True)
 class Write:
-    path: str
-    old: object
-    new: object
-    source: Source
-    location: str | None
+    """One recorded write: the dotted path, old and new value, source and code line."""
+
+    __slots__ = ("path", "old", "new", "source", "location")
+
+    def __init__(self, path, old, new, source, location):
+        self.path, self.old, self.new = path, old, new
+        self.source, self.location = source, location
+
+    def __repr__(self):
+        return f"Write({self.path!r}, {self.old!r} -> {self.new!r}, {self.source!r})"
 
 
 def _caller_location() -> str | None:

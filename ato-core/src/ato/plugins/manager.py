@@ -37,6 +37,7 @@ PROVIDERS = {
 
 _pm: pluggy.PluginManager | None = None
 _failures: list[tuple[str, str]] = []
+_distributions: dict[str, str] = {}
 _registries: dict[str, dict] = {}
 
 
@@ -62,6 +63,8 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                _distributions[ep.name] = f"{ep.dist.name} {ep.dist.version}"
         except Exception as e:  # a broken plugin must not lock users out
             _failures.append((ep.name, f"{type(e).__name__}: {e}"))
 
@@ -223,9 +226,6 @@ def describe_plugins() -> list[dict]:
         "trackers": "ato_register_trackers", "search algorithms": "ato_register_search_algorithms",
         "commands": "ato_register_commands",
     }
-    dists = {}
-    for plugin, dist in pm.list_plugin_distinfo():
-        dists[id(plugin)] = f"{dist.project_name} {dist.version}"
     for name, plugin in pm.list_name_plugin():
         provides = {}
         for label, hook_name in hooks.items():
@@ -239,6 +239,6 @@ def describe_plugins() -> list[dict]:
                 extra = getattr(cls, "suffixes", None) or getattr(cls, "schemes", None)
                 names.append(f"{cls.PLUGIN_NAME} ({', '.join(extra)})" if extra else cls.PLUGIN_NAME)
             provides[label] = names
-        rows.append({"name": name, "distribution": dists.get(id(plugin), "ato-core (built in)"),
+        rows.append({"name": name, "distribution": _distributions.get(name, "ato-core (built in)"),
                      "provides": provides})
     return rows

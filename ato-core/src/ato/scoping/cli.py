@@ -7,9 +7,7 @@ bare view name goes to the one scope that defines it.
 
 from __future__ import annotations
 
-import difflib
 import sys
-from dataclasses import dataclass, field
 
 from ato.errors import CLIError, UnknownViewError
 from ato.grammar import Assign, Word, parse_args
@@ -17,14 +15,13 @@ from ato.grammar import Assign, Word, parse_args
 PRINT_VIEW = "print"
 
 
-@dataclass
 class Invocation:
     """What the command line asks for: a plain run, ``manual`` or ``manual --why``."""
 
-    items: list
-    manual: bool = False
-    why: list[str] = field(default_factory=list)
-    why_all: bool = False
+    __slots__ = ("items", "manual", "why", "why_all")
+
+    def __init__(self, items: list, manual: bool = False, why=None, why_all: bool = False):
+        self.items, self.manual, self.why, self.why_all = items, manual, why or [], why_all
 
 
 _override: list[str] | None = None
@@ -91,6 +88,8 @@ def parse_invocation(argv: list[str]) -> Invocation:
 
 
 def _suggest(name: str, candidates) -> str:
+    import difflib
+
     match = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
     if not match:
         return ""

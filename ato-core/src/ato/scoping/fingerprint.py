@@ -8,8 +8,6 @@ not change when the function merely moves.
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 import types
 
 
@@ -23,6 +21,8 @@ def _canonical(code: types.CodeType) -> tuple:
 
 
 def static_fingerprint(func) -> str:
+    import hashlib
+
     code = getattr(func, "__code__", None)
     if code is None:
         raise TypeError(f"cannot fingerprint {func!r}: it has no Python code object")
@@ -30,4 +30,7 @@ def static_fingerprint(func) -> str:
 
 
 def runtime_fingerprint(value) -> str:
+    import hashlib
+    import pickle
+
     return hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()

@@ -7,10 +7,8 @@ The configs are built once per process, like a plain Scope.
 
 from __future__ import annotations
 
-import functools
-
 from ato.errors import AtoError
-from ato.scoping.scope import Scope, _fail, _Injector, _route_process_cli
+from ato.scoping.scope import Scope, _fail, _Injector, _route_process_cli, _wraps
 
 
 class MultiScope:
@@ -29,13 +27,13 @@ class MultiScope:
     def __call__(self, func):
         injectors = [(s, _Injector(func, s.name, fallback_first=False)) for s in self.scopes]
 
-        @functools.wraps(func)
         def wrapper(*args, **kwargs):
             configs = self.build(func.__name__)
             for scope, injector in injectors:
                 args, kwargs = injector.inject(args, kwargs, configs[scope.name])
             return func(*args, **kwargs)
 
+        _wraps(wrapper, func)
         wrapper.scope = self
         return wrapper
 

@@ -7,12 +7,8 @@ write is recorded with its source so that ``manual --why KEY`` can explain the r
 
 from __future__ import annotations
 
-import functools
-import inspect
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from _collections_abc import Mapping
 
 from ato.adict import ADict
 from ato.errors import AtoError, CLIError
@@ -24,20 +20,55 @@ from ato.scoping.fingerprint import runtime_fingerprint, static_fingerprint
 PRINT_PRIORITY = 1280
 
 
-@dataclass
 class View:
-    """A registered view: a function (or mapping) that writes into the config."""
+    """A registered view: a function (or mapping) that writes into the config.
 
-    name: str
-    body: Any  # a callable taking the config, or a mapping
-    priority: int = 0
-    lazy: bool = False
-    default: bool = False
-    chain_with: tuple = ()
-    location: str | None = None
-    hidden: bool = False
-    initial: bool = False  # the Scope(config=...) view: already in the starting config
-    uses_lazy_block: bool = field(default=False, compare=False)
+    ``initial`` marks the ``Scope(config=...)`` view (already in the starting config);
+    ``uses_lazy_block`` is learnt on the first run (the view entered ``Scope.lazy()``).
+    """
+
+    __slots__ = ("name", "body", "priority", "lazy", "default", "chain_with", "location",
+                 "hidden", "initial", "uses_lazy_block")
+
+    def __init__(self, name, body, priority=0, lazy=False, default=False, chain_with=(),
+                 location=None, hidden=False, initial=False):
+        self.name, self.body, self.priority, self.lazy = name, body, priority, lazy
+        self.default, self.chain_with, self.location = default, chain_with, location
+        self.hidden, self.initial, self.uses_lazy_block = hidden, initial, False
+
+    def __repr__(self):
+        return f"View({self.name!r}, priority={self.priority}, lazy={self.lazy})"
+
+
+def _wraps(wrapper, func):
+    """functools.wraps without importing functools at start-up."""
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        try:
+            setattr(wrapper, attr, getattr(func, attr))
+        except AttributeError:
+            pass
+    wrapper.__dict__.update(getattr(func, "__dict__", {}))
+    wrapper.__wrapped__ = func
+    return wrapper
+
+
+_POSITIONAL, _KEYWORD = "pos", "kw"
+
+
+def _parameters(func):
+    """(positional names, positional-only count, keyword-only names, has **kwargs)."""
+    func = getattr(func, "__func__", func)
+    while hasattr(func, "__wrapped__"):
+        func = func.__wrapped__
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return None
+    names = code.co_varnames
+    npos = code.co_argcount
+    positional = list(names[:npos])
+    kwonly = list(names[npos:npos + code.co_kwonlyargcount])
+    has_varkw = bool(code.co_flags & 0x08)
+    return positional, code.co_posonlyargcount, kwonly, has_varkw
 
 
 class _Application:
@@ -94,32 +125,25 @@ class _Injector:
 
     def __init__(self, func, name: str, fallback_first: bool):
         self.name = name
-        self.mode = None  # None: not injected; ('pos', index) or ('kw', name)
-        try:
-            params = list(inspect.signature(func).parameters.values())
-        except (TypeError, ValueError):
+        self.mode = None  # None: not injected; ("pos", index, positional-only) or ("kw",)
+        params = _parameters(func)
+        if params is None:
             return
-        positional = [p for p in params
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        names = [p.name for p in params]
-        if name in names:
-            p = params[names.index(name)]
-            if p in positional and p.kind is not p.KEYWORD_ONLY:
-                self.mode = ("pos", positional.index(p), p.kind is p.POSITIONAL_ONLY)
-            else:
-                self.mode = ("kw", name)
-        elif any(p.kind is p.VAR_KEYWORD for p in params) and not fallback_first:
-            self.mode = ("kw", name)
+        positional, posonly, kwonly, has_varkw = params
+        if name in positional:
+            index = positional.index(name)
+            self.mode = (_POSITIONAL, index, index < posonly)
+        elif name in kwonly or (has_varkw and not fallback_first):
+            self.mode = (_KEYWORD,)
         elif fallback_first and positional:
-            self.mode = ("pos", 0, positional[0].kind is positional[0].POSITIONAL_ONLY)
-            self.name = positional[0].name
-        self.positional_count = len(positional)
+            self.mode = (_POSITIONAL, 0, posonly > 0)
+            self.name = positional[0]
 
     def inject(self, args: tuple, kwargs: dict, config):
         mode = self.mode
         if mode is None or self.name in kwargs:
             return args, kwargs
-        if mode[0] == "kw":
+        if mode[0] == _KEYWORD:
             return args, {**kwargs, self.name: config}
         index = mode[1]
         if len(args) >= index:
@@ -336,7 +360,6 @@ class Scope:
     def __call__(self, func):
         injector = _Injector(func, self.name, fallback_first=True)
 
-        @functools.wraps(func)
         def wrapper(*args, **kwargs):
             if not self._active:
                 return func(*args, **kwargs)
@@ -344,6 +367,7 @@ class Scope:
             args, kwargs = injector.inject(args, kwargs, config)
             return func(*args, **kwargs)
 
+        _wraps(wrapper, func)
         wrapper.scope = self
         return wrapper
 
@@ -407,7 +431,6 @@ class Scope:
             tid = trace_id or f"{func.__module__}.{func.__qualname__}"
             wrapped = self(func)
 
-            @functools.wraps(func)
             def wrapper(*args, **kwargs):
                 if init_fn is not None:
                     init_fn()
@@ -416,7 +439,7 @@ class Scope:
                 self.fingerprints.setdefault(tid, {})["runtime"] = runtime_fingerprint(observed)
                 return result
 
-            return wrapper
+            return _wraps(wrapper, func)
 
         return decorator
 

@@ -1,0 +1,1 @@
+"""`.properties` config files for Ato: ``dotted.key = value``, one per line."""
