@@ -1,0 +1,115 @@
+"""Config formats by suffix (SPEC 1.12, 1.13): JSON in core, YAML/TOML/XYZ in ato-formats."""
+
+import pytest
+
+from ato import xyz
+from ato.adict import ADict
+from ato.errors import ConfigFileError
+
+VALUES = {"i": 1, "f": 0.5, "b": True, "s": "text: with (marks)", "neg": -3, "l": [1, 2.5, "x"],
+          "m": {"n": {"deep": [{"k": "v"}]}}}
+
+
+class TestRoundTrips:
+    @pytest.mark.parametrize("suffix", [".json", ".yaml", ".yml", ".toml"])
+    def test_types_survive(self, tmp_path, suffix):
+        """dump then from_file gives the same data and types."""
+        path = tmp_path / f"c{suffix}"
+        ADict(VALUES).dump(path)
+        loaded = ADict.from_file(path)
+        assert loaded == VALUES
+        assert type(loaded.f) is float and type(loaded.b) is bool
+        assert loaded.m.n.deep[0].k == "v"
+
+    @pytest.mark.parametrize("suffix", [".json", ".yaml", ".xyz"])
+    def test_none_survives(self, tmp_path, suffix):
+        """Formats that can hold None keep it."""
+        path = tmp_path / f"c{suffix}"
+        ADict(a=None, b=1).dump(path)
+        assert ADict.from_file(path) == {"a": None, "b": 1}
+
+    def test_load_replaces_content_with_attribute_access(self, tmp_path):
+        """config.load() takes TOML too, and nested keys get attribute access."""
+        path = tmp_path / "c.toml"
+        path.write_text('[model]\nbackbone = "resnet"\n')
+        cfg = ADict(old=1)
+        cfg.load(path)
+        assert cfg.model.backbone == "resnet" and "old" not in cfg
+
+    def test_jsonl_is_json_lines(self, tmp_path):
+        """.jsonl holds one object per line and loads as a list of ADicts."""
+        path = tmp_path / "runs.jsonl"
+        path.write_text('{"a": 1}\n\n{"a": 2}\n')
+        assert ADict.from_file(path) == [{"a": 1}, {"a": 2}]
+
+    def test_integer_keys_from_yaml(self, tmp_path):
+        """Non-string keys load (SPEC 1.1)."""
+        path = tmp_path / "c.yaml"
+        path.write_text("classes:\n  1: cat\n  2: dog\n")
+        assert ADict.from_file(path).classes[2] == "dog"
+
+
+class TestErrors:
+    def test_toml_none_fails_before_writing(self, tmp_path):
+        """TOML cannot hold None: the error names the key and the old file is intact."""
+        path = tmp_path / "c.toml"
+        path.write_text("kept = true\n")
+        with pytest.raises(ConfigFileError, match=r"TOML cannot hold None \(key 'm.x'\)"):
+            ADict(m={"x": None}).dump(path)
+        assert path.read_text() == "kept = true\n"
+        assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]
+
+    @pytest.mark.parametrize("name, text, where", [
+        ("c.yaml", "a: 1\nb: [1, 2\n", "c.yaml:3:1"),
+        ("c.json", '{"a": 1,\n "b": }', "c.json:2:7"),
+        ("c.toml", "a = 1\nb = = 2\n", "c.toml:2:5"),
+    ])
+    def test_malformed_file_names_line_and_column(self, tmp_path, name, text, where):
+        """A malformed file names the file, line and column."""
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ConfigFileError) as info:
+            ADict.from_file(path)
+        assert str(info.value).startswith(str(tmp_path / where))
+
+    def test_yaml_is_loaded_safely(self, tmp_path):
+        """Python tags are refused (safe loader only)."""
+        path = tmp_path / "evil.yaml"
+        path.write_text("a: !!python/object/apply:os.system ['echo pwned']\n")
+        with pytest.raises(ConfigFileError, match="could not determine a constructor"):
+            ADict.from_file(path)
+
+    def test_missing_file(self, tmp_path):
+        """A missing path is reported before its suffix is looked at."""
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            ADict.from_file(tmp_path / "nope.weird")
+
+
+class TestXYZ:
+    EXAMPLE = ADict(lr=0.001, flag=True, nothing=None, layers=[64, 128],
+                    model={"backbone": "r50", "head": {"classes": 10}}, empty_list=[],
+                    empty_map={}, grid=[[1, 2], {"k": "v"}])
+
+    def test_written_form(self):
+        """The written form is exactly SPEC 1.13's example."""
+        assert self.EXAMPLE.to_xyz() == (
+            "lr: 0.001\nflag: True\nnothing: None\nlayers:\n  0) 64\n  1) 128\nmodel:\n"
+            "  backbone: r50\n  head:\n    classes: 10\nempty_list: [Empty Sequence]\n"
+            "empty_map: [Empty Mapping]\ngrid:\n  0)\n    0) 1\n    1) 2\n  1)\n    k: v")
+        assert ADict().to_xyz() == " [Empty Mapping]"
+
+    def test_reading_fixes(self):
+        """Negative numbers, ':' and ')' in values, and odd numbers read correctly."""
+        text = xyz.dumps({"a": -3, "b": -0.5, "c": "x: y", "d": "f(x)", "e": "1.2.3", "g": "inf"})
+        assert xyz.loads(text) == {"a": -3, "b": -0.5, "c": "x: y", "d": "f(x)", "e": "1.2.3",
+                                   "g": "inf"}
+
+    def test_round_trip(self):
+        """XYZ round-trips the example (lossy only for number-like strings)."""
+        assert xyz.loads(self.EXAMPLE.to_xyz()) == self.EXAMPLE.to_dict()
+
+    def test_custom_format_round_trips(self):
+        """Custom markers are written with hyphenated header names and read back."""
+        text = xyz.dumps({"a": {"b": 1}}, format_dict={"key_postfix": " ="})
+        assert text.startswith("key-postfix ->  =")
+        assert xyz.loads(text) == {"a": {"b": 1}}
