@@ -1,0 +1,241 @@
+"""``ato runs list|show|best|diff``: readable tables (or ``--json``) over the tracker."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ato.errors import AtoError
+
+DEFAULT_DB = "sqlite:///experiments.db"
+
+
+def _finder(args):
+    from ato.adict import ADict
+    from ato.db_routers.sql.manager import SQLFinder
+
+    return SQLFinder(ADict(experiment={"sql": {"db_path": args.db}}))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(out)
+
+
+def flatten(config, prefix: str = "") -> dict:
+    out = {}
+    for k, v in config.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, path))
+        else:
+            out[path] = v
+    return out
+
+
+def _run_json(run, metrics: dict | None = None) -> dict:
+    return {"id": run.id, "project": run.project_name, "status": run.status, "tags": run.tags,
+            "start_time": str(run.start_time) if run.start_time else None,
+            "end_time": str(run.end_time) if run.end_time else None,
+            "structural_hash": run.structural_hash, "config": run.config.to_dict(),
+            **({"metrics": metrics} if metrics is not None else {})}
+
+
+def _summaries_of(finder, run):
+    keys = sorted({m.key for m in run.metrics})
+    return finder.metric_summaries([run.id], keys).get(run.id, {})
+
+
+def cmd_list(args) -> int:
+    finder = _finder(args)
+    keys = [k for k in (args.metrics or "").split(",") if k]
+    tags = [t for t in (args.tags or "").split(",") if t]
+    runs = finder.find_runs(args.project, tags=tags or None, status=args.status,
+                            where=args.where, limit=args.limit)
+    summaries = finder.metric_summaries([r.id for r in runs], keys) if keys else {}
+    best = "max" if args.mode == "max" else "min"
+    if args.json:
+        print(json.dumps([_run_json(r, summaries.get(r.id, {}) if keys else None) for r in runs],
+                         indent=2, default=str))
+        return 0
+    headers = ["id", "project", "status", "tags", "start"]
+    for key in keys:
+        headers += [f"{key} latest", f"{key} {best}", f"{key} steps"]
+    rows = []
+    for r in runs:
+        row = [r.id, r.project_name, r.status, ",".join(map(str, r.tags)),
+               r.start_time.strftime("%Y-%m-%d %H:%M:%S") if r.start_time else None]
+        for key in keys:
+            s = summaries.get(r.id, {}).get(key)
+            row += [s["latest"], s[best], s["steps"]] if s else [None, None, 0]
+        rows.append(row)
+    print(table(headers, rows))
+    print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}")
+    return 0
+
+
+def _get_run(finder, run_id):
+    run = finder.find_run(run_id)
+    if run is None:
+        raise AtoError(f"no run with id {run_id} in {finder.url}")
+    return run
+
+
+def cmd_show(args) -> int:
+    finder = _finder(args)
+    run = _get_run(finder, args.run_id)
+    summaries = _summaries_of(finder, run)
+    if args.json:
+        data = _run_json(run, summaries)
+        data["artifacts"] = [{"path": a.path, "data_type": a.data_type, "metadata": a.data_info}
+                             for a in run.artifacts]
+        data["fingerprints"] = [{"trace_id": f.trace_id, "type": f.trace_type,
+                                 "fingerprint": f.fingerprint} for f in run.fingerprints]
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    print(f"run {run.id}  project {run.project_name}  status {run.status}")
+    print(f"tags: {', '.join(map(str, run.tags)) or '-'}   started {run.start_time}   "
+          f"ended {run.end_time or '-'}")
+    print(f"structural hash: {run.structural_hash}\n")
+    print(table(["key", "value"], [[k, v] for k, v in flatten(run.config.to_dict()).items()]))
+    if summaries:
+        print()
+        print(table(["metric", "latest", "min", "max", "steps"],
+                    [[k, s["latest"], s["min"], s["max"], s["steps"]] for k, s in summaries.items()]))
+    if run.artifacts:
+        print()
+        print(table(["artifact", "type", "metadata"],
+                    [[a.path, a.data_type, a.data_info] for a in run.artifacts]))
+    if run.fingerprints:
+        print()
+        print(table(["trace", "type", "fingerprint"],
+                    [[f.trace_id, f.trace_type, f.fingerprint[:16]] for f in run.fingerprints]))
+    return 0
+
+
+def cmd_best(args) -> int:
+    finder = _finder(args)
+    best = finder.find_best_run(args.project, args.metric, mode=args.mode)
+    if isinstance(best, dict):
+        raise AtoError(f"{best['error']} (project {args.project!r}, metric {args.metric!r})")
+    summary = finder.metric_summaries([best.id], [args.metric])[best.id].get(args.metric, {})
+    if args.json:
+        print(json.dumps(_run_json(best, {args.metric: summary}), indent=2, default=str))
+        return 0
+    value = summary.get("max" if args.mode == "max" else "min")
+    print(f"best run for {args.metric} ({args.mode}): {best.id}  value {_fmt(value)}  "
+          f"status {best.status}")
+    print(table(["key", "value"], [[k, v] for k, v in flatten(best.config.to_dict()).items()]))
+    return 0
+
+
+def diff(finder, a, b) -> dict:
+    """What differs between two runs: config, structure, fingerprints, tags, status, metrics."""
+    ca, cb = flatten(a.config.to_dict()), flatten(b.config.to_dict())
+    config = {k: [ca.get(k, "<absent>"), cb.get(k, "<absent>")] for k in sorted(set(ca) | set(cb))
+              if ca.get(k, "<absent>") != cb.get(k, "<absent>")}
+    fa = {(f.trace_id, f.trace_type): f.fingerprint for f in a.fingerprints}
+    fb = {(f.trace_id, f.trace_type): f.fingerprint for f in b.fingerprints}
+    fingerprints = {f"{t} ({k})": [fa.get((t, k)), fb.get((t, k))]
+                    for t, k in sorted(set(fa) | set(fb)) if fa.get((t, k)) != fb.get((t, k))}
+    keys = sorted({m.key for m in a.metrics} | {m.key for m in b.metrics})
+    sums = finder.metric_summaries([a.id, b.id], keys)
+    metrics = {}
+    for key in keys:
+        sa, sb = sums.get(a.id, {}).get(key), sums.get(b.id, {}).get(key)
+        metrics[key] = {"latest": [sa and sa["latest"], sb and sb["latest"]],
+                        "max": [sa and sa["max"], sb and sb["max"]],
+                        "min": [sa and sa["min"], sb and sb["min"]]}
+    return {"runs": [a.id, b.id], "same_structure": a.structural_hash == b.structural_hash,
+            "config": config, "fingerprints": fingerprints,
+            "tags": [a.tags, b.tags] if a.tags != b.tags else None,
+            "status": [a.status, b.status] if a.status != b.status else None,
+            "metrics": metrics}
+
+
+def cmd_diff(args) -> int:
+    finder = _finder(args)
+    a, b = _get_run(finder, args.run_a), _get_run(finder, args.run_b)
+    d = diff(finder, a, b)
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+        return 0
+    print(f"run {a.id} vs run {b.id}: structure "
+          f"{'identical' if d['same_structure'] else 'DIFFERS (keys or types changed)'}")
+    print()
+    if d["config"]:
+        print(table(["config", f"run {a.id}", f"run {b.id}"], [[k, *v] for k, v in d["config"].items()]))
+    else:
+        print("config: identical")
+    for label in ("tags", "status"):
+        if d[label]:
+            print(f"\n{label}: {_fmt(d[label][0])}  vs  {_fmt(d[label][1])}")
+    if d["fingerprints"]:
+        print()
+        print(table(["code fingerprint", f"run {a.id}", f"run {b.id}"],
+                    [[k, (v[0] or "-")[:16], (v[1] or "-")[:16]] for k, v in d["fingerprints"].items()]))
+    if d["metrics"]:
+        print()
+        print(table(["metric", f"latest {a.id}", f"latest {b.id}", f"max {a.id}", f"max {b.id}",
+                     f"min {a.id}", f"min {b.id}"],
+                    [[k, *m["latest"], *m["max"], *m["min"]] for k, m in d["metrics"].items()]))
+    return 0
+
+
+class RunsCommand:
+    PLUGIN_NAME = "runs"
+    help = "list, show, compare and rank tracked runs"
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        db_default = os.environ.get("ATO_DB", DEFAULT_DB)
+        common = {"default": db_default,
+                  "help": f"tracker URL (default: $ATO_DB or {DEFAULT_DB})"}
+        sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        p = sub.add_parser("list", help="runs as a table")
+        p.add_argument("--db", **common)
+        p.add_argument("--project", help="only this project")
+        p.add_argument("--metrics", help="comma-separated metric keys to summarise")
+        p.add_argument("--mode", choices=("max", "min"), default="max", help="what 'best' means")
+        p.add_argument("--where", help="typed config filter, e.g. \"lr < 0.01 and model == 'x'\"")
+        p.add_argument("--tags", help="comma-separated tags that must all be present")
+        p.add_argument("--status", help="running, completed, failed, killed or crashed")
+        p.add_argument("--limit", type=int)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(_run=cmd_list)
+        p = sub.add_parser("show", help="one run in detail")
+        p.add_argument("run_id", type=int)
+        p.add_argument("--db", **common)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(_run=cmd_show)
+        p = sub.add_parser("best", help="the run with the best value of a metric")
+        p.add_argument("--db", **common)
+        p.add_argument("--project", required=True)
+        p.add_argument("--metric", required=True)
+        p.add_argument("--mode", choices=("max", "min"), default="max")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(_run=cmd_best)
+        p = sub.add_parser("diff", help="what differs between two runs")
+        p.add_argument("run_a", type=int)
+        p.add_argument("run_b", type=int)
+        p.add_argument("--db", **common)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(_run=cmd_diff)
+
+    @staticmethod
+    def run(args) -> int:
+        return args._run(args)

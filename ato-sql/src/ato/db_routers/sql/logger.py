@@ -1,0 +1,443 @@
+"""SQLLogger: records runs, metrics, artifacts and code fingerprints.
+
+Guarantees (docs/tracking.md):
+
+- ``log_metric`` only appends to an in-memory buffer; a background thread writes the
+  buffer in one transaction every ``flush_interval`` seconds (0.5 s by default), and a full
+  buffer (``flush_count`` rows) is written at once.  ``flush()``, ``finish()``, normal
+  interpreter exit, SIGTERM and SIGINT write everything buffered.
+- A process killed with SIGKILL loses at most the rows logged since the last flush; the
+  database is never corrupted (each flush is one transaction), and the run is reported as
+  ``crashed`` once its heartbeat (refreshed every ``heartbeat_interval`` seconds) is stale.
+- Used as a context manager the run ends ``completed``, or ``failed`` when the block
+  raises (the exception propagates), or ``killed`` on SIGTERM/SIGINT.
+
+SQLAlchemy is imported on first use, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import signal
+import sys
+import threading
+import time
+import warnings
+import weakref
+from datetime import datetime, timezone
+
+SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+
+
+def config_value(config, dotted: str, default=None):
+    """Read ``a.b.c`` from an ADict or dict without counting it as a user access."""
+    node = config
+    for part in dotted.split("."):
+        data = getattr(node, "_data", node)
+        if not hasattr(data, "get") or part not in data:
+            return default
+        node = data[part]
+    return node
+
+
+def tracker_url(config) -> str:
+    url = config_value(config, "experiment.sql.db_path")
+    if not url:
+        raise KeyError("the tracker needs config.experiment.sql.db_path, e.g. "
+                       "'sqlite:///experiments.db'")
+    return str(url)
+
+
+def is_sql_url(url: str) -> bool:
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    return scheme in SQL_SCHEMES
+
+
+def _plain(config):
+    return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+
+
+def _structural_hash(config) -> str:
+    from ato.adict import ADict
+
+    if not isinstance(config, ADict):
+        config = ADict(config)
+    return config.get_structural_hash()
+
+
+class _Timestamps:
+    """Fast naive-UTC text timestamps ('YYYY-MM-DD HH:MM:SS.ffffff'), cached per second."""
+
+    def __init__(self):
+        self._second = None
+        self._prefix = ""
+
+    def __call__(self, t: float) -> str:
+        second = int(t)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self._prefix}.{int((t - second) * 1e6):06d}"
+
+
+def _utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)
+
+
+_live_loggers: weakref.WeakSet = weakref.WeakSet()
+_exit_state = {"exception": False, "hooked": False}
+
+
+def _install_process_hooks() -> None:
+    if _exit_state["hooked"]:
+        return
+    _exit_state["hooked"] = True
+    previous = sys.excepthook
+
+    def excepthook(exc_type, exc, tb):
+        _exit_state["exception"] = True
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_at_exit)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            current = signal.getsignal(signum)
+            if current in (signal.SIG_DFL, signal.default_int_handler, None):
+                signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum, frame):
+    for logger in list(_live_loggers):
+        logger._end("killed")
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _at_exit() -> None:
+    status = "failed" if _exit_state["exception"] else "completed"
+    for logger in list(_live_loggers):
+        try:
+            logger._end(status)
+        except Exception as e:  # never mask the program's own exit
+            print(f"ato: could not finish run {logger._run_id}: {e}", file=sys.stderr)
+
+
+class SQLLogger:
+    """``SQLLogger(config)`` with ``config.experiment.sql.db_path`` (an SQLAlchemy URL)
+    and ``config.experiment.project_name``.
+
+    A URL whose scheme belongs to another tracker plugin (e.g. ``jsonl://runs/``) gets that
+    plugin's logger, so the same code runs against any backend.
+    """
+
+    def __new__(cls, config, **options):
+        url = tracker_url(config)
+        if cls is SQLLogger and not is_sql_url(url):
+            from ato.plugins.manager import tracker_for_url
+
+            backend = tracker_for_url(url)
+            if getattr(backend, "PLUGIN_NAME", None) != "sql":
+                return backend.logger(config, **options)
+        return super().__new__(cls)
+
+    def __init__(self, config, flush_interval: float = 0.5, flush_count: int = 10_000,
+                 heartbeat_interval: float = 10.0, handle_signals: bool = True):
+        from ato.db_routers.sql.engine import ensure_schema, get_engine
+
+        self.config = config
+        self.url = tracker_url(config)
+        self.project_name = str(config_value(config, "experiment.project_name", "default"))
+        self.flush_interval = flush_interval
+        self.flush_count = flush_count
+        self.heartbeat_interval = heartbeat_interval
+        self._handle_signals = handle_signals
+        self.engine = get_engine(self.url)
+        ensure_schema(self.engine)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._buffer: collections.deque = collections.deque()
+        self._flush_lock = threading.Lock()
+        self._run_id: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timestamps = _Timestamps()
+        self._warned_nan: set = set()
+        self._last_heartbeat = 0.0
+        self._statements()
+
+    # ------------------------------------------------------------------ SQL
+    def _statements(self) -> None:
+        style = self.engine.dialect.paramstyle
+        p = "?" if style == "qmark" else "%s"
+        lo, hi = ("MIN", "MAX") if self._sqlite else ("LEAST", "GREATEST")
+        self._insert_metrics = (
+            f"INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES ({p}, {p}, {p}, {p}, {p})")
+        self._upsert_summary = (
+            f"INSERT INTO metric_summaries (run_id, key, last_value, last_step, min_value, "
+            f"max_value, count) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) "
+            f"ON CONFLICT (run_id, key) DO UPDATE SET "
+            f"last_value = CASE WHEN excluded.last_step >= metric_summaries.last_step "
+            f"THEN excluded.last_value ELSE metric_summaries.last_value END, "
+            f"last_step = {hi}(metric_summaries.last_step, excluded.last_step), "
+            f"min_value = {lo}(metric_summaries.min_value, excluded.min_value), "
+            f"max_value = {hi}(metric_summaries.max_value, excluded.max_value), "
+            f"count = metric_summaries.count + excluded.count")
+        self._heartbeat_sql = f"UPDATE experiments SET heartbeat_at = {p} WHERE id = {p}"
+
+    def _transaction(self, work):
+        """Run ``work(cursor)`` in one write transaction on a raw DBAPI connection,
+        retrying while the database is busy."""
+        from ato.db_routers.sql.engine import retry
+
+        def attempt():
+            conn = self.engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                if self._sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(cur)
+                    if self._sqlite:
+                        cur.execute("COMMIT")
+                    else:
+                        conn.commit()
+                    return result
+                except BaseException:
+                    if self._sqlite:
+                        try:
+                            cur.execute("ROLLBACK")
+                        except Exception:
+                            pass
+                    else:
+                        conn.rollback()
+                    raise
+            finally:
+                conn.close()
+
+        return retry(attempt)
+
+    def _stamp(self, t: float):
+        return self._timestamps(t) if self._sqlite else _utc(t)
+
+    # ------------------------------------------------------------------ runs
+    def run(self, tags=None) -> int:
+        """Start a new run (the project is created if needed); returns its id."""
+        if self._run_id is not None:
+            self.flush()
+        config = _plain(self.config)
+        structural_hash = _structural_hash(self.config)
+        import json
+
+        config_json = json.dumps(config, default=str)
+        tags_json = json.dumps(list(tags or []))
+        now = self._stamp(time.time())
+        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        fingerprints = _scope_fingerprints()
+
+        def work(cur):
+            cur.execute(f"INSERT INTO projects (name, created_at) VALUES ({p}, {p}) "
+                        f"ON CONFLICT (name) DO NOTHING", (self.project_name, now))
+            cur.execute(f"SELECT id FROM projects WHERE name = {p}", (self.project_name,))
+            project_id = cur.fetchone()[0]
+            cur.execute(
+                f"INSERT INTO experiments (project_id, config, structural_hash, tags, status, "
+                f"start_time, heartbeat_at) VALUES ({p}, {p}, {p}, {p}, 'running', {p}, {p}) "
+                f"RETURNING id",
+                (project_id, config_json, structural_hash, tags_json, now, now))
+            run_id = cur.fetchone()[0]
+            cur.executemany(
+                f"INSERT INTO fingerprints (run_id, trace_id, trace_type, fingerprint) "
+                f"VALUES ({p}, {p}, {p}, {p})",
+                [(run_id, tid, kind, fp) for (tid, kind), fp in fingerprints.items()])
+            return run_id
+
+        self._run_id = self._transaction(work)
+        self._fingerprints_at_start = fingerprints
+        self._last_heartbeat = time.monotonic()
+        _live_loggers.add(self)
+        if self._handle_signals:
+            _install_process_hooks()
+        self._start_thread()
+        return self._run_id
+
+    def get_current_run_id(self) -> int | None:
+        return self._run_id
+
+    def get_current_run(self):
+        """The current run as the finder returns it (config as an ADict)."""
+        if self._run_id is None:
+            return None
+        self.flush()
+        from ato.db_routers.sql.finder import SQLFinder
+
+        return SQLFinder(self.config).find_run(self._run_id)
+
+    # ------------------------------------------------------------------ metrics
+    def log_metric(self, key: str, value, step: int) -> None:
+        """Buffer one metric value; it reaches the database at the next flush."""
+        if self._run_id is None:
+            raise RuntimeError("log_metric() before run(): start a run first")
+        value = float(value)
+        if value != value:
+            self._nan(key)
+            return
+        self._buffer.append((self._run_id, str(key), value, int(step), time.time()))
+        if len(self._buffer) >= self.flush_count:
+            self.flush()
+
+    def log_metrics(self, metrics, step: int) -> None:
+        """Buffer several metrics of one step: ``log_metrics({'loss': l, 'acc': a}, step)``."""
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def _nan(self, key) -> None:
+        if key not in self._warned_nan:
+            self._warned_nan.add(key)
+            warnings.warn(f"metric {key!r}: NaN values are not recorded", RuntimeWarning,
+                          stacklevel=3)
+
+    def flush(self) -> int:
+        """Write every buffered metric now (one transaction); returns how many."""
+        with self._flush_lock:
+            buffer = self._buffer
+            n = len(buffer)
+            if n == 0:
+                return 0
+            rows = [buffer.popleft() for _ in range(n)]
+            stamp = self._stamp
+            inserts = [(r, k, v, s, stamp(t)) for r, k, v, s, t in rows]
+            summaries: dict = {}
+            for r, k, v, s, _t in rows:
+                entry = summaries.get((r, k))
+                if entry is None:
+                    summaries[(r, k)] = [v, s, v, v, 1]
+                    continue
+                if s >= entry[1]:
+                    entry[0] = v
+                    entry[1] = s
+                if v < entry[2]:
+                    entry[2] = v
+                elif v > entry[3]:
+                    entry[3] = v
+                entry[4] += 1
+            heartbeat = stamp(time.time())
+            run_id = self._run_id
+
+            def work(cur):
+                cur.executemany(self._insert_metrics, inserts)
+                cur.executemany(self._upsert_summary,
+                                [(r, k, *e) for (r, k), e in summaries.items()])
+                cur.execute(self._heartbeat_sql, (heartbeat, run_id))
+
+            try:
+                self._transaction(work)
+            except BaseException:
+                buffer.extendleft(reversed(rows))  # nothing recorded is lost
+                raise
+            self._last_heartbeat = time.monotonic()
+            return n
+
+    # ------------------------------------------------------------------ artifacts, status
+    def log_artifact(self, run_id, file_path, data_type=None, metadata=None) -> None:
+        """Record an artifact's path (the file itself is not copied)."""
+        import json
+
+        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._transaction(lambda cur: cur.execute(
+            f"INSERT INTO artifacts (run_id, path, data_type, data_info) VALUES ({p}, {p}, {p}, {p})",
+            (run_id, str(file_path), data_type,
+             None if metadata is None else json.dumps(metadata, default=str))))
+
+    def update_status(self, status: str) -> None:
+        if self._run_id is None:
+            return
+        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._transaction(lambda cur: cur.execute(
+            f"UPDATE experiments SET status = {p} WHERE id = {p}", (status, self._run_id)))
+
+    def finish(self, status: str = "completed") -> None:
+        """Flush, record the runtime fingerprints and end the run with ``status``."""
+        self._end(status)
+
+    def _end(self, status: str) -> None:
+        if self._run_id is None:
+            return
+        self._stop.set()
+        self.flush()
+        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        now = self._stamp(time.time())
+        run_id = self._run_id
+        runtime = {k: v for k, v in _scope_fingerprints().items() if k[1] == "runtime"
+                   and self._fingerprints_at_start.get(k) != v}
+
+        def work(cur):
+            for (tid, kind), fp in runtime.items():
+                cur.execute(f"DELETE FROM fingerprints WHERE run_id = {p} AND trace_id = {p} "
+                            f"AND trace_type = {p}", (run_id, tid, kind))
+                cur.execute(f"INSERT INTO fingerprints (run_id, trace_id, trace_type, "
+                            f"fingerprint) VALUES ({p}, {p}, {p}, {p})", (run_id, tid, kind, fp))
+            cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p} "
+                        f"WHERE id = {p}", (status, now, now, run_id))
+
+        self._transaction(work)
+        self._run_id = None
+        _live_loggers.discard(self)
+
+    # ------------------------------------------------------------------ background flushing
+    def _start_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._background, name="ato-sql-flush",
+                                        daemon=True)
+        self._thread.start()
+
+    def _background(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.flush_interval):
+            try:
+                if self._buffer:
+                    self.flush()
+                elif time.monotonic() - self._last_heartbeat >= self.heartbeat_interval:
+                    run_id = self._run_id
+                    if run_id is not None:
+                        stamp = self._stamp(time.time())
+                        self._transaction(lambda cur: cur.execute(self._heartbeat_sql,
+                                                                  (stamp, run_id)))
+                        self._last_heartbeat = time.monotonic()
+            except Exception as e:
+                print(f"ato: flushing metrics failed (will retry): {e}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ context manager
+    def __enter__(self) -> SQLLogger:
+        if self._run_id is None:
+            self.run()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self._end("completed")
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            self._end("killed")
+        else:
+            self._end("failed")
+        return False
+
+    def __repr__(self):
+        return f"SQLLogger({self.url!r}, project={self.project_name!r}, run={self._run_id})"
+
+
+def _scope_fingerprints() -> dict:
+    """``{(trace_id, 'static'|'runtime'): fingerprint}`` held by the registered scopes."""
+    scope_module = sys.modules.get("ato.scoping.scope")
+    if scope_module is None:
+        return {}
+    out = {}
+    for scope in scope_module.Scope.registry.values():
+        for trace_id, kinds in scope.fingerprints.items():
+            for kind, fp in kinds.items():
+                out[(trace_id, kind)] = fp
+    return out
+
