@@ -37,6 +37,13 @@ def set_argv(argv: list[str] | None) -> None:
     _cached = None
 
 
+def forget_parse() -> None:
+    """Parse the command line again on next use (an explicit ``set_argv`` is kept)."""
+    global _cached, _handed_off
+    _cached = None
+    _handed_off = None
+
+
 def hand_off(argv: list[str]) -> None:
     """Arguments left over by an external parser (argparse) become the Ato command line."""
     global _handed_off, _cached

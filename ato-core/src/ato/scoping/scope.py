@@ -204,7 +204,7 @@ class Scope:
     def initialize_registry(cls) -> None:
         """Forget every scope and the parsed command line (for tests and notebooks)."""
         cls.registry.clear()
-        _cli.set_argv(None)
+        _cli.forget_parse()
 
     @classmethod
     def override(cls, scope: Scope) -> None:

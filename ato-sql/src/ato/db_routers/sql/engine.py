@@ -37,6 +37,14 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
+def forget_engine(url: str) -> None:
+    """Dispose of the cached engine for ``url`` (its connections are closed)."""
+    with _engines_lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _create(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

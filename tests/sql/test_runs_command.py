@@ -1,0 +1,57 @@
+"""`ato runs list|show|best|diff`, run as a real command."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.sql.test_finder import log_run
+
+
+def ato(*args):
+    proc = subprocess.run([sys.executable, "-m", "ato.cli", *args], capture_output=True, text=True)
+    return proc
+
+
+@pytest.fixture
+def db(db_url):
+    log_run(db_url, metrics=[("acc", 0.5, 0), ("acc", 0.9, 1), ("loss", 2, 1)], tags=["a"],
+            lr=0.1, model="resnet50")
+    log_run(db_url, metrics=[("acc", 0.7, 0)], lr=0.01, model="resnet101", status="failed")
+    return db_url
+
+
+def test_list_with_metrics_and_where(db):
+    """list shows latest/best/steps per metric and filters by typed config."""
+    proc = ato("runs", "list", "--db", db, "--project", "proj", "--metrics", "acc")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:8] == ["id", "project", "status", "tags", "start", "acc", "latest", "acc"]
+    assert lines[2].split()[0:3] == ["1", "proj", "completed"] and lines[2].split()[-3:] == ["0.9", "0.9", "2"]
+    assert lines[-1] == "2 runs"
+    proc = ato("runs", "list", "--db", db, "--where", "lr < 0.05", "--json")
+    data = json.loads(proc.stdout)
+    assert [r["config"]["model"] for r in data] == ["resnet101"]
+
+
+def test_best_show_diff(db):
+    """best names the run; show details it; diff lists what differs."""
+    proc = ato("runs", "best", "--db", db, "--project", "proj", "--metric", "acc", "--mode", "max")
+    assert proc.stdout.startswith("best run for acc (max): 1  value 0.9")
+    show = json.loads(ato("runs", "show", "1", "--db", db, "--json").stdout)
+    assert show["metrics"]["acc"] == {"latest": 0.9, "latest_step": 1, "min": 0.5, "max": 0.9, "steps": 2}
+    diff = json.loads(ato("runs", "diff", "1", "2", "--db", db, "--json").stdout)
+    assert diff["config"] == {"lr": [0.1, 0.01], "model": ["resnet50", "resnet101"]}
+    assert diff["same_structure"] is True and diff["status"] == ["completed", "failed"]
+    assert diff["metrics"]["acc"]["max"] == [0.9, 0.7]
+    text = ato("runs", "diff", "1", "2", "--db", db).stdout
+    assert "structure identical" in text and "resnet101" in text
+
+
+def test_errors_are_one_line(db):
+    """A bad id or expression exits 2 with one clear line."""
+    proc = ato("runs", "show", "99", "--db", db)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(f"no run with id 99 in {db}")
+    proc = ato("runs", "list", "--db", db, "--where", "lr <<")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
