@@ -1,0 +1,267 @@
+"""Built-in search algorithms beyond the seed's HyperBand, registered through
+``ato_register_search_algorithms`` exactly like a third-party algorithm:
+
+- ``grid``: every grid point at the full budget.
+- ``random``: ``n_trials`` points sampled from the (continuous) search space.
+- ``multi_hyperband``: Hyperband with several brackets (Li et al., JMLR 2018).
+- ``asha``: asynchronous successive halving (Li et al., MLSys 2020): workers never wait
+  for a generation to fill.
+
+Budget-aware algorithms give the objective ``config.__budget__`` (resource units, e.g.
+epochs, between ``min_budget`` and ``max_budget``) and ``config.__num_halved__`` (the
+rung).  Every result is an ADict with ``config``, ``metric``, ``logs`` (one entry per
+trial), ``trials`` and ``budget_used``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+from ato.adict import ADict
+from ato.hyperopt.base import GridSpaceMixIn, HyperOpt, SearchSpaceError, _set_path, better
+from ato.hyperopt.progress import Progress
+from ato.hyperopt.study import TrialRecorder
+
+__all__ = ["GridSearch", "RandomSearch", "MultiBracketHyperband", "ASHA", "sample_config"]
+
+
+def _sample_value(name, spec, rng: random.Random):
+    kind = str(spec.get("param_type", "")).upper()
+    if kind == "CATEGORY":
+        return rng.choice(list(spec["categories"]))
+    if kind not in ("FLOAT", "INTEGER"):
+        raise SearchSpaceError(f"search space {name!r}: param_type must be FLOAT, INTEGER or "
+                               f"CATEGORY, not {spec.get('param_type')!r}")
+    start, stop = spec["param_range"]
+    log = str(spec.get("space_type", "LINEAR")).upper() == "LOG"
+    if kind == "FLOAT":
+        if log:
+            return math.exp(rng.uniform(math.log(start), math.log(stop)))
+        return rng.uniform(start, stop)
+    if log:
+        return min(int(stop), int(math.exp(rng.uniform(math.log(start), math.log(stop + 1)))))
+    return rng.randint(int(start), int(stop))
+
+
+def sample_config(base: ADict, search_spaces, rng: random.Random) -> ADict:
+    config = base.clone()
+    for name, spec in search_spaces.items():
+        _set_path(config, name, _sample_value(name, spec, rng))
+    return config
+
+
+class _BudgetSearch(HyperOpt):
+    """Shared machinery: evaluation with budgets, trial logs, tracker, progress."""
+
+    def __init__(self, scope, search_spaces, tracker=None, mode: str = "max",
+                 max_budget: float = 1, min_budget: float = 1, eta: float = 3,
+                 seed: int | None = None, study_id: str | None = None,
+                 progress: bool | None = None):
+        super().__init__(scope, search_spaces, tracker, mode, study_id)
+        if not 0 < min_budget <= max_budget:
+            raise ValueError(f"need 0 < min_budget <= max_budget, got {min_budget}, {max_budget}")
+        if eta <= 1:
+            raise ValueError(f"eta must be > 1, got {eta}")
+        self.max_budget, self.min_budget, self.eta = max_budget, min_budget, eta
+        self.rng = random.Random(seed)
+        self.progress = progress
+        self.key = better(mode)
+        self._lock = threading.Lock()
+
+    def main(self, func):
+        def launch(*args, **kwargs) -> ADict:
+            return self.run(func, *args, **kwargs)
+
+        launch.__name__ = getattr(func, "__name__", "launch")
+        launch.__wrapped__ = func
+        return launch
+
+    def _start(self):
+        self.logs: list[ADict] = []
+        self.budget_used = 0.0
+        self.recorder = TrialRecorder(self.tracker, self.get_hyperopt_id(),
+                                      list(self.search_spaces.keys()))
+        self.reporter = Progress(self.progress, label=self.PLUGIN_NAME)
+
+    def trial(self, func, config, budget, rung, args, kwargs):
+        config = config.clone()
+        config["__budget__"] = budget
+        config["__num_halved__"] = rung
+        with self._lock:
+            metric = self.recorder.cached(config, budget)
+        if metric is None:
+            metric = self.evaluate(func, config, *args, **kwargs)
+            with self._lock:
+                self.recorder.record(config, budget, rung, metric)
+        with self._lock:
+            self.budget_used += budget
+            config["__metric__"] = metric
+            self.logs.append(config)
+        return metric
+
+    def _result(self, candidates=None) -> ADict:
+        pool = candidates if candidates is not None else self.logs
+        top_budget = max(c["__budget__"] for c in pool)
+        finalists = [c for c in pool if c["__budget__"] == top_budget]
+        best = min(finalists, key=lambda c: self.key(c["__metric__"]))
+        return ADict(config=best, metric=best["__metric__"], logs=self.logs,
+                     trials=len(self.logs), budget_used=self.budget_used)
+
+
+class GridSearch(GridSpaceMixIn, _BudgetSearch):
+    """Every grid point, evaluated once at ``max_budget``."""
+
+    PLUGIN_NAME = "grid"
+
+    def run(self, func, *args, **kwargs) -> ADict:
+        self._start()
+        grid = self.prepare_distributions(self.config, self.search_spaces)
+        self.reporter.start(f"{len(grid)} configs", len(grid))
+        for config in grid:
+            self.trial(func, config, self.max_budget, 0, args, kwargs)
+            self.reporter.step()
+        result = self._result()
+        self.reporter.summary(f"best {result.metric!r} of {len(grid)}")
+        return result
+
+
+class RandomSearch(_BudgetSearch):
+    """``n_trials`` configs sampled from the search space, each at ``max_budget``."""
+
+    PLUGIN_NAME = "random"
+
+    def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
+        super().__init__(scope, search_spaces, **options)
+        self.n_trials = n_trials
+
+    def run(self, func, *args, **kwargs) -> ADict:
+        self._start()
+        self.reporter.start(f"{self.n_trials} trials", self.n_trials)
+        for _ in range(self.n_trials):
+            config = sample_config(self.config, self.search_spaces, self.rng)
+            self.trial(func, config, self.max_budget, 0, args, kwargs)
+            self.reporter.step()
+        result = self._result()
+        self.reporter.summary(f"best {result.metric!r} of {self.n_trials}")
+        return result
+
+
+class MultiBracketHyperband(_BudgetSearch):
+    """Hyperband (Li et al. 2018): brackets of successive halving that trade the number of
+    configurations against the budget each gets, repeated ``iterations`` times."""
+
+    PLUGIN_NAME = "multi_hyperband"
+
+    def __init__(self, scope, search_spaces, iterations: int = 1, **options):
+        super().__init__(scope, search_spaces, **options)
+        self.iterations = iterations
+        self.s_max = int(math.floor(math.log(self.max_budget / self.min_budget, self.eta) + 1e-9))
+
+    def brackets(self) -> list[tuple[int, float]]:
+        """``(n configurations, initial budget)`` of each bracket, most exploratory first."""
+        out = []
+        for s in range(self.s_max, -1, -1):
+            n = int(math.ceil((self.s_max + 1) / (s + 1) * self.eta ** s))
+            out.append((n, self.max_budget * self.eta ** (-s)))
+        return out
+
+    def run(self, func, *args, **kwargs) -> ADict:
+        self._start()
+        finals = []
+        for _ in range(self.iterations):
+            for b, (n, budget) in enumerate(self.brackets()):
+                configs = [sample_config(self.config, self.search_spaces, self.rng) for _ in range(n)]
+                rung = 0
+                while configs:
+                    self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
+                                        f"budget {budget:g}", len(configs))
+                    scored = []
+                    for c in configs:
+                        scored.append((self.trial(func, c, budget, rung, args, kwargs), c))
+                        self.reporter.step()
+                    scored.sort(key=lambda mc: self.key(mc[0]))
+                    keep = int(len(scored) / self.eta)
+                    if budget * self.eta > self.max_budget * (1 + 1e-9) or keep == 0:
+                        break
+                    configs = [c for _, c in scored[:keep]]
+                    budget *= self.eta
+                    rung += 1
+            finals = self.logs
+        result = self._result(finals)
+        self.reporter.summary(f"best {result.metric!r} after {result.trials} trials")
+        return result
+
+
+class ASHA(_BudgetSearch):
+    """Asynchronous successive halving: a free worker promotes a configuration that is in
+    the top ``1/eta`` of its rung, or else starts a new one at ``min_budget``.
+
+    Stops after ``max_trials`` trials or ``total_budget`` resource units.  ``n_workers``
+    evaluations run at once (threads: use it for objectives that release the GIL).
+    """
+
+    PLUGIN_NAME = "asha"
+
+    def __init__(self, scope, search_spaces, max_trials: int | None = None,
+                 total_budget: float | None = None, n_workers: int = 1, **options):
+        super().__init__(scope, search_spaces, **options)
+        if max_trials is None and total_budget is None:
+            raise ValueError("ASHA needs max_trials or total_budget")
+        self.max_trials, self.total_budget, self.n_workers = max_trials, total_budget, n_workers
+        self.budgets = [self.min_budget]
+        while self.budgets[-1] * self.eta <= self.max_budget * (1 + 1e-9):
+            self.budgets.append(self.budgets[-1] * self.eta)
+
+    def _next_job(self, rungs, promoted, started):
+        for k in range(len(self.budgets) - 2, -1, -1):
+            done = sorted(rungs[k], key=lambda e: self.key(e[0]))
+            for metric, index, config in done[:len(done) // int(self.eta)]:
+                if (k, index) not in promoted:
+                    promoted.add((k, index))
+                    return k + 1, index, config
+        return 0, started, sample_config(self.config, self.search_spaces, self.rng)
+
+    def _exhausted(self, started_trials, committed) -> bool:
+        if self.max_trials is not None and started_trials >= self.max_trials:
+            return True
+        return self.total_budget is not None and committed >= self.total_budget
+
+    def run(self, func, *args, **kwargs) -> ADict:
+        self._start()
+        rungs = [[] for _ in self.budgets]
+        promoted: set = set()
+        started = 0  # configurations created
+        trials = 0
+        committed = 0.0
+        total = self.max_trials or int(self.total_budget / self.min_budget)
+        self.reporter.start(f"up to {total} trials", total)
+        with ThreadPoolExecutor(max_workers=self.n_workers) as pool:
+            running = {}
+            while True:
+                while len(running) < self.n_workers and not self._exhausted(trials, committed):
+                    rung, index, config = self._next_job(rungs, promoted, started)
+                    if rung == 0:
+                        started += 1
+                    budget = self.budgets[rung]
+                    if self.total_budget is not None and committed + budget > self.total_budget:
+                        if rung == 0:
+                            started -= 1
+                        committed = self.total_budget  # nothing else fits
+                        break
+                    committed += budget
+                    trials += 1
+                    future = pool.submit(self.trial, func, config, budget, rung, args, kwargs)
+                    running[future] = (rung, index, config)
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    rung, index, config = running.pop(future)
+                    rungs[rung].append((future.result(), index, config))
+                    self.reporter.step()
+        result = self._result()
+        self.reporter.summary(f"best {result.metric!r} after {result.trials} trials")
+        return result

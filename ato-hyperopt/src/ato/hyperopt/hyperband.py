@@ -1,0 +1,190 @@
+"""HyperBand as the original Ato defines it — successive halving over the grid — and its
+distributed form over ``torch.distributed``.
+
+Each generation evaluates every candidate, sorts them (stable, best first), keeps the top
+``halving_rate`` fraction and stops once no more than ``num_min_samples`` survive.  The
+winner is evaluated once more at the last budget.  ``config.__num_halved__`` is the
+generation index, always a valid index into
+``compute_optimized_initial_training_steps(max_steps)``.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+
+from ato.adict import ADict
+from ato.hyperopt.base import (
+    DistributedMixIn, DistributedSearchError, GridSpaceMixIn, HyperOpt, better,
+)
+from ato.hyperopt.progress import Progress
+from ato.hyperopt.study import TrialRecorder
+
+__all__ = ["HyperBand", "DistributedHyperBand"]
+
+
+class HyperBand(GridSpaceMixIn, HyperOpt):
+    """``HyperBand(scope, search_spaces, halving_rate, num_min_samples, mode='max')``."""
+
+    PLUGIN_NAME = "hyperband"
+
+    def __init__(self, scope, search_spaces, halving_rate: float, num_min_samples: int,
+                 tracker=None, mode: str = "max", study_id: str | None = None,
+                 progress: bool | None = None):
+        if not 0 < halving_rate < 1:
+            raise ValueError(f"halving_rate must be between 0 and 1 (exclusive), got {halving_rate}")
+        if num_min_samples < 1:
+            raise ValueError(f"num_min_samples must be >= 1, got {num_min_samples}")
+        HyperOpt.__init__(self, scope, search_spaces, tracker, mode, study_id)
+        self.halving_rate = halving_rate
+        self.num_min_samples = num_min_samples
+        self.progress = progress
+        self._distributions = None
+        self._size = self.grid_size(search_spaces)
+
+    @property
+    def distributions(self) -> list[ADict]:
+        """The grid built from the scope's config, each with ``__num_halved__ = 0``."""
+        if self._distributions is None:
+            grid = self.prepare_distributions(self.config, self.search_spaces)
+            for config in grid:
+                config["__num_halved__"] = 0
+            self._distributions = grid
+        return self._distributions
+
+    # ------------------------------------------------------------------ schedule
+    def num_generations(self) -> int:
+        return math.ceil(math.log(self.num_min_samples / self._size) / math.log(self.halving_rate))
+
+    def compute_optimized_initial_training_steps(self, max_steps: int) -> list[int]:
+        """The training budget of every generation: each ``1/halving_rate`` times the
+        previous, the last exactly ``max_steps``."""
+        g = self.num_generations()
+        if g <= 1:
+            return [max_steps]
+        r = self.halving_rate
+        min_steps = max_steps * math.pow(r, g)
+        return [math.ceil(min_steps / math.pow(r, i)) for i in range(1, g)] + [max_steps]
+
+    # ------------------------------------------------------------------ search
+    def _evaluate_generation(self, func, candidates, args, kwargs, recorder, generation,
+                             progress) -> list:
+        metrics = []
+        for config in candidates:
+            metrics.append(self._evaluate_one(func, config, args, kwargs, recorder, generation))
+            progress.step()
+        return metrics
+
+    def _evaluate_one(self, func, config, args, kwargs, recorder, generation):
+        cached = recorder.cached(config, generation)
+        if cached is not None:
+            return cached
+        metric = self.evaluate(func, config, *args, **kwargs)
+        recorder.record(config, generation, generation, metric)
+        return metric
+
+    def _final(self, func, winner, args, kwargs, recorder):
+        return self._evaluate_one(func, winner, args, kwargs, recorder, "final")
+
+    def main(self, func):
+        """Decorate the objective; calling the result runs the search."""
+        def launch(*args, **kwargs) -> ADict:
+            return self.run(func, *args, **kwargs)
+
+        launch.__name__ = getattr(func, "__name__", "launch")
+        launch.__wrapped__ = func
+        return launch
+
+    def run(self, func, *args, **kwargs) -> ADict:
+        names = list(self.search_spaces.keys())
+        recorder = TrialRecorder(self.tracker, self.get_hyperopt_id(), names)
+        progress = Progress(self.progress if self._is_reporter() else False, label="hyperband")
+        key = better(self.mode)
+        logs = []
+        candidates = [c.clone() for c in self.distributions]
+        generation = 0
+        while True:
+            for c in candidates:
+                c["__num_halved__"] = generation
+            progress.start(f"generation {generation}: {len(candidates)} configs", len(candidates))
+            metrics = self._evaluate_generation(func, candidates, args, kwargs, recorder,
+                                                generation, progress)
+            for c, m in zip(candidates, metrics):
+                c["__metric__"] = m
+            order = sorted(range(len(candidates)), key=lambda i: key(metrics[i]))
+            results = [candidates[i] for i in order]
+            logs.append(results)
+            best = results[0]
+            progress.summary(f"generation {generation}: {len(results)} configs, best "
+                             f"{best['__metric__']!r} ({Progress.describe(best, names)})")
+            survivors = results[:int(len(results) * self.halving_rate)]
+            if len(survivors) <= self.num_min_samples or not survivors:
+                break
+            candidates = [s.clone() for s in survivors]
+            generation += 1
+        winner = logs[-1][0].clone()
+        winner["__num_halved__"] = max(self.num_generations(), 1) - 1
+        winner.pop("__metric__")
+        metric = self._final(func, winner, args, kwargs, recorder)
+        winner["__metric__"] = metric
+        logs.append([winner])
+        return ADict(config=winner, metric=metric, logs=logs)
+
+    def _is_reporter(self) -> bool:
+        return True
+
+
+class DistributedHyperBand(DistributedMixIn, HyperBand):
+    """HyperBand whose generations are split over the ranks of a ``torch.distributed``
+    group: rank ``r`` evaluates the ``r``-th contiguous chunk, the metrics are gathered,
+    and every rank sorts the same list and returns the same result.
+
+    If any rank's objective raises, every rank raises :class:`DistributedSearchError`
+    naming that rank and its error (no rank is left waiting).  The caller's process group
+    is never destroyed.
+    """
+
+    def __init__(self, scope, search_spaces, halving_rate: float, num_min_samples: int,
+                 tracker=None, mode: str = "max", rank: int = 0, world_size: int = 1,
+                 backend: str = "pytorch", study_id: str | None = None,
+                 progress: bool | None = None):
+        DistributedMixIn.__init__(self, rank, world_size, backend)
+        HyperBand.__init__(self, scope, search_spaces, halving_rate, num_min_samples, tracker,
+                           mode, study_id, progress)
+
+    def _is_reporter(self) -> bool:
+        return self.is_root
+
+    def _gather(self, work):
+        """Run ``work()`` on every rank; gather (ok, value) and raise everywhere on error."""
+        try:
+            payload = (True, work())
+        except Exception as e:
+            payload = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        gathered = self.all_gather_object(payload)
+        for rank, (ok, value) in enumerate(gathered):
+            if not ok:
+                raise DistributedSearchError(rank, value)
+        return [value for _, value in gathered]
+
+    def _evaluate_generation(self, func, candidates, args, kwargs, recorder, generation,
+                             progress) -> list:
+        n = len(candidates)
+        chunk = math.ceil(n / self.world_size)
+        mine = candidates[self.rank * chunk:(self.rank + 1) * chunk]
+
+        def work():
+            out = []
+            for config in mine:
+                out.append(self._evaluate_one(func, config, args, kwargs, recorder, generation))
+                progress.step()
+            return out
+
+        metrics = [m for part in self._gather(work) for m in part]
+        progress.step(n - len(mine))
+        return metrics
+
+    def _final(self, func, winner, args, kwargs, recorder):
+        metrics = self._gather(lambda: self._evaluate_one(func, winner, args, kwargs, recorder,
+                                                          "final"))
+        return metrics[0]  # the root's metric, the same on every rank

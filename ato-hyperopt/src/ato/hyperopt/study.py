@@ -1,0 +1,73 @@
+"""Trials recorded through a tracker, and resuming a study without re-running them.
+
+Each trial is one tracker run tagged ``study:<id>``, ``generation:<k>`` and
+``trial:<hash of the searched values and budget>``, with its objective logged as the
+metric ``objective``.  Starting a study again with the same id reuses every completed
+trial instead of running it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+OBJECTIVE = "objective"
+
+
+def trial_key(config, names, budget) -> str:
+    values = {}
+    for name in names:
+        value = config
+        for part in str(name).split("."):
+            value = value.get(part) if hasattr(value, "get") else None
+        values[str(name)] = value
+    text = json.dumps([values, budget], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+class TrialRecorder:
+    """Wraps a tracker (an ``SQLLogger`` or any logger with ``run``/``log_metric``/``finish``
+    and a ``config``) for one study."""
+
+    def __init__(self, tracker, study_id: str, names):
+        self.tracker = tracker
+        self.study_id = study_id
+        self.names = list(names)
+        self.done: dict[str, float] = {}
+        if tracker is not None:
+            self._load()
+
+    def _load(self) -> None:
+        from ato.db_routers.sql.manager import SQLFinder
+
+        finder = SQLFinder(self.tracker.config)
+        for run in finder.find_runs(tags=[f"study:{self.study_id}"], status="completed"):
+            key = next((t[6:] for t in run.tags if str(t).startswith("trial:")), None)
+            history = finder.get_metric_history(run.id, OBJECTIVE)
+            if key and history:
+                self.done[key] = history[-1].value
+
+    def cached(self, config, budget):
+        if self.tracker is None:
+            return None
+        return self.done.get(trial_key(config, self.names, budget))
+
+    def record(self, config, budget, generation: int, metric) -> None:
+        if self.tracker is None:
+            return
+        key = trial_key(config, self.names, budget)
+        tracker = self.tracker
+        base = tracker.config
+        experiment = base.get("experiment") if hasattr(base, "get") else None
+        trial_config = config.clone()
+        if experiment is not None and "experiment" not in trial_config:
+            trial_config["experiment"] = experiment
+        tracker.config = trial_config
+        try:
+            tracker.run(tags=[f"study:{self.study_id}", f"generation:{generation}", f"trial:{key}"])
+            if metric is not None and metric == metric:
+                tracker.log_metric(OBJECTIVE, metric, generation)
+            tracker.finish("completed")
+        finally:
+            tracker.config = base
+        self.done[key] = metric
