@@ -75,16 +75,20 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
             progress.step()
         return metrics
 
-    def _evaluate_one(self, func, config, args, kwargs, recorder, generation):
-        cached = recorder.cached(config, generation)
+    def _evaluate_one(self, func, config, args, kwargs, recorder, generation, budget=None):
+        """One trial; ``budget`` tells trials apart in a resumed study (default: the
+        generation; the winner's re-evaluation is ``"final"``)."""
+        budget = generation if budget is None else budget
+        cached = recorder.cached(config, budget)
         if cached is not None:
             return cached
         metric = self.evaluate(func, config, *args, **kwargs)
-        recorder.record(config, generation, generation, metric)
+        recorder.record(config, budget, generation, metric)
         return metric
 
     def _final(self, func, winner, args, kwargs, recorder):
-        return self._evaluate_one(func, winner, args, kwargs, recorder, "final")
+        return self._evaluate_one(func, winner, args, kwargs, recorder,
+                                  winner["__num_halved__"], "final")
 
     def main(self, func):
         """Decorate the objective; calling the result runs the search."""
@@ -185,6 +189,6 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
         return metrics
 
     def _final(self, func, winner, args, kwargs, recorder):
-        metrics = self._gather(lambda: self._evaluate_one(func, winner, args, kwargs, recorder,
-                                                          "final"))
+        metrics = self._gather(lambda: self._evaluate_one(
+            func, winner, args, kwargs, recorder, winner["__num_halved__"], "final"))
         return metrics[0]  # the root's metric, the same on every rank

@@ -1,0 +1,128 @@
+"""Built-in algorithms as plugins, third-party algorithms, tracked and resumed studies."""
+
+import math
+
+import pytest
+
+from ato.adict import ADict
+from ato.hyperopt import get_algorithm
+from ato.hyperopt.algorithms import ASHA, GridSearch, MultiBracketHyperband, RandomSearch
+from ato.hyperopt.base import GridSpaceMixIn, HyperOpt
+from ato.plugins import hookimpl
+from ato.plugins import manager as plugin_manager
+from ato.scope import Scope
+
+SPACE = ADict(lr=ADict(param_type="FLOAT", param_range=(1e-4, 1.0), num_samples=9, space_type="LOG"),
+              depth=ADict(param_type="INTEGER", param_range=(1, 8), num_samples=8))
+
+
+def objective(config):
+    """Best at lr=0.01, depth=5; a larger budget removes a penalty."""
+    budget = config.get("__budget__", 9)
+    return -abs(math.log10(config.lr) + 2) - abs(config.depth - 5) / 10 - 1 / budget
+
+
+class TestBuiltins:
+    def test_registered_by_name(self):
+        """Every built-in algorithm is found by its PLUGIN_NAME."""
+        assert get_algorithm("hyperband").__name__ == "HyperBand"
+        assert get_algorithm("asha") is ASHA and get_algorithm("random") is RandomSearch
+        with pytest.raises(LookupError, match="no installed plugin provides 'tpe'"):
+            get_algorithm("tpe")
+
+    def test_grid_finds_the_optimum(self):
+        """grid evaluates every point once at max_budget."""
+        result = GridSearch(Scope(), SPACE, max_budget=9, progress=False).main(objective)()
+        assert (result.config.lr, result.config.depth) == (pytest.approx(0.01), 5)
+        assert result.trials == 72 and result.budget_used == 72 * 9
+
+    def test_random_is_seeded(self):
+        """random search is reproducible with a seed and samples inside the ranges."""
+        runs = [RandomSearch(Scope(enable_override=True), SPACE, n_trials=30, seed=3,
+                             progress=False).main(objective)() for _ in range(2)]
+        assert (runs[0].config.lr, runs[0].config.depth) == (runs[1].config.lr, runs[1].config.depth)
+        assert all(1e-4 <= c.lr <= 1 and 1 <= c.depth <= 8 for c in runs[0].logs)
+
+    def test_multi_bracket_schedule(self):
+        """Brackets follow Li et al.: (81,1) (34,3) (15,9) (8,27) (5,81) for R=81, eta=3."""
+        hb = MultiBracketHyperband(Scope(), SPACE, max_budget=81, min_budget=1, eta=3)
+        assert [(n, round(b)) for n, b in hb.brackets()] == [(81, 1), (34, 3), (15, 9), (8, 27), (5, 81)]
+        result = hb.main(objective)()
+        assert result.config.__budget__ == 81
+        assert result.metric == max(c.__metric__ for c in result.logs if c.__budget__ == 81)
+
+    @pytest.mark.parametrize("workers", [1, 4])
+    def test_asha_respects_the_budget_and_promotes(self, workers):
+        """ASHA stops at its total budget and promotes the best of each rung."""
+        asha = ASHA(Scope(enable_override=True), SPACE, total_budget=300, min_budget=1,
+                    max_budget=27, eta=3, seed=0, n_workers=workers, progress=False)
+        result = asha.main(objective)()
+        assert result.budget_used <= 300
+        assert {c.__budget__ for c in result.logs} >= {1, 3, 9}
+        assert result.config.__budget__ == max(c.__budget__ for c in result.logs)
+
+
+class Exhaustive(GridSpaceMixIn, HyperOpt):
+    """A third-party algorithm written as in SEED.md."""
+
+    PLUGIN_NAME = "exhaustive"
+
+    def main(self, func):
+        configs = self.prepare_distributions(self.config, self.search_spaces)
+        return lambda: max(((c, func(c)) for c in configs), key=lambda cm: cm[1])
+
+
+class ExhaustivePlugin:
+    @hookimpl
+    def ato_register_search_algorithms(self):
+        return Exhaustive
+
+
+def test_third_party_algorithm_usable_by_name():
+    """A search algorithm registered through the hook is usable by name."""
+    pm = plugin_manager.plugin_manager()
+    pm.register(ExhaustivePlugin(), name="exhaustive-test")
+    plugin_manager._registries.clear()
+    try:
+        cls = get_algorithm("exhaustive")
+        config, metric = cls(Scope(), SPACE).main(objective)()
+        assert config.depth == 5
+    finally:
+        pm.unregister(name="exhaustive-test")
+        plugin_manager._registries.clear()
+
+
+class TestTrackedStudy:
+    def test_trials_are_runs_and_resume_skips_them(self, tmp_path):
+        """Each trial is a tagged run; the same study id resumes without re-running."""
+        from ato.db_routers.sql.manager import SQLFinder, SQLLogger
+        from ato.hyperopt.hyperband import HyperBand
+
+        url = f"sqlite:///{tmp_path / 'study.db'}"
+        tracker_config = ADict(experiment={"project_name": "search", "sql": {"db_path": url}})
+        space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 7), num_samples=8))
+        calls = []
+
+        def f(config):
+            calls.append(config.x)
+            if len(calls) == 10 and crash:
+                raise KeyboardInterrupt  # killed half-way
+            return -(config.x - 3) ** 2
+
+        crash = True
+        with pytest.raises(KeyboardInterrupt):
+            HyperBand(Scope(), space, 0.5, 1, tracker=SQLLogger(tracker_config), study_id="s1",
+                      progress=False).main(f)()
+        assert len(calls) == 10
+        crash = False
+        calls.clear()
+        result = HyperBand(Scope(enable_override=True), space, 0.5, 1,
+                           tracker=SQLLogger(tracker_config), study_id="s1",
+                           progress=False).main(f)()
+        assert result.config.x == 3
+        assert len(calls) == (8 + 4 + 2 + 1) - 9  # nine trials were already recorded
+        finder = SQLFinder(tracker_config)
+        runs = finder.find_runs("search", tags=["study:s1"])
+        assert len(runs) == 15 and {r.status for r in runs} == {"completed"}
+        assert sum("generation:0" in r.tags for r in runs) == 8
+        assert 3 in {r.config.x for r in runs if "generation:2" in r.tags}
