@@ -1,0 +1,341 @@
+"""Hydra-style composition of config trees: ``ADict.compose_hierarchy``.
+
+Follows Hydra's defaults-list rules (hydra-core 1.3): the ``defaults`` list of the primary
+config and of every group file is processed depth first; ``_self_`` says where a config's
+own values go (last when absent); group content is placed under the group's package (its
+path, dotted) unless a ``# @package`` header or a ``group@pkg`` entry says otherwise
+(``_global_`` is the root, ``_here_`` the containing config's package); ``null`` skips a
+group, ``???`` requires a selection, ``optional`` tolerates a missing file, ``override``
+changes a choice made elsewhere in the tree, and a list selects several options.
+``select`` replaces a group's choice (or adds the group); ``overrides`` set dotted keys like
+Hydra's ``++key=value``.  ``${...}`` interpolations are left as written unless
+``resolve=True``.  The ``hydra`` group (Hydra's own settings) is skipped and a top-level
+``hydra`` key dropped, as ``hydra.compose()`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+
+from ato.adict import ADict
+from ato.errors import AtoError, ConfigFileError
+
+EXTENSIONS = (".yaml", ".yml", ".json", ".toml", ".xyz")
+MISSING = "???"
+_HEADER = re.compile(r"^#\s*@package\s+(\S+)\s*$")
+
+
+class CompositionError(AtoError, ValueError):
+    """The defaults lists cannot be composed (names the file and the entry)."""
+
+
+def _find(root: str, rel: str) -> str | None:
+    for ext in EXTENSIONS:
+        path = os.path.join(root, rel + ext)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _load(path: str):
+    from ato.plugins.manager import format_for
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    header = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("#"):
+            break
+        m = _HEADER.match(stripped)
+        if m:
+            header = m.group(1)
+    data = format_for(path).loads(text, path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(path, "a composed config must be a mapping")
+    return data, header
+
+
+class _Entry:
+    __slots__ = ("kind", "group", "package", "option", "optional", "override")
+
+    def __init__(self, kind, group=None, package=None, option=None, optional=False,
+                 override=False):
+        self.kind, self.group, self.package, self.option = kind, group, package, option
+        self.optional, self.override = optional, override
+
+
+def _parse_entry(raw, path: str) -> _Entry:
+    if raw == "_self_":
+        return _Entry("self")
+    if isinstance(raw, str):
+        words = raw.split()
+        optional = words[0] == "optional"
+        name = words[-1]
+        target, _, package = name.partition("@")
+        return _Entry("config", target, package or None, optional=optional)
+    if isinstance(raw, dict) and len(raw) == 1:
+        (key, option), = raw.items()
+        words = str(key).split()
+        flags = set(words[:-1])
+        unknown = flags - {"optional", "override"}
+        if unknown:
+            raise CompositionError(f"{path}: unknown keyword {sorted(unknown)[0]!r} in defaults "
+                                   f"entry {raw!r}")
+        group, _, package = words[-1].partition("@")
+        return _Entry("group", group, package or None, option, "optional" in flags,
+                      "override" in flags)
+    raise CompositionError(f"{path}: cannot read defaults entry {raw!r}")
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def _absolute(group: str, here: str) -> str:
+    """A group path from a defaults entry, made absolute (``/x`` is already absolute)."""
+    return group[1:] if group.startswith("/") else _join(here, group)
+
+
+def _package_of(entry_package, header, group_path: str, parent_package: str) -> str:
+    if entry_package is not None:
+        if entry_package == "_here_":
+            return parent_package
+        if entry_package == "_global_":
+            return ""
+        if entry_package.startswith("_global_."):
+            return entry_package[len("_global_."):]
+        return ".".join(p for p in (parent_package, entry_package.replace("_here_.", "")) if p)
+    if header is not None:
+        if header == "_global_":
+            return ""
+        if header == "_group_":
+            return group_path.replace("/", ".")
+        return header[len("_global_."):] if header.startswith("_global_.") else header
+    return group_path.replace("/", ".")
+
+
+def merge_into(target: dict, source, path: list[str] | None = None) -> None:
+    """OmegaConf-style merge: mappings key by key, anything else replaces."""
+    for key, value in source.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge_into(target[key], value)
+        else:
+            target[key] = _copy(value)
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _merge_at(result: dict, package: str, data: dict) -> None:
+    node = result
+    if package:
+        for part in package.split("."):
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+    merge_into(node, data)
+
+
+class _Composer:
+    def __init__(self, root, select, on_missing):
+        self.root = root
+        self.select = {str(k): v for k, v in (select or {}).items()}
+        self.on_missing = on_missing
+
+    def missing(self, what: str) -> None:
+        if self.on_missing == "error":
+            raise FileNotFoundError(f"{what} not found")
+        if self.on_missing == "warn":
+            warnings.warn(f"missing: {what}", UserWarning, stacklevel=4)
+
+    def compose(self, config_filename: str) -> dict:
+        tree_overrides: dict = {}
+        for _ in range(16):  # overrides found deeper in the tree may change earlier choices
+            self.choices = {**tree_overrides, **self.select}
+            self.found_overrides: dict = {}
+            self.used: set = set()
+            result = self.build(config_filename)
+            new = {k: v for k, v in self.found_overrides.items() if k not in self.select}
+            if new == tree_overrides:
+                return result
+            tree_overrides = new
+        raise CompositionError("defaults-list overrides do not settle (a cycle of overrides)")
+
+    def build(self, config_filename: str) -> dict:
+        result: dict = {}
+        path = _find(self.root, config_filename)
+        if path is None:
+            self.missing(f"{config_filename}.[yaml|yml|json|toml|xyz] in {self.root}")
+            for key, option in self.select.items():
+                self.add_group(result, key, option, "", "", path or self.root)
+            return result
+        self.load_config(result, path, "", None, "", primary=True)
+        return result
+
+    def load_config(self, result, path, group_dir, entry_package, parent_package, primary=False,
+                    group_path=""):
+        data, header = _load(path)
+        raw_defaults = data.pop("defaults", None) or []
+        if not isinstance(raw_defaults, list):
+            raise CompositionError(f"{path}: 'defaults' must be a list")
+        package = "" if primary and entry_package is None and header in (None, "_global_") else \
+            _package_of(entry_package, header, group_path, parent_package)
+        entries = [_parse_entry(raw, path) for raw in raw_defaults]
+        if not any(e.kind == "self" for e in entries):
+            entries.append(_Entry("self"))
+        for entry in entries:
+            if entry.kind == "self":
+                _merge_at(result, package, data)
+            elif entry.kind == "config":
+                rel = _absolute(entry.group, group_dir)
+                target = _find(self.root, rel)
+                if target is None:
+                    if not entry.optional:
+                        self.missing(rel)
+                    continue
+                sub_group = os.path.dirname(rel).replace(os.sep, "/")
+                self.load_config(result, target, sub_group, entry.package, package,
+                                 group_path=sub_group)
+            else:
+                self.group_entry(result, entry, group_dir, package, path)
+        if primary:
+            for key, option in self.select.items():
+                if key not in self.used:
+                    self.add_group(result, key, option, "", package, path)
+
+    def group_entry(self, result, entry, group_dir, package, path):
+        group = _absolute(entry.group, group_dir)
+        key = group + (f"@{entry.package}" if entry.package else "")
+        if entry.override:
+            self.found_overrides.setdefault(key, entry.option)
+            return
+        if group == "hydra" or group.startswith("hydra/"):
+            return
+        option = entry.option
+        for candidate in (key, group):
+            if candidate in self.choices:
+                option = self.choices[candidate]
+                self.used.add(candidate)
+                break
+        self.load_group(result, group, entry.package, option, entry.optional, package, path)
+
+    def add_group(self, result, key, option, group_dir, package, path):
+        group, _, pkg = key.partition("@")
+        self.used.add(key)
+        self.load_group(result, _absolute(group, group_dir), pkg or None, option, False, package,
+                        path)
+
+    def load_group(self, result, group, entry_package, option, optional, package, path):
+        if option is None:
+            return
+        if option == MISSING:
+            raise CompositionError(f"{path}: you must select a config for group {group!r} "
+                                   f"(it defaults to ???)")
+        options = option if isinstance(option, (list, tuple)) else [option]
+        for opt in options:
+            target = _find(self.root, _join(group, str(opt)))
+            if target is None:
+                if not optional:
+                    self.missing(f"{group}/{opt}")
+                continue
+            self.load_config(result, target, group, entry_package, package, group_path=group)
+
+
+def _set_dotted(config: ADict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    node = config
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), ADict):
+            node[part] = ADict()
+        node = node._data[part]
+    node[parts[-1]] = value
+
+
+_INTERP = re.compile(r"\$\{([^${}]+)\}")
+
+
+def resolve_interpolations(config: ADict) -> ADict:
+    """Resolve ``${a.b}`` references and ``${oc.env:NAME[,default]}``; others stay."""
+    data = config.to_dict()
+
+    def lookup(expr: str):
+        expr = expr.strip()
+        if expr.startswith("oc.env:"):
+            name, _, default = expr[len("oc.env:"):].partition(",")
+            return os.environ.get(name.strip(), default.strip() or None)
+        node = data
+        for part in expr.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(expr)
+            node = node[part]
+        return resolve(node)
+
+    def resolve(value, depth=0):
+        if depth > 32:
+            raise CompositionError("interpolation cycle")
+        if isinstance(value, dict):
+            return {k: resolve(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v, depth + 1) for v in value]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        whole = _INTERP.fullmatch(value)
+        if whole:
+            try:
+                return lookup(whole.group(1))
+            except KeyError:
+                return value
+
+        def repl(m):
+            try:
+                return str(lookup(m.group(1)))
+            except KeyError:
+                return m.group(0)
+
+        return _INTERP.sub(repl, value)
+
+    return ADict(resolve(data))
+
+
+def compose_hierarchy(root, config_filename: str = "config", select=None, overrides=None,
+                      on_missing: str = "error", required=None, resolve: bool = False) -> ADict:
+    """Compose ``root/<config_filename>`` with its defaults lists (see the module docs)."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root} does not exist.")
+    result = _Composer(root, select, on_missing).compose(config_filename)
+    result.pop("hydra", None)
+    config = ADict._from_mapping(result)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(config, str(dotted), value)
+    if resolve:
+        config = resolve_interpolations(config)
+    for dotted in required or []:
+        node = config
+        for part in str(dotted).split("."):
+            if not isinstance(node, ADict) or part not in node:
+                raise KeyError(f"Missing required key: {dotted}")
+            node = node._data[part]
+    return config
+
+
+class ComposeSource:
+    """``ADict.compose_hierarchy(...)``."""
+
+    PLUGIN_NAME = "compose_hierarchy"
+
+    @staticmethod
+    def load(root, **kwargs) -> ADict:
+        return compose_hierarchy(root, **kwargs)

@@ -1,0 +1,98 @@
+"""Compute the reference results with the real tools (mmengine, hydra-core) and write
+them to tests/mmlab/expected/*.json; with --check, compare Ato's results with them instead
+and print the pass count.  Run by ``nox -s interop``; needs both references installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tests.mmlab.interop_cases import (  # noqa: E402
+    CORPORA, MM_CASES, MM_ENV, OPENMMLAB, case_id, expected_file, hydra_cases, normalise,
+)
+
+
+def mmengine_results() -> dict:
+    from mmengine import Config
+
+    os.environ.update(MM_ENV)
+    out = {}
+    for case in MM_CASES:
+        cfg = Config.fromfile(str(OPENMMLAB / case), import_custom_modules=False)
+        out[case] = normalise(cfg.to_dict())
+    return out
+
+
+def hydra_results() -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    out = {}
+    for root, name, select in hydra_cases():
+        overrides = []
+        for key, value in select.items():
+            text = "[" + ",".join(value) + "]" if isinstance(value, list) else value
+            overrides.append(f"{key}={text}")
+        GlobalHydra.instance().clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with initialize_config_dir(config_dir=str(CORPORA / root), version_base=None):
+                try:
+                    try:
+                        cfg = compose(config_name=name, overrides=overrides)
+                    except Exception as e:
+                        if "Could not override" not in str(e):
+                            raise
+                        # Ato's `select` adds a group that the defaults list lacks, as
+                        # Hydra's `+group=option` does.
+                        cfg = compose(config_name=name, overrides=["+" + o for o in overrides])
+                    out[case_id(root, name, select)] = normalise(
+                        OmegaConf.to_container(cfg, resolve=False))
+                except Exception as e:  # recorded: Ato must fail too
+                    out[case_id(root, name, select)] = {"__error__": type(e).__name__}
+    return out
+
+
+def ato_results() -> tuple[dict, dict]:
+    from ato.adict import ADict
+
+    os.environ.update(MM_ENV)
+    mm = {c: normalise(ADict.from_mm_config(OPENMMLAB / c).to_dict()) for c in MM_CASES}
+    hy = {}
+    for root, name, select in hydra_cases():
+        try:
+            hy[case_id(root, name, select)] = normalise(ADict.compose_hierarchy(
+                CORPORA / root, config_filename=name, select=select).to_dict())
+        except Exception as e:
+            hy[case_id(root, name, select)] = {"__error__": type(e).__name__}
+    return mm, hy
+
+
+def main() -> int:
+    if "--check" in sys.argv:
+        references = {"mmengine": mmengine_results(), "hydra": hydra_results()}
+        mm, hy = ato_results()
+        failed = 0
+        for kind, ours in (("mmengine", mm), ("hydra", hy)):
+            theirs = references[kind]
+            passed = [k for k in theirs if ours.get(k) == theirs[k]
+                      or ("__error__" in theirs[k] and "__error__" in ours.get(k, {}))]
+            for k in sorted(set(theirs) - set(passed)):
+                print(f"DIFFERS {kind}: {k}")
+            failed += len(theirs) - len(passed)
+            print(f"interop {kind}: {len(passed)}/{len(theirs)} cases identical")
+        return 1 if failed else 0
+    expected_file("mmengine").parent.mkdir(exist_ok=True)
+    expected_file("mmengine").write_text(json.dumps(mmengine_results(), indent=1, sort_keys=True))
+    expected_file("hydra").write_text(json.dumps(hydra_results(), indent=1, sort_keys=True))
+    print("wrote", expected_file("mmengine").parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

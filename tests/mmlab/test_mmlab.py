@@ -1,0 +1,153 @@
+"""OpenMMLab configs and Hydra-style composition, checked against the outputs of mmengine
+and hydra-core themselves (stored in expected/ by `nox -s interop`)."""
+
+import os
+import warnings
+
+import pytest
+
+from ato.adict import ADict
+from ato.errors import ConfigFileError
+from tests.mmlab.interop_cases import (
+    CORPORA, EX, LIGHTNING, MM_CASES, MM_ENV, OPENMMLAB, case_id, hydra_cases, load_expected,
+    normalise,
+)
+
+needs_corpora = pytest.mark.skipif(not CORPORA.exists(), reason="../shared/corpora is not beside the checkout")
+
+
+class TestOpenMMLab:
+    @pytest.mark.parametrize("case", MM_CASES)
+    def test_same_as_mmengine(self, case, monkeypatch):
+        """Each fixture resolves to what mmengine.Config.fromfile(...).to_dict() gives."""
+        for k, v in MM_ENV.items():
+            monkeypatch.setenv(k, v)
+        ours = normalise(ADict.from_mm_config(OPENMMLAB / case).to_dict())
+        assert ours == load_expected("mmengine")[case]
+
+    def test_seed_example_semantics(self):
+        """SPEC 1.15: backbone keeps type, GN norm replaces BN wholesale, optimizer merges."""
+        cfg = ADict.from_mm_config(OPENMMLAB / "detection/faster_rcnn_r101.py")
+        assert cfg.model.backbone.type == "ResNet" and cfg.model.backbone.depth == 101
+        assert cfg.model.backbone.norm_cfg == {"type": "GN", "num_groups": 32}
+        assert cfg.optimizer == {"type": "SGD", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0001}
+        assert cfg.load_from is None and "helper" not in cfg and "__hidden__" not in cfg
+        assert cfg.work_dir == "./work_dirs/default_runtime" and "_base_" not in cfg
+
+    def test_instance_method_keeps_unrelated_keys(self):
+        """config.load_mm_config() replaces the loaded top-level keys only."""
+        cfg = ADict(mine=1, optimizer={"old": True})
+        cfg.load_mm_config(OPENMMLAB / "detection/adam_child.py")
+        assert cfg.mine == 1 and cfg.optimizer == {"type": "Adam", "lr": 0.0003}
+        assert cfg.custom_imports.imports == ["os.path"]
+
+    def test_paths_relative_to_the_naming_file(self, tmp_path, monkeypatch):
+        """Bases resolve against the naming file, whatever the working directory holds."""
+        (tmp_path / "_base_" / "schedules").mkdir(parents=True)
+        (tmp_path / "_base_" / "schedules" / "schedule_1x.py").write_text("decoy = True\n")
+        monkeypatch.chdir(tmp_path)
+        cfg = ADict.from_mm_config(OPENMMLAB / "detection/faster_rcnn_r101.py")
+        assert "decoy" not in cfg
+
+    @pytest.mark.parametrize("name, message", [
+        ("duplicate.py", "the same key in two bases: optimizer"),
+        ("dict_over_scalar.py", "load_from is a mapping in the child config but a NoneType in its base"),
+        ("syntax.py", r"syntax.py:2:9: syntax error: '\(' was never closed"),
+        ("name_error.py", "name_error.py:2: NameError: name 'undefined_name' is not defined"),
+    ])
+    def test_errors_name_file_and_line(self, name, message):
+        """Broken configs fail with the file (and line) in the message."""
+        with pytest.raises(ConfigFileError, match=message):
+            ADict.from_mm_config(OPENMMLAB / "errors" / name)
+
+    def test_custom_imports_are_not_imported(self, tmp_path):
+        """custom_imports is data; the named module is never imported."""
+        (tmp_path / "c.py").write_text("custom_imports = dict(imports=['ato_never_imported'])\n")
+        import sys
+
+        cfg = ADict.from_mm_config(tmp_path / "c.py")
+        assert cfg.custom_imports.imports == ["ato_never_imported"]
+        assert "ato_never_imported" not in sys.modules
+
+
+@needs_corpora
+class TestHydra:
+    @pytest.mark.parametrize("root, name, select", hydra_cases(),
+                             ids=[case_id(*c) for c in hydra_cases()])
+    def test_same_as_hydra_compose(self, root, name, select):
+        """Every top-level config and a dozen selections compose as hydra.compose() does."""
+        expected = load_expected("hydra")[case_id(root, name, select)]
+        if "__error__" in expected:
+            with pytest.raises(Exception):
+                ADict.compose_hierarchy(CORPORA / root, config_filename=name, select=select)
+            return
+        ours = ADict.compose_hierarchy(CORPORA / root, config_filename=name, select=select)
+        assert normalise(ours.to_dict()) == expected
+
+    def test_overrides_required_and_resolve(self, monkeypatch):
+        """Dotted overrides act like ++key=value; required keys are checked; resolve=True."""
+        monkeypatch.setenv("PROJECT_ROOT", "/proj")
+        cfg = ADict.compose_hierarchy(
+            CORPORA / LIGHTNING, config_filename="train", select={"experiment": "example"},
+            overrides={"model.optimizer.lr": 0.01, "data.new_key": 3},
+            required=["model.optimizer.lr", "trainer.max_epochs"], resolve=True)
+        assert cfg.model.optimizer.lr == 0.01 and cfg.data.new_key == 3
+        assert cfg.paths.data_dir == "/proj/data/" and cfg.logger.wandb.tags == ["mnist", "simple_dense_net"]
+        with pytest.raises(KeyError, match="Missing required key: model.nope"):
+            ADict.compose_hierarchy(CORPORA / LIGHTNING, config_filename="train",
+                                    required=["model.nope"])
+        with pytest.raises(KeyError, match="Missing required key: seed.x"):
+            ADict.compose_hierarchy(CORPORA / LIGHTNING, config_filename="train", required=["seed.x"])
+
+    def test_mandatory_group(self):
+        """A ??? group must be selected."""
+        with pytest.raises(ValueError, match="you must select a config for group 'db'"):
+            ADict.compose_hierarchy(CORPORA / EX / "patterns/extending_configs/conf")
+
+
+class TestSeedComposition:
+    @pytest.fixture
+    def tree(self, tmp_path):
+        (tmp_path / "model").mkdir()
+        (tmp_path / "data").mkdir()
+        (tmp_path / "config.yaml").write_text("defaults:\n  - model: resnet50\n  - _self_\nseed: 1\n")
+        (tmp_path / "model" / "resnet50.yaml").write_text("backbone: resnet50\nlr: 0.1\n")
+        (tmp_path / "model" / "resnet101.yaml").write_text("backbone: resnet101\n")
+        (tmp_path / "data" / "imagenet.yaml").write_text("dataset: imagenet\nbatch_size: 256\n")
+        return tmp_path
+
+    def test_seed_example(self, tree):
+        """SEED.md compose_hierarchy call: groups under their names, overrides, required."""
+        config = ADict.compose_hierarchy(
+            root=str(tree), config_filename="config",
+            select={"model": "resnet50", "data": "imagenet"},
+            overrides={"model.lr": 0.01, "data.batch_size": 64},
+            required=["model.backbone", "data.dataset"], on_missing="warn")
+        assert config.to_dict() == {"model": {"backbone": "resnet50", "lr": 0.01}, "seed": 1,
+                                    "data": {"dataset": "imagenet", "batch_size": 64}}
+        multi = ADict.compose_hierarchy(str(tree), select={"model": ["resnet50", "resnet101"]})
+        assert multi.model == {"backbone": "resnet101", "lr": 0.1}
+
+    def test_on_missing(self, tree):
+        """'error' raises for a missing primary or option; 'warn' warns and goes on."""
+        with pytest.raises(FileNotFoundError, match="model/nope not found"):
+            ADict.compose_hierarchy(str(tree), select={"model": "nope"}, on_missing="error")
+        with pytest.raises(FileNotFoundError, match="missing_primary"):
+            ADict.compose_hierarchy(str(tree), config_filename="missing_primary")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cfg = ADict.compose_hierarchy(str(tree), select={"model": "nope"}, on_missing="warn")
+        assert [str(w.message) for w in caught] == ["missing: model/nope"] and cfg.seed == 1
+
+
+def test_missing_distribution_is_named(tmp_path):
+    """Without ato-mmlab, asking for it names the distribution to install."""
+    import subprocess
+    import sys
+
+    code = ("from ato.adict import ADict\ntry:\n    ADict.compose_hierarchy('.')\n"
+            "except LookupError as e:\n    print(e)\n")
+    env = dict(os.environ, ATO_DISABLE_PLUGINS="mmlab")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path).stdout.strip()
+    assert out == "ADict.compose_hierarchy needs the ato-mmlab distribution: pip install ato-mmlab"
