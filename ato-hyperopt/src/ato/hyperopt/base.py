@@ -160,7 +160,7 @@ class HyperOpt(abc.ABC):
 
     def get_hyperopt_id(self) -> str:
         if self._study_id is None:
-            self._study_id = str(uuid.uuid4())
+            self._study_id = uuid.uuid4().hex[:12]
         return self._study_id
 
     @property
@@ -236,7 +236,7 @@ class DistributedMixIn:
 
     def get_hyperopt_id(self) -> str:
         if self._study_id is None:
-            self._study_id = self.broadcast_object_from_root(str(uuid.uuid4()))
+            self._study_id = self.broadcast_object_from_root(uuid.uuid4().hex[:12])
         return self._study_id
 
 

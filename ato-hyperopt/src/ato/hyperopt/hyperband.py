@@ -120,7 +120,8 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
             logs.append(results)
             best = results[0]
             progress.summary(f"generation {generation}: {len(results)} configs, best "
-                             f"{best['__metric__']!r} ({Progress.describe(best, names)})")
+                             f"{Progress.format(best['__metric__'])} "
+                             f"({Progress.describe(best, names)})")
             survivors = results[:int(len(results) * self.halving_rate)]
             if len(survivors) <= self.num_min_samples or not survivors:
                 break

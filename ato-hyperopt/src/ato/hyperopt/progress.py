@@ -14,11 +14,15 @@ def _fmt(value) -> str:
 
 
 class Progress:
+    """``enabled=None``: a live bar and summaries on a terminal, nothing otherwise;
+    ``True``: the same on a terminal, summary lines only (no bar) in a log;
+    ``False``: silent."""
+
     def __init__(self, enabled: bool | None = None, stream=None, label: str = "search"):
         self.stream = stream or sys.stderr
-        if enabled is None:
-            enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.enabled = enabled
+        tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = tty if enabled is None else bool(enabled)
+        self.live = self.enabled and tty
         self.label = label
         self._total = 0
         self._done = 0
@@ -31,11 +35,11 @@ class Progress:
 
     def step(self, n: int = 1) -> None:
         self._done += n
-        if self.enabled and (self._done == self._total or self._done % max(1, self._total // 50) == 0):
+        if self.live and (self._done == self._total or self._done % max(1, self._total // 50) == 0):
             self._draw()
 
     def _draw(self) -> None:
-        if not self.enabled or not self._total:
+        if not self.live or not self._total:
             return
         width = 24
         filled = int(width * self._done / self._total)
@@ -47,8 +51,11 @@ class Progress:
         if not self.enabled:
             return
         elapsed = time.monotonic() - self._start
-        self.stream.write(f"\r{self.label}: {text} ({elapsed:.1f}s)".ljust(80) + "\n")
+        line = f"{self.label}: {text} ({elapsed:.1f}s)"
+        self.stream.write(f"\r{line.ljust(80)}\n" if self.live else line + "\n")
         self.stream.flush()
+
+    format = staticmethod(_fmt)
 
     @staticmethod
     def describe(config, names) -> str:

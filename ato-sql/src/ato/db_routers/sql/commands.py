@@ -65,7 +65,7 @@ def cmd_list(args) -> int:
     keys = [k for k in (args.metrics or "").split(",") if k]
     tags = [t for t in (args.tags or "").split(",") if t]
     runs = finder.find_runs(args.project, tags=tags or None, status=args.status,
-                            where=args.where, limit=args.limit)
+                            where=args.where, limit=args.limit, last=args.last)
     summaries = finder.metric_summaries([r.id for r in runs], keys) if keys else {}
     best = "max" if args.mode == "max" else "min"
     if args.json:
@@ -214,7 +214,8 @@ class RunsCommand:
         p.add_argument("--where", help="typed config filter, e.g. \"lr < 0.01 and model == 'x'\"")
         p.add_argument("--tags", help="comma-separated tags that must all be present")
         p.add_argument("--status", help="running, completed, failed, killed or crashed")
-        p.add_argument("--limit", type=int)
+        p.add_argument("--limit", type=int, help="only the first N runs")
+        p.add_argument("--last", type=int, help="only the most recent N runs")
         p.add_argument("--json", action="store_true")
         p.set_defaults(_run=cmd_list)
         p = sub.add_parser("show", help="one run in detail")

@@ -220,9 +220,11 @@ class SQLFinder:
         return runs[0] if runs else None
 
     def find_runs(self, project_name: str | None = None, *, tags=None, status: str | None = None,
-                  where: str | None = None, limit: int | None = None) -> list[Run]:
+                  where: str | None = None, limit: int | None = None,
+                  last: int | None = None) -> list[Run]:
         """Runs filtered by project, tags (all must be present), status (``crashed``
-        included) and a typed config expression such as ``"lr < 0.01 and model == 'x'"``."""
+        included) and a typed config expression such as ``"lr < 0.01 and model == 'x'"``;
+        ``limit`` keeps the first runs, ``last`` the most recent ones."""
         clauses, params = [], {}
         if project_name is not None:
             clauses.append("p.name = :project")
@@ -234,12 +236,12 @@ class SQLFinder:
             else:
                 clauses.append(f"jsonb_exists(CAST(e.tags AS jsonb), :tag{i})")
         if status is not None:
-            last = "COALESCE(e.heartbeat_at, e.start_time)" if self._heartbeat else "e.start_time"
+            seen = "COALESCE(e.heartbeat_at, e.start_time)" if self._heartbeat else "e.start_time"
             if status == "crashed":
-                clauses.append(f"e.status = 'running' AND {last} < :cutoff")
+                clauses.append(f"e.status = 'running' AND {seen} < :cutoff")
                 params["cutoff"] = self._cutoff_param()
             elif status == "running":
-                clauses.append(f"e.status = 'running' AND {last} >= :cutoff")
+                clauses.append(f"e.status = 'running' AND {seen} >= :cutoff")
                 params["cutoff"] = self._cutoff_param()
             else:
                 clauses.append("e.status = :status")
@@ -248,6 +250,10 @@ class SQLFinder:
             sql, where_params = compile_where(parse_where(where), self.dialect)
             clauses.append(sql)
             params.update(where_params)
+        if last:
+            runs = self._runs(" AND ".join(clauses), f" ORDER BY e.id DESC LIMIT {int(last)}",
+                              **params)
+            return runs[::-1]
         order = " ORDER BY e.id" + (f" LIMIT {int(limit)}" if limit else "")
         return self._runs(" AND ".join(clauses), order, **params)
 

@@ -1,10 +1,9 @@
-"""The plugin module named by the entry point: one hook implementation."""
+"""`.properties` config files: ``dotted.key = value``, one per line."""
 
 from __future__ import annotations
 
 from ato.errors import CLIError, ConfigFileError
 from ato.grammar import format_value, parse_value
-from ato.plugins import hookimpl
 
 
 class PropertiesFormat:
@@ -50,7 +49,3 @@ class PropertiesFormat:
         walk(data, "")
         return "\n".join(lines) + "\n"
 
-
-@hookimpl
-def ato_register_formats():
-    return PropertiesFormat

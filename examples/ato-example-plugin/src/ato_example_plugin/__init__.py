@@ -1,0 +1,1 @@
+"""An example third-party Ato plugin: a config format and a tracker backend."""

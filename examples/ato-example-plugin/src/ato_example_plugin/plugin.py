@@ -1,0 +1,17 @@
+"""The module the entry point names: one function per hook this plugin implements."""
+
+from ato.plugins import hookimpl
+
+
+@hookimpl
+def ato_register_formats():
+    from ato_example_plugin.properties import PropertiesFormat
+
+    return PropertiesFormat
+
+
+@hookimpl
+def ato_register_trackers():
+    from ato_example_plugin.jsonl_tracker import JSONLinesTracker
+
+    return JSONLinesTracker

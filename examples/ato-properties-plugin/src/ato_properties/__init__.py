@@ -1,1 +1,0 @@
-"""`.properties` config files for Ato: ``dotted.key = value``, one per line."""

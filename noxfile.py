@@ -1,0 +1,128 @@
+"""Every check of the project.  `nox -s tests` is what CI runs (through scripts/test.sh,
+which also starts a throwaway PostgreSQL).  `nox -l` lists the sessions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+DISTS = ["ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab"]
+# Pinned: `pip install torch==2.13.0` takes the CPU build on disk, never a CUDA download.
+TORCH = "torch==2.13.0"
+TEST_DEPS = ["pytest>=8", "hypothesis>=6", "numpy", "scikit-learn"]
+SUBSETS = {
+    "core": ["ato-core"],
+    "core+formats": ["ato-core", "ato-formats"],
+    "core+sql": ["ato-core", "ato-sql"],
+    "core+hyperopt": ["ato-core", "ato-hyperopt"],
+    "core+mmlab": ["ato-core", "ato-formats", "ato-mmlab"],
+}
+
+
+def install_ato(session: nox.Session, dists, editable: bool = True, extras=None) -> None:
+    extras = extras or {}
+    args = []
+    for dist in dists:
+        spec = f"./{dist}" + (f"[{extras[dist]}]" if dist in extras else "")
+        args += ["-e", spec] if editable else [spec]
+    session.install(*args)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, every distribution installed editable (PostgreSQL tests run
+    when ATO_TEST_POSTGRES_URL is set)."""
+    session.install(TORCH)
+    install_ato(session, DISTS, extras={"ato-sql": "postgresql"})
+    session.install(*TEST_DEPS)
+    session.run("pytest", *(session.posargs or ["tests"]), env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session
+@nox.parametrize("editable", [True, False], ids=["editable", "wheel"])
+@nox.parametrize("subset", list(SUBSETS))
+def subsets(session: nox.Session, subset: str, editable: bool) -> None:
+    """Each subset of distributions in a fresh venv, as editable and as regular installs:
+    its public imports work and absent features name the distribution to install."""
+    install_ato(session, SUBSETS[subset], editable=editable)
+    session.run("python", "tests/integration/subset_check.py", subset)
+
+
+@nox.session
+def plugin_example(session: nox.Session) -> None:
+    """The third-party example plugin, pip-installed next to ato-core only: Ato loads and
+    dumps its format and tracks to its JSON Lines backend without any change to Ato."""
+    install_ato(session, ["ato-core", "ato-sql"], editable=False)
+    session.install("./examples/ato-example-plugin")
+    session.run("python", "tests/integration/plugin_example_check.py")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The README's demo: Scope + CLI, HyperBand search, SQLite tracking, `ato runs`."""
+    install_ato(session, DISTS)
+    session.install("numpy", "scikit-learn")
+    with session.chdir(session.create_tmp()):
+        session.run("python", str(ROOT / "examples/demo/train.py"), *session.posargs)
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """Compare with the reference tools themselves (mmengine, hydra-core) and print the
+    pass count."""
+    install_ato(session, ["ato-core", "ato-formats", "ato-mmlab"])
+    session.install("mmengine", "hydra-core", "hydra-colorlog")
+    session.run("python", "tests/mmlab/generate_expected.py", "--check")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Performance measurements; results go to benchmarks/results/."""
+    install_ato(session, DISTS, extras={"ato-sql": "postgresql"})
+    session.install("numpy")
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)
+
+
+@nox.session
+def bench_peers(session: nox.Session) -> None:
+    """The same config benchmarks with Hydra/OmegaConf and ml_collections installed, so
+    their figures appear beside ours."""
+    install_ato(session, DISTS)
+    session.install("hydra-core", "omegaconf", "ml_collections")
+    session.run("python", "benchmarks/bench_config.py", "--peers")
+
+
+@nox.session
+def bench_search(session: nox.Session) -> None:
+    """Sample efficiency of the search algorithms, with Optuna beside them."""
+    install_ato(session, DISTS)
+    session.install("optuna")
+    session.run("python", "benchmarks/bench_search.py", "--optuna", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Documentation checks: every hook documented, every code block of docs/ that is
+    marked runnable runs."""
+    install_ato(session, DISTS)
+    session.install("pytest", "numpy")
+    session.run("pytest", "tests/integration/test_docs.py", env={"ATO_DOCS_RUN": "1"})
+
+
+if os.environ.get("CI"):
+    nox.options.error_on_missing_interpreters = True

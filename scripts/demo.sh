@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The demo of the README: a small real training job configured with Scope and CLI
+# overrides, searched with HyperBand, tracked in SQLite (demo.db), summarised by `ato runs`.
+# Extra arguments are Ato command-line arguments, e.g. `bash scripts/demo.sh wide train.epochs=30`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import ato.hyperopt, sklearn" 2>/dev/null; then
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -e ./ato-core -e ./ato-formats \
+    -e ./ato-sql -e ./ato-hyperopt -e ./ato-mmlab numpy scikit-learn
+fi
+rm -f demo.db demo.db-wal demo.db-shm
+exec .venv/bin/python examples/demo/train.py "$@"

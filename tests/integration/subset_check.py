@@ -1,0 +1,88 @@
+"""Run in a fresh venv holding one subset of the distributions (nox -s subsets): the
+public imports of that subset work, the shared namespace levels have no __init__.py, and
+each absent feature raises an error naming the distribution to install."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+import tempfile
+
+SUBSETS = {
+    "core": {"ato-core"},
+    "core+formats": {"ato-core", "ato-formats"},
+    "core+sql": {"ato-core", "ato-sql"},
+    "core+hyperopt": {"ato-core", "ato-hyperopt"},
+    "core+mmlab": {"ato-core", "ato-formats", "ato-mmlab"},
+}
+IMPORTS = {
+    "ato-core": ["ato.adict", "ato.scope", "ato.grammar", "ato.plugins", "ato.plugins.hookspecs",
+                 "ato.plugins.manager", "ato.xyz", "ato.cli"],
+    "ato-formats": ["ato.formats", "ato.formats.plugin"],
+    "ato-sql": ["ato.db_routers.sql.manager", "ato.db_routers.sql.schema"],
+    "ato-hyperopt": ["ato.hyperopt.base", "ato.hyperopt.hyperband", "ato.hyperopt.algorithms"],
+    "ato-mmlab": ["ato.mmlab.openmmlab", "ato.mmlab.hydra"],
+}
+
+
+def expect_missing(dist: str, action) -> None:
+    try:
+        action()
+    except LookupError as e:
+        assert f"pip install {dist}" in str(e), f"error does not name {dist}: {e}"
+        print(f"  absent {dist}: {e}")
+        return
+    raise AssertionError(f"{dist} is absent but the feature worked")
+
+
+def main(subset: str) -> None:
+    installed = SUBSETS[subset]
+    import ato
+
+    for path in ato.__path__:
+        assert not os.path.exists(os.path.join(path, "__init__.py")), f"{path} has an __init__.py"
+        routers = os.path.join(path, "db_routers", "__init__.py")
+        assert not os.path.exists(routers), routers
+    for dist in installed:
+        for module in IMPORTS[dist]:
+            importlib.import_module(module)
+    for module in pkgutil.walk_packages(ato.__path__, "ato."):
+        if module.name.endswith("__main__"):
+            continue
+        importlib.import_module(module.name)
+    from ato.adict import ADict
+
+    tmp = tempfile.mkdtemp()
+    yaml_path = os.path.join(tmp, "c.yaml")
+    with open(yaml_path, "w") as f:
+        f.write("a: 1\n")
+    if "ato-formats" in installed:
+        assert ADict.from_file(yaml_path) == {"a": 1}
+    else:
+        expect_missing("ato-formats", lambda: ADict.from_file(yaml_path))
+    if "ato-mmlab" not in installed:
+        expect_missing("ato-mmlab", lambda: ADict.compose_hierarchy(tmp))
+    config = ADict(experiment={"project_name": "p", "sql": {"db_path": f"sqlite:///{tmp}/x.db"}})
+    if "ato-sql" in installed:
+        from ato.db_routers.sql.manager import SQLLogger
+
+        SQLLogger(config).run()
+    else:
+        from ato.plugins.manager import tracker_for_url
+
+        expect_missing("ato-sql", lambda: tracker_for_url("sqlite:///x.db"))
+    if "ato-hyperopt" in installed:
+        import ato.hyperopt.hyperband  # noqa: F401
+
+        assert "torch" not in sys.modules
+    else:
+        from ato.plugins.manager import search_algorithm
+
+        expect_missing("ato-hyperopt", lambda: search_algorithm("hyperband"))
+    print(f"subset {subset}: OK ({', '.join(sorted(installed))})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
