@@ -12,7 +12,14 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tests.mmlab.interop_cases import (  # noqa: E402
-    CORPORA, MM_CASES, MM_ENV, OPENMMLAB, case_id, expected_file, hydra_cases, normalise,
+    CORPORA,
+    MM_CASES,
+    MM_ENV,
+    OPENMMLAB,
+    case_id,
+    expected_file,
+    hydra_cases,
+    normalise,
 )
 
 

@@ -13,7 +13,11 @@ recorder (``ato._provenance``) about the write while a Scope is building the con
 
 from __future__ import annotations
 
-from _collections_abc import Iterable, Mapping, MutableMapping  # collections.abc, minus its import cost
+from _collections_abc import (  # collections.abc, minus its import cost
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 
 from ato.errors import FrozenError
 
@@ -311,13 +315,27 @@ class ADict(MutableMapping):
     def update(self, m=None, /, recurrent: bool = False, **kwargs) -> ADict:
         """Assign every key of ``m`` then of ``kwargs``; ``recurrent=True`` merges mappings
         key by key instead of replacing them.  Returns ``self``."""
+        if self._frozen and (m or kwargs):
+            _check_writable(self, next(iter(m or kwargs)))
         for source in (m, kwargs):
             if not source:
                 continue
-            items = source.items() if isinstance(source, Mapping) else dict(source).items()
+            if isinstance(source, ADict):
+                items = source._data.items()
+            elif isinstance(source, Mapping):
+                items = source.items()
+            else:
+                items = dict(source).items()
+            data = self._data
+            cache = self.__dict__
             for k, v in items:
+                if type(v) in _ATOMIC and _write_hook is None and type(k) is str:
+                    data[k] = v  # fast path: a scalar needs no conversion
+                    if k in cache:
+                        cache[k] = v
+                    continue
                 if recurrent and isinstance(v, Mapping):
-                    current = self._data.get(k, _MISSING)
+                    current = data.get(k, _MISSING)
                     if isinstance(current, ADict):
                         current.update(v, recurrent=True)
                         continue

@@ -218,7 +218,7 @@ class ASHA(_BudgetSearch):
     def _next_job(self, rungs, promoted, started):
         for k in range(len(self.budgets) - 2, -1, -1):
             done = sorted(rungs[k], key=lambda e: self.key(e[0]))
-            for metric, index, config in done[:len(done) // int(self.eta)]:
+            for _metric, index, config in done[:len(done) // int(self.eta)]:
                 if (k, index) not in promoted:
                     promoted.add((k, index))
                     return k + 1, index, config

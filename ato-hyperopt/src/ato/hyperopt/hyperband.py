@@ -15,7 +15,11 @@ import traceback
 
 from ato.adict import ADict
 from ato.hyperopt.base import (
-    DistributedMixIn, DistributedSearchError, GridSpaceMixIn, HyperOpt, better,
+    DistributedMixIn,
+    DistributedSearchError,
+    GridSpaceMixIn,
+    HyperOpt,
+    better,
 )
 from ato.hyperopt.progress import Progress
 from ato.hyperopt.study import TrialRecorder

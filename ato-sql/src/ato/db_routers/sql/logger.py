@@ -401,14 +401,17 @@ class SQLLogger:
                 if self._buffer:
                     self.flush()
                 elif time.monotonic() - self._last_heartbeat >= self.heartbeat_interval:
-                    run_id = self._run_id
-                    if run_id is not None:
-                        stamp = self._stamp(time.time())
-                        self._transaction(lambda cur: cur.execute(self._heartbeat_sql,
-                                                                  (stamp, run_id)))
-                        self._last_heartbeat = time.monotonic()
+                    self._heartbeat()
             except Exception as e:
                 print(f"ato: flushing metrics failed (will retry): {e}", file=sys.stderr)
+
+    def _heartbeat(self) -> None:
+        run_id = self._run_id
+        if run_id is None:
+            return
+        params = (self._stamp(time.time()), run_id)
+        self._transaction(lambda cur: cur.execute(self._heartbeat_sql, params))
+        self._last_heartbeat = time.monotonic()
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> SQLLogger:
