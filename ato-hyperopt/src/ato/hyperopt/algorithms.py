@@ -151,13 +151,16 @@ class RandomSearch(_BudgetSearch):
 
 class MultiBracketHyperband(_BudgetSearch):
     """Hyperband (Li et al. 2018): brackets of successive halving that trade the number of
-    configurations against the budget each gets, repeated ``iterations`` times."""
+    configurations against the budget each gets, repeated ``iterations`` times (or until
+    the next bracket would exceed ``total_budget``)."""
 
     PLUGIN_NAME = "multi_hyperband"
 
-    def __init__(self, scope, search_spaces, iterations: int = 1, **options):
+    def __init__(self, scope, search_spaces, iterations: int = 1,
+                 total_budget: float | None = None, **options):
         super().__init__(scope, search_spaces, **options)
         self.iterations = iterations
+        self.total_budget = total_budget
         self.s_max = int(math.floor(math.log(self.max_budget / self.min_budget, self.eta) + 1e-9))
 
     def brackets(self) -> list[tuple[int, float]]:
@@ -168,11 +171,22 @@ class MultiBracketHyperband(_BudgetSearch):
             out.append((n, self.max_budget * self.eta ** (-s)))
         return out
 
+    def bracket_cost(self, n: int, budget: float) -> float:
+        """Resource units one bracket spends."""
+        cost = 0.0
+        while n and budget <= self.max_budget * (1 + 1e-9):
+            cost += n * budget
+            n, budget = int(n / self.eta), budget * self.eta
+        return cost
+
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
         finals = []
         for _ in range(self.iterations):
             for b, (n, budget) in enumerate(self.brackets()):
+                if (self.total_budget is not None
+                        and self.budget_used + self.bracket_cost(n, budget) > self.total_budget):
+                    continue
                 configs = [sample_config(self.config, self.search_spaces, self.rng) for _ in range(n)]
                 rung = 0
                 while configs:
@@ -216,9 +230,11 @@ class ASHA(_BudgetSearch):
             self.budgets.append(self.budgets[-1] * self.eta)
 
     def _next_job(self, rungs, promoted, started):
+        """The next trial: the best unpromoted configuration in the top 1/eta of the
+        highest rung that has one, or a new configuration at the lowest rung."""
         for k in range(len(self.budgets) - 2, -1, -1):
-            done = sorted(rungs[k], key=lambda e: self.key(e[0]))
-            for _metric, index, config in done[:len(done) // int(self.eta)]:
+            rung = rungs[k]  # kept sorted best first
+            for _key, index, config in rung[:len(rung) // int(self.eta)]:
                 if (k, index) not in promoted:
                     promoted.add((k, index))
                     return k + 1, index, config
@@ -229,39 +245,60 @@ class ASHA(_BudgetSearch):
             return True
         return self.total_budget is not None and committed >= self.total_budget
 
+    def _plan(self, rungs, promoted, state):
+        """Reserve the next job, or ``None`` when the trial or budget limit is reached."""
+        if self._exhausted(state["trials"], state["committed"]):
+            return None
+        rung, index, config = self._next_job(rungs, promoted, state["started"])
+        budget = self.budgets[rung]
+        if self.total_budget is not None and state["committed"] + budget > self.total_budget:
+            if rung > 0:
+                promoted.discard((rung - 1, index))
+            state["committed"] = self.total_budget  # nothing else fits
+            return None
+        if rung == 0:
+            state["started"] += 1
+        state["committed"] += budget
+        state["trials"] += 1
+        return rung, index, config, budget
+
+    def _record(self, rungs, rung, index, config, metric) -> None:
+        import bisect
+
+        entry = (self.key(metric), index, config)
+        bisect.insort(rungs[rung], entry, key=lambda e: (e[0], e[1]))
+
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
         rungs = [[] for _ in self.budgets]
         promoted: set = set()
-        started = 0  # configurations created
-        trials = 0
-        committed = 0.0
+        state = {"started": 0, "trials": 0, "committed": 0.0}
         total = self.max_trials or int(self.total_budget / self.min_budget)
         self.reporter.start(f"up to {total} trials", total)
-        with ThreadPoolExecutor(max_workers=self.n_workers) as pool:
-            running = {}
-            while True:
-                while len(running) < self.n_workers and not self._exhausted(trials, committed):
-                    rung, index, config = self._next_job(rungs, promoted, started)
-                    if rung == 0:
-                        started += 1
-                    budget = self.budgets[rung]
-                    if self.total_budget is not None and committed + budget > self.total_budget:
-                        if rung == 0:
-                            started -= 1
-                        committed = self.total_budget  # nothing else fits
+        if self.n_workers == 1:
+            while (job := self._plan(rungs, promoted, state)) is not None:
+                rung, index, config, budget = job
+                metric = self.trial(func, config, budget, rung, args, kwargs)
+                self._record(rungs, rung, index, config, metric)
+                self.reporter.step()
+        else:
+            with ThreadPoolExecutor(max_workers=self.n_workers) as pool:
+                running = {}
+                while True:
+                    while len(running) < self.n_workers:
+                        job = self._plan(rungs, promoted, state)
+                        if job is None:
+                            break
+                        rung, index, config, budget = job
+                        future = pool.submit(self.trial, func, config, budget, rung, args, kwargs)
+                        running[future] = (rung, index, config)
+                    if not running:
                         break
-                    committed += budget
-                    trials += 1
-                    future = pool.submit(self.trial, func, config, budget, rung, args, kwargs)
-                    running[future] = (rung, index, config)
-                if not running:
-                    break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    rung, index, config = running.pop(future)
-                    rungs[rung].append((future.result(), index, config))
-                    self.reporter.step()
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        rung, index, config = running.pop(future)
+                        self._record(rungs, rung, index, config, future.result())
+                        self.reporter.step()
         result = self._result()
         self.reporter.summary(f"best {result.metric!r} after {result.trials} trials")
         return result
