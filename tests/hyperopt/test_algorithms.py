@@ -43,6 +43,27 @@ class TestBuiltins:
         assert (runs[0].config.lr, runs[0].config.depth) == (runs[1].config.lr, runs[1].config.depth)
         assert all(1e-4 <= c.lr <= 1 and 1 <= c.depth <= 8 for c in runs[0].logs)
 
+    def test_tpe_beats_random_on_a_smooth_objective(self):
+        """TPE concentrates its proposals where the objective is good."""
+        space = ADict(lr=ADict(param_type="FLOAT", param_range=(1e-5, 1.0), space_type="LOG"))
+
+        def f(config):
+            return -(math.log10(config.lr) + 2.5) ** 2
+
+        tpe = get_algorithm("tpe")(Scope(enable_override=True), space, n_trials=40, seed=1,
+                                   progress=False).main(f)()
+        late = [c.lr for c in tpe.logs[-15:]]
+        assert tpe.metric > -0.01
+        assert sum(10 ** -3.5 <= lr <= 10 ** -1.5 for lr in late) >= 10
+
+    def test_bohb_is_multi_bracket_with_tpe(self):
+        """bohb runs Hyperband's brackets within its budget, proposing with TPE."""
+        bohb = get_algorithm("bohb")(Scope(enable_override=True), SPACE, max_budget=27,
+                                     min_budget=1, eta=3, iterations=5, total_budget=600,
+                                     seed=0, progress=False)
+        result = bohb.main(objective)()
+        assert result.budget_used <= 600 and type(bohb.sampler).__name__ == "TPESampler"
+
     def test_multi_bracket_schedule(self):
         """Brackets follow Li et al.: (81,1) (34,3) (15,9) (8,27) (5,81) for R=81, eta=3."""
         hb = MultiBracketHyperband(Scope(), SPACE, max_budget=81, min_budget=1, eta=3)

@@ -3,9 +3,14 @@
 
 - ``grid``: every grid point at the full budget.
 - ``random``: ``n_trials`` points sampled from the (continuous) search space.
+- ``tpe``: ``n_trials`` points proposed one after the other by TPE.
 - ``multi_hyperband``: Hyperband with several brackets (Li et al., JMLR 2018).
+- ``bohb``: the same brackets, new configurations proposed by TPE (Falkner et al., ICML 2018).
 - ``asha``: asynchronous successive halving (Li et al., MLSys 2020): workers never wait
   for a generation to fill.
+
+Sampling algorithms take ``sampler='random'`` (default) or ``sampler='tpe'``
+(:mod:`ato.hyperopt.samplers`).
 
 Budget-aware algorithms give the objective ``config.__budget__`` (resource units, e.g.
 epochs, between ``min_budget`` and ``max_budget``) and ``config.__num_halved__`` (the
@@ -21,36 +26,12 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ato.adict import ADict
-from ato.hyperopt.base import GridSpaceMixIn, HyperOpt, SearchSpaceError, _set_path, better
+from ato.hyperopt.base import GridSpaceMixIn, HyperOpt, better
 from ato.hyperopt.progress import Progress
+from ato.hyperopt.samplers import make_sampler
 from ato.hyperopt.study import TrialRecorder
 
-__all__ = ["GridSearch", "RandomSearch", "MultiBracketHyperband", "ASHA", "sample_config"]
-
-
-def _sample_value(name, spec, rng: random.Random):
-    kind = str(spec.get("param_type", "")).upper()
-    if kind == "CATEGORY":
-        return rng.choice(list(spec["categories"]))
-    if kind not in ("FLOAT", "INTEGER"):
-        raise SearchSpaceError(f"search space {name!r}: param_type must be FLOAT, INTEGER or "
-                               f"CATEGORY, not {spec.get('param_type')!r}")
-    start, stop = spec["param_range"]
-    log = str(spec.get("space_type", "LINEAR")).upper() == "LOG"
-    if kind == "FLOAT":
-        if log:
-            return math.exp(rng.uniform(math.log(start), math.log(stop)))
-        return rng.uniform(start, stop)
-    if log:
-        return min(int(stop), int(math.exp(rng.uniform(math.log(start), math.log(stop + 1)))))
-    return rng.randint(int(start), int(stop))
-
-
-def sample_config(base: ADict, search_spaces, rng: random.Random) -> ADict:
-    config = base.clone()
-    for name, spec in search_spaces.items():
-        _set_path(config, name, _sample_value(name, spec, rng))
-    return config
+__all__ = ["GridSearch", "RandomSearch", "TPESearch", "MultiBracketHyperband", "BOHB", "ASHA"]
 
 
 class _BudgetSearch(HyperOpt):
@@ -59,7 +40,7 @@ class _BudgetSearch(HyperOpt):
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max",
                  max_budget: float = 1, min_budget: float = 1, eta: float = 3,
                  seed: int | None = None, study_id: str | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, sampler: str = "random"):
         super().__init__(scope, search_spaces, tracker, mode, study_id)
         if not 0 < min_budget <= max_budget:
             raise ValueError(f"need 0 < min_budget <= max_budget, got {min_budget}, {max_budget}")
@@ -67,6 +48,7 @@ class _BudgetSearch(HyperOpt):
             raise ValueError(f"eta must be > 1, got {eta}")
         self.max_budget, self.min_budget, self.eta = max_budget, min_budget, eta
         self.rng = random.Random(seed)
+        self.sampler = make_sampler(sampler, search_spaces, self.rng, mode)
         self.progress = progress
         self.key = better(mode)
         self._lock = threading.Lock()
@@ -97,6 +79,7 @@ class _BudgetSearch(HyperOpt):
             with self._lock:
                 self.recorder.record(config, budget, rung, metric)
         with self._lock:
+            self.sampler.observe(config, budget, metric)
             self.budget_used += budget
             config["__metric__"] = metric
             self.logs.append(config)
@@ -141,12 +124,23 @@ class RandomSearch(_BudgetSearch):
         self._start()
         self.reporter.start(f"{self.n_trials} trials", self.n_trials)
         for _ in range(self.n_trials):
-            config = sample_config(self.config, self.search_spaces, self.rng)
+            config = self.sampler.sample(self.config)
             self.trial(func, config, self.max_budget, 0, args, kwargs)
             self.reporter.step()
         result = self._result()
         self.reporter.summary(f"best {result.metric!r} of {self.n_trials}")
         return result
+
+
+class TPESearch(RandomSearch):
+    """Sequential model-based search: ``n_trials`` configurations proposed by TPE
+    (Bergstra et al., NeurIPS 2011), each at ``max_budget``."""
+
+    PLUGIN_NAME = "tpe"
+
+    def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
+        options.setdefault("sampler", "tpe")
+        super().__init__(scope, search_spaces, n_trials, **options)
 
 
 class MultiBracketHyperband(_BudgetSearch):
@@ -187,7 +181,7 @@ class MultiBracketHyperband(_BudgetSearch):
                 if (self.total_budget is not None
                         and self.budget_used + self.bracket_cost(n, budget) > self.total_budget):
                     continue
-                configs = [sample_config(self.config, self.search_spaces, self.rng) for _ in range(n)]
+                configs = [self.sampler.sample(self.config) for _ in range(n)]
                 rung = 0
                 while configs:
                     self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
@@ -207,6 +201,17 @@ class MultiBracketHyperband(_BudgetSearch):
         result = self._result(finals)
         self.reporter.summary(f"best {result.metric!r} after {result.trials} trials")
         return result
+
+
+class BOHB(MultiBracketHyperband):
+    """Hyperband's brackets with new configurations proposed by TPE, fit on the largest
+    budget that has enough observations (Falkner et al., ICML 2018)."""
+
+    PLUGIN_NAME = "bohb"
+
+    def __init__(self, scope, search_spaces, **options):
+        options.setdefault("sampler", "tpe")
+        super().__init__(scope, search_spaces, **options)
 
 
 class ASHA(_BudgetSearch):
@@ -238,7 +243,7 @@ class ASHA(_BudgetSearch):
                 if (k, index) not in promoted:
                     promoted.add((k, index))
                     return k + 1, index, config
-        return 0, started, sample_config(self.config, self.search_spaces, self.rng)
+        return 0, started, self.sampler.sample(self.config)
 
     def _exhausted(self, started_trials, committed) -> bool:
         if self.max_trials is not None and started_trials >= self.max_trials:

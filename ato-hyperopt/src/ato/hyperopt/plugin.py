@@ -6,7 +6,9 @@ from ato.plugins import hookimpl
 
 @hookimpl
 def ato_register_search_algorithms():
-    from ato.hyperopt.algorithms import ASHA, GridSearch, MultiBracketHyperband, RandomSearch
+    from ato.hyperopt.algorithms import (
+        ASHA, BOHB, GridSearch, MultiBracketHyperband, RandomSearch, TPESearch,
+    )
     from ato.hyperopt.hyperband import HyperBand
 
-    return [HyperBand, GridSearch, RandomSearch, MultiBracketHyperband, ASHA]
+    return [HyperBand, GridSearch, RandomSearch, TPESearch, MultiBracketHyperband, BOHB, ASHA]
