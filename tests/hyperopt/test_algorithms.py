@@ -27,8 +27,8 @@ class TestBuiltins:
         """Every built-in algorithm is found by its PLUGIN_NAME."""
         assert get_algorithm("hyperband").__name__ == "HyperBand"
         assert get_algorithm("asha") is ASHA and get_algorithm("random") is RandomSearch
-        with pytest.raises(LookupError, match="no installed plugin provides 'tpe'"):
-            get_algorithm("tpe")
+        with pytest.raises(LookupError, match="no installed plugin provides 'cma-es'"):
+            get_algorithm("cma-es")
 
     def test_grid_finds_the_optimum(self):
         """grid evaluates every point once at max_budget."""
