@@ -57,9 +57,10 @@ def subsets(session: nox.Session, subset: str, editable: bool) -> None:
 
 @nox.session
 def plugin_example(session: nox.Session) -> None:
-    """The third-party example plugin, pip-installed next to ato-core only: Ato loads and
-    dumps its format and tracks to its JSON Lines backend without any change to Ato."""
-    install_ato(session, ["ato-core", "ato-sql"], editable=False)
+    """The third-party example plugin, pip-installed next to Ato: Ato loads and dumps its
+    format, tracks to its JSON Lines backend and runs its search algorithm by name, without
+    any change to Ato."""
+    install_ato(session, ["ato-core", "ato-sql", "ato-hyperopt"], editable=False)
     session.install("./examples/ato-example-plugin")
     session.run("python", "tests/integration/plugin_example_check.py")
 

@@ -11,4 +11,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import ato.hyperopt, skle
     -e ./ato-sql -e ./ato-hyperopt -e ./ato-mmlab numpy scikit-learn
 fi
 rm -f demo.db demo.db-wal demo.db-shm
-exec .venv/bin/python examples/demo/train.py "$@"
+run() { echo; echo "\$ python examples/demo/train.py $*"; .venv/bin/python examples/demo/train.py "$@"; }
+run manual                                        # what can be configured, in applying order
+run manual --why train.lr wide train.lr=0.05      # every write behind one value
+run "${@:-wide}"                                  # the job: search, train, track, report

@@ -36,6 +36,17 @@ def main() -> None:
     assert "Run 1: resnet50 - completed" in out.stdout and "Acc: 90.00%" in out.stdout, out.stdout
     assert os.path.exists(os.path.join(tmp, "runs", "image_classification", "1", "metrics.jsonl"))
     print("jsonl tracker: the seed tracking example ran unchanged but for its URL")
+    from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
+    from ato.scoping.cli import set_argv
+
+    set_argv([])
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 20), num_samples=21),
+                  y=ADict(param_type="CATEGORY", categories=["a", "b", "c"]))
+    search = get_algorithm("coordinate")(Scope(), space, mode="min")
+    result = search.main(lambda c: (c.x - 13) ** 2 + (0 if c.y == "c" else 5))()
+    assert (result.config.x, result.config.y, result.metric) == (13, "c", 0), result
+    print(f"coordinate search: found x=13, y='c' in {result.trials} trials")
 
 
 if __name__ == "__main__":

@@ -232,7 +232,11 @@ def describe_plugins() -> list[dict]:
             impl = getattr(plugin, hook_name, None)
             if impl is None:
                 continue
-            result = impl()
+            try:
+                result = impl()
+            except Exception as e:  # report it, keep listing the others
+                provides[label] = [f"FAILED: {type(e).__name__}: {e}"]
+                continue
             classes = result if isinstance(result, (list, tuple)) else [result]
             names = []
             for cls in classes:
