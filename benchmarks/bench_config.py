@@ -126,7 +126,7 @@ def main(peers: bool) -> None:
 
     cfg = ADict(model={"optimizer": {"lr": 0.1}})
     plain = {"model": {"optimizer": {"lr": 0.1}}}
-    cfg.model.optimizer.lr  # first read caches, as in any program that reads twice
+    _ = cfg.model.optimizer.lr  # the first read caches, as in any program that reads twice
     reads = interleaved({
         "adict": lambda: cfg.model.optimizer.lr, "dict": lambda: plain["model"]["optimizer"]["lr"],
     }, repeat=9, number=200_000)

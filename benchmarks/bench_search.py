@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 import statistics
 import sys
 import time
@@ -80,7 +79,7 @@ class Counter:
         return observed(config, epochs, self.seed)
 
 
-def run_seed_hyperband(seed, steps_cache={}):
+def run_seed_hyperband(seed):
     counter = Counter(seed)
     scope = Scope(enable_override=True)
     hb = HyperBand(scope, SPACE, halving_rate=0.3, num_min_samples=3, mode="max", progress=False)

@@ -252,6 +252,16 @@ class ADict(MutableMapping):
             node = node[part]
         return node
 
+    def set_value_by_name(self, dotted: str, value) -> None:
+        """Nested write along a dotted path, creating (or replacing non-mapping) levels."""
+        parts = str(dotted).split(".")
+        node = self
+        for part in parts[:-1]:
+            if not isinstance(node._data.get(part), ADict):
+                node[part] = ADict()
+            node = node._data[part]
+        node[parts[-1]] = value
+
     def raw(self, name, default=None) -> ADict:
         return ADict(key=name, value=self.get(name, default))
 
@@ -282,17 +292,7 @@ class ADict(MutableMapping):
                 for k in key:
                     self[k] = value
             return
-        if self._frozen:
-            _check_writable(self, key)
-        if type(value) not in _ATOMIC:
-            value = _convert(value)
-        hook = _write_hook
-        if hook is not None and hook(self, key, value, False) is False:
-            return
-        self._data[key] = value
-        cache = self.__dict__
-        if type(key) is str and key in cache:
-            cache[key] = value
+        ADict.__setattr__(self, key, value)  # one write path for items and attributes
 
     def __delitem__(self, key):
         _check_writable(self, key)

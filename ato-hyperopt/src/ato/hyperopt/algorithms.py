@@ -54,12 +54,8 @@ class _BudgetSearch(HyperOpt):
         self._lock = threading.Lock()
 
     def main(self, func):
-        def launch(*args, **kwargs) -> ADict:
-            return self.run(func, *args, **kwargs)
-
-        launch.__name__ = getattr(func, "__name__", "launch")
-        launch.__wrapped__ = func
-        return launch
+        """Decorate the objective; calling the result runs the search."""
+        return self.launcher(func)
 
     def _start(self):
         self.logs: list[ADict] = []

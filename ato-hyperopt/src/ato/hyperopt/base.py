@@ -45,16 +45,6 @@ def better(mode: str):
     return key
 
 
-def _set_path(config: ADict, name: str, value) -> None:
-    parts = str(name).split(".")
-    node = config
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), ADict):
-            node[part] = ADict()
-        node = node._data[part]
-    node[parts[-1]] = value
-
-
 def _linspace(start: float, stop: float, n: int) -> list[float]:
     if n == 1:
         return [float(start)]
@@ -128,7 +118,7 @@ class GridSpaceMixIn:
         for point in itertools.product(*value_lists):
             config = base_config.clone() if isinstance(base_config, ADict) else ADict(base_config)
             for name, value in zip(names, point):
-                _set_path(config, name, value)
+                config.set_value_by_name(name, value)
             grid.append(config)
         return grid
 
@@ -185,6 +175,16 @@ class HyperOpt(abc.ABC):
             return scope(func)(*args, **kwargs)
         finally:
             scope._config = previous
+
+    def launcher(self, func):
+        """A callable running ``self.run(func, ...)``: what ``main`` returns for
+        algorithms that implement ``run``."""
+        def launch(*args, **kwargs) -> ADict:
+            return self.run(func, *args, **kwargs)
+
+        launch.__name__ = getattr(func, "__name__", "launch")
+        launch.__wrapped__ = func
+        return launch
 
     @abc.abstractmethod
     def main(self, func):

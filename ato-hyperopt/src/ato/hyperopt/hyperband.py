@@ -96,12 +96,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
 
     def main(self, func):
         """Decorate the objective; calling the result runs the search."""
-        def launch(*args, **kwargs) -> ADict:
-            return self.run(func, *args, **kwargs)
-
-        launch.__name__ = getattr(func, "__name__", "launch")
-        launch.__wrapped__ = func
-        return launch
+        return self.launcher(func)
 
     def run(self, func, *args, **kwargs) -> ADict:
         names = list(self.search_spaces.keys())

@@ -7,7 +7,12 @@ from ato.plugins import hookimpl
 @hookimpl
 def ato_register_search_algorithms():
     from ato.hyperopt.algorithms import (
-        ASHA, BOHB, GridSearch, MultiBracketHyperband, RandomSearch, TPESearch,
+        ASHA,
+        BOHB,
+        GridSearch,
+        MultiBracketHyperband,
+        RandomSearch,
+        TPESearch,
     )
     from ato.hyperopt.hyperband import HyperBand
 

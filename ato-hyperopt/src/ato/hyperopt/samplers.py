@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 
-from ato.hyperopt.base import SearchSpaceError, _set_path, better
+from ato.hyperopt.base import SearchSpaceError, better
 
 
 class _Dimension:
@@ -63,7 +63,7 @@ class RandomSampler:
     def sample(self, base):
         config = base.clone()
         for name, value in self.values().items():
-            _set_path(config, name, value)
+            config.set_value_by_name(name, value)
         return config
 
     def observe(self, config, budget, metric) -> None:

@@ -253,16 +253,6 @@ class _Composer:
             self.load_config(result, target, group, entry_package, package, group_path=group)
 
 
-def _set_dotted(config: ADict, dotted: str, value) -> None:
-    parts = dotted.split(".")
-    node = config
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), ADict):
-            node[part] = ADict()
-        node = node._data[part]
-    node[parts[-1]] = value
-
-
 _INTERP = re.compile(r"\$\{([^${}]+)\}")
 
 
@@ -319,7 +309,7 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
     result.pop("hydra", None)
     config = ADict._from_mapping(result)
     for dotted, value in (overrides or {}).items():
-        _set_dotted(config, str(dotted), value)
+        config.set_value_by_name(str(dotted), value)
     if resolve:
         config = resolve_interpolations(config)
     for dotted in required or []:

@@ -8,7 +8,7 @@ nothing.  Usable by name once installed: ``get_algorithm('coordinate')``.
 from __future__ import annotations
 
 from ato.adict import ADict
-from ato.hyperopt.base import GridSpaceMixIn, HyperOpt, _set_path, better
+from ato.hyperopt.base import GridSpaceMixIn, HyperOpt, better
 
 
 class CoordinateSearch(GridSpaceMixIn, HyperOpt):
@@ -32,7 +32,7 @@ class CoordinateSearch(GridSpaceMixIn, HyperOpt):
                 if frozen not in seen:
                     config = self.config.clone()
                     for n, v in values.items():
-                        _set_path(config, n, v)
+                        config.set_value_by_name(n, v)
                     seen[frozen] = self.evaluate(func, config, *args, **kwargs)
                     config["__metric__"] = seen[frozen]
                     logs.append(config)
@@ -51,7 +51,7 @@ class CoordinateSearch(GridSpaceMixIn, HyperOpt):
                     break
             config = self.config.clone()
             for n, v in point.items():
-                _set_path(config, n, v)
+                config.set_value_by_name(n, v)
             return ADict(config=config, metric=best, logs=logs, trials=len(logs))
 
         return launch
