@@ -21,9 +21,11 @@ ato_start_postgres() {
   run_as "$pgbin/initdb -D $dir/data -A trust -U postgres >/dev/null" || return 1
   run_as "$pgbin/pg_ctl -D $dir/data -l $dir/log -w start -o '-k $dir -p $port -c listen_addresses=127.0.0.1' >/dev/null" || {
     cat "$dir/log" >&2; return 1; }
-  ATO_PG_STOP="$pgbin/pg_ctl -D $dir/data -m fast stop"
-  ATO_PG_OWNER="$owner"
-  trap 'run_as "$ATO_PG_STOP >/dev/null" || true' EXIT
+  if [ "$owner" = "$(id -un)" ]; then
+    trap "$pgbin/pg_ctl -D $dir/data -m fast stop >/dev/null 2>&1 || true" EXIT
+  else
+    trap "su $owner -s /bin/bash -c '$pgbin/pg_ctl -D $dir/data -m fast stop' >/dev/null 2>&1 || true" EXIT
+  fi
   export ATO_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$port/postgres"
   echo "scripts/postgres.sh: PostgreSQL running at $ATO_TEST_POSTGRES_URL" >&2
 }
