@@ -246,3 +246,46 @@ class TestFingerprints:
 
         assert step() == 21
         assert set(scope.fingerprints["out"]) == {"runtime"}
+
+
+class TestMultiScopeInProcess:
+    @pytest.fixture
+    def scopes(self):
+        from ato.scope import MultiScope
+
+        Scope(name="stray")  # created elsewhere; takes no part in the MultiScope
+        model, data = Scope(name="model"), Scope(name="data")
+
+        @model.observe(default=True)
+        def m(model):
+            model.lr = 0.1
+
+        @data.observe(default=True)
+        def d(data):
+            data.lr = 0.001
+
+        @data.observe(priority=1)
+        def imagenet(data):
+            data.name = "imagenet"
+
+        return MultiScope(model, data)
+
+    def test_keyword_only_and_kwargs_injection_built_once(self, scopes):
+        """Keyword-only parameters and **kwargs receive configs; building happens once."""
+        from ato.scoping.cli import set_argv
+
+        set_argv(["model.lr=0.5", "imagenet"])
+
+        @scopes
+        def kwonly(*, data, model):
+            return model.lr, data.name
+
+        @scopes
+        def anything(**kwargs):
+            return sorted(kwargs)
+
+        assert kwonly() == (0.5, "imagenet")
+        assert anything() == ["data", "model"]
+        cfg = scopes.build()
+        assert cfg["model"] is scopes.scopes[0].config and kwonly() == (0.5, "imagenet")
+        assert "stray" in Scope.registry

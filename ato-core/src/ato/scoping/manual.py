@@ -56,10 +56,10 @@ def explain(scopes: dict, inv, trigger: str) -> str:
     return "\n".join(blocks)
 
 
-def run_manual(inv, trigger: str) -> None:
+def run_manual(inv, trigger: str, scopes: dict | None = None) -> None:
     from ato.scoping.scope import Scope
 
-    scopes = dict(Scope.registry)
+    scopes = scopes or dict(Scope.registry)
     if inv.why or inv.why_all:
         print(explain(scopes, inv, trigger))
     else:

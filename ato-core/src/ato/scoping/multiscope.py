@@ -1,8 +1,9 @@
 """MultiScope: several independent config namespaces for one function.
 
 Each scope keeps its own views, priorities, lazy views and manual; the command line is
-routed by scope-name prefix (``model.lr=0.1``) or by which scope defines a bare view name.
-The configs are built once per process, like a plain Scope.
+routed among the MultiScope's scopes by scope-name prefix (``model.lr=0.1``) or by which
+scope defines a bare view name.  Scopes created elsewhere stay registered (the original
+cleared the registry) but take no part.  The configs are built once per process.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ class MultiScope:
         if duplicates:
             raise ValueError(f"MultiScope got several scopes named {sorted(duplicates)}")
         self.scopes = list(scopes)
-        Scope.registry.clear()
-        for scope in scopes:
+        for scope in scopes:  # created elsewhere and replaced since: use these
             Scope.registry[scope.name] = scope
 
     def __call__(self, func):
@@ -44,11 +44,12 @@ class MultiScope:
                 from ato.scoping import cli as _cli
 
                 inv = _cli.invocation()
+                mine = {s.name: s for s in self.scopes}
                 if inv.manual:
                     from ato.scoping.manual import run_manual
 
-                    run_manual(inv, trigger)
-                routed = _route_process_cli()
+                    run_manual(inv, trigger, mine)
+                routed = _route_process_cli(mine)
                 for scope in self.scopes:
                     if not scope._built:
                         scope._apply(routed.get(scope.name, []))

@@ -471,8 +471,9 @@ def _assign_path(config: ADict, item: Assign) -> None:
     node[item.key[-1]] = item.value
 
 
-def _route_process_cli() -> dict[str, list]:
-    return _cli.route(_cli.invocation().items, dict(Scope.registry))
+def _route_process_cli(scopes: dict | None = None) -> dict[str, list]:
+    """Route the process command line among ``scopes`` (default: every registered scope)."""
+    return _cli.route(_cli.invocation().items, scopes or dict(Scope.registry))
 
 
 def _run_cli_phase(scope: Scope, trigger: str) -> ADict:
