@@ -8,7 +8,7 @@ attribute lookup finds it next time without calling into Python code.  A key is 
 
 Writes go through ``__setattr__``/``__setitem__``, which convert values (mappings become
 ADicts, tuples become lists), refuse writes to frozen configs, and tell the provenance
-recorder (``ato._provenance``) about the write while a Scope is building the config.
+recorder (:mod:`ato.provenance`) about the write while a Scope is building the config.
 """
 
 from __future__ import annotations
