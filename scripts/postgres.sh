@@ -3,7 +3,7 @@
 # PostgreSQL from the distribution's packages when it is missing and we are root.
 ato_start_postgres() {
   local pgbin port dir owner
-  port="${ATO_PG_PORT:-54329}"
+  port="${ATO_PG_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
   pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
   if [ -z "$pgbin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "scripts/postgres.sh: installing PostgreSQL (apt-get)" >&2
