@@ -77,6 +77,29 @@ class TestCollect:
         with pytest.raises(ValueError, match="registers 'upper', already used by"):
             collect(pm.hook.ato_register_formats)
 
+    def test_incomplete_class_is_refused_by_name(self):
+        """A class lacking a member of its seam's interface fails when collected."""
+        from ato.errors import UnknownPluginError
+        from ato.plugins.interfaces import ConfigFormat
+
+        class NoDump:
+            PLUGIN_NAME = "nodump"
+            suffixes = (".nd",)
+
+            @staticmethod
+            def loads(text, path):
+                return {}
+
+        class NoDumpPlugin:
+            @hookimpl
+            def ato_register_formats(self):
+                return NoDump
+
+        pm = get_plugin_manager(load_entrypoints=False)
+        pm.register(NoDumpPlugin(), name="nodump")
+        with pytest.raises(UnknownPluginError, match=r"NoDump \('nodump'\) lacks dumps of ConfigFormat"):
+            collect(pm.hook.ato_register_formats, ConfigFormat)
+
     def test_misspelt_hook_fails_at_start(self):
         """check_pending() rejects an implementation of an unknown hook."""
         class Typo:

@@ -1,37 +1,33 @@
 """The interfaces (structural protocols) plugin classes implement, one per hook.
 
 Every class carries ``PLUGIN_NAME``; methods are static or class methods (core never
-instantiates a format, a source or a command).
+instantiates a format, a source or a command).  :func:`missing_members` is what the plugin
+manager checks when it collects a class, so a plugin lacking a member fails at once with
+its name instead of deep inside a later call.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol
 
 
-@runtime_checkable
 class ConfigFormat(Protocol):
-    """A config file format, returned by ``ato_register_formats``.
-
-    ``loads(text, path)`` returns plain data (a dict, or a list of dicts); ``dumps(data,
-    path, **kwargs)`` returns the text to write, or raises *before* anything is written
-    (core writes atomically).  Raise :class:`ato.errors.ConfigFileError` with the line and
-    column for malformed input.
-    """
+    """A config file format, returned by ``ato_register_formats``."""
 
     PLUGIN_NAME: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
 
     @staticmethod
     def loads(text: str, path: str) -> Any:
-        ...
+        """Plain data (a dict, or a list of dicts) from the file's text; raise
+        :class:`ato.errors.ConfigFileError` with the line and column for malformed input."""
 
     @staticmethod
     def dumps(data: Any, path: str, **kwargs) -> str:
-        ...
+        """The text to write, or an exception *before* anything is written (core writes
+        the returned text atomically)."""
 
 
-@runtime_checkable
 class ConfigSource(Protocol):
     """Builds an ADict from something that is not one file, returned by
     ``ato_register_config_sources``; ``PLUGIN_NAME`` is the ADict method it serves."""
@@ -40,46 +36,40 @@ class ConfigSource(Protocol):
 
     @staticmethod
     def load(*args, **kwargs):
-        ...
+        """The ADict, from the arguments the ADict method received."""
 
 
-@runtime_checkable
 class TrackerBackend(Protocol):
-    """An experiment-tracker backend, returned by ``ato_register_trackers``.
-
-    ``schemes`` lists the URL schemes it serves (``sqlite``, ``jsonl``…).  ``logger(config)``
-    and ``finder(config)`` return objects with the SQLLogger / SQLFinder methods.
-    """
+    """An experiment-tracker backend, returned by ``ato_register_trackers``."""
 
     PLUGIN_NAME: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]]
 
     @classmethod
     def logger(cls, config):
-        ...
+        """An object with the SQLLogger methods, for ``config.experiment.sql.db_path``."""
 
     @classmethod
     def finder(cls, config):
-        ...
+        """An object with the SQLFinder methods, for ``config.experiment.sql.db_path``."""
 
 
-@runtime_checkable
 class SearchAlgorithm(Protocol):
     """A hyperparameter-search algorithm, returned by ``ato_register_search_algorithms``.
 
-    Constructed as ``cls(scope, search_spaces, **options)``; ``cls.main(func)`` wraps the
-    objective and returns a launcher whose result has ``config`` and ``metric``.
-    """
+    Constructed as ``cls(scope, search_spaces, **options)``."""
 
     PLUGIN_NAME: ClassVar[str]
 
+    def main(self, func):
+        """Wrap the objective; the returned callable runs the search and returns a result
+        with ``config`` and ``metric``."""
 
-@runtime_checkable
+
 class Command(Protocol):
     """An ``ato`` subcommand, returned by ``ato_register_commands``."""
 
     PLUGIN_NAME: ClassVar[str]
-    help: ClassVar[str] = ""
 
     @staticmethod
     def add_arguments(parser) -> None:
@@ -87,4 +77,15 @@ class Command(Protocol):
 
     @staticmethod
     def run(args) -> int:
-        ...
+        """Run the command; return the exit status."""
+
+
+INTERFACES = {"format": ConfigFormat, "source": ConfigSource, "tracker": TrackerBackend,
+              "search": SearchAlgorithm, "command": Command}
+
+
+def missing_members(cls, interface) -> list[str]:
+    """The members of ``interface`` that ``cls`` lacks."""
+    names = set(getattr(interface, "__annotations__", {}))
+    names |= {n for n in vars(interface) if not n.startswith("_")}
+    return sorted(n for n in names if not hasattr(cls, n))

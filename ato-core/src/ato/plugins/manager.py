@@ -19,6 +19,7 @@ import pluggy
 
 from ato.errors import ConfigFileError, PluginNotInstalledError, UnknownPluginError
 from ato.plugins import hookspecs
+from ato.plugins.interfaces import INTERFACES, missing_members
 
 DEFAULT_PLUGINS = ("ato.plugins.builtin",)
 ENTRY_POINT_GROUP = "ato"
@@ -91,14 +92,20 @@ def failures() -> list[tuple[str, str]]:
     return list(_failures)
 
 
-def collect(hook_caller) -> dict:
-    """Turn a hook's results into ``{PLUGIN_NAME: class}``, refusing duplicate names."""
+def collect(hook_caller, interface=None) -> dict:
+    """Turn a hook's results into ``{PLUGIN_NAME: class}``, refusing duplicate names and
+    (given the seam's ``interface``) classes that lack one of its members."""
     found: dict = {}
     for result in reversed(hook_caller()):
         for cls in result if isinstance(result, (list, tuple)) else [result]:
             name = getattr(cls, "PLUGIN_NAME", None)
             if not name:
                 raise ValueError(f"{cls!r} has no PLUGIN_NAME")
+            missing = missing_members(cls, interface) if interface is not None else []
+            if missing:
+                raise UnknownPluginError(
+                    f"{cls.__module__}.{cls.__qualname__} ({name!r}) lacks "
+                    f"{', '.join(missing)} of {interface.__name__}")
             if name in found and found[name] is not cls:
                 raise ValueError(
                     f"{cls.__module__}.{cls.__qualname__} registers {name!r}, already used by "
@@ -119,7 +126,7 @@ def registry(kind: str) -> dict:
             "search": hook.ato_register_search_algorithms,
             "command": hook.ato_register_commands,
         }[kind]
-        _registries[kind] = collect(caller)
+        _registries[kind] = collect(caller, INTERFACES[kind])
     return _registries[kind]
 
 
