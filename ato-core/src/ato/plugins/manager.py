@@ -36,6 +36,15 @@ PROVIDERS = {
     "command": {"runs": "ato-sql"},
 }
 
+#: Each seam: its key, the label `ato plugins` prints, and its hook.
+SEAMS = {
+    "format": ("formats", "ato_register_formats"),
+    "source": ("config sources", "ato_register_config_sources"),
+    "tracker": ("trackers", "ato_register_trackers"),
+    "search": ("search algorithms", "ato_register_search_algorithms"),
+    "command": ("commands", "ato_register_commands"),
+}
+
 _pm: pluggy.PluginManager | None = None
 _failures: list[tuple[str, str]] = []
 _distributions: dict[str, str] = {}
@@ -118,14 +127,7 @@ def collect(hook_caller, interface=None) -> dict:
 def registry(kind: str) -> dict:
     """``{PLUGIN_NAME: class}`` for one seam: format, source, tracker, search or command."""
     if kind not in _registries:
-        hook = plugin_manager().hook
-        caller = {
-            "format": hook.ato_register_formats,
-            "source": hook.ato_register_config_sources,
-            "tracker": hook.ato_register_trackers,
-            "search": hook.ato_register_search_algorithms,
-            "command": hook.ato_register_commands,
-        }[kind]
+        caller = getattr(plugin_manager().hook, SEAMS[kind][1])
         _registries[kind] = collect(caller, INTERFACES[kind])
     return _registries[kind]
 
@@ -228,14 +230,9 @@ def describe_plugins() -> list[dict]:
     """What every registered plugin provides, for ``ato plugins``."""
     pm = plugin_manager()
     rows = []
-    hooks = {
-        "formats": "ato_register_formats", "config sources": "ato_register_config_sources",
-        "trackers": "ato_register_trackers", "search algorithms": "ato_register_search_algorithms",
-        "commands": "ato_register_commands",
-    }
     for name, plugin in pm.list_name_plugin():
         provides = {}
-        for label, hook_name in hooks.items():
+        for label, hook_name in SEAMS.values():
             impl = getattr(plugin, hook_name, None)
             if impl is None:
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from ato.db_routers.sql.logger import is_sql_url, tracker_url
+from ato.db_routers.sql.logger import other_backend, tracker_url
 from ato.db_routers.sql.where import compile_where, parse_where
 
 _MODES = ("max", "min")
@@ -138,14 +138,8 @@ class SQLFinder:
     """
 
     def __new__(cls, config, **options):
-        url = tracker_url(config)
-        if cls is SQLFinder and not is_sql_url(url):
-            from ato.plugins.manager import tracker_for_url
-
-            backend = tracker_for_url(url)
-            if getattr(backend, "PLUGIN_NAME", None) != "sql":
-                return backend.finder(config, **options)
-        return super().__new__(cls)
+        other = other_backend(config, "finder", options) if cls is SQLFinder else None
+        return other if other is not None else super().__new__(cls)
 
     def __init__(self, config, stale_after: float = 60.0):
         from sqlalchemy import inspect

@@ -54,6 +54,17 @@ def is_sql_url(url: str) -> bool:
     return scheme in SQL_SCHEMES
 
 
+def other_backend(config, role: str, options: dict):
+    """For a URL that is not SQL, the tracker plugin's ``logger`` or ``finder`` (``role``)
+    for ``config``; ``None`` for an SQL URL."""
+    url = tracker_url(config)
+    if is_sql_url(url):
+        return None
+    from ato.plugins.manager import tracker_for_url
+
+    return getattr(tracker_for_url(url), role)(config, **options)
+
+
 def _plain(config):
     return config.to_dict() if hasattr(config, "to_dict") else dict(config)
 
@@ -134,14 +145,8 @@ class SQLLogger:
     """
 
     def __new__(cls, config, **options):
-        url = tracker_url(config)
-        if cls is SQLLogger and not is_sql_url(url):
-            from ato.plugins.manager import tracker_for_url
-
-            backend = tracker_for_url(url)
-            if getattr(backend, "PLUGIN_NAME", None) != "sql":
-                return backend.logger(config, **options)
-        return super().__new__(cls)
+        other = other_backend(config, "logger", options) if cls is SQLLogger else None
+        return other if other is not None else super().__new__(cls)
 
     def __init__(self, config, flush_interval: float = 0.5, flush_count: int = 10_000,
                  heartbeat_interval: float = 10.0, handle_signals: bool = True):
@@ -169,8 +174,8 @@ class SQLLogger:
 
     # ------------------------------------------------------------------ SQL
     def _statements(self) -> None:
-        style = self.engine.dialect.paramstyle
-        p = "?" if style == "qmark" else "%s"
+        # The DB-API placeholder: sqlite3 takes "?", psycopg "%s".
+        self._p = p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         lo, hi = ("MIN", "MAX") if self._sqlite else ("LEAST", "GREATEST")
         self._insert_metrics = (
             f"INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES ({p}, {p}, {p}, {p}, {p})")
@@ -233,7 +238,7 @@ class SQLLogger:
         config_json = json.dumps(config, default=str)
         tags_json = json.dumps(list(tags or []))
         now = self._stamp(time.time())
-        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        p = self._p
         fingerprints = _scope_fingerprints()
 
         def work(cur):
@@ -344,7 +349,7 @@ class SQLLogger:
         """Record an artifact's path (the file itself is not copied)."""
         import json
 
-        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        p = self._p
         self._transaction(lambda cur: cur.execute(
             f"INSERT INTO artifacts (run_id, path, data_type, data_info) VALUES ({p}, {p}, {p}, {p})",
             (run_id, str(file_path), data_type,
@@ -353,7 +358,7 @@ class SQLLogger:
     def update_status(self, status: str) -> None:
         if self._run_id is None:
             return
-        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        p = self._p
         self._transaction(lambda cur: cur.execute(
             f"UPDATE experiments SET status = {p} WHERE id = {p}", (status, self._run_id)))
 
@@ -366,7 +371,7 @@ class SQLLogger:
             return
         self._stop.set()
         self.flush()
-        p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        p = self._p
         now = self._stamp(time.time())
         run_id = self._run_id
         runtime = {k: v for k, v in _scope_fingerprints().items() if k[1] == "runtime"
