@@ -81,6 +81,16 @@ class _BudgetSearch(HyperOpt):
             self.logs.append(config)
         return metric
 
+    def _full_budget(self, func, configs, total: int, args, kwargs) -> ADict:
+        """Evaluate every config of ``configs`` once at ``max_budget``."""
+        self.reporter.start(f"{total} configs", total)
+        for config in configs:
+            self.trial(func, config, self.max_budget, 0, args, kwargs)
+            self.reporter.step()
+        result = self._result()
+        self.reporter.summary(f"best {Progress.format(result.metric)} of {total}")
+        return result
+
     def _result(self, candidates=None) -> ADict:
         pool = candidates if candidates is not None else self.logs
         top_budget = max(c["__budget__"] for c in pool)
@@ -98,13 +108,7 @@ class GridSearch(GridSpaceMixIn, _BudgetSearch):
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
         grid = self.prepare_distributions(self.config, self.search_spaces)
-        self.reporter.start(f"{len(grid)} configs", len(grid))
-        for config in grid:
-            self.trial(func, config, self.max_budget, 0, args, kwargs)
-            self.reporter.step()
-        result = self._result()
-        self.reporter.summary(f"best {result.metric!r} of {len(grid)}")
-        return result
+        return self._full_budget(func, grid, len(grid), args, kwargs)
 
 
 class RandomSearch(_BudgetSearch):
@@ -118,14 +122,9 @@ class RandomSearch(_BudgetSearch):
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        self.reporter.start(f"{self.n_trials} trials", self.n_trials)
-        for _ in range(self.n_trials):
-            config = self.sampler.sample(self.config)
-            self.trial(func, config, self.max_budget, 0, args, kwargs)
-            self.reporter.step()
-        result = self._result()
-        self.reporter.summary(f"best {result.metric!r} of {self.n_trials}")
-        return result
+        # A generator: each proposal is drawn after the previous trial was observed.
+        proposals = (self.sampler.sample(self.config) for _ in range(self.n_trials))
+        return self._full_budget(func, proposals, self.n_trials, args, kwargs)
 
 
 class TPESearch(RandomSearch):
@@ -195,7 +194,7 @@ class MultiBracketHyperband(_BudgetSearch):
                     rung += 1
             finals = self.logs
         result = self._result(finals)
-        self.reporter.summary(f"best {result.metric!r} after {result.trials} trials")
+        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
         return result
 
 
@@ -301,5 +300,5 @@ class ASHA(_BudgetSearch):
                         self._record(rungs, rung, index, config, future.result())
                         self.reporter.step()
         result = self._result()
-        self.reporter.summary(f"best {result.metric!r} after {result.trials} trials")
+        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
         return result
