@@ -15,6 +15,7 @@ Hydra's ``++key=value``.  ``${...}`` interpolations are left as written unless
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import warnings
@@ -127,15 +128,7 @@ def merge_into(target: dict, source, path: list[str] | None = None) -> None:
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             merge_into(target[key], value)
         else:
-            target[key] = _copy(value)
-
-
-def _copy(value):
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
+            target[key] = copy.deepcopy(value)
 
 
 def _merge_at(result: dict, package: str, data: dict) -> None:
@@ -179,7 +172,7 @@ class _Composer:
         if path is None:
             self.missing(f"{config_filename}.[yaml|yml|json|toml|xyz] in {self.root}")
             for key, option in self.select.items():
-                self.add_group(result, key, option, "", "", path or self.root)
+                self.add_group(result, key, option, "", "", self.root)
             return result
         self.load_config(result, path, "", None, "", primary=True)
         return result
