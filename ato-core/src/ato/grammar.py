@@ -169,15 +169,11 @@ def split_tokens(text: str) -> list[str]:
             else:
                 stop = end
         except CLIError as e:
-            raise CLIError(e.detail, text[start:end] if e.position is None else _rest(text, start),
+            raise CLIError(e.detail, text[start:end] if e.position is None else text[start:].strip(),
                            None if e.position is None else e.position - start) from None
         tokens.append(text[start:stop])
         i = stop
     return tokens
-
-
-def _rest(text, start):
-    return text[start:].strip()
 
 
 # ----------------------------------------------------------------------- values
@@ -237,7 +233,7 @@ class _ValueParser:
         self.error(f"{word!r} is not a value; write strings as %{word}% or '{word}'")
         self.error(f"unexpected character {c!r}")
 
-    def parse_sequence(self, opener):  # noqa: C901
+    def parse_sequence(self, opener):
         closer = _CLOSERS[opener]
         start = self.pos
         self.pos += 1
@@ -423,7 +419,7 @@ def parse_args(argv: list[str]) -> list:
 # ----------------------------------------------------------------------- formatting
 def format_value(value) -> str:
     """The CLI text that :func:`parse_value` reads back as ``value``."""
-    if value is None or value is True or value is False:  # noqa: SIM114
+    if value is None or value is True or value is False:
         return repr(value)
     if isinstance(value, int):
         return repr(int(value))

@@ -110,13 +110,9 @@ class _LazyBlock:
         return (not self._app.replay) and exc_type is not None and issubclass(exc_type, Exception)
 
 
-def _location(obj) -> str | None:
-    try:
-        code = obj.__code__
-    except AttributeError:
-        frame = sys._getframe(3)
-        return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-    return f"{code.co_filename}:{code.co_firstlineno}"
+def _location(func) -> str | None:
+    code = getattr(func, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else None
 
 
 class _Injector:
@@ -192,7 +188,6 @@ class Scope:
         self._built = False
         self._active = True
         self.writes: list = []
-        self.applied: list[str] = []
         Scope.registry[name] = self
         if use_external_parser:
             from ato.scoping import external_parser
@@ -339,7 +334,6 @@ class Scope:
             _current = previous
         config._finish_build()
         self.writes = recorder.writes
-        self.applied = [v.name for v in eager] + [v.name for v in lazy]
         self._built = True
         return config
 
