@@ -26,8 +26,8 @@ def trial_key(config, names, budget) -> str:
 
 
 class TrialRecorder:
-    """Wraps a tracker (an ``SQLLogger`` or any logger with ``run``/``log_metric``/``finish``
-    and a ``config``) for one study."""
+    """Wraps a tracker (an ``SQLLogger``, or a logger with the same ``run(tags, config)``,
+    ``log_metric``, ``finish`` and a finder with ``find_runs``) for one study."""
 
     def __init__(self, tracker, study_id: str, names):
         self.tracker = tracker
@@ -57,17 +57,9 @@ class TrialRecorder:
             return
         key = trial_key(config, self.names, budget)
         tracker = self.tracker
-        base = tracker.config
-        experiment = base.get("experiment") if hasattr(base, "get") else None
-        trial_config = config.clone()
-        if experiment is not None and "experiment" not in trial_config:
-            trial_config["experiment"] = experiment
-        tracker.config = trial_config
-        try:
-            tracker.run(tags=[f"study:{self.study_id}", f"generation:{generation}", f"trial:{key}"])
-            if metric is not None and metric == metric:
-                tracker.log_metric(OBJECTIVE, metric, generation)
-            tracker.finish("completed")
-        finally:
-            tracker.config = base
+        tracker.run(tags=[f"study:{self.study_id}", f"generation:{generation}", f"trial:{key}"],
+                    config=config)
+        if metric is not None and metric == metric:
+            tracker.log_metric(OBJECTIVE, metric, generation)
+        tracker.finish("completed")
         self.done[key] = metric

@@ -55,7 +55,8 @@ class JSONLinesLogger:
     def _run_dir(self, run_id) -> str:
         return os.path.join(self.root, self.project, str(run_id))
 
-    def run(self, tags=None) -> int:
+    def run(self, tags=None, config=None) -> int:
+        config = self.config if config is None else config
         os.makedirs(os.path.join(self.root, self.project), exist_ok=True)
         run_id = 1 + max((int(r) for p in _projects(self.root) for r in _run_ids(self.root, p)),
                          default=0)
@@ -66,8 +67,8 @@ class JSONLinesLogger:
             except FileExistsError:
                 run_id += 1
         self._run_id = run_id
-        self._record = {"id": run_id, "project": self.project, "config": self.config.to_dict(),
-                        "structural_hash": ADict(self.config).get_structural_hash(),
+        self._record = {"id": run_id, "project": self.project, "config": ADict(config).to_dict(),
+                        "structural_hash": ADict(config).get_structural_hash(),
                         "tags": list(tags or []), "status": "running", "start_time": _now(),
                         "end_time": None}
         _write_json(os.path.join(self._run_dir(run_id), "run.json"), self._record)

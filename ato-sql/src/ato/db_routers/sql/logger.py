@@ -227,12 +227,14 @@ class SQLLogger:
         return self._timestamps(t) if self._sqlite else _utc(t)
 
     # ------------------------------------------------------------------ runs
-    def run(self, tags=None) -> int:
-        """Start a new run (the project is created if needed); returns its id."""
+    def run(self, tags=None, config=None) -> int:
+        """Start a new run (the project is created if needed); returns its id.  The run
+        records ``config`` when given (a search's trial), else the logger's config."""
         if self._run_id is not None:
             self.flush()
-        config = _plain(self.config)
-        structural_hash = _structural_hash(self.config)
+        config = self.config if config is None else config
+        structural_hash = _structural_hash(config)
+        config = _plain(config)
         import json
 
         config_json = json.dumps(config, default=str)
