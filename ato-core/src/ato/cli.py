@@ -1,27 +1,81 @@
-"""The ``ato`` command: every subcommand comes from a plugin (``ato_register_commands``)."""
+"""The ``ato`` command: every subcommand comes from a plugin (``ato_register_commands``).
+
+Only the chosen subcommand's ``add_arguments`` runs, so a broken command plugin cannot
+break ``ato --help`` or any other subcommand.  A subcommand whose distribution is missing,
+disabled or broken is named with the fix instead of argparse's "invalid choice".
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ato.errors import AtoError
+from ato.errors import AtoError, PluginError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ato.plugins.manager import commands
+def _requested(argv: list[str]) -> str | None:
+    """The subcommand named by ``argv``: its first token that is not an option."""
+    return next((token for token in argv if not token.startswith("-")), None)
 
-    parser = argparse.ArgumentParser(prog="ato", description="Ato experiment management.")
+
+def _epilog() -> str:
+    from ato.plugins.manager import PROVIDERS, commands, failures
+
+    absent = sorted((name, dist) for name, dist in PROVIDERS["command"].items()
+                    if name not in commands())
+    lines = []
+    if absent:
+        lines.append("commands of distributions that are not installed:")
+        lines += [f"  {name:<10}pip install {dist}" for name, dist in absent]
+    broken = failures()
+    if broken:
+        lines.append(f"{len(broken)} plugin problem(s): run 'ato plugins' for details")
+    return "\n".join(lines)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``ato`` parser: one sub-parser per valid command; only ``command``'s (all, when
+    ``None``) receive their arguments.  Raises :class:`ato.errors.PluginError` when a
+    command's ``add_arguments`` fails."""
+    from ato.plugins.manager import _seam, commands
+
+    parser = argparse.ArgumentParser(prog="ato", description="Ato experiment management.",
+                                     epilog=_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    seam = _seam("command")
     for name, cls in sorted(commands().items()):
-        p = sub.add_parser(name, help=getattr(cls, "help", ""))
-        cls.add_arguments(p)
+        text = str(getattr(cls, "help", "") or "").replace("%", "%%")
+        p = sub.add_parser(name, help=text, description=text or None)
         p.set_defaults(_command=cls)
+        if command is None or command == name:
+            try:
+                cls.add_arguments(p)
+            except Exception as e:
+                from ato.plugins.manager import _one_line
+
+                who = seam.records[seam.owner[cls]].who()
+                raise PluginError(f"'ato {name}' is unusable: {who}: "
+                                  f"{cls.__qualname__}.add_arguments(parser) raised "
+                                  f"{_one_line(e)}") from e
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Run ``ato``; returns the exit status (2 for a user mistake or a broken plugin,
+    printed as one line)."""
+    from ato.plugins.manager import command_problem
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = _requested(argv)
+    try:
+        problem = command_problem(name) if name is not None else None
+        if problem is not None:
+            raise problem
+        parser = build_parser(name)
+    except AtoError as e:
+        print(f"ato: error: {e}", file=sys.stderr)
+        return e.exit_code
     args = parser.parse_args(argv)
     if getattr(args, "_command", None) is None:
         parser.print_help()

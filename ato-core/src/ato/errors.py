@@ -63,3 +63,27 @@ class ConfigFileError(AtoError, ValueError):
             if column is not None:
                 where += f":{column}"
         super().__init__(f"{where}: {message}")
+
+
+class ConfigFileNotFoundError(AtoError, FileNotFoundError):
+    """A config file that was asked for does not exist; the message names the path as
+    given and, for a relative path, the directory it was looked up in."""
+
+    def __init__(self, path):
+        import os
+
+        self.path = str(path)
+        where = "" if os.path.isabs(self.path) else f" (looked up in {os.getcwd()})"
+        super().__init__(f"{self.path}: no such config file{where}")
+        self.filename = self.path
+
+    def __str__(self) -> str:  # OSError would prefix "[Errno ...]" for two arguments
+        return self.args[0]
+
+
+class PluginError(AtoError, LookupError):
+    """An installed plugin is broken, so what it would provide cannot be used.
+
+    The message is one line naming the plugin's entry point, its distribution and what is
+    wrong with it (as ``ato plugins`` reports it); every other plugin keeps working.
+    """

@@ -53,8 +53,20 @@ class JSONLinesFormat:
 
 
 class PluginsCommand:
+    """``ato plugins``: every plugin with its distribution, version and state.
+
+    One block per plugin, in precedence order::
+
+        NAME  [DISTRIBUTION VERSION]  STATE
+            SEAM: PLUGIN_NAME (KEYS), ...
+            error: ...        (something it provides was left out)
+            conflict: ...     (something it claims is served by a plugin of higher precedence)
+
+    STATE is ``loaded``, ``disabled by ATO_DISABLE_PLUGINS`` or ``broken: REASON``.
+    """
+
     PLUGIN_NAME = "plugins"
-    help = "list installed plugins and what each provides"
+    help = "list installed plugins, their state and what each provides"
 
     @staticmethod
     def add_arguments(parser) -> None:
@@ -62,20 +74,27 @@ class PluginsCommand:
 
     @staticmethod
     def run(args) -> int:
-        from ato.plugins.manager import describe_plugins, failures
+        from ato.plugins.manager import describe_plugins, notes
 
         rows = describe_plugins()
-        broken = failures()
         if args.json:
-            print(json.dumps({"plugins": rows, "failed": [
-                {"name": n, "error": e} for n, e in broken]}, indent=2))
+            print(json.dumps({"plugins": rows, "notes": notes()}, indent=2))
             return 0
         for row in rows:
-            print(f"{row['name']}  [{row['distribution']}]")
+            dist = row["distribution"] or "registered in-process"
+            if row["version"]:
+                dist += f" {row['version']}"
+            state = f"{row['state']} {row['reason']}" if row["state"] == "disabled" else (
+                f"{row['state']}: {row['reason']}" if row["reason"] else row["state"])
+            print(f"{row['name']}  [{dist}]  {state}")
             for label, names in row["provides"].items():
                 print(f"    {label}: {', '.join(names)}")
-        for name, error in broken:
-            print(f"{name}  [FAILED TO LOAD] {error}")
+            for line in row["errors"]:
+                print(f"    error: {line}")
+            for line in row["conflicts"]:
+                print(f"    conflict: {line}")
+        for line in notes():
+            print(f"note: {line}")
         return 0
 
 

@@ -1,40 +1,83 @@
 """The one plugin manager, loaded lazily on the first lookup (never at ``import ato.scope``).
 
-Built-in core plugins register by module name (``DEFAULT_PLUGINS``); every installed
-distribution, first-party or not, registers through the ``ato`` entry-point group.  A
-plugin that fails to import is recorded in :func:`failures` and skipped; set
-``ATO_DISABLE_PLUGINS=name1,name2`` to block plugins by entry-point name.
+Core's own plugins register by module name (``DEFAULT_PLUGINS``); every installed
+distribution, first-party or not, registers through the ``ato`` entry-point group.
+
+Isolation: whatever one plugin does wrong, every other plugin and every built-in keeps
+working.  A plugin is checked at two depths, the way pluggy and pytest check theirs:
+
+- when it loads: its module imports, every ``@hookimpl`` names an Ato hook with the hook's
+  arguments, and no function named like a hook lacks ``@hookimpl``.  A plugin failing
+  here is *broken* and nothing of it is used;
+- when a seam is first used: each hook of each plugin is called on its own, and each class
+  it returns is checked against the seam's interface (:mod:`ato.plugins.interfaces`), its
+  ``PLUGIN_NAME`` and its ``suffixes``/``schemes``.  A hook that raises or returns
+  something else, and a class that fails a check, is left out and reported; the rest of
+  that plugin is used.
+
+Touching what a broken plugin would have provided raises :class:`ato.errors.PluginError`,
+one line naming the plugin, its distribution and entry point, and the fault; ``ato
+plugins`` lists every plugin with its state.
+
+Precedence, when two plugins claim one suffix, URL scheme or name: the plugins named in
+``ATO_PREFER_PLUGINS`` (comma-separated entry-point names, first wins), then core, then
+Ato's own distributions (:data:`FIRST_PARTY`), then every other plugin in the order of its
+entry-point name.  The one that loses is reported, never silently dropped.
+``ATO_DISABLE_PLUGINS=name1,name2`` keeps plugins from loading at all.
 
 Nothing outside this package touches ``pm.hook``: use the typed functions below.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
+import re
 import tempfile
+from dataclasses import dataclass, field
 from importlib import metadata
 
 import pluggy
 
-from ato.errors import ConfigFileError, PluginNotInstalledError, UnknownPluginError
+from ato.errors import (
+    ConfigFileError,
+    ConfigFileNotFoundError,
+    PluginError,
+    PluginNotInstalledError,
+    UnknownPluginError,
+)
 from ato.plugins import hookspecs
 from ato.plugins.interfaces import INTERFACES, missing_members
 
-DEFAULT_PLUGINS = ("ato.plugins.builtin",)
 ENTRY_POINT_GROUP = "ato"
+#: Core's built-in plugins: ``{name shown by `ato plugins`: module}``.
+DEFAULT_PLUGINS = {"core": "ato.plugins.builtin"}
+#: Ato's own distributions, which take precedence over third-party plugins.
+FIRST_PARTY = ("ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab", "ato-ui")
+DISABLE_ENV = "ATO_DISABLE_PLUGINS"
+PREFER_ENV = "ATO_PREFER_PLUGINS"
 
-#: Which distribution provides a first-party feature, for "install X" messages.
-PROVIDERS = {
-    "format": {".yaml": "ato-formats", ".yml": "ato-formats", ".toml": "ato-formats",
-               ".xyz": "ato-formats", ".py": "ato-mmlab"},
-    "source": {"load_mm_config": "ato-mmlab", "compose_hierarchy": "ato-mmlab"},
-    "tracker": {"sqlite": "ato-sql", "postgresql": "ato-sql", "postgres": "ato-sql",
-                "mysql": "ato-sql", "mariadb": "ato-sql"},
-    "search": {"hyperband": "ato-hyperopt", "grid": "ato-hyperopt", "random": "ato-hyperopt",
-               "multi_hyperband": "ato-hyperopt", "asha": "ato-hyperopt"},
-    "command": {"runs": "ato-sql"},
+#: What each of Ato's optional distributions provides, per seam: the one table behind
+#: every "pip install X" hint.  Keys are file suffixes (format), URL schemes (tracker) and
+#: names (source, search, command).
+DISTRIBUTIONS = {
+    "ato-formats": {"format": (".yaml", ".yml", ".toml", ".xyz")},
+    "ato-sql": {"tracker": ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle",
+                            "mssql"),
+                "command": ("runs",)},
+    "ato-hyperopt": {"search": ("hyperband", "grid", "random", "tpe", "bohb",
+                                "multi_hyperband", "asha")},
+    "ato-mmlab": {"format": (".py",), "source": ("load_mm_config", "compose_hierarchy")},
+    "ato-ui": {"command": ("ui",)},
 }
+
+#: The same table by seam: ``{kind: {key: distribution}}``.
+PROVIDERS: dict[str, dict[str, str]] = {}
+for _dist, _seams in DISTRIBUTIONS.items():
+    for _kind, _keys in _seams.items():
+        PROVIDERS.setdefault(_kind, {}).update(dict.fromkeys(_keys, _dist))
 
 #: Each seam: its key, the label `ato plugins` prints, and its hook.
 SEAMS = {
@@ -44,46 +87,170 @@ SEAMS = {
     "search": ("search algorithms", "ato_register_search_algorithms"),
     "command": ("commands", "ato_register_commands"),
 }
+_KIND_OF_HOOK = {hook: kind for kind, (_, hook) in SEAMS.items()}
+#: The class attribute holding the keys a class claims, for seams not keyed by name.
+_KEY_ATTR = {"format": "suffixes", "tracker": "schemes"}
+_KEY_SYNTAX = {
+    "format": (re.compile(r"^(\.[a-z0-9_+-]+)+$"), "a lower-case suffix with its dot, like '.conf'"),
+    "tracker": (re.compile(r"^[a-z][a-z0-9.-]*$"), "a lower-case URL scheme without ':', like 'jsonl'"),
+    "command": (re.compile(r"^[a-z][a-z0-9_-]*$"), "a lower-case word, like 'runs'"),
+}
+
+
+@dataclass
+class PluginRecord:
+    """One plugin as ``ato plugins`` shows it."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    target: str = ""          # what the entry point (or registration) names
+    state: str = "loaded"     # loaded | disabled | broken
+    reason: str = ""          # why disabled or broken
+    builtin: bool = False
+
+    @property
+    def dist_label(self) -> str:
+        if self.distribution is None:
+            return "registered in-process"
+        return f"{self.distribution} {self.version}" if self.version else self.distribution
+
+    def who(self) -> str:
+        """``plugin 'name' (distribution version, entry point name = module)``."""
+        kind = "built-in plugin" if self.builtin else "plugin"
+        where = "module" if self.builtin or self.distribution is None else "entry point"
+        point = f"{self.name} = {self.target}" if where == "entry point" else self.target
+        return f"{kind} {self.name!r} ({self.dist_label}, {where} {point})"
+
+
+@dataclass
+class Seam:
+    """What one seam holds after every plugin's hook was called and checked."""
+
+    kind: str
+    by_name: dict = field(default_factory=dict)     # PLUGIN_NAME -> class
+    by_key: dict = field(default_factory=dict)      # suffix / scheme / name -> class
+    owner: dict = field(default_factory=dict)       # class -> plugin name
+    served: dict = field(default_factory=dict)      # plugin name -> [(PLUGIN_NAME, keys)]
+    rejected: dict = field(default_factory=dict)    # key -> message (a broken claim)
+    errors: list = field(default_factory=list)      # (plugin name, message)
+    conflicts: list = field(default_factory=list)   # (plugin name, message)
+    records: dict = field(default_factory=dict)     # plugin name -> PluginRecord
+
 
 _pm: pluggy.PluginManager | None = None
-_failures: list[tuple[str, str]] = []
-_distributions: dict[str, str] = {}
-_registries: dict[str, dict] = {}
+_records: list[PluginRecord] = []      # every plugin seen, in precedence order
+_notes: list[str] = []                 # manager-level remarks (an unknown disabled name…)
+_registries: dict[str, Seam] = {}
 
 
+def _env_names(var: str) -> list[str]:
+    return [n.strip() for n in os.environ.get(var, "").split(",") if n.strip()]
+
+
+def _one_line(error: BaseException) -> str:
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+# --------------------------------------------------------------------------- loading
 def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
-    """A new manager with the core plugins and (optionally) every installed plugin."""
+    """A new manager with core's plugins and (optionally) every installed plugin.
+
+    A plugin that fails to load is recorded (see :func:`plugin_records`) and left out;
+    this never raises because of a plugin.
+    """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    for name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
+    for name, module in DEFAULT_PLUGINS.items():
+        pm.register(importlib.import_module(module), name=name)
     if load_entrypoints:
         _load_entrypoints(pm)
-    pm.check_pending()
     return pm
 
 
+def _core_version() -> str | None:
+    try:
+        return metadata.version("ato-core")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _load_entrypoints(pm: pluggy.PluginManager) -> None:
-    blocked = {n.strip() for n in os.environ.get("ATO_DISABLE_PLUGINS", "").split(",") if n.strip()}
-    for name in blocked:
-        pm.set_blocked(name)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+    _records.clear()
+    _notes.clear()
+    for name, module in DEFAULT_PLUGINS.items():
+        _records.append(PluginRecord(name, "ato-core", _core_version(), module, builtin=True))
+    disabled = set(_env_names(DISABLE_ENV))
+    entry_points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    entry_points.sort(key=lambda ep: _rank(ep.name, getattr(ep.dist, "name", None)))
+    for ep in entry_points:
+        dist = ep.dist
+        record = PluginRecord(ep.name, dist.name if dist else "unknown distribution",
+                              dist.version if dist else None, ep.value)
+        _records.append(record)
+        if ep.name in disabled:
+            record.state, record.reason = "disabled", f"by {DISABLE_ENV}"
+            continue
+        taken = next((r for r in _records[:-1] if r.name == ep.name and r.state != "disabled"),
+                     None)
+        if taken is not None:
+            record.state = "broken"
+            record.reason = (f"the entry-point name {ep.name!r} is already used by "
+                             f"{taken.dist_label}; entry-point names must be unique")
             continue
         try:
             plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-            if ep.dist is not None:
-                _distributions[ep.name] = f"{ep.dist.name} {ep.dist.version}"
         except Exception as e:  # a broken plugin must not lock users out
-            _failures.append((ep.name, f"{type(e).__name__}: {e}"))
+            record.state, record.reason = "broken", f"import failed: {_one_line(e)}"
+            continue
+        problem = register_checked(pm, plugin, ep.name)
+        if problem:
+            record.state, record.reason = "broken", problem
+    known = {r.name for r in _records}
+    for name in sorted(disabled - known):
+        _notes.append(f"{DISABLE_ENV} names {name!r}, which is no installed plugin "
+                      f"(installed: {', '.join(sorted(known))})")
+    for name in _env_names(PREFER_ENV):
+        if name not in known:
+            _notes.append(f"{PREFER_ENV} names {name!r}, which is no installed plugin "
+                          f"(installed: {', '.join(sorted(known))})")
+
+
+def register_checked(pm: pluggy.PluginManager, plugin, name: str) -> str | None:
+    """Register ``plugin`` under ``name`` if it is a valid Ato plugin; otherwise leave the
+    manager as it was and return what is wrong (one line)."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as e:
+        return _one_line(e).replace("PluginValidationError: ", "", 1)
+    except ValueError as e:  # pluggy: the same object under two names, or a name reused
+        return _one_line(e)
+    callers = pm.get_hookcallers(plugin) or []
+    specs = sorted(hook for hook in _KIND_OF_HOOK)
+    unknown = sorted(c.name for c in callers if c.spec is None)
+    problem = None
+    if unknown:
+        hook = unknown[0]
+        close = difflib.get_close_matches(hook, specs, n=1)
+        hint = f"; did you mean {close[0]}()?" if close else f"; Ato's hooks are {', '.join(specs)}"
+        problem = f"@hookimpl {hook}() is not an Ato hook{hint}"
+    else:
+        marked = {c.name for c in callers}
+        unmarked = [h for h in specs if h not in marked and callable(getattr(plugin, h, None))]
+        if unmarked:
+            problem = (f"{unmarked[0]}() lacks @hookimpl, so Ato would never call it "
+                       f"(from ato.plugins import hookimpl)")
+    if problem:
+        pm.unregister(plugin)
+    return problem
 
 
 def plugin_manager() -> pluggy.PluginManager:
     """The process-wide manager, created on first use."""
     global _pm
     if _pm is None:
-        _failures.clear()
+        _registries.clear()
         _pm = get_plugin_manager()
     return _pm
 
@@ -93,75 +260,319 @@ def reset() -> None:
     global _pm
     _pm = None
     _registries.clear()
+    _records.clear()
+    _notes.clear()
 
 
-def failures() -> list[tuple[str, str]]:
-    """``(entry-point name, error)`` for every plugin that failed to load."""
+def _rank(name: str, distribution: str | None) -> tuple:
+    preferred = _env_names(PREFER_ENV)
+    if name in preferred:
+        return (0, preferred.index(name), "")
+    if name in DEFAULT_PLUGINS:
+        return (1, 0, name)
+    if distribution in FIRST_PARTY:
+        return (2, 0, name)
+    return (3, 0, name)
+
+
+def _record(name: str, plugin=None) -> PluginRecord:
+    """The record of a plugin by its registered name; a plugin registered in-process
+    (``pm.register(obj, name=...)``) gets a fresh one naming the object."""
+    for record in _records:
+        if record.name == name and record.state == "loaded":
+            return record
+    if plugin is None:
+        target = "?"
+    else:
+        target = getattr(plugin, "__name__", None) or (
+            f"{type(plugin).__module__}.{type(plugin).__qualname__}")
+    record = PluginRecord(name, None, None, target, builtin=name in DEFAULT_PLUGINS)
+    if record.builtin:
+        record.distribution, record.version = "ato-core", _core_version()
+    return record
+
+
+def plugin_records() -> list[PluginRecord]:
+    """Every plugin, registered or not (disabled, broken), in precedence order."""
+    pm = plugin_manager()
+    known = {r.name for r in _records if r.state == "loaded"}
+    for name, plugin in pm.list_name_plugin():
+        if name not in known:
+            _records.append(_record(name, plugin))
+    live = {name for name, _ in pm.list_name_plugin()}
+    _records[:] = [r for r in _records if r.state != "loaded" or r.name in live]
+    return sorted(_records, key=lambda r: _rank(r.name, r.distribution))
+
+
+def notes() -> list[str]:
+    """Remarks about the plugin settings themselves (an unknown name in an env var)."""
     plugin_manager()
-    return list(_failures)
+    return list(_notes)
 
 
-def collect(hook_caller, interface=None) -> dict:
-    """Turn a hook's results into ``{PLUGIN_NAME: class}``, refusing duplicate names and
-    (given the seam's ``interface``) classes that lack one of its members."""
-    found: dict = {}
-    for result in reversed(hook_caller()):
-        for cls in result if isinstance(result, (list, tuple)) else [result]:
-            name = getattr(cls, "PLUGIN_NAME", None)
-            if not name:
-                raise ValueError(f"{cls!r} has no PLUGIN_NAME")
-            missing = missing_members(cls, interface) if interface is not None else []
-            if missing:
-                raise UnknownPluginError(
-                    f"{cls.__module__}.{cls.__qualname__} ({name!r}) lacks "
-                    f"{', '.join(missing)} of {interface.__name__}")
-            if name in found and found[name] is not cls:
-                raise ValueError(
-                    f"{cls.__module__}.{cls.__qualname__} registers {name!r}, already used by "
-                    f"{found[name].__module__}.{found[name].__qualname__}"
-                )
-            found[name] = cls
-    return found
+# --------------------------------------------------------------------------- collecting
+def _class_label(kind: str, cls) -> str:
+    return f"{kind} class {cls.__module__}.{cls.__qualname__}"
 
 
-def registry(kind: str) -> dict:
-    """``{PLUGIN_NAME: class}`` for one seam: format, source, tracker, search or command."""
+def _claimed_keys(kind: str, cls) -> tuple[list[str], str | None]:
+    """The keys ``cls`` claims in its seam, and what is wrong with them (or None)."""
+    label = _class_label(kind, cls)
+    name = getattr(cls, "PLUGIN_NAME", None)
+    if not isinstance(name, str) or not name:
+        return [], f"{label} has no PLUGIN_NAME (a non-empty string); got {name!r}"
+    attr = _KEY_ATTR.get(kind)
+    if attr is None:
+        keys = [name]
+    else:
+        raw = getattr(cls, attr, None)
+        if isinstance(raw, str):
+            return [raw], (f"{label} ({name!r}): {attr} must be a tuple of strings, got the "
+                           f"string {raw!r}; write ({raw!r},) with the comma")
+        if not isinstance(raw, (tuple, list, set, frozenset)) or not raw:
+            return [], (f"{label} ({name!r}): {attr} must be a non-empty tuple of strings, "
+                        f"got {raw!r}")
+        keys = list(raw)
+    syntax = _KEY_SYNTAX.get(kind)
+    for key in keys:
+        if not isinstance(key, str):
+            return [], f"{label} ({name!r}): {attr or 'PLUGIN_NAME'} holds {key!r}, not a string"
+        if syntax and not syntax[0].match(key):
+            valid = [k for k in keys if isinstance(k, str) and syntax[0].match(k)]
+            return valid, (f"{label} ({name!r}): {attr or 'PLUGIN_NAME'} {key!r} is not "
+                           f"{syntax[1]}")
+    return keys, None
+
+
+def check_class(kind: str, cls) -> tuple[list[str], str | None]:
+    """Check one class a hook returned against its seam.
+
+    Returns ``(keys, problem)``: the suffixes, schemes or name it claims, and ``None`` if
+    it is valid or one line saying what is wrong with it.
+    """
+    if cls is None:
+        return [], "returned None in place of a class"
+    if not isinstance(cls, type):
+        return [], f"returned {cls!r} (a {type(cls).__name__}), not a class"
+    keys, problem = _claimed_keys(kind, cls)
+    if problem:
+        return keys, problem
+    interface = INTERFACES[kind]
+    label = f"{_class_label(kind, cls)} ({cls.PLUGIN_NAME!r})"
+    missing = missing_members(cls, interface)
+    if missing:
+        return keys, (f"{label} lacks {', '.join(missing)}, which {interface.__name__} "
+                      f"requires")
+    for member, value in vars(interface).items():
+        method = isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value)
+        if method and not member.startswith("_") and not callable(getattr(cls, member)):
+            return keys, (f"{label}: {member} is {getattr(cls, member)!r}, not a method "
+                          f"as {interface.__name__} requires")
+    return keys, None
+
+
+def _collect_seam(hook_caller, kind: str) -> Seam:
+    """Call each plugin's implementation of the seam's hook on its own, in precedence
+    order, and keep what passes :func:`check_class` and claims nothing already taken."""
+    seam = Seam(kind)
+    hook = SEAMS[kind][1]
+    impls = hook_caller.get_hookimpls()
+    records = seam.records
+    records.update({impl.plugin_name: _record(impl.plugin_name, impl.plugin) for impl in impls})
+    impls.sort(key=lambda impl: _rank(impl.plugin_name, records[impl.plugin_name].distribution))
+    for impl in impls:
+        name = impl.plugin_name
+        record = records[name]
+        try:
+            result = impl.function()
+        except Exception as e:
+            seam.errors.append((name, f"{hook}() raised {_one_line(e)}"))
+            continue
+        if result is None:
+            seam.errors.append((name, f"{hook}() returned None; return a class or a list "
+                                      f"of classes"))
+            continue
+        items = list(result) if isinstance(result, (list, tuple)) else [result]
+        for cls in items:
+            keys, problem = check_class(kind, cls)
+            if problem:
+                message = problem if problem.startswith(kind) else f"{hook}() {problem}"
+                seam.errors.append((name, message))
+                for key in keys:
+                    seam.rejected.setdefault(key, f"{record.who()}: {message}")
+                continue
+            _admit(seam, record, cls, keys)
+    return seam
+
+
+def _admit(seam: Seam, record: PluginRecord, cls, keys: list[str]) -> None:
+    """Add a valid class to its seam unless what it claims is taken (then report it)."""
+    plugin_name = cls.PLUGIN_NAME
+    kind = seam.kind
+    holder = seam.by_name.get(plugin_name)
+    if holder is cls:
+        return
+    prefer = f"set {PREFER_ENV}={record.name} to use it instead"
+    if holder is not None:
+        winner = seam.records[seam.owner[holder]]
+        seam.conflicts.append((record.name, (
+            f"{kind} {plugin_name!r} is also provided by {winner.who()}, which takes "
+            f"precedence; {prefer}")))
+        return
+    free = [k for k in keys if k not in seam.by_key]
+    for key in keys:
+        if key in seam.by_key:
+            winner = seam.records[seam.owner[seam.by_key[key]]]
+            seam.conflicts.append((record.name, (
+                f"{kind} {plugin_name!r} claims {key!r}, already served by "
+                f"{winner.who()}, which takes precedence; {prefer}")))
+    if not free:
+        return
+    seam.by_name[plugin_name] = cls
+    seam.owner[cls] = record.name
+    for key in free:
+        seam.by_key[key] = cls
+    seam.served.setdefault(record.name, []).append(
+        (plugin_name, free if kind in _KEY_ATTR else []))
+
+
+def collect(hook_caller, interface=None, *, strict: bool = True) -> dict:
+    """``{PLUGIN_NAME: class}`` from one hook of a manager, every class checked.
+
+    ``hook_caller`` is a hook of a manager, e.g. ``pm.hook.ato_register_formats`` (the
+    seam follows from its name; ``interface`` is accepted for compatibility and must be
+    the seam's).  With ``strict`` (the default, for tests of a plugin), any error or
+    conflict raises :class:`ato.errors.PluginError` listing them; without it, they are
+    left out silently.
+    """
+    kind = _KIND_OF_HOOK[hook_caller.name]
+    if interface is not None and interface is not INTERFACES[kind]:
+        raise TypeError(f"{hook_caller.name} is the {kind} seam; its interface is "
+                        f"{INTERFACES[kind].__name__}, not {interface.__name__}")
+    seam = _collect_seam(hook_caller, kind)
+    problems = seam.errors + seam.conflicts
+    if strict and problems:
+        raise PluginError("; ".join(f"{seam.records[n].who()}: {m}" for n, m in problems))
+    return dict(seam.by_name)
+
+
+def check_plugin(plugin, name: str = "under-test") -> list[str]:
+    """Every problem Ato would report for ``plugin`` (a module or object with
+    ``@hookimpl`` functions), checked next to core's built-ins only: ``[]`` when it is a
+    valid plugin.  Meant for a plugin's own test suite::
+
+        assert check_plugin(my_plugin.plugin) == []
+    """
+    pm = get_plugin_manager(load_entrypoints=False)
+    problem = register_checked(pm, plugin, name)
+    if problem:
+        return [problem]
+    out = []
+    for kind in SEAMS:
+        seam = _collect_seam(getattr(pm.hook, SEAMS[kind][1]), kind)
+        out += [m for n, m in seam.errors + seam.conflicts if n == name]
+    return out
+
+
+def _seam(kind: str) -> Seam:
     if kind not in _registries:
-        caller = getattr(plugin_manager().hook, SEAMS[kind][1])
-        _registries[kind] = collect(caller, INTERFACES[kind])
+        _registries[kind] = _collect_seam(getattr(plugin_manager().hook, SEAMS[kind][1]), kind)
     return _registries[kind]
 
 
-def _missing(kind: str, name: str, what: str) -> Exception:
-    dist = PROVIDERS.get(kind, {}).get(name)
+def registry(kind: str) -> dict:
+    """``{PLUGIN_NAME: class}`` for one seam: format, source, tracker, search or command.
+    Only valid classes that won their claims are in it."""
+    return _seam(kind).by_name
+
+
+def failures() -> list[tuple[str, str]]:
+    """``(plugin name, error)`` for every plugin that failed to load and every error found
+    in what a plugin provides (conflicts are not failures)."""
+    out = [(r.name, r.reason) for r in plugin_records() if r.state == "broken"]
+    for kind in SEAMS:
+        out += _seam(kind).errors
+    return out
+
+
+def _missing(kind: str, key: str, what: str) -> Exception:
+    """The error for a lookup that found nothing: a broken claim, a missing or disabled
+    distribution, or an unknown key with the close matches and any broken plugins."""
+    seam = _seam(kind)
+    if key in seam.rejected:
+        return PluginError(f"{what}: {seam.rejected[key]}")
+    dist = PROVIDERS.get(kind, {}).get(key)
+    records = plugin_records()
     if dist:
-        return PluginNotInstalledError(f"{what} needs the {dist} distribution: pip install {dist}")
-    known = sorted(registry(kind))
-    return UnknownPluginError(f"{what}: no installed plugin provides {name!r} "
-                              f"(installed: {', '.join(known) or 'none'})")
+        mine = [r for r in records if r.distribution == dist]
+        for record in mine:
+            if record.state == "disabled":
+                return PluginNotInstalledError(
+                    f"{what} needs the {dist} distribution, which is installed but its plugin "
+                    f"{record.name!r} is disabled {record.reason}")
+            if record.state == "broken":
+                return PluginError(f"{what} needs the {dist} distribution, which is installed "
+                                   f"but broken: {record.who()}: {record.reason}")
+            errors = [m for n, m in seam.errors if n == record.name]
+            if errors:
+                return PluginError(f"{what}: {record.who()}: {errors[0]}")
+        if not mine:
+            return PluginNotInstalledError(f"{what} needs the {dist} distribution: "
+                                           f"pip install {dist}")
+    known = sorted(seam.by_key)
+    close = difflib.get_close_matches(key, known, n=1)
+    message = f"{what}: no installed plugin provides {key!r}"
+    message += f"; did you mean {close[0]!r}?" if close else ""
+    message += f" (installed: {', '.join(known) or 'none'})"
+    broken = [f"{r.who()}: {r.reason}" for r in records if r.state == "broken"]
+    broken += [f"{seam.records[n].who()}: {m}" for n, m in seam.errors]
+    if broken:
+        message += f"; {len(broken)} broken plugin(s) might provide it: " + "; ".join(broken)
+    return UnknownPluginError(message)
 
 
 # --------------------------------------------------------------------------- formats
 def format_for(path) -> type:
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
-    for fmt in registry("format").values():
-        if suffix in fmt.suffixes:
-            return fmt
+    """The format class serving ``path``, by its longest registered suffix.
+
+    Raises :class:`~ato.errors.PluginNotInstalledError` (the suffix belongs to an Ato
+    distribution that is not installed), :class:`~ato.errors.PluginError` (the plugin
+    that claims it is broken) or :class:`~ato.errors.UnknownPluginError`.
+    """
+    name = os.path.basename(os.fspath(path)).lower()
+    by_key = _seam("format").by_key
+    matches = [s for s in by_key if name.endswith(s) and len(name) > len(s)]
+    if matches:
+        return by_key[max(matches, key=len)]
+    suffix = os.path.splitext(name)[1]
     if not suffix:
-        raise UnknownPluginError(f"{path}: cannot tell the format of a file without a suffix")
+        raise UnknownPluginError(f"{path}: cannot tell the format of a file without a suffix "
+                                 f"(known suffixes: {', '.join(sorted(by_key))})")
     raise _missing("format", suffix, f"reading or writing '{suffix}' files ({path})")
 
 
 def load_file(path, **kwargs):
-    """Read a config file into an ADict (or a list of ADicts)."""
+    """Read a config file into an ADict (or a list of ADicts).
+
+    Raises :class:`~ato.errors.ConfigFileNotFoundError` (no such file, naming the path),
+    :class:`~ato.errors.ConfigFileError` (a directory, not UTF-8 text, malformed, or a top
+    level that is not a mapping) and the lookup errors of :func:`format_for`.
+    """
     from ato.adict import ADict
 
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist.")
+        raise ConfigFileNotFoundError(path)
+    if os.path.isdir(path):
+        raise ConfigFileError(path, "is a directory, not a config file")
     fmt = format_for(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigFileError(path, f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                                    f"{e.start})") from None
     data = fmt.loads(text, path, **kwargs)
     if isinstance(data, list):
         for i, item in enumerate(data):
@@ -178,6 +589,11 @@ def dump_file(adict, path, **kwargs) -> None:
     path = os.fspath(path)
     fmt = format_for(path)
     text = fmt.dumps(adict.to_dict(), path, **kwargs)
+    if not isinstance(text, str):
+        seam = _seam("format")
+        owner = seam.records[seam.owner[fmt]]
+        raise PluginError(f"writing {path}: {owner.who()}: {fmt.__qualname__}.dumps returned "
+                          f"a {type(text).__name__}, not the text (a str)")
     atomic_write_text(path, text)
 
 
@@ -201,6 +617,7 @@ def atomic_write_text(path: str, text: str) -> None:
 
 # --------------------------------------------------------------------------- other seams
 def config_source(name: str):
+    """The ``load`` callable of the config source serving the ADict method ``name``."""
     cls = registry("source").get(name)
     if cls is None:
         raise _missing("source", name, f"ADict.{name}")
@@ -208,14 +625,17 @@ def config_source(name: str):
 
 
 def tracker_for_url(url: str) -> type:
+    """The tracker backend class serving ``url``'s scheme (``sqlite``, ``postgresql``…;
+    a ``+driver`` part is ignored)."""
     scheme = str(url).split(":", 1)[0].split("+", 1)[0].lower()
-    for cls in registry("tracker").values():
-        if scheme in cls.schemes:
-            return cls
-    raise _missing("tracker", scheme, f"tracking to {scheme!r} URLs")
+    cls = _seam("tracker").by_key.get(scheme)
+    if cls is None:
+        raise _missing("tracker", scheme, f"tracking to {scheme!r} URLs")
+    return cls
 
 
 def search_algorithm(name: str) -> type:
+    """The search-algorithm class registered as ``name`` (``hyperband``, ``asha``…)."""
     cls = registry("search").get(name)
     if cls is None:
         raise _missing("search", name, f"the search algorithm {name!r}")
@@ -223,30 +643,40 @@ def search_algorithm(name: str) -> type:
 
 
 def commands() -> dict:
+    """``{subcommand name: command class}`` of every valid ``ato`` subcommand."""
     return registry("command")
 
 
+def command_problem(name: str) -> Exception | None:
+    """Why ``ato <name>`` is not available when Ato can say more than "invalid choice":
+    its distribution is missing or disabled, or the plugin providing it is broken."""
+    if name in commands():
+        return None
+    error = _missing("command", name, f"'ato {name}'")
+    return None if isinstance(error, UnknownPluginError) else error
+
+
 def describe_plugins() -> list[dict]:
-    """What every registered plugin provides, for ``ato plugins``."""
-    pm = plugin_manager()
+    """One row per plugin, for ``ato plugins``: ``name``, ``distribution``, ``version``,
+    ``entry_point``, ``state`` (loaded / disabled / broken), ``reason``, ``provides``
+    (``{seam label: ["name (keys)"]}``), ``errors`` and ``conflicts`` (lists of lines)."""
+    seams = {kind: _seam(kind) for kind in SEAMS}
     rows = []
-    for name, plugin in pm.list_name_plugin():
-        provides = {}
-        for label, hook_name in SEAMS.values():
-            impl = getattr(plugin, hook_name, None)
-            if impl is None:
-                continue
-            try:
-                result = impl()
-            except Exception as e:  # report it, keep listing the others
-                provides[label] = [f"FAILED: {type(e).__name__}: {e}"]
-                continue
-            classes = result if isinstance(result, (list, tuple)) else [result]
-            names = []
-            for cls in classes:
-                extra = getattr(cls, "suffixes", None) or getattr(cls, "schemes", None)
-                names.append(f"{cls.PLUGIN_NAME} ({', '.join(extra)})" if extra else cls.PLUGIN_NAME)
-            provides[label] = names
-        rows.append({"name": name, "distribution": _distributions.get(name, "ato-core (built in)"),
-                     "provides": provides})
+    for record in plugin_records():
+        provides, errors, conflicts = {}, [], []
+        for kind, seam in seams.items():
+            entries = seam.served.get(record.name, [])
+            if entries:
+                provides[SEAMS[kind][0]] = [
+                    f"{n} ({', '.join(keys)})" if keys else n for n, keys in entries]
+            errors += [m for n, m in seam.errors if n == record.name]
+            conflicts += [m for n, m in seam.conflicts if n == record.name]
+        state, reason = record.state, record.reason
+        if state == "loaded" and errors and not provides:
+            state, reason = "broken", errors[0]
+            errors = errors[1:]
+        rows.append({"name": record.name, "distribution": record.distribution,
+                     "version": record.version, "entry_point": record.target,
+                     "state": state, "reason": reason, "provides": provides,
+                     "errors": errors, "conflicts": conflicts})
     return rows
