@@ -1,17 +1,36 @@
-"""The plugin system: hooks, collection, lazy discovery, failures and missing plugins."""
+"""The plugin system: hooks, collection, lazy discovery, and isolation.
 
+Isolation tests install small plugin distributions *for real* (a ``*.dist-info`` with an
+``entry_points.txt`` on ``sys.path``), so discovery goes through ``importlib.metadata``
+exactly as for a pip-installed plugin.  Each checks three things: the user gets one line
+naming the distribution, the entry point and the fault when touching the broken thing;
+every built-in and every other plugin keeps working; ``ato plugins`` says what is wrong.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
 import sys
+import textwrap
 from importlib import metadata
 
 import pluggy
 import pytest
 
+from ato import cli
 from ato.adict import ADict
-from ato.errors import PluginNotInstalledError
+from ato.errors import (
+    AtoError,
+    ConfigFileError,
+    PluginError,
+    PluginNotInstalledError,
+    UnknownPluginError,
+)
 from ato.plugins import hookimpl
 from ato.plugins import manager as plugin_manager
-from ato.plugins.manager import collect, get_plugin_manager
-from tests.conftest import ROOT  # noqa: F401
+from ato.plugins.manager import check_plugin, collect, get_plugin_manager
 
 
 class UpperFormat:
@@ -33,6 +52,111 @@ class UpperPlugin:
     @hookimpl
     def ato_register_formats(self):
         return UpperFormat
+
+
+GOOD_FORMAT = '''
+from ato.plugins import hookimpl
+
+class {cls}:
+    PLUGIN_NAME = {name!r}
+    suffixes = {suffixes!r}
+
+    @staticmethod
+    def loads(text, path, **kwargs):
+        return {{"by": {name!r}}}
+
+    @staticmethod
+    def dumps(data, path, **kwargs):
+        return {name!r} + "\\n"
+
+@hookimpl
+def ato_register_formats():
+    return {cls}
+'''
+
+
+class Installed:
+    """Installs plugin distributions into a tmp dir on ``sys.path`` and hides real ones."""
+
+    def __init__(self, tmp_path, monkeypatch, capsys):
+        self.root = tmp_path / "site"
+        self.root.mkdir()
+        self.monkeypatch, self.capsys = monkeypatch, capsys
+        self.modules: list[str] = []
+        self.hidden: set[str] = set()
+        self.targets: set[str] = set()   # entry points installed here are never hidden
+        monkeypatch.syspath_prepend(str(self.root))
+        real = metadata.entry_points
+
+        def entry_points(**kwargs):
+            return [ep for ep in real(**kwargs) if ep.dist is None
+                    or ep.dist.name not in self.hidden or ep.value in self.targets]
+
+        monkeypatch.setattr(metadata, "entry_points", entry_points)
+        plugin_manager.reset()
+
+    def install(self, dist: str, entry_points: dict, modules: dict, version: str = "1.0"):
+        """A distribution ``dist`` whose ``ato`` entry points are ``entry_points`` and
+        whose top-level modules are ``{name: source}``."""
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        lines = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+        self.targets.update(entry_points.values())
+        (info / "entry_points.txt").write_text(f"[ato]\n{lines}")
+        for name, source in modules.items():
+            (self.root / f"{name}.py").write_text(textwrap.dedent(source))
+            self.modules.append(name)
+        importlib.invalidate_caches()
+        plugin_manager.reset()
+
+    def hide(self, *dists: str) -> None:
+        """Act as if ``dists`` were not installed."""
+        self.hidden.update(dists)
+        plugin_manager.reset()
+
+    def setenv(self, name: str, value: str) -> None:
+        self.monkeypatch.setenv(name, value)
+        plugin_manager.reset()
+
+    def ato(self, *argv) -> tuple[int, str, str]:
+        """Run the ``ato`` command in-process: (exit status, stdout, stderr)."""
+        self.capsys.readouterr()
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as e:
+            code = e.code
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def plugins_row(self, name: str) -> dict:
+        code, out, _ = self.ato("plugins", "--json")
+        assert code == 0
+        return {row["name"]: row for row in json.loads(out)["plugins"]}[name]
+
+    def builtins_still_work(self, tmp_path) -> None:
+        """JSON (core), YAML (ato-formats), `ato --help` and `ato plugins` all work."""
+        ADict(a=1).dump(tmp_path / "o.json")
+        assert ADict.from_file(tmp_path / "o.json") == {"a": 1}
+        ADict(a=2).dump(tmp_path / "o.yaml")
+        assert ADict.from_file(tmp_path / "o.yaml") == {"a": 2}
+        code, out, _ = self.ato("--help")
+        assert code == 0 and "plugins" in out
+        code, out, _ = self.ato("plugins")
+        assert code == 0 and "core  [ato-core" in out
+
+    def close(self) -> None:
+        for name in self.modules:
+            sys.modules.pop(name, None)
+        plugin_manager.reset()
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch, capsys):
+    env = Installed(tmp_path, monkeypatch, capsys)
+    yield env
+    monkeypatch.undo()
+    env.close()
 
 
 @pytest.fixture
@@ -62,10 +186,11 @@ class TestCollect:
         pm.register(UpperPlugin(), name="upper")
         assert collect(pm.hook.ato_register_formats)["upper"] is UpperFormat
 
-    def test_duplicate_names_refused(self, pm):
-        """Two classes with one PLUGIN_NAME are an error naming both."""
+    def test_strict_collect_names_both_sides_of_a_collision(self, pm):
+        """Two classes with one PLUGIN_NAME: strict collect raises naming the loser, the
+        winner and how to choose."""
         class Other(UpperFormat):
-            pass
+            suffixes = (".other",)
 
         class OtherPlugin:
             @hookimpl
@@ -74,14 +199,13 @@ class TestCollect:
 
         pm.register(UpperPlugin(), name="a")
         pm.register(OtherPlugin(), name="b")
-        with pytest.raises(ValueError, match="registers 'upper', already used by"):
+        with pytest.raises(PluginError, match=r"plugin 'b' .*format 'upper' is also provided "
+                                              r"by plugin 'a' .*ATO_PREFER_PLUGINS=b"):
             collect(pm.hook.ato_register_formats)
+        assert collect(pm.hook.ato_register_formats, strict=False)["upper"] is UpperFormat
 
-    def test_incomplete_class_is_refused_by_name(self):
-        """A class lacking a member of its seam's interface fails when collected."""
-        from ato.errors import UnknownPluginError
-        from ato.plugins.interfaces import ConfigFormat
-
+    def test_incomplete_class_is_refused_by_name(self, pm):
+        """A class lacking a member of its seam's interface is refused, by name."""
         class NoDump:
             PLUGIN_NAME = "nodump"
             suffixes = (".nd",)
@@ -95,22 +219,38 @@ class TestCollect:
             def ato_register_formats(self):
                 return NoDump
 
-        pm = get_plugin_manager(load_entrypoints=False)
         pm.register(NoDumpPlugin(), name="nodump")
-        with pytest.raises(UnknownPluginError, match=r"NoDump \('nodump'\) lacks dumps of ConfigFormat"):
-            collect(pm.hook.ato_register_formats, ConfigFormat)
+        with pytest.raises(PluginError, match=r"NoDump \('nodump'\) lacks dumps, which "
+                                              r"ConfigFormat requires"):
+            collect(pm.hook.ato_register_formats)
 
-    def test_misspelt_hook_fails_at_start(self):
-        """check_pending() rejects an implementation of an unknown hook."""
+    def test_check_plugin_lists_every_problem(self):
+        """check_plugin, for a plugin's own tests: [] for a good plugin, each fault else."""
+        assert check_plugin(UpperPlugin()) == []
+
+        class Bad:
+            @hookimpl
+            def ato_register_formats(self):
+                return [UpperFormat, None]
+
+            @hookimpl
+            def ato_register_commands(self):
+                raise RuntimeError("boom")
+
+        problems = check_plugin(Bad())
+        assert problems == ["ato_register_formats() returned None in place of a class",
+                            "ato_register_commands() raised RuntimeError: boom"]
+
+    def test_check_plugin_reports_a_misspelt_hook(self):
+        """A misspelt hook is rejected with the hook it probably meant."""
         class Typo:
             @hookimpl
             def ato_register_format(self):
                 return UpperFormat
 
-        pm = get_plugin_manager(load_entrypoints=False)
-        pm.register(Typo())
-        with pytest.raises(pluggy.PluginValidationError, match="unknown hook"):
-            pm.check_pending()
+        assert check_plugin(Typo()) == [
+            "@hookimpl ato_register_format() is not an Ato hook; did you mean "
+            "ato_register_formats()?"]
 
 
 class TestFormatsThroughTheSeam:
@@ -122,70 +262,561 @@ class TestFormatsThroughTheSeam:
         assert ADict.from_file(path) == {"name": "ABC"}
 
     def test_unknown_suffix(self, tmp_path):
-        """An unknown suffix names the installed formats."""
+        """An unknown suffix names the installed suffixes."""
         path = tmp_path / "c.weird"
         path.write_text("x")
-        with pytest.raises(LookupError, match="no installed plugin provides '.weird'"):
+        with pytest.raises(UnknownPluginError, match=r"no installed plugin provides '.weird' "
+                                                     r"\(installed: .*\.json"):
             ADict.from_file(path)
+
+    def test_missing_file_names_the_path(self, tmp_path, monkeypatch):
+        """A missing config file is one AtoError naming the path and where it was looked
+        up; it is still a FileNotFoundError."""
+        from ato.errors import ConfigFileNotFoundError
+
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ConfigFileNotFoundError) as info:
+            ADict.from_file("configs/nope.yaml")
+        assert str(info.value) == f"configs/nope.yaml: no such config file (looked up in {tmp_path})"
+        assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, AtoError)
+        assert info.value.filename == "configs/nope.yaml"
+        with pytest.raises(ConfigFileNotFoundError, match=r"^/abs/x.json: no such config file$"):
+            ADict().load("/abs/x.json")
+
+    def test_directory_and_binary_files(self, tmp_path):
+        """A directory or a file that is not UTF-8 is a ConfigFileError naming it."""
+        (tmp_path / "d.json").mkdir()
+        with pytest.raises(ConfigFileError, match=r"d.json: is a directory, not a config file"):
+            ADict.from_file(tmp_path / "d.json")
+        (tmp_path / "b.json").write_bytes(b'{"a": "\xff"}')
+        with pytest.raises(ConfigFileError, match=r"b.json: is not UTF-8 text \(byte 0xff at "
+                                                  r"offset 7\)"):
+            ADict.from_file(tmp_path / "b.json")
+
+    def test_a_subcommand_turns_a_missing_file_into_one_line(self, site, tmp_path):
+        """A command that loads a config exits 2 with one line naming the missing path."""
+        site.install("loader", {"loader": "loader_plugin"}, {"loader_plugin": """
+            from ato.plugins import hookimpl
+            from ato.adict import ADict
+
+            class Load:
+                PLUGIN_NAME = "load"
+                @staticmethod
+                def add_arguments(parser):
+                    parser.add_argument("path")
+                @staticmethod
+                def run(args):
+                    print(ADict.from_file(args.path))
+                    return 0
+
+            @hookimpl
+            def ato_register_commands():
+                return Load
+        """})
+        missing = tmp_path / "missing.yaml"
+        code, out, err = site.ato("load", str(missing))
+        assert (code, out) == (2, "")
+        assert err == f"ato load: error: {missing}: no such config file\n"
+
+    def test_longest_suffix_wins(self, pm, registered, tmp_path):
+        """A multi-part suffix (`.upper.json`) beats the plain one it ends with."""
+        class Double(UpperFormat):
+            PLUGIN_NAME = "double"
+            suffixes = (".upper.json",)
+
+        class DoublePlugin:
+            @hookimpl
+            def ato_register_formats(self):
+                return Double
+
+        registered.register(DoublePlugin(), name="double")
+        plugin_manager._registries.clear()
+        try:
+            assert plugin_manager.format_for("a.upper.json") is Double
+            assert plugin_manager.format_for("a.json").PLUGIN_NAME == "json"
+            assert plugin_manager.format_for("A.UPPER") is UpperFormat
+        finally:
+            registered.unregister(name="double")
+
+
+class TestIsolation:
+    """Each way one plugin can be wrong; every other plugin and built-in keeps working."""
+
+    def test_module_that_fails_to_import(self, site, tmp_path):
+        site.install("needs-torchx", {"torchx": "torchx_plugin"},
+                     {"torchx_plugin": "import torchx_missing_dependency\n"}, version="2.1")
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("torchx")
+        assert (row["distribution"], row["version"], row["state"]) == ("needs-torchx", "2.1", "broken")
+        assert row["reason"] == ("import failed: ModuleNotFoundError: No module named "
+                                 "'torchx_missing_dependency'")
+        code, out, _ = site.ato("plugins")
+        assert ("torchx  [needs-torchx 2.1]  broken: import failed: ModuleNotFoundError: "
+                "No module named 'torchx_missing_dependency'") in out
+        with pytest.raises(UnknownPluginError, match=r"no installed plugin provides '.tx'.*1 "
+                           r"broken plugin\(s\) might provide it: plugin 'torchx' \(needs-torchx "
+                           r"2.1, entry point torchx = torchx_plugin\): import failed"):
+            ADict(a=1).dump(tmp_path / "x.tx")
+
+    def test_misspelt_hook(self, site, tmp_path):
+        """`@hookimpl def ato_register_format()` breaks its own plugin, not `.json`."""
+        site.install("typo-dist", {"typo": "typo_plugin"}, {"typo_plugin": """
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_format():
+                return []
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("typo")
+        assert row["state"] == "broken"
+        assert row["reason"] == ("@hookimpl ato_register_format() is not an Ato hook; did you "
+                                 "mean ato_register_formats()?")
+
+    def test_hook_with_arguments_the_spec_lacks(self, site, tmp_path):
+        """A mistyped hook signature is pluggy's validation error, on one line."""
+        site.install("args-dist", {"args": "args_plugin"}, {"args_plugin": """
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_formats(config):
+                return []
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("args")
+        assert row["state"] == "broken"
+        assert "ato_register_formats" in row["reason"] and "config" in row["reason"]
+        assert "\n" not in row["reason"]
+
+    def test_hook_without_hookimpl(self, site, tmp_path):
+        """A function named like a hook but not marked would silently never run."""
+        site.install("unmarked", {"unmarked": "unmarked_plugin"}, {"unmarked_plugin": """
+            def ato_register_formats():
+                return []
+        """})
+        site.builtins_still_work(tmp_path)
+        assert site.plugins_row("unmarked")["reason"] == (
+            "ato_register_formats() lacks @hookimpl, so Ato would never call it "
+            "(from ato.plugins import hookimpl)")
+
+    def test_hook_that_raises(self, site, tmp_path):
+        """A tracker hook whose own import fails breaks no unrelated tracker lookup."""
+        site.install("s3-tracker", {"s3": "s3_plugin"}, {"s3_plugin": """
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_trackers():
+                import boto_not_installed
+                return boto_not_installed.Tracker
+
+            @hookimpl
+            def ato_register_formats():
+                class Ini:
+                    PLUGIN_NAME = "ini"
+                    suffixes = (".ini",)
+                    loads = staticmethod(lambda text, path, **kw: {"ini": True})
+                    dumps = staticmethod(lambda data, path, **kw: "")
+                return Ini
+        """})
+        site.builtins_still_work(tmp_path)
+        assert plugin_manager.tracker_for_url("sqlite:///x.db").PLUGIN_NAME == "sql"
+        (tmp_path / "c.ini").write_text("")
+        assert ADict.from_file(tmp_path / "c.ini") == {"ini": True}  # its other hook works
+        with pytest.raises(UnknownPluginError, match=r"'s3' URLs: no installed plugin provides "
+                           r"'s3'.*plugin 's3' \(s3-tracker 1.0, entry point s3 = s3_plugin\): "
+                           r"ato_register_trackers\(\) raised ModuleNotFoundError"):
+            plugin_manager.tracker_for_url("s3://bucket/runs")
+        row = site.plugins_row("s3")
+        assert row["state"] == "loaded" and row["provides"] == {"formats": ["ini (.ini)"]}
+        assert row["errors"] == ["ato_register_trackers() raised ModuleNotFoundError: "
+                                 "No module named 'boto_not_installed'"]
+
+    @pytest.mark.parametrize("returned, message", [
+        ("None", "ato_register_formats() returned None; return a class or a list of classes"),
+        ("'yaml'", "ato_register_formats() returned 'yaml' (a str), not a class"),
+        ("[object()]", "ato_register_formats() returned <object object at"),
+        ("[42, None]", "ato_register_formats() returned 42 (a int), not a class"),
+    ])
+    def test_hook_returning_the_wrong_thing(self, site, tmp_path, returned, message):
+        site.install("wrong", {"wrong": "wrong_plugin"}, {"wrong_plugin": f"""
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_formats():
+                return {returned}
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("wrong")
+        assert row["state"] == "broken" and row["reason"].startswith(message)
+        code, out, _ = site.ato("plugins")
+        assert "wrong  [wrong 1.0]  broken: ato_register_formats() returned" in out
+
+    def test_format_lacking_dumps(self, site, tmp_path):
+        """Only the incomplete format is refused; touching it names plugin and fault."""
+        site.install("props", {"props": "props_plugin"}, {"props_plugin": """
+            from ato.plugins import hookimpl
+
+            class Props:
+                PLUGIN_NAME = "props"
+                suffixes = (".props",)
+                @staticmethod
+                def loads(text, path, **kwargs):
+                    return {}
+
+            @hookimpl
+            def ato_register_formats():
+                return Props
+        """})
+        site.builtins_still_work(tmp_path)
+        expected = ("writing or reading '.props' files ({}): plugin 'props' (props 1.0, entry "
+                    "point props = props_plugin): format class props_plugin.Props ('props') "
+                    "lacks dumps, which ConfigFormat requires")
+        with pytest.raises(PluginError) as info:
+            ADict(a=1).dump(tmp_path / "o.props")
+        assert str(info.value) == expected.format(tmp_path / "o.props").replace(
+            "writing or reading", "reading or writing")
+        assert not (tmp_path / "o.props").exists()
+        row = site.plugins_row("props")
+        assert row["state"] == "broken"
+        assert row["reason"].endswith("lacks dumps, which ConfigFormat requires")
+
+    def test_member_that_is_not_a_method(self, site, tmp_path):
+        site.install("nocall", {"nocall": "nocall_plugin"}, {"nocall_plugin": """
+            from ato.plugins import hookimpl
+
+            class NoCall:
+                PLUGIN_NAME = "nocall"
+                suffixes = (".nc",)
+                loads = staticmethod(lambda text, path, **kw: {})
+                dumps = None
+
+            @hookimpl
+            def ato_register_formats():
+                return NoCall
+        """})
+        with pytest.raises(PluginError, match=r"NoCall \('nocall'\): dumps is None, not a method"):
+            ADict(a=1).dump(tmp_path / "x.nc")
+        site.builtins_still_work(tmp_path)
+
+    def test_dumps_returning_bytes_leaves_the_file_untouched(self, site, tmp_path):
+        site.install("bytesfmt", {"bytesfmt": "bytes_plugin"}, {"bytes_plugin": """
+            from ato.plugins import hookimpl
+
+            class B:
+                PLUGIN_NAME = "b"
+                suffixes = (".b",)
+                loads = staticmethod(lambda text, path, **kw: {})
+                dumps = staticmethod(lambda data, path, **kw: b"x")
+
+            @hookimpl
+            def ato_register_formats():
+                return B
+        """})
+        (tmp_path / "keep.b").write_text("old")
+        with pytest.raises(PluginError, match=r"plugin 'bytesfmt' .*B.dumps returned a bytes, "
+                                              r"not the text"):
+            ADict(a=1).dump(tmp_path / "keep.b")
+        assert (tmp_path / "keep.b").read_text() == "old"
+
+    @pytest.mark.parametrize("suffixes, fault", [
+        ('(".conf")', "suffixes must be a tuple of strings, got the string '.conf'; write "
+                      "('.conf',) with the comma"),
+        ('("conf",)', "suffixes 'conf' is not a lower-case suffix with its dot, like '.conf'"),
+        ('(".CONF",)', "suffixes '.CONF' is not a lower-case suffix with its dot"),
+        ('()', "suffixes must be a non-empty tuple of strings, got ()"),
+        ('(".conf", 3)', "suffixes holds 3, not a string"),
+    ])
+    def test_bad_suffixes(self, site, tmp_path, suffixes, fault):
+        """A string is not a tuple (`.conf` must not match `a.c`); a suffix has its dot."""
+        site.install("conf", {"conf": "conf_plugin"}, {"conf_plugin": GOOD_FORMAT.format(
+            cls="Conf", name="conf", suffixes=()).replace("suffixes = ()", f"suffixes = {suffixes}")})
+        site.builtins_still_work(tmp_path)
+        (tmp_path / "a.c").write_text("{}")
+        with pytest.raises(UnknownPluginError, match="no installed plugin provides '.c'"):
+            ADict.from_file(tmp_path / "a.c")
+        row = site.plugins_row("conf")
+        assert row["state"] == "broken" and fault in row["reason"]
+
+    def test_string_suffix_is_named_when_touched(self, site, tmp_path):
+        site.install("conf", {"conf": "conf_plugin"}, {"conf_plugin": GOOD_FORMAT.format(
+            cls="Conf", name="conf", suffixes=".conf")})
+        with pytest.raises(PluginError, match=r"plugin 'conf' \(conf 1.0, entry point conf = "
+                                              r"conf_plugin\): format class conf_plugin.Conf "
+                                              r"\('conf'\): suffixes must be a tuple"):
+            ADict(a=1).dump(tmp_path / "x.conf")
+
+    def test_class_without_plugin_name(self, site, tmp_path):
+        site.install("anon", {"anon": "anon_plugin"}, {"anon_plugin": """
+            from ato.plugins import hookimpl
+
+            class Search:
+                def main(self, func):
+                    return func
+
+            @hookimpl
+            def ato_register_search_algorithms():
+                return Search
+        """})
+        site.builtins_still_work(tmp_path)
+        assert plugin_manager.search_algorithm("hyperband").PLUGIN_NAME == "hyperband"
+        assert site.plugins_row("anon")["reason"] == (
+            "search class anon_plugin.Search has no "
+            "PLUGIN_NAME (a non-empty string); got None")
+
+    def test_tracker_with_bad_schemes(self, site, tmp_path):
+        site.install("jl", {"jl": "jl_plugin"}, {"jl_plugin": """
+            from ato.plugins import hookimpl
+
+            class T:
+                PLUGIN_NAME = "jl"
+                schemes = ("jl://",)
+                logger = classmethod(lambda cls, config, **kw: None)
+                finder = classmethod(lambda cls, config, **kw: None)
+
+            @hookimpl
+            def ato_register_trackers():
+                return T
+        """})
+        assert plugin_manager.tracker_for_url("sqlite:///x.db").PLUGIN_NAME == "sql"
+        assert "schemes 'jl://' is not a lower-case URL scheme without ':'" in \
+            site.plugins_row("jl")["reason"]
+
+    def test_command_lacking_run(self, site, tmp_path):
+        """`ato --help` and other commands work; the command itself says what is wrong."""
+        site.install("norun", {"norun": "norun_plugin"}, {"norun_plugin": """
+            from ato.plugins import hookimpl
+
+            class Sync:
+                PLUGIN_NAME = "sync"
+                help = "sync runs"
+                @staticmethod
+                def add_arguments(parser):
+                    pass
+
+            @hookimpl
+            def ato_register_commands():
+                return Sync
+        """})
+        site.builtins_still_work(tmp_path)
+        code, out, err = site.ato("sync")
+        assert (code, out) == (2, "")
+        assert err == ("ato: error: 'ato sync': plugin 'norun' (norun 1.0, entry point norun = "
+                       "norun_plugin): command class norun_plugin.Sync ('sync') lacks run, which "
+                       "Command requires\n")
+
+    def test_command_whose_add_arguments_fails(self, site, tmp_path):
+        """A broken add_arguments affects only its own command, as one line."""
+        site.install("clash", {"clash": "clash_plugin"}, {"clash_plugin": """
+            from ato.plugins import hookimpl
+
+            class Clash:
+                PLUGIN_NAME = "clash"
+                help = "100% broken"
+                @staticmethod
+                def add_arguments(parser):
+                    parser.add_argument("--x")
+                    parser.add_argument("--x")
+                @staticmethod
+                def run(args):
+                    return 0
+
+            @hookimpl
+            def ato_register_commands():
+                return Clash
+        """})
+        site.builtins_still_work(tmp_path)
+        code, out, _ = site.ato("--help")
+        assert "100% broken" in out
+        code, out, err = site.ato("clash")
+        assert code == 2 and err.count("\n") == 1
+        assert err.startswith("ato: error: 'ato clash' is unusable: plugin 'clash' (clash 1.0, "
+                              "entry point clash = clash_plugin): Clash.add_arguments(parser) "
+                              "raised ArgumentError: argument --x: conflicting option string")
+
+    def test_command_named_like_a_builtin(self, site, tmp_path):
+        """Core's `plugins` wins by default and the loser is reported; the user can choose."""
+        site.install("shadow", {"shadow": "shadow_plugin"}, {"shadow_plugin": """
+            from ato.plugins import hookimpl
+
+            class Plugins:
+                PLUGIN_NAME = "plugins"
+                @staticmethod
+                def add_arguments(parser):
+                    pass
+                @staticmethod
+                def run(args):
+                    print("shadowed!")
+                    return 0
+
+            @hookimpl
+            def ato_register_commands():
+                return Plugins
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("shadow")
+        assert row["state"] == "loaded" and row["provides"] == {}
+        assert row["conflicts"] == [
+            "command 'plugins' is also provided by built-in plugin 'core' (ato-core "
+            f"{metadata.version('ato-core')}, module ato.plugins.builtin), which takes "
+            "precedence; set ATO_PREFER_PLUGINS=shadow to use it instead"]
+        site.setenv("ATO_PREFER_PLUGINS", "shadow")
+        assert site.ato("plugins")[1] == "shadowed!\n"
+
+    def test_two_formats_on_one_suffix(self, site, tmp_path):
+        """Precedence: Ato's own distributions, then entry-point names in order; the loser
+        is reported; ATO_PREFER_PLUGINS chooses."""
+        site.install("zeta-yaml", {"zeta": "zeta_plugin"}, {"zeta_plugin": GOOD_FORMAT.format(
+            cls="Z", name="zeta", suffixes=(".yaml", ".cfg"))})
+        site.install("alpha-cfg", {"alpha": "alpha_plugin"}, {"alpha_plugin": GOOD_FORMAT.format(
+            cls="A", name="alpha", suffixes=(".cfg",))})
+        (tmp_path / "c.cfg").write_text("")
+        site.builtins_still_work(tmp_path)               # .yaml stays ato-formats'
+        assert ADict.from_file(tmp_path / "c.cfg") == {"by": "alpha"}
+        row = site.plugins_row("zeta")
+        assert row["provides"] == {} and len(row["conflicts"]) == 2
+        assert row["conflicts"][0].startswith("format 'zeta' claims '.yaml', already served by "
+                                              "plugin 'formats' (ato-formats")
+        code, out, _ = site.ato("plugins")
+        assert "    conflict: format 'zeta' claims '.cfg', already served by plugin 'alpha'" in out
+
+        site.setenv("ATO_PREFER_PLUGINS", "zeta")
+        assert ADict.from_file(tmp_path / "c.cfg") == {"by": "zeta"}
+        assert ADict.from_file(tmp_path / "o.yaml") == {"by": "zeta"}
+        assert site.plugins_row("alpha")["conflicts"][0].startswith(
+            "format 'alpha' claims '.cfg', already served by plugin 'zeta'")
+
+    def test_duplicate_entry_point_name(self, site, tmp_path):
+        """A third party reusing `sql` as its entry-point name cannot hide ato-sql."""
+        site.install("evil-sql", {"sql": "evil_plugin"}, {"evil_plugin": GOOD_FORMAT.format(
+            cls="E", name="evil", suffixes=(".evil",))})
+        assert plugin_manager.tracker_for_url("sqlite:///x.db").PLUGIN_NAME == "sql"
+        states = [(r.distribution, r.state) for r in plugin_manager.plugin_records()
+                  if r.name == "sql"]
+        assert states == [("ato-sql", "loaded"), ("evil-sql", "broken")]
+        code, out, _ = site.ato("plugins")
+        assert ("sql  [evil-sql 1.0]  broken: the entry-point name 'sql' is already used by "
+                "ato-sql") in out
+
+    def test_disabled_plugin_is_listed_as_disabled(self, site, tmp_path):
+        """ATO_DISABLE_PLUGINS shows the plugin's own distribution, as disabled; a name
+        that matches no plugin is a note."""
+        site.setenv("ATO_DISABLE_PLUGINS", "formats, fromats")
+        code, out, _ = site.ato("plugins")
+        version = metadata.version("ato-formats")
+        assert f"formats  [ato-formats {version}]  disabled by ATO_DISABLE_PLUGINS\n" in out
+        assert "note: ATO_DISABLE_PLUGINS names 'fromats', which is no installed plugin" in out
+        assert "ato-core (built in)" not in out
+        with pytest.raises(PluginNotInstalledError, match=r"needs the ato-formats distribution, "
+                           r"which is installed but its plugin 'formats' is disabled"):
+            ADict(a=1).dump(tmp_path / "x.yaml")
+
+
+class TestInstallHints:
+    """With a distribution absent, each feature it provides names it."""
+
+    @pytest.mark.parametrize("dist, action", [
+        ("ato-formats", lambda t: ADict.from_file(t / "c.yaml")),
+        ("ato-formats", lambda t: ADict(a=1).dump(t / "c.toml")),
+        ("ato-mmlab", lambda t: ADict.from_file(t / "c.py")),
+        ("ato-mmlab", lambda t: ADict.compose_hierarchy(t)),
+        ("ato-sql", lambda t: plugin_manager.tracker_for_url("postgresql+psycopg://h/db")),
+        ("ato-hyperopt", lambda t: plugin_manager.search_algorithm("tpe")),
+        ("ato-hyperopt", lambda t: plugin_manager.search_algorithm("bohb")),
+        ("ato-hyperopt", lambda t: plugin_manager.search_algorithm("asha")),
+    ])
+    def test_feature_names_its_distribution(self, site, tmp_path, dist, action):
+        for name in ("c.yaml", "c.py"):
+            (tmp_path / name).write_text("a: 1\n")
+        site.hide(dist)
+        with pytest.raises(PluginNotInstalledError, match=f"needs the {dist} distribution: "
+                                                          f"pip install {dist}$"):
+            action(tmp_path)
+
+    @pytest.mark.parametrize("command, dist", [("runs", "ato-sql"), ("ui", "ato-ui")])
+    def test_ato_subcommand_names_its_distribution(self, site, command, dist):
+        site.hide("ato-sql", "ato-ui")
+        code, out, err = site.ato(command, "list")
+        assert (code, out) == (2, "")
+        assert err == (f"ato: error: 'ato {command}' needs the {dist} distribution: "
+                       f"pip install {dist}\n")
+        code, out, _ = site.ato("--help")
+        assert f"  {command:<10}pip install {dist}" in out
+
+    def test_unknown_command_is_still_argparse(self, site):
+        code, _, err = site.ato("frobnicate")
+        assert code == 2 and "invalid choice: 'frobnicate'" in err
+
+    def test_close_names_are_suggested(self):
+        with pytest.raises(UnknownPluginError, match=r"no installed plugin provides 'hyperbnd'; "
+                                                     r"did you mean 'hyperband'\?"):
+            plugin_manager.search_algorithm("hyperbnd")
+
+    def test_broken_first_party_plugin_is_not_called_missing(self, site, tmp_path):
+        """An installed but broken ato-formats is reported as broken, not as absent."""
+        site.hide("ato-formats")
+        site.install("ato-formats", {"formats": "fake_formats"},
+                     {"fake_formats": "import yaml_is_missing\n"}, version="9.9")
+        with pytest.raises(PluginError, match=r"needs the ato-formats distribution, which is "
+                           r"installed but broken: plugin 'formats' \(ato-formats 9.9, entry "
+                           r"point formats = fake_formats\): import failed: ModuleNotFoundError"):
+            ADict(a=1).dump(tmp_path / "x.yaml")
+
+    def test_table_matches_what_the_distributions_provide(self):
+        """DISTRIBUTIONS says exactly what each installed Ato distribution registers."""
+        provided: dict = {}
+        for record in plugin_manager.plugin_records():
+            if record.distribution not in plugin_manager.DISTRIBUTIONS:
+                continue
+            for kind in plugin_manager.SEAMS:
+                seam = plugin_manager._seam(kind)
+                keys = {k for k, cls in seam.by_key.items() if seam.owner[cls] == record.name}
+                if keys:
+                    provided.setdefault(record.distribution, {})[kind] = keys
+        for dist, seams in provided.items():
+            table = {kind: set(keys) for kind, keys in plugin_manager.DISTRIBUTIONS[dist].items()}
+            assert seams == table, f"DISTRIBUTIONS[{dist!r}] is out of date"
 
 
 class TestDiscovery:
-    def test_broken_plugin_reported_and_others_work(self, monkeypatch):
-        """A plugin that fails to import is listed with its error; the rest loads."""
-        class EP:
-            def __init__(self, name, loader):
-                self.name, self.group, self._loader, self.dist = name, "ato", loader, None
-
-            def load(self):
-                return self._loader()
-
-        def broken():
-            raise ImportError("no module named 'missing_dep'")
-
-        eps = [EP("broken", broken), EP("upper", lambda: UpperPlugin())]
-        monkeypatch.setattr(metadata, "entry_points", lambda group=None: eps)
-        plugin_manager.reset()
-        try:
-            assert plugin_manager.failures() == [("broken", "ImportError: no module named 'missing_dep'")]
-            assert "upper" in plugin_manager.registry("format")
-        finally:
-            monkeypatch.undo()
-            plugin_manager.reset()
-
     def test_import_scope_loads_no_plugins(self):
         """Plugins are discovered on first use, never at `import ato.scope`."""
-        import subprocess
-
         code = ("import sys, ato.scope, ato.adict; "
                 "print('pluggy' in sys.modules, 'ato.plugins.manager' in sys.modules)")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.stdout.strip() == "False False"
 
-    def test_disabled_plugin_gives_install_hint(self, tmp_path):
-        """Without ato-formats, YAML asks to install it (simulated by blocking it)."""
-        import os
-        import subprocess
+    def test_register_checked_leaves_the_manager_clean(self, pm):
+        """A rejected plugin is unregistered, so check_pending() passes afterwards."""
+        class Typo:
+            @hookimpl
+            def ato_register_format(self):
+                return UpperFormat
 
-        (tmp_path / "c.yaml").write_text("a: 1\n")
-        code = ("from ato.adict import ADict\n"
-                "try:\n    ADict.from_file('c.yaml')\n"
-                "except LookupError as e:\n    print(type(e).__name__, e)\n")
-        env = dict(os.environ, ATO_DISABLE_PLUGINS="formats")
-        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
-        assert proc.stdout.strip() == (
-            "PluginNotInstalledError reading or writing '.yaml' files (c.yaml) needs the "
-            "ato-formats distribution: pip install ato-formats")
-        assert issubclass(PluginNotInstalledError, LookupError)
+        assert plugin_manager.register_checked(pm, Typo(), "typo").startswith("@hookimpl")
+        pm.check_pending()
+        assert pm.get_plugin("typo") is None
+        with pytest.raises(pluggy.PluginValidationError):
+            pm.register(Typo(), name="again")
+            pm.check_pending()
 
 
 class TestAtoCommand:
     def test_ato_plugins_lists_providers(self):
-        """`ato plugins` names each plugin and what it provides."""
-        import subprocess
-
+        """`ato plugins`, as a real process, names each plugin and what it provides."""
         proc = subprocess.run([sys.executable, "-m", "ato.cli", "plugins"], capture_output=True,
                               text=True)
         assert proc.returncode == 0, proc.stderr
-        assert "formats: json (.json), jsonl (.jsonl)" in proc.stdout
-        assert "commands: plugins" in proc.stdout
+        version = metadata.version("ato-core")
+        assert proc.stdout.startswith(f"core  [ato-core {version}]  loaded\n"
+                                      "    formats: json (.json), jsonl (.jsonl)\n"
+                                      "    commands: plugins\n")
+        assert "    trackers: sql (sqlite, postgresql" in proc.stdout
+
+    def test_ato_plugins_json(self, site):
+        code, out, _ = site.ato("plugins", "--json")
+        data = json.loads(out)
+        core = data["plugins"][0]
+        assert core["name"] == "core" and core["state"] == "loaded"
+        assert core["entry_point"] == "ato.plugins.builtin"
+        assert set(core) == {"name", "distribution", "version", "entry_point", "state", "reason",
+                             "provides", "errors", "conflicts"}

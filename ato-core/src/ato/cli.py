@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = command_problem(name) if name is not None else None
         if problem is not None:
             raise problem
-        parser = build_parser(name)
+        parser = build_parser(name or "")  # no command named: no add_arguments runs
     except AtoError as e:
         print(f"ato: error: {e}", file=sys.stderr)
         return e.exit_code

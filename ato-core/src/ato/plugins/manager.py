@@ -222,10 +222,12 @@ def register_checked(pm: pluggy.PluginManager, plugin, name: str) -> str | None:
     manager as it was and return what is wrong (one line)."""
     try:
         pm.register(plugin, name=name)
-    except pluggy.PluginValidationError as e:
+    except (pluggy.PluginValidationError, ValueError) as e:
+        # ValueError: pluggy refuses the same object under two names, or a name reused.
+        # A validation error comes after pluggy stored the plugin: take it out again.
+        if pm.get_plugin(name) is plugin:
+            pm.unregister(plugin, name=name)
         return _one_line(e).replace("PluginValidationError: ", "", 1)
-    except ValueError as e:  # pluggy: the same object under two names, or a name reused
-        return _one_line(e)
     callers = pm.get_hookcallers(plugin) or []
     specs = sorted(hook for hook in _KIND_OF_HOOK)
     unknown = sorted(c.name for c in callers if c.spec is None)
