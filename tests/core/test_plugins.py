@@ -277,10 +277,10 @@ class TestFormatsThroughTheSeam:
         monkeypatch.chdir(tmp_path)
         with pytest.raises(ConfigFileNotFoundError) as info:
             ADict.from_file("configs/nope.yaml")
-        assert str(info.value) == f"configs/nope.yaml: no such config file (looked up in {tmp_path})"
+        assert str(info.value) == f"configs/nope.yaml: config file does not exist (looked up in {tmp_path})"
         assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, AtoError)
         assert info.value.filename == "configs/nope.yaml"
-        with pytest.raises(ConfigFileNotFoundError, match=r"^/abs/x.json: no such config file$"):
+        with pytest.raises(ConfigFileNotFoundError, match=r"^/abs/x.json: config file does not exist$"):
             ADict().load("/abs/x.json")
 
     def test_directory_and_binary_files(self, tmp_path):
@@ -316,7 +316,7 @@ class TestFormatsThroughTheSeam:
         missing = tmp_path / "missing.yaml"
         code, out, err = site.ato("load", str(missing))
         assert (code, out) == (2, "")
-        assert err == f"ato load: error: {missing}: no such config file\n"
+        assert err == f"ato load: error: {missing}: config file does not exist\n"
 
     def test_longest_suffix_wins(self, pm, registered, tmp_path):
         """A multi-part suffix (`.upper.json`) beats the plain one it ends with."""

@@ -149,7 +149,8 @@ class TestSeedComposition:
 
 
 def test_missing_distribution_is_named(tmp_path):
-    """Without ato-mmlab, asking for it names the distribution to install."""
+    """With ato-mmlab's plugin disabled, asking for it names the distribution and why it
+    is unavailable (real absence: tests/core/test_plugins.py::TestInstallHints)."""
     import subprocess
     import sys
 
@@ -158,4 +159,5 @@ def test_missing_distribution_is_named(tmp_path):
     env = dict(os.environ, ATO_DISABLE_PLUGINS="mmlab")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          cwd=tmp_path).stdout.strip()
-    assert out == "ADict.compose_hierarchy needs the ato-mmlab distribution: pip install ato-mmlab"
+    assert out == ("ADict.compose_hierarchy needs the ato-mmlab distribution, which is installed "
+                   "but its plugin 'mmlab' is disabled by ATO_DISABLE_PLUGINS")

@@ -74,7 +74,7 @@ class ConfigFileNotFoundError(AtoError, FileNotFoundError):
 
         self.path = str(path)
         where = "" if os.path.isabs(self.path) else f" (looked up in {os.getcwd()})"
-        super().__init__(f"{self.path}: no such config file{where}")
+        super().__init__(f"{self.path}: config file does not exist{where}")
         self.filename = self.path
 
     def __str__(self) -> str:  # OSError would prefix "[Errno ...]" for two arguments
