@@ -1,27 +1,252 @@
-"""Keep the documentation honest: every hook has its section, every link resolves."""
+"""Keep the documentation honest: every code block runs or says why not, every hook and
+interface member is documented with its real signature, every link resolves, and the
+plugin tutorial builds, pip-installs and runs exactly as written.
 
+The marker convention is in docs/contributing.md.  Python blocks marked ``slow`` run only
+with ``ATO_DOCS_RUN=1`` (``nox -s docs``); everything else runs in the default suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
 import re
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
+PAGES = ["README.md"] + sorted(f"docs/{p.name}" for p in DOCS.glob("*.md"))
+RUN_SLOW = os.environ.get("ATO_DOCS_RUN") == "1"
+
+#: Pages whose authors had not marked their blocks yet when this checker arrived: their
+#: checks run, but a failure is an expected failure.  Remove a page once it is marked.
+NOT_YET_MARKED = {"docs/config.md", "docs/formats.md", "docs/tracking.md", "docs/hyperopt.md",
+                  "docs/migrating-from-hydra.md", "docs/migrating-from-openmmlab.md",
+                  "docs/ui.md"}
+#: Hook sections of docs/plugins.md written to another format for now (same treatment).
+PENDING_SECTIONS = {"tracker"}
+
+MARKER = re.compile(r"^<!--\s*([a-z-]+):\s*(.*?)\s*-->\s*$")
+MARKERS = {"not-run", "file", "slow", "checked-by"}
+FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*([^`\s]*)")
 
 
-def hook_names():
+@dataclass
+class Block:
+    page: str
+    line: int          # 1-based line of the opening fence
+    lang: str
+    text: str
+    marker: str | None
+    argument: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def blocks(page: str) -> list[Block]:
+    """The fenced code blocks of ``page`` (CommonMark fences: ``` or ~~~, closed by the
+    same character at least as long), each with the marker on the line above it."""
+    lines = (ROOT / page).read_text().splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        indent, fence, lang = len(match.group(1)), match.group(2), match.group(3).lower()
+        start, body = i, []
+        i += 1
+        while i < len(lines):
+            close = lines[i].strip()
+            if close.startswith(fence[0] * len(fence)) and not close.strip(fence[0]):
+                break
+            line = lines[i]
+            strip = len(line) - len(line.lstrip(" "))
+            body.append(line[min(indent, strip):])
+            i += 1
+        marker = MARKER.match(lines[start - 1]) if start > 0 else None
+        out.append(Block(page, start + 1, lang, "\n".join(body) + "\n",
+                         marker.group(1) if marker else None,
+                         marker.group(2) if marker else ""))
+        i += 1
+    return out
+
+
+def tolerant(pages):
+    """Parametrize over ``pages``, expecting failures on pages not marked yet."""
+    return [pytest.param(p, marks=pytest.mark.xfail(reason="blocks not marked yet", strict=False))
+            if p in NOT_YET_MARKED else p for p in pages]
+
+
+def test_every_page_has_blocks_parsed():
+    """The parser sees the fences of a known page (guards against a silent no-op)."""
+    kinds = [(b.lang, b.marker) for b in blocks("docs/plugins.md")]
+    assert ("toml", "file") in kinds and ("python", None) in kinds
+
+
+@pytest.mark.parametrize("page", tolerant(PAGES))
+def test_every_block_runs_or_says_why_not(page):
+    """Each block is run (unmarked Python), or carries a valid marker."""
+    problems = []
+    for block in blocks(page):
+        if block.marker is None:
+            if block.lang not in ("python", "py"):
+                problems.append(f"{block.where}: a ```{block.lang or '(no language)'} block "
+                                f"must be marked (see docs/contributing.md)")
+        elif block.marker not in MARKERS:
+            problems.append(f"{block.where}: unknown marker {block.marker!r} "
+                            f"(known: {', '.join(sorted(MARKERS))})")
+        elif block.marker in ("not-run", "slow") and len(block.argument.split()) < 2:
+            problems.append(f"{block.where}: '{block.marker}' needs a reason, got "
+                            f"{block.argument!r}")
+        elif block.marker == "slow" and block.lang not in ("python", "py"):
+            problems.append(f"{block.where}: only Python blocks can be 'slow'")
+        elif block.marker == "file" and (not block.argument or block.argument.startswith("/")
+                                         or ".." in Path(block.argument).parts):
+            problems.append(f"{block.where}: 'file' needs a relative path without '..', got "
+                            f"{block.argument!r}")
+        elif block.marker == "checked-by":
+            problem = _check_test_reference(block.argument)
+            if problem:
+                problems.append(f"{block.where}: checked-by {block.argument}: {problem}")
+    assert not problems, "\n".join(problems)
+
+
+def _check_test_reference(reference: str) -> str | None:
+    path, _, name = reference.partition("::")
+    if not path.startswith("tests/") or not (ROOT / path).is_file():
+        return f"no test file {path!r}"
+    function = name.split("::")[-1]
+    if not function or not re.search(rf"^\s*def {re.escape(function)}\(",
+                                     (ROOT / path).read_text(), re.M):
+        return f"{path} has no test {function!r}"
+    return None
+
+
+def _runnable(page: str) -> list[Block]:
+    return [b for b in blocks(page) if b.lang in ("python", "py")
+            and (b.marker is None or (b.marker == "slow" and RUN_SLOW))]
+
+
+def write_files(page: str, directory: Path) -> None:
+    """Write the page's ``file:`` blocks under ``directory``."""
+    for block in blocks(page):
+        if block.marker == "file":
+            target = directory / block.argument
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(block.text)
+
+
+@pytest.mark.parametrize("page", tolerant([p for p in PAGES if _runnable(p)]))
+def test_python_blocks_run(page, tmp_path):
+    """A page's unmarked Python blocks run in order as one script, in an empty directory
+    holding the page's ``file:`` blocks; a failure names the doc line."""
+    write_files(page, tmp_path)
+    script, origin = [], {}
+    for block in _runnable(page):
+        script.append(f"# --- {block.where}")
+        for offset, line in enumerate(block.text.splitlines(), 1):
+            script.append(line)
+            origin[len(script)] = f"{page}:{block.line + offset}"
+    (tmp_path / "_page.py").write_text("\n".join(script) + "\n")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+    proc = subprocess.run([sys.executable, "_page.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        lines = [int(n) for n in re.findall(r'File ".*_page\.py", line (\d+)', proc.stderr)]
+        where = origin.get(lines[-1], "?") if lines else "?"
+        pytest.fail(f"{where}: the page's Python failed:\n{proc.stderr[-3000:]}")
+
+
+# --------------------------------------------------------------------------- the hooks
+def hook_signatures():
     from ato.plugins import hookspecs
 
-    return [name for name in dir(hookspecs) if name.startswith("ato_")]
+    return [f"{name}{inspect.signature(getattr(hookspecs, name))}"
+            for name in dir(hookspecs) if name.startswith("ato_")]
 
 
-@pytest.mark.parametrize("hook", hook_names())
+@pytest.mark.parametrize("hook", hook_signatures())
 def test_plugin_hooks_are_documented(hook):
-    """docs/plugins.md has a section headed by each hook's signature."""
-    assert f"### `{hook}()`" in (DOCS / "plugins.md").read_text()
+    """docs/plugins.md has a section headed by each hook's real signature."""
+    assert f"### `{hook}`" in (DOCS / "plugins.md").read_text()
 
 
-@pytest.mark.parametrize("page", ["README.md"] + [f"docs/{p.name}" for p in DOCS.glob("*.md")])
+def render_member(interface, name: str) -> str:
+    """How docs/plugins.md writes one interface member: ``name: type`` for an attribute,
+    ``name(params) -> return`` for a method (without self/cls)."""
+    annotations = interface.__dict__.get("__annotations__", {})
+    if name in annotations:
+        text = str(annotations[name])
+        inner = re.fullmatch(r"(?:typing\.)?ClassVar\[(.*)\]", text)
+        return f"{name}: {inner.group(1) if inner else text}"
+    member = getattr(interface, name)
+    signature = inspect.signature(member, eval_str=True,
+                                  globals=vars(sys.modules[interface.__module__]))
+    params = [p for n, p in signature.parameters.items() if n not in ("self", "cls")]
+    rendered = str(signature.replace(parameters=params))
+    return f"{name}{rendered}".replace("typing.", "")
+
+
+def section(kind: str) -> str:
+    from ato.plugins.manager import SEAMS
+
+    text = (DOCS / "plugins.md").read_text()
+    start = text.index(f"### `{SEAMS[kind][1]}()`")
+    end = text.find("\n## ", start)
+    following = text.find("\n### ", start + 1)
+    ends = [e for e in (end, following) if e != -1]
+    return text[start:min(ends) if ends else len(text)]
+
+
+def _interface_kinds():
+    from ato.plugins.interfaces import INTERFACES
+
+    return [pytest.param(k, marks=pytest.mark.xfail(reason="section pending", strict=False))
+            if k in PENDING_SECTIONS else k for k in INTERFACES]
+
+
+@pytest.mark.parametrize("kind", _interface_kinds())
+def test_hook_reference_matches_the_interfaces(kind):
+    """Each member of each interface is listed, with its signature, in its hook's section,
+    and the section lists no member the interface lacks."""
+    from ato.plugins.interfaces import INTERFACES
+
+    interface = INTERFACES[kind]
+    names = set(interface.__dict__.get("__annotations__", {}))
+    names |= {n for n, v in vars(interface).items() if not n.startswith("_") and
+              (isinstance(v, (staticmethod, classmethod)) or inspect.isfunction(v))}
+    text = section(kind)
+    for name in sorted(names):
+        assert f"- `{render_member(interface, name)}`" in text, (
+            f"docs/plugins.md, {interface.__name__}: expected the bullet "
+            f"- `{render_member(interface, name)}`")
+    documented = set(re.findall(r"^- `(\w+)[(:]", text, re.M))
+    assert documented <= names, f"documented but not in {interface.__name__}: {documented - names}"
+
+
+def test_interface_signatures_render_as_written():
+    """The renderer itself: a static method, a plain method and an attribute."""
+    from ato.plugins.interfaces import Command, ConfigFormat, SearchAlgorithm
+
+    assert render_member(ConfigFormat, "loads") == "loads(text: str, path: str, **kwargs) -> Any"
+    assert render_member(ConfigFormat, "suffixes") == "suffixes: tuple[str, ...]"
+    assert render_member(SearchAlgorithm, "main") == "main(func)"
+    assert render_member(Command, "run") == "run(args) -> int"
+
+
+# --------------------------------------------------------------------------- links, names
+@pytest.mark.parametrize("page", PAGES)
 def test_relative_links_resolve(page):
     """Every relative link of the README and docs points at an existing file."""
     path = ROOT / page
@@ -31,6 +256,31 @@ def test_relative_links_resolve(page):
         assert (path.parent / target).exists(), f"{page} links to missing {target}"
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_docs_name_only_what_users_have(page):
+    """No page refers to the project's internal notes, and every dotted ``ato.…`` name
+    in backticks imports (for the distributions installed)."""
+    text = (ROOT / page).read_text()
+    for internal in ("SEED.md", "DESIGN.md", "SPEC.md", "STYLE.md"):
+        assert internal not in text, f"{page} names {internal}, which users do not have"
+    for dotted in sorted(set(re.findall(r"`(ato(?:\.[A-Za-z_]\w*)+)", text))):
+        parts = dotted.split(".")
+        try:
+            importlib.import_module(".".join(parts[:2]))
+        except ImportError:
+            continue  # a distribution not installed here
+        obj, i = None, len(parts)
+        while i > 1:
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+                break
+            except ImportError:
+                i -= 1
+        for attr in parts[i:]:
+            assert hasattr(obj, attr), f"{page} names {dotted}, which does not exist"
+            obj = getattr(obj, attr)
+
+
 def test_readme_starts_with_the_two_commands():
     """The README opens with the demo command and the test command that .ci/run calls."""
     text = (ROOT / "README.md").read_text()
@@ -38,3 +288,102 @@ def test_readme_starts_with_the_two_commands():
     assert [line.split("#")[0].strip() for line in block] == [
         "bash scripts/demo.sh", "bash scripts/test.sh"]
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+# --------------------------------------------------------------------------- the tutorial
+def _venv_with_this_ato(tmp_path: Path) -> Path:
+    """A venv that sees this interpreter's packages (Ato as installed here, hatchling)
+    and installs into its own site-packages; returns its python."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    here = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    lines = "".join(f"import site; site.addsitedir({p!r})\n" for p in sorted(here))
+    (Path(purelib) / "_ato_outer_env.pth").write_text(lines)
+    return python
+
+
+def _console_session(block: Block) -> list[tuple[str, list[str]]]:
+    """``[(command, expected output lines)]`` from a ``$ ``-prompted console block."""
+    session: list[tuple[str, list[str]]] = []
+    for line in block.text.splitlines():
+        if line.startswith("$ "):
+            session.append((line[2:], []))
+        else:
+            session[-1][1].append(line)
+    return session
+
+
+def _matches(expected: list[str], actual: list[str]) -> bool:
+    """``expected`` equals ``actual``, where a line ``...`` stands for any lines."""
+    pattern = "".join(r"(?:.*\n)*?" if line == "..." else re.escape(line) + "\n"
+                      for line in expected)
+    return re.fullmatch(pattern, "".join(line + "\n" for line in actual)) is not None
+
+
+def test_plugin_tutorial_installs_and_runs(tmp_path):
+    """docs/plugins.md's tutorial, from its files alone: the package builds and
+    pip-installs (no network: --no-deps --no-build-isolation), `ato plugins` and `ato
+    convert` print what the page shows, and the page's Python uses the new format."""
+    page = "docs/plugins.md"
+    write_files(page, tmp_path)
+    checked = [b for b in blocks(page) if b.marker == "checked-by"
+               and b.argument.endswith("::test_plugin_tutorial_installs_and_runs")]
+    console = next(b for b in checked if b.lang == "console")
+    python_block = next(b for b in checked if b.lang == "python")
+    python = _venv_with_this_ato(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train.json").write_text('{"model": {"depth": 50}, "lr": 0.001}')
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+    env.pop("ATO_DISABLE_PLUGINS", None)
+    env.pop("ATO_PREFER_PLUGINS", None)
+    for command, expected in _console_session(console):
+        argv = command.split()
+        if argv[:2] == ["pip", "install"]:
+            argv = [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--quiet", *argv[2:]]
+            proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=300)
+            assert proc.returncode == 0, f"{console.where}: {command}\n{proc.stderr}"
+            continue
+        assert argv[0] == "ato", command
+        proc = subprocess.run([str(python), "-m", "ato.cli", *argv[1:]], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=120)
+        actual = (proc.stdout + proc.stderr).replace(str(work), "/home/me").splitlines()
+        assert _matches(expected, actual), (
+            f"{console.where}: `{command}` printed\n" + "\n".join(actual))
+    assert (work / "train.kv").read_text() == "model.depth = 50\nlr = 0.001\n"
+    (work / "_block.py").write_text(python_block.text)
+    proc = subprocess.run([str(python), "_block.py"], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, f"{python_block.where}:\n{proc.stderr}"
+    assert proc.stdout == "model.depth = 50\nmodel.name = %resnet%\nlr = 0.001\n"
+    check = ("from ato_kv import plugin; from ato.plugins.manager import check_plugin; "
+             "print(check_plugin(plugin))")
+    proc = subprocess.run([str(python), "-c", check], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_console_matcher():
+    """``...`` in a sample stands for any lines, including none."""
+    assert _matches(["...", "b", "c"], ["a", "x", "b", "c"])
+    assert _matches(["...", "b"], ["b"])
+    assert not _matches(["...", "b", "c"], ["b", "x", "c"])
+    assert not _matches(["b"], ["b", "c"])
+
+
+def test_example_plugin_snippets_are_its_code():
+    """Snippets of docs/plugins.md said to be the example plugin's code are, verbatim."""
+    source = "\n".join(p.read_text() for p in
+                       (ROOT / "examples/ato-example-plugin/src").rglob("*.py"))
+    snippets = [b for b in blocks("docs/plugins.md") if b.marker == "checked-by"
+                and b.argument.endswith("::test_example_plugin_snippets_are_its_code")]
+    assert snippets
+    for block in snippets:
+        assert textwrap.dedent(block.text) in source, f"{block.where} is not in the example"

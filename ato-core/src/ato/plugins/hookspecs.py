@@ -1,8 +1,9 @@
 """The hook specifications: every seam where a plugin extends Ato.
 
-Each hook returns a class (or a list of classes) carrying a ``PLUGIN_NAME``; core collects
-them into ``{PLUGIN_NAME: class}`` and refuses duplicates.  The interfaces the classes
-implement are in :mod:`ato.plugins.interfaces`.
+Each hook takes no arguments and returns a class (or a list or tuple of classes) carrying
+a ``PLUGIN_NAME``.  Core calls each plugin's implementation on its own, checks every class
+against the seam's interface (:mod:`ato.plugins.interfaces`) and reports, rather than
+raises, what is wrong, so one broken plugin never breaks another.
 """
 
 import pluggy
@@ -38,7 +39,8 @@ def ato_register_trackers():
 def ato_register_search_algorithms():
     """Return search-algorithm classes (:class:`~ato.plugins.interfaces.SearchAlgorithm`).
 
-    Chosen by ``PLUGIN_NAME`` (``get_search_algorithm('hyperband')``) or used as classes.
+    Chosen by ``PLUGIN_NAME`` (``ato.hyperopt.get_algorithm('hyperband')``) or used as
+    classes.
     """
 
 

@@ -2,8 +2,9 @@
 
 Every class carries ``PLUGIN_NAME``; methods are static or class methods (core never
 instantiates a format, a source or a command).  :func:`missing_members` is what the plugin
-manager checks when it collects a class, so a plugin lacking a member fails at once with
-its name instead of deep inside a later call.
+manager checks when it collects a class, so a class lacking a member is refused at once,
+by name, instead of failing deep inside a later call.  docs/plugins.md lists every member
+with the signature below; tests/integration/test_docs.py fails if the two drift apart.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ from typing import Any, ClassVar, Protocol
 
 
 class ConfigFormat(Protocol):
-    """A config file format, returned by ``ato_register_formats``."""
+    """A config file format, returned by ``ato_register_formats``.
+
+    ``suffixes`` are lower case with their dot (``(".yaml", ".yml")``, a multi-part
+    ``".tar.json"`` is allowed); a file is served by the longest suffix its name ends with.
+    """
 
     PLUGIN_NAME: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
 
     @staticmethod
-    def loads(text: str, path: str) -> Any:
-        """Plain data (a dict, or a list of dicts) from the file's text; raise
-        :class:`ato.errors.ConfigFileError` with the line and column for malformed input."""
+    def loads(text: str, path: str, **kwargs) -> Any:
+        """Plain data (a dict, or a list of dicts) from the file's text; ``kwargs`` are
+        what the caller passed to ``ADict.load``.  Raise :class:`ato.errors.ConfigFileError`
+        with the line and column for malformed input."""
 
     @staticmethod
     def dumps(data: Any, path: str, **kwargs) -> str:
@@ -67,7 +73,9 @@ class SearchAlgorithm(Protocol):
 
 
 class Command(Protocol):
-    """An ``ato`` subcommand, returned by ``ato_register_commands``."""
+    """An ``ato`` subcommand, returned by ``ato_register_commands``; ``PLUGIN_NAME`` is
+    the subcommand (a lower-case word).  An optional ``help`` string is shown by
+    ``ato --help``."""
 
     PLUGIN_NAME: ClassVar[str]
 
