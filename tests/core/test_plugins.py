@@ -820,3 +820,46 @@ class TestAtoCommand:
         assert core["entry_point"] == "ato.plugins.builtin"
         assert set(core) == {"name", "distribution", "version", "entry_point", "state", "reason",
                              "provides", "errors", "conflicts"}
+
+
+class TestExamplePlugin:
+    """examples/ato-example-plugin, discovered through a real entry point."""
+
+    @pytest.fixture
+    def example(self, site, monkeypatch):
+        from tests.conftest import EXAMPLES
+
+        monkeypatch.syspath_prepend(str(EXAMPLES / "ato-example-plugin" / "src"))
+        site.install("ato-example-plugin", {"example": "ato_example_plugin.plugin"}, {},
+                     version="0.1.0")
+        yield site
+        for name in [m for m in sys.modules if m.startswith("ato_example_plugin")]:
+            del sys.modules[name]
+
+    def test_it_is_a_valid_plugin(self, example):
+        from ato_example_plugin import plugin
+
+        assert check_plugin(plugin) == []
+        row = example.plugins_row("example")
+        assert (row["distribution"], row["version"], row["state"]) == (
+            "ato-example-plugin", "0.1.0", "loaded")
+        assert row["provides"]["formats"] == ["properties (.properties)"]
+        assert row["provides"]["search algorithms"] == ["coordinate"]
+
+    def test_without_ato_hyperopt_searches_still_say_what_to_install(self, example, monkeypatch,
+                                                                     tmp_path):
+        """Its search hook returns nothing when ato-hyperopt is absent; its format works
+        and the built-in algorithms name the distribution to install."""
+        example.hide("ato-hyperopt")
+        for name in [m for m in sys.modules if m.startswith("ato.hyperopt")]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setitem(sys.modules, "ato.hyperopt", None)  # import ato.hyperopt fails
+        row = example.plugins_row("example")
+        assert row["state"] == "loaded" and row["errors"] == []
+        assert "search algorithms" not in row["provides"]
+        ADict(a=1).dump(tmp_path / "c.properties")
+        assert ADict.from_file(tmp_path / "c.properties") == {"a": 1}
+        with pytest.raises(PluginNotInstalledError, match="pip install ato-hyperopt"):
+            plugin_manager.search_algorithm("hyperband")
+        with pytest.raises(UnknownPluginError, match="no installed plugin provides 'coordinate'"):
+            plugin_manager.search_algorithm("coordinate")

@@ -19,7 +19,13 @@ def main() -> None:
     assert failures() == [], failures()
     names = {row["name"]: row for row in describe_plugins()}
     assert "example" in names, names
-    print("ato plugins:", names["example"])
+    row = names["example"]
+    assert (row["distribution"], row["state"], row["errors"], row["conflicts"]) == (
+        "ato-example-plugin", "loaded", [], []), row
+    assert row["provides"] == {"formats": ["properties (.properties)"],
+                               "trackers": ["jsonl (jsonl)"],
+                               "search algorithms": ["coordinate"]}, row
+    print("ato plugins:", row)
     tmp = tempfile.mkdtemp()
     path = os.path.join(tmp, "model.properties")
     config = ADict(model={"depth": 50, "name": "res net"}, lr=0.001, layers=[1, 2])

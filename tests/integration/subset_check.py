@@ -80,8 +80,45 @@ def main(subset: str) -> None:
     else:
         from ato.plugins.manager import search_algorithm
 
-        expect_missing("ato-hyperopt", lambda: search_algorithm("hyperband"))
+        for name in ("hyperband", "tpe", "bohb", "asha"):
+            expect_missing("ato-hyperopt", lambda name=name: search_algorithm(name))
+    check_commands(installed, tmp)
+    from ato.plugins.manager import failures
+
+    assert failures() == [], failures()
     print(f"subset {subset}: OK ({', '.join(sorted(installed))})")
+
+
+def check_commands(installed: set, tmp: str) -> None:
+    """`ato` itself: --help and `ato plugins` work, a subcommand of an absent distribution
+    names it (exit 2, one line), and a missing config file is one line too."""
+    import subprocess
+
+    def ato(*args):
+        return subprocess.run([sys.executable, "-m", "ato.cli", *args], capture_output=True,
+                              text=True, cwd=tmp)
+
+    for args in (["--help"], ["plugins"]):
+        proc = ato(*args)
+        assert proc.returncode == 0, (args, proc.stderr)
+    absent = {"runs": "ato-sql", "ui": "ato-ui"}
+    for command, dist in absent.items():
+        if dist in installed:
+            continue
+        proc = ato(command, "list")
+        assert proc.returncode == 2 and proc.stderr == (
+            f"ato: error: 'ato {command}' needs the {dist} distribution: pip install {dist}\n"
+        ), proc.stderr
+        print(f"  absent {dist}: {proc.stderr.strip()}")
+    from ato.adict import ADict
+    from ato.errors import ConfigFileNotFoundError
+
+    try:
+        ADict.from_file(os.path.join(tmp, "missing.json"))
+    except ConfigFileNotFoundError as e:
+        assert "missing.json" in str(e)
+    else:
+        raise AssertionError("a missing file loaded")
 
 
 if __name__ == "__main__":
