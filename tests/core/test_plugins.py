@@ -863,3 +863,58 @@ class TestExamplePlugin:
             plugin_manager.search_algorithm("hyperband")
         with pytest.raises(UnknownPluginError, match="no installed plugin provides 'coordinate'"):
             plugin_manager.search_algorithm("coordinate")
+
+
+class TestMoreFaults:
+    def test_two_entry_points_naming_one_module(self, site, tmp_path):
+        """The same module under two entry-point names: the second is broken."""
+        site.install("twice", {"one": "twice_plugin", "two": "twice_plugin"},
+                     {"twice_plugin": GOOD_FORMAT.format(cls="T", name="twice",
+                                                         suffixes=(".twice",))})
+        site.builtins_still_work(tmp_path)
+        assert site.plugins_row("one")["state"] == "loaded"
+        row = site.plugins_row("two")
+        assert row["state"] == "broken" and "already registered" in row["reason"]
+
+    def test_plugin_that_exits_at_import(self, site, tmp_path):
+        """Even sys.exit() at import time only breaks that plugin."""
+        site.install("quitter", {"quitter": "quitter_plugin"},
+                     {"quitter_plugin": "import sys\nsys.exit('no GPU found')\n"})
+        site.builtins_still_work(tmp_path)
+        assert site.plugins_row("quitter")["reason"] == "import failed: SystemExit: no GPU found"
+
+    def test_run_returning_something_else(self, site):
+        site.install("odd", {"odd": "odd_plugin"}, {"odd_plugin": """
+            from ato.plugins import hookimpl
+
+            class Odd:
+                PLUGIN_NAME = "odd"
+                add_arguments = staticmethod(lambda parser: None)
+                run = staticmethod(lambda args: "done")
+
+            @hookimpl
+            def ato_register_commands():
+                return Odd
+        """})
+        code, _, err = site.ato("odd")
+        assert code == 2
+        assert err == ("ato odd: error: plugin 'odd' (odd 1.0, entry point odd = odd_plugin): "
+                       "Odd.run returned 'done', not an exit status (an int)\n")
+
+    def test_lookups_from_many_threads_load_once(self, site):
+        """The first lookups racing in threads build one manager and one registry."""
+        import threading
+
+        plugin_manager.reset()
+        seen, barrier = [], threading.Barrier(8)
+
+        def look():
+            barrier.wait()
+            seen.append((id(plugin_manager.plugin_manager()), id(plugin_manager.registry("format"))))
+
+        threads = [threading.Thread(target=look) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(seen)) == 1

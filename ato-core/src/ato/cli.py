@@ -37,13 +37,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``ato`` parser: one sub-parser per valid command; only ``command``'s (all, when
     ``None``) receive their arguments.  Raises :class:`ato.errors.PluginError` when a
     command's ``add_arguments`` fails."""
-    from ato.plugins.manager import _seam, commands
+    from ato.plugins.manager import _one_line, commands, provider
 
     parser = argparse.ArgumentParser(prog="ato", description="Ato experiment management.",
                                      epilog=_epilog(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    seam = _seam("command")
     for name, cls in sorted(commands().items()):
         text = str(getattr(cls, "help", "") or "").replace("%", "%%")
         p = sub.add_parser(name, help=text, description=text or None)
@@ -52,9 +51,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             try:
                 cls.add_arguments(p)
             except Exception as e:
-                from ato.plugins.manager import _one_line
-
-                who = seam.records[seam.owner[cls]].who()
+                who = provider("command", cls).who()
                 raise PluginError(f"'ato {name}' is unusable: {who}: "
                                   f"{cls.__qualname__}.add_arguments(parser) raised "
                                   f"{_one_line(e)}") from e
@@ -81,10 +78,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._command.run(args) or 0)
+        status = args._command.run(args)
     except AtoError as e:
         print(f"ato {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    if status is None:
+        return 0
+    if isinstance(status, bool) or not isinstance(status, int):
+        from ato.plugins.manager import provider
+
+        who = provider("command", args._command).who()
+        print(f"ato {args.command}: error: {who}: {args._command.__qualname__}.run returned "
+              f"{status!r}, not an exit status (an int)", file=sys.stderr)
+        return PluginError.exit_code
+    return status
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import inspect
 import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -142,6 +143,7 @@ _pm: pluggy.PluginManager | None = None
 _records: list[PluginRecord] = []      # every plugin seen, in precedence order
 _notes: list[str] = []                 # manager-level remarks (an unknown disabled name…)
 _registries: dict[str, Seam] = {}
+_lock = threading.RLock()             # the first lookup may come from several threads
 
 
 def _env_names(var: str) -> list[str]:
@@ -201,7 +203,7 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
             continue
         try:
             plugin = ep.load()
-        except Exception as e:  # a broken plugin must not lock users out
+        except (Exception, SystemExit) as e:  # a broken plugin must not lock users out
             record.state, record.reason = "broken", f"import failed: {_one_line(e)}"
             continue
         problem = register_checked(pm, plugin, ep.name)
@@ -251,19 +253,21 @@ def register_checked(pm: pluggy.PluginManager, plugin, name: str) -> str | None:
 def plugin_manager() -> pluggy.PluginManager:
     """The process-wide manager, created on first use."""
     global _pm
-    if _pm is None:
-        _registries.clear()
-        _pm = get_plugin_manager()
-    return _pm
+    with _lock:
+        if _pm is None:
+            _registries.clear()
+            _pm = get_plugin_manager()
+        return _pm
 
 
 def reset() -> None:
     """Forget the process-wide manager and everything collected from it."""
     global _pm
-    _pm = None
-    _registries.clear()
-    _records.clear()
-    _notes.clear()
+    with _lock:
+        _pm = None
+        _registries.clear()
+        _records.clear()
+        _notes.clear()
 
 
 def _rank(name: str, distribution: str | None) -> tuple:
@@ -387,7 +391,7 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
         record = records[name]
         try:
             result = impl.function()
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             seam.errors.append((name, f"{hook}() raised {_one_line(e)}"))
             continue
         if result is None:
@@ -477,9 +481,20 @@ def check_plugin(plugin, name: str = "under-test") -> list[str]:
 
 
 def _seam(kind: str) -> Seam:
-    if kind not in _registries:
-        _registries[kind] = _collect_seam(getattr(plugin_manager().hook, SEAMS[kind][1]), kind)
-    return _registries[kind]
+    seam = _registries.get(kind)
+    if seam is None:
+        with _lock:
+            seam = _registries.get(kind)
+            if seam is None:
+                hook = getattr(plugin_manager().hook, SEAMS[kind][1])
+                seam = _registries[kind] = _collect_seam(hook, kind)
+    return seam
+
+
+def provider(kind: str, cls) -> PluginRecord:
+    """The plugin that provides ``cls`` in seam ``kind`` (for messages about it)."""
+    seam = _seam(kind)
+    return seam.records[seam.owner[cls]]
 
 
 def registry(kind: str) -> dict:
@@ -592,8 +607,7 @@ def dump_file(adict, path, **kwargs) -> None:
     fmt = format_for(path)
     text = fmt.dumps(adict.to_dict(), path, **kwargs)
     if not isinstance(text, str):
-        seam = _seam("format")
-        owner = seam.records[seam.owner[fmt]]
+        owner = provider("format", fmt)
         raise PluginError(f"writing {path}: {owner.who()}: {fmt.__qualname__}.dumps returned "
                           f"a {type(text).__name__}, not the text (a str)")
     atomic_write_text(path, text)
