@@ -571,7 +571,15 @@ class ADict(MutableMapping):
     # ------------------------------------------------------------------ files
     @classmethod
     def from_file(cls, path) -> ADict | list:
-        """Load a config file, choosing the format plugin by the file's suffix."""
+        """Load a config file, choosing the format plugin by the file's suffix.
+
+        Returns an ADict, or a list of ADicts for a file holding several (``.jsonl``).
+        Raises :class:`~ato.errors.ConfigFileNotFoundError` naming ``path`` when it does
+        not exist, :class:`~ato.errors.ConfigFileError` (file, line, column) when it is
+        malformed, and a :class:`LookupError` naming the distribution to install (or the
+        broken plugin) when no format serves its suffix; all are
+        :class:`~ato.errors.AtoError`, which ``ato`` subcommands print as one line.
+        """
         from ato.plugins.manager import load_file
 
         return load_file(path)

@@ -7,7 +7,9 @@
     def ato_register_formats():
         return MyFormat          # a class with PLUGIN_NAME, suffixes, loads(), dumps()
 
-See docs/plugins.md for every hook.
+Check it in your own tests with ``ato.plugins.manager.check_plugin(module) == []``, and see
+what Ato made of every installed plugin with ``ato plugins``.  See docs/plugins.md for
+every hook.
 """
 
 import pluggy
