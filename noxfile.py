@@ -16,7 +16,8 @@ ROOT = Path(__file__).parent
 DISTS = ["ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab"]
 # Pinned: `pip install torch==2.13.0` takes the CPU build on disk, never a CUDA download.
 TORCH = "torch==2.13.0"
-TEST_DEPS = ["pytest>=8", "hypothesis>=6", "numpy", "scikit-learn"]
+# hatchling: tests/integration/test_docs.py builds the plugin tutorial's package offline.
+TEST_DEPS = ["pytest>=8", "hypothesis>=6", "numpy", "scikit-learn", "hatchling"]
 SUBSETS = {
     "core": ["ato-core"],
     "core+formats": ["ato-core", "ato-formats"],
@@ -121,7 +122,7 @@ def docs(session: nox.Session) -> None:
     """Documentation checks: every hook documented, every code block of docs/ that is
     marked runnable runs."""
     install_ato(session, DISTS)
-    session.install("pytest", "numpy")
+    session.install("pytest", "numpy", "hatchling")
     session.run("pytest", "tests/integration/test_docs.py", env={"ATO_DOCS_RUN": "1"})
 
 
