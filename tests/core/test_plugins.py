@@ -918,3 +918,25 @@ class TestMoreFaults:
         for t in threads:
             t.join()
         assert len(set(seen)) == 1
+
+    def test_registered_context_manager(self, tmp_path):
+        """`registered` adds a plugin for a block, refuses a faulty one, and cleans up."""
+        from ato.plugins.manager import registered
+
+        with registered(UpperPlugin(), "upper-ctx"):
+            ADict(name="x").dump(tmp_path / "c.upper")
+            assert "upper-ctx" in [r.name for r in plugin_manager.plugin_records()]
+        assert (tmp_path / "c.upper").read_text() == "name=X\n"
+        assert "upper-ctx" not in [r.name for r in plugin_manager.plugin_records()]
+        with pytest.raises(UnknownPluginError):
+            ADict(name="x").dump(tmp_path / "d.upper")
+
+        class Typo:
+            @hookimpl
+            def ato_register_format(self):
+                return UpperFormat
+
+        with pytest.raises(PluginError, match=r"plugin 'typo': @hookimpl ato_register_format\(\)"):
+            with registered(Typo(), "typo"):
+                pass
+        assert plugin_manager.plugin_manager().get_plugin("typo") is None

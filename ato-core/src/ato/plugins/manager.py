@@ -30,6 +30,7 @@ Nothing outside this package touches ``pm.hook``: use the typed functions below.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -478,6 +479,34 @@ def check_plugin(plugin, name: str = "under-test") -> list[str]:
         seam = _collect_seam(getattr(pm.hook, SEAMS[kind][1]), kind)
         out += [m for n, m in seam.errors + seam.conflicts if n == name]
     return out
+
+
+@contextlib.contextmanager
+def registered(plugin, name: str):
+    """Register ``plugin`` on the process-wide manager for the ``with`` block, so that
+    ``ADict.from_file``, ``ato`` commands and every lookup see it (for tests)::
+
+        with registered(my_plugin, "mine"):
+            ADict.from_file("config.kv")
+
+    Raises :class:`ato.errors.PluginError` with every problem :func:`check_plugin` finds.
+    """
+    problems = check_plugin(plugin, name)
+    if problems:
+        raise PluginError(f"plugin {name!r}: " + "; ".join(problems))
+    pm = plugin_manager()
+    with _lock:
+        problem = register_checked(pm, plugin, name)
+        if problem:
+            raise PluginError(f"plugin {name!r}: {problem}")
+        _registries.clear()
+    try:
+        yield plugin
+    finally:
+        with _lock:
+            pm.unregister(plugin, name=name)
+            _records[:] = [r for r in _records if not (r.name == name and r.distribution is None)]
+            _registries.clear()
 
 
 def _seam(kind: str) -> Seam:
