@@ -160,15 +160,15 @@ def _one_line(error: BaseException) -> str:
 def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     """A new manager with core's plugins and (optionally) every installed plugin.
 
-    A plugin that fails to load is recorded (see :func:`plugin_records`) and left out;
-    this never raises because of a plugin.
+    A plugin that fails to load is left out, never raised; :func:`plugin_manager` (the
+    process-wide manager) keeps the record of why, for ``ato plugins``.
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     for name, module in DEFAULT_PLUGINS.items():
         pm.register(importlib.import_module(module), name=name)
     if load_entrypoints:
-        _load_entrypoints(pm)
+        _load_entrypoints(pm, [], [])
     return pm
 
 
@@ -179,11 +179,12 @@ def _core_version() -> str | None:
         return None
 
 
-def _load_entrypoints(pm: pluggy.PluginManager) -> None:
-    _records.clear()
-    _notes.clear()
+def _load_entrypoints(pm: pluggy.PluginManager, records: list, notes: list) -> None:
+    """Register every ``ato`` entry point on ``pm`` in precedence order, appending a
+    :class:`PluginRecord` per plugin (core's included) to ``records`` and remarks about
+    the environment variables to ``notes``."""
     for name, module in DEFAULT_PLUGINS.items():
-        _records.append(PluginRecord(name, "ato-core", _core_version(), module, builtin=True))
+        records.append(PluginRecord(name, "ato-core", _core_version(), module, builtin=True))
     disabled = set(_env_names(DISABLE_ENV))
     entry_points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
     entry_points.sort(key=lambda ep: _rank(ep.name, getattr(ep.dist, "name", None)))
@@ -191,11 +192,11 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
         dist = ep.dist
         record = PluginRecord(ep.name, dist.name if dist else "unknown distribution",
                               dist.version if dist else None, ep.value)
-        _records.append(record)
+        records.append(record)
         if ep.name in disabled:
             record.state, record.reason = "disabled", f"by {DISABLE_ENV}"
             continue
-        taken = next((r for r in _records[:-1] if r.name == ep.name and r.state != "disabled"),
+        taken = next((r for r in records[:-1] if r.name == ep.name and r.state != "disabled"),
                      None)
         if taken is not None:
             record.state = "broken"
@@ -210,13 +211,13 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
         problem = register_checked(pm, plugin, ep.name)
         if problem:
             record.state, record.reason = "broken", problem
-    known = {r.name for r in _records}
+    known = {r.name for r in records}
     for name in sorted(disabled - known):
-        _notes.append(f"{DISABLE_ENV} names {name!r}, which is no installed plugin "
+        notes.append(f"{DISABLE_ENV} names {name!r}, which is no installed plugin "
                       f"(installed: {', '.join(sorted(known))})")
     for name in _env_names(PREFER_ENV):
         if name not in known:
-            _notes.append(f"{PREFER_ENV} names {name!r}, which is no installed plugin "
+            notes.append(f"{PREFER_ENV} names {name!r}, which is no installed plugin "
                           f"(installed: {', '.join(sorted(known))})")
 
 
@@ -257,7 +258,11 @@ def plugin_manager() -> pluggy.PluginManager:
     with _lock:
         if _pm is None:
             _registries.clear()
-            _pm = get_plugin_manager()
+            _records.clear()
+            _notes.clear()
+            pm = get_plugin_manager(load_entrypoints=False)
+            _load_entrypoints(pm, _records, _notes)
+            _pm = pm
         return _pm
 
 
@@ -302,13 +307,14 @@ def _record(name: str, plugin=None) -> PluginRecord:
 def plugin_records() -> list[PluginRecord]:
     """Every plugin, registered or not (disabled, broken), in precedence order."""
     pm = plugin_manager()
-    known = {r.name for r in _records if r.state == "loaded"}
-    for name, plugin in pm.list_name_plugin():
-        if name not in known:
-            _records.append(_record(name, plugin))
-    live = {name for name, _ in pm.list_name_plugin()}
-    _records[:] = [r for r in _records if r.state != "loaded" or r.name in live]
-    return sorted(_records, key=lambda r: _rank(r.name, r.distribution))
+    with _lock:
+        known = {r.name for r in _records if r.state == "loaded"}
+        for name, plugin in pm.list_name_plugin():
+            if name not in known:
+                _records.append(_record(name, plugin))
+        live = {name for name, _ in pm.list_name_plugin()}
+        _records[:] = [r for r in _records if r.state != "loaded" or r.name in live]
+        return sorted(_records, key=lambda r: _rank(r.name, r.distribution))
 
 
 def notes() -> list[str]:
