@@ -345,7 +345,7 @@ def _claimed_keys(kind: str, cls) -> tuple[list[str], str | None]:
         if not isinstance(raw, (tuple, list, set, frozenset)) or not raw:
             return [], (f"{label} ({name!r}): {attr} must be a non-empty tuple of strings, "
                         f"got {raw!r}")
-        keys = sorted(raw) if isinstance(raw, (set, frozenset)) else list(raw)
+        keys = sorted(raw, key=str) if isinstance(raw, (set, frozenset)) else list(raw)
     syntax = _KEY_SYNTAX.get(kind)
     for key in keys:
         if not isinstance(key, str):
