@@ -346,6 +346,7 @@ class TestIsolation:
         site.install("needs-torchx", {"torchx": "torchx_plugin"},
                      {"torchx_plugin": "import torchx_missing_dependency\n"}, version="2.1")
         site.builtins_still_work(tmp_path)
+        assert "1 plugin problem(s): run 'ato plugins' for details" in site.ato("--help")[1]
         row = site.plugins_row("torchx")
         assert (row["distribution"], row["version"], row["state"]) == ("needs-torchx", "2.1", "broken")
         assert row["reason"] == ("import failed: ModuleNotFoundError: No module named "
@@ -940,3 +941,30 @@ class TestMoreFaults:
             with registered(Typo(), "typo"):
                 pass
         assert plugin_manager.plugin_manager().get_plugin("typo") is None
+
+
+def test_a_view_loading_a_missing_file_is_one_line(tmp_path):
+    """In a script, a view that loads a missing config exits 2 with one line, no traceback."""
+    from tests.conftest import run_script
+
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent("""
+        from ato.adict import ADict
+        from ato.scope import Scope
+
+        scope = Scope()
+
+        @scope.observe(default=True)
+        def from_file(config):
+            config.update(ADict.from_file("configs/base.yaml"))
+
+        @scope
+        def main(config):
+            print(config)
+
+        main()
+    """))
+    proc = run_script(script, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (f"train.py: error: configs/base.yaml: config file does not exist "
+                           f"(looked up in {tmp_path})\n")
