@@ -347,6 +347,8 @@ class TestIsolation:
                      {"torchx_plugin": "import torchx_missing_dependency\n"}, version="2.1")
         site.builtins_still_work(tmp_path)
         assert "1 plugin problem(s): run 'ato plugins' for details" in site.ato("--help")[1]
+        assert site.ato("plugins", "--check")[0] == 1
+        assert site.ato("plugins")[0] == 0
         row = site.plugins_row("torchx")
         assert (row["distribution"], row["version"], row["state"]) == ("needs-torchx", "2.1", "broken")
         assert row["reason"] == ("import failed: ModuleNotFoundError: No module named "
@@ -812,6 +814,10 @@ class TestAtoCommand:
                                       "    formats: json (.json), jsonl (.jsonl)\n"
                                       "    commands: plugins\n")
         assert "    trackers: sql (sqlite, postgresql" in proc.stdout
+
+    def test_check_passes_for_the_shipped_plugins(self, site):
+        """`ato plugins --check` exits 0 when nothing is broken (conflicts are allowed)."""
+        assert site.ato("plugins", "--check")[0] == 0
 
     def test_ato_plugins_json(self, site):
         code, out, _ = site.ato("plugins", "--json")

@@ -71,15 +71,20 @@ class PluginsCommand:
     @staticmethod
     def add_arguments(parser) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("--check", action="store_true",
+                            help="exit 1 if any plugin is broken or had something left out "
+                                 "(for CI)")
 
     @staticmethod
     def run(args) -> int:
         from ato.plugins.manager import describe_plugins, notes
 
         rows = describe_plugins()
+        status = 1 if args.check and any(
+            row["state"] == "broken" or row["errors"] for row in rows) else 0
         if args.json:
             print(json.dumps({"plugins": rows, "notes": notes()}, indent=2))
-            return 0
+            return status
         for row in rows:
             dist = row["distribution"] or "registered in-process"
             if row["version"]:
@@ -95,7 +100,7 @@ class PluginsCommand:
                 print(f"    conflict: {line}")
         for line in notes():
             print(f"note: {line}")
-        return 0
+        return status
 
 
 @hookimpl
