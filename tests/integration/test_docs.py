@@ -53,10 +53,10 @@ class Block:
         return f"{self.page}:{self.line}"
 
 
-def blocks(page: str) -> list[Block]:
+def blocks(page: str, text: str | None = None) -> list[Block]:
     """The fenced code blocks of ``page`` (CommonMark fences: ``` or ~~~, closed by the
     same character at least as long), each with the marker on the line above it."""
-    lines = (ROOT / page).read_text().splitlines()
+    lines = ((ROOT / page).read_text() if text is None else text).splitlines()
     out, i = [], 0
     while i < len(lines):
         match = FENCE.match(lines[i])
@@ -88,6 +88,34 @@ def tolerant(pages):
             if p in NOT_YET_MARKED else p for p in pages]
 
 
+def test_block_parser():
+    """Fences of either kind and any length, nesting, indentation and markers."""
+    text = textwrap.dedent("""\
+        <!-- not-run: an illustration -->
+        ~~~~markdown
+        ```python
+        inside()
+        ```
+        ~~~~
+        text
+        <!-- file: a/b.json -->
+          ```json
+          {"a": 1}
+           {"b": 2}
+          ```
+        ```
+        plain
+        ````
+        """)
+    found = blocks("x.md", text)
+    assert [(b.line, b.lang, b.marker, b.argument) for b in found] == [
+        (2, "markdown", "not-run", "an illustration"), (9, "json", "file", "a/b.json"),
+        (13, "", None, "")]
+    assert found[0].text == "```python\ninside()\n```\n"
+    assert found[1].text == '{"a": 1}\n {"b": 2}\n'
+    assert found[2].text == "plain\n"
+
+
 def test_every_page_has_blocks_parsed():
     """The parser sees the fences of a known page (guards against a silent no-op)."""
     kinds = [(b.lang, b.marker) for b in blocks("docs/plugins.md")]
@@ -97,8 +125,14 @@ def test_every_page_has_blocks_parsed():
 @pytest.mark.parametrize("page", tolerant(PAGES))
 def test_every_block_runs_or_says_why_not(page):
     """Each block is run (unmarked Python), or carries a valid marker."""
+    problems = marker_problems(blocks(page))
+    assert not problems, "\n".join(problems)
+
+
+def marker_problems(found: list[Block]) -> list[str]:
+    """One line per block that is neither runnable nor validly marked."""
     problems = []
-    for block in blocks(page):
+    for block in found:
         if block.marker is None:
             if block.lang not in ("python", "py"):
                 problems.append(f"{block.where}: a ```{block.lang or '(no language)'} block "
@@ -119,7 +153,43 @@ def test_every_block_runs_or_says_why_not(page):
             problem = _check_test_reference(block.argument)
             if problem:
                 problems.append(f"{block.where}: checked-by {block.argument}: {problem}")
-    assert not problems, "\n".join(problems)
+    return problems
+
+
+def test_marker_problems_are_each_reported():
+    """The checker itself: each kind of unmarked or badly marked block is one line."""
+    text = textwrap.dedent("""\
+        ```bash
+        ls
+        ```
+        <!-- not-run: x -->
+        ```
+        ```
+        <!-- skip: because -->
+        ```python
+        ```
+        <!-- file: ../up.txt -->
+        ```
+        ```
+        <!-- checked-by: tests/integration/test_docs.py::test_nothing_like_this -->
+        ```
+        ```
+        <!-- slow: needs a server -->
+        ```bash
+        ```
+        <!-- not-run: a fragment of a view -->
+        ```python
+        ```
+        """)
+    assert marker_problems(blocks("p.md", text)) == [
+        "p.md:1: a ```bash block must be marked (see docs/contributing.md)",
+        "p.md:5: 'not-run' needs a reason, got 'x'",
+        "p.md:8: unknown marker 'skip' (known: checked-by, file, not-run, slow)",
+        "p.md:11: 'file' needs a relative path without '..', got '../up.txt'",
+        "p.md:14: checked-by tests/integration/test_docs.py::test_nothing_like_this: "
+        "tests/integration/test_docs.py has no test 'test_nothing_like_this'",
+        "p.md:17: only Python blocks can be 'slow'",
+    ]
 
 
 def _check_test_reference(reference: str) -> str | None:
