@@ -35,12 +35,14 @@ def _epilog() -> str:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``ato`` parser: one sub-parser per valid command; only ``command``'s (all, when
-    ``None``) receive their arguments.  Raises :class:`ato.errors.PluginError` when a
-    command's ``add_arguments`` fails."""
+    ``None``) receive their arguments.  Without a command (``ato --help``) the help also
+    lists commands whose distribution is missing and counts plugin problems; that costs
+    loading every seam, so a named command skips it.  Raises
+    :class:`ato.errors.PluginError` when a command's ``add_arguments`` fails."""
     from ato.plugins.manager import _one_line, commands, provider
 
     parser = argparse.ArgumentParser(prog="ato", description="Ato experiment management.",
-                                     epilog=_epilog(),
+                                     epilog=None if command else _epilog(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, cls in sorted(commands().items()):
