@@ -55,7 +55,7 @@ class Project:
     created_at: datetime | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """One run, as a finder returns it (a snapshot taken when the query ran).
 
@@ -76,6 +76,9 @@ class Run:
     end_time: datetime | None = None
     heartbeat_at: datetime | None = None
     structural_hash: str | None = None
+
+    def __repr__(self):
+        return f"Run({self.id}, project={self.project_name!r}, status={self.status!r})"
 
     @property
     def stale(self) -> bool:
