@@ -117,14 +117,19 @@ class SQLFinder:
         return other if other is not None else super().__new__(cls)
 
     def __init__(self, config, stale_after: float = 60.0):
-        from sqlalchemy import inspect
-
         from ato.db_routers.sql.engine import get_engine
 
         self.url = tracker_url(config)
         self.engine = get_engine(self.url)
         self.stale_after = stale_after
         self.dialect = self.engine.dialect.name
+        self._inspect()
+
+    def _inspect(self) -> None:
+        """Learn which tables and columns exist (again while there are none: a finder
+        opened before the first run sees the runs logged after it)."""
+        from sqlalchemy import inspect
+
         with self.engine.connect() as conn:
             insp = inspect(conn)
             tables = set(insp.get_table_names())
@@ -141,7 +146,9 @@ class SQLFinder:
         from sqlalchemy import text
 
         if self._empty:
-            return []
+            self._inspect()
+            if self._empty:
+                return []
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).all()
 
