@@ -63,3 +63,23 @@ def tracker_url(request, example_plugin):
 
 class TestConformance(TrackerConformance):
     """Every protocol member, on every shipped backend."""
+
+
+def test_the_documented_command_runs_the_suite(tmp_path):
+    """docs/plugins.md's one command, run as a third party would (here on SQLite; -k keeps
+    it short, the class above runs everything)."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "ato.tracking.conformance", "--pyargs",
+         "ato.tracking.conformance", "--tracker-url=sqlite:///{tmp}/t.db", "-p",
+         "no:cacheprovider", "-k", "round_trip or best_run or reduce_deterministically"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 passed" in proc.stdout, proc.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "ato.tracking.conformance", "--pyargs",
+         "ato.tracking.conformance", "-p", "no:cacheprovider", "-k", "round_trip"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0
+    assert "needs --tracker-url=URL" in missing.stdout + missing.stderr
