@@ -252,3 +252,25 @@ class TestPluginBackendWithoutSQL:
         """, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip().endswith("ok")
+
+
+class TestArguments:
+    def test_status_list_and_bad_values_are_argparse_errors(self, strict_url, capsys):
+        from ato.cli import main
+
+        ids = {s: _log(strict_url, "p", {"i": s}, []) for s in ("completed",)}
+        logger = open_logger(strict_url, project="p")
+        failed = logger.run(config={"i": "failed"})
+        logger.finish("failed")
+        rows = json.loads(_ato(capsys, "runs", "list", "--db", strict_url, "--status",
+                               "failed,completed", "--json"))
+        assert sorted(r["id"] for r in rows) == sorted([ids["completed"], failed])
+        for bad, message in ((["--status", "done"], "'done' is not a status"),
+                             (["--status", "failed,nope"], "'nope' is not a status"),
+                             (["--limit", "-1"], "'-1' is not a whole number"),
+                             (["--last", "x"], "'x' is not a whole number")):
+            with pytest.raises(SystemExit) as exit_info:
+                main(["runs", "list", "--db", strict_url, *bad])
+            assert exit_info.value.code == 2
+            err = capsys.readouterr().err
+            assert message in err and "Traceback" not in err

@@ -6,6 +6,7 @@ any backend's URL; an optional capability the backend lacks (artifacts, fingerpr
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -34,6 +35,28 @@ def _summaries(finder, run_ids, keys=None) -> dict:
 def _optional(finder, capability: str, fetch, run_id):
     """``fetch(run_id)``, or ``None`` when the backend lacks ``capability``."""
     return fetch(run_id) if finder.supports(capability) else None
+
+
+def _statuses(text: str) -> list[str]:
+    """``--status failed,killed`` → ``['failed', 'killed']``, each a known status."""
+    from ato.tracking import STATUSES
+
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    for status in wanted or [text]:
+        if status not in STATUSES:
+            raise argparse.ArgumentTypeError(
+                f"{status!r} is not a status (choose from {', '.join(STATUSES)})")
+    return wanted
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
 
 
 def _fmt(value) -> str:
@@ -241,9 +264,11 @@ class RunsCommand:
         p.add_argument("--mode", choices=("max", "min"), default="max", help="what 'best' means")
         p.add_argument("--where", help="typed config filter, e.g. \"lr < 0.01 and model == 'x'\"")
         p.add_argument("--tags", help="comma-separated tags that must all be present")
-        p.add_argument("--status", help="running, completed, failed, killed or crashed")
-        p.add_argument("--limit", type=int, help="only the first N runs")
-        p.add_argument("--last", type=int, help="only the most recent N runs")
+        p.add_argument("--status", type=_statuses,
+                       help="running, completed, failed, killed or crashed; several "
+                            "comma-separated (failed,killed)")
+        p.add_argument("--limit", type=_count, help="only the first N runs")
+        p.add_argument("--last", type=_count, help="only the most recent N runs")
         p.add_argument("--json", action="store_true")
         p.set_defaults(_run=cmd_list)
         p = sub.add_parser("show", help="one run in detail")
