@@ -11,8 +11,9 @@ Conventions shared by every member:
 
 - Run ids are positive ints, unique within one tracker URL (across projects).
 - Times are ``datetime`` in naive UTC; durations and ``stale_after`` are seconds.
-- A metric step is an ``int``; a value is a ``float`` (``±inf`` allowed; NaN is never
-  recorded).  Points of one ``(run, key)`` are ordered by ``(step, order logged)``.
+- A metric step is an ``int``; a value is a ``float`` (``±inf`` always recorded; NaN
+  recorded where the backend can hold it, and never anyone's min or max).  Points of one
+  ``(run, key)`` are ordered by ``(step, order logged)``.
 - Finders never write and never create a missing store.
 """
 
@@ -108,15 +109,16 @@ class MetricPoint:
 @dataclass
 class MetricSummary:
     """Aggregates of one ``(run, key)`` over all its points: ``last`` is the value at the
-    highest step (the later logged one on a tie) and ``last_step`` that step; ``min``,
-    ``max`` and ``count`` (number of points)."""
+    highest step (the later logged one on a tie) and ``last_step`` that step; ``min`` and
+    ``max`` ignore NaN (``None`` when every value is NaN); ``count`` is the number of
+    points."""
 
     run_id: int
     key: str
     last: float
     last_step: int
-    min: float
-    max: float
+    min: float | None
+    max: float | None
     count: int
 
 

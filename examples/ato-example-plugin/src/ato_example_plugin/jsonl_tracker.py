@@ -21,7 +21,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from datetime import datetime, timezone
 from urllib.parse import quote
 
@@ -143,7 +142,6 @@ class JSONLinesLogger:
         self.flush_count = flush_count
         self._run_id = None
         self._buffer: list = []
-        self._warned_nan: set = set()
 
     def __repr__(self):
         return f"JSONLinesLogger({self.url!r}, project={self.project_name!r})"
@@ -214,13 +212,7 @@ class JSONLinesLogger:
     def log_metric(self, key, value, step) -> None:
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
-        value = float(value)
-        if value != value:
-            if key not in self._warned_nan:
-                self._warned_nan.add(key)
-                warnings.warn(f"metric {key!r}: NaN values are not recorded", RuntimeWarning,
-                              stacklevel=2)
-            return
+        value = float(value)  # NaN and ±inf are kept (JSON Lines as Python writes them)
         self._buffer.append({"key": str(key), "value": value, "step": int(step),
                              "timestamp": time.time()})
         if len(self._buffer) >= self.flush_count:
@@ -408,12 +400,14 @@ class JSONLinesFinder:
                     continue
                 s = summaries.get(p.key)
                 if s is None:
-                    summaries[p.key] = MetricSummary(p.run_id, p.key, p.value, p.step, p.value,
-                                                     p.value, 1)
-                    continue
+                    s = summaries[p.key] = MetricSummary(p.run_id, p.key, p.value, p.step,
+                                                         None, None, 0)
                 if p.step >= s.last_step:
                     s.last, s.last_step = p.value, p.step
-                s.min, s.max, s.count = min(s.min, p.value), max(s.max, p.value), s.count + 1
+                if p.value == p.value:  # NaN is never a min or a max
+                    s.min = p.value if s.min is None else min(s.min, p.value)
+                    s.max = p.value if s.max is None else max(s.max, p.value)
+                s.count += 1
             out[int(run_id)] = summaries
         return out
 
@@ -448,8 +442,9 @@ class JSONLinesFinder:
         best = None
         for run in self.find_runs(project_name):
             for p in self._points(run.id):
-                if p.key == metric_key and (best is None or (p.value > best[0] if mode == "max"
-                                                             else p.value < best[0])):
+                if p.key == metric_key and p.value == p.value and (
+                        best is None or (p.value > best[0] if mode == "max"
+                                         else p.value < best[0])):
                     best = (p.value, run)
         return best[1] if best else {"error": "Run not found"}
 

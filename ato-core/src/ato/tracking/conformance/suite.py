@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+import warnings
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -57,7 +58,9 @@ class TrackerConformance:
         return f"conformance-{uuid.uuid4().hex[:10]}-ünï"
 
     @pytest.fixture
-    def finder(self, url) -> Finder:
+    def finder(self, url, project) -> Finder:
+        """A finder on the store, which a logger has created first (finders never do)."""
+        self.logger(url, project)
         return open_finder(url)
 
     def logger(self, url, project, **options):
@@ -84,11 +87,11 @@ class TrackerConformance:
         backend = tracker_for_url(url)
         assert isinstance(backend.PLUGIN_NAME, str) and backend.PLUGIN_NAME
         assert url.split(":", 1)[0].split("+", 1)[0].lower() in backend.schemes
+        logger = self.logger(url, project)
         finder = open_finder(url)
         assert isinstance(finder.backend, TrackerFinder)
         assert set(finder.backend.capabilities) <= CAPABILITIES, finder.backend.capabilities
         assert finder.stale_after > 0
-        logger = self.logger(url, project)
         assert isinstance(logger, TrackerLogger)
         assert logger.project_name == project
         assert logger.get_current_run_id() is None
@@ -346,6 +349,28 @@ class TrackerConformance:
             (p.step, p.value) for p in reduce_points(history, 8)]
         assert series.total == 12 and len(series.points) <= 8
 
+    def test_nan_is_never_a_min_or_max(self, url, project, finder):
+        nan = float("nan")
+        values = [nan, 2.0, nan, -1.0, nan, nan, 5.0, nan, 0.5, nan, 3.0, 1.0]
+        with warnings.catch_warnings():  # a backend may warn that it drops NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            run_id = self.log(url, project, metrics=[("m", v, i) for i, v in enumerate(values)]
+                              + [("only_nan", nan, 0), ("only_nan", nan, 1)])
+        history = finder.get_metric_history(run_id, "m")
+        if not any(math.isnan(p.value) for p in history):
+            pytest.skip("backend does not record NaN")
+        assert [p.step for p in history] == list(range(len(values)))
+        summaries = finder.get_metric_summaries([run_id])[run_id]
+        m = summaries["m"]
+        assert (m.min, m.max, m.last, m.last_step, m.count) == (-1.0, 5.0, 1.0, 11, 12)
+        only = summaries["only_nan"]
+        assert only.min is None and only.max is None and math.isnan(only.last)
+        assert only.count == 2
+        series = finder.get_metric_series(run_id, "m", max_points=8)
+        assert [p.step for p in series.points] == [
+            p.step for p in reduce_points(history, 8)]
+        assert finder.find_best_run(project, "m", mode="max").id == run_id
+
     def test_points_since_step_and_time(self, url, project, finder):
         logger = self.logger(url, project)
         run_id = logger.run()
@@ -402,8 +427,7 @@ class TrackerConformance:
         assert len(static) == 1 and static[0].run_id == run_id
         assert isinstance(static[0].fingerprint, str) and static[0].fingerprint
 
-    def test_stale_running_run_is_crashed(self, url, project):
-        finder = open_finder(url)
+    def test_stale_running_run_is_crashed(self, url, project, finder):
         if not finder.supports("heartbeat"):
             pytest.skip("backend does not declare the 'heartbeat' capability")
         logger = self.logger(url, project)

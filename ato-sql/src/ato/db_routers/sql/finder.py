@@ -47,9 +47,14 @@ def _record_time(value):
     return value
 
 
+def _float(value):
+    """A stored metric value as a float (``float('NaN')`` also reads a NaN kept as text)."""
+    return None if value is None else float(value)
+
+
 def _point(row) -> MetricPoint:
     run_id, key, value, step, timestamp = row
-    return MetricPoint(run_id, key, value, step, _record_time(timestamp))
+    return MetricPoint(run_id, key, _float(value), step, _record_time(timestamp))
 
 
 # The seed-era names of the records, kept for code that imports them.
@@ -352,7 +357,8 @@ class SQLFinder:
                 f"s.count FROM {self._summary_source()} s WHERE s.run_id IN ({ids}){key_clause}",
                 **params)
             for run_id, key, last, last_step, lo, hi, count in rows:
-                out[run_id][key] = MetricSummary(run_id, key, last, last_step, lo, hi, count)
+                out[run_id][key] = MetricSummary(run_id, key, _float(last), last_step,
+                                                 _float(lo), _float(hi), count)
         return out
 
     def metric_summaries(self, run_ids, keys) -> dict:
@@ -387,21 +393,25 @@ class SQLFinder:
                 f"ORDER BY step, id", **params)]
             return MetricSeries(int(run_id), key, points, total, False, min_step, max_step)
         params["b"] = bucket_count(max_points)
+        # NaN (PostgreSQL's float NaN, or SQLite's text 'NaN') is never a min or a max.
+        nan = ("typeof(p.value) = 'text'" if self.dialect == "sqlite"
+               else "p.value = CAST('NaN' AS double precision)")
         sql = (
             f"WITH pts AS (SELECT id, run_id, key, value, step, timestamp, "
             f"ROW_NUMBER() OVER (ORDER BY step, id) AS rn FROM metrics WHERE {cond}), "
             f"ends AS (SELECT MIN(step) AS lo, MAX(step) AS hi, COUNT(*) AS n FROM pts), "
-            f"mid AS (SELECT p.id, p.value, p.step, "
+            f"mid AS (SELECT p.id, p.value, p.step, CASE WHEN {nan} THEN 1 ELSE 0 END AS nan, "
             f"(CAST(p.step - e.lo AS BIGINT) * :b) / (e.hi - e.lo + 1) AS bucket "
             f"FROM pts p CROSS JOIN ends e WHERE p.rn > 1 AND p.rn < e.n), "
-            f"ranked AS (SELECT id, "
-            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value, step, id) AS r_min, "
-            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value DESC, step, id) AS r_max, "
+            f"ranked AS (SELECT id, nan, "
+            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY nan, value, step, id) AS r_min, "
+            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY nan, value DESC, step, id) "
+            f"AS r_max, "
             f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY step DESC, id DESC) AS r_last "
             f"FROM mid) "
             f"SELECT p.run_id, p.key, p.value, p.step, p.timestamp FROM pts p CROSS JOIN ends e "
-            f"WHERE p.rn = 1 OR p.rn = e.n OR p.id IN "
-            f"(SELECT id FROM ranked WHERE r_min = 1 OR r_max = 1 OR r_last = 1) "
+            f"WHERE p.rn = 1 OR p.rn = e.n OR p.id IN (SELECT id FROM ranked "
+            f"WHERE r_last = 1 OR (nan = 0 AND (r_min = 1 OR r_max = 1))) "
             f"ORDER BY p.step, p.id")
         points = [_point(row) for row in self._rows(sql, **params)]
         return MetricSeries(int(run_id), key, points, total, True, min_step, max_step)
