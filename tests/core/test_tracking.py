@@ -69,19 +69,31 @@ class TestReduce:
 
 
 class TestWhere:
-    CONFIG = {"lr": 0.001, "name": "resnet", "model": {"depth": 50}, "amp": True,
-              "note": None, "s": "0.5"}
+    CONFIG = {"lr": 0.001, "name": "resnet", "model": {"depth": 50, "conv.1": {"k": 3}},
+              "amp": True, "note": None, "s": "0.5", "layers": [64, 128], "0": "zero",
+              "learning rate": 2, "big": float("inf"), "bad": float("nan"), "é": "ü"}
 
     @pytest.mark.parametrize("expr, expected", [
         ("lr < 0.01", True), ("lr == 0.001", True), ("model.depth >= 50.0", True),
         ("name == 'resnet'", True), ("name != 'vit'", True), ("name < 'z'", True),
         ("amp == True", True), ("amp != False", True), ("amp == 1", False),
         ("note == None", True), ("note != None", False), ("s < 1", False),
-        ("missing == 1", False), ("not missing == 1", False), ("not s < 1", False),
+        ("missing == 1", False), ("missing != 1", False), ("missing != None", False),
+        # every comparison is true or false, so not is the exact complement
+        ("not missing == 1", True), ("not s < 1", True),
         ("missing == 1 or lr > 0", True), ("not (lr > 0 and name == 'x')", True),
         ("model.depth.x == 1", False), ("model == 1", False),
+        # quoted segments, list indexes, digit keys
+        ('"learning rate" == 2', True), ("model.\"conv.1\".k == 3", True),
+        ("layers.0 == 64", True), ("layers.1 > 100", True), ("layers.2 == 1", False),
+        ("0 == 'zero'", True), ("é == 'ü'", True),
+        # inf is a number; nan is never ordered, and != every number
+        ("big > 1e308", True), ("big == inf", True), ("bad == nan", True),
+        ("bad != 1", True), ("bad < 1", False), ("bad >= 1", False), ("lr != nan", True),
+        ("bad != nan", False), ("lr == nan", False), ("lr < nan", False),
+        ("name != nan", False),
     ])
-    def test_typed_three_valued(self, expr, expected):
+    def test_typed(self, expr, expected):
         assert matches(parse_where(expr), self.CONFIG) is expected
 
     def test_works_on_an_adict(self):
@@ -93,10 +105,12 @@ class TestWhere:
         ("", "empty"), ("lr <", "position 4: expected a value"),
         ("(lr < 1", "missing ')'"), ("lr < [1]", "compare with a number"),
         ("amp < True", "only be compared with == or !="), ("lr 1", "expected a comparison"),
+        ("a..b == 1", "empty key segment"), ("a. == 1", "ends with '.'"),
+        ("'open == 1", "unterminated string"),
     ])
     def test_errors_name_the_position(self, expr, message):
         with pytest.raises(WhereError, match=message.replace("(", r"\(").replace(")", r"\)")
-                           .replace("[", r"\[")):
+                           .replace("[", r"\[").replace(".", r"\.")):
             parse_where(expr)
 
 

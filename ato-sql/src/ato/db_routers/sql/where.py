@@ -168,8 +168,7 @@ def compile_where(tree, dialect: str, column: str = "e.config") -> tuple[str, di
                 return f"({typ} = '{word}')" if sql_op == "=" else f"({typ} IN ('true', 'false') AND {typ} <> '{word}')"
             params[value_name] = value
             types = "('integer', 'real')" if isinstance(value, (int, float)) else "('text')"
-            # NULL (unknown) on a type mismatch, as on PostgreSQL: `not` keeps it unknown
-            return f"((CASE WHEN {typ} IN {types} THEN {val} END) {sql_op} :{value_name})"
+            return f"({typ} IN {types} AND {val} {sql_op} :{value_name})"
         params[path_name] = list(parts)
         node_sql = f"({column} #> CAST(:{path_name} AS text[]))"
         text_sql = f"({column} #>> CAST(:{path_name} AS text[]))"
