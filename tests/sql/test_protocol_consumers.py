@@ -175,20 +175,31 @@ class TestAtoRuns:
 
 
 class TestStudyResume:
-    def test_trials_are_recorded_and_resumed_through_the_protocol(self, strict_url):
+    def test_a_search_records_and_resumes_through_the_protocol(self, strict_url):
+        """HyperBand records every trial on the protocol-only backend, and the same study
+        id resumes from it without calling the objective again."""
         from ato.adict import ADict
-        from ato.hyperopt.study import TrialRecorder
+        from ato.hyperopt.hyperband import HyperBand
+        from ato.scope import Scope
 
-        logger = open_logger(strict_url, project="search")
-        recorder = TrialRecorder(logger, "s1", ["x"])
-        for x in (1, 2, 3):
-            recorder.record(ADict(x=x), budget=10, generation=0, metric=x * 0.5)
-        again = TrialRecorder(open_logger(strict_url, project="search"), "s1", ["x"])
-        assert again.cached(ADict(x=2), 10) == 1.0
-        assert again.cached(ADict(x=2), 20) is None
-        other = TrialRecorder(open_logger(strict_url, project="search"), "s2", ["x"])
-        assert other.cached(ADict(x=2), 10) is None
-        assert "find_runs" in USED and "get_metric_history" in USED
+        space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 7), num_samples=8))
+        calls = []
+
+        def objective(config):
+            calls.append(config.x)
+            return -(config.x - 3) ** 2
+
+        first = HyperBand(Scope(), space, 0.5, 1, tracker=open_logger(strict_url,
+                                                                      project="search"),
+                          study_id="s1", progress=False).main(objective)()
+        assert first.config.x == 3 and calls
+        USED.clear()
+        calls.clear()
+        again = HyperBand(Scope(enable_override=True), space, 0.5, 1,
+                          tracker=open_logger(strict_url, project="search"), study_id="s1",
+                          progress=False).main(objective)()
+        assert again.config.x == 3 and calls == []
+        assert {"find_runs", "get_metric_history"} <= USED
 
 
 def _python(*parts: str, cwd) -> subprocess.CompletedProcess:
