@@ -246,18 +246,30 @@ class TestPluginBackendWithoutSQL:
             sys.meta_path.insert(0, Block())
         """, REGISTER, """
             from ato.adict import ADict
+            from ato.hyperopt.hyperband import HyperBand
+            from ato.scope import Scope
             from ato.tracking import open_finder, open_logger
-            from ato.hyperopt.study import TrialRecorder
 
             with open_logger("jsonl://runs", project="p") as log:
                 log.log_metrics({"loss": 0.5}, step=1)
             finder = open_finder("jsonl://runs")
             run = finder.find_runs("p")[0]
             assert finder.get_metric_summaries([run.id])[run.id]["loss"].last == 0.5
-            rec = TrialRecorder(open_logger("jsonl://runs", project="s"), "study", ["x"])
-            rec.record(ADict(x=1), 5, 0, 0.25)
-            resumed = TrialRecorder(open_logger("jsonl://runs", project="s"), "study", ["x"])
-            assert resumed.cached(ADict(x=1), 5) == 0.25
+            space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 3), num_samples=4))
+            calls = []
+
+            def objective(config):
+                calls.append(config.x)
+                return float(config.x)
+
+            counts = []
+            for scope in (Scope(), Scope(enable_override=True)):
+                HyperBand(scope, space, 0.5, 1, tracker=open_logger("jsonl://runs",
+                                                                   project="s"),
+                          study_id="study", progress=False).main(objective)()
+                counts.append(len(calls))
+            assert counts[0] > 0 and counts[1] == counts[0]  # the second reused every trial
+            assert finder.find_runs("s", tags=["study:study"])
             assert not any(m.startswith(("sqlalchemy", "ato.db_routers")) for m in sys.modules)
             print("ok")
         """, cwd=tmp_path)
