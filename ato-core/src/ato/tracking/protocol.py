@@ -64,7 +64,8 @@ class Run:
     ``tags`` the strings given to ``run(tags)`` in order; ``status`` the effective status
     (one of :data:`STATUSES`, ``crashed`` for a stale ``running`` run) and
     ``recorded_status`` what the logger last wrote; ``heartbeat_at`` the last sign of
-    life of a running run (``None`` where the backend keeps none).
+    life of a running run (``None`` where the backend keeps none); ``error`` why a
+    ``failed``/``killed`` run ended (``'ValueError: bad lr'``), where the backend records it.
     """
 
     id: int
@@ -77,6 +78,7 @@ class Run:
     end_time: datetime | None = None
     heartbeat_at: datetime | None = None
     structural_hash: str | None = None
+    error: str | None = None
 
     def __repr__(self):
         return f"Run({self.id}, project={self.project_name!r}, status={self.status!r})"

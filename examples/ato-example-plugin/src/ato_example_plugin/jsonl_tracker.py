@@ -244,9 +244,12 @@ class JSONLinesLogger:
             self._record["status"] = str(status)
             self._save()
 
-    def finish(self, status: str = "completed") -> None:
+    def finish(self, status: str = "completed", error: str | None = None) -> None:
+        """Flush and end the run with ``status`` (``error``: why it failed, if known)."""
         if self._run_id is None:
             return
+        if error is not None:
+            self._record["error"] = error
         self.flush()
         runtime = {k: v for k, v in _scope_fingerprints().items() if k.endswith("\truntime")
                    and self._fingerprints_at_start.get(k) != v}
@@ -264,9 +267,9 @@ class JSONLinesLogger:
         if exc_type is None:
             self.finish("completed")
         elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self.finish("killed")
+            self.finish("killed", exc_type.__name__)
         else:
-            self.finish("failed")
+            self.finish("failed", f"{exc_type.__name__}: {exc}")
         return False
 
 
@@ -319,7 +322,7 @@ class JSONLinesFinder:
                            status=data["status"], recorded_status=data["status"],
                            start_time=_time(data["start_time"]),
                            end_time=_time(data["end_time"]),
-                           structural_hash=data["structural_hash"])
+                           structural_hash=data["structural_hash"], error=data.get("error"))
         run._finder = self
         run._fingerprints = data.get("fingerprints", {})
         return run

@@ -184,6 +184,10 @@ class TrackerConformance:
         statuses = {r.id: r.status for r in finder.find_runs(project)}
         assert statuses == {ok: "completed", bad: "failed", killed: "killed",
                             started: "completed"}
+        errors = {r.id: r.error for r in finder.find_runs(project)}
+        assert errors[ok] is None and errors[started] is None
+        if errors[bad] is not None:  # a backend that records why a run failed
+            assert "ZeroDivisionError" in errors[bad] and "inside the block" in errors[bad]
         assert finder.get_metric_history(ok, "loss")[0].value == 1.0
 
     def test_log_metric_before_run_is_an_error(self, url, project):

@@ -82,7 +82,7 @@ class Run(ProtocolRun):
                   config=ADict(_json(row.config) or {}), tags=_json(row.tags) or [],
                   status=status, recorded_status=row.status, start_time=start,
                   end_time=_record_time(row.end_time), heartbeat_at=heartbeat,
-                  structural_hash=row.structural_hash)
+                  structural_hash=row.structural_hash, error=getattr(row, "error", None))
         run._finder = finder
         run.project_id = row.project_id
         return run
