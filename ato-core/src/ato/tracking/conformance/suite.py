@@ -147,6 +147,37 @@ class TrackerConformance:
         assert finder.find_run(second).status == "completed"
         assert finder.find_run(10 ** 9) is None
 
+    def test_concurrent_loggers_get_distinct_runs(self, url, project, finder):
+        """Loggers in several threads (one each) create runs at the same time: every run
+        is kept, with its own id and its own points."""
+        import threading
+
+        ids, errors = [], []
+
+        def work(worker):
+            try:
+                logger = self.logger(url, project)
+                for i in range(4):
+                    run_id = logger.run(config={"worker": worker, "i": i})
+                    logger.log_metric("w", worker, i)
+                    logger.finish()
+                    ids.append(run_id)
+            except Exception as e:  # reported below, with the worker
+                errors.append((worker, e))
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        assert len(ids) == 16 and len(set(ids)) == 16
+        runs = finder.find_runs(project)
+        assert sorted(r.id for r in runs) == sorted(ids)
+        for run in runs:
+            points = finder.get_metric_history(run.id, "w")
+            assert [(p.step, p.value) for p in points] == [(run.config.i, run.config.worker)]
+
     def test_statuses_and_update_status(self, url, project, finder):
         ids = {s: self.log(url, project, status=s) for s in ("completed", "failed", "killed")}
         logger = self.logger(url, project)
