@@ -264,7 +264,13 @@ class TrackerConformance:
         open_run = logger.run()
         by_end = finder.find_runs(project, order_by="end_time")
         assert [r.id for r in by_end] == ids + [open_run]  # no end time sorts last
+        by_status = finder.find_runs(project, order_by="status", descending=True)
+        assert [r.id for r in by_status] == [open_run] + ids  # running > completed, ties by id
         logger.finish()
+        other = self.log(url, project + "-a")  # sorts after the project by name
+        both = [r.id for r in finder.find_runs(None, order_by="project_name")
+                if r.project_name in (project, project + "-a")]
+        assert both == ids + [open_run, other]
         for bad in ({"order_by": "config"}, {"status": "done"}, {"limit": -1}):
             with pytest.raises(ValueError):
                 finder.find_runs(project, **bad)
