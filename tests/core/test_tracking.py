@@ -258,3 +258,33 @@ class TestCapabilities:
                                         "last": None}
         with pytest.raises(ValueError, match="mode"):
             finder.find_best_run("p", "m", mode="best")
+
+
+def test_every_tracking_module_imports_without_pytest_or_sql(tmp_path):
+    """Tools that import every module of ``ato`` (the subset checks) can import the
+    conformance suite even where pytest, SQLAlchemy and ato-sql are absent."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import importlib, importlib.abc, pkgutil, sys
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("pytest", "_pytest", "sqlalchemy") or \\
+                        name.startswith("ato.db_routers"):
+                    raise ModuleNotFoundError(f"No module named {name!r}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import ato.tracking
+        names = [m.name for m in pkgutil.walk_packages(ato.tracking.__path__, "ato.tracking.")]
+        for name in names:
+            importlib.import_module(name)
+        print(sorted(names))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "ato.tracking.conformance.suite" in proc.stdout

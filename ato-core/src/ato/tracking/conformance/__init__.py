@@ -23,9 +23,7 @@ the backend does not declare are skipped with the reason.
 
 from __future__ import annotations
 
-import pytest
-
-from ato.tracking.conformance.suite import TrackerConformance
+from ato.tracking.conformance.suite import TrackerConformance, fixture, pytest
 
 __all__ = ["TrackerConformance"]
 
@@ -36,7 +34,7 @@ def pytest_addoption(parser) -> None:
                     help="tracker URL to test; '{tmp}' becomes a fresh directory per test")
 
 
-@pytest.fixture
+@fixture
 def tracker_url(request) -> str:
     """The ``--tracker-url`` given on the command line."""
     url = request.config.getoption("--tracker-url", default=None)
