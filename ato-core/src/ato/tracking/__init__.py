@@ -263,7 +263,7 @@ class Finder:
                                                         after_step=after_step,
                                                         after_time=after_time)
         out = []
-        for key in keys if keys is not None else self.metric_keys([run_id]):
+        for key in sorted(set(keys)) if keys is not None else self.metric_keys([run_id]):
             out += [p for p in self.backend.get_metric_history(int(run_id), key)
                     if (after_step is None or p.step > after_step)
                     and (after_time is None or (p.timestamp is not None
