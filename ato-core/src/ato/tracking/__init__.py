@@ -269,3 +269,10 @@ class Finder:
                     and (after_time is None or (p.timestamp is not None
                                                 and p.timestamp > after_time))]
         return out
+
+
+for _name in (*REQUIRED_FINDER_MEMBERS, "get_artifacts", "get_fingerprints",
+              "get_metric_series", "get_metric_points_since"):
+    # the facade's members document themselves with the protocol's docstrings
+    getattr(Finder, _name).__doc__ = getattr(TrackerFinder, _name).__doc__
+del _name
