@@ -202,7 +202,10 @@ class TestOpening:
     def test_first_party_scheme_names_its_distribution(self, monkeypatch):
         from ato.plugins import manager
 
-        monkeypatch.setitem(manager._registries, "tracker", {})
+        # As if ato-sql were not installed: no SQL tracker, no ato-sql plugin record.
+        records = [r for r in manager.plugin_records() if r.distribution != "ato-sql"]
+        monkeypatch.setitem(manager._registries, "tracker", manager.Seam("tracker"))
+        monkeypatch.setattr(manager, "plugin_records", lambda: records)
         with pytest.raises(PluginNotInstalledError, match="pip install ato-sql"):
             open_logger("postgresql://h/db", project="p")
 
