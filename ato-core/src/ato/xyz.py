@@ -2,7 +2,8 @@
 ``.xyz`` files).
 
 Writing is exact; reading is lossy by design (strings that look like numbers come back as
-numbers).  Unlike the original reader, the text after ``key:`` or ``index)`` is always one
+numbers), which is why ``.xyz`` *files* refuse such strings before writing (see
+:func:`reads_back`).  Unlike the original reader, the text after ``key:`` or ``index)`` is always one
 scalar, negative numbers are numbers, and text that fails numeric conversion stays text.
 """
 
@@ -15,6 +16,7 @@ __all__ = ["dumps", "dump", "loads", "load"]
 
 _DEFAULT_FORMAT = {"key-prefix": "", "key-postfix": ":", "index-prefix": "", "index-postfix": ")"}
 _INDENT = "  "
+_FLOAT_WORDS = frozenset({"inf", "-inf", "+inf", "nan"})
 
 
 def _fmt(format_dict):
@@ -84,6 +86,8 @@ def _scalar(text: str):
         return []
     if text == "[Empty Mapping]":
         return {}
+    if text in _FLOAT_WORDS:
+        return float(text)
     body = text[1:] if text[:1] in "+-" else text
     if body.isdigit():
         return int(text)
@@ -93,6 +97,11 @@ def _scalar(text: str):
         except ValueError:
             return text
     return text
+
+
+def reads_back(text: str):
+    """What :func:`loads` makes of ``text`` written after a marker (one scalar)."""
+    return _scalar(text.strip())
 
 
 def loads(text: str):
