@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from ato.errors import ConfigFileError
 
-__all__ = ["Unrepresentable", "prepare", "json_rule", "json_key", "key_path"]
+__all__ = ["Unrepresentable", "a_type", "prepare", "json_rule", "json_key", "key_path"]
 
 _SCALARS = (type(None), bool, int, float, str)
 
@@ -27,6 +27,12 @@ class Unrepresentable(Exception):
     def __init__(self, what: str, hint: str = ""):
         super().__init__(what)
         self.what, self.hint = what, hint
+
+
+def a_type(value) -> str:
+    """``'an int'``, ``'a str'``: the value's type name with its article."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def key_path(parts: tuple) -> str:
@@ -87,7 +93,7 @@ def json_rule(value):
                               "Python's non-standard Infinity/NaN tokens")
     if isinstance(value, _SCALARS):
         return value
-    raise Unrepresentable(f"a {type(value).__name__} ({value!r})",
+    raise Unrepresentable(f"{a_type(value)} ({value!r})",
                           "convert it to a str, number or list first")
 
 
@@ -102,7 +108,7 @@ def json_key(key):
     """JSON object keys are strings."""
     if isinstance(key, str):
         return key
-    raise Unrepresentable(f"the key {key!r} (a {type(key).__name__}; JSON keys are strings)",
+    raise Unrepresentable(f"the key {key!r} ({a_type(key)}; JSON keys are strings)",
                           "use str keys, or YAML, which keeps int keys")
 
 

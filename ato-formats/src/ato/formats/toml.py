@@ -14,7 +14,7 @@ import sys
 import tomli_w
 
 from ato.errors import ConfigFileError
-from ato.representable import Unrepresentable, prepare
+from ato.representable import Unrepresentable, a_type, prepare
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,14 +33,14 @@ def _toml_rule(value):
                               "store it as a string or a float")
     if isinstance(value, (bool, int, float, str, datetime.date, datetime.time)):
         return value
-    raise Unrepresentable(f"a {type(value).__name__} ({value!r})",
+    raise Unrepresentable(f"{a_type(value)} ({value!r})",
                           "convert it to a str, number, date or list first")
 
 
 def _toml_key(key):
     if isinstance(key, str):
         return key
-    raise Unrepresentable(f"the key {key!r} (a {type(key).__name__}; TOML keys are strings)",
+    raise Unrepresentable(f"the key {key!r} ({a_type(key)}; TOML keys are strings)",
                           "use str keys, or YAML, which keeps int keys")
 
 

@@ -14,7 +14,7 @@ import math
 
 from ato import xyz as _xyz
 from ato.errors import ConfigFileError
-from ato.representable import Unrepresentable, prepare
+from ato.representable import Unrepresentable, a_type, prepare
 
 
 def _same(a, b) -> bool:
@@ -25,7 +25,7 @@ def _same(a, b) -> bool:
 
 def _xyz_rule(value):
     if not isinstance(value, (type(None), bool, int, float, str)):
-        raise Unrepresentable(f"a {type(value).__name__} ({value!r})",
+        raise Unrepresentable(f"{a_type(value)} ({value!r})",
                               "convert it to a str or number first, or use YAML")
     text = str(value)
     if text.splitlines() != [text] or not _same(_xyz.reads_back(text), value):
@@ -39,7 +39,7 @@ def _xyz_rule(value):
 def _key_rule(postfix: str):
     def rule(key):
         if not isinstance(key, str):
-            raise Unrepresentable(f"the key {key!r} (a {type(key).__name__}; XYZ keys read "
+            raise Unrepresentable(f"the key {key!r} ({a_type(key)}; XYZ keys read "
                                   f"back as strings)", "use str keys, or YAML")
         if postfix in key or key != key.strip() or key.splitlines() != [key]:
             raise Unrepresentable(f"the key {key!r} (it holds {postfix!r}, a line break or "

@@ -20,7 +20,7 @@ import re
 import yaml as _yaml
 
 from ato.errors import ConfigFileError
-from ato.representable import Unrepresentable, prepare
+from ato.representable import Unrepresentable, a_type, prepare
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -96,13 +96,13 @@ def _yaml_rule(value):
         return value  # !!timestamp, !!binary, !!set
     if isinstance(value, datetime.time):
         raise Unrepresentable("a time of day (datetime.time)", "store it as a string")
-    raise Unrepresentable(f"a {type(value).__name__}", "convert it to a str, number or list")
+    raise Unrepresentable(f"{a_type(value)}", "convert it to a str, number or list")
 
 
 def _yaml_key(key):
     if key is None or isinstance(key, (bool, int, float, str)):
         return key
-    raise Unrepresentable(f"the key {key!r} (a {type(key).__name__})",
+    raise Unrepresentable(f"the key {key!r} ({a_type(key)})",
                           "use a string, number, bool or None as key")
 
 
