@@ -246,50 +246,12 @@ class _Composer:
             self.load_config(result, target, group, entry_package, package, group_path=group)
 
 
-_INTERP = re.compile(r"\$\{([^${}]+)\}")
-
-
 def resolve_interpolations(config: ADict) -> ADict:
-    """Resolve ``${a.b}`` references and ``${oc.env:NAME[,default]}``; others stay."""
-    data = config.to_dict()
+    """Resolve every ``${...}`` with OmegaConf 2.3's grammar, resolvers and errors (see
+    :mod:`ato.mmlab.interpolation`)."""
+    from ato.mmlab.interpolation import resolve_tree
 
-    def lookup(expr: str):
-        expr = expr.strip()
-        if expr.startswith("oc.env:"):
-            name, _, default = expr[len("oc.env:"):].partition(",")
-            return os.environ.get(name.strip(), default.strip() or None)
-        node = data
-        for part in expr.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise KeyError(expr)
-            node = node[part]
-        return resolve(node)
-
-    def resolve(value, depth=0):
-        if depth > 32:
-            raise CompositionError("interpolation cycle")
-        if isinstance(value, dict):
-            return {k: resolve(v, depth + 1) for k, v in value.items()}
-        if isinstance(value, list):
-            return [resolve(v, depth + 1) for v in value]
-        if not isinstance(value, str) or "${" not in value:
-            return value
-        whole = _INTERP.fullmatch(value)
-        if whole:
-            try:
-                return lookup(whole.group(1))
-            except KeyError:
-                return value
-
-        def repl(m):
-            try:
-                return str(lookup(m.group(1)))
-            except KeyError:
-                return m.group(0)
-
-        return _INTERP.sub(repl, value)
-
-    return ADict(resolve(data))
+    return ADict(resolve_tree(config.to_dict()))
 
 
 def compose_hierarchy(root, config_filename: str = "config", select=None, overrides=None,
