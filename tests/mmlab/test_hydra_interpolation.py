@@ -117,8 +117,8 @@ class TestIssueExamples:
 
     def test_unknown_resolver(self, tmp_path):
         with pytest.raises(UnsupportedInterpolationType,
-                           match=r"^Unsupported interpolation type now \(resolving 't'"):
-            compose(tmp_path, "t: ${now:%H}\n")
+                           match=r"^Unsupported interpolation type today \(resolving 't'"):
+            compose(tmp_path, "t: ${today:%H}\n")
 
     def test_missing_mandatory_value(self, tmp_path):
         with pytest.raises(InterpolationToMissingValueError,
@@ -222,6 +222,45 @@ class TestGrammar:
         tree = {"m": {"a": 1, "b": "${x}"}, "x": 5, "k": "${oc.dict.keys:m}",
                 "v": "${oc.dict.values:m}"}
         assert resolve_tree(tree)["k"] == ["a", "b"] and resolve_tree(tree)["v"] == [1, 5]
+
+
+class TestHydraResolvers:
+    def test_now_python_version_and_hydra(self, tmp_path, monkeypatch):
+        """Hydra's own resolvers work without a Hydra run; `now` is one instant."""
+        import datetime
+        import sys
+
+        monkeypatch.chdir(tmp_path)
+        cfg = compose(tmp_path, "a: ${now:%Y-%m-%d}\nb: ${now:%Y-%m-%d}_${now:%H}\n"
+                                "py: ${python_version:minor}\ncwd: ${hydra:runtime.cwd}\n"
+                                "out: ${hydra:runtime.output_dir}\njob: ${hydra:job.name}\n")
+        today = datetime.date.today().strftime("%Y-%m-%d")
+        assert cfg.a in (today, (datetime.date.today() - datetime.timedelta(days=1)).isoformat())
+        assert cfg.b.startswith(cfg.a + "_")
+        assert cfg.py == f"{sys.version_info[0]}.{sys.version_info[1]}"
+        assert cfg.cwd == str(tmp_path) and cfg.job == "config"
+        assert cfg.out.startswith(str(tmp_path / "outputs" / cfg.a))
+        assert not (tmp_path / "outputs").exists()
+
+    def test_hydra_reads_the_primary_hydra_mapping(self, tmp_path, monkeypatch):
+        """`${hydra:run.dir}` and the output dir follow a `hydra:` mapping, which is still
+        dropped from the result."""
+        monkeypatch.chdir(tmp_path)
+        cfg = compose(tmp_path, "log: logs\nhydra:\n  run:\n    dir: ${log}/run1\n"
+                                "out: ${hydra:runtime.output_dir}\nrd: ${hydra:run.dir}\n")
+        assert cfg.to_dict() == {"log": "logs", "out": str(tmp_path / "logs" / "run1"),
+                                 "rd": "logs/run1"}
+
+    def test_unknown_hydra_key_says_what_is_known(self, tmp_path):
+        with pytest.raises(InterpolationResolutionError,
+                           match="'hydra:runtime.choices' is not known without a Hydra run"):
+            compose(tmp_path, "c: ${hydra:runtime.choices}\n")
+
+    def test_user_resolvers(self, tmp_path):
+        """`resolvers=` adds functions as OmegaConf.register_new_resolver does."""
+        cfg = compose(tmp_path, "a: 3\nb: ${mul:${a},2}\nc: ${mul:'x',3}\n",
+                      resolvers={"mul": lambda x, y: x * y})
+        assert (cfg.b, cfg.c) == (6, "xxx")
 
 
 @settings(max_examples=300, deadline=None)

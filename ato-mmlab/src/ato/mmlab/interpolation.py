@@ -438,8 +438,9 @@ class _NotFound(Exception):
 
 
 class _Resolver:
-    def __init__(self, root):
+    def __init__(self, root, resolvers=None):
         self.root = root
+        self.resolvers = {**RESOLVERS, **(resolvers or {})}
         self.done: dict = {}
         self.stack: list = []  # paths of values being resolved, outermost first
 
@@ -583,7 +584,7 @@ class _Resolver:
     def interp(self, node: Interp, here: tuple):
         if node.name is not None:
             name = self.text_of(node.name, here)
-            resolver = RESOLVERS.get(name)
+            resolver = self.resolvers.get(name)
             if resolver is None:
                 raise UnsupportedInterpolationType(f"Unsupported interpolation type {name}")
             args = [self.evaluate(a, here) for a in node.args]
@@ -718,11 +719,26 @@ RESOLVERS = {
 }
 
 
-def resolve_tree(tree):
+def resolve_tree(tree, resolvers=None, hidden=()):
     """A copy of ``tree`` (dicts and lists) with every interpolation resolved.
+
+    ``resolvers`` adds or replaces resolvers: ``{name: f}``, ``f(resolver, key_path,
+    *args)``.  The top-level keys in ``hidden`` can be referenced but are neither resolved
+    (unless referenced) nor returned.
 
     Raises:
         InterpolationError: a subclass named as OmegaConf names it; the message ends with
             the key being resolved and its text.
     """
-    return _Resolver(tree).value(())
+    res = _Resolver(tree, resolvers)
+    if not hidden:
+        return res.value(())
+    return {k: res.value((k,)) for k in tree if k not in hidden}
+
+
+def user_resolver(function):
+    """Wrap ``function(*args)`` (as given to ``OmegaConf.register_new_resolver``) for
+    :func:`resolve_tree`."""
+    def call(res, here, *args):
+        return function(*args)
+    return call
