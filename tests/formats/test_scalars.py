@@ -295,3 +295,14 @@ def test_yaml_mixed_keys_cannot_be_sorted(tmp_path):
         ADict(m={1: "x", "a": "y"}).dump(tmp_path / "c.yaml")
     ADict(m={1: "x", "a": "y"}).dump(tmp_path / "c.yaml", sort_keys=False)
     assert ADict.from_file(tmp_path / "c.yaml").m == {1: "x", "a": "y"}
+
+
+def test_adict_json_refuses_like_a_json_file():
+    """`ADict.json()` follows the JSON rules of `.json` files, without a file name."""
+    from ato.representable import UnrepresentableError
+
+    assert ADict(a=1, t=(1, 2), p=pathlib.PurePosixPath("x/y")).json() == \
+        '{"a": 1, "t": [1, 2], "p": "x/y"}'
+    with pytest.raises(UnrepresentableError, match=r"^JSON cannot hold nan .*\(key 'm.v\[0\]'\)"):
+        ADict(m={"v": [NAN]}).json()
+    assert ADict(x=INF).json(allow_nan=True) == '{"x": Infinity}'

@@ -14,11 +14,16 @@ import math
 import pathlib
 from collections.abc import Callable, Mapping
 
-from ato.errors import ConfigFileError
+from ato.errors import AtoError, ConfigFileError
 
-__all__ = ["Unrepresentable", "a_type", "prepare", "json_rule", "json_key", "key_path"]
+__all__ = ["Unrepresentable", "UnrepresentableError", "a_type", "prepare", "json_rule", "json_key", "key_path"]
 
 _SCALARS = (type(None), bool, int, float, str)
+
+
+class UnrepresentableError(AtoError, ValueError):
+    """A value cannot be converted to a format (raised when no file is involved, e.g. by
+    ``ADict.json()``); writing a file raises :class:`~ato.errors.ConfigFileError`."""
 
 
 class Unrepresentable(Exception):
@@ -43,7 +48,7 @@ def key_path(parts: tuple) -> str:
     return out
 
 
-def prepare(data, file: str, fmt: str, rule: Callable, key_rule: Callable | None = None):
+def prepare(data, file: str | None, fmt: str, rule: Callable, key_rule: Callable | None = None):
     """A copy of ``data`` (dicts, lists, scalars) ready for format ``fmt``.
 
     ``rule(value)`` is called for every value that is not a mapping or a list and returns
@@ -52,13 +57,17 @@ def prepare(data, file: str, fmt: str, rule: Callable, key_rule: Callable | None
     ``pathlib`` paths strings before the rules see them.
 
     Raises:
-        ConfigFileError: ``"<file>: <FMT> cannot hold <what> (key '<path>'); <hint>"``.
+        ConfigFileError: ``"<file>: <FMT> cannot hold <what> (key '<path>'); <hint>"``
+            (:class:`UnrepresentableError` without the file name when ``file`` is None).
     """
 
     def fail(exc: Unrepresentable, parts: tuple):
         where = key_path(parts) or "the top level"
         hint = f"; {exc.hint}" if exc.hint else ""
-        raise ConfigFileError(file, f"{fmt} cannot hold {exc.what} (key {where!r}){hint}")
+        message = f"{fmt} cannot hold {exc.what} (key {where!r}){hint}"
+        if file is None:
+            raise UnrepresentableError(message)
+        raise ConfigFileError(file, message)
 
     def walk(value, parts: tuple):
         if isinstance(value, Mapping):
@@ -112,7 +121,7 @@ def json_key(key):
                           "use str keys, or YAML, which keeps int keys")
 
 
-def json_checked(data, file: str, options: dict):
+def json_checked(data, file: str | None, options: dict):
     """``data`` prepared for ``json.dumps(**options)``: ``allow_nan=True`` lets inf and nan
     through as Python's ``Infinity``/``NaN`` tokens, a ``default=`` callable takes every
     other value it is given."""
