@@ -10,6 +10,8 @@ import pathlib
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ato.adict import ADict
 from ato.errors import ConfigFileError
@@ -306,3 +308,45 @@ def test_adict_json_refuses_like_a_json_file():
     with pytest.raises(UnrepresentableError, match=r"^JSON cannot hold nan .*\(key 'm.v\[0\]'\)"):
         ADict(m={"v": [NAN]}).json()
     assert ADict(x=INF).json(allow_nan=True) == '{"x": Infinity}'
+
+
+_TRICKY = ["1e-3", "1E5", "-.5", ".inf", "nan", "inf", "0o17", "017", "0x1F", "1:30", "on",
+           "No", "~", "null", "None", "True", "", " ", "2001-12-14", "<<", "=", "- a", "a: b",
+           "#x", "[1]", "{a: 1}", "'q'", '"q"', "%x%", "${a}", "\\", "λ", "a\nb", "\t", "1_000",
+           "[Empty Sequence]", "x)", "0) y", "key-prefix -> y"]
+_keys = st.sampled_from(["a", "b", "key", "1", "x y", "é", "with.dot"]) | st.text(max_size=6)
+_scalars = (st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats()
+            | st.sampled_from(_TRICKY) | st.text(max_size=10))
+_trees = st.dictionaries(_keys, st.recursive(
+    _scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner,
+                                                                          max_size=3),
+    max_leaves=8), max_size=4)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_any_config_round_trips_or_is_refused(tmp_path_factory, suffix):
+    """Random configs: each format reads back exactly what it wrote, or refuses before
+    writing with a key path — never a silent change, never a half-written file."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(_trees)
+    def check(tree):
+        path = tmp_path_factory.mktemp("rt") / f"c{suffix}"
+        path.write_text("OLD")
+        try:
+            ADict._from_mapping(tree).dump(path)
+        except ConfigFileError as e:
+            assert " cannot hold " in str(e) and "(key " in str(e), str(e)
+            assert path.read_text() == "OLD"
+            return
+        assert same(ADict.from_file(path).to_dict(), tree)
+
+    check()
+
+
+def test_key_paths_stay_readable_for_odd_keys(tmp_path):
+    """A key holding a dot, a quote or spaces is shown in brackets, so the path is exact."""
+    with pytest.raises(ConfigFileError, match=r"\(key \"m\['a.b'\]\[1\]\"\)"):
+        ADict(m={"a.b": [0, None]}).dump(tmp_path / "c.toml")
+    with pytest.raises(ConfigFileError, match=r"\(key \"\[' x'\]\"\)"):
+        ADict({" x": None}).dump(tmp_path / "c.toml")

@@ -41,10 +41,17 @@ def a_type(value) -> str:
 
 
 def key_path(parts: tuple) -> str:
-    """``('m', 'layers', 2)`` with 2 a list index → ``'m.layers[2]'``."""
+    """``m.layers[2]`` for key ``m``, key ``layers``, list index 2; a key that holds a dot,
+    a bracket, a quote or spaces, or is empty, is shown as ``m['a.b']``."""
     out = ""
     for kind, part in parts:
-        out += f"[{part}]" if kind == "index" else (f".{part}" if out else str(part))
+        if kind == "index":
+            out += f"[{part}]"
+        elif isinstance(part, str) and (not part or part != part.strip()
+                                        or any(c in part for c in ".[]'\"\n")):
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 

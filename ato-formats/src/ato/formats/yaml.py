@@ -130,8 +130,20 @@ class YAMLFormat:
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
-        data = prepare(data, path, "YAML", _yaml_rule, _yaml_key)
-        options = {"default_flow_style": False, "sort_keys": True, "allow_unicode": True}
+        nel = []  # PyYAML writes U+0085 raw, and reads it back as a space: escape it
+
+        def rule(value):
+            if isinstance(value, str) and "\x85" in value:
+                nel.append(True)
+            return _yaml_rule(value)
+
+        def key_rule(key):
+            if isinstance(key, str) and "\x85" in key:
+                nel.append(True)
+            return _yaml_key(key)
+
+        data = prepare(data, path, "YAML", rule, key_rule)
+        options = {"default_flow_style": False, "sort_keys": True, "allow_unicode": not nel}
         options.update(kwargs)
         if options.get("sort_keys"):
             _check_sortable(data, path)
