@@ -291,12 +291,16 @@ def test_json_options_can_allow_python_tokens(tmp_path):
         ADict(x=INF, d=datetime.date(2024, 1, 2)).dump(path, default=str)
 
 
-def test_yaml_mixed_keys_cannot_be_sorted(tmp_path):
-    """Keys of different types cannot be sorted: the error says where and what to do."""
-    with pytest.raises(ConfigFileError, match=r"cannot sort the keys \[1, 'a'\] under 'm'"):
-        ADict(m={1: "x", "a": "y"}).dump(tmp_path / "c.yaml")
-    ADict(m={1: "x", "a": "y"}).dump(tmp_path / "c.yaml", sort_keys=False)
-    assert ADict.from_file(tmp_path / "c.yaml").m == {1: "x", "a": "y"}
+def test_yaml_sorts_mixed_keys(tmp_path):
+    """Keys of different types are sorted None, bools, numbers, strings (PyYAML alone
+    fails on them); sort_keys=False keeps the order."""
+    path = tmp_path / "c.yaml"
+    ADict(m={"b": 1, 2: "x", "a": 2, 1.5: "y", None: 0, True: 3}).dump(path)
+    assert path.read_text() == ("m:\n  null: 0\n  true: 3\n  1.5: y\n  2: x\n  a: 2\n"
+                                "  b: 1\n")
+    assert ADict.from_file(path).m == {None: 0, True: 3, 1.5: "y", 2: "x", "a": 2, "b": 1}
+    ADict(m={"b": 1, 2: "x"}).dump(path, sort_keys=False)
+    assert list(ADict.from_file(path).m) == ["b", 2]
 
 
 def test_adict_json_refuses_like_a_json_file():

@@ -134,7 +134,14 @@ def loads(text: str):
             kp, kq = fmt["key-prefix"], fmt["key-postfix"]
             ip, iq = fmt["index-prefix"], fmt["index-postfix"]
             pos += 1
-            if kq in content and content.startswith(kp):
+            marker = index_marker(content, fmt)
+            if marker is not None and not isinstance(container, dict):
+                # `0) 1:30` is an index line whose value holds ':', not a key line
+                idx, rest = marker
+                if container is None:
+                    container = []
+                slot = ("seq", idx)
+            elif kq in content and content.startswith(kp):
                 key, _, rest = content[len(kp):].partition(kq)
                 if container is None:
                     container = {}
@@ -170,6 +177,21 @@ def loads(text: str):
         return container
 
     return parse_block(0)
+
+
+def index_marker(content: str, fmt: dict | None = None):
+    """``(index, rest)`` when ``content`` starts with an index marker such as ``0)``."""
+    fmt = fmt or _DEFAULT_FORMAT
+    ip, iq = fmt["index-prefix"], fmt["index-postfix"]
+    if not content.startswith(ip):
+        return None
+    i = len(ip)
+    j = i
+    while j < len(content) and content[j].isdigit():
+        j += 1
+    if j == i or not content.startswith(iq, j):
+        return None
+    return int(content[i:j]), content[j + len(iq):]
 
 
 def _depth(line: str) -> int:

@@ -36,7 +36,9 @@ def _xyz_rule(value):
     return value
 
 
-def _key_rule(postfix: str):
+def _key_rule(fmt: dict):
+    postfix = fmt["key-postfix"]
+
     def rule(key):
         if not isinstance(key, str):
             raise Unrepresentable(f"the key {key!r} ({a_type(key)}; XYZ keys read "
@@ -44,6 +46,9 @@ def _key_rule(postfix: str):
         if postfix in key or key != key.strip() or key.splitlines() != [key]:
             raise Unrepresentable(f"the key {key!r} (it holds {postfix!r}, a line break or "
                                   f"surrounding spaces)", "rename it, or use YAML")
+        if _xyz.index_marker(key, fmt) is not None:
+            raise Unrepresentable(f"the key {key!r} (it starts like a list index)",
+                                  "rename it, or use YAML")
         return key
     return rule
 
@@ -62,5 +67,5 @@ class XYZFormat:
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
         fmt = _xyz._fmt(kwargs.get("format_dict"))
-        data = prepare(data, path, "XYZ", _xyz_rule, _key_rule(fmt["key-postfix"]))
+        data = prepare(data, path, "XYZ", _xyz_rule, _key_rule(fmt))
         return _xyz.dumps(data, **kwargs)

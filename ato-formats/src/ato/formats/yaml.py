@@ -146,24 +146,22 @@ class YAMLFormat:
         options = {"default_flow_style": False, "sort_keys": True, "allow_unicode": not nel}
         options.update(kwargs)
         if options.get("sort_keys"):
-            _check_sortable(data, path)
+            data, options["sort_keys"] = _sorted(data), False
         try:
             return _yaml.dump(data, Dumper=AtoSafeDumper, **options)
         except _yaml.representer.RepresenterError as e:
             raise ConfigFileError(path, f"cannot write as YAML: {e.args[-1]!r}") from None
 
 
-def _check_sortable(value, path: str, where: str = "") -> None:
-    """Keys are sorted on dump: keys that cannot be ordered (``1`` and ``'a'``) say where."""
+def _sorted(value):
+    """``value`` with every mapping's keys in order: None, booleans, numbers, then strings
+    (keys of different types cannot be compared, so PyYAML's own sort would fail)."""
     if isinstance(value, dict):
-        try:
-            sorted(value)
-        except TypeError:
-            raise ConfigFileError(path, f"cannot sort the keys {list(value)!r} under "
-                                        f"{where or 'the top level'!r} (mixed key types); "
-                                        f"dump with sort_keys=False") from None
-        for k, v in value.items():
-            _check_sortable(v, path, f"{where}.{k}" if where else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_sortable(v, path, f"{where}[{i}]")
+        def order(key):
+            rank = 0 if key is None else 1 if isinstance(key, bool) else \
+                2 if isinstance(key, (int, float)) else 3
+            return (rank, key if rank in (1, 2, 3) else 0)
+        return {k: _sorted(value[k]) for k in sorted(value, key=order)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
