@@ -147,12 +147,30 @@ class TestSearchSpaceFromYAML:
         assert all(type(v) is float for v in seen)
         assert result.config.lr == pytest.approx(1e-3)
 
-    def test_where_compares_yaml_floats_as_numbers(self, tmp_path):
-        """A run whose config came from YAML is found by a numeric `where`."""
+    @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+    def test_where_compares_yaml_floats_as_numbers(self, tmp_path, backend):
+        """A run whose config came from YAML is found by a numeric `where`, on both
+        databases."""
         pytest.importorskip("ato.db_routers.sql.manager")
+        if backend == "sqlite":
+            self.check_where(f"sqlite:///{tmp_path / 'runs.db'}", tmp_path)
+            return
+        from ato.db_routers.sql.engine import forget_engine
+        from tests.sql import conftest as sql
+
+        if not sql.PG_URL:
+            pytest.skip("no PostgreSQL server (set ATO_TEST_POSTGRES_URL)")
+        name, url = sql._pg_database()
+        try:
+            self.check_where(url, tmp_path)
+        finally:
+            forget_engine(url)
+            sql._drop_pg_database(name)
+
+    @staticmethod
+    def check_where(url, tmp_path):
         from ato.db_routers.sql.manager import SQLFinder, SQLLogger
 
-        url = f"sqlite:///{tmp_path / 'runs.db'}"
         ids = {}
         for name, lr in (("small", "1e-3"), ("big", "1E-1")):
             path = tmp_path / f"{name}.yaml"
