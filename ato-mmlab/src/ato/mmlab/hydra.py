@@ -9,7 +9,8 @@ group, ``???`` requires a selection, ``optional`` tolerates a missing file, ``ov
 changes a choice made elsewhere in the tree, and a list selects several options.
 ``select`` replaces a group's choice (or adds the group); ``overrides`` set dotted keys like
 Hydra's ``++key=value``.  ``${...}`` interpolations are left as written unless
-``resolve=True``.  The ``hydra`` group (Hydra's own settings) is skipped and a top-level
+``resolve=True``, which resolves them with OmegaConf 2.3's grammar, resolvers and errors
+(:mod:`ato.mmlab.interpolation`) plus Hydra's ``now``, ``python_version`` and ``hydra``.  The ``hydra`` group (Hydra's own settings) is skipped and a top-level
 ``hydra`` key dropped, as ``hydra.compose()`` does.
 """
 
