@@ -152,3 +152,13 @@ class TestIntKeys:
         err = cli("mixed.1=%x%", ok=False)
         assert ("in argument 'mixed.1=%x%': 'mixed' has both the key '1' (text) and the key 1 "
                 "(int), so 1 is ambiguous; rename one of them") in err
+
+    def test_manual_why_follows_int_keys(self, tmp_path):
+        """`manual --why classes.1` explains the int key the assignment updated."""
+        path = tmp_path / "train.py"
+        path.write_text(SCRIPT)
+        proc = run_script(path, "ignore", "manual", "--why", "classes.1", "classes.1=%wolf%")
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == "classes.1 = 'wolf'"
+        assert "CLI classes.1=%wolf%  'dog' -> 'wolf'" in proc.stdout

@@ -41,18 +41,21 @@ def _parse_args(parser, args=None, namespace=None):
     from ato.scoping.scope import Scope, View, _fail
 
     argv = sys.argv[1:]
+    head: list[str] = []
     if argv and argv[0] in ("manual", "-h", "--help"):
-        print("[External Parser]")
-        print(parser.format_help())
-        print(render(list(Scope.registry.values()), "main"))
-        raise SystemExit(0)
+        head, argv = _split_manual(argv)
+        if len(head) == 1:  # plain `manual`: the parser's help, then the scopes' manuals
+            print("[External Parser]")
+            print(parser.format_help())
+            print(render(list(Scope.registry.values()), "main"))
+            raise SystemExit(0)
     with _recording(parser) as given_dests:
         ns, unknown = parser.parse_known_args(argv, namespace)
     try:
         rest = _handle_unknown(unknown, _view_names(scopes))
     except CLIError as e:
         _fail(e)
-    _cli.hand_off(rest)
+    _cli.hand_off(head + rest)
     defaults = {a.dest: a.default for a in parser._actions
                 if a.dest != argparse.SUPPRESS and a.dest != "help"}
     values = vars(ns)
@@ -109,6 +112,25 @@ class _recording:
 
 
 _merged: list[dict] = []
+
+
+def _split_manual(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``manual --why KEY ... rest`` → (``['manual', '--why', 'KEY', ...]``, ``rest``): the
+    provenance request goes to Ato, the rest through argparse first."""
+    head, rest = ["manual"], []
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        if token == "--why" and i + 1 < len(argv):
+            head += argv[i:i + 2]
+            i += 2
+            continue
+        if token == "--why-all" or token.startswith("--why="):
+            head.append(token)
+        else:
+            rest.append(token)
+        i += 1
+    return head, rest
 
 
 def _view_names(scopes) -> set:
