@@ -280,3 +280,15 @@ def test_any_text_resolves_or_fails_cleanly(text):
 @given(st.text(alphabet=st.characters(blacklist_characters="$\\"), max_size=30))
 def test_text_without_dollar_or_backslash_is_unchanged(text):
     assert resolve_tree({"v": text}) == {"v": text}
+
+
+def test_escaped_trailing_space_is_kept():
+    """`\\ ` is an escaped space: the whitespace trimmed before `}` or `,` is not it."""
+    assert resolve_tree({"v": "${oc.select:n,x\\ }", "w": "${oc.select:n, a b }"}) == \
+        {"v": "x ", "w": "a b"}
+
+
+def test_too_many_arguments_says_what_the_resolver_takes():
+    with pytest.raises(InterpolationResolutionError,
+                       match=r"oc\.select takes \(key, \[default\]\), got 3 arguments"):
+        resolve_tree({"w": "${oc.select:n,a,b}"})

@@ -149,6 +149,10 @@ _BOOL = re.compile(r"[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]")
 _NULL = re.compile(r"[Nn][Uu][Ll][Ll]")
 
 
+class _Escaped(str):
+    """A character written with a backslash (``\\ ``): never trimmed."""
+
+
 class _Parser:
     def __init__(self, text: str):
         self.s = text
@@ -360,7 +364,7 @@ class _Parser:
 
     def primitive(self, i: int, trim: bool, in_key: bool = False):
         parts: list = []
-        raw: list[str] = []  # text of plain characters, None once not a single token
+        raw: list[str] = []  # the plain text: typed (1, true, null) when nothing else
         plain = True
         start = i
         while i < self.n:
@@ -371,7 +375,7 @@ class _Parser:
                 plain = False
                 continue
             if c == "\\" and i + 1 < self.n and self.s[i + 1] in _ESCAPABLE:
-                parts.append(self.s[i + 1])
+                parts.append(_Escaped(self.s[i + 1]))
                 plain = False
                 i += 2
                 continue
@@ -394,7 +398,7 @@ class _Parser:
                 self.fail("a value is missing", i)
             self.fail(f"unexpected character {self.s[i]!r} (quote the argument: '...')", i)
         if trim:  # whitespace before ',' ']' '}' ':' belongs to the separator
-            while parts and isinstance(parts[-1], str) and parts[-1].rstrip(_WS) != parts[-1]:
+            while parts and type(parts[-1]) is str and parts[-1].rstrip(_WS) != parts[-1]:
                 stripped = parts[-1].rstrip(_WS)
                 if stripped:
                     parts[-1] = stripped
@@ -588,6 +592,7 @@ class _Resolver:
             if resolver is None:
                 raise UnsupportedInterpolationType(f"Unsupported interpolation type {name}")
             args = [self.evaluate(a, here) for a in node.args]
+            _check_arity(name, resolver, args)
             try:
                 return resolver(self, here, *args)
             except InterpolationError:
@@ -711,6 +716,23 @@ def _values(res, here, key):
     if kind == "value":
         return list(copy.deepcopy(node).values())
     return [res.target(where + (k,)) for k in node]
+
+
+def _check_arity(name: str, resolver, args: list) -> None:
+    """A built-in resolver called with too many arguments says what it takes."""
+    import inspect
+
+    try:
+        signature = inspect.signature(resolver)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return
+    params = list(signature.parameters.values())[2:]
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(args) <= len(params):
+        return
+    wanted = ", ".join(p.name if p.default is p.empty else f"[{p.name}]" for p in params)
+    raise InterpolationResolutionError(
+        f"TypeError raised while resolving interpolation: {name} takes ({wanted}), "
+        f"got {len(args)} arguments {args!r}")
 
 
 RESOLVERS = {
