@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ato.errors import CLIError
-from ato.grammar import Assign, Word, format_value, parse_args, parse_value
+from ato.grammar import (
+    Assign,
+    Word,
+    format_value,
+    match_key,
+    parse_args,
+    parse_value,
+    shell_quote,
+)
 
 
 def one(token):
@@ -51,7 +59,9 @@ class TestValues:
 
 class TestErrors:
     @pytest.mark.parametrize("token, message", [
-        ("model=resnet101", "'resnet101' is not a value; write strings as %resnet101% or 'resnet101'"),
+        ("model=resnet101", "'resnet101' is not a value; write strings as %resnet101% (type "
+                            "model=%resnet101%, or \"model='resnet101'\": a shell removes quotes "
+                            "that are not themselves quoted)"),
         ("x=", "a value is missing here"),
         ("m=1+2", "unexpected '+2': values are literals, expressions are not evaluated"),
         ("x=1;y=2", "unexpected ';y=2': values are literals, expressions are not evaluated"),
@@ -59,7 +69,9 @@ class TestErrors:
         ("flag=true", "'true' is not a value; did you mean True?"),
         ("lr+=1", "'lr+' is not a valid key (use names separated by dots, e.g. model.depth)"),
         ("layers[0]=5", "'layers[0]' is not a valid key (use names separated by dots, e.g. model.depth)"),
-        ("x=__import__('os')", "'__import__' is not a value; write strings as %__import__% or '__import__'"),
+        ("x=__import__('os')", "'__import__' is not a value; write strings as %__import__% or "
+                               "'__import__' (Python quotes reach Ato only inside the shell's "
+                               "quotes: \"'__import__'\")"),
     ])
     def test_rejected(self, token, message):
         """Non-literals and exec-era tricks are rejected with a specific message."""
@@ -74,6 +86,58 @@ class TestErrors:
             parse_args(["layers=[64,128"])
         assert str(info.value) == ("in argument 'layers=[64,128' at position 7: unbalanced "
                                    "bracket: '[' is never closed (expected ']')")
+
+
+class TestShellSafeHints:
+    """Every hint suggests what survives a POSIX shell (issue 8 §6)."""
+
+    @pytest.mark.parametrize("token", ["model=resnet101", "layers=[64,a]", "opt={'k':sgd}",
+                                       "pair=(1,b)", "m.name=x-1", "k=é"])
+    def test_suggestions_survive_bash(self, tmp_path, token):
+        """Each suggested command line, run through a real bash, reaches Ato as an
+        argument that parses."""
+        import shutil
+        import subprocess
+        import sys
+
+        bash = shutil.which("bash")
+        if bash is None:
+            pytest.skip("no bash")
+        with pytest.raises(CLIError) as info:
+            parse_args([token])
+        detail = info.value.detail
+        start = detail.index("(type ") + len("(type ")
+        first, _, rest = detail[start:].partition(", or ")
+        second = rest.split(": a shell removes", 1)[0]
+        for typed in (first, second):
+            proc = subprocess.run(
+                [bash, "-c", f"{sys.executable} -c 'import sys; print(sys.argv[1])' {typed}"],
+                capture_output=True, text=True, cwd=tmp_path, check=True)
+            (item,) = parse_args([proc.stdout.rstrip("\n")])
+            assert isinstance(item, Assign)
+
+    @pytest.mark.parametrize("argument, typed", [
+        ("lr=0.1", "lr=0.1"), ("m=%a%", "m=%a%"), ("x=(1,2)", '"x=(1,2)"'),
+        ("m='a'", "\"m='a'\""), ("m=$HOME", "'m=$HOME'"), ("m='$x'", "'m='\"'\"'$x'\"'\"''"),
+        ("l=[1,2]", '"l=[1,2]"'), ("d={a:1,b:2}", '"d={a:1,b:2}"'), ("s=%a b%", '"s=%a b%"'),
+    ])
+    def test_shell_quote(self, argument, typed):
+        """Bare when safe; double quotes when they suffice; single quotes otherwise."""
+        assert shell_quote(argument) == typed
+
+
+class TestMatchKey:
+    def test_digit_parts_name_int_keys(self):
+        assert match_key({0: "cat", 1: "dog"}, "1", "t") == 1
+        assert match_key({"1": "x"}, "1", "t") == "1"
+        assert match_key({}, "7", "t") == "7"
+        assert match_key({True: "x"}, "1", "t") == "1"  # a bool key is not an int key
+        assert match_key({"a": 1}, "a", "t") == "a"
+
+    def test_ambiguous_is_refused(self):
+        with pytest.raises(CLIError, match=r"'classes' has both the key '1' \(text\) and the "
+                                           r"key 1 \(int\), so 1 is ambiguous"):
+            match_key({1: "a", "1": "b"}, "1", "classes.1=%x%", "classes")
 
 
 scalars = (st.none() | st.booleans() | st.integers(-10**12, 10**12)

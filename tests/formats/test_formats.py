@@ -1,5 +1,7 @@
 """Config formats by suffix (SPEC 1.12, 1.13): JSON in core, YAML/TOML/XYZ in ato-formats."""
 
+import math
+
 import pytest
 
 from ato import xyz
@@ -99,10 +101,12 @@ class TestXYZ:
         assert ADict().to_xyz() == " [Empty Mapping]"
 
     def test_reading_fixes(self):
-        """Negative numbers, ':' and ')' in values, and odd numbers read correctly."""
-        text = xyz.dumps({"a": -3, "b": -0.5, "c": "x: y", "d": "f(x)", "e": "1.2.3", "g": "inf"})
+        """Negative numbers, ':' and ')' in values, odd numbers and inf/nan read correctly."""
+        text = xyz.dumps({"a": -3, "b": -0.5, "c": "x: y", "d": "f(x)", "e": "1.2.3",
+                          "g": float("inf"), "h": float("-inf"), "i": "infinity"})
         assert xyz.loads(text) == {"a": -3, "b": -0.5, "c": "x: y", "d": "f(x)", "e": "1.2.3",
-                                   "g": "inf"}
+                                   "g": float("inf"), "h": float("-inf"), "i": "infinity"}
+        assert math.isnan(xyz.loads(xyz.dumps({"n": float("nan")}))["n"])
 
     def test_round_trip(self):
         """XYZ round-trips the example (lossy only for number-like strings)."""

@@ -8,18 +8,25 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tests.mmlab.interop_cases import (  # noqa: E402
     CORPORA,
+    INTERPOLATION_CASES,
     MM_CASES,
     MM_ENV,
     OPENMMLAB,
     case_id,
+    error_record,
     expected_file,
     hydra_cases,
+    interpolation_case_id,
+    interpolation_env,
     normalise,
+    same_result,
+    write_interpolation_case,
 )
 
 
@@ -62,6 +69,52 @@ def hydra_results() -> dict:
                         OmegaConf.to_container(cfg, resolve=False))
                 except Exception as e:  # recorded: Ato must fail too
                     out[case_id(root, name, select)] = {"__error__": type(e).__name__}
+    out.update(hydra_interpolation_results())
+    return out
+
+
+def hydra_interpolation_results() -> dict:
+    """Each interpolation case composed by Hydra and resolved by OmegaConf."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp, interpolation_env():
+        for name in INTERPOLATION_CASES:
+            root = write_interpolation_case(Path(tmp), name)
+            GlobalHydra.instance().clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with initialize_config_dir(config_dir=str(root), version_base=None):
+                    try:
+                        cfg = compose(config_name="config")
+                        value = normalise(OmegaConf.to_container(cfg, resolve=True))
+                    except Exception as e:
+                        value = error_record(e)
+                        del value["classes"]
+            out[interpolation_case_id(name)] = value
+    return out
+
+
+def ato_interpolation_results() -> dict:
+    import tempfile
+
+    from ato.adict import ADict
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp, interpolation_env():
+        for name in INTERPOLATION_CASES:
+            root = write_interpolation_case(Path(tmp), name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    value = normalise(ADict.compose_hierarchy(root, resolve=True).to_dict())
+                except Exception as e:
+                    value = error_record(e)
+            out[interpolation_case_id(name)] = value
     return out
 
 
@@ -77,6 +130,7 @@ def ato_results() -> tuple[dict, dict]:
                 CORPORA / root, config_filename=name, select=select).to_dict())
         except Exception as e:
             hy[case_id(root, name, select)] = {"__error__": type(e).__name__}
+    hy.update(ato_interpolation_results())
     return mm, hy
 
 
@@ -87,8 +141,7 @@ def main() -> int:
         failed = 0
         for kind, ours in (("mmengine", mm), ("hydra", hy)):
             theirs = references[kind]
-            passed = [k for k in theirs if ours.get(k) == theirs[k]
-                      or ("__error__" in theirs[k] and "__error__" in ours.get(k, {}))]
+            passed = [k for k in theirs if same_result(theirs[k], ours.get(k))]
             for k in sorted(set(theirs) - set(passed)):
                 print(f"DIFFERS {kind}: {k}")
             failed += len(theirs) - len(passed)

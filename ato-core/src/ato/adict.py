@@ -481,9 +481,18 @@ class ADict(MutableMapping):
         return {k: _plain(v) for k, v in self._data.items()}
 
     def json(self, **kwargs) -> str:
+        """This ADict as JSON text (``kwargs`` go to ``json.dumps``).
+
+        Raises:
+            UnrepresentableError: a value JSON cannot hold (inf, nan, an int key, a date...)
+                with its key path, as ``dump('x.json')`` does; ``allow_nan=True`` and
+                ``default=`` loosen this as they do for ``json.dumps``.
+        """
         import json
 
-        return json.dumps(self.to_dict(), **kwargs)
+        from ato.representable import json_checked
+
+        return json.dumps(json_checked(self.to_dict(), None, kwargs), **kwargs)
 
     def to_xyz(self, format_dict=None) -> str:
         from ato import xyz

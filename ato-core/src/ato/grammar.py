@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from ato.errors import CLIError
 
-__all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens"]
+__all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens",
+           "shell_quote", "match_key"]
 
 _CONSTANTS = {"True": True, "False": False, "None": None}
 _FLOATS = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
@@ -178,8 +179,9 @@ def split_tokens(text: str) -> list[str]:
 
 # ----------------------------------------------------------------------- values
 class _ValueParser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, key: str | None = None):
         self.text = text
+        self.key = key
         self.pos = 0
 
     def error(self, message, pos=None):
@@ -230,8 +232,24 @@ class _ValueParser:
             self.error(f"{word!r} is not a value; did you mean {hint}?")
         if word[0] in _OPERATORS:
             self.error(f"unexpected {word!r}: values are literals, expressions are not evaluated")
-        self.error(f"{word!r} is not a value; write strings as %{word}% or '{word}'")
-        self.error(f"unexpected character {c!r}")
+        self.error(f"{word!r} is not a value; write strings as %{word}% "
+                   + self.string_hint(self.pos, end))
+
+    def string_hint(self, start: int, end: int) -> str:
+        """How to write ``text[start:end]`` as a string so that it survives a shell: the
+        whole argument with ``%...%``, or with Python quotes inside the shell's quotes."""
+        text, key, word = self.text, self.key, self.text[start:end]
+        value = f"{text[:start]}{format_value(word)}{text[end:]}"
+        try:
+            parse_value(value)
+        except CLIError:
+            key = None  # the rest of the value is wrong too: show only the string
+        if key is None:
+            return (f"or '{word}' (Python quotes reach Ato only inside the shell's quotes: "
+                    f"\"'{word}'\")")
+        quoted = f"{key}={text[:start]}'{word}'{text[end:]}"
+        return (f"(type {shell_quote(key + '=' + value)}, or {shell_quote(quoted)}: "
+                f"a shell removes quotes that are not themselves quoted)")
 
     def parse_sequence(self, opener):
         closer = _CLOSERS[opener]
@@ -368,9 +386,10 @@ def _unescape_quoted(body: str, offset: int) -> str:
     return "".join(out)
 
 
-def parse_value(text: str):
-    """Parse one value (the right-hand side of ``key=value``)."""
-    p = _ValueParser(text)
+def parse_value(text: str, key: str | None = None):
+    """Parse one value (the right-hand side of ``key=value``; ``key``, when given, makes
+    error hints show the whole argument)."""
+    p = _ValueParser(text, key)
     value = p.parse()
     p.skip_ws()
     if p.pos != len(text):
@@ -409,7 +428,7 @@ def parse_args(argv: list[str]) -> list:
             continue
         key = _parse_key(token[:eq], token)
         try:
-            value = parse_value(token[eq + 1:])
+            value = parse_value(token[eq + 1:], token[:eq])
         except CLIError as e:
             raise CLIError(e.detail, token, (e.position or 0) + eq + 1) from None
         items.append(Assign(key, value, token))
@@ -417,6 +436,21 @@ def parse_args(argv: list[str]) -> list:
 
 
 # ----------------------------------------------------------------------- formatting
+_SHELL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                        "%_-.=,:/+@")
+
+
+def shell_quote(argument: str) -> str:
+    """``argument`` as typed in a POSIX shell: bare when nothing in it is special to the
+    shell (quotes, spaces, brackets, globs, ``$``...), else in double quotes when that is
+    enough, else in single quotes."""
+    if argument and all(c in _SHELL_SAFE for c in argument):
+        return argument
+    if not any(c in '"$`\\!' for c in argument):
+        return f'"{argument}"'
+    return "'" + argument.replace("'", "'\"'\"'") + "'"
+
+
 def format_value(value) -> str:
     """The CLI text that :func:`parse_value` reads back as ``value``."""
     if value is None or value is True or value is False:
@@ -437,3 +471,25 @@ def format_value(value) -> str:
     if isinstance(value, dict) or hasattr(value, "items"):
         return "{" + ",".join(f"{format_value(k)}:{format_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"{type(value).__name__} values cannot be written on the command line")
+
+
+def match_key(mapping, part: str, token: str, where: str = ""):
+    """The key of ``mapping`` that the command-line key part ``part`` names.
+
+    A part made of digits names an existing ``int`` key of that value (``classes.1=...``
+    on ``{0: 'cat', 1: 'dog'}`` updates key ``1``); otherwise the text itself is the key.
+
+    Raises:
+        CLIError: the mapping has both ``'1'`` and ``1``, so ``part`` is ambiguous.
+    """
+    if not part.isdigit():
+        return part
+    number = int(part)
+    has_int = any(type(k) is int and k == number for k in mapping)
+    if not has_int:
+        return part
+    if part in mapping:
+        place = f"{where!r}" if where else "the config"
+        raise CLIError(f"{place} has both the key {part!r} (text) and the key {number} "
+                       f"(int), so {part} is ambiguous; rename one of them", token)
+    return number

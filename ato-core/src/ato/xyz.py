@@ -2,7 +2,8 @@
 ``.xyz`` files).
 
 Writing is exact; reading is lossy by design (strings that look like numbers come back as
-numbers).  Unlike the original reader, the text after ``key:`` or ``index)`` is always one
+numbers), which is why ``.xyz`` *files* refuse such strings before writing (see
+:func:`reads_back`).  Unlike the original reader, the text after ``key:`` or ``index)`` is always one
 scalar, negative numbers are numbers, and text that fails numeric conversion stays text.
 """
 
@@ -15,6 +16,7 @@ __all__ = ["dumps", "dump", "loads", "load"]
 
 _DEFAULT_FORMAT = {"key-prefix": "", "key-postfix": ":", "index-prefix": "", "index-postfix": ")"}
 _INDENT = "  "
+_FLOAT_WORDS = frozenset({"inf", "-inf", "+inf", "nan"})
 
 
 def _fmt(format_dict):
@@ -84,6 +86,8 @@ def _scalar(text: str):
         return []
     if text == "[Empty Mapping]":
         return {}
+    if text in _FLOAT_WORDS:
+        return float(text)
     body = text[1:] if text[:1] in "+-" else text
     if body.isdigit():
         return int(text)
@@ -93,6 +97,11 @@ def _scalar(text: str):
         except ValueError:
             return text
     return text
+
+
+def reads_back(text: str):
+    """What :func:`loads` makes of ``text`` written after a marker (one scalar)."""
+    return _scalar(text.strip())
 
 
 def loads(text: str):
@@ -125,7 +134,14 @@ def loads(text: str):
             kp, kq = fmt["key-prefix"], fmt["key-postfix"]
             ip, iq = fmt["index-prefix"], fmt["index-postfix"]
             pos += 1
-            if kq in content and content.startswith(kp):
+            marker = index_marker(content, fmt)
+            if marker is not None and not isinstance(container, dict):
+                # `0) 1:30` is an index line whose value holds ':', not a key line
+                idx, rest = marker
+                if container is None:
+                    container = []
+                slot = ("seq", idx)
+            elif kq in content and content.startswith(kp):
                 key, _, rest = content[len(kp):].partition(kq)
                 if container is None:
                     container = {}
@@ -161,6 +177,21 @@ def loads(text: str):
         return container
 
     return parse_block(0)
+
+
+def index_marker(content: str, fmt: dict | None = None):
+    """``(index, rest)`` when ``content`` starts with an index marker such as ``0)``."""
+    fmt = fmt or _DEFAULT_FORMAT
+    ip, iq = fmt["index-prefix"], fmt["index-postfix"]
+    if not content.startswith(ip):
+        return None
+    i = len(ip)
+    j = i
+    while j < len(content) and content[j].isdigit():
+        j += 1
+    if j == i or not content.startswith(iq, j):
+        return None
+    return int(content[i:j]), content[j + len(iq):]
 
 
 def _depth(line: str) -> int:

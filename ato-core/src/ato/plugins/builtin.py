@@ -22,7 +22,10 @@ class JSONFormat:
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
-        return json.dumps(data, **kwargs)
+        """Refuses (naming the key path) what JSON cannot hold: see ``ato.representable``."""
+        from ato.representable import json_checked
+
+        return json.dumps(json_checked(data, path, kwargs), **kwargs)
 
 
 class JSONLinesFormat:
@@ -48,7 +51,10 @@ class JSONLinesFormat:
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
+        from ato.representable import json_checked
+
         rows = data if isinstance(data, list) else [data]
+        rows = json_checked(rows, path, kwargs)
         return "".join(json.dumps(row, **kwargs) + "\n" for row in rows)
 
 

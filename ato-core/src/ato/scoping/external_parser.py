@@ -41,20 +41,25 @@ def _parse_args(parser, args=None, namespace=None):
     from ato.scoping.scope import Scope, View, _fail
 
     argv = sys.argv[1:]
+    head: list[str] = []
     if argv and argv[0] in ("manual", "-h", "--help"):
-        print("[External Parser]")
-        print(parser.format_help())
-        print(render(list(Scope.registry.values()), "main"))
-        raise SystemExit(0)
-    ns, unknown = parser.parse_known_args(argv, namespace)
+        head, argv = _split_manual(argv)
+        if len(head) == 1:  # plain `manual`: the parser's help, then the scopes' manuals
+            print("[External Parser]")
+            print(parser.format_help())
+            print(render(list(Scope.registry.values()), "main"))
+            raise SystemExit(0)
+    with _recording(parser) as given_dests:
+        ns, unknown = parser.parse_known_args(argv, namespace)
     try:
-        rest = _handle_unknown(unknown)
+        rest = _handle_unknown(unknown, _view_names(scopes))
     except CLIError as e:
         _fail(e)
-    _cli.hand_off(rest)
+    _cli.hand_off(head + rest)
     defaults = {a.dest: a.default for a in parser._actions
                 if a.dest != argparse.SUPPRESS and a.dest != "help"}
-    given = {k: v for k, v in vars(ns).items() if k not in defaults or defaults[k] != v}
+    values = vars(ns)
+    given = {dest: values[dest] for dest in given_dests if dest in values}
     for scope in scopes:
         scope._register(View("_argparse", dict(defaults), scope.external_priority, default=True,
                              location="argparse defaults"))
@@ -66,34 +71,124 @@ def _parse_args(parser, args=None, namespace=None):
     return ns
 
 
+class _recording:
+    """Records the ``dest`` of every action argparse takes for a token on the command line.
+
+    argparse converts the strings of each action it takes with ``parser._get_values``
+    (stable since Python 3.2); wrapping it on the parser instance — and on every
+    sub-parser — tells an explicit ``--lr 0.1`` apart from the default ``0.1``.  An
+    optional counts when its flag appears; a positional when it received a string.
+    """
+
+    def __init__(self, parser):
+        self.parsers = []
+        self.given: set = set()
+        stack = [parser]
+        while stack:
+            p = stack.pop()
+            if p in self.parsers:
+                continue
+            self.parsers.append(p)
+            for action in p._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    stack.extend(action.choices.values())
+
+    def __enter__(self) -> set:
+        for p in self.parsers:
+            original = p._get_values
+
+            def get_values(action, arg_strings, _original=original):
+                if action.dest not in (argparse.SUPPRESS, "help") and \
+                        (action.option_strings or arg_strings):
+                    self.given.add(action.dest)
+                return _original(action, arg_strings)
+
+            p._get_values = get_values
+        return self.given
+
+    def __exit__(self, *exc):
+        for p in self.parsers:
+            p.__dict__.pop("_get_values", None)
+
+
 _merged: list[dict] = []
 
 
-def _handle_unknown(unknown: list[str]) -> list[str]:
+def _split_manual(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``manual --why KEY ... rest`` → (``['manual', '--why', 'KEY', ...]``, ``rest``): the
+    provenance request goes to Ato, the rest through argparse first."""
+    head, rest = ["manual"], []
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        if token == "--why" and i + 1 < len(argv):
+            head += argv[i:i + 2]
+            i += 2
+            continue
+        if token == "--why-all" or token.startswith("--why="):
+            head.append(token)
+        else:
+            rest.append(token)
+        i += 1
+    return head, rest
+
+
+def _view_names(scopes) -> set:
+    names = {"print"}
+    for scope in scopes:
+        names.update(scope.views)
+        names.update(f"{scope.name}.{v}" for v in scope.views)
+    return names
+
+
+def _is_flag(token: str) -> bool:
+    """``--name``/``-x`` (not a negative number such as ``-1`` or ``-.5``)."""
+    if not token.startswith("-") or token in ("-", "--"):
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
+
+
+def _takes_value(token: str, views: set) -> bool:
+    """Whether ``token``, after an unknown flag, is that flag's value.
+
+    By the Ato grammar a following token is an assignment when it holds ``=``, a view when
+    it names a registered view (or ``print``), and a flag when it starts with ``-``; only
+    what is none of these is the flag's value (``--epochs 3``, ``--name run1``).
+    """
+    return not (_is_flag(token) or "=" in token or token in views)
+
+
+def _handle_unknown(unknown: list[str], views: set = frozenset()) -> list[str]:
     from ato.scoping.scope import Scope
 
     mode = Scope.unknown_external_literals
+    if mode not in ("ignore", "error", "merge"):
+        raise CLIError(f"Scope.unknown_external_literals must be 'ignore', 'error' or "
+                       f"'merge', not {mode!r}", unknown[0] if unknown else None)
     rest = []
     i = 0
     while i < len(unknown):
         token = unknown[i]
-        if token.startswith("--") and len(token) > 2:
+        if token == "--":
+            rest.extend(unknown[i + 1:])
+            break
+        if _is_flag(token):
             flag, eq, inline = token.partition("=")
-            has_value = bool(eq) or (i + 1 < len(unknown) and not unknown[i + 1].startswith("--")
-                                     and "=" not in unknown[i + 1])
+            has_value = bool(eq) or (i + 1 < len(unknown) and _takes_value(unknown[i + 1], views))
             value_text = inline if eq else (unknown[i + 1] if has_value else None)
             if mode == "error":
                 raise CLIError("unknown option for the argument parser", token)
             if mode == "merge":
-                key = flag[2:].replace("-", "_")
+                key = flag.lstrip("-").replace("-", "_")
                 try:
                     value = True if value_text is None else parse_value(value_text)
                 except CLIError:
                     value = value_text
                 _merged.append({key: value})
-            elif mode != "ignore":
-                raise CLIError(f"Scope.unknown_external_literals must be 'ignore', 'error' or "
-                               f"'merge', not {mode!r}", token)
             i += 2 if (has_value and not eq) else 1
             continue
         rest.append(token)

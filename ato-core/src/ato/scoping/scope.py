@@ -12,7 +12,7 @@ from _collections_abc import Mapping
 
 from ato.adict import ADict
 from ato.errors import AtoError, CLIError
-from ato.grammar import Assign, Word
+from ato.grammar import Assign, Word, match_key
 from ato.provenance import Recorder, Source
 from ato.scoping import cli as _cli
 from ato.scoping.fingerprint import runtime_fingerprint, static_fingerprint
@@ -454,6 +454,7 @@ def _print_view(config, scope=None):
 def _assign_path(config: ADict, item: Assign) -> None:
     node = config
     for depth, part in enumerate(item.key[:-1]):
+        part = match_key(node._data, part, item.token, ".".join(item.key[:depth]))
         if part not in node._data:
             node[part] = ADict.auto()
         current = node._data[part]
@@ -462,7 +463,7 @@ def _assign_path(config: ADict, item: Assign) -> None:
             raise CLIError(f"{where} is a {type(current).__name__}, not a mapping, so "
                            f"{'.'.join(item.key)} cannot be set", item.token)
         node = current
-    node[item.key[-1]] = item.value
+    node[match_key(node._data, item.key[-1], item.token, ".".join(item.key[:-1]))] = item.value
 
 
 def _route_process_cli(scopes: dict | None = None) -> dict[str, list]:

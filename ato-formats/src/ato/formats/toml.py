@@ -1,17 +1,20 @@
 """TOML: read with ``tomllib`` (``tomli`` before Python 3.11), written with ``tomli-w``.
 
-TOML has no null: dumping a config that holds ``None`` fails with the key's dotted path
-before anything is written.
+TOML has no null and only string keys: dumping a config that holds ``None`` or an ``int``
+key fails with the key's dotted path before anything is written (``ato.representable``).
+Dates, times and arrays mixing types (TOML 1.0) are written as such.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 import sys
 
 import tomli_w
 
 from ato.errors import ConfigFileError
+from ato.representable import Unrepresentable, a_type, prepare
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,19 +24,24 @@ else:  # pragma: no cover
 _WHERE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def _check(value, path: str, file: str) -> None:
+def _toml_rule(value):
     if value is None:
-        raise ConfigFileError(file, f"TOML cannot hold None (key {path!r}); remove the key or "
-                                    f"choose a value")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ConfigFileError(file, f"TOML keys must be strings (key {k!r} under "
-                                            f"{path or 'the top level'!r})")
-            _check(v, f"{path}.{k}" if path else k, file)
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check(v, f"{path}[{i}]", file)
+        raise Unrepresentable("None", "remove the key or choose a value (TOML has no null)")
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            not -2**63 <= value < 2**63:
+        raise Unrepresentable(f"the integer {value} (TOML integers are 64-bit)",
+                              "store it as a string or a float")
+    if isinstance(value, (bool, int, float, str, datetime.date, datetime.time)):
+        return value
+    raise Unrepresentable(f"{a_type(value)} ({value!r})",
+                          "convert it to a str, number, date or list first")
+
+
+def _toml_key(key):
+    if isinstance(key, str):
+        return key
+    raise Unrepresentable(f"the key {key!r} ({a_type(key)}; TOML keys are strings)",
+                          "use str keys, or YAML, which keeps int keys")
 
 
 class TOMLFormat:
@@ -52,5 +60,4 @@ class TOMLFormat:
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
-        _check(data, "", path)
-        return tomli_w.dumps(data, **kwargs)
+        return tomli_w.dumps(prepare(data, path, "TOML", _toml_rule, _toml_key), **kwargs)

@@ -1,10 +1,114 @@
-"""YAML through PyYAML's safe loader and dumper only."""
+"""YAML through PyYAML's safe loader and dumper, with the scalar rules of OmegaConf 2.3.
+
+PyYAML resolves plain scalars by YAML 1.1, where ``1e-3``, ``1E5`` and ``1.0e3`` are
+*strings* (1.1 floats need a dot and a signed exponent).  Hydra and OmegaConf read them as
+floats, and so does Ato: :class:`AtoSafeLoader` is a ``yaml.SafeLoader`` whose float rule
+accepts every float YAML 1.2 accepts (plus 1.1's ``_`` separators and ``1:30.5``
+sexagesimals), and which, like OmegaConf, reads unquoted dates as strings and refuses a
+mapping that repeats a key.  The full table is in ``docs/formats.md``.
+
+:class:`AtoSafeDumper` uses the same rules to decide when a string must be quoted, so a
+string ``'1e-3'`` (or ``'2001-12-14'``) is written quoted and reads back as a string; dates
+and datetimes are written with an explicit ``!!timestamp`` tag and read back as dates.
+"""
 
 from __future__ import annotations
+
+import datetime
+import re
 
 import yaml as _yaml
 
 from ato.errors import ConfigFileError
+from ato.representable import Unrepresentable, a_type, prepare
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+#: A plain scalar that is a float (checked before ints, which never match it).
+_FLOAT = re.compile(r"""^(?:
+      [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?   # 1.  1.5  1.5e3  1_000.5
+    | [-+]?[0-9][0-9_]*[eE][-+]?[0-9]+                      # 1e3  1E-5  +2e+7
+    | [-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?               # .5  -.5e3
+    | [-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*           # 190:20:30.15 (YAML 1.1)
+    | [-+]?\.(?:inf|Inf|INF)
+    | \.(?:nan|NaN|NAN)
+    )$""", re.X)
+
+
+def _resolvers(base: dict, drop=(_FLOAT_TAG, _TIMESTAMP_TAG)) -> dict:
+    """``base``'s implicit resolvers with Ato's float rule first and the ``drop`` tags
+    removed."""
+    out: dict = {}
+    for first, rules in base.items():
+        kept = [(tag, rx) for tag, rx in rules if tag not in drop]
+        if first in "-+0123456789.":
+            kept.insert(0, (_FLOAT_TAG, _FLOAT))
+        out[first] = kept
+    for first in "-+0123456789.":
+        out.setdefault(first, [(_FLOAT_TAG, _FLOAT)])
+    return out
+
+
+class AtoSafeLoader(_yaml.SafeLoader):
+    """``yaml.SafeLoader`` with OmegaConf's scalar rules and duplicate keys refused."""
+
+    yaml_implicit_resolvers = _resolvers(_yaml.SafeLoader.yaml_implicit_resolvers)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, _yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, _yaml.ScalarNode) or key_node.tag == \
+                        "tag:yaml.org,2002:merge":
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise _yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {key_node.value!r} (first at line {seen[key] + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+class AtoSafeDumper(_yaml.SafeDumper):
+    """``yaml.SafeDumper`` that quotes every string :class:`AtoSafeLoader` *or* a YAML 1.1
+    reader (PyYAML, MMEngine) would retype, so its files mean the same to both."""
+
+    yaml_implicit_resolvers = _resolvers(_yaml.SafeDumper.yaml_implicit_resolvers, drop=())
+
+
+def _represent_date(dumper, value):
+    # Quoted, so the tag is written explicitly: `!!timestamp '2001-01-02'`.
+    text = value.isoformat(" ") if isinstance(value, datetime.datetime) else value.isoformat()
+    return dumper.represent_scalar(_TIMESTAMP_TAG, text, style="'")
+
+
+AtoSafeDumper.add_representer(datetime.date, _represent_date)
+AtoSafeDumper.add_representer(datetime.datetime, _represent_date)
+
+
+def _yaml_rule(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (datetime.date, bytes, set, frozenset)):
+        return value  # !!timestamp, !!binary, !!set
+    if isinstance(value, datetime.time):
+        raise Unrepresentable("a time of day (datetime.time)", "store it as a string")
+    raise Unrepresentable(f"{a_type(value)}", "convert it to a str, number or list")
+
+
+def _yaml_key(key):
+    if key is None or isinstance(key, (bool, int, float, str)):
+        return key
+    raise Unrepresentable(f"the key {key!r} ({a_type(key)})",
+                          "use a string, number, bool or None as key")
+
+
+def loads(text: str):
+    """Parse YAML text with :class:`AtoSafeLoader` (raises ``yaml.YAMLError``)."""
+    return _yaml.load(text, Loader=AtoSafeLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class YAMLFormat:
@@ -14,7 +118,7 @@ class YAMLFormat:
     @staticmethod
     def loads(text: str, path: str, **kwargs):
         try:
-            data = _yaml.safe_load(text)
+            data = loads(text)
         except _yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark else None
@@ -26,9 +130,38 @@ class YAMLFormat:
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
-        options = {"default_flow_style": False, "sort_keys": True, "allow_unicode": True}
+        nel = []  # PyYAML writes U+0085 raw, and reads it back as a space: escape it
+
+        def rule(value):
+            if isinstance(value, str) and "\x85" in value:
+                nel.append(True)
+            return _yaml_rule(value)
+
+        def key_rule(key):
+            if isinstance(key, str) and "\x85" in key:
+                nel.append(True)
+            return _yaml_key(key)
+
+        data = prepare(data, path, "YAML", rule, key_rule)
+        options = {"default_flow_style": False, "sort_keys": True, "allow_unicode": not nel}
         options.update(kwargs)
+        if options.get("sort_keys"):
+            data, options["sort_keys"] = _sorted(data), False
         try:
-            return _yaml.safe_dump(data, **options)
+            return _yaml.dump(data, Dumper=AtoSafeDumper, **options)
         except _yaml.representer.RepresenterError as e:
             raise ConfigFileError(path, f"cannot write as YAML: {e.args[-1]!r}") from None
+
+
+def _sorted(value):
+    """``value`` with every mapping's keys in order: None, booleans, numbers, then strings
+    (keys of different types cannot be compared, so PyYAML's own sort would fail)."""
+    if isinstance(value, dict):
+        def order(key):
+            rank = 0 if key is None else 1 if isinstance(key, bool) else \
+                2 if isinstance(key, (int, float)) else 3
+            return (rank, key if rank in (1, 2, 3) else 0)
+        return {k: _sorted(value[k]) for k in sorted(value, key=order)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value

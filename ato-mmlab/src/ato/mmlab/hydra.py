@@ -9,7 +9,8 @@ group, ``???`` requires a selection, ``optional`` tolerates a missing file, ``ov
 changes a choice made elsewhere in the tree, and a list selects several options.
 ``select`` replaces a group's choice (or adds the group); ``overrides`` set dotted keys like
 Hydra's ``++key=value``.  ``${...}`` interpolations are left as written unless
-``resolve=True``.  The ``hydra`` group (Hydra's own settings) is skipped and a top-level
+``resolve=True``, which resolves them with OmegaConf 2.3's grammar, resolvers and errors
+(:mod:`ato.mmlab.interpolation`) plus Hydra's ``now``, ``python_version`` and ``hydra``.  The ``hydra`` group (Hydra's own settings) is skipped and a top-level
 ``hydra`` key dropped, as ``hydra.compose()`` does.
 """
 
@@ -246,65 +247,83 @@ class _Composer:
             self.load_config(result, target, group, entry_package, package, group_path=group)
 
 
-_INTERP = re.compile(r"\$\{([^${}]+)\}")
+def resolve_interpolations(config: ADict, hydra_node=None, config_filename: str = "config",
+                           resolvers=None) -> ADict:
+    """Resolve every ``${...}`` with OmegaConf 2.3's grammar, resolvers and errors (see
+    :mod:`ato.mmlab.interpolation`), plus Hydra's ``now``, ``python_version`` and ``hydra``
+    resolvers; ``resolvers`` maps more names to plain functions."""
+    from ato.mmlab.interpolation import resolve_tree, user_resolver
+
+    tree = config.to_dict()
+    hidden = ()
+    if hydra_node is not None and "hydra" not in tree:
+        tree["hydra"] = hydra_node
+        hidden = ("hydra",)
+    extra = _hydra_resolvers(config_filename)
+    extra.update({name: user_resolver(f) for name, f in (resolvers or {}).items()})
+    return ADict(resolve_tree(tree, extra, hidden))
 
 
-def resolve_interpolations(config: ADict) -> ADict:
-    """Resolve ``${a.b}`` references and ``${oc.env:NAME[,default]}``; others stay."""
-    data = config.to_dict()
+def _hydra_resolvers(config_filename: str) -> dict:
+    """Hydra's own resolvers, answered without a Hydra run."""
+    import datetime
+    import sys
 
-    def lookup(expr: str):
-        expr = expr.strip()
-        if expr.startswith("oc.env:"):
-            name, _, default = expr[len("oc.env:"):].partition(",")
-            return os.environ.get(name.strip(), default.strip() or None)
-        node = data
-        for part in expr.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise KeyError(expr)
-            node = node[part]
-        return resolve(node)
+    from ato.mmlab.interpolation import InterpolationResolutionError
 
-    def resolve(value, depth=0):
-        if depth > 32:
-            raise CompositionError("interpolation cycle")
-        if isinstance(value, dict):
-            return {k: resolve(v, depth + 1) for k, v in value.items()}
-        if isinstance(value, list):
-            return [resolve(v, depth + 1) for v in value]
-        if not isinstance(value, str) or "${" not in value:
+    started = datetime.datetime.now()
+
+    def now(res, here, pattern="%Y-%m-%d"):
+        return started.strftime(str(pattern))  # one instant per composition, as Hydra caches
+
+    def python_version(res, here, level="major"):
+        parts = {"major": 1, "minor": 2, "micro": 3}
+        if level not in parts:
+            raise ValueError(f"python_version takes major, minor or micro, not {level!r}")
+        return ".".join(str(v) for v in sys.version_info[:parts[level]])
+
+    def hydra(res, here, path):
+        path = str(path)
+        found, value = res.select(f"hydra.{path}", ())
+        if found:
             return value
-        whole = _INTERP.fullmatch(value)
-        if whole:
-            try:
-                return lookup(whole.group(1))
-            except KeyError:
-                return value
+        if path == "runtime.cwd":
+            return os.getcwd()
+        if path == "runtime.output_dir":
+            found, run_dir = res.select("hydra.run.dir", ())
+            return os.path.abspath(run_dir if found else
+                                   started.strftime(os.path.join("outputs", "%Y-%m-%d",
+                                                                 "%H-%M-%S")))
+        if path == "job.name":
+            return config_filename
+        raise InterpolationResolutionError(
+            f"'hydra:{path}' is not known without a Hydra run: Ato answers runtime.cwd, "
+            f"runtime.output_dir, job.name and the keys of a 'hydra:' mapping in the "
+            f"primary config (or pass overrides= for the key that uses it)")
 
-        def repl(m):
-            try:
-                return str(lookup(m.group(1)))
-            except KeyError:
-                return m.group(0)
-
-        return _INTERP.sub(repl, value)
-
-    return ADict(resolve(data))
+    return {"now": now, "python_version": python_version, "hydra": hydra}
 
 
 def compose_hierarchy(root, config_filename: str = "config", select=None, overrides=None,
-                      on_missing: str = "error", required=None, resolve: bool = False) -> ADict:
-    """Compose ``root/<config_filename>`` with its defaults lists (see the module docs)."""
+                      on_missing: str = "error", required=None, resolve: bool = False,
+                      resolvers=None) -> ADict:
+    """Compose ``root/<config_filename>`` with its defaults lists (see the module docs).
+
+    ``resolve=True`` resolves interpolations after the overrides are applied;
+    ``resolvers`` (``{name: function}``) adds resolvers as
+    ``OmegaConf.register_new_resolver`` does.  Raises
+    :class:`~ato.mmlab.interpolation.InterpolationError` subclasses named as OmegaConf's.
+    """
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root} does not exist.")
     result = _Composer(root, select, on_missing).compose(config_filename)
-    result.pop("hydra", None)
+    hydra_node = result.pop("hydra", None)
     config = ADict._from_mapping(result)
     for dotted, value in (overrides or {}).items():
         config.set_value_by_name(str(dotted), value)
     if resolve:
-        config = resolve_interpolations(config)
+        config = resolve_interpolations(config, hydra_node, config_filename, resolvers)
     for dotted in required or []:
         node = config
         for part in str(dotted).split("."):
