@@ -51,18 +51,17 @@ def execute(tree: ast.Module, path: str, namespace: dict | None = None, hidden=(
     return _collect(namespace, hidden)
 
 
-def literal_assignment(tree: ast.Module, name: str, path: str):
-    """The literal value assigned to ``name`` at module level (read without executing)."""
-    value = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                raise ConfigFileError(path, f"{name} must be a string or a list of strings",
-                                      node.lineno) from None
-    return value
+def literal_value(node: ast.expr):
+    """The value of a literal expression, read without running it: what
+    ``ast.literal_eval`` accepts, plus literals joined with ``+`` (``['a.py'] + ['b.py']``).
+    Raises ``ValueError`` for anything else."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = literal_value(node.left), literal_value(node.right)
+        try:
+            return left + right
+        except TypeError:
+            raise ValueError(f"cannot add {type(left).__name__} and {type(right).__name__}") from None
+    return ast.literal_eval(node)
 
 
 class RemoveAssignment(ast.NodeTransformer):
