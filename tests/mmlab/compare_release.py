@@ -16,6 +16,8 @@ The results are compared after the documented differences (docs/migrating-from-o
 - tuples are lists in Ato;
 - ``_delete_`` markers MMEngine leaves in its result (nothing to delete, or inside a list)
   are removed by Ato;
+- functions defined in a config are not config values (MMEngine keeps them when it reads
+  a file in its lazy-import mode);
 - where MMEngine's result holds a leaked ``{{_base_.x}}`` placeholder, Ato computes the
   value instead: the case counts as *better*, if Ato's result holds no placeholder.
 
@@ -31,6 +33,7 @@ import os
 import re
 import sys
 import tempfile
+import types
 import warnings
 import zipfile
 from pathlib import Path
@@ -65,11 +68,14 @@ def config_files(root: Path) -> list[Path]:
     return files
 
 
-def _without_delete(value):
+def _documented(value):
+    """MMEngine's result without what Ato leaves out on purpose: ``_delete_`` markers, and
+    functions (MMEngine keeps them in its lazy-import mode; they are never data)."""
     if isinstance(value, dict):
-        return {k: _without_delete(v) for k, v in value.items() if k != "_delete_"}
+        return {k: _documented(v) for k, v in value.items()
+                if k != "_delete_" and not isinstance(v, types.FunctionType)}
     if isinstance(value, list):
-        return [_without_delete(v) for v in value]
+        return [_documented(v) for v in value]
     return value
 
 
@@ -139,7 +145,7 @@ def compare(path: Path) -> tuple[str, str]:
     leaked = placeholders(ours)
     if leaked:
         return "differs", f"placeholder in Ato's result: {leaked[0]}"
-    theirs = _without_delete(theirs)
+    theirs = _documented(theirs)
     if ours == theirs:
         return "same", ""
     if placeholders(theirs):

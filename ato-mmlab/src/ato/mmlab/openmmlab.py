@@ -196,9 +196,10 @@ def _as_text(value, dotted: str, path: str, line: int | None) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value) if isinstance(value, float) else str(value)
+    kind = "dict" if isinstance(value, dict) else type(value).__name__
     raise ConfigFileError(
         path, f"{{{{_base_.{dotted}}}}} is used inside a string, but its value is a "
-              f"{type(value).__name__}; only strings and numbers can be spliced into text "
+              f"{kind}; only strings and numbers can be spliced into text "
               f"(write the reference as the whole value instead)", line)
 
 
@@ -450,10 +451,13 @@ def _add_scope(value, scope: str, open_: bool = True):
     return value
 
 
-def _deprecation(data: dict, path: str) -> None:
-    """Consume a top-level ``_deprecation_`` as MMEngine does: warn, and drop the key."""
+def _deprecation(data: dict, path: str, text: str) -> None:
+    """Consume a top-level ``_deprecation_`` as MMEngine does: a ``DeprecationWarning``
+    with its message (attributed to the config file and line), and the key dropped."""
     if DEPRECATION_KEY not in data:
         return
+    found = re.search(r"^[\"']?" + DEPRECATION_KEY + r"[\"']?\s*[=:]", text, re.MULTILINE)
+    line = _line(text, found.start()) if found else 1
     info = data.pop(DEPRECATION_KEY)
     message = f"The config file {path} will be deprecated in the future."
     if isinstance(info, dict):
@@ -466,8 +470,8 @@ def _deprecation(data: dict, path: str) -> None:
     else:
         raise ConfigFileError(path, f"{DEPRECATION_KEY} must be a mapping with 'expected' "
                                     f"and/or 'reference' (or a message), got "
-                                    f"{type(info).__name__}")
-    warnings.warn(message, DeprecationWarning, stacklevel=4)
+                                    f"{type(info).__name__}", line)
+    warnings.warn_explicit(message, DeprecationWarning, path, line)
 
 
 def _resolve_base(relative: str, path: str) -> tuple[str, str | None]:
@@ -519,7 +523,7 @@ def load_dict(path: str, _chain: tuple = ()) -> dict:
         base.update(loaded)
     child, base = load(base)
     child.pop(BASE_KEY, None)
-    _deprecation(child, path)
+    _deprecation(child, path, text)
     return merge(child, _plain(base), path)
 
 

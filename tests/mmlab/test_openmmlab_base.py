@@ -1,0 +1,266 @@
+"""OpenMMLab configs beyond plain inheritance: statements on the ``_base_`` namespace,
+``{{_base_.x}}`` placeholders in expressions and strings, and MMEngine's reserved keys.
+
+Where MMEngine gives the right answer, the fixtures are in ``interop_cases.MM_CASES`` and
+compared with MMEngine's own output (test_mmlab.py); the tests here pin what that
+comparison cannot: the cases where Ato does better, and the errors."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import pytest
+
+from ato.adict import ADict
+from ato.errors import ConfigFileError
+from tests.mmlab.interop_cases import MM_CASES, OPENMMLAB, load_expected, normalise
+
+MMDET = OPENMMLAB / "mmdet-3.3"
+
+
+def load(path) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return normalise(ADict.from_mm_config(path).to_dict())
+
+
+def strings(value):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def base(tmp_path):
+    """A base with a mapping, a list, a string and a number."""
+    write(tmp_path, "base.py", "model = dict(type='Net', depth=50, neck=dict(out=256))\n"
+                               "scale = [1333, 800]\nname = 'coco'\nlr = 0.02\n")
+    return tmp_path
+
+
+class TestBaseNamespace:
+    def test_release_tracking_configs(self):
+        """The MMDetection 3.3 tracking configs (alias, pop, update, del _base_.model) load
+        as MMEngine loads them; the detector is the base model, edited."""
+        cfg = load(MMDET / "qdtrack/qdtrack_faster-rcnn_r50_fpn_4e_base.py")
+        assert cfg["model"]["type"] == "QDTrack"
+        detector = cfg["model"]["detector"]
+        assert detector["type"] == "FasterRCNN" and "data_preprocessor" not in detector
+        assert detector["backbone"]["style"] == "caffe" and detector["backbone"]["depth"] == 50
+        assert detector["roi_head"]["bbox_head"]["num_classes"] == 1
+        assert cfg["detector"] == detector
+        case = "mmdet-3.3/qdtrack/qdtrack_faster-rcnn_r50_fpn_4e_base.py"
+        assert case in MM_CASES and cfg == load_expected("mmengine")[case]
+
+    def test_del_removes_the_base_key(self):
+        """After `del _base_.model` the child's model replaces the base's (no merge)."""
+        cfg = load(OPENMMLAB / "namespace/del_after_alias.py")
+        assert set(cfg["model"]) == {"type", "detector"}
+        assert cfg["model"]["detector"]["backbone"]["norm_cfg"] == {"type": "GN", "requires_grad": True}
+        assert "rpn_head" not in cfg["model"]["detector"] and "lr_config" not in cfg
+
+    def test_statements(self):
+        """Item access, pop with MMEngine's default None, augmented assignment through
+        attributes and items, nested writes, comprehensions and copies."""
+        cfg = load(OPENMMLAB / "namespace/item_pop_augmented.py")
+        assert cfg["lr"] == 0.02 and "optimizer" not in cfg and cfg["missing"] is None
+        assert cfg["data"]["samples_per_gpu"] == 8 and cfg["runner"]["max_epochs"] == 24
+        assert cfg["img_scale"] == [800, 1333] and cfg["model"]["neck"]["num_outs"] == 4
+        assert cfg["neck"] == cfg["model"]["neck"] and cfg["has_model"] is True
+        cfg = load(OPENMMLAB / "namespace/iterate.py")
+        assert cfg["frozen"]["depth"] == 50 and cfg["model"]["backbone"]["depth"] == 18
+        assert cfg["shallow"]["lr"] == 0.5 and cfg["optimizer"]["lr"] == 0.02
+        assert cfg["lr_scaled"] == 0.04 and "lr_config" not in cfg and "scaled" not in cfg
+        cfg = load(OPENMMLAB / "namespace/nested_write.py")
+        assert cfg["model"]["backbone"]["depth"] == 152
+        assert cfg["model"]["backbone"]["norm_cfg"] == {"type": "GN", "num_groups": 16}
+        assert cfg["model"]["neck"]["extra"] == {"kind": "p6"} and cfg["custom"] == {"a": 1, "b": 2}
+
+    def test_update_merges_recursively(self, base):
+        """`_base_.model.update(...)` merges nested mappings, as ConfigDict.update does."""
+        child = write(base, "c.py", "_base_ = 'base.py'\n_base_.model.update(neck=dict(extra=1))\n")
+        assert load(child)["model"]["neck"] == {"out": 256, "extra": 1}
+
+    def test_plain_dicts_stored_become_namespaces(self, base):
+        """A dict assigned into _base_ is copied into a namespace: attribute writes work on
+        it, and later edits of the original dict do not leak into the bases."""
+        child = write(base, "c.py", "_base_ = 'base.py'\nd = dict(a=1)\n_base_.extra = d\n"
+                                    "d['b'] = 2\n_base_.extra.c = 3\n")
+        cfg = load(child)
+        assert cfg["extra"] == {"a": 1, "c": 3} and cfg["d"] == {"a": 1, "b": 2}
+
+    @pytest.mark.parametrize("statement, message", [
+        ("del _base_.nope", r"c.py:2: AttributeError: _base_ has no key 'nope' here \(its keys: "
+                            r"lr, model, name, scale\)"),
+        ("x = _base_.model.nope", r"c.py:2: AttributeError: _base_ has no key 'nope' here "
+                                  r"\(its keys: depth, neck, type\)"),
+        ("x = _base_['nope']", r"c.py:2: KeyError: 'nope'"),
+        ("_base_.update = 1", r"c.py:2: AttributeError: 'update' is a method of the _base_ "
+                              r"namespace and cannot be set as an attribute; write \['update'\] instead"),
+    ])
+    def test_errors_name_file_line_and_key(self, base, statement, message):
+        """A statement on a key the bases lack fails naming the file, line and key."""
+        child = write(base, "c.py", f"_base_ = 'base.py'\n{statement}\n")
+        with pytest.raises(ConfigFileError, match=message):
+            load(child)
+
+    def test_base_list_joined_with_plus(self, base):
+        """`_base_ = [...] + [...]` is read without running the file."""
+        write(base, "other.py", "other = 1\n")
+        child = write(base, "c.py", "_base_ = ['base.py'] + ['other.py']\n")
+        assert load(child)["other"] == 1
+        bad = write(base, "bad.py", "import os\n_base_ = os.environ['X']\n")
+        with pytest.raises(ConfigFileError, match=r"bad.py:2: _base_ must be a string or a list of "
+                                                  r"strings \(literals, optionally joined with \+\)"):
+            load(bad)
+
+
+class TestPlaceholders:
+    def test_expressions_compute(self):
+        """{{_base_.x}} in expressions, string literals (also implicitly concatenated and
+        raw) and list items gives what the same config written with _base_.x gives in
+        MMEngine; a numeric path part indexes a list."""
+        ours = load(OPENMMLAB / "braces/expressions.py")
+        plain = load_expected("mmengine")["braces/expressions_plain.py"]
+        assert ours == plain
+        assert ours["short_scale"] == [1333] and ours["triple"] == 768
+        assert ours["work_dir"] == "runs/CocoDataset/x" and ours["joined"] == "depth-50-end"
+        assert ours["tag"] == "cocodataset@5" and ours["ratio"] == "1.0" and ours["first_stride"] == 4
+
+    def test_yaml_structural(self):
+        """In YAML a whole-value placeholder takes the value (any type); inside a string
+        the text of a string or number is spliced in."""
+        cfg = load(OPENMMLAB / "braces/strings.yaml")
+        assert {k: cfg[k] for k in ("work_dir", "quoted", "single", "scale", "batch", "label",
+                                    "first_step", "nested")} == {
+            "work_dir": "runs/CocoDataset/x", "quoted": "CocoDataset", "single": "CocoDataset",
+            "scale": [1333, 800], "batch": 2, "label": "bs2-1333",
+            "first_step": {"type": "LoadImageFromFile"},
+            "nested": [{"keep": {"samples_per_gpu": 2, "workers_per_gpu": 2}}]}
+
+    def test_json_structural(self):
+        """In JSON a bare placeholder is a value, one inside a string (escapes included) is
+        spliced in."""
+        cfg = load(OPENMMLAB / "braces/strings.json")
+        assert {k: cfg[k] for k in ("work_dir", "scale", "escaped", "items")} == {
+            "work_dir": "runs/CocoDataset/x", "scale": [1333, 800],
+            "escaped": 'a "quote" and 2', "items": ["CocoDataset", "n2"]}
+
+    def test_reference_sees_writes_made_before_it(self, base):
+        """A placeholder in code is the base value at that point, aliased as _base_.x is."""
+        child = write(base, "c.py", "_base_ = 'base.py'\nm = {{_base_.model}}\nm.depth = 101\n")
+        cfg = load(child)
+        assert cfg["m"]["depth"] == 101 and cfg["model"]["depth"] == 101
+
+    @pytest.mark.parametrize("name, text, message", [
+        ("c.py", "_base_ = 'base.py'\n\nx = 'a/{{_base_.model}}'\n",
+         r"c.py:3: \{\{_base_.model\}\} is used inside a string, but its value is a dict; only "
+         r"strings and numbers can be spliced into text \(write the reference as the whole value instead\)"),
+        ("c.py", "_base_ = 'base.py'\nx = ('a'\n     '{{_base_.nope}}')\n",
+         r"c.py:2: \{\{_base_.nope\}\}: _base_ has no 'nope' \(_base_ is a mapping without it\)"),
+        ("c.py", "_base_ = 'base.py'\nx = {{_base_.scale.5}}\n",
+         r"c.py:2: IndexError: list index out of range"),
+        ("c.py", "_base_ = 'base.py'\nx = {{_base_.nope}} * 2\n",
+         r"c.py:2: AttributeError: _base_ has no key 'nope'"),
+        ("c.py", "_base_ = 'base.py'\nx = f'{{_base_.name}}'\n",
+         r"c.py:2: \{\{_base_...\}\} inside an f-string: there \{\{ is an escaped brace; write "
+         r"\{_base_.name\} in the f-string, or use a plain string"),
+        ("c.yaml", "_base_: base.py\na: 1\nwork_dir: runs/{{_base_.scale}}/x\n",
+         r"c.yaml:3: \{\{_base_.scale\}\} is used inside a string, but its value is a list"),
+        ("c.yaml", "_base_: base.py\nx: {{_base_.model.neck.missing}}\n",
+         r"c.yaml:2: \{\{_base_.model.neck.missing\}\}: _base_.model.neck has no 'missing'"),
+        ("c.json", '{"_base_": "base.py",\n "x": "{{_base_.lr.0}}"}',
+         r"c.json:2: \{\{_base_.lr.0\}\}: _base_.lr has no '0' \(_base_.lr is float\)"),
+    ])
+    def test_errors_name_file_and_line(self, base, name, text, message):
+        """A placeholder with no well-defined value is refused, naming file and line."""
+        with pytest.raises(ConfigFileError, match=message):
+            load(write(base, name, text))
+
+    @pytest.mark.parametrize("case", [*MM_CASES, "braces/expressions.py", "braces/strings.yaml",
+                                      "braces/strings.json", "reserved/delete_in_list.py"])
+    def test_no_placeholder_reaches_the_result(self, case, monkeypatch):
+        """No placeholder text (MMEngine's or Ato's own tokens) in any loaded fixture."""
+        monkeypatch.setenv("ATO_TEST_DATA_ROOT", "/datasets/coco/")
+        for text in strings(load(OPENMMLAB / case)):
+            assert "{{" not in text and "__ato_base_ref_" not in text, (case, text)
+
+
+class TestReservedKeys:
+    def test_delete_inside_lists(self):
+        """_delete_ in mappings inside lists and tuples is removed like everywhere else."""
+        cfg = load(OPENMMLAB / "reserved/delete_in_list.py")
+        assert cfg["train_pipeline"] == [{"type": "LoadImageFromFile"},
+                                         {"type": "Resize", "scale": {"w": 1}, "keep_ratio": True}]
+        assert cfg["data"] == {"samples_per_gpu": 1, "extra": [{"a": 1}]}
+        assert cfg["model"] == {"heads": [{"type": "A", "cfg": {"x": [{"y": 2}]}}]}
+        assert "_delete_" not in repr(cfg)
+
+    def test_deprecation_warns_and_is_removed(self):
+        """_deprecation_ gives MMEngine's DeprecationWarning, attributed to the config file
+        and line, and never reaches the result (also when the file is a base)."""
+        path = OPENMMLAB / "reserved/deprecated.py"
+        expected = (f"The config file {path} will be deprecated in the future. Please use "
+                    f"new_schedule.py instead. More information can be found at https://example.org/why")
+        for name in ("deprecated.py", "deprecated_child.yaml"):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cfg = ADict.from_mm_config(OPENMMLAB / "reserved" / name)
+            assert [(str(w.message), w.category, w.filename, w.lineno) for w in caught] == [
+                (expected, DeprecationWarning, str(path), 2)]
+            assert "_deprecation_" not in cfg
+
+    def test_deprecation_of_the_wrong_type(self, tmp_path):
+        """A _deprecation_ that is neither a mapping nor a message is refused."""
+        with pytest.raises(ConfigFileError, match=r"c.py:2: _deprecation_ must be a mapping with "
+                                                  r"'expected' and/or 'reference' \(or a message\), got int"):
+            load(write(tmp_path, "c.py", "a = 1\n_deprecation_ = 3\n"))
+
+    def test_reserved_names_below_the_top_are_data(self):
+        """A nested _base_, _deprecation_ or _scope_ stays as written (as in MMEngine)."""
+        cfg = load(OPENMMLAB / "reserved/nested_reserved.py")
+        assert cfg["meta"] == {"_base_": "not a path", "_deprecation_": {"expected": "x"},
+                               "_scope_": "mmdet"}
+        assert cfg["optimizer"]["_scope_"] == "mmengine"
+
+    def test_package_bases_get_a_scope(self, tmp_path, monkeypatch):
+        """`pkg::path` reads <pkg>/.mim/configs/path of an installed package without
+        importing it, and its outermost typed mappings get _scope_ (as MMEngine does)."""
+        pkg = tmp_path / "site" / "atofakepkg"
+        write(pkg, "__init__.py", "raise RuntimeError('imported')\n")
+        write(pkg, ".mim/configs/_base_/m.py",
+              "model = dict(type='Net', head=dict(type='Head'))\nopt = dict(lr=1)\n"
+              "hooks = [dict(type='A'), dict(type='B', _scope_='other')]\n")
+        write(pkg, ".mim/configs/net/net.py", "_base_ = '../_base_/m.py'\nmodel = dict(depth=1)\n")
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+        child = write(tmp_path, "c.py", "_base_ = 'atofakepkg::net/net.py'\nopt = dict(lr=2)\n")
+        cfg = load(child)
+        assert cfg["model"] == {"type": "Net", "head": {"type": "Head"}, "depth": 1, "_scope_": "atofakepkg"}
+        assert cfg["opt"] == {"lr": 2}
+        assert cfg["hooks"] == [{"type": "A", "_scope_": "atofakepkg"}, {"type": "B", "_scope_": "other"}]
+        assert "atofakepkg" not in sys.modules
+
+    @pytest.mark.parametrize("entry, message", [
+        ("ato_no_such_pkg::a/b.py", r"_base_ entry 'ato_no_such_pkg::a/b.py': package "
+                                    r"'ato_no_such_pkg' is not installed \(pip install it to use its configs\)"),
+        ("pytest::nope/x.py", r"_base_ entry 'pytest::nope/x.py': .*/pytest/.mim/configs/nope/x.py does not exist"),
+        ("a::b::c.py", r"_base_ entry 'a::b::c.py': expected 'package::path/to/config.py'"),
+    ])
+    def test_package_base_errors(self, tmp_path, entry, message):
+        """A package base that cannot be found names the entry and what is missing."""
+        with pytest.raises(ConfigFileError, match=message):
+            load(write(tmp_path, "c.py", f"_base_ = '{entry}'\n"))
