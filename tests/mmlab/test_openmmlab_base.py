@@ -166,6 +166,14 @@ class TestPlaceholders:
         cfg = load(child)
         assert cfg["m"]["depth"] == 101 and cfg["model"]["depth"] == 101
 
+    def test_docstrings_and_comments_are_left_alone(self, base):
+        """A placeholder in a comment or in a string that is a statement of its own (a
+        docstring) is never a value: it is neither computed nor refused."""
+        child = write(base, "c.py", '"""Uses {{_base_.model}} and {{_base_.nope}}."""\n'
+                                    "_base_ = 'base.py'  # {{_base_.model}}\n"
+                                    "if True:\n    '{{_base_.scale}}'\n    x = '{{_base_.name}}'\n")
+        assert load(child)["x"] == "coco"
+
     @pytest.mark.parametrize("name, text, message", [
         ("c.py", "_base_ = 'base.py'\n\nx = 'a/{{_base_.model}}'\n",
          r"c.py:3: \{\{_base_.model\}\} is used inside a string, but its value is a dict; only "
@@ -264,3 +272,19 @@ class TestReservedKeys:
         """A package base that cannot be found names the entry and what is missing."""
         with pytest.raises(ConfigFileError, match=message):
             load(write(tmp_path, "c.py", f"_base_ = '{entry}'\n"))
+
+
+class TestTemplates:
+    def test_unset_environment_variable_without_default(self, tmp_path, monkeypatch):
+        """{{$NAME:}} with NAME unset is refused with file and line (MMEngine raises a
+        KeyError); with a default or a set variable it is replaced."""
+        monkeypatch.delenv("ATO_TEST_UNSET", raising=False)
+        path = write(tmp_path, "c.py", "a = 1\nroot = '{{$ATO_TEST_UNSET:}}/data'\n")
+        with pytest.raises(ConfigFileError, match=r"c.py:2: \{\{\$ATO_TEST_UNSET:\}\}: environment "
+                                                  r"variable 'ATO_TEST_UNSET' is not set and the "
+                                                  r"template gives no default"):
+            load(path)
+        monkeypatch.setenv("ATO_TEST_UNSET", "/mnt")
+        assert load(path)["root"] == "/mnt/data"
+        path = write(tmp_path, "d.yaml", "n: {{'$ATO_TEST_UNSET_TOO:80'}}\n")
+        assert load(path)["n"] == 80

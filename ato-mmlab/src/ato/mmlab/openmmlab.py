@@ -166,7 +166,17 @@ def _templates(text: str, path: str) -> str:
     for name, value in (("fileDirname", dirname), ("fileBasename", basename),
                         ("fileBasenameNoExtension", stem), ("fileExtname", ext)):
         text = re.sub(r"\{\{\s*" + name + r"\s*\}\}", value.replace("\\", "/"), text)
-    return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2)), text)
+
+    def environment(match):
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name, default)
+        if not value:  # as MMEngine: an unset variable needs a default
+            raise ConfigFileError(path, f"{match.group(0)}: environment variable {name!r} is not "
+                                        f"set and the template gives no default",
+                                  _line(text, match.start()))
+        return value
+
+    return _ENV_REF.sub(environment, text)
 
 
 def _line(text: str, offset: int) -> int:
@@ -225,7 +235,8 @@ def _python_references(text: str, path: str) -> str:
     ``{{_base_.pcr}}[:2]`` compute on the value.  A string literal (or a run of adjacent
     literals) that holds one is wrapped in a call that splices the value's text in when
     that line runs.  In an f-string it is refused (``{{`` is an escaped brace there; write
-    ``{_base_.x}``).  Comments are left alone.
+    ``{_base_.x}``).  Comments and docstrings (strings that are statements of their own,
+    never values) are left alone.
     """
     if not _BASE_REF.search(text):
         return text
@@ -243,9 +254,22 @@ def _python_references(text: str, path: str) -> str:
     edits = []  # (start, end, replacement)
     skip = []  # spans of comments and strings: not code
     run: list = []
+    statement_start = (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING)
+    before = None  # the last token before the current run of strings (comments aside)
 
-    def close_run():
-        if run and any(_BASE_REF.search(tok.string) for tok in run):
+    def close_run(after):
+        """A run of adjacent string literals ends at ``after``: wrap it if it holds a
+        placeholder, unless it is a statement of its own (a docstring: never a value)."""
+        alone = (before is None or before.type in statement_start or before.string == ";") \
+            and (after is None or after.type in (tokenize.NEWLINE, tokenize.ENDMARKER) or after.string == ";")
+        if run and not alone and any(_BASE_REF.search(tok.string) for tok in run):
+            for tok in run:
+                prefix = tok.string[:tok.string.index(tok.string[-1])].lower()
+                if _BASE_REF.search(tok.string) and ("f" in prefix or "b" in prefix):
+                    message = ("{{_base_...}} inside an f-string: there {{ is an escaped brace; "
+                               "write {_base_.name} in the f-string, or use a plain string"
+                               if "f" in prefix else "{{_base_...}} inside a bytes literal")
+                    raise ConfigFileError(path, message, tok.start[0])
             begin, end = offset(run[0].start), offset(run[-1].end)
             edits.append((begin, end, f"{_TEXT_HELPER}({text[begin:end]}, {run[0].start[0]})"))
         run.clear()
@@ -266,23 +290,14 @@ def _python_references(text: str, path: str) -> str:
                 continue
         if tok.type == tokenize.STRING:
             skip.append((offset(tok.start), offset(tok.end)))
-            prefix = tok.string[:tok.string.index(tok.string[-1])].lower()
-            if _BASE_REF.search(tok.string):
-                if "f" in prefix:
-                    raise ConfigFileError(
-                        path, "{{_base_...}} inside an f-string: there {{ is an escaped brace; "
-                              "write {_base_.name} in the f-string, or use a plain string",
-                        tok.start[0])
-                if "b" in prefix:
-                    raise ConfigFileError(path, "{{_base_...}} inside a bytes literal",
-                                          tok.start[0])
             run.append(tok)
         elif tok.type in (tokenize.COMMENT, tokenize.NL):
             if tok.type == tokenize.COMMENT:
                 skip.append((offset(tok.start), offset(tok.end)))
         else:
-            close_run()
-    close_run()
+            close_run(tok)
+            before = tok
+    close_run(None)
 
     def in_skip(position):
         return any(a <= position < b for a, b in skip)
