@@ -26,6 +26,8 @@ MM_CASES = ["detection/faster_rcnn_r101.py", "detection/adam_child.py", "detecti
             # reserved keys MMEngine consumes or keeps
             "reserved/deprecated.py", "reserved/deprecated_child.yaml",
             "reserved/nested_reserved.py",
+            # imports of modules outside the standard library (MMEngine's lazy import)
+            "imports/third_party.py",
             # real configs of the MMDetection 3.3 release (fixtures/openmmlab/mmdet-3.3/README.md)
             "mmdet-3.3/qdtrack/qdtrack_faster-rcnn_r50_fpn_4e_base.py",
             "mmdet-3.3/bytetrack/bytetrack_yolox_x_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py",

@@ -288,3 +288,37 @@ class TestTemplates:
         assert load(path)["root"] == "/mnt/data"
         path = write(tmp_path, "d.yaml", "n: {{'$ATO_TEST_UNSET_TOO:80'}}\n")
         assert load(path)["n"] == 80
+
+
+class TestImports:
+    def test_third_party_imports_are_not_run(self):
+        """A module outside the standard library is never imported: imported names are
+        not config values, one used as a value is its dotted path (as in MMEngine)."""
+        cfg = load(OPENMMLAB / "imports/third_party.py")
+        assert cfg == {"optimizer": {"type": "ato_not_installed.optim.SGD", "lr": 0.1},
+                       "hooks": [{"type": "ato_not_installed_either.hooks.Logger"}]}
+        assert "ato_not_installed" not in sys.modules
+
+    def test_standard_library_imports_run(self, tmp_path):
+        """Standard-library imports are real; the modules are not config values."""
+        path = write(tmp_path, "c.py", "import os.path as osp\nfrom math import pi\n"
+                                       "work_dir = osp.join('a', 'b')\nangle = pi / 2\n")
+        assert load(path) == {"work_dir": "a/b", "angle": 3.141592653589793 / 2, "pi": 3.141592653589793}
+
+    @pytest.mark.parametrize("text, message", [
+        ("from torch.optim import SGD\n\nopt = SGD(lr=1)\n",
+         r"c.py:3: TypeError: torch.optim.SGD cannot be called in a config: Ato reads configs "
+         r"without importing modules outside the standard library \(as MMEngine's lazy import\); "
+         r"as a value it stands for the text 'torch.optim.SGD'"),
+        ("from torch.optim import *\n",
+         r"c.py:1: from torch.optim import \*: a config can import only named objects from a "
+         r"module outside the standard library"),
+        ("from .._base_.models import *\n",
+         r"c.py:1: relative import: MMEngine's pure-Python configs \(`with read_base\(\): from "
+         r".._base_ import ...`\) are not supported; name the bases in _base_"),
+    ])
+    def test_what_cannot_work_without_importing(self, tmp_path, text, message):
+        """Calling a name that was not imported, star and relative imports are refused
+        with file and line."""
+        with pytest.raises(ConfigFileError, match=message):
+            load(write(tmp_path, "c.py", text))

@@ -20,11 +20,13 @@
   ``_scope_ = package`` on its outermost typed mappings; ``custom_imports`` stays data;
   nothing is imported.
 
-Python configs are executed (see :mod:`ato.mmlab.pyconfig`).
+Python configs are executed (see :mod:`ato.mmlab.pyconfig`); imports of modules outside the
+standard library are not run (:class:`ato.mmlab.pyconfig.LazyImports`, as MMEngine's lazy import).
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.util
 import io
@@ -149,7 +151,10 @@ class _BaseNamespace(dict):
 
 
 def _plain(value):
-    """Namespaces to plain dicts, recursively (a fresh copy of every container)."""
+    """Namespaces to plain dicts, recursively (a fresh copy of every container); a name
+    imported from outside the standard library to its dotted path."""
+    if isinstance(value, pyconfig.LazyImport):
+        return str(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in dict.items(value)}
     if isinstance(value, list):
@@ -321,8 +326,6 @@ def _text_helper(namespace: dict, path: str):
 def _first_assignment(tree, name: str, path: str):
     """The literal value of the first module-level ``name = ...`` (read without running),
     as MMEngine reads ``_base_``."""
-    import ast
-
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) \
                 and node.targets[0].id == name:
@@ -341,10 +344,11 @@ def _load_python(path: str, text: str):
     bases = _first_assignment(tree, BASE_KEY, path)
 
     def load(base: dict):
-        body = pyconfig.RemoveAssignment(BASE_KEY).visit(tree)
-        namespace = {BASE_KEY: _BaseNamespace(base)}
+        lazy = pyconfig.LazyImports(path)
+        body = ast.fix_missing_locations(lazy.visit(pyconfig.RemoveAssignment(BASE_KEY).visit(tree)))
+        namespace = {BASE_KEY: _BaseNamespace(base), pyconfig.LAZY_NAME: pyconfig.LazyImport}
         namespace[_TEXT_HELPER] = _text_helper(namespace, path)
-        child = pyconfig.execute(body, path, namespace, hidden=(BASE_KEY,))
+        child = pyconfig.execute(body, path, namespace, hidden=(BASE_KEY, *lazy.names))
         return _plain(child), _plain(namespace[BASE_KEY])
 
     return bases, load
