@@ -79,18 +79,22 @@ def _documented(value):
     return value
 
 
-def placeholders(value, where: str = "") -> list[str]:
+# Ato's own token for a placeholder in YAML/JSON, or a placeholder left as written.
+ATO_PLACEHOLDER = re.compile(r"__ato_base_ref_|\{\{\s*_base_\.")
+
+
+def placeholders(value, where: str = "", pattern=PLACEHOLDER) -> list[str]:
     """Key paths whose value (or key) is leaked placeholder text."""
     found = []
     if isinstance(value, dict):
         for k, v in value.items():
-            if PLACEHOLDER.search(str(k)):
+            if pattern.search(str(k)):
                 found.append(f"{where}{k} (key)")
-            found += placeholders(v, f"{where}{k}.")
+            found += placeholders(v, f"{where}{k}.", pattern)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found += placeholders(v, f"{where}{i}.")
-    elif isinstance(value, str) and PLACEHOLDER.search(value):
+            found += placeholders(v, f"{where}{i}.", pattern)
+    elif isinstance(value, str) and pattern.search(value):
         found.append(f"{where.rstrip('.')} = {value!r}")
     return found
 
@@ -142,7 +146,7 @@ def compare(path: Path) -> tuple[str, str]:
         ours = _ato(path)
     except Exception as e:
         return "differs", f"Ato refuses: {type(e).__name__}: {str(e)[:300]}"
-    leaked = placeholders(ours)
+    leaked = placeholders(ours) + placeholders(ours, pattern=ATO_PLACEHOLDER)
     if leaked:
         return "differs", f"placeholder in Ato's result: {leaked[0]}"
     theirs = _documented(theirs)

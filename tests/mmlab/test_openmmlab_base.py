@@ -218,6 +218,15 @@ class TestReservedKeys:
         assert cfg["model"] == {"heads": [{"type": "A", "cfg": {"x": [{"y": 2}]}}]}
         assert "_delete_" not in repr(cfg)
 
+    def test_delete_at_the_root(self, base):
+        """A top-level _delete_=True replaces the merged bases as in any mapping (they
+        still serve references); _delete_=False merges; the marker never stays."""
+        child = write(base, "c.yaml", "_base_: base.py\n_delete_: true\nname: {{_base_.name}}\n")
+        assert load(child) == {"name": "coco"}
+        child = write(base, "d.py", "_base_ = 'base.py'\n_delete_ = False\nlr = 0.1\n")
+        assert load(child) == {"model": {"type": "Net", "depth": 50, "neck": {"out": 256}},
+                               "scale": [1333, 800], "name": "coco", "lr": 0.1}
+
     def test_deprecation_warns_and_is_removed(self):
         """_deprecation_ gives MMEngine's DeprecationWarning, attributed to the config file
         and line, and never reaches the result (also when the file is a base)."""

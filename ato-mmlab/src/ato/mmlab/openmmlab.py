@@ -543,6 +543,8 @@ def load_dict(path: str, _chain: tuple = ()) -> dict:
     child, base = load(base)
     child.pop(BASE_KEY, None)
     _deprecation(child, path, text)
+    if child.pop(DELETE_KEY, False):  # the root mapping, like any other: replace the bases
+        return _strip_delete(child)
     return merge(child, _plain(base), path)
 
 
