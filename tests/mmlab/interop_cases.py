@@ -20,7 +20,7 @@ MM_CASES = ["detection/faster_rcnn_r101.py", "detection/adam_child.py", "detecti
             # every statement Python allows on the _base_ namespace
             "namespace/del_after_alias.py", "namespace/item_pop_augmented.py",
             "namespace/iterate.py", "namespace/nested_write.py",
-            "namespace/yaml_braces_in_py_base.py",
+            "namespace/yaml_braces_in_py_base.py", "namespace/aliases.py",
             # the plain-Python twin of braces/expressions.py (which MMEngine gets wrong)
             "braces/expressions_plain.py",
             # reserved keys MMEngine consumes or keeps

@@ -118,9 +118,11 @@ class _BaseNamespace(dict):
                 self[key] = value
 
     def __or__(self, other):
+        """A new namespace (mappings and lists copied at every depth) updated with
+        ``other``; the operands are left alone."""
         if not isinstance(other, dict):
             return NotImplemented
-        new = self.copy()
+        new = _BaseNamespace(_plain(self))
         new.update(other)
         return new
 
