@@ -160,6 +160,13 @@ class TestPlaceholders:
             "work_dir": "runs/CocoDataset/x", "scale": [1333, 800],
             "escaped": 'a "quote" and 2', "items": ["CocoDataset", "n2"]}
 
+    def test_keys_that_are_not_attribute_names(self, tmp_path):
+        """A placeholder path through a key that is a keyword or starts with a digit works
+        (MMEngine's text substitution allows any such key)."""
+        write(tmp_path, "b.yaml", "m:\n  class: 3\n  2d: [7, 8]\n")
+        child = write(tmp_path, "c.py", "_base_ = 'b.yaml'\nx = {{_base_.m.class}} + {{_base_.m.2d.1}}\n")
+        assert load(child)["x"] == 11
+
     def test_reference_sees_writes_made_before_it(self, base):
         """A placeholder in code is the base value at that point, aliased as _base_.x is."""
         child = write(base, "c.py", "_base_ = 'base.py'\nm = {{_base_.model}}\nm.depth = 101\n")

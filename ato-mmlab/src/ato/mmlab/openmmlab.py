@@ -30,6 +30,7 @@ import ast
 import copy
 import importlib.util
 import io
+import keyword
 import os
 import re
 import tokenize
@@ -232,7 +233,15 @@ def _splicer(base: dict, path: str, refs):
 # --- Python configs -----------------------------------------------------------------
 
 def _python_reference(dotted: str) -> str:
-    return "(_base_" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in dotted.split(".")) + ")"
+    """``a.0.class`` -> ``(_base_.a[0]['class'])``: list indices and keys that are not
+    attribute names (keywords, leading digits) become item access."""
+    def part(p: str) -> str:
+        if p.isdigit():
+            return f"[{p}]"
+        if p.isidentifier() and not keyword.iskeyword(p):
+            return f".{p}"
+        return f"[{p!r}]"
+    return "(_base_" + "".join(part(p) for p in dotted.split(".")) + ")"
 
 
 def _python_references(text: str, path: str) -> str:
