@@ -32,7 +32,8 @@ MM_CASES = ["detection/faster_rcnn_r101.py", "detection/adam_child.py", "detecti
             "mmdet-3.3/qdtrack/qdtrack_faster-rcnn_r50_fpn_4e_base.py",
             "mmdet-3.3/bytetrack/bytetrack_yolox_x_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py",
             "mmdet-3.3/strongsort/yolox_x_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py",
-            "mmdet-3.3/detr/detr_r50_8xb2-150e_coco.py"]
+            "mmdet-3.3/detr/detr_r50_8xb2-150e_coco.py",
+            "mmpretrain-1.2/_base_/models/replknet-31B_in1k.py"]
 MM_ENV = {"ATO_TEST_DATA_ROOT": "/datasets/coco/"}
 
 LIGHTNING = "lightning-hydra-template/configs"
