@@ -523,7 +523,15 @@ def _resolve_base(relative: str, path: str) -> tuple[str, str | None]:
 
 
 def load_dict(path: str, _chain: tuple = ()) -> dict:
-    """The fully resolved config of one file, as plain data."""
+    """The fully resolved config of one file (``.py``, ``.yaml``/``.yml``, ``.json`` or any
+    registered format), as plain data: dicts, lists, tuples and scalars.
+
+    Raises ``FileNotFoundError`` for a missing file, and ``ConfigFileError`` naming the file
+    (and line where there is one) for a ``_base_`` cycle or bad entry, the same key in two
+    bases, a mapping over a non-mapping base value, a placeholder without a well-defined
+    value, an unset ``{{$VAR:}}``, or an error raised while running a Python config.
+    Emits ``DeprecationWarning`` for each file of the chain with a ``_deprecation_`` key.
+    """
     path = os.path.realpath(path)
     if path in _chain:
         cycle = " -> ".join(os.path.basename(p) for p in (*_chain, path))
@@ -560,7 +568,8 @@ def load_dict(path: str, _chain: tuple = ()) -> dict:
 
 
 class MMConfigSource:
-    """``ADict.load_mm_config(path)`` / ``ADict.from_mm_config(path)``."""
+    """``ADict.load_mm_config(path)`` / ``ADict.from_mm_config(path)``: an ADict of
+    :func:`load_dict`'s result (same errors)."""
 
     PLUGIN_NAME = "load_mm_config"
 
