@@ -19,7 +19,10 @@ The results are compared after the documented differences (docs/migrating-from-o
 - functions defined in a config are not config values (MMEngine keeps them when it reads
   a file in its lazy-import mode);
 - where MMEngine's result holds a leaked ``{{_base_.x}}`` placeholder, Ato computes the
-  value instead: the case counts as *better*, if Ato's result holds no placeholder.
+  value instead: the case counts as *better*, if Ato's result holds no placeholder;
+- where MMEngine refuses a ``_base_`` chain because one file of it imports a module
+  outside the standard library (its lazy-import mode cannot be mixed), Ato reads the
+  import lazily and loads: also *better*.
 
 Ato's result must never hold a placeholder (checked for every config).  A config that
 MMEngine refuses counts as agreeing when Ato refuses it too.  Exit status 0 when every
@@ -78,6 +81,10 @@ def _documented(value):
         return [_documented(v) for v in value]
     return value
 
+
+# MMEngine refuses a chain where one file imports a module outside the standard library
+# (its lazy-import mode) and another does not; Ato reads such imports lazily in every file.
+LAZY_MIX = "The configuration file type in the inheritance chain must match"
 
 # Ato's own token for a placeholder in YAML/JSON, or a placeholder left as written.
 ATO_PLACEHOLDER = re.compile(r"__ato_base_ref_|\{\{\s*_base_\.")
@@ -138,9 +145,11 @@ def compare(path: Path) -> tuple[str, str]:
     except Exception as e:  # MMEngine refuses: Ato must refuse too
         theirs_error = f"{type(e).__name__}: {str(e)[:200]}"
         try:
-            _ato(path)
+            ours = _ato(path)
         except Exception:
             return "both-refuse", theirs_error
+        if LAZY_MIX in theirs_error and not placeholders(ours, pattern=ATO_PLACEHOLDER):
+            return "better", f"MMEngine refuses a _base_ chain mixing its lazy-import mode: {theirs_error}"
         return "differs", f"MMEngine refuses ({theirs_error}), Ato loads"
     try:
         ours = _ato(path)

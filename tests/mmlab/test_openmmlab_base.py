@@ -315,6 +315,15 @@ class TestImports:
                        "hooks": [{"type": "ato_not_installed_either.hooks.Logger"}]}
         assert "ato_not_installed" not in sys.modules
 
+    def test_chain_through_a_file_with_third_party_imports(self):
+        """A child whose base imports a third-party module loads (MMEngine refuses the
+        chain: its lazy-import mode cannot be mixed with _base_; MMPretrain 1.2's RepLKNet
+        configs are such chains)."""
+        child = OPENMMLAB / "mmpretrain-1.2/replknet_child.py"
+        cfg = load(child)
+        assert cfg["model"]["backbone"] == {"type": "RepLKNet", "arch": "31B", "out_indices": [3]}
+        assert cfg["model"]["head"]["num_classes"] == 10 and "build_classifier" not in cfg
+
     def test_standard_library_imports_run(self, tmp_path):
         """Standard-library imports are real; the modules are not config values."""
         path = write(tmp_path, "c.py", "import os.path as osp\nfrom math import pi\n"
