@@ -186,10 +186,10 @@ def main(argv=None) -> int:
                 if verdict == "differs":
                     failed += 1
                     if shown < args.show:
-                        print(f"DIFFERS {rel}: {detail}")
+                        print(f"DIFFERS {rel}: {detail}", flush=True)
                         shown += 1
-                elif verdict == "better" and os.environ.get("ATO_SHOW_BETTER"):
-                    print(f"BETTER {rel}: {detail}")
+                elif verdict in ("better", "both-refuse"):
+                    print(f"{verdict.upper()} {rel}: {detail}")
             summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("same", "better", "both-refuse", "differs"))
             print(f"{root.name}: {len(files)} configs: {summary}", flush=True)
     return 1 if failed else 0
