@@ -508,7 +508,11 @@ def _resolve_base(relative: str, path: str) -> tuple[str, str | None]:
     """``(file, scope)``: a path relative to the naming file, or ``package::path`` inside
     ``<package>/.mim/configs`` of an installed package (found without importing it)."""
     if "::" not in relative:
-        return os.path.join(os.path.dirname(path), relative), None
+        target = os.path.normpath(os.path.join(os.path.dirname(path), relative))
+        if not os.path.isfile(target):
+            hint = " (no file extension: add .py?)" if not os.path.splitext(relative)[1] else ""
+            raise ConfigFileError(path, f"_base_ entry {relative!r}: {target} does not exist{hint}")
+        return target, None
     scope, _, inner = relative.partition("::")
     if not scope.isidentifier() or not inner or "::" in inner:
         raise ConfigFileError(path, f"_base_ entry {relative!r}: expected 'package::path/to/config.py'")
