@@ -21,6 +21,7 @@ MM_CASES = ["detection/faster_rcnn_r101.py", "detection/adam_child.py", "detecti
             "namespace/del_after_alias.py", "namespace/item_pop_augmented.py",
             "namespace/iterate.py", "namespace/nested_write.py",
             "namespace/yaml_braces_in_py_base.py", "namespace/aliases.py",
+            "namespace/methods.py",
             # the plain-Python twin of braces/expressions.py (which MMEngine gets wrong)
             "braces/expressions_plain.py",
             # reserved keys MMEngine consumes or keeps

@@ -103,9 +103,12 @@ class _BaseNamespace(dict):
         return f"_base_ has no key {name!r} here (its keys: {keys})"
 
     def setdefault(self, key, default=None):
-        if key not in self:
-            self[key] = default
-        return self[key]
+        """As ConfigDict: a new key stores (a namespace copy of) ``default`` and returns
+        ``default`` itself."""
+        if key in self:
+            return self[key]
+        self[key] = default
+        return default
 
     def pop(self, key, default=None):
         return super().pop(key, default)
@@ -119,13 +122,16 @@ class _BaseNamespace(dict):
                 self[key] = value
 
     def __or__(self, other):
-        """A new namespace (mappings and lists copied at every depth) updated with
-        ``other``; the operands are left alone."""
+        """``a | b`` as ConfigDict: a copy of ``a`` (mappings and lists copied at every
+        depth) merged recursively with ``b``, whose values are shared, not copied."""
         if not isinstance(other, dict):
             return NotImplemented
-        new = _BaseNamespace(_plain(self))
-        new.update(other)
-        return new
+        return _merge_shared(_BaseNamespace(_plain(self)), other)
+
+    def __ror__(self, other):
+        if not isinstance(other, dict):
+            return NotImplemented
+        return _merge_shared(_BaseNamespace(_plain(other)), self)
 
     def __ior__(self, other):
         self.update(other)
@@ -151,6 +157,17 @@ class _BaseNamespace(dict):
 
     def __reduce_ex__(self, protocol):
         return (_BaseNamespace, (dict(dict.items(self)),))
+
+
+def _merge_shared(target: dict, source: dict) -> dict:
+    """Merge ``source`` into ``target`` recursively, storing its values as they are (the
+    update behind ConfigDict's ``|``)."""
+    for key, value in dict.items(source):
+        if key in target and isinstance(target[key], dict) and isinstance(value, dict):
+            _merge_shared(target[key], value)
+        else:
+            dict.__setitem__(target, key, value)
+    return target
 
 
 def _plain(value):
