@@ -345,8 +345,10 @@ def _python_references(text: str, path: str) -> str:
 
 
 def _text_helper(namespace: dict, path: str):
+    """The function the rewritten string literals call: ``splice(text, line)``."""
     def splice(value: str, line: int) -> str:
-        refs = lambda match: (match.group(1), line)  # noqa: E731
+        def refs(match):
+            return match.group(1), line
         return _BASE_REF.sub(_splicer(namespace[BASE_KEY], path, refs), value)
     return splice
 
