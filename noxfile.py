@@ -91,6 +91,21 @@ def interop(session: nox.Session) -> None:
     session.run("python", "tests/mmlab/generate_expected.py", "--check")
 
 
+OPENMMLAB_RELEASES = ["mmdet==3.3.0", "mmpretrain==1.2.0", "mmsegmentation==1.2.2", "mmyolo==0.6.0"]
+
+
+@nox.session
+def openmmlab_release(session: nox.Session) -> None:
+    """Every config shipped by real OpenMMLab releases (MMDetection 3.3 and others), loaded
+    with Ato and with mmengine and compared; prints the counts and each difference."""
+    install_ato(session, ["ato-core", "ato-formats", "ato-mmlab"])
+    session.install("mmengine==0.10.7", "setuptools")  # mmengine finds packages with pkg_resources
+    wheels = Path(session.create_tmp()) / "openmmlab-wheels"
+    session.run("python", "-m", "pip", "download", "--no-deps", "-d", str(wheels), *OPENMMLAB_RELEASES)
+    session.run("python", "tests/mmlab/compare_release.py",
+                *sorted(str(p) for p in wheels.glob("*.whl")), *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Performance measurements; results go to benchmarks/results/."""

@@ -16,7 +16,25 @@ if not CORPORA.exists():  # a checkout without ../shared beside it
 
 MM_CASES = ["detection/faster_rcnn_r101.py", "detection/adam_child.py", "detection/base_refs.py",
             "detection/yaml_child.yaml", "detection/three_levels.py",
-            "_base_/default_runtime.py", "_base_/datasets/coco.yaml"]
+            "_base_/default_runtime.py", "_base_/datasets/coco.yaml",
+            # every statement Python allows on the _base_ namespace
+            "namespace/del_after_alias.py", "namespace/item_pop_augmented.py",
+            "namespace/iterate.py", "namespace/nested_write.py",
+            "namespace/yaml_braces_in_py_base.py", "namespace/aliases.py",
+            "namespace/methods.py",
+            # the plain-Python twin of braces/expressions.py (which MMEngine gets wrong)
+            "braces/expressions_plain.py",
+            # reserved keys MMEngine consumes or keeps
+            "reserved/deprecated.py", "reserved/deprecated_child.yaml",
+            "reserved/nested_reserved.py",
+            # imports of modules outside the standard library (MMEngine's lazy import)
+            "imports/third_party.py",
+            # real configs of the MMDetection 3.3 release (fixtures/openmmlab/mmdet-3.3/README.md)
+            "mmdet-3.3/qdtrack/qdtrack_faster-rcnn_r50_fpn_4e_base.py",
+            "mmdet-3.3/bytetrack/bytetrack_yolox_x_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py",
+            "mmdet-3.3/strongsort/yolox_x_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py",
+            "mmdet-3.3/detr/detr_r50_8xb2-150e_coco.py",
+            "mmpretrain-1.2/_base_/models/replknet-31B_in1k.py"]
 MM_ENV = {"ATO_TEST_DATA_ROOT": "/datasets/coco/"}
 
 LIGHTNING = "lightning-hydra-template/configs"

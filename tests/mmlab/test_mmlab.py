@@ -26,6 +26,7 @@ needs_corpora = pytest.mark.skipif(not CORPORA.exists(), reason="../shared/corpo
 
 class TestOpenMMLab:
     @pytest.mark.parametrize("case", MM_CASES)
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # _deprecation_ fixtures
     def test_same_as_mmengine(self, case, monkeypatch):
         """Each fixture resolves to what mmengine.Config.fromfile(...).to_dict() gives."""
         for k, v in MM_ENV.items():
