@@ -33,7 +33,8 @@ PROVIDERS = {
                 "mysql": "ato-sql", "mariadb": "ato-sql"},
     "search": {"hyperband": "ato-hyperopt", "grid": "ato-hyperopt", "random": "ato-hyperopt",
                "multi_hyperband": "ato-hyperopt", "asha": "ato-hyperopt"},
-    "command": {"runs": "ato-sql"},
+    "command": {"runs": "ato-sql", "models": "ato-sql", "data": "ato-sql", "store": "ato-sql"},
+    "store": {},
 }
 
 #: Each seam: its key, the label `ato plugins` prints, and its hook.
@@ -43,6 +44,7 @@ SEAMS = {
     "tracker": ("trackers", "ato_register_trackers"),
     "search": ("search algorithms", "ato_register_search_algorithms"),
     "command": ("commands", "ato_register_commands"),
+    "store": ("artifact stores", "ato_register_artifact_stores"),
 }
 
 _pm: pluggy.PluginManager | None = None
@@ -220,6 +222,15 @@ def search_algorithm(name: str) -> type:
     if cls is None:
         raise _missing("search", name, f"the search algorithm {name!r}")
     return cls
+
+
+def store_for_url(url: str) -> type:
+    """The artifact-store class serving the scheme of ``url`` (``s3://…``)."""
+    scheme = str(url).split("://", 1)[0].lower()
+    for cls in registry("store").values():
+        if scheme in cls.schemes:
+            return cls
+    raise _missing("store", scheme, f"artifact stores at {scheme!r} URLs")
 
 
 def commands() -> dict:
