@@ -30,9 +30,10 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Iterator, Protocol
+from typing import ClassVar, Protocol
 
 from ato.errors import AtoError
 
