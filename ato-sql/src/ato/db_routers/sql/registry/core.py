@@ -428,9 +428,9 @@ class Registry:
 
     def _apply_keep(self, conn, asset_id, run_id, keep, mode) -> None:
         rows = conn.execute(text(
-            "SELECT v.id, v.version, v.score FROM registry_versions v WHERE v.asset_id = :a "
-            "AND v.run_id = :r AND v.state = 'live' AND NOT EXISTS (SELECT 1 FROM "
-            "registry_aliases al WHERE al.version_id = v.id)"),
+            "SELECT v.id, v.version, v.score, EXISTS (SELECT 1 FROM registry_aliases al WHERE "
+            "al.version_id = v.id) FROM registry_versions v WHERE v.asset_id = :a "
+            "AND v.run_id = :r AND v.state = 'live'"),
             {"a": asset_id, "r": run_id}).fetchall()
         if any(r[2] is not None for r in rows):
             sign = -1 if mode == "max" else 1
@@ -438,7 +438,7 @@ class Registry:
             ranked = sorted(rows, key=lambda r: (r[2] is None, sign * (r[2] or 0), -r[1]))
         else:
             ranked = sorted(rows, key=lambda r: -r[1])
-        drop = [r[0] for r in ranked[keep:]]
+        drop = [r[0] for r in ranked[keep:] if not r[3]]  # aliased versions always stay
         if drop:
             conn.execute(text("UPDATE registry_versions SET state = 'pruned' WHERE id = :v"),
                          [{"v": v} for v in drop])
