@@ -389,3 +389,35 @@ def test_a_server_database_needs_an_explicit_store(monkeypatch, tmp_path):
     monkeypatch.delenv("ATO_STORE")
     assert default_store_url("postgresql://u@h/db") is None
     assert default_store_url(f"sqlite:///{tmp_path}/x.db").endswith("/x.ato-store")
+
+
+def test_an_original_ato_database_gains_the_registry_and_loses_nothing(tmp_path):
+    """A database of the original Ato is upgraded in place: its runs, metrics and
+    artifacts stay, and an old run can be linked to a new model version."""
+    import sqlite3
+
+    from ato.db_routers.sql.engine import forget_engine
+    from tests.sql.test_oracle_database import ORACLE_DDL
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(ORACLE_DDL)
+    conn.execute("INSERT INTO projects VALUES (1, 'legacy', NULL, '2025-06-01 10:00:00')")
+    conn.execute("INSERT INTO experiments VALUES (1, 1, '{\"lr\": 0.1}', 'h', '[]', "
+                 "'completed', '2025-06-01 10:00:00', NULL)")
+    conn.execute("INSERT INTO metrics (run_id, key, value, step) VALUES (1, 'acc', 0.5, 0)")
+    conn.execute("INSERT INTO artifacts VALUES (1, 1, 'model.pt', 'model', NULL)")
+    conn.commit()
+    conn.close()
+    url = f"sqlite:///{path}"
+    try:
+        reg = Registry(url)
+        v = reg.log_model("legacy", "net", _write(tmp_path / "m.pt", b"m"), run_id=1)
+        assert reg.produced_by("net")["config"] == {"lr": 0.1}
+        assert v.version == 1
+        conn = sqlite3.connect(path)
+        assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 1
+        assert conn.execute("SELECT path FROM artifacts").fetchall() == [("model.pt",)]
+        conn.close()
+    finally:
+        forget_engine(url)

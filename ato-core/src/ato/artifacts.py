@@ -66,11 +66,14 @@ class Blob:
 def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER) -> Blob:
     """SHA-256 and size of a file, read in ``buffer_size`` chunks (memory stays bounded;
     ``hashlib`` releases the GIL, so several files hash in parallel threads)."""
-    h = hashlib.sha256()
-    buf = bytearray(buffer_size)
-    mv = memoryview(buf)
-    size = 0
     with open(path, "rb", buffering=0) as f:
+        first = f.read(buffer_size)
+        h = hashlib.sha256(first)
+        size = len(first)
+        if size < buffer_size:  # a small file: one read, no buffer to allocate
+            return Blob(h.hexdigest(), size)
+        buf = bytearray(buffer_size)
+        mv = memoryview(buf)
         while True:
             n = f.readinto(mv)
             if not n:
@@ -253,9 +256,12 @@ class Snapshot:
 
 
 def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
-             workers: int | None = None) -> Snapshot:
+             workers: int | None = None, hasher=None) -> Snapshot:
     """Hash a file or a directory tree, reusing ``cache`` for unchanged files; the files of
-    a directory are hashed by ``workers`` threads (default: one per CPU)."""
+    a directory are hashed by ``workers`` threads (default: one per CPU).
+
+    ``hasher(absolute path) -> digest`` replaces plain hashing of the files the cache does
+    not know, e.g. ``lambda p: store.put(p).digest`` to store while hashing (one read)."""
     path = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(path)
@@ -275,9 +281,10 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
     if todo:
         started = time.time_ns()
 
+        digest_of = hasher or (lambda p: hash_file(p).digest)
+
         def one(item):
-            blob = hash_file(item[0])
-            return item[0], blob.digest
+            return item[0], digest_of(item[0])
 
         if len(todo) == 1:
             fresh = dict([one(todo[0])])

@@ -280,7 +280,10 @@ class Registry:
             raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
         store = self.store() if copy else None
         for _attempt in range(3):
-            snap = snapshot(path, self.cache)
+            # files the stat cache does not know are stored while hashed (one read);
+            # the others are put by digest, which reads nothing when the blob is present
+            hasher = (lambda p: store.put(p).digest) if store is not None else None
+            snap = snapshot(path, self.cache, hasher=hasher)
             if store is not None:
                 self._put_all(store, snap)
             try:
