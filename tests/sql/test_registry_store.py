@@ -310,3 +310,25 @@ class TestStoreSeam:
 
         with pytest.raises(UnknownPluginError, match=r"\('broken'\) lacks open of ArtifactStore"):
             collect(lambda: [Broken], ArtifactStore)
+
+
+class TestConformance:
+    def test_the_local_store_conforms(self, tmp_path):
+        """The built-in store passes the suite shipped for third-party stores."""
+        from ato.artifact_conformance import check_store
+
+        store = LocalStore(tmp_path / "store")
+        check_store(store, tmp_path / "work")
+        assert list(store.blobs()) == []
+
+    def test_a_store_that_does_not_deduplicate_fails_with_the_promise(self, tmp_path):
+        """A broken store is reported by the promise it breaks."""
+        from ato.artifact_conformance import StoreConformanceError, check_store
+
+        class Forgetful(LocalStore):
+            def has(self, digest):
+                return False
+
+        with pytest.raises(StoreConformanceError,
+                           match=r"Forgetful \(file://.*\): has\(digest\) is true after put"):
+            check_store(Forgetful(tmp_path / "store"), tmp_path / "work")
