@@ -359,6 +359,25 @@ class TestStoreMaintenance:
         assert [(r["digest"], r["reason"]) for r in plan] == [(old.digest, "not recorded")]
         assert store.has(young.digest) and not store.has(old.digest)
 
+    def test_gc_removes_checkouts_of_collected_directory_versions(self, logger, tmp_path):
+        """A checkout (hard links) of a let-go directory version would keep its bytes on
+        disk: gc removes it with the blobs; the live version's checkout stays."""
+        logger.run()
+        for i in range(2):
+            d = tmp_path / f"m{i}"
+            _write(d / "w.bin", bytes([i]) * 1000)
+            _write(d / "config.json", b"{}")
+            logger.log_model("dir-model", d, keep=1)
+            resolve(f"ato://proj/dir-model@v{i + 1}", db=logger.url)
+        reg = Registry(logger.url)
+        checkouts = tmp_path / "store" / "checkouts"
+        assert len(os.listdir(checkouts)) == 2
+        freed = reg.gc(dry_run=False)
+        assert sorted((r["reason"], r["size"]) for r in freed) == [
+            ("only unkept versions", 1000), ("stale checkout", 0)]
+        assert os.listdir(checkouts) == [reg.get("dir-model", 2).digest]
+        assert resolve("ato://proj/dir-model@v2", db=logger.url)
+
     def test_registering_collected_content_revives_it(self, logger, tmp_path):
         """Logging bytes whose version was collected stores them again and makes that
         version live, keeping its number."""

@@ -822,6 +822,8 @@ class Registry:
                         strays.append(blob)
                 except OSError:
                     continue
+            # checkouts first: measured while their blobs still hold a second link
+            out += self._stale_checkouts(store, url, dry_run)
             for digest, size in candidates:
                 if dry_run:
                     out.append({"store": url, "digest": digest, "size": int(size),
@@ -839,6 +841,33 @@ class Registry:
             for tmp in store.clean_temp(grace, dry_run=dry_run):
                 out.append({"store": url, "digest": tmp.digest, "size": tmp.size,
                             "reason": "temporary file"})
+        return out
+
+    def _stale_checkouts(self, store, url, dry_run) -> list[dict]:
+        """Checkouts (hard links) of directory versions that are no longer live: they would
+        keep collected blobs' bytes on disk.  Sizes count bytes no other link holds."""
+        import shutil
+
+        root = os.path.join(getattr(store, "root", ""), "checkouts")
+        if not getattr(store, "root", None) or not os.path.isdir(root):
+            return []
+        live = {r[0] for r in self._read(
+            "SELECT v.digest FROM registry_versions v WHERE v.store_url = :s AND v.is_dir = :t "
+            "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
+            "WHERE al.version_id = v.id))", s=url, t=True)}
+        out = []
+        for name in sorted(os.listdir(root)):
+            if name in live or name.endswith(".tmp"):
+                continue
+            path = os.path.join(root, name)
+            size = 0
+            for base, _dirs, files in os.walk(path):
+                for f in files:
+                    st = os.stat(os.path.join(base, f))
+                    size += st.st_size if st.st_nlink == 1 else 0  # else a blob holds it
+            out.append({"store": url, "digest": name, "size": size, "reason": "stale checkout"})
+            if not dry_run:
+                shutil.rmtree(path, ignore_errors=True)
         return out
 
     def _still_stray(self, store, url, digest, limit) -> bool:
