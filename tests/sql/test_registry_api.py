@@ -410,17 +410,35 @@ def test_a_server_database_needs_an_explicit_store(monkeypatch, tmp_path):
     assert default_store_url(f"sqlite:///{tmp_path}/x.db").endswith("/x.ato-store")
 
 
+ORIGINAL_DDL = """
+CREATE TABLE projects (id INTEGER NOT NULL, name VARCHAR NOT NULL, description TEXT,
+    created_at DATETIME, PRIMARY KEY (id));
+CREATE UNIQUE INDEX ix_projects_name ON projects (name);
+CREATE TABLE experiments (id INTEGER NOT NULL, project_id INTEGER NOT NULL, config JSON NOT NULL,
+    structural_hash VARCHAR(64), tags JSON, status VARCHAR, start_time DATETIME, end_time DATETIME,
+    PRIMARY KEY (id), FOREIGN KEY(project_id) REFERENCES projects (id));
+CREATE TABLE metrics (id INTEGER NOT NULL, run_id INTEGER NOT NULL, "key" VARCHAR NOT NULL,
+    value FLOAT NOT NULL, step INTEGER NOT NULL, timestamp DATETIME, PRIMARY KEY (id),
+    FOREIGN KEY(run_id) REFERENCES experiments (id));
+CREATE TABLE artifacts (id INTEGER NOT NULL, run_id INTEGER NOT NULL, path VARCHAR NOT NULL,
+    data_type VARCHAR, data_info JSON, PRIMARY KEY (id),
+    FOREIGN KEY(run_id) REFERENCES experiments (id));
+CREATE TABLE fingerprints (id INTEGER NOT NULL, run_id INTEGER NOT NULL, trace_id VARCHAR NOT NULL,
+    trace_type VARCHAR(32) NOT NULL, fingerprint VARCHAR(128) NOT NULL, PRIMARY KEY (id),
+    FOREIGN KEY(run_id) REFERENCES experiments (id));
+"""
+
+
 def test_an_original_ato_database_gains_the_registry_and_loses_nothing(tmp_path):
     """A database of the original Ato is upgraded in place: its runs, metrics and
     artifacts stay, and an old run can be linked to a new model version."""
     import sqlite3
 
     from ato.db_routers.sql.engine import forget_engine
-    from tests.sql.test_oracle_database import ORACLE_DDL
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    conn.executescript(ORACLE_DDL)
+    conn.executescript(ORIGINAL_DDL)
     conn.execute("INSERT INTO projects VALUES (1, 'legacy', NULL, '2025-06-01 10:00:00')")
     conn.execute("INSERT INTO experiments VALUES (1, 1, '{\"lr\": 0.1}', 'h', '[]', "
                  "'completed', '2025-06-01 10:00:00', NULL)")
