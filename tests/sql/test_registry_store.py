@@ -158,6 +158,31 @@ class TestStatCache:
         snapshot(f, cache)
         assert snapshot(f, cache).hashed == 1
 
+    def test_racy_tree_entry_is_hashed_again(self, tmp_path):
+        """In a directory's cached entries too, a file hashed within the racy window of its
+        mtime is read again while the others come from the cache."""
+        for name in ("a", "b", "c"):
+            _write(tmp_path / "t" / name, name.encode())
+        _settle()
+        cache = StatCache()
+        snapshot(tmp_path / "t", cache)
+        root = str(tmp_path / "t")
+        entries = cache.load_tree(root)
+        size, mtime, ino, ctime, digest, _ = entries["b"]
+        entries["b"] = (size, mtime, ino, ctime, digest, max(mtime, ctime) + 1_000)
+        cache.store_tree(root, entries)
+        assert snapshot(tmp_path / "t", cache).hashed == 1
+
+    def test_inconsistent_tree_row_is_ignored(self, tmp_path):
+        """A damaged cache row means re-hashing, never a wrong digest."""
+        _write(tmp_path / "t" / "a", b"a")
+        _settle()
+        cache = StatCache()
+        snapshot(tmp_path / "t", cache)
+        cache._conn().execute("UPDATE tree SET digests = 'xyz'")
+        assert cache.load_tree(str(tmp_path / "t")) == {}
+        assert snapshot(tmp_path / "t", cache).hashed == 1
+
     def test_lost_cache_costs_only_rehashing(self, tmp_path):
         """Deleting the cache file gives the same digest, read again."""
         f = _write(tmp_path / "f.bin", b"abc")

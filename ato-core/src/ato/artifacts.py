@@ -24,6 +24,7 @@ can never be mistaken for unchanged content.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 import sqlite3
@@ -33,7 +34,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from ato.errors import AtoError
 
@@ -114,10 +115,8 @@ def copy_hashing(src, dst, buffer_size: int = COPY_BUFFER) -> Blob:
 def tree_digest(entries) -> str:
     """The digest of a directory: SHA-256 over its files sorted by relative path, one line
     ``<path>\\0<size>\\0<sha256>\\n`` each (paths use ``/`` on every operating system)."""
-    h = hashlib.sha256()
-    for path, size, digest in sorted(entries):
-        h.update(f"{path}\0{size}\0{digest}\n".encode())
-    return h.hexdigest()
+    text = "".join([f"{path}\0{size}\0{digest}\n" for path, size, digest in sorted(entries)])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def walk_files(root: str) -> list[tuple[str, str, os.stat_result]]:
@@ -178,9 +177,58 @@ class StatCache:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INTEGER, "
                          "mtime_ns INTEGER, ino INTEGER, ctime_ns INTEGER, digest TEXT, "
-                         "hashed_ns INTEGER)")
+                         "hashed_ns INTEGER) WITHOUT ROWID")
+            # one row per directory, read in one go (like git's index) for large trees:
+            # relative paths joined by NUL, digests concatenated, and five signed 64-bit
+            # integers per file (size, mtime_ns, inode, ctime_ns, hashed_ns)
+            conn.execute("CREATE TABLE IF NOT EXISTS tree (root TEXT PRIMARY KEY, paths TEXT, "
+                         "digests TEXT, nums BLOB) WITHOUT ROWID")
             self._local.conn = conn
         return conn
+
+    def load_tree(self, root: str) -> dict:
+        """``{relative path: (size, mtime_ns, inode, ctime_ns, digest, hashed_ns)}`` remembered
+        for the directory ``root`` (``{}`` when none, or when the row is inconsistent)."""
+        row = self._conn().execute("SELECT paths, digests, nums FROM tree WHERE root = ?",
+                                   (root,)).fetchone()
+        if row is None or not row[0]:
+            return {}
+        paths = row[0].split("\0")
+        digests = row[1] or ""
+        nums = array.array("q")
+        nums.frombytes(row[2] or b"")
+        n = len(paths)
+        if len(digests) != 64 * n or len(nums) != 5 * n:
+            return {}
+        return {p: (nums[5 * i], nums[5 * i + 1], nums[5 * i + 2] % (1 << 64), nums[5 * i + 3],
+                    digests[64 * i:64 * i + 64], nums[5 * i + 4]) for i, p in enumerate(paths)}
+
+    def store_tree(self, root: str, entries: dict) -> None:
+        """Remember ``{relative path: (size, mtime_ns, inode, ctime_ns, digest, hashed_ns)}``
+        for the directory ``root``, replacing what was there."""
+        paths = list(entries)
+        nums = array.array("q")
+        for p in paths:
+            size, mtime, ino, ctime, _digest, hashed = entries[p]
+            nums.extend((size, mtime, ino - (1 << 64) if ino >= 1 << 63 else ino, ctime, hashed))
+        row = (root, "\0".join(paths), "".join(entries[p][4] for p in paths), nums.tobytes())
+        self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO tree VALUES (?, ?, ?, ?)",
+                                              row))
+
+    def _write(self, work) -> None:
+        conn = self._conn()
+        for attempt in range(50):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                work(conn)
+                conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if attempt == 49:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
 
     def lookup(self, files: list[tuple[str, os.stat_result]]) -> dict[str, str]:
         """The cached digest of every ``(absolute path, stat)`` whose entry still holds."""
@@ -214,26 +262,14 @@ class StatCache:
         hashing started)``."""
         if not entries:
             return
-        conn = self._conn()
         rows = [(p, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, d, t)
                 for p, st, d, t in entries]
-        for attempt in range(50):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
-                return
-            except sqlite3.OperationalError:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if attempt == 49:
-                    raise
-                time.sleep(0.01 * (attempt + 1))
+        self._write(lambda conn: conn.executemany(
+            "INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", rows))
 
 
 # --------------------------------------------------------------------------- digests of paths
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     """One file of a version: relative posix path, size in bytes, SHA-256, absolute path."""
 
     path: str
@@ -275,11 +311,23 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
     else:
         listing = [(os.path.basename(path), path, st)]
         is_dir = False
-    known = cache.lookup([(a, s) for _, a, s in listing]) if cache is not None else {}
+    tree: dict = {}
+    if cache is None:
+        known = {}
+    elif is_dir:
+        tree = cache.load_tree(path)
+        known = {}
+        for rel, a, s in listing:
+            e = tree.get(rel)
+            if (e is not None and e[0] == s.st_size and e[1] == s.st_mtime_ns
+                    and e[2] == s.st_ino and e[3] == s.st_ctime_ns and not _racy(s, e[5])):
+                known[a] = e[4]
+    else:
+        known = cache.lookup([(a, s) for _, a, s in listing])
     todo = [(a, s) for _, a, s in listing if a not in known]
     fresh: dict[str, str] = {}
+    started = time.time_ns()  # before any file is read: the racy rule's reference
     if todo:
-        started = time.time_ns()
 
         digest_of = hasher or (lambda p: hash_file(p).digest)
 
@@ -292,9 +340,14 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
             n = workers or os.cpu_count() or 1
             with ThreadPoolExecutor(n, thread_name_prefix="ato-hash") as pool:
                 fresh = dict(pool.map(one, todo, chunksize=max(1, len(todo) // (n * 16))))
-        if cache is not None:
+        if cache is not None and not is_dir:
             cache.store([(a, s, fresh[a], started) for a, s in todo])
-    files = tuple(FileEntry(rel, s.st_size, known.get(a) or fresh[a], a) for rel, a, s in listing)
+    files = tuple([FileEntry(rel, s.st_size, known.get(a) or fresh[a], a)
+                   for rel, a, s in listing])
+    if cache is not None and is_dir and (todo or len(tree) != len(listing)):
+        cache.store_tree(path, {rel: (s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns,
+                                      f.digest, tree[rel][5] if f.source in known else started)
+                                for (rel, _a, s), f in zip(listing, files)})
     if is_dir:
         digest = tree_digest((f.path, f.size, f.digest) for f in files)
     else:
