@@ -86,6 +86,19 @@ class TestDatasets:
         _settle()
         assert logger.use_dataset("cifar10", tree).version == 1
 
+    def test_storing_data_first_recorded_in_place(self, logger, tree, tmp_path):
+        """copy=True on a version first recorded in place stores its files, same number."""
+        import shutil
+
+        logger.run()
+        first = logger.use_dataset("cifar10", tree)
+        stored = logger.use_dataset("cifar10", tree, copy=True)
+        assert (stored.version, stored.created) == (first.version, False)
+        assert stored.store_url is not None
+        shutil.rmtree(tree)
+        assert sorted(os.listdir(resolve("ato://proj/cifar10@v1", db=logger.url))) == [
+            "labels.txt", "test", "train"]
+
     def test_a_single_file_dataset(self, logger, tmp_path):
         """A file's version digest is the SHA-256 of its bytes."""
         import hashlib

@@ -322,7 +322,7 @@ class Registry:
         def work(conn):
             now = self._now()
             asset_id = self._asset(conn, project, kind, name, description, now)
-            row = conn.execute(text("SELECT id, version, state FROM registry_versions "
+            row = conn.execute(text("SELECT id, version, state, store_url FROM registry_versions "
                                     "WHERE asset_id = :a AND digest = :d"),
                                {"a": asset_id, "d": digest}).fetchone()
             created = row is None
@@ -345,16 +345,19 @@ class Registry:
                                       "VALUES (:v, :p, :s, :d)"),
                                  [{"v": version_id, "p": f.path, "s": f.size, "d": f.digest}
                                   for f in files])
-            else:
-                version_id, number, state = row
-                if state != "live":
+            revived = False
+            if not created:
+                version_id, number, state, had_store = row
+                revived = state != "live" or (had_store is None and store_url is not None)
+                if revived:
                     if store_url is None and reference is None:
                         raise RegistryError(f"{kind} {name!r} v{number} was collected; register "
                                             f"it with its files stored to revive it")
                     conn.execute(text("UPDATE registry_versions SET state = 'live', "
                                       "store_url = :s WHERE id = :v"),
                                  {"s": store_url, "v": version_id})
-            if store is not None:
+            if store is not None and (created or revived):
+                # a live version's blobs cannot be collected: only new or revived ones
                 self._check_blobs(conn, store, files, now)
             if run_id is not None:
                 self._link(conn, run_id, version_id, "output" if kind == "model" else "input", now)
