@@ -24,19 +24,17 @@ can never be mistaken for unchanged content.
 
 from __future__ import annotations
 
-import array
-import hashlib
 import os
-import sqlite3
 import stat
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol
 
 from ato.errors import AtoError
+
+# hashlib, sqlite3, array and concurrent.futures are imported where used: this module is
+# imported with the plugin manager (for the ArtifactStore interface), which must stay light.
 
 #: Read size when only hashing (bytes).
 HASH_BUFFER = 1 << 20
@@ -55,8 +53,7 @@ class ArtifactStoreError(AtoError, OSError):
     """A store could not be opened, or a blob is missing or does not match its digest."""
 
 
-@dataclass(frozen=True)
-class Blob:
+class Blob(NamedTuple):
     """One stored object: its SHA-256 (64 lower-case hex digits) and size in bytes."""
 
     digest: str
@@ -67,6 +64,8 @@ class Blob:
 def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER) -> Blob:
     """SHA-256 and size of a file, read in ``buffer_size`` chunks (memory stays bounded;
     ``hashlib`` releases the GIL, so several files hash in parallel threads)."""
+    import hashlib
+
     with open(path, "rb", buffering=0) as f:
         first = f.read(buffer_size)
         h = hashlib.sha256(first)
@@ -91,6 +90,9 @@ def copy_hashing(src, dst, buffer_size: int = COPY_BUFFER) -> Blob:
     Hashing chunk *k* (in a worker thread) overlaps writing chunk *k* and reading chunk
     *k + 1*; two buffers of ``buffer_size`` bytes are the only memory used.
     """
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
     h = hashlib.sha256()
     buffers = [bytearray(buffer_size), bytearray(buffer_size)]
     size = 0
@@ -115,6 +117,8 @@ def copy_hashing(src, dst, buffer_size: int = COPY_BUFFER) -> Blob:
 def tree_digest(entries) -> str:
     """The digest of a directory: SHA-256 over its files sorted by relative path, one line
     ``<path>\\0<size>\\0<sha256>\\n`` each (paths use ``/`` on every operating system)."""
+    import hashlib
+
     text = "".join([f"{path}\0{size}\0{digest}\n" for path, size, digest in sorted(entries)])
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -165,7 +169,9 @@ class StatCache:
         self.path = path
         self._local = threading.local()
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self):
+        import sqlite3
+
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -193,6 +199,8 @@ class StatCache:
                                    (root,)).fetchone()
         if row is None or not row[0]:
             return {}
+        import array
+
         paths = row[0].split("\0")
         digests = row[1] or ""
         nums = array.array("q")
@@ -206,6 +214,8 @@ class StatCache:
     def store_tree(self, root: str, entries: dict) -> None:
         """Remember ``{relative path: (size, mtime_ns, inode, ctime_ns, digest, hashed_ns)}``
         for the directory ``root``, replacing what was there."""
+        import array
+
         paths = list(entries)
         nums = array.array("q")
         for p in paths:
@@ -216,6 +226,8 @@ class StatCache:
                                               row))
 
     def _write(self, work) -> None:
+        import sqlite3
+
         conn = self._conn()
         for attempt in range(50):
             try:
@@ -278,8 +290,7 @@ class FileEntry(NamedTuple):
     source: str
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The content of a file or directory: ``digest`` is the file's SHA-256 for a file and
     :func:`tree_digest` for a directory; ``files`` are sorted by path; ``hashed`` counts the
     files actually read (the others came from the stat cache)."""
@@ -337,6 +348,8 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
         if len(todo) == 1:
             fresh = dict([one(todo[0])])
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             n = workers or os.cpu_count() or 1
             with ThreadPoolExecutor(n, thread_name_prefix="ato-hash") as pool:
                 fresh = dict(pool.map(one, todo, chunksize=max(1, len(todo) // (n * 16))))
