@@ -471,3 +471,39 @@ def test_an_original_ato_database_gains_the_registry_and_loses_nothing(tmp_path)
         conn.close()
     finally:
         forget_engine(url)
+
+
+def test_docs_lineage_queries(tmp_path, monkeypatch):
+    """The lineage block of docs/models-and-data.md, on a database built to match it:
+    cifar10 v3 used by one run, which produced resnet-cls@champion."""
+    from pathlib import Path
+
+    from ato.db_routers.sql.engine import forget_engine
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "models-and-data.md").read_text()
+    block = page.split("test_docs_lineage_queries -->\n```python\n", 1)[1].split("```", 1)[0]
+    calls = ["reg.runs_using('cifar10', 3)", "reg.produced_by('resnet-cls', 'champion')",
+             "reg.downstream('cifar10', 3)", "Registry('sqlite:///experiments.db')"]
+    assert all(call in block for call in calls)
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///experiments.db"
+    config = make_config(url, project="vision")
+    try:
+        data = tmp_path / "data"
+        for i in range(3):
+            _write(data / "labels.txt", f"labels {i}".encode())
+            _settle()
+            with SQLLogger(config, handle_signals=False) as lg:
+                lg.use_dataset("cifar10", data)
+                if i == 2:
+                    lg.log_model("resnet-cls", _write(tmp_path / "best.pt", b"w"),
+                                 aliases=["champion"])
+                    run_id = lg.get_current_run_id()
+        reg = Registry(url)
+        assert [r["run_id"] for r in reg.runs_using("cifar10", 3)] == [run_id]
+        produced = reg.produced_by("resnet-cls", "champion")
+        assert produced["run"]["run_id"] == run_id and produced["datasets"][0]["version"] == 3
+        assert [(d["model"], d["version"]) for d in reg.downstream("cifar10", 3)] == [
+            ("resnet-cls", 1)]
+    finally:
+        forget_engine(url)
