@@ -774,7 +774,7 @@ class TestInstallHints:
                 seam = plugin_manager._seam(kind)
                 keys = {k for k, cls in seam.by_key.items() if seam.owner[cls] == record.name}
                 if keys:
-                    provided.setdefault(record.distribution, {})[kind] = keys
+                    provided.setdefault(record.distribution, {}).setdefault(kind, set()).update(keys)
         for dist, seams in provided.items():
             table = {kind: set(keys) for kind, keys in plugin_manager.DISTRIBUTIONS[dist].items()}
             assert seams == table, f"DISTRIBUTIONS[{dist!r}] is out of date"

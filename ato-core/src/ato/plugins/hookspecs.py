@@ -50,3 +50,11 @@ def ato_register_commands():
 
     Chosen by the subcommand name: ``ato <PLUGIN_NAME> ...``.
     """
+
+
+@hookspec
+def ato_register_artifact_stores():
+    """Return artifact-store classes (:class:`~ato.artifacts.ArtifactStore`).
+
+    Chosen by the URL scheme of a store (``file`` is built in; ``s3``… from plugins).
+    """

@@ -98,8 +98,10 @@ class Command(Protocol):
         """Run the command; return the exit status."""
 
 
+from ato.artifacts import ArtifactStore  # noqa: E402  (the store seam's interface)
+
 INTERFACES = {"format": ConfigFormat, "source": ConfigSource, "tracker": TrackerBackend,
-              "search": SearchAlgorithm, "command": Command}
+              "search": SearchAlgorithm, "command": Command, "store": ArtifactStore}
 
 
 def missing_members(cls, interface) -> list[str]:

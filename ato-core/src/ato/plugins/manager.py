@@ -68,7 +68,7 @@ DISTRIBUTIONS = {
     "ato-formats": {"format": (".yaml", ".yml", ".toml", ".xyz")},
     "ato-sql": {"tracker": ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle",
                             "mssql"),
-                "command": ("runs",)},
+                "command": ("runs", "models", "data", "store"), "store": ("file",)},
     "ato-hyperopt": {"search": ("hyperband", "grid", "random", "tpe", "bohb",
                                 "multi_hyperband", "asha")},
     "ato-mmlab": {"format": (".py",), "source": ("load_mm_config", "compose_hierarchy")},
@@ -88,15 +88,17 @@ SEAMS = {
     "tracker": ("trackers", "ato_register_trackers"),
     "search": ("search algorithms", "ato_register_search_algorithms"),
     "command": ("commands", "ato_register_commands"),
+    "store": ("artifact stores", "ato_register_artifact_stores"),
 }
 _KIND_OF_HOOK = {hook: kind for kind, (_, hook) in SEAMS.items()}
 #: The class attribute holding the keys a class claims, for seams not keyed by name.
-_KEY_ATTR = {"format": "suffixes", "tracker": "schemes"}
+_KEY_ATTR = {"format": "suffixes", "tracker": "schemes", "store": "schemes"}
 _KEY_SYNTAX = {
     "format": (re.compile(r"^(\.[a-z0-9_+-]+)+$"), "a lower-case suffix with its dot, like '.conf'"),
     "tracker": (re.compile(r"^[a-z][a-z0-9.-]*$"), "a lower-case URL scheme without ':', like 'jsonl'"),
     "command": (re.compile(r"^[a-z][a-z0-9_-]*$"), "a lower-case word, like 'runs'"),
 }
+_KEY_SYNTAX["store"] = _KEY_SYNTAX["tracker"]
 
 
 @dataclass
@@ -690,6 +692,15 @@ def search_algorithm(name: str) -> type:
     cls = registry("search").get(name)
     if cls is None:
         raise _missing("search", name, f"the search algorithm {name!r}")
+    return cls
+
+
+def store_for_url(url: str) -> type:
+    """The artifact-store class serving the scheme of ``url`` (``s3://…``)."""
+    scheme = str(url).split(":", 1)[0].lower()
+    cls = _seam("store").by_key.get(scheme)
+    if cls is None:
+        raise _missing("store", scheme, f"artifact stores at {scheme!r} URLs")
     return cls
 
 

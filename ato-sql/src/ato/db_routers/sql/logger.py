@@ -357,6 +357,20 @@ class SQLLogger:
             (run_id, str(file_path), data_type,
              None if metadata is None else json.dumps(metadata, default=str))))
 
+    def use_dataset(self, name: str, path, **options):
+        """Record the version of dataset ``name`` at ``path`` this run uses; see
+        :func:`ato.db_routers.sql.registry.use_dataset` (docs/models-and-data.md)."""
+        from ato.db_routers.sql.registry import use_dataset
+
+        return use_dataset(self, name, path, **options)
+
+    def log_model(self, name: str, path, step=None, aliases=(), keep=None, **options):
+        """Store the model at ``path`` as a new version of ``name`` from this run; see
+        :func:`ato.db_routers.sql.registry.log_model` (docs/models-and-data.md)."""
+        from ato.db_routers.sql.registry import log_model
+
+        return log_model(self, name, path, step=step, aliases=aliases, keep=keep, **options)
+
     def update_status(self, status: str) -> None:
         if self._run_id is None:
             return

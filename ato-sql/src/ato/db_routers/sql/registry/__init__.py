@@ -1,0 +1,75 @@
+"""Model registry and dataset versioning for the SQL tracker (docs/models-and-data.md).
+
+``logger.use_dataset(name, path)`` and ``logger.log_model(name, path, ...)`` delegate to
+:func:`use_dataset` and :func:`log_model`; :class:`Registry` is the whole API, and
+:func:`resolve` turns ``ato://project/name@alias`` into a local, verified path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from .core import Registry, RegistryError, Version, parse_uri
+
+_registries: dict = {}
+_lock = threading.Lock()
+
+
+def registry_for(config) -> Registry:
+    """The :class:`Registry` of a config's tracker (one per URL and store per process)."""
+    from ato.db_routers.sql.logger import config_value, tracker_url
+
+    url = tracker_url(config)
+    store = config_value(config, "experiment.sql.store")
+    key = (url, str(store) if store else None, os.environ.get("ATO_STORE"))
+    with _lock:
+        if key not in _registries:
+            _registries[key] = Registry(url, store=key[1])
+        return _registries[key]
+
+
+def use_dataset(logger, name: str, path, *, copy: bool = False, aliases=(), etag=None,
+                size=None, description=None, meta=None) -> Version:
+    """Record which version of dataset ``name`` the logger's current run uses.
+
+    ``path`` is a file or directory (hashed; unchanged files are not read again), or a
+    remote URI (``s3://…``, ``https://…``) recorded by reference with ``etag``/``size``.
+    ``copy=True`` also stores the files in the artifact store.  Returns the
+    :class:`Version` (``created`` is ``False`` when the data was unchanged)."""
+    registry = registry_for(logger.config)
+    run_id = logger.get_current_run_id()
+    text_path = os.fspath(path)
+    if "://" in text_path and not text_path.startswith("file://"):
+        return registry.use_reference(logger.project_name, name, text_path, etag=etag, size=size,
+                                      run_id=run_id, aliases=aliases, meta=meta)
+    if text_path.startswith("file://"):
+        text_path = text_path[len("file://"):]
+    return registry.use_dataset(logger.project_name, name, text_path, run_id=run_id, copy=copy,
+                                aliases=aliases, description=description, meta=meta)
+
+
+def log_model(logger, name: str, path, *, step=None, aliases=(), keep=None, score=None,
+              mode="max", description=None, meta=None) -> Version:
+    """Store the model at ``path`` as a new version of ``name`` produced by the logger's
+    current run (see :meth:`Registry.log_model`)."""
+    return registry_for(logger.config).log_model(
+        logger.project_name, name, path, run_id=logger.get_current_run_id(), step=step,
+        aliases=aliases, keep=keep, score=score, mode=mode, description=description, meta=meta)
+
+
+def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -> str:
+    """The local path of ``ato://project/name@ref`` in the tracker of ``config`` (or the
+    URL ``db``, or ``$ATO_DB``), verified against its digest."""
+    if config is not None:
+        registry = registry_for(config)
+    else:
+        db = db or os.environ.get("ATO_DB")
+        if not db:
+            raise RegistryError(f"resolving {uri}: give config=, db= or set $ATO_DB")
+        registry = Registry(db)
+    return registry.resolve(uri, verify=verify)
+
+
+__all__ = ["Registry", "RegistryError", "Version", "log_model", "parse_uri", "registry_for",
+           "resolve", "use_dataset"]

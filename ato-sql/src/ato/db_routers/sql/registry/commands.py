@@ -1,0 +1,326 @@
+"""``ato models``, ``ato data`` and ``ato store``: the registry from the command line.
+
+Every action takes ``--db`` (default ``$ATO_DB`` or ``sqlite:///experiments.db``),
+``--project`` where a name could be ambiguous, and ``--json`` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ato.errors import AtoError
+
+DEFAULT_DB = "sqlite:///experiments.db"
+
+
+def _registry(args):
+    from sqlalchemy.engine import make_url
+
+    from .core import Registry
+
+    try:
+        url = make_url(args.db)
+    except Exception:
+        raise AtoError(f"--db {args.db!r} is not a database URL (e.g. {DEFAULT_DB})") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not os.path.exists(url.database):
+        raise AtoError(f"no tracker database at {url.database} (--db {args.db})")
+    return Registry(args.db, store=getattr(args, "store", None))
+
+
+def human(n) -> str:
+    """``1536`` -> ``'1.5 KiB'``."""
+    if n is None:
+        return "-"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(out)
+
+
+def _dump(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _short(v) -> str:
+    return (v.reference and f"ref {v.reference}") or v.digest[:12]
+
+
+# --------------------------------------------------------------------------- models & data
+def cmd_list(args) -> int:
+    rows = _registry(args).assets(kind=args.kind, project=args.project)
+    if args.json:
+        _dump(rows)
+        return 0
+    print(table(["project", "name", "versions", "latest", "size", "aliases"],
+                [[r["project"], r["name"], r["versions"], r["latest"] and f"v{r['latest']}",
+                  human(r["size"]),
+                  ", ".join(f"{a}=v{n}" for a, n in r["aliases"].items()) or None] for r in rows]))
+    print(f"{len(rows)} {args.kind}{'s' if len(rows) != 1 else ''}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    registry = _registry(args)
+    if args.ref is None:
+        versions = registry.versions(args.name, args.project, args.kind)
+        if args.json:
+            _dump([v.to_dict() for v in versions])
+            return 0
+        first = versions[0] if versions else None
+        print(f"{args.kind} {args.name}" + (f"  (project {first.project})" if first else ""))
+        print(table(["version", "digest", "size", "files", "run", "step", "state", "aliases",
+                     "created"],
+                    [[f"v{v.version}", _short(v), human(v.size), v.file_count, v.run_id, v.step,
+                      v.state, ", ".join(v.aliases) or None, str(v.created_at)[:19]]
+                     for v in versions]))
+        return 0
+    v = registry.get(args.name, args.ref, args.project, args.kind)
+    files = registry.files(v)
+    if args.kind == "model":
+        lineage = registry.produced_by(v.name, f"v{v.version}", v.project)
+    else:
+        lineage = {"runs": registry.runs_using(v.name, f"v{v.version}", v.project),
+                   "downstream": registry.downstream(v.name, f"v{v.version}", v.project)}
+    if args.json:
+        _dump({**v.to_dict(), "files": files, "lineage": lineage})
+        return 0
+    print(f"{v.uri}  ({v.kind}, {v.state})")
+    print(f"digest   {v.digest}")
+    if v.reference:
+        print(f"reference {v.reference} (recorded by reference: not copied, not verified)")
+    print(f"size     {human(v.size)} in {v.file_count} file{'s' if v.file_count != 1 else ''}")
+    print(f"source   {v.source or '-'}")
+    print(f"stored   {v.store_url or 'no (recorded in place)'}")
+    print(f"run      {v.run_id or '-'}   step {v.step if v.step is not None else '-'}   "
+          f"score {v.score if v.score is not None else '-'}")
+    print(f"aliases  {', '.join(v.aliases) or '-'}")
+    print(f"created  {v.created_at} by {v.created_by}")
+    if v.meta:
+        print(f"meta     {json.dumps(v.meta, default=str)}")
+    if files and (v.is_dir or args.files):
+        print()
+        shown = files if args.files else files[:20]
+        print(table(["file", "size", "digest"], [[f["path"], human(f["size"]), f["digest"][:12]]
+                                                  for f in shown]))
+        if len(shown) < len(files):
+            print(f"... {len(files) - len(shown)} more (--files lists all)")
+    print()
+    if args.kind == "model":
+        if lineage["run"] is None:
+            print("lineage: registered outside a run")
+        else:
+            run = lineage["run"]
+            print(f"produced by run {run['run_id']} ({run['status']}, started {run['start_time']})")
+            for d in lineage["datasets"]:
+                print(f"  used dataset {d['name']} v{d['version']} ({d['digest'][:12]})")
+            for trace, fp in sorted(lineage["fingerprints"].items()):
+                print(f"  code {trace}: {fp[:16]}")
+    else:
+        runs = lineage["runs"]
+        print(f"used by {len(runs)} run{'s' if len(runs) != 1 else ''}: "
+              f"{', '.join(str(r['run_id']) for r in runs) or '-'}")
+        for d in lineage["downstream"]:
+            alias = f" ({', '.join(d['aliases'])})" if d["aliases"] else ""
+            print(f"  fed model {d['model']} v{d['version']}{alias} via run {d['run_id']}")
+    return 0
+
+
+def cmd_alias(args) -> int:
+    registry = _registry(args)
+    if args.delete:
+        number = registry.delete_alias(args.name, args.alias, args.project, args.kind)
+        if args.json:
+            _dump({"alias": args.alias, "removed_from": number})
+        else:
+            print(f"removed alias {args.alias} (was v{number}) from {args.name}")
+        return 0
+    if args.ref is None:
+        raise AtoError("give the version to point the alias at (e.g. 'ato models alias "
+                       f"{args.name} {args.alias} 3'), or --delete")
+    v = registry.set_alias(args.name, args.alias, args.ref, args.project, args.kind)
+    if args.json:
+        _dump(v.to_dict())
+    else:
+        print(f"{args.name}@{args.alias} -> v{v.version} ({v.digest[:12]})")
+    return 0
+
+
+def cmd_history(args) -> int:
+    rows = _registry(args).alias_history(args.name, args.alias, args.project, args.kind)
+    if args.json:
+        _dump(rows)
+        return 0
+    print(table(["when", "alias", "from", "to", "by", "run"],
+                [[r["at"][:19], r["alias"], r["from"] and f"v{r['from']}",
+                  r["to"] and f"v{r['to']}", r["actor"], r["run_id"]] for r in rows]))
+    return 0
+
+
+def cmd_diff(args) -> int:
+    d = _registry(args).diff(args.name, args.a, args.b, args.project, args.kind)
+    if args.json:
+        _dump(d)
+        return 0
+    print(f"{d['kind']} {d['name']} v{d['from']} -> v{d['to']}: {len(d['added'])} added, "
+          f"{len(d['removed'])} removed, {len(d['changed'])} changed, {d['unchanged']} unchanged")
+    for f in d["added"]:
+        print(f"+ {f['path']}  ({human(f['size'])})")
+    for f in d["removed"]:
+        print(f"- {f['path']}  ({human(f['size'])})")
+    for f in d["changed"]:
+        print(f"M {f['path']}  ({human(f['from']['size'])} -> {human(f['to']['size'])})")
+    return 0
+
+
+# --------------------------------------------------------------------------- store
+def cmd_verify(args) -> int:
+    rows = _registry(args).verify()
+    bad = [r for r in rows if r["status"] != "ok"]
+    if args.json:
+        _dump({"checked": len(rows), "problems": bad})
+    else:
+        for r in bad:
+            print(f"{r['status'].upper():9} {r['digest']}  ({human(r['size'])}) in {r['store']}")
+        print(f"{len(rows)} blob{'s' if len(rows) != 1 else ''} checked, {len(bad)} "
+              f"problem{'s' if len(bad) != 1 else ''}")
+    return 1 if bad else 0
+
+
+def cmd_du(args) -> int:
+    data = _registry(args).du()
+    if args.json:
+        _dump(data)
+        return 0
+    print(table(["store", "on disk", "blobs", "live", "collectable"],
+                [[url, human(d["bytes_on_disk"]), d["blobs_on_disk"], human(d["live_bytes"]),
+                  human(d["collectable_bytes"])] for url, d in data.items()]))
+    return 0
+
+
+def cmd_gc(args) -> int:
+    rows = _registry(args).gc(dry_run=not args.delete, grace=args.grace)
+    total = sum(r["size"] for r in rows)
+    if args.json:
+        _dump({"dry_run": not args.delete, "items": rows, "bytes": total})
+        return 0
+    for r in rows:
+        print(f"{'remove' if args.delete else 'would remove'} {r['digest']}  "
+              f"{human(r['size'])}  ({r['reason']})")
+    verb = "freed" if args.delete else "would free"
+    print(f"{verb} {human(total)} ({total} bytes) in {len(rows)} "
+          f"file{'s' if len(rows) != 1 else ''}" +
+          ("" if args.delete else "; dry run, pass --delete to remove them"))
+    return 0
+
+
+# --------------------------------------------------------------------------- commands
+def _common(p) -> None:
+    default = os.environ.get("ATO_DB", DEFAULT_DB)
+    p.add_argument("--db", default=default, help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _asset_actions(parser, kind: str) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help=f"every registered {kind}")
+    _common(p)
+    p.add_argument("--project", help="only this project")
+    p.set_defaults(_run=cmd_list, kind=kind)
+    p = sub.add_parser("show", help=f"the versions of a {kind}, or one version with its lineage")
+    p.add_argument("name")
+    p.add_argument("ref", nargs="?", help="version number (3 or v3) or alias")
+    p.add_argument("--project")
+    p.add_argument("--files", action="store_true", help="list every file")
+    _common(p)
+    p.set_defaults(_run=cmd_show, kind=kind)
+    return sub
+
+
+class ModelsCommand:
+    PLUGIN_NAME = "models"
+    help = "registered models: versions, aliases, alias history, lineage"
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        sub = _asset_actions(parser, "model")
+        p = sub.add_parser("alias", help="point an alias at a version (or --delete it)")
+        p.add_argument("name")
+        p.add_argument("alias")
+        p.add_argument("ref", nargs="?", help="version number (3 or v3) or another alias")
+        p.add_argument("--delete", action="store_true", help="remove the alias")
+        p.add_argument("--project")
+        _common(p)
+        p.set_defaults(_run=cmd_alias, kind="model")
+        p = sub.add_parser("history", help="who moved an alias, when, from which version")
+        p.add_argument("name")
+        p.add_argument("alias", nargs="?", help="one alias (default: all)")
+        p.add_argument("--project")
+        _common(p)
+        p.set_defaults(_run=cmd_history, kind="model")
+
+    @staticmethod
+    def run(args) -> int:
+        return args._run(args)
+
+
+class DataCommand:
+    PLUGIN_NAME = "data"
+    help = "versioned datasets: versions, files, what changed, what used them"
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        sub = _asset_actions(parser, "dataset")
+        p = sub.add_parser("diff", help="files added, removed and changed between two versions")
+        p.add_argument("name")
+        p.add_argument("a", help="version number or alias")
+        p.add_argument("b", help="version number or alias")
+        p.add_argument("--project")
+        _common(p)
+        p.set_defaults(_run=cmd_diff, kind="dataset")
+
+    @staticmethod
+    def run(args) -> int:
+        return args._run(args)
+
+
+class StoreCommand:
+    PLUGIN_NAME = "store"
+    help = "the artifact store: verify blobs, disk usage, garbage collection"
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        store_help = "store URL or directory (default: $ATO_STORE or the one beside a SQLite file)"
+        p = sub.add_parser("verify", help="re-hash every blob; exit 1 if one is missing or modified")
+        p.add_argument("--store", help=store_help)
+        _common(p)
+        p.set_defaults(_run=cmd_verify)
+        p = sub.add_parser("du", help="bytes on disk, live and collectable per store")
+        p.add_argument("--store", help=store_help)
+        _common(p)
+        p.set_defaults(_run=cmd_du)
+        p = sub.add_parser("gc", help="free blobs no kept version holds (dry run by default)")
+        p.add_argument("--delete", action="store_true", help="really remove them")
+        p.add_argument("--grace", type=float, default=3600.0,
+                       help="spare unrecorded and temporary files younger than this many "
+                            "seconds (default 3600)")
+        p.add_argument("--store", help=store_help)
+        _common(p)
+        p.set_defaults(_run=cmd_gc)
+
+    @staticmethod
+    def run(args) -> int:
+        return args._run(args)

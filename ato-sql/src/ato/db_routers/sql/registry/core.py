@@ -1,0 +1,915 @@
+"""The model registry and dataset versioning, in the tracker's own database.
+
+A *version* is immutable content identified by its SHA-256 (a file) or tree digest (a
+directory).  Registering content that an asset already has returns that version (and links
+the run to it); new content becomes version N+1, numbered inside a write transaction that
+holds the asset's row lock (PostgreSQL) or the database's write lock (SQLite), so
+concurrent processes get gap-free numbers.  Blobs are written to the store *before* the
+transaction that records them, so a version in the database always has its files.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from ato.artifacts import ArtifactStoreError, StatCache, open_store, snapshot
+from ato.errors import AtoError
+
+KINDS = ("model", "dataset")
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
+_URI = re.compile(r"ato://(?P<project>[^/@]+)/(?P<name>[^@]+?)(?:@(?P<ref>[^@/]+))?\Z")
+
+
+class RegistryError(AtoError, LookupError):
+    """A model, dataset, version or alias that does not exist or cannot be used as asked."""
+
+
+class _BlobVanished(Exception):
+    """A blob was collected between writing it and recording it: write it again."""
+
+
+@dataclass
+class Version:
+    """One version of a model or dataset (``kind``).  ``digest`` identifies the content;
+    ``store_url`` is ``None`` for data recorded in place and ``reference`` holds the URI of
+    data recorded by reference; ``created`` is ``False`` when registering returned an
+    existing version."""
+
+    id: int
+    project: str
+    kind: str
+    name: str
+    version: int
+    digest: str
+    size: int
+    file_count: int
+    is_dir: bool
+    source: str | None
+    reference: str | None
+    store_url: str | None
+    run_id: int | None
+    step: int | None
+    score: float | None
+    meta: dict | None
+    state: str
+    created_by: str | None
+    created_at: object
+    aliases: list[str] = field(default_factory=list)
+    created: bool = False
+    hashed_files: int = 0
+
+    @property
+    def uri(self) -> str:
+        return f"ato://{self.project}/{self.name}@v{self.version}"
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in (
+            "project", "kind", "name", "version", "digest", "size", "file_count", "is_dir",
+            "source", "reference", "store_url", "run_id", "step", "score", "meta", "state",
+            "created_by", "aliases")}
+        out["created_at"] = str(self.created_at) if self.created_at is not None else None
+        out["uri"] = self.uri
+        return out
+
+
+def actor() -> str:
+    """``$ATO_USER`` or ``user@host``: who moved an alias."""
+    explicit = os.environ.get("ATO_USER")
+    if explicit:
+        return explicit
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def check_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not _ALIAS.match(alias):
+        raise RegistryError(f"alias {alias!r}: use a letter then letters, digits, '_', '.' or "
+                            f"'-' (at most 128 characters)")
+    if re.fullmatch(r"v\d+", alias):
+        raise RegistryError(f"alias {alias!r} looks like a version number; 'vN' is reserved")
+    return alias
+
+
+def default_store_url(db_url: str) -> str | None:
+    """``$ATO_STORE``, else for a SQLite file ``<dir>/<name>.ato-store`` beside it, else
+    ``None`` (a server database needs an explicit, shared store)."""
+    explicit = os.environ.get("ATO_STORE")
+    if explicit:
+        return explicit
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        base = os.path.splitext(os.path.abspath(url.database))[0]
+        return "file://" + base + ".ato-store"
+    return None
+
+
+_VERSION_COLUMNS = (
+    "v.id, p.name, a.kind, a.name, v.version, v.digest, v.size, v.file_count, v.is_dir, "
+    "v.source, v.reference, v.store_url, v.run_id, v.step, v.score, v.meta, v.state, "
+    "v.created_by, v.created_at")
+_VERSION_FROM = ("registry_versions v JOIN registry_assets a ON a.id = v.asset_id "
+                 "JOIN projects p ON p.id = a.project_id")
+
+
+def _version(row) -> Version:
+    meta = row[15]
+    if isinstance(meta, str):
+        meta = json.loads(meta)
+    return Version(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]), row[7],
+                   bool(row[8]), row[9], row[10], row[11], row[12], row[13], row[14], meta,
+                   row[16], row[17], row[18])
+
+
+class Registry:
+    """Models and datasets of the tracker at ``url`` (an SQLAlchemy URL).
+
+    ``store`` is the artifact-store URL new blobs go to (default:
+    :func:`default_store_url`); ``cache`` the :class:`~ato.artifacts.StatCache` (default:
+    the per-user one).
+    """
+
+    def __init__(self, url: str, store: str | None = None, cache: StatCache | None = None):
+        from ato.db_routers.sql.engine import get_engine
+
+        from .schema import ensure_registry_schema
+
+        self.url = url
+        self.engine = get_engine(url)
+        ensure_registry_schema(self.engine)
+        self.store_url = store or default_store_url(url)
+        self._cache = cache
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._stores: dict = {}
+
+    @classmethod
+    def from_config(cls, config) -> Registry:
+        from ato.db_routers.sql.logger import config_value, tracker_url
+
+        store = config_value(config, "experiment.sql.store")
+        return cls(tracker_url(config), store=str(store) if store else None)
+
+    @property
+    def cache(self) -> StatCache:
+        if self._cache is None:
+            self._cache = StatCache()
+        return self._cache
+
+    def store(self, url: str | None = None):
+        url = url or self.store_url
+        if url is None:
+            raise RegistryError(
+                f"no artifact store for {self.url}: a server database needs a shared store; "
+                f"set experiment.sql.store or $ATO_STORE (a directory or a store URL)")
+        if url not in self._stores:
+            self._stores[url] = open_store(url)
+        return self._stores[url]
+
+    # ------------------------------------------------------------------ transactions
+    def _now(self):
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else now
+
+    def _write(self, work):
+        """Run ``work(conn)`` in one write transaction, again while the database is busy or
+        a concurrent writer won a unique constraint."""
+        from ato.db_routers.sql.engine import _is_transient
+
+        delay = 0.005
+        for attempt in range(200):
+            try:
+                with self.engine.connect() as conn:
+                    if self._sqlite:
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                        try:
+                            result = work(conn)
+                            conn.exec_driver_sql("COMMIT")
+                        except BaseException:
+                            conn.exec_driver_sql("ROLLBACK")
+                            raise
+                    else:
+                        with conn.begin():
+                            result = work(conn)
+                    return result
+            except IntegrityError as e:
+                message = str(e).lower()
+                if attempt == 199 or not ("unique" in message or "duplicate" in message):
+                    raise
+            except Exception as e:
+                if attempt == 199 or not _is_transient(e):
+                    raise
+            time.sleep(delay * (1 + (os.getpid() % 7) / 7))
+            delay = min(delay * 2, 0.25)
+
+    def _read(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).fetchall()
+
+    # ------------------------------------------------------------------ registration
+    def use_dataset(self, project: str, name: str, path, run_id: int | None = None,
+                    copy: bool = False, aliases=(), description: str | None = None,
+                    meta: dict | None = None) -> Version:
+        """Record the dataset at ``path`` (a file or directory) as used by ``run_id``;
+        ``copy=True`` also stores its files.  See :meth:`register`."""
+        return self.register("dataset", project, name, path, run_id=run_id, copy=copy,
+                             aliases=aliases, description=description, meta=meta)
+
+    def use_reference(self, project: str, name: str, uri: str, etag: str | None = None,
+                      size: int | None = None, run_id: int | None = None, aliases=(),
+                      meta: dict | None = None) -> Version:
+        """Record remote data by reference: nothing is read or copied; the version's
+        identity is the SHA-256 of ``uri``, ``etag`` and ``size`` (give at least one of the
+        last two, or every use makes the same version)."""
+        import hashlib
+
+        if not isinstance(uri, str) or "://" not in uri:
+            raise RegistryError(f"dataset {name!r}: reference {uri!r} is not a URI (scheme://…)")
+        digest = hashlib.sha256(f"{uri}\0{etag or ''}\0{size if size is not None else ''}"
+                                .encode()).hexdigest()
+        info = dict(meta or {}, etag=etag)
+        return self._record("dataset", project, name, digest=digest, size=int(size or 0),
+                            files=[], is_dir=False, source=None, reference=uri, store_url=None,
+                            run_id=run_id, step=None, score=None, meta=info, aliases=aliases,
+                            description=None, keep=None, mode="max", hashed=0)
+
+    def log_model(self, project: str, name: str, path, run_id: int | None = None,
+                  step: int | None = None, aliases=(), keep: int | None = None,
+                  score: float | None = None, mode: str = "max",
+                  description: str | None = None, meta: dict | None = None) -> Version:
+        """Store the model file or directory at ``path`` and record it as produced by
+        ``run_id``.  ``keep=N`` lets go of this run's older versions beyond the last N
+        (or the best N by ``score``, ``mode`` ``'max'`` or ``'min'``); aliased versions are
+        always kept, and ``ato store gc`` frees what was let go."""
+        return self.register("model", project, name, path, run_id=run_id, copy=True, step=step,
+                             aliases=aliases, keep=keep, score=score, mode=mode,
+                             description=description, meta=meta)
+
+    def register(self, kind: str, project: str, name: str, path, *, run_id=None, copy=True,
+                 step=None, aliases=(), keep=None, score=None, mode="max", description=None,
+                 meta=None) -> Version:
+        """Hash ``path`` (unchanged files come from the stat cache), store its files when
+        ``copy``, and record the version, its files, the run link, ``aliases`` (and
+        ``latest``) in one transaction.  Returns the :class:`Version`.
+
+        Raises :class:`RegistryError` for a bad name, alias or ``keep``, and
+        :class:`~ato.artifacts.ArtifactStoreError` for a missing path or a file that keeps
+        changing while it is copied."""
+        if kind not in KINDS:
+            raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+        if not isinstance(name, str) or not name or "@" in name or name.startswith("/"):
+            raise RegistryError(f"{kind} name {name!r}: a non-empty name without '@'")
+        aliases = [check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases)]
+        if keep is not None and (not isinstance(keep, int) or keep < 1):
+            raise RegistryError(f"{kind} {name!r}: keep={keep!r} must be a positive integer")
+        if mode not in ("max", "min"):
+            raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
+        store = self.store() if copy else None
+        for _attempt in range(3):
+            # files the stat cache does not know are stored while hashed (one read);
+            # the others are put by digest, which reads nothing when the blob is present
+            hasher = (lambda p: store.put(p).digest) if store is not None else None
+            snap = snapshot(path, self.cache, hasher=hasher)
+            if store is not None:
+                self._put_all(store, snap)
+            try:
+                return self._record(
+                    kind, project, name, digest=snap.digest, size=snap.size,
+                    files=snap.files, is_dir=snap.is_dir, source=os.path.abspath(os.fspath(path)),
+                    reference=None, store_url=store.url if store is not None else None,
+                    run_id=run_id, step=step, score=score, meta=meta, aliases=aliases,
+                    description=description, keep=keep, mode=mode, hashed=snap.hashed)
+            except _BlobVanished:
+                continue
+        raise ArtifactStoreError(f"{path}: blobs kept disappearing from {store.url} while "
+                                 f"registering (is 'ato store gc --delete' running?)")
+
+    def _put_all(self, store, snap) -> None:
+        def put(entry):
+            blob = store.put(entry.source, expected=entry.digest)
+            if blob.digest != entry.digest:
+                raise ArtifactStoreError(
+                    f"{entry.source} changed while it was being registered (hashed "
+                    f"{entry.digest[:12]}, copied {blob.digest[:12]}); register it again")
+
+        if len(snap.files) == 1:
+            put(snap.files[0])
+            return
+        with ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ato-put") as pool:
+            list(pool.map(put, snap.files))
+
+    def _record(self, kind, project, name, *, digest, size, files, is_dir, source, reference,
+                store_url, run_id, step, score, meta, aliases, description, keep, mode,
+                hashed) -> Version:
+        who = actor()
+        meta_json = json.dumps(meta, default=str) if meta is not None else None
+        store = self.store(store_url) if store_url else None
+
+        def work(conn):
+            now = self._now()
+            asset_id = self._asset(conn, project, kind, name, description, now)
+            row = conn.execute(text("SELECT id, version, state, store_url FROM registry_versions "
+                                    "WHERE asset_id = :a AND digest = :d"),
+                               {"a": asset_id, "d": digest}).fetchone()
+            created = row is None
+            if created:
+                number = conn.execute(text("SELECT COALESCE(MAX(version), 0) + 1 FROM "
+                                           "registry_versions WHERE asset_id = :a"),
+                                      {"a": asset_id}).scalar()
+                version_id = conn.execute(text(
+                    "INSERT INTO registry_versions (asset_id, version, digest, size, file_count, "
+                    "is_dir, source, reference, store_url, run_id, step, score, meta, state, "
+                    "created_by, created_at) VALUES (:a, :n, :d, :size, :count, :is_dir, "
+                    ":source, :ref, :store, :run, :step, :score, :meta, 'live', :who, :now) "
+                    "RETURNING id"),
+                    {"a": asset_id, "n": number, "d": digest, "size": size, "count": len(files),
+                     "is_dir": is_dir, "source": source, "ref": reference, "store": store_url,
+                     "run": run_id, "step": step, "score": score, "meta": meta_json,
+                     "who": who, "now": now}).scalar()
+                if files:
+                    conn.execute(text("INSERT INTO registry_files (version_id, path, size, digest) "
+                                      "VALUES (:v, :p, :s, :d)"),
+                                 [{"v": version_id, "p": f.path, "s": f.size, "d": f.digest}
+                                  for f in files])
+            revived = False
+            if not created:
+                version_id, number, state, had_store = row
+                revived = state != "live" or (had_store is None and store_url is not None)
+                if revived:
+                    if store_url is None and reference is None:
+                        raise RegistryError(f"{kind} {name!r} v{number} was collected; register "
+                                            f"it with its files stored to revive it")
+                    conn.execute(text("UPDATE registry_versions SET state = 'live', "
+                                      "store_url = :s WHERE id = :v"),
+                                 {"s": store_url, "v": version_id})
+            if store is not None and (created or revived):
+                # a live version's blobs cannot be collected: only new or revived ones
+                self._check_blobs(conn, store, files, now)
+            if run_id is not None:
+                self._link(conn, run_id, version_id, "output" if kind == "model" else "input", now)
+            targets = list(aliases)
+            if created:
+                latest = conn.execute(text("SELECT MAX(version) FROM registry_versions "
+                                           "WHERE asset_id = :a"), {"a": asset_id}).scalar()
+                if latest == number:
+                    targets.append("latest")
+            for alias in dict.fromkeys(targets):
+                self._move_alias(conn, asset_id, alias, version_id, number, who, run_id, now)
+            if keep is not None and run_id is not None:
+                self._apply_keep(conn, asset_id, run_id, keep, mode)
+            return version_id, created
+
+        version_id, created = self._write(work)
+        out = self._version_by_id(version_id)
+        out.created = created
+        out.hashed_files = hashed
+        return out
+
+    def _asset(self, conn, project, kind, name, description, now) -> int:
+        conn.execute(text("INSERT INTO projects (name, created_at) VALUES (:n, :t) "
+                          "ON CONFLICT (name) DO NOTHING"), {"n": project, "t": now})
+        project_id = conn.execute(text("SELECT id FROM projects WHERE name = :n"),
+                                  {"n": project}).scalar()
+        conn.execute(text("INSERT INTO registry_assets (project_id, kind, name, description, "
+                          "tags, created_at) VALUES (:p, :k, :n, :d, '[]', :t) "
+                          "ON CONFLICT (project_id, kind, name) DO NOTHING"),
+                     {"p": project_id, "k": kind, "n": name, "d": description, "t": now})
+        lock = "" if self._sqlite else " FOR UPDATE"
+        asset_id = conn.execute(text(f"SELECT id FROM registry_assets WHERE project_id = :p AND "
+                                     f"kind = :k AND name = :n{lock}"),
+                                {"p": project_id, "k": kind, "n": name}).scalar()
+        if description is not None:
+            conn.execute(text("UPDATE registry_assets SET description = :d WHERE id = :a"),
+                         {"d": description, "a": asset_id})
+        return asset_id
+
+    def _check_blobs(self, conn, store, files, now) -> None:
+        """Record the blobs, holding their rows, and make sure each file is still in the
+        store (garbage collection removes files only while holding the same rows)."""
+        rows = {f.digest: f.size for f in files}
+        conn.execute(text("INSERT INTO registry_blobs (store_url, digest, size, created_at) "
+                          "VALUES (:s, :d, :z, :t) ON CONFLICT (store_url, digest) "
+                          "DO UPDATE SET size = excluded.size"),
+                     [{"s": store.url, "d": d, "z": z, "t": now} for d, z in rows.items()])
+        for digest in rows:
+            if not store.has(digest):
+                raise _BlobVanished(digest)
+
+    def _link(self, conn, run_id, version_id, role, now) -> None:
+        conn.execute(text("INSERT INTO registry_links (run_id, version_id, role, at) "
+                          "VALUES (:r, :v, :role, :t) ON CONFLICT DO NOTHING"),
+                     {"r": run_id, "v": version_id, "role": role, "t": now})
+
+    def _move_alias(self, conn, asset_id, alias, version_id, number, who, run_id, now) -> None:
+        old = conn.execute(text("SELECT v.version, v.id FROM registry_aliases al JOIN "
+                                "registry_versions v ON v.id = al.version_id "
+                                "WHERE al.asset_id = :a AND al.alias = :al"),
+                           {"a": asset_id, "al": alias}).fetchone()
+        if old is not None and old[1] == version_id:
+            return
+        if old is None:
+            conn.execute(text("INSERT INTO registry_aliases (asset_id, alias, version_id) "
+                              "VALUES (:a, :al, :v)"), {"a": asset_id, "al": alias, "v": version_id})
+        else:
+            conn.execute(text("UPDATE registry_aliases SET version_id = :v WHERE asset_id = :a "
+                              "AND alias = :al"), {"a": asset_id, "al": alias, "v": version_id})
+        conn.execute(text("INSERT INTO registry_alias_events (asset_id, alias, from_version, "
+                          "to_version, actor, run_id, at) VALUES (:a, :al, :f, :t, :who, :r, :now)"),
+                     {"a": asset_id, "al": alias, "f": old[0] if old else None, "t": number,
+                      "who": who, "r": run_id, "now": now})
+
+    def _apply_keep(self, conn, asset_id, run_id, keep, mode) -> None:
+        rows = conn.execute(text(
+            "SELECT v.id, v.version, v.score, EXISTS (SELECT 1 FROM registry_aliases al WHERE "
+            "al.version_id = v.id) FROM registry_versions v WHERE v.asset_id = :a "
+            "AND v.run_id = :r AND v.state = 'live'"),
+            {"a": asset_id, "r": run_id}).fetchall()
+        if any(r[2] is not None for r in rows):
+            sign = -1 if mode == "max" else 1
+            # versions without a score rank last; ties keep the newer one
+            ranked = sorted(rows, key=lambda r: (r[2] is None, sign * (r[2] or 0), -r[1]))
+        else:
+            ranked = sorted(rows, key=lambda r: -r[1])
+        drop = [r[0] for r in ranked[keep:] if not r[3]]  # aliased versions always stay
+        if drop:
+            conn.execute(text("UPDATE registry_versions SET state = 'pruned' WHERE id = :v"),
+                         [{"v": v} for v in drop])
+
+    # ------------------------------------------------------------------ reading
+    def _version_by_id(self, version_id: int) -> Version:
+        rows = self._read(f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.id = :v",
+                          v=version_id)
+        out = _version(rows[0])
+        out.aliases = [r[0] for r in self._read(
+            "SELECT alias FROM registry_aliases WHERE version_id = :v ORDER BY alias", v=version_id)]
+        return out
+
+    def _asset_row(self, name: str, project: str | None = None, kind: str | None = None):
+        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description FROM registry_assets a "
+               "JOIN projects p ON p.id = a.project_id WHERE a.name = :n")
+        params: dict = {"n": name}
+        if project is not None:
+            sql += " AND p.name = :p"
+            params["p"] = project
+        if kind is not None:
+            sql += " AND a.kind = :k"
+            params["k"] = kind
+        rows = self._read(sql, **params)
+        what = kind or "model or dataset"
+        if not rows:
+            where = f" in project {project!r}" if project else ""
+            raise RegistryError(f"no {what} named {name!r}{where} in {self.url}")
+        if len(rows) > 1:
+            choices = ", ".join(f"{r[2]} in project {r[1]!r}" for r in rows)
+            raise RegistryError(f"{name!r} is ambiguous ({choices}): name the project or kind")
+        return rows[0]
+
+    def get(self, name: str, ref: str | int | None = None, project: str | None = None,
+            kind: str | None = None) -> Version:
+        """One version: ``ref`` is a version number (``3``, ``'3'``, ``'v3'``), an alias, or
+        ``None`` for ``latest``."""
+        asset_id, project, kind, name, _ = self._asset_row(name, project, kind)
+        ref = "latest" if ref is None else str(ref)
+        number = ref[1:] if re.fullmatch(r"v\d+", ref) else ref
+        if number.isdigit():
+            rows = self._read(f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} "
+                              f"WHERE v.asset_id = :a AND v.version = :n", a=asset_id, n=int(number))
+            what = f"version {number}"
+        else:
+            rows = self._read(f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} JOIN "
+                              f"registry_aliases al ON al.version_id = v.id "
+                              f"WHERE al.asset_id = :a AND al.alias = :al", a=asset_id, al=ref)
+            what = f"alias {ref!r}"
+        if not rows:
+            known = [r[0] for r in self._read("SELECT alias FROM registry_aliases WHERE "
+                                              "asset_id = :a ORDER BY alias", a=asset_id)]
+            top = self._read("SELECT MAX(version) FROM registry_versions WHERE asset_id = :a",
+                             a=asset_id)[0][0]
+            raise RegistryError(f"{kind} {name!r} (project {project!r}) has no {what} "
+                                f"(versions 1..{top or 0}; aliases: {', '.join(known) or 'none'})")
+        return self._version_by_id(rows[0][0])
+
+    def versions(self, name: str, project: str | None = None, kind: str | None = None
+                 ) -> list[Version]:
+        """Every version of one model or dataset, oldest first, with their aliases."""
+        asset_id = self._asset_row(name, project, kind)[0]
+        rows = self._read(f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} WHERE v.asset_id = :a "
+                          f"ORDER BY v.version", a=asset_id)
+        aliases: dict = {}
+        for alias, vid in self._read("SELECT alias, version_id FROM registry_aliases WHERE "
+                                     "asset_id = :a ORDER BY alias", a=asset_id):
+            aliases.setdefault(vid, []).append(alias)
+        out = [_version(r) for r in rows]
+        for v in out:
+            v.aliases = aliases.get(v.id, [])
+        return out
+
+    def assets(self, kind: str | None = None, project: str | None = None) -> list[dict]:
+        """Every model and/or dataset: project, kind, name, description, version count,
+        latest version number, total bytes and aliases (``{alias: version}``)."""
+        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description, COUNT(v.id), MAX(v.version), "
+               "COALESCE(SUM(v.size), 0) FROM registry_assets a JOIN projects p ON "
+               "p.id = a.project_id LEFT JOIN registry_versions v ON v.asset_id = a.id WHERE 1 = 1")
+        params = {}
+        if kind:
+            sql += " AND a.kind = :k"
+            params["k"] = kind
+        if project:
+            sql += " AND p.name = :p"
+            params["p"] = project
+        sql += " GROUP BY a.id, p.name, a.kind, a.name, a.description ORDER BY p.name, a.kind, a.name"
+        rows = self._read(sql, **params)
+        aliases: dict = {}
+        for asset_id, alias, number in self._read(
+                "SELECT al.asset_id, al.alias, v.version FROM registry_aliases al JOIN "
+                "registry_versions v ON v.id = al.version_id ORDER BY al.alias"):
+            aliases.setdefault(asset_id, {})[alias] = number
+        return [{"project": r[1], "kind": r[2], "name": r[3], "description": r[4],
+                 "versions": r[5], "latest": r[6], "size": int(r[7]),
+                 "aliases": aliases.get(r[0], {})} for r in rows]
+
+    def files(self, version: Version) -> list[dict]:
+        """The files of a version, sorted by path: ``{'path', 'size', 'digest'}``."""
+        return [{"path": p, "size": int(s), "digest": d} for p, s, d in self._read(
+            "SELECT path, size, digest FROM registry_files WHERE version_id = :v ORDER BY path",
+            v=version.id)]
+
+    def diff(self, name: str, a, b, project: str | None = None, kind: str | None = None) -> dict:
+        """Files ``added``, ``removed`` and ``changed`` (``{path: [old, new]}`` digests and
+        sizes) from version ``a`` to version ``b``."""
+        va = self.get(name, a, project, kind)
+        vb = self.get(name, b, project, kind)
+        fa = {f["path"]: f for f in self.files(va)}
+        fb = {f["path"]: f for f in self.files(vb)}
+        return {"name": va.name, "kind": va.kind, "from": va.version, "to": vb.version,
+                "added": [fb[p] for p in sorted(set(fb) - set(fa))],
+                "removed": [fa[p] for p in sorted(set(fa) - set(fb))],
+                "changed": [{"path": p, "from": fa[p], "to": fb[p]}
+                            for p in sorted(set(fa) & set(fb)) if fa[p]["digest"] != fb[p]["digest"]],
+                "unchanged": sum(1 for p in set(fa) & set(fb) if fa[p]["digest"] == fb[p]["digest"])}
+
+    # ------------------------------------------------------------------ aliases
+    def set_alias(self, name: str, alias: str, ref, project: str | None = None,
+                  kind: str | None = None, who: str | None = None) -> Version:
+        """Point ``alias`` at version ``ref`` (recorded in the alias history)."""
+        check_alias(alias)
+        if alias == "latest":
+            raise RegistryError("alias 'latest' moves by itself to the newest version")
+        target = self.get(name, ref, project, kind)
+        if target.state == "collected":
+            raise RegistryError(f"{target.kind} {target.name!r} v{target.version} was collected "
+                                f"by 'ato store gc'; its files are gone")
+        asset_id = self._asset_row(target.name, target.project, target.kind)[0]
+
+        def work(conn):
+            now = self._now()
+            if target.state == "pruned":
+                conn.execute(text("UPDATE registry_versions SET state = 'live' WHERE id = :v"),
+                             {"v": target.id})
+            self._move_alias(conn, asset_id, alias, target.id, target.version, who or actor(),
+                             None, now)
+
+        self._write(work)
+        return self._version_by_id(target.id)
+
+    def delete_alias(self, name: str, alias: str, project: str | None = None,
+                     kind: str | None = None, who: str | None = None) -> int:
+        """Remove ``alias``; returns the version it pointed at (recorded in its history)."""
+        asset_id, project, kind, name, _ = self._asset_row(name, project, kind)
+        if alias == "latest":
+            raise RegistryError("alias 'latest' cannot be removed")
+
+        def work(conn):
+            row = conn.execute(text("SELECT v.version FROM registry_aliases al JOIN "
+                                    "registry_versions v ON v.id = al.version_id "
+                                    "WHERE al.asset_id = :a AND al.alias = :al"),
+                               {"a": asset_id, "al": alias}).fetchone()
+            if row is None:
+                raise RegistryError(f"{kind} {name!r} has no alias {alias!r}")
+            conn.execute(text("DELETE FROM registry_aliases WHERE asset_id = :a AND alias = :al"),
+                         {"a": asset_id, "al": alias})
+            conn.execute(text("INSERT INTO registry_alias_events (asset_id, alias, from_version, "
+                              "to_version, actor, at) VALUES (:a, :al, :f, NULL, :who, :t)"),
+                         {"a": asset_id, "al": alias, "f": row[0], "who": who or actor(),
+                          "t": self._now()})
+            return row[0]
+
+        return self._write(work)
+
+    def alias_history(self, name: str, alias: str | None = None, project: str | None = None,
+                      kind: str | None = None) -> list[dict]:
+        """Every move of ``alias`` (or of every alias), oldest first: ``{'alias', 'from',
+        'to', 'actor', 'run_id', 'at'}`` (``from``/``to`` ``None`` = created/removed)."""
+        asset_id = self._asset_row(name, project, kind)[0]
+        sql = ("SELECT alias, from_version, to_version, actor, run_id, at FROM "
+               "registry_alias_events WHERE asset_id = :a")
+        params = {"a": asset_id}
+        if alias is not None:
+            sql += " AND alias = :al"
+            params["al"] = alias
+        return [{"alias": r[0], "from": r[1], "to": r[2], "actor": r[3], "run_id": r[4],
+                 "at": str(r[5])} for r in self._read(sql + " ORDER BY id", **params)]
+
+    # ------------------------------------------------------------------ lineage
+    def runs_using(self, name: str, ref=None, project: str | None = None) -> list[dict]:
+        """The runs that used dataset version ``ref`` (one query): ``{'run_id', 'project',
+        'status', 'start_time'}``, oldest first."""
+        v = self.get(name, ref, project, "dataset")
+        return [{"run_id": r[0], "project": r[1], "status": r[2], "start_time": str(r[3])}
+                for r in self._read(
+                    "SELECT e.id, p.name, e.status, e.start_time FROM registry_links l JOIN "
+                    "experiments e ON e.id = l.run_id JOIN projects p ON p.id = e.project_id "
+                    "WHERE l.version_id = :v AND l.role = 'input' ORDER BY e.id", v=v.id)]
+
+    def produced_by(self, name: str, ref=None, project: str | None = None) -> dict:
+        """What produced model version ``ref``: the run, its config, its code fingerprints
+        and the dataset versions it used (``{'version', 'run', 'config', 'fingerprints',
+        'datasets'}``; ``run`` is ``None`` for a model registered outside a run)."""
+        v = self.get(name, ref, project, "model")
+        out = {"version": v.to_dict(), "run": None, "config": None, "fingerprints": {},
+               "datasets": []}
+        if v.run_id is None:
+            return out
+        rows = self._read(
+            "SELECT e.id, e.status, e.start_time, e.config, e.structural_hash, f.trace_id, "
+            "f.trace_type, f.fingerprint, dv.version, da.name, dv.digest FROM experiments e "
+            "LEFT JOIN fingerprints f ON f.run_id = e.id "
+            "LEFT JOIN registry_links l ON l.run_id = e.id AND l.role = 'input' "
+            "LEFT JOIN registry_versions dv ON dv.id = l.version_id "
+            "LEFT JOIN registry_assets da ON da.id = dv.asset_id WHERE e.id = :r", r=v.run_id)
+        if not rows:
+            return out
+        first = rows[0]
+        config = first[3]
+        out["run"] = {"run_id": first[0], "status": first[1], "start_time": str(first[2]),
+                      "structural_hash": first[4]}
+        out["config"] = json.loads(config) if isinstance(config, str) else config
+        datasets = {}
+        for r in rows:
+            if r[5] is not None:
+                out["fingerprints"][f"{r[5]} ({r[6]})"] = r[7]
+            if r[8] is not None:
+                datasets[(r[9], r[8])] = {"name": r[9], "version": r[8], "digest": r[10]}
+        out["datasets"] = [datasets[k] for k in sorted(datasets)]
+        return out
+
+    def downstream(self, name: str, ref=None, project: str | None = None) -> list[dict]:
+        """What dataset version ``ref`` fed (one query): every model version produced by a
+        run that used it, ``{'run_id', 'model', 'version', 'aliases'}``."""
+        v = self.get(name, ref, project, "dataset")
+        rows = self._read(
+            "SELECT li.run_id, ma.name, mv.version, al.alias FROM registry_links li "
+            "JOIN registry_links lo ON lo.run_id = li.run_id AND lo.role = 'output' "
+            "JOIN registry_versions mv ON mv.id = lo.version_id "
+            "JOIN registry_assets ma ON ma.id = mv.asset_id "
+            "LEFT JOIN registry_aliases al ON al.version_id = mv.id "
+            "WHERE li.version_id = :v AND li.role = 'input' ORDER BY li.run_id, ma.name, mv.version",
+            v=v.id)
+        out: dict = {}
+        for run_id, model, number, alias in rows:
+            entry = out.setdefault((run_id, model, number), {"run_id": run_id, "model": model,
+                                                             "version": number, "aliases": []})
+            if alias:
+                entry["aliases"].append(alias)
+        return list(out.values())
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, uri: str, verify: bool = True) -> str:
+        """The local path of ``ato://project/name@ref`` (``ref``: alias, ``vN`` or ``N``;
+        default ``latest``), verified against its digest unless ``verify=False``.
+
+        A stored file resolves to its read-only blob; a stored directory to a read-only
+        checkout (hard links) inside the store; data recorded in place to its original
+        path, which must still hold the same content; a reference to its URI."""
+        m = _URI.match(uri) if isinstance(uri, str) else None
+        if m is None:
+            raise RegistryError(f"{uri!r} is not an ato:// URI (ato://project/name@alias)")
+        v = self.get(m["name"], m["ref"], m["project"])
+        if v.reference is not None:
+            return v.reference
+        if v.state == "collected":
+            raise RegistryError(f"{uri}: {v.kind} v{v.version} was collected by 'ato store gc'")
+        if v.store_url is None:
+            snap = snapshot(v.source, self.cache) if verify else None
+            if snap is not None and snap.digest != v.digest:
+                raise RegistryError(f"{uri}: {v.source} no longer holds {v.kind} v{v.version} "
+                                    f"(digest {snap.digest[:12]} != {v.digest[:12]})")
+            return v.source
+        store = self.store(v.store_url)
+        if not v.is_dir:
+            path = store.path(v.digest)
+            if verify:
+                self._verify_blob(uri, store, path, v.digest)
+            return path
+        return self._checkout(uri, store, v, verify)
+
+    def _verify_blob(self, uri, store, path, digest) -> None:
+        if not os.path.isfile(path):
+            raise RegistryError(f"{uri}: blob {digest[:12]} is missing from {store.url}")
+        got = snapshot(path, self.cache).digest
+        if got != digest:
+            raise RegistryError(f"{uri}: blob {digest[:12]} in {store.url} was modified "
+                                f"(now {got[:12]}); run 'ato store verify'")
+
+    def _checkout(self, uri, store, v: Version, verify: bool) -> str:
+        root = getattr(store, "root", None)
+        if root is None:
+            raise RegistryError(f"{uri}: directories can be checked out from local stores only")
+        target = os.path.join(root, "checkouts", v.digest)
+        files = self.files(v)
+        if not os.path.isdir(target):
+            tmp = f"{target}.{os.getpid()}.{time.time_ns()}.tmp"
+            for f in files:
+                blob = store.path(f["digest"])
+                dest = os.path.join(tmp, *f["path"].split("/"))
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                try:
+                    os.link(blob, dest)
+                except OSError:
+                    import shutil
+
+                    shutil.copyfile(blob, dest)
+            try:
+                os.rename(tmp, target)
+            except OSError:  # another process checked it out first
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+        if verify:
+            snap = snapshot(target, self.cache)
+            if snap.digest != v.digest:
+                raise RegistryError(f"{uri}: checkout {target} does not match v{v.version} "
+                                    f"(digest {snap.digest[:12]} != {v.digest[:12]}); "
+                                    f"run 'ato store verify'")
+        return target
+
+    # ------------------------------------------------------------------ store maintenance
+    def _store_urls(self) -> list[str]:
+        urls = {r[0] for r in self._read("SELECT DISTINCT store_url FROM registry_blobs")}
+        if self.store_url:
+            urls.add(open_store(self.store_url).url)
+        return sorted(urls)
+
+    def verify(self) -> list[dict]:
+        """Re-hash every recorded blob: ``{'store', 'digest', 'size', 'status'}`` for each,
+        ``status`` ``ok``, ``missing`` or ``modified``."""
+        out = []
+        for url, digest, size in self._read("SELECT store_url, digest, size FROM registry_blobs "
+                                            "ORDER BY store_url, digest"):
+            status = self.store(url).verify(digest, int(size))
+            out.append({"store": url, "digest": digest, "size": int(size), "status": status})
+        return out
+
+    def du(self) -> dict:
+        """Bytes per store: ``recorded`` (blobs the database knows), ``on_disk`` (blobs
+        present), ``live`` (held by live versions), ``collectable`` (what gc would free)."""
+        out = {}
+        plan = self.gc(dry_run=True)
+        for url in self._store_urls():
+            recorded = self._read("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM registry_blobs "
+                                  "WHERE store_url = :s", s=url)[0]
+            present = list(self.store(url).blobs())
+            live = self._read(
+                "SELECT COUNT(*), COALESCE(SUM(b.size), 0) FROM registry_blobs b WHERE "
+                "b.store_url = :s AND EXISTS (SELECT 1 FROM registry_files f JOIN "
+                "registry_versions v ON v.id = f.version_id WHERE f.digest = b.digest AND "
+                "v.store_url = b.store_url AND v.state = 'live')", s=url)[0]
+            free = [b for b in plan if b["store"] == url]
+            out[url] = {"recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
+                        "blobs_on_disk": len(present), "bytes_on_disk": sum(b.size for b in present),
+                        "live_blobs": live[0], "live_bytes": int(live[1]),
+                        "collectable_blobs": len(free),
+                        "collectable_bytes": sum(b["size"] for b in free)}
+        return out
+
+    def gc(self, dry_run: bool = True, grace: float = 3600.0) -> list[dict]:
+        """What garbage collection frees (``dry_run``, the default) or freed: blobs held only
+        by versions let go by ``keep=`` (never an aliased one), blobs no version records,
+        files in the store unknown to the database and temporary files, both older than
+        ``grace`` seconds (a registration may be under way).  Each item is
+        ``{'store', 'digest', 'size', 'reason'}``; versions whose blobs are freed become
+        ``collected``."""
+        out = []
+        for url in self._store_urls():
+            store = self.store(url)
+            held = ("SELECT 1 FROM registry_files f JOIN registry_versions v ON "
+                    "v.id = f.version_id WHERE f.digest = b.digest AND v.store_url = b.store_url "
+                    "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
+                    "WHERE al.version_id = v.id))")
+            candidates = self._read(f"SELECT b.digest, b.size FROM registry_blobs b WHERE "
+                                    f"b.store_url = :s AND NOT EXISTS ({held}) ORDER BY b.digest",
+                                    s=url)
+            recorded = {r[0] for r in self._read("SELECT digest FROM registry_blobs WHERE "
+                                                 "store_url = :s", s=url)}
+            limit = time.time() - grace
+            strays = []
+            for blob in store.blobs():
+                if blob.digest in recorded:
+                    continue
+                try:
+                    if os.path.getmtime(store.path(blob.digest)) < limit:
+                        strays.append(blob)
+                except OSError:
+                    continue
+            # checkouts first: measured while their blobs still hold a second link
+            out += self._stale_checkouts(store, url, dry_run)
+            for digest, size in candidates:
+                if dry_run:
+                    out.append({"store": url, "digest": digest, "size": int(size),
+                                "reason": "only unkept versions"})
+                elif self._collect(store, url, digest, held):
+                    out.append({"store": url, "digest": digest, "size": int(size),
+                                "reason": "only unkept versions"})
+            for blob in strays:
+                if not dry_run:
+                    if not self._still_stray(store, url, blob.digest, limit):
+                        continue
+                    store.delete(blob.digest)
+                out.append({"store": url, "digest": blob.digest, "size": blob.size,
+                            "reason": "not recorded"})
+            for tmp in store.clean_temp(grace, dry_run=dry_run):
+                out.append({"store": url, "digest": tmp.digest, "size": tmp.size,
+                            "reason": "temporary file"})
+        return out
+
+    def _stale_checkouts(self, store, url, dry_run) -> list[dict]:
+        """Checkouts (hard links) of directory versions that are no longer live: they would
+        keep collected blobs' bytes on disk.  Sizes count bytes no other link holds."""
+        import shutil
+
+        root = os.path.join(getattr(store, "root", ""), "checkouts")
+        if not getattr(store, "root", None) or not os.path.isdir(root):
+            return []
+        live = {r[0] for r in self._read(
+            "SELECT v.digest FROM registry_versions v WHERE v.store_url = :s AND v.is_dir = :t "
+            "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
+            "WHERE al.version_id = v.id))", s=url, t=True)}
+        out = []
+        for name in sorted(os.listdir(root)):
+            if name in live or name.endswith(".tmp"):
+                continue
+            path = os.path.join(root, name)
+            size = 0
+            for base, _dirs, files in os.walk(path):
+                for f in files:
+                    st = os.stat(os.path.join(base, f))
+                    size += st.st_size if st.st_nlink == 1 else 0  # else a blob holds it
+            out.append({"store": url, "digest": name, "size": size, "reason": "stale checkout"})
+            if not dry_run:
+                shutil.rmtree(path, ignore_errors=True)
+        return out
+
+    def _still_stray(self, store, url, digest, limit) -> bool:
+        try:
+            if os.path.getmtime(store.path(digest)) >= limit:
+                return False  # a registration just reused it
+        except OSError:
+            return False
+        return not self._read("SELECT 1 FROM registry_blobs WHERE store_url = :s AND "
+                              "digest = :d", s=url, d=digest)
+
+    def _collect(self, store, url, digest, held) -> bool:
+        """Delete one blob in a transaction that holds its row, if still unheld."""
+
+        def work(conn):
+            lock = "" if self._sqlite else " FOR UPDATE"
+            row = conn.execute(text(f"SELECT digest FROM registry_blobs WHERE store_url = :s "
+                                    f"AND digest = :d{lock}"), {"s": url, "d": digest}).fetchone()
+            if row is None:
+                return False
+            # a separate statement, so it sees what a registration committed while we waited
+            if conn.execute(text(f"SELECT 1 FROM registry_blobs b WHERE b.store_url = :s AND "
+                                 f"b.digest = :d AND EXISTS ({held})"),
+                            {"s": url, "d": digest}).fetchone() is not None:
+                return False
+            conn.execute(text("DELETE FROM registry_blobs WHERE store_url = :s AND digest = :d"),
+                         {"s": url, "d": digest})
+            conn.execute(text("UPDATE registry_versions SET state = 'collected' WHERE "
+                              "store_url = :s AND state = 'pruned' AND id IN (SELECT version_id "
+                              "FROM registry_files WHERE digest = :d)"), {"s": url, "d": digest})
+            store.delete(digest)  # inside the transaction: a registration waits for it
+            return True
+
+        return self._write(work)
+
+
+def parse_uri(uri: str) -> tuple[str, str, str | None]:
+    """``(project, name, ref)`` of ``ato://project/name@ref``."""
+    m = _URI.match(uri) if isinstance(uri, str) else None
+    if m is None:
+        raise RegistryError(f"{uri!r} is not an ato:// URI (ato://project/name@alias)")
+    return m["project"], m["name"], m["ref"]

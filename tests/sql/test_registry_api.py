@@ -1,0 +1,509 @@
+"""The registry on SQLite and PostgreSQL: dataset and model versions, aliases and their
+history, keep=, lineage, ato:// resolution, verify and garbage collection."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ato.artifacts import RACY_WINDOW_NS
+from ato.db_routers.sql.manager import SQLLogger
+from ato.db_routers.sql.registry import Registry, RegistryError, resolve
+from tests.sql.conftest import make_config
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ATO_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("ATO_USER", "tester")
+
+
+def _write(path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _settle():
+    time.sleep(RACY_WINDOW_NS / 1e9 + 0.05)
+
+
+@pytest.fixture
+def logger(config):
+    lg = SQLLogger(config, handle_signals=False)
+    yield lg
+    lg.finish()
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "cifar"
+    for name in ("train/0.bin", "train/1.bin", "test/0.bin", "labels.txt"):
+        _write(root / name, name.encode() * 50)
+    _settle()
+    return root
+
+
+class TestDatasets:
+    def test_unchanged_data_returns_the_same_version_without_reading(self, logger, tree):
+        """Logging the same tree twice makes one version; the second reads no file."""
+        logger.run()
+        first = logger.use_dataset("cifar10", tree)
+        second = logger.use_dataset("cifar10", tree)
+        assert (first.version, first.created, first.hashed_files) == (1, True, 4)
+        assert (second.version, second.created, second.hashed_files) == (1, False, 0)
+        assert first.digest == second.digest and first.file_count == 4
+        assert first.store_url is None  # recorded in place, not copied
+
+    def test_changed_data_makes_the_next_version_and_diff_lists_files(self, logger, tree):
+        """Adding, removing and editing files makes v2; diff names each file by kind."""
+        logger.run()
+        logger.use_dataset("cifar10", tree)
+        (tree / "test" / "0.bin").unlink()
+        _write(tree / "train" / "2.bin", b"new")
+        _write(tree / "labels.txt", b"relabelled")
+        _settle()
+        v2 = logger.use_dataset("cifar10", tree)
+        assert (v2.version, v2.created) == (2, True)
+        d = Registry(logger.url).diff("cifar10", 1, "v2")
+        assert [f["path"] for f in d["added"]] == ["train/2.bin"]
+        assert [f["path"] for f in d["removed"]] == ["test/0.bin"]
+        assert [c["path"] for c in d["changed"]] == ["labels.txt"]
+        assert d["unchanged"] == 2
+
+    def test_reverting_data_returns_the_earlier_version(self, logger, tree):
+        """Content identical to v1 is v1 again, not v3."""
+        logger.run()
+        logger.use_dataset("cifar10", tree)
+        original = (tree / "labels.txt").read_bytes()
+        _write(tree / "labels.txt", b"other")
+        _settle()
+        assert logger.use_dataset("cifar10", tree).version == 2
+        _write(tree / "labels.txt", original)
+        _settle()
+        assert logger.use_dataset("cifar10", tree).version == 1
+
+    def test_storing_data_first_recorded_in_place(self, logger, tree, tmp_path):
+        """copy=True on a version first recorded in place stores its files, same number."""
+        import shutil
+
+        logger.run()
+        first = logger.use_dataset("cifar10", tree)
+        stored = logger.use_dataset("cifar10", tree, copy=True)
+        assert (stored.version, stored.created) == (first.version, False)
+        assert stored.store_url is not None
+        shutil.rmtree(tree)
+        assert sorted(os.listdir(resolve("ato://proj/cifar10@v1", db=logger.url))) == [
+            "labels.txt", "test", "train"]
+
+    def test_a_single_file_dataset(self, logger, tmp_path):
+        """A file's version digest is the SHA-256 of its bytes."""
+        import hashlib
+
+        f = _write(tmp_path / "data.csv", b"a,b\n1,2\n")
+        logger.run()
+        v = logger.use_dataset("table", f)
+        assert v.digest == hashlib.sha256(b"a,b\n1,2\n").hexdigest() and not v.is_dir
+
+    def test_reference_data_is_recorded_without_reading(self, logger):
+        """A remote URI is recorded by reference; a new ETag is a new version."""
+        logger.run()
+        a = logger.use_dataset("imagenet", "s3://bucket/imagenet/", etag="abc", size=10**12)
+        b = logger.use_dataset("imagenet", "s3://bucket/imagenet/", etag="abc", size=10**12)
+        c = logger.use_dataset("imagenet", "s3://bucket/imagenet/", etag="def", size=10**12)
+        assert (a.version, b.version, c.version) == (1, 1, 2)
+        assert a.reference == "s3://bucket/imagenet/" and a.store_url is None
+        assert resolve("ato://proj/imagenet@v1", db=logger.url) == "s3://bucket/imagenet/"
+
+    def test_copy_true_stores_the_files(self, logger, tree, tmp_path):
+        """copy=True puts every file in the store, so the version survives the source."""
+        import shutil
+
+        logger.run()
+        v = logger.use_dataset("cifar10", tree, copy=True)
+        shutil.rmtree(tree)
+        path = resolve("ato://proj/cifar10@latest", db=logger.url)
+        assert sorted(os.listdir(path)) == ["labels.txt", "test", "train"]
+        assert open(os.path.join(path, "train", "1.bin"), "rb").read() == b"train/1.bin" * 50
+        assert v.store_url.endswith("/store")
+
+
+class TestModels:
+    def test_versions_are_numbered_and_identical_files_stored_once(self, config, tmp_path):
+        """Two runs logging different checkpoints make v1, v2; a third logging v1's bytes
+        gets v1 back, and the store holds two blobs."""
+        a = _write(tmp_path / "a.pt", os.urandom(5000))
+        b = _write(tmp_path / "b.pt", os.urandom(5000))
+        copy_of_a = _write(tmp_path / "c.pt", a.read_bytes())
+        numbers = []
+        for path in (a, b, copy_of_a):
+            with SQLLogger(config, handle_signals=False) as lg:
+                numbers.append(lg.log_model("resnet", path, step=10).version)
+        assert numbers == [1, 2, 1]
+        store = tmp_path / "store"
+        blobs = [p for d in os.listdir(store) if len(d) == 2 for p in os.listdir(store / d)]
+        assert len(blobs) == 2
+
+    def test_latest_follows_the_newest_version_and_aliases_are_recorded(self, logger, tmp_path):
+        """'latest' moves by itself; explicit aliases point where they were given; every
+        move is in the history with who and which run."""
+        logger.run()
+        v1 = logger.log_model("net", _write(tmp_path / "1.pt", b"one"), aliases=["champion"])
+        v2 = logger.log_model("net", _write(tmp_path / "2.pt", b"two"))
+        reg = Registry(logger.url)
+        assert reg.get("net", "champion").version == v1.version == 1
+        assert reg.get("net").version == v2.version == 2
+        assert reg.get("net", "latest").aliases == ["latest"]
+        history = reg.alias_history("net")
+        assert [(h["alias"], h["from"], h["to"]) for h in history] == [
+            ("champion", None, 1), ("latest", None, 1), ("latest", 1, 2)]
+        assert {h["actor"] for h in history} == {"tester"}
+        assert {h["run_id"] for h in history} == {logger.get_current_run_id()}
+
+    def test_moving_and_removing_an_alias_is_history(self, logger, tmp_path):
+        """set_alias and delete_alias are recorded from/to, in order."""
+        logger.run()
+        for i in range(3):
+            logger.log_model("net", _write(tmp_path / f"{i}.pt", bytes([i]) * 10))
+        reg = Registry(logger.url)
+        reg.set_alias("net", "champion", 1)
+        reg.set_alias("net", "champion", "v3", who="alice")
+        reg.set_alias("net", "champion", 3)  # no move, no event
+        assert reg.delete_alias("net", "champion") == 3
+        assert [(h["from"], h["to"], h["actor"]) for h in reg.alias_history("net", "champion")] == [
+            (None, 1, "tester"), (1, 3, "alice"), (3, None, "tester")]
+        with pytest.raises(RegistryError, match="model 'net' has no alias 'champion'"):
+            reg.delete_alias("net", "champion")
+
+    def test_bad_names_and_references_are_clear_errors(self, logger, tmp_path):
+        """Each mistake names what was wrong."""
+        logger.run()
+        f = _write(tmp_path / "m.pt", b"m")
+        with pytest.raises(RegistryError, match=r"alias 'v2' looks like a version number"):
+            logger.log_model("net", f, aliases=["v2"])
+        with pytest.raises(RegistryError, match=r"alias 'has space': use a letter"):
+            logger.log_model("net", f, aliases=["has space"])
+        with pytest.raises(RegistryError, match=r"model name 'a@b': a non-empty name without '@'"):
+            logger.log_model("a@b", f)
+        with pytest.raises(RegistryError, match=r"keep=0 must be a positive integer"):
+            logger.log_model("net", f, keep=0)
+        logger.log_model("net", f)
+        reg = Registry(logger.url)
+        with pytest.raises(RegistryError, match=r"model 'net' \(project 'proj'\) has no version 7 "
+                                                r"\(versions 1\.\.1; aliases: latest\)"):
+            reg.get("net", 7)
+        with pytest.raises(RegistryError, match=r"no model named 'nett'"):
+            reg.get("nett", kind="model")
+        with pytest.raises(RegistryError, match="'latest' moves by itself"):
+            reg.set_alias("net", "latest", 1)
+
+    def test_the_same_name_in_two_projects_is_ambiguous_without_a_project(self, db_url, tmp_path):
+        """A name registered in two projects needs --project; with it, each is found."""
+        f = _write(tmp_path / "m.pt", b"m")
+        for project in ("a", "b"):
+            with SQLLogger(make_config(db_url, project=project), handle_signals=False) as lg:
+                lg.log_model("net", f)
+        reg = Registry(db_url)
+        with pytest.raises(RegistryError, match="'net' is ambiguous"):
+            reg.get("net")
+        assert reg.get("net", project="b").project == "b"
+
+    def test_keep_last_n_lets_go_of_older_unaliased_checkpoints(self, logger, tmp_path):
+        """keep=2 keeps this run's two newest versions, and any older aliased one."""
+        logger.run()
+        for step in range(5):
+            aliases = ["best"] if step == 0 else []
+            logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(100)),
+                             step=step, keep=2, aliases=aliases)
+        states = {v.version: v.state for v in Registry(logger.url).versions("ckpt")}
+        assert states == {1: "live", 2: "pruned", 3: "pruned", 4: "live", 5: "live"}
+
+    def test_keep_best_n_by_score(self, logger, tmp_path):
+        """With a score, keep=2 keeps the two best (mode='min' for a loss), and the
+        version 'latest' points at."""
+        logger.run()
+        for step, loss in enumerate([0.9, 0.2, 0.5, 0.1, 0.7]):
+            logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(100)),
+                             step=step, keep=2, score=loss, mode="min")
+        live = {v.score for v in Registry(logger.url).versions("ckpt") if v.state == "live"}
+        assert live == {0.1, 0.2, 0.7}
+
+    def test_a_model_directory(self, logger, tmp_path):
+        """A directory model resolves to a verified read-only checkout of its files."""
+        d = tmp_path / "hf"
+        _write(d / "config.json", b"{}")
+        _write(d / "weights" / "model.bin", os.urandom(1000))
+        logger.run()
+        v = logger.log_model("hf-model", d, aliases=["prod"])
+        path = resolve("ato://proj/hf-model@prod", db=logger.url)
+        assert v.is_dir and sorted(os.listdir(path)) == ["config.json", "weights"]
+        assert (open(os.path.join(path, "weights", "model.bin"), "rb").read()
+                == (d / "weights" / "model.bin").read_bytes())
+
+
+class TestResolve:
+    def test_resolves_alias_version_and_latest(self, logger, tmp_path):
+        """@alias, @vN, @N and no ref all resolve to the blob of the right version."""
+        logger.run()
+        logger.log_model("net", _write(tmp_path / "1.pt", b"one"), aliases=["champion"])
+        logger.log_model("net", _write(tmp_path / "2.pt", b"two"))
+        read = lambda uri: open(resolve(uri, config=logger.config), "rb").read()  # noqa: E731
+        assert read("ato://proj/net@champion") == b"one"
+        assert read("ato://proj/net@v2") == b"two"
+        assert read("ato://proj/net@1") == b"one"
+        assert read("ato://proj/net") == b"two"
+
+    def test_a_modified_blob_is_refused(self, logger, tmp_path):
+        """Resolution re-checks the digest: an edited blob is an error, not a silent load."""
+        logger.run()
+        v = logger.log_model("net", _write(tmp_path / "1.pt", b"weights!"))
+        blob = Registry(logger.url).resolve("ato://proj/net@latest")
+        os.chmod(blob, 0o644)
+        _write(type(tmp_path)(blob), b"WEIGHTS!")
+        with pytest.raises(RegistryError, match=f"blob {v.digest[:12]} in .* was modified"):
+            resolve("ato://proj/net@latest", db=logger.url)
+
+    def test_data_recorded_in_place_must_still_match(self, logger, tree):
+        """An in-place dataset resolves to its path while unchanged, an error after."""
+        logger.run()
+        logger.use_dataset("cifar10", tree)
+        assert resolve("ato://proj/cifar10@v1", db=logger.url) == str(tree)
+        _write(tree / "labels.txt", b"changed")
+        with pytest.raises(RegistryError, match=r"no longer holds dataset v1"):
+            resolve("ato://proj/cifar10@v1", db=logger.url)
+
+    def test_malformed_uri(self, db_url):
+        """Something that is not ato://project/name is named in the error."""
+        with pytest.raises(RegistryError, match=r"'models:/net' is not an ato:// URI"):
+            Registry(db_url).resolve("models:/net")
+
+
+class TestLineage:
+    def test_datasets_runs_and_models_link_both_ways(self, config, tree, tmp_path):
+        """Which runs used v1, what produced the champion, what v1 fed downstream."""
+        runs = []
+        for i in range(3):
+            with SQLLogger(config, handle_signals=False) as lg:
+                runs.append(lg.get_current_run_id())
+                lg.use_dataset("cifar10", tree)
+                if i < 2:
+                    lg.log_model("net", _write(tmp_path / f"{i}.pt", os.urandom(64)),
+                                 aliases=["champion"] if i == 1 else [])
+        reg = Registry(config.experiment.sql.db_path)
+        assert [r["run_id"] for r in reg.runs_using("cifar10", 1)] == runs
+        produced = reg.produced_by("net", "champion")
+        assert produced["run"]["run_id"] == runs[1]
+        assert produced["config"]["lr"] == 0.001
+        assert produced["datasets"] == [{"name": "cifar10", "version": 1,
+                                         "digest": reg.get("cifar10", 1).digest}]
+        down = reg.downstream("cifar10", 1)
+        assert [(d["run_id"], d["model"], d["version"]) for d in down] == [
+            (runs[0], "net", 1), (runs[1], "net", 2)]
+        assert "champion" in down[1]["aliases"]
+
+    def test_a_model_logged_outside_a_run_has_no_producer(self, db_url, tmp_path):
+        """Registering without a run is allowed; lineage says so."""
+        reg = Registry(db_url)
+        reg.log_model("proj", "net", _write(tmp_path / "m.pt", b"m"))
+        assert reg.produced_by("net")["run"] is None
+
+
+class TestStoreMaintenance:
+    def test_verify_detects_modified_and_removed_blobs(self, logger, tmp_path):
+        """verify reports each blob's state after one is edited and another deleted."""
+        logger.run()
+        a = logger.log_model("a", _write(tmp_path / "a.pt", b"aaaa"))
+        b = logger.log_model("b", _write(tmp_path / "b.pt", b"bbbb"))
+        c = logger.log_model("c", _write(tmp_path / "c.pt", b"cccc"))
+        reg = Registry(logger.url)
+        store = reg.store()
+        os.chmod(store.path(a.digest), 0o644)
+        _write(type(tmp_path)(store.path(a.digest)), b"AAAA")
+        os.unlink(store.path(b.digest))
+        status = {r["digest"]: r["status"] for r in reg.verify()}
+        assert status == {a.digest: "modified", b.digest: "missing", c.digest: "ok"}
+
+    def test_gc_is_a_dry_run_by_default_and_frees_exactly_what_it_reports(self, logger, tmp_path):
+        """Only blobs of let-go, unaliased versions are collectable; the dry run lists them
+        and deletes nothing; --delete frees exactly those bytes and marks them collected."""
+        logger.run()
+        sizes = [100, 200, 300, 400]
+        for step, size in enumerate(sizes):
+            logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(size)),
+                             step=step, keep=1, aliases=["first"] if step == 0 else [])
+        reg = Registry(logger.url)
+        plan = reg.gc()
+        assert sorted(r["size"] for r in plan) == [200, 300]
+        assert all(reg.store().has(r["digest"]) for r in plan)
+        assert reg.du()[reg.store().url]["collectable_bytes"] == 500
+        freed = reg.gc(dry_run=False)
+        assert sorted(r["size"] for r in freed) == [200, 300]
+        assert not any(reg.store().has(r["digest"]) for r in freed)
+        states = {v.version: v.state for v in reg.versions("ckpt")}
+        assert states == {1: "live", 2: "collected", 3: "collected", 4: "live"}
+        assert reg.gc() == []
+        assert [r["status"] for r in reg.verify()] == ["ok", "ok"]
+        with pytest.raises(RegistryError, match="v2 was collected"):
+            reg.set_alias("ckpt", "champion", 2)
+
+    def test_gc_spares_blobs_shared_with_a_kept_version(self, logger, tmp_path):
+        """A file held by a live version of another model is not collected."""
+        logger.run()
+        shared = _write(tmp_path / "shared.pt", b"shared bytes")
+        logger.log_model("other", shared)
+        logger.log_model("ckpt", shared, keep=1)
+        logger.log_model("ckpt", _write(tmp_path / "new.pt", b"new"), keep=1)
+        assert Registry(logger.url).gc() == []
+
+    def test_gc_collects_old_stray_files_but_not_young_ones(self, logger, tmp_path):
+        """Blobs no version records (a registration killed before its commit) go after
+        the grace period; young ones may belong to a registration under way."""
+        logger.run()
+        logger.log_model("net", _write(tmp_path / "m.pt", b"m"))
+        store = Registry(logger.url).store()
+        old = store.put(_write(tmp_path / "old", b"orphan, old"))
+        young = store.put(_write(tmp_path / "young", b"orphan, young"))
+        past = time.time() - 7200
+        os.utime(store.path(old.digest), (past, past))
+        plan = Registry(logger.url).gc(dry_run=False)
+        assert [(r["digest"], r["reason"]) for r in plan] == [(old.digest, "not recorded")]
+        assert store.has(young.digest) and not store.has(old.digest)
+
+    def test_gc_removes_checkouts_of_collected_directory_versions(self, logger, tmp_path):
+        """A checkout (hard links) of a let-go directory version would keep its bytes on
+        disk: gc removes it with the blobs; the live version's checkout stays."""
+        logger.run()
+        for i in range(2):
+            d = tmp_path / f"m{i}"
+            _write(d / "w.bin", bytes([i]) * 1000)
+            _write(d / "config.json", b"{}")
+            logger.log_model("dir-model", d, keep=1)
+            resolve(f"ato://proj/dir-model@v{i + 1}", db=logger.url)
+        reg = Registry(logger.url)
+        checkouts = tmp_path / "store" / "checkouts"
+        assert len(os.listdir(checkouts)) == 2
+        freed = reg.gc(dry_run=False)
+        assert sorted((r["reason"], r["size"]) for r in freed) == [
+            ("only unkept versions", 1000), ("stale checkout", 0)]
+        assert os.listdir(checkouts) == [reg.get("dir-model", 2).digest]
+        assert resolve("ato://proj/dir-model@v2", db=logger.url)
+
+    def test_registering_collected_content_revives_it(self, logger, tmp_path):
+        """Logging bytes whose version was collected stores them again and makes that
+        version live, keeping its number."""
+        logger.run()
+        first = _write(tmp_path / "0.pt", b"zero")
+        logger.log_model("ckpt", first, keep=1)
+        logger.log_model("ckpt", _write(tmp_path / "1.pt", b"one"), keep=1)
+        reg = Registry(logger.url)
+        reg.gc(dry_run=False)
+        again = logger.log_model("ckpt", first)
+        assert (again.version, again.state, again.created) == (1, "live", False)
+        assert open(resolve("ato://proj/ckpt@v1", db=logger.url), "rb").read() == b"zero"
+
+
+def test_default_store_is_beside_a_sqlite_file(tmp_path, monkeypatch):
+    """Without $ATO_STORE, experiments.db stores blobs in experiments.ato-store/."""
+    monkeypatch.delenv("ATO_STORE")
+    url = f"sqlite:///{tmp_path / 'experiments.db'}"
+    reg = Registry(url)
+    v = reg.log_model("proj", "net", _write(tmp_path / "m.pt", b"m"))
+    assert v.store_url == f"file://{tmp_path / 'experiments.ato-store'}"
+
+
+def test_a_server_database_needs_an_explicit_store(monkeypatch, tmp_path):
+    """PostgreSQL without experiment.sql.store or $ATO_STORE refuses to guess."""
+    from ato.db_routers.sql.registry.core import default_store_url
+
+    monkeypatch.delenv("ATO_STORE")
+    assert default_store_url("postgresql://u@h/db") is None
+    assert default_store_url(f"sqlite:///{tmp_path}/x.db").endswith("/x.ato-store")
+
+
+ORIGINAL_DDL = """
+CREATE TABLE projects (id INTEGER NOT NULL, name VARCHAR NOT NULL, description TEXT,
+    created_at DATETIME, PRIMARY KEY (id));
+CREATE UNIQUE INDEX ix_projects_name ON projects (name);
+CREATE TABLE experiments (id INTEGER NOT NULL, project_id INTEGER NOT NULL, config JSON NOT NULL,
+    structural_hash VARCHAR(64), tags JSON, status VARCHAR, start_time DATETIME, end_time DATETIME,
+    PRIMARY KEY (id), FOREIGN KEY(project_id) REFERENCES projects (id));
+CREATE TABLE metrics (id INTEGER NOT NULL, run_id INTEGER NOT NULL, "key" VARCHAR NOT NULL,
+    value FLOAT NOT NULL, step INTEGER NOT NULL, timestamp DATETIME, PRIMARY KEY (id),
+    FOREIGN KEY(run_id) REFERENCES experiments (id));
+CREATE TABLE artifacts (id INTEGER NOT NULL, run_id INTEGER NOT NULL, path VARCHAR NOT NULL,
+    data_type VARCHAR, data_info JSON, PRIMARY KEY (id),
+    FOREIGN KEY(run_id) REFERENCES experiments (id));
+CREATE TABLE fingerprints (id INTEGER NOT NULL, run_id INTEGER NOT NULL, trace_id VARCHAR NOT NULL,
+    trace_type VARCHAR(32) NOT NULL, fingerprint VARCHAR(128) NOT NULL, PRIMARY KEY (id),
+    FOREIGN KEY(run_id) REFERENCES experiments (id));
+"""
+
+
+def test_an_original_ato_database_gains_the_registry_and_loses_nothing(tmp_path):
+    """A database of the original Ato is upgraded in place: its runs, metrics and
+    artifacts stay, and an old run can be linked to a new model version."""
+    import sqlite3
+
+    from ato.db_routers.sql.engine import forget_engine
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(ORIGINAL_DDL)
+    conn.execute("INSERT INTO projects VALUES (1, 'legacy', NULL, '2025-06-01 10:00:00')")
+    conn.execute("INSERT INTO experiments VALUES (1, 1, '{\"lr\": 0.1}', 'h', '[]', "
+                 "'completed', '2025-06-01 10:00:00', NULL)")
+    conn.execute("INSERT INTO metrics (run_id, key, value, step) VALUES (1, 'acc', 0.5, 0)")
+    conn.execute("INSERT INTO artifacts VALUES (1, 1, 'model.pt', 'model', NULL)")
+    conn.commit()
+    conn.close()
+    url = f"sqlite:///{path}"
+    try:
+        reg = Registry(url)
+        v = reg.log_model("legacy", "net", _write(tmp_path / "m.pt", b"m"), run_id=1)
+        assert reg.produced_by("net")["config"] == {"lr": 0.1}
+        assert v.version == 1
+        conn = sqlite3.connect(path)
+        assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 1
+        assert conn.execute("SELECT path FROM artifacts").fetchall() == [("model.pt",)]
+        conn.close()
+    finally:
+        forget_engine(url)
+
+
+def test_docs_lineage_queries(tmp_path, monkeypatch):
+    """The lineage block of docs/models-and-data.md, on a database built to match it:
+    cifar10 v3 used by one run, which produced resnet-cls@champion."""
+    from pathlib import Path
+
+    from ato.db_routers.sql.engine import forget_engine
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "models-and-data.md").read_text()
+    block = page.split("test_docs_lineage_queries -->\n```python\n", 1)[1].split("```", 1)[0]
+    calls = ["reg.runs_using('cifar10', 3)", "reg.produced_by('resnet-cls', 'champion')",
+             "reg.downstream('cifar10', 3)", "Registry('sqlite:///experiments.db')"]
+    assert all(call in block for call in calls)
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///experiments.db"
+    config = make_config(url, project="vision")
+    try:
+        data = tmp_path / "data"
+        for i in range(3):
+            _write(data / "labels.txt", f"labels {i}".encode())
+            _settle()
+            with SQLLogger(config, handle_signals=False) as lg:
+                lg.use_dataset("cifar10", data)
+                if i == 2:
+                    lg.log_model("resnet-cls", _write(tmp_path / "best.pt", b"w"),
+                                 aliases=["champion"])
+                    run_id = lg.get_current_run_id()
+        reg = Registry(url)
+        assert [r["run_id"] for r in reg.runs_using("cifar10", 3)] == [run_id]
+        produced = reg.produced_by("resnet-cls", "champion")
+        assert produced["run"]["run_id"] == run_id and produced["datasets"][0]["version"] == 3
+        assert [(d["model"], d["version"]) for d in reg.downstream("cifar10", 3)] == [
+            ("resnet-cls", 1)]
+    finally:
+        forget_engine(url)

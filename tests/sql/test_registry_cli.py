@@ -1,0 +1,133 @@
+"""``ato models``, ``ato data`` and ``ato store`` as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ato.artifacts import RACY_WINDOW_NS
+from ato.db_routers.sql.manager import SQLLogger
+from tests.sql.conftest import make_config
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ATO_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("ATO_USER", "cli-user")
+
+
+def ato(*args, db=None):
+    cmd = [sys.executable, "-m", "ato.cli", *args]
+    if db is not None:
+        cmd += ["--db", db]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+
+def _write(path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def populated(db_url, tmp_path):
+    """Two runs over dataset 'cifar' (v1, then v2 with one file changed, one added), each
+    logging a 'resnet' version; v1 is 'champion'."""
+    data = tmp_path / "cifar"
+    _write(data / "a.bin", b"a" * 100)
+    _write(data / "b.bin", b"b" * 100)
+    time.sleep(RACY_WINDOW_NS / 1e9 + 0.05)
+    config = make_config(db_url)
+    with SQLLogger(config, handle_signals=False) as lg:
+        lg.use_dataset("cifar", data)
+        lg.log_model("resnet", _write(tmp_path / "1.pt", b"one" * 100), step=5,
+                     aliases=["champion"])
+    _write(data / "b.bin", b"B" * 100)
+    _write(data / "c.bin", b"c" * 7)
+    with SQLLogger(config, handle_signals=False) as lg:
+        lg.use_dataset("cifar", data)
+        lg.log_model("resnet", _write(tmp_path / "2.pt", b"two" * 100), step=9)
+    return db_url
+
+
+def test_models_list_and_show(populated):
+    """list prints each model with its aliases; show prints versions, then one version
+    with the run and dataset that produced it."""
+    r = ato("models", "list", db=populated)
+    assert r.returncode == 0, r.stderr
+    assert "resnet" in r.stdout and "champion=v1, latest=v2" in r.stdout
+    r = ato("models", "show", "resnet", db=populated)
+    assert r.returncode == 0, r.stderr
+    lines = [line.split()[0] for line in r.stdout.splitlines()[3:]]
+    assert lines == ["v1", "v2"]
+    r = ato("models", "show", "resnet", "champion", db=populated)
+    assert "ato://proj/resnet@v1  (model, live)" in r.stdout
+    assert "produced by run 1" in r.stdout and "used dataset cifar v1" in r.stdout
+    data = json.loads(ato("models", "show", "resnet", "v2", "--json", db=populated).stdout)
+    assert data["version"] == 2 and data["step"] == 9
+    assert data["lineage"]["datasets"][0]["version"] == 2
+
+
+def test_models_alias_and_history(populated):
+    """alias moves champion to v2 and history shows both moves with their author."""
+    r = ato("models", "alias", "resnet", "champion", "2", db=populated)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("resnet@champion -> v2")
+    rows = json.loads(ato("models", "history", "resnet", "champion", "--json", db=populated).stdout)
+    assert [(h["from"], h["to"], h["actor"]) for h in rows] == [(None, 1, "cli-user"),
+                                                                 (1, 2, "cli-user")]
+    r = ato("models", "alias", "resnet", "champion", "--delete", db=populated)
+    assert "removed alias champion (was v2)" in r.stdout
+
+
+def test_data_show_and_diff(populated):
+    """diff lists the added and changed files; show lists the runs that used a version."""
+    r = ato("data", "diff", "cifar", "1", "2", db=populated)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "dataset cifar v1 -> v2: 1 added, 0 removed, 1 changed, 1 unchanged",
+        "+ c.bin  (7 B)",
+        "M b.bin  (100 B -> 100 B)"]
+    r = ato("data", "show", "cifar", "1", db=populated)
+    assert "used by 1 run: 1" in r.stdout and "fed model resnet v1 (champion)" in r.stdout
+
+
+def test_store_verify_du_gc(populated, tmp_path):
+    """verify is clean, then exits 1 naming a removed blob; gc is a dry run unless
+    --delete."""
+    r = ato("store", "verify", db=populated)
+    assert r.returncode == 0 and r.stdout.strip() == "2 blobs checked, 0 problems"
+    r = ato("store", "gc", db=populated)
+    assert r.stdout.strip() == ("would free 0 B (0 bytes) in 0 files; dry run, pass --delete "
+                                "to remove them")
+    store = tmp_path / "store"
+    victim = next(store / d / f for d in os.listdir(store) if len(d) == 2
+                  for f in os.listdir(store / d))
+    victim.unlink()
+    r = ato("store", "verify", db=populated)
+    assert r.returncode == 1
+    assert f"MISSING   {victim.parent.name}{victim.name}" in r.stdout
+    r = ato("store", "du", "--json", db=populated)
+    usage = json.loads(r.stdout)
+    assert list(usage.values())[0]["blobs_on_disk"] == 1
+
+
+def test_errors_are_one_line(populated, tmp_path):
+    """Unknown names and versions, and a missing database file, are one clean line with
+    exit status 2."""
+    r = ato("models", "show", "nope", db=populated)
+    assert r.returncode == 2 and r.stderr.startswith("ato models: error: no model named 'nope'")
+    r = ato("models", "show", "resnet", "9", db=populated)
+    assert "has no version 9 (versions 1..2; aliases: champion, latest)" in r.stderr
+    r = ato("models", "alias", "resnet", "v1", "1", db=populated)
+    assert "alias 'v1' looks like a version number" in r.stderr
+    missing = tmp_path / "typo.db"
+    r = ato("data", "list", db=f"sqlite:///{missing}")
+    assert r.returncode == 2 and f"no tracker database at {missing}" in r.stderr
+    assert not missing.exists()
