@@ -145,5 +145,5 @@ class TestTrackedStudy:
         finder = SQLFinder(tracker_config)
         runs = finder.find_runs("search", tags=["study:s1"])
         assert len(runs) == 15 and {r.status for r in runs} == {"completed"}
-        assert sum("generation:0" in r.tags for r in runs) == 8
-        assert 3 in {r.config.x for r in runs if "generation:2" in r.tags}
+        assert sum("rung:0" in r.tags for r in runs) == 8
+        assert 3 in {r.config.x for r in runs if "rung:2" in r.tags}
