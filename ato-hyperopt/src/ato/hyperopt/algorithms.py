@@ -98,6 +98,7 @@ class GridSearch(GridSpaceMixIn, _BudgetSearch):
     """Every grid point, evaluated once at ``max_budget``."""
 
     PLUGIN_NAME = "grid"
+    CONFORMANCE_OPTIONS = {"max_budget": 9}
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
@@ -109,6 +110,7 @@ class RandomSearch(_BudgetSearch):
     """``n_trials`` configs sampled from the search space, each at ``max_budget``."""
 
     PLUGIN_NAME = "random"
+    CONFORMANCE_OPTIONS = {"n_trials": 12, "max_budget": 9}
 
     def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
         super().__init__(scope, search_spaces, **options)
@@ -129,6 +131,7 @@ class TPESearch(RandomSearch):
     (Bergstra et al., NeurIPS 2011), each at ``max_budget``."""
 
     PLUGIN_NAME = "tpe"
+    CONFORMANCE_OPTIONS = {"n_trials": 15}
 
     def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
         options.setdefault("sampler", "tpe")
@@ -146,6 +149,7 @@ class MultiBracketHyperband(_BudgetSearch):
     """
 
     PLUGIN_NAME = "multi_hyperband"
+    CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3}
 
     def __init__(self, scope, search_spaces, iterations: int = 1,
                  total_budget=None, **options):
@@ -215,6 +219,7 @@ class BOHB(MultiBracketHyperband):
     budget that has enough observations (Falkner et al., ICML 2018)."""
 
     PLUGIN_NAME = "bohb"
+    CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "iterations": 2}
 
     def __init__(self, scope, search_spaces, **options):
         options.setdefault("sampler", "tpe")
@@ -231,6 +236,7 @@ class ASHA(_BudgetSearch):
     """
 
     PLUGIN_NAME = "asha"
+    CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "max_trials": 30}
 
     def __init__(self, scope, search_spaces, max_trials: int | None = None,
                  total_budget=None, n_workers: int = 1, **options):

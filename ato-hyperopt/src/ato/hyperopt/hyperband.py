@@ -32,6 +32,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
     """``HyperBand(scope, search_spaces, halving_rate, num_min_samples, mode='max')``."""
 
     PLUGIN_NAME = "hyperband"
+    CONFORMANCE_OPTIONS = {"halving_rate": 0.5, "num_min_samples": 2}
 
     def __init__(self, scope, search_spaces, halving_rate: float, num_min_samples: int,
                  tracker=None, mode: str = "max", study_id: str | None = None,
@@ -166,14 +167,19 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
 
     def _gather(self, work):
         """Run ``work()`` on every rank; gather (ok, value) and raise everywhere on error."""
+        if self.world_size == 1:
+            return [work()]  # nobody to tell: the objective's own error propagates
+        error = None
         try:
             payload = (True, work())
         except Exception as e:
+            error = e
             payload = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
         gathered = self.all_gather_object(payload)
         for rank, (ok, value) in enumerate(gathered):
             if not ok:
-                raise DistributedSearchError(rank, value)
+                raise DistributedSearchError(rank, value) from (error if rank == self.rank
+                                                                 else None)
         return [value for _, value in gathered]
 
     def _evaluate_generation(self, func, candidates, args, kwargs, generation, progress) -> list:
