@@ -110,29 +110,47 @@ def test_one_command_takes_a_class_and_options():
     assert "AssertionError: budget 2 > max_budget 1" in proc.stdout  # options replace the defaults
 
 
-@pytest.mark.parametrize("broken, failing", [
-    ("LeaksScope", {"test_builds_on_the_scope_and_restores_it",
-                    "test_an_objective_error_propagates"}),
-    ("Unseeded", {"test_same_seed_same_search", "test_min_mode_mirrors_max_mode",
-                  "test_resumes_a_crashed_study"}),
-    ("SwallowsErrors", {"test_an_objective_error_propagates"}),
-    ("IgnoresMode", {"test_min_mode_mirrors_max_mode", "test_catch_keeps_searching"}),
-    ("ReturnsATuple", {"test_returns_a_config_it_evaluated", "test_respects_its_budget",
-                       "test_builds_on_the_scope_and_restores_it", "test_same_seed_same_search",
-                       "test_min_mode_mirrors_max_mode", "test_records_every_trial",
-                       "test_resumes_a_crashed_study", "test_catch_keeps_searching"}),
-])
-def test_the_suite_catches_broken_algorithms(broken, failing):
-    """Each kind of broken algorithm fails exactly the checks about its fault."""
-    proc = run_suite(f"tests.hyperopt.broken_algorithms:{broken}")
+BROKEN = {
+    "LeaksScope": {"test_builds_on_the_scope_and_restores_it",
+                   "test_an_objective_error_propagates"},
+    "Unseeded": {"test_same_seed_same_search", "test_min_mode_mirrors_max_mode",
+                 "test_resumes_a_crashed_study"},
+    "SwallowsErrors": {"test_an_objective_error_propagates"},
+    "IgnoresMode": {"test_min_mode_mirrors_max_mode", "test_catch_keeps_searching"},
+    "ReturnsATuple": {"test_returns_a_config_it_evaluated", "test_respects_its_budget",
+                      "test_builds_on_the_scope_and_restores_it", "test_same_seed_same_search",
+                      "test_min_mode_mirrors_max_mode", "test_records_every_trial",
+                      "test_resumes_a_crashed_study", "test_catch_keeps_searching"},
+}
+
+
+def test_the_suite_catches_broken_algorithms(tmp_path):
+    """Each kind of broken algorithm, subclassed into the suite as a third party does,
+    fails exactly the checks about its fault."""
+    module = tmp_path / "test_broken.py"
+    module.write_text("from ato.hyperopt.conformance import AlgorithmConformance\n"
+                      "from tests.hyperopt import broken_algorithms as b\n"
+                      + "".join(f"class Test{name}(AlgorithmConformance):\n"
+                                f"    algorithm = b.{name}\n" for name in BROKEN))
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(module), "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    failed = {line.split("::")[-1].split(" ")[0] for line in proc.stdout.splitlines()
-              if line.startswith("FAILED")}
-    assert failed == failing, proc.stdout
+    failed = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("FAILED"):
+            cls, test = line.split()[1].split("::")[-2:]
+            failed.setdefault(cls[len("Test"):], set()).add(test)
+    assert failed == BROKEN, proc.stdout
 
 
-def test_unknown_algorithm_is_a_clear_error():
-    """A name no plugin provides fails naming it."""
-    proc = run_suite("no-such-search")
-    assert proc.returncode != 0
-    assert "no installed plugin provides 'no-such-search'" in proc.stdout + proc.stderr
+def test_an_unknown_algorithm_is_a_clear_error():
+    """A name no plugin provides, or a class that cannot be imported, fails naming it."""
+    from ato.hyperopt.conformance import resolve_algorithm
+
+    with pytest.raises(LookupError, match="no installed plugin provides 'no-such-search'"):
+        resolve_algorithm("no-such-search")
+    with pytest.raises(LookupError, match="cannot import the algorithm 'tests.hyperopt.nope:X'"):
+        resolve_algorithm("tests.hyperopt.nope:X")
+    assert resolve_algorithm("asha") is ASHA and resolve_algorithm(ASHA) is ASHA
