@@ -154,3 +154,16 @@ def test_an_unknown_algorithm_is_a_clear_error():
     with pytest.raises(LookupError, match="cannot import the algorithm 'tests.hyperopt.nope:X'"):
         resolve_algorithm("tests.hyperopt.nope:X")
     assert resolve_algorithm("asha") is ASHA and resolve_algorithm(ASHA) is ASHA
+
+
+def test_the_suite_imports_without_pytest():
+    """Tools that import every module (the subset checks) can import it without pytest;
+    the command then says what to install."""
+    code = ("import sys; sys.modules['pytest'] = None\n"
+            "import ato.hyperopt.conformance as c\n"
+            "assert c.pytest is None and c.AlgorithmConformance\n"
+            "sys.exit(c.main(['grid']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "the suite runs under pytest; pip install pytest" in proc.stderr

@@ -40,8 +40,13 @@ from fractions import Fraction
 
 try:
     import pytest
-except ImportError as e:  # pragma: no cover - exercised only without pytest
-    raise ImportError("ato.hyperopt.conformance is a pytest plugin: pip install pytest") from e
+
+    fixture = pytest.fixture
+except ImportError:  # importable without pytest (tools import every module); runs under it
+    pytest = None
+
+    def fixture(function=None, **_options):
+        return function if function is not None else (lambda f: f)
 
 from ato.adict import ADict
 from ato.hyperopt import budgets
@@ -143,7 +148,7 @@ class AlgorithmConformance:
     options: dict | None = None
 
     # ------------------------------------------------------------------ fixtures
-    @pytest.fixture(autouse=True)
+    @fixture(autouse=True)
     def _fresh_command_line(self):
         from ato.scope import Scope
         from ato.scoping.cli import set_argv
@@ -153,7 +158,7 @@ class AlgorithmConformance:
         yield
         Scope.initialize_registry()
 
-    @pytest.fixture
+    @fixture
     def spec(self, request):
         """``(algorithm class, options)``."""
         cls = resolve_algorithm(self.algorithm)
@@ -161,7 +166,7 @@ class AlgorithmConformance:
             cls, "CONFORMANCE_OPTIONS", {})
         return cls, dict(options)
 
-    @pytest.fixture
+    @fixture
     def store(self, tmp_path):
         """``(logger, finder, config)`` of a fresh SQLite tracker."""
         pytest.importorskip("sqlalchemy", reason="recording needs ato-sql")
@@ -356,7 +361,7 @@ def pytest_addoption(parser) -> None:
 class TestAlgorithm(AlgorithmConformance):
     """The suite for ``--ato-algorithm`` (collected when this module is given to pytest)."""
 
-    @pytest.fixture
+    @fixture
     def spec(self, request):
         name = request.config.getoption("--ato-algorithm", None)
         if not name:
@@ -386,6 +391,10 @@ def main(argv=None) -> int:
     parser.add_argument("--options", default=None,
                         help="JSON object of constructor options beyond the common ones")
     args, rest = parser.parse_known_args(argv)
+    if pytest is None:
+        print("python -m ato.hyperopt.conformance: the suite runs under pytest; "
+              "pip install pytest", file=sys.stderr)
+        return 2
     pytest_args = ["-p", "ato.hyperopt.conformance", "--pyargs", "ato.hyperopt.conformance",
                    "-p", "no:cacheprovider", f"--ato-algorithm={args.algorithm}"]
     if args.options is not None:
