@@ -11,6 +11,7 @@ generation index, always a valid index into
 from __future__ import annotations
 
 import math
+import numbers
 import traceback
 from fractions import Fraction
 
@@ -21,6 +22,7 @@ from ato.hyperopt.base import (
     DistributedSearchError,
     GridSpaceMixIn,
     HyperOpt,
+    SearchOptionError,
     better,
 )
 from ato.hyperopt.progress import Progress
@@ -37,10 +39,14 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
     def __init__(self, scope, search_spaces, halving_rate: float, num_min_samples: int,
                  tracker=None, mode: str = "max", study_id: str | None = None,
                  progress: bool | None = None, **options):
-        if not 0 < halving_rate < 1:
-            raise ValueError(f"halving_rate must be between 0 and 1 (exclusive), got {halving_rate}")
-        if num_min_samples < 1:
-            raise ValueError(f"num_min_samples must be >= 1, got {num_min_samples}")
+        if (isinstance(halving_rate, bool) or not isinstance(halving_rate, numbers.Real)
+                or not 0 < halving_rate < 1):
+            raise SearchOptionError(f"hyperband: halving_rate must be between 0 and 1 "
+                                    f"(exclusive), got {halving_rate!r}")
+        if (isinstance(num_min_samples, bool) or not isinstance(num_min_samples, numbers.Integral)
+                or num_min_samples < 1):
+            raise SearchOptionError(f"hyperband: num_min_samples must be an int >= 1, got "
+                                    f"{num_min_samples!r}")
         HyperOpt.__init__(self, scope, search_spaces, tracker, mode, study_id=study_id,
                           progress=progress, **options)
         self.halving_rate = halving_rate
