@@ -145,7 +145,8 @@ class _BaseState:
     """What :class:`HyperOpt` keeps for itself, in one attribute whose name a subclass
     cannot hit by accident (``self._HyperOpt__state``)."""
 
-    __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock")
+    __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock", "scope_lock",
+                 "running", "saved")
 
     def __init__(self, study_id, seed):
         self.study_id = study_id
@@ -154,6 +155,9 @@ class _BaseState:
         self.config = None
         self.recorder = None
         self.lock = threading.RLock()
+        self.scope_lock = threading.Lock()  # held from setting scope.config to injection
+        self.running = 0  # trials in flight (threads)
+        self.saved = None  # scope.config before the first of them
 
 
 def _check_exception_types(name: str, catch) -> tuple:
@@ -370,11 +374,9 @@ class HyperOpt(abc.ABC):
         hit, metric = recorder.cached(trial)
         if hit:
             return metric
-        scope = self.scope
-        previous = scope._config
-        scope._config = config
         try:
-            metric = _as_metric(scope(func)(*args, **(kwargs or {})), self.algorithm_name())
+            metric = _as_metric(self.__call_in_scope(func, config, args, kwargs or {}),
+                                self.algorithm_name())
         except self.catch:
             if record:
                 recorder.record(trial, config, None, "failed")
@@ -383,11 +385,44 @@ class HyperOpt(abc.ABC):
             if record:
                 recorder.record(trial, config, None, "failed")
             raise
-        finally:
-            scope._config = previous
         if record:
             recorder.record(trial, config, metric)
         return metric
+
+    def __call_in_scope(self, func, config, args, kwargs):
+        """``scope(func)(*args, **kwargs)`` with ``config`` as the scope's config.
+
+        Safe when trials run in threads (ASHA's ``n_workers``): each call holds a lock
+        from setting ``scope.config`` until the scope has injected it, and the scope's own
+        config comes back when the last trial in flight ends.
+        """
+        self.config  # noqa: B018 - builds the scope first, so no call re-applies its CLI
+        scope, state = self.scope, self.__state
+        lock = state.scope_lock
+        handed_over = False
+
+        def objective(*a, **k):
+            nonlocal handed_over
+            handed_over = True
+            lock.release()  # the config is injected: other trials may go
+            return func(*a, **k)
+
+        objective.__wrapped__ = func  # what the scope inspects to inject
+        objective.__name__ = getattr(func, "__name__", "objective")
+        lock.acquire()
+        try:
+            if state.running == 0:
+                state.saved = scope._config
+            state.running += 1
+            scope._config = config
+            return scope(objective)(*args, **kwargs)
+        finally:
+            if not handed_over:
+                lock.release()
+            with lock:
+                state.running -= 1
+                if state.running == 0:
+                    scope._config, state.saved = state.saved, None
 
     def launcher(self, func):
         """A callable running ``self.run(func, ...)`` as a new search: what ``main``
