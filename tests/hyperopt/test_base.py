@@ -273,3 +273,20 @@ def test_distributed_hyperopt_is_constructible_on_one_rank():
     d = D(Scope(), SPACE, study_id="d1", seed=1)
     assert (d.rank, d.world_size, d.is_root, d.get_hyperopt_id()) == (0, 1, True, "d1")
     assert d.config.__hyperopt_id__ == "d1"
+
+
+class TestObjectiveKinds:
+    def test_a_partial_and_a_callable_object_get_the_config(self):
+        """Objectives without a code object of their own receive the config first."""
+        import functools
+
+        class Objective:
+            def __call__(self, config, offset=0):
+                return peak(config) + offset
+
+        def scored(config, offset):
+            return peak(config) + offset
+
+        for func in (functools.partial(scored, offset=1), Objective()):
+            result = Plain(Scope(enable_override=True), SPACE).main(func)()
+            assert result.config.x == 2

@@ -407,7 +407,14 @@ class HyperOpt(abc.ABC):
             lock.release()  # the config is injected: other trials may go
             return func(*a, **k)
 
-        objective.__wrapped__ = func  # what the scope inspects to inject
+        if _has_code(func):
+            objective.__wrapped__ = func  # what the scope inspects to inject
+        else:  # functools.partial, a callable object: the config is the first argument
+            inject = objective
+
+            def objective(config, *a, **k):
+                return inject(config, *a, **k)
+
         objective.__name__ = getattr(func, "__name__", "objective")
         lock.acquire()
         try:
@@ -439,6 +446,14 @@ class HyperOpt(abc.ABC):
     def main(self, func):
         """Wrap the objective ``func(config) -> metric``; return a callable that runs the
         search and returns its result (an ADict with at least ``config`` and ``metric``)."""
+
+
+def _has_code(func) -> bool:
+    """Whether the scope can see ``func``'s parameters (a function or method)."""
+    func = getattr(func, "__func__", func)
+    while hasattr(func, "__wrapped__"):
+        func = func.__wrapped__
+    return getattr(func, "__code__", None) is not None
 
 
 def _as_metric(value, algorithm: str):
