@@ -290,3 +290,19 @@ class TestObjectiveKinds:
         for func in (functools.partial(scored, offset=1), Objective()):
             result = Plain(Scope(enable_override=True), SPACE).main(func)()
             assert result.config.x == 2
+
+
+def test_begin_search_is_where_ranks_agree():
+    """The study id and the seed are agreed (broadcast) when a search begins, so a rank
+    that runs no trial still takes part in the collective."""
+    shared = []
+
+    class Ranked(Plain):
+        def broadcast_object_from_root(self, obj):
+            shared.append(obj)
+            return obj
+
+    search = Ranked(Scope(), SPACE)
+    assert shared == []
+    search.begin_search()
+    assert len(shared) == 2 and shared == [search.study_id, search.seed]

@@ -330,8 +330,11 @@ class HyperOpt(abc.ABC):
     def begin_search(self) -> None:
         """Start a new search on this instance: trials are numbered afresh and the
         study's completed trials are (re)loaded from the tracker.  ``launcher`` calls it;
-        an algorithm whose ``main`` does not use ``launcher`` may call it first."""
+        an algorithm whose ``main`` does not use ``launcher`` may call it first.  In a
+        distributed search every rank calls it, so the ranks agree on the study id and the
+        seed here, whichever trials each rank then runs."""
         self.__state.recorder = None
+        self.recorder()
 
     def recorder(self) -> TrialRecorder:
         """The :class:`~ato.hyperopt.study.TrialRecorder` of the current search."""
