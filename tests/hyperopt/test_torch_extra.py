@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,9 @@ def pip(python, *args):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def two_ranks(python, tmp_path, name):
+def two_ranks(python, tmp_path, name, timeout):
+    """(exit status, stdout, stderr) of two ranks; ranks still running after ``timeout``
+    seconds (a rank whose peer failed waits in a collective) are killed (status None)."""
     store = tmp_path / f"store-{name}"
     procs = [subprocess.Popen([str(python), str(WORKER)], cwd=tmp_path, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -39,7 +42,17 @@ def two_ranks(python, tmp_path, name):
                                    "WORLD_SIZE": "2", "ATO_TEST_STORE": str(store),
                                    "ATO_TEST_FAIL_ON": "-1", "PYTHONWARNINGS": "ignore"})
              for rank in range(2)]
-    return [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in procs]
+    deadline = time.monotonic() + timeout
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            results.append((p.returncode, out, err))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            results.append((None, out, err))
+    return results
 
 
 def test_the_torch_extra_is_a_working_install(tmp_path):
@@ -60,7 +73,7 @@ def test_the_torch_extra_is_a_working_install(tmp_path):
                             "print(u.find_spec('numpy') is None)"],
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "True", "the fresh venv should not hold numpy yet"
-    without = two_ranks(python, tmp_path, "without")
+    without = two_ranks(python, tmp_path, "without", timeout=240)
     assert any("Numpy is not available" in out + err for _, out, err in without), without
 
     pip(python, f"{hyperopt}[torch]")  # the extra adds what torch's collectives need
@@ -69,7 +82,7 @@ def test_the_torch_extra_is_a_working_install(tmp_path):
     names = {p["name"].lower() for p in json.loads(frozen)}
     assert {"torch", "numpy", "ato-core", "ato-hyperopt"} <= names
     assert not names & {"ato-sql", "ato-formats", "ato-mmlab", "sqlalchemy"}
-    with_extra = two_ranks(python, tmp_path, "with")
+    with_extra = two_ranks(python, tmp_path, "with", timeout=600)
     results = []
     for code, out, err in with_extra:
         assert code == 0, err
