@@ -62,6 +62,12 @@ class Crowded(GridSpaceMixIn, HyperOpt):
     def _load(self, *args):
         raise AssertionError("the base must not call a subclass's _load")
 
+    def _budget_option(self, *args):
+        raise AssertionError("the base must not call a subclass's _budget_option")
+
+    def _check(self, *args):
+        raise AssertionError("the base must not call a subclass's _check")
+
     def main(self, func):
         def launch():
             self._state["sweeps"] += 1

@@ -27,7 +27,13 @@ from fractions import Fraction
 
 from ato.adict import ADict
 from ato.hyperopt import budgets
-from ato.hyperopt.base import GridSpaceMixIn, HyperOpt, SearchOptionError, better
+from ato.hyperopt.base import (
+    GridSpaceMixIn,
+    HyperOpt,
+    SearchOptionError,
+    better,
+    budget_option,
+)
 from ato.hyperopt.progress import Progress
 from ato.hyperopt.samplers import make_sampler
 
@@ -159,7 +165,7 @@ class MultiBracketHyperband(_BudgetSearch):
                                     f"got {iterations!r}")
         self.iterations = iterations
         self.total_budget = (None if total_budget is None
-                             else self._budget_option("total_budget", total_budget))
+                             else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
         self.s_max = budgets.max_exponent(self.min_budget, self.max_budget, self.eta)
 
     def brackets(self) -> list[tuple[int, Fraction]]:
@@ -250,7 +256,7 @@ class ASHA(_BudgetSearch):
             raise SearchOptionError(f"asha: n_workers must be an int >= 1, got {n_workers!r}")
         self.max_trials, self.n_workers = max_trials, n_workers
         self.total_budget = (None if total_budget is None
-                             else self._budget_option("total_budget", total_budget))
+                             else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
         self.budgets = budgets.rungs(self.min_budget, self.max_budget, self.eta)
 
     def _next_job(self, rungs, promoted, started):

@@ -160,6 +160,18 @@ class _BaseState:
         self.saved = None  # scope.config before the first of them
 
 
+def budget_option(algorithm: str, option: str, value) -> Fraction:
+    """``value`` of a budget option as an exact positive Fraction, or
+    :class:`SearchOptionError` naming ``algorithm`` and ``option``."""
+    try:
+        exact = budgets.exact(value, option)
+    except (TypeError, ValueError) as e:
+        raise SearchOptionError(f"{algorithm}: {e}") from None
+    if exact <= 0:
+        raise SearchOptionError(f"{algorithm}: {option} must be > 0, got {value!r}")
+    return exact
+
+
 def _check_exception_types(name: str, catch) -> tuple:
     types = catch if isinstance(catch, tuple) else (catch,) if isinstance(catch, type) else None
     if types is None and isinstance(catch, list):
@@ -238,15 +250,15 @@ class HyperOpt(abc.ABC):
         if progress is not None and not isinstance(progress, bool):
             raise SearchOptionError(f"{name}: progress must be True, False or None, "
                                     f"got {progress!r}")
-        max_b = self._budget_option("max_budget", 1 if max_budget is None else max_budget)
+        max_b = budget_option(name, "max_budget", 1 if max_budget is None else max_budget)
         if min_budget is None:
             min_b = min(Fraction(1), max_b)
         else:
-            min_b = self._budget_option("min_budget", min_budget)
+            min_b = budget_option(name, "min_budget", min_budget)
         if min_b > max_b:
             raise SearchOptionError(f"{name}: min_budget must be <= max_budget, got "
                                     f"min_budget={min_budget!r}, max_budget={max_budget!r}")
-        eta_f = self._budget_option("eta", 3 if eta is None else eta)
+        eta_f = budget_option(name, "eta", 3 if eta is None else eta)
         if eta_f <= 1:
             raise SearchOptionError(f"{name}: eta must be > 1, got {eta!r}")
         self.scope = scope
@@ -264,16 +276,6 @@ class HyperOpt(abc.ABC):
         """``PLUGIN_NAME`` (the class name for the abstract base)."""
         name = getattr(cls, "PLUGIN_NAME", None)
         return cls.__name__ if name in (None, "base") else str(name)
-
-    def _budget_option(self, option: str, value) -> Fraction:
-        name = self.algorithm_name()
-        try:
-            exact = budgets.exact(value, option)
-        except (TypeError, ValueError) as e:
-            raise SearchOptionError(f"{name}: {e}") from None
-        if exact <= 0:
-            raise SearchOptionError(f"{name}: {option} must be > 0, got {value!r}")
-        return exact
 
     def broadcast_object_from_root(self, obj):
         """The root process's ``obj`` on every process of the search (``obj`` itself in a
@@ -369,7 +371,8 @@ class HyperOpt(abc.ABC):
         without calling ``func``.  ``scope.config`` is restored afterwards, whatever
         happens.
         """
-        exact_budget = self.max_budget if budget is None else self._budget_option("budget", budget)
+        exact_budget = (self.max_budget if budget is None
+                        else budget_option(self.algorithm_name(), "budget", budget))
         if "__budget__" in config:
             config["__budget__"] = budgets.plain(exact_budget)
         recorder = self.recorder()
