@@ -109,13 +109,12 @@ class Trial:
         return tags
 
 
+# TrialRecorder records the trials of one study and remembers the completed ones (``done``:
+# trial key -> objective, filled by ``_load``) so that a resumed study reuses them.
+# Without a tracker nothing is recorded and nothing is reused.  Thread-safe.
 class TrialRecorder:
-    """Records the trials of one study through a tracker (an ``SQLLogger``, or a logger
-    with the same ``run(tags, config)``, ``log_metric`` and ``finish``) and remembers the
-    completed ones (``done``: trial key → objective) so that a resumed study reuses them.
-
-    Without a tracker nothing is recorded and nothing is reused.  Thread-safe.
-    """
+    """Wraps a tracker (an ``SQLLogger``, or a logger with the same ``run(tags, config)``,
+    ``log_metric``, ``finish`` and a finder with ``find_runs``) for one study."""
 
     def __init__(self, tracker, study_id: str, names, algorithm: str = "search",
                  seed: int | None = None):
