@@ -376,10 +376,14 @@ class HyperOpt(abc.ABC):
         if "__budget__" in config:
             config["__budget__"] = budgets.plain(exact_budget)
         recorder = self.recorder()
-        trial = recorder.trial(config, exact_budget, bracket, rung, final)
-        hit, metric = recorder.cached(trial)
-        if hit:
-            return metric
+        trial = None
+        if recorder.tracker is not None:  # untracked searches skip the hashing
+            trial = recorder.trial(config, exact_budget, bracket, rung, final)
+            hit, metric = recorder.cached(trial)
+            if hit:
+                return metric
+        else:
+            record = False
         try:
             metric = _as_metric(self.__call_in_scope(func, config, args, kwargs or {}),
                                 self.algorithm_name())
