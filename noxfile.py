@@ -67,6 +67,15 @@ def plugin_example(session: nox.Session) -> None:
 
 
 @nox.session
+def torch_extra(session: nox.Session) -> None:
+    """`pip install 'ato-hyperopt[torch]'` in a fresh venv runs DistributedHyperBand on two
+    gloo ranks (the test builds that venv itself; minutes)."""
+    install_ato(session, ["ato-core", "ato-hyperopt"])  # for tests/conftest.py
+    session.install("pytest", "hatchling")
+    session.run("pytest", "tests/hyperopt/test_torch_extra.py", env={"ATO_TEST_VENV": "1"})
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff")

@@ -23,8 +23,14 @@ def defaults(cfg):
 
 space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 15), num_samples=16),
               c=ADict(param_type="CATEGORY", categories=["a", "b"]))
+tracking = {}
+if os.environ.get("ATO_TEST_DB"):  # every rank records its own trials into one database
+    from ato.db_routers.sql.manager import SQLLogger
+
+    tracking = {"tracker": SQLLogger(ADict(experiment={"project_name": "dist", "sql": {
+        "db_path": os.environ["ATO_TEST_DB"]}})), "study_id": "dist", "max_budget": 16}
 hyperband = DistributedHyperBand(scope, space, halving_rate=0.5, num_min_samples=3, mode="min",
-                                 rank=rank, world_size=world, backend="pytorch")
+                                 rank=rank, world_size=world, backend="pytorch", **tracking)
 evaluated = []
 
 

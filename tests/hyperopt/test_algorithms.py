@@ -145,5 +145,30 @@ class TestTrackedStudy:
         finder = SQLFinder(tracker_config)
         runs = finder.find_runs("search", tags=["study:s1"])
         assert len(runs) == 15 and {r.status for r in runs} == {"completed"}
-        assert sum("generation:0" in r.tags for r in runs) == 8
-        assert 3 in {r.config.x for r in runs if "generation:2" in r.tags}
+        assert sum("rung:0" in r.tags for r in runs) == 8
+        assert 3 in {r.config.x for r in runs if "rung:2" in r.tags}
+
+
+def test_asha_workers_each_get_their_own_config_and_scope_comes_back():
+    """With n_workers > 1 every objective call receives its own trial's config (the one
+    recorded in the logs), and scope.config is the scope's own afterwards."""
+    import threading
+    import time
+
+    scope = Scope(enable_override=True)
+    before = scope.build()
+    seen, lock = [], threading.Lock()
+
+    def f(config):
+        time.sleep(0.002)  # let the trials overlap
+        with lock:
+            seen.append((config.lr, config.depth, config.__budget__))
+        return objective(config)
+
+    asha = ASHA(scope, SPACE, max_trials=60, min_budget=1, max_budget=9, eta=3, seed=1,
+                n_workers=4, progress=False)
+    result = asha.main(f)()
+    logged = sorted((c.lr, c.depth, c.__budget__) for c in result.logs)
+    assert sorted(seen) == logged and len(seen) == 60
+    assert all(c.__metric__ == objective(c) for c in result.logs)
+    assert scope.config is before and "__budget__" not in before

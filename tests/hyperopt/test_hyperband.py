@@ -180,3 +180,18 @@ def test_seed_examples_run(run):
     assert run(EXAMPLES / "seed" / "step_schedule.py", check=True).stdout.splitlines()[:3] == [
         "[2700, 9000, 30001, 100000]", "[2700, 9000, 30001, 100000]", "3 True"]
     assert run(EXAMPLES / "seed" / "custom_search.py", check=True).stdout.strip() == "6 0"
+
+
+@pytest.mark.parametrize("args, message", [
+    ((0.0, 3), "hyperband: halving_rate must be between 0 and 1 (exclusive), got 0.0"),
+    (("0.5", 3), "hyperband: halving_rate must be between 0 and 1 (exclusive), got '0.5'"),
+    ((0.5, 2.5), "hyperband: num_min_samples must be an int >= 1, got 2.5"),
+    ((0.5, True), "hyperband: num_min_samples must be an int >= 1, got True"),
+])
+def test_hyperband_options_are_named_in_errors(args, message):
+    """HyperBand's own options fail like the common ones: SearchOptionError naming them."""
+    from ato.hyperopt.base import SearchOptionError
+
+    with pytest.raises(SearchOptionError) as info:
+        HyperBand(Scope(), README_SPACE, *args)
+    assert str(info.value) == message

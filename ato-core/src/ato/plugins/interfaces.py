@@ -73,7 +73,12 @@ class TrackerBackend(Protocol):
 class SearchAlgorithm(Protocol):
     """A hyperparameter-search algorithm, returned by ``ato_register_search_algorithms``.
 
-    Constructed as ``cls(scope, search_spaces, **options)``."""
+    Constructed as ``cls(scope, search_spaces, **options)``; ``options`` include the
+    common ones (``tracker``, ``mode``, ``study_id``, ``seed``, ``max_budget``,
+    ``min_budget``, ``eta``, ``progress``, ``catch``), which
+    :class:`ato.hyperopt.base.HyperOpt` parses, checks and acts on (seeding, tracking and
+    resuming every trial that goes through its ``evaluate``).  Subclass it, and check the
+    algorithm with ``python -m ato.hyperopt.conformance NAME`` (docs/hyperopt.md)."""
 
     PLUGIN_NAME: ClassVar[str]
 

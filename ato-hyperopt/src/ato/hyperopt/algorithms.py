@@ -21,35 +21,32 @@ trial), ``trials`` and ``budget_used``.
 from __future__ import annotations
 
 import math
-import random
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from fractions import Fraction
 
 from ato.adict import ADict
-from ato.hyperopt.base import GridSpaceMixIn, HyperOpt, better
+from ato.hyperopt import budgets
+from ato.hyperopt.base import (
+    GridSpaceMixIn,
+    HyperOpt,
+    SearchOptionError,
+    better,
+    budget_option,
+)
 from ato.hyperopt.progress import Progress
 from ato.hyperopt.samplers import make_sampler
-from ato.hyperopt.study import TrialRecorder
 
 __all__ = ["GridSearch", "RandomSearch", "TPESearch", "MultiBracketHyperband", "BOHB", "ASHA"]
 
 
 class _BudgetSearch(HyperOpt):
-    """Shared machinery: evaluation with budgets, trial logs, tracker, progress."""
+    """Shared machinery: trials at exact budgets, trial logs, progress."""
 
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max",
-                 max_budget: float = 1, min_budget: float = 1, eta: float = 3,
-                 seed: int | None = None, study_id: str | None = None,
-                 progress: bool | None = None, sampler: str = "random"):
-        super().__init__(scope, search_spaces, tracker, mode, study_id)
-        if not 0 < min_budget <= max_budget:
-            raise ValueError(f"need 0 < min_budget <= max_budget, got {min_budget}, {max_budget}")
-        if eta <= 1:
-            raise ValueError(f"eta must be > 1, got {eta}")
-        self.max_budget, self.min_budget, self.eta = max_budget, min_budget, eta
-        self.rng = random.Random(seed)
+                 sampler: str = "random", **options):
+        super().__init__(scope, search_spaces, tracker, mode, **options)
         self.sampler = make_sampler(sampler, search_spaces, self.rng, mode)
-        self.progress = progress
         self.key = better(mode)
         self._lock = threading.Lock()
 
@@ -59,42 +56,45 @@ class _BudgetSearch(HyperOpt):
 
     def _start(self):
         self.logs: list[ADict] = []
-        self.budget_used = 0.0
-        self.recorder = TrialRecorder(self.tracker, self.get_hyperopt_id(),
-                                      list(self.search_spaces.keys()))
+        self._exact_budgets: list[Fraction] = []  # parallel to logs
+        self._budget_used = Fraction(0)
         self.reporter = Progress(self.progress, label=self.PLUGIN_NAME)
 
-    def trial(self, func, config, budget, rung, args, kwargs):
+    @property
+    def budget_used(self) -> int | float:
+        """Resource units spent so far (``budgets.plain`` of the exact sum)."""
+        return budgets.plain(self._budget_used)
+
+    def _trial(self, func, config, budget: Fraction, rung: int, args, kwargs,
+               bracket: int = 0):
         config = config.clone()
-        config["__budget__"] = budget
+        config["__budget__"] = budgets.plain(budget)
         config["__num_halved__"] = rung
-        with self._lock:
-            metric = self.recorder.cached(config, budget)
-        if metric is None:
-            metric = self.evaluate(func, config, *args, **kwargs)
-            with self._lock:
-                self.recorder.record(config, budget, rung, metric)
+        metric = self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=rung,
+                                     bracket=bracket)
         with self._lock:
             self.sampler.observe(config, budget, metric)
-            self.budget_used += budget
+            self._budget_used += budget
             config["__metric__"] = metric
             self.logs.append(config)
+            self._exact_budgets.append(budget)
         return metric
 
     def _full_budget(self, func, configs, total: int, args, kwargs) -> ADict:
         """Evaluate every config of ``configs`` once at ``max_budget``."""
         self.reporter.start(f"{total} configs", total)
         for config in configs:
-            self.trial(func, config, self.max_budget, 0, args, kwargs)
+            self._trial(func, config, self.max_budget, 0, args, kwargs)
             self.reporter.step()
         result = self._result()
         self.reporter.summary(f"best {Progress.format(result.metric)} of {total}")
         return result
 
-    def _result(self, candidates=None) -> ADict:
-        pool = candidates if candidates is not None else self.logs
-        top_budget = max(c["__budget__"] for c in pool)
-        finalists = [c for c in pool if c["__budget__"] == top_budget]
+    def _result(self) -> ADict:
+        """The best trial among all trials at the largest budget reached (compared
+        exactly, whatever bracket or rung they ran in)."""
+        top = max(self._exact_budgets)
+        finalists = [c for c, b in zip(self.logs, self._exact_budgets) if b == top]
         best = min(finalists, key=lambda c: self.key(c["__metric__"]))
         return ADict(config=best, metric=best["__metric__"], logs=self.logs,
                      trials=len(self.logs), budget_used=self.budget_used)
@@ -104,6 +104,7 @@ class GridSearch(GridSpaceMixIn, _BudgetSearch):
     """Every grid point, evaluated once at ``max_budget``."""
 
     PLUGIN_NAME = "grid"
+    CONFORMANCE_OPTIONS = {"max_budget": 9}
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
@@ -115,9 +116,13 @@ class RandomSearch(_BudgetSearch):
     """``n_trials`` configs sampled from the search space, each at ``max_budget``."""
 
     PLUGIN_NAME = "random"
+    CONFORMANCE_OPTIONS = {"n_trials": 12, "max_budget": 9}
 
     def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
         super().__init__(scope, search_spaces, **options)
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise SearchOptionError(f"{self.PLUGIN_NAME}: n_trials must be an int >= 1, "
+                                    f"got {n_trials!r}")
         self.n_trials = n_trials
 
     def run(self, func, *args, **kwargs) -> ADict:
@@ -132,6 +137,7 @@ class TPESearch(RandomSearch):
     (Bergstra et al., NeurIPS 2011), each at ``max_budget``."""
 
     PLUGIN_NAME = "tpe"
+    CONFORMANCE_OPTIONS = {"n_trials": 15}
 
     def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
         options.setdefault("sampler", "tpe")
@@ -141,59 +147,75 @@ class TPESearch(RandomSearch):
 class MultiBracketHyperband(_BudgetSearch):
     """Hyperband (Li et al. 2018): brackets of successive halving that trade the number of
     configurations against the budget each gets, repeated ``iterations`` times (or until
-    the next bracket would exceed ``total_budget``)."""
+    the next bracket would exceed ``total_budget``).
+
+    Budgets are exact (:mod:`ato.hyperopt.budgets`); the winner is the best of *all*
+    trials at ``max_budget``, whichever bracket ran them.  Brackets are numbered in the
+    order they run (``config.__bracket__``), across iterations.
+    """
 
     PLUGIN_NAME = "multi_hyperband"
+    CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3}
 
     def __init__(self, scope, search_spaces, iterations: int = 1,
-                 total_budget: float | None = None, **options):
+                 total_budget=None, **options):
         super().__init__(scope, search_spaces, **options)
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise SearchOptionError(f"{self.PLUGIN_NAME}: iterations must be an int >= 1, "
+                                    f"got {iterations!r}")
         self.iterations = iterations
-        self.total_budget = total_budget
-        self.s_max = int(math.floor(math.log(self.max_budget / self.min_budget, self.eta) + 1e-9))
+        self.total_budget = (None if total_budget is None
+                             else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
+        self.s_max = budgets.max_exponent(self.min_budget, self.max_budget, self.eta)
 
-    def brackets(self) -> list[tuple[int, float]]:
-        """``(n configurations, initial budget)`` of each bracket, most exploratory first."""
-        out = []
-        for s in range(self.s_max, -1, -1):
-            n = int(math.ceil((self.s_max + 1) / (s + 1) * self.eta ** s))
-            out.append((n, self.max_budget * self.eta ** (-s)))
-        return out
+    def brackets(self) -> list[tuple[int, Fraction]]:
+        """``(n configurations, initial budget)`` of each bracket, most exploratory first:
+        ``n = ceil((s_max + 1) / (s + 1) * eta**s)`` at ``max_budget * eta**-s``."""
+        return [(math.ceil(Fraction(self.s_max + 1, s + 1) * self.eta ** s),
+                 self.max_budget / self.eta ** s)
+                for s in range(self.s_max, -1, -1)]
 
-    def bracket_cost(self, n: int, budget: float) -> float:
-        """Resource units one bracket spends."""
-        cost = 0.0
-        while n and budget <= self.max_budget * (1 + 1e-9):
+    def bracket_cost(self, n: int, budget: Fraction) -> Fraction:
+        """Resource units one bracket spends (exact)."""
+        cost = Fraction(0)
+        while n and budget <= self.max_budget:
             cost += n * budget
-            n, budget = int(n / self.eta), budget * self.eta
+            n, budget = math.floor(n / self.eta), budget * self.eta
         return cost
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        finals = []
+        bracket_index = 0
         for _ in range(self.iterations):
-            for b, (n, budget) in enumerate(self.brackets()):
+            for n, budget in self.brackets():
                 if (self.total_budget is not None
-                        and self.budget_used + self.bracket_cost(n, budget) > self.total_budget):
+                        and self._budget_used + self.bracket_cost(n, budget) > self.total_budget):
                     continue
+                b = bracket_index
+                bracket_index += 1
                 configs = [self.sampler.sample(self.config) for _ in range(n)]
+                for c in configs:
+                    c["__bracket__"] = b
                 rung = 0
                 while configs:
                     self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
-                                        f"budget {budget:g}", len(configs))
+                                        f"budget {budgets.text(budget)}", len(configs))
                     scored = []
                     for c in configs:
-                        scored.append((self.trial(func, c, budget, rung, args, kwargs), c))
+                        scored.append((self._trial(func, c, budget, rung, args, kwargs, b), c))
                         self.reporter.step()
                     scored.sort(key=lambda mc: self.key(mc[0]))
-                    keep = int(len(scored) / self.eta)
-                    if budget * self.eta > self.max_budget * (1 + 1e-9) or keep == 0:
+                    keep = math.floor(len(scored) / self.eta)
+                    if budget * self.eta > self.max_budget or keep == 0:
                         break
                     configs = [c for _, c in scored[:keep]]
                     budget *= self.eta
                     rung += 1
-            finals = self.logs
-        result = self._result(finals)
+        if not self.logs:
+            raise SearchOptionError(f"{self.PLUGIN_NAME}: total_budget={budgets.text(self.total_budget)} "
+                                    f"is smaller than the cheapest bracket "
+                                    f"({budgets.text(min(self.bracket_cost(n, b) for n, b in self.brackets()))})")
+        result = self._result()
         self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
         return result
 
@@ -203,6 +225,7 @@ class BOHB(MultiBracketHyperband):
     budget that has enough observations (Falkner et al., ICML 2018)."""
 
     PLUGIN_NAME = "bohb"
+    CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "iterations": 2}
 
     def __init__(self, scope, search_spaces, **options):
         options.setdefault("sampler", "tpe")
@@ -213,28 +236,35 @@ class ASHA(_BudgetSearch):
     """Asynchronous successive halving: a free worker promotes a configuration that is in
     the top ``1/eta`` of its rung, or else starts a new one at ``min_budget``.
 
-    Stops after ``max_trials`` trials or ``total_budget`` resource units.  ``n_workers``
-    evaluations run at once (threads: use it for objectives that release the GIL).
+    Rungs are ``min_budget * eta**k`` up to ``max_budget`` (exact).  Stops after
+    ``max_trials`` trials or ``total_budget`` resource units.  ``n_workers`` evaluations
+    run at once (threads: use it for objectives that release the GIL).
     """
 
     PLUGIN_NAME = "asha"
+    CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "max_trials": 30}
 
     def __init__(self, scope, search_spaces, max_trials: int | None = None,
-                 total_budget: float | None = None, n_workers: int = 1, **options):
+                 total_budget=None, n_workers: int = 1, **options):
         super().__init__(scope, search_spaces, **options)
         if max_trials is None and total_budget is None:
-            raise ValueError("ASHA needs max_trials or total_budget")
-        self.max_trials, self.total_budget, self.n_workers = max_trials, total_budget, n_workers
-        self.budgets = [self.min_budget]
-        while self.budgets[-1] * self.eta <= self.max_budget * (1 + 1e-9):
-            self.budgets.append(self.budgets[-1] * self.eta)
+            raise SearchOptionError("asha: needs max_trials or total_budget")
+        if max_trials is not None and (isinstance(max_trials, bool)
+                                       or not isinstance(max_trials, int) or max_trials < 1):
+            raise SearchOptionError(f"asha: max_trials must be an int >= 1, got {max_trials!r}")
+        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+            raise SearchOptionError(f"asha: n_workers must be an int >= 1, got {n_workers!r}")
+        self.max_trials, self.n_workers = max_trials, n_workers
+        self.total_budget = (None if total_budget is None
+                             else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
+        self.budgets = budgets.rungs(self.min_budget, self.max_budget, self.eta)
 
     def _next_job(self, rungs, promoted, started):
         """The next trial: the best unpromoted configuration in the top 1/eta of the
         highest rung that has one, or a new configuration at the lowest rung."""
         for k in range(len(self.budgets) - 2, -1, -1):
             rung = rungs[k]  # kept sorted best first
-            for _key, index, config in rung[:len(rung) // int(self.eta)]:
+            for _key, index, config in rung[:math.floor(len(rung) / self.eta)]:
                 if (k, index) not in promoted:
                     promoted.add((k, index))
                     return k + 1, index, config
@@ -272,13 +302,13 @@ class ASHA(_BudgetSearch):
         self._start()
         rungs = [[] for _ in self.budgets]
         promoted: set = set()
-        state = {"started": 0, "trials": 0, "committed": 0.0}
-        total = self.max_trials or int(self.total_budget / self.min_budget)
+        state = {"started": 0, "trials": 0, "committed": Fraction(0)}
+        total = self.max_trials or math.floor(self.total_budget / self.min_budget)
         self.reporter.start(f"up to {total} trials", total)
         if self.n_workers == 1:
             while (job := self._plan(rungs, promoted, state)) is not None:
                 rung, index, config, budget = job
-                metric = self.trial(func, config, budget, rung, args, kwargs)
+                metric = self._trial(func, config, budget, rung, args, kwargs)
                 self._record(rungs, rung, index, config, metric)
                 self.reporter.step()
         else:
@@ -290,7 +320,8 @@ class ASHA(_BudgetSearch):
                         if job is None:
                             break
                         rung, index, config, budget = job
-                        future = pool.submit(self.trial, func, config, budget, rung, args, kwargs)
+                        future = pool.submit(self._trial, func, config, budget, rung, args,
+                                             kwargs)
                         running[future] = (rung, index, config)
                     if not running:
                         break
@@ -299,6 +330,9 @@ class ASHA(_BudgetSearch):
                         rung, index, config = running.pop(future)
                         self._record(rungs, rung, index, config, future.result())
                         self.reporter.step()
+        if not self.logs:
+            raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
+                                    f"smaller than min_budget={budgets.text(self.min_budget)}")
         result = self._result()
         self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
         return result

@@ -8,15 +8,29 @@ distributed code paths (``pip install 'ato-hyperopt[torch]'``).
 from __future__ import annotations
 
 import abc
+import difflib
 import itertools
 import math
+import numbers
+import random
+import secrets
+import threading
 import uuid
+from fractions import Fraction
 
 from ato.adict import ADict
 from ato.errors import AtoError
+from ato.hyperopt import budgets
+from ato.hyperopt.study import TrialRecorder
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
-           "SearchSpaceError", "DistributedSearchError", "better", "worst_value"]
+           "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "better",
+           "worst_value"]
+
+
+class SearchOptionError(AtoError, ValueError):
+    """An option of a search algorithm is wrong; the message names the algorithm and the
+    option."""
 
 
 class SearchSpaceError(AtoError, ValueError):
@@ -127,59 +141,311 @@ class GridSpaceMixIn:
         return math.prod(len(cls.parameter_values(n, s)) for n, s in search_spaces.items())
 
 
-class HyperOpt(abc.ABC):
-    """Base class of search algorithms: holds the scope, the search spaces, the optional
-    tracker and the optimisation ``mode`` ('max' or 'min').
+class _BaseState:
+    """What :class:`HyperOpt` keeps for itself, in one attribute whose name a subclass
+    cannot hit by accident (``self._HyperOpt__state``)."""
 
-    ``config`` is the scope's fully built config (views and CLI applied) plus
-    ``__hyperopt_id__``; subclasses implement ``main(func)``.
+    __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock", "scope_lock",
+                 "running", "saved")
+
+    def __init__(self, study_id, seed):
+        self.study_id = study_id
+        self.seed = seed
+        self.rng = None
+        self.config = None
+        self.recorder = None
+        self.lock = threading.RLock()
+        self.scope_lock = threading.Lock()  # held from setting scope.config to injection
+        self.running = 0  # trials in flight (threads)
+        self.saved = None  # scope.config before the first of them
+
+
+def budget_option(algorithm: str, option: str, value) -> Fraction:
+    """``value`` of a budget option as an exact positive Fraction, or
+    :class:`SearchOptionError` naming ``algorithm`` and ``option``."""
+    try:
+        exact = budgets.exact(value, option)
+    except (TypeError, ValueError) as e:
+        raise SearchOptionError(f"{algorithm}: {e}") from None
+    if exact <= 0:
+        raise SearchOptionError(f"{algorithm}: {option} must be > 0, got {value!r}")
+    return exact
+
+
+def _check_exception_types(name: str, catch) -> tuple:
+    types = catch if isinstance(catch, tuple) else (catch,) if isinstance(catch, type) else None
+    if types is None and isinstance(catch, list):
+        types = tuple(catch)
+    if types is None or not all(isinstance(t, type) and issubclass(t, Exception) for t in types):
+        raise SearchOptionError(f"{name}: catch must be an exception class or a tuple of "
+                                f"them (subclasses of Exception), got {catch!r}")
+    return types
+
+
+class HyperOpt(abc.ABC):
+    """Base class of search algorithms; a subclass implements ``main(func)``.
+
+    ``HyperOpt(scope, search_spaces, tracker=None, mode='max', *, study_id=None,
+    seed=None, max_budget=None, min_budget=None, eta=None, progress=None, catch=())``
+
+    The base parses and checks these common options (a wrong one raises
+    :class:`SearchOptionError` naming the algorithm and the option; an unknown keyword
+    raises it with the closest known name) and does the common work:
+
+    - ``config``: the scope's fully built config (views and command line applied) plus
+      ``__hyperopt_id__``; every candidate should start from a clone of it.
+    - ``mode``: ``'max'`` or ``'min'``; ``better(self.mode)`` is the sort key.
+    - ``max_budget`` / ``min_budget`` / ``eta``: exact :class:`fractions.Fraction`
+      (defaults 1, ``min(1, max_budget)`` and 3; ``0 < min_budget <= max_budget``,
+      ``eta > 1``); see :mod:`ato.hyperopt.budgets`.
+    - ``seed`` (an int; drawn once and shared by every rank when not given) and ``rng``, a
+      :class:`random.Random` seeded with it: draw every random choice from ``self.rng``
+      and the same seed gives the same search.
+    - ``evaluate(func, config, ...)``: runs one trial through the scope's injection,
+      restores ``scope.config``, records the trial to ``tracker`` (a run with the tags of
+      :mod:`ato.hyperopt.study` and the metric ``objective``) and, in a study resumed with
+      the same ``study_id``, returns the recorded metric instead of running the objective.
+    - ``catch``: exception types an objective may raise without ending the search; such
+      a trial is recorded ``failed`` and scores NaN (ranked last).  Any other exception is
+      recorded ``failed`` and propagates.
+
+    The base's own state lives in one name-mangled attribute, so a subclass may use any
+    attribute name of its own (``_config``, ``_state``, ``_rng``...).
     """
 
     PLUGIN_NAME = "base"
+    COMMON_OPTIONS = ("tracker", "mode", "study_id", "seed", "max_budget", "min_budget", "eta",
+                      "progress", "catch")
 
-    def __init__(self, scope, search_spaces, tracker=None, mode: str = "max",
-                 study_id: str | None = None):
+    def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", *,
+                 study_id: str | None = None, seed: int | None = None, max_budget=None,
+                 min_budget=None, eta=None, progress: bool | None = None, catch=(),
+                 **unknown):
+        name = self.algorithm_name()
+        if unknown:
+            option = sorted(unknown)[0]
+            close = difflib.get_close_matches(option, self.COMMON_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SearchOptionError(f"{name}: unknown option {option!r}{hint}; the common "
+                                    f"options are {', '.join(self.COMMON_OPTIONS)}")
         if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
+            raise SearchOptionError(f"{name}: mode must be 'min' or 'max', not {mode!r}")
+        if not hasattr(search_spaces, "items") or not hasattr(search_spaces, "keys"):
+            raise SearchOptionError(f"{name}: search_spaces must be a mapping of parameter "
+                                    f"name to spec, got {type(search_spaces).__name__}")
+        if tracker is not None:
+            lacking = [m for m in ("run", "log_metric", "finish")
+                       if not callable(getattr(tracker, m, None))]
+            if lacking:
+                raise SearchOptionError(f"{name}: tracker {type(tracker).__name__} lacks "
+                                        f"{', '.join(lacking)} (pass an SQLLogger or a logger "
+                                        f"of a tracker plugin)")
+        if study_id is not None and (not isinstance(study_id, str) or not study_id
+                                     or any(c.isspace() or c == "," for c in study_id)):
+            raise SearchOptionError(f"{name}: study_id must be a non-empty string without "
+                                    f"spaces or commas, got {study_id!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or seed < 0):
+            raise SearchOptionError(f"{name}: seed must be a non-negative int, got {seed!r}")
+        if progress is not None and not isinstance(progress, bool):
+            raise SearchOptionError(f"{name}: progress must be True, False or None, "
+                                    f"got {progress!r}")
+        max_b = budget_option(name, "max_budget", 1 if max_budget is None else max_budget)
+        if min_budget is None:
+            min_b = min(Fraction(1), max_b)
+        else:
+            min_b = budget_option(name, "min_budget", min_budget)
+        if min_b > max_b:
+            raise SearchOptionError(f"{name}: min_budget must be <= max_budget, got "
+                                    f"min_budget={min_budget!r}, max_budget={max_budget!r}")
+        eta_f = budget_option(name, "eta", 3 if eta is None else eta)
+        if eta_f <= 1:
+            raise SearchOptionError(f"{name}: eta must be > 1, got {eta!r}")
         self.scope = scope
         self.search_spaces = search_spaces
         self.tracker = tracker
         self.mode = mode
-        self._study_id = study_id
-        self._config = None
+        self.max_budget, self.min_budget, self.eta = max_b, min_b, eta_f
+        self.progress = progress
+        self.catch = _check_exception_types(name, catch)
+        self.__state = _BaseState(study_id, None if seed is None else int(seed))
+
+    # ------------------------------------------------------------------ options
+    @classmethod
+    def algorithm_name(cls) -> str:
+        """``PLUGIN_NAME`` (the class name for the abstract base)."""
+        name = getattr(cls, "PLUGIN_NAME", None)
+        return cls.__name__ if name in (None, "base") else str(name)
+
+    def broadcast_object_from_root(self, obj):
+        """The root process's ``obj`` on every process of the search (``obj`` itself in a
+        single process; distributed searches override this)."""
+        return obj
 
     def get_hyperopt_id(self) -> str:
-        if self._study_id is None:
-            self._study_id = uuid.uuid4().hex[:12]
-        return self._study_id
+        """The study id: ``study_id`` when given, else 12 random hex digits drawn once
+        (the same on every rank)."""
+        state = self.__state
+        with state.lock:
+            if state.study_id is None:
+                state.study_id = self.broadcast_object_from_root(uuid.uuid4().hex[:12])
+            return state.study_id
+
+    @property
+    def study_id(self) -> str:
+        return self.get_hyperopt_id()
+
+    @property
+    def seed(self) -> int:
+        """The seed (drawn once, from the root, when not given)."""
+        state = self.__state
+        with state.lock:
+            if state.seed is None:
+                state.seed = self.broadcast_object_from_root(secrets.randbits(32))
+            return state.seed
+
+    @property
+    def rng(self) -> random.Random:
+        """A :class:`random.Random` seeded with ``seed``."""
+        state = self.__state
+        with state.lock:
+            if state.rng is None:
+                state.rng = random.Random(self.seed)
+            return state.rng
 
     @property
     def config(self) -> ADict:
         """The base config of every candidate (built from the scope on first use)."""
-        if self._config is None:
-            base = self.scope.build().clone() if hasattr(self.scope, "build") else ADict(self.scope.config)
+        state = self.__state
+        if state.config is None:
+            scope = self.scope
+            base = scope.build().clone() if hasattr(scope, "build") else ADict(scope.config)
             base["__hyperopt_id__"] = self.get_hyperopt_id()
-            self._config = base
-        return self._config
+            state.config = base
+        return state.config
 
     @config.setter
     def config(self, value) -> None:
-        self._config = value
+        self.__state.config = value
+
+    # ------------------------------------------------------------------ trials
+    def begin_search(self) -> None:
+        """Start a new search on this instance: trials are numbered afresh and the
+        study's completed trials are (re)loaded from the tracker.  ``launcher`` calls it;
+        an algorithm whose ``main`` does not use ``launcher`` may call it first.  In a
+        distributed search every rank calls it, so the ranks agree on the study id and the
+        seed here, whichever trials each rank then runs."""
+        self.__state.recorder = None
+        self.recorder()
+
+    def recorder(self) -> TrialRecorder:
+        """The :class:`~ato.hyperopt.study.TrialRecorder` of the current search."""
+        state = self.__state
+        with state.lock:
+            if state.recorder is None:
+                state.recorder = TrialRecorder(
+                    self.tracker, self.get_hyperopt_id(), list(self.search_spaces.keys()),
+                    self.algorithm_name(), self.seed)
+            return state.recorder
 
     def evaluate(self, func, config, *args, **kwargs):
-        """Run the objective on ``config`` through the scope (normal injection)."""
-        scope = self.scope
-        previous = scope._config
-        scope._config = config
+        """Run the objective on ``config`` as one trial (see :meth:`evaluate_trial`);
+        its coordinates are read from ``config``: ``__budget__`` (default
+        ``max_budget``), ``__num_halved__`` (the rung, default 0) and ``__bracket__``
+        (default 0).  Extra arguments go to the objective."""
+        return self.evaluate_trial(func, config, args, kwargs,
+                                   budget=config.get("__budget__"),
+                                   rung=config.get("__num_halved__", 0),
+                                   bracket=config.get("__bracket__", 0))
+
+    def evaluate_trial(self, func, config, args=(), kwargs=None, *, budget=None, rung: int = 0,
+                       bracket: int = 0, final: bool = False, record: bool = True):
+        """Run ``func`` on ``config`` through the scope's injection and return its metric
+        (a number; NaN for a trial that raised one of ``catch``).
+
+        ``budget`` (exact, default ``max_budget``), ``rung`` and ``bracket`` place the
+        trial in the study; a ``__budget__`` key in ``config`` is normalised to
+        :func:`ato.hyperopt.budgets.plain`.  The trial is recorded to ``tracker`` unless
+        ``record`` is false (a replica of a trial another rank records), and a trial
+        completed in an earlier session of the same study returns its recorded metric
+        without calling ``func``.  ``scope.config`` is restored afterwards, whatever
+        happens.
+        """
+        exact_budget = (self.max_budget if budget is None
+                        else budget_option(self.algorithm_name(), "budget", budget))
+        if "__budget__" in config:
+            config["__budget__"] = budgets.plain(exact_budget)
+        recorder = self.recorder()
+        trial = None
+        if recorder.tracker is not None:  # untracked searches skip the hashing
+            trial = recorder.trial(config, exact_budget, bracket, rung, final)
+            hit, metric = recorder.cached(trial)
+            if hit:
+                return metric
+        else:
+            record = False
         try:
-            return scope(func)(*args, **kwargs)
+            metric = _as_metric(self.__call_in_scope(func, config, args, kwargs or {}),
+                                self.algorithm_name())
+        except self.catch:
+            if record:
+                recorder.record(trial, config, None, "failed")
+            return math.nan
+        except Exception:
+            if record:
+                recorder.record(trial, config, None, "failed")
+            raise
+        if record:
+            recorder.record(trial, config, metric)
+        return metric
+
+    def __call_in_scope(self, func, config, args, kwargs):
+        """``scope(func)(*args, **kwargs)`` with ``config`` as the scope's config.
+
+        Safe when trials run in threads (ASHA's ``n_workers``): each call holds a lock
+        from setting ``scope.config`` until the scope has injected it, and the scope's own
+        config comes back when the last trial in flight ends.
+        """
+        self.config  # noqa: B018 - builds the scope first, so no call re-applies its CLI
+        scope, state = self.scope, self.__state
+        lock = state.scope_lock
+        handed_over = False
+
+        def objective(*a, **k):
+            nonlocal handed_over
+            handed_over = True
+            lock.release()  # the config is injected: other trials may go
+            return func(*a, **k)
+
+        if _has_code(func):
+            objective.__wrapped__ = func  # what the scope inspects to inject
+        else:  # functools.partial, a callable object: the config is the first argument
+            inject = objective
+
+            def objective(config, *a, **k):
+                return inject(config, *a, **k)
+
+        objective.__name__ = getattr(func, "__name__", "objective")
+        lock.acquire()
+        try:
+            if state.running == 0:
+                state.saved = scope._config
+            state.running += 1
+            scope._config = config
+            return scope(objective)(*args, **kwargs)
         finally:
-            scope._config = previous
+            if not handed_over:
+                lock.release()
+            with lock:
+                state.running -= 1
+                if state.running == 0:
+                    scope._config, state.saved = state.saved, None
 
     def launcher(self, func):
-        """A callable running ``self.run(func, ...)``: what ``main`` returns for
-        algorithms that implement ``run``."""
+        """A callable running ``self.run(func, ...)`` as a new search: what ``main``
+        returns for algorithms that implement ``run``."""
         def launch(*args, **kwargs) -> ADict:
+            self.begin_search()
             return self.run(func, *args, **kwargs)
 
         launch.__name__ = getattr(func, "__name__", "launch")
@@ -189,7 +455,24 @@ class HyperOpt(abc.ABC):
     @abc.abstractmethod
     def main(self, func):
         """Wrap the objective ``func(config) -> metric``; return a callable that runs the
-        search and returns its result."""
+        search and returns its result (an ADict with at least ``config`` and ``metric``)."""
+
+
+def _has_code(func) -> bool:
+    """Whether the scope can see ``func``'s parameters (a function or method)."""
+    func = getattr(func, "__func__", func)
+    while hasattr(func, "__wrapped__"):
+        func = func.__wrapped__
+    return getattr(func, "__code__", None) is not None
+
+
+def _as_metric(value, algorithm: str):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__"):
+        return float(value)  # a 0-d tensor or array
+    raise TypeError(f"{algorithm}: the objective must return a number (the metric), "
+                    f"got {value!r}")
 
 
 class DistributedMixIn:
@@ -206,7 +489,7 @@ class DistributedMixIn:
     def is_root(self) -> bool:
         return self.rank == 0
 
-    def _dist(self):
+    def __dist(self):
         import torch.distributed as dist
 
         if self.world_size > 1 and not dist.is_initialized():
@@ -218,14 +501,14 @@ class DistributedMixIn:
         if self.world_size == 1:
             return obj
         holder = [obj]
-        self._dist().broadcast_object_list(holder, src=0)
+        self.__dist().broadcast_object_list(holder, src=0)
         return holder[0]
 
     def all_gather_object(self, obj) -> list:
         if self.world_size == 1:
             return [obj]
         out = [None] * self.world_size
-        self._dist().all_gather_object(out, obj)
+        self.__dist().all_gather_object(out, obj)
         return out
 
     def destroy(self) -> None:
@@ -234,14 +517,9 @@ class DistributedMixIn:
         if dist.is_initialized():
             dist.destroy_process_group()
 
-    def get_hyperopt_id(self) -> str:
-        if self._study_id is None:
-            self._study_id = self.broadcast_object_from_root(uuid.uuid4().hex[:12])
-        return self._study_id
-
 
 class DistributedHyperOpt(DistributedMixIn, HyperOpt):
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", rank: int = 0,
-                 world_size: int = 1, backend: str = "pytorch", study_id: str | None = None):
+                 world_size: int = 1, backend: str = "pytorch", **options):
         DistributedMixIn.__init__(self, rank, world_size, backend)
-        HyperOpt.__init__(self, scope, search_spaces, tracker, mode, study_id)
+        HyperOpt.__init__(self, scope, search_spaces, tracker, mode, **options)

@@ -11,18 +11,21 @@ generation index, always a valid index into
 from __future__ import annotations
 
 import math
+import numbers
 import traceback
+from fractions import Fraction
 
 from ato.adict import ADict
+from ato.hyperopt import budgets
 from ato.hyperopt.base import (
     DistributedMixIn,
     DistributedSearchError,
     GridSpaceMixIn,
     HyperOpt,
+    SearchOptionError,
     better,
 )
 from ato.hyperopt.progress import Progress
-from ato.hyperopt.study import TrialRecorder
 
 __all__ = ["HyperBand", "DistributedHyperBand"]
 
@@ -31,18 +34,25 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
     """``HyperBand(scope, search_spaces, halving_rate, num_min_samples, mode='max')``."""
 
     PLUGIN_NAME = "hyperband"
+    CONFORMANCE_OPTIONS = {"halving_rate": 0.5, "num_min_samples": 2}
 
     def __init__(self, scope, search_spaces, halving_rate: float, num_min_samples: int,
                  tracker=None, mode: str = "max", study_id: str | None = None,
-                 progress: bool | None = None):
-        if not 0 < halving_rate < 1:
-            raise ValueError(f"halving_rate must be between 0 and 1 (exclusive), got {halving_rate}")
-        if num_min_samples < 1:
-            raise ValueError(f"num_min_samples must be >= 1, got {num_min_samples}")
-        HyperOpt.__init__(self, scope, search_spaces, tracker, mode, study_id)
+                 progress: bool | None = None, **options):
+        if (isinstance(halving_rate, bool) or not isinstance(halving_rate, numbers.Real)
+                or not 0 < halving_rate < 1):
+            raise SearchOptionError(f"hyperband: halving_rate must be between 0 and 1 "
+                                    f"(exclusive), got {halving_rate!r}")
+        if (isinstance(num_min_samples, bool) or not isinstance(num_min_samples, numbers.Integral)
+                or num_min_samples < 1):
+            raise SearchOptionError(f"hyperband: num_min_samples must be an int >= 1, got "
+                                    f"{num_min_samples!r}")
+        HyperOpt.__init__(self, scope, search_spaces, tracker, mode, study_id=study_id,
+                          progress=progress, **options)
         self.halving_rate = halving_rate
         self.num_min_samples = num_min_samples
-        self.progress = progress
+        # The objective sees config.__budget__ only when a max_budget was asked for.
+        self.budgeted = options.get("max_budget") is not None
         self._distributions = None
         self._size = self.grid_size(search_spaces)
 
@@ -70,29 +80,32 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         min_steps = max_steps * math.pow(r, g)
         return [math.ceil(min_steps / math.pow(r, i)) for i in range(1, g)] + [max_steps]
 
+    def budget_of(self, generation: int) -> Fraction:
+        """The exact budget of a generation: ``max_budget * halving_rate ** (last - k)``
+        (``last`` = the schedule's last index), so the final generation gets
+        ``max_budget``.  Unlike ``compute_optimized_initial_training_steps`` nothing is
+        rounded up."""
+        last = max(self.num_generations(), 1) - 1
+        return self.max_budget * budgets.exact(self.halving_rate) ** (last - min(generation, last))
+
     # ------------------------------------------------------------------ search
-    def _evaluate_generation(self, func, candidates, args, kwargs, recorder, generation,
-                             progress) -> list:
+    def _evaluate_generation(self, func, candidates, args, kwargs, generation, progress) -> list:
         metrics = []
         for config in candidates:
-            metrics.append(self._evaluate_one(func, config, args, kwargs, recorder, generation))
+            metrics.append(self._evaluate_one(func, config, args, kwargs, generation))
             progress.step()
         return metrics
 
-    def _evaluate_one(self, func, config, args, kwargs, recorder, generation, budget=None):
-        """One trial; ``budget`` tells trials apart in a resumed study (default: the
-        generation; the winner's re-evaluation is ``"final"``)."""
-        budget = generation if budget is None else budget
-        cached = recorder.cached(config, budget)
-        if cached is not None:
-            return cached
-        metric = self.evaluate(func, config, *args, **kwargs)
-        recorder.record(config, budget, generation, metric)
-        return metric
+    def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
+        """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
+        budget = self.budget_of(generation)
+        if self.budgeted:
+            config["__budget__"] = budgets.plain(budget)
+        return self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=generation,
+                                   final=final, record=record)
 
-    def _final(self, func, winner, args, kwargs, recorder):
-        return self._evaluate_one(func, winner, args, kwargs, recorder,
-                                  winner["__num_halved__"], "final")
+    def _final(self, func, winner, args, kwargs):
+        return self._evaluate_one(func, winner, args, kwargs, winner["__num_halved__"], True)
 
     def main(self, func):
         """Decorate the objective; calling the result runs the search."""
@@ -100,7 +113,6 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
 
     def run(self, func, *args, **kwargs) -> ADict:
         names = list(self.search_spaces.keys())
-        recorder = TrialRecorder(self.tracker, self.get_hyperopt_id(), names)
         progress = Progress(self.progress if self._is_reporter() else False, label="hyperband")
         key = better(self.mode)
         logs = []
@@ -110,8 +122,8 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
             for c in candidates:
                 c["__num_halved__"] = generation
             progress.start(f"generation {generation}: {len(candidates)} configs", len(candidates))
-            metrics = self._evaluate_generation(func, candidates, args, kwargs, recorder,
-                                                generation, progress)
+            metrics = self._evaluate_generation(func, candidates, args, kwargs, generation,
+                                                progress)
             for c, m in zip(candidates, metrics):
                 c["__metric__"] = m
             order = sorted(range(len(candidates)), key=lambda i: key(metrics[i]))
@@ -129,7 +141,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         winner = logs[-1][0].clone()
         winner["__num_halved__"] = max(self.num_generations(), 1) - 1
         winner.pop("__metric__")
-        metric = self._final(func, winner, args, kwargs, recorder)
+        metric = self._final(func, winner, args, kwargs)
         winner["__metric__"] = metric
         logs.append([winner])
         return ADict(config=winner, metric=metric, logs=logs)
@@ -151,28 +163,32 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
     def __init__(self, scope, search_spaces, halving_rate: float, num_min_samples: int,
                  tracker=None, mode: str = "max", rank: int = 0, world_size: int = 1,
                  backend: str = "pytorch", study_id: str | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, **options):
         DistributedMixIn.__init__(self, rank, world_size, backend)
         HyperBand.__init__(self, scope, search_spaces, halving_rate, num_min_samples, tracker,
-                           mode, study_id, progress)
+                           mode, study_id, progress, **options)
 
     def _is_reporter(self) -> bool:
         return self.is_root
 
     def _gather(self, work):
         """Run ``work()`` on every rank; gather (ok, value) and raise everywhere on error."""
+        if self.world_size == 1:
+            return [work()]  # nobody to tell: the objective's own error propagates
+        error = None
         try:
             payload = (True, work())
         except Exception as e:
+            error = e
             payload = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
         gathered = self.all_gather_object(payload)
         for rank, (ok, value) in enumerate(gathered):
             if not ok:
-                raise DistributedSearchError(rank, value)
+                raise DistributedSearchError(rank, value) from (error if rank == self.rank
+                                                                 else None)
         return [value for _, value in gathered]
 
-    def _evaluate_generation(self, func, candidates, args, kwargs, recorder, generation,
-                             progress) -> list:
+    def _evaluate_generation(self, func, candidates, args, kwargs, generation, progress) -> list:
         n = len(candidates)
         chunk = math.ceil(n / self.world_size)
         mine = candidates[self.rank * chunk:(self.rank + 1) * chunk]
@@ -180,7 +196,7 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
         def work():
             out = []
             for config in mine:
-                out.append(self._evaluate_one(func, config, args, kwargs, recorder, generation))
+                out.append(self._evaluate_one(func, config, args, kwargs, generation))
                 progress.step()
             return out
 
@@ -188,7 +204,8 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
         progress.step(n - len(mine))
         return metrics
 
-    def _final(self, func, winner, args, kwargs, recorder):
+    def _final(self, func, winner, args, kwargs):
+        # Every rank runs it (the objective may hold collectives); the root records it.
         metrics = self._gather(lambda: self._evaluate_one(
-            func, winner, args, kwargs, recorder, winner["__num_halved__"], "final"))
+            func, winner, args, kwargs, winner["__num_halved__"], True, record=self.is_root))
         return metrics[0]  # the root's metric, the same on every rank

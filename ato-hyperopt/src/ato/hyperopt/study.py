@@ -1,40 +1,132 @@
 """Trials recorded through a tracker, and resuming a study without re-running them.
 
-Each trial is one tracker run tagged ``study:<id>``, ``generation:<k>`` and
-``trial:<hash of the searched values and budget>``, with its objective logged as the
-metric ``objective``.  Starting a study again with the same id reuses every completed
-trial instead of running it.
+Every trial that goes through :meth:`ato.hyperopt.base.HyperOpt.evaluate` becomes one
+tracker run (its config is the trial's config) with these tags (docs/hyperopt.md,
+"Trial records"):
+
+``study:<id>``            the study (the search's ``study_id``)
+``algorithm:<name>``      the algorithm's ``PLUGIN_NAME``
+``trial:<key>``           16 hex digits identifying the trial within the study (resume key)
+``bracket:<b>``           the bracket, counted in the order brackets run (0 if only one)
+``rung:<r>``              the rung: successive-halving level (HyperBand: the generation)
+``budget:<budget>``       the exact budget (:func:`ato.hyperopt.budgets.text`)
+``config:<hash>``         16 hex digits of the searched values, budget excluded
+``seed:<n>``              the search's seed
+``final``                 only on HyperBand's re-evaluation of its winner
+
+and the metric ``objective`` (step = the rung) unless the objective returned NaN or failed.
+A trial is *promoted* iff a run of the same study and bracket with the same ``config:``
+hash exists at rung ``r + 1``.  Starting a study again with the same id reuses the metric
+of every completed trial instead of running the objective.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ato.hyperopt import budgets
 
 OBJECTIVE = "objective"
 
+__all__ = ["OBJECTIVE", "Trial", "TrialRecorder", "config_hash", "searched_values"]
 
-def trial_key(config, names, budget) -> str:
+
+def searched_values(config, names) -> dict:
+    """``{name: value}`` of the searched parameters in ``config`` (dotted names nested)."""
     values = {}
     for name in names:
         value = config
         for part in str(name).split("."):
             value = value.get(part) if hasattr(value, "get") else None
         values[str(name)] = value
-    text = json.dumps([values, budget], sort_keys=True, default=str)
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+    return values
 
 
+def _canonical(value):
+    """A JSON-able form in which equal values are written equally (``2`` and ``2.0`` are
+    one value, as for the objective); floats by their shortest repr."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if value.is_integer():
+            return int(value)
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return repr(value)
+
+
+def _digest(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def config_hash(config, names) -> str:
+    """16 hex digits of sha256 over the searched values (JSON, sorted keys, floats by
+    their shortest repr, ``2.0`` written as ``2``); the budget is not part of it, so one
+    configuration has one hash on every rung."""
+    return _digest(_canonical(searched_values(config, names)))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Where one evaluation sits in a study."""
+
+    study: str
+    algorithm: str
+    config_hash: str
+    budget: Fraction
+    bracket: int
+    rung: int
+    occurrence: int  # how many identical (config, budget, bracket, rung) trials came before
+    seed: int | None
+    final: bool = False
+
+    @property
+    def key(self) -> str:
+        return _digest([self.config_hash, budgets.text(self.budget), self.bracket, self.rung,
+                        self.occurrence, self.final])
+
+    def tags(self) -> list[str]:
+        tags = [f"study:{self.study}", f"algorithm:{self.algorithm}", f"trial:{self.key}",
+                f"bracket:{self.bracket}", f"rung:{self.rung}",
+                f"budget:{budgets.text(self.budget)}", f"config:{self.config_hash}"]
+        if self.seed is not None:
+            tags.append(f"seed:{self.seed}")
+        if self.final:
+            tags.append("final")
+        return tags
+
+
+# TrialRecorder records the trials of one study and remembers the completed ones (``done``:
+# trial key -> objective, filled by ``_load``) so that a resumed study reuses them.
+# Without a tracker nothing is recorded and nothing is reused.  Thread-safe.
 class TrialRecorder:
     """Wraps a tracker logger (:class:`ato.tracking.TrackerLogger`: ``run(tags, config)``,
     ``log_metric``, ``finish``, and ``url`` or ``config``) for one study; completed trials
     are read back with :func:`ato.tracking.open_finder` on the same URL."""
 
-    def __init__(self, tracker, study_id: str, names):
+    def __init__(self, tracker, study_id: str, names, algorithm: str = "search",
+                 seed: int | None = None):
         self.tracker = tracker
         self.study_id = study_id
         self.names = list(names)
+        self.algorithm = algorithm
+        self.seed = seed
         self.done: dict[str, float] = {}
+        self.lock = threading.RLock()
+        self._seen: dict[tuple, int] = {}
         if tracker is not None:
             self._load()
 
@@ -51,19 +143,36 @@ class TrialRecorder:
             if key and history:
                 self.done[key] = history[-1].value
 
-    def cached(self, config, budget):
-        if self.tracker is None:
-            return None
-        return self.done.get(trial_key(config, self.names, budget))
+    def trial(self, config, budget, bracket: int = 0, rung: int = 0,
+              final: bool = False) -> Trial:
+        """The next trial of ``config`` at these coordinates (repeats are numbered)."""
+        chash = config_hash(config, self.names)
+        budget = budgets.exact(budget)
+        coordinates = (chash, budget, int(bracket), int(rung), bool(final))
+        with self.lock:
+            occurrence = self._seen.get(coordinates, 0)
+            self._seen[coordinates] = occurrence + 1
+        return Trial(self.study_id, self.algorithm, chash, budget, int(bracket), int(rung),
+                     occurrence, self.seed, bool(final))
 
-    def record(self, config, budget, generation: int, metric) -> None:
+    def cached(self, trial: Trial):
+        """``(True, metric)`` for a trial completed in an earlier session of the study."""
+        with self.lock:
+            if self.tracker is not None and trial.key in self.done:
+                return True, self.done[trial.key]
+        return False, None
+
+    def record(self, trial: Trial, config, metric, status: str = "completed") -> None:
+        """One run for the trial: its config, tags, ``objective`` and final status."""
         if self.tracker is None:
             return
-        key = trial_key(config, self.names, budget)
-        tracker = self.tracker
-        tracker.run(tags=[f"study:{self.study_id}", f"generation:{generation}", f"trial:{key}"],
-                    config=config)
-        if metric is not None and metric == metric:
-            tracker.log_metric(OBJECTIVE, metric, generation)
-        tracker.finish("completed")
-        self.done[key] = metric
+        with self.lock:
+            tracker = self.tracker
+            tracker.run(tags=trial.tags(), config=config)
+            try:
+                if metric is not None and metric == metric:
+                    tracker.log_metric(OBJECTIVE, metric, trial.rung)
+            finally:
+                tracker.finish(status)
+            if status == "completed" and metric is not None and metric == metric:
+                self.done[trial.key] = metric

@@ -3,6 +3,11 @@
 Start from the middle of every parameter's grid; for one parameter after the other, try
 each of its values with the others held, keep the best; stop when a full sweep improves
 nothing.  Usable by name once installed: ``get_algorithm('coordinate')``.
+
+Every trial goes through ``self.evaluate``, so the base records it to a ``tracker=`` and
+resumes it in a study started again with the same ``study_id``; the common options
+(``mode``, ``seed``, ``catch``...) pass through ``**options`` to the base.  Check it with
+``python -m ato.hyperopt.conformance coordinate``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class CoordinateSearch(GridSpaceMixIn, HyperOpt):
 
     def main(self, func):
         def launch(*args, **kwargs):
+            self.begin_search()  # a new search: trials numbered afresh (resume matches them)
             names = list(self.search_spaces)
             grids = {n: self.parameter_values(n, self.search_spaces[n]) for n in names}
             point = {n: grids[n][len(grids[n]) // 2] for n in names}

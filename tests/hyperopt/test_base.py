@@ -1,0 +1,314 @@
+"""The algorithm base does the common work (issue 9 item 3): options, seeding, tracking
+and resume of every trial that goes through evaluate(), and no private names that
+collide with a subclass's."""
+
+from __future__ import annotations
+
+import math
+import random
+from fractions import Fraction
+
+import pytest
+
+from ato.adict import ADict
+from ato.hyperopt.base import (
+    DistributedHyperOpt,
+    GridSpaceMixIn,
+    HyperOpt,
+    SearchOptionError,
+    better,
+)
+from ato.scope import Scope
+
+SPACE = ADict(x=ADict(param_type="INTEGER", param_range=(0, 5), num_samples=6))
+
+
+class Plain(GridSpaceMixIn, HyperOpt):
+    """The smallest algorithm: every grid point, the best wins."""
+
+    PLUGIN_NAME = "plain"
+
+    def main(self, func):
+        def launch():
+            scored = [(self.evaluate(func, c), c)
+                      for c in self.prepare_distributions(self.config, self.search_spaces)]
+            metric, config = min(scored, key=lambda mc: better(self.mode)(mc[0]))
+            return ADict(config=config, metric=metric)
+
+        return launch
+
+
+class Crowded(GridSpaceMixIn, HyperOpt):
+    """Uses every private name a base class might be tempted to use."""
+
+    PLUGIN_NAME = "crowded"
+
+    def __init__(self, scope, search_spaces, **options):
+        self._config = lambda c: c  # the issue's report: a callable member named _config
+        self._study_id = "mine"
+        self._state = {"sweeps": 0}
+        self._seed = "not an int"
+        self._rng = None
+        self._lock = None
+        self._recorder = "mine"
+        self._tracker = "mine"
+        self.__state = "mangled, but named like the base's"
+        super().__init__(scope, search_spaces, **options)
+        self._config_after = self._config
+
+    def _evaluate(self, *args):
+        raise AssertionError("the base must not call a subclass's _evaluate")
+
+    def _load(self, *args):
+        raise AssertionError("the base must not call a subclass's _load")
+
+    def _budget_option(self, *args):
+        raise AssertionError("the base must not call a subclass's _budget_option")
+
+    def _check(self, *args):
+        raise AssertionError("the base must not call a subclass's _check")
+
+    def main(self, func):
+        def launch():
+            self._state["sweeps"] += 1
+            scored = [(self.evaluate(func, self._config(c)), c)
+                      for c in self.prepare_distributions(self.config, self.search_spaces)]
+            metric, config = min(scored, key=lambda mc: better(self.mode)(mc[0]))
+            return ADict(config=config, metric=metric)
+
+        return launch
+
+
+def peak(config):
+    return -(config.x - 2) ** 2
+
+
+@pytest.fixture
+def store(tmp_path):
+    from ato.db_routers.sql.manager import SQLFinder, SQLLogger
+
+    config = ADict(experiment={"project_name": "base",
+                               "sql": {"db_path": f"sqlite:///{tmp_path / 'b.db'}"}})
+    SQLLogger(config)  # creates the database the finder reads
+    return config, SQLLogger, SQLFinder(config)
+
+
+class TestPrivateNames:
+    def test_subclass_private_names_do_not_collide(self, store):
+        """A subclass's _config, _study_id, _state, _seed... survive and work, and the
+        search is still tracked and resumable."""
+        config, logger, finder = store
+        search = Crowded(Scope(), SPACE, tracker=logger(config), study_id="crowded", seed=9)
+        result = search.main(peak)()
+        assert (result.config.x, result.metric) == (2, 0)
+        assert search._config_after is search._config and search._config(1) == 1
+        assert (search._study_id, search._seed, search._recorder) == ("mine", "not an int", "mine")
+        assert search._state == {"sweeps": 1}
+        assert search.study_id == "crowded" and search.seed == 9
+        assert len(finder.find_runs(tags=["study:crowded"])) == 6
+        calls = []
+        Crowded(Scope(enable_override=True), SPACE, tracker=logger(config), study_id="crowded",
+                seed=9).main(lambda config: calls.append(1) or peak(config))()
+        assert calls == []  # every trial was resumed
+
+
+class TestOptions:
+    @pytest.mark.parametrize("options, message", [
+        (dict(mode="best"), "plain: mode must be 'min' or 'max', not 'best'"),
+        (dict(max_budget=0), "plain: max_budget must be > 0, got 0"),
+        (dict(max_budget="lots"),
+         "plain: max_budget must be a number such as 9, 0.1 or 10/9, got 'lots'"),
+        (dict(max_budget=math.inf), "plain: max_budget must be finite, got inf"),
+        (dict(min_budget=True), "plain: min_budget must be a number, got True"),
+        (dict(min_budget=5, max_budget=2),
+         "plain: min_budget must be <= max_budget, got min_budget=5, max_budget=2"),
+        (dict(eta=1), "plain: eta must be > 1, got 1"),
+        (dict(eta=0.5), "plain: eta must be > 1, got 0.5"),
+        (dict(seed=-1), "plain: seed must be a non-negative int, got -1"),
+        (dict(seed=1.5), "plain: seed must be a non-negative int, got 1.5"),
+        (dict(seed=True), "plain: seed must be a non-negative int, got True"),
+        (dict(study_id="my study"),
+         "plain: study_id must be a non-empty string without spaces or commas, got 'my study'"),
+        (dict(study_id=""),
+         "plain: study_id must be a non-empty string without spaces or commas, got ''"),
+        (dict(progress="yes"), "plain: progress must be True, False or None, got 'yes'"),
+        (dict(catch="ValueError"), "plain: catch must be an exception class or a tuple of them "
+                                   "(subclasses of Exception), got 'ValueError'"),
+        (dict(catch=(KeyboardInterrupt,)), "plain: catch must be an exception class or a tuple "
+                                           "of them (subclasses of Exception), got "
+                                           "(<class 'KeyboardInterrupt'>,)"),
+        (dict(tracker=object()), "plain: tracker object lacks run, log_metric, finish (pass an "
+                                 "SQLLogger or a logger of a tracker plugin)"),
+        (dict(etaa=3), "plain: unknown option 'etaa' (did you mean 'eta'?); the common options "
+                       "are tracker, mode, study_id, seed, max_budget, min_budget, eta, "
+                       "progress, catch"),
+        (dict(colour="red"), "plain: unknown option 'colour'; the common options are tracker, "
+                             "mode, study_id, seed, max_budget, min_budget, eta, progress, "
+                             "catch"),
+    ])
+    def test_one_clear_error_per_wrong_option(self, options, message):
+        """Each wrong common option raises SearchOptionError naming algorithm and option."""
+        with pytest.raises(SearchOptionError) as info:
+            Plain(Scope(), SPACE, **options)
+        assert str(info.value) == message
+        assert isinstance(info.value, ValueError)
+
+    def test_search_spaces_must_be_a_mapping(self):
+        with pytest.raises(SearchOptionError, match="^plain: search_spaces must be a mapping "
+                                                    "of parameter name to spec, got list$"):
+            Plain(Scope(), [("x", 1)])
+
+    @pytest.mark.parametrize("options, expected", [
+        ({}, (1, 1, 3)),
+        (dict(max_budget=81), (81, 1, 3)),
+        (dict(max_budget=0.5), (Fraction(1, 2), Fraction(1, 2), 3)),
+        (dict(max_budget=8.1, min_budget=0.1, eta=1.5),
+         (Fraction(81, 10), Fraction(1, 10), Fraction(3, 2))),
+    ])
+    def test_budget_defaults_and_exactness(self, options, expected):
+        """max_budget 1, min_budget min(1, max_budget), eta 3; all exact Fractions."""
+        search = Plain(Scope(), SPACE, **options)
+        assert (search.max_budget, search.min_budget, search.eta) == expected
+        assert all(isinstance(v, Fraction) for v in expected if not isinstance(v, int)) and \
+            all(isinstance(v, Fraction) for v in (search.max_budget, search.min_budget, search.eta))
+
+
+class TestSeeding:
+    def test_same_seed_same_stream(self):
+        """rng is a random.Random seeded with seed."""
+        a, b = (Plain(Scope(enable_override=True), SPACE, seed=42) for _ in range(2))
+        assert isinstance(a.rng, random.Random) and a.rng is a.rng
+        assert [a.rng.random() for _ in range(3)] == [b.rng.random() for _ in range(3)]
+        assert a.seed == 42
+
+    def test_a_missing_seed_is_drawn_once_and_recorded(self, store):
+        """Without a seed one is drawn, kept, and tagged on every trial so the search can
+        be repeated."""
+        config, logger, finder = store
+        search = Plain(Scope(), SPACE, tracker=logger(config), study_id="s")
+        seed = search.seed
+        assert isinstance(seed, int) and search.seed == seed
+        search.main(peak)()
+        tags = {t for r in finder.find_runs(tags=["study:s"]) for t in r.tags if t.startswith("seed:")}
+        assert tags == {f"seed:{seed}"}
+
+
+class TestEvaluate:
+    def test_scope_config_is_restored_even_when_the_objective_raises(self):
+        scope = Scope()
+        before = scope.build()
+        with pytest.raises(ZeroDivisionError):
+            Plain(scope, SPACE).main(lambda config: 1 / 0)()
+        assert scope.config is before
+
+    @pytest.mark.parametrize("returned", [None, "0.5", (1, 2), [0.5], True])
+    def test_the_objective_must_return_a_number(self, returned):
+        """Anything but a number (or a 0-d tensor/array) is a clear TypeError."""
+        with pytest.raises(TypeError, match=r"^plain: the objective must return a number "
+                                            r"\(the metric\), got "):
+            Plain(Scope(), SPACE).main(lambda config: returned)()
+
+    def test_a_0d_array_is_a_number(self):
+        np = pytest.importorskip("numpy")
+        result = Plain(Scope(), SPACE).main(lambda config: np.array(float(config.x)))()
+        assert result.metric == 5.0 and type(result.metric) is float
+
+    def test_budget_in_the_config_is_normalised(self, store):
+        """A __budget__ the algorithm wrote as a Fraction or a float reaches the objective
+        and the record in its one representation."""
+        config, logger, finder = store
+        seen = []
+
+        class Budgeted(Plain):
+            def main(self, func):
+                def launch():
+                    c = self.config.clone()
+                    c.x, c.__budget__ = 1, Fraction(27, 10)
+                    return ADict(config=c, metric=self.evaluate(func, c))
+
+                return launch
+
+        Budgeted(Scope(), SPACE, tracker=logger(config), study_id="nb").main(
+            lambda config: seen.append(config.__budget__) or 1.0)()
+        assert seen == [2.7]
+        (run,) = finder.find_runs(tags=["study:nb"])
+        assert "budget:2.7" in run.tags and run.config.__budget__ == 2.7
+
+    def test_repeated_trials_are_told_apart(self, store):
+        """Evaluating the same configuration twice is two trials (two runs), and a resumed
+        study replays both."""
+        config, logger, finder = store
+
+        class Twice(Plain):
+            def main(self, func):
+                def launch():
+                    c = self.config.clone()
+                    c.x = 3
+                    return ADict(config=c, metric=[self.evaluate(func, c.clone())
+                                                   for _ in range(2)][-1])
+
+                return launch
+
+        calls = []
+        Twice(Scope(), SPACE, tracker=logger(config), study_id="tw").main(
+            lambda config: calls.append(1) or 1.0)()
+        runs = finder.find_runs(tags=["study:tw"])
+        keys = [t for r in runs for t in r.tags if t.startswith("trial:")]
+        assert len(calls) == 2 and len(runs) == 2 and len(set(keys)) == 2
+        Twice(Scope(enable_override=True), SPACE, tracker=logger(config), study_id="tw").main(
+            lambda config: calls.append(1) or 1.0)()
+        assert len(calls) == 2
+
+    def test_nan_objective_is_recorded_without_a_metric(self, store):
+        """A NaN objective is a completed run without `objective`; it ranks last."""
+        config, logger, finder = store
+        result = Plain(Scope(), SPACE, tracker=logger(config), study_id="nan").main(
+            lambda config: math.nan if config.x == 2 else float(config.x))()
+        assert result.config.x == 5
+        (nan_run,) = [r for r in finder.find_runs(tags=["study:nan"]) if r.config.x == 2]
+        assert nan_run.status == "completed"
+        assert finder.get_metric_history(nan_run.id, "objective") == []
+
+
+def test_distributed_hyperopt_is_constructible_on_one_rank():
+    """SPEC 6.5's flaw (AttributeError on construction) is gone; the id is shared."""
+    class D(DistributedHyperOpt):
+        def main(self, func):
+            return lambda: None
+
+    d = D(Scope(), SPACE, study_id="d1", seed=1)
+    assert (d.rank, d.world_size, d.is_root, d.get_hyperopt_id()) == (0, 1, True, "d1")
+    assert d.config.__hyperopt_id__ == "d1"
+
+
+class TestObjectiveKinds:
+    def test_a_partial_and_a_callable_object_get_the_config(self):
+        """Objectives without a code object of their own receive the config first."""
+        import functools
+
+        class Objective:
+            def __call__(self, config, offset=0):
+                return peak(config) + offset
+
+        def scored(config, offset):
+            return peak(config) + offset
+
+        for func in (functools.partial(scored, offset=1), Objective()):
+            result = Plain(Scope(enable_override=True), SPACE).main(func)()
+            assert result.config.x == 2
+
+
+def test_begin_search_is_where_ranks_agree():
+    """The study id and the seed are agreed (broadcast) when a search begins, so a rank
+    that runs no trial still takes part in the collective."""
+    shared = []
+
+    class Ranked(Plain):
+        def broadcast_object_from_root(self, obj):
+            shared.append(obj)
+            return obj
+
+    search = Ranked(Scope(), SPACE)
+    assert shared == []
+    search.begin_search()
+    assert len(shared) == 2 and shared == [search.study_id, search.seed]
