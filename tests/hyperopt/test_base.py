@@ -312,3 +312,31 @@ def test_begin_search_is_where_ranks_agree():
     assert shared == []
     search.begin_search()
     assert len(shared) == 2 and shared == [search.study_id, search.seed]
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (["1e-5", "1e-1"], "holds '1e-5', which is not a number (a quoted number"),
+    ([True, 2], "holds True, which is not a number"),
+    ([0.1], "must be a pair [start, stop], got [0.1]"),
+    ("0.1,1", "must be a pair [start, stop], got '0.1,1'"),
+])
+@pytest.mark.parametrize("algorithm", ["grid", "tpe"])
+def test_param_range_that_is_not_two_numbers_is_a_search_space_error(bad, needle, algorithm):
+    """A range read from a config file with quoted numbers (strings) is refused with the
+    entry's name, for grid-style and sampling algorithms alike — never a raw TypeError."""
+    from ato.hyperopt import get_algorithm
+    from ato.hyperopt.base import SearchSpaceError
+    from ato.scope import Scope
+
+    scope = Scope()
+
+    @scope.observe(default=True)
+    def config(cfg):
+        cfg.lr = 0.1
+
+    space = {"lr": {"param_type": "FLOAT", "param_range": bad, "num_samples": 3,
+                    "space_type": "LINEAR"}}
+    with pytest.raises(SearchSpaceError) as info:
+        search = get_algorithm(algorithm)(scope, space, max_budget=1)
+        search.main(lambda cfg: cfg.lr)()
+    assert "search space 'lr'" in str(info.value) and needle in str(info.value)

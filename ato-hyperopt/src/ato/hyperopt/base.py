@@ -59,6 +59,26 @@ def better(mode: str):
     return key
 
 
+def numeric_range(name: str, spec) -> tuple[float, float]:
+    """``spec['param_range']`` as ``(start, stop)``, checked: a pair of real numbers
+    (``bool`` and strings such as ``'1e-5'`` are refused).
+
+    Raises :class:`SearchSpaceError` naming the search-space entry and the bad value.
+    """
+    rng = spec.get("param_range")
+    if isinstance(rng, (str, bytes)) or not hasattr(rng, "__len__") or len(rng) != 2:
+        raise SearchSpaceError(f"search space {name!r}: param_range must be a pair "
+                               f"[start, stop], got {rng!r}")
+    for value in rng:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            hint = " (a quoted number in a config file is a string; write it unquoted)" \
+                if isinstance(value, str) else ""
+            raise SearchSpaceError(f"search space {name!r}: param_range holds {value!r}, "
+                                   f"which is not a number{hint}")
+    start, stop = rng
+    return start, stop
+
+
 def _linspace(start: float, stop: float, n: int) -> list[float]:
     if n == 1:
         return [float(start)]
@@ -95,8 +115,11 @@ class GridSpaceMixIn:
         if spec.get("param_range") is None or spec.get("num_samples") is None:
             raise SearchSpaceError(f"search space {name!r}: {kind} needs 'param_range' and "
                                    f"'num_samples'")
-        start, stop = spec.get("param_range")
-        n = int(spec.get("num_samples"))
+        start, stop = numeric_range(name, spec)
+        n = spec.get("num_samples")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise SearchSpaceError(f"search space {name!r}: num_samples must be an integer, "
+                                   f"got {n!r}")
         if n < 1:
             raise SearchSpaceError(f"search space {name!r}: num_samples must be >= 1, got {n}")
         space = str(spec.get("space_type", "LINEAR")).upper()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 
-from ato.hyperopt.base import SearchSpaceError, better
+from ato.hyperopt.base import SearchSpaceError, better, numeric_range
 
 
 class _Dimension:
@@ -24,7 +24,7 @@ class _Dimension:
         if self.kind not in ("FLOAT", "INTEGER"):
             raise SearchSpaceError(f"search space {name!r}: param_type must be FLOAT, INTEGER or "
                                    f"CATEGORY, not {spec.get('param_type')!r}")
-        start, stop = spec["param_range"]
+        start, stop = numeric_range(name, spec)
         self.log = str(spec.get("space_type", "LINEAR")).upper() == "LOG"
         if self.log and (start <= 0 or stop <= 0):
             raise SearchSpaceError(f"search space {name!r}: a LOG range must be positive")
