@@ -26,7 +26,7 @@ export async function renderRun(view, id, params) {
       el("dt", { text: "ended" }), el("dd", { text: fmtTime(run.end) }),
       el("dt", { text: "duration" }), el("dd", { text: fmtDuration(run.duration) }),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
-      el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.map((t) => el("span", { class: "tag", text: t }))))));
+      el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.map((t) => el("span", { class: "tag", text: t })))));
   const cols = el("div", { class: "two-col" });
   cols.append(el("section", { class: "box", testid: "run-config" }, el("h3", { text: "config" }), configTree(run.config_tree, run.types)));
   const right = el("section", { class: "box" });

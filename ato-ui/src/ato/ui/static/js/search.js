@@ -46,8 +46,8 @@ export async function renderSearch(view, study) {
     const rungs = [...new Set(members.map((t) => t.rung ?? 0))].sort((x, y) => x - y);
     const vals = members.map((t) => t.objective).filter((v) => typeof v === "number" && Number.isFinite(v));
     const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 1;
-    const W = Math.max(360, 170 * rungs.length), H = 300, L = 60, R = 20, T = 24, B = 40;
-    const x = (r) => L + (rungs.length === 1 ? (W - L - R) / 2 : (rungs.indexOf(r) * (W - L - R)) / (rungs.length - 1));
+    const W = Math.max(360, 170 * rungs.length + 60), H = 300, L = 60, R = 10, T = 34, B = 40;
+    const x = (r) => L + ((rungs.indexOf(r) + 0.5) * (W - L - R)) / rungs.length;
     const y = (v) => (hi === lo ? (T + H - B) / 2 : H - B - ((v - lo) / (hi - lo)) * (H - B - T));
     const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": "ladder-bracket", role: "img" });
     root.append(svg("text", { x: 6, y: 16, class: "lbl" }, `bracket ${b}`));
