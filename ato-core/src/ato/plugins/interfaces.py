@@ -40,18 +40,28 @@ class ConfigSource(Protocol):
 
 
 class TrackerBackend(Protocol):
-    """An experiment-tracker backend, returned by ``ato_register_trackers``."""
+    """An experiment-tracker backend, returned by ``ato_register_trackers``.
+
+    ``schemes`` are the URL schemes it serves (``("jsonl",)``); ``+driver`` suffixes are
+    ignored when matching.  Both class methods receive a config holding the URL in
+    ``config.experiment.sql.db_path`` (and the project in ``config.experiment.project_name``)
+    plus backend-specific keyword options, and return objects satisfying the tracker
+    protocol (:class:`ato.tracking.TrackerLogger`, :class:`ato.tracking.TrackerFinder`);
+    ``ato.tracking.open_logger``/``open_finder`` check the required members.  Run
+    ``pytest --pyargs ato.tracking.conformance --tracker-url=<scheme>://...`` to prove it.
+    """
 
     PLUGIN_NAME: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]]
 
     @classmethod
-    def logger(cls, config):
-        """An object with the SQLLogger methods, for ``config.experiment.sql.db_path``."""
+    def logger(cls, config, **options):
+        """A :class:`ato.tracking.TrackerLogger` writing to the config's URL."""
 
     @classmethod
-    def finder(cls, config):
-        """An object with the SQLFinder methods, for ``config.experiment.sql.db_path``."""
+    def finder(cls, config, **options):
+        """A read-only :class:`ato.tracking.TrackerFinder` over the config's URL (it never
+        creates a missing store)."""
 
 
 class SearchAlgorithm(Protocol):

@@ -1,0 +1,271 @@
+"""The tracker seen from core: one protocol, opened by URL, whatever the backend.
+
+::
+
+    from ato.tracking import open_finder, open_logger
+
+    with open_logger("sqlite:///experiments.db", project="mnist") as logger:
+        logger.log_metric("loss", 0.25, step=1)
+    finder = open_finder("sqlite:///experiments.db")
+    finder.find_runs("mnist", where="lr < 0.01", status="completed")
+
+The URL's scheme picks the backend registered through ``ato_register_trackers``
+(``sqlite``/``postgresql``… → ato-sql, ``jsonl`` → the example plugin, anything a third
+party registers); core imports neither ato-sql nor SQLAlchemy to do so.  The records and
+protocols are in :mod:`ato.tracking.protocol`, the ``where`` grammar in
+:mod:`ato.tracking.where`, the series reduction in :mod:`ato.tracking.reduce` and the
+conformance suite for backends in :mod:`ato.tracking.conformance`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from ato.errors import AtoError
+from ato.tracking.protocol import (
+    CAPABILITIES,
+    ORDER_FIELDS,
+    REQUIRED_FINDER_MEMBERS,
+    REQUIRED_LOGGER_MEMBERS,
+    STATUSES,
+    Artifact,
+    Fingerprint,
+    MetricPoint,
+    MetricSeries,
+    MetricSummary,
+    Project,
+    Run,
+    TrackerFinder,
+    TrackerLogger,
+)
+from ato.tracking.reduce import check_max_points, reduce_points
+from ato.tracking.where import WhereError, matches, parse_where
+
+__all__ = [
+    "CAPABILITIES", "ORDER_FIELDS", "STATUSES", "Artifact", "CapabilityError", "Finder",
+    "Fingerprint", "MetricPoint", "MetricSeries", "MetricSummary", "Project", "Run",
+    "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "WhereError", "check_query",
+    "matches", "open_finder", "open_logger", "parse_where", "reduce_points", "tracker_config",
+    "url_of",
+]
+
+
+class CapabilityError(AtoError, LookupError):
+    """A consumer asked for an optional capability the backend does not declare."""
+
+
+class TrackerProtocolError(AtoError, TypeError):
+    """A tracker backend's logger or finder lacks members the protocol requires."""
+
+
+# --------------------------------------------------------------------------- opening
+def tracker_config(url: str, project: str | None = None):
+    """The config a backend's ``logger``/``finder`` receives for ``url``: an ADict with
+    ``experiment.sql.db_path`` (the seed's key) and, when given, ``experiment.project_name``."""
+    from ato.adict import ADict
+
+    experiment = {"sql": {"db_path": str(url)}}
+    if project is not None:
+        experiment["project_name"] = str(project)
+    return ADict(experiment=experiment)
+
+
+def url_of(target) -> str:
+    """The tracker URL of ``target``: a URL string, or a config holding
+    ``experiment.sql.db_path``.  Raises :class:`KeyError` naming the key when it is absent."""
+    if isinstance(target, str):
+        return target
+    node = target
+    for part in ("experiment", "sql", "db_path"):
+        data = getattr(node, "_data", node)  # an ADict without counting a user access
+        if not isinstance(data, Mapping) or part not in data:
+            raise KeyError("the tracker needs config.experiment.sql.db_path, e.g. "
+                           "'sqlite:///experiments.db'")
+        node = data[part]
+    return str(node)
+
+
+def _backend(url: str):
+    from ato.plugins.manager import tracker_for_url
+
+    return tracker_for_url(url)
+
+
+def _check_members(obj, required, backend, role: str) -> None:
+    missing = [name for name in required if not callable(getattr(obj, name, None))]
+    if missing:
+        raise TrackerProtocolError(
+            f"the tracker backend {backend.PLUGIN_NAME!r} ({backend.__module__}."
+            f"{backend.__qualname__}) returned a {role} that lacks {', '.join(missing)}, "
+            f"required by the tracker protocol (ato.tracking.Tracker{role.title()})")
+
+
+def open_logger(target, *, project: str | None = None, **options) -> TrackerLogger:
+    """A logger for ``target`` (a URL such as ``sqlite:///experiments.db``, or a config with
+    ``experiment.sql.db_path``); ``project`` sets ``experiment.project_name`` for a URL.
+    ``options`` go to the backend (e.g. ``flush_interval`` for SQL).
+
+    Errors: :class:`ato.errors.PluginNotInstalledError` / ``UnknownPluginError`` when no
+    installed backend serves the scheme; :class:`TrackerProtocolError` when the backend's
+    logger lacks a protocol member."""
+    if isinstance(target, str):
+        config = tracker_config(target, project)
+    else:
+        if project is not None:
+            raise TypeError("open_logger(config, project=...): the project comes from "
+                            "config.experiment.project_name; pass a URL to name it here")
+        config = target
+    backend = _backend(url_of(config))
+    logger = backend.logger(config, **options)
+    _check_members(logger, REQUIRED_LOGGER_MEMBERS, backend, "logger")
+    return logger
+
+
+def open_finder(target, **options) -> Finder:
+    """A read-only :class:`Finder` for ``target`` (a URL, or a config with
+    ``experiment.sql.db_path``).  ``options`` go to the backend (e.g. ``stale_after``).
+
+    Errors: as :func:`open_logger`; a backend may also raise when the store does not exist
+    (finders never create one)."""
+    config = tracker_config(target) if isinstance(target, str) else target
+    backend = _backend(url_of(config))
+    finder = backend.finder(config, **options)
+    _check_members(finder, REQUIRED_FINDER_MEMBERS, backend, "finder")
+    return Finder(finder, backend.PLUGIN_NAME)
+
+
+def check_query(order_by: str = "id", status=None, limit=None, last=None) -> tuple | None:
+    """Validate ``find_runs`` arguments the same way for every backend; returns the
+    statuses asked for as a tuple (``None`` for no status filter).
+
+    Errors: ``ValueError`` naming the bad argument."""
+    if order_by not in ORDER_FIELDS:
+        raise ValueError(f"order_by must be one of {', '.join(ORDER_FIELDS)}, not {order_by!r}")
+    for name, value in (("limit", limit), ("last", last)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 0):
+            raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+    if status is None:
+        return None
+    statuses = (status,) if isinstance(status, str) else tuple(status)
+    for s in statuses:
+        if s not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {s!r}")
+    return statuses
+
+
+# --------------------------------------------------------------------------- the facade
+class Finder:
+    """What :func:`open_finder` returns: the backend's finder behind exactly the protocol.
+
+    Required members are passed through.  Optional ones follow the backend's declared
+    ``capabilities``: ``where`` and ``artifacts``/``fingerprints`` raise
+    :class:`CapabilityError` naming the backend when undeclared; ``series`` and ``since``
+    fall back to the full history, reduced or filtered here.
+    """
+
+    def __init__(self, backend_finder, plugin_name: str):
+        self.backend = backend_finder
+        self.plugin_name = plugin_name
+        self.url = str(getattr(backend_finder, "url", ""))
+        declared = getattr(backend_finder, "capabilities", frozenset())
+        self.capabilities = frozenset(declared) & CAPABILITIES
+        self.stale_after = float(getattr(backend_finder, "stale_after", 0.0) or 0.0)
+
+    def __repr__(self):
+        return f"Finder({self.url!r}, backend={self.plugin_name!r})"
+
+    def supports(self, capability: str) -> bool:
+        """Whether the backend declares ``capability`` (one of :data:`CAPABILITIES`)."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r} (known: "
+                             f"{', '.join(sorted(CAPABILITIES))})")
+        return capability in self.capabilities
+
+    def require(self, capability: str, purpose: str) -> None:
+        """Raise :class:`CapabilityError` unless the backend declares ``capability``."""
+        if not self.supports(capability):
+            raise CapabilityError(
+                f"the {self.plugin_name!r} tracker backend ({self.url}) cannot {purpose}: it "
+                f"does not declare the {capability!r} capability")
+
+    # ------------------------------------------------------------------ required
+    def list_projects(self) -> list[Project]:
+        return self.backend.list_projects()
+
+    def find_project(self, name: str) -> Project | None:
+        return self.backend.find_project(name)
+
+    def find_run(self, run_id: int) -> Run | None:
+        return self.backend.find_run(int(run_id))
+
+    def find_runs(self, project_name: str | None = None, *, tags: Iterable[str] | None = None,
+                  status=None, where: str | None = None, order_by: str = "id",
+                  descending: bool = False, limit: int | None = None,
+                  last: int | None = None) -> list[Run]:
+        check_query(order_by, status, limit, last)
+        kwargs = {}
+        if where:
+            parse_where(where)  # the same error, with its position, for every backend
+            self.require("where", "filter runs with a where expression")
+            kwargs["where"] = where
+        return self.backend.find_runs(project_name, tags=list(tags) if tags else None,
+                                      status=status, order_by=order_by,
+                                      descending=bool(descending), limit=limit, last=last,
+                                      **kwargs)
+
+    def metric_keys(self, run_ids: Iterable[int]) -> list[str]:
+        return self.backend.metric_keys([int(r) for r in run_ids])
+
+    def get_metric_summaries(self, run_ids: Iterable[int], keys: Iterable[str] | None = None
+                             ) -> dict[int, dict[str, MetricSummary]]:
+        return self.backend.get_metric_summaries([int(r) for r in run_ids],
+                                                 None if keys is None else list(keys))
+
+    def get_metric_history(self, run_id: int, key: str) -> list[MetricPoint]:
+        return self.backend.get_metric_history(int(run_id), key)
+
+    def find_best_run(self, project_name: str, metric_key: str, mode: str = "max"):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+        return self.backend.find_best_run(project_name, metric_key, mode=mode)
+
+    # ------------------------------------------------------------------ optional
+    def get_artifacts(self, run_id: int) -> list[Artifact]:
+        self.require("artifacts", "list a run's artifacts")
+        return self.backend.get_artifacts(int(run_id))
+
+    def get_fingerprints(self, run_id: int) -> list[Fingerprint]:
+        self.require("fingerprints", "list a run's code fingerprints")
+        return self.backend.get_fingerprints(int(run_id))
+
+    def get_metric_series(self, run_id: int, key: str, *, min_step: int | None = None,
+                          max_step: int | None = None, max_points: int | None = None
+                          ) -> MetricSeries:
+        check_max_points(max_points)
+        if self.supports("series"):
+            return self.backend.get_metric_series(int(run_id), key, min_step=min_step,
+                                                  max_step=max_step, max_points=max_points)
+        points = [p for p in self.backend.get_metric_history(int(run_id), key)
+                  if (min_step is None or p.step >= min_step)
+                  and (max_step is None or p.step <= max_step)]
+        kept = reduce_points(points, max_points)
+        return MetricSeries(int(run_id), key, kept, len(points), len(kept) < len(points),
+                            min_step, max_step)
+
+    def get_metric_points_since(self, run_id: int, *, keys: Iterable[str] | None = None,
+                                after_step: int | None = None,
+                                after_time: datetime | None = None) -> list[MetricPoint]:
+        keys = None if keys is None else list(keys)
+        if self.supports("since"):
+            return self.backend.get_metric_points_since(int(run_id), keys=keys,
+                                                        after_step=after_step,
+                                                        after_time=after_time)
+        out = []
+        for key in keys if keys is not None else self.metric_keys([run_id]):
+            out += [p for p in self.backend.get_metric_history(int(run_id), key)
+                    if (after_step is None or p.step > after_step)
+                    and (after_time is None or (p.timestamp is not None
+                                                and p.timestamp > after_time))]
+        return out
