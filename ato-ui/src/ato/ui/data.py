@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -91,36 +90,6 @@ def _finite(value):
     return value
 
 
-def reduce_points(points: list[tuple], max_points: int | None) -> list[tuple]:
-    """Reduce ``points`` (``(step, value, time)`` sorted by step) to about ``max_points``.
-
-    Deterministic buckets of equal *index* width; each bucket keeps its minimum, maximum
-    and last point, in step order, and the very first point is always kept, so a spike is
-    never lost and the curve's ends are exact. ``None`` or a ``max_points`` at least
-    ``len(points)`` returns the points unchanged. Non-finite values are kept as they are.
-    """
-    n = len(points)
-    if max_points is None or n <= max_points or n <= 3:
-        return list(points)
-    buckets = max(1, (max_points - 1) // 3)
-    keep = {0, n - 1}
-    for b in range(buckets):
-        lo = b * n // buckets
-        hi = (b + 1) * n // buckets
-        if hi <= lo:
-            continue
-        lo_i = hi_i = lo
-        lo_v = hi_v = points[lo][1]
-        for i in range(lo + 1, hi):
-            v = points[i][1]
-            if v < lo_v or (lo_v != lo_v):  # nan never wins against a number
-                lo_i, lo_v = i, v
-            if v > hi_v or (hi_v != hi_v):
-                hi_i, hi_v = i, v
-        keep.update((lo_i, hi_i, hi - 1))
-    return [points[i] for i in sorted(keep)]
-
-
 @dataclass
 class Trial:
     run: int
@@ -146,7 +115,6 @@ class Store:
         self.url = url
         self.stale_after = stale_after
         self._finder = _open_finder(url, stale_after)
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ helpers
     def display_url(self) -> str:
@@ -176,15 +144,11 @@ class Store:
     # ------------------------------------------------------------------ API
     def projects(self) -> list[dict]:
         """``[{"id", "name", "runs"}]`` in creation order."""
-        counts = self._finder_run_counts()
-        return [{"id": p.id, "name": p.name, "runs": counts.get(p.id, 0)}
-                for p in self._finder.list_projects()]
-
-    def _finder_run_counts(self) -> dict:
         counts: dict = {}
         for run in self._finder.find_runs():
-            counts[run.project_id] = counts.get(run.project_id, 0) + 1
-        return counts
+            counts[run.project_name] = counts.get(run.project_name, 0) + 1
+        return [{"id": p.id, "name": p.name, "runs": counts.get(p.name, 0)}
+                for p in self._finder.list_projects()]
 
     def runs(self, project: str | None = None, where: str | None = None,
              tags: list[str] | None = None, status: str | None = None,
@@ -199,7 +163,7 @@ class Store:
         try:
             runs = self._finder.find_runs(project or None, tags=tags or None,
                                           status=status or None, where=where or None)
-        except AtoError as e:
+        except (AtoError, ValueError) as e:
             raise BadRequest(str(e)) from e
         if ids is not None:
             by_id = {r.id: r for r in runs}
@@ -212,14 +176,14 @@ class Store:
 
     def metric_keys(self, run_ids) -> list[str]:
         """Every metric key logged by any of ``run_ids``, sorted."""
-        return _metric_keys(self._finder, [int(r) for r in run_ids])
+        return self._finder.metric_keys([int(r) for r in run_ids])
 
     def summaries(self, run_ids, keys) -> dict:
         """``{run_id: {key: {"last", "min", "max", "count", "last_step"}}}``."""
-        raw = self._finder.metric_summaries(list(run_ids), list(keys)) if keys else {}
-        return {rid: {k: {"last": _finite(s["latest"]), "min": _finite(s["min"]),
-                          "max": _finite(s["max"]), "count": s["steps"],
-                          "last_step": s["latest_step"]} for k, s in per.items()}
+        raw = self._finder.get_metric_summaries(list(run_ids), list(keys)) if keys else {}
+        return {rid: {k: {"last": _finite(s.last), "min": _finite(s.min),
+                          "max": _finite(s.max), "count": s.count,
+                          "last_step": s.last_step} for k, s in per.items()}
                 for rid, per in raw.items()}
 
     def run(self, run_id: int) -> dict | None:
@@ -233,10 +197,14 @@ class Store:
         config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
         row["config_tree"] = _finite_tree(config)
         row["types"] = {k: type_name(v) for k, v in flatten(config).items()}
-        row["artifacts"] = [{"path": a.path, "type": a.data_type, "metadata": a.data_info}
-                            for a in run.artifacts]
+        artifacts = (self._finder.get_artifacts(run.id)
+                     if self._finder.supports("artifacts") else [])
+        fingerprints = (self._finder.get_fingerprints(run.id)
+                        if self._finder.supports("fingerprints") else [])
+        row["artifacts"] = [{"path": a.path, "type": a.data_type,
+                             "metadata": _finite_tree(a.metadata)} for a in artifacts]
         row["fingerprints"] = [{"trace": f.trace_id, "type": f.trace_type,
-                                "fingerprint": f.fingerprint} for f in run.fingerprints]
+                                "fingerprint": f.fingerprint} for f in fingerprints]
         keys = self.metric_keys([run.id])
         row["metric_keys"] = keys
         row["summaries"] = self.summaries([run.id], keys).get(run.id, {})
@@ -246,26 +214,37 @@ class Store:
                step_min: int | None = None, step_max: int | None = None) -> list[dict]:
         """The history of metric ``key`` for each run, optionally restricted to
         ``step_min <= step <= step_max`` and reduced to about ``max_points`` points per
-        run (:func:`reduce_points`)."""
+        run (:func:`ato.tracking.reduce_points`: first and last points, and each bucket's
+        min, max and last). ``max_points`` below 5 raises :class:`BadRequest`."""
         out = []
-        for rid in run_ids:
-            points = _history(self._finder, int(rid), key, step_min, step_max)
-            reduced = reduce_points(points, max_points)
-            out.append({"run": int(rid), "steps": [p[0] for p in reduced],
-                        "values": [_finite(p[1]) for p in reduced],
-                        "times": [p[2] for p in reduced],
-                        "total": len(points), "returned": len(reduced)})
+        try:
+            for rid in run_ids:
+                series = self._finder.get_metric_series(int(rid), key, min_step=step_min,
+                                                        max_step=step_max,
+                                                        max_points=max_points)
+                pts = series.points
+                out.append({"run": int(rid), "steps": [p.step for p in pts],
+                            "values": [_finite(p.value) for p in pts],
+                            "times": [_epoch(p.timestamp) for p in pts],
+                            "total": series.total, "returned": len(pts)})
+        except ValueError as e:
+            raise BadRequest(str(e)) from e
         return out
 
     def points_since(self, run_id: int, key: str, after_step: int) -> list[tuple]:
-        """Points of (run, key) with ``step > after_step``, ``(step, value, time)``."""
-        return _history(self._finder, int(run_id), key, int(after_step) + 1, None)
+        """Points of (run, key) with ``step > after_step``, as ``(step, value, time)``."""
+        pts = self._finder.get_metric_points_since(int(run_id), keys=[key],
+                                                   after_step=int(after_step))
+        return [(p.step, _finite(p.value), _epoch(p.timestamp)) for p in pts]
 
     def statuses(self, run_ids) -> dict:
         """``{run_id: status}`` (``crashed`` for a stale ``running`` run)."""
+        wanted = {int(r) for r in run_ids}
+        if len(wanted) > 20:
+            return {r.id: r.status for r in self._finder.find_runs() if r.id in wanted}
         out = {}
-        for rid in run_ids:
-            run = self._finder.find_run(int(rid))
+        for rid in sorted(wanted):
+            run = self._finder.find_run(rid)
             if run is not None:
                 out[run.id] = run.status
         return out
@@ -388,16 +367,13 @@ def check_database(url: str) -> None:
 
 
 def _open_finder(url: str, stale_after: float):
-    """A finder over ``url`` that cannot write: SQLite opened with ``mode=ro``,
-    PostgreSQL sessions read-only."""
+    """A protocol finder (:class:`ato.tracking.Finder`) over ``url`` that cannot write:
+    SQLite opened with ``mode=ro``, PostgreSQL sessions read-only, any other scheme through
+    its tracker plugin (whose finders are read-only by the protocol)."""
     check_database(url)
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-    from ato.adict import ADict
+    from ato.tracking import Finder, TrackerProtocolError, open_finder
 
-    try:
-        from ato.db_routers.sql.manager import SQLFinder
-    except ImportError as e:  # pragma: no cover - depends on the installed subset
-        raise AtoError(f"the tracker URL {url!r} needs ato-sql (pip install ato-sql)") from e
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme == "sqlite":
         finder_url = _register_readonly_sqlite(_sqlite_path(url))
     elif scheme in ("postgresql", "postgres"):
@@ -405,8 +381,12 @@ def _open_finder(url: str, stale_after: float):
     else:
         finder_url = url
     try:
-        return SQLFinder(ADict(experiment={"sql": {"db_path": finder_url}}),
-                         stale_after=stale_after)
+        return open_finder(finder_url, stale_after=stale_after)
+    except TrackerProtocolError:
+        # An ato-sql from before the protocol: adapt its SQLFinder (ato.ui.legacy).
+        from ato.ui.legacy import LegacySQLFinder
+
+        return Finder(LegacySQLFinder(finder_url, stale_after), "sql")
     except AtoError:
         raise
     except Exception as e:
@@ -440,33 +420,6 @@ def _register_readonly_sqlite(path: str) -> str:
 def _readonly_postgres_url(url: str) -> str:
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options=-c%20default_transaction_read_only%3Don"
-
-
-def _metric_keys(finder, run_ids: list[int]) -> list[str]:
-    if not run_ids:
-        return []
-    keys: set = set()
-    for start in range(0, len(run_ids), 500):
-        ids = run_ids[start:start + 500]
-        binds = {f"r{i}": r for i, r in enumerate(ids)}
-        id_list = ", ".join(f":r{i}" for i in range(len(ids)))
-        rows = finder._rows(f"SELECT DISTINCT s.key FROM {finder._summary_source()} s "
-                            f"WHERE s.run_id IN ({id_list})", **binds)
-        keys.update(r[0] for r in rows)
-    return sorted(keys)
-
-
-def _history(finder, run_id: int, key: str, step_min, step_max) -> list[tuple]:
-    clauses, params = ["run_id = :r", "key = :k"], {"r": run_id, "k": key}
-    if step_min is not None:
-        clauses.append("step >= :s0")
-        params["s0"] = int(step_min)
-    if step_max is not None:
-        clauses.append("step <= :s1")
-        params["s1"] = int(step_max)
-    rows = finder._rows("SELECT step, value, timestamp FROM metrics WHERE "
-                        + " AND ".join(clauses) + " ORDER BY step, id", **params)
-    return [(int(s), float(v), _epoch(t)) for s, v, t in rows]
 
 
 def dumps(data) -> str:
