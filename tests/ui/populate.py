@@ -84,7 +84,10 @@ def populate_small(url: str) -> dict:
                             config=cfg)
             study.log_metric("objective", values[key] / (1 + rung), budget)
             study.finish("completed")
-    return {"runs": ids, "xss": xss, "study": "s1", "spiky": spiky, "crashed": crashed}
+    import time
+
+    return {"runs": ids, "xss": xss, "study": "s1", "spiky": spiky, "crashed": crashed,
+            "_created": time.time()}
 
 
 def populate_many(url: str, n_runs: int = 1000, steps: int = 20, keys=("loss", "acc", "lr"),
