@@ -225,7 +225,8 @@ export class ChartBoard {
   }
 
   startLive() {
-    const running = this.runs.filter((r) => r.status === "running").map((r) => r.id);
+    // "crashed" is a running run whose heartbeat is stale: it may still be writing.
+    const running = this.runs.filter((r) => r.status === "running" || r.status === "crashed").map((r) => r.id);
     if (!running.length) return;
     const cursor = {};
     for (const id of running) {
@@ -255,7 +256,7 @@ export class ChartBoard {
       for (const [id, status] of Object.entries(changed)) {
         const run = this.byId.get(Number(id));
         if (run) run.status = status;
-        const badge = this.container.querySelector(`[data-testid="run-status-${Number(id)}"]`);
+        const badge = document.querySelector(`[data-testid="run-status-${Number(id)}"]`);
         if (badge) { badge.textContent = status; badge.className = `status s-${status}`; }
       }
     });

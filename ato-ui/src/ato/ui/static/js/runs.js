@@ -224,7 +224,7 @@ export async function renderRuns(view, params) {
 
   // ---------------------------------------------------------------- live status of running runs
   let source = null;
-  const running = runs.filter((r) => r.status === "running").map((r) => r.id);
+  const running = runs.filter((r) => r.status === "running" || r.status === "crashed").map((r) => r.id);
   if (running.length && running.length <= 1000) {
     source = new EventSource("/api/live?runs=" + running.join(","));
     source.addEventListener("status", (ev) => {
