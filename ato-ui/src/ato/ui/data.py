@@ -268,19 +268,22 @@ class Store:
         Returns ``{"study", "trials": [{"run", "key", "bracket", "rung", "budget",
         "config_hash", "objective", "status", "promoted", "order"}], "mode"}``. A trial is
         *promoted* when a trial of the same study, bracket and config hash exists at rung
-        ``rung + 1``; ``mode`` (``min``/``max``) is inferred from which side promoted trials
+        ``rung + 1``. Searches that tag ``generation:<g>`` instead of ``rung:<r>`` and no
+        ``config:<hash>`` are read with the generation as the rung and a hash of the
+        run's config without its ``__…__`` bookkeeping keys as the config. ``mode`` (``min``/``max``) is inferred from which side promoted trials
         fall on (``min`` when undecidable).
         """
         runs = self._finder.find_runs(tags=[f"study:{study}"])
         trials = []
         for run in runs:
             info = _tag_map(run.tags or [])
+            rung = info.get("rung", info.get("generation"))
             trials.append(Trial(run=run.id, study=study, key=info.get("trial"),
                                 bracket=info.get("bracket"),
-                                rung=_int_or_none(info.get("rung")),
+                                rung=_int_or_none(rung),
                                 budget=_float_or_none(info.get("budget")),
-                                config_hash=info.get("config"), objective=None,
-                                status=run.status))
+                                config_hash=info.get("config") or _searched_hash(run),
+                                objective=None, status=run.status))
         ids = [t.run for t in trials]
         sums = self.summaries(ids, ["objective"])
         for t in trials:
@@ -296,6 +299,15 @@ class Store:
                          "objective": t.objective, "status": t.status,
                          "promoted": promoted, "order": order})
         return {"study": study, "trials": rows, "mode": _infer_mode(rows)}
+
+
+def _searched_hash(run) -> str:
+    import hashlib
+
+    config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
+    flat = {k: v for k, v in flatten(config).items()
+            if not any(part.startswith("__") for part in k.split("."))}
+    return hashlib.sha256(dumps(sorted(flat.items())).encode()).hexdigest()[:16]
 
 
 def _tag_map(tags) -> dict:
