@@ -79,7 +79,7 @@ def populate_small(url: str) -> dict:
     for rung, budget, keys in [(0, 1, "abcdef"), (1, 3, "db")]:
         for key in keys:
             cfg = config_for(url, "search", lr=values[key], width=16)
-            rid = study.run(tags=["study:s1", f"trial:{key}-{rung}", "bracket:0",
+            study.run(tags=["study:s1", f"trial:{key}-{rung}", "bracket:0",
                                   f"rung:{rung}", f"budget:{budget}", f"config:h{key}"],
                             config=cfg)
             study.log_metric("objective", values[key] / (1 + rung), budget)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     PlainTextResponse,
@@ -37,7 +38,8 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ato.ui.data import BadRequest, Store, dumps
+from ato.errors import AtoError
+from ato.ui.data import BadRequest, Store, check_database, dumps
 
 STATIC = Path(str(resources.files("ato.ui") / "static"))
 COOKIE = "ato_ui_token"
@@ -121,16 +123,59 @@ def _int(request: Request, name: str, default=None):
         raise BadRequest(f"{name} must be an integer, not {text!r}") from None
 
 
+class _LazyStore:
+    """Opens the :class:`Store` in a background thread, so that the page is served while
+    the database layer (SQLAlchemy and the schema check) still loads."""
+
+    def __init__(self, url: str, options: dict):
+        import threading
+
+        self.url = url
+        self._store: Store | None = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._open, args=(options,), name="ato-ui-open",
+                         daemon=True).start()
+
+    def _open(self, options):
+        try:
+            self._store = Store(self.url, **options)
+        except BaseException as e:  # reported to every request
+            self._error = e
+        finally:
+            self._ready.set()
+
+    def get(self) -> Store:
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._store
+
+
 def create_app(url: str, token: str | None = None, loopback_only: bool = True,
-               stale_after: float | None = None) -> Starlette:
+               stale_after: float | None = None, lazy: bool = False) -> Starlette:
     """The dashboard for the tracker at ``url`` (read-only).
 
     ``token``: when set, every request needs it (``?token=`` once, which sets a cookie, or
     ``Authorization: Bearer``). ``loopback_only``: refuse requests whose ``Host`` header is
-    not a loopback name (DNS-rebinding protection) when no token is set. Raises
+    not a loopback name (DNS-rebinding protection) when no token is set. ``lazy``: open
+    the database in the background (the page is served at once; API requests wait for
+    it, and an error opening it is each API response's ``error``). Raises
     :class:`~ato.ui.data.DatabaseMissingError` for a missing SQLite file.
     """
-    store = Store(url, **({"stale_after": stale_after} if stale_after is not None else {}))
+    options = {"stale_after": stale_after} if stale_after is not None else {}
+    if lazy:
+        check_database(url)
+        lazy_store = _LazyStore(url, options)
+    else:
+        opened = Store(url, **options)
+
+    class _Proxy:
+        def __getattr__(self, name):
+            target = lazy_store.get() if lazy else opened
+            return getattr(target, name)
+
+    store = _Proxy()
 
     async def call(fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -141,6 +186,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                 return await fn(request)
             except BadRequest as e:
                 return _json({"error": str(e)}, 400)
+            except AtoError as e:
+                return _json({"error": str(e)}, 503)
         return endpoint
 
     async def index(request: Request):
@@ -149,8 +196,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                         headers={"cache-control": "no-cache"})
 
     async def info(request: Request):
-        projects = await call(store.projects)
-        return _json({"db": store.display_url(), "projects": projects})
+        projects = await call(lambda: store.projects())
+        return _json({"db": await call(lambda: store.display_url()), "projects": projects})
 
     async def runs(request: Request):
         q = request.query_params
@@ -160,8 +207,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
             raise BadRequest(f"status must be running, completed, failed, killed or crashed, "
                              f"not {status!r}")
         ids = _ids(request, "ids") if q.get("ids") else None
-        data = await call(store.runs, q.get("project") or None, q.get("where") or None,
-                          tags, status, ids)
+        args = (q.get("project") or None, q.get("where") or None, tags, status, ids)
+        data = await call(lambda: store.runs(*args))
         return _json(data)
 
     async def run(request: Request):
@@ -169,7 +216,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
             run_id = int(request.path_params["run_id"])
         except ValueError:
             raise BadRequest("the run id must be an integer") from None
-        data = await call(store.run, run_id)
+        data = await call(lambda: store.run(run_id))
         if data is None:
             return _json({"error": f"no run with id {run_id}"}, 404)
         return _json(data)
@@ -181,18 +228,19 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         max_points = _int(request, "max_points", 1000)
         if max_points is not None and max_points < 0:
             raise BadRequest("max_points must be >= 0 (0 means every point)")
-        data = await call(store.series, _ids(request), key, max_points or None,
-                          _int(request, "step_min"), _int(request, "step_max"))
+        args = (_ids(request), key, max_points or None, _int(request, "step_min"),
+                _int(request, "step_max"))
+        data = await call(lambda: store.series(*args))
         return _json({"key": key, "series": data})
 
     async def studies(request: Request):
-        return _json({"studies": await call(store.studies)})
+        return _json({"studies": await call(lambda: store.studies())})
 
     async def study(request: Request):
         name = request.query_params.get("study")
         if not name:
             raise BadRequest("study is required")
-        return _json(await call(store.study, name))
+        return _json(await call(lambda: store.study(name)))
 
     async def live(request: Request):
         ids = _ids(request)
@@ -204,27 +252,28 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
             raise BadRequest("cursor must be JSON {run_id: {metric_key: last_step}}") from None
 
         async def events():
-            statuses = await call(store.statuses, ids)
+            statuses = await call(lambda: store.statuses(ids))
             yield f"event: status\ndata: {dumps(statuses)}\n\n"
             keys = sorted({k for per in cursor.values() for k in per})
             while True:
                 if await request.is_disconnected():
                     return
-                sums = await call(store.summaries, ids, keys) if keys else {}
+                sums = await call(lambda: store.summaries(ids, keys)) if keys else {}
                 for rid, per in sums.items():
                     for key, s in per.items():
                         seen = cursor.setdefault(rid, {}).get(key)
                         if seen is None and rid in cursor and key not in cursor[rid]:
                             seen = -1
                         if seen is not None and s["last_step"] is not None and s["last_step"] > seen:
-                            pts = await call(store.points_since, rid, key, seen)
+                            pts = await call(
+                                lambda r=rid, k=key, s=seen: store.points_since(r, k, s))
                             if pts:
                                 cursor[rid][key] = pts[-1][0]
                                 yield ("event: points\ndata: " + dumps(
                                     {"run": rid, "key": key, "steps": [p[0] for p in pts],
                                      "values": [p[1] for p in pts],
                                      "times": [p[2] for p in pts]}) + "\n\n")
-                now = await call(store.statuses, ids)
+                now = await call(lambda: store.statuses(ids))
                 changed = {r: s for r, s in now.items() if statuses.get(r) != s}
                 if changed:
                     statuses.update(changed)
@@ -253,6 +302,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[
-        Middleware(_Guard, token=token, loopback_only=loopback_only)])
+        Middleware(_Guard, token=token, loopback_only=loopback_only),
+        Middleware(GZipMiddleware, minimum_size=1024)])  # never compresses the event stream
     app.state.store = store
+    app.state.url = url
     return app

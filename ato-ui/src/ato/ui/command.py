@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import socket
 import sys
@@ -51,6 +52,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _display(url: str) -> str:
+    """``url`` without its password."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
 class UICommand:
     PLUGIN_NAME = "ui"
     help = "the dashboard: runs table, live charts, compare, search ladder (read-only)"
@@ -88,11 +94,16 @@ class UICommand:
 
         from ato.ui.app import create_app
 
-        app = create_app(url, token=token, loopback_only=is_loopback(args.host))
+        # An SQLite file (checked above) opens in the background while the page is served;
+        # a server URL is opened now, so a wrong host or password is one clear error.
+        from ato.ui.data import _sqlite_path
+
+        app = create_app(url, token=token, loopback_only=is_loopback(args.host),
+                         lazy=_sqlite_path(url) is not None)
         port = sock.getsockname()[1]
         shown = args.host if ":" not in args.host or args.host.startswith("[") else f"[{args.host}]"
         link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-        print(f"ato ui: {app.state.store.display_url()} at {link}  (read-only; Ctrl+C stops)",
+        print(f"ato ui: {_display(url)} at {link}  (read-only; Ctrl+C stops)",
               flush=True)
         if token is None and not is_loopback(args.host):
             print("ato ui: warning: no token on a non-loopback host: anyone who can reach "

@@ -8,15 +8,62 @@ method for and which reads the summary table with a bound-parameter query.
 
 from __future__ import annotations
 
-from ato.tracking import Artifact, Fingerprint, MetricPoint, MetricSummary, Project, Run
+from datetime import datetime
+
+from ato.tracking import (
+    Artifact,
+    Fingerprint,
+    MetricPoint,
+    MetricSeries,
+    MetricSummary,
+    Project,
+    Run,
+)
+from ato.tracking.reduce import bucket_count, check_max_points
+
+
+def reduce_indexes(steps: list[int], values: list[float], max_points: int | None) -> list[int]:
+    """The indexes :func:`ato.tracking.reduce_points` keeps for points with these
+    ``steps`` and ``values`` (same rule — first and last point, each bucket's earliest
+    min, earliest max and last — over plain lists, without building point objects; a
+    test checks the two agree)."""
+    n = len(steps)
+    if max_points is None or n <= max_points:
+        return list(range(n))
+    buckets = bucket_count(max_points)
+    first = steps[0]
+    span = steps[-1] - first + 1
+    lo_i, hi_i, last_i = {}, {}, {}
+    for i in range(1, n - 1):
+        b = (steps[i] - first) * buckets // span
+        if b not in last_i:
+            lo_i[b] = hi_i[b] = last_i[b] = i
+            continue
+        v = values[i]
+        if v < values[lo_i[b]]:
+            lo_i[b] = i
+        if v > values[hi_i[b]]:
+            hi_i[b] = i
+        last_i[b] = i
+    keep = {0, n - 1}
+    keep.update(lo_i.values())
+    keep.update(hi_i.values())
+    keep.update(last_i.values())
+    return sorted(keep)
+
+
+def _time(value):
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 class LegacySQLFinder:
     """``TrackerFinder`` over ``SQLFinder(url)`` (capabilities: where, artifacts,
-    fingerprints, heartbeat; series and since are computed by :class:`ato.tracking.Finder`
-    from the full history)."""
+    fingerprints, heartbeat, series, since)."""
 
-    capabilities = frozenset({"where", "artifacts", "fingerprints", "heartbeat"})
+    capabilities = frozenset({"where", "artifacts", "fingerprints", "heartbeat", "series",
+                              "since"})
 
     def __init__(self, url: str, stale_after: float):
         from ato.adict import ADict
@@ -81,6 +128,63 @@ class LegacySQLFinder:
     def get_metric_history(self, run_id: int, key: str) -> list[MetricPoint]:
         return [MetricPoint(m.run_id, m.key, m.value, m.step, m.timestamp)
                 for m in self._sql.get_metric_history(run_id, key)]
+
+    def _points(self, run_id: int, key: str, min_step=None, max_step=None,
+                columns: str = "id, step, value, timestamp") -> list[tuple]:
+        """Plain DB-API tuples of one ``(run, key)`` ordered by ``(step, id)``; every value
+        is a bound parameter."""
+        mark = "?" if self._sql.engine.dialect.paramstyle == "qmark" else "%s"
+        clauses, params = [f"run_id = {mark}", f"key = {mark}"], [int(run_id), key]
+        if min_step is not None:
+            clauses.append(f"step >= {mark}")
+            params.append(int(min_step))
+        if max_step is not None:
+            clauses.append(f"step <= {mark}")
+            params.append(int(max_step))
+        sql = (f"SELECT {columns} FROM metrics WHERE " + " AND ".join(clauses)
+               + " ORDER BY step, id")
+        if self._sql._empty:
+            return []
+        with self._sql.engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+    def get_metric_series(self, run_id: int, key: str, *, min_step=None, max_step=None,
+                          max_points=None) -> MetricSeries:
+        """One indexed range query of ``(id, step, value)`` tuples, reduced by
+        :func:`reduce_indexes` (``ato.tracking.reduce_points``'s rule); only the kept
+        points' timestamps are then read."""
+        check_max_points(max_points)
+        rows = self._points(run_id, key, min_step, max_step, "id, step, value")
+        kept = [rows[i] for i in reduce_indexes([r[1] for r in rows], [r[2] for r in rows],
+                                                max_points)]
+        times: dict = {}
+        ids = [r[0] for r in kept]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            binds = {f"i{i}": v for i, v in enumerate(chunk)}
+            id_list = ", ".join(f":i{i}" for i in range(len(chunk)))
+            times.update(self._sql._rows(
+                f"SELECT id, timestamp FROM metrics WHERE id IN ({id_list})", **binds))
+        points = [MetricPoint(int(run_id), key, float(value), int(step), _time(times.get(i)))
+                  for i, step, value in kept]
+        return MetricSeries(int(run_id), key, points, len(rows), len(kept) < len(rows),
+                            min_step, max_step)
+
+    def get_metric_points_since(self, run_id: int, *, keys=None, after_step=None,
+                                after_time=None) -> list[MetricPoint]:
+        out = []
+        for key in keys if keys is not None else self.metric_keys([run_id]):
+            start = None if after_step is None else int(after_step) + 1
+            for r in self._points(run_id, key, start, None):
+                t = _time(r.timestamp)
+                if after_time is None or (t is not None and t > after_time):
+                    out.append(MetricPoint(int(run_id), key, float(r.value), int(r.step), t))
+        return out
 
     def find_best_run(self, project_name, metric_key, mode="max"):
         best = self._sql.find_best_run(project_name, metric_key, mode=mode)

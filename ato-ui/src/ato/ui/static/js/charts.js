@@ -193,6 +193,9 @@ export class ChartBoard {
     card.plot = new uPlot(opts, data, card.body);
     card.node.dataset.lastStep = String(Math.max(-1, ...[...card.series.values()].map((s) => s.steps.length ? s.steps[s.steps.length - 1] : -1)));
     card.node.dataset.series = String(lines.length);
+    let ymax = -Infinity;
+    for (const l of lines) for (const v of l.y) if (Number.isFinite(v) && v > ymax) ymax = v;
+    card.node.dataset.ymax = String(ymax);
   }
 
   // Map an x range back to steps and re-query it at full resolution.
