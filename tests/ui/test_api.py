@@ -273,3 +273,52 @@ def test_fast_reduction_keeps_exactly_the_protocol_rule():
         expected = [(p.step, p.value) for p in reduce_points(points, max_points)]
         got = [(steps[i], values[i]) for i in reduce_indexes(steps, values, max_points)]
         assert got == expected, (n, max_points)
+
+
+def test_live_stream_sends_new_points_and_status(tmp_path):
+    """/api/live over a real server: the status first, then the points flushed after the
+    cursor, then the status change when the run ends."""
+    import json
+
+    import httpx
+
+    from ato.ui.app import create_app
+    from tests.ui.conftest import Server
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    log = logger_for(url, "live")
+    run_id = log.run()
+    log.log_metric("loss", 1.0, 0)
+    log.flush()
+    server = Server(create_app(url))
+
+    def later():
+        time.sleep(0.5)
+        log.log_metric("loss", 0.5, 1)
+        log.log_metric("loss", 0.25, 2)
+        log.flush()
+        time.sleep(0.5)
+        log.finish("completed")
+
+    events = []
+    worker = threading.Thread(target=later)
+    worker.start()
+    try:
+        with httpx.stream("GET", server.base + "api/live", timeout=10, params={
+                "runs": run_id, "cursor": json.dumps({run_id: {"loss": 0}})}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line[6:])))
+                    if kind == "status" and events[-1][1].get(str(run_id)) == "completed":
+                        break
+    finally:
+        worker.join()
+        server.stop()
+    assert events[0] == ("status", {str(run_id): "running"})
+    points = [data for kind, data in events if kind == "points"]
+    assert [s for p in points for s in p["steps"]] == [1, 2]
+    assert [v for p in points for v in p["values"]] == [0.5, 0.25]

@@ -180,10 +180,10 @@ class LegacySQLFinder:
         out = []
         for key in keys if keys is not None else self.metric_keys([run_id]):
             start = None if after_step is None else int(after_step) + 1
-            for r in self._points(run_id, key, start, None):
-                t = _time(r.timestamp)
+            for _id, step, value, timestamp in self._points(run_id, key, start, None):
+                t = _time(timestamp)
                 if after_time is None or (t is not None and t > after_time):
-                    out.append(MetricPoint(int(run_id), key, float(r.value), int(r.step), t))
+                    out.append(MetricPoint(int(run_id), key, float(value), int(step), t))
         return out
 
     def find_best_run(self, project_name, metric_key, mode="max"):
