@@ -386,12 +386,14 @@ def _open_finder(url: str, stale_after: float):
     from ato.tracking import Finder, TrackerProtocolError, open_finder
 
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme == "sqlite":
-        finder_url = _register_readonly_sqlite(_sqlite_path(url))
-    elif scheme in ("postgresql", "postgres"):
+    finder_url = url
+    if scheme in ("postgresql", "postgres"):
         finder_url = _readonly_postgres_url(url)
-    else:
-        finder_url = url
+    elif scheme == "sqlite":
+        try:
+            finder_url = _register_readonly_sqlite(_sqlite_path(url))
+        except ImportError:  # no ato-sql: open_finder names the distribution to install
+            pass
     try:
         return open_finder(finder_url, stale_after=stale_after)
     except TrackerProtocolError:
