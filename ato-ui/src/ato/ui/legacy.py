@@ -21,35 +21,29 @@ from ato.tracking import (
 )
 from ato.tracking.reduce import bucket_count, check_max_points
 
-
-def reduce_indexes(steps: list[int], values: list[float], max_points: int | None) -> list[int]:
-    """The indexes :func:`ato.tracking.reduce_points` keeps for points with these
-    ``steps`` and ``values`` (same rule — first and last point, each bucket's earliest
-    min, earliest max and last — over plain lists, without building point objects; a
-    test checks the two agree)."""
-    n = len(steps)
-    if max_points is None or n <= max_points:
-        return list(range(n))
-    buckets = bucket_count(max_points)
-    first = steps[0]
-    span = steps[-1] - first + 1
-    lo_i, hi_i, last_i = {}, {}, {}
-    for i in range(1, n - 1):
-        b = (steps[i] - first) * buckets // span
-        if b not in last_i:
-            lo_i[b] = hi_i[b] = last_i[b] = i
-            continue
-        v = values[i]
-        if v < values[lo_i[b]]:
-            lo_i[b] = i
-        if v > values[hi_i[b]]:
-            hi_i[b] = i
-        last_i[b] = i
-    keep = {0, n - 1}
-    keep.update(lo_i.values())
-    keep.update(hi_i.values())
-    keep.update(last_i.values())
-    return sorted(keep)
+# ato.tracking.reduce_points's rule in SQL (SQLite >= 3.25 and PostgreSQL): points ordered
+# by (step, id); the first and last are kept; the others go to bucket
+# (step - first step) * B // (last step - first step + 1), which keeps its earliest minimum,
+# earliest maximum and last point.  {where} holds only bound-parameter clauses.
+_REDUCE_SQL = """
+WITH p AS (SELECT id, step, value, timestamp FROM metrics WHERE {where}),
+ends AS (SELECT (SELECT id FROM p ORDER BY step, id LIMIT 1) AS first_id,
+                (SELECT id FROM p ORDER BY step DESC, id DESC LIMIT 1) AS last_id,
+                (SELECT MIN(step) FROM p) AS s0, (SELECT MAX(step) FROM p) AS s1),
+q AS (SELECT p.id, p.step, p.value, p.timestamp,
+             (CAST(p.step - ends.s0 AS BIGINT) * :buckets) / (ends.s1 - ends.s0 + 1) AS b
+      FROM p, ends WHERE p.id <> ends.first_id AND p.id <> ends.last_id),
+r AS (SELECT id, step, value, timestamp,
+             ROW_NUMBER() OVER (PARTITION BY b ORDER BY value, step, id) AS rmin,
+             ROW_NUMBER() OVER (PARTITION BY b ORDER BY value DESC, step, id) AS rmax,
+             ROW_NUMBER() OVER (PARTITION BY b ORDER BY step DESC, id DESC) AS rlast
+      FROM q)
+SELECT id, step, value, timestamp FROM r WHERE rmin = 1 OR rmax = 1 OR rlast = 1
+UNION
+SELECT id, step, value, timestamp FROM p
+WHERE id IN (SELECT first_id FROM ends) OR id IN (SELECT last_id FROM ends)
+ORDER BY step, id
+"""
 
 
 def _time(value):
@@ -155,25 +149,34 @@ class LegacySQLFinder:
 
     def get_metric_series(self, run_id: int, key: str, *, min_step=None, max_step=None,
                           max_points=None) -> MetricSeries:
-        """One indexed range query of ``(id, step, value)`` tuples, reduced by
-        :func:`reduce_indexes` (``ato.tracking.reduce_points``'s rule); only the kept
-        points' timestamps are then read."""
+        """The range's points, reduced inside the database by ``ato.tracking.reduce_points``'s
+        rule (window functions: each bucket's earliest minimum, earliest maximum and last
+        point, plus the first and last point), so only the kept rows leave it."""
         check_max_points(max_points)
-        rows = self._points(run_id, key, min_step, max_step, "id, step, value")
-        kept = [rows[i] for i in reduce_indexes([r[1] for r in rows], [r[2] for r in rows],
-                                                max_points)]
-        times: dict = {}
-        ids = [r[0] for r in kept]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            binds = {f"i{i}": v for i, v in enumerate(chunk)}
-            id_list = ", ".join(f":i{i}" for i in range(len(chunk)))
-            times.update(self._sql._rows(
-                f"SELECT id, timestamp FROM metrics WHERE id IN ({id_list})", **binds))
-        points = [MetricPoint(int(run_id), key, float(value), int(step), _time(times.get(i)))
-                  for i, step, value in kept]
-        return MetricSeries(int(run_id), key, points, len(rows), len(kept) < len(rows),
+        where, params = self._range(run_id, key, min_step, max_step)
+        total = self._sql._rows(f"SELECT COUNT(*) FROM metrics WHERE {where}", **params)
+        total = int(total[0][0]) if total else 0
+        if max_points is None or total <= max_points:
+            rows = self._sql._rows(f"SELECT id, step, value, timestamp FROM metrics WHERE "
+                                   f"{where} ORDER BY step, id", **params)
+        else:
+            rows = self._sql._rows(_REDUCE_SQL.format(where=where),
+                                   buckets=bucket_count(max_points), **params)
+        points = [MetricPoint(int(run_id), key, float(value), int(step), _time(timestamp))
+                  for _id, step, value, timestamp in rows]
+        return MetricSeries(int(run_id), key, points, total, len(points) < total,
                             min_step, max_step)
+
+    @staticmethod
+    def _range(run_id, key, min_step, max_step):
+        clauses, params = ["run_id = :r", "key = :k"], {"r": int(run_id), "k": key}
+        if min_step is not None:
+            clauses.append("step >= :s0")
+            params["s0"] = int(min_step)
+        if max_step is not None:
+            clauses.append("step <= :s1")
+            params["s1"] = int(max_step)
+        return " AND ".join(clauses), params
 
     def get_metric_points_since(self, run_id: int, *, keys=None, after_step=None,
                                 after_time=None) -> list[MetricPoint]:

@@ -19,6 +19,7 @@ async function loadInfo() {
   for (const p of state.info.projects) {
     select.append(el("option", { value: p.name, text: `${p.name} (${p.runs})` }));
   }
+  select.value = route().params.get("project") || "";
   select.addEventListener("change", () => {
     const { parts } = route();
     if (parts[0] !== "runs") location.hash = "#/runs";
@@ -53,7 +54,6 @@ async function render() {
 }
 
 window.addEventListener("hashchange", render);
-loadInfo().then(render, (e) => {
-  view.append(el("p", { class: "error", testid: "error", text: e.message }));
-  view.dataset.ready = "1";
-});
+// The page and the project list load side by side.
+render();
+loadInfo().catch((e) => toast(e.message));
