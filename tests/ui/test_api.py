@@ -254,10 +254,31 @@ def test_static_files_and_no_inner_html_with_data():
     assert os.path.getsize(static.parent / "vendor/uPlot.iife.min.js") < 60_000
 
 
+def test_fast_reduction_keeps_exactly_the_protocol_rule():
+    """ato.ui.legacy.reduce_indexes (tuples) and ato.tracking.reduce_points (objects) keep
+    the same points, ties, plateaus, gaps in steps and infinities included."""
+    import random
+
+    from ato.tracking import MetricPoint, reduce_points
+    from ato.ui.legacy import reduce_indexes
+
+    rng = random.Random(7)
+    for trial in range(200):
+        n = rng.choice([0, 1, 2, 5, 6, 50, 333, 2000])
+        steps = sorted(rng.sample(range(n * 3 + 1), n)) if trial % 2 else list(range(n))
+        values = [rng.choice([0.0, 1.0, rng.random(), float("inf"), -float("inf")])
+                  if trial % 3 == 0 else rng.gauss(0, 1) for _ in range(n)]
+        max_points = rng.choice([None, 5, 7, 50, 301])
+        points = [MetricPoint(1, "k", v, s) for s, v in zip(steps, values)]
+        expected = [(p.step, p.value) for p in reduce_points(points, max_points)]
+        got = [(steps[i], values[i]) for i in reduce_indexes(steps, values, max_points)]
+        assert got == expected, (n, max_points)
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_reduction_in_sql_keeps_exactly_the_protocol_rule(backend, tmp_path, request):
-    """The dashboard's SQL reduction (ato.ui.legacy) keeps the very points that
-    ato.tracking.reduce_points keeps: ties, plateaus, repeated and sparse steps, infinities,
+def test_reduction_in_the_backend_keeps_exactly_the_protocol_rule(backend, tmp_path, request):
+    """The dashboard's reductions (ato.ui.legacy: window functions on PostgreSQL, plain
+    tuples on SQLite) keep the very points that ato.tracking.reduce_points keeps: ties, plateaus, repeated and sparse steps, infinities,
     step ranges."""
     import random
 

@@ -46,6 +46,36 @@ ORDER BY step, id
 """
 
 
+def reduce_indexes(steps: list[int], values: list[float], max_points: int | None) -> list[int]:
+    """The indexes :func:`ato.tracking.reduce_points` keeps for points with these
+    ``steps`` and ``values`` (same rule — first and last point, each bucket's earliest
+    min, earliest max and last — over plain lists, without building point objects; a
+    test checks the two agree)."""
+    n = len(steps)
+    if max_points is None or n <= max_points:
+        return list(range(n))
+    buckets = bucket_count(max_points)
+    first = steps[0]
+    span = steps[-1] - first + 1
+    lo_i, hi_i, last_i = {}, {}, {}
+    for i in range(1, n - 1):
+        b = (steps[i] - first) * buckets // span
+        if b not in last_i:
+            lo_i[b] = hi_i[b] = last_i[b] = i
+            continue
+        v = values[i]
+        if v < values[lo_i[b]]:
+            lo_i[b] = i
+        if v > values[hi_i[b]]:
+            hi_i[b] = i
+        last_i[b] = i
+    keep = {0, n - 1}
+    keep.update(lo_i.values())
+    keep.update(hi_i.values())
+    keep.update(last_i.values())
+    return sorted(keep)
+
+
 def _time(value):
     if value is None or isinstance(value, datetime):
         return value
@@ -149,22 +179,41 @@ class LegacySQLFinder:
 
     def get_metric_series(self, run_id: int, key: str, *, min_step=None, max_step=None,
                           max_points=None) -> MetricSeries:
-        """The range's points, reduced inside the database by ``ato.tracking.reduce_points``'s
-        rule (window functions: each bucket's earliest minimum, earliest maximum and last
-        point, plus the first and last point), so only the kept rows leave it."""
+        """The range's points reduced by ``ato.tracking.reduce_points``'s rule: inside the
+        database server with window functions (PostgreSQL…), or over plain tuples in this
+        process for SQLite (where that is the faster of the two)."""
         check_max_points(max_points)
         where, params = self._range(run_id, key, min_step, max_step)
-        total = self._sql._rows(f"SELECT COUNT(*) FROM metrics WHERE {where}", **params)
-        total = int(total[0][0]) if total else 0
-        if max_points is None or total <= max_points:
-            rows = self._sql._rows(f"SELECT id, step, value, timestamp FROM metrics WHERE "
-                                   f"{where} ORDER BY step, id", **params)
-        else:
-            rows = self._sql._rows(_REDUCE_SQL.format(where=where),
-                                   buckets=bucket_count(max_points), **params)
-        points = [MetricPoint(int(run_id), key, float(value), int(step), _time(timestamp))
-                  for _id, step, value, timestamp in rows]
-        return MetricSeries(int(run_id), key, points, total, len(points) < total,
+        if self._sql.dialect != "sqlite":
+            # A server: reduce where the rows are, only the kept ones cross the network.
+            total = self._sql._rows(f"SELECT COUNT(*) FROM metrics WHERE {where}", **params)
+            total = int(total[0][0]) if total else 0
+            if max_points is None or total <= max_points:
+                rows = self._sql._rows(f"SELECT id, step, value, timestamp FROM metrics "
+                                       f"WHERE {where} ORDER BY step, id", **params)
+            else:
+                rows = self._sql._rows(_REDUCE_SQL.format(where=where),
+                                       buckets=bucket_count(max_points), **params)
+            points = [MetricPoint(int(run_id), key, float(v), int(s), _time(t))
+                      for _i, s, v, t in rows]
+            return MetricSeries(int(run_id), key, points, total, len(points) < total,
+                                min_step, max_step)
+        # SQLite (in-process): one indexed scan of plain (id, step, value) tuples, the rule
+        # applied by reduce_indexes, then the kept points' timestamps.
+        rows = self._points(run_id, key, min_step, max_step, "id, step, value")
+        kept = [rows[i] for i in reduce_indexes([r[1] for r in rows], [r[2] for r in rows],
+                                                max_points)]
+        times: dict = {}
+        ids = [r[0] for r in kept]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            binds = {f"i{i}": v for i, v in enumerate(chunk)}
+            id_list = ", ".join(f":i{i}" for i in range(len(chunk)))
+            times.update(self._sql._rows(
+                f"SELECT id, timestamp FROM metrics WHERE id IN ({id_list})", **binds))
+        points = [MetricPoint(int(run_id), key, float(value), int(step), _time(times.get(i)))
+                  for i, step, value in kept]
+        return MetricSeries(int(run_id), key, points, len(rows), len(kept) < len(rows),
                             min_step, max_step)
 
     @staticmethod
