@@ -7,7 +7,8 @@ Endpoints (all ``GET``; errors are ``{"error": message}`` with status 400/404):
                                    separated, all required), ``status``, ``ids``
 ``/api/run/{id}``                  one run in full
 ``/api/series``                    ``runs`` (ids), ``key``, ``max_points`` (default 1000,
-                                   ``0`` = all), ``step_min``, ``step_max``
+                                   ``0`` = all), ``step_min``, ``step_max``, ``times``
+                                   (``0``: leave the timestamps out)
 ``/api/studies``, ``/api/study``   tracked searches and one study's trials (``study``)
 ``/api/live``                      Server-Sent Events: ``runs``, ``cursor`` (JSON
                                    ``{run_id: {key: last_step}}``); sends ``points`` and
@@ -228,8 +229,9 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         max_points = _int(request, "max_points", 1000)
         if max_points is not None and max_points < 0:
             raise BadRequest("max_points must be >= 0 (0 means every point)")
+        with_times = request.query_params.get("times", "1") != "0"
         args = (_ids(request), key, max_points or None, _int(request, "step_min"),
-                _int(request, "step_max"))
+                _int(request, "step_max"), with_times)
         data = await call(lambda: store.series(*args))
         return _json({"key": key, "series": data})
 

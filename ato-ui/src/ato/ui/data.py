@@ -211,11 +211,13 @@ class Store:
         return row
 
     def series(self, run_ids, key: str, max_points: int | None = 1000,
-               step_min: int | None = None, step_max: int | None = None) -> list[dict]:
+               step_min: int | None = None, step_max: int | None = None,
+               with_times: bool = True) -> list[dict]:
         """The history of metric ``key`` for each run, optionally restricted to
         ``step_min <= step <= step_max`` and reduced to about ``max_points`` points per
         run (:func:`ato.tracking.reduce_points`: first and last points, and each bucket's
-        min, max and last). ``max_points`` below 5 raises :class:`BadRequest`."""
+        min, max and last). ``with_times=False`` sends ``times: []`` (a chart over steps
+        needs none). ``max_points`` below 5 raises :class:`BadRequest`."""
         out = []
         try:
             for rid in run_ids:
@@ -225,7 +227,7 @@ class Store:
                 pts = series.points
                 out.append({"run": int(rid), "steps": [p.step for p in pts],
                             "values": [_finite(p.value) for p in pts],
-                            "times": [_epoch(p.timestamp) for p in pts],
+                            "times": [_epoch(p.timestamp) for p in pts] if with_times else [],
                             "total": series.total, "returned": len(pts)})
         except ValueError as e:
             raise BadRequest(str(e)) from e

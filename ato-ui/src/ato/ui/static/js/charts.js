@@ -105,7 +105,9 @@ export class ChartBoard {
     const width = Math.max(card.body.clientWidth, 300);
     const data = await api("series", {
       runs: [...this.byId.keys()].join(","), key: card.key, max_points: Math.round(width * 1.5),
-      step_min: range ? range[0] : undefined, step_max: range ? range[1] : undefined });
+      step_min: range ? range[0] : undefined, step_max: range ? range[1] : undefined,
+      times: this.opts.x === "step" ? "0" : undefined });
+    card.withTimes = this.opts.x !== "step";
     for (const s of data.series) {
       card.series.set(s.run, { steps: s.steps, values: s.values.map(num), times: s.times, total: s.total, returned: s.returned });
     }
@@ -119,6 +121,7 @@ export class ChartBoard {
   }
 
   draw(card) {
+    if (this.opts.x !== "step" && !card.withTimes) { this.load(card, card.range); return; }
     const total = [...card.series.values()].reduce((a, s) => a + s.total, 0);
     const returned = [...card.series.values()].reduce((a, s) => a + s.returned, 0);
     card.badge.textContent = total === returned ? `${total} points` : `${total} → ${returned} points`;
