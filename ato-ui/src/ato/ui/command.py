@@ -103,11 +103,11 @@ class UICommand:
         port = sock.getsockname()[1]
         shown = args.host if ":" not in args.host or args.host.startswith("[") else f"[{args.host}]"
         link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-        print(f"ato ui: {_display(url)} at {link}  (read-only; Ctrl+C stops)",
-              flush=True)
         if token is None and not is_loopback(args.host):
             print("ato ui: warning: no token on a non-loopback host: anyone who can reach "
                   f"{args.host}:{port} can read every run", file=sys.stderr, flush=True)
+        print(f"ato ui: {_display(url)} at {link}  (read-only; Ctrl+C stops)",
+              flush=True)
         if args.open:
             import webbrowser
 

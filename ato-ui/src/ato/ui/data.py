@@ -415,6 +415,7 @@ def _register_readonly_sqlite(path: str) -> str:
     import sqlite3
 
     from sqlalchemy import create_engine
+    from sqlalchemy.pool import QueuePool
 
     from ato.db_routers.sql import engine as engines
 
@@ -429,7 +430,11 @@ def _register_readonly_sqlite(path: str) -> str:
                 conn.isolation_level = None
                 return conn
 
-            engines._engines[key] = create_engine("sqlite://", creator=connect)
+            # A queue pool: the default for "sqlite://" (one connection per thread, closed
+            # beyond five threads) would close connections under the server's workers.
+            engines._engines[key] = create_engine("sqlite://", creator=connect,
+                                                  poolclass=QueuePool, pool_size=8,
+                                                  max_overflow=24)
     return key
 
 
