@@ -263,9 +263,16 @@ class Finder:
                                                         after_step=after_step,
                                                         after_time=after_time)
         out = []
-        for key in keys if keys is not None else self.metric_keys([run_id]):
+        for key in sorted(set(keys)) if keys is not None else self.metric_keys([run_id]):
             out += [p for p in self.backend.get_metric_history(int(run_id), key)
                     if (after_step is None or p.step > after_step)
                     and (after_time is None or (p.timestamp is not None
                                                 and p.timestamp > after_time))]
         return out
+
+
+for _name in (*REQUIRED_FINDER_MEMBERS, "get_artifacts", "get_fingerprints",
+              "get_metric_series", "get_metric_points_since"):
+    # the facade's members document themselves with the protocol's docstrings
+    getattr(Finder, _name).__doc__ = getattr(TrackerFinder, _name).__doc__
+del _name

@@ -11,8 +11,9 @@ Conventions shared by every member:
 
 - Run ids are positive ints, unique within one tracker URL (across projects).
 - Times are ``datetime`` in naive UTC; durations and ``stale_after`` are seconds.
-- A metric step is an ``int``; a value is a ``float`` (``±inf`` allowed; NaN is never
-  recorded).  Points of one ``(run, key)`` are ordered by ``(step, order logged)``.
+- A metric step is an ``int``; a value is a ``float`` (``±inf`` always recorded; NaN
+  recorded where the backend can hold it, and never anyone's min or max).  Points of one
+  ``(run, key)`` are ordered by ``(step, order logged)``.
 - Finders never write and never create a missing store.
 """
 
@@ -55,7 +56,7 @@ class Project:
     created_at: datetime | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """One run, as a finder returns it (a snapshot taken when the query ran).
 
@@ -63,7 +64,8 @@ class Run:
     ``tags`` the strings given to ``run(tags)`` in order; ``status`` the effective status
     (one of :data:`STATUSES`, ``crashed`` for a stale ``running`` run) and
     ``recorded_status`` what the logger last wrote; ``heartbeat_at`` the last sign of
-    life of a running run (``None`` where the backend keeps none).
+    life of a running run (``None`` where the backend keeps none); ``error`` why a
+    ``failed``/``killed`` run ended (``'ValueError: bad lr'``), where the backend records it.
     """
 
     id: int
@@ -76,6 +78,10 @@ class Run:
     end_time: datetime | None = None
     heartbeat_at: datetime | None = None
     structural_hash: str | None = None
+    error: str | None = None
+
+    def __repr__(self):
+        return f"Run({self.id}, project={self.project_name!r}, status={self.status!r})"
 
     @property
     def stale(self) -> bool:
@@ -105,15 +111,16 @@ class MetricPoint:
 @dataclass
 class MetricSummary:
     """Aggregates of one ``(run, key)`` over all its points: ``last`` is the value at the
-    highest step (the later logged one on a tie) and ``last_step`` that step; ``min``,
-    ``max`` and ``count`` (number of points)."""
+    highest step (the later logged one on a tie) and ``last_step`` that step; ``min`` and
+    ``max`` ignore NaN (``None`` when every value is NaN); ``count`` is the number of
+    points."""
 
     run_id: int
     key: str
     last: float
     last_step: int
-    min: float
-    max: float
+    min: float | None
+    max: float | None
     count: int
 
 

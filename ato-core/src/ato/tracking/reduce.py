@@ -9,7 +9,8 @@ PostgreSQL or a plugin):
    put into ``B = (max_points - 2) // 3`` buckets by step:
    ``bucket = (step - first.step) * B // (last.step - first.step + 1)`` (integer division).
 3. Each bucket keeps its minimum (the earliest on a tie), its maximum (the earliest on a
-   tie) and its last point; a point kept for two reasons appears once.
+   tie) and its last point; a point kept for two reasons appears once.  A NaN value is
+   never a minimum or a maximum (it is kept only as a bucket's last, or first/last point).
 
 So at most ``3 * B + 2 <= max_points`` points come back, in order, never randomly chosen:
 every spike survives as its bucket's min or max, and the step range is exactly preserved.
@@ -51,20 +52,19 @@ def reduce_points(points: Sequence, max_points: int | None) -> list:
     buckets = bucket_count(max_points)
     first_step, last_step = points[0].step, points[-1].step
     span = last_step - first_step + 1
-    chosen: dict[int, list[int]] = {}  # bucket -> [index of min, of max, of last]
+    chosen: dict[int, list] = {}  # bucket -> [index of min, of max, of last]
     for i in range(1, n - 1):
         point = points[i]
         b = (point.step - first_step) * buckets // span
-        entry = chosen.get(b)
-        if entry is None:
-            chosen[b] = [i, i, i]
-            continue
-        if point.value < points[entry[0]].value:
-            entry[0] = i
-        if point.value > points[entry[1]].value:
-            entry[1] = i
+        entry = chosen.setdefault(b, [None, None, i])
+        value = point.value
+        if value == value:  # NaN is never a bucket's min or max
+            if entry[0] is None or value < points[entry[0]].value:
+                entry[0] = i
+            if entry[1] is None or value > points[entry[1]].value:
+                entry[1] = i
         entry[2] = i
     keep = {0, n - 1}
     for entry in chosen.values():
-        keep.update(entry)
+        keep.update(i for i in entry if i is not None)
     return [points[i] for i in sorted(keep)]

@@ -2,19 +2,29 @@
 ``lr < 0.01 and (model == 'resnet50' or model.depth >= 50)``.
 
 :func:`parse_where` turns the text into a small tree (never evaluating it); a backend
-compiles the tree to its own query language (ato-sql: bound SQL parameters) or evaluates it
-in Python with :func:`matches`.  The tree is nested tuples: ``("and", a, b)``,
-``("or", a, b)``, ``("not", a)`` and ``("cmp", [key parts], op, value)`` with ``op`` one of
-``== = != < <= > >=`` and ``value`` an int, float, str, bool or None.
+compiles the tree to its own query language (ato-sql: SQL with every key and value bound)
+or evaluates it in Python with :func:`matches`.  The tree is nested tuples:
+``("and", a, b)``, ``("or", a, b)``, ``("not", a)`` and ``("cmp", [key segments], op,
+value)`` with ``op`` one of ``== = != < <= > >=`` and ``value`` an int, float (``inf``,
+``nan`` included), str, bool or None.
+
+Keys are dotted paths; a segment that is not a plain word is quoted, with the escapes of
+the command line: ``"learning rate" > 0``, ``model."conv.1".depth == 3``.  A segment of
+digits indexes a list (``layers.0 == 64``) and also names an object key made of those
+digits.
 
 A comparison holds only for a run whose key exists with a value of the compared type: a
-number compares with numbers (int and float alike, never bool), a string with strings,
-``True``/``False``/``None`` only with ``==`` and ``!=``.  Otherwise it is *unknown*, and as
-in SQL ``not`` of unknown is unknown: ``not lr < 0.01`` matches neither a run without
-``lr`` nor one whose ``lr`` is a string.
+number compares with numbers (int and float alike, never bool; ``inf`` included, IEEE
+order), a string with strings (code point order), ``True``/``False``/``None`` only with
+``==`` and ``!=``.  ``nan`` is never ordered: ``x == nan`` holds when ``x`` is NaN,
+``x != nan`` when ``x`` is any other number, and a NaN value is ``!=`` every number.
+Every comparison is true or false (a missing key is false), so ``not`` is the exact
+complement.
 """
 
 from __future__ import annotations
+
+import math
 
 from ato.errors import AtoError
 from ato.grammar import parse_value
@@ -28,6 +38,53 @@ class WhereError(AtoError, ValueError):
     def __init__(self, message: str, text: str, position: int):
         self.position = position
         super().__init__(f"in --where {text!r} at position {position}: {message}")
+
+
+def _close_quote(text: str, i: int) -> int:
+    """Index of the quote closing the one at ``text[i]`` (backslash escapes skipped)."""
+    q = text[i]
+    j = i + 1
+    while j < len(text) and text[j] != q:
+        j += 2 if text[j] == "\\" else 1
+    if j >= len(text):
+        raise WhereError(f"unterminated string (add the closing {q})", text, i)
+    return j
+
+
+def split_key(word: str, text: str = "", position: int = 0) -> list[str]:
+    """The segments of a key path: ``a."b.c".d`` -> ``['a', 'b.c', 'd']``; quoted segments
+    use the command line's escapes (``\\"``, ``\\\\``, ``\\u00e9``…)."""
+    text = text or word
+    parts: list[str] = []
+    i = 0
+    while True:
+        if i < len(word) and word[i] in "'\"":
+            end = _close_quote(word, i)
+            try:
+                parts.append(parse_value(word[i:end + 1]))
+            except Exception as e:
+                raise WhereError(f"bad quoted key {word[i:end + 1]}: {e}", text,
+                                 position + i) from None
+            i = end + 1
+        else:
+            j = i
+            while j < len(word) and word[j] != "." and word[j] not in "'\"":
+                j += 1
+            if j == i or (j < len(word) and word[j] != "."):
+                what = "an empty key segment" if j == i else f"a quote inside {word[i:j]!r}"
+                raise WhereError(f"{word!r} is not a valid key ({what}; quote a segment that "
+                                 f"holds dots or spaces: a.\"b.c\")", text, position + j)
+            parts.append(word[i:j])
+            i = j
+        if i == len(word):
+            return parts
+        if word[i] != ".":
+            raise WhereError(f"{word!r} is not a valid key (expected '.' after a quoted "
+                             f"segment)", text, position + i)
+        i += 1
+        if i == len(word):
+            raise WhereError(f"{word!r} is not a valid key (it ends with '.')", text,
+                             position + i)
 
 
 def _tokenize(text: str) -> list[tuple[str, str, int]]:
@@ -44,17 +101,11 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
             op = next(o for o in _OPS if text.startswith(o, i))
             tokens.append(("op", op, i))
             i += len(op)
-        elif c in "'\"%":
-            j = i + 1
-            while j < len(text) and text[j] != c:
-                j += 2 if text[j] == "\\" else 1
-            if j >= len(text):
-                raise WhereError(f"unterminated string (add the closing {c})", text, i)
-            tokens.append(("value", text[i:j + 1], i))
-            i = j + 1
         else:
             j = i
             while j < len(text) and not text[j].isspace() and text[j] not in "()=!<>":
+                if text[j] in "'\"%":
+                    j = _close_quote(text, j)
                 j += 1
             if j == i:
                 raise WhereError(f"unexpected {c!r}", text, i)
@@ -117,15 +168,13 @@ class _Parser:
         kind, key, pos = self.take()
         if kind != "word":
             raise WhereError("expected a config key such as lr or model.depth", self.text, pos)
-        parts = key.split(".")
-        if not all(parts):
-            raise WhereError(f"{key!r} is not a valid key", self.text, pos)
+        parts = split_key(key, self.text, pos)
         kind, op, op_pos = self.take()
         if kind != "op":
             raise WhereError(f"expected a comparison (==, !=, <, <=, >, >=) after {key!r}",
                              self.text, op_pos)
         kind, literal, lit_pos = self.take()
-        if kind not in ("word", "value"):
+        if kind not in ("word", "keyword"):
             raise WhereError("expected a value", self.text, lit_pos)
         try:
             value = parse_value(literal)
@@ -147,8 +196,18 @@ def parse_where(text: str):
     return _Parser(text).parse()
 
 
+def _is_index(segment: str) -> bool:
+    """A segment that may index a list: ``0`` or digits without a leading zero."""
+    return segment.isdigit() and segment.isascii() and (segment == "0" or segment[0] != "0")
+
+
+def _is_index(segment: str) -> bool:
+    """A segment that may index a list: ``0`` or digits without a leading zero."""
+    return segment.isdigit() and segment.isascii() and (segment == "0" or segment[0] != "0")
+
+
 _MISSING = object()
-_COMPARE = {
+_ORDER = {
     "==": lambda a, b: a == b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b,
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
@@ -158,10 +217,13 @@ _COMPARE = {
 def _lookup(config, parts):
     node = config
     for part in parts:
-        data = getattr(node, "_data", node)  # an ADict without counting a user access
-        if not isinstance(data, dict) or part not in data:
+        data = getattr(node, "_data", node)  # an ADict, without counting a user access
+        if isinstance(data, dict) and part in data:
+            node = data[part]
+        elif isinstance(data, (list, tuple)) and _is_index(part) and int(part) < len(data):
+            node = data[int(part)]
+        else:
             return _MISSING
-        node = data[part]
     return node
 
 
@@ -169,43 +231,40 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _compare(node, config) -> bool | None:
+def _compare(node, config) -> bool:
     _, parts, op, expected = node
     actual = _lookup(config, parts)
     if actual is _MISSING:
-        return None
-    if expected is None or isinstance(expected, bool):
-        if op == "!=":
-            if expected is None:
-                return actual is not None
-            return isinstance(actual, bool) and actual is not expected
-        return actual is expected
+        return False
+    equal = op in ("==", "=")
+    if expected is None:
+        return (actual is None) == equal if op in ("==", "=", "!=") else False
+    if isinstance(expected, bool):
+        if not isinstance(actual, bool):
+            return False
+        return (actual is expected) == equal
     if _is_number(expected):
         if not _is_number(actual):
-            return None
-    elif not isinstance(actual, str):
-        return None
-    return _COMPARE[op](actual, expected)
+            return False
+        if math.isnan(expected):
+            if equal:
+                return math.isnan(actual)
+            return op == "!=" and not math.isnan(actual)
+        return _ORDER[op](actual, expected)
+    return isinstance(actual, str) and _ORDER[op](actual, expected)
 
 
-def _evaluate(node, config) -> bool | None:
+def _evaluate(node, config) -> bool:
     kind = node[0]
     if kind == "cmp":
         return _compare(node, config)
     if kind == "not":
-        inner = _evaluate(node[1], config)
-        return None if inner is None else not inner
-    left, right = _evaluate(node[1], config), _evaluate(node[2], config)
+        return not _evaluate(node[1], config)
     if kind == "and":
-        if left is False or right is False:
-            return False
-        return None if left is None or right is None else True
-    if left is True or right is True:
-        return True
-    return None if left is None or right is None else False
+        return _evaluate(node[1], config) and _evaluate(node[2], config)
+    return _evaluate(node[1], config) or _evaluate(node[2], config)
 
 
 def matches(tree, config) -> bool:
-    """Whether ``config`` (a nested mapping or ADict) satisfies the parsed ``tree``
-    (unknown counts as no match)."""
-    return _evaluate(tree, config) is True
+    """Whether ``config`` (a nested mapping or ADict, lists indexable) satisfies ``tree``."""
+    return _evaluate(tree, config)

@@ -26,8 +26,9 @@ def trial_key(config, names, budget) -> str:
 
 
 class TrialRecorder:
-    """Wraps a tracker (an ``SQLLogger``, or a logger with the same ``run(tags, config)``,
-    ``log_metric``, ``finish`` and a finder with ``find_runs``) for one study."""
+    """Wraps a tracker logger (:class:`ato.tracking.TrackerLogger`: ``run(tags, config)``,
+    ``log_metric``, ``finish``, and ``url`` or ``config``) for one study; completed trials
+    are read back with :func:`ato.tracking.open_finder` on the same URL."""
 
     def __init__(self, tracker, study_id: str, names):
         self.tracker = tracker
@@ -38,9 +39,12 @@ class TrialRecorder:
             self._load()
 
     def _load(self) -> None:
-        from ato.db_routers.sql.manager import SQLFinder
+        """Read the study's completed trials back through the tracker protocol (any
+        backend: the finder is opened from the logger's URL, never from ato-sql)."""
+        from ato.tracking import open_finder, url_of
 
-        finder = SQLFinder(self.tracker.config)
+        url = getattr(self.tracker, "url", None) or url_of(self.tracker.config)
+        finder = open_finder(url)
         for run in finder.find_runs(tags=[f"study:{self.study_id}"], status="completed"):
             key = next((t[6:] for t in run.tags if str(t).startswith("trial:")), None)
             history = finder.get_metric_history(run.id, OBJECTIVE)

@@ -1,7 +1,12 @@
-"""``ato runs list|show|best|diff``: readable tables (or ``--json``) over the tracker."""
+"""``ato runs list|show|best|diff``: readable tables (or ``--json``) over the tracker.
+
+It reads only through the tracker protocol (``ato.tracking.open_finder``), so it works on
+any backend's URL; an optional capability the backend lacks (artifacts, fingerprints,
+``--where``) is reported in one line instead of failing."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -11,10 +16,47 @@ DEFAULT_DB = "sqlite:///experiments.db"
 
 
 def _finder(args):
-    from ato.adict import ADict
-    from ato.db_routers.sql.manager import SQLFinder
+    from ato.tracking import open_finder
 
-    return SQLFinder(ADict(experiment={"sql": {"db_path": args.db}}))
+    return open_finder(args.db)
+
+
+def _summary(s) -> dict:
+    return {"latest": s.last, "latest_step": s.last_step, "min": s.min, "max": s.max,
+            "steps": s.count}
+
+
+def _summaries(finder, run_ids, keys=None) -> dict:
+    """``{run_id: {key: {'latest', 'latest_step', 'min', 'max', 'steps'}}}``."""
+    return {run_id: {k: _summary(s) for k, s in by_key.items()}
+            for run_id, by_key in finder.get_metric_summaries(run_ids, keys).items()}
+
+
+def _optional(finder, capability: str, fetch, run_id):
+    """``fetch(run_id)``, or ``None`` when the backend lacks ``capability``."""
+    return fetch(run_id) if finder.supports(capability) else None
+
+
+def _statuses(text: str) -> list[str]:
+    """``--status failed,killed`` → ``['failed', 'killed']``, each a known status."""
+    from ato.tracking import STATUSES
+
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    for status in wanted or [text]:
+        if status not in STATUSES:
+            raise argparse.ArgumentTypeError(
+                f"{status!r} is not a status (choose from {', '.join(STATUSES)})")
+    return wanted
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
 
 
 def _fmt(value) -> str:
@@ -56,8 +98,7 @@ def _run_json(run, metrics: dict | None = None) -> dict:
 
 
 def _summaries_of(finder, run):
-    keys = sorted({m.key for m in run.metrics})
-    return finder.metric_summaries([run.id], keys).get(run.id, {})
+    return _summaries(finder, [run.id]).get(run.id, {})
 
 
 def cmd_list(args) -> int:
@@ -66,7 +107,7 @@ def cmd_list(args) -> int:
     tags = [t for t in (args.tags or "").split(",") if t]
     runs = finder.find_runs(args.project, tags=tags or None, status=args.status,
                             where=args.where, limit=args.limit, last=args.last)
-    summaries = finder.metric_summaries([r.id for r in runs], keys) if keys else {}
+    summaries = _summaries(finder, [r.id for r in runs], keys) if keys else {}
     best = "max" if args.mode == "max" else "min"
     if args.json:
         print(json.dumps([_run_json(r, summaries.get(r.id, {}) if keys else None) for r in runs],
@@ -99,12 +140,15 @@ def cmd_show(args) -> int:
     finder = _finder(args)
     run = _get_run(finder, args.run_id)
     summaries = _summaries_of(finder, run)
+    artifacts = _optional(finder, "artifacts", finder.get_artifacts, run.id)
+    fingerprints = _optional(finder, "fingerprints", finder.get_fingerprints, run.id)
     if args.json:
         data = _run_json(run, summaries)
-        data["artifacts"] = [{"path": a.path, "data_type": a.data_type, "metadata": a.data_info}
-                             for a in run.artifacts]
-        data["fingerprints"] = [{"trace_id": f.trace_id, "type": f.trace_type,
-                                 "fingerprint": f.fingerprint} for f in run.fingerprints]
+        data["artifacts"] = None if artifacts is None else [
+            {"path": a.path, "data_type": a.data_type, "metadata": a.metadata} for a in artifacts]
+        data["fingerprints"] = None if fingerprints is None else [
+            {"trace_id": f.trace_id, "type": f.trace_type, "fingerprint": f.fingerprint}
+            for f in fingerprints]
         print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"run {run.id}  project {run.project_name}  status {run.status}")
@@ -116,14 +160,17 @@ def cmd_show(args) -> int:
         print()
         print(table(["metric", "latest", "min", "max", "steps"],
                     [[k, s["latest"], s["min"], s["max"], s["steps"]] for k, s in summaries.items()]))
-    if run.artifacts:
+    if artifacts:
         print()
         print(table(["artifact", "type", "metadata"],
-                    [[a.path, a.data_type, a.data_info] for a in run.artifacts]))
-    if run.fingerprints:
+                    [[a.path, a.data_type, a.metadata] for a in artifacts]))
+    if fingerprints:
         print()
         print(table(["trace", "type", "fingerprint"],
-                    [[f.trace_id, f.trace_type, f.fingerprint[:16]] for f in run.fingerprints]))
+                    [[f.trace_id, f.trace_type, f.fingerprint[:16]] for f in fingerprints]))
+    missing = [c for c, v in (("artifacts", artifacts), ("fingerprints", fingerprints)) if v is None]
+    if missing:
+        print(f"\n({' and '.join(missing)}: not kept by the {finder.plugin_name!r} tracker backend)")
     return 0
 
 
@@ -132,7 +179,7 @@ def cmd_best(args) -> int:
     best = finder.find_best_run(args.project, args.metric, mode=args.mode)
     if isinstance(best, dict):
         raise AtoError(f"{best['error']} (project {args.project!r}, metric {args.metric!r})")
-    summary = finder.metric_summaries([best.id], [args.metric])[best.id].get(args.metric, {})
+    summary = _summaries(finder, [best.id], [args.metric])[best.id].get(args.metric, {})
     if args.json:
         print(json.dumps(_run_json(best, {args.metric: summary}), indent=2, default=str))
         return 0
@@ -148,12 +195,14 @@ def diff(finder, a, b) -> dict:
     ca, cb = flatten(a.config.to_dict()), flatten(b.config.to_dict())
     config = {k: [ca.get(k, "<absent>"), cb.get(k, "<absent>")] for k in sorted(set(ca) | set(cb))
               if ca.get(k, "<absent>") != cb.get(k, "<absent>")}
-    fa = {(f.trace_id, f.trace_type): f.fingerprint for f in a.fingerprints}
-    fb = {(f.trace_id, f.trace_type): f.fingerprint for f in b.fingerprints}
-    fingerprints = {f"{t} ({k})": [fa.get((t, k)), fb.get((t, k))]
-                    for t, k in sorted(set(fa) | set(fb)) if fa.get((t, k)) != fb.get((t, k))}
-    keys = sorted({m.key for m in a.metrics} | {m.key for m in b.metrics})
-    sums = finder.metric_summaries([a.id, b.id], keys)
+    fingerprints = None
+    if finder.supports("fingerprints"):
+        fa = {(f.trace_id, f.trace_type): f.fingerprint for f in finder.get_fingerprints(a.id)}
+        fb = {(f.trace_id, f.trace_type): f.fingerprint for f in finder.get_fingerprints(b.id)}
+        fingerprints = {f"{t} ({k})": [fa.get((t, k)), fb.get((t, k))]
+                        for t, k in sorted(set(fa) | set(fb)) if fa.get((t, k)) != fb.get((t, k))}
+    keys = finder.metric_keys([a.id, b.id])
+    sums = _summaries(finder, [a.id, b.id], keys)
     metrics = {}
     for key in keys:
         sa, sb = sums.get(a.id, {}).get(key), sums.get(b.id, {}).get(key)
@@ -184,7 +233,9 @@ def cmd_diff(args) -> int:
     for label in ("tags", "status"):
         if d[label]:
             print(f"\n{label}: {_fmt(d[label][0])}  vs  {_fmt(d[label][1])}")
-    if d["fingerprints"]:
+    if d["fingerprints"] is None:
+        print(f"\n(code fingerprints: not kept by the {finder.plugin_name!r} tracker backend)")
+    elif d["fingerprints"]:
         print()
         print(table(["code fingerprint", f"run {a.id}", f"run {b.id}"],
                     [[k, (v[0] or "-")[:16], (v[1] or "-")[:16]] for k, v in d["fingerprints"].items()]))
@@ -213,9 +264,11 @@ class RunsCommand:
         p.add_argument("--mode", choices=("max", "min"), default="max", help="what 'best' means")
         p.add_argument("--where", help="typed config filter, e.g. \"lr < 0.01 and model == 'x'\"")
         p.add_argument("--tags", help="comma-separated tags that must all be present")
-        p.add_argument("--status", help="running, completed, failed, killed or crashed")
-        p.add_argument("--limit", type=int, help="only the first N runs")
-        p.add_argument("--last", type=int, help="only the most recent N runs")
+        p.add_argument("--status", type=_statuses,
+                       help="running, completed, failed, killed or crashed; several "
+                            "comma-separated (failed,killed)")
+        p.add_argument("--limit", type=_count, help="only the first N runs")
+        p.add_argument("--last", type=_count, help="only the most recent N runs")
         p.add_argument("--json", action="store_true")
         p.set_defaults(_run=cmd_list)
         p = sub.add_parser("show", help="one run in detail")

@@ -14,6 +14,18 @@ from datetime import datetime, timedelta, timezone
 
 from ato.db_routers.sql.logger import other_backend, tracker_url
 from ato.db_routers.sql.where import compile_where, parse_where
+from ato.tracking import check_query
+from ato.tracking.protocol import (
+    CAPABILITIES,
+    Artifact,
+    Fingerprint,
+    MetricPoint,
+    MetricSeries,
+    MetricSummary,
+    Project,
+)
+from ato.tracking.protocol import Run as ProtocolRun
+from ato.tracking.reduce import bucket_count, check_max_points
 
 _MODES = ("max", "min")
 
@@ -28,128 +40,101 @@ def _time(value):
     return datetime.fromisoformat(str(value))
 
 
-class MetricRecord:
-    """One logged value: ``key``, ``value``, ``step``, ``timestamp``."""
-
-    __slots__ = ("run_id", "key", "value", "step", "timestamp")
-
-    def __init__(self, run_id, key, value, step, timestamp):
-        self.run_id, self.key, self.value, self.step = run_id, key, value, step
-        self.timestamp = _time(timestamp)
-
-    def __repr__(self):
-        return f"Metric({self.key!r}, value={self.value!r}, step={self.step})"
+def _record_time(value):
+    value = _time(value)
+    if value is not None and value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
 
 
-class ArtifactRecord:
-    __slots__ = ("id", "run_id", "path", "data_type", "data_info")
-
-    def __init__(self, id, run_id, path, data_type, data_info):
-        self.id, self.run_id, self.path, self.data_type = id, run_id, path, data_type
-        self.data_info = _json(data_info)
-
-    def __repr__(self):
-        return f"Artifact({self.path!r}, {self.data_type!r})"
+def _float(value):
+    """A stored metric value as a float (``float('NaN')`` also reads a NaN kept as text)."""
+    return None if value is None else float(value)
 
 
-class FingerprintRecord:
-    __slots__ = ("run_id", "trace_id", "trace_type", "fingerprint")
-
-    def __init__(self, run_id, trace_id, trace_type, fingerprint):
-        self.run_id, self.trace_id = run_id, trace_id
-        self.trace_type, self.fingerprint = trace_type, fingerprint
-
-    def __repr__(self):
-        return f"Fingerprint({self.trace_id!r}, {self.trace_type!r}, {self.fingerprint[:12]}…)"
+def _point(row) -> MetricPoint:
+    run_id, key, value, step, timestamp = row
+    return MetricPoint(run_id, key, _float(value), step, _record_time(timestamp))
 
 
-class ProjectRecord:
-    __slots__ = ("id", "name", "description", "created_at")
-
-    def __init__(self, id, name, description, created_at):
-        self.id, self.name, self.description = id, name, description
-        self.created_at = _time(created_at)
-
-    def __repr__(self):
-        return f"Project({self.id}, {self.name!r})"
+# The seed-era names of the records, kept for code that imports them.
+MetricRecord = MetricPoint
+ArtifactRecord = Artifact
+FingerprintRecord = Fingerprint
+ProjectRecord = Project
 
 
-class Run:
-    """A run (an *experiment* row) with its config as an ADict."""
+class Run(ProtocolRun):
+    """A run of the tracker protocol (:class:`ato.tracking.Run`) that also loads
+    ``metrics``, ``artifacts`` and ``fingerprints`` on first access (the seed's API)."""
 
-    def __init__(self, finder: SQLFinder, row):
+    @classmethod
+    def _from_row(cls, finder: SQLFinder, row) -> Run:
         from ato.adict import ADict
 
-        self._finder = finder
-        self.id = row.id
-        self.project_id = row.project_id
-        self.project_name = row.project_name
-        self.config = ADict(_json(row.config) or {})
-        self.structural_hash = row.structural_hash
-        self.tags = _json(row.tags) or []
-        self.recorded_status = row.status
-        self.start_time = _time(row.start_time)
-        self.end_time = _time(row.end_time)
-        self.heartbeat_at = _time(row.heartbeat_at)
-        self._metrics = self._artifacts = self._fingerprints = None
+        start, heartbeat = _record_time(row.start_time), _record_time(row.heartbeat_at)
+        status = row.status
+        if status == "running":
+            last = heartbeat or start
+            if last is not None and last < finder._cutoff():
+                status = "crashed"
+        run = cls(id=row.id, project_name=row.project_name,
+                  config=ADict(_json(row.config) or {}), tags=_json(row.tags) or [],
+                  status=status, recorded_status=row.status, start_time=start,
+                  end_time=_record_time(row.end_time), heartbeat_at=heartbeat,
+                  structural_hash=row.structural_hash, error=getattr(row, "error", None))
+        run._finder = finder
+        run.project_id = row.project_id
+        return run
 
     @property
-    def status(self) -> str:
-        """The recorded status, or ``crashed`` for a run whose heartbeat went stale."""
-        if self.recorded_status == "running":
-            last = self.heartbeat_at or self.start_time
-            if last is not None and last < self._finder._cutoff():
-                return "crashed"
-        return self.recorded_status
-
-    @property
-    def metrics(self) -> list[MetricRecord]:
-        if self._metrics is None:
+    def metrics(self) -> list[MetricPoint]:
+        """Every point of every key, ordered by key, step (loaded once)."""
+        if "_metrics" not in self.__dict__:
             self._metrics = self._finder._metrics_of(self.id)
         return self._metrics
 
     @property
-    def artifacts(self) -> list[ArtifactRecord]:
-        if self._artifacts is None:
-            rows = self._finder._rows(
-                "SELECT id, run_id, path, data_type, data_info FROM artifacts "
-                "WHERE run_id = :r ORDER BY id", r=self.id)
-            self._artifacts = [ArtifactRecord(*row) for row in rows]
+    def artifacts(self) -> list[Artifact]:
+        if "_artifacts" not in self.__dict__:
+            self._artifacts = self._finder.get_artifacts(self.id)
         return self._artifacts
 
     @property
-    def fingerprints(self) -> list[FingerprintRecord]:
-        if self._fingerprints is None:
-            rows = self._finder._rows(
-                "SELECT run_id, trace_id, trace_type, fingerprint FROM fingerprints "
-                "WHERE run_id = :r ORDER BY id", r=self.id)
-            self._fingerprints = [FingerprintRecord(*row) for row in rows]
+    def fingerprints(self) -> list[Fingerprint]:
+        if "_fingerprints" not in self.__dict__:
+            self._fingerprints = self._finder.get_fingerprints(self.id)
         return self._fingerprints
-
-    def __repr__(self):
-        return f"Run({self.id}, project={self.project_name!r}, status={self.status!r})"
 
 
 class SQLFinder:
-    """``SQLFinder(config)`` needs only ``config.experiment.sql.db_path``.
+    """``SQLFinder(config)`` needs only ``config.experiment.sql.db_path``; it implements the
+    whole tracker protocol (:class:`ato.tracking.TrackerFinder`) with every capability.
 
     ``stale_after`` (seconds) is how old a running run's heartbeat may be before the run is
     reported as ``crashed``.
     """
+
+    capabilities = frozenset(CAPABILITIES)
 
     def __new__(cls, config, **options):
         other = other_backend(config, "finder", options) if cls is SQLFinder else None
         return other if other is not None else super().__new__(cls)
 
     def __init__(self, config, stale_after: float = 60.0):
-        from sqlalchemy import inspect
-
         from ato.db_routers.sql.engine import get_engine
 
         self.url = tracker_url(config)
         self.engine = get_engine(self.url)
         self.stale_after = stale_after
         self.dialect = self.engine.dialect.name
+        self._inspect()
+
+    def _inspect(self) -> None:
+        """Learn which tables and columns exist (again while there are none: a finder
+        opened before the first run sees the runs logged after it)."""
+        from sqlalchemy import inspect
+
         with self.engine.connect() as conn:
             insp = inspect(conn)
             tables = set(insp.get_table_names())
@@ -158,21 +143,30 @@ class SQLFinder:
             self._heartbeat = (not self._empty and "heartbeat_at" in
                                {c["name"] for c in insp.get_columns("experiments")})
 
+    def __repr__(self):
+        return f"SQLFinder({self.url!r})"
+
     # ------------------------------------------------------------------ plumbing
     def _rows(self, sql: str, **params):
         from sqlalchemy import text
 
         if self._empty:
-            return []
+            self._inspect()
+            if self._empty:
+                return []
         with self.engine.connect() as conn:
             return conn.execute(text(sql), params).all()
 
     def _cutoff(self) -> datetime:
         return datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=self.stale_after)
 
+    def _time_param(self, value: datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.dialect == "sqlite" else value
+
     def _cutoff_param(self):
-        cutoff = self._cutoff()
-        return cutoff.strftime("%Y-%m-%d %H:%M:%S.%f") if self.dialect == "sqlite" else cutoff
+        return self._time_param(self._cutoff())
 
     def _run_select(self) -> str:
         heartbeat = "e.heartbeat_at" if self._heartbeat else "NULL"
@@ -183,12 +177,12 @@ class SQLFinder:
     def _runs(self, where: str = "", order: str = " ORDER BY e.id", **params) -> list[Run]:
         rows = self._rows(self._run_select() + (f" WHERE {where}" if where else "") + order,
                           **params)
-        return [Run(self, row) for row in rows]
+        return [Run._from_row(self, row) for row in rows]
 
-    def _metrics_of(self, run_id: int) -> list[MetricRecord]:
+    def _metrics_of(self, run_id: int) -> list[MetricPoint]:
         rows = self._rows("SELECT run_id, key, value, step, timestamp FROM metrics "
                           "WHERE run_id = :r ORDER BY key, step, id", r=run_id)
-        return [MetricRecord(*row) for row in rows]
+        return [_point(row) for row in rows]
 
     def _summary_source(self) -> str:
         if self._summaries:
@@ -199,26 +193,40 @@ class SQLFinder:
                 " MAX(step) AS last_step, MIN(value) AS min_value, MAX(value) AS max_value,"
                 " COUNT(*) AS count FROM metrics GROUP BY run_id, key) g)")
 
+    @staticmethod
+    def _in_list(prefix: str, values, params: dict) -> str:
+        names = []
+        for i, value in enumerate(values):
+            params[f"{prefix}{i}"] = value
+            names.append(f":{prefix}{i}")
+        return ", ".join(names)
+
     # ------------------------------------------------------------------ projects and runs
-    def find_project(self, name: str) -> ProjectRecord | None:
+    def find_project(self, name: str) -> Project | None:
         rows = self._rows("SELECT id, name, description, created_at FROM projects "
                           "WHERE name = :n", n=name)
-        return ProjectRecord(*rows[0]) if rows else None
+        return self._project(rows[0]) if rows else None
 
-    def list_projects(self) -> list[ProjectRecord]:
-        return [ProjectRecord(*r) for r in self._rows(
+    @staticmethod
+    def _project(row) -> Project:
+        return Project(row[0], row[1], row[2], _record_time(row[3]))
+
+    def list_projects(self) -> list[Project]:
+        return [self._project(r) for r in self._rows(
             "SELECT id, name, description, created_at FROM projects ORDER BY id")]
 
     def find_run(self, run_id: int) -> Run | None:
         runs = self._runs("e.id = :r", r=int(run_id))
         return runs[0] if runs else None
 
-    def find_runs(self, project_name: str | None = None, *, tags=None, status: str | None = None,
-                  where: str | None = None, limit: int | None = None,
-                  last: int | None = None) -> list[Run]:
+    def find_runs(self, project_name: str | None = None, *, tags=None, status=None,
+                  where: str | None = None, order_by: str = "id", descending: bool = False,
+                  limit: int | None = None, last: int | None = None) -> list[Run]:
         """Runs filtered by project, tags (all must be present), status (``crashed``
-        included) and a typed config expression such as ``"lr < 0.01 and model == 'x'"``;
-        ``limit`` keeps the first runs, ``last`` the most recent ones."""
+        included; one or several) and a typed config expression such as
+        ``"lr < 0.01 and model == 'x'"``, sorted by ``order_by`` (NULLs last, ties by id);
+        ``limit`` keeps the first runs, ``last`` the most recent ones (by id)."""
+        statuses = check_query(order_by, status, limit, last)
         clauses, params = [], {}
         if project_name is not None:
             clauses.append("p.name = :project")
@@ -229,27 +237,41 @@ class SQLFinder:
                 clauses.append(f"EXISTS (SELECT 1 FROM json_each(e.tags) WHERE value = :tag{i})")
             else:
                 clauses.append(f"jsonb_exists(CAST(e.tags AS jsonb), :tag{i})")
-        if status is not None:
-            seen = "COALESCE(e.heartbeat_at, e.start_time)" if self._heartbeat else "e.start_time"
-            if status == "crashed":
-                clauses.append(f"e.status = 'running' AND {seen} < :cutoff")
+        seen = "COALESCE(e.heartbeat_at, e.start_time)" if self._heartbeat else "e.start_time"
+        if statuses is not None:
+            either = []
+            for i, wanted in enumerate(statuses):
+                if wanted == "crashed":
+                    either.append(f"(e.status = 'running' AND {seen} < :cutoff)")
+                elif wanted == "running":
+                    either.append(f"(e.status = 'running' AND {seen} >= :cutoff)")
+                else:
+                    either.append(f"e.status = :status{i}")
+                    params[f"status{i}"] = wanted
+            if any(s in ("crashed", "running") for s in statuses):
                 params["cutoff"] = self._cutoff_param()
-            elif status == "running":
-                clauses.append(f"e.status = 'running' AND {seen} >= :cutoff")
-                params["cutoff"] = self._cutoff_param()
-            else:
-                clauses.append("e.status = :status")
-                params["status"] = status
+            clauses.append("(" + " OR ".join(either) + ")")
         if where:
             sql, where_params = compile_where(parse_where(where), self.dialect)
             clauses.append(sql)
             params.update(where_params)
-        if last:
-            runs = self._runs(" AND ".join(clauses), f" ORDER BY e.id DESC LIMIT {int(last)}",
-                              **params)
-            return runs[::-1]
-        order = " ORDER BY e.id" + (f" LIMIT {int(limit)}" if limit else "")
-        return self._runs(" AND ".join(clauses), order, **params)
+        inner = self._run_select() + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        if last is not None:
+            inner += f" ORDER BY e.id DESC LIMIT {int(last)}"
+        direction = "DESC" if descending else "ASC"
+        if order_by == "id":
+            order = f"r.id {direction}"
+        else:
+            column = f"r.{order_by}"
+            if order_by == "status":
+                params["cutoff"] = self._cutoff_param()
+                column = ("(CASE WHEN r.status = 'running' AND COALESCE(r.heartbeat_at, "
+                          "r.start_time) < :cutoff THEN 'crashed' ELSE r.status END)")
+            order = f"(CASE WHEN {column} IS NULL THEN 1 ELSE 0 END), {column} {direction}, r.id"
+        sql = f"SELECT * FROM ({inner}) r ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [Run._from_row(self, row) for row in self._rows(sql, **params)]
 
     def get_runs_in_project(self, project_name: str, **filters) -> list[Run]:
         """Every run of the project in ascending id order (``[]`` for an unknown project)."""
@@ -268,6 +290,19 @@ class SQLFinder:
             "WHERE run_id = :r AND trace_id = :t AND trace_type = :k))",
             r=int(run_id), t=trace_id, k=trace_type)
 
+    def get_artifacts(self, run_id: int) -> list[Artifact]:
+        """The run's artifacts in the order logged."""
+        rows = self._rows("SELECT id, run_id, path, data_type, data_info FROM artifacts "
+                          "WHERE run_id = :r ORDER BY id", r=int(run_id))
+        return [Artifact(run_id=r, path=path, data_type=kind, metadata=_json(info), id=i)
+                for i, r, path, kind, info in rows]
+
+    def get_fingerprints(self, run_id: int) -> list[Fingerprint]:
+        """The run's code fingerprints, in the order recorded."""
+        rows = self._rows("SELECT run_id, trace_id, trace_type, fingerprint FROM fingerprints "
+                          "WHERE run_id = :r ORDER BY id", r=int(run_id))
+        return [Fingerprint(*row) for row in rows]
+
     # ------------------------------------------------------------------ metrics
     def find_best_run(self, project_name: str, metric_key: str, mode: str = "max"):
         """The run that logged the single best value of ``metric_key`` (any step)."""
@@ -285,34 +320,122 @@ class SQLFinder:
             return {"error": "Run not found"}
         return self.find_run(rows[0][0])
 
-    def get_metric_history(self, run_id: int, key: str) -> list[MetricRecord]:
+    def metric_keys(self, run_ids) -> list[str]:
+        """The sorted union of the metric keys these runs logged."""
+        run_ids = [int(r) for r in run_ids]
+        keys: set = set()
+        for start in range(0, len(run_ids), 500):
+            params: dict = {}
+            ids = self._in_list("r", run_ids[start:start + 500], params)
+            keys.update(k for (k,) in self._rows(
+                f"SELECT DISTINCT s.key FROM {self._summary_source()} s "
+                f"WHERE s.run_id IN ({ids})", **params))
+        return sorted(keys)
+
+    def get_metric_history(self, run_id: int, key: str) -> list[MetricPoint]:
         """Every value of one metric of one run, by step."""
         rows = self._rows("SELECT run_id, key, value, step, timestamp FROM metrics "
                           "WHERE run_id = :r AND key = :k ORDER BY step, id", r=int(run_id), k=key)
-        return [MetricRecord(*row) for row in rows]
+        return [_point(row) for row in rows]
 
-    def metric_summaries(self, run_ids, keys) -> dict:
-        """``{run_id: {key: {'latest', 'latest_step', 'min', 'max', 'steps'}}}`` — one
-        indexed query whatever the number of logged rows."""
+    def get_metric_summaries(self, run_ids, keys=None) -> dict[int, dict[str, MetricSummary]]:
+        """``{run_id: {key: MetricSummary}}`` — one indexed query per 500 runs, whatever
+        the number of logged points."""
         run_ids = [int(r) for r in run_ids]
-        if not run_ids or not keys:
-            return {}
-        binds = {f"k{i}": k for i, k in enumerate(keys)}
-        key_list = ", ".join(f":k{i}" for i in range(len(keys)))
         out: dict = {r: {} for r in run_ids}
-        chunk = 500
-        for start in range(0, len(run_ids), chunk):
-            ids = run_ids[start:start + chunk]
-            id_binds = {f"r{i}": r for i, r in enumerate(ids)}
-            id_list = ", ".join(f":r{i}" for i in range(len(ids)))
+        if not run_ids or (keys is not None and not keys):
+            return out
+        key_params: dict = {}
+        key_clause = ""
+        if keys is not None:
+            key_clause = f" AND s.key IN ({self._in_list('k', list(keys), key_params)})"
+        for start in range(0, len(run_ids), 500):
+            params = dict(key_params)
+            ids = self._in_list("r", run_ids[start:start + 500], params)
             rows = self._rows(
                 f"SELECT s.run_id, s.key, s.last_value, s.last_step, s.min_value, s.max_value, "
-                f"s.count FROM {self._summary_source()} s WHERE s.key IN ({key_list}) "
-                f"AND s.run_id IN ({id_list})", **binds, **id_binds)
+                f"s.count FROM {self._summary_source()} s WHERE s.run_id IN ({ids}){key_clause}",
+                **params)
             for run_id, key, last, last_step, lo, hi, count in rows:
-                out[run_id][key] = {"latest": last, "latest_step": last_step, "min": lo,
-                                    "max": hi, "steps": count}
+                out[run_id][key] = MetricSummary(run_id, key, _float(last), last_step,
+                                                 _float(lo), _float(hi), count)
         return out
+
+    def metric_summaries(self, run_ids, keys) -> dict:
+        """``{run_id: {key: {'latest', 'latest_step', 'min', 'max', 'steps'}}}`` (the
+        pre-protocol form of :meth:`get_metric_summaries`)."""
+        if not run_ids or not keys:
+            return {}
+        return {run_id: {k: {"latest": s.last, "latest_step": s.last_step, "min": s.min,
+                             "max": s.max, "steps": s.count} for k, s in by_key.items()}
+                for run_id, by_key in self.get_metric_summaries(run_ids, keys).items()}
+
+    def get_metric_series(self, run_id: int, key: str, *, min_step: int | None = None,
+                          max_step: int | None = None, max_points: int | None = None
+                          ) -> MetricSeries:
+        """The points of ``(run_id, key)`` with ``min_step <= step <= max_step``, reduced
+        inside the database to at most ``max_points`` (ato.tracking.reduce's rule: first
+        and last kept, per step bucket its min, max and last point)."""
+        check_max_points(max_points)
+        cond = "run_id = :r AND key = :k"
+        params: dict = {"r": int(run_id), "k": key}
+        if min_step is not None:
+            cond += " AND step >= :lo"
+            params["lo"] = int(min_step)
+        if max_step is not None:
+            cond += " AND step <= :hi"
+            params["hi"] = int(max_step)
+        rows = self._rows(f"SELECT COUNT(*) FROM metrics WHERE {cond}", **params)
+        total = int(rows[0][0]) if rows else 0
+        if max_points is None or total <= max_points:
+            points = [_point(row) for row in self._rows(
+                f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE {cond} "
+                f"ORDER BY step, id", **params)]
+            return MetricSeries(int(run_id), key, points, total, False, min_step, max_step)
+        params["b"] = bucket_count(max_points)
+        # NaN (PostgreSQL's float NaN, or SQLite's text 'NaN') is never a min or a max.
+        nan = ("typeof(p.value) = 'text'" if self.dialect == "sqlite"
+               else "p.value = CAST('NaN' AS double precision)")
+        sql = (
+            f"WITH pts AS (SELECT id, run_id, key, value, step, timestamp, "
+            f"ROW_NUMBER() OVER (ORDER BY step, id) AS rn FROM metrics WHERE {cond}), "
+            f"ends AS (SELECT MIN(step) AS lo, MAX(step) AS hi, COUNT(*) AS n FROM pts), "
+            f"mid AS (SELECT p.id, p.value, p.step, CASE WHEN {nan} THEN 1 ELSE 0 END AS nan, "
+            f"(CAST(p.step - e.lo AS BIGINT) * :b) / (e.hi - e.lo + 1) AS bucket "
+            f"FROM pts p CROSS JOIN ends e WHERE p.rn > 1 AND p.rn < e.n), "
+            f"ranked AS (SELECT id, nan, "
+            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY nan, value, step, id) AS r_min, "
+            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY nan, value DESC, step, id) "
+            f"AS r_max, "
+            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY step DESC, id DESC) AS r_last "
+            f"FROM mid) "
+            f"SELECT p.run_id, p.key, p.value, p.step, p.timestamp FROM pts p CROSS JOIN ends e "
+            f"WHERE p.rn = 1 OR p.rn = e.n OR p.id IN (SELECT id FROM ranked "
+            f"WHERE r_last = 1 OR (nan = 0 AND (r_min = 1 OR r_max = 1))) "
+            f"ORDER BY p.step, p.id")
+        points = [_point(row) for row in self._rows(sql, **params)]
+        return MetricSeries(int(run_id), key, points, total, True, min_step, max_step)
+
+    def get_metric_points_since(self, run_id: int, *, keys=None, after_step: int | None = None,
+                                after_time: datetime | None = None) -> list[MetricPoint]:
+        """Points of the run (only ``keys`` when given) with ``step > after_step`` and
+        ``timestamp > after_time``, by key then step — one indexed query."""
+        cond = "run_id = :r"
+        params: dict = {"r": int(run_id)}
+        if keys is not None:
+            keys = list(keys)
+            if not keys:
+                return []
+            cond += f" AND key IN ({self._in_list('k', keys, params)})"
+        if after_step is not None:
+            cond += " AND step > :s"
+            params["s"] = int(after_step)
+        if after_time is not None:
+            cond += " AND timestamp > :t"
+            params["t"] = self._time_param(after_time)
+        rows = self._rows(f"SELECT run_id, key, value, step, timestamp FROM metrics "
+                          f"WHERE {cond} ORDER BY key, step, id", **params)
+        return [_point(row) for row in rows]
 
     # ------------------------------------------------------------------ fingerprints
     def get_trace_statistics(self, project_name: str, trace_id: str) -> dict:

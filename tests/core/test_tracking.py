@@ -1,0 +1,290 @@
+"""ato.tracking without any backend installed: the series reduction, the where grammar,
+opening by URL and the facade's capability handling."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ato.errors import PluginNotInstalledError, UnknownPluginError
+from ato.plugins import hookimpl
+from ato.tracking import (
+    CapabilityError,
+    MetricPoint,
+    Run,
+    TrackerProtocolError,
+    WhereError,
+    matches,
+    open_finder,
+    open_logger,
+    parse_where,
+    reduce_points,
+    tracker_config,
+    url_of,
+)
+
+
+def points(values, steps=None):
+    steps = range(len(values)) if steps is None else steps
+    return [MetricPoint(1, "m", float(v), s) for v, s in zip(values, steps)]
+
+
+class TestReduce:
+    def test_short_series_is_returned_whole(self):
+        series = points([3, 1, 2])
+        assert reduce_points(series, 5) == series and reduce_points(series, None) == series
+
+    def test_buckets_keep_min_max_and_last(self):
+        # 11 points, max_points 8 -> 2 buckets over steps 0..10 (span 11): interior steps
+        # 1..5 go to bucket 0, 6..9 to bucket 1.
+        series = points([0, 5, -3, 2, 2, 1, 7, 7, -1, 4, 6])
+        kept = reduce_points(series, 8)
+        assert [p.step for p in kept] == [0, 1, 2, 5, 6, 8, 9, 10]
+        # bucket 0: max 5@1, min -3@2, last 1@5; bucket 1: max 7@6 (earliest of the tie),
+        # min -1@8, last 4@9; plus first and last.
+
+    def test_errors_name_the_argument(self):
+        with pytest.raises(ValueError, match="at least 5"):
+            reduce_points(points([1] * 10), 4)
+        with pytest.raises(ValueError, match="int"):
+            reduce_points(points([1] * 10), 10.5)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=300),
+           st.integers(min_value=5, max_value=60), st.integers(min_value=1, max_value=4))
+    def test_guarantees(self, values, max_points, stride):
+        series = points(values, [i // stride for i in range(len(values))])
+        kept = reduce_points(series, max_points)
+        assert len(kept) <= max_points
+        assert kept == reduce_points(series, max_points)  # deterministic
+        index = {id(p): i for i, p in enumerate(series)}
+        positions = [index[id(p)] for p in kept]  # a subsequence, in order, no repeats
+        assert positions == sorted(set(positions))
+        assert kept[0] is series[0] and kept[-1] is series[-1]
+        assert min(p.value for p in kept) == min(values)
+        assert max(p.value for p in kept) == max(values)
+        if len(series) <= max_points:
+            assert kept == series
+
+
+class TestWhere:
+    CONFIG = {"lr": 0.001, "name": "resnet", "model": {"depth": 50, "conv.1": {"k": 3}},
+              "amp": True, "note": None, "s": "0.5", "layers": [64, 128], "0": "zero",
+              "learning rate": 2, "big": float("inf"), "bad": float("nan"), "é": "ü"}
+
+    @pytest.mark.parametrize("expr, expected", [
+        ("lr < 0.01", True), ("lr == 0.001", True), ("model.depth >= 50.0", True),
+        ("name == 'resnet'", True), ("name != 'vit'", True), ("name < 'z'", True),
+        ("amp == True", True), ("amp != False", True), ("amp == 1", False),
+        ("note == None", True), ("note != None", False), ("s < 1", False),
+        ("missing == 1", False), ("missing != 1", False), ("missing != None", False),
+        # every comparison is true or false, so not is the exact complement
+        ("not missing == 1", True), ("not s < 1", True),
+        ("missing == 1 or lr > 0", True), ("not (lr > 0 and name == 'x')", True),
+        ("model.depth.x == 1", False), ("model == 1", False),
+        # quoted segments, list indexes, digit keys
+        ('"learning rate" == 2', True), ("model.\"conv.1\".k == 3", True),
+        ("layers.0 == 64", True), ("layers.1 > 100", True), ("layers.2 == 1", False),
+        ("0 == 'zero'", True), ("é == 'ü'", True),
+        # inf is a number; nan is never ordered, and != every number
+        ("big > 1e308", True), ("big == inf", True), ("bad == nan", True),
+        ("bad != 1", True), ("bad < 1", False), ("bad >= 1", False), ("lr != nan", True),
+        ("bad != nan", False), ("lr == nan", False), ("lr < nan", False),
+        ("name != nan", False),
+    ])
+    def test_typed(self, expr, expected):
+        assert matches(parse_where(expr), self.CONFIG) is expected
+
+    def test_works_on_an_adict(self):
+        from ato.adict import ADict
+
+        assert matches(parse_where("model.depth > 10"), ADict(model=ADict(depth=11)))
+
+    @pytest.mark.parametrize("expr, message", [
+        ("", "empty"), ("lr <", "position 4: expected a value"),
+        ("(lr < 1", "missing ')'"), ("lr < [1]", "compare with a number"),
+        ("amp < True", "only be compared with == or !="), ("lr 1", "expected a comparison"),
+        ("a..b == 1", "empty key segment"), ("a. == 1", "ends with '.'"),
+        ("'open == 1", "unterminated string"),
+    ])
+    def test_errors_name_the_position(self, expr, message):
+        with pytest.raises(WhereError, match=message.replace("(", r"\(").replace(")", r"\)")
+                           .replace("[", r"\[").replace(".", r"\.")):
+            parse_where(expr)
+
+
+class Minimal:
+    """A finder with only the required members and no capabilities."""
+
+    url = "minimal://x"
+    stale_after = 60.0
+
+    def __init__(self):
+        self.history = points([5, 1, 9, 2, 2, 3, 8, 0, 4])
+
+    def list_projects(self):
+        return []
+
+    def find_project(self, name):
+        return None
+
+    def find_run(self, run_id):
+        return Run(run_id, "p", {}) if run_id == 1 else None
+
+    def find_runs(self, project_name=None, **query):
+        self.query = query
+        return [Run(1, "p", {})]
+
+    def metric_keys(self, run_ids):
+        return ["m"]
+
+    def get_metric_summaries(self, run_ids, keys=None):
+        return {r: {} for r in run_ids}
+
+    def get_metric_history(self, run_id, key):
+        return list(self.history) if key == "m" else []
+
+    def find_best_run(self, project_name, metric_key, mode="max"):
+        return {"error": "Project not found"}
+
+
+class Incomplete:
+    url = "incomplete://x"
+
+    def find_run(self, run_id):
+        return None
+
+
+class MinimalTracker:
+    PLUGIN_NAME = "minimal"
+    schemes = ("minimal", "incomplete")
+
+    @classmethod
+    def logger(cls, config, **options):
+        return Incomplete()
+
+    @classmethod
+    def finder(cls, config, **options):
+        return Incomplete() if url_of(config).startswith("incomplete") else Minimal()
+
+
+class MinimalPlugin:
+    @hookimpl
+    def ato_register_trackers(self):
+        return MinimalTracker
+
+
+@pytest.fixture
+def minimal():
+    from ato.plugins import manager
+
+    pm = manager.plugin_manager()
+    pm.register(MinimalPlugin(), name="minimal-test")
+    manager._registries.clear()
+    yield
+    pm.unregister(name="minimal-test")
+    manager._registries.clear()
+
+
+class TestOpening:
+    def test_url_of_and_config(self):
+        config = tracker_config("jsonl://d", project="p")
+        assert url_of(config) == "jsonl://d" and config.experiment.project_name == "p"
+        assert url_of("sqlite:///x.db") == "sqlite:///x.db"
+        with pytest.raises(KeyError, match="experiment.sql.db_path"):
+            url_of({"experiment": {"project_name": "p"}})
+
+    def test_unknown_scheme_is_one_clear_error(self):
+        with pytest.raises(UnknownPluginError, match="'nosuch'"):
+            open_finder("nosuch://x")
+
+    def test_first_party_scheme_names_its_distribution(self, monkeypatch):
+        from ato.plugins import manager
+
+        monkeypatch.setitem(manager._registries, "tracker", {})
+        with pytest.raises(PluginNotInstalledError, match="pip install ato-sql"):
+            open_logger("postgresql://h/db", project="p")
+
+    def test_missing_members_name_backend_and_members(self, minimal):
+        with pytest.raises(TrackerProtocolError, match=r"'minimal' .*MinimalTracker\) "
+                           r"returned a finder that lacks list_projects, find_project"):
+            open_finder("incomplete://x")
+        with pytest.raises(TrackerProtocolError, match="logger that lacks run, "):
+            open_logger("minimal://x", project="p")
+
+    def test_project_only_with_a_url(self, minimal):
+        with pytest.raises(TypeError, match="project"):
+            open_logger(tracker_config("minimal://x"), project="p")
+
+
+class TestCapabilities:
+    def test_undeclared_capabilities_degrade_with_a_message(self, minimal):
+        finder = open_finder("minimal://x")
+        assert finder.capabilities == frozenset() and not finder.supports("where")
+        for call, capability in ((lambda: finder.find_runs(where="lr < 1"), "where"),
+                                 (lambda: finder.get_artifacts(1), "artifacts"),
+                                 (lambda: finder.get_fingerprints(1), "fingerprints")):
+            with pytest.raises(CapabilityError, match=f"'minimal' tracker backend "
+                               f"\\(minimal://x\\) cannot .*'{capability}' capability"):
+                call()
+        with pytest.raises(ValueError, match="unknown capability"):
+            finder.supports("telepathy")
+
+    def test_where_errors_before_the_capability(self, minimal):
+        with pytest.raises(WhereError):
+            open_finder("minimal://x").find_runs(where="lr <")
+
+    def test_series_and_since_fall_back_to_the_history(self, minimal):
+        finder = open_finder("minimal://x")
+        series = finder.get_metric_series(1, "m", max_points=5)
+        assert series.total == 9 and series.reduced and len(series.points) <= 5
+        assert [p.step for p in series.points] == [
+            p.step for p in reduce_points(finder.backend.history, 5)]
+        window = finder.get_metric_series(1, "m", min_step=2, max_step=4)
+        assert [p.step for p in window.points] == [2, 3, 4] and not window.reduced
+        assert [p.step for p in finder.get_metric_points_since(1, after_step=6)] == [7, 8]
+        assert finder.get_metric_points_since(1, keys=["other"]) == []
+
+    def test_find_runs_arguments_are_checked_once_for_every_backend(self, minimal):
+        finder = open_finder("minimal://x")
+        for bad in ({"order_by": "lr"}, {"status": "finished"}, {"limit": -1},
+                    {"last": True}, {"status": ["completed", "nope"]}):
+            with pytest.raises(ValueError):
+                finder.find_runs("p", **bad)
+        finder.find_runs("p", tags=("a",), status=["completed", "crashed"], limit=3)
+        assert finder.backend.query == {"tags": ["a"], "status": ["completed", "crashed"],
+                                        "order_by": "id", "descending": False, "limit": 3,
+                                        "last": None}
+        with pytest.raises(ValueError, match="mode"):
+            finder.find_best_run("p", "m", mode="best")
+
+
+def test_every_tracking_module_imports_without_pytest_or_sql(tmp_path):
+    """Tools that import every module of ``ato`` (the subset checks) can import the
+    conformance suite even where pytest, SQLAlchemy and ato-sql are absent."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import importlib, importlib.abc, pkgutil, sys
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("pytest", "_pytest", "sqlalchemy") or \\
+                        name.startswith("ato.db_routers"):
+                    raise ModuleNotFoundError(f"No module named {name!r}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import ato.tracking
+        names = [m.name for m in pkgutil.walk_packages(ato.tracking.__path__, "ato.tracking.")]
+        for name in names:
+            importlib.import_module(name)
+        print(sorted(names))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "ato.tracking.conformance.suite" in proc.stdout

@@ -1,0 +1,48 @@
+"""The SQL reduction of a metric series equals ato.tracking.reduce_points, also for what
+the logger of this version never writes but a database may hold: NaN (PostgreSQL's float
+NaN, SQLite's text 'NaN'), bursts of repeated steps, negative steps."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from ato.db_routers.sql.manager import SQLFinder, SQLLogger
+from ato.tracking import reduce_points
+from tests.sql.conftest import make_config
+
+
+def _insert(url, values_steps):
+    logger = SQLLogger(make_config(url), handle_signals=False)
+    run_id = logger.run()
+    logger.finish()
+    sqlite = url.startswith("sqlite")
+    with logger.engine.begin() as conn:
+        from sqlalchemy import text
+
+        for value, step in values_steps:
+            stored = "NaN" if sqlite and math.isnan(value) else value
+            conn.execute(text("INSERT INTO metrics (run_id, key, value, step, timestamp) "
+                              "VALUES (:r, 'm', :v, :s, :t)"),
+                         {"r": run_id, "v": stored, "s": step, "t": "2026-01-01 00:00:00"})
+    return run_id
+
+
+def test_reduction_matches_the_reference_with_nan_and_repeated_steps(db_url):
+    rng = random.Random(7)
+    data = []
+    step = -50
+    for _ in range(3000):
+        step += rng.choice([0, 0, 1, 1, 1, 7])
+        value = rng.choice([float("nan"), rng.uniform(-5, 5), rng.uniform(-5, 5), 1.0])
+        data.append((value, step))
+    run_id = _insert(db_url, data)
+    finder = SQLFinder(make_config(db_url))
+    history = finder.get_metric_history(run_id, "m")
+    assert len(history) == 3000 and sum(math.isnan(p.value) for p in history) > 100
+    for max_points in (5, 11, 64, 500):
+        series = finder.get_metric_series(run_id, "m", max_points=max_points)
+        expected = reduce_points(history, max_points)
+        assert [(p.step, repr(p.value)) for p in series.points] == [
+            (p.step, repr(p.value)) for p in expected], max_points
+        assert series.total == 3000 and series.reduced
