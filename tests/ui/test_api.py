@@ -254,69 +254,6 @@ def test_static_files_and_no_inner_html_with_data():
     assert os.path.getsize(static.parent / "vendor/uPlot.iife.min.js") < 60_000
 
 
-def test_fast_reduction_keeps_exactly_the_protocol_rule():
-    """ato.ui.legacy.reduce_indexes (tuples) and ato.tracking.reduce_points (objects) keep
-    the same points, ties, plateaus, gaps in steps and infinities included."""
-    import random
-
-    from ato.tracking import MetricPoint, reduce_points
-    from ato.ui.legacy import reduce_indexes
-
-    rng = random.Random(7)
-    for trial in range(200):
-        n = rng.choice([0, 1, 2, 5, 6, 50, 333, 2000])
-        steps = sorted(rng.sample(range(n * 3 + 1), n)) if trial % 2 else list(range(n))
-        values = [rng.choice([0.0, 1.0, rng.random(), float("inf"), -float("inf")])
-                  if trial % 3 == 0 else rng.gauss(0, 1) for _ in range(n)]
-        max_points = rng.choice([None, 5, 7, 50, 301])
-        points = [MetricPoint(1, "k", v, s) for s, v in zip(steps, values)]
-        expected = [(p.step, p.value) for p in reduce_points(points, max_points)]
-        got = [(steps[i], values[i]) for i in reduce_indexes(steps, values, max_points)]
-        assert got == expected, (n, max_points)
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_reduction_in_the_backend_keeps_exactly_the_protocol_rule(backend, tmp_path, request):
-    """The dashboard's reductions (ato.ui.legacy: window functions on PostgreSQL, plain
-    tuples on SQLite) keep the very points that ato.tracking.reduce_points keeps: ties, plateaus, repeated and sparse steps, infinities,
-    step ranges."""
-    import random
-
-    from ato.tracking import reduce_points
-    from ato.ui.legacy import LegacySQLFinder
-
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'reduce.db'}"
-    else:
-        url, _ = request.getfixturevalue("small_postgresql")
-    rng = random.Random(11)
-    log = logger_for(url, "reduce")
-    run_id = log.run()
-    cases = []
-    for case in range(12):
-        n = [1, 5, 6, 40, 333, 3000][case % 6]
-        steps = sorted(rng.randrange(n * 3) for _ in range(n)) if case % 2 else list(range(n))
-        for step in steps:
-            value = (rng.choice([0.0, 1.0, float("inf"), -float("inf"), 0.5]) if case % 3 == 0
-                     else rng.gauss(0, 1))
-            log.log_metric(f"k{case}", value, step)
-        cases.append((f"k{case}", steps))
-    log.finish()
-    finder = LegacySQLFinder(url, 60.0)
-    for key, steps in cases:
-        history = finder.get_metric_history(run_id, key)
-        for max_points, lo, hi in [(5, None, None), (7, None, None), (50, None, None),
-                                   (301, None, None), (20, steps[len(steps) // 4],
-                                                       steps[-1] - 1)]:
-            inside = [p for p in history if (lo is None or p.step >= lo)
-                      and (hi is None or p.step <= hi)]
-            expected = [(p.step, p.value) for p in reduce_points(inside, max_points)]
-            series = finder.get_metric_series(run_id, key, min_step=lo, max_step=hi,
-                                              max_points=max_points)
-            assert [(p.step, p.value) for p in series.points] == expected, (key, max_points)
-            assert series.total == len(inside)
-
-
 def test_live_stream_sends_new_points_and_status(tmp_path):
     """/api/live over a real server: the status first, then the points flushed after the
     cursor, then the status change when the run ends."""

@@ -385,28 +385,35 @@ def _open_finder(url: str, stale_after: float):
     SQLite opened with ``mode=ro``, PostgreSQL sessions read-only, any other scheme through
     its tracker plugin (whose finders are read-only by the protocol)."""
     check_database(url)
-    from ato.tracking import Finder, TrackerProtocolError, open_finder
+    from ato.tracking import open_finder
 
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     finder_url = url
-    if scheme in ("postgresql", "postgres"):
-        finder_url = _readonly_postgres_url(url)
-    elif scheme == "sqlite":
-        try:
+    if not _sql_finders_are_readonly():
+        # An ato-sql whose finders share the loggers' read-write engines: give the
+        # dashboard read-only ones of its own.
+        scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme in ("postgresql", "postgres"):
+            finder_url = _readonly_postgres_url(url)
+        elif scheme == "sqlite":
             finder_url = _register_readonly_sqlite(_sqlite_path(url))
-        except ImportError:  # no ato-sql: open_finder names the distribution to install
-            pass
     try:
         return open_finder(finder_url, stale_after=stale_after)
-    except TrackerProtocolError:
-        # An ato-sql from before the protocol: adapt its SQLFinder (ato.ui.legacy).
-        from ato.ui.legacy import LegacySQLFinder
-
-        return Finder(LegacySQLFinder(finder_url, stale_after), "sql")
     except AtoError:
         raise
     except Exception as e:
         raise AtoError(f"cannot open the tracker at {url!r}: {str(e).splitlines()[0]}") from e
+
+
+def _sql_finders_are_readonly() -> bool:
+    """Whether ato-sql opens its finders read-only itself (``get_engine(url, readonly)``);
+    ``True`` without ato-sql (``open_finder`` then names what to install)."""
+    import inspect
+
+    try:
+        from ato.db_routers.sql import engine as engines
+    except ImportError:
+        return True
+    return "readonly" in inspect.signature(engines.get_engine).parameters
 
 
 def _register_readonly_sqlite(path: str) -> str:
