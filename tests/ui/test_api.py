@@ -14,10 +14,9 @@ import pytest
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 
 
-def test_info_lists_projects_with_run_counts(client):
+def test_info_lists_projects(client):
     data = client.get("/api/info").json()
-    counts = {p["name"]: p["runs"] for p in data["projects"]}
-    assert counts == {"vision": 9, "search": 8}
+    assert [p["name"] for p in data["projects"]] == ["vision", "search"]
     assert "experiments" in data["db"] or "postgresql" in data["db"]
 
 

@@ -17,7 +17,7 @@ async function loadInfo() {
   const select = clear(document.getElementById("project"));
   select.append(el("option", { value: "", text: "all projects" }));
   for (const p of state.info.projects) {
-    select.append(el("option", { value: p.name, text: `${p.name} (${p.runs})` }));
+    select.append(el("option", { value: p.name, text: p.name }));
   }
   select.value = route().params.get("project") || "";
   select.addEventListener("change", () => {
