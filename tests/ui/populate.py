@@ -76,14 +76,19 @@ def populate_small(url: str) -> dict:
     # a successive-halving study: 6 trials at rung 0 (budget 1), 2 promoted to rung 1 (3)
     study = logger_for(url, "search")
     values = {"a": 0.9, "b": 0.5, "c": 0.7, "d": 0.2, "e": 0.6, "f": 0.8}
-    for rung, budget, keys in [(0, 1, "abcdef"), (1, 3, "db")]:
+    for rung, budget, keys in [(0, "1/3", "abcdef"), (1, 1, "db")]:
         for key in keys:
             cfg = config_for(url, "search", lr=values[key], width=16)
             study.run(tags=["study:s1", f"trial:{key}-{rung}", "bracket:0",
                                   f"rung:{rung}", f"budget:{budget}", f"config:h{key}"],
                             config=cfg)
-            study.log_metric("objective", values[key] / (1 + rung), budget)
+            study.log_metric("objective", values[key] / (1 + rung), rung)
             study.finish("completed")
+    study.run(tags=["study:s1", "algorithm:hyperband", "final", "bracket:0", "rung:1",
+                    "budget:1", "config:hd"],
+              config=config_for(url, "search", lr=values["d"], width=16))
+    study.log_metric("objective", 0.1, 1)
+    study.finish("completed")
     import time
 
     return {"runs": ids, "xss": xss, "study": "s1", "spiky": spiky, "crashed": crashed,

@@ -65,7 +65,7 @@ def test_bad_filters_are_one_clear_400(client, params, fragment):
     assert response.status_code == 400
     assert fragment in response.json()["error"]
     # nothing was run: every run is still there
-    assert len(client.get("/api/runs").json()["runs"]) == 17
+    assert len(client.get("/api/runs").json()["runs"]) == 18
 
 
 def test_run_detail_has_typed_config_artifacts_and_raw_hostile_text(client):
@@ -113,13 +113,15 @@ def test_series_rejects_bad_parameters(client, params):
 
 def test_study_trials_promotions_and_mode(client):
     assert client.get("/api/studies").json()["studies"] == [
-        {"study": "s1", "trials": 8, "project": "search"}]
+        {"study": "s1", "trials": 9, "project": "search"}]
     data = client.get("/api/study", params={"study": "s1"}).json()
+    assert len(data["trials"]) == 8 and len(data["final"]) == 1  # the winner's re-run
+    assert data["algorithm"] == "hyperband"
     promoted = {t["key"] for t in data["trials"] if t["promoted"]}
     assert promoted == {"d-0", "b-0"}
     assert data["mode"] == "min"
-    rung1 = [t for t in data["trials"] if t["rung"] == 1]
-    assert {t["budget"] for t in rung1} == {3.0}
+    assert {t["budget"] for t in data["trials"] if t["rung"] == 0} == {1 / 3}  # "1/3"
+    assert {t["budget"] for t in data["trials"] if t["rung"] == 1} == {1.0}
 
 
 def test_unknown_api_path_is_json_404(client):

@@ -272,7 +272,9 @@ class Store:
         """The trials of one study with the successive-halving bookkeeping.
 
         Returns ``{"study", "trials": [{"run", "key", "bracket", "rung", "budget",
-        "config_hash", "objective", "status", "promoted", "order"}], "mode"}``. A trial is
+        "config_hash", "objective", "status", "promoted", "order"}], "mode", "algorithm",
+        "final"}`` (``final``: ids of runs tagged ``final``, a re-evaluation of the winner,
+        kept out of the ladder). A trial is
         *promoted* when a trial of the same study, bracket and config hash exists at rung
         ``rung + 1``. Searches that tag ``generation:<g>`` instead of ``rung:<r>`` and no
         ``config:<hash>`` are read with the generation as the rung and a hash of the
@@ -280,9 +282,13 @@ class Store:
         fall on (``min`` when undecidable).
         """
         runs = self._finder.find_runs(tags=[f"study:{study}"])
-        trials = []
+        trials, final, algorithm = [], [], None
         for run in runs:
             info = _tag_map(run.tags or [])
+            algorithm = algorithm or info.get("algorithm")
+            if "final" in (run.tags or []):  # HyperBand's re-evaluation of its winner
+                final.append(run.id)
+                continue
             rung = info.get("rung", info.get("generation"))
             trials.append(Trial(run=run.id, study=study, key=info.get("trial"),
                                 bracket=info.get("bracket"),
@@ -304,7 +310,8 @@ class Store:
                          "budget": t.budget, "config_hash": t.config_hash,
                          "objective": t.objective, "status": t.status,
                          "promoted": promoted, "order": order})
-        return {"study": study, "trials": rows, "mode": _infer_mode(rows)}
+        return {"study": study, "trials": rows, "mode": _infer_mode(rows),
+                "algorithm": algorithm, "final": final}
 
 
 def _searched_hash(run) -> str:
@@ -333,9 +340,12 @@ def _int_or_none(text):
 
 
 def _float_or_none(text):
+    """``"8.1"`` → 8.1, ``"10/9"`` (an exact budget) → 1.111…, anything else → ``None``."""
+    from fractions import Fraction
+
     try:
-        return float(text)
-    except (TypeError, ValueError):
+        return float(Fraction(text))
+    except (TypeError, ValueError, ZeroDivisionError):
         return None
 
 

@@ -27,7 +27,13 @@ function setupCanvas(container, height) {
   return { canvas, ctx, width, height };
 }
 
+// The window-level drag listeners of the chart drawn last (removed when it is redrawn).
+let listeners = null;
+
 export function drawParcoords(container, runs, dims, onBrush) {
+  if (listeners) listeners.abort();
+  listeners = new AbortController();
+  const { signal } = listeners;
   if (!dims.length) { container.append(el("p", { class: "muted", text: "No varying config keys." })); return; }
   const { canvas, ctx, width, height } = setupCanvas(container, 280);
   const top = 34, bottom = height - 24, left = 50, right = width - 50;
@@ -99,14 +105,14 @@ export function drawParcoords(container, runs, dims, onBrush) {
     if (Math.abs(p - drag.p0) > 0.01) drag.moved = true;
     if (drag.moved) brushes.set(drag.i, [Math.min(p, drag.p0), Math.max(p, drag.p0)]);
     draw();
-  });
+  }, { signal });
   window.addEventListener("mouseup", () => {
     if (!drag) return;
     if (!drag.moved) brushes.delete(drag.i);
     drag = null;
     draw();
     onBrush(brushes.size ? new Set(runs.filter(kept).map((r) => r.id)) : null);
-  });
+  }, { signal });
   canvas.dataset.axes = String(dims.length);
   draw();
   container.dataset.ready = "1";

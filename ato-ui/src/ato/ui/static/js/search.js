@@ -31,7 +31,9 @@ export async function renderSearch(view, study) {
   const trials = data.trials.map((t) => ({ ...t, objective: num(t.objective) }));
   const better = data.mode === "max" ? (a, b) => a > b : (a, b) => a < b;
   view.append(el("h2", { text: `Search ${study}` }),
-    el("p", { class: "muted", text: `${trials.length} trials · objective ${data.mode === "max" ? "maximised" : "minimised"} (inferred from promotions)` }));
+    el("p", { class: "muted", testid: "study-summary" },
+      `${data.algorithm ? data.algorithm + " · " : ""}${trials.length} trials · objective ${data.mode === "max" ? "maximised" : "minimised"} (inferred from promotions)`,
+      data.final.length ? [" · re-evaluated winner: ", data.final.map((id) => el("a", { href: `#/run/${id}`, text: `#${id}` }))] : null));
 
   const brackets = new Map();
   for (const t of trials) {
