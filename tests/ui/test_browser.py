@@ -158,14 +158,15 @@ def test_parallel_coordinates_brushing_filters_the_table(page):
     box = canvas.bounding_box()
     axes = int(canvas.get_attribute("data-axes"))
     assert axes >= 4
-    # brush the first axis over its upper half
+    # brush the first axis (batch_size: 32 at the bottom, 64 at the top) over its upper half
     x = box["x"] + 50
-    page.mouse.move(x, box["y"] + 40)
+    page.mouse.move(x, box["y"] + 5)
     page.mouse.down()
     page.mouse.move(x, box["y"] + 140, steps=5)
     page.mouse.up()
-    page.wait_for_function(f"Number(document.querySelector(\"{COUNT}\").dataset.count) < 1000")
-    assert "brushing keeps" in page.inner_text("[data-testid='brush-note']")
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '500'")
+    assert "brushing keeps 500 runs" in page.inner_text("[data-testid='brush-note']")
+    assert page.locator(".tr .td:nth-child(7)").first.inner_text() == "64"  # batch_size
     assert int(page.get_attribute("[data-testid='scatter'] canvas", "data-points")) == 1000
     page.shot("parallel")
 
