@@ -13,11 +13,14 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-DISTS = ["ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab"]
+DISTS = ["ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab", "ato-ui"]
 # Pinned: `pip install torch==2.13.0` takes the CPU build on disk, never a CUDA download.
 TORCH = "torch==2.13.0"
 # hatchling: tests/integration/test_docs.py builds the plugin tutorial's package offline.
-TEST_DEPS = ["pytest>=8", "hypothesis>=6", "numpy", "scikit-learn", "hatchling"]
+# playwright drives the system's Chromium in tests/ui (never `playwright install`); httpx is
+# Starlette's test client.
+TEST_DEPS = ["pytest>=8", "hypothesis>=6", "numpy", "scikit-learn", "hatchling", "playwright",
+             "httpx"]
 SUBSETS = {
     "core": ["ato-core"],
     "core+formats": ["ato-core", "ato-formats"],
@@ -119,7 +122,7 @@ def openmmlab_release(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Performance measurements; results go to benchmarks/results/."""
     install_ato(session, DISTS, extras={"ato-sql": "postgresql"})
-    session.install("numpy")
+    session.install("numpy", "playwright")
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)
 

@@ -1,0 +1,311 @@
+"""The dashboard's ASGI application: a JSON API over :mod:`ato.ui.data` and static files.
+
+Endpoints (all ``GET``; errors are ``{"error": message}`` with status 400/404):
+
+``/api/info``                      database (password hidden) and projects
+``/api/runs``                      runs + summaries; ``project``, ``where``, ``tags`` (comma
+                                   separated, all required), ``status``, ``ids``
+``/api/run/{id}``                  one run in full
+``/api/series``                    ``runs`` (ids), ``key``, ``max_points`` (default 1000,
+                                   ``0`` = all), ``step_min``, ``step_max``, ``times``
+                                   (``0``: leave the timestamps out)
+``/api/studies``, ``/api/study``   tracked searches and one study's trials (``study``)
+``/api/live``                      Server-Sent Events: ``runs``, ``cursor`` (JSON
+                                   ``{run_id: {key: last_step}}``); sends ``points`` and
+                                   ``status`` events as the tracker changes
+
+Nothing in a request is ever run as SQL or code: ``where`` is parsed by the tracker's typed
+grammar and compiled with bound parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ato.errors import AtoError
+from ato.ui.data import BadRequest, Store, check_database, dumps
+
+STATIC = Path(str(resources.files("ato.ui") / "static"))
+COOKIE = "ato_ui_token"
+#: Seconds between two looks at the tracker for a live page.
+LIVE_INTERVAL = 0.2
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+_SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+     b"img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+     b"base-uri 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class _Guard:
+    """Token check (when a token is set), Host check against DNS rebinding (when bound to
+    loopback without a token) and security headers on every response."""
+
+    def __init__(self, app, token: str | None, loopback_only: bool):
+        self.app, self.token, self.loopback_only = app, token, loopback_only
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        if self.loopback_only and self.token is None:
+            host = (request.headers.get("host") or "").rsplit(":", 1)[0]
+            if host and host not in LOOPBACK_HOSTS and host != "testserver":
+                return await PlainTextResponse("unknown Host header", 403)(scope, receive, send)
+        if self.token is not None:
+            given = request.query_params.get("token")
+            if given is not None and hmac.compare_digest(given, self.token):
+                if scope["path"] == "/":
+                    response = RedirectResponse("/", 303)
+                    response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
+                    return await response(scope, receive, send)
+            else:
+                cookie = request.cookies.get(COOKIE, "")
+                auth = request.headers.get("authorization", "")
+                bearer = auth[7:] if auth.lower().startswith("bearer ") else ""
+                if not (hmac.compare_digest(cookie, self.token)
+                        or hmac.compare_digest(bearer, self.token)):
+                    return await PlainTextResponse(
+                        "this dashboard needs its token: open the URL that `ato ui` printed",
+                        401)(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + _SECURITY_HEADERS
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+def _json(data, status: int = 200) -> Response:
+    return Response(dumps(data), status_code=status, media_type="application/json")
+
+
+def _ids(request: Request, name: str = "runs") -> list[int]:
+    text = request.query_params.get(name, "")
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BadRequest(f"{name} must be comma-separated run ids, not {text!r}") from None
+    if len(ids) > 1000:
+        raise BadRequest(f"{name}: at most 1000 runs per request, got {len(ids)}")
+    return ids
+
+
+def _int(request: Request, name: str, default=None):
+    text = request.query_params.get(name)
+    if text in (None, ""):
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, not {text!r}") from None
+
+
+class _LazyStore:
+    """Opens the :class:`Store` in a background thread, so that the page is served while
+    the database layer (SQLAlchemy and the schema check) still loads."""
+
+    def __init__(self, url: str, options: dict):
+        import threading
+
+        self.url = url
+        self._store: Store | None = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._open, args=(options,), name="ato-ui-open",
+                         daemon=True).start()
+
+    def _open(self, options):
+        try:
+            self._store = Store(self.url, **options)
+        except BaseException as e:  # reported to every request
+            self._error = e
+        finally:
+            self._ready.set()
+
+    def get(self) -> Store:
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._store
+
+
+def create_app(url: str, token: str | None = None, loopback_only: bool = True,
+               stale_after: float | None = None, lazy: bool = False) -> Starlette:
+    """The dashboard for the tracker at ``url`` (read-only).
+
+    ``token``: when set, every request needs it (``?token=`` once, which sets a cookie, or
+    ``Authorization: Bearer``). ``loopback_only``: refuse requests whose ``Host`` header is
+    not a loopback name (DNS-rebinding protection) when no token is set. ``lazy``: open
+    the database in the background (the page is served at once; API requests wait for
+    it, and an error opening it is each API response's ``error``). Raises
+    :class:`~ato.ui.data.DatabaseMissingError` for a missing SQLite file.
+    """
+    options = {"stale_after": stale_after} if stale_after is not None else {}
+    if lazy:
+        check_database(url)
+        lazy_store = _LazyStore(url, options)
+    else:
+        opened = Store(url, **options)
+
+    class _Proxy:
+        def __getattr__(self, name):
+            target = lazy_store.get() if lazy else opened
+            return getattr(target, name)
+
+    store = _Proxy()
+
+    async def call(fn, *args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def handler(fn):
+        async def endpoint(request: Request):
+            try:
+                return await fn(request)
+            except BadRequest as e:
+                return _json({"error": str(e)}, 400)
+            except AtoError as e:
+                return _json({"error": str(e)}, 503)
+        return endpoint
+
+    async def index(request: Request):
+        html = (STATIC / "index.html").read_bytes()
+        return Response(html, media_type="text/html; charset=utf-8",
+                        headers={"cache-control": "no-cache"})
+
+    async def info(request: Request):
+        projects = await call(lambda: store.projects())
+        return _json({"db": await call(lambda: store.display_url()), "projects": projects})
+
+    async def runs(request: Request):
+        q = request.query_params
+        tags = [t.strip() for t in q.get("tags", "").split(",") if t.strip()]
+        status = q.get("status") or None
+        if status and status not in ("running", "completed", "failed", "killed", "crashed"):
+            raise BadRequest(f"status must be running, completed, failed, killed or crashed, "
+                             f"not {status!r}")
+        ids = _ids(request, "ids") if q.get("ids") else None
+        args = (q.get("project") or None, q.get("where") or None, tags, status, ids)
+        data = await call(lambda: store.runs(*args))
+        return _json(data)
+
+    async def run(request: Request):
+        try:
+            run_id = int(request.path_params["run_id"])
+        except ValueError:
+            raise BadRequest("the run id must be an integer") from None
+        data = await call(lambda: store.run(run_id))
+        if data is None:
+            return _json({"error": f"no run with id {run_id}"}, 404)
+        return _json(data)
+
+    async def series(request: Request):
+        key = request.query_params.get("key")
+        if not key:
+            raise BadRequest("key (a metric key) is required")
+        max_points = _int(request, "max_points", 1000)
+        if max_points is not None and max_points < 0:
+            raise BadRequest("max_points must be >= 0 (0 means every point)")
+        with_times = request.query_params.get("times", "1") != "0"
+        args = (_ids(request), key, max_points or None, _int(request, "step_min"),
+                _int(request, "step_max"), with_times)
+        data = await call(lambda: store.series(*args))
+        return _json({"key": key, "series": data})
+
+    async def studies(request: Request):
+        return _json({"studies": await call(lambda: store.studies())})
+
+    async def study(request: Request):
+        name = request.query_params.get("study")
+        if not name:
+            raise BadRequest("study is required")
+        return _json(await call(lambda: store.study(name)))
+
+    async def live(request: Request):
+        ids = _ids(request)
+        try:
+            cursor = json.loads(request.query_params.get("cursor") or "{}")
+            cursor = {int(r): {str(k): int(s) for k, s in keys.items()}
+                      for r, keys in cursor.items()}
+        except (ValueError, TypeError, AttributeError):
+            raise BadRequest("cursor must be JSON {run_id: {metric_key: last_step}}") from None
+
+        async def events():
+            statuses = await call(lambda: store.statuses(ids))
+            yield f"event: status\ndata: {dumps(statuses)}\n\n"
+            keys = sorted({k for per in cursor.values() for k in per})
+            while True:
+                if await request.is_disconnected():
+                    return
+                sums = await call(lambda: store.summaries(ids, keys)) if keys else {}
+                for rid, per in sums.items():
+                    for key, s in per.items():
+                        seen = cursor.setdefault(rid, {}).get(key)
+                        if seen is None and rid in cursor and key not in cursor[rid]:
+                            seen = -1
+                        if seen is not None and s["last_step"] is not None and s["last_step"] > seen:
+                            pts = await call(
+                                lambda r=rid, k=key, s=seen: store.points_since(r, k, s))
+                            if pts:
+                                cursor[rid][key] = pts[-1][0]
+                                yield ("event: points\ndata: " + dumps(
+                                    {"run": rid, "key": key, "steps": [p[0] for p in pts],
+                                     "values": [p[1] for p in pts],
+                                     "times": [p[2] for p in pts]}) + "\n\n")
+                now = await call(lambda: store.statuses(ids))
+                changed = {r: s for r, s in now.items() if statuses.get(r) != s}
+                if changed:
+                    statuses.update(changed)
+                    yield f"event: status\ndata: {dumps(changed)}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(LIVE_INTERVAL)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache",
+                                          "x-accel-buffering": "no"})
+
+    async def not_found(request: Request):
+        return _json({"error": f"no endpoint {request.url.path}"}, 404)
+
+    routes = [
+        Route("/", index),
+        Route("/api/info", handler(info)),
+        Route("/api/runs", handler(runs)),
+        Route("/api/run/{run_id}", handler(run)),
+        Route("/api/series", handler(series)),
+        Route("/api/studies", handler(studies)),
+        Route("/api/study", handler(study)),
+        Route("/api/live", handler(live)),
+        Route("/api/{rest:path}", not_found),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[
+        Middleware(_Guard, token=token, loopback_only=loopback_only),
+        Middleware(GZipMiddleware, minimum_size=1024)])  # never compresses the event stream
+    app.state.store = store
+    app.state.url = url
+    return app

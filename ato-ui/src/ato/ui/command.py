@@ -1,0 +1,122 @@
+"""``ato ui [DB_URL] [--db URL] [--host H] [--port P] [--open] [--token T | --no-token]``."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+import socket
+import sys
+
+from ato.errors import AtoError
+
+DEFAULT_DB = "sqlite:///experiments.db"
+DEFAULT_PORT = 8250
+
+
+def is_loopback(host: str) -> bool:
+    """``True`` for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_token(host: str, token: str | None, no_token: bool) -> str | None:
+    """The token the server will require: the one given, a generated one for a
+    non-loopback host, or ``None`` (loopback, or ``--no-token``)."""
+    if no_token:
+        if token:
+            raise AtoError("--token and --no-token contradict each other; pass one")
+        return None
+    if token:
+        return token
+    return None if is_loopback(host) else secrets.token_urlsafe(24)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as e:
+        sock.close()
+        raise AtoError(f"cannot listen on {host}:{port}: {e.strerror or e} "
+                       f"(pass another --port, or --port 0 for any free one)") from e
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _display(url: str) -> str:
+    """``url`` without its password."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+class UICommand:
+    PLUGIN_NAME = "ui"
+    help = "the dashboard: runs table, live charts, compare, search ladder (read-only)"
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        parser.add_argument("db_url", nargs="?", metavar="DB_URL",
+                            help="tracker URL (same as --db)")
+        parser.add_argument("--db", default=None,
+                            help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
+        parser.add_argument("--host", default="127.0.0.1",
+                            help="interface to listen on (default 127.0.0.1; any other "
+                                 "needs a token, generated unless --token is given)")
+        parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                            help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
+        parser.add_argument("--open", action="store_true", help="open it in the web browser")
+        parser.add_argument("--token", default=None,
+                            help="require this token (generated for a non-loopback --host)")
+        parser.add_argument("--no-token", action="store_true",
+                            help="serve a non-loopback --host without a token (anyone who "
+                                 "can reach the port sees every run)")
+
+    @staticmethod
+    def run(args) -> int:
+        if args.db_url and args.db and args.db_url != args.db:
+            raise AtoError(f"two database URLs given ({args.db_url!r} and --db {args.db!r}); "
+                           f"pass one")
+        url = args.db_url or args.db or os.environ.get("ATO_DB") or DEFAULT_DB
+        token = resolve_token(args.host, args.token, args.no_token)
+        from ato.ui.data import check_database
+
+        check_database(url)
+        sock = _bind(args.host, args.port)
+        import uvicorn
+
+        from ato.ui.app import create_app
+
+        # An SQLite file (checked above) opens in the background while the page is served;
+        # a server URL is opened now, so a wrong host or password is one clear error.
+        from ato.ui.data import _sqlite_path
+
+        app = create_app(url, token=token, loopback_only=is_loopback(args.host),
+                         lazy=_sqlite_path(url) is not None)
+        port = sock.getsockname()[1]
+        shown = args.host if ":" not in args.host or args.host.startswith("[") else f"[{args.host}]"
+        link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+        if token is None and not is_loopback(args.host):
+            print("ato ui: warning: no token on a non-loopback host: anyone who can reach "
+                  f"{args.host}:{port} can read every run", file=sys.stderr, flush=True)
+        print(f"ato ui: {_display(url)} at {link}  (read-only; Ctrl+C stops)",
+              flush=True)
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(link)
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        return 0

@@ -1,0 +1,468 @@
+"""The dashboard's data layer: the only module of ato-ui that talks to the tracker.
+
+Everything the web API serves is computed here from a tracker *finder* opened read-only:
+
+- SQLite files are opened with ``mode=ro`` (no write lock is ever taken, a missing file is
+  an error, never a new empty database); PostgreSQL sessions run with
+  ``default_transaction_read_only=on``.
+- Values are returned as plain JSON-able Python (``dict``/``list``/``str``/``float``…); the
+  front end escapes them when it displays them.
+
+Shapes (times are seconds since the Unix epoch, UTC, as floats; steps are ints):
+
+- run row: ``{"id", "project", "status", "tags", "start", "end", "duration", "hash",
+  "config": {dotted_key: value}}`` where ``status`` is ``crashed`` for a ``running`` run
+  whose heartbeat is stale.
+- summary: ``{"last", "min", "max", "count", "last_step"}`` per run and metric key.
+- series: ``{"run", "steps", "values", "times", "total", "returned"}``; ``total`` is the
+  number of points in the requested step range, ``returned`` what was sent after the
+  reduction (:func:`reduce_points`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ato.errors import AtoError
+from ato.tracking import check_max_points
+
+DEFAULT_DB = "sqlite:///experiments.db"
+#: How old (seconds) the heartbeat of a ``running`` run may be before it shows as crashed.
+STALE_AFTER = 60.0
+
+
+class DatabaseMissingError(AtoError, FileNotFoundError):
+    """The tracker URL names a database that does not exist (nothing is created)."""
+
+
+class BadRequest(AtoError, ValueError):
+    """A request parameter is malformed; the message names the parameter."""
+
+
+def _epoch(value) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def flatten(config, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; empty dicts stay as ``{}`` leaves."""
+    out = {}
+    for k, v in config.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, path))
+        else:
+            out[path] = v
+    return out
+
+
+def type_name(value) -> str:
+    """The config type shown by the structure diff: int, float, str, bool, null, list, dict."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return type(value).__name__
+
+
+def _finite(value):
+    """JSON has no inf/nan: they travel as the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+@dataclass
+class Trial:
+    run: int
+    study: str
+    key: str | None
+    bracket: str | None
+    rung: int | None
+    budget: float | None
+    config_hash: str | None
+    objective: float | None
+    status: str
+
+
+class Store:
+    """Read-only access to one tracker database for the dashboard.
+
+    ``url`` is a tracker URL (``sqlite:///path.db``, ``postgresql://…``). Raises
+    :class:`DatabaseMissingError` when an SQLite file does not exist, and
+    :class:`~ato.errors.AtoError` when the server cannot be reached.
+    """
+
+    def __init__(self, url: str, stale_after: float = STALE_AFTER):
+        self.url = url
+        self.stale_after = stale_after
+        self._finder = _open_finder(url, stale_after)
+
+    # ------------------------------------------------------------------ helpers
+    def display_url(self) -> str:
+        """The URL without its password."""
+        try:
+            from sqlalchemy.engine import make_url
+
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return self.url
+
+    def _run_row(self, run) -> dict:
+        start, end = _epoch(run.start_time), _epoch(run.end_time)
+        if end is not None and start is not None:
+            duration = end - start
+        elif start is not None and run.status == "running":
+            duration = datetime.now(timezone.utc).timestamp() - start
+        else:
+            last = _epoch(getattr(run, "heartbeat_at", None))
+            duration = (last - start) if (last and start) else None
+        config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
+        return {"id": run.id, "project": run.project_name, "status": run.status,
+                "tags": [str(t) for t in (run.tags or [])], "start": start, "end": end,
+                "duration": duration, "hash": run.structural_hash,
+                "config": {k: _finite(v) for k, v in flatten(config).items()}}
+
+    # ------------------------------------------------------------------ API
+    def projects(self) -> list[dict]:
+        """``[{"id", "name"}]`` in creation order (no run counts: counting would build
+        every run, and the runs table says how many it shows)."""
+        return [{"id": p.id, "name": p.name} for p in self._finder.list_projects()]
+
+    def runs(self, project: str | None = None, where: str | None = None,
+             tags: list[str] | None = None, status: str | None = None,
+             ids: list[int] | None = None) -> dict:
+        """Runs matching the filters (``where`` is the typed grammar of ``ato runs
+        --where``, compiled with bound parameters), with every metric's summary.
+
+        Returns ``{"runs": [run row…], "metric_keys": [...], "summaries": {run_id:
+        {key: summary}}}``. A malformed ``where`` raises :class:`BadRequest` naming the
+        position. ``ids`` keeps only those runs (in the given order).
+        """
+        try:
+            runs = self._finder.find_runs(project or None, tags=tags or None,
+                                          status=status or None, where=where or None)
+        except (AtoError, ValueError) as e:
+            raise BadRequest(str(e)) from e
+        if ids is not None:
+            by_id = {r.id: r for r in runs}
+            runs = [by_id[i] for i in ids if i in by_id]
+        rows = [self._run_row(r) for r in runs]
+        ids = [r["id"] for r in rows]
+        keys = self.metric_keys(ids)
+        summaries = self.summaries(ids, keys)
+        return {"runs": rows, "metric_keys": keys, "summaries": summaries}
+
+    def metric_keys(self, run_ids) -> list[str]:
+        """Every metric key logged by any of ``run_ids``, sorted."""
+        return self._finder.metric_keys([int(r) for r in run_ids])
+
+    def summaries(self, run_ids, keys) -> dict:
+        """``{run_id: {key: {"last", "min", "max", "count", "last_step"}}}``."""
+        raw = self._finder.get_metric_summaries(list(run_ids), list(keys)) if keys else {}
+        return {rid: {k: {"last": _finite(s.last), "min": _finite(s.min),
+                          "max": _finite(s.max), "count": s.count,
+                          "last_step": s.last_step} for k, s in per.items()}
+                for rid, per in raw.items()}
+
+    def run(self, run_id: int) -> dict | None:
+        """One run in full: the run row plus the nested ``config_tree``, ``types``
+        (dotted key → type name), ``artifacts``, ``fingerprints``, ``summaries`` and
+        ``metric_keys``; ``None`` if there is no such run."""
+        run = self._finder.find_run(int(run_id))
+        if run is None:
+            return None
+        row = self._run_row(run)
+        config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
+        row["config_tree"] = _finite_tree(config)
+        row["types"] = {k: type_name(v) for k, v in flatten(config).items()}
+        artifacts = (self._finder.get_artifacts(run.id)
+                     if self._finder.supports("artifacts") else [])
+        fingerprints = (self._finder.get_fingerprints(run.id)
+                        if self._finder.supports("fingerprints") else [])
+        row["artifacts"] = [{"path": a.path, "type": a.data_type,
+                             "metadata": _finite_tree(a.metadata)} for a in artifacts]
+        row["fingerprints"] = [{"trace": f.trace_id, "type": f.trace_type,
+                                "fingerprint": f.fingerprint} for f in fingerprints]
+        keys = self.metric_keys([run.id])
+        row["metric_keys"] = keys
+        row["summaries"] = self.summaries([run.id], keys).get(run.id, {})
+        return row
+
+    def series(self, run_ids, key: str, max_points: int | None = 1000,
+               step_min: int | None = None, step_max: int | None = None,
+               with_times: bool = True) -> list[dict]:
+        """The history of metric ``key`` for each run, optionally restricted to
+        ``step_min <= step <= step_max`` and reduced to about ``max_points`` points per
+        run (:func:`ato.tracking.reduce_points`: first and last points, and each bucket's
+        min, max and last). ``with_times=False`` sends ``times: []`` (a chart over steps
+        needs none). ``max_points`` below 5 raises :class:`BadRequest`."""
+        out = []
+        try:
+            check_max_points(max_points)
+        except ValueError as e:
+            raise BadRequest(str(e)) from e
+
+        def fetch(rid):
+            return self._finder.get_metric_series(int(rid), key, min_step=step_min,
+                                                  max_step=step_max, max_points=max_points)
+
+        # The backend's queries release the GIL: a few runs are read side by side.
+        with ThreadPoolExecutor(max_workers=min(4, max(1, len(run_ids)))) as pool:
+            for series in pool.map(fetch, run_ids):
+                pts = series.points
+                out.append({"run": series.run_id, "steps": [p.step for p in pts],
+                            "values": [_finite(p.value) for p in pts],
+                            "times": [_epoch(p.timestamp) for p in pts] if with_times else [],
+                            "total": series.total, "returned": len(pts)})
+        return out
+
+    def points_since(self, run_id: int, key: str, after_step: int) -> list[tuple]:
+        """Points of (run, key) with ``step > after_step``, as ``(step, value, time)``."""
+        pts = self._finder.get_metric_points_since(int(run_id), keys=[key],
+                                                   after_step=int(after_step))
+        return [(p.step, _finite(p.value), _epoch(p.timestamp)) for p in pts]
+
+    def statuses(self, run_ids) -> dict:
+        """``{run_id: status}`` (``crashed`` for a stale ``running`` run)."""
+        wanted = {int(r) for r in run_ids}
+        if len(wanted) > 20:
+            return {r.id: r.status for r in self._finder.find_runs() if r.id in wanted}
+        out = {}
+        for rid in sorted(wanted):
+            run = self._finder.find_run(rid)
+            if run is not None:
+                out[run.id] = run.status
+        return out
+
+    # ------------------------------------------------------------------ searches
+    def studies(self) -> list[dict]:
+        """Every study recorded with ``study:<id>`` tags: ``[{"study", "trials",
+        "project"}]``."""
+        found: dict = {}
+        for run in self._finder.find_runs():
+            for tag in run.tags or []:
+                if isinstance(tag, str) and tag.startswith("study:"):
+                    entry = found.setdefault(tag[6:], {"study": tag[6:], "trials": 0,
+                                                       "project": run.project_name})
+                    entry["trials"] += 1
+        return list(found.values())
+
+    def study(self, study: str) -> dict:
+        """The trials of one study with the successive-halving bookkeeping.
+
+        Returns ``{"study", "trials": [{"run", "key", "bracket", "rung", "budget",
+        "config_hash", "objective", "status", "promoted", "order"}], "mode", "algorithm",
+        "final"}`` (``final``: ids of runs tagged ``final``, a re-evaluation of the winner,
+        kept out of the ladder). A trial is
+        *promoted* when a trial of the same study, bracket and config hash exists at rung
+        ``rung + 1``. Searches that tag ``generation:<g>`` instead of ``rung:<r>`` and no
+        ``config:<hash>`` are read with the generation as the rung and a hash of the
+        run's config without its ``__…__`` bookkeeping keys as the config. ``mode`` (``min``/``max``) is inferred from which side promoted trials
+        fall on (``min`` when undecidable).
+        """
+        runs = self._finder.find_runs(tags=[f"study:{study}"])
+        trials, final, algorithm = [], [], None
+        for run in runs:
+            info = _tag_map(run.tags or [])
+            algorithm = algorithm or info.get("algorithm")
+            if "final" in (run.tags or []):  # HyperBand's re-evaluation of its winner
+                final.append(run.id)
+                continue
+            rung = info.get("rung", info.get("generation"))
+            trials.append(Trial(run=run.id, study=study, key=info.get("trial"),
+                                bracket=info.get("bracket"),
+                                rung=_int_or_none(rung),
+                                budget=_float_or_none(info.get("budget")),
+                                config_hash=info.get("config") or _searched_hash(run),
+                                objective=None, status=run.status))
+        ids = [t.run for t in trials]
+        sums = self.summaries(ids, ["objective"])
+        for t in trials:
+            s = sums.get(t.run, {}).get("objective")
+            t.objective = s["last"] if s else None
+        present = {(t.bracket, t.config_hash, t.rung) for t in trials}
+        rows = []
+        for order, t in enumerate(trials):
+            promoted = (t.rung is not None
+                        and (t.bracket, t.config_hash, t.rung + 1) in present)
+            rows.append({"run": t.run, "key": t.key, "bracket": t.bracket, "rung": t.rung,
+                         "budget": t.budget, "config_hash": t.config_hash,
+                         "objective": t.objective, "status": t.status,
+                         "promoted": promoted, "order": order})
+        return {"study": study, "trials": rows, "mode": _infer_mode(rows),
+                "algorithm": algorithm, "final": final}
+
+
+def _searched_hash(run) -> str:
+    import hashlib
+
+    config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
+    flat = {k: v for k, v in flatten(config).items()
+            if not any(part.startswith("__") for part in k.split("."))}
+    return hashlib.sha256(dumps(sorted(flat.items())).encode()).hexdigest()[:16]
+
+
+def _tag_map(tags) -> dict:
+    out = {}
+    for tag in tags:
+        if isinstance(tag, str) and ":" in tag:
+            name, _, value = tag.partition(":")
+            out.setdefault(name, value)
+    return out
+
+
+def _int_or_none(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float_or_none(text):
+    """``"8.1"`` → 8.1, ``"10/9"`` (an exact budget) → 1.111…, anything else → ``None``."""
+    from fractions import Fraction
+
+    try:
+        return float(Fraction(text))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _infer_mode(rows) -> str:
+    score = 0
+    by_rung: dict = {}
+    for r in rows:
+        if r["objective"] is None or isinstance(r["objective"], str) or r["rung"] is None:
+            continue
+        by_rung.setdefault((r["bracket"], r["rung"]), []).append(r)
+    for members in by_rung.values():
+        up = [r["objective"] for r in members if r["promoted"]]
+        down = [r["objective"] for r in members if not r["promoted"]]
+        if up and down:
+            score += (sum(up) / len(up) > sum(down) / len(down)) - (
+                sum(up) / len(up) < sum(down) / len(down))
+    return "max" if score > 0 else "min"
+
+
+def _finite_tree(value):
+    if isinstance(value, dict):
+        return {k: _finite_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_tree(v) for v in value]
+    return _finite(value)
+
+
+# ---------------------------------------------------------------------------- backends
+def _sqlite_path(url: str) -> str | None:
+    """The file of an ``sqlite:///`` URL, ``None`` for in-memory or other schemes."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme != "sqlite":
+        return None
+    rest = url.split(":///", 1)[1] if ":///" in url else ""
+    path = rest.split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+def check_database(url: str) -> None:
+    """Raise :class:`DatabaseMissingError` when ``url`` is an SQLite file that does not
+    exist (the dashboard never creates one)."""
+    path = _sqlite_path(url)
+    if path is not None and not os.path.isfile(path):
+        raise DatabaseMissingError(
+            f"no tracker database at {os.path.abspath(path)} (from {url!r}); run something "
+            f"that logs to it first, or pass the right URL (ato ui sqlite:///path/to.db)")
+
+
+def _open_finder(url: str, stale_after: float):
+    """A protocol finder (:class:`ato.tracking.Finder`) over ``url`` that cannot write:
+    SQLite opened with ``mode=ro``, PostgreSQL sessions read-only, any other scheme through
+    its tracker plugin (whose finders are read-only by the protocol)."""
+    check_database(url)
+    from ato.tracking import open_finder
+
+    finder_url = url
+    if not _sql_finders_are_readonly():
+        # An ato-sql whose finders share the loggers' read-write engines: give the
+        # dashboard read-only ones of its own.
+        scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme in ("postgresql", "postgres"):
+            finder_url = _readonly_postgres_url(url)
+        elif scheme == "sqlite":
+            finder_url = _register_readonly_sqlite(_sqlite_path(url))
+    try:
+        return open_finder(finder_url, stale_after=stale_after)
+    except AtoError:
+        raise
+    except Exception as e:
+        raise AtoError(f"cannot open the tracker at {url!r}: {str(e).splitlines()[0]}") from e
+
+
+def _sql_finders_are_readonly() -> bool:
+    """Whether ato-sql opens its finders read-only itself (``get_engine(url, readonly)``);
+    ``True`` without ato-sql (``open_finder`` then names what to install)."""
+    import inspect
+
+    try:
+        from ato.db_routers.sql import engine as engines
+    except ImportError:
+        return True
+    return "readonly" in inspect.signature(engines.get_engine).parameters
+
+
+def _register_readonly_sqlite(path: str) -> str:
+    """Put a ``mode=ro`` engine for ``path`` in ato-sql's engine cache under a URL of its
+    own (so a logger in the same process keeps its read-write engine) and return that URL."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import QueuePool
+
+    from ato.db_routers.sql import engine as engines
+
+    absolute = os.path.abspath(path)
+    key = f"sqlite:///{absolute}?mode=ro"
+    with engines._engines_lock:
+        if key not in engines._engines:
+            uri = "file:" + absolute.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+
+            def connect():
+                conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=60)
+                conn.isolation_level = None
+                return conn
+
+            # A queue pool: the default for "sqlite://" (one connection per thread, closed
+            # beyond five threads) would close connections under the server's workers.
+            engines._engines[key] = create_engine("sqlite://", creator=connect,
+                                                  poolclass=QueuePool, pool_size=8,
+                                                  max_overflow=24)
+    return key
+
+
+def _readonly_postgres_url(url: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-c%20default_transaction_read_only%3Don"
+
+
+def dumps(data) -> str:
+    return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)

@@ -1,0 +1,327 @@
+// Metric chart cards (uPlot): one card per metric key, mounted when scrolled into view,
+// x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
+// band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
+// full resolution, PNG export and live points over Server-Sent Events.
+import { api, clear, color, download, el, fmt, go, num, setParams, SEED_KEYS, varyingKeys } from "./util.js";
+
+/* global uPlot */
+
+// TensorBoard's smoothing: an exponential moving average debiased by 1 - w^n.
+export function ema(values, weight) {
+  if (!(weight > 0)) return values;
+  const out = new Array(values.length);
+  let last = 0, n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || !Number.isFinite(v)) { out[i] = v; continue; }
+    last = last * weight + (1 - weight) * v;
+    n++;
+    out[i] = last / (1 - Math.pow(weight, n));
+  }
+  return out;
+}
+
+function groupKey(run, mode) {
+  if (!mode) return null;
+  if (mode === "hash") return "hash " + String(run.hash || "?").slice(0, 10);
+  if (mode === "noseed") {
+    const c = Object.fromEntries(Object.entries(run.config).filter(([k]) => !SEED_KEYS.test(k)).sort());
+    return JSON.stringify(c);
+  }
+  if (mode.startsWith("c:")) return `${mode.slice(2)}=${fmt(run.config[mode.slice(2)])}`;
+  return null;
+}
+
+// Mean and min/max over members, each linearly interpolated on the union of their x.
+function aggregate(members) {
+  const xs = [...new Set(members.flatMap((m) => m.x))].sort((a, b) => a - b);
+  const mean = [], lo = [], hi = [];
+  const idx = members.map(() => 0);
+  for (const x of xs) {
+    let s = 0, n = 0, mn = Infinity, mx = -Infinity;
+    members.forEach((m, j) => {
+      const X = m.x, Y = m.y;
+      if (!X.length || x < X[0] || x > X[X.length - 1]) return;
+      while (idx[j] < X.length - 1 && X[idx[j] + 1] <= x) idx[j]++;
+      const i = idx[j];
+      let v = Y[i];
+      if (X[i] !== x && i + 1 < X.length) v = Y[i] + ((Y[i + 1] - Y[i]) * (x - X[i])) / (X[i + 1] - X[i]);
+      if (v === null || !Number.isFinite(v)) return;
+      s += v; n++; mn = Math.min(mn, v); mx = Math.max(mx, v);
+    });
+    mean.push(n ? s / n : null); lo.push(n ? mn : null); hi.push(n ? mx : null);
+  }
+  return { xs, mean, lo, hi };
+}
+
+export class ChartBoard {
+  // runs: run rows ({id, config, start, status, hash}); keys: metric keys; opts: {x, log,
+  // smooth, group, legend (config keys), traces}; summaries: {run: {key: summary}}.
+  constructor(container, runs, keys, opts, summaries = {}) {
+    this.container = container;
+    this.runs = runs;
+    this.byId = new Map(runs.map((r, i) => [r.id, { ...r, color: color(i) }]));
+    this.keys = keys;
+    this.opts = opts;
+    this.cards = new Map();
+    this.summaries = summaries;
+    this.grid = el("div", { class: "cards", testid: "chart-cards" });
+    container.append(this.grid);
+    this.observer = new IntersectionObserver((entries) => {
+      for (const e of entries) if (e.isIntersecting) this.mount(e.target.dataset.key);
+    }, { rootMargin: "200px" });
+    for (const key of keys) {
+      const card = this.makeCard(key);
+      this.grid.append(card.node);
+      this.observer.observe(card.node);
+    }
+    this.startLive();
+  }
+
+  makeCard(key) {
+    const badge = el("span", { class: "badge", testid: "points-badge", title: "points stored → points drawn (reduced on the server, min/max/last per bucket)" });
+    const body = el("div", { class: "chart-body" });
+    const node = el("section", { class: "card", testid: "chart-card" },
+      el("header", {}, el("h3", { text: key, title: key }), badge,
+        el("button", { class: "small", testid: "reset-zoom", text: "reset zoom", onclick: () => this.load(card) }),
+        el("button", { class: "small", testid: "export-png", text: "PNG", onclick: () => this.png(card) })),
+      body);
+    node.dataset.key = key;
+    const card = { key, node, body, badge, series: new Map(), plot: null, range: null, mounted: false };
+    this.cards.set(key, card);
+    return card;
+  }
+
+  mount(key) {
+    const card = this.cards.get(key);
+    if (!card || card.mounted) return;
+    card.mounted = true;
+    this.observer.unobserve(card.node);
+    this.load(card);
+  }
+
+  async load(card, range = null) {
+    card.range = range;
+    const width = Math.max(card.body.clientWidth, 300);
+    const data = await api("series", {
+      runs: [...this.byId.keys()].join(","), key: card.key, max_points: Math.round(width * 1.5),
+      step_min: range ? range[0] : undefined, step_max: range ? range[1] : undefined,
+      times: this.opts.x === "step" ? "0" : undefined });
+    card.withTimes = this.opts.x !== "step";
+    for (const s of data.series) {
+      card.series.set(s.run, { steps: s.steps, values: s.values.map(num), times: s.times, total: s.total, returned: s.returned });
+    }
+    this.draw(card);
+  }
+
+  xOf(run, s) {
+    if (this.opts.x === "wall") return s.times;
+    if (this.opts.x === "rel") return s.times.map((t) => t - (run.start ?? s.times[0]));
+    return s.steps;
+  }
+
+  draw(card) {
+    if (this.opts.x !== "step" && !card.withTimes) { this.load(card, card.range); return; }
+    const total = [...card.series.values()].reduce((a, s) => a + s.total, 0);
+    const returned = [...card.series.values()].reduce((a, s) => a + s.returned, 0);
+    card.badge.textContent = total === returned ? `${total} points` : `${total} → ${returned} points`;
+    card.badge.dataset.total = String(total);
+    card.badge.dataset.returned = String(returned);
+    const legendOf = (run) => {
+      const extra = (this.opts.legend || []).map((k) => `${k}=${fmt(run.config[k])}`).join(" ");
+      return `#${run.id}` + (extra ? " " + extra : "");
+    };
+    const tables = [], series = [{ label: this.opts.x === "wall" ? "time" : this.opts.x === "rel" ? "seconds" : "step" }];
+    const bands = [];
+    const smooth = Number(this.opts.smooth) || 0;
+    const lines = [];
+    for (const [id, s] of card.series) {
+      const run = this.byId.get(id);
+      if (run && s.steps.length) lines.push({ run, x: this.xOf(run, s), y: s.values });
+    }
+    if (this.opts.group) {
+      const groups = new Map();
+      for (const l of lines) {
+        const g = groupKey(l.run, this.opts.group);
+        if (!groups.has(g)) groups.set(g, []);
+        groups.get(g).push({ ...l, y: ema(l.y, smooth) });
+      }
+      let gi = 0;
+      for (const [g, members] of groups) {
+        const a = aggregate(members);
+        const c = color(gi++);
+        const label = this.opts.group === "noseed" ? `group ${gi} (runs ${members.map((m) => "#" + m.run.id).join(" ")})` : g;
+        const base = series.length;
+        tables.push([a.xs, a.hi], [a.xs, a.lo], [a.xs, a.mean]);
+        series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: true },
+                    { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: true },
+                    { label: `${label} mean (n=${members.length})`, stroke: c, width: 2, spanGaps: true });
+        bands.push({ series: [base, base + 1], fill: c + "22" });
+        if (this.opts.traces) for (const m of members) {
+          tables.push([m.x, m.y]);
+          series.push({ label: legendOf(m.run), stroke: c + "66", width: 0.8, spanGaps: true });
+        }
+      }
+    } else {
+      for (const l of lines) {
+        if (smooth > 0 && lines.length <= 20) {
+          tables.push([l.x, l.y]);
+          series.push({ label: legendOf(l.run) + " raw", stroke: l.run.color + "40", width: 1, spanGaps: true });
+        }
+        tables.push([l.x, ema(l.y, smooth)]);
+        series.push({ label: legendOf(l.run), stroke: l.run.color, width: 1.5, spanGaps: true });
+      }
+    }
+    let data = tables.length ? uPlot.join(tables) : [[]];
+    if (this.opts.log) {
+      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v !== null && v > 0 ? v : null))));
+    }
+    const width = Math.max(card.body.clientWidth, 300);
+    const opts = {
+      width, height: 260, series, bands,
+      scales: { x: { time: this.opts.x === "wall" }, y: this.opts.log ? { distr: 3 } : {} },
+      legend: { live: true },
+      cursor: { drag: { x: true, y: false, setScale: true } },
+      hooks: {
+        setSelect: [(u) => {
+          if (u.select.width < 4) return;
+          const x0 = u.posToVal(u.select.left, "x"), x1 = u.posToVal(u.select.left + u.select.width, "x");
+          this.zoom(card, x0, x1);
+        }],
+        draw: [() => { card.node.dataset.drawn = String((Number(card.node.dataset.drawn) || 0) + 1); }],
+      },
+    };
+    if (card.plot) card.plot.destroy();
+    clear(card.body);
+    card.plot = new uPlot(opts, data, card.body);
+    card.node.dataset.lastStep = String(Math.max(-1, ...[...card.series.values()].map((s) => s.steps.length ? s.steps[s.steps.length - 1] : -1)));
+    card.node.dataset.series = String(lines.length);
+    let ymax = -Infinity;
+    for (const l of lines) for (const v of l.y) if (Number.isFinite(v) && v > ymax) ymax = v;
+    card.node.dataset.ymax = String(ymax);
+  }
+
+  // Map an x range back to steps and re-query it at full resolution.
+  zoom(card, x0, x1) {
+    let s0 = Infinity, s1 = -Infinity;
+    for (const [id, s] of card.series) {
+      const xs = this.xOf(this.byId.get(id), s);
+      for (let i = 0; i < xs.length; i++) {
+        if (xs[i] >= x0 && xs[i] <= x1) {
+          s0 = Math.min(s0, s.steps[Math.max(0, i - 1)]);
+          s1 = Math.max(s1, s.steps[Math.min(xs.length - 1, i + 1)]);
+        }
+      }
+    }
+    const reduced = [...card.series.values()].some((s) => s.total > s.returned);
+    if (reduced && Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
+  }
+
+  png(card) {
+    if (!card.plot) return;
+    const src = card.plot.ctx.canvas;
+    const out = document.createElement("canvas");
+    out.width = src.width; out.height = src.height + 30;
+    const ctx = out.getContext("2d");
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, out.width, out.height);
+    ctx.fillStyle = "#111"; ctx.font = `${14 * devicePixelRatio}px sans-serif`;
+    ctx.fillText(card.key, 8, 20);
+    ctx.drawImage(src, 0, 30);
+    out.toBlob((blob) => download(card.key.replace(/[^\w.-]+/g, "_") + ".png", blob), "image/png");
+  }
+
+  startLive() {
+    // "crashed" is a running run whose heartbeat is stale: it may still be writing.
+    const running = this.runs.filter((r) => r.status === "running" || r.status === "crashed").map((r) => r.id);
+    if (!running.length) return;
+    const cursor = {};
+    for (const id of running) {
+      cursor[id] = {};
+      for (const k of this.keys) cursor[id][k] = this.summaries[id]?.[k]?.last_step ?? -1;
+    }
+    this.source = new EventSource(`/api/live?runs=${running.join(",")}&cursor=${encodeURIComponent(JSON.stringify(cursor))}`);
+    this.source.addEventListener("points", (ev) => {
+      const p = JSON.parse(ev.data);
+      const card = this.cards.get(p.key);
+      if (!card || !card.mounted || card.range) return;
+      let s = card.series.get(p.run);
+      if (!s) { s = { steps: [], values: [], times: [], total: 0, returned: 0 }; card.series.set(p.run, s); }
+      const last = s.steps.length ? s.steps[s.steps.length - 1] : -Infinity;
+      p.steps.forEach((step, i) => {
+        if (step <= last) return;
+        s.steps.push(step); s.values.push(num(p.values[i])); s.times.push(p.times[i]);
+        s.total++; s.returned++;
+      });
+      if (!card.pending) {
+        card.pending = true;
+        requestAnimationFrame(() => { card.pending = false; this.draw(card); });
+      }
+    });
+    this.source.addEventListener("status", (ev) => {
+      const changed = JSON.parse(ev.data);
+      for (const [id, status] of Object.entries(changed)) {
+        const run = this.byId.get(Number(id));
+        if (run) run.status = status;
+        const badge = document.querySelector(`[data-testid="run-status-${Number(id)}"]`);
+        if (badge) { badge.textContent = status; badge.className = `status s-${status}`; }
+      }
+    });
+  }
+
+  destroy() {
+    this.observer.disconnect();
+    if (this.source) this.source.close();
+    for (const c of this.cards.values()) if (c.plot) c.plot.destroy();
+  }
+}
+
+export function chartControls(params, varying, onChange) {
+  const opts = {
+    x: params.get("x") || "step", log: params.get("log") === "1", smooth: Number(params.get("smooth") || 0),
+    group: params.get("group") || "", legend: (params.get("legend") || "").split(",").filter(Boolean),
+    traces: params.get("traces") === "1",
+  };
+  const update = (patch, urlPatch) => { Object.assign(opts, patch); setParams(urlPatch); onChange(opts); };
+  const smoothOut = el("output", { text: opts.smooth.toFixed(2) });
+  const bar = el("div", { class: "toolbar chart-controls", testid: "chart-controls" },
+    el("label", {}, "x ", el("select", { testid: "x-axis", onchange: (e) => update({ x: e.target.value }, { x: e.target.value === "step" ? "" : e.target.value }) },
+      [["step", "step"], ["wall", "wall time"], ["rel", "relative time"]].map(([v, t]) => el("option", { value: v, text: t, selected: opts.x === v })))),
+    el("label", {}, el("input", { type: "checkbox", testid: "log-scale", checked: opts.log, onchange: (e) => update({ log: e.target.checked }, { log: e.target.checked ? "1" : "" }) }), " log y"),
+    el("label", {}, "smoothing ", el("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: opts.smooth, testid: "smoothing",
+      oninput: (e) => { smoothOut.textContent = Number(e.target.value).toFixed(2); },
+      onchange: (e) => update({ smooth: Number(e.target.value) }, { smooth: e.target.value === "0" ? "" : e.target.value }) }), smoothOut),
+    el("label", {}, "group ", el("select", { testid: "group-by", onchange: (e) => update({ group: e.target.value }, { group: e.target.value }) },
+      el("option", { value: "", text: "none" }), el("option", { value: "hash", text: "structural hash", selected: opts.group === "hash" }),
+      el("option", { value: "noseed", text: "config minus seed", selected: opts.group === "noseed" }),
+      varying.map((k) => el("option", { value: "c:" + k, text: k, selected: opts.group === "c:" + k })))),
+    el("label", {}, el("input", { type: "checkbox", testid: "show-traces", checked: opts.traces, onchange: (e) => update({ traces: e.target.checked }, { traces: e.target.checked ? "1" : "" }) }), " individual traces"),
+    el("details", { class: "picker", testid: "legend-keys" }, el("summary", { text: "legend keys" }),
+      varying.map((k) => el("label", {}, el("input", { type: "checkbox", checked: opts.legend.includes(k), onchange: (e) => {
+        const legend = e.target.checked ? [...opts.legend, k] : opts.legend.filter((x) => x !== k);
+        update({ legend }, { legend: legend.join(",") });
+      } }), k))));
+  return { bar, opts };
+}
+
+export async function renderCharts(view, params) {
+  const ids = (params.get("runs") || "").split(",").filter(Boolean);
+  if (!ids.length) {
+    view.append(el("p", { class: "muted", text: "Select runs in the table first." }));
+    return null;
+  }
+  const data = await api("runs", { ids: ids.join(",") });
+  const { varying } = varyingKeys(data.runs);
+  view.append(el("h2", { text: `Charts of ${data.runs.length} runs` }),
+    el("p", { class: "muted" }, "runs: ", data.runs.map((r) => [el("a", { href: `#/run/${r.id}`, text: "#" + r.id }), " ",
+      el("span", { class: `status s-${r.status}`, text: r.status, testid: `run-status-${r.id}` }), "  "]),
+      el("button", { class: "small", text: "compare", disabled: data.runs.length < 2 || data.runs.length > 10,
+        onclick: () => go("/compare", { runs: ids.join(",") }) })));
+  let board = null;
+  const holder = el("div");
+  const { bar, opts } = chartControls(params, varying, () => {
+    for (const card of board.cards.values()) if (card.mounted) board.draw(card);
+  });
+  view.append(bar, holder);
+  board = new ChartBoard(holder, data.runs, data.metric_keys, opts, data.summaries);
+  return () => board.destroy();
+}

@@ -1,0 +1,59 @@
+// The single-page app: a hash router over the views.
+import { api, clear, el, route, setParams, toast } from "./util.js";
+import { renderRuns } from "./runs.js";
+import { renderRun } from "./run.js";
+import { renderCharts } from "./charts.js";
+import { renderCompare } from "./compare.js";
+import { renderSearch } from "./search.js";
+
+const view = document.getElementById("view");
+let cleanup = null;
+
+export const state = { info: null };
+
+async function loadInfo() {
+  state.info = await api("info");
+  document.getElementById("db").textContent = state.info.db;
+  const select = clear(document.getElementById("project"));
+  select.append(el("option", { value: "", text: "all projects" }));
+  for (const p of state.info.projects) {
+    select.append(el("option", { value: p.name, text: p.name }));
+  }
+  select.value = route().params.get("project") || "";
+  select.addEventListener("change", () => {
+    const { parts } = route();
+    if (parts[0] !== "runs") location.hash = "#/runs";
+    setParams({ project: select.value });
+    render();
+  });
+}
+
+async function render() {
+  if (cleanup) { try { cleanup(); } catch (e) { console.error(e); } cleanup = null; }
+  const { parts, params } = route();
+  document.getElementById("project").value = params.get("project") || "";
+  clear(view);
+  view.removeAttribute("data-ready");
+  for (const a of document.querySelectorAll("header nav a")) {
+    a.classList.toggle("active", a.getAttribute("href") === "#/" + (parts[0] || "runs"));
+  }
+  try {
+    const page = parts[0] || "runs";
+    if (page === "runs") cleanup = await renderRuns(view, params);
+    else if (page === "run") cleanup = await renderRun(view, Number(parts[1]), params);
+    else if (page === "charts") cleanup = await renderCharts(view, params);
+    else if (page === "compare") cleanup = await renderCompare(view, params);
+    else if (page === "search") cleanup = await renderSearch(view, parts[1], params);
+    else view.append(el("p", { class: "error", text: `No page ${page}` }));
+  } catch (e) {
+    console.error(e);
+    view.append(el("p", { class: "error", testid: "error", text: e.message }));
+    toast(e.message);
+  }
+  view.dataset.ready = "1";
+}
+
+window.addEventListener("hashchange", render);
+// The page and the project list load side by side.
+render();
+loadInfo().catch((e) => toast(e.message));

@@ -1,0 +1,152 @@
+// Parallel coordinates with brushing, and a scatter plot; both on <canvas> (text drawn
+// with fillText, never as HTML).
+import { el, fmt, num } from "./util.js";
+
+function axisOf(runs, dim) {
+  const values = runs.map((r) => num(dim.get(r)));
+  const numeric = values.filter((v) => typeof v === "number" && Number.isFinite(v));
+  if (numeric.length && numeric.length === values.filter((v) => v !== null && v !== undefined).length) {
+    let lo = Math.min(...numeric), hi = Math.max(...numeric);
+    if (lo === hi) { lo -= 0.5; hi += 0.5; }
+    return { kind: "num", lo, hi, pos: (v) => (typeof v === "number" && Number.isFinite(v) ? (v - lo) / (hi - lo) : null),
+             ticks: [[0, fmt(lo)], [1, fmt(hi)]] };
+  }
+  const cats = [...new Set(values.filter((v) => v !== null && v !== undefined).map((v) => JSON.stringify(v)))].sort();
+  const n = Math.max(cats.length - 1, 1);
+  return { kind: "cat", pos: (v) => (v === null || v === undefined ? null : cats.length === 1 ? 0.5 : cats.indexOf(JSON.stringify(v)) / n),
+           ticks: cats.map((c, i) => [cats.length === 1 ? 0.5 : i / n, fmt(JSON.parse(c))]) };
+}
+
+function setupCanvas(container, height) {
+  const width = Math.max(container.clientWidth || 600, 300);
+  const canvas = el("canvas", { width: width * devicePixelRatio, height: height * devicePixelRatio,
+                                style: { width: width + "px", height: height + "px" } });
+  container.append(canvas);
+  const ctx = canvas.getContext("2d");
+  ctx.scale(devicePixelRatio, devicePixelRatio);
+  return { canvas, ctx, width, height };
+}
+
+// The window-level drag listeners of the chart drawn last (removed when it is redrawn).
+let listeners = null;
+
+export function drawParcoords(container, runs, dims, onBrush) {
+  if (listeners) listeners.abort();
+  listeners = new AbortController();
+  const { signal } = listeners;
+  if (!dims.length) { container.append(el("p", { class: "muted", text: "No varying config keys." })); return; }
+  const { canvas, ctx, width, height } = setupCanvas(container, 280);
+  const top = 34, bottom = height - 24, left = 50, right = width - 50;
+  const axes = dims.map((d) => axisOf(runs, d));
+  const x = (i) => (dims.length === 1 ? (left + right) / 2 : left + (i * (right - left)) / (dims.length - 1));
+  const y = (p) => bottom - p * (bottom - top);
+  const brushes = new Map();  // axis index → [p0, p1] in 0..1
+  const metricAxis = dims.findIndex((d) => d.metric);
+
+  function kept(r) {
+    for (const [i, [a, b]] of brushes) {
+      const p = axes[i].pos(num(dims[i].get(r)));
+      if (p === null || p < a || p > b) return false;
+    }
+    return true;
+  }
+  function draw() {
+    ctx.clearRect(0, 0, width, height);
+    const lines = runs.map((r) => ({ r, k: kept(r) }));
+    for (const pass of [false, true]) {
+      for (const { r, k } of lines) {
+        if (k !== pass) continue;
+        ctx.beginPath();
+        let started = false;
+        dims.forEach((d, i) => {
+          const p = axes[i].pos(num(d.get(r)));
+          if (p === null) { started = false; return; }
+          started ? ctx.lineTo(x(i), y(p)) : ctx.moveTo(x(i), y(p));
+          started = true;
+        });
+        if (!k) ctx.strokeStyle = "rgba(160,160,160,0.25)";
+        else if (metricAxis >= 0) {
+          const p = axes[metricAxis].pos(num(dims[metricAxis].get(r)));
+          ctx.strokeStyle = p === null ? "rgba(120,120,120,0.6)" : `hsla(${240 - 200 * p},70%,45%,0.7)`;
+        } else ctx.strokeStyle = "rgba(31,119,180,0.6)";
+        ctx.lineWidth = 1.2;
+        ctx.stroke();
+      }
+    }
+    ctx.fillStyle = "#222";
+    ctx.strokeStyle = "#444";
+    ctx.font = "12px sans-serif";
+    ctx.textAlign = "center";
+    dims.forEach((d, i) => {
+      ctx.beginPath(); ctx.moveTo(x(i), top); ctx.lineTo(x(i), bottom); ctx.lineWidth = 1; ctx.stroke();
+      const label = d.label.length > 22 ? "…" + d.label.slice(-21) : d.label;
+      ctx.fillText(label, x(i), top - 18);
+      ctx.font = "10px sans-serif";
+      for (const [p, t] of axes[i].ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 14), x(i), y(p) + (p === 0 ? 14 : p === 1 ? -4 : 3));
+      ctx.font = "12px sans-serif";
+      const b = brushes.get(i);
+      if (b) { ctx.fillStyle = "rgba(255,165,0,0.35)"; ctx.fillRect(x(i) - 7, y(b[1]), 14, y(b[0]) - y(b[1])); ctx.fillStyle = "#222"; }
+    });
+  }
+  let drag = null;
+  const pos = (ev) => { const r = canvas.getBoundingClientRect(); return [ev.clientX - r.left, ev.clientY - r.top]; };
+  canvas.addEventListener("mousedown", (ev) => {
+    const [mx, my] = pos(ev);
+    const i = dims.findIndex((_, j) => Math.abs(x(j) - mx) < 14);
+    if (i < 0) return;
+    const p = Math.min(1, Math.max(0, (bottom - my) / (bottom - top)));
+    drag = { i, p0: p, moved: false };
+    ev.preventDefault();
+  });
+  window.addEventListener("mousemove", (ev) => {
+    if (!drag) return;
+    const [, my] = pos(ev);
+    const p = Math.min(1, Math.max(0, (bottom - my) / (bottom - top)));
+    if (Math.abs(p - drag.p0) > 0.01) drag.moved = true;
+    if (drag.moved) brushes.set(drag.i, [Math.min(p, drag.p0), Math.max(p, drag.p0)]);
+    draw();
+  }, { signal });
+  window.addEventListener("mouseup", () => {
+    if (!drag) return;
+    if (!drag.moved) brushes.delete(drag.i);
+    drag = null;
+    draw();
+    onBrush(brushes.size ? new Set(runs.filter(kept).map((r) => r.id)) : null);
+  }, { signal });
+  canvas.dataset.axes = String(dims.length);
+  draw();
+  container.dataset.ready = "1";
+}
+
+export function drawScatter(container, runs, xDim, yDim, onClick) {
+  const { canvas, ctx, width, height } = setupCanvas(container, 280);
+  const left = 60, right = width - 16, top = 16, bottom = height - 40;
+  const ax = axisOf(runs, xDim), ay = axisOf(runs, yDim);
+  const pts = [];
+  for (const r of runs) {
+    const px = ax.pos(num(xDim.get(r))), py = ay.pos(num(yDim.get(r)));
+    if (px === null || py === null) continue;
+    pts.push([left + px * (right - left), bottom - py * (bottom - top), r.id]);
+  }
+  ctx.strokeStyle = "#444"; ctx.fillStyle = "#222"; ctx.font = "11px sans-serif";
+  ctx.beginPath(); ctx.moveTo(left, top); ctx.lineTo(left, bottom); ctx.lineTo(right, bottom); ctx.stroke();
+  ctx.textAlign = "center";
+  ctx.fillText(xDim.label, (left + right) / 2, height - 6);
+  for (const [p, t] of ax.ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 12), left + p * (right - left), bottom + 14);
+  ctx.textAlign = "right";
+  for (const [p, t] of ay.ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 12), left - 4, bottom - p * (bottom - top) + 4);
+  ctx.save(); ctx.translate(12, (top + bottom) / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "center";
+  ctx.fillText(yDim.label, 0, 0); ctx.restore();
+  ctx.fillStyle = "rgba(31,119,180,0.75)";
+  for (const [px, py] of pts) { ctx.beginPath(); ctx.arc(px, py, 3.5, 0, 2 * Math.PI); ctx.fill(); }
+  canvas.title = "click a point to open its run";
+  canvas.addEventListener("click", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const mx = ev.clientX - r.left, my = ev.clientY - r.top;
+    let best = null, bd = 64;
+    for (const p of pts) { const d = (p[0] - mx) ** 2 + (p[1] - my) ** 2; if (d < bd) { bd = d; best = p; } }
+    if (best) onClick(best[2]);
+  });
+  canvas.dataset.points = String(pts.length);
+  container.dataset.ready = "1";
+}

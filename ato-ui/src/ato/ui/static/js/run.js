@@ -1,0 +1,55 @@
+// One run: status, times, tags, nested typed config, artifacts, fingerprints, metric
+// summaries and charts.
+import { api, el, fmt, fmtDuration, fmtTime } from "./util.js";
+import { ChartBoard, chartControls } from "./charts.js";
+
+export function configTree(value, types, prefix = "") {
+  if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
+    return el("ul", { class: "tree" }, Object.entries(value).map(([k, v]) => {
+      const path = prefix ? `${prefix}.${k}` : k;
+      const isDict = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length;
+      return el("li", {}, el("span", { class: "k", text: k }), isDict ? configTree(v, types, path) : [
+        el("span", { class: "v", testid: "config-value", text: fmt(v) }),
+        el("span", { class: "type", text: types[path] || "" })]);
+    }));
+  }
+  return el("span", { class: "v", text: fmt(value) });
+}
+
+export async function renderRun(view, id, params) {
+  const run = await api(`run/${id}`);
+  view.append(
+    el("h2", {}, `Run #${run.id} `, el("span", { class: `status s-${run.status}`, text: run.status, testid: `run-status-${run.id}` })),
+    el("dl", { class: "facts", testid: "run-facts" },
+      el("dt", { text: "project" }), el("dd", { text: run.project }),
+      el("dt", { text: "started" }), el("dd", { text: fmtTime(run.start) }),
+      el("dt", { text: "ended" }), el("dd", { text: fmtTime(run.end) }),
+      el("dt", { text: "duration" }), el("dd", { text: fmtDuration(run.duration) }),
+      el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
+      el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.map((t) => el("span", { class: "tag", text: t })))));
+  const cols = el("div", { class: "two-col" });
+  cols.append(el("section", { class: "box", testid: "run-config" }, el("h3", { text: "config" }), configTree(run.config_tree, run.types)));
+  const right = el("section", { class: "box" });
+  right.append(el("h3", { text: "metrics" }), run.metric_keys.length ? el("table", { class: "grid", testid: "run-metrics" },
+    el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h) => el("th", { text: h }))),
+    run.metric_keys.map((k) => { const s = run.summaries[k] || {};
+      return el("tr", {}, el("td", { text: k }), [s.last, s.min, s.max, s.count, s.last_step].map((v) => el("td", { class: "num", text: fmt(v) }))); }))
+    : el("p", { class: "muted", text: "no metrics" }));
+  right.append(el("h3", { text: "artifacts" }), run.artifacts.length ? el("table", { class: "grid", testid: "run-artifacts" },
+    el("tr", {}, ["path", "type", "metadata"].map((h) => el("th", { text: h }))),
+    run.artifacts.map((a) => el("tr", {}, el("td", { class: "mono", text: a.path }), el("td", { text: a.type ?? "–" }), el("td", { class: "mono", text: fmt(a.metadata) }))))
+    : el("p", { class: "muted", text: "no artifacts" }));
+  right.append(el("h3", { text: "code fingerprints" }), run.fingerprints.length ? el("table", { class: "grid", testid: "run-fingerprints" },
+    el("tr", {}, ["trace", "type", "fingerprint"].map((h) => el("th", { text: h }))),
+    run.fingerprints.map((f) => el("tr", {}, el("td", { class: "mono", text: f.trace }), el("td", { text: f.type }), el("td", { class: "mono", text: f.fingerprint.slice(0, 16), title: f.fingerprint }))))
+    : el("p", { class: "muted", text: "no fingerprints" }));
+  cols.append(right);
+  view.append(cols);
+  if (!run.metric_keys.length) return null;
+  const holder = el("div");
+  let board = null;
+  const { bar, opts } = chartControls(params, [], () => { for (const c of board.cards.values()) if (c.mounted) board.draw(c); });
+  view.append(el("h3", { text: "charts" }), bar, holder);
+  board = new ChartBoard(holder, [run], run.metric_keys, opts, { [run.id]: run.summaries });
+  return () => board.destroy();
+}

@@ -1,0 +1,248 @@
+// The runs table: every run (virtualised rows), varying config keys as columns, metric
+// summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
+// parallel-coordinates / scatter panel whose brushing filters the table.
+import { api, clear, csvCell, download, el, fmt, fmtDuration, fmtTime, go, num, setParams,
+         varyingKeys } from "./util.js";
+import { drawParcoords, drawScatter } from "./parcoords.js";
+
+const ROW_H = 28;
+const OVERSCAN = 12;
+const STATUSES = ["", "running", "completed", "failed", "killed", "crashed"];
+
+export async function renderRuns(view, params) {
+  const filters = {
+    project: params.get("project") || "", where: params.get("where") || "",
+    tags: params.get("tags") || "", status: params.get("status") || "",
+  };
+  const whereInput = el("input", { type: "search", placeholder: "where, e.g. lr < 0.01 and model == 'resnet'",
+                                   value: filters.where, testid: "filter-where", size: 40 });
+  const tagsInput = el("input", { type: "search", placeholder: "tags (comma separated)",
+                                  value: filters.tags, testid: "filter-tags", size: 18 });
+  const statusSelect = el("select", { testid: "filter-status" },
+    STATUSES.map((s) => el("option", { value: s, text: s || "any status", selected: s === filters.status })));
+  const apply = () => {
+    setParams({ where: whereInput.value.trim(), tags: tagsInput.value.trim(), status: statusSelect.value });
+    window.dispatchEvent(new HashChangeEvent("hashchange"));
+  };
+  const form = el("form", { class: "filters", testid: "filters",
+                            onsubmit: (e) => { e.preventDefault(); apply(); } },
+    whereInput, tagsInput, statusSelect, el("button", { type: "submit", testid: "filter-apply", text: "Filter" }));
+  statusSelect.addEventListener("change", apply);
+  const errorBox = el("div", { class: "error", testid: "filter-error" });
+  view.append(form, errorBox);
+
+  let data;
+  try {
+    data = await api("runs", filters);
+  } catch (e) {
+    errorBox.textContent = e.message;
+    return null;
+  }
+  const runs = data.runs;
+  const sums = data.summaries;
+  const metricKeys = data.metric_keys;
+  let chosen = (params.get("m") ?? metricKeys.slice(0, 3).join(",")).split(",").filter((k) => metricKeys.includes(k));
+  const showConst = params.get("const") === "1";
+  let sortKey = params.get("sort") || "id";
+  let sortDesc = params.get("desc") === "1";
+  const selected = new Set((params.get("sel") || "").split(",").filter(Boolean).map(Number));
+  let brushed = null;  // Set of run ids kept by the parallel-coordinates brushes
+
+  const { varying, constant } = varyingKeys(runs);
+  const configCols = showConst ? [...varying, ...constant] : varying;
+
+  const summary = (r, k, f) => { const s = sums[r.id]?.[k]; return s ? num(s[f]) : null; };
+  const columns = [
+    { id: "id", label: "id", width: 64, get: (r) => r.id,
+      cell: (r) => el("a", { href: `#/run/${r.id}`, text: r.id, testid: "run-link" }) },
+    ...(filters.project ? [] : [{ id: "project", label: "project", width: 110, get: (r) => r.project }]),
+    { id: "status", label: "status", width: 92, get: (r) => r.status,
+      cell: (r) => el("span", { class: `status s-${r.status}`, text: r.status, testid: "status" }) },
+    { id: "tags", label: "tags", width: 180, get: (r) => r.tags.join(","),
+      cell: (r) => el("span", { class: "tags" }, r.tags.map((t) => el("span", { class: "tag", text: t, title: t }))) },
+    { id: "start", label: "start", width: 150, get: (r) => r.start, text: (r) => fmtTime(r.start) },
+    { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration) },
+    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: 120, config: true, get: (r) => r.config[k] })),
+    ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
+      id: `m:${f}:${k}`, label: `${k} ${f}`, width: 110, metric: true, get: (r) => summary(r, k, f) }))),
+  ];
+  const template = ["30px", ...columns.map((c) => c.width + "px")].join(" ");
+
+  // ---------------------------------------------------------------- toolbar
+  const count = el("span", { class: "count", testid: "row-count" });
+  const chartsBtn = el("button", { testid: "open-charts", onclick: () => go("/charts", { runs: [...selected].join(",") }) });
+  const compareBtn = el("button", { testid: "open-compare", onclick: () => go("/compare", { runs: [...selected].join(",") }) });
+  const csvBtn = el("button", { testid: "export-csv", text: "CSV", onclick: () => exportCsv() });
+  const pcBtn = el("button", { testid: "toggle-parallel", text: "Parallel coordinates" });
+  const constBtn = el("button", { class: "link", testid: "toggle-constant",
+    text: showConst ? `hide ${constant.length} constant keys` : `${constant.length} constant config keys hidden`,
+    onclick: () => { setParams({ const: showConst ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } });
+  const metricPicker = el("details", { class: "picker", testid: "metric-picker" },
+    el("summary", { text: `metrics (${chosen.length}/${metricKeys.length})` }),
+    metricKeys.map((k) => el("label", {},
+      el("input", { type: "checkbox", value: k, checked: chosen.includes(k), onchange: (e) => {
+        chosen = e.target.checked ? [...chosen, k] : chosen.filter((x) => x !== k);
+        setParams({ m: chosen.join(",") || "-" });
+        window.dispatchEvent(new HashChangeEvent("hashchange"));
+      } }), k)));
+  view.append(el("div", { class: "toolbar" }, count, chartsBtn, compareBtn, csvBtn, pcBtn, metricPicker, constBtn));
+
+  const panel = el("div", { class: "panel hidden", testid: "parallel-panel" });
+  view.append(panel);
+
+  // ---------------------------------------------------------------- table
+  const header = el("div", { class: "thead", style: { gridTemplateColumns: template } },
+    el("div", { class: "th" }, el("input", { type: "checkbox", title: "select all shown", testid: "select-all",
+      onchange: (e) => { for (const r of shown) e.target.checked ? selected.add(r.id) : selected.delete(r.id); updateSelection(); paint(true); } })),
+    columns.map((c) => el("div", { class: "th" + (c.config ? " cfg" : "") + (c.metric ? " met" : ""), title: c.label,
+      testid: "col-" + c.id, onclick: () => {
+        if (sortKey === c.id) sortDesc = !sortDesc; else { sortKey = c.id; sortDesc = false; }
+        setParams({ sort: sortKey === "id" ? "" : sortKey, desc: sortDesc ? "1" : "" });
+        sortRows(); paint(true); markSort();
+      } }, c.label, el("span", { class: "arrow" }))));
+  const spacer = el("div", { class: "spacer" });
+  const rowsBox = el("div", { class: "rows" });
+  const scroller = el("div", { class: "table", testid: "runs-table" }, header, spacer);
+  spacer.append(rowsBox);
+  view.append(scroller);
+  if (!runs.length) view.append(el("p", { class: "muted", testid: "empty", text: "No runs match." }));
+
+  let shown = runs.slice();
+  const cmpValues = (a, b) => {
+    const na = a === null || a === undefined, nb = b === null || b === undefined;
+    if (na || nb) return na && nb ? 0 : na ? 1 : -1;  // missing values last
+    if (typeof a === "number" && typeof b === "number") {
+      if (Number.isNaN(a) || Number.isNaN(b)) return Number.isNaN(a) - Number.isNaN(b);
+      return a - b;
+    }
+    if (typeof a === "number") return -1;
+    if (typeof b === "number") return 1;
+    return String(a).localeCompare(String(b));
+  };
+  function sortRows() {
+    const col = columns.find((c) => c.id === sortKey) || columns[0];
+    const base = brushed ? runs.filter((r) => brushed.has(r.id)) : runs.slice();
+    base.sort((a, b) => {
+      const va = col.get(a), vb = col.get(b);
+      const missing = (va === null || va === undefined) - (vb === null || vb === undefined);
+      if (missing) return missing;
+      const c = cmpValues(va, vb);
+      return (sortDesc ? -c : c) || a.id - b.id;
+    });
+    shown = base;
+    spacer.style.height = shown.length * ROW_H + "px";
+    count.textContent = `${shown.length} of ${runs.length} runs`;
+    count.dataset.count = String(shown.length);
+  }
+  function markSort() {
+    for (const th of header.querySelectorAll(".th")) th.classList.remove("asc", "desc");
+    const th = header.querySelector(`[data-testid="${CSS.escape("col-" + sortKey)}"]`);
+    if (th) th.classList.add(sortDesc ? "desc" : "asc");
+  }
+  function makeRow(r) {
+    const row = el("div", { class: "tr" + (selected.has(r.id) ? " sel" : ""), testid: "row-" + r.id,
+                            style: { gridTemplateColumns: template } });
+    row.dataset.run = r.id;
+    row.append(el("div", { class: "td" }, el("input", { type: "checkbox", checked: selected.has(r.id), testid: "select",
+      onchange: (e) => { e.target.checked ? selected.add(r.id) : selected.delete(r.id); row.classList.toggle("sel", e.target.checked); updateSelection(); } })));
+    for (const c of columns) {
+      const td = el("div", { class: "td" + (c.metric ? " num" : "") });
+      if (c.cell) td.append(c.cell(r));
+      else {
+        const text = c.text ? c.text(r) : fmt(c.get(r));
+        td.textContent = text;
+        td.title = text;
+      }
+      row.append(td);
+    }
+    return row;
+  }
+  let painted = [-1, -1];
+  function paint(force = false) {
+    const top = scroller.scrollTop;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(shown.length, Math.ceil((top + scroller.clientHeight) / ROW_H) + OVERSCAN);
+    if (!force && first === painted[0] && last === painted[1]) return;
+    painted = [first, last];
+    clear(rowsBox);
+    rowsBox.style.transform = `translateY(${first * ROW_H}px)`;
+    const frag = document.createDocumentFragment();
+    for (let i = first; i < last; i++) frag.append(makeRow(shown[i]));
+    rowsBox.append(frag);
+  }
+  function updateSelection() {
+    const n = selected.size;
+    chartsBtn.textContent = `Charts (${n})`;
+    chartsBtn.disabled = n < 1;
+    compareBtn.textContent = `Compare (${n})`;
+    compareBtn.disabled = n < 2 || n > 10;
+    compareBtn.title = n > 10 ? "compare takes 2 to 10 runs" : "";
+    setParams({ sel: [...selected].join(",") });
+  }
+  function exportCsv() {
+    const lines = [["id", ...columns.filter((c) => c.id !== "id").map((c) => c.label)].map(csvCell).join(",")];
+    for (const r of shown) {
+      lines.push([r.id, ...columns.filter((c) => c.id !== "id").map((c) => {
+        const v = c.get(r);
+        return c.id === "tags" ? r.tags.join(" ") : c.id === "start" ? fmtTime(v) : v;
+      })].map(csvCell).join(","));
+    }
+    download("runs.csv", new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" }));
+  }
+
+  // ---------------------------------------------------------------- parallel coordinates
+  let pcOpen = params.get("pc") === "1";
+  function renderPanel() {
+    clear(panel);
+    panel.classList.toggle("hidden", !pcOpen);
+    if (!pcOpen) return;
+    const numericKeys = varying.filter((k) => runs.some((r) => typeof r.config[k] === "number"));
+    const metric = params.get("pcm") || chosen[0] || metricKeys[0];
+    const metricSelect = el("select", { testid: "pc-metric", onchange: (e) => { setParams({ pcm: e.target.value }); params.set("pcm", e.target.value); renderPanel(); } },
+      metricKeys.map((k) => el("option", { value: k, text: `${k} (last)`, selected: k === metric })));
+    const xKey = params.get("sx") || numericKeys[0] || varying[0];
+    const xSelect = el("select", { testid: "scatter-x", onchange: (e) => { setParams({ sx: e.target.value }); params.set("sx", e.target.value); renderPanel(); } },
+      varying.map((k) => el("option", { value: k, text: k, selected: k === xKey })));
+    const pcBox = el("div", { class: "pc", testid: "parallel" });
+    const scBox = el("div", { class: "scatter", testid: "scatter" });
+    const brushNote = el("span", { class: "muted", testid: "brush-note" });
+    panel.append(el("div", { class: "toolbar" }, el("label", {}, "metric ", metricSelect),
+      el("label", {}, "scatter x ", xSelect), brushNote), el("div", { class: "pc-row" }, pcBox, scBox));
+    const dims = varying.map((k) => ({ key: k, label: k, get: (r) => r.config[k] }));
+    if (metric) dims.push({ key: "metric", label: `${metric} (last)`, get: (r) => summary(r, metric, "last"), metric: true });
+    requestAnimationFrame(() => {
+      drawParcoords(pcBox, runs, dims, (keep) => {
+        brushed = keep;
+        brushNote.textContent = keep ? `brushing keeps ${keep.size} runs` : "";
+        sortRows(); paint(true);
+      });
+      if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },
+        { label: `${metric} (last)`, get: (r) => summary(r, metric, "last") }, (id) => go(`/run/${id}`));
+    });
+  }
+  pcBtn.addEventListener("click", () => { pcOpen = !pcOpen; setParams({ pc: pcOpen ? "1" : "" }); brushed = null; sortRows(); paint(true); renderPanel(); });
+
+  // ---------------------------------------------------------------- live status of running runs
+  let source = null;
+  const running = runs.filter((r) => r.status === "running" || r.status === "crashed").map((r) => r.id);
+  if (running.length && running.length <= 1000) {
+    source = new EventSource("/api/live?runs=" + running.join(","));
+    source.addEventListener("status", (ev) => {
+      const changed = JSON.parse(ev.data);
+      let any = false;
+      for (const r of runs) if (changed[r.id] && changed[r.id] !== r.status) { r.status = changed[r.id]; any = true; }
+      if (any) paint(true);
+    });
+  }
+
+  scroller.addEventListener("scroll", () => paint());
+  const onResize = () => paint(true);
+  window.addEventListener("resize", onResize);
+  sortRows();
+  markSort();
+  updateSelection();
+  paint(true);
+  renderPanel();
+  scroller.dataset.ready = "1";
+  return () => { window.removeEventListener("resize", onResize); if (source) source.close(); };
+}

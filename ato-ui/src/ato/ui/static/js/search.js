@@ -1,0 +1,118 @@
+// Tracked searches: the list of studies, and for one study the successive-halving ladder
+// (per bracket: a column per rung, each trial a dot at its budget, promoted filled and
+// stopped hollow, the threshold of each rung, lines following the survivors) and the
+// objective history with the best so far.
+import { api, color, el, fmt, num } from "./util.js";
+
+/* global uPlot */
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = String(text);
+  return node;
+}
+
+export async function renderSearch(view, study) {
+  if (!study) {
+    const { studies } = await api("studies");
+    view.append(el("h2", { text: "Searches" }));
+    if (!studies.length) {
+      view.append(el("p", { class: "muted", testid: "no-studies", text: "No tracked searches (runs tagged study:<id>)." }));
+      return null;
+    }
+    view.append(el("table", { class: "grid", testid: "studies" }, el("tr", {}, ["study", "project", "trials"].map((h) => el("th", { text: h }))),
+      studies.map((s) => el("tr", {}, el("td", {}, el("a", { href: `#/search/${encodeURIComponent(s.study)}`, text: s.study, testid: "study-link" })),
+        el("td", { text: s.project }), el("td", { class: "num", text: s.trials })))));
+    return null;
+  }
+  const data = await api("study", { study });
+  const trials = data.trials.map((t) => ({ ...t, objective: num(t.objective) }));
+  const better = data.mode === "max" ? (a, b) => a > b : (a, b) => a < b;
+  view.append(el("h2", { text: `Search ${study}` }),
+    el("p", { class: "muted", testid: "study-summary" },
+      `${data.algorithm ? data.algorithm + " · " : ""}${trials.length} trials · objective ${data.mode === "max" ? "maximised" : "minimised"} (inferred from promotions)`,
+      data.final.length ? [" · re-evaluated winner: ", data.final.map((id) => el("a", { href: `#/run/${id}`, text: `#${id}` }))] : null));
+
+  const brackets = new Map();
+  for (const t of trials) {
+    const b = t.bracket ?? "0";
+    if (!brackets.has(b)) brackets.set(b, []);
+    brackets.get(b).push(t);
+  }
+  const ladder = el("div", { class: "ladder", testid: "ladder" });
+  view.append(ladder);
+  const summaryRows = [];
+  for (const [b, members] of [...brackets].sort((x, y) => String(x[0]).localeCompare(String(y[0]), undefined, { numeric: true }))) {
+    const rungs = [...new Set(members.map((t) => t.rung ?? 0))].sort((x, y) => x - y);
+    const vals = members.map((t) => t.objective).filter((v) => typeof v === "number" && Number.isFinite(v));
+    const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 1;
+    const W = Math.max(360, 170 * rungs.length + 60), H = 300, L = 60, R = 10, T = 34, B = 40;
+    const x = (r) => L + ((rungs.indexOf(r) + 0.5) * (W - L - R)) / rungs.length;
+    const y = (v) => (hi === lo ? (T + H - B) / 2 : H - B - ((v - lo) / (hi - lo)) * (H - B - T));
+    const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": "ladder-bracket", role: "img" });
+    root.append(svg("text", { x: 6, y: 16, class: "lbl" }, `bracket ${b}`));
+    root.append(svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }));
+    root.append(svg("text", { x: L - 6, y: y(hi) + 4, "text-anchor": "end", class: "tick" }, fmt(hi)));
+    root.append(svg("text", { x: L - 6, y: y(lo) + 4, "text-anchor": "end", class: "tick" }, fmt(lo)));
+    // survivors: a line from each trial to its promoted successor (same config at rung + 1)
+    const at = new Map(members.map((t) => [`${t.config_hash}|${t.rung}`, t]));
+    for (const t of members) {
+      const next = at.get(`${t.config_hash}|${(t.rung ?? 0) + 1}`);
+      if (t.promoted && next && Number.isFinite(t.objective) && Number.isFinite(next.objective)) {
+        root.append(svg("line", { x1: x(t.rung ?? 0), y1: y(t.objective), x2: x(next.rung), y2: y(next.objective), class: "survivor" }));
+      }
+    }
+    for (const r of rungs) {
+      const inRung = members.filter((t) => (t.rung ?? 0) === r);
+      const budget = inRung.find((t) => t.budget !== null)?.budget;
+      const up = inRung.filter((t) => t.promoted && Number.isFinite(t.objective)).map((t) => t.objective);
+      const down = inRung.filter((t) => !t.promoted && Number.isFinite(t.objective)).map((t) => t.objective);
+      let threshold = null;
+      if (up.length && down.length) {
+        const worstUp = up.reduce((a, v) => (better(a, v) ? v : a));
+        const bestDown = down.reduce((a, v) => (better(v, a) ? v : a));
+        threshold = (worstUp + bestDown) / 2;
+        root.append(svg("line", { x1: x(r) - 40, x2: x(r) + 40, y1: y(threshold), y2: y(threshold), class: "threshold" }));
+      }
+      root.append(svg("text", { x: x(r), y: H - B + 16, "text-anchor": "middle", class: "tick" }, `rung ${r}`));
+      root.append(svg("text", { x: x(r), y: H - B + 30, "text-anchor": "middle", class: "tick" }, `budget ${fmt(budget)}`));
+      inRung.forEach((t, i) => {
+        if (!Number.isFinite(t.objective)) return;
+        const jitter = ((i % 7) - 3) * 3;
+        const dot = svg("circle", { cx: x(r) + jitter, cy: y(t.objective), r: 5, class: t.promoted ? "promoted" : "stopped",
+                                   "data-testid": t.promoted ? "trial-promoted" : "trial-stopped", "data-run": t.run });
+        dot.append(svg("title", {}, `run #${t.run} · trial ${t.key ?? "?"} · objective ${fmt(t.objective)} · ${t.promoted ? "promoted" : "stopped"}`));
+        dot.addEventListener("click", () => { location.hash = `#/run/${t.run}`; });
+        root.append(dot);
+      });
+      summaryRows.push(el("tr", { testid: "ladder-rung" }, el("td", { text: b }), el("td", { class: "num", text: r }),
+        el("td", { class: "num", text: fmt(budget) }), el("td", { class: "num", text: inRung.length }),
+        el("td", { class: "num", text: inRung.filter((t) => t.promoted).length }), el("td", { class: "num", text: fmt(threshold) })));
+    }
+    ladder.append(root);
+  }
+  view.append(el("div", { class: "legend-row" }, el("span", { class: "dot promoted" }), " promoted ", el("span", { class: "dot stopped" }), " stopped ",
+    el("span", { class: "dash" }), " threshold (between the worst promoted and the best stopped trial)"));
+  view.append(el("table", { class: "grid", testid: "ladder-table" }, el("tr", {}, ["bracket", "rung", "budget", "trials", "promoted", "threshold"].map((h) => el("th", { text: h }))), summaryRows));
+
+  // objective history in trial order, with the best so far
+  const xs = [], ys = [], best = [];
+  let cur = null;
+  trials.forEach((t, i) => {
+    if (!Number.isFinite(t.objective)) return;
+    if (cur === null || better(t.objective, cur)) cur = t.objective;
+    xs.push(i); ys.push(t.objective); best.push(cur);
+  });
+  const box = el("section", { class: "card", testid: "objective-history" }, el("header", {}, el("h3", { text: "objective by trial" })));
+  view.append(box);
+  if (xs.length) {
+    new uPlot({ width: Math.min(900, view.clientWidth || 900), height: 240,
+      series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6 } },
+               { label: "best so far", stroke: color(3), width: 2 }],
+      scales: { x: { time: false } } }, [xs, ys, best], box);
+  }
+  ladder.dataset.ready = "1";
+  return null;
+}

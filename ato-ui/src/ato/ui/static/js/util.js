@@ -1,0 +1,138 @@
+// Small DOM and data helpers. Every value from the database reaches the page through
+// textContent / attributes set by el(): never through innerHTML.
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") node.textContent = String(v);
+    else if (k === "class") node.className = v;
+    else if (k === "testid") node.dataset.testid = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "style" && typeof v === "object") Object.assign(node.style, v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+export function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+  return node;
+}
+
+export async function api(path, params = {}) {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") qs.set(k, v);
+  }
+  const url = "/api/" + path + (qs.toString() ? "?" + qs : "");
+  const resp = await fetch(url, { credentials: "same-origin" });
+  let data;
+  try { data = await resp.json(); } catch { data = { error: resp.statusText }; }
+  if (!resp.ok) throw new Error(data.error || resp.statusText);
+  return data;
+}
+
+export function num(v) {
+  if (v === "inf") return Infinity;
+  if (v === "-inf") return -Infinity;
+  if (v === "nan") return NaN;
+  return v;
+}
+
+export function fmt(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "number") {
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(5));
+  }
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+export function fmtTime(t) {
+  if (t === null || t === undefined) return "–";
+  const d = new Date(t * 1000);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+export function fmtDuration(s) {
+  if (s === null || s === undefined) return "–";
+  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} m ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} m`;
+}
+
+// The route lives in the hash: "#/runs?where=lr%3C0.1&status=completed".
+export function route() {
+  const hash = location.hash.replace(/^#/, "") || "/runs";
+  const [path, query] = hash.split("?");
+  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent),
+           params: new URLSearchParams(query || "") };
+}
+
+export function go(path, params) {
+  const qs = params ? new URLSearchParams(
+    Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "")).toString() : "";
+  location.hash = path + (qs ? "?" + qs : "");
+}
+
+// Replace the query of the current route without a navigation (filters, sort, options).
+export function setParams(updates) {
+  const { parts, params } = route();
+  for (const [k, v] of Object.entries(updates)) {
+    if (v === undefined || v === null || v === "" || v === false) params.delete(k);
+    else params.set(k, v);
+  }
+  const qs = params.toString();
+  history.replaceState(null, "", "#/" + parts.map(encodeURIComponent).join("/") + (qs ? "?" + qs : ""));
+}
+
+export function download(filename, blob) {
+  const a = el("a", { href: URL.createObjectURL(blob), download: filename });
+  document.body.append(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
+// A CSV cell: quoted, and a leading = + - @ (spreadsheet formula) neutralised.
+export function csvCell(v) {
+  let s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s)) s = "'" + s;
+  return /[",\n\r]/.test(s) || s !== s.trim() ? '"' + s.replace(/"/g, '""') + '"' : s;
+}
+
+export function toast(message) {
+  const t = document.getElementById("toast");
+  t.textContent = message;
+  t.classList.add("show");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.remove("show"), 4000);
+}
+
+export const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
+  "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"];
+
+export function color(i) { return PALETTE[i % PALETTE.length]; }
+
+// Keys of a flat config whose value is the same in every run are "constant".
+export function varyingKeys(runs) {
+  const all = new Set();
+  for (const r of runs) for (const k of Object.keys(r.config)) all.add(k);
+  const varying = [], constant = [];
+  for (const k of [...all].sort()) {
+    const first = JSON.stringify(runs[0]?.config[k]);
+    if (runs.some((r) => JSON.stringify(r.config[k]) !== first)) varying.push(k);
+    else constant.push(k);
+  }
+  return { varying, constant };
+}
+
+export const SEED_KEYS = /(^|\.)(seed|random_seed|rng_seed)$/i;

@@ -1,0 +1,315 @@
+"""The dashboard's JSON API (Starlette's test client) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
+
+
+def test_info_lists_projects(client):
+    data = client.get("/api/info").json()
+    assert [p["name"] for p in data["projects"]] == ["vision", "search"]
+    assert "experiments" in data["db"] or "postgresql" in data["db"]
+
+
+def test_runs_rows_statuses_and_summaries(client):
+    data = client.get("/api/runs", params={"project": "vision"}).json()
+    runs = {r["id"]: r for r in data["runs"]}
+    info = client.info
+    assert len(runs) == 9
+    assert runs[info["crashed"]]["status"] == "crashed"  # stale running run
+    assert sorted({r["status"] for r in runs.values()}) == ["completed", "crashed", "failed"]
+    first = runs[info["runs"][0]]
+    assert first["config"]["model.name"] == "resnet18" and first["config"]["lr"] == 0.1
+    assert first["duration"] is not None and first["duration"] >= 0
+    assert data["metric_keys"] == ["loss", "val/acc"]
+    loss = data["summaries"][str(first["id"])]["loss"]
+    assert loss["count"] == 50 and loss["last_step"] == 49 and loss["min"] <= loss["last"]
+
+
+@pytest.mark.parametrize("where,expected", [
+    ("lr < 0.05 and model.name == 'resnet18'", {3}),
+    ("batch_size >= 64 or seed == 2", {4, 5, 6}),
+    ("not (optimizer == 'adam')", {7, 8}),
+])
+def test_where_filter_uses_the_typed_grammar(client, where, expected):
+    data = client.get("/api/runs", params={"project": "vision", "where": where}).json()
+    assert {r["id"] for r in data["runs"]} == expected
+
+
+def test_tag_and_status_filters(client):
+    tagged = client.get("/api/runs", params={"tags": "baseline,resnet50"}).json()["runs"]
+    assert [r["id"] for r in tagged] == [4, 5]
+    failed = client.get("/api/runs", params={"status": "failed"}).json()["runs"]
+    assert [r["id"] for r in failed] == [6]
+    crashed = client.get("/api/runs", params={"status": "crashed"}).json()["runs"]
+    assert [r["id"] for r in crashed] == [client.info["crashed"]]
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"where": "lr <"}, "position"),
+    ({"where": "lr < 1; DROP TABLE experiments"}, "position"),
+    ({"status": "exploded"}, "status must be"),
+    ({"ids": "1,x"}, "ids must be"),
+])
+def test_bad_filters_are_one_clear_400(client, params, fragment):
+    response = client.get("/api/runs", params=params)
+    assert response.status_code == 400
+    assert fragment in response.json()["error"]
+    # nothing was run: every run is still there
+    assert len(client.get("/api/runs").json()["runs"]) == 18
+
+
+def test_run_detail_has_typed_config_artifacts_and_raw_hostile_text(client):
+    info = client.info
+    run = client.get(f"/api/run/{info['runs'][0]}").json()
+    assert run["config_tree"]["model"] == {"name": "resnet18", "depth": 18}
+    assert run["types"]["lr"] == "float" and run["types"]["batch_size"] == "int"
+    assert run["artifacts"][0]["path"].endswith("best.pt")
+    assert run["artifacts"][0]["metadata"] == {"epoch": 49}
+    hostile = client.get(f"/api/run/{info['xss']}").json()
+    # The API returns the text as stored (JSON-escaped); the page shows it as text.
+    assert hostile["tags"] == [XSS_SCRIPT, XSS_IMG]
+    assert hostile["config_tree"]["optimizer"] == XSS_SCRIPT
+    assert hostile["artifacts"][0]["type"] == XSS_SCRIPT
+    assert client.get("/api/run/99999").status_code == 404
+    assert client.get("/api/run/abc").status_code == 400
+
+
+def test_series_is_reduced_on_the_server_keeping_spike_and_ends(client):
+    spiky = client.info["spiky"]
+    data = client.get("/api/series", params={"runs": spiky, "key": "loss",
+                                             "max_points": 302}).json()
+    (s,) = data["series"]
+    assert s["total"] == 20_000 and s["returned"] <= 302
+    assert s["steps"][0] == 0 and s["steps"][-1] == 19_999
+    assert 99.0 in s["values"] and s["steps"][s["values"].index(99.0)] == 12_345
+    assert s["steps"] == sorted(s["steps"])
+    again = client.get("/api/series", params={"runs": spiky, "key": "loss",
+                                              "max_points": 302}).json()
+    assert again == data  # deterministic
+    zoom = client.get("/api/series", params={"runs": spiky, "key": "loss", "max_points": 302,
+                                             "step_min": 12_300, "step_max": 12_400}).json()
+    (z,) = zoom["series"]
+    assert z["total"] == z["returned"] == 101  # the zoomed range at full resolution
+    assert z["steps"] == list(range(12_300, 12_401))
+
+
+@pytest.mark.parametrize("params", [{"key": "loss", "runs": "1", "max_points": "3"},
+                                    {"runs": "1"}, {"key": "loss", "runs": "1",
+                                                    "step_min": "x"}])
+def test_series_rejects_bad_parameters(client, params):
+    response = client.get("/api/series", params=params)
+    assert response.status_code == 400 and response.json()["error"]
+
+
+def test_study_trials_promotions_and_mode(client):
+    assert client.get("/api/studies").json()["studies"] == [
+        {"study": "s1", "trials": 9, "project": "search"}]
+    data = client.get("/api/study", params={"study": "s1"}).json()
+    assert len(data["trials"]) == 8 and len(data["final"]) == 1  # the winner's re-run
+    assert data["algorithm"] == "hyperband"
+    promoted = {t["key"] for t in data["trials"] if t["promoted"]}
+    assert promoted == {"d-0", "b-0"}
+    assert data["mode"] == "min"
+    assert {t["budget"] for t in data["trials"] if t["rung"] == 0} == {1 / 3}  # "1/3"
+    assert {t["budget"] for t in data["trials"] if t["rung"] == 1} == {1.0}
+
+
+def test_unknown_api_path_is_json_404(client):
+    response = client.get("/api/nope")
+    assert response.status_code == 404 and "nope" in response.json()["error"]
+
+
+def test_security_headers(client):
+    headers = client.get("/").headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_token_and_host_checks(small_sqlite):
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    url, _ = small_sqlite
+    with TestClient(create_app(url, token="s3cret", loopback_only=False)) as c:
+        assert c.get("/api/info").status_code == 401
+        assert c.get("/api/info", params={"token": "wrong"}).status_code == 401
+        assert c.get("/api/info", headers={"authorization": "Bearer s3cret"}).status_code == 200
+        first = c.get("/", params={"token": "s3cret"}, follow_redirects=False)
+        assert first.status_code == 303 and "httponly" in first.headers["set-cookie"].lower()
+        assert c.get("/api/info").status_code == 200  # the cookie now authenticates
+    with TestClient(create_app(url), base_url="http://evil.example") as c:
+        assert c.get("/api/info").status_code == 403  # DNS rebinding refused
+    with TestClient(create_app(url), base_url="http://127.0.0.1:8250") as c:
+        assert c.get("/api/info").status_code == 200
+
+
+def test_missing_database_is_an_error_and_is_not_created(tmp_path):
+    from ato.ui.app import create_app
+    from ato.ui.data import DatabaseMissingError
+
+    path = tmp_path / "sub" / "missing.db"
+    with pytest.raises(DatabaseMissingError, match="no tracker database"):
+        create_app(f"sqlite:///{path}")
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_ui_never_writes_the_database(tmp_path):
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'ro.db'}"
+    log = logger_for(url)
+    log.run(tags=["t"])
+    log.log_metric("loss", 1.0, 0)
+    log.finish()
+    db = tmp_path / "ro.db"
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    with TestClient(create_app(url)) as c:
+        for path in ("/api/info", "/api/runs", "/api/run/1", "/api/studies"):
+            assert c.get(path).status_code == 200
+        assert c.get("/api/series", params={"runs": 1, "key": "loss"}).status_code == 200
+        engine = c.app.state.store._finder.backend
+        raw = getattr(engine, "_sql", engine)
+        with pytest.raises(Exception, match="readonly|read-only"):
+            with raw.engine.connect() as conn:
+                conn.exec_driver_sql("DELETE FROM experiments")
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_a_logger_at_full_speed_is_not_blocked_by_readers(tmp_path):
+    """Four threads read through the UI's API as fast as they can while a logger flushes
+    200 times; no flush waits on the readers."""
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    log = logger_for(url)
+    run_id = log.run()
+    for step in range(2000):
+        log.log_metric("loss", 1.0 / (step + 1), step)
+    log.flush()
+    stop = threading.Event()
+    reads = []
+
+    def reader(c):
+        while not stop.is_set():
+            assert c.get("/api/series", params={"runs": run_id, "key": "loss",
+                                                "max_points": 500}).status_code == 200
+            assert c.get("/api/runs").status_code == 200
+            reads.append(1)
+
+    with TestClient(create_app(url)) as c:
+        threads = [threading.Thread(target=reader, args=(c,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        worst = 0.0
+        for flush in range(200):
+            for i in range(50):
+                log.log_metric("loss", 0.5, 2000 + flush * 50 + i)
+            t0 = time.perf_counter()
+            log.flush()
+            worst = max(worst, time.perf_counter() - t0)
+        stop.set()
+        for t in threads:
+            t.join()
+    log.finish()
+    assert len(reads) > 10
+    assert worst < 0.5, f"a flush waited {worst:.3f} s behind the dashboard's readers"
+
+
+def test_vendored_uplot_matches_its_recorded_checksums():
+    vendor = Path(__file__).resolve().parents[2] / "ato-ui/src/ato/ui/static/vendor"
+    recorded = dict(reversed(line.split()) for line in
+                    (vendor / "SHA256SUMS").read_text().splitlines() if line.strip())
+    assert recorded == {
+        "uPlot.iife.min.js": "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f",
+        "uPlot.min.css": "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04",
+        "uPlot.LICENSE": "8f989229699b4fe2f1a0432d0e9edc338a8a911e250e2d1b01ecd770a5f5b1bd",
+    }
+    for name, digest in recorded.items():
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name
+    assert "MIT" in (vendor / "uPlot.LICENSE").read_text()
+
+
+def test_static_files_and_no_inner_html_with_data():
+    static = Path(__file__).resolve().parents[2] / "ato-ui/src/ato/ui/static/js"
+    for js in static.glob("*.js"):
+        text = js.read_text()
+        assert not re.search(r"\.(innerHTML|outerHTML)\s*\+?=|insertAdjacentHTML|document\.write",
+                             text), js.name
+        assert "eval(" not in text and "new Function" not in text, js.name
+    assert os.path.getsize(static.parent / "vendor/uPlot.iife.min.js") < 60_000
+
+
+def test_live_stream_sends_new_points_and_status(tmp_path):
+    """/api/live over a real server: the status first, then the points flushed after the
+    cursor, then the status change when the run ends."""
+    import json
+
+    import httpx
+
+    from ato.ui.app import create_app
+    from tests.ui.conftest import Server
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    log = logger_for(url, "live")
+    run_id = log.run()
+    log.log_metric("loss", 1.0, 0)
+    log.flush()
+    server = Server(create_app(url))
+
+    def later():
+        time.sleep(0.5)
+        log.log_metric("loss", 0.5, 1)
+        log.log_metric("loss", 0.25, 2)
+        log.flush()
+        time.sleep(0.5)
+        log.finish("completed")
+
+    events = []
+    worker = threading.Thread(target=later)
+    worker.start()
+    try:
+        with httpx.stream("GET", server.base + "api/live", timeout=10, params={
+                "runs": run_id, "cursor": json.dumps({run_id: {"loss": 0}})}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line[6:])))
+                    if kind == "status" and events[-1][1].get(str(run_id)) == "completed":
+                        break
+    finally:
+        worker.join()
+        server.stop()
+    assert events[0] == ("status", {str(run_id): "running"})
+    points = [data for kind, data in events if kind == "points"]
+    assert [s for p in points for s in p["steps"]] == [1, 2]
+    assert [v for p in points for v in p["values"]] == [0.5, 0.25]
+
+
+def test_the_dashboard_connection_refuses_writes(client):
+    """On SQLite (mode=ro) and PostgreSQL (read-only sessions) alike."""
+    finder = client.app.state.store._finder.backend
+    engine = getattr(finder, "_sql", finder).engine
+    with pytest.raises(Exception, match="(?i)read-only|readonly"):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("UPDATE experiments SET status = 'x'")
+            conn.commit()
+    assert client.get("/api/runs", params={"status": "failed"}).json()["runs"][0]["id"] == 6

@@ -1,0 +1,192 @@
+"""The dashboard in Debian's Chromium (Playwright): every row, filter and sort, charts,
+compare, live points, escaping, parallel coordinates, the search ladder, exports.
+Each test waits on explicit ready markers, never on network idle, and saves a screenshot."""
+
+from __future__ import annotations
+
+import time
+
+from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
+
+COUNT = "[data-testid='row-count']"
+
+
+def test_runs_table_shows_all_1000_rows(page, server):
+    page.open("#/runs?project=sweep")
+    page.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    assert page.get_attribute(COUNT, "data-count") == "1000"
+    rendered = page.locator(".tr").count()
+    assert 20 < rendered < 150  # virtualised: only what is on screen
+    page.shot("runs-top")
+    last = server.info["sweep"][-1]
+    page.eval_on_selector("[data-testid='runs-table']", "t => t.scrollTop = t.scrollHeight")
+    page.wait_for_selector(f"[data-testid='row-{last}']")
+    page.shot("runs-bottom")
+    # varying config keys are columns; the constant ones are counted, not shown
+    headers = page.locator(".thead .th").all_inner_texts()
+    assert {"lr", "batch_size", "seed", "model.name"} <= {h.strip() for h in headers}
+    assert "model.dropout" not in {h.strip() for h in headers}
+    assert "constant config keys hidden" in page.inner_text("[data-testid='toggle-constant']")
+    assert "loss last" in {h.strip() for h in headers}
+
+
+def test_filter_and_sort_live_in_the_url(page, server):
+    page.open("#/runs?project=sweep")
+    page.fill("[data-testid='filter-where']", "lr < 0.01 and model.name == 'vit'")
+    page.click("[data-testid='filter-apply']")
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '83'")
+    assert "where=lr" in page.url
+    page.click("[data-testid='col-c:seed']")
+    page.click("[data-testid='col-c:seed']")  # descending
+    first = page.locator(".tr").first
+    assert first.get_attribute("data-run") == str(server.info["sweep"][-1] - 4)  # seed 995
+    assert "sort=c%3Aseed" in page.url and "desc=1" in page.url
+    page.shot("runs-filtered-sorted")
+    # the URL alone reproduces the view
+    page.open(page.url.split("/", 3)[3])
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '83'")
+    page.fill("[data-testid='filter-where']", "lr <")
+    page.click("[data-testid='filter-apply']")
+    page.wait_for_selector("[data-testid='filter-error']:has-text('position')")
+
+
+def test_tag_and_status_filters(page):
+    page.open("#/runs?project=vision&status=crashed")
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '1'")
+    assert page.inner_text("[data-testid='status']") == "crashed"
+    page.open("#/runs?tags=baseline,resnet50")
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '2'")
+
+
+def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
+    spiky = server.info["spiky"]
+    page.open(f"#/charts?runs={spiky}")
+    card = page.locator("[data-testid='chart-card']").first
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    badge = card.locator("[data-testid='points-badge']")
+    assert badge.get_attribute("data-total") == "20000"
+    assert int(badge.get_attribute("data-returned")) < 2500
+    # the spike survived the reduction: the highest value drawn is the spike's 99
+    assert float(card.get_attribute("data-ymax")) == 99.0
+    canvas = card.locator("canvas").first
+    box = canvas.bounding_box()
+    assert box["width"] > 300
+    page.shot("chart-spiky")
+    # drag a narrow x range: the card re-queries it at full resolution
+    over = card.locator(".u-over")
+    ob = over.bounding_box()
+    page.mouse.move(ob["x"] + ob["width"] * 0.60, ob["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(ob["x"] + ob["width"] * 0.62, ob["y"] + 40, steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => { const b = document.querySelector(\"[data-testid='points-badge']\");"
+                           " return b && b.dataset.total !== '20000'; }")
+    assert badge.get_attribute("data-total") == badge.get_attribute("data-returned")
+    page.shot("chart-zoomed")
+
+
+def test_chart_options_smoothing_log_group_and_png(page, server):
+    ids = ",".join(map(str, server.info["runs"][:6]))
+    page.open(f"#/charts?runs={ids}&smooth=0.6&log=1&group=c:lr")
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    legend = page.inner_text("[data-testid='chart-card'] .u-legend")
+    assert "lr=0.1 mean (n=2)" in legend and "lr=0.01 mean (n=2)" in legend
+    page.shot("chart-grouped")
+    with page.expect_download() as download:
+        page.click("[data-testid='chart-card'] [data-testid='export-png']")
+    path = download.value.path()
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_shows_only_differences(page, server):
+    a, b = server.info["runs"][:2]
+    page.open(f"#/compare?runs={a},{b}")
+    page.wait_for_selector("[data-testid='config-diff']")
+    keys = page.locator("[data-testid='diff-row'] td:first-child").all_inner_texts()
+    assert sorted(keys) == ["model.depth", "seed"]
+    assert "deltas" in page.inner_text("[data-testid='metric-compare']")
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.shot("compare")
+    page.uncheck("[data-testid='only-diff']")
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='diff-row']\").length > 5")
+
+
+def test_hostile_values_show_as_text_and_run_nothing(page, server):
+    xss = server.info["xss"]
+    for view in ("#/runs?project=vision", f"#/run/{xss}", f"#/compare?runs={xss},1"):
+        page.open(view)
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("img[src='x']").count() == 0
+        assert page.locator("script:not([src])").count() == 0
+    page.open(f"#/run/{xss}")
+    text = page.inner_text("[data-testid='view']")
+    assert XSS_SCRIPT in text and XSS_IMG in text
+    assert XSS_SCRIPT in page.inner_text("[data-testid='run-tags']")
+    page.shot("hostile-run")
+
+
+def test_live_point_arrives_within_a_second(page, server):
+    log = logger_for(server.url, "live")
+    log.flush_interval = 3600
+    run_id = log.run(tags=["live"])
+    for step in range(5):
+        log.log_metric("loss", 1.0 / (step + 1), step)
+    log.flush()
+    try:
+        page.open(f"#/charts?runs={run_id}")
+        page.wait_for_selector("[data-testid='chart-card'][data-last-step='4']")
+        page.wait_for_timeout(300)  # the event stream is open
+        log.log_metric("loss", 0.01, 5)
+        log.flush()
+        flushed = time.perf_counter()
+        page.wait_for_selector("[data-testid='chart-card'][data-last-step='5']", timeout=5000)
+        latency = time.perf_counter() - flushed
+        assert latency < 1.0, f"the new point took {latency:.2f} s"
+        log.finish("completed")
+        page.wait_for_selector(f"[data-testid='run-status-{run_id}']:has-text('completed')",
+                               timeout=5000)
+        page.shot("live")
+    finally:
+        log.finish("completed")
+
+
+def test_parallel_coordinates_brushing_filters_the_table(page):
+    page.open("#/runs?project=sweep&pc=1")
+    page.wait_for_selector("[data-testid='parallel'][data-ready='1']")
+    canvas = page.locator("[data-testid='parallel'] canvas")
+    box = canvas.bounding_box()
+    axes = int(canvas.get_attribute("data-axes"))
+    assert axes >= 4
+    # brush the first axis (batch_size: 32 at the bottom, 64 at the top) over its upper half
+    x = box["x"] + 50
+    page.mouse.move(x, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + 140, steps=5)
+    page.mouse.up()
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '500'")
+    assert "brushing keeps 500 runs" in page.inner_text("[data-testid='brush-note']")
+    assert page.locator(".tr .td:nth-child(7)").first.inner_text() == "64"  # batch_size
+    assert int(page.get_attribute("[data-testid='scatter'] canvas", "data-points")) == 1000
+    page.shot("parallel")
+
+
+def test_csv_export_has_every_filtered_row(page):
+    page.open("#/runs?project=sweep&where=seed%20%3C%20100")
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '100'")
+    with page.expect_download() as download:
+        page.click("[data-testid='export-csv']")
+    lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+    assert len(lines) == 101 and lines[0].startswith("id,status,tags")
+
+
+def test_search_ladder(page, server):
+    page.open("#/search")
+    page.click("[data-testid='study-link']")
+    page.wait_for_selector("[data-testid='ladder'][data-ready='1']")
+    assert page.locator("[data-testid='trial-promoted']").count() == 2
+    assert page.locator("[data-testid='trial-stopped']").count() == 6
+    rungs = page.locator("[data-testid='ladder-rung']").all_inner_texts()
+    assert len(rungs) == 2 and "0.55" in rungs[0]  # threshold between 0.5 and 0.6
+    assert page.locator("[data-testid='objective-history'] canvas").count() >= 1
+    page.shot("ladder")
