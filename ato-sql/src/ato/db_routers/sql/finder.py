@@ -9,9 +9,9 @@ a database of the original Ato is read as it is (aggregates then come from the
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
+from ato.db_routers.sql import values
 from ato.db_routers.sql.logger import other_backend, tracker_url
 from ato.db_routers.sql.where import compile_where, parse_where
 
@@ -19,7 +19,7 @@ _MODES = ("max", "min")
 
 
 def _json(value):
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
+    return values.loads(value)  # JSON text or a driver-decoded value; markers -> floats
 
 
 def _time(value):
@@ -34,7 +34,8 @@ class MetricRecord:
     __slots__ = ("run_id", "key", "value", "step", "timestamp")
 
     def __init__(self, run_id, key, value, step, timestamp):
-        self.run_id, self.key, self.value, self.step = run_id, key, value, step
+        self.run_id, self.key, self.step = run_id, key, step
+        self.value = values.as_float(value)  # SQLite holds NaN as the text 'NaN'
         self.timestamp = _time(timestamp)
 
     def __repr__(self):
@@ -91,6 +92,9 @@ class Run:
         self.start_time = _time(row.start_time)
         self.end_time = _time(row.end_time)
         self.heartbeat_at = _time(row.heartbeat_at)
+        #: why the run ended ``failed``/``killed`` (``'ValueError: bad lr'``, ``'exit status
+        #: 3'``, ``'signal SIGTERM'``); ``None`` otherwise
+        self.error = row.error
         self._metrics = self._artifacts = self._fingerprints = None
 
     @property
@@ -144,19 +148,22 @@ class SQLFinder:
     def __init__(self, config, stale_after: float = 60.0):
         from sqlalchemy import inspect
 
-        from ato.db_routers.sql.engine import get_engine
+        from ato.db_routers.sql.engine import open_engine, summaries_maintained
 
         self.url = tracker_url(config)
-        self.engine = get_engine(self.url)
+        # Read-only: a missing SQLite file is an error (nothing is created), no write lock.
+        self.engine = open_engine(self.url, readonly=True)
         self.stale_after = stale_after
         self.dialect = self.engine.dialect.name
         with self.engine.connect() as conn:
             insp = inspect(conn)
             tables = set(insp.get_table_names())
             self._empty = "experiments" not in tables
-            self._summaries = "metric_summaries" in tables
-            self._heartbeat = (not self._empty and "heartbeat_at" in
-                               {c["name"] for c in insp.get_columns("experiments")})
+            # Only trigger-maintained summaries (schema 3+) are trusted over the metrics.
+            self._summaries = not self._empty and summaries_maintained(conn)
+            columns = set() if self._empty else {c["name"] for c in insp.get_columns("experiments")}
+            self._heartbeat = "heartbeat_at" in columns
+            self._error = "error" in columns
 
     # ------------------------------------------------------------------ plumbing
     def _rows(self, sql: str, **params):
@@ -176,9 +183,10 @@ class SQLFinder:
 
     def _run_select(self) -> str:
         heartbeat = "e.heartbeat_at" if self._heartbeat else "NULL"
+        error = "e.error" if self._error else "NULL"
         return (f"SELECT e.id, e.project_id, p.name AS project_name, e.config, e.structural_hash,"
-                f" e.tags, e.status, e.start_time, e.end_time, {heartbeat} AS heartbeat_at "
-                f"FROM experiments e JOIN projects p ON p.id = e.project_id")
+                f" e.tags, e.status, e.start_time, e.end_time, {heartbeat} AS heartbeat_at, "
+                f"{error} AS error FROM experiments e JOIN projects p ON p.id = e.project_id")
 
     def _runs(self, where: str = "", order: str = " ORDER BY e.id", **params) -> list[Run]:
         rows = self._rows(self._run_select() + (f" WHERE {where}" if where else "") + order,
@@ -310,8 +318,9 @@ class SQLFinder:
                 f"s.count FROM {self._summary_source()} s WHERE s.key IN ({key_list}) "
                 f"AND s.run_id IN ({id_list})", **binds, **id_binds)
             for run_id, key, last, last_step, lo, hi, count in rows:
-                out[run_id][key] = {"latest": last, "latest_step": last_step, "min": lo,
-                                    "max": hi, "steps": count}
+                out[run_id][key] = {"latest": values.as_float(last), "latest_step": last_step,
+                                    "min": values.as_float(lo), "max": values.as_float(hi),
+                                    "steps": count}
         return out
 
     # ------------------------------------------------------------------ fingerprints

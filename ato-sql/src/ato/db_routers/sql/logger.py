@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import atexit
 import collections
+import math
 import signal
 import sys
 import threading
 import time
-import warnings
 import weakref
 from datetime import datetime, timezone
+
+from ato.db_routers.sql import values
 
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
@@ -150,7 +152,7 @@ class SQLLogger:
 
     def __init__(self, config, flush_interval: float = 0.5, flush_count: int = 10_000,
                  heartbeat_interval: float = 10.0, handle_signals: bool = True):
-        from ato.db_routers.sql.engine import ensure_schema, get_engine
+        from ato.db_routers.sql.engine import ensure_schema, open_engine
 
         self.config = config
         self.url = tracker_url(config)
@@ -159,7 +161,7 @@ class SQLLogger:
         self.flush_count = flush_count
         self.heartbeat_interval = heartbeat_interval
         self._handle_signals = handle_signals
-        self.engine = get_engine(self.url)
+        self.engine = open_engine(self.url)
         ensure_schema(self.engine)
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._buffer: collections.deque = collections.deque()
@@ -168,27 +170,16 @@ class SQLLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._timestamps = _Timestamps()
-        self._warned_nan: set = set()
         self._last_heartbeat = 0.0
         self._statements()
 
     # ------------------------------------------------------------------ SQL
     def _statements(self) -> None:
-        # The DB-API placeholder: sqlite3 takes "?", psycopg "%s".
+        # The DB-API placeholder: sqlite3 takes "?", psycopg "%s".  metric_summaries is
+        # maintained by the database's triggers, not here.
         self._p = p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        lo, hi = ("MIN", "MAX") if self._sqlite else ("LEAST", "GREATEST")
         self._insert_metrics = (
             f"INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES ({p}, {p}, {p}, {p}, {p})")
-        self._upsert_summary = (
-            f"INSERT INTO metric_summaries (run_id, key, last_value, last_step, min_value, "
-            f"max_value, count) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) "
-            f"ON CONFLICT (run_id, key) DO UPDATE SET "
-            f"last_value = CASE WHEN excluded.last_step >= metric_summaries.last_step "
-            f"THEN excluded.last_value ELSE metric_summaries.last_value END, "
-            f"last_step = {hi}(metric_summaries.last_step, excluded.last_step), "
-            f"min_value = {lo}(metric_summaries.min_value, excluded.min_value), "
-            f"max_value = {hi}(metric_summaries.max_value, excluded.max_value), "
-            f"count = metric_summaries.count + excluded.count")
         self._heartbeat_sql = f"UPDATE experiments SET heartbeat_at = {p} WHERE id = {p}"
 
     def _transaction(self, work):
@@ -234,11 +225,8 @@ class SQLLogger:
             self.flush()
         config = self.config if config is None else config
         structural_hash = _structural_hash(config)
-        config = _plain(config)
-        import json
-
-        config_json = json.dumps(config, default=str)
-        tags_json = json.dumps(list(tags or []))
+        config_json = values.dumps(_plain(config))
+        tags_json = values.dumps(list(tags or []))
         now = self._stamp(time.time())
         p = self._p
         fingerprints = _scope_fingerprints()
@@ -287,9 +275,6 @@ class SQLLogger:
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
         value = float(value)
-        if value != value:
-            self._nan(key)
-            return
         self._buffer.append((self._run_id, str(key), value, int(step), time.time()))
         if len(self._buffer) >= self.flush_count:
             self.flush()
@@ -298,12 +283,6 @@ class SQLLogger:
         """Buffer several metrics of one step: ``log_metrics({'loss': l, 'acc': a}, step)``."""
         for key, value in metrics.items():
             self.log_metric(key, value, step)
-
-    def _nan(self, key) -> None:
-        if key not in self._warned_nan:
-            self._warned_nan.add(key)
-            warnings.warn(f"metric {key!r}: NaN values are not recorded", RuntimeWarning,
-                          stacklevel=3)
 
     def flush(self) -> int:
         """Write every buffered metric now (one transaction); returns how many."""
@@ -314,28 +293,13 @@ class SQLLogger:
                 return 0
             rows = [buffer.popleft() for _ in range(n)]
             stamp = self._stamp
-            inserts = [(r, k, v, s, stamp(t)) for r, k, v, s, t in rows]
-            summaries: dict = {}
-            for r, k, v, s, _t in rows:
-                entry = summaries.get((r, k))
-                if entry is None:
-                    summaries[(r, k)] = [v, s, v, v, 1]
-                    continue
-                if s >= entry[1]:
-                    entry[0] = v
-                    entry[1] = s
-                if v < entry[2]:
-                    entry[2] = v
-                elif v > entry[3]:
-                    entry[3] = v
-                entry[4] += 1
+            nan = values.SQLITE_NAN if self._sqlite else math.nan  # SQLite has no NaN
+            inserts = [(r, k, v if v == v else nan, s, stamp(t)) for r, k, v, s, t in rows]
             heartbeat = stamp(time.time())
             run_id = self._run_id
 
             def work(cur):
                 cur.executemany(self._insert_metrics, inserts)
-                cur.executemany(self._upsert_summary,
-                                [(r, k, *e) for (r, k), e in summaries.items()])
                 cur.execute(self._heartbeat_sql, (heartbeat, run_id))
 
             try:
@@ -349,13 +313,11 @@ class SQLLogger:
     # ------------------------------------------------------------------ artifacts, status
     def log_artifact(self, run_id, file_path, data_type=None, metadata=None) -> None:
         """Record an artifact's path (the file itself is not copied)."""
-        import json
-
         p = self._p
         self._transaction(lambda cur: cur.execute(
             f"INSERT INTO artifacts (run_id, path, data_type, data_info) VALUES ({p}, {p}, {p}, {p})",
             (run_id, str(file_path), data_type,
-             None if metadata is None else json.dumps(metadata, default=str))))
+             None if metadata is None else values.dumps(metadata))))
 
     def update_status(self, status: str) -> None:
         if self._run_id is None:
