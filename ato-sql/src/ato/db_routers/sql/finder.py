@@ -287,7 +287,8 @@ class SQLFinder:
         column, direction = ("max_value", "DESC") if mode == "max" else ("min_value", "ASC")
         rows = self._rows(
             f"SELECT s.run_id FROM {self._summary_source()} s JOIN experiments e ON e.id = s.run_id"
-            f" WHERE e.project_id = :p AND s.key = :k ORDER BY s.{column} {direction}, s.run_id"
+            f" WHERE e.project_id = :p AND s.key = :k AND s.{column} IS NOT NULL"  # NaN-only
+            f" ORDER BY s.{column} {direction}, s.run_id"
             f" LIMIT 1", p=project.id, k=metric_key)
         if not rows:
             return {"error": "Run not found"}

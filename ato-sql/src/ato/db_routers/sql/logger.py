@@ -9,8 +9,10 @@ Guarantees (docs/tracking.md):
 - A process killed with SIGKILL loses at most the rows logged since the last flush; the
   database is never corrupted (each flush is one transaction), and the run is reported as
   ``crashed`` once its heartbeat (refreshed every ``heartbeat_interval`` seconds) is stale.
-- Used as a context manager the run ends ``completed``, or ``failed`` when the block
-  raises (the exception propagates), or ``killed`` on SIGTERM/SIGINT.
+- A run ends ``completed`` when the program (or the ``with`` block) ends normally or with
+  exit status 0, ``failed`` on an exception or a non-zero exit status (``sys.exit(1)``,
+  ``sys.exit('msg')``), ``killed`` on SIGTERM/SIGINT/SIGHUP; ``failed``/``killed`` runs
+  record why in ``experiments.error``.  One ``with`` block is one run.
 
 SQLAlchemy is imported on first use, not when this module is imported.
 """
@@ -99,41 +101,87 @@ def _utc(t: float) -> datetime:
 
 
 _live_loggers: weakref.WeakSet = weakref.WeakSet()
-_exit_state = {"exception": False, "hooked": False}
+_NOT_EXITED = object()
+_exit_state = {"exception": None, "exit": _NOT_EXITED, "hooked": False, "signals": False}
+_MAX_ERROR = 10_000  # characters of an error message kept in experiments.error
 
 
-def _install_process_hooks() -> None:
-    if _exit_state["hooked"]:
-        return
-    _exit_state["hooked"] = True
-    previous = sys.excepthook
+def describe_exception(exc: BaseException) -> str:
+    """``'ValueError: bad lr'``: the exception's type and message, as Python prints them
+    last in a traceback."""
+    import traceback
 
-    def excepthook(exc_type, exc, tb):
-        _exit_state["exception"] = True
-        previous(exc_type, exc, tb)
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text[:_MAX_ERROR]
 
-    sys.excepthook = excepthook
-    atexit.register(_at_exit)
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
+
+def exit_outcome(code) -> tuple[str, str | None]:
+    """``(status, error)`` of a process ending with ``SystemExit(code)``, with Python's own
+    rules for the exit status: ``None``/``0`` is success (``completed``); any other int,
+    and any other object (``sys.exit('msg')`` prints it and exits 1), is ``failed``."""
+    if code is None or (isinstance(code, int) and code == 0):
+        return "completed", None
+    if isinstance(code, int):
+        return "failed", f"exit status {int(code)}"
+    return "failed", f"exit status 1: {code}"[:_MAX_ERROR]
+
+
+def _install_process_hooks(signals: bool) -> None:
+    """Once per process: remember how the program ends (uncaught exception, ``sys.exit``
+    code) for the runs still open at exit; with ``signals``, end them ``killed`` on
+    SIGTERM, SIGINT and SIGHUP when those still have their default handlers."""
+    if not _exit_state["hooked"]:
+        _exit_state["hooked"] = True
+        previous_hook = sys.excepthook
+
+        def excepthook(exc_type, exc, tb):
+            _exit_state["exception"] = exc if exc is not None else exc_type()
+            previous_hook(exc_type, exc, tb)
+
+        sys.excepthook = excepthook
+        original_exit = sys.exit
+
+        def exit(status=None, /):  # noqa: A001 - stands in for sys.exit
+            _exit_state["exit"] = status
+            original_exit(status)
+
+        exit.__doc__ = original_exit.__doc__
+        sys.exit = exit
+        atexit.register(_at_exit)
+    if signals and not _exit_state["signals"] and \
+            threading.current_thread() is threading.main_thread():
+        _exit_state["signals"] = True
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
             current = signal.getsignal(signum)
             if current in (signal.SIG_DFL, signal.default_int_handler, None):
                 signal.signal(signum, _on_signal)
 
 
 def _on_signal(signum, frame):
+    error = f"signal {signal.Signals(signum).name}"
     for logger in list(_live_loggers):
-        logger._end("killed")
+        logger._end("killed", error)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
 def _at_exit() -> None:
-    status = "failed" if _exit_state["exception"] else "completed"
+    exc = _exit_state["exception"]
+    if isinstance(exc, KeyboardInterrupt):
+        status, error = "killed", "KeyboardInterrupt"
+    elif exc is not None:
+        status, error = "failed", describe_exception(exc)
+    elif _exit_state["exit"] is not _NOT_EXITED:
+        status, error = exit_outcome(_exit_state["exit"])
+    else:
+        status, error = "completed", None
     for logger in list(_live_loggers):
         try:
-            logger._end(status)
+            logger._end(status, error)
         except Exception as e:  # never mask the program's own exit
             print(f"ato: could not finish run {logger._run_id}: {e}", file=sys.stderr)
 
@@ -171,6 +219,8 @@ class SQLLogger:
         self._thread: threading.Thread | None = None
         self._timestamps = _Timestamps()
         self._last_heartbeat = 0.0
+        self._with_depth = 0
+        self._block_run: int | None = None
         self._statements()
 
     # ------------------------------------------------------------------ SQL
@@ -220,9 +270,18 @@ class SQLLogger:
     # ------------------------------------------------------------------ runs
     def run(self, tags=None, config=None) -> int:
         """Start a new run (the project is created if needed); returns its id.  The run
-        records ``config`` when given (a search's trial), else the logger's config."""
+        records ``config`` when given (a search's trial), else the logger's config.
+
+        One run at a time: a run still open is first ended ``completed``.  Inside a
+        ``with`` block, the first call names the block's own run instead (``tags``
+        replace its tags, ``config`` its config) and returns its id, so
+        ``with SQLLogger(cfg) as logger: logger.run(tags=[...])`` records one run."""
+        if self._run_id is not None and self._run_id == self._block_run:
+            self._block_run = None
+            return self._rename(self._run_id, tags, config)
         if self._run_id is not None:
-            self.flush()
+            self._end("completed")
+        _exit_state["exit"] = _NOT_EXITED  # a sys.exit caught before this run is not its end
         config = self.config if config is None else config
         structural_hash = _structural_hash(config)
         config_json = values.dumps(_plain(config))
@@ -252,10 +311,23 @@ class SQLLogger:
         self._fingerprints_at_start = fingerprints
         self._last_heartbeat = time.monotonic()
         _live_loggers.add(self)
-        if self._handle_signals:
-            _install_process_hooks()
+        _install_process_hooks(self._handle_signals)
         self._start_thread()
         return self._run_id
+
+    def _rename(self, run_id: int, tags, config) -> int:
+        """Give the open run ``run_id`` these tags (and this config, when given)."""
+        p = self._p
+        tags_json = values.dumps(list(tags or []))
+        if config is None:
+            self._transaction(lambda cur: cur.execute(
+                f"UPDATE experiments SET tags = {p} WHERE id = {p}", (tags_json, run_id)))
+            return run_id
+        params = (values.dumps(_plain(config)), _structural_hash(config), tags_json, run_id)
+        self._transaction(lambda cur: cur.execute(
+            f"UPDATE experiments SET config = {p}, structural_hash = {p}, tags = {p} "
+            f"WHERE id = {p}", params))
+        return run_id
 
     def get_current_run_id(self) -> int | None:
         return self._run_id
@@ -330,7 +402,7 @@ class SQLLogger:
         """Flush, record the runtime fingerprints and end the run with ``status``."""
         self._end(status)
 
-    def _end(self, status: str) -> None:
+    def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
             return
         self._stop.set()
@@ -347,8 +419,8 @@ class SQLLogger:
                             f"AND trace_type = {p}", (run_id, tid, kind))
                 cur.execute(f"INSERT INTO fingerprints (run_id, trace_id, trace_type, "
                             f"fingerprint) VALUES ({p}, {p}, {p}, {p})", (run_id, tid, kind, fp))
-            cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p} "
-                        f"WHERE id = {p}", (status, now, now, run_id))
+            cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p}, "
+                        f"error = {p} WHERE id = {p}", (status, now, now, error, run_id))
 
         self._transaction(work)
         self._run_id = None
@@ -356,7 +428,9 @@ class SQLLogger:
 
     # ------------------------------------------------------------------ background flushing
     def _start_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        # A thread whose stop event is set (the previous run ended) is on its way out:
+        # the new run gets its own thread and event.
+        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
             return
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._background, name="ato-sql-flush",
@@ -384,17 +458,28 @@ class SQLLogger:
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> SQLLogger:
-        if self._run_id is None:
-            self.run()
+        """The outermost ``with`` on a logger owns one run: the current run, or a new one
+        (which the first ``run(tags, config)`` inside the block then names).  A nested
+        ``with`` on the same logger neither starts nor ends a run."""
+        self._with_depth += 1
+        if self._with_depth == 1 and self._run_id is None:
+            self._block_run = self.run()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        self._with_depth -= 1
+        if self._with_depth > 0:
+            return False
+        self._block_run = None
         if exc_type is None:
-            self._end("completed")
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self._end("killed")
+            status, error = "completed", None
+        elif issubclass(exc_type, SystemExit):
+            status, error = exit_outcome(exc.code if exc is not None else None)
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status, error = "killed", "KeyboardInterrupt"
         else:
-            self._end("failed")
+            status, error = "failed", describe_exception(exc if exc is not None else exc_type())
+        self._end(status, error)
         return False
 
     def __repr__(self):
