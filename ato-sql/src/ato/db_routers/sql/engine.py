@@ -106,8 +106,10 @@ def _reason(error: Exception) -> str:
     lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(("(Background on", "[SQL:"))]
     fatal = [line for line in lines if "FATAL:" in line]
-    line = (fatal or lines or [type(orig).__name__])[-1]
-    return line.split("FATAL:", 1)[-1].strip()
+    if fatal:
+        return fatal[-1].split("FATAL:", 1)[-1].strip()
+    reason = "; ".join(lines) or type(orig).__name__
+    return reason.removeprefix("connection failed: ")
 
 
 def forget_engine(url: str, readonly: bool | None = None) -> None:
