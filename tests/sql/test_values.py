@@ -126,7 +126,7 @@ def lr_runs(db_url):
     return db_url, ids
 
 
-@pytest.mark.parametrize("where, expected", [
+WHERES = [
     ("lr > 0", ["small", "big", "inf"]),
     ("lr < 1", ["small", "ninf"]),
     ("lr >= 3", ["big", "inf"]),
@@ -141,13 +141,36 @@ def lr_runs(db_url):
     ("not (lr > 0)", ["ninf", "nan", "text", "none"]),
     ("lr == '0.5'", ["text"]),
     ("lr > 0 and model != 'big'", ["small", "inf"]),
-])
+]
+
+
+@pytest.mark.parametrize("where, expected", WHERES)
 def test_where_with_non_finite_values(lr_runs, where, expected):
     """A stored inf/nan never breaks a query of the project, and is matched where IEEE
     comparison says so (nan only by == nan / != nan)."""
     url, ids = lr_runs
     runs = SQLFinder(make_config(url)).find_runs("proj", where=where)
     assert sorted(r.id for r in runs) == sorted(ids[name] for name in expected)
+
+
+def test_where_agrees_with_the_protocol_reference(db_url):
+    """Where the tracker protocol's Python evaluator (``ato.tracking.where.matches``) is
+    installed, SQL gives exactly its answers, over values of every JSON type."""
+    matches = pytest.importorskip("ato.tracking.where").matches
+    for x in [None, True, False, "a", "c", 1, 2.5, {"y": 1}, [1], [0, 1], {"0": 1, "00": 2},
+              INF, -INF, NAN]:
+        log(db_url, x=x)
+    log(db_url)
+    finder = SQLFinder(make_config(db_url))
+    runs = finder.get_runs_in_project("proj")
+    wheres = [w for w, _ in WHERES] + [
+        "x == None", "x != None", "x == True", "x != False", "x == 'a'", "x < 'b'", "x > 1",
+        "not (x > 1)", "x == nan", "x != nan", "x < inf", "x.y == 1", "not x.y == 1",
+        "x.0 == 1", "x.1 == 1", "x.00 == 2", "x == 1 or not (x == 1)"]
+    for where in wheres:
+        tree = parse_where(where)
+        want = sorted(r.id for r in runs if matches(tree, r.config.to_dict()))
+        assert sorted(r.id for r in finder.find_runs("proj", where=where)) == want, where
 
 
 KEYS = [
