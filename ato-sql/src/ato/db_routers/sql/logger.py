@@ -212,6 +212,8 @@ class SQLLogger:
         self.engine = open_engine(self.url)
         ensure_schema(self.engine)
         self._sqlite = self.engine.dialect.name == "sqlite"
+        self._postgresql = (self.engine.dialect.name == "postgresql"
+                            and self.engine.dialect.paramstyle in ("format", "pyformat"))
         self._buffer: collections.deque = collections.deque()
         self._flush_lock = threading.Lock()
         self._run_id: int | None = None
@@ -230,6 +232,11 @@ class SQLLogger:
         self._p = p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_metrics = (
             f"INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES ({p}, {p}, {p}, {p}, {p})")
+        # PostgreSQL: one statement per flush (its summary trigger runs once per statement).
+        self._insert_metrics_pg = (
+            "INSERT INTO metrics (run_id, key, value, step, timestamp) SELECT * FROM unnest("
+            "%s::integer[], %s::varchar[], %s::double precision[], %s::integer[], "
+            "%s::timestamp[])")
         self._heartbeat_sql = f"UPDATE experiments SET heartbeat_at = {p} WHERE id = {p}"
 
     def _transaction(self, work):
@@ -371,7 +378,10 @@ class SQLLogger:
             run_id = self._run_id
 
             def work(cur):
-                cur.executemany(self._insert_metrics, inserts)
+                if self._postgresql:
+                    cur.execute(self._insert_metrics_pg, [list(c) for c in zip(*inserts)])
+                else:
+                    cur.executemany(self._insert_metrics, inserts)
                 cur.execute(self._heartbeat_sql, (heartbeat, run_id))
 
             try:
