@@ -6,17 +6,20 @@ JSON column with the database's own JSON functions (SQLite ``json_each``, Postgr
 
 Keys are dotted paths; a segment that is not a plain word is quoted, with the escapes of
 the command line: ``"learning rate" > 0``, ``model."conv.1".depth == 3``,
-``'it\\'s' == 1``.  A segment of digits indexes a list (``layers.0 == 64``) and also
-names an object key made of those digits.  Keys are matched exactly as stored, whatever
-characters they hold, with the same result on SQLite and PostgreSQL.
+``'it\'s' == 1``.  Keys are matched exactly as stored, whatever characters they hold
+(quotes, backslashes, dots, spaces, digits, any Unicode), with the same result on SQLite
+and PostgreSQL.  A segment of digits (no leading zero) also indexes a list:
+``layers.0 == 64``.
 
-A comparison matches only runs whose key exists with a value of the compared type: a
-number compares with numbers (int and float alike, ``inf``/``-inf`` included, IEEE order),
-a string with strings (code point order on both databases), ``True`` / ``False`` /
-``None`` only with ``==`` and ``!=``.  ``nan`` is never ordered: ``x == nan`` matches the
-runs whose ``x`` is NaN, ``x != nan`` those whose ``x`` is any other number, and a NaN value
-is ``!=`` every number.  Every comparison is true or false (a missing key is false), so
-``not`` is the exact complement.
+A comparison holds only for a run whose key exists with a value of the compared type: a
+number compares with numbers (int and float alike, never bool; ``inf``/``-inf`` in IEEE
+order; stored non-finite floats are the markers of :mod:`ato.db_routers.sql.values`), a
+string with strings (code point order on both databases), ``True`` / ``False`` / ``None``
+only with ``==`` and ``!=``.  ``nan`` is never ordered: ``x == nan`` holds when ``x`` is
+NaN, ``x != nan`` when ``x`` is any other number, and a NaN value is ``!=`` every number.
+Every comparison is true or false (a missing key is false), so ``not`` is the exact
+complement.  These are the semantics of the tracker protocol's Python evaluator
+(``ato.tracking.where.matches``); ``tests/sql/test_values.py`` checks SQL against it.
 """
 
 from __future__ import annotations
