@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 
 MARKER = "$numberDouble"
 ESCAPE = "$dict"
@@ -49,7 +50,7 @@ def encode(value):
         if math.isfinite(value):
             return value
         return marker("NaN" if value != value else _NAMES[value])
-    if isinstance(value, dict) or (hasattr(value, "items") and hasattr(value, "keys")):
+    if isinstance(value, Mapping):
         out = {_key(k): encode(v) for k, v in value.items()}
         if len(out) == 1 and next(iter(out)) in _RESERVED:
             return {ESCAPE: out}
