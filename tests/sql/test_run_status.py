@@ -184,3 +184,16 @@ def test_run_again_without_with_ends_the_previous_run(db_url):
     logger.finish()
     statuses = {r.id: r.status for r in finder.get_runs_in_project("proj")}
     assert statuses == {a: "completed", b: "completed"}
+
+
+def test_ato_runs_show_tells_why(sqlite_url):
+    """`ato runs show` prints the recorded error; --json carries it."""
+    import json
+
+    run_script(script(sqlite_url, "raise ValueError('lr too high')", with_block=False))
+    show = [sys.executable, "-m", "ato.cli", "runs", "show", "1", "--db", sqlite_url]
+    proc = subprocess.run(show, capture_output=True, text=True)
+    assert proc.returncode == 0 and "error: ValueError: lr too high" in proc.stdout
+    proc = subprocess.run(show + ["--json"], capture_output=True, text=True)
+    data = json.loads(proc.stdout)
+    assert (data["status"], data["error"]) == ("failed", "ValueError: lr too high")
