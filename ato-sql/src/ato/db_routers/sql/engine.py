@@ -273,8 +273,34 @@ def _migrate(conn) -> None:
     if version is not None:
         conn.execute(text("DELETE FROM metric_summaries"))
         conn.execute(text(summary_rebuild_sql(dialect)))
+        if dialect == "sqlite":
+            _reencode_sqlite_json(conn)
     conn.execute(text("DELETE FROM ato_schema"))
     conn.execute(text("INSERT INTO ato_schema (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION})
+
+
+def _reencode_sqlite_json(conn) -> None:
+    """Rewrite JSON that SQLite cannot parse but Python can — the ``Infinity``/``NaN``
+    tokens the original Ato wrote for non-finite floats — in the encoding of
+    :mod:`ato.db_routers.sql.values`, so that queries see those rows.  Text that is not
+    JSON at all is left as it is."""
+    import json
+
+    from ato.db_routers.sql import values
+
+    for table, key, columns in (("experiments", "id", ("config", "tags")),
+                                ("artifacts", "id", ("data_info",))):
+        for column in columns:
+            rows = conn.execute(text(
+                f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL "
+                f"AND NOT json_valid({column})")).all()
+            for row_id, raw in rows:
+                try:
+                    fixed = values.dumps(json.loads(raw))
+                except (TypeError, ValueError):
+                    continue
+                conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE {key} = :k"),
+                             {"v": fixed, "k": row_id})
 
 
 # --------------------------------------------------------------------------- summaries

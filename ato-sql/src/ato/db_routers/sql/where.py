@@ -240,7 +240,9 @@ def _condition(leaf: _Leaf, op: str, value, bind) -> str:
 def _sqlite_comparison(parts, op, value, column, bind) -> str:
     joins, keys = [], []
     for n, part in enumerate(parts):
-        source = column if n == 0 else (
+        # A row whose JSON SQLite cannot parse (Python's Infinity/NaN tokens, written by the
+        # original Ato) matches nothing instead of failing the whole query.
+        source = f"CASE WHEN json_valid({column}) THEN {column} END" if n == 0 else (
             f"CASE WHEN j{n - 1}.type IN ('object', 'array') THEN j{n - 1}.value END")
         joins.append(f"json_each({source}) j{n}")
         names = [bind(part)] + ([bind(int(part))] if _is_index(part) else [])
