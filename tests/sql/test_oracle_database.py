@@ -84,10 +84,45 @@ def test_first_write_upgrades_in_place(oracle_db):
     logger.log_metric("acc", 9, 0)
     logger.finish()
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (2,)
+    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (3,)
     assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone() == (7,)
     assert conn.execute("SELECT count, last_value FROM metric_summaries WHERE run_id = 1"
                         ).fetchone() == (3, 3.0)
     finder = SQLFinder(make_config(url))
     assert [r.id for r in finder.get_runs_in_project("legacy")] == [1, 2, run_id]
     assert finder.find_best_run("legacy", "acc").id == run_id
+
+
+def add_non_finite_run(path):
+    """The original Ato stores Python's json.dumps output: `Infinity`/`NaN` tokens, which
+    SQLite's JSON functions reject (every --where used to fail)."""
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO experiments VALUES (3, 1, ?, 'h', '[]', 'completed', "
+                 "'2025-06-01 10:00:00.000000', NULL)",
+                 (json.dumps({"lr": float("inf"), "score": float("nan"), "model": "x"}),))
+    conn.execute("INSERT INTO artifacts VALUES (2, 3, 'a.pt', 'model', ?)",
+                 (json.dumps({"best": float("-inf")}),))
+    conn.commit()
+    conn.close()
+
+
+def test_non_finite_tokens_of_the_original_are_read_and_queried(oracle_db):
+    """Read as is: the values come back exact and queries skip the row instead of failing;
+    after the first logger's upgrade the row is re-encoded and queries match it."""
+    import math
+
+    url, path = oracle_db
+    add_non_finite_run(path)
+    finder = SQLFinder(make_config(url))
+    run = finder.find_run(3)
+    assert run.config.lr == math.inf and math.isnan(run.config.score)
+    assert run.artifacts[0].data_info == {"best": -math.inf}
+    assert [r.id for r in finder.find_runs("legacy", where="lr > 0")] == [1, 2]
+    logger = SQLLogger(make_config(url, "legacy", lr=0.5))
+    logger.run()
+    logger.finish()
+    assert [r.id for r in finder.find_runs("legacy", where="lr > 0.2")] == [3, 4]
+    assert [r.id for r in finder.find_runs("legacy", where="score == nan")] == [3]
+    raw = sqlite3.connect(path).execute("SELECT config FROM experiments WHERE id = 3").fetchone()
+    assert "Infinity" not in raw[0].replace('"Infinity"', "")
+    assert SQLFinder(make_config(url)).find_run(3).artifacts[0].data_info == {"best": -math.inf}

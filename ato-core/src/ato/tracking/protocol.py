@@ -187,8 +187,12 @@ class TrackerLogger(Protocol):
 
     def run(self, tags: Sequence[str] | None = None, config: Any = None) -> int:
         """Start a new run with ``tags``; records ``config`` (a mapping or ADict) when given,
-        else the logger's own config.  Ends nothing: a previous run stays as it is.
-        Returns the new run id."""
+        else the logger's own config.  Returns the new run id.
+
+        One run at a time: a run still open is first ended ``completed``.  Inside a
+        ``with`` block, the first call names the block's own run instead (``tags``
+        replace its tags, ``config`` its config) and returns its id, so ``with logger:
+        logger.run(tags=[...])`` records one run."""
 
     def get_current_run_id(self) -> int | None:
         """The id of the run being logged, ``None`` when no run is open."""
@@ -215,12 +219,16 @@ class TrackerLogger(Protocol):
         a current run)."""
 
     def __enter__(self) -> TrackerLogger:
-        """Start a run unless one is open; returns the logger."""
+        """Start a run unless one is open (the block's run, which the first ``run()``
+        inside the block names); returns the logger.  A nested ``with`` on the same
+        logger neither starts nor ends a run."""
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        """End the run ``completed``, or ``failed`` when the block raised, or ``killed``
-        for ``KeyboardInterrupt``/``SystemExit``; never swallows the exception (returns
-        False)."""
+        """End the block's run by :func:`ato.tracking.outcome.block_outcome`: ``completed``;
+        ``SystemExit`` with status 0/``None`` ``completed``, any other ``failed``
+        (error ``'exit status 3'``); ``KeyboardInterrupt`` ``killed``; any other exception
+        ``failed`` with ``'Type: message'`` as the error.  Never swallows the exception
+        (returns False)."""
 
 
 @runtime_checkable

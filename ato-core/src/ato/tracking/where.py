@@ -201,11 +201,6 @@ def _is_index(segment: str) -> bool:
     return segment.isdigit() and segment.isascii() and (segment == "0" or segment[0] != "0")
 
 
-def _is_index(segment: str) -> bool:
-    """A segment that may index a list: ``0`` or digits without a leading zero."""
-    return segment.isdigit() and segment.isascii() and (segment == "0" or segment[0] != "0")
-
-
 _MISSING = object()
 _ORDER = {
     "==": lambda a, b: a == b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b,

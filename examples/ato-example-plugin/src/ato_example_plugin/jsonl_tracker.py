@@ -35,6 +35,7 @@ from ato.tracking.protocol import (
     Project,
     Run,
 )
+from ato.tracking.outcome import block_outcome
 from ato.tracking.reduce import check_max_points
 
 
@@ -130,7 +131,8 @@ class JSONLinesLogger:
     """Writes runs as files; see the module docstring.  ``flush_count`` points are buffered
     before an append (``flush()``/``finish()`` write them at once)."""
 
-    def __init__(self, config, flush_count: int = 1000, **options):
+    def __init__(self, config, flush_count: int = 1000, flush_interval: float = 0.5,
+                 **options):
         if options:
             raise TypeError(f"the jsonl tracker's logger takes no options "
                             f"{', '.join(sorted(options))}")
@@ -140,7 +142,11 @@ class JSONLinesLogger:
         experiment = config["experiment"]
         self.project_name = str(experiment.get("project_name", "default"))
         self.flush_count = flush_count
+        self.flush_interval = float(flush_interval)  # seconds between flushes at most
+        self._last_flush = time.monotonic()
         self._run_id = None
+        self._block_run = None
+        self._with_depth = 0
         self._buffer: list = []
 
     def __repr__(self):
@@ -180,9 +186,19 @@ class JSONLinesLogger:
         _write_json(os.path.join(self._run_dir(self._run_id), "run.json"), self._record)
 
     def run(self, tags=None, config=None) -> int:
-        """Start a new run; returns its id (unique in the directory)."""
+        """Start a new run; returns its id (unique in the directory).  A run still open is
+        ended ``completed`` first; the first call inside a ``with`` block names the
+        block's run instead (the protocol's rule)."""
+        if self._run_id is not None and self._run_id == self._block_run:
+            self._block_run = None
+            config = ADict(self.config if config is None else config)
+            self._record.update(config=config.to_dict(),
+                                structural_hash=config.get_structural_hash(),
+                                tags=[str(t) for t in tags or []])
+            self._save()
+            return self._run_id
         if self._run_id is not None:
-            self.flush()
+            self.finish("completed")
         config = ADict(self.config if config is None else config)
         self._project_id()
         claims = os.path.join(self.root, ".run-ids")
@@ -215,7 +231,8 @@ class JSONLinesLogger:
         value = float(value)  # NaN and ±inf are kept (JSON Lines as Python writes them)
         self._buffer.append({"key": str(key), "value": value, "step": int(step),
                              "timestamp": time.time()})
-        if len(self._buffer) >= self.flush_count:
+        if (len(self._buffer) >= self.flush_count
+                or time.monotonic() - self._last_flush >= self.flush_interval):
             self.flush()
 
     def log_metrics(self, metrics, step) -> None:
@@ -223,6 +240,7 @@ class JSONLinesLogger:
             self.log_metric(key, value, step)
 
     def flush(self) -> int:
+        self._last_flush = time.monotonic()
         rows = self._buffer
         if not rows or self._run_id is None:
             return 0
@@ -259,17 +277,17 @@ class JSONLinesLogger:
         self._run_id = None
 
     def __enter__(self):
-        if self._run_id is None:
-            self.run()
+        self._with_depth += 1
+        if self._with_depth == 1 and self._run_id is None:
+            self._block_run = self.run()
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.finish("completed")
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self.finish("killed", exc_type.__name__)
-        else:
-            self.finish("failed", f"{exc_type.__name__}: {exc}")
+        self._with_depth -= 1
+        if self._with_depth > 0:
+            return False
+        self._block_run = None
+        self.finish(*block_outcome(exc_type, exc))
         return False
 
 

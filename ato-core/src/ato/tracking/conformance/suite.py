@@ -152,7 +152,7 @@ class TrackerConformance:
         logger.finish()
         assert logger.get_current_run_id() is None
         logger.finish()  # no current run: nothing happens
-        assert finder.find_run(first).status == "running"
+        assert finder.find_run(first).status == "completed"  # one run at a time
         assert finder.find_run(second).status == "completed"
         assert finder.find_run(10 ** 9) is None
 
@@ -386,6 +386,43 @@ class TrackerConformance:
         assert full.total == n and len(full.points) == n and not full.reduced
         with pytest.raises(ValueError):
             finder.get_metric_series(run_id, "loss", max_points=4)
+
+    def test_one_with_block_is_one_run(self, url, project, finder):
+        """The first ``run(tags, config)`` inside a ``with`` block names the block's run;
+        a nested ``with`` neither starts nor ends one; a second ``run()`` ends the first."""
+        with self.logger(url, project) as logger:
+            named = logger.run(tags=["seed"], config={"lr": 0.5})
+            with logger:  # nested: same run
+                assert logger.get_current_run_id() == named
+            logger.log_metric("loss", 1.0, 0)
+        runs = finder.find_runs(project)
+        assert [r.id for r in runs] == [named]
+        assert runs[0].tags == ["seed"] and runs[0].config.to_dict() == {"lr": 0.5}
+        assert runs[0].status == "completed"
+        with self.logger(url, project) as logger:
+            first = logger.run(tags=["a"])
+            second = logger.run(tags=["b"])
+        statuses = {r.id: r.status for r in finder.find_runs(project)}
+        assert statuses[first] == "completed" and statuses[second] == "completed"
+
+    def test_system_exit_in_a_block_ends_by_exit_status(self, url, project, finder):
+        """``SystemExit`` ends the block's run by the exit status, as the process would."""
+        cases = [(0, "completed", None), (None, "completed", None),
+                 (3, "failed", "exit status 3"),
+                 ("bad config", "failed", "exit status 1: bad config")]
+        for code, status, error in cases:
+            try:
+                with self.logger(url, project) as logger:
+                    run_id = logger.get_current_run_id()
+                    raise SystemExit(code)
+            except SystemExit:
+                pass
+            else:
+                raise AssertionError("__exit__ swallowed SystemExit")
+            run = finder.find_run(run_id)
+            assert run.status == status, (code, run.status)
+            if getattr(run, "error", None) is not None or error is None:
+                assert getattr(run, "error", None) == error, (code, run.error)
 
     def test_reduction_with_repeated_steps(self, url, project, finder):
         points = [("m", float(v), s) for s, v in

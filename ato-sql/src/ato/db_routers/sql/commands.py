@@ -59,6 +59,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _json_text(data) -> str:
+    """``--json`` output: strict JSON (RFC 8259); ±inf and NaN as ``{"$numberDouble": …}``
+    (see :mod:`ato.db_routers.sql.values`)."""
+    from ato.db_routers.sql import values
+
+    return values.dumps(data, indent=2, ensure_ascii=False)
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -90,7 +98,8 @@ def flatten(config, prefix: str = "") -> dict:
 
 
 def _run_json(run, metrics: dict | None = None) -> dict:
-    return {"id": run.id, "project": run.project_name, "status": run.status, "tags": run.tags,
+    return {"id": run.id, "project": run.project_name, "status": run.status,
+            "error": getattr(run, "error", None), "tags": run.tags,
             "start_time": str(run.start_time) if run.start_time else None,
             "end_time": str(run.end_time) if run.end_time else None,
             "structural_hash": run.structural_hash, "config": run.config.to_dict(),
@@ -110,8 +119,7 @@ def cmd_list(args) -> int:
     summaries = _summaries(finder, [r.id for r in runs], keys) if keys else {}
     best = "max" if args.mode == "max" else "min"
     if args.json:
-        print(json.dumps([_run_json(r, summaries.get(r.id, {}) if keys else None) for r in runs],
-                         indent=2, default=str))
+        print(_json_text([_run_json(r, summaries.get(r.id, {}) if keys else None) for r in runs]))
         return 0
     headers = ["id", "project", "status", "tags", "start"]
     for key in keys:
@@ -149,9 +157,11 @@ def cmd_show(args) -> int:
         data["fingerprints"] = None if fingerprints is None else [
             {"trace_id": f.trace_id, "type": f.trace_type, "fingerprint": f.fingerprint}
             for f in fingerprints]
-        print(json.dumps(data, indent=2, default=str))
+        print(_json_text(data))
         return 0
     print(f"run {run.id}  project {run.project_name}  status {run.status}")
+    if getattr(run, "error", None):
+        print(f"error: {run.error}")
     print(f"tags: {', '.join(map(str, run.tags)) or '-'}   started {run.start_time}   "
           f"ended {run.end_time or '-'}")
     print(f"structural hash: {run.structural_hash}\n")
@@ -181,7 +191,7 @@ def cmd_best(args) -> int:
         raise AtoError(f"{best['error']} (project {args.project!r}, metric {args.metric!r})")
     summary = _summaries(finder, [best.id], [args.metric])[best.id].get(args.metric, {})
     if args.json:
-        print(json.dumps(_run_json(best, {args.metric: summary}), indent=2, default=str))
+        print(_json_text(_run_json(best, {args.metric: summary})))
         return 0
     value = summary.get("max" if args.mode == "max" else "min")
     print(f"best run for {args.metric} ({args.mode}): {best.id}  value {_fmt(value)}  "
@@ -221,7 +231,7 @@ def cmd_diff(args) -> int:
     a, b = _get_run(finder, args.run_a), _get_run(finder, args.run_b)
     d = diff(finder, a, b)
     if args.json:
-        print(json.dumps(d, indent=2, default=str))
+        print(_json_text(d))
         return 0
     print(f"run {a.id} vs run {b.id}: structure "
           f"{'identical' if d['same_structure'] else 'DIFFERS (keys or types changed)'}")

@@ -4,56 +4,137 @@ SQLite runs in WAL mode with a busy timeout, and every write transaction is retr
 the file is locked, so many processes can share one file.  Schema creation and upgrades
 run under a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so
 processes that start together on a missing file agree on one schema.
+
+Loggers open *writer* engines (a missing SQLite file and its directories are created on
+purpose).  Finders open *reader* engines: SQLite through a ``mode=ro`` URI (never a write
+lock, never a file created; WAL files are read), PostgreSQL in read-only transactions.  A
+missing SQLite file, a missing PostgreSQL database, an unreachable server or refused
+credentials raise :class:`TrackerUnavailableError` (one line, exit status 2 in ``ato``).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import threading
 import time
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ato.db_routers.sql import schema
+from ato.errors import AtoError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 _ADVISORY_LOCK = 7_312_001  # any constant shared by every Ato process
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL and process; SQLite files get WAL and a busy timeout."""
+class TrackerUnavailableError(AtoError, OSError):
+    """The tracker database cannot be opened: a missing SQLite file (for a finder), a
+    missing PostgreSQL database, an unreachable server, refused credentials.  The message
+    is one line naming the URL (password hidden) and the reason."""
+
+
+def display_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def sqlite_path(url: str) -> str | None:
+    """The absolute file path of an SQLite URL; ``None`` for in-memory or other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def get_engine(url: str, readonly: bool = False) -> Engine:
+    """One engine per URL, mode and process; SQLite files get WAL and a busy timeout.
+
+    ``readonly=False`` (loggers) creates a missing SQLite file and its directories;
+    ``readonly=True`` (finders) never creates or writes anything.  Neither connects yet:
+    :func:`open_engine` does, with clear errors."""
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get((url, readonly))
         if engine is None:
-            engine = _create(url)
-            _engines[url] = engine
+            engine = _create(url, readonly)
+            _engines[(url, readonly)] = engine
         return engine
 
 
-def forget_engine(url: str) -> None:
-    """Dispose of the cached engine for ``url`` (its connections are closed)."""
+def open_engine(url: str, readonly: bool = False) -> Engine:
+    """:func:`get_engine` plus one connection to check that the database is there.
+
+    Raises :class:`TrackerUnavailableError` (nothing created) for a reader pointed at a
+    missing SQLite file, and for any database that cannot be reached or opened."""
+    path = sqlite_path(url)
+    if readonly and path is not None and not os.path.isfile(path):
+        where = "no such file" if os.path.isdir(os.path.dirname(path)) else "no such directory"
+        raise TrackerUnavailableError(
+            f"no tracker database at {path} ({where}; from {display_url(url)}): check the path "
+            f"(--db, $ATO_DB or experiment.sql.db_path); reading never creates one")
+    engine = get_engine(url, readonly)
+    try:
+        with engine.connect() as conn:
+            if path is not None:
+                conn.exec_driver_sql("SELECT COUNT(*) FROM sqlite_master").scalar()
+    except (DBAPIError, sqlite3.Error) as e:
+        if _is_transient(e):
+            return engine  # busy is not missing; the caller's own retries deal with it
+        forget_engine(url, readonly)
+        raise TrackerUnavailableError(
+            f"cannot open the tracker database {display_url(url)}: {_reason(e)}") from None
+    return engine
+
+
+def _reason(error: Exception) -> str:
+    """The database's own one-line reason, without SQLAlchemy's boilerplate."""
+    orig = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("(Background on", "[SQL:"))]
+    fatal = [line for line in lines if "FATAL:" in line]
+    if fatal:
+        return fatal[-1].split("FATAL:", 1)[-1].strip()
+    reason = "; ".join(lines) or type(orig).__name__
+    return reason.removeprefix("connection failed: ")
+
+
+def forget_engine(url: str, readonly: bool | None = None) -> None:
+    """Dispose of the cached engines for ``url`` (both modes unless ``readonly`` says)."""
+    modes = (False, True) if readonly is None else (readonly,)
     with _engines_lock:
-        engine = _engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
+        engines = [_engines.pop((url, mode), None) for mode in modes]
+    for engine in engines:
+        if engine is not None:
+            engine.dispose()
 
 
-def _create(url: str) -> Engine:
+def _create(url: str, readonly: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            parent = os.path.dirname(os.path.abspath(database))
-            os.makedirs(parent, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
-                                                  "check_same_thread": False})
+        path = sqlite_path(url)
+        connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        if readonly and path is not None:
+            target = f"file:{quote(path)}?mode=ro"
+            engine = create_engine(url, creator=lambda: sqlite3.connect(
+                target, uri=True, **connect_args))
+        else:
+            if path is not None:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            engine = create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_settings(dbapi_connection, _record):
@@ -61,20 +142,27 @@ def _create(url: str) -> Engine:
             dbapi_connection.isolation_level = None
             cur = dbapi_connection.cursor()
             cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            retry(lambda: cur.execute("PRAGMA journal_mode = WAL"))
-            cur.execute("PRAGMA synchronous = NORMAL")
-            cur.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                retry(lambda: cur.execute("PRAGMA journal_mode = WAL"))
+                cur.execute("PRAGMA synchronous = NORMAL")
+                cur.execute("PRAGMA foreign_keys = ON")
             cur.close()
 
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
-        try:
-            import psycopg  # noqa: F401
+    options = {}
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.get_driver_name() in ("", "psycopg2"):
+            try:
+                import psycopg  # noqa: F401
 
-            url = parsed.set(drivername="postgresql+psycopg")
-        except ImportError:
-            pass
-    return create_engine(url, pool_pre_ping=True)
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            except ImportError:
+                pass
+        connect_args = {"connect_timeout": 10}
+        if readonly:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        options["connect_args"] = connect_args
+    return create_engine(parsed, pool_pre_ping=True, **options)
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -112,15 +200,28 @@ def current_version(conn) -> int | None:
     return 0 if "experiments" in names else None
 
 
+def summaries_maintained(conn) -> bool:
+    """Whether ``metric_summaries`` is kept by the database's triggers (schema 3+): only
+    then may a reader trust it instead of aggregating ``metrics``."""
+    version = current_version(conn)
+    return version is not None and version >= 3
+
+
 def ensure_schema(engine: Engine) -> None:
     """Create or upgrade the schema to :data:`SCHEMA_VERSION`, once, under a lock."""
     with engine.connect() as conn:
         try:
-            if current_version(conn) == SCHEMA_VERSION:
-                return
+            version = current_version(conn)
         except OperationalError as e:
             if not _is_transient(e):
                 raise
+            version = -1
+    if version == SCHEMA_VERSION:
+        return
+    if version is not None and version > SCHEMA_VERSION:
+        raise AtoError(f"the tracker database {display_url(str(engine.url))} has schema "
+                       f"version {version}, newer than this ato-sql supports "
+                       f"({SCHEMA_VERSION}): upgrade ato-sql")
     retry(lambda: _migrate_locked(engine))
 
 
@@ -142,33 +243,221 @@ def _migrate_locked(engine: Engine) -> None:
 
 
 def _migrate(conn) -> None:
+    """The numbered steps; each runs once per database, inside the caller's transaction.
+
+    - every database: the tables and indexes of the current schema that are missing;
+    - version 0 (the original Ato): ``experiments.heartbeat_at``, the metrics index;
+    - below 3: ``experiments.error``; ``metric_summaries`` rebuilt with ``last_id`` and
+      NaN-free extremes, the triggers that maintain it from then on, and a backfill from
+      every existing metric row.
+    """
     version = current_version(conn)
     if version == SCHEMA_VERSION:
         return
-    # Step 1 (every database): the tables and indexes of the current schema that are missing.
+    dialect = conn.dialect.name
+    if version is not None and version < 3:
+        conn.execute(text("DROP TABLE IF EXISTS metric_summaries"))
     schema.Base.metadata.create_all(conn, checkfirst=True)
-    # Step 2 (databases of the original Ato, version 0): new column, index and summaries.
-    if version == 0:
+    if version is not None:
         columns = {c["name"] for c in inspect(conn).get_columns("experiments")}
         if "heartbeat_at" not in columns:
             conn.execute(text("ALTER TABLE experiments ADD COLUMN heartbeat_at TIMESTAMP"))
+        if "error" not in columns:
+            conn.execute(text("ALTER TABLE experiments ADD COLUMN error TEXT"))
         indexes = {i["name"] for i in inspect(conn).get_indexes("metrics")}
         if "ix_metrics_run_key_step" not in indexes:
             conn.execute(text("CREATE INDEX ix_metrics_run_key_step ON metrics (run_id, key, step)"))
-        _backfill_summaries(conn)
+    if dialect in ("sqlite", "postgresql"):
+        for statement in _TRIGGERS[dialect]:
+            conn.exec_driver_sql(statement)
+    if version is not None:
+        conn.execute(text("DELETE FROM metric_summaries"))
+        conn.execute(text(summary_rebuild_sql(dialect)))
+        if dialect == "sqlite":
+            _reencode_sqlite_json(conn)
     conn.execute(text("DELETE FROM ato_schema"))
     conn.execute(text("INSERT INTO ato_schema (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION})
 
 
-def _backfill_summaries(conn) -> None:
-    conn.execute(text("DELETE FROM metric_summaries"))
-    conn.execute(text("""
-        INSERT INTO metric_summaries (run_id, key, last_value, last_step, min_value, max_value, count)
-        SELECT g.run_id, g.key,
-               (SELECT m.value FROM metrics m WHERE m.run_id = g.run_id AND m.key = g.key
-                ORDER BY m.step DESC, m.id DESC LIMIT 1),
-               g.last_step, g.min_value, g.max_value, g.n
-        FROM (SELECT run_id, key, MAX(step) AS last_step, MIN(value) AS min_value,
-                     MAX(value) AS max_value, COUNT(*) AS n
-              FROM metrics GROUP BY run_id, key) g
-    """))
+def _reencode_sqlite_json(conn) -> None:
+    """Rewrite JSON that SQLite cannot parse but Python can — the ``Infinity``/``NaN``
+    tokens the original Ato wrote for non-finite floats — in the encoding of
+    :mod:`ato.db_routers.sql.values`, so that queries see those rows.  Text that is not
+    JSON at all is left as it is."""
+    import json
+
+    from ato.db_routers.sql import values
+
+    for table, key, columns in (("experiments", "id", ("config", "tags")),
+                                ("artifacts", "id", ("data_info",))):
+        for column in columns:
+            rows = conn.execute(text(
+                f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL "
+                f"AND NOT json_valid({column})")).all()
+            for row_id, raw in rows:
+                try:
+                    fixed = values.dumps(json.loads(raw))
+                except (TypeError, ValueError):
+                    continue
+                conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE {key} = :k"),
+                             {"v": fixed, "k": row_id})
+
+
+# --------------------------------------------------------------------------- summaries
+# metric_summaries holds, per (run_id, key): the latest row (greatest (step, id)), MIN and
+# MAX over the values that are numbers (NaN excluded: NULL while every value is NaN) and
+# COUNT of every row.  The triggers below keep it exact for any writer of ``metrics``.
+
+def _is_number(dialect: str, value: str) -> str:
+    """SQL: ``value`` is a number, not NaN (SQLite keeps NaN as the text 'NaN')."""
+    if dialect == "sqlite":
+        return f"typeof({value}) IN ('integer', 'real')"
+    return f"{value} <> CAST('NaN' AS double precision)"
+
+
+def summary_rebuild_sql(dialect: str, pairs: str | None = None) -> str:
+    """``INSERT INTO metric_summaries`` computed from ``metrics`` for every (run_id, key)
+    of ``pairs`` (a FROM-able relation with those two columns; all pairs when ``None``)."""
+    number = _is_number(dialect, "m.value")
+    scope = "metrics m" if pairs is None else (
+        f"metrics m JOIN (SELECT DISTINCT run_id, key FROM {pairs}) t "
+        f"ON t.run_id = m.run_id AND t.key = m.key")
+    return f"""
+        INSERT INTO metric_summaries (run_id, key, last_value, last_step, last_id, min_value,
+                                      max_value, count)
+        SELECT g.run_id, g.key, l.value, l.step, l.id, g.lo, g.hi, g.n
+        FROM (SELECT m.run_id, m.key, MIN(CASE WHEN {number} THEN m.value END) AS lo,
+                     MAX(CASE WHEN {number} THEN m.value END) AS hi, COUNT(*) AS n
+              FROM {scope} GROUP BY m.run_id, m.key) g
+        JOIN metrics l ON l.id = (SELECT x.id FROM metrics x WHERE x.run_id = g.run_id
+                                  AND x.key = g.key ORDER BY x.step DESC, x.id DESC LIMIT 1)
+    """
+
+
+def _sqlite_refresh(ref: str) -> str:
+    """Trigger statements recomputing the summary of ``ref``'s (run_id, key)."""
+    number = _is_number("sqlite", "m.value")
+    return f"""
+        DELETE FROM metric_summaries WHERE run_id = {ref}.run_id AND key = {ref}.key;
+        INSERT INTO metric_summaries (run_id, key, last_value, last_step, last_id, min_value,
+                                      max_value, count)
+        SELECT l.run_id, l.key, l.value, l.step, l.id,
+               (SELECT MIN(m.value) FROM metrics m WHERE m.run_id = {ref}.run_id
+                AND m.key = {ref}.key AND {number}),
+               (SELECT MAX(m.value) FROM metrics m WHERE m.run_id = {ref}.run_id
+                AND m.key = {ref}.key AND {number}),
+               (SELECT COUNT(*) FROM metrics m WHERE m.run_id = {ref}.run_id
+                AND m.key = {ref}.key)
+        FROM (SELECT id, run_id, key, value, step FROM metrics WHERE run_id = {ref}.run_id
+              AND key = {ref}.key ORDER BY step DESC, id DESC LIMIT 1) l;"""
+
+
+_NEWER = ("(excluded.last_step > {s}.last_step OR (excluded.last_step = {s}.last_step "
+          "AND excluded.last_id > {s}.last_id))")
+
+_SQLITE_TRIGGERS = [
+    "DROP TRIGGER IF EXISTS ato_metrics_insert",
+    "DROP TRIGGER IF EXISTS ato_metrics_delete",
+    "DROP TRIGGER IF EXISTS ato_metrics_update",
+    f"""CREATE TRIGGER ato_metrics_insert AFTER INSERT ON metrics BEGIN
+        INSERT INTO metric_summaries (run_id, key, last_value, last_step, last_id, min_value,
+                                      max_value, count)
+        VALUES (NEW.run_id, NEW.key, NEW.value, NEW.step, NEW.id,
+                CASE WHEN {_is_number("sqlite", "NEW.value")} THEN NEW.value END,
+                CASE WHEN {_is_number("sqlite", "NEW.value")} THEN NEW.value END, 1)
+        ON CONFLICT (run_id, key) DO UPDATE SET
+            last_value = CASE WHEN {_NEWER.format(s="metric_summaries")}
+                         THEN excluded.last_value ELSE last_value END,
+            last_id = CASE WHEN {_NEWER.format(s="metric_summaries")}
+                      THEN excluded.last_id ELSE last_id END,
+            last_step = MAX(last_step, excluded.last_step),
+            min_value = CASE WHEN excluded.min_value IS NULL THEN min_value
+                        WHEN min_value IS NULL OR excluded.min_value < min_value
+                        THEN excluded.min_value ELSE min_value END,
+            max_value = CASE WHEN excluded.max_value IS NULL THEN max_value
+                        WHEN max_value IS NULL OR excluded.max_value > max_value
+                        THEN excluded.max_value ELSE max_value END,
+            count = count + 1;
+    END""",
+    # A delete that leaves the latest row and both extremes in place only decrements the
+    # count; any other recomputes that one (run_id, key) from its remaining rows.
+    f"""CREATE TRIGGER ato_metrics_delete AFTER DELETE ON metrics BEGIN
+        DELETE FROM metric_summaries WHERE run_id = OLD.run_id AND key = OLD.key
+            AND (count <= 1 OR last_id = OLD.id OR ({_is_number("sqlite", "OLD.value")}
+                 AND NOT COALESCE(OLD.value > min_value AND OLD.value < max_value, 0)));
+        UPDATE metric_summaries SET count = count - 1
+            WHERE run_id = OLD.run_id AND key = OLD.key;
+        INSERT INTO metric_summaries (run_id, key, last_value, last_step, last_id, min_value,
+                                      max_value, count)
+        SELECT l.run_id, l.key, l.value, l.step, l.id,
+               (SELECT MIN(m.value) FROM metrics m WHERE m.run_id = OLD.run_id
+                AND m.key = OLD.key AND {_is_number("sqlite", "m.value")}),
+               (SELECT MAX(m.value) FROM metrics m WHERE m.run_id = OLD.run_id
+                AND m.key = OLD.key AND {_is_number("sqlite", "m.value")}),
+               (SELECT COUNT(*) FROM metrics m WHERE m.run_id = OLD.run_id AND m.key = OLD.key)
+        FROM (SELECT id, run_id, key, value, step FROM metrics WHERE run_id = OLD.run_id
+              AND key = OLD.key ORDER BY step DESC, id DESC LIMIT 1) l
+        WHERE NOT EXISTS (SELECT 1 FROM metric_summaries WHERE run_id = OLD.run_id
+                          AND key = OLD.key);
+    END""",
+    f"""CREATE TRIGGER ato_metrics_update AFTER UPDATE OF run_id, key, value, step ON metrics
+    BEGIN {_sqlite_refresh("OLD")} {_sqlite_refresh("NEW")}
+    END""",
+]
+
+_PG_NUMBER = _is_number("postgresql", "value")
+_POSTGRESQL_TRIGGERS = [
+    "DROP TRIGGER IF EXISTS ato_metrics_insert ON metrics",
+    "DROP TRIGGER IF EXISTS ato_metrics_delete ON metrics",
+    "DROP TRIGGER IF EXISTS ato_metrics_update ON metrics",
+    f"""CREATE OR REPLACE FUNCTION ato_metrics_inserted() RETURNS trigger LANGUAGE plpgsql AS
+    $ato$ BEGIN
+        INSERT INTO metric_summaries AS s (run_id, key, last_value, last_step, last_id,
+                                           min_value, max_value, count)
+        SELECT DISTINCT ON (n.run_id, n.key) n.run_id, n.key, n.value, n.step, n.id,
+               g.lo, g.hi, g.n
+        FROM ato_new n JOIN (SELECT run_id, key,
+                                    MIN(value) FILTER (WHERE {_PG_NUMBER}) AS lo,
+                                    MAX(value) FILTER (WHERE {_PG_NUMBER}) AS hi,
+                                    COUNT(*) AS n
+                             FROM ato_new GROUP BY run_id, key) g
+             ON g.run_id = n.run_id AND g.key = n.key
+        ORDER BY n.run_id, n.key, n.step DESC, n.id DESC
+        ON CONFLICT (run_id, key) DO UPDATE SET
+            last_value = CASE WHEN {_NEWER.format(s="s")} THEN excluded.last_value
+                         ELSE s.last_value END,
+            last_id = CASE WHEN {_NEWER.format(s="s")} THEN excluded.last_id ELSE s.last_id END,
+            last_step = GREATEST(s.last_step, excluded.last_step),
+            min_value = LEAST(s.min_value, excluded.min_value),
+            max_value = GREATEST(s.max_value, excluded.max_value),
+            count = s.count + excluded.count;
+        RETURN NULL;
+    END $ato$""",
+    f"""CREATE OR REPLACE FUNCTION ato_metrics_deleted() RETURNS trigger LANGUAGE plpgsql AS
+    $ato$ BEGIN
+        DELETE FROM metric_summaries s USING (SELECT DISTINCT run_id, key FROM ato_old) t
+            WHERE s.run_id = t.run_id AND s.key = t.key;
+        {summary_rebuild_sql("postgresql", "ato_old")};
+        RETURN NULL;
+    END $ato$""",
+    f"""CREATE OR REPLACE FUNCTION ato_metrics_updated() RETURNS trigger LANGUAGE plpgsql AS
+    $ato$ BEGIN
+        DELETE FROM metric_summaries s USING (SELECT run_id, key FROM ato_old UNION
+                                              SELECT run_id, key FROM ato_new) t
+            WHERE s.run_id = t.run_id AND s.key = t.key;
+        {summary_rebuild_sql("postgresql",
+                             "(SELECT run_id, key FROM ato_old UNION SELECT run_id, key FROM ato_new) u")};
+        RETURN NULL;
+    END $ato$""",
+    """CREATE TRIGGER ato_metrics_insert AFTER INSERT ON metrics
+        REFERENCING NEW TABLE AS ato_new FOR EACH STATEMENT
+        EXECUTE FUNCTION ato_metrics_inserted()""",
+    """CREATE TRIGGER ato_metrics_delete AFTER DELETE ON metrics
+        REFERENCING OLD TABLE AS ato_old FOR EACH STATEMENT
+        EXECUTE FUNCTION ato_metrics_deleted()""",
+    """CREATE TRIGGER ato_metrics_update AFTER UPDATE ON metrics
+        REFERENCING OLD TABLE AS ato_old NEW TABLE AS ato_new FOR EACH STATEMENT
+        EXECUTE FUNCTION ato_metrics_updated()""",
+]
+
+_TRIGGERS = {"sqlite": _SQLITE_TRIGGERS, "postgresql": _POSTGRESQL_TRIGGERS}

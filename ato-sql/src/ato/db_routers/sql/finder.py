@@ -9,9 +9,9 @@ a database of the original Ato is read as it is (aggregates then come from the
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
+from ato.db_routers.sql import values
 from ato.db_routers.sql.logger import other_backend, tracker_url
 from ato.db_routers.sql.where import compile_where, parse_where
 from ato.tracking import check_query
@@ -31,7 +31,7 @@ _MODES = ("max", "min")
 
 
 def _json(value):
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
+    return values.loads(value)  # JSON text or a driver-decoded value; markers -> floats
 
 
 def _time(value):
@@ -122,10 +122,11 @@ class SQLFinder:
         return other if other is not None else super().__new__(cls)
 
     def __init__(self, config, stale_after: float = 60.0):
-        from ato.db_routers.sql.engine import get_engine
+        from ato.db_routers.sql.engine import open_engine
 
         self.url = tracker_url(config)
-        self.engine = get_engine(self.url)
+        # Read-only: a missing SQLite file is an error (nothing is created), no write lock.
+        self.engine = open_engine(self.url, readonly=True)
         self.stale_after = stale_after
         self.dialect = self.engine.dialect.name
         self._inspect()
@@ -135,13 +136,17 @@ class SQLFinder:
         opened before the first run sees the runs logged after it)."""
         from sqlalchemy import inspect
 
+        from ato.db_routers.sql.engine import summaries_maintained
+
         with self.engine.connect() as conn:
             insp = inspect(conn)
             tables = set(insp.get_table_names())
             self._empty = "experiments" not in tables
-            self._summaries = "metric_summaries" in tables
-            self._heartbeat = (not self._empty and "heartbeat_at" in
-                               {c["name"] for c in insp.get_columns("experiments")})
+            # Only trigger-maintained summaries (schema 3+) are trusted over the metrics.
+            self._summaries = not self._empty and summaries_maintained(conn)
+            columns = set() if self._empty else {c["name"] for c in insp.get_columns("experiments")}
+            self._heartbeat = "heartbeat_at" in columns
+            self._error = "error" in columns
 
     def __repr__(self):
         return f"SQLFinder({self.url!r})"
@@ -170,9 +175,10 @@ class SQLFinder:
 
     def _run_select(self) -> str:
         heartbeat = "e.heartbeat_at" if self._heartbeat else "NULL"
+        error = "e.error" if self._error else "NULL"
         return (f"SELECT e.id, e.project_id, p.name AS project_name, e.config, e.structural_hash,"
-                f" e.tags, e.status, e.start_time, e.end_time, {heartbeat} AS heartbeat_at "
-                f"FROM experiments e JOIN projects p ON p.id = e.project_id")
+                f" e.tags, e.status, e.start_time, e.end_time, {heartbeat} AS heartbeat_at, "
+                f"{error} AS error FROM experiments e JOIN projects p ON p.id = e.project_id")
 
     def _runs(self, where: str = "", order: str = " ORDER BY e.id", **params) -> list[Run]:
         rows = self._rows(self._run_select() + (f" WHERE {where}" if where else "") + order,
@@ -314,7 +320,8 @@ class SQLFinder:
         column, direction = ("max_value", "DESC") if mode == "max" else ("min_value", "ASC")
         rows = self._rows(
             f"SELECT s.run_id FROM {self._summary_source()} s JOIN experiments e ON e.id = s.run_id"
-            f" WHERE e.project_id = :p AND s.key = :k ORDER BY s.{column} {direction}, s.run_id"
+            f" WHERE e.project_id = :p AND s.key = :k AND s.{column} IS NOT NULL"  # NaN-only
+            f" ORDER BY s.{column} {direction}, s.run_id"
             f" LIMIT 1", p=project.id, k=metric_key)
         if not rows:
             return {"error": "Run not found"}

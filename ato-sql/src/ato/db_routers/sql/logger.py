@@ -9,8 +9,10 @@ Guarantees (docs/tracking.md):
 - A process killed with SIGKILL loses at most the rows logged since the last flush; the
   database is never corrupted (each flush is one transaction), and the run is reported as
   ``crashed`` once its heartbeat (refreshed every ``heartbeat_interval`` seconds) is stale.
-- Used as a context manager the run ends ``completed``, or ``failed`` when the block
-  raises (the exception propagates), or ``killed`` on SIGTERM/SIGINT.
+- A run ends ``completed`` when the program (or the ``with`` block) ends normally or with
+  exit status 0, ``failed`` on an exception or a non-zero exit status (``sys.exit(1)``,
+  ``sys.exit('msg')``), ``killed`` on SIGTERM/SIGINT/SIGHUP; ``failed``/``killed`` runs
+  record why in ``experiments.error``.  One ``with`` block is one run.
 
 SQLAlchemy is imported on first use, not when this module is imported.
 """
@@ -19,13 +21,16 @@ from __future__ import annotations
 
 import atexit
 import collections
+import math
 import signal
 import sys
 import threading
 import time
-import warnings
 import weakref
 from datetime import datetime, timezone
+
+from ato.db_routers.sql import values
+from ato.tracking.outcome import block_outcome, describe_exception, exit_outcome
 
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
@@ -97,41 +102,66 @@ def _utc(t: float) -> datetime:
 
 
 _live_loggers: weakref.WeakSet = weakref.WeakSet()
-_exit_state = {"exception": False, "hooked": False}
+_NOT_EXITED = object()
+_exit_state = {"exception": None, "exit": _NOT_EXITED, "hooked": False, "signals": False}
 
 
-def _install_process_hooks() -> None:
-    if _exit_state["hooked"]:
-        return
-    _exit_state["hooked"] = True
-    previous = sys.excepthook
+def _install_process_hooks(signals: bool) -> None:
+    """Once per process: remember how the program ends (uncaught exception, ``sys.exit``
+    code) for the runs still open at exit; with ``signals``, end them ``killed`` on
+    SIGTERM, SIGINT and SIGHUP when those still have their default handlers."""
+    if not _exit_state["hooked"]:
+        _exit_state["hooked"] = True
+        previous_hook = sys.excepthook
 
-    def excepthook(exc_type, exc, tb):
-        _exit_state["exception"] = True
-        previous(exc_type, exc, tb)
+        def excepthook(exc_type, exc, tb):
+            _exit_state["exception"] = exc if exc is not None else exc_type()
+            previous_hook(exc_type, exc, tb)
 
-    sys.excepthook = excepthook
-    atexit.register(_at_exit)
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        sys.excepthook = excepthook
+        original_exit = sys.exit
+
+        def exit(status=None, /):  # noqa: A001 - stands in for sys.exit
+            _exit_state["exit"] = status
+            original_exit(status)
+
+        exit.__doc__ = original_exit.__doc__
+        sys.exit = exit
+        atexit.register(_at_exit)
+    if signals and not _exit_state["signals"] and \
+            threading.current_thread() is threading.main_thread():
+        _exit_state["signals"] = True
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
             current = signal.getsignal(signum)
             if current in (signal.SIG_DFL, signal.default_int_handler, None):
                 signal.signal(signum, _on_signal)
 
 
 def _on_signal(signum, frame):
+    error = f"signal {signal.Signals(signum).name}"
     for logger in list(_live_loggers):
-        logger._end("killed")
+        logger._end("killed", error)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
 def _at_exit() -> None:
-    status = "failed" if _exit_state["exception"] else "completed"
+    exc = _exit_state["exception"]
+    if isinstance(exc, KeyboardInterrupt):
+        status, error = "killed", "KeyboardInterrupt"
+    elif exc is not None:
+        status, error = "failed", describe_exception(exc)
+    elif _exit_state["exit"] is not _NOT_EXITED:
+        status, error = exit_outcome(_exit_state["exit"])
+    else:
+        status, error = "completed", None
     for logger in list(_live_loggers):
         try:
-            logger._end(status)
+            logger._end(status, error)
         except Exception as e:  # never mask the program's own exit
             print(f"ato: could not finish run {logger._run_id}: {e}", file=sys.stderr)
 
@@ -150,7 +180,7 @@ class SQLLogger:
 
     def __init__(self, config, flush_interval: float = 0.5, flush_count: int = 10_000,
                  heartbeat_interval: float = 10.0, handle_signals: bool = True):
-        from ato.db_routers.sql.engine import ensure_schema, get_engine
+        from ato.db_routers.sql.engine import ensure_schema, open_engine
 
         self.config = config
         self.url = tracker_url(config)
@@ -159,36 +189,34 @@ class SQLLogger:
         self.flush_count = flush_count
         self.heartbeat_interval = heartbeat_interval
         self._handle_signals = handle_signals
-        self.engine = get_engine(self.url)
+        self.engine = open_engine(self.url)
         ensure_schema(self.engine)
         self._sqlite = self.engine.dialect.name == "sqlite"
+        self._postgresql = (self.engine.dialect.name == "postgresql"
+                            and self.engine.dialect.paramstyle in ("format", "pyformat"))
         self._buffer: collections.deque = collections.deque()
         self._flush_lock = threading.Lock()
         self._run_id: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._timestamps = _Timestamps()
-        self._warned_nan: set = set()
         self._last_heartbeat = 0.0
+        self._with_depth = 0
+        self._block_run: int | None = None
         self._statements()
 
     # ------------------------------------------------------------------ SQL
     def _statements(self) -> None:
-        # The DB-API placeholder: sqlite3 takes "?", psycopg "%s".
+        # The DB-API placeholder: sqlite3 takes "?", psycopg "%s".  metric_summaries is
+        # maintained by the database's triggers, not here.
         self._p = p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        lo, hi = ("MIN", "MAX") if self._sqlite else ("LEAST", "GREATEST")
         self._insert_metrics = (
             f"INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES ({p}, {p}, {p}, {p}, {p})")
-        self._upsert_summary = (
-            f"INSERT INTO metric_summaries (run_id, key, last_value, last_step, min_value, "
-            f"max_value, count) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) "
-            f"ON CONFLICT (run_id, key) DO UPDATE SET "
-            f"last_value = CASE WHEN excluded.last_step >= metric_summaries.last_step "
-            f"THEN excluded.last_value ELSE metric_summaries.last_value END, "
-            f"last_step = {hi}(metric_summaries.last_step, excluded.last_step), "
-            f"min_value = {lo}(metric_summaries.min_value, excluded.min_value), "
-            f"max_value = {hi}(metric_summaries.max_value, excluded.max_value), "
-            f"count = metric_summaries.count + excluded.count")
+        # PostgreSQL: one statement per flush (its summary trigger runs once per statement).
+        self._insert_metrics_pg = (
+            "INSERT INTO metrics (run_id, key, value, step, timestamp) SELECT * FROM unnest("
+            "%s::integer[], %s::varchar[], %s::double precision[], %s::integer[], "
+            "%s::timestamp[])")
         self._heartbeat_sql = f"UPDATE experiments SET heartbeat_at = {p} WHERE id = {p}"
 
     def _transaction(self, work):
@@ -229,16 +257,22 @@ class SQLLogger:
     # ------------------------------------------------------------------ runs
     def run(self, tags=None, config=None) -> int:
         """Start a new run (the project is created if needed); returns its id.  The run
-        records ``config`` when given (a search's trial), else the logger's config."""
+        records ``config`` when given (a search's trial), else the logger's config.
+
+        One run at a time: a run still open is first ended ``completed``.  Inside a
+        ``with`` block, the first call names the block's own run instead (``tags``
+        replace its tags, ``config`` its config) and returns its id, so
+        ``with SQLLogger(cfg) as logger: logger.run(tags=[...])`` records one run."""
+        if self._run_id is not None and self._run_id == self._block_run:
+            self._block_run = None
+            return self._rename(self._run_id, tags, config)
         if self._run_id is not None:
-            self.flush()
+            self._end("completed")
+        _exit_state["exit"] = _NOT_EXITED  # a sys.exit caught before this run is not its end
         config = self.config if config is None else config
         structural_hash = _structural_hash(config)
-        config = _plain(config)
-        import json
-
-        config_json = json.dumps(config, default=str)
-        tags_json = json.dumps(list(tags or []))
+        config_json = values.dumps(_plain(config))
+        tags_json = values.dumps(list(tags or []))
         now = self._stamp(time.time())
         p = self._p
         fingerprints = _scope_fingerprints()
@@ -264,10 +298,23 @@ class SQLLogger:
         self._fingerprints_at_start = fingerprints
         self._last_heartbeat = time.monotonic()
         _live_loggers.add(self)
-        if self._handle_signals:
-            _install_process_hooks()
+        _install_process_hooks(self._handle_signals)
         self._start_thread()
         return self._run_id
+
+    def _rename(self, run_id: int, tags, config) -> int:
+        """Give the open run ``run_id`` these tags (and this config, when given)."""
+        p = self._p
+        tags_json = values.dumps(list(tags or []))
+        if config is None:
+            self._transaction(lambda cur: cur.execute(
+                f"UPDATE experiments SET tags = {p} WHERE id = {p}", (tags_json, run_id)))
+            return run_id
+        params = (values.dumps(_plain(config)), _structural_hash(config), tags_json, run_id)
+        self._transaction(lambda cur: cur.execute(
+            f"UPDATE experiments SET config = {p}, structural_hash = {p}, tags = {p} "
+            f"WHERE id = {p}", params))
+        return run_id
 
     def get_current_run_id(self) -> int | None:
         return self._run_id
@@ -287,9 +334,6 @@ class SQLLogger:
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
         value = float(value)
-        if value != value:
-            self._nan(key)
-            return
         self._buffer.append((self._run_id, str(key), value, int(step), time.time()))
         if len(self._buffer) >= self.flush_count:
             self.flush()
@@ -298,12 +342,6 @@ class SQLLogger:
         """Buffer several metrics of one step: ``log_metrics({'loss': l, 'acc': a}, step)``."""
         for key, value in metrics.items():
             self.log_metric(key, value, step)
-
-    def _nan(self, key) -> None:
-        if key not in self._warned_nan:
-            self._warned_nan.add(key)
-            warnings.warn(f"metric {key!r}: NaN values are not recorded", RuntimeWarning,
-                          stacklevel=3)
 
     def flush(self) -> int:
         """Write every buffered metric now (one transaction); returns how many."""
@@ -314,28 +352,16 @@ class SQLLogger:
                 return 0
             rows = [buffer.popleft() for _ in range(n)]
             stamp = self._stamp
-            inserts = [(r, k, v, s, stamp(t)) for r, k, v, s, t in rows]
-            summaries: dict = {}
-            for r, k, v, s, _t in rows:
-                entry = summaries.get((r, k))
-                if entry is None:
-                    summaries[(r, k)] = [v, s, v, v, 1]
-                    continue
-                if s >= entry[1]:
-                    entry[0] = v
-                    entry[1] = s
-                if v < entry[2]:
-                    entry[2] = v
-                elif v > entry[3]:
-                    entry[3] = v
-                entry[4] += 1
+            nan = values.SQLITE_NAN if self._sqlite else math.nan  # SQLite has no NaN
+            inserts = [(r, k, v if v == v else nan, s, stamp(t)) for r, k, v, s, t in rows]
             heartbeat = stamp(time.time())
             run_id = self._run_id
 
             def work(cur):
-                cur.executemany(self._insert_metrics, inserts)
-                cur.executemany(self._upsert_summary,
-                                [(r, k, *e) for (r, k), e in summaries.items()])
+                if self._postgresql:
+                    cur.execute(self._insert_metrics_pg, [list(c) for c in zip(*inserts)])
+                else:
+                    cur.executemany(self._insert_metrics, inserts)
                 cur.execute(self._heartbeat_sql, (heartbeat, run_id))
 
             try:
@@ -349,13 +375,11 @@ class SQLLogger:
     # ------------------------------------------------------------------ artifacts, status
     def log_artifact(self, run_id, file_path, data_type=None, metadata=None) -> None:
         """Record an artifact's path (the file itself is not copied)."""
-        import json
-
         p = self._p
         self._transaction(lambda cur: cur.execute(
             f"INSERT INTO artifacts (run_id, path, data_type, data_info) VALUES ({p}, {p}, {p}, {p})",
             (run_id, str(file_path), data_type,
-             None if metadata is None else json.dumps(metadata, default=str))))
+             None if metadata is None else values.dumps(metadata))))
 
     def use_dataset(self, name: str, path, **options):
         """Record the version of dataset ``name`` at ``path`` this run uses; see
@@ -382,7 +406,7 @@ class SQLLogger:
         """Flush, record the runtime fingerprints and end the run with ``status``."""
         self._end(status)
 
-    def _end(self, status: str) -> None:
+    def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
             return
         self._stop.set()
@@ -399,8 +423,8 @@ class SQLLogger:
                             f"AND trace_type = {p}", (run_id, tid, kind))
                 cur.execute(f"INSERT INTO fingerprints (run_id, trace_id, trace_type, "
                             f"fingerprint) VALUES ({p}, {p}, {p}, {p})", (run_id, tid, kind, fp))
-            cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p} "
-                        f"WHERE id = {p}", (status, now, now, run_id))
+            cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p}, "
+                        f"error = {p} WHERE id = {p}", (status, now, now, error, run_id))
 
         self._transaction(work)
         self._run_id = None
@@ -408,7 +432,9 @@ class SQLLogger:
 
     # ------------------------------------------------------------------ background flushing
     def _start_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        # A thread whose stop event is set (the previous run ended) is on its way out:
+        # the new run gets its own thread and event.
+        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
             return
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._background, name="ato-sql-flush",
@@ -436,17 +462,20 @@ class SQLLogger:
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> SQLLogger:
-        if self._run_id is None:
-            self.run()
+        """The outermost ``with`` on a logger owns one run: the current run, or a new one
+        (which the first ``run(tags, config)`` inside the block then names).  A nested
+        ``with`` on the same logger neither starts nor ends a run."""
+        self._with_depth += 1
+        if self._with_depth == 1 and self._run_id is None:
+            self._block_run = self.run()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self._end("completed")
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self._end("killed")
-        else:
-            self._end("failed")
+        self._with_depth -= 1
+        if self._with_depth > 0:
+            return False
+        self._block_run = None
+        self._end(*block_outcome(exc_type, exc))
         return False
 
     def __repr__(self):

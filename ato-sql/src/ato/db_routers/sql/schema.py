@@ -1,8 +1,9 @@
 """The tracker schema (SQLAlchemy 2.x typed ORM).
 
 The first five tables are exactly those of the original Ato, so databases it wrote are read
-and written as they are; ``heartbeat_at``, ``metric_summaries``, ``ato_schema`` and the
-``(run_id, key, step)`` index are added by :mod:`.migrations`.
+and written as they are; ``heartbeat_at``, ``error``, ``metric_summaries`` (with the triggers that maintain it),
+``ato_schema`` and the ``(run_id, key, step)`` index are added by the migrations in
+:mod:`ato.db_routers.sql.engine`.
 
 All datetimes are naive UTC.
 """
@@ -56,6 +57,7 @@ class Experiment(Base):
     start_time: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
     end_time: Mapped[datetime | None] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
 
     project: Mapped[Project] = relationship(back_populates="runs")
     metrics: Mapped[list[Metric]] = relationship(back_populates="run")
@@ -102,8 +104,13 @@ class Fingerprint(Base):
 
 
 class MetricSummary(Base):
-    """Per run and key: the latest value, the extremes and the count, kept up to date at
-    every flush so that "latest/best of metric K for every run" is an index lookup."""
+    """Per run and key: the latest value (greatest ``(step, id)``), the extremes (NaN
+    excluded; NULL while every value is NaN) and the row count, so that "latest/best of
+    metric K for every run" is an index lookup.
+
+    The database maintains it: triggers on ``metrics`` (created by the migration, see
+    :mod:`ato.db_routers.sql.engine`) update it for every insert, update and delete,
+    whoever writes the rows."""
 
     __tablename__ = "metric_summaries"
     __table_args__ = (Index("ix_metric_summaries_key_run", "key", "run_id"),)
@@ -112,8 +119,9 @@ class MetricSummary(Base):
     key: Mapped[str] = mapped_column(String, primary_key=True)
     last_value: Mapped[float] = mapped_column(Float, nullable=False)
     last_step: Mapped[int] = mapped_column(Integer, nullable=False)
-    min_value: Mapped[float] = mapped_column(Float, nullable=False)
-    max_value: Mapped[float] = mapped_column(Float, nullable=False)
+    last_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
     count: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
