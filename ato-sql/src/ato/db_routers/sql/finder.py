@@ -124,6 +124,9 @@ class SQLFinder:
     def __init__(self, config, stale_after: float = 60.0):
         from ato.db_routers.sql.engine import open_engine
 
+        if self.__dict__.get("_opened"):
+            return  # __new__ handed over a plugin's finder that is an SQLFinder: open already
+        self._opened = True
         self.url = tracker_url(config)
         # Read-only: a missing SQLite file is an error (nothing is created), no write lock.
         self.engine = open_engine(self.url, readonly=True)

@@ -182,6 +182,9 @@ class SQLLogger:
                  heartbeat_interval: float = 10.0, handle_signals: bool = True):
         from ato.db_routers.sql.engine import ensure_schema, open_engine
 
+        if self.__dict__.get("_opened"):
+            return  # __new__ handed over a plugin's logger that is an SQLLogger: open already
+        self._opened = True
         self.config = config
         self.url = tracker_url(config)
         self.project_name = str(config_value(config, "experiment.project_name", "default"))
