@@ -396,72 +396,17 @@ def check_database(url: str) -> None:
 
 def _open_finder(url: str, stale_after: float):
     """A protocol finder (:class:`ato.tracking.Finder`) over ``url`` that cannot write:
-    SQLite opened with ``mode=ro``, PostgreSQL sessions read-only, any other scheme through
-    its tracker plugin (whose finders are read-only by the protocol)."""
+    finders are read-only by the protocol (ato-sql opens SQLite with ``mode=ro`` and
+    PostgreSQL sessions read-only)."""
     check_database(url)
     from ato.tracking import open_finder
 
-    finder_url = url
-    if not _sql_finders_are_readonly():
-        # An ato-sql whose finders share the loggers' read-write engines: give the
-        # dashboard read-only ones of its own.
-        scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-        if scheme in ("postgresql", "postgres"):
-            finder_url = _readonly_postgres_url(url)
-        elif scheme == "sqlite":
-            finder_url = _register_readonly_sqlite(_sqlite_path(url))
     try:
-        return open_finder(finder_url, stale_after=stale_after)
+        return open_finder(url, stale_after=stale_after)
     except AtoError:
         raise
     except Exception as e:
         raise AtoError(f"cannot open the tracker at {url!r}: {str(e).splitlines()[0]}") from e
-
-
-def _sql_finders_are_readonly() -> bool:
-    """Whether ato-sql opens its finders read-only itself (``get_engine(url, readonly)``);
-    ``True`` without ato-sql (``open_finder`` then names what to install)."""
-    import inspect
-
-    try:
-        from ato.db_routers.sql import engine as engines
-    except ImportError:
-        return True
-    return "readonly" in inspect.signature(engines.get_engine).parameters
-
-
-def _register_readonly_sqlite(path: str) -> str:
-    """Put a ``mode=ro`` engine for ``path`` in ato-sql's engine cache under a URL of its
-    own (so a logger in the same process keeps its read-write engine) and return that URL."""
-    import sqlite3
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import QueuePool
-
-    from ato.db_routers.sql import engine as engines
-
-    absolute = os.path.abspath(path)
-    key = f"sqlite:///{absolute}?mode=ro"
-    with engines._engines_lock:
-        if key not in engines._engines:
-            uri = "file:" + absolute.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
-
-            def connect():
-                conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=60)
-                conn.isolation_level = None
-                return conn
-
-            # A queue pool: the default for "sqlite://" (one connection per thread, closed
-            # beyond five threads) would close connections under the server's workers.
-            engines._engines[key] = create_engine("sqlite://", creator=connect,
-                                                  poolclass=QueuePool, pool_size=8,
-                                                  max_overflow=24)
-    return key
-
-
-def _readonly_postgres_url(url: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-c%20default_transaction_read_only%3Don"
 
 
 def dumps(data) -> str:
