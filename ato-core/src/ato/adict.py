@@ -608,7 +608,11 @@ class ADict(MutableMapping):
         return self
 
     def dump(self, path, **kwargs) -> None:
-        """Write this ADict to ``path``; the format follows the suffix."""
+        """Write this ADict to ``path``; the format follows the suffix (``kwargs`` go to
+        the format's ``dumps``).  Atomic; permissions as ``open(path, 'w')`` gives them: a
+        new file ``0o666 & ~umask``, an existing one keeps its mode.  Raises
+        :class:`ato.plugins.manager.OutputFolderNotFoundError` (a ``FileNotFoundError``)
+        when the folder does not exist: none is created."""
         from ato.plugins.manager import dump_file
 
         dump_file(self, path, **kwargs)

@@ -36,6 +36,7 @@ import importlib
 import inspect
 import os
 import re
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from importlib import metadata
 import pluggy
 
 from ato.errors import (
+    AtoError,
     ConfigFileError,
     ConfigFileNotFoundError,
     PluginError,
@@ -639,7 +641,9 @@ def load_file(path, **kwargs):
 
 
 def dump_file(adict, path, **kwargs) -> None:
-    """Write an ADict atomically; a failure leaves any existing file untouched."""
+    """Write an ADict atomically (see :func:`atomic_write_text`); a failure leaves any
+    existing file untouched.  Raises :class:`OutputFolderNotFoundError` when the folder
+    ``path`` is in does not exist (it is never created)."""
     path = os.fspath(path)
     fmt = format_for(path)
     text = fmt.dumps(adict.to_dict(), path, **kwargs)
@@ -650,14 +654,53 @@ def dump_file(adict, path, **kwargs) -> None:
     atomic_write_text(path, text)
 
 
+class OutputFolderNotFoundError(AtoError, FileNotFoundError):
+    """A file was to be written into a folder that does not exist; the message names
+    both.  Like ``open(path, 'w')``, Ato never creates missing folders."""
+
+    def __init__(self, path: str, folder: str):
+        self.path, self.folder = path, folder
+        super().__init__(f"cannot write {path}: the folder {folder} does not exist "
+                         f"(Ato does not create folders; create it first)")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without leaving it changed."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: into a temporary file beside it,
+    fsynced, then renamed over ``path``, so a reader sees the old file or the new one.
+
+    Permissions are those ``open(path, 'w')`` would give: an existing file keeps its mode;
+    a new one gets ``0o666 & ~umask``.  Raises :class:`OutputFolderNotFoundError` when the
+    folder does not exist (no folder is created) and ``OSError`` for other failures."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    if not os.path.isdir(directory):
+        missing = directory
+        while not os.path.isdir(os.path.dirname(missing)) and os.path.dirname(missing) != missing:
+            missing = os.path.dirname(missing)
+        raise OutputFolderNotFoundError(path, missing)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
