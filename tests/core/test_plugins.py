@@ -435,7 +435,6 @@ class TestIsolation:
                                  "No module named 'boto_not_installed'"]
 
     @pytest.mark.parametrize("returned, message", [
-        ("None", "ato_register_formats() returned None; return a class or a list of classes"),
         ("'yaml'", "ato_register_formats() returned 'yaml' (a str), not a class"),
         ("[object()]", "ato_register_formats() returned <object object at"),
         ("[42, None]", "ato_register_formats() returned 42 (a int), not a class"),
@@ -453,6 +452,57 @@ class TestIsolation:
         assert row["state"] == "broken" and row["reason"].startswith(message)
         code, out, _ = site.ato("plugins")
         assert "wrong  [wrong 1.0]  broken: ato_register_formats() returned" in out
+
+    @pytest.mark.parametrize("body", ["return None", "return", "pass", "return []"])
+    def test_hook_returning_nothing_provides_nothing(self, site, tmp_path, body):
+        """None is pluggy's "no result": like [], it provides nothing and is no error."""
+        site.install("optional", {"optional": "optional_plugin"}, {"optional_plugin": f"""
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_formats():
+                {body}
+
+            @hookimpl
+            def ato_register_commands():
+                class Hello:
+                    PLUGIN_NAME = "hello"
+                    add_arguments = staticmethod(lambda parser: None)
+                    run = staticmethod(lambda args: 0)
+                return Hello
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("optional")
+        assert row["state"] == "loaded" and row["errors"] == []
+        assert row["provides"] == {"commands": ["hello"]}
+        assert site.ato("plugins", "--check")[0] == 0
+
+    def test_plugin_whose_every_hook_fails_is_broken(self, site, tmp_path):
+        """Loaded but nothing usable and something failed: broken, first error as reason,
+        the others as error lines; one usable hook keeps it loaded (test_hook_that_raises)."""
+        site.install("allbad", {"allbad": "allbad_plugin"}, {"allbad_plugin": """
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_formats():
+                raise RuntimeError("no formats today")
+
+            @hookimpl
+            def ato_register_commands():
+                return "hello"
+
+            @hookimpl
+            def ato_register_trackers():
+                return None
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("allbad")
+        assert row["state"] == "broken" and row["provides"] == {}
+        assert row["reason"] == "ato_register_formats() raised RuntimeError: no formats today"
+        assert row["errors"] == ["ato_register_commands() returned 'hello' (a str), not a class"]
+        code, out, _ = site.ato("plugins")
+        assert ("allbad  [allbad 1.0]  broken: ato_register_formats() raised RuntimeError: "
+                "no formats today\n    error: ato_register_commands() returned 'hello'") in out
 
     def test_format_lacking_dumps(self, site, tmp_path):
         """Only the incomplete format is refused; touching it names plugin and fault."""

@@ -8,12 +8,18 @@ working.  A plugin is checked at two depths, the way pluggy and pytest check the
 
 - when it loads: its module imports, every ``@hookimpl`` names an Ato hook with the hook's
   arguments, and no function named like a hook lacks ``@hookimpl``.  A plugin failing
-  here is *broken* and nothing of it is used;
+  here is left unregistered: nothing of it is used;
 - when a seam is first used: each hook of each plugin is called on its own, and each class
   it returns is checked against the seam's interface (:mod:`ato.plugins.interfaces`), its
-  ``PLUGIN_NAME`` and its ``suffixes``/``schemes``.  A hook that raises or returns
-  something else, and a class that fails a check, is left out and reported; the rest of
-  that plugin is used.
+  ``PLUGIN_NAME`` and its ``suffixes``/``schemes``.  ``None`` (pluggy's "no result") and
+  ``[]`` provide nothing and are no error.  A hook that raises or returns something else
+  (a string, an instance...), and a class that fails a check, is left out and reported;
+  the rest of that plugin is used.
+
+A plugin's state (``ato plugins``) is *broken* when nothing of it is usable: it failed to
+load, or it loaded but provides nothing while at least one of its hooks raised, returned
+the wrong thing or had a class refused.  Otherwise it is *loaded*, with an error line for
+each thing left out; *disabled* plugins never load.
 
 Touching what a broken plugin would have provided raises :class:`ato.errors.PluginError`,
 one line naming the plugin, its distribution and entry point, and the fault; ``ato
@@ -405,9 +411,7 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
         except (Exception, SystemExit) as e:
             seam.errors.append((name, f"{hook}() raised {_one_line(e)}"))
             continue
-        if result is None:
-            seam.errors.append((name, f"{hook}() returned None; return a class or a list "
-                                      f"of classes"))
+        if result is None:  # pluggy's "no result": the plugin provides nothing here
             continue
         items = list(result) if isinstance(result, (list, tuple)) else [result]
         for cls in items:
