@@ -92,7 +92,16 @@ class Installed:
             return [ep for ep in real(**kwargs) if ep.dist is None
                     or ep.dist.name not in self.hidden or ep.value in self.targets]
 
+        real_version = metadata.version
+
+        def version(name):
+            installed_here = any(self.root.glob(f"{name.replace('-', '_')}-*.dist-info"))
+            if name in self.hidden and not installed_here:
+                raise metadata.PackageNotFoundError(name)
+            return real_version(name)
+
         monkeypatch.setattr(metadata, "entry_points", entry_points)
+        monkeypatch.setattr(metadata, "version", version)
         plugin_manager.reset()
 
     def install(self, dist: str, entry_points: dict, modules: dict, version: str = "1.0"):
@@ -794,6 +803,47 @@ class TestInstallHints:
                        f"pip install {dist}\n")
         code, out, _ = site.ato("--help")
         assert f"  {command:<10}pip install {dist}" in out
+
+    @pytest.mark.parametrize("disabled, expect", [
+        ("sql", ["  runs      ato-sql (disabled by ATO_DISABLE_PLUGINS; unset "
+                 "ATO_DISABLE_PLUGINS to enable it)"]),
+        ("formats,sql-registry", [
+            "  models    ato-sql (disabled by ATO_DISABLE_PLUGINS; set "
+            "ATO_DISABLE_PLUGINS=formats to enable it)",
+            "  store     ato-sql (disabled by ATO_DISABLE_PLUGINS; set "
+            "ATO_DISABLE_PLUGINS=formats to enable it)"]),
+    ])
+    def test_disabled_is_not_called_not_installed(self, site, disabled, expect):
+        """An installed but disabled distribution is never listed as 'not installed':
+        not in `ato --help`, not when its command or feature is used."""
+        site.hide("ato-ui")
+        site.setenv("ATO_DISABLE_PLUGINS", disabled)
+        code, out, _ = site.ato("--help")
+        assert code == 0
+        installed_part, _, missing_part = out.partition("not installed:")
+        assert "commands of installed distributions whose plugin is disabled:" in installed_part
+        for line in expect:
+            assert line in installed_part
+        assert "ato-sql" not in missing_part and "  ui        pip install ato-ui" in missing_part
+        command = expect[0].split()[0]
+        code, _, err = site.ato(command, "list")
+        assert code == 2 and "which is installed but its plugin" in err
+        assert "pip install" not in err and "to enable it" in err
+
+    def test_disabled_tracker_says_how_to_enable(self, site):
+        site.setenv("ATO_DISABLE_PLUGINS", "mmlab,sql")
+        with pytest.raises(PluginNotInstalledError, match=r"installed but its plugin 'sql' is "
+                           r"disabled by ATO_DISABLE_PLUGINS; set ATO_DISABLE_PLUGINS=mmlab "
+                           r"to enable it$"):
+            plugin_manager.tracker_for_url("postgresql://h/db")
+
+    def test_installed_without_entry_point_is_not_called_missing(self, site, monkeypatch):
+        """A distribution whose metadata is there but whose plugin is not registered."""
+        site.hide("ato-hyperopt")
+        monkeypatch.setattr(metadata, "version", lambda name: "3.0")
+        with pytest.raises(PluginError, match=r"needs the ato-hyperopt distribution, which is "
+                                              r"installed but registers no 'ato' entry point"):
+            plugin_manager.search_algorithm("asha")
 
     def test_unknown_command_is_still_argparse(self, site):
         code, _, err = site.ato("frobnicate")

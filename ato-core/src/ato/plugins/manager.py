@@ -555,6 +555,45 @@ def failures() -> list[tuple[str, str]]:
     return out
 
 
+def distribution_state(dist: str) -> tuple[str, list[PluginRecord]]:
+    """Why one of Ato's optional distributions may not provide something, for messages:
+    ``("disabled", records)`` (installed, these of its plugins switched off by
+    ATO_DISABLE_PLUGINS), ``("broken", records)`` (installed, these failed to load),
+    ``("loaded", records)`` (every plugin of it loaded), ``("no-plugin", [])`` (installed
+    but registering no ``ato`` entry point) or ``("missing", [])`` (not installed).  A
+    distribution may register several plugins (ato-sql has two).  Never infer "not
+    installed" from a feature being absent: ask this."""
+    mine = [r for r in plugin_records() if _same_dist(r.distribution, dist)]
+    for state in ("disabled", "broken", "loaded"):
+        found = [r for r in mine if r.state == state]
+        if found:
+            return state, found
+    try:
+        metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "missing", []
+    return "no-plugin", []
+
+
+def _same_dist(a: str | None, b: str) -> bool:
+    """Distribution names compare normalized (PEP 503): ``ato_sql`` is ``ato-sql``."""
+    def norm(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+    return a is not None and norm(a) == norm(b)
+
+
+def enable_hint(records: list[PluginRecord]) -> str:
+    """How to switch disabled plugins back on: the ATO_DISABLE_PLUGINS value without them."""
+    names = {r.name for r in records}
+    rest = [n for n in _env_names(DISABLE_ENV) if n not in names]
+    how = f"set {DISABLE_ENV}={','.join(rest)}" if rest else f"unset {DISABLE_ENV}"
+    return f"{how} to enable {'it' if len(names) == 1 else 'them'}"
+
+
+def _names(records: list[PluginRecord]) -> str:
+    return ", ".join(repr(r.name) for r in records)
+
+
 def _missing(kind: str, key: str, what: str) -> Exception:
     """The error for a lookup that found nothing: a broken claim, a missing or disabled
     distribution, or an unknown key with the close matches and any broken plugins."""
@@ -564,19 +603,23 @@ def _missing(kind: str, key: str, what: str) -> Exception:
     dist = PROVIDERS.get(kind, {}).get(key)
     records = plugin_records()
     if dist:
-        mine = [r for r in records if r.distribution == dist]
-        for record in mine:
-            if record.state == "disabled":
-                return PluginNotInstalledError(
-                    f"{what} needs the {dist} distribution, which is installed but its plugin "
-                    f"{record.name!r} is disabled {record.reason}")
-            if record.state == "broken":
-                return PluginError(f"{what} needs the {dist} distribution, which is installed "
-                                   f"but broken: {record.who()}: {record.reason}")
-            errors = [m for n, m in seam.errors if n == record.name]
+        state, mine = distribution_state(dist)
+        if state == "disabled":
+            return PluginNotInstalledError(
+                f"{what} needs the {dist} distribution, which is installed but its plugin "
+                f"{_names(mine)} is disabled {mine[0].reason}; {enable_hint(mine)}")
+        if state == "broken":
+            return PluginError(f"{what} needs the {dist} distribution, which is installed "
+                               f"but broken: {mine[0].who()}: {mine[0].reason}")
+        if state == "loaded":
+            errors = [(r, m) for r in mine for n, m in seam.errors if n == r.name]
             if errors:
-                return PluginError(f"{what}: {record.who()}: {errors[0]}")
-        if not mine:
+                return PluginError(f"{what}: {errors[0][0].who()}: {errors[0][1]}")
+        if state == "no-plugin":
+            return PluginError(f"{what} needs the {dist} distribution, which is installed "
+                               f"but registers no 'ato' entry point; reinstall it "
+                               f"(pip install --force-reinstall {dist})")
+        if state == "missing":
             return PluginNotInstalledError(f"{what} needs the {dist} distribution: "
                                            f"pip install {dist}")
     known = sorted(seam.by_key)
