@@ -365,9 +365,9 @@ class TestIsolation:
         code, out, _ = site.ato("plugins")
         assert ("torchx  [needs-torchx 2.1]  broken: import failed: ModuleNotFoundError: "
                 "No module named 'torchx_missing_dependency'") in out
-        with pytest.raises(UnknownPluginError, match=r"no installed plugin provides '.tx'.*1 "
-                           r"broken plugin\(s\) might provide it: plugin 'torchx' \(needs-torchx "
-                           r"2.1, entry point torchx = torchx_plugin\): import failed"):
+        with pytest.raises(UnknownPluginError, match=r"no installed plugin provides '.tx'.*; 1 "
+                           r"broken plugin\(s\) might provide it: 'torchx' \(needs-torchx "
+                           r"2.1\) \(details: ato plugins\)$"):
             ADict(a=1).dump(tmp_path / "x.tx")
 
     def test_misspelt_hook(self, site, tmp_path):
@@ -435,9 +435,12 @@ class TestIsolation:
         (tmp_path / "c.ini").write_text("")
         assert ADict.from_file(tmp_path / "c.ini") == {"ini": True}  # its other hook works
         with pytest.raises(UnknownPluginError, match=r"'s3' URLs: no installed plugin provides "
-                           r"'s3'.*plugin 's3' \(s3-tracker 1.0, entry point s3 = s3_plugin\): "
-                           r"ato_register_trackers\(\) raised ModuleNotFoundError"):
+                           r"'s3'.*; 1 broken plugin\(s\) might provide it: 's3' \(s3-tracker "
+                           r"1.0\) \(details: ato plugins\)$"):
             plugin_manager.tracker_for_url("s3://bucket/runs")
+        with pytest.raises(UnknownPluginError) as info:  # its formats hook worked
+            ADict(a=1).dump(tmp_path / "x.zzz")
+        assert "broken" not in str(info.value)
         row = site.plugins_row("s3")
         assert row["state"] == "loaded" and row["provides"] == {"formats": ["ini (.ini)"]}
         assert row["errors"] == ["ato_register_trackers() raised ModuleNotFoundError: "
@@ -512,6 +515,54 @@ class TestIsolation:
         code, out, _ = site.ato("plugins")
         assert ("allbad  [allbad 1.0]  broken: ato_register_formats() raised RuntimeError: "
                 "no formats today\n    error: ato_register_commands() returned 'hello'") in out
+
+    def test_unknown_key_lists_only_plugins_that_might_provide_it(self, site, tmp_path):
+        """Short: count and names; a plugin whose refused classes claim other keys, or whose
+        failing hook is of another seam, is not listed."""
+        site.install("importfail", {"importfail": "importfail_plugin"},
+                     {"importfail_plugin": "import not_there_at_all\n"})
+        site.install("otherseam", {"otherseam": "otherseam_plugin"}, {"otherseam_plugin": """
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_trackers():
+                raise RuntimeError("x" * 500)
+        """})
+        site.install("otherkey", {"otherkey": "otherkey_plugin"}, {"otherkey_plugin": """
+            from ato.plugins import hookimpl
+
+            class Half:
+                PLUGIN_NAME = "half"
+                suffixes = (".half",)
+
+            @hookimpl
+            def ato_register_formats():
+                return Half
+        """})
+        site.install("noname", {"noname": "noname_plugin"}, {"noname_plugin": """
+            from ato.plugins import hookimpl
+
+            class Anon:
+                suffixes = (".anon",)
+
+            @hookimpl
+            def ato_register_formats():
+                return [Anon, "yaml"]
+        """})
+        with pytest.raises(UnknownPluginError) as info:
+            ADict(a=1).dump(tmp_path / "o.zzz")
+        message = str(info.value)
+        assert message.endswith("; 2 broken plugin(s) might provide it: 'importfail' "
+                                "(importfail 1.0), 'noname' (noname 1.0) (details: ato plugins)")
+        assert "otherseam" not in message and "otherkey" not in message
+        assert len(message) < 400 and "x" * 50 not in message
+        with pytest.raises(PluginError, match=r"'.half' files .*Half \('half'\) lacks dumps"):
+            ADict(a=1).dump(tmp_path / "o.half")  # the refused claim itself is named in full
+        with pytest.raises(UnknownPluginError) as info:
+            plugin_manager.search_algorithm("ashaa")
+        assert info.value.args[0].endswith("might provide it: 'importfail' (importfail 1.0) "
+                                           "(details: ato plugins)")
+        assert "did you mean 'asha'?" in str(info.value)
 
     def test_format_lacking_dumps(self, site, tmp_path):
         """Only the incomplete format is refused; touching it names plugin and fault."""

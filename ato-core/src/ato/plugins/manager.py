@@ -146,6 +146,9 @@ class Seam:
     served: dict = field(default_factory=dict)      # plugin name -> [(PLUGIN_NAME, keys)]
     rejected: dict = field(default_factory=dict)    # key -> message (a broken claim)
     errors: list = field(default_factory=list)      # (plugin name, message)
+    unknown: list = field(default_factory=list)     # plugins whose claims are unknown: a
+                                                    # hook raised, or a refused class's keys
+                                                    # could not be read
     conflicts: list = field(default_factory=list)   # (plugin name, message)
     records: dict = field(default_factory=dict)     # plugin name -> PluginRecord
 
@@ -410,6 +413,7 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
             result = impl.function()
         except (Exception, SystemExit) as e:
             seam.errors.append((name, f"{hook}() raised {_one_line(e)}"))
+            seam.unknown.append(name)
             continue
         if result is None:  # pluggy's "no result": the plugin provides nothing here
             continue
@@ -421,6 +425,8 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
                 seam.errors.append((name, message))
                 for key in keys:
                     seam.rejected.setdefault(key, f"{record.who()}: {message}")
+                if not keys and name not in seam.unknown:
+                    seam.unknown.append(name)
                 continue
             _admit(seam, record, cls, keys)
     return seam
@@ -627,10 +633,16 @@ def _missing(kind: str, key: str, what: str) -> Exception:
     message = f"{what}: no installed plugin provides {key!r}"
     message += f"; did you mean {close[0]!r}?" if close else ""
     message += f" (installed: {', '.join(known) or 'none'})"
-    broken = [f"{r.who()}: {r.reason}" for r in records if r.state == "broken"]
-    broken += [f"{seam.records[n].who()}: {m}" for n, m in seam.errors]
+    # Only plugins that might provide ``key``: those that failed before saying what they
+    # provide (at load time, or a hook of this seam raised / returned an unreadable
+    # class).  A refused claim of ``key`` itself was reported above; a plugin whose refused
+    # classes claim other keys cannot provide it.
+    broken = [r for r in records if r.state == "broken"]
+    broken += [seam.records[n] for n in seam.unknown]
     if broken:
-        message += f"; {len(broken)} broken plugin(s) might provide it: " + "; ".join(broken)
+        names = ", ".join(f"{r.name!r} ({r.dist_label})" for r in broken)
+        message += (f"; {len(broken)} broken plugin(s) might provide it: {names} "
+                    f"(details: ato plugins)")
     return UnknownPluginError(message)
 
 
