@@ -747,7 +747,7 @@ class TestIsolation:
                               "raised ArgumentError: argument --x: conflicting option string")
 
     def test_command_named_like_a_builtin(self, site, tmp_path):
-        """Core's `plugins` wins by default and the loser is reported; the user can choose."""
+        """Core's `plugins` always wins, even over ATO_PREFER_PLUGINS; the loser is reported."""
         site.install("shadow", {"shadow": "shadow_plugin"}, {"shadow_plugin": """
             from ato.plugins import hookimpl
 
@@ -771,9 +771,22 @@ class TestIsolation:
         assert row["conflicts"] == [
             "command 'plugins' is also provided by built-in plugin 'core' (ato-core "
             f"{metadata.version('ato-core')}, module ato.plugins.builtin), which takes "
-            "precedence; set ATO_PREFER_PLUGINS=shadow to use it instead"]
-        site.setenv("ATO_PREFER_PLUGINS", "shadow")
-        assert site.ato("plugins")[1] == "shadowed!\n"
+            "precedence; core's built-in commands cannot be replaced; give yours another "
+            "name"]
+        site.setenv("ATO_PREFER_PLUGINS", "shadow")   # the diagnostic cannot be replaced
+        code, out, _ = site.ato("plugins")
+        assert code == 0 and "shadowed!" not in out and "shadow  [shadow 1.0]  loaded" in out
+        assert "conflict: command 'plugins' is also provided by built-in plugin 'core'" in out
+        assert site.plugins_row("shadow")["provides"] == {}
+
+    def test_preferred_plugin_still_wins_a_core_format(self, site, tmp_path):
+        """Only core's commands are fixed: ATO_PREFER_PLUGINS may replace its JSON format."""
+        site.install("fastjson", {"fastjson": "fastjson_plugin"}, {
+            "fastjson_plugin": GOOD_FORMAT.format(cls="F", name="fastjson", suffixes=(".json",))})
+        (tmp_path / "c.json").write_text("{}")
+        assert ADict.from_file(tmp_path / "c.json") == {}
+        site.setenv("ATO_PREFER_PLUGINS", "fastjson")
+        assert ADict.from_file(tmp_path / "c.json") == {"by": "fastjson"}
 
     def test_two_formats_on_one_suffix(self, site, tmp_path):
         """Precedence: Ato's own distributions, then entry-point names in order; the loser

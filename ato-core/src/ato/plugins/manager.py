@@ -28,7 +28,9 @@ plugins`` lists every plugin with its state.
 Precedence, when two plugins claim one suffix, URL scheme or name: the plugins named in
 ``ATO_PREFER_PLUGINS`` (comma-separated entry-point names, first wins), then core, then
 Ato's own distributions (:data:`FIRST_PARTY`), then every other plugin in the order of its
-entry-point name.  The one that loses is reported, never silently dropped.
+entry-point name.  Core's built-in commands (``ato plugins``, the diagnostic) win always,
+whatever ``ATO_PREFER_PLUGINS`` says.  The one that loses is reported, never silently
+dropped.
 ``ATO_DISABLE_PLUGINS=name1,name2`` keeps plugins from loading at all.
 
 Nothing outside this package touches ``pm.hook``: use the typed functions below.
@@ -300,6 +302,14 @@ def _rank(name: str, distribution: str | None) -> tuple:
     return (3, 0, name)
 
 
+def _seam_rank(kind: str, name: str, distribution: str | None) -> tuple:
+    """:func:`_rank` within one seam, except that core's built-in commands (``ato
+    plugins``, the diagnostic) come first whatever ATO_PREFER_PLUGINS says."""
+    if kind == "command" and name in DEFAULT_PLUGINS:
+        return (-1, 0, name)
+    return _rank(name, distribution)
+
+
 def _record(name: str, plugin=None) -> PluginRecord:
     """The record of a plugin by its registered name; a plugin registered in-process
     (``pm.register(obj, name=...)``) gets a fresh one naming the object."""
@@ -405,7 +415,8 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
     impls = hook_caller.get_hookimpls()
     records = seam.records
     records.update({impl.plugin_name: _record(impl.plugin_name, impl.plugin) for impl in impls})
-    impls.sort(key=lambda impl: _rank(impl.plugin_name, records[impl.plugin_name].distribution))
+    impls.sort(key=lambda impl: _seam_rank(kind, impl.plugin_name,
+                                           records[impl.plugin_name].distribution))
     for impl in impls:
         name = impl.plugin_name
         record = records[name]
@@ -440,6 +451,10 @@ def _admit(seam: Seam, record: PluginRecord, cls, keys: list[str]) -> None:
     if holder is cls:
         return
     prefer = f"set {PREFER_ENV}={record.name} to use it instead"
+    if kind == "command" and any(seam.records[seam.owner[c]].builtin for c in (
+            [holder] if holder is not None else []) + [seam.by_key[k] for k in keys
+                                                       if k in seam.by_key]):
+        prefer = "core's built-in commands cannot be replaced; give yours another name"
     if holder is not None:
         winner = seam.records[seam.owner[holder]]
         seam.conflicts.append((record.name, (
