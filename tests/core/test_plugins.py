@@ -1138,3 +1138,41 @@ def test_a_view_loading_a_missing_file_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == (f"train.py: error: configs/base.yaml: config file does not exist "
                            f"(looked up in {tmp_path})\n")
+
+
+class TestURLWithoutScheme:
+    """A tracker URL must have a scheme; a plain path is named as such, with the fix."""
+
+    @pytest.mark.parametrize("url, fix", [
+        ("experiments.db", "sqlite:///experiments.db"),
+        ("runs/exp.sqlite", "sqlite:///runs/exp.sqlite"),
+        ("/abs/path/e.db", "sqlite:////abs/path/e.db"),
+        ("C:\\runs\\e.db", "sqlite:///C:\\runs\\e.db"),
+    ])
+    def test_tracker_path_is_not_a_url(self, url, fix):
+        with pytest.raises(plugin_manager.NotAURLError) as info:
+            plugin_manager.tracker_for_url(url)
+        assert str(info.value) == (f"tracker URL {url!r} is not a URL (it has no scheme such "
+                                   f"as 'sqlite:' or 'postgresql:'); for a SQLite file write "
+                                   f"{fix!r}")
+        assert isinstance(info.value, ValueError)
+
+    def test_cli_names_the_fix(self, tmp_path):
+        proc = subprocess.run([sys.executable, "-m", "ato.cli", "runs", "list", "--db",
+                               "experiments.db"], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert "is not a URL" in proc.stderr and "'sqlite:///experiments.db'" in proc.stderr
+        assert not (tmp_path / "experiments.db").exists()
+
+    @pytest.mark.parametrize("url, scheme", [
+        ("sqlite:///e.db", "sqlite"), ("postgresql+psycopg://h/db", "postgresql"),
+        ("JSONL://dir", "jsonl"), ("runs.db", None), ("C:\\x.db", None), ("./a:b.db", None)])
+    def test_url_scheme(self, url, scheme):
+        assert plugin_manager.url_scheme(url) == scheme
+
+    def test_store_plain_path_is_the_local_store(self, tmp_path):
+        """Stores document plain paths as the local store (scheme file)."""
+        assert plugin_manager.store_for_url(str(tmp_path)) is plugin_manager.store_for_url(
+            f"file://{tmp_path}")
+        with pytest.raises(UnknownPluginError, match="no installed plugin provides 's4'"):
+            plugin_manager.store_for_url("s4://bucket")

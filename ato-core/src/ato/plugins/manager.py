@@ -794,10 +794,34 @@ def config_source(name: str):
     return cls.load
 
 
+#: A URL's scheme: a letter, then letters, digits, ``+ - .``, then ``:``.  One letter
+#: alone is a Windows drive (``C:\\runs.db``), not a scheme.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+class NotAURLError(AtoError, ValueError):
+    """A tracker URL was given without a scheme (a plain path such as ``runs.db``)."""
+
+
+def url_scheme(url) -> str | None:
+    """The lower-case scheme of ``url`` without any ``+driver`` part (``'postgresql'`` for
+    ``postgresql+psycopg://h/db``), or ``None`` when ``url`` has no scheme (a path)."""
+    match = _SCHEME.match(str(url))
+    return match.group(1).split("+", 1)[0].lower() if match else None
+
+
 def tracker_for_url(url: str) -> type:
     """The tracker backend class serving ``url``'s scheme (``sqlite``, ``postgresql``…;
-    a ``+driver`` part is ignored)."""
-    scheme = str(url).split(":", 1)[0].split("+", 1)[0].lower()
+    a ``+driver`` part is ignored).
+
+    Raises :class:`NotAURLError` for a string without a scheme (``experiments.db``),
+    suggesting ``sqlite:///experiments.db``; otherwise the lookup errors of
+    :func:`format_for`."""
+    scheme = url_scheme(url)
+    if scheme is None:
+        raise NotAURLError(
+            f"tracker URL {str(url)!r} is not a URL (it has no scheme such as 'sqlite:' or "
+            f"'postgresql:'); for a SQLite file write {'sqlite:///' + str(url)!r}")
     cls = _seam("tracker").by_key.get(scheme)
     if cls is None:
         raise _missing("tracker", scheme, f"tracking to {scheme!r} URLs")
@@ -813,8 +837,10 @@ def search_algorithm(name: str) -> type:
 
 
 def store_for_url(url: str) -> type:
-    """The artifact-store class serving the scheme of ``url`` (``s3://…``)."""
-    scheme = str(url).split(":", 1)[0].lower()
+    """The artifact-store class serving the scheme of ``url`` (``s3://…``).  A plain
+    path (no scheme, or a Windows drive) is the local store, scheme ``file``, as
+    :func:`ato.artifacts.open_store` treats it."""
+    scheme = url_scheme(url) or "file"
     cls = _seam("store").by_key.get(scheme)
     if cls is None:
         raise _missing("store", scheme, f"artifact stores at {scheme!r} URLs")
