@@ -253,8 +253,8 @@ class TestHelpers:
 
 
 class TestDumpFiles:
-    """``ADict.dump`` writes like ``open(path, 'w')``: umask-derived mode for a new file,
-    the existing mode kept, and no folder created."""
+    """``ADict.dump`` writes like ``open(path, "w")``: umask-derived mode for a new file,
+    the existing mode kept; missing folders created (SPEC 1.12) only for accepted writes."""
 
     @pytest.fixture
     def umask(self):
@@ -288,12 +288,20 @@ class TestDumpFiles:
         assert ADict.from_file(path) == {"a": 1}
         assert [p.name for p in tmp_path.iterdir()] == ["c.json"]  # no temp file left
 
-    def test_missing_folder_is_refused_naming_it(self, tmp_path):
-        from ato.errors import AtoError
+    def test_missing_folders_are_created_only_for_an_accepted_write(self, tmp_path):
+        """SPEC 1.12: dump creates missing parents, but a refused suffix or value leaves
+        no folder behind (the original created it before failing)."""
+        from ato.errors import ConfigFileError, UnknownPluginError
 
-        target = tmp_path / "no" / "such" / "c.json"
-        with pytest.raises(FileNotFoundError) as info:
-            ADict(a=1).dump(target)
-        assert isinstance(info.value, AtoError)
-        assert f"the folder {tmp_path / 'no'} does not exist" in str(info.value)
-        assert not (tmp_path / "no").exists()
+        with pytest.raises(UnknownPluginError):
+            ADict(a=1).dump(tmp_path / "a" / "b" / "c.zzz")
+        with pytest.raises(ConfigFileError):
+            ADict(s="").dump(tmp_path / "a" / "b" / "c.xyz")
+        assert list(tmp_path.iterdir()) == []
+        ADict(a=1).dump(tmp_path / "a" / "b" / "c.json")
+        assert ADict.from_file(tmp_path / "a" / "b" / "c.json") == {"a": 1}
+
+    def test_parent_that_is_a_file_is_an_os_error(self, tmp_path):
+        (tmp_path / "f").write_text("")
+        with pytest.raises(OSError, match="f"):
+            ADict(a=1).dump(tmp_path / "f" / "c.json")

@@ -716,8 +716,9 @@ def load_file(path, **kwargs):
 
 def dump_file(adict, path, **kwargs) -> None:
     """Write an ADict atomically (see :func:`atomic_write_text`); a failure leaves any
-    existing file untouched.  Raises :class:`OutputFolderNotFoundError` when the folder
-    ``path`` is in does not exist (it is never created)."""
+    existing file untouched.  Missing parent folders are created (SPEC 1.12), but only
+    once the format is known and the text is ready: a bad suffix or value creates
+    nothing."""
     path = os.fspath(path)
     fmt = format_for(path)
     text = fmt.dumps(adict.to_dict(), path, **kwargs)
@@ -726,19 +727,6 @@ def dump_file(adict, path, **kwargs) -> None:
         raise PluginError(f"writing {path}: {owner.who()}: {fmt.__qualname__}.dumps returned "
                           f"a {type(text).__name__}, not the text (a str)")
     atomic_write_text(path, text)
-
-
-class OutputFolderNotFoundError(AtoError, FileNotFoundError):
-    """A file was to be written into a folder that does not exist; the message names
-    both.  Like ``open(path, 'w')``, Ato never creates missing folders."""
-
-    def __init__(self, path: str, folder: str):
-        self.path, self.folder = path, folder
-        super().__init__(f"cannot write {path}: the folder {folder} does not exist "
-                         f"(Ato does not create folders; create it first)")
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 _umask_lock = threading.Lock()
@@ -757,14 +745,11 @@ def atomic_write_text(path: str, text: str) -> None:
     fsynced, then renamed over ``path``, so a reader sees the old file or the new one.
 
     Permissions are those ``open(path, 'w')`` would give: an existing file keeps its mode;
-    a new one gets ``0o666 & ~umask``.  Raises :class:`OutputFolderNotFoundError` when the
-    folder does not exist (no folder is created) and ``OSError`` for other failures."""
+    a new one gets ``0o666 & ~umask``.  Missing parent folders are created (mode ``0o777 &
+    ~umask``, like ``mkdir -p``).  Raises ``OSError`` when the folder cannot be created or
+    the file written (e.g. a parent is a file: ``NotADirectoryError``/``FileExistsError``)."""
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        missing = directory
-        while not os.path.isdir(os.path.dirname(missing)) and os.path.dirname(missing) != missing:
-            missing = os.path.dirname(missing)
-        raise OutputFolderNotFoundError(path, missing)
+    os.makedirs(directory, exist_ok=True)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
