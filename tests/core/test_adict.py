@@ -250,3 +250,58 @@ class TestHelpers:
             a.replace_keys(["nope"], ["x"])
         assert ADict.fromkeys(["p", "q"], 0) == {"p": 0, "q": 0}
         assert ADict(a=1, b={"c": [1, 2]}).json() == '{"a": 1, "b": {"c": [1, 2]}}'
+
+
+class TestDumpFiles:
+    """``ADict.dump`` writes like ``open(path, "w")``: umask-derived mode for a new file,
+    the existing mode kept; missing folders created (SPEC 1.12) only for accepted writes."""
+
+    @pytest.fixture
+    def umask(self):
+        import os
+
+        old = os.umask(0o027)
+        yield 0o027
+        os.umask(old)
+
+    @pytest.mark.parametrize("name", ["c.json", "c.xyz", "c.jsonl"])
+    def test_new_file_gets_the_umask_mode(self, tmp_path, umask, name):
+        import os
+        import stat
+
+        ADict(a=1).dump(tmp_path / name)
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~umask
+        with open(tmp_path / "plain", "w"):
+            pass
+        assert stat.S_IMODE(os.stat(tmp_path / "plain").st_mode) == 0o640
+
+    @pytest.mark.parametrize("mode", [0o644, 0o600, 0o664, 0o444 | 0o200])
+    def test_existing_file_keeps_its_mode(self, tmp_path, umask, mode):
+        import os
+        import stat
+
+        path = tmp_path / "c.json"
+        path.write_text("{}")
+        os.chmod(path, mode)
+        ADict(a=1).dump(path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == mode
+        assert ADict.from_file(path) == {"a": 1}
+        assert [p.name for p in tmp_path.iterdir()] == ["c.json"]  # no temp file left
+
+    def test_missing_folders_are_created_only_for_an_accepted_write(self, tmp_path):
+        """SPEC 1.12: dump creates missing parents, but a refused suffix or value leaves
+        no folder behind (the original created it before failing)."""
+        from ato.errors import ConfigFileError, UnknownPluginError
+
+        with pytest.raises(UnknownPluginError):
+            ADict(a=1).dump(tmp_path / "a" / "b" / "c.zzz")
+        with pytest.raises(ConfigFileError):
+            ADict(s="").dump(tmp_path / "a" / "b" / "c.xyz")
+        assert list(tmp_path.iterdir()) == []
+        ADict(a=1).dump(tmp_path / "a" / "b" / "c.json")
+        assert ADict.from_file(tmp_path / "a" / "b" / "c.json") == {"a": 1}
+
+    def test_parent_that_is_a_file_is_an_os_error(self, tmp_path):
+        (tmp_path / "f").write_text("")
+        with pytest.raises(OSError, match="f"):
+            ADict(a=1).dump(tmp_path / "f" / "c.json")

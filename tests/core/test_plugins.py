@@ -92,7 +92,16 @@ class Installed:
             return [ep for ep in real(**kwargs) if ep.dist is None
                     or ep.dist.name not in self.hidden or ep.value in self.targets]
 
+        real_version = metadata.version
+
+        def version(name):
+            installed_here = any(self.root.glob(f"{name.replace('-', '_')}-*.dist-info"))
+            if name in self.hidden and not installed_here:
+                raise metadata.PackageNotFoundError(name)
+            return real_version(name)
+
         monkeypatch.setattr(metadata, "entry_points", entry_points)
+        monkeypatch.setattr(metadata, "version", version)
         plugin_manager.reset()
 
     def install(self, dist: str, entry_points: dict, modules: dict, version: str = "1.0"):
@@ -356,9 +365,9 @@ class TestIsolation:
         code, out, _ = site.ato("plugins")
         assert ("torchx  [needs-torchx 2.1]  broken: import failed: ModuleNotFoundError: "
                 "No module named 'torchx_missing_dependency'") in out
-        with pytest.raises(UnknownPluginError, match=r"no installed plugin provides '.tx'.*1 "
-                           r"broken plugin\(s\) might provide it: plugin 'torchx' \(needs-torchx "
-                           r"2.1, entry point torchx = torchx_plugin\): import failed"):
+        with pytest.raises(UnknownPluginError, match=r"no installed plugin provides '.tx'.*; 1 "
+                           r"broken plugin\(s\) might provide it: 'torchx' \(needs-torchx "
+                           r"2.1\) \(details: ato plugins\)$"):
             ADict(a=1).dump(tmp_path / "x.tx")
 
     def test_misspelt_hook(self, site, tmp_path):
@@ -426,16 +435,18 @@ class TestIsolation:
         (tmp_path / "c.ini").write_text("")
         assert ADict.from_file(tmp_path / "c.ini") == {"ini": True}  # its other hook works
         with pytest.raises(UnknownPluginError, match=r"'s3' URLs: no installed plugin provides "
-                           r"'s3'.*plugin 's3' \(s3-tracker 1.0, entry point s3 = s3_plugin\): "
-                           r"ato_register_trackers\(\) raised ModuleNotFoundError"):
+                           r"'s3'.*; 1 broken plugin\(s\) might provide it: 's3' \(s3-tracker "
+                           r"1.0\) \(details: ato plugins\)$"):
             plugin_manager.tracker_for_url("s3://bucket/runs")
+        with pytest.raises(UnknownPluginError) as info:  # its formats hook worked
+            ADict(a=1).dump(tmp_path / "x.zzz")
+        assert "broken" not in str(info.value)
         row = site.plugins_row("s3")
         assert row["state"] == "loaded" and row["provides"] == {"formats": ["ini (.ini)"]}
         assert row["errors"] == ["ato_register_trackers() raised ModuleNotFoundError: "
                                  "No module named 'boto_not_installed'"]
 
     @pytest.mark.parametrize("returned, message", [
-        ("None", "ato_register_formats() returned None; return a class or a list of classes"),
         ("'yaml'", "ato_register_formats() returned 'yaml' (a str), not a class"),
         ("[object()]", "ato_register_formats() returned <object object at"),
         ("[42, None]", "ato_register_formats() returned 42 (a int), not a class"),
@@ -453,6 +464,105 @@ class TestIsolation:
         assert row["state"] == "broken" and row["reason"].startswith(message)
         code, out, _ = site.ato("plugins")
         assert "wrong  [wrong 1.0]  broken: ato_register_formats() returned" in out
+
+    @pytest.mark.parametrize("body", ["return None", "return", "pass", "return []"])
+    def test_hook_returning_nothing_provides_nothing(self, site, tmp_path, body):
+        """None is pluggy's "no result": like [], it provides nothing and is no error."""
+        site.install("optional", {"optional": "optional_plugin"}, {"optional_plugin": f"""
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_formats():
+                {body}
+
+            @hookimpl
+            def ato_register_commands():
+                class Hello:
+                    PLUGIN_NAME = "hello"
+                    add_arguments = staticmethod(lambda parser: None)
+                    run = staticmethod(lambda args: 0)
+                return Hello
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("optional")
+        assert row["state"] == "loaded" and row["errors"] == []
+        assert row["provides"] == {"commands": ["hello"]}
+        assert site.ato("plugins", "--check")[0] == 0
+
+    def test_plugin_whose_every_hook_fails_is_broken(self, site, tmp_path):
+        """Loaded but nothing usable and something failed: broken, first error as reason,
+        the others as error lines; one usable hook keeps it loaded (test_hook_that_raises)."""
+        site.install("allbad", {"allbad": "allbad_plugin"}, {"allbad_plugin": """
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_formats():
+                raise RuntimeError("no formats today")
+
+            @hookimpl
+            def ato_register_commands():
+                return "hello"
+
+            @hookimpl
+            def ato_register_trackers():
+                return None
+        """})
+        site.builtins_still_work(tmp_path)
+        row = site.plugins_row("allbad")
+        assert row["state"] == "broken" and row["provides"] == {}
+        assert row["reason"] == "ato_register_formats() raised RuntimeError: no formats today"
+        assert row["errors"] == ["ato_register_commands() returned 'hello' (a str), not a class"]
+        code, out, _ = site.ato("plugins")
+        assert ("allbad  [allbad 1.0]  broken: ato_register_formats() raised RuntimeError: "
+                "no formats today\n    error: ato_register_commands() returned 'hello'") in out
+
+    def test_unknown_key_lists_only_plugins_that_might_provide_it(self, site, tmp_path):
+        """Short: count and names; a plugin whose refused classes claim other keys, or whose
+        failing hook is of another seam, is not listed."""
+        site.install("importfail", {"importfail": "importfail_plugin"},
+                     {"importfail_plugin": "import not_there_at_all\n"})
+        site.install("otherseam", {"otherseam": "otherseam_plugin"}, {"otherseam_plugin": """
+            from ato.plugins import hookimpl
+
+            @hookimpl
+            def ato_register_trackers():
+                raise RuntimeError("x" * 500)
+        """})
+        site.install("otherkey", {"otherkey": "otherkey_plugin"}, {"otherkey_plugin": """
+            from ato.plugins import hookimpl
+
+            class Half:
+                PLUGIN_NAME = "half"
+                suffixes = (".half",)
+
+            @hookimpl
+            def ato_register_formats():
+                return Half
+        """})
+        site.install("noname", {"noname": "noname_plugin"}, {"noname_plugin": """
+            from ato.plugins import hookimpl
+
+            class Anon:
+                suffixes = (".anon",)
+
+            @hookimpl
+            def ato_register_formats():
+                return [Anon, "yaml"]
+        """})
+        with pytest.raises(UnknownPluginError) as info:
+            ADict(a=1).dump(tmp_path / "o.zzz")
+        message = str(info.value)
+        assert message.endswith("; 2 broken plugin(s) might provide it: 'importfail' "
+                                "(importfail 1.0), 'noname' (noname 1.0) (details: ato plugins)")
+        assert "otherseam" not in message and "otherkey" not in message
+        assert len(message) < 400 and "x" * 50 not in message
+        with pytest.raises(PluginError, match=r"'.half' files .*Half \('half'\) lacks dumps"):
+            ADict(a=1).dump(tmp_path / "o.half")  # the refused claim itself is named in full
+        with pytest.raises(UnknownPluginError) as info:
+            plugin_manager.search_algorithm("ashaa")
+        assert info.value.args[0].endswith("might provide it: 'importfail' (importfail 1.0) "
+                                           "(details: ato plugins)")
+        assert "did you mean 'asha'?" in str(info.value)
 
     def test_format_lacking_dumps(self, site, tmp_path):
         """Only the incomplete format is refused; touching it names plugin and fault."""
@@ -637,7 +747,7 @@ class TestIsolation:
                               "raised ArgumentError: argument --x: conflicting option string")
 
     def test_command_named_like_a_builtin(self, site, tmp_path):
-        """Core's `plugins` wins by default and the loser is reported; the user can choose."""
+        """Core's `plugins` always wins, even over ATO_PREFER_PLUGINS; the loser is reported."""
         site.install("shadow", {"shadow": "shadow_plugin"}, {"shadow_plugin": """
             from ato.plugins import hookimpl
 
@@ -661,9 +771,22 @@ class TestIsolation:
         assert row["conflicts"] == [
             "command 'plugins' is also provided by built-in plugin 'core' (ato-core "
             f"{metadata.version('ato-core')}, module ato.plugins.builtin), which takes "
-            "precedence; set ATO_PREFER_PLUGINS=shadow to use it instead"]
-        site.setenv("ATO_PREFER_PLUGINS", "shadow")
-        assert site.ato("plugins")[1] == "shadowed!\n"
+            "precedence; core's built-in commands cannot be replaced; give yours another "
+            "name"]
+        site.setenv("ATO_PREFER_PLUGINS", "shadow")   # the diagnostic cannot be replaced
+        code, out, _ = site.ato("plugins")
+        assert code == 0 and "shadowed!" not in out and "shadow  [shadow 1.0]  loaded" in out
+        assert "conflict: command 'plugins' is also provided by built-in plugin 'core'" in out
+        assert site.plugins_row("shadow")["provides"] == {}
+
+    def test_preferred_plugin_still_wins_a_core_format(self, site, tmp_path):
+        """Only core's commands are fixed: ATO_PREFER_PLUGINS may replace its JSON format."""
+        site.install("fastjson", {"fastjson": "fastjson_plugin"}, {
+            "fastjson_plugin": GOOD_FORMAT.format(cls="F", name="fastjson", suffixes=(".json",))})
+        (tmp_path / "c.json").write_text("{}")
+        assert ADict.from_file(tmp_path / "c.json") == {}
+        site.setenv("ATO_PREFER_PLUGINS", "fastjson")
+        assert ADict.from_file(tmp_path / "c.json") == {"by": "fastjson"}
 
     def test_two_formats_on_one_suffix(self, site, tmp_path):
         """Precedence: Ato's own distributions, then entry-point names in order; the loser
@@ -744,6 +867,47 @@ class TestInstallHints:
                        f"pip install {dist}\n")
         code, out, _ = site.ato("--help")
         assert f"  {command:<10}pip install {dist}" in out
+
+    @pytest.mark.parametrize("disabled, expect", [
+        ("sql", ["  runs      ato-sql (disabled by ATO_DISABLE_PLUGINS; unset "
+                 "ATO_DISABLE_PLUGINS to enable it)"]),
+        ("formats,sql-registry", [
+            "  models    ato-sql (disabled by ATO_DISABLE_PLUGINS; set "
+            "ATO_DISABLE_PLUGINS=formats to enable it)",
+            "  store     ato-sql (disabled by ATO_DISABLE_PLUGINS; set "
+            "ATO_DISABLE_PLUGINS=formats to enable it)"]),
+    ])
+    def test_disabled_is_not_called_not_installed(self, site, disabled, expect):
+        """An installed but disabled distribution is never listed as 'not installed':
+        not in `ato --help`, not when its command or feature is used."""
+        site.hide("ato-ui")
+        site.setenv("ATO_DISABLE_PLUGINS", disabled)
+        code, out, _ = site.ato("--help")
+        assert code == 0
+        installed_part, _, missing_part = out.partition("not installed:")
+        assert "commands of installed distributions whose plugin is disabled:" in installed_part
+        for line in expect:
+            assert line in installed_part
+        assert "ato-sql" not in missing_part and "  ui        pip install ato-ui" in missing_part
+        command = expect[0].split()[0]
+        code, _, err = site.ato(command, "list")
+        assert code == 2 and "which is installed but its plugin" in err
+        assert "pip install" not in err and "to enable it" in err
+
+    def test_disabled_tracker_says_how_to_enable(self, site):
+        site.setenv("ATO_DISABLE_PLUGINS", "mmlab,sql")
+        with pytest.raises(PluginNotInstalledError, match=r"installed but its plugin 'sql' is "
+                           r"disabled by ATO_DISABLE_PLUGINS; set ATO_DISABLE_PLUGINS=mmlab "
+                           r"to enable it$"):
+            plugin_manager.tracker_for_url("postgresql://h/db")
+
+    def test_installed_without_entry_point_is_not_called_missing(self, site, monkeypatch):
+        """A distribution whose metadata is there but whose plugin is not registered."""
+        site.hide("ato-hyperopt")
+        monkeypatch.setattr(metadata, "version", lambda name: "3.0")
+        with pytest.raises(PluginError, match=r"needs the ato-hyperopt distribution, which is "
+                                              r"installed but registers no 'ato' entry point"):
+            plugin_manager.search_algorithm("asha")
 
     def test_unknown_command_is_still_argparse(self, site):
         code, _, err = site.ato("frobnicate")
@@ -974,3 +1138,41 @@ def test_a_view_loading_a_missing_file_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == (f"train.py: error: configs/base.yaml: config file does not exist "
                            f"(looked up in {tmp_path})\n")
+
+
+class TestURLWithoutScheme:
+    """A tracker URL must have a scheme; a plain path is named as such, with the fix."""
+
+    @pytest.mark.parametrize("url, fix", [
+        ("experiments.db", "sqlite:///experiments.db"),
+        ("runs/exp.sqlite", "sqlite:///runs/exp.sqlite"),
+        ("/abs/path/e.db", "sqlite:////abs/path/e.db"),
+        ("C:\\runs\\e.db", "sqlite:///C:\\runs\\e.db"),
+    ])
+    def test_tracker_path_is_not_a_url(self, url, fix):
+        with pytest.raises(plugin_manager.NotAURLError) as info:
+            plugin_manager.tracker_for_url(url)
+        assert str(info.value) == (f"tracker URL {url!r} is not a URL (it has no scheme such "
+                                   f"as 'sqlite:' or 'postgresql:'); for a SQLite file write "
+                                   f"{fix!r}")
+        assert isinstance(info.value, ValueError)
+
+    def test_cli_names_the_fix(self, tmp_path):
+        proc = subprocess.run([sys.executable, "-m", "ato.cli", "runs", "list", "--db",
+                               "experiments.db"], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert "is not a URL" in proc.stderr and "'sqlite:///experiments.db'" in proc.stderr
+        assert not (tmp_path / "experiments.db").exists()
+
+    @pytest.mark.parametrize("url, scheme", [
+        ("sqlite:///e.db", "sqlite"), ("postgresql+psycopg://h/db", "postgresql"),
+        ("JSONL://dir", "jsonl"), ("runs.db", None), ("C:\\x.db", None), ("./a:b.db", None)])
+    def test_url_scheme(self, url, scheme):
+        assert plugin_manager.url_scheme(url) == scheme
+
+    def test_store_plain_path_is_the_local_store(self, tmp_path):
+        """Stores document plain paths as the local store (scheme file)."""
+        assert plugin_manager.store_for_url(str(tmp_path)) is plugin_manager.store_for_url(
+            f"file://{tmp_path}")
+        with pytest.raises(UnknownPluginError, match="no installed plugin provides 's4'"):
+            plugin_manager.store_for_url("s4://bucket")

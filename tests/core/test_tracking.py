@@ -206,6 +206,14 @@ class TestOpening:
         records = [r for r in manager.plugin_records() if r.distribution != "ato-sql"]
         monkeypatch.setitem(manager._registries, "tracker", manager.Seam("tracker"))
         monkeypatch.setattr(manager, "plugin_records", lambda: records)
+        real_version = manager.metadata.version
+
+        def version(name):  # nor its metadata: "not installed" is asked, never inferred
+            if name == "ato-sql":
+                raise manager.metadata.PackageNotFoundError(name)
+            return real_version(name)
+
+        monkeypatch.setattr(manager.metadata, "version", version)
         with pytest.raises(PluginNotInstalledError, match="pip install ato-sql"):
             open_logger("postgresql://h/db", project="p")
 

@@ -117,3 +117,48 @@ class TestXYZ:
         text = xyz.dumps({"a": {"b": 1}}, format_dict={"key_postfix": " ="})
         assert text.startswith("key-postfix ->  =")
         assert xyz.loads(text) == {"a": {"b": 1}}
+
+
+class TestXYZRefusalReasons:
+    """Every refusal of a ``.xyz`` write names the real reason (and nothing is written)."""
+
+    @pytest.mark.parametrize("data, reason", [
+        ({"s": ""}, "the string '' (it would read back as None) (key 's')"),
+        ({"s": "100"}, "the string '100' (it would read back as 100) (key 's')"),
+        ({"s": " pad"}, "the string ' pad' (it would read back as 'pad') (key 's')"),
+        ({"s": "none"}, "the string 'none' (it would read back as None) (key 's')"),
+        ({"s": "[Empty Mapping]"}, "(it would read back as {}) (key 's')"),
+        ({"s": "a\nb"}, "the string 'a\\nb' (it holds a line break"),
+        ({"s": "a\r"}, "the string 'a\\r' (it holds a line break"),
+        ({"s": "a\u2028b"}, "(it holds a line break"),
+        ({"l": [1, "2"]}, "the string '2' (it would read back as 2) (key 'l[1]')"),
+        ({"b": b"x"}, "cannot hold a bytes (b'x') (key 'b')"),
+        ({"k\n": 1}, "the key 'k\\n' (it holds a line break"),
+        ({"a:b": 1}, "the key 'a:b' (it holds the key marker ':')"),
+        ({" k": 1}, "the key ' k' (it has leading or trailing spaces"),
+        ({"0) x": 1}, "the key '0) x' (it starts like a list index)"),
+        ({"key-prefix -> x": 1}, "(it reads like a format header"),
+        ({2: 1}, "the key 2 (an int; XYZ keys read back as strings)"),
+    ])
+    def test_reason(self, tmp_path, data, reason):
+        path = tmp_path / "c.xyz"
+        with pytest.raises(ConfigFileError) as info:
+            ADict(data).dump(path)
+        assert reason in str(info.value), str(info.value)
+        assert not path.exists()
+
+    def test_non_str_scalar_is_not_called_a_string(self, tmp_path):
+        import enum
+
+        class Level(enum.IntEnum):
+            HIGH = 3
+
+        with pytest.raises(ConfigFileError) as info:
+            ADict(level=Level.HIGH).dump(tmp_path / "c.xyz")
+        assert "the string" not in str(info.value)
+        assert "it would read back as" in str(info.value)
+
+    @pytest.mark.parametrize("data", [{"": 1}, {"s": "x: y"}, {"s": "f(x)"}, {"k-p": "a -> b"}])
+    def test_what_reads_back_is_written(self, tmp_path, data):
+        ADict(data).dump(tmp_path / "c.xyz")
+        assert ADict.from_file(tmp_path / "c.xyz") == data

@@ -456,3 +456,29 @@ def test_example_plugin_snippets_are_its_code():
     assert snippets
     for block in snippets:
         assert textwrap.dedent(block.text) in source, f"{block.where} is not in the example"
+
+
+def test_readme_installation_table_matches_ato_plugins():
+    """Each installed Ato distribution's README row names everything `ato plugins` shows it
+    providing: suffixes, tracker schemes, search algorithms, commands, config sources."""
+    from ato.plugins import manager
+
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        match = re.match(r"^\| `(ato-[a-z]+)` \|(.*)$", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    missing = []
+    for record in manager.plugin_records():
+        if record.distribution not in manager.FIRST_PARTY or record.state != "loaded":
+            continue
+        assert record.distribution in rows, f"README has no row for {record.distribution}"
+        for kind in manager.SEAMS:
+            seam = manager._seam(kind)
+            for plugin_name, keys in seam.served.get(record.name, []):
+                names = keys if kind in manager._KEY_ATTR else [plugin_name]
+                if kind == "command":
+                    names = [f"ato {plugin_name}"]
+                missing += [f"{record.distribution}: {name}" for name in names
+                            if f"`{name}`" not in rows[record.distribution]]
+    assert missing == [], f"README's installation table omits {missing}"

@@ -161,4 +161,5 @@ def test_missing_distribution_is_named(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          cwd=tmp_path).stdout.strip()
     assert out == ("ADict.compose_hierarchy needs the ato-mmlab distribution, which is installed "
-                   "but its plugin 'mmlab' is disabled by ATO_DISABLE_PLUGINS")
+                   "but its plugin 'mmlab' is disabled by ATO_DISABLE_PLUGINS; unset "
+                   "ATO_DISABLE_PLUGINS to enable it")

@@ -608,7 +608,13 @@ class ADict(MutableMapping):
         return self
 
     def dump(self, path, **kwargs) -> None:
-        """Write this ADict to ``path``; the format follows the suffix."""
+        """Write this ADict to ``path``; the format follows the suffix (``kwargs`` go to
+        the format's ``dumps``).  Atomic; permissions as ``open(path, 'w')`` gives them: a
+        new file ``0o666 & ~umask``, an existing one keeps its mode.  Missing parent
+        folders are created, once the suffix and every value were accepted (a refused
+        write creates nothing).  Raises the lookup errors of
+        :func:`ato.plugins.manager.format_for`, the format's refusal
+        (:class:`ato.errors.ConfigFileError` naming the key) and ``OSError``."""
         from ato.plugins.manager import dump_file
 
         dump_file(self, path, **kwargs)

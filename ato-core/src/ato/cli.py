@@ -19,14 +19,37 @@ def _requested(argv: list[str]) -> str | None:
 
 
 def _epilog() -> str:
-    from ato.plugins.manager import PROVIDERS, commands, failures
+    """Commands of Ato's distributions that ``ato`` lacks, each with why (not installed,
+    disabled, broken) and the fix, then a count of plugin problems."""
+    from ato.plugins.manager import (
+        PROVIDERS,
+        commands,
+        distribution_state,
+        enable_hint,
+        failures,
+    )
 
-    absent = sorted((name, dist) for name, dist in PROVIDERS["command"].items()
-                    if name not in commands())
+    available = commands()
+    groups: dict[str, list[str]] = {}
+    for name, dist in sorted(PROVIDERS["command"].items()):
+        if name in available:
+            continue
+        state, records = distribution_state(dist)
+        if state == "missing":
+            heading, fix = "commands of distributions that are not installed:", f"pip install {dist}"
+        elif state == "disabled":
+            heading = "commands of installed distributions whose plugin is disabled:"
+            fix = f"{dist} (disabled by ATO_DISABLE_PLUGINS; {enable_hint(records)})"
+        elif state == "broken":
+            heading = "commands of installed distributions whose plugin is broken:"
+            fix = f"{dist} (broken; see 'ato plugins')"
+        else:  # loaded without this command, or installed without an entry point
+            heading = "commands that installed distributions do not provide:"
+            fix = f"{dist} (see 'ato plugins')"
+        groups.setdefault(heading, []).append(f"  {name:<10}{fix}")
     lines = []
-    if absent:
-        lines.append("commands of distributions that are not installed:")
-        lines += [f"  {name:<10}pip install {dist}" for name, dist in absent]
+    for heading, rows in groups.items():
+        lines += [heading, *rows]
     broken = failures()
     if broken:
         lines.append(f"{len(broken)} plugin problem(s): run 'ato plugins' for details")

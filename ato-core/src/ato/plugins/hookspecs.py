@@ -1,7 +1,8 @@
 """The hook specifications: every seam where a plugin extends Ato.
 
 Each hook takes no arguments and returns a class (or a list or tuple of classes) carrying
-a ``PLUGIN_NAME``.  Core calls each plugin's implementation on its own, checks every class
+a ``PLUGIN_NAME``, or ``None`` / ``[]`` to provide nothing (e.g. when an optional
+dependency is missing; not an error).  Core calls each plugin's implementation on its own, checks every class
 against the seam's interface (:mod:`ato.plugins.interfaces`) and reports, rather than
 raises, what is wrong, so one broken plugin never breaks another.
 """

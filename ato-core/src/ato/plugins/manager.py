@@ -8,12 +8,18 @@ working.  A plugin is checked at two depths, the way pluggy and pytest check the
 
 - when it loads: its module imports, every ``@hookimpl`` names an Ato hook with the hook's
   arguments, and no function named like a hook lacks ``@hookimpl``.  A plugin failing
-  here is *broken* and nothing of it is used;
+  here is left unregistered: nothing of it is used;
 - when a seam is first used: each hook of each plugin is called on its own, and each class
   it returns is checked against the seam's interface (:mod:`ato.plugins.interfaces`), its
-  ``PLUGIN_NAME`` and its ``suffixes``/``schemes``.  A hook that raises or returns
-  something else, and a class that fails a check, is left out and reported; the rest of
-  that plugin is used.
+  ``PLUGIN_NAME`` and its ``suffixes``/``schemes``.  ``None`` (pluggy's "no result") and
+  ``[]`` provide nothing and are no error.  A hook that raises or returns something else
+  (a string, an instance...), and a class that fails a check, is left out and reported;
+  the rest of that plugin is used.
+
+A plugin's state (``ato plugins``) is *broken* when nothing of it is usable: it failed to
+load, or it loaded but provides nothing while at least one of its hooks raised, returned
+the wrong thing or had a class refused.  Otherwise it is *loaded*, with an error line for
+each thing left out; *disabled* plugins never load.
 
 Touching what a broken plugin would have provided raises :class:`ato.errors.PluginError`,
 one line naming the plugin, its distribution and entry point, and the fault; ``ato
@@ -22,7 +28,9 @@ plugins`` lists every plugin with its state.
 Precedence, when two plugins claim one suffix, URL scheme or name: the plugins named in
 ``ATO_PREFER_PLUGINS`` (comma-separated entry-point names, first wins), then core, then
 Ato's own distributions (:data:`FIRST_PARTY`), then every other plugin in the order of its
-entry-point name.  The one that loses is reported, never silently dropped.
+entry-point name.  Core's built-in commands (``ato plugins``, the diagnostic) win always,
+whatever ``ATO_PREFER_PLUGINS`` says.  The one that loses is reported, never silently
+dropped.
 ``ATO_DISABLE_PLUGINS=name1,name2`` keeps plugins from loading at all.
 
 Nothing outside this package touches ``pm.hook``: use the typed functions below.
@@ -36,6 +44,7 @@ import importlib
 import inspect
 import os
 import re
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -44,6 +53,7 @@ from importlib import metadata
 import pluggy
 
 from ato.errors import (
+    AtoError,
     ConfigFileError,
     ConfigFileNotFoundError,
     PluginError,
@@ -138,6 +148,9 @@ class Seam:
     served: dict = field(default_factory=dict)      # plugin name -> [(PLUGIN_NAME, keys)]
     rejected: dict = field(default_factory=dict)    # key -> message (a broken claim)
     errors: list = field(default_factory=list)      # (plugin name, message)
+    unknown: list = field(default_factory=list)     # plugins whose claims are unknown: a
+                                                    # hook raised, or a refused class's keys
+                                                    # could not be read
     conflicts: list = field(default_factory=list)   # (plugin name, message)
     records: dict = field(default_factory=dict)     # plugin name -> PluginRecord
 
@@ -289,6 +302,14 @@ def _rank(name: str, distribution: str | None) -> tuple:
     return (3, 0, name)
 
 
+def _seam_rank(kind: str, name: str, distribution: str | None) -> tuple:
+    """:func:`_rank` within one seam, except that core's built-in commands (``ato
+    plugins``, the diagnostic) come first whatever ATO_PREFER_PLUGINS says."""
+    if kind == "command" and name in DEFAULT_PLUGINS:
+        return (-1, 0, name)
+    return _rank(name, distribution)
+
+
 def _record(name: str, plugin=None) -> PluginRecord:
     """The record of a plugin by its registered name; a plugin registered in-process
     (``pm.register(obj, name=...)``) gets a fresh one naming the object."""
@@ -394,7 +415,8 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
     impls = hook_caller.get_hookimpls()
     records = seam.records
     records.update({impl.plugin_name: _record(impl.plugin_name, impl.plugin) for impl in impls})
-    impls.sort(key=lambda impl: _rank(impl.plugin_name, records[impl.plugin_name].distribution))
+    impls.sort(key=lambda impl: _seam_rank(kind, impl.plugin_name,
+                                           records[impl.plugin_name].distribution))
     for impl in impls:
         name = impl.plugin_name
         record = records[name]
@@ -402,10 +424,9 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
             result = impl.function()
         except (Exception, SystemExit) as e:
             seam.errors.append((name, f"{hook}() raised {_one_line(e)}"))
+            seam.unknown.append(name)
             continue
-        if result is None:
-            seam.errors.append((name, f"{hook}() returned None; return a class or a list "
-                                      f"of classes"))
+        if result is None:  # pluggy's "no result": the plugin provides nothing here
             continue
         items = list(result) if isinstance(result, (list, tuple)) else [result]
         for cls in items:
@@ -415,6 +436,8 @@ def _collect_seam(hook_caller, kind: str) -> Seam:
                 seam.errors.append((name, message))
                 for key in keys:
                     seam.rejected.setdefault(key, f"{record.who()}: {message}")
+                if not keys and name not in seam.unknown:
+                    seam.unknown.append(name)
                 continue
             _admit(seam, record, cls, keys)
     return seam
@@ -428,6 +451,10 @@ def _admit(seam: Seam, record: PluginRecord, cls, keys: list[str]) -> None:
     if holder is cls:
         return
     prefer = f"set {PREFER_ENV}={record.name} to use it instead"
+    if kind == "command" and any(seam.records[seam.owner[c]].builtin for c in (
+            [holder] if holder is not None else []) + [seam.by_key[k] for k in keys
+                                                       if k in seam.by_key]):
+        prefer = "core's built-in commands cannot be replaced; give yours another name"
     if holder is not None:
         winner = seam.records[seam.owner[holder]]
         seam.conflicts.append((record.name, (
@@ -549,6 +576,45 @@ def failures() -> list[tuple[str, str]]:
     return out
 
 
+def distribution_state(dist: str) -> tuple[str, list[PluginRecord]]:
+    """Why one of Ato's optional distributions may not provide something, for messages:
+    ``("disabled", records)`` (installed, these of its plugins switched off by
+    ATO_DISABLE_PLUGINS), ``("broken", records)`` (installed, these failed to load),
+    ``("loaded", records)`` (every plugin of it loaded), ``("no-plugin", [])`` (installed
+    but registering no ``ato`` entry point) or ``("missing", [])`` (not installed).  A
+    distribution may register several plugins (ato-sql has two).  Never infer "not
+    installed" from a feature being absent: ask this."""
+    mine = [r for r in plugin_records() if _same_dist(r.distribution, dist)]
+    for state in ("disabled", "broken", "loaded"):
+        found = [r for r in mine if r.state == state]
+        if found:
+            return state, found
+    try:
+        metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "missing", []
+    return "no-plugin", []
+
+
+def _same_dist(a: str | None, b: str) -> bool:
+    """Distribution names compare normalized (PEP 503): ``ato_sql`` is ``ato-sql``."""
+    def norm(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+    return a is not None and norm(a) == norm(b)
+
+
+def enable_hint(records: list[PluginRecord]) -> str:
+    """How to switch disabled plugins back on: the ATO_DISABLE_PLUGINS value without them."""
+    names = {r.name for r in records}
+    rest = [n for n in _env_names(DISABLE_ENV) if n not in names]
+    how = f"set {DISABLE_ENV}={','.join(rest)}" if rest else f"unset {DISABLE_ENV}"
+    return f"{how} to enable {'it' if len(names) == 1 else 'them'}"
+
+
+def _names(records: list[PluginRecord]) -> str:
+    return ", ".join(repr(r.name) for r in records)
+
+
 def _missing(kind: str, key: str, what: str) -> Exception:
     """The error for a lookup that found nothing: a broken claim, a missing or disabled
     distribution, or an unknown key with the close matches and any broken plugins."""
@@ -558,19 +624,23 @@ def _missing(kind: str, key: str, what: str) -> Exception:
     dist = PROVIDERS.get(kind, {}).get(key)
     records = plugin_records()
     if dist:
-        mine = [r for r in records if r.distribution == dist]
-        for record in mine:
-            if record.state == "disabled":
-                return PluginNotInstalledError(
-                    f"{what} needs the {dist} distribution, which is installed but its plugin "
-                    f"{record.name!r} is disabled {record.reason}")
-            if record.state == "broken":
-                return PluginError(f"{what} needs the {dist} distribution, which is installed "
-                                   f"but broken: {record.who()}: {record.reason}")
-            errors = [m for n, m in seam.errors if n == record.name]
+        state, mine = distribution_state(dist)
+        if state == "disabled":
+            return PluginNotInstalledError(
+                f"{what} needs the {dist} distribution, which is installed but its plugin "
+                f"{_names(mine)} is disabled {mine[0].reason}; {enable_hint(mine)}")
+        if state == "broken":
+            return PluginError(f"{what} needs the {dist} distribution, which is installed "
+                               f"but broken: {mine[0].who()}: {mine[0].reason}")
+        if state == "loaded":
+            errors = [(r, m) for r in mine for n, m in seam.errors if n == r.name]
             if errors:
-                return PluginError(f"{what}: {record.who()}: {errors[0]}")
-        if not mine:
+                return PluginError(f"{what}: {errors[0][0].who()}: {errors[0][1]}")
+        if state == "no-plugin":
+            return PluginError(f"{what} needs the {dist} distribution, which is installed "
+                               f"but registers no 'ato' entry point; reinstall it "
+                               f"(pip install --force-reinstall {dist})")
+        if state == "missing":
             return PluginNotInstalledError(f"{what} needs the {dist} distribution: "
                                            f"pip install {dist}")
     known = sorted(seam.by_key)
@@ -578,10 +648,16 @@ def _missing(kind: str, key: str, what: str) -> Exception:
     message = f"{what}: no installed plugin provides {key!r}"
     message += f"; did you mean {close[0]!r}?" if close else ""
     message += f" (installed: {', '.join(known) or 'none'})"
-    broken = [f"{r.who()}: {r.reason}" for r in records if r.state == "broken"]
-    broken += [f"{seam.records[n].who()}: {m}" for n, m in seam.errors]
+    # Only plugins that might provide ``key``: those that failed before saying what they
+    # provide (at load time, or a hook of this seam raised / returned an unreadable
+    # class).  A refused claim of ``key`` itself was reported above; a plugin whose refused
+    # classes claim other keys cannot provide it.
+    broken = [r for r in records if r.state == "broken"]
+    broken += [seam.records[n] for n in seam.unknown]
     if broken:
-        message += f"; {len(broken)} broken plugin(s) might provide it: " + "; ".join(broken)
+        names = ", ".join(f"{r.name!r} ({r.dist_label})" for r in broken)
+        message += (f"; {len(broken)} broken plugin(s) might provide it: {names} "
+                    f"(details: ato plugins)")
     return UnknownPluginError(message)
 
 
@@ -639,7 +715,10 @@ def load_file(path, **kwargs):
 
 
 def dump_file(adict, path, **kwargs) -> None:
-    """Write an ADict atomically; a failure leaves any existing file untouched."""
+    """Write an ADict atomically (see :func:`atomic_write_text`); a failure leaves any
+    existing file untouched.  Missing parent folders are created (SPEC 1.12), but only
+    once the format is known and the text is ready: a bad suffix or value creates
+    nothing."""
     path = os.fspath(path)
     fmt = format_for(path)
     text = fmt.dumps(adict.to_dict(), path, **kwargs)
@@ -650,14 +729,37 @@ def dump_file(adict, path, **kwargs) -> None:
     atomic_write_text(path, text)
 
 
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without leaving it changed."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: into a temporary file beside it,
+    fsynced, then renamed over ``path``, so a reader sees the old file or the new one.
+
+    Permissions are those ``open(path, 'w')`` would give: an existing file keeps its mode;
+    a new one gets ``0o666 & ~umask``.  Missing parent folders are created (mode ``0o777 &
+    ~umask``, like ``mkdir -p``).  Raises ``OSError`` when the folder cannot be created or
+    the file written (e.g. a parent is a file: ``NotADirectoryError``/``FileExistsError``)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -677,10 +779,34 @@ def config_source(name: str):
     return cls.load
 
 
+#: A URL's scheme: a letter, then letters, digits, ``+ - .``, then ``:``.  One letter
+#: alone is a Windows drive (``C:\\runs.db``), not a scheme.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+class NotAURLError(AtoError, ValueError):
+    """A tracker URL was given without a scheme (a plain path such as ``runs.db``)."""
+
+
+def url_scheme(url) -> str | None:
+    """The lower-case scheme of ``url`` without any ``+driver`` part (``'postgresql'`` for
+    ``postgresql+psycopg://h/db``), or ``None`` when ``url`` has no scheme (a path)."""
+    match = _SCHEME.match(str(url))
+    return match.group(1).split("+", 1)[0].lower() if match else None
+
+
 def tracker_for_url(url: str) -> type:
     """The tracker backend class serving ``url``'s scheme (``sqlite``, ``postgresql``…;
-    a ``+driver`` part is ignored)."""
-    scheme = str(url).split(":", 1)[0].split("+", 1)[0].lower()
+    a ``+driver`` part is ignored).
+
+    Raises :class:`NotAURLError` for a string without a scheme (``experiments.db``),
+    suggesting ``sqlite:///experiments.db``; otherwise the lookup errors of
+    :func:`format_for`."""
+    scheme = url_scheme(url)
+    if scheme is None:
+        raise NotAURLError(
+            f"tracker URL {str(url)!r} is not a URL (it has no scheme such as 'sqlite:' or "
+            f"'postgresql:'); for a SQLite file write {'sqlite:///' + str(url)!r}")
     cls = _seam("tracker").by_key.get(scheme)
     if cls is None:
         raise _missing("tracker", scheme, f"tracking to {scheme!r} URLs")
@@ -696,8 +822,10 @@ def search_algorithm(name: str) -> type:
 
 
 def store_for_url(url: str) -> type:
-    """The artifact-store class serving the scheme of ``url`` (``s3://…``)."""
-    scheme = str(url).split(":", 1)[0].lower()
+    """The artifact-store class serving the scheme of ``url`` (``s3://…``).  A plain
+    path (no scheme, or a Windows drive) is the local store, scheme ``file``, as
+    :func:`ato.artifacts.open_store` treats it."""
+    scheme = url_scheme(url) or "file"
     cls = _seam("store").by_key.get(scheme)
     if cls is None:
         raise _missing("store", scheme, f"artifact stores at {scheme!r} URLs")

@@ -23,16 +23,30 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _has_line_break(text: str) -> bool:
+    """Whether ``text`` holds any line boundary ``str.splitlines`` knows (``\\n``,
+    ``\\r``, ``\\x0b``, ``\\x85``, ``\\u2028``...), each of which ends an XYZ line."""
+    return "".join(text.splitlines()) != text
+
+
+def _what(value) -> str:
+    return f"the string {value!r}" if type(value) is str else f"{a_type(value)} ({value!r})"
+
+
 def _xyz_rule(value):
+    """``value`` if it reads back unchanged; else :class:`Unrepresentable` with the
+    actual reason: its type, a line break, or what it would read back as."""
     if not isinstance(value, (type(None), bool, int, float, str)):
         raise Unrepresentable(f"{a_type(value)} ({value!r})",
                               "convert it to a str or number first, or use YAML")
     text = str(value)
-    if text.splitlines() != [text] or not _same(_xyz.reads_back(text), value):
-        raise Unrepresentable(
-            f"the string {value!r} (it would read back as {_xyz.reads_back(text)!r})"
-            if text.splitlines() == [text] else f"the string {value!r} (a line break)",
-            "use YAML or JSON, which quote strings")
+    if _has_line_break(text):
+        raise Unrepresentable(f"{_what(value)} (it holds a line break, which ends an XYZ "
+                              f"line)", "use YAML or JSON, which quote strings")
+    back = _xyz.reads_back(text)
+    if not _same(back, value):
+        raise Unrepresentable(f"{_what(value)} (it would read back as {back!r})",
+                              "use YAML or JSON, which quote strings")
     return value
 
 
@@ -40,15 +54,23 @@ def _key_rule(fmt: dict):
     postfix = fmt["key-postfix"]
 
     def rule(key):
+        """``key`` if it reads back as itself; else the one reason it would not."""
         if not isinstance(key, str):
             raise Unrepresentable(f"the key {key!r} ({a_type(key)}; XYZ keys read "
                                   f"back as strings)", "use str keys, or YAML")
-        if postfix in key or key != key.strip() or key.splitlines() != [key]:
-            raise Unrepresentable(f"the key {key!r} (it holds {postfix!r}, a line break or "
-                                  f"surrounding spaces)", "rename it, or use YAML")
-        if _xyz.index_marker(key, fmt) is not None:
-            raise Unrepresentable(f"the key {key!r} (it starts like a list index)",
-                                  "rename it, or use YAML")
+        reason = None
+        if _has_line_break(key):
+            reason = "it holds a line break, which ends an XYZ line"
+        elif postfix in key:
+            reason = f"it holds the key marker {postfix!r}"
+        elif key != key.strip():
+            reason = "it has leading or trailing spaces, which reading strips"
+        elif _xyz.index_marker(key, fmt) is not None:
+            reason = "it starts like a list index"
+        elif " -> " in key and key.split(" -> ", 1)[0] in _xyz._DEFAULT_FORMAT:
+            reason = "it reads like a format header such as 'key-postfix -> ='"
+        if reason:
+            raise Unrepresentable(f"the key {key!r} ({reason})", "rename it, or use YAML")
         return key
     return rule
 
