@@ -230,3 +230,33 @@ class TestFailedTrials:
         runs = finder.find_runs(tags=["study:c"])
         assert sum(r.status == "failed" for r in runs) == 4 and len(runs) == 16
         assert all(r.config.k == 3 for r in runs if r.status == "failed")
+
+
+def test_a_failed_trial_records_its_error(tmp_path):
+    """A trial whose objective raises is a failed run that says why (caught or not)."""
+    from ato.adict import ADict
+    from ato.db_routers.sql.manager import SQLLogger
+    from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
+    from ato.tracking import open_finder
+
+    url = f"sqlite:///{tmp_path}/t.db"
+    cfg = ADict(experiment=ADict(project_name="p", sql=ADict(db_path=url)))
+    scope = Scope()
+
+    @scope.observe(default=True)
+    def config(c):
+        c.x = 1
+
+    space = {"x": {"param_type": "INTEGER", "param_range": (1, 3), "num_samples": 3}}
+
+    def objective(c):
+        if c.x == 2:
+            raise ValueError("x too big")
+        return float(c.x)
+
+    search = get_algorithm("grid")(scope, space, tracker=SQLLogger(cfg), study_id="s",
+                                   catch=(ValueError,))
+    search.main(objective)()
+    failed = open_finder(url).find_runs("p", status="failed")
+    assert [r.error for r in failed] == ["ValueError: x too big"]

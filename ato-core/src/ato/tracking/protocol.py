@@ -214,9 +214,10 @@ class TrackerLogger(Protocol):
     def flush(self) -> int:
         """Write every buffered point now; returns how many were written."""
 
-    def finish(self, status: str = "completed") -> None:
+    def finish(self, status: str = "completed", error: str | None = None) -> None:
         """Flush and end the current run with ``status`` and an end time (no-op without
-        a current run)."""
+        a current run); ``error`` says why a ``failed``/``killed`` run ended (a backend
+        that records errors returns it as ``Run.error``)."""
 
     def __enter__(self) -> TrackerLogger:
         """Start a run unless one is open (the block's run, which the first ``run()``

@@ -22,6 +22,7 @@ from ato.adict import ADict
 from ato.errors import AtoError
 from ato.hyperopt import budgets
 from ato.hyperopt.study import TrialRecorder
+from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
            "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "better",
@@ -410,13 +411,13 @@ class HyperOpt(abc.ABC):
         try:
             metric = _as_metric(self.__call_in_scope(func, config, args, kwargs or {}),
                                 self.algorithm_name())
-        except self.catch:
+        except self.catch as e:
             if record:
-                recorder.record(trial, config, None, "failed")
+                recorder.record(trial, config, None, "failed", describe_exception(e))
             return math.nan
-        except Exception:
+        except Exception as e:
             if record:
-                recorder.record(trial, config, None, "failed")
+                recorder.record(trial, config, None, "failed", describe_exception(e))
             raise
         if record:
             recorder.record(trial, config, metric)

@@ -162,8 +162,10 @@ class TrialRecorder:
                 return True, self.done[trial.key]
         return False, None
 
-    def record(self, trial: Trial, config, metric, status: str = "completed") -> None:
-        """One run for the trial: its config, tags, ``objective`` and final status."""
+    def record(self, trial: Trial, config, metric, status: str = "completed",
+               error: str | None = None) -> None:
+        """One run for the trial: its config, tags, ``objective``, final status and, for a
+        failed trial, the error (``'ValueError: message'``)."""
         if self.tracker is None:
             return
         with self.lock:
@@ -173,6 +175,6 @@ class TrialRecorder:
                 if metric is not None and metric == metric:
                     tracker.log_metric(OBJECTIVE, metric, trial.rung)
             finally:
-                tracker.finish(status)
+                tracker.finish(status, error)
             if status == "completed" and metric is not None and metric == metric:
                 self.done[trial.key] = metric

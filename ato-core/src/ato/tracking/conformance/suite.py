@@ -387,6 +387,15 @@ class TrackerConformance:
         with pytest.raises(ValueError):
             finder.get_metric_series(run_id, "loss", max_points=4)
 
+    def test_finish_records_why_a_run_failed(self, url, project, finder):
+        logger = self.logger(url, project)
+        failed = logger.run(tags=["t"])
+        logger.finish("failed", "ValueError: x too big")
+        run = finder.find_run(failed)
+        assert run.status == "failed"
+        if getattr(run, "error", None) is not None:  # a backend that records errors
+            assert run.error == "ValueError: x too big"
+
     def test_one_with_block_is_one_run(self, url, project, finder):
         """The first ``run(tags, config)`` inside a ``with`` block names the block's run;
         a nested ``with`` neither starts nor ends one; a second ``run()`` ends the first."""

@@ -405,9 +405,10 @@ class SQLLogger:
         self._transaction(lambda cur: cur.execute(
             f"UPDATE experiments SET status = {p} WHERE id = {p}", (status, self._run_id)))
 
-    def finish(self, status: str = "completed") -> None:
-        """Flush, record the runtime fingerprints and end the run with ``status``."""
-        self._end(status)
+    def finish(self, status: str = "completed", error: str | None = None) -> None:
+        """Flush, record the runtime fingerprints and end the run with ``status`` (and
+        ``error``, why it failed, when given)."""
+        self._end(status, error)
 
     def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
