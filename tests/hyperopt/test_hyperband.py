@@ -195,3 +195,39 @@ def test_hyperband_options_are_named_in_errors(args, message):
     with pytest.raises(SearchOptionError) as info:
         HyperBand(Scope(), README_SPACE, *args)
     assert str(info.value) == message
+
+
+def test_a_command_line_mistake_in_a_search_script_is_one_line_exit_2(tmp_path):
+    """A search builds its base config from the command line like a decorated function:
+    a typo in a view name is one line on stderr and exit status 2, never a traceback."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "search.py"
+    script.write_text(textwrap.dedent("""
+        from ato.scope import Scope
+        from ato.hyperopt.hyperband import HyperBand
+        scope = Scope()
+        @scope.observe(default=True)
+        def config(cfg):
+            cfg.lr = 0.1
+        @scope.observe()
+        def high_lr(cfg):
+            cfg.lr = 0.5
+        space = {'lr': {'param_type': 'FLOAT', 'param_range': (0.01, 0.1), 'num_samples': 4}}
+        hb = HyperBand(scope, space, halving_rate=0.5, num_min_samples=1, mode='max')
+        @hb.main
+        def objective(cfg):
+            return cfg.lr
+        print(objective().metric)
+    """))
+    bad = subprocess.run([sys.executable, str(script), "hihg_lr"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        "search.py: error: in argument 'hihg_lr': unknown view 'hihg_lr' — did you mean "
+        "'high_lr'?"]
+    good = subprocess.run([sys.executable, str(script), "high_lr"], capture_output=True,
+                          text=True, timeout=120)
+    assert good.returncode == 0, good.stderr

@@ -293,10 +293,10 @@ class Scope:
         return self._apply(items)
 
     def build(self) -> ADict:
-        """The config, built from the process command line on first use."""
-        if not self._built:
-            self.apply()
-        return self._config
+        """The config, built from the process command line on first use — as for a
+        decorated function: ``manual`` prints and exits, a bad command line is one line on
+        stderr and exit status 2 (searches build their base config this way)."""
+        return _run_cli_phase(self, "build")
 
     def _apply(self, items: list) -> ADict:
         global _current

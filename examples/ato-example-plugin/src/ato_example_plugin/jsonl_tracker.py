@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from ato.adict import ADict
 from ato.tracking import check_query, matches, parse_where, reduce_points, url_of
+from ato.tracking.outcome import block_outcome
 from ato.tracking.protocol import (
     Artifact,
     Fingerprint,
@@ -35,7 +36,6 @@ from ato.tracking.protocol import (
     Project,
     Run,
 )
-from ato.tracking.outcome import block_outcome
 from ato.tracking.reduce import check_max_points
 
 
