@@ -167,3 +167,18 @@ def test_the_suite_imports_without_pytest():
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "the suite runs under pytest; pip install pytest" in proc.stderr
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nope:Nope", "cannot import the algorithm 'nope:Nope'"),
+    ("exhaustiv", "no installed plugin provides 'exhaustiv'"),
+])
+def test_one_command_names_an_algorithm_it_cannot_find_in_one_line(spec, message):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ato.hyperopt.conformance", spec],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr

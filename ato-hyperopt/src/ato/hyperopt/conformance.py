@@ -49,6 +49,7 @@ except ImportError:  # importable without pytest (tools import every module); ru
         return function if function is not None else (lambda f: f)
 
 from ato.adict import ADict
+from ato.errors import AtoError
 from ato.hyperopt import budgets
 
 __all__ = ["AlgorithmConformance", "SPACE", "objective", "resolve_algorithm", "main"]
@@ -394,6 +395,13 @@ def main(argv=None) -> int:
     if pytest is None:
         print("python -m ato.hyperopt.conformance: the suite runs under pytest; "
               "pip install pytest", file=sys.stderr)
+        return 2
+    try:  # a name or path that resolves to nothing: one line, not nine tracebacks
+        resolve_algorithm(args.algorithm)
+        if args.options is not None and not isinstance(json.loads(args.options), dict):
+            raise ValueError("--options must be a JSON object")
+    except (AtoError, LookupError, TypeError, ValueError) as e:
+        print(f"python -m ato.hyperopt.conformance: error: {e}", file=sys.stderr)
         return 2
     pytest_args = ["-p", "ato.hyperopt.conformance", "--pyargs", "ato.hyperopt.conformance",
                    "-p", "no:cacheprovider", f"--ato-algorithm={args.algorithm}"]

@@ -103,7 +103,8 @@ def cmd_show(args) -> int:
         print(f"reference {v.reference} (recorded by reference: not copied, not verified)")
     print(f"size     {human(v.size)} in {v.file_count} file{'s' if v.file_count != 1 else ''}")
     print(f"source   {v.source or '-'}")
-    print(f"stored   {v.store_url or 'no (recorded in place)'}")
+    where = "no (recorded by reference)" if v.reference else "no (recorded in place)"
+    print(f"stored   {v.store_url or where}")
     print(f"run      {v.run_id or '-'}   step {v.step if v.step is not None else '-'}   "
           f"score {v.score if v.score is not None else '-'}")
     print(f"aliases  {', '.join(v.aliases) or '-'}")
