@@ -4,6 +4,7 @@ Each test waits on explicit ready markers, never on network idle, and saves a sc
 
 from __future__ import annotations
 
+import json
 import time
 
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
@@ -190,3 +191,23 @@ def test_search_ladder(page, server):
     assert len(rungs) == 2 and "0.55" in rungs[0]  # threshold between 0.5 and 0.6
     assert page.locator("[data-testid='objective-history'] canvas").count() >= 1
     page.shot("ladder")
+
+
+CSV_FORMULAS = ["-2+3", "-1+cmd|' /C calc'!A0", "=SUM(A1:A2)", "+1", "@x", "\tx", "\r1",
+                "-1e3+A1", "--5", "-.5.5", "-"]
+CSV_NUMBERS = ["-2", "-2.5", "-.5", "1e-4", "-1E+06", "3.", "0", "1-", "lr"]
+
+
+def test_csv_cells_neutralise_every_formula_but_keep_numbers(page):
+    page.open("#/runs?project=sweep")
+    cells = page.evaluate("""async ([formulas, numbers]) => {
+        const { csvCell } = await import("/static/js/util.js");
+        return { formulas: formulas.map(csvCell), numbers: numbers.map(csvCell),
+                 typed: [-2, -0.5, 1e-7, -Infinity].map(csvCell) };
+    }""", [CSV_FORMULAS, CSV_NUMBERS])
+    for raw, cell in zip(CSV_FORMULAS, cells["formulas"]):
+        unquoted = cell[1:-1].replace('""', '"') if cell.startswith('"') else cell
+        assert unquoted == "'" + raw, (raw, cell)
+    assert cells["numbers"] == CSV_NUMBERS
+    assert cells["typed"] == ["-2", "-0.5", "1e-7", "-Infinity"]
+

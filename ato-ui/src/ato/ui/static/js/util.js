@@ -104,7 +104,9 @@ export function download(filename, blob) {
 // A CSV cell: quoted, and a leading = + - @ (spreadsheet formula) neutralised.
 export function csvCell(v) {
   let s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
-  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s)) s = "'" + s;
+  // A spreadsheet evaluates a cell that starts with = + - @ TAB or CR as a formula
+  // ("-2+3", "-1+cmd|' /C calc'!A0"); only a cell that is wholly a plain number is safe.
+  if (typeof v !== "number" && /^[=+\-@\t\r]/.test(s) && !/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) s = "'" + s;
   return /[",\n\r]/.test(s) || s !== s.trim() ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
