@@ -96,7 +96,12 @@ def test_chart_options_smoothing_log_group_and_png(page, server):
     with page.expect_download() as download:
         page.click("[data-testid='chart-card'] [data-testid='export-png']")
     path = download.value.path()
-    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    head = open(path, "rb").read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    card = page.locator("[data-testid='chart-card']").first
+    # log axis ticks are labelled, none of them "0"
+    ticks = json.loads(card.get_attribute("data-yticks"))
+    assert ticks and "0" not in ticks
 
 
 def test_compare_shows_only_differences(page, server):
@@ -211,3 +216,22 @@ def test_csv_cells_neutralise_every_formula_but_keep_numbers(page):
     assert cells["numbers"] == CSV_NUMBERS
     assert cells["typed"] == ["-2", "-0.5", "1e-7", "-Infinity"]
 
+
+def test_log_axis_labels_tiny_values(page, server):
+    page.open("#/runs?project=sweep")
+    labels = page.evaluate("""async () => {
+        const { tickLabel } = await import("/static/js/util.js");
+        return [1e-4, 1e-5, 2.5e-7, 0.001, 0.1 + 0.2, 0, -1e-9, 3e6, 12345].map(tickLabel);
+    }""")
+    assert labels == ["1e-4", "1e-5", "2.5e-7", "0.001", "0.3", "0", "-1e-9", "3e6", "12345"]
+    log = logger_for(server.url, "tiny")
+    run_id = log.run(tags=["tiny"])
+    for step in range(20):
+        log.log_metric("grad", 10.0 ** -(step % 5 + 3), step)
+    log.finish("completed")
+    page.open(f"#/charts?runs={run_id}&log=1")
+    page.wait_for_selector("[data-testid='chart-card'][data-yticks]")
+    ticks = json.loads(page.get_attribute("[data-testid='chart-card']", "data-yticks"))
+    assert "1e-5" in ticks and "1e-6" in ticks
+    assert all(float(t) != 0 for t in ticks if t), ticks
+    page.shot("chart-log-tiny")

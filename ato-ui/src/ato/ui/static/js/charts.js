@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, go, num, setParams, SEED_KEYS, varyingKeys } from "./util.js";
+import { api, clear, color, download, el, fmt, go, num, setParams, SEED_KEYS, tickLabel, varyingKeys } from "./util.js";
 
 /* global uPlot */
 
@@ -180,6 +180,11 @@ export class ChartBoard {
     const opts = {
       width, height: 260, series, bands,
       scales: { x: { time: this.opts.x === "wall" }, y: this.opts.log ? { distr: 3 } : {} },
+      axes: [{}, { size: 60, values: (u, splits) => {
+        const labels = splits.map(tickLabel);
+        card.node.dataset.yticks = JSON.stringify(labels);
+        return labels;
+      } }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false, setScale: true } },
       hooks: {
