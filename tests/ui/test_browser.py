@@ -98,7 +98,13 @@ def test_chart_options_smoothing_log_group_and_png(page, server):
     path = download.value.path()
     head = open(path, "rb").read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    # the PNG carries the legend below the plot: taller than title + plot, every series named
     card = page.locator("[data-testid='chart-card']").first
+    labels = json.loads(card.get_attribute("data-png-legend"))
+    assert "lr=0.1 mean (n=2)" in labels and "lr=0.01 min" in labels
+    height = int.from_bytes(head[20:24], "big")
+    plot = page.eval_on_selector("[data-testid='chart-card'] canvas", "c => c.height")
+    assert height == int(card.get_attribute("data-png-height")) > plot + 30
     # log axis ticks are labelled, none of them "0"
     ticks = json.loads(card.get_attribute("data-yticks"))
     assert ticks and "0" not in ticks

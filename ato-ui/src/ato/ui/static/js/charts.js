@@ -222,16 +222,45 @@ export class ChartBoard {
     if (reduced && Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
   }
 
+  // The chart as a PNG: title, plot, and a legend (each series' colour and name) below,
+  // wrapped into rows as wide as the plot.
   png(card) {
     if (!card.plot) return;
     const src = card.plot.ctx.canvas;
+    const dpr = devicePixelRatio || 1;
+    const font = `${12 * dpr}px sans-serif`, row = 18 * dpr, pad = 8 * dpr, swatch = 14 * dpr;
+    const measure = document.createElement("canvas").getContext("2d");
+    measure.font = font;
+    const entries = card.plot.series.slice(1).filter((s) => s.show !== false).map((s) => ({
+      label: String(s.label), stroke: typeof s.stroke === "function" ? s.stroke(card.plot, 1) : s.stroke,
+    }));
+    const placed = [];
+    let x = pad, y = 0;
+    for (const e of entries) {
+      const w = swatch + 4 * dpr + measure.measureText(e.label).width + 12 * dpr;
+      if (x + w > src.width && x > pad) { x = pad; y += row; }
+      placed.push({ ...e, x, y });
+      x += w;
+    }
+    const legendHeight = entries.length ? y + row + pad : 0;
+    const top = 30 * dpr;
     const out = document.createElement("canvas");
-    out.width = src.width; out.height = src.height + 30;
+    out.width = src.width; out.height = top + src.height + legendHeight;
     const ctx = out.getContext("2d");
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, out.width, out.height);
-    ctx.fillStyle = "#111"; ctx.font = `${14 * devicePixelRatio}px sans-serif`;
-    ctx.fillText(card.key, 8, 20);
-    ctx.drawImage(src, 0, 30);
+    ctx.fillStyle = "#111"; ctx.font = `${14 * dpr}px sans-serif`;
+    ctx.fillText(card.key, 8 * dpr, 20 * dpr);
+    ctx.drawImage(src, 0, top);
+    ctx.font = font; ctx.textBaseline = "middle";
+    const y0 = top + src.height + pad / 2;
+    for (const e of placed) {
+      ctx.fillStyle = e.stroke || "#111";
+      ctx.fillRect(e.x, y0 + e.y + (row - swatch / 3) / 2, swatch, swatch / 3);
+      ctx.fillStyle = "#111";
+      ctx.fillText(e.label, e.x + swatch + 4 * dpr, y0 + e.y + row / 2);
+    }
+    card.node.dataset.pngLegend = JSON.stringify(placed.map((e) => e.label));
+    card.node.dataset.pngHeight = String(out.height);
     out.toBlob((blob) => download(card.key.replace(/[^\w.-]+/g, "_") + ".png", blob), "image/png");
   }
 
