@@ -241,3 +241,13 @@ def test_log_axis_labels_tiny_values(page, server):
     assert "1e-5" in ticks and "1e-6" in ticks
     assert all(float(t) != 0 for t in ticks if t), ticks
     page.shot("chart-log-tiny")
+
+
+def test_unknown_study_and_run_say_so_once(page):
+    page.open("#/search/nope")
+    assert "no study 'nope'" in page.inner_text("[data-testid='error']")
+    assert page.locator("[data-testid='ladder']").count() == 0
+    assert "0 trials" not in page.inner_text("#view")
+    page.open("#/run/9999")
+    assert page.locator("[data-testid='error']").inner_text() == "no run with id 9999"
+    assert page.locator("text=no run with id 9999").count() == 1
