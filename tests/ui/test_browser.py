@@ -251,3 +251,29 @@ def test_unknown_study_and_run_say_so_once(page):
     page.open("#/run/9999")
     assert page.locator("[data-testid='error']").inner_text() == "no run with id 9999"
     assert page.locator("text=no run with id 9999").count() == 1
+
+
+def test_run_page_refreshes_end_duration_and_summaries_when_the_run_ends(page, server):
+    log = logger_for(server.url, "live")
+    run_id = log.run(tags=["live-end"])
+    for step in range(3):
+        log.log_metric("loss", 1.0 / (step + 1), step)
+    log.flush()
+    try:
+        page.open(f"#/run/{run_id}")
+        assert page.inner_text("[data-testid='run-ended']") == "–"
+        assert "3" in page.locator("[data-testid='run-metrics'] tr").nth(1).inner_text()
+        page.wait_for_timeout(300)  # the event stream is open
+        for step in range(3, 7):
+            log.log_metric("loss", 0.5 / (step + 1), step)
+        log.finish("completed")
+        page.wait_for_selector("[data-testid='run-facts'][data-refreshed='completed']",
+                               timeout=5000)
+        assert page.inner_text(f"[data-testid='run-status-{run_id}']") == "completed"
+        assert page.inner_text("[data-testid='run-ended']") != "–"
+        assert page.inner_text("[data-testid='run-duration']") != "–"
+        cells = page.locator("[data-testid='run-metrics'] tr").nth(1).locator("td")
+        assert cells.nth(4).inner_text() == "7" and cells.nth(5).inner_text() == "6"
+        page.shot("run-ended")
+    finally:
+        log.finish("completed")

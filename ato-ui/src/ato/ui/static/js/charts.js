@@ -65,6 +65,7 @@ export class ChartBoard {
     this.opts = opts;
     this.cards = new Map();
     this.summaries = summaries;
+    this.onStatus = null;  // (run id, status) after a status event, set by the page
     this.grid = el("div", { class: "cards", testid: "chart-cards" });
     container.append(this.grid);
     this.observer = new IntersectionObserver((entries) => {
@@ -298,6 +299,7 @@ export class ChartBoard {
         if (run) run.status = status;
         const badge = document.querySelector(`[data-testid="run-status-${Number(id)}"]`);
         if (badge) { badge.textContent = status; badge.className = `status s-${status}`; }
+        if (this.onStatus) this.onStatus(Number(id), status);
       }
     });
   }
