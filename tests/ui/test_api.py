@@ -124,6 +124,12 @@ def test_study_trials_promotions_and_mode(client):
     assert {t["budget"] for t in data["trials"] if t["rung"] == 1} == {1.0}
 
 
+def test_unknown_study_is_404_naming_it(client):
+    response = client.get("/api/study", params={"study": "nope"})
+    assert response.status_code == 404
+    assert "no study 'nope'" in response.json()["error"]
+
+
 def test_unknown_api_path_is_json_404(client):
     response = client.get("/api/nope")
     assert response.status_code == 404 and "nope" in response.json()["error"]

@@ -4,6 +4,7 @@ Each test waits on explicit ready markers, never on network idle, and saves a sc
 
 from __future__ import annotations
 
+import json
 import time
 
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
@@ -95,7 +96,18 @@ def test_chart_options_smoothing_log_group_and_png(page, server):
     with page.expect_download() as download:
         page.click("[data-testid='chart-card'] [data-testid='export-png']")
     path = download.value.path()
-    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    head = open(path, "rb").read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    # the PNG carries the legend below the plot: taller than title + plot, every series named
+    card = page.locator("[data-testid='chart-card']").first
+    labels = json.loads(card.get_attribute("data-png-legend"))
+    assert "lr=0.1 mean (n=2)" in labels and "lr=0.01 min" in labels
+    height = int.from_bytes(head[20:24], "big")
+    plot = page.eval_on_selector("[data-testid='chart-card'] canvas", "c => c.height")
+    assert height == int(card.get_attribute("data-png-height")) > plot + 30
+    # log axis ticks are labelled, none of them "0"
+    ticks = json.loads(card.get_attribute("data-yticks"))
+    assert ticks and "0" not in ticks
 
 
 def test_compare_shows_only_differences(page, server):
@@ -190,3 +202,78 @@ def test_search_ladder(page, server):
     assert len(rungs) == 2 and "0.55" in rungs[0]  # threshold between 0.5 and 0.6
     assert page.locator("[data-testid='objective-history'] canvas").count() >= 1
     page.shot("ladder")
+
+
+CSV_FORMULAS = ["-2+3", "-1+cmd|' /C calc'!A0", "=SUM(A1:A2)", "+1", "@x", "\tx", "\r1",
+                "-1e3+A1", "--5", "-.5.5", "-"]
+CSV_NUMBERS = ["-2", "-2.5", "-.5", "1e-4", "-1E+06", "3.", "0", "1-", "lr"]
+
+
+def test_csv_cells_neutralise_every_formula_but_keep_numbers(page):
+    page.open("#/runs?project=sweep")
+    cells = page.evaluate("""async ([formulas, numbers]) => {
+        const { csvCell } = await import("/static/js/util.js");
+        return { formulas: formulas.map(csvCell), numbers: numbers.map(csvCell),
+                 typed: [-2, -0.5, 1e-7, -Infinity].map(csvCell) };
+    }""", [CSV_FORMULAS, CSV_NUMBERS])
+    for raw, cell in zip(CSV_FORMULAS, cells["formulas"]):
+        unquoted = cell[1:-1].replace('""', '"') if cell.startswith('"') else cell
+        assert unquoted == "'" + raw, (raw, cell)
+    assert cells["numbers"] == CSV_NUMBERS
+    assert cells["typed"] == ["-2", "-0.5", "1e-7", "-Infinity"]
+
+
+def test_log_axis_labels_tiny_values(page, server):
+    page.open("#/runs?project=sweep")
+    labels = page.evaluate("""async () => {
+        const { tickLabel } = await import("/static/js/util.js");
+        return [1e-4, 1e-5, 2.5e-7, 0.001, 0.1 + 0.2, 0, -1e-9, 3e6, 12345].map(tickLabel);
+    }""")
+    assert labels == ["1e-4", "1e-5", "2.5e-7", "0.001", "0.3", "0", "-1e-9", "3e6", "12345"]
+    log = logger_for(server.url, "tiny")
+    run_id = log.run(tags=["tiny"])
+    for step in range(20):
+        log.log_metric("grad", 10.0 ** -(step % 5 + 3), step)
+    log.finish("completed")
+    page.open(f"#/charts?runs={run_id}&log=1")
+    page.wait_for_selector("[data-testid='chart-card'][data-yticks]")
+    ticks = json.loads(page.get_attribute("[data-testid='chart-card']", "data-yticks"))
+    assert "1e-5" in ticks and "1e-6" in ticks
+    assert all(float(t) != 0 for t in ticks if t), ticks
+    page.shot("chart-log-tiny")
+
+
+def test_unknown_study_and_run_say_so_once(page):
+    page.open("#/search/nope")
+    assert "no study 'nope'" in page.inner_text("[data-testid='error']")
+    assert page.locator("[data-testid='ladder']").count() == 0
+    assert "0 trials" not in page.inner_text("#view")
+    page.open("#/run/9999")
+    assert page.locator("[data-testid='error']").inner_text() == "no run with id 9999"
+    assert page.locator("text=no run with id 9999").count() == 1
+
+
+def test_run_page_refreshes_end_duration_and_summaries_when_the_run_ends(page, server):
+    log = logger_for(server.url, "live")
+    run_id = log.run(tags=["live-end"])
+    for step in range(3):
+        log.log_metric("loss", 1.0 / (step + 1), step)
+    log.flush()
+    try:
+        page.open(f"#/run/{run_id}")
+        assert page.inner_text("[data-testid='run-ended']") == "–"
+        assert "3" in page.locator("[data-testid='run-metrics'] tr").nth(1).inner_text()
+        page.wait_for_timeout(300)  # the event stream is open
+        for step in range(3, 7):
+            log.log_metric("loss", 0.5 / (step + 1), step)
+        log.finish("completed")
+        page.wait_for_selector("[data-testid='run-facts'][data-refreshed='completed']",
+                               timeout=5000)
+        assert page.inner_text(f"[data-testid='run-status-{run_id}']") == "completed"
+        assert page.inner_text("[data-testid='run-ended']") != "–"
+        assert page.inner_text("[data-testid='run-duration']") != "–"
+        cells = page.locator("[data-testid='run-metrics'] tr").nth(1).locator("td")
+        assert cells.nth(4).inner_text() == "7" and cells.nth(5).inner_text() == "6"
+        page.shot("run-ended")
+    finally:
+        log.finish("completed")

@@ -242,7 +242,10 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         name = request.query_params.get("study")
         if not name:
             raise BadRequest("study is required")
-        return _json(await call(lambda: store.study(name)))
+        data = await call(lambda: store.study(name))
+        if data is None:
+            return _json({"error": f"no study {name!r}: no run is tagged study:{name}"}, 404)
+        return _json(data)
 
     async def live(request: Request):
         ids = _ids(request)

@@ -279,9 +279,12 @@ class Store:
         ``rung + 1``. Searches that tag ``generation:<g>`` instead of ``rung:<r>`` and no
         ``config:<hash>`` are read with the generation as the rung and a hash of the
         run's config without its ``__…__`` bookkeeping keys as the config. ``mode`` (``min``/``max``) is inferred from which side promoted trials
-        fall on (``min`` when undecidable).
+        fall on (``min`` when undecidable). ``None`` when no run is tagged
+        ``study:<study>`` (no such study).
         """
         runs = self._finder.find_runs(tags=[f"study:{study}"])
+        if not runs:
+            return None
         trials, final, algorithm = [], [], None
         for run in runs:
             info = _tag_map(run.tags or [])

@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, go, num, setParams, SEED_KEYS, varyingKeys } from "./util.js";
+import { api, clear, color, download, el, fmt, go, num, setParams, SEED_KEYS, tickLabel, varyingKeys } from "./util.js";
 
 /* global uPlot */
 
@@ -65,6 +65,7 @@ export class ChartBoard {
     this.opts = opts;
     this.cards = new Map();
     this.summaries = summaries;
+    this.onStatus = null;  // (run id, status) after a status event, set by the page
     this.grid = el("div", { class: "cards", testid: "chart-cards" });
     container.append(this.grid);
     this.observer = new IntersectionObserver((entries) => {
@@ -180,6 +181,11 @@ export class ChartBoard {
     const opts = {
       width, height: 260, series, bands,
       scales: { x: { time: this.opts.x === "wall" }, y: this.opts.log ? { distr: 3 } : {} },
+      axes: [{}, { size: 60, values: (u, splits) => {
+        const labels = splits.map(tickLabel);
+        card.node.dataset.yticks = JSON.stringify(labels);
+        return labels;
+      } }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false, setScale: true } },
       hooks: {
@@ -217,16 +223,45 @@ export class ChartBoard {
     if (reduced && Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
   }
 
+  // The chart as a PNG: title, plot, and a legend (each series' colour and name) below,
+  // wrapped into rows as wide as the plot.
   png(card) {
     if (!card.plot) return;
     const src = card.plot.ctx.canvas;
+    const dpr = devicePixelRatio || 1;
+    const font = `${12 * dpr}px sans-serif`, row = 18 * dpr, pad = 8 * dpr, swatch = 14 * dpr;
+    const measure = document.createElement("canvas").getContext("2d");
+    measure.font = font;
+    const entries = card.plot.series.slice(1).filter((s) => s.show !== false).map((s) => ({
+      label: String(s.label), stroke: typeof s.stroke === "function" ? s.stroke(card.plot, 1) : s.stroke,
+    }));
+    const placed = [];
+    let x = pad, y = 0;
+    for (const e of entries) {
+      const w = swatch + 4 * dpr + measure.measureText(e.label).width + 12 * dpr;
+      if (x + w > src.width && x > pad) { x = pad; y += row; }
+      placed.push({ ...e, x, y });
+      x += w;
+    }
+    const legendHeight = entries.length ? y + row + pad : 0;
+    const top = 30 * dpr;
     const out = document.createElement("canvas");
-    out.width = src.width; out.height = src.height + 30;
+    out.width = src.width; out.height = top + src.height + legendHeight;
     const ctx = out.getContext("2d");
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, out.width, out.height);
-    ctx.fillStyle = "#111"; ctx.font = `${14 * devicePixelRatio}px sans-serif`;
-    ctx.fillText(card.key, 8, 20);
-    ctx.drawImage(src, 0, 30);
+    ctx.fillStyle = "#111"; ctx.font = `${14 * dpr}px sans-serif`;
+    ctx.fillText(card.key, 8 * dpr, 20 * dpr);
+    ctx.drawImage(src, 0, top);
+    ctx.font = font; ctx.textBaseline = "middle";
+    const y0 = top + src.height + pad / 2;
+    for (const e of placed) {
+      ctx.fillStyle = e.stroke || "#111";
+      ctx.fillRect(e.x, y0 + e.y + (row - swatch / 3) / 2, swatch, swatch / 3);
+      ctx.fillStyle = "#111";
+      ctx.fillText(e.label, e.x + swatch + 4 * dpr, y0 + e.y + row / 2);
+    }
+    card.node.dataset.pngLegend = JSON.stringify(placed.map((e) => e.label));
+    card.node.dataset.pngHeight = String(out.height);
     out.toBlob((blob) => download(card.key.replace(/[^\w.-]+/g, "_") + ".png", blob), "image/png");
   }
 
@@ -264,6 +299,7 @@ export class ChartBoard {
         if (run) run.status = status;
         const badge = document.querySelector(`[data-testid="run-status-${Number(id)}"]`);
         if (badge) { badge.textContent = status; badge.className = `status s-${status}`; }
+        if (this.onStatus) this.onStatus(Number(id), status);
       }
     });
   }

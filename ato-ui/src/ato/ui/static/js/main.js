@@ -47,8 +47,8 @@ async function render() {
     else view.append(el("p", { class: "error", text: `No page ${page}` }));
   } catch (e) {
     console.error(e);
+    // Said once, in the page (a toast as well would repeat it).
     view.append(el("p", { class: "error", testid: "error", text: e.message }));
-    toast(e.message);
   }
   view.dataset.ready = "1";
 }

@@ -16,6 +16,15 @@ export function configTree(value, types, prefix = "") {
   return el("span", { class: "v", text: fmt(value) });
 }
 
+// The metric summaries of a run row: a table, or a "no metrics" line.
+function metricsTable(run) {
+  if (!run.metric_keys.length) return el("p", { class: "muted", text: "no metrics" });
+  return el("table", { class: "grid", testid: "run-metrics" },
+    el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h) => el("th", { text: h }))),
+    run.metric_keys.map((k) => { const s = run.summaries[k] || {};
+      return el("tr", {}, el("td", { text: k }), [s.last, s.min, s.max, s.count, s.last_step].map((v) => el("td", { class: "num", text: fmt(v) }))); }));
+}
+
 export async function renderRun(view, id, params) {
   const run = await api(`run/${id}`);
   view.append(
@@ -23,18 +32,15 @@ export async function renderRun(view, id, params) {
     el("dl", { class: "facts", testid: "run-facts" },
       el("dt", { text: "project" }), el("dd", { text: run.project }),
       el("dt", { text: "started" }), el("dd", { text: fmtTime(run.start) }),
-      el("dt", { text: "ended" }), el("dd", { text: fmtTime(run.end) }),
-      el("dt", { text: "duration" }), el("dd", { text: fmtDuration(run.duration) }),
+      el("dt", { text: "ended" }), el("dd", { testid: "run-ended", text: fmtTime(run.end) }),
+      el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: fmtDuration(run.duration) }),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
       el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.map((t) => el("span", { class: "tag", text: t })))));
   const cols = el("div", { class: "two-col" });
   cols.append(el("section", { class: "box", testid: "run-config" }, el("h3", { text: "config" }), configTree(run.config_tree, run.types)));
   const right = el("section", { class: "box" });
-  right.append(el("h3", { text: "metrics" }), run.metric_keys.length ? el("table", { class: "grid", testid: "run-metrics" },
-    el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h) => el("th", { text: h }))),
-    run.metric_keys.map((k) => { const s = run.summaries[k] || {};
-      return el("tr", {}, el("td", { text: k }), [s.last, s.min, s.max, s.count, s.last_step].map((v) => el("td", { class: "num", text: fmt(v) }))); }))
-    : el("p", { class: "muted", text: "no metrics" }));
+  let metrics = metricsTable(run);
+  right.append(el("h3", { text: "metrics" }), metrics);
   right.append(el("h3", { text: "artifacts" }), run.artifacts.length ? el("table", { class: "grid", testid: "run-artifacts" },
     el("tr", {}, ["path", "type", "metadata"].map((h) => el("th", { text: h }))),
     run.artifacts.map((a) => el("tr", {}, el("td", { class: "mono", text: a.path }), el("td", { text: a.type ?? "–" }), el("td", { class: "mono", text: fmt(a.metadata) }))))
@@ -51,5 +57,18 @@ export async function renderRun(view, id, params) {
   const { bar, opts } = chartControls(params, [], () => { for (const c of board.cards.values()) if (c.mounted) board.draw(c); });
   view.append(el("h3", { text: "charts" }), bar, holder);
   board = new ChartBoard(holder, [run], run.metric_keys, opts, { [run.id]: run.summaries });
+  // A live run that ends: its end, duration and final summaries are re-read with the badge.
+  board.onStatus = async (runId, status) => {
+    if (runId !== run.id || status === "running" || status === "crashed") return;
+    let fresh;
+    try { fresh = await api(`run/${run.id}`); } catch (e) { console.error(e); return; }
+    if (!metrics.isConnected) return;  // the page was left meanwhile
+    view.querySelector("[data-testid='run-ended']").textContent = fmtTime(fresh.end);
+    view.querySelector("[data-testid='run-duration']").textContent = fmtDuration(fresh.duration);
+    const table = metricsTable(fresh);
+    metrics.replaceWith(table);
+    metrics = table;
+    view.querySelector("[data-testid='run-facts']").dataset.refreshed = fresh.status;
+  };
   return () => board.destroy();
 }

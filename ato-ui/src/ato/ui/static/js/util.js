@@ -101,10 +101,24 @@ export function download(filename, blob) {
   setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
 }
 
+// An axis tick label: never "0" for a non-zero tick (uPlot's default keeps 3 decimals,
+// so a log axis read 1e-4 as 0). Tiny (< 1e-3) and huge (>= 1e6) values are written
+// 1e-4, 2.5e-5, 3e6; the rest with up to 12 significant digits (no 0.30000000000000004).
+export function tickLabel(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "";
+  if (v === 0) return "0";
+  const n = Number(v.toPrecision(12));
+  const a = Math.abs(n);
+  if (a < 1e-3 || a >= 1e6) return n.toExponential().replace("e+", "e");
+  return String(n);
+}
+
 // A CSV cell: quoted, and a leading = + - @ (spreadsheet formula) neutralised.
 export function csvCell(v) {
   let s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
-  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s)) s = "'" + s;
+  // A spreadsheet evaluates a cell that starts with = + - @ TAB or CR as a formula
+  // ("-2+3", "-1+cmd|' /C calc'!A0"); only a cell that is wholly a plain number is safe.
+  if (typeof v !== "number" && /^[=+\-@\t\r]/.test(s) && !/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) s = "'" + s;
   return /[",\n\r]/.test(s) || s !== s.trim() ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
