@@ -46,9 +46,22 @@ __all__ = [
     "CAPABILITIES", "ORDER_FIELDS", "STATUSES", "Artifact", "CapabilityError", "Finder",
     "Fingerprint", "MetricPoint", "MetricSeries", "MetricSummary", "Project", "Run",
     "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "WhereError", "check_query",
-    "matches", "open_finder", "open_logger", "parse_where", "reduce_points", "tracker_config",
+    "flatten", "matches", "open_finder", "open_logger", "parse_where", "reduce_points", "tracker_config",
     "url_of",
 ]
+
+
+def flatten(config, prefix: str = "") -> dict:
+    """A nested config as dotted keys, as ``ato runs`` and the dashboard show it:
+    ``{"a": {"b": 1}}`` → ``{"a.b": 1}``; an empty mapping stays a ``{}`` leaf."""
+    out = {}
+    for k, v in config.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, path))
+        else:
+            out[path] = v
+    return out
 
 
 class CapabilityError(AtoError, LookupError):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ato.errors import AtoError
-from ato.tracking import check_max_points
+from ato.tracking import check_max_points, flatten
 
 DEFAULT_DB = "sqlite:///experiments.db"
 #: How old (seconds) the heartbeat of a ``running`` run may be before it shows as crashed.
@@ -52,18 +52,6 @@ def _epoch(value) -> float | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.timestamp()
-
-
-def flatten(config, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; empty dicts stay as ``{}`` leaves."""
-    out = {}
-    for k, v in config.items():
-        path = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, path))
-        else:
-            out[path] = v
-    return out
 
 
 def type_name(value) -> str:

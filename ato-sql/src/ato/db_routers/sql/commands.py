@@ -11,6 +11,7 @@ import json
 import os
 
 from ato.errors import AtoError
+from ato.tracking import flatten
 
 DEFAULT_DB = "sqlite:///experiments.db"
 
@@ -84,17 +85,6 @@ def table(headers: list[str], rows: list[list]) -> str:
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(out)
-
-
-def flatten(config, prefix: str = "") -> dict:
-    out = {}
-    for k, v in config.items():
-        path = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, path))
-        else:
-            out[path] = v
-    return out
 
 
 def _run_json(run, metrics: dict | None = None) -> dict:
