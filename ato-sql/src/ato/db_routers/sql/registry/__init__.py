@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
-from .core import Registry, RegistryError, Version, parse_uri
+if TYPE_CHECKING:
+    from .core import Registry, Version
 
 _registries: dict = {}
 _lock = threading.Lock()
@@ -19,6 +21,8 @@ _lock = threading.Lock()
 def registry_for(config) -> Registry:
     """The :class:`Registry` of a config's tracker (one per URL and store per process)."""
     from ato.db_routers.sql.logger import config_value, tracker_url
+
+    from .core import Registry
 
     url = tracker_url(config)
     store = config_value(config, "experiment.sql.store")
@@ -61,6 +65,8 @@ def log_model(logger, name: str, path, *, step=None, aliases=(), keep=None, scor
 def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -> str:
     """The local path of ``ato://project/name@ref`` in the tracker of ``config`` (or the
     URL ``db``, or ``$ATO_DB``), verified against its digest."""
+    from .core import Registry, RegistryError
+
     if config is not None:
         registry = registry_for(config)
     else:
@@ -73,3 +79,14 @@ def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -
 
 __all__ = ["Registry", "RegistryError", "Version", "log_model", "parse_uri", "registry_for",
            "resolve", "use_dataset"]
+
+
+def __getattr__(name: str):
+    """``Registry``, ``RegistryError``, ``Version``, ``parse_uri`` from :mod:`.core`, imported
+    on first use: ``ato --help`` and ``ato ui`` load this package's commands without
+    paying for SQLAlchemy."""
+    if name in ("Registry", "RegistryError", "Version", "parse_uri"):
+        from . import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
