@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ato.db_routers.sql import schema
 from ato.errors import AtoError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 60_000
 _ADVISORY_LOCK = 7_312_001  # any constant shared by every Ato process
 
@@ -249,8 +249,11 @@ def _migrate(conn) -> None:
     - version 0 (the original Ato): ``experiments.heartbeat_at``, the metrics index;
     - below 3: ``experiments.error``; ``metric_summaries`` rebuilt with ``last_id`` and
       NaN-free extremes, the triggers that maintain it from then on, and a backfill from
-      every existing metric row.
+      every existing metric row;
+    - below 4: the model registry's tables (:mod:`.registry.schema`), empty.
     """
+    from ato.db_routers.sql.registry import schema as _registry_tables  # noqa: F401 (step 4)
+
     version = current_version(conn)
     if version == SCHEMA_VERSION:
         return
@@ -270,7 +273,7 @@ def _migrate(conn) -> None:
     if dialect in ("sqlite", "postgresql"):
         for statement in _TRIGGERS[dialect]:
             conn.exec_driver_sql(statement)
-    if version is not None:
+    if version is not None and version < 3:
         conn.execute(text("DELETE FROM metric_summaries"))
         conn.execute(text(summary_rebuild_sql(dialect)))
         if dialect == "sqlite":

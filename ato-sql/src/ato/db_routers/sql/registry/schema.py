@@ -30,15 +30,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ato.db_routers.sql.schema import Base, utcnow
-
-_ADVISORY_LOCK = 7_312_011  # distinct from engine.py's
-_ready: set = set()
 
 
 class RegistryAsset(Base):
@@ -135,40 +131,9 @@ TABLES = [m.__table__ for m in (RegistryAsset, RegistryVersion, RegistryFile, Re
 
 
 def ensure_registry_schema(engine: Engine) -> None:
-    """Create the tracker schema (``engine.ensure_schema``) and the registry tables that are
-    missing; idempotent, under a lock, safe when many processes start at once.
+    """The tracker schema, registry tables included (schema version 4 of
+    :func:`ato.db_routers.sql.engine.ensure_schema`, which creates them once, under the
+    migration's lock)."""
+    from ato.db_routers.sql.engine import ensure_schema
 
-    At merge time this belongs in ``engine._migrate`` (one more schema version whose step
-    is ``Base.metadata.create_all(conn, tables=TABLES, checkfirst=True)``)."""
-    from ato.db_routers.sql.engine import ensure_schema, retry
-
-    key = str(engine.url)
-    if key in _ready:
-        return
     ensure_schema(engine)
-    from sqlalchemy import inspect
-
-    with engine.connect() as conn:
-        present = set(inspect(conn).get_table_names())
-    if all(t.name in present for t in TABLES):
-        _ready.add(key)
-        return
-
-    def migrate():
-        if engine.dialect.name == "sqlite":
-            with engine.connect() as conn:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    Base.metadata.create_all(conn, tables=TABLES, checkfirst=True)
-                    conn.exec_driver_sql("COMMIT")
-                except BaseException:
-                    conn.exec_driver_sql("ROLLBACK")
-                    raise
-        else:
-            with engine.begin() as conn:
-                if engine.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
-                Base.metadata.create_all(conn, tables=TABLES, checkfirst=True)
-
-    retry(migrate)
-    _ready.add(key)
