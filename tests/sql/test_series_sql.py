@@ -46,3 +46,23 @@ def test_reduction_matches_the_reference_with_nan_and_repeated_steps(db_url):
         assert [(p.step, repr(p.value)) for p in series.points] == [
             (p.step, repr(p.value)) for p in expected], max_points
         assert series.total == 3000 and series.reduced
+
+
+def test_reduction_of_a_step_window_and_of_sparse_huge_steps(db_url):
+    """A zoomed window is reduced by the same rule over its own points; steps far apart
+    (empty buckets) and beyond 32-bit products reduce exactly too."""
+    rng = random.Random(11)
+    data = [(rng.choice([rng.uniform(-1, 1), 0.5, 0.5]), step) for step in range(2000)]
+    data += [(rng.uniform(-1, 1), 10**9 + 7 * i * i) for i in range(300)]
+    run_id = _insert(db_url, data)
+    finder = SQLFinder(make_config(db_url))
+    history = finder.get_metric_history(run_id, "m")
+    for lo, hi, max_points in [(100, 1500, 50), (0, 1999, 8), (None, None, 200),
+                               (10**9, None, 20), (1990, 10**9 + 7000, 11)]:
+        window = [p for p in history if (lo is None or p.step >= lo)
+                  and (hi is None or p.step <= hi)]
+        series = finder.get_metric_series(run_id, "m", min_step=lo, max_step=hi,
+                                          max_points=max_points)
+        assert [(p.step, p.value) for p in series.points] == [
+            (p.step, p.value) for p in reduce_points(window, max_points)], (lo, hi)
+        assert series.total == len(window) and series.reduced

@@ -402,27 +402,42 @@ class SQLFinder:
                 f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE {cond} "
                 f"ORDER BY step, id", **params)]
             return MetricSeries(int(run_id), key, points, total, False, min_step, max_step)
-        params["b"] = bucket_count(max_points)
-        # NaN (PostgreSQL's float NaN, or SQLite's text 'NaN') is never a min or a max.
-        nan = ("typeof(p.value) = 'text'" if self.dialect == "sqlite"
-               else "p.value = CAST('NaN' AS double precision)")
+        ends = self._rows(
+            f"SELECT (SELECT id FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
+            f"(SELECT step FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
+            f"(SELECT id FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1), "
+            f"(SELECT step FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1)",
+            **params)[0]
+        params.update(first=ends[0], f0=ends[1], last=ends[2],
+                      span=ends[3] - ends[1] + 1, b=bucket_count(max_points))
+        # Bucket i holds the steps s with (s - f0) * b // span == i, i.e. the step range
+        # [f0 + ceil(i * span / b), f0 + ceil((i + 1) * span / b) - 1]: each bucket is one
+        # index range scan (run_id, key, step), never a sort of the whole series.  In a
+        # range, the minimum and the maximum are aggregates; the earliest point holding
+        # each is then the first match of an ordered scan that stops there.  NaN
+        # (PostgreSQL's float NaN, SQLite's text 'NaN') is never a min or a max.
+        number = ("typeof(m.value) IN ('integer', 'real')" if self.dialect == "sqlite"
+                  else "m.value <> CAST('NaN' AS double precision)")
+        inside = ("m.run_id = :r AND m.key = :k AND m.step BETWEEN g.s0 AND g.s1 "
+                  "AND m.id <> :first AND m.id <> :last")
         sql = (
-            f"WITH pts AS (SELECT id, run_id, key, value, step, timestamp, "
-            f"ROW_NUMBER() OVER (ORDER BY step, id) AS rn FROM metrics WHERE {cond}), "
-            f"ends AS (SELECT MIN(step) AS lo, MAX(step) AS hi, COUNT(*) AS n FROM pts), "
-            f"mid AS (SELECT p.id, p.value, p.step, CASE WHEN {nan} THEN 1 ELSE 0 END AS nan, "
-            f"(CAST(p.step - e.lo AS BIGINT) * :b) / (e.hi - e.lo + 1) AS bucket "
-            f"FROM pts p CROSS JOIN ends e WHERE p.rn > 1 AND p.rn < e.n), "
-            f"ranked AS (SELECT id, nan, "
-            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY nan, value, step, id) AS r_min, "
-            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY nan, value DESC, step, id) "
-            f"AS r_max, "
-            f"ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY step DESC, id DESC) AS r_last "
-            f"FROM mid) "
-            f"SELECT p.run_id, p.key, p.value, p.step, p.timestamp FROM pts p CROSS JOIN ends e "
-            f"WHERE p.rn = 1 OR p.rn = e.n OR p.id IN (SELECT id FROM ranked "
-            f"WHERE r_last = 1 OR (nan = 0 AND (r_min = 1 OR r_max = 1))) "
-            f"ORDER BY p.step, p.id")
+            f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :b), "
+            f"g AS (SELECT :f0 + (CAST(i AS BIGINT) * :span + :b - 1) / :b AS s0, "
+            f":f0 + ((CAST(i AS BIGINT) + 1) * :span + :b - 1) / :b - 1 AS s1 FROM n), "
+            f"agg AS (SELECT g.s0, g.s1, "
+            f"(SELECT MIN(m.value) FROM metrics m WHERE {inside} AND {number}) AS lo, "
+            f"(SELECT MAX(m.value) FROM metrics m WHERE {inside} AND {number}) AS hi "
+            f"FROM g WHERE g.s1 >= g.s0), "
+            f"pick AS (SELECT "
+            f"(SELECT m.id FROM metrics m WHERE {inside} AND {number} AND m.value = g.lo "
+            f"ORDER BY m.step, m.id LIMIT 1) AS a, "
+            f"(SELECT m.id FROM metrics m WHERE {inside} AND {number} AND m.value = g.hi "
+            f"ORDER BY m.step, m.id LIMIT 1) AS z, "
+            f"(SELECT m.id FROM metrics m WHERE {inside} "
+            f"ORDER BY m.step DESC, m.id DESC LIMIT 1) AS l FROM agg g) "
+            f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE id IN "
+            f"(SELECT a FROM pick UNION SELECT z FROM pick UNION SELECT l FROM pick "
+            f"UNION SELECT :first UNION SELECT :last) ORDER BY step, id")
         points = [_point(row) for row in self._rows(sql, **params)]
         return MetricSeries(int(run_id), key, points, total, True, min_step, max_step)
 
