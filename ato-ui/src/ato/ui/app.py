@@ -308,7 +308,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
     ]
     app = Starlette(routes=routes, middleware=[
         Middleware(_Guard, token=token, loopback_only=loopback_only),
-        Middleware(GZipMiddleware, minimum_size=1024)])  # never compresses the event stream
+        Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)])  # not the event stream
     app.state.store = store
     app.state.url = url
     return app

@@ -156,9 +156,8 @@ class Store:
             by_id = {r.id: r for r in runs}
             runs = [by_id[i] for i in ids if i in by_id]
         rows = [self._run_row(r) for r in runs]
-        ids = [r["id"] for r in rows]
-        keys = self.metric_keys(ids)
-        summaries = self.summaries(ids, keys)
+        summaries = self.summaries([r["id"] for r in rows], None)  # every key, one query
+        keys = sorted({k for per in summaries.values() for k in per})
         return {"runs": rows, "metric_keys": keys, "summaries": summaries}
 
     def metric_keys(self, run_ids) -> list[str]:
@@ -166,8 +165,12 @@ class Store:
         return self._finder.metric_keys([int(r) for r in run_ids])
 
     def summaries(self, run_ids, keys) -> dict:
-        """``{run_id: {key: {"last", "min", "max", "count", "last_step"}}}``."""
-        raw = self._finder.get_metric_summaries(list(run_ids), list(keys)) if keys else {}
+        """``{run_id: {key: {"last", "min", "max", "count", "last_step"}}}`` for ``keys``
+        (every key the runs logged when ``None``)."""
+        if keys is not None and not keys:
+            return {}
+        raw = self._finder.get_metric_summaries(list(run_ids),
+                                                None if keys is None else list(keys))
         return {rid: {k: {"last": _finite(s.last), "min": _finite(s.min),
                           "max": _finite(s.max), "count": s.count,
                           "last_step": s.last_step} for k, s in per.items()}

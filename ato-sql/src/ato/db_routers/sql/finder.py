@@ -202,6 +202,26 @@ class SQLFinder:
                 " MAX(step) AS last_step, MIN(value) AS min_value, MAX(value) AS max_value,"
                 " COUNT(*) AS count FROM metrics GROUP BY run_id, key) g)")
 
+    def _id_chunks(self, run_ids, params: dict):
+        """``(sql, params)`` per chunk of ``run_ids``: ``sql`` is what follows ``run_id``
+        for "is one of these runs".  SQLite and PostgreSQL take the whole list as one
+        bound parameter (a JSON array, an array); other databases a list of parameters
+        per 500 runs."""
+        if self.dialect in ("sqlite", "postgresql"):
+            import json
+
+            one = dict(params)
+            if self.dialect == "sqlite":
+                one["ids"] = json.dumps([int(r) for r in run_ids])
+                yield "IN (SELECT value FROM json_each(:ids))", one
+            else:
+                one["ids"] = [int(r) for r in run_ids]
+                yield "= ANY(CAST(:ids AS BIGINT[]))", one
+            return
+        for start in range(0, len(run_ids), 500):
+            chunk = dict(params)
+            yield f"IN ({self._in_list('r', run_ids[start:start + 500], chunk)})", chunk
+
     @staticmethod
     def _in_list(prefix: str, values, params: dict) -> str:
         names = []
@@ -334,12 +354,10 @@ class SQLFinder:
         """The sorted union of the metric keys these runs logged."""
         run_ids = [int(r) for r in run_ids]
         keys: set = set()
-        for start in range(0, len(run_ids), 500):
-            params: dict = {}
-            ids = self._in_list("r", run_ids[start:start + 500], params)
+        for ids, params in self._id_chunks(run_ids, {}):
             keys.update(k for (k,) in self._rows(
                 f"SELECT DISTINCT s.key FROM {self._summary_source()} s "
-                f"WHERE s.run_id IN ({ids})", **params))
+                f"WHERE s.run_id {ids}", **params))
         return sorted(keys)
 
     def get_metric_history(self, run_id: int, key: str) -> list[MetricPoint]:
@@ -349,8 +367,8 @@ class SQLFinder:
         return [_point(row) for row in rows]
 
     def get_metric_summaries(self, run_ids, keys=None) -> dict[int, dict[str, MetricSummary]]:
-        """``{run_id: {key: MetricSummary}}`` — one indexed query per 500 runs, whatever
-        the number of logged points."""
+        """``{run_id: {key: MetricSummary}}`` — one indexed query (per 500 runs on
+        databases other than SQLite and PostgreSQL), whatever the number of logged points."""
         run_ids = [int(r) for r in run_ids]
         out: dict = {r: {} for r in run_ids}
         if not run_ids or (keys is not None and not keys):
@@ -359,12 +377,10 @@ class SQLFinder:
         key_clause = ""
         if keys is not None:
             key_clause = f" AND s.key IN ({self._in_list('k', list(keys), key_params)})"
-        for start in range(0, len(run_ids), 500):
-            params = dict(key_params)
-            ids = self._in_list("r", run_ids[start:start + 500], params)
+        for ids, params in self._id_chunks(run_ids, key_params):
             rows = self._rows(
                 f"SELECT s.run_id, s.key, s.last_value, s.last_step, s.min_value, s.max_value, "
-                f"s.count FROM {self._summary_source()} s WHERE s.run_id IN ({ids}){key_clause}",
+                f"s.count FROM {self._summary_source()} s WHERE s.run_id {ids}{key_clause}",
                 **params)
             for run_id, key, last, last_step, lo, hi, count in rows:
                 out[run_id][key] = MetricSummary(run_id, key, _float(last), last_step,

@@ -51,6 +51,7 @@ async function render() {
     view.append(el("p", { class: "error", testid: "error", text: e.message }));
   }
   view.dataset.ready = "1";
+  window.__atoEarly?.clear();  // an early request no page took is never served later
 }
 
 window.addEventListener("hashchange", render);

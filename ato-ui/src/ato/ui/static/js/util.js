@@ -30,7 +30,10 @@ export async function api(path, params = {}) {
     if (v !== undefined && v !== null && v !== "") qs.set(k, v);
   }
   const url = "/api/" + path + (qs.toString() ? "?" + qs : "");
-  const resp = await fetch(url, { credentials: "same-origin" });
+  // The first request of a page may already be on its way (boot.js): used once.
+  const early = window.__atoEarly?.get(url);
+  if (early) window.__atoEarly.delete(url);
+  const resp = await (early || fetch(url, { credentials: "same-origin" }));
   let data;
   try { data = await resp.json(); } catch { data = { error: resp.statusText }; }
   if (!resp.ok) throw new Error(data.error || resp.statusText);
