@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
@@ -125,18 +126,31 @@ def _int(request: Request, name: str, default=None):
 
 
 class _LazyStore:
-    """Opens the :class:`Store` in a background thread, so that the page is served while
-    the database layer (SQLAlchemy and the schema check) still loads."""
+    """Opens the :class:`Store` in a background thread once the first page has been sent
+    (or when the first API request comes, whichever is first), so that neither the
+    server's start nor its first answer waits for the database layer (SQLAlchemy and the
+    schema check) or competes with it for the interpreter."""
 
     def __init__(self, url: str, options: dict):
         import threading
 
         self.url = url
+        self._options = options
         self._store: Store | None = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
-        threading.Thread(target=self._open, args=(options,), name="ato-ui-open",
-                         daemon=True).start()
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Begin opening the store (once; later calls do nothing)."""
+        import threading
+
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._open, args=(self._options,),
+                                                name="ato-ui-open", daemon=True)
+                self._thread.start()
 
     def _open(self, options):
         try:
@@ -147,6 +161,7 @@ class _LazyStore:
             self._ready.set()
 
     def get(self) -> Store:
+        self.start()
         self._ready.wait()
         if self._error is not None:
             raise self._error
@@ -160,8 +175,9 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
     ``token``: when set, every request needs it (``?token=`` once, which sets a cookie, or
     ``Authorization: Bearer``). ``loopback_only``: refuse requests whose ``Host`` header is
     not a loopback name (DNS-rebinding protection) when no token is set. ``lazy``: open
-    the database in the background (the page is served at once; API requests wait for
-    it, and an error opening it is each API response's ``error``). Raises
+    the database in the background once the page has been sent or an API request comes
+    (the page is served at once; API requests wait for it, and an error opening it is
+    each API response's ``error``). Raises
     :class:`~ato.ui.data.DatabaseMissingError` for a missing SQLite file.
     """
     options = {"stale_after": stale_after} if stale_after is not None else {}
@@ -194,7 +210,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
     async def index(request: Request):
         html = (STATIC / "index.html").read_bytes()
         return Response(html, media_type="text/html; charset=utf-8",
-                        headers={"cache-control": "no-cache"})
+                        headers={"cache-control": "no-cache"},
+                        background=BackgroundTask(lazy_store.start) if lazy else None)
 
     async def info(request: Request):
         projects = await call(lambda: store.projects())

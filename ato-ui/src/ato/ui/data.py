@@ -24,12 +24,20 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ato.errors import AtoError
-from ato.tracking import check_max_points, flatten
+
+# ato.tracking (its where-grammar included) is imported on first use, not before `ato ui`
+# serves its first page.
+
+
+def flatten(config) -> dict:
+    """:func:`ato.tracking.flatten`: a nested config as ``{dotted_key: value}``."""
+    from ato.tracking import flatten as _flatten
+
+    return _flatten(config)
 
 DEFAULT_DB = "sqlite:///experiments.db"
 #: How old (seconds) the heartbeat of a ``running`` run may be before it shows as crashed.
@@ -208,6 +216,10 @@ class Store:
         run (:func:`ato.tracking.reduce_points`: first and last points, and each bucket's
         min, max and last). ``with_times=False`` sends ``times: []`` (a chart over steps
         needs none). ``max_points`` below 5 raises :class:`BadRequest`."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ato.tracking import check_max_points
+
         out = []
         try:
             check_max_points(max_points)

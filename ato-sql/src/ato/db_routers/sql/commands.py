@@ -11,7 +11,14 @@ import json
 import os
 
 from ato.errors import AtoError
-from ato.tracking import flatten
+
+
+def flatten(config) -> dict:
+    """:func:`ato.tracking.flatten`, imported on first use: registering the ``ato runs``
+    command (which every ``ato`` invocation does) must not import the tracker layer."""
+    from ato.tracking import flatten as _flatten
+
+    return _flatten(config)
 
 DEFAULT_DB = "sqlite:///experiments.db"
 
