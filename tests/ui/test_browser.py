@@ -181,6 +181,21 @@ def test_parallel_coordinates_brushing_filters_the_table(page):
     assert page.locator(".tr .td:nth-child(7)").first.inner_text() == "64"  # batch_size
     assert int(page.get_attribute("[data-testid='scatter'] canvas", "data-points")) == 1000
     page.shot("parallel")
+    # the brush is in the URL: the shared link restores it and the rows it keeps
+    shared = page.evaluate("location.hash")
+    assert "pcb=" in shared
+    page.open("#/search")
+    page.open(shared)
+    page.wait_for_selector("[data-testid='parallel'][data-ready='1']")
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '500'")
+    assert "brushing keeps 500 runs" in page.inner_text("[data-testid='brush-note']")
+    assert page.locator(".tr .td:nth-child(7)").first.inner_text() == "64"
+    # a hand-edited brush that is not JSON, or out of range, is ignored, not an error
+    for bad in ("%7Bnot-json", "%7B%22batch_size%22%3A%5B2%2C5%5D%7D"):
+        page.open("#/runs?project=sweep&pc=1&pcb=" + bad)
+        page.wait_for_selector("[data-testid='parallel'][data-ready='1']")
+        page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '1000'")
+        assert page.inner_text("[data-testid='brush-note']") == ""
 
 
 def test_csv_export_has_every_filtered_row(page):

@@ -30,7 +30,10 @@ function setupCanvas(container, height) {
 // The window-level drag listeners of the chart drawn last (removed when it is redrawn).
 let listeners = null;
 
-export function drawParcoords(container, runs, dims, onBrush) {
+// onBrush(kept, ranges): kept is the Set of run ids inside every brush (null: no brush),
+// ranges {dim key: [p0, p1]} the brushes as fractions of their axis (0 bottom, 1 top);
+// `initial` (same shape) restores brushes, e.g. from a shared link.
+export function drawParcoords(container, runs, dims, onBrush, initial = null) {
   if (listeners) listeners.abort();
   listeners = new AbortController();
   const { signal } = listeners;
@@ -42,6 +45,13 @@ export function drawParcoords(container, runs, dims, onBrush) {
   const y = (p) => bottom - p * (bottom - top);
   const brushes = new Map();  // axis index → [p0, p1] in 0..1
   const metricAxis = dims.findIndex((d) => d.metric);
+  for (const [key, range] of Object.entries(initial || {})) {
+    const i = dims.findIndex((d) => d.key === key);
+    const [a, b] = (Array.isArray(range) ? range : []).map(Number);
+    if (i >= 0 && Number.isFinite(a) && Number.isFinite(b) && a >= 0 && b <= 1 && a <= b) brushes.set(i, [a, b]);
+  }
+  const report = () => onBrush(brushes.size ? new Set(runs.filter(kept).map((r) => r.id)) : null,
+    Object.fromEntries([...brushes].map(([i, [a, b]]) => [dims[i].key, [+a.toFixed(4), +b.toFixed(4)]])));
 
   function kept(r) {
     for (const [i, [a, b]] of brushes) {
@@ -111,10 +121,11 @@ export function drawParcoords(container, runs, dims, onBrush) {
     if (!drag.moved) brushes.delete(drag.i);
     drag = null;
     draw();
-    onBrush(brushes.size ? new Set(runs.filter(kept).map((r) => r.id)) : null);
+    report();
   }, { signal });
   canvas.dataset.axes = String(dims.length);
   draw();
+  if (brushes.size) report();
   container.dataset.ready = "1";
 }
 

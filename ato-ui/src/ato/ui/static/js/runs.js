@@ -192,13 +192,21 @@ export async function renderRuns(view, params) {
 
   // ---------------------------------------------------------------- parallel coordinates
   let pcOpen = params.get("pc") === "1";
+  // The brushes live in the URL (pcb: JSON {axis key: [from, to]} as fractions of each
+  // axis), so a shared link restores them and the rows they keep.
+  let pcBrushes = {};
+  try { pcBrushes = JSON.parse(params.get("pcb") || "{}") || {}; } catch { pcBrushes = {}; }
+  if (typeof pcBrushes !== "object" || Array.isArray(pcBrushes)) pcBrushes = {};
   function renderPanel() {
     clear(panel);
     panel.classList.toggle("hidden", !pcOpen);
     if (!pcOpen) return;
     const numericKeys = varying.filter((k) => runs.some((r) => typeof r.config[k] === "number"));
     const metric = params.get("pcm") || chosen[0] || metricKeys[0];
-    const metricSelect = el("select", { testid: "pc-metric", onchange: (e) => { setParams({ pcm: e.target.value }); params.set("pcm", e.target.value); renderPanel(); } },
+    const metricSelect = el("select", { testid: "pc-metric", onchange: (e) => {
+      delete pcBrushes.metric;  // a brush on the old metric's axis means nothing on the new one
+      setParams({ pcm: e.target.value, pcb: Object.keys(pcBrushes).length ? JSON.stringify(pcBrushes) : "" });
+      params.set("pcm", e.target.value); renderPanel(); } },
       metricKeys.map((k) => el("option", { value: k, text: `${k} (last)`, selected: k === metric })));
     const xKey = params.get("sx") || numericKeys[0] || varying[0];
     const xSelect = el("select", { testid: "scatter-x", onchange: (e) => { setParams({ sx: e.target.value }); params.set("sx", e.target.value); renderPanel(); } },
@@ -211,16 +219,21 @@ export async function renderRuns(view, params) {
     const dims = varying.map((k) => ({ key: k, label: k, get: (r) => r.config[k] }));
     if (metric) dims.push({ key: "metric", label: `${metric} (last)`, get: (r) => summary(r, metric, "last"), metric: true });
     requestAnimationFrame(() => {
-      drawParcoords(pcBox, runs, dims, (keep) => {
+      drawParcoords(pcBox, runs, dims, (keep, ranges) => {
         brushed = keep;
+        pcBrushes = ranges;
+        setParams({ pcb: keep ? JSON.stringify(ranges) : "" });
         brushNote.textContent = keep ? `brushing keeps ${keep.size} runs` : "";
         sortRows(); paint(true);
-      });
+      }, pcBrushes);
       if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },
         { label: `${metric} (last)`, get: (r) => summary(r, metric, "last") }, (id) => go(`/run/${id}`));
     });
   }
-  pcBtn.addEventListener("click", () => { pcOpen = !pcOpen; setParams({ pc: pcOpen ? "1" : "" }); brushed = null; sortRows(); paint(true); renderPanel(); });
+  pcBtn.addEventListener("click", () => {
+    pcOpen = !pcOpen; brushed = null; pcBrushes = {};
+    setParams({ pc: pcOpen ? "1" : "", pcb: "" }); sortRows(); paint(true); renderPanel();
+  });
 
   // ---------------------------------------------------------------- live status of running runs
   let source = null;
