@@ -27,6 +27,7 @@ SUBSETS = {
     "core+sql": ["ato-core", "ato-sql"],
     "core+hyperopt": ["ato-core", "ato-hyperopt"],
     "core+mmlab": ["ato-core", "ato-formats", "ato-mmlab"],
+    "core+ui": ["ato-core", "ato-ui"],
 }
 
 

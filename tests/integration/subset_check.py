@@ -16,6 +16,7 @@ SUBSETS = {
     "core+sql": {"ato-core", "ato-sql"},
     "core+hyperopt": {"ato-core", "ato-hyperopt"},
     "core+mmlab": {"ato-core", "ato-formats", "ato-mmlab"},
+    "core+ui": {"ato-core", "ato-ui"},
 }
 IMPORTS = {
     "ato-core": ["ato.adict", "ato.scope", "ato.grammar", "ato.plugins", "ato.plugins.hookspecs",
@@ -24,6 +25,7 @@ IMPORTS = {
     "ato-sql": ["ato.db_routers.sql.manager", "ato.db_routers.sql.schema"],
     "ato-hyperopt": ["ato.hyperopt.base", "ato.hyperopt.hyperband", "ato.hyperopt.algorithms"],
     "ato-mmlab": ["ato.mmlab.openmmlab", "ato.mmlab.hydra"],
+    "ato-ui": ["ato.ui.app", "ato.ui.command", "ato.ui.data"],
 }
 
 
@@ -110,6 +112,16 @@ def check_commands(installed: set, tmp: str) -> None:
             f"ato: error: 'ato {command}' needs the {dist} distribution: pip install {dist}\n"
         ), proc.stderr
         print(f"  absent {dist}: {proc.stderr.strip()}")
+    if "ato-ui" in installed:
+        assert ato("ui", "--help").returncode == 0
+        if "ato-sql" not in installed:  # the dashboard reads a tracker: say which to install
+            db = os.path.join(tmp, "runs.db")
+            open(db, "wb").close()
+            proc = ato("ui", f"sqlite:///{db}", "--port", "0")
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+            assert proc.stderr.startswith("ato ui: error: ") and proc.stderr.endswith(
+                "needs the ato-sql distribution: pip install ato-sql\n"), proc.stderr
+            print(f"  absent ato-sql: {proc.stderr.strip()}")
     from ato.adict import ADict
     from ato.errors import ConfigFileNotFoundError
 

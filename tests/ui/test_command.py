@@ -52,6 +52,20 @@ def test_missing_database_is_one_line_and_exit_2(tmp_path):
     assert not path.exists()
 
 
+def test_a_url_no_backend_serves_is_one_line_naming_the_fix(tmp_path):
+    """Checked before anything is served: a plain path (no scheme), and a database whose
+    backend's plugin is off (ato-sql disabled here; uninstalled: nox -s subsets)."""
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"")
+    proc = subprocess.run([*ATO, "ui", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"sqlite:///{path}" in proc.stderr and "not a URL" in proc.stderr
+    proc = subprocess.run([*ATO, "ui", f"sqlite:///{path}"], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, ATO_DISABLE_PLUGINS="sql"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "ato-sql" in proc.stderr and "ATO_DISABLE_PLUGINS" in proc.stderr
+
+
 def test_contradicting_options_are_refused(small_sqlite):
     url, _ = small_sqlite
     proc = subprocess.run([*ATO, "ui", url, "--token", "x", "--no-token"], capture_output=True,

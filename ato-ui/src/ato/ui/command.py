@@ -86,8 +86,12 @@ class UICommand:
                            f"pass one")
         url = args.db_url or args.db or os.environ.get("ATO_DB") or DEFAULT_DB
         token = resolve_token(args.host, args.token, args.no_token)
+        from ato.plugins.manager import tracker_for_url
         from ato.ui.data import check_database
 
+        # Before anything is served: a URL without a scheme, or a scheme no installed
+        # tracker backend serves (ato-sql absent or disabled), is one line naming the fix.
+        tracker_for_url(url)
         check_database(url)
         sock = _bind(args.host, args.port)
         import uvicorn
