@@ -101,7 +101,13 @@ def test_chart_options_smoothing_log_group_and_png(page, server):
     # the PNG carries the legend below the plot: taller than title + plot, every series named
     card = page.locator("[data-testid='chart-card']").first
     labels = json.loads(card.get_attribute("data-png-legend"))
-    assert "lr=0.1 mean (n=2)" in labels and "lr=0.01 min" in labels
+    assert "lr=0.1 mean (n=2)" in labels and "lr=0.03 mean (n=1)" in labels
+    # a group's band edges are drawn but named once, by its mean (n=…), in both legends
+    assert not [label for label in labels if label.endswith((" min", " max"))]
+    shown = page.eval_on_selector_all(
+        "[data-testid='chart-card']:first-child .u-legend .u-series",
+        "rows => rows.filter(r => r.style.display !== 'none').map(r => r.innerText)")
+    assert not [row for row in shown if " min" in row or " max" in row], shown
     height = int.from_bytes(head[20:24], "big")
     plot = page.eval_on_selector("[data-testid='chart-card'] canvas", "c => c.height")
     assert height == int(card.get_attribute("data-png-height")) > plot + 30

@@ -154,8 +154,9 @@ export class ChartBoard {
         const label = this.opts.group === "noseed" ? `group ${gi} (runs ${members.map((m) => "#" + m.run.id).join(" ")})` : g;
         const base = series.length;
         tables.push([a.xs, a.hi], [a.xs, a.lo], [a.xs, a.mean]);
-        series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: true },
-                    { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: true },
+        // The band's edges are drawn, but named only by the mean's legend entry (n=…).
+        series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
+                    { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
                     { label: `${label} mean (n=${members.length})`, stroke: c, width: 2, spanGaps: true });
         bands.push({ series: [base, base + 1], fill: c + "22" });
         if (this.opts.traces) for (const m of members) {
@@ -200,6 +201,8 @@ export class ChartBoard {
     if (card.plot) card.plot.destroy();
     clear(card.body);
     card.plot = new uPlot(opts, data, card.body);
+    const legendRows = card.plot.root.querySelectorAll(".u-legend .u-series");
+    series.forEach((sr, i) => { if (sr.bandEdge && legendRows[i]) legendRows[i].style.display = "none"; });
     card.node.dataset.lastStep = String(Math.max(-1, ...[...card.series.values()].map((s) => s.steps.length ? s.steps[s.steps.length - 1] : -1)));
     card.node.dataset.series = String(lines.length);
     let ymax = -Infinity;
@@ -232,7 +235,7 @@ export class ChartBoard {
     const font = `${12 * dpr}px sans-serif`, row = 18 * dpr, pad = 8 * dpr, swatch = 14 * dpr;
     const measure = document.createElement("canvas").getContext("2d");
     measure.font = font;
-    const entries = card.plot.series.slice(1).filter((s) => s.show !== false).map((s) => ({
+    const entries = card.plot.series.slice(1).filter((s) => s.show !== false && !s.bandEdge).map((s) => ({
       label: String(s.label), stroke: typeof s.stroke === "function" ? s.stroke(card.plot, 1) : s.stroke,
     }));
     const placed = [];

@@ -60,7 +60,7 @@ export async function renderRuns(view, params) {
       cell: (r) => el("span", { class: `status s-${r.status}`, text: r.status, testid: "status" }) },
     { id: "tags", label: "tags", width: 180, get: (r) => r.tags.join(","),
       cell: (r) => el("span", { class: "tags" }, r.tags.map((t) => el("span", { class: "tag", text: t, title: t }))) },
-    { id: "start", label: "start", width: 150, get: (r) => r.start, text: (r) => fmtTime(r.start) },
+    { id: "start", label: "start", width: 170, get: (r) => r.start, text: (r) => fmtTime(r.start) },
     { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration) },
     ...configCols.map((k) => ({ id: "c:" + k, label: k, width: 120, config: true, get: (r) => r.config[k] })),
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({

@@ -111,7 +111,9 @@ export async function renderSearch(view, study) {
     new uPlot({ width: Math.min(900, view.clientWidth || 900), height: 240,
       series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6 } },
                { label: "best so far", stroke: color(3), width: 2 }],
-      scales: { x: { time: false } } }, [xs, ys, best], box);
+      scales: { x: { time: false } },
+      axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, splits) => splits.map(String) }, {}],
+    }, [xs, ys, best], box);
   }
   ladder.dataset.ready = "1";
   return null;
