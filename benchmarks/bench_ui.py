@@ -1,10 +1,13 @@
 """Dashboard performance (issue #10's targets), written to benchmarks/results/ui.json.
 
-    python benchmarks/bench_ui.py [--quick]
+    python benchmarks/bench_ui.py [--quick] [--baseline DIR]
 
 Drives Debian's Chromium (/usr/bin/chromium) with Playwright against real `ato ui`
-processes and an in-process uvicorn server over SQLite files in a temporary directory.
-Medians of repeated runs:
+processes over SQLite files in a temporary directory. Medians of repeated runs; with
+``--baseline DIR`` (a checkout of an earlier revision, e.g. ``git worktree add DIR REV``)
+every measure also runs against ``ato ui`` processes of that code (its ``*/src`` put first
+on ``PYTHONPATH``), interleaved with the current code's, so that the "before" and "after"
+columns saw the same load. The load average is recorded with the results.
 
 - `ato ui` process start -> first HTTP 200 of the page;
 - the runs page of 1,000 runs x 3 metrics until every row is reachable (the table's ready
@@ -20,12 +23,10 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -42,72 +43,103 @@ ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
-def start_to_200(url: str, repeat: int) -> float:
-    samples = []
+def code_env(baseline: Path | None) -> dict:
+    """The environment of an ``ato ui`` process running the current code, or (with
+    ``baseline``) the code of that checkout: its distributions' ``src`` folders first on
+    ``PYTHONPATH`` (the entry points stay those installed)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if baseline is not None:
+        srcs = sorted(str(p) for p in baseline.glob("ato-*/src"))
+        env["PYTHONPATH"] = os.pathsep.join(srcs + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def launch(url: str, env: dict) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "ato.cli", "ui", url, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    found = re.search(r"http://\S+", line)
+    if not found:
+        proc.kill()
+        raise RuntimeError(f"ato ui printed no URL: {line!r} {proc.stderr.read()}")
+    return proc, found.group(0)
+
+
+def first_200(link: str) -> None:
+    while True:
+        try:
+            with urllib.request.urlopen(link, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.005)
+
+
+def start_to_200(url: str, repeat: int, envs: dict) -> dict:
+    samples: dict = {name: [] for name in envs}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "ato.cli", "ui", url, "--port", "0"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        link = re.search(r"http://\S+", proc.stdout.readline()).group(0)
-        while True:
-            try:
-                with urllib.request.urlopen(link, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.005)
-        samples.append(time.perf_counter() - t0)
-        proc.terminate()
-        proc.wait(10)
-    return statistics.median(samples)
+        for name, env in envs.items():
+            t0 = time.perf_counter()
+            proc, link = launch(url, env)
+            first_200(link)
+            samples[name].append(time.perf_counter() - t0)
+            proc.terminate()
+            proc.wait(10)
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def serve(url: str):
-    import uvicorn
-
-    from ato.ui.app import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(create_app(url), log_level="warning"))
-    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+def serve(url: str, env: dict) -> tuple[subprocess.Popen, str]:
+    """A running ``ato ui`` whose database is already open (one API request made)."""
+    proc, link = launch(url, env)
+    first_200(link)
+    with urllib.request.urlopen(link + "api/info", timeout=60) as r:
+        r.read()
+    return proc, link
 
 
-def runs_page(browser, base: str, last_id: int, repeat: int) -> tuple[float, int]:
-    samples, transferred = [], 0
+def runs_page(browser, base: str, last_id: int) -> tuple[float, int]:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    t0 = time.perf_counter()
+    page.goto(base + "#/runs?project=sweep")
+    page.wait_for_selector("[data-testid='runs-table'][data-ready='1']", state="attached",
+                           timeout=60_000)
+    assert page.get_attribute("[data-testid='row-count']", "data-count") == "1000"
+    page.eval_on_selector("[data-testid='runs-table']", "t => t.scrollTop = t.scrollHeight")
+    page.wait_for_selector(f"[data-testid='row-{last_id}']")
+    seconds = time.perf_counter() - t0
+    transferred = page.evaluate(
+        "() => performance.getEntriesByType('navigation').concat("
+        "performance.getEntriesByType('resource')).reduce((a, e) => a + e.transferSize, 0)")
+    page.close()
+    return seconds, transferred
+
+
+def chart(browser, base: str, ids) -> tuple[float, str]:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    t0 = time.perf_counter()
+    page.goto(base + "#/charts?runs=" + ",".join(map(str, ids)))
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]", state="attached",
+                           timeout=180_000)
+    seconds = time.perf_counter() - t0
+    badge = page.inner_text("[data-testid='points-badge']")
+    page.close()
+    return seconds, badge
+
+
+def pages_interleaved(browser, bases: dict, last_id: int, long_ids, repeat: int) -> dict:
+    """Medians of the runs page and the chart per code version, the versions taking turns."""
+    out = {name: {"page": [], "chart": [], "bytes": 0, "badge": ""} for name in bases}
     for _ in range(repeat):
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        t0 = time.perf_counter()
-        page.goto(base + "#/runs?project=sweep")
-        page.wait_for_selector("[data-testid='runs-table'][data-ready='1']", state="attached")
-        assert page.get_attribute("[data-testid='row-count']", "data-count") == "1000"
-        page.eval_on_selector("[data-testid='runs-table']", "t => t.scrollTop = t.scrollHeight")
-        page.wait_for_selector(f"[data-testid='row-{last_id}']")
-        samples.append(time.perf_counter() - t0)
-        transferred = page.evaluate(
-            "() => performance.getEntriesByType('navigation').concat("
-            "performance.getEntriesByType('resource')).reduce((a, e) => a + e.transferSize, 0)")
-        page.close()
-    return statistics.median(samples), transferred
-
-
-def chart(browser, base: str, ids, repeat: int) -> tuple[float, str]:
-    samples, badge = [], ""
-    for _ in range(repeat):
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        t0 = time.perf_counter()
-        page.goto(base + "#/charts?runs=" + ",".join(map(str, ids)))
-        page.wait_for_selector("[data-testid='chart-card'][data-drawn]", state="attached",
-                               timeout=60_000)
-        samples.append(time.perf_counter() - t0)
-        badge = page.inner_text("[data-testid='points-badge']")
-        page.close()
-    return statistics.median(samples), badge
+        for name, base in bases.items():
+            seconds, out[name]["bytes"] = runs_page(browser, base, last_id)
+            out[name]["page"].append(seconds)
+        for name, base in bases.items():
+            seconds, out[name]["badge"] = chart(browser, base, long_ids)
+            out[name]["chart"].append(seconds)
+    for entry in out.values():
+        entry["page"] = statistics.median(entry["page"])
+        entry["chart"] = statistics.median(entry["chart"])
+    return out
 
 
 def live(browser, base: str, url: str, repeat: int) -> float:
@@ -160,7 +192,7 @@ def install_size() -> tuple[int, list[str]]:
     return total, sorted(seen)
 
 
-def main(quick: bool) -> None:
+def main(quick: bool, baseline: Path | None) -> None:
     from playwright.sync_api import sync_playwright
 
     repeat = 3 if quick else 5
@@ -170,32 +202,64 @@ def main(quick: bool) -> None:
     sweep = populate_many(url, 1000, steps=20, keys=("loss", "acc", "lr"))
     long_ids = populate_long(url, 20 if quick else 100, 10_000)
     print(f"databases written in {time.perf_counter() - t0:.1f} s")
-    start = start_to_200(url, repeat)
-    base = serve(url)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        page_s, page_bytes = runs_page(browser, base, sweep[-1], repeat)
-        chart_s, badge = chart(browser, base, long_ids, repeat)
-        live_s = live(browser, base, url, repeat * 2)
-        browser.close()
+    envs = {"after": code_env(None)}
+    if baseline is not None:
+        envs["before"] = code_env(baseline)
+    load = [os.getloadavg()[0]]
+    start = start_to_200(url, repeat, envs)
+    servers = {name: serve(url, env) for name, env in envs.items()}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            pages = pages_interleaved(browser, {n: s[1] for n, s in servers.items()},
+                                      sweep[-1], long_ids, repeat)
+            load.append(os.getloadavg()[0])
+            live_s = live(browser, servers["after"][1], url, repeat * 2)
+            browser.close()
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(10)
+    load.append(os.getloadavg()[0])
     size, dists = install_size()
+    after = pages["after"]
+
+    def before(value: dict | float, fmt: str) -> dict:
+        return {"before": fmt.format(value)} if baseline is not None else {}
+
     rows = [
-        {"measure": "`ato ui` start -> first HTTP 200", "value": f"{start:.3f} s",
-         "target": "< 0.5 s", "ok": start < 0.5},
+        {"measure": "`ato ui` start -> first HTTP 200", "value": f"{start['after']:.3f} s",
+         "target": "< 0.5 s", "ok": start["after"] < 0.5,
+         **before(start.get("before"), "{:.3f} s")},
         {"measure": "runs page, 1,000 runs x 3 metrics, all rows reachable",
-         "value": f"{page_s:.3f} s", "target": "< 1 s", "ok": page_s < 1},
-        {"measure": f"one chart, {len(long_ids)} runs x 10,000 steps drawn ({badge})",
-         "value": f"{chart_s:.3f} s", "target": "< 1 s", "ok": chart_s < 1},
+         "value": f"{after['page']:.3f} s", "target": "< 1 s", "ok": after["page"] < 1,
+         **before(pages.get("before", {}).get("page"), "{:.3f} s")},
+        {"measure": f"one chart, {len(long_ids)} runs x 10,000 steps drawn ({after['badge']})",
+         "value": f"{after['chart']:.3f} s", "target": "< 1 s", "ok": after["chart"] < 1,
+         **before(pages.get("before", {}).get("chart"), "{:.3f} s")},
         {"measure": "new point visible after flush", "value": f"{live_s:.3f} s",
          "target": "< 1 s", "ok": live_s < 1},
         {"measure": "bytes downloaded for the runs page (1,000 runs)",
-         "value": f"{page_bytes / 1024:.0f} KB", "target": "< 200 KB",
-         "ok": page_bytes < 200 * 1024},
+         "value": f"{after['bytes'] / 1024:.0f} KB", "target": "< 200 KB",
+         "ok": after["bytes"] < 200 * 1024,
+         **before(pages.get("before", {}).get("bytes", 0) / 1024, "{:.0f} KB")},
         {"measure": f"added install size ({', '.join(dists)} + ato-ui)",
          "value": f"{size / 1e6:.2f} MB", "target": "< 10 MB", "ok": size < 10e6},
     ]
-    write_results("ui", rows, {"quick": quick, "chromium": "/usr/bin/chromium"})
+    if baseline is not None:
+        for row in rows:
+            if "before" in row:
+                print(f"  before: {row['measure']}: {row['before']}")
+    write_results("ui", rows, {"quick": quick, "chromium": "/usr/bin/chromium",
+                               "load_average_1min": [round(x, 2) for x in load],
+                               "baseline": str(baseline) if baseline else None})
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv)
+    argv = sys.argv[1:]
+    base = None
+    if "--baseline" in argv:
+        base = Path(argv[argv.index("--baseline") + 1]).resolve()
+        if not base.is_dir():
+            sys.exit(f"bench_ui: --baseline {base}: no such checkout")
+    main("--quick" in argv, base)
