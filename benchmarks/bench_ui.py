@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -220,6 +221,7 @@ def main(quick: bool, baseline: Path | None) -> None:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)  # ~110 MB of SQLite
     load.append(os.getloadavg()[0])
     size, dists = install_size()
     after = pages["after"]
