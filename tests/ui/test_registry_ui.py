@@ -1,0 +1,305 @@
+"""The dashboard's models and data pages: the registry API (Starlette's test client, on
+SQLite and PostgreSQL) and the pages in Debian's Chromium (Playwright) — the models list,
+versions, alias history, lineage, a run's inputs and outputs, and escaping.  The databases
+are written through the real SQLLogger and Registry, with real files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ato.adict import ADict
+from tests.ui.populate import XSS_IMG, XSS_SCRIPT
+
+XSS_NAME = "net" + XSS_SCRIPT  # a registry name may not start with '/' or hold '@'
+
+
+def _config(url, store, project="vision", **values):
+    return ADict(experiment={"project_name": project, "sql": {"db_path": url, "store": store}},
+                 **values)
+
+
+def _logger(config):
+    from ato.db_routers.sql.manager import SQLLogger
+
+    return SQLLogger(config, flush_interval=60, heartbeat_interval=3600, handle_signals=False)
+
+
+def populate_registry(url: str, root: Path) -> dict:
+    """Three runs in project ``vision`` and one in ``nlp``:
+
+    - run ``a`` uses cifar10 v1 and logs resnet-cls v1 (alias ``candidate``) and v2;
+    - run ``b`` uses cifar10 v2 (a file changed) and imagenet by reference, logs
+      resnet-cls v3 (alias ``champion``); then ``champion`` is moved to v1 by hand
+      (``ana@gpu-02``) and ``candidate`` deleted;
+    - ``exported`` v1 is a model registered outside any run;
+    - run ``x`` (the hostile one) logs a model whose name, description, meta, source file
+      and mover are markup, and uses a dataset whose name is markup;
+    - run ``n`` in project ``nlp`` has no inputs or outputs.
+    """
+    from ato.db_routers.sql.registry.core import Registry
+
+    store = str(root / "store")
+    data = root / "cifar10"
+    data.mkdir(parents=True)
+    (data / "train.bin").write_bytes(b"train" * 1000)
+    (data / "labels.txt").write_text("cat\ndog\n")
+    ckpt = root / "ckpt"
+    ckpt.mkdir()
+    out: dict = {}
+
+    log = _logger(_config(url, store, lr=0.1))
+    with log:
+        out["a"] = log.get_current_run_id()
+        log.use_dataset("cifar10", data)
+        (ckpt / "a1.pt").write_bytes(b"weights-a1" * 100)
+        log.log_model("resnet-cls", ckpt / "a1.pt", step=10, aliases=["candidate"],
+                      description="image classifier")
+        (ckpt / "a2.pt").write_bytes(b"weights-a2" * 200)
+        log.log_model("resnet-cls", ckpt / "a2.pt", step=20, score=0.8)
+    (data / "labels.txt").write_text("cat\ndog\nbird\n")
+    log = _logger(_config(url, store, lr=0.01))
+    with log:
+        out["b"] = log.get_current_run_id()
+        log.use_dataset("cifar10", data)
+        log.use_dataset("imagenet", "s3://bucket/imagenet/", etag='"9b2cf5"', size=148_000)
+        (ckpt / "b.pt").write_bytes(b"weights-b" * 300)
+        log.log_model("resnet-cls", ckpt / "b.pt", step=5, aliases=["champion"])
+    reg = Registry(url, store=store)
+    reg.set_alias("resnet-cls", "champion", 1, project="vision", who="ana@gpu-02")
+    reg.delete_alias("resnet-cls", "candidate", project="vision", who="bo@laptop")
+    (ckpt / "exported.onnx").write_bytes(b"onnx" * 50)
+    reg.log_model("vision", "exported", ckpt / "exported.onnx")
+
+    hostile = root / XSS_IMG.replace("/", "_")
+    hostile.write_bytes(b"hostile")
+    before = os.environ.get("ATO_USER")
+    os.environ["ATO_USER"] = XSS_IMG
+    try:
+        log = _logger(_config(url, store, lr=0.5))
+        with log:
+            out["x"] = log.get_current_run_id()
+            log.use_dataset(XSS_IMG, hostile)
+            log.log_model(XSS_NAME, hostile, description=XSS_IMG, meta={"note": XSS_SCRIPT},
+                          aliases=["prod"])
+    finally:
+        if before is None:
+            os.environ.pop("ATO_USER", None)
+        else:
+            os.environ["ATO_USER"] = before
+    log = _logger(_config(url, store, project="nlp", lr=1.0))
+    with log:
+        out["n"] = log.get_current_run_id()
+    return out
+
+
+@pytest.fixture(scope="module")
+def reg_sqlite(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry-ui")
+    url = f"sqlite:///{root / 'experiments.db'}"
+    return url, populate_registry(url, root)
+
+
+@pytest.fixture(scope="module")
+def reg_postgresql(tmp_path_factory):
+    from tests.sql.conftest import PG_URL, _drop_pg_database, _pg_database
+
+    if not PG_URL:
+        if os.environ.get("ATO_REQUIRE_POSTGRES") == "1":
+            pytest.fail("ATO_REQUIRE_POSTGRES=1 but ATO_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server (set ATO_TEST_POSTGRES_URL)")
+    name, url = _pg_database()
+    info = populate_registry(url, tmp_path_factory.mktemp("registry-ui-pg"))
+    yield url, info
+    from ato.db_routers.sql.engine import forget_engine
+
+    forget_engine(url)
+    _drop_pg_database(name)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache_dir(tmp_path_factory):
+    """The stat cache of these registrations lives in a temporary directory."""
+    before = os.environ.get("ATO_CACHE_DIR")
+    os.environ["ATO_CACHE_DIR"] = str(tmp_path_factory.mktemp("statcache"))
+    yield
+    if before is None:
+        os.environ.pop("ATO_CACHE_DIR", None)
+    else:
+        os.environ["ATO_CACHE_DIR"] = before
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api(request):
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    url, info = request.getfixturevalue(f"reg_{request.param}")
+    with TestClient(create_app(url)) as c:
+        c.info, c.url = info, url
+        yield c
+
+
+# ---------------------------------------------------------------------------- API
+def test_models_list(api):
+    data = api.get("/api/registry").json()
+    assert data["available"] is True
+    rows = {(a["project"], a["kind"], a["name"]): a for a in data["assets"]}
+    resnet = rows[("vision", "model", "resnet-cls")]
+    assert resnet["versions"] == 3 and resnet["latest"] == 3
+    assert resnet["aliases"] == {"champion": 1, "latest": 3}
+    assert resnet["description"] == "image classifier"
+    assert rows[("vision", "dataset", "cifar10")]["versions"] == 2
+    assert ("vision", "dataset", "imagenet") in rows
+    assert ("vision", "model", "exported") in rows
+    assert rows[("vision", "model", XSS_NAME)]["description"] == XSS_IMG
+    models = api.get("/api/registry", params={"kind": "model"}).json()["assets"]
+    assert {a["kind"] for a in models} == {"model"}
+    assert api.get("/api/registry", params={"project": "nlp"}).json()["assets"] == []
+
+
+def test_versions_newest_first_with_aliases_and_run(api):
+    data = api.get("/api/registry/asset", params={"name": "resnet-cls", "kind": "model",
+                                                  "project": "vision"}).json()
+    versions = data["versions"]
+    assert [v["version"] for v in versions] == [3, 2, 1]
+    v3, v2, v1 = versions
+    assert v1["aliases"] == ["champion"] and v3["aliases"] == ["latest"] and v2["aliases"] == []
+    assert (v1["step"], v2["step"], v3["step"]) == (10, 20, 5)
+    assert v2["score"] == 0.8
+    assert v1["run"] == v2["run"] == api.info["a"] and v3["run"] == api.info["b"]
+    assert v1["size"] == 1000 and len(v1["digest"]) == 64 and v1["storage"] == "stored"
+    assert v1["uri"] == "ato://vision/resnet-cls@v1"
+    assert isinstance(v1["created"], float) and v1["created"] <= v3["created"]
+
+
+def test_alias_history_who_when_from_to(api):
+    params = {"name": "resnet-cls", "kind": "model", "project": "vision"}
+    history = api.get("/api/registry/asset", params=params).json()["history"]
+    moves = [(m["alias"], m["from"], m["to"]) for m in history]
+    assert moves == [("candidate", None, 1), ("latest", None, 1), ("latest", 1, 2),
+                     ("champion", None, 3), ("latest", 2, 3), ("champion", 3, 1),
+                     ("candidate", 1, None)]
+    by_hand = history[5]
+    assert by_hand["actor"] == "ana@gpu-02" and by_hand["run"] is None
+    assert history[3]["run"] == api.info["b"]
+    assert all(isinstance(m["at"], float) for m in history)
+    only = api.get("/api/registry/asset", params={**params, "alias": "champion"}).json()
+    assert [(m["from"], m["to"]) for m in only["history"]] == [(None, 3), (3, 1)]
+
+
+def test_model_version_lineage(api):
+    data = api.get("/api/registry/version", params={"name": "resnet-cls", "kind": "model",
+                                                    "project": "vision", "ref": "champion"})
+    data = data.json()
+    assert data["version"]["version"] == 1
+    made = data["produced_by"]
+    assert made["run"]["id"] == api.info["a"] and made["run"]["status"] == "completed"
+    assert made["datasets"] == [{"name": "cifar10", "version": 1,
+                                 "digest": made["datasets"][0]["digest"]}]
+    v3 = api.get("/api/registry/version", params={"name": "resnet-cls", "kind": "model",
+                                                  "ref": "v3"}).json()
+    assert [(d["name"], d["version"]) for d in v3["produced_by"]["datasets"]] == [
+        ("cifar10", 2), ("imagenet", 1)]
+    outside = api.get("/api/registry/version", params={"name": "exported", "kind": "model",
+                                                       "ref": "latest"}).json()
+    assert outside["produced_by"]["run"] is None and outside["version"]["run"] is None
+
+
+def test_dataset_version_runs_and_downstream(api):
+    v1 = api.get("/api/registry/version", params={"name": "cifar10", "kind": "dataset",
+                                                  "ref": "1"}).json()
+    assert [r["id"] for r in v1["runs"]] == [api.info["a"]]
+    assert [(d["model"], d["version"]) for d in v1["downstream"]] == [
+        ("resnet-cls", 1), ("resnet-cls", 2)]
+    assert v1["downstream"][0]["aliases"] == ["champion"]
+    assert v1["version"]["storage"] == "in place" and v1["version"]["file_count"] == 2
+    ref = api.get("/api/registry/version", params={"name": "imagenet", "kind": "dataset"}).json()
+    assert ref["version"]["storage"] == "reference"
+    assert ref["version"]["reference"] == "s3://bucket/imagenet/"
+    assert [r["id"] for r in ref["runs"]] == [api.info["b"]]
+
+
+def test_run_inputs_and_outputs(api):
+    a = api.get(f"/api/registry/run/{api.info['a']}").json()
+    assert a["available"] is True
+    assert [(v["name"], v["version"]) for v in a["inputs"]] == [("cifar10", 1)]
+    assert [(v["name"], v["version"], v["aliases"]) for v in a["outputs"]] == [
+        ("resnet-cls", 1, ["champion"]), ("resnet-cls", 2, [])]
+    b = api.get(f"/api/registry/run/{api.info['b']}").json()
+    assert [(v["name"], v["storage"]) for v in b["inputs"]] == [
+        ("cifar10", "in place"), ("imagenet", "reference")]
+    assert [(v["name"], v["aliases"]) for v in b["outputs"]] == [("resnet-cls", ["latest"])]
+    n = api.get(f"/api/registry/run/{api.info['n']}").json()
+    assert n == {"available": True, "reason": None, "inputs": [], "outputs": []}
+
+
+def test_markup_travels_as_data(api):
+    data = api.get("/api/registry/asset", params={"name": XSS_NAME, "kind": "model"}).json()
+    assert data["asset"]["description"] == XSS_IMG
+    assert data["versions"][0]["meta"] == {"note": XSS_SCRIPT}
+    assert {m["actor"] for m in data["history"]} == {XSS_IMG}
+
+
+@pytest.mark.parametrize("path,params,status,fragment", [
+    ("/api/registry", {"kind": "checkpoint"}, 400, "kind must be model or dataset"),
+    ("/api/registry/asset", {"kind": "model"}, 400, "name"),
+    ("/api/registry/asset", {"name": "resnet-cls"}, 400, "kind"),
+    ("/api/registry/asset", {"name": "nothing", "kind": "model"}, 404, "nothing"),
+    ("/api/registry/asset", {"name": "resnet-cls", "kind": "dataset"}, 404, "resnet-cls"),
+    ("/api/registry/version", {"name": "resnet-cls", "kind": "model", "ref": "v9"}, 404,
+     "version 9"),
+    ("/api/registry/version", {"name": "resnet-cls", "kind": "model", "ref": "nope"}, 404,
+     "nope"),
+    ("/api/registry/run/abc", {}, 400, "integer"),
+])
+def test_bad_requests_say_what_was_wrong(api, path, params, status, fragment):
+    resp = api.get(path, params=params)
+    assert resp.status_code == status, resp.text
+    assert fragment in resp.json()["error"]
+
+
+def test_a_database_without_registry_tables(tmp_path):
+    """A database of an earlier schema (no registry tables) has nothing registered; the
+    dashboard never creates the tables."""
+    import sqlite3
+
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # what the original Ato left: runs, no registry
+        conn.execute("CREATE TABLE projects (id INTEGER PRIMARY KEY, name TEXT, "
+                     "description TEXT, created_at TIMESTAMP)")
+        conn.execute("CREATE TABLE experiments (id INTEGER PRIMARY KEY, project_id INTEGER, "
+                     "config TEXT, structural_hash TEXT, tags TEXT, status TEXT, "
+                     "start_time TIMESTAMP, end_time TIMESTAMP)")
+    with TestClient(create_app(f"sqlite:///{path}")) as c:
+        assert c.get("/api/registry").json() == {"available": True, "reason": None,
+                                                 "assets": []}
+        assert c.get("/api/registry/run/1").json()["inputs"] == []
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert not any(t.startswith("registry_") for t in tables)
+
+
+def test_a_backend_without_the_registry_capability(tmp_path):
+    """A finder that does not declare ``registry``: every registry answer says so."""
+    from ato.ui.registry import RegistryView
+
+    class Finder:
+        plugin_name = "memory"
+        backend = object()
+
+        def supports(self, capability):
+            return False
+
+    view = RegistryView(Finder())
+    for answer in (view.assets(), view.asset("m", "model"), view.version("m", "model", 1),
+                   view.run_io(1)):
+        assert answer["available"] is False
+        assert "'memory' tracker backend" in answer["reason"] and "registry" in answer["reason"]
