@@ -303,3 +303,162 @@ def test_a_backend_without_the_registry_capability(tmp_path):
                    view.run_io(1)):
         assert answer["available"] is False
         assert "'memory' tracker backend" in answer["reason"] and "registry" in answer["reason"]
+
+
+# ---------------------------------------------------------------------------- browser
+@pytest.fixture(scope="module")
+def reg_server(reg_sqlite):
+    from ato.ui.app import create_app
+    from tests.ui.conftest import Server
+
+    url, info = reg_sqlite
+    srv = Server(create_app(url))
+    srv.url, srv.info = url, info
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def rpage(browser, reg_server, artifacts):
+    # bypass_csp: escaping must hold without the CSP's help (as in test_browser.py)
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+
+    def open_(hash_):
+        pg.goto(reg_server.base + hash_)
+        pg.wait_for_selector("#view[data-ready='1']", state="attached", timeout=15_000)
+        return pg
+
+    pg.open = open_
+    pg.shot = lambda name: pg.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def _ready_after_navigation(page):
+    page.wait_for_function("document.querySelector('#view').dataset.ready === '1'")
+
+
+def test_browser_models_page_lists_and_filters(rpage):
+    rpage.open("#/runs")
+    rpage.click("[data-testid='nav-models']")
+    rpage.wait_for_selector("[data-testid='assets']")
+    names = rpage.locator("[data-testid='asset-row']").evaluate_all(
+        "rows => rows.map(r => r.dataset.kind + ':' + r.dataset.name)")
+    assert {"model:resnet-cls", "model:exported", "dataset:cifar10",
+            "dataset:imagenet"} <= set(names)
+    row = rpage.locator("[data-testid='asset-row'][data-name='resnet-cls']")
+    assert "champion → v1" in row.inner_text() and "v3" in row.inner_text()
+    assert "latest →" not in row.inner_text()  # latest is the latest column
+    rpage.shot("models-list")
+    rpage.select_option("[data-testid='kind-select']", "dataset")
+    rpage.wait_for_function("location.hash.includes('kind=dataset')")
+    _ready_after_navigation(rpage)
+    kinds = rpage.locator("[data-testid='asset-row']").evaluate_all(
+        "rows => rows.map(r => r.dataset.kind)")
+    assert kinds and set(kinds) == {"dataset"}
+    rpage.fill("[data-testid='asset-filter']", "cifar")
+    assert rpage.get_attribute("[data-testid='asset-count']", "data-count") == "1"
+    assert "q=cifar" in rpage.url
+    # the URL alone reproduces the view
+    rpage.open(rpage.url.split("/", 3)[3])
+    assert rpage.get_attribute("[data-testid='asset-count']", "data-count") == "1"
+    assert rpage.input_value("[data-testid='kind-select']") == "dataset"
+
+
+def test_browser_versions_history_and_lineage(rpage, reg_server):
+    info = reg_server.info
+    rpage.open("#/models?project=vision")
+    rpage.click("[data-testid='asset-row'][data-name='resnet-cls'] [data-testid='asset-link']")
+    rpage.wait_for_selector("[data-testid='versions']")
+    _ready_after_navigation(rpage)
+    versions = rpage.locator("[data-testid='version-row']")
+    assert versions.evaluate_all("rows => rows.map(r => r.dataset.version)") == ["3", "2", "1"]
+    assert "champion" in versions.nth(2).inner_text()
+    assert f"#{info['b']}" in versions.nth(0).inner_text()
+    digest_cell = versions.nth(0).locator(".mono").first
+    assert len(digest_cell.inner_text()) == 12 and len(digest_cell.get_attribute("title")) == 64
+    # the latest version is selected: its lineage is shown
+    assert rpage.get_attribute("[data-testid='lineage']", "data-version") == "3"
+    datasets = rpage.inner_text("[data-testid='lineage-datasets']")
+    assert "cifar10" in datasets and "imagenet" in datasets
+    assert len(rpage.locator("[data-testid='alias-move']").all()) == 7
+    rpage.shot("models-asset")
+    # pick v1: its lineage (run a, its config, cifar10 v1) and the URL says so
+    versions.nth(2).locator("td").nth(7).click()
+    rpage.wait_for_selector("[data-testid='lineage'][data-version='1']")
+    assert "v=1" in rpage.url
+    produced = rpage.inner_text("[data-testid='produced-by']")
+    assert f"#{info['a']}" in produced and "completed" in produced
+    assert rpage.get_attribute("[data-testid='config-link']", "href") == f"#/run/{info['a']}"
+    assert rpage.inner_text("[data-testid='lineage-datasets']").count("cifar10") == 1
+    # alias history filtered in the URL
+    rpage.select_option("[data-testid='alias-filter']", "champion")
+    rpage.wait_for_function("location.hash.includes('alias=champion')")
+    _ready_after_navigation(rpage)
+    moves = rpage.locator("[data-testid='alias-move']").all_inner_texts()
+    assert len(moves) == 2 and "ana@gpu-02" in moves[1] and "v3" in moves[1]
+    assert rpage.get_attribute("[data-testid='lineage']", "data-version") == "1"
+    rpage.shot("models-asset-v1-champion")
+    # the lineage's dataset link opens the dataset version: the runs and what they produced
+    rpage.click("[data-testid='lineage-datasets'] a")
+    rpage.wait_for_selector("[data-testid='lineage-runs']")
+    _ready_after_navigation(rpage)
+    assert rpage.get_attribute("[data-testid='lineage']", "data-version") == "1"
+    assert f"#{info['a']}" in rpage.inner_text("[data-testid='lineage-runs']")
+    downstream = rpage.inner_text("[data-testid='lineage-downstream']")
+    assert "resnet-cls" in downstream and "champion" in downstream
+    rpage.shot("models-dataset")
+
+
+def test_browser_reference_data_and_outside_a_run(rpage):
+    rpage.open("#/models/dataset/imagenet?project=vision")
+    assert "reference data" in rpage.inner_text("[data-testid='lineage'] [data-testid='storage']")
+    rpage.open("#/models/model/exported?project=vision")
+    assert "outside a run" in rpage.inner_text("[data-testid='no-run']")
+    rpage.open("#/models/model/missing?project=vision")
+    assert "missing" in rpage.inner_text("[data-testid='error']")
+
+
+def test_browser_run_page_inputs_and_outputs(rpage, reg_server):
+    info = reg_server.info
+    rpage.open(f"#/run/{info['b']}")
+    inputs = rpage.locator("[data-testid='input-row']").all_inner_texts()
+    assert len(inputs) == 2
+    assert "cifar10" in inputs[0] and "v2" in inputs[0] and "recorded in place" in inputs[0]
+    assert "imagenet" in inputs[1] and "reference data" in inputs[1]
+    outputs = rpage.locator("[data-testid='output-row']").all_inner_texts()
+    assert len(outputs) == 1 and "resnet-cls" in outputs[0] and "latest" in outputs[0]
+    rpage.shot("run-inputs-outputs")
+    rpage.click("[data-testid='output-row'] a")
+    rpage.wait_for_selector("[data-testid='lineage'][data-version='3']")
+    assert "#/models/model/resnet-cls" in rpage.url
+    rpage.open(f"#/run/{info['n']}")
+    assert "no dataset versions" in rpage.inner_text("[data-testid='no-inputs']")
+    assert "no model versions" in rpage.inner_text("[data-testid='no-outputs']")
+
+
+def test_browser_markup_in_names_descriptions_and_movers_is_text(rpage, reg_server):
+    rpage.open("#/models")
+    row = rpage.locator("[data-testid='asset-row'][data-kind='model']").filter(
+        has_text="onerror").first
+    assert XSS_NAME in row.inner_text() and XSS_IMG in row.inner_text()
+    link = rpage.locator(f"[data-testid='asset-link']:text-is('{XSS_NAME}')")
+    link.click()
+    rpage.wait_for_selector("[data-testid='asset-description']")
+    _ready_after_navigation(rpage)
+    assert rpage.inner_text("[data-testid='asset-description']") == XSS_IMG
+    assert XSS_NAME in rpage.inner_text("[data-testid='asset-title']")
+    assert XSS_SCRIPT in rpage.inner_text("[data-testid='version-meta']")
+    assert XSS_IMG in rpage.inner_text("[data-testid='alias-history']")
+    rpage.open(f"#/run/{reg_server.info['x']}")
+    assert XSS_IMG in rpage.inner_text("[data-testid='run-inputs']")
+    assert XSS_NAME in rpage.inner_text("[data-testid='run-outputs']")
+    rpage.shot("models-escaping")
+    for hash_ in ("#/models", f"#/run/{reg_server.info['x']}"):
+        rpage.open(hash_)
+        assert rpage.evaluate("window.__pwned") is None
+        assert rpage.locator("#view img, #view script").count() == 0

@@ -2,6 +2,7 @@
 // summaries and charts.
 import { api, el, fmt, fmtDuration, fmtTime } from "./util.js";
 import { ChartBoard, chartControls } from "./charts.js";
+import { appendRunIO } from "./models.js";
 
 export function configTree(value, types, prefix = "") {
   if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
@@ -51,6 +52,7 @@ export async function renderRun(view, id, params) {
     : el("p", { class: "muted", text: "no fingerprints" }));
   cols.append(right);
   view.append(cols);
+  await appendRunIO(view, run.id);  // the dataset versions it used, the models it produced
   if (!run.metric_keys.length) return null;
   const holder = el("div");
   let board = null;
