@@ -66,8 +66,9 @@ class RegistryVersion:
     ``digest`` identifies the content (64 hex digits); ``size`` is its bytes and
     ``file_count`` its files (1 for a file, 0 for a reference); ``source`` is the path it
     was registered from; ``reference`` the URI of data recorded by reference (nothing read
-    or stored; ``None`` otherwise); ``stored`` whether the content was copied into the
-    artifact store (models always; datasets with ``copy=True``); ``run_id`` the run that
+    or stored; ``None`` otherwise); ``store_url`` the artifact store holding its content
+    (models always; datasets with ``copy=True``; ``None`` for data recorded in place);
+    ``run_id`` the run that
     produced (model) or first recorded (dataset) it; ``step``/``score`` as given to
     ``log_model``; ``state`` one of :data:`VERSION_STATES`; ``aliases`` the aliases that
     point at it now, sorted.  ``created`` is true only in what a logger call returns when
@@ -85,7 +86,7 @@ class RegistryVersion:
     is_dir: bool = False
     source: str | None = None
     reference: str | None = None
-    stored: bool = False
+    store_url: str | None = None
     run_id: int | None = None
     step: int | None = None
     score: float | None = None
@@ -221,7 +222,8 @@ class RegistryFinder(Protocol):
 
     def runs_using(self, name: str, ref: str | int | None = None,
                    project: str | None = None) -> list[RunUse]:
-        """The runs that used version ``ref`` of dataset (or model) ``name``, by run id."""
+        """The runs that used version ``ref`` of dataset ``name``, by run id (``status``
+        the effective one, as ``find_runs`` reports it)."""
 
     def produced_by(self, name: str, ref: str | int | None = None,
                     project: str | None = None) -> Provenance:
