@@ -53,6 +53,10 @@ class ArtifactStoreError(AtoError, OSError):
     """A store could not be opened, or a blob is missing or does not match its digest."""
 
 
+class MissingPathError(ArtifactStoreError, FileNotFoundError):
+    """The file or directory to hash or store does not exist."""
+
+
 class Blob(NamedTuple):
     """One stored object: its SHA-256 (64 lower-case hex digits) and size in bytes."""
 
@@ -313,7 +317,7 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise ArtifactStoreError(f"{path}: no such file or directory") from None
+        raise MissingPathError(f"{path}: no such file or directory") from None
     if stat.S_ISDIR(st.st_mode):
         listing = walk_files(path)
         if not listing:

@@ -150,6 +150,7 @@ class SQLFinder:
             columns = set() if self._empty else {c["name"] for c in insp.get_columns("experiments")}
             self._heartbeat = "heartbeat_at" in columns
             self._error = "error" in columns
+            self._registry = "registry_links" in tables
 
     def __repr__(self):
         return f"SQLFinder({self.url!r})"
@@ -313,6 +314,43 @@ class SQLFinder:
         return [Fingerprint(*row) for row in rows]
 
     # ------------------------------------------------------------------ metrics
+    # ------------------------------------------------------------------ registry (read-only)
+    @property
+    def _registry_reader(self):
+        from ato.db_routers.sql.registry.queries import RegistryReader
+
+        def available() -> bool:
+            if not self._registry:
+                self._inspect()  # a registry created after this finder opened
+            return self._registry
+
+        def runs(ids):
+            params: dict = {}
+            return self._runs(f"e.id IN ({self._in_list('r', ids, params)})", **params)
+
+        return RegistryReader(self._rows, available, runs)
+
+    def registry_assets(self, kind=None, project=None):
+        return self._registry_reader.registry_assets(kind=kind, project=project)
+
+    def registry_versions(self, name, project=None, kind=None):
+        return self._registry_reader.registry_versions(name, project=project, kind=kind)
+
+    def alias_history(self, name, alias=None, project=None):
+        return self._registry_reader.alias_history(name, alias=alias, project=project)
+
+    def run_lineage(self, run_id):
+        return self._registry_reader.run_lineage(run_id)
+
+    def runs_using(self, name, ref=None, project=None):
+        return self._registry_reader.runs_using(name, ref=ref, project=project)
+
+    def produced_by(self, name, ref=None, project=None):
+        return self._registry_reader.produced_by(name, ref=ref, project=project)
+
+    def downstream(self, name, ref=None, project=None):
+        return self._registry_reader.downstream(name, ref=ref, project=project)
+
     def find_best_run(self, project_name: str, metric_key: str, mode: str = "max"):
         """The run that logged the single best value of ``metric_key`` (any step)."""
         if mode not in _MODES:

@@ -24,15 +24,21 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from ato.artifacts import ArtifactStoreError, StatCache, open_store, snapshot
-from ato.errors import AtoError
+from ato.tracking.registry import RegistryError as ProtocolRegistryError
+from ato.tracking.registry import RegistryVersion
+
+from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
+from .queries import VERSION_FROM as _VERSION_FROM
+from .queries import as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
 _URI = re.compile(r"ato://(?P<project>[^/@]+)/(?P<name>[^@]+?)(?:@(?P<ref>[^@/]+))?\Z")
 
 
-class RegistryError(AtoError, LookupError):
-    """A model, dataset, version or alias that does not exist or cannot be used as asked."""
+class RegistryError(ProtocolRegistryError):
+    """A model, dataset, version or alias that does not exist or cannot be used as asked
+    (the tracker protocol's :class:`ato.tracking.RegistryError`)."""
 
 
 class _BlobVanished(Exception):
@@ -72,6 +78,18 @@ class Version:
     @property
     def uri(self) -> str:
         return f"ato://{self.project}/{self.name}@v{self.version}"
+
+    def record(self) -> RegistryVersion:
+        """This version as the tracker protocol's frozen :class:`RegistryVersion`."""
+        return RegistryVersion(
+            project=self.project, kind=self.kind, name=self.name, version=self.version,
+            digest=self.digest, size=self.size, file_count=self.file_count, is_dir=self.is_dir,
+            source=self.source, reference=self.reference, store_url=self.store_url,
+            run_id=self.run_id, step=self.step,
+            score=None if self.score is None else float(self.score), meta=self.meta,
+            state=self.state, created_by=self.created_by, created_at=as_time(self.created_at),
+            aliases=tuple(sorted(self.aliases)), created=self.created,
+            hashed_files=self.hashed_files)
 
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in (
@@ -117,14 +135,6 @@ def default_store_url(db_url: str) -> str | None:
         base = os.path.splitext(os.path.abspath(url.database))[0]
         return "file://" + base + ".ato-store"
     return None
-
-
-_VERSION_COLUMNS = (
-    "v.id, p.name, a.kind, a.name, v.version, v.digest, v.size, v.file_count, v.is_dir, "
-    "v.source, v.reference, v.store_url, v.run_id, v.step, v.score, v.meta, v.state, "
-    "v.created_by, v.created_at")
-_VERSION_FROM = ("registry_versions v JOIN registry_assets a ON a.id = v.asset_id "
-                 "JOIN projects p ON p.id = a.project_id")
 
 
 def _version(row) -> Version:
