@@ -198,11 +198,12 @@ def test_model_version_lineage(api):
     assert data["version"]["version"] == 1
     made = data["produced_by"]
     assert made["run"]["id"] == api.info["a"] and made["run"]["status"] == "completed"
-    assert made["datasets"] == [{"name": "cifar10", "version": 1,
-                                 "digest": made["datasets"][0]["digest"]}]
+    assert [(d["kind"], d["name"], d["version"]) for d in made["inputs"]] == [
+        ("dataset", "cifar10", 1)]
+    assert len(made["inputs"][0]["digest"]) == 64
     v3 = api.get("/api/registry/version", params={"name": "resnet-cls", "kind": "model",
                                                   "ref": "v3"}).json()
-    assert [(d["name"], d["version"]) for d in v3["produced_by"]["datasets"]] == [
+    assert [(d["name"], d["version"]) for d in v3["produced_by"]["inputs"]] == [
         ("cifar10", 2), ("imagenet", 1)]
     outside = api.get("/api/registry/version", params={"name": "exported", "kind": "model",
                                                        "ref": "latest"}).json()
@@ -213,8 +214,8 @@ def test_dataset_version_runs_and_downstream(api):
     v1 = api.get("/api/registry/version", params={"name": "cifar10", "kind": "dataset",
                                                   "ref": "1"}).json()
     assert [r["id"] for r in v1["runs"]] == [api.info["a"]]
-    assert [(d["model"], d["version"]) for d in v1["downstream"]] == [
-        ("resnet-cls", 1), ("resnet-cls", 2)]
+    assert [(d["name"], d["version"], d["run"]) for d in v1["downstream"]] == [
+        ("resnet-cls", 1, api.info["a"]), ("resnet-cls", 2, api.info["a"])]
     assert v1["downstream"][0]["aliases"] == ["champion"]
     assert v1["version"]["storage"] == "in place" and v1["version"]["file_count"] == 2
     ref = api.get("/api/registry/version", params={"name": "imagenet", "kind": "dataset"}).json()
@@ -287,22 +288,28 @@ def test_a_database_without_registry_tables(tmp_path):
     assert not any(t.startswith("registry_") for t in tables)
 
 
-def test_a_backend_without_the_registry_capability(tmp_path):
-    """A finder that does not declare ``registry``: every registry answer says so."""
-    from ato.ui.registry import RegistryView
+def test_a_backend_without_the_registry_capability(reg_sqlite):
+    """A finder that does not declare ``registry``: every registry answer says so (200,
+    ``available: false``), and the run page still loads."""
+    from starlette.testclient import TestClient
 
-    class Finder:
-        plugin_name = "memory"
-        backend = object()
+    from ato.ui.app import create_app
 
-        def supports(self, capability):
-            return False
-
-    view = RegistryView(Finder())
-    for answer in (view.assets(), view.asset("m", "model"), view.version("m", "model", 1),
-                   view.run_io(1)):
-        assert answer["available"] is False
-        assert "'memory' tracker backend" in answer["reason"] and "registry" in answer["reason"]
+    url, info = reg_sqlite
+    with TestClient(create_app(url)) as c:
+        finder = c.app.state.store.finder
+        finder.capabilities = finder.capabilities - {"registry"}
+        answers = [c.get("/api/registry"),
+                   c.get("/api/registry/asset", params={"name": "resnet-cls", "kind": "model"}),
+                   c.get("/api/registry/version", params={"name": "resnet-cls",
+                                                          "kind": "model"}),
+                   c.get(f"/api/registry/run/{info['a']}")]
+        for resp in answers:
+            assert resp.status_code == 200
+            body = resp.json()
+            assert body["available"] is False
+            assert "'sql' tracker backend" in body["reason"] and "'registry'" in body["reason"]
+        assert c.get(f"/api/run/{info['a']}").status_code == 200
 
 
 # ---------------------------------------------------------------------------- browser
@@ -383,7 +390,7 @@ def test_browser_versions_history_and_lineage(rpage, reg_server):
     assert len(digest_cell.inner_text()) == 12 and len(digest_cell.get_attribute("title")) == 64
     # the latest version is selected: its lineage is shown
     assert rpage.get_attribute("[data-testid='lineage']", "data-version") == "3"
-    datasets = rpage.inner_text("[data-testid='lineage-datasets']")
+    datasets = rpage.inner_text("[data-testid='lineage-inputs']")
     assert "cifar10" in datasets and "imagenet" in datasets
     assert len(rpage.locator("[data-testid='alias-move']").all()) == 7
     rpage.shot("models-asset")
@@ -394,7 +401,7 @@ def test_browser_versions_history_and_lineage(rpage, reg_server):
     produced = rpage.inner_text("[data-testid='produced-by']")
     assert f"#{info['a']}" in produced and "completed" in produced
     assert rpage.get_attribute("[data-testid='config-link']", "href") == f"#/run/{info['a']}"
-    assert rpage.inner_text("[data-testid='lineage-datasets']").count("cifar10") == 1
+    assert rpage.inner_text("[data-testid='lineage-inputs']").count("cifar10") == 1
     # alias history filtered in the URL
     rpage.select_option("[data-testid='alias-filter']", "champion")
     rpage.wait_for_function("location.hash.includes('alias=champion')")
@@ -404,7 +411,7 @@ def test_browser_versions_history_and_lineage(rpage, reg_server):
     assert rpage.get_attribute("[data-testid='lineage']", "data-version") == "1"
     rpage.shot("models-asset-v1-champion")
     # the lineage's dataset link opens the dataset version: the runs and what they produced
-    rpage.click("[data-testid='lineage-datasets'] a")
+    rpage.click("[data-testid='lineage-inputs'] a")
     rpage.wait_for_selector("[data-testid='lineage-runs']")
     _ready_after_navigation(rpage)
     assert rpage.get_attribute("[data-testid='lineage']", "data-version") == "1"

@@ -27,9 +27,10 @@ Shapes (times are seconds since the Unix epoch, UTC):
 - alias move: ``{"alias", "from", "to", "actor", "run", "at"}`` (``from``/``to``
   ``None``: created/removed)
 
-The registry is read through the tracker protocol's finder (capability ``registry``:
-``registry_assets``, ``registry_versions``, ``alias_history``, ``run_lineage``,
-``runs_using``, ``produced_by``, ``downstream``); one adapter function per call below.
+The registry is read only through the tracker protocol's finder (capability ``registry``,
+:mod:`ato.tracking.registry`: ``registry_assets``, ``registry_versions``,
+``alias_history``, ``run_lineage``, ``runs_using``, ``produced_by``, ``downstream``), so
+any backend that declares it is shown; one adapter function per call below.
 """
 
 from __future__ import annotations
@@ -44,69 +45,24 @@ class NotFound(LookupError):
 
 
 def _get(obj, key, default=None):
-    """A field of a record that may be a dict or an object (dataclass)."""
+    """A field of a protocol record (a frozen dataclass; a plain dict works as well)."""
     if isinstance(obj, dict):
         return obj.get(key, default)
     return getattr(obj, key, default)
 
 
 def _unsupported_reason(finder) -> str | None:
-    """``None`` when the finder can answer registry questions, else why not."""
-    try:
-        if finder.supports("registry"):
-            return None
-    except ValueError:  # a core that does not know the capability yet
-        pass
-    if _sql_registry(finder) is not None:
+    """``None`` when the finder declares the ``registry`` capability, else why not."""
+    if finder.supports("registry"):
         return None
     name = getattr(finder, "plugin_name", "this")
     return (f"the {name!r} tracker backend does not record models or datasets (it does not "
             f"declare the 'registry' capability)")
 
 
-def _native(finder) -> bool:
-    try:
-        return finder.supports("registry")
-    except ValueError:
-        return False
-
-
-_FALLBACK: dict = {}
-
-
-def _sql_registry(finder):
-    """An ato-sql :class:`Registry` over the finder's own read-only engine, for an ato-sql
-    whose finder does not yet declare the ``registry`` capability (``None`` otherwise).
-    Built without its constructor, which would create missing tables: a dashboard never
-    writes."""
-    backend = getattr(finder, "backend", None)
-    engine = getattr(backend, "engine", None)
-    if engine is None:
-        return None
-    key = id(engine)
-    if key not in _FALLBACK:
-        try:
-            from ato.db_routers.sql.registry.core import Registry
-        except ImportError:
-            _FALLBACK[key] = None
-            return None
-        reg = Registry.__new__(Registry)
-        reg.url, reg.engine, reg.store_url = getattr(backend, "url", ""), engine, None
-        reg._cache, reg._stores = None, {}
-        reg._sqlite = engine.dialect.name == "sqlite"
-        _FALLBACK[key] = reg
-    return _FALLBACK[key]
-
-
-def _has_tables(reg) -> bool:
-    from sqlalchemy import inspect
-
-    with reg.engine.connect() as conn:
-        return "registry_assets" in set(inspect(conn).get_table_names())
-
-
 def _lookup(fn, *args, **kwargs):
-    """Call a registry read; an unknown name or ref becomes :class:`NotFound`."""
+    """Call a registry query; an unknown name or ref (``LookupError``) becomes
+    :class:`NotFound`."""
     try:
         return fn(*args, **kwargs)
     except LookupError as e:
@@ -114,91 +70,50 @@ def _lookup(fn, *args, **kwargs):
 
 
 # ---------------------------------------------------------------------------- adapters
-# One function per protocol call: the native finder method when the backend declares
-# ``registry``, else ato-sql's Registry on the same read-only engine.
+# One function per protocol call (ato.tracking.registry.RegistryFinder).
 def registry_assets(finder, kind=None, project=None) -> list:
-    if _native(finder):
-        return finder.registry_assets(kind=kind, project=project)
-    reg = _sql_registry(finder)
-    return reg.assets(kind=kind, project=project) if _has_tables(reg) else []
+    return finder.registry_assets(kind=kind, project=project)
 
 
 def registry_versions(finder, name, project=None, kind=None) -> list:
-    if _native(finder):
-        return _lookup(finder.registry_versions, name, project=project, kind=kind)
-    return _lookup(_sql_registry(finder).versions, name, project=project, kind=kind)
+    return _lookup(finder.registry_versions, name, project=project, kind=kind)
 
 
 def registry_version(finder, name, ref, project=None, kind=None):
-    """One version (by number or alias) — the entry of :func:`registry_versions` that
-    ``ref`` names."""
-    if not _native(finder):
-        return _lookup(_sql_registry(finder).get, name, ref, project=project, kind=kind)
+    """The version ``ref`` (a number, ``vN``, an alias or ``latest``) names, from
+    :func:`registry_versions`."""
     versions = registry_versions(finder, name, project=project, kind=kind)
     text = str(ref)
     number = text[1:] if text[:1] == "v" and text[1:].isdigit() else text
     for v in versions:
         if (str(_get(v, "version")) == number if number.isdigit()
-                else text in (_get(v, "aliases") or [])):
+                else text in (_get(v, "aliases") or ())):
             return v
-    raise NotFound(f"{kind or 'asset'} {name!r} has no version or alias {text!r}")
+    top = max((_get(v, "version") for v in versions), default=0)
+    what = f"version {number}" if number.isdigit() else f"alias {text!r}"
+    raise NotFound(f"{kind or 'asset'} {name!r} has no {what} (versions 1..{top})")
 
 
-def alias_history(finder, name, alias=None, project=None, kind=None) -> list:
-    if _native(finder):
-        return _lookup(finder.alias_history, name, alias=alias, project=project)
-    return _lookup(_sql_registry(finder).alias_history, name, alias=alias, project=project,
-                   kind=kind)
+def alias_history(finder, name, alias=None, project=None) -> list:
+    return _lookup(finder.alias_history, name, alias=alias, project=project)
 
 
 def runs_using(finder, name, ref=None, project=None) -> list:
-    if _native(finder):
-        return _lookup(finder.runs_using, name, ref=ref, project=project)
-    return _lookup(_sql_registry(finder).runs_using, name, ref, project=project)
+    return _lookup(finder.runs_using, name, ref=ref, project=project)
 
 
 def produced_by(finder, name, ref=None, project=None):
-    if _native(finder):
-        return _lookup(finder.produced_by, name, ref=ref, project=project)
-    return _lookup(_sql_registry(finder).produced_by, name, ref, project=project)
+    return _lookup(finder.produced_by, name, ref=ref, project=project)
 
 
 def downstream(finder, name, ref=None, project=None) -> list:
-    if _native(finder):
-        return _lookup(finder.downstream, name, ref=ref, project=project)
-    return _lookup(_sql_registry(finder).downstream, name, ref, project=project)
+    return _lookup(finder.downstream, name, ref=ref, project=project)
 
 
 def run_lineage(finder, run_id: int) -> tuple[list, list]:
     """``(inputs, outputs)``: the versions a run used and produced."""
-    if _native(finder):
-        lineage = finder.run_lineage(int(run_id))
-        return list(_get(lineage, "inputs") or []), list(_get(lineage, "outputs") or [])
-    reg = _sql_registry(finder)
-    if not _has_tables(reg):
-        return [], []
-    from ato.db_routers.sql.registry.core import _VERSION_COLUMNS, _VERSION_FROM, _version
-
-    rows = reg._read(f"SELECT {_VERSION_COLUMNS}, l.role FROM {_VERSION_FROM} JOIN "
-                     f"registry_links l ON l.version_id = v.id WHERE l.run_id = :r "
-                     f"ORDER BY a.kind, a.name, v.version", r=int(run_id))
-    aliases: dict = {}
-    ids = [r[0] for r in rows]
-    if ids:
-        from sqlalchemy import bindparam, text
-
-        with reg.engine.connect() as conn:
-            found = conn.execute(text("SELECT version_id, alias FROM registry_aliases WHERE "
-                                      "version_id IN :ids ORDER BY alias").bindparams(
-                bindparam("ids", expanding=True)), {"ids": ids}).fetchall()
-        for vid, alias in found:
-            aliases.setdefault(vid, []).append(alias)
-    inputs, outputs = [], []
-    for row in rows:
-        v = _version(row[:-1])
-        v.aliases = aliases.get(v.id, [])
-        (inputs if row[-1] == "input" else outputs).append(v)
-    return inputs, outputs
+    lineage = finder.run_lineage(int(run_id))
+    return list(_get(lineage, "inputs") or ()), list(_get(lineage, "outputs") or ())
 
 
 # ---------------------------------------------------------------------------- shapes
@@ -217,7 +132,8 @@ def version_row(v) -> dict:
             "run": _get(v, "run_id"), "created": _epoch(_get(v, "created_at")),
             "created_by": _get(v, "created_by"), "aliases": list(_get(v, "aliases") or []),
             "state": _get(v, "state"), "storage": _storage(v), "source": _get(v, "source"),
-            "reference": _get(v, "reference"), "meta": _finite_tree(_get(v, "meta")),
+            "reference": _get(v, "reference"),
+            "meta": None if _get(v, "meta") is None else _finite_tree(dict(_get(v, "meta"))),
             "uri": f"ato://{project}/{name}@v{number}"}
 
 
@@ -229,7 +145,8 @@ def asset_row(a) -> dict:
 
 
 def move_row(m) -> dict:
-    return {"alias": _get(m, "alias"), "from": _get(m, "from"), "to": _get(m, "to"),
+    return {"alias": _get(m, "alias"), "from": _get(m, "from_version"),
+            "to": _get(m, "to_version"),
             "actor": _get(m, "actor"), "run": _get(m, "run_id"), "at": _epoch(_get(m, "at"))}
 
 
@@ -269,17 +186,18 @@ class RegistryView:
                              f"pass project")
         project = _get(found[0], "project")
         versions = registry_versions(self.finder, name, project=project, kind=kind)
-        history = alias_history(self.finder, name, alias=alias, project=project, kind=kind)
+        history = [m for m in alias_history(self.finder, name, alias=alias, project=project)
+                   if _get(m, "kind", kind) == kind]
         return {"available": True, "asset": asset_row(found[0]),
                 "versions": [version_row(v) for v in reversed(list(versions))],
                 "history": [move_row(m) for m in history]}
 
     def version(self, name: str, kind: str, ref, project: str | None = None) -> dict:
         """One version and its lineage. A model: ``{"version", "produced_by": {"run":
-        {"id", "status", "start", "hash"} | None, "datasets": [{"name", "version",
-        "digest"}], "fingerprints": count}}``. A dataset: ``{"version", "runs": [{"id",
-        "project", "status", "start"}], "downstream": [{"run", "model", "version",
-        "aliases"}]}``. Raises :class:`NotFound`."""
+        {"id", "project", "status", "start"} | None, "inputs": [version…] (what the run
+        used), "fingerprints": count}}``. A dataset: ``{"version", "runs": [{"id",
+        "project", "status", "start"}], "downstream": [version…] (every version produced
+        by a run that used it)}``. Raises :class:`NotFound`."""
         reason = self._check()
         if reason:
             return {"available": False, "reason": reason}
@@ -291,21 +209,16 @@ class RegistryView:
             made = produced_by(self.finder, name, ref, project=project)
             run = _get(made, "run")
             out["produced_by"] = {
-                "run": None if not run else {
-                    "id": _get(run, "run_id"), "status": _get(run, "status"),
-                    "start": _epoch(_get(run, "start_time")),
-                    "hash": _get(run, "structural_hash")},
-                "datasets": [{"name": _get(d, "name"), "version": _get(d, "version"),
-                              "digest": _get(d, "digest")}
-                             for d in _get(made, "datasets") or []],
+                "run": None if run is None else {
+                    "id": _get(run, "run_id"), "project": _get(run, "project"),
+                    "status": _get(run, "status"), "start": _epoch(_get(run, "start_time"))},
+                "inputs": [version_row(d) for d in _get(made, "inputs") or ()],
                 "fingerprints": len(_get(made, "fingerprints") or {})}
         else:
             out["runs"] = [{"id": _get(r, "run_id"), "project": _get(r, "project"),
                             "status": _get(r, "status"), "start": _epoch(_get(r, "start_time"))}
                            for r in runs_using(self.finder, name, ref, project=project)]
-            out["downstream"] = [{"run": _get(d, "run_id"), "model": _get(d, "model"),
-                                  "version": _get(d, "version"),
-                                  "aliases": list(_get(d, "aliases") or [])}
+            out["downstream"] = [version_row(d)
                                  for d in downstream(self.finder, name, ref, project=project)]
         return out
 

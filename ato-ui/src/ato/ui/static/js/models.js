@@ -162,10 +162,11 @@ async function renderLineage(box, kind, name, project, ref) {
       el("span", { class: `status s-${r.status}`, text: r.status }), ` started ${fmtTime(r.start)} · `,
       el("a", { href: `#/run/${Number(r.id)}`, testid: "config-link", text: "its config" }),
       ` · ${made.fingerprints} code fingerprint${made.fingerprints === 1 ? "" : "s"}`),
-    el("h3", { text: "datasets it used" }),
-    made.datasets.length ? table("lineage-datasets", ["dataset", "version", "digest"], made.datasets.map((d) => el("tr", {},
-      el("td", {}, el("a", { href: assetHref("dataset", d.name, project, d.version), text: d.name })),
-      el("td", { text: `v${d.version}` }), el("td", {}, digest(d.digest)))))
+    el("h3", { text: "what it used" }),
+    made.inputs.length ? table("lineage-inputs", ["name", "kind", "version", "digest", "data"], made.inputs.map((d) => el("tr", {},
+      el("td", {}, el("a", { href: assetHref(d.kind, d.name, d.project, d.version), text: d.name })),
+      el("td", { text: d.kind }), el("td", { text: `v${d.version}` }), el("td", {}, digest(d.digest)),
+      el("td", {}, storageLabel(d)))))
       : el("p", { class: "muted", text: "no dataset recorded" }));
     return;
   }
@@ -175,8 +176,8 @@ async function renderLineage(box, kind, name, project, ref) {
       el("td", {}, el("span", { class: `status s-${r.status}`, text: r.status })), el("td", { text: fmtTime(r.start) }))))
       : el("p", { class: "muted", text: "no run used this version" }),
     el("h3", { text: "what they produced" }),
-    data.downstream.length ? table("lineage-downstream", ["model", "version", "aliases", "run"], data.downstream.map((d) => el("tr", {},
-      el("td", {}, el("a", { href: assetHref("model", d.model, project, d.version), text: d.model })),
+    data.downstream.length ? table("lineage-downstream", ["name", "version", "aliases", "run"], data.downstream.map((d) => el("tr", {},
+      el("td", {}, el("a", { href: assetHref(d.kind, d.name, d.project, d.version), text: d.name })),
       el("td", { text: `v${d.version}` }), el("td", {}, aliasChips(d.aliases)), el("td", {}, runLink(d.run)))))
       : el("p", { class: "muted", text: "no model produced from it" }));
 }
