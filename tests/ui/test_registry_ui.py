@@ -374,6 +374,11 @@ def test_browser_models_page_lists_and_filters(rpage):
     rpage.open(rpage.url.split("/", 3)[3])
     assert rpage.get_attribute("[data-testid='asset-count']", "data-count") == "1"
     assert rpage.input_value("[data-testid='kind-select']") == "dataset"
+    # the project picker filters the list and keeps the page
+    rpage.select_option("[data-testid='project-select']", "nlp")
+    rpage.wait_for_selector("[data-testid='no-assets']")
+    assert "#/models" in rpage.url and "project=nlp" in rpage.url
+    assert "in project nlp" in rpage.inner_text("[data-testid='no-assets']")
 
 
 def test_browser_versions_history_and_lineage(rpage, reg_server):

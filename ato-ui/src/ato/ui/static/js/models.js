@@ -82,7 +82,7 @@ export async function renderModels(view, parts, params) {
         el("td", { class: "num", text: fmtBytes(a.size) }),
         el("td", { class: "desc", text: a.description ?? "" }))))
       : el("p", { class: "muted", testid: "no-assets", text: data.assets.length ? "nothing matches the filter"
-        : "no models or datasets registered yet (logger.log_model / logger.use_dataset)" }));
+        : `no ${kind ? kind + "s" : "models or datasets"} registered${params.get("project") ? ` in project ${params.get("project")}` : ""} yet (logger.log_model / logger.use_dataset)` }));
   }
   fill();
   return null;
@@ -183,13 +183,18 @@ async function renderLineage(box, kind, name, project, ref) {
 }
 
 // ---------------------------------------------------------------------------- run page
-// The "Inputs" and "Outputs" sections of a run page.
-export async function appendRunIO(view, runId) {
+// A run's inputs and outputs: a promise that never rejects (an error is its "error").
+export function fetchRunIO(runId) {
+  return api(`registry/run/${runId}`).catch((e) => ({ error: e.message }));
+}
+
+// The "Inputs" and "Outputs" sections of a run page, from fetchRunIO's promise.
+export async function appendRunIO(view, pending) {
   const box = el("section", { class: "box run-io", testid: "run-io" });
   view.append(box);
-  let data;
-  try { data = await api(`registry/run/${runId}`); } catch (e) {
-    box.append(el("p", { class: "error", text: `inputs and outputs: ${e.message}` }));
+  const data = await pending;
+  if (data.error) {
+    box.append(el("p", { class: "error", testid: "run-io-error", text: `inputs and outputs: ${data.error}` }));
     return;
   }
   if (!data.available) {
