@@ -263,6 +263,34 @@ def test_bad_requests_say_what_was_wrong(api, path, params, status, fragment):
     assert fragment in resp.json()["error"]
 
 
+def test_a_model_and_a_dataset_of_the_same_name(tmp_path, monkeypatch):
+    """Both pages work; the alias history, which the protocol cannot ask by kind, says
+    why it is missing instead of failing the page."""
+    from starlette.testclient import TestClient
+
+    from ato.db_routers.sql.registry.core import Registry
+    from ato.ui.app import create_app
+
+    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
+    url = f"sqlite:///{tmp_path / 'twin.db'}"
+    with _logger(_config(url, str(tmp_path / "store"))):
+        pass
+    (tmp_path / "twin.bin").write_bytes(b"twin")
+    reg = Registry(url, store=str(tmp_path / "store"))
+    reg.log_model("vision", "twin", tmp_path / "twin.bin")
+    reg.use_dataset("vision", "twin", tmp_path / "twin.bin")
+    with TestClient(create_app(url)) as c:
+        for kind in ("model", "dataset"):
+            params = {"name": "twin", "kind": kind, "project": "vision"}
+            page = c.get("/api/registry/asset", params=params)
+            assert page.status_code == 200
+            page = page.json()
+            assert [v["kind"] for v in page["versions"]] == [kind]
+            assert page["history"] or "ambiguous" in page["history_error"]
+            version = c.get("/api/registry/version", params=params).json()
+            assert version["version"]["kind"] == kind
+
+
 def test_a_database_without_registry_tables(tmp_path):
     """A database of an earlier schema (no registry tables) has nothing registered; the
     dashboard never creates the tables."""
