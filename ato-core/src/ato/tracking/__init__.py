@@ -295,6 +295,10 @@ class Finder:
         self.require("registry", "find what a dataset version fed")
         return self.backend.downstream(name, ref=ref, project=project)
 
+    def resolve(self, uri: str, verify: bool = True) -> str:
+        self.require("registry", f"resolve {uri}")
+        return self.backend.resolve(uri, verify=verify)
+
     # ------------------------------------------------------------------ optional
     def get_artifacts(self, run_id: int) -> list[Artifact]:
         self.require("artifacts", "list a run's artifacts")

@@ -234,12 +234,22 @@ class RegistryFinder(Protocol):
         """What version ``ref`` of dataset ``name`` fed: every version produced by a run
         that used it, by (run id, name, version)."""
 
+    def resolve(self, uri: str, verify: bool = True) -> str:
+        """The local path of ``ato://project/name@ref`` (``ref`` as above; none: latest),
+        checked against the version's digest unless ``verify=False``: a stored file, a
+        read-only checkout of a stored directory, the original path of data recorded in
+        place (which must still hold that content), or the URI of a reference.  Writes
+        nothing to the tracker (a backend may materialise a checkout in its artifact store).
+
+        Errors: :class:`RegistryError` for a malformed URI, an unknown version, content
+        that was collected, is missing or no longer matches its digest."""
+
 
 #: The logger members the ``registry`` capability adds.
 REGISTRY_LOGGER_MEMBERS = ("use_dataset", "use_reference", "log_model")
 #: The finder members the ``registry`` capability adds.
 REGISTRY_FINDER_MEMBERS = ("registry_assets", "registry_versions", "alias_history",
-                           "run_lineage", "runs_using", "produced_by", "downstream")
+                           "run_lineage", "runs_using", "produced_by", "downstream", "resolve")
 
 __all__ = ["KINDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS", "VERSION_STATES",
            "AliasEvent", "Lineage", "Provenance", "RegistryAsset", "RegistryError",

@@ -351,6 +351,14 @@ class SQLFinder:
     def downstream(self, name, ref=None, project=None):
         return self._registry_reader.downstream(name, ref=ref, project=project)
 
+    def resolve(self, uri, verify=True):
+        from ato.db_routers.sql.registry.core import Registry, RegistryError, parse_uri
+
+        parse_uri(uri)  # a malformed URI is named before anything else
+        if not self._registry_reader._available():
+            raise RegistryError(f"{uri}: {self.url} holds no models or datasets")
+        return Registry(self.url, engine=self.engine).resolve(uri, verify=verify)
+
     def find_best_run(self, project_name: str, metric_key: str, mode: str = "max"):
         """The run that logged the single best value of ``metric_key`` (any step)."""
         if mode not in _MODES:

@@ -151,17 +151,22 @@ class Registry:
 
     ``store`` is the artifact-store URL new blobs go to (default:
     :func:`default_store_url`); ``cache`` the :class:`~ato.artifacts.StatCache` (default:
-    the per-user one).
+    the per-user one); ``engine`` an open engine to use as is (a finder's read-only one,
+    for reading and :meth:`resolve`: the schema is then neither checked nor upgraded).
     """
 
-    def __init__(self, url: str, store: str | None = None, cache: StatCache | None = None):
-        from ato.db_routers.sql.engine import get_engine
-
-        from .schema import ensure_registry_schema
-
+    def __init__(self, url: str, store: str | None = None, cache: StatCache | None = None,
+                 engine=None):
         self.url = url
-        self.engine = get_engine(url)
-        ensure_registry_schema(self.engine)
+        if engine is None:
+            from ato.db_routers.sql.engine import get_engine
+
+            from .schema import ensure_registry_schema
+
+            self.engine = get_engine(url)
+            ensure_registry_schema(self.engine)
+        else:  # a finder's read-only engine: reading and resolving only
+            self.engine = engine
         self.store_url = store or default_store_url(url)
         self._cache = cache
         self._sqlite = self.engine.dialect.name == "sqlite"
