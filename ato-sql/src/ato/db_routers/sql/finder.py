@@ -324,11 +324,26 @@ class SQLFinder:
                 self._inspect()  # a registry created after this finder opened
             return self._registry
 
-        def runs(ids):
-            params: dict = {}
-            return self._runs(f"e.id IN ({self._in_list('r', ids, params)})", **params)
+        return RegistryReader(self._rows, available, self._run_uses)
 
-        return RegistryReader(self._rows, available, runs)
+    def _run_uses(self, ids) -> list:
+        """``RunUse`` records (effective status, no config parsed) of these run ids."""
+        from ato.tracking.registry import RunUse
+
+        params: dict = {}
+        heartbeat = "e.heartbeat_at" if self._heartbeat else "NULL"
+        rows = self._rows(f"SELECT e.id, p.name, e.status, e.start_time, {heartbeat} FROM "
+                          f"experiments e JOIN projects p ON p.id = e.project_id WHERE e.id IN "
+                          f"({self._in_list('r', ids, params)}) ORDER BY e.id", **params)
+        cutoff = self._cutoff()
+        out = []
+        for run_id, project, status, start, beat in rows:
+            start, beat = _record_time(start), _record_time(beat)
+            last = beat or start
+            if status == "running" and last is not None and last < cutoff:
+                status = "crashed"
+            out.append(RunUse(run_id, project, status, start))
+        return out
 
     def registry_assets(self, kind=None, project=None):
         return self._registry_reader.registry_assets(kind=kind, project=project)

@@ -67,8 +67,8 @@ def _sort_key(v: RegistryVersion):
 class RegistryReader:
     """Read-only registry queries over ``read``; ``available()`` says whether the database
     has the registry's tables (a database of schema < 4 opened read-only has none: it then
-    holds no models or datasets).  ``runs(ids)`` returns the protocol's ``Run`` records of
-    those ids (for effective statuses); without it, the recorded status is reported."""
+    holds no models or datasets).  ``runs(ids)`` returns :class:`RunUse` records of those
+    ids with their effective statuses; without it, the recorded status is reported."""
 
     def __init__(self, read: Callable, available: Callable[[], bool] = lambda: True,
                  runs: Callable | None = None):
@@ -135,9 +135,10 @@ class RegistryReader:
         if not rows:
             return []
         aliases: dict = {}
+        ids = {f"i{i}": r[0] for i, r in enumerate(rows)}
         for alias, vid in self._read(
-                f"SELECT al.alias, al.version_id FROM registry_aliases al WHERE al.version_id "
-                f"IN (SELECT v.id FROM {VERSION_FROM} WHERE {where})", **params):
+                f"SELECT alias, version_id FROM registry_aliases WHERE version_id IN "
+                f"({', '.join(':' + k for k in ids)})", **ids):
             aliases.setdefault(vid, []).append(alias)
         return [(r[0], version_record(r, aliases.get(r[0], ()))) for r in rows]
 
@@ -214,8 +215,7 @@ class RegistryReader:
         if not run_ids:
             return []
         if self._runs is not None:
-            return [RunUse(r.id, r.project_name, r.status, r.start_time)
-                    for r in sorted(self._runs(run_ids), key=lambda r: r.id)]
+            return sorted(self._runs(run_ids), key=lambda r: r.run_id)
         params = {f"r{i}": r for i, r in enumerate(run_ids)}
         names = ", ".join(f":{k}" for k in params)
         return [RunUse(r[0], r[1], r[2], as_time(r[3])) for r in self._read(
