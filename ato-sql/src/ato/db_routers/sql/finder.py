@@ -326,15 +326,15 @@ class SQLFinder:
 
         return RegistryReader(self._rows, available, self._run_uses)
 
-    def _run_uses(self, ids) -> list:
-        """``RunUse`` records (effective status, no config parsed) of these run ids."""
+    def _run_uses(self, where: str, **params) -> list:
+        """``RunUse`` records (effective status, no config parsed) of the runs ``where``
+        (a condition on ``experiments e``) selects, by id."""
         from ato.tracking.registry import RunUse
 
-        params: dict = {}
         heartbeat = "e.heartbeat_at" if self._heartbeat else "NULL"
         rows = self._rows(f"SELECT e.id, p.name, e.status, e.start_time, {heartbeat} FROM "
-                          f"experiments e JOIN projects p ON p.id = e.project_id WHERE e.id IN "
-                          f"({self._in_list('r', ids, params)}) ORDER BY e.id", **params)
+                          f"experiments e JOIN projects p ON p.id = e.project_id WHERE {where} "
+                          f"ORDER BY e.id", **params)
         cutoff = self._cutoff()
         out = []
         for run_id, project, status, start, beat in rows:
