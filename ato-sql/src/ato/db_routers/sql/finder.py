@@ -522,3 +522,14 @@ class SQLFinder:
         return {"project_name": project_name, "trace_id": trace_id,
                 "static_trace_versions": int(counts.get("static", 0)),
                 "runtime_trace_versions": int(counts.get("runtime", 0))}
+
+
+def _protocol_docstrings() -> None:
+    """The registry members document themselves with the protocol's docstrings."""
+    from ato.tracking.registry import REGISTRY_FINDER_MEMBERS, RegistryFinder
+
+    for name in REGISTRY_FINDER_MEMBERS:
+        getattr(SQLFinder, name).__doc__ = getattr(RegistryFinder, name).__doc__
+
+
+_protocol_docstrings()
