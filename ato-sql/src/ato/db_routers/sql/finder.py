@@ -324,11 +324,26 @@ class SQLFinder:
                 self._inspect()  # a registry created after this finder opened
             return self._registry
 
-        def runs(ids):
-            params: dict = {}
-            return self._runs(f"e.id IN ({self._in_list('r', ids, params)})", **params)
+        return RegistryReader(self._rows, available, self._run_uses)
 
-        return RegistryReader(self._rows, available, runs)
+    def _run_uses(self, where: str, **params) -> list:
+        """``RunUse`` records (effective status, no config parsed) of the runs ``where``
+        (a condition on ``experiments e``) selects, by id."""
+        from ato.tracking.registry import RunUse
+
+        heartbeat = "e.heartbeat_at" if self._heartbeat else "NULL"
+        rows = self._rows(f"SELECT e.id, p.name, e.status, e.start_time, {heartbeat} FROM "
+                          f"experiments e JOIN projects p ON p.id = e.project_id WHERE {where} "
+                          f"ORDER BY e.id", **params)
+        cutoff = self._cutoff()
+        out = []
+        for run_id, project, status, start, beat in rows:
+            start, beat = _record_time(start), _record_time(beat)
+            last = beat or start
+            if status == "running" and last is not None and last < cutoff:
+                status = "crashed"
+            out.append(RunUse(run_id, project, status, start))
+        return out
 
     def registry_assets(self, kind=None, project=None):
         return self._registry_reader.registry_assets(kind=kind, project=project)
@@ -507,3 +522,14 @@ class SQLFinder:
         return {"project_name": project_name, "trace_id": trace_id,
                 "static_trace_versions": int(counts.get("static", 0)),
                 "runtime_trace_versions": int(counts.get("runtime", 0))}
+
+
+def _protocol_docstrings() -> None:
+    """The registry members document themselves with the protocol's docstrings."""
+    from ato.tracking.registry import REGISTRY_FINDER_MEMBERS, RegistryFinder
+
+    for name in REGISTRY_FINDER_MEMBERS:
+        getattr(SQLFinder, name).__doc__ = getattr(RegistryFinder, name).__doc__
+
+
+_protocol_docstrings()

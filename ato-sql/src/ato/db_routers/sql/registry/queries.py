@@ -67,8 +67,9 @@ def _sort_key(v: RegistryVersion):
 class RegistryReader:
     """Read-only registry queries over ``read``; ``available()`` says whether the database
     has the registry's tables (a database of schema < 4 opened read-only has none: it then
-    holds no models or datasets).  ``runs(ids)`` returns the protocol's ``Run`` records of
-    those ids (for effective statuses); without it, the recorded status is reported."""
+    holds no models or datasets).  ``runs(where, **params)`` returns :class:`RunUse` records,
+    by id, of the runs a condition on ``experiments e`` selects, with their effective
+    statuses; without it, the recorded status is reported."""
 
     def __init__(self, read: Callable, available: Callable[[], bool] = lambda: True,
                  runs: Callable | None = None):
@@ -128,18 +129,31 @@ class RegistryReader:
                                 f"(versions 1..{top or 0}; aliases: {', '.join(known) or 'none'})")
         return rows[0][0]
 
-    def _versions(self, where: str, order: str = " ORDER BY v.id", **params
-                  ) -> list[tuple[int, RegistryVersion]]:
-        rows = self._read(f"SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE {where}{order}",
+    def _versions(self, where: str, order: str = " ORDER BY v.id", from_: str = VERSION_FROM,
+                  **params) -> list[tuple[int, RegistryVersion]]:
+        """``(id, version)`` of the versions ``where`` selects in ``from_`` (which joins
+        ``registry_versions v``, ``registry_assets a``, ``projects p``), each once, with their
+        aliases (one more query, on the same join)."""
+        rows = self._read(f"SELECT {VERSION_COLUMNS} FROM {from_} WHERE {where}{order}",
                           **params)
         if not rows:
             return []
         aliases: dict = {}
         for alias, vid in self._read(
-                f"SELECT al.alias, al.version_id FROM registry_aliases al WHERE al.version_id "
-                f"IN (SELECT v.id FROM {VERSION_FROM} WHERE {where})", **params):
+                f"SELECT DISTINCT al.alias, al.version_id FROM {from_} JOIN registry_aliases al "
+                f"ON al.version_id = v.id WHERE {where}", **params):
             aliases.setdefault(vid, []).append(alias)
-        return [(r[0], version_record(r, aliases.get(r[0], ()))) for r in rows]
+        seen: dict = {}
+        for r in rows:
+            if r[0] not in seen:
+                seen[r[0]] = version_record(r, aliases.get(r[0], ()))
+        return list(seen.items())
+
+    def _linked(self, links: str, where: str, **params) -> list[RegistryVersion]:
+        """Versions reached through ``links`` (registry_links aliases ending in ``lv``)."""
+        from_ = (f"{links} JOIN registry_versions v ON v.id = lv.version_id JOIN registry_assets "
+                 f"a ON a.id = v.asset_id JOIN projects p ON p.id = a.project_id")
+        return [v for _, v in self._versions(where, "", from_, **params)]
 
     def version(self, version_id: int, created: bool = False, hashed_files: int = 0
                 ) -> RegistryVersion:
@@ -204,44 +218,37 @@ class RegistryReader:
         if not self._available():
             return Lineage(run_id)
         inputs, outputs = (
-            sorted((v for _, v in self._versions(
-                "v.id IN (SELECT version_id FROM registry_links WHERE run_id = :r AND "
-                "role = :role)", r=run_id, role=role)), key=_sort_key)
+            sorted(self._linked("registry_links lv", "lv.run_id = :r AND lv.role = :role",
+                                r=run_id, role=role), key=_sort_key)
             for role in ("input", "output"))
         return Lineage(run_id, tuple(inputs), tuple(outputs))
 
-    def _run_uses(self, run_ids: list[int]) -> list[RunUse]:
-        if not run_ids:
-            return []
+    def _run_uses(self, where: str, **params) -> list[RunUse]:
+        """The runs ``where`` selects (on ``experiments e``), by id."""
         if self._runs is not None:
-            return [RunUse(r.id, r.project_name, r.status, r.start_time)
-                    for r in sorted(self._runs(run_ids), key=lambda r: r.id)]
-        params = {f"r{i}": r for i, r in enumerate(run_ids)}
-        names = ", ".join(f":{k}" for k in params)
+            return self._runs(where, **params)
         return [RunUse(r[0], r[1], r[2], as_time(r[3])) for r in self._read(
             f"SELECT e.id, p.name, e.status, e.start_time FROM experiments e JOIN projects p "
-            f"ON p.id = e.project_id WHERE e.id IN ({names}) ORDER BY e.id", **params)]
+            f"ON p.id = e.project_id WHERE {where} ORDER BY e.id", **params)]
 
     def runs_using(self, name: str, ref=None, project: str | None = None) -> list[RunUse]:
         vid = self.version_id(name, ref, project, "dataset")
-        ids = [r[0] for r in self._read("SELECT run_id FROM registry_links WHERE version_id = :v "
-                                        "AND role = 'input' ORDER BY run_id", v=vid)]
-        return self._run_uses(ids)
+        return self._run_uses("e.id IN (SELECT run_id FROM registry_links WHERE version_id = :v "
+                              "AND role = 'input')", v=vid)
 
     def produced_by(self, name: str, ref=None, project: str | None = None) -> Provenance:
         version = self.version(self.version_id(name, ref, project, "model"))
         if version.run_id is None:
             return Provenance(version)
-        uses = self._run_uses([version.run_id])
+        uses = self._run_uses("e.id = :r", r=version.run_id)
         if not uses:
             return Provenance(version)
         config = self._read("SELECT config FROM experiments WHERE id = :r", r=version.run_id)
         fingerprints = {f"{t} ({k})": f for t, k, f in self._read(
             "SELECT trace_id, trace_type, fingerprint FROM fingerprints WHERE run_id = :r "
             "ORDER BY trace_id, trace_type", r=version.run_id)}
-        inputs = [v for _, v in self._versions(
-            "v.id IN (SELECT version_id FROM registry_links WHERE run_id = :r AND "
-            "role = 'input')", r=version.run_id)]
+        inputs = self._linked("registry_links lv", "lv.run_id = :r AND lv.role = 'input'",
+                              r=version.run_id)
         from ato.db_routers.sql import values
 
         return Provenance(version, uses[0], values.loads(config[0][0]) if config else None,
@@ -251,8 +258,7 @@ class RegistryReader:
                    ) -> list[RegistryVersion]:
         vid = self.version_id(name, ref, project, "dataset")
         return sorted(
-            (v for _, v in self._versions(
-                "v.id IN (SELECT lo.version_id FROM registry_links li JOIN registry_links lo "
-                "ON lo.run_id = li.run_id AND lo.role = 'output' WHERE li.version_id = :d "
-                "AND li.role = 'input')", d=vid)),
+            self._linked("registry_links li JOIN registry_links lv ON lv.run_id = li.run_id "
+                         "AND lv.role = 'output'", "li.version_id = :d AND li.role = 'input'",
+                         d=vid),
             key=lambda v: (v.run_id if v.run_id is not None else -1, v.name, v.version))
