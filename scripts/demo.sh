@@ -10,11 +10,11 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import ato.hyperopt, ato.
   .venv/bin/pip install -q --disable-pip-version-check -e ./ato-core -e ./ato-formats \
     -e ./ato-sql -e ./ato-hyperopt -e ./ato-mmlab -e ./ato-ui numpy scikit-learn
 fi
-rm -f demo.db demo.db-wal demo.db-shm
+rm -rf demo.db demo.db-wal demo.db-shm demo.ato-store   # the database and its model store
 run() { echo; echo "\$ python examples/demo/train.py $*"; .venv/bin/python examples/demo/train.py "$@"; }
 run manual                                        # what can be configured, in applying order
 run manual --why train.lr wide train.lr=0.05      # every write behind one value
 run "${@:-wide}"                                  # the job: search, train, track, report
 echo
-echo "Open these runs in the dashboard (runs, live charts, compare, the HyperBand ladder):"
+echo "Open these runs in the dashboard (runs, live charts, compare, the HyperBand ladder, models):"
 echo "  .venv/bin/ato ui sqlite:///demo.db --open"

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -51,6 +52,12 @@ def main(url: str, out: str) -> None:
     }
     if studies:
         pages["ui-search"] = f"#/search/{studies[0]['study']}"
+    from ato.ui.registry import RegistryView
+
+    models = [a for a in RegistryView(store.finder).assets("model")["assets"]]
+    if models:  # the models page: versions, lineage of the latest, alias history
+        pages["ui-models"] = (f"#/models/model/{quote(models[0]['name'], safe='')}"
+                              f"?project={quote(models[0]['project'], safe='')}")
     base = serve(url)
     Path(out).mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:

@@ -3,8 +3,10 @@
 A two-layer neural network learns to read handwritten digits (scikit-learn's 8x8 digits,
 which ship inside the package: nothing is downloaded).  Ato configures it (views, CLI
 overrides, `manual`), searches its learning rate, width and batch size with HyperBand
-(visible progress on a terminal), tracks every trial and the final training in SQLite, and
-ends by printing the best run and the `ato runs` tables.
+(visible progress on a terminal), tracks every trial and the final training in SQLite,
+records which version of the data the final training read and registers its checkpoints
+as versions of the model `digits-mlp` (alias `candidate`), and ends by printing the best
+run, the `ato runs` tables and `ato models list`.
 
     python examples/demo/train.py                       # the whole job
     python examples/demo/train.py wide train.epochs=30  # a named view and an override
@@ -16,6 +18,9 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -76,8 +81,14 @@ def load_data(seed: int):
     return (x[order[:split]], y[order[:split]]), (x[order[split:]], y[order[split:]])
 
 
-def fit(cfg, epochs: int, data, logger=None) -> float:
-    """Train the network for ``epochs``; return the validation accuracy."""
+def data_file() -> Path:
+    """The file `load_data` reads (inside scikit-learn): the dataset version recorded."""
+    return Path(str(resources.files("sklearn.datasets.data") / "digits.csv.gz"))
+
+
+def fit(cfg, epochs: int, data, logger=None, checkpoint=None) -> float:
+    """Train the network for ``epochs``; return the validation accuracy.
+    ``checkpoint(epoch, weights, accuracy)`` is called after each epoch when given."""
     (xt, yt), (xv, yv) = data
     rng = np.random.default_rng(cfg.train.seed)
     hidden = cfg.model.hidden
@@ -108,6 +119,8 @@ def fit(cfg, epochs: int, data, logger=None) -> float:
         accuracy = float((np.argmax(act(xv @ w1 + b1) @ w2 + b2, 1) == yv).mean())
         if logger is not None:
             logger.log_metrics({"train_loss": loss / len(xt), "val_accuracy": accuracy}, epoch)
+        if checkpoint is not None:
+            checkpoint(epoch, {"w1": w1, "b1": b1, "w2": w2, "b2": b2}, accuracy)
     return accuracy
 
 
@@ -143,9 +156,30 @@ def main(cfg):
     final.train.lr, final.train.batch_size = best.train.lr, best.train.batch_size
     final.model.hidden = best.model.hidden
     print(f"== final training: {cfg.train.epochs} epochs with the best settings")
-    with SQLLogger(final) as logger:
+    with SQLLogger(final) as logger, tempfile.TemporaryDirectory() as tmp:
         run_id = logger.get_current_run_id()
-        accuracy = fit(final, cfg.train.epochs, data, logger)
+        # the data this run read: recorded in place (its digest, not a copy)
+        logger.use_dataset("digits", data_file(), description="scikit-learn's 8x8 digits")
+        every = max(1, cfg.train.epochs // 3)
+        best = [-1.0]
+
+        def checkpoint(epoch, weights, accuracy):
+            last = epoch + 1 == cfg.train.epochs
+            if (epoch + 1) % every and not last:
+                return
+            path = Path(tmp) / "digits-mlp.npz"
+            np.savez(path, **weights)
+            # stored content-addressed; 'best' follows the best so far (each move is
+            # recorded), 'candidate' marks the last; this run keeps its best 2 by score
+            aliases = (["best"] if accuracy > best[0] else []) + (["candidate"] if last else [])
+            best[0] = max(best[0], accuracy)
+            version = logger.log_model("digits-mlp", path, step=epoch, score=accuracy, keep=2,
+                                       aliases=aliases,
+                                       description="two-layer MLP on the digits")
+            print(f"   epoch {epoch + 1}: digits-mlp v{version.version} "
+                  f"(val_accuracy {accuracy:.3f}{', ' if aliases else ''}{', '.join(aliases)})")
+
+        accuracy = fit(final, cfg.train.epochs, data, logger, checkpoint)
     print(f"   run {run_id}: val_accuracy {accuracy:.3f}\n")
 
     finder = SQLFinder(cfg)
@@ -160,6 +194,10 @@ def main(cfg):
          "objective,val_accuracy", "--last", "8"])
     print(f"\n$ ato runs best --db {url} --project digits --metric val_accuracy")
     ato(["runs", "best", "--db", url, "--project", "digits", "--metric", "val_accuracy"])
+    print(f"\n$ ato models list --db {url}")
+    ato(["models", "list", "--db", url])
+    print(f"\n$ ato data list --db {url}")
+    ato(["data", "list", "--db", url])
     return accuracy
 
 

@@ -10,12 +10,15 @@ import time
 
 import pytest
 
+import ato.artifacts as artifacts
 from ato.artifacts import (
+    KERNEL_COPY_MIN,
     RACY_WINDOW_COARSE_NS,
     RACY_WINDOW_NS,
     ArtifactStoreError,
     LocalStore,
     StatCache,
+    copy_file_hashing,
     copy_hashing,
     hash_file,
     open_store,
@@ -88,6 +91,78 @@ class TestHashing:
         (tmp_path / "empty").mkdir()
         with pytest.raises(ArtifactStoreError, match="empty: the directory holds no files"):
             snapshot(tmp_path / "empty")
+
+
+class TestKernelCopy:
+    """``copy_file_hashing``: the kernel copies while a thread hashes the source; any sign
+    that the source changed meanwhile falls back to the one-pass copy."""
+
+    @pytest.fixture
+    def big(self, tmp_path):
+        data = os.urandom(KERNEL_COPY_MIN + 12_345)
+        path = _write(tmp_path / "big.bin", data)
+        _age(path)
+        return path, data
+
+    def _copy(self, src, dst):
+        with open(src, "rb", buffering=0) as s, open(dst, "wb", buffering=0) as d:
+            return copy_file_hashing(s, d)
+
+    def test_large_file_takes_the_kernel_path(self, big, tmp_path, monkeypatch):
+        path, data = big
+        monkeypatch.setattr(artifacts, "copy_hashing", None)  # would fail if called
+        blob = self._copy(path, tmp_path / "out")
+        assert blob == (hashlib.sha256(data).hexdigest(), len(data))
+        assert (tmp_path / "out").read_bytes() == data
+
+    def test_source_written_during_the_copy_falls_back(self, big, tmp_path, monkeypatch):
+        """The hashed bytes are always the stored bytes, even when someone writes the
+        source while the kernel copies it."""
+        path, data = big
+        real = os.copy_file_range
+        edited = []
+
+        def copy_and_edit(*args):
+            if not edited:
+                with open(path, "r+b") as f:
+                    f.seek(100)
+                    f.write(b"EDITED")
+                edited.append(True)
+            return real(*args)
+
+        monkeypatch.setattr(os, "copy_file_range", copy_and_edit)
+        blob = self._copy(path, tmp_path / "out")
+        stored = (tmp_path / "out").read_bytes()
+        assert blob.digest == hashlib.sha256(stored).hexdigest() and stored == path.read_bytes()
+        assert stored[100:106] == b"EDITED" and blob.size == len(data)
+
+    def test_a_kernel_that_cannot_copy_falls_back(self, big, tmp_path, monkeypatch):
+        import errno
+
+        def refuse(*args):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+        path, data = big
+        blob = self._copy(path, tmp_path / "out")
+        assert blob.digest == hashlib.sha256(data).hexdigest()
+        assert (tmp_path / "out").read_bytes() == data
+
+    def test_a_just_written_file_waits_out_the_racy_window(self, tmp_path, monkeypatch):
+        data = os.urandom(KERNEL_COPY_MIN)
+        path = _write(tmp_path / "fresh.bin", data)
+        monkeypatch.setattr(artifacts, "copy_hashing", None)
+        start = time.time_ns()
+        blob = self._copy(path, tmp_path / "out")
+        assert blob.digest == hashlib.sha256(data).hexdigest()
+        assert time.time_ns() - os.stat(path).st_mtime_ns >= RACY_WINDOW_NS
+        assert time.time_ns() - start < 5 * 10**9
+
+    def test_store_put_uses_it(self, big, tmp_path):
+        path, data = big
+        blob = LocalStore(tmp_path / "store").put(path)
+        assert blob.digest == hashlib.sha256(data).hexdigest()
+        assert hash_file(LocalStore(tmp_path / "store").path(blob.digest)) == blob
 
 
 class TestStatCache:
@@ -182,6 +257,38 @@ class TestStatCache:
         cache._conn().execute("UPDATE tree SET digests = 'xyz'")
         assert cache.load_tree(str(tmp_path / "t")) == {}
         assert snapshot(tmp_path / "t", cache).hashed == 1
+
+    def test_unchanged_tree_answers_from_one_row(self, tmp_path):
+        """The fast path (same walk, same packed stats) gives the same digest, size and —
+        built on demand — the same sorted files as hashing everything."""
+        names = ["b/x", "a.txt", "a/b", "a-b", "z", "a/c/d", "é/ü.bin"]
+        for i, name in enumerate(names):
+            _write(tmp_path / "t" / name, bytes([i]) * (i + 1))
+        _settle()
+        cache = StatCache()
+        first = snapshot(tmp_path / "t", cache)
+        fast = snapshot(tmp_path / "t", cache)
+        plain = snapshot(tmp_path / "t")
+        assert (fast.hashed, fast.file_count, fast._files) == (0, len(names), None)
+        assert (fast.digest, fast.size) == (first.digest, first.size) == (plain.digest,
+                                                                          plain.size)
+        assert fast.files == plain.files and [f.path for f in fast.files] == sorted(names)
+
+    def test_renamed_and_added_files_are_seen(self, tmp_path):
+        for name in ("a", "b", "c"):
+            _write(tmp_path / "t" / name, name.encode() * 10)
+        _settle()
+        cache = StatCache()
+        before = snapshot(tmp_path / "t", cache)
+        os.rename(tmp_path / "t" / "b", tmp_path / "t" / "bb")
+        _settle()
+        moved = snapshot(tmp_path / "t", cache)
+        assert moved.digest != before.digest and moved.hashed == 1
+        assert [f.path for f in moved.files] == ["a", "bb", "c"]
+        _write(tmp_path / "t" / "d" / "e", b"new")
+        _settle()
+        added = snapshot(tmp_path / "t", cache)
+        assert added.hashed == 1 and added.file_count == 4
 
     def test_lost_cache_costs_only_rehashing(self, tmp_path):
         """Deleting the cache file gives the same digest, read again."""

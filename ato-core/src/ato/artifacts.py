@@ -8,12 +8,14 @@ which is what a plain path or a ``file://`` URL opens.
 
 Guarantees of :meth:`LocalStore.put`:
 
-- the bytes are hashed while they are copied (one read of the source), into a temporary
-  file inside the store, which is ``fsync``-ed and renamed into place: a process killed at
-  any moment leaves either no blob or a complete one (plus, at worst, a temporary file that
-  ``ato store gc`` removes);
-- identical content is stored once; memory stays bounded (two 4 MiB buffers) whatever the
-  file size.
+- the bytes are copied into a temporary file inside the store while they are hashed —
+  a large file by the kernel (``copy_file_range``) while a second thread hashes the source,
+  checked against racy edits (:func:`copy_file_hashing`); a small or suspect one in one
+  pass (:func:`copy_hashing`) — then ``fsync``-ed and renamed into place: a process killed
+  at any moment leaves either no blob or a complete one (plus, at worst, a temporary file
+  that ``ato store gc`` removes);
+- identical content is stored once; memory stays bounded (one 1 MiB buffer, or two of
+  4 MiB in one pass) whatever the file size.
 
 The :class:`StatCache` remembers ``(size, mtime_ns, inode, ctime_ns) -> digest`` per path so
 unchanged files are not read again.  Like git's index it distrusts an entry whose file was
@@ -51,6 +53,10 @@ TEMP_GRACE_S = 3600.0
 
 class ArtifactStoreError(AtoError, OSError):
     """A store could not be opened, or a blob is missing or does not match its digest."""
+
+
+class MissingPathError(ArtifactStoreError, FileNotFoundError):
+    """The file or directory to hash or store does not exist."""
 
 
 class Blob(NamedTuple):
@@ -114,6 +120,97 @@ def copy_hashing(src, dst, buffer_size: int = COPY_BUFFER) -> Blob:
     return Blob(h.hexdigest(), size)
 
 
+#: Files smaller than this are stored by :func:`copy_hashing` (one pass in user space).
+KERNEL_COPY_MIN = 8 << 20
+
+
+def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino, a.st_dev) == (
+        b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino, b.st_dev)
+
+
+def copy_file_hashing(src, dst, buffer_size: int = HASH_BUFFER) -> Blob:
+    """Copy the open regular file ``src`` to the open file ``dst`` and return the SHA-256
+    and size of what was copied — as :func:`copy_hashing`, but faster for large files.
+
+    The copy runs in the kernel (``os.copy_file_range``: no bytes pass through Python)
+    while a second thread hashes the source with ``os.preadv`` into one preallocated
+    buffer; both read the page cache, so the source is read from disk once and the two
+    overlap on two cores.  Because the copied and the hashed bytes are read separately,
+    they are the same bytes only if nobody wrote the source meanwhile; this is checked the
+    way git's index checks for racy edits:
+
+    - before starting, the source's last change (mtime and ctime) must be older than
+      :data:`RACY_WINDOW_NS` (a write within the clock's granularity of an earlier one could
+      leave both unchanged); a younger file waits out the rest of that window (at most
+      0.1 s) — or, on a file system with whole-second timestamps, takes the one-pass path;
+    - after both finish, ``fstat`` must show the same size, mtime, ctime, inode and device,
+      and both sides must have seen exactly ``size`` bytes.
+
+    Whenever a check fails, or the kernel cannot copy between these files (another file
+    system on an old kernel, a platform without ``copy_file_range``), ``dst`` is truncated
+    and :func:`copy_hashing` (one read: the hashed bytes are the written bytes) does the
+    work.  Files below :data:`KERNEL_COPY_MIN` bytes always take that path.
+    """
+    fd, out = src.fileno(), dst.fileno()
+    before = os.fstat(fd)
+    if (before.st_size < KERNEL_COPY_MIN or not stat.S_ISREG(before.st_mode)
+            or not hasattr(os, "copy_file_range") or not hasattr(os, "preadv")):
+        return copy_hashing(src, dst)
+    window = RACY_WINDOW_COARSE_NS if before.st_mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
+    if window == RACY_WINDOW_NS:
+        wait = max(before.st_mtime_ns, before.st_ctime_ns) + window - time.time_ns()
+        if wait > 0:
+            time.sleep(wait / 1e9)
+    if _racy(before, time.time_ns()):
+        return copy_hashing(src, dst)
+    import hashlib
+
+    size = before.st_size
+    h = hashlib.sha256()
+    hashed = [0]
+    failed: list = []
+
+    def hash_source():
+        buf = bytearray(buffer_size)
+        mv = memoryview(buf)
+        offset = 0
+        try:
+            while offset < size:
+                n = os.preadv(fd, [mv[:min(buffer_size, size - offset)]], offset)
+                if not n:
+                    break
+                h.update(mv[:n])
+                offset += n
+        except BaseException as e:  # reported after the join
+            failed.append(e)
+        hashed[0] = offset
+
+    worker = threading.Thread(target=hash_source, name="ato-hash", daemon=True)
+    worker.start()
+    copied = 0
+    fallback = False
+    try:
+        while copied < size:
+            n = os.copy_file_range(fd, out, size - copied, copied, copied)
+            if not n:
+                break
+            copied += n
+    except OSError:
+        fallback = True  # e.g. EXDEV / ENOSYS / EINVAL: this kernel cannot copy these
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+    after = os.fstat(fd)
+    if fallback or copied != size or hashed[0] != size or not _same_file_state(before, after):
+        os.ftruncate(out, 0)
+        os.lseek(out, 0, os.SEEK_SET)
+        src.seek(0)
+        return copy_hashing(src, dst)
+    return Blob(h.hexdigest(), size)
+
+
 def tree_digest(entries) -> str:
     """The digest of a directory: SHA-256 over its files sorted by relative path, one line
     ``<path>\\0<size>\\0<sha256>\\n`` each (paths use ``/`` on every operating system)."""
@@ -153,8 +250,12 @@ def default_cache_dir() -> str:
 
 
 def _racy(st: os.stat_result, hashed_ns: int) -> bool:
-    window = RACY_WINDOW_COARSE_NS if st.st_mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
-    return st.st_mtime_ns + window >= hashed_ns or st.st_ctime_ns + window >= hashed_ns
+    return _racy_values(st.st_mtime_ns, st.st_ctime_ns, hashed_ns)
+
+
+def _racy_values(mtime_ns: int, ctime_ns: int, hashed_ns: int) -> bool:
+    window = RACY_WINDOW_COARSE_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
+    return mtime_ns + window >= hashed_ns or ctime_ns + window >= hashed_ns
 
 
 class StatCache:
@@ -185,45 +286,71 @@ class StatCache:
                          "mtime_ns INTEGER, ino INTEGER, ctime_ns INTEGER, digest TEXT, "
                          "hashed_ns INTEGER) WITHOUT ROWID")
             # one row per directory, read in one go (like git's index) for large trees:
-            # relative paths joined by NUL, digests concatenated, and five signed 64-bit
-            # integers per file (size, mtime_ns, inode, ctime_ns, hashed_ns)
+            # relative paths in walk order joined by NUL, digests concatenated, four signed
+            # 64-bit integers per file (size, mtime_ns, inode, ctime_ns; size -1 marks an
+            # entry that was racy when stored), hashed_ns per file, the tree's digest and size
+            columns = [r[1] for r in conn.execute("PRAGMA table_info(tree)")]
+            if columns and "stats" not in columns:
+                conn.execute("DROP TABLE IF EXISTS tree")  # an earlier layout: only a cache
             conn.execute("CREATE TABLE IF NOT EXISTS tree (root TEXT PRIMARY KEY, paths TEXT, "
-                         "digests TEXT, nums BLOB) WITHOUT ROWID")
+                         "digests TEXT, stats BLOB, hashed BLOB, digest TEXT, size INTEGER) "
+                         "WITHOUT ROWID")
             self._local.conn = conn
         return conn
 
+    def tree_row(self, root: str):
+        """The raw row remembered for directory ``root``: ``(paths, stats, digests, digest,
+        size)`` as stored (see :meth:`store_tree`), or ``None``."""
+        return self._conn().execute("SELECT paths, stats, digests, digest, size FROM tree "
+                                    "WHERE root = ?", (root,)).fetchone()
+
     def load_tree(self, root: str) -> dict:
         """``{relative path: (size, mtime_ns, inode, ctime_ns, digest, hashed_ns)}`` remembered
-        for the directory ``root`` (``{}`` when none, or when the row is inconsistent)."""
-        row = self._conn().execute("SELECT paths, digests, nums FROM tree WHERE root = ?",
-                                   (root,)).fetchone()
+        for the directory ``root`` (``{}`` when none, or when the row is inconsistent); an
+        entry that was racy when stored has size -1, so it matches no file."""
+        row = self._conn().execute("SELECT paths, digests, stats, hashed FROM tree WHERE "
+                                   "root = ?", (root,)).fetchone()
         if row is None or not row[0]:
             return {}
         import array
 
         paths = row[0].split("\0")
         digests = row[1] or ""
-        nums = array.array("q")
-        nums.frombytes(row[2] or b"")
+        stats, hashed = array.array("q"), array.array("q")
+        stats.frombytes(row[2] or b"")
+        hashed.frombytes(row[3] or b"")
         n = len(paths)
-        if len(digests) != 64 * n or len(nums) != 5 * n:
+        if len(digests) != 64 * n or len(stats) != 4 * n or len(hashed) != n:
             return {}
-        return {p: (nums[5 * i], nums[5 * i + 1], nums[5 * i + 2] % (1 << 64), nums[5 * i + 3],
-                    digests[64 * i:64 * i + 64], nums[5 * i + 4]) for i, p in enumerate(paths)}
+        return {p: (stats[4 * i], stats[4 * i + 1], stats[4 * i + 2] % (1 << 64),
+                    stats[4 * i + 3], digests[64 * i:64 * i + 64], hashed[i])
+                for i, p in enumerate(paths)}
 
-    def store_tree(self, root: str, entries: dict) -> None:
+    def store_tree(self, root: str, entries: dict, digest: str | None = None,
+                   size: int | None = None) -> None:
         """Remember ``{relative path: (size, mtime_ns, inode, ctime_ns, digest, hashed_ns)}``
-        for the directory ``root``, replacing what was there."""
+        (in the order the directory is walked) for the directory ``root``, replacing what
+        was there; ``digest``/``size`` are the tree's (computed when not given).  An entry
+        hashed within the racy window of its mtime or ctime is stored so that it never
+        matches (the file is read again next time)."""
         import array
 
         paths = list(entries)
-        nums = array.array("q")
+        stats, hashed = array.array("q"), array.array("q")
+        total = 0
         for p in paths:
-            size, mtime, ino, ctime, _digest, hashed = entries[p]
-            nums.extend((size, mtime, ino - (1 << 64) if ino >= 1 << 63 else ino, ctime, hashed))
-        row = (root, "\0".join(paths), "".join(entries[p][4] for p in paths), nums.tobytes())
-        self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO tree VALUES (?, ?, ?, ?)",
-                                              row))
+            fsize, mtime, ino, ctime, _digest, when = entries[p]
+            racy = fsize >= 0 and _racy_values(mtime, ctime, when)
+            stats.extend((-1 if racy else fsize, mtime,
+                          ino - (1 << 64) if ino >= 1 << 63 else ino, ctime))
+            hashed.append(when)
+            total += max(fsize, 0)
+        if digest is None:
+            digest = tree_digest((p, e[0], e[4]) for p, e in entries.items())
+        row = (root, "\0".join(paths), "".join(entries[p][4] for p in paths), stats.tobytes(),
+               hashed.tobytes(), digest, total if size is None else size)
+        self._write(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO tree VALUES (?, ?, ?, ?, ?, ?, ?)", row))
 
     def _write(self, work) -> None:
         import sqlite3
@@ -290,16 +417,59 @@ class FileEntry(NamedTuple):
     source: str
 
 
-class Snapshot(NamedTuple):
+class Snapshot:
     """The content of a file or directory: ``digest`` is the file's SHA-256 for a file and
-    :func:`tree_digest` for a directory; ``files`` are sorted by path; ``hashed`` counts the
+    :func:`tree_digest` for a directory; ``size`` the bytes of all files; ``file_count``
+    their number; ``files`` the :class:`FileEntry` tuple sorted by path (built on first
+    access: an unchanged tree answers without one object per file); ``hashed`` counts the
     files actually read (the others came from the stat cache)."""
 
-    digest: str
-    size: int
-    is_dir: bool
-    files: tuple[FileEntry, ...]
-    hashed: int
+    __slots__ = ("digest", "size", "is_dir", "hashed", "file_count", "_files", "_build")
+
+    def __init__(self, digest: str, size: int, is_dir: bool, files=None, hashed: int = 0,
+                 *, file_count: int | None = None, build=None):
+        self.digest, self.size, self.is_dir, self.hashed = digest, size, is_dir, hashed
+        self._files = None if files is None else tuple(files)
+        self._build = build
+        self.file_count = len(self._files) if file_count is None else file_count
+
+    @property
+    def files(self) -> tuple[FileEntry, ...]:
+        if self._files is None:
+            self._files = tuple(sorted(self._build(), key=lambda f: f.path))
+            self._build = None
+        return self._files
+
+    def __repr__(self):
+        return (f"Snapshot({self.digest[:12]}, size={self.size}, is_dir={self.is_dir}, "
+                f"files={self.file_count}, hashed={self.hashed})")
+
+
+def _scan(root: str):
+    """The regular files under ``root`` in walk order (``os.scandir``, depth first), as
+    ``(relative posix paths, packed array('q') of size, mtime_ns, inode, ctime_ns per
+    file)``: one ``stat`` per file from its directory entry, nothing else kept per file.
+    Symbolic links to files are followed; links to directories are not (no cycles)."""
+    import array
+
+    rels: list[str] = []
+    stats = array.array("q")
+    add, pack = rels.append, stats.extend
+    stack = [("", root)]
+    while stack:
+        rel, directory = stack.pop()
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((f"{rel}{entry.name}/", entry.path))
+                elif entry.is_file():
+                    st = entry.stat()
+                    add(rel + entry.name)
+                    try:
+                        pack((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+                    except OverflowError:  # an inode number of 2**63 or more
+                        pack((st.st_size, st.st_mtime_ns, st.st_ino - (1 << 64), st.st_ctime_ns))
+    return rels, stats
 
 
 def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
@@ -307,65 +477,92 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
     """Hash a file or a directory tree, reusing ``cache`` for unchanged files; the files of
     a directory are hashed by ``workers`` threads (default: one per CPU).
 
+    An unchanged directory costs one walk (a ``stat`` per file from its directory entry),
+    one read of its cache row and one comparison of the packed stat values with it.
+
     ``hasher(absolute path) -> digest`` replaces plain hashing of the files the cache does
-    not know, e.g. ``lambda p: store.put(p).digest`` to store while hashing (one read)."""
+    not know, e.g. ``lambda p: store.put(p).digest`` to store while hashing (one read).
+
+    Errors: :class:`MissingPathError` for a missing path, :class:`ArtifactStoreError` for an
+    empty directory."""
     path = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise ArtifactStoreError(f"{path}: no such file or directory") from None
+        raise MissingPathError(f"{path}: no such file or directory") from None
     if stat.S_ISDIR(st.st_mode):
-        listing = walk_files(path)
-        if not listing:
-            raise ArtifactStoreError(f"{path}: the directory holds no files")
-        is_dir = True
+        return _snapshot_tree(path, cache, workers, hasher)
+    known = cache.lookup([(path, st)]) if cache is not None else {}
+    if path in known:
+        digest, hashed = known[path], 0
     else:
-        listing = [(os.path.basename(path), path, st)]
-        is_dir = False
-    tree: dict = {}
-    if cache is None:
-        known = {}
-    elif is_dir:
-        tree = cache.load_tree(path)
-        known = {}
-        for rel, a, s in listing:
-            e = tree.get(rel)
-            if (e is not None and e[0] == s.st_size and e[1] == s.st_mtime_ns
-                    and e[2] == s.st_ino and e[3] == s.st_ctime_ns and not _racy(s, e[5])):
-                known[a] = e[4]
-    else:
-        known = cache.lookup([(a, s) for _, a, s in listing])
-    todo = [(a, s) for _, a, s in listing if a not in known]
-    fresh: dict[str, str] = {}
+        started = time.time_ns()  # before the file is read: the racy rule's reference
+        digest = hasher(path) if hasher is not None else hash_file(path).digest
+        hashed = 1
+        if cache is not None:
+            cache.store([(path, st, digest, started)])
+    entry = FileEntry(os.path.basename(path), st.st_size, digest, path)
+    return Snapshot(digest, st.st_size, False, (entry,), hashed)
+
+
+def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
+    rels, stats = _scan(root)
+    n = len(rels)
+    if not n:
+        raise ArtifactStoreError(f"{root}: the directory holds no files")
+    joined = "\0".join(rels)
+
+    def source(rel: str) -> str:
+        return os.path.join(root, *rel.split("/"))
+
+    row = cache.tree_row(root) if cache is not None else None
+    if (row is not None and row[0] == joined and row[1] == stats.tobytes()
+            and row[2] is not None and len(row[2]) == 64 * n and row[3]):
+        digests = row[2]  # unchanged: every entry matched, none was racy
+
+        def build():
+            return [FileEntry(rel, stats[4 * i], digests[64 * i:64 * i + 64], source(rel))
+                    for i, rel in enumerate(rels)]
+
+        return Snapshot(row[3], int(row[4]), True, hashed=0, file_count=n, build=build)
+    cached = cache.load_tree(root) if row is not None else {}
+    digest_of: dict[str, str] = {}
+    todo: list[str] = []
+    hashed_at: dict[str, int] = {}
+    for i, rel in enumerate(rels):
+        e = cached.get(rel)
+        if (e is not None and e[0] == stats[4 * i] and e[1] == stats[4 * i + 1]
+                and e[2] == stats[4 * i + 2] % (1 << 64) and e[3] == stats[4 * i + 3]):
+            digest_of[rel] = e[4]
+            hashed_at[rel] = e[5]
+        else:
+            todo.append(rel)
     started = time.time_ns()  # before any file is read: the racy rule's reference
     if todo:
+        one_digest = hasher or (lambda p: hash_file(p).digest)
 
-        digest_of = hasher or (lambda p: hash_file(p).digest)
-
-        def one(item):
-            return item[0], digest_of(item[0])
+        def one(rel):
+            return rel, one_digest(source(rel))
 
         if len(todo) == 1:
-            fresh = dict([one(todo[0])])
+            digest_of.update([one(todo[0])])
         else:
             from concurrent.futures import ThreadPoolExecutor
 
-            n = workers or os.cpu_count() or 1
-            with ThreadPoolExecutor(n, thread_name_prefix="ato-hash") as pool:
-                fresh = dict(pool.map(one, todo, chunksize=max(1, len(todo) // (n * 16))))
-        if cache is not None and not is_dir:
-            cache.store([(a, s, fresh[a], started) for a, s in todo])
-    files = tuple([FileEntry(rel, s.st_size, known.get(a) or fresh[a], a)
-                   for rel, a, s in listing])
-    if cache is not None and is_dir and (todo or len(tree) != len(listing)):
-        cache.store_tree(path, {rel: (s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns,
-                                      f.digest, tree[rel][5] if f.source in known else started)
-                                for (rel, _a, s), f in zip(listing, files)})
-    if is_dir:
-        digest = tree_digest((f.path, f.size, f.digest) for f in files)
-    else:
-        digest = files[0].digest
-    return Snapshot(digest, sum(f.size for f in files), is_dir, files, len(todo))
+            k = workers or os.cpu_count() or 1
+            with ThreadPoolExecutor(k, thread_name_prefix="ato-hash") as pool:
+                digest_of.update(pool.map(one, todo, chunksize=max(1, len(todo) // (k * 16))))
+    files = [FileEntry(rel, stats[4 * i], digest_of[rel], source(rel))
+             for i, rel in enumerate(rels)]
+    files.sort(key=lambda f: f.path)
+    digest = tree_digest((f.path, f.size, f.digest) for f in files)
+    total = sum(f.size for f in files)
+    if cache is not None:
+        cache.store_tree(root, {rel: (stats[4 * i], stats[4 * i + 1], stats[4 * i + 2] % (1 << 64),
+                                      stats[4 * i + 3], digest_of[rel],
+                                      hashed_at.get(rel, started))
+                                for i, rel in enumerate(rels)}, digest, total)
+    return Snapshot(digest, total, True, files, len(todo))
 
 
 # --------------------------------------------------------------------------- the seam
@@ -427,7 +624,7 @@ class LocalStore:
         tmp = os.path.join(self._tmp, f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
         try:
             with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
-                blob = copy_hashing(src, dst)
+                blob = copy_file_hashing(src, dst)
                 os.fsync(dst.fileno())
             target = self.path(blob.digest)
             if os.path.isfile(target):

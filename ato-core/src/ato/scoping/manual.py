@@ -35,7 +35,7 @@ def render(scopes, trigger: str) -> str:
 def explain(scopes: dict, inv, trigger: str) -> str:
     routed = _cli.route(inv.items, scopes)
     for name, scope in scopes.items():
-        scope._apply(routed[name])
+        scope._apply(routed[name], resolve_uris=False)  # show ato:// values as written
     blocks = []
     multi = len(scopes) > 1
     if inv.why_all:

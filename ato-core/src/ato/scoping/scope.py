@@ -298,7 +298,7 @@ class Scope:
         stderr and exit status 2 (searches build their base config this way)."""
         return _run_cli_phase(self, "build")
 
-    def _apply(self, items: list) -> ADict:
+    def _apply(self, items: list, resolve_uris: bool = True) -> ADict:
         global _current
         config = self._initial.clone()
         self._config = config
@@ -330,6 +330,10 @@ class Scope:
                 app.replay = False
                 for view in lazy:
                     self._run_view(app, view, config, "lazy view")
+                if resolve_uris and mentions_uri(config):
+                    from ato.tracking.uris import resolve_config_uris
+
+                    resolve_config_uris(config, recorder)
         finally:
             _current = previous
         config._finish_build()
@@ -439,6 +443,19 @@ class Scope:
 
     def __repr__(self):
         return f"Scope(name={self.name!r}, views={self.public_view_names()!r})"
+
+
+def mentions_uri(value) -> bool:
+    """Whether ``value`` (a config, mapping, list or scalar) holds an ``ato://`` string: the
+    build then resolves them (:mod:`ato.tracking.uris`, imported only in that case)."""
+    if isinstance(value, str):
+        return value.startswith("ato://")
+    data = getattr(value, "_data", value)  # an ADict, without counting a user access
+    if isinstance(data, Mapping):
+        return any(mentions_uri(v) for v in data.values())
+    if isinstance(value, (list, tuple)):
+        return any(mentions_uri(v) for v in value)
+    return False
 
 
 def _caller_location() -> str:

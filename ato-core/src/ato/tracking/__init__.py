@@ -40,10 +40,26 @@ from ato.tracking.protocol import (
     TrackerLogger,
 )
 from ato.tracking.reduce import check_max_points, reduce_points
+from ato.tracking.registry import (
+    REGISTRY_FINDER_MEMBERS,
+    REGISTRY_LOGGER_MEMBERS,
+    AliasEvent,
+    Lineage,
+    Provenance,
+    RegistryAsset,
+    RegistryError,
+    RegistryFinder,
+    RegistryLogger,
+    RegistryVersion,
+    RunUse,
+)
 from ato.tracking.where import WhereError, matches, parse_where
 
 __all__ = [
-    "CAPABILITIES", "ORDER_FIELDS", "STATUSES", "Artifact", "CapabilityError", "Finder",
+    "CAPABILITIES", "ORDER_FIELDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS",
+    "STATUSES", "AliasEvent", "Artifact", "CapabilityError", "Finder", "Lineage", "Provenance",
+    "RegistryAsset", "RegistryError", "RegistryFinder", "RegistryLogger", "RegistryVersion",
+    "RunUse",
     "Fingerprint", "MetricPoint", "MetricSeries", "MetricSummary", "Project", "Run",
     "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "WhereError", "check_query",
     "flatten", "matches", "open_finder", "open_logger", "parse_where", "reduce_points", "tracker_config",
@@ -244,6 +260,45 @@ class Finder:
             raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
         return self.backend.find_best_run(project_name, metric_key, mode=mode)
 
+    # ------------------------------------------------------------------ registry
+    def registry_assets(self, kind: str | None = None, project: str | None = None
+                        ) -> list[RegistryAsset]:
+        self.require("registry", "list models and datasets")
+        if kind is not None and kind not in ("model", "dataset"):
+            raise ValueError(f"kind must be 'model' or 'dataset', not {kind!r}")
+        return self.backend.registry_assets(kind=kind, project=project)
+
+    def registry_versions(self, name: str, project: str | None = None,
+                          kind: str | None = None) -> list[RegistryVersion]:
+        self.require("registry", "list a model's or dataset's versions")
+        return self.backend.registry_versions(name, project=project, kind=kind)
+
+    def alias_history(self, name: str, alias: str | None = None, project: str | None = None
+                      ) -> list[AliasEvent]:
+        self.require("registry", "read an alias history")
+        return self.backend.alias_history(name, alias=alias, project=project)
+
+    def run_lineage(self, run_id: int) -> Lineage:
+        self.require("registry", "read a run's inputs and outputs")
+        return self.backend.run_lineage(int(run_id))
+
+    def runs_using(self, name: str, ref=None, project: str | None = None) -> list[RunUse]:
+        self.require("registry", "find the runs that used a version")
+        return self.backend.runs_using(name, ref=ref, project=project)
+
+    def produced_by(self, name: str, ref=None, project: str | None = None) -> Provenance:
+        self.require("registry", "find what produced a model version")
+        return self.backend.produced_by(name, ref=ref, project=project)
+
+    def downstream(self, name: str, ref=None, project: str | None = None
+                   ) -> list[RegistryVersion]:
+        self.require("registry", "find what a dataset version fed")
+        return self.backend.downstream(name, ref=ref, project=project)
+
+    def resolve(self, uri: str, verify: bool = True) -> str:
+        self.require("registry", f"resolve {uri}")
+        return self.backend.resolve(uri, verify=verify)
+
     # ------------------------------------------------------------------ optional
     def get_artifacts(self, run_id: int) -> list[Artifact]:
         self.require("artifacts", "list a run's artifacts")
@@ -288,4 +343,6 @@ for _name in (*REQUIRED_FINDER_MEMBERS, "get_artifacts", "get_fingerprints",
               "get_metric_series", "get_metric_points_since"):
     # the facade's members document themselves with the protocol's docstrings
     getattr(Finder, _name).__doc__ = getattr(TrackerFinder, _name).__doc__
+for _name in REGISTRY_FINDER_MEMBERS:
+    getattr(Finder, _name).__doc__ = getattr(RegistryFinder, _name).__doc__
 del _name

@@ -42,7 +42,10 @@ ORDER_FIELDS = ("id", "start_time", "end_time", "status", "project_name")
 #:   history is filtered in Python).
 #: - ``heartbeat``: running runs refresh a heartbeat, so a dead process shows as
 #:   ``crashed`` after ``stale_after`` seconds.
-CAPABILITIES = frozenset({"where", "artifacts", "fingerprints", "series", "since", "heartbeat"})
+#: - ``registry``: the logger has ``use_dataset``/``use_reference``/``log_model`` and the
+#:   finder the read-only registry and lineage queries of :mod:`ato.tracking.registry`.
+CAPABILITIES = frozenset({"where", "artifacts", "fingerprints", "series", "since", "heartbeat",
+                          "registry"})
 
 
 # --------------------------------------------------------------------------- records

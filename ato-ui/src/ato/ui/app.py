@@ -10,6 +10,7 @@ Endpoints (all ``GET``; errors are ``{"error": message}`` with status 400/404):
                                    ``0`` = all), ``step_min``, ``step_max``, ``times``
                                    (``0``: leave the timestamps out)
 ``/api/studies``, ``/api/study``   tracked searches and one study's trials (``study``)
+``/api/registry…``                 models and datasets (:mod:`ato.ui.registry`)
 ``/api/live``                      Server-Sent Events: ``runs``, ``cursor`` (JSON
                                    ``{run_id: {key: last_step}}``); sends ``points`` and
                                    ``status`` events as the tracker changes
@@ -42,6 +43,7 @@ from starlette.staticfiles import StaticFiles
 
 from ato.errors import AtoError
 from ato.ui.data import BadRequest, Store, check_database, dumps
+from ato.ui.registry import routes as registry_routes
 
 STATIC = Path(str(resources.files("ato.ui") / "static"))
 COOKIE = "ato_ui_token"
@@ -320,6 +322,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         Route("/api/studies", handler(studies)),
         Route("/api/study", handler(study)),
         Route("/api/live", handler(live)),
+        *registry_routes(store, call, handler, _json),
         Route("/api/{rest:path}", not_found),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -114,6 +114,11 @@ class Store:
         self.stale_after = stale_after
         self._finder = _open_finder(url, stale_after)
 
+    @property
+    def finder(self):
+        """The read-only protocol finder this store reads (for :mod:`ato.ui.registry`)."""
+        return self._finder
+
     # ------------------------------------------------------------------ helpers
     def display_url(self) -> str:
         """The URL without its password."""

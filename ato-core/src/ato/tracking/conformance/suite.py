@@ -15,14 +15,22 @@ from datetime import datetime, timedelta, timezone
 from ato.adict import ADict
 from ato.tracking import (
     CAPABILITIES,
+    REGISTRY_FINDER_MEMBERS,
+    REGISTRY_LOGGER_MEMBERS,
+    AliasEvent,
     Artifact,
     Finder,
     Fingerprint,
+    Lineage,
     MetricPoint,
     MetricSeries,
     MetricSummary,
     Project,
+    Provenance,
+    RegistryError,
+    RegistryVersion,
     Run,
+    RunUse,
     TrackerFinder,
     TrackerLogger,
     WhereError,
@@ -541,3 +549,139 @@ class TrackerConformance:
         finally:
             logger.finish()
         assert open_finder(url, stale_after=0.1).find_run(run_id).status == "completed"
+
+    # ------------------------------------------------------------------ registry
+    @fixture
+    def registry(self, finder, tmp_path, monkeypatch):
+        """Skips unless the backend declares ``registry``; points ``$ATO_STORE`` and
+        ``$ATO_CACHE_DIR`` (Ato's artifact store and stat cache) at fresh directories."""
+        if not finder.supports("registry"):
+            pytest.skip("backend does not declare the 'registry' capability")
+        monkeypatch.setenv("ATO_STORE", str(tmp_path / "registry-store"))
+        monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "registry-cache"))
+        return finder
+
+    @staticmethod
+    def _files(root, files: dict):
+        for rel, data in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return root
+
+    def test_registry_members(self, url, project, registry):
+        logger = self.logger(url, project)
+        missing = [m for m in REGISTRY_LOGGER_MEMBERS if not callable(getattr(logger, m, None))]
+        assert not missing, f"the logger declares 'registry' but lacks {missing}"
+        backend = registry.backend
+        missing = [m for m in REGISTRY_FINDER_MEMBERS if not callable(getattr(backend, m, None))]
+        assert not missing, f"the finder declares 'registry' but lacks {missing}"
+
+    def test_dataset_versions_follow_content(self, url, project, registry, tmp_path):
+        """Same bytes, same version (``created`` False); changed bytes, version N+1."""
+        tree = self._files(tmp_path / "données", {"train/0.bin": b"a" * 100,
+                                                   "train/1.bin": b"b" * 10, "labels.txt": b"x"})
+        logger = self.logger(url, project)
+        first_run = logger.run()
+        v1 = logger.use_dataset("cifar", tree)
+        again = logger.use_dataset("cifar", str(tree))
+        logger.finish()
+        assert isinstance(v1, RegistryVersion) and v1.created and not again.created
+        assert (v1.project, v1.kind, v1.name, v1.version) == (project, "dataset", "cifar", 1)
+        assert again.version == 1 and again.digest == v1.digest
+        assert len(v1.digest) == 64 and int(v1.digest, 16) >= 0
+        assert (v1.size, v1.file_count, v1.is_dir, v1.reference) == (111, 3, True, None)
+        assert "latest" in v1.aliases and v1.uri == f"ato://{project}/cifar@v1"
+        (tree / "train/1.bin").write_bytes(b"c" * 12)
+        second_run = logger.run()
+        v2 = logger.use_dataset("cifar", tree, aliases=["gold"])
+        logger.finish()
+        assert (v2.version, v2.created, v2.size) == (2, True, 113) and v2.digest != v1.digest
+        versions = registry.registry_versions("cifar", project=project)
+        assert [(v.version, v.aliases) for v in versions] == [(1, ()), (2, ("gold", "latest"))]
+        assert all(isinstance(v, RegistryVersion) for v in versions)
+        assets = registry.registry_assets(project=project)
+        assert [(a.kind, a.name, a.versions, a.latest, dict(a.aliases)) for a in assets] == [
+            ("dataset", "cifar", 2, 2, {"gold": 2, "latest": 2})]
+        assert registry.registry_assets(kind="model", project=project) == []
+        with pytest.raises(ValueError, match="kind"):
+            registry.registry_assets(kind="checkpoint")
+        assert [r.run_id for r in registry.runs_using("cifar", 1, project)] == [first_run]
+        users = registry.runs_using("cifar", "gold", project)
+        assert [(u.run_id, u.project, u.status) for u in users] == [
+            (second_run, project, "completed")]
+        assert isinstance(users[0], RunUse) and isinstance(users[0].start_time, datetime)
+        lineage = registry.run_lineage(second_run)
+        assert isinstance(lineage, Lineage) and lineage.outputs == ()
+        assert [(v.name, v.version) for v in lineage.inputs] == [("cifar", 2)]
+
+    def test_models_aliases_and_lineage(self, url, project, registry, tmp_path):
+        """A model version links to its run, config, inputs; alias moves are recorded."""
+        data = self._files(tmp_path / "data", {"rows.csv": b"1,2\n3,4\n"})
+        weights = self._files(tmp_path / "ckpt", {"a.pt": b"\x00weights-1", "b.pt": b"w2"})
+        logger = self.logger(url, project)
+        run_id = logger.run(config={"lr": 0.1, "model": {"depth": 18}})
+        used = logger.use_dataset("rows", data / "rows.csv")
+        m1 = logger.log_model("net", weights / "a.pt", step=10, aliases=["champion"])
+        m2 = logger.log_model("net", weights / "b.pt", step=20)
+        logger.finish()
+        assert (m1.kind, m1.version, m1.run_id, m1.step, m1.is_dir) == ("model", 1, run_id,
+                                                                        10, False)
+        assert m1.store_url is not None and m1.size == len(b"\x00weights-1")
+        assert (m2.version, m2.aliases) == (2, ("latest",))
+        assert used.file_count == 1 and not used.is_dir
+        plain = self.logger(url, project)
+        plain.log_model("net", weights / "b.pt", aliases=["champion"])  # moves it, no run
+        events = registry.alias_history("net", "champion", project)
+        assert [(e.from_version, e.to_version, e.run_id) for e in events] == [
+            (None, 1, run_id), (1, 2, None)]
+        assert all(isinstance(e, AliasEvent) and isinstance(e.at, datetime) and e.actor
+                   for e in events)
+        assert {e.alias for e in registry.alias_history("net", project=project)} == {
+            "champion", "latest"}
+        made = registry.produced_by("net", "champion", project)
+        assert isinstance(made, Provenance) and made.version.version == 2
+        assert made.run.run_id == run_id and made.config["model"]["depth"] == 18
+        assert [(v.name, v.version) for v in made.inputs] == [("rows", 1)]
+        assert [(v.name, v.version) for v in registry.downstream("rows", None, project)] == [
+            ("net", 1), ("net", 2)]
+        lineage = registry.run_lineage(run_id)
+        assert [(v.kind, v.name, v.version) for v in lineage.inputs] == [("dataset", "rows", 1)]
+        assert [(v.name, v.version) for v in lineage.outputs] == [("net", 1), ("net", 2)]
+        assert registry.run_lineage(self.log(url, project)) == Lineage(
+            registry.find_runs(project, last=1)[0].id)
+
+    def test_references_and_keep(self, url, project, registry, tmp_path):
+        logger = self.logger(url, project)
+        logger.run()
+        ref = logger.use_reference("imagenet", "s3://bucket/imagenet/", etag="abc", size=10**12)
+        same = logger.use_reference("imagenet", "s3://bucket/imagenet/", etag="abc",
+                                    size=10**12)
+        other = logger.use_reference("imagenet", "s3://bucket/imagenet/", etag="def",
+                                     size=10**12)
+        assert (ref.reference, ref.store_url, ref.version, same.version, other.version) == (
+            "s3://bucket/imagenet/", None, 1, 1, 2)
+        ckpt = tmp_path / "step.pt"
+        for step in range(4):
+            ckpt.write_bytes(f"step {step}".encode())
+            logger.log_model("ckpt", ckpt, step=step, keep=2)
+        logger.finish()
+        states = [(v.version, v.state) for v in registry.registry_versions("ckpt", project)]
+        assert states == [(1, "pruned"), (2, "pruned"), (3, "live"), (4, "live")]
+
+    def test_registry_errors_name_what_is_missing(self, url, project, registry, tmp_path):
+        with pytest.raises(RegistryError, match="nothing-here"):
+            registry.registry_versions("nothing-here", project)
+        logger = self.logger(url, project)
+        model = self._files(tmp_path / "m", {"w.pt": b"w"}) / "w.pt"
+        logger.log_model("net", model)
+        with pytest.raises(RegistryError, match="'prod'"):
+            registry.produced_by("net", "prod", project)
+        with pytest.raises(RegistryError, match="version 7"):
+            registry.produced_by("net", 7, project)
+        with pytest.raises(RegistryError):
+            registry.runs_using("net", None, project)  # a model, not a dataset
+        with pytest.raises(LookupError):
+            registry.alias_history("net", project=project + "-other")
+        with pytest.raises(FileNotFoundError):
+            logger.use_dataset("gone", tmp_path / "does-not-exist")

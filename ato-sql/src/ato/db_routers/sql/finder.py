@@ -150,6 +150,7 @@ class SQLFinder:
             columns = set() if self._empty else {c["name"] for c in insp.get_columns("experiments")}
             self._heartbeat = "heartbeat_at" in columns
             self._error = "error" in columns
+            self._registry = "registry_links" in tables
 
     def __repr__(self):
         return f"SQLFinder({self.url!r})"
@@ -333,6 +334,66 @@ class SQLFinder:
         return [Fingerprint(*row) for row in rows]
 
     # ------------------------------------------------------------------ metrics
+    # ------------------------------------------------------------------ registry (read-only)
+    @property
+    def _registry_reader(self):
+        from ato.db_routers.sql.registry.queries import RegistryReader
+
+        def available() -> bool:
+            if not self._registry:
+                self._inspect()  # a registry created after this finder opened
+            return self._registry
+
+        return RegistryReader(self._rows, available, self._run_uses)
+
+    def _run_uses(self, where: str, **params) -> list:
+        """``RunUse`` records (effective status, no config parsed) of the runs ``where``
+        (a condition on ``experiments e``) selects, by id."""
+        from ato.tracking.registry import RunUse
+
+        heartbeat = "e.heartbeat_at" if self._heartbeat else "NULL"
+        rows = self._rows(f"SELECT e.id, p.name, e.status, e.start_time, {heartbeat} FROM "
+                          f"experiments e JOIN projects p ON p.id = e.project_id WHERE {where} "
+                          f"ORDER BY e.id", **params)
+        cutoff = self._cutoff()
+        out = []
+        for run_id, project, status, start, beat in rows:
+            start, beat = _record_time(start), _record_time(beat)
+            last = beat or start
+            if status == "running" and last is not None and last < cutoff:
+                status = "crashed"
+            out.append(RunUse(run_id, project, status, start))
+        return out
+
+    def registry_assets(self, kind=None, project=None):
+        return self._registry_reader.registry_assets(kind=kind, project=project)
+
+    def registry_versions(self, name, project=None, kind=None):
+        return self._registry_reader.registry_versions(name, project=project, kind=kind)
+
+    def alias_history(self, name, alias=None, project=None):
+        return self._registry_reader.alias_history(name, alias=alias, project=project)
+
+    def run_lineage(self, run_id):
+        return self._registry_reader.run_lineage(run_id)
+
+    def runs_using(self, name, ref=None, project=None):
+        return self._registry_reader.runs_using(name, ref=ref, project=project)
+
+    def produced_by(self, name, ref=None, project=None):
+        return self._registry_reader.produced_by(name, ref=ref, project=project)
+
+    def downstream(self, name, ref=None, project=None):
+        return self._registry_reader.downstream(name, ref=ref, project=project)
+
+    def resolve(self, uri, verify=True):
+        from ato.db_routers.sql.registry.core import Registry, RegistryError, parse_uri
+
+        parse_uri(uri)  # a malformed URI is named before anything else
+        if not self._registry_reader._available():
+            raise RegistryError(f"{uri}: {self.url} holds no models or datasets")
+        return Registry(self.url, engine=self.engine).resolve(uri, verify=verify)
+
     def find_best_run(self, project_name: str, metric_key: str, mode: str = "max"):
         """The run that logged the single best value of ``metric_key`` (any step)."""
         if mode not in _MODES:
@@ -492,3 +553,14 @@ class SQLFinder:
         return {"project_name": project_name, "trace_id": trace_id,
                 "static_trace_versions": int(counts.get("static", 0)),
                 "runtime_trace_versions": int(counts.get("runtime", 0))}
+
+
+def _protocol_docstrings() -> None:
+    """The registry members document themselves with the protocol's docstrings."""
+    from ato.tracking.registry import REGISTRY_FINDER_MEMBERS, RegistryFinder
+
+    for name in REGISTRY_FINDER_MEMBERS:
+        getattr(SQLFinder, name).__doc__ = getattr(RegistryFinder, name).__doc__
+
+
+_protocol_docstrings()

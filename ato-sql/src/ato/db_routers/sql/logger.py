@@ -391,6 +391,13 @@ class SQLLogger:
 
         return use_dataset(self, name, path, **options)
 
+    def use_reference(self, name: str, uri: str, **options):
+        """Record remote data ``uri`` by reference as dataset ``name`` this run uses; see
+        :func:`ato.db_routers.sql.registry.use_reference` (docs/models-and-data.md)."""
+        from ato.db_routers.sql.registry import use_reference
+
+        return use_reference(self, name, uri, **options)
+
     def log_model(self, name: str, path, step=None, aliases=(), keep=None, **options):
         """Store the model at ``path`` as a new version of ``name`` from this run; see
         :func:`ato.db_routers.sql.registry.log_model` (docs/models-and-data.md)."""

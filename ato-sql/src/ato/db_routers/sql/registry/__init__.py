@@ -12,7 +12,9 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .core import Registry, Version
+    from ato.tracking.registry import RegistryVersion
+
+    from .core import Registry
 
 _registries: dict = {}
 _lock = threading.Lock()
@@ -34,32 +36,42 @@ def registry_for(config) -> Registry:
 
 
 def use_dataset(logger, name: str, path, *, copy: bool = False, aliases=(), etag=None,
-                size=None, description=None, meta=None) -> Version:
+                size=None, description=None, meta=None) -> RegistryVersion:
     """Record which version of dataset ``name`` the logger's current run uses.
 
     ``path`` is a file or directory (hashed; unchanged files are not read again), or a
     remote URI (``s3://…``, ``https://…``) recorded by reference with ``etag``/``size``.
-    ``copy=True`` also stores the files in the artifact store.  Returns the
-    :class:`Version` (``created`` is ``False`` when the data was unchanged)."""
-    registry = registry_for(logger.config)
-    run_id = logger.get_current_run_id()
+    ``copy=True`` also stores the files in the artifact store.  Returns the tracker
+    protocol's :class:`~ato.tracking.RegistryVersion` (``created`` is ``False`` when the
+    data was unchanged)."""
     text_path = os.fspath(path)
     if "://" in text_path and not text_path.startswith("file://"):
-        return registry.use_reference(logger.project_name, name, text_path, etag=etag, size=size,
-                                      run_id=run_id, aliases=aliases, meta=meta)
+        return use_reference(logger, name, text_path, etag=etag, size=size, aliases=aliases,
+                             meta=meta)
     if text_path.startswith("file://"):
         text_path = text_path[len("file://"):]
-    return registry.use_dataset(logger.project_name, name, text_path, run_id=run_id, copy=copy,
-                                aliases=aliases, description=description, meta=meta)
+    return registry_for(logger.config).use_dataset(
+        logger.project_name, name, text_path, run_id=logger.get_current_run_id(), copy=copy,
+        aliases=aliases, description=description, meta=meta).record()
+
+
+def use_reference(logger, name: str, uri: str, *, etag=None, size=None, aliases=(),
+                  meta=None) -> RegistryVersion:
+    """Record remote data ``uri`` by reference as a version of dataset ``name`` used by the
+    logger's current run (see :meth:`Registry.use_reference`)."""
+    return registry_for(logger.config).use_reference(
+        logger.project_name, name, uri, etag=etag, size=size,
+        run_id=logger.get_current_run_id(), aliases=aliases, meta=meta).record()
 
 
 def log_model(logger, name: str, path, *, step=None, aliases=(), keep=None, score=None,
-              mode="max", description=None, meta=None) -> Version:
+              mode="max", description=None, meta=None) -> RegistryVersion:
     """Store the model at ``path`` as a new version of ``name`` produced by the logger's
     current run (see :meth:`Registry.log_model`)."""
     return registry_for(logger.config).log_model(
         logger.project_name, name, path, run_id=logger.get_current_run_id(), step=step,
-        aliases=aliases, keep=keep, score=score, mode=mode, description=description, meta=meta)
+        aliases=aliases, keep=keep, score=score, mode=mode, description=description,
+        meta=meta).record()
 
 
 def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -> str:
@@ -78,7 +90,7 @@ def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -
 
 
 __all__ = ["Registry", "RegistryError", "Version", "log_model", "parse_uri", "registry_for",
-           "resolve", "use_dataset"]
+           "resolve", "use_dataset", "use_reference"]
 
 
 def __getattr__(name: str):

@@ -24,15 +24,21 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from ato.artifacts import ArtifactStoreError, StatCache, open_store, snapshot
-from ato.errors import AtoError
+from ato.tracking.registry import RegistryError as ProtocolRegistryError
+from ato.tracking.registry import RegistryVersion
+
+from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
+from .queries import VERSION_FROM as _VERSION_FROM
+from .queries import as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
 _URI = re.compile(r"ato://(?P<project>[^/@]+)/(?P<name>[^@]+?)(?:@(?P<ref>[^@/]+))?\Z")
 
 
-class RegistryError(AtoError, LookupError):
-    """A model, dataset, version or alias that does not exist or cannot be used as asked."""
+class RegistryError(ProtocolRegistryError):
+    """A model, dataset, version or alias that does not exist or cannot be used as asked
+    (the tracker protocol's :class:`ato.tracking.RegistryError`)."""
 
 
 class _BlobVanished(Exception):
@@ -72,6 +78,18 @@ class Version:
     @property
     def uri(self) -> str:
         return f"ato://{self.project}/{self.name}@v{self.version}"
+
+    def record(self) -> RegistryVersion:
+        """This version as the tracker protocol's frozen :class:`RegistryVersion`."""
+        return RegistryVersion(
+            project=self.project, kind=self.kind, name=self.name, version=self.version,
+            digest=self.digest, size=self.size, file_count=self.file_count, is_dir=self.is_dir,
+            source=self.source, reference=self.reference, store_url=self.store_url,
+            run_id=self.run_id, step=self.step,
+            score=None if self.score is None else float(self.score), meta=self.meta,
+            state=self.state, created_by=self.created_by, created_at=as_time(self.created_at),
+            aliases=tuple(sorted(self.aliases)), created=self.created,
+            hashed_files=self.hashed_files)
 
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in (
@@ -119,14 +137,6 @@ def default_store_url(db_url: str) -> str | None:
     return None
 
 
-_VERSION_COLUMNS = (
-    "v.id, p.name, a.kind, a.name, v.version, v.digest, v.size, v.file_count, v.is_dir, "
-    "v.source, v.reference, v.store_url, v.run_id, v.step, v.score, v.meta, v.state, "
-    "v.created_by, v.created_at")
-_VERSION_FROM = ("registry_versions v JOIN registry_assets a ON a.id = v.asset_id "
-                 "JOIN projects p ON p.id = a.project_id")
-
-
 def _version(row) -> Version:
     meta = row[15]
     if isinstance(meta, str):
@@ -141,17 +151,22 @@ class Registry:
 
     ``store`` is the artifact-store URL new blobs go to (default:
     :func:`default_store_url`); ``cache`` the :class:`~ato.artifacts.StatCache` (default:
-    the per-user one).
+    the per-user one); ``engine`` an open engine to use as is (a finder's read-only one,
+    for reading and :meth:`resolve`: the schema is then neither checked nor upgraded).
     """
 
-    def __init__(self, url: str, store: str | None = None, cache: StatCache | None = None):
-        from ato.db_routers.sql.engine import get_engine
-
-        from .schema import ensure_registry_schema
-
+    def __init__(self, url: str, store: str | None = None, cache: StatCache | None = None,
+                 engine=None):
         self.url = url
-        self.engine = get_engine(url)
-        ensure_registry_schema(self.engine)
+        if engine is None:
+            from ato.db_routers.sql.engine import get_engine
+
+            from .schema import ensure_registry_schema
+
+            self.engine = get_engine(url)
+            ensure_registry_schema(self.engine)
+        else:  # a finder's read-only engine: reading and resolving only
+            self.engine = engine
         self.store_url = store or default_store_url(url)
         self._cache = cache
         self._sqlite = self.engine.dialect.name == "sqlite"

@@ -5,6 +5,7 @@ import { renderRun } from "./run.js";
 import { renderCharts } from "./charts.js";
 import { renderCompare } from "./compare.js";
 import { renderSearch } from "./search.js";
+import { renderModels } from "./models.js";
 
 const view = document.getElementById("view");
 let cleanup = null;
@@ -22,7 +23,9 @@ async function loadInfo() {
   select.value = route().params.get("project") || "";
   select.addEventListener("change", () => {
     const { parts } = route();
-    if (parts[0] !== "runs") location.hash = "#/runs";
+    // the models list filters by project too; any other page goes to the runs
+    if (parts[0] === "models") location.hash = "#/models";
+    else if (parts[0] !== "runs") location.hash = "#/runs";
     setParams({ project: select.value });
     render();
   });
@@ -44,6 +47,7 @@ async function render() {
     else if (page === "charts") cleanup = await renderCharts(view, params);
     else if (page === "compare") cleanup = await renderCompare(view, params);
     else if (page === "search") cleanup = await renderSearch(view, parts[1], params);
+    else if (page === "models") cleanup = await renderModels(view, parts, params);
     else view.append(el("p", { class: "error", text: `No page ${page}` }));
   } catch (e) {
     console.error(e);

@@ -2,6 +2,7 @@
 // summaries and charts.
 import { api, el, fmt, fmtDuration, fmtTime } from "./util.js";
 import { ChartBoard, chartControls } from "./charts.js";
+import { appendRunIO, fetchRunIO } from "./models.js";
 
 export function configTree(value, types, prefix = "") {
   if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
@@ -26,6 +27,7 @@ function metricsTable(run) {
 }
 
 export async function renderRun(view, id, params) {
+  const io = fetchRunIO(id);  // inputs/outputs, fetched beside the run
   const run = await api(`run/${id}`);
   view.append(
     el("h2", {}, `Run #${run.id} `, el("span", { class: `status s-${run.status}`, text: run.status, testid: `run-status-${run.id}` })),
@@ -51,6 +53,7 @@ export async function renderRun(view, id, params) {
     : el("p", { class: "muted", text: "no fingerprints" }));
   cols.append(right);
   view.append(cols);
+  await appendRunIO(view, io);  // the dataset versions it used, the models it produced
   if (!run.metric_keys.length) return null;
   const holder = el("div");
   let board = null;

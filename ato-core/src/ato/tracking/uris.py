@@ -1,0 +1,113 @@
+"""``ato://project/name@ref`` as a config value: resolved to a local path when a Scope builds.
+
+A Scope's build ends by looking for string values that start with ``ato://`` (in nested
+mappings and lists); only when there is one is this module imported.  Each such value is
+replaced by the local, digest-verified path of that registry version, found through the
+tracker protocol: ``open_finder(url).resolve(uri)`` of the backend serving the config's
+tracker URL (``experiment.sql.db_path``), else ``$ATO_DB``.  The replacement is recorded
+as a write (``manual --why KEY`` shows the URI it came from); ``manual`` itself shows the
+values unresolved.
+
+Errors: one :class:`ConfigURIError` naming the key, the URI and why (no tracker URL, a
+backend without the ``registry`` capability, an unknown name/version/alias, a file that no
+longer matches its digest).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from ato.errors import AtoError
+from ato.scoping.scope import mentions_uri
+
+SCHEME = "ato://"
+
+
+class ConfigURIError(AtoError, LookupError):
+    """A config value ``ato://…`` that could not be resolved; the message names the key."""
+
+
+def tracker_of(config) -> str | None:
+    """The tracker URL URIs are resolved against: the config's ``experiment.sql.db_path``,
+    else ``$ATO_DB``, else ``None``."""
+    from ato.tracking import url_of
+
+    try:
+        return url_of(config)
+    except (KeyError, TypeError):
+        return os.environ.get("ATO_DB") or None
+
+
+class _Resolver:
+    """Resolves URIs against one tracker URL, opening its finder once."""
+
+    def __init__(self, url: str | None, verify: bool = True):
+        self.url, self.verify = url, verify
+        self._finder = None
+
+    def __call__(self, key: str, uri: str) -> str:
+        where = f"config key {key!r}: {uri}"
+        if not self.url:
+            raise ConfigURIError(f"{where}: no tracker to resolve it from; set "
+                                 f"experiment.sql.db_path in the config or $ATO_DB")
+        try:
+            if self._finder is None:
+                from ato.tracking import open_finder
+
+                self._finder = open_finder(self.url)
+            return self._finder.resolve(uri, verify=self.verify)
+        except ConfigURIError:
+            raise
+        except (AtoError, LookupError, OSError, ValueError) as e:
+            raise ConfigURIError(f"{where}: {e}") from e
+
+
+def resolve_uri(uri: str, tracker: str | None = None, verify: bool = True) -> str:
+    """The local path of ``uri`` in the tracker at URL ``tracker`` (default ``$ATO_DB``).
+
+    Errors: :class:`ConfigURIError` as for a config value (the key shown is ``<argument>``)."""
+    return _Resolver(tracker or os.environ.get("ATO_DB"), verify)("<argument>", uri)
+
+
+def resolve_config_uris(config, recorder=None, verify: bool = True) -> dict[str, tuple[str, str]]:
+    """Replace every ``ato://`` string value of ``config`` (an ADict) by its local path, in
+    place; returns ``{dotted key: (uri, path)}``.  A list holding URIs is written back whole
+    (its key is named ``key[i]`` in errors).  With a :class:`ato.provenance.Recorder`, each
+    write is attributed to the URI."""
+    resolver = _Resolver(tracker_of(config), verify)
+    done: dict[str, tuple[str, str]] = {}
+
+    def value_of(key: str, value):
+        if isinstance(value, str):
+            if not value.startswith(SCHEME):
+                return value
+            path = resolver(key, value)
+            done[key] = (value, path)
+            return path
+        if isinstance(value, (list, tuple)) and mentions_uri(value):
+            return type(value)(value_of(f"{key}[{i}]", v) for i, v in enumerate(value))
+        return value
+
+    def walk(node, prefix: str) -> None:
+        data = getattr(node, "_data", node)
+        for k, v in list(data.items()):
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if isinstance(getattr(v, "_data", v), Mapping):
+                walk(v, key)
+                continue
+            if not mentions_uri(v):
+                continue
+            new = value_of(key, v)
+            if recorder is not None:
+                from ato.provenance import Source
+
+                recorder.source = Source("ato:// URI", v if isinstance(v, str) else key)
+            node[k] = new
+
+    walk(config, "")
+    return done
+
+
+__all__ = ["SCHEME", "ConfigURIError", "mentions_uri", "resolve_config_uris", "resolve_uri",
+           "tracker_of"]

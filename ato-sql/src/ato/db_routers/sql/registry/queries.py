@@ -1,0 +1,264 @@
+"""The registry's read-only queries, as the tracker protocol's records
+(:mod:`ato.tracking.registry`): what :class:`ato.db_routers.sql.finder.SQLFinder` answers
+under the ``registry`` capability, without writing or creating anything.
+
+:class:`RegistryReader` takes a ``read(sql, **params) -> rows`` callable, so the finder's
+read-only engine (and its handling of a database that has no tables yet) is reused; it
+imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from ato.tracking.registry import (
+    KINDS,
+    AliasEvent,
+    Lineage,
+    Provenance,
+    RegistryAsset,
+    RegistryError,
+    RegistryVersion,
+    RunUse,
+)
+
+VERSION_COLUMNS = (
+    "v.id, p.name, a.kind, a.name, v.version, v.digest, v.size, v.file_count, v.is_dir, "
+    "v.source, v.reference, v.store_url, v.run_id, v.step, v.score, v.meta, v.state, "
+    "v.created_by, v.created_at")
+VERSION_FROM = ("registry_versions v JOIN registry_assets a ON a.id = v.asset_id "
+                "JOIN projects p ON p.id = a.project_id")
+
+
+def as_time(value) -> datetime | None:
+    """A stored time as a naive UTC ``datetime`` (SQLite hands back text)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _meta(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def version_record(row, aliases=(), created: bool = False, hashed_files: int = 0
+                   ) -> RegistryVersion:
+    """A :data:`VERSION_COLUMNS` row as a :class:`RegistryVersion`."""
+    return RegistryVersion(
+        project=row[1], kind=row[2], name=row[3], version=int(row[4]), digest=row[5],
+        size=int(row[6]), file_count=int(row[7]), is_dir=bool(row[8]), source=row[9],
+        reference=row[10], store_url=row[11], run_id=row[12], step=row[13],
+        score=None if row[14] is None else float(row[14]), meta=_meta(row[15]), state=row[16],
+        created_by=row[17], created_at=as_time(row[18]), aliases=tuple(sorted(aliases)),
+        created=created, hashed_files=hashed_files)
+
+
+def _sort_key(v: RegistryVersion):
+    return (v.project, v.kind, v.name, v.version)
+
+
+class RegistryReader:
+    """Read-only registry queries over ``read``; ``available()`` says whether the database
+    has the registry's tables (a database of schema < 4 opened read-only has none: it then
+    holds no models or datasets).  ``runs(where, **params)`` returns :class:`RunUse` records,
+    by id, of the runs a condition on ``experiments e`` selects, with their effective
+    statuses; without it, the recorded status is reported."""
+
+    def __init__(self, read: Callable, available: Callable[[], bool] = lambda: True,
+                 runs: Callable | None = None):
+        self._read = read
+        self._available = available
+        self._runs = runs
+
+    # ------------------------------------------------------------------ lookups
+    def asset_row(self, name: str, project: str | None = None, kind: str | None = None):
+        """``(asset id, project, kind, name, description)`` of one asset.
+
+        Errors: :class:`RegistryError` when there is none or several match."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be 'model' or 'dataset', not {kind!r}")
+        what = kind or "model or dataset"
+        where = f" in project {project!r}" if project else ""
+        if not self._available():
+            raise RegistryError(f"no {what} named {name!r}{where}: this database has no "
+                                f"registry yet")
+        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description FROM registry_assets a "
+               "JOIN projects p ON p.id = a.project_id WHERE a.name = :n")
+        params: dict = {"n": name}
+        if project is not None:
+            sql += " AND p.name = :p"
+            params["p"] = project
+        if kind is not None:
+            sql += " AND a.kind = :k"
+            params["k"] = kind
+        rows = self._read(sql, **params)
+        if not rows:
+            raise RegistryError(f"no {what} named {name!r}{where}")
+        if len(rows) > 1:
+            choices = ", ".join(f"{r[2]} in project {r[1]!r}" for r in rows)
+            raise RegistryError(f"{name!r} is ambiguous ({choices}): name the project or kind")
+        return rows[0]
+
+    def version_id(self, name: str, ref=None, project: str | None = None,
+                   kind: str | None = None) -> int:
+        """The database id of version ``ref`` (number, ``'vN'``, alias; ``None``: latest)."""
+        asset_id, project, kind, name, _ = self.asset_row(name, project, kind)
+        ref = "latest" if ref is None else str(ref)
+        number = ref[1:] if re.fullmatch(r"v\d+", ref) else ref
+        if number.isdigit():
+            rows = self._read("SELECT id FROM registry_versions WHERE asset_id = :a AND "
+                              "version = :n", a=asset_id, n=int(number))
+            what = f"version {int(number)}"
+        else:
+            rows = self._read("SELECT version_id FROM registry_aliases WHERE asset_id = :a "
+                              "AND alias = :al", a=asset_id, al=ref)
+            what = f"alias {ref!r}"
+        if not rows:
+            known = [r[0] for r in self._read("SELECT alias FROM registry_aliases WHERE "
+                                              "asset_id = :a ORDER BY alias", a=asset_id)]
+            top = self._read("SELECT MAX(version) FROM registry_versions WHERE asset_id = :a",
+                             a=asset_id)[0][0]
+            raise RegistryError(f"{kind} {name!r} (project {project!r}) has no {what} "
+                                f"(versions 1..{top or 0}; aliases: {', '.join(known) or 'none'})")
+        return rows[0][0]
+
+    def _versions(self, where: str, order: str = " ORDER BY v.id", from_: str = VERSION_FROM,
+                  **params) -> list[tuple[int, RegistryVersion]]:
+        """``(id, version)`` of the versions ``where`` selects in ``from_`` (which joins
+        ``registry_versions v``, ``registry_assets a``, ``projects p``), each once, with their
+        aliases (one more query, on the same join)."""
+        rows = self._read(f"SELECT {VERSION_COLUMNS} FROM {from_} WHERE {where}{order}",
+                          **params)
+        if not rows:
+            return []
+        aliases: dict = {}
+        for alias, vid in self._read(
+                f"SELECT DISTINCT al.alias, al.version_id FROM {from_} JOIN registry_aliases al "
+                f"ON al.version_id = v.id WHERE {where}", **params):
+            aliases.setdefault(vid, []).append(alias)
+        seen: dict = {}
+        for r in rows:
+            if r[0] not in seen:
+                seen[r[0]] = version_record(r, aliases.get(r[0], ()))
+        return list(seen.items())
+
+    def _linked(self, links: str, where: str, **params) -> list[RegistryVersion]:
+        """Versions reached through ``links`` (registry_links aliases ending in ``lv``)."""
+        from_ = (f"{links} JOIN registry_versions v ON v.id = lv.version_id JOIN registry_assets "
+                 f"a ON a.id = v.asset_id JOIN projects p ON p.id = a.project_id")
+        return [v for _, v in self._versions(where, "", from_, **params)]
+
+    def version(self, version_id: int, created: bool = False, hashed_files: int = 0
+                ) -> RegistryVersion:
+        """The version with database id ``version_id``."""
+        (_, v), = self._versions("v.id = :vid", vid=version_id)
+        if created or hashed_files:
+            from dataclasses import replace
+
+            v = replace(v, created=created, hashed_files=hashed_files)
+        return v
+
+    # ------------------------------------------------------------------ the protocol
+    def registry_assets(self, kind: str | None = None, project: str | None = None
+                        ) -> list[RegistryAsset]:
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be 'model' or 'dataset', not {kind!r}")
+        if not self._available():
+            return []
+        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description, COUNT(v.id), MAX(v.version), "
+               "COALESCE(SUM(v.size), 0) FROM registry_assets a JOIN projects p ON "
+               "p.id = a.project_id LEFT JOIN registry_versions v ON v.asset_id = a.id WHERE 1 = 1")
+        params = {}
+        if kind:
+            sql += " AND a.kind = :k"
+            params["k"] = kind
+        if project:
+            sql += " AND p.name = :p"
+            params["p"] = project
+        sql += (" GROUP BY a.id, p.name, a.kind, a.name, a.description "
+                "ORDER BY p.name, a.kind, a.name")
+        rows = self._read(sql, **params)
+        aliases: dict = {}
+        for asset_id, alias, number in self._read(
+                "SELECT al.asset_id, al.alias, v.version FROM registry_aliases al JOIN "
+                "registry_versions v ON v.id = al.version_id ORDER BY al.alias"):
+            aliases.setdefault(asset_id, {})[alias] = number
+        return [RegistryAsset(project=r[1], kind=r[2], name=r[3], description=r[4],
+                              versions=int(r[5]), latest=r[6], size=int(r[7]),
+                              aliases=aliases.get(r[0], {})) for r in rows]
+
+    def registry_versions(self, name: str, project: str | None = None,
+                          kind: str | None = None) -> list[RegistryVersion]:
+        asset_id = self.asset_row(name, project, kind)[0]
+        return [v for _, v in self._versions("v.asset_id = :a", " ORDER BY v.version",
+                                             a=asset_id)]
+
+    def alias_history(self, name: str, alias: str | None = None, project: str | None = None,
+                      kind: str | None = None) -> list[AliasEvent]:
+        asset_id, project, kind, name, _ = self.asset_row(name, project, kind)
+        sql = ("SELECT alias, from_version, to_version, actor, run_id, at FROM "
+               "registry_alias_events WHERE asset_id = :a")
+        params = {"a": asset_id}
+        if alias is not None:
+            sql += " AND alias = :al"
+            params["al"] = alias
+        return [AliasEvent(project=project, kind=kind, name=name, alias=r[0], from_version=r[1],
+                           to_version=r[2], actor=r[3], run_id=r[4], at=as_time(r[5]))
+                for r in self._read(sql + " ORDER BY id", **params)]
+
+    def run_lineage(self, run_id: int) -> Lineage:
+        run_id = int(run_id)
+        if not self._available():
+            return Lineage(run_id)
+        inputs, outputs = (
+            sorted(self._linked("registry_links lv", "lv.run_id = :r AND lv.role = :role",
+                                r=run_id, role=role), key=_sort_key)
+            for role in ("input", "output"))
+        return Lineage(run_id, tuple(inputs), tuple(outputs))
+
+    def _run_uses(self, where: str, **params) -> list[RunUse]:
+        """The runs ``where`` selects (on ``experiments e``), by id."""
+        if self._runs is not None:
+            return self._runs(where, **params)
+        return [RunUse(r[0], r[1], r[2], as_time(r[3])) for r in self._read(
+            f"SELECT e.id, p.name, e.status, e.start_time FROM experiments e JOIN projects p "
+            f"ON p.id = e.project_id WHERE {where} ORDER BY e.id", **params)]
+
+    def runs_using(self, name: str, ref=None, project: str | None = None) -> list[RunUse]:
+        vid = self.version_id(name, ref, project, "dataset")
+        return self._run_uses("e.id IN (SELECT run_id FROM registry_links WHERE version_id = :v "
+                              "AND role = 'input')", v=vid)
+
+    def produced_by(self, name: str, ref=None, project: str | None = None) -> Provenance:
+        version = self.version(self.version_id(name, ref, project, "model"))
+        if version.run_id is None:
+            return Provenance(version)
+        uses = self._run_uses("e.id = :r", r=version.run_id)
+        if not uses:
+            return Provenance(version)
+        config = self._read("SELECT config FROM experiments WHERE id = :r", r=version.run_id)
+        fingerprints = {f"{t} ({k})": f for t, k, f in self._read(
+            "SELECT trace_id, trace_type, fingerprint FROM fingerprints WHERE run_id = :r "
+            "ORDER BY trace_id, trace_type", r=version.run_id)}
+        inputs = self._linked("registry_links lv", "lv.run_id = :r AND lv.role = 'input'",
+                              r=version.run_id)
+        from ato.db_routers.sql import values
+
+        return Provenance(version, uses[0], values.loads(config[0][0]) if config else None,
+                          fingerprints, tuple(sorted(inputs, key=_sort_key)))
+
+    def downstream(self, name: str, ref=None, project: str | None = None
+                   ) -> list[RegistryVersion]:
+        vid = self.version_id(name, ref, project, "dataset")
+        return sorted(
+            self._linked("registry_links li JOIN registry_links lv ON lv.run_id = li.run_id "
+                         "AND lv.role = 'output'", "li.version_id = :d AND li.role = 'input'",
+                         d=vid),
+            key=lambda v: (v.run_id if v.run_id is not None else -1, v.name, v.version))

@@ -1,0 +1,180 @@
+"""``ato://project/name@ref`` as a config value: a Scope's build resolves it to the
+verified local path (SQLite and PostgreSQL), through the tracker protocol's
+``finder.resolve``; errors name the key and the URI; ``manual`` shows it unresolved."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ato.adict import ADict
+from ato.db_routers.sql.manager import SQLLogger
+from ato.scope import Scope
+from ato.tracking import RegistryError, open_finder
+from ato.tracking.uris import ConfigURIError, resolve_config_uris, resolve_uri
+from tests.sql.conftest import make_config
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ATO_STORE", str(tmp_path / "store"))
+    monkeypatch.delenv("ATO_DB", raising=False)
+
+
+@pytest.fixture
+def models(db_url, tmp_path):
+    """Two versions of model ``net`` (v1 ``champion``) and dataset ``rows`` in project
+    ``proj``; returns the URL."""
+    logger = SQLLogger(make_config(db_url), handle_signals=False)
+    logger.run()
+    for i, alias in ((1, ["champion"]), (2, [])):
+        path = tmp_path / f"w{i}.pt"
+        path.write_bytes(f"weights {i}".encode())
+        logger.log_model("net", path, aliases=alias)
+    data = tmp_path / "rows.csv"
+    data.write_text("a,b\n")
+    logger.use_dataset("rows", data, copy=True)
+    logger.finish()
+    return db_url
+
+
+def _scope(**values):
+    scope = Scope(config=dict(values))
+    return scope
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class TestConfigValues:
+    def test_views_and_cli_values_resolve_to_verified_paths(self, models):
+        """A view's value and a CLI assignment both become the blob's path."""
+        scope = Scope(config={"experiment": {"sql": {"db_path": models}}})
+
+        @scope.observe(default=True)
+        def defaults(cfg):
+            cfg.model = ADict(init="ato://proj/net@champion", name="resnet")
+            cfg.data = "ato://proj/rows"
+
+        config = scope.apply([])
+        assert _read(config.model.init) == b"weights 1"
+        assert _read(config.data) == b"a,b\n" and config.model.name == "resnet"
+        config = scope.apply(["model.init=%ato://proj/net@v2%"])
+        assert _read(config.model.init) == b"weights 2"
+        assert "ato:// URI ato://proj/net@v2" in scope.explain("model.init")
+
+    def test_lists_and_the_ato_db_fallback(self, models, monkeypatch):
+        """Without a tracker in the config, ``$ATO_DB`` is used; list items resolve too."""
+        monkeypatch.setenv("ATO_DB", models)
+        config = _scope(inits=["ato://proj/net@1", "plain", "ato://proj/net"]).apply([])
+        assert [_read(config.inits[0]), config.inits[1], _read(config.inits[2])] == [
+            b"weights 1", "plain", b"weights 2"]
+
+    def test_config_tracker_wins_over_ato_db(self, models, monkeypatch, tmp_path):
+        monkeypatch.setenv("ATO_DB", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+        config = _scope(experiment={"sql": {"db_path": models}},
+                        init="ato://proj/net@champion").apply([])
+        assert _read(config.init) == b"weights 1"
+
+    @pytest.mark.parametrize("value, message", [
+        ("ato://proj/net@prod", "has no alias 'prod'"),
+        ("ato://proj/nothing", "no model or dataset named 'nothing'"),
+        ("ato://proj/net@v9", "has no version 9"),
+        ("ato://net", "not an ato:// URI"),
+    ])
+    def test_errors_name_the_key_and_the_uri(self, models, value, message):
+        scope = _scope(experiment={"sql": {"db_path": models}}, train={"init": value})
+        with pytest.raises(ConfigURIError) as info:
+            scope.apply([])
+        text = str(info.value)
+        assert text.startswith(f"config key 'train.init': {value}: ") and message in text
+
+    def test_no_tracker_is_one_error(self):
+        with pytest.raises(ConfigURIError, match=r"'init': ato://p/m@x: no tracker .*ATO_DB"):
+            _scope(init="ato://p/m@x").apply([])
+
+    def test_a_modified_blob_is_refused(self, models):
+        path = resolve_uri("ato://proj/net@champion", tracker=models)
+        os.chmod(path, 0o644)
+        with open(path, "ab") as f:
+            f.write(b"tampered")
+        with pytest.raises(ConfigURIError, match=r"'w': ato://proj/net@champion: .*modified"):
+            _scope(experiment={"sql": {"db_path": models}}, w="ato://proj/net@champion"
+                   ).apply([])
+
+    def test_resolve_config_uris_reports_what_it_did(self, models):
+        config = ADict(experiment={"sql": {"db_path": models}}, a={"b": "ato://proj/rows@v1"},
+                       c="ato-not-a-uri://x")
+        done = resolve_config_uris(config)
+        assert list(done) == ["a.b"] and done["a.b"][0] == "ato://proj/rows@v1"
+        assert config.a.b == done["a.b"][1] and config.c == "ato-not-a-uri://x"
+
+    def test_the_finder_resolves(self, models, tmp_path):
+        """``finder.resolve`` is the protocol member the Scope uses (on the finder's
+        read-only engine); an empty tracker names what is missing."""
+        finder = open_finder(models)
+        assert _read(finder.resolve("ato://proj/net@champion")) == b"weights 1"
+        assert finder.resolve("ato://proj/net@1", verify=False) == finder.resolve(
+            "ato://proj/net@champion")
+        empty = f"sqlite:///{tmp_path / 'empty.db'}"
+        SQLLogger(make_config(empty), handle_signals=False).finish()
+        with pytest.raises(RegistryError, match="no model or dataset named 'net'"):
+            open_finder(empty).resolve("ato://proj/net@champion")
+
+
+SCRIPT = """
+import sys
+from ato.scope import Scope
+
+scope = Scope(config={"experiment": {"sql": {"db_path": sys.argv.pop(1)}}})
+
+@scope.observe(default=True)
+def defaults(cfg):
+    cfg.init = "ato://proj/net@champion"
+
+@scope
+def main(cfg):
+    print(open(cfg.init, "rb").read().decode())
+    print("tracking imported:", "ato.tracking" in sys.modules)
+
+main()
+"""
+
+
+class TestProcess:
+    def _run(self, tmp_path, *args):
+        script = tmp_path / "train.py"
+        script.write_text(textwrap.dedent(SCRIPT))
+        return subprocess.run([sys.executable, str(script), *args], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path, env=dict(os.environ))
+
+    def test_a_script_gets_the_path_and_manual_shows_the_uri(self, models, tmp_path):
+        out = self._run(tmp_path, models)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0] == "weights 1"
+        manual = self._run(tmp_path, "sqlite:////nonexistent/dir/x.db", "manual", "--why", "init")
+        assert manual.returncode == 0, manual.stderr
+        assert "ato://proj/net@champion" in manual.stdout  # unresolved, no database needed
+
+    def test_a_bad_alias_is_one_line_and_exit_status_2(self, models, tmp_path):
+        out = self._run(tmp_path, models, "init=%ato://proj/net@gone%")
+        assert out.returncode == 2 and out.stdout == ""
+        assert out.stderr.count("\n") == 1, out.stderr
+        assert "config key 'init': ato://proj/net@gone:" in out.stderr
+        assert "has no alias 'gone'" in out.stderr
+
+    def test_a_config_without_uris_does_not_import_the_tracker(self, tmp_path):
+        script = tmp_path / "plain.py"
+        script.write_text("import sys\nfrom ato.scope import Scope\n"
+                          "cfg = Scope(config={'lr': 0.1, 'p': ['ato:', 'x']}).apply([])\n"
+                          "print(cfg.lr, 'ato.tracking' in sys.modules)\n")
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             timeout=60)
+        assert out.stdout.split() == ["0.1", "False"], out.stderr
