@@ -178,3 +178,26 @@ class TestProcess:
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                              timeout=60)
         assert out.stdout.split() == ["0.1", "False"], out.stderr
+
+
+def test_a_pre_registry_database_is_read_without_writing(tmp_path):
+    """The original Ato's database (no registry tables): the finder answers the registry
+    queries as empty, names what is missing, and creates nothing."""
+    import sqlite3
+
+    from ato.tracking import Lineage
+    from tests.sql.test_oracle_database import ORACLE_DDL
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(ORACLE_DDL)
+    conn.close()
+    finder = open_finder(f"sqlite:///{path}")
+    assert finder.supports("registry")
+    assert finder.registry_assets() == [] and finder.run_lineage(1) == Lineage(1)
+    with pytest.raises(RegistryError, match="no registry yet"):
+        finder.registry_versions("net")
+    with pytest.raises(RegistryError, match="holds no models or datasets"):
+        finder.resolve("ato://p/net@v1")
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert not any(t.startswith("registry_") for t in tables) and "ato_schema" not in tables
