@@ -273,10 +273,12 @@ class Finder:
         self.require("registry", "list a model's or dataset's versions")
         return self.backend.registry_versions(name, project=project, kind=kind)
 
-    def alias_history(self, name: str, alias: str | None = None, project: str | None = None
-                      ) -> list[AliasEvent]:
+    def alias_history(self, name: str, alias: str | None = None, project: str | None = None,
+                      kind: str | None = None) -> list[AliasEvent]:
         self.require("registry", "read an alias history")
-        return self.backend.alias_history(name, alias=alias, project=project)
+        if kind is None:  # a backend written before ``kind`` was added keeps working
+            return self.backend.alias_history(name, alias=alias, project=project)
+        return self.backend.alias_history(name, alias=alias, project=project, kind=kind)
 
     def run_lineage(self, run_id: int) -> Lineage:
         self.require("registry", "read a run's inputs and outputs")

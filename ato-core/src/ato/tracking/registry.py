@@ -212,10 +212,11 @@ class RegistryFinder(Protocol):
                           kind: str | None = None) -> list[RegistryVersion]:
         """Every version of one asset, oldest first.  Errors: :class:`RegistryError`."""
 
-    def alias_history(self, name: str, alias: str | None = None, project: str | None = None
-                      ) -> list[AliasEvent]:
-        """Every move of ``alias`` (of every alias when ``None``) of one asset, oldest first.
-        Errors: :class:`RegistryError` for an unknown asset."""
+    def alias_history(self, name: str, alias: str | None = None, project: str | None = None,
+                      kind: str | None = None) -> list[AliasEvent]:
+        """Every move of ``alias`` (of every alias when ``None``) of one asset, oldest first;
+        ``kind`` (``'model'``/``'dataset'``) picks the asset when a model and a dataset share
+        the name. Errors: :class:`RegistryError` for an unknown or ambiguous asset."""
 
     def run_lineage(self, run_id: int) -> Lineage:
         """The versions run ``run_id`` used and produced (empty for a run without any)."""

@@ -94,8 +94,8 @@ def registry_version(finder, name, ref, project=None, kind=None):
     raise NotFound(f"{kind or 'asset'} {name!r} has no {what} (versions 1..{top})")
 
 
-def alias_history(finder, name, alias=None, project=None) -> list:
-    return _lookup(finder.alias_history, name, alias=alias, project=project)
+def alias_history(finder, name, alias=None, project=None, kind=None) -> list:
+    return _lookup(finder.alias_history, name, alias=alias, project=project, kind=kind)
 
 
 def runs_using(finder, name, ref=None, project=None) -> list:
@@ -171,8 +171,7 @@ class RegistryView:
     def asset(self, name: str, kind: str, project: str | None = None,
               alias: str | None = None) -> dict:
         """``{"available", "asset", "versions": [version…] (newest first), "history":
-        [alias move…] (oldest first), "history_error"}`` (``history_error``: why the
-        history could not be read, else ``None``); raises :class:`NotFound`."""
+        [alias move…] (oldest first)}``; raises :class:`NotFound`."""
         reason = self._check()
         if reason:
             return {"available": False, "reason": reason}
@@ -187,18 +186,11 @@ class RegistryView:
                              f"pass project")
         project = _get(found[0], "project")
         versions = registry_versions(self.finder, name, project=project, kind=kind)
-        try:
-            history = [move_row(m) for m in alias_history(self.finder, name, alias=alias,
-                                                          project=project)
-                       if _get(m, "kind", kind) == kind]
-            history_error = None
-        except NotFound as e:
-            # the protocol's alias_history takes no kind: a model and a dataset of the same
-            # name in one project cannot be told apart there (the versions still show)
-            history, history_error = [], str(e)
+        history = [move_row(m) for m in alias_history(self.finder, name, alias=alias,
+                                                      project=project, kind=kind)]
         return {"available": True, "asset": asset_row(found[0]),
                 "versions": [version_row(v) for v in reversed(list(versions))],
-                "history": history, "history_error": history_error}
+                "history": history}
 
     def version(self, name: str, kind: str, ref, project: str | None = None) -> dict:
         """One version and its lineage. A model: ``{"version", "produced_by": {"run":

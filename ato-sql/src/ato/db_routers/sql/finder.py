@@ -371,8 +371,9 @@ class SQLFinder:
     def registry_versions(self, name, project=None, kind=None):
         return self._registry_reader.registry_versions(name, project=project, kind=kind)
 
-    def alias_history(self, name, alias=None, project=None):
-        return self._registry_reader.alias_history(name, alias=alias, project=project)
+    def alias_history(self, name, alias=None, project=None, kind=None):
+        return self._registry_reader.alias_history(name, alias=alias, project=project,
+                                                   kind=kind)
 
     def run_lineage(self, run_id):
         return self._registry_reader.run_lineage(run_id)
