@@ -141,10 +141,10 @@ class TestOptions:
                                  "SQLLogger or a logger of a tracker plugin)"),
         (dict(etaa=3), "plain: unknown option 'etaa' (did you mean 'eta'?); the common options "
                        "are tracker, mode, study_id, seed, max_budget, min_budget, eta, "
-                       "progress, catch"),
+                       "progress, catch, checkpoint_root"),
         (dict(colour="red"), "plain: unknown option 'colour'; the common options are tracker, "
                              "mode, study_id, seed, max_budget, min_budget, eta, progress, "
-                             "catch"),
+                             "catch, checkpoint_root"),
     ])
     def test_one_clear_error_per_wrong_option(self, options, message):
         """Each wrong common option raises SearchOptionError naming algorithm and option."""

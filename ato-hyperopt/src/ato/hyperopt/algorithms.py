@@ -14,8 +14,11 @@ Sampling algorithms take ``sampler='random'`` (default) or ``sampler='tpe'``
 
 Budget-aware algorithms give the objective ``config.__budget__`` (resource units, e.g.
 epochs, between ``min_budget`` and ``max_budget``) and ``config.__num_halved__`` (the
-rung).  Every result is an ADict with ``config``, ``metric``, ``logs`` (one entry per
-trial), ``trials`` and ``budget_used``.
+rung).  The multi-fidelity ones (``multi_hyperband``, ``bohb``, ``asha``) also give
+``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__`` (:mod:`ato.hyperopt.trial`)
+and charge a promoted configuration only the increment (promoted from 3 to 9: 6).  Every
+result is an ADict with ``config``, ``metric``, ``logs`` (one entry per trial), ``trials``
+and ``budget_used``.
 """
 
 from __future__ import annotations
@@ -70,11 +73,14 @@ class _BudgetSearch(HyperOpt):
         config = config.clone()
         config["__budget__"] = budgets.plain(budget)
         config["__num_halved__"] = rung
+        context = {}
         metric = self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=rung,
-                                     bracket=bracket)
+                                     bracket=bracket, context=context)
+        resumed = context.get("continuation")
         with self._lock:
             self.sampler.observe(config, budget, metric)
-            self._budget_used += budget
+            # A continued configuration costs only what it adds (ato.hyperopt.trial).
+            self._budget_used += budget if resumed is None else resumed.increment
             config["__metric__"] = metric
             self.logs.append(config)
             self._exact_budgets.append(budget)
@@ -147,15 +153,26 @@ class TPESearch(RandomSearch):
 class MultiBracketHyperband(_BudgetSearch):
     """Hyperband (Li et al. 2018): brackets of successive halving that trade the number of
     configurations against the budget each gets, repeated ``iterations`` times (or until
-    the next bracket would exceed ``total_budget``).
+    ``total_budget`` is spent).
 
     Budgets are exact (:mod:`ato.hyperopt.budgets`); the winner is the best of *all*
     trials at ``max_budget``, whichever bracket ran them.  Brackets are numbered in the
-    order they run (``config.__bracket__``), across iterations.
+    order they run (``config.__bracket__``), across iterations.  A promoted configuration
+    continues (:mod:`ato.hyperopt.trial`) and costs only its increment.
+
+    With ``total_budget``, whole iterations run while they fit; what is left is spent by
+    the small-budget rule (:meth:`schedule`): every bracket of one more iteration, each
+    shrunk by the same factor, so that a budget too small for a whole iteration is never
+    spent on the most aggressive bracket alone.
     """
 
     PLUGIN_NAME = "multi_hyperband"
     CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3}
+    MULTI_FIDELITY = True
+    #: How the budget left after the whole iterations is spent: 'proportional' (default,
+    #: see schedule), 'conservative' (least aggressive bracket first, each shrunk to fit)
+    #: or 'aggressive' (most aggressive first, skipping what does not fit).
+    small_budget_rule = "proportional"
 
     def __init__(self, scope, search_spaces, iterations: int = 1,
                  total_budget=None, **options):
@@ -175,48 +192,123 @@ class MultiBracketHyperband(_BudgetSearch):
                  self.max_budget / self.eta ** s)
                 for s in range(self.s_max, -1, -1)]
 
+    def survivors(self, n: int) -> int:
+        """How many of ``n`` configurations a rung promotes: ``floor(n / eta)``, at least
+        one, so that every bracket reaches ``max_budget``."""
+        return max(1, math.floor(n / self.eta))
+
     def bracket_cost(self, n: int, budget: Fraction) -> Fraction:
-        """Resource units one bracket spends (exact)."""
-        cost = Fraction(0)
+        """Resource units one bracket of ``n`` configurations starting at ``budget``
+        spends (exact), a promoted configuration charged only its increment."""
+        cost, reached = Fraction(0), Fraction(0)
         while n and budget <= self.max_budget:
-            cost += n * budget
-            n, budget = math.floor(n / self.eta), budget * self.eta
+            cost += n * (budget - reached)
+            reached = budget
+            n, budget = self.survivors(n), budget * self.eta
         return cost
+
+    def _fit(self, n: int, budget: Fraction, left: Fraction) -> int:
+        """The most configurations (``<= n``) a bracket at ``budget`` can start within
+        ``left``."""
+        while n and self.bracket_cost(n, budget) > left:
+            n -= 1
+        return n
+
+    def schedule(self) -> list[tuple[int, Fraction]]:
+        """The brackets to run, in order, as ``(n configurations, initial budget)``.
+
+        Without ``total_budget``: :meth:`brackets` ``iterations`` times.  With it: whole
+        iterations while they fit, then the budget left is spent on one more iteration
+        whose brackets are all shrunk by the same factor ``left / cost of an iteration``
+        (each ``floor(n * factor)`` configurations, then the least aggressive brackets
+        grow back one configuration at a time while the budget allows; a bracket left
+        with none is dropped).  Shrinking every bracket alike keeps Hyperband's hedge
+        between aggressive and conservative brackets at any budget; spending a small
+        budget on the most aggressive bracket alone (what skipping brackets that do not
+        fit amounts to) ranks every configuration on ``min_budget`` results, which loses
+        whenever learning curves cross (benchmarks/bench_regret.py, docs/performance.md).
+        """
+        order = self.brackets()
+        if self.total_budget is None:
+            return order * self.iterations
+        full = sum(self.bracket_cost(n, b) for n, b in order)
+        plan, left = [], self.total_budget
+        for _ in range(self.iterations):
+            if full <= left:
+                plan += order
+                left -= full
+                continue
+            plan += self._partial(order, left, full)
+            break
+        return plan
+
+    def _partial(self, order, left: Fraction, full: Fraction) -> list[tuple[int, Fraction]]:
+        rule = self.small_budget_rule
+        if rule == "aggressive":
+            out = []
+            for n, b in order:
+                cost = self.bracket_cost(n, b)
+                if cost <= left:
+                    out.append((n, b))
+                    left -= cost
+            return out
+        if rule == "conservative":
+            out = []
+            for n, b in reversed(order):
+                k = self._fit(n, b, left)
+                if k:
+                    out.append((k, b))
+                    left -= self.bracket_cost(k, b)
+            return out[::-1]
+        factor = left / full
+        sizes = [math.floor(n * factor) for n, _ in order]
+        spent = sum(self.bracket_cost(k, b) for k, (_, b) in zip(sizes, order))
+        while spent > left:  # a promoted minimum of one may overshoot: trim the largest
+            i = max(range(len(sizes)), key=lambda j: sizes[j])
+            sizes[i] -= 1
+            spent = sum(self.bracket_cost(k, b) for k, (_, b) in zip(sizes, order))
+        grown = True
+        while grown:  # spend what rounding down left, least aggressive bracket first
+            grown = False
+            for i in range(len(order) - 1, -1, -1):
+                (n, b), k = order[i], sizes[i]
+                extra = self.bracket_cost(k + 1, b) - self.bracket_cost(k, b)
+                if k < n and spent + extra <= left:
+                    sizes[i], spent, grown = k + 1, spent + extra, True
+        return [(k, b) for k, (_, b) in zip(sizes, order) if k]
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        bracket_index = 0
-        for _ in range(self.iterations):
-            for n, budget in self.brackets():
-                if (self.total_budget is not None
-                        and self._budget_used + self.bracket_cost(n, budget) > self.total_budget):
-                    continue
-                b = bracket_index
-                bracket_index += 1
-                configs = [self.sampler.sample(self.config) for _ in range(n)]
+        plan = self.schedule()
+        for b, (n, budget) in enumerate(plan):
+            configs = [self.sampler.sample(self.config) for _ in range(n)]
+            for c in configs:
+                c["__bracket__"] = b
+            rung, reached = 0, Fraction(0)
+            while configs:
+                self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
+                                    f"budget {budgets.text(budget)}"
+                                    + (f" (+{budgets.text(budget - reached)} each, continued)"
+                                       if reached else ""), len(configs))
+                scored = []
                 for c in configs:
-                    c["__bracket__"] = b
-                rung = 0
-                while configs:
-                    self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
-                                        f"budget {budgets.text(budget)}", len(configs))
-                    scored = []
-                    for c in configs:
-                        scored.append((self._trial(func, c, budget, rung, args, kwargs, b), c))
-                        self.reporter.step()
-                    scored.sort(key=lambda mc: self.key(mc[0]))
-                    keep = math.floor(len(scored) / self.eta)
-                    if budget * self.eta > self.max_budget or keep == 0:
-                        break
-                    configs = [c for _, c in scored[:keep]]
-                    budget *= self.eta
-                    rung += 1
+                    scored.append((self._trial(func, c, budget, rung, args, kwargs, b), c))
+                    self.reporter.step()
+                scored.sort(key=lambda mc: self.key(mc[0]))
+                if budget * self.eta > self.max_budget:
+                    break
+                configs = [c for _, c in scored[:self.survivors(len(scored))]]
+                reached, budget = budget, budget * self.eta
+                rung += 1
         if not self.logs:
+            cheapest = min(self.bracket_cost(1, b) for _, b in self.brackets())
             raise SearchOptionError(f"{self.PLUGIN_NAME}: total_budget={budgets.text(self.total_budget)} "
                                     f"is smaller than the cheapest bracket "
-                                    f"({budgets.text(min(self.bracket_cost(n, b) for n, b in self.brackets()))})")
+                                    f"({budgets.text(cheapest)}: one configuration at "
+                                    f"max_budget)")
         result = self._result()
-        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
+        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} "
+                              f"trials, budget used {budgets.text(self._budget_used)}")
         return result
 
 
@@ -237,12 +329,14 @@ class ASHA(_BudgetSearch):
     the top ``1/eta`` of its rung, or else starts a new one at ``min_budget``.
 
     Rungs are ``min_budget * eta**k`` up to ``max_budget`` (exact).  Stops after
-    ``max_trials`` trials or ``total_budget`` resource units.  ``n_workers`` evaluations
-    run at once (threads: use it for objectives that release the GIL).
+    ``max_trials`` trials or ``total_budget`` resource units, a promotion charged only its
+    increment (the configuration continues, :mod:`ato.hyperopt.trial`).  ``n_workers``
+    evaluations run at once (threads: use it for objectives that release the GIL).
     """
 
     PLUGIN_NAME = "asha"
     CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "max_trials": 30}
+    MULTI_FIDELITY = True
 
     def __init__(self, scope, search_spaces, max_trials: int | None = None,
                  total_budget=None, n_workers: int = 1, **options):
@@ -281,14 +375,15 @@ class ASHA(_BudgetSearch):
             return None
         rung, index, config = self._next_job(rungs, promoted, state["started"])
         budget = self.budgets[rung]
-        if self.total_budget is not None and state["committed"] + budget > self.total_budget:
+        cost = budget - self.budgets[rung - 1] if rung else budget  # a promotion continues
+        if self.total_budget is not None and state["committed"] + cost > self.total_budget:
             if rung > 0:
                 promoted.discard((rung - 1, index))
             state["committed"] = self.total_budget  # nothing else fits
             return None
         if rung == 0:
             state["started"] += 1
-        state["committed"] += budget
+        state["committed"] += cost
         state["trials"] += 1
         return rung, index, config, budget
 
@@ -334,5 +429,6 @@ class ASHA(_BudgetSearch):
             raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
                                     f"smaller than min_budget={budgets.text(self.min_budget)}")
         result = self._result()
-        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
+        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} "
+                              f"trials, budget used {budgets.text(self._budget_used)}")
         return result

@@ -8,10 +8,12 @@ distributed code paths (``pip install 'ato-hyperopt[torch]'``).
 from __future__ import annotations
 
 import abc
+import dataclasses
 import difflib
 import itertools
 import math
 import numbers
+import os
 import random
 import secrets
 import threading
@@ -21,7 +23,8 @@ from fractions import Fraction
 from ato.adict import ADict
 from ato.errors import AtoError
 from ato.hyperopt import budgets
-from ato.hyperopt.study import TrialRecorder
+from ato.hyperopt import trial as continuation
+from ato.hyperopt.study import TrialRecorder, config_hash
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
@@ -170,11 +173,13 @@ class _BaseState:
     cannot hit by accident (``self._HyperOpt__state``)."""
 
     __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock", "scope_lock",
-                 "running", "saved")
+                 "running", "saved", "checkpoint_root", "continuations")
 
-    def __init__(self, study_id, seed):
+    def __init__(self, study_id, seed, checkpoint_root=None):
         self.study_id = study_id
         self.seed = seed
+        self.checkpoint_root = checkpoint_root
+        self.continuations = None
         self.rng = None
         self.config = None
         self.recorder = None
@@ -210,7 +215,8 @@ class HyperOpt(abc.ABC):
     """Base class of search algorithms; a subclass implements ``main(func)``.
 
     ``HyperOpt(scope, search_spaces, tracker=None, mode='max', *, study_id=None,
-    seed=None, max_budget=None, min_budget=None, eta=None, progress=None, catch=())``
+    seed=None, max_budget=None, min_budget=None, eta=None, progress=None, catch=(),
+    checkpoint_root=None)``
 
     The base parses and checks these common options (a wrong one raises
     :class:`SearchOptionError` naming the algorithm and the option; an unknown keyword
@@ -232,6 +238,9 @@ class HyperOpt(abc.ABC):
     - ``catch``: exception types an objective may raise without ending the search; such
       a trial is recorded ``failed`` and scores NaN (ranked last).  Any other exception is
       recorded ``failed`` and propagates.
+    - ``checkpoint_root``: for a multi-fidelity algorithm (``MULTI_FIDELITY = True``) the
+      directory under which each configuration gets its ``__checkpoint_dir__``
+      (:mod:`ato.hyperopt.trial`; default beside the tracker's SQLite file).
 
     The base's own state lives in one name-mangled attribute, so a subclass may use any
     attribute name of its own (``_config``, ``_state``, ``_rng``...).
@@ -239,12 +248,16 @@ class HyperOpt(abc.ABC):
 
     PLUGIN_NAME = "base"
     COMMON_OPTIONS = ("tracker", "mode", "study_id", "seed", "max_budget", "min_budget", "eta",
-                      "progress", "catch")
+                      "progress", "catch", "checkpoint_root")
+    #: True for an algorithm that evaluates one configuration at rising budgets: its
+    #: trials get ``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__``
+    #: (:mod:`ato.hyperopt.trial`) so that the objective can continue a promoted one.
+    MULTI_FIDELITY = False
 
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", *,
                  study_id: str | None = None, seed: int | None = None, max_budget=None,
                  min_budget=None, eta=None, progress: bool | None = None, catch=(),
-                 **unknown):
+                 checkpoint_root=None, **unknown):
         name = self.algorithm_name()
         if unknown:
             option = sorted(unknown)[0]
@@ -271,6 +284,10 @@ class HyperOpt(abc.ABC):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                                  or seed < 0):
             raise SearchOptionError(f"{name}: seed must be a non-negative int, got {seed!r}")
+        if checkpoint_root is not None and (not isinstance(checkpoint_root, (str, os.PathLike))
+                                            or not str(checkpoint_root)):
+            raise SearchOptionError(f"{name}: checkpoint_root must be a directory path, got "
+                                    f"{checkpoint_root!r}")
         if progress is not None and not isinstance(progress, bool):
             raise SearchOptionError(f"{name}: progress must be True, False or None, "
                                     f"got {progress!r}")
@@ -292,7 +309,8 @@ class HyperOpt(abc.ABC):
         self.max_budget, self.min_budget, self.eta = max_b, min_b, eta_f
         self.progress = progress
         self.catch = _check_exception_types(name, catch)
-        self.__state = _BaseState(study_id, None if seed is None else int(seed))
+        self.__state = _BaseState(study_id, None if seed is None else int(seed),
+                                  checkpoint_root)
 
     # ------------------------------------------------------------------ options
     @classmethod
@@ -359,8 +377,17 @@ class HyperOpt(abc.ABC):
         an algorithm whose ``main`` does not use ``launcher`` may call it first.  In a
         distributed search every rank calls it, so the ranks agree on the study id and the
         seed here, whichever trials each rank then runs."""
-        self.__state.recorder = None
+        state = self.__state
+        state.recorder = None
+        state.continuations = None
         self.recorder()
+        if self.MULTI_FIDELITY and getattr(self, "world_size", 1) > 1:
+            # Every rank must name the same checkpoint directories: the root decides.
+            root = (continuation.checkpoint_root(self.tracker, state.checkpoint_root,
+                                                 self.get_hyperopt_id())
+                    if getattr(self, "rank", 0) == 0 else None)
+            root = self.broadcast_object_from_root(None if root is None else str(root))
+            state.checkpoint_root = root
 
     def recorder(self) -> TrialRecorder:
         """The :class:`~ato.hyperopt.study.TrialRecorder` of the current search."""
@@ -371,6 +398,18 @@ class HyperOpt(abc.ABC):
                     self.tracker, self.get_hyperopt_id(), list(self.search_spaces.keys()),
                     self.algorithm_name(), self.seed)
             return state.recorder
+
+    def continuations(self) -> continuation.Continuations:
+        """The budget each configuration of the current search reached, and where its
+        checkpoint directory is (:class:`ato.hyperopt.trial.Continuations`)."""
+        state = self.__state
+        with state.lock:
+            if state.continuations is None:
+                study, tracker, option = self.get_hyperopt_id(), self.tracker, state.checkpoint_root
+                state.continuations = continuation.Continuations(
+                    study, list(self.search_spaces.keys()),
+                    lambda: continuation.checkpoint_root(tracker, option, study))
+            return state.continuations
 
     def evaluate(self, func, config, *args, **kwargs):
         """Run the objective on ``config`` as one trial (see :meth:`evaluate_trial`);
@@ -383,7 +422,8 @@ class HyperOpt(abc.ABC):
                                    bracket=config.get("__bracket__", 0))
 
     def evaluate_trial(self, func, config, args=(), kwargs=None, *, budget=None, rung: int = 0,
-                       bracket: int = 0, final: bool = False, record: bool = True):
+                       bracket: int = 0, final: bool = False, record: bool = True,
+                       context: dict | None = None):
         """Run ``func`` on ``config`` through the scope's injection and return its metric
         (a number; NaN for a trial that raised one of ``catch``).
 
@@ -394,20 +434,38 @@ class HyperOpt(abc.ABC):
         completed in an earlier session of the same study returns its recorded metric
         without calling ``func``.  ``scope.config`` is restored afterwards, whatever
         happens.
+
+        For a multi-fidelity algorithm (``MULTI_FIDELITY``) the config first gets
+        ``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__``
+        (:func:`ato.hyperopt.trial.prepare`), the run is tagged ``resumed_from:<budget>``
+        when the configuration continues, and ``context`` (a dict, if given) receives
+        ``'continuation'``: the :class:`ato.hyperopt.trial.Continuation`, whose
+        ``increment`` is what the trial costs.
         """
         exact_budget = (self.max_budget if budget is None
                         else budget_option(self.algorithm_name(), "budget", budget))
         if "__budget__" in config:
             config["__budget__"] = budgets.plain(exact_budget)
         recorder = self.recorder()
-        trial = None
+        trial = resumed = None
         if recorder.tracker is not None:  # untracked searches skip the hashing
             trial = recorder.trial(config, exact_budget, bracket, rung, final)
-            hit, metric = recorder.cached(trial)
-            if hit:
-                return metric
         else:
             record = False
+        if self.MULTI_FIDELITY:
+            chash = trial.config_hash if trial is not None else config_hash(config, recorder.names)
+            resumed = continuation.prepare(config, self.continuations(), exact_budget, bracket,
+                                           chash)
+            if context is not None:
+                context["continuation"] = resumed
+            if trial is not None and resumed.resume_budget:
+                trial = dataclasses.replace(trial, resumed_from=resumed.resume_budget)
+        if trial is not None:
+            hit, metric = recorder.cached(trial)
+            if hit:
+                if resumed is not None:
+                    self.continuations().complete(resumed)
+                return metric
         try:
             metric = _as_metric(self.__call_in_scope(func, config, args, kwargs or {}),
                                 self.algorithm_name())
@@ -419,6 +477,8 @@ class HyperOpt(abc.ABC):
             if record:
                 recorder.record(trial, config, None, "failed", describe_exception(e))
             raise
+        if resumed is not None:
+            self.continuations().complete(resumed)
         if record:
             recorder.record(trial, config, metric)
         return metric

@@ -214,11 +214,12 @@ class AlgorithmConformance:
         low = getattr(algorithm, "min_budget", None)
         high = getattr(algorithm, "max_budget", None)
         spent = Fraction(0)
-        for _, budget in calls.seen:
+        for (_, budget), config in zip(calls.seen, calls.configs):
             if budget is None:
                 continue
             exact = budgets.exact(budget)
-            spent += exact
+            # A multi-fidelity trial that continues its configuration costs the increment.
+            spent += exact - budgets.exact(config.get("__resume_budget__", 0))
             if low is not None:
                 assert budgets.exact(low) <= exact, f"budget {budget} < min_budget {low}"
             if high is not None:

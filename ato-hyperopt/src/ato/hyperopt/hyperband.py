@@ -6,6 +6,10 @@ Each generation evaluates every candidate, sorts them (stable, best first), keep
 winner is evaluated once more at the last budget.  ``config.__num_halved__`` is the
 generation index, always a valid index into
 ``compute_optimized_initial_training_steps(max_steps)``.
+
+With ``max_budget`` given, HyperBand is multi-fidelity: each trial also gets
+``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__`` (:mod:`ato.hyperopt.trial`)
+and a surviving configuration is charged only its increment (``result.budget_used``).
 """
 
 from __future__ import annotations
@@ -51,8 +55,11 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
                           progress=progress, **options)
         self.halving_rate = halving_rate
         self.num_min_samples = num_min_samples
-        # The objective sees config.__budget__ only when a max_budget was asked for.
+        # The objective sees config.__budget__ only when a max_budget was asked for, and
+        # then also what it needs to continue a surviving configuration.
         self.budgeted = options.get("max_budget") is not None
+        self.MULTI_FIDELITY = self.budgeted
+        self._budget_used = Fraction(0)
         self._distributions = None
         self._size = self.grid_size(search_spaces)
 
@@ -98,11 +105,30 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
 
     def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
         """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
+        metric, resumed = self._evaluate_continued(func, config, args, kwargs, generation,
+                                                   final, record)
+        self._charge(self.budget_of(generation) if resumed is None else resumed.increment)
+        return metric
+
+    def _evaluate_continued(self, func, config, args, kwargs, generation, final=False,
+                            record=True):
+        """``(metric, Continuation or None)`` of one trial, nothing charged."""
         budget = self.budget_of(generation)
         if self.budgeted:
             config["__budget__"] = budgets.plain(budget)
-        return self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=generation,
-                                   final=final, record=record)
+        context = {}
+        metric = self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=generation,
+                                     final=final, record=record, context=context)
+        return metric, context.get("continuation")
+
+    def _charge(self, cost: Fraction) -> None:
+        self._budget_used += cost
+
+    @property
+    def budget_used(self) -> int | float:
+        """Resource units (``max_budget`` units) the current search spent; a surviving
+        configuration is charged only its increment when HyperBand is multi-fidelity."""
+        return budgets.plain(self._budget_used)
 
     def _final(self, func, winner, args, kwargs):
         return self._evaluate_one(func, winner, args, kwargs, winner["__num_halved__"], True)
@@ -112,6 +138,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         return self.launcher(func)
 
     def run(self, func, *args, **kwargs) -> ADict:
+        self._budget_used = Fraction(0)
         names = list(self.search_spaces.keys())
         progress = Progress(self.progress if self._is_reporter() else False, label="hyperband")
         key = better(self.mode)
@@ -144,7 +171,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         metric = self._final(func, winner, args, kwargs)
         winner["__metric__"] = metric
         logs.append([winner])
-        return ADict(config=winner, metric=metric, logs=logs)
+        return ADict(config=winner, metric=metric, logs=logs, budget_used=self.budget_used)
 
     def _is_reporter(self) -> bool:
         return True
@@ -196,13 +223,17 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
         def work():
             out = []
             for config in mine:
-                out.append(self._evaluate_one(func, config, args, kwargs, generation))
+                out.append(self._evaluate_continued(func, config, args, kwargs, generation))
                 progress.step()
             return out
 
-        metrics = [m for part in self._gather(work) for m in part]
+        results = [r for part in self._gather(work) for r in part]
         progress.step(n - len(mine))
-        return metrics
+        for _, resumed in results:  # every rank learns what every configuration reached
+            self._charge(self.budget_of(generation) if resumed is None else resumed.increment)
+            if resumed is not None:
+                self.continuations().complete(resumed)
+        return [metric for metric, _ in results]
 
     def _final(self, func, winner, args, kwargs):
         # Every rank runs it (the objective may hold collectives); the root records it.
