@@ -382,7 +382,7 @@ def _torch_objective(log):
             optimizer.load_state_dict(state["optimizer"])
             epoch = state["epoch"]
         losses = []
-        for epoch in range(epoch, int(config.__budget__)):
+        for _ in range(epoch, int(config.__budget__)):
             optimizer.zero_grad()
             loss = torch.nn.functional.mse_loss(model(xs), ys)
             loss.backward()
@@ -410,7 +410,7 @@ def test_a_torch_objective_really_resumes(tmp_path):
     continued = [runs for runs in by_trial.values() if len(runs) > 1 and runs[1][0] > 0]
     assert continued
     for runs in continued:
-        (r0, b0, first), (r1, b1, second) = runs[0], runs[1]
+        (_, b0, first), (r1, b1, second) = runs[0], runs[1]
         assert r1 == b0 and len(second) == b1 - r1  # trained only the increment
         assert second[0] < first[-1]  # the loss goes on down from where it was
     # and continuing 1 -> 3 -> 9 ends exactly where training 9 epochs at once does
