@@ -268,7 +268,7 @@ class TestIncrementalBudget:
 
 
 class TestSmallBudgets:
-    def test_a_budget_below_one_iteration_is_spread_over_every_bracket(self):
+    def test_a_budget_below_two_brackets_hedges_between_both_ends(self):
         hb = MultiBracketHyperband(Scope(), SPACE, min_budget=1, max_budget=27, eta=3,
                                    iterations=10, total_budget=4 * 27)
         plan = hb.schedule()
@@ -279,6 +279,13 @@ class TestSmallBudgets:
         # taken most of it
         assert hb.bracket_cost(27, Fraction(1)) == 81
         assert dict((b, n) for n, b in plan)[Fraction(1)] < 27
+        assert plan == [(17, Fraction(1)), (2, Fraction(27))]  # 51 + 54 of 108
+
+    def test_a_partial_iteration_takes_whole_brackets_then_fills_the_rest(self):
+        hb = MultiBracketHyperband(Scope(), SPACE, min_budget=1, max_budget=27, eta=3,
+                                   iterations=10, total_budget=9 * 27)
+        # 27 from 1 (81), 12 from 3 (78), and 5 of the 6 configurations of the s=1 bracket
+        assert hb.schedule() == [(27, Fraction(1)), (12, Fraction(3)), (5, Fraction(9))]
 
     def test_whole_iterations_first_then_the_rest_shrunk(self):
         hb = MultiBracketHyperband(Scope(), SPACE, min_budget=1, max_budget=27, eta=3,
@@ -300,7 +307,7 @@ class TestSmallBudgets:
         result = bohb.main(objective)()
         assert budgets.exact(result.budget_used) <= 20
         assert len({c["__bracket__"] for c in objective.calls}) > 1
-        assert any(c["__budget__"] == 3 and c["__num_halved__"] == 0
+        assert any(c["__budget__"] == 9 and c["__num_halved__"] == 0
                    for c in objective.calls), "only the most aggressive bracket ran"
 
     def test_the_old_rule_is_still_selectable(self):

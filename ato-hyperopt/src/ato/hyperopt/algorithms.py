@@ -161,18 +161,19 @@ class MultiBracketHyperband(_BudgetSearch):
     continues (:mod:`ato.hyperopt.trial`) and costs only its increment.
 
     With ``total_budget``, whole iterations run while they fit; what is left is spent by
-    the small-budget rule (:meth:`schedule`): every bracket of one more iteration, each
-    shrunk by the same factor, so that a budget too small for a whole iteration is never
-    spent on the most aggressive bracket alone.
+    the small-budget rule of :meth:`schedule`, which never spends a budget too small for
+    two brackets on the most aggressive bracket alone.
     """
 
     PLUGIN_NAME = "multi_hyperband"
     CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3}
     MULTI_FIDELITY = True
-    #: How the budget left after the whole iterations is spent: 'proportional' (default,
-    #: see schedule), 'conservative' (least aggressive bracket first, each shrunk to fit)
-    #: or 'aggressive' (most aggressive first, skipping what does not fit).
-    small_budget_rule = "proportional"
+    #: How the budget left after the whole iterations is spent: 'fill' (default, see
+    #: schedule); for comparison (benchmarks/bench_regret.py): 'aggressive' (most
+    #: aggressive first, skipping what does not fit: the rule before continued trials),
+    #: 'conservative' (least aggressive first, each shrunk to fit) and 'proportional'
+    #: (every bracket shrunk by the same factor).
+    small_budget_rule = "fill"
 
     def __init__(self, scope, search_spaces, iterations: int = 1,
                  total_budget=None, **options):
@@ -218,15 +219,21 @@ class MultiBracketHyperband(_BudgetSearch):
         """The brackets to run, in order, as ``(n configurations, initial budget)``.
 
         Without ``total_budget``: :meth:`brackets` ``iterations`` times.  With it: whole
-        iterations while they fit, then the budget left is spent on one more iteration
-        whose brackets are all shrunk by the same factor ``left / cost of an iteration``
-        (each ``floor(n * factor)`` configurations, then the least aggressive brackets
-        grow back one configuration at a time while the budget allows; a bracket left
-        with none is dropped).  Shrinking every bracket alike keeps Hyperband's hedge
-        between aggressive and conservative brackets at any budget; spending a small
-        budget on the most aggressive bracket alone (what skipping brackets that do not
-        fit amounts to) ranks every configuration on ``min_budget`` results, which loses
-        whenever learning curves cross (benchmarks/bench_regret.py, docs/performance.md).
+        iterations while they fit; then, with the budget left (every cost counted in
+        increments, :meth:`bracket_cost`):
+
+        - if it holds at least two whole brackets, the brackets of one more iteration in
+          Hyperband's order (most exploratory first) while each fits whole, and then the
+          next one shrunk to the most configurations that fit what is left (nothing is
+          left unspent that one more configuration could use);
+        - if it is too small for two whole brackets, half of it goes to the most
+          aggressive bracket and the rest to the least aggressive one (each shrunk to
+          fit); what rounding leaves goes back to the aggressive one.
+
+        The hedge of the second case keeps a tiny budget from ranking every configuration
+        on ``min_budget`` results alone, which loses whenever learning curves cross, while
+        keeping most of the aggressive bracket's reach when they do not
+        (benchmarks/bench_regret.py; docs/performance.md).
         """
         order = self.brackets()
         if self.total_budget is None:
@@ -244,6 +251,32 @@ class MultiBracketHyperband(_BudgetSearch):
 
     def _partial(self, order, left: Fraction, full: Fraction) -> list[tuple[int, Fraction]]:
         rule = self.small_budget_rule
+        if rule == "fill":
+            costs = [self.bracket_cost(n, b) for n, b in order]
+            if len(order) > 1 and sorted(costs)[0] + sorted(costs)[1] <= left:
+                out = []
+                for (n, b), cost in zip(order, costs):
+                    if cost <= left:
+                        out.append((n, b))
+                        left -= cost
+                    else:
+                        k = self._fit(n, b, left)
+                        if k:
+                            out.append((k, b))
+                            left -= self.bracket_cost(k, b)
+                return out
+            (n0, b0), (n1, b1) = order[0], order[-1]
+            if len(order) == 1:
+                k = self._fit(n1, b1, left)
+                return [(k, b1)] if k else []
+            first = self._fit(n0, b0, left / 2)
+            rest = left - (self.bracket_cost(first, b0) if first else 0)
+            last = self._fit(n1, b1, rest)
+            if not last:  # not even one configuration at max_budget beside it: all to one
+                first = self._fit(n0, b0, left)
+            else:  # what rounding left over goes back to the aggressive bracket
+                first = self._fit(n0, b0, left - self.bracket_cost(last, b1))
+            return [(k, b) for k, b in ((first, b0), (last, b1)) if k]
         if rule == "aggressive":
             out = []
             for n, b in order:
