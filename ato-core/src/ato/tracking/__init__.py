@@ -158,11 +158,13 @@ def open_finder(target, **options) -> Finder:
     return Finder(finder, backend.PLUGIN_NAME)
 
 
-def open_coordinator(target, **options) -> StudyCoordinator:
+def open_coordinator(target, *, readonly: bool = False, **options) -> StudyCoordinator:
     """The study coordinator of ``target`` (a URL, or a config with
     ``experiment.sql.db_path``): workers that open the same URL and study name share the
     study (see :mod:`ato.tracking.studies`).  ``options`` go to the backend's
-    ``coordinator(config, **options)``.  Like a logger, it creates a missing store.
+    ``coordinator(config, **options)``.  Like a logger, it creates a missing store —
+    unless ``readonly=True`` (passed on to the backend), which only reads: a missing
+    store is an error, nothing is created or migrated, writing members raise.
 
     Errors: as :func:`open_logger`; :class:`CapabilityError` naming the backend when it
     offers no coordination (no ``coordinator`` on its class)."""
@@ -175,6 +177,8 @@ def open_coordinator(target, **options) -> StudyCoordinator:
             f"the {backend.PLUGIN_NAME!r} tracker backend ({url}) cannot coordinate workers "
             f"sharing a study: it does not declare the 'studies' capability (no "
             f"coordinator(config) on {backend.__module__}.{backend.__qualname__})")
+    if readonly:
+        options["readonly"] = True
     coordinator = factory(config, **options)
     _check_members(coordinator, REQUIRED_COORDINATOR_MEMBERS, backend, "coordinator")
     return coordinator

@@ -238,20 +238,33 @@ class SQLCoordinator:
     connection per call, so any number of coordinators and threads hold at most the
     pool's connections.  Safe across threads, processes and (after ``fork``) children.
 
-    Errors: :class:`ato.db_routers.sql.engine.TrackerUnavailableError` when the database
-    cannot be opened; ``ValueError`` for a dialect other than SQLite and PostgreSQL."""
+    ``readonly=True`` (``ato search status``) opens the reader engine instead: nothing is
+    created, migrated or written, a database without the study tables reads as empty, and
+    the writing members raise :class:`ato.errors.AtoError`.
 
-    def __init__(self, config):
+    Errors: :class:`ato.db_routers.sql.engine.TrackerUnavailableError` when the database
+    cannot be opened (for ``readonly``, also when the SQLite file is missing);
+    ``ValueError`` for a dialect other than SQLite and PostgreSQL."""
+
+    def __init__(self, config, readonly: bool = False):
+        from sqlalchemy import inspect
+
         from ato.db_routers.sql.engine import ensure_schema, open_engine
         from ato.db_routers.sql.logger import tracker_url
 
         self.url = tracker_url(config)
-        self.engine = open_engine(self.url)
+        self.readonly = bool(readonly)
+        self.engine = open_engine(self.url, readonly=self.readonly)
         self.dialect = self.engine.dialect.name
         if self.dialect not in _NOW:
             raise ValueError(f"study coordination needs SQLite or PostgreSQL, not "
                              f"{self.dialect} ({self.url})")
-        ensure_schema(self.engine)
+        if self.readonly:
+            with self.engine.connect() as conn:
+                self._tables = "study_trials" in inspect(conn).get_table_names()
+        else:
+            ensure_schema(self.engine)
+            self._tables = True
         self._sql = _statements(self.dialect)
         self._ids: dict[str, int] = {}
         self._pid = os.getpid()
@@ -287,6 +300,10 @@ class SQLCoordinator:
         ``transaction=False`` on PostgreSQL, autocommit, for callers whose every statement
         is atomic on its own (a claim is one ``UPDATE``): two round trips fewer."""
         self._check_process()
+        if self.readonly:
+            from ato.errors import AtoError
+
+            raise AtoError(f"{self!r} was opened read-only: it cannot change a study")
         with self.engine.connect() as conn:
             if self.dialect == "postgresql" and not transaction:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -317,6 +334,8 @@ class SQLCoordinator:
         sid = self._ids.get(study)
         if sid is not None:
             return sid
+        if not self._tables:
+            return None  # read-only on a database older than the study tables
         row = conn.execute(self._sql["study"], {"name": study}).first()
         if row is None:
             if not create:
@@ -341,6 +360,8 @@ class SQLCoordinator:
 
     def get_study(self, study: str) -> dict | None:
         check_study(study)
+        if not self._tables:
+            return None
         with self._read() as conn:
             row = conn.execute(self._sql["study"], {"name": study}).first()
         if row is None:
