@@ -17,3 +17,10 @@ def ato_register_search_algorithms():
     from ato.hyperopt.hyperband import HyperBand
 
     return [HyperBand, GridSearch, RandomSearch, TPESearch, MultiBracketHyperband, BOHB, ASHA]
+
+
+@hookimpl
+def ato_register_commands():
+    from ato.hyperopt.commands import SearchCommand
+
+    return SearchCommand
