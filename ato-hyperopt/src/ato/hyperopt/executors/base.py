@@ -89,7 +89,9 @@ class Executor(Protocol):
 
     ``name``: the registered name; ``slots``: how many trials it runs at once (threads:
     ``n_workers``; torch: the world size; ray: what the cluster holds, or
-    ``max_concurrent``), which a search uses to size what it hands over at once.
+    ``max_concurrent``), which a search uses to size what it hands over at once.  An
+    executor whose ``submit`` runs fewer trials at once than ``map`` says so in an optional
+    ``submit_slots`` (torch: 1, ``submit`` runs on the calling rank).
     """
 
     name: str

@@ -58,6 +58,8 @@ class TorchExecutor(BaseExecutor):
     place in the group."""
 
     PLUGIN_NAME = "torch"
+    #: ``submit`` runs on the calling rank, one trial at a time.
+    submit_slots = 1
 
     def __init__(self, group=None, split: str = "strided", backend: str | None = None):
         super().__init__()
