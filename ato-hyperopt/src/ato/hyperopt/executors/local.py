@@ -231,7 +231,12 @@ class ProcessesExecutor(BaseExecutor):
                                                                      transport, item)
 
     def wait_any(self, handles: Iterable[futures.Future]) -> tuple[futures.Future, Outcome]:
-        return first_done(handles)
+        handle, outcome = first_done(handles)
+        if isinstance(outcome.exception, BrokenProcessPool):
+            outcome.error = (f"BrokenProcessPool: a worker process died while this trial ran "
+                             f"or waited (killed, os._exit, out of memory?); "
+                             f"{outcome.exception}")
+        return handle, outcome
 
     def _shutdown(self) -> None:
         for pool in [*self._retired, self._pool]:
