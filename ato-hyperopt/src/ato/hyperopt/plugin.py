@@ -1,5 +1,5 @@
-"""Entry point of ato-hyperopt: the built-in search algorithms, through the same hook a
-third-party algorithm uses."""
+"""Entry point of ato-hyperopt: the built-in search algorithms and executors, through the
+same hooks a third party uses."""
 
 from ato.plugins import hookimpl
 
@@ -24,3 +24,14 @@ def ato_register_commands():
     from ato.hyperopt.commands import SearchCommand
 
     return SearchCommand
+
+
+@hookimpl
+def ato_register_executors():
+    # Registered whether or not torch / Ray are installed: choosing one that is missing
+    # says what to install instead of "unknown executor".
+    from ato.hyperopt.executors.local import ProcessesExecutor, SerialExecutor, ThreadsExecutor
+    from ato.hyperopt.executors.ray import RayExecutor
+    from ato.hyperopt.executors.torch import TorchExecutor
+
+    return [SerialExecutor, ThreadsExecutor, ProcessesExecutor, TorchExecutor, RayExecutor]
