@@ -205,8 +205,16 @@ class TestRoot:
 
     def test_a_failed_evaluation_does_not_count_as_reached(self, tmp_path):
         ledger = Continuations("st", ["x"], tmp_path)
-        prepare(ADict(x=1), ledger, 3)  # never completed (the objective raised)
-        assert prepare(ADict(x=1), ledger, 3).resume_budget == 0
+        ledger.complete(prepare(ADict(x=1), ledger, 1))
+        ledger.failed(prepare(ADict(x=1), ledger, 3))  # the objective raised
+        again = prepare(ADict(x=1), ledger, 3)
+        assert again.resume_budget == 1 and again.increment == 2
+
+    def test_a_repeat_in_one_batch_reuses_the_first(self, tmp_path):
+        ledger = Continuations("st", ["x"], tmp_path)
+        first, repeat = prepare(ADict(x=1), ledger, 3), prepare(ADict(x=1), ledger, 3)
+        assert (first.resume_budget, repeat.resume_budget) == (0, 3)
+        assert repeat.increment == 0 and repeat.directory == first.directory
 
 
 class TestIncrementalBudget:

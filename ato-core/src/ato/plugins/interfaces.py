@@ -103,10 +103,35 @@ class Command(Protocol):
         """Run the command; return the exit status."""
 
 
+class SearchExecutor(Protocol):
+    """How a search runs trials, returned by ``ato_register_executors``; chosen by
+    ``PLUGIN_NAME`` in a search's ``executor=`` option and constructed as
+    ``cls(**options)``.  An instance also has ``name`` and ``slots`` (trials at once);
+    the whole protocol, with :class:`Outcome`, is
+    :class:`ato.hyperopt.executors.Executor`.  Check one with ``python -m
+    ato.hyperopt.executors.conformance NAME``."""
+
+    PLUGIN_NAME: ClassVar[str]
+
+    def map(self, fn, items) -> list:
+        """One ``Outcome`` per item, in item order; an objective's exception is an
+        outcome, never raised."""
+
+    def submit(self, fn, item):
+        """Start ``fn(item)``; return a handle for ``wait_any``."""
+
+    def wait_any(self, handles) -> tuple:
+        """``(the first handle done, its Outcome)``."""
+
+    def close(self) -> None:
+        """Release workers; idempotent."""
+
+
 from ato.artifacts import ArtifactStore  # noqa: E402  (the store seam's interface)
 
 INTERFACES = {"format": ConfigFormat, "source": ConfigSource, "tracker": TrackerBackend,
-              "search": SearchAlgorithm, "command": Command, "store": ArtifactStore}
+              "search": SearchAlgorithm, "command": Command, "store": ArtifactStore,
+              "executor": SearchExecutor}
 
 
 def missing_members(cls, interface) -> list[str]:

@@ -27,9 +27,11 @@ from ato.hyperopt.base import (
     GridSpaceMixIn,
     HyperOpt,
     SearchOptionError,
+    TrialRequest,
     better,
 )
 from ato.hyperopt.progress import Progress
+from ato.hyperopt.trial import prepare
 
 __all__ = ["HyperBand", "DistributedHyperBand"]
 
@@ -97,29 +99,31 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
 
     # ------------------------------------------------------------------ search
     def _evaluate_generation(self, func, candidates, args, kwargs, generation, progress) -> list:
-        metrics = []
+        """One generation is one batch (:meth:`evaluate_batch`): in a shared study its
+        trials are divided between the workers, and the generation is decided once every
+        one of them is done."""
+        metrics = self.evaluate_batch(func, [self._request(c, generation) for c in candidates],
+                                      args, kwargs)
         for config in candidates:
-            metrics.append(self._evaluate_one(func, config, args, kwargs, generation))
-            progress.step()
+            self._charge(self.increment(config, self.budget_of(generation)))
+        progress.step(len(candidates))
         return metrics
 
-    def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
-        """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
-        metric, resumed = self._evaluate_continued(func, config, args, kwargs, generation,
-                                                   final, record)
-        self._charge(self.budget_of(generation) if resumed is None else resumed.increment)
-        return metric
-
-    def _evaluate_continued(self, func, config, args, kwargs, generation, final=False,
-                            record=True):
-        """``(metric, Continuation or None)`` of one trial, nothing charged."""
+    def _request(self, config, generation, final=False) -> TrialRequest:
+        """The trial of ``config`` in generation ``generation`` (``final``: the winner's
+        re-evaluation)."""
         budget = self.budget_of(generation)
         if self.budgeted:
             config["__budget__"] = budgets.plain(budget)
-        context = {}
-        metric = self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=generation,
-                                     final=final, record=record, context=context)
-        return metric, context.get("continuation")
+        return TrialRequest(config, budget, generation, 0, final)
+
+    def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
+        """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
+        request = self._request(config, generation, final)
+        metric = self.evaluate_trial(func, config, args, kwargs, budget=request.budget,
+                                     rung=generation, final=final, record=record)
+        self._charge(self.increment(config, request.budget))
+        return metric
 
     def _charge(self, cost: Fraction) -> None:
         self._budget_used += cost
@@ -223,17 +227,25 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
         def work():
             out = []
             for config in mine:
-                out.append(self._evaluate_continued(func, config, args, kwargs, generation))
+                out.append(self._evaluate_one(func, config, args, kwargs, generation))
                 progress.step()
             return out
 
-        results = [r for part in self._gather(work) for r in part]
+        metrics = [m for part in self._gather(work) for m in part]
         progress.step(n - len(mine))
-        for _, resumed in results:  # every rank learns what every configuration reached
-            self._charge(self.budget_of(generation) if resumed is None else resumed.increment)
-            if resumed is not None:
+        # Every rank charges (and learns what reached) the others' configurations too.
+        budget = self.budget_of(generation)
+        for config, metric in zip(candidates, metrics):
+            if any(config is c for c in mine):
+                continue
+            if not self.MULTI_FIDELITY:
+                self._charge(budget)
+                continue
+            resumed = prepare(config, self.continuations(), budget)
+            self._charge(resumed.increment)
+            if metric == metric:
                 self.continuations().complete(resumed)
-        return [metric for metric, _ in results]
+        return metrics
 
     def _final(self, func, winner, args, kwargs):
         # Every rank runs it (the objective may hold collectives); the root records it.

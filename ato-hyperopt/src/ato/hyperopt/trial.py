@@ -16,7 +16,8 @@ reserved keys of the trial's config, next to ``__budget__``:
     objective reloads its state at ``__resume_budget__`` and trains up to ``__budget__``.
     A configuration asked again for a budget it already reached (HyperBand's
     re-evaluation of its winner, a sampler proposing the same values twice in one bracket)
-    gets ``__resume_budget__ == __budget__``: reload, train nothing, evaluate.
+    gets ``__resume_budget__ == __budget__``: reload, train nothing, evaluate (if the
+    earlier trial of a batch has not saved its checkpoint yet, train as for a new one).
 ``__checkpoint_dir__``
     an absolute directory path (a ``str``), created before the objective runs, private to
     this identity: ``<root>/<study id>/<config hash>-b<bracket>``.
@@ -131,6 +132,8 @@ class Continuations:
         self.names = list(names)
         self._root = root
         self._reached: dict[str, Fraction] = {}
+        self._resumed: dict[tuple[str, Fraction], Fraction] = {}
+        self._given: set[tuple[str, Fraction]] = set()  # prepared, not failed
         self._lock = threading.Lock()
 
     @property
@@ -144,6 +147,30 @@ class Continuations:
         """The budget ``identity`` reached so far (0 when never evaluated)."""
         with self._lock:
             return self._reached.get(identity, Fraction(0))
+
+    def resumed_from(self, identity: str, budget) -> Fraction:
+        """The budget the last evaluation of ``identity`` at ``budget`` resumed from (0
+        when it was never prepared)."""
+        with self._lock:
+            return self._resumed.get((identity, budgets.exact(budget)), Fraction(0))
+
+    def _prepared(self, identity: str, budget: Fraction) -> Fraction:
+        with self._lock:
+            if (identity, budget) in self._given:
+                # asked again for a budget it was already given (a repeated proposal in
+                # one batch, a re-evaluation): the earlier trial's checkpoint serves
+                resume = budget
+            else:
+                resume = min(self._reached.get(identity, Fraction(0)), budget)
+            self._resumed[(identity, budget)] = resume
+            self._given.add((identity, budget))
+            return resume
+
+    def failed(self, continuation: Continuation) -> None:
+        """Record that ``continuation``'s evaluation failed: the configuration did not
+        reach its budget, and a later trial at that budget starts from what it had."""
+        with self._lock:
+            self._given.discard((continuation.trial, continuation.budget))
 
     def complete(self, continuation: Continuation) -> None:
         """Record that ``continuation``'s evaluation completed: its identity reached its
@@ -165,7 +192,7 @@ def prepare(config, continuations: Continuations, budget, bracket: int = 0,
     exact_budget = budgets.exact(budget)
     chash = chash or config_hash(config, continuations.names)
     identity = f"{chash}-b{int(bracket)}"
-    resume = min(continuations.reached(identity), exact_budget)
+    resume = continuations._prepared(identity, exact_budget)
     directory = continuations.root / continuations.study / identity
     if resume == 0 or not directory.is_dir():
         try:
