@@ -29,9 +29,10 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from ato.errors import AtoError
 from ato.tracking.outcome import describe_exception
@@ -100,7 +101,7 @@ class StudyMismatchError(AtoError, ValueError):
 
 
 def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stale_after: float,
-                      retries: int, meta: dict) -> "SharedStudy | None":
+                      retries: int, meta: dict) -> SharedStudy | None:
     """A :class:`SharedStudy` when ``tracker``'s backend offers ``"studies"``, else None
     (the search runs in this process alone). ``meta`` (``algorithm``, ``mode``, ``seed``,
     ``space``) describes the search: the study keeps the first worker's, and a worker whose
