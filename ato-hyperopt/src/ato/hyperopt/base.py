@@ -589,6 +589,13 @@ class HyperOpt(abc.ABC):
         if "__budget__" in request.config:
             request.config["__budget__"] = budgets.plain(request.budget)
 
+    def call_objective(self, func, config, args=(), kwargs=None):
+        """Run ``func`` on ``config`` through the scope's injection (``scope.config``
+        restored afterwards) and return its metric, without recording anything: for an
+        algorithm that records trials itself (ASHA in a shared study). Raises what the
+        objective raises; a ``TypeError`` when it returns no number."""
+        return self.__objective(func, args, kwargs or {})(config)
+
     def __objective(self, func, args, kwargs):
         """``config -> metric``: the objective through the scope's injection."""
         name = self.algorithm_name()
