@@ -156,6 +156,13 @@ def states_of(url: str, study: str):
         coordinator.close()
 
 
+def ident(study: str, state) -> str:
+    """The identity shared_worker.py logs for a trial, from its coordinator state."""
+    p = state.payload
+    return json.dumps([study, p["values"]["x"], p["values"]["c"], p["budget"], p["rung"],
+                       p["bracket"]])
+
+
 def assert_clean(outputs, expected_ok: int | None = None):
     ok = [o for o in outputs if o[0] == 0]
     for rc, _, stderr in outputs:
@@ -228,9 +235,10 @@ def test_two_killed_workers_trials_run_again_exactly_once(url, tmp_path):
     unfinished = started - ended
     assert sum(unfinished.values()) == 2  # the two killed trials
     calls, winner, metric = single_process("random", options, study)
+    # the killed trials ran again elsewhere, exactly once: every call of the plan ended
+    # exactly as often as the single process made it
     assert ended == calls, "a trial ran twice, or one was lost"
-    for ident in unfinished:
-        assert ended[ident] == 1  # run again elsewhere, exactly once
+    assert set(unfinished) <= set(calls)
     assert {(r["x"], r["c"], r["metric"]) for _, lines, _ in outputs for r in lines} == \
         {(*winner, metric)}
     states = states_of(url, study)
@@ -279,17 +287,19 @@ def test_a_late_worker_joins_and_a_dead_study_resumes(url, tmp_path):
     for p in first.procs:
         p.send_signal(signal.SIGKILL)
     assert_clean(first.finish(), expected_ok=0)
-    done_before = first.calls("end")
-    assert 6 <= sum(done_before.values())
-    second = Workers(tmp_path, url, item, name="second", sleep=0.1)
+    # what was reported before the kill (an objective that ended unreported runs again)
+    reported = Counter(ident(study, s) for s in states_of(url, study)
+                       if s.state == "completed")
+    assert 4 <= sum(reported.values()) and reported <= first.calls("end")  # 2 may be unreported
+    # slower trials now, so that the late joiner has work left when it is up
+    second = Workers(tmp_path, url, item, name="second", sleep=0.4)
     second.start(1)
-    while not second.calls("end") and time.monotonic() < deadline:
+    while not second.calls("start") and time.monotonic() < deadline:
         time.sleep(0.02)
     second.start(1)  # the late joiner
     outputs = assert_clean(second.finish(), expected_ok=2)
     calls, winner, metric = single_process("multi_hyperband", options, study)
-    assert done_before + second.calls("end") == calls
-    assert not set(done_before) & set(second.calls("start")), "a completed trial ran again"
+    assert reported + second.calls("end") == calls, "a completed trial ran again"
     assert {(r["x"], r["c"], r["metric"]) for _, lines, _ in outputs for r in lines} == \
         {(*winner, metric)}
     late = second.procs[1].pid
