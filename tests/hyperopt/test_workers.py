@@ -119,9 +119,8 @@ class Workers:
 
 def single_process(algorithm: str, options: dict, study: str, fail=None):
     """The reference: the same search in this process, untracked: (calls, (x, c), metric)."""
-    from ato.scope import Scope
-
     from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
 
     worker = _shared_worker()
     calls = Counter()
@@ -341,9 +340,8 @@ def test_asha_with_four_workers_follows_the_promotion_rule(url, tmp_path):
 def test_payloads_carry_what_status_shows(tmp_path):
     """A shared study's trials carry their searched values, config, exact budget, bracket
     and rung (what `ato search status` and other workers read)."""
-    from ato.scope import Scope
-
     from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
     from ato.tracking import open_logger
 
     url = f"sqlite:///{tmp_path / 's.db'}"
