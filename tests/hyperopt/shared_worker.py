@@ -48,8 +48,8 @@ def main() -> None:
         search = cls(scope, SPACE, tracker=tracker, study_id=item.get("study"),
                      progress=False, **item.get("options", {}))
 
-        def objective(config, study=item.get("study")):
-            ident = json.dumps([study, config.x, config.c, str(config.get("__budget__")),
+        def objective(config, item=item):  # noqa: B008 - the study of this iteration
+            ident = json.dumps([item.get("study"), config.x, config.c, str(config.get("__budget__")),
                                 config.get("__num_halved__", 0), config.get("__bracket__", 0)])
             with log.open("a") as f:
                 f.write(f"start {ident}\n")
