@@ -417,7 +417,7 @@ def test_a_torch_objective_really_resumes(tmp_path):
     space = ADict(lr=ADict(param_type="FLOAT", param_range=(0.05, 0.2), num_samples=4))
     log = []
     asha = ASHA(Scope(enable_override=True), space, min_budget=1, max_budget=9, eta=3,
-                max_trials=12, mode="min", seed=0, progress=False, checkpoint_root=tmp_path)
+                max_trials=20, mode="min", seed=0, progress=False, checkpoint_root=tmp_path)
     result = asha.main(_torch_objective(log))()
     by_trial = {}
     for trial, resume, budget, losses in log:
@@ -428,11 +428,37 @@ def test_a_torch_objective_really_resumes(tmp_path):
         (_, b0, first), (r1, b1, second) = runs[0], runs[1]
         assert r1 == b0 and len(second) == b1 - r1  # trained only the increment
         assert second[0] < first[-1]  # the loss goes on down from where it was
-    # and continuing 1 -> 3 -> 9 ends exactly where training 9 epochs at once does
+    # and continuing 1 -> 3 (-> 9) ends exactly where training that many epochs at once does
+    assert result.config.__budget__ > 1 and result.config.__resume_budget__ > 0
     best_lr = result.config.lr
     straight = []
-    fresh = ADict(lr=best_lr, __resume_budget__=0, __budget__=9,
+    fresh = ADict(lr=best_lr, __resume_budget__=0, __budget__=result.config.__budget__,
                   __checkpoint_dir__=str(tmp_path / "fresh"), __trial__="fresh")
     Path(fresh.__checkpoint_dir__).mkdir()
     assert _torch_objective(straight)(fresh) == pytest.approx(result.metric, rel=1e-5)
     assert budgets.exact(result.budget_used) == sum(len(x[3]) for x in log)
+
+
+@pytest.mark.parametrize("name", ["asha", "multi_hyperband"])
+def test_a_shared_study_continues_too(name, tmp_path, monkeypatch):
+    """With a tracker that coordinates studies and a study_id (a shared study: trials go
+    through the coordinator, ASHA proposes under the study lock), promoted trials still
+    resume from the budget below and are charged the increment."""
+    from ato.tracking import open_finder
+
+    monkeypatch.chdir(tmp_path)
+    logger = sqlite_logger(tmp_path)
+    if "studies" not in open_finder(f"sqlite:///{tmp_path / 't.db'}").capabilities:
+        pytest.skip("the tracker backend does not coordinate studies")
+    objective = Recorder()
+    algorithm = multi_fidelity(name, tmp_path, tracker=logger, study_id=f"shared-{name}",
+                               checkpoint_root=None)
+    result = algorithm.main(objective)()
+    assert any(call["__resume_budget__"] for call in objective.calls)
+    for call in objective.calls:
+        assert Path(call["__checkpoint_dir__"]).parent == tmp_path / "ato-studies" / f"shared-{name}"
+    charged = sum(budgets.exact(c["__budget__"]) - budgets.exact(c["__resume_budget__"])
+                  for c in objective.calls)
+    assert budgets.exact(result.budget_used) == charged
+    runs = open_finder(f"sqlite:///{tmp_path / 't.db'}").find_runs(tags=[f"study:shared-{name}"])
+    assert any(t.startswith("resumed_from:") for r in runs for t in r.tags)

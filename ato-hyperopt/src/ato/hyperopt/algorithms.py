@@ -23,6 +23,7 @@ and ``budget_used``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -532,7 +533,7 @@ class ASHA(_BudgetSearch):
         from ato.hyperopt.workers import DONE_STATES, jsonable, metric_of
         from ato.tracking import TrialSpec
 
-        committed = sum((budgets.exact(s.payload["budget"]) for s in states), Fraction(0))
+        committed = sum((self._cost(int(s.payload["rung"])) for s in states), Fraction(0))
         if self._exhausted(len(states), committed):
             return []
         rungs = [[] for _ in self.budgets]
@@ -563,7 +564,7 @@ class ASHA(_BudgetSearch):
             job = (0, started, searched_values(config, self.search_spaces.keys()))
         rung, index, values = job
         budget = self.budgets[rung]
-        if self.total_budget is not None and committed + budget > self.total_budget:
+        if self.total_budget is not None and committed + self._cost(rung) > self.total_budget:
             return []
         config = self._shared_config({"values": values, "budget": budgets.text(budget),
                                       "rung": rung})
@@ -586,6 +587,22 @@ class ASHA(_BudgetSearch):
         config["__num_halved__"] = int(payload["rung"])
         return config
 
+    def _cost(self, rung: int) -> Fraction:
+        """What a trial at ``rung`` costs: a promotion continues from the rung below."""
+        return self.budgets[rung] - (self.budgets[rung - 1] if rung else 0)
+
+    def _continued_config(self, payload):
+        """:meth:`_shared_config` with the keys that let the objective continue the
+        configuration (:mod:`ato.hyperopt.trial`): a trial at rung ``k`` resumes from rung
+        ``k - 1``'s budget, which the promotion rule saw completed."""
+        from ato.hyperopt.trial import fill
+
+        config = self._shared_config(payload)
+        rung = int(payload["rung"])
+        fill(config, self.continuations(), self.budgets[rung],
+             self.budgets[rung - 1] if rung else Fraction(0), chash=payload.get("config_hash"))
+        return config
+
     def _shared_trial(self, key: str, payload):
         from ato.hyperopt.study import Trial
 
@@ -603,11 +620,15 @@ class ASHA(_BudgetSearch):
         recorder = self.recorder()
 
         def run(claim):
-            return self.call_objective(func, self._shared_config(claim.payload), args, kwargs)
+            return self.call_objective(func, self._continued_config(claim.payload), args,
+                                       kwargs)
 
         def record(claim, metric, status, error):
-            recorder.record(self._shared_trial(claim.key, claim.payload),
-                            self._shared_config(claim.payload), metric, status, error)
+            trial, rung = self._shared_trial(claim.key, claim.payload), int(claim.payload["rung"])
+            if rung:
+                trial = dataclasses.replace(trial, resumed_from=self.budgets[rung - 1])
+            recorder.record(trial, self._continued_config(claim.payload), metric, status,
+                            error)
             self.reporter.step()
 
         total = self.max_trials or math.floor(self.total_budget / self.min_budget)
@@ -616,12 +637,12 @@ class ASHA(_BudgetSearch):
         for s in states:
             if s.state not in DONE_STATES:
                 continue
-            config = self._shared_config(s.payload)
+            config = self._continued_config(s.payload)
             budget = budgets.exact(s.payload["budget"])
             config["__metric__"] = metric_of(s)
             self.logs.append(config)
             self._exact_budgets.append(budget)
-            self._budget_used += budget
+            self._budget_used += self._cost(int(s.payload["rung"]))
         if not self.logs:
             raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
                                     f"smaller than min_budget={budgets.text(self.min_budget)}")

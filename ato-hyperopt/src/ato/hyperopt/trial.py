@@ -49,7 +49,7 @@ from pathlib import Path
 from ato.hyperopt import budgets
 from ato.hyperopt.study import config_hash
 
-__all__ = ["RESERVED_KEYS", "Continuation", "Continuations", "checkpoint_root", "prepare"]
+__all__ = ["RESERVED_KEYS", "Continuation", "Continuations", "checkpoint_root", "fill", "prepare"]
 
 RESERVED_KEYS = ("__trial__", "__resume_budget__", "__checkpoint_dir__")
 
@@ -180,6 +180,34 @@ class Continuations:
                 self._reached[continuation.trial] = continuation.budget
 
 
+def fill(config, continuations: Continuations, budget, resume_budget, bracket: int = 0,
+         chash: str | None = None) -> Continuation:
+    """Fill the keys like :func:`prepare`, with a ``resume_budget`` the caller knows (an
+    asynchronous algorithm whose rule says what a promoted configuration completed, as
+    ASHA in a shared study does); the ledger is not consulted."""
+    exact_budget = budgets.exact(budget)
+    resume = min(budgets.exact(resume_budget), exact_budget)
+    chash = chash or config_hash(config, continuations.names)
+    identity = f"{chash}-b{int(bracket)}"
+    directory = continuations.root / continuations.study / identity
+    _make(directory, identity)
+    config["__trial__"] = identity
+    config["__resume_budget__"] = budgets.plain(resume)
+    config["__checkpoint_dir__"] = str(directory)
+    return Continuation(identity, resume, exact_budget, directory)
+
+
+def _make(directory: Path, identity: str) -> None:
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the checkpoint directory {directory} of trial "
+                      f"{identity} ({e.strerror or e}); pass checkpoint_root= a "
+                      f"writable directory") from e
+
+
 def prepare(config, continuations: Continuations, budget, bracket: int = 0,
             chash: str | None = None) -> Continuation:
     """Fill ``config['__trial__']``, ``config['__resume_budget__']`` and
@@ -194,13 +222,7 @@ def prepare(config, continuations: Continuations, budget, bracket: int = 0,
     identity = f"{chash}-b{int(bracket)}"
     resume = continuations._prepared(identity, exact_budget)
     directory = continuations.root / continuations.study / identity
-    if resume == 0 or not directory.is_dir():
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OSError(f"cannot create the checkpoint directory {directory} of trial "
-                          f"{identity} ({e.strerror or e}); pass checkpoint_root= a "
-                          f"writable directory") from e
+    _make(directory, identity)
     config["__trial__"] = identity
     config["__resume_budget__"] = budgets.plain(resume)
     config["__checkpoint_dir__"] = str(directory)
