@@ -145,6 +145,15 @@ def bench_search(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_regret(session: nox.Session) -> None:
+    """Regret at equal epoch budgets, continued trials, Optuna's samplers and pruners
+    beside them (benchmarks/bench_regret.py; --quick for a short run)."""
+    install_ato(session, DISTS)
+    session.install("optuna")
+    session.run("python", "benchmarks/bench_regret.py", *session.posargs)
+
+
+@nox.session
 def docs(session: nox.Session) -> None:
     """Documentation checks: every hook documented, every code block of docs/ that is
     marked runnable runs."""

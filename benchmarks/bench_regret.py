@@ -1,8 +1,8 @@
 """Regret at equal epoch budgets: Ato's multi-fidelity algorithms (promoted trials
 continue) against Optuna's samplers and pruners, written to benchmarks/results/regret.json.
 
-    python benchmarks/bench_regret.py [--seeds 21] [--budgets 6,12,24,60] [--jobs 2]
-                                      [--problems smooth,crossing] [--quick]
+    python benchmarks/bench_regret.py [--seeds 21] [--budgets 4,6,12,24,60] [--jobs 2]
+                                      [--problems smooth,crossing] [--quick] [--fresh]
 
 Two simulated learning-curve problems over the same space (``lr`` log-uniform in
 [1e-5, 1e-1], ``batch_size`` log-int in [16, 256], ``model`` in small/medium/large); a
@@ -247,23 +247,20 @@ ALGORITHMS = ["ato hyperband", "ato multi_hyperband", "ato bohb", "ato asha", "a
               "optuna random+sha", "optuna tpe+sha"]
 
 
-def one_seed(task):
-    problem, seed, budgets_, algorithms, root = task
+def one_run(task):
+    """One (problem, budget, algorithm, seed): its regret, the epochs it spent, seconds."""
+    problem, b, name, seed, root = task
     from ato.scoping.cli import set_argv
 
     set_argv([])  # this script's own arguments are not Ato command-line arguments
+    start = time.perf_counter()
+    if name.startswith("optuna"):
+        config, used = run_optuna(name, problem, seed, b)
+    else:
+        config, used = run_ato(name, problem, seed, b, root)
     best = best_possible(problem)
-    out = []
-    for b in budgets_:
-        for name in algorithms:
-            start = time.perf_counter()
-            if name.startswith("optuna"):
-                config, used = run_optuna(name, problem, seed, b)
-            else:
-                config, used = run_ato(name, problem, seed, b, root)
-            regret = best if config is None else best - final_score(problem, config)
-            out.append((problem, b, name, seed, regret, used, time.perf_counter() - start))
-    return out
+    regret = best if config is None else best - final_score(problem, config)
+    return problem, b, name, seed, regret, used, time.perf_counter() - start
 
 
 def quartiles(values):
@@ -274,29 +271,59 @@ def quartiles(values):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=21)
-    parser.add_argument("--budgets", default="6,12,24,60",
+    parser.add_argument("--budgets", default="4,6,12,24,60",
                         help="total budgets in full trainings (x 27 epochs)")
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--quick", action="store_true", help="5 seeds, budgets 6 and 24")
     parser.add_argument("--out", default="regret")
+    parser.add_argument("--fresh", action="store_true", help="ignore the cached runs")
+    parser.add_argument("--report", action="store_true",
+                        help="tabulate the cached runs without running more")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.budgets = 5, "6,24"
     budgets_ = [int(b) for b in args.budgets.split(",")]
     problems = args.problems.split(",")
     algorithms = args.algorithms.split(",")
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        print("optuna is not installed (pip install optuna, or nox -s bench_regret): "
+              "Ato's algorithms only", file=sys.stderr)
+        algorithms = [a for a in algorithms if not a.startswith("optuna")]
+    import json
     import tempfile
 
     root = tempfile.mkdtemp(prefix="ato-bench-regret-")  # the (unused) checkpoint dirs
-    tasks = [(p, s, budgets_, algorithms, root) for p in problems for s in range(args.seeds)]
+    # Every finished run is appended to a cache, so an interrupted benchmark continues
+    # where it stopped (delete the cache, or pass --fresh, to measure again).
+    cache = Path(tempfile.gettempdir()) / f"ato-bench-{args.out}.runs.jsonl"
+    if args.fresh and cache.exists():
+        cache.unlink()
+    done = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            row = json.loads(line)
+            done[tuple(row[:4])] = row
+    tasks = [(p, b, name, s, root) for b in sorted(budgets_) for p in problems
+             for name in algorithms for s in range(args.seeds)
+             if (p, b, name, s) not in done]
+    if args.report:  # only tabulate what the cache holds
+        tasks = []
     started = time.perf_counter()
-    rows_raw = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for part in pool.map(one_seed, tasks):
-            rows_raw.extend(part)
+    cache.parent.mkdir(exist_ok=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool, cache.open("a") as out:
+        for row in pool.map(one_run, tasks, chunksize=4):
+            out.write(json.dumps(list(row)) + "\n")
+            out.flush()
+            done[tuple(row[:4])] = list(row)
     elapsed = time.perf_counter() - started
+    rows_raw = [done[(p, b, name, s)] for b in budgets_ for p in problems for name in algorithms
+                for s in range(args.seeds) if (p, b, name, s) in done]
+    present = {(r[0], r[1]) for r in rows_raw}
+    budgets_ = [b for b in budgets_ if all((p, b) in present for p in problems)]
 
     table: dict = {}
     for problem, b, name, _seed, regret, used, seconds in rows_raw:
@@ -307,18 +334,29 @@ def main(argv=None) -> None:
         entry["seconds"].append(seconds)
     rows = []
     verdicts = []
+    for cell in (c for p in table.values() for c in p.values()):
+        for entry in cell.values():
+            if len(entry["regrets"]) >= 2:
+                q1, med, q3 = quartiles(entry["regrets"])
+                entry.update(median=med, q1=q1, q3=q3,
+                             median_epochs=statistics.median(entry["epochs"]))
     for problem in problems:
         for b in budgets_:
             cell = table[problem][str(b)]
             for name in algorithms:
-                q1, med, q3 = quartiles(cell[name]["regrets"])
-                cell[name].update(median=med, q1=q1, q3=q3,
-                                  median_epochs=statistics.median(cell[name]["epochs"]))
+                if "median" not in cell.get(name, {}):
+                    continue
+                q1, med, q3 = (cell[name][k] for k in ("q1", "median", "q3"))
                 row = {"measure": f"{problem} B={b}: {name}",
                        "value": f"{med:.4f} [{q1:.4f}, {q3:.4f}] "
-                                f"({statistics.median(cell[name]['epochs']):.0f} epochs)"}
+                                f"({statistics.median(cell[name]['epochs']):.0f} epochs, "
+                                f"{len(cell[name]['regrets'])} seeds)"}
                 peer = COUNTERPARTS.get(name)
-                if peer in cell:
+                if cell[name]["median_epochs"] > b * MAX_EPOCHS:
+                    # the seed's HyperBand cannot be made smaller than one halving of its
+                    # grid: over the budget, it is shown but not compared
+                    row["value"] += " over the budget, not compared"
+                elif peer in cell and "median" in cell[peer]:
                     their = statistics.median(cell[peer]["regrets"])
                     row["target"] = f"<= {peer} {their:.4f}"
                     row["ok"] = med <= their
@@ -327,8 +365,9 @@ def main(argv=None) -> None:
     rows.append({"measure": "Ato multi-fidelity at or below its Optuna counterpart",
                  "value": f"{sum(verdicts)} of {len(verdicts)} (problem, budget, algorithm)",
                  "target": "all", "ok": all(verdicts)})
-    rows.append({"measure": "benchmark wall time", "value": f"{elapsed:.0f} s "
-                 f"({args.seeds} seeds, {args.jobs} processes)"})
+    cpu = sum(row[6] for row in rows_raw)
+    rows.append({"measure": "benchmark time", "value": f"{cpu:.0f} s of runs "
+                 f"({args.seeds} seeds, {args.jobs} processes; {elapsed:.0f} s this session)"})
     for cell in (c for p in table.values() for c in p.values()):
         for entry in cell.values():
             entry.pop("seconds")

@@ -287,7 +287,7 @@ class TestSmallBudgets:
         # taken most of it
         assert hb.bracket_cost(27, Fraction(1)) == 81
         assert dict((b, n) for n, b in plan)[Fraction(1)] < 27
-        assert plan == [(17, Fraction(1)), (2, Fraction(27))]  # 51 + 54 of 108
+        assert plan == [(2, Fraction(27)), (17, Fraction(1))]  # 54 + 51 of 108
 
     def test_a_partial_iteration_takes_whole_brackets_then_fills_the_rest(self):
         hb = MultiBracketHyperband(Scope(), SPACE, min_budget=1, max_budget=27, eta=3,

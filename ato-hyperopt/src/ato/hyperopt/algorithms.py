@@ -275,7 +275,8 @@ class MultiBracketHyperband(_BudgetSearch):
           left unspent that one more configuration could use);
         - if it is too small for two whole brackets, half of it goes to the most
           aggressive bracket and the rest to the least aggressive one (each shrunk to
-          fit); what rounding leaves goes back to the aggressive one.
+          fit; what rounding leaves goes back to the aggressive one), the least
+          aggressive one first.
 
         The hedge of the second case keeps a tiny budget from ranking every configuration
         on ``min_budget`` results alone, which loses whenever learning curves cross, while
@@ -323,7 +324,9 @@ class MultiBracketHyperband(_BudgetSearch):
                 first = self._fit(n0, b0, left)
             else:  # what rounding left over goes back to the aggressive bracket
                 first = self._fit(n0, b0, left - self.bracket_cost(last, b1))
-            return [(k, b) for k, b in ((first, b0), (last, b1)) if k]
+            # the conservative bracket first: its configurations are not chosen by a model
+            # fit on min_budget results (BOHB), which is what crossing curves mislead
+            return [(k, b) for k, b in ((last, b1), (first, b0)) if k]
         if rule == "aggressive":
             out = []
             for n, b in order:
