@@ -488,6 +488,11 @@ class ASHA(_BudgetSearch):
         shared = self.shared_study()
         if shared is not None:
             return self._run_shared(shared, func, args, kwargs)
+        if self.n_workers > 1 and getattr(self.executor_instance(), "name", "") == "torch":
+            raise SearchOptionError(
+                "asha: n_workers > 1 inside a torch.distributed group needs a shared study "
+                "(a tracker that coordinates studies and a study_id): the ranks' "
+                "collectives cannot interleave")
         rungs = [[] for _ in self.budgets]
         promoted: set = set()
         state = {"started": 0, "trials": 0, "committed": Fraction(0)}
