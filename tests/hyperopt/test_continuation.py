@@ -215,6 +215,16 @@ class TestRoot:
         first, repeat = prepare(ADict(x=1), ledger, 3), prepare(ADict(x=1), ledger, 3)
         assert (first.resume_budget, repeat.resume_budget) == (0, 3)
         assert repeat.increment == 0 and repeat.directory == first.directory
+        assert ledger.resumed_from(first.trial, 3) == 0  # the first is still charged 3
+
+    def test_bohb_repeats_are_charged_once(self, tmp_path):
+        """TPE may propose one configuration twice in a rung: the repeat costs nothing,
+        and budget_used is still the sum of what every call was told to train."""
+        objective = Recorder()
+        result = multi_fidelity("bohb", tmp_path).main(objective)()
+        told = sum(budgets.exact(c["__budget__"]) - budgets.exact(c["__resume_budget__"])
+                   for c in objective.calls)
+        assert budgets.exact(result.budget_used) == told
 
 
 class TestIncrementalBudget:

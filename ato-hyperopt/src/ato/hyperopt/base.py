@@ -546,6 +546,8 @@ class HyperOpt(abc.ABC):
         identity = config.get("__trial__") if self.MULTI_FIDELITY else None
         if identity is None:
             return budget
+        if config.get("__resume_budget__") == budgets.plain(budget):
+            return Fraction(0)  # a repeat or a re-evaluation: nothing to train
         return budget - self.continuations().resumed_from(identity, budget)
 
     def evaluate(self, func, config, *args, **kwargs):

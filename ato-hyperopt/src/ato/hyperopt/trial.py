@@ -149,8 +149,8 @@ class Continuations:
             return self._reached.get(identity, Fraction(0))
 
     def resumed_from(self, identity: str, budget) -> Fraction:
-        """The budget the last evaluation of ``identity`` at ``budget`` resumed from (0
-        when it was never prepared)."""
+        """The budget the first evaluation of ``identity`` at ``budget`` resumed from (0
+        when it was never prepared; a repeat resumes from ``budget`` itself)."""
         with self._lock:
             return self._resumed.get((identity, budgets.exact(budget)), Fraction(0))
 
@@ -159,9 +159,8 @@ class Continuations:
             if (identity, budget) in self._given:
                 # asked again for a budget it was already given (a repeated proposal in
                 # one batch, a re-evaluation): the earlier trial's checkpoint serves
-                resume = budget
-            else:
-                resume = min(self._reached.get(identity, Fraction(0)), budget)
+                return budget
+            resume = min(self._reached.get(identity, Fraction(0)), budget)
             self._resumed[(identity, budget)] = resume
             self._given.add((identity, budget))
             return resume
