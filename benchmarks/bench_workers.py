@@ -117,6 +117,33 @@ def throughput(url: str, n: int) -> float:
     return len(trials) / (end - start).total_seconds()
 
 
+# ---------------------------------------------------------------------- overhead
+def overhead(url: str, trials: int = 100) -> dict:
+    """Milliseconds per trial of a grid search with an instant objective in one process:
+    untracked, tracked alone, and as the single worker of a shared study (the difference
+    is the coordination: claim, report, the heartbeat thread), median of 3."""
+    from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
+    from ato.tracking import open_logger
+
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, trials - 1),
+                          num_samples=trials))
+    logger = open_logger(url, project="bench")
+    setups = {"untracked": {}, "tracked": {"tracker": logger},
+              "shared": {"tracker": logger, "study_id": None}}
+    samples = {name: [] for name in setups}
+    for _ in range(3):
+        for name, options in setups.items():
+            if "study_id" in options:
+                options = {**options, "study_id": f"ovh-{uuid.uuid4().hex[:8]}"}
+            search = get_algorithm("grid")(Scope(enable_override=True), space, progress=False,
+                                           **options)
+            start = time.perf_counter()
+            search.main(lambda config: config.x)()
+            samples[name].append((time.perf_counter() - start) / trials * 1e3)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
 # ---------------------------------------------------------------------- ASHA
 def asha_curve(url: str, n: int, seed: int, trials: int) -> tuple[list[tuple[float, float]],
                                                                   float]:
@@ -186,6 +213,12 @@ def main() -> None:
             for _ in range(args.repeat if counts else 0):  # interleaved: a noisy neighbour hits every N alike
                 for n in counts:
                     samples[n].append(throughput(url, n))
+            if not args.only_asha:
+                ms = overhead(url)
+                extra.setdefault("overhead_ms", {})[name] = ms
+                rows.append({"measure": f"{name}: ms per trial alone / shared (one worker)",
+                             "value": f"{ms['tracked']:.1f} / {ms['shared']:.1f}",
+                             "ok": None})
             rates = {n: statistics.median(s) for n, s in samples.items()}
             if samples:
                 extra["throughput"][name] = {str(n): s for n, s in samples.items()}
