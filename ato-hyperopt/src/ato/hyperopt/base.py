@@ -669,14 +669,22 @@ class HyperOpt(abc.ABC):
         specs = [TrialSpec(trial.key, self.trial_payload(request, trial))
                  for request, trial in pairs]
 
+        executor = self.executor_instance()
+        slots = 1
+        if executor is not None and getattr(executor, "name", "") != "torch":
+            slots = max(1, int(getattr(executor, "slots", 1)))  # claim loops in this process
+
         def run_claim(claim):
-            return run(by_key[claim.key][0].config)
+            config = by_key[claim.key][0].config
+            if slots == 1:
+                return run(config)
+            return executor.map(run, [config])[0].result()  # raises what the trial raised
 
         def record(claim, metric, status, error):
             request, trial = by_key[claim.key]
             recorder.record(trial, request.config, metric, status, error)
 
-        results = shared.evaluate(specs, run_claim, record)
+        results = shared.evaluate(specs, run_claim, record, threads=slots)
         return [results[trial.key] for _, trial in pairs]
 
     def trial_payload(self, request: TrialRequest, trial) -> dict:
