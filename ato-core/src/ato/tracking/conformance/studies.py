@@ -230,6 +230,15 @@ class StudyConformance:
         assert (state.state, state.metric, state.worker, state.attempts) == (
             "completed", 2.0, winner.worker, 2)
 
+    def test_stale_trial_keeps_its_place_in_seq_order(self, coordinator, study):
+        """A stale trial is claimed before queued trials that come after it."""
+        coordinator.enqueue(study, _specs(3))
+        held = coordinator.claim(study, "dead", stale_after=STALE)
+        time.sleep(STALE * 2)
+        order = [coordinator.claim(study, "alive", stale_after=STALE) for _ in range(3)]
+        assert [(c.key, c.attempt) for c in order[:2]] == [(held.key, 2), ("t001", 1)]
+        assert order[2].key == "t002"
+
     def test_heartbeat_keeps_a_long_trial(self, coordinator, study):
         """A worker that heart-beats keeps its trial past stale_after."""
         coordinator.join(study, "slow", "h", 1)
