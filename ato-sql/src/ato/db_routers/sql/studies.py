@@ -559,6 +559,7 @@ class SQLCoordinator:
         if status not in REPORT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(REPORT_STATUSES)}, "
                              f"not {status!r}")
+        _check_claim(claim, "report")
         params = {"key": claim.key, "worker": claim.worker, "attempt": int(claim.attempt),
                   "status": status, "metric": _metric_in(self.dialect, metric),
                   "error": None if error is None else str(error),
@@ -566,14 +567,11 @@ class SQLCoordinator:
         return self._guarded(claim, "report", params)
 
     def release(self, claim: Claim) -> bool:
+        _check_claim(claim, "release")
         return self._guarded(claim, "release", {"key": claim.key, "worker": claim.worker,
                                                 "attempt": int(claim.attempt)})
 
     def _guarded(self, claim: Claim, statement: str, params: dict) -> bool:
-        if not isinstance(claim, Claim):
-            raise TypeError(f"{statement} takes the Claim that claim() returned, not "
-                            f"{type(claim).__name__}")
-
         def run():
             with self._write(transaction=False) as conn:
                 sid = self._sid(conn, claim.study, create=False)
@@ -610,6 +608,12 @@ class SQLCoordinator:
         keeps its pool for the process's other users."""
         self._closed = True
         self._ids.clear()
+
+
+def _check_claim(claim, member: str) -> None:
+    if not isinstance(claim, Claim):
+        raise TypeError(f"{member} takes the Claim that claim() returned, not "
+                        f"{type(claim).__name__}")
 
 
 def _name(value, what: str) -> str:
