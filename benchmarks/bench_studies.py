@@ -71,6 +71,24 @@ class OptunaWorker:
         self.study.tell(trial, trial.params["x"] ** 2)
 
 
+class FloorWorker:
+    """The floor under any claim + report on PostgreSQL: the same two commits (one without
+    waiting for the WAL flush, as Ato's claim; one durable, as its report), each a one-row
+    UPDATE by primary key in raw psycopg, no SQLAlchemy, no pool."""
+
+    def __init__(self, url: str, n: int):
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS bench_floor (id int PRIMARY KEY, v float)")
+        self.conn.execute("INSERT INTO bench_floor VALUES (1, 0) ON CONFLICT DO NOTHING")
+
+    def trial(self) -> None:
+        self.conn.execute("WITH a AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+                          " UPDATE bench_floor SET v = v + 1 FROM a WHERE id = 1")
+        self.conn.execute("UPDATE bench_floor SET v = v + 1 WHERE id = 1")
+
+
 def optuna_available() -> bool:
     try:
         import optuna  # noqa: F401
@@ -185,6 +203,8 @@ def main(argv=None) -> None:
             workers = {"ato": AtoWorker(ato_url, n)}
             if with_optuna:
                 workers["optuna"] = OptunaWorker(with_driver(optuna_url), n)
+            if dialect == "postgresql":
+                workers["floor"] = FloorWorker(ato_url, n)
             medians = measure(workers, rounds, per_round)
             value = f"{ms(medians['ato'])}"
             if "optuna" in medians:
@@ -196,6 +216,11 @@ def main(argv=None) -> None:
                          "ato_ms": round(medians["ato"] * 1e3, 3),
                          "optuna_ms": (round(medians["optuna"] * 1e3, 3)
                                        if "optuna" in medians else None)})
+            if "floor" in medians:
+                rows.append({"measure": "  floor: the same two commits in raw psycopg (ms)",
+                             "value": f"{ms(medians['floor'])} (Ato = floor x"
+                                      f"{medians['ato'] / medians['floor']:.2f})",
+                             "floor_ms": round(medians["floor"] * 1e3, 3)})
             busy = contended(ato_url, 8, 20 if args.quick else 60)
             rows.append({"measure": f"claim + report with 7 other workers claiming, {dialect} (ms)",
                          "value": ms(busy), "ato_ms": round(busy * 1e3, 3)})

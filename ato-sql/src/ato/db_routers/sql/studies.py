@@ -123,6 +123,14 @@ _TAKE = """state = 'running', worker = :worker, attempts = {t}attempts + 1, clai
     finished_at = NULL, metric = NULL, error = NULL, run_id = NULL"""
 
 
+# PostgreSQL: a claim's commit need not wait for the WAL flush.  If the server crashes and
+# loses a claim, the trial is claimable again and the old holder's report is refused (its
+# worker or attempt no longer match): a re-run, never a double record.  Reports, which
+# carry results, stay durable.  set_config(..., true) lasts for this one autocommit
+# transaction, and commit reads it; the CTE is joined so that it runs.
+_ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+
+
 def _claim_sql(dialect: str, with_keys: bool):
     now, cutoff = _NOW[dialect], _CUTOFF[dialect]
     keys = " AND t.key IN :keys" if with_keys else ""
@@ -133,8 +141,9 @@ def _claim_sql(dialect: str, with_keys: bool):
         sql = (f"WITH q AS ({queued} FOR UPDATE SKIP LOCKED), "
                f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
                f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
-               f"ORDER BY seq LIMIT 1) "
-               f"UPDATE study_trials s SET {_TAKE.format(t='s.', now=now)} FROM c "
+               f"ORDER BY seq LIMIT 1), "
+               f"{_ASYNC_COMMIT} "
+               f"UPDATE study_trials s SET {_TAKE.format(t='s.', now=now)} FROM c, a "
                f"WHERE s.id = c.id RETURNING s.key, s.attempts, s.payload")
     else:
         sql = (f"UPDATE study_trials SET {_TAKE.format(t='', now=now)} WHERE id = ("
