@@ -84,8 +84,8 @@ class FloorWorker:
         self.conn.execute("INSERT INTO bench_floor VALUES (1, 0) ON CONFLICT DO NOTHING")
 
     def trial(self) -> None:
-        self.conn.execute("WITH a AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
-                          " UPDATE bench_floor SET v = v + 1 FROM a WHERE id = 1")
+        self.conn.execute("WITH a AS (SELECT set_config('synchronous_commit', 'off', true) AS s)"
+                          " UPDATE bench_floor SET v = bench_floor.v + 1 FROM a WHERE id = 1")
         self.conn.execute("UPDATE bench_floor SET v = v + 1 WHERE id = 1")
 
 

@@ -128,7 +128,7 @@ _TAKE = """state = 'running', worker = :worker, attempts = {t}attempts + 1, clai
 # worker or attempt no longer match): a re-run, never a double record.  Reports, which
 # carry results, stay durable.  set_config(..., true) lasts for this one autocommit
 # transaction, and commit reads it; the CTE is joined so that it runs.
-_ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+_ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true) AS async_commit)"
 
 
 def _claim_sql(dialect: str, with_keys: bool):
@@ -166,7 +166,12 @@ def _statements(dialect: str) -> dict:
                        f"error = :error, run_id = :run_id, finished_at = {now} WHERE {held}"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                         f"claimed_at = NULL WHERE {held}"),
-        "heartbeat": text(f"UPDATE study_workers SET heartbeat_at = {now}, left_at = NULL "
+        # a heartbeat lost in a server crash is harmless: no WAL flush to wait for
+        "heartbeat": text(f"WITH {_ASYNC_COMMIT} UPDATE study_workers "
+                          f"SET heartbeat_at = {now}, left_at = NULL FROM a "
+                          f"WHERE study_id = :sid AND worker = :worker"
+                          if dialect == "postgresql" else
+                          f"UPDATE study_workers SET heartbeat_at = {now}, left_at = NULL "
                           f"WHERE study_id = :sid AND worker = :worker"),
         "join": text(f"""INSERT INTO study_workers (study_id, worker, host, pid, meta, joined_at,
                          heartbeat_at, left_at) VALUES (:sid, :worker, :host, :pid, :meta,
