@@ -187,7 +187,7 @@ def _statements(dialect: str) -> dict:
         "create": text(f"INSERT INTO studies (name, meta, created_at) VALUES (:name, :meta, "
                        f"{now}) ON CONFLICT (name) DO NOTHING"),
         "study": text("SELECT id, name, meta, created_at FROM studies WHERE name = :name"),
-        "lock_study": text("SELECT id FROM studies WHERE id = :sid FOR UPDATE"
+        "lock_study": text("SELECT id FROM studies WHERE id = :sid FOR NO KEY UPDATE"
                            if dialect == "postgresql" else "SELECT id FROM studies WHERE id = :sid"),
         "max_seq": text("SELECT MAX(seq) FROM study_trials WHERE study_id = :sid"),
         "existing": text("SELECT key FROM study_trials WHERE study_id = :sid AND key IN :keys"
