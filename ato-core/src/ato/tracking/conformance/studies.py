@@ -111,6 +111,13 @@ class StudyConformance:
         assert before <= first["created_at"] <= _utc_now() + timedelta(seconds=30)
         assert coordinator.get_study(study) == first
 
+    def test_implicit_study_takes_the_first_meta(self, coordinator, study):
+        """A study created by join/enqueue has empty meta until create_study gives it."""
+        coordinator.enqueue(study, _specs(1))
+        assert coordinator.get_study(study)["meta"] == {}
+        assert coordinator.create_study(study, {"mode": "max"})["meta"] == {"mode": "max"}
+        assert coordinator.create_study(study, {"mode": "min"})["meta"] == {"mode": "max"}
+
     def test_enqueue_is_idempotent_and_keeps_order(self, coordinator, study):
         """Keys are unique; seq is insertion order; a repeated key keeps its first payload."""
         coordinator.enqueue(study, _specs(3))
