@@ -145,6 +145,15 @@ def bench_search(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_studies(session: nox.Session) -> None:
+    """Study coordination overhead per trial, with Optuna's RDB storage beside it (on
+    PostgreSQL too when ATO_TEST_POSTGRES_URL or --pg URL is given)."""
+    install_ato(session, DISTS, extras={"ato-sql": "postgresql"})
+    session.install("optuna")
+    session.run("python", "benchmarks/bench_studies.py", *session.posargs)
+
+
+@nox.session
 def docs(session: nox.Session) -> None:
     """Documentation checks: every hook documented, every code block of docs/ that is
     marked runnable runs."""
