@@ -80,7 +80,7 @@ DISTRIBUTIONS = {
                             "mssql"),
                 "command": ("runs", "models", "data", "store"), "store": ("file",)},
     "ato-hyperopt": {"search": ("hyperband", "grid", "random", "tpe", "bohb",
-                                "multi_hyperband", "asha"),
+                                "multi_hyperband", "asha"), "command": ("search",),
                      "executor": ("serial", "threads", "processes", "torch", "ray")},
     "ato-mmlab": {"format": (".py",), "source": ("load_mm_config", "compose_hierarchy")},
     "ato-ui": {"command": ("ui",)},

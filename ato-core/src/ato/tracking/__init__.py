@@ -40,14 +40,23 @@ from ato.tracking.protocol import (
     TrackerLogger,
 )
 from ato.tracking.reduce import check_max_points, reduce_points
+from ato.tracking.studies import (
+    REQUIRED_COORDINATOR_MEMBERS,
+    TRIAL_STATES,
+    Claim,
+    StudyCoordinator,
+    TrialSpec,
+    TrialState,
+)
 from ato.tracking.where import WhereError, matches, parse_where
 
 __all__ = [
-    "CAPABILITIES", "ORDER_FIELDS", "STATUSES", "Artifact", "CapabilityError", "Finder",
-    "Fingerprint", "MetricPoint", "MetricSeries", "MetricSummary", "Project", "Run",
-    "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "WhereError", "check_query",
-    "flatten", "matches", "open_finder", "open_logger", "parse_where", "reduce_points", "tracker_config",
-    "url_of",
+    "CAPABILITIES", "ORDER_FIELDS", "STATUSES", "TRIAL_STATES", "Artifact", "CapabilityError",
+    "Claim", "Finder", "Fingerprint", "MetricPoint", "MetricSeries", "MetricSummary", "Project",
+    "Run", "StudyCoordinator", "TrackerFinder", "TrackerLogger", "TrackerProtocolError",
+    "TrialSpec", "TrialState", "WhereError", "check_query", "flatten", "matches",
+    "open_coordinator", "open_finder", "open_logger", "parse_where", "reduce_points",
+    "tracker_config", "url_of",
 ]
 
 
@@ -107,11 +116,12 @@ def _backend(url: str):
 
 def _check_members(obj, required, backend, role: str) -> None:
     missing = [name for name in required if not callable(getattr(obj, name, None))]
+    protocol = "StudyCoordinator" if role == "coordinator" else f"Tracker{role.title()}"
     if missing:
         raise TrackerProtocolError(
             f"the tracker backend {backend.PLUGIN_NAME!r} ({backend.__module__}."
             f"{backend.__qualname__}) returned a {role} that lacks {', '.join(missing)}, "
-            f"required by the tracker protocol (ato.tracking.Tracker{role.title()})")
+            f"required by the tracker protocol (ato.tracking.{protocol})")
 
 
 def open_logger(target, *, project: str | None = None, **options) -> TrackerLogger:
@@ -146,6 +156,32 @@ def open_finder(target, **options) -> Finder:
     finder = backend.finder(config, **options)
     _check_members(finder, REQUIRED_FINDER_MEMBERS, backend, "finder")
     return Finder(finder, backend.PLUGIN_NAME)
+
+
+def open_coordinator(target, *, readonly: bool = False, **options) -> StudyCoordinator:
+    """The study coordinator of ``target`` (a URL, or a config with
+    ``experiment.sql.db_path``): workers that open the same URL and study name share the
+    study (see :mod:`ato.tracking.studies`).  ``options`` go to the backend's
+    ``coordinator(config, **options)``.  Like a logger, it creates a missing store —
+    unless ``readonly=True`` (passed on to the backend), which only reads: a missing
+    store is an error, nothing is created or migrated, writing members raise.
+
+    Errors: as :func:`open_logger`; :class:`CapabilityError` naming the backend when it
+    offers no coordination (no ``coordinator`` on its class)."""
+    config = tracker_config(target) if isinstance(target, str) else target
+    url = url_of(config)
+    backend = _backend(url)
+    factory = getattr(backend, "coordinator", None)
+    if not callable(factory):
+        raise CapabilityError(
+            f"the {backend.PLUGIN_NAME!r} tracker backend ({url}) cannot coordinate workers "
+            f"sharing a study: it does not declare the 'studies' capability (no "
+            f"coordinator(config) on {backend.__module__}.{backend.__qualname__})")
+    if readonly:
+        options["readonly"] = True
+    coordinator = factory(config, **options)
+    _check_members(coordinator, REQUIRED_COORDINATOR_MEMBERS, backend, "coordinator")
+    return coordinator
 
 
 def check_query(order_by: str = "id", status=None, limit=None, last=None) -> tuple | None:

@@ -42,7 +42,11 @@ ORDER_FIELDS = ("id", "start_time", "end_time", "status", "project_name")
 #:   history is filtered in Python).
 #: - ``heartbeat``: running runs refresh a heartbeat, so a dead process shows as
 #:   ``crashed`` after ``stale_after`` seconds.
-CAPABILITIES = frozenset({"where", "artifacts", "fingerprints", "series", "since", "heartbeat"})
+#: - ``studies``: the backend class has ``coordinator(config, **options)``, workers
+#:   share a search through the store (:mod:`ato.tracking.studies`,
+#:   :func:`ato.tracking.open_coordinator`).
+CAPABILITIES = frozenset({"where", "artifacts", "fingerprints", "series", "since", "heartbeat",
+                          "studies"})
 
 
 # --------------------------------------------------------------------------- records

@@ -31,6 +31,7 @@ from ato.hyperopt.base import (
     GridSpaceMixIn,
     HyperOpt,
     SearchOptionError,
+    TrialRequest,
     better,
     budget_option,
 )
@@ -80,12 +81,40 @@ class _BudgetSearch(HyperOpt):
             self._exact_budgets.append(budget)
         return metric
 
-    def _full_budget(self, func, configs, total: int, args, kwargs) -> ADict:
-        """Evaluate every config of ``configs`` once at ``max_budget``."""
+    def _batch(self, func, jobs, args, kwargs) -> list:
+        """Evaluate ``jobs`` — ``(config, budget, rung, bracket)`` — as one batch
+        (:meth:`evaluate_batch`: divided between workers in a shared study); the results
+        are observed and logged in the order of ``jobs``, so a fixed seed gives the same
+        decisions however the trials were scheduled."""
+        configs, requests = [], []
+        for config, budget, rung, bracket in jobs:
+            config = config.clone()
+            config["__budget__"] = budgets.plain(budget)
+            config["__num_halved__"] = rung
+            configs.append(config)
+            requests.append(TrialRequest(config, budget, rung, bracket))
+        metrics = self.evaluate_batch(func, requests, args, kwargs)
+        with self._lock:
+            for config, request, metric in zip(configs, requests, metrics):
+                self.sampler.observe(config, request.budget, metric)
+                self._budget_used += request.budget
+                config["__metric__"] = metric
+                self.logs.append(config)
+                self._exact_budgets.append(request.budget)
+        self.reporter.step(len(jobs))
+        return metrics
+
+    def _full_budget(self, func, propose, total: int, batch_size: int, args, kwargs) -> ADict:
+        """Evaluate ``total`` configs at ``max_budget``, in batches of ``batch_size``;
+        ``propose()`` gives the next config (called after the previous batch was
+        observed)."""
         self.reporter.start(f"{total} configs", total)
-        for config in configs:
-            self._trial(func, config, self.max_budget, 0, args, kwargs)
-            self.reporter.step()
+        done = 0
+        while done < total:
+            n = min(batch_size, total - done)
+            self._batch(func, [(propose(), self.max_budget, 0, 0) for _ in range(n)], args,
+                        kwargs)
+            done += n
         result = self._result()
         self.reporter.summary(f"best {Progress.format(result.metric)} of {total}")
         return result
@@ -108,40 +137,59 @@ class GridSearch(GridSpaceMixIn, _BudgetSearch):
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        grid = self.prepare_distributions(self.config, self.search_spaces)
-        return self._full_budget(func, grid, len(grid), args, kwargs)
+        grid = iter(self.prepare_distributions(self.config, self.search_spaces))
+        size = self.grid_size(self.search_spaces)
+        return self._full_budget(func, lambda: next(grid), size, size, args, kwargs)
 
 
 class RandomSearch(_BudgetSearch):
-    """``n_trials`` configs sampled from the search space, each at ``max_budget``."""
+    """``n_trials`` configs sampled from the search space, each at ``max_budget``.
+
+    ``batch_size``: how many proposals are drawn before their results are observed — the
+    trials that may run at once (on an executor, or by the workers of a shared study).
+    Default: all ``n_trials`` for the uniform sampler (which learns nothing), 1 for
+    ``sampler='tpe'``. The proposals depend only on the seed and the results of earlier
+    batches, never on which trial finished first."""
 
     PLUGIN_NAME = "random"
     CONFORMANCE_OPTIONS = {"n_trials": 12, "max_budget": 9}
 
-    def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
+    def __init__(self, scope, search_spaces, n_trials: int = 20, batch_size: int | None = None,
+                 **options):
         super().__init__(scope, search_spaces, **options)
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
             raise SearchOptionError(f"{self.PLUGIN_NAME}: n_trials must be an int >= 1, "
                                     f"got {n_trials!r}")
+        if batch_size is not None and (isinstance(batch_size, bool)
+                                       or not isinstance(batch_size, int) or batch_size < 1):
+            raise SearchOptionError(f"{self.PLUGIN_NAME}: batch_size must be an int >= 1, "
+                                    f"got {batch_size!r}")
         self.n_trials = n_trials
+        if batch_size is None:
+            batch_size = n_trials if options.get("sampler", "random") == "random" else 1
+        self.batch_size = batch_size
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        # A generator: each proposal is drawn after the previous trial was observed.
-        proposals = (self.sampler.sample(self.config) for _ in range(self.n_trials))
-        return self._full_budget(func, proposals, self.n_trials, args, kwargs)
+        return self._full_budget(func, lambda: self.sampler.sample(self.config), self.n_trials,
+                                 self.batch_size, args, kwargs)
 
 
 class TPESearch(RandomSearch):
     """Sequential model-based search: ``n_trials`` configurations proposed by TPE
-    (Bergstra et al., NeurIPS 2011), each at ``max_budget``."""
+    (Bergstra et al., NeurIPS 2011), each at ``max_budget``.
+
+    ``batch_size`` (default 1: each proposal sees every earlier result) proposals are
+    drawn from the same model and evaluated together; set it to the number of workers of
+    a shared study (or the executor's slots) so they all have a trial to run."""
 
     PLUGIN_NAME = "tpe"
     CONFORMANCE_OPTIONS = {"n_trials": 15}
 
-    def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
+    def __init__(self, scope, search_spaces, n_trials: int = 20, batch_size: int | None = None,
+                 **options):
         options.setdefault("sampler", "tpe")
-        super().__init__(scope, search_spaces, n_trials, **options)
+        super().__init__(scope, search_spaces, n_trials, batch_size, **options)
 
 
 class MultiBracketHyperband(_BudgetSearch):
@@ -200,10 +248,10 @@ class MultiBracketHyperband(_BudgetSearch):
                 while configs:
                     self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
                                         f"budget {budgets.text(budget)}", len(configs))
-                    scored = []
-                    for c in configs:
-                        scored.append((self._trial(func, c, budget, rung, args, kwargs, b), c))
-                        self.reporter.step()
+                    # one rung is one batch: decided once all its trials are done
+                    metrics = self._batch(func, [(c, budget, rung, b) for c in configs], args,
+                                          kwargs)
+                    scored = list(zip(metrics, configs))
                     scored.sort(key=lambda mc: self.key(mc[0]))
                     keep = math.floor(len(scored) / self.eta)
                     if budget * self.eta > self.max_budget or keep == 0:

@@ -23,6 +23,7 @@ from ato.hyperopt.base import (
     GridSpaceMixIn,
     HyperOpt,
     SearchOptionError,
+    TrialRequest,
     better,
 )
 from ato.hyperopt.progress import Progress
@@ -90,19 +91,27 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
 
     # ------------------------------------------------------------------ search
     def _evaluate_generation(self, func, candidates, args, kwargs, generation, progress) -> list:
-        metrics = []
-        for config in candidates:
-            metrics.append(self._evaluate_one(func, config, args, kwargs, generation))
-            progress.step()
+        """One generation is one batch (:meth:`evaluate_batch`): in a shared study its
+        trials are divided between the workers, and the generation is decided once every
+        one of them is done."""
+        metrics = self.evaluate_batch(func, [self._request(c, generation) for c in candidates],
+                                      args, kwargs)
+        progress.step(len(candidates))
         return metrics
 
-    def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
-        """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
+    def _request(self, config, generation, final=False) -> TrialRequest:
+        """The trial of ``config`` in generation ``generation`` (``final``: the winner's
+        re-evaluation)."""
         budget = self.budget_of(generation)
         if self.budgeted:
             config["__budget__"] = budgets.plain(budget)
-        return self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=generation,
-                                   final=final, record=record)
+        return TrialRequest(config, budget, generation, 0, final)
+
+    def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
+        """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
+        request = self._request(config, generation, final)
+        return self.evaluate_trial(func, config, args, kwargs, budget=request.budget,
+                                   rung=generation, final=final, record=record)
 
     def _final(self, func, winner, args, kwargs):
         return self._evaluate_one(func, winner, args, kwargs, winner["__num_halved__"], True)

@@ -20,6 +20,13 @@ def ato_register_search_algorithms():
 
 
 @hookimpl
+def ato_register_commands():
+    from ato.hyperopt.commands import SearchCommand
+
+    return SearchCommand
+
+
+@hookimpl
 def ato_register_executors():
     # Registered whether or not torch / Ray are installed: choosing one that is missing
     # says what to install instead of "unknown executor".
