@@ -423,6 +423,13 @@ def test_a_search_on_processes(tmp_path):
     check_search(ProcessesExecutor(n_workers=2), tmp_path, elsewhere=True)
 
 
+def test_a_search_on_spawned_processes(tmp_path):
+    """Under spawn the trial function, and with it the search, is pickled: the copy leaves
+    the tracker and the locks behind and still runs the objective through the scope."""
+    check_search(ProcessesExecutor(n_workers=2, start_method="spawn"), tmp_path,
+                 elsewhere=True)
+
+
 def test_a_search_on_threads_runs_trials_at_once(tmp_path):
     """Two trials that wait for each other finish only when they run at the same time."""
     from ato.adict import ADict

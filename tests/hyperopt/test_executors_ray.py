@@ -99,3 +99,36 @@ def test_a_task_ray_loses_is_a_failed_outcome_and_the_rest_go_on():
     assert [o.ok for o in outcomes] == [True, False, True]
     assert outcomes[1].exception is None and "died" in outcomes[1].error.lower(), outcomes[1]
     assert [o.value for o in executor.map(abs, [-5])] == [5]
+
+
+def test_a_search_on_ray(tmp_path):
+    """Grid and Hyperband with executor='ray' evaluate what the serial search does, record
+    each trial once in the driver's database, and run the objective in Ray workers."""
+    from tests.hyperopt.test_executors import check_search
+
+    check_search("ray", tmp_path, elsewhere=True)
+
+
+def test_a_search_on_ray_with_per_trial_resources(tmp_path):
+    from tests.hyperopt.test_executors import run_search
+
+    result, runs, calls = run_search(get_executor("ray", num_cpus=2), tmp_path)
+    assert (result.config.x, result.config.y) == (3, "b")
+    assert len(runs) == len(calls) == 16
+
+
+def test_a_function_ray_cannot_send_is_one_clear_error():
+    import threading
+
+    lock = threading.Lock()
+
+    def holds_a_lock(i):
+        with lock:
+            return i
+
+    executor = get_executor("ray")
+    with pytest.raises(ExecutorError, match=r"executor 'ray' cannot send <function .*holds_a_lock"
+                                            r".* to Ray workers: .*lock.*inspect_serializability"):
+        executor.map(holds_a_lock, [1])
+    with pytest.raises(ExecutorError, match=r"cannot send <function .*holds_a_lock"):
+        executor.submit(holds_a_lock, 1)
