@@ -48,6 +48,16 @@ def rank_main() -> None:
     out["slots"] = executor.slots
     out["strided"] = [o.value for o in executor.map(who, range(7))]
     out["contiguous"] = [o.value for o in TorchExecutor(split="contiguous").map(who, range(7))]
+    sub = dist.new_group([0, 1])
+    out["subgroup"] = [o.value for o in TorchExecutor(group=sub).map(who, range(3))]
+    real_backend = dist.get_backend
+    dist.get_backend = lambda group=None: "nccl"  # as under NCCL: outcomes over a gloo group
+    try:
+        nccl_like = TorchExecutor()
+    finally:
+        dist.get_backend = real_backend
+    out["gather_group"] = nccl_like._gather_group is not None
+    out["over_gloo"] = [o.value for o in nccl_like.map(who, range(3))]
     out["errors"] = [[o.ok, o.error, type(o.exception).__name__]
                      for o in executor.map(fail_on_three, range(6))]
     out["unsendable"] = [[o.ok, o.error] for o in executor.map(
@@ -110,6 +120,13 @@ def test_each_rank_runs_its_share_and_gets_every_outcome(ranks):
     assert zero["slots"] == one["slots"] == 2
     assert zero["strided"] == one["strided"] == [[i, i % 2] for i in range(7)]
     assert zero["contiguous"] == one["contiguous"] == [[i, int(i >= 4)] for i in range(7)]
+    assert zero["subgroup"] == one["subgroup"] == [[0, 0], [1, 1], [2, 0]]
+
+
+def test_outcomes_of_an_nccl_group_travel_over_a_gloo_group_of_the_same_ranks(ranks):
+    for rank in ranks:
+        assert rank["gather_group"] is True
+        assert rank["over_gloo"] == [[0, 0], [1, 1], [2, 0]]
 
 
 def test_an_error_on_one_rank_is_an_outcome_on_every_rank(ranks):
