@@ -307,6 +307,13 @@ class ASHA(_BudgetSearch):
                              else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
         self.budgets = budgets.rungs(self.min_budget, self.max_budget, self.eta)
 
+    def _new_config(self, index: int):
+        """The ``index``-th new configuration: drawn with the random generator re-seeded
+        from (seed, index), so it is the same whichever worker draws it (TPE still fits
+        on what was observed by then)."""
+        self.rng.seed(f"{self.seed}:{index}")
+        return self.sampler.sample(self.config)
+
     def _next_job(self, rungs, promoted, started):
         """The next trial: the best unpromoted configuration in the top 1/eta of the
         highest rung that has one, or a new configuration at the lowest rung."""
@@ -316,7 +323,7 @@ class ASHA(_BudgetSearch):
                 if (k, index) not in promoted:
                     promoted.add((k, index))
                     return k + 1, index, config
-        return 0, started, self.sampler.sample(self.config)
+        return 0, started, self._new_config(started)
 
     def _exhausted(self, started_trials, committed) -> bool:
         if self.max_trials is not None and started_trials >= self.max_trials:
@@ -348,6 +355,9 @@ class ASHA(_BudgetSearch):
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
+        shared = self.shared_study()
+        if shared is not None:
+            return self._run_shared(shared, func, args, kwargs)
         rungs = [[] for _ in self.budgets]
         promoted: set = set()
         state = {"started": 0, "trials": 0, "committed": Fraction(0)}
@@ -378,6 +388,113 @@ class ASHA(_BudgetSearch):
                         rung, index, config = running.pop(future)
                         self._record(rungs, rung, index, config, future.result())
                         self.reporter.step()
+        if not self.logs:
+            raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
+                                    f"smaller than min_budget={budgets.text(self.min_budget)}")
+        result = self._result()
+        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
+        return result
+
+    # ------------------------------------------------------------------ shared study
+    def _propose(self, states) -> list:
+        """The promotion rule of Li et al. (2020) on every trial of the shared study
+        (``states``, by seq; called under the study lock): the next trial, as a one-item
+        list of :class:`ato.tracking.TrialSpec`, or ``[]`` once ``max_trials`` or
+        ``total_budget`` is reached."""
+        from ato.hyperopt.study import Trial, config_hash, searched_values
+        from ato.hyperopt.workers import DONE_STATES, jsonable, metric_of
+        from ato.tracking import TrialSpec
+
+        committed = sum((budgets.exact(s.payload["budget"]) for s in states), Fraction(0))
+        if self._exhausted(len(states), committed):
+            return []
+        rungs = [[] for _ in self.budgets]
+        promoted, started = set(), 0
+        for s in states:
+            rung, index = int(s.payload["rung"]), int(s.payload["index"])
+            if rung > 0:
+                promoted.add((rung - 1, index))
+            else:
+                started += 1
+            if s.state in DONE_STATES:
+                rungs[rung].append((self.key(metric_of(s)), index, s))
+                if s.key not in self._observed:
+                    self._observed.add(s.key)
+                    self.sampler.observe(self._shared_config(s.payload),
+                                         budgets.exact(s.payload["budget"]), metric_of(s))
+        job = None
+        for k in range(len(self.budgets) - 2, -1, -1):
+            ranked = sorted(rungs[k], key=lambda e: (e[0], e[1]))
+            for _key, index, s in ranked[:math.floor(len(ranked) / self.eta)]:
+                if (k, index) not in promoted:
+                    job = (k + 1, index, s.payload["values"])
+                    break
+            if job is not None:
+                break
+        if job is None:
+            config = self._new_config(started)
+            job = (0, started, searched_values(config, self.search_spaces.keys()))
+        rung, index, values = job
+        budget = self.budgets[rung]
+        if self.total_budget is not None and committed + budget > self.total_budget:
+            return []
+        config = self._shared_config({"values": values, "budget": budgets.text(budget),
+                                      "rung": rung})
+        chash = config_hash(config, self.search_spaces.keys())
+        occurrence = sum(1 for s in states if s.payload.get("config_hash") == chash
+                         and int(s.payload["rung"]) == rung)
+        trial = Trial(self.study_id, self.PLUGIN_NAME, chash, budget, 0, rung, occurrence,
+                      self.seed)
+        return [TrialSpec(trial.key, {
+            "values": jsonable(values), "config": jsonable(config),
+            "budget": budgets.text(budget), "bracket": 0, "rung": rung, "final": False,
+            "config_hash": chash, "index": index, "occurrence": occurrence})]
+
+    def _shared_config(self, payload):
+        """A trial's config rebuilt from its payload on this worker's base config."""
+        config = self.config.clone()
+        for name, value in payload["values"].items():
+            config.set_value_by_name(name, value)
+        config["__budget__"] = budgets.plain(budgets.exact(payload["budget"]))
+        config["__num_halved__"] = int(payload["rung"])
+        return config
+
+    def _shared_trial(self, key: str, payload):
+        from ato.hyperopt.study import Trial
+
+        return Trial(self.study_id, self.PLUGIN_NAME, payload["config_hash"],
+                     budgets.exact(payload["budget"]), 0, int(payload["rung"]),
+                     int(payload.get("occurrence", 0)), self.seed)
+
+    def _run_shared(self, shared, func, args, kwargs) -> ADict:
+        """ASHA with the other workers of the shared study: each free worker (and each of
+        ``n_workers`` threads) asks the study for its next trial — a promotion, else a new
+        configuration — under the study lock, runs it and reports it."""
+        from ato.hyperopt.workers import DONE_STATES, metric_of
+
+        self._observed: set = set()
+        recorder = self.recorder()
+
+        def run(claim):
+            return self.call_objective(func, self._shared_config(claim.payload), args, kwargs)
+
+        def record(claim, metric, status, error):
+            recorder.record(self._shared_trial(claim.key, claim.payload),
+                            self._shared_config(claim.payload), metric, status, error)
+            self.reporter.step()
+
+        total = self.max_trials or math.floor(self.total_budget / self.min_budget)
+        self.reporter.start(f"up to {total} trials, shared", total)
+        states = shared.run_async(self._propose, run, record, threads=self.n_workers)
+        for s in states:
+            if s.state not in DONE_STATES:
+                continue
+            config = self._shared_config(s.payload)
+            budget = budgets.exact(s.payload["budget"])
+            config["__metric__"] = metric_of(s)
+            self.logs.append(config)
+            self._exact_budgets.append(budget)
+            self._budget_used += budget
         if not self.logs:
             raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
                                     f"smaller than min_budget={budgets.text(self.min_budget)}")

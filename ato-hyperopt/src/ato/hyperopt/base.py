@@ -30,7 +30,7 @@ from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
-           "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "TrialError",
+           "SearchSpaceError", "SearchOptionError", "DistributedSearchError",
            "TrialRequest", "better", "worst_value", "process_group"]
 
 
@@ -49,11 +49,6 @@ class DistributedSearchError(AtoError, RuntimeError):
     def __init__(self, rank: int, error: str):
         self.rank = rank
         super().__init__(f"rank {rank} failed: {error}")
-
-
-class TrialError(AtoError, RuntimeError):
-    """A trial's objective raised where the exception itself cannot travel (another
-    process or machine ran it); the message is ``'ValueError: message'``."""
 
 
 def process_group():
@@ -484,7 +479,9 @@ class HyperOpt(abc.ABC):
                         self.tracker, self.get_hyperopt_id(),
                         heartbeat_interval=self.heartbeat_interval,
                         stale_after=self.stale_after, retries=self.retries,
-                        algorithm=self.algorithm_name()) or False
+                        meta={"algorithm": self.algorithm_name(), "mode": self.mode,
+                              "seed": self.seed,
+                              "space": sorted(map(str, self.search_spaces.keys()))}) or False
             return state.shared or None
 
     def executor_instance(self):
@@ -597,6 +594,13 @@ class HyperOpt(abc.ABC):
         if "__budget__" in request.config:
             request.config["__budget__"] = budgets.plain(request.budget)
 
+    def call_objective(self, func, config, args=(), kwargs=None):
+        """Run ``func`` on ``config`` through the scope's injection (``scope.config``
+        restored afterwards) and return its metric, without recording anything: for an
+        algorithm that records trials itself (ASHA in a shared study). Raises what the
+        objective raises; a ``TypeError`` when it returns no number."""
+        return self.__objective(func, args, kwargs or {})(config)
+
     def __objective(self, func, args, kwargs):
         """``config -> metric``: the objective through the scope's injection."""
         name = self.algorithm_name()
@@ -649,9 +653,7 @@ class HyperOpt(abc.ABC):
             if failure is None and not self.__caught(outcome):
                 failure = outcome
         if failure is not None:
-            if failure.exception is not None:
-                raise failure.exception
-            raise TrialError(failure.error)
+            failure.result()  # raises the live exception, or TrialError with its text
         return metrics
 
     def __caught(self, outcome) -> bool:
@@ -788,7 +790,7 @@ def _make_executor(algorithm: str, name: str):
                                 f"which this installation lacks; use executor='serial'") from None
     try:
         return get_executor(name)
-    except (LookupError, ValueError) as e:
+    except (AtoError, LookupError, ValueError) as e:
         raise SearchOptionError(f"{algorithm}: executor={name!r}: {e}") from None
 
 

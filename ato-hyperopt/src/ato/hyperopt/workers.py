@@ -29,13 +29,16 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
+from ato.errors import AtoError
 from ato.tracking.outcome import describe_exception
 
-__all__ = ["TrialRequest", "SharedStudy", "open_shared_study", "jsonable", "DONE_STATES"]
+__all__ = ["TrialRequest", "SharedStudy", "StudyMismatchError", "open_shared_study", "jsonable",
+           "DONE_STATES"]
 
 DONE_STATES = ("completed", "failed")
 
@@ -92,10 +95,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class StudyMismatchError(AtoError, ValueError):
+    """A worker joined a study that another search (another algorithm, seed, mode or
+    search space) created under the same ``study_id``."""
+
+
 def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stale_after: float,
-                      retries: int, algorithm: str) -> "SharedStudy | None":
+                      retries: int, meta: dict) -> SharedStudy | None:
     """A :class:`SharedStudy` when ``tracker``'s backend offers ``"studies"``, else None
-    (the search runs in this process alone)."""
+    (the search runs in this process alone). ``meta`` (``algorithm``, ``mode``, ``seed``,
+    ``space``) describes the search: the study keeps the first worker's, and a worker whose
+    search differs raises :class:`StudyMismatchError` naming what differs."""
     try:
         from ato.tracking import CapabilityError, open_coordinator, url_of
     except ImportError:  # an ato-core without the coordination interface
@@ -105,8 +115,21 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
         coordinator = open_coordinator(url)
     except CapabilityError:
         return None
-    return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
-                       stale_after=stale_after, retries=retries, algorithm=algorithm)
+    try:
+        record = coordinator.create_study(study_id, meta)
+        held = (record or {}).get("meta") or {}
+        differs = [k for k in meta if k in held and held[k] != meta[k]]
+        if differs:
+            raise StudyMismatchError(
+                f"study {study_id!r} on {url} was started by another search: "
+                + "; ".join(f"{k} is {held[k]!r} there, {meta[k]!r} here" for k in differs)
+                + " (use another study_id, or the same search options in every worker)")
+        return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
+                           stale_after=stale_after, retries=retries,
+                           algorithm=str(meta.get("algorithm", "search")))
+    except BaseException:
+        coordinator.close()
+        raise
 
 
 class SharedStudy:
