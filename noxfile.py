@@ -44,7 +44,9 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, every distribution installed editable (PostgreSQL tests run
     when ATO_TEST_POSTGRES_URL is set)."""
     session.install(TORCH)
-    install_ato(session, DISTS, extras={"ato-sql": "postgresql"})
+    # ato-hyperopt[ray]: the Ray executor's tests start a local Ray instance (adds ~20 s of
+    # install, measured cold; see docs/hyperopt.md#executors).
+    install_ato(session, DISTS, extras={"ato-sql": "postgresql", "ato-hyperopt": "ray"})
     session.install(*TEST_DEPS)
     session.run("pytest", *(session.posargs or ["tests"]), env={"PYTHONDONTWRITEBYTECODE": "1"})
 
