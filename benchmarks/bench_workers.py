@@ -12,9 +12,10 @@ SQLite always; PostgreSQL when ``ATO_TEST_POSTGRES_URL`` names a server (the ben
 creates and drops its own database there).
 
 ASHA: 8 asynchronous worker processes against 1 on a synthetic learning curve whose trials
-sleep 10 ms per budget unit; the wall time until the incumbent (the best trial at the
-largest budget completed so far) is as good as the single worker's final one, as a
-fraction of the single worker's wall time (target <= 1/6), median over seeds.
+sleep 50 ms per budget unit (budgets 1 to 27); the single worker runs 120 trials, the
+eight may run up to 240; the wall time until the incumbent (the best trial at the largest
+budget completed so far) is as good as the single worker's final one, as a fraction of
+the single worker's wall time (target <= 1/6), median over seeds.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def worker(job: dict) -> None:
 
     def objective(config):
         if job["algorithm"] == "asha":
-            time.sleep(0.01 * float(config.__budget__))
+            time.sleep(0.05 * float(config.__budget__))
             return observed(config.x, config.y, float(config.__budget__))
         time.sleep(TRIAL_SECONDS)
         return final_score(config.x, config.y)
@@ -116,13 +117,41 @@ def throughput(url: str, n: int) -> float:
     return len(trials) / (end - start).total_seconds()
 
 
+# ---------------------------------------------------------------------- overhead
+def overhead(url: str, trials: int = 100) -> dict:
+    """Milliseconds per trial of a grid search with an instant objective in one process:
+    untracked, tracked alone, and as the single worker of a shared study (the difference
+    is the coordination: claim, report, the heartbeat thread), median of 3."""
+    from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
+    from ato.tracking import open_logger
+
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, trials - 1),
+                          num_samples=trials))
+    logger = open_logger(url, project="bench")
+    setups = {"untracked": {}, "tracked": {"tracker": logger},
+              "shared": {"tracker": logger, "study_id": None}}
+    samples = {name: [] for name in setups}
+    for _ in range(3):
+        for name, options in setups.items():
+            if "study_id" in options:
+                options = {**options, "study_id": f"ovh-{uuid.uuid4().hex[:8]}"}
+            search = get_algorithm("grid")(Scope(enable_override=True), space, progress=False,
+                                           **options)
+            start = time.perf_counter()
+            search.main(lambda config: config.x)()
+            samples[name].append((time.perf_counter() - start) / trials * 1e3)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
 # ---------------------------------------------------------------------- ASHA
-def asha_curve(url: str, n: int, seed: int) -> tuple[list[tuple[float, float]], float]:
+def asha_curve(url: str, n: int, seed: int, trials: int) -> tuple[list[tuple[float, float]],
+                                                                  float]:
     """``[(seconds since the first claim, regret of the incumbent)]`` and the total wall
     time of an ASHA study run by n workers."""
     study = f"asha-{uuid.uuid4().hex[:8]}"
     launch(n, {"url": url, "study": study, "algorithm": "asha",
-               "options": {"max_trials": 120, "min_budget": 1, "max_budget": 27, "eta": 3,
+               "options": {"max_trials": trials, "min_budget": 1, "max_budget": 27, "eta": 3,
                            "seed": seed, "heartbeat_interval": 1.0, "stale_after": 120}})
     trials = [t for t in states(url, study) if t.state == "completed"]
     start = min(t.claimed_at for t in trials)
@@ -169,17 +198,30 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4,8")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-asha", action="store_true")
+    parser.add_argument("--only-asha", action="store_true",
+                        help="skip the throughput runs (and PostgreSQL)")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     rows, extra = [], {"throughput": {}, "asha": {}}
     for name, url, drop in databases():
         try:
             samples = {n: [] for n in counts}
-            for _ in range(args.repeat):  # interleaved: a noisy neighbour hits every N alike
+            if args.only_asha:
+                if name != "sqlite":
+                    continue
+                samples, counts = {}, []
+            for _ in range(args.repeat if counts else 0):  # interleaved: a noisy neighbour hits every N alike
                 for n in counts:
                     samples[n].append(throughput(url, n))
+            if not args.only_asha:
+                ms = overhead(url)
+                extra.setdefault("overhead_ms", {})[name] = ms
+                rows.append({"measure": f"{name}: ms per trial alone / shared (one worker)",
+                             "value": f"{ms['tracked']:.1f} / {ms['shared']:.1f}",
+                             "ok": None})
             rates = {n: statistics.median(s) for n, s in samples.items()}
-            extra["throughput"][name] = {str(n): s for n, s in samples.items()}
+            if samples:
+                extra["throughput"][name] = {str(n): s for n, s in samples.items()}
             for n in counts:
                 ratio = rates[n] / (n * rates[counts[0]] / counts[0])
                 rows.append({"measure": f"{name}: {n} workers, trials/s (ratio to linear)",
@@ -188,8 +230,8 @@ def main() -> None:
             if not args.no_asha and name == "sqlite":
                 fractions = []
                 for seed in range(args.seeds):
-                    one, one_wall = asha_curve(url, 1, seed)
-                    eight, _ = asha_curve(url, 8, seed)
+                    one, one_wall = asha_curve(url, 1, seed, 120)
+                    eight, _ = asha_curve(url, 8, seed, 240)
                     target = one[-1][1]
                     reached = time_to_reach(eight, target) if any(
                         r <= target + 1e-12 for _, r in eight) else math.inf

@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import uuid
 
 import pytest
 
@@ -348,3 +349,133 @@ def test_the_conformance_command_runs_the_suite():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "9 passed" in done.stdout
+
+
+# --------------------------------------------------------------------------- searches
+SPACE = {"x": {"param_type": "INTEGER", "param_range": (0, 7), "num_samples": 8},
+         "y": {"param_type": "CATEGORY", "categories": ["a", "b"]}}
+
+
+def run_search(executor, folder, algorithm="grid", study=None, **options):
+    """A search whose objective leaves one file per call (``pid-x-y-budget-unique``) in
+    ``folder``; returns ``(result, recorded runs, the files)``.  With ``study`` (an
+    explicit study id), the search shares its study through the tracker."""
+    from ato.adict import ADict
+    from ato.db_routers.sql.manager import SQLFinder, SQLLogger
+    from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
+
+    scope = Scope(enable_override=True)
+
+    @scope.observe(default=True)
+    def defaults(cfg):
+        cfg.x, cfg.y, cfg.offset = 0, "a", 1.0
+
+    calls = folder / "calls"
+    calls.mkdir(parents=True)
+    config = ADict(experiment={"project_name": "executors",
+                               "sql": {"db_path": f"sqlite:///{folder / 'runs.db'}"}})
+    search = get_algorithm(algorithm)(scope, ADict(SPACE), mode="min", seed=1,
+                                      tracker=SQLLogger(config), study_id=study,
+                                      executor=executor, progress=False, **options)
+
+    @search.main
+    def objective(config):
+        budget = config.get("__budget__", "")
+        (calls / f"{os.getpid()}-{config.x}-{config.y}-{budget}-{uuid.uuid4().hex}").touch()
+        return (config.x - 3) ** 2 + (0 if config.y == "b" else config.offset) + (
+            1 / float(budget) if budget else 0)
+
+    result = objective()
+    return result, SQLFinder(config).find_runs(project_name="executors"), sorted(
+        p.name for p in calls.iterdir())
+
+
+def check_search(executor, tmp_path, *, elsewhere: bool, **options):
+    """The search on ``executor`` evaluates what the serial one does, records each trial
+    once, and (``elsewhere``) runs the objective in other processes."""
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "other").mkdir()
+    for algorithm, extra in (("grid", {}), ("hyperband", {"halving_rate": 0.5,
+                                                          "num_min_samples": 2,
+                                                          "max_budget": 8})):
+        base, base_runs, base_calls = run_search("serial", tmp_path / "serial" / algorithm,
+                                                 algorithm, **extra)
+        result, runs, calls = run_search(executor, tmp_path / "other" / algorithm, algorithm,
+                                         **extra, **options)
+        assert (result.config.x, result.config.y, result.metric) == (
+            base.config.x, base.config.y, base.metric) == (3, "b", base.metric)
+        def what(names):
+            return sorted(n.split("-", 1)[1].rsplit("-", 1)[0] for n in names)
+
+        assert what(calls) == what(base_calls), (calls, base_calls)
+        assert len(runs) == len(base_runs) == len(calls)
+        assert all(r.status == "completed" for r in runs)
+        pids = {int(c.split("-", 1)[0]) for c in calls}
+        assert (os.getpid() not in pids) is elsewhere, (algorithm, pids)
+
+
+def test_a_search_on_threads(tmp_path):
+    check_search("threads", tmp_path, elsewhere=False)
+
+
+def test_a_search_on_processes(tmp_path):
+    check_search(ProcessesExecutor(n_workers=2), tmp_path, elsewhere=True)
+
+
+def test_a_search_on_spawned_processes(tmp_path):
+    """Under spawn the trial function, and with it the search, is pickled: the copy leaves
+    the tracker and the locks behind and still runs the objective through the scope."""
+    check_search(ProcessesExecutor(n_workers=2, start_method="spawn"), tmp_path,
+                 elsewhere=True)
+
+
+def test_a_search_on_threads_runs_trials_at_once(tmp_path):
+    """Two trials that wait for each other finish only when they run at the same time."""
+    from ato.adict import ADict
+    from ato.hyperopt.algorithms import GridSearch
+    from ato.scope import Scope
+
+    barrier = threading.Barrier(2, timeout=30)
+    scope = Scope()
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 3), num_samples=4))
+    search = GridSearch(scope, space, mode="max", progress=False,
+                        executor=ThreadsExecutor(n_workers=2))
+
+    @search.main
+    def objective(config):
+        barrier.wait()
+        return config.x
+
+    assert objective().config.x == 3
+
+
+def test_a_failing_trial_on_an_executor_is_recorded_and_caught(tmp_path):
+    from ato.adict import ADict
+    from ato.db_routers.sql.manager import SQLFinder, SQLLogger
+    from ato.hyperopt.algorithms import GridSearch
+    from ato.scope import Scope
+
+    config = ADict(experiment={"project_name": "executors",
+                               "sql": {"db_path": f"sqlite:///{tmp_path / 'runs.db'}"}})
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 3), num_samples=4))
+    search = GridSearch(Scope(), space, mode="max", progress=False, catch=(ValueError,),
+                        executor=ProcessesExecutor(n_workers=2), tracker=SQLLogger(config),
+                        study_id="failing")
+
+    @search.main
+    def objective(config):
+        if config.x == 3:
+            raise ValueError("x=3 diverged")
+        return config.x
+
+    assert objective().config.x == 2
+    failed = SQLFinder(config).find_runs(tags=["study:failing"], status="failed")
+    assert len(failed) == 1 and "ValueError: x=3 diverged" in (failed[0].error or "")
+
+
+def test_a_shared_study_runs_its_claims_on_the_executor(tmp_path):
+    """A shared study's worker runs its claims on the executor's processes."""
+    _, runs, calls = run_search(ProcessesExecutor(n_workers=2), tmp_path, study="shared")
+    assert len(runs) == len(calls) == 16
+    assert os.getpid() not in {int(c.split("-", 1)[0]) for c in calls}

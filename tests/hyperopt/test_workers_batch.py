@@ -136,3 +136,33 @@ def test_a_shared_study_reuses_every_result_when_run_again(tmp_path):
     again = make(Scope(enable_override=True), SPACE, tracker=logger, study_id="again",
                  max_budget=9, progress=False).main(lambda c: calls.append(1) or score(c))()
     assert calls == [] and again.metric == first.metric and not math.isnan(first.metric)
+
+
+def test_a_shared_study_runs_its_claims_on_the_executor(tmp_path):
+    """In a shared study, a worker with a 3-slot executor runs 3 claims at once (on the
+    executor), and every trial is still recorded once."""
+    import threading
+    import time
+
+    from ato.hyperopt.executors import get_executor
+    from ato.tracking import open_finder
+
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def objective(config):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return score(config)
+
+    result = get_algorithm("grid")(Scope(enable_override=True), SPACE,
+                                   tracker=tracker(tmp_path), study_id="slots",
+                                   executor=get_executor("threads", n_workers=3),
+                                   progress=False).main(objective)()
+    assert (result.config.x, result.config.c) == (6, "b")
+    assert peak[0] == 3
+    runs = open_finder(f"sqlite:///{tmp_path / 't.db'}").find_runs(tags=["study:slots"])
+    assert len(runs) == 20 and {r.status for r in runs} == {"completed"}

@@ -55,8 +55,12 @@ class TrackerBackend(Protocol):
     protocol (:class:`ato.tracking.TrackerLogger`, :class:`ato.tracking.TrackerFinder`);
     ``ato.tracking.open_logger``/``open_finder`` check the required members.  Run
     ``pytest --pyargs ato.tracking.conformance --tracker-url=<scheme>://...`` to prove it.
+
+    ``coordinator`` is optional (listed in ``__optional__``): a backend whose finder
+    declares the ``"studies"`` capability provides it.
     """
 
+    __optional__ = ("coordinator",)
     PLUGIN_NAME: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]]
 
@@ -68,6 +72,12 @@ class TrackerBackend(Protocol):
     def finder(cls, config, **options):
         """A read-only :class:`ato.tracking.TrackerFinder` over the config's URL (it never
         creates a missing store)."""
+
+    @classmethod
+    def coordinator(cls, config, **options):
+        """Optional: a :class:`ato.tracking.StudyCoordinator` on the config's URL, for
+        workers sharing a search (``"studies"`` capability); ``readonly=True`` among the
+        options means: never create, migrate or write."""
 
 
 class SearchAlgorithm(Protocol):
@@ -138,4 +148,5 @@ def missing_members(cls, interface) -> list[str]:
     """The members of ``interface`` that ``cls`` lacks."""
     names = set(getattr(interface, "__annotations__", {}))
     names |= {n for n in vars(interface) if not n.startswith("_")}
+    names -= set(getattr(interface, "__optional__", ()))
     return sorted(n for n in names if not hasattr(cls, n))

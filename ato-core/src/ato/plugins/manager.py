@@ -403,7 +403,8 @@ def check_class(kind: str, cls) -> tuple[list[str], str | None]:
                       f"requires")
     for member, value in vars(interface).items():
         method = isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value)
-        if method and not member.startswith("_") and not callable(getattr(cls, member)):
+        if (method and not member.startswith("_") and hasattr(cls, member)
+                and not callable(getattr(cls, member))):  # absent: an optional member
             return keys, (f"{label}: {member} is {getattr(cls, member)!r}, not a method "
                           f"as {interface.__name__} requires")
     return keys, None

@@ -110,7 +110,8 @@ class StudyCoordinator(Protocol):
         """Create ``study`` with ``meta`` (JSON-able, e.g. ``{"algorithm": "asha",
         "mode": "max", "metric": "acc"}``) unless it exists; return the study's record
         (:meth:`get_study`).  The first creator's ``meta`` wins, so every worker can check
-        that it runs the same search."""
+        that it runs the same search; a study that :meth:`join` or :meth:`enqueue` created
+        implicitly has empty ``meta`` until the first ``create_study``."""
 
     def get_study(self, study: str) -> dict | None:
         """``{"study": name, "meta": dict, "created_at": datetime}``, or ``None`` when the

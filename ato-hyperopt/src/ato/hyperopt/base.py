@@ -11,6 +11,7 @@ import abc
 import dataclasses
 import difflib
 import hashlib
+import io
 import itertools
 import math
 import numbers
@@ -26,6 +27,7 @@ from ato.adict import ADict
 from ato.errors import AtoError
 from ato.hyperopt import budgets
 from ato.hyperopt import trial as continuation
+from ato.hyperopt.progress import Progress
 from ato.hyperopt.study import TrialRecorder, searched_values
 from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
@@ -186,6 +188,9 @@ class GridSpaceMixIn:
     @classmethod
     def grid_size(cls, search_spaces) -> int:
         return math.prod(len(cls.parameter_values(n, s)) for n, s in search_spaces.items())
+
+
+_LOCKS = (type(threading.Lock()), type(threading.RLock()))
 
 
 class _BaseState:
@@ -747,14 +752,22 @@ class HyperOpt(abc.ABC):
         specs = [TrialSpec(trial.key, self.trial_payload(request, trial))
                  for request, trial in pairs]
 
+        executor = self.executor_instance()
+        slots = 1
+        if executor is not None and getattr(executor, "name", "") != "torch":
+            slots = max(1, int(getattr(executor, "slots", 1)))  # claim loops in this process
+
         def run_claim(claim):
-            return run(by_key[claim.key][0].config)
+            config = by_key[claim.key][0].config
+            if slots == 1:
+                return run(config)
+            return executor.map(run, [config])[0].result()  # raises what the trial raised
 
         def record(claim, metric, status, error):
             request, trial = by_key[claim.key]
             recorder.record(trial, request.config, metric, status, error)
 
-        results = shared.evaluate(specs, run_claim, record)
+        results = shared.evaluate(specs, run_claim, record, threads=slots)
         return [results[trial.key] for _, trial in pairs]
 
     def trial_payload(self, request: TrialRequest, trial) -> dict:
@@ -766,6 +779,31 @@ class HyperOpt(abc.ABC):
                 "config": jsonable(request.config), "budget": budgets.text(request.budget),
                 "bracket": request.bracket, "rung": request.rung, "final": request.final,
                 "config_hash": trial.config_hash}
+
+    # An executor that runs trials in another process (Ray, processes under spawn) pickles
+    # the trial function, and with it this search: the copy only runs the objective through
+    # the scope, so the tracker, the executor, the shared study and the locks stay here.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        base = state.pop("_HyperOpt__state")
+        state["_HyperOpt__state"] = (base.study_id, base.seed, base.config)
+        state["tracker"] = state["executor"] = None
+        for key, value in state.items():  # a copy reports nothing (stderr may not pickle)
+            if isinstance(value, Progress):
+                state[key] = Progress(False, stream=io.StringIO(), label=value.label)
+        locks = {k: type(v) for k, v in state.items() if isinstance(v, _LOCKS)}
+        state.update(dict.fromkeys(locks))
+        state["_HyperOpt__locks"] = {k: t is _LOCKS[1] for k, t in locks.items()}
+        return state
+
+    def __setstate__(self, state):
+        study_id, seed, config = state.pop("_HyperOpt__state")
+        locks = state.pop("_HyperOpt__locks")
+        self.__dict__.update(state)
+        self.__state = _BaseState(study_id, seed)
+        self.__state.config = config
+        for key, reentrant in locks.items():
+            setattr(self, key, threading.RLock() if reentrant else threading.Lock())
 
     def __call_in_scope(self, func, config, args, kwargs):
         """``scope(func)(*args, **kwargs)`` with ``config`` as the scope's config.

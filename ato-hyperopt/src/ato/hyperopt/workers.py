@@ -218,27 +218,58 @@ class SharedStudy:
         return accepted
 
     # ------------------------------------------------------------------ a batch
-    def evaluate(self, specs, run: Callable[[Any], float], record: Callable) -> dict:
+    def evaluate(self, specs, run: Callable[[Any], float], record: Callable,
+                 threads: int = 1) -> dict:
         """Enqueue ``specs`` (:class:`ato.tracking.TrialSpec`), work on them with the other
         workers until each is completed or failed, and return ``{key: metric}`` (NaN for a
-        failed trial)."""
+        failed trial). ``threads`` claim loops run in this process (an executor's slots)."""
         keys = [s.key for s in specs]
         if not keys:
             return {}
         self.coordinator.enqueue(self.study, list(specs))
-        waited = 0
-        while True:
-            claim = self.coordinator.claim(self.study, self.worker, keys,
-                                           stale_after=self.stale_after)
-            if claim is not None:
-                waited = 0
-                self.run_claim(claim, run, record)
-                continue
-            states = self.coordinator.trials(self.study, keys)
-            if len(states) == len(keys) and all(s.state in DONE_STATES for s in states):
-                return {s.key: metric_of(s) for s in states}
-            time.sleep(self._pause(waited))
-            waited += 1
+        done: dict = {}
+
+        def loop():
+            waited = 0
+            while not done:
+                claim = self.coordinator.claim(self.study, self.worker, keys,
+                                               stale_after=self.stale_after)
+                if claim is not None:
+                    waited = 0
+                    self.run_claim(claim, run, record)
+                    continue
+                states = self.coordinator.trials(self.study, keys)
+                if len(states) == len(keys) and all(s.state in DONE_STATES for s in states):
+                    done.update({s.key: metric_of(s) for s in states})
+                    return
+                time.sleep(self._pause(waited))
+                waited += 1
+
+        self._in_threads(loop, min(threads, len(keys)))
+        return done
+
+    @staticmethod
+    def _in_threads(loop: Callable[[], None], threads: int) -> None:
+        """``loop()`` here, or in ``threads`` threads; the first exception is raised."""
+        if threads <= 1:
+            loop()
+            return
+        errors: list[BaseException] = []
+
+        def guarded():
+            try:
+                loop()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                errors.append(e)
+
+        pool = [threading.Thread(target=guarded, name=f"ato-claims-{i}", daemon=True)
+                for i in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        if errors:
+            raise errors[0]
 
     # ------------------------------------------------------------------ asynchronous
     def run_async(self, propose: Callable[[list], list], run: Callable[[Any], float],
@@ -247,11 +278,9 @@ class SharedStudy:
         ``propose(all trial states)`` for new trials under the study lock and claims one,
         until ``propose`` returns nothing and no trial is queued or running. ``threads``
         loops run in this process. Returns the final trial states."""
-        errors: list[BaseException] = []
-
         def loop():
             waited = 0
-            while not errors:
+            while True:
                 claim = self.coordinator.claim_or_propose(self.study, self.worker, propose,
                                                           stale_after=self.stale_after)
                 if claim is not None:
@@ -264,23 +293,7 @@ class SharedStudy:
                 time.sleep(self._pause(waited))
                 waited += 1
 
-        if threads <= 1:
-            loop()
-        else:
-            def guarded():
-                try:
-                    loop()
-                except BaseException as e:  # noqa: BLE001 - handed to the caller below
-                    errors.append(e)
-
-            pool = [threading.Thread(target=guarded, name=f"ato-asha-{i}", daemon=True)
-                    for i in range(threads)]
-            for t in pool:
-                t.start()
-            for t in pool:
-                t.join()
-            if errors:
-                raise errors[0]
+        self._in_threads(loop, threads)
         return self.coordinator.trials(self.study)
 
 

@@ -111,6 +111,13 @@ class StudyConformance:
         assert before <= first["created_at"] <= _utc_now() + timedelta(seconds=30)
         assert coordinator.get_study(study) == first
 
+    def test_implicit_study_takes_the_first_meta(self, coordinator, study):
+        """A study created by join/enqueue has empty meta until create_study gives it."""
+        coordinator.enqueue(study, _specs(1))
+        assert coordinator.get_study(study)["meta"] == {}
+        assert coordinator.create_study(study, {"mode": "max"})["meta"] == {"mode": "max"}
+        assert coordinator.create_study(study, {"mode": "min"})["meta"] == {"mode": "max"}
+
     def test_enqueue_is_idempotent_and_keeps_order(self, coordinator, study):
         """Keys are unique; seq is insertion order; a repeated key keeps its first payload."""
         coordinator.enqueue(study, _specs(3))
@@ -229,6 +236,15 @@ class StudyConformance:
         (state,) = coordinator.trials(study)
         assert (state.state, state.metric, state.worker, state.attempts) == (
             "completed", 2.0, winner.worker, 2)
+
+    def test_stale_trial_keeps_its_place_in_seq_order(self, coordinator, study):
+        """A stale trial is claimed before queued trials that come after it."""
+        coordinator.enqueue(study, _specs(3))
+        held = coordinator.claim(study, "dead", stale_after=STALE)
+        time.sleep(STALE * 2)
+        order = [coordinator.claim(study, "alive", stale_after=STALE) for _ in range(3)]
+        assert [(c.key, c.attempt) for c in order[:2]] == [(held.key, 2), ("t001", 1)]
+        assert order[2].key == "t002"
 
     def test_heartbeat_keeps_a_long_trial(self, coordinator, study):
         """A worker that heart-beats keeps its trial past stale_after."""

@@ -7,7 +7,8 @@ How the objective reaches a child process (``processes``):
   number.  Anything works: closures, lambdas, a decorated objective with its scope.  The
   children see ``fn`` and what it refers to as they were when they were forked; a new
   ``fn`` (another closure) starts a fresh set of workers (the old ones finish what they
-  hold and exit).  Forking a process that runs threads is what Python 3.12 warns about:
+  hold and exit).  A search hands a new function per batch, so each batch forks its
+  workers: milliseconds, against trials worth running in parallel.  Forking a process that runs threads is what Python 3.12 warns about:
   prefer ``spawn`` when the parent runs threads that hold locks (a Ray driver, a
   dashboard).
 - ``spawn`` / ``forkserver`` (the default on macOS and Windows): ``fn`` is pickled for
@@ -214,6 +215,8 @@ class ProcessesExecutor(BaseExecutor):
             if self._pool is not None:
                 self._pool.shutdown(wait=False)   # finishes what it holds, then exits
                 self._retired.append(self._pool)
+                self._retired = [p for p in self._retired  # forget the finished ones
+                                 if getattr(p, "_pending_work_items", True)]
             self._pool = futures.ProcessPoolExecutor(self.slots, mp_context=self._context)
             self._pool_tokens = frozenset(_REGISTRY) if self.start_method == "fork" else frozenset()
         return self._pool

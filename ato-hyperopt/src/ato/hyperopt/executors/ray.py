@@ -119,7 +119,10 @@ class RayExecutor(BaseExecutor):
         items = list(items)
         if not items:
             return []
-        shared = self._ray.put(fn)  # one copy in the object store for every trial
+        try:
+            shared = self._ray.put(fn)  # one copy in the object store for every trial
+        except Exception as e:
+            raise self._unsendable(fn, e) from None
         window = self.max_concurrent or len(items)
         outcomes: list[Outcome | None] = [None] * len(items)
         pending: dict = {}
@@ -145,8 +148,19 @@ class RayExecutor(BaseExecutor):
         self._check_open()
         return self._start(fn, item)
 
+    def _unsendable(self, what, error: Exception) -> ExecutorError:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return ExecutorError(
+            f"executor 'ray' cannot send {what!r} to Ray workers: "
+            f"{lines[0] if lines else type(error).__name__}; Ray pickles it with everything "
+            f"it refers to (ray.util.inspect_serializability(obj) shows which part fails)")
+
     def _start(self, fn, item):
-        ref = self._remote.remote(fn, item)
+        try:
+            ref = self._remote.remote(fn, item)
+        except Exception as e:
+            raise self._unsendable(item if self._ray.ObjectRef is type(fn) else fn,
+                                   e) from None
         self._in_flight.add(ref)
         return ref
 

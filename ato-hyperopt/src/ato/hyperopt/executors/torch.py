@@ -13,7 +13,8 @@ remaining items fail with ``not run: ...``) and is then raised on that rank.
 The group: the one passed as ``group=``, else the default group; when none is initialised
 and the process was started by ``torchrun`` (``WORLD_SIZE`` in the environment), the
 executor initialises it (``backend``, default ``nccl`` with CUDA, else ``gloo``) and
-destroys it on :meth:`close`.  Outcomes travel over gloo: with an NCCL group the executor
+leaves it to the process (a default group cannot be initialised twice in one torchrun
+process, so a second search reuses it).  :meth:`close` never destroys a group.  Outcomes travel over gloo: with an NCCL group the executor
 makes a gloo group of the same ranks for them, so no CUDA device needs to be set for it.
 
 ``submit``/``wait_any`` run on the calling rank only (no collective): asynchronous
@@ -76,7 +77,6 @@ class TorchExecutor(BaseExecutor):
             raise ExecutorError("executor 'torch': this PyTorch build has no "
                                 "torch.distributed")
         self._dist = dist
-        self._owns_group = False
         if group is None and not dist.is_initialized():
             if "WORLD_SIZE" not in os.environ:
                 raise ExecutorError(
@@ -85,7 +85,6 @@ class TorchExecutor(BaseExecutor):
                     "script.py), or call torch.distributed.init_process_group() first")
             backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
             dist.init_process_group(backend)
-            self._owns_group = True
         self.group = group
         self.split = split
         self.rank = dist.get_rank(group)
@@ -151,7 +150,3 @@ class TorchExecutor(BaseExecutor):
 
     def wait_any(self, handles: Iterable[futures.Future]) -> tuple[futures.Future, Outcome]:
         return first_done(handles)
-
-    def _shutdown(self) -> None:
-        if self._owns_group and self._dist.is_initialized():
-            self._dist.destroy_process_group()
