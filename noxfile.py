@@ -45,7 +45,9 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, every distribution installed editable (PostgreSQL tests run
     when ATO_TEST_POSTGRES_URL is set)."""
     session.install(TORCH)
-    install_ato(session, DISTS, extras={"ato-sql": "postgresql"})
+    # ato-hyperopt[ray]: the Ray executor's tests start a local Ray instance (adds ~20 s of
+    # install, measured cold; see docs/hyperopt.md#executors).
+    install_ato(session, DISTS, extras={"ato-sql": "postgresql", "ato-hyperopt": "ray"})
     session.install(*TEST_DEPS)
     session.run("pytest", *(session.posargs or ["tests"]), env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -143,6 +145,24 @@ def bench_search(session: nox.Session) -> None:
     install_ato(session, DISTS)
     session.install("optuna")
     session.run("python", "benchmarks/bench_search.py", "--optuna", *session.posargs)
+
+
+@nox.session
+def bench_regret(session: nox.Session) -> None:
+    """Regret at equal epoch budgets, continued trials, Optuna's samplers and pruners
+    beside them (benchmarks/bench_regret.py; --quick for a short run)."""
+    install_ato(session, DISTS)
+    session.install("optuna")
+    session.run("python", "benchmarks/bench_regret.py", *session.posargs)
+
+
+@nox.session
+def bench_studies(session: nox.Session) -> None:
+    """Study coordination overhead per trial, with Optuna's RDB storage beside it (on
+    PostgreSQL too when ATO_TEST_POSTGRES_URL or --pg URL is given)."""
+    install_ato(session, DISTS, extras={"ato-sql": "postgresql"})
+    session.install("optuna")
+    session.run("python", "benchmarks/bench_studies.py", *session.posargs)
 
 
 @nox.session

@@ -75,7 +75,8 @@ class Counter:
         self.seed, self.epochs = seed, 0.0
 
     def __call__(self, config, epochs):
-        self.epochs += epochs
+        # a promoted configuration continues (docs/hyperopt.md): it trains the increment
+        self.epochs += epochs - config.get("__resume_budget__", 0)
         return observed(config, epochs, self.seed)
 
 

@@ -141,10 +141,21 @@ class TestOptions:
                                  "SQLLogger or a logger of a tracker plugin)"),
         (dict(etaa=3), "plain: unknown option 'etaa' (did you mean 'eta'?); the common options "
                        "are tracker, mode, study_id, seed, max_budget, min_budget, eta, "
-                       "progress, catch"),
+                       "progress, catch, executor, heartbeat_interval, stale_after, retries, "
+                       "checkpoint_root"),
         (dict(colour="red"), "plain: unknown option 'colour'; the common options are tracker, "
                              "mode, study_id, seed, max_budget, min_budget, eta, progress, "
-                             "catch"),
+                             "catch, executor, heartbeat_interval, stale_after, retries, "
+                             "checkpoint_root"),
+        (dict(stale_after=0), "plain: stale_after must be a number of seconds > 0, got 0"),
+        (dict(heartbeat_interval="5"),
+         "plain: heartbeat_interval must be a number of seconds > 0, got '5'"),
+        (dict(heartbeat_interval=10, stale_after=5),
+         "plain: stale_after must be larger than heartbeat_interval (a live worker would look "
+         "dead), got stale_after=5, heartbeat_interval=10"),
+        (dict(retries=-1), "plain: retries must be an int >= 0, got -1"),
+        (dict(executor=3), "plain: executor must be a name ('serial', 'threads', 'processes', "
+                           "'torch', 'ray', ...) or an executor with map(fn, items), got 3"),
     ])
     def test_one_clear_error_per_wrong_option(self, options, message):
         """Each wrong common option raises SearchOptionError naming algorithm and option."""

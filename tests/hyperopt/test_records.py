@@ -207,10 +207,11 @@ class TestFailedTrials:
 
         scope = Scope()
         before = scope.build()
+        search = GridSearch(scope, SPACE, tracker=logger, progress=False)  # alone: no study_id
         with pytest.raises(ValueError, match="diverged"):
-            GridSearch(scope, SPACE, tracker=logger, study_id="err", progress=False).main(f)()
+            search.main(f)()
         assert scope.config is before
-        runs = finder.find_runs(tags=["study:err"])
+        runs = finder.find_runs(tags=[f"study:{search.study_id}"])
         assert [r.status for r in runs] == ["completed", "completed", "failed"]
         assert finder.get_metric_history(runs[-1].id, "objective") == []
 

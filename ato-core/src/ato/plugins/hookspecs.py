@@ -59,3 +59,12 @@ def ato_register_artifact_stores():
 
     Chosen by the URL scheme of a store (``file`` is built in; ``s3``… from plugins).
     """
+
+
+@hookspec
+def ato_register_executors():
+    """Return search-executor classes (:class:`~ato.plugins.interfaces.SearchExecutor`).
+
+    Chosen by ``PLUGIN_NAME`` in a search's ``executor=`` option
+    (``ato.hyperopt.executors.get_executor('ray', num_gpus=1)``).
+    """

@@ -55,8 +55,12 @@ class TrackerBackend(Protocol):
     protocol (:class:`ato.tracking.TrackerLogger`, :class:`ato.tracking.TrackerFinder`);
     ``ato.tracking.open_logger``/``open_finder`` check the required members.  Run
     ``pytest --pyargs ato.tracking.conformance --tracker-url=<scheme>://...`` to prove it.
+
+    ``coordinator`` is optional (listed in ``__optional__``): a backend whose finder
+    declares the ``"studies"`` capability provides it.
     """
 
+    __optional__ = ("coordinator",)
     PLUGIN_NAME: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]]
 
@@ -68,6 +72,12 @@ class TrackerBackend(Protocol):
     def finder(cls, config, **options):
         """A read-only :class:`ato.tracking.TrackerFinder` over the config's URL (it never
         creates a missing store)."""
+
+    @classmethod
+    def coordinator(cls, config, **options):
+        """Optional: a :class:`ato.tracking.StudyCoordinator` on the config's URL, for
+        workers sharing a search (``"studies"`` capability); ``readonly=True`` among the
+        options means: never create, migrate or write."""
 
 
 class SearchAlgorithm(Protocol):
@@ -103,14 +113,40 @@ class Command(Protocol):
         """Run the command; return the exit status."""
 
 
+class SearchExecutor(Protocol):
+    """How a search runs trials, returned by ``ato_register_executors``; chosen by
+    ``PLUGIN_NAME`` in a search's ``executor=`` option and constructed as
+    ``cls(**options)``.  An instance also has ``name`` and ``slots`` (trials at once);
+    the whole protocol, with :class:`Outcome`, is
+    :class:`ato.hyperopt.executors.Executor`.  Check one with ``python -m
+    ato.hyperopt.executors.conformance NAME``."""
+
+    PLUGIN_NAME: ClassVar[str]
+
+    def map(self, fn, items) -> list:
+        """One ``Outcome`` per item, in item order; an objective's exception is an
+        outcome, never raised."""
+
+    def submit(self, fn, item):
+        """Start ``fn(item)``; return a handle for ``wait_any``."""
+
+    def wait_any(self, handles) -> tuple:
+        """``(the first handle done, its Outcome)``."""
+
+    def close(self) -> None:
+        """Release workers; idempotent."""
+
+
 from ato.artifacts import ArtifactStore  # noqa: E402  (the store seam's interface)
 
 INTERFACES = {"format": ConfigFormat, "source": ConfigSource, "tracker": TrackerBackend,
-              "search": SearchAlgorithm, "command": Command, "store": ArtifactStore}
+              "search": SearchAlgorithm, "command": Command, "store": ArtifactStore,
+              "executor": SearchExecutor}
 
 
 def missing_members(cls, interface) -> list[str]:
     """The members of ``interface`` that ``cls`` lacks."""
     names = set(getattr(interface, "__annotations__", {}))
     names |= {n for n in vars(interface) if not n.startswith("_")}
+    names -= set(getattr(interface, "__optional__", ()))
     return sorted(n for n in names if not hasattr(cls, n))

@@ -80,7 +80,8 @@ DISTRIBUTIONS = {
                             "mssql"),
                 "command": ("runs", "models", "data", "store"), "store": ("file",)},
     "ato-hyperopt": {"search": ("hyperband", "grid", "random", "tpe", "bohb",
-                                "multi_hyperband", "asha")},
+                                "multi_hyperband", "asha"), "command": ("search",),
+                     "executor": ("serial", "threads", "processes", "torch", "ray")},
     "ato-mmlab": {"format": (".py",), "source": ("load_mm_config", "compose_hierarchy")},
     "ato-ui": {"command": ("ui",)},
 }
@@ -99,6 +100,7 @@ SEAMS = {
     "search": ("search algorithms", "ato_register_search_algorithms"),
     "command": ("commands", "ato_register_commands"),
     "store": ("artifact stores", "ato_register_artifact_stores"),
+    "executor": ("search executors", "ato_register_executors"),
 }
 _KIND_OF_HOOK = {hook: kind for kind, (_, hook) in SEAMS.items()}
 #: The class attribute holding the keys a class claims, for seams not keyed by name.
@@ -401,7 +403,8 @@ def check_class(kind: str, cls) -> tuple[list[str], str | None]:
                       f"requires")
     for member, value in vars(interface).items():
         method = isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value)
-        if method and not member.startswith("_") and not callable(getattr(cls, member)):
+        if (method and not member.startswith("_") and hasattr(cls, member)
+                and not callable(getattr(cls, member))):  # absent: an optional member
             return keys, (f"{label}: {member} is {getattr(cls, member)!r}, not a method "
                           f"as {interface.__name__} requires")
     return keys, None
@@ -562,7 +565,8 @@ def provider(kind: str, cls) -> PluginRecord:
 
 
 def registry(kind: str) -> dict:
-    """``{PLUGIN_NAME: class}`` for one seam: format, source, tracker, search or command.
+    """``{PLUGIN_NAME: class}`` for one seam: format, source, tracker, search, command,
+    store or executor.
     Only valid classes that won their claims are in it."""
     return _seam(kind).by_name
 
@@ -818,6 +822,14 @@ def search_algorithm(name: str) -> type:
     cls = registry("search").get(name)
     if cls is None:
         raise _missing("search", name, f"the search algorithm {name!r}")
+    return cls
+
+
+def executor(name: str) -> type:
+    """The search-executor class registered as ``name`` (``threads``, ``ray``…)."""
+    cls = registry("executor").get(name)
+    if cls is None:
+        raise _missing("executor", name, f"the search executor {name!r}")
     return cls
 
 

@@ -53,17 +53,25 @@ from ato.tracking.registry import (
     RegistryVersion,
     RunUse,
 )
+from ato.tracking.studies import (
+    REQUIRED_COORDINATOR_MEMBERS,
+    TRIAL_STATES,
+    Claim,
+    StudyCoordinator,
+    TrialSpec,
+    TrialState,
+)
 from ato.tracking.where import WhereError, matches, parse_where
 
 __all__ = [
     "CAPABILITIES", "ORDER_FIELDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS",
-    "STATUSES", "AliasEvent", "Artifact", "CapabilityError", "Finder", "Lineage", "Provenance",
-    "RegistryAsset", "RegistryError", "RegistryFinder", "RegistryLogger", "RegistryVersion",
-    "RunUse",
-    "Fingerprint", "MetricPoint", "MetricSeries", "MetricSummary", "Project", "Run",
-    "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "WhereError", "check_query",
-    "flatten", "matches", "open_finder", "open_logger", "parse_where", "reduce_points", "tracker_config",
-    "url_of",
+    "STATUSES", "TRIAL_STATES", "AliasEvent", "Artifact", "CapabilityError", "Claim",
+    "Finder", "Fingerprint", "Lineage", "MetricPoint", "MetricSeries", "MetricSummary",
+    "Project", "Provenance", "RegistryAsset", "RegistryError", "RegistryFinder",
+    "RegistryLogger", "RegistryVersion", "Run", "RunUse", "StudyCoordinator",
+    "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
+    "WhereError", "check_query", "flatten", "matches", "open_coordinator", "open_finder",
+    "open_logger", "parse_where", "reduce_points", "tracker_config", "url_of",
 ]
 
 
@@ -123,11 +131,12 @@ def _backend(url: str):
 
 def _check_members(obj, required, backend, role: str) -> None:
     missing = [name for name in required if not callable(getattr(obj, name, None))]
+    protocol = "StudyCoordinator" if role == "coordinator" else f"Tracker{role.title()}"
     if missing:
         raise TrackerProtocolError(
             f"the tracker backend {backend.PLUGIN_NAME!r} ({backend.__module__}."
             f"{backend.__qualname__}) returned a {role} that lacks {', '.join(missing)}, "
-            f"required by the tracker protocol (ato.tracking.Tracker{role.title()})")
+            f"required by the tracker protocol (ato.tracking.{protocol})")
 
 
 def open_logger(target, *, project: str | None = None, **options) -> TrackerLogger:
@@ -162,6 +171,32 @@ def open_finder(target, **options) -> Finder:
     finder = backend.finder(config, **options)
     _check_members(finder, REQUIRED_FINDER_MEMBERS, backend, "finder")
     return Finder(finder, backend.PLUGIN_NAME)
+
+
+def open_coordinator(target, *, readonly: bool = False, **options) -> StudyCoordinator:
+    """The study coordinator of ``target`` (a URL, or a config with
+    ``experiment.sql.db_path``): workers that open the same URL and study name share the
+    study (see :mod:`ato.tracking.studies`).  ``options`` go to the backend's
+    ``coordinator(config, **options)``.  Like a logger, it creates a missing store —
+    unless ``readonly=True`` (passed on to the backend), which only reads: a missing
+    store is an error, nothing is created or migrated, writing members raise.
+
+    Errors: as :func:`open_logger`; :class:`CapabilityError` naming the backend when it
+    offers no coordination (no ``coordinator`` on its class)."""
+    config = tracker_config(target) if isinstance(target, str) else target
+    url = url_of(config)
+    backend = _backend(url)
+    factory = getattr(backend, "coordinator", None)
+    if not callable(factory):
+        raise CapabilityError(
+            f"the {backend.PLUGIN_NAME!r} tracker backend ({url}) cannot coordinate workers "
+            f"sharing a study: it does not declare the 'studies' capability (no "
+            f"coordinator(config) on {backend.__module__}.{backend.__qualname__})")
+    if readonly:
+        options["readonly"] = True
+    coordinator = factory(config, **options)
+    _check_members(coordinator, REQUIRED_COORDINATOR_MEMBERS, backend, "coordinator")
+    return coordinator
 
 
 def check_query(order_by: str = "id", status=None, limit=None, last=None) -> tuple | None:

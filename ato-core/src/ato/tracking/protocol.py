@@ -44,8 +44,11 @@ ORDER_FIELDS = ("id", "start_time", "end_time", "status", "project_name")
 #:   ``crashed`` after ``stale_after`` seconds.
 #: - ``registry``: the logger has ``use_dataset``/``use_reference``/``log_model`` and the
 #:   finder the read-only registry and lineage queries of :mod:`ato.tracking.registry`.
+#: - ``studies``: the backend class has ``coordinator(config, **options)``, workers
+#:   share a search through the store (:mod:`ato.tracking.studies`,
+#:   :func:`ato.tracking.open_coordinator`).
 CAPABILITIES = frozenset({"where", "artifacts", "fingerprints", "series", "since", "heartbeat",
-                          "registry"})
+                          "registry", "studies"})
 
 
 # --------------------------------------------------------------------------- records

@@ -14,12 +14,16 @@ Sampling algorithms take ``sampler='random'`` (default) or ``sampler='tpe'``
 
 Budget-aware algorithms give the objective ``config.__budget__`` (resource units, e.g.
 epochs, between ``min_budget`` and ``max_budget``) and ``config.__num_halved__`` (the
-rung).  Every result is an ADict with ``config``, ``metric``, ``logs`` (one entry per
-trial), ``trials`` and ``budget_used``.
+rung).  The multi-fidelity ones (``multi_hyperband``, ``bohb``, ``asha``) also give
+``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__`` (:mod:`ato.hyperopt.trial`)
+and charge a promoted configuration only the increment (promoted from 3 to 9: 6).  Every
+result is an ADict with ``config``, ``metric``, ``logs`` (one entry per trial), ``trials``
+and ``budget_used``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -31,6 +35,7 @@ from ato.hyperopt.base import (
     GridSpaceMixIn,
     HyperOpt,
     SearchOptionError,
+    TrialRequest,
     better,
     budget_option,
 )
@@ -74,18 +79,47 @@ class _BudgetSearch(HyperOpt):
                                      bracket=bracket)
         with self._lock:
             self.sampler.observe(config, budget, metric)
-            self._budget_used += budget
+            # A continued configuration costs only what it adds (ato.hyperopt.trial).
+            self._budget_used += self.increment(config, budget)
             config["__metric__"] = metric
             self.logs.append(config)
             self._exact_budgets.append(budget)
         return metric
 
-    def _full_budget(self, func, configs, total: int, args, kwargs) -> ADict:
-        """Evaluate every config of ``configs`` once at ``max_budget``."""
+    def _batch(self, func, jobs, args, kwargs) -> list:
+        """Evaluate ``jobs`` — ``(config, budget, rung, bracket)`` — as one batch
+        (:meth:`evaluate_batch`: divided between workers in a shared study); the results
+        are observed and logged in the order of ``jobs``, so a fixed seed gives the same
+        decisions however the trials were scheduled."""
+        configs, requests = [], []
+        for config, budget, rung, bracket in jobs:
+            config = config.clone()
+            config["__budget__"] = budgets.plain(budget)
+            config["__num_halved__"] = rung
+            configs.append(config)
+            requests.append(TrialRequest(config, budget, rung, bracket))
+        metrics = self.evaluate_batch(func, requests, args, kwargs)
+        with self._lock:
+            for config, request, metric in zip(configs, requests, metrics):
+                self.sampler.observe(config, request.budget, metric)
+                self._budget_used += self.increment(config, request.budget)
+                config["__metric__"] = metric
+                self.logs.append(config)
+                self._exact_budgets.append(request.budget)
+        self.reporter.step(len(jobs))
+        return metrics
+
+    def _full_budget(self, func, propose, total: int, batch_size: int, args, kwargs) -> ADict:
+        """Evaluate ``total`` configs at ``max_budget``, in batches of ``batch_size``;
+        ``propose()`` gives the next config (called after the previous batch was
+        observed)."""
         self.reporter.start(f"{total} configs", total)
-        for config in configs:
-            self._trial(func, config, self.max_budget, 0, args, kwargs)
-            self.reporter.step()
+        done = 0
+        while done < total:
+            n = min(batch_size, total - done)
+            self._batch(func, [(propose(), self.max_budget, 0, 0) for _ in range(n)], args,
+                        kwargs)
+            done += n
         result = self._result()
         self.reporter.summary(f"best {Progress.format(result.metric)} of {total}")
         return result
@@ -108,54 +142,85 @@ class GridSearch(GridSpaceMixIn, _BudgetSearch):
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        grid = self.prepare_distributions(self.config, self.search_spaces)
-        return self._full_budget(func, grid, len(grid), args, kwargs)
+        grid = iter(self.prepare_distributions(self.config, self.search_spaces))
+        size = self.grid_size(self.search_spaces)
+        return self._full_budget(func, lambda: next(grid), size, size, args, kwargs)
 
 
 class RandomSearch(_BudgetSearch):
-    """``n_trials`` configs sampled from the search space, each at ``max_budget``."""
+    """``n_trials`` configs sampled from the search space, each at ``max_budget``.
+
+    ``batch_size``: how many proposals are drawn before their results are observed — the
+    trials that may run at once (on an executor, or by the workers of a shared study).
+    Default: all ``n_trials`` for the uniform sampler (which learns nothing), 1 for
+    ``sampler='tpe'``. The proposals depend only on the seed and the results of earlier
+    batches, never on which trial finished first."""
 
     PLUGIN_NAME = "random"
     CONFORMANCE_OPTIONS = {"n_trials": 12, "max_budget": 9}
 
-    def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
+    def __init__(self, scope, search_spaces, n_trials: int = 20, batch_size: int | None = None,
+                 **options):
         super().__init__(scope, search_spaces, **options)
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
             raise SearchOptionError(f"{self.PLUGIN_NAME}: n_trials must be an int >= 1, "
                                     f"got {n_trials!r}")
+        if batch_size is not None and (isinstance(batch_size, bool)
+                                       or not isinstance(batch_size, int) or batch_size < 1):
+            raise SearchOptionError(f"{self.PLUGIN_NAME}: batch_size must be an int >= 1, "
+                                    f"got {batch_size!r}")
         self.n_trials = n_trials
+        if batch_size is None:
+            batch_size = n_trials if options.get("sampler", "random") == "random" else 1
+        self.batch_size = batch_size
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        # A generator: each proposal is drawn after the previous trial was observed.
-        proposals = (self.sampler.sample(self.config) for _ in range(self.n_trials))
-        return self._full_budget(func, proposals, self.n_trials, args, kwargs)
+        return self._full_budget(func, lambda: self.sampler.sample(self.config), self.n_trials,
+                                 self.batch_size, args, kwargs)
 
 
 class TPESearch(RandomSearch):
     """Sequential model-based search: ``n_trials`` configurations proposed by TPE
-    (Bergstra et al., NeurIPS 2011), each at ``max_budget``."""
+    (Bergstra et al., NeurIPS 2011), each at ``max_budget``.
+
+    ``batch_size`` (default 1: each proposal sees every earlier result) proposals are
+    drawn from the same model and evaluated together; set it to the number of workers of
+    a shared study (or the executor's slots) so they all have a trial to run."""
 
     PLUGIN_NAME = "tpe"
     CONFORMANCE_OPTIONS = {"n_trials": 15}
 
-    def __init__(self, scope, search_spaces, n_trials: int = 20, **options):
+    def __init__(self, scope, search_spaces, n_trials: int = 20, batch_size: int | None = None,
+                 **options):
         options.setdefault("sampler", "tpe")
-        super().__init__(scope, search_spaces, n_trials, **options)
+        super().__init__(scope, search_spaces, n_trials, batch_size, **options)
 
 
 class MultiBracketHyperband(_BudgetSearch):
     """Hyperband (Li et al. 2018): brackets of successive halving that trade the number of
     configurations against the budget each gets, repeated ``iterations`` times (or until
-    the next bracket would exceed ``total_budget``).
+    ``total_budget`` is spent).
 
     Budgets are exact (:mod:`ato.hyperopt.budgets`); the winner is the best of *all*
     trials at ``max_budget``, whichever bracket ran them.  Brackets are numbered in the
-    order they run (``config.__bracket__``), across iterations.
+    order they run (``config.__bracket__``), across iterations.  A promoted configuration
+    continues (:mod:`ato.hyperopt.trial`) and costs only its increment.
+
+    With ``total_budget``, whole iterations run while they fit; what is left is spent by
+    the small-budget rule of :meth:`schedule`, which never spends a budget too small for
+    two brackets on the most aggressive bracket alone.
     """
 
     PLUGIN_NAME = "multi_hyperband"
     CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3}
+    MULTI_FIDELITY = True
+    #: How the budget left after the whole iterations is spent: 'fill' (default, see
+    #: schedule); for comparison (benchmarks/bench_regret.py): 'aggressive' (most
+    #: aggressive first, skipping what does not fit: the rule before continued trials),
+    #: 'conservative' (least aggressive first, each shrunk to fit) and 'proportional'
+    #: (every bracket shrunk by the same factor).
+    small_budget_rule = "fill"
 
     def __init__(self, scope, search_spaces, iterations: int = 1,
                  total_budget=None, **options):
@@ -175,48 +240,158 @@ class MultiBracketHyperband(_BudgetSearch):
                  self.max_budget / self.eta ** s)
                 for s in range(self.s_max, -1, -1)]
 
+    def survivors(self, n: int) -> int:
+        """How many of ``n`` configurations a rung promotes: ``floor(n / eta)``, at least
+        one, so that every bracket reaches ``max_budget``."""
+        return max(1, math.floor(n / self.eta))
+
     def bracket_cost(self, n: int, budget: Fraction) -> Fraction:
-        """Resource units one bracket spends (exact)."""
-        cost = Fraction(0)
+        """Resource units one bracket of ``n`` configurations starting at ``budget``
+        spends (exact), a promoted configuration charged only its increment."""
+        cost, reached = Fraction(0), Fraction(0)
         while n and budget <= self.max_budget:
-            cost += n * budget
-            n, budget = math.floor(n / self.eta), budget * self.eta
+            cost += n * (budget - reached)
+            reached = budget
+            n, budget = self.survivors(n), budget * self.eta
         return cost
+
+    def _fit(self, n: int, budget: Fraction, left: Fraction) -> int:
+        """The most configurations (``<= n``) a bracket at ``budget`` can start within
+        ``left``."""
+        while n and self.bracket_cost(n, budget) > left:
+            n -= 1
+        return n
+
+    def schedule(self) -> list[tuple[int, Fraction]]:
+        """The brackets to run, in order, as ``(n configurations, initial budget)``.
+
+        Without ``total_budget``: :meth:`brackets` ``iterations`` times.  With it: whole
+        iterations while they fit; then, with the budget left (every cost counted in
+        increments, :meth:`bracket_cost`):
+
+        - if it holds at least two whole brackets, the brackets of one more iteration in
+          Hyperband's order (most exploratory first) while each fits whole, and then the
+          next one shrunk to the most configurations that fit what is left (nothing is
+          left unspent that one more configuration could use);
+        - if it is too small for two whole brackets, half of it goes to the most
+          aggressive bracket and the rest to the least aggressive one (each shrunk to
+          fit; what rounding leaves goes back to the aggressive one), the least
+          aggressive one first.
+
+        The hedge of the second case keeps a tiny budget from ranking every configuration
+        on ``min_budget`` results alone, which loses whenever learning curves cross, while
+        keeping most of the aggressive bracket's reach when they do not
+        (benchmarks/bench_regret.py; docs/performance.md).
+        """
+        order = self.brackets()
+        if self.total_budget is None:
+            return order * self.iterations
+        full = sum(self.bracket_cost(n, b) for n, b in order)
+        plan, left = [], self.total_budget
+        for _ in range(self.iterations):
+            if full <= left:
+                plan += order
+                left -= full
+                continue
+            plan += self._partial(order, left, full)
+            break
+        return plan
+
+    def _partial(self, order, left: Fraction, full: Fraction) -> list[tuple[int, Fraction]]:
+        rule = self.small_budget_rule
+        if rule == "fill":
+            costs = [self.bracket_cost(n, b) for n, b in order]
+            if len(order) > 1 and sorted(costs)[0] + sorted(costs)[1] <= left:
+                out = []
+                for (n, b), cost in zip(order, costs):
+                    if cost <= left:
+                        out.append((n, b))
+                        left -= cost
+                    else:
+                        k = self._fit(n, b, left)
+                        if k:
+                            out.append((k, b))
+                            left -= self.bracket_cost(k, b)
+                return out
+            (n0, b0), (n1, b1) = order[0], order[-1]
+            if len(order) == 1:
+                k = self._fit(n1, b1, left)
+                return [(k, b1)] if k else []
+            first = self._fit(n0, b0, left / 2)
+            rest = left - (self.bracket_cost(first, b0) if first else 0)
+            last = self._fit(n1, b1, rest)
+            if not last:  # not even one configuration at max_budget beside it: all to one
+                first = self._fit(n0, b0, left)
+            else:  # what rounding left over goes back to the aggressive bracket
+                first = self._fit(n0, b0, left - self.bracket_cost(last, b1))
+            # the conservative bracket first: its configurations are not chosen by a model
+            # fit on min_budget results (BOHB), which is what crossing curves mislead
+            return [(k, b) for k, b in ((last, b1), (first, b0)) if k]
+        if rule == "aggressive":
+            out = []
+            for n, b in order:
+                cost = self.bracket_cost(n, b)
+                if cost <= left:
+                    out.append((n, b))
+                    left -= cost
+            return out
+        if rule == "conservative":
+            out = []
+            for n, b in reversed(order):
+                k = self._fit(n, b, left)
+                if k:
+                    out.append((k, b))
+                    left -= self.bracket_cost(k, b)
+            return out[::-1]
+        factor = left / full
+        sizes = [math.floor(n * factor) for n, _ in order]
+        spent = sum(self.bracket_cost(k, b) for k, (_, b) in zip(sizes, order))
+        while spent > left:  # a promoted minimum of one may overshoot: trim the largest
+            i = max(range(len(sizes)), key=lambda j: sizes[j])
+            sizes[i] -= 1
+            spent = sum(self.bracket_cost(k, b) for k, (_, b) in zip(sizes, order))
+        grown = True
+        while grown:  # spend what rounding down left, least aggressive bracket first
+            grown = False
+            for i in range(len(order) - 1, -1, -1):
+                (n, b), k = order[i], sizes[i]
+                extra = self.bracket_cost(k + 1, b) - self.bracket_cost(k, b)
+                if k < n and spent + extra <= left:
+                    sizes[i], spent, grown = k + 1, spent + extra, True
+        return [(k, b) for k, (_, b) in zip(sizes, order) if k]
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
-        bracket_index = 0
-        for _ in range(self.iterations):
-            for n, budget in self.brackets():
-                if (self.total_budget is not None
-                        and self._budget_used + self.bracket_cost(n, budget) > self.total_budget):
-                    continue
-                b = bracket_index
-                bracket_index += 1
-                configs = [self.sampler.sample(self.config) for _ in range(n)]
-                for c in configs:
-                    c["__bracket__"] = b
-                rung = 0
-                while configs:
-                    self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
-                                        f"budget {budgets.text(budget)}", len(configs))
-                    scored = []
-                    for c in configs:
-                        scored.append((self._trial(func, c, budget, rung, args, kwargs, b), c))
-                        self.reporter.step()
-                    scored.sort(key=lambda mc: self.key(mc[0]))
-                    keep = math.floor(len(scored) / self.eta)
-                    if budget * self.eta > self.max_budget or keep == 0:
-                        break
-                    configs = [c for _, c in scored[:keep]]
-                    budget *= self.eta
-                    rung += 1
+        plan = self.schedule()
+        for b, (n, budget) in enumerate(plan):
+            configs = [self.sampler.sample(self.config) for _ in range(n)]
+            for c in configs:
+                c["__bracket__"] = b
+            rung, reached = 0, Fraction(0)
+            while configs:
+                self.reporter.start(f"bracket {b} rung {rung}: {len(configs)} configs at "
+                                    f"budget {budgets.text(budget)}"
+                                    + (f" (+{budgets.text(budget - reached)} each, continued)"
+                                       if reached else ""), len(configs))
+                # one rung is one batch: decided once all its trials are done
+                metrics = self._batch(func, [(c, budget, rung, b) for c in configs], args,
+                                      kwargs)
+                scored = list(zip(metrics, configs))
+                scored.sort(key=lambda mc: self.key(mc[0]))
+                if budget * self.eta > self.max_budget:
+                    break
+                configs = [c for _, c in scored[:self.survivors(len(scored))]]
+                reached, budget = budget, budget * self.eta
+                rung += 1
         if not self.logs:
+            cheapest = min(self.bracket_cost(1, b) for _, b in self.brackets())
             raise SearchOptionError(f"{self.PLUGIN_NAME}: total_budget={budgets.text(self.total_budget)} "
                                     f"is smaller than the cheapest bracket "
-                                    f"({budgets.text(min(self.bracket_cost(n, b) for n, b in self.brackets()))})")
+                                    f"({budgets.text(cheapest)}: one configuration at "
+                                    f"max_budget)")
         result = self._result()
-        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} trials")
+        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} "
+                              f"trials, budget used {budgets.text(self._budget_used)}")
         return result
 
 
@@ -237,12 +412,14 @@ class ASHA(_BudgetSearch):
     the top ``1/eta`` of its rung, or else starts a new one at ``min_budget``.
 
     Rungs are ``min_budget * eta**k`` up to ``max_budget`` (exact).  Stops after
-    ``max_trials`` trials or ``total_budget`` resource units.  ``n_workers`` evaluations
-    run at once (threads: use it for objectives that release the GIL).
+    ``max_trials`` trials or ``total_budget`` resource units, a promotion charged only its
+    increment (the configuration continues, :mod:`ato.hyperopt.trial`).  ``n_workers``
+    evaluations run at once (threads: use it for objectives that release the GIL).
     """
 
     PLUGIN_NAME = "asha"
     CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "max_trials": 30}
+    MULTI_FIDELITY = True
 
     def __init__(self, scope, search_spaces, max_trials: int | None = None,
                  total_budget=None, n_workers: int = 1, **options):
@@ -259,6 +436,13 @@ class ASHA(_BudgetSearch):
                              else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
         self.budgets = budgets.rungs(self.min_budget, self.max_budget, self.eta)
 
+    def _new_config(self, index: int):
+        """The ``index``-th new configuration: drawn with the random generator re-seeded
+        from (seed, index), so it is the same whichever worker draws it (TPE still fits
+        on what was observed by then)."""
+        self.rng.seed(f"{self.seed}:{index}")
+        return self.sampler.sample(self.config)
+
     def _next_job(self, rungs, promoted, started):
         """The next trial: the best unpromoted configuration in the top 1/eta of the
         highest rung that has one, or a new configuration at the lowest rung."""
@@ -268,7 +452,7 @@ class ASHA(_BudgetSearch):
                 if (k, index) not in promoted:
                     promoted.add((k, index))
                     return k + 1, index, config
-        return 0, started, self.sampler.sample(self.config)
+        return 0, started, self._new_config(started)
 
     def _exhausted(self, started_trials, committed) -> bool:
         if self.max_trials is not None and started_trials >= self.max_trials:
@@ -281,14 +465,15 @@ class ASHA(_BudgetSearch):
             return None
         rung, index, config = self._next_job(rungs, promoted, state["started"])
         budget = self.budgets[rung]
-        if self.total_budget is not None and state["committed"] + budget > self.total_budget:
+        cost = budget - self.budgets[rung - 1] if rung else budget  # a promotion continues
+        if self.total_budget is not None and state["committed"] + cost > self.total_budget:
             if rung > 0:
                 promoted.discard((rung - 1, index))
             state["committed"] = self.total_budget  # nothing else fits
             return None
         if rung == 0:
             state["started"] += 1
-        state["committed"] += budget
+        state["committed"] += cost
         state["trials"] += 1
         return rung, index, config, budget
 
@@ -300,6 +485,14 @@ class ASHA(_BudgetSearch):
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
+        shared = self.shared_study()
+        if shared is not None:
+            return self._run_shared(shared, func, args, kwargs)
+        if self.n_workers > 1 and getattr(self.executor_instance(), "name", "") == "torch":
+            raise SearchOptionError(
+                "asha: n_workers > 1 inside a torch.distributed group needs a shared study "
+                "(a tracker that coordinates studies and a study_id): the ranks' "
+                "collectives cannot interleave")
         rungs = [[] for _ in self.budgets]
         promoted: set = set()
         state = {"started": 0, "trials": 0, "committed": Fraction(0)}
@@ -330,6 +523,134 @@ class ASHA(_BudgetSearch):
                         rung, index, config = running.pop(future)
                         self._record(rungs, rung, index, config, future.result())
                         self.reporter.step()
+        if not self.logs:
+            raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
+                                    f"smaller than min_budget={budgets.text(self.min_budget)}")
+        result = self._result()
+        self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} "
+                              f"trials, budget used {budgets.text(self._budget_used)}")
+        return result
+
+    # ------------------------------------------------------------------ shared study
+    def _propose(self, states) -> list:
+        """The promotion rule of Li et al. (2020) on every trial of the shared study
+        (``states``, by seq; called under the study lock): the next trial, as a one-item
+        list of :class:`ato.tracking.TrialSpec`, or ``[]`` once ``max_trials`` or
+        ``total_budget`` is reached."""
+        from ato.hyperopt.study import Trial, config_hash, searched_values
+        from ato.hyperopt.workers import DONE_STATES, jsonable, metric_of
+        from ato.tracking import TrialSpec
+
+        committed = sum((self._cost(int(s.payload["rung"])) for s in states), Fraction(0))
+        if self._exhausted(len(states), committed):
+            return []
+        rungs = [[] for _ in self.budgets]
+        promoted, started = set(), 0
+        for s in states:
+            rung, index = int(s.payload["rung"]), int(s.payload["index"])
+            if rung > 0:
+                promoted.add((rung - 1, index))
+            else:
+                started += 1
+            if s.state in DONE_STATES:
+                rungs[rung].append((self.key(metric_of(s)), index, s))
+                if s.key not in self._observed:
+                    self._observed.add(s.key)
+                    self.sampler.observe(self._shared_config(s.payload),
+                                         budgets.exact(s.payload["budget"]), metric_of(s))
+        job = None
+        for k in range(len(self.budgets) - 2, -1, -1):
+            ranked = sorted(rungs[k], key=lambda e: (e[0], e[1]))
+            for _key, index, s in ranked[:math.floor(len(ranked) / self.eta)]:
+                if (k, index) not in promoted:
+                    job = (k + 1, index, s.payload["values"])
+                    break
+            if job is not None:
+                break
+        if job is None:
+            config = self._new_config(started)
+            job = (0, started, searched_values(config, self.search_spaces.keys()))
+        rung, index, values = job
+        budget = self.budgets[rung]
+        if self.total_budget is not None and committed + self._cost(rung) > self.total_budget:
+            return []
+        config = self._shared_config({"values": values, "budget": budgets.text(budget),
+                                      "rung": rung})
+        chash = config_hash(config, self.search_spaces.keys())
+        occurrence = sum(1 for s in states if s.payload.get("config_hash") == chash
+                         and int(s.payload["rung"]) == rung)
+        trial = Trial(self.study_id, self.PLUGIN_NAME, chash, budget, 0, rung, occurrence,
+                      self.seed)
+        return [TrialSpec(trial.key, {
+            "values": jsonable(values), "config": jsonable(config),
+            "budget": budgets.text(budget), "bracket": 0, "rung": rung, "final": False,
+            "config_hash": chash, "index": index, "occurrence": occurrence})]
+
+    def _shared_config(self, payload):
+        """A trial's config rebuilt from its payload on this worker's base config."""
+        config = self.config.clone()
+        for name, value in payload["values"].items():
+            config.set_value_by_name(name, value)
+        config["__budget__"] = budgets.plain(budgets.exact(payload["budget"]))
+        config["__num_halved__"] = int(payload["rung"])
+        return config
+
+    def _cost(self, rung: int) -> Fraction:
+        """What a trial at ``rung`` costs: a promotion continues from the rung below."""
+        return self.budgets[rung] - (self.budgets[rung - 1] if rung else 0)
+
+    def _continued_config(self, payload):
+        """:meth:`_shared_config` with the keys that let the objective continue the
+        configuration (:mod:`ato.hyperopt.trial`): a trial at rung ``k`` resumes from rung
+        ``k - 1``'s budget, which the promotion rule saw completed."""
+        from ato.hyperopt.trial import fill
+
+        config = self._shared_config(payload)
+        rung = int(payload["rung"])
+        fill(config, self.continuations(), self.budgets[rung],
+             self.budgets[rung - 1] if rung else Fraction(0), chash=payload.get("config_hash"))
+        return config
+
+    def _shared_trial(self, key: str, payload):
+        from ato.hyperopt.study import Trial
+
+        return Trial(self.study_id, self.PLUGIN_NAME, payload["config_hash"],
+                     budgets.exact(payload["budget"]), 0, int(payload["rung"]),
+                     int(payload.get("occurrence", 0)), self.seed)
+
+    def _run_shared(self, shared, func, args, kwargs) -> ADict:
+        """ASHA with the other workers of the shared study: each free worker (and each of
+        ``n_workers`` threads) asks the study for its next trial — a promotion, else a new
+        configuration — under the study lock, runs it and reports it."""
+        from ato.hyperopt.workers import DONE_STATES, metric_of
+
+        self._observed: set = set()
+        recorder = self.recorder()
+
+        def run(claim):
+            return self.call_objective(func, self._continued_config(claim.payload), args,
+                                       kwargs)
+
+        def record(claim, metric, status, error):
+            trial, rung = self._shared_trial(claim.key, claim.payload), int(claim.payload["rung"])
+            if rung:
+                trial = dataclasses.replace(trial, resumed_from=self.budgets[rung - 1])
+            recorder.record(trial, self._continued_config(claim.payload), metric, status,
+                            error)
+            self.reporter.step()
+
+        total = self.max_trials or math.floor(self.total_budget / self.min_budget)
+        self.reporter.start(f"up to {total} trials, shared", total)
+        states = shared.run_async(self._propose, run, record, threads=self.n_workers)
+        for s in states:
+            if s.state not in DONE_STATES:
+                continue
+            config = self._continued_config(s.payload)
+            budget = budgets.exact(s.payload["budget"])
+            config["__metric__"] = metric_of(s)
+            self.logs.append(config)
+            self._exact_budgets.append(budget)
+            self._budget_used += self._cost(int(s.payload["rung"]))
         if not self.logs:
             raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
                                     f"smaller than min_budget={budgets.text(self.min_budget)}")

@@ -8,12 +8,17 @@ distributed code paths (``pip install 'ato-hyperopt[torch]'``).
 from __future__ import annotations
 
 import abc
+import dataclasses
 import difflib
+import hashlib
+import io
 import itertools
 import math
 import numbers
+import os
 import random
 import secrets
+import sys
 import threading
 import uuid
 from fractions import Fraction
@@ -21,12 +26,15 @@ from fractions import Fraction
 from ato.adict import ADict
 from ato.errors import AtoError
 from ato.hyperopt import budgets
-from ato.hyperopt.study import TrialRecorder
+from ato.hyperopt import trial as continuation
+from ato.hyperopt.progress import Progress
+from ato.hyperopt.study import TrialRecorder, searched_values
+from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
-           "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "better",
-           "worst_value"]
+           "SearchSpaceError", "SearchOptionError", "DistributedSearchError",
+           "TrialRequest", "better", "worst_value", "process_group"]
 
 
 class SearchOptionError(AtoError, ValueError):
@@ -44,6 +52,23 @@ class DistributedSearchError(AtoError, RuntimeError):
     def __init__(self, rank: int, error: str):
         self.rank = rank
         super().__init__(f"rank {rank} failed: {error}")
+
+
+def process_group():
+    """``(torch.distributed, rank, world_size)`` when this process belongs to an initialised
+    ``torch.distributed`` group of more than one process, else None. Never imports torch:
+    a program that did not import ``torch.distributed`` has no group."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    world = dist.get_world_size()
+    return (dist, dist.get_rank(), world) if world > 1 else None
+
+
+def study_seed(study_id: str) -> int:
+    """The seed of a study whose seed was not given: 32 bits of sha256 of its id, so every
+    worker started with the same ``study_id`` makes the same proposals."""
+    return int.from_bytes(hashlib.sha256(study_id.encode("utf-8")).digest()[:4], "big")
 
 
 def worst_value(mode: str) -> float:
@@ -165,16 +190,25 @@ class GridSpaceMixIn:
         return math.prod(len(cls.parameter_values(n, s)) for n, s in search_spaces.items())
 
 
+_LOCKS = (type(threading.Lock()), type(threading.RLock()))
+
+
 class _BaseState:
     """What :class:`HyperOpt` keeps for itself, in one attribute whose name a subclass
     cannot hit by accident (``self._HyperOpt__state``)."""
 
     __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock", "scope_lock",
-                 "running", "saved")
+                 "running", "saved", "executor", "shared", "explicit_id", "checkpoint_root",
+                 "continuations")
 
-    def __init__(self, study_id, seed):
+    def __init__(self, study_id, seed, checkpoint_root=None):
         self.study_id = study_id
+        self.checkpoint_root = checkpoint_root
+        self.continuations = None
+        self.explicit_id = study_id is not None
         self.seed = seed
+        self.executor = None  # the resolved executor (None: in this thread)
+        self.shared = None  # the SharedStudy of this search; False: checked, there is none
         self.rng = None
         self.config = None
         self.recorder = None
@@ -210,7 +244,9 @@ class HyperOpt(abc.ABC):
     """Base class of search algorithms; a subclass implements ``main(func)``.
 
     ``HyperOpt(scope, search_spaces, tracker=None, mode='max', *, study_id=None,
-    seed=None, max_budget=None, min_budget=None, eta=None, progress=None, catch=())``
+    seed=None, max_budget=None, min_budget=None, eta=None, progress=None, catch=(),
+    executor=None, heartbeat_interval=5.0, stale_after=60.0, retries=0,
+    checkpoint_root=None)``
 
     The base parses and checks these common options (a wrong one raises
     :class:`SearchOptionError` naming the algorithm and the option; an unknown keyword
@@ -222,9 +258,10 @@ class HyperOpt(abc.ABC):
     - ``max_budget`` / ``min_budget`` / ``eta``: exact :class:`fractions.Fraction`
       (defaults 1, ``min(1, max_budget)`` and 3; ``0 < min_budget <= max_budget``,
       ``eta > 1``); see :mod:`ato.hyperopt.budgets`.
-    - ``seed`` (an int; drawn once and shared by every rank when not given) and ``rng``, a
-      :class:`random.Random` seeded with it: draw every random choice from ``self.rng``
-      and the same seed gives the same search.
+    - ``seed`` (an int; when not given, derived from ``study_id`` if one was given, else
+      drawn once and shared by every rank) and ``rng``, a :class:`random.Random` seeded
+      with it: draw every random choice from ``self.rng`` and the same seed gives the same
+      search.
     - ``evaluate(func, config, ...)``: runs one trial through the scope's injection,
       restores ``scope.config``, records the trial to ``tracker`` (a run with the tags of
       :mod:`ato.hyperopt.study` and the metric ``objective``) and, in a study resumed with
@@ -232,6 +269,23 @@ class HyperOpt(abc.ABC):
     - ``catch``: exception types an objective may raise without ending the search; such
       a trial is recorded ``failed`` and scores NaN (ranked last).  Any other exception is
       recorded ``failed`` and propagates.
+    - ``evaluate_batch(func, trials)``: trials that may run at once (a generation, a rung,
+      a sample) go through the ``executor`` (``None``: ``'torch'`` inside an initialised
+      ``torch.distributed`` group of several processes, else ``'serial'``; a name of
+      :mod:`ato.hyperopt.executors` or an executor instance) or, in a shared study,
+      through the tracker's study coordinator (:mod:`ato.hyperopt.workers`).
+    - A *shared study*: with a ``tracker`` whose backend offers ``"studies"`` and an
+      explicit ``study_id``, every process started with that id divides the study's
+      trials with the others; ``heartbeat_interval`` (seconds between a worker's
+      heartbeats), ``stale_after`` (seconds without one after which its trial is given to
+      another worker) and ``retries`` (how often a trial whose objective raised is run
+      again before it is recorded ``failed``) tune it. In a shared study an objective's
+      exception fails its trial (recorded with the error, NaN, ranked last) and the study
+      goes on.
+    - ``checkpoint_root``: for a multi-fidelity algorithm (``MULTI_FIDELITY = True``) the
+      directory under which each configuration gets its ``__checkpoint_dir__``
+      (:mod:`ato.hyperopt.trial`; default beside the tracker's SQLite file).  Such an
+      algorithm charges a continued configuration :meth:`increment`, not its budget.
 
     The base's own state lives in one name-mangled attribute, so a subclass may use any
     attribute name of its own (``_config``, ``_state``, ``_rng``...).
@@ -239,12 +293,18 @@ class HyperOpt(abc.ABC):
 
     PLUGIN_NAME = "base"
     COMMON_OPTIONS = ("tracker", "mode", "study_id", "seed", "max_budget", "min_budget", "eta",
-                      "progress", "catch")
+                      "progress", "catch", "executor", "heartbeat_interval", "stale_after",
+                      "retries", "checkpoint_root")
+    #: True for an algorithm that evaluates one configuration at rising budgets: its
+    #: trials get ``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__``
+    #: (:mod:`ato.hyperopt.trial`) so that the objective can continue a promoted one.
+    MULTI_FIDELITY = False
 
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", *,
                  study_id: str | None = None, seed: int | None = None, max_budget=None,
                  min_budget=None, eta=None, progress: bool | None = None, catch=(),
-                 **unknown):
+                 executor=None, heartbeat_interval=5.0, stale_after=60.0, retries: int = 0,
+                 checkpoint_root=None, **unknown):
         name = self.algorithm_name()
         if unknown:
             option = sorted(unknown)[0]
@@ -271,6 +331,10 @@ class HyperOpt(abc.ABC):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                                  or seed < 0):
             raise SearchOptionError(f"{name}: seed must be a non-negative int, got {seed!r}")
+        if checkpoint_root is not None and (not isinstance(checkpoint_root, (str, os.PathLike))
+                                            or not str(checkpoint_root)):
+            raise SearchOptionError(f"{name}: checkpoint_root must be a directory path, got "
+                                    f"{checkpoint_root!r}")
         if progress is not None and not isinstance(progress, bool):
             raise SearchOptionError(f"{name}: progress must be True, False or None, "
                                     f"got {progress!r}")
@@ -285,6 +349,24 @@ class HyperOpt(abc.ABC):
         eta_f = budget_option(name, "eta", 3 if eta is None else eta)
         if eta_f <= 1:
             raise SearchOptionError(f"{name}: eta must be > 1, got {eta!r}")
+        for option, value in (("heartbeat_interval", heartbeat_interval),
+                              ("stale_after", stale_after)):
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not 0 < value < math.inf):
+                raise SearchOptionError(f"{name}: {option} must be a number of seconds > 0, "
+                                        f"got {value!r}")
+        if stale_after <= heartbeat_interval:
+            raise SearchOptionError(f"{name}: stale_after must be larger than "
+                                    f"heartbeat_interval (a live worker would look dead), got "
+                                    f"stale_after={stale_after!r}, "
+                                    f"heartbeat_interval={heartbeat_interval!r}")
+        if isinstance(retries, bool) or not isinstance(retries, numbers.Integral) or retries < 0:
+            raise SearchOptionError(f"{name}: retries must be an int >= 0, got {retries!r}")
+        if executor is not None and not isinstance(executor, str) and not callable(
+                getattr(executor, "map", None)):
+            raise SearchOptionError(f"{name}: executor must be a name ('serial', 'threads', "
+                                    f"'processes', 'torch', 'ray', ...) or an executor with "
+                                    f"map(fn, items), got {executor!r}")
         self.scope = scope
         self.search_spaces = search_spaces
         self.tracker = tracker
@@ -292,7 +374,14 @@ class HyperOpt(abc.ABC):
         self.max_budget, self.min_budget, self.eta = max_b, min_b, eta_f
         self.progress = progress
         self.catch = _check_exception_types(name, catch)
-        self.__state = _BaseState(study_id, None if seed is None else int(seed))
+        self.executor = executor
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.stale_after = float(stale_after)
+        self.retries = int(retries)
+        if seed is None and study_id is not None:
+            seed = study_seed(study_id)
+        self.__state = _BaseState(study_id, None if seed is None else int(seed),
+                                  checkpoint_root)
 
     # ------------------------------------------------------------------ options
     @classmethod
@@ -302,9 +391,15 @@ class HyperOpt(abc.ABC):
         return cls.__name__ if name in (None, "base") else str(name)
 
     def broadcast_object_from_root(self, obj):
-        """The root process's ``obj`` on every process of the search (``obj`` itself in a
-        single process; distributed searches override this)."""
-        return obj
+        """The root process's ``obj`` on every process of the search: through
+        ``torch.distributed`` inside an initialised group of several processes, else
+        ``obj`` itself."""
+        group = process_group()
+        if group is None:
+            return obj
+        holder = [obj]
+        group[0].broadcast_object_list(holder, src=0)
+        return holder[0]
 
     def get_hyperopt_id(self) -> str:
         """The study id: ``study_id`` when given, else 12 random hex digits drawn once
@@ -358,9 +453,36 @@ class HyperOpt(abc.ABC):
         study's completed trials are (re)loaded from the tracker.  ``launcher`` calls it;
         an algorithm whose ``main`` does not use ``launcher`` may call it first.  In a
         distributed search every rank calls it, so the ranks agree on the study id and the
-        seed here, whichever trials each rank then runs."""
-        self.__state.recorder = None
-        self.recorder()
+        seed here, whichever trials each rank then runs (and on the trials to reuse: the
+        root reads them and hands them to the others)."""
+        self.end_search()
+        state = self.__state
+        state.recorder = None
+        state.continuations = None
+        recorder = self.recorder()
+        if process_group() is not None or getattr(self, "world_size", 1) > 1:
+            recorder.done = self.broadcast_object_from_root(recorder.done)
+            if self.MULTI_FIDELITY:  # every rank names the same checkpoint directories
+                group = process_group()
+                rank = group[1] if group is not None else getattr(self, "rank", 0)
+                root = (continuation.checkpoint_root(self.tracker, state.checkpoint_root,
+                                                     self.get_hyperopt_id())
+                        if rank == 0 else None)
+                root = self.broadcast_object_from_root(None if root is None else str(root))
+                state.checkpoint_root = root
+
+    def end_search(self) -> None:
+        """Leave the shared study, if this search joined one (stops the heartbeat).
+        ``launcher`` calls it when the search returns or raises; calling it again is
+        harmless."""
+        state = self.__state
+        with state.lock:
+            shared, state.shared = state.shared, None
+            executor, state.executor = state.executor, None
+        if shared:
+            shared.close()
+        if executor is not None and (self.executor is None or isinstance(self.executor, str)):
+            executor.close()  # one this search made from a name
 
     def recorder(self) -> TrialRecorder:
         """The :class:`~ato.hyperopt.study.TrialRecorder` of the current search."""
@@ -371,6 +493,67 @@ class HyperOpt(abc.ABC):
                     self.tracker, self.get_hyperopt_id(), list(self.search_spaces.keys()),
                     self.algorithm_name(), self.seed)
             return state.recorder
+
+    def shared_study(self):
+        """The :class:`ato.hyperopt.workers.SharedStudy` through which this process works
+        on the study together with other workers, or None when the search runs alone (no
+        tracker, no explicit ``study_id``, or a tracker backend without ``"studies"``).
+        Joined on first use; :meth:`end_search` leaves it."""
+        state = self.__state
+        with state.lock:
+            if state.shared is None:
+                state.shared = False
+                if self.tracker is not None and state.explicit_id:
+                    state.shared = open_shared_study(
+                        self.tracker, self.get_hyperopt_id(),
+                        heartbeat_interval=self.heartbeat_interval,
+                        stale_after=self.stale_after, retries=self.retries,
+                        meta={"algorithm": self.algorithm_name(), "mode": self.mode,
+                              "seed": self.seed,
+                              "space": sorted(map(str, self.search_spaces.keys()))}) or False
+            return state.shared or None
+
+    def executor_instance(self):
+        """The executor trials run on (None: one after the other in this thread). Made from
+        ``executor`` on first use; :meth:`end_search` closes one made from a name."""
+        state = self.__state
+        with state.lock:
+            if state.executor is None:
+                spec = self.executor
+                if spec is None:  # DistributedMixIn searches divide the work themselves
+                    spec = ("torch" if process_group() is not None
+                            and not isinstance(self, DistributedMixIn) else "serial")
+                if spec == "serial":
+                    return None
+                if isinstance(spec, str):
+                    state.executor = _make_executor(self.algorithm_name(), spec)
+                else:
+                    state.executor = spec
+            return state.executor
+
+    def continuations(self) -> continuation.Continuations:
+        """The budget each configuration of the current search reached, and where its
+        checkpoint directory is (:class:`ato.hyperopt.trial.Continuations`)."""
+        state = self.__state
+        with state.lock:
+            if state.continuations is None:
+                study, tracker, option = self.get_hyperopt_id(), self.tracker, state.checkpoint_root
+                state.continuations = continuation.Continuations(
+                    study, list(self.search_spaces.keys()),
+                    lambda: continuation.checkpoint_root(tracker, option, study))
+            return state.continuations
+
+    def increment(self, config, budget) -> Fraction:
+        """What the trial of ``config`` at ``budget`` costs (exact): ``budget`` minus the
+        budget its configuration resumed from (``config.__resume_budget__``, exact) for a
+        multi-fidelity algorithm, else ``budget``.  Call it after the trial."""
+        budget = budgets.exact(budget)
+        identity = config.get("__trial__") if self.MULTI_FIDELITY else None
+        if identity is None:
+            return budget
+        if config.get("__resume_budget__") == budgets.plain(budget):
+            return Fraction(0)  # a repeat or a re-evaluation: nothing to train
+        return budget - self.continuations().resumed_from(identity, budget)
 
     def evaluate(self, func, config, *args, **kwargs):
         """Run the objective on ``config`` as one trial (see :meth:`evaluate_trial`);
@@ -393,35 +576,234 @@ class HyperOpt(abc.ABC):
         ``record`` is false (a replica of a trial another rank records), and a trial
         completed in an earlier session of the same study returns its recorded metric
         without calling ``func``.  ``scope.config`` is restored afterwards, whatever
-        happens.
+        happens.  It is :meth:`evaluate_batch` of one trial (in a shared study, this
+        worker claims it or waits for the worker that runs it).
         """
-        exact_budget = (self.max_budget if budget is None
-                        else budget_option(self.algorithm_name(), "budget", budget))
-        if "__budget__" in config:
-            config["__budget__"] = budgets.plain(exact_budget)
+        request = TrialRequest(config, budget, rung, bracket, final)
+        if not record:
+            resumed = self.__prepare(request)
+            recorder = self.recorder()
+            if recorder.tracker is not None:
+                hit, metric = recorder.cached(recorder.trial(config, request.budget, bracket,
+                                                             rung, final))
+                if hit:
+                    self.__reached([resumed], [metric])
+                    return metric
+            metric = self.__run_local(func, [(request, None)], args, kwargs or {}, False)[0]
+            self.__reached([resumed], [metric])
+            return metric
+        return self.evaluate_batch(func, [request], args, kwargs)[0]
+
+    def evaluate_batch(self, func, trials, args=(), kwargs=None) -> list:
+        """Evaluate ``trials`` — trials that may run at the same time (a generation, a
+        rung, a batch of proposals) — and return their metrics, in order (NaN for a trial
+        that raised one of ``catch``, or that failed in a shared study).
+
+        Each item is a :class:`~ato.hyperopt.workers.TrialRequest` or a config (its place
+        read as :meth:`evaluate` reads it).  Trials completed in an earlier session of the
+        study are reused.  Alone, the others run on the executor (one after the other by
+        default; each recorded as soon as it ends, and an objective's exception that
+        ``catch`` does not name propagates after the trials before it are recorded).  In a
+        shared study (:meth:`shared_study`) the batch is enqueued in the study and this
+        worker claims, runs and reports its trials until every trial of the batch is done,
+        by it or by other workers; every worker gets the same metrics.
+        """
+        kwargs = kwargs or {}
+        requests, resumed = [], []
+        for item in trials:
+            if isinstance(item, TrialRequest):
+                request = TrialRequest(item.config, item.budget, item.rung, item.bracket,
+                                       item.final)
+            else:
+                request = TrialRequest(item, item.get("__budget__"),
+                                       item.get("__num_halved__", 0), item.get("__bracket__", 0))
+            resumed.append(self.__prepare(request))
+            requests.append(request)
         recorder = self.recorder()
-        trial = None
-        if recorder.tracker is not None:  # untracked searches skip the hashing
-            trial = recorder.trial(config, exact_budget, bracket, rung, final)
-            hit, metric = recorder.cached(trial)
+        shared = self.shared_study()
+        tracked = recorder.tracker is not None
+        pairs = [(r, recorder.trial(r.config, r.budget, r.bracket, r.rung, r.final) if tracked
+                  else None) for r in requests]
+        pairs = [(r, dataclasses.replace(t, resumed_from=c.resume_budget)
+                  if t is not None and c is not None and c.resume_budget else t)
+                 for (r, t), c in zip(pairs, resumed)]
+        metrics: list = [None] * len(pairs)
+        todo = []
+        for i, (_, trial) in enumerate(pairs):
+            hit, metric = recorder.cached(trial) if trial is not None else (False, None)
             if hit:
-                return metric
+                metrics[i] = metric
+            else:
+                todo.append(i)
+        if not todo:
+            self.__reached(resumed, metrics)
+            return metrics
+        if shared is not None:
+            done = self.__run_shared(shared, func, [pairs[i] for i in todo], args, kwargs)
         else:
-            record = False
-        try:
-            metric = _as_metric(self.__call_in_scope(func, config, args, kwargs or {}),
-                                self.algorithm_name())
-        except self.catch as e:
+            done = self.__run_local(func, [pairs[i] for i in todo], args, kwargs, tracked)
+        for i, metric in zip(todo, done):
+            metrics[i] = metric
+        self.__reached(resumed, metrics)
+        return metrics
+
+    def __prepare(self, request: TrialRequest):
+        """Normalise a request in place: an exact budget, ``__budget__`` written plainly;
+        for a multi-fidelity algorithm, fill the keys that let the objective continue the
+        configuration (:func:`ato.hyperopt.trial.prepare`) and return the Continuation."""
+        request.budget = (self.max_budget if request.budget is None
+                          else budget_option(self.algorithm_name(), "budget", request.budget))
+        request.rung, request.bracket = int(request.rung), int(request.bracket)
+        if "__budget__" in request.config:
+            request.config["__budget__"] = budgets.plain(request.budget)
+        if not self.MULTI_FIDELITY:
+            return None
+        return continuation.prepare(request.config, self.continuations(), request.budget,
+                                    request.bracket)
+
+    def __reached(self, resumed, metrics) -> None:
+        """Each configuration whose trial produced a metric (here, in another worker, or
+        in an earlier session) reached that trial's budget; a failed one (NaN) did not."""
+        for c, metric in zip(resumed, metrics):
+            if c is None:
+                continue
+            if metric is not None and metric == metric:
+                self.continuations().complete(c)
+            else:
+                self.continuations().failed(c)
+
+    def call_objective(self, func, config, args=(), kwargs=None):
+        """Run ``func`` on ``config`` through the scope's injection (``scope.config``
+        restored afterwards) and return its metric, without recording anything: for an
+        algorithm that records trials itself (ASHA in a shared study). Raises what the
+        objective raises; a ``TypeError`` when it returns no number."""
+        return self.__objective(func, args, kwargs or {})(config)
+
+    def __objective(self, func, args, kwargs):
+        """``config -> metric``: the objective through the scope's injection."""
+        name = self.algorithm_name()
+
+        def run(config):
+            return _as_metric(self.__call_in_scope(func, config, args, kwargs), name)
+
+        return run
+
+    def __run_local(self, func, pairs, args, kwargs, record: bool) -> list:
+        """Evaluate ``pairs`` of (request, trial) in this process (or its torch group)."""
+        recorder = self.recorder()
+        run = self.__objective(func, args, kwargs)
+        executor = self.executor_instance()
+        if executor is None:
+            metrics = []
+            for request, trial in pairs:
+                try:
+                    metric = run(request.config)
+                except self.catch as e:
+                    if record:
+                        recorder.record(trial, request.config, None, "failed",
+                                        describe_exception(e))
+                    metrics.append(math.nan)
+                    continue
+                except Exception as e:
+                    if record:
+                        recorder.record(trial, request.config, None, "failed",
+                                        describe_exception(e))
+                    raise
+                if record:
+                    recorder.record(trial, request.config, metric)
+                metrics.append(metric)
+            return metrics
+        group = process_group()
+        if group is not None and getattr(executor, "name", "") == "torch" and group[1] != 0:
+            record = False  # every rank gets every outcome; the root records them
+        outcomes = executor.map(run, [request.config for request, _ in pairs])
+        metrics, failure = [], None
+        for (request, trial), outcome in zip(pairs, outcomes):
+            if outcome.ok:
+                metric = _as_metric(outcome.value, self.algorithm_name())
+                if record:
+                    recorder.record(trial, request.config, metric)
+                metrics.append(metric)
+                continue
             if record:
-                recorder.record(trial, config, None, "failed", describe_exception(e))
-            return math.nan
-        except Exception as e:
-            if record:
-                recorder.record(trial, config, None, "failed", describe_exception(e))
-            raise
-        if record:
-            recorder.record(trial, config, metric)
-        return metric
+                recorder.record(trial, request.config, None, "failed", outcome.error)
+            metrics.append(math.nan)
+            if failure is None and not self.__caught(outcome):
+                failure = outcome
+        if failure is not None:
+            failure.result()  # raises the live exception, or TrialError with its text
+        return metrics
+
+    def __caught(self, outcome) -> bool:
+        """Whether a failed outcome's exception is one of ``catch`` (by type in this
+        process, by class name when it happened elsewhere)."""
+        if outcome.exception is not None:
+            return isinstance(outcome.exception, self.catch)
+        name = str(outcome.error or "").partition(":")[0].strip()
+        return any(t.__name__ == name for t in self.catch)
+
+    def __run_shared(self, shared, func, pairs, args, kwargs) -> list:
+        """Evaluate ``pairs`` together with the study's other workers."""
+        from ato.tracking import TrialSpec
+
+        recorder = self.recorder()
+        run = self.__objective(func, args, kwargs)
+        by_key = {trial.key: (request, trial) for request, trial in pairs}
+        specs = [TrialSpec(trial.key, self.trial_payload(request, trial))
+                 for request, trial in pairs]
+
+        executor = self.executor_instance()
+        slots = 1
+        if executor is not None and getattr(executor, "name", "") != "torch":
+            slots = max(1, int(getattr(executor, "slots", 1)))  # claim loops in this process
+
+        def run_claim(claim):
+            config = by_key[claim.key][0].config
+            if slots == 1:
+                return run(config)
+            return executor.map(run, [config])[0].result()  # raises what the trial raised
+
+        def record(claim, metric, status, error):
+            request, trial = by_key[claim.key]
+            recorder.record(trial, request.config, metric, status, error)
+
+        results = shared.evaluate(specs, run_claim, record, threads=slots)
+        return [results[trial.key] for _, trial in pairs]
+
+    def trial_payload(self, request: TrialRequest, trial) -> dict:
+        """What a shared study stores with a trial (JSON): the searched ``values``, the
+        whole ``config``, ``budget`` (exact text), ``bracket``, ``rung``, ``final`` and
+        ``config_hash`` — enough for ``ato search status`` and for another worker to
+        rebuild the trial."""
+        return {"values": jsonable(searched_values(request.config, self.search_spaces.keys())),
+                "config": jsonable(request.config), "budget": budgets.text(request.budget),
+                "bracket": request.bracket, "rung": request.rung, "final": request.final,
+                "config_hash": trial.config_hash}
+
+    # An executor that runs trials in another process (Ray, processes under spawn) pickles
+    # the trial function, and with it this search: the copy only runs the objective through
+    # the scope, so the tracker, the executor, the shared study and the locks stay here.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        base = state.pop("_HyperOpt__state")
+        state["_HyperOpt__state"] = (base.study_id, base.seed, base.config)
+        state["tracker"] = state["executor"] = None
+        for key, value in state.items():  # a copy reports nothing (stderr may not pickle)
+            if isinstance(value, Progress):
+                state[key] = Progress(False, stream=io.StringIO(), label=value.label)
+        locks = {k: type(v) for k, v in state.items() if isinstance(v, _LOCKS)}
+        state.update(dict.fromkeys(locks))
+        state["_HyperOpt__locks"] = {k: t is _LOCKS[1] for k, t in locks.items()}
+        return state
+
+    def __setstate__(self, state):
+        study_id, seed, config = state.pop("_HyperOpt__state")
+        locks = state.pop("_HyperOpt__locks")
+        self.__dict__.update(state)
+        self.__state = _BaseState(study_id, seed)
+        self.__state.config = config
+        for key, reentrant in locks.items():
+            setattr(self, key, threading.RLock() if reentrant else threading.Lock())
 
     def __call_in_scope(self, func, config, args, kwargs):
         """``scope(func)(*args, **kwargs)`` with ``config`` as the scope's config.
@@ -470,7 +852,10 @@ class HyperOpt(abc.ABC):
         returns for algorithms that implement ``run``."""
         def launch(*args, **kwargs) -> ADict:
             self.begin_search()
-            return self.run(func, *args, **kwargs)
+            try:
+                return self.run(func, *args, **kwargs)
+            finally:
+                self.end_search()
 
         launch.__name__ = getattr(func, "__name__", "launch")
         launch.__wrapped__ = func
@@ -480,6 +865,19 @@ class HyperOpt(abc.ABC):
     def main(self, func):
         """Wrap the objective ``func(config) -> metric``; return a callable that runs the
         search and returns its result (an ADict with at least ``config`` and ``metric``)."""
+
+
+def _make_executor(algorithm: str, name: str):
+    """The executor registered as ``name`` (:mod:`ato.hyperopt.executors`)."""
+    try:
+        from ato.hyperopt.executors import get_executor
+    except ImportError:
+        raise SearchOptionError(f"{algorithm}: executor={name!r} needs ato.hyperopt.executors, "
+                                f"which this installation lacks; use executor='serial'") from None
+    try:
+        return get_executor(name)
+    except (AtoError, LookupError, ValueError) as e:
+        raise SearchOptionError(f"{algorithm}: executor={name!r}: {e}") from None
 
 
 def _has_code(func) -> bool:

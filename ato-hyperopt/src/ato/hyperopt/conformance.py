@@ -214,11 +214,12 @@ class AlgorithmConformance:
         low = getattr(algorithm, "min_budget", None)
         high = getattr(algorithm, "max_budget", None)
         spent = Fraction(0)
-        for _, budget in calls.seen:
+        for (_, budget), config in zip(calls.seen, calls.configs):
             if budget is None:
                 continue
             exact = budgets.exact(budget)
-            spent += exact
+            # A multi-fidelity trial that continues its configuration costs the increment.
+            spent += exact - budgets.exact(config.get("__resume_budget__", 0))
             if low is not None:
                 assert budgets.exact(low) <= exact, f"budget {budget} < min_budget {low}"
             if high is not None:
@@ -333,12 +334,40 @@ class AlgorithmConformance:
             return ValueError("diverged at trial 3") if n == 3 else None
 
         calls = _Calls(fail=fail)
-        algorithm = self.make(spec, scope, tracker=logger, study_id="conformance-err")
+        # no study_id: a search alone (a given study_id on a database that coordinates
+        # studies makes a shared study, where a trial's error does not end the search)
+        algorithm = self.make(spec, scope, tracker=logger)
         with pytest.raises(ValueError, match="diverged at trial 3"):
             algorithm.main(calls.function())()
         assert scope.config is before
-        statuses = [r.status for r in finder.find_runs(tags=["study:conformance-err"])]
+        statuses = [r.status for r in finder.find_runs(tags=[f"study:{algorithm.study_id}"])]
         assert statuses == ["completed", "completed", "failed"]
+
+    def test_a_shared_study_records_a_failed_trial_and_goes_on(self, spec, store):
+        """In a shared study (a tracker that coordinates studies and a study_id), an
+        objective's exception fails that trial — recorded with its error — and the search
+        goes on to a result that succeeded; with retries=1 a trial that fails once runs
+        again and completes."""
+        from ato.tracking import open_finder
+
+        logger, finder, config = store
+        if "studies" not in open_finder(config).capabilities:
+            pytest.skip("the tracker backend does not coordinate studies")
+        calls = _Calls(fail=lambda config, n: ValueError("diverged") if n == 2 else None)
+        result = self.search(self.make(spec, tracker=logger, study_id="conformance-shared"),
+                             calls)
+        runs = finder.find_runs(tags=["study:conformance-shared"])
+        assert [r.error for r in runs if r.status == "failed"] == ["ValueError: diverged"]
+        assert len(runs) == len(calls.seen) > 2, "the search stopped at the failed trial"
+        assert not math.isnan(result[1]), "the result is the trial that failed"
+        # alone in the study, a released trial is claimed again at once: every odd call
+        # is a first attempt
+        retried = _Calls(fail=lambda config, n: ValueError("lost the GPU") if n % 2 else None)
+        self.search(self.make(spec, tracker=logger, study_id="conformance-retry", retries=1),
+                    retried)
+        runs = finder.find_runs(tags=["study:conformance-retry"])
+        assert runs and all(r.status == "completed" for r in runs)
+        assert len(retried.seen) == 2 * len(runs)
 
     def test_catch_keeps_searching(self, spec):
         """With catch=(ValueError,), trials that raise it rank last and the search returns

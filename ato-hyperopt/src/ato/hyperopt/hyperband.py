@@ -6,6 +6,10 @@ Each generation evaluates every candidate, sorts them (stable, best first), keep
 winner is evaluated once more at the last budget.  ``config.__num_halved__`` is the
 generation index, always a valid index into
 ``compute_optimized_initial_training_steps(max_steps)``.
+
+With ``max_budget`` given, HyperBand is multi-fidelity: each trial also gets
+``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__`` (:mod:`ato.hyperopt.trial`)
+and a surviving configuration is charged only its increment (``result.budget_used``).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from ato.hyperopt.base import (
     GridSpaceMixIn,
     HyperOpt,
     SearchOptionError,
+    TrialRequest,
     better,
 )
 from ato.hyperopt.progress import Progress
+from ato.hyperopt.trial import prepare
 
 __all__ = ["HyperBand", "DistributedHyperBand"]
 
@@ -51,8 +57,11 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
                           progress=progress, **options)
         self.halving_rate = halving_rate
         self.num_min_samples = num_min_samples
-        # The objective sees config.__budget__ only when a max_budget was asked for.
+        # The objective sees config.__budget__ only when a max_budget was asked for, and
+        # then also what it needs to continue a surviving configuration.
         self.budgeted = options.get("max_budget") is not None
+        self.MULTI_FIDELITY = self.budgeted
+        self._budget_used = Fraction(0)
         self._distributions = None
         self._size = self.grid_size(search_spaces)
 
@@ -90,19 +99,40 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
 
     # ------------------------------------------------------------------ search
     def _evaluate_generation(self, func, candidates, args, kwargs, generation, progress) -> list:
-        metrics = []
+        """One generation is one batch (:meth:`evaluate_batch`): in a shared study its
+        trials are divided between the workers, and the generation is decided once every
+        one of them is done."""
+        metrics = self.evaluate_batch(func, [self._request(c, generation) for c in candidates],
+                                      args, kwargs)
         for config in candidates:
-            metrics.append(self._evaluate_one(func, config, args, kwargs, generation))
-            progress.step()
+            self._charge(self.increment(config, self.budget_of(generation)))
+        progress.step(len(candidates))
         return metrics
 
-    def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
-        """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
+    def _request(self, config, generation, final=False) -> TrialRequest:
+        """The trial of ``config`` in generation ``generation`` (``final``: the winner's
+        re-evaluation)."""
         budget = self.budget_of(generation)
         if self.budgeted:
             config["__budget__"] = budgets.plain(budget)
-        return self.evaluate_trial(func, config, args, kwargs, budget=budget, rung=generation,
-                                   final=final, record=record)
+        return TrialRequest(config, budget, generation, 0, final)
+
+    def _evaluate_one(self, func, config, args, kwargs, generation, final=False, record=True):
+        """One trial of generation ``generation`` (``final``: the winner's re-evaluation)."""
+        request = self._request(config, generation, final)
+        metric = self.evaluate_trial(func, config, args, kwargs, budget=request.budget,
+                                     rung=generation, final=final, record=record)
+        self._charge(self.increment(config, request.budget))
+        return metric
+
+    def _charge(self, cost: Fraction) -> None:
+        self._budget_used += cost
+
+    @property
+    def budget_used(self) -> int | float:
+        """Resource units (``max_budget`` units) the current search spent; a surviving
+        configuration is charged only its increment when HyperBand is multi-fidelity."""
+        return budgets.plain(self._budget_used)
 
     def _final(self, func, winner, args, kwargs):
         return self._evaluate_one(func, winner, args, kwargs, winner["__num_halved__"], True)
@@ -112,6 +142,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         return self.launcher(func)
 
     def run(self, func, *args, **kwargs) -> ADict:
+        self._budget_used = Fraction(0)
         names = list(self.search_spaces.keys())
         progress = Progress(self.progress if self._is_reporter() else False, label="hyperband")
         key = better(self.mode)
@@ -144,7 +175,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         metric = self._final(func, winner, args, kwargs)
         winner["__metric__"] = metric
         logs.append([winner])
-        return ADict(config=winner, metric=metric, logs=logs)
+        return ADict(config=winner, metric=metric, logs=logs, budget_used=self.budget_used)
 
     def _is_reporter(self) -> bool:
         return True
@@ -202,6 +233,18 @@ class DistributedHyperBand(DistributedMixIn, HyperBand):
 
         metrics = [m for part in self._gather(work) for m in part]
         progress.step(n - len(mine))
+        # Every rank charges (and learns what reached) the others' configurations too.
+        budget = self.budget_of(generation)
+        for config, metric in zip(candidates, metrics):
+            if any(config is c for c in mine):
+                continue
+            if not self.MULTI_FIDELITY:
+                self._charge(budget)
+                continue
+            resumed = prepare(config, self.continuations(), budget)
+            self._charge(resumed.increment)
+            if metric == metric:
+                self.continuations().complete(resumed)
         return metrics
 
     def _final(self, func, winner, args, kwargs):

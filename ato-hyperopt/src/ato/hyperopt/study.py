@@ -13,6 +13,8 @@ tracker run (its config is the trial's config) with these tags (docs/hyperopt.md
 ``config:<hash>``         16 hex digits of the searched values, budget excluded
 ``seed:<n>``              the search's seed
 ``final``                 only on HyperBand's re-evaluation of its winner
+``resumed_from:<budget>`` only on a multi-fidelity trial that continues its configuration
+                          from the budget it had reached (:mod:`ato.hyperopt.trial`)
 
 and the metric ``objective`` (step = the rung) unless the objective returned NaN or failed.
 A trial is *promoted* iff a run of the same study and bracket with the same ``config:``
@@ -92,6 +94,7 @@ class Trial:
     occurrence: int  # how many identical (config, budget, bracket, rung) trials came before
     seed: int | None
     final: bool = False
+    resumed_from: Fraction | None = None  # the budget a continued configuration had reached
 
     @property
     def key(self) -> str:
@@ -106,6 +109,8 @@ class Trial:
             tags.append(f"seed:{self.seed}")
         if self.final:
             tags.append("final")
+        if self.resumed_from:
+            tags.append(f"resumed_from:{budgets.text(self.resumed_from)}")
         return tags
 
 

@@ -38,6 +38,7 @@ from ato.tracking import (
     open_logger,
     reduce_points,
 )
+from ato.tracking.conformance.studies import StudyConformance
 
 try:
     import pytest
@@ -61,7 +62,7 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class TrackerConformance:
+class TrackerConformance(StudyConformance):
     """Subclass this in a test module and provide a ``tracker_url`` fixture returning the
     URL of the store to test (``{tmp}`` in it is replaced by a fresh directory per test)."""
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ato.db_routers.sql import schema
 from ato.errors import AtoError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
 _ADVISORY_LOCK = 7_312_001  # any constant shared by every Ato process
 
@@ -250,8 +250,10 @@ def _migrate(conn) -> None:
     - below 3: ``experiments.error``; ``metric_summaries`` rebuilt with ``last_id`` and
       NaN-free extremes, the triggers that maintain it from then on, and a backfill from
       every existing metric row;
-    - below 4: the model registry's tables (:mod:`.registry.schema`), empty.
+    - below 4: the model registry's tables (:mod:`.registry.schema`), empty;
+    - below 5: the study-coordination tables (:mod:`.studies`), empty.
     """
+    from ato.db_routers.sql import studies as _study_tables  # noqa: F401 (step 5)
     from ato.db_routers.sql.registry import schema as _registry_tables  # noqa: F401 (step 4)
 
     version = current_version(conn)

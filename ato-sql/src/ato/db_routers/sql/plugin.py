@@ -21,6 +21,13 @@ class SQLTracker:
 
         return SQLFinder(config, **options)
 
+    @classmethod
+    def coordinator(cls, config, **options):
+        """The study coordinator (:class:`ato.tracking.StudyCoordinator`) on this URL."""
+        from ato.db_routers.sql.studies import SQLCoordinator
+
+        return SQLCoordinator(config, **options)
+
 
 @hookimpl
 def ato_register_trackers():

@@ -1,0 +1,210 @@
+"""``ato search status STUDY``: where a study shared by many workers stands.
+
+It reads only through the study-coordination protocol (:func:`ato.tracking.open_coordinator`
+with ``readonly=True``), so it works on any backend declaring ``"studies"`` and never
+creates, migrates or writes the store.  A missing database or study is one line and exit
+status 2."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import Counter
+
+from ato.errors import AtoError
+
+DEFAULT_DB = "sqlite:///experiments.db"
+
+
+class StudyNotFoundError(AtoError, LookupError):
+    """No study of that name in the tracker store."""
+
+
+def display_url(url: str) -> str:
+    """``url`` with a password replaced by ``***`` (``postgresql://u:***@host/db``)."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", str(url), flags=re.I)
+
+
+def _better(mode: str, a: float, b: float) -> bool:
+    return a > b if mode == "max" else a < b
+
+
+def summarize(coordinator, study: str, *, stale_after: float = 60.0) -> dict:
+    """The study's status as a JSON-able dict: ``study``, ``meta``, ``mode``, ``counts``
+    (per state and ``total``), ``best`` (``{key, metric, payload, worker}`` or ``None``),
+    ``running`` (``[{key, worker, host, since, attempt}]``), ``queued`` (count),
+    ``failed`` (``[{key, error, attempts}]``), ``rungs`` (``[{bracket, rung, completed,
+    running, queued, failed, total}]`` for trials whose payload names both) and
+    ``workers``.  Times are ISO 8601 strings in UTC.
+
+    Errors: :class:`StudyNotFoundError` naming the study and the store."""
+    record = coordinator.get_study(study)
+    if record is None:
+        raise StudyNotFoundError(f"no study {study!r} in {display_url(coordinator.url)}")
+    meta = record.get("meta") or {}
+    mode = meta.get("mode") if meta.get("mode") in ("max", "min") else None
+    states = coordinator.trials(study)
+    counts = Counter(s.state for s in states)
+    best = None
+    for s in states:
+        if s.state != "completed" or s.metric is None or math.isnan(s.metric):
+            continue
+        if best is None or _better(mode or "max", s.metric, best.metric):
+            best = s
+    rungs: dict[tuple, Counter] = {}
+    for s in states:
+        bracket, rung = s.payload.get("bracket"), s.payload.get("rung")
+        if bracket is not None and rung is not None:
+            rungs.setdefault((bracket, rung), Counter())[s.state] += 1
+
+    def when(moment):
+        return None if moment is None else moment.isoformat(sep=" ", timespec="seconds")
+
+    return {
+        "study": study, "url": display_url(coordinator.url), "meta": meta, "mode": mode,
+        "created_at": when(record.get("created_at")),
+        "counts": {**{state: counts.get(state, 0)
+                      for state in ("completed", "running", "queued", "failed")},
+                   "total": len(states)},
+        "best": None if best is None else {"key": best.key, "metric": best.metric,
+                                           "payload": best.payload, "worker": best.worker},
+        "running": [{"key": s.key, "worker": s.worker, "host": s.host,
+                     "since": when(s.claimed_at), "attempt": s.attempts}
+                    for s in states if s.state == "running"],
+        "queued": counts.get("queued", 0),
+        "failed": [{"key": s.key, "error": s.error, "attempts": s.attempts}
+                   for s in states if s.state == "failed"],
+        "rungs": [{"bracket": b, "rung": r, **{state: c.get(state, 0) for state in
+                                               ("completed", "running", "queued", "failed")},
+                   "total": sum(c.values())}
+                  for (b, r), c in sorted(rungs.items(), key=lambda item: tuple(map(str, item[0])))],
+        "workers": [{"worker": w["worker"], "host": w["host"], "pid": w["pid"],
+                     "alive": w["alive"], "heartbeat_at": when(w["heartbeat_at"])}
+                    for w in coordinator.workers(study, stale_after=stale_after)],
+    }
+
+
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$numberDouble": "NaN" if value != value else
+                ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def json_text(status: dict) -> str:
+    """Strict JSON (RFC 8259) for ``--json``: ±inf and NaN as ``{"$numberDouble": …}``,
+    as ``ato runs --json`` writes them."""
+    return json.dumps(_strict(status), indent=2, ensure_ascii=False, allow_nan=False,
+                      default=str)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list]) -> list[str]:
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    out = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return out
+
+
+def render(status: dict) -> str:
+    """The human-readable form of :func:`summarize`'s dict."""
+    c = status["counts"]
+    meta = status["meta"]
+    described = ", ".join(f"{k} {meta[k]}" for k in ("algorithm", "metric") if k in meta)
+    lines = [f"study {status['study']}  ({status['url']})" + (f"  {described}" if described else ""),
+             f"trials: {c['completed']} done, {c['running']} running, {c['queued']} queued, "
+             f"{c['failed']} failed ({c['total']} in all)"]
+    best = status["best"]
+    mode = status["mode"]
+    if best is None:
+        lines.append("best so far: - (no completed trial with a metric)")
+    else:
+        how = mode or "max (the study records no mode)"
+        lines.append(f"best so far ({how}): {_fmt(best['metric'])}  trial {best['key']}"
+                     + (f"  worker {best['worker']}" if best["worker"] else ""))
+    if status["running"]:
+        lines.append("running:")
+        lines += _table(["trial", "worker", "host", "since (UTC)", "attempt"],
+                        [[r["key"], r["worker"], r["host"], r["since"], r["attempt"]]
+                         for r in status["running"]])
+    if status["failed"]:
+        lines.append("failed:")
+        lines += _table(["trial", "attempts", "error"],
+                        [[f["key"], f["attempts"], f["error"]] for f in status["failed"]])
+    if status["rungs"]:
+        lines.append("rungs:")
+        lines += _table(["bracket", "rung", "done", "running", "queued", "failed", "total"],
+                        [[r["bracket"], r["rung"], r["completed"], r["running"], r["queued"],
+                          r["failed"], r["total"]] for r in status["rungs"]])
+    if status["workers"]:
+        lines.append("workers:")
+        lines += _table(["worker", "host", "pid", "alive", "last heartbeat (UTC)"],
+                        [[w["worker"], w["host"], w["pid"], "yes" if w["alive"] else "no",
+                          w["heartbeat_at"]] for w in status["workers"]])
+    return "\n".join(lines)
+
+
+def cmd_status(args) -> int:
+    from ato.tracking import open_coordinator
+
+    coordinator = open_coordinator(args.db, readonly=True)
+    try:
+        status = summarize(coordinator, args.study_id, stale_after=args.stale_after)
+    finally:
+        coordinator.close()
+    if args.json:
+        print(json_text(status))
+    else:
+        print(render(status))
+    return 0
+
+
+def _seconds(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
+
+
+class SearchCommand:
+    PLUGIN_NAME = "search"
+    help = "inspect searches shared by many workers through the tracker database"
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        p = sub.add_parser("status", help="trials done / running / queued / failed, best so "
+                                          "far, rungs filled, workers")
+        p.add_argument("study_id", help="the study_id the workers share")
+        p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
+                       help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
+        p.add_argument("--stale-after", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="a worker silent this long is shown as not alive (default 60)")
+        p.add_argument("--json", action="store_true", help="strict JSON instead of tables")
+        p.set_defaults(_run=cmd_status)
+
+    @staticmethod
+    def run(args) -> int:
+        return args._run(args)
+
+
+__all__ = ["SearchCommand", "StudyNotFoundError", "json_text", "render", "summarize"]

@@ -1,0 +1,228 @@
+"""What a multi-fidelity trial's objective sees so that a promoted configuration continues
+instead of training again from scratch.
+
+A multi-fidelity algorithm (HyperBand, ``multi_hyperband``, ``bohb``, ``asha``, or a
+third-party one that sets ``MULTI_FIDELITY = True``) evaluates one configuration at a
+rising budget: 1 epoch, then 3, then 9.  Before each evaluation :func:`prepare` fills three
+reserved keys of the trial's config, next to ``__budget__``:
+
+``__trial__``
+    the configuration's identity in the study, ``<config hash>-b<bracket>``: the same on
+    every rung, on every worker and in a resumed study (the hash is
+    :func:`ato.hyperopt.study.config_hash`, over the searched values only).
+``__resume_budget__``
+    the budget this configuration already reached in this bracket (``0`` for a new one),
+    in the representation of ``__budget__`` (:func:`ato.hyperopt.budgets.plain`).  The
+    objective reloads its state at ``__resume_budget__`` and trains up to ``__budget__``.
+    A configuration asked again for a budget it already reached (HyperBand's
+    re-evaluation of its winner, a sampler proposing the same values twice in one bracket)
+    gets ``__resume_budget__ == __budget__``: reload, train nothing, evaluate (if the
+    earlier trial of a batch has not saved its checkpoint yet, train as for a new one).
+``__checkpoint_dir__``
+    an absolute directory path (a ``str``), created before the objective runs, private to
+    this identity: ``<root>/<study id>/<config hash>-b<bracket>``.
+
+The root is the search option ``checkpoint_root=`` when given; otherwise
+``<directory of the SQLite file>/ato-studies`` for a tracker on a SQLite file (so every
+worker of a study on one shared filesystem finds the same directory); otherwise — a
+PostgreSQL or other server tracker — ``./ato-studies`` under the working directory the
+search started in (give ``checkpoint_root`` on a shared filesystem when workers run on
+several machines); and for a search without a tracker, a new temporary directory
+(``tempfile.mkdtemp(prefix='ato-study-')``), kept after the search so that the winner's
+checkpoint can be read (``result.config.__checkpoint_dir__``).
+
+The algorithms charge the *increment*: a configuration promoted from 3 to 9 epochs costs 6
+(``budget_used``, ``total_budget``, the progress lines) and its tracker run carries the tag
+``resumed_from:3``.  An objective that ignores these keys still works; it then trains
+from scratch at every rung, paying more than the search charges.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ato.hyperopt import budgets
+from ato.hyperopt.study import config_hash
+
+__all__ = ["RESERVED_KEYS", "Continuation", "Continuations", "checkpoint_root", "fill", "prepare"]
+
+RESERVED_KEYS = ("__trial__", "__resume_budget__", "__checkpoint_dir__")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (``sqlite:///rel.db``, ``sqlite:////abs/x.db``,
+    ``sqlite+pysqlite:///...``), or ``None`` for another backend or an in-memory one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0].lower() != "sqlite":
+        return None
+    path = rest[1:] if rest.startswith("/") else rest  # 'sqlite:///x' -> '/x' -> 'x'
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file::memory:"):
+        return None
+    if path.startswith("file:"):
+        path = path[5:]
+    return Path(path)
+
+
+def checkpoint_root(tracker=None, option=None, study: str | None = None) -> Path:
+    """The absolute directory under which a study's checkpoint directories live.
+
+    ``option`` (the search's ``checkpoint_root=``, a path) wins; else, for a ``tracker``
+    on a SQLite file, ``<its directory>/ato-studies``; else, for any other tracker,
+    ``./ato-studies``; else (no tracker) a new temporary directory named after ``study``.
+    Relative paths are resolved against the current working directory now.  Raises
+    ``TypeError`` when ``option`` is not a path.
+    """
+    if option is not None:
+        if not isinstance(option, (str, os.PathLike)) or not str(option):
+            raise TypeError(f"checkpoint_root must be a directory path, got {option!r}")
+        return Path(option).expanduser().resolve()
+    if tracker is None:
+        prefix = f"ato-study-{study}-" if study else "ato-study-"
+        return Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+    url = getattr(tracker, "url", None)
+    if not url:
+        try:
+            from ato.tracking import url_of
+
+            url = url_of(tracker.config)
+        except (AttributeError, KeyError):
+            url = None
+    db = _sqlite_file(str(url)) if url else None
+    if db is not None:
+        return (db.expanduser().resolve().parent / "ato-studies")
+    return Path("ato-studies").resolve()
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """What :func:`prepare` gave one evaluation: the identity, the exact budget already
+    reached (``resume_budget <= budget``), the exact budget asked for and the directory."""
+
+    trial: str
+    resume_budget: Fraction
+    budget: Fraction
+    directory: Path
+
+    @property
+    def increment(self) -> Fraction:
+        """Resource units this evaluation adds (what the algorithm charges)."""
+        return self.budget - self.resume_budget
+
+
+class Continuations:
+    """The budget each configuration of one search reached, per identity (thread-safe).
+
+    ``root`` is the directory from :func:`checkpoint_root` (computed on first use when
+    ``root`` is a callable).  An identity reaches a budget when an evaluation at that
+    budget *completes* (:meth:`complete`, called by the base for every trial whose metric
+    it obtains: run here, run by another worker, or read back from the tracker in a
+    resumed study), so a failed or retried evaluation resumes from where the last
+    completed one left off, and a study resumed in a new process replays its trials and
+    arrives at the same ledger and the same directories.
+    """
+
+    def __init__(self, study: str, names, root):
+        self.study = str(study)
+        self.names = list(names)
+        self._root = root
+        self._reached: dict[str, Fraction] = {}
+        self._resumed: dict[tuple[str, Fraction], Fraction] = {}
+        self._given: set[tuple[str, Fraction]] = set()  # prepared, not failed
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        with self._lock:
+            if callable(self._root):
+                self._root = self._root()
+            return self._root
+
+    def reached(self, identity: str) -> Fraction:
+        """The budget ``identity`` reached so far (0 when never evaluated)."""
+        with self._lock:
+            return self._reached.get(identity, Fraction(0))
+
+    def resumed_from(self, identity: str, budget) -> Fraction:
+        """The budget the first evaluation of ``identity`` at ``budget`` resumed from (0
+        when it was never prepared; a repeat resumes from ``budget`` itself)."""
+        with self._lock:
+            return self._resumed.get((identity, budgets.exact(budget)), Fraction(0))
+
+    def _prepared(self, identity: str, budget: Fraction) -> Fraction:
+        with self._lock:
+            if (identity, budget) in self._given:
+                # asked again for a budget it was already given (a repeated proposal in
+                # one batch, a re-evaluation): the earlier trial's checkpoint serves
+                return budget
+            resume = min(self._reached.get(identity, Fraction(0)), budget)
+            self._resumed[(identity, budget)] = resume
+            self._given.add((identity, budget))
+            return resume
+
+    def failed(self, continuation: Continuation) -> None:
+        """Record that ``continuation``'s evaluation failed: the configuration did not
+        reach its budget, and a later trial at that budget starts from what it had."""
+        with self._lock:
+            self._given.discard((continuation.trial, continuation.budget))
+
+    def complete(self, continuation: Continuation) -> None:
+        """Record that ``continuation``'s evaluation completed: its identity reached its
+        budget (a lower budget never lowers what was reached)."""
+        with self._lock:
+            if continuation.budget > self._reached.get(continuation.trial, Fraction(0)):
+                self._reached[continuation.trial] = continuation.budget
+
+
+def fill(config, continuations: Continuations, budget, resume_budget, bracket: int = 0,
+         chash: str | None = None) -> Continuation:
+    """Fill the keys like :func:`prepare`, with a ``resume_budget`` the caller knows (an
+    asynchronous algorithm whose rule says what a promoted configuration completed, as
+    ASHA in a shared study does); the ledger is not consulted."""
+    exact_budget = budgets.exact(budget)
+    resume = min(budgets.exact(resume_budget), exact_budget)
+    chash = chash or config_hash(config, continuations.names)
+    identity = f"{chash}-b{int(bracket)}"
+    directory = continuations.root / continuations.study / identity
+    _make(directory, identity)
+    config["__trial__"] = identity
+    config["__resume_budget__"] = budgets.plain(resume)
+    config["__checkpoint_dir__"] = str(directory)
+    return Continuation(identity, resume, exact_budget, directory)
+
+
+def _make(directory: Path, identity: str) -> None:
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the checkpoint directory {directory} of trial "
+                      f"{identity} ({e.strerror or e}); pass checkpoint_root= a "
+                      f"writable directory") from e
+
+
+def prepare(config, continuations: Continuations, budget, bracket: int = 0,
+            chash: str | None = None) -> Continuation:
+    """Fill ``config['__trial__']``, ``config['__resume_budget__']`` and
+    ``config['__checkpoint_dir__']`` for one evaluation of ``config`` at ``budget`` (exact)
+    in ``bracket``, create the directory, and return the :class:`Continuation`.
+
+    ``chash`` is the configuration's hash when the caller has it already.  Raises
+    ``OSError`` when the directory cannot be created (the message names it).
+    """
+    exact_budget = budgets.exact(budget)
+    chash = chash or config_hash(config, continuations.names)
+    identity = f"{chash}-b{int(bracket)}"
+    resume = continuations._prepared(identity, exact_budget)
+    directory = continuations.root / continuations.study / identity
+    _make(directory, identity)
+    config["__trial__"] = identity
+    config["__resume_budget__"] = budgets.plain(resume)
+    config["__checkpoint_dir__"] = str(directory)
+    return Continuation(identity, resume, exact_budget, directory)

@@ -1,0 +1,305 @@
+"""Many workers on one study: the trials of a search divided between processes (and
+machines) through the tracker database.
+
+When the search has a ``tracker`` whose backend offers the ``"studies"`` capability
+(:func:`ato.tracking.open_coordinator`; the SQL tracker does, on SQLite and PostgreSQL)
+and an explicit ``study_id``, every process started with that id is one *worker* of the
+study. :meth:`ato.hyperopt.base.HyperOpt.evaluate_batch` then enqueues the batch's
+trials (idempotent by trial key), and each worker claims a free trial, runs it, reports
+it and claims the next, until every trial of the batch is done; a worker that finds
+nothing to claim waits for the others' trials of the batch. Trials claimed by a worker
+whose heartbeat is older than ``stale_after`` seconds are claimed again (the database
+decides, atomically, who gets them; a late report of a reassigned trial is refused), so a
+trial's result is recorded exactly once. Every worker reads the same results, so every
+worker makes the same decisions and returns the same result.
+
+Asynchronous algorithms (ASHA) use :meth:`SharedStudy.run_async`: the next trial is
+proposed by whichever worker is free, under the study-wide lock of
+``claim_or_propose``.
+
+Nothing here runs a process or a server of its own; the database does the coordination.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from ato.errors import AtoError
+from ato.tracking.outcome import describe_exception
+
+__all__ = ["TrialRequest", "SharedStudy", "StudyMismatchError", "open_shared_study", "jsonable",
+           "DONE_STATES"]
+
+DONE_STATES = ("completed", "failed")
+
+
+@dataclass
+class TrialRequest:
+    """One trial an algorithm wants evaluated, for
+    :meth:`~ato.hyperopt.base.HyperOpt.evaluate_batch`.
+
+    ``config``: the candidate (an ADict; ``__budget__`` is set from ``budget`` when the
+    config has that key). ``budget``: exact (a number, ``'10/9'`` or a Fraction; ``None``
+    = ``max_budget``). ``rung``, ``bracket``, ``final``: the trial's place in the study
+    (the tags of docs/hyperopt.md "Trial records").
+    """
+
+    config: Any
+    budget: Any = None
+    rung: int = 0
+    bracket: int = 0
+    final: bool = False
+
+
+def jsonable(value):
+    """``value`` as plain JSON data (mappings, lists, numbers, strings, None); anything
+    else by its ``repr``; non-finite floats as strings."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Fraction):
+        return str(value)
+    if hasattr(value, "items"):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "__float__") and not isinstance(value, (bytes, bytearray)):
+        try:
+            return jsonable(float(value))
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
+
+
+def metric_of(state) -> float:
+    """The metric a trial state stands for: its metric when completed, NaN otherwise
+    (failed, or completed without a number)."""
+    if state.state == "completed" and state.metric is not None:
+        return float(state.metric)
+    return math.nan
+
+
+def worker_name() -> str:
+    """``host:pid:8 hex digits``: unique per process (and per search in a process)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class StudyMismatchError(AtoError, ValueError):
+    """A worker joined a study that another search (another algorithm, seed, mode or
+    search space) created under the same ``study_id``."""
+
+
+def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stale_after: float,
+                      retries: int, meta: dict) -> SharedStudy | None:
+    """A :class:`SharedStudy` when ``tracker``'s backend offers ``"studies"``, else None
+    (the search runs in this process alone). ``meta`` (``algorithm``, ``mode``, ``seed``,
+    ``space``) describes the search: the study keeps the first worker's, and a worker whose
+    search differs raises :class:`StudyMismatchError` naming what differs."""
+    try:
+        from ato.tracking import CapabilityError, open_coordinator, url_of
+    except ImportError:  # an ato-core without the coordination interface
+        return None
+    url = getattr(tracker, "url", None) or url_of(tracker.config)
+    try:
+        coordinator = open_coordinator(url)
+    except CapabilityError:
+        return None
+    try:
+        record = coordinator.create_study(study_id, meta)
+        held = (record or {}).get("meta") or {}
+        differs = [k for k in meta if k in held and held[k] != meta[k]]
+        if differs:
+            raise StudyMismatchError(
+                f"study {study_id!r} on {url} was started by another search: "
+                + "; ".join(f"{k} is {held[k]!r} there, {meta[k]!r} here" for k in differs)
+                + " (use another study_id, or the same search options in every worker)")
+        return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
+                           stale_after=stale_after, retries=retries,
+                           algorithm=str(meta.get("algorithm", "search")))
+    except BaseException:
+        coordinator.close()
+        raise
+
+
+class SharedStudy:
+    """This process as one worker of ``study`` on ``coordinator`` (a
+    :class:`ato.tracking.StudyCoordinator`).
+
+    Joining starts a daemon thread that sends a heartbeat every ``heartbeat_interval``
+    seconds (the database's clock stamps it); :meth:`close` stops it and leaves the study.
+    ``retries``: how many times a trial whose objective raised is given back to the queue
+    before it is reported ``failed``.
+    """
+
+    def __init__(self, coordinator, study: str, *, heartbeat_interval: float = 5.0,
+                 stale_after: float = 60.0, retries: int = 0, algorithm: str = "search"):
+        self.coordinator = coordinator
+        self.study = study
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.stale_after = float(stale_after)
+        self.retries = int(retries)
+        self.worker = worker_name()
+        self.host = socket.gethostname()
+        self.claimed = 0  # trials this worker ran to a report
+        self._stop = threading.Event()
+        self._closed = False
+        coordinator.join(study, self.worker, self.host, os.getpid(),
+                         {"algorithm": algorithm})
+        self._beat = threading.Thread(target=self._heartbeat, name=f"ato-heartbeat-{study}",
+                                      daemon=True)
+        self._beat.start()
+        # leaves at close(), when collected, or at interpreter exit, whichever is first
+        self._finalizer = weakref.finalize(self, _leave, coordinator, study, self.worker,
+                                           self._stop)
+
+    # ------------------------------------------------------------------ membership
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_interval):
+            try:
+                self.coordinator.heartbeat(self.study, self.worker)
+            except Exception:  # a lost connection: the next beat tries again
+                continue
+
+    def close(self) -> None:
+        """Stop the heartbeat and leave the study (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer()
+        self._beat.join(timeout=self.heartbeat_interval + 1)
+        try:
+            self.coordinator.close()
+        except Exception:
+            pass
+
+    def _pause(self, waited: int) -> float:
+        """Seconds to wait after ``waited`` fruitless looks: 10 ms doubling to 0.5 s (or
+        the heartbeat interval, if shorter)."""
+        return min(0.01 * 2 ** min(waited, 6), 0.5, max(self.heartbeat_interval, 0.01))
+
+    # ------------------------------------------------------------------ one claim
+    def run_claim(self, claim, run: Callable[[Any], float], record: Callable) -> bool:
+        """Run ``run(claim)`` (the objective; returns the metric), report it, and on an
+        accepted report call ``record(claim, metric, status, error)``. An exception of the
+        objective gives the trial back while it has retries left, else reports it
+        ``failed`` with the error. A BaseException (Ctrl-C) gives it back and propagates.
+        Returns whether the report was accepted."""
+        try:
+            metric = run(claim)
+        except Exception as e:
+            if claim.attempt <= self.retries:
+                self.coordinator.release(claim)
+                return False
+            error = describe_exception(e)
+            accepted = self.coordinator.report(claim, "failed", None, error)
+            if accepted:
+                self.claimed += 1
+                record(claim, None, "failed", error)
+            return accepted
+        except BaseException:
+            self.coordinator.release(claim)
+            raise
+        value = None if metric is None or metric != metric else float(metric)
+        accepted = self.coordinator.report(claim, "completed", value)
+        if accepted:
+            self.claimed += 1
+            record(claim, metric, "completed", None)
+        return accepted
+
+    # ------------------------------------------------------------------ a batch
+    def evaluate(self, specs, run: Callable[[Any], float], record: Callable,
+                 threads: int = 1) -> dict:
+        """Enqueue ``specs`` (:class:`ato.tracking.TrialSpec`), work on them with the other
+        workers until each is completed or failed, and return ``{key: metric}`` (NaN for a
+        failed trial). ``threads`` claim loops run in this process (an executor's slots)."""
+        keys = [s.key for s in specs]
+        if not keys:
+            return {}
+        self.coordinator.enqueue(self.study, list(specs))
+        done: dict = {}
+
+        def loop():
+            waited = 0
+            while not done:
+                claim = self.coordinator.claim(self.study, self.worker, keys,
+                                               stale_after=self.stale_after)
+                if claim is not None:
+                    waited = 0
+                    self.run_claim(claim, run, record)
+                    continue
+                states = self.coordinator.trials(self.study, keys)
+                if len(states) == len(keys) and all(s.state in DONE_STATES for s in states):
+                    done.update({s.key: metric_of(s) for s in states})
+                    return
+                time.sleep(self._pause(waited))
+                waited += 1
+
+        self._in_threads(loop, min(threads, len(keys)))
+        return done
+
+    @staticmethod
+    def _in_threads(loop: Callable[[], None], threads: int) -> None:
+        """``loop()`` here, or in ``threads`` threads; the first exception is raised."""
+        if threads <= 1:
+            loop()
+            return
+        errors: list[BaseException] = []
+
+        def guarded():
+            try:
+                loop()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                errors.append(e)
+
+        pool = [threading.Thread(target=guarded, name=f"ato-claims-{i}", daemon=True)
+                for i in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    # ------------------------------------------------------------------ asynchronous
+    def run_async(self, propose: Callable[[list], list], run: Callable[[Any], float],
+                  record: Callable, threads: int = 1) -> list:
+        """Work on an asynchronous study: whichever worker is free asks
+        ``propose(all trial states)`` for new trials under the study lock and claims one,
+        until ``propose`` returns nothing and no trial is queued or running. ``threads``
+        loops run in this process. Returns the final trial states."""
+        def loop():
+            waited = 0
+            while True:
+                claim = self.coordinator.claim_or_propose(self.study, self.worker, propose,
+                                                          stale_after=self.stale_after)
+                if claim is not None:
+                    waited = 0
+                    self.run_claim(claim, run, record)
+                    continue
+                states = self.coordinator.trials(self.study)
+                if all(s.state in DONE_STATES for s in states):
+                    return
+                time.sleep(self._pause(waited))
+                waited += 1
+
+        self._in_threads(loop, threads)
+        return self.coordinator.trials(self.study)
+
+
+def _leave(coordinator, study: str, worker: str, stop: threading.Event) -> None:
+    stop.set()
+    try:
+        coordinator.leave(study, worker)
+    except Exception:  # the database is gone at exit: the heartbeat goes stale anyway
+        pass
