@@ -133,7 +133,7 @@ class StudyConformance:
         assert [s.key for s in coordinator.trials(study, ["new", "t000", "absent"])] == [
             "t000", "new"]
 
-    def test_payload_round_trips(self, coordinator, study):
+    def test_payload_comes_back_equal(self, coordinator, study):
         """Nested, unicode and non-finite payload values come back equal; a payload JSON
         cannot hold is refused naming the key."""
         payload = {"config": {"lr": 1e-3, "név": "ünï 🚀", "layers": [1, 2]}, "budget": "3 epochs",
@@ -185,7 +185,7 @@ class StudyConformance:
         with pytest.raises(ValueError, match="status"):
             coordinator.report(a, "running")
 
-    def test_nan_metric_round_trips(self, coordinator, study):
+    def test_nan_metric_is_kept(self, coordinator, study):
         """A NaN result is recorded as NaN (not as a missing metric)."""
         coordinator.enqueue(study, _specs(1))
         claim = coordinator.claim(study, "w")
