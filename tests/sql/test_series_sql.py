@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import datetime, timedelta
 
 from ato.db_routers.sql.manager import SQLFinder, SQLLogger
 from ato.tracking import reduce_points
 from tests.sql.conftest import make_config
 
 
-def _insert(url, values_steps):
+def _insert(url, values_steps, distinct_times=False):
+    """Insert ``(value, step)`` rows in order; ``distinct_times`` stamps row *i* with
+    2026-01-01 + *i* seconds, so that equal (step, value) points are told apart."""
     logger = SQLLogger(make_config(url), handle_signals=False)
     run_id = logger.run()
     logger.finish()
@@ -20,11 +23,13 @@ def _insert(url, values_steps):
     with logger.engine.begin() as conn:
         from sqlalchemy import text
 
-        for value, step in values_steps:
+        for i, (value, step) in enumerate(values_steps):
             stored = "NaN" if sqlite and math.isnan(value) else value
+            when = (datetime(2026, 1, 1) + timedelta(seconds=i if distinct_times else 0))
             conn.execute(text("INSERT INTO metrics (run_id, key, value, step, timestamp) "
                               "VALUES (:r, 'm', :v, :s, :t)"),
-                         {"r": run_id, "v": stored, "s": step, "t": "2026-01-01 00:00:00"})
+                         {"r": run_id, "v": stored, "s": step,
+                          "t": when.strftime("%Y-%m-%d %H:%M:%S")})
     return run_id
 
 
@@ -66,3 +71,33 @@ def test_reduction_of_a_step_window_and_of_sparse_huge_steps(db_url):
         assert [(p.step, p.value) for p in series.points] == [
             (p.step, p.value) for p in reduce_points(window, max_points)], (lo, hi)
         assert series.total == len(window) and series.reduced
+
+
+def test_reduction_with_infinities_and_tied_extremes_in_windows(db_url):
+    """±inf are ordinary extremes (never dropped like NaN); a bucket whose minimum or
+    maximum occurs several times, also at one repeated step, keeps the earliest; every
+    zoom window (including one that starts or ends inside a burst of repeated steps)
+    reduces its own points by the same rule."""
+    inf = float("inf")
+    rng = random.Random(23)
+    data = []
+    for step in range(1500):
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):  # bursts of repeated steps
+            data.append((rng.choice([inf, -inf, float("nan"), 2.0, -2.0, 2.0, -2.0,
+                                     rng.uniform(-1, 1)]), step))
+    run_id = _insert(db_url, data, distinct_times=True)
+    finder = SQLFinder(make_config(db_url))
+    history = finder.get_metric_history(run_id, "m")
+    assert len({p.timestamp for p in history}) == len(history)
+    assert sum(p.value == inf for p in history) > 50 and sum(p.value == -inf for p in history) > 50
+    steps = sorted({p.step for p in history})
+    for lo, hi, max_points in [(None, None, 5), (None, None, 100), (None, None, 600),
+                               (7, 1200, 29), (steps[3], steps[3] + 40, 8),
+                               (500, None, 71)]:
+        window = [p for p in history if (lo is None or p.step >= lo)
+                  and (hi is None or p.step <= hi)]
+        series = finder.get_metric_series(run_id, "m", min_step=lo, max_step=hi,
+                                          max_points=max_points)
+        assert [(p.step, repr(p.value), p.timestamp) for p in series.points] == [
+            (p.step, repr(p.value), p.timestamp)
+            for p in reduce_points(window, max_points)], (lo, hi, max_points)

@@ -1,0 +1,175 @@
+"""The dashboard's chart read alone (issue #10: one chart of 100 runs x 10,000 steps),
+written to benchmarks/results/chart.json.
+
+    python benchmarks/bench_chart.py [--quick] [--baseline DIR] [--db PATH]
+
+No browser and no HTTP: ato-sql's ``get_metric_series`` for every run of the chart, as
+``ato ui``'s ``/api/series`` calls it for a 646 px wide card (``max_points`` 970, the
+card's width x 1.5), on a SQLite file of 100 runs x 10,000 steps of ``loss`` (each with one
+spike; ``tests.ui.populate.populate_long``, the database ``bench_ui.py`` charts).  ``--db``
+reuses such a file (it is written once, ~1 min, and kept only when given).
+
+Each code version runs in its own subprocess (``--baseline DIR``: the ``*/src`` of an
+earlier checkout first on ``PYTHONPATH``, e.g. ``git worktree add DIR REV``), the versions
+taking turns, so both saw the same load; medians of the rounds.  Besides seconds it counts
+SQLite virtual-machine instructions (a progress handler every 1,000), which do not depend on
+the machine's load: the figure to compare when the load average is high.
+
+- ``series``: the reduction of all runs, one after the other;
+- ``scan floor``: one bare aggregate scan per run (``COUNT``, ``MIN``, ``MAX`` over its
+  index range) — what any exact reduction reading every row costs at least;
+- ``covering index``: ``series`` again on a copy of the file with an index
+  ``(run_id, key, step, value)`` (option (b) of the issue's plan: min/max index-only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+
+MAX_POINTS = 970
+STEPS = 10_000
+
+
+def _count_instructions(engine) -> list[int]:
+    """Install a progress handler on every SQLite connection of ``engine``; the returned
+    one-element list counts thousands of VM instructions."""
+    from sqlalchemy import event
+
+    counter = [0]
+
+    def on_connect(dbapi_conn, _record):
+        def tick():
+            counter[0] += 1
+            return 0
+        dbapi_conn.set_progress_handler(tick, 1000)
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()
+    return counter
+
+
+def worker(db: str, runs: int) -> None:
+    """Measure the code on ``sys.path`` once; print one JSON line."""
+    from sqlalchemy import text
+
+    from ato.db_routers.sql.manager import SQLFinder
+    from tests.sql.conftest import make_config
+
+    finder = SQLFinder(make_config(f"sqlite:///{db}"))
+    finder.get_metric_series(1, "loss", max_points=MAX_POINTS)  # opens and inspects the file
+    counter = _count_instructions(finder.engine)
+    out = {}
+    counter[0] = 0
+    t0 = time.perf_counter()
+    returned = 0
+    for run_id in range(1, runs + 1):
+        series = finder.get_metric_series(run_id, "loss", max_points=MAX_POINTS)
+        returned += len(series.points)
+    out["series"] = (time.perf_counter() - t0, counter[0] * 1000, returned)
+    counter[0] = 0
+    t0 = time.perf_counter()
+    with finder.engine.connect() as conn:
+        for run_id in range(1, runs + 1):
+            conn.execute(text("SELECT COUNT(*), MIN(value), MAX(value) FROM metrics "
+                              "WHERE run_id = :r AND key = 'loss'"), {"r": run_id}).all()
+    out["floor"] = (time.perf_counter() - t0, counter[0] * 1000, 0)
+    print(json.dumps(out))
+
+
+def code_env(baseline: Path | None) -> dict:
+    env = dict(os.environ)
+    paths = [str(ROOT)]
+    if baseline is not None:
+        paths = [str(p) for p in sorted(baseline.glob("*/src"))] + paths
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    return env
+
+
+def run_worker(db: Path, runs: int, env: dict) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", str(db), str(runs)],
+                          env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench_chart worker failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(quick: bool, baseline: Path | None, db: Path | None) -> None:
+    from _common import write_results
+
+    from tests.ui.populate import populate_long
+
+    runs = 20 if quick else 100
+    rounds = 3 if quick else 5
+    tmp = Path(tempfile.mkdtemp(prefix="bench-chart-"))
+    try:
+        if db is None or not db.exists():
+            target = db or tmp / "chart.db"
+            t0 = time.perf_counter()
+            populate_long(f"sqlite:///{target}", runs, STEPS)
+            print(f"database written in {time.perf_counter() - t0:.1f} s")
+            db = target
+        covering = tmp / "covering.db"
+        shutil.copy(db, covering)
+        import sqlite3
+
+        with sqlite3.connect(covering) as conn:
+            conn.execute("CREATE INDEX IF NOT EXISTS ix_bench_covering "
+                         "ON metrics (run_id, key, step, value)")
+        versions = {"now": (db, code_env(None)), "covering index": (covering, code_env(None))}
+        if baseline is not None:
+            versions["before"] = (db, code_env(baseline))
+        samples: dict = {name: [] for name in versions}
+        load = [os.getloadavg()[0]]
+        for _ in range(rounds):
+            for name, (path, env) in versions.items():
+                samples[name].append(run_worker(path, runs, env))
+        load.append(os.getloadavg()[0])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(name, part, i):
+        return statistics.median(s[part][i] for s in samples[name])
+
+    rows = []
+    points = samples["now"][0]["series"][2]
+    for name in versions:
+        rows.append({"measure": f"{name}: {runs} runs x {STEPS:,} steps -> {points:,} points",
+                     "value": f"{med(name, 'series', 0):.3f} s, "
+                              f"{med(name, 'series', 1) / 1e6:.1f} M VM instructions",
+                     "seconds": med(name, "series", 0), "instructions": med(name, "series", 1),
+                     "target": "< 1 s" if name == "now" else "",
+                     "ok": med(name, "series", 0) < 1 if name == "now" else None})
+    rows.append({"measure": f"scan floor: one aggregate scan of each run's {STEPS:,} rows",
+                 "value": f"{med('now', 'floor', 0):.3f} s, "
+                          f"{med('now', 'floor', 1) / 1e6:.1f} M VM instructions",
+                 "seconds": med("now", "floor", 0), "instructions": med("now", "floor", 1)})
+    write_results("chart", rows, {"load_average_1min": load, "rounds": rounds,
+                                  "max_points": MAX_POINTS})
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args[:1] == ["--worker"]:
+        worker(args[1], int(args[2]))
+    else:
+        def value_of(flag):
+            if flag not in args:
+                return None
+            i = args.index(flag)
+            if i + 1 >= len(args):
+                raise SystemExit(f"{flag} needs a path")
+            return Path(args[i + 1])
+
+        main("--quick" in args, value_of("--baseline"), value_of("--db"))
