@@ -1,7 +1,7 @@
 // The runs table: every run (virtualised rows), varying config keys as columns, metric
 // summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
 // parallel-coordinates / scatter panel whose brushing filters the table.
-import { api, clear, csvCell, download, el, fmt, fmtDuration, fmtTime, go, num, setParams,
+import { api, clear, csvCell, download, el, fmt, fmtDuration, fmtTime, go, num, plural, setParams,
          varyingKeys } from "./util.js";
 import { drawParcoords, drawScatter } from "./parcoords.js";
 
@@ -48,8 +48,10 @@ export async function renderRuns(view, params) {
   const selected = new Set((params.get("sel") || "").split(",").filter(Boolean).map(Number));
   let brushed = null;  // Set of run ids kept by the parallel-coordinates brushes
 
-  const { varying, constant } = varyingKeys(runs);
-  const configCols = showConst ? [...varying, ...constant] : varying;
+  const showBk = params.get("bk") === "1";
+  // Search bookkeeping keys (__hyperopt_id__, __budget__…) are columns only on request.
+  const { varying, constant, bookkeeping } = varyingKeys(runs);
+  const configCols = [...varying, ...(showBk ? bookkeeping : []), ...(showConst ? constant : [])];
 
   const summary = (r, k, f) => { const s = sums[r.id]?.[k]; return s ? num(s[f]) : null; };
   const columns = [
@@ -74,9 +76,12 @@ export async function renderRuns(view, params) {
   const compareBtn = el("button", { testid: "open-compare", onclick: () => go("/compare", { runs: [...selected].join(",") }) });
   const csvBtn = el("button", { testid: "export-csv", text: "CSV", onclick: () => exportCsv() });
   const pcBtn = el("button", { testid: "toggle-parallel", text: "Parallel coordinates" });
-  const constBtn = el("button", { class: "link", testid: "toggle-constant",
-    text: showConst ? `hide ${constant.length} constant keys` : `${constant.length} constant config keys hidden`,
-    onclick: () => { setParams({ const: showConst ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } });
+  const constBtn = constant.length ? el("button", { class: "link", testid: "toggle-constant",
+    text: showConst ? `hide ${plural(constant.length, "constant key")}` : `${plural(constant.length, "constant config key")} hidden`,
+    onclick: () => { setParams({ const: showConst ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }) : null;
+  const bkBtn = bookkeeping.length ? el("button", { class: "link", testid: "toggle-bookkeeping", title: bookkeeping.join(", "),
+    text: showBk ? `hide ${plural(bookkeeping.length, "search bookkeeping key")}` : `${plural(bookkeeping.length, "search bookkeeping key")} (__…__) hidden`,
+    onclick: () => { setParams({ bk: showBk ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }) : null;
   const metricPicker = el("details", { class: "picker", testid: "metric-picker" },
     el("summary", { text: `metrics (${chosen.length}/${metricKeys.length})` }),
     metricKeys.map((k) => el("label", {},
@@ -85,7 +90,7 @@ export async function renderRuns(view, params) {
         setParams({ m: chosen.join(",") || "-" });
         window.dispatchEvent(new HashChangeEvent("hashchange"));
       } }), k)));
-  view.append(el("div", { class: "toolbar" }, count, chartsBtn, compareBtn, csvBtn, pcBtn, metricPicker, constBtn));
+  view.append(el("div", { class: "toolbar" }, count, chartsBtn, compareBtn, csvBtn, pcBtn, metricPicker, constBtn, bkBtn));
 
   const panel = el("div", { class: "panel hidden", testid: "parallel-panel" });
   view.append(panel);
