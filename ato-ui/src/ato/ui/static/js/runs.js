@@ -53,6 +53,9 @@ export async function renderRuns(view, params) {
   const { varying, constant, bookkeeping } = varyingKeys(runs);
   const configCols = [...varying, ...(showBk ? bookkeeping : []), ...(showConst ? constant : [])];
 
+  // A config or metric column is as wide as its header needs (within limits), so
+  // "objective last" or "train.batch_size" is not cut to "objective la…".
+  const fit = (label, min) => Math.round(Math.min(220, Math.max(min, 7.6 * label.length + 26)));
   const summary = (r, k, f) => { const s = sums[r.id]?.[k]; return s ? num(s[f]) : null; };
   const columns = [
     { id: "id", label: "id", width: 64, get: (r) => r.id,
@@ -64,9 +67,9 @@ export async function renderRuns(view, params) {
       cell: (r) => el("span", { class: "tags" }, r.tags.map((t) => el("span", { class: "tag", text: t, title: t }))) },
     { id: "start", label: "start", width: 170, get: (r) => r.start, text: (r) => fmtTime(r.start) },
     { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration) },
-    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: 120, config: true, get: (r) => r.config[k] })),
+    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => r.config[k] })),
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
-      id: `m:${f}:${k}`, label: `${k} ${f}`, width: 110, metric: true, get: (r) => summary(r, k, f) }))),
+      id: `m:${f}:${k}`, label: `${k} ${f}`, width: fit(`${k} ${f}`, 90), metric: true, get: (r) => summary(r, k, f) }))),
   ];
   const template = ["30px", ...columns.map((c) => c.width + "px")].join(" ");
 
