@@ -164,7 +164,7 @@ def test_duration_and_count_formatting(vpage):
     assert got["b"] == [True, True, False, False, False]
 
 
-def test_point_badge_is_singular_for_one_point(vpage, vserver):
+def test_counts_are_singular_for_one(vpage, vserver):
     one, _, _, three = vserver.info["trials"]
     vpage.open(f"#/run/{one}")
     vpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
@@ -172,6 +172,10 @@ def test_point_badge_is_singular_for_one_point(vpage, vserver):
     vpage.open(f"#/run/{three}")
     vpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
     assert vpage.inner_text("[data-testid='points-badge']") == "3 points"
+    vpage.open(f"#/charts?runs={one}")
+    assert vpage.inner_text("#view h2") == "Charts of 1 run"
+    vpage.open(f"#/charts?runs={one},{three}")
+    assert vpage.inner_text("#view h2") == "Charts of 2 runs"
 
 
 # ---------------------------------------------------------------------------- compare

@@ -354,7 +354,7 @@ export async function renderCharts(view, params) {
   }
   const data = await api("runs", { ids: ids.join(",") });
   const { varying } = varyingKeys(data.runs);
-  view.append(el("h2", { text: `Charts of ${data.runs.length} runs` }),
+  view.append(el("h2", { text: `Charts of ${plural(data.runs.length, "run")}` }),
     el("p", { class: "muted" }, "runs: ", data.runs.map((r) => [el("a", { href: `#/run/${r.id}`, text: "#" + r.id }), " ",
       el("span", { class: `status s-${r.status}`, text: r.status, testid: `run-status-${r.id}` }), "  "]),
       el("button", { class: "small", text: "compare", disabled: data.runs.length < 2 || data.runs.length > 10,

@@ -56,7 +56,7 @@ export async function renderCompare(view, params) {
     shownKeys.map((k) => el("tr", { class: same(k) ? "" : "differs", testid: "diff-row" }, el("td", { class: "mono", text: k }),
       runs.map((r) => el("td", { text: k in r.config ? fmt(r.config[k]) : ABSENT })))));
   view.append(el("section", { class: "box" }, el("h3", {}, "config ", toggle,
-    el("span", { class: "muted", text: ` ${keys.length - keys.filter((k) => !same(k)).length} of ${keys.length} keys equal ` }), bkToggle),
+    el("span", { class: "muted", text: ` ${keys.length - keys.filter((k) => !same(k)).length} of ${plural(keys.length, "key")} equal ` }), bkToggle),
     shownKeys.length ? configTable : el("p", { class: "muted", testid: "config-identical",
       text: bkDiff.length && onlyDiff ? "configs are identical apart from search bookkeeping" : "configs are identical" })));
 
@@ -74,7 +74,7 @@ export async function renderCompare(view, params) {
   const traces = [...new Set(fp.flatMap((m) => [...m.keys()]))].sort();
   const changed = traces.filter((t) => fp.some((m) => m.get(t) !== fp[0].get(t)));
   view.append(el("section", { class: "box", testid: "fingerprint-diff" }, el("h3", { text: "code fingerprints" }),
-    el("p", { text: traces.length ? `${changed.length} of ${traces.length} traced functions differ` : "no fingerprints recorded" }),
+    el("p", { text: traces.length ? `${changed.length} of ${plural(traces.length, "traced function")} differ${changed.length === 1 && traces.length === 1 ? "s" : ""}` : "no fingerprints recorded" }),
     changed.length ? el("table", { class: "grid diff" }, head(), changed.map((t) => el("tr", { class: "differs" },
       el("td", { class: "mono", text: t }), fp.map((m) => el("td", { class: "mono", text: (m.get(t) || ABSENT).slice(0, 12) }))))) : null));
 

@@ -139,7 +139,7 @@ export async function renderRuns(view, params) {
     });
     shown = base;
     spacer.style.height = shown.length * ROW_H + "px";
-    count.textContent = `${shown.length} of ${runs.length} runs`;
+    count.textContent = `${shown.length} of ${plural(runs.length, "run")}`;
     count.dataset.count = String(shown.length);
   }
   function markSort() {
@@ -231,7 +231,7 @@ export async function renderRuns(view, params) {
         brushed = keep;
         pcBrushes = ranges;
         setParams({ pcb: keep ? JSON.stringify(ranges) : "" });
-        brushNote.textContent = keep ? `brushing keeps ${keep.size} runs` : "";
+        brushNote.textContent = keep ? `brushing keeps ${plural(keep.size, "run")}` : "";
         sortRows(); paint(true);
       }, pcBrushes);
       if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },
