@@ -283,3 +283,26 @@ def test_help_describes_every_page():
     for page in ("Runs", "Run", "Charts", "Compare", "Searches", "Models"):
         assert f"\n  {page} " in out, page
     assert "lineage" in out and "alias" in out
+
+
+def test_studies_list_counts_trials_as_the_study_page_does(tmp_path):
+    """The re-evaluated winner (tagged ``final``) is not a trial on either page."""
+    from starlette.testclient import TestClient
+
+    from ato.db_routers.sql.manager import SQLLogger
+    from ato.ui.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'experiments.db'}"
+    cfg = ADict(experiment={"project_name": "hb", "sql": {"db_path": url}}, lr=0.1)
+    log = SQLLogger(cfg, flush_interval=60, heartbeat_interval=3600, handle_signals=False)
+    for tags in (["study:s9", "rung:0"], ["study:s9", "rung:0"], ["study:s9", "rung:1"],
+                 ["study:s9", "final"], ["study:other", "rung:0"]):
+        log.run(tags=tags, config=cfg)
+        log.log_metric("objective", 0.5, 0)
+        log.finish("completed")
+    with TestClient(create_app(url)) as c:
+        studies = {s["study"]: s for s in c.get("/api/studies").json()["studies"]}
+        assert (studies["s9"]["trials"], studies["s9"]["final"]) == (3, 1)
+        assert (studies["other"]["trials"], studies["other"]["final"]) == (1, 0)
+        study = c.get("/api/study", params={"study": "s9"}).json()
+        assert len(study["trials"]) == studies["s9"]["trials"] and len(study["final"]) == 1

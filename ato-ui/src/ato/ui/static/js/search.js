@@ -24,7 +24,8 @@ export async function renderSearch(view, study) {
     }
     view.append(el("table", { class: "grid", testid: "studies" }, el("tr", {}, ["study", "project", "trials"].map((h) => el("th", { text: h }))),
       studies.map((s) => el("tr", {}, el("td", {}, el("a", { href: `#/search/${encodeURIComponent(s.study)}`, text: s.study, testid: "study-link" })),
-        el("td", { text: s.project }), el("td", { class: "num", text: s.trials })))));
+        el("td", { text: s.project }),
+        el("td", { class: "num", text: s.trials + (s.final ? ` (+ ${s.final} final)` : "") })))));
     return null;
   }
   const data = await api("study", { study });
