@@ -306,3 +306,14 @@ def test_studies_list_counts_trials_as_the_study_page_does(tmp_path):
         assert (studies["other"]["trials"], studies["other"]["final"]) == (1, 0)
         study = c.get("/api/study", params={"study": "s9"}).json()
         assert len(study["trials"]) == studies["s9"]["trials"] and len(study["final"]) == 1
+
+
+def test_config_minus_seed_groups_ignore_bookkeeping(vpage):
+    vpage.open("#/runs?project=hb")
+    keys = vpage.evaluate("""async () => {
+      const { groupKey } = await import('/static/js/charts.js');
+      const run = (seed, extra) => ({ config: { lr: 0.1, seed, ...extra } });
+      return [run(0, { __trial__: 'a', 'search.__budget__': 1 }), run(1, { __trial__: 'b' }),
+              run(2, {}), { config: { lr: 0.2, seed: 0 } }].map((r) => groupKey(r, 'noseed'));
+    }""")
+    assert keys[0] == keys[1] == keys[2] != keys[3]

@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, go, num, plural, setParams, SEED_KEYS, tickLabel, varyingKeys } from "./util.js";
+import { api, clear, color, download, el, fmt, go, isBookkeeping, num, plural, setParams, SEED_KEYS, tickLabel, varyingKeys } from "./util.js";
 
 /* global uPlot */
 
@@ -21,11 +21,13 @@ export function ema(values, weight) {
   return out;
 }
 
-function groupKey(run, mode) {
+// The group a run is drawn in; "noseed" groups runs equal but for a seed-named key and the
+// search's __bookkeeping__ keys (a trial id or budget would split every group).
+export function groupKey(run, mode) {
   if (!mode) return null;
   if (mode === "hash") return "hash " + String(run.hash || "?").slice(0, 10);
   if (mode === "noseed") {
-    const c = Object.fromEntries(Object.entries(run.config).filter(([k]) => !SEED_KEYS.test(k)).sort());
+    const c = Object.fromEntries(Object.entries(run.config).filter(([k]) => !SEED_KEYS.test(k) && !isBookkeeping(k)).sort());
     return JSON.stringify(c);
   }
   if (mode.startsWith("c:")) return `${mode.slice(2)}=${fmt(run.config[mode.slice(2)])}`;
