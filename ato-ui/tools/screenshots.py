@@ -69,7 +69,8 @@ def main(url: str, out: str) -> None:
             if "charts" in hash_ or "compare" in hash_ or "run/" in hash_:
                 page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
             page.wait_for_timeout(200)
-            page.screenshot(path=str(Path(out) / f"{name}.png"))
+            # the run page whole: facts, config, metrics, Inputs/Outputs and its charts
+            page.screenshot(path=str(Path(out) / f"{name}.png"), full_page=name == "ui-run")
             print(f"{out}/{name}.png")
         browser.close()
 

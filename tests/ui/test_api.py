@@ -113,7 +113,7 @@ def test_series_rejects_bad_parameters(client, params):
 
 def test_study_trials_promotions_and_mode(client):
     assert client.get("/api/studies").json()["studies"] == [
-        {"study": "s1", "trials": 9, "project": "search"}]
+        {"study": "s1", "trials": 8, "final": 1, "project": "search"}]  # as the study page
     data = client.get("/api/study", params={"study": "s1"}).json()
     assert len(data["trials"]) == 8 and len(data["final"]) == 1  # the winner's re-run
     assert data["algorithm"] == "hyperband"

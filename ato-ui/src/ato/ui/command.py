@@ -57,12 +57,34 @@ def _display(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
+PAGES = """\
+pages (the address of each view is a link you can share):
+  Runs      every run: filters (where, tags, status), varying config keys as
+            columns (constant ones and __search bookkeeping__ keys on request),
+            metric summaries, sort, CSV, parallel coordinates / scatter
+  Run       one run: config tree with types, metrics, artifacts, code
+            fingerprints, the datasets it used and models it produced, charts
+  Charts    selected runs' metrics overlaid, reduced on the server, zoomable,
+            live while a run is running
+  Compare   2-10 runs side by side: config and structure differences,
+            fingerprints, metrics with deltas, overlaid charts
+  Searches  tracked searches: the successive-halving ladder, objective history
+  Models    registered models and datasets: versions, aliases and their
+            history, lineage (the run and data behind a model, the runs and
+            models downstream of a dataset)"""
+
+
 class UICommand:
     PLUGIN_NAME = "ui"
-    help = "the dashboard: runs table, live charts, compare, search ladder (read-only)"
+    help = ("the dashboard: runs table, live charts, compare, search ladder, "
+            "models and datasets (read-only)")
 
     @staticmethod
     def add_arguments(parser) -> None:
+        import argparse
+
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = PAGES
         parser.add_argument("db_url", nargs="?", metavar="DB_URL",
                             help="tracker URL (same as --db)")
         parser.add_argument("--db", default=None,

@@ -265,15 +265,18 @@ class Store:
 
     # ------------------------------------------------------------------ searches
     def studies(self) -> list[dict]:
-        """Every study recorded with ``study:<id>`` tags: ``[{"study", "trials",
-        "project"}]``."""
+        """Every study recorded with ``study:<id>`` tags: ``[{"study", "trials", "final",
+        "project"}]``; ``trials`` counts the runs of the search, ``final`` those tagged
+        ``final`` (the re-evaluation of its winner, not a trial: as :meth:`study`)."""
         found: dict = {}
         for run in self._finder.find_runs():
-            for tag in run.tags or []:
-                if isinstance(tag, str) and tag.startswith("study:"):
+            tags = [t for t in run.tags or [] if isinstance(t, str)]
+            for tag in tags:
+                if tag.startswith("study:"):
                     entry = found.setdefault(tag[6:], {"study": tag[6:], "trials": 0,
+                                                       "final": 0,
                                                        "project": run.project_name})
-                    entry["trials"] += 1
+                    entry["final" if "final" in tags else "trials"] += 1
         return list(found.values())
 
     def study(self, study: str) -> dict:

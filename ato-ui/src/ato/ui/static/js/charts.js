@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, go, num, setParams, SEED_KEYS, tickLabel, varyingKeys } from "./util.js";
+import { api, clear, color, download, el, fmt, go, isBookkeeping, num, plural, setParams, SEED_KEYS, tickLabel, varyingKeys } from "./util.js";
 
 /* global uPlot */
 
@@ -21,11 +21,13 @@ export function ema(values, weight) {
   return out;
 }
 
-function groupKey(run, mode) {
+// The group a run is drawn in; "noseed" groups runs equal but for a seed-named key and the
+// search's __bookkeeping__ keys (a trial id or budget would split every group).
+export function groupKey(run, mode) {
   if (!mode) return null;
   if (mode === "hash") return "hash " + String(run.hash || "?").slice(0, 10);
   if (mode === "noseed") {
-    const c = Object.fromEntries(Object.entries(run.config).filter(([k]) => !SEED_KEYS.test(k)).sort());
+    const c = Object.fromEntries(Object.entries(run.config).filter(([k]) => !SEED_KEYS.test(k) && !isBookkeeping(k)).sort());
     return JSON.stringify(c);
   }
   if (mode.startsWith("c:")) return `${mode.slice(2)}=${fmt(run.config[mode.slice(2)])}`;
@@ -125,7 +127,7 @@ export class ChartBoard {
     if (this.opts.x !== "step" && !card.withTimes) { this.load(card, card.range); return; }
     const total = [...card.series.values()].reduce((a, s) => a + s.total, 0);
     const returned = [...card.series.values()].reduce((a, s) => a + s.returned, 0);
-    card.badge.textContent = total === returned ? `${total} points` : `${total} → ${returned} points`;
+    card.badge.textContent = total === returned ? plural(total, "point") : `${total} → ${plural(returned, "point")}`;
     card.badge.dataset.total = String(total);
     card.badge.dataset.returned = String(returned);
     const legendOf = (run) => {
@@ -181,7 +183,11 @@ export class ChartBoard {
     const width = Math.max(card.body.clientWidth, 300);
     const opts = {
       width, height: 260, series, bands,
-      scales: { x: { time: this.opts.x === "wall" }, y: this.opts.log ? { distr: 3 } : {} },
+      // One x value (a one-point metric) is centred in a small range, not drawn at the
+      // left edge of uPlot's default 0..100.
+      scales: { x: { time: this.opts.x === "wall", range: (u, min, max) => (min !== null && min === max
+        ? [min - (this.opts.x === "wall" ? 30 : 1), max + (this.opts.x === "wall" ? 30 : 1)] : [min, max]) },
+      y: this.opts.log ? { distr: 3 } : {} },
       axes: [{}, { size: 60, values: (u, splits) => {
         const labels = splits.map(tickLabel);
         card.node.dataset.yticks = JSON.stringify(labels);
@@ -350,7 +356,7 @@ export async function renderCharts(view, params) {
   }
   const data = await api("runs", { ids: ids.join(",") });
   const { varying } = varyingKeys(data.runs);
-  view.append(el("h2", { text: `Charts of ${data.runs.length} runs` }),
+  view.append(el("h2", { text: `Charts of ${plural(data.runs.length, "run")}` }),
     el("p", { class: "muted" }, "runs: ", data.runs.map((r) => [el("a", { href: `#/run/${r.id}`, text: "#" + r.id }), " ",
       el("span", { class: `status s-${r.status}`, text: r.status, testid: `run-status-${r.id}` }), "  "]),
       el("button", { class: "small", text: "compare", disabled: data.runs.length < 2 || data.runs.length > 10,

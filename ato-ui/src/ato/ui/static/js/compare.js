@@ -1,6 +1,6 @@
 // Compare 2–10 runs: config diff (only differences by default), structure diff,
 // fingerprint diff, final/best metrics with deltas against the first run, overlaid charts.
-import { api, el, fmt, num, setParams, varyingKeys } from "./util.js";
+import { api, el, fmt, isBookkeeping, notFound, num, plural, setParams, varyingKeys } from "./util.js";
 import { ChartBoard, chartControls } from "./charts.js";
 
 const ABSENT = "(absent)";
@@ -16,11 +16,26 @@ function delta(v, base) {
 export async function renderCompare(view, params) {
   const ids = (params.get("runs") || "").split(",").filter(Boolean).map(Number);
   if (ids.length < 2 || ids.length > 10) {
-    view.append(el("p", { class: "error", testid: "error", text: `Compare takes 2 to 10 runs, got ${ids.length}.` }));
+    notFound(view, `Compare takes 2 to 10 runs, got ${ids.length}.`, "#/runs", "runs (select 2 to 10 to compare)");
     return null;
   }
-  const runs = await Promise.all(ids.map((id) => api(`run/${id}`)));
+  // Every unknown id is named at once (not only the first), with a way on.
+  const settled = await Promise.allSettled(ids.map((id) => api(`run/${id}`)));
+  const failed = settled.map((s, i) => [s, ids[i]]).filter(([s]) => s.status === "rejected");
+  if (failed.length) {
+    if (failed.some(([s]) => s.reason.status !== 404)) throw failed.find(([s]) => s.reason.status !== 404)[0].reason;
+    const missing = failed.map(([, id]) => id);
+    const found = ids.filter((id) => !missing.includes(id));
+    notFound(view, missing.length === 1 ? `no run with id ${missing[0]}` : `no runs with ids ${missing.join(", ")}`, "#/runs", "runs");
+    if (found.length >= 2) {
+      view.querySelector("[data-testid='not-found']").append(el("p", {}, el("a", {
+        href: `#/compare?runs=${found.join(",")}`, testid: "compare-found", text: `compare the ${found.length} runs that exist (#${found.join(", #")})` })));
+    }
+    return null;
+  }
+  const runs = settled.map((s) => s.value);
   const onlyDiff = params.get("all") !== "1";
+  const showBk = params.get("bk") === "1";
   view.append(el("h2", { text: `Compare ${runs.map((r) => "#" + r.id).join(", ")}` }));
   const head = () => el("tr", {}, el("th", { text: "key" }), runs.map((r) => el("th", {}, el("a", { href: `#/run/${r.id}`, text: `#${r.id}` }))));
 
@@ -29,13 +44,21 @@ export async function renderCompare(view, params) {
     onchange: (e) => { setParams({ all: e.target.checked ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }), " only differences");
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.config)))].sort();
   const same = (k) => runs.every((r) => JSON.stringify(r.config[k]) === JSON.stringify(runs[0].config[k]) && (k in r.config) === (k in runs[0].config));
-  const shownKeys = onlyDiff ? keys.filter((k) => !same(k)) : keys;
+  // Search bookkeeping (__hyperopt_id__, __budget__…) differs between any two trials: left
+  // out of "only differences" unless asked for (bk=1); the full list always has it.
+  const bkDiff = keys.filter((k) => isBookkeeping(k) && !same(k));
+  const shownKeys = onlyDiff ? keys.filter((k) => !same(k) && (showBk || !isBookkeeping(k))) : keys;
+  const bkToggle = onlyDiff && bkDiff.length ? el("button", { class: "link", testid: "toggle-bookkeeping",
+    title: bkDiff.join(", "),
+    text: showBk ? `hide ${plural(bkDiff.length, "search bookkeeping key")}` : `${plural(bkDiff.length, "search bookkeeping key")} (__…__) hidden`,
+    onclick: () => { setParams({ bk: showBk ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }) : null;
   const configTable = el("table", { class: "grid diff", testid: "config-diff" }, head(),
     shownKeys.map((k) => el("tr", { class: same(k) ? "" : "differs", testid: "diff-row" }, el("td", { class: "mono", text: k }),
       runs.map((r) => el("td", { text: k in r.config ? fmt(r.config[k]) : ABSENT })))));
   view.append(el("section", { class: "box" }, el("h3", {}, "config ", toggle,
-    el("span", { class: "muted", text: ` ${keys.length - keys.filter((k) => !same(k)).length} of ${keys.length} keys equal` })),
-    shownKeys.length ? configTable : el("p", { class: "muted", testid: "config-identical", text: "configs are identical" })));
+    el("span", { class: "muted", text: ` ${keys.length - keys.filter((k) => !same(k)).length} of ${plural(keys.length, "key")} equal ` }), bkToggle),
+    shownKeys.length ? configTable : el("p", { class: "muted", testid: "config-identical",
+      text: bkDiff.length && onlyDiff ? "configs are identical apart from search bookkeeping" : "configs are identical" })));
 
   // ------------------------------------------------------------ structure
   const typeKeys = [...new Set(runs.flatMap((r) => Object.keys(r.types)))].sort();
@@ -51,7 +74,7 @@ export async function renderCompare(view, params) {
   const traces = [...new Set(fp.flatMap((m) => [...m.keys()]))].sort();
   const changed = traces.filter((t) => fp.some((m) => m.get(t) !== fp[0].get(t)));
   view.append(el("section", { class: "box", testid: "fingerprint-diff" }, el("h3", { text: "code fingerprints" }),
-    el("p", { text: traces.length ? `${changed.length} of ${traces.length} traced functions differ` : "no fingerprints recorded" }),
+    el("p", { text: traces.length ? `${changed.length} of ${plural(traces.length, "traced function")} differ${changed.length === 1 && traces.length === 1 ? "s" : ""}` : "no fingerprints recorded" }),
     changed.length ? el("table", { class: "grid diff" }, head(), changed.map((t) => el("tr", { class: "differs" },
       el("td", { class: "mono", text: t }), fp.map((m) => el("td", { class: "mono", text: (m.get(t) || ABSENT).slice(0, 12) }))))) : null));
 

@@ -1,5 +1,5 @@
 // The single-page app: a hash router over the views.
-import { api, clear, el, route, setParams, toast } from "./util.js";
+import { api, clear, el, notFound, route, setParams, toast } from "./util.js";
 import { renderRuns } from "./runs.js";
 import { renderRun } from "./run.js";
 import { renderCharts } from "./charts.js";
@@ -8,6 +8,11 @@ import { renderSearch } from "./search.js";
 import { renderModels } from "./models.js";
 
 const view = document.getElementById("view");
+// Where a page that cannot be shown (unknown run, study, model…) links back to.
+const BACK = {
+  runs: ["#/runs", "runs"], run: ["#/runs", "runs"], charts: ["#/runs", "runs"],
+  compare: ["#/runs", "runs"], search: ["#/search", "searches"], models: ["#/models", "models and datasets"],
+};
 let cleanup = null;
 
 export const state = { info: null };
@@ -48,11 +53,13 @@ async function render() {
     else if (page === "compare") cleanup = await renderCompare(view, params);
     else if (page === "search") cleanup = await renderSearch(view, parts[1], params);
     else if (page === "models") cleanup = await renderModels(view, parts, params);
-    else view.append(el("p", { class: "error", text: `No page ${page}` }));
+    else notFound(view, `No page ${page}`, "#/runs", "runs");
   } catch (e) {
     console.error(e);
-    // Said once, in the page (a toast as well would repeat it).
-    view.append(el("p", { class: "error", testid: "error", text: e.message }));
+    // Said once, in the page (a toast as well would repeat it), with the way back to the
+    // list the missing thing would be in.
+    const [href, label] = BACK[parts[0] || "runs"] || BACK.runs;
+    notFound(view, e.message, href, label);
   }
   view.dataset.ready = "1";
   window.__atoEarly?.clear();  // an early request no page took is never served later

@@ -2,7 +2,7 @@
 // history and lineage, and a run's inputs and outputs. Every value from the database
 // reaches the page through el() (textContent and attributes), never as HTML; the view
 // lives in the URL (#/models?kind=…&q=…, #/models/KIND/NAME?project=…&v=…&alias=…).
-import { api, el, fmt, fmtTime, go, route, setParams } from "./util.js";
+import { api, el, fmt, fmtTime, go, notFound, route, setParams } from "./util.js";
 
 export function fmtBytes(n) {
   if (n === null || n === undefined) return "–";
@@ -120,7 +120,18 @@ async function renderAsset(view, kind, name, params) {
       el("td", { text: v.state === "live" ? (v.storage === "stored" ? "live" : STORAGE[v.storage]) : v.state })))));
   const lineage = el("section", { class: "box lineage", testid: "lineage" });
   view.append(lineage);
-  if (selected !== null && selected !== undefined) await renderLineage(lineage, kind, name, asset.project, selected);
+  if (selected !== null && selected !== undefined) {
+    // An unknown version (?v=99) is said once, in the lineage box; versions and alias
+    // history stay, with a link to the latest version.
+    try {
+      await renderLineage(lineage, kind, name, asset.project, selected);
+    } catch (e) {
+      if (e.status !== 404 && e.status !== 400) throw e;
+      lineage.replaceChildren();
+      notFound(lineage, e.message, assetHref(kind, name, asset.project),
+        asset.latest === null ? asset.name : `latest version (v${asset.latest})`);
+    }
+  }
   // the alias history: every move, filterable by alias (in the URL)
   const known = [...new Set([...Object.keys(asset.aliases), ...data.history.map((m) => m.alias)])].sort();
   const aliasSelect = el("select", { testid: "alias-filter", onchange: () => go(`/models/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`, { project: asset.project, v: params.get("v"), alias: aliasSelect.value }) },

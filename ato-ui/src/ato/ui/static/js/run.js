@@ -1,6 +1,6 @@
 // One run: status, times, tags, nested typed config, artifacts, fingerprints, metric
 // summaries and charts.
-import { api, el, fmt, fmtDuration, fmtTime } from "./util.js";
+import { api, el, fmt, fmtDuration, fmtTime, isBookkeeping } from "./util.js";
 import { ChartBoard, chartControls } from "./charts.js";
 import { appendRunIO, fetchRunIO } from "./models.js";
 
@@ -9,7 +9,8 @@ export function configTree(value, types, prefix = "") {
     return el("ul", { class: "tree" }, Object.entries(value).map(([k, v]) => {
       const path = prefix ? `${prefix}.${k}` : k;
       const isDict = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length;
-      return el("li", {}, el("span", { class: "k", text: k }), isDict ? configTree(v, types, path) : [
+      return el("li", {}, el("span", { class: isBookkeeping(k) ? "k bk" : "k", text: k,
+        title: isBookkeeping(k) ? "search bookkeeping, added by the search" : null }), isDict ? configTree(v, types, path) : [
         el("span", { class: "v", testid: "config-value", text: fmt(v) }),
         el("span", { class: "type", text: types[path] || "" })]);
     }));
@@ -37,7 +38,8 @@ export async function renderRun(view, id, params) {
       el("dt", { text: "ended" }), el("dd", { testid: "run-ended", text: fmtTime(run.end) }),
       el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: fmtDuration(run.duration) }),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
-      el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.map((t) => el("span", { class: "tag", text: t })))));
+      el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.length
+        ? run.tags.map((t) => el("span", { class: "tag", text: t })) : el("span", { class: "muted", text: "–" }))));
   const cols = el("div", { class: "two-col" });
   cols.append(el("section", { class: "box", testid: "run-config" }, el("h3", { text: "config" }), configTree(run.config_tree, run.types)));
   const right = el("section", { class: "box" });

@@ -1,7 +1,7 @@
 // The runs table: every run (virtualised rows), varying config keys as columns, metric
 // summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
 // parallel-coordinates / scatter panel whose brushing filters the table.
-import { api, clear, csvCell, download, el, fmt, fmtDuration, fmtTime, go, num, setParams,
+import { api, clear, csvCell, download, el, fmt, fmtDuration, fmtTime, go, num, plural, setParams,
          varyingKeys } from "./util.js";
 import { drawParcoords, drawScatter } from "./parcoords.js";
 
@@ -48,9 +48,14 @@ export async function renderRuns(view, params) {
   const selected = new Set((params.get("sel") || "").split(",").filter(Boolean).map(Number));
   let brushed = null;  // Set of run ids kept by the parallel-coordinates brushes
 
-  const { varying, constant } = varyingKeys(runs);
-  const configCols = showConst ? [...varying, ...constant] : varying;
+  const showBk = params.get("bk") === "1";
+  // Search bookkeeping keys (__hyperopt_id__, __budget__…) are columns only on request.
+  const { varying, constant, bookkeeping } = varyingKeys(runs);
+  const configCols = [...varying, ...(showBk ? bookkeeping : []), ...(showConst ? constant : [])];
 
+  // A config or metric column is as wide as its header needs (within limits), so
+  // "objective last" or "train.batch_size" is not cut to "objective la…".
+  const fit = (label, min) => Math.round(Math.min(220, Math.max(min, 7.6 * label.length + 26)));
   const summary = (r, k, f) => { const s = sums[r.id]?.[k]; return s ? num(s[f]) : null; };
   const columns = [
     { id: "id", label: "id", width: 64, get: (r) => r.id,
@@ -62,9 +67,9 @@ export async function renderRuns(view, params) {
       cell: (r) => el("span", { class: "tags" }, r.tags.map((t) => el("span", { class: "tag", text: t, title: t }))) },
     { id: "start", label: "start", width: 170, get: (r) => r.start, text: (r) => fmtTime(r.start) },
     { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration) },
-    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: 120, config: true, get: (r) => r.config[k] })),
+    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => r.config[k] })),
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
-      id: `m:${f}:${k}`, label: `${k} ${f}`, width: 110, metric: true, get: (r) => summary(r, k, f) }))),
+      id: `m:${f}:${k}`, label: `${k} ${f}`, width: fit(`${k} ${f}`, 90), metric: true, get: (r) => summary(r, k, f) }))),
   ];
   const template = ["30px", ...columns.map((c) => c.width + "px")].join(" ");
 
@@ -74,9 +79,12 @@ export async function renderRuns(view, params) {
   const compareBtn = el("button", { testid: "open-compare", onclick: () => go("/compare", { runs: [...selected].join(",") }) });
   const csvBtn = el("button", { testid: "export-csv", text: "CSV", onclick: () => exportCsv() });
   const pcBtn = el("button", { testid: "toggle-parallel", text: "Parallel coordinates" });
-  const constBtn = el("button", { class: "link", testid: "toggle-constant",
-    text: showConst ? `hide ${constant.length} constant keys` : `${constant.length} constant config keys hidden`,
-    onclick: () => { setParams({ const: showConst ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } });
+  const constBtn = constant.length ? el("button", { class: "link", testid: "toggle-constant",
+    text: showConst ? `hide ${plural(constant.length, "constant key")}` : `${plural(constant.length, "constant config key")} hidden`,
+    onclick: () => { setParams({ const: showConst ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }) : null;
+  const bkBtn = bookkeeping.length ? el("button", { class: "link", testid: "toggle-bookkeeping", title: bookkeeping.join(", "),
+    text: showBk ? `hide ${plural(bookkeeping.length, "search bookkeeping key")}` : `${plural(bookkeeping.length, "search bookkeeping key")} (__…__) hidden`,
+    onclick: () => { setParams({ bk: showBk ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }) : null;
   const metricPicker = el("details", { class: "picker", testid: "metric-picker" },
     el("summary", { text: `metrics (${chosen.length}/${metricKeys.length})` }),
     metricKeys.map((k) => el("label", {},
@@ -85,7 +93,7 @@ export async function renderRuns(view, params) {
         setParams({ m: chosen.join(",") || "-" });
         window.dispatchEvent(new HashChangeEvent("hashchange"));
       } }), k)));
-  view.append(el("div", { class: "toolbar" }, count, chartsBtn, compareBtn, csvBtn, pcBtn, metricPicker, constBtn));
+  view.append(el("div", { class: "toolbar" }, count, chartsBtn, compareBtn, csvBtn, pcBtn, metricPicker, constBtn, bkBtn));
 
   const panel = el("div", { class: "panel hidden", testid: "parallel-panel" });
   view.append(panel);
@@ -131,7 +139,7 @@ export async function renderRuns(view, params) {
     });
     shown = base;
     spacer.style.height = shown.length * ROW_H + "px";
-    count.textContent = `${shown.length} of ${runs.length} runs`;
+    count.textContent = `${shown.length} of ${plural(runs.length, "run")}`;
     count.dataset.count = String(shown.length);
   }
   function markSort() {
@@ -223,7 +231,7 @@ export async function renderRuns(view, params) {
         brushed = keep;
         pcBrushes = ranges;
         setParams({ pcb: keep ? JSON.stringify(ranges) : "" });
-        brushNote.textContent = keep ? `brushing keeps ${keep.size} runs` : "";
+        brushNote.textContent = keep ? `brushing keeps ${plural(keep.size, "run")}` : "";
         sortRows(); paint(true);
       }, pcBrushes);
       if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },

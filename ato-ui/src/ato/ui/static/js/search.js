@@ -2,7 +2,7 @@
 // (per bracket: a column per rung, each trial a dot at its budget, promoted filled and
 // stopped hollow, the threshold of each rung, lines following the survivors) and the
 // objective history with the best so far.
-import { api, color, el, fmt, num } from "./util.js";
+import { api, color, el, fmt, num, plural } from "./util.js";
 
 /* global uPlot */
 const SVG = "http://www.w3.org/2000/svg";
@@ -24,7 +24,8 @@ export async function renderSearch(view, study) {
     }
     view.append(el("table", { class: "grid", testid: "studies" }, el("tr", {}, ["study", "project", "trials"].map((h) => el("th", { text: h }))),
       studies.map((s) => el("tr", {}, el("td", {}, el("a", { href: `#/search/${encodeURIComponent(s.study)}`, text: s.study, testid: "study-link" })),
-        el("td", { text: s.project }), el("td", { class: "num", text: s.trials })))));
+        el("td", { text: s.project }),
+        el("td", { class: "num", text: s.trials + (s.final ? ` (+ ${s.final} final)` : "") })))));
     return null;
   }
   const data = await api("study", { study });
@@ -32,7 +33,7 @@ export async function renderSearch(view, study) {
   const better = data.mode === "max" ? (a, b) => a > b : (a, b) => a < b;
   view.append(el("h2", { text: `Search ${study}` }),
     el("p", { class: "muted", testid: "study-summary" },
-      `${data.algorithm ? data.algorithm + " · " : ""}${trials.length} trials · objective ${data.mode === "max" ? "maximised" : "minimised"} (inferred from promotions)`,
+      `${data.algorithm ? data.algorithm + " · " : ""}${plural(trials.length, "trial")} · objective ${data.mode === "max" ? "maximised" : "minimised"} (inferred from promotions)`,
       data.final.length ? [" · re-evaluated winner: ", data.final.map((id) => el("a", { href: `#/run/${id}`, text: `#${id}` }))] : null));
 
   const brackets = new Map();

@@ -36,7 +36,11 @@ export async function api(path, params = {}) {
   const resp = await (early || fetch(url, { credentials: "same-origin" }));
   let data;
   try { data = await resp.json(); } catch { data = { error: resp.statusText }; }
-  if (!resp.ok) throw new Error(data.error || resp.statusText);
+  if (!resp.ok) {
+    const err = new Error(data.error || resp.statusText);
+    err.status = resp.status;  // 404: the thing asked for does not exist (a notFound view)
+    throw err;
+  }
   return data;
 }
 
@@ -65,11 +69,20 @@ export function fmtTime(t) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
+// A duration in seconds as text: "4 ms", "0.25 s"… never "0.0 s" for a short run.
 export function fmtDuration(s) {
-  if (s === null || s === undefined) return "–";
+  if (s === null || s === undefined || !Number.isFinite(s)) return "–";
+  if (s < 0.001) return s <= 0 ? "0 s" : "< 1 ms";
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 10) return `${+s.toFixed(2)} s`;
   if (s < 60) return `${s.toFixed(1)} s`;
   if (s < 3600) return `${Math.floor(s / 60)} m ${Math.round(s % 60)} s`;
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} m`;
+}
+
+// "1 point", "3 points", "1,234 points": a count with its noun, singular or plural.
+export function plural(n, one, many = one + "s") {
+  return `${Number(n).toLocaleString("en-US")} ${n === 1 ? one : many}`;
 }
 
 // The route lives in the hash: "#/runs?where=lr%3C0.1&status=completed".
@@ -139,17 +152,36 @@ export const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "
 
 export function color(i) { return PALETTE[i % PALETTE.length]; }
 
-// Keys of a flat config whose value is the same in every run are "constant".
-export function varyingKeys(runs) {
+// A key some part of which is __dunder__ (__hyperopt_id__, __metric__, search.__budget__):
+// bookkeeping a search adds to each trial's config, not a hyperparameter.
+export function isBookkeeping(key) {
+  return String(key).split(".").some((p) => /^__.+__$/.test(p));
+}
+
+// Keys of a flat config whose value is the same in every run are "constant"; the
+// __dunder__ bookkeeping keys are set apart as "bookkeeping" (shown only on request)
+// unless withBookkeeping.
+export function varyingKeys(runs, withBookkeeping = false) {
   const all = new Set();
   for (const r of runs) for (const k of Object.keys(r.config)) all.add(k);
-  const varying = [], constant = [];
+  const varying = [], constant = [], bookkeeping = [];
   for (const k of [...all].sort()) {
+    if (!withBookkeeping && isBookkeeping(k)) { bookkeeping.push(k); continue; }
     const first = JSON.stringify(runs[0]?.config[k]);
     if (runs.some((r) => JSON.stringify(r.config[k]) !== first)) varying.push(k);
     else constant.push(k);
   }
-  return { varying, constant };
+  return { varying, constant, bookkeeping };
+}
+
+// One "not found" view for every page: a clear message where the thing would be, and a
+// link back to the list it belongs to. `box` is the element that takes it (a whole view,
+// or one section of a page whose other parts stay).
+export function notFound(box, message, backHref, backText) {
+  box.append(el("div", { class: "notfound", testid: "not-found" },
+    el("p", { class: "error", testid: "error", text: message }),
+    backHref ? el("p", {}, el("a", { href: backHref, testid: "back-link", text: `← ${backText}` })) : null));
+  return box;
 }
 
 export const SEED_KEYS = /(^|\.)(seed|random_seed|rng_seed)$/i;
