@@ -212,7 +212,19 @@ def cmd_du(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    rows = _registry(args).gc(dry_run=not args.delete, grace=args.grace)
+    from .core import forget_database
+
+    if args.grace < 0:
+        raise AtoError(f"--grace {args.grace:g}: a number of seconds >= 0")
+    reg = _registry(args)
+    for db in args.forget_db or ():
+        store = reg.store()
+        if forget_database(store, db):
+            print(f"forgot database {db} in {store.url}")
+        else:
+            raise AtoError(f"--forget-db {db}: {store.url} lists no such database "
+                           f"(see 'ato store du --json')")
+    rows = reg.gc(dry_run=not args.delete, grace=args.grace)
     total = sum(r["size"] for r in rows)
     if args.json:
         _dump({"dry_run": not args.delete, "items": rows, "bytes": total})
@@ -318,6 +330,10 @@ class StoreCommand:
         p.add_argument("--grace", type=float, default=3600.0,
                        help="spare unrecorded and temporary files younger than this many "
                             "seconds (default 3600)")
+        p.add_argument("--forget-db", action="append", metavar="URL",
+                       help="drop a database that no longer exists from the store's list of "
+                            "databases sharing it (repeatable); gc then stops sparing what it "
+                            "referenced")
         p.add_argument("--store", help=store_help)
         _common(p)
         p.set_defaults(_run=cmd_gc)

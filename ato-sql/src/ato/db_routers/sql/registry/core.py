@@ -137,6 +137,94 @@ def default_store_url(db_url: str) -> str | None:
     return None
 
 
+DATABASES_DIR = "databases"
+
+
+def public_url(db_url: str) -> str:
+    """``db_url`` as recorded in a shared store: no password, an SQLite path made absolute
+    (another process, from another directory, must open the same file)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.password is not None:
+        url = url._replace(password=None)  # set() takes None as "unchanged"
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        url = url.set(database=os.path.abspath(url.database))
+    return url.render_as_string(hide_password=False)
+
+
+def _db_file(root: str, url: str) -> str:
+    import hashlib
+
+    name = hashlib.sha256(url.encode()).hexdigest()[:24]
+    return os.path.join(root, DATABASES_DIR, name + ".url")
+
+
+def record_database(store, db_url: str) -> None:
+    """Note in the local store ``store`` that the database ``db_url`` records into it: one
+    small file ``<root>/databases/<hash>.url`` holding :func:`public_url`, written once and
+    atomically (a temporary file renamed into place).  Stores without a local root (store
+    plugins) keep no such list.  A store this process cannot write to is left as it is."""
+    root = getattr(store, "root", None)
+    if root is None:
+        return
+    url = public_url(db_url)
+    target = _db_file(root, url)
+    if os.path.isfile(target):
+        return
+    tmp = f"{target}.{os.getpid()}.{time.time_ns()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(url + "\n")
+        os.replace(tmp, target)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def known_databases(store) -> list[str]:
+    """The database URLs (without passwords) recorded as recording into ``store``."""
+    root = getattr(store, "root", None)
+    folder = os.path.join(root, DATABASES_DIR) if root else None
+    if folder is None or not os.path.isdir(folder):
+        return []
+    out = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".url"):
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    url = f.read().strip()
+            except OSError:
+                continue
+            if url:
+                out.append(url)
+    return sorted(set(out))
+
+
+def forget_database(store, db_url: str) -> bool:
+    """Remove ``db_url`` from the databases ``store`` knows (a database deleted for good);
+    ``True`` when it was listed.  gc then no longer spares what that database referenced."""
+    root = getattr(store, "root", None)
+    if root is None:
+        return False
+    try:
+        os.unlink(_db_file(root, public_url(db_url)))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+class _OtherDatabases:
+    """What the other databases sharing one store reference in it (opened read-only)."""
+
+    def __init__(self, recorded: set, checkouts: set, databases: list[str]):
+        self.recorded, self.checkouts, self.databases = recorded, checkouts, databases
+
+
 def _version(row) -> Version:
     meta = row[15]
     if isinstance(meta, str):
@@ -171,6 +259,7 @@ class Registry:
         self._cache = cache
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._stores: dict = {}
+        self._writable = engine is None
 
     @classmethod
     def from_config(cls, config) -> Registry:
@@ -193,7 +282,48 @@ class Registry:
                 f"set experiment.sql.store or $ATO_STORE (a directory or a store URL)")
         if url not in self._stores:
             self._stores[url] = open_store(url)
+            if self._writable:
+                record_database(self._stores[url], self.url)
         return self._stores[url]
+
+    def _others(self, store, url: str) -> _OtherDatabases:
+        """The union of what every *other* database recorded in ``store`` references there:
+        blob digests and digests of live or aliased directory checkouts.  Each is opened
+        read-only.  Raises :class:`RegistryError` naming a database that cannot be opened
+        (garbage collection must not guess) and how to proceed."""
+        from ato.db_routers.sql.engine import display_url, open_engine
+
+        me = public_url(self.url)
+        recorded: set = set()
+        checkouts: set = set()
+        others = [db for db in known_databases(store) if db != me]
+        for db in others:
+            try:
+                engine = open_engine(db, readonly=True)
+                with engine.connect() as conn:
+                    from sqlalchemy import inspect
+
+                    if not inspect(conn).has_table("registry_blobs"):
+                        continue
+                    recorded |= {r[0] for r in conn.execute(text(
+                        "SELECT digest FROM registry_blobs WHERE store_url = :s"), {"s": url})}
+                    recorded |= {r[0] for r in conn.execute(text(
+                        "SELECT f.digest FROM registry_files f JOIN registry_versions v ON "
+                        "v.id = f.version_id WHERE v.store_url = :s AND v.state <> 'collected'"),
+                        {"s": url})}
+                    checkouts |= {r[0] for r in conn.execute(text(
+                        "SELECT v.digest FROM registry_versions v WHERE v.store_url = :s AND "
+                        "v.is_dir = :t AND (v.state = 'live' OR EXISTS (SELECT 1 FROM "
+                        "registry_aliases al WHERE al.version_id = v.id))"), {"s": url, "t": True})}
+            except Exception as e:  # any failure to read it: refuse, naming it
+                reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+                raise RegistryError(
+                    f"store {url} is shared with the database {display_url(db)}, which cannot be "
+                    f"opened ({reason}); without it nothing can tell which blobs are still in "
+                    f"use, so nothing is deleted. Make it reachable (a server database takes its "
+                    f"password from ~/.pgpass or $PGPASSWORD), or, if it is gone for good, run "
+                    f"'ato store gc --forget-db {db}'") from None
+        return _OtherDatabases(recorded, checkouts, others)
 
     # ------------------------------------------------------------------ transactions
     def _now(self):
@@ -804,7 +934,8 @@ class Registry:
                 "registry_versions v ON v.id = f.version_id WHERE f.digest = b.digest AND "
                 "v.store_url = b.store_url AND v.state = 'live')", s=url)[0]
             free = [b for b in plan if b["store"] == url]
-            out[url] = {"recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
+            out[url] = {"databases": known_databases(self.store(url)),
+                        "recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
                         "blobs_on_disk": len(present), "bytes_on_disk": sum(b.size for b in present),
                         "live_blobs": live[0], "live_bytes": int(live[1]),
                         "collectable_blobs": len(free),
@@ -817,10 +948,19 @@ class Registry:
         files in the store unknown to the database and temporary files, both older than
         ``grace`` seconds (a registration may be under way).  Each item is
         ``{'store', 'digest', 'size', 'reason'}``; versions whose blobs are freed become
-        ``collected``."""
+        ``collected``.
+
+        A store shared by several databases lists them (each :class:`Registry` that opens
+        it for writing records its database, see :func:`record_database`): gc spares every
+        blob and checkout any of them references, opening each read-only.  Raises
+        :class:`RegistryError` when one of them cannot be opened (deleting nothing), and
+        for a negative ``grace``."""
+        if grace < 0:
+            raise RegistryError(f"grace={grace!r}: a number of seconds >= 0")
         out = []
         for url in self._store_urls():
             store = self.store(url)
+            others = self._others(store, url)
             held = ("SELECT 1 FROM registry_files f JOIN registry_versions v ON "
                     "v.id = f.version_id WHERE f.digest = b.digest AND v.store_url = b.store_url "
                     "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
@@ -829,7 +969,7 @@ class Registry:
                                     f"b.store_url = :s AND NOT EXISTS ({held}) ORDER BY b.digest",
                                     s=url)
             recorded = {r[0] for r in self._read("SELECT digest FROM registry_blobs WHERE "
-                                                 "store_url = :s", s=url)}
+                                                 "store_url = :s", s=url)} | others.recorded
             limit = time.time() - grace
             strays = []
             for blob in store.blobs():
@@ -841,14 +981,19 @@ class Registry:
                 except OSError:
                     continue
             # checkouts first: measured while their blobs still hold a second link
-            out += self._stale_checkouts(store, url, dry_run)
+            out += self._stale_checkouts(store, url, dry_run, others.checkouts)
             for digest, size in candidates:
+                if digest in others.recorded:  # another database still references it
+                    continue
                 if dry_run:
                     out.append({"store": url, "digest": digest, "size": int(size),
                                 "reason": "only unkept versions"})
                 elif self._collect(store, url, digest, held):
                     out.append({"store": url, "digest": digest, "size": int(size),
                                 "reason": "only unkept versions"})
+            if strays and not dry_run:  # what the others recorded while we looked
+                fresh = self._others(store, url).recorded
+                strays = [b for b in strays if b.digest not in fresh]
             for blob in strays:
                 if not dry_run:
                     if not self._still_stray(store, url, blob.digest, limit):
@@ -861,7 +1006,7 @@ class Registry:
                             "reason": "temporary file"})
         return out
 
-    def _stale_checkouts(self, store, url, dry_run) -> list[dict]:
+    def _stale_checkouts(self, store, url, dry_run, spare=frozenset()) -> list[dict]:
         """Checkouts (hard links) of directory versions that are no longer live: they would
         keep collected blobs' bytes on disk.  Sizes count bytes no other link holds."""
         import shutil
@@ -875,7 +1020,7 @@ class Registry:
             "WHERE al.version_id = v.id))", s=url, t=True)}
         out = []
         for name in sorted(os.listdir(root)):
-            if name in live or name.endswith(".tmp"):
+            if name in live or name in spare or name.endswith(".tmp"):
                 continue
             path = os.path.join(root, name)
             size = 0
