@@ -240,6 +240,17 @@ def cmd_gc(args) -> int:
 
 
 # --------------------------------------------------------------------------- commands
+def _run(args) -> int:
+    """Run the chosen action; a name held in several projects is re-worded in CLI terms
+    (``--project P``; the command itself names the kind)."""
+    from .queries import AmbiguousNameError
+
+    try:
+        return args._run(args)
+    except AmbiguousNameError as e:
+        raise AmbiguousNameError(e.name, e.choices, e.how(project="--project {}")) from None
+
+
 def _common(p) -> None:
     default = os.environ.get("ATO_DB", DEFAULT_DB)
     p.add_argument("--db", default=default, help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
@@ -286,7 +297,7 @@ class ModelsCommand:
 
     @staticmethod
     def run(args) -> int:
-        return args._run(args)
+        return _run(args)
 
 
 class DataCommand:
@@ -306,7 +317,7 @@ class DataCommand:
 
     @staticmethod
     def run(args) -> int:
-        return args._run(args)
+        return _run(args)
 
 
 class StoreCommand:
@@ -340,4 +351,4 @@ class StoreCommand:
 
     @staticmethod
     def run(args) -> int:
-        return args._run(args)
+        return _run(args)

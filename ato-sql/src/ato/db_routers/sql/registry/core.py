@@ -28,12 +28,15 @@ from ato.tracking.registry import RegistryError as ProtocolRegistryError
 from ato.tracking.registry import RegistryVersion
 
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
+from .queries import AmbiguousNameError
 from .queries import VERSION_FROM as _VERSION_FROM
 from .queries import as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
-_URI = re.compile(r"ato://(?P<project>[^/@]+)/(?P<name>[^@]+?)(?:@(?P<ref>[^@/]+))?\Z")
+_URI = re.compile(r"ato://(?P<project>[^/@?]+)/(?P<name>[^@?]+?)(?:@(?P<ref>[^@/?]+))?"
+                  r"(?:\?kind=(?P<kind>[^&]*))?\Z")
+_URI_FORM = "ato://project/name@ref, optionally ?kind=model or ?kind=dataset"
 
 
 class RegistryError(ProtocolRegistryError):
@@ -619,8 +622,7 @@ class Registry:
             where = f" in project {project!r}" if project else ""
             raise RegistryError(f"no {what} named {name!r}{where} in {self.url}")
         if len(rows) > 1:
-            choices = ", ".join(f"{r[2]} in project {r[1]!r}" for r in rows)
-            raise RegistryError(f"{name!r} is ambiguous ({choices}): name the project or kind")
+            raise AmbiguousNameError(name, [(r[2], r[1]) for r in rows])
         return rows[0]
 
     def get(self, name: str, ref: str | int | None = None, project: str | None = None,
@@ -771,8 +773,14 @@ class Registry:
 
     # ------------------------------------------------------------------ lineage
     def runs_using(self, name: str, ref=None, project: str | None = None) -> list[dict]:
-        """The runs that used dataset version ``ref`` (one query): ``{'run_id', 'project',
-        'status', 'start_time'}``, oldest first."""
+        """The runs that used version ``ref`` of *dataset* ``name`` (one query):
+        ``{'run_id', 'project', 'status', 'start_time'}``, oldest first.
+
+        The registry's one rule for names: an operation that implies a kind (this one,
+        :meth:`produced_by`, ``ato models …``/``ato data …``) looks the name up among that
+        kind only, so a model of the same name never makes it ambiguous; where nothing
+        implies it (:meth:`get` without ``kind``, an ``ato://`` URI without ``?kind=``), a
+        name held by both is an :class:`AmbiguousNameError` saying how to name the kind."""
         v = self.get(name, ref, project, "dataset")
         return [{"run_id": r[0], "project": r[1], "status": r[2], "start_time": str(r[3])}
                 for r in self._read(
@@ -840,10 +848,14 @@ class Registry:
         A stored file resolves to its read-only blob; a stored directory to a read-only
         checkout (hard links) inside the store; data recorded in place to its original
         path, which must still hold the same content; a reference to its URI."""
-        m = _URI.match(uri) if isinstance(uri, str) else None
-        if m is None:
-            raise RegistryError(f"{uri!r} is not an ato:// URI (ato://project/name@alias)")
-        v = self.get(m["name"], m["ref"], m["project"])
+        project, name, ref, kind = parse_uri(uri, with_kind=True)
+        try:
+            v = self.get(name, ref, project, kind)
+        except AmbiguousNameError as e:
+            base = f"ato://{project}/{name}" + (f"@{ref}" if ref else "")
+            raise RegistryError(f"{name!r} is ambiguous in project {project!r} "
+                                f"({' and '.join(e.kinds)}): name the kind, "
+                                + " or ".join(f"{base}?kind={k}" for k in e.kinds)) from None
         if v.reference is not None:
             return v.reference
         if v.state == "collected":
@@ -1067,9 +1079,18 @@ class Registry:
         return self._write(work)
 
 
-def parse_uri(uri: str) -> tuple[str, str, str | None]:
-    """``(project, name, ref)`` of ``ato://project/name@ref``."""
+def parse_uri(uri: str, with_kind: bool = False):
+    """``(project, name, ref)`` of ``ato://project/name@ref[?kind=K]`` (``ref`` ``None``
+    when absent), with ``kind`` (``None`` when absent) appended when ``with_kind``.
+
+    Errors: :class:`RegistryError` for anything else, or a kind other than ``model`` or
+    ``dataset``."""
     m = _URI.match(uri) if isinstance(uri, str) else None
     if m is None:
-        raise RegistryError(f"{uri!r} is not an ato:// URI (ato://project/name@alias)")
+        raise RegistryError(f"{uri!r} is not an ato:// URI ({_URI_FORM})")
+    kind = m["kind"]
+    if kind is not None and kind not in KINDS:
+        raise RegistryError(f"{uri}: kind={kind!r} must be 'model' or 'dataset'")
+    if with_kind:
+        return m["project"], m["name"], m["ref"], kind
     return m["project"], m["name"], m["ref"]
