@@ -267,3 +267,57 @@ class TestNamingTheKind:
         with pytest.raises(AmbiguousNameError, match="name the project: project='other' or "
                                                      "project='proj'; name the kind"):
             reg.get("twin")
+
+
+class TestNesting:
+    """URIs at any depth of mappings, lists and tuples are resolved; containers keep their
+    types; error text names the key once and the URI once."""
+
+    def test_mappings_inside_lists_inside_mappings(self, models):
+        config = _scope(experiment={"sql": {"db_path": models}},
+                        v=[{"x": "ato://proj/net@1", "k": 3}, ["ato://proj/rows", "plain"]],
+                        deep={"a": [{"b": [{"c": "ato://proj/net@champion"}]}]}).apply([])
+        assert _read(config.v[0]["x"]) == b"weights 1" and config.v[0]["k"] == 3
+        assert _read(config.v[1][0]) == b"a,b\n" and config.v[1][1] == "plain"
+        assert _read(config.deep.a[0]["b"][0]["c"]) == b"weights 1"
+
+    def test_tuples_and_named_tuples_keep_their_type(self, models):
+        from collections import namedtuple
+
+        Pair = namedtuple("Pair", "weights name")
+        config = {"experiment": {"sql": {"db_path": models}},
+                  "t": ("ato://proj/net@1", "x"), "p": Pair("ato://proj/net@2", "n"),
+                  "m": [{"y": ("ato://proj/rows",)}]}
+        done = resolve_config_uris(config)
+        assert type(config["t"]) is tuple and _read(config["t"][0]) == b"weights 1"
+        assert type(config["p"]) is Pair and _read(config["p"].weights) == b"weights 2"
+        assert type(config["m"][0]["y"]) is tuple and _read(config["m"][0]["y"][0]) == b"a,b\n"
+        assert sorted(done) == ["m[0].y[0]", "p[0]", "t[0]"]
+
+    def test_an_error_deep_inside_names_the_path(self, models):
+        scope = _scope(experiment={"sql": {"db_path": models}},
+                       v=[{"x": "ato://proj/net@prod"}])
+        with pytest.raises(ConfigURIError) as info:
+            scope.apply([])
+        text = str(info.value)
+        assert text.startswith("config key 'v[0].x': ato://proj/net@prod: ")
+        assert text.count("ato://proj/net@prod") == 1
+
+    def test_the_uri_is_printed_once(self, models, tmp_path):
+        """A backend error that names the URI itself is not prefixed twice; resolve_uri()
+        shows no made-up key."""
+        with SQLLogger(make_config(models), handle_signals=False) as lg:
+            data = tmp_path / "inplace.csv"
+            data.write_text("1\n")
+            lg.use_dataset("inplace", data)
+        data.write_text("2\n")
+        with pytest.raises(ConfigURIError) as info:
+            _scope(experiment={"sql": {"db_path": models}}, init="ato://proj/inplace@1"
+                   ).apply([])
+        text = str(info.value)
+        assert text.startswith("config key 'init': ato://proj/inplace@1: ")
+        assert text.count("ato://proj/inplace@1") == 1 and "no longer holds" in text
+        with pytest.raises(ConfigURIError) as info:
+            resolve_uri("ato://proj/inplace@1", models)
+        assert str(info.value).startswith("ato://proj/inplace@1: ") and "<argument>" not in \
+            str(info.value) and str(info.value).count("ato://proj/inplace@1") == 1
