@@ -28,9 +28,8 @@ from ato.tracking.registry import RegistryError as ProtocolRegistryError
 from ato.tracking.registry import RegistryVersion
 
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
-from .queries import AmbiguousNameError
 from .queries import VERSION_FROM as _VERSION_FROM
-from .queries import as_time
+from .queries import AmbiguousNameError, as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")

@@ -25,6 +25,7 @@ from ato.tracking.registry import (
     RunUse,
 )
 
+
 class AmbiguousNameError(RegistryError):
     """A name held by several assets; ``choices`` lists them as ``(kind, project)``.
 
