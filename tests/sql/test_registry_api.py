@@ -507,3 +507,58 @@ def test_docs_lineage_queries(tmp_path, monkeypatch):
             ("resnet-cls", 1)]
     finally:
         forget_engine(url)
+
+
+class TestCheckouts:
+    """A directory version's checkout is read-only, verified by ``ato store verify`` and
+    rebuilt from the blobs when damaged."""
+
+    @pytest.fixture
+    def checkout(self, logger, tmp_path):
+        logger.run()
+        d = tmp_path / "dirmodel"
+        _write(d / "w.bin", b"w" * 300)
+        _write(d / "sub" / "cfg.json", b"{}")
+        _settle()
+        logger.log_model("dir-model", d)
+        return type(tmp_path)(resolve("ato://proj/dir-model", db=logger.url))
+
+    def test_files_and_folders_are_read_only(self, checkout):
+        for path in (checkout, checkout / "sub"):
+            assert not os.stat(path).st_mode & 0o222
+        assert not os.stat(checkout / "w.bin").st_mode & 0o222
+        if os.geteuid() != 0:  # root ignores permissions
+            with pytest.raises(PermissionError):
+                (checkout / "new.txt").write_bytes(b"x")
+
+    @pytest.mark.parametrize("damage", ["remove", "add", "replace"])
+    def test_verify_reports_and_resolve_rebuilds_a_damaged_checkout(self, logger, checkout,
+                                                                    damage):
+        reg = Registry(logger.url)
+        assert {(r["what"], r["status"]) for r in reg.verify()} == {("blob", "ok"),
+                                                                     ("checkout", "ok")}
+        os.chmod(checkout, 0o755)
+        if damage == "remove":
+            (checkout / "w.bin").unlink()
+        elif damage == "add":
+            _write(checkout / "extra.txt", b"stray")
+        else:  # an editor writes a new file in place of the old one
+            (checkout / "w.bin").unlink()
+            _write(checkout / "w.bin", b"edited")
+        _settle()
+        bad = [r for r in reg.verify() if r["status"] != "ok"]
+        assert [(r["what"], r["status"]) for r in bad] == [("checkout", "damaged")]
+        again = resolve("ato://proj/dir-model", db=logger.url)
+        assert again == str(checkout)
+        assert (checkout / "w.bin").read_bytes() == b"w" * 300
+        assert not (checkout / "extra.txt").exists()
+        assert all(r["status"] == "ok" for r in reg.verify())
+
+    def test_gc_removes_a_read_only_stale_checkout(self, logger, checkout, tmp_path):
+        d = tmp_path / "dirmodel2"
+        _write(d / "w.bin", b"v" * 10)
+        _settle()
+        logger.log_model("dir-model", d, keep=1)
+        freed = Registry(logger.url).gc(dry_run=False)
+        assert "stale checkout" in {r["reason"] for r in freed}
+        assert not checkout.exists()

@@ -82,7 +82,8 @@ def test_gc_spares_what_another_database_references(db_url, other, tmp_path):
     assert store.has(net.digest)
     assert os.path.isdir(checkout) and os.listdir(checkout)
     b = Registry(b_url)
-    assert [r["status"] for r in b.verify()] == ["ok"] * 3
+    assert [(r["what"], r["status"]) for r in b.verify()] == [("blob", "ok")] * 3 + [
+        ("checkout", "ok")]
     assert open(resolve("ato://vision/net@champion", db=b_url), "rb").read() == \
         b"theirs, champion"
     usage = a.du()[store.url]

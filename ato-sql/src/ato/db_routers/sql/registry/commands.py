@@ -194,9 +194,16 @@ def cmd_verify(args) -> int:
         _dump({"checked": len(rows), "problems": bad})
     else:
         for r in bad:
-            print(f"{r['status'].upper():9} {r['digest']}  ({human(r['size'])}) in {r['store']}")
-        print(f"{len(rows)} blob{'s' if len(rows) != 1 else ''} checked, {len(bad)} "
-              f"problem{'s' if len(bad) != 1 else ''}")
+            what = " checkout" if r["what"] == "checkout" else ""
+            print(f"{r['status'].upper():9} {r['digest']}{what}  ({human(r['size'])}) in "
+                  f"{r['store']}")
+        blobs = sum(r["what"] == "blob" for r in rows)
+        checkouts = len(rows) - blobs
+        print(f"{blobs} blob{'s' if blobs != 1 else ''}"
+              + (f" and {checkouts} checkout{'s' if checkouts != 1 else ''}" if checkouts else "")
+              + f" checked, {len(bad)} problem{'s' if len(bad) != 1 else ''}"
+              + ("; resolving a damaged checkout's version rebuilds it"
+                 if any(r["what"] == "checkout" for r in bad) else ""))
     return 1 if bad else 0
 
 

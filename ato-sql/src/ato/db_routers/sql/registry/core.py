@@ -29,7 +29,8 @@ from ato.tracking.registry import RegistryVersion
 
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
 from .queries import VERSION_FROM as _VERSION_FROM
-from .queries import AmbiguousNameError, as_time
+from .queries import AmbiguousNameError as _AmbiguousName
+from .queries import as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
@@ -41,6 +42,11 @@ _URI_FORM = "ato://project/name@ref, optionally ?kind=model or ?kind=dataset"
 class RegistryError(ProtocolRegistryError):
     """A model, dataset, version or alias that does not exist or cannot be used as asked
     (the tracker protocol's :class:`ato.tracking.RegistryError`)."""
+
+
+class AmbiguousNameError(RegistryError, _AmbiguousName):
+    """A name held by several assets (``choices``: ``(kind, project)``), a
+    :class:`RegistryError` that says how to name one."""
 
 
 class _BlobVanished(Exception):
@@ -882,36 +888,64 @@ class Registry:
                                 f"(now {got[:12]}); run 'ato store verify'")
 
     def _checkout(self, uri, store, v: Version, verify: bool) -> str:
+        """The read-only checkout of directory version ``v`` (hard links to its blobs),
+        built when absent and, when ``verify`` finds it damaged (a file removed, added or
+        replaced), rebuilt from the blobs, which are content-addressed."""
         root = getattr(store, "root", None)
         if root is None:
             raise RegistryError(f"{uri}: directories can be checked out from local stores only")
         target = os.path.join(root, "checkouts", v.digest)
-        files = self.files(v)
         if not os.path.isdir(target):
-            tmp = f"{target}.{os.getpid()}.{time.time_ns()}.tmp"
-            for f in files:
-                blob = store.path(f["digest"])
-                dest = os.path.join(tmp, *f["path"].split("/"))
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                try:
-                    os.link(blob, dest)
-                except OSError:
-                    import shutil
-
-                    shutil.copyfile(blob, dest)
-            try:
-                os.rename(tmp, target)
-            except OSError:  # another process checked it out first
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
+            self._build_checkout(uri, store, v, target)
         if verify:
             snap = snapshot(target, self.cache)
             if snap.digest != v.digest:
+                _remove_tree(target)
+                self._build_checkout(uri, store, v, target)
+                snap = snapshot(target, self.cache)
+            if snap.digest != v.digest:
                 raise RegistryError(f"{uri}: checkout {target} does not match v{v.version} "
-                                    f"(digest {snap.digest[:12]} != {v.digest[:12]}); "
-                                    f"run 'ato store verify'")
+                                    f"even rebuilt from its blobs (digest {snap.digest[:12]} != "
+                                    f"{v.digest[:12]}): a blob was modified; run "
+                                    f"'ato store verify'")
         return target
+
+    def _build_checkout(self, uri, store, v: Version, target: str) -> None:
+        import shutil
+
+        tmp = f"{target}.{os.getpid()}.{time.time_ns()}.tmp"
+        for f in self.files(v):
+            blob = store.path(f["digest"])
+            if not os.path.isfile(blob):
+                _remove_tree(tmp)
+                raise RegistryError(f"{uri}: blob {f['digest'][:12]} of {f['path']} is missing "
+                                    f"from {store.url}; run 'ato store verify'")
+            dest = os.path.join(tmp, *f["path"].split("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            try:
+                os.link(blob, dest)
+            except OSError:
+                shutil.copyfile(blob, dest)
+                os.chmod(dest, 0o444)
+        os.makedirs(tmp, exist_ok=True)  # a version without files
+        _read_only_dirs(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process checked it out first
+            _remove_tree(tmp)
+
+    def _checkouts(self, store, url) -> list[tuple[str, Version]]:
+        """``(path, version)`` of every checkout in ``store`` of a directory version this
+        database records (one version per digest)."""
+        root = getattr(store, "root", None)
+        folder = os.path.join(root, "checkouts") if root else None
+        if folder is None or not os.path.isdir(folder):
+            return []
+        ids = {r[0]: r[1] for r in self._read(
+            "SELECT v.digest, MIN(v.id) FROM registry_versions v WHERE v.store_url = :s AND "
+            "v.is_dir = :t AND v.state <> 'collected' GROUP BY v.digest", s=url, t=True)}
+        return [(os.path.join(folder, name), self._version_by_id(ids[name]))
+                for name in sorted(os.listdir(folder)) if name in ids]
 
     # ------------------------------------------------------------------ store maintenance
     def _store_urls(self) -> list[str]:
@@ -921,13 +955,25 @@ class Registry:
         return sorted(urls)
 
     def verify(self) -> list[dict]:
-        """Re-hash every recorded blob: ``{'store', 'digest', 'size', 'status'}`` for each,
-        ``status`` ``ok``, ``missing`` or ``modified``."""
+        """Re-hash every recorded blob, then every directory checkout in the stores:
+        ``{'store', 'digest', 'size', 'status', 'what'}`` for each, ``what`` ``'blob'`` or
+        ``'checkout'``; ``status`` ``ok``, ``missing`` or ``modified`` for a blob, ``ok`` or
+        ``damaged`` for a checkout (a file removed, added or changed; resolving the version
+        rebuilds it from the blobs)."""
         out = []
         for url, digest, size in self._read("SELECT store_url, digest, size FROM registry_blobs "
                                             "ORDER BY store_url, digest"):
             status = self.store(url).verify(digest, int(size))
-            out.append({"store": url, "digest": digest, "size": int(size), "status": status})
+            out.append({"store": url, "digest": digest, "size": int(size), "status": status,
+                        "what": "blob"})
+        for url in self._store_urls():
+            for path, v in self._checkouts(self.store(url), url):
+                try:
+                    ok = snapshot(path, self.cache).digest == v.digest
+                except OSError:
+                    ok = False
+                out.append({"store": url, "digest": v.digest, "size": v.size,
+                            "status": "ok" if ok else "damaged", "what": "checkout"})
         return out
 
     def du(self) -> dict:
@@ -1020,8 +1066,6 @@ class Registry:
     def _stale_checkouts(self, store, url, dry_run, spare=frozenset()) -> list[dict]:
         """Checkouts (hard links) of directory versions that are no longer live: they would
         keep collected blobs' bytes on disk.  Sizes count bytes no other link holds."""
-        import shutil
-
         root = os.path.join(getattr(store, "root", ""), "checkouts")
         if not getattr(store, "root", None) or not os.path.isdir(root):
             return []
@@ -1041,7 +1085,7 @@ class Registry:
                     size += st.st_size if st.st_nlink == 1 else 0  # else a blob holds it
             out.append({"store": url, "digest": name, "size": size, "reason": "stale checkout"})
             if not dry_run:
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_tree(path)
         return out
 
     def _still_stray(self, store, url, digest, limit) -> bool:
@@ -1076,6 +1120,31 @@ class Registry:
             return True
 
         return self._write(work)
+
+
+def _read_only_dirs(root: str) -> None:
+    """Make every directory under ``root`` (and ``root``) read-only: files in a checkout
+    are already read-only blobs."""
+    for base, dirs, _files in os.walk(root, topdown=False):
+        for d in dirs:
+            os.chmod(os.path.join(base, d), 0o555)
+    os.chmod(root, 0o555)
+
+
+def _remove_tree(root: str) -> None:
+    """Remove a (read-only) checkout: its directories are made writable first."""
+    import shutil
+
+    if not os.path.isdir(root):
+        return
+    for base, dirs, _files in os.walk(root):
+        os.chmod(base, 0o755)
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(base, d), 0o755)
+            except OSError:
+                pass
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def parse_uri(uri: str, with_kind: bool = False):
