@@ -562,3 +562,37 @@ class TestCheckouts:
         freed = Registry(logger.url).gc(dry_run=False)
         assert "stale checkout" in {r["reason"] for r in freed}
         assert not checkout.exists()
+
+
+class TestRepairOnRegistration:
+    """Registering content whose blob was tampered with stores it again."""
+
+    @pytest.mark.parametrize("damage", ["same size", "appended", "replaced file"])
+    def test_a_damaged_blob_is_repaired(self, logger, tmp_path, damage):
+        logger.run()
+        model = _write(tmp_path / "m.pt", b"original weights")
+        _settle()
+        v = logger.log_model("net", model)
+        blob = Registry(logger.url).store().path(v.digest)
+        if damage == "replaced file":
+            os.unlink(blob)
+            _write(type(tmp_path)(blob), b"something else")
+        else:
+            os.chmod(blob, 0o644)
+            with open(blob, "r+b" if damage == "same size" else "ab") as f:
+                f.write(b"X")
+        again = logger.log_model("net", model)
+        assert (again.version, again.state, again.created) == (1, "live", False)
+        with open(blob, "rb") as f:
+            assert f.read() == b"original weights"
+        assert not os.stat(blob).st_mode & 0o222
+        assert [r["status"] for r in Registry(logger.url).verify()] == ["ok"]
+
+    def test_a_missing_blob_is_stored_again(self, logger, tmp_path):
+        logger.run()
+        model = _write(tmp_path / "m.pt", b"weights")
+        v = logger.log_model("net", model)
+        blob = Registry(logger.url).store().path(v.digest)
+        os.unlink(blob)
+        logger.log_model("net", model)
+        assert open(blob, "rb").read() == b"weights"
