@@ -81,6 +81,9 @@ def cmd_show(args) -> int:
             return 0
         first = versions[0] if versions else None
         print(f"{args.kind} {args.name}" + (f"  (project {first.project})" if first else ""))
+        description = registry.description(first) if first else None
+        if description:
+            print(description)
         print(table(["version", "digest", "size", "files", "run", "step", "state", "aliases",
                      "created"],
                     [[f"v{v.version}", _short(v), human(v.size), v.file_count, v.run_id, v.step,
@@ -97,20 +100,29 @@ def cmd_show(args) -> int:
     if args.json:
         _dump({**v.to_dict(), "files": files, "lineage": lineage})
         return 0
+    def row(label: str, value) -> None:
+        print(f"{label:<11}{value}")
+
     print(f"{v.uri}  ({v.kind}, {v.state})")
-    print(f"digest   {v.digest}")
+    description = registry.description(v)
+    if description:
+        row("description", description)
+    row("digest", v.digest)
     if v.reference:
-        print(f"reference {v.reference} (recorded by reference: not copied, not verified)")
-    print(f"size     {human(v.size)} in {v.file_count} file{'s' if v.file_count != 1 else ''}")
-    print(f"source   {v.source or '-'}")
+        row("reference", f"{v.reference} (recorded by reference: not copied, not verified)")
+        row("size", f"{human(v.size)} (as declared; a reference has no file list)"
+            if v.size else "- (not declared)")
+    else:
+        row("size", f"{human(v.size)} in {v.file_count} file{'s' if v.file_count != 1 else ''}")
+    row("source", v.source or "-")
     where = "no (recorded by reference)" if v.reference else "no (recorded in place)"
-    print(f"stored   {v.store_url or where}")
-    print(f"run      {v.run_id or '-'}   step {v.step if v.step is not None else '-'}   "
-          f"score {v.score if v.score is not None else '-'}")
-    print(f"aliases  {', '.join(v.aliases) or '-'}")
-    print(f"created  {v.created_at} by {v.created_by}")
+    row("stored", v.store_url or where)
+    row("run", f"{v.run_id or '-'}   step {v.step if v.step is not None else '-'}   "
+        f"score {v.score if v.score is not None else '-'}")
+    row("aliases", ", ".join(v.aliases) or "-")
+    row("created", f"{v.created_at} by {v.created_by}")
     if v.meta:
-        print(f"meta     {json.dumps(v.meta, default=str)}")
+        row("meta", json.dumps(v.meta, default=str))
     if files and (v.is_dir or args.files):
         print()
         shown = files if args.files else files[:20]

@@ -655,6 +655,12 @@ class Registry:
                                 f"(versions 1..{top or 0}; aliases: {', '.join(known) or 'none'})")
         return self._version_by_id(rows[0][0])
 
+    def description(self, version: Version) -> str | None:
+        """The description of the model or dataset ``version`` belongs to (``None``)."""
+        rows = self._read("SELECT a.description FROM registry_versions v JOIN registry_assets "
+                          "a ON a.id = v.asset_id WHERE v.id = :v", v=version.id)
+        return rows[0][0] if rows else None
+
     def versions(self, name: str, project: str | None = None, kind: str | None = None
                  ) -> list[Version]:
         """Every version of one model or dataset, oldest first, with their aliases."""
@@ -702,9 +708,18 @@ class Registry:
 
     def diff(self, name: str, a, b, project: str | None = None, kind: str | None = None) -> dict:
         """Files ``added``, ``removed`` and ``changed`` (``{path: [old, new]}`` digests and
-        sizes) from version ``a`` to version ``b``."""
+        sizes) from version ``a`` to version ``b``.
+
+        Raises :class:`RegistryError` when either is data recorded by reference: only its
+        URI, etag and declared size are known, no file list."""
         va = self.get(name, a, project, kind)
         vb = self.get(name, b, project, kind)
+        for v in (va, vb):
+            if v.reference is not None:
+                raise RegistryError(
+                    f"{v.kind} {v.name!r} v{v.version} is recorded by reference "
+                    f"({v.reference}): a reference has no file list to compare; "
+                    f"'ato data show {v.name} {v.version}' shows its URI, etag and size")
         fa = {f["path"]: f for f in self.files(va)}
         fb = {f["path"]: f for f in self.files(vb)}
         return {"name": va.name, "kind": va.kind, "from": va.version, "to": vb.version,
