@@ -596,3 +596,21 @@ class TestRepairOnRegistration:
         os.unlink(blob)
         logger.log_model("net", model)
         assert open(blob, "rb").read() == b"weights"
+
+
+def test_an_alias_protects_a_pruned_version_only_while_it_lasts(logger, tmp_path):
+    """Aliasing a let-go version keeps it resolvable and safe from gc without making it
+    live; once the alias is removed, gc frees it."""
+    logger.run()
+    for step in range(3):
+        logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(50 + step)),
+                         step=step, keep=1)
+    reg = Registry(logger.url)
+    assert reg.set_alias("ckpt", "keeper", 1).state == "pruned"
+    assert os.path.isfile(resolve("ato://proj/ckpt@keeper", db=logger.url))
+    freed = reg.gc(dry_run=False)
+    assert [r["size"] for r in freed] == [51]  # v2 only
+    assert reg.get("ckpt", 1).state == "pruned"
+    reg.delete_alias("ckpt", "keeper")
+    assert [r["size"] for r in reg.gc(dry_run=False)] == [50]
+    assert reg.get("ckpt", 1).state == "collected"

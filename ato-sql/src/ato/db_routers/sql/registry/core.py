@@ -732,7 +732,11 @@ class Registry:
     # ------------------------------------------------------------------ aliases
     def set_alias(self, name: str, alias: str, ref, project: str | None = None,
                   kind: str | None = None, who: str | None = None) -> Version:
-        """Point ``alias`` at version ``ref`` (recorded in the alias history)."""
+        """Point ``alias`` at version ``ref`` (recorded in the alias history).
+
+        An alias protects a version from garbage collection; it does not undo ``keep=``: a
+        ``pruned`` version stays ``pruned`` while aliased, and once its last alias is
+        removed the next ``ato store gc`` frees it."""
         check_alias(alias)
         if alias == "latest":
             raise RegistryError("alias 'latest' moves by itself to the newest version")
@@ -744,9 +748,6 @@ class Registry:
 
         def work(conn):
             now = self._now()
-            if target.state == "pruned":
-                conn.execute(text("UPDATE registry_versions SET state = 'live' WHERE id = :v"),
-                             {"v": target.id})
             self._move_alias(conn, asset_id, alias, target.id, target.version, who or actor(),
                              None, now)
 
