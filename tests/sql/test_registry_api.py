@@ -507,3 +507,110 @@ def test_docs_lineage_queries(tmp_path, monkeypatch):
             ("resnet-cls", 1)]
     finally:
         forget_engine(url)
+
+
+class TestCheckouts:
+    """A directory version's checkout is read-only, verified by ``ato store verify`` and
+    rebuilt from the blobs when damaged."""
+
+    @pytest.fixture
+    def checkout(self, logger, tmp_path):
+        logger.run()
+        d = tmp_path / "dirmodel"
+        _write(d / "w.bin", b"w" * 300)
+        _write(d / "sub" / "cfg.json", b"{}")
+        _settle()
+        logger.log_model("dir-model", d)
+        return type(tmp_path)(resolve("ato://proj/dir-model", db=logger.url))
+
+    def test_files_and_folders_are_read_only(self, checkout):
+        for path in (checkout, checkout / "sub"):
+            assert not os.stat(path).st_mode & 0o222
+        assert not os.stat(checkout / "w.bin").st_mode & 0o222
+        if os.geteuid() != 0:  # root ignores permissions
+            with pytest.raises(PermissionError):
+                (checkout / "new.txt").write_bytes(b"x")
+
+    @pytest.mark.parametrize("damage", ["remove", "add", "replace"])
+    def test_verify_reports_and_resolve_rebuilds_a_damaged_checkout(self, logger, checkout,
+                                                                    damage):
+        reg = Registry(logger.url)
+        assert {(r["what"], r["status"]) for r in reg.verify()} == {("blob", "ok"),
+                                                                     ("checkout", "ok")}
+        os.chmod(checkout, 0o755)
+        if damage == "remove":
+            (checkout / "w.bin").unlink()
+        elif damage == "add":
+            _write(checkout / "extra.txt", b"stray")
+        else:  # an editor writes a new file in place of the old one
+            (checkout / "w.bin").unlink()
+            _write(checkout / "w.bin", b"edited")
+        _settle()
+        bad = [r for r in reg.verify() if r["status"] != "ok"]
+        assert [(r["what"], r["status"]) for r in bad] == [("checkout", "damaged")]
+        again = resolve("ato://proj/dir-model", db=logger.url)
+        assert again == str(checkout)
+        assert (checkout / "w.bin").read_bytes() == b"w" * 300
+        assert not (checkout / "extra.txt").exists()
+        assert all(r["status"] == "ok" for r in reg.verify())
+
+    def test_gc_removes_a_read_only_stale_checkout(self, logger, checkout, tmp_path):
+        d = tmp_path / "dirmodel2"
+        _write(d / "w.bin", b"v" * 10)
+        _settle()
+        logger.log_model("dir-model", d, keep=1)
+        freed = Registry(logger.url).gc(dry_run=False)
+        assert "stale checkout" in {r["reason"] for r in freed}
+        assert not checkout.exists()
+
+
+class TestRepairOnRegistration:
+    """Registering content whose blob was tampered with stores it again."""
+
+    @pytest.mark.parametrize("damage", ["same size", "appended", "replaced file"])
+    def test_a_damaged_blob_is_repaired(self, logger, tmp_path, damage):
+        logger.run()
+        model = _write(tmp_path / "m.pt", b"original weights")
+        _settle()
+        v = logger.log_model("net", model)
+        blob = Registry(logger.url).store().path(v.digest)
+        if damage == "replaced file":
+            os.unlink(blob)
+            _write(type(tmp_path)(blob), b"something else")
+        else:
+            os.chmod(blob, 0o644)
+            with open(blob, "r+b" if damage == "same size" else "ab") as f:
+                f.write(b"X")
+        again = logger.log_model("net", model)
+        assert (again.version, again.state, again.created) == (1, "live", False)
+        with open(blob, "rb") as f:
+            assert f.read() == b"original weights"
+        assert not os.stat(blob).st_mode & 0o222
+        assert [r["status"] for r in Registry(logger.url).verify()] == ["ok"]
+
+    def test_a_missing_blob_is_stored_again(self, logger, tmp_path):
+        logger.run()
+        model = _write(tmp_path / "m.pt", b"weights")
+        v = logger.log_model("net", model)
+        blob = Registry(logger.url).store().path(v.digest)
+        os.unlink(blob)
+        logger.log_model("net", model)
+        assert open(blob, "rb").read() == b"weights"
+
+
+def test_an_alias_protects_a_pruned_version_only_while_it_lasts(logger, tmp_path):
+    """Aliasing a let-go version keeps it resolvable and safe from gc without making it
+    live; once the alias is removed, gc frees it."""
+    logger.run()
+    for step in range(3):
+        logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(50 + step)),
+                         step=step, keep=1)
+    reg = Registry(logger.url)
+    assert reg.set_alias("ckpt", "keeper", 1).state == "pruned"
+    assert os.path.isfile(resolve("ato://proj/ckpt@keeper", db=logger.url))
+    freed = reg.gc(dry_run=False)
+    assert [r["size"] for r in freed] == [51]  # v2 only
+    assert reg.get("ckpt", 1).state == "pruned"
+    reg.delete_alias("ckpt", "keeper")
+    assert [r["size"] for r in reg.gc(dry_run=False)] == [50]
+    assert reg.get("ckpt", 1).state == "collected"

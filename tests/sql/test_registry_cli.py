@@ -131,3 +131,46 @@ def test_errors_are_one_line(populated, tmp_path):
     r = ato("data", "list", db=f"sqlite:///{missing}")
     assert r.returncode == 2 and f"no tracker database at {missing}" in r.stderr
     assert not missing.exists()
+
+
+def test_a_closed_pipe_ends_quietly(populated):
+    """`ato … | head`: no BrokenPipeError traceback, for any command writing much."""
+    for args in (["models", "show", "resnet"], ["store", "gc", "--json"],
+                 ["data", "show", "cifar", "1"]):
+        proc = subprocess.Popen([sys.executable, "-m", "ato.cli", *args, "--db", populated],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(os.environ))
+        proc.stdout.close()  # the reader (head) went away before ato wrote anything
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=120)
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+        assert proc.returncode in (0, 141)
+
+
+def test_references_show_and_diff(db_url, tmp_path):
+    """A reference's show has aligned rows and its declared size without a file count;
+    diff says a reference has no file list."""
+    from ato.db_routers.sql.registry import Registry
+
+    reg = Registry(db_url)
+    reg.use_reference("vision", "imagenet", "s3://bucket/imagenet/", size=148_000_000_000)
+    r = ato("data", "show", "imagenet", "1", db=db_url)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()[1:] if line.strip()}
+    starts = {line.index(line.split(None, 1)[1]) for k, line in rows.items()
+              if k in ("digest", "reference", "size", "source", "stored", "aliases")}
+    assert len(starts) == 1, r.stdout
+    assert "137.8 GiB (as declared; a reference has no file list)" in rows["size"]
+    assert "0 files" not in r.stdout
+    r = ato("data", "diff", "imagenet", "1", "1", db=db_url)
+    assert r.returncode == 2 and "a reference has no file list to compare" in r.stderr
+
+
+def test_models_show_prints_the_description(db_url, tmp_path):
+    from ato.db_routers.sql.registry import Registry
+
+    Registry(db_url).log_model("p", "net", _write(tmp_path / "m.pt", b"m"),
+                               description="ResNet-50, ImageNet init")
+    for args in (("net",), ("net", "1")):
+        r = ato("models", "show", *args, db=db_url)
+        assert r.returncode == 0 and "ResNet-50, ImageNet init" in r.stdout, r.stderr

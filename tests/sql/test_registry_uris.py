@@ -201,3 +201,123 @@ def test_a_pre_registry_database_is_read_without_writing(tmp_path):
         finder.resolve("ato://p/net@v1")
     tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
     assert not any(t.startswith("registry_") for t in tables) and "ato_schema" not in tables
+
+
+class TestNamingTheKind:
+    """A model and a dataset may share a name in one project: ``?kind=`` names which."""
+
+    @pytest.fixture
+    def twins(self, db_url, tmp_path):
+        with SQLLogger(make_config(db_url), handle_signals=False) as logger:
+            model = tmp_path / "twin.pt"
+            model.write_bytes(b"the model")
+            logger.log_model("twin", model, aliases=["gold"])
+            data = tmp_path / "twin.csv"
+            data.write_text("the,data\n")
+            logger.use_dataset("twin", data, copy=True)
+        with SQLLogger(make_config(db_url, project="other"), handle_signals=False) as logger:
+            logger.log_model("net", model)
+            logger.log_model("twin", model)
+        return db_url
+
+    def test_kind_picks_the_asset_and_old_uris_still_work(self, twins):
+        assert _read(resolve_uri("ato://proj/twin@gold?kind=model", twins)) == b"the model"
+        assert _read(resolve_uri("ato://proj/twin?kind=dataset", twins)) == b"the,data\n"
+        assert _read(resolve_uri("ato://proj/twin@1?kind=dataset", twins)) == b"the,data\n"
+        assert _read(resolve_uri("ato://other/net@latest", twins)) == b"the model"
+        config = _scope(experiment={"sql": {"db_path": twins}},
+                        m="ato://proj/twin@v1?kind=model").apply([])
+        assert _read(config.m) == b"the model"
+
+    def test_an_ambiguous_uri_says_exactly_how_to_name_the_kind(self, twins):
+        with pytest.raises(ConfigURIError) as info:
+            resolve_uri("ato://proj/twin@1", twins)
+        assert ("name the kind, ato://proj/twin@1?kind=dataset or ato://proj/twin@1?kind=model"
+                in str(info.value))
+
+    @pytest.mark.parametrize("uri, message", [
+        ("ato://proj/twin?kind=modle", "kind='modle' must be 'model' or 'dataset'"),
+        ("ato://proj/twin?kind=dataset&x=1", "not an ato:// URI"),
+        ("ato://proj/twin@gold?kind=dataset", "has no alias 'gold'"),
+    ])
+    def test_a_bad_kind_is_named(self, twins, uri, message):
+        with pytest.raises(ConfigURIError, match=message.replace("(", r"\(")):
+            resolve_uri(uri, twins)
+
+    def test_the_cli_names_the_project_option_when_the_kind_is_given(self, twins):
+        r = subprocess.run([sys.executable, "-m", "ato.cli", "models", "show", "twin", "--db",
+                            twins], capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ))
+        assert r.returncode == 2
+        assert "name the project: --project other or --project proj" in r.stderr
+        assert "kind" not in r.stderr.split("ambiguous", 1)[1].split(":", 1)[1]
+
+    def test_runs_using_and_get_follow_one_rule(self, twins):
+        """An operation that implies a kind looks among that kind; ``get`` without one
+        refuses and names the choices."""
+        from ato.db_routers.sql.registry import Registry
+        from ato.db_routers.sql.registry.queries import AmbiguousNameError
+
+        reg = Registry(twins)
+        assert [r["run_id"] for r in reg.runs_using("twin", project="proj")] == [1]
+        assert [r.run_id for r in open_finder(twins).runs_using("twin", project="proj")] == [1]
+        with pytest.raises(AmbiguousNameError) as info:
+            reg.get("twin", project="proj")
+        assert "name the kind: kind='dataset' or kind='model'" in str(info.value)
+        with pytest.raises(AmbiguousNameError, match="name the project: project='other' or "
+                                                     "project='proj'; name the kind"):
+            reg.get("twin")
+
+
+class TestNesting:
+    """URIs at any depth of mappings, lists and tuples are resolved; containers keep their
+    types; error text names the key once and the URI once."""
+
+    def test_mappings_inside_lists_inside_mappings(self, models):
+        config = _scope(experiment={"sql": {"db_path": models}},
+                        v=[{"x": "ato://proj/net@1", "k": 3}, ["ato://proj/rows", "plain"]],
+                        deep={"a": [{"b": [{"c": "ato://proj/net@champion"}]}]}).apply([])
+        assert _read(config.v[0]["x"]) == b"weights 1" and config.v[0]["k"] == 3
+        assert _read(config.v[1][0]) == b"a,b\n" and config.v[1][1] == "plain"
+        assert _read(config.deep.a[0]["b"][0]["c"]) == b"weights 1"
+
+    def test_tuples_and_named_tuples_keep_their_type(self, models):
+        from collections import namedtuple
+
+        Pair = namedtuple("Pair", "weights name")
+        config = {"experiment": {"sql": {"db_path": models}},
+                  "t": ("ato://proj/net@1", "x"), "p": Pair("ato://proj/net@2", "n"),
+                  "m": [{"y": ("ato://proj/rows",)}]}
+        done = resolve_config_uris(config)
+        assert type(config["t"]) is tuple and _read(config["t"][0]) == b"weights 1"
+        assert type(config["p"]) is Pair and _read(config["p"].weights) == b"weights 2"
+        assert type(config["m"][0]["y"]) is tuple and _read(config["m"][0]["y"][0]) == b"a,b\n"
+        assert sorted(done) == ["m[0].y[0]", "p[0]", "t[0]"]
+
+    def test_an_error_deep_inside_names_the_path(self, models):
+        scope = _scope(experiment={"sql": {"db_path": models}},
+                       v=[{"x": "ato://proj/net@prod"}])
+        with pytest.raises(ConfigURIError) as info:
+            scope.apply([])
+        text = str(info.value)
+        assert text.startswith("config key 'v[0].x': ato://proj/net@prod: ")
+        assert text.count("ato://proj/net@prod") == 1
+
+    def test_the_uri_is_printed_once(self, models, tmp_path):
+        """A backend error that names the URI itself is not prefixed twice; resolve_uri()
+        shows no made-up key."""
+        with SQLLogger(make_config(models), handle_signals=False) as lg:
+            data = tmp_path / "inplace.csv"
+            data.write_text("1\n")
+            lg.use_dataset("inplace", data)
+        data.write_text("2\n")
+        with pytest.raises(ConfigURIError) as info:
+            _scope(experiment={"sql": {"db_path": models}}, init="ato://proj/inplace@1"
+                   ).apply([])
+        text = str(info.value)
+        assert text.startswith("config key 'init': ato://proj/inplace@1: ")
+        assert text.count("ato://proj/inplace@1") == 1 and "no longer holds" in text
+        with pytest.raises(ConfigURIError) as info:
+            resolve_uri("ato://proj/inplace@1", models)
+        assert str(info.value).startswith("ato://proj/inplace@1: ") and "<argument>" not in \
+            str(info.value) and str(info.value).count("ato://proj/inplace@1") == 1

@@ -612,14 +612,22 @@ class LocalStore:
     def put(self, source: str | os.PathLike, expected: str | None = None) -> Blob:
         """Store the file ``source``; returns its digest and size.
 
-        With ``expected`` (a digest from the stat cache) and that blob already present,
-        nothing is read.  Otherwise the file is copied while hashed into a temporary file,
+        With ``expected`` (a digest from the stat cache) and that blob already present and
+        intact, nothing is read.  A present blob whose stat says it was tampered with (its
+        size differs from the source's, or it is writable although blobs are stored
+        read-only) is re-hashed, and replaced when it no longer matches its digest.  Otherwise the file is copied while hashed into a temporary file,
         synced and renamed to its digest's place (atomic).
         """
         if expected is not None and self.has(expected):
             target = self.path(expected)
-            _touch(target)
-            return Blob(expected, os.path.getsize(target))
+            try:
+                size = os.path.getsize(source)
+            except OSError:  # the source may be gone: the digest is all that is needed
+                size = None
+            if _intact(target, expected, size):
+                _touch(target)
+                return Blob(expected, os.path.getsize(target))
+            # a damaged blob: stored again below from the source, which still hashes to it
         os.makedirs(self._tmp, exist_ok=True)
         tmp = os.path.join(self._tmp, f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
         try:
@@ -627,7 +635,7 @@ class LocalStore:
                 blob = copy_file_hashing(src, dst)
                 os.fsync(dst.fileno())
             target = self.path(blob.digest)
-            if os.path.isfile(target):
+            if os.path.isfile(target) and _intact(target, blob.digest, blob.size):
                 os.unlink(tmp)
                 _touch(target)
                 return blob
@@ -691,6 +699,25 @@ class LocalStore:
                     if not dry_run:
                         os.unlink(entry.path)
         return out
+
+
+def _intact(target: str, digest: str, size: int | None) -> bool:
+    """Whether the stored blob ``target`` still holds ``digest``: trusted from its stat (the
+    expected ``size`` unless ``None``, read-only as stored), else re-hashed (and made read-only again when
+    it still matches)."""
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return False
+    if size in (None, st.st_size) and not st.st_mode & 0o222:
+        return True
+    if size not in (None, st.st_size) or hash_file(target).digest != digest:
+        return False
+    try:
+        os.chmod(target, 0o444)
+    except OSError:
+        pass
+    return True
 
 
 def _touch(path: str) -> None:

@@ -104,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         status = args._command.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except AtoError as e:
         print(f"ato {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `ato … | head`: the reader has what it wanted
+        return _closed_stdout()
     if status is None:
         return 0
     if isinstance(status, bool) or not isinstance(status, int):
@@ -117,6 +120,19 @@ def main(argv: list[str] | None = None) -> int:
               f"{status!r}, not an exit status (an int)", file=sys.stderr)
         return PluginError.exit_code
     return status
+
+
+def _closed_stdout() -> int:
+    """Silence stdout after its reader went away (no traceback, no error at exit); returns
+    141, the status of a command ended by SIGPIPE."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

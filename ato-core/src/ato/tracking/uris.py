@@ -46,8 +46,8 @@ class _Resolver:
         self.url, self.verify = url, verify
         self._finder = None
 
-    def __call__(self, key: str, uri: str) -> str:
-        where = f"config key {key!r}: {uri}"
+    def __call__(self, key: str | None, uri: str) -> str:
+        where = f"config key {key!r}: {uri}" if key is not None else uri
         if not self.url:
             raise ConfigURIError(f"{where}: no tracker to resolve it from; set "
                                  f"experiment.sql.db_path in the config or $ATO_DB")
@@ -60,32 +60,50 @@ class _Resolver:
         except ConfigURIError:
             raise
         except (AtoError, LookupError, OSError, ValueError) as e:
-            raise ConfigURIError(f"{where}: {e}") from e
+            reason = str(e)
+            if isinstance(e, KeyError) and e.args:
+                reason = str(e.args[0])
+            reason = reason.removeprefix(f"{uri}: ")  # the backend may name the URI too
+            raise ConfigURIError(f"{where}: {reason}") from e
 
 
 def resolve_uri(uri: str, tracker: str | None = None, verify: bool = True) -> str:
     """The local path of ``uri`` in the tracker at URL ``tracker`` (default ``$ATO_DB``).
 
-    Errors: :class:`ConfigURIError` as for a config value (the key shown is ``<argument>``)."""
-    return _Resolver(tracker or os.environ.get("ATO_DB"), verify)("<argument>", uri)
+    Errors: :class:`ConfigURIError` naming the URI and why (no key: there is none)."""
+    return _Resolver(tracker or os.environ.get("ATO_DB"), verify)(None, uri)
 
 
 def resolve_config_uris(config, recorder=None, verify: bool = True) -> dict[str, tuple[str, str]]:
     """Replace every ``ato://`` string value of ``config`` (an ADict) by its local path, in
-    place; returns ``{dotted key: (uri, path)}``.  A list holding URIs is written back whole
-    (its key is named ``key[i]`` in errors).  With a :class:`ato.provenance.Recorder`, each
+    place; returns ``{dotted key: (uri, path)}``.  URIs are found at any depth of mappings,
+    lists and tuples; a list (or tuple) holding one is written back whole, its items named
+    ``key[i]`` and mappings inside it ``key[i].x`` (in errors and in the result).  With a :class:`ato.provenance.Recorder`, each
     write is attributed to the URI."""
     resolver = _Resolver(tracker_of(config), verify)
     done: dict[str, tuple[str, str]] = {}
 
     def value_of(key: str, value):
+        """``value`` with every URI inside it resolved, at any depth of mappings, lists and
+        tuples (a tuple stays a tuple, a named tuple keeps its type, a mapping its type)."""
         if isinstance(value, str):
             if not value.startswith(SCHEME):
                 return value
             path = resolver(key, value)
             done[key] = (value, path)
             return path
-        if isinstance(value, (list, tuple)) and mentions_uri(value):
+        if not mentions_uri(value):
+            return value
+        data = getattr(value, "_data", value)
+        if isinstance(data, Mapping):
+            items = {k: value_of(f"{key}.{k}", v) for k, v in data.items()}
+            try:
+                return type(value)(items)
+            except TypeError:  # a mapping type that cannot be built from a dict
+                return items
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+            return type(value)(*(value_of(f"{key}[{i}]", v) for i, v in enumerate(value)))
+        if isinstance(value, (list, tuple)):
             return type(value)(value_of(f"{key}[{i}]", v) for i, v in enumerate(value))
         return value
 

@@ -81,6 +81,9 @@ def cmd_show(args) -> int:
             return 0
         first = versions[0] if versions else None
         print(f"{args.kind} {args.name}" + (f"  (project {first.project})" if first else ""))
+        description = registry.description(first) if first else None
+        if description:
+            print(description)
         print(table(["version", "digest", "size", "files", "run", "step", "state", "aliases",
                      "created"],
                     [[f"v{v.version}", _short(v), human(v.size), v.file_count, v.run_id, v.step,
@@ -97,20 +100,29 @@ def cmd_show(args) -> int:
     if args.json:
         _dump({**v.to_dict(), "files": files, "lineage": lineage})
         return 0
+    def row(label: str, value) -> None:
+        print(f"{label:<11}{value}")
+
     print(f"{v.uri}  ({v.kind}, {v.state})")
-    print(f"digest   {v.digest}")
+    description = registry.description(v)
+    if description:
+        row("description", description)
+    row("digest", v.digest)
     if v.reference:
-        print(f"reference {v.reference} (recorded by reference: not copied, not verified)")
-    print(f"size     {human(v.size)} in {v.file_count} file{'s' if v.file_count != 1 else ''}")
-    print(f"source   {v.source or '-'}")
+        row("reference", f"{v.reference} (recorded by reference: not copied, not verified)")
+        row("size", f"{human(v.size)} (as declared; a reference has no file list)"
+            if v.size else "- (not declared)")
+    else:
+        row("size", f"{human(v.size)} in {v.file_count} file{'s' if v.file_count != 1 else ''}")
+    row("source", v.source or "-")
     where = "no (recorded by reference)" if v.reference else "no (recorded in place)"
-    print(f"stored   {v.store_url or where}")
-    print(f"run      {v.run_id or '-'}   step {v.step if v.step is not None else '-'}   "
-          f"score {v.score if v.score is not None else '-'}")
-    print(f"aliases  {', '.join(v.aliases) or '-'}")
-    print(f"created  {v.created_at} by {v.created_by}")
+    row("stored", v.store_url or where)
+    row("run", f"{v.run_id or '-'}   step {v.step if v.step is not None else '-'}   "
+        f"score {v.score if v.score is not None else '-'}")
+    row("aliases", ", ".join(v.aliases) or "-")
+    row("created", f"{v.created_at} by {v.created_by}")
     if v.meta:
-        print(f"meta     {json.dumps(v.meta, default=str)}")
+        row("meta", json.dumps(v.meta, default=str))
     if files and (v.is_dir or args.files):
         print()
         shown = files if args.files else files[:20]
@@ -194,9 +206,16 @@ def cmd_verify(args) -> int:
         _dump({"checked": len(rows), "problems": bad})
     else:
         for r in bad:
-            print(f"{r['status'].upper():9} {r['digest']}  ({human(r['size'])}) in {r['store']}")
-        print(f"{len(rows)} blob{'s' if len(rows) != 1 else ''} checked, {len(bad)} "
-              f"problem{'s' if len(bad) != 1 else ''}")
+            what = " checkout" if r["what"] == "checkout" else ""
+            print(f"{r['status'].upper():9} {r['digest']}{what}  ({human(r['size'])}) in "
+                  f"{r['store']}")
+        blobs = sum(r["what"] == "blob" for r in rows)
+        checkouts = len(rows) - blobs
+        print(f"{blobs} blob{'s' if blobs != 1 else ''}"
+              + (f" and {checkouts} checkout{'s' if checkouts != 1 else ''}" if checkouts else "")
+              + f" checked, {len(bad)} problem{'s' if len(bad) != 1 else ''}"
+              + ("; resolving a damaged checkout's version rebuilds it"
+                 if any(r["what"] == "checkout" for r in bad) else ""))
     return 1 if bad else 0
 
 
@@ -212,7 +231,19 @@ def cmd_du(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    rows = _registry(args).gc(dry_run=not args.delete, grace=args.grace)
+    from .core import forget_database
+
+    if args.grace < 0:
+        raise AtoError(f"--grace {args.grace:g}: a number of seconds >= 0")
+    reg = _registry(args)
+    for db in args.forget_db or ():
+        store = reg.store()
+        if forget_database(store, db):
+            print(f"forgot database {db} in {store.url}")
+        else:
+            raise AtoError(f"--forget-db {db}: {store.url} lists no such database "
+                           f"(see 'ato store du --json')")
+    rows = reg.gc(dry_run=not args.delete, grace=args.grace)
     total = sum(r["size"] for r in rows)
     if args.json:
         _dump({"dry_run": not args.delete, "items": rows, "bytes": total})
@@ -228,6 +259,17 @@ def cmd_gc(args) -> int:
 
 
 # --------------------------------------------------------------------------- commands
+def _run(args) -> int:
+    """Run the chosen action; a name held in several projects is re-worded in CLI terms
+    (``--project P``; the command itself names the kind)."""
+    from .queries import AmbiguousNameError
+
+    try:
+        return args._run(args)
+    except AmbiguousNameError as e:
+        raise AmbiguousNameError(e.name, e.choices, e.how(project="--project {}")) from None
+
+
 def _common(p) -> None:
     default = os.environ.get("ATO_DB", DEFAULT_DB)
     p.add_argument("--db", default=default, help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
@@ -274,7 +316,7 @@ class ModelsCommand:
 
     @staticmethod
     def run(args) -> int:
-        return args._run(args)
+        return _run(args)
 
 
 class DataCommand:
@@ -294,7 +336,7 @@ class DataCommand:
 
     @staticmethod
     def run(args) -> int:
-        return args._run(args)
+        return _run(args)
 
 
 class StoreCommand:
@@ -318,10 +360,14 @@ class StoreCommand:
         p.add_argument("--grace", type=float, default=3600.0,
                        help="spare unrecorded and temporary files younger than this many "
                             "seconds (default 3600)")
+        p.add_argument("--forget-db", action="append", metavar="URL",
+                       help="drop a database that no longer exists from the store's list of "
+                            "databases sharing it (repeatable); gc then stops sparing what it "
+                            "referenced")
         p.add_argument("--store", help=store_help)
         _common(p)
         p.set_defaults(_run=cmd_gc)
 
     @staticmethod
     def run(args) -> int:
-        return args._run(args)
+        return _run(args)

@@ -29,16 +29,24 @@ from ato.tracking.registry import RegistryVersion
 
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
 from .queries import VERSION_FROM as _VERSION_FROM
+from .queries import AmbiguousNameError as _AmbiguousName
 from .queries import as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
-_URI = re.compile(r"ato://(?P<project>[^/@]+)/(?P<name>[^@]+?)(?:@(?P<ref>[^@/]+))?\Z")
+_URI = re.compile(r"ato://(?P<project>[^/@?]+)/(?P<name>[^@?]+?)(?:@(?P<ref>[^@/?]+))?"
+                  r"(?:\?kind=(?P<kind>[^&]*))?\Z")
+_URI_FORM = "ato://project/name@ref, optionally ?kind=model or ?kind=dataset"
 
 
 class RegistryError(ProtocolRegistryError):
     """A model, dataset, version or alias that does not exist or cannot be used as asked
     (the tracker protocol's :class:`ato.tracking.RegistryError`)."""
+
+
+class AmbiguousNameError(RegistryError, _AmbiguousName):
+    """A name held by several assets (``choices``: ``(kind, project)``), a
+    :class:`RegistryError` that says how to name one."""
 
 
 class _BlobVanished(Exception):
@@ -137,6 +145,94 @@ def default_store_url(db_url: str) -> str | None:
     return None
 
 
+DATABASES_DIR = "databases"
+
+
+def public_url(db_url: str) -> str:
+    """``db_url`` as recorded in a shared store: no password, an SQLite path made absolute
+    (another process, from another directory, must open the same file)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.password is not None:
+        url = url._replace(password=None)  # set() takes None as "unchanged"
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        url = url.set(database=os.path.abspath(url.database))
+    return url.render_as_string(hide_password=False)
+
+
+def _db_file(root: str, url: str) -> str:
+    import hashlib
+
+    name = hashlib.sha256(url.encode()).hexdigest()[:24]
+    return os.path.join(root, DATABASES_DIR, name + ".url")
+
+
+def record_database(store, db_url: str) -> None:
+    """Note in the local store ``store`` that the database ``db_url`` records into it: one
+    small file ``<root>/databases/<hash>.url`` holding :func:`public_url`, written once and
+    atomically (a temporary file renamed into place).  Stores without a local root (store
+    plugins) keep no such list.  A store this process cannot write to is left as it is."""
+    root = getattr(store, "root", None)
+    if root is None:
+        return
+    url = public_url(db_url)
+    target = _db_file(root, url)
+    if os.path.isfile(target):
+        return
+    tmp = f"{target}.{os.getpid()}.{time.time_ns()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(url + "\n")
+        os.replace(tmp, target)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def known_databases(store) -> list[str]:
+    """The database URLs (without passwords) recorded as recording into ``store``."""
+    root = getattr(store, "root", None)
+    folder = os.path.join(root, DATABASES_DIR) if root else None
+    if folder is None or not os.path.isdir(folder):
+        return []
+    out = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".url"):
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    url = f.read().strip()
+            except OSError:
+                continue
+            if url:
+                out.append(url)
+    return sorted(set(out))
+
+
+def forget_database(store, db_url: str) -> bool:
+    """Remove ``db_url`` from the databases ``store`` knows (a database deleted for good);
+    ``True`` when it was listed.  gc then no longer spares what that database referenced."""
+    root = getattr(store, "root", None)
+    if root is None:
+        return False
+    try:
+        os.unlink(_db_file(root, public_url(db_url)))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+class _OtherDatabases:
+    """What the other databases sharing one store reference in it (opened read-only)."""
+
+    def __init__(self, recorded: set, checkouts: set, databases: list[str]):
+        self.recorded, self.checkouts, self.databases = recorded, checkouts, databases
+
+
 def _version(row) -> Version:
     meta = row[15]
     if isinstance(meta, str):
@@ -171,6 +267,7 @@ class Registry:
         self._cache = cache
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._stores: dict = {}
+        self._writable = engine is None
 
     @classmethod
     def from_config(cls, config) -> Registry:
@@ -193,7 +290,48 @@ class Registry:
                 f"set experiment.sql.store or $ATO_STORE (a directory or a store URL)")
         if url not in self._stores:
             self._stores[url] = open_store(url)
+            if self._writable:
+                record_database(self._stores[url], self.url)
         return self._stores[url]
+
+    def _others(self, store, url: str) -> _OtherDatabases:
+        """The union of what every *other* database recorded in ``store`` references there:
+        blob digests and digests of live or aliased directory checkouts.  Each is opened
+        read-only.  Raises :class:`RegistryError` naming a database that cannot be opened
+        (garbage collection must not guess) and how to proceed."""
+        from ato.db_routers.sql.engine import display_url, open_engine
+
+        me = public_url(self.url)
+        recorded: set = set()
+        checkouts: set = set()
+        others = [db for db in known_databases(store) if db != me]
+        for db in others:
+            try:
+                engine = open_engine(db, readonly=True)
+                with engine.connect() as conn:
+                    from sqlalchemy import inspect
+
+                    if not inspect(conn).has_table("registry_blobs"):
+                        continue
+                    recorded |= {r[0] for r in conn.execute(text(
+                        "SELECT digest FROM registry_blobs WHERE store_url = :s"), {"s": url})}
+                    recorded |= {r[0] for r in conn.execute(text(
+                        "SELECT f.digest FROM registry_files f JOIN registry_versions v ON "
+                        "v.id = f.version_id WHERE v.store_url = :s AND v.state <> 'collected'"),
+                        {"s": url})}
+                    checkouts |= {r[0] for r in conn.execute(text(
+                        "SELECT v.digest FROM registry_versions v WHERE v.store_url = :s AND "
+                        "v.is_dir = :t AND (v.state = 'live' OR EXISTS (SELECT 1 FROM "
+                        "registry_aliases al WHERE al.version_id = v.id))"), {"s": url, "t": True})}
+            except Exception as e:  # any failure to read it: refuse, naming it
+                reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+                raise RegistryError(
+                    f"store {url} is shared with the database {display_url(db)}, which cannot be "
+                    f"opened ({reason}); without it nothing can tell which blobs are still in "
+                    f"use, so nothing is deleted. Make it reachable (a server database takes its "
+                    f"password from ~/.pgpass or $PGPASSWORD), or, if it is gone for good, run "
+                    f"'ato store gc --forget-db {db}'") from None
+        return _OtherDatabases(recorded, checkouts, others)
 
     # ------------------------------------------------------------------ transactions
     def _now(self):
@@ -489,8 +627,7 @@ class Registry:
             where = f" in project {project!r}" if project else ""
             raise RegistryError(f"no {what} named {name!r}{where} in {self.url}")
         if len(rows) > 1:
-            choices = ", ".join(f"{r[2]} in project {r[1]!r}" for r in rows)
-            raise RegistryError(f"{name!r} is ambiguous ({choices}): name the project or kind")
+            raise AmbiguousNameError(name, [(r[2], r[1]) for r in rows])
         return rows[0]
 
     def get(self, name: str, ref: str | int | None = None, project: str | None = None,
@@ -517,6 +654,12 @@ class Registry:
             raise RegistryError(f"{kind} {name!r} (project {project!r}) has no {what} "
                                 f"(versions 1..{top or 0}; aliases: {', '.join(known) or 'none'})")
         return self._version_by_id(rows[0][0])
+
+    def description(self, version: Version) -> str | None:
+        """The description of the model or dataset ``version`` belongs to (``None``)."""
+        rows = self._read("SELECT a.description FROM registry_versions v JOIN registry_assets "
+                          "a ON a.id = v.asset_id WHERE v.id = :v", v=version.id)
+        return rows[0][0] if rows else None
 
     def versions(self, name: str, project: str | None = None, kind: str | None = None
                  ) -> list[Version]:
@@ -565,9 +708,18 @@ class Registry:
 
     def diff(self, name: str, a, b, project: str | None = None, kind: str | None = None) -> dict:
         """Files ``added``, ``removed`` and ``changed`` (``{path: [old, new]}`` digests and
-        sizes) from version ``a`` to version ``b``."""
+        sizes) from version ``a`` to version ``b``.
+
+        Raises :class:`RegistryError` when either is data recorded by reference: only its
+        URI, etag and declared size are known, no file list."""
         va = self.get(name, a, project, kind)
         vb = self.get(name, b, project, kind)
+        for v in (va, vb):
+            if v.reference is not None:
+                raise RegistryError(
+                    f"{v.kind} {v.name!r} v{v.version} is recorded by reference "
+                    f"({v.reference}): a reference has no file list to compare; "
+                    f"'ato data show {v.name} {v.version}' shows its URI, etag and size")
         fa = {f["path"]: f for f in self.files(va)}
         fb = {f["path"]: f for f in self.files(vb)}
         return {"name": va.name, "kind": va.kind, "from": va.version, "to": vb.version,
@@ -580,7 +732,11 @@ class Registry:
     # ------------------------------------------------------------------ aliases
     def set_alias(self, name: str, alias: str, ref, project: str | None = None,
                   kind: str | None = None, who: str | None = None) -> Version:
-        """Point ``alias`` at version ``ref`` (recorded in the alias history)."""
+        """Point ``alias`` at version ``ref`` (recorded in the alias history).
+
+        An alias protects a version from garbage collection; it does not undo ``keep=``: a
+        ``pruned`` version stays ``pruned`` while aliased, and once its last alias is
+        removed the next ``ato store gc`` frees it."""
         check_alias(alias)
         if alias == "latest":
             raise RegistryError("alias 'latest' moves by itself to the newest version")
@@ -592,9 +748,6 @@ class Registry:
 
         def work(conn):
             now = self._now()
-            if target.state == "pruned":
-                conn.execute(text("UPDATE registry_versions SET state = 'live' WHERE id = :v"),
-                             {"v": target.id})
             self._move_alias(conn, asset_id, alias, target.id, target.version, who or actor(),
                              None, now)
 
@@ -641,8 +794,14 @@ class Registry:
 
     # ------------------------------------------------------------------ lineage
     def runs_using(self, name: str, ref=None, project: str | None = None) -> list[dict]:
-        """The runs that used dataset version ``ref`` (one query): ``{'run_id', 'project',
-        'status', 'start_time'}``, oldest first."""
+        """The runs that used version ``ref`` of *dataset* ``name`` (one query):
+        ``{'run_id', 'project', 'status', 'start_time'}``, oldest first.
+
+        The registry's one rule for names: an operation that implies a kind (this one,
+        :meth:`produced_by`, ``ato models …``/``ato data …``) looks the name up among that
+        kind only, so a model of the same name never makes it ambiguous; where nothing
+        implies it (:meth:`get` without ``kind``, an ``ato://`` URI without ``?kind=``), a
+        name held by both is an :class:`AmbiguousNameError` saying how to name the kind."""
         v = self.get(name, ref, project, "dataset")
         return [{"run_id": r[0], "project": r[1], "status": r[2], "start_time": str(r[3])}
                 for r in self._read(
@@ -710,10 +869,14 @@ class Registry:
         A stored file resolves to its read-only blob; a stored directory to a read-only
         checkout (hard links) inside the store; data recorded in place to its original
         path, which must still hold the same content; a reference to its URI."""
-        m = _URI.match(uri) if isinstance(uri, str) else None
-        if m is None:
-            raise RegistryError(f"{uri!r} is not an ato:// URI (ato://project/name@alias)")
-        v = self.get(m["name"], m["ref"], m["project"])
+        project, name, ref, kind = parse_uri(uri, with_kind=True)
+        try:
+            v = self.get(name, ref, project, kind)
+        except AmbiguousNameError as e:
+            base = f"ato://{project}/{name}" + (f"@{ref}" if ref else "")
+            raise RegistryError(f"{name!r} is ambiguous in project {project!r} "
+                                f"({' and '.join(e.kinds)}): name the kind, "
+                                + " or ".join(f"{base}?kind={k}" for k in e.kinds)) from None
         if v.reference is not None:
             return v.reference
         if v.state == "collected":
@@ -741,36 +904,64 @@ class Registry:
                                 f"(now {got[:12]}); run 'ato store verify'")
 
     def _checkout(self, uri, store, v: Version, verify: bool) -> str:
+        """The read-only checkout of directory version ``v`` (hard links to its blobs),
+        built when absent and, when ``verify`` finds it damaged (a file removed, added or
+        replaced), rebuilt from the blobs, which are content-addressed."""
         root = getattr(store, "root", None)
         if root is None:
             raise RegistryError(f"{uri}: directories can be checked out from local stores only")
         target = os.path.join(root, "checkouts", v.digest)
-        files = self.files(v)
         if not os.path.isdir(target):
-            tmp = f"{target}.{os.getpid()}.{time.time_ns()}.tmp"
-            for f in files:
-                blob = store.path(f["digest"])
-                dest = os.path.join(tmp, *f["path"].split("/"))
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                try:
-                    os.link(blob, dest)
-                except OSError:
-                    import shutil
-
-                    shutil.copyfile(blob, dest)
-            try:
-                os.rename(tmp, target)
-            except OSError:  # another process checked it out first
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
+            self._build_checkout(uri, store, v, target)
         if verify:
             snap = snapshot(target, self.cache)
             if snap.digest != v.digest:
+                _remove_tree(target)
+                self._build_checkout(uri, store, v, target)
+                snap = snapshot(target, self.cache)
+            if snap.digest != v.digest:
                 raise RegistryError(f"{uri}: checkout {target} does not match v{v.version} "
-                                    f"(digest {snap.digest[:12]} != {v.digest[:12]}); "
-                                    f"run 'ato store verify'")
+                                    f"even rebuilt from its blobs (digest {snap.digest[:12]} != "
+                                    f"{v.digest[:12]}): a blob was modified; run "
+                                    f"'ato store verify'")
         return target
+
+    def _build_checkout(self, uri, store, v: Version, target: str) -> None:
+        import shutil
+
+        tmp = f"{target}.{os.getpid()}.{time.time_ns()}.tmp"
+        for f in self.files(v):
+            blob = store.path(f["digest"])
+            if not os.path.isfile(blob):
+                _remove_tree(tmp)
+                raise RegistryError(f"{uri}: blob {f['digest'][:12]} of {f['path']} is missing "
+                                    f"from {store.url}; run 'ato store verify'")
+            dest = os.path.join(tmp, *f["path"].split("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            try:
+                os.link(blob, dest)
+            except OSError:
+                shutil.copyfile(blob, dest)
+                os.chmod(dest, 0o444)
+        os.makedirs(tmp, exist_ok=True)  # a version without files
+        _read_only_dirs(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process checked it out first
+            _remove_tree(tmp)
+
+    def _checkouts(self, store, url) -> list[tuple[str, Version]]:
+        """``(path, version)`` of every checkout in ``store`` of a directory version this
+        database records (one version per digest)."""
+        root = getattr(store, "root", None)
+        folder = os.path.join(root, "checkouts") if root else None
+        if folder is None or not os.path.isdir(folder):
+            return []
+        ids = {r[0]: r[1] for r in self._read(
+            "SELECT v.digest, MIN(v.id) FROM registry_versions v WHERE v.store_url = :s AND "
+            "v.is_dir = :t AND v.state <> 'collected' GROUP BY v.digest", s=url, t=True)}
+        return [(os.path.join(folder, name), self._version_by_id(ids[name]))
+                for name in sorted(os.listdir(folder)) if name in ids]
 
     # ------------------------------------------------------------------ store maintenance
     def _store_urls(self) -> list[str]:
@@ -780,13 +971,25 @@ class Registry:
         return sorted(urls)
 
     def verify(self) -> list[dict]:
-        """Re-hash every recorded blob: ``{'store', 'digest', 'size', 'status'}`` for each,
-        ``status`` ``ok``, ``missing`` or ``modified``."""
+        """Re-hash every recorded blob, then every directory checkout in the stores:
+        ``{'store', 'digest', 'size', 'status', 'what'}`` for each, ``what`` ``'blob'`` or
+        ``'checkout'``; ``status`` ``ok``, ``missing`` or ``modified`` for a blob, ``ok`` or
+        ``damaged`` for a checkout (a file removed, added or changed; resolving the version
+        rebuilds it from the blobs)."""
         out = []
         for url, digest, size in self._read("SELECT store_url, digest, size FROM registry_blobs "
                                             "ORDER BY store_url, digest"):
             status = self.store(url).verify(digest, int(size))
-            out.append({"store": url, "digest": digest, "size": int(size), "status": status})
+            out.append({"store": url, "digest": digest, "size": int(size), "status": status,
+                        "what": "blob"})
+        for url in self._store_urls():
+            for path, v in self._checkouts(self.store(url), url):
+                try:
+                    ok = snapshot(path, self.cache).digest == v.digest
+                except OSError:
+                    ok = False
+                out.append({"store": url, "digest": v.digest, "size": v.size,
+                            "status": "ok" if ok else "damaged", "what": "checkout"})
         return out
 
     def du(self) -> dict:
@@ -804,7 +1007,8 @@ class Registry:
                 "registry_versions v ON v.id = f.version_id WHERE f.digest = b.digest AND "
                 "v.store_url = b.store_url AND v.state = 'live')", s=url)[0]
             free = [b for b in plan if b["store"] == url]
-            out[url] = {"recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
+            out[url] = {"databases": known_databases(self.store(url)),
+                        "recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
                         "blobs_on_disk": len(present), "bytes_on_disk": sum(b.size for b in present),
                         "live_blobs": live[0], "live_bytes": int(live[1]),
                         "collectable_blobs": len(free),
@@ -817,10 +1021,19 @@ class Registry:
         files in the store unknown to the database and temporary files, both older than
         ``grace`` seconds (a registration may be under way).  Each item is
         ``{'store', 'digest', 'size', 'reason'}``; versions whose blobs are freed become
-        ``collected``."""
+        ``collected``.
+
+        A store shared by several databases lists them (each :class:`Registry` that opens
+        it for writing records its database, see :func:`record_database`): gc spares every
+        blob and checkout any of them references, opening each read-only.  Raises
+        :class:`RegistryError` when one of them cannot be opened (deleting nothing), and
+        for a negative ``grace``."""
+        if grace < 0:
+            raise RegistryError(f"grace={grace!r}: a number of seconds >= 0")
         out = []
         for url in self._store_urls():
             store = self.store(url)
+            others = self._others(store, url)
             held = ("SELECT 1 FROM registry_files f JOIN registry_versions v ON "
                     "v.id = f.version_id WHERE f.digest = b.digest AND v.store_url = b.store_url "
                     "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
@@ -829,7 +1042,7 @@ class Registry:
                                     f"b.store_url = :s AND NOT EXISTS ({held}) ORDER BY b.digest",
                                     s=url)
             recorded = {r[0] for r in self._read("SELECT digest FROM registry_blobs WHERE "
-                                                 "store_url = :s", s=url)}
+                                                 "store_url = :s", s=url)} | others.recorded
             limit = time.time() - grace
             strays = []
             for blob in store.blobs():
@@ -841,14 +1054,19 @@ class Registry:
                 except OSError:
                     continue
             # checkouts first: measured while their blobs still hold a second link
-            out += self._stale_checkouts(store, url, dry_run)
+            out += self._stale_checkouts(store, url, dry_run, others.checkouts)
             for digest, size in candidates:
+                if digest in others.recorded:  # another database still references it
+                    continue
                 if dry_run:
                     out.append({"store": url, "digest": digest, "size": int(size),
                                 "reason": "only unkept versions"})
                 elif self._collect(store, url, digest, held):
                     out.append({"store": url, "digest": digest, "size": int(size),
                                 "reason": "only unkept versions"})
+            if strays and not dry_run:  # what the others recorded while we looked
+                fresh = self._others(store, url).recorded
+                strays = [b for b in strays if b.digest not in fresh]
             for blob in strays:
                 if not dry_run:
                     if not self._still_stray(store, url, blob.digest, limit):
@@ -861,11 +1079,9 @@ class Registry:
                             "reason": "temporary file"})
         return out
 
-    def _stale_checkouts(self, store, url, dry_run) -> list[dict]:
+    def _stale_checkouts(self, store, url, dry_run, spare=frozenset()) -> list[dict]:
         """Checkouts (hard links) of directory versions that are no longer live: they would
         keep collected blobs' bytes on disk.  Sizes count bytes no other link holds."""
-        import shutil
-
         root = os.path.join(getattr(store, "root", ""), "checkouts")
         if not getattr(store, "root", None) or not os.path.isdir(root):
             return []
@@ -875,7 +1091,7 @@ class Registry:
             "WHERE al.version_id = v.id))", s=url, t=True)}
         out = []
         for name in sorted(os.listdir(root)):
-            if name in live or name.endswith(".tmp"):
+            if name in live or name in spare or name.endswith(".tmp"):
                 continue
             path = os.path.join(root, name)
             size = 0
@@ -885,7 +1101,7 @@ class Registry:
                     size += st.st_size if st.st_nlink == 1 else 0  # else a blob holds it
             out.append({"store": url, "digest": name, "size": size, "reason": "stale checkout"})
             if not dry_run:
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_tree(path)
         return out
 
     def _still_stray(self, store, url, digest, limit) -> bool:
@@ -922,9 +1138,43 @@ class Registry:
         return self._write(work)
 
 
-def parse_uri(uri: str) -> tuple[str, str, str | None]:
-    """``(project, name, ref)`` of ``ato://project/name@ref``."""
+def _read_only_dirs(root: str) -> None:
+    """Make every directory under ``root`` (and ``root``) read-only: files in a checkout
+    are already read-only blobs."""
+    for base, dirs, _files in os.walk(root, topdown=False):
+        for d in dirs:
+            os.chmod(os.path.join(base, d), 0o555)
+    os.chmod(root, 0o555)
+
+
+def _remove_tree(root: str) -> None:
+    """Remove a (read-only) checkout: its directories are made writable first."""
+    import shutil
+
+    if not os.path.isdir(root):
+        return
+    for base, dirs, _files in os.walk(root):
+        os.chmod(base, 0o755)
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(base, d), 0o755)
+            except OSError:
+                pass
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def parse_uri(uri: str, with_kind: bool = False):
+    """``(project, name, ref)`` of ``ato://project/name@ref[?kind=K]`` (``ref`` ``None``
+    when absent), with ``kind`` (``None`` when absent) appended when ``with_kind``.
+
+    Errors: :class:`RegistryError` for anything else, or a kind other than ``model`` or
+    ``dataset``."""
     m = _URI.match(uri) if isinstance(uri, str) else None
     if m is None:
-        raise RegistryError(f"{uri!r} is not an ato:// URI (ato://project/name@alias)")
+        raise RegistryError(f"{uri!r} is not an ato:// URI ({_URI_FORM})")
+    kind = m["kind"]
+    if kind is not None and kind not in KINDS:
+        raise RegistryError(f"{uri}: kind={kind!r} must be 'model' or 'dataset'")
+    if with_kind:
+        return m["project"], m["name"], m["ref"], kind
     return m["project"], m["name"], m["ref"]

@@ -25,6 +25,37 @@ from ato.tracking.registry import (
     RunUse,
 )
 
+
+class AmbiguousNameError(RegistryError):
+    """A name held by several assets; ``choices`` lists them as ``(kind, project)``.
+
+    The message says how to pick one from Python (``project=``/``kind=``); the CLI and
+    ``ato://`` resolution re-word it with :meth:`how` for their own syntax."""
+
+    def __init__(self, name: str, choices: list[tuple[str, str]], how: str | None = None):
+        self.name, self.choices = name, sorted(choices)
+        listing = ", ".join(f"{k} in project {p!r}" for k, p in self.choices)
+        super().__init__(f"{name!r} is ambiguous ({listing}): {how or self.how()}")
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted({k for k, _ in self.choices})
+
+    @property
+    def projects(self) -> list[str]:
+        return sorted({p for _, p in self.choices})
+
+    def how(self, project: str = "project={!r}", kind: str = "kind={!r}") -> str:
+        """'name the project …' / 'name the kind …' with each choice in the given syntax."""
+        parts = []
+        if len(self.projects) > 1:
+            parts.append("name the project: " + " or ".join(project.format(p)
+                                                            for p in self.projects))
+        if len(self.kinds) > 1:
+            parts.append("name the kind: " + " or ".join(kind.format(k) for k in self.kinds))
+        return "; ".join(parts)
+
+
 VERSION_COLUMNS = (
     "v.id, p.name, a.kind, a.name, v.version, v.digest, v.size, v.file_count, v.is_dir, "
     "v.source, v.reference, v.store_url, v.run_id, v.step, v.score, v.meta, v.state, "
@@ -102,8 +133,7 @@ class RegistryReader:
         if not rows:
             raise RegistryError(f"no {what} named {name!r}{where}")
         if len(rows) > 1:
-            choices = ", ".join(f"{r[2]} in project {r[1]!r}" for r in rows)
-            raise RegistryError(f"{name!r} is ambiguous ({choices}): name the project or kind")
+            raise AmbiguousNameError(name, [(r[2], r[1]) for r in rows])
         return rows[0]
 
     def version_id(self, name: str, ref=None, project: str | None = None,
@@ -232,6 +262,8 @@ class RegistryReader:
             f"ON p.id = e.project_id WHERE {where} ORDER BY e.id", **params)]
 
     def runs_using(self, name: str, ref=None, project: str | None = None) -> list[RunUse]:
+        """Runs that used a version of *dataset* ``name`` (the kind is implied, as in
+        :meth:`Registry.runs_using`)."""
         vid = self.version_id(name, ref, project, "dataset")
         return self._run_uses("e.id IN (SELECT run_id FROM registry_links WHERE version_id = :v "
                               "AND role = 'input')", v=vid)
