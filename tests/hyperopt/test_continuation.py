@@ -352,7 +352,8 @@ RESUME_SCRIPT = textwrap.dedent("""
     logger = SQLLogger(ADict(experiment=ADict(name="r", project_name="r",
                                               sql=ADict(db_path=f"sqlite:///{db}"))))
     hb = MultiBracketHyperband(Scope(enable_override=True), space, min_budget=1, max_budget=9,
-                               eta=3, tracker=logger, study_id="again", seed=3, progress=False)
+                               eta=3, tracker=logger, study_id="again", seed=3, progress=False,
+                               heartbeat_interval=0.2, stale_after=1.0)
     calls = []
 
     def objective(config):

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 torch = pytest.importorskip("torch")
 WORKER = Path(__file__).with_name("dist_worker.py")
 

@@ -10,6 +10,9 @@ import pytest
 from ato.hyperopt.executors import ExecutorError, get_executor
 from ato.hyperopt.executors.conformance import ExecutorConformance
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'ato-hyperopt[ray]'")
 
 

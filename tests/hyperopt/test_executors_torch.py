@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 torch = pytest.importorskip("torch", reason="the torch executor needs pip install "
                                             "'ato-hyperopt[torch]'")
 

@@ -22,6 +22,9 @@ import pytest
 
 from ato.adict import ADict
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 WORKER = Path(__file__).with_name("shared_worker.py")
 PG_URL = os.environ.get("ATO_TEST_POSTGRES_URL")
 # A live worker is never taken for dead here, even on a machine loaded far beyond its

@@ -16,6 +16,9 @@ import pytest
 
 from tests.hyperopt.test_workers import FAST, WORKER, Workers, assert_clean, runs_of, single_process
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 pytest.importorskip("torch")
 
 

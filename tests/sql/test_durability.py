@@ -12,6 +12,9 @@ import pytest
 from ato.db_routers.sql.manager import SQLFinder
 from tests.sql.conftest import make_config
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 WRITER = textwrap.dedent("""
     import sys, time
     from ato.adict import ADict

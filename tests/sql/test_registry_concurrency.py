@@ -17,6 +17,9 @@ import pytest
 
 from ato.db_routers.sql.registry import Registry
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 WORKER = textwrap.dedent("""
     import json, os, sys, time
     from ato.adict import ADict

@@ -15,6 +15,9 @@ import pytest
 
 from ato.tracking import TrialSpec, open_coordinator
 
+# real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
+pytestmark = pytest.mark.processes
+
 # argv: url study worker barrier stale_after pause [hold]
 # Waits at the barrier (a directory and a count: once that many workers have opened the
 # study, all start together, so they contend), then claims until every trial of the study
