@@ -75,3 +75,24 @@ def test_torchrun_ranks_are_workers_of_a_shared_study(tmp_path):
     runs = runs_of(url, study)
     assert len(runs) == sum(calls.values())
     assert len(Counter(p.stem for p in workers.log.glob("*.log"))) == 2  # both ranks worked
+
+
+def test_torchrun_divides_asha_without_a_tracker(tmp_path):
+    """ASHA has no batches of its own; inside a process group it plans as many jobs as
+    there are ranks (what that many free workers would take), runs them as one batch split
+    over the ranks, and records them in plan order: both ranks share the trials evenly,
+    the plan's 14 trials run, and both return the same result."""
+    options = {"max_budget": 9, "min_budget": 1, "eta": 3, "max_trials": 14, "seed": 5}
+    workers = Workers(tmp_path, "", [{"algorithm": "asha", "study": None, "options": options}])
+    job = json.loads(workers.job.read_text())
+    workers.job.write_text(json.dumps({**job, "init_process_group": True}))
+    workers.start(1, torchrun(2))
+    outputs = assert_clean(workers.finish(timeout=300), expected_ok=1)
+    results = lines_by_rank(outputs)
+    assert len(results) == 2 and len({(r["x"], r["c"], r["metric"]) for r in results}) == 1
+    calls = workers.calls("end")
+    assert sum(calls.values()) == 14  # (a small space: a configuration may be drawn twice)
+    assert any(json.loads(ident)[4] > 0 for ident in calls)  # something was promoted
+    per_rank = [sum(1 for line in f.read_text().splitlines() if line.startswith("end"))
+                for f in workers.log.glob("*.log")]
+    assert sorted(per_rank) == [7, 7]

@@ -488,17 +488,16 @@ class ASHA(_BudgetSearch):
         shared = self.shared_study()
         if shared is not None:
             return self._run_shared(shared, func, args, kwargs)
-        if self.n_workers > 1 and getattr(self.executor_instance(), "name", "") == "torch":
-            raise SearchOptionError(
-                "asha: n_workers > 1 inside a torch.distributed group needs a shared study "
-                "(a tracker that coordinates studies and a study_id): the ranks' "
-                "collectives cannot interleave")
         rungs = [[] for _ in self.budgets]
         promoted: set = set()
         state = {"started": 0, "trials": 0, "committed": Fraction(0)}
         total = self.max_trials or math.floor(self.total_budget / self.min_budget)
         self.reporter.start(f"up to {total} trials", total)
-        if self.n_workers == 1:
+        executor = self.executor_instance()
+        if executor is not None and executor.slots > getattr(executor, "submit_slots",
+                                                             executor.slots):
+            self._run_rounds(func, args, kwargs, rungs, promoted, state, executor.slots)
+        elif self.n_workers == 1:
             while (job := self._plan(rungs, promoted, state)) is not None:
                 rung, index, config, budget = job
                 metric = self._trial(func, config, budget, rung, args, kwargs)
@@ -530,6 +529,24 @@ class ASHA(_BudgetSearch):
         self.reporter.summary(f"best {Progress.format(result.metric)} after {result.trials} "
                               f"trials, budget used {budgets.text(self._budget_used)}")
         return result
+
+    def _run_rounds(self, func, args, kwargs, rungs, promoted, state, width: int) -> None:
+        """ASHA on an executor whose workers run a batch together (``torch``: the ranks of
+        a process group, which cannot each pick their next trial alone): ``width`` jobs
+        are planned at once — the jobs ``width`` free workers would take, promotions first
+        — run as one batch (:meth:`_batch`, split over the ranks), then recorded in plan
+        order, so every rank makes the same decisions.  The promotion rule is ASHA's;
+        only its timing is that of workers finishing together."""
+        while True:
+            jobs = []
+            while len(jobs) < width and (job := self._plan(rungs, promoted, state)) is not None:
+                jobs.append(job)
+            if not jobs:
+                return
+            metrics = self._batch(func, [(config, budget, rung, 0)
+                                         for rung, _index, config, budget in jobs], args, kwargs)
+            for (rung, index, config, _budget), metric in zip(jobs, metrics):
+                self._record(rungs, rung, index, config, metric)
 
     # ------------------------------------------------------------------ shared study
     def _propose(self, states) -> list:
