@@ -3,6 +3,7 @@ continue) against Optuna's samplers and pruners, written to benchmarks/results/r
 
     python benchmarks/bench_regret.py [--seeds 21] [--budgets 4,6,12,24,60] [--jobs 2]
                                       [--problems smooth,crossing] [--quick] [--fresh]
+                                      [--rerun 'ato bohb'] [--first-seed 100 --out regret-fresh]
 
 Two simulated learning-curve problems over the same space (``lr`` log-uniform in
 [1e-5, 1e-1], ``batch_size`` log-int in [16, 256], ``model`` in small/medium/large); a
@@ -281,6 +282,12 @@ def main(argv=None) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore the cached runs")
     parser.add_argument("--report", action="store_true",
                         help="tabulate the cached runs without running more")
+    parser.add_argument("--rerun", default="",
+                        help="comma-separated algorithms whose cached runs are dropped "
+                             "(after a change to them)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (fresh seeds to "
+                             "check a change without tuning on the table's seeds)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.budgets = 5, "6,24"
@@ -303,12 +310,15 @@ def main(argv=None) -> None:
     if args.fresh and cache.exists():
         cache.unlink()
     done = {}
+    rerun = {name for name in args.rerun.split(",") if name}
     if cache.exists():
-        for line in cache.read_text().splitlines():
+        for line in cache.read_text().splitlines():  # a later line replaces an earlier one
             row = json.loads(line)
-            done[tuple(row[:4])] = row
+            if row[2] not in rerun:
+                done[tuple(row[:4])] = row
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     tasks = [(p, b, name, s, root) for b in sorted(budgets_) for p in problems
-             for name in algorithms for s in range(args.seeds)
+             for name in algorithms for s in seeds
              if (p, b, name, s) not in done]
     if args.report:  # only tabulate what the cache holds
         tasks = []
@@ -321,7 +331,7 @@ def main(argv=None) -> None:
             done[tuple(row[:4])] = list(row)
     elapsed = time.perf_counter() - started
     rows_raw = [done[(p, b, name, s)] for b in budgets_ for p in problems for name in algorithms
-                for s in range(args.seeds) if (p, b, name, s) in done]
+                for s in seeds if (p, b, name, s) in done]
     present = {(r[0], r[1]) for r in rows_raw}
     budgets_ = [b for b in budgets_ if all((p, b) in present for p in problems)]
 

@@ -64,6 +64,29 @@ class TestBuiltins:
         result = bohb.main(objective)()
         assert result.budget_used <= 600 and type(bohb.sampler).__name__ == "TPESampler"
 
+    def test_bohb_model_rules_follow_falkner(self):
+        """bohb's TPE model is fit on the largest budget with d + 3 observations (2
+        parameters: 5), and a third of its proposals ignore the model."""
+        import random
+
+        from ato.hyperopt.samplers import TPESampler
+
+        bohb = get_algorithm("bohb")(Scope(enable_override=True), SPACE, max_budget=27,
+                                     min_budget=1, eta=3, seed=0, progress=False)
+        assert bohb.sampler.min_points == 5 and bohb.sampler.random_fraction == 1 / 3
+        sampler = TPESampler(SPACE, random.Random(0), "max", min_points=5)
+        for i in range(20):  # budget 1: lr=1e-4 looks best (a misleading low budget)
+            sampler.observe(ADict(lr=10 ** (-4 + i / 10), depth=1 + i % 8), 1, -i)
+        assert sampler._model_data()[0][0]["lr"] == pytest.approx(1e-4)
+        for i in range(4):  # budget 3: four are too few, the model stays on budget 1
+            sampler.observe(ADict(lr=10 ** (-i / 2), depth=5), 3, -i)
+        assert sampler._model_data()[0][0]["lr"] == pytest.approx(1e-4)
+        sampler.observe(ADict(lr=0.01, depth=5), 3, 1.0)  # the fifth: budget 3 now
+        good, bad = sampler._model_data()
+        assert good[0]["lr"] == pytest.approx(0.01) and len(good) + len(bad) == 5
+        # the default (the 'tpe' sampler) waits for max(n_startup=10, d + 2) observations
+        assert TPESampler(SPACE, random.Random(0), "max").min_points == 10
+
     def test_multi_bracket_schedule(self):
         """Brackets follow Li et al.: (81,1) (34,3) (15,9) (8,27) (5,81) for R=81, eta=3."""
         hb = MultiBracketHyperband(Scope(), SPACE, max_budget=81, min_budget=1, eta=3)

@@ -79,14 +79,24 @@ def _read(config, name):
 
 class TPESampler(RandomSampler):
     """Independent (per-parameter) TPE: sample candidates from the density of the best
-    ``gamma`` fraction, keep the one with the highest good/bad density ratio."""
+    ``gamma`` fraction, keep the one with the highest good/bad density ratio.
+
+    The model is fit on the observations of the largest budget that has at least
+    ``min_points`` of them (default ``max(n_startup, d + 2)`` for ``d`` parameters);
+    until one has, and for a ``random_fraction`` of the proposals after that, the
+    proposal is uniform.  ``bohb`` uses the settings of Falkner et al. (2018):
+    ``min_points = d + 3`` (their ``N_min + 2`` with ``N_min = d + 1``) and
+    ``random_fraction = 1/3``."""
 
     def __init__(self, search_spaces, rng: random.Random, mode: str = "max", gamma: float = 0.15,
-                 n_startup: int = 10, n_candidates: int = 32, random_fraction: float = 0.1):
+                 n_startup: int = 10, n_candidates: int = 32, random_fraction: float = 0.1,
+                 min_points: int | None = None):
         super().__init__(search_spaces, rng, mode)
         self.key = better(mode)
         self.gamma, self.n_startup = gamma, n_startup
         self.n_candidates, self.random_fraction = n_candidates, random_fraction
+        self.min_points = (max(n_startup, len(self.dims) + 2) if min_points is None
+                           else min_points)
         self.observations: dict = {}
 
     def observe(self, config, budget, metric) -> None:
@@ -96,8 +106,7 @@ class TPESampler(RandomSampler):
         self.observations.setdefault(budget, []).append((values, metric))
 
     def _model_data(self):
-        usable = [b for b, obs in self.observations.items()
-                  if len(obs) >= max(self.n_startup, len(self.dims) + 2)]
+        usable = [b for b, obs in self.observations.items() if len(obs) >= self.min_points]
         if not usable:
             return None
         obs = sorted(self.observations[max(usable)], key=lambda o: self.key(o[1]))
