@@ -3,6 +3,7 @@ continue) against Optuna's samplers and pruners, written to benchmarks/results/r
 
     python benchmarks/bench_regret.py [--seeds 21] [--budgets 4,6,12,24,60] [--jobs 2]
                                       [--problems smooth,crossing] [--quick] [--fresh]
+                                      [--rerun 'ato bohb'] [--first-seed 100 --out regret-fresh]
 
 Two simulated learning-curve problems over the same space (``lr`` log-uniform in
 [1e-5, 1e-1], ``batch_size`` log-int in [16, 256], ``model`` in small/medium/large); a
@@ -167,6 +168,17 @@ def hyperband_size(budget_epochs: float, root: str) -> int:
     return _HB_SIZE[budget_epochs]
 
 
+# bohb and the alternatives to its two rules (its TPE pool, its bracket order), for
+#   --algorithms "ato bohb,ato bohb (paper's rules),..." --first-seed 200 --seeds 105
+#   --budgets 6,12,24 --out regret-bohb-rules
+BOHB_RULES = {
+    "ato bohb": ("furthest", True),
+    "ato bohb (paper's rules)": ("largest", False),
+    "ato bohb (largest budget; conservative first)": ("largest", True),
+    "ato bohb (furthest; Hyperband's order)": ("furthest", False),
+}
+
+
 def run_ato(name: str, problem: str, seed: int, b: int, root: str):
     from ato.hyperopt.algorithms import ASHA, BOHB, MultiBracketHyperband, RandomSearch, TPESearch
 
@@ -178,9 +190,12 @@ def run_ato(name: str, problem: str, seed: int, b: int, root: str):
     elif name == "ato multi_hyperband":
         algorithm = MultiBracketHyperband(_scope(), _space(), min_budget=1, eta=3,
                                           iterations=10_000, total_budget=total, **common)
-    elif name == "ato bohb":
-        algorithm = BOHB(_scope(), _space(), min_budget=1, eta=3, iterations=10_000,
-                         total_budget=total, **common)
+    elif name in BOHB_RULES:
+        pool, conservative_first = BOHB_RULES[name]
+        variant = type("BOHBRules", (BOHB,), {"pool": pool,
+                                              "conservative_first": conservative_first})
+        algorithm = variant(_scope(), _space(), min_budget=1, eta=3, iterations=10_000,
+                            total_budget=total, **common)
     elif name.startswith("ato asha"):
         algorithm = ASHA(_scope(), _space(), min_budget=1, eta=3, total_budget=total,
                          sampler="tpe" if "tpe" in name else "random", **common)
@@ -268,6 +283,36 @@ def quartiles(values):
     return q[0], statistics.median(values), q[2]
 
 
+def markdown(table, problems, budgets_, algorithms, n_seeds: int) -> str:
+    """One table per problem as docs/performance.md shows them: median (interquartile
+    range); bold at or below the Optuna counterpart, a cross above it."""
+    out = []
+    for problem in problems:
+        out += [f"**{problem}** — median regret (interquartile range), {n_seeds} seeds", "",
+                "| algorithm (counterpart) | " + " | ".join(f"B = {b}" for b in budgets_)
+                + " |", "| --- |" + " --- |" * len(budgets_)]
+        for name in algorithms:
+            peer = COUNTERPARTS.get(name)
+            cells = []
+            for b in budgets_:
+                entry = table[problem][str(b)].get(name, {})
+                if "median" not in entry:
+                    cells.append("—")
+                    continue
+                text = f"{entry['median']:.4f} ({entry['q1']:.4f}–{entry['q3']:.4f})"
+                other = table[problem][str(b)].get(peer, {})
+                if entry["median_epochs"] > b * MAX_EPOCHS:
+                    text += " ⚠ over budget"
+                elif "median" in other:
+                    text = (f"**{text}**" if entry["median"] <= other["median"]
+                            else f"{text} ✗")
+                cells.append(text)
+            label = f"{name} (vs {peer})" if peer else name
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=21)
@@ -281,6 +326,14 @@ def main(argv=None) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore the cached runs")
     parser.add_argument("--report", action="store_true",
                         help="tabulate the cached runs without running more")
+    parser.add_argument("--markdown", action="store_true",
+                        help="also print the tables of docs/performance.md")
+    parser.add_argument("--rerun", default="",
+                        help="comma-separated algorithms whose cached runs are dropped "
+                             "(after a change to them)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (fresh seeds to "
+                             "check a change without tuning on the table's seeds)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.budgets = 5, "6,24"
@@ -303,12 +356,15 @@ def main(argv=None) -> None:
     if args.fresh and cache.exists():
         cache.unlink()
     done = {}
+    rerun = {name for name in args.rerun.split(",") if name}
     if cache.exists():
-        for line in cache.read_text().splitlines():
+        for line in cache.read_text().splitlines():  # a later line replaces an earlier one
             row = json.loads(line)
-            done[tuple(row[:4])] = row
+            if row[2] not in rerun:
+                done[tuple(row[:4])] = row
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     tasks = [(p, b, name, s, root) for b in sorted(budgets_) for p in problems
-             for name in algorithms for s in range(args.seeds)
+             for name in algorithms for s in seeds
              if (p, b, name, s) not in done]
     if args.report:  # only tabulate what the cache holds
         tasks = []
@@ -321,7 +377,7 @@ def main(argv=None) -> None:
             done[tuple(row[:4])] = list(row)
     elapsed = time.perf_counter() - started
     rows_raw = [done[(p, b, name, s)] for b in budgets_ for p in problems for name in algorithms
-                for s in range(args.seeds) if (p, b, name, s) in done]
+                for s in seeds if (p, b, name, s) in done]
     present = {(r[0], r[1]) for r in rows_raw}
     budgets_ = [b for b in budgets_ if all((p, b) in present for p in problems)]
 
@@ -371,6 +427,8 @@ def main(argv=None) -> None:
     for cell in (c for p in table.values() for c in p.values()):
         for entry in cell.values():
             entry.pop("seconds")
+    if args.markdown:
+        print(markdown(table, problems, budgets_, algorithms, len(seeds)))
     write_results(args.out, rows, {"seeds": args.seeds, "budgets_full_trainings": budgets_,
                                    "max_epochs": MAX_EPOCHS, "counterparts": COUNTERPARTS,
                                    "results": table})

@@ -396,15 +396,62 @@ class MultiBracketHyperband(_BudgetSearch):
 
 
 class BOHB(MultiBracketHyperband):
-    """Hyperband's brackets with new configurations proposed by TPE, fit on the largest
-    budget that has enough observations (Falkner et al., ICML 2018)."""
+    """Hyperband's brackets with new configurations proposed by TPE (Falkner et al., ICML
+    2018).
+
+    With that paper's settings: the model waits for ``d + 3`` observed configurations
+    (``N_min + 2``, ``N_min = d + 1`` for ``d`` searched parameters), and a third of the
+    proposals (``random_fraction``, their ``rho``) are drawn uniformly whatever the model
+    says.  Two rules of its own, both so that the model does not learn from rankings made
+    on small budgets alone, which mislead whenever learning curves cross (the
+    configurations that look best after one epoch are not the ones that end best):
+
+    - within each Hyperband iteration the brackets run **least aggressive first**
+      (``schedule``: the same brackets as ``multi_hyperband``, in the other order), so
+      the first observations the model gets are at large budgets;
+    - the model learns from **every configuration, ranked by the largest budget it
+      reached**, then by its result there (the sampler's ``pool='furthest'``,
+      :class:`ato.hyperopt.samplers.TPESampler`), rather than from one budget's results.
+
+    Measured against the paper's rules alone (model on the largest budget with enough
+    observations, brackets most aggressive first) in docs/performance.md, "Regret at
+    equal budgets"."""
 
     PLUGIN_NAME = "bohb"
     CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "iterations": 2}
+    #: The share of new configurations drawn uniformly (Falkner et al.'s ``rho``).
+    random_fraction = 1 / 3
+    #: Which observations the TPE model learns from (see TPESampler): 'furthest', or
+    #: 'largest' for the paper's rule (benchmarks/bench_regret.py compares them).
+    pool = "furthest"
+    #: Run each iteration's brackets least aggressive first (False: Hyperband's order).
+    conservative_first = True
 
     def __init__(self, scope, search_spaces, **options):
         options.setdefault("sampler", "tpe")
         super().__init__(scope, search_spaces, **options)
+        if hasattr(self.sampler, "min_points"):  # the TPE sampler
+            # the paper's N_min + 2 counts one budget's observations; ranking every
+            # configuration, the model waits for TPE's usual start-up (10) as well
+            d = len(self.sampler.dims)
+            self.sampler.min_points = (d + 3 if self.pool == "largest"
+                                       else max(self.sampler.n_startup, d + 3))
+            self.sampler.random_fraction = self.random_fraction
+            self.sampler.pool = self.pool
+
+    def schedule(self) -> list[tuple[int, Fraction]]:
+        """:meth:`MultiBracketHyperband.schedule`'s brackets, each iteration's (a run of
+        increasing initial budgets) reversed when ``conservative_first``."""
+        plan = super().schedule()
+        if not self.conservative_first:
+            return plan
+        out, run = [], []
+        for bracket in plan:
+            if run and bracket[1] < run[-1][1]:  # a new iteration starts
+                out += run[::-1]
+                run = []
+            run.append(bracket)
+        return out + run[::-1]
 
 
 class ASHA(_BudgetSearch):
