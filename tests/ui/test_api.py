@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.conftest import STALE
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 
 
@@ -319,3 +320,26 @@ def test_the_dashboard_connection_refuses_writes(client):
             conn.exec_driver_sql("UPDATE experiments SET status = 'x'")
             conn.commit()
     assert client.get("/api/runs", params={"status": "failed"}).json()["runs"][0]["id"] == 6
+
+
+def test_runs_table_rows_are_those_of_the_protocol(small_db, monkeypatch):
+    """The runs table reads ato-sql's plain rows (find_run_rows) when the finder has them;
+    a backend without it goes through the protocol's find_runs: the same answer, filters
+    included (SQLite and PostgreSQL)."""
+    from ato.ui.data import Store
+
+    url, _ = small_db
+    store = Store(url, stale_after=STALE)
+    backend = type(store.finder.backend)
+    queries = [{}, {"project": "vision"}, {"where": "lr < 0.05"}, {"tags": ["baseline"]},
+               {"status": "crashed"}, {"project": "vision", "ids": [3, 1, 999]}]
+    fast = [store.runs(**q) for q in queries]
+    monkeypatch.delattr(backend, "find_run_rows")
+    slow = [store.runs(**q) for q in queries]
+    for q, a, b in zip(queries, fast, slow):
+        for row in a["runs"] + b["runs"]:
+            if row["status"] == "running" or row["end"] is None:
+                row["duration"] = None  # measured at two moments
+        assert a == b, q
+    assert any(r["status"] == "crashed" for r in fast[0]["runs"])
+    assert [r["id"] for r in fast[-1]["runs"]] == [3, 1]

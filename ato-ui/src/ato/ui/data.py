@@ -81,6 +81,22 @@ def type_name(value) -> str:
     return type(value).__name__
 
 
+def _flat_finite(config: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """``{k: _finite(v) for k, v in flatten(config).items()}`` for plain nested dicts, in
+    one pass (the runs table flattens every run's config)."""
+    if out is None:
+        out = {}
+    for k, v in config.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if type(v) is dict and v:
+            _flat_finite(v, path, out)
+        elif type(v) is float and not math.isfinite(v):
+            out[path] = _finite(v)
+        else:
+            out[path] = v
+    return out
+
+
 def _finite(value):
     """JSON has no inf/nan: they travel as the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -144,6 +160,22 @@ class Store:
                 "duration": duration, "hash": run.structural_hash,
                 "config": {k: _finite(v) for k, v in flatten(config).items()}}
 
+    @staticmethod
+    def _plain_row(run: dict, now: float) -> dict:
+        """:meth:`_run_row` of a plain row from a finder's ``find_run_rows``."""
+        start, end = _epoch(run["start_time"]), _epoch(run["end_time"])
+        if end is not None and start is not None:
+            duration = end - start
+        elif start is not None and run["status"] == "running":
+            duration = now - start
+        else:
+            last = _epoch(run["heartbeat_at"])
+            duration = (last - start) if (last and start) else None
+        return {"id": run["id"], "project": run["project_name"], "status": run["status"],
+                "tags": [str(t) for t in run["tags"]], "start": start, "end": end,
+                "duration": duration, "hash": run["structural_hash"],
+                "config": _flat_finite(run["config"])}
+
     # ------------------------------------------------------------------ API
     def projects(self) -> list[dict]:
         """``[{"id", "name"}]`` in creation order (no run counts: counting would build
@@ -160,15 +192,23 @@ class Store:
         {key: summary}}}``. A malformed ``where`` raises :class:`BadRequest` naming the
         position. ``ids`` keeps only those runs (in the given order).
         """
+        # A backend finder with ``find_run_rows`` (ato-sql's) gives plain rows without
+        # building a Run and its ADict per run; any other goes through the protocol.
+        fast = getattr(getattr(self._finder, "backend", None), "find_run_rows", None)
+        filters = {"tags": tags or None, "status": status or None, "where": where or None}
         try:
-            runs = self._finder.find_runs(project or None, tags=tags or None,
-                                          status=status or None, where=where or None)
+            runs = (fast(project or None, **filters) if fast is not None
+                    else self._finder.find_runs(project or None, **filters))
         except (AtoError, ValueError) as e:
             raise BadRequest(str(e)) from e
         if ids is not None:
-            by_id = {r.id: r for r in runs}
+            by_id = {(r["id"] if fast else r.id): r for r in runs}
             runs = [by_id[i] for i in ids if i in by_id]
-        rows = [self._run_row(r) for r in runs]
+        if fast is not None:
+            now = datetime.now(timezone.utc).timestamp()
+            rows = [self._plain_row(r, now) for r in runs]
+        else:
+            rows = [self._run_row(r) for r in runs]
         summaries = self.summaries([r["id"] for r in rows], None)  # every key, one query
         keys = sorted({k for per in summaries.values() for k in per})
         return {"runs": rows, "metric_keys": keys, "summaries": summaries}
