@@ -343,3 +343,44 @@ def test_runs_table_rows_are_those_of_the_protocol(small_db, monkeypatch):
         assert a == b, q
     assert any(r["status"] == "crashed" for r in fast[0]["runs"])
     assert [r["id"] for r in fast[-1]["runs"]] == [3, 1]
+
+
+def test_runs_answer_is_reused_until_the_database_changes(tmp_path):
+    """On SQLite /api/runs is kept while PRAGMA data_version stays (same text object);
+    a write by another connection (a new run, a finish) is seen at once; an answer with a
+    running run, or filtered by status, is never kept (it changes with the clock)."""
+    import json
+
+    from ato.ui.data import Store
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    log = logger_for(url, "p")
+    log.run(config=None)
+    log.log_metric("loss", 1.0, 0)
+    log.finish("completed")
+    store = Store(url)
+    first = store.runs_json("p")
+    assert store.runs_json("p") is first
+    assert store.runs_json("p", where="lr < 1") is not first  # another key
+    running = log.run()
+    log.flush()
+    second = store.runs_json("p")
+    assert [r["id"] for r in json.loads(second)["runs"]][-1] == running
+    assert store.runs_json("p") is not second  # holds a running run: rebuilt each time
+    log.finish("completed")
+    third = store.runs_json("p")
+    assert json.loads(third)["runs"][-1]["status"] == "completed"
+    assert store.runs_json("p") is third
+    assert store.runs_json("p", status="completed") is not store.runs_json("p", status="completed")
+    added = log.run()
+    log.finish("completed")
+    assert [r["id"] for r in json.loads(store.runs_json("p"))["runs"]][-1] == added
+
+
+def test_postgresql_runs_answer_is_never_kept(small_postgresql):
+    from ato.ui.data import Store
+
+    url, _ = small_postgresql
+    store = Store(url, stale_after=STALE)
+    assert store.data_version() is None
+    assert store.runs_json("vision") is not store.runs_json("vision")

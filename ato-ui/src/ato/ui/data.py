@@ -125,10 +125,18 @@ class Store:
     :class:`~ato.errors.AtoError` when the server cannot be reached.
     """
 
+    #: How many answers of :meth:`runs_json` are kept (filters the user went back to).
+    CACHE_SIZE = 8
+
     def __init__(self, url: str, stale_after: float = STALE_AFTER):
+        import threading
+
         self.url = url
         self.stale_after = stale_after
         self._finder = _open_finder(url, stale_after)
+        self._cache: dict = {}
+        self._cache_lock = threading.Lock()
+        self._version_conn = None
 
     @property
     def finder(self):
@@ -212,6 +220,49 @@ class Store:
         summaries = self.summaries([r["id"] for r in rows], None)  # every key, one query
         keys = sorted({k for per in summaries.values() for k in per})
         return {"runs": rows, "metric_keys": keys, "summaries": summaries}
+
+    def data_version(self) -> int | None:
+        """SQLite's change counter for this database (``PRAGMA data_version`` on a
+        read-only connection of the store's own: it changes whenever any other connection
+        commits), or ``None`` for a database without one (PostgreSQL, other backends)."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            return None
+        import sqlite3
+        from pathlib import Path
+
+        with self._cache_lock:
+            if self._version_conn is None:
+                uri = Path(path).absolute().as_uri() + "?mode=ro"
+                self._version_conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            return self._version_conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def runs_json(self, project: str | None = None, where: str | None = None,
+                  tags: list[str] | None = None, status: str | None = None,
+                  ids: list[int] | None = None) -> str:
+        """:meth:`runs` as JSON text, kept while the database does not change.
+
+        On SQLite the answer is reused until :meth:`data_version` changes (a run logged,
+        a status or a heartbeat written), unless it holds a ``running`` run or filters by
+        status: a running run turns ``crashed`` and its duration grows without any write.
+        Elsewhere every call reads the database."""
+        version = self.data_version()
+        key = (project, where, tuple(tags or ()), status, tuple(ids) if ids else None)
+        if version is not None:
+            with self._cache_lock:
+                hit = self._cache.get(key)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+        data = self.runs(project, where, tags, status, ids)
+        text = dumps(data)
+        if (version is not None and status is None
+                and not any(r["status"] == "running" for r in data["runs"])):
+            with self._cache_lock:
+                self._cache.pop(key, None)
+                self._cache[key] = (version, text)
+                while len(self._cache) > self.CACHE_SIZE:
+                    self._cache.pop(next(iter(self._cache)))
+        return text
 
     def metric_keys(self, run_ids) -> list[str]:
         """Every metric key logged by any of ``run_ids``, sorted."""
