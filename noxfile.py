@@ -17,10 +17,11 @@ DISTS = ["ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab", "ato
 # Pinned: `pip install torch==2.13.0` takes the CPU build on disk, never a CUDA download.
 TORCH = "torch==2.13.0"
 # hatchling: tests/integration/test_docs.py builds the plugin tutorial's package offline.
-# playwright drives the system's Chromium in tests/ui (never `playwright install`); httpx is
-# Starlette's test client.
+# playwright drives the system's Chromium in tests/ui (never `playwright install`); httpx2 is
+# the HTTP client of Starlette's test client (httpx for a Starlette before 1.x, which warns
+# that httpx is deprecated when httpx2 is absent).
 TEST_DEPS = ["pytest>=8", "hypothesis>=6", "numpy", "scikit-learn", "hatchling", "playwright",
-             "httpx"]
+             "httpx2", "httpx"]
 SUBSETS = {
     "core": ["ato-core"],
     "core+formats": ["ato-core", "ato-formats"],

@@ -48,7 +48,9 @@ def main(url: str, out: str) -> None:
         "ui-runs": "#/runs?pc=1",
         "ui-charts": f"#/charts?runs={','.join(map(str, ids[-8:]))}&smooth=0.3",
         "ui-run": f"#/run/{final}",
-        "ui-compare": f"#/compare?runs={ids[-2]},{ids[-1]}",
+        # a weak early trial against the re-evaluated winner: config, structure and metric
+        # differences all show
+        "ui-compare": f"#/compare?runs={ids[0]},{ids[-2]}",
     }
     if studies:
         pages["ui-search"] = f"#/search/{studies[0]['study']}"

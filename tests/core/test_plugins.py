@@ -1176,3 +1176,19 @@ class TestURLWithoutScheme:
             f"file://{tmp_path}")
         with pytest.raises(UnknownPluginError, match="no installed plugin provides 's4'"):
             plugin_manager.store_for_url("s4://bucket")
+
+
+def test_command_for_answers_as_the_full_command_registry(monkeypatch):
+    """command_for (the narrow lookup `ato <name>` uses) gives the class commands() gives,
+    for every command, with and without ATO_PREFER_PLUGINS, and None for an unknown name."""
+    from ato.plugins import manager
+
+    for prefer in (None, "ui"):
+        if prefer:
+            monkeypatch.setenv(manager.PREFER_ENV, prefer)
+        manager.reset()
+        narrow = {name: manager.command_for(name) for name in manager.PROVIDERS["command"]}
+        assert manager.command_for("no-such-command") is None
+        full = manager.commands()
+        assert narrow == {name: full.get(name) for name in narrow}
+    manager.reset()

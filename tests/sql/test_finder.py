@@ -77,6 +77,58 @@ class TestSimilarAndFilters:
         logger.finish()
 
 
+class TestRunRows:
+    """find_run_rows (the dashboard's runs table) answers exactly what find_runs does."""
+
+    @staticmethod
+    def as_row(run) -> dict:
+        return {"id": run.id, "project_name": run.project_name, "status": run.status,
+                "recorded_status": run.recorded_status, "tags": run.tags,
+                "start_time": run.start_time, "end_time": run.end_time,
+                "heartbeat_at": run.heartbeat_at, "structural_hash": run.structural_hash,
+                "config": run.config.to_dict()}
+
+    def same(self, rows, runs) -> bool:
+        # NaN != NaN: compare the JSON-ish text (repr writes nan the same on both sides)
+        return repr(rows) == repr([self.as_row(r) for r in runs])
+
+    def test_rows_equal_the_runs_with_every_filter(self, db_url):
+        """Non-finite floats, a user dict that looks like the tracker's own markers, a
+        stale running run shown as crashed; tags, status, where and project filters."""
+        nan, inf = float("nan"), float("inf")
+        a = log_run(db_url, tags=["x"], lr=0.1, model={"name": "r", "depth": 18},
+                    bound=inf, low=-inf, gap=nan, grid=[1.5, inf, {"k": nan}])
+        b = log_run(db_url, tags=["x", "y"], status="failed", lr=0.01,
+                    weird={"$numberDouble": "Infinity"}, nested={"$dict": {"a": 1}}, empty={})
+        log_run(db_url, "other", lr=0.5, note="<script>")
+        logger = SQLLogger(make_config(db_url, lr=0.2), handle_signals=False,
+                           heartbeat_interval=3600)
+        stale = logger.run(tags=["x"])
+        logger._stop.set()  # no more heartbeats: the run goes stale
+        import time
+
+        time.sleep(0.3)
+        finder = SQLFinder(make_config(db_url), stale_after=0.2)
+        for args, kwargs in [((), {}), (("proj",), {}), (("proj",), {"tags": ["x"]}),
+                             (("proj",), {"tags": ["x", "y"]}), ((), {"status": "failed"}),
+                             ((), {"status": "crashed"}), ((), {"where": "lr < 0.2"}),
+                             (("nope",), {})]:
+            rows = finder.find_run_rows(*args, **kwargs)
+            assert self.same(rows, finder.find_runs(*args, **kwargs)), (args, kwargs)
+        rows = {r["id"]: r for r in finder.find_run_rows()}
+        assert rows[stale]["status"] == "crashed" and rows[stale]["recorded_status"] == "running"
+        assert rows[a]["config"]["bound"] == inf and rows[a]["config"]["gap"] != rows[a]["config"]["gap"]
+        assert rows[b]["config"]["weird"] == {"$numberDouble": "Infinity"}
+        assert rows[b]["config"]["nested"] == {"$dict": {"a": 1}}
+        logger.finish()
+
+    def test_a_malformed_where_is_the_same_error(self, db_url):
+        log_run(db_url, lr=0.1)
+        finder = SQLFinder(make_config(db_url))
+        with pytest.raises(WhereError, match="lr <"):
+            finder.find_run_rows(where="lr <")
+
+
 class TestWhere:
     @pytest.fixture
     def runs(self, db_url):

@@ -142,19 +142,23 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server, artifacts, request):
-    # bypass_csp: the escaping tests must hold without the CSP's help, and Playwright
-    # evaluates string predicates.
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True,
-                                  bypass_csp=True)
+def browser_page(browser, base: str, artifacts: Path, **context_options):
+    """A fresh page of ``browser`` on the server at ``base`` (a generator for a fixture):
+    ``page.open(hash)`` loads a view and waits until it is ready, ``page.shot(name)`` saves
+    a full-page screenshot under ``artifacts``, ``page.errors`` collects JavaScript
+    errors, and closing fails the test if there were any.
+
+    bypass_csp: the escaping tests must hold without the CSP's help, and Playwright
+    evaluates string predicates."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True,
+                                  **context_options)
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.errors = errors
 
     def open_(hash_):
-        pg.goto(server.base + hash_)
+        pg.goto(base + hash_)
         pg.wait_for_selector("#view[data-ready='1']", state="attached", timeout=15_000)
         return pg
 
@@ -163,3 +167,8 @@ def page(browser, server, artifacts, request):
     yield pg
     context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, server, artifacts):
+    yield from browser_page(browser, server.base, artifacts, accept_downloads=True)

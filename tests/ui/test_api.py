@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.conftest import STALE
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 
 
@@ -319,3 +320,67 @@ def test_the_dashboard_connection_refuses_writes(client):
             conn.exec_driver_sql("UPDATE experiments SET status = 'x'")
             conn.commit()
     assert client.get("/api/runs", params={"status": "failed"}).json()["runs"][0]["id"] == 6
+
+
+def test_runs_table_rows_are_those_of_the_protocol(small_db, monkeypatch):
+    """The runs table reads ato-sql's plain rows (find_run_rows) when the finder has them;
+    a backend without it goes through the protocol's find_runs: the same answer, filters
+    included (SQLite and PostgreSQL)."""
+    from ato.ui.data import Store
+
+    url, _ = small_db
+    store = Store(url, stale_after=STALE)
+    backend = type(store.finder.backend)
+    queries = [{}, {"project": "vision"}, {"where": "lr < 0.05"}, {"tags": ["baseline"]},
+               {"status": "crashed"}, {"project": "vision", "ids": [3, 1, 999]}]
+    fast = [store.runs(**q) for q in queries]
+    monkeypatch.delattr(backend, "find_run_rows")
+    slow = [store.runs(**q) for q in queries]
+    for q, a, b in zip(queries, fast, slow):
+        for row in a["runs"] + b["runs"]:
+            if row["status"] == "running" or row["end"] is None:
+                row["duration"] = None  # measured at two moments
+        assert a == b, q
+    assert any(r["status"] == "crashed" for r in fast[0]["runs"])
+    assert [r["id"] for r in fast[-1]["runs"]] == [3, 1]
+
+
+def test_runs_answer_is_reused_until_the_database_changes(tmp_path):
+    """On SQLite /api/runs is kept while PRAGMA data_version stays (same text object);
+    a write by another connection (a new run, a finish) is seen at once; an answer with a
+    running run, or filtered by status, is never kept (it changes with the clock)."""
+    import json
+
+    from ato.ui.data import Store
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    log = logger_for(url, "p")
+    log.run(config=None)
+    log.log_metric("loss", 1.0, 0)
+    log.finish("completed")
+    store = Store(url)
+    first = store.runs_json("p")
+    assert store.runs_json("p") is first
+    assert store.runs_json("p", where="lr < 1") is not first  # another key
+    running = log.run()
+    log.flush()
+    second = store.runs_json("p")
+    assert [r["id"] for r in json.loads(second)["runs"]][-1] == running
+    assert store.runs_json("p") is not second  # holds a running run: rebuilt each time
+    log.finish("completed")
+    third = store.runs_json("p")
+    assert json.loads(third)["runs"][-1]["status"] == "completed"
+    assert store.runs_json("p") is third
+    assert store.runs_json("p", status="completed") is not store.runs_json("p", status="completed")
+    added = log.run()
+    log.finish("completed")
+    assert [r["id"] for r in json.loads(store.runs_json("p"))["runs"]][-1] == added
+
+
+def test_postgresql_runs_answer_is_never_kept(small_postgresql):
+    from ato.ui.data import Store
+
+    url, _ = small_postgresql
+    store = Store(url, stale_after=STALE)
+    assert store.data_version() is None
+    assert store.runs_json("vision") is not store.runs_json("vision")

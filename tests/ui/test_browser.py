@@ -169,6 +169,20 @@ def test_live_point_arrives_within_a_second(page, server):
         log.finish("completed")
 
 
+def test_scatter_x_defaults_to_the_key_that_drives_the_metric(page):
+    """The sweep's metrics depend on lr alone; batch_size (the first numeric key, the old
+    default) only follows lr's cycle by half.  The default x is the key of the strongest
+    rank correlation with the metric; a chosen one (``sx``) is kept."""
+    page.open("#/runs?project=sweep&pc=1")
+    page.wait_for_selector("[data-testid='parallel'][data-ready='1']")
+    assert page.input_value("[data-testid='scatter-x']") == "lr"
+    options = page.locator("[data-testid='scatter-x'] option").all_inner_texts()
+    assert options.index("batch_size") < options.index("lr")
+    page.open("#/runs?project=sweep&pc=1&sx=batch_size")
+    page.wait_for_selector("[data-testid='parallel'][data-ready='1']")
+    assert page.input_value("[data-testid='scatter-x']") == "batch_size"
+
+
 def test_parallel_coordinates_brushing_filters_the_table(page):
     page.open("#/runs?project=sweep&pc=1")
     page.wait_for_selector("[data-testid='parallel'][data-ready='1']")

@@ -122,3 +122,34 @@ def test_no_token_on_a_public_host_warns(small_sqlite):
     finally:
         _stop(proc)
     assert "anyone who can reach" in proc.stderr.read()
+
+
+def test_ato_ui_imports_neither_other_commands_nor_click(small_sqlite):
+    """Start-up: `ato ui` asks only core's and ato-ui's plugins for its command, and starts
+    uvicorn without its click command line; the server still answers.  `ato --help` in
+    the same kind of process still lists every command."""
+    url, _ = small_sqlite
+    probe = (
+        "import sys, threading, urllib.request\n"
+        "from ato.ui import command\n"
+        "Config, Server = command._uvicorn_server()\n"
+        "def run(self, sockets=None):\n"
+        "    print(sorted(m for m in sys.modules if m == 'click' or m.endswith('.commands')))\n"
+        "    raise SystemExit(0)\n"
+        "Server.run = run\n"
+        "from ato.cli import main\n"
+        f"main(['ui', {url!r}, '--port', '0'])\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    listing = subprocess.run([sys.executable, "-m", "ato.cli", "--help"], capture_output=True,
+                             text=True, timeout=60).stdout
+    for name in ("runs", "search", "models", "ui", "plugins"):
+        assert re.search(rf"^\s+{name}\s", listing, re.M), name
+    # uvicorn's package attributes stay reachable after the narrow import
+    after = subprocess.run([sys.executable, "-c",
+                            "from ato.ui.command import _uvicorn_server; _uvicorn_server();"
+                            "import uvicorn; print(uvicorn.__version__, callable(uvicorn.run))"],
+                           capture_output=True, text=True, timeout=60)
+    assert after.stdout.split()[-1] == "True", after.stderr

@@ -357,22 +357,9 @@ def reg_server(reg_sqlite):
 
 @pytest.fixture
 def rpage(browser, reg_server, artifacts):
-    # bypass_csp: escaping must hold without the CSP's help (as in test_browser.py)
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
-    pg = context.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
+    from tests.ui.conftest import browser_page
 
-    def open_(hash_):
-        pg.goto(reg_server.base + hash_)
-        pg.wait_for_selector("#view[data-ready='1']", state="attached", timeout=15_000)
-        return pg
-
-    pg.open = open_
-    pg.shot = lambda name: pg.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    yield from browser_page(browser, reg_server.base, artifacts)
 
 
 def _ready_after_navigation(page):

@@ -81,22 +81,9 @@ def vserver(views_db):
 
 @pytest.fixture
 def vpage(browser, vserver, artifacts):
-    # bypass_csp: Playwright evaluates string predicates (as in test_browser.py)
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
-    pg = context.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
+    from tests.ui.conftest import browser_page
 
-    def open_(hash_):
-        pg.goto(vserver.base + hash_)
-        pg.wait_for_selector("#view[data-ready='1']", state="attached", timeout=15_000)
-        return pg
-
-    pg.open = open_
-    pg.shot = lambda name: pg.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    yield from browser_page(browser, vserver.base, artifacts)
 
 
 def _rerendered(page):

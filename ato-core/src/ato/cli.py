@@ -56,11 +56,13 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, only: type | None = None) -> argparse.ArgumentParser:
     """The ``ato`` parser: one sub-parser per valid command; only ``command``'s (all, when
     ``None``) receive their arguments.  Without a command (``ato --help``) the help also
     lists commands whose distribution is missing and counts plugin problems; that costs
-    loading every seam, so a named command skips it.  Raises
+    loading every seam, so a named command skips it.  With ``only`` (the class of
+    ``command``, from :func:`ato.plugins.manager.command_for`) the parser has that one
+    sub-parser, and no other command's module is imported.  Raises
     :class:`ato.errors.PluginError` when a command's ``add_arguments`` fails."""
     from ato.plugins.manager import _one_line, commands, provider
 
@@ -68,7 +70,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                      epilog=None if command else _epilog(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, cls in sorted(commands().items()):
+    chosen = {command: only} if command and only is not None else commands()
+    for name, cls in sorted(chosen.items()):
         text = str(getattr(cls, "help", "") or "").replace("%", "%%")
         p = sub.add_parser(name, help=text, description=text or None)
         p.set_defaults(_command=cls)
@@ -86,15 +89,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``ato``; returns the exit status (2 for a user mistake or a broken plugin,
     printed as one line)."""
-    from ato.plugins.manager import command_problem
+    from ato.plugins.manager import command_for, command_problem
 
     argv = list(sys.argv[1:] if argv is None else argv)
     name = _requested(argv)
     try:
-        problem = command_problem(name) if name is not None else None
+        # A named command that exists is looked up without importing the other commands'
+        # modules (start-up time of `ato ui`); otherwise every plugin is asked, for the
+        # full "invalid choice" list or the reason the command is unavailable.
+        cls = command_for(name) if name is not None else None
+        problem = command_problem(name) if name is not None and cls is None else None
         if problem is not None:
             raise problem
-        parser = build_parser(name or "")  # no command named: no add_arguments runs
+        parser = build_parser(name or "", only=cls)  # no command named: no add_arguments runs
     except AtoError as e:
         print(f"ato: error: {e}", file=sys.stderr)
         return e.exit_code

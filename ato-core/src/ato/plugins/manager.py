@@ -410,14 +410,17 @@ def check_class(kind: str, cls) -> tuple[list[str], str | None]:
     return keys, None
 
 
-def _collect_seam(hook_caller, kind: str) -> Seam:
+def _collect_seam(hook_caller, kind: str, only=None) -> Seam:
     """Call each plugin's implementation of the seam's hook on its own, in precedence
-    order, and keep what passes :func:`check_class` and claims nothing already taken."""
+    order, and keep what passes :func:`check_class` and claims nothing already taken.
+    ``only`` (a predicate on a :class:`PluginRecord`) limits the call to those plugins."""
     seam = Seam(kind)
     hook = SEAMS[kind][1]
     impls = hook_caller.get_hookimpls()
     records = seam.records
     records.update({impl.plugin_name: _record(impl.plugin_name, impl.plugin) for impl in impls})
+    if only is not None:
+        impls = [impl for impl in impls if only(records[impl.plugin_name])]
     impls.sort(key=lambda impl: _seam_rank(kind, impl.plugin_name,
                                            records[impl.plugin_name].distribution))
     for impl in impls:
@@ -847,6 +850,30 @@ def store_for_url(url: str) -> type:
 def commands() -> dict:
     """``{subcommand name: command class}`` of every valid ``ato`` subcommand."""
     return registry("command")
+
+
+def command_for(name: str) -> type | None:
+    """The class of ``ato <name>``, or ``None`` when no valid plugin provides it.
+
+    Same answer as ``commands().get(name)``, but for a command of one of Ato's own
+    distributions (the :data:`DISTRIBUTIONS` table) only core's built-in plugin and that
+    distribution's plugins are asked: ``ato ui`` does not import the modules of
+    ``ato runs`` or ``ato search``.  They rank before every third-party plugin, so
+    nothing another plugin registers could win the name; with ``ATO_PREFER_PLUGINS`` set,
+    or when that distribution does not provide the command (missing, disabled, broken),
+    every plugin is asked, as for any other name.  The narrow answer is not kept:
+    :func:`commands` and ``ato plugins`` still see every plugin."""
+    seam = _registries.get("command")
+    dist = PROVIDERS["command"].get(name)
+    if seam is None and dist is not None and not _env_names(PREFER_ENV):
+        hook = plugin_manager().hook.ato_register_commands
+        with _lock:
+            narrow = _collect_seam(hook, "command",
+                                   only=lambda r: r.builtin or _same_dist(r.distribution, dist))
+        cls = narrow.by_name.get(name)
+        if cls is not None:
+            return cls
+    return commands().get(name)
 
 
 def command_problem(name: str) -> Exception | None:

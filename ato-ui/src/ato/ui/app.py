@@ -228,8 +228,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                              f"not {status!r}")
         ids = _ids(request, "ids") if q.get("ids") else None
         args = (q.get("project") or None, q.get("where") or None, tags, status, ids)
-        data = await call(lambda: store.runs(*args))
-        return _json(data)
+        text = await call(lambda: store.runs_json(*args))
+        return Response(text, media_type="application/json")
 
     async def run(request: Request):
         try:

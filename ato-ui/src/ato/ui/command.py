@@ -74,6 +74,52 @@ pages (the address of each view is a link you can share):
             models downstream of a dataset)"""
 
 
+def _uvicorn_server():
+    """uvicorn's ``Config`` and ``Server`` classes without importing its command line.
+
+    ``import uvicorn`` runs the package's ``__init__``, which imports ``uvicorn.main`` and
+    with it click (about a fifth of ``ato ui``'s start-up, measured by
+    benchmarks/bench_ui.py).  When no module has imported uvicorn yet, its package is put
+    in ``sys.modules`` without running that ``__init__``; any other attribute of the
+    package (``uvicorn.run``…) is still there, imported from ``uvicorn.main`` on first
+    use.  Should uvicorn's layout change, the ordinary import is used."""
+    if "uvicorn" not in sys.modules:
+        import importlib
+        import importlib.util
+        import types
+
+        spec = importlib.util.find_spec("uvicorn")
+        if spec is not None and spec.submodule_search_locations is not None:
+            package = types.ModuleType("uvicorn")
+            package.__spec__, package.__file__ = spec, spec.origin
+            package.__path__ = list(spec.submodule_search_locations)
+            package.__package__ = "uvicorn"
+
+            def rest(name: str):
+                if name.startswith("__") and name != "__version__":
+                    raise AttributeError(name)
+                if name == "__version__":
+                    from importlib.metadata import version
+
+                    return version("uvicorn")
+                return getattr(importlib.import_module("uvicorn.main"), name)
+
+            package.__getattr__ = rest
+            sys.modules["uvicorn"] = package
+            try:
+                from uvicorn.config import Config
+                from uvicorn.server import Server
+
+                package.Config, package.Server = Config, Server  # as its __init__ does
+                return Config, Server
+            except ImportError:
+                for name in [m for m in sys.modules if m == "uvicorn" or m.startswith("uvicorn.")]:
+                    del sys.modules[name]
+    import uvicorn
+
+    return uvicorn.Config, uvicorn.Server
+
+
 class UICommand:
     PLUGIN_NAME = "ui"
     help = ("the dashboard: runs table, live charts, compare, search ladder, "
@@ -116,8 +162,7 @@ class UICommand:
         tracker_for_url(url)
         check_database(url)
         sock = _bind(args.host, args.port)
-        import uvicorn
-
+        Config, Server = _uvicorn_server()  # noqa: N806 (classes)
         from ato.ui.app import create_app
 
         # An SQLite file (checked above) opens in the background while the page is served;
@@ -138,9 +183,10 @@ class UICommand:
             import webbrowser
 
             webbrowser.open(link)
-        config = uvicorn.Config(app, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
+        # No WebSocket endpoint: ws="none" spares importing a WebSocket library.
+        config = Config(app, log_level="warning", access_log=False, ws="none",
+                        timeout_graceful_shutdown=1)
+        server = Server(config)
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:

@@ -81,6 +81,22 @@ def type_name(value) -> str:
     return type(value).__name__
 
 
+def _flat_finite(config: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """``{k: _finite(v) for k, v in flatten(config).items()}`` for plain nested dicts, in
+    one pass (the runs table flattens every run's config)."""
+    if out is None:
+        out = {}
+    for k, v in config.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if type(v) is dict and v:
+            _flat_finite(v, path, out)
+        elif type(v) is float and not math.isfinite(v):
+            out[path] = _finite(v)
+        else:
+            out[path] = v
+    return out
+
+
 def _finite(value):
     """JSON has no inf/nan: they travel as the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -109,10 +125,18 @@ class Store:
     :class:`~ato.errors.AtoError` when the server cannot be reached.
     """
 
+    #: How many answers of :meth:`runs_json` are kept (filters the user went back to).
+    CACHE_SIZE = 8
+
     def __init__(self, url: str, stale_after: float = STALE_AFTER):
+        import threading
+
         self.url = url
         self.stale_after = stale_after
         self._finder = _open_finder(url, stale_after)
+        self._cache: dict = {}
+        self._cache_lock = threading.Lock()
+        self._version_conn = None
 
     @property
     def finder(self):
@@ -144,6 +168,22 @@ class Store:
                 "duration": duration, "hash": run.structural_hash,
                 "config": {k: _finite(v) for k, v in flatten(config).items()}}
 
+    @staticmethod
+    def _plain_row(run: dict, now: float) -> dict:
+        """:meth:`_run_row` of a plain row from a finder's ``find_run_rows``."""
+        start, end = _epoch(run["start_time"]), _epoch(run["end_time"])
+        if end is not None and start is not None:
+            duration = end - start
+        elif start is not None and run["status"] == "running":
+            duration = now - start
+        else:
+            last = _epoch(run["heartbeat_at"])
+            duration = (last - start) if (last and start) else None
+        return {"id": run["id"], "project": run["project_name"], "status": run["status"],
+                "tags": [str(t) for t in run["tags"]], "start": start, "end": end,
+                "duration": duration, "hash": run["structural_hash"],
+                "config": _flat_finite(run["config"])}
+
     # ------------------------------------------------------------------ API
     def projects(self) -> list[dict]:
         """``[{"id", "name"}]`` in creation order (no run counts: counting would build
@@ -160,18 +200,69 @@ class Store:
         {key: summary}}}``. A malformed ``where`` raises :class:`BadRequest` naming the
         position. ``ids`` keeps only those runs (in the given order).
         """
+        # A backend finder with ``find_run_rows`` (ato-sql's) gives plain rows without
+        # building a Run and its ADict per run; any other goes through the protocol.
+        fast = getattr(getattr(self._finder, "backend", None), "find_run_rows", None)
+        filters = {"tags": tags or None, "status": status or None, "where": where or None}
         try:
-            runs = self._finder.find_runs(project or None, tags=tags or None,
-                                          status=status or None, where=where or None)
+            runs = (fast(project or None, **filters) if fast is not None
+                    else self._finder.find_runs(project or None, **filters))
         except (AtoError, ValueError) as e:
             raise BadRequest(str(e)) from e
         if ids is not None:
-            by_id = {r.id: r for r in runs}
+            by_id = {(r["id"] if fast else r.id): r for r in runs}
             runs = [by_id[i] for i in ids if i in by_id]
-        rows = [self._run_row(r) for r in runs]
+        if fast is not None:
+            now = datetime.now(timezone.utc).timestamp()
+            rows = [self._plain_row(r, now) for r in runs]
+        else:
+            rows = [self._run_row(r) for r in runs]
         summaries = self.summaries([r["id"] for r in rows], None)  # every key, one query
         keys = sorted({k for per in summaries.values() for k in per})
         return {"runs": rows, "metric_keys": keys, "summaries": summaries}
+
+    def data_version(self) -> int | None:
+        """SQLite's change counter for this database (``PRAGMA data_version`` on a
+        read-only connection of the store's own: it changes whenever any other connection
+        commits), or ``None`` for a database without one (PostgreSQL, other backends)."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            return None
+        import sqlite3
+        from pathlib import Path
+
+        with self._cache_lock:
+            if self._version_conn is None:
+                uri = Path(path).absolute().as_uri() + "?mode=ro"
+                self._version_conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            return self._version_conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def runs_json(self, project: str | None = None, where: str | None = None,
+                  tags: list[str] | None = None, status: str | None = None,
+                  ids: list[int] | None = None) -> str:
+        """:meth:`runs` as JSON text, kept while the database does not change.
+
+        On SQLite the answer is reused until :meth:`data_version` changes (a run logged,
+        a status or a heartbeat written), unless it holds a ``running`` run or filters by
+        status: a running run turns ``crashed`` and its duration grows without any write.
+        Elsewhere every call reads the database."""
+        version = self.data_version()
+        key = (project, where, tuple(tags or ()), status, tuple(ids) if ids else None)
+        if version is not None:
+            with self._cache_lock:
+                hit = self._cache.get(key)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+        data = self.runs(project, where, tags, status, ids)
+        text = dumps(data)
+        if (version is not None and status is None
+                and not any(r["status"] == "running" for r in data["runs"])):
+            with self._cache_lock:
+                self._cache.pop(key, None)
+                self._cache[key] = (version, text)
+                while len(self._cache) > self.CACHE_SIZE:
+                    self._cache.pop(next(iter(self._cache)))
+        return text
 
     def metric_keys(self, run_ids) -> list[str]:
         """Every metric key logged by any of ``run_ids``, sorted."""

@@ -9,6 +9,47 @@ const ROW_H = 28;
 const OVERSCAN = 12;
 const STATUSES = ["", "running", "completed", "failed", "killed", "crashed"];
 
+// Ranks of `values` (1-based), ties sharing their mean rank.
+function ranks(values) {
+  const order = values.map((v, i) => [v, i]).sort((a, b) => a[0] - b[0]);
+  const out = new Array(values.length);
+  for (let i = 0; i < order.length;) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1][0] === order[i][0]) j++;
+    for (let k = i; k <= j; k++) out[order[k][1]] = (i + j) / 2 + 1;
+    i = j + 1;
+  }
+  return out;
+}
+
+// Spearman's rank correlation of the finite pairs (x, y); null with fewer than 3 pairs or
+// a constant side.
+export function spearman(xs, ys) {
+  const pairs = xs.map((x, i) => [x, ys[i]]).filter(([x, y]) =>
+    typeof x === "number" && typeof y === "number" && Number.isFinite(x) && Number.isFinite(y));
+  if (pairs.length < 3) return null;
+  const rx = ranks(pairs.map((p) => p[0])), ry = ranks(pairs.map((p) => p[1]));
+  const n = pairs.length, mean = (n + 1) / 2;
+  let sxy = 0, sxx = 0, syy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = rx[i] - mean, dy = ry[i] - mean;
+    sxy += dx * dy; sxx += dx * dx; syy += dy * dy;
+  }
+  return sxx && syy ? sxy / Math.sqrt(sxx * syy) : null;
+}
+
+// Of `keys` (config keys), the one whose |Spearman correlation| with `metric(run)` is the
+// largest (the first of equals); null when no key correlates at all.
+function strongestKey(runs, keys, metric) {
+  const ys = runs.map(metric);
+  let best = null, bestR = 0;
+  for (const k of keys) {
+    const r = spearman(runs.map((run) => run.config[k]), ys);
+    if (r !== null && Math.abs(r) > bestR + 1e-12) { best = k; bestR = Math.abs(r); }
+  }
+  return best;
+}
+
 export async function renderRuns(view, params) {
   const filters = {
     project: params.get("project") || "", where: params.get("where") || "",
@@ -216,7 +257,10 @@ export async function renderRuns(view, params) {
       setParams({ pcm: e.target.value, pcb: Object.keys(pcBrushes).length ? JSON.stringify(pcBrushes) : "" });
       params.set("pcm", e.target.value); renderPanel(); } },
       metricKeys.map((k) => el("option", { value: k, text: `${k} (last)`, selected: k === metric })));
-    const xKey = params.get("sx") || numericKeys[0] || varying[0];
+    // The default x: the numeric key whose rank correlation with the metric is strongest
+    // (the hyperparameter that matters most, on any monotone scale: lr works as log lr).
+    const xKey = params.get("sx") ||
+      strongestKey(runs, numericKeys, (r) => summary(r, metric, "last")) || numericKeys[0] || varying[0];
     const xSelect = el("select", { testid: "scatter-x", onchange: (e) => { setParams({ sx: e.target.value }); params.set("sx", e.target.value); renderPanel(); } },
       varying.map((k) => el("option", { value: k, text: k, selected: k === xKey })));
     const pcBox = el("div", { class: "pc", testid: "parallel" });
