@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import datetime, timedelta
 
 import pytest
-from datetime import datetime, timedelta
 
 from ato.db_routers.sql.manager import SQLFinder, SQLLogger
 from ato.tracking import reduce_points
@@ -186,7 +186,7 @@ def test_block_reduction_equals_the_reference_on_random_series(db_url, block_rea
     """Property-style: random series logged in random flush sizes; every reduction (whole
     series, random windows, every bucket width) equals reduce_points on the raw rows."""
     rng = random.Random(2026)
-    for case in range(6):
+    for _ in range(6):
         data = _random_series(rng, rng.choice([400, 1500, 4000]))
         batches, i = [], 0
         while i < len(data):
