@@ -317,3 +317,26 @@ def test_series_still_growing_while_read(db_url):
     finally:
         writer.join()
         logger.finish()
+
+
+def test_block_cover_partitions_any_step_range():
+    """The plan of a bucket covers each of its steps exactly once, with at most two block
+    ranges per size and two raw ranges, also for negative and huge spans."""
+    from ato.db_routers.sql.blocks import SIZES, cover
+
+    rng = random.Random(1)
+    for _ in range(3000):
+        a = rng.randint(-5000, 5000)
+        b = a + rng.choice([0, 1, 3, 5, 31, 100, 1500, 5000, 10**7]) - 1
+        block_ranges, raw_ranges = [], []
+        cover(a, b, block_ranges, raw_ranges)
+        assert len(block_ranges) <= 2 * len(SIZES) and len(raw_ranges) <= 2
+        pieces = sorted([(blk * size, blk * size + size - 1) for size, lo, hi in block_ranges
+                         for blk in (range(lo, hi + 1) if size < SIZES[-1] else ())]
+                        + [(size * lo, size * hi + size - 1) for size, lo, hi in block_ranges
+                           if size == SIZES[-1]] + list(raw_ranges))
+        expected = a
+        for lo, hi in pieces:  # contiguous, no overlap, nothing missing
+            assert lo == expected and hi >= lo
+            expected = hi + 1
+        assert expected == b + 1

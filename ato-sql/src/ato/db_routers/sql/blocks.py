@@ -6,10 +6,10 @@ holds one row per block of steps ``[b * S, b * S + S - 1]`` (``b = step // S``, 
 division, so negative steps have blocks too) that holds at least one point:
 
 - its minimum and its maximum among the values that are numbers (NaN never is one;
-  ``NULL`` while every value of the block is NaN), each with its step, row id and
-  timestamp; ties go to the smallest ``(step, id)``, as :func:`ato.tracking.reduce_points`
-  resolves them (``id`` is the logging order);
-- its last point: the greatest ``(step, id)``, with its value and timestamp.
+  ``NULL`` while every value of the block is NaN), each with its step and row id; ties
+  go to the smallest ``(step, id)``, as :func:`ato.tracking.reduce_points` resolves them
+  (``id`` is the logging order);
+- its last point: the greatest ``(step, id)``.
 
 ``metric_block_counts`` holds, per run and key, how many rows of ``metrics`` the blocks
 summarise.  The logger's flush writes the rows, the blocks and that count in one
@@ -27,12 +27,11 @@ bucket plus raw rows at the bucket edges.
 from __future__ import annotations
 
 import json
-import math
+import re
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String
+from sqlalchemy import BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ato.db_routers.sql import values
 from ato.db_routers.sql.schema import Base
 
 #: Block sizes in steps, each a multiple of the one before (see docs/performance.md,
@@ -53,15 +52,11 @@ class MetricBlock(Base):
     lo_value: Mapped[float | None] = mapped_column(Float)
     lo_step: Mapped[int | None] = mapped_column(BigInteger)
     lo_id: Mapped[int | None] = mapped_column(BigInteger)
-    lo_time: Mapped[object | None] = mapped_column(DateTime)
     hi_value: Mapped[float | None] = mapped_column(Float)
     hi_step: Mapped[int | None] = mapped_column(BigInteger)
     hi_id: Mapped[int | None] = mapped_column(BigInteger)
-    hi_time: Mapped[object | None] = mapped_column(DateTime)
-    last_value: Mapped[float] = mapped_column(Float, nullable=False)
     last_step: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    last_time: Mapped[object | None] = mapped_column(DateTime)
 
 
 class MetricBlockCount(Base):
@@ -74,40 +69,38 @@ class MetricBlockCount(Base):
     rows: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-_COLUMNS = ("run_id", "key", "size", "block", "lo_value", "lo_step", "lo_id", "lo_time",
-            "hi_value", "hi_step", "hi_id", "hi_time", "last_value", "last_step", "last_id",
-            "last_time")
+_COLUMNS = ("run_id", "key", "size", "block", "lo_value", "lo_step", "lo_id",
+            "hi_value", "hi_step", "hi_id", "last_step", "last_id")
 
 
 # --------------------------------------------------------------------------- aggregation
 def aggregate(rows) -> tuple[dict, dict]:
-    """Blocks of ``rows`` (``(id, run_id, key, value, step, time)``, value a float that may
-    be NaN, any order): ``({(run_id, key, size, block): entry}, {(run_id, key): count})``.
+    """Blocks of ``rows`` (``(id, run_id, key, value, step)``, value a float that may be
+    NaN, any order): ``({(run_id, key, size, block): entry}, {(run_id, key): count})``.
 
-    An entry is a list ``[lo_value, lo_step, lo_id, lo_time, hi_value, hi_step, hi_id,
-    hi_time, last_value, last_step, last_id, last_time]`` (the lo/hi items ``None`` when
-    every value is NaN).  The smallest size is built from the rows, each larger one from
-    the size below it."""
+    An entry is a list ``[lo_value, lo_step, lo_id, hi_value, hi_step, hi_id, last_step,
+    last_id]`` (the lo/hi items ``None`` when every value is NaN).  The smallest size is
+    built from the rows, each larger one from the size below it."""
     size0 = SIZES[0]
     level: dict = {}
     counts: dict = {}
-    for id_, run_id, key, value, step, t in rows:
+    for id_, run_id, key, value, step in rows:
         pair = (run_id, key)
         counts[pair] = counts.get(pair, 0) + 1
         k = (run_id, key, size0, step // size0)
         e = level.get(k)
         number = value == value
         if e is None:
-            level[k] = ([value, step, id_, t, value, step, id_, t] if number
-                        else [None] * 8) + [value, step, id_, t]
+            level[k] = ([value, step, id_, value, step, id_] if number
+                        else [None] * 6) + [step, id_]
             continue
         if number:
             if e[0] is None or (value, step, id_) < (e[0], e[1], e[2]):
-                e[0:4] = value, step, id_, t
-            if e[4] is None or (-value, step, id_) < (-e[4], e[5], e[6]):
-                e[4:8] = value, step, id_, t
-        if (step, id_) > (e[9], e[10]):
-            e[8:12] = value, step, id_, t
+                e[0:3] = value, step, id_
+            if e[3] is None or (-value, step, id_) < (-e[3], e[4], e[5]):
+                e[3:6] = value, step, id_
+        if (step, id_) > (e[6], e[7]):
+            e[6:8] = step, id_
     out = dict(level)
     for size, below in zip(SIZES[1:], SIZES):
         ratio = size // below
@@ -128,11 +121,11 @@ def merge(into: list, e: list) -> None:
     """Fold entry ``e`` into entry ``into`` (both in :func:`aggregate`'s form)."""
     if e[0] is not None:
         if into[0] is None or (e[0], e[1], e[2]) < (into[0], into[1], into[2]):
-            into[0:4] = e[0:4]
-        if into[4] is None or (-e[4], e[5], e[6]) < (-into[4], into[5], into[6]):
-            into[4:8] = e[4:8]
-    if (e[9], e[10]) > (into[9], into[10]):
-        into[8:12] = e[8:12]
+            into[0:3] = e[0:3]
+        if into[3] is None or (-e[3], e[4], e[5]) < (-into[3], into[4], into[5]):
+            into[3:6] = e[3:6]
+    if (e[6], e[7]) > (into[6], into[7]):
+        into[6:8] = e[6:8]
 
 
 # --------------------------------------------------------------------------- writing
@@ -150,18 +143,17 @@ def _upsert_sql(placeholders: str) -> str:
     for kind, sign in (("lo", "<"), ("hi", ">")):
         cond = _earlier(kind, x, t, sign)
         sets += [f"{kind}_{c} = CASE WHEN {cond} THEN {x}.{kind}_{c} ELSE {t}.{kind}_{c} END"
-                 for c in ("value", "step", "id", "time")]
+                 for c in ("value", "step", "id")]
     later = (f"({x}.last_step > {t}.last_step OR ({x}.last_step = {t}.last_step "
              f"AND {x}.last_id > {t}.last_id))")
     sets += [f"last_{c} = CASE WHEN {later} THEN {x}.last_{c} ELSE {t}.last_{c} END"
-             for c in ("value", "step", "id", "time")]
+             for c in ("step", "id")]
     return (f"INSERT INTO metric_blocks ({', '.join(_COLUMNS)}) {placeholders} "
             f"ON CONFLICT (run_id, key, size, block) DO UPDATE SET {', '.join(sets)}")
 
 
 _PG_TYPES = ("integer", "varchar", "integer", "bigint", "double precision", "bigint",
-             "bigint", "timestamp", "double precision", "bigint", "bigint", "timestamp",
-             "double precision", "bigint", "bigint", "timestamp")
+             "bigint", "double precision", "bigint", "bigint", "bigint", "bigint")
 _UPSERT_SQLITE = _upsert_sql(f"VALUES ({', '.join('?' * len(_COLUMNS))})")
 _UPSERT_PG = _upsert_sql("SELECT * FROM unnest(" + ", ".join(
     f"%s::{t}[]" for t in _PG_TYPES) + ")")
@@ -178,12 +170,7 @@ def write_blocks(cur, sqlite: bool, rows) -> None:
     blocks, counts = aggregate(rows)
     if not blocks:
         return
-    nan = values.SQLITE_NAN if sqlite else math.nan
-    params = []
-    for k in sorted(blocks):
-        e = blocks[k]
-        last = e[8]
-        params.append((*k, *e[:8], last if last == last else nan, *e[9:]))
+    params = [(*k, *blocks[k]) for k in sorted(blocks)]
     pairs = sorted(counts.items())
     if sqlite:
         cur.executemany(_UPSERT_SQLITE, params)
@@ -204,9 +191,9 @@ def backfill(conn) -> None:
         pairs = conn.execute(text("SELECT DISTINCT run_id, key FROM metrics")).all()
         for run_id, key in pairs:
             rows = conn.execute(text(
-                "SELECT id, run_id, key, value, step, timestamp FROM metrics "
+                "SELECT id, run_id, key, value, step FROM metrics "
                 "WHERE run_id = :r AND key = :k"), {"r": run_id, "k": key}).all()
-            write_blocks(cur, sqlite, [(i, r, k, float(v), s, t) for i, r, k, v, s, t in rows])
+            write_blocks(cur, sqlite, [(i, r, k, float(v), s) for i, r, k, v, s in rows])
     finally:
         cur.close()
 
@@ -259,45 +246,29 @@ TRIGGERS = {
 
 
 # --------------------------------------------------------------------------- reading
-_BLOCK_READ = ", ".join(f"b.{c}" for c in _COLUMNS)
-
-
 def cover(a: int, b: int, block_ranges: list, raw_ranges: list) -> None:
     """Append to ``block_ranges`` ``(size, first block, last block)`` and to ``raw_ranges``
-    ``(first step, last step)`` that together cover the steps ``[a, b]`` exactly: the
-    largest aligned blocks that fit (the middle run of the largest size as one range,
-    whatever its length), smaller ones towards the edges, raw steps where no block fits."""
-    if a > b:
-        return
-    top = SIZES[-1]
-    lo_top = -((-a) // top)  # first top block starting at or after a
-    hi_top = (b + 1) // top - 1  # last top block ending at or before b
-    if lo_top <= hi_top:
-        _cover_small(a, lo_top * top - 1, block_ranges, raw_ranges)
-        block_ranges.append((top, lo_top, hi_top))
-        _cover_small((hi_top + 1) * top, b, block_ranges, raw_ranges)
-    else:
-        _cover_small(a, b, block_ranges, raw_ranges)
-
-
-def _cover_small(a: int, b: int, block_ranges: list, raw_ranges: list) -> None:
-    """:func:`cover` below the largest size (a range shorter than two top blocks)."""
-    p = a
-    while p <= b:
-        for size in reversed(SIZES[:-1]):
-            if p % size == 0 and p + size - 1 <= b:
-                n = 1
-                bigger = size * (SIZES[SIZES.index(size) + 1] // size)
-                while (p + (n + 1) * size - 1 <= b and (p + n * size) % bigger != 0):
-                    n += 1
-                block_ranges.append((size, p // size, p // size + n - 1))
-                p += n * size
+    ``(first step, last step)`` that together cover the steps ``[a, b]`` exactly, each
+    step once: the aligned blocks of the largest size that fit, then towards each edge the
+    blocks of the next smaller size, and raw steps where no block fits — at most two
+    ranges per size, whatever the span (a middle run of largest blocks is one range)."""
+    todo = [(a, b, len(SIZES) - 1)]
+    while todo:
+        a, b, level = todo.pop()
+        while level >= 0:
+            size = SIZES[level]
+            lo = -((-a) // size)  # first block starting at or after a
+            hi = (b + 1) // size - 1  # last block ending at or before b
+            if lo <= hi:
+                block_ranges.append((size, lo, hi))
+                if (hi + 1) * size <= b:
+                    todo.append(((hi + 1) * size, b, level - 1))
+                b = lo * size - 1
+            level -= 1
+            if a > b:
                 break
         else:
-            size0 = SIZES[0]
-            q = min(b, p + (-p) % size0 - 1) if p % size0 else b
-            raw_ranges.append((p, q))
-            p = q + 1
+            raw_ranges.append((a, b))
 
 
 def _merged(ranges: list) -> list:
@@ -319,94 +290,105 @@ def _merged_blocks(ranges: list) -> list:
     return [(size, lo, hi) for size, rs in sorted(by_size.items()) for lo, hi in _merged(rs)]
 
 
-def reduce_with_blocks(conn, dialect: str, run_id: int, key: str, first, last, buckets: int
-                       ) -> list:
-    """The rows ``(run_id, key, value, step, timestamp)`` that ``reduce_points`` keeps,
-    read with the SQLAlchemy connection ``conn`` inside the caller's snapshot.
-
-    ``first`` and ``last`` are ``(id, step)`` of the series' (or window's) first and last
-    point by ``(step, id)``; ``buckets`` is ``B``.  Bucket ``i`` covers the steps
-    ``[f0 + ceil(i * span / B), f0 + ceil((i + 1) * span / B) - 1]``; the steps of the
-    first and the last point are read raw (those two points belong to no bucket)."""
-    from sqlalchemy import text
-
-    (first_id, f0), (last_id, f1) = first, last
+def plan(f0: int, f1: int, buckets: int) -> tuple[list, list]:
+    """``(block ranges, raw step ranges)`` that cover every bucket of the series whose
+    first and last points are at steps ``f0`` and ``f1`` (see :func:`reduce_with_blocks`),
+    merged where adjacent."""
     span = f1 - f0 + 1
     block_ranges: list = []
     raw_ranges: list = [(f0, f0), (f1, f1)]
     for i in range(buckets):
-        s0 = f0 + -((-i * span) // buckets)
-        s1 = f0 + -((-(i + 1) * span) // buckets) - 1
+        s0 = f0 - ((-i * span) // buckets)
+        s1 = f0 - ((-(i + 1) * span) // buckets) - 1
         cover(max(s0, f0 + 1), min(s1, f1 - 1), block_ranges, raw_ranges)
-    raws = _merged(raw_ranges)
-    blocks = _merged_blocks(block_ranges)
+    return _merged_blocks(block_ranges), _merged(raw_ranges)
+
+
+def reduce_with_blocks(conn, dialect: str, run_id: int, key: str, first, last, buckets: int
+                       ) -> list:
+    """The rows ``(run_id, key, value, step, timestamp)`` that ``reduce_points`` keeps,
+    in order, read with the SQLAlchemy connection ``conn`` inside the caller's snapshot.
+
+    ``first`` and ``last`` are ``(id, step)`` of the series' (or window's) first and last
+    point by ``(step, id)``; ``buckets`` is ``B``.  Bucket ``i`` covers the steps
+    ``[f0 + ceil(i * span / B), f0 + ceil((i + 1) * span / B) - 1]``; the steps of the
+    first and the last point are read raw (those two points belong to no bucket).
+
+    Two statements: the candidates (block rows of :func:`plan`'s block ranges and raw rows
+    of its step ranges, each tagged with its bucket, narrow rows of numbers), combined
+    here — per bucket the smallest ``(value, step, id)``, the largest value with the
+    smallest ``(step, id)``, the greatest ``(step, id)`` — then the chosen rows by id."""
+    (first_id, f0), (last_id, f1) = first, last
+    blocks, raws = plan(f0, f1, buckets)
+    params = {"r": run_id, "k": key, "first": first_id, "last": last_id, "f0": f0,
+              "nb": buckets, "span": f1 - f0 + 1}
     if dialect == "sqlite":
-        raw_sql = ("SELECT m.id, m.value, m.step, m.timestamp FROM json_each(:q) j CROSS JOIN "
-                   "metrics m WHERE m.run_id = :r AND m.key = :k AND m.step BETWEEN "
-                   "json_extract(j.value, '$[0]') AND json_extract(j.value, '$[1]')")
-        block_sql = (f"SELECT {_BLOCK_READ} FROM json_each(:q) j CROSS JOIN metric_blocks b "
-                     "WHERE b.run_id = :r AND b.key = :k "
-                     "AND b.size = json_extract(j.value, '$[0]') AND b.block BETWEEN "
-                     "json_extract(j.value, '$[1]') AND json_extract(j.value, '$[2]')")
-        raw_params = {"q": json.dumps(raws)}
-        block_params = {"q": json.dumps(blocks)}
+        number = "typeof(m.value) IN ('integer', 'real')"
+        block_src = ("(SELECT json_extract(value, '$[0]') AS sz, json_extract(value, '$[1]') "
+                     "AS lo, json_extract(value, '$[2]') AS hi FROM json_each(:pb)) p "
+                     "CROSS JOIN metric_blocks k")
+        raw_src = ("(SELECT json_extract(value, '$[0]') AS lo, json_extract(value, '$[1]') "
+                   "AS hi FROM json_each(:pr)) p CROSS JOIN metrics m")
+        params.update(pb=json.dumps(blocks), pr=json.dumps(raws))
     else:
-        raw_sql = ("SELECT m.id, m.value, m.step, m.timestamp FROM "
-                   "unnest(CAST(:lo AS BIGINT[]), CAST(:hi AS BIGINT[])) AS j(lo, hi) "
-                   "JOIN metrics m ON m.run_id = :r AND m.key = :k "
-                   "AND m.step BETWEEN j.lo AND j.hi")
-        block_sql = (f"SELECT {_BLOCK_READ} FROM unnest(CAST(:sz AS INTEGER[]), CAST(:lo AS BIGINT[]), "
-                     "CAST(:hi AS BIGINT[])) AS j(sz, lo, hi) JOIN metric_blocks b "
-                     "ON b.run_id = :r AND b.key = :k AND b.size = j.sz "
-                     "AND b.block BETWEEN j.lo AND j.hi")
-        raw_params = {"lo": [r[0] for r in raws], "hi": [r[1] for r in raws]}
-        block_params = {"sz": [b[0] for b in blocks], "lo": [b[1] for b in blocks],
-                        "hi": [b[2] for b in blocks]}
-    # chosen[bucket] = [lo (value, step, id, time), hi (...), last (step, id, value, time)]
-    chosen: dict = {}
-    ends: dict = {}
+        number = "m.value <> CAST('NaN' AS double precision)"
+        block_src = ("unnest(CAST(:bsz AS INTEGER[]), CAST(:blo AS BIGINT[]), "
+                     "CAST(:bhi AS BIGINT[])) AS p(sz, lo, hi) CROSS JOIN metric_blocks k")
+        raw_src = ("unnest(CAST(:rlo AS BIGINT[]), CAST(:rhi AS BIGINT[])) AS p(lo, hi) "
+                   "CROSS JOIN metrics m")
+        params.update(bsz=[b[0] for b in blocks], blo=[b[1] for b in blocks],
+                      bhi=[b[2] for b in blocks], rlo=[r[0] for r in raws],
+                      rhi=[r[1] for r in raws])
+    sql = f"""
+        SELECT (CAST(k.block AS BIGINT) * k.size - :f0) * :nb / :span,
+               k.lo_value, k.lo_step, k.lo_id, k.hi_value, k.hi_step, k.hi_id,
+               k.last_step, k.last_id
+        FROM {block_src}
+        WHERE k.run_id = :r AND k.key = :k AND k.size = p.sz AND k.block BETWEEN p.lo AND p.hi
+        UNION ALL
+        SELECT (CAST(m.step AS BIGINT) - :f0) * :nb / :span,
+               CASE WHEN {number} THEN m.value END, m.step, m.id, NULL, NULL, NULL,
+               m.step, m.id
+        FROM {raw_src}
+        WHERE m.run_id = :r AND m.key = :k AND m.step BETWEEN p.lo AND p.hi
+          AND m.id <> :first AND m.id <> :last"""
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(*_driver(dialect, sql, params))
+        chosen: dict = {}
+        for b, lv, ls, li, hv, hs, hid, zs, zi in cur.fetchall():
+            if hs is None:  # a raw row: its own min, max and last
+                hv, hs, hid = lv, ls, li
+            c = chosen.get(b)
+            if c is None:
+                chosen[b] = [lv, ls, li, hv, hs, hid, zs, zi]
+                continue
+            if lv is not None:
+                if c[0] is None or lv < c[0] or (lv == c[0] and (ls, li) < (c[1], c[2])):
+                    c[0], c[1], c[2] = lv, ls, li
+                if c[3] is None or hv > c[3] or (hv == c[3] and (hs, hid) < (c[4], c[5])):
+                    c[3], c[4], c[5] = hv, hs, hid
+            if zs > c[6] or (zs == c[6] and zi > c[7]):
+                c[6], c[7] = zs, zi
+        ids = {first_id, last_id}
+        for c in chosen.values():
+            ids.add(c[7])
+            if c[0] is not None:
+                ids.add(c[2])
+                ids.add(c[5])
+        ids_param = {"ids": json.dumps(sorted(ids)) if dialect == "sqlite" else sorted(ids)}
+        pick = ("IN (SELECT value FROM json_each(:ids))" if dialect == "sqlite"
+                else "= ANY(CAST(:ids AS BIGINT[]))")
+        cur.execute(*_driver(dialect, f"SELECT run_id, key, value, step, timestamp FROM "
+                                      f"metrics WHERE id {pick} ORDER BY step, id", ids_param))
+        return cur.fetchall()
+    finally:
+        cur.close()
 
-    def offer(bucket, lo, hi, lst):
-        c = chosen.get(bucket)
-        if c is None:
-            chosen[bucket] = [lo, hi, lst]
-            return
-        if lo is not None:
-            if c[0] is None or lo[:3] < c[0][:3]:
-                c[0] = lo
-            if c[1] is None or (-hi[0], hi[1], hi[2]) < (-c[1][0], c[1][1], c[1][2]):
-                c[1] = hi
-        if lst[:2] > c[2][:2]:
-            c[2] = lst
 
-    for id_, value, step, t in conn.execute(text(raw_sql), {"r": run_id, "k": key,
-                                                            **raw_params}):
-        if id_ == first_id or id_ == last_id:
-            ends[id_] = (value, step, t)
-            continue
-        v = float(value)
-        bucket = (step - f0) * buckets // span
-        point = (v, step, id_, value, t)
-        if v == v:
-            offer(bucket, point, point, (step, id_, value, t))
-        else:
-            offer(bucket, None, None, (step, id_, value, t))
-    if blocks:
-        for row in conn.execute(text(block_sql), {"r": run_id, "k": key, **block_params}):
-            (_, _, size, block, lo_v, lo_s, lo_i, lo_t, hi_v, hi_s, hi_i, hi_t,
-             last_v, last_s, last_i, last_t) = row
-            bucket = (block * size - f0) * buckets // span
-            if lo_v is None:
-                offer(bucket, None, None, (last_s, last_i, last_v, last_t))
-            else:
-                offer(bucket, (float(lo_v), lo_s, lo_i, lo_v, lo_t),
-                      (float(hi_v), hi_s, hi_i, hi_v, hi_t), (last_s, last_i, last_v, last_t))
-    keep: dict = {}
-    for id_, (value, step, t) in ends.items():
-        keep[id_] = (step, id_, value, t)
-    for lo, hi, (step, id_, value, t) in chosen.values():
-        keep[id_] = (step, id_, value, t)
-        for p in (lo, hi):
-            if p is not None:
-                keep[p[2]] = (p[1], p[2], p[3], p[4])
-    return [(run_id, key, value, step, t) for step, _, value, t in sorted(keep.values())]
+def _driver(dialect: str, sql: str, params: dict) -> tuple[str, dict]:
+    """``sql`` with ``:name`` parameters in the DB-API driver's own style (sqlite3 takes
+    ``:name``; psycopg ``%(name)s``), for a cursor of the raw connection."""
+    if dialect == "sqlite":
+        return sql, params
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql), params

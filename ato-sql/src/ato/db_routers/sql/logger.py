@@ -220,7 +220,7 @@ class SQLLogger:
             "INSERT INTO metrics (run_id, key, value, step, timestamp) SELECT * FROM unnest("
             "%s::integer[], %s::varchar[], %s::double precision[], %s::integer[], "
             "%s::timestamp[])")
-        self._returning = " RETURNING id, run_id, key, value, step, timestamp"
+        self._returning = " RETURNING id, run_id, key, value, step"
         self._heartbeat_sql = f"UPDATE experiments SET heartbeat_at = {p} WHERE id = {p}"
 
     def _transaction(self, work):
@@ -366,8 +366,7 @@ class SQLLogger:
                 if self._postgresql:
                     cur.execute(self._insert_metrics_pg + self._returning,
                                 [list(c) for c in zip(*inserts)])
-                    write_blocks(cur, False, [(i, r, k, v, s, t) for i, r, k, v, s, t
-                                              in cur.fetchall()])
+                    write_blocks(cur, False, cur.fetchall())
                 elif self._sqlite:
                     cur.execute("SELECT COALESCE(MAX(id), 0) FROM metrics")
                     before = cur.fetchone()[0]
@@ -375,13 +374,12 @@ class SQLLogger:
                     cur.execute("SELECT last_insert_rowid()")
                     after = cur.fetchone()[0]
                     if after - before == n:  # our write lock: the ids are consecutive
-                        stored = [(before + 1 + j, r, k, v, s, ins[4]) for j, ((r, k, v, s, _),
-                                  ins) in enumerate(zip(rows, inserts))]
+                        stored = [(before + 1 + j, r, k, v, s)
+                                  for j, (r, k, v, s, _) in enumerate(rows)]
                     else:
-                        cur.execute("SELECT id, run_id, key, value, step, timestamp "
-                                    "FROM metrics WHERE id > ?", (before,))
-                        stored = [(i, r, k, float(v), s, t) for i, r, k, v, s, t
-                                  in cur.fetchall()]
+                        cur.execute("SELECT id, run_id, key, value, step FROM metrics "
+                                    "WHERE id > ?", (before,))
+                        stored = [(i, r, k, float(v), s) for i, r, k, v, s in cur.fetchall()]
                     write_blocks(cur, True, stored)
                 else:  # no block summaries: its readers reduce the raw rows
                     cur.executemany(self._insert_metrics, inserts)
