@@ -7,7 +7,8 @@ No browser and no HTTP: ato-sql's ``get_metric_series`` for every run of the cha
 ``ato ui``'s ``/api/series`` calls it for a 646 px wide card (``max_points`` 970, the
 card's width x 1.5), on a SQLite file of 100 runs x 10,000 steps of ``loss`` (each with one
 spike; ``tests.ui.populate.populate_long``, the database ``bench_ui.py`` charts).  ``--db``
-reuses such a file (it is written once, ~1 min, and kept only when given).
+reuses such a file (it is written once, ~1 min, and kept only when given; it must have
+been written by this version's logger, schema 6, for the blocks to exist).
 
 Each code version runs in its own subprocess (``--baseline DIR``: the ``*/src`` of an
 earlier checkout first on ``PYTHONPATH``, e.g. ``git worktree add DIR REV``), the versions
@@ -18,8 +19,12 @@ the machine's load: the figure to compare when the load average is high.
 - ``series``: the reduction of all runs, one after the other;
 - ``scan floor``: one bare aggregate scan per run (``COUNT``, ``MIN``, ``MAX`` over its
   index range) — what any exact reduction reading every row costs at least;
-- ``covering index``: ``series`` again on a copy of the file with an index
-  ``(run_id, key, step, value)`` (option (b) of the issue's plan: min/max index-only).
+- ``raw rows``: ``series`` again on a copy of the file whose block summaries are marked
+  incomplete (``metric_block_counts`` emptied), so the reduction reads the raw rows as it
+  does for pairs the blocks do not cover (and as the code before schema 6 always did);
+- ``flush``: the logger's write path alone, 200,000 points of 2 keys flushed 5,000 at a
+  time (the flush thread's work: rows, summary triggers and, with schema 6, the blocks),
+  in points per second of wall time and of CPU time.
 """
 
 from __future__ import annotations
@@ -88,6 +93,28 @@ def worker(db: str, runs: int) -> None:
     print(json.dumps(out))
 
 
+def flush_worker(directory: str) -> None:
+    """Measure the logger's flush on a fresh file; print one JSON line."""
+    from ato.db_routers.sql.manager import SQLLogger
+    from tests.sql.conftest import make_config
+
+    n, batch = 200_000, 5_000
+    logger = SQLLogger(make_config(f"sqlite:///{directory}/flush.db"), handle_signals=False,
+                       flush_interval=3600, flush_count=10**9)
+    logger.run()
+    wall = cpu = 0.0
+    for start in range(0, n // 2, batch // 2):
+        for step in range(start, start + batch // 2):
+            logger.log_metric("loss", 1.0 / (1 + step), step)
+            logger.log_metric("acc", step % 97 / 97, step)
+        t0, c0 = time.perf_counter(), time.process_time()
+        logger.flush()
+        wall += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+    logger.finish()
+    print(json.dumps({"flush": [n / wall, n / cpu]}))
+
+
 def code_env(baseline: Path | None) -> dict:
     env = dict(os.environ)
     paths = [str(ROOT)]
@@ -98,7 +125,8 @@ def code_env(baseline: Path | None) -> dict:
 
 
 def run_worker(db: Path, runs: int, env: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(db), str(runs)],
+    args = ["--worker", str(db), str(runs)] if runs else ["--flush-worker", str(db)]
+    proc = subprocess.run([sys.executable, __file__, *args],
                           env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"bench_chart worker failed:\n{proc.stderr}")
@@ -120,21 +148,25 @@ def main(quick: bool, baseline: Path | None, db: Path | None) -> None:
             populate_long(f"sqlite:///{target}", runs, STEPS)
             print(f"database written in {time.perf_counter() - t0:.1f} s")
             db = target
-        covering = tmp / "covering.db"
-        shutil.copy(db, covering)
+        raw = tmp / "raw.db"
+        shutil.copy(db, raw)
         import sqlite3
 
-        with sqlite3.connect(covering) as conn:
-            conn.execute("CREATE INDEX IF NOT EXISTS ix_bench_covering "
-                         "ON metrics (run_id, key, step, value)")
-        versions = {"now": (db, code_env(None)), "covering index": (covering, code_env(None))}
+        with sqlite3.connect(raw) as conn:
+            conn.execute("DELETE FROM metric_block_counts")
+        versions = {"now": (db, code_env(None)), "raw rows": (raw, code_env(None))}
         if baseline is not None:
             versions["before"] = (db, code_env(baseline))
         samples: dict = {name: [] for name in versions}
+        flushes: dict = {name: [] for name in ("now", "before") if name in versions}
         load = [os.getloadavg()[0]]
-        for _ in range(rounds):
+        for i in range(rounds):
             for name, (path, env) in versions.items():
                 samples[name].append(run_worker(path, runs, env))
+            for name in flushes:
+                target = tmp / f"flush-{name}-{i}"
+                target.mkdir()
+                flushes[name].append(run_worker(target, 0, versions[name][1]))
         load.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,6 +187,12 @@ def main(quick: bool, baseline: Path | None, db: Path | None) -> None:
                  "value": f"{med('now', 'floor', 0):.3f} s, "
                           f"{med('now', 'floor', 1) / 1e6:.1f} M VM instructions",
                  "seconds": med("now", "floor", 0), "instructions": med("now", "floor", 1)})
+    for name, runs_ in flushes.items():
+        wall = statistics.median(s["flush"][0] for s in runs_)
+        cpu = statistics.median(s["flush"][1] for s in runs_)
+        rows.append({"measure": f"flush ({name}): 200,000 points of 2 keys, 5,000 per flush",
+                     "value": f"{wall:,.0f} points/s wall, {cpu:,.0f} points/s CPU",
+                     "points_per_s": wall, "points_per_cpu_s": cpu})
     write_results("chart", rows, {"load_average_1min": load, "rounds": rounds,
                                   "max_points": MAX_POINTS})
 
@@ -163,6 +201,8 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["--worker"]:
         worker(args[1], int(args[2]))
+    elif args[:1] == ["--flush-worker"]:
+        flush_worker(args[1])
     else:
         def value_of(flag):
             if flag not in args:

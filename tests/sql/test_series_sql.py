@@ -8,6 +8,8 @@ import math
 import random
 from datetime import datetime, timedelta
 
+import pytest
+
 from ato.db_routers.sql.manager import SQLFinder, SQLLogger
 from ato.tracking import reduce_points
 from tests.sql.conftest import make_config
@@ -101,3 +103,240 @@ def test_reduction_with_infinities_and_tied_extremes_in_windows(db_url):
         assert [(p.step, repr(p.value), p.timestamp) for p in series.points] == [
             (p.step, repr(p.value), p.timestamp)
             for p in reduce_points(window, max_points)], (lo, hi, max_points)
+
+
+# --------------------------------------------------------------------------- block summaries
+# The logger's flush writes per-block summaries (schema 6); a reduction read from them must
+# equal reduce_points on the raw rows, whatever the data, and fall back to the raw rows
+# wherever the blocks do not cover the series.
+
+@pytest.fixture
+def block_reads(monkeypatch):
+    """Counts the reductions answered from block summaries."""
+    from ato.db_routers.sql import blocks
+
+    calls = []
+    real = blocks.reduce_with_blocks
+
+    def counted(*args, **kwargs):
+        calls.append(args[2:4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(blocks, "reduce_with_blocks", counted)
+    return calls
+
+
+def _blocks_cover(url, run_id, key="m") -> bool:
+    from sqlalchemy import text
+
+    from ato.db_routers.sql.engine import get_engine
+
+    with get_engine(url).connect() as conn:
+        row = conn.execute(text(
+            "SELECT s.count, c.rows FROM metric_summaries s LEFT JOIN metric_block_counts c "
+            "ON c.run_id = s.run_id AND c.key = s.key WHERE s.run_id = :r AND s.key = :k"),
+            {"r": run_id, "k": key}).first()
+    return row is not None and row[0] == row[1]
+
+
+def _logged(url, batches, key="m"):
+    """Log ``batches`` (lists of ``(value, step)``) through the logger, one flush each."""
+    logger = SQLLogger(make_config(url), handle_signals=False, flush_interval=3600)
+    run_id = logger.run()
+    for batch in batches:
+        for value, step in batch:
+            logger.log_metric(key, value, step)
+        logger.flush()
+    logger.finish()
+    return run_id
+
+
+def _check_windows(finder, run_id, windows, key="m"):
+    history = finder.get_metric_history(run_id, key)
+    reduced = 0
+    for lo, hi, max_points in windows:
+        window = [p for p in history if (lo is None or p.step >= lo)
+                  and (hi is None or p.step <= hi)]
+        series = finder.get_metric_series(run_id, key, min_step=lo, max_step=hi,
+                                          max_points=max_points)
+        expected = reduce_points(window, max_points)
+        assert [(p.step, repr(p.value), p.timestamp) for p in series.points] == [
+            (p.step, repr(p.value), p.timestamp) for p in expected], (lo, hi, max_points)
+        assert series.total == len(window)
+        reduced += series.reduced
+    return reduced
+
+
+def _random_series(rng, n):
+    """Values with NaN, ±inf, many ties; steps with bursts of repeats, gaps, negative and
+    huge steps, and out-of-order logging."""
+    inf, nan = float("inf"), float("nan")
+    step = rng.choice([-5000, -3, 0, 17, 10**9])
+    data = []
+    for _ in range(n):
+        step += rng.choice([0, 0, 1, 1, 1, 1, 2, 5, 63, 1000, 70_000])
+        logged = step - rng.choice([0, 0, 0, 0, 0, 3, 40, 2000])  # sometimes out of order
+        value = rng.choice([nan, inf, -inf, 1.0, -1.0, 0.0, 1.0, rng.uniform(-9, 9),
+                            rng.uniform(-9, 9), rng.uniform(-9, 9)])
+        data.append((value, logged))
+    return data
+
+
+def test_block_reduction_equals_the_reference_on_random_series(db_url, block_reads):
+    """Property-style: random series logged in random flush sizes; every reduction (whole
+    series, random windows, every bucket width) equals reduce_points on the raw rows."""
+    rng = random.Random(2026)
+    for _ in range(6):
+        data = _random_series(rng, rng.choice([400, 1500, 4000]))
+        batches, i = [], 0
+        while i < len(data):
+            k = rng.choice([1, 7, 300, 2000])
+            batches.append(data[i:i + k])
+            i += k
+        run_id = _logged(db_url, batches)
+        assert _blocks_cover(db_url, run_id)
+        finder = SQLFinder(make_config(db_url))
+        steps = sorted(s for _, s in data)
+        windows = [(None, None, mp) for mp in (5, 8, 35, 200, 970)]
+        for _ in range(6):
+            a, b = sorted(rng.sample(steps, 2))
+            windows.append((rng.choice([a, a - 1, None]), rng.choice([b, b + 2, None]),
+                            rng.choice([5, 11, 64, 300])))
+        before = len(block_reads)
+        reduced = _check_windows(finder, run_id, windows)
+        assert len(block_reads) - before == reduced >= 8  # every reduction read the blocks
+
+
+def test_block_reduction_on_dense_long_series_with_spikes(db_url):
+    """The dashboard's case: 20,000 dense steps, spikes, one flush per 500 points; the
+    spikes survive and the points equal the reference."""
+    rng = random.Random(5)
+    data = [(math.sin(s / 300) + rng.uniform(-0.1, 0.1), s) for s in range(20_000)]
+    for s in (1234, 7777, 15_001):
+        data[s] = (50.0, s)
+    run_id = _logged(db_url, [data[i:i + 500] for i in range(0, len(data), 500)])
+    finder = SQLFinder(make_config(db_url))
+    _check_windows(finder, run_id, [(None, None, 970), (None, None, 100), (1000, 9000, 301),
+                                    (1233, 1235, 5), (-10, 5, 5)])
+    kept = {p.step for p in finder.get_metric_series(run_id, "m", max_points=50).points}
+    assert {1234, 7777, 15_001} <= kept
+
+
+def test_two_writers_of_one_run_keep_the_blocks_exact(db_url):
+    """Two loggers (e.g. ranks) appending to the same run, flushes interleaved, equal
+    steps and values from both: the merged blocks still give the reference's points."""
+    first = SQLLogger(make_config(db_url), handle_signals=False, flush_interval=3600)
+    run_id = first.run()
+    second = SQLLogger(make_config(db_url), handle_signals=False, flush_interval=3600)
+    second._run_id = run_id  # a second process writing the same run
+    rng = random.Random(3)
+    for round_ in range(20):
+        for logger in (first, second, first):
+            for s in range(round_ * 100, round_ * 100 + 100, rng.choice([1, 2, 3])):
+                logger.log_metric("m", rng.choice([1.0, -1.0, rng.uniform(-2, 2)]), s)
+            logger.flush()
+    first.finish()
+    assert _blocks_cover(db_url, run_id)
+    _check_windows(SQLFinder(make_config(db_url)), run_id,
+                   [(None, None, 5), (None, None, 99), (None, None, 500), (150, 1700, 40)])
+
+
+def test_foreign_rows_updates_and_deletes_fall_back_to_raw_rows(db_url, block_reads):
+    """Rows the logger did not write, and any update or delete, leave the pair without
+    complete blocks: the reduction is read from the raw rows and stays exact; a pair
+    whose rows were all deleted gets exact blocks again from the next flushes."""
+    from sqlalchemy import text
+
+    from ato.db_routers.sql.engine import get_engine
+
+    rng = random.Random(9)
+    logger = SQLLogger(make_config(db_url), handle_signals=False, flush_interval=3600)
+    run_id = logger.run()
+    for s in range(3000):
+        logger.log_metric("m", rng.uniform(-1, 1), s)
+        logger.log_metric("n", rng.uniform(-1, 1), s)
+    logger.flush()
+    finder = SQLFinder(make_config(db_url))
+    windows = [(None, None, 50), (10, 2000, 20)]
+    assert _blocks_cover(db_url, run_id) and _blocks_cover(db_url, run_id, "n")
+    engine = get_engine(db_url)
+    with engine.begin() as conn:  # a foreign writer: a spike the blocks never saw
+        conn.execute(text("INSERT INTO metrics (run_id, key, value, step) "
+                          "VALUES (:r, 'm', 99.0, 1500)"), {"r": run_id})
+    assert not _blocks_cover(db_url, run_id)
+    _check_windows(finder, run_id, windows)
+    assert block_reads == []  # read from the raw rows
+    assert 1500 in {p.step for p in finder.get_metric_series(run_id, "m", max_points=20).points}
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE metrics SET value = -99.0 WHERE run_id = :r AND key = 'n' "
+                          "AND step = 700"), {"r": run_id})
+    assert not _blocks_cover(db_url, run_id, "n")
+    _check_windows(finder, run_id, windows, key="n")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM metrics WHERE run_id = :r AND key = 'n'"), {"r": run_id})
+    for s in range(2000):
+        logger.log_metric("n", rng.uniform(-1, 1), s)
+    logger.flush()
+    logger.finish()
+    assert _blocks_cover(db_url, run_id, "n")
+    _check_windows(finder, run_id, windows, key="n")
+    assert len(block_reads) == len(windows)
+
+
+def test_series_still_growing_while_read(db_url):
+    """A reader racing the logger's flushes always returns the reference reduction of
+    some consistent prefix of the series (one snapshot per call)."""
+    import threading
+
+    logger = SQLLogger(make_config(db_url), handle_signals=False, flush_interval=3600)
+    run_id = logger.run()
+    for s in range(1000):
+        logger.log_metric("m", math.cos(s), s)
+    logger.flush()
+    done = threading.Event()
+
+    def write():
+        for s in range(1000, 6000):
+            logger.log_metric("m", math.cos(s) * (1 + s % 7), s)
+            if s % 250 == 0:
+                logger.flush()
+        logger.flush()
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    finder = SQLFinder(make_config(db_url))
+    seen = 0
+    try:
+        while not done.is_set() or seen < 3:
+            series = finder.get_metric_series(run_id, "m", max_points=64)
+            prefix = finder.get_metric_history(run_id, "m")[:series.total]
+            assert [(p.step, p.value) for p in series.points] == [
+                (p.step, p.value) for p in reduce_points(prefix, 64)]
+            seen += 1
+    finally:
+        writer.join()
+        logger.finish()
+
+
+def test_block_cover_partitions_any_step_range():
+    """The plan of a bucket covers each of its steps exactly once, with at most two block
+    ranges per size and two raw ranges, also for negative and huge spans."""
+    from ato.db_routers.sql.blocks import SIZES, cover
+
+    rng = random.Random(1)
+    for _ in range(3000):
+        a = rng.randint(-5000, 5000)
+        b = a + rng.choice([0, 1, 3, 5, 31, 100, 1500, 5000, 10**7]) - 1
+        block_ranges, raw_ranges = [], []
+        cover(a, b, block_ranges, raw_ranges)
+        assert len(block_ranges) <= 2 * len(SIZES) and len(raw_ranges) <= 2
+        pieces = sorted([(blk * size, blk * size + size - 1) for size, lo, hi in block_ranges
+                         for blk in (range(lo, hi + 1) if size < SIZES[-1] else ())]
+                        + [(size * lo, size * hi + size - 1) for size, lo, hi in block_ranges
+                           if size == SIZES[-1]] + list(raw_ranges))
+        expected = a
+        for lo, hi in pieces:  # contiguous, no overlap, nothing missing
+            assert lo == expected and hi >= lo
+            expected = hi + 1
+        assert expected == b + 1

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ato.db_routers.sql import schema
 from ato.errors import AtoError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 60_000
 _ADVISORY_LOCK = 7_312_001  # any constant shared by every Ato process
 
@@ -251,8 +251,11 @@ def _migrate(conn) -> None:
       NaN-free extremes, the triggers that maintain it from then on, and a backfill from
       every existing metric row;
     - below 4: the model registry's tables (:mod:`.registry.schema`), empty;
-    - below 5: the study-coordination tables (:mod:`.studies`), empty.
+    - below 5: the study-coordination tables (:mod:`.studies`), empty;
+    - below 6: the metric block summaries (:mod:`.blocks`), built from every existing
+      metric row, and the triggers that drop a pair's blocks on an update or delete.
     """
+    from ato.db_routers.sql import blocks as _blocks  # step 6
     from ato.db_routers.sql import studies as _study_tables  # noqa: F401 (step 5)
     from ato.db_routers.sql.registry import schema as _registry_tables  # noqa: F401 (step 4)
 
@@ -280,6 +283,14 @@ def _migrate(conn) -> None:
         conn.execute(text(summary_rebuild_sql(dialect)))
         if dialect == "sqlite":
             _reencode_sqlite_json(conn)
+    if dialect in ("sqlite", "postgresql"):
+        for statement in _blocks.TRIGGERS[dialect]:
+            conn.exec_driver_sql(statement)
+    if version is not None and version < 6:
+        conn.execute(text("DELETE FROM metric_blocks"))
+        conn.execute(text("DELETE FROM metric_block_counts"))
+        if dialect in ("sqlite", "postgresql"):
+            _blocks.backfill(conn)
     conn.execute(text("DELETE FROM ato_schema"))
     conn.execute(text("INSERT INTO ato_schema (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION})
 

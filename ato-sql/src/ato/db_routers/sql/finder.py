@@ -9,6 +9,7 @@ a database of the original Ato is read as it is (aggregates then come from the
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from ato.db_routers.sql import values
@@ -161,6 +162,8 @@ class SQLFinder:
             self._heartbeat = "heartbeat_at" in columns
             self._error = "error" in columns
             self._registry = "registry_links" in tables
+            # Block summaries (schema 6) exist only where the migration built them.
+            self._blocks = self._summaries and "metric_block_counts" in tables
 
     def __repr__(self):
         return f"SQLFinder({self.url!r})"
@@ -507,29 +510,80 @@ class SQLFinder:
                           ) -> MetricSeries:
         """The points of ``(run_id, key)`` with ``min_step <= step <= max_step``, reduced
         inside the database to at most ``max_points`` (ato.tracking.reduce's rule: first
-        and last kept, per step bucket its min, max and last point)."""
+        and last kept, per step bucket its min, max and last point).
+
+        Every query of one call reads one snapshot, so a series still being logged is
+        reduced as it was at one instant.  Where the logger's block summaries cover the
+        pair (schema 6, :mod:`ato.db_routers.sql.blocks`), a bucket is read from
+        O(log span) block rows plus raw rows at its edges; otherwise from the raw rows."""
         check_max_points(max_points)
+        if self._empty:
+            self._inspect()
+            if self._empty:
+                return MetricSeries(int(run_id), key, [], 0, False, min_step, max_step)
+        with self._snapshot() as conn:
+            return self._series(conn, int(run_id), key, min_step, max_step, max_points)
+
+    @contextmanager
+    def _snapshot(self):
+        """A connection whose statements all read one snapshot of the database."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.exec_driver_sql("COMMIT")
+            elif self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    yield conn
+            else:
+                yield conn
+
+    def _series(self, conn, run_id, key, min_step, max_step, max_points) -> MetricSeries:
+        from sqlalchemy import text
+
+        def rows(sql, **params):
+            return conn.execute(text(sql), params).all()
+
         cond = "run_id = :r AND key = :k"
-        params: dict = {"r": int(run_id), "k": key}
+        params: dict = {"r": run_id, "k": key}
         if min_step is not None:
             cond += " AND step >= :lo"
             params["lo"] = int(min_step)
         if max_step is not None:
             cond += " AND step <= :hi"
             params["hi"] = int(max_step)
-        rows = self._rows(f"SELECT COUNT(*) FROM metrics WHERE {cond}", **params)
-        total = int(rows[0][0]) if rows else 0
+        blocks_complete = False
+        if self._blocks and self.dialect in ("sqlite", "postgresql"):
+            state = rows("SELECT s.count, c.rows FROM metric_summaries s LEFT JOIN "
+                         "metric_block_counts c ON c.run_id = s.run_id AND c.key = s.key "
+                         "WHERE s.run_id = :r AND s.key = :k", r=run_id, k=key)
+            blocks_complete = bool(state) and state[0][0] == state[0][1]
+        if blocks_complete and min_step is None and max_step is None:
+            total = int(state[0][0])
+        else:
+            found = rows(f"SELECT COUNT(*) FROM metrics WHERE {cond}", **params)
+            total = int(found[0][0]) if found else 0
         if max_points is None or total <= max_points:
-            points = [_point(row) for row in self._rows(
+            points = [_point(row) for row in rows(
                 f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE {cond} "
                 f"ORDER BY step, id", **params)]
-            return MetricSeries(int(run_id), key, points, total, False, min_step, max_step)
-        ends = self._rows(
+            return MetricSeries(run_id, key, points, total, False, min_step, max_step)
+        ends = rows(
             f"SELECT (SELECT id FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
             f"(SELECT step FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
             f"(SELECT id FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1), "
             f"(SELECT step FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1)",
             **params)[0]
+        if blocks_complete:
+            from ato.db_routers.sql.blocks import reduce_with_blocks
+
+            found = reduce_with_blocks(conn, self.dialect, run_id, key, (ends[0], ends[1]),
+                                       (ends[2], ends[3]), bucket_count(max_points))
+            return MetricSeries(run_id, key, [_point(row) for row in found], total, True,
+                                min_step, max_step)
         params.update(first=ends[0], f0=ends[1], last=ends[2],
                       span=ends[3] - ends[1] + 1, b=bucket_count(max_points))
         # Bucket i holds the steps s with (s - f0) * b // span == i, i.e. the step range
@@ -560,8 +614,8 @@ class SQLFinder:
             f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE id IN "
             f"(SELECT a FROM pick UNION SELECT z FROM pick UNION SELECT l FROM pick "
             f"UNION SELECT :first UNION SELECT :last) ORDER BY step, id")
-        points = [_point(row) for row in self._rows(sql, **params)]
-        return MetricSeries(int(run_id), key, points, total, True, min_step, max_step)
+        points = [_point(row) for row in rows(sql, **params)]
+        return MetricSeries(run_id, key, points, total, True, min_step, max_step)
 
     def get_metric_points_since(self, run_id: int, *, keys=None, after_step: int | None = None,
                                 after_time: datetime | None = None) -> list[MetricPoint]:

@@ -211,7 +211,7 @@ class SQLLogger:
     # ------------------------------------------------------------------ SQL
     def _statements(self) -> None:
         # The DB-API placeholder: sqlite3 takes "?", psycopg "%s".  metric_summaries is
-        # maintained by the database's triggers, not here.
+        # maintained by the database's triggers, not here; metric_blocks by flush().
         self._p = p = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_metrics = (
             f"INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES ({p}, {p}, {p}, {p}, {p})")
@@ -220,6 +220,7 @@ class SQLLogger:
             "INSERT INTO metrics (run_id, key, value, step, timestamp) SELECT * FROM unnest("
             "%s::integer[], %s::varchar[], %s::double precision[], %s::integer[], "
             "%s::timestamp[])")
+        self._returning = " RETURNING id, run_id, key, value, step"
         self._heartbeat_sql = f"UPDATE experiments SET heartbeat_at = {p} WHERE id = {p}"
 
     def _transaction(self, work):
@@ -359,11 +360,28 @@ class SQLLogger:
             inserts = [(r, k, v if v == v else nan, s, stamp(t)) for r, k, v, s, t in rows]
             heartbeat = stamp(time.time())
             run_id = self._run_id
+            from ato.db_routers.sql.blocks import write_blocks
 
             def work(cur):
                 if self._postgresql:
-                    cur.execute(self._insert_metrics_pg, [list(c) for c in zip(*inserts)])
-                else:
+                    cur.execute(self._insert_metrics_pg + self._returning,
+                                [list(c) for c in zip(*inserts)])
+                    write_blocks(cur, False, cur.fetchall())
+                elif self._sqlite:
+                    cur.execute("SELECT COALESCE(MAX(id), 0) FROM metrics")
+                    before = cur.fetchone()[0]
+                    cur.executemany(self._insert_metrics, inserts)
+                    cur.execute("SELECT last_insert_rowid()")
+                    after = cur.fetchone()[0]
+                    if after - before == n:  # our write lock: the ids are consecutive
+                        stored = [(before + 1 + j, r, k, v, s)
+                                  for j, (r, k, v, s, _) in enumerate(rows)]
+                    else:
+                        cur.execute("SELECT id, run_id, key, value, step FROM metrics "
+                                    "WHERE id > ?", (before,))
+                        stored = [(i, r, k, float(v), s) for i, r, k, v, s in cur.fetchall()]
+                    write_blocks(cur, True, stored)
+                else:  # no block summaries: its readers reduce the raw rows
                     cur.executemany(self._insert_metrics, inserts)
                 cur.execute(self._heartbeat_sql, (heartbeat, run_id))
 

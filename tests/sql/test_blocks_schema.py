@@ -1,0 +1,121 @@
+"""Schema step 6 (metric block summaries): every earlier database (the original Ato's, and
+versions 1..5) upgrades in place with its blocks built from the rows it holds, nothing
+lost; a finder on a database not yet upgraded reduces the raw rows and writes nothing."""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+
+import pytest
+from sqlalchemy import inspect, text
+
+from ato.db_routers.sql.engine import SCHEMA_VERSION, forget_engine, get_engine
+from ato.db_routers.sql.manager import SQLFinder, SQLLogger
+from ato.tracking import reduce_points
+from tests.sql.conftest import make_config
+from tests.sql.test_oracle_database import oracle_db  # noqa: F401 (fixture)
+
+BLOCK_TABLES = {"metric_blocks", "metric_block_counts"}
+
+
+def logged_run(url, n=3000, seed=1) -> int:
+    rng = random.Random(seed)
+    logger = SQLLogger(make_config(url, "keep", lr=0.1), handle_signals=False)
+    run_id = logger.run(tags=["before-upgrade"])
+    for step in range(n):
+        logger.log_metric("loss", rng.choice([math.nan, math.inf, 1.0, rng.uniform(-3, 3)]),
+                          step - (7 if step % 97 == 0 else 0))
+    logger.finish()
+    return run_id
+
+
+def downgrade(url, version: int) -> None:
+    """The database as schema ``version`` left it: no block tables or triggers."""
+    with get_engine(url).begin() as conn:
+        pg = conn.dialect.name == "postgresql"
+        for trigger in ("ato_metric_blocks_delete", "ato_metric_blocks_update"):
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}" + (" ON metrics" if pg else "")))
+        for table in BLOCK_TABLES:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(text("UPDATE ato_schema SET version = :v"), {"v": version})
+    forget_engine(url)
+
+
+def tables(url) -> set[str]:
+    with get_engine(url).connect() as conn:
+        return set(inspect(conn).get_table_names())
+
+
+def assert_reduced_from_blocks(url, run_id, monkeypatch, key="loss"):
+    from ato.db_routers.sql import blocks
+
+    calls = []
+    real = blocks.reduce_with_blocks
+    monkeypatch.setattr(blocks, "reduce_with_blocks",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    finder = SQLFinder(make_config(url))
+    history = finder.get_metric_history(run_id, key)
+    for max_points in (5, 50, 400):
+        series = finder.get_metric_series(run_id, key, max_points=max_points)
+        assert [(p.step, repr(p.value)) for p in series.points] == [
+            (p.step, repr(p.value)) for p in reduce_points(history, max_points)]
+    assert len(calls) == 3
+    monkeypatch.setattr(blocks, "reduce_with_blocks", real)
+
+
+def test_schema_version_is_six():
+    assert SCHEMA_VERSION == 6
+
+
+@pytest.mark.parametrize("old", [1, 2, 3, 4, 5])
+def test_upgrade_in_place_builds_the_blocks(db_url, old, monkeypatch):
+    """A schema 1..5 database, read before the upgrade from its raw rows (nothing written),
+    gets its blocks from the first writer; every run and point is as before."""
+    run_id = logged_run(db_url)
+    downgrade(db_url, old)
+    finder = SQLFinder(make_config(db_url))
+    history = finder.get_metric_history(run_id, "loss")
+    assert len(history) == 3000
+    series = finder.get_metric_series(run_id, "loss", max_points=100)
+    assert [(p.step, repr(p.value)) for p in series.points] == [
+        (p.step, repr(p.value)) for p in reduce_points(history, 100)]
+    assert not BLOCK_TABLES & tables(db_url)  # the reader created nothing
+    logger = SQLLogger(make_config(db_url), handle_signals=False)  # the migration
+    assert BLOCK_TABLES <= tables(db_url)
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 6
+        assert conn.execute(text("SELECT rows FROM metric_block_counts WHERE run_id = :r"),
+                            {"r": run_id}).scalar() == 3000
+    forget_engine(db_url)
+    assert_reduced_from_blocks(db_url, run_id, monkeypatch)
+    (run,) = SQLFinder(make_config(db_url)).find_runs("keep")
+    assert (run.id, run.tags, run.config.lr) == (run_id, ["before-upgrade"], 0.1)
+    assert [(p.step, repr(p.value)) for p in
+            SQLFinder(make_config(db_url)).get_metric_history(run_id, "loss")] == [
+        (p.step, repr(p.value)) for p in history]
+    logger.run()
+    logger.log_metric("loss", 1.0, 0)
+    logger.finish()
+
+
+def test_original_ato_database_upgrades_to_six(oracle_db, monkeypatch):  # noqa: F811
+    """An original-Ato file (version 0) with a long series upgrades straight to 6, its
+    rows summarised into blocks."""
+    url, path = oracle_db
+    conn = sqlite3.connect(path)
+    rng = random.Random(4)
+    conn.executemany("INSERT INTO metrics (run_id, key, value, step, timestamp) "
+                     "VALUES (1, 'loss', ?, ?, '2025-06-01 10:00:00.000000')",
+                     [(rng.uniform(0, 1), s) for s in range(2500)])
+    conn.commit()
+    conn.close()
+    SQLLogger(make_config(url, "legacy"), handle_signals=False)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (6,)
+    assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone() == (2506,)
+    assert conn.execute("SELECT rows FROM metric_block_counts WHERE run_id = 1 AND key = "
+                        "'loss'").fetchone() == (2500,)
+    conn.close()
+    assert_reduced_from_blocks(url, 1, monkeypatch)
