@@ -131,9 +131,14 @@ _TAKE = """state = 'running', worker = :worker, attempts = {t}attempts + 1, clai
 _ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true) AS async_commit)"
 
 
-def _claim_sql(dialect: str, with_keys: bool):
+def _claim_sql(dialect: str, with_keys: bool, durable: bool = False):
+    """The claim ``UPDATE``.  ``durable``: without the asynchronous commit, for a claim
+    that shares its transaction with a report (whose commit must wait for the flush);
+    it also leaves out the trial ``:reported`` names (the one that transaction reported)."""
     now, cutoff = _NOW[dialect], _CUTOFF[dialect]
     keys = " AND t.key IN :keys" if with_keys else ""
+    if durable:
+        keys += " AND t.key <> :reported"
     queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
     if dialect == "postgresql":
         # Each candidate row is locked, skipping rows other claimers hold; the UPDATE
@@ -141,10 +146,13 @@ def _claim_sql(dialect: str, with_keys: bool):
         sql = (f"WITH q AS ({queued} FOR UPDATE SKIP LOCKED), "
                f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
                f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
-               f"ORDER BY seq LIMIT 1), "
-               f"{_ASYNC_COMMIT} "
-               f"UPDATE study_trials s SET {_TAKE.format(t='s.', now=now)} FROM c, a "
-               f"WHERE s.id = c.id RETURNING s.key, s.attempts, s.payload")
+               f"ORDER BY seq LIMIT 1)")
+        take = _TAKE.format(t="s.", now=now)
+        if durable:
+            sql += f" UPDATE study_trials s SET {take} FROM c WHERE s.id = c.id"
+        else:
+            sql += f", {_ASYNC_COMMIT} UPDATE study_trials s SET {take} FROM c, a WHERE s.id = c.id"
+        sql += " RETURNING s.key, s.attempts, s.payload"
     else:
         sql = (f"UPDATE study_trials SET {_TAKE.format(t='', now=now)} WHERE id = ("
                f"SELECT id FROM (SELECT * FROM ({queued}) UNION ALL SELECT * FROM ({stale})) "
@@ -162,6 +170,8 @@ def _statements(dialect: str) -> dict:
     return {
         "claim": _claim_sql(dialect, False),
         "claim_keys": _claim_sql(dialect, True),
+        "claim_next": _claim_sql(dialect, False, durable=True),
+        "claim_next_keys": _claim_sql(dialect, True, durable=True),
         "report": text(f"UPDATE study_trials SET state = :status, metric = :metric, "
                        f"error = :error, run_id = :run_id, finished_at = {now} WHERE {held}"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
@@ -540,28 +550,34 @@ class SQLCoordinator:
 
         return self._retry(run)
 
-    def _claim(self, conn, study: str, sid: int, worker: str, keys, stale: float
-               ) -> Claim | None:
+    def _claim(self, conn, study: str, sid: int, worker: str, keys, stale: float,
+               reported: str | None = None) -> Claim | None:
+        """Claim in ``conn``'s transaction; ``reported``: the key that transaction just
+        reported (never claimed here; the claim's commit is then the report's, durable)."""
         params = {**self._age(sid, stale), "worker": worker}
+        one, many = "claim", "claim_keys"
+        if reported is not None:
+            one, many = "claim_next", "claim_next_keys"
+            params["reported"] = reported
         if keys is None:
-            row = conn.execute(self._sql["claim"], params).first()
+            row = conn.execute(self._sql[one], params).first()
         elif len(keys) <= _CHUNK:
-            row = conn.execute(self._sql["claim_keys"], {**params, "keys": keys}).first()
+            row = conn.execute(self._sql[many], {**params, "keys": keys}).first()
         else:
-            row = self._claim_many(conn, params, keys)
+            row = self._claim_many(conn, params, keys, many)
         if row is None:
             return None
         return Claim(study=study, key=row[0], attempt=int(row[1]), worker=worker,
                      payload=values.loads(row[2]))
 
-    def _claim_many(self, conn, params: dict, keys: list[str]):
+    def _claim_many(self, conn, params: dict, keys: list[str], statement: str):
         """More keys than one IN list holds: the first claimable by seq among all chunks."""
         wanted = set(keys)
         sid = params["sid"]
         states = conn.execute(self._sql["trials"], {"sid": sid}).all()
         ordered = [r[0] for r in states if r[0] in wanted]
         for i in range(0, len(ordered), _CHUNK):
-            row = conn.execute(self._sql["claim_keys"],
+            row = conn.execute(self._sql[statement],
                                {**params, "keys": ordered[i:i + _CHUNK]}).first()
             if row is not None:
                 return row
@@ -604,15 +620,42 @@ class SQLCoordinator:
 
     def report(self, claim: Claim, status: str, metric: float | None = None,
                error: str | None = None, run_id: int | None = None) -> bool:
+        params = self._report_params(claim, status, metric, error, run_id, "report")
+        return self._guarded(claim, "report", params)
+
+    def _report_params(self, claim, status, metric, error, run_id, member: str) -> dict:
         if status not in REPORT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(REPORT_STATUSES)}, "
                              f"not {status!r}")
-        _check_claim(claim, "report")
-        params = {"key": claim.key, "worker": claim.worker, "attempt": int(claim.attempt),
-                  "status": status, "metric": _metric_in(self.dialect, metric),
-                  "error": None if error is None else str(error),
-                  "run_id": None if run_id is None else int(run_id)}
-        return self._guarded(claim, "report", params)
+        _check_claim(claim, member)
+        return {"key": claim.key, "worker": claim.worker, "attempt": int(claim.attempt),
+                "status": status, "metric": _metric_in(self.dialect, metric),
+                "error": None if error is None else str(error),
+                "run_id": None if run_id is None else int(run_id)}
+
+    def report_and_claim(self, claim: Claim, status: str, metric: float | None = None,
+                         error: str | None = None, run_id: int | None = None,
+                         keys: Sequence[str] | None = None, *, stale_after: float = 60.0
+                         ) -> tuple[bool, Claim | None]:
+        """The report's ``UPDATE`` and the next claim's in one transaction (one durable
+        commit: on PostgreSQL the claim's asynchronous commit is not used here)."""
+        self._writable()
+        params = self._report_params(claim, status, metric, error, run_id, "report_and_claim")
+        stale = check_stale_after(stale_after)
+        keys = None if keys is None else [str(k) for k in keys]
+        sid = self._sid(claim.study, create=False)
+        if sid is None:
+            return False, None
+
+        def run():
+            with self._write() as conn:
+                accepted = conn.execute(self._sql["report"], {**params, "sid": sid}).rowcount == 1
+                if keys is not None and not keys:
+                    return accepted, None
+                return accepted, self._claim(conn, claim.study, sid, claim.worker, keys, stale,
+                                             reported=claim.key)
+
+        return self._retry(run)
 
     def release(self, claim: Claim) -> bool:
         _check_claim(claim, "release")
