@@ -163,17 +163,47 @@ def _claim_sql(dialect: str, with_keys: bool, durable: bool = False):
     return statement
 
 
+_HELD = ("study_id = :sid AND key = :key AND state = 'running' AND worker = :worker "
+         "AND attempts = :attempt")
+_REPORT = "state = :status, metric = :metric, error = :error, run_id = :run_id, finished_at = {now}"
+
+
+def _report_next_sql(with_keys: bool):
+    """PostgreSQL: ``report_and_claim`` as one statement, one round trip and one durable
+    commit.  Every part sees the snapshot taken before the statement, where the reported
+    trial still looks running: the claim leaves it out by key (a statement must not
+    update a row twice)."""
+    now, cutoff = _NOW["postgresql"], _CUTOFF["postgresql"]
+    keys = (" AND t.key IN :keys" if with_keys else "") + " AND t.key <> :key"
+    queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
+    sql = (f"WITH p AS (UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {_HELD} "
+           f"RETURNING id), "
+           f"q AS ({queued} FOR UPDATE SKIP LOCKED), "
+           f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
+           f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
+           f"ORDER BY seq LIMIT 1), "
+           f"n AS (UPDATE study_trials s SET {_TAKE.format(t='s.', now=now)} FROM c "
+           f"WHERE s.id = c.id RETURNING s.key, s.attempts, s.payload) "
+           f"SELECT n.key, n.attempts, n.payload, (SELECT COUNT(*) FROM p) "
+           f"FROM (SELECT 1) o LEFT JOIN n ON TRUE")
+    statement = text(sql)
+    if with_keys:
+        statement = statement.bindparams(bindparam("keys", expanding=True))
+    return statement
+
+
 def _statements(dialect: str) -> dict:
     now = _NOW[dialect]
-    held = ("study_id = :sid AND key = :key AND state = 'running' AND worker = :worker "
-            "AND attempts = :attempt")
+    held = _HELD
+    pg = dialect == "postgresql"
     return {
+        "report_next": _report_next_sql(False) if pg else None,
+        "report_next_keys": _report_next_sql(True) if pg else None,
         "claim": _claim_sql(dialect, False),
         "claim_keys": _claim_sql(dialect, True),
         "claim_next": _claim_sql(dialect, False, durable=True),
         "claim_next_keys": _claim_sql(dialect, True, durable=True),
-        "report": text(f"UPDATE study_trials SET state = :status, metric = :metric, "
-                       f"error = :error, run_id = :run_id, finished_at = {now} WHERE {held}"),
+        "report": text(f"UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {held}"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                         f"claimed_at = NULL WHERE {held}"),
         # a heartbeat lost in a server crash is harmless: no WAL flush to wait for
@@ -647,15 +677,31 @@ class SQLCoordinator:
         if sid is None:
             return False, None
 
+        params = {**params, **self._age(sid, stale)}
+        if self.dialect == "postgresql" and (keys is None or 0 < len(keys) <= _CHUNK):
+            return self._retry(lambda: self._report_next(claim, params, keys))
+
         def run():
             with self._write() as conn:
-                accepted = conn.execute(self._sql["report"], {**params, "sid": sid}).rowcount == 1
+                accepted = conn.execute(self._sql["report"], params).rowcount == 1
                 if keys is not None and not keys:
                     return accepted, None
                 return accepted, self._claim(conn, claim.study, sid, claim.worker, keys, stale,
                                              reported=claim.key)
 
         return self._retry(run)
+
+    def _report_next(self, claim: Claim, params: dict, keys) -> tuple[bool, Claim | None]:
+        """PostgreSQL: the whole step as one autocommit statement."""
+        with self._write(transaction=False) as conn:
+            if keys is None:
+                row = conn.execute(self._sql["report_next"], params).one()
+            else:
+                row = conn.execute(self._sql["report_next_keys"], {**params, "keys": keys}).one()
+        following = None if row[0] is None else Claim(
+            study=claim.study, key=row[0], attempt=int(row[1]), worker=claim.worker,
+            payload=values.loads(row[2]))
+        return int(row[3]) == 1, following
 
     def release(self, claim: Claim) -> bool:
         _check_claim(claim, "release")
