@@ -206,6 +206,7 @@ class SQLLogger:
         self._last_heartbeat = 0.0
         self._with_depth = 0
         self._block_run: int | None = None
+        self._project_id: int | None = None
         self._statements()
 
     # ------------------------------------------------------------------ SQL
@@ -281,10 +282,12 @@ class SQLLogger:
         fingerprints = _scope_fingerprints()
 
         def work(cur):
-            cur.execute(f"INSERT INTO projects (name, created_at) VALUES ({p}, {p}) "
-                        f"ON CONFLICT (name) DO NOTHING", (self.project_name, now))
-            cur.execute(f"SELECT id FROM projects WHERE name = {p}", (self.project_name,))
-            project_id = cur.fetchone()[0]
+            project_id = self._project_id
+            if project_id is None:  # projects are never deleted: once known, cached
+                cur.execute(f"INSERT INTO projects (name, created_at) VALUES ({p}, {p}) "
+                            f"ON CONFLICT (name) DO NOTHING", (self.project_name, now))
+                cur.execute(f"SELECT id FROM projects WHERE name = {p}", (self.project_name,))
+                project_id = cur.fetchone()[0]
             cur.execute(
                 f"INSERT INTO experiments (project_id, config, structural_hash, tags, status, "
                 f"start_time, heartbeat_at) VALUES ({p}, {p}, {p}, {p}, 'running', {p}, {p}) "
@@ -295,9 +298,9 @@ class SQLLogger:
                 f"INSERT INTO fingerprints (run_id, trace_id, trace_type, fingerprint) "
                 f"VALUES ({p}, {p}, {p}, {p})",
                 [(run_id, tid, kind, fp) for (tid, kind), fp in fingerprints.items()])
-            return run_id
+            return run_id, project_id
 
-        self._run_id = self._transaction(work)
+        self._run_id, self._project_id = self._transaction(work)
         self._fingerprints_at_start = fingerprints
         self._last_heartbeat = time.monotonic()
         _live_loggers.add(self)
@@ -346,8 +349,10 @@ class SQLLogger:
         for key, value in metrics.items():
             self.log_metric(key, value, step)
 
-    def flush(self) -> int:
-        """Write every buffered metric now (one transaction); returns how many."""
+    def flush(self, _then=None) -> int:
+        """Write every buffered metric now (one transaction); returns how many.
+        ``_then(cursor)``, when given and something was buffered, runs in the same
+        transaction (finish ends the run in its flush's commit)."""
         with self._flush_lock:
             buffer = self._buffer
             n = len(buffer)
@@ -368,7 +373,7 @@ class SQLLogger:
                 cur.execute(self._heartbeat_sql, (heartbeat, run_id))
 
             try:
-                self._transaction(work)
+                self._transaction(work if _then is None else lambda cur: (work(cur), _then(cur)))
             except BaseException:
                 buffer.extendleft(reversed(rows))  # nothing recorded is lost
                 raise
@@ -421,7 +426,6 @@ class SQLLogger:
         if self._run_id is None:
             return
         self._stop.set()
-        self.flush()
         p = self._p
         now = self._stamp(time.time())
         run_id = self._run_id
@@ -437,7 +441,8 @@ class SQLLogger:
             cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p}, "
                         f"error = {p} WHERE id = {p}", (status, now, now, error, run_id))
 
-        self._transaction(work)
+        if not self.flush(_then=work):  # the last metrics and the end: one commit
+            self._transaction(work)
         self._run_id = None
         _live_loggers.discard(self)
 
