@@ -103,6 +103,7 @@ def _utc(t: float) -> datetime:
 
 _live_loggers: weakref.WeakSet = weakref.WeakSet()
 _NOT_EXITED = object()
+LINGER = 5.0  # seconds the flush thread waits for the logger's next run before it ends
 _exit_state = {"exception": None, "exit": _NOT_EXITED, "hooked": False, "signals": False}
 
 
@@ -202,6 +203,7 @@ class SQLLogger:
         self._run_id: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
         self._timestamps = _Timestamps()
         self._last_heartbeat = 0.0
         self._with_depth = 0
@@ -425,7 +427,6 @@ class SQLLogger:
     def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
             return
-        self._stop.set()
         p = self._p
         now = self._stamp(time.time())
         run_id = self._run_id
@@ -447,19 +448,32 @@ class SQLLogger:
         _live_loggers.discard(self)
 
     # ------------------------------------------------------------------ background flushing
+    # The flush thread outlives a run by LINGER seconds, so a search that records one short
+    # run after another (a trial each) keeps one thread instead of starting one per run.
     def _start_thread(self) -> None:
-        # A thread whose stop event is set (the previous run ended) is on its way out:
-        # the new run gets its own thread and event.
-        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._background, name="ato-sql-flush",
-                                        daemon=True)
-        self._thread.start()
+        with self._thread_lock:
+            # A thread whose stop event is set is on its way out: the run gets its own.
+            if (self._thread is not None and self._thread.is_alive()
+                    and not self._stop.is_set()):
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._background, name="ato-sql-flush",
+                                            daemon=True)
+            self._thread.start()
 
     def _background(self) -> None:
         stop = self._stop
+        idle_since = None
         while not stop.wait(self.flush_interval):
+            if self._run_id is None and not self._buffer:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since < LINGER:
+                    continue
+                with self._thread_lock:  # run() sets its id before it looks for a thread
+                    if self._run_id is None:
+                        stop.set()
+                        return
+            idle_since = None
             try:
                 if self._buffer:
                     self.flush()
