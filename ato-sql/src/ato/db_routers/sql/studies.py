@@ -131,12 +131,15 @@ _TAKE = """state = 'running', worker = :worker, attempts = {t}attempts + 1, clai
 _ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true) AS async_commit)"
 
 
-def _claim_sql(dialect: str, with_keys: bool, durable: bool = False):
+_RESTRICT = {None: "", "keys": " AND t.key IN :keys", "range": " AND t.seq BETWEEN :lo AND :hi"}
+
+
+def _claim_sql(dialect: str, restrict: str | None, durable: bool = False):
     """The claim ``UPDATE``.  ``durable``: without the asynchronous commit, for a claim
     that shares its transaction with a report (whose commit must wait for the flush);
     it also leaves out the trial ``:reported`` names (the one that transaction reported)."""
     now, cutoff = _NOW[dialect], _CUTOFF[dialect]
-    keys = " AND t.key IN :keys" if with_keys else ""
+    keys = _RESTRICT[restrict]
     if durable:
         keys += " AND t.key <> :reported"
     queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
@@ -158,7 +161,7 @@ def _claim_sql(dialect: str, with_keys: bool, durable: bool = False):
                f"SELECT id FROM (SELECT * FROM ({queued}) UNION ALL SELECT * FROM ({stale})) "
                f"ORDER BY seq LIMIT 1) RETURNING key, attempts, payload")
     statement = text(sql)
-    if with_keys:
+    if restrict == "keys":
         statement = statement.bindparams(bindparam("keys", expanding=True))
     return statement
 
@@ -168,13 +171,13 @@ _HELD = ("study_id = :sid AND key = :key AND state = 'running' AND worker = :wor
 _REPORT = "state = :status, metric = :metric, error = :error, run_id = :run_id, finished_at = {now}"
 
 
-def _report_next_sql(with_keys: bool):
+def _report_next_sql(restrict: str | None):
     """PostgreSQL: ``report_and_claim`` as one statement, one round trip and one durable
     commit.  Every part sees the snapshot taken before the statement, where the reported
     trial still looks running: the claim leaves it out by key (a statement must not
     update a row twice)."""
     now, cutoff = _NOW["postgresql"], _CUTOFF["postgresql"]
-    keys = (" AND t.key IN :keys" if with_keys else "") + " AND t.key <> :key"
+    keys = _RESTRICT[restrict] + " AND t.key <> :key"
     queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
     sql = (f"WITH p AS (UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {_HELD} "
            f"RETURNING id), "
@@ -187,7 +190,7 @@ def _report_next_sql(with_keys: bool):
            f"SELECT n.key, n.attempts, n.payload, (SELECT COUNT(*) FROM p) "
            f"FROM (SELECT 1) o LEFT JOIN n ON TRUE")
     statement = text(sql)
-    if with_keys:
+    if restrict == "keys":
         statement = statement.bindparams(bindparam("keys", expanding=True))
     return statement
 
@@ -197,12 +200,18 @@ def _statements(dialect: str) -> dict:
     held = _HELD
     pg = dialect == "postgresql"
     return {
-        "report_next": _report_next_sql(False) if pg else None,
-        "report_next_keys": _report_next_sql(True) if pg else None,
-        "claim": _claim_sql(dialect, False),
-        "claim_keys": _claim_sql(dialect, True),
-        "claim_next": _claim_sql(dialect, False, durable=True),
-        "claim_next_keys": _claim_sql(dialect, True, durable=True),
+        "report_next": _report_next_sql(None) if pg else None,
+        "report_next_keys": _report_next_sql("keys") if pg else None,
+        "report_next_range": _report_next_sql("range") if pg else None,
+        "claim": _claim_sql(dialect, None),
+        "claim_keys": _claim_sql(dialect, "keys"),
+        "claim_range": _claim_sql(dialect, "range"),
+        "claim_next": _claim_sql(dialect, None, durable=True),
+        "claim_next_keys": _claim_sql(dialect, "keys", durable=True),
+        "claim_next_range": _claim_sql(dialect, "range", durable=True),
+        "key_range": text("SELECT MIN(seq), MAX(seq), COUNT(*) FROM study_trials "
+                          "WHERE study_id = :sid AND key IN :keys").bindparams(
+            bindparam("keys", expanding=True)),
         "report": text(f"UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {held}"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                         f"claimed_at = NULL WHERE {held}"),
@@ -251,6 +260,7 @@ _TRIALS = """SELECT t.key, t.seq, t.state, t.payload, t.metric, t.error, t.worke
     WHERE t.study_id = :sid"""
 
 _CHUNK = 500  # keys per IN (...) list: below every database's bound-parameter limit
+_RANGE_FROM = 8  # from this many keys on, a claim among keys looks for their seq range
 
 
 def _payload_text(key: str, payload) -> str:
@@ -332,6 +342,7 @@ class SQLCoordinator:
             self._tables = True
         self._sql = _statements(self.dialect)
         self._ids: dict[str, int] = {}
+        self._ranges: dict[tuple, tuple[int, int]] = {}
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
@@ -585,12 +596,15 @@ class SQLCoordinator:
         """Claim in ``conn``'s transaction; ``reported``: the key that transaction just
         reported (never claimed here; the claim's commit is then the report's, durable)."""
         params = {**self._age(sid, stale), "worker": worker}
-        one, many = "claim", "claim_keys"
+        one, many, span = "claim", "claim_keys", "claim_range"
         if reported is not None:
-            one, many = "claim_next", "claim_next_keys"
+            one, many, span = "claim_next", "claim_next_keys", "claim_next_range"
             params["reported"] = reported
+        seqs = self._range(conn, sid, keys)
         if keys is None:
             row = conn.execute(self._sql[one], params).first()
+        elif seqs is not None:
+            row = conn.execute(self._sql[span], {**params, "lo": seqs[0], "hi": seqs[1]}).first()
         elif len(keys) <= _CHUNK:
             row = conn.execute(self._sql[many], {**params, "keys": keys}).first()
         else:
@@ -599,6 +613,32 @@ class SQLCoordinator:
             return None
         return Claim(study=study, key=row[0], attempt=int(row[1]), worker=worker,
                      payload=values.loads(row[2]))
+
+    def _range(self, conn, sid: int, keys) -> tuple[int, int] | None:
+        """``(first, last)`` seq when ``keys`` are exactly the study's trials with a seq in
+        that range (a batch enqueued at once), so that a claim among them is a range of
+        the claim index instead of a list of keys to send, parse and match on every
+        claim.  Known once every key is in the study; cached, since a trial's seq never
+        changes and trials are never removed.  ``None`` for a short list or another set."""
+        if keys is None or len(keys) < _RANGE_FROM:
+            return None
+        cache = (sid, tuple(keys))
+        seqs = self._ranges.get(cache)
+        if seqs is not None:
+            return seqs
+        unique = list(dict.fromkeys(keys))
+        lo, hi, n = None, None, 0
+        for i in range(0, len(unique), _CHUNK):
+            a, b, c = conn.execute(self._sql["key_range"],
+                                   {"sid": sid, "keys": unique[i:i + _CHUNK]}).one()
+            if c:
+                lo, hi, n = (a if lo is None else min(lo, a)), (b if hi is None else max(hi, b)), n + c
+        if n != len(unique) or hi - lo + 1 != n:
+            return None
+        if len(self._ranges) >= 256:  # one entry per batch; old batches are done
+            self._ranges.clear()
+        self._ranges[cache] = (int(lo), int(hi))
+        return self._ranges[cache]
 
     def _claim_many(self, conn, params: dict, keys: list[str], statement: str):
         """More keys than one IN list holds: the first claimable by seq among all chunks."""
@@ -678,8 +718,8 @@ class SQLCoordinator:
             return False, None
 
         params = {**params, **self._age(sid, stale)}
-        if self.dialect == "postgresql" and (keys is None or 0 < len(keys) <= _CHUNK):
-            return self._retry(lambda: self._report_next(claim, params, keys))
+        if self.dialect == "postgresql" and (keys is None or keys):
+            return self._retry(lambda: self._report_next(claim, sid, params, keys, stale))
 
         def run():
             with self._write() as conn:
@@ -691,13 +731,26 @@ class SQLCoordinator:
 
         return self._retry(run)
 
-    def _report_next(self, claim: Claim, params: dict, keys) -> tuple[bool, Claim | None]:
-        """PostgreSQL: the whole step as one autocommit statement."""
+    def _report_next(self, claim: Claim, sid: int, params: dict, keys, stale: float
+                     ) -> tuple[bool, Claim | None]:
+        """PostgreSQL: the whole step as one autocommit statement (for a long list of keys
+        that are no seq range: a transaction of the report and :meth:`_claim`)."""
         with self._write(transaction=False) as conn:
+            seqs = self._range(conn, sid, keys)
             if keys is None:
                 row = conn.execute(self._sql["report_next"], params).one()
-            else:
+            elif seqs is not None:
+                row = conn.execute(self._sql["report_next_range"],
+                                   {**params, "lo": seqs[0], "hi": seqs[1]}).one()
+            elif len(keys) <= _CHUNK:
                 row = conn.execute(self._sql["report_next_keys"], {**params, "keys": keys}).one()
+            else:
+                row = None
+        if row is None:
+            with self._write() as conn:
+                accepted = conn.execute(self._sql["report"], params).rowcount == 1
+                return accepted, self._claim(conn, claim.study, sid, claim.worker, keys, stale,
+                                             reported=claim.key)
         following = None if row[0] is None else Claim(
             study=claim.study, key=row[0], attempt=int(row[1]), worker=claim.worker,
             payload=values.loads(row[2]))
