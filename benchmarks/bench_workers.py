@@ -240,6 +240,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5,
                         help="alternating rounds for --baseline (default 5)")
     args = parser.parse_args()
+    sys.argv[1:] = []  # the searches run here build Scopes, which read the command line
     if args.baseline:
         main_before_after(args.baseline, args.rounds)
         return
