@@ -119,7 +119,7 @@ def throughput(url: str, n: int) -> float:
 
 
 # ---------------------------------------------------------------------- overhead
-def overhead(url: str, trials: int = 100) -> dict:
+def overhead(url: str, trials: int = 100, repeat: int = 3) -> dict:
     """Milliseconds per trial of a grid search with an instant objective in one process:
     untracked, tracked alone, and as the single worker of a shared study (the difference
     is the coordination: claim, report, the heartbeat thread), median of 3."""
@@ -133,7 +133,7 @@ def overhead(url: str, trials: int = 100) -> dict:
     setups = {"untracked": {}, "tracked": {"tracker": logger},
               "shared": {"tracker": logger, "study_id": None}}
     samples = {name: [] for name in setups}
-    for _ in range(3):
+    for _ in range(repeat):
         for name, options in setups.items():
             if "study_id" in options:
                 options = {**options, "study_id": f"ovh-{uuid.uuid4().hex[:8]}"}
@@ -143,6 +143,38 @@ def overhead(url: str, trials: int = 100) -> dict:
             search.main(lambda config: config.x)()
             samples[name].append((time.perf_counter() - start) / trials * 1e3)
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+SRC_DIRS = ("ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab", "ato-ui")
+
+
+def overhead_round(url: str, tree: str | None, trials: int) -> dict:
+    """One :func:`overhead` round in a fresh interpreter importing Ato from ``tree`` (a
+    checkout of another commit: its ``*/src`` folders go first on ``PYTHONPATH``), or from
+    this installation when ``None``."""
+    env = {**os.environ, "ATO_BENCH_OVERHEAD": json.dumps({"url": url, "trials": trials}),
+           "PYTHONWARNINGS": "ignore"}
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(tree) / d / "src") for d in SRC_DIRS] + [env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True,
+                         timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"an overhead round failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def before_after(url: str, baseline: str, rounds: int, trials: int = 60) -> dict:
+    """What one worker spends per trial outside an instant objective, this tree against
+    ``baseline``, in alternating rounds (each a fresh process and a fresh study); medians
+    in ms of ``tracked`` (the trial's run alone) and ``shared`` (one worker of a study:
+    claim, report, heartbeat and the run)."""
+    samples = {"before": [], "after": []}
+    for _ in range(rounds):
+        samples["before"].append(overhead_round(url, baseline, trials))
+        samples["after"].append(overhead_round(url, None, trials))
+    return {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+            for side, rs in samples.items()}
 
 
 # ---------------------------------------------------------------------- ASHA
@@ -210,7 +242,18 @@ def main() -> None:
     parser.add_argument("--no-asha", action="store_true")
     parser.add_argument("--only-asha", action="store_true",
                         help="skip the throughput runs (and PostgreSQL)")
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="only the per-trial cost of one worker outside the objective, "
+                             "this tree against a checkout of another commit (e.g. "
+                             "`git worktree add /tmp/base <commit>`), side by side; results "
+                             "to workers-overhead.json")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds for --baseline (default 5)")
     args = parser.parse_args()
+    sys.argv[1:] = []  # the searches run here build Scopes, which read the command line
+    if args.baseline:
+        main_before_after(args.baseline, args.rounds)
+        return
     counts = [int(n) for n in args.workers.split(",")]
     rows, extra = [], {"throughput": {}, "asha": {}}
     for name, url, drop in databases():
@@ -269,13 +312,38 @@ def main() -> None:
 
                 forget_engine(url)
                 drop()
-    # --only-asha writes beside the throughput results instead of replacing them
-    write_results("workers-asha" if args.only_asha else "workers", rows, extra)
+    # --only-asha / --no-asha write one part each, beside the last full run's file
+    write_results("workers-asha" if args.only_asha else
+                  "workers-throughput" if args.no_asha else "workers", rows, extra)
+
+
+def main_before_after(baseline: str, rounds: int) -> None:
+    rows, extra = [], {"baseline": str(baseline), "rounds": rounds}
+    for name, url, drop in databases():
+        try:
+            result = before_after(url, baseline, rounds)
+        finally:
+            if drop is not None:
+                from ato.db_routers.sql.engine import forget_engine
+
+                forget_engine(url)
+                drop()
+        extra[name] = result
+        for kind, what in (("tracked", "the trial's tracker run alone"),
+                           ("shared", "one worker of a shared study (claim, report, run)")):
+            b, a = result["before"][kind], result["after"][kind]
+            rows.append({"measure": f"{name}: ms per trial outside the objective, {what}",
+                         "value": f"{b:.2f} -> {a:.2f} (x{b / a:.2f} faster)",
+                         "before_ms": b, "after_ms": a})
+    write_results("workers-overhead", rows, extra)
 
 
 if __name__ == "__main__":
     job = os.environ.get("ATO_BENCH_WORKER_JOB")
-    if job:
+    if os.environ.get("ATO_BENCH_OVERHEAD"):
+        spec = json.loads(os.environ["ATO_BENCH_OVERHEAD"])
+        print(json.dumps(overhead(spec["url"], spec["trials"], repeat=1)))
+    elif job:
         worker(json.loads(Path(job).read_text()))
     else:
         main()

@@ -13,6 +13,7 @@ joins a gloo process group, as a user's script would.
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -62,10 +63,14 @@ def main() -> None:
 
         started = time.perf_counter()
         result = search.main(objective)()
-        print(json.dumps({"study": item.get("study"), "x": result.config.x,
-                          "c": result.config.c, "metric": result.metric,
-                          "trials": len(result.get("logs") or []),
-                          "seconds": time.perf_counter() - started}), flush=True)
+        line = json.dumps({"study": item.get("study"), "x": result.config.x,
+                           "c": result.config.c, "metric": result.metric,
+                           "trials": len(result.get("logs") or []),
+                           "seconds": time.perf_counter() - started})
+        # one write of the line and its newline: torchrun's ranks share one unbuffered
+        # stdout, where print's two writes can interleave with another rank's line
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
     if job.get("init_process_group"):
         import torch.distributed as dist
 

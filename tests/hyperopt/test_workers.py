@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 
 from ato.adict import ADict
+from tests import databases
 
 # real worker processes: run by `nox -s tests` after the quick run (docs/contributing.md)
 pytestmark = pytest.mark.processes
 
 WORKER = Path(__file__).with_name("shared_worker.py")
-PG_URL = os.environ.get("ATO_TEST_POSTGRES_URL")
+PG_URL = databases.PG_URL
 # A live worker is never taken for dead here, even on a machine loaded far beyond its
 # cores; the tests that kill workers use STALE, short enough to keep them fast.
 FAST = {"heartbeat_interval": 0.5, "stale_after": 60}
@@ -46,29 +47,13 @@ def _shared_worker():
     return module
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    from ato.db_routers.sql.engine import forget_engine
+db_url = databases.db_url  # the fixture, shared with tests/sql
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'study.db'}"
-        yield url
-        forget_engine(url)
-        return
-    if not PG_URL:
-        if os.environ.get("ATO_REQUIRE_POSTGRES") == "1":
-            pytest.fail("ATO_REQUIRE_POSTGRES=1 but ATO_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL server (set ATO_TEST_POSTGRES_URL)")
-    import psycopg
 
-    name = f"ato_workers_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_URL.rpartition('/')[0]}/{name}"
-    yield url
-    forget_engine(url)
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def url(db_url):
+    """A fresh SQLite file, then a fresh PostgreSQL database (tests/databases.py)."""
+    return db_url
 
 
 class Workers:

@@ -12,6 +12,9 @@ who runs what:
 - :meth:`StudyCoordinator.report` records the result, accepted only from the claim that
   still holds the trial (same worker, same attempt): a result is recorded exactly once, and
   the late report of a worker whose trial was reassigned is refused (``False``);
+- :meth:`StudyCoordinator.report_and_claim` is a worker's step between two trials: the
+  report of trial *k* and the claim of trial *k + 1* in one transaction (one commit, as
+  durable as a report);
 - :meth:`StudyCoordinator.claim_or_propose` is the asynchronous algorithms' step (ASHA):
   under a study-wide lock, when nothing is claimable, ``propose(all trial states)`` decides
   what to enqueue, and one trial is claimed in the same transaction.
@@ -43,7 +46,7 @@ REPORT_STATUSES = ("completed", "failed")
 #: The members :func:`ato.tracking.open_coordinator` checks a backend's coordinator for.
 REQUIRED_COORDINATOR_MEMBERS = (
     "create_study", "get_study", "join", "heartbeat", "leave", "enqueue", "claim",
-    "claim_or_propose", "report", "release", "trials", "workers", "close",
+    "claim_or_propose", "report", "report_and_claim", "release", "trials", "workers", "close",
 )
 
 
@@ -163,6 +166,21 @@ class StudyCoordinator(Protocol):
         ``False`` (nothing written) for a trial reassigned, released or already reported.
 
         Errors: ``ValueError`` for another ``status``."""
+
+    def report_and_claim(self, claim: Claim, status: str, metric: float | None = None,
+                         error: str | None = None, run_id: int | None = None,
+                         keys: Sequence[str] | None = None, *, stale_after: float = 60.0
+                         ) -> tuple[bool, Claim | None]:
+        """:meth:`report` ``claim``, then :meth:`claim` the next trial of ``claim.study``
+        for ``claim.worker`` (among ``keys``; all when ``None``, none when empty) — in one
+        transaction of the store, so a worker pays one commit between two trials.  Returns
+        ``(accepted, next claim or None)``: ``accepted`` is what :meth:`report` returns, and
+        the next trial is claimed whether or not the report was accepted.  The report is as
+        durable as :meth:`report`'s; a crash before the commit loses both (the trial is
+        still held, and runs again once stale, recorded once), a crash after it loses
+        neither.  The trial just reported is never the one claimed.
+
+        Errors: as :meth:`report` and :meth:`claim`, raised before anything is written."""
 
     def release(self, claim: Claim) -> bool:
         """Give the trial back to the queue (e.g. to retry it); ``True`` iff ``claim`` still

@@ -33,7 +33,6 @@ search small (it runs about ten times) and deterministic for a given seed.
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import sys
 from fractions import Fraction
@@ -51,6 +50,7 @@ except ImportError:  # importable without pytest (tools import every module); ru
 from ato.adict import ADict
 from ato.errors import AtoError
 from ato.hyperopt import budgets
+from ato.hyperopt.suite_options import json_options
 
 __all__ = ["AlgorithmConformance", "SPACE", "objective", "resolve_algorithm", "main"]
 
@@ -397,15 +397,11 @@ class TestAlgorithm(AlgorithmConformance):
         if not name:
             pytest.skip("name the algorithm with --ato-algorithm NAME (or module:Class)")
         cls = resolve_algorithm(name)
-        text = request.config.getoption("--ato-options", None)
-        if text:
-            try:
-                options = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise pytest.UsageError(f"--ato-options is not JSON: {e}") from None
-            if not isinstance(options, dict):
-                raise pytest.UsageError(f"--ato-options must be a JSON object, got {text!r}")
-        else:
+        try:
+            options = json_options(request.config.getoption("--ato-options", None), "--ato-options")
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from None
+        if options is None:
             options = getattr(cls, "CONFORMANCE_OPTIONS", {})
         return cls, dict(options)
 
@@ -427,8 +423,7 @@ def main(argv=None) -> int:
         return 2
     try:  # a name or path that resolves to nothing: one line, not nine tracebacks
         resolve_algorithm(args.algorithm)
-        if args.options is not None and not isinstance(json.loads(args.options), dict):
-            raise ValueError("--options must be a JSON object")
+        json_options(args.options, "--options")
     except (AtoError, LookupError, TypeError, ValueError) as e:
         print(f"python -m ato.hyperopt.conformance: error: {e}", file=sys.stderr)
         return 2

@@ -195,34 +195,57 @@ class SharedStudy:
         objective gives the trial back while it has retries left, else reports it
         ``failed`` with the error. A BaseException (Ctrl-C) gives it back and propagates.
         Returns whether the report was accepted."""
+        return self._settle(claim, run, record, None, claim_next=False)[0]
+
+    def run_claim_and_next(self, claim, run: Callable[[Any], float], record: Callable,
+                           keys=None):
+        """:meth:`run_claim`, but the report and the claim of the next trial (among
+        ``keys``; all when ``None``) are one call to the database
+        (:meth:`ato.tracking.StudyCoordinator.report_and_claim`): one commit between two
+        trials instead of two. Returns ``(accepted, next Claim or None)``."""
+        return self._settle(claim, run, record, keys, claim_next=True)
+
+    def _settle(self, claim, run, record, keys, claim_next: bool):
         try:
             metric = run(claim)
         except Exception as e:
             if claim.attempt <= self.retries:
                 self.coordinator.release(claim)
-                return False
-            error = describe_exception(e)
-            accepted = self.coordinator.report(claim, "failed", None, error)
-            if accepted:
-                self.claimed += 1
-                record(claim, None, "failed", error)
-            return accepted
+                return False, (self._claim(keys) if claim_next else None)
+            status, value, error = "failed", None, describe_exception(e)
+            metric = None
         except BaseException:
             self.coordinator.release(claim)
             raise
-        value = None if metric is None or metric != metric else float(metric)
-        accepted = self.coordinator.report(claim, "completed", value)
+        else:
+            status, error = "completed", None
+            value = None if metric is None or metric != metric else float(metric)
+        if claim_next:
+            accepted, following = self.coordinator.report_and_claim(
+                claim, status, value, error, keys=keys, stale_after=self.stale_after)
+        else:
+            accepted, following = self.coordinator.report(claim, status, value, error), None
         if accepted:
             self.claimed += 1
-            record(claim, metric, "completed", None)
-        return accepted
+            try:
+                record(claim, metric, status, error)
+            except BaseException:
+                if following is not None:  # not started: another worker may take it now
+                    self.coordinator.release(following)
+                raise
+        return accepted, following
+
+    def _claim(self, keys):
+        return self.coordinator.claim(self.study, self.worker, keys, stale_after=self.stale_after)
 
     # ------------------------------------------------------------------ a batch
     def evaluate(self, specs, run: Callable[[Any], float], record: Callable,
                  threads: int = 1) -> dict:
         """Enqueue ``specs`` (:class:`ato.tracking.TrialSpec`), work on them with the other
         workers until each is completed or failed, and return ``{key: metric}`` (NaN for a
-        failed trial). ``threads`` claim loops run in this process (an executor's slots)."""
+        failed trial). ``threads`` claim loops run in this process (an executor's slots).
+        Between two trials a loop makes one call to the database: the report of the one
+        and the claim of the next, in one transaction."""
         keys = [s.key for s in specs]
         if not keys:
             return {}
@@ -230,13 +253,13 @@ class SharedStudy:
         done: dict = {}
 
         def loop():
-            waited = 0
+            waited, claim = 0, None
             while not done:
-                claim = self.coordinator.claim(self.study, self.worker, keys,
-                                               stale_after=self.stale_after)
+                if claim is None:
+                    claim = self._claim(keys)
                 if claim is not None:
                     waited = 0
-                    self.run_claim(claim, run, record)
+                    claim = self.run_claim_and_next(claim, run, record, keys)[1]
                     continue
                 states = self.coordinator.trials(self.study, keys)
                 if len(states) == len(keys) and all(s.state in DONE_STATES for s in states):

@@ -42,20 +42,20 @@ except ImportError:  # importable without pytest; runs under it
 
 STALE = 0.4  # seconds: short enough for a test, long enough for a loaded machine's claim
 
-# A worker process: claims until the study is empty, prints one JSON line per claim.
+# A worker process: claims until the study is empty (reporting each trial and claiming the
+# next in one step), prints one JSON line per claim.
 WORKER = """
 import json, sys, time
 from ato.tracking import open_coordinator
 url, study, worker, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 c = open_coordinator(url)
 c.join(study, worker, "conformance-host", 0)
-while True:
-    claim = c.claim(study, worker)
-    if claim is None:
-        break
+claim = c.claim(study, worker)
+while claim is not None:
     time.sleep(pause)
-    ok = c.report(claim, "completed", metric=float(claim.payload["i"]))
+    ok, following = c.report_and_claim(claim, "completed", metric=float(claim.payload["i"]))
     print(json.dumps({"key": claim.key, "attempt": claim.attempt, "accepted": ok}), flush=True)
+    claim = following
 c.leave(study, worker)
 c.close()
 """
@@ -185,6 +185,72 @@ class StudyConformance:
         with pytest.raises(ValueError, match="status"):
             coordinator.report(a, "running")
 
+    def test_report_and_claim_reports_then_claims_the_next(self, coordinator, study):
+        """One call reports a trial and claims the next by seq (among ``keys``), never the
+        trial it reported; the next claim comes whether or not the report was accepted."""
+        coordinator.join(study, "w", "h", 1)
+        coordinator.enqueue(study, _specs(5))
+        first = coordinator.claim(study, "w")
+        accepted, second = coordinator.report_and_claim(first, "completed", metric=0.25,
+                                                        run_id=3)
+        assert accepted is True and isinstance(second, Claim)
+        assert (second.study, second.key, second.attempt, second.worker) == (
+            study, "t001", 1, "w")
+        assert second.payload == _specs(5)[1].payload
+        state = {s.key: s for s in coordinator.trials(study)}
+        assert (state["t000"].state, state["t000"].metric, state["t000"].run_id) == (
+            "completed", 0.25, 3)
+        assert state["t001"].state == "running" and state["t001"].worker == "w"
+        # restricted to keys, by seq; a failed report with its error
+        accepted, third = coordinator.report_and_claim(second, "failed", error="E: x",
+                                                       keys=["t004", "t003", "t001"])
+        assert accepted and third.key == "t003"
+        assert coordinator.trials(study, ["t001"])[0].error == "E: x"
+        # an empty keys list reports and claims nothing
+        assert coordinator.report_and_claim(third, "completed", metric=1.0, keys=[]) == (
+            True, None)
+        # a refused report (already reported) still hands out the next trial
+        accepted, fourth = coordinator.report_and_claim(third, "completed", metric=9.0)
+        assert accepted is False and fourth.key == "t002"
+        assert coordinator.trials(study, ["t003"])[0].metric == 1.0
+        # the last trial: the report is recorded and there is nothing left to claim
+        accepted, fifth = coordinator.report_and_claim(fourth, "completed", metric=2.0)
+        assert accepted and fifth.key == "t004"
+        assert coordinator.report_and_claim(fifth, "completed", metric=math.inf) == (True, None)
+        assert [s.state for s in coordinator.trials(study)] == ["completed", "failed",
+                                                                 "completed", "completed",
+                                                                 "completed"]
+        assert coordinator.trials(study, ["t004"])[0].metric == math.inf
+
+    def test_report_and_claim_refuses_bad_arguments_before_writing(self, coordinator, study):
+        """A bad status, a non-Claim or a bad stale_after is an error and changes nothing."""
+        coordinator.enqueue(study, _specs(2))
+        claim = coordinator.claim(study, "w")
+        with pytest.raises(ValueError, match="status"):
+            coordinator.report_and_claim(claim, "running")
+        with pytest.raises(ValueError, match="stale_after"):
+            coordinator.report_and_claim(claim, "completed", metric=1.0, stale_after=-1)
+        with pytest.raises(TypeError):
+            coordinator.report_and_claim(claim.key, "completed")
+        assert [s.state for s in coordinator.trials(study)] == ["running", "queued"]
+
+    def test_report_and_claim_takes_a_stale_trial_once(self, coordinator, study):
+        """The claim half reassigns a stale trial like claim(), to exactly one worker, and
+        the dead holder's late report is refused."""
+        coordinator.enqueue(study, _specs(3))
+        held = coordinator.claim(study, "dead", stale_after=STALE)
+        mine = coordinator.claim(study, "alive", stale_after=STALE)
+        time.sleep(STALE * 2)
+        coordinator.heartbeat(study, "alive")
+        accepted, rescued = coordinator.report_and_claim(mine, "completed", metric=1.0,
+                                                         stale_after=STALE)
+        assert accepted and (rescued.key, rescued.attempt) == (held.key, 2)
+        assert coordinator.report(held, "completed", metric=5.0) is False
+        accepted, last = coordinator.report_and_claim(rescued, "completed", metric=2.0,
+                                                      stale_after=STALE)
+        assert accepted and last.key == "t002"
+        assert coordinator.trials(study, [held.key])[0].metric == 2.0
+
     def test_nan_metric_is_kept(self, coordinator, study):
         """A NaN result is recorded as NaN (not as a missing metric)."""
         coordinator.enqueue(study, _specs(1))
@@ -291,15 +357,23 @@ class StudyConformance:
 
     # ------------------------------------------------------------------ concurrency
     def test_no_double_claim_under_threads(self, coordinator, study):
-        """Eight threads drain one queue: every trial claimed and reported exactly once."""
+        """Eight threads drain one queue (half with ``report_and_claim``): every trial
+        claimed and reported exactly once."""
         coordinator.enqueue(study, _specs(40))
         claimed, errors = [], []
 
         def work(i):
             try:
-                while (claim := coordinator.claim(study, f"thread-{i}")) is not None:
+                claim = coordinator.claim(study, f"thread-{i}")
+                while claim is not None:
                     claimed.append(claim.key)
-                    assert coordinator.report(claim, "completed", metric=float(i))
+                    if i % 2:  # half the threads report and claim in one step
+                        accepted, claim = coordinator.report_and_claim(claim, "completed",
+                                                                       metric=float(i))
+                        assert accepted
+                    else:
+                        assert coordinator.report(claim, "completed", metric=float(i))
+                        claim = coordinator.claim(study, f"thread-{i}")
             except BaseException as e:  # reported below, with the thread that raised
                 errors.append(f"thread {i}: {type(e).__name__}: {e}")
 

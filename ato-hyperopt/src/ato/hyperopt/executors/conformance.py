@@ -35,7 +35,6 @@ the workers must see the test's temporary directory).
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 
 try:
@@ -61,6 +60,7 @@ from ato.hyperopt.executors.trials import (
     square_late_first,
     wait_for_gate,
 )
+from ato.hyperopt.suite_options import json_options
 
 __all__ = ["ExecutorConformance", "resolve_executor", "main"]
 
@@ -211,16 +211,11 @@ class TestExecutor(ExecutorConformance):
         if not name:
             pytest.skip("name the executor with --ato-executor NAME (or module:Class)")
         cls = resolve_executor(name)
-        text = request.config.getoption("--ato-executor-options", None)
-        if text:
-            try:
-                options = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise pytest.UsageError(f"--ato-executor-options is not JSON: {e}") from None
-            if not isinstance(options, dict):
-                raise pytest.UsageError(f"--ato-executor-options must be a JSON object, "
-                                        f"got {text!r}")
-        else:
+        try:
+            options = json_options(request.config.getoption("--ato-executor-options", None), "--ato-executor-options")
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from None
+        if options is None:
             options = getattr(cls, "CONFORMANCE_OPTIONS", {})
         return cls, dict(options)
 
@@ -242,8 +237,7 @@ def main(argv=None) -> int:
         return 2
     try:  # a name or path that resolves to nothing: one line, not nine tracebacks
         resolve_executor(args.executor)
-        if args.options is not None and not isinstance(json.loads(args.options), dict):
-            raise ValueError("--options must be a JSON object")
+        json_options(args.options, "--options")
     except (AtoError, LookupError, TypeError, ValueError) as e:
         print(f"python -m ato.hyperopt.executors.conformance: error: {e}", file=sys.stderr)
         return 2

@@ -103,6 +103,7 @@ def _utc(t: float) -> datetime:
 
 _live_loggers: weakref.WeakSet = weakref.WeakSet()
 _NOT_EXITED = object()
+LINGER = 5.0  # seconds the flush thread waits for the logger's next run before it ends
 _exit_state = {"exception": None, "exit": _NOT_EXITED, "hooked": False, "signals": False}
 
 
@@ -202,10 +203,12 @@ class SQLLogger:
         self._run_id: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
         self._timestamps = _Timestamps()
         self._last_heartbeat = 0.0
         self._with_depth = 0
         self._block_run: int | None = None
+        self._project_id: int | None = None
         self._statements()
 
     # ------------------------------------------------------------------ SQL
@@ -282,10 +285,12 @@ class SQLLogger:
         fingerprints = _scope_fingerprints()
 
         def work(cur):
-            cur.execute(f"INSERT INTO projects (name, created_at) VALUES ({p}, {p}) "
-                        f"ON CONFLICT (name) DO NOTHING", (self.project_name, now))
-            cur.execute(f"SELECT id FROM projects WHERE name = {p}", (self.project_name,))
-            project_id = cur.fetchone()[0]
+            project_id = self._project_id
+            if project_id is None:  # projects are never deleted: once known, cached
+                cur.execute(f"INSERT INTO projects (name, created_at) VALUES ({p}, {p}) "
+                            f"ON CONFLICT (name) DO NOTHING", (self.project_name, now))
+                cur.execute(f"SELECT id FROM projects WHERE name = {p}", (self.project_name,))
+                project_id = cur.fetchone()[0]
             cur.execute(
                 f"INSERT INTO experiments (project_id, config, structural_hash, tags, status, "
                 f"start_time, heartbeat_at) VALUES ({p}, {p}, {p}, {p}, 'running', {p}, {p}) "
@@ -296,9 +301,9 @@ class SQLLogger:
                 f"INSERT INTO fingerprints (run_id, trace_id, trace_type, fingerprint) "
                 f"VALUES ({p}, {p}, {p}, {p})",
                 [(run_id, tid, kind, fp) for (tid, kind), fp in fingerprints.items()])
-            return run_id
+            return run_id, project_id
 
-        self._run_id = self._transaction(work)
+        self._run_id, self._project_id = self._transaction(work)
         self._fingerprints_at_start = fingerprints
         self._last_heartbeat = time.monotonic()
         _live_loggers.add(self)
@@ -347,8 +352,10 @@ class SQLLogger:
         for key, value in metrics.items():
             self.log_metric(key, value, step)
 
-    def flush(self) -> int:
-        """Write every buffered metric now (one transaction); returns how many."""
+    def flush(self, _then=None) -> int:
+        """Write every buffered metric now (one transaction); returns how many.
+        ``_then(cursor)``, when given and something was buffered, runs in the same
+        transaction (finish ends the run in its flush's commit)."""
         with self._flush_lock:
             buffer = self._buffer
             n = len(buffer)
@@ -386,7 +393,7 @@ class SQLLogger:
                 cur.execute(self._heartbeat_sql, (heartbeat, run_id))
 
             try:
-                self._transaction(work)
+                self._transaction(work if _then is None else lambda cur: (work(cur), _then(cur)))
             except BaseException:
                 buffer.extendleft(reversed(rows))  # nothing recorded is lost
                 raise
@@ -438,8 +445,6 @@ class SQLLogger:
     def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
             return
-        self._stop.set()
-        self.flush()
         p = self._p
         now = self._stamp(time.time())
         run_id = self._run_id
@@ -455,24 +460,38 @@ class SQLLogger:
             cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p}, "
                         f"error = {p} WHERE id = {p}", (status, now, now, error, run_id))
 
-        self._transaction(work)
+        if not self.flush(_then=work):  # the last metrics and the end: one commit
+            self._transaction(work)
         self._run_id = None
         _live_loggers.discard(self)
 
     # ------------------------------------------------------------------ background flushing
+    # The flush thread outlives a run by LINGER seconds, so a search that records one short
+    # run after another (a trial each) keeps one thread instead of starting one per run.
     def _start_thread(self) -> None:
-        # A thread whose stop event is set (the previous run ended) is on its way out:
-        # the new run gets its own thread and event.
-        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._background, name="ato-sql-flush",
-                                        daemon=True)
-        self._thread.start()
+        with self._thread_lock:
+            # A thread whose stop event is set is on its way out: the run gets its own.
+            if (self._thread is not None and self._thread.is_alive()
+                    and not self._stop.is_set()):
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._background, name="ato-sql-flush",
+                                            daemon=True)
+            self._thread.start()
 
     def _background(self) -> None:
         stop = self._stop
+        idle_since = None
         while not stop.wait(self.flush_interval):
+            if self._run_id is None and not self._buffer:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since < LINGER:
+                    continue
+                with self._thread_lock:  # run() sets its id before it looks for a thread
+                    if self._run_id is None:
+                        stop.set()
+                        return
+            idle_since = None
             try:
                 if self._buffer:
                     self.flush()

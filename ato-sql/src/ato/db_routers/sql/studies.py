@@ -131,9 +131,17 @@ _TAKE = """state = 'running', worker = :worker, attempts = {t}attempts + 1, clai
 _ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true) AS async_commit)"
 
 
-def _claim_sql(dialect: str, with_keys: bool):
+_RESTRICT = {None: "", "keys": " AND t.key IN :keys", "range": " AND t.seq BETWEEN :lo AND :hi"}
+
+
+def _claim_sql(dialect: str, restrict: str | None, durable: bool = False):
+    """The claim ``UPDATE``.  ``durable``: without the asynchronous commit, for a claim
+    that shares its transaction with a report (whose commit must wait for the flush);
+    it also leaves out the trial ``:reported`` names (the one that transaction reported)."""
     now, cutoff = _NOW[dialect], _CUTOFF[dialect]
-    keys = " AND t.key IN :keys" if with_keys else ""
+    keys = _RESTRICT[restrict]
+    if durable:
+        keys += " AND t.key <> :reported"
     queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
     if dialect == "postgresql":
         # Each candidate row is locked, skipping rows other claimers hold; the UPDATE
@@ -141,29 +149,70 @@ def _claim_sql(dialect: str, with_keys: bool):
         sql = (f"WITH q AS ({queued} FOR UPDATE SKIP LOCKED), "
                f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
                f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
-               f"ORDER BY seq LIMIT 1), "
-               f"{_ASYNC_COMMIT} "
-               f"UPDATE study_trials s SET {_TAKE.format(t='s.', now=now)} FROM c, a "
-               f"WHERE s.id = c.id RETURNING s.key, s.attempts, s.payload")
+               f"ORDER BY seq LIMIT 1)")
+        take = _TAKE.format(t="s.", now=now)
+        if durable:
+            sql += f" UPDATE study_trials s SET {take} FROM c WHERE s.id = c.id"
+        else:
+            sql += f", {_ASYNC_COMMIT} UPDATE study_trials s SET {take} FROM c, a WHERE s.id = c.id"
+        sql += " RETURNING s.key, s.attempts, s.payload"
     else:
         sql = (f"UPDATE study_trials SET {_TAKE.format(t='', now=now)} WHERE id = ("
                f"SELECT id FROM (SELECT * FROM ({queued}) UNION ALL SELECT * FROM ({stale})) "
                f"ORDER BY seq LIMIT 1) RETURNING key, attempts, payload")
     statement = text(sql)
-    if with_keys:
+    if restrict == "keys":
+        statement = statement.bindparams(bindparam("keys", expanding=True))
+    return statement
+
+
+_HELD = ("study_id = :sid AND key = :key AND state = 'running' AND worker = :worker "
+         "AND attempts = :attempt")
+_REPORT = "state = :status, metric = :metric, error = :error, run_id = :run_id, finished_at = {now}"
+
+
+def _report_next_sql(restrict: str | None):
+    """PostgreSQL: ``report_and_claim`` as one statement, one round trip and one durable
+    commit.  Every part sees the snapshot taken before the statement, where the reported
+    trial still looks running: the claim leaves it out by key (a statement must not
+    update a row twice)."""
+    now, cutoff = _NOW["postgresql"], _CUTOFF["postgresql"]
+    keys = _RESTRICT[restrict] + " AND t.key <> :key"
+    queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
+    sql = (f"WITH p AS (UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {_HELD} "
+           f"RETURNING id), "
+           f"q AS ({queued} FOR UPDATE SKIP LOCKED), "
+           f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
+           f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
+           f"ORDER BY seq LIMIT 1), "
+           f"n AS (UPDATE study_trials s SET {_TAKE.format(t='s.', now=now)} FROM c "
+           f"WHERE s.id = c.id RETURNING s.key, s.attempts, s.payload) "
+           f"SELECT n.key, n.attempts, n.payload, (SELECT COUNT(*) FROM p) "
+           f"FROM (SELECT 1) o LEFT JOIN n ON TRUE")
+    statement = text(sql)
+    if restrict == "keys":
         statement = statement.bindparams(bindparam("keys", expanding=True))
     return statement
 
 
 def _statements(dialect: str) -> dict:
     now = _NOW[dialect]
-    held = ("study_id = :sid AND key = :key AND state = 'running' AND worker = :worker "
-            "AND attempts = :attempt")
+    held = _HELD
+    pg = dialect == "postgresql"
     return {
-        "claim": _claim_sql(dialect, False),
-        "claim_keys": _claim_sql(dialect, True),
-        "report": text(f"UPDATE study_trials SET state = :status, metric = :metric, "
-                       f"error = :error, run_id = :run_id, finished_at = {now} WHERE {held}"),
+        "report_next": _report_next_sql(None) if pg else None,
+        "report_next_keys": _report_next_sql("keys") if pg else None,
+        "report_next_range": _report_next_sql("range") if pg else None,
+        "claim": _claim_sql(dialect, None),
+        "claim_keys": _claim_sql(dialect, "keys"),
+        "claim_range": _claim_sql(dialect, "range"),
+        "claim_next": _claim_sql(dialect, None, durable=True),
+        "claim_next_keys": _claim_sql(dialect, "keys", durable=True),
+        "claim_next_range": _claim_sql(dialect, "range", durable=True),
+        "key_range": text("SELECT MIN(seq), MAX(seq), COUNT(*) FROM study_trials "
+                          "WHERE study_id = :sid AND key IN :keys").bindparams(
+            bindparam("keys", expanding=True)),
+        "report": text(f"UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {held}"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                         f"claimed_at = NULL WHERE {held}"),
         # a heartbeat lost in a server crash is harmless: no WAL flush to wait for
@@ -211,6 +260,7 @@ _TRIALS = """SELECT t.key, t.seq, t.state, t.payload, t.metric, t.error, t.worke
     WHERE t.study_id = :sid"""
 
 _CHUNK = 500  # keys per IN (...) list: below every database's bound-parameter limit
+_RANGE_FROM = 8  # from this many keys on, a claim among keys looks for their seq range
 
 
 def _payload_text(key: str, payload) -> str:
@@ -292,6 +342,7 @@ class SQLCoordinator:
             self._tables = True
         self._sql = _statements(self.dialect)
         self._ids: dict[str, int] = {}
+        self._ranges: dict[tuple, tuple[int, int]] = {}
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
@@ -540,28 +591,63 @@ class SQLCoordinator:
 
         return self._retry(run)
 
-    def _claim(self, conn, study: str, sid: int, worker: str, keys, stale: float
-               ) -> Claim | None:
+    def _claim(self, conn, study: str, sid: int, worker: str, keys, stale: float,
+               reported: str | None = None) -> Claim | None:
+        """Claim in ``conn``'s transaction; ``reported``: the key that transaction just
+        reported (never claimed here; the claim's commit is then the report's, durable)."""
         params = {**self._age(sid, stale), "worker": worker}
+        one, many, span = "claim", "claim_keys", "claim_range"
+        if reported is not None:
+            one, many, span = "claim_next", "claim_next_keys", "claim_next_range"
+            params["reported"] = reported
+        seqs = self._range(conn, sid, keys)
         if keys is None:
-            row = conn.execute(self._sql["claim"], params).first()
+            row = conn.execute(self._sql[one], params).first()
+        elif seqs is not None:
+            row = conn.execute(self._sql[span], {**params, "lo": seqs[0], "hi": seqs[1]}).first()
         elif len(keys) <= _CHUNK:
-            row = conn.execute(self._sql["claim_keys"], {**params, "keys": keys}).first()
+            row = conn.execute(self._sql[many], {**params, "keys": keys}).first()
         else:
-            row = self._claim_many(conn, params, keys)
+            row = self._claim_many(conn, params, keys, many)
         if row is None:
             return None
         return Claim(study=study, key=row[0], attempt=int(row[1]), worker=worker,
                      payload=values.loads(row[2]))
 
-    def _claim_many(self, conn, params: dict, keys: list[str]):
+    def _range(self, conn, sid: int, keys) -> tuple[int, int] | None:
+        """``(first, last)`` seq when ``keys`` are exactly the study's trials with a seq in
+        that range (a batch enqueued at once), so that a claim among them is a range of
+        the claim index instead of a list of keys to send, parse and match on every
+        claim.  Known once every key is in the study; cached, since a trial's seq never
+        changes and trials are never removed.  ``None`` for a short list or another set."""
+        if keys is None or len(keys) < _RANGE_FROM:
+            return None
+        cache = (sid, tuple(keys))
+        seqs = self._ranges.get(cache)
+        if seqs is not None:
+            return seqs
+        unique = list(dict.fromkeys(keys))
+        lo, hi, n = None, None, 0
+        for i in range(0, len(unique), _CHUNK):
+            a, b, c = conn.execute(self._sql["key_range"],
+                                   {"sid": sid, "keys": unique[i:i + _CHUNK]}).one()
+            if c:
+                lo, hi, n = (a if lo is None else min(lo, a)), (b if hi is None else max(hi, b)), n + c
+        if n != len(unique) or hi - lo + 1 != n:
+            return None
+        if len(self._ranges) >= 256:  # one entry per batch; old batches are done
+            self._ranges.clear()
+        self._ranges[cache] = (int(lo), int(hi))
+        return self._ranges[cache]
+
+    def _claim_many(self, conn, params: dict, keys: list[str], statement: str):
         """More keys than one IN list holds: the first claimable by seq among all chunks."""
         wanted = set(keys)
         sid = params["sid"]
         states = conn.execute(self._sql["trials"], {"sid": sid}).all()
         ordered = [r[0] for r in states if r[0] in wanted]
         for i in range(0, len(ordered), _CHUNK):
-            row = conn.execute(self._sql["claim_keys"],
+            row = conn.execute(self._sql[statement],
                                {**params, "keys": ordered[i:i + _CHUNK]}).first()
             if row is not None:
                 return row
@@ -604,15 +690,71 @@ class SQLCoordinator:
 
     def report(self, claim: Claim, status: str, metric: float | None = None,
                error: str | None = None, run_id: int | None = None) -> bool:
+        params = self._report_params(claim, status, metric, error, run_id, "report")
+        return self._guarded(claim, "report", params)
+
+    def _report_params(self, claim, status, metric, error, run_id, member: str) -> dict:
         if status not in REPORT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(REPORT_STATUSES)}, "
                              f"not {status!r}")
-        _check_claim(claim, "report")
-        params = {"key": claim.key, "worker": claim.worker, "attempt": int(claim.attempt),
-                  "status": status, "metric": _metric_in(self.dialect, metric),
-                  "error": None if error is None else str(error),
-                  "run_id": None if run_id is None else int(run_id)}
-        return self._guarded(claim, "report", params)
+        _check_claim(claim, member)
+        return {"key": claim.key, "worker": claim.worker, "attempt": int(claim.attempt),
+                "status": status, "metric": _metric_in(self.dialect, metric),
+                "error": None if error is None else str(error),
+                "run_id": None if run_id is None else int(run_id)}
+
+    def report_and_claim(self, claim: Claim, status: str, metric: float | None = None,
+                         error: str | None = None, run_id: int | None = None,
+                         keys: Sequence[str] | None = None, *, stale_after: float = 60.0
+                         ) -> tuple[bool, Claim | None]:
+        """The report's ``UPDATE`` and the next claim's in one transaction (one durable
+        commit: on PostgreSQL the claim's asynchronous commit is not used here)."""
+        self._writable()
+        params = self._report_params(claim, status, metric, error, run_id, "report_and_claim")
+        stale = check_stale_after(stale_after)
+        keys = None if keys is None else [str(k) for k in keys]
+        sid = self._sid(claim.study, create=False)
+        if sid is None:
+            return False, None
+
+        params = {**params, **self._age(sid, stale)}
+        if self.dialect == "postgresql" and (keys is None or keys):
+            return self._retry(lambda: self._report_next(claim, sid, params, keys, stale))
+
+        def run():
+            with self._write() as conn:
+                accepted = conn.execute(self._sql["report"], params).rowcount == 1
+                if keys is not None and not keys:
+                    return accepted, None
+                return accepted, self._claim(conn, claim.study, sid, claim.worker, keys, stale,
+                                             reported=claim.key)
+
+        return self._retry(run)
+
+    def _report_next(self, claim: Claim, sid: int, params: dict, keys, stale: float
+                     ) -> tuple[bool, Claim | None]:
+        """PostgreSQL: the whole step as one autocommit statement (for a long list of keys
+        that are no seq range: a transaction of the report and :meth:`_claim`)."""
+        with self._write(transaction=False) as conn:
+            seqs = self._range(conn, sid, keys)
+            if keys is None:
+                row = conn.execute(self._sql["report_next"], params).one()
+            elif seqs is not None:
+                row = conn.execute(self._sql["report_next_range"],
+                                   {**params, "lo": seqs[0], "hi": seqs[1]}).one()
+            elif len(keys) <= _CHUNK:
+                row = conn.execute(self._sql["report_next_keys"], {**params, "keys": keys}).one()
+            else:
+                row = None
+        if row is None:
+            with self._write() as conn:
+                accepted = conn.execute(self._sql["report"], params).rowcount == 1
+                return accepted, self._claim(conn, claim.study, sid, claim.worker, keys, stale,
+                                             reported=claim.key)
+        following = None if row[0] is None else Claim(
+            study=claim.study, key=row[0], attempt=int(row[1]), worker=claim.worker,
+            payload=values.loads(row[2]))
+        return int(row[3]) == 1, following
 
     def release(self, claim: Claim) -> bool:
         _check_claim(claim, "release")
