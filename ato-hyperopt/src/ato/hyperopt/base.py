@@ -33,7 +33,7 @@ from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
-           "SearchSpaceError", "SearchOptionError", "DistributedSearchError",
+           "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "NaNMetricError",
            "TrialRequest", "better", "worst_value", "process_group"]
 
 
@@ -44,6 +44,12 @@ class SearchOptionError(AtoError, ValueError):
 
 class SearchSpaceError(AtoError, ValueError):
     """A search-space entry is malformed; the message names the parameter."""
+
+
+class NaNMetricError(AtoError, ValueError):
+    """The objective returned NaN: its trial is recorded ``failed`` with this message as
+    its error, scores NaN (ranked last) and the search goes on, as for an exception named
+    in ``catch``."""
 
 
 class DistributedSearchError(AtoError, RuntimeError):
@@ -684,7 +690,13 @@ class HyperOpt(abc.ABC):
         name = self.algorithm_name()
 
         def run(config):
-            return _as_metric(self.__call_in_scope(func, config, args, kwargs), name)
+            own = continuation.attempt(config) if self.MULTI_FIDELITY else None
+            if own is None:
+                return _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
+            with own:  # the objective writes into a directory of this attempt only
+                metric = _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
+                own.commit()
+                return metric
 
         return run
 
@@ -698,7 +710,7 @@ class HyperOpt(abc.ABC):
             for request, trial in pairs:
                 try:
                     metric = run(request.config)
-                except self.catch as e:
+                except (NaNMetricError, *self.catch) as e:
                     if record:
                         recorder.record(trial, request.config, None, "failed",
                                         describe_exception(e))
@@ -721,6 +733,10 @@ class HyperOpt(abc.ABC):
         for (request, trial), outcome in zip(pairs, outcomes):
             if outcome.ok:
                 metric = _as_metric(outcome.value, self.algorithm_name())
+                if metric != metric:  # NaN from a remote run: failed, as here
+                    outcome = dataclasses.replace(outcome, ok=False, exception=None, error=(
+                        f"NaNMetricError: {_nan_message(self.algorithm_name())}"))
+            if outcome.ok:
                 if record:
                     recorder.record(trial, request.config, metric)
                 metrics.append(metric)
@@ -738,9 +754,9 @@ class HyperOpt(abc.ABC):
         """Whether a failed outcome's exception is one of ``catch`` (by type in this
         process, by class name when it happened elsewhere)."""
         if outcome.exception is not None:
-            return isinstance(outcome.exception, self.catch)
+            return isinstance(outcome.exception, (NaNMetricError, *self.catch))
         name = str(outcome.error or "").partition(":")[0].strip()
-        return any(t.__name__ == name for t in self.catch)
+        return any(t.__name__ == name for t in (NaNMetricError, *self.catch))
 
     def __run_shared(self, shared, func, pairs, args, kwargs) -> list:
         """Evaluate ``pairs`` together with the study's other workers."""
@@ -886,6 +902,18 @@ def _has_code(func) -> bool:
     while hasattr(func, "__wrapped__"):
         func = func.__wrapped__
     return getattr(func, "__code__", None) is not None
+
+
+def _nan_message(algorithm: str) -> str:
+    return f"{algorithm}: the objective returned NaN, which no trial can be ranked by"
+
+
+def _checked_metric(value, algorithm: str):
+    """:func:`_as_metric`, raising :class:`NaNMetricError` for NaN."""
+    metric = _as_metric(value, algorithm)
+    if metric != metric:
+        raise NaNMetricError(_nan_message(algorithm))
+    return metric
 
 
 def _as_metric(value, algorithm: str):
