@@ -280,14 +280,17 @@ def state_budget(directory: Path) -> Fraction | None:
 
 def _recover(state: Path) -> None:
     """Put back the state a worker killed mid-swap left under ``<identity>.old``."""
-    old = state.parent / ".attempts" / f"{state.name}.old"
-    if old.is_dir():
-        if state.is_dir():
-            import shutil
+    import shutil
 
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(old, state)
+    old = state.parent / ".attempts" / f"{state.name}.old"
+    if not old.is_dir():
+        return
+    if state_budget(state) is None and state_budget(old) is not None:
+        # killed between the two renames (the empty directory prepare() makes aside)
+        shutil.rmtree(state, ignore_errors=True)
+        os.replace(old, state)
+    else:  # killed after the second rename: the new state is in place
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class Attempt:
@@ -306,9 +309,10 @@ class Attempt:
         attempts.mkdir(parents=True, exist_ok=True)
         self.directory = attempts / f"{state.name}-{uuid.uuid4().hex[:12]}"
         resume = budgets.exact(config.get("__resume_budget__", 0))
-        with _Lock(attempts / f"{state.name}.lock", exclusive=False):
-            if (attempts / f"{state.name}.old").exists():
+        if (attempts / f"{state.name}.old").exists():
+            with _Lock(attempts / f"{state.name}.lock", exclusive=True):
                 _recover(state)
+        with _Lock(attempts / f"{state.name}.lock", exclusive=False):
             reached = state_budget(state)
             if reached is None and state.is_dir() and any(
                     p.name != STATE_FILE for p in state.iterdir()):
