@@ -55,7 +55,9 @@ def test_postgres_scheme_in_every_api(postgres_scheme):
 
 @pytest.mark.processes
 def test_postgres_scheme_in_the_cli(postgres_scheme):
-    SQLLogger(make_config(postgres_scheme)).run(tags=["x"])
+    logger = SQLLogger(make_config(postgres_scheme))
+    logger.run(tags=["x"])
+    logger.finish()
     listed = ato("runs", "list", "--db", postgres_scheme)
     assert listed.returncode == 0, listed.stderr
     assert "1 run" in listed.stdout
