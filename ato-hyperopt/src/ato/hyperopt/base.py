@@ -205,10 +205,11 @@ class _BaseState:
 
     __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock", "scope_lock",
                  "running", "saved", "executor", "shared", "explicit_id", "checkpoint_root",
-                 "continuations")
+                 "continuations", "seed_derived")
 
     def __init__(self, study_id, seed, checkpoint_root=None):
         self.study_id = study_id
+        self.seed_derived = False  # the seed was derived from study_id (none was given)
         self.checkpoint_root = checkpoint_root
         self.continuations = None
         self.explicit_id = study_id is not None
@@ -306,6 +307,34 @@ class HyperOpt(abc.ABC):
     #: (:mod:`ato.hyperopt.trial`) so that the objective can continue a promoted one.
     MULTI_FIDELITY = False
 
+    #: Constructor options that do not change which trials a search plans (how it runs,
+    #: reports or is coordinated); every other option must be the same in every worker of
+    #: a shared study (:meth:`plan_options`).
+    RUN_OPTIONS = ("scope", "search_spaces", "tracker", "study_id", "seed", "progress", "catch",
+                   "executor", "heartbeat_interval", "stale_after", "retries", "n_workers",
+                   "checkpoint_root", "rank", "world_size", "backend")
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        # the arguments as the constructor receives them, for plan_options(); an unpickled
+        # copy (no arguments) or one that does not bind records nothing
+        try:
+            import inspect
+
+            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+            bound.apply_defaults()
+        except (TypeError, ValueError):
+            return self
+        given = {}
+        for name, param in list(inspect.signature(cls.__init__).parameters.items())[1:]:
+            value = bound.arguments.get(name)
+            if param.kind is param.VAR_KEYWORD:
+                given.update(value or {})
+            elif param.kind is not param.VAR_POSITIONAL:
+                given[name] = value
+        self.__dict__["_HyperOpt__given"] = given
+        return self
+
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", *,
                  study_id: str | None = None, seed: int | None = None, max_budget=None,
                  min_budget=None, eta=None, progress: bool | None = None, catch=(),
@@ -384,12 +413,60 @@ class HyperOpt(abc.ABC):
         self.heartbeat_interval = float(heartbeat_interval)
         self.stale_after = float(stale_after)
         self.retries = int(retries)
-        if seed is None and study_id is not None:
+        derived = seed is None and study_id is not None
+        if derived:
             seed = study_seed(study_id)
         self.__state = _BaseState(study_id, None if seed is None else int(seed),
                                   checkpoint_root)
+        self.__state.seed_derived = derived
 
     # ------------------------------------------------------------------ options
+    def plan_options(self) -> dict:
+        """The options that decide which trials this search plans, as JSON data:
+        ``max_budget``, ``min_budget`` and ``eta`` (exact text), then every other
+        constructor argument not in :attr:`RUN_OPTIONS` (``n_trials``, ``max_trials``,
+        ``total_budget``, ``iterations``, ``sampler``, ``halving_rate``...; numbers as
+        exact text, so ``9`` and ``9.0`` agree; an object by its type's name).  Two
+        workers of one shared study must agree on all of them."""
+        def norm(value):
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                try:
+                    return budgets.text(budgets.exact(value))
+                except (TypeError, ValueError):
+                    return repr(value)
+            if value is None or isinstance(value, (bool, str)):
+                return value
+            if hasattr(value, "items"):
+                return {str(k): norm(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+            if isinstance(value, (list, tuple)):
+                return [norm(v) for v in value]
+            return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+        options = {"max_budget": budgets.text(self.max_budget),
+                   "min_budget": budgets.text(self.min_budget), "eta": budgets.text(self.eta)}
+        given = self.__dict__.get("_HyperOpt__given") or {}
+        for name, value in sorted(given.items()):
+            if name not in self.RUN_OPTIONS and name not in options and name != "mode":
+                options[name] = norm(value)
+        return options
+
+    def plan_space(self) -> dict:
+        """The search space as JSON data (each parameter's spec with sorted keys, numbers
+        as exact text): what two workers of one shared study must agree on."""
+        def norm(value):
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                try:
+                    return budgets.text(budgets.exact(value))
+                except (TypeError, ValueError):
+                    return repr(value)
+            if hasattr(value, "items"):
+                return {str(k): norm(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+            if isinstance(value, (list, tuple)):
+                return [norm(v) for v in value]
+            return jsonable(value)
+
+        return {str(name): norm(spec) for name, spec in self.search_spaces.items()}
+
     @classmethod
     def algorithm_name(cls) -> str:
         """``PLUGIN_NAME`` (the class name for the abstract base)."""
@@ -516,7 +593,10 @@ class HyperOpt(abc.ABC):
                         stale_after=self.stale_after, retries=self.retries,
                         meta={"algorithm": self.algorithm_name(), "mode": self.mode,
                               "seed": self.seed,
-                              "space": sorted(map(str, self.search_spaces.keys()))}) or False
+                              "space": sorted(map(str, self.search_spaces.keys())),
+                              "options": self.plan_options(), "search_space": self.plan_space(),
+                              "seed_from_study_id": state.seed_derived,
+                              "stale_after": self.stale_after}) or False
             return state.shared or None
 
     def executor_instance(self):
