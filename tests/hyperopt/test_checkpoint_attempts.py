@@ -158,3 +158,28 @@ def test_a_swap_killed_halfway_is_undone_by_the_next_reader(tmp_path):
     os.replace(state, tmp_path / "s" / ".attempts" / "t-b0.old")  # killed between renames
     assert _evaluate(tmp_path, 9, 3) == 3
     assert state_budget(state) == 9 and STATE_FILE in os.listdir(state)
+
+
+@pytest.mark.parametrize("study_id", ["/abs", "../escaped", ".", "..", "a/b", "a\\b",
+                                      "tab\x07bell", "/"])
+def test_a_study_id_that_would_leave_the_checkpoint_root_is_refused(study_id, tmp_path):
+    from ato.hyperopt import get_algorithm
+    from ato.hyperopt.base import SearchOptionError
+    from ato.scope import Scope
+
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 3), num_samples=4))
+    with pytest.raises(SearchOptionError, match=r"asha: study_id .* names a directory under "
+                                                r"checkpoint_root"):
+        get_algorithm("asha")(Scope(), space, study_id=study_id, max_trials=3, max_budget=3,
+                              checkpoint_root=tmp_path / "root", progress=False)
+    assert not (tmp_path / "root").exists()
+
+
+@pytest.mark.parametrize("identity", ["../x-b0", "/etc-b0", "../../up-b0"])
+def test_an_identity_from_the_database_cannot_leave_the_root(identity, tmp_path):
+    from ato.hyperopt.trial import Continuations, fill
+
+    continuations = Continuations("s", ["x"], tmp_path / "root")
+    with pytest.raises(ValueError, match="cannot name a checkpoint directory"):
+        fill(ADict(x=1), continuations, 3, 1, chash=identity.rpartition("-b")[0] or identity)
+    assert not any(tmp_path.rglob("x-b0")) and not (tmp_path / "etc-b0").exists()

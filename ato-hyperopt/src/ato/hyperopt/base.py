@@ -363,6 +363,11 @@ class HyperOpt(abc.ABC):
                                      or any(c.isspace() or c == "," for c in study_id)):
             raise SearchOptionError(f"{name}: study_id must be a non-empty string without "
                                     f"spaces or commas, got {study_id!r}")
+        if study_id is not None and not continuation.is_path_name(study_id):
+            raise SearchOptionError(f"{name}: study_id {study_id!r} names a directory under "
+                                    f"checkpoint_root, so it cannot contain '/' or '\\', be "
+                                    f"'.' or '..', or hold control characters; use e.g. "
+                                    f"{continuation.suggest_path_name(study_id)!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                                  or seed < 0):
             raise SearchOptionError(f"{name}: seed must be a non-negative int, got {seed!r}")

@@ -189,12 +189,37 @@ def fill(config, continuations: Continuations, budget, resume_budget, bracket: i
     resume = min(budgets.exact(resume_budget), exact_budget)
     chash = chash or config_hash(config, continuations.names)
     identity = f"{chash}-b{int(bracket)}"
-    directory = continuations.root / continuations.study / identity
+    directory = _directory(continuations, identity)
     _make(directory, identity)
     config["__trial__"] = identity
     config["__resume_budget__"] = budgets.plain(resume)
     config["__checkpoint_dir__"] = str(directory)
     return Continuation(identity, resume, exact_budget, directory)
+
+
+def is_path_name(name: str) -> bool:
+    """Whether ``name`` is safe as one directory name under a checkpoint root: not empty,
+    not ``.`` or ``..``, no ``/`` or ``\\`` (so never absolute, never escaping), no control
+    characters."""
+    return (isinstance(name, str) and name not in ("", ".", "..")
+            and not any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name))
+
+
+def suggest_path_name(name: str) -> str:
+    """``name`` with every unsafe character replaced by ``-`` (for error messages)."""
+    cleaned = "".join("-" if c in "/\\" or ord(c) < 32 or ord(c) == 127 else c
+                      for c in str(name)).strip("-.")
+    return cleaned or "my-study"
+
+
+def _directory(continuations: Continuations, identity: str) -> Path:
+    """``<root>/<study>/<identity>``, after checking that neither part leaves the root."""
+    for what, name in (("study id", continuations.study), ("trial identity", identity)):
+        if not is_path_name(name):
+            raise ValueError(f"the {what} {name!r} cannot name a checkpoint directory under "
+                             f"{continuations.root} (no '/', '\\', '.', '..' or control "
+                             f"characters)")
+    return continuations.root / continuations.study / identity
 
 
 def _make(directory: Path, identity: str) -> None:
@@ -221,7 +246,7 @@ def prepare(config, continuations: Continuations, budget, bracket: int = 0,
     chash = chash or config_hash(config, continuations.names)
     identity = f"{chash}-b{int(bracket)}"
     resume = continuations._prepared(identity, exact_budget)
-    directory = continuations.root / continuations.study / identity
+    directory = _directory(continuations, identity)
     _make(directory, identity)
     config["__trial__"] = identity
     config["__resume_budget__"] = budgets.plain(resume)
