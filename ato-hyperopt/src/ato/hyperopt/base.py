@@ -34,6 +34,7 @@ from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
            "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "NaNMetricError",
+           "NoSuccessfulTrialError",
            "TrialRequest", "better", "worst_value", "process_group"]
 
 
@@ -50,6 +51,11 @@ class NaNMetricError(AtoError, ValueError):
     """The objective returned NaN: its trial is recorded ``failed`` with this message as
     its error, scores NaN (ranked last) and the search goes on, as for an exception named
     in ``catch``."""
+
+
+class NoSuccessfulTrialError(AtoError, RuntimeError):
+    """Every trial that decides a search's result failed (raised, returned NaN), so there is
+    no best configuration; the message counts the failures and quotes the first errors."""
 
 
 class DistributedSearchError(AtoError, RuntimeError):
@@ -205,11 +211,12 @@ class _BaseState:
 
     __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock", "scope_lock",
                  "running", "saved", "executor", "shared", "explicit_id", "checkpoint_root",
-                 "continuations", "seed_derived")
+                 "continuations", "seed_derived", "failures")
 
     def __init__(self, study_id, seed, checkpoint_root=None):
         self.study_id = study_id
         self.seed_derived = False  # the seed was derived from study_id (none was given)
+        self.failures = []  # errors of the trials that failed in this process
         self.checkpoint_root = checkpoint_root
         self.continuations = None
         self.explicit_id = study_id is not None
@@ -547,6 +554,7 @@ class HyperOpt(abc.ABC):
         state = self.__state
         state.recorder = None
         state.continuations = None
+        state.failures = []
         recorder = self.recorder()
         if process_group() is not None or getattr(self, "world_size", 1) > 1:
             recorder.done = self.broadcast_object_from_root(recorder.done)
@@ -796,6 +804,7 @@ class HyperOpt(abc.ABC):
                 try:
                     metric = run(request.config)
                 except (NaNMetricError, *self.catch) as e:
+                    self.__state.failures.append(describe_exception(e))
                     if record:
                         recorder.record(trial, request.config, None, "failed",
                                         describe_exception(e))
@@ -826,6 +835,7 @@ class HyperOpt(abc.ABC):
                     recorder.record(trial, request.config, metric)
                 metrics.append(metric)
                 continue
+            self.__state.failures.append(outcome.error or "the trial failed")
             if record:
                 recorder.record(trial, request.config, None, "failed", outcome.error)
             metrics.append(math.nan)
@@ -954,13 +964,44 @@ class HyperOpt(abc.ABC):
         def launch(*args, **kwargs) -> ADict:
             self.begin_search()
             try:
-                return self.run(func, *args, **kwargs)
+                result = self.run(func, *args, **kwargs)
+                self.check_result(result)
+                return result
             finally:
                 self.end_search()
 
         launch.__name__ = getattr(func, "__name__", "launch")
         launch.__wrapped__ = func
         return launch
+
+    def check_result(self, result) -> None:
+        """Raise :class:`NoSuccessfulTrialError` when ``result``'s metric is NaN or missing:
+        the trials that decide the result all failed.  The message counts the failed trials
+        (of the shared study when this search joined one, else of this process) and quotes
+        up to three distinct errors with how often each occurred.  ``launcher`` calls it."""
+        metric = result.get("metric") if hasattr(result, "get") else None
+        if isinstance(metric, numbers.Real) and metric == metric:
+            return
+        errors = list(self.__state.failures)
+        shared = self.__state.shared
+        if shared:
+            try:
+                errors = [s.error or "failed without an error" for s in
+                          shared.coordinator.trials(self.get_hyperopt_id()) if s.state == "failed"]
+            except Exception:  # the database is gone: what this process saw
+                pass
+        counts: dict[str, int] = {}
+        for error in errors:
+            counts[error] = counts.get(error, 0) + 1
+        first = "; ".join(f"{e!r} x{n}" if n > 1 else repr(e)
+                          for e, n in list(counts.items())[:3])
+        trials = result.get("trials") if hasattr(result, "get") else None
+        of = f" of {trials}" if isinstance(trials, int) else ""
+        raise NoSuccessfulTrialError(
+            f"{self.algorithm_name()}: study {self.get_hyperopt_id()!r} has no best "
+            f"configuration: {len(errors)}{of} trials failed and none that decides the result "
+            f"gave a metric" + (f"; first errors: {first}" if first else "")
+            + " (see the failed runs: ato runs list --tags study:" + self.get_hyperopt_id() + ")")
 
     @abc.abstractmethod
     def main(self, func):
