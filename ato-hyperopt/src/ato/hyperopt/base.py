@@ -339,7 +339,10 @@ class HyperOpt(abc.ABC):
                 given.update(value or {})
             elif param.kind is not param.VAR_POSITIONAL:
                 given[name] = value
-        self.__dict__["_HyperOpt__given"] = given
+        # only what plans the search (never the tracker, scope or executor: a copy of the
+        # search pickled for another process must not carry them)
+        self.__dict__["_HyperOpt__given"] = {k: v for k, v in given.items()
+                                             if k not in cls.RUN_OPTIONS}
         return self
 
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", *,
