@@ -33,7 +33,7 @@ def test_the_slurm_script_runs_as_written(tmp_path):
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
              for _ in range(3)]
     outs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     results = {out.strip().splitlines()[-1] for out, _ in outs}
     assert len(results) == 1, results  # the same result in every task
