@@ -271,13 +271,15 @@ class TestEvaluate:
         assert len(calls) == 2
 
     def test_nan_objective_is_recorded_without_a_metric(self, store):
-        """A NaN objective is a completed run without `objective`; it ranks last."""
+        """A NaN objective is a failed run without `objective`, its error saying why; it
+        ranks last and the search goes on."""
         config, logger, finder = store
         result = Plain(Scope(), SPACE, tracker=logger(config), study_id="nan").main(
             lambda config: math.nan if config.x == 2 else float(config.x))()
         assert result.config.x == 5
         (nan_run,) = [r for r in finder.find_runs(tags=["study:nan"]) if r.config.x == 2]
-        assert nan_run.status == "completed"
+        assert nan_run.status == "failed"
+        assert "NaNMetricError" in nan_run.error and "returned NaN" in nan_run.error
         assert finder.get_metric_history(nan_run.id, "objective") == []
 
 

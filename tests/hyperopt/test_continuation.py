@@ -55,8 +55,7 @@ class Recorder:
         if "__checkpoint_dir__" in config:
             log = Path(config.__checkpoint_dir__) / "epochs.txt"
             done = len(log.read_text().splitlines()) if log.exists() else 0
-            assert done == config.__resume_budget__ or config.__resume_budget__ == config.__budget__, \
-                (done, config.__resume_budget__)
+            assert done == config.__resume_budget__, (done, config.__resume_budget__)
             with log.open("a") as f:
                 for epoch in range(int(config.__resume_budget__), int(config.__budget__)):
                     f.write(f"{epoch}\n")
@@ -104,8 +103,12 @@ class TestKeys:
             trial, resume, directory = (call[k] for k in KEYS)
             chash, _, bracket = trial.partition("-b")
             assert len(chash) == 16 and int(bracket) == (call["__bracket__"] or 0)
-            assert Path(directory).is_dir() and Path(directory).parent.parent == root
-            assert Path(directory).name == trial
+            # the call's own directory; the configuration's state is <root>/<study>/<trial>
+            assert Path(directory).parent.name == ".attempts"
+            assert Path(directory).parent.parent.parent == root
+            assert Path(directory).name.startswith(trial + "-")
+            assert not Path(directory).exists()  # committed (renamed) or dropped
+            assert (Path(directory).parent.parent / trial).is_dir()
             assert 0 <= resume <= call["__budget__"]
             promoted += resume > 0
         assert promoted, "no configuration was ever continued"
@@ -122,8 +125,8 @@ class TestKeys:
             reached[trial] = max(before, call["__budget__"])
         # and the 'training' log in each directory has exactly the epochs reached
         for call in objective.calls:
-            log = Path(call["__checkpoint_dir__"]) / "epochs.txt"
             trial = call["__trial__"]
+            log = Path(call["__checkpoint_dir__"]).parent.parent / trial / "epochs.txt"
             assert log.read_text().splitlines() == [str(e) for e in range(int(reached[trial]))]
 
     @pytest.mark.parametrize("algorithm", [
@@ -173,7 +176,7 @@ class TestRoot:
         asha.main(objective)()
         for call in objective.calls:
             directory = Path(call["__checkpoint_dir__"])
-            assert directory.parent == (tmp_path / "sub" / "ato-studies" / "s1").resolve()
+            assert directory.parent.parent == (tmp_path / "sub" / "ato-studies" / "s1").resolve()
 
     def test_rules_for_other_trackers_and_none(self, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
@@ -467,7 +470,7 @@ def test_a_shared_study_continues_too(name, tmp_path, monkeypatch):
     result = algorithm.main(objective)()
     assert any(call["__resume_budget__"] for call in objective.calls)
     for call in objective.calls:
-        assert Path(call["__checkpoint_dir__"]).parent == tmp_path / "ato-studies" / f"shared-{name}"
+        assert Path(call["__checkpoint_dir__"]).parent.parent == tmp_path / "ato-studies" / f"shared-{name}"
     charged = sum(budgets.exact(c["__budget__"]) - budgets.exact(c["__resume_budget__"])
                   for c in objective.calls)
     assert budgets.exact(result.budget_used) == charged

@@ -202,6 +202,21 @@ class Scope:
         _cli.forget_parse()
 
     @classmethod
+    def set_argv(cls, argv) -> None:
+        """Make ``argv`` (a list of ``str``: views and ``key=value`` assignments) the
+        command line every scope reads, instead of ``sys.argv[1:]``: e.g. what
+        ``argparse``'s ``parse_known_args()`` left over, so a script's own options and the
+        scopes' tokens share one command line.  Call it before the first config is built
+        (before calling a decorated function or a search); ``None`` goes back to
+        ``sys.argv``.  Raises ``TypeError`` when ``argv`` is a string or holds a non-string.
+        """
+        if argv is not None:
+            if isinstance(argv, (str, bytes)) or not all(isinstance(t, str) for t in argv):
+                raise TypeError(f"Scope.set_argv takes a list of str tokens (such as "
+                                f"parse_known_args()'s leftovers), got {argv!r}")
+        _cli.set_argv(None if argv is None else list(argv))
+
+    @classmethod
     def override(cls, scope: Scope) -> None:
         cls.registry[scope.name] = scope
 

@@ -33,7 +33,8 @@ from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
-           "SearchSpaceError", "SearchOptionError", "DistributedSearchError",
+           "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "NaNMetricError",
+           "NoSuccessfulTrialError",
            "TrialRequest", "better", "worst_value", "process_group"]
 
 
@@ -44,6 +45,17 @@ class SearchOptionError(AtoError, ValueError):
 
 class SearchSpaceError(AtoError, ValueError):
     """A search-space entry is malformed; the message names the parameter."""
+
+
+class NaNMetricError(AtoError, ValueError):
+    """The objective returned NaN: its trial is recorded ``failed`` with this message as
+    its error, scores NaN (ranked last) and the search goes on, as for an exception named
+    in ``catch``."""
+
+
+class NoSuccessfulTrialError(AtoError, RuntimeError):
+    """Every trial that decides a search's result failed (raised, returned NaN), so there is
+    no best configuration; the message counts the failures and quotes the first errors."""
 
 
 class DistributedSearchError(AtoError, RuntimeError):
@@ -199,10 +211,12 @@ class _BaseState:
 
     __slots__ = ("study_id", "seed", "rng", "config", "recorder", "lock", "scope_lock",
                  "running", "saved", "executor", "shared", "explicit_id", "checkpoint_root",
-                 "continuations")
+                 "continuations", "seed_derived", "failures")
 
     def __init__(self, study_id, seed, checkpoint_root=None):
         self.study_id = study_id
+        self.seed_derived = False  # the seed was derived from study_id (none was given)
+        self.failures = []  # errors of the trials that failed in this process
         self.checkpoint_root = checkpoint_root
         self.continuations = None
         self.explicit_id = study_id is not None
@@ -300,6 +314,37 @@ class HyperOpt(abc.ABC):
     #: (:mod:`ato.hyperopt.trial`) so that the objective can continue a promoted one.
     MULTI_FIDELITY = False
 
+    #: Constructor options that do not change which trials a search plans (how it runs,
+    #: reports or is coordinated); every other option must be the same in every worker of
+    #: a shared study (:meth:`plan_options`).
+    RUN_OPTIONS = ("scope", "search_spaces", "tracker", "study_id", "seed", "progress", "catch",
+                   "executor", "heartbeat_interval", "stale_after", "retries", "n_workers",
+                   "checkpoint_root", "rank", "world_size", "backend")
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        # the arguments as the constructor receives them, for plan_options(); an unpickled
+        # copy (no arguments) or one that does not bind records nothing
+        try:
+            import inspect
+
+            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+            bound.apply_defaults()
+        except (TypeError, ValueError):
+            return self
+        given = {}
+        for name, param in list(inspect.signature(cls.__init__).parameters.items())[1:]:
+            value = bound.arguments.get(name)
+            if param.kind is param.VAR_KEYWORD:
+                given.update(value or {})
+            elif param.kind is not param.VAR_POSITIONAL:
+                given[name] = value
+        # only what plans the search (never the tracker, scope or executor: a copy of the
+        # search pickled for another process must not carry them)
+        self.__dict__["_HyperOpt__given"] = {k: v for k, v in given.items()
+                                             if k not in cls.RUN_OPTIONS}
+        return self
+
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", *,
                  study_id: str | None = None, seed: int | None = None, max_budget=None,
                  min_budget=None, eta=None, progress: bool | None = None, catch=(),
@@ -328,6 +373,11 @@ class HyperOpt(abc.ABC):
                                      or any(c.isspace() or c == "," for c in study_id)):
             raise SearchOptionError(f"{name}: study_id must be a non-empty string without "
                                     f"spaces or commas, got {study_id!r}")
+        if study_id is not None and not continuation.is_path_name(study_id):
+            raise SearchOptionError(f"{name}: study_id {study_id!r} names a directory under "
+                                    f"checkpoint_root, so it cannot contain '/' or '\\', be "
+                                    f"'.' or '..', or hold control characters; use e.g. "
+                                    f"{continuation.suggest_path_name(study_id)!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                                  or seed < 0):
             raise SearchOptionError(f"{name}: seed must be a non-negative int, got {seed!r}")
@@ -378,12 +428,60 @@ class HyperOpt(abc.ABC):
         self.heartbeat_interval = float(heartbeat_interval)
         self.stale_after = float(stale_after)
         self.retries = int(retries)
-        if seed is None and study_id is not None:
+        derived = seed is None and study_id is not None
+        if derived:
             seed = study_seed(study_id)
         self.__state = _BaseState(study_id, None if seed is None else int(seed),
                                   checkpoint_root)
+        self.__state.seed_derived = derived
 
     # ------------------------------------------------------------------ options
+    def plan_options(self) -> dict:
+        """The options that decide which trials this search plans, as JSON data:
+        ``max_budget``, ``min_budget`` and ``eta`` (exact text), then every other
+        constructor argument not in :attr:`RUN_OPTIONS` (``n_trials``, ``max_trials``,
+        ``total_budget``, ``iterations``, ``sampler``, ``halving_rate``...; numbers as
+        exact text, so ``9`` and ``9.0`` agree; an object by its type's name).  Two
+        workers of one shared study must agree on all of them."""
+        def norm(value):
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                try:
+                    return budgets.text(budgets.exact(value))
+                except (TypeError, ValueError):
+                    return repr(value)
+            if value is None or isinstance(value, (bool, str)):
+                return value
+            if hasattr(value, "items"):
+                return {str(k): norm(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+            if isinstance(value, (list, tuple)):
+                return [norm(v) for v in value]
+            return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+        options = {"max_budget": budgets.text(self.max_budget),
+                   "min_budget": budgets.text(self.min_budget), "eta": budgets.text(self.eta)}
+        given = self.__dict__.get("_HyperOpt__given") or {}
+        for name, value in sorted(given.items()):
+            if name not in self.RUN_OPTIONS and name not in options and name != "mode":
+                options[name] = norm(value)
+        return options
+
+    def plan_space(self) -> dict:
+        """The search space as JSON data (each parameter's spec with sorted keys, numbers
+        as exact text): what two workers of one shared study must agree on."""
+        def norm(value):
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                try:
+                    return budgets.text(budgets.exact(value))
+                except (TypeError, ValueError):
+                    return repr(value)
+            if hasattr(value, "items"):
+                return {str(k): norm(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+            if isinstance(value, (list, tuple)):
+                return [norm(v) for v in value]
+            return jsonable(value)
+
+        return {str(name): norm(spec) for name, spec in self.search_spaces.items()}
+
     @classmethod
     def algorithm_name(cls) -> str:
         """``PLUGIN_NAME`` (the class name for the abstract base)."""
@@ -459,6 +557,7 @@ class HyperOpt(abc.ABC):
         state = self.__state
         state.recorder = None
         state.continuations = None
+        state.failures = []
         recorder = self.recorder()
         if process_group() is not None or getattr(self, "world_size", 1) > 1:
             recorder.done = self.broadcast_object_from_root(recorder.done)
@@ -510,7 +609,10 @@ class HyperOpt(abc.ABC):
                         stale_after=self.stale_after, retries=self.retries,
                         meta={"algorithm": self.algorithm_name(), "mode": self.mode,
                               "seed": self.seed,
-                              "space": sorted(map(str, self.search_spaces.keys()))}) or False
+                              "space": sorted(map(str, self.search_spaces.keys())),
+                              "options": self.plan_options(), "search_space": self.plan_space(),
+                              "seed_from_study_id": state.seed_derived,
+                              "stale_after": self.stale_after}) or False
             return state.shared or None
 
     def executor_instance(self):
@@ -684,7 +786,13 @@ class HyperOpt(abc.ABC):
         name = self.algorithm_name()
 
         def run(config):
-            return _as_metric(self.__call_in_scope(func, config, args, kwargs), name)
+            own = continuation.attempt(config) if self.MULTI_FIDELITY else None
+            if own is None:
+                return _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
+            with own:  # the objective writes into a directory of this attempt only
+                metric = _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
+                own.commit()
+                return metric
 
         return run
 
@@ -698,7 +806,8 @@ class HyperOpt(abc.ABC):
             for request, trial in pairs:
                 try:
                     metric = run(request.config)
-                except self.catch as e:
+                except (NaNMetricError, *self.catch) as e:
+                    self.__state.failures.append(describe_exception(e))
                     if record:
                         recorder.record(trial, request.config, None, "failed",
                                         describe_exception(e))
@@ -721,10 +830,15 @@ class HyperOpt(abc.ABC):
         for (request, trial), outcome in zip(pairs, outcomes):
             if outcome.ok:
                 metric = _as_metric(outcome.value, self.algorithm_name())
+                if metric != metric:  # NaN from a remote run: failed, as here
+                    outcome = dataclasses.replace(outcome, ok=False, exception=None, error=(
+                        f"NaNMetricError: {_nan_message(self.algorithm_name())}"))
+            if outcome.ok:
                 if record:
                     recorder.record(trial, request.config, metric)
                 metrics.append(metric)
                 continue
+            self.__state.failures.append(outcome.error or "the trial failed")
             if record:
                 recorder.record(trial, request.config, None, "failed", outcome.error)
             metrics.append(math.nan)
@@ -738,9 +852,9 @@ class HyperOpt(abc.ABC):
         """Whether a failed outcome's exception is one of ``catch`` (by type in this
         process, by class name when it happened elsewhere)."""
         if outcome.exception is not None:
-            return isinstance(outcome.exception, self.catch)
+            return isinstance(outcome.exception, (NaNMetricError, *self.catch))
         name = str(outcome.error or "").partition(":")[0].strip()
-        return any(t.__name__ == name for t in self.catch)
+        return any(t.__name__ == name for t in (NaNMetricError, *self.catch))
 
     def __run_shared(self, shared, func, pairs, args, kwargs) -> list:
         """Evaluate ``pairs`` together with the study's other workers."""
@@ -853,13 +967,44 @@ class HyperOpt(abc.ABC):
         def launch(*args, **kwargs) -> ADict:
             self.begin_search()
             try:
-                return self.run(func, *args, **kwargs)
+                result = self.run(func, *args, **kwargs)
+                self.check_result(result)
+                return result
             finally:
                 self.end_search()
 
         launch.__name__ = getattr(func, "__name__", "launch")
         launch.__wrapped__ = func
         return launch
+
+    def check_result(self, result) -> None:
+        """Raise :class:`NoSuccessfulTrialError` when ``result``'s metric is NaN or missing:
+        the trials that decide the result all failed.  The message counts the failed trials
+        (of the shared study when this search joined one, else of this process) and quotes
+        up to three distinct errors with how often each occurred.  ``launcher`` calls it."""
+        metric = result.get("metric") if hasattr(result, "get") else None
+        if isinstance(metric, numbers.Real) and metric == metric:
+            return
+        errors = list(self.__state.failures)
+        shared = self.__state.shared
+        if shared:
+            try:
+                errors = [s.error or "failed without an error" for s in
+                          shared.coordinator.trials(self.get_hyperopt_id()) if s.state == "failed"]
+            except Exception:  # the database is gone: what this process saw
+                pass
+        counts: dict[str, int] = {}
+        for error in errors:
+            counts[error] = counts.get(error, 0) + 1
+        first = "; ".join(f"{e!r} x{n}" if n > 1 else repr(e)
+                          for e, n in list(counts.items())[:3])
+        trials = result.get("trials") if hasattr(result, "get") else None
+        of = f" of {trials}" if isinstance(trials, int) else ""
+        raise NoSuccessfulTrialError(
+            f"{self.algorithm_name()}: study {self.get_hyperopt_id()!r} has no best "
+            f"configuration: {len(errors)}{of} trials failed and none that decides the result "
+            f"gave a metric" + (f"; first errors: {first}" if first else "")
+            + " (see the failed runs: ato runs list --tags study:" + self.get_hyperopt_id() + ")")
 
     @abc.abstractmethod
     def main(self, func):
@@ -886,6 +1031,18 @@ def _has_code(func) -> bool:
     while hasattr(func, "__wrapped__"):
         func = func.__wrapped__
     return getattr(func, "__code__", None) is not None
+
+
+def _nan_message(algorithm: str) -> str:
+    return f"{algorithm}: the objective returned NaN, which no trial can be ranked by"
+
+
+def _checked_metric(value, algorithm: str):
+    """:func:`_as_metric`, raising :class:`NaNMetricError` for NaN."""
+    metric = _as_metric(value, algorithm)
+    if metric != metric:
+        raise NaNMetricError(_nan_message(algorithm))
+    return metric
 
 
 def _as_metric(value, algorithm: str):

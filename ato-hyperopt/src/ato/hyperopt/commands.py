@@ -31,19 +31,46 @@ def _better(mode: str, a: float, b: float) -> bool:
     return a > b if mode == "max" else a < b
 
 
-def summarize(coordinator, study: str, *, stale_after: float = 60.0) -> dict:
+def _known(coordinator, study: str) -> str:
+    """``; did you mean 'x'?`` / ``; its studies: a, b`` for a missing study (a backend
+    without ``study_names`` says nothing more)."""
+    import difflib
+
+    names = getattr(coordinator, "study_names", None)
+    try:
+        known = list(names()) if callable(names) else None
+    except Exception:
+        known = None
+    if known is None:
+        return ""
+    if not known:
+        return "; it holds no study yet"
+    close = difflib.get_close_matches(study, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}? (ato search list shows all {len(known)})"
+    shown = ", ".join(known[:10]) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
+    return f"; its studies: {shown}"
+
+
+def summarize(coordinator, study: str, *, stale_after: float | None = None) -> dict:
     """The study's status as a JSON-able dict: ``study``, ``meta``, ``mode``, ``counts``
     (per state and ``total``), ``best`` (``{key, metric, payload, worker}`` or ``None``),
     ``running`` (``[{key, worker, host, since, attempt}]``), ``queued`` (count),
     ``failed`` (``[{key, error, attempts}]``), ``rungs`` (``[{bracket, rung, completed,
     running, queued, failed, total}]`` for trials whose payload names both) and
-    ``workers``.  Times are ISO 8601 strings in UTC.
+    ``workers`` (``alive``: a heartbeat within ``stale_after`` seconds — default the
+    study's own ``stale_after``, else 60; ``left``: the worker finished and left, which is
+    not dead).  Times are ISO 8601 strings in UTC.
 
     Errors: :class:`StudyNotFoundError` naming the study and the store."""
     record = coordinator.get_study(study)
     if record is None:
-        raise StudyNotFoundError(f"no study {study!r} in {display_url(coordinator.url)}")
+        raise StudyNotFoundError(f"no study {study!r} in {display_url(coordinator.url)}"
+                                 + _known(coordinator, study))
     meta = record.get("meta") or {}
+    if stale_after is None:  # the workers' own setting, stored with the study
+        stored = meta.get("stale_after")
+        stale_after = float(stored) if isinstance(stored, (int, float)) and stored > 0 else 60.0
     mode = meta.get("mode") if meta.get("mode") in ("max", "min") else None
     states = coordinator.trials(study)
     counts = Counter(s.state for s in states)
@@ -64,6 +91,7 @@ def summarize(coordinator, study: str, *, stale_after: float = 60.0) -> dict:
 
     return {
         "study": study, "url": display_url(coordinator.url), "meta": meta, "mode": mode,
+        "stale_after": stale_after,
         "created_at": when(record.get("created_at")),
         "counts": {**{state: counts.get(state, 0)
                       for state in ("completed", "running", "queued", "failed")},
@@ -81,7 +109,9 @@ def summarize(coordinator, study: str, *, stale_after: float = 60.0) -> dict:
                    "total": sum(c.values())}
                   for (b, r), c in sorted(rungs.items(), key=lambda item: tuple(map(str, item[0])))],
         "workers": [{"worker": w["worker"], "host": w["host"], "pid": w["pid"],
-                     "alive": w["alive"], "heartbeat_at": when(w["heartbeat_at"])}
+                     "alive": w["alive"] and w.get("left_at") is None,
+                     "left": w.get("left_at") is not None,
+                     "heartbeat_at": when(w["heartbeat_at"])}
                     for w in coordinator.workers(study, stale_after=stale_after)],
     }
 
@@ -153,7 +183,8 @@ def render(status: dict) -> str:
     if status["workers"]:
         lines.append("workers:")
         lines += _table(["worker", "host", "pid", "alive", "last heartbeat (UTC)"],
-                        [[w["worker"], w["host"], w["pid"], "yes" if w["alive"] else "no",
+                        [[w["worker"], w["host"], w["pid"],
+                          "left" if w.get("left") else "yes" if w["alive"] else "no",
                           w["heartbeat_at"]] for w in status["workers"]])
     return "\n".join(lines)
 
@@ -170,6 +201,38 @@ def cmd_status(args) -> int:
         print(json_text(status))
     else:
         print(render(status))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from ato.tracking import open_coordinator
+
+    coordinator = open_coordinator(args.db, readonly=True)
+    try:
+        names = getattr(coordinator, "study_names", None)
+        if not callable(names):
+            raise StudyNotFoundError(f"the tracker at {display_url(args.db)} cannot list its "
+                                     f"studies; ask for one: ato search status STUDY_ID")
+        rows = []
+        for name in names():
+            record = coordinator.get_study(name) or {}
+            meta = record.get("meta") or {}
+            counts = Counter(s.state for s in coordinator.trials(name))
+            created = record.get("created_at")
+            rows.append([name, meta.get("algorithm"), counts.get("completed", 0),
+                         counts.get("running", 0), counts.get("queued", 0),
+                         counts.get("failed", 0),
+                         None if created is None else created.isoformat(sep=" ", timespec="seconds")])
+    finally:
+        coordinator.close()
+    if args.json:
+        keys = ["study", "algorithm", "completed", "running", "queued", "failed", "created_at"]
+        print(json_text([dict(zip(keys, row)) for row in rows]))
+    elif not rows:
+        print(f"no study in {display_url(args.db)}")
+    else:
+        print("\n".join(_table(["study", "algorithm", "done", "running", "queued", "failed",
+                                "created (UTC)"], rows)))
     return 0
 
 
@@ -197,10 +260,16 @@ class SearchCommand:
         p.add_argument("study_id", help="the study_id the workers share")
         p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
                        help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
-        p.add_argument("--stale-after", type=_seconds, default=60.0, metavar="SECONDS",
-                       help="a worker silent this long is shown as not alive (default 60)")
+        p.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
+                       help="a worker silent this long is shown as not alive (default: the "
+                            "study's own stale_after, else 60)")
         p.add_argument("--json", action="store_true", help="strict JSON instead of tables")
         p.set_defaults(_run=cmd_status)
+        p = sub.add_parser("list", help="every study in the tracker store, with its counts")
+        p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
+                       help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
+        p.add_argument("--json", action="store_true", help="strict JSON instead of a table")
+        p.set_defaults(_run=cmd_list)
 
     @staticmethod
     def run(args) -> int:

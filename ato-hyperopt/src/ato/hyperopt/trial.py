@@ -49,7 +49,8 @@ from pathlib import Path
 from ato.hyperopt import budgets
 from ato.hyperopt.study import config_hash
 
-__all__ = ["RESERVED_KEYS", "Continuation", "Continuations", "checkpoint_root", "fill", "prepare"]
+__all__ = ["RESERVED_KEYS", "Attempt", "Continuation", "Continuations", "attempt", "checkpoint_root",
+           "fill", "prepare", "state_budget"]
 
 RESERVED_KEYS = ("__trial__", "__resume_budget__", "__checkpoint_dir__")
 
@@ -188,12 +189,37 @@ def fill(config, continuations: Continuations, budget, resume_budget, bracket: i
     resume = min(budgets.exact(resume_budget), exact_budget)
     chash = chash or config_hash(config, continuations.names)
     identity = f"{chash}-b{int(bracket)}"
-    directory = continuations.root / continuations.study / identity
+    directory = _directory(continuations, identity)
     _make(directory, identity)
     config["__trial__"] = identity
     config["__resume_budget__"] = budgets.plain(resume)
     config["__checkpoint_dir__"] = str(directory)
     return Continuation(identity, resume, exact_budget, directory)
+
+
+def is_path_name(name: str) -> bool:
+    """Whether ``name`` is safe as one directory name under a checkpoint root: not empty,
+    not ``.`` or ``..``, no ``/`` or ``\\`` (so never absolute, never escaping), no control
+    characters."""
+    return (isinstance(name, str) and name not in ("", ".", "..")
+            and not any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name))
+
+
+def suggest_path_name(name: str) -> str:
+    """``name`` with every unsafe character replaced by ``-`` (for error messages)."""
+    cleaned = "".join("-" if c in "/\\" or ord(c) < 32 or ord(c) == 127 else c
+                      for c in str(name)).strip("-.")
+    return cleaned or "my-study"
+
+
+def _directory(continuations: Continuations, identity: str) -> Path:
+    """``<root>/<study>/<identity>``, after checking that neither part leaves the root."""
+    for what, name in (("study id", continuations.study), ("trial identity", identity)):
+        if not is_path_name(name):
+            raise ValueError(f"the {what} {name!r} cannot name a checkpoint directory under "
+                             f"{continuations.root} (no '/', '\\', '.', '..' or control "
+                             f"characters)")
+    return continuations.root / continuations.study / identity
 
 
 def _make(directory: Path, identity: str) -> None:
@@ -220,9 +246,152 @@ def prepare(config, continuations: Continuations, budget, bracket: int = 0,
     chash = chash or config_hash(config, continuations.names)
     identity = f"{chash}-b{int(bracket)}"
     resume = continuations._prepared(identity, exact_budget)
-    directory = continuations.root / continuations.study / identity
+    directory = _directory(continuations, identity)
     _make(directory, identity)
     config["__trial__"] = identity
     config["__resume_budget__"] = budgets.plain(resume)
     config["__checkpoint_dir__"] = str(directory)
     return Continuation(identity, resume, exact_budget, directory)
+
+
+# ---------------------------------------------------------------------- attempts
+#
+# The directory ``<root>/<study>/<identity>`` (what ``__checkpoint_dir__`` names outside
+# a call) holds the configuration's *state*: the files of the first evaluation that
+# reached the highest budget, with ``STATE_FILE`` naming that budget.  An evaluation never
+# writes there: :func:`attempt` gives the objective a fresh directory of its own under
+# ``<root>/<study>/.attempts/``, filled with a copy of the state it resumes from, and
+# only when the objective returns a metric does that directory become the state — if its
+# budget is above the state's (a worker wrongly taken for dead, finishing a budget that
+# another worker already passed, changes nothing).  The swap takes an exclusive
+# ``fcntl`` lock on ``<root>/<study>/.attempts/<identity>.lock`` and copies take a shared
+# one, so a copy never sees half a swap; a worker killed in the middle of a swap leaves
+# the old state under ``<identity>.old``, which the next reader puts back.
+
+STATE_FILE = ".ato-state"
+
+
+class _Lock:
+    """An ``fcntl`` lock on ``path`` (exclusive or shared); no lock where there is no
+    ``fcntl`` (Windows: one machine's workers then rely on the budget check alone)."""
+
+    def __init__(self, path: Path, exclusive: bool):
+        self.path, self.exclusive, self.fd = path, exclusive, None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
+
+
+def state_budget(directory: Path) -> Fraction | None:
+    """The budget the state in ``directory`` reached (``None``: no state yet, or a
+    directory written before states were marked)."""
+    try:
+        return budgets.exact((Path(directory) / STATE_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _recover(state: Path) -> None:
+    """Put back the state a worker killed mid-swap left under ``<identity>.old``."""
+    import shutil
+
+    old = state.parent / ".attempts" / f"{state.name}.old"
+    if not old.is_dir():
+        return
+    if state_budget(state) is None and state_budget(old) is not None:
+        # killed between the two renames (the empty directory prepare() makes aside)
+        shutil.rmtree(state, ignore_errors=True)
+        os.replace(old, state)
+    else:  # killed after the second rename: the new state is in place
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class Attempt:
+    """One evaluation's own checkpoint directory (see :func:`attempt`)."""
+
+    def __init__(self, config, state: Path, budget: Fraction):
+        self.config, self.state, self.budget = config, state, budget
+        self.directory: Path | None = None
+
+    def __enter__(self):
+        import shutil
+        import uuid
+
+        config, state = self.config, self.state
+        attempts = state.parent / ".attempts"
+        attempts.mkdir(parents=True, exist_ok=True)
+        self.directory = attempts / f"{state.name}-{uuid.uuid4().hex[:12]}"
+        resume = budgets.exact(config.get("__resume_budget__", 0))
+        if (attempts / f"{state.name}.old").exists():
+            with _Lock(attempts / f"{state.name}.lock", exclusive=True):
+                _recover(state)
+        with _Lock(attempts / f"{state.name}.lock", exclusive=False):
+            reached = state_budget(state)
+            if reached is None and state.is_dir() and any(
+                    p.name != STATE_FILE for p in state.iterdir()):
+                reached = resume  # a state written before states were marked
+            if reached is not None and 0 < reached <= self.budget:
+                shutil.copytree(state, self.directory, symlinks=True)
+                resume = reached
+            else:  # nothing to continue from, or a state past this budget: start afresh
+                self.directory.mkdir()
+                resume = Fraction(0)
+        config["__resume_budget__"] = budgets.plain(resume)
+        config["__checkpoint_dir__"] = str(self.directory)
+        return self
+
+    def commit(self) -> bool:
+        """Make this attempt the configuration's state if its budget is above the
+        state's; returns whether it did."""
+        import shutil
+
+        state, attempts = self.state, self.state.parent / ".attempts"
+        tmp = self.directory / f"{STATE_FILE}.tmp"
+        tmp.write_text(budgets.text(self.budget))
+        os.replace(tmp, self.directory / STATE_FILE)
+        with _Lock(attempts / f"{state.name}.lock", exclusive=True):
+            _recover(state)
+            reached = state_budget(state)
+            if reached is not None and reached >= self.budget:
+                return False
+            old = attempts / f"{state.name}.old"
+            if state.is_dir():
+                os.replace(state, old)
+            os.replace(self.directory, state)
+            shutil.rmtree(old, ignore_errors=True)
+            self.directory = None
+            return True
+
+    def __exit__(self, *exc):
+        import shutil
+
+        self.config["__checkpoint_dir__"] = str(self.state)
+        if self.directory is not None:  # failed, or not above the state: drop it
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def attempt(config) -> Attempt | None:
+    """For a config :func:`prepare` (or :func:`fill`) filled, the context in which the
+    objective runs: on entry ``config['__checkpoint_dir__']`` becomes a new directory of
+    this evaluation only, holding a copy of the configuration's state, and
+    ``config['__resume_budget__']`` the budget of that copy (``0``, with an empty
+    directory, when there is no state at or below ``__budget__``); call
+    :meth:`Attempt.commit` when the objective returned a metric; on exit
+    ``__checkpoint_dir__`` names the state directory again and an uncommitted attempt
+    directory is removed.  ``None`` for a config without these keys."""
+    state, budget = config.get("__checkpoint_dir__"), config.get("__budget__")
+    if state is None or config.get("__trial__") is None or budget is None:
+        return None
+    return Attempt(config, Path(state), budgets.exact(budget))

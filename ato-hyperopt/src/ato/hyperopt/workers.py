@@ -118,11 +118,11 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
     try:
         record = coordinator.create_study(study_id, meta)
         held = (record or {}).get("meta") or {}
-        differs = [k for k in meta if k in held and held[k] != meta[k]]
+        differs = _differences(held, meta)
         if differs:
             raise StudyMismatchError(
                 f"study {study_id!r} on {url} was started by another search: "
-                + "; ".join(f"{k} is {held[k]!r} there, {meta[k]!r} here" for k in differs)
+                + "; ".join(differs)
                 + " (use another study_id, or the same search options in every worker)")
         return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
                            stale_after=stale_after, retries=retries,
@@ -130,6 +130,37 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
     except BaseException:
         coordinator.close()
         raise
+
+
+#: meta entries that describe a worker without deciding the plan: never compared
+_UNCOMPARED = ("seed_from_study_id", "stale_after")
+
+
+def _differences(held: dict, meta: dict) -> list[str]:
+    """What differs between the study's ``held`` meta and this worker's ``meta``, one
+    phrase per option (``options`` and ``search_space`` compared entry by entry); an
+    entry only one side has (a study from an older Ato) is not compared."""
+    out = []
+    for key in meta:
+        if key in _UNCOMPARED or key not in held or held[key] == meta[key]:
+            continue
+        if key in ("options", "search_space") and isinstance(held[key], dict) \
+                and isinstance(meta[key], dict):
+            what = "option" if key == "options" else "search space entry"
+            for name in sorted(set(held[key]) | set(meta[key])):
+                there, here = held[key].get(name, "(not given)"), meta[key].get(name, "(not given)")
+                if there != here:
+                    out.append(f"{what} {name!r} is {there!r} there, {here!r} here")
+            continue
+        if key == "space" and isinstance(meta.get("search_space"), dict) \
+                and isinstance(held.get("search_space"), dict):
+            continue  # the names are part of search_space, reported there
+        phrase = f"{key} is {held[key]!r} there, {meta[key]!r} here"
+        if key == "seed" and meta.get("seed_from_study_id"):
+            phrase += (" (here no seed was given, so it was derived from the study_id; pass "
+                       f"seed={held[key]!r})")
+        out.append(phrase)
+    return out
 
 
 class SharedStudy:

@@ -61,12 +61,48 @@ def sqlite_path(url: str) -> str | None:
     return os.path.abspath(database)
 
 
+_DRIVER_HINTS = {"mysql": "mysql+pymysql (pip install pymysql)",
+                 "mariadb": "mariadb+pymysql (pip install pymysql)",
+                 "mssql": "mssql+pyodbc (pip install pyodbc)",
+                 "oracle": "oracle+oracledb (pip install oracledb)",
+                 "postgresql": "postgresql+psycopg (pip install psycopg)"}
+
+
+def normalize_url(url: str) -> str:
+    """``url`` as SQLAlchemy names it: the scheme ``postgres`` (Heroku's, libpq's) becomes
+    ``postgresql`` (``postgres+psycopg://`` too).  Everything else is returned unchanged.
+    Raises :class:`TrackerUnavailableError` (one line naming the URL and the fix) for a
+    URL SQLAlchemy cannot parse and for a SQLite URL with a host
+    (``sqlite://file.db``, two slashes)."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise TrackerUnavailableError(f"cannot read the tracker URL {url!r}: {e}; write "
+                                      f"e.g. sqlite:///runs.db or postgresql://user@host/db") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres":
+        parsed = parsed.set(drivername="postgresql" + (f"+{driver}" if driver else ""))
+        return parsed.render_as_string(hide_password=False)
+    if backend == "sqlite" and parsed.host:
+        path = parsed.host + (f"/{parsed.database}" if parsed.database else "")
+        raise TrackerUnavailableError(
+            f"tracker URL {display_url(url)} names a host ({parsed.host!r}), which SQLite "
+            f"has not: a file is sqlite:///{path} (relative, three slashes) or "
+            f"sqlite:////abs/{path} (absolute, four)")
+    return url
+
+
 def get_engine(url: str, readonly: bool = False) -> Engine:
     """One engine per URL, mode and process; SQLite files get WAL and a busy timeout.
 
     ``readonly=False`` (loggers) creates a missing SQLite file and its directories;
     ``readonly=True`` (finders) never creates or writes anything.  Neither connects yet:
-    :func:`open_engine` does, with clear errors."""
+    :func:`open_engine` does, with clear errors.  Raises :class:`TrackerUnavailableError`
+    for a URL that cannot make an engine (:func:`normalize_url`; a driver that is not
+    installed)."""
+    url = normalize_url(url)
     with _engines_lock:
         engine = _engines.get((url, readonly))
         if engine is None:
@@ -80,6 +116,7 @@ def open_engine(url: str, readonly: bool = False) -> Engine:
 
     Raises :class:`TrackerUnavailableError` (nothing created) for a reader pointed at a
     missing SQLite file, and for any database that cannot be reached or opened."""
+    url = normalize_url(url)
     path = sqlite_path(url)
     if readonly and path is not None and not os.path.isfile(path):
         where = "no such file" if os.path.isdir(os.path.dirname(path)) else "no such directory"
@@ -115,6 +152,10 @@ def _reason(error: Exception) -> str:
 def forget_engine(url: str, readonly: bool | None = None) -> None:
     """Dispose of the cached engines for ``url`` (both modes unless ``readonly`` says)."""
     modes = (False, True) if readonly is None else (readonly,)
+    try:
+        url = normalize_url(url)
+    except TrackerUnavailableError:
+        return  # never made an engine
     with _engines_lock:
         engines = [_engines.pop((url, mode), None) for mode in modes]
     for engine in engines:
@@ -123,6 +164,20 @@ def forget_engine(url: str, readonly: bool | None = None) -> None:
 
 
 def _create(url: str, readonly: bool) -> Engine:
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        return _create_engine(url, readonly)
+    except (ArgumentError, NoSuchModuleError, ImportError) as e:
+        backend = make_url(url).get_backend_name()
+        fix = (f"install its driver and name it in the scheme, e.g. {_DRIVER_HINTS[backend]}"
+               if backend in _DRIVER_HINTS and isinstance(e, ImportError) else
+               "check the scheme (sqlite:///runs.db, postgresql://user@host/db)")
+        raise TrackerUnavailableError(f"cannot open the tracker database {display_url(url)}: "
+                                      f"{_reason(e)}; {fix}") from None
+
+
+def _create_engine(url: str, readonly: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)

@@ -468,6 +468,13 @@ class SQLCoordinator:
         return {"study": row[1], "meta": values.loads(row[2]) or {},
                 "created_at": _time(row[3])}
 
+    def study_names(self) -> list[str]:
+        """Every study in the store, by name (for ``ato search list`` and suggestions)."""
+        if not self._tables:
+            return []
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(text("SELECT name FROM studies ORDER BY name"))]
+
     # ------------------------------------------------------------------ workers
     def join(self, study: str, worker: str, host: str, pid: int,
              meta: dict | None = None) -> None:

@@ -1,0 +1,76 @@
+"""``ato search status`` and ``ato search list`` on a study that real searches ran: the
+study's own ``stale_after`` decides ``alive``, a worker that finished shows ``left``, a
+mistyped study id gets the nearest known one, and HyperBand's result counts its trials."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ato.adict import ADict
+from ato.hyperopt import get_algorithm
+from ato.scope import Scope
+from tests.hyperopt.test_workers_batch import score, tracker
+
+SPACE = ADict(x=ADict(param_type="INTEGER", param_range=(0, 9), num_samples=10),
+              c=ADict(param_type="CATEGORY", categories=["a", "b"]))
+pytestmark = pytest.mark.processes
+
+
+def ato(*args):
+    return subprocess.run([sys.executable, "-m", "ato.cli", *args], capture_output=True,
+                          text=True)
+
+
+@pytest.fixture
+def db(tmp_path):
+    logger = tracker(tmp_path)
+    for study, stale in (("lr-sweep-7", 7.5), ("width-sweep", 30.0)):
+        get_algorithm("random")(Scope(enable_override=True), SPACE, tracker=logger,
+                                study_id=study, n_trials=3, seed=1, stale_after=stale,
+                                heartbeat_interval=0.5, progress=False).main(score)()
+    return f"sqlite:///{tmp_path / 't.db'}"
+
+
+def test_status_uses_the_studys_stale_after_and_shows_left_workers(db):
+    done = ato("search", "status", "lr-sweep-7", "--db", db, "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["stale_after"] == 7.5
+    (worker,) = status["workers"]
+    assert worker["left"] is True and worker["alive"] is False
+    table = ato("search", "status", "lr-sweep-7", "--db", db).stdout
+    assert [line.split()[3] for line in table.splitlines()
+            if line.startswith("  ") and ":" in line and "left" in line] == ["left"]
+    given = json.loads(ato("search", "status", "lr-sweep-7", "--db", db, "--json",
+                           "--stale-after", "99").stdout)
+    assert given["stale_after"] == 99
+
+
+@pytest.mark.parametrize("typo, hint", [("lr-sweep7", "did you mean 'lr-sweep-7'?"),
+                                        ("zzz", "its studies: lr-sweep-7, width-sweep")])
+def test_a_mistyped_study_names_the_known_ones(db, typo, hint):
+    done = ato("search", "status", typo, "--db", db)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and hint in done.stderr, done.stderr
+
+
+def test_search_list(db, tmp_path):
+    done = ato("search", "list", "--db", db)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("lr-sweep-7", "random", "3"),
+                                                  ("width-sweep", "random", "3")]
+    listed = json.loads(ato("search", "list", "--db", db, "--json").stdout)
+    assert [s["study"] for s in listed] == ["lr-sweep-7", "width-sweep"]
+    empty = ato("search", "list", "--db", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert empty.returncode == 2 and "no tracker database" in empty.stderr
+
+
+def test_hyperband_result_counts_its_trials():
+    from ato.hyperopt.hyperband import HyperBand
+
+    result = HyperBand(Scope(enable_override=True), SPACE, 0.5, 2,
+                       progress=False).main(score)()
+    assert result.trials == len(result.logs) > 0

@@ -1,0 +1,96 @@
+"""Workers of one shared study must plan the same search: every option that changes the
+plan (the algorithm's constructor options, the whole search space, normalised) is compared
+when a worker joins, and each difference is named with both values; options that only
+change how a worker runs (progress, executor, heartbeats, retries, threads, checkpoint
+root) do not matter."""
+
+import pytest
+
+from ato.adict import ADict
+from ato.hyperopt import get_algorithm
+from ato.hyperopt.workers import StudyMismatchError
+from ato.scope import Scope
+from tests.hyperopt.test_workers_batch import score, tracker
+
+SPACE = ADict(x=ADict(param_type="INTEGER", param_range=(0, 11), num_samples=12),
+              c=ADict(param_type="CATEGORY", categories=["a", "b"]))
+
+
+def join(logger, algorithm, space=SPACE, **options):
+    options.setdefault("progress", False)
+    search = get_algorithm(algorithm)(Scope(enable_override=True), space, tracker=logger,
+                                      study_id="plan", **options)
+    search.main(score)()
+    return search
+
+
+def space(**changes):
+    out = ADict({k: ADict(v) for k, v in SPACE.items()})
+    for name, spec in changes.items():
+        out[name] = ADict(spec)
+    return out
+
+
+CASES = [
+    # (algorithm, first worker's options, second worker's options, the phrases expected)
+    ("asha", dict(max_trials=6, max_budget=9, eta=3), dict(max_trials=6, max_budget=9, eta=2),
+     ["option 'eta' is '3' there, '2' here"]),
+    ("asha", dict(max_trials=6, max_budget=9), dict(max_trials=8, max_budget=27),
+     ["option 'max_budget' is '9' there, '27' here", "option 'max_trials' is '6' there, '8' here"]),
+    ("asha", dict(max_trials=6), dict(total_budget=10),
+     ["option 'max_trials' is '6' there, None here", "option 'total_budget' is None there, '10' here"]),
+    ("random", dict(n_trials=4), dict(n_trials=5), ["option 'n_trials' is '4' there, '5' here"]),
+    ("multi_hyperband", dict(max_budget=9, iterations=1), dict(max_budget=9, iterations=2),
+     ["option 'iterations' is '1' there, '2' here"]),
+]
+
+
+@pytest.mark.parametrize("algorithm, first, second, phrases", CASES)
+def test_a_different_plan_is_refused_naming_each_option(tmp_path, algorithm, first, second,
+                                                        phrases):
+    logger = tracker(tmp_path)
+    join(logger, algorithm, seed=1, **first)
+    with pytest.raises(StudyMismatchError) as caught:
+        join(logger, algorithm, seed=1, **second)
+    for phrase in phrases:
+        assert phrase in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("changed, phrase", [
+    (dict(x=dict(param_type="INTEGER", param_range=(0, 20), num_samples=12)),
+     "search space entry 'x' is"),
+    (dict(c=dict(param_type="CATEGORY", categories=["a", "b", "z"])),
+     "'categories': ['a', 'b', 'z']"),
+    (dict(y=dict(param_type="CATEGORY", categories=[1])), "search space entry 'y' is '(not given)'"),
+])
+def test_a_different_search_space_is_refused(tmp_path, changed, phrase):
+    logger = tracker(tmp_path)
+    join(logger, "random", seed=1, n_trials=3)
+    with pytest.raises(StudyMismatchError, match="was started by another search") as caught:
+        join(logger, "random", space(**changed), seed=1, n_trials=3)
+    assert phrase in str(caught.value)
+
+
+def test_equal_numbers_in_another_spelling_agree(tmp_path):
+    logger = tracker(tmp_path)
+    join(logger, "asha", seed=1, max_trials=4, max_budget=9, eta=3)
+    join(logger, "asha", seed=1, max_trials=4, max_budget=9.0, eta=3.0)
+    float_space = space(x=dict(param_type="INTEGER", param_range=(0.0, 11.0), num_samples=12))
+    join(logger, "asha", float_space, seed=1, max_trials=4, max_budget=9, eta=3)
+
+
+def test_options_that_do_not_change_the_plan_do_not_matter(tmp_path):
+    logger = tracker(tmp_path)
+    join(logger, "asha", seed=1, max_trials=4, max_budget=9)
+    join(logger, "asha", seed=1, max_trials=4, max_budget=9, progress=True, executor="serial",
+         heartbeat_interval=0.5, stale_after=7, retries=2, n_workers=2,
+         checkpoint_root=tmp_path / "elsewhere", catch=(ValueError,))
+
+
+def test_a_missing_seed_says_it_was_derived_from_the_study_id(tmp_path):
+    logger = tracker(tmp_path)
+    join(logger, "random", seed=5, n_trials=3)
+    with pytest.raises(StudyMismatchError, match=r"seed is 5 there, \d+ here \(here no seed "
+                                                 r"was given, so it was derived from the "
+                                                 r"study_id; pass seed=5\)"):
+        join(logger, "random", n_trials=3)
