@@ -442,7 +442,10 @@ class Registry:
             try:
                 return self._record(
                     kind, project, name, digest=snap.digest, size=snap.size,
-                    files=snap.files, is_dir=snap.is_dir, source=os.path.abspath(os.fspath(path)),
+                    # built only for a new or revived version: an unchanged tree of 100k
+                    # files answers without one object per file
+                    files=lambda s=snap: s.files, file_count=snap.file_count, is_dir=snap.is_dir,
+                    source=os.path.abspath(os.fspath(path)),
                     reference=None, store_url=store.url if store is not None else None,
                     run_id=run_id, step=step, score=score, meta=meta, aliases=aliases,
                     description=description, keep=keep, mode=mode, hashed=snap.hashed)
@@ -467,8 +470,18 @@ class Registry:
 
     def _record(self, kind, project, name, *, digest, size, files, is_dir, source, reference,
                 store_url, run_id, step, score, meta, aliases, description, keep, mode,
-                hashed) -> Version:
+                hashed, file_count=None) -> Version:
+        """``files``: the :class:`~ato.artifacts.FileEntry` list, or a function returning it
+        (called only when the version is new or revived)."""
         who = actor()
+        if file_count is None:
+            file_count = len(files)
+        listed: list = []
+
+        def entries():
+            if not listed:
+                listed.append(files() if callable(files) else files)
+            return listed[0]
         meta_json = json.dumps(meta, default=str) if meta is not None else None
         store = self.store(store_url) if store_url else None
 
@@ -489,15 +502,15 @@ class Registry:
                     "created_by, created_at) VALUES (:a, :n, :d, :size, :count, :is_dir, "
                     ":source, :ref, :store, :run, :step, :score, :meta, 'live', :who, :now) "
                     "RETURNING id"),
-                    {"a": asset_id, "n": number, "d": digest, "size": size, "count": len(files),
+                    {"a": asset_id, "n": number, "d": digest, "size": size, "count": file_count,
                      "is_dir": is_dir, "source": source, "ref": reference, "store": store_url,
                      "run": run_id, "step": step, "score": score, "meta": meta_json,
                      "who": who, "now": now}).scalar()
-                if files:
+                if file_count:
                     conn.execute(text("INSERT INTO registry_files (version_id, path, size, digest) "
                                       "VALUES (:v, :p, :s, :d)"),
                                  [{"v": version_id, "p": f.path, "s": f.size, "d": f.digest}
-                                  for f in files])
+                                  for f in entries()])
             revived = False
             if not created:
                 version_id, number, state, had_store = row
@@ -511,7 +524,7 @@ class Registry:
                                  {"s": store_url, "v": version_id})
             if store is not None and (created or revived):
                 # a live version's blobs cannot be collected: only new or revived ones
-                self._check_blobs(conn, store, files, now)
+                self._check_blobs(conn, store, entries(), now)
             if run_id is not None:
                 self._link(conn, run_id, version_id, "output" if kind == "model" else "input", now)
             targets = list(aliases)
