@@ -753,13 +753,20 @@ class LocalStore:
                 pass
             raise
 
-    def verify(self, digest: str, size: int | None = None) -> str:
-        """``'ok'``, ``'missing'`` or ``'modified'`` (content no longer hashes to ``digest``)."""
+    def verify(self, digest: str, size: int | None = None, quick: bool = False) -> str:
+        """``'ok'``, ``'missing'`` or ``'modified'``.
+
+        The blob is re-hashed: bytes changed in place are found even when its size,
+        permissions and times are unchanged.  ``quick=True`` only compares its size with
+        ``size`` (no read): it finds a removed, truncated or grown blob, not an edit that
+        keeps the size."""
         target = self.path(digest)
         try:
             if size is not None and os.path.getsize(target) != size:
                 return "modified"
-            return "ok" if hash_file(target).digest == digest else "modified"
+            if quick:
+                return "ok"
+            return "ok" if hash_file(target, reader=False).digest == digest else "modified"
         except FileNotFoundError:
             return "missing"
 
