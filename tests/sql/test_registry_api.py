@@ -294,6 +294,22 @@ class TestLineage:
         assert reg.produced_by("net")["run"] is None
 
 
+def test_actor_reads_the_environment_each_time_and_the_login_once(monkeypatch):
+    """$ATO_USER wins whenever set; without it user@host is looked up once per process."""
+    import getpass
+
+    from ato.db_routers.sql.registry import core
+
+    core._login.cache_clear()
+    looked_up = []
+    monkeypatch.setattr(getpass, "getuser", lambda: looked_up.append(1) or "alice")
+    monkeypatch.delenv("ATO_USER")
+    assert [core.actor() for _ in range(3)][0].startswith("alice@") and looked_up == [1]
+    monkeypatch.setenv("ATO_USER", "bob")
+    assert core.actor() == "bob"
+    core._login.cache_clear()
+
+
 class TestStoreMaintenance:
     def test_verify_detects_modified_and_removed_blobs(self, logger, tmp_path):
         """verify reports each blob's state after one is edited and another deleted."""
