@@ -41,7 +41,7 @@ from ato.errors import AtoError
 
 #: Read size when only hashing (bytes); chosen by ``benchmarks/bench_registry.py``'s sweep.
 HASH_BUFFER = 1 << 20
-#: Files at least this large are read by a second thread while hashed when a core is idle.
+#: Files at least this large are read by a second thread while hashed (by default).
 READER_THREAD_MIN = 32 << 20
 #: Chunk size when copying and hashing at once (bytes); two such buffers are in flight.
 COPY_BUFFER = 4 << 20
@@ -79,10 +79,9 @@ def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER,
     hashing chunk *k*; ``True`` — a second thread reads ahead into one of three buffers
     while the caller hashes (``hashlib`` releases the GIL), so the copy out of the page
     cache overlaps the hash on two cores; ``None`` (default) — the reader thread for a file
-    of :data:`READER_THREAD_MIN` bytes or more when a core is idle (:func:`idle_core`), one
-    thread otherwise (on busy cores the second thread only adds hand-overs: measured in
-    ``benchmarks/bench_registry.py``, which shows both).  Several files hash in parallel
-    threads (:func:`snapshot`); those pass ``reader=False``.
+    of :data:`READER_THREAD_MIN` bytes or more (it won side by side in
+    ``benchmarks/bench_registry.py``, which measures both), one thread for smaller ones.
+    Several files hash in parallel threads (:func:`snapshot`); those pass ``reader=False``.
 
     Errors: ``OSError`` from opening or reading (``FileNotFoundError`` for a missing file).
     """
@@ -95,7 +94,7 @@ def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER,
         if size < buffer_size:  # a small file: one read, no buffer to allocate
             return Blob(h.hexdigest(), size)
         if reader is None:
-            reader = (os.fstat(f.fileno()).st_size >= READER_THREAD_MIN) and idle_core()
+            reader = os.fstat(f.fileno()).st_size >= READER_THREAD_MIN
         if reader:
             return Blob(*_hash_read_ahead(f, h, size, buffer_size))
         buf = bytearray(buffer_size)
@@ -111,15 +110,6 @@ def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER,
                 update(mv[:n])
             size += n
     return Blob(h.hexdigest(), size)
-
-
-def idle_core() -> bool:
-    """Whether a second thread would find a core to itself: the 1-minute load average
-    leaves at least one CPU free (``False`` where the platform gives no load average)."""
-    try:
-        return os.getloadavg()[0] <= (os.cpu_count() or 1) - 1
-    except (AttributeError, OSError):
-        return False
 
 
 def _hash_read_ahead(f, h, size: int, buffer_size: int) -> tuple[str, int]:
