@@ -8,27 +8,10 @@ import time
 
 import pytest
 
-from ato.artifacts import RACY_WINDOW_NS
 from ato.db_routers.sql.manager import SQLLogger
 from ato.db_routers.sql.registry import Registry, RegistryError, resolve
 from tests.sql.conftest import make_config
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("ATO_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("ATO_USER", "tester")
-
-
-def _write(path, data: bytes):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
-def _settle():
-    time.sleep(RACY_WINDOW_NS / 1e9 + 0.05)
+from tests.sql.registry_support import registry_env, settle, write  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -42,8 +25,8 @@ def logger(config):
 def tree(tmp_path):
     root = tmp_path / "cifar"
     for name in ("train/0.bin", "train/1.bin", "test/0.bin", "labels.txt"):
-        _write(root / name, name.encode() * 50)
-    _settle()
+        write(root / name, name.encode() * 50)
+    settle()
     return root
 
 
@@ -63,9 +46,9 @@ class TestDatasets:
         logger.run()
         logger.use_dataset("cifar10", tree)
         (tree / "test" / "0.bin").unlink()
-        _write(tree / "train" / "2.bin", b"new")
-        _write(tree / "labels.txt", b"relabelled")
-        _settle()
+        write(tree / "train" / "2.bin", b"new")
+        write(tree / "labels.txt", b"relabelled")
+        settle()
         v2 = logger.use_dataset("cifar10", tree)
         assert (v2.version, v2.created) == (2, True)
         d = Registry(logger.url).diff("cifar10", 1, "v2")
@@ -79,11 +62,11 @@ class TestDatasets:
         logger.run()
         logger.use_dataset("cifar10", tree)
         original = (tree / "labels.txt").read_bytes()
-        _write(tree / "labels.txt", b"other")
-        _settle()
+        write(tree / "labels.txt", b"other")
+        settle()
         assert logger.use_dataset("cifar10", tree).version == 2
-        _write(tree / "labels.txt", original)
-        _settle()
+        write(tree / "labels.txt", original)
+        settle()
         assert logger.use_dataset("cifar10", tree).version == 1
 
     def test_storing_data_first_recorded_in_place(self, logger, tree, tmp_path):
@@ -103,7 +86,7 @@ class TestDatasets:
         """A file's version digest is the SHA-256 of its bytes."""
         import hashlib
 
-        f = _write(tmp_path / "data.csv", b"a,b\n1,2\n")
+        f = write(tmp_path / "data.csv", b"a,b\n1,2\n")
         logger.run()
         v = logger.use_dataset("table", f)
         assert v.digest == hashlib.sha256(b"a,b\n1,2\n").hexdigest() and not v.is_dir
@@ -135,9 +118,9 @@ class TestModels:
     def test_versions_are_numbered_and_identical_files_stored_once(self, config, tmp_path):
         """Two runs logging different checkpoints make v1, v2; a third logging v1's bytes
         gets v1 back, and the store holds two blobs."""
-        a = _write(tmp_path / "a.pt", os.urandom(5000))
-        b = _write(tmp_path / "b.pt", os.urandom(5000))
-        copy_of_a = _write(tmp_path / "c.pt", a.read_bytes())
+        a = write(tmp_path / "a.pt", os.urandom(5000))
+        b = write(tmp_path / "b.pt", os.urandom(5000))
+        copy_of_a = write(tmp_path / "c.pt", a.read_bytes())
         numbers = []
         for path in (a, b, copy_of_a):
             with SQLLogger(config, handle_signals=False) as lg:
@@ -151,8 +134,8 @@ class TestModels:
         """'latest' moves by itself; explicit aliases point where they were given; every
         move is in the history with who and which run."""
         logger.run()
-        v1 = logger.log_model("net", _write(tmp_path / "1.pt", b"one"), aliases=["champion"])
-        v2 = logger.log_model("net", _write(tmp_path / "2.pt", b"two"))
+        v1 = logger.log_model("net", write(tmp_path / "1.pt", b"one"), aliases=["champion"])
+        v2 = logger.log_model("net", write(tmp_path / "2.pt", b"two"))
         reg = Registry(logger.url)
         assert reg.get("net", "champion").version == v1.version == 1
         assert reg.get("net").version == v2.version == 2
@@ -167,7 +150,7 @@ class TestModels:
         """set_alias and delete_alias are recorded from/to, in order."""
         logger.run()
         for i in range(3):
-            logger.log_model("net", _write(tmp_path / f"{i}.pt", bytes([i]) * 10))
+            logger.log_model("net", write(tmp_path / f"{i}.pt", bytes([i]) * 10))
         reg = Registry(logger.url)
         reg.set_alias("net", "champion", 1)
         reg.set_alias("net", "champion", "v3", who="alice")
@@ -181,7 +164,7 @@ class TestModels:
     def test_bad_names_and_references_are_clear_errors(self, logger, tmp_path):
         """Each mistake names what was wrong."""
         logger.run()
-        f = _write(tmp_path / "m.pt", b"m")
+        f = write(tmp_path / "m.pt", b"m")
         with pytest.raises(RegistryError, match=r"alias 'v2' looks like a version number"):
             logger.log_model("net", f, aliases=["v2"])
         with pytest.raises(RegistryError, match=r"alias 'has space': use a letter"):
@@ -202,7 +185,7 @@ class TestModels:
 
     def test_the_same_name_in_two_projects_is_ambiguous_without_a_project(self, db_url, tmp_path):
         """A name registered in two projects needs --project; with it, each is found."""
-        f = _write(tmp_path / "m.pt", b"m")
+        f = write(tmp_path / "m.pt", b"m")
         for project in ("a", "b"):
             with SQLLogger(make_config(db_url, project=project), handle_signals=False) as lg:
                 lg.log_model("net", f)
@@ -216,7 +199,7 @@ class TestModels:
         logger.run()
         for step in range(5):
             aliases = ["best"] if step == 0 else []
-            logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(100)),
+            logger.log_model("ckpt", write(tmp_path / f"{step}.pt", os.urandom(100)),
                              step=step, keep=2, aliases=aliases)
         states = {v.version: v.state for v in Registry(logger.url).versions("ckpt")}
         assert states == {1: "live", 2: "pruned", 3: "pruned", 4: "live", 5: "live"}
@@ -226,7 +209,7 @@ class TestModels:
         version 'latest' points at."""
         logger.run()
         for step, loss in enumerate([0.9, 0.2, 0.5, 0.1, 0.7]):
-            logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(100)),
+            logger.log_model("ckpt", write(tmp_path / f"{step}.pt", os.urandom(100)),
                              step=step, keep=2, score=loss, mode="min")
         live = {v.score for v in Registry(logger.url).versions("ckpt") if v.state == "live"}
         assert live == {0.1, 0.2, 0.7}
@@ -234,8 +217,8 @@ class TestModels:
     def test_a_model_directory(self, logger, tmp_path):
         """A directory model resolves to a verified read-only checkout of its files."""
         d = tmp_path / "hf"
-        _write(d / "config.json", b"{}")
-        _write(d / "weights" / "model.bin", os.urandom(1000))
+        write(d / "config.json", b"{}")
+        write(d / "weights" / "model.bin", os.urandom(1000))
         logger.run()
         v = logger.log_model("hf-model", d, aliases=["prod"])
         path = resolve("ato://proj/hf-model@prod", db=logger.url)
@@ -248,8 +231,8 @@ class TestResolve:
     def test_resolves_alias_version_and_latest(self, logger, tmp_path):
         """@alias, @vN, @N and no ref all resolve to the blob of the right version."""
         logger.run()
-        logger.log_model("net", _write(tmp_path / "1.pt", b"one"), aliases=["champion"])
-        logger.log_model("net", _write(tmp_path / "2.pt", b"two"))
+        logger.log_model("net", write(tmp_path / "1.pt", b"one"), aliases=["champion"])
+        logger.log_model("net", write(tmp_path / "2.pt", b"two"))
         read = lambda uri: open(resolve(uri, config=logger.config), "rb").read()  # noqa: E731
         assert read("ato://proj/net@champion") == b"one"
         assert read("ato://proj/net@v2") == b"two"
@@ -259,10 +242,10 @@ class TestResolve:
     def test_a_modified_blob_is_refused(self, logger, tmp_path):
         """Resolution re-checks the digest: an edited blob is an error, not a silent load."""
         logger.run()
-        v = logger.log_model("net", _write(tmp_path / "1.pt", b"weights!"))
+        v = logger.log_model("net", write(tmp_path / "1.pt", b"weights!"))
         blob = Registry(logger.url).resolve("ato://proj/net@latest")
         os.chmod(blob, 0o644)
-        _write(type(tmp_path)(blob), b"WEIGHTS!")
+        write(type(tmp_path)(blob), b"WEIGHTS!")
         with pytest.raises(RegistryError, match=f"blob {v.digest[:12]} in .* was modified"):
             resolve("ato://proj/net@latest", db=logger.url)
 
@@ -271,7 +254,7 @@ class TestResolve:
         logger.run()
         logger.use_dataset("cifar10", tree)
         assert resolve("ato://proj/cifar10@v1", db=logger.url) == str(tree)
-        _write(tree / "labels.txt", b"changed")
+        write(tree / "labels.txt", b"changed")
         with pytest.raises(RegistryError, match=r"no longer holds dataset v1"):
             resolve("ato://proj/cifar10@v1", db=logger.url)
 
@@ -290,7 +273,7 @@ class TestLineage:
                 runs.append(lg.get_current_run_id())
                 lg.use_dataset("cifar10", tree)
                 if i < 2:
-                    lg.log_model("net", _write(tmp_path / f"{i}.pt", os.urandom(64)),
+                    lg.log_model("net", write(tmp_path / f"{i}.pt", os.urandom(64)),
                                  aliases=["champion"] if i == 1 else [])
         reg = Registry(config.experiment.sql.db_path)
         assert [r["run_id"] for r in reg.runs_using("cifar10", 1)] == runs
@@ -307,21 +290,37 @@ class TestLineage:
     def test_a_model_logged_outside_a_run_has_no_producer(self, db_url, tmp_path):
         """Registering without a run is allowed; lineage says so."""
         reg = Registry(db_url)
-        reg.log_model("proj", "net", _write(tmp_path / "m.pt", b"m"))
+        reg.log_model("proj", "net", write(tmp_path / "m.pt", b"m"))
         assert reg.produced_by("net")["run"] is None
+
+
+def test_actor_reads_the_environment_each_time_and_the_login_once(monkeypatch):
+    """$ATO_USER wins whenever set; without it user@host is looked up once per process."""
+    import getpass
+
+    from ato.db_routers.sql.registry import core
+
+    core._login.cache_clear()
+    looked_up = []
+    monkeypatch.setattr(getpass, "getuser", lambda: looked_up.append(1) or "alice")
+    monkeypatch.delenv("ATO_USER")
+    assert [core.actor() for _ in range(3)][0].startswith("alice@") and looked_up == [1]
+    monkeypatch.setenv("ATO_USER", "bob")
+    assert core.actor() == "bob"
+    core._login.cache_clear()
 
 
 class TestStoreMaintenance:
     def test_verify_detects_modified_and_removed_blobs(self, logger, tmp_path):
         """verify reports each blob's state after one is edited and another deleted."""
         logger.run()
-        a = logger.log_model("a", _write(tmp_path / "a.pt", b"aaaa"))
-        b = logger.log_model("b", _write(tmp_path / "b.pt", b"bbbb"))
-        c = logger.log_model("c", _write(tmp_path / "c.pt", b"cccc"))
+        a = logger.log_model("a", write(tmp_path / "a.pt", b"aaaa"))
+        b = logger.log_model("b", write(tmp_path / "b.pt", b"bbbb"))
+        c = logger.log_model("c", write(tmp_path / "c.pt", b"cccc"))
         reg = Registry(logger.url)
         store = reg.store()
         os.chmod(store.path(a.digest), 0o644)
-        _write(type(tmp_path)(store.path(a.digest)), b"AAAA")
+        write(type(tmp_path)(store.path(a.digest)), b"AAAA")
         os.unlink(store.path(b.digest))
         status = {r["digest"]: r["status"] for r in reg.verify()}
         assert status == {a.digest: "modified", b.digest: "missing", c.digest: "ok"}
@@ -332,7 +331,7 @@ class TestStoreMaintenance:
         logger.run()
         sizes = [100, 200, 300, 400]
         for step, size in enumerate(sizes):
-            logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(size)),
+            logger.log_model("ckpt", write(tmp_path / f"{step}.pt", os.urandom(size)),
                              step=step, keep=1, aliases=["first"] if step == 0 else [])
         reg = Registry(logger.url)
         plan = reg.gc()
@@ -352,20 +351,20 @@ class TestStoreMaintenance:
     def test_gc_spares_blobs_shared_with_a_kept_version(self, logger, tmp_path):
         """A file held by a live version of another model is not collected."""
         logger.run()
-        shared = _write(tmp_path / "shared.pt", b"shared bytes")
+        shared = write(tmp_path / "shared.pt", b"shared bytes")
         logger.log_model("other", shared)
         logger.log_model("ckpt", shared, keep=1)
-        logger.log_model("ckpt", _write(tmp_path / "new.pt", b"new"), keep=1)
+        logger.log_model("ckpt", write(tmp_path / "new.pt", b"new"), keep=1)
         assert Registry(logger.url).gc() == []
 
     def test_gc_collects_old_stray_files_but_not_young_ones(self, logger, tmp_path):
         """Blobs no version records (a registration killed before its commit) go after
         the grace period; young ones may belong to a registration under way."""
         logger.run()
-        logger.log_model("net", _write(tmp_path / "m.pt", b"m"))
+        logger.log_model("net", write(tmp_path / "m.pt", b"m"))
         store = Registry(logger.url).store()
-        old = store.put(_write(tmp_path / "old", b"orphan, old"))
-        young = store.put(_write(tmp_path / "young", b"orphan, young"))
+        old = store.put(write(tmp_path / "old", b"orphan, old"))
+        young = store.put(write(tmp_path / "young", b"orphan, young"))
         past = time.time() - 7200
         os.utime(store.path(old.digest), (past, past))
         plan = Registry(logger.url).gc(dry_run=False)
@@ -378,8 +377,8 @@ class TestStoreMaintenance:
         logger.run()
         for i in range(2):
             d = tmp_path / f"m{i}"
-            _write(d / "w.bin", bytes([i]) * 1000)
-            _write(d / "config.json", b"{}")
+            write(d / "w.bin", bytes([i]) * 1000)
+            write(d / "config.json", b"{}")
             logger.log_model("dir-model", d, keep=1)
             resolve(f"ato://proj/dir-model@v{i + 1}", db=logger.url)
         reg = Registry(logger.url)
@@ -395,9 +394,9 @@ class TestStoreMaintenance:
         """Logging bytes whose version was collected stores them again and makes that
         version live, keeping its number."""
         logger.run()
-        first = _write(tmp_path / "0.pt", b"zero")
+        first = write(tmp_path / "0.pt", b"zero")
         logger.log_model("ckpt", first, keep=1)
-        logger.log_model("ckpt", _write(tmp_path / "1.pt", b"one"), keep=1)
+        logger.log_model("ckpt", write(tmp_path / "1.pt", b"one"), keep=1)
         reg = Registry(logger.url)
         reg.gc(dry_run=False)
         again = logger.log_model("ckpt", first)
@@ -410,7 +409,7 @@ def test_default_store_is_beside_a_sqlite_file(tmp_path, monkeypatch):
     monkeypatch.delenv("ATO_STORE")
     url = f"sqlite:///{tmp_path / 'experiments.db'}"
     reg = Registry(url)
-    v = reg.log_model("proj", "net", _write(tmp_path / "m.pt", b"m"))
+    v = reg.log_model("proj", "net", write(tmp_path / "m.pt", b"m"))
     assert v.store_url == f"file://{tmp_path / 'experiments.ato-store'}"
 
 
@@ -462,7 +461,7 @@ def test_an_original_ato_database_gains_the_registry_and_loses_nothing(tmp_path)
     url = f"sqlite:///{path}"
     try:
         reg = Registry(url)
-        v = reg.log_model("legacy", "net", _write(tmp_path / "m.pt", b"m"), run_id=1)
+        v = reg.log_model("legacy", "net", write(tmp_path / "m.pt", b"m"), run_id=1)
         assert reg.produced_by("net")["config"] == {"lr": 0.1}
         assert v.version == 1
         conn = sqlite3.connect(path)
@@ -491,12 +490,12 @@ def test_docs_lineage_queries(tmp_path, monkeypatch):
     try:
         data = tmp_path / "data"
         for i in range(3):
-            _write(data / "labels.txt", f"labels {i}".encode())
-            _settle()
+            write(data / "labels.txt", f"labels {i}".encode())
+            settle()
             with SQLLogger(config, handle_signals=False) as lg:
                 lg.use_dataset("cifar10", data)
                 if i == 2:
-                    lg.log_model("resnet-cls", _write(tmp_path / "best.pt", b"w"),
+                    lg.log_model("resnet-cls", write(tmp_path / "best.pt", b"w"),
                                  aliases=["champion"])
                     run_id = lg.get_current_run_id()
         reg = Registry(url)
@@ -517,9 +516,9 @@ class TestCheckouts:
     def checkout(self, logger, tmp_path):
         logger.run()
         d = tmp_path / "dirmodel"
-        _write(d / "w.bin", b"w" * 300)
-        _write(d / "sub" / "cfg.json", b"{}")
-        _settle()
+        write(d / "w.bin", b"w" * 300)
+        write(d / "sub" / "cfg.json", b"{}")
+        settle()
         logger.log_model("dir-model", d)
         return type(tmp_path)(resolve("ato://proj/dir-model", db=logger.url))
 
@@ -541,11 +540,11 @@ class TestCheckouts:
         if damage == "remove":
             (checkout / "w.bin").unlink()
         elif damage == "add":
-            _write(checkout / "extra.txt", b"stray")
+            write(checkout / "extra.txt", b"stray")
         else:  # an editor writes a new file in place of the old one
             (checkout / "w.bin").unlink()
-            _write(checkout / "w.bin", b"edited")
-        _settle()
+            write(checkout / "w.bin", b"edited")
+        settle()
         bad = [r for r in reg.verify() if r["status"] != "ok"]
         assert [(r["what"], r["status"]) for r in bad] == [("checkout", "damaged")]
         again = resolve("ato://proj/dir-model", db=logger.url)
@@ -556,8 +555,8 @@ class TestCheckouts:
 
     def test_gc_removes_a_read_only_stale_checkout(self, logger, checkout, tmp_path):
         d = tmp_path / "dirmodel2"
-        _write(d / "w.bin", b"v" * 10)
-        _settle()
+        write(d / "w.bin", b"v" * 10)
+        settle()
         logger.log_model("dir-model", d, keep=1)
         freed = Registry(logger.url).gc(dry_run=False)
         assert "stale checkout" in {r["reason"] for r in freed}
@@ -570,13 +569,13 @@ class TestRepairOnRegistration:
     @pytest.mark.parametrize("damage", ["same size", "appended", "replaced file"])
     def test_a_damaged_blob_is_repaired(self, logger, tmp_path, damage):
         logger.run()
-        model = _write(tmp_path / "m.pt", b"original weights")
-        _settle()
+        model = write(tmp_path / "m.pt", b"original weights")
+        settle()
         v = logger.log_model("net", model)
         blob = Registry(logger.url).store().path(v.digest)
         if damage == "replaced file":
             os.unlink(blob)
-            _write(type(tmp_path)(blob), b"something else")
+            write(type(tmp_path)(blob), b"something else")
         else:
             os.chmod(blob, 0o644)
             with open(blob, "r+b" if damage == "same size" else "ab") as f:
@@ -590,7 +589,7 @@ class TestRepairOnRegistration:
 
     def test_a_missing_blob_is_stored_again(self, logger, tmp_path):
         logger.run()
-        model = _write(tmp_path / "m.pt", b"weights")
+        model = write(tmp_path / "m.pt", b"weights")
         v = logger.log_model("net", model)
         blob = Registry(logger.url).store().path(v.digest)
         os.unlink(blob)
@@ -603,7 +602,7 @@ def test_an_alias_protects_a_pruned_version_only_while_it_lasts(logger, tmp_path
     live; once the alias is removed, gc frees it."""
     logger.run()
     for step in range(3):
-        logger.log_model("ckpt", _write(tmp_path / f"{step}.pt", os.urandom(50 + step)),
+        logger.log_model("ckpt", write(tmp_path / f"{step}.pt", os.urandom(50 + step)),
                          step=step, keep=1)
     reg = Registry(logger.url)
     assert reg.set_alias("ckpt", "keeper", 1).state == "pruned"

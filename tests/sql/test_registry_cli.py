@@ -6,20 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from ato.artifacts import RACY_WINDOW_NS
 from ato.db_routers.sql.manager import SQLLogger
 from tests.sql.conftest import make_config
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("ATO_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("ATO_USER", "cli-user")
+from tests.sql.registry_support import ACTOR, registry_env, settle, write  # noqa: F401 (fixture)
 
 
 def ato(*args, db=None):
@@ -29,30 +21,24 @@ def ato(*args, db=None):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ))
 
 
-def _write(path, data: bytes):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
 @pytest.fixture
 def populated(db_url, tmp_path):
     """Two runs over dataset 'cifar' (v1, then v2 with one file changed, one added), each
     logging a 'resnet' version; v1 is 'champion'."""
     data = tmp_path / "cifar"
-    _write(data / "a.bin", b"a" * 100)
-    _write(data / "b.bin", b"b" * 100)
-    time.sleep(RACY_WINDOW_NS / 1e9 + 0.05)
+    write(data / "a.bin", b"a" * 100)
+    write(data / "b.bin", b"b" * 100)
+    settle()
     config = make_config(db_url)
     with SQLLogger(config, handle_signals=False) as lg:
         lg.use_dataset("cifar", data)
-        lg.log_model("resnet", _write(tmp_path / "1.pt", b"one" * 100), step=5,
+        lg.log_model("resnet", write(tmp_path / "1.pt", b"one" * 100), step=5,
                      aliases=["champion"])
-    _write(data / "b.bin", b"B" * 100)
-    _write(data / "c.bin", b"c" * 7)
+    write(data / "b.bin", b"B" * 100)
+    write(data / "c.bin", b"c" * 7)
     with SQLLogger(config, handle_signals=False) as lg:
         lg.use_dataset("cifar", data)
-        lg.log_model("resnet", _write(tmp_path / "2.pt", b"two" * 100), step=9)
+        lg.log_model("resnet", write(tmp_path / "2.pt", b"two" * 100), step=9)
     return db_url
 
 
@@ -80,8 +66,8 @@ def test_models_alias_and_history(populated):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("resnet@champion -> v2")
     rows = json.loads(ato("models", "history", "resnet", "champion", "--json", db=populated).stdout)
-    assert [(h["from"], h["to"], h["actor"]) for h in rows] == [(None, 1, "cli-user"),
-                                                                 (1, 2, "cli-user")]
+    assert [(h["from"], h["to"], h["actor"]) for h in rows] == [(None, 1, ACTOR),
+                                                                 (1, 2, ACTOR)]
     r = ato("models", "alias", "resnet", "champion", "--delete", db=populated)
     assert "removed alias champion (was v2)" in r.stdout
 
@@ -98,21 +84,45 @@ def test_data_show_and_diff(populated):
     assert "used by 1 run: 1" in r.stdout and "fed model resnet v1 (champion)" in r.stdout
 
 
+def _edit_in_place(path, data: bytes) -> None:
+    """Overwrite ``path`` with ``data`` (same length) and give back its permissions and
+    times: only the bytes tell the difference."""
+    st = os.stat(path)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.chmod(path, st.st_mode & 0o7777)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def test_store_verify_du_gc(populated, tmp_path):
-    """verify is clean, then exits 1 naming a removed blob; gc is a dry run unless
-    --delete."""
+    """verify is clean; a blob edited in place (size, permissions and times kept) is
+    MODIFIED for the full check, which --quick says it does not look for; a removed blob
+    is MISSING for both; gc is a dry run unless --delete."""
     r = ato("store", "verify", db=populated)
-    assert r.returncode == 0 and r.stdout.strip() == "2 blobs checked, 0 problems"
+    assert r.returncode == 0
+    assert r.stdout.strip() == "2 blobs checked (full: every blob re-hashed), 0 problems"
     r = ato("store", "gc", db=populated)
     assert r.stdout.strip() == ("would free 0 B (0 bytes) in 0 files; dry run, pass --delete "
                                 "to remove them")
     store = tmp_path / "store"
-    victim = next(store / d / f for d in os.listdir(store) if len(d) == 2
-                  for f in os.listdir(store / d))
-    victim.unlink()
+    edited, victim = sorted(store / d / f for d in os.listdir(store) if len(d) == 2
+                            for f in os.listdir(store / d))
+    _edit_in_place(edited, b"\xff")
     r = ato("store", "verify", db=populated)
     assert r.returncode == 1
-    assert f"MISSING   {victim.parent.name}{victim.name}" in r.stdout
+    assert f"MODIFIED  {edited.parent.name}{edited.name}" in r.stdout
+    assert f"held by {populated.split(':')[0]}:" in r.stdout and "1 problem" in r.stdout
+    r = ato("store", "verify", "--quick", db=populated)
+    assert r.returncode == 0 and r.stdout.strip() == (
+        "2 blobs checked (quick: sizes only, bytes changed in place are not detected), "
+        "0 problems")
+    victim.unlink()
+    r = ato("store", "verify", "--quick", "--json", db=populated)
+    report = json.loads(r.stdout)
+    assert r.returncode == 1 and report["mode"] == "quick"
+    assert [(p["status"], p["digest"]) for p in report["problems"]] == [
+        ("missing", victim.parent.name + victim.name)]
     r = ato("store", "du", "--json", db=populated)
     usage = json.loads(r.stdout)
     assert list(usage.values())[0]["blobs_on_disk"] == 1
@@ -169,7 +179,7 @@ def test_references_show_and_diff(db_url, tmp_path):
 def test_models_show_prints_the_description(db_url, tmp_path):
     from ato.db_routers.sql.registry import Registry
 
-    Registry(db_url).log_model("p", "net", _write(tmp_path / "m.pt", b"m"),
+    Registry(db_url).log_model("p", "net", write(tmp_path / "m.pt", b"m"),
                                description="ResNet-50, ImageNet init")
     for args in (("net",), ("net", "1")):
         r = ato("models", "show", *args, db=db_url)

@@ -10,24 +10,11 @@ import time
 
 import pytest
 
-from ato.artifacts import RACY_WINDOW_NS
 from ato.db_routers.sql.engine import forget_engine
 from ato.db_routers.sql.registry import Registry, RegistryError, resolve
 from ato.db_routers.sql.registry.core import known_databases, public_url
 from tests.sql.conftest import make_config
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("ATO_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("ATO_USER", "tester")
-
-
-def _write(path, data: bytes):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+from tests.sql.registry_support import registry_env, settle, write  # noqa: F401 (fixture)
 
 
 def _log_kept(url, files, keep=1):
@@ -53,12 +40,12 @@ def other(tmp_path):
     url = f"sqlite:///{tmp_path / 'b' / 'theirs.db'}"
     os.makedirs(tmp_path / "b")
     reg = Registry(url)
-    net = reg.log_model("vision", "net", _write(tmp_path / "b1.pt", b"theirs, champion"),
+    net = reg.log_model("vision", "net", write(tmp_path / "b1.pt", b"theirs, champion"),
                         aliases=["champion"])
     d = tmp_path / "bdir"
-    _write(d / "w.bin", b"w" * 500)
-    _write(d / "cfg.json", b"{}")
-    time.sleep(RACY_WINDOW_NS / 1e9 + 0.05)
+    write(d / "w.bin", b"w" * 500)
+    write(d / "cfg.json", b"{}")
+    settle()
     tree = reg.log_model("vision", "tree", d)
     checkout = resolve("ato://vision/tree@latest", db=url)
     yield url, net, tree, checkout
@@ -70,7 +57,7 @@ def test_gc_spares_what_another_database_references(db_url, other, tmp_path):
     aliased blob, B's directory blobs and B's checkout are neither offered nor removed,
     even when older than the grace period."""
     b_url, net, tree, checkout = other
-    _log_kept(db_url, [_write(tmp_path / f"a{i}.pt", os.urandom(64 + i)) for i in range(3)])
+    _log_kept(db_url, [write(tmp_path / f"a{i}.pt", os.urandom(64 + i)) for i in range(3)])
     a = Registry(db_url)
     store = a.store()
     assert set(known_databases(store)) == {public_url(db_url), public_url(b_url)}
@@ -82,7 +69,8 @@ def test_gc_spares_what_another_database_references(db_url, other, tmp_path):
     assert store.has(net.digest)
     assert os.path.isdir(checkout) and os.listdir(checkout)
     b = Registry(b_url)
-    assert [(r["what"], r["status"]) for r in b.verify()] == [("blob", "ok")] * 3 + [
+    # B's verify checks the store: its own 3 blobs, A's kept one, its checkout
+    assert [(r["what"], r["status"]) for r in b.verify()] == [("blob", "ok")] * 4 + [
         ("checkout", "ok")]
     assert open(resolve("ato://vision/net@champion", db=b_url), "rb").read() == \
         b"theirs, champion"
@@ -90,12 +78,68 @@ def test_gc_spares_what_another_database_references(db_url, other, tmp_path):
     assert usage["collectable_bytes"] == 0 and len(usage["databases"]) == 2
 
 
+def _edit_in_place(path, data: bytes) -> None:
+    """Overwrite the start of ``path`` keeping its size, permissions and times."""
+    st = os.stat(path)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.chmod(path, st.st_mode & 0o7777)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_verify_checks_the_blobs_of_every_database_sharing_the_store(db_url, other, tmp_path):
+    """From A (SQLite or PostgreSQL), verify re-hashes B's blobs too and names who holds
+    each: a blob of B edited in place (size, permissions, times kept) is 'modified, held by
+    B', one both hold names both, and a removed one of A is 'missing'.  The quick check
+    (sizes only) finds the removal, not the edit."""
+    b_url, net, _tree, _checkout = other
+    a = Registry(db_url)
+    mine = a.log_model("p", "mine", write(tmp_path / "mine.pt", b"only in A"))
+    both = a.log_model("p", "same", write(tmp_path / "same.pt", b"theirs, champion"))
+    store = a.store()
+    _edit_in_place(store.path(both.digest), b"T")
+    os.unlink(store.path(mine.digest))
+    rows = {r["digest"]: r for r in a.verify() if r["what"] == "blob"}
+    assert len(rows) == 4  # mine, the shared one, B's two files of 'tree'
+    theirs = public_url(b_url)
+    assert (rows[both.digest]["status"], sorted(rows[both.digest]["databases"])) == (
+        "modified", sorted([public_url(db_url), theirs]))
+    assert (rows[mine.digest]["status"], rows[mine.digest]["databases"]) == (
+        "missing", [public_url(db_url)])
+    assert {r["status"] for d, r in rows.items() if d not in (both.digest, mine.digest)} == {"ok"}
+    quick = {r["digest"]: r["status"] for r in a.verify(quick=True) if r["what"] == "blob"}
+    assert quick[mine.digest] == "missing" and quick[both.digest] == "ok"
+    # from B, the store's damage looks the same: B's own blob is modified, A's is missing
+    from_b = {r["digest"]: r["status"] for r in Registry(b_url).verify() if r["what"] == "blob"}
+    assert (from_b[net.digest], from_b[mine.digest]) == ("modified", "missing")
+
+
+def test_verify_reports_an_unreadable_database_and_checks_the_rest(other, tmp_path):
+    """A database listed by the store that cannot be opened is one 'unreadable' problem
+    naming it (its blobs unchecked); the blobs of the others are still checked."""
+    b_url, _net, _tree, _checkout = other
+    a_url = f"sqlite:///{tmp_path / 'a.db'}"
+    a = Registry(a_url)
+    mine = a.log_model("p", "m", write(tmp_path / "a.pt", b"mine"))
+    os.rename(tmp_path / "b" / "theirs.db", tmp_path / "b" / "moved.db")
+    forget_engine(b_url)
+    rows = a.verify()
+    assert [(r["what"], r["digest"], r["status"]) for r in rows] == [
+        ("blob", mine.digest, "ok"), ("database", None, "unreadable")]
+    assert rows[1]["database"] == public_url(b_url) and "no tracker database" in rows[1]["reason"]
+    r = subprocess.run([sys.executable, "-m", "ato.cli", "store", "verify", "--db", a_url],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert r.returncode == 1 and f"UNREADABLE database {public_url(b_url)}" in r.stdout
+    forget_engine(a_url)
+
+
 def test_gc_spares_a_blob_both_databases_hold(other, tmp_path):
     """A blob A let go of but B still holds keeps its bytes on disk."""
     b_url, net, _tree, _checkout = other
     a_url = f"sqlite:///{tmp_path / 'a.db'}"
-    _log_kept(a_url, [_write(tmp_path / "same.pt", b"theirs, champion"),
-                      _write(tmp_path / "new.pt", b"new")])
+    _log_kept(a_url, [write(tmp_path / "same.pt", b"theirs, champion"),
+                      write(tmp_path / "new.pt", b"new")])
     a = Registry(a_url)
     assert [v.state for v in a.versions("ckpt")] == ["pruned", "live"]
     assert a.gc(dry_run=False, grace=0) == []
@@ -109,7 +153,7 @@ def test_an_unreachable_database_stops_gc_until_forgotten(other, tmp_path):
     b_url, net, _tree, _checkout = other
     a_url = f"sqlite:///{tmp_path / 'a.db'}"
     a = Registry(a_url)
-    a.log_model("p", "m", _write(tmp_path / "a.pt", b"mine"))
+    a.log_model("p", "m", write(tmp_path / "a.pt", b"mine"))
     store = a.store()
     _age_store(store)
     os.rename(tmp_path / "b" / "theirs.db", tmp_path / "b" / "moved.db")
@@ -143,7 +187,7 @@ def test_the_list_holds_urls_without_passwords_and_absolute_paths(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
         reg = Registry("sqlite:///rel.db")
-        reg.log_model("p", "m", _write(tmp_path / "m.pt", b"m"))
+        reg.log_model("p", "m", write(tmp_path / "m.pt", b"m"))
     assert known_databases(reg.store()) == [f"sqlite:///{tmp_path / 'rel.db'}"]
     assert len(os.listdir(tmp_path / "store" / "databases")) == 1
     forget_engine("sqlite:///rel.db")

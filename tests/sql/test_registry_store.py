@@ -60,6 +60,61 @@ class TestHashing:
             assert blob.digest == hashlib.sha256(data).hexdigest()
             assert blob.size == size
 
+    @pytest.mark.parametrize("reader", [False, True, None])
+    def test_both_readers_hash_every_byte_once(self, tmp_path, reader):
+        """One thread, the read-ahead thread and the automatic choice give hashlib's digest
+        at sizes around the buffer size, where the last read is full, short or empty."""
+        for size in (4096, 4097, 2 * 4096, 7 * 4096 + 1, 64 * 4096):
+            data = os.urandom(size)
+            blob = hash_file(_write(tmp_path / f"f{size}", data), buffer_size=4096,
+                             reader=reader)
+            assert blob == (hashlib.sha256(data).hexdigest(), size)
+
+    def test_a_read_error_in_the_reader_thread_reaches_the_caller(self, tmp_path, monkeypatch):
+        """An OSError raised while the second thread reads is raised by hash_file, and the
+        thread is gone afterwards."""
+        import threading
+
+        path = _write(tmp_path / "f", os.urandom(10 * 4096))
+        real_open = open
+        calls = []
+
+        class Failing(io.FileIO):
+            def readinto(self, b):
+                calls.append(threading.current_thread().name)
+                if len(calls) == 3:
+                    raise OSError(5, "Input/output error")
+                return super().readinto(b)
+
+        def fake_open(file, mode="r", *args, **kwargs):
+            return Failing(file, "rb") if file == path and mode == "rb" else real_open(
+                file, mode, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.open", fake_open)
+        with pytest.raises(OSError, match="Input/output error"):
+            hash_file(path, buffer_size=4096, reader=True)
+        assert "ato-read" in calls
+        assert not any(t.name == "ato-read" for t in threading.enumerate())
+
+    def test_walk_order_and_links(self, tmp_path):
+        """The walk lists regular files (and links to files) of every subdirectory, never
+        a directory reached through a link; its path list is what the stat cache keys."""
+        from ato.artifacts import _scan
+
+        root = tmp_path / "d"
+        for rel in ("b.txt", "a/x.bin", "a/deeper/y.bin", "c/z.bin"):
+            _write(root / rel, rel.encode())
+        os.symlink(root / "b.txt", root / "link-to-file")
+        os.symlink(root / "a", root / "link-to-dir")
+        os.mkfifo(root / "pipe")
+        joined, stats, n = _scan(str(root))
+        paths = joined.split("\0")
+        assert n == len(paths) == 5 and len(stats) == 4 * n
+        assert sorted(paths) == ["a/deeper/y.bin", "a/x.bin", "b.txt", "c/z.bin", "link-to-file"]
+        assert stats[4 * paths.index("a/x.bin")] == len(b"a/x.bin")
+        snap = snapshot(root)
+        assert [f.path for f in snap.files] == sorted(paths)
+
     def test_copy_hashing_copies_and_hashes_in_one_pass(self):
         """The copy is byte-identical and the digest is that of the bytes copied."""
         data = os.urandom(10 * 1024 + 17)
@@ -328,6 +383,26 @@ class TestLocalStore:
         blob = store.put(src)
         src.unlink()
         assert store.put(src, expected=blob.digest) == blob
+
+    def test_verify_rehashes_an_edit_that_keeps_size_mode_and_times(self, tmp_path):
+        """Bytes changed in place behind an unchanged stat are 'modified'; the quick
+        check, which compares sizes only, does not see them but sees a truncation."""
+        store = LocalStore(tmp_path / "store")
+        blob = store.put(_write(tmp_path / "f", b"x" * 5000))
+        target = store.path(blob.digest)
+        st = os.stat(target)
+        os.chmod(target, 0o644)
+        with open(target, "r+b") as f:
+            f.seek(4000)
+            f.write(b"y")
+        os.chmod(target, st.st_mode & 0o7777)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(target)[:7] == st[:7]  # mode, inode, device, links, uid, gid, size
+        assert store.verify(blob.digest, blob.size) == "modified"
+        assert store.verify(blob.digest, blob.size, quick=True) == "ok"
+        os.chmod(target, 0o644)
+        os.truncate(target, 10)
+        assert store.verify(blob.digest, blob.size, quick=True) == "modified"
 
     def test_verify_detects_modified_and_missing_blobs(self, tmp_path):
         """verify says ok, then modified after an edit, then missing after removal."""

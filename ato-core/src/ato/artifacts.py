@@ -31,6 +31,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import ClassVar, NamedTuple, Protocol
 
 from ato.errors import AtoError
@@ -38,8 +39,10 @@ from ato.errors import AtoError
 # hashlib, sqlite3, array and concurrent.futures are imported where used: this module is
 # imported with the plugin manager (for the ArtifactStore interface), which must stay light.
 
-#: Read size when only hashing (bytes).
+#: Read size when only hashing (bytes); chosen by ``benchmarks/bench_registry.py``'s sweep.
 HASH_BUFFER = 1 << 20
+#: Files at least this large are read by a second thread while hashed (by default).
+READER_THREAD_MIN = 32 << 20
 #: Chunk size when copying and hashing at once (bytes); two such buffers are in flight.
 COPY_BUFFER = 4 << 20
 #: A cache entry is trusted only when the file's mtime is this much older than the moment
@@ -67,9 +70,21 @@ class Blob(NamedTuple):
 
 
 # --------------------------------------------------------------------------- hashing
-def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER) -> Blob:
-    """SHA-256 and size of a file, read in ``buffer_size`` chunks (memory stays bounded;
-    ``hashlib`` releases the GIL, so several files hash in parallel threads)."""
+def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER,
+              reader: bool | None = None) -> Blob:
+    """SHA-256 and size of a file: one sequential SHA-256 of its raw bytes, read in
+    ``buffer_size`` chunks into reused buffers (memory stays bounded whatever the size).
+
+    ``reader`` chooses who reads: ``False`` — the calling thread reads chunk *k + 1* after
+    hashing chunk *k*; ``True`` — a second thread reads ahead into one of three buffers
+    while the caller hashes (``hashlib`` releases the GIL), so the copy out of the page
+    cache overlaps the hash on two cores; ``None`` (default) — the reader thread for a file
+    of :data:`READER_THREAD_MIN` bytes or more (it won side by side in
+    ``benchmarks/bench_registry.py``, which measures both), one thread for smaller ones.
+    Several files hash in parallel threads (:func:`snapshot`); those pass ``reader=False``.
+
+    Errors: ``OSError`` from opening or reading (``FileNotFoundError`` for a missing file).
+    """
     import hashlib
 
     with open(path, "rb", buffering=0) as f:
@@ -78,15 +93,64 @@ def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER) -> Blob:
         size = len(first)
         if size < buffer_size:  # a small file: one read, no buffer to allocate
             return Blob(h.hexdigest(), size)
+        if reader is None:
+            reader = os.fstat(f.fileno()).st_size >= READER_THREAD_MIN
+        if reader:
+            return Blob(*_hash_read_ahead(f, h, size, buffer_size))
         buf = bytearray(buffer_size)
         mv = memoryview(buf)
+        readinto, update = f.readinto, h.update
         while True:
-            n = f.readinto(mv)
-            if not n:
+            n = readinto(mv)
+            if n == buffer_size:
+                update(mv)
+            elif not n:
                 break
-            h.update(mv[:n])
+            else:
+                update(mv[:n])
             size += n
     return Blob(h.hexdigest(), size)
+
+
+def _hash_read_ahead(f, h, size: int, buffer_size: int) -> tuple[str, int]:
+    """Finish hashing the open file ``f`` into ``h`` (``size`` bytes already hashed) with a
+    reader thread filling three ``buffer_size`` buffers ahead of the hashing caller."""
+    import queue
+
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    full: queue.SimpleQueue = queue.SimpleQueue()
+    for _ in range(3):
+        free.put(bytearray(buffer_size))
+
+    def read():
+        try:
+            while True:
+                buf = free.get()
+                if buf is None:  # the hashing side stopped early
+                    return
+                n = f.readinto(buf)
+                full.put((buf, n))
+                if not n:
+                    return
+        except BaseException as e:  # re-raised by the hashing side
+            full.put((None, e))
+
+    worker = threading.Thread(target=read, name="ato-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            buf, n = full.get()
+            if buf is None:
+                raise n
+            if not n:
+                break
+            h.update(memoryview(buf)[:n] if n != buffer_size else buf)
+            size += n
+            free.put(buf)
+    finally:
+        free.put(None)
+        worker.join()
+    return h.hexdigest(), size
 
 
 def copy_hashing(src, dst, buffer_size: int = COPY_BUFFER) -> Blob:
@@ -408,6 +472,9 @@ class StatCache:
 
 
 # --------------------------------------------------------------------------- digests of paths
+_STAT_FIELDS = attrgetter("st_size", "st_mtime_ns", "st_ino", "st_ctime_ns")
+
+
 class FileEntry(NamedTuple):
     """One file of a version: relative posix path, size in bytes, SHA-256, absolute path."""
 
@@ -445,31 +512,49 @@ class Snapshot:
                 f"files={self.file_count}, hashed={self.hashed})")
 
 
-def _scan(root: str):
-    """The regular files under ``root`` in walk order (``os.scandir``, depth first), as
-    ``(relative posix paths, packed array('q') of size, mtime_ns, inode, ctime_ns per
-    file)``: one ``stat`` per file from its directory entry, nothing else kept per file.
-    Symbolic links to files are followed; links to directories are not (no cycles)."""
-    import array
+def _scan(root: str) -> tuple[str, object, int]:
+    """The regular files under ``root`` in walk order (``os.scandir``, depth first: a
+    directory's files, then its subdirectories) as ``(relative posix paths joined by NUL,
+    packed array('q') of size, mtime_ns, inode, ctime_ns per file, number of files)``.
 
-    rels: list[str] = []
+    One ``stat`` per file, taken from its directory entry; a directory's stats are read
+    and packed by C-level ``map`` calls and its paths joined in one string operation, so no
+    Python object outlives a directory.  Symbolic links to files are followed; links to
+    directories are not (no cycles)."""
+    import array
+    from itertools import chain
+
+    parts: list[str] = []
     stats = array.array("q")
-    add, pack = rels.append, stats.extend
+    count = 0
+    entry_stat, fields = os.DirEntry.stat, _STAT_FIELDS
     stack = [("", root)]
     while stack:
         rel, directory = stack.pop()
         with os.scandir(directory) as it:
-            for entry in it:
+            entries = list(it)
+        files = [e for e in entries if e.is_file(follow_symlinks=False)]
+        if len(files) != len(entries):  # subdirectories, symbolic links or other files
+            files = []
+            for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((f"{rel}{entry.name}/", entry.path))
                 elif entry.is_file():
-                    st = entry.stat()
-                    add(rel + entry.name)
-                    try:
-                        pack((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
-                    except OverflowError:  # an inode number of 2**63 or more
-                        pack((st.st_size, st.st_mtime_ns, st.st_ino - (1 << 64), st.st_ctime_ns))
-    return rels, stats
+                    files.append(entry)
+        if not files:
+            continue
+        mark = len(stats)
+        try:
+            stats.extend(chain.from_iterable(map(fields, map(entry_stat, files))))
+        except OverflowError:  # an inode number of 2**63 or more: stored as its 64-bit pattern
+            del stats[mark:]
+            for entry in files:
+                st = entry.stat()
+                ino = st.st_ino - (1 << 64) if st.st_ino >= 1 << 63 else st.st_ino
+                stats.extend((st.st_size, st.st_mtime_ns, ino, st.st_ctime_ns))
+        parts.append(rel + f"\0{rel}".join([e.name for e in files]))
+        count += len(files)
+    return "\0".join(parts), stats, count
 
 
 def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
@@ -506,14 +591,17 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
 
 
 def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
-    rels, stats = _scan(root)
-    n = len(rels)
+    joined, stats, n = _scan(root)
     if not n:
         raise ArtifactStoreError(f"{root}: the directory holds no files")
-    joined = "\0".join(rels)
+    prefix = os.path.join(root, "")
 
-    def source(rel: str) -> str:
-        return os.path.join(root, *rel.split("/"))
+    if os.sep == "/":
+        def source(rel: str) -> str:
+            return prefix + rel
+    else:
+        def source(rel: str) -> str:
+            return prefix + rel.replace("/", os.sep)
 
     row = cache.tree_row(root) if cache is not None else None
     if (row is not None and row[0] == joined and row[1] == stats.tobytes()
@@ -522,9 +610,10 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
 
         def build():
             return [FileEntry(rel, stats[4 * i], digests[64 * i:64 * i + 64], source(rel))
-                    for i, rel in enumerate(rels)]
+                    for i, rel in enumerate(joined.split("\0"))]
 
         return Snapshot(row[3], int(row[4]), True, hashed=0, file_count=n, build=build)
+    rels = joined.split("\0")
     cached = cache.load_tree(root) if row is not None else {}
     digest_of: dict[str, str] = {}
     todo: list[str] = []
@@ -539,7 +628,9 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
             todo.append(rel)
     started = time.time_ns()  # before any file is read: the racy rule's reference
     if todo:
-        one_digest = hasher or (lambda p: hash_file(p).digest)
+        # several files hash on all cores at once: no read-ahead thread per file
+        reader = None if len(todo) == 1 else False
+        one_digest = hasher or (lambda p: hash_file(p, reader=reader).digest)
 
         def one(rel):
             return rel, one_digest(source(rel))
@@ -652,13 +743,20 @@ class LocalStore:
                 pass
             raise
 
-    def verify(self, digest: str, size: int | None = None) -> str:
-        """``'ok'``, ``'missing'`` or ``'modified'`` (content no longer hashes to ``digest``)."""
+    def verify(self, digest: str, size: int | None = None, quick: bool = False) -> str:
+        """``'ok'``, ``'missing'`` or ``'modified'``.
+
+        The blob is re-hashed: bytes changed in place are found even when its size,
+        permissions and times are unchanged.  ``quick=True`` only compares its size with
+        ``size`` (no read): it finds a removed, truncated or grown blob, not an edit that
+        keeps the size."""
         target = self.path(digest)
         try:
             if size is not None and os.path.getsize(target) != size:
                 return "modified"
-            return "ok" if hash_file(target).digest == digest else "modified"
+            if quick:
+                return "ok"
+            return "ok" if hash_file(target, reader=False).digest == digest else "modified"
         except FileNotFoundError:
             return "missing"
 

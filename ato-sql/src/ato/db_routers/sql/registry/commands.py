@@ -200,22 +200,29 @@ def cmd_diff(args) -> int:
 
 # --------------------------------------------------------------------------- store
 def cmd_verify(args) -> int:
-    rows = _registry(args).verify()
+    rows = _registry(args).verify(quick=args.quick)
     bad = [r for r in rows if r["status"] != "ok"]
+    mode = ("quick: sizes only, bytes changed in place are not detected" if args.quick
+            else "full: every blob re-hashed")
     if args.json:
-        _dump({"checked": len(rows), "problems": bad})
-    else:
-        for r in bad:
-            what = " checkout" if r["what"] == "checkout" else ""
-            print(f"{r['status'].upper():9} {r['digest']}{what}  ({human(r['size'])}) in "
-                  f"{r['store']}")
-        blobs = sum(r["what"] == "blob" for r in rows)
-        checkouts = len(rows) - blobs
-        print(f"{blobs} blob{'s' if blobs != 1 else ''}"
-              + (f" and {checkouts} checkout{'s' if checkouts != 1 else ''}" if checkouts else "")
-              + f" checked, {len(bad)} problem{'s' if len(bad) != 1 else ''}"
-              + ("; resolving a damaged checkout's version rebuilds it"
-                 if any(r["what"] == "checkout" for r in bad) else ""))
+        _dump({"mode": "quick" if args.quick else "full", "checked": len(rows), "problems": bad})
+        return 1 if bad else 0
+    for r in bad:
+        if r["what"] == "database":
+            print(f"UNREADABLE database {r['database']} sharing {r['store']} ({r['reason']}): "
+                  f"its blobs were not checked")
+            continue
+        what = " checkout" if r["what"] == "checkout" else ""
+        held = f"; held by {', '.join(r['databases'])}" if r["databases"] else ""
+        print(f"{r['status'].upper():9} {r['digest']}{what}  ({human(r['size'])}) in "
+              f"{r['store']}{held}")
+    blobs = sum(r["what"] == "blob" for r in rows)
+    checkouts = sum(r["what"] == "checkout" for r in rows)
+    print(f"{blobs} blob{'s' if blobs != 1 else ''}"
+          + (f" and {checkouts} checkout{'s' if checkouts != 1 else ''}" if checkouts else "")
+          + f" checked ({mode}), {len(bad)} problem{'s' if len(bad) != 1 else ''}"
+          + ("; resolving a damaged checkout's version rebuilds it"
+             if any(r["what"] == "checkout" for r in bad) else ""))
     return 1 if bad else 0
 
 
@@ -347,7 +354,11 @@ class StoreCommand:
     def add_arguments(parser) -> None:
         sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         store_help = "store URL or directory (default: $ATO_STORE or the one beside a SQLite file)"
-        p = sub.add_parser("verify", help="re-hash every blob; exit 1 if one is missing or modified")
+        p = sub.add_parser("verify", help="re-hash every blob (of every database sharing the "
+                                          "store); exit 1 if one is missing or modified")
+        p.add_argument("--quick", action="store_true",
+                       help="compare sizes only (reads no blob): finds removed, truncated or "
+                            "grown files, not bytes changed in place")
         p.add_argument("--store", help=store_help)
         _common(p)
         p.set_defaults(_run=cmd_verify)

@@ -10,6 +10,7 @@ transaction that records them, so a version in the database always has its files
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -30,7 +31,7 @@ from ato.tracking.registry import RegistryVersion
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
 from .queries import VERSION_FROM as _VERSION_FROM
 from .queries import AmbiguousNameError as _AmbiguousName
-from .queries import as_time
+from .queries import RegistryReader, as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
@@ -110,10 +111,15 @@ class Version:
 
 
 def actor() -> str:
-    """``$ATO_USER`` or ``user@host``: who moved an alias."""
-    explicit = os.environ.get("ATO_USER")
-    if explicit:
-        return explicit
+    """``$ATO_USER`` or ``user@host``: who moved an alias.  The environment is read on
+    every call; ``user@host`` is looked up once per process (:func:`_login`)."""
+    return os.environ.get("ATO_USER") or _login()
+
+
+@functools.lru_cache(maxsize=1)
+def _login() -> str:
+    """``user@host`` of this process (the password database and the host name are not
+    consulted again for every registration)."""
     try:
         user = getpass.getuser()
     except Exception:
@@ -268,6 +274,9 @@ class Registry:
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._stores: dict = {}
         self._writable = engine is None
+        self._reader = RegistryReader(lambda sql, **params: self._read(sql, **params),
+                                      errors=(RegistryError, AmbiguousNameError),
+                                      label=f" in {url}")
 
     @classmethod
     def from_config(cls, config) -> Registry:
@@ -442,7 +451,10 @@ class Registry:
             try:
                 return self._record(
                     kind, project, name, digest=snap.digest, size=snap.size,
-                    files=snap.files, is_dir=snap.is_dir, source=os.path.abspath(os.fspath(path)),
+                    # built only for a new or revived version: an unchanged tree of 100k
+                    # files answers without one object per file
+                    files=lambda s=snap: s.files, file_count=snap.file_count, is_dir=snap.is_dir,
+                    source=os.path.abspath(os.fspath(path)),
                     reference=None, store_url=store.url if store is not None else None,
                     run_id=run_id, step=step, score=score, meta=meta, aliases=aliases,
                     description=description, keep=keep, mode=mode, hashed=snap.hashed)
@@ -467,8 +479,18 @@ class Registry:
 
     def _record(self, kind, project, name, *, digest, size, files, is_dir, source, reference,
                 store_url, run_id, step, score, meta, aliases, description, keep, mode,
-                hashed) -> Version:
+                hashed, file_count=None) -> Version:
+        """``files``: the :class:`~ato.artifacts.FileEntry` list, or a function returning it
+        (called only when the version is new or revived)."""
         who = actor()
+        if file_count is None:
+            file_count = len(files)
+        listed: list = []
+
+        def entries():
+            if not listed:
+                listed.append(files() if callable(files) else files)
+            return listed[0]
         meta_json = json.dumps(meta, default=str) if meta is not None else None
         store = self.store(store_url) if store_url else None
 
@@ -489,15 +511,15 @@ class Registry:
                     "created_by, created_at) VALUES (:a, :n, :d, :size, :count, :is_dir, "
                     ":source, :ref, :store, :run, :step, :score, :meta, 'live', :who, :now) "
                     "RETURNING id"),
-                    {"a": asset_id, "n": number, "d": digest, "size": size, "count": len(files),
+                    {"a": asset_id, "n": number, "d": digest, "size": size, "count": file_count,
                      "is_dir": is_dir, "source": source, "ref": reference, "store": store_url,
                      "run": run_id, "step": step, "score": score, "meta": meta_json,
                      "who": who, "now": now}).scalar()
-                if files:
+                if file_count:
                     conn.execute(text("INSERT INTO registry_files (version_id, path, size, digest) "
                                       "VALUES (:v, :p, :s, :d)"),
                                  [{"v": version_id, "p": f.path, "s": f.size, "d": f.digest}
-                                  for f in files])
+                                  for f in entries()])
             revived = False
             if not created:
                 version_id, number, state, had_store = row
@@ -511,7 +533,7 @@ class Registry:
                                  {"s": store_url, "v": version_id})
             if store is not None and (created or revived):
                 # a live version's blobs cannot be collected: only new or revived ones
-                self._check_blobs(conn, store, files, now)
+                self._check_blobs(conn, store, entries(), now)
             if run_id is not None:
                 self._link(conn, run_id, version_id, "output" if kind == "model" else "input", now)
             targets = list(aliases)
@@ -612,23 +634,10 @@ class Registry:
         return out
 
     def _asset_row(self, name: str, project: str | None = None, kind: str | None = None):
-        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description FROM registry_assets a "
-               "JOIN projects p ON p.id = a.project_id WHERE a.name = :n")
-        params: dict = {"n": name}
-        if project is not None:
-            sql += " AND p.name = :p"
-            params["p"] = project
-        if kind is not None:
-            sql += " AND a.kind = :k"
-            params["k"] = kind
-        rows = self._read(sql, **params)
-        what = kind or "model or dataset"
-        if not rows:
-            where = f" in project {project!r}" if project else ""
-            raise RegistryError(f"no {what} named {name!r}{where} in {self.url}")
-        if len(rows) > 1:
-            raise AmbiguousNameError(name, [(r[2], r[1]) for r in rows])
-        return rows[0]
+        """``(asset id, project, kind, name, description)``: the finder's lookup
+        (:meth:`RegistryReader.asset_row`) raising this module's :class:`RegistryError` and
+        :class:`AmbiguousNameError`."""
+        return self._reader.asset_row(name, project, kind)
 
     def get(self, name: str, ref: str | int | None = None, project: str | None = None,
             kind: str | None = None) -> Version:
@@ -970,27 +979,97 @@ class Registry:
             urls.add(open_store(self.store_url).url)
         return sorted(urls)
 
-    def verify(self) -> list[dict]:
-        """Re-hash every recorded blob, then every directory checkout in the stores:
-        ``{'store', 'digest', 'size', 'status', 'what'}`` for each, ``what`` ``'blob'`` or
-        ``'checkout'``; ``status`` ``ok``, ``missing`` or ``modified`` for a blob, ``ok`` or
-        ``damaged`` for a checkout (a file removed, added or changed; resolving the version
-        rebuilds it from the blobs)."""
-        out = []
-        for url, digest, size in self._read("SELECT store_url, digest, size FROM registry_blobs "
-                                            "ORDER BY store_url, digest"):
-            status = self.store(url).verify(digest, int(size))
-            out.append({"store": url, "digest": digest, "size": int(size), "status": status,
-                        "what": "blob"})
+    def verify(self, quick: bool = False) -> list[dict]:
+        """Check every blob recorded in the stores this database uses, then every
+        directory checkout of its versions there.
+
+        A local store shared by several databases (``<store>/databases/*.url``) is checked
+        for all of them: the blobs the *other* databases record in it are read from them
+        (opened read-only) and checked too, each row naming the databases that hold it.
+
+        By default every blob is re-hashed (several at once, one per core) and every
+        checkout re-hashed without the stat cache, so bytes changed in place are found even
+        when the size, permissions and times of the file are unchanged.  ``quick=True``
+        only compares each blob's size with the recorded one and trusts the stat cache for
+        checkouts: it finds removed, truncated and grown files, not bytes changed in place.
+
+        Returns one dict per check, sorted by store then digest: ``{'what', 'store',
+        'digest', 'size', 'status', 'databases'}``.  ``what`` ``'blob'``: ``status`` ``ok``,
+        ``missing`` or ``modified``; ``'checkout'``: ``ok`` or ``damaged`` (a file removed,
+        added or changed; resolving the version rebuilds it from the blobs); ``'database'``:
+        another database sharing the store could not be read (``status`` ``unreadable``,
+        ``database`` its URL without password, ``reason``), so its blobs went unchecked.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ato.db_routers.sql.engine import display_url
+
+        me = display_url(public_url(self.url))
+        blobs: dict = {}  # (store url, digest) -> [size, databases]
+        for url, digest, size in self._read("SELECT store_url, digest, size FROM registry_blobs"):
+            blobs[(url, digest)] = [int(size), [me]]
+        problems = []
+        for url in self._store_urls():
+            theirs, unreadable = self._other_blobs(self.store(url), url)
+            for digest, (size, db) in theirs.items():
+                blobs.setdefault((url, digest), [size, []])[1].append(db)
+            problems += [{"what": "database", "store": url, "digest": None, "size": 0,
+                          "status": "unreadable", "databases": [db], "database": db,
+                          "reason": reason} for db, reason in unreadable]
+
+        def check(item):
+            (url, digest), (size, dbs) = item
+            store = self.store(url)
+            if quick and _accepts_quick(store):
+                status = store.verify(digest, size, quick=True)
+            else:
+                status = store.verify(digest, size)
+            return {"what": "blob", "store": url, "digest": digest, "size": size,
+                    "status": status, "databases": dbs}
+
+        items = sorted(blobs.items())
+        if len(items) > 1:
+            with ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ato-verify") as pool:
+                out = list(pool.map(check, items))
+        else:
+            out = [check(item) for item in items]
         for url in self._store_urls():
             for path, v in self._checkouts(self.store(url), url):
                 try:
-                    ok = snapshot(path, self.cache).digest == v.digest
+                    ok = snapshot(path, self.cache if quick else None).digest == v.digest
                 except OSError:
                     ok = False
-                out.append({"store": url, "digest": v.digest, "size": v.size,
-                            "status": "ok" if ok else "damaged", "what": "checkout"})
-        return out
+                out.append({"what": "checkout", "store": url, "digest": v.digest, "size": v.size,
+                            "status": "ok" if ok else "damaged", "databases": [me]})
+        return out + problems
+
+    def _other_blobs(self, store, url: str) -> tuple[dict, list]:
+        """``({digest: (size, database)}, [(database, reason)])``: the blobs every other
+        database recorded in the local ``store`` holds there, and those that could not be
+        read (URLs without passwords)."""
+        from sqlalchemy import inspect
+
+        from ato.db_routers.sql.engine import display_url, open_engine
+
+        me = public_url(self.url)
+        found: dict = {}
+        unreadable = []
+        for db in known_databases(store):
+            if db == me:
+                continue
+            try:
+                engine = open_engine(db, readonly=True)
+                with engine.connect() as conn:
+                    if not inspect(conn).has_table("registry_blobs"):
+                        continue
+                    for digest, size in conn.execute(text(
+                            "SELECT digest, size FROM registry_blobs WHERE store_url = :s"),
+                            {"s": url}):
+                        found[digest] = (int(size), display_url(db))
+            except Exception as e:  # report it, check the rest
+                unreadable.append((display_url(db),
+                                   str(getattr(e, "orig", None) or e).splitlines()[0]))
+        return found, unreadable
 
     def du(self) -> dict:
         """Bytes per store: ``recorded`` (blobs the database knows), ``on_disk`` (blobs
@@ -1136,6 +1215,16 @@ class Registry:
             return True
 
         return self._write(work)
+
+
+def _accepts_quick(store) -> bool:
+    """Whether the store's ``verify`` takes ``quick=`` (optional for store plugins)."""
+    import inspect
+
+    try:
+        return "quick" in inspect.signature(store.verify).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _read_only_dirs(root: str) -> None:

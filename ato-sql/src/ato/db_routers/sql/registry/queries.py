@@ -100,13 +100,21 @@ class RegistryReader:
     has the registry's tables (a database of schema < 4 opened read-only has none: it then
     holds no models or datasets).  ``runs(where, **params)`` returns :class:`RunUse` records,
     by id, of the runs a condition on ``experiments e`` selects, with their effective
-    statuses; without it, the recorded status is reported."""
+    statuses; without it, the recorded status is reported.
+
+    ``errors`` is ``(not-found class, ambiguous-name class)`` raised by the lookups
+    (default :class:`~ato.tracking.RegistryError` and :class:`AmbiguousNameError`; the
+    writing :class:`~ato.db_routers.sql.registry.Registry` passes its own subclasses), and
+    ``label`` ends a not-found message (``" in <database>"``)."""
 
     def __init__(self, read: Callable, available: Callable[[], bool] = lambda: True,
-                 runs: Callable | None = None):
+                 runs: Callable | None = None, *, errors: tuple[type, type] | None = None,
+                 label: str = ""):
         self._read = read
         self._available = available
         self._runs = runs
+        self._not_found, self._ambiguous = errors or (RegistryError, AmbiguousNameError)
+        self._label = label
 
     # ------------------------------------------------------------------ lookups
     def asset_row(self, name: str, project: str | None = None, kind: str | None = None):
@@ -118,8 +126,8 @@ class RegistryReader:
         what = kind or "model or dataset"
         where = f" in project {project!r}" if project else ""
         if not self._available():
-            raise RegistryError(f"no {what} named {name!r}{where}: this database has no "
-                                f"registry yet")
+            raise self._not_found(f"no {what} named {name!r}{where}{self._label}: this "
+                                  f"database has no registry yet")
         sql = ("SELECT a.id, p.name, a.kind, a.name, a.description FROM registry_assets a "
                "JOIN projects p ON p.id = a.project_id WHERE a.name = :n")
         params: dict = {"n": name}
@@ -131,9 +139,9 @@ class RegistryReader:
             params["k"] = kind
         rows = self._read(sql, **params)
         if not rows:
-            raise RegistryError(f"no {what} named {name!r}{where}")
+            raise self._not_found(f"no {what} named {name!r}{where}{self._label}")
         if len(rows) > 1:
-            raise AmbiguousNameError(name, [(r[2], r[1]) for r in rows])
+            raise self._ambiguous(name, [(r[2], r[1]) for r in rows])
         return rows[0]
 
     def version_id(self, name: str, ref=None, project: str | None = None,
