@@ -26,7 +26,7 @@ def _is_key_part(part: str) -> bool:
     """A name (letters, digits, ``_``, ``-``; not starting with a digit) or an index."""
     if not part:
         return False
-    if part.isdigit():
+    if part.isascii() and part.isdigit():
         return True
     if part[0].isdigit() or part[0] == "-":
         return False
@@ -482,7 +482,7 @@ def match_key(mapping, part: str, token: str, where: str = ""):
     Raises:
         CLIError: the mapping has both ``'1'`` and ``1``, so ``part`` is ambiguous.
     """
-    if not part.isdigit():
+    if not (part.isascii() and part.isdigit()):
         return part
     number = int(part)
     has_int = any(type(k) is int and k == number for k in mapping)

@@ -131,7 +131,7 @@ def _snapshot(value):
 
 def _value_at(value, rest: list[str]):
     for part in rest:
-        if isinstance(value, (ADict, dict)) and part.isdigit() and part not in value and \
+        if isinstance(value, (ADict, dict)) and part.isascii() and part.isdigit() and part not in value and \
                 int(part) in value:
             part = int(part)  # `classes.1` names the int key 1, as on the command line
         if isinstance(value, ADict) and part in value._data:

@@ -89,9 +89,10 @@ def _scalar(text: str):
     if text in _FLOAT_WORDS:
         return float(text)
     body = text[1:] if text[:1] in "+-" else text
-    if body.isdigit():
+    if body.isascii() and body.isdigit():  # not "²" or "٣": int() refuses them
         return int(text)
-    if body.replace(".", "", 1).replace("e+", "", 1).replace("e-", "", 1).isdigit():
+    mantissa = body.replace(".", "", 1).replace("e+", "", 1).replace("e-", "", 1)
+    if mantissa.isascii() and mantissa.isdigit():
         try:
             return float(text)
         except ValueError:
@@ -187,7 +188,7 @@ def index_marker(content: str, fmt: dict | None = None):
         return None
     i = len(ip)
     j = i
-    while j < len(content) and content[j].isdigit():
+    while j < len(content) and content[j] in "0123456789":
         j += 1
     if j == i or not content.startswith(iq, j):
         return None
