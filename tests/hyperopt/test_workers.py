@@ -61,6 +61,7 @@ class Workers:
 
     def __init__(self, tmp_path: Path, url: str, studies: list, sleep: float = 0.05,
                  fail=None, name: str = "job"):
+        self.cwd = tmp_path  # checkpoints (./ato-studies) land here, not in the checkout
         self.log = tmp_path / f"{name}-calls"
         self.log.mkdir(exist_ok=True)
         self.job = tmp_path / f"{name}.json"
@@ -69,7 +70,7 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, n: int, command=None) -> list[subprocess.Popen]:
-        new = [subprocess.Popen(command or [sys.executable, str(WORKER)],
+        new = [subprocess.Popen(command or [sys.executable, str(WORKER)], cwd=self.cwd,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONWARNINGS": "ignore",
                                      "ATO_WORKER_JOB": str(self.job)})
