@@ -254,6 +254,23 @@ def _check_exception_types(name: str, catch) -> tuple:
     return types
 
 
+def _exact_json(value, other):
+    """``value`` as JSON data for comparing plans: real numbers as exact text (so ``9`` and
+    ``9.0`` agree), mappings with sorted string keys, sequences as lists, anything else as
+    ``other(value)``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            return budgets.text(budgets.exact(value))
+        except (TypeError, ValueError):
+            return repr(value)
+    if hasattr(value, "items"):
+        return {str(k): _exact_json(v, other)
+                for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_exact_json(v, other) for v in value]
+    return other(value)
+
+
 class HyperOpt(abc.ABC):
     """Base class of search algorithms; a subclass implements ``main(func)``.
 
@@ -443,18 +460,9 @@ class HyperOpt(abc.ABC):
         ``total_budget``, ``iterations``, ``sampler``, ``halving_rate``...; numbers as
         exact text, so ``9`` and ``9.0`` agree; an object by its type's name).  Two
         workers of one shared study must agree on all of them."""
-        def norm(value):
-            if isinstance(value, numbers.Real) and not isinstance(value, bool):
-                try:
-                    return budgets.text(budgets.exact(value))
-                except (TypeError, ValueError):
-                    return repr(value)
+        def other(value):
             if value is None or isinstance(value, (bool, str)):
                 return value
-            if hasattr(value, "items"):
-                return {str(k): norm(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
-            if isinstance(value, (list, tuple)):
-                return [norm(v) for v in value]
             return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
         options = {"max_budget": budgets.text(self.max_budget),
@@ -462,25 +470,14 @@ class HyperOpt(abc.ABC):
         given = self.__dict__.get("_HyperOpt__given") or {}
         for name, value in sorted(given.items()):
             if name not in self.RUN_OPTIONS and name not in options and name != "mode":
-                options[name] = norm(value)
+                options[name] = _exact_json(value, other)
         return options
 
     def plan_space(self) -> dict:
         """The search space as JSON data (each parameter's spec with sorted keys, numbers
         as exact text): what two workers of one shared study must agree on."""
-        def norm(value):
-            if isinstance(value, numbers.Real) and not isinstance(value, bool):
-                try:
-                    return budgets.text(budgets.exact(value))
-                except (TypeError, ValueError):
-                    return repr(value)
-            if hasattr(value, "items"):
-                return {str(k): norm(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
-            if isinstance(value, (list, tuple)):
-                return [norm(v) for v in value]
-            return jsonable(value)
-
-        return {str(name): norm(spec) for name, spec in self.search_spaces.items()}
+        return {str(name): _exact_json(spec, jsonable)
+                for name, spec in self.search_spaces.items()}
 
     @classmethod
     def algorithm_name(cls) -> str:
