@@ -7,6 +7,7 @@ A test module takes the autouse fixture by importing it::
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -36,3 +37,14 @@ def write(path, data: bytes):
 def settle() -> None:
     """Wait out the stat cache's racy window, so files just written are trusted."""
     time.sleep(RACY_WINDOW_NS / 1e9 + 0.05)
+
+
+def edit_in_place(path, data: bytes) -> None:
+    """Overwrite the start of ``path`` with ``data`` keeping its size, permissions and
+    times: only the bytes tell the difference (what ``ato store verify`` must catch)."""
+    st = os.stat(path)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.chmod(path, st.st_mode & 0o7777)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -11,7 +11,7 @@ import pytest
 
 from ato.db_routers.sql.manager import SQLLogger
 from tests.sql.conftest import make_config
-from tests.sql.registry_support import ACTOR, registry_env, settle, write  # noqa: F401 (fixture)
+from tests.sql.registry_support import ACTOR, edit_in_place, registry_env, settle, write  # noqa: F401 (fixture)
 
 
 def ato(*args, db=None):
@@ -84,17 +84,6 @@ def test_data_show_and_diff(populated):
     assert "used by 1 run: 1" in r.stdout and "fed model resnet v1 (champion)" in r.stdout
 
 
-def _edit_in_place(path, data: bytes) -> None:
-    """Overwrite ``path`` with ``data`` (same length) and give back its permissions and
-    times: only the bytes tell the difference."""
-    st = os.stat(path)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.write(data)
-    os.chmod(path, st.st_mode & 0o7777)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
 def test_store_verify_du_gc(populated, tmp_path):
     """verify is clean; a blob edited in place (size, permissions and times kept) is
     MODIFIED for the full check, which --quick says it does not look for; a removed blob
@@ -108,7 +97,7 @@ def test_store_verify_du_gc(populated, tmp_path):
     store = tmp_path / "store"
     edited, victim = sorted(store / d / f for d in os.listdir(store) if len(d) == 2
                             for f in os.listdir(store / d))
-    _edit_in_place(edited, b"\xff")
+    edit_in_place(edited, b"\xff")
     r = ato("store", "verify", db=populated)
     assert r.returncode == 1
     assert f"MODIFIED  {edited.parent.name}{edited.name}" in r.stdout

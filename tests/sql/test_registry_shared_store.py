@@ -14,7 +14,7 @@ from ato.db_routers.sql.engine import forget_engine
 from ato.db_routers.sql.registry import Registry, RegistryError, resolve
 from ato.db_routers.sql.registry.core import known_databases, public_url
 from tests.sql.conftest import make_config
-from tests.sql.registry_support import registry_env, settle, write  # noqa: F401 (fixture)
+from tests.sql.registry_support import edit_in_place, registry_env, settle, write  # noqa: F401 (fixture)
 
 
 def _log_kept(url, files, keep=1):
@@ -78,16 +78,6 @@ def test_gc_spares_what_another_database_references(db_url, other, tmp_path):
     assert usage["collectable_bytes"] == 0 and len(usage["databases"]) == 2
 
 
-def _edit_in_place(path, data: bytes) -> None:
-    """Overwrite the start of ``path`` keeping its size, permissions and times."""
-    st = os.stat(path)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.write(data)
-    os.chmod(path, st.st_mode & 0o7777)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
 def test_verify_checks_the_blobs_of_every_database_sharing_the_store(db_url, other, tmp_path):
     """From A (SQLite or PostgreSQL), verify re-hashes B's blobs too and names who holds
     each: a blob of B edited in place (size, permissions, times kept) is 'modified, held by
@@ -98,7 +88,7 @@ def test_verify_checks_the_blobs_of_every_database_sharing_the_store(db_url, oth
     mine = a.log_model("p", "mine", write(tmp_path / "mine.pt", b"only in A"))
     both = a.log_model("p", "same", write(tmp_path / "same.pt", b"theirs, champion"))
     store = a.store()
-    _edit_in_place(store.path(both.digest), b"T")
+    edit_in_place(store.path(both.digest), b"T")
     os.unlink(store.path(mine.digest))
     rows = {r["digest"]: r for r in a.verify() if r["what"] == "blob"}
     assert len(rows) == 4  # mine, the shared one, B's two files of 'tree'
