@@ -4,6 +4,7 @@ example scripts as real subprocesses."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+
+# A test run started in the background of a non-interactive shell (`cmd &`, nohup, some CI
+# runners) inherits SIGINT *ignored*, and every subprocess would inherit that too, so the
+# tests of how a process ends on Ctrl-C would see a process that never gets it. Handled
+# here, the disposition resets to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
