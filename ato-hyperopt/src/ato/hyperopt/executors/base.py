@@ -117,8 +117,12 @@ class Executor(Protocol):
 class BaseExecutor:
     """What most executors share: a context manager, ``close`` idempotent, a check that
     the executor is open, and :meth:`map` built on :meth:`submit` and :meth:`wait_any`
-    (at most ``slots`` items in flight).  Subclasses set ``PLUGIN_NAME`` and implement
-    :meth:`submit` and :meth:`wait_any` (and :meth:`_shutdown` when they hold workers).
+    (at most ``slots`` items in flight).  Subclasses set ``PLUGIN_NAME``; the default
+    :meth:`submit` runs the trial at once in the calling thread and returns a finished
+    ``concurrent.futures.Future``, and the default :meth:`wait_any` waits on such futures,
+    so an executor that runs trials elsewhere overrides :meth:`submit` (and
+    :meth:`wait_any` when its handles are not futures, :meth:`_shutdown` when it holds
+    workers).
     """
 
     PLUGIN_NAME = ""
@@ -152,6 +156,16 @@ class BaseExecutor:
             self._abandon(list(pending))
             raise
         return outcomes  # type: ignore[return-value]
+
+    def submit(self, fn: Callable[[Any], Any], item: Any) -> futures.Future:
+        """Run ``fn(item)`` now, in the calling thread; a finished handle."""
+        self._check_open()
+        handle: futures.Future = futures.Future()
+        handle.set_result(run_one(fn, item))
+        return handle
+
+    def wait_any(self, handles: Iterable[futures.Future]) -> tuple[futures.Future, Outcome]:
+        return first_done(handles)
 
     def close(self) -> None:
         if self._closed:

@@ -73,14 +73,6 @@ class SerialExecutor(BaseExecutor):
         self._check_open()
         return [run_one(fn, item) for item in items]
 
-    def submit(self, fn: Callable[[Any], Any], item: Any) -> futures.Future:
-        self._check_open()
-        handle: futures.Future = futures.Future()
-        handle.set_result(run_one(fn, item))
-        return handle
-
-    def wait_any(self, handles: Iterable[futures.Future]) -> tuple[futures.Future, Outcome]:
-        return first_done(handles)
 
 
 class ThreadsExecutor(BaseExecutor):
@@ -106,9 +98,6 @@ class ThreadsExecutor(BaseExecutor):
                 self._pool = futures.ThreadPoolExecutor(self.slots,
                                                         thread_name_prefix="ato-trial")
             return self._pool.submit(run_one, fn, item)
-
-    def wait_any(self, handles: Iterable[futures.Future]) -> tuple[futures.Future, Outcome]:
-        return first_done(handles)
 
     def _shutdown(self) -> None:
         if self._pool is not None:

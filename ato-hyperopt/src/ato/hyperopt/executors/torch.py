@@ -23,17 +23,15 @@ algorithms share work between ranks through the tracker's study coordination ins
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import os
 import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ato.hyperopt.executors.base import (
     BaseExecutor,
     ExecutorError,
     Outcome,
-    first_done,
     run_one,
 )
 from ato.tracking.outcome import describe_exception
@@ -56,7 +54,8 @@ def shares(n: int, world: int, split: str = "strided") -> list[list[int]]:
 class TorchExecutor(BaseExecutor):
     """Split each batch over the ranks of a ``torch.distributed`` group (module
     docstring).  ``slots`` is the world size; ``rank``/``world_size`` are this process's
-    place in the group."""
+    place in the group.  ``submit`` (from :class:`BaseExecutor`) runs a trial on this rank
+    at once, with no collective."""
 
     PLUGIN_NAME = "torch"
     #: ``submit`` runs on the calling rank, one trial at a time.
@@ -141,12 +140,3 @@ class TorchExecutor(BaseExecutor):
             raise interrupted
         return outcomes  # type: ignore[return-value]
 
-    def submit(self, fn: Callable[[Any], Any], item: Any) -> futures.Future:
-        """Run ``fn(item)`` on this rank now (no collective); a finished handle."""
-        self._check_open()
-        handle: futures.Future = futures.Future()
-        handle.set_result(run_one(fn, item))
-        return handle
-
-    def wait_any(self, handles: Iterable[futures.Future]) -> tuple[futures.Future, Outcome]:
-        return first_done(handles)
