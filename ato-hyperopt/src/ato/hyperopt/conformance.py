@@ -48,9 +48,8 @@ except ImportError:  # importable without pytest (tools import every module); ru
         return function if function is not None else (lambda f: f)
 
 from ato.adict import ADict
-from ato.errors import AtoError
 from ato.hyperopt import budgets
-from ato.hyperopt.suite_options import json_options
+from ato.hyperopt.suite_options import run_suite, spec_from_command_line, spec_of
 
 __all__ = ["AlgorithmConformance", "SPACE", "objective", "resolve_algorithm", "main"]
 
@@ -162,10 +161,7 @@ class AlgorithmConformance:
     @fixture
     def spec(self, request):
         """``(algorithm class, options)``."""
-        cls = resolve_algorithm(self.algorithm)
-        options = self.options if self.options is not None else getattr(
-            cls, "CONFORMANCE_OPTIONS", {})
-        return cls, dict(options)
+        return spec_of(resolve_algorithm, self.algorithm, self.options)
 
     @fixture
     def store(self, tmp_path):
@@ -393,45 +389,14 @@ class TestAlgorithm(AlgorithmConformance):
 
     @fixture
     def spec(self, request):
-        name = request.config.getoption("--ato-algorithm", None)
-        if not name:
-            pytest.skip("name the algorithm with --ato-algorithm NAME (or module:Class)")
-        cls = resolve_algorithm(name)
-        try:
-            options = json_options(request.config.getoption("--ato-options", None), "--ato-options")
-        except ValueError as e:
-            raise pytest.UsageError(str(e)) from None
-        if options is None:
-            options = getattr(cls, "CONFORMANCE_OPTIONS", {})
-        return cls, dict(options)
+        return spec_from_command_line(request, resolve_algorithm, "--ato-algorithm",
+                                      "--ato-options")
 
 
 def main(argv=None) -> int:
     """``python -m ato.hyperopt.conformance ALGORITHM [--options JSON] [pytest args]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m ato.hyperopt.conformance",
-        description="Run Ato's behavioural suite for search algorithms against one.")
-    parser.add_argument("algorithm", help="a PLUGIN_NAME (e.g. asha) or module:Class")
-    parser.add_argument("--options", default=None,
-                        help="JSON object of constructor options beyond the common ones")
-    args, rest = parser.parse_known_args(argv)
-    if pytest is None:
-        print("python -m ato.hyperopt.conformance: the suite runs under pytest; "
-              "pip install pytest", file=sys.stderr)
-        return 2
-    try:  # a name or path that resolves to nothing: one line, not nine tracebacks
-        resolve_algorithm(args.algorithm)
-        json_options(args.options, "--options")
-    except (AtoError, LookupError, TypeError, ValueError) as e:
-        print(f"python -m ato.hyperopt.conformance: error: {e}", file=sys.stderr)
-        return 2
-    pytest_args = ["-p", "ato.hyperopt.conformance", "--pyargs", "ato.hyperopt.conformance",
-                   "-p", "no:cacheprovider", f"--ato-algorithm={args.algorithm}"]
-    if args.options is not None:
-        pytest_args.append(f"--ato-options={args.options}")
-    return int(pytest.main(pytest_args + rest))
+    return run_suite("ato.hyperopt.conformance", "search algorithm", "asha",
+                     resolve_algorithm, "--ato-algorithm", "--ato-options", argv)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ except ImportError:  # importable without pytest (tools import every module); ru
     def fixture(function=None, **_options):
         return function if function is not None else (lambda f: f)
 
-from ato.errors import AtoError
 from ato.hyperopt.executors.base import Outcome, check_executor, get_executor
 
 # The trials live in their own module so that they pickle by reference under its real name
@@ -60,7 +59,7 @@ from ato.hyperopt.executors.trials import (
     square_late_first,
     wait_for_gate,
 )
-from ato.hyperopt.suite_options import json_options
+from ato.hyperopt.suite_options import run_suite, spec_from_command_line, spec_of
 
 __all__ = ["ExecutorConformance", "resolve_executor", "main"]
 
@@ -92,10 +91,7 @@ class ExecutorConformance:
     @fixture
     def spec(self, request):
         """``(executor class, options)``."""
-        cls = resolve_executor(self.executor)
-        options = self.options if self.options is not None else getattr(
-            cls, "CONFORMANCE_OPTIONS", {})
-        return cls, dict(options)
+        return spec_of(resolve_executor, self.executor, self.options)
 
     @fixture
     def make(self, spec):
@@ -207,46 +203,15 @@ class TestExecutor(ExecutorConformance):
 
     @fixture
     def spec(self, request):
-        name = request.config.getoption("--ato-executor", None)
-        if not name:
-            pytest.skip("name the executor with --ato-executor NAME (or module:Class)")
-        cls = resolve_executor(name)
-        try:
-            options = json_options(request.config.getoption("--ato-executor-options", None), "--ato-executor-options")
-        except ValueError as e:
-            raise pytest.UsageError(str(e)) from None
-        if options is None:
-            options = getattr(cls, "CONFORMANCE_OPTIONS", {})
-        return cls, dict(options)
+        return spec_from_command_line(request, resolve_executor, "--ato-executor",
+                                      "--ato-executor-options")
 
 
 def main(argv=None) -> int:
     """``python -m ato.hyperopt.executors.conformance EXECUTOR [--options JSON] [pytest
     args]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m ato.hyperopt.executors.conformance",
-        description="Run Ato's behavioural suite for search executors against one.")
-    parser.add_argument("executor", help="a PLUGIN_NAME (e.g. threads) or module:Class")
-    parser.add_argument("--options", default=None, help="JSON object of constructor options")
-    args, rest = parser.parse_known_args(argv)
-    if pytest is None:
-        print("python -m ato.hyperopt.executors.conformance: the suite runs under pytest; "
-              "pip install pytest", file=sys.stderr)
-        return 2
-    try:  # a name or path that resolves to nothing: one line, not nine tracebacks
-        resolve_executor(args.executor)
-        json_options(args.options, "--options")
-    except (AtoError, LookupError, TypeError, ValueError) as e:
-        print(f"python -m ato.hyperopt.executors.conformance: error: {e}", file=sys.stderr)
-        return 2
-    pytest_args = ["-p", "ato.hyperopt.executors.conformance", "--pyargs",
-                   "ato.hyperopt.executors.conformance", "-p", "no:cacheprovider",
-                   f"--ato-executor={args.executor}"]
-    if args.options is not None:
-        pytest_args.append(f"--ato-executor-options={args.options}")
-    return int(pytest.main(pytest_args + rest))
+    return run_suite("ato.hyperopt.executors.conformance", "search executor", "threads",
+                     resolve_executor, "--ato-executor", "--ato-executor-options", argv)
 
 
 if __name__ == "__main__":
