@@ -134,6 +134,25 @@ _ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true) AS a
 _RESTRICT = {None: "", "keys": " AND t.key IN :keys", "range": " AND t.seq BETWEEN :lo AND :hi"}
 
 
+def _pg_pick(queued: str, stale: str) -> str:
+    """PostgreSQL: the CTEs ``q`` (queued trials), ``r`` (trials of stale workers) and
+    ``c`` (the earlier of the two by ``seq``).  Each candidate row is locked, skipping rows
+    other claimers hold, so concurrent claimers never wait for each other."""
+    return (f"q AS ({queued} FOR UPDATE SKIP LOCKED), "
+            f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
+            f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
+            f"ORDER BY seq LIMIT 1)")
+
+
+def _bind_keys(sql: str, restrict: str | None):
+    """``sql`` as a statement; ``:keys`` expands to an ``IN`` list when ``restrict`` is
+    ``'keys'``."""
+    statement = text(sql)
+    if restrict == "keys":
+        statement = statement.bindparams(bindparam("keys", expanding=True))
+    return statement
+
+
 def _claim_sql(dialect: str, restrict: str | None, durable: bool = False):
     """The claim ``UPDATE``.  ``durable``: without the asynchronous commit, for a claim
     that shares its transaction with a report (whose commit must wait for the flush);
@@ -144,12 +163,7 @@ def _claim_sql(dialect: str, restrict: str | None, durable: bool = False):
         keys += " AND t.key <> :reported"
     queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
     if dialect == "postgresql":
-        # Each candidate row is locked, skipping rows other claimers hold; the UPDATE
-        # takes the earlier of the two.
-        sql = (f"WITH q AS ({queued} FOR UPDATE SKIP LOCKED), "
-               f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
-               f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
-               f"ORDER BY seq LIMIT 1)")
+        sql = f"WITH {_pg_pick(queued, stale)}"
         take = _TAKE.format(t="s.", now=now)
         if durable:
             sql += f" UPDATE study_trials s SET {take} FROM c WHERE s.id = c.id"
@@ -160,10 +174,7 @@ def _claim_sql(dialect: str, restrict: str | None, durable: bool = False):
         sql = (f"UPDATE study_trials SET {_TAKE.format(t='', now=now)} WHERE id = ("
                f"SELECT id FROM (SELECT * FROM ({queued}) UNION ALL SELECT * FROM ({stale})) "
                f"ORDER BY seq LIMIT 1) RETURNING key, attempts, payload")
-    statement = text(sql)
-    if restrict == "keys":
-        statement = statement.bindparams(bindparam("keys", expanding=True))
-    return statement
+    return _bind_keys(sql, restrict)
 
 
 _HELD = ("study_id = :sid AND key = :key AND state = 'running' AND worker = :worker "
@@ -180,19 +191,12 @@ def _report_next_sql(restrict: str | None):
     keys = _RESTRICT[restrict] + " AND t.key <> :key"
     queued, stale = _QUEUED.format(keys=keys), _STALE.format(keys=keys, cutoff=cutoff)
     sql = (f"WITH p AS (UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {_HELD} "
-           f"RETURNING id), "
-           f"q AS ({queued} FOR UPDATE SKIP LOCKED), "
-           f"r AS ({stale} FOR UPDATE OF t SKIP LOCKED), "
-           f"c AS (SELECT id FROM (SELECT id, seq FROM q UNION ALL SELECT id, seq FROM r) u "
-           f"ORDER BY seq LIMIT 1), "
+           f"RETURNING id), {_pg_pick(queued, stale)}, "
            f"n AS (UPDATE study_trials s SET {_TAKE.format(t='s.', now=now)} FROM c "
            f"WHERE s.id = c.id RETURNING s.key, s.attempts, s.payload) "
            f"SELECT n.key, n.attempts, n.payload, (SELECT COUNT(*) FROM p) "
            f"FROM (SELECT 1) o LEFT JOIN n ON TRUE")
-    statement = text(sql)
-    if restrict == "keys":
-        statement = statement.bindparams(bindparam("keys", expanding=True))
-    return statement
+    return _bind_keys(sql, restrict)
 
 
 def _statements(dialect: str) -> dict:
