@@ -721,6 +721,14 @@ class StagedCopy:
             self._state, self._error = "failed", ArtifactStoreError("cancelled")
         os.close(self._fd)
 
+    def commit_after_failure(self) -> None:
+        """After :meth:`copy` raised, when no other thread will call :meth:`commit`:
+        release the temporary file (already removed) and its lock."""
+        with self._cond:
+            if self._state != "failed":
+                raise ArtifactStoreError(f"{self.path}: commit_after_failure() needs a failed copy")
+        os.close(self._fd)
+
     def _progress(self, copied: int) -> None:
         with self._cond:
             self._copied = copied

@@ -542,8 +542,10 @@ class Registry:
         file of the store (:meth:`~ato.artifacts.LocalStore.stage`); a known file whose
         blob is stored needs nothing; a directory (or a store without ``stage``) is hashed
         and stored right away.  In this registry's background thread, one registration
-        after the other in the order they were started: hash the copy (following the copy
-        while it runs), sync it, rename it to its digest's place and record the version.
+        after the other in the order they were started: hash the copy, sync it, rename it to
+        its digest's place and record the version.  With ``wait=True`` the hash follows the
+        copy chunk by chunk (the caller waits for both); with ``wait=False`` it starts once
+        the copy is made, so the copy the caller waits for runs alone.
         ``wait=True`` (the default) waits for that and returns the :class:`Version`;
         ``wait=False`` returns a :class:`PendingVersion` at once.
 
@@ -574,18 +576,28 @@ class Registry:
         planned = self._stored_file_job(store, source, record) if store is not None else None
         job, staged = planned or (self._snapshot_job(store, source, path, record), None)
         pending = PendingVersion(kind, name, path)
-        try:
-            self._submit(job, pending)
-        except BaseException:
-            if staged is not None:
-                staged.cancel()  # never queued: nothing will commit it
-            raise
-        if staged is not None:
+        if staged is not None and not wait:
+            # the copy alone first: a hash running beside it slows the copy the caller
+            # waits for (measured: 0.22 s alone, 0.36 s beside the hash, 256 MiB at load 5)
             try:
-                staged.copy()  # the background thread hashes behind it
+                staged.copy()
             except BaseException:
-                pending._shared["observed"] = True  # raised here: reported once
+                staged.commit_after_failure()
                 raise
+            self._submit(job, pending)
+        else:
+            try:
+                self._submit(job, pending)
+            except BaseException:
+                if staged is not None:
+                    staged.cancel()  # never queued: nothing will commit it
+                raise
+            if staged is not None:
+                try:
+                    staged.copy()  # the background thread hashes right behind it
+                except BaseException:
+                    pending._shared["observed"] = True  # raised here: reported once
+                    raise
         if wait:
             return pending.result()
         _unfinished.add(pending)
