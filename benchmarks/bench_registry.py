@@ -222,7 +222,9 @@ def _register_rounds(reg, tmp: Path, ckpt: Path, rounds: int, python, has_mlflow
     for r in range(rounds):
         for step in steps[r % len(steps):] + steps[:r % len(steps)]:
             step()
-    return {k: statistics.median(v) for k, v in samples.items() if v}
+    medians = {k: statistics.median(v) for k, v in samples.items() if v}
+    medians["samples"] = {k: [round(x, 3) for x in v] for k, v in samples.items() if v}
+    return medians
 
 
 _MEMORY = ("import os, resource, sys; from ato.db_routers.sql.registry import Registry; "
@@ -252,6 +254,8 @@ def bench_register(tmp: Path, size: int, rows: list, big: bool, tools: Path | No
     label = f"{size / GIB:g} GiB"
     common = {"load_average_1min": [round(load, 1), round(os.getloadavg()[0], 1)],
               "rounds": rounds}
+    rows.append({"measure": f"registering a {label} checkpoint: every sample (s), rounds "
+                            f"rotated", "value": "see samples", "samples": t["samples"]})
     rows.append({"measure": f"register a new {label} checkpoint, blocking (log_model "
                             f"default wait=True) vs cp (s), medians of {rounds} rotated rounds",
                  "value": f"{r:.2f} vs {c:.2f} = x{r / c:.2f} (vs cp + fsync {cs:.2f} = "
