@@ -338,3 +338,41 @@ def test_assets_reads_through_the_finder_query(db_url, tmp_path):
     assert reg.assets(project="other") == []
     with pytest.raises(RegistryError, match="kind 'models'"):
         reg.assets(kind="models")
+
+
+DROPPER = textwrap.dedent("""
+    import sys
+    from ato.db_routers.sql.registry import Registry
+
+    Registry._record = lambda *a, **k: 1 / 0
+    Registry(sys.argv[1]).log_model("proj", "net", sys.argv[2], wait=False)  # handle dropped
+""")
+
+
+@pytest.mark.processes
+def test_a_dropped_handle_that_failed_is_reported_at_exit(tmp_path):
+    """A failed background registration that nobody asked about is printed when the
+    interpreter exits, even though its handle was dropped."""
+    ckpt = write(tmp_path / "m.pt", b"weights")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", DROPPER, f"sqlite:///{tmp_path}/r.db",
+                           str(ckpt)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "log_model('net'" in done.stderr and "ZeroDivisionError" in done.stderr
+    assert "was not recorded" in done.stderr
+
+
+def test_wait_pending_returns_the_failures(db_url, tmp_path, monkeypatch):
+    """wait_pending() waits for every background registration and lists the failed ones
+    (nothing raised); a successful one is not kept."""
+    from ato.db_routers.sql.registry import wait_pending
+
+    reg = Registry(db_url)
+    ok = reg.log_model("proj", "good", write(tmp_path / "a.pt", b"a"), wait=False)
+    assert ok.result(timeout=60).version == 1  # before recording breaks below
+    monkeypatch.setattr(Registry, "_record", lambda *a, **k: 1 / 0)
+    bad = reg.log_model("proj", "bad", write(tmp_path / "b.pt", b"b"), wait=False)
+    failed = [(p.name, type(e)) for p, e in wait_pending(timeout=60) if p in (ok, bad)]
+    assert failed == [("bad", ZeroDivisionError)]
+    assert isinstance(bad.exception(), ZeroDivisionError)
