@@ -250,6 +250,7 @@ HOLDER = textwrap.dedent("""
 
 
 class TestGarbageCollection:
+    @pytest.mark.processes
     def test_gc_spares_a_held_copy_and_takes_it_once_its_process_is_killed(self, tmp_path):
         """A temporary copy that a live process holds is spared by gc even with no grace
         and an old mtime; after ``kill -9`` the same file is collected."""
