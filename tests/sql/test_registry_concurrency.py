@@ -4,6 +4,7 @@ versions."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -25,24 +26,27 @@ WORKER = textwrap.dedent("""
     from ato.adict import ADict
     from ato.db_routers.sql.manager import SQLLogger
 
-    url, work, idx = sys.argv[1], sys.argv[2], sys.argv[3]
+    url, work, idx, wait = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "wait"
     config = ADict(experiment={"project_name": "proj", "sql": {"db_path": url}})
     deadline = time.time() + 60
     while not os.path.exists(os.path.join(work, "go")) and time.time() < deadline:
         time.sleep(0.005)
     with SQLLogger(config, handle_signals=False) as lg:
-        own = lg.log_model("model", os.path.join(work, f"own{idx}.pt"), aliases=[f"w{idx}"])
-        shared = lg.log_model("shared", os.path.join(work, "shared.pt"))
+        own = lg.log_model("model", os.path.join(work, f"own{idx}.pt"), aliases=[f"w{idx}"],
+                           wait=wait)
+        shared = lg.log_model("shared", os.path.join(work, "shared.pt"), wait=wait)
         data = lg.use_dataset("data", os.path.join(work, "data"))
+    if not wait:  # the with block waited for both
+        own, shared = own.result(timeout=0), shared.result(timeout=0)
     print(json.dumps([own.version, shared.version, data.version]))
 """)
 
 LOOPER = textwrap.dedent("""
-    import os, sys
+    import hashlib, os, sys
     from ato.adict import ADict
     from ato.db_routers.sql.manager import SQLLogger
 
-    url, work = sys.argv[1], sys.argv[2]
+    url, work, wait = sys.argv[1], sys.argv[2], sys.argv[3] == "wait"
     config = ADict(experiment={"project_name": "proj", "sql": {"db_path": url}})
     lg = SQLLogger(config, handle_signals=False)
     lg.run()
@@ -50,9 +54,16 @@ LOOPER = textwrap.dedent("""
     i = 0
     while True:
         path = os.path.join(work, f"ckpt{os.getpid()}-{i}.pt")
+        data = os.urandom(8 << 20)
         with open(path, "wb") as f:
-            f.write(os.urandom(8 << 20))
-        v = lg.log_model("big", path, step=i, aliases=["champion"] if i % 2 else [])
+            f.write(data)
+        v = lg.log_model("big", path, step=i, aliases=["champion"] if i % 2 else [], wait=wait)
+        if not wait:  # the checkpoint is written over at once: the copy was made
+            with open(path + ".sha", "w") as f:
+                f.write(hashlib.sha256(data).hexdigest())
+            with open(path, "wb") as f:
+                f.write(os.urandom(8 << 20))
+            v = v.result()
         print(v.version, flush=True)
         i += 1
 """)
@@ -74,9 +85,11 @@ def _blobs(root) -> list[str]:
                   for f in os.listdir(os.path.join(root, d)))
 
 
-def test_sixteen_processes_register_at_once(db_url, tmp_path, env, monkeypatch):
-    """16 processes on a fresh database: 0 errors, model versions 1..16 with no gap, one
-    version of the shared file and of the dataset, and exactly 17 blobs."""
+@pytest.mark.parametrize("mode", ["wait", "background"])
+def test_sixteen_processes_register_at_once(db_url, tmp_path, env, monkeypatch, mode):
+    """16 processes on a fresh database, registering blocking or in the background
+    (``wait=False``): 0 errors, model versions 1..16 with no gap, one version of the shared
+    file and of the dataset, and exactly 17 blobs."""
     work = tmp_path / "work"
     (work / "data" / "sub").mkdir(parents=True)
     (work / "data" / "a.txt").write_bytes(b"a" * 1000)
@@ -86,7 +99,8 @@ def test_sixteen_processes_register_at_once(db_url, tmp_path, env, monkeypatch):
         (work / f"own{i}.pt").write_bytes(os.urandom(50_000) + bytes([i]))
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    procs = [subprocess.Popen([sys.executable, str(script), db_url, str(work), str(i)], env=env,
+    procs = [subprocess.Popen([sys.executable, str(script), db_url, str(work), str(i), mode],
+                              env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(16)]
     time.sleep(0.5)
@@ -112,18 +126,20 @@ def test_sixteen_processes_register_at_once(db_url, tmp_path, env, monkeypatch):
     assert len(reg.runs_using("data", 1)) == 16
 
 
-def test_kill_9_leaves_no_partial_version(db_url, tmp_path, env, monkeypatch):
-    """A process registering 8 MiB checkpoints in a loop is killed with SIGKILL at random
-    moments, five times, each next process continuing the same model: every recorded
-    version has its complete blob, numbers have no gap, and gc then removes only what no
-    version holds."""
+@pytest.mark.parametrize("mode", ["wait", "background"])
+def test_kill_9_leaves_no_partial_version(db_url, tmp_path, env, monkeypatch, mode):
+    """A process registering 8 MiB checkpoints in a loop (blocking, or ``wait=False`` and
+    the checkpoint overwritten at once) is killed with SIGKILL at random moments, five
+    times, each next process continuing the same model: every recorded version has its
+    complete blob, numbers have no gap, and gc then removes only what no version holds —
+    including temporary copies the killed processes were hashing."""
     work = tmp_path / "work"
     work.mkdir()
     script = tmp_path / "looper.py"
     script.write_text(LOOPER)
     rng = random.Random(11)
     for _round in range(5):
-        p = subprocess.Popen([sys.executable, str(script), db_url, str(work)], env=env,
+        p = subprocess.Popen([sys.executable, str(script), db_url, str(work), mode], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert p.stdout.readline().strip() == "ready", p.stderr.read()
         p.stdout.readline()  # at least one version per round
@@ -145,5 +161,13 @@ def test_kill_9_leaves_no_partial_version(db_url, tmp_path, env, monkeypatch):
     assert set(_blobs(tmp_path / "store")) == recorded
     assert os.listdir(tmp_path / "store" / "tmp") == []
     last = versions[-1]
-    assert open(reg.resolve(f"ato://proj/big@v{last.version}"), "rb").read() == open(
-        last.source, "rb").read()
+    if mode == "wait":
+        assert open(reg.resolve(f"ato://proj/big@v{last.version}"), "rb").read() == open(
+            last.source, "rb").read()
+    else:  # each version holds the bytes its checkpoint had when log_model was called
+        called = [v for v in versions if os.path.exists(v.source + ".sha")]
+        assert len(called) >= len(versions) - 5
+        for v in called:
+            assert open(v.source + ".sha").read() == v.digest != hashlib.sha256(
+                open(v.source, "rb").read()).hexdigest()
+        assert reg.resolve(f"ato://proj/big@v{last.version}") == reg.store().path(last.digest)

@@ -69,6 +69,15 @@ def check_store(store, workdir: str | os.PathLike) -> None:
              "verify says 'missing' for an absent blob")
     _require(isinstance(store.clean_temp(3600.0, dry_run=True), list), store,
              "clean_temp(older_than, dry_run) returns a list")
+    if hasattr(store, "stage"):  # optional: background registration (log_model(wait=False))
+        staged = store.stage(str(copy))
+        staged.copy()
+        copy.write_bytes(b"written over after the copy")
+        _require(staged.commit() == blob, store,
+                 "stage(path): copy() then commit() stores the bytes the path held at copy() "
+                 "time, deduplicated")
+        _require(store.verify(expected, len(data)) == "ok", store,
+                 "a staged blob verifies 'ok'")
     _require(store.delete(expected) == len(data), store, "delete frees the blob")
     for p in (copy, other):
         p.unlink()

@@ -26,6 +26,7 @@ can never be mistaken for unchanged content.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -660,6 +661,203 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
     return Snapshot(digest, total, True, files, len(todo))
 
 
+# --------------------------------------------------------------------------- staging
+#: Bytes the kernel copies per call while staging; the hashing side follows chunk by chunk.
+STAGE_CHUNK = 64 << 20
+_NO_KERNEL_COPY = frozenset(getattr(errno, n) for n in (
+    "EXDEV", "ENOSYS", "EINVAL", "EOPNOTSUPP", "ENOTSUP", "EBADF", "ETXTBSY")
+    if hasattr(errno, n))
+
+
+class StagingError(ArtifactStoreError):
+    """Copying a file into the store's temporary area failed, so there is nothing to hash
+    (raised by :meth:`StagedCopy.commit` after :meth:`StagedCopy.copy` raised)."""
+
+
+class StagedCopy:
+    """A file being stored in two steps (:meth:`LocalStore.stage`): :meth:`copy` puts
+    its bytes into a locked temporary file of the store, :meth:`commit` hashes that copy
+    and renames it to its digest's place.
+
+    ``commit`` may run in another thread while ``copy`` still runs: it hashes each chunk
+    as soon as the kernel has copied it (the two overlap on two cores), and it is the
+    only reader of the temporary file, which nobody else writes — the stored bytes are
+    the hashed bytes, whatever happens to the source afterwards.  ``commit`` is called
+    exactly once per staged copy, also after a failed ``copy`` (it then raises
+    :class:`StagingError` and removes the temporary file), unless :meth:`cancel` gave the
+    copy up; the temporary file stays locked until then, so ``ato store gc`` never collects it, and a process killed meanwhile
+    leaves an unlocked file that gc removes.
+
+    After ``copy``: ``size`` (bytes copied), ``source_stat`` (the source's ``stat`` before
+    copying), ``started_ns`` (``time.time_ns()`` before copying: the stat cache's racy
+    reference) and ``source_unchanged`` (the source's size, mtime, ctime, inode and device
+    were the same after the copy, and exactly that many bytes were copied: only then may
+    the digest be remembered for the source's path)."""
+
+    def __init__(self, store: LocalStore, src, fd: int, tmp: str):
+        self.store, self.path = store, tmp
+        self.source = os.path.abspath(src.name if isinstance(src.name, str) else os.fsdecode(src.name))
+        self._src, self._fd = src, fd
+        self._cond = threading.Condition()
+        self._copied = 0
+        self._state = "copying"  # -> 'copied' | 'failed'
+        self._error: BaseException | None = None
+        self._synced: list = []
+        self._sync_thread: threading.Thread | None = None
+        self.size: int | None = None
+        self.source_stat: os.stat_result | None = None
+        self.started_ns: int | None = None
+        self.source_unchanged = False
+
+    def __repr__(self):
+        return f"StagedCopy({self.source!r} -> {self.path!r}, size={self.size})"
+
+    def cancel(self) -> None:
+        """Give up instead of copying and committing (neither may be called afterwards):
+        the temporary file is removed and its lock released."""
+        _unlink(self.path)
+        self._src.close()
+        with self._cond:
+            self._state, self._error = "failed", ArtifactStoreError("cancelled")
+        os.close(self._fd)
+
+    def commit_after_failure(self) -> None:
+        """After :meth:`copy` raised, when no other thread will call :meth:`commit`:
+        release the temporary file (already removed) and its lock."""
+        with self._cond:
+            if self._state != "failed":
+                raise ArtifactStoreError(f"{self.path}: commit_after_failure() needs a failed copy")
+        os.close(self._fd)
+
+    def _progress(self, copied: int) -> None:
+        with self._cond:
+            self._copied = copied
+            self._cond.notify_all()
+
+    def copy(self) -> int:
+        """Copy the whole source (to its end of file) into the temporary file and start
+        writing it back to disk in a helper thread; returns the bytes copied.  The copy
+        runs in the kernel (``os.copy_file_range``) where it can, else through one 4 MiB
+        buffer.  The caller may overwrite the source once this returns.
+
+        Errors: ``OSError`` from reading or writing (the temporary file is then removed)."""
+        src, out = self._src.fileno(), self._fd
+        try:
+            before = os.fstat(src)
+            self.source_stat, self.started_ns = before, time.time_ns()
+            copied = 0
+            kernel = hasattr(os, "copy_file_range") and stat.S_ISREG(before.st_mode)
+            while kernel:
+                try:
+                    n = os.copy_file_range(src, out, STAGE_CHUNK, copied, copied)
+                except OSError as e:
+                    if e.errno not in _NO_KERNEL_COPY:
+                        raise
+                    kernel = False  # this kernel cannot copy between these files
+                    break
+                if not n:
+                    break
+                copied += n
+                self._progress(copied)
+            if not kernel:
+                copied = self._copy_through_buffer(copied)
+            after = os.fstat(src)
+            self.size = copied
+            self.source_unchanged = (copied == before.st_size
+                                     and _same_file_state(before, after))
+            self._sync_thread = threading.Thread(target=self._write_back, name="ato-sync",
+                                                 daemon=True)
+            self._sync_thread.start()
+            with self._cond:
+                self._state = "copied"
+                self._cond.notify_all()
+            return copied
+        except BaseException as e:
+            _unlink(self.path)
+            with self._cond:
+                self._state, self._error = "failed", e
+                self._cond.notify_all()
+            raise
+        finally:
+            self._src.close()
+
+    def _copy_through_buffer(self, offset: int) -> int:
+        buf = bytearray(COPY_BUFFER)
+        mv = memoryview(buf)
+        self._src.seek(offset)
+        while True:
+            n = self._src.readinto(mv)
+            if not n:
+                return offset
+            done = 0
+            while done < n:
+                done += os.pwrite(self._fd, mv[done:n], offset + done) if hasattr(os, "pwrite") \
+                    else self._write_at(mv[done:n], offset + done)
+            offset += n
+            self._progress(offset)
+
+    def _write_at(self, data, offset: int) -> int:
+        os.lseek(self._fd, offset, os.SEEK_SET)
+        return os.write(self._fd, data)
+
+    def _write_back(self) -> None:
+        try:
+            (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(self._fd)
+        except BaseException as e:  # reported by commit
+            self._synced.append(e)
+
+    def commit(self, buffer_size: int = HASH_BUFFER) -> Blob:
+        """Hash the copy (following :meth:`copy` while it runs), wait for it to be on disk
+        and rename it to its digest's place — or drop it when an intact blob with that
+        digest is already stored.  Returns its digest and size.
+
+        Errors: :class:`StagingError` when the copy failed; ``OSError`` from reading or
+        syncing.  The temporary file is gone afterwards either way."""
+        import hashlib
+
+        h = hashlib.sha256()
+        buf = bytearray(buffer_size)
+        mv = memoryview(buf)
+        preadv = getattr(os, "preadv", None)
+        fd = self._fd
+        offset = 0
+        try:
+            while True:
+                with self._cond:
+                    while self._state == "copying" and self._copied <= offset:
+                        self._cond.wait()
+                    if self._state == "failed":
+                        raise StagingError(f"{self.source}: copying it into {self.store.url} "
+                                           f"failed: {self._error}") from self._error
+                    limit, finished = self._copied, self._state == "copied"
+                while offset < limit:
+                    want = min(buffer_size, limit - offset)
+                    if preadv is not None:
+                        n = preadv(fd, [mv[:want]], offset)
+                    else:
+                        data = os.pread(fd, want, offset)
+                        n = len(data)
+                        mv[:n] = data
+                    if not n:
+                        raise ArtifactStoreError(f"{self.path}: the temporary copy of "
+                                                 f"{self.source} shrank while it was hashed")
+                    h.update(mv[:n] if n != buffer_size else buf)
+                    offset += n
+                if finished and offset >= self.size:
+                    break
+            self._sync_thread.join()
+            if self._synced:
+                raise self._synced[0]
+            return self.store._place(self.path, Blob(h.hexdigest(), self.size))
+        except BaseException:
+            _unlink(self.path)
+            raise
+        finally:
+            if self._sync_thread is not None:
+                self._sync_thread.join()
+            os.close(fd)  # releases the lock
+
+
 # --------------------------------------------------------------------------- the seam
 class ArtifactStore(Protocol):
     """An artifact-store backend, returned by ``ato_register_artifact_stores``.
@@ -724,28 +922,70 @@ class LocalStore:
                 return Blob(expected, os.path.getsize(target))
             # a damaged blob: stored again below from the source, which still hashes to it
         os.makedirs(self._tmp, exist_ok=True)
-        tmp = os.path.join(self._tmp, f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
-        try:
-            with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
-                blob = copy_file_hashing(src, dst)
-                os.fsync(dst.fileno())
-            target = self.path(blob.digest)
-            if os.path.isfile(target) and _intact(target, blob.digest, blob.size):
-                os.unlink(tmp)
-                _touch(target)
-                return blob
-            directory = os.path.dirname(target)
-            os.makedirs(directory, exist_ok=True)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-            _fsync_dir(directory)
-            return blob
-        except BaseException:
+        with open(source, "rb", buffering=0) as src:
+            fd, tmp = self._temp_file()
             try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+                with open(fd, "wb", buffering=0) as dst:  # closing it releases the lock
+                    blob = copy_file_hashing(src, dst)
+                    os.fsync(dst.fileno())
+                    return self._place(tmp, blob)
+            except BaseException:
+                _unlink(tmp)
+                raise
+
+    def _temp_file(self) -> tuple[int, str]:
+        """A new temporary file in ``<root>/tmp``, open for reading and writing and
+        locked (``flock``) until its descriptor is closed: :meth:`clean_temp` never removes
+        a locked one, whatever its age.  A file that garbage collection removed between
+        its creation and the lock (no link left) is replaced by a new one."""
+        os.makedirs(self._tmp, exist_ok=True)
+        while True:
+            tmp = os.path.join(self._tmp,
+                               f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o644)
+            if _lock(fd, blocking=True) and os.fstat(fd).st_nlink == 0:
+                os.close(fd)  # collected before we held it: take another name
+                continue
+            return fd, tmp
+
+    def _place(self, tmp: str, blob: Blob) -> Blob:
+        """Rename the synced temporary file ``tmp`` holding ``blob`` to its digest's place
+        (read-only), or drop it when an intact copy is already there (deduplication)."""
+        target = self.path(blob.digest)
+        if os.path.isfile(target) and _intact(target, blob.digest, blob.size):
+            os.unlink(tmp)
+            _touch(target)
+            return blob
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        os.chmod(tmp, 0o444)
+        os.utime(tmp)  # fresh: gc spares unrecorded blobs younger than its grace period
+        os.replace(tmp, target)
+        _fsync_dir(directory)
+        return blob
+
+    def stage(self, source: str | os.PathLike) -> StagedCopy:
+        """Begin storing the file ``source`` in two steps: copy it now, hash it later.
+
+        Returns a :class:`StagedCopy` whose temporary file in ``<root>/tmp`` is already
+        created and locked; its :meth:`~StagedCopy.copy` (the caller, who must not write the
+        source meanwhile) copies the bytes in the kernel, and its :meth:`~StagedCopy.commit`
+        (any thread, even while the copy runs) hashes the *copy*, syncs it and renames it to
+        its digest's place, so what is stored is exactly what was hashed.
+
+        Errors: :class:`MissingPathError` when ``source`` does not exist; ``OSError`` from
+        opening it."""
+        try:
+            src = open(source, "rb", buffering=0)
+        except FileNotFoundError:
+            raise MissingPathError(f"{os.fspath(source)}: no such file") from None
+        try:
+            fd, tmp = self._temp_file()
+        except BaseException:
+            src.close()
             raise
+        return StagedCopy(self, src, fd, tmp)
 
     def verify(self, digest: str, size: int | None = None, quick: bool = False) -> str:
         """``'ok'``, ``'missing'`` or ``'modified'``.
@@ -787,19 +1027,34 @@ class LocalStore:
                         yield Blob(prefix + entry.name, entry.stat().st_size)
 
     def clean_temp(self, older_than: float = TEMP_GRACE_S, dry_run: bool = True) -> list[Blob]:
-        """Temporary files left by killed writers and older than ``older_than`` seconds,
-        as ``Blob(file name, size)``; removed unless ``dry_run``."""
+        """Temporary files left by killed writers, as ``Blob(file name, size)``; removed
+        unless ``dry_run``.  A file is left alone while it is younger than ``older_than``
+        seconds or while a live process holds its lock (every writer locks its temporary
+        file with ``flock`` until it is renamed or removed, and the kernel releases the
+        lock when the process dies, even by ``kill -9``); so a copy that a background
+        registration is still hashing is never collected, however old."""
         if not os.path.isdir(self._tmp):
             return []
         limit = time.time() - older_than
         out = []
         with os.scandir(self._tmp) as it:
-            for entry in it:
+            entries = list(it)
+        for entry in entries:
+            try:
                 st = entry.stat()
-                if st.st_mtime < limit:
-                    out.append(Blob(entry.name, st.st_size))
-                    if not dry_run:
-                        os.unlink(entry.path)
+                if st.st_mtime >= limit:
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            except FileNotFoundError:
+                continue  # renamed into place or removed meanwhile
+            try:
+                if not _lock(fd, blocking=False):
+                    continue  # a live writer holds it: a copy still being hashed
+                out.append(Blob(entry.name, st.st_size))
+                if not dry_run:
+                    _unlink(entry.path)  # under the lock: no writer can take it now
+            finally:
+                os.close(fd)
         return out
 
 
@@ -827,6 +1082,29 @@ def _touch(path: str) -> None:
         os.utime(path)
     except OSError:
         pass  # read-only shared store: the blob is there, that is what matters
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _lock(fd: int, blocking: bool) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; ``False`` when another open file holds it
+    (``blocking=False``).  Without ``fcntl`` (Windows) nothing is locked: ``True``."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # a file system without locks: the age rule alone applies
+    return True
 
 
 def _fsync_dir(directory: str) -> None:
@@ -872,5 +1150,6 @@ def open_store(url: str):
 
 
 __all__ = ["ArtifactStore", "ArtifactStoreError", "Blob", "FileEntry", "LocalStore",
-           "LocalStoreBackend", "Snapshot", "StatCache", "copy_hashing", "hash_file",
-           "open_store", "snapshot", "tree_digest", "url_scheme", "walk_files"]
+           "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache",
+           "copy_hashing", "hash_file", "open_store", "snapshot", "tree_digest", "url_scheme",
+           "walk_files"]

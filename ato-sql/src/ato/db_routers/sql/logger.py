@@ -209,6 +209,8 @@ class SQLLogger:
         self._with_depth = 0
         self._block_run: int | None = None
         self._project_id: int | None = None
+        self._registrations: list = []  # this run's log_model(wait=False), not yet waited for
+        self._registration_failures: list = []
         self._statements()
 
     # ------------------------------------------------------------------ SQL
@@ -275,6 +277,7 @@ class SQLLogger:
             return self._rename(self._run_id, tags, config)
         if self._run_id is not None:
             self._end("completed")
+            self._registration_failures = []  # printed and recorded with that run
         _exit_state["exit"] = _NOT_EXITED  # a sys.exit caught before this run is not its end
         config = self.config if config is None else config
         structural_hash = _structural_hash(config)
@@ -423,12 +426,44 @@ class SQLLogger:
 
         return use_reference(self, name, uri, **options)
 
-    def log_model(self, name: str, path, step=None, aliases=(), keep=None, **options):
+    def log_model(self, name: str, path, step=None, aliases=(), keep=None, wait: bool = True,
+                  **options):
         """Store the model at ``path`` as a new version of ``name`` from this run; see
-        :func:`ato.db_routers.sql.registry.log_model` (docs/models-and-data.md)."""
+        :func:`ato.db_routers.sql.registry.log_model` (docs/models-and-data.md).
+
+        ``wait=False`` returns once the file is copied (a ``PendingVersion``); the run's
+        end (``finish()``, the ``with`` block, interpreter exit, SIGTERM) waits for it, and a
+        failure then ends the run ``failed``, is printed, and is raised by ``finish()`` and
+        by a ``with`` block that had no error of its own
+        (:class:`~ato.db_routers.sql.registry.core.BackgroundRegistrationError`)."""
         from ato.db_routers.sql.registry import log_model
 
-        return log_model(self, name, path, step=step, aliases=aliases, keep=keep, **options)
+        return log_model(self, name, path, step=step, aliases=aliases, keep=keep, wait=wait,
+                         **options)
+
+    def _track_registration(self, pending) -> None:
+        """Remember a background registration of the current run: its end waits for it."""
+        pending._shared["owner"] = self._run_id
+        self._registrations.append(pending)
+
+    def _wait_registrations(self) -> list:
+        """Wait for the current run's background registrations; ``[(pending, error)]`` of
+        those that failed."""
+        pending, self._registrations = self._registrations, []
+        failed = []
+        for p in pending:
+            try:
+                p.result()
+            except Exception as e:
+                failed.append((p, e))
+        return failed
+
+    def _raise_registration_failures(self) -> None:
+        failed, self._registration_failures = self._registration_failures, []
+        if failed:
+            from ato.db_routers.sql.registry.core import BackgroundRegistrationError
+
+            raise BackgroundRegistrationError(failed)
 
     def update_status(self, status: str) -> None:
         if self._run_id is None:
@@ -438,13 +473,27 @@ class SQLLogger:
             f"UPDATE experiments SET status = {p} WHERE id = {p}", (status, self._run_id)))
 
     def finish(self, status: str = "completed", error: str | None = None) -> None:
-        """Flush, record the runtime fingerprints and end the run with ``status`` (and
-        ``error``, why it failed, when given)."""
+        """Wait for the run's background registrations (``log_model(wait=False)``), flush,
+        record the runtime fingerprints and end the run with ``status`` (and ``error``, why
+        it failed, when given).
+
+        Errors: :class:`~ato.db_routers.sql.registry.core.BackgroundRegistrationError` when
+        a background registration failed — raised after the run was recorded ``failed``
+        with the reason."""
         self._end(status, error)
+        self._raise_registration_failures()
 
     def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
             return
+        failed = self._wait_registrations()
+        if failed:
+            why = "; ".join(f"{pending.describe()} failed in the background: "
+                            f"{type(e).__name__}: {e}" for pending, e in failed)
+            print(f"ato: run {self._run_id}: {why}", file=sys.stderr)
+            status = "failed" if status == "completed" else status
+            error = why if error is None else f"{error}; {why}"
+            self._registration_failures = failed
         p = self._p
         now = self._stamp(time.time())
         run_id = self._run_id
@@ -524,6 +573,9 @@ class SQLLogger:
             return False
         self._block_run = None
         self._end(*block_outcome(exc_type, exc))
+        if exc_type is None:
+            self._raise_registration_failures()
+        self._registration_failures = []
         return False
 
     def __repr__(self):

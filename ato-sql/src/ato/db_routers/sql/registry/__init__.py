@@ -65,13 +65,25 @@ def use_reference(logger, name: str, uri: str, *, etag=None, size=None, aliases=
 
 
 def log_model(logger, name: str, path, *, step=None, aliases=(), keep=None, score=None,
-              mode="max", description=None, meta=None) -> RegistryVersion:
+              mode="max", description=None, meta=None, wait: bool = True):
     """Store the model at ``path`` as a new version of ``name`` produced by the logger's
-    current run (see :meth:`Registry.log_model`)."""
-    return registry_for(logger.config).log_model(
+    current run (see :meth:`Registry.log_model`); returns its
+    :class:`~ato.tracking.RegistryVersion`.
+
+    ``wait=False`` returns as soon as the file is copied into the store (the training loop
+    may overwrite it next) with a :class:`~ato.db_routers.sql.registry.core.PendingVersion`
+    whose ``result()`` is that record; the logger waits for it when the run ends."""
+    result = registry_for(logger.config).log_model(
         logger.project_name, name, path, run_id=logger.get_current_run_id(), step=step,
         aliases=aliases, keep=keep, score=score, mode=mode, description=description,
-        meta=meta).record()
+        meta=meta, wait=wait)
+    if wait:
+        return result.record()
+    pending = result.map(lambda version: version.record())
+    track = getattr(logger, "_track_registration", None)
+    if track is not None:
+        track(pending)
+    return pending
 
 
 def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -> str:
@@ -89,15 +101,18 @@ def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -
     return registry.resolve(uri, verify=verify)
 
 
-__all__ = ["Registry", "RegistryError", "Version", "log_model", "parse_uri", "registry_for",
-           "resolve", "use_dataset", "use_reference"]
+__all__ = ["BackgroundRegistrationError", "PendingVersion", "Registry", "RegistryError",
+           "Version", "log_model", "parse_uri", "registry_for", "resolve", "use_dataset",
+           "use_reference", "wait_pending"]
 
 
 def __getattr__(name: str):
-    """``Registry``, ``RegistryError``, ``Version``, ``parse_uri`` from :mod:`.core`, imported
+    """``Registry``, ``RegistryError``, ``Version``, ``PendingVersion``, ``parse_uri``, … from
+    :mod:`.core`, imported
     on first use: ``ato --help`` and ``ato ui`` load this package's commands without
     paying for SQLAlchemy."""
-    if name in ("Registry", "RegistryError", "Version", "parse_uri"):
+    if name in ("BackgroundRegistrationError", "PendingVersion", "Registry", "RegistryError",
+                "Version", "parse_uri", "wait_pending"):
         from . import core
 
         return getattr(core, name)

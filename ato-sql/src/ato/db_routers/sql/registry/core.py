@@ -10,21 +10,24 @@ transaction that records them, so a version in the database always has its files
 
 from __future__ import annotations
 
+import collections
 import functools
 import getpass
 import json
 import os
 import re
 import socket
+import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from ato.artifacts import ArtifactStoreError, StatCache, open_store, snapshot
+from ato.artifacts import ArtifactStoreError, FileEntry, StatCache, open_store, snapshot
 from ato.tracking.registry import RegistryError as ProtocolRegistryError
 from ato.tracking.registry import RegistryVersion
 
@@ -52,6 +55,104 @@ class AmbiguousNameError(RegistryError, _AmbiguousName):
 
 class _BlobVanished(Exception):
     """A blob was collected between writing it and recording it: write it again."""
+
+
+class _One:
+    """One :class:`~ato.artifacts.FileEntry` in the shape of a snapshot (``files``)."""
+
+    def __init__(self, entry):
+        self.files = (entry,)
+
+
+class BackgroundRegistrationError(RegistryError):
+    """Registrations started with ``wait=False`` that failed, found when the run ended
+    (``logger.finish()`` or the end of its ``with`` block raise it after recording the run
+    as ``failed``).  ``failures``: ``[(PendingVersion, exception)]``."""
+
+    def __init__(self, failures: list):
+        self.failures = failures
+        lines = "; ".join(f"{p.describe()}: {type(e).__name__}: {e}" for p, e in failures)
+        super().__init__(f"{len(failures)} background registration(s) failed: {lines}")
+
+
+class PendingVersion:
+    """A registration started with ``wait=False``: the file is already copied into the
+    store's temporary area; hashing that copy, storing it and recording the version run in
+    the registry's background thread.
+
+    - :meth:`result` waits (at most ``timeout`` seconds, else ``TimeoutError``) and returns
+      the version record, or re-raises the error the background step met (e.g.
+      :class:`~ato.artifacts.ArtifactStoreError`, a database error);
+    - :meth:`done` says whether it finished (either way), without waiting;
+    - :meth:`exception` waits and returns the error, or ``None``.
+
+    ``kind``, ``name`` and ``path`` say what is being registered."""
+
+    def __init__(self, kind: str, name: str, path, future: Future | None = None,
+                 convert=None, shared: dict | None = None):
+        self.kind, self.name, self.path = kind, name, os.fspath(path)
+        self._future = future if future is not None else Future()
+        self._convert = convert
+        self._shared = shared if shared is not None else {"observed": False, "owner": None}
+
+    def map(self, convert) -> PendingVersion:
+        """The same registration whose :meth:`result` is ``convert(result)``."""
+        inner = self._convert
+        return PendingVersion(self.kind, self.name, self.path, self._future,
+                              convert if inner is None else (lambda v: convert(inner(v))),
+                              self._shared)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self, timeout: float | None = None):
+        self._shared["observed"] = True
+        value = self._future.result(timeout)
+        return value if self._convert is None else self._convert(value)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._shared["observed"] = True
+        return self._future.exception(timeout)
+
+    def describe(self) -> str:
+        call = "log_model" if self.kind == "model" else "use_dataset"
+        return f"{call}({self.name!r}, {self.path!r})"
+
+    def __repr__(self):
+        state = "pending" if not self.done() else (
+            "failed" if self._future.exception() is not None else "done")
+        return f"<PendingVersion {self.describe()} {state}>"
+
+
+# wait=False registrations of this process not yet finished, and those that failed (kept
+# so that a failure is reported even when the caller dropped its handle)
+_unfinished: set = set()
+_exit_hooked = [False]
+
+
+def wait_pending(timeout: float | None = None) -> list:
+    """Wait for every registration of this process started with ``wait=False``; returns
+    ``[(PendingVersion, exception)]`` for those that failed (nothing is raised)."""
+    failed = []
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for pending in list(_unfinished):  # a copy: the worker removes finished ones
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            error = pending._future.exception(left)
+        except TimeoutError:
+            continue
+        if error is not None:
+            failed.append((pending, error))
+    return failed
+
+
+def _report_at_exit() -> None:
+    """At interpreter exit: a failed background registration that no logger owns and
+    nobody asked about is printed, so it cannot pass unnoticed."""
+    for pending, error in wait_pending():
+        if pending._shared["owner"] is None and not pending._shared["observed"]:
+            print(f"ato: {pending.describe()} failed in the background and was not "
+                  f"recorded: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 @dataclass
@@ -274,6 +375,9 @@ class Registry:
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._stores: dict = {}
         self._writable = engine is None
+        self._jobs: collections.deque = collections.deque()
+        self._jobs_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
         self._reader = RegistryReader(lambda sql, **params: self._read(sql, **params),
                                       errors=(RegistryError, AmbiguousNameError),
                                       label=f" in {url}")
@@ -412,25 +516,44 @@ class Registry:
     def log_model(self, project: str, name: str, path, run_id: int | None = None,
                   step: int | None = None, aliases=(), keep: int | None = None,
                   score: float | None = None, mode: str = "max",
-                  description: str | None = None, meta: dict | None = None) -> Version:
+                  description: str | None = None, meta: dict | None = None,
+                  wait: bool = True) -> Version | PendingVersion:
         """Store the model file or directory at ``path`` and record it as produced by
         ``run_id``.  ``keep=N`` lets go of this run's older versions beyond the last N
         (or the best N by ``score``, ``mode`` ``'max'`` or ``'min'``); aliased versions are
-        always kept, and ``ato store gc`` frees what was let go."""
+        always kept, and ``ato store gc`` frees what was let go.
+
+        ``wait=False`` returns once the file is copied into the store's temporary area
+        (the caller may then overwrite it) with a :class:`PendingVersion`; hashing the
+        copy and recording the version finish in the background.  See :meth:`register`."""
         return self.register("model", project, name, path, run_id=run_id, copy=True, step=step,
                              aliases=aliases, keep=keep, score=score, mode=mode,
-                             description=description, meta=meta)
+                             description=description, meta=meta, wait=wait)
 
     def register(self, kind: str, project: str, name: str, path, *, run_id=None, copy=True,
                  step=None, aliases=(), keep=None, score=None, mode="max", description=None,
-                 meta=None) -> Version:
+                 meta=None, wait: bool = True) -> Version | PendingVersion:
         """Hash ``path`` (unchanged files come from the stat cache), store its files when
         ``copy``, and record the version, its files, the run link, ``aliases`` (and
         ``latest``) in one transaction.  Returns the :class:`Version`.
 
-        Raises :class:`RegistryError` for a bad name, alias or ``keep``, and
-        :class:`~ato.artifacts.ArtifactStoreError` for a missing path or a file that keeps
-        changing while it is copied."""
+        Every registration runs in two steps.  In the caller: check the arguments and make
+        the content safe from later edits of ``path`` — a single file the stat cache does
+        not know (or whose blob is gone) is copied by the kernel into a locked temporary
+        file of the store (:meth:`~ato.artifacts.LocalStore.stage`); a known file whose
+        blob is stored needs nothing; a directory (or a store without ``stage``) is hashed
+        and stored right away.  In this registry's background thread, one registration
+        after the other in the order they were started: hash the copy, sync it, rename it to
+        its digest's place and record the version.  With ``wait=True`` the hash follows the
+        copy chunk by chunk (the caller waits for both); with ``wait=False`` it starts once
+        the copy is made, so the copy the caller waits for runs alone.
+        ``wait=True`` (the default) waits for that and returns the :class:`Version`;
+        ``wait=False`` returns a :class:`PendingVersion` at once.
+
+        Raises (at the call) :class:`RegistryError` for a bad name, alias or ``keep``,
+        :class:`~ato.artifacts.MissingPathError` for a missing path and ``OSError`` when
+        the copy fails; errors of the background step (e.g. a database error) are raised
+        by the call with ``wait=True``, else by :meth:`PendingVersion.result`."""
         if kind not in KINDS:
             raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
         if not isinstance(name, str) or not name or "@" in name or name.startswith("/"):
@@ -441,27 +564,143 @@ class Registry:
         if mode not in ("max", "min"):
             raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
         store = self.store() if copy else None
-        for _attempt in range(3):
-            # files the stat cache does not know are stored while hashed (one read);
-            # the others are put by digest, which reads nothing when the blob is present
-            hasher = (lambda p: store.put(p).digest) if store is not None else None
-            snap = snapshot(path, self.cache, hasher=hasher)
-            if store is not None:
-                self._put_all(store, snap)
+        source = os.path.abspath(os.fspath(path))
+
+        def record(digest, size, files, file_count, is_dir, hashed):
+            return self._record(
+                kind, project, name, digest=digest, size=size, files=files,
+                file_count=file_count, is_dir=is_dir, source=source, reference=None,
+                store_url=store.url if store is not None else None, run_id=run_id, step=step,
+                score=score, meta=meta, aliases=aliases, description=description, keep=keep,
+                mode=mode, hashed=hashed)
+
+        planned = self._stored_file_job(store, source, record) if store is not None else None
+        job, staged = planned or (self._snapshot_job(store, source, path, record), None)
+        pending = PendingVersion(kind, name, path)
+        if not wait:
+            _unfinished.add(pending)  # before the worker can see it; it discards successes
+            if not _exit_hooked[0]:
+                import atexit
+
+                _exit_hooked[0] = True
+                atexit.register(_report_at_exit)
+        try:
+            if staged is not None and not wait:
+                # the copy alone first: a hash running beside it slows the copy the caller
+                # waits for (measured: 0.22 s alone, 0.36 s beside the hash, 256 MiB, load 5)
+                try:
+                    staged.copy()
+                except BaseException:
+                    staged.commit_after_failure()
+                    raise
+                self._submit(job, pending)
+            else:
+                try:
+                    self._submit(job, pending)
+                except BaseException:
+                    if staged is not None:
+                        staged.cancel()  # never queued: nothing will commit it
+                    raise
+                if staged is not None:  # (wait=True) a failed copy is raised right here
+                    staged.copy()  # the background thread hashes right behind it
+        except BaseException:
+            _unfinished.discard(pending)
+            raise
+        return pending.result() if wait else pending
+
+    def _stored_file_job(self, store, source: str, record):
+        """For a single regular file and a store that stages: ``(background job,
+        StagedCopy the caller must copy)`` — the copy ``None`` when the stat cache knows the
+        file and its blob is stored.  ``None`` for anything else."""
+        if not hasattr(store, "stage"):
+            return None
+        import stat as stat_module
+
+        try:
+            st = os.stat(source)
+        except FileNotFoundError:
+            return None  # snapshot() raises the error that names it
+        if not stat_module.S_ISREG(st.st_mode):
+            return None
+        base = os.path.basename(source)
+        known = self.cache.lookup([(source, st)]).get(source)
+        if known is not None and store.has(known):
+            entry = FileEntry(base, st.st_size, known, source)
+
+            def job_known():
+                for _attempt in range(3):
+                    try:
+                        return record(known, st.st_size, [entry], 1, False, 0)
+                    except _BlobVanished:
+                        self._put_all(store, _One(entry))  # stored again from the file
+                raise ArtifactStoreError(f"{source}: its blob kept disappearing from "
+                                         f"{store.url} while registering (is 'ato store gc "
+                                         f"--delete' running?)")
+
+            # reads nothing when the blob is intact; a damaged one is stored again now
+            self._put_all(store, _One(entry))
+            return job_known, None
+        staged = store.stage(source)
+
+        def job_staged():
+            blob = staged.commit()
+            if staged.source_unchanged:  # the copied bytes are what the path held
+                self.cache.store([(source, staged.source_stat, blob.digest, staged.started_ns)])
             try:
-                return self._record(
-                    kind, project, name, digest=snap.digest, size=snap.size,
+                return record(blob.digest, blob.size,
+                              [FileEntry(base, blob.size, blob.digest, source)], 1, False, 1)
+            except _BlobVanished:
+                raise ArtifactStoreError(
+                    f"{source}: its blob {blob.digest[:12]} was collected from {store.url} "
+                    f"before the version was recorded (is 'ato store gc --delete --grace 0' "
+                    f"running?); register it again") from None
+
+        return job_staged, staged
+
+    def _snapshot_job(self, store, source: str, path, record):
+        """Hash (and store) ``path`` now through the stat cache; the job records it."""
+        hasher = (lambda p: store.put(p).digest) if store is not None else None
+        snap = snapshot(path, self.cache, hasher=hasher)
+        if store is not None:
+            self._put_all(store, snap)
+
+        def job():
+            for _attempt in range(3):
+                try:
                     # built only for a new or revived version: an unchanged tree of 100k
                     # files answers without one object per file
-                    files=lambda s=snap: s.files, file_count=snap.file_count, is_dir=snap.is_dir,
-                    source=os.path.abspath(os.fspath(path)),
-                    reference=None, store_url=store.url if store is not None else None,
-                    run_id=run_id, step=step, score=score, meta=meta, aliases=aliases,
-                    description=description, keep=keep, mode=mode, hashed=snap.hashed)
-            except _BlobVanished:
-                continue
-        raise ArtifactStoreError(f"{path}: blobs kept disappearing from {store.url} while "
-                                 f"registering (is 'ato store gc --delete' running?)")
+                    return record(snap.digest, snap.size, lambda s=snap: s.files,
+                                  snap.file_count, snap.is_dir, snap.hashed)
+                except _BlobVanished:
+                    self._put_all(store, snap)  # what gc took is stored again from the files
+            raise ArtifactStoreError(f"{source}: blobs kept disappearing from {store.url} while "
+                                     f"registering (is 'ato store gc --delete' running?)")
+
+        return job
+
+    def _submit(self, job, pending: PendingVersion) -> None:
+        """Queue ``job`` for the background thread, which settles ``pending``'s future."""
+        with self._jobs_lock:
+            self._jobs.append((job, pending))
+            if self._worker is None or not self._worker.is_alive():
+                # not a daemon: the interpreter waits for queued registrations at exit
+                self._worker = threading.Thread(target=self._work, name="ato-register")
+                self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._jobs_lock:
+                if not self._jobs:
+                    self._worker = None
+                    return
+                job, pending = self._jobs.popleft()
+            try:
+                value = job()
+            except BaseException as e:
+                pending._future.set_exception(e)
+            else:
+                pending._future.set_result(value)
+                _unfinished.discard(pending)
 
     def _put_all(self, store, snap) -> None:
         def put(entry):
@@ -687,27 +926,17 @@ class Registry:
 
     def assets(self, kind: str | None = None, project: str | None = None) -> list[dict]:
         """Every model and/or dataset: project, kind, name, description, version count,
-        latest version number, total bytes and aliases (``{alias: version}``)."""
-        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description, COUNT(v.id), MAX(v.version), "
-               "COALESCE(SUM(v.size), 0) FROM registry_assets a JOIN projects p ON "
-               "p.id = a.project_id LEFT JOIN registry_versions v ON v.asset_id = a.id WHERE 1 = 1")
-        params = {}
-        if kind:
-            sql += " AND a.kind = :k"
-            params["k"] = kind
-        if project:
-            sql += " AND p.name = :p"
-            params["p"] = project
-        sql += " GROUP BY a.id, p.name, a.kind, a.name, a.description ORDER BY p.name, a.kind, a.name"
-        rows = self._read(sql, **params)
-        aliases: dict = {}
-        for asset_id, alias, number in self._read(
-                "SELECT al.asset_id, al.alias, v.version FROM registry_aliases al JOIN "
-                "registry_versions v ON v.id = al.version_id ORDER BY al.alias"):
-            aliases.setdefault(asset_id, {})[alias] = number
-        return [{"project": r[1], "kind": r[2], "name": r[3], "description": r[4],
-                 "versions": r[5], "latest": r[6], "size": int(r[7]),
-                 "aliases": aliases.get(r[0], {})} for r in rows]
+        latest version number, total bytes and aliases (``{alias: version}``), sorted by
+        project, kind and name — the finder's :meth:`RegistryReader.registry_assets`, as
+        plain dicts.
+
+        Errors: :class:`RegistryError` for a ``kind`` other than ``'model'``/``'dataset'``."""
+        if kind is not None and kind not in KINDS:
+            raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+        return [{"project": a.project, "kind": a.kind, "name": a.name,
+                 "description": a.description, "versions": a.versions, "latest": a.latest,
+                 "size": a.size, "aliases": dict(a.aliases)}
+                for a in self._reader.registry_assets(kind=kind or None, project=project or None)]
 
     def files(self, version: Version) -> list[dict]:
         """The files of a version, sorted by path: ``{'path', 'size', 'digest'}``."""
