@@ -362,27 +362,27 @@ def chosen_ids(conn, dialect: str, key: str, ends: dict, buckets: int) -> dict:
             sql, params = _candidates_sql(dialect, blocks, raws, runs)
             params.update(k=key, f0=f0, nb=buckets, span=f1 - f0 + 1)
             cur.execute(*_driver(dialect, sql, params))
-            lo: dict = {}
-            hi: dict = {}
-            last: dict = {}
-            for g, is_lo, ls, li, is_hi, hs, hid, is_last, zs, zi in cur.fetchall():
-                if is_lo:
-                    c = lo.get(g)
-                    if c is None or (ls, li) < c:
-                        lo[g] = (ls, li)
-                if is_hi:
-                    c = hi.get(g)
-                    if c is None or (hs, hid) < c:
-                        hi[g] = (hs, hid)
-                if is_last:
-                    c = last.get(g)
-                    if c is None or (zs, zi) > c:
-                        last[g] = (zs, zi)
+            chosen: dict = {}
+            for g, lv, ls, li, hv, hs, hid, zs, zi in cur.fetchall():
+                c = chosen.get(g)
+                if c is None:
+                    chosen[g] = [lv, ls, li, hv, hs, hid, zs, zi]
+                    continue
+                if lv is not None:
+                    if c[0] is None or lv < c[0] or (lv == c[0] and (ls, li) < (c[1], c[2])):
+                        c[0], c[1], c[2] = lv, ls, li
+                    if c[3] is None or hv > c[3] or (hv == c[3] and (hs, hid) < (c[4], c[5])):
+                        c[3], c[4], c[5] = hv, hs, hid
+                if zs > c[6] or (zs == c[6] and zi > c[7]):
+                    c[6], c[7] = zs, zi
             for run_id, first_id, last_id in runs:
                 out[run_id] = {first_id, last_id}
-            for chosen in (lo, hi, last):
-                for g, (_, id_) in chosen.items():
-                    out[g // buckets].add(id_)
+            for g, c in chosen.items():
+                ids = out[g // buckets]
+                ids.add(c[7])
+                if c[0] is not None:
+                    ids.add(c[2])
+                    ids.add(c[5])
         return out
     finally:
         cur.close()
@@ -390,9 +390,8 @@ def chosen_ids(conn, dialect: str, key: str, ends: dict, buckets: int) -> dict:
 
 def _candidates_sql(dialect: str, blocks, raws, runs) -> tuple[str, dict]:
     """The candidates statement of :func:`chosen_ids` for ``runs`` (``(run_id, first id,
-    last id)``) sharing one plan: rows ``(run_id * B + bucket, kind, step, id)``, kind 0
-    for a bucket's minimum, 1 its maximum, 2 its last point (several rows of one kind
-    where they tie)."""
+    last id)``) sharing one plan: rows ``(run_id * B + bucket, lo value, lo step, lo id,
+    hi value, hi step, hi id, last step, last id)``."""
     params: dict = {}
     if dialect == "sqlite":
         number = "typeof(m.value) IN ('integer', 'real')"
@@ -423,16 +422,12 @@ def _candidates_sql(dialect: str, blocks, raws, runs) -> tuple[str, dict]:
                       bhi=[b[2] for b in blocks], rlo=[r[0] for r in raws],
                       rhi=[r[1] for r in raws], rid=[r[0] for r in runs],
                       rfirst=[r[1] for r in runs], rlast=[r[2] for r in runs])
-    # Per bucket g (run * B + bucket) the candidates' smallest value, largest value and
-    # greatest step, in SQL; then every candidate holding one of them: ties (equal values
-    # or steps) are broken here by (step, id), so the statement returns about three rows
-    # per bucket instead of every candidate.
-    sql = f"""{head}{", " if head else "WITH "}c AS MATERIALIZED (
-        SELECT CAST(r.run AS BIGINT) * :nb + (CAST(k.block AS BIGINT) * k.size - :f0) * :nb / :span
-                 AS g,
-               k.lo_value AS lv, k.lo_step AS ls, k.lo_id AS li,
-               k.hi_value AS hv, k.hi_step AS hs, k.hi_id AS hid,
-               k.last_step AS zs, k.last_id AS zi
+    # A raw row is its own min, max and last: it carries its value, step and id in the
+    # places of a block's lo, hi and last (NULL values where it is NaN).
+    sql = f"""{head}
+        SELECT CAST(r.run AS BIGINT) * :nb + (CAST(k.block AS BIGINT) * k.size - :f0) * :nb / :span,
+               k.lo_value, k.lo_step, k.lo_id, k.hi_value, k.hi_step, k.hi_id,
+               k.last_step, k.last_id
         FROM {block_src} CROSS JOIN metric_blocks k
         WHERE k.run_id = r.run AND k.key = :k AND k.size = p.sz AND k.block BETWEEN p.lo AND p.hi
         UNION ALL
@@ -441,10 +436,7 @@ def _candidates_sql(dialect: str, blocks, raws, runs) -> tuple[str, dict]:
                CASE WHEN {number} THEN m.value END, m.step, m.id, m.step, m.id
         FROM {raw_src} CROSS JOIN metrics m
         WHERE m.run_id = r.run AND m.key = :k AND m.step BETWEEN p.lo AND p.hi
-          AND m.id <> r.first AND m.id <> r.last),
-      a AS (SELECT g, MIN(lv) AS lo, MAX(hv) AS hi, MAX(zs) AS z FROM c GROUP BY g)
-    SELECT c.g, c.lv = a.lo, c.ls, c.li, c.hv = a.hi, c.hs, c.hid, c.zs = a.z, c.zs, c.zi
-    FROM c JOIN a ON a.g = c.g WHERE c.lv = a.lo OR c.hv = a.hi OR c.zs = a.z"""
+          AND m.id <> r.first AND m.id <> r.last"""
     return sql, params
 
 
