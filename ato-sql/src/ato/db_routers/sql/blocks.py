@@ -316,23 +316,24 @@ def reduce_with_blocks(conn, dialect: str, run_id: int, key: str, first, last, b
     ``first`` and ``last`` are ``(id, step)`` of the series' (or window's) first and last
     point by ``(step, id)``; ``buckets`` is ``B`` (see :func:`chosen_ids`)."""
     ids = chosen_ids(conn, dialect, key, {run_id: (first, last)}, buckets)[run_id]
+    return rows_by_id(conn, dialect, ids, "run_id, key, value, step, timestamp", "step, id")
+
+
+def rows_by_id(conn, dialect: str, ids, columns: str, order: str) -> list:
+    """``SELECT columns FROM metrics`` of the rows whose id is in ``ids``, ``ORDER BY
+    order`` (both SQL text written by the caller, never user input), the ids one bound
+    parameter (a JSON array on SQLite, an array on PostgreSQL)."""
+    if dialect == "sqlite":
+        pick, param = "IN (SELECT value FROM json_each(:ids))", json.dumps(sorted(ids))
+    else:
+        pick, param = "= ANY(CAST(:ids AS BIGINT[]))", sorted(ids)
     cur = conn.connection.cursor()
     try:
-        cur.execute(*_driver(dialect, "SELECT run_id, key, value, step, timestamp FROM "
-                                      f"metrics WHERE id {_pick(dialect)} ORDER BY step, id",
-                             {"ids": _ids_param(dialect, ids)}))
+        cur.execute(*_driver(dialect, f"SELECT {columns} FROM metrics WHERE id {pick} "
+                                      f"ORDER BY {order}", {"ids": param}))
         return cur.fetchall()
     finally:
         cur.close()
-
-
-def _pick(dialect: str) -> str:
-    return ("IN (SELECT value FROM json_each(:ids))" if dialect == "sqlite"
-            else "= ANY(CAST(:ids AS BIGINT[]))")
-
-
-def _ids_param(dialect: str, ids):
-    return json.dumps(sorted(ids)) if dialect == "sqlite" else sorted(ids)
 
 
 def chosen_ids(conn, dialect: str, key: str, ends: dict, buckets: int) -> dict:

@@ -530,8 +530,11 @@ class SQLFinder:
     def get_metric_series_columns(self, run_ids, key: str, *, min_step: int | None = None,
                                   max_step: int | None = None, max_points: int | None = None,
                                   times: bool = True) -> list[SeriesColumns]:
-        """:meth:`get_metric_series` of every run of ``run_ids`` as columns, all read in
-        one snapshot.  A whole-series reduction of runs whose block summaries are complete
+        """:meth:`get_metric_series` of every run of ``run_ids`` as columns, each run read
+        within one snapshot: all runs in one, or from :attr:`columns_split` runs on,
+        each half of them in its own, the two halves read at once on two connections
+        (the database's work runs without the interpreter lock, so they overlap on two
+        cores).  A whole-series reduction of runs whose block summaries are complete
         (the dashboard's chart) takes, whatever the number of runs, one statement for
         their counts, one per run for its first and last point, one candidates statement
         per set of runs sharing their first and last steps (:func:`blocks.chosen_ids`)
@@ -554,9 +557,6 @@ class SQLFinder:
 
         if len(halves) == 1:
             return read(run_ids)
-        # Two halves on two connections at once: the database's work (most of it) runs
-        # without the interpreter lock, so the halves overlap on two cores.  Each run is
-        # still read within one snapshot.
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(2) as pool:
@@ -596,15 +596,9 @@ class SQLFinder:
                 ends[run_id] = ((e[0], e[1]), (e[2], e[3]))
             chosen = blocks.chosen_ids(conn, self.dialect, key, ends, bucket_count(max_points))
             ids = set().union(*chosen.values())
-            cur = conn.connection.cursor()
-            try:
-                cur.execute(*blocks._driver(self.dialect, (
-                    f"SELECT run_id, step, value{', timestamp' if times else ''} FROM metrics "
-                    f"WHERE id {blocks._pick(self.dialect)} ORDER BY run_id, step, id"),
-                    {"ids": blocks._ids_param(self.dialect, ids)}))
-                rows = cur.fetchall()
-            finally:
-                cur.close()
+            rows = blocks.rows_by_id(conn, self.dialect, ids,
+                                     "run_id, step, value" + (", timestamp" if times else ""),
+                                     "run_id, step, id")
             for run_id, group in groupby(rows, itemgetter(0)):
                 grouped[run_id] = list(zip(*group))
         out = []
