@@ -20,8 +20,6 @@ the machine's load: the figure to compare when the load average is high, and CPU
 
 - ``series``: the whole request; ``read``: the tracker's part alone (the store's
   ``series``: what the finder returns, turned into the response's lists);
-- ``now, one connection``: the same with ato-sql reading all runs on one connection
-  instead of two halves on two connections at once (``SQLFinder.columns_split``);
 - ``scan floor``: one bare aggregate scan per run (``COUNT``, ``MIN``, ``MAX`` over its
   index range) — what any exact reduction reading every row costs at least;
 - ``raw rows``: ``series`` again on a copy of the file whose block summaries are marked
@@ -70,9 +68,8 @@ def _count_instructions(engine) -> list[int]:
     return counter
 
 
-def worker(db: str, runs: int, one_connection: bool = False) -> None:
-    """Measure the code on ``sys.path`` once; print one JSON line.  ``one_connection``:
-    read the runs on one connection, not in two halves at once."""
+def worker(db: str, runs: int) -> None:
+    """Measure the code on ``sys.path`` once; print one JSON line."""
     from sqlalchemy import text
     from starlette.testclient import TestClient
 
@@ -86,8 +83,6 @@ def worker(db: str, runs: int, one_connection: bool = False) -> None:
         store = client.app.state.store
         client.get("/api/series?runs=1&key=loss&max_points=970")  # opens the database
         finder = store._finder.backend
-        if one_connection:
-            finder.columns_split = 10**9
         counter = _count_instructions(finder.engine)
         counter[0] = 0
         t0, c0 = time.perf_counter(), time.process_time()
@@ -142,9 +137,8 @@ def code_env(baseline: Path | None) -> dict:
     return env
 
 
-def run_worker(db: Path, runs: int, env: dict, one_connection: bool = False) -> dict:
+def run_worker(db: Path, runs: int, env: dict) -> dict:
     args = ["--worker", str(db), str(runs)] if runs else ["--flush-worker", str(db)]
-    args += ["--one-connection"] if one_connection else []
     proc = subprocess.run([sys.executable, __file__, *args],
                           env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -174,8 +168,7 @@ def main(quick: bool, baseline: Path | None, db: Path | None, rounds: int | None
 
         with sqlite3.connect(raw) as conn:
             conn.execute("DELETE FROM metric_block_counts")
-        versions = {"now": (db, code_env(None)), "now, one connection": (db, code_env(None)),
-                    "raw rows": (raw, code_env(None))}
+        versions = {"now": (db, code_env(None)), "raw rows": (raw, code_env(None))}
         if baseline is not None:
             versions["before"] = (db, code_env(baseline))
         samples: dict = {name: [] for name in versions}
@@ -183,7 +176,7 @@ def main(quick: bool, baseline: Path | None, db: Path | None, rounds: int | None
         load = [os.getloadavg()[0]]
         for i in range(rounds):
             for name, (path, env) in versions.items():
-                samples[name].append(run_worker(path, runs, env, "one connection" in name))
+                samples[name].append(run_worker(path, runs, env))
             for name in flushes:
                 target = tmp / f"flush-{name}-{i}"
                 target.mkdir()
@@ -246,7 +239,7 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        worker(sys.argv[2], int(sys.argv[3]), "--one-connection" in sys.argv)
+        worker(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["--flush-worker"]:
         flush_worker(sys.argv[2])
     else:

@@ -128,8 +128,6 @@ class SQLFinder:
     """
 
     capabilities = frozenset(CAPABILITIES)
-    #: ``get_metric_series_columns`` of this many runs or more is read in two halves at once.
-    columns_split = 16
 
     def __new__(cls, config, **options):
         other = other_backend(config, "finder", options) if cls is SQLFinder else None
@@ -530,11 +528,8 @@ class SQLFinder:
     def get_metric_series_columns(self, run_ids, key: str, *, min_step: int | None = None,
                                   max_step: int | None = None, max_points: int | None = None,
                                   times: bool = True) -> list[SeriesColumns]:
-        """:meth:`get_metric_series` of every run of ``run_ids`` as columns, each run read
-        within one snapshot: all runs in one, or from :attr:`columns_split` runs on,
-        each half of them in its own, the two halves read at once on two connections
-        (the database's work runs without the interpreter lock, so they overlap on two
-        cores).  A whole-series reduction of runs whose block summaries are complete
+        """:meth:`get_metric_series` of every run of ``run_ids`` as columns, all read in
+        one snapshot.  A whole-series reduction of runs whose block summaries are complete
         (the dashboard's chart) takes, whatever the number of runs, one statement for
         their counts, one per run for its first and last point, one candidates statement
         per set of runs sharing their first and last steps (:func:`blocks.chosen_ids`)
@@ -547,21 +542,8 @@ class SQLFinder:
         if self._empty or not run_ids:
             return [SeriesColumns(r, key, [], [], [] if times else None, 0, False, min_step,
                                   max_step) for r in run_ids]
-        halves = [run_ids]
-        if len(run_ids) >= self.columns_split and self.dialect in ("sqlite", "postgresql"):
-            halves = [run_ids[:len(run_ids) // 2], run_ids[len(run_ids) // 2:]]
-
-        def read(ids):
-            with self._snapshot() as conn:
-                return self._columns(conn, ids, key, min_step, max_step, max_points, times)
-
-        if len(halves) == 1:
-            return read(run_ids)
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(2) as pool:
-            first, second = pool.map(read, halves)
-        return first + second
+        with self._snapshot() as conn:
+            return self._columns(conn, run_ids, key, min_step, max_step, max_points, times)
 
     def _columns(self, conn, run_ids, key, min_step, max_step, max_points, times
                  ) -> list[SeriesColumns]:
