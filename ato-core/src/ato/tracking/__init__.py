@@ -30,6 +30,7 @@ from ato.tracking.protocol import (
     REQUIRED_LOGGER_MEMBERS,
     STATUSES,
     Artifact,
+    ColumnsFinder,
     Fingerprint,
     MetricPoint,
     MetricSeries,
@@ -67,6 +68,7 @@ from ato.tracking.where import WhereError, matches, parse_where
 __all__ = [
     "CAPABILITIES", "ORDER_FIELDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS",
     "STATUSES", "TRIAL_STATES", "AliasEvent", "Artifact", "CapabilityError", "Claim",
+    "ColumnsFinder",
     "Finder", "Fingerprint", "Lineage", "MetricPoint", "MetricSeries", "MetricSummary",
     "Project", "Provenance", "RegistryAsset", "RegistryError", "RegistryFinder",
     "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
@@ -394,9 +396,10 @@ class Finder:
 
 
 for _name in (*REQUIRED_FINDER_MEMBERS, "get_artifacts", "get_fingerprints",
-              "get_metric_series", "get_metric_series_columns", "get_metric_points_since"):
+              "get_metric_series", "get_metric_points_since"):
     # the facade's members document themselves with the protocol's docstrings
     getattr(Finder, _name).__doc__ = getattr(TrackerFinder, _name).__doc__
+Finder.get_metric_series_columns.__doc__ = ColumnsFinder.get_metric_series_columns.__doc__
 for _name in REGISTRY_FINDER_MEMBERS:
     getattr(Finder, _name).__doc__ = getattr(RegistryFinder, _name).__doc__
 del _name

@@ -333,18 +333,6 @@ class TrackerFinder(Protocol):
 
         Errors: ``ValueError`` when ``max_points < 5``."""
 
-    def get_metric_series_columns(self, run_ids: Iterable[int], key: str, *,
-                                  min_step: int | None = None, max_step: int | None = None,
-                                  max_points: int | None = None, times: bool = True
-                                  ) -> list[SeriesColumns]:
-        """``get_metric_series(run_id, key, ...)`` of every run of ``run_ids``, in that
-        order (a run without such points gives empty columns and ``total`` 0), as
-        :class:`SeriesColumns`; ``times=False`` leaves the timestamps out (``times`` is
-        ``None``).  A chart of many runs asks for them all at once, so a backend can read
-        them in one snapshot with a few statements (``columns`` capability).
-
-        Errors: ``ValueError`` when ``max_points < 5``."""
-
     def get_metric_points_since(self, run_id: int, *, keys: Iterable[str] | None = None,
                                 after_step: int | None = None,
                                 after_time: datetime | None = None) -> list[MetricPoint]:
@@ -358,6 +346,24 @@ class TrackerFinder(Protocol):
         ``{"error": "Run not found"}`` instead of a run.
 
         Errors: ``ValueError`` when ``mode`` is not ``'max'`` or ``'min'``."""
+
+
+class ColumnsFinder(Protocol):
+    """The member a finder adds with the ``columns`` capability.  Not part of
+    :class:`TrackerFinder` (a finder without it is complete): without the capability,
+    :class:`ato.tracking.Finder` builds the columns from ``get_metric_series``."""
+
+    def get_metric_series_columns(self, run_ids: Iterable[int], key: str, *,
+                                  min_step: int | None = None, max_step: int | None = None,
+                                  max_points: int | None = None, times: bool = True
+                                  ) -> list[SeriesColumns]:
+        """``get_metric_series(run_id, key, ...)`` of every run of ``run_ids``, in that
+        order (a run without such points gives empty columns and ``total`` 0), as
+        :class:`SeriesColumns`; ``times=False`` leaves the timestamps out (``times`` is
+        ``None``).  A chart of many runs asks for them all at once, so a backend can read
+        them in one snapshot with a few statements (``columns`` capability).
+
+        Errors: ``ValueError`` when ``max_points < 5``."""
 
 
 #: The members a finder must have; the rest depend on declared capabilities.

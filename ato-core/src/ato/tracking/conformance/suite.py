@@ -401,6 +401,8 @@ class TrackerConformance(StudyConformance):
         """``get_metric_series_columns``: each asked run's ``get_metric_series`` as
         columns, in the order asked (the backend's own under the ``columns`` capability,
         otherwise built by :class:`ato.tracking.Finder` from ``get_metric_series``)."""
+        if finder.supports("columns"):
+            assert callable(getattr(finder.backend, "get_metric_series_columns", None))
         values = [math.cos(s / 9.0) for s in range(1200)]
         values[777] = 50.0  # a spike
         long = self.log(url, project, metrics=[("loss", v, s) for s, v in enumerate(values)])
