@@ -1,22 +1,25 @@
 """The dashboard's chart read alone (issue #10: one chart of 100 runs x 10,000 steps),
 written to benchmarks/results/chart.json.
 
-    python benchmarks/bench_chart.py [--quick] [--baseline DIR] [--db PATH]
+    python benchmarks/bench_chart.py [--quick] [--baseline DIR] [--db PATH] [--rounds N]
 
-No browser and no HTTP: ato-sql's ``get_metric_series`` for every run of the chart, as
-``ato ui``'s ``/api/series`` calls it for a 646 px wide card (``max_points`` 970, the
-card's width x 1.5), on a SQLite file of 100 runs x 10,000 steps of ``loss`` (each with one
-spike; ``tests.ui.populate.populate_long``, the database ``bench_ui.py`` charts).  ``--db``
-reuses such a file (it is written once, ~1 min, and kept only when given; it must have
-been written by this version's logger, schema 6, for the blocks to exist).
+No browser: ``ato ui``'s ``/api/series`` for a chart of every run, as a 646 px wide card
+asks for it (``max_points`` 970, the card's width x 1.5, no timestamps: the x axis is the
+step), called in-process through Starlette's test client with ``Accept-Encoding: gzip``
+(so it includes the JSON encoding and the compression), on a SQLite file of 100 runs x
+10,000 steps of ``loss`` (each with one spike; ``tests.ui.populate.populate_long``, the
+database ``bench_ui.py`` charts).  ``--db`` reuses such a file (it is written once, ~1 min,
+and kept only when given; it must have been written by a logger of schema 6 or later, for
+the blocks to exist).
 
 Each code version runs in its own subprocess (``--baseline DIR``: the ``*/src`` of an
 earlier checkout first on ``PYTHONPATH``, e.g. ``git worktree add DIR REV``), the versions
 taking turns, so both saw the same load; medians of the rounds.  Besides seconds it counts
 SQLite virtual-machine instructions (a progress handler every 1,000), which do not depend on
-the machine's load: the figure to compare when the load average is high.
+the machine's load: the figure to compare when the load average is high, and CPU seconds of the process.
 
-- ``series``: the reduction of all runs, one after the other;
+- ``series``: the whole request; ``read``: the tracker's part alone (the store's
+  ``series``: what the finder returns, turned into the response's lists);
 - ``scan floor``: one bare aggregate scan per run (``COUNT``, ``MIN``, ``MAX`` over its
   index range) — what any exact reduction reading every row costs at least;
 - ``raw rows``: ``series`` again on a copy of the file whose block summaries are marked
@@ -68,28 +71,38 @@ def _count_instructions(engine) -> list[int]:
 def worker(db: str, runs: int) -> None:
     """Measure the code on ``sys.path`` once; print one JSON line."""
     from sqlalchemy import text
+    from starlette.testclient import TestClient
 
-    from ato.db_routers.sql.manager import SQLFinder
-    from tests.sql.conftest import make_config
+    from ato.ui.app import create_app
 
-    finder = SQLFinder(make_config(f"sqlite:///{db}"))
-    finder.get_metric_series(1, "loss", max_points=MAX_POINTS)  # opens and inspects the file
-    counter = _count_instructions(finder.engine)
+    ids = list(range(1, runs + 1))
+    query = (f"/api/series?runs={','.join(map(str, ids))}&key=loss&max_points={MAX_POINTS}"
+             f"&times=0")
     out = {}
-    counter[0] = 0
-    t0 = time.perf_counter()
-    returned = 0
-    for run_id in range(1, runs + 1):
-        series = finder.get_metric_series(run_id, "loss", max_points=MAX_POINTS)
-        returned += len(series.points)
-    out["series"] = (time.perf_counter() - t0, counter[0] * 1000, returned)
-    counter[0] = 0
-    t0 = time.perf_counter()
-    with finder.engine.connect() as conn:
-        for run_id in range(1, runs + 1):
-            conn.execute(text("SELECT COUNT(*), MIN(value), MAX(value) FROM metrics "
-                              "WHERE run_id = :r AND key = 'loss'"), {"r": run_id}).all()
-    out["floor"] = (time.perf_counter() - t0, counter[0] * 1000, 0)
+    with TestClient(create_app(f"sqlite:///{db}")) as client:
+        store = client.app.state.store
+        client.get("/api/series?runs=1&key=loss&max_points=970")  # opens the database
+        finder = store._finder.backend
+        counter = _count_instructions(finder.engine)
+        counter[0] = 0
+        t0, c0 = time.perf_counter(), time.process_time()
+        got = client.get(query, headers={"accept-encoding": "gzip"})
+        out["series"] = (time.perf_counter() - t0, counter[0] * 1000,
+                         sum(s["returned"] for s in got.json()["series"]),
+                         time.process_time() - c0, int(got.headers.get("content-length", 0)))
+        counter[0] = 0
+        t0, c0 = time.perf_counter(), time.process_time()
+        store.series(ids, "loss", MAX_POINTS, None, None, False)
+        out["read"] = (time.perf_counter() - t0, counter[0] * 1000, 0,
+                       time.process_time() - c0, 0)
+        counter[0] = 0
+        t0, c0 = time.perf_counter(), time.process_time()
+        with finder.engine.connect() as conn:
+            for run_id in ids:
+                conn.execute(text("SELECT COUNT(*), MIN(value), MAX(value) FROM metrics "
+                                  "WHERE run_id = :r AND key = 'loss'"), {"r": run_id}).all()
+        out["floor"] = (time.perf_counter() - t0, counter[0] * 1000, 0,
+                        time.process_time() - c0, 0)
     print(json.dumps(out))
 
 
@@ -133,13 +146,14 @@ def run_worker(db: Path, runs: int, env: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(quick: bool, baseline: Path | None, db: Path | None) -> None:
+def main(quick: bool, baseline: Path | None, db: Path | None, rounds: int | None = None
+         ) -> None:
     from _common import write_results
 
     from tests.ui.populate import populate_long
 
     runs = 20 if quick else 100
-    rounds = 3 if quick else 5
+    rounds = rounds or (3 if quick else 5)
     tmp = Path(tempfile.mkdtemp(prefix="bench-chart-"))
     try:
         if db is None or not db.exists():
@@ -177,12 +191,18 @@ def main(quick: bool, baseline: Path | None, db: Path | None) -> None:
     rows = []
     points = samples["now"][0]["series"][2]
     for name in versions:
-        rows.append({"measure": f"{name}: {runs} runs x {STEPS:,} steps -> {points:,} points",
-                     "value": f"{med(name, 'series', 0):.3f} s, "
-                              f"{med(name, 'series', 1) / 1e6:.1f} M VM instructions",
-                     "seconds": med(name, "series", 0), "instructions": med(name, "series", 1),
-                     "target": "< 1 s" if name == "now" else "",
-                     "ok": med(name, "series", 0) < 1 if name == "now" else None})
+        for part, what in (("series", "GET /api/series"), ("read", "the store's read alone")):
+            seconds = med(name, part, 0)
+            rows.append({
+                "measure": f"{name}: {what}, {runs} runs x {STEPS:,} steps -> {points:,} points",
+                "value": f"{seconds:.3f} s, {med(name, part, 3):.3f} CPU s, "
+                         f"{med(name, part, 1) / 1e6:.1f} M VM instructions"
+                         + (f", {med(name, part, 4) / 1e6:.2f} MB sent" if part == "series"
+                            else ""),
+                "seconds": seconds, "cpu_seconds": med(name, part, 3),
+                "instructions": med(name, part, 1), "bytes": med(name, part, 4),
+                "target": "< 1 s" if name == "now" and part == "series" else "",
+                "ok": seconds < 1 if name == "now" and part == "series" else None})
     rows.append({"measure": f"scan floor: one aggregate scan of each run's {STEPS:,} rows",
                  "value": f"{med('now', 'floor', 0):.3f} s, "
                           f"{med('now', 'floor', 1) / 1e6:.1f} M VM instructions",
@@ -197,19 +217,31 @@ def main(quick: bool, baseline: Path | None, db: Path | None) -> None:
                                   "max_points": MAX_POINTS})
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    if args[:1] == ["--worker"]:
-        worker(args[1], int(args[2]))
-    elif args[:1] == ["--flush-worker"]:
-        flush_worker(args[1])
-    else:
-        def value_of(flag):
-            if flag not in args:
-                return None
-            i = args.index(flag)
-            if i + 1 >= len(args):
-                raise SystemExit(f"{flag} needs a path")
-            return Path(args[i + 1])
+def parse_args(argv=None):
+    import argparse
 
-        main("--quick" in args, value_of("--baseline"), value_of("--db"))
+    parser = argparse.ArgumentParser(
+        description="Time ato ui's /api/series for one chart of 100 runs x 10,000 steps "
+                    "(results: benchmarks/results/chart.json).")
+    parser.add_argument("--quick", action="store_true", help="20 runs, 3 rounds")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a checkout of an earlier revision, measured in turns with "
+                             "this one (e.g. git worktree add DIR REV)")
+    parser.add_argument("--db", type=Path, metavar="PATH",
+                        help="the SQLite file to chart: reused when it exists, else "
+                             "written there and kept")
+    parser.add_argument("--rounds", type=int, metavar="N", help="rounds (default 5)")
+    args = parser.parse_args(argv)
+    if args.baseline is not None and not args.baseline.is_dir():
+        parser.error(f"--baseline {args.baseline}: no such directory")
+    return args
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        worker(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--flush-worker"]:
+        flush_worker(sys.argv[2])
+    else:
+        options = parse_args()
+        main(options.quick, options.baseline, options.db, options.rounds)

@@ -1,6 +1,6 @@
 """Dashboard performance (issue #10's targets), written to benchmarks/results/ui.json.
 
-    python benchmarks/bench_ui.py [--quick] [--baseline DIR]
+    python benchmarks/bench_ui.py [--quick] [--baseline DIR] [--chart-only] [--repeat N]
 
 Drives Debian's Chromium (/usr/bin/chromium) with Playwright against real `ato ui`
 processes over SQLite files in a temporary directory. Medians of repeated runs; with
@@ -8,6 +8,9 @@ processes over SQLite files in a temporary directory. Medians of repeated runs; 
 every measure also runs against ``ato ui`` processes of that code (its ``*/src`` put first
 on ``PYTHONPATH``), interleaved with the current code's, so that the "before" and "after"
 columns saw the same load. The load average is recorded with the results.
+``--chart-only`` measures the chart alone (written to ``benchmarks/results/ui-chart.json``,
+leaving ``ui.json`` as it was): the quick way to re-run the one target that depends most
+on the machine's load.
 
 - `ato ui` process start -> first HTTP 200 of the page;
 - the runs page of 1,000 runs x 3 metrics until every row is reachable (the table's ready
@@ -204,10 +207,57 @@ def install_size() -> tuple[int, list[str]]:
     return total, sorted(seen)
 
 
-def main(quick: bool, baseline: Path | None) -> None:
+def chart_only(quick: bool, baseline: Path | None, repeat: int) -> None:
+    """The chart of 100 (``quick``: 20) runs x 10,000 steps alone, the code versions taking
+    turns; results in ``benchmarks/results/ui-chart.json``."""
     from playwright.sync_api import sync_playwright
 
-    repeat = 3 if quick else 5
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    url = f"sqlite:///{tmp / 'ui.db'}"
+    t0 = time.perf_counter()
+    long_ids = populate_long(url, 20 if quick else 100, 10_000)
+    print(f"database written in {time.perf_counter() - t0:.1f} s")
+    envs = {"after": code_env(None)}
+    if baseline is not None:
+        envs["before"] = code_env(baseline)
+    servers = {name: serve(url, env) for name, env in envs.items()}
+    samples: dict = {name: [] for name in envs}
+    badge = ""
+    load = [os.getloadavg()[0]]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            for _, base in servers.values():  # one untimed load each
+                chart(browser, base, long_ids)
+            for _ in range(repeat):
+                for name, (_, base) in servers.items():
+                    seconds, shown = chart(browser, base, long_ids)
+                    samples[name].append(seconds)
+                    badge = shown if name == "after" else badge
+            browser.close()
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    load.append(os.getloadavg()[0])
+    after = statistics.median(samples["after"])
+    row = {"measure": f"one chart, {len(long_ids)} runs x 10,000 steps drawn ({badge})",
+           "value": f"{after:.3f} s", "target": "< 1 s", "ok": after < 1,
+           "samples": [round(x, 3) for x in samples["after"]]}
+    if baseline is not None:
+        row["before"] = f"{statistics.median(samples['before']):.3f} s"
+        row["before_samples"] = [round(x, 3) for x in samples["before"]]
+        print(f"  before: {row['measure']}: {row['before']}")
+    write_results("ui-chart", [row], {"quick": quick, "repeat": repeat,
+                                      "load_average_1min": [round(x, 2) for x in load],
+                                      "baseline": str(baseline) if baseline else None})
+
+
+def main(quick: bool, baseline: Path | None, repeat: int | None = None) -> None:
+    from playwright.sync_api import sync_playwright
+
+    repeat = repeat or (3 if quick else 5)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     url = f"sqlite:///{tmp / 'ui.db'}"
     t0 = time.perf_counter()
@@ -271,11 +321,35 @@ def main(quick: bool, baseline: Path | None) -> None:
                                "baseline": str(baseline) if baseline else None})
 
 
+def parse_args(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Dashboard performance in real Chromium (issue #10's targets; results: "
+                    "benchmarks/results/ui.json).")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repeats and a chart of 20 runs instead of 5 and 100")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a checkout of an earlier revision whose ato ui is measured "
+                             "in turns with this one (e.g. git worktree add DIR REV)")
+    parser.add_argument("--chart-only", action="store_true",
+                        help="only the chart of 100 runs x 10,000 steps "
+                             "(results: benchmarks/results/ui-chart.json)")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help="measurements per code version (default 5, --quick 3)")
+    args = parser.parse_args(argv)
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not args.baseline.is_dir():
+            parser.error(f"--baseline {args.baseline}: no such checkout")
+    if args.repeat is not None and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    base = None
-    if "--baseline" in argv:
-        base = Path(argv[argv.index("--baseline") + 1]).resolve()
-        if not base.is_dir():
-            sys.exit(f"bench_ui: --baseline {base}: no such checkout")
-    main("--quick" in argv, base)
+    options = parse_args()
+    if options.chart_only:
+        chart_only(options.quick, options.baseline, options.repeat or (3 if options.quick else 5))
+    else:
+        main(options.quick, options.baseline, options.repeat)

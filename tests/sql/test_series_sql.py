@@ -112,17 +112,18 @@ def test_reduction_with_infinities_and_tied_extremes_in_windows(db_url):
 
 @pytest.fixture
 def block_reads(monkeypatch):
-    """Counts the reductions answered from block summaries."""
+    """Counts the reductions answered from block summaries (``get_metric_series`` and
+    ``get_metric_series_columns`` each read them once per reduction): the runs of each."""
     from ato.db_routers.sql import blocks
 
     calls = []
-    real = blocks.reduce_with_blocks
+    real = blocks.chosen_ids
 
     def counted(*args, **kwargs):
-        calls.append(args[2:4])
+        calls.append(sorted(args[3]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(blocks, "reduce_with_blocks", counted)
+    monkeypatch.setattr(blocks, "chosen_ids", counted)
     return calls
 
 
@@ -164,6 +165,13 @@ def _check_windows(finder, run_id, windows, key="m"):
             (p.step, repr(p.value), p.timestamp) for p in expected], (lo, hi, max_points)
         assert series.total == len(window)
         reduced += series.reduced
+        # the columns of the chart's read: the same points, the same counts
+        columns, = finder.get_metric_series_columns([run_id], key, min_step=lo, max_step=hi,
+                                                    max_points=max_points)
+        assert [(s, repr(v), t) for s, v, t in zip(columns.steps, columns.values,
+                                                    columns.times)] == [
+            (p.step, repr(p.value), p.timestamp) for p in expected], (lo, hi, max_points)
+        assert (columns.total, columns.reduced) == (series.total, series.reduced)
     return reduced
 
 
@@ -204,7 +212,8 @@ def test_block_reduction_equals_the_reference_on_random_series(db_url, block_rea
                             rng.choice([5, 11, 64, 300])))
         before = len(block_reads)
         reduced = _check_windows(finder, run_id, windows)
-        assert len(block_reads) - before == reduced >= 8  # every reduction read the blocks
+        # every reduction read the blocks, once as a series and once as columns
+        assert len(block_reads) - before == 2 * reduced and reduced >= 8
 
 
 def test_block_reduction_on_dense_long_series_with_spikes(db_url):
@@ -280,7 +289,7 @@ def test_foreign_rows_updates_and_deletes_fall_back_to_raw_rows(db_url, block_re
     logger.finish()
     assert _blocks_cover(db_url, run_id, "n")
     _check_windows(finder, run_id, windows, key="n")
-    assert len(block_reads) == len(windows)
+    assert len(block_reads) == 2 * len(windows)
 
 
 def test_series_still_growing_while_read(db_url):
@@ -340,3 +349,57 @@ def test_block_cover_partitions_any_step_range():
             assert lo == expected and hi >= lo
             expected = hi + 1
         assert expected == b + 1
+
+
+def test_columns_of_many_runs_equal_each_runs_series(db_url, block_reads):
+    """The chart's read of many runs at once: runs with different first and last steps
+    (several plans), a run without block summaries (rows written by another program), a
+    short run, a run without the key, an unknown run and a repeated id, in the order
+    asked; each equals its own series."""
+    rng = random.Random(11)
+    runs = []
+    for _ in range(7):
+        start = rng.choice([0, 0, -40, 3])
+        n = rng.choice([900, 2500])
+        data = [(rng.choice([math.sin(s / 40), float("nan"), 1.0]), s)
+                for s in range(start, start + n)]
+        data[n // 3] = (1e6, data[n // 3][1])  # a spike
+        runs.append(_logged(db_url, [data[j:j + 400] for j in range(0, n, 400)]))
+    foreign = _insert(db_url, [(float(s % 13), s) for s in range(1500)])
+    short = _logged(db_url, [[(0.5, 0), (0.25, 1)]])
+    other_key = _logged(db_url, [[(1.0, 0)]], key="other")
+    asked = [runs[3], foreign, *runs[:3], short, other_key, 10**6, runs[3], *runs[4:]]
+    finder = SQLFinder(make_config(db_url))
+    together = []
+    for times in (True, False):
+        before = len(block_reads)
+        got = finder.get_metric_series_columns(asked, "m", max_points=64, times=times)
+        together += block_reads[before:]
+        assert [c.run_id for c in got] == asked
+        for c in got:
+            series = finder.get_metric_series(c.run_id, "m", max_points=64)
+            assert c.steps == [p.step for p in series.points]
+            assert [repr(v) for v in c.values] == [repr(p.value) for p in series.points]
+            assert all(type(v) is float for v in c.values)
+            assert c.times == ([p.timestamp for p in series.points] if times else None)
+            assert (c.key, c.total, c.reduced) == ("m", series.total, series.reduced)
+        assert got[5].steps == [0, 1] and got[6].total == got[7].total == 0
+        assert 1e6 in got[0].values
+    # the runs with complete blocks were reduced together, in one read per call
+    assert len(together) == 2
+    assert all(call == sorted(runs) for call in together)
+    with pytest.raises(ValueError):
+        finder.get_metric_series_columns(runs, "m", max_points=4)
+    assert finder.get_metric_series_columns([], "m", max_points=64) == []
+
+
+def test_columns_keep_infinities_and_nan_as_floats(db_url):
+    inf, nan = float("inf"), float("nan")
+    values = [inf, 1.0, nan, -inf] * 300
+    run_id = _logged(db_url, [[(v, s) for s, v in enumerate(values)]])
+    finder = SQLFinder(make_config(db_url))
+    columns, = finder.get_metric_series_columns([run_id], "m", max_points=40, times=False)
+    history = finder.get_metric_history(run_id, "m")
+    expected = reduce_points(history, 40)
+    assert [repr(v) for v in columns.values] == [repr(p.value) for p in expected]
+    assert {repr(v) for v in columns.values} >= {"inf", "-inf"}

@@ -104,6 +104,60 @@ def test_series_is_reduced_on_the_server_keeping_spike_and_ends(client):
     assert z["steps"] == list(range(12_300, 12_401))
 
 
+def test_series_of_many_runs_in_one_request(tmp_path):
+    """One request for a chart's runs: each run's series in the order asked, the same as
+    asked alone; non-finite values as the strings "inf", "-inf", "nan"; timestamps only
+    when asked; gzip (when accepted) decompresses to the same JSON."""
+    import gzip
+    import json
+    import math
+
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    log = logger_for(url)
+    ids = []
+    for r in range(5):
+        ids.append(log.run(tags=["t"]))
+        special = [float("inf"), float("nan"), float("-inf")]
+        for step in range(3000 + 500 * r):
+            value = special[step % 3] if step % 997 == 5 else math.sin(step / 50) + r
+            log.log_metric("loss", value, step)
+        log.flush()
+    log.finish()
+    asked = [ids[2], ids[0], ids[4], 99_999, ids[1], ids[3]]
+    with TestClient(create_app(url)) as c:
+        def get(runs, encoding="identity", **extra):
+            response = c.get("/api/series", headers={"accept-encoding": encoding},
+                             params={"runs": ",".join(map(str, runs)), "key": "loss",
+                                     "max_points": 500, **extra})
+            assert response.status_code == 200
+            return response
+        together = get(asked, times="0").json()["series"]
+        assert [s["run"] for s in together] == asked
+        for s in together:
+            alone, = get([s["run"]], times="0").json()["series"]
+            assert s == alone and s["times"] == []
+        assert together[3] == {"run": 99_999, "steps": [], "values": [], "times": [],
+                               "total": 0, "returned": 0}
+        values = [v for s in together for v in s["values"]]
+        assert {"inf", "-inf", "nan"} <= {v for v in values if isinstance(v, str)}
+        assert all(isinstance(v, float) or v in ("inf", "-inf", "nan") for v in values)
+        timed = get(asked).json()["series"]
+        assert all(len(s["times"]) == len(s["steps"]) and s["steps"] == t["steps"]
+                   for s, t in zip(timed, together))
+        assert all(isinstance(t, float) and t > 1.7e9 for s in timed for t in s["times"])
+        raw = c.stream("GET", "/api/series", headers={"accept-encoding": "gzip"},
+                       params={"runs": ",".join(map(str, asked)), "key": "loss",
+                               "max_points": 500, "times": "0"})
+        with raw as response:
+            assert response.headers["content-encoding"] == "gzip"
+            body = b"".join(response.iter_raw())
+        assert json.loads(gzip.decompress(body))["series"] == together
+
+
 @pytest.mark.parametrize("params", [{"key": "loss", "runs": "1", "max_points": "3"},
                                     {"runs": "1"}, {"key": "loss", "runs": "1",
                                                     "step_min": "x"}])

@@ -30,12 +30,14 @@ from ato.tracking.protocol import (
     REQUIRED_LOGGER_MEMBERS,
     STATUSES,
     Artifact,
+    ColumnsFinder,
     Fingerprint,
     MetricPoint,
     MetricSeries,
     MetricSummary,
     Project,
     Run,
+    SeriesColumns,
     TrackerFinder,
     TrackerLogger,
 )
@@ -66,9 +68,11 @@ from ato.tracking.where import WhereError, matches, parse_where
 __all__ = [
     "CAPABILITIES", "ORDER_FIELDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS",
     "STATUSES", "TRIAL_STATES", "AliasEvent", "Artifact", "CapabilityError", "Claim",
+    "ColumnsFinder",
     "Finder", "Fingerprint", "Lineage", "MetricPoint", "MetricSeries", "MetricSummary",
     "Project", "Provenance", "RegistryAsset", "RegistryError", "RegistryFinder",
-    "RegistryLogger", "RegistryVersion", "Run", "RunUse", "StudyCoordinator",
+    "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
+    "StudyCoordinator",
     "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
     "WhereError", "check_query", "flatten", "matches", "open_coordinator", "open_finder",
     "open_logger", "parse_where", "reduce_points", "tracker_config", "url_of",
@@ -359,6 +363,21 @@ class Finder:
         return MetricSeries(int(run_id), key, kept, len(points), len(kept) < len(points),
                             min_step, max_step)
 
+    def get_metric_series_columns(self, run_ids: Iterable[int], key: str, *,
+                                  min_step: int | None = None, max_step: int | None = None,
+                                  max_points: int | None = None, times: bool = True
+                                  ) -> list[SeriesColumns]:
+        check_max_points(max_points)
+        run_ids = [int(r) for r in run_ids]
+        if self.supports("columns"):
+            return self.backend.get_metric_series_columns(
+                run_ids, key, min_step=min_step, max_step=max_step, max_points=max_points,
+                times=bool(times))
+        return [SeriesColumns.of(self.get_metric_series(r, key, min_step=min_step,
+                                                        max_step=max_step,
+                                                        max_points=max_points), bool(times))
+                for r in run_ids]
+
     def get_metric_points_since(self, run_id: int, *, keys: Iterable[str] | None = None,
                                 after_step: int | None = None,
                                 after_time: datetime | None = None) -> list[MetricPoint]:
@@ -380,6 +399,7 @@ for _name in (*REQUIRED_FINDER_MEMBERS, "get_artifacts", "get_fingerprints",
               "get_metric_series", "get_metric_points_since"):
     # the facade's members document themselves with the protocol's docstrings
     getattr(Finder, _name).__doc__ = getattr(TrackerFinder, _name).__doc__
+Finder.get_metric_series_columns.__doc__ = ColumnsFinder.get_metric_series_columns.__doc__
 for _name in REGISTRY_FINDER_MEMBERS:
     getattr(Finder, _name).__doc__ = getattr(RegistryFinder, _name).__doc__
 del _name

@@ -38,6 +38,9 @@ ORDER_FIELDS = ("id", "start_time", "end_time", "status", "project_name")
 #: - ``fingerprints``: ``get_fingerprints`` returns the runs' code fingerprints.
 #: - ``series``: ``get_metric_series`` reduces in the backend (otherwise
 #:   :class:`ato.tracking.Finder` reduces the full history in Python).
+#: - ``columns``: ``get_metric_series_columns`` reads many runs' series at once, as
+#:   columns (otherwise :class:`ato.tracking.Finder` builds them from
+#:   ``get_metric_series``, one run after the other).
 #: - ``since``: ``get_metric_points_since`` queries the backend (otherwise the full
 #:   history is filtered in Python).
 #: - ``heartbeat``: running runs refresh a heartbeat, so a dead process shows as
@@ -47,8 +50,8 @@ ORDER_FIELDS = ("id", "start_time", "end_time", "status", "project_name")
 #: - ``studies``: the backend class has ``coordinator(config, **options)``, workers
 #:   share a search through the store (:mod:`ato.tracking.studies`,
 #:   :func:`ato.tracking.open_coordinator`).
-CAPABILITIES = frozenset({"where", "artifacts", "fingerprints", "series", "since", "heartbeat",
-                          "registry", "studies"})
+CAPABILITIES = frozenset({"where", "artifacts", "fingerprints", "series", "columns", "since",
+                          "heartbeat", "registry", "studies"})
 
 
 # --------------------------------------------------------------------------- records
@@ -146,6 +149,36 @@ class MetricSeries:
     reduced: bool = False
     min_step: int | None = None
     max_step: int | None = None
+
+
+@dataclass
+class SeriesColumns:
+    """:class:`MetricSeries` of one ``(run, key)`` as parallel columns, what a chart of many
+    runs reads (:meth:`TrackerFinder.get_metric_series_columns`): no record per point.
+
+    ``steps`` (ints) and ``values`` (floats, NaN and ``±inf`` as floats) hold the same
+    points, in the same order, as ``MetricSeries.points``; ``times`` their timestamps
+    (naive UTC ``datetime`` or ``None``), or ``None`` when not asked for.  ``total``,
+    ``reduced``, ``min_step`` and ``max_step`` mean what they mean in :class:`MetricSeries`.
+    """
+
+    run_id: int
+    key: str
+    steps: list[int]
+    values: list[float]
+    times: list[datetime | None] | None
+    total: int
+    reduced: bool = False
+    min_step: int | None = None
+    max_step: int | None = None
+
+    @classmethod
+    def of(cls, series: MetricSeries, times: bool = True) -> SeriesColumns:
+        """The columns of ``series`` (``times=False``: ``times`` is ``None``)."""
+        points = series.points
+        return cls(series.run_id, series.key, [p.step for p in points],
+                   [p.value for p in points], [p.timestamp for p in points] if times else None,
+                   series.total, series.reduced, series.min_step, series.max_step)
 
 
 @dataclass
@@ -313,6 +346,24 @@ class TrackerFinder(Protocol):
         ``{"error": "Run not found"}`` instead of a run.
 
         Errors: ``ValueError`` when ``mode`` is not ``'max'`` or ``'min'``."""
+
+
+class ColumnsFinder(Protocol):
+    """The member a finder adds with the ``columns`` capability.  Not part of
+    :class:`TrackerFinder` (a finder without it is complete): without the capability,
+    :class:`ato.tracking.Finder` builds the columns from ``get_metric_series``."""
+
+    def get_metric_series_columns(self, run_ids: Iterable[int], key: str, *,
+                                  min_step: int | None = None, max_step: int | None = None,
+                                  max_points: int | None = None, times: bool = True
+                                  ) -> list[SeriesColumns]:
+        """``get_metric_series(run_id, key, ...)`` of every run of ``run_ids``, in that
+        order (a run without such points gives empty columns and ``total`` 0), as
+        :class:`SeriesColumns`; ``times=False`` leaves the timestamps out (``times`` is
+        ``None``).  A chart of many runs asks for them all at once, so a backend can read
+        them in one snapshot with a few statements (``columns`` capability).
+
+        Errors: ``ValueError`` when ``max_points < 5``."""
 
 
 #: The members a finder must have; the rest depend on declared capabilities.

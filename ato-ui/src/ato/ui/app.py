@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -251,8 +252,17 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         with_times = request.query_params.get("times", "1") != "0"
         args = (_ids(request), key, max_points or None, _int(request, "step_min"),
                 _int(request, "step_max"), with_times)
-        data = await call(lambda: store.series(*args))
-        return _json({"key": key, "series": data})
+        def encoded() -> tuple[bytes, bool]:
+            body = dumps({"key": key, "series": store.series(*args)}).encode()
+            if len(body) < 1024 or "gzip" not in request.headers.get("accept-encoding", ""):
+                return body, False
+            # Compressed here, at level 1: a chart's 2 MB of digits at level 6 (the
+            # middleware's, for everything else) took 0.18 s of CPU for 7 % fewer bytes.
+            return zlib.compress(body, 1, wbits=31), True
+
+        body, gzipped = await call(encoded)
+        headers = {"content-encoding": "gzip", "vary": "Accept-Encoding"} if gzipped else None
+        return Response(body, media_type="application/json", headers=headers)
 
     async def studies(request: Request):
         return _json({"studies": await call(lambda: store.studies())})

@@ -31,6 +31,7 @@ from ato.tracking import (
     RegistryVersion,
     Run,
     RunUse,
+    SeriesColumns,
     TrackerFinder,
     TrackerLogger,
     WhereError,
@@ -395,6 +396,40 @@ class TrackerConformance(StudyConformance):
         assert full.total == n and len(full.points) == n and not full.reduced
         with pytest.raises(ValueError):
             finder.get_metric_series(run_id, "loss", max_points=4)
+
+    def test_series_columns_of_many_runs(self, url, project, finder):
+        """``get_metric_series_columns``: each asked run's ``get_metric_series`` as
+        columns, in the order asked (the backend's own under the ``columns`` capability,
+        otherwise built by :class:`ato.tracking.Finder` from ``get_metric_series``)."""
+        if finder.supports("columns"):
+            assert callable(getattr(finder.backend, "get_metric_series_columns", None))
+        values = [math.cos(s / 9.0) for s in range(1200)]
+        values[777] = 50.0  # a spike
+        long = self.log(url, project, metrics=[("loss", v, s) for s, v in enumerate(values)])
+        short = self.log(url, project, metrics=[("loss", 0.5, 0), ("loss", 0.25, 3)])
+        other = self.log(url, project, metrics=[("acc", 1.0, 0)])
+        asked = [short, long, other, long]
+        for times in (True, False):
+            for lo, hi in ((None, None), (100, 900)):
+                got = finder.get_metric_series_columns(asked, "loss", min_step=lo, max_step=hi,
+                                                       max_points=100, times=times)
+                assert [c.run_id for c in got] == asked
+                for c in got:
+                    assert isinstance(c, SeriesColumns)
+                    series = finder.get_metric_series(c.run_id, "loss", min_step=lo,
+                                                      max_step=hi, max_points=100)
+                    assert c.steps == [p.step for p in series.points]
+                    assert c.values == [p.value for p in series.points]
+                    assert c.times == ([p.timestamp for p in series.points] if times
+                                       else None)
+                    assert (c.key, c.total, c.reduced) == ("loss", series.total,
+                                                           series.reduced)
+                    assert (c.min_step, c.max_step) == (lo, hi)
+                assert got[2].steps == [] and got[2].total == 0
+                assert (50.0 in got[1].values) == (hi is None or hi >= 777)
+        assert got[1].reduced and len(got[1].steps) <= 100
+        with pytest.raises(ValueError):
+            finder.get_metric_series_columns(asked, "loss", max_points=4)
 
     def test_finish_records_why_a_run_failed(self, url, project, finder):
         logger = self.logger(url, project)

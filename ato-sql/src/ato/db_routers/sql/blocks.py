@@ -314,80 +314,131 @@ def reduce_with_blocks(conn, dialect: str, run_id: int, key: str, first, last, b
     in order, read with the SQLAlchemy connection ``conn`` inside the caller's snapshot.
 
     ``first`` and ``last`` are ``(id, step)`` of the series' (or window's) first and last
-    point by ``(step, id)``; ``buckets`` is ``B``.  Bucket ``i`` covers the steps
-    ``[f0 + ceil(i * span / B), f0 + ceil((i + 1) * span / B) - 1]``; the steps of the
-    first and the last point are read raw (those two points belong to no bucket).
+    point by ``(step, id)``; ``buckets`` is ``B`` (see :func:`chosen_ids`)."""
+    ids = chosen_ids(conn, dialect, key, {run_id: (first, last)}, buckets)[run_id]
+    return rows_by_id(conn, dialect, ids, "run_id, key, value, step, timestamp", "step, id")
 
-    Two statements: the candidates (block rows of :func:`plan`'s block ranges and raw rows
-    of its step ranges, each tagged with its bucket, narrow rows of numbers), combined
-    here — per bucket the smallest ``(value, step, id)``, the largest value with the
-    smallest ``(step, id)``, the greatest ``(step, id)`` — then the chosen rows by id."""
-    (first_id, f0), (last_id, f1) = first, last
-    blocks, raws = plan(f0, f1, buckets)
-    params = {"r": run_id, "k": key, "first": first_id, "last": last_id, "f0": f0,
-              "nb": buckets, "span": f1 - f0 + 1}
+
+def rows_by_id(conn, dialect: str, ids, columns: str, order: str) -> list:
+    """``SELECT columns FROM metrics`` of the rows whose id is in ``ids``, ``ORDER BY
+    order`` (both SQL text written by the caller, never user input), the ids one bound
+    parameter (a JSON array on SQLite, an array on PostgreSQL)."""
     if dialect == "sqlite":
-        number = "typeof(m.value) IN ('integer', 'real')"
-        block_src = ("(SELECT json_extract(value, '$[0]') AS sz, json_extract(value, '$[1]') "
-                     "AS lo, json_extract(value, '$[2]') AS hi FROM json_each(:pb)) p "
-                     "CROSS JOIN metric_blocks k")
-        raw_src = ("(SELECT json_extract(value, '$[0]') AS lo, json_extract(value, '$[1]') "
-                   "AS hi FROM json_each(:pr)) p CROSS JOIN metrics m")
-        params.update(pb=json.dumps(blocks), pr=json.dumps(raws))
+        pick, param = "IN (SELECT value FROM json_each(:ids))", json.dumps(sorted(ids))
     else:
-        number = "m.value <> CAST('NaN' AS double precision)"
-        block_src = ("unnest(CAST(:bsz AS INTEGER[]), CAST(:blo AS BIGINT[]), "
-                     "CAST(:bhi AS BIGINT[])) AS p(sz, lo, hi) CROSS JOIN metric_blocks k")
-        raw_src = ("unnest(CAST(:rlo AS BIGINT[]), CAST(:rhi AS BIGINT[])) AS p(lo, hi) "
-                   "CROSS JOIN metrics m")
-        params.update(bsz=[b[0] for b in blocks], blo=[b[1] for b in blocks],
-                      bhi=[b[2] for b in blocks], rlo=[r[0] for r in raws],
-                      rhi=[r[1] for r in raws])
-    sql = f"""
-        SELECT (CAST(k.block AS BIGINT) * k.size - :f0) * :nb / :span,
-               k.lo_value, k.lo_step, k.lo_id, k.hi_value, k.hi_step, k.hi_id,
-               k.last_step, k.last_id
-        FROM {block_src}
-        WHERE k.run_id = :r AND k.key = :k AND k.size = p.sz AND k.block BETWEEN p.lo AND p.hi
-        UNION ALL
-        SELECT (CAST(m.step AS BIGINT) - :f0) * :nb / :span,
-               CASE WHEN {number} THEN m.value END, m.step, m.id, NULL, NULL, NULL,
-               m.step, m.id
-        FROM {raw_src}
-        WHERE m.run_id = :r AND m.key = :k AND m.step BETWEEN p.lo AND p.hi
-          AND m.id <> :first AND m.id <> :last"""
+        pick, param = "= ANY(CAST(:ids AS BIGINT[]))", sorted(ids)
     cur = conn.connection.cursor()
     try:
-        cur.execute(*_driver(dialect, sql, params))
-        chosen: dict = {}
-        for b, lv, ls, li, hv, hs, hid, zs, zi in cur.fetchall():
-            if hs is None:  # a raw row: its own min, max and last
-                hv, hs, hid = lv, ls, li
-            c = chosen.get(b)
-            if c is None:
-                chosen[b] = [lv, ls, li, hv, hs, hid, zs, zi]
-                continue
-            if lv is not None:
-                if c[0] is None or lv < c[0] or (lv == c[0] and (ls, li) < (c[1], c[2])):
-                    c[0], c[1], c[2] = lv, ls, li
-                if c[3] is None or hv > c[3] or (hv == c[3] and (hs, hid) < (c[4], c[5])):
-                    c[3], c[4], c[5] = hv, hs, hid
-            if zs > c[6] or (zs == c[6] and zi > c[7]):
-                c[6], c[7] = zs, zi
-        ids = {first_id, last_id}
-        for c in chosen.values():
-            ids.add(c[7])
-            if c[0] is not None:
-                ids.add(c[2])
-                ids.add(c[5])
-        ids_param = {"ids": json.dumps(sorted(ids)) if dialect == "sqlite" else sorted(ids)}
-        pick = ("IN (SELECT value FROM json_each(:ids))" if dialect == "sqlite"
-                else "= ANY(CAST(:ids AS BIGINT[]))")
-        cur.execute(*_driver(dialect, f"SELECT run_id, key, value, step, timestamp FROM "
-                                      f"metrics WHERE id {pick} ORDER BY step, id", ids_param))
+        cur.execute(*_driver(dialect, f"SELECT {columns} FROM metrics WHERE id {pick} "
+                                      f"ORDER BY {order}", {"ids": param}))
         return cur.fetchall()
     finally:
         cur.close()
+
+
+def chosen_ids(conn, dialect: str, key: str, ends: dict, buckets: int) -> dict:
+    """``{run_id: set of metrics row ids}``: the points ``reduce_points`` keeps of each
+    run's series of ``key``, read with the SQLAlchemy connection ``conn`` inside the
+    caller's snapshot.
+
+    ``ends`` maps each run to ``((first id, first step), (last id, last step))``, the
+    series' (or window's) first and last point by ``(step, id)``; ``buckets`` is ``B``.
+    Bucket ``i`` covers the steps ``[f0 + ceil(i * span / B), f0 + ceil((i + 1) * span /
+    B) - 1]``; the steps of the first and the last point are read raw (those two points
+    belong to no bucket).
+
+    One statement per set of runs sharing their first and last steps (a chart's runs
+    mostly do, and share :func:`plan`): the candidates — block rows of the plan's block
+    ranges and raw rows of its step ranges, each tagged with its run and bucket, narrow
+    rows of numbers — combined here: per bucket the smallest ``(value, step, id)``, the
+    largest value with the smallest ``(step, id)``, the greatest ``(step, id)``."""
+    groups: dict = {}
+    for run_id, ((first_id, f0), (last_id, f1)) in ends.items():
+        groups.setdefault((f0, f1), []).append((run_id, first_id, last_id))
+    out: dict = {}
+    cur = conn.connection.cursor()
+    try:
+        for (f0, f1), runs in groups.items():
+            blocks, raws = plan(f0, f1, buckets)
+            sql, params = _candidates_sql(dialect, blocks, raws, runs)
+            params.update(k=key, f0=f0, nb=buckets, span=f1 - f0 + 1)
+            cur.execute(*_driver(dialect, sql, params))
+            chosen: dict = {}
+            for g, lv, ls, li, hv, hs, hid, zs, zi in cur.fetchall():
+                c = chosen.get(g)
+                if c is None:
+                    chosen[g] = [lv, ls, li, hv, hs, hid, zs, zi]
+                    continue
+                if lv is not None:
+                    if c[0] is None or lv < c[0] or (lv == c[0] and (ls, li) < (c[1], c[2])):
+                        c[0], c[1], c[2] = lv, ls, li
+                    if c[3] is None or hv > c[3] or (hv == c[3] and (hs, hid) < (c[4], c[5])):
+                        c[3], c[4], c[5] = hv, hs, hid
+                if zs > c[6] or (zs == c[6] and zi > c[7]):
+                    c[6], c[7] = zs, zi
+            for run_id, first_id, last_id in runs:
+                out[run_id] = {first_id, last_id}
+            for g, c in chosen.items():
+                ids = out[g // buckets]
+                ids.add(c[7])
+                if c[0] is not None:
+                    ids.add(c[2])
+                    ids.add(c[5])
+        return out
+    finally:
+        cur.close()
+
+
+def _candidates_sql(dialect: str, blocks, raws, runs) -> tuple[str, dict]:
+    """The candidates statement of :func:`chosen_ids` for ``runs`` (``(run_id, first id,
+    last id)``) sharing one plan: rows ``(run_id * B + bucket, lo value, lo step, lo id,
+    hi value, hi step, hi id, last step, last id)``."""
+    params: dict = {}
+    if dialect == "sqlite":
+        number = "typeof(m.value) IN ('integer', 'real')"
+        # The ranges and runs are read once into ephemeral tables (MATERIALIZED), not
+        # parsed again for every run.
+        head = ("WITH pb AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS sz, "
+                "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi "
+                "FROM json_each(:pb)), "
+                "pr AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS lo, "
+                "json_extract(value, '$[1]') AS hi FROM json_each(:pr)), "
+                "r AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS run, "
+                "json_extract(value, '$[1]') AS first, json_extract(value, '$[2]') AS last "
+                "FROM json_each(:runs))")
+        block_src, raw_src = "r CROSS JOIN pb p", "r CROSS JOIN pr p"
+        params.update(pb=json.dumps(blocks), pr=json.dumps(raws),
+                      runs=json.dumps([list(r) for r in runs]))
+    else:
+        number = "m.value <> CAST('NaN' AS double precision)"
+        head = ""
+        block_src = ("unnest(CAST(:rid AS BIGINT[]), CAST(:rfirst AS BIGINT[]), "
+                     "CAST(:rlast AS BIGINT[])) AS r(run, first, last) CROSS JOIN "
+                     "unnest(CAST(:bsz AS INTEGER[]), CAST(:blo AS BIGINT[]), "
+                     "CAST(:bhi AS BIGINT[])) AS p(sz, lo, hi)")
+        raw_src = ("unnest(CAST(:rid AS BIGINT[]), CAST(:rfirst AS BIGINT[]), "
+                   "CAST(:rlast AS BIGINT[])) AS r(run, first, last) CROSS JOIN "
+                   "unnest(CAST(:rlo AS BIGINT[]), CAST(:rhi AS BIGINT[])) AS p(lo, hi)")
+        params.update(bsz=[b[0] for b in blocks], blo=[b[1] for b in blocks],
+                      bhi=[b[2] for b in blocks], rlo=[r[0] for r in raws],
+                      rhi=[r[1] for r in raws], rid=[r[0] for r in runs],
+                      rfirst=[r[1] for r in runs], rlast=[r[2] for r in runs])
+    # A raw row is its own min, max and last: it carries its value, step and id in the
+    # places of a block's lo, hi and last (NULL values where it is NaN).
+    sql = f"""{head}
+        SELECT CAST(r.run AS BIGINT) * :nb + (CAST(k.block AS BIGINT) * k.size - :f0) * :nb / :span,
+               k.lo_value, k.lo_step, k.lo_id, k.hi_value, k.hi_step, k.hi_id,
+               k.last_step, k.last_id
+        FROM {block_src} CROSS JOIN metric_blocks k
+        WHERE k.run_id = r.run AND k.key = :k AND k.size = p.sz AND k.block BETWEEN p.lo AND p.hi
+        UNION ALL
+        SELECT CAST(r.run AS BIGINT) * :nb + (CAST(m.step AS BIGINT) - :f0) * :nb / :span,
+               CASE WHEN {number} THEN m.value END, m.step, m.id,
+               CASE WHEN {number} THEN m.value END, m.step, m.id, m.step, m.id
+        FROM {raw_src} CROSS JOIN metrics m
+        WHERE m.run_id = r.run AND m.key = :k AND m.step BETWEEN p.lo AND p.hi
+          AND m.id <> r.first AND m.id <> r.last"""
+    return sql, params
 
 
 def _driver(dialect: str, sql: str, params: dict) -> tuple[str, dict]:

@@ -24,6 +24,7 @@ from ato.tracking.protocol import (
     MetricSeries,
     MetricSummary,
     Project,
+    SeriesColumns,
 )
 from ato.tracking.protocol import Run as ProtocolRun
 from ato.tracking.reduce import bucket_count, check_max_points
@@ -523,6 +524,77 @@ class SQLFinder:
                 return MetricSeries(int(run_id), key, [], 0, False, min_step, max_step)
         with self._snapshot() as conn:
             return self._series(conn, int(run_id), key, min_step, max_step, max_points)
+
+    def get_metric_series_columns(self, run_ids, key: str, *, min_step: int | None = None,
+                                  max_step: int | None = None, max_points: int | None = None,
+                                  times: bool = True) -> list[SeriesColumns]:
+        """:meth:`get_metric_series` of every run of ``run_ids`` as columns, all read in
+        one snapshot.  A whole-series reduction of runs whose block summaries are complete
+        (the dashboard's chart) takes, whatever the number of runs, one statement for
+        their counts, one per run for its first and last point, one candidates statement
+        per set of runs sharing their first and last steps (:func:`blocks.chosen_ids`)
+        and one for the kept points; other runs are read as :meth:`get_metric_series`
+        reads them."""
+        check_max_points(max_points)
+        run_ids = [int(r) for r in run_ids]
+        if self._empty:
+            self._inspect()
+        if self._empty or not run_ids:
+            return [SeriesColumns(r, key, [], [], [] if times else None, 0, False, min_step,
+                                  max_step) for r in run_ids]
+        with self._snapshot() as conn:
+            return self._columns(conn, run_ids, key, min_step, max_step, max_points, times)
+
+    def _columns(self, conn, run_ids, key, min_step, max_step, max_points, times
+                 ) -> list[SeriesColumns]:
+        from itertools import groupby
+        from operator import itemgetter
+
+        from sqlalchemy import text
+
+        from ato.db_routers.sql import blocks
+
+        totals: dict = {}  # the runs reduced from their blocks: run -> point count
+        if (max_points is not None and min_step is None and max_step is None
+                and self._blocks and self.dialect in ("sqlite", "postgresql")):
+            for where, params in self._id_chunks(sorted(set(run_ids)), {"k": key}):
+                for run_id, count, summarised in conn.execute(text(
+                        "SELECT s.run_id, s.count, c.rows FROM metric_summaries s "
+                        "JOIN metric_block_counts c ON c.run_id = s.run_id AND c.key = s.key "
+                        f"WHERE s.key = :k AND s.run_id {where}"), params):
+                    if count == summarised and count > max_points:
+                        totals[int(run_id)] = int(count)
+        grouped: dict = {}
+        if totals:
+            cond = "run_id = :r AND key = :k"
+            ends_sql = text(
+                f"SELECT (SELECT id FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
+                f"(SELECT step FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
+                f"(SELECT id FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1), "
+                f"(SELECT step FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1)")
+            ends = {}
+            for run_id in totals:
+                e = conn.execute(ends_sql, {"r": run_id, "k": key}).one()
+                ends[run_id] = ((e[0], e[1]), (e[2], e[3]))
+            chosen = blocks.chosen_ids(conn, self.dialect, key, ends, bucket_count(max_points))
+            ids = set().union(*chosen.values())
+            rows = blocks.rows_by_id(conn, self.dialect, ids,
+                                     "run_id, step, value" + (", timestamp" if times else ""),
+                                     "run_id, step, id")
+            for run_id, group in groupby(rows, itemgetter(0)):
+                grouped[run_id] = list(zip(*group))
+        out = []
+        for run_id in run_ids:
+            if run_id not in totals:
+                out.append(SeriesColumns.of(self._series(conn, run_id, key, min_step, max_step,
+                                                         max_points), times))
+                continue
+            columns = grouped[run_id]
+            out.append(SeriesColumns(
+                run_id, key, list(columns[1]), list(map(float, columns[2])),
+                list(map(_record_time, columns[3])) if times else None, totals[run_id], True,
+                min_step, max_step))
+        return out
 
     @contextmanager
     def _snapshot(self):
