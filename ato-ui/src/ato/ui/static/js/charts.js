@@ -233,7 +233,10 @@ export class ChartBoard {
           const x0 = u.posToVal(u.select.left, "x"), x1 = u.posToVal(u.select.left + u.select.width, "x");
           this.zoom(card, x0, x1);
         }],
-        draw: [() => { card.node.dataset.drawn = String((Number(card.node.dataset.drawn) || 0) + 1); }],
+        draw: [(u) => {
+          card.node.dataset.xrange = JSON.stringify([u.scales.x.min, u.scales.x.max]);
+          card.node.dataset.drawn = String((Number(card.node.dataset.drawn) || 0) + 1);
+        }],
       },
     };
     if (card.plot) card.plot.destroy();
