@@ -89,3 +89,27 @@ def test_a_file_that_is_not_sqlite_is_named(tmp_path):
     path.write_text("hello, not a database\n" * 200)
     err = _refused(f"sqlite:///{path}")
     assert "is not an SQLite database" in err and str(path) in err
+
+
+def test_a_copy_of_the_file_alone_holds_a_finished_run(tmp_path):
+    """The writer merges its log at the end of a run: the main file copied alone (as
+    `cp demo.db x.db` does) while the logger is still alive is a tracker database."""
+    import shutil
+
+    from ato.ui.data import check_database
+    from tests.ui.populate import config_for, logger_for
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    log = logger_for(url, "copy")
+    run_id = log.run(config=config_for(url, "copy", lr=0.1))
+    for step in range(2000):
+        log.log_metric("loss", 1.0 / (1 + step), step)
+    log.finish("completed")
+    shutil.copy(tmp_path / "live.db", tmp_path / "copy.db")
+    check_database(f"sqlite:///{tmp_path / 'copy.db'}")
+    con = sqlite3.connect(f"file:{tmp_path / 'copy.db'}?mode=ro", uri=True)
+    try:
+        assert con.execute("SELECT id, status FROM experiments").fetchall() == [(run_id, "completed")]
+        assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 2000
+    finally:
+        con.close()
