@@ -155,7 +155,7 @@ export class ChartBoard {
     if (this.opts.x !== "step" && !card.withTimes) { this.load(card, card.range); return; }
     const total = [...card.series.values()].reduce((a, s) => a + s.total, 0);
     const returned = [...card.series.values()].reduce((a, s) => a + s.returned, 0);
-    card.badge.textContent = total === returned ? plural(total, "point") : `${total} → ${plural(returned, "point")}`;
+    card.badge.textContent = total === returned ? plural(total, "point") : `${total.toLocaleString("en-US")} → ${plural(returned, "point")}`;
     card.badge.dataset.total = String(total);
     card.badge.dataset.returned = String(returned);
     const legendOf = (run) => {

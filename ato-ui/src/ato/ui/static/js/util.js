@@ -54,6 +54,9 @@ export function num(v) {
 export function fmt(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v === "number") {
+    // non-finite as the API and the Run page write them (never "Infinity")
+    if (Number.isNaN(v)) return "nan";
+    if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
     if (Number.isInteger(v)) return String(v);
     const a = Math.abs(v);
     return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(5));
