@@ -202,3 +202,13 @@ def test_charts_button_is_disabled_past_the_limit(opage, odd_server):
     opage.open(f"#/charts?runs={ids}")
     assert opage.locator("[data-testid='error']").inner_text() == \
         "Charts take at most 1000 runs, got 1,201."
+
+
+def test_parallel_coordinates_put_a_wide_positive_key_on_a_log_axis(opage):
+    import json
+
+    opage.open("#/runs?project=odd&pc=1")
+    box = opage.wait_for_selector("[data-testid='parallel'][data-log-axes]")
+    # lr 0.001..0.1 spans two decades: log; seed 0..2 does not
+    assert json.loads(box.get_attribute("data-log-axes")) == ["lr"]
+    opage.shot("parallel-log-axis")
