@@ -212,3 +212,9 @@ def test_parallel_coordinates_put_a_wide_positive_key_on_a_log_axis(opage):
     # lr 0.001..0.1 spans two decades: log; seed 0..2 does not
     assert json.loads(box.get_attribute("data-log-axes")) == ["lr"]
     opage.shot("parallel-log-axis")
+
+
+def test_a_bad_where_names_the_filter_not_the_cli_option(opage):
+    opage.open("#/runs?project=odd&where=lr%20%3C")
+    error = opage.wait_for_selector("[data-testid='filter-error']:has-text('position')").inner_text()
+    assert error.startswith("in the where filter 'lr <' at position") and "--where" not in error

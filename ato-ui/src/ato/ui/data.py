@@ -208,7 +208,11 @@ class Store:
             runs = (fast(project or None, **filters) if fast is not None
                     else self._finder.find_runs(project or None, **filters))
         except (AtoError, ValueError) as e:
-            raise BadRequest(str(e)) from e
+            # The grammar's message names the CLI option; in the page it is the where filter.
+            message = str(e)
+            if message.startswith("in --where "):
+                message = "in the where filter " + message[len("in --where "):]
+            raise BadRequest(message) from e
         if ids is not None:
             by_id = {(r["id"] if fast else r.id): r for r in runs}
             runs = [by_id[i] for i in ids if i in by_id]

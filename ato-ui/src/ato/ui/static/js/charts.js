@@ -191,7 +191,7 @@ export class ChartBoard {
         // The band's edges are drawn, but named only by the mean's legend entry (n=…).
         series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
                     { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
-                    { label: `${label} mean (n=${members.length})`, stroke: c, width: 2, spanGaps: true });
+                    { label: members.length === 1 ? `${label} (#${members[0].run.id} alone)` : `${label} mean (n=${members.length})`, stroke: c, width: 2, spanGaps: true });
         bands.push({ series: [base, base + 1], fill: c + "22" });
         if (this.opts.traces) for (const m of members) {
           tables.push([m.x, m.y]);
