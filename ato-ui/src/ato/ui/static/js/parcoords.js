@@ -106,7 +106,14 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
       const label = d.label.length > 22 ? "…" + d.label.slice(-21) : d.label;
       ctx.fillText(label, x(i), top - 18);
       ctx.font = "10px sans-serif";
-      for (const [p, t] of axes[i].ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 14), x(i), y(p) + (p === 0 ? 14 : p === 1 ? -4 : 3));
+      for (const [p, t] of axes[i].ticks.slice(0, 12)) {
+        // the ends above and below the axis; the ticks between beside it, off the line
+        const end = p === 0 || p === 1;
+        ctx.textAlign = end ? "center" : "right";
+        ctx.fillText(String(t).slice(0, 14), end ? x(i) : x(i) - 5, y(p) + (p === 0 ? 14 : p === 1 ? -4 : 3));
+        if (!end) { ctx.beginPath(); ctx.moveTo(x(i) - 3, y(p)); ctx.lineTo(x(i), y(p)); ctx.stroke(); }
+      }
+      ctx.textAlign = "center";
       ctx.font = "12px sans-serif";
       const b = brushes.get(i);
       if (b) { ctx.fillStyle = "rgba(255,165,0,0.35)"; ctx.fillRect(x(i) - 7, y(b[1]), 14, y(b[0]) - y(b[1])); ctx.fillStyle = "#222"; }
