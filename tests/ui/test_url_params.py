@@ -218,3 +218,15 @@ def test_a_bad_where_names_the_filter_not_the_cli_option(opage):
     opage.open("#/runs?project=odd&where=lr%20%3C")
     error = opage.wait_for_selector("[data-testid='filter-error']:has-text('position')").inner_text()
     assert error.startswith("in the where filter 'lr <' at position") and "--where" not in error
+
+
+def test_wall_time_ticks_read_as_the_rest_of_the_page(opage, odd_server):
+    import json
+    import re
+
+    opage.open(f"#/charts?runs={odd_server.info['plain']}&x=wall")
+    card = _card(opage)
+    opage.wait_for_selector("[data-testid='chart-card'][data-xticks]")
+    ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
+    # one day: 24-hour time of day, never "9:07pm" or a month/day/year
+    assert ticks and all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", t) for t in ticks), ticks

@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabel,
+import { api, clear, color, download, el, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabel,
          UrlParams, varyingKeys } from "./util.js";
 
 /* global uPlot */
@@ -46,6 +46,20 @@ function nonFiniteNote(card, skipped) {
   card.note.textContent = `${plural(skipped.length, "non-finite value")} not drawn: ` +
     items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : "");
   card.note.title = items.join("\n");
+}
+
+// Wall-time tick labels written as everywhere else on the page (fmtTime's
+// "2026-11-30 21:00:50"), shortened: the time of day alone when every tick is on one day,
+// seconds only when the ticks are closer than a minute.
+export function wallTicks(splits) {
+  const full = splits.map((t) => (t === null || t === undefined ? "" : fmtTime(t)));
+  const days = new Set(full.filter(Boolean).map((f) => f.slice(0, 10)));
+  const seconds = splits.some((t, i) => i > 0 && t - splits[i - 1] < 60) || full.some((f) => f && !f.endsWith(":00"));
+  return full.map((f) => {
+    if (!f) return "";
+    const time = seconds ? f.slice(11) : f.slice(11, 16);
+    return days.size > 1 ? `${f.slice(0, 10)} ${time}` : time;
+  });
 }
 
 // The group a run is drawn in; "noseed" groups runs equal but for a seed-named key and the
@@ -220,7 +234,11 @@ export class ChartBoard {
       scales: { x: { time: this.opts.x === "wall", range: (u, min, max) => (min !== null && min === max
         ? [min - (this.opts.x === "wall" ? 30 : 1), max + (this.opts.x === "wall" ? 30 : 1)] : [min, max]) },
       y: this.opts.log ? { distr: 3 } : {} },
-      axes: [{}, { size: 60, values: (u, splits) => {
+      axes: [this.opts.x === "wall" ? { values: (u, splits) => {
+        const labels = wallTicks(splits);
+        card.node.dataset.xticks = JSON.stringify(labels);
+        return labels;
+      } } : {}, { size: 60, values: (u, splits) => {
         const labels = splits.map(tickLabel);
         card.node.dataset.yticks = JSON.stringify(labels);
         return labels;
