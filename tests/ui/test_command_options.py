@@ -113,3 +113,11 @@ def test_a_copy_of_the_file_alone_holds_a_finished_run(tmp_path):
         assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 2000
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("mode", ["rwc", "rw", "memory"])
+def test_a_writing_mode_in_the_url_is_refused(small_sqlite, mode):
+    url, _ = small_sqlite
+    err = _refused(f"{url}?mode={mode}")
+    assert f"asks for mode={mode}; the dashboard only reads (mode=ro)" in err
+    assert "Warning" not in err

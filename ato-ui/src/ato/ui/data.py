@@ -508,6 +508,12 @@ def check_database(url: str) -> None:
     if path is None:
         return
     full = os.path.abspath(path)
+    from urllib.parse import parse_qs
+
+    mode = parse_qs(url.split("?", 1)[1] if "?" in url else "").get("mode", ["ro"])[-1]
+    if mode != "ro":
+        raise AtoError(f"{url!r} asks for mode={mode}; the dashboard only reads (mode=ro): "
+                       f"drop ?mode={mode} from the URL")
     if os.path.isdir(path):
         raise DatabaseMissingError(
             f"{full} (from {url!r}) is a directory, not a tracker database file; pass the "
