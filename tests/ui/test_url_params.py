@@ -170,6 +170,8 @@ def test_runs_table_names_bad_sort_status_and_flags(opage, odd_server):
     # the table shows every run, sorted by id descending (sort falls back to id; desc holds)
     rows = opage.locator(".tr").evaluate_all("rs => rs.map(r => Number(r.dataset.run))")
     assert rows == sorted(rows, reverse=True) and len(rows) == 3
+    opage.open("#/runs?project=nope")
+    assert _warning(opage, "project") == "project=nope: expected a project: odd"
     opage.open("#/runs?project=odd&sort=c:lr&desc=1")
     opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
     assert opage.locator(WARN).count() == 0

@@ -83,6 +83,10 @@ export async function renderRuns(view, params) {
     return null;
   }
   const runs = data.runs;
+  if (filters.project && !runs.length) {  // no run: say whether the project exists at all
+    const names = (await api("info")).projects.map((p) => p.name);
+    if (!names.includes(filters.project)) up.bad("project", filters.project, `a project: ${names.join(", ") || "(none yet)"}`);
+  }
   const sums = data.summaries;
   const metricKeys = data.metric_keys;
   let chosen = params.get("m") === "" ? [] : up.subset("m", metricKeys, "metric keys") ?? metricKeys.slice(0, 3);
