@@ -224,7 +224,7 @@ def test_compare_names_every_unknown_id(vpage, vserver):
     assert box.locator("[data-testid='compare-found']").get_attribute("href") == \
         f"#/compare?runs={a},{b}"
     vpage.open("#/compare?runs=1")
-    _not_found(vpage, "Compare takes 2 to 10 runs, got 1.", "#/runs")
+    _not_found(vpage, "Compare takes 2 to 10 different runs, got 1.", "#/runs")
 
 
 def test_unknown_version_is_said_in_the_lineage_box_and_the_page_stays(vpage):

@@ -37,7 +37,35 @@ def resolve_token(host: str, token: str | None, no_token: bool) -> str | None:
     return None if is_loopback(host) else secrets.token_urlsafe(24)
 
 
+def parse_port(text: str) -> int:
+    """``--port``'s value as an int in 0..65535 (0: any free port); else :class:`AtoError`
+    naming the option and the accepted range."""
+    try:
+        port = int(str(text).strip())
+    except ValueError:
+        raise AtoError(f"--port {text!r}: expected a port number from 0 to 65535 "
+                       f"(0 = any free port)") from None
+    if not 0 <= port <= 65535:
+        raise AtoError(f"--port {port}: expected a port number from 0 to 65535 "
+                       f"(0 = any free port)")
+    return port
+
+
+def check_host(host: str) -> str:
+    """``--host``'s value, refused when empty or holding a space or a port."""
+    bare = host.strip()
+    if not bare or any(c.isspace() for c in bare) or "/" in bare:
+        raise AtoError(f"--host {host!r}: expected an interface name or address "
+                       f"(127.0.0.1, 0.0.0.0, ::1, a host name of this machine)")
+    if bare.count(":") == 1:
+        raise AtoError(f"--host {host!r}: the port goes in --port (--host "
+                       f"{bare.split(':')[0]} --port {bare.split(':')[1]})")
+    return bare
+
+
 def _bind(host: str, port: int) -> socket.socket:
+    import errno
+
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -45,8 +73,13 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as e:
         sock.close()
-        raise AtoError(f"cannot listen on {host}:{port}: {e.strerror or e} "
-                       f"(pass another --port, or --port 0 for any free one)") from e
+        # The fix depends on what failed: the port (taken, privileged) or the host (not an
+        # address of this machine, a name that does not resolve).
+        if isinstance(e, socket.gaierror) or e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            fix = "pass an address of this machine as --host (127.0.0.1, 0.0.0.0 for every one)"
+        else:
+            fix = "pass another --port, or --port 0 for any free one"
+        raise AtoError(f"cannot listen on {host}:{port}: {e.strerror or e} ({fix})") from e
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -138,7 +171,7 @@ class UICommand:
         parser.add_argument("--host", default="127.0.0.1",
                             help="interface to listen on (default 127.0.0.1; any other "
                                  "needs a token, generated unless --token is given)")
-        parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+        parser.add_argument("--port", default=str(DEFAULT_PORT),
                             help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
         parser.add_argument("--open", action="store_true", help="open it in the web browser")
         parser.add_argument("--token", default=None,
@@ -153,7 +186,12 @@ class UICommand:
             raise AtoError(f"two database URLs given ({args.db_url!r} and --db {args.db!r}); "
                            f"pass one")
         url = args.db_url or args.db or os.environ.get("ATO_DB") or DEFAULT_DB
-        token = resolve_token(args.host, args.token, args.no_token)
+        # Every option is checked before anything is opened: one line naming it, exit 2.
+        port = parse_port(args.port)
+        host = check_host(args.host)
+        if args.token is not None and not args.token.strip():
+            raise AtoError("--token is empty; pass a token, or --no-token to serve without one")
+        token = resolve_token(host, args.token, args.no_token)
         from ato.plugins.manager import tracker_for_url
         from ato.ui.data import check_database
 
@@ -161,7 +199,7 @@ class UICommand:
         # tracker backend serves (ato-sql absent or disabled), is one line naming the fix.
         tracker_for_url(url)
         check_database(url)
-        sock = _bind(args.host, args.port)
+        sock = _bind(host, port)
         Config, Server = _uvicorn_server()  # noqa: N806 (classes)
         from ato.ui.app import create_app
 
@@ -169,14 +207,14 @@ class UICommand:
         # a server URL is opened now, so a wrong host or password is one clear error.
         from ato.ui.data import _sqlite_path
 
-        app = create_app(url, token=token, loopback_only=is_loopback(args.host),
+        app = create_app(url, token=token, loopback_only=is_loopback(host),
                          lazy=_sqlite_path(url) is not None)
         port = sock.getsockname()[1]
-        shown = args.host if ":" not in args.host or args.host.startswith("[") else f"[{args.host}]"
+        shown = host if ":" not in host or host.startswith("[") else f"[{host}]"
         link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-        if token is None and not is_loopback(args.host):
+        if token is None and not is_loopback(host):
             print("ato ui: warning: no token on a non-loopback host: anyone who can reach "
-                  f"{args.host}:{port} can read every run", file=sys.stderr, flush=True)
+                  f"{host}:{port} can read every run", file=sys.stderr, flush=True)
         print(f"ato ui: {_display(url)} at {link}  (read-only; Ctrl+C stops)",
               flush=True)
         if args.open:

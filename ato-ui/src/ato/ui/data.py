@@ -208,7 +208,11 @@ class Store:
             runs = (fast(project or None, **filters) if fast is not None
                     else self._finder.find_runs(project or None, **filters))
         except (AtoError, ValueError) as e:
-            raise BadRequest(str(e)) from e
+            # The grammar's message names the CLI option; in the page it is the where filter.
+            message = str(e)
+            if message.startswith("in --where "):
+                message = "in the where filter " + message[len("in --where "):]
+            raise BadRequest(message) from e
         if ids is not None:
             by_id = {(r["id"] if fast else r.id): r for r in runs}
             runs = [by_id[i] for i in ids if i in by_id]
@@ -488,14 +492,65 @@ def _sqlite_path(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
+#: A table every tracker database has, from the original Ato's (version 0) on.
+TRACKER_TABLE = "experiments"
+
+
 def check_database(url: str) -> None:
-    """Raise :class:`DatabaseMissingError` when ``url`` is an SQLite file that does not
-    exist (the dashboard never creates one)."""
+    """Check that ``url``, when it is an SQLite file, is a tracker database, before anything
+    is served (the dashboard never creates or changes one).
+
+    Raises :class:`DatabaseMissingError` when the path does not exist or is a directory,
+    and :class:`AtoError` when the file is not an SQLite database or holds no tracker
+    tables; the message names the file and, when a ``-wal`` file sits beside it (a log not
+    merged into the file), says so."""
     path = _sqlite_path(url)
-    if path is not None and not os.path.isfile(path):
+    if path is None:
+        return
+    full = os.path.abspath(path)
+    from urllib.parse import parse_qs
+
+    mode = parse_qs(url.split("?", 1)[1] if "?" in url else "").get("mode", ["ro"])[-1]
+    if mode != "ro":
+        raise AtoError(f"{url!r} asks for mode={mode}; the dashboard only reads (mode=ro): "
+                       f"drop ?mode={mode} from the URL")
+    if os.path.isdir(path):
         raise DatabaseMissingError(
-            f"no tracker database at {os.path.abspath(path)} (from {url!r}); run something "
+            f"{full} (from {url!r}) is a directory, not a tracker database file; pass the "
+            f"database file in it (ato ui sqlite:///path/to.db)")
+    if not os.path.isfile(path):
+        raise DatabaseMissingError(
+            f"no tracker database at {full} (from {url!r}); run something "
             f"that logs to it first, or pass the right URL (ato ui sqlite:///path/to.db)")
+    import sqlite3
+    from urllib.parse import quote
+
+    wal = full + "-wal"
+    wal_size = os.path.getsize(wal) if os.path.isfile(wal) else 0  # before SQLite reads it
+    try:
+        # mode=ro: nothing is created or written (a rollback-journal file stays alone).
+        con = sqlite3.connect(f"file:{quote(full)}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        raise AtoError(f"{full} (from {url!r}) is not an SQLite database ({e}); pass a tracker "
+                       f"database file") from e
+    if TRACKER_TABLE in tables:
+        return
+    hint = ""
+    if wal_size > 0:
+        hint = (f"; its write-ahead log {wal} ({wal_size:,} bytes) was not merged "
+                f"into it (a writer still running, or one that stopped without a checkpoint): "
+                f"open it where that log can be read, or checkpoint it (sqlite3 {path} "
+                f"'PRAGMA wal_checkpoint')")
+    elif os.path.getsize(full) <= 4096:
+        hint = ("; the file is (almost) empty: a copy made without its -wal file, while a "
+                "writer had not merged its log, holds nothing (copy the -wal file too)")
+    found = f" (its tables: {', '.join(sorted(tables))})" if tables else " (it has no tables)"
+    raise AtoError(f"{full} (from {url!r}) holds no Ato tracker tables{found}{hint}; pass "
+                   f"the database your runs log to")
 
 
 def _open_finder(url: str, stale_after: float):

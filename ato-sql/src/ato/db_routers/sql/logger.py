@@ -513,6 +513,21 @@ class SQLLogger:
             self._transaction(work)
         self._run_id = None
         _live_loggers.discard(self)
+        if self._sqlite:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Merge the write-ahead log into the database file at the end of a run, so a copy
+        of the file alone holds the run.  PASSIVE never waits on a reader or writer: what it
+        cannot copy now stays in the log for SQLite's own later checkpoints."""
+        import contextlib
+
+        conn = self.engine.raw_connection()
+        try:
+            with contextlib.suppress(Exception):  # busy or locked: merged later
+                conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     # ------------------------------------------------------------------ background flushing
     # The flush thread outlives a run by LINGER seconds, so a search that records one short

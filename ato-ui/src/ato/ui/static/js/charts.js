@@ -2,7 +2,8 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, go, isBookkeeping, num, plural, setParams, SEED_KEYS, tickLabel, varyingKeys } from "./util.js";
+import { api, clear, color, download, el, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabel,
+         UrlParams, varyingKeys } from "./util.js";
 
 /* global uPlot */
 
@@ -19,6 +20,46 @@ export function ema(values, weight) {
     out[i] = last / (1 - Math.pow(weight, n));
   }
   return out;
+}
+
+// A series' values with every non-finite one (inf, -inf, NaN) made a gap (null): uPlot
+// derives the y range from all values, so one inf left no y axis and no curve. Returns
+// {y, skipped: [{step, value}]}; the skipped values are named in a note on the card.
+export function finiteOnly(steps, values) {
+  const skipped = [];
+  const y = values.map((v, i) => {
+    if (v === null || v === undefined || Number.isFinite(v)) return v ?? null;
+    skipped.push({ step: steps[i], value: Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf" });
+    return null;
+  });
+  return { y, skipped };
+}
+
+// The card's note naming the non-finite values not drawn: "2 non-finite values not drawn:
+// #8 step 1 = inf, #8 step 0 = nan" (the first few; all of them in its title).
+function nonFiniteNote(card, skipped) {
+  card.note.textContent = "";
+  card.note.hidden = !skipped.length;
+  card.node.dataset.nonfinite = String(skipped.length);
+  if (!skipped.length) return;
+  const items = skipped.map((s) => `#${s.run} step ${s.step} = ${s.value}`);
+  card.note.textContent = `${plural(skipped.length, "non-finite value")} not drawn: ` +
+    items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : "");
+  card.note.title = items.join("\n");
+}
+
+// Wall-time tick labels written as everywhere else on the page (fmtTime's
+// "2026-11-30 21:00:50"), shortened: the time of day alone when every tick is on one day,
+// seconds only when the ticks are closer than a minute.
+export function wallTicks(splits) {
+  const full = splits.map((t) => (t === null || t === undefined ? "" : fmtTime(t)));
+  const days = new Set(full.filter(Boolean).map((f) => f.slice(0, 10)));
+  const seconds = splits.some((t, i) => i > 0 && t - splits[i - 1] < 60) || full.some((f) => f && !f.endsWith(":00"));
+  return full.map((f) => {
+    if (!f) return "";
+    const time = seconds ? f.slice(11) : f.slice(11, 16);
+    return days.size > 1 ? `${f.slice(0, 10)} ${time}` : time;
+  });
 }
 
 // The group a run is drawn in; "noseed" groups runs equal but for a seed-named key and the
@@ -84,13 +125,14 @@ export class ChartBoard {
   makeCard(key) {
     const badge = el("span", { class: "badge", testid: "points-badge", title: "points stored → points drawn (reduced on the server, min/max/last per bucket)" });
     const body = el("div", { class: "chart-body" });
+    const note = el("p", { class: "chart-note muted", testid: "nonfinite-note", hidden: true });
     const node = el("section", { class: "card", testid: "chart-card" },
       el("header", {}, el("h3", { text: key, title: key }), badge,
         el("button", { class: "small", testid: "reset-zoom", text: "reset zoom", onclick: () => this.load(card) }),
         el("button", { class: "small", testid: "export-png", text: "PNG", onclick: () => this.png(card) })),
-      body);
+      body, note);
     node.dataset.key = key;
-    const card = { key, node, body, badge, series: new Map(), plot: null, range: null, mounted: false };
+    const card = { key, node, body, badge, note, series: new Map(), plot: null, range: null, mounted: false };
     this.cards.set(key, card);
     return card;
   }
@@ -127,7 +169,7 @@ export class ChartBoard {
     if (this.opts.x !== "step" && !card.withTimes) { this.load(card, card.range); return; }
     const total = [...card.series.values()].reduce((a, s) => a + s.total, 0);
     const returned = [...card.series.values()].reduce((a, s) => a + s.returned, 0);
-    card.badge.textContent = total === returned ? plural(total, "point") : `${total} → ${plural(returned, "point")}`;
+    card.badge.textContent = total === returned ? plural(total, "point") : `${total.toLocaleString("en-US")} → ${plural(returned, "point")}`;
     card.badge.dataset.total = String(total);
     card.badge.dataset.returned = String(returned);
     const legendOf = (run) => {
@@ -137,11 +179,15 @@ export class ChartBoard {
     const tables = [], series = [{ label: this.opts.x === "wall" ? "time" : this.opts.x === "rel" ? "seconds" : "step" }];
     const bands = [];
     const smooth = Number(this.opts.smooth) || 0;
-    const lines = [];
+    const lines = [], skipped = [];
     for (const [id, s] of card.series) {
       const run = this.byId.get(id);
-      if (run && s.steps.length) lines.push({ run, x: this.xOf(run, s), y: s.values });
+      if (!run || !s.steps.length) continue;
+      const f = finiteOnly(s.steps, s.values);
+      for (const k of f.skipped) skipped.push({ run: id, ...k });
+      lines.push({ run, x: this.xOf(run, s), y: f.y });
     }
+    nonFiniteNote(card, skipped);
     if (this.opts.group) {
       const groups = new Map();
       for (const l of lines) {
@@ -159,7 +205,7 @@ export class ChartBoard {
         // The band's edges are drawn, but named only by the mean's legend entry (n=…).
         series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
                     { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
-                    { label: `${label} mean (n=${members.length})`, stroke: c, width: 2, spanGaps: true });
+                    { label: members.length === 1 ? `${label} (#${members[0].run.id} alone)` : `${label} mean (n=${members.length})`, stroke: c, width: 2, spanGaps: true });
         bands.push({ series: [base, base + 1], fill: c + "22" });
         if (this.opts.traces) for (const m of members) {
           tables.push([m.x, m.y]);
@@ -188,7 +234,11 @@ export class ChartBoard {
       scales: { x: { time: this.opts.x === "wall", range: (u, min, max) => (min !== null && min === max
         ? [min - (this.opts.x === "wall" ? 30 : 1), max + (this.opts.x === "wall" ? 30 : 1)] : [min, max]) },
       y: this.opts.log ? { distr: 3 } : {} },
-      axes: [{}, { size: 60, values: (u, splits) => {
+      axes: [this.opts.x === "wall" ? { values: (u, splits) => {
+        const labels = wallTicks(splits);
+        card.node.dataset.xticks = JSON.stringify(labels);
+        return labels;
+      } } : {}, { size: 60, values: (u, splits) => {
         const labels = splits.map(tickLabel);
         card.node.dataset.yticks = JSON.stringify(labels);
         return labels;
@@ -201,7 +251,10 @@ export class ChartBoard {
           const x0 = u.posToVal(u.select.left, "x"), x1 = u.posToVal(u.select.left + u.select.width, "x");
           this.zoom(card, x0, x1);
         }],
-        draw: [() => { card.node.dataset.drawn = String((Number(card.node.dataset.drawn) || 0) + 1); }],
+        draw: [(u) => {
+          card.node.dataset.xrange = JSON.stringify([u.scales.x.min, u.scales.x.max]);
+          card.node.dataset.drawn = String((Number(card.node.dataset.drawn) || 0) + 1);
+        }],
       },
     };
     if (card.plot) card.plot.destroy();
@@ -320,12 +373,23 @@ export class ChartBoard {
   }
 }
 
-export function chartControls(params, varying, onChange) {
-  const opts = {
-    x: params.get("x") || "step", log: params.get("log") === "1", smooth: Number(params.get("smooth") || 0),
-    group: params.get("group") || "", legend: (params.get("legend") || "").split(",").filter(Boolean),
-    traces: params.get("traces") === "1",
+// The chart options of a view's URL (x, log, smooth, group, legend, traces), each checked
+// by `up` (a UrlParams: a bad value is named in the view's warning box, the default used).
+export function chartOptions(up, varying) {
+  const groups = ["hash", "noseed", ...varying.map((k) => "c:" + k)];
+  return {
+    x: up.choice("x", ["step", "wall", "rel"], "step"),
+    log: up.flag("log"),
+    smooth: up.number("smooth", 0, 0.99, 0),
+    group: up.choice("group", groups, "", `hash, noseed, or c:<config key> for a key that varies here (${
+      varying.length ? varying.map((k) => "c:" + k).join(", ") : "none varies"})`),
+    legend: up.subset("legend", varying, "config keys that vary here") || [],
+    traces: up.flag("traces"),
   };
+}
+
+export function chartControls(params, varying, onChange, up = new UrlParams(params)) {
+  const opts = chartOptions(up, varying);
   const update = (patch, urlPatch) => { Object.assign(opts, patch); setParams(urlPatch); onChange(opts); };
   const smoothOut = el("output", { text: opts.smooth.toFixed(2) });
   const bar = el("div", { class: "toolbar chart-controls", testid: "chart-controls" },
@@ -348,25 +412,54 @@ export function chartControls(params, varying, onChange) {
   return { bar, opts };
 }
 
+// The most runs one Charts page (one /api/series request per card) takes.
+export const MAX_CHART_RUNS = 1000;
+
 export async function renderCharts(view, params) {
-  const ids = (params.get("runs") || "").split(",").filter(Boolean);
+  const up = new UrlParams(params);
+  const ids = up.ids("runs");
   if (!ids.length) {
-    view.append(el("p", { class: "muted", text: "Select runs in the table first." }));
+    view.append(el("p", { class: "muted", testid: "charts-empty", text: "Select runs in the table first." }));
+    up.show(view);
+    return null;
+  }
+  if (ids.length > MAX_CHART_RUNS) {
+    notFound(view, `Charts take at most ${MAX_CHART_RUNS} runs, got ${ids.length.toLocaleString("en-US")}.`, "#/runs",
+             `runs (select at most ${MAX_CHART_RUNS})`);
     return null;
   }
   const data = await api("runs", { ids: ids.join(",") });
+  // Every id asked for that is not a run is named; the page shows the ones that are.
+  const found = new Set(data.runs.map((r) => r.id));
+  const missing = ids.filter((id) => !found.has(id));
+  const message = missing.length === 1 ? `no run with id ${missing[0]}` : `no runs with ids ${missing.join(", ")}`;
+  if (!data.runs.length) {
+    notFound(view, message, "#/runs", "runs");
+    up.show(view);
+    return null;
+  }
+  const shownIds = ids.filter((id) => found.has(id));
   const { varying } = varyingKeys(data.runs);
-  view.append(el("h2", { text: `Charts of ${plural(data.runs.length, "run")}` }),
+  view.append(el("h2", { text: `Charts of ${plural(data.runs.length, "run")}` }));
+  if (missing.length) {
+    view.append(el("div", { class: "notfound", testid: "charts-missing" },
+      el("p", { class: "error", testid: "error", text: message }),
+      el("p", {}, el("a", { href: `#/charts?runs=${shownIds.join(",")}`, testid: "charts-found",
+        text: `the charts of the ${plural(shownIds.length, "run")} that exist alone` }), " · ",
+        el("a", { href: "#/runs", testid: "back-link", text: "← runs" }))));
+  }
+  view.append(
     el("p", { class: "muted" }, "runs: ", data.runs.map((r) => [el("a", { href: `#/run/${r.id}`, text: "#" + r.id }), " ",
       el("span", { class: `status s-${r.status}`, text: r.status, testid: `run-status-${r.id}` }), "  "]),
       el("button", { class: "small", text: "compare", disabled: data.runs.length < 2 || data.runs.length > 10,
-        onclick: () => go("/compare", { runs: ids.join(",") }) })));
+        onclick: () => go("/compare", { runs: shownIds.join(",") }) })));
   let board = null;
   const holder = el("div");
   const { bar, opts } = chartControls(params, varying, () => {
     for (const card of board.cards.values()) if (card.mounted) board.draw(card);
-  });
+  }, up);
   view.append(bar, holder);
+  up.show(view);
   board = new ChartBoard(holder, data.runs, data.metric_keys, opts, data.summaries);
   return () => board.destroy();
 }

@@ -1,6 +1,6 @@
 // Compare 2–10 runs: config diff (only differences by default), structure diff,
 // fingerprint diff, final/best metrics with deltas against the first run, overlaid charts.
-import { api, el, fmt, isBookkeeping, notFound, num, plural, setParams, varyingKeys } from "./util.js";
+import { api, el, fmt, isBookkeeping, notFound, num, plural, setParams, UrlParams, varyingKeys } from "./util.js";
 import { ChartBoard, chartControls } from "./charts.js";
 
 const ABSENT = "(absent)";
@@ -14,9 +14,11 @@ function delta(v, base) {
 }
 
 export async function renderCompare(view, params) {
-  const ids = (params.get("runs") || "").split(",").filter(Boolean).map(Number);
+  const up = new UrlParams(params);
+  const ids = up.ids("runs");  // a repeated id counts once: a run is not compared with itself
   if (ids.length < 2 || ids.length > 10) {
-    notFound(view, `Compare takes 2 to 10 runs, got ${ids.length}.`, "#/runs", "runs (select 2 to 10 to compare)");
+    notFound(view, `Compare takes 2 to 10 different runs, got ${ids.length}.`, "#/runs", "runs (select 2 to 10 to compare)");
+    up.show(view);
     return null;
   }
   // Every unknown id is named at once (not only the first), with a way on.
@@ -31,11 +33,12 @@ export async function renderCompare(view, params) {
       view.querySelector("[data-testid='not-found']").append(el("p", {}, el("a", {
         href: `#/compare?runs=${found.join(",")}`, testid: "compare-found", text: `compare the ${found.length} runs that exist (#${found.join(", #")})` })));
     }
+    up.show(view);
     return null;
   }
   const runs = settled.map((s) => s.value);
-  const onlyDiff = params.get("all") !== "1";
-  const showBk = params.get("bk") === "1";
+  const onlyDiff = !up.flag("all");
+  const showBk = up.flag("bk");
   view.append(el("h2", { text: `Compare ${runs.map((r) => "#" + r.id).join(", ")}` }));
   const head = () => el("tr", {}, el("th", { text: "key" }), runs.map((r) => el("th", {}, el("a", { href: `#/run/${r.id}`, text: `#${r.id}` }))));
 
@@ -94,13 +97,14 @@ export async function renderCompare(view, params) {
     mkeys.length ? el("table", { class: "grid" }, head(), rows) : el("p", { class: "muted", text: "no metrics" })));
 
   // ------------------------------------------------------------ charts
-  if (!mkeys.length) return null;
+  if (!mkeys.length) { up.show(view); return null; }
   const rowsForCharts = runs.map((r) => ({ id: r.id, config: r.config, start: r.start, status: r.status, hash: r.hash }));
   const { varying } = varyingKeys(rowsForCharts);
   let board = null;
   const holder = el("div");
-  const { bar, opts } = chartControls(params, varying, () => { for (const c of board.cards.values()) if (c.mounted) board.draw(c); });
+  const { bar, opts } = chartControls(params, varying, () => { for (const c of board.cards.values()) if (c.mounted) board.draw(c); }, up);
   view.append(el("h3", { text: "overlaid charts" }), bar, holder);
+  up.show(view);
   board = new ChartBoard(holder, rowsForCharts, mkeys, opts, Object.fromEntries(runs.map((r) => [r.id, r.summaries])));
   return () => board.destroy();
 }

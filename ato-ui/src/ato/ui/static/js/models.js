@@ -2,7 +2,7 @@
 // history and lineage, and a run's inputs and outputs. Every value from the database
 // reaches the page through el() (textContent and attributes), never as HTML; the view
 // lives in the URL (#/models?kind=…&q=…, #/models/KIND/NAME?project=…&v=…&alias=…).
-import { api, el, fmt, fmtTime, go, notFound, route, setParams } from "./util.js";
+import { api, el, fmt, fmtTime, go, notFound, route, setParams, UrlParams } from "./util.js";
 
 export function fmtBytes(n) {
   if (n === null || n === undefined) return "–";
@@ -50,9 +50,11 @@ function unavailable(view, reason) {
 // ---------------------------------------------------------------------------- list
 export async function renderModels(view, parts, params) {
   if (parts.length >= 3) return renderAsset(view, parts[1], parts.slice(2).join("/"), params);
-  const kind = params.get("kind") || "";
+  const up = new UrlParams(params);
+  const kind = up.choice("kind", ["model", "dataset"], "");
   const data = await api("registry", { kind, project: params.get("project") });
   view.append(el("h2", { text: "Models and datasets" }));
+  up.show(view);
   if (!data.available) return unavailable(view, data.reason);
   const q = params.get("q") || "";
   const kindSelect = el("select", { testid: "kind-select",
@@ -77,7 +79,8 @@ export async function renderModels(view, parts, params) {
         el("td", { text: a.project }),
         el("td", { class: "num", text: fmt(a.versions) }),
         el("td", { class: "num", text: a.latest === null ? "–" : `v${a.latest}` }),
-        el("td", {}, Object.entries(a.aliases).filter(([k]) => k !== "latest")
+        // every alias, latest too (as `ato data list` and the versions table show it)
+        el("td", {}, Object.entries(a.aliases)
           .map(([k, v]) => el("span", { class: "tag alias", text: `${k} → v${v}` }))),
         el("td", { class: "num", text: fmtBytes(a.size) }),
         el("td", { class: "desc", text: a.description ?? "" }))))
@@ -101,7 +104,12 @@ async function renderAsset(view, kind, name, params) {
     el("span", { class: "tag", text: asset.kind }), " ", el("span", { class: "muted", text: asset.project })));
   if (asset.description) view.append(el("p", { class: "desc", testid: "asset-description", text: asset.description }));
   const isModel = kind === "model";
-  const selected = params.get("v") ? Number(params.get("v")) : asset.latest;
+  const up = new UrlParams(params);
+  // v: a version number (an unknown one is said in the lineage box, the page stays)
+  const vParam = up.raw("v");
+  if (vParam !== null && !/^\d+$/.test(vParam)) up.bad("v", vParam, "a version number (1, 2, …)");
+  const selected = vParam !== null && /^\d+$/.test(vParam) ? Number(vParam) : asset.latest;
+  up.show(view);
   view.append(el("h3", { text: `versions (${data.versions.length})` }),
     table("versions", ["version", "digest", "size", "files", ...(isModel ? ["step", "score"] : []), "run", "created", "by", "aliases", "state"],
       data.versions.map((v) => el("tr", {

@@ -7,9 +7,22 @@ function axisOf(runs, dim) {
   const numeric = values.filter((v) => typeof v === "number" && Number.isFinite(v));
   if (numeric.length && numeric.length === values.filter((v) => v !== null && v !== undefined).length) {
     let lo = Math.min(...numeric), hi = Math.max(...numeric);
+    // Positive values spanning two decades or more (a learning rate 1e-4..1) lie on a log
+    // axis, ticked at each power of ten; the others on a linear one, ticked at its ends and
+    // three points between.
+    if (lo > 0 && hi / lo >= 100) {
+      const l0 = Math.log10(lo), l1 = Math.log10(hi);
+      const pos = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? (Math.log10(v) - l0) / (l1 - l0) : null);
+      const ticks = [[0, fmt(lo)], [1, fmt(hi)]];
+      for (let e = Math.ceil(l0); e <= Math.floor(l1); e++) {
+        const p = (e - l0) / (l1 - l0);
+        if (p > 0.04 && p < 0.96) ticks.push([p, fmt(10 ** e)]);
+      }
+      return { kind: "num", log: true, lo, hi, pos, ticks };
+    }
     if (lo === hi) { lo -= 0.5; hi += 0.5; }
     return { kind: "num", lo, hi, pos: (v) => (typeof v === "number" && Number.isFinite(v) ? (v - lo) / (hi - lo) : null),
-             ticks: [[0, fmt(lo)], [1, fmt(hi)]] };
+             ticks: [0, 0.25, 0.5, 0.75, 1].map((p) => [p, fmt(+(lo + p * (hi - lo)).toPrecision(4))]) };
   }
   const cats = [...new Set(values.filter((v) => v !== null && v !== undefined).map((v) => JSON.stringify(v)))].sort();
   const n = Math.max(cats.length - 1, 1);
@@ -41,6 +54,7 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
   const { canvas, ctx, width, height } = setupCanvas(container, 280);
   const top = 34, bottom = height - 24, left = 50, right = width - 50;
   const axes = dims.map((d) => axisOf(runs, d));
+  container.dataset.logAxes = JSON.stringify(dims.filter((d, i) => axes[i].log).map((d) => d.key));
   const x = (i) => (dims.length === 1 ? (left + right) / 2 : left + (i * (right - left)) / (dims.length - 1));
   const y = (p) => bottom - p * (bottom - top);
   const brushes = new Map();  // axis index → [p0, p1] in 0..1
@@ -92,7 +106,14 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
       const label = d.label.length > 22 ? "…" + d.label.slice(-21) : d.label;
       ctx.fillText(label, x(i), top - 18);
       ctx.font = "10px sans-serif";
-      for (const [p, t] of axes[i].ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 14), x(i), y(p) + (p === 0 ? 14 : p === 1 ? -4 : 3));
+      for (const [p, t] of axes[i].ticks.slice(0, 12)) {
+        // the ends above and below the axis; the ticks between beside it, off the line
+        const end = p === 0 || p === 1;
+        ctx.textAlign = end ? "center" : "right";
+        ctx.fillText(String(t).slice(0, 14), end ? x(i) : x(i) - 5, y(p) + (p === 0 ? 14 : p === 1 ? -4 : 3));
+        if (!end) { ctx.beginPath(); ctx.moveTo(x(i) - 3, y(p)); ctx.lineTo(x(i), y(p)); ctx.stroke(); }
+      }
+      ctx.textAlign = "center";
       ctx.font = "12px sans-serif";
       const b = brushes.get(i);
       if (b) { ctx.fillStyle = "rgba(255,165,0,0.35)"; ctx.fillRect(x(i) - 7, y(b[1]), 14, y(b[0]) - y(b[1])); ctx.fillStyle = "#222"; }

@@ -1,7 +1,7 @@
 // One run: status, times, tags, nested typed config, artifacts, fingerprints, metric
 // summaries and charts.
-import { api, el, fmt, fmtDuration, fmtTime, isBookkeeping } from "./util.js";
-import { ChartBoard, chartControls } from "./charts.js";
+import { api, el, fmt, fmtDuration, fmtTime, isBookkeeping, UrlParams } from "./util.js";
+import { ChartBoard, chartControls, chartOptions } from "./charts.js";
 import { appendRunIO, fetchRunIO } from "./models.js";
 
 export function configTree(value, types, prefix = "") {
@@ -56,11 +56,13 @@ export async function renderRun(view, id, params) {
   cols.append(right);
   view.append(cols);
   await appendRunIO(view, io);  // the dataset versions it used, the models it produced
-  if (!run.metric_keys.length) return null;
+  const up = new UrlParams(params);
+  if (!run.metric_keys.length) { chartOptions(up, []); up.show(view); return null; }
   const holder = el("div");
   let board = null;
-  const { bar, opts } = chartControls(params, [], () => { for (const c of board.cards.values()) if (c.mounted) board.draw(c); });
+  const { bar, opts } = chartControls(params, [], () => { for (const c of board.cards.values()) if (c.mounted) board.draw(c); }, up);
   view.append(el("h3", { text: "charts" }), bar, holder);
+  up.show(view);
   board = new ChartBoard(holder, [run], run.metric_keys, opts, { [run.id]: run.summaries });
   // A live run that ends: its end, duration and final summaries are re-read with the badge.
   board.onStatus = async (runId, status) => {

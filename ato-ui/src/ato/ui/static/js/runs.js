@@ -2,7 +2,8 @@
 // summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
 // parallel-coordinates / scatter panel whose brushing filters the table.
 import { api, clear, csvCell, download, el, fmt, fmtDuration, fmtTime, go, num, plural, setParams,
-         varyingKeys } from "./util.js";
+         UrlParams, varyingKeys } from "./util.js";
+import { MAX_CHART_RUNS } from "./charts.js";
 import { drawParcoords, drawScatter } from "./parcoords.js";
 
 const ROW_H = 28;
@@ -51,9 +52,10 @@ function strongestKey(runs, keys, metric) {
 }
 
 export async function renderRuns(view, params) {
+  const up = new UrlParams(params);
   const filters = {
     project: params.get("project") || "", where: params.get("where") || "",
-    tags: params.get("tags") || "", status: params.get("status") || "",
+    tags: params.get("tags") || "", status: up.choice("status", STATUSES, ""),
   };
   const whereInput = el("input", { type: "search", placeholder: "where, e.g. lr < 0.01 and model == 'resnet'",
                                    value: filters.where, testid: "filter-where", size: 40 });
@@ -77,19 +79,24 @@ export async function renderRuns(view, params) {
     data = await api("runs", filters);
   } catch (e) {
     errorBox.textContent = e.message;
+    up.show(view);
     return null;
   }
   const runs = data.runs;
+  if (filters.project && !runs.length) {  // no run: say whether the project exists at all
+    const names = (await api("info")).projects.map((p) => p.name);
+    if (!names.includes(filters.project)) up.bad("project", filters.project, `a project: ${names.join(", ") || "(none yet)"}`);
+  }
   const sums = data.summaries;
   const metricKeys = data.metric_keys;
-  let chosen = (params.get("m") ?? metricKeys.slice(0, 3).join(",")).split(",").filter((k) => metricKeys.includes(k));
-  const showConst = params.get("const") === "1";
+  let chosen = params.get("m") === "" ? [] : up.subset("m", metricKeys, "metric keys") ?? metricKeys.slice(0, 3);
+  const showConst = up.flag("const");
   let sortKey = params.get("sort") || "id";
-  let sortDesc = params.get("desc") === "1";
-  const selected = new Set((params.get("sel") || "").split(",").filter(Boolean).map(Number));
+  let sortDesc = up.flag("desc");
+  const selected = new Set(up.ids("sel"));
   let brushed = null;  // Set of run ids kept by the parallel-coordinates brushes
 
-  const showBk = params.get("bk") === "1";
+  const showBk = up.flag("bk");
   // Search bookkeeping keys (__hyperopt_id__, __budget__…) are columns only on request.
   const { varying, constant, bookkeeping } = varyingKeys(runs);
   const configCols = [...varying, ...(showBk ? bookkeeping : []), ...(showConst ? constant : [])];
@@ -112,6 +119,13 @@ export async function renderRuns(view, params) {
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
       id: `m:${f}:${k}`, label: `${k} ${f}`, width: fit(`${k} ${f}`, 90), metric: true, get: (r) => summary(r, k, f) }))),
   ];
+  // sort: a column's id (id, project, status, tags, start, duration, c:<config key>,
+  // m:<last|min|max>:<metric key>) of a column the table shows.
+  if (!columns.some((c) => c.id === sortKey)) {
+    up.bad("sort", sortKey, "a column shown: id, status, start, duration, c:<config key> " +
+      "(e.g. c:" + (configCols[0] || "lr") + "), m:last|min|max:<metric key> (e.g. m:last:" + (chosen[0] || metricKeys[0] || "loss") + ")");
+    sortKey = "id";
+  }
   const template = ["30px", ...columns.map((c) => c.width + "px")].join(" ");
 
   // ---------------------------------------------------------------- toolbar
@@ -180,7 +194,7 @@ export async function renderRuns(view, params) {
     });
     shown = base;
     spacer.style.height = shown.length * ROW_H + "px";
-    count.textContent = `${shown.length} of ${plural(runs.length, "run")}`;
+    count.textContent = `${shown.length.toLocaleString("en-US")} of ${plural(runs.length, "run")}`;
     count.dataset.count = String(shown.length);
   }
   function markSort() {
@@ -222,7 +236,8 @@ export async function renderRuns(view, params) {
   function updateSelection() {
     const n = selected.size;
     chartsBtn.textContent = `Charts (${n})`;
-    chartsBtn.disabled = n < 1;
+    chartsBtn.disabled = n < 1 || n > MAX_CHART_RUNS;
+    chartsBtn.title = n > MAX_CHART_RUNS ? `charts take at most ${MAX_CHART_RUNS} runs` : "";
     compareBtn.textContent = `Compare (${n})`;
     compareBtn.disabled = n < 2 || n > 10;
     compareBtn.title = n > 10 ? "compare takes 2 to 10 runs" : "";
@@ -240,12 +255,19 @@ export async function renderRuns(view, params) {
   }
 
   // ---------------------------------------------------------------- parallel coordinates
-  let pcOpen = params.get("pc") === "1";
+  let pcOpen = up.flag("pc");
   // The brushes live in the URL (pcb: JSON {axis key: [from, to]} as fractions of each
   // axis), so a shared link restores them and the rows they keep.
   let pcBrushes = {};
-  try { pcBrushes = JSON.parse(params.get("pcb") || "{}") || {}; } catch { pcBrushes = {}; }
-  if (typeof pcBrushes !== "object" || Array.isArray(pcBrushes)) pcBrushes = {};
+  try { pcBrushes = JSON.parse(params.get("pcb") || "{}") || {}; } catch { pcBrushes = null; }
+  if (pcBrushes === null || typeof pcBrushes !== "object" || Array.isArray(pcBrushes)) {
+    up.bad("pcb", params.get("pcb"), 'a JSON object {"<axis key>": [from, to]}, fractions of each axis');
+    pcBrushes = {};
+  }
+  // The panel's metric and scatter x, checked once against what the table has.
+  if (up.raw("pcm") !== null && !metricKeys.includes(params.get("pcm"))) {
+    up.bad("pcm", params.get("pcm"), `a metric key: ${metricKeys.join(", ")}`); params.delete("pcm");
+  }
   function renderPanel() {
     clear(panel);
     panel.classList.toggle("hidden", !pcOpen);
@@ -259,7 +281,7 @@ export async function renderRuns(view, params) {
       metricKeys.map((k) => el("option", { value: k, text: `${k} (last)`, selected: k === metric })));
     // The default x: the numeric key whose rank correlation with the metric is strongest
     // (the hyperparameter that matters most, on any monotone scale: lr works as log lr).
-    const xKey = params.get("sx") ||
+    const xKey = (varying.includes(params.get("sx")) ? params.get("sx") : null) ||
       strongestKey(runs, numericKeys, (r) => summary(r, metric, "last")) || numericKeys[0] || varying[0];
     const xSelect = el("select", { testid: "scatter-x", onchange: (e) => { setParams({ sx: e.target.value }); params.set("sx", e.target.value); renderPanel(); } },
       varying.map((k) => el("option", { value: k, text: k, selected: k === xKey })));
@@ -307,7 +329,11 @@ export async function renderRuns(view, params) {
   markSort();
   updateSelection();
   paint(true);
+  if (up.raw("sx") !== null && !varying.includes(params.get("sx"))) {
+    up.bad("sx", params.get("sx"), `a config key that varies here: ${varying.join(", ") || "(none)"}`);
+  }
   renderPanel();
+  up.show(view);
   scroller.dataset.ready = "1";
   return () => { window.removeEventListener("resize", onResize); if (source) source.close(); };
 }

@@ -54,6 +54,9 @@ export function num(v) {
 export function fmt(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v === "number") {
+    // non-finite as the API and the Run page write them (never "Infinity")
+    if (Number.isNaN(v)) return "nan";
+    if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
     if (Number.isInteger(v)) return String(v);
     const a = Math.abs(v);
     return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(5));
@@ -185,3 +188,73 @@ export function notFound(box, message, backHref, backText) {
 }
 
 export const SEED_KEYS = /(^|\.)(seed|random_seed|rng_seed)$/i;
+
+// A view's URL parameters, read and checked: a value a view does not accept is never
+// silently dropped or misused; it is collected (name, value, what is accepted) and shown
+// by show() in one box at the top of the view, which still shows what it can (the
+// parameter's default). Every accepted value is listed in docs/ui.md.
+export class UrlParams {
+  constructor(params) { this.params = params; this.problems = []; }
+
+  raw(name) { const v = this.params.get(name); return v === null || v === "" ? null : v; }
+
+  bad(name, value, expected) { this.problems.push({ name, value: String(value), expected }); }
+
+  // One of `values` (strings), else `dflt`; `describe` names them when they are many.
+  choice(name, values, dflt = "", describe = null) {
+    const v = this.raw(name);
+    if (v === null) return dflt;
+    if (values.includes(v)) return v;
+    this.bad(name, v, describe || `one of ${values.filter((x) => x !== "").join(", ")}`);
+    return dflt;
+  }
+
+  // "1" is on; absent, empty or "0" off; anything else is reported.
+  flag(name) {
+    const v = this.raw(name);
+    if (v === null || v === "0") return false;
+    if (v === "1") return true;
+    this.bad(name, v, "1 (on) or 0 (off)");
+    return false;
+  }
+
+  // A number in [lo, hi]; out of range or not a number: reported, `dflt` used.
+  number(name, lo, hi, dflt) {
+    const v = this.raw(name);
+    if (v === null) return dflt;
+    const n = Number(v);
+    if (v.trim() !== "" && Number.isFinite(n) && n >= lo && n <= hi) return n;
+    this.bad(name, v, `a number from ${lo} to ${hi}`);
+    return dflt;
+  }
+
+  // A comma-separated list of positive integers (run ids); the others are reported.
+  ids(name) {
+    const v = this.raw(name);
+    if (v === null) return [];
+    const parts = v.split(",").filter(Boolean);
+    const wrong = parts.filter((p) => !/^\d+$/.test(p.trim()) || Number(p) < 1);
+    if (wrong.length) this.bad(name, wrong.join(","), "run ids: positive integers separated by commas");
+    return [...new Set(parts.filter((p) => !wrong.includes(p)).map(Number))];
+  }
+
+  // A comma-separated list whose items must be in `known`; unknown ones are reported.
+  subset(name, known, what) {
+    const v = this.raw(name);
+    if (v === null) return null;
+    const items = v.split(",").filter(Boolean);
+    const wrong = items.filter((k) => !known.includes(k));
+    if (wrong.length) this.bad(name, wrong.join(","), `${what}: ${known.join(", ") || "(none here)"}`);
+    return items.filter((k) => known.includes(k));
+  }
+
+  // The box naming every bad parameter, first in `view` (nothing when all are good).
+  show(view) {
+    view.querySelector("[data-testid='param-warning']")?.remove();
+    if (!this.problems.length) return;
+    view.prepend(el("div", { class: "param-warning", testid: "param-warning" },
+      el("p", { text: this.problems.length === 1 ? "A URL parameter is not valid and was ignored:" : "URL parameters not valid and ignored:" }),
+      el("ul", {}, this.problems.map((p) => el("li", { testid: `param-${p.name}`,
+        text: `${p.name}=${p.value}: expected ${p.expected}` })))));
+  }
+}

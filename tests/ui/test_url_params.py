@@ -1,0 +1,234 @@
+"""What the dashboard does with awkward data and awkward addresses: a series holding
+±inf/NaN still draws its finite points (the rest named on the card), a one-point metric
+is centred, every view names a URL parameter with a bad value (and the values it takes)
+while showing what it can, unknown run ids on Charts are named, and Charts is disabled
+for more runs than a page takes.  A database of its own, written through the real
+SQLLogger; Debian's Chromium via Playwright."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.ui.populate import config_for, logger_for
+
+WARN = "[data-testid='param-warning']"
+
+
+def populate(url: str) -> dict:
+    """Project ``odd``: run ``inf`` (loss: nan@0, inf@1, then finite; also -inf at 50),
+    run ``plain`` (finite loss), run ``one`` (a single loss point at step 7); lr and seed vary."""
+    log = logger_for(url, "odd")
+    ids = {}
+    for name, lr, seed in [("inf", 0.1, 0), ("plain", 0.01, 1), ("one", 0.001, 2)]:
+        ids[name] = log.run(config=config_for(url, "odd", lr=lr, seed=seed))
+        if name == "one":
+            log.log_metric("loss", 0.25, 7)
+        else:
+            for step in range(100):
+                v = 1.0 / (1 + step)
+                if name == "inf":
+                    v = {0: math.nan, 1: math.inf, 50: -math.inf}.get(step, v)
+                log.log_metric("loss", v, step)
+        log.finish("completed")
+    return ids
+
+
+@pytest.fixture(scope="module")
+def odd_server(tmp_path_factory):
+    from ato.ui.app import create_app
+    from tests.ui.conftest import Server
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('odd') / 'experiments.db'}"
+    info = populate(url)
+    srv = Server(create_app(url))
+    srv.info = info
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def opage(browser, odd_server, artifacts):
+    from tests.ui.conftest import browser_page
+
+    yield from browser_page(browser, odd_server.base, artifacts, accept_downloads=True)
+
+
+def _card(page):
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    return page.locator("[data-testid='chart-card']").first
+
+
+def _y_ticks(card):
+    import json
+
+    return [t for t in json.loads(card.get_attribute("data-yticks") or "[]") if t]
+
+
+@pytest.mark.parametrize("extra", ["", "&smooth=0.5", "&log=1", "&group=noseed"])
+def test_non_finite_values_leave_the_finite_points_drawn(opage, odd_server, extra):
+    i, p = odd_server.info["inf"], odd_server.info["plain"]
+    opage.open(f"#/charts?runs={i},{p}{extra}")
+    card = _card(opage)
+    # a y axis with labels, both curves, the y range from the finite values (max 1/3)
+    assert _y_ticks(card), "no y axis drawn"
+    assert card.get_attribute("data-series") == "2"
+    assert float(card.get_attribute("data-ymax")) == pytest.approx(1.0)  # plain's step 0
+    note = card.locator("[data-testid='nonfinite-note']")
+    assert card.get_attribute("data-nonfinite") == "3"
+    assert note.is_visible()
+    text = note.inner_text()
+    assert text.startswith("3 non-finite values not drawn:")
+    assert f"#{i} step 0 = nan" in text and f"#{i} step 1 = inf" in text
+    assert f"#{i} step 50 = -inf" in note.get_attribute("title")
+    opage.shot("chart-nonfinite" + extra.replace("&", "-").replace("=", ""))
+
+
+def test_non_finite_chart_exports_a_png_and_the_run_page_draws(opage, odd_server):
+    i = odd_server.info["inf"]
+    opage.open(f"#/run/{i}")
+    card = _card(opage)
+    assert _y_ticks(card)
+    assert float(card.get_attribute("data-ymax")) == pytest.approx(1 / 3)  # steps 0 and 1 are nan/inf: 1/(1+2)
+    with opage.expect_download() as dl:
+        card.locator("[data-testid='export-png']").click()
+    data = open(dl.value.path(), "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+def test_a_finite_series_has_no_note(opage, odd_server):
+    opage.open(f"#/charts?runs={odd_server.info['plain']}")
+    card = _card(opage)
+    assert card.get_attribute("data-nonfinite") == "0"
+    assert not card.locator("[data-testid='nonfinite-note']").is_visible()
+
+
+def test_a_single_point_is_centred(opage, odd_server):
+    opage.open(f"#/charts?runs={odd_server.info['one']}")
+    card = _card(opage)
+    import json
+
+    lo, hi = json.loads(card.get_attribute("data-xrange"))
+    # step 7 sits in the middle of the x axis, not at the left edge of a 0..100 axis
+    assert lo < 7 < hi and abs((7 - lo) - (hi - 7)) < 1e-9
+
+
+# ---------------------------------------------------------------------------- URL parameters
+def _warning(page, name):
+    page.wait_for_selector(WARN)
+    item = page.locator(f"{WARN} [data-testid='param-{name}']")
+    assert item.count() == 1, page.inner_text(WARN)
+    return item.inner_text()
+
+
+def test_charts_names_each_bad_option_and_keeps_drawing(opage, odd_server):
+    i, p = odd_server.info["inf"], odd_server.info["plain"]
+    opage.open(f"#/charts?runs={i},{p}&group=seed&smooth=7&x=epoch&log=yes&legend=nope")
+    assert _warning(opage, "group") == ("group=seed: expected hash, noseed, or c:<config key> for a key "
+                                        "that varies here (c:lr, c:seed)")
+    assert _warning(opage, "smooth") == "smooth=7: expected a number from 0 to 0.99"
+    assert "step, wall, rel" in _warning(opage, "x")
+    assert "1 (on) or 0 (off)" in _warning(opage, "log")
+    assert "lr, seed" in _warning(opage, "legend")
+    # the defaults are used: no grouping (one line per run), smoothing 0
+    card = _card(opage)
+    assert card.get_attribute("data-series") == "2"
+    assert opage.locator("[data-testid='smoothing']").input_value() == "0"
+    assert opage.locator("[data-testid='group-by']").input_value() == ""
+    opage.shot("charts-bad-params")
+    # a good value: no box
+    opage.open(f"#/charts?runs={i},{p}&group=c:seed&smooth=0.5")
+    _card(opage)
+    assert opage.locator(WARN).count() == 0
+
+
+def test_charts_names_unknown_run_ids(opage, odd_server):
+    i, p = odd_server.info["inf"], odd_server.info["plain"]
+    opage.open("#/charts?runs=9999")
+    box = opage.locator("[data-testid='not-found']")
+    assert box.locator("[data-testid='error']").inner_text() == "no run with id 9999"
+    assert box.locator("[data-testid='back-link']").get_attribute("href") == "#/runs"
+    opage.open(f"#/charts?runs={i},9999,{p},9998")
+    missing = opage.locator("[data-testid='charts-missing']")
+    assert missing.locator("[data-testid='error']").inner_text() == "no runs with ids 9999, 9998"
+    assert missing.locator("[data-testid='charts-found']").get_attribute("href") == f"#/charts?runs={i},{p}"
+    assert opage.locator("h2").inner_text() == "Charts of 2 runs"
+    _card(opage)
+    opage.open(f"#/charts?runs={i},x1,-3")
+    assert "x1,-3" in _warning(opage, "runs")
+
+
+def test_runs_table_names_bad_sort_status_and_flags(opage, odd_server):
+    opage.open("#/runs?project=odd&sort=objective&desc=1&status=done&const=2&m=acc")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    sort = _warning(opage, "sort")
+    assert sort.startswith("sort=objective: expected a column shown:") and "m:last:loss" in sort
+    assert "running, completed" in _warning(opage, "status")
+    assert "const=2" in _warning(opage, "const")
+    assert "metric keys: loss" in _warning(opage, "m")
+    # the table shows every run, sorted by id descending (sort falls back to id; desc holds)
+    rows = opage.locator(".tr").evaluate_all("rs => rs.map(r => Number(r.dataset.run))")
+    assert rows == sorted(rows, reverse=True) and len(rows) == 3
+    opage.open("#/runs?project=nope")
+    assert _warning(opage, "project") == "project=nope: expected a project: odd"
+    opage.open("#/runs?project=odd&sort=c:lr&desc=1")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    assert opage.locator(WARN).count() == 0
+
+
+def test_compare_and_run_and_models_name_bad_parameters(opage, odd_server):
+    i, p = odd_server.info["inf"], odd_server.info["plain"]
+    opage.open(f"#/compare?runs={i},{p}&all=yes&smooth=-1")
+    assert "all=yes" in _warning(opage, "all")
+    assert "smooth=-1" in _warning(opage, "smooth")
+    assert opage.locator("[data-testid='metric-compare']").count() == 1
+    # the same run twice is one run: compare needs two different ones
+    opage.open(f"#/compare?runs={i},{i}")
+    assert opage.locator("[data-testid='error']").inner_text() == \
+        "Compare takes 2 to 10 different runs, got 1."
+    opage.open(f"#/run/{i}?x=steps")
+    assert "x=steps" in _warning(opage, "x")
+    _card(opage)
+    opage.open("#/models?kind=models")
+    assert _warning(opage, "kind") == "kind=models: expected one of model, dataset"
+
+
+def test_charts_button_is_disabled_past_the_limit(opage, odd_server):
+    ids = ",".join(str(n) for n in range(1, 1202))
+    opage.open(f"#/runs?project=odd&sel={ids}")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    button = opage.locator("[data-testid='open-charts']")
+    assert button.is_disabled()
+    assert button.get_attribute("title") == "charts take at most 1000 runs"
+    opage.open(f"#/charts?runs={ids}")
+    assert opage.locator("[data-testid='error']").inner_text() == \
+        "Charts take at most 1000 runs, got 1,201."
+
+
+def test_parallel_coordinates_put_a_wide_positive_key_on_a_log_axis(opage):
+    import json
+
+    opage.open("#/runs?project=odd&pc=1")
+    box = opage.wait_for_selector("[data-testid='parallel'][data-log-axes]")
+    # lr 0.001..0.1 spans two decades: log; seed 0..2 does not
+    assert json.loads(box.get_attribute("data-log-axes")) == ["lr"]
+    opage.shot("parallel-log-axis")
+
+
+def test_a_bad_where_names_the_filter_not_the_cli_option(opage):
+    opage.open("#/runs?project=odd&where=lr%20%3C")
+    error = opage.wait_for_selector("[data-testid='filter-error']:has-text('position')").inner_text()
+    assert error.startswith("in the where filter 'lr <' at position") and "--where" not in error
+
+
+def test_wall_time_ticks_read_as_the_rest_of_the_page(opage, odd_server):
+    import json
+    import re
+
+    opage.open(f"#/charts?runs={odd_server.info['plain']}&x=wall")
+    card = _card(opage)
+    opage.wait_for_selector("[data-testid='chart-card'][data-xticks]")
+    ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
+    # one day: 24-hour time of day, never "9:07pm" or a month/day/year
+    assert ticks and all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", t) for t in ticks), ticks
