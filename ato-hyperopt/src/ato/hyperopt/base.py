@@ -828,8 +828,10 @@ class HyperOpt(abc.ABC):
             if outcome.ok:
                 metric = _as_metric(outcome.value, self.algorithm_name())
                 if metric != metric:  # NaN from a remote run: failed, as here
-                    outcome = dataclasses.replace(outcome, ok=False, exception=None, error=(
-                        f"NaNMetricError: {_nan_message(self.algorithm_name())}"))
+                    outcome = dataclasses.replace(
+                        outcome, ok=False, exception=None,
+                        error=f"NaNMetricError: {_nan_message(self.algorithm_name())}",
+                        types=_exception_types(NaNMetricError))
             if outcome.ok:
                 if record:
                     recorder.record(trial, request.config, metric)
@@ -846,12 +848,19 @@ class HyperOpt(abc.ABC):
         return metrics
 
     def __caught(self, outcome) -> bool:
-        """Whether a failed outcome's exception is one of ``catch`` (by type in this
-        process, by class name when it happened elsewhere)."""
+        """Whether a failed outcome's exception is one of ``catch`` (subclasses included):
+        by ``isinstance`` when the live exception is here, else by the MRO names the
+        outcome carries from the process where it happened (another rank, a pool child, a
+        Ray worker), so every rank of a torch group decides alike."""
+        classes = (NaNMetricError, *self.catch)
         if outcome.exception is not None:
-            return isinstance(outcome.exception, (NaNMetricError, *self.catch))
+            return isinstance(outcome.exception, classes)
+        types = tuple(getattr(outcome, "types", ()) or ())
+        if types:
+            return any(f"{c.__module__}.{c.__qualname__}" in types for c in classes)
+        # an executor of a third party that sends only the text: its leading class name
         name = str(outcome.error or "").partition(":")[0].strip()
-        return any(t.__name__ == name for t in (NaNMetricError, *self.catch))
+        return any(name in (c.__name__, f"{c.__module__}.{c.__qualname__}") for c in classes)
 
     def __run_shared(self, shared, func, pairs, args, kwargs) -> list:
         """Evaluate ``pairs`` together with the study's other workers."""
@@ -1028,6 +1037,10 @@ def _has_code(func) -> bool:
     while hasattr(func, "__wrapped__"):
         func = func.__wrapped__
     return getattr(func, "__code__", None) is not None
+
+
+def _exception_types(cls: type) -> tuple[str, ...]:
+    return tuple(f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__)
 
 
 def _nan_message(algorithm: str) -> str:
