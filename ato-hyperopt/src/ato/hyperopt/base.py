@@ -254,6 +254,18 @@ def _check_exception_types(name: str, catch) -> tuple:
     return types
 
 
+def _json_text(value) -> str:
+    """``value`` as compact JSON text with sorted keys, numbers written as the trial hash
+    writes them (``2.0`` as ``2``, floats by their shortest repr; anything JSON cannot
+    hold by its ``repr``)."""
+    import json
+
+    from ato.hyperopt.study import _canonical
+
+    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
 def _exact_json(value, other):
     """``value`` as JSON data for comparing plans: real numbers as exact text (so ``9`` and
     ``9.0`` agree), mappings with sorted string keys, sequences as lists, anything else as
@@ -356,6 +368,22 @@ class HyperOpt(abc.ABC):
                 given.update(value or {})
             elif param.kind is not param.VAR_POSITIONAL:
                 given[name] = value
+        # an option left out is its default: the most derived __init__ that names it says
+        # which (so giving a default explicitly, or joining with an algorithm whose default
+        # is the same, is no difference)
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            try:
+                params = list(inspect.signature(init).parameters.values())[1:]
+            except (TypeError, ValueError):
+                continue
+            for param in params:
+                if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) \
+                        or param.default is param.empty:
+                    continue
+                given.setdefault(param.name, param.default)
         # only what plans the search (never the tracker, scope or executor: a copy of the
         # search pickled for another process must not carry them)
         self.__dict__["_HyperOpt__given"] = {k: v for k, v in given.items()
@@ -478,6 +506,35 @@ class HyperOpt(abc.ABC):
         as exact text): what two workers of one shared study must agree on."""
         return {str(name): _exact_json(spec, jsonable)
                 for name, spec in self.search_spaces.items()}
+
+    def plan_config(self) -> dict:
+        """What of the base config decides a trial's result, as JSON data: ``{dotted key:
+        value text}`` for every leaf of :attr:`config` except the searched keys and the
+        reserved ``__name__`` keys (a value longer than 80 characters as its first 48 and
+        a sha256 digest of the whole).  Two workers of one shared study must agree on it:
+        the same searched values under another base config are another experiment."""
+        searched = {str(n) for n in self.search_spaces.keys()}
+        out: dict = {}
+
+        def walk(node, prefix):
+            for key, value in node.items():
+                key = str(key)
+                if key.startswith("__") and key.endswith("__"):
+                    continue
+                name = f"{prefix}{key}"
+                if name in searched:
+                    continue
+                if hasattr(value, "items") and len(value):
+                    walk(value, name + ".")
+                    continue
+                text = _json_text(value)
+                if len(text) > 80:
+                    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+                    text = f"{text[:48]}... (sha256 {digest})"
+                out[name] = text
+
+        walk(self.config, "")
+        return dict(sorted(out.items()))
 
     @classmethod
     def algorithm_name(cls) -> str:
@@ -608,6 +665,7 @@ class HyperOpt(abc.ABC):
                               "seed": self.seed,
                               "space": sorted(map(str, self.search_spaces.keys())),
                               "options": self.plan_options(), "search_space": self.plan_space(),
+                              "base_config": self.plan_config(),
                               "seed_from_study_id": state.seed_derived,
                               "stale_after": self.stale_after}) or False
             return state.shared or None

@@ -96,15 +96,15 @@ def worker_name() -> str:
 
 
 class StudyMismatchError(AtoError, ValueError):
-    """A worker joined a study that another search (another algorithm, seed, mode or
-    search space) created under the same ``study_id``."""
+    """A worker joined a study that another search (another algorithm, seed, mode, search
+    space, plan option or base config) created under the same ``study_id``."""
 
 
 def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stale_after: float,
                       retries: int, meta: dict) -> SharedStudy | None:
     """A :class:`SharedStudy` when ``tracker``'s backend offers ``"studies"``, else None
     (the search runs in this process alone). ``meta`` (``algorithm``, ``mode``, ``seed``,
-    ``space``) describes the search: the study keeps the first worker's, and a worker whose
+    ``space``, ``options``, ``search_space``, ``base_config``) describes the search: the study keeps the first worker's, and a worker whose
     search differs raises :class:`StudyMismatchError` naming what differs."""
     try:
         from ato.tracking import CapabilityError, open_coordinator, url_of
@@ -144,12 +144,15 @@ def _differences(held: dict, meta: dict) -> list[str]:
     for key in meta:
         if key in _UNCOMPARED or key not in held or held[key] == meta[key]:
             continue
-        if key in ("options", "search_space") and isinstance(held[key], dict) \
+        if key in ("options", "search_space", "base_config") and isinstance(held[key], dict) \
                 and isinstance(meta[key], dict):
-            what = "option" if key == "options" else "search space entry"
+            what = {"options": "option", "search_space": "search space entry",
+                    "base_config": "base config key"}[key]
             for name in sorted(set(held[key]) | set(meta[key])):
                 there, here = held[key].get(name, "(not given)"), meta[key].get(name, "(not given)")
-                if there != here:
+                if there != here and key == "base_config":  # JSON text: shown as it is
+                    out.append(f"{what} {name!r} is {there} there, {here} here")
+                elif there != here:
                     out.append(f"{what} {name!r} is {there!r} there, {here!r} here")
             continue
         if key == "space" and isinstance(meta.get("search_space"), dict) \
