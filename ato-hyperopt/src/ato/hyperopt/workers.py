@@ -22,8 +22,10 @@ Nothing here runs a process or a server of its own; the database does the coordi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import socket
 import threading
 import time
@@ -239,21 +241,37 @@ class SharedStudy:
         trials instead of two. Returns ``(accepted, next Claim or None)``."""
         return self._settle(claim, run, record, keys, claim_next=True)
 
+    def died_error(self, attempt: int) -> str:
+        """The error of a trial claimed for the ``attempt``-th time after its earlier
+        holders ended without a report: it is not run again."""
+        deaths = attempt - 1
+        return (f"WorkerDiedError: the workers running this trial died {deaths} "
+                f"time{'s' if deaths != 1 else ''} while running it (no report, no heartbeat "
+                f"for stale_after={self.stale_after:g} s: killed, out of memory?); "
+                f"retries={self.retries} allows {self.retries + 1} "
+                f"attempt{'s' if self.retries else ''}, so it is not run again")
+
     def _settle(self, claim, run, record, keys, claim_next: bool):
-        try:
-            metric = run(claim)
-        except Exception as e:
-            if claim.attempt <= self.retries:
-                self.coordinator.release(claim)
-                return False, (self._claim(keys) if claim_next else None)
-            status, value, error = "failed", None, describe_exception(e)
-            metric = None
-        except BaseException:
-            self.coordinator.release(claim)
-            raise
+        if claim.attempt > self.retries + 1:
+            # a hand-back (Ctrl-C, SIGTERM, leaving) does not count as an attempt and an
+            # objective's exception stops at retries + 1, so the claims beyond that ended
+            # with their worker: a trial that kills its worker must not kill them all
+            status, value, metric, error = "failed", None, None, self.died_error(claim.attempt)
         else:
-            status, error = "completed", None
-            value = None if metric is None or metric != metric else float(metric)
+            try:
+                metric = run(claim)
+            except Exception as e:
+                if claim.attempt <= self.retries:
+                    self.coordinator.release(claim)
+                    return False, (self._claim(keys) if claim_next else None)
+                status, value, error = "failed", None, describe_exception(e)
+                metric = None
+            except BaseException:
+                self._hand_back(claim)
+                raise
+            else:
+                status, error = "completed", None
+                value = None if metric is None or metric != metric else float(metric)
         if claim_next:
             accepted, following = self.coordinator.report_and_claim(
                 claim, status, value, error, keys=keys, stale_after=self.stale_after)
@@ -265,9 +283,17 @@ class SharedStudy:
                 record(claim, metric, status, error)
             except BaseException:
                 if following is not None:  # not started: another worker may take it now
-                    self.coordinator.release(following)
+                    self._hand_back(following)
                 raise
         return accepted, following
+
+    def _hand_back(self, claim) -> None:
+        """Give ``claim`` back without counting it as an attempt (the trial did not end:
+        the worker was interrupted); a coordinator without ``counted=`` counts it."""
+        try:
+            self.coordinator.release(claim, counted=False)
+        except TypeError:
+            self.coordinator.release(claim)
 
     def _claim(self, keys):
         return self.coordinator.claim(self.study, self.worker, keys, stale_after=self.stale_after)
@@ -302,7 +328,8 @@ class SharedStudy:
                 time.sleep(self._pause(waited))
                 waited += 1
 
-        self._in_threads(loop, min(threads, len(keys)))
+        with terminate_as_exit():
+            self._in_threads(loop, min(threads, len(keys)))
         return done
 
     @staticmethod
@@ -350,8 +377,32 @@ class SharedStudy:
                 time.sleep(self._pause(waited))
                 waited += 1
 
-        self._in_threads(loop, threads)
+        with terminate_as_exit():
+            self._in_threads(loop, threads)
         return self.coordinator.trials(self.study)
+
+
+@contextlib.contextmanager
+def terminate_as_exit():
+    """While a worker runs trials: SIGTERM (scancel, a SLURM time limit, a Kubernetes
+    eviction) raises ``SystemExit(143)`` in the main thread, as Ctrl-C raises
+    ``KeyboardInterrupt``, so the trial in hand is given back to the queue at once (no
+    wait for ``stale_after``) and the worker leaves the study; the exit status stays 143.
+    Only when SIGTERM has its default handler and this is the main thread; the previous
+    handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _leave(coordinator, study: str, worker: str, stop: threading.Event) -> None:
