@@ -859,30 +859,45 @@ class HyperOpt(abc.ABC):
         if executor is None:
             metrics = []
             for request, trial in pairs:
+                opened = recorder.start(trial, request.config) if record else None
                 try:
                     metric = run(request.config)
                 except (NaNMetricError, *self.catch) as e:
                     self.__state.failures.append(describe_exception(e))
                     if record:
                         recorder.record(trial, request.config, None, "failed",
-                                        describe_exception(e))
+                                        describe_exception(e), opened)
                     metrics.append(math.nan)
                     continue
                 except Exception as e:
                     if record:
                         recorder.record(trial, request.config, None, "failed",
-                                        describe_exception(e))
+                                        describe_exception(e), opened)
+                    raise
+                except BaseException as e:  # Ctrl-C, SIGTERM: the run ends killed
+                    if opened is not None:
+                        recorder.record(trial, request.config, None, "killed",
+                                        describe_exception(e) or type(e).__name__, opened)
                     raise
                 if record:
-                    recorder.record(trial, request.config, metric)
+                    recorder.record(trial, request.config, metric, opened=opened)
                 metrics.append(metric)
             return metrics
         group = process_group()
-        if group is not None and getattr(executor, "name", "") == "torch" and group[1] != 0:
+        torch_map = getattr(executor, "name", "") == "torch"
+        if group is not None and torch_map and group[1] != 0:
             record = False  # every rank gets every outcome; the root records them
-        outcomes = executor.map(run, [request.config for request, _ in pairs])
+        configs = [request.config for request, _ in pairs]
+        opened: list = [None] * len(pairs)
+        if not record:
+            outcomes = executor.map(run, configs)
+        elif torch_map:  # a collective: the ranks start their shares of the batch now
+            opened = [recorder.start(trial, config) for (_, trial), config in zip(pairs, configs)]
+            outcomes = executor.map(run, configs)
+        else:
+            outcomes = self.__submit_all(executor, run, pairs, opened, recorder)
         metrics, failure = [], None
-        for (request, trial), outcome in zip(pairs, outcomes):
+        for (request, trial), outcome, handle in zip(pairs, outcomes, opened):
             if outcome.ok:
                 metric = _as_metric(outcome.value, self.algorithm_name())
                 if metric != metric:  # NaN from a remote run: failed, as here
@@ -892,18 +907,51 @@ class HyperOpt(abc.ABC):
                         types=_exception_types(NaNMetricError))
             if outcome.ok:
                 if record:
-                    recorder.record(trial, request.config, metric)
+                    recorder.record(trial, request.config, metric, opened=handle)
                 metrics.append(metric)
                 continue
             self.__state.failures.append(outcome.error or "the trial failed")
             if record:
-                recorder.record(trial, request.config, None, "failed", outcome.error)
+                recorder.record(trial, request.config, None, "failed", outcome.error, handle)
             metrics.append(math.nan)
             if failure is None and not self.__caught(outcome):
                 failure = outcome
         if failure is not None:
             failure.result()  # raises the live exception, or TrialError with its text
         return metrics
+
+    @staticmethod
+    def __submit_all(executor, run, pairs, opened: list, recorder) -> list:
+        """:meth:`Executor.map` through ``submit``/``wait_any`` (at most ``slots`` in
+        flight), opening each trial's run when it is handed to the executor (``opened``
+        filled in place), so a run's start time and ``running`` status are the trial's."""
+        outcomes: list = [None] * len(pairs)
+        pending: dict = {}
+        queue = iter(enumerate(pairs))
+        slots = max(1, int(getattr(executor, "slots", 1)))
+
+        def submit_next() -> bool:
+            for index, (request, trial) in queue:
+                opened[index] = recorder.start(trial, request.config)
+                pending[executor.submit(run, request.config)] = index
+                return True
+            return False
+
+        try:
+            while len(pending) < slots and submit_next():
+                pass
+            while pending:
+                handle, outcome = executor.wait_any(list(pending))
+                outcomes[pending.pop(handle)] = outcome
+                submit_next()
+        except BaseException as e:
+            for index in pending.values():  # interrupted: the runs in flight end killed
+                if opened[index] is not None:
+                    request, trial = pairs[index]
+                    recorder.record(trial, request.config, None, "killed",
+                                    describe_exception(e) or type(e).__name__, opened[index])
+            raise
+        return outcomes
 
     def __caught(self, outcome) -> bool:
         """Whether a failed outcome's exception is one of ``catch`` (subclasses included):
@@ -935,17 +983,39 @@ class HyperOpt(abc.ABC):
         if executor is not None and getattr(executor, "name", "") != "torch":
             slots = max(1, int(getattr(executor, "slots", 1)))  # claim loops in this process
 
+        opened: dict = {}  # claim key -> the run this worker opened when it started it
+
         def run_claim(claim):
-            config = by_key[claim.key][0].config
-            if slots == 1:
-                return run(config)
-            return executor.map(run, [config])[0].result()  # raises what the trial raised
+            request, trial = by_key[claim.key]
+            opened[claim.key] = recorder.start(trial, request.config)
+            try:
+                if slots == 1:
+                    return run(request.config)
+                return executor.map(run, [request.config])[0].result()  # raises its error
+            except BaseException as e:
+                if not isinstance(e, Exception) or claim.attempt <= self.retries:
+                    # handed back or retried: this run ends, another claim opens another
+                    handle = opened.pop(claim.key, None)
+                    if handle is not None:
+                        recorder.record(trial, request.config, None,
+                                        "failed" if isinstance(e, Exception) else "killed",
+                                        describe_exception(e) or type(e).__name__, handle)
+                raise
 
         def record(claim, metric, status, error):
             request, trial = by_key[claim.key]
-            recorder.record(trial, request.config, metric, status, error)
+            recorder.record(trial, request.config, metric, status, error,
+                            opened.pop(claim.key, None))
 
-        results = shared.evaluate(specs, run_claim, record, threads=slots)
+        try:
+            results = shared.evaluate(specs, run_claim, record, threads=slots)
+        finally:
+            for key, handle in list(opened.items()):  # reports the study refused
+                if handle is not None:
+                    request, trial = by_key[key]
+                    recorder.record(trial, request.config, None, "failed",
+                                    "not recorded: another worker took this trial over (this "
+                                    "worker's heartbeat went stale)", handle)
         return [results[trial.key] for _, trial in pairs]
 
     def trial_payload(self, request: TrialRequest, trial) -> dict:
