@@ -983,39 +983,21 @@ class HyperOpt(abc.ABC):
         if executor is not None and getattr(executor, "name", "") != "torch":
             slots = max(1, int(getattr(executor, "slots", 1)))  # claim loops in this process
 
-        opened: dict = {}  # claim key -> the run this worker opened when it started it
-
+        # In a shared study a trial's run is written whole by the worker whose report the
+        # study accepted: an attempt that ends without one (a retry, a hand-back, a dead or
+        # overtaken worker) must leave no run behind, and a logger cannot reopen another
+        # worker's run, so the run is not opened at the start here.
         def run_claim(claim):
-            request, trial = by_key[claim.key]
-            opened[claim.key] = recorder.start(trial, request.config)
-            try:
-                if slots == 1:
-                    return run(request.config)
-                return executor.map(run, [request.config])[0].result()  # raises its error
-            except BaseException as e:
-                if not isinstance(e, Exception) or claim.attempt <= self.retries:
-                    # handed back or retried: this run ends, another claim opens another
-                    handle = opened.pop(claim.key, None)
-                    if handle is not None:
-                        recorder.record(trial, request.config, None,
-                                        "failed" if isinstance(e, Exception) else "killed",
-                                        describe_exception(e) or type(e).__name__, handle)
-                raise
+            config = by_key[claim.key][0].config
+            if slots == 1:
+                return run(config)
+            return executor.map(run, [config])[0].result()  # raises what the trial raised
 
         def record(claim, metric, status, error):
             request, trial = by_key[claim.key]
-            recorder.record(trial, request.config, metric, status, error,
-                            opened.pop(claim.key, None))
+            recorder.record(trial, request.config, metric, status, error)
 
-        try:
-            results = shared.evaluate(specs, run_claim, record, threads=slots)
-        finally:
-            for key, handle in list(opened.items()):  # reports the study refused
-                if handle is not None:
-                    request, trial = by_key[key]
-                    recorder.record(trial, request.config, None, "failed",
-                                    "not recorded: another worker took this trial over (this "
-                                    "worker's heartbeat went stale)", handle)
+        results = shared.evaluate(specs, run_claim, record, threads=slots)
         return [results[trial.key] for _, trial in pairs]
 
     def trial_payload(self, request: TrialRequest, trial) -> dict:
