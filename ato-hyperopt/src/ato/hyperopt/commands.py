@@ -1,4 +1,6 @@
-"""``ato search status STUDY``: where a study shared by many workers stands.
+"""``ato search status STUDY``: where a study shared by many workers stands;
+``ato search list``: every study; ``ato search requeue STUDY --failed``: run a study's
+failed trials again (the one command here that writes).
 
 It reads only through the study-coordination protocol (:func:`ato.tracking.open_coordinator`
 with ``readonly=True``), so it works on any backend declaring ``"studies"`` and never
@@ -236,6 +238,30 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_requeue(args) -> int:
+    from ato.tracking import open_coordinator
+
+    if not args.failed:
+        raise StudyNotFoundError("ato search requeue: say which trials: --failed (the only "
+                                 "kind that can be run again)")
+    coordinator = open_coordinator(args.db)
+    try:
+        requeue = getattr(coordinator, "requeue_failed", None)
+        if not callable(requeue):
+            raise StudyNotFoundError(f"the tracker at {display_url(args.db)} cannot requeue "
+                                     f"trials; start a new study_id instead")
+        if coordinator.get_study(args.study_id) is None:
+            raise StudyNotFoundError(f"no study {args.study_id!r} in {display_url(args.db)}"
+                                     + _known(coordinator, args.study_id))
+        count = requeue(args.study_id)
+    finally:
+        coordinator.close()
+    print(f"requeued {count} failed trial{'s' if count != 1 else ''} of study "
+          f"{args.study_id!r}; start the workers again (same study_id) to run "
+          f"{'them' if count != 1 else 'it'}")
+    return 0
+
+
 def _seconds(text: str) -> float:
     import argparse
 
@@ -270,6 +296,14 @@ class SearchCommand:
                        help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
         p.add_argument("--json", action="store_true", help="strict JSON instead of a table")
         p.set_defaults(_run=cmd_list)
+        p = sub.add_parser("requeue", help="put a study's failed trials back in its queue, so "
+                                           "the next workers run them again")
+        p.add_argument("study_id", help="the study_id the workers share")
+        p.add_argument("--failed", action="store_true",
+                       help="requeue every failed trial (required)")
+        p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
+                       help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
+        p.set_defaults(_run=cmd_requeue)
 
     @staticmethod
     def run(args) -> int:

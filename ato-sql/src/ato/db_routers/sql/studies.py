@@ -219,6 +219,10 @@ def _statements(dialect: str) -> dict:
         "report": text(f"UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {held}"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                         f"claimed_at = NULL WHERE {held}"),
+        "requeue_failed": text("UPDATE study_trials SET state = 'queued', worker = NULL, "
+                               "attempts = 0, metric = NULL, error = NULL, run_id = NULL, "
+                               "claimed_at = NULL, finished_at = NULL "
+                               "WHERE study_id = :sid AND state = 'failed'"),
         # a hand-back: the claim did not end the trial, so it is no attempt
         "hand_back": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                           f"claimed_at = NULL, attempts = attempts - 1 WHERE {held}"),
@@ -770,6 +774,22 @@ class SQLCoordinator:
             study=claim.study, key=row[0], attempt=int(row[1]), worker=claim.worker,
             payload=values.loads(row[2]))
         return int(row[3]) == 1, following
+
+    def requeue_failed(self, study: str) -> int:
+        """Put every ``failed`` trial of ``study`` back in the queue with no attempts, so
+        the next workers run them again (after the cause was fixed); returns how many.
+        ``0`` for an unknown study.  What ``ato search requeue STUDY --failed`` does."""
+        self._writable()
+        check_study(study)
+        sid = self._sid(study, create=False)
+        if sid is None:
+            return 0
+
+        def run():
+            with self._write() as conn:
+                return int(conn.execute(self._sql["requeue_failed"], {"sid": sid}).rowcount)
+
+        return self._retry(run)
 
     def release(self, claim: Claim, *, counted: bool = True) -> bool:
         """Give the trial back to the queue; ``True`` iff ``claim`` still held it.
