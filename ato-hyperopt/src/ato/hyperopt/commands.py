@@ -54,9 +54,21 @@ def _known(coordinator, study: str) -> str:
     return f"; its studies: {shown}"
 
 
+def _budget(text):
+    """A payload's exact budget text (``'9'``, ``'10/9'``) as a Fraction; no budget: 0."""
+    from fractions import Fraction
+
+    try:
+        return Fraction(str(text)) if text is not None else Fraction(0)
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
+
+
 def summarize(coordinator, study: str, *, stale_after: float | None = None) -> dict:
     """The study's status as a JSON-able dict: ``study``, ``meta``, ``mode``, ``counts``
-    (per state and ``total``), ``best`` (``{key, metric, payload, worker}`` or ``None``),
+    (per state and ``total``), ``best`` (``{key, metric, budget, rung, bracket, payload,
+    worker}`` or ``None``: the best completed trial at the largest budget any completed
+    trial reached),
     ``running`` (``[{key, worker, host, since, attempt}]``), ``queued`` (count),
     ``failed`` (``[{key, error, attempts}]``), ``rungs`` (``[{bracket, rung, completed,
     running, queued, failed, total}]`` for trials whose payload names both) and
@@ -76,12 +88,16 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     mode = meta.get("mode") if meta.get("mode") in ("max", "min") else None
     states = coordinator.trials(study)
     counts = Counter(s.state for s in states)
-    best = None
+    # the best at the largest budget any completed trial reached: a rung-0 metric at
+    # budget 1 is not comparable with the max-budget ones (and usually looks better)
+    best, best_budget = None, None
     for s in states:
         if s.state != "completed" or s.metric is None or math.isnan(s.metric):
             continue
-        if best is None or _better(mode or "max", s.metric, best.metric):
-            best = s
+        budget = _budget(s.payload.get("budget"))
+        if best is None or budget > best_budget or (
+                budget == best_budget and _better(mode or "max", s.metric, best.metric)):
+            best, best_budget = s, budget
     rungs: dict[tuple, Counter] = {}
     for s in states:
         bracket, rung = s.payload.get("bracket"), s.payload.get("rung")
@@ -99,6 +115,9 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
                       for state in ("completed", "running", "queued", "failed")},
                    "total": len(states)},
         "best": None if best is None else {"key": best.key, "metric": best.metric,
+                                           "budget": best.payload.get("budget"),
+                                           "rung": best.payload.get("rung"),
+                                           "bracket": best.payload.get("bracket"),
                                            "payload": best.payload, "worker": best.worker},
         "running": [{"key": s.key, "worker": s.worker, "host": s.host,
                      "since": when(s.claimed_at), "attempt": s.attempts}
@@ -166,7 +185,11 @@ def render(status: dict) -> str:
         lines.append("best so far: - (no completed trial with a metric)")
     else:
         how = mode or "max (the study records no mode)"
-        lines.append(f"best so far ({how}): {_fmt(best['metric'])}  trial {best['key']}"
+        where = "".join(f"  {k} {best[k]}" for k in ("budget", "rung", "bracket")
+                        if best.get(k) is not None) if best.get("budget") is not None else ""
+        at = ", at the largest budget reached" if best.get("budget") is not None else ""
+        lines.append(f"best so far ({how}{at}): "
+                     f"{_fmt(best['metric'])}{where}  trial {best['key']}"
                      + (f"  worker {best['worker']}" if best["worker"] else ""))
     if status["running"]:
         lines.append("running:")
