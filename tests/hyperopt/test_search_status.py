@@ -95,3 +95,19 @@ def test_the_best_is_the_best_at_the_largest_budget(tmp_path):
     text = ato("search", "status", "asha-best", "--db", url).stdout
     assert "at the largest budget reached" in text
     assert f"budget {best['budget']}  rung {top}" in text
+
+
+def test_a_search_without_a_study_id_is_found_through_its_runs(tmp_path):
+    """A tracked search with no study_id shares no study: status and list say where its
+    trials are, and that command finds them."""
+    logger = tracker(tmp_path)
+    search = get_algorithm("random")(Scope(enable_override=True), SPACE, tracker=logger,
+                                     n_trials=2, seed=1, progress=False)
+    search.main(score)()
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    status = ato("search", "status", search.study_id, "--db", url)
+    assert status.returncode == 2
+    assert f"ato runs list --tags study:{search.study_id}" in status.stderr, status.stderr
+    assert "ato runs list" in ato("search", "list", "--db", url).stdout
+    runs = ato("runs", "list", "--db", url, "--tags", f"study:{search.study_id}")
+    assert runs.returncode == 0 and runs.stdout.count("completed") == 2, runs.stdout

@@ -64,6 +64,14 @@ def _budget(text):
         return Fraction(0)
 
 
+def _runs_hint(study: str) -> str:
+    """Where a search that is no shared study keeps its trials (``study_id`` not given,
+    or a tracker without study coordination): its runs, tagged ``study:<id>``."""
+    return (f" (a search without an explicit study_id, or on a tracker that does not "
+            f"coordinate studies, shares no study: its trials are the runs tagged "
+            f"study:{study}; see them with: ato runs list --tags study:{study})")
+
+
 def summarize(coordinator, study: str, *, stale_after: float | None = None) -> dict:
     """The study's status as a JSON-able dict: ``study``, ``meta``, ``mode``, ``counts``
     (per state and ``total``), ``best`` (``{key, metric, budget, rung, bracket, payload,
@@ -80,7 +88,7 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     record = coordinator.get_study(study)
     if record is None:
         raise StudyNotFoundError(f"no study {study!r} in {display_url(coordinator.url)}"
-                                 + _known(coordinator, study))
+                                 + _known(coordinator, study) + _runs_hint(study))
     meta = record.get("meta") or {}
     if stale_after is None:  # the workers' own setting, stored with the study
         stored = meta.get("stale_after")
@@ -254,7 +262,9 @@ def cmd_list(args) -> int:
         keys = ["study", "algorithm", "completed", "running", "queued", "failed", "created_at"]
         print(json_text([dict(zip(keys, row)) for row in rows]))
     elif not rows:
-        print(f"no study in {display_url(args.db)}")
+        print(f"no study in {display_url(args.db)} (a search without an explicit study_id "
+              f"shares no study: its trials are runs tagged study:<id>; see them with: ato "
+              f"runs list --db {display_url(args.db)} --tags study:<id>)")
     else:
         print("\n".join(_table(["study", "algorithm", "done", "running", "queued", "failed",
                                 "created (UTC)"], rows)))
