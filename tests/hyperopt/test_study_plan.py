@@ -158,3 +158,16 @@ def test_the_searched_keys_of_the_base_config_do_not_matter(tmp_path):
     logger = tracker(tmp_path)
     join_scoped(logger, scoped(x=0))
     join_scoped(logger, scoped(x=7, c="z"))
+
+
+def test_workers_with_other_checkpoint_roots_are_warned(tmp_path):
+    logger = tracker(tmp_path)
+    options = dict(seed=1, max_budget=9)
+    join(logger, "multi_hyperband", checkpoint_root=str(tmp_path / "a"), **options)
+    with pytest.warns(RuntimeWarning, match="cannot continue each other's configurations"):
+        join(logger, "multi_hyperband", checkpoint_root=str(tmp_path / "b"), **options)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        join(logger, "multi_hyperband", checkpoint_root=str(tmp_path / "a"), **options)

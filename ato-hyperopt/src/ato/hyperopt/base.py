@@ -667,6 +667,8 @@ class HyperOpt(abc.ABC):
                               "options": self.plan_options(), "search_space": self.plan_space(),
                               "base_config": self.plan_config(),
                               "seed_from_study_id": state.seed_derived,
+                              "checkpoint_root": (str(self.continuations().root)
+                                                  if self.MULTI_FIDELITY else None),
                               "stale_after": self.stale_after}) or False
             return state.shared or None
 

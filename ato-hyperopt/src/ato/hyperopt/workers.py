@@ -126,6 +126,7 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
                 f"study {study_id!r} on {url} was started by another search: "
                 + "; ".join(differs)
                 + " (use another study_id, or the same search options in every worker)")
+        _warn_other_root(study_id, held.get("checkpoint_root"), meta.get("checkpoint_root"))
         return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
                            stale_after=stale_after, retries=retries,
                            algorithm=str(meta.get("algorithm", "search")))
@@ -135,7 +136,23 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
 
 
 #: meta entries that describe a worker without deciding the plan: never compared
-_UNCOMPARED = ("seed_from_study_id", "stale_after")
+_UNCOMPARED = ("seed_from_study_id", "stale_after", "checkpoint_root")
+
+
+def _warn_other_root(study: str, there, here) -> None:
+    """Warn (once per study and pair) when this worker's checkpoint root is not the one
+    the study's first worker resolved: a promoted configuration then finds no state here
+    and trains again from 0 (PostgreSQL workers in different working directories without
+    ``checkpoint_root=``)."""
+    if not there or not here or there == here:
+        return
+    import warnings
+
+    warnings.warn(f"study {study!r}: this worker keeps checkpoints under {here}, its first "
+                  f"worker under {there}; workers that do not share one directory cannot "
+                  f"continue each other's configurations (they train again from 0). Pass "
+                  f"checkpoint_root= a directory every worker sees", RuntimeWarning,
+                  stacklevel=3)
 
 
 def _differences(held: dict, meta: dict) -> list[str]:
