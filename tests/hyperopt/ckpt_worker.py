@@ -44,7 +44,7 @@ def main() -> None:
     search = get_algorithm("asha")(
         Scope(), SPACE, tracker=open_logger(url, project="ckpt"), study_id=study,
         max_trials=9, min_budget=1, max_budget=9, eta=3, seed=0, progress=False,
-        heartbeat_interval=0.1, stale_after=1.0, checkpoint_root=root)
+        heartbeat_interval=0.1, stale_after=1.0, retries=1, checkpoint_root=root)
     Scope.set_argv(sys.argv[5:])  # the positional arguments above are not the Scope's
     result = search.main(objective)()
     print(result.config.__trial__, result.config.__budget__, flush=True)

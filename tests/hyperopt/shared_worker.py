@@ -4,7 +4,9 @@ benchmarks/bench_workers.py.
 ``ATO_WORKER_JOB=JOB python shared_worker.py`` (the command line is the Scope's) where
 JOB is a JSON file: ``url`` (tracker), ``log`` (a
 directory: each objective call appends ``start``/``end`` lines to ``<pid>.log``),
-``sleep`` (seconds per trial), ``fail`` (a value of ``x`` whose trials raise),
+``sleep`` (seconds per trial), ``fail`` (a value of ``x`` whose trials raise), ``kill``
+(a value of ``x`` whose trials SIGKILL their own worker, as the OOM killer would),
+``pause`` (a value of ``x`` whose trials sleep 60 s, to be signalled meanwhile),
 ``studies`` (a list of ``{"algorithm", "study", "options"}`` run one after the other).
 Prints one JSON line per study: ``{"study", "x", "c", "metric", "trials"}``.
 Under torchrun (``RANK``/``WORLD_SIZE`` set, ``init_process_group`` in JOB) it first
@@ -40,6 +42,7 @@ def main() -> None:
         dist.init_process_group("gloo")
     log = Path(job["log"]) / f"{os.getpid()}.log"
     sleep, fail = float(job.get("sleep", 0.05)), job.get("fail")
+    kill, pause = job.get("kill"), job.get("pause")
     from ato.tracking import open_logger
 
     for item in job["studies"]:
@@ -55,6 +58,12 @@ def main() -> None:
             with log.open("a") as f:
                 f.write(f"start {ident}\n")
             time.sleep(sleep)
+            if kill is not None and config.x == kill and config.c == "a":
+                import signal
+
+                os.kill(os.getpid(), signal.SIGKILL)
+            if pause is not None and config.x == pause and config.c == "a":
+                time.sleep(60)
             if fail is not None and config.x == fail:
                 raise ValueError(f"x={fail} diverges")
             with log.open("a") as f:

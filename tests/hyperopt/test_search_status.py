@@ -74,3 +74,40 @@ def test_hyperband_result_counts_its_trials():
     result = HyperBand(Scope(enable_override=True), SPACE, 0.5, 2,
                        progress=False).main(score)()
     assert result.trials == len(result.logs) > 0
+
+
+def test_the_best_is_the_best_at_the_largest_budget(tmp_path):
+    """ASHA's cheap rung-0 trials often score best; status shows the best at the largest
+    budget reached, with its budget and rung."""
+    logger = tracker(tmp_path)
+
+    def cheap_looks_good(config):
+        return -(config.x - 4) ** 2 + 10.0 / float(config.__budget__)
+
+    search = get_algorithm("asha")(Scope(enable_override=True), SPACE, tracker=logger,
+                                   study_id="asha-best", max_trials=9, max_budget=9, eta=3,
+                                   seed=2, progress=False)
+    result = search.main(cheap_looks_good)()
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    status = json.loads(ato("search", "status", "asha-best", "--db", url, "--json").stdout)
+    best, top = status["best"], max(r["rung"] for r in status["rungs"])
+    assert best["rung"] == top > 0 and best["metric"] == pytest.approx(result.metric)
+    text = ato("search", "status", "asha-best", "--db", url).stdout
+    assert "at the largest budget reached" in text
+    assert f"budget {best['budget']}  rung {top}" in text
+
+
+def test_a_search_without_a_study_id_is_found_through_its_runs(tmp_path):
+    """A tracked search with no study_id shares no study: status and list say where its
+    trials are, and that command finds them."""
+    logger = tracker(tmp_path)
+    search = get_algorithm("random")(Scope(enable_override=True), SPACE, tracker=logger,
+                                     n_trials=2, seed=1, progress=False)
+    search.main(score)()
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    status = ato("search", "status", search.study_id, "--db", url)
+    assert status.returncode == 2
+    assert f"ato runs list --tags study:{search.study_id}" in status.stderr, status.stderr
+    assert "ato runs list" in ato("search", "list", "--db", url).stdout
+    runs = ato("runs", "list", "--db", url, "--tags", f"study:{search.study_id}")
+    assert runs.returncode == 0 and runs.stdout.count("completed") == 2, runs.stdout

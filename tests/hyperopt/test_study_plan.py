@@ -94,3 +94,80 @@ def test_a_missing_seed_says_it_was_derived_from_the_study_id(tmp_path):
                                                  r"was given, so it was derived from the "
                                                  r"study_id; pass seed=5\)"):
         join(logger, "random", n_trials=3)
+
+
+def test_an_option_given_as_its_default_is_no_difference(tmp_path):
+    logger = tracker(tmp_path)
+    join(logger, "multi_hyperband", seed=1, max_budget=9)
+    join(logger, "multi_hyperband", seed=1, max_budget=9, sampler="random", iterations=1)
+    with pytest.raises(StudyMismatchError) as caught:
+        join(logger, "multi_hyperband", seed=1, max_budget=9, sampler="tpe")
+    assert "option 'sampler' is 'random' there, 'tpe' here" in str(caught.value)
+    other = tracker(tmp_path / "bohb")
+    join(other, "bohb", seed=1, max_budget=9)
+    join(other, "bohb", seed=1, max_budget=9, sampler="tpe", iterations=1)
+
+
+def test_joining_with_another_algorithm_names_only_real_differences(tmp_path):
+    logger = tracker(tmp_path)
+    join(logger, "multi_hyperband", seed=1, max_budget=9)
+    with pytest.raises(StudyMismatchError) as caught:
+        join(logger, "bohb", seed=1, max_budget=9)
+    message = str(caught.value)
+    assert "algorithm is 'multi_hyperband' there, 'bohb' here" in message
+    assert "'iterations'" not in message  # 1 on both sides
+    assert "option 'sampler' is 'random' there, 'tpe' here" in message
+
+
+def scoped(**defaults):
+    scope = Scope(enable_override=True)
+
+    @scope.observe(default=True)
+    def base(cfg):
+        cfg.dropout = 0.1
+        cfg.model = ADict(depth=4, name="resnet")
+        cfg.update(defaults)
+
+    scope.apply([])
+    return scope
+
+
+def join_scoped(logger, scope, **options):
+    search = get_algorithm("random")(scope, SPACE, tracker=logger, study_id="plan",
+                                     n_trials=3, seed=1, progress=False, **options)
+    return search.main(score)()
+
+
+def test_another_base_config_is_refused_naming_the_key(tmp_path):
+    logger = tracker(tmp_path)
+    join_scoped(logger, scoped())
+    join_scoped(logger, scoped(dropout=0.10))  # the same value spelled otherwise
+    for changes, phrase in [
+            (dict(dropout=0.3), "base config key 'dropout' is 0.1 there, 0.3 here"),
+            (dict(model=ADict(depth=5, name="resnet")), "base config key 'model.depth' is 4 "
+                                                        "there, 5 here"),
+            (dict(model=ADict(depth=4, name="vit")), "'model.name' is \"resnet\" there, "
+                                                     "\"vit\" here"),
+            (dict(extra=1), "base config key 'extra' is (not given) there, 1 here")]:
+        with pytest.raises(StudyMismatchError) as caught:
+            join_scoped(logger, scoped(**changes))
+        assert phrase in str(caught.value), str(caught.value)
+
+
+def test_the_searched_keys_of_the_base_config_do_not_matter(tmp_path):
+    logger = tracker(tmp_path)
+    join_scoped(logger, scoped(x=0))
+    join_scoped(logger, scoped(x=7, c="z"))
+
+
+def test_workers_with_other_checkpoint_roots_are_warned(tmp_path):
+    logger = tracker(tmp_path)
+    options = dict(seed=1, max_budget=9)
+    join(logger, "multi_hyperband", checkpoint_root=str(tmp_path / "a"), **options)
+    with pytest.warns(RuntimeWarning, match="cannot continue each other's configurations"):
+        join(logger, "multi_hyperband", checkpoint_root=str(tmp_path / "b"), **options)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        join(logger, "multi_hyperband", checkpoint_root=str(tmp_path / "a"), **options)

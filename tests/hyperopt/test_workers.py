@@ -31,7 +31,7 @@ PG_URL = databases.PG_URL
 # A live worker is never taken for dead here, even on a machine loaded far beyond its
 # cores; the tests that kill workers use STALE, short enough to keep them fast.
 FAST = {"heartbeat_interval": 0.5, "stale_after": 60}
-STALE = {"heartbeat_interval": 0.2, "stale_after": 4}
+STALE = {"heartbeat_interval": 0.2, "stale_after": 4, "retries": 1}  # a death is an attempt
 PLANS = {  # algorithm -> options; every one has a fixed seed
     "grid": {"max_budget": 9},
     "random": {"n_trials": 16, "max_budget": 9, "seed": 3},

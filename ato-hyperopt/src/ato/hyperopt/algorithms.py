@@ -427,9 +427,8 @@ class BOHB(MultiBracketHyperband):
     #: Run each iteration's brackets least aggressive first (False: Hyperband's order).
     conservative_first = True
 
-    def __init__(self, scope, search_spaces, **options):
-        options.setdefault("sampler", "tpe")
-        super().__init__(scope, search_spaces, **options)
+    def __init__(self, scope, search_spaces, *, sampler: str = "tpe", **options):
+        super().__init__(scope, search_spaces, sampler=sampler, **options)
         if hasattr(self.sampler, "min_points"):  # the TPE sampler
             # the paper's N_min + 2 counts one budget's observations; ranking every
             # configuration, the model waits for TPE's usual start-up (10) as well

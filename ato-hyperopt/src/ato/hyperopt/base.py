@@ -254,6 +254,18 @@ def _check_exception_types(name: str, catch) -> tuple:
     return types
 
 
+def _json_text(value) -> str:
+    """``value`` as compact JSON text with sorted keys, numbers written as the trial hash
+    writes them (``2.0`` as ``2``, floats by their shortest repr; anything JSON cannot
+    hold by its ``repr``)."""
+    import json
+
+    from ato.hyperopt.study import _canonical
+
+    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
 def _exact_json(value, other):
     """``value`` as JSON data for comparing plans: real numbers as exact text (so ``9`` and
     ``9.0`` agree), mappings with sorted string keys, sequences as lists, anything else as
@@ -356,6 +368,22 @@ class HyperOpt(abc.ABC):
                 given.update(value or {})
             elif param.kind is not param.VAR_POSITIONAL:
                 given[name] = value
+        # an option left out is its default: the most derived __init__ that names it says
+        # which (so giving a default explicitly, or joining with an algorithm whose default
+        # is the same, is no difference)
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            try:
+                params = list(inspect.signature(init).parameters.values())[1:]
+            except (TypeError, ValueError):
+                continue
+            for param in params:
+                if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) \
+                        or param.default is param.empty:
+                    continue
+                given.setdefault(param.name, param.default)
         # only what plans the search (never the tracker, scope or executor: a copy of the
         # search pickled for another process must not carry them)
         self.__dict__["_HyperOpt__given"] = {k: v for k, v in given.items()
@@ -478,6 +506,35 @@ class HyperOpt(abc.ABC):
         as exact text): what two workers of one shared study must agree on."""
         return {str(name): _exact_json(spec, jsonable)
                 for name, spec in self.search_spaces.items()}
+
+    def plan_config(self) -> dict:
+        """What of the base config decides a trial's result, as JSON data: ``{dotted key:
+        value text}`` for every leaf of :attr:`config` except the searched keys and the
+        reserved ``__name__`` keys (a value longer than 80 characters as its first 48 and
+        a sha256 digest of the whole).  Two workers of one shared study must agree on it:
+        the same searched values under another base config are another experiment."""
+        searched = {str(n) for n in self.search_spaces.keys()}
+        out: dict = {}
+
+        def walk(node, prefix):
+            for key, value in node.items():
+                key = str(key)
+                if key.startswith("__") and key.endswith("__"):
+                    continue
+                name = f"{prefix}{key}"
+                if name in searched:
+                    continue
+                if hasattr(value, "items") and len(value):
+                    walk(value, name + ".")
+                    continue
+                text = _json_text(value)
+                if len(text) > 80:
+                    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+                    text = f"{text[:48]}... (sha256 {digest})"
+                out[name] = text
+
+        walk(self.config, "")
+        return dict(sorted(out.items()))
 
     @classmethod
     def algorithm_name(cls) -> str:
@@ -608,7 +665,10 @@ class HyperOpt(abc.ABC):
                               "seed": self.seed,
                               "space": sorted(map(str, self.search_spaces.keys())),
                               "options": self.plan_options(), "search_space": self.plan_space(),
+                              "base_config": self.plan_config(),
                               "seed_from_study_id": state.seed_derived,
+                              "checkpoint_root": (str(self.continuations().root)
+                                                  if self.MULTI_FIDELITY else None),
                               "stale_after": self.stale_after}) or False
             return state.shared or None
 
@@ -801,43 +861,60 @@ class HyperOpt(abc.ABC):
         if executor is None:
             metrics = []
             for request, trial in pairs:
+                opened = recorder.start(trial, request.config) if record else None
                 try:
                     metric = run(request.config)
                 except (NaNMetricError, *self.catch) as e:
                     self.__state.failures.append(describe_exception(e))
                     if record:
                         recorder.record(trial, request.config, None, "failed",
-                                        describe_exception(e))
+                                        describe_exception(e), opened)
                     metrics.append(math.nan)
                     continue
                 except Exception as e:
                     if record:
                         recorder.record(trial, request.config, None, "failed",
-                                        describe_exception(e))
+                                        describe_exception(e), opened)
+                    raise
+                except BaseException as e:  # Ctrl-C, SIGTERM: the run ends killed
+                    if opened is not None:
+                        recorder.record(trial, request.config, None, "killed",
+                                        describe_exception(e) or type(e).__name__, opened)
                     raise
                 if record:
-                    recorder.record(trial, request.config, metric)
+                    recorder.record(trial, request.config, metric, opened=opened)
                 metrics.append(metric)
             return metrics
         group = process_group()
-        if group is not None and getattr(executor, "name", "") == "torch" and group[1] != 0:
+        torch_map = getattr(executor, "name", "") == "torch"
+        if group is not None and torch_map and group[1] != 0:
             record = False  # every rank gets every outcome; the root records them
-        outcomes = executor.map(run, [request.config for request, _ in pairs])
+        configs = [request.config for request, _ in pairs]
+        opened: list = [None] * len(pairs)
+        if not record:
+            outcomes = executor.map(run, configs)
+        elif torch_map:  # a collective: the ranks start their shares of the batch now
+            opened = [recorder.start(trial, config) for (_, trial), config in zip(pairs, configs)]
+            outcomes = executor.map(run, configs)
+        else:
+            outcomes = self.__submit_all(executor, run, pairs, opened, recorder)
         metrics, failure = [], None
-        for (request, trial), outcome in zip(pairs, outcomes):
+        for (request, trial), outcome, handle in zip(pairs, outcomes, opened):
             if outcome.ok:
                 metric = _as_metric(outcome.value, self.algorithm_name())
                 if metric != metric:  # NaN from a remote run: failed, as here
-                    outcome = dataclasses.replace(outcome, ok=False, exception=None, error=(
-                        f"NaNMetricError: {_nan_message(self.algorithm_name())}"))
+                    outcome = dataclasses.replace(
+                        outcome, ok=False, exception=None,
+                        error=f"NaNMetricError: {_nan_message(self.algorithm_name())}",
+                        types=_exception_types(NaNMetricError))
             if outcome.ok:
                 if record:
-                    recorder.record(trial, request.config, metric)
+                    recorder.record(trial, request.config, metric, opened=handle)
                 metrics.append(metric)
                 continue
             self.__state.failures.append(outcome.error or "the trial failed")
             if record:
-                recorder.record(trial, request.config, None, "failed", outcome.error)
+                recorder.record(trial, request.config, None, "failed", outcome.error, handle)
             metrics.append(math.nan)
             if failure is None and not self.__caught(outcome):
                 failure = outcome
@@ -845,13 +922,53 @@ class HyperOpt(abc.ABC):
             failure.result()  # raises the live exception, or TrialError with its text
         return metrics
 
+    @staticmethod
+    def __submit_all(executor, run, pairs, opened: list, recorder) -> list:
+        """:meth:`Executor.map` through ``submit``/``wait_any`` (at most ``slots`` in
+        flight), opening each trial's run when it is handed to the executor (``opened``
+        filled in place), so a run's start time and ``running`` status are the trial's."""
+        outcomes: list = [None] * len(pairs)
+        pending: dict = {}
+        queue = iter(enumerate(pairs))
+        slots = max(1, int(getattr(executor, "slots", 1)))
+
+        def submit_next() -> bool:
+            for index, (request, trial) in queue:
+                opened[index] = recorder.start(trial, request.config)
+                pending[executor.submit(run, request.config)] = index
+                return True
+            return False
+
+        try:
+            while len(pending) < slots and submit_next():
+                pass
+            while pending:
+                handle, outcome = executor.wait_any(list(pending))
+                outcomes[pending.pop(handle)] = outcome
+                submit_next()
+        except BaseException as e:
+            for index in pending.values():  # interrupted: the runs in flight end killed
+                if opened[index] is not None:
+                    request, trial = pairs[index]
+                    recorder.record(trial, request.config, None, "killed",
+                                    describe_exception(e) or type(e).__name__, opened[index])
+            raise
+        return outcomes
+
     def __caught(self, outcome) -> bool:
-        """Whether a failed outcome's exception is one of ``catch`` (by type in this
-        process, by class name when it happened elsewhere)."""
+        """Whether a failed outcome's exception is one of ``catch`` (subclasses included):
+        by ``isinstance`` when the live exception is here, else by the MRO names the
+        outcome carries from the process where it happened (another rank, a pool child, a
+        Ray worker), so every rank of a torch group decides alike."""
+        classes = (NaNMetricError, *self.catch)
         if outcome.exception is not None:
-            return isinstance(outcome.exception, (NaNMetricError, *self.catch))
+            return isinstance(outcome.exception, classes)
+        types = tuple(getattr(outcome, "types", ()) or ())
+        if types:
+            return any(f"{c.__module__}.{c.__qualname__}" in types for c in classes)
+        # an executor of a third party that sends only the text: its leading class name
         name = str(outcome.error or "").partition(":")[0].strip()
-        return any(t.__name__ == name for t in (NaNMetricError, *self.catch))
+        return any(name in (c.__name__, f"{c.__module__}.{c.__qualname__}") for c in classes)
 
     def __run_shared(self, shared, func, pairs, args, kwargs) -> list:
         """Evaluate ``pairs`` together with the study's other workers."""
@@ -868,6 +985,10 @@ class HyperOpt(abc.ABC):
         if executor is not None and getattr(executor, "name", "") != "torch":
             slots = max(1, int(getattr(executor, "slots", 1)))  # claim loops in this process
 
+        # In a shared study a trial's run is written whole by the worker whose report the
+        # study accepted: an attempt that ends without one (a retry, a hand-back, a dead or
+        # overtaken worker) must leave no run behind, and a logger cannot reopen another
+        # worker's run, so the run is not opened at the start here.
         def run_claim(claim):
             config = by_key[claim.key][0].config
             if slots == 1:
@@ -997,11 +1118,22 @@ class HyperOpt(abc.ABC):
                           for e, n in list(counts.items())[:3])
         trials = result.get("trials") if hasattr(result, "get") else None
         of = f" of {trials}" if isinstance(trials, int) else ""
+        again = ""
+        if shared:
+            from ato.hyperopt.commands import display_url
+            from ato.tracking import url_of
+
+            url = display_url(getattr(self.tracker, "url", None) or url_of(self.tracker.config))
+            again = (f"; in a shared study failed trials stay failed, and starting the "
+                     f"workers again reruns none: fix the cause, then run them again with "
+                     f"`ato search requeue {self.get_hyperopt_id()} --failed --db {url}`, or "
+                     f"start a new study_id")
         raise NoSuccessfulTrialError(
             f"{self.algorithm_name()}: study {self.get_hyperopt_id()!r} has no best "
             f"configuration: {len(errors)}{of} trials failed and none that decides the result "
             f"gave a metric" + (f"; first errors: {first}" if first else "")
-            + " (see the failed runs: ato runs list --tags study:" + self.get_hyperopt_id() + ")")
+            + " (see the failed runs: ato runs list --tags study:" + self.get_hyperopt_id() + ")"
+            + again)
 
     @abc.abstractmethod
     def main(self, func):
@@ -1028,6 +1160,10 @@ def _has_code(func) -> bool:
     while hasattr(func, "__wrapped__"):
         func = func.__wrapped__
     return getattr(func, "__code__", None) is not None
+
+
+def _exception_types(cls: type) -> tuple[str, ...]:
+    return tuple(f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__)
 
 
 def _nan_message(algorithm: str) -> str:

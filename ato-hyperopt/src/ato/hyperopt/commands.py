@@ -1,4 +1,6 @@
-"""``ato search status STUDY``: where a study shared by many workers stands.
+"""``ato search status STUDY``: where a study shared by many workers stands;
+``ato search list``: every study; ``ato search requeue STUDY --failed``: run a study's
+failed trials again (the one command here that writes).
 
 It reads only through the study-coordination protocol (:func:`ato.tracking.open_coordinator`
 with ``readonly=True``), so it works on any backend declaring ``"studies"`` and never
@@ -52,9 +54,29 @@ def _known(coordinator, study: str) -> str:
     return f"; its studies: {shown}"
 
 
+def _budget(text):
+    """A payload's exact budget text (``'9'``, ``'10/9'``) as a Fraction; no budget: 0."""
+    from fractions import Fraction
+
+    try:
+        return Fraction(str(text)) if text is not None else Fraction(0)
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
+
+
+def _runs_hint(study: str) -> str:
+    """Where a search that is no shared study keeps its trials (``study_id`` not given,
+    or a tracker without study coordination): its runs, tagged ``study:<id>``."""
+    return (f" (a search without an explicit study_id, or on a tracker that does not "
+            f"coordinate studies, shares no study: its trials are the runs tagged "
+            f"study:{study}; see them with: ato runs list --tags study:{study})")
+
+
 def summarize(coordinator, study: str, *, stale_after: float | None = None) -> dict:
     """The study's status as a JSON-able dict: ``study``, ``meta``, ``mode``, ``counts``
-    (per state and ``total``), ``best`` (``{key, metric, payload, worker}`` or ``None``),
+    (per state and ``total``), ``best`` (``{key, metric, budget, rung, bracket, payload,
+    worker}`` or ``None``: the best completed trial at the largest budget any completed
+    trial reached),
     ``running`` (``[{key, worker, host, since, attempt}]``), ``queued`` (count),
     ``failed`` (``[{key, error, attempts}]``), ``rungs`` (``[{bracket, rung, completed,
     running, queued, failed, total}]`` for trials whose payload names both) and
@@ -66,7 +88,7 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     record = coordinator.get_study(study)
     if record is None:
         raise StudyNotFoundError(f"no study {study!r} in {display_url(coordinator.url)}"
-                                 + _known(coordinator, study))
+                                 + _known(coordinator, study) + _runs_hint(study))
     meta = record.get("meta") or {}
     if stale_after is None:  # the workers' own setting, stored with the study
         stored = meta.get("stale_after")
@@ -74,12 +96,16 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     mode = meta.get("mode") if meta.get("mode") in ("max", "min") else None
     states = coordinator.trials(study)
     counts = Counter(s.state for s in states)
-    best = None
+    # the best at the largest budget any completed trial reached: a rung-0 metric at
+    # budget 1 is not comparable with the max-budget ones (and usually looks better)
+    best, best_budget = None, None
     for s in states:
         if s.state != "completed" or s.metric is None or math.isnan(s.metric):
             continue
-        if best is None or _better(mode or "max", s.metric, best.metric):
-            best = s
+        budget = _budget(s.payload.get("budget"))
+        if best is None or budget > best_budget or (
+                budget == best_budget and _better(mode or "max", s.metric, best.metric)):
+            best, best_budget = s, budget
     rungs: dict[tuple, Counter] = {}
     for s in states:
         bracket, rung = s.payload.get("bracket"), s.payload.get("rung")
@@ -97,6 +123,9 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
                       for state in ("completed", "running", "queued", "failed")},
                    "total": len(states)},
         "best": None if best is None else {"key": best.key, "metric": best.metric,
+                                           "budget": best.payload.get("budget"),
+                                           "rung": best.payload.get("rung"),
+                                           "bracket": best.payload.get("bracket"),
                                            "payload": best.payload, "worker": best.worker},
         "running": [{"key": s.key, "worker": s.worker, "host": s.host,
                      "since": when(s.claimed_at), "attempt": s.attempts}
@@ -164,7 +193,11 @@ def render(status: dict) -> str:
         lines.append("best so far: - (no completed trial with a metric)")
     else:
         how = mode or "max (the study records no mode)"
-        lines.append(f"best so far ({how}): {_fmt(best['metric'])}  trial {best['key']}"
+        where = "".join(f"  {k} {best[k]}" for k in ("budget", "rung", "bracket")
+                        if best.get(k) is not None) if best.get("budget") is not None else ""
+        at = ", at the largest budget reached" if best.get("budget") is not None else ""
+        lines.append(f"best so far ({how}{at}): "
+                     f"{_fmt(best['metric'])}{where}  trial {best['key']}"
                      + (f"  worker {best['worker']}" if best["worker"] else ""))
     if status["running"]:
         lines.append("running:")
@@ -229,10 +262,36 @@ def cmd_list(args) -> int:
         keys = ["study", "algorithm", "completed", "running", "queued", "failed", "created_at"]
         print(json_text([dict(zip(keys, row)) for row in rows]))
     elif not rows:
-        print(f"no study in {display_url(args.db)}")
+        print(f"no study in {display_url(args.db)} (a search without an explicit study_id "
+              f"shares no study: its trials are runs tagged study:<id>; see them with: ato "
+              f"runs list --db {display_url(args.db)} --tags study:<id>)")
     else:
         print("\n".join(_table(["study", "algorithm", "done", "running", "queued", "failed",
                                 "created (UTC)"], rows)))
+    return 0
+
+
+def cmd_requeue(args) -> int:
+    from ato.tracking import open_coordinator
+
+    if not args.failed:
+        raise StudyNotFoundError("ato search requeue: say which trials: --failed (the only "
+                                 "kind that can be run again)")
+    coordinator = open_coordinator(args.db)
+    try:
+        requeue = getattr(coordinator, "requeue_failed", None)
+        if not callable(requeue):
+            raise StudyNotFoundError(f"the tracker at {display_url(args.db)} cannot requeue "
+                                     f"trials; start a new study_id instead")
+        if coordinator.get_study(args.study_id) is None:
+            raise StudyNotFoundError(f"no study {args.study_id!r} in {display_url(args.db)}"
+                                     + _known(coordinator, args.study_id))
+        count = requeue(args.study_id)
+    finally:
+        coordinator.close()
+    print(f"requeued {count} failed trial{'s' if count != 1 else ''} of study "
+          f"{args.study_id!r}; start the workers again (same study_id) to run "
+          f"{'them' if count != 1 else 'it'}")
     return 0
 
 
@@ -270,6 +329,14 @@ class SearchCommand:
                        help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
         p.add_argument("--json", action="store_true", help="strict JSON instead of a table")
         p.set_defaults(_run=cmd_list)
+        p = sub.add_parser("requeue", help="put a study's failed trials back in its queue, so "
+                                           "the next workers run them again")
+        p.add_argument("study_id", help="the study_id the workers share")
+        p.add_argument("--failed", action="store_true",
+                       help="requeue every failed trial (required)")
+        p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
+                       help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
+        p.set_defaults(_run=cmd_requeue)
 
     @staticmethod
     def run(args) -> int:

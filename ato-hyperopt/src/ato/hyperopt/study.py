@@ -36,7 +36,7 @@ from ato.hyperopt import budgets
 
 OBJECTIVE = "objective"
 
-__all__ = ["OBJECTIVE", "Trial", "TrialRecorder", "config_hash", "searched_values"]
+__all__ = ["OBJECTIVE", "OpenTrial", "Trial", "TrialRecorder", "config_hash", "searched_values"]
 
 
 def searched_values(config, names) -> dict:
@@ -114,6 +114,14 @@ class Trial:
         return tags
 
 
+@dataclass
+class OpenTrial:
+    """A trial whose run :meth:`TrialRecorder.start` opened: the logger that holds it."""
+
+    trial: Trial
+    logger: object
+
+
 # TrialRecorder records the trials of one study and remembers the completed ones (``done``:
 # trial key -> objective, filled by ``_load``) so that a resumed study reuses them.
 # Without a tracker nothing is recorded and nothing is reused.  Thread-safe.
@@ -132,6 +140,8 @@ class TrialRecorder:
         self.done: dict[str, float] = {}
         self.lock = threading.RLock()
         self._seen: dict[tuple, int] = {}
+        self._idle: list = []  # loggers with no open run (the tracker, then siblings)
+        self._tracker_busy = False
         if tracker is not None:
             self._load()
 
@@ -167,11 +177,69 @@ class TrialRecorder:
                 return True, self.done[trial.key]
         return False, None
 
+    def _logger(self):
+        """A logger with no open run: the tracker when it is free, else a sibling opened
+        on the tracker's config (same store, same project); None when the tracker cannot
+        make one (its trials are then recorded whole, at their end)."""
+        with self.lock:
+            if self._idle:
+                return self._idle.pop()
+            if not self._tracker_busy:
+                self._tracker_busy = True
+                return self.tracker
+            config = getattr(self.tracker, "config", None)
+        if config is None:
+            return None
+        try:
+            from ato.tracking import open_logger
+
+            return open_logger(config)
+        except Exception:  # a backend that cannot open another logger here
+            return None
+
+    def start(self, trial: Trial | None, config) -> OpenTrial | None:
+        """Open ``trial``'s run now, when the trial starts: status ``running``, its start
+        time, its tags and config (one commit); :meth:`record` with the returned handle
+        ends it (the second commit).  Trials running at once each get a run of their own
+        (a logger holds one open run: the tracker's siblings hold the others).  ``None``
+        without a tracker, for a ``None`` trial, or when no logger is free."""
+        if self.tracker is None or trial is None:
+            return None
+        logger = self._logger()
+        if logger is None:
+            return None
+        try:
+            logger.run(tags=trial.tags(), config=config)
+        except BaseException:
+            self._free(logger)
+            raise
+        return OpenTrial(trial, logger)
+
+    def _free(self, logger) -> None:
+        with self.lock:
+            self._idle.append(logger)
+
     def record(self, trial: Trial, config, metric, status: str = "completed",
-               error: str | None = None) -> None:
-        """One run for the trial: its config, tags, ``objective``, final status and, for a
-        failed trial, the error (``'ValueError: message'``)."""
+               error: str | None = None, opened: OpenTrial | None = None) -> None:
+        """End the trial's run: ``objective``, final status and, for a failed trial, the
+        error (``'ValueError: message'``).  ``opened``: the handle :meth:`start` gave when
+        the trial started; without one the whole run (config, tags, metric, status) is
+        written now."""
         if self.tracker is None:
+            return
+        if opened is not None:
+            tracker = opened.logger
+            try:
+                if metric is not None and metric == metric:
+                    tracker.log_metric(OBJECTIVE, metric, trial.rung)
+            finally:
+                try:
+                    tracker.finish(status, error)
+                finally:
+                    self._free(tracker)
+            if status == "completed" and metric is not None and metric == metric:
+                with self.lock:
+                    self.done[trial.key] = metric
             return
         with self.lock:
             tracker = self.tracker

@@ -22,8 +22,10 @@ Nothing here runs a process or a server of its own; the database does the coordi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import socket
 import threading
 import time
@@ -96,15 +98,15 @@ def worker_name() -> str:
 
 
 class StudyMismatchError(AtoError, ValueError):
-    """A worker joined a study that another search (another algorithm, seed, mode or
-    search space) created under the same ``study_id``."""
+    """A worker joined a study that another search (another algorithm, seed, mode, search
+    space, plan option or base config) created under the same ``study_id``."""
 
 
 def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stale_after: float,
                       retries: int, meta: dict) -> SharedStudy | None:
     """A :class:`SharedStudy` when ``tracker``'s backend offers ``"studies"``, else None
     (the search runs in this process alone). ``meta`` (``algorithm``, ``mode``, ``seed``,
-    ``space``) describes the search: the study keeps the first worker's, and a worker whose
+    ``space``, ``options``, ``search_space``, ``base_config``) describes the search: the study keeps the first worker's, and a worker whose
     search differs raises :class:`StudyMismatchError` naming what differs."""
     try:
         from ato.tracking import CapabilityError, open_coordinator, url_of
@@ -124,6 +126,7 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
                 f"study {study_id!r} on {url} was started by another search: "
                 + "; ".join(differs)
                 + " (use another study_id, or the same search options in every worker)")
+        _warn_other_root(study_id, held.get("checkpoint_root"), meta.get("checkpoint_root"))
         return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
                            stale_after=stale_after, retries=retries,
                            algorithm=str(meta.get("algorithm", "search")))
@@ -133,7 +136,23 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
 
 
 #: meta entries that describe a worker without deciding the plan: never compared
-_UNCOMPARED = ("seed_from_study_id", "stale_after")
+_UNCOMPARED = ("seed_from_study_id", "stale_after", "checkpoint_root")
+
+
+def _warn_other_root(study: str, there, here) -> None:
+    """Warn (once per study and pair) when this worker's checkpoint root is not the one
+    the study's first worker resolved: a promoted configuration then finds no state here
+    and trains again from 0 (PostgreSQL workers in different working directories without
+    ``checkpoint_root=``)."""
+    if not there or not here or there == here:
+        return
+    import warnings
+
+    warnings.warn(f"study {study!r}: this worker keeps checkpoints under {here}, its first "
+                  f"worker under {there}; workers that do not share one directory cannot "
+                  f"continue each other's configurations (they train again from 0). Pass "
+                  f"checkpoint_root= a directory every worker sees", RuntimeWarning,
+                  stacklevel=3)
 
 
 def _differences(held: dict, meta: dict) -> list[str]:
@@ -144,12 +163,15 @@ def _differences(held: dict, meta: dict) -> list[str]:
     for key in meta:
         if key in _UNCOMPARED or key not in held or held[key] == meta[key]:
             continue
-        if key in ("options", "search_space") and isinstance(held[key], dict) \
+        if key in ("options", "search_space", "base_config") and isinstance(held[key], dict) \
                 and isinstance(meta[key], dict):
-            what = "option" if key == "options" else "search space entry"
+            what = {"options": "option", "search_space": "search space entry",
+                    "base_config": "base config key"}[key]
             for name in sorted(set(held[key]) | set(meta[key])):
                 there, here = held[key].get(name, "(not given)"), meta[key].get(name, "(not given)")
-                if there != here:
+                if there != here and key == "base_config":  # JSON text: shown as it is
+                    out.append(f"{what} {name!r} is {there} there, {here} here")
+                elif there != here:
                     out.append(f"{what} {name!r} is {there!r} there, {here!r} here")
             continue
         if key == "space" and isinstance(meta.get("search_space"), dict) \
@@ -236,21 +258,37 @@ class SharedStudy:
         trials instead of two. Returns ``(accepted, next Claim or None)``."""
         return self._settle(claim, run, record, keys, claim_next=True)
 
+    def died_error(self, attempt: int) -> str:
+        """The error of a trial claimed for the ``attempt``-th time after its earlier
+        holders ended without a report: it is not run again."""
+        deaths = attempt - 1
+        return (f"WorkerDiedError: the workers running this trial died {deaths} "
+                f"time{'s' if deaths != 1 else ''} while running it (no report, no heartbeat "
+                f"for stale_after={self.stale_after:g} s: killed, out of memory?); "
+                f"retries={self.retries} allows {self.retries + 1} "
+                f"attempt{'s' if self.retries else ''}, so it is not run again")
+
     def _settle(self, claim, run, record, keys, claim_next: bool):
-        try:
-            metric = run(claim)
-        except Exception as e:
-            if claim.attempt <= self.retries:
-                self.coordinator.release(claim)
-                return False, (self._claim(keys) if claim_next else None)
-            status, value, error = "failed", None, describe_exception(e)
-            metric = None
-        except BaseException:
-            self.coordinator.release(claim)
-            raise
+        if claim.attempt > self.retries + 1:
+            # a hand-back (Ctrl-C, SIGTERM, leaving) does not count as an attempt and an
+            # objective's exception stops at retries + 1, so the claims beyond that ended
+            # with their worker: a trial that kills its worker must not kill them all
+            status, value, metric, error = "failed", None, None, self.died_error(claim.attempt)
         else:
-            status, error = "completed", None
-            value = None if metric is None or metric != metric else float(metric)
+            try:
+                metric = run(claim)
+            except Exception as e:
+                if claim.attempt <= self.retries:
+                    self.coordinator.release(claim)
+                    return False, (self._claim(keys) if claim_next else None)
+                status, value, error = "failed", None, describe_exception(e)
+                metric = None
+            except BaseException:
+                self._hand_back(claim)
+                raise
+            else:
+                status, error = "completed", None
+                value = None if metric is None or metric != metric else float(metric)
         if claim_next:
             accepted, following = self.coordinator.report_and_claim(
                 claim, status, value, error, keys=keys, stale_after=self.stale_after)
@@ -262,9 +300,17 @@ class SharedStudy:
                 record(claim, metric, status, error)
             except BaseException:
                 if following is not None:  # not started: another worker may take it now
-                    self.coordinator.release(following)
+                    self._hand_back(following)
                 raise
         return accepted, following
+
+    def _hand_back(self, claim) -> None:
+        """Give ``claim`` back without counting it as an attempt (the trial did not end:
+        the worker was interrupted); a coordinator without ``counted=`` counts it."""
+        try:
+            self.coordinator.release(claim, counted=False)
+        except TypeError:
+            self.coordinator.release(claim)
 
     def _claim(self, keys):
         return self.coordinator.claim(self.study, self.worker, keys, stale_after=self.stale_after)
@@ -299,7 +345,8 @@ class SharedStudy:
                 time.sleep(self._pause(waited))
                 waited += 1
 
-        self._in_threads(loop, min(threads, len(keys)))
+        with terminate_as_exit():
+            self._in_threads(loop, min(threads, len(keys)))
         return done
 
     @staticmethod
@@ -347,8 +394,32 @@ class SharedStudy:
                 time.sleep(self._pause(waited))
                 waited += 1
 
-        self._in_threads(loop, threads)
+        with terminate_as_exit():
+            self._in_threads(loop, threads)
         return self.coordinator.trials(self.study)
+
+
+@contextlib.contextmanager
+def terminate_as_exit():
+    """While a worker runs trials: SIGTERM (scancel, a SLURM time limit, a Kubernetes
+    eviction) raises ``SystemExit(143)`` in the main thread, as Ctrl-C raises
+    ``KeyboardInterrupt``, so the trial in hand is given back to the queue at once (no
+    wait for ``stale_after``) and the worker leaves the study; the exit status stays 143.
+    Only when SIGTERM has its default handler and this is the main thread; the previous
+    handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _leave(coordinator, study: str, worker: str, stop: threading.Event) -> None:

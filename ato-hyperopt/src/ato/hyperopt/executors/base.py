@@ -25,7 +25,7 @@ from ato.errors import AtoError
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["Outcome", "Executor", "BaseExecutor", "ExecutorError", "TrialError",
-           "get_executor", "check_executor", "run_one", "REQUIRED"]
+           "get_executor", "check_executor", "run_one", "exception_types", "REQUIRED"]
 
 #: What an executor instance must have (:func:`check_executor`).
 REQUIRED = ("name", "slots", "map", "submit", "wait_any", "close")
@@ -42,6 +42,22 @@ class TrialError(AtoError, RuntimeError):
     ``'ValueError: message'``."""
 
 
+def exception_types(exc: BaseException | type) -> tuple[str, ...]:
+    """The names ``'module.qualname'`` of ``exc``'s class and of every class it derives
+    from, most derived first (``('builtins.ValueError', 'builtins.Exception',
+    'builtins.BaseException', 'builtins.object')``): what a process that has only the
+    text of a failure matches ``catch=`` classes against, subclasses included."""
+    cls = exc if isinstance(exc, type) else type(exc)
+    return tuple(f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__)
+
+
+def matches(types: Sequence[str], classes: Iterable[type]) -> bool:
+    """Whether a failure whose class had the MRO names ``types``
+    (:func:`exception_types`) is an instance of one of ``classes``."""
+    names = set(types)
+    return any(f"{c.__module__}.{c.__qualname__}" in names for c in classes)
+
+
 @dataclass
 class Outcome:
     """What running ``fn`` on one item gave.
@@ -49,18 +65,34 @@ class Outcome:
     ``ok``: it returned; ``value``: what it returned (``None`` when not ok); ``error``:
     ``'ValueError: bad lr'`` (:func:`ato.tracking.outcome.describe_exception`) when it
     raised; ``exception``: the live exception when it could come back (always in-process;
-    from another process when it pickles), else ``None``.
+    from another process when it pickles), else ``None``; ``types``: the MRO names of the
+    exception's class (:func:`exception_types`), which travel with the text wherever the
+    outcome goes, so a process without the live exception still decides by type whether
+    it is one of ``catch=`` (empty when ok, or when the failure was no exception).
     """
 
     ok: bool
     value: Any = None
     error: str | None = None
     exception: BaseException | None = None
+    types: tuple[str, ...] = ()
 
     @classmethod
     def failure(cls, exc: BaseException, *, keep: bool = True) -> Outcome:
-        """The outcome of ``exc`` (``keep=False`` drops the live exception)."""
-        return cls(False, None, describe_exception(exc), exc if keep else None)
+        """The outcome of ``exc`` (``keep=False`` drops the live exception, never its
+        type names)."""
+        return cls(False, None, describe_exception(exc), exc if keep else None,
+                   exception_types(exc))
+
+    def raised(self, classes: Iterable[type]) -> bool:
+        """Whether this failed outcome's exception is an instance of one of ``classes``:
+        by ``isinstance`` when the live exception is here, else by :attr:`types`."""
+        classes = tuple(classes)
+        if self.ok:
+            return False
+        if self.exception is not None:
+            return isinstance(self.exception, classes)
+        return matches(self.types, classes)
 
     def result(self):
         """``value``, or raise the error: the live exception when there is one, else

@@ -102,14 +102,14 @@ class TorchExecutor(BaseExecutor):
         items = list(items)
         mine = shares(len(items), self.world_size, self.split)[self.rank]
         local: dict[int, Outcome] = {}
-        rows: list[tuple] = []    # (index, ok, value, error): what the other ranks get
+        rows: list[tuple] = []    # (index, ok, value, error, types): what the other ranks get
         interrupted: BaseException | None = None
         for index in mine:
             if interrupted is not None:
                 error = (f"not run: rank {self.rank} was interrupted by "
                          f"{describe_exception(interrupted)}")
                 local[index] = Outcome(False, None, error)
-                rows.append((index, False, None, error))
+                rows.append((index, False, None, error, ()))
                 continue
             try:
                 outcome = run_one(fn, items[index])
@@ -123,7 +123,7 @@ class TorchExecutor(BaseExecutor):
                     outcome = Outcome(False, None, f"the value of item {index} cannot be "
                                       f"sent to the other ranks: {describe_exception(e)}")
             local[index] = outcome
-            rows.append((index, outcome.ok, outcome.value, outcome.error))
+            rows.append((index, outcome.ok, outcome.value, outcome.error, outcome.types))
         gathered: list = [None] * self.world_size
         self._dist.all_gather_object(gathered, (len(items), rows), group=self._gather_group)
         counts = [n for n, _ in gathered]
@@ -134,8 +134,8 @@ class TorchExecutor(BaseExecutor):
                 + "); every rank must pass the same batch")
         outcomes: list[Outcome | None] = [None] * len(items)
         for _, part in gathered:
-            for index, ok, value, error in part:
-                outcomes[index] = local.get(index) or Outcome(ok, value, error)
+            for index, ok, value, error, types in part:
+                outcomes[index] = local.get(index) or Outcome(ok, value, error, None, types)
         if interrupted is not None:
             raise interrupted
         return outcomes  # type: ignore[return-value]

@@ -219,6 +219,13 @@ def _statements(dialect: str) -> dict:
         "report": text(f"UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {held}"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                         f"claimed_at = NULL WHERE {held}"),
+        "requeue_failed": text("UPDATE study_trials SET state = 'queued', worker = NULL, "
+                               "attempts = 0, metric = NULL, error = NULL, run_id = NULL, "
+                               "claimed_at = NULL, finished_at = NULL "
+                               "WHERE study_id = :sid AND state = 'failed'"),
+        # a hand-back: the claim did not end the trial, so it is no attempt
+        "hand_back": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
+                          f"claimed_at = NULL, attempts = attempts - 1 WHERE {held}"),
         # a heartbeat lost in a server crash is harmless: no WAL flush to wait for
         "heartbeat": text(f"WITH {_ASYNC_COMMIT} UPDATE study_workers "
                           f"SET heartbeat_at = {now}, left_at = NULL FROM a "
@@ -235,7 +242,8 @@ def _statements(dialect: str) -> dict:
         "leave": text(f"UPDATE study_workers SET left_at = {now} "
                       f"WHERE study_id = :sid AND worker = :worker"),
         "leave_trials": text("UPDATE study_trials SET state = 'queued', worker = NULL, "
-                             "claimed_at = NULL WHERE study_id = :sid AND worker = :worker "
+                             "claimed_at = NULL, attempts = attempts - 1 "
+                             "WHERE study_id = :sid AND worker = :worker "
                              "AND state = 'running'"),
         "create": text(f"INSERT INTO studies (name, meta, created_at) VALUES (:name, :meta, "
                        f"{now}) ON CONFLICT (name) DO NOTHING"),
@@ -767,10 +775,32 @@ class SQLCoordinator:
             payload=values.loads(row[2]))
         return int(row[3]) == 1, following
 
-    def release(self, claim: Claim) -> bool:
+    def requeue_failed(self, study: str) -> int:
+        """Put every ``failed`` trial of ``study`` back in the queue with no attempts, so
+        the next workers run them again (after the cause was fixed); returns how many.
+        ``0`` for an unknown study.  What ``ato search requeue STUDY --failed`` does."""
+        self._writable()
+        check_study(study)
+        sid = self._sid(study, create=False)
+        if sid is None:
+            return 0
+
+        def run():
+            with self._write() as conn:
+                return int(conn.execute(self._sql["requeue_failed"], {"sid": sid}).rowcount)
+
+        return self._retry(run)
+
+    def release(self, claim: Claim, *, counted: bool = True) -> bool:
+        """Give the trial back to the queue; ``True`` iff ``claim`` still held it.
+        ``counted``: the claim stays an attempt (a retry after an exception); ``False``
+        for a hand-back that did not end the trial (Ctrl-C, SIGTERM), so the next claim
+        has the same ``attempt`` number (a worker caps attempts at ``retries + 1``, and
+        counts claims of a dead worker's trial among them)."""
         _check_claim(claim, "release")
-        return self._guarded(claim, "release", {"key": claim.key, "worker": claim.worker,
-                                                "attempt": int(claim.attempt)})
+        return self._guarded(claim, "release" if counted else "hand_back",
+                             {"key": claim.key, "worker": claim.worker,
+                              "attempt": int(claim.attempt)})
 
     def _guarded(self, claim: Claim, statement: str, params: dict) -> bool:
         self._writable()

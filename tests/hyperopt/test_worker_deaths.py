@@ -1,0 +1,66 @@
+"""Workers that die or are told to stop in the middle of a trial (real processes,
+tests/hyperopt/shared_worker.py): a trial that kills every worker running it is failed
+after ``retries + 1`` attempts, a stale re-claim counting as one; SIGTERM (scancel, a
+time limit, an eviction) hands the trial back at once, as Ctrl-C does, and is no attempt."""
+
+import json
+import signal
+import time
+import uuid
+
+import pytest
+
+from tests.hyperopt.test_workers import Workers, runs_of, states_of
+
+pytestmark = pytest.mark.processes
+
+QUICK = {"heartbeat_interval": 0.1, "stale_after": 0.6}
+
+
+def test_a_trial_that_kills_its_workers_is_failed_after_retries(tmp_path):
+    url = f"sqlite:///{tmp_path / 'deaths.db'}"
+    study = f"oom-{uuid.uuid4().hex[:6]}"
+    options = {"max_budget": 1, "retries": 1, **QUICK}
+    workers = Workers(tmp_path, url, [{"algorithm": "grid", "study": study,
+                                       "options": options}], sleep=0.0)
+    job = json.loads(workers.job.read_text())
+    workers.job.write_text(json.dumps({**job, "kill": 3}))
+    codes = []
+    for _ in range(3):  # one after the other: each waits for the dead one's stale trial
+        (proc,) = workers.start(1)
+        proc.communicate(timeout=60)
+        codes.append(proc.returncode)
+        if proc.returncode == 0:
+            break
+    assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0], codes
+    (dead,) = [s for s in states_of(url, study) if s.state == "failed"]
+    assert dead.payload["values"] == {"x": 3, "c": "a"}
+    assert dead.attempts == 3
+    assert dead.error.startswith("WorkerDiedError: the workers running this trial died 2 "
+                                 "times while running it"), dead.error
+    assert "retries=1 allows 2 attempts" in dead.error
+    assert sum(s.state == "completed" for s in states_of(url, study)) == 23
+    failed = [r for r in runs_of(url, study) if r.status == "failed"]
+    assert [r.error for r in failed] == [dead.error]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_worker_hands_its_trial_back_at_once(tmp_path, sig):
+    url = f"sqlite:///{tmp_path / 'stop.db'}"
+    study = f"stop-{uuid.uuid4().hex[:6]}"
+    options = {"max_budget": 1, "heartbeat_interval": 0.5, "stale_after": 60}
+    workers = Workers(tmp_path, url, [{"algorithm": "grid", "study": study,
+                                       "options": options}], sleep=0.0)
+    job = json.loads(workers.job.read_text())
+    workers.job.write_text(json.dumps({**job, "pause": 0}))
+    (proc,) = workers.start(1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            s.state == "running" and s.payload["values"]["x"] == 0 for s in states_of(url, study)):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.communicate(timeout=20)
+    assert proc.returncode != 0
+    held = [s for s in states_of(url, study) if s.payload["values"] == {"x": 0, "c": "a"}][0]
+    # back in the queue now (not after stale_after=60 s), and not counted as an attempt
+    assert (held.state, held.worker, held.attempts) == ("queued", None, 0)
