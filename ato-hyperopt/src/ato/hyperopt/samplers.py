@@ -1,9 +1,11 @@
 """Where new configurations come from: uniform random sampling, or a tree-structured
-Parzen estimator (TPE; Bergstra et al., NeurIPS 2011) fit, as BOHB does (Falkner et al.,
-ICML 2018), on the observations of the largest budget that has enough of them.
+Parzen estimator (TPE; Bergstra et al., NeurIPS 2011) with multivariate kernels (the
+components as Watanabe, arXiv:2304.11127, studies them), fit on the observations of the
+largest budget that has enough of them (as BOHB does, Falkner et al., ICML 2018) or on
+every configuration ranked by the budget it reached.
 
 Both sample the continuous space described by the search spaces (``LOG`` parameters in log
-space, integers rounded, categories by frequency).
+space, integers rounded to the nearest value in range, categories as indices).
 """
 
 from __future__ import annotations
