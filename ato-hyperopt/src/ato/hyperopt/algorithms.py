@@ -52,6 +52,10 @@ class _BudgetSearch(HyperOpt):
                  sampler: str = "random", **options):
         super().__init__(scope, search_spaces, tracker, mode, **options)
         self.sampler = make_sampler(sampler, search_spaces, self.rng, mode)
+        if self.MULTI_FIDELITY and hasattr(self.sampler, "split"):
+            # cheap low-budget results make the pool grow to hundreds: a good set of
+            # ceil(0.25 sqrt(n)) keeps l(x) on the best few (TPESampler's 'sqrt' split)
+            self.sampler.split, self.sampler.gamma = "sqrt", 0.25
         self.key = better(mode)
         self._lock = threading.Lock()
 
