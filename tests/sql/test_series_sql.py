@@ -403,3 +403,47 @@ def test_columns_keep_infinities_and_nan_as_floats(db_url):
     expected = reduce_points(history, 40)
     assert [repr(v) for v in columns.values] == [repr(p.value) for p in expected]
     assert {repr(v) for v in columns.values} >= {"inf", "-inf"}
+
+
+def test_postgresql_reads_candidates_by_range_not_by_whole_run(db_url):
+    """The candidates statement must read each (run, range) through its own index range
+    scan: a merge or hash join over the run's rows cost seconds per 100k-step run.  The
+    plan's shape is checked (EXPLAIN), not its time, with nested loops priced out
+    (``enable_nestloop = off``) as the planner did for big runs: the statement must leave
+    it no other plan."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL plan")
+    from sqlalchemy import text
+
+    from ato.db_routers.sql import blocks
+    from ato.db_routers.sql.engine import get_engine
+
+    run_ids = [_logged(db_url, [[(math.sin(s / 50), s) for s in range(i, 6000, 2)]])
+               for i in range(2)]
+    with get_engine(db_url).connect() as conn:
+        conn.execute(text("ANALYZE metrics"))
+        conn.execute(text("ANALYZE metric_blocks"))
+        ends = {r: conn.execute(text(
+            "SELECT min(id), min(step), max(id), max(step) FROM metrics "
+            "WHERE run_id = :r AND key = 'm'"), {"r": r}).one() for r in run_ids}
+        f0, f1 = ends[run_ids[0]][1], ends[run_ids[0]][3]
+        plan_blocks, raws = blocks.plan(f0, f1, 500)
+        sql, params = blocks._candidates_sql(
+            "postgresql", plan_blocks, raws, [(r, e[0], e[2]) for r, e in ends.items()])
+        params.update(k="m", f0=f0, nb=500, span=f1 - f0 + 1)
+        cur = conn.connection.cursor()
+        cur.execute("SET enable_nestloop = off")
+        cur.execute(*blocks._driver("postgresql", "EXPLAIN (FORMAT JSON) " + sql, params))
+        plan = cur.fetchone()[0][0]["Plan"]
+        cur.close()
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    kinds = [n["Node Type"] for n in nodes(plan)]
+    scanned = {n.get("Relation Name") for n in nodes(plan)}
+    assert {"metrics", "metric_blocks"} <= scanned, kinds
+    assert "Merge Join" not in kinds and "Hash Join" not in kinds, kinds
+    assert kinds.count("Nested Loop") >= 2, kinds

@@ -423,21 +423,30 @@ def _candidates_sql(dialect: str, blocks, raws, runs) -> tuple[str, dict]:
                       bhi=[b[2] for b in blocks], rlo=[r[0] for r in raws],
                       rhi=[r[1] for r in raws], rid=[r[0] for r in runs],
                       rfirst=[r[1] for r in runs], rlast=[r[2] for r in runs])
+    block_where = "k.run_id = r.run AND k.key = :k AND k.size = p.sz AND k.block BETWEEN p.lo AND p.hi"
+    raw_where = ("m.run_id = r.run AND m.key = :k AND m.step BETWEEN p.lo AND p.hi "
+                 "AND m.id <> r.first AND m.id <> r.last")
+
+    def join(table: str, where: str) -> str:
+        if dialect == "sqlite":  # SQLite keeps the CROSS JOIN order: ranges outside
+            return f"CROSS JOIN {table} WHERE {where}"
+        # PostgreSQL would plan a merge join over the whole run's rows (seconds for a
+        # 100k-step run); a LATERAL subquery that cannot be flattened (OFFSET 0) makes
+        # it one index range scan per (run, range).
+        return f"CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {where} OFFSET 0) {table[-1]}"
+
     # A raw row is its own min, max and last: it carries its value, step and id in the
     # places of a block's lo, hi and last (NULL values where it is NaN).
     sql = f"""{head}
         SELECT CAST(r.run AS BIGINT) * :nb + (CAST(k.block AS BIGINT) * k.size - :f0) * :nb / :span,
                k.lo_value, k.lo_step, k.lo_id, k.hi_value, k.hi_step, k.hi_id,
                k.last_step, k.last_id
-        FROM {block_src} CROSS JOIN metric_blocks k
-        WHERE k.run_id = r.run AND k.key = :k AND k.size = p.sz AND k.block BETWEEN p.lo AND p.hi
+        FROM {block_src} {join('metric_blocks k', block_where)}
         UNION ALL
         SELECT CAST(r.run AS BIGINT) * :nb + (CAST(m.step AS BIGINT) - :f0) * :nb / :span,
                CASE WHEN {number} THEN m.value END, m.step, m.id,
                CASE WHEN {number} THEN m.value END, m.step, m.id, m.step, m.id
-        FROM {raw_src} CROSS JOIN metrics m
-        WHERE m.run_id = r.run AND m.key = :k AND m.step BETWEEN p.lo AND p.hi
-          AND m.id <> r.first AND m.id <> r.last"""
+        FROM {raw_src} {join('metrics m', raw_where)}"""
     return sql, params
 
 
