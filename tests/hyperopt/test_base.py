@@ -353,3 +353,20 @@ def test_param_range_that_is_not_two_numbers_is_a_search_space_error(bad, needle
         search = get_algorithm(algorithm)(scope, space, max_budget=1)
         search.main(lambda cfg: cfg.lr)()
     assert "search space 'lr'" in str(info.value) and needle in str(info.value)
+
+
+def test_wrong_constructor_arguments_and_names_say_which_algorithm():
+    """A missing positional option, an unknown sampler and a name in the wrong case each
+    get an error that names the algorithm (never a bare TypeError from ``__init__``)."""
+    from ato.hyperopt import get_algorithm
+    from ato.errors import UnknownPluginError
+
+    with pytest.raises(SearchOptionError, match="^hyperband: missing a required argument: "
+                                                "'halving_rate'; its signature is HyperBand"):
+        get_algorithm("hyperband")(Scope(name="hb_args"), SPACE)
+    for name in ("asha", "bohb"):
+        with pytest.raises(SearchOptionError, match=f"^{name}: sampler must be one of "
+                                                    "random, tpe, not 'xx'"):
+            get_algorithm(name)(Scope(name=f"{name}_sampler"), SPACE, sampler="xx")
+    with pytest.raises(UnknownPluginError, match="did you mean 'asha'"):
+        get_algorithm("ASHA")

@@ -651,7 +651,9 @@ def _missing(kind: str, key: str, what: str) -> Exception:
             return PluginNotInstalledError(f"{what} needs the {dist} distribution: "
                                            f"pip install {dist}")
     known = sorted(seam.by_key)
-    close = difflib.get_close_matches(key, known, n=1)
+    # Case first ('ASHA' is 'asha'), then spelling: difflib's ratio ignores neither.
+    close = ([k for k in known if k.lower() == str(key).lower()]
+             or difflib.get_close_matches(str(key).lower(), known, n=1))
     message = f"{what}: no installed plugin provides {key!r}"
     message += f"; did you mean {close[0]!r}?" if close else ""
     message += f" (installed: {', '.join(known) or 'none'})"

@@ -40,7 +40,7 @@ from ato.hyperopt.base import (
     budget_option,
 )
 from ato.hyperopt.progress import Progress
-from ato.hyperopt.samplers import make_sampler
+from ato.hyperopt.samplers import SAMPLERS, make_sampler
 
 __all__ = ["GridSearch", "RandomSearch", "TPESearch", "MultiBracketHyperband", "BOHB", "ASHA"]
 
@@ -51,6 +51,9 @@ class _BudgetSearch(HyperOpt):
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max",
                  sampler: str = "random", **options):
         super().__init__(scope, search_spaces, tracker, mode, **options)
+        if sampler not in SAMPLERS:
+            raise SearchOptionError(f"{self.algorithm_name()}: sampler must be one of "
+                                    f"{', '.join(sorted(SAMPLERS))}, not {sampler!r}")
         self.sampler = make_sampler(sampler, search_spaces, self.rng, mode)
         if self.MULTI_FIDELITY and hasattr(self.sampler, "split"):
             # cheap low-budget results make the pool grow to hundreds: a good set of

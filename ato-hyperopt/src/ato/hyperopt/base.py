@@ -357,10 +357,19 @@ class HyperOpt(abc.ABC):
         try:
             import inspect
 
-            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
-            bound.apply_defaults()
+            signature = inspect.signature(cls.__init__)
         except (TypeError, ValueError):
             return self
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as e:
+            if not args and not kwargs:  # unpickling: the state comes afterwards
+                return self
+            # missing or surplus arguments: say which algorithm, not HyperBand.__init__()
+            raise SearchOptionError(f"{cls.algorithm_name()}: {e}; its signature is "
+                                    f"{cls.__name__}{signature.replace(parameters=list(signature.parameters.values())[1:])}"
+                                    ) from None
+        bound.apply_defaults()
         given = {}
         for name, param in list(inspect.signature(cls.__init__).parameters.items())[1:]:
             value = bound.arguments.get(name)
