@@ -175,7 +175,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         metric = self._final(func, winner, args, kwargs)
         winner["__metric__"] = metric
         logs.append([winner])
-        return ADict(config=winner, metric=metric, logs=logs, trials=len(logs),
+        return ADict(config=winner, metric=metric, logs=logs, trials=sum(map(len, logs)),
                      budget_used=self.budget_used)
 
     def _is_reporter(self) -> bool:
