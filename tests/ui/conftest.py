@@ -103,15 +103,20 @@ class Server:
         self.thread.join(5)
 
 
-@pytest.fixture(scope="session")
-def server(big_sqlite):
+def served(url, info, **options):
+    """A fixture body: the dashboard of ``url`` served (``create_app(url, **options)``),
+    the server carrying ``url`` and ``info``, stopped afterwards."""
     from ato.ui.app import create_app
 
-    url, info = big_sqlite
-    srv = Server(create_app(url, stale_after=STALE))
+    srv = Server(create_app(url, **options))
     srv.url, srv.info = url, info
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def server(big_sqlite):
+    yield from served(*big_sqlite, stale_after=STALE)
 
 
 @pytest.fixture(scope="session")

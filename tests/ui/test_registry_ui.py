@@ -345,14 +345,9 @@ def test_a_backend_without_the_registry_capability(reg_sqlite):
 # ---------------------------------------------------------------------------- browser
 @pytest.fixture(scope="module")
 def reg_server(reg_sqlite):
-    from ato.ui.app import create_app
-    from tests.ui.conftest import Server
+    from tests.ui.conftest import served
 
-    url, info = reg_sqlite
-    srv = Server(create_app(url))
-    srv.url, srv.info = url, info
-    yield srv
-    srv.stop()
+    yield from served(*reg_sqlite)
 
 
 @pytest.fixture

@@ -37,15 +37,10 @@ def populate(url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def odd_server(tmp_path_factory):
-    from ato.ui.app import create_app
-    from tests.ui.conftest import Server
+    from tests.ui.conftest import served
 
     url = f"sqlite:///{tmp_path_factory.mktemp('odd') / 'experiments.db'}"
-    info = populate(url)
-    srv = Server(create_app(url))
-    srv.info = info
-    yield srv
-    srv.stop()
+    yield from served(url, populate(url))
 
 
 @pytest.fixture

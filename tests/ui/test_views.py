@@ -69,14 +69,9 @@ def views_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vserver(views_db):
-    from ato.ui.app import create_app
-    from tests.ui.conftest import Server
+    from tests.ui.conftest import served
 
-    url, info = views_db
-    srv = Server(create_app(url))
-    srv.info = info
-    yield srv
-    srv.stop()
+    yield from served(*views_db)
 
 
 @pytest.fixture
