@@ -8,6 +8,7 @@ import pytest
 
 from ato.adict import ADict
 from ato.hyperopt import get_algorithm
+from ato.hyperopt.base import SearchOptionError
 from ato.hyperopt.workers import StudyMismatchError
 from ato.scope import Scope
 from tests.hyperopt.test_workers_batch import score, tracker
@@ -106,6 +107,12 @@ def test_an_option_given_as_its_default_is_no_difference(tmp_path):
     other = tracker(tmp_path / "bohb")
     join(other, "bohb", seed=1, max_budget=9)
     join(other, "bohb", seed=1, max_budget=9, sampler="tpe", iterations=1)
+    # tpe names its own default: a study started without it records 'tpe'
+    third = tracker(tmp_path / "tpe")
+    join(third, "tpe", seed=1, n_trials=4, batch_size=2)
+    join(third, "tpe", seed=1, n_trials=4, batch_size=2, sampler="tpe")
+    with pytest.raises(SearchOptionError, match="^tpe: sampler is always 'tpe', not 'random'"):
+        join(third, "tpe", seed=1, n_trials=4, batch_size=2, sampler="random")
 
 
 def test_joining_with_another_algorithm_names_only_real_differences(tmp_path):

@@ -199,9 +199,14 @@ class TPESearch(RandomSearch):
     CONFORMANCE_OPTIONS = {"n_trials": 15}
 
     def __init__(self, scope, search_spaces, n_trials: int = 20, batch_size: int | None = None,
-                 **options):
-        options.setdefault("sampler", "tpe")
-        super().__init__(scope, search_spaces, n_trials, batch_size, **options)
+                 *, sampler: str = "tpe", **options):
+        # named here, with its default, so that a study records 'tpe' for a worker that
+        # left it out (a worker's options are compared with the study's, defaults filled)
+        if sampler != "tpe":
+            raise SearchOptionError(f"tpe: sampler is always 'tpe', not {sampler!r} (for "
+                                    f"another sampler use the algorithm 'random' with "
+                                    f"sampler={sampler!r})")
+        super().__init__(scope, search_spaces, n_trials, batch_size, sampler=sampler, **options)
 
 
 class MultiBracketHyperband(_BudgetSearch):
