@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections import Counter
 
 from ato.errors import AtoError
+from ato.tracking.secrets import hide_passwords
 
 DEFAULT_DB = "sqlite:///experiments.db"
 
@@ -26,7 +26,7 @@ class StudyNotFoundError(AtoError, LookupError):
 
 def display_url(url: str) -> str:
     """``url`` with a password replaced by ``***`` (``postgresql://u:***@host/db``)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", str(url), flags=re.I)
+    return hide_passwords(str(url))
 
 
 def _better(mode: str, a: float, b: float) -> bool:

@@ -37,6 +37,7 @@ from ato.tracking.protocol import (
     Run,
 )
 from ato.tracking.reduce import check_max_points
+from ato.tracking.secrets import without_passwords
 
 
 def _directory(url: str) -> str:
@@ -192,7 +193,7 @@ class JSONLinesLogger:
         if self._run_id is not None and self._run_id == self._block_run:
             self._block_run = None
             config = ADict(self.config if config is None else config)
-            self._record.update(config=config.to_dict(),
+            self._record.update(config=without_passwords(config.to_dict()),
                                 structural_hash=config.get_structural_hash(),
                                 tags=[str(t) for t in tags or []])
             self._save()
@@ -214,7 +215,7 @@ class JSONLinesLogger:
         os.makedirs(self._dir)
         self._run_id = run_id
         self._fingerprints_at_start = _scope_fingerprints()
-        self._record = {"id": run_id, "project": self.project_name, "config": config.to_dict(),
+        self._record = {"id": run_id, "project": self.project_name, "config": without_passwords(config.to_dict()),
                         "structural_hash": config.get_structural_hash(),
                         "tags": [str(t) for t in tags or []], "status": "running",
                         "start_time": _now(), "end_time": None,

@@ -153,6 +153,20 @@ class TrackerConformance(StudyConformance):
         assert finder.find_run(own).config.own == 1
         assert finder.find_run(other).config.to_dict() == {"x": 2}
 
+    def test_run_records_no_password_of_a_url(self, url, project, finder):
+        """A password inside a URL of the config (its own tracker URL, a data server's)
+        is recorded as ``***`` (:func:`ato.tracking.secrets.without_passwords`); the rest
+        of the value, and every other value, as given."""
+        secret = {"data": {"url": "postgresql://alice:s3cr3t@db.example/x", "n": 3},
+                  "mirrors": ["redis://:hunter2@cache:6379/0", "https://example.org/a"],
+                  "note": "no url here: a:b@c"}
+        run_id = self.log(url, project, config=secret)
+        recorded = finder.find_run(run_id).config.to_dict()
+        assert recorded == {"data": {"url": "postgresql://alice:***@db.example/x", "n": 3},
+                            "mirrors": ["redis://:***@cache:6379/0", "https://example.org/a"],
+                            "note": "no url here: a:b@c"}
+        assert "s3cr3t" not in repr(recorded) and "hunter2" not in repr(recorded)
+
     def test_ids_are_unique_and_current_run_tracked(self, url, project, finder):
         logger = self.logger(url, project)
         first = logger.run()

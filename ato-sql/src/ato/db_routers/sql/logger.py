@@ -71,7 +71,11 @@ def other_backend(config, role: str, options: dict):
 
 
 def _plain(config):
-    return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    """The config as the run records it: plain containers, no password of a URL in it
+    (:mod:`ato.tracking.secrets`)."""
+    from ato.tracking.secrets import without_passwords
+
+    return without_passwords(config.to_dict() if hasattr(config, "to_dict") else dict(config))
 
 
 def _structural_hash(config) -> str:
