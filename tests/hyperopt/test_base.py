@@ -358,8 +358,8 @@ def test_param_range_that_is_not_two_numbers_is_a_search_space_error(bad, needle
 def test_wrong_constructor_arguments_and_names_say_which_algorithm():
     """A missing positional option, an unknown sampler and a name in the wrong case each
     get an error that names the algorithm (never a bare TypeError from ``__init__``)."""
-    from ato.hyperopt import get_algorithm
     from ato.errors import UnknownPluginError
+    from ato.hyperopt import get_algorithm
 
     with pytest.raises(SearchOptionError, match="^hyperband: missing a required argument: "
                                                 "'halving_rate'; its signature is HyperBand"):
