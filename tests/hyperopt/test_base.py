@@ -370,3 +370,33 @@ def test_wrong_constructor_arguments_and_names_say_which_algorithm():
             get_algorithm(name)(Scope(name=f"{name}_sampler"), SPACE, sampler="xx")
     with pytest.raises(UnknownPluginError, match="did you mean 'asha'"):
         get_algorithm("ASHA")
+
+
+@pytest.mark.parametrize("entry, needle", [
+    ({"param_type": "FLOAT", "param_range": (1, 0), "num_samples": 3},
+     "param_range runs backwards (1 > 0); write it [0, 1]"),
+    ({"param_type": "INTEGER", "param_range": (10, -2), "num_samples": 3}, "runs backwards"),
+    ({"param_type": "FLOAT", "param_range": (0.0, float("inf")), "num_samples": 3},
+     "param_range must be finite"),
+    ({"param_type": "FLOAT", "param_range": (float("nan"), 1.0), "num_samples": 3},
+     "param_range must be finite"),
+    ({"param_type": "CATEGORY", "categories": []}, "CATEGORY needs a non-empty 'categories'"),
+    ({"param_type": "CATEGORY", "categories": "abc"}, "CATEGORY needs a non-empty 'categories'"),
+    ({"param_type": "FLOAT", "param_rang": (0, 1), "num_samples": 3},
+     "unknown key 'param_rang'; did you mean 'param_range'?"),
+    ({"param_type": "CATEGORY", "choices": ["a"]}, "unknown key 'choices' (known: "),
+])
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "grid", "hyperband", "asha", "bohb"])
+def test_a_malformed_entry_is_refused_alike_by_every_algorithm(entry, needle, algorithm):
+    """Each kind of malformed search-space entry is one SearchSpaceError naming the entry,
+    whether the algorithm samples (random, tpe, asha, bohb) or builds a grid — never an
+    IndexError, a math domain error or a silently reversed grid."""
+    from ato.hyperopt import get_algorithm
+    from ato.hyperopt.base import SearchSpaceError
+
+    options = {"halving_rate": 0.5, "num_min_samples": 1} if algorithm == "hyperband" else {}
+    with pytest.raises(SearchSpaceError) as info:
+        search = get_algorithm(algorithm)(Scope(enable_override=True), {"w": entry},
+                                          progress=False, **options)
+        search.main(lambda cfg: 1.0)()
+    assert str(info.value).startswith("search space 'w': ") and needle in str(info.value)

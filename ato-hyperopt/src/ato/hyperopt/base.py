@@ -114,7 +114,43 @@ def numeric_range(name: str, spec) -> tuple[float, float]:
             raise SearchSpaceError(f"search space {name!r}: param_range holds {value!r}, "
                                    f"which is not a number{hint}")
     start, stop = rng
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise SearchSpaceError(f"search space {name!r}: param_range must be finite, got "
+                               f"{(start, stop)!r}")
+    if start > stop:
+        raise SearchSpaceError(f"search space {name!r}: param_range runs backwards "
+                               f"({start!r} > {stop!r}); write it [{stop!r}, {start!r}]")
     return start, stop
+
+
+#: The keys a search-space entry may have.
+SPEC_KEYS = ("param_type", "param_range", "num_samples", "space_type", "base", "categories")
+
+
+def param_kind(name: str, spec) -> str:
+    """``FLOAT``, ``INTEGER`` or ``CATEGORY``: the checked ``param_type`` of one
+    search-space entry; a ``CATEGORY`` must have a non-empty ``categories`` list.
+
+    Raises :class:`SearchSpaceError` naming the entry and what is wrong."""
+    if not hasattr(spec, "get") or spec.get("param_type") is None:
+        raise SearchSpaceError(f"search space {name!r}: 'param_type' is required "
+                               f"(FLOAT, INTEGER or CATEGORY)")
+    unknown = sorted(str(k) for k in spec.keys() if k not in SPEC_KEYS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], SPEC_KEYS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(SPEC_KEYS)})"
+        raise SearchSpaceError(f"search space {name!r}: unknown key {unknown[0]!r}{hint}")
+    kind = str(spec.get("param_type")).upper()
+    if kind == "CATEGORY":
+        categories = spec.get("categories")
+        if isinstance(categories, (str, bytes)) or not categories \
+                or not hasattr(categories, "__iter__"):
+            raise SearchSpaceError(f"search space {name!r}: CATEGORY needs a non-empty "
+                                   f"'categories' list, got {categories!r}")
+    elif kind not in ("FLOAT", "INTEGER"):
+        raise SearchSpaceError(f"search space {name!r}: param_type must be FLOAT, INTEGER or "
+                               f"CATEGORY, not {spec.get('param_type')!r}")
+    return kind
 
 
 def _linspace(start: float, stop: float, n: int) -> list[float]:
@@ -137,19 +173,9 @@ class GridSpaceMixIn:
     @staticmethod
     def parameter_values(name: str, spec) -> list:
         """The grid values of one search-space entry (float64, exact endpoints)."""
-        if not hasattr(spec, "get") or spec.get("param_type") is None:
-            raise SearchSpaceError(f"search space {name!r}: 'param_type' is required "
-                                   f"(FLOAT, INTEGER or CATEGORY)")
-        kind = str(spec.get("param_type")).upper()
+        kind = param_kind(name, spec)
         if kind == "CATEGORY":
-            categories = spec.get("categories")
-            if not categories:
-                raise SearchSpaceError(f"search space {name!r}: CATEGORY needs a non-empty "
-                                       f"'categories' list")
-            return list(categories)
-        if kind not in ("FLOAT", "INTEGER"):
-            raise SearchSpaceError(f"search space {name!r}: param_type must be FLOAT, INTEGER or "
-                                   f"CATEGORY, not {spec.get('param_type')!r}")
+            return list(spec.get("categories"))
         if spec.get("param_range") is None or spec.get("num_samples") is None:
             raise SearchSpaceError(f"search space {name!r}: {kind} needs 'param_range' and "
                                    f"'num_samples'")

@@ -13,19 +13,16 @@ from __future__ import annotations
 import math
 import random
 
-from ato.hyperopt.base import SearchSpaceError, better, numeric_range
+from ato.hyperopt.base import SearchSpaceError, better, numeric_range, param_kind
 
 
 class _Dimension:
     def __init__(self, name, spec):
         self.name = name
-        self.kind = str(spec.get("param_type", "")).upper()
+        self.kind = param_kind(name, spec)
         if self.kind == "CATEGORY":
             self.categories = list(spec["categories"])
             return
-        if self.kind not in ("FLOAT", "INTEGER"):
-            raise SearchSpaceError(f"search space {name!r}: param_type must be FLOAT, INTEGER or "
-                                   f"CATEGORY, not {spec.get('param_type')!r}")
         start, stop = numeric_range(name, spec)
         self.log = str(spec.get("space_type", "LINEAR")).upper() == "LOG"
         if self.log and (start <= 0 or stop <= 0):
