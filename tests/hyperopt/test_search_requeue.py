@@ -54,7 +54,7 @@ def test_failed_trials_run_again_after_requeue(tmp_path):
     result = search(logger, fixed)
     assert len(calls) == 3 and result.metric == score(result.config)
     again = ato("search", "requeue", "fixme", "--failed", "--db", url)
-    assert "requeued 0 failed trials" in again.stdout
+    assert "study 'fixme' has no failed trial; nothing requeued" in again.stdout
 
 
 def test_requeue_names_what_is_wrong(tmp_path):

@@ -1167,7 +1167,8 @@ class HyperOpt(abc.ABC):
             f"{self.algorithm_name()}: study {self.get_hyperopt_id()!r} has no best "
             f"configuration: {len(errors)}{of} trials failed and none that decides the result "
             f"gave a metric" + (f"; first errors: {first}" if first else "")
-            + " (see the failed runs: ato runs list --tags study:" + self.get_hyperopt_id() + ")"
+            + (" (see the failed runs: ato runs list --tags study:" + self.get_hyperopt_id()
+               + ")" if self.tracker is not None else "")
             + again)
 
     @abc.abstractmethod

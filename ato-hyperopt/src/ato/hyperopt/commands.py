@@ -289,6 +289,9 @@ def cmd_requeue(args) -> int:
         count = requeue(args.study_id)
     finally:
         coordinator.close()
+    if not count:
+        print(f"study {args.study_id!r} has no failed trial; nothing requeued")
+        return 0
     print(f"requeued {count} failed trial{'s' if count != 1 else ''} of study "
           f"{args.study_id!r}; start the workers again (same study_id) to run "
           f"{'them' if count != 1 else 'it'}")
