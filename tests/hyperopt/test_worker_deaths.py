@@ -42,6 +42,15 @@ def test_a_trial_that_kills_its_workers_is_failed_after_retries(tmp_path):
     assert sum(s.state == "completed" for s in states_of(url, study)) == 23
     failed = [r for r in runs_of(url, study) if r.status == "failed"]
     assert [r.error for r in failed] == [dead.error]
+    # the third claim found it dead and did not run it: `ato search status` says 2 runs
+    from ato.hyperopt.commands import summarize
+    from ato.tracking import open_coordinator
+
+    coordinator = open_coordinator(url)
+    try:
+        assert [f["attempts"] for f in summarize(coordinator, study)["failed"]] == [2]
+    finally:
+        coordinator.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

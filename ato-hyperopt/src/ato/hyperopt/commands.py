@@ -85,6 +85,8 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     not dead).  Times are ISO 8601 strings in UTC.
 
     Errors: :class:`StudyNotFoundError` naming the study and the store."""
+    from ato.hyperopt.workers import runs_of
+
     record = coordinator.get_study(study)
     if record is None:
         raise StudyNotFoundError(f"no study {study!r} in {display_url(coordinator.url)}"
@@ -131,7 +133,7 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
                      "since": when(s.claimed_at), "attempt": s.attempts}
                     for s in states if s.state == "running"],
         "queued": counts.get("queued", 0),
-        "failed": [{"key": s.key, "error": s.error, "attempts": s.attempts}
+        "failed": [{"key": s.key, "error": s.error, "attempts": runs_of(s.attempts, s.error)}
                    for s in states if s.state == "failed"],
         "rungs": [{"bracket": b, "rung": r, **{state: c.get(state, 0) for state in
                                                ("completed", "running", "queued", "failed")},

@@ -45,6 +45,16 @@ __all__ = ["TrialRequest", "SharedStudy", "StudyMismatchError", "open_shared_stu
 DONE_STATES = ("completed", "failed")
 
 
+#: How the error of a trial failed because its workers died starts; the claim that finds
+#: it so does not run it, so its runs are its attempts minus one.
+WORKER_DIED = "WorkerDiedError"
+
+
+def runs_of(attempts: int, error: str | None) -> int:
+    """How many times a trial ran, from its claim count and its error."""
+    return attempts - 1 if (error or "").startswith(WORKER_DIED + ":") else attempts
+
+
 @dataclass
 class TrialRequest:
     """One trial an algorithm wants evaluated, for
@@ -262,7 +272,7 @@ class SharedStudy:
         """The error of a trial claimed for the ``attempt``-th time after its earlier
         holders ended without a report: it is not run again."""
         deaths = attempt - 1
-        return (f"WorkerDiedError: the workers running this trial died {deaths} "
+        return (f"{WORKER_DIED}: the workers running this trial died {deaths} "
                 f"time{'s' if deaths != 1 else ''} while running it (no report, no heartbeat "
                 f"for stale_after={self.stale_after:g} s: killed, out of memory?); "
                 f"retries={self.retries} allows {self.retries + 1} "
