@@ -400,3 +400,21 @@ def test_a_malformed_entry_is_refused_alike_by_every_algorithm(entry, needle, al
                                           progress=False, **options)
         search.main(lambda cfg: 1.0)()
     assert str(info.value).startswith("search space 'w': ") and needle in str(info.value)
+
+
+def test_torchrun_without_a_process_group_warns_that_every_rank_runs_every_trial(monkeypatch):
+    from ato.hyperopt import get_algorithm
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    search = get_algorithm("random")(Scope(enable_override=True), SPACE, n_trials=2,
+                                     progress=False)
+    with pytest.warns(RuntimeWarning, match=r"^random: this process is one of WORLD_SIZE=2 "
+                                            r"\(torchrun\) but no torch.distributed process "
+                                            r"group is initialised, so every rank runs every"):
+        search.main(lambda cfg: 1.0)()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        search.main(lambda cfg: 1.0)()

@@ -21,6 +21,7 @@ import secrets
 import sys
 import threading
 import uuid
+import warnings
 from fractions import Fraction
 
 from ato.adict import ADict
@@ -648,6 +649,17 @@ class HyperOpt(abc.ABC):
         state.continuations = None
         state.failures = []
         recorder = self.recorder()
+        launched = os.environ.get("WORLD_SIZE", "1")
+        if (launched.isdigit() and int(launched) > 1 and process_group() is None
+                and self.executor is None
+                and not (self.tracker is not None and state.explicit_id)
+                and not isinstance(self, DistributedMixIn)):
+            warnings.warn(
+                f"{self.algorithm_name()}: this process is one of WORLD_SIZE={launched} "
+                f"(torchrun) but no torch.distributed process group is initialised, so every "
+                f"rank runs every trial; call torch.distributed.init_process_group() before "
+                f"the search, pass executor='torch', or give the ranks one study_id",
+                RuntimeWarning, stacklevel=3)
         if process_group() is not None or getattr(self, "world_size", 1) > 1:
             recorder.done = self.broadcast_object_from_root(recorder.done)
             if self.MULTI_FIDELITY:  # every rank names the same checkpoint directories
