@@ -73,3 +73,26 @@ def test_a_stopped_worker_hands_its_trial_back_at_once(tmp_path, sig):
     held = [s for s in states_of(url, study) if s.payload["values"] == {"x": 0, "c": "a"}][0]
     # back in the queue now (not after stale_after=60 s), and not counted as an attempt
     assert (held.state, held.worker, held.attempts) == ("queued", None, 0)
+
+
+def test_a_worker_waiting_for_a_dead_workers_trial_says_so(tmp_path):
+    """A worker restarted after a crash finds the dead one's trial still `running`; until
+    stale_after lets it take it over it says on stderr what it waits for, once."""
+    url = f"sqlite:///{tmp_path / 'wait.db'}"
+    study = f"wait-{uuid.uuid4().hex[:6]}"
+    options = {"max_budget": 1, "retries": 1, "heartbeat_interval": 0.1, "stale_after": 6}
+    workers = Workers(tmp_path, url, [{"algorithm": "grid", "study": study,
+                                       "options": options}], sleep=0.0)
+    job = json.loads(workers.job.read_text())
+    workers.job.write_text(json.dumps({**job, "kill": 3}))
+    (first,) = workers.start(1)
+    first.communicate(timeout=60)
+    assert first.returncode == -signal.SIGKILL
+    workers.job.write_text(json.dumps(job))
+    (second,) = workers.start(1)
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 0, stderr
+    said = [line for line in stderr.splitlines() if "waiting for trial" in line]
+    assert len(said) == 1, stderr
+    assert f"study {study!r}: waiting for trial " in said[0]
+    assert "it is taken over once silent for stale_after=6 s" in said[0]

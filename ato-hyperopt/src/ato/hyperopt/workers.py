@@ -27,6 +27,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -215,6 +216,7 @@ class SharedStudy:
         self.worker = worker_name()
         self.host = socket.gethostname()
         self.claimed = 0  # trials this worker ran to a report
+        self._told = set()  # the silent workers whose trials this one said it waits for
         self._stop = threading.Event()
         self._closed = False
         coordinator.join(study, self.worker, self.host, os.getpid(),
@@ -245,6 +247,26 @@ class SharedStudy:
             self.coordinator.close()
         except Exception:
             pass
+
+    def _say_waiting(self, states, waited: int) -> None:
+        """Once this worker has found nothing to claim for a while (``waited`` looks),
+        say on stderr which trials it waits for when their workers have gone silent (no
+        heartbeat for three intervals): a worker restarted after a crash otherwise sits
+        quiet until ``stale_after`` lets it take them over."""
+        if waited < 12 or waited % 20 != 12:  # after ~3 s of looking, then every ~10 s
+            return
+        held = {s.worker: s.key for s in states if s.state == "running" and s.worker}
+        if not held.keys() - self._told - {self.worker}:
+            return
+        silent = [w for w in self.coordinator.workers(
+            self.study, stale_after=3 * self.heartbeat_interval)
+            if not w["alive"] and w["worker"] in held and w["worker"] not in self._told]
+        for w in silent:
+            self._told.add(w["worker"])
+            print(f"ato: study {self.study!r}: waiting for trial {held[w['worker']]} held by "
+                  f"worker {w['worker']} on {w['host']}, silent since {w['heartbeat_at']}; "
+                  f"it is taken over once silent for stale_after={self.stale_after:g} s",
+                  file=sys.stderr, flush=True)
 
     def _pause(self, waited: int) -> float:
         """Seconds to wait after ``waited`` fruitless looks: 10 ms doubling to 0.5 s (or
@@ -352,6 +374,7 @@ class SharedStudy:
                 if len(states) == len(keys) and all(s.state in DONE_STATES for s in states):
                     done.update({s.key: metric_of(s) for s in states})
                     return
+                self._say_waiting(states, waited)
                 time.sleep(self._pause(waited))
                 waited += 1
 
@@ -401,6 +424,7 @@ class SharedStudy:
                 states = self.coordinator.trials(self.study)
                 if all(s.state in DONE_STATES for s in states):
                     return
+                self._say_waiting(states, waited)
                 time.sleep(self._pause(waited))
                 waited += 1
 
