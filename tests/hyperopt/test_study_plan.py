@@ -123,6 +123,11 @@ def test_joining_with_another_algorithm_names_only_real_differences(tmp_path):
     message = str(caught.value)
     assert "algorithm is 'multi_hyperband' there, 'bohb' here" in message
     assert "'iterations'" not in message  # 1 on both sides
+    # an option only one algorithm has is not listed beside the algorithm's difference
+    with pytest.raises(StudyMismatchError) as caught:
+        join(logger, "asha", seed=1, max_budget=9, max_trials=6)
+    assert "(not given)" not in str(caught.value), str(caught.value)
+    assert "algorithm is 'multi_hyperband' there, 'asha' here" in str(caught.value)
     assert "option 'sampler' is 'random' there, 'tpe' here" in message
 
 

@@ -178,7 +178,12 @@ def _differences(held: dict, meta: dict) -> list[str]:
                 and isinstance(meta[key], dict):
             what = {"options": "option", "search_space": "search space entry",
                     "base_config": "base config key"}[key]
-            for name in sorted(set(held[key]) | set(meta[key])):
+            names = set(held[key]) | set(meta[key])
+            if key == "options" and held.get("algorithm") != meta.get("algorithm"):
+                # another algorithm: an option only one of them has is no news beside
+                # 'algorithm is … there, … here'
+                names = set(held[key]) & set(meta[key])
+            for name in sorted(names):
                 there, here = held[key].get(name, "(not given)"), meta[key].get(name, "(not given)")
                 if there != here and key == "base_config":  # JSON text: shown as it is
                     out.append(f"{what} {name!r} is {there} there, {here} here")
