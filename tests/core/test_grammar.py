@@ -175,3 +175,17 @@ class TestProperties:
             parse_args([text])
         except CLIError:
             pass
+
+
+def test_a_token_that_is_neither_view_nor_assignment_says_how_to_pass_it():
+    """A URL or a path given bare (``python train.py sqlite:///x.db``) is named, without a
+    meaningless character position, with the two ways to pass it."""
+    from ato.errors import CLIError
+    from ato.grammar import parse_args
+
+    for token in ("sqlite:///x.db", "data/train.csv", "-lr"):
+        with pytest.raises(CLIError) as info:
+            parse_args(["fast", token])
+        assert str(info.value).startswith(f"in argument {token!r}: not a view name or "
+                                          f"key=value assignment (set a value as key=value;")
+        assert "use_external_parser=True" in str(info.value)

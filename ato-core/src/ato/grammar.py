@@ -422,8 +422,9 @@ def parse_args(argv: list[str]) -> list:
         if eq < 0:
             if not all(_is_key_part(p) for p in token.split(".")):
                 raise CLIError(
-                    "not a view name or key=value assignment", token, 0
-                )
+                    "not a view name or key=value assignment (set a value as key=value; "
+                    "arguments for your own parser: Scope(use_external_parser=True), "
+                    "docs/config.md#argparse)", token)
             items.append(Word(token, token))
             continue
         key = _parse_key(token[:eq], token)
