@@ -43,6 +43,28 @@ _URI = re.compile(r"ato://(?P<project>[^/@?]+)/(?P<name>[^@?]+?)(?:@(?P<ref>[^@/
 _URI_FORM = "ato://project/name@ref, optionally ?kind=model or ?kind=dataset"
 
 
+
+def _check_kind_of_path(kind: str, name: str, source: str) -> None:
+    """Refuse, before anything opens it, a path that is neither a regular file nor a
+    directory: opening a FIFO blocks until a writer comes (for ever), a device or a
+    socket is no content to version (``/dev/null`` would be a 0-byte version)."""
+    import stat as stat_module
+
+    try:
+        mode = os.stat(source).st_mode
+    except FileNotFoundError:
+        return  # the snapshot names a missing path itself
+    except OSError as e:  # a symbolic-link loop, a name too long
+        raise RegistryError(f"{kind} {name!r}: cannot read {source}: {e.strerror or e}") from e
+    if stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode):
+        return
+    what = ("a FIFO (named pipe)" if stat_module.S_ISFIFO(mode)
+            else "a socket" if stat_module.S_ISSOCK(mode)
+            else "a character device" if stat_module.S_ISCHR(mode)
+            else "a block device" if stat_module.S_ISBLK(mode) else "not a regular file")
+    raise RegistryError(f"{kind} {name!r}: {source} is {what}; only a regular file or a "
+                        f"directory can be registered")
+
 class RegistryError(ProtocolRegistryError):
     """A model, dataset, version or alias that does not exist or cannot be used as asked
     (the tracker protocol's :class:`ato.tracking.RegistryError`)."""
@@ -565,6 +587,7 @@ class Registry:
             raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
         store = self.store() if copy else None
         source = os.path.abspath(os.fspath(path))
+        _check_kind_of_path(kind, name, source)
 
         def record(digest, size, files, file_count, is_dir, hashed):
             return self._record(
