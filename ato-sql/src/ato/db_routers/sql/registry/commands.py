@@ -101,7 +101,7 @@ def cmd_show(args) -> int:
         _dump({**v.to_dict(), "files": files, "lineage": lineage})
         return 0
     def row(label: str, value) -> None:
-        print(f"{label:<11}{value}")
+        print(f"{label:<13}{value}")
 
     print(f"{v.uri}  ({v.kind}, {v.state})")
     description = registry.description(v)

@@ -1226,9 +1226,15 @@ class Registry:
 
     # ------------------------------------------------------------------ store maintenance
     def _store_urls(self) -> list[str]:
+        """The stores this database uses: those its blobs are in and the configured one.
+        Raises :class:`RegistryError` (the one :meth:`store` gives) when there is none at
+        all, so that verify, du and gc never report a clean, empty store that is not
+        there."""
         urls = {r[0] for r in self._read("SELECT DISTINCT store_url FROM registry_blobs")}
         if self.store_url:
             urls.add(open_store(self.store_url).url)
+        if not urls:
+            self.store()  # raises, naming the database and how to set a store
         return sorted(urls)
 
     def verify(self, quick: bool = False) -> list[dict]:
