@@ -48,3 +48,13 @@ def test_only_files_and_directories_can_be_registered(logger, tmp_path, wait):
         sock.close()
     good = write(tmp_path / "ok.pt", b"weights")
     assert logger.log_model("odd", good).version == 1  # nothing else was recorded
+
+
+def test_an_alias_that_cannot_be_set_is_refused_at_registration_too(logger, tmp_path):
+    """log_model(aliases=…) follows the rules of `ato models alias`: 'latest' moves by
+    itself and 'vN' is a version number."""
+    path = write(tmp_path / "m.pt", b"m")
+    for alias, phrase in (("latest", "moves by itself"), ("v3", "'vN' is reserved")):
+        with pytest.raises(RegistryError, match=phrase):
+            logger.log_model("aliased", path, aliases=[alias])
+    assert logger.log_model("aliased", path, aliases=["champion"]).version == 1

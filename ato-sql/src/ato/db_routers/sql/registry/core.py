@@ -251,11 +251,16 @@ def _login() -> str:
 
 
 def check_alias(alias: str) -> str:
+    """``alias`` when it may be set — by ``log_model(aliases=…)`` and ``ato models alias``
+    alike: a letter, then letters, digits, ``_ . -``; not ``vN`` (a version number) nor
+    ``latest`` (which moves by itself).  Raises :class:`RegistryError` naming the rule."""
     if not isinstance(alias, str) or not _ALIAS.match(alias):
         raise RegistryError(f"alias {alias!r}: use a letter then letters, digits, '_', '.' or "
                             f"'-' (at most 128 characters)")
     if re.fullmatch(r"v\d+", alias):
         raise RegistryError(f"alias {alias!r} looks like a version number; 'vN' is reserved")
+    if alias == "latest":
+        raise RegistryError("alias 'latest' moves by itself to the newest version")
     return alias
 
 
@@ -999,8 +1004,6 @@ class Registry:
         ``pruned`` version stays ``pruned`` while aliased, and once its last alias is
         removed the next ``ato store gc`` frees it."""
         check_alias(alias)
-        if alias == "latest":
-            raise RegistryError("alias 'latest' moves by itself to the newest version")
         target = self.get(name, ref, project, kind)
         if target.state == "collected":
             raise RegistryError(f"{target.kind} {target.name!r} v{target.version} was collected "
