@@ -250,13 +250,15 @@ def test_csv_cells_neutralise_every_formula_but_keep_numbers(page):
     cells = page.evaluate("""async ([formulas, numbers]) => {
         const { csvCell } = await import("/static/js/util.js");
         return { formulas: formulas.map(csvCell), numbers: numbers.map(csvCell),
-                 typed: [-2, -0.5, 1e-7, -Infinity].map(csvCell) };
+                 typed: [-2, -0.5, 1e-7, -Infinity, Infinity, NaN, "-inf"].map(csvCell) };
     }""", [CSV_FORMULAS, CSV_NUMBERS])
     for raw, cell in zip(CSV_FORMULAS, cells["formulas"]):
         unquoted = cell[1:-1].replace('""', '"') if cell.startswith('"') else cell
         assert unquoted == "'" + raw, (raw, cell)
     assert cells["numbers"] == CSV_NUMBERS
-    assert cells["typed"] == ["-2", "-0.5", "1e-7", "-Infinity"]
+    # Non-finite numbers read as the API spells them, and "-inf" is neutralised like any
+    # other text starting with "-", whether it came as a number or as the API's string.
+    assert cells["typed"] == ["-2", "-0.5", "1e-7", "'-inf", "inf", "nan", "'-inf"]
 
 
 def test_log_axis_labels_tiny_values(page, server):

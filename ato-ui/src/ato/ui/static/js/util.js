@@ -135,9 +135,12 @@ export function tickLabel(v) {
 // A CSV cell: quoted, and a leading = + - @ (spreadsheet formula) neutralised.
 export function csvCell(v) {
   let s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+  // Non-finite numbers are spelled as the API spells them: inf, -inf, nan.
+  if (typeof v === "number" && !Number.isFinite(v)) s = Number.isNaN(v) ? "nan" : (v > 0 ? "inf" : "-inf");
   // A spreadsheet evaluates a cell that starts with = + - @ TAB or CR as a formula
-  // ("-2+3", "-1+cmd|' /C calc'!A0"); only a cell that is wholly a plain number is safe.
-  if (typeof v !== "number" && /^[=+\-@\t\r]/.test(s) && !/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) s = "'" + s;
+  // ("-2+3", "-1+cmd|' /C calc'!A0"); only a cell that is wholly a plain number is safe,
+  // so every other such cell (text or "-inf" alike) gets a leading "'".
+  if (/^[=+\-@\t\r]/.test(s) && !/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) s = "'" + s;
   return /[",\n\r]/.test(s) || s !== s.trim() ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
