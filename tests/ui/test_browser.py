@@ -315,3 +315,36 @@ def test_run_page_refreshes_end_duration_and_summaries_when_the_run_ends(page, s
         page.shot("run-ended")
     finally:
         log.finish("completed")
+
+
+def test_log_axis_names_values_it_cannot_draw_and_formats_numbers_plainly(page, server):
+    page.open("#/runs?project=sweep")
+    got = page.evaluate("""async () => {
+        const { fmt, tickLabels } = await import("/static/js/util.js");
+        const { logSplits } = await import("/static/js/charts.js");
+        return { fmt: [1e-4, -1.0000000000000001e29, 0.0031622776601683794, 0.1 + 0.2, 42, 2.5e-7]
+                   .map(fmt),
+                 ticks: tickLabels([-1e29, -5e28, 2.21e13], 1e29),
+                 small: tickLabels([-1e-9, 0, 1e-9, 2e-9], 3e-9),
+                 splits: logSplits(1, 1e30).length, few: logSplits(0.5, 2000) };
+    }""")
+    assert got["fmt"] == ["1e-4", "-1e29", "0.00316228", "0.3", "42", "2.5e-7"]
+    assert got["ticks"] == ["-1e29", "-5e28", "0"]
+    assert got["small"] == ["-1e-9", "0", "1e-9", "2e-9"]  # small is not noise on a small axis
+    assert got["splits"] <= 8 and got["few"] == [1, 10, 100, 1000]
+    log = logger_for(server.url, "signs")
+    spiky = log.run(tags=["signs"])
+    for step in range(20):
+        log.log_metric("m", -1e29 if step == 10 else 1.0 + step, step)
+        log.log_metric("neg", -float(step), step)
+    log.finish("completed")
+    page.open(f"#/charts?runs={spiky}&log=1")
+    cards = page.locator("[data-testid='chart-card'][data-nonpositive]")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"[data-testid='chart-card'][data-nonpositive]\").length >= 2")
+    notes = {}
+    for i in range(cards.count()):
+        card = cards.nth(i)
+        notes[card.get_attribute("data-nonpositive")] = card.inner_text()
+    assert f"1 value ≤ 0 not drawn on the log axis: #{spiky} step 10 = -1e29" in notes["1"]
+    assert "no value > 0, nothing to draw on the log axis" in notes["20"]

@@ -57,9 +57,11 @@ export function fmt(v) {
     // non-finite as the API and the Run page write them (never "Infinity")
     if (Number.isNaN(v)) return "nan";
     if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
-    if (Number.isInteger(v)) return String(v);
+    // ~6 significant digits, no padded zeros: 1e-4 (not 1.000e-4), -1e29, 0.0031623
     const a = Math.abs(v);
-    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(5));
+    if (Number.isInteger(v) && a < 1e15) return String(v);
+    const n = +v.toPrecision(6);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? n.toExponential().replace("e+", "e") : String(n);
   }
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
@@ -130,6 +132,12 @@ export function tickLabel(v) {
   const a = Math.abs(n);
   if (a < 1e-3 || a >= 1e6) return n.toExponential().replace("e+", "e");
   return String(n);
+}
+
+// The labels of an axis' ticks; `span` is the axis' extent: a tick within float noise of 0
+// relative to it reads "0" (a -1e29..1 axis put "221e12" where 0 is).
+export function tickLabels(splits, span = 0) {
+  return splits.map((v) => (span > 0 && Number.isFinite(v) && Math.abs(v) < span * 1e-9 ? "0" : tickLabel(v)));
 }
 
 // A CSV cell: quoted, and a leading = + - @ (spreadsheet formula) neutralised.
