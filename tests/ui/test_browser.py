@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote
 
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 
@@ -201,6 +202,8 @@ def test_parallel_coordinates_brushing_filters_the_table(page):
     assert "brushing keeps 500 runs" in page.inner_text("[data-testid='brush-note']")
     assert page.locator(".tr .td:nth-child(7)").first.inner_text() == "64"  # batch_size
     assert int(page.get_attribute("[data-testid='scatter'] canvas", "data-points")) == 1000
+    # the scatter dims the runs the brush leaves out, as the table does
+    assert page.get_attribute("[data-testid='scatter'] canvas", "data-dimmed") == "500"
     page.shot("parallel")
     # the brush is in the URL: the shared link restores it and the rows it keeps
     shared = page.evaluate("location.hash")
@@ -217,6 +220,13 @@ def test_parallel_coordinates_brushing_filters_the_table(page):
         page.wait_for_selector("[data-testid='parallel'][data-ready='1']")
         page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '1000'")
         assert page.inner_text("[data-testid='brush-note']") == ""
+        assert "pcb=" in page.inner_text("[data-testid='param-pcb']")
+    # each bad brush is named, with what is accepted; a good one beside it still applies
+    page.open("#/runs?project=sweep&pc=1&pcb=" + quote(json.dumps(
+        {"nokey": [0.2, 0.4], "batch_size": [0.5, 1]})))
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '500'")
+    warning = page.inner_text("[data-testid='param-pcb']")
+    assert "nokey=[0.2,0.4]" in warning and "batch_size" in warning
 
 
 def test_csv_export_has_every_filtered_row(page):

@@ -298,6 +298,16 @@ export async function renderRuns(view, params) {
     up.bad("pcb", params.get("pcb"), 'a JSON object {"<axis key>": [from, to]}, fractions of each axis');
     pcBrushes = {};
   }
+  // Each brush is checked too: an axis the panel has, two fractions 0 <= from <= to <= 1.
+  for (const [key, range] of Object.entries(pcBrushes)) {
+    const [a, b] = Array.isArray(range) && range.length === 2 ? range.map(Number) : [NaN, NaN];
+    const axis = key === "metric" || varying.includes(key);
+    if (axis && Number.isFinite(a) && Number.isFinite(b) && a >= 0 && b <= 1 && a <= b) continue;
+    up.bad("pcb", `${key}=${JSON.stringify(range)}`, axis
+      ? "a brush [from, to] with 0 <= from <= to <= 1"
+      : `a brush on an axis shown: metric, ${varying.join(", ") || "(no varying config key)"}`);
+    delete pcBrushes[key];
+  }
   // The panel's metric and scatter x, checked once against what the table has.
   if (up.raw("pcm") !== null && !metricKeys.includes(params.get("pcm"))) {
     up.bad("pcm", params.get("pcm"), `a metric key: ${metricKeys.join(", ")}`); params.delete("pcm");
@@ -333,10 +343,15 @@ export async function renderRuns(view, params) {
         setParams({ pcb: keep ? JSON.stringify(ranges) : "" });
         brushNote.textContent = keep ? `brushing keeps ${plural(keep.size, "run")}` : "";
         sortRows(); paint(true);
+        scatter();
       }, pcBrushes);
-      if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },
-        { label: `${metric} (last)`, get: (r) => summary(r, metric, "last") }, (id) => go(`/run/${id}`));
+      scatter();
     });
+    // The scatter dims the runs outside the brushes, as the table and the lines do.
+    function scatter() {
+      if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },
+        { label: `${metric} (last)`, get: (r) => summary(r, metric, "last") }, (id) => go(`/run/${id}`), brushed);
+    }
   }
   pcBtn.addEventListener("click", () => {
     pcOpen = !pcOpen; brushed = null; pcBrushes = {};
