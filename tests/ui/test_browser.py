@@ -84,7 +84,28 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     page.wait_for_function("() => { const b = document.querySelector(\"[data-testid='points-badge']\");"
                            " return b && b.dataset.total !== '20000'; }")
     assert badge.get_attribute("data-total") == badge.get_attribute("data-returned")
+    assert " in steps " in badge.inner_text()
     page.shot("chart-zoomed")
+    # a card that was never reduced re-counts too: its badge says what the zoom shows
+    small = server.info["runs"][0]
+    page.open(f"#/charts?runs={small}")
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    card = page.locator("[data-testid='chart-card']").first
+    badge = card.locator("[data-testid='points-badge']")
+    whole = badge.get_attribute("data-total")
+    ob = card.locator(".u-over").bounding_box()
+    page.mouse.move(ob["x"] + ob["width"] * 0.2, ob["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(ob["x"] + ob["width"] * 0.5, ob["y"] + 40, steps=5)
+    page.mouse.up()
+    page.wait_for_function("(w) => document.querySelector(\"[data-testid='points-badge']\")"
+                           ".dataset.total !== w", arg=whole)
+    assert int(badge.get_attribute("data-total")) < int(whole)
+    assert " in steps " in badge.inner_text()
+    card.locator("[data-testid='reset-zoom']").click()
+    page.wait_for_function("(w) => document.querySelector(\"[data-testid='points-badge']\")"
+                           ".dataset.total === w", arg=whole)
+    assert " in steps " not in badge.inner_text()
 
 
 def test_chart_options_smoothing_log_group_and_png(page, server):

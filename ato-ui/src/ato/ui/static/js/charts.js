@@ -181,6 +181,7 @@ export class ChartBoard {
 
   async load(card, range = null) {
     card.range = range;
+    card.series = new Map();  // a run with no point in the range draws nothing, not its old points
     const width = Math.max(card.body.clientWidth, 300);
     const data = await api("series", {
       runs: [...this.byId.keys()].join(","), key: card.key, max_points: Math.round(width * 1.5),
@@ -203,7 +204,8 @@ export class ChartBoard {
     if (this.opts.x !== "step" && !card.withTimes) { this.load(card, card.range); return; }
     const total = [...card.series.values()].reduce((a, s) => a + s.total, 0);
     const returned = [...card.series.values()].reduce((a, s) => a + s.returned, 0);
-    card.badge.textContent = total === returned ? plural(total, "point") : `${total.toLocaleString("en-US")} → ${plural(returned, "point")}`;
+    card.badge.textContent = (total === returned ? plural(total, "point") : `${total.toLocaleString("en-US")} → ${plural(returned, "point")}`) +
+      (card.range ? ` in steps ${card.range[0]}–${card.range[1]}` : "");
     card.badge.dataset.total = String(total);
     card.badge.dataset.returned = String(returned);
     const legendOf = (run) => {
@@ -321,8 +323,9 @@ export class ChartBoard {
         }
       }
     }
-    const reduced = [...card.series.values()].some((s) => s.total > s.returned);
-    if (reduced && Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
+    // Always re-queried, reduced or not, so that the points badge counts what the zoomed
+    // card shows (and the range's points come at full resolution).
+    if (Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
   }
 
   // The chart as a PNG: title, plot, and a legend (each series' colour and name) below,
