@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote
 
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 
@@ -83,7 +84,28 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     page.wait_for_function("() => { const b = document.querySelector(\"[data-testid='points-badge']\");"
                            " return b && b.dataset.total !== '20000'; }")
     assert badge.get_attribute("data-total") == badge.get_attribute("data-returned")
+    assert " in steps " in badge.inner_text()
     page.shot("chart-zoomed")
+    # a card that was never reduced re-counts too: its badge says what the zoom shows
+    small = server.info["runs"][0]
+    page.open(f"#/charts?runs={small}")
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    card = page.locator("[data-testid='chart-card']").first
+    badge = card.locator("[data-testid='points-badge']")
+    whole = badge.get_attribute("data-total")
+    ob = card.locator(".u-over").bounding_box()
+    page.mouse.move(ob["x"] + ob["width"] * 0.2, ob["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(ob["x"] + ob["width"] * 0.5, ob["y"] + 40, steps=5)
+    page.mouse.up()
+    page.wait_for_function("(w) => document.querySelector(\"[data-testid='points-badge']\")"
+                           ".dataset.total !== w", arg=whole)
+    assert int(badge.get_attribute("data-total")) < int(whole)
+    assert " in steps " in badge.inner_text()
+    card.locator("[data-testid='reset-zoom']").click()
+    page.wait_for_function("(w) => document.querySelector(\"[data-testid='points-badge']\")"
+                           ".dataset.total === w", arg=whole)
+    assert " in steps " not in badge.inner_text()
 
 
 def test_chart_options_smoothing_log_group_and_png(page, server):
@@ -201,6 +223,8 @@ def test_parallel_coordinates_brushing_filters_the_table(page):
     assert "brushing keeps 500 runs" in page.inner_text("[data-testid='brush-note']")
     assert page.locator(".tr .td:nth-child(7)").first.inner_text() == "64"  # batch_size
     assert int(page.get_attribute("[data-testid='scatter'] canvas", "data-points")) == 1000
+    # the scatter dims the runs the brush leaves out, as the table does
+    assert page.get_attribute("[data-testid='scatter'] canvas", "data-dimmed") == "500"
     page.shot("parallel")
     # the brush is in the URL: the shared link restores it and the rows it keeps
     shared = page.evaluate("location.hash")
@@ -217,6 +241,13 @@ def test_parallel_coordinates_brushing_filters_the_table(page):
         page.wait_for_selector("[data-testid='parallel'][data-ready='1']")
         page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '1000'")
         assert page.inner_text("[data-testid='brush-note']") == ""
+        assert "pcb=" in page.inner_text("[data-testid='param-pcb']")
+    # each bad brush is named, with what is accepted; a good one beside it still applies
+    page.open("#/runs?project=sweep&pc=1&pcb=" + quote(json.dumps(
+        {"nokey": [0.2, 0.4], "batch_size": [0.5, 1]})))
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\").dataset.count === '500'")
+    warning = page.inner_text("[data-testid='param-pcb']")
+    assert "nokey=[0.2,0.4]" in warning and "batch_size" in warning
 
 
 def test_csv_export_has_every_filtered_row(page):
@@ -250,13 +281,15 @@ def test_csv_cells_neutralise_every_formula_but_keep_numbers(page):
     cells = page.evaluate("""async ([formulas, numbers]) => {
         const { csvCell } = await import("/static/js/util.js");
         return { formulas: formulas.map(csvCell), numbers: numbers.map(csvCell),
-                 typed: [-2, -0.5, 1e-7, -Infinity].map(csvCell) };
+                 typed: [-2, -0.5, 1e-7, -Infinity, Infinity, NaN, "-inf"].map(csvCell) };
     }""", [CSV_FORMULAS, CSV_NUMBERS])
     for raw, cell in zip(CSV_FORMULAS, cells["formulas"]):
         unquoted = cell[1:-1].replace('""', '"') if cell.startswith('"') else cell
         assert unquoted == "'" + raw, (raw, cell)
     assert cells["numbers"] == CSV_NUMBERS
-    assert cells["typed"] == ["-2", "-0.5", "1e-7", "-Infinity"]
+    # Non-finite numbers read as the API spells them, and "-inf" is neutralised like any
+    # other text starting with "-", whether it came as a number or as the API's string.
+    assert cells["typed"] == ["-2", "-0.5", "1e-7", "'-inf", "inf", "nan", "'-inf"]
 
 
 def test_log_axis_labels_tiny_values(page, server):
@@ -313,3 +346,36 @@ def test_run_page_refreshes_end_duration_and_summaries_when_the_run_ends(page, s
         page.shot("run-ended")
     finally:
         log.finish("completed")
+
+
+def test_log_axis_names_values_it_cannot_draw_and_formats_numbers_plainly(page, server):
+    page.open("#/runs?project=sweep")
+    got = page.evaluate("""async () => {
+        const { fmt, tickLabels } = await import("/static/js/util.js");
+        const { logSplits } = await import("/static/js/charts.js");
+        return { fmt: [1e-4, -1.0000000000000001e29, 0.0031622776601683794, 0.1 + 0.2, 42, 2.5e-7]
+                   .map(fmt),
+                 ticks: tickLabels([-1e29, -5e28, 2.21e13], 1e29),
+                 small: tickLabels([-1e-9, 0, 1e-9, 2e-9], 3e-9),
+                 splits: logSplits(1, 1e30).length, few: logSplits(0.5, 2000) };
+    }""")
+    assert got["fmt"] == ["1e-4", "-1e29", "0.00316228", "0.3", "42", "2.5e-7"]
+    assert got["ticks"] == ["-1e29", "-5e28", "0"]
+    assert got["small"] == ["-1e-9", "0", "1e-9", "2e-9"]  # small is not noise on a small axis
+    assert got["splits"] <= 8 and got["few"] == [1, 10, 100, 1000]
+    log = logger_for(server.url, "signs")
+    spiky = log.run(tags=["signs"])
+    for step in range(20):
+        log.log_metric("m", -1e29 if step == 10 else 1.0 + step, step)
+        log.log_metric("neg", -float(step), step)
+    log.finish("completed")
+    page.open(f"#/charts?runs={spiky}&log=1")
+    cards = page.locator("[data-testid='chart-card'][data-nonpositive]")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"[data-testid='chart-card'][data-nonpositive]\").length >= 2")
+    notes = {}
+    for i in range(cards.count()):
+        card = cards.nth(i)
+        notes[card.get_attribute("data-nonpositive")] = card.inner_text()
+    assert f"1 value ≤ 0 not drawn on the log axis: #{spiky} step 10 = -1e29" in notes["1"]
+    assert "no value > 0, nothing to draw on the log axis" in notes["20"]

@@ -153,3 +153,18 @@ def test_ato_ui_imports_neither_other_commands_nor_click(small_sqlite):
                             "import uvicorn; print(uvicorn.__version__, callable(uvicorn.run))"],
                            capture_output=True, text=True, timeout=60)
     assert after.stdout.split()[-1] == "True", after.stderr
+
+
+def test_a_wildcard_host_prints_a_browsable_loopback_link(small_sqlite):
+    url, _ = small_sqlite
+    proc = _start(url, "--host", "0.0.0.0", "--port", "0")
+    try:
+        link, line = _url_of(proc)
+        assert link.startswith("http://127.0.0.1:") and "0.0.0.0" not in line
+        token = re.search(r"token=([\w-]+)", link).group(1)
+        request = urllib.request.Request(link.split("?")[0] + "api/info",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
+    finally:
+        _stop(proc)

@@ -165,8 +165,16 @@ def test_runs_table_names_bad_sort_status_and_flags(opage, odd_server):
     # the table shows every run, sorted by id descending (sort falls back to id; desc holds)
     rows = opage.locator(".tr").evaluate_all("rs => rs.map(r => Number(r.dataset.run))")
     assert rows == sorted(rows, reverse=True) and len(rows) == 3
+    assert "id, status, tags, start, duration" in sort  # every fixed column it can sort by
     opage.open("#/runs?project=nope")
     assert _warning(opage, "project") == "project=nope: expected a project: odd"
+    # ignored for real: every run shows, with the project column, the picker on "all"
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    assert opage.locator(".tr").count() == 3
+    assert opage.locator("[data-testid='col-project']").count() == 1
+    assert opage.eval_on_selector("#project", "s => s.value") == ""
+    opage.open("#/runs?sort=bogus")
+    assert "id, project, status, tags, start, duration" in _warning(opage, "sort")
     opage.open("#/runs?project=odd&sort=c:lr&desc=1")
     opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
     assert opage.locator(WARN).count() == 0
@@ -227,3 +235,22 @@ def test_wall_time_ticks_read_as_the_rest_of_the_page(opage, odd_server):
     ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
     # one day: 24-hour time of day, never "9:07pm" or a month/day/year
     assert ticks and all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", t) for t in ticks), ticks
+
+
+def test_default_metrics_never_hide_the_only_metric_of_some_runs(opage):
+    opage.open("#/runs?project=odd")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    chosen = opage.evaluate("""async () => {
+        const { defaultMetrics } = await import("/static/js/runs.js");
+        const keys = ["a", "b", "c", "d", "e", "f", "g", "objective"];
+        const runs = [1, 2, 3, 4].map((id) => ({ id }));
+        const s = { last: 1 };
+        const sums = { 1: { a: s, b: s, c: s, d: s, e: s, f: s, g: s }, 2: { a: s, g: s },
+                       3: { objective: s }, 4: {} };
+        return { many: defaultMetrics(runs, sums, keys),
+                 few: defaultMetrics(runs, sums, ["b", "a"]) };
+    }""")
+    assert "objective" in chosen["many"] and len(chosen["many"]) == 6
+    assert chosen["many"] == sorted(chosen["many"], key=["a", "b", "c", "d", "e", "f", "g",
+                                                          "objective"].index)
+    assert chosen["few"] == ["b", "a"]

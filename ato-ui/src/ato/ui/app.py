@@ -1,6 +1,7 @@
 """The dashboard's ASGI application: a JSON API over :mod:`ato.ui.data` and static files.
 
-Endpoints (all ``GET``; errors are ``{"error": message}`` with status 400/404):
+Endpoints (all ``GET``; errors are ``{"error": message}`` with status 400/404, 503 when the
+database cannot be read, 401/403 from the token and Host checks):
 
 ``/api/info``                      database (password hidden) and projects
 ``/api/runs``                      runs + summaries; ``project``, ``where``, ``tags`` (comma
@@ -76,7 +77,7 @@ class _Guard:
         if self.loopback_only and self.token is None:
             host = (request.headers.get("host") or "").rsplit(":", 1)[0]
             if host and host not in LOOPBACK_HOSTS and host != "testserver":
-                return await PlainTextResponse("unknown Host header", 403)(scope, receive, send)
+                return await _refuse(scope, "unknown Host header", 403)(scope, receive, send)
         if self.token is not None:
             given = request.query_params.get("token")
             if given is not None and hmac.compare_digest(given, self.token):
@@ -90,9 +91,9 @@ class _Guard:
                 bearer = auth[7:] if auth.lower().startswith("bearer ") else ""
                 if not (hmac.compare_digest(cookie, self.token)
                         or hmac.compare_digest(bearer, self.token)):
-                    return await PlainTextResponse(
-                        "this dashboard needs its token: open the URL that `ato ui` printed",
-                        401)(scope, receive, send)
+                    return await _refuse(
+                        scope, "this dashboard needs its token: open the URL that `ato ui` "
+                        "printed", 401)(scope, receive, send)
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
@@ -101,6 +102,13 @@ class _Guard:
             await send(message)
 
         return await self.app(scope, receive, send_with_headers)
+
+
+def _refuse(scope, message: str, status: int) -> Response:
+    """A refusal: ``{"error": message}`` for an ``/api/`` path, plain text for a page."""
+    if scope["path"].startswith("/api/"):
+        return _json({"error": message}, status)
+    return PlainTextResponse(message, status)
 
 
 def _json(data, status: int = 200) -> Response:
@@ -197,6 +205,14 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
 
     store = _Proxy()
 
+    def display() -> str:
+        try:
+            from sqlalchemy.engine import make_url
+
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:
+            return "the configured URL"
+
     async def call(fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
 
@@ -208,6 +224,10 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                 return _json({"error": str(e)}, 400)
             except AtoError as e:
                 return _json({"error": str(e)}, 503)
+            except Exception as e:  # the database went away or broke under the server
+                first = (str(e).splitlines() or [type(e).__name__])[0]
+                return _json({"error": f"cannot read the tracker at {display()}: "
+                                       f"{type(e).__name__}: {first}"}, 503)
         return endpoint
 
     async def index(request: Request):

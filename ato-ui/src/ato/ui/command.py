@@ -210,7 +210,9 @@ class UICommand:
         app = create_app(url, token=token, loopback_only=is_loopback(host),
                          lazy=_sqlite_path(url) is not None)
         port = sock.getsockname()[1]
-        shown = host if ":" not in host or host.startswith("[") else f"[{host}]"
+        # A wildcard address is not one to browse to: the link names loopback instead.
+        browse = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
+        shown = browse if ":" not in browse or browse.startswith("[") else f"[{browse}]"
         link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
         if token is None and not is_loopback(host):
             print("ato ui: warning: no token on a non-loopback host: anyone who can reach "

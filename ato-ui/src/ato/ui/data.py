@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -90,7 +91,7 @@ def _flat_finite(config: dict, prefix: str = "", out: dict | None = None) -> dic
         path = f"{prefix}.{k}" if prefix else str(k)
         if type(v) is dict and v:
             _flat_finite(v, path, out)
-        elif type(v) is float and not math.isfinite(v):
+        elif (type(v) is float and not math.isfinite(v)) or (type(v) is str and "@" in v):
             out[path] = _finite(v)
         else:
             out[path] = v
@@ -98,10 +99,23 @@ def _flat_finite(config: dict, prefix: str = "", out: dict | None = None) -> dic
 
 
 def _finite(value):
-    """JSON has no inf/nan: they travel as the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
+    """JSON has no inf/nan: they travel as the strings ``"inf"``, ``"-inf"``, ``"nan"``.
+    A string has any password inside a URL masked (:func:`mask_secrets`)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str) and "@" in value:
+        return mask_secrets(value)
     return value
+
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/?#\s]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``
+    (``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``), so that
+    no view of the dashboard shows one stored in a config value or a tag."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 @dataclass
@@ -164,7 +178,7 @@ class Store:
             duration = (last - start) if (last and start) else None
         config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
         return {"id": run.id, "project": run.project_name, "status": run.status,
-                "tags": [str(t) for t in (run.tags or [])], "start": start, "end": end,
+                "tags": [mask_secrets(str(t)) for t in (run.tags or [])], "start": start, "end": end,
                 "duration": duration, "hash": run.structural_hash,
                 "config": {k: _finite(v) for k, v in flatten(config).items()}}
 
@@ -180,7 +194,7 @@ class Store:
             last = _epoch(run["heartbeat_at"])
             duration = (last - start) if (last and start) else None
         return {"id": run["id"], "project": run["project_name"], "status": run["status"],
-                "tags": [str(t) for t in run["tags"]], "start": start, "end": end,
+                "tags": [mask_secrets(str(t)) for t in run["tags"]], "start": start, "end": end,
                 "duration": duration, "hash": run["structural_hash"],
                 "config": _flat_finite(run["config"])}
 

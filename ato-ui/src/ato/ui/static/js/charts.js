@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabel,
+import { api, clear, color, download, el, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
          UrlParams, varyingKeys } from "./util.js";
 
 /* global uPlot */
@@ -25,27 +25,61 @@ export function ema(values, weight) {
 // A series' values with every non-finite one (inf, -inf, NaN) made a gap (null): uPlot
 // derives the y range from all values, so one inf left no y axis and no curve. Returns
 // {y, skipped: [{step, value}]}; the skipped values are named in a note on the card.
-export function finiteOnly(steps, values) {
-  const skipped = [];
+// With `log`, a value <= 0 (which a log axis cannot draw) is a gap too, listed apart in
+// `nonPositive: [{step, value}]`.
+export function finiteOnly(steps, values, log = false) {
+  const skipped = [], nonPositive = [];
   const y = values.map((v, i) => {
-    if (v === null || v === undefined || Number.isFinite(v)) return v ?? null;
+    if (v === null || v === undefined) return null;
+    if (Number.isFinite(v)) {
+      if (!log || v > 0) return v;
+      nonPositive.push({ step: steps[i], value: fmt(v) });
+      return null;
+    }
     skipped.push({ step: steps[i], value: Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf" });
     return null;
   });
-  return { y, skipped };
+  return { y, skipped, nonPositive };
 }
 
 // The card's note naming the non-finite values not drawn: "2 non-finite values not drawn:
 // #8 step 1 = inf, #8 step 0 = nan" (the first few; all of them in its title).
-function nonFiniteNote(card, skipped) {
+// On a log axis the values <= 0 get a sentence of their own ("2 values ≤ 0 not drawn on the
+// log axis: #3 step 100 = -1e29, …"), and a card with nothing left to draw says so.
+function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false) {
   card.note.textContent = "";
-  card.note.hidden = !skipped.length;
+  card.note.hidden = !skipped.length && !nonPositive.length;
   card.node.dataset.nonfinite = String(skipped.length);
-  if (!skipped.length) return;
-  const items = skipped.map((s) => `#${s.run} step ${s.step} = ${s.value}`);
-  card.note.textContent = `${plural(skipped.length, "non-finite value")} not drawn: ` +
-    items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : "");
-  card.note.title = items.join("\n");
+  card.node.dataset.nonpositive = String(nonPositive.length);
+  if (card.note.hidden) return;
+  const listed = (list) => list.map((s) => `#${s.run} step ${s.step} = ${s.value}`);
+  const parts = [], titles = [];
+  if (skipped.length) {
+    const items = listed(skipped);
+    parts.push(`${plural(skipped.length, "non-finite value")} not drawn: ` +
+      items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : ""));
+    titles.push(...items);
+  }
+  if (nonPositive.length) {
+    const items = listed(nonPositive);
+    parts.push((nothingLeft ? "no value > 0, nothing to draw on the log axis (untick log y): " : "") +
+      `${nonPositive.length} ${nonPositive.length === 1 ? "value" : "values"} ≤ 0 not drawn on the log axis: ` +
+      items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : ""));
+    titles.push(...items);
+  }
+  card.note.textContent = parts.join("; ");
+  card.note.title = titles.join("\n");
+}
+
+// The ticks (and grid lines) of a log axis from `min` to `max` (> 0): powers of ten only,
+// every k-th decade so that there are at most 8, however many decades the data spans.
+export function logSplits(min, max) {
+  if (!(min > 0) || !(max > min)) return [];
+  const lo = Math.ceil(Math.log10(min) - 1e-9), hi = Math.floor(Math.log10(max) + 1e-9);
+  const stride = Math.max(1, Math.ceil((hi - lo + 1) / 8));
+  const out = [];
+  for (let e = lo; e <= hi; e += stride) out.push(10 ** e);
+  return out;
 }
 
 // Wall-time tick labels written as everywhere else on the page (fmtTime's
@@ -147,6 +181,7 @@ export class ChartBoard {
 
   async load(card, range = null) {
     card.range = range;
+    card.series = new Map();  // a run with no point in the range draws nothing, not its old points
     const width = Math.max(card.body.clientWidth, 300);
     const data = await api("series", {
       runs: [...this.byId.keys()].join(","), key: card.key, max_points: Math.round(width * 1.5),
@@ -169,7 +204,8 @@ export class ChartBoard {
     if (this.opts.x !== "step" && !card.withTimes) { this.load(card, card.range); return; }
     const total = [...card.series.values()].reduce((a, s) => a + s.total, 0);
     const returned = [...card.series.values()].reduce((a, s) => a + s.returned, 0);
-    card.badge.textContent = total === returned ? plural(total, "point") : `${total.toLocaleString("en-US")} → ${plural(returned, "point")}`;
+    card.badge.textContent = (total === returned ? plural(total, "point") : `${total.toLocaleString("en-US")} → ${plural(returned, "point")}`) +
+      (card.range ? ` in steps ${card.range[0]}–${card.range[1]}` : "");
     card.badge.dataset.total = String(total);
     card.badge.dataset.returned = String(returned);
     const legendOf = (run) => {
@@ -179,15 +215,18 @@ export class ChartBoard {
     const tables = [], series = [{ label: this.opts.x === "wall" ? "time" : this.opts.x === "rel" ? "seconds" : "step" }];
     const bands = [];
     const smooth = Number(this.opts.smooth) || 0;
-    const lines = [], skipped = [];
+    const lines = [], skipped = [], nonPositive = [];
+    let drawable = 0;
     for (const [id, s] of card.series) {
       const run = this.byId.get(id);
       if (!run || !s.steps.length) continue;
-      const f = finiteOnly(s.steps, s.values);
+      const f = finiteOnly(s.steps, s.values, !!this.opts.log);
       for (const k of f.skipped) skipped.push({ run: id, ...k });
+      for (const k of f.nonPositive) nonPositive.push({ run: id, ...k });
+      drawable += f.y.filter((v) => v !== null).length;
       lines.push({ run, x: this.xOf(run, s), y: f.y });
     }
-    nonFiniteNote(card, skipped);
+    nonFiniteNote(card, skipped, nonPositive, drawable === 0);
     if (this.opts.group) {
       const groups = new Map();
       for (const l of lines) {
@@ -233,13 +272,16 @@ export class ChartBoard {
       // left edge of uPlot's default 0..100.
       scales: { x: { time: this.opts.x === "wall", range: (u, min, max) => (min !== null && min === max
         ? [min - (this.opts.x === "wall" ? 30 : 1), max + (this.opts.x === "wall" ? 30 : 1)] : [min, max]) },
-      y: this.opts.log ? { distr: 3 } : {} },
+      // A log axis spans whole decades, so its end ticks are powers of ten too.
+      y: this.opts.log ? { distr: 3, range: (u, min, max) => (min === null || max === null || !(min > 0) ? [1, 10]
+        : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) } : {} },
       axes: [this.opts.x === "wall" ? { values: (u, splits) => {
         const labels = wallTicks(splits);
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
-      } } : {}, { size: 60, values: (u, splits) => {
-        const labels = splits.map(tickLabel);
+      } } : {}, { size: 60, ...(this.opts.log ? { splits: (u, i, min, max) => logSplits(min, max) } : {}), values: (u, splits) => {
+        const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0));
+        const labels = tickLabels(splits, this.opts.log ? 0 : span);
         card.node.dataset.yticks = JSON.stringify(labels);
         return labels;
       } }],
@@ -281,8 +323,9 @@ export class ChartBoard {
         }
       }
     }
-    const reduced = [...card.series.values()].some((s) => s.total > s.returned);
-    if (reduced && Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
+    // Always re-queried, reduced or not, so that the points badge counts what the zoomed
+    // card shows (and the range's points come at full resolution).
+    if (Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
   }
 
   // The chart as a PNG: title, plot, and a legend (each series' colour and name) below,

@@ -150,7 +150,9 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
   container.dataset.ready = "1";
 }
 
-export function drawScatter(container, runs, xDim, yDim, onClick) {
+// kept: the Set of run ids inside the brushes (the others are drawn dimmed), or null.
+export function drawScatter(container, runs, xDim, yDim, onClick, kept = null) {
+  container.replaceChildren();
   const { canvas, ctx, width, height } = setupCanvas(container, 280);
   const left = 60, right = width - 16, top = 16, bottom = height - 40;
   const ax = axisOf(runs, xDim), ay = axisOf(runs, yDim);
@@ -169,8 +171,14 @@ export function drawScatter(container, runs, xDim, yDim, onClick) {
   for (const [p, t] of ay.ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 12), left - 4, bottom - p * (bottom - top) + 4);
   ctx.save(); ctx.translate(12, (top + bottom) / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "center";
   ctx.fillText(yDim.label, 0, 0); ctx.restore();
-  ctx.fillStyle = "rgba(31,119,180,0.75)";
-  for (const [px, py] of pts) { ctx.beginPath(); ctx.arc(px, py, 3.5, 0, 2 * Math.PI); ctx.fill(); }
+  let dimmed = 0;
+  for (const [px, py, id] of pts) {
+    const out = kept !== null && !kept.has(id);
+    dimmed += out ? 1 : 0;
+    ctx.fillStyle = out ? "rgba(160,160,160,0.25)" : "rgba(31,119,180,0.75)";
+    ctx.beginPath(); ctx.arc(px, py, 3.5, 0, 2 * Math.PI); ctx.fill();
+  }
+  canvas.dataset.dimmed = String(dimmed);
   canvas.title = "click a point to open its run";
   canvas.addEventListener("click", (ev) => {
     const r = canvas.getBoundingClientRect();

@@ -51,6 +51,31 @@ function strongestKey(runs, keys, metric) {
   return best;
 }
 
+// The metrics shown by default: every key when there are at most DEFAULT_METRICS; else the
+// first keys (sorted) that together cover every run which logged any metric, then more
+// keys in order up to DEFAULT_METRICS, so no run's only metric (a study's `objective`)
+// is hidden.
+const DEFAULT_METRICS = 6;
+export function defaultMetrics(runs, sums, keys) {
+  if (keys.length <= DEFAULT_METRICS) return keys.slice();
+  const chosen = [];
+  const uncovered = new Set(runs.filter((r) => Object.keys(sums[r.id] || {}).length).map((r) => r.id));
+  while (uncovered.size && chosen.length < DEFAULT_METRICS) {
+    let best = null, bestN = 0;
+    for (const k of keys) {
+      if (chosen.includes(k)) continue;
+      let n = 0;
+      for (const id of uncovered) if (sums[id]?.[k]) n++;
+      if (n > bestN) { best = k; bestN = n; }
+    }
+    if (best === null) break;
+    chosen.push(best);
+    for (const id of [...uncovered]) if (sums[id]?.[best]) uncovered.delete(id);
+  }
+  for (const k of keys) if (chosen.length < DEFAULT_METRICS && !chosen.includes(k)) chosen.push(k);
+  return keys.filter((k) => chosen.includes(k));
+}
+
 export async function renderRuns(view, params) {
   const up = new UrlParams(params);
   const filters = {
@@ -77,19 +102,27 @@ export async function renderRuns(view, params) {
   let data;
   try {
     data = await api("runs", filters);
+    if (filters.project && !data.runs.length) {  // no run: does the project exist at all?
+      const names = (await api("info")).projects.map((p) => p.name);
+      if (!names.includes(filters.project)) {
+        // An unknown project is ignored for real: every project's runs, the picker on
+        // "all projects", as if the parameter were absent.
+        up.bad("project", filters.project, `a project: ${names.join(", ") || "(none yet)"}`);
+        filters.project = "";
+        const picker = document.getElementById("project");
+        if (picker) picker.value = "";
+        data = await api("runs", filters);
+      }
+    }
   } catch (e) {
     errorBox.textContent = e.message;
     up.show(view);
     return null;
   }
   const runs = data.runs;
-  if (filters.project && !runs.length) {  // no run: say whether the project exists at all
-    const names = (await api("info")).projects.map((p) => p.name);
-    if (!names.includes(filters.project)) up.bad("project", filters.project, `a project: ${names.join(", ") || "(none yet)"}`);
-  }
   const sums = data.summaries;
   const metricKeys = data.metric_keys;
-  let chosen = params.get("m") === "" ? [] : up.subset("m", metricKeys, "metric keys") ?? metricKeys.slice(0, 3);
+  let chosen = params.get("m") === "" ? [] : up.subset("m", metricKeys, "metric keys") ?? defaultMetrics(runs, sums, metricKeys);
   const showConst = up.flag("const");
   let sortKey = params.get("sort") || "id";
   let sortDesc = up.flag("desc");
@@ -122,7 +155,8 @@ export async function renderRuns(view, params) {
   // sort: a column's id (id, project, status, tags, start, duration, c:<config key>,
   // m:<last|min|max>:<metric key>) of a column the table shows.
   if (!columns.some((c) => c.id === sortKey)) {
-    up.bad("sort", sortKey, "a column shown: id, status, start, duration, c:<config key> " +
+    const fixed = columns.filter((c) => !c.config && !c.metric).map((c) => c.id);
+    up.bad("sort", sortKey, `a column shown: ${fixed.join(", ")}, c:<config key> ` +
       "(e.g. c:" + (configCols[0] || "lr") + "), m:last|min|max:<metric key> (e.g. m:last:" + (chosen[0] || metricKeys[0] || "loss") + ")");
     sortKey = "id";
   }
@@ -264,6 +298,16 @@ export async function renderRuns(view, params) {
     up.bad("pcb", params.get("pcb"), 'a JSON object {"<axis key>": [from, to]}, fractions of each axis');
     pcBrushes = {};
   }
+  // Each brush is checked too: an axis the panel has, two fractions 0 <= from <= to <= 1.
+  for (const [key, range] of Object.entries(pcBrushes)) {
+    const [a, b] = Array.isArray(range) && range.length === 2 ? range.map(Number) : [NaN, NaN];
+    const axis = key === "metric" || varying.includes(key);
+    if (axis && Number.isFinite(a) && Number.isFinite(b) && a >= 0 && b <= 1 && a <= b) continue;
+    up.bad("pcb", `${key}=${JSON.stringify(range)}`, axis
+      ? "a brush [from, to] with 0 <= from <= to <= 1"
+      : `a brush on an axis shown: metric, ${varying.join(", ") || "(no varying config key)"}`);
+    delete pcBrushes[key];
+  }
   // The panel's metric and scatter x, checked once against what the table has.
   if (up.raw("pcm") !== null && !metricKeys.includes(params.get("pcm"))) {
     up.bad("pcm", params.get("pcm"), `a metric key: ${metricKeys.join(", ")}`); params.delete("pcm");
@@ -299,10 +343,15 @@ export async function renderRuns(view, params) {
         setParams({ pcb: keep ? JSON.stringify(ranges) : "" });
         brushNote.textContent = keep ? `brushing keeps ${plural(keep.size, "run")}` : "";
         sortRows(); paint(true);
+        scatter();
       }, pcBrushes);
-      if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },
-        { label: `${metric} (last)`, get: (r) => summary(r, metric, "last") }, (id) => go(`/run/${id}`));
+      scatter();
     });
+    // The scatter dims the runs outside the brushes, as the table and the lines do.
+    function scatter() {
+      if (xKey && metric) drawScatter(scBox, runs, { label: xKey, get: (r) => r.config[xKey] },
+        { label: `${metric} (last)`, get: (r) => summary(r, metric, "last") }, (id) => go(`/run/${id}`), brushed);
+    }
   }
   pcBtn.addEventListener("click", () => {
     pcOpen = !pcOpen; brushed = null; pcBrushes = {};

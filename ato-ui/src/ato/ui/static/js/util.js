@@ -57,9 +57,11 @@ export function fmt(v) {
     // non-finite as the API and the Run page write them (never "Infinity")
     if (Number.isNaN(v)) return "nan";
     if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
-    if (Number.isInteger(v)) return String(v);
+    // ~6 significant digits, no padded zeros: 1e-4 (not 1.000e-4), -1e29, 0.0031623
     const a = Math.abs(v);
-    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(5));
+    if (Number.isInteger(v) && a < 1e15) return String(v);
+    const n = +v.toPrecision(6);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? n.toExponential().replace("e+", "e") : String(n);
   }
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
@@ -132,12 +134,21 @@ export function tickLabel(v) {
   return String(n);
 }
 
+// The labels of an axis' ticks; `span` is the axis' extent: a tick within float noise of 0
+// relative to it reads "0" (a -1e29..1 axis put "221e12" where 0 is).
+export function tickLabels(splits, span = 0) {
+  return splits.map((v) => (span > 0 && Number.isFinite(v) && Math.abs(v) < span * 1e-9 ? "0" : tickLabel(v)));
+}
+
 // A CSV cell: quoted, and a leading = + - @ (spreadsheet formula) neutralised.
 export function csvCell(v) {
   let s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+  // Non-finite numbers are spelled as the API spells them: inf, -inf, nan.
+  if (typeof v === "number" && !Number.isFinite(v)) s = Number.isNaN(v) ? "nan" : (v > 0 ? "inf" : "-inf");
   // A spreadsheet evaluates a cell that starts with = + - @ TAB or CR as a formula
-  // ("-2+3", "-1+cmd|' /C calc'!A0"); only a cell that is wholly a plain number is safe.
-  if (typeof v !== "number" && /^[=+\-@\t\r]/.test(s) && !/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) s = "'" + s;
+  // ("-2+3", "-1+cmd|' /C calc'!A0"); only a cell that is wholly a plain number is safe,
+  // so every other such cell (text or "-inf" alike) gets a leading "'".
+  if (/^[=+\-@\t\r]/.test(s) && !/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) s = "'" + s;
   return /[",\n\r]/.test(s) || s !== s.trim() ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
