@@ -18,7 +18,7 @@ __all__ = ["hide_passwords", "without_passwords"]
 
 # scheme://user:password@ — the user may be empty (``redis://:secret@host``); the password
 # runs up to the last '@' before the host part (passwords may contain '@' only encoded)
-_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@")
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/?#\s]*@")
 
 
 def hide_passwords(text: str) -> str:

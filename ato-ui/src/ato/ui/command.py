@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import secrets
 import socket
 import sys
@@ -87,7 +86,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _display(url: str) -> str:
     """``url`` without its password."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    from ato.tracking.secrets import hide_passwords
+
+    return hide_passwords(url)
 
 
 PAGES = """\

@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ato.errors import AtoError
+from ato.tracking.secrets import hide_passwords
 
 # ato.tracking (its where-grammar included) is imported on first use, not before `ato ui`
 # serves its first page.
@@ -108,14 +108,10 @@ def _finite(value):
     return value
 
 
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/?#\s]*@")
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``
-    (``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``), so that
-    no view of the dashboard shows one stored in a config value or a tag."""
-    return _URL_PASSWORD.sub(r"\1:***@", text)
+#: ``text`` with the password of every URL in it replaced by ``***``, so that no view of
+#: the dashboard shows one stored in a config value or a tag (a run recorded before the
+#: tracker masked them itself).
+mask_secrets = hide_passwords
 
 
 @dataclass
