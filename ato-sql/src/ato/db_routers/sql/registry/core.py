@@ -1561,7 +1561,9 @@ def _warn_unapplied(kind, name, number, score, old_score, step, old_step, meta_j
         ignored.append(f"score={score!r} (v{number} has {old_score!r})")
     if step is not None and step != old_step:
         ignored.append(f"step={step!r} (v{number} has {old_step!r})")
-    if meta_json is not None and meta_json != old_meta:
+    if isinstance(old_meta, str):  # SQLite returns the JSON text, PostgreSQL the value
+        old_meta = json.loads(old_meta)
+    if meta_json is not None and json.loads(meta_json) != old_meta:
         ignored.append("meta")
     if ignored:
         import warnings
