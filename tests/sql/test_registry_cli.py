@@ -174,26 +174,3 @@ def test_models_show_prints_the_description(db_url, tmp_path):
         r = ato("models", "show", *args, db=db_url)
         assert r.returncode == 0 and "ResNet-50, ImageNet init" in r.stdout, r.stderr
 
-
-def test_store_commands_without_any_store_say_so(db_url, monkeypatch):
-    """A server database with no store configured and none recorded: verify, du and gc
-    say how to set one (exit 2), never '0 blobs checked, 0 problems'."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("a SQLite file always has its default store beside it")
-    monkeypatch.delenv("ATO_STORE")
-    with SQLLogger(make_config(db_url), handle_signals=False) as lg:
-        lg.log_metric("loss", 1.0, 0)  # the tracker tables exist, no version
-    for command in (["store", "verify"], ["store", "du"], ["store", "gc"]):
-        r = ato(*command, db=db_url)
-        assert r.returncode == 2, (command, r.stdout, r.stderr)
-        assert "no artifact store for postgresql" in r.stderr
-        assert "set experiment.sql.store or $ATO_STORE" in r.stderr
-
-
-def test_show_keeps_a_gap_after_every_label(populated, tmp_path):
-    write(tmp_path / "d.pt", b"described")
-    with SQLLogger(make_config(populated), handle_signals=False) as lg:
-        lg.log_model("resnet", tmp_path / "d.pt", description="hi")
-    r = ato("models", "show", "resnet", "3", db=populated)
-    assert r.returncode == 0, r.stderr
-    assert "description  hi" in r.stdout

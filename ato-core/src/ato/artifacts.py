@@ -59,6 +59,45 @@ class ArtifactStoreError(AtoError, OSError):
     """A store could not be opened, or a blob is missing or does not match its digest."""
 
 
+class SpecialFileError(ArtifactStoreError):
+    """A path that is neither a regular file nor a directory (a FIFO, a socket, a device,
+    a symbolic link loop or a dangling link): refused before it is opened, since reading
+    a FIFO blocks forever and ``/dev/null`` would read as an empty file."""
+
+
+def special_kind(path: str | os.PathLike) -> str | None:
+    """``None`` for a regular file, a directory or a missing path; otherwise what ``path``
+    is, in words (``'a FIFO'``, ``'a socket'``, ``'a character device'``, ``'a block
+    device'``, ``'a symbolic link loop'``, ``'a dangling symbolic link'``)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return "a dangling symbolic link"
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        raise
+    mode = st.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, words in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def check_regular(path: str | os.PathLike) -> None:
+    """Raise :class:`SpecialFileError` naming ``path`` and its kind unless it is a regular
+    file, a directory or missing."""
+    kind = special_kind(path)
+    if kind is not None:
+        raise SpecialFileError(f"{os.fspath(path)}: {kind}, not a regular file or directory; "
+                               f"only regular files and directories can be registered")
+
+
 class MissingPathError(ArtifactStoreError, FileNotFoundError):
     """The file or directory to hash or store does not exist."""
 
@@ -525,7 +564,8 @@ def _scan(root: str) -> tuple[str, object, int]:
     One ``stat`` per file, taken from its directory entry; a directory's stats are read
     and packed by C-level ``map`` calls and its paths joined in one string operation, so no
     Python object outlives a directory.  Symbolic links to files are followed; links to
-    directories are not (no cycles)."""
+    directories are not (no cycles).  Anything else (a FIFO, a socket, a device, a dangling
+    link or a link loop) raises :class:`SpecialFileError` naming it."""
     import array
     from itertools import chain
 
@@ -546,6 +586,8 @@ def _scan(root: str) -> tuple[str, object, int]:
                     stack.append((f"{rel}{entry.name}/", entry.path))
                 elif entry.is_file():
                     files.append(entry)
+                elif not (entry.is_symlink() and entry.is_dir()):  # links to dirs: skipped
+                    check_regular(entry.path)
         if not files:
             continue
         mark = len(stats)
@@ -579,7 +621,13 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        check_regular(path)
         raise MissingPathError(f"{path}: no such file or directory") from None
+    except OSError:
+        check_regular(path)
+        raise
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        check_regular(path)
     if stat.S_ISDIR(st.st_mode):
         return _snapshot_tree(path, cache, workers, hasher)
     known = cache.lookup([(path, st)]) if cache is not None else {}

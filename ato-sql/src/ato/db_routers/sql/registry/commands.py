@@ -84,10 +84,12 @@ def cmd_show(args) -> int:
         description = registry.description(first) if first else None
         if description:
             print(description)
-        print(table(["version", "digest", "size", "files", "run", "step", "state", "aliases",
-                     "created"],
-                    [[f"v{v.version}", _short(v), human(v.size), v.file_count, v.run_id, v.step,
-                      v.state, ", ".join(v.aliases) or None, str(v.created_at)[:19]]
+        scored = any(v.score is not None for v in versions)
+        print(table(["version", "digest", "size", "files", "run", "step"]
+                    + (["score"] if scored else []) + ["state", "aliases", "created"],
+                    [[f"v{v.version}", _short(v), human(v.size), v.file_count, v.run_id, v.step]
+                     + ([None if v.score is None else f"{v.score:g}"] if scored else [])
+                     + [v.state, ", ".join(v.aliases) or None, str(v.created_at)[:19]]
                      for v in versions]))
         return 0
     v = registry.get(args.name, args.ref, args.project, args.kind)
@@ -101,7 +103,7 @@ def cmd_show(args) -> int:
         _dump({**v.to_dict(), "files": files, "lineage": lineage})
         return 0
     def row(label: str, value) -> None:
-        print(f"{label:<13}{value}")
+        print(f"{label:<12}{value}")
 
     print(f"{v.uri}  ({v.kind}, {v.state})")
     description = registry.description(v)
@@ -200,7 +202,8 @@ def cmd_diff(args) -> int:
 
 # --------------------------------------------------------------------------- store
 def cmd_verify(args) -> int:
-    rows = _registry(args).verify(quick=args.quick)
+    registry = _registry(args)
+    rows = registry.verify(quick=args.quick)
     bad = [r for r in rows if r["status"] != "ok"]
     mode = ("quick: sizes only, bytes changed in place are not detected" if args.quick
             else "full: every blob re-hashed")
@@ -216,6 +219,8 @@ def cmd_verify(args) -> int:
         held = f"; held by {', '.join(r['databases'])}" if r["databases"] else ""
         print(f"{r['status'].upper():9} {r['digest']}{what}  ({human(r['size'])}) in "
               f"{r['store']}{held}")
+        if r["what"] == "blob":
+            print(f"          {registry.repair_hint(r['store'], r['digest'], r['status'])}")
     blobs = sum(r["what"] == "blob" for r in rows)
     checkouts = sum(r["what"] == "checkout" for r in rows)
     print(f"{blobs} blob{'s' if blobs != 1 else ''}"
@@ -231,8 +236,9 @@ def cmd_du(args) -> int:
     if args.json:
         _dump(data)
         return 0
-    print(table(["store", "on disk", "blobs", "live", "collectable"],
+    print(table(["store", "on disk", "blobs", "live", "held by other databases", "collectable"],
                 [[url, human(d["bytes_on_disk"]), d["blobs_on_disk"], human(d["live_bytes"]),
+                  human(d["other_bytes"]) if d["databases"][1:] else None,
                   human(d["collectable_bytes"])] for url, d in data.items()]))
     return 0
 

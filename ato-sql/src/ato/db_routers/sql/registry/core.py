@@ -14,6 +14,7 @@ import collections
 import functools
 import getpass
 import json
+import math
 import os
 import re
 import socket
@@ -27,7 +28,15 @@ from datetime import datetime, timezone
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from ato.artifacts import ArtifactStoreError, FileEntry, StatCache, open_store, snapshot
+from ato.artifacts import (
+    ArtifactStoreError,
+    FileEntry,
+    SpecialFileError,
+    StatCache,
+    open_store,
+    snapshot,
+    special_kind,
+)
 from ato.tracking.registry import RegistryError as ProtocolRegistryError
 from ato.tracking.registry import RegistryVersion
 
@@ -38,32 +47,13 @@ from .queries import RegistryReader, as_time
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
+NAME_RULE = ("a letter or digit then letters, digits, '_', '.' or '-' (at most 128 "
+             "characters; no '/', '@', spaces)")
 _URI = re.compile(r"ato://(?P<project>[^/@?]+)/(?P<name>[^@?]+?)(?:@(?P<ref>[^@/?]+))?"
                   r"(?:\?kind=(?P<kind>[^&]*))?\Z")
 _URI_FORM = "ato://project/name@ref, optionally ?kind=model or ?kind=dataset"
 
-
-
-def _check_kind_of_path(kind: str, name: str, source: str) -> None:
-    """Refuse, before anything opens it, a path that is neither a regular file nor a
-    directory: opening a FIFO blocks until a writer comes (for ever), a device or a
-    socket is no content to version (``/dev/null`` would be a 0-byte version)."""
-    import stat as stat_module
-
-    try:
-        mode = os.stat(source).st_mode
-    except FileNotFoundError:
-        return  # the snapshot names a missing path itself
-    except OSError as e:  # a symbolic-link loop, a name too long
-        raise RegistryError(f"{kind} {name!r}: cannot read {source}: {e.strerror or e}") from e
-    if stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode):
-        return
-    what = ("a FIFO (named pipe)" if stat_module.S_ISFIFO(mode)
-            else "a socket" if stat_module.S_ISSOCK(mode)
-            else "a character device" if stat_module.S_ISCHR(mode)
-            else "a block device" if stat_module.S_ISBLK(mode) else "not a regular file")
-    raise RegistryError(f"{kind} {name!r}: {source} is {what}; only a regular file or a "
-                        f"directory can be registered")
 
 class RegistryError(ProtocolRegistryError):
     """A model, dataset, version or alias that does not exist or cannot be used as asked
@@ -73,6 +63,11 @@ class RegistryError(ProtocolRegistryError):
 class AmbiguousNameError(RegistryError, _AmbiguousName):
     """A name held by several assets (``choices``: ``(kind, project)``), a
     :class:`RegistryError` that says how to name one."""
+
+
+class RegistryWarning(UserWarning):
+    """Something asked of a registration that was not applied (e.g. a new ``score`` for
+    content an existing version already holds)."""
 
 
 class _BlobVanished(Exception):
@@ -262,6 +257,38 @@ def check_alias(alias: str) -> str:
     if alias == "latest":
         raise RegistryError("alias 'latest' moves by itself to the newest version")
     return alias
+
+
+def check_name(kind: str, name) -> str:
+    """``name`` if it follows :data:`NAME_RULE`, else :class:`RegistryError` naming the rule.
+    Applied to new registrations only: records made before the rule stay readable."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RegistryError(f"{kind} name {name!r}: use {NAME_RULE}")
+    return name
+
+
+def _check_aliases(kind: str, name: str, aliases) -> list[str]:
+    """The aliases a registration asks for, by the rule of ``ato models alias``."""
+    try:
+        return [check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases)]
+    except RegistryError as e:
+        raise RegistryError(f"{kind} {name!r}: {e}") from None
+
+
+def check_score(kind: str, name: str, score) -> float | None:
+    """``score`` as a float: ``None`` or a finite real number, else :class:`RegistryError`."""
+    if score is None:
+        return None
+    if isinstance(score, (str, bytes, bool)):
+        raise RegistryError(f"{kind} {name!r}: score={score!r} must be a finite number")
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        raise RegistryError(f"{kind} {name!r}: score={score!r} must be a finite number") from None
+    if not math.isfinite(value):
+        raise RegistryError(f"{kind} {name!r}: score={score!r} must be a finite number "
+                            f"(versions are ranked by it)")
+    return value
 
 
 def default_store_url(db_url: str) -> str | None:
@@ -530,6 +557,8 @@ class Registry:
         last two, or every use makes the same version)."""
         import hashlib
 
+        check_name("dataset", name)
+        aliases = _check_aliases("dataset", name, aliases)
         if not isinstance(uri, str) or "://" not in uri:
             raise RegistryError(f"dataset {name!r}: reference {uri!r} is not a URI (scheme://…)")
         digest = hashlib.sha256(f"{uri}\0{etag or ''}\0{size if size is not None else ''}"
@@ -583,16 +612,18 @@ class Registry:
         by the call with ``wait=True``, else by :meth:`PendingVersion.result`."""
         if kind not in KINDS:
             raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
-        if not isinstance(name, str) or not name or "@" in name or name.startswith("/"):
-            raise RegistryError(f"{kind} name {name!r}: a non-empty name without '@'")
-        aliases = [check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases)]
+        check_name(kind, name)
+        aliases = _check_aliases(kind, name, aliases)
+        score = check_score(kind, name, score)
         if keep is not None and (not isinstance(keep, int) or keep < 1):
             raise RegistryError(f"{kind} {name!r}: keep={keep!r} must be a positive integer")
         if mode not in ("max", "min"):
             raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
-        store = self.store() if copy else None
         source = os.path.abspath(os.fspath(path))
-        _check_kind_of_path(kind, name, source)
+        if special_kind(source) is not None:  # before opening it: a FIFO blocks forever
+            raise RegistryError(f"{kind} {name!r}: {source} is {special_kind(source)}; only "
+                                f"regular files and directories can be registered")
+        store = self.store() if copy else None
 
         def record(digest, size, files, file_count, is_dir, hashed):
             return self._record(
@@ -602,8 +633,12 @@ class Registry:
                 score=score, meta=meta, aliases=aliases, description=description, keep=keep,
                 mode=mode, hashed=hashed)
 
-        planned = self._stored_file_job(store, source, record) if store is not None else None
-        job, staged = planned or (self._snapshot_job(store, source, path, record), None)
+        try:
+            planned = (self._stored_file_job(store, source, record) if store is not None
+                       else None)
+            job, staged = planned or (self._snapshot_job(store, source, path, record), None)
+        except SpecialFileError as e:  # inside a directory
+            raise RegistryError(f"{kind} {name!r}: {e}") from None
         pending = PendingVersion(kind, name, path)
         if not wait:
             _unfinished.add(pending)  # before the worker can see it; it discards successes
@@ -764,8 +799,8 @@ class Registry:
         def work(conn):
             now = self._now()
             asset_id = self._asset(conn, project, kind, name, description, now)
-            row = conn.execute(text("SELECT id, version, state, store_url FROM registry_versions "
-                                    "WHERE asset_id = :a AND digest = :d"),
+            row = conn.execute(text("SELECT id, version, state, store_url, score, step, meta "
+                                    "FROM registry_versions WHERE asset_id = :a AND digest = :d"),
                                {"a": asset_id, "d": digest}).fetchone()
             created = row is None
             if created:
@@ -789,7 +824,9 @@ class Registry:
                                   for f in entries()])
             revived = False
             if not created:
-                version_id, number, state, had_store = row
+                version_id, number, state, had_store, old_score, old_step, old_meta = row
+                _warn_unapplied(kind, name, number, score, old_score, step, old_step,
+                                meta_json, old_meta)
                 revived = state != "live" or (had_store is None and store_url is not None)
                 if revived:
                     if store_url is None and reference is None:
@@ -1229,15 +1266,9 @@ class Registry:
 
     # ------------------------------------------------------------------ store maintenance
     def _store_urls(self) -> list[str]:
-        """The stores this database uses: those its blobs are in and the configured one.
-        Raises :class:`RegistryError` (the one :meth:`store` gives) when there is none at
-        all, so that verify, du and gc never report a clean, empty store that is not
-        there."""
         urls = {r[0] for r in self._read("SELECT DISTINCT store_url FROM registry_blobs")}
         if self.store_url:
             urls.add(open_store(self.store_url).url)
-        if not urls:
-            self.store()  # raises, naming the database and how to set a store
         return sorted(urls)
 
     def verify(self, quick: bool = False) -> list[dict]:
@@ -1261,6 +1292,7 @@ class Registry:
         another database sharing the store could not be read (``status`` ``unreadable``,
         ``database`` its URL without password, ``reason``), so its blobs went unchecked.
         """
+        self._require_store()
         from concurrent.futures import ThreadPoolExecutor
 
         from ato.db_routers.sql.engine import display_url
@@ -1332,9 +1364,46 @@ class Registry:
                                    str(getattr(e, "orig", None) or e).splitlines()[0]))
         return found, unreadable
 
+    def repair_hint(self, store_url: str, digest: str, status: str) -> str:
+        """How to repair blob ``digest`` of ``store_url`` that :meth:`verify` found
+        ``missing`` or ``modified``: which command removes the damaged copy, and which
+        registration (the versions holding it, with the files they were registered from,
+        relative path inside a directory) stores it again."""
+        rows = self._read(
+            "SELECT p.name, a.name, a.kind, v.version, v.source, v.is_dir, f.path FROM "
+            "registry_files f JOIN registry_versions v ON v.id = f.version_id JOIN "
+            "registry_assets a ON a.id = v.asset_id JOIN projects p ON p.id = a.project_id "
+            "WHERE f.digest = :d AND v.store_url = :s ORDER BY v.id", d=digest, s=store_url)
+        steps = []
+        if status == "modified":
+            where = getattr(self.store(store_url), "path", None)
+            target = where(digest) if where else f"blob {digest} of {store_url}"
+            steps.append(f"rm -f {target}")
+        if rows:
+            p, name, kind, number, source, is_dir, rel = rows[0]
+            call = "log_model" if kind == "model" else "use_dataset(…, copy=True)"
+            origin = f"{source}/{rel}" if is_dir else source
+            steps.append(f"register the original again ({call} of {source}: it holds "
+                         f"{origin}) to store it anew; used by "
+                         + ", ".join(f"ato://{r[0]}/{r[1]}@v{r[3]}" for r in rows[:3])
+                         + (f" and {len(rows) - 3} more" if len(rows) > 3 else ""))
+        else:
+            steps.append("no version of this database holds it; 'ato store gc' forgets it")
+        return "fix: " + "; then ".join(steps)
+
+    def _require_store(self) -> None:
+        """:class:`RegistryError` ("no artifact store for …") when this database has no
+        store configured and has recorded none: verify, du and gc have nothing to look at,
+        which must not read as "0 problems"."""
+        if self.store_url is None and not self._store_urls():
+            self.store()
+
     def du(self) -> dict:
         """Bytes per store: ``recorded`` (blobs the database knows), ``on_disk`` (blobs
-        present), ``live`` (held by live versions), ``collectable`` (what gc would free)."""
+        present), ``live`` (held by live versions of this database), ``other`` (present
+        blobs held by other databases sharing the store and not by this one),
+        ``collectable`` (what gc would free)."""
+        self._require_store()
         out = {}
         plan = self.gc(dry_run=True)
         for url in self._store_urls():
@@ -1347,7 +1416,13 @@ class Registry:
                 "registry_versions v ON v.id = f.version_id WHERE f.digest = b.digest AND "
                 "v.store_url = b.store_url AND v.state = 'live')", s=url)[0]
             free = [b for b in plan if b["store"] == url]
-            out[url] = {"databases": known_databases(self.store(url)),
+            mine = {r[0] for r in self._read(
+                "SELECT DISTINCT f.digest FROM registry_files f JOIN registry_versions v ON "
+                "v.id = f.version_id WHERE v.store_url = :s AND v.state = 'live'", s=url)}
+            theirs = self._others(self.store(url), url).recorded - mine
+            other = [b for b in present if b.digest in theirs]
+            out[url] = {"other_blobs": len(other), "other_bytes": sum(b.size for b in other),
+                        "databases": known_databases(self.store(url)),
                         "recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
                         "blobs_on_disk": len(present), "bytes_on_disk": sum(b.size for b in present),
                         "live_blobs": live[0], "live_bytes": int(live[1]),
@@ -1370,6 +1445,7 @@ class Registry:
         for a negative ``grace``."""
         if grace < 0:
             raise RegistryError(f"grace={grace!r}: a number of seconds >= 0")
+        self._require_store()
         out = []
         for url in self._store_urls():
             store = self.store(url)
@@ -1476,6 +1552,27 @@ class Registry:
             return True
 
         return self._write(work)
+
+
+def _warn_unapplied(kind, name, number, score, old_score, step, old_step, meta_json,
+                    old_meta) -> None:
+    """Warn (:class:`RegistryWarning`) when registering content ``v{number}`` already holds
+    asked for a score, step or meta it does not record: a version's record is not edited."""
+    ignored = []
+    if score is not None and (old_score is None or float(old_score) != score):
+        ignored.append(f"score={score!r} (v{number} has {old_score!r})")
+    if step is not None and step != old_step:
+        ignored.append(f"step={step!r} (v{number} has {old_step!r})")
+    if isinstance(old_meta, str):  # SQLite returns the JSON text, PostgreSQL the value
+        old_meta = json.loads(old_meta)
+    if meta_json is not None and json.loads(meta_json) != old_meta:
+        ignored.append("meta")
+    if ignored:
+        import warnings
+
+        warnings.warn(f"{kind} {name!r}: this content is already v{number}; not applied: "
+                      f"{', '.join(ignored)} (a version's record is never edited; change the "
+                      f"content to make a new version)", RegistryWarning, stacklevel=2)
 
 
 def _accepts_quick(store) -> bool:

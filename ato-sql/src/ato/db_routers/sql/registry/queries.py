@@ -139,7 +139,16 @@ class RegistryReader:
             params["k"] = kind
         rows = self._read(sql, **params)
         if not rows:
-            raise self._not_found(f"no {what} named {name!r}{where}{self._label}")
+            hint = ""
+            if kind is not None:
+                other = "dataset" if kind == "model" else "model"
+                sql = sql.replace(" AND a.kind = :k", "")
+                params.pop("k")
+                if self._read(sql, **params):
+                    command = "ato data" if other == "dataset" else "ato models"
+                    hint = (f"; a {other} named {name!r} exists{where}: {command} show "
+                            f"{name}")
+            raise self._not_found(f"no {what} named {name!r}{where}{self._label}{hint}")
         if len(rows) > 1:
             raise self._ambiguous(name, [(r[2], r[1]) for r in rows])
         return rows[0]

@@ -1,0 +1,243 @@
+"""What the registry refuses or says about its inputs: paths that are not regular files
+or directories, names, aliases, scores, re-registered content, a server database without
+a store, and the CLI output of ``show``, ``du`` and ``verify`` (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import warnings
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from ato.db_routers.sql.manager import SQLLogger
+from ato.db_routers.sql.registry import Registry, RegistryError
+from ato.db_routers.sql.registry.core import RegistryWarning
+from tests.sql.conftest import make_config
+from tests.sql.registry_support import edit_in_place, registry_env, settle, write  # noqa: F401 (fixture)
+
+
+def ato(*args, db=None, env=None):
+    cmd = [sys.executable, "-m", "ato.cli", *args]
+    if db is not None:
+        cmd += ["--db", db]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **(env or {})))
+
+
+@pytest.fixture
+def logger(config):
+    lg = SQLLogger(config, handle_signals=False)
+    yield lg
+    lg.finish()
+
+
+def _bounded(call):
+    """Run ``call`` in a thread; fail (instead of hanging the suite) past 20 s."""
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = call()
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            out["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "the registration blocked"
+    return out
+
+
+class TestSpecialPaths:
+    def test_fifo_socket_device_and_link_loop_are_refused_before_opening(self, logger,
+                                                                          tmp_path):
+        logger.run()
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        sock_path = tmp_path / "s.sock"
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(sock_path))
+        loop = tmp_path / "loop"
+        os.symlink(loop, loop)
+        try:
+            for path, kind in ((fifo, "a FIFO"), (sock_path, "a socket"),
+                               ("/dev/null", "a character device"),
+                               (loop, "a symbolic link loop")):
+                for wait in (True, False):
+                    out = _bounded(lambda p=path, w=wait: logger.log_model("m", p, wait=w))
+                    err = out.get("error")
+                    assert isinstance(err, RegistryError), (path, out)
+                    assert str(path) in str(err) and kind in str(err)
+        finally:
+            sock.close()
+        assert "m" not in [a["name"] for a in Registry(logger.url).assets()]  # no 0-byte one
+
+    def test_inside_a_directory_too(self, logger, tmp_path):
+        logger.run()
+        write(tmp_path / "d" / "ok.bin", b"x")
+        os.mkfifo(tmp_path / "d" / "sub-pipe")
+        out = _bounded(lambda: logger.use_dataset("d", tmp_path / "d", copy=True))
+        assert isinstance(out.get("error"), RegistryError)
+        assert "sub-pipe: a FIFO" in str(out["error"])
+        os.remove(tmp_path / "d" / "sub-pipe")
+        os.symlink(tmp_path / "d" / "gone", tmp_path / "d" / "dangling")
+        with pytest.raises(RegistryError, match="dangling: a dangling symbolic link"):
+            logger.use_dataset("d", tmp_path / "d")
+
+
+class TestNamesAliasesScores:
+    @pytest.mark.parametrize("name", ["bad name/x", "a/b", "x@y", "", " lead", "-dash",
+                                      "tab\tx", "é", "x" * 129])
+    def test_bad_names_are_refused_naming_the_rule(self, logger, tmp_path, name):
+        logger.run()
+        f = write(tmp_path / "m.pt", b"m")
+        with pytest.raises(RegistryError, match=r"use a letter or digit then letters"):
+            logger.log_model(name, f)
+        with pytest.raises(RegistryError, match=r"dataset name .*use a letter or digit"):
+            logger.use_dataset(name, f)
+
+    def test_good_names_and_old_bad_records_stay_readable(self, logger, tmp_path):
+        logger.run()
+        f = write(tmp_path / "m.pt", b"m")
+        for name in ("resnet-50", "v2.1_final", "7b", "X" * 128):
+            assert logger.log_model(name, f).version == 1
+        engine = create_engine(logger.url)
+        with engine.begin() as conn:  # a record made before the rule existed
+            conn.execute(text("UPDATE registry_assets SET name = 'old name/x' "
+                              "WHERE name = '7b'"))
+        engine.dispose()
+        reg = Registry(logger.url)
+        assert reg.get("old name/x", kind="model").version == 1
+        assert os.path.isfile(reg.resolve("ato://proj/old name/x@v1?kind=model"))
+
+    def test_latest_alias_is_refused_at_registration_like_the_cli(self, logger, tmp_path):
+        logger.run()
+        f = write(tmp_path / "m.pt", b"m")
+        with pytest.raises(RegistryError, match="alias 'latest' moves by itself"):
+            logger.log_model("m", f, aliases=["latest"])
+        with pytest.raises(RegistryError, match="alias 'latest' moves by itself"):
+            logger.use_dataset("d", f, aliases="latest")
+        with pytest.raises(RegistryError, match="alias 'latest' moves by itself"):
+            logger.use_reference("r", "s3://b/k", etag="e", aliases=["latest"])
+        with pytest.raises(RegistryError, match="alias 'has space'"):
+            logger.use_reference("r", "s3://b/k", etag="e", aliases=["has space"])
+
+    @pytest.mark.parametrize("score", ["high", b"1", True, math.nan, math.inf, -math.inf,
+                                       [1.0], object()])
+    def test_bad_scores_are_registry_errors(self, logger, tmp_path, score):
+        logger.run()
+        f = write(tmp_path / "m.pt", b"m")
+        with pytest.raises(RegistryError, match=r"must be a finite number"):
+            logger.log_model("m", f, score=score)
+
+    def test_numpy_and_int_scores_are_stored_as_floats(self, logger, tmp_path):
+        np = pytest.importorskip("numpy")
+        logger.run()
+        assert logger.log_model("m", write(tmp_path / "a.pt", b"a"), score=3).score == 3.0
+        assert logger.log_model("m", write(tmp_path / "b.pt", b"b"),
+                                score=np.float32(0.5)).score == 0.5
+
+    def test_existing_content_warns_about_what_was_not_applied(self, logger, tmp_path):
+        logger.run()
+        f = write(tmp_path / "m.pt", b"m")
+        logger.log_model("m", f, score=0.9, step=1, meta={"a": 1})
+        with pytest.warns(RegistryWarning, match=r"already v1; not applied: score=0\.5 "
+                                                 r"\(v1 has 0\.9\), step=2 \(v1 has 1\), meta"):
+            again = logger.log_model("m", f, score=0.5, step=2, meta={"a": 2})
+        assert (again.created, again.score, again.step, again.meta) == (False, 0.9, 1, {"a": 1})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same values, or none: nothing to say
+            logger.log_model("m", f, score=0.9, step=1, meta={"a": 1})
+            logger.log_model("m", f)
+
+
+class TestCli:
+    @pytest.fixture
+    def populated(self, db_url, tmp_path):
+        config = make_config(db_url)
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.use_dataset("cifar10", write(tmp_path / "data.bin", b"d" * 10))
+            lg.log_model("net", write(tmp_path / "1.pt", b"1"), score=0.25)
+            lg.log_model("net", write(tmp_path / "2.pt", b"2"))
+            lg.log_model("plain", write(tmp_path / "3.pt", b"3"))
+        Registry(db_url).set_alias("net", "best", 1)
+        engine = create_engine(db_url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE registry_assets SET description = 'hi'"))
+        engine.dispose()
+        return db_url
+
+    def test_show_has_a_gap_after_description_and_a_score_column(self, populated):
+        r = ato("models", "show", "net", "2", db=populated)
+        assert r.returncode == 0, r.stderr
+        assert "description hi" in r.stdout and "descriptionhi" not in r.stdout
+        r = ato("models", "show", "net", db=populated)
+        header = r.stdout.splitlines()[2].split()
+        assert header[:7] == ["version", "digest", "size", "files", "run", "step", "score"]
+        rows = {line.split()[0]: line for line in r.stdout.splitlines()[4:]}
+        assert " 0.25 " in rows["v1"]
+        r = ato("models", "show", "plain", db=populated)
+        assert "score" not in r.stdout.splitlines()[2]
+
+    def test_wrong_kind_names_the_other_one(self, populated):
+        r = ato("models", "show", "cifar10", db=populated)
+        assert r.returncode == 2
+        assert "a dataset named 'cifar10' exists: ato data show cifar10" in r.stderr
+        r = ato("data", "show", "net", db=populated)
+        assert "a model named 'net' exists: ato models show net" in r.stderr
+        with pytest.raises(RegistryError, match="a model named 'net' exists"):
+            Registry(populated).runs_using("net")
+        r = ato("models", "show", "nothing", db=populated)
+        assert "exists" not in r.stderr and "no model named 'nothing'" in r.stderr
+
+
+def test_server_database_without_store_says_so(db_url, tmp_path, monkeypatch):
+    """verify, du and gc on a database with no store must not answer '0 problems'."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("a SQLite database always has the store beside its file")
+    monkeypatch.delenv("ATO_STORE")
+    SQLLogger(make_config(db_url), handle_signals=False).finish()
+    for action in ("verify", "du", "gc"):
+        r = ato("store", action, db=db_url)
+        assert r.returncode == 2, (action, r.stdout, r.stderr)
+        assert "no artifact store for" in r.stderr and "$ATO_STORE" in r.stderr
+
+
+def test_du_shows_bytes_held_by_other_databases(tmp_path):
+    store = tmp_path / "store"
+    env = {"ATO_STORE": str(store)}
+    urls = [f"sqlite:///{tmp_path / n}.db" for n in ("a", "b")]
+    for url, data in zip(urls, (b"a" * 1000, b"b" * 3000)):
+        with SQLLogger(make_config(url), handle_signals=False) as lg:
+            lg.log_model("m", write(tmp_path / f"{data[:1].decode()}.pt", data))
+    r = ato("store", "du", db=urls[0], env=env)
+    assert r.returncode == 0, r.stderr
+    header, _, row = r.stdout.splitlines()[:3]
+    assert "held by other databases" in header
+    assert "1000 B" in row and "2.9 KiB" in row
+
+
+def test_verify_prints_the_fix_and_the_fix_repairs(tmp_path):
+    store = tmp_path / "store"
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    env = {"ATO_STORE": str(store)}
+    src = write(tmp_path / "m.pt", b"original" * 100)
+    settle()
+    with SQLLogger(make_config(url), handle_signals=False) as lg:
+        v = lg.log_model("m", src)
+    blob = store / v.digest[:2] / v.digest[2:]
+    edit_in_place(blob, b"EDITED")
+    r = ato("store", "verify", db=url, env=env)
+    assert r.returncode == 1
+    assert f"fix: rm -f {blob}; then register the original again" in r.stdout
+    assert f"{src}" in r.stdout and "ato://proj/m@v1" in r.stdout
+    os.remove(blob)  # the fix, step by step
+    with SQLLogger(make_config(url), handle_signals=False) as lg:
+        assert lg.log_model("m", src).created is False
+    assert ato("store", "verify", db=url, env=env).returncode == 0
