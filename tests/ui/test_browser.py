@@ -82,7 +82,7 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     page.mouse.move(ob["x"] + ob["width"] * 0.62, ob["y"] + 40, steps=5)
     page.mouse.up()
     page.wait_for_function("() => { const b = document.querySelector(\"[data-testid='points-badge']\");"
-                           " return b && b.dataset.total !== '20000'; }")
+                           " return b && b.dataset.total !== undefined && b.dataset.total !== '20000'; }")
     assert badge.get_attribute("data-total") == badge.get_attribute("data-returned")
     assert " in steps " in badge.inner_text()
     page.shot("chart-zoomed")
@@ -98,8 +98,10 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     page.mouse.down()
     page.mouse.move(ob["x"] + ob["width"] * 0.5, ob["y"] + 40, steps=5)
     page.mouse.up()
-    page.wait_for_function("(w) => document.querySelector(\"[data-testid='points-badge']\")"
-                           ".dataset.total !== w", arg=whole)
+    # (a card drawn anew has no count until its answer arrives: wait for one)
+    page.wait_for_function("(w) => { const b = document.querySelector(\"[data-testid='points-badge']\");"
+                           " return b && b.dataset.total !== undefined && b.dataset.total !== w; }",
+                           arg=whole)
     assert int(badge.get_attribute("data-total")) < int(whole)
     assert " in steps " in badge.inner_text()
     card.locator("[data-testid='reset-zoom']").click()
