@@ -3,6 +3,8 @@ opening by URL and the facade's capability handling."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from ato.tracking import (
     Run,
     TrackerProtocolError,
     WhereError,
+    bucket_width,
     matches,
     open_finder,
     open_logger,
@@ -33,26 +36,44 @@ def points(values, steps=None):
 class TestReduce:
     def test_short_series_is_returned_whole(self):
         series = points([3, 1, 2])
-        assert reduce_points(series, 5) == series and reduce_points(series, None) == series
+        assert reduce_points(series, 7) == series and reduce_points(series, None) == series
 
     def test_buckets_keep_min_max_and_last(self):
-        # 11 points, max_points 8 -> 2 buckets over steps 0..10 (span 11): interior steps
-        # 1..5 go to bucket 0, 6..9 to bucket 1.
+        # 11 points over steps 0..10, max_points 8 -> at most B = 2 buckets: the width is
+        # 8, the smallest power of two with 10 // w - 0 // w + 1 <= 2, so steps 0..7 are
+        # bucket 0 and 8..10 bucket 1.
         series = points([0, 5, -3, 2, 2, 1, 7, 7, -1, 4, 6])
         kept = reduce_points(series, 8)
-        assert [p.step for p in kept] == [0, 1, 2, 5, 6, 8, 9, 10]
-        # bucket 0: max 5@1, min -3@2, last 1@5; bucket 1: max 7@6 (earliest of the tie),
-        # min -1@8, last 4@9; plus first and last.
+        assert [p.step for p in kept] == [0, 2, 6, 7, 8, 10]
+        # bucket 0: min -3@2, max 7@6 (earliest of the tie), last 7@7; bucket 1: min -1@8,
+        # max and last 6@10; plus the first point.
+
+    def test_buckets_are_aligned_powers_of_two_also_across_zero(self):
+        assert bucket_width(0, 10, 2) == 8 and bucket_width(-1, 0, 2) == 1
+        assert bucket_width(-3, 12, 2) == 16  # -3 // 16 = -1, 12 // 16 = 0
+        rng = random.Random(3)
+        for _ in range(300):
+            a = rng.randint(-10**6, 10**6)
+            b = a + rng.choice([0, 1, 2, 5, 100, 10**4, 10**7])
+            n = rng.randint(2, 400)
+            w = bucket_width(a, b, n)
+            assert w & (w - 1) == 0 and b // w - a // w + 1 <= n
+            assert w == 1 or b // (w // 2) - a // (w // 2) + 1 > n  # the smallest
+        # every point lands in its aligned bucket, whatever the first step
+        series = points([1, 9, 2, 8, 3, 7, 4, 6, 5, 0], steps=range(-5, 5))
+        kept = reduce_points(series, 7)  # B = 2, width 8: steps -8..-1 and 0..7
+        assert [(p.step, p.value) for p in kept] == [
+            (-5, 1.0), (-4, 9.0), (-1, 3.0), (0, 7.0), (4, 0.0)]
 
     def test_errors_name_the_argument(self):
-        with pytest.raises(ValueError, match="at least 5"):
+        with pytest.raises(ValueError, match="at least 7"):
             reduce_points(points([1] * 10), 4)
         with pytest.raises(ValueError, match="int"):
             reduce_points(points([1] * 10), 10.5)
 
     @settings(max_examples=200, deadline=None)
     @given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=300),
-           st.integers(min_value=5, max_value=60), st.integers(min_value=1, max_value=4))
+           st.integers(min_value=7, max_value=60), st.integers(min_value=1, max_value=4))
     def test_guarantees(self, values, max_points, stride):
         series = points(values, [i // stride for i in range(len(values))])
         kept = reduce_points(series, max_points)
@@ -248,10 +269,10 @@ class TestCapabilities:
 
     def test_series_and_since_fall_back_to_the_history(self, minimal):
         finder = open_finder("minimal://x")
-        series = finder.get_metric_series(1, "m", max_points=5)
+        series = finder.get_metric_series(1, "m", max_points=7)
         assert series.total == 9 and series.reduced and len(series.points) <= 5
         assert [p.step for p in series.points] == [
-            p.step for p in reduce_points(finder.backend.history, 5)]
+            p.step for p in reduce_points(finder.backend.history, 7)]
         window = finder.get_metric_series(1, "m", min_step=2, max_step=4)
         assert [p.step for p in window.points] == [2, 3, 4] and not window.reduced
         assert [p.step for p in finder.get_metric_points_since(1, after_step=6)] == [7, 8]

@@ -1,6 +1,7 @@
-"""Schema step 6 (metric block summaries): every earlier database (the original Ato's, and
-versions 1..5) upgrades in place with its blocks built from the rows it holds, nothing
-lost; a finder on a database not yet upgraded reduces the raw rows and writes nothing."""
+"""Schema steps 6 and 7 (metric block summaries, then their last values): every earlier
+database (the original Ato's, and versions 1..6) upgrades in place with its blocks built
+from the rows it holds, nothing lost; a finder on a database not yet upgraded reduces the
+raw rows and writes nothing."""
 
 from __future__ import annotations
 
@@ -52,21 +53,21 @@ def assert_reduced_from_blocks(url, run_id, monkeypatch, key="loss"):
     from ato.db_routers.sql import blocks
 
     calls = []
-    real = blocks.reduce_with_blocks
-    monkeypatch.setattr(blocks, "reduce_with_blocks",
+    real = blocks.reduce_runs
+    monkeypatch.setattr(blocks, "reduce_runs",
                         lambda *a, **k: calls.append(a) or real(*a, **k))
     finder = SQLFinder(make_config(url))
     history = finder.get_metric_history(run_id, key)
-    for max_points in (5, 50, 400):
+    for max_points in (7, 50, 400):
         series = finder.get_metric_series(run_id, key, max_points=max_points)
         assert [(p.step, repr(p.value)) for p in series.points] == [
             (p.step, repr(p.value)) for p in reduce_points(history, max_points)]
     assert len(calls) == 3
-    monkeypatch.setattr(blocks, "reduce_with_blocks", real)
+    monkeypatch.setattr(blocks, "reduce_runs", real)
 
 
-def test_schema_version_is_six():
-    assert SCHEMA_VERSION == 6
+def test_schema_version_is_seven():
+    assert SCHEMA_VERSION == 7
 
 
 @pytest.mark.parametrize("old", [1, 2, 3, 4, 5])
@@ -85,7 +86,7 @@ def test_upgrade_in_place_builds_the_blocks(db_url, old, monkeypatch):
     logger = SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     assert BLOCK_TABLES <= tables(db_url)
     with get_engine(db_url).connect() as conn:
-        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 6
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 7
         assert conn.execute(text("SELECT rows FROM metric_block_counts WHERE run_id = :r"),
                             {"r": run_id}).scalar() == 3000
     forget_engine(db_url)
@@ -100,8 +101,8 @@ def test_upgrade_in_place_builds_the_blocks(db_url, old, monkeypatch):
     logger.finish()
 
 
-def test_original_ato_database_upgrades_to_six(oracle_db, monkeypatch):  # noqa: F811
-    """An original-Ato file (version 0) with a long series upgrades straight to 6, its
+def test_original_ato_database_upgrades_to_seven(oracle_db, monkeypatch):  # noqa: F811
+    """An original-Ato file (version 0) with a long series upgrades straight to 7, its
     rows summarised into blocks."""
     url, path = oracle_db
     conn = sqlite3.connect(path)
@@ -113,9 +114,32 @@ def test_original_ato_database_upgrades_to_six(oracle_db, monkeypatch):  # noqa:
     conn.close()
     SQLLogger(make_config(url, "legacy"), handle_signals=False)
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (6,)
+    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (7,)
     assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone() == (2506,)
     assert conn.execute("SELECT rows FROM metric_block_counts WHERE run_id = 1 AND key = "
                         "'loss'").fetchone() == (2500,)
     conn.close()
     assert_reduced_from_blocks(url, 1, monkeypatch)
+
+
+def test_six_upgrades_with_the_last_values_of_its_blocks(db_url, monkeypatch):
+    """A schema 6 database (blocks without ``last_value``, so its reductions are read from
+    the raw rows meanwhile) gets the column filled from each block's last row — NaN as
+    NULL — and its reductions read from the blocks again, equal to the reference."""
+    run_id = logged_run(db_url)
+    with get_engine(db_url).begin() as conn:
+        expected = conn.execute(text(
+            "SELECT COUNT(*), COUNT(last_value) FROM metric_blocks WHERE run_id = :r"),
+            {"r": run_id}).one()
+        assert 0 < expected[1] < expected[0]  # some blocks end on a NaN
+        conn.execute(text("ALTER TABLE metric_blocks DROP COLUMN last_value"))
+        conn.execute(text("UPDATE ato_schema SET version = 6"))
+    forget_engine(db_url)
+    SQLLogger(make_config(db_url), handle_signals=False)  # the migration
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 7
+        assert tuple(conn.execute(text(
+            "SELECT COUNT(*), COUNT(last_value) FROM metric_blocks WHERE run_id = :r"),
+            {"r": run_id}).one()) == tuple(expected)
+    forget_engine(db_url)
+    assert_reduced_from_blocks(db_url, run_id, monkeypatch)

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from ato.db_routers.sql.engine import SCHEMA_VERSION
 from ato.db_routers.sql.manager import SQLFinder, SQLLogger
 from tests.sql.conftest import make_config
 
@@ -84,7 +85,7 @@ def test_first_write_upgrades_in_place(oracle_db):
     logger.log_metric("acc", 9, 0)
     logger.finish()
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (6,)
+    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (SCHEMA_VERSION,)
     assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone() == (7,)
     assert conn.execute("SELECT count, last_value FROM metric_summaries WHERE run_id = 1"
                         ).fetchone() == (3, 3.0)

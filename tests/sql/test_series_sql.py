@@ -47,7 +47,7 @@ def test_reduction_matches_the_reference_with_nan_and_repeated_steps(db_url):
     finder = SQLFinder(make_config(db_url))
     history = finder.get_metric_history(run_id, "m")
     assert len(history) == 3000 and sum(math.isnan(p.value) for p in history) > 100
-    for max_points in (5, 11, 64, 500):
+    for max_points in (7, 11, 64, 500):
         series = finder.get_metric_series(run_id, "m", max_points=max_points)
         expected = reduce_points(history, max_points)
         assert [(p.step, repr(p.value)) for p in series.points] == [
@@ -93,7 +93,7 @@ def test_reduction_with_infinities_and_tied_extremes_in_windows(db_url):
     assert len({p.timestamp for p in history}) == len(history)
     assert sum(p.value == inf for p in history) > 50 and sum(p.value == -inf for p in history) > 50
     steps = sorted({p.step for p in history})
-    for lo, hi, max_points in [(None, None, 5), (None, None, 100), (None, None, 600),
+    for lo, hi, max_points in [(None, None, 7), (None, None, 100), (None, None, 600),
                                (7, 1200, 29), (steps[3], steps[3] + 40, 8),
                                (500, None, 71)]:
         window = [p for p in history if (lo is None or p.step >= lo)
@@ -117,13 +117,13 @@ def block_reads(monkeypatch):
     from ato.db_routers.sql import blocks
 
     calls = []
-    real = blocks.chosen_ids
+    real = blocks.reduce_runs
 
     def counted(*args, **kwargs):
         calls.append(sorted(args[3]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(blocks, "chosen_ids", counted)
+    monkeypatch.setattr(blocks, "reduce_runs", counted)
     return calls
 
 
@@ -205,11 +205,11 @@ def test_block_reduction_equals_the_reference_on_random_series(db_url, block_rea
         assert _blocks_cover(db_url, run_id)
         finder = SQLFinder(make_config(db_url))
         steps = sorted(s for _, s in data)
-        windows = [(None, None, mp) for mp in (5, 8, 35, 200, 970)]
+        windows = [(None, None, mp) for mp in (7, 8, 35, 200, 970)]
         for _ in range(6):
             a, b = sorted(rng.sample(steps, 2))
             windows.append((rng.choice([a, a - 1, None]), rng.choice([b, b + 2, None]),
-                            rng.choice([5, 11, 64, 300])))
+                            rng.choice([7, 11, 64, 300])))
         before = len(block_reads)
         reduced = _check_windows(finder, run_id, windows)
         # every reduction read the blocks, once as a series and once as columns
@@ -226,7 +226,7 @@ def test_block_reduction_on_dense_long_series_with_spikes(db_url):
     run_id = _logged(db_url, [data[i:i + 500] for i in range(0, len(data), 500)])
     finder = SQLFinder(make_config(db_url))
     _check_windows(finder, run_id, [(None, None, 970), (None, None, 100), (1000, 9000, 301),
-                                    (1233, 1235, 5), (-10, 5, 5)])
+                                    (1233, 1235, 7), (-10, 5, 7)])
     kept = {p.step for p in finder.get_metric_series(run_id, "m", max_points=50).points}
     assert {1234, 7777, 15_001} <= kept
 
@@ -247,7 +247,7 @@ def test_two_writers_of_one_run_keep_the_blocks_exact(db_url):
     first.finish()
     assert _blocks_cover(db_url, run_id)
     _check_windows(SQLFinder(make_config(db_url)), run_id,
-                   [(None, None, 5), (None, None, 99), (None, None, 500), (150, 1700, 40)])
+                   [(None, None, 7), (None, None, 99), (None, None, 500), (150, 1700, 40)])
 
 
 def test_foreign_rows_updates_and_deletes_fall_back_to_raw_rows(db_url, block_reads):
@@ -328,29 +328,6 @@ def test_series_still_growing_while_read(db_url):
         logger.finish()
 
 
-def test_block_cover_partitions_any_step_range():
-    """The plan of a bucket covers each of its steps exactly once, with at most two block
-    ranges per size and two raw ranges, also for negative and huge spans."""
-    from ato.db_routers.sql.blocks import SIZES, cover
-
-    rng = random.Random(1)
-    for _ in range(3000):
-        a = rng.randint(-5000, 5000)
-        b = a + rng.choice([0, 1, 3, 5, 31, 100, 1500, 5000, 10**7]) - 1
-        block_ranges, raw_ranges = [], []
-        cover(a, b, block_ranges, raw_ranges)
-        assert len(block_ranges) <= 2 * len(SIZES) and len(raw_ranges) <= 2
-        pieces = sorted([(blk * size, blk * size + size - 1) for size, lo, hi in block_ranges
-                         for blk in (range(lo, hi + 1) if size < SIZES[-1] else ())]
-                        + [(size * lo, size * hi + size - 1) for size, lo, hi in block_ranges
-                           if size == SIZES[-1]] + list(raw_ranges))
-        expected = a
-        for lo, hi in pieces:  # contiguous, no overlap, nothing missing
-            assert lo == expected and hi >= lo
-            expected = hi + 1
-        assert expected == b + 1
-
-
 def test_columns_of_many_runs_equal_each_runs_series(db_url, block_reads):
     """The chart's read of many runs at once: runs with different first and last steps
     (several plans), a run without block summaries (rows written by another program), a
@@ -389,7 +366,7 @@ def test_columns_of_many_runs_equal_each_runs_series(db_url, block_reads):
     assert len(together) == 2
     assert all(call == sorted(runs) for call in together)
     with pytest.raises(ValueError):
-        finder.get_metric_series_columns(runs, "m", max_points=4)
+        finder.get_metric_series_columns(runs, "m", max_points=6)
     assert finder.get_metric_series_columns([], "m", max_points=64) == []
 
 
@@ -405,45 +382,28 @@ def test_columns_keep_infinities_and_nan_as_floats(db_url):
     assert {repr(v) for v in columns.values} >= {"inf", "-inf"}
 
 
-def test_postgresql_reads_candidates_by_range_not_by_whole_run(db_url):
-    """The candidates statement must read each (run, range) through its own index range
-    scan: a merge or hash join over the run's rows cost seconds per 100k-step run.  The
-    plan's shape is checked (EXPLAIN), not its time, with nested loops priced out
-    (``enable_nestloop = off``) as the planner did for big runs: the statement must leave
-    it no other plan."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL plan")
-    from sqlalchemy import text
+def test_a_whole_series_chart_reads_no_raw_range(db_url):
+    """The dashboard's read of whole series comes from block rows: the statements sent
+    touch ``metrics`` only for each run's first and last point and the kept points'
+    timestamps — no bucket's range of raw rows (SQLite's trace of every statement)."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's statement trace")
+    from sqlalchemy import event
 
-    from ato.db_routers.sql import blocks
-    from ato.db_routers.sql.engine import get_engine
+    from ato.db_routers.sql.engine import forget_engine, get_engine
 
-    run_ids = [_logged(db_url, [[(math.sin(s / 50), s) for s in range(i, 6000, 2)]])
-               for i in range(2)]
-    with get_engine(db_url).connect() as conn:
-        conn.execute(text("ANALYZE metrics"))
-        conn.execute(text("ANALYZE metric_blocks"))
-        ends = {r: conn.execute(text(
-            "SELECT min(id), min(step), max(id), max(step) FROM metrics "
-            "WHERE run_id = :r AND key = 'm'"), {"r": r}).one() for r in run_ids}
-        f0, f1 = ends[run_ids[0]][1], ends[run_ids[0]][3]
-        plan_blocks, raws = blocks.plan(f0, f1, 500)
-        sql, params = blocks._candidates_sql(
-            "postgresql", plan_blocks, raws, [(r, e[0], e[2]) for r, e in ends.items()])
-        params.update(k="m", f0=f0, nb=500, span=f1 - f0 + 1)
-        cur = conn.connection.cursor()
-        cur.execute("SET enable_nestloop = off")
-        cur.execute(*blocks._driver("postgresql", "EXPLAIN (FORMAT JSON) " + sql, params))
-        plan = cur.fetchone()[0][0]["Plan"]
-        cur.close()
-
-    def nodes(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from nodes(child)
-
-    kinds = [n["Node Type"] for n in nodes(plan)]
-    scanned = {n.get("Relation Name") for n in nodes(plan)}
-    assert {"metrics", "metric_blocks"} <= scanned, kinds
-    assert "Merge Join" not in kinds and "Hash Join" not in kinds, kinds
-    assert kinds.count("Nested Loop") >= 2, kinds
+    run_ids = [_logged(db_url, [[(math.sin(s / 50), s) for s in range(i, 6000)]])
+               for i in range(3)]
+    forget_engine(db_url)
+    sent: list = []
+    event.listen(get_engine(db_url, readonly=True), "connect",
+                 lambda dbapi, _: dbapi.set_trace_callback(sent.append))
+    finder = SQLFinder(make_config(db_url))
+    for times in (False, True):
+        del sent[:]
+        got = finder.get_metric_series_columns(run_ids, "m", max_points=301, times=times)
+        assert all(c.reduced and 100 < len(c.steps) <= 301 for c in got)
+        raw = [q for q in sent if "FROM metrics" in q and "r.run" not in q]
+        assert raw == ([] if not times else raw[:1]) and all("BETWEEN" not in q for q in raw)
+        assert any("FROM metric_blocks" in q for q in sent), sent
+    forget_engine(db_url)

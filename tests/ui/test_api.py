@@ -123,7 +123,8 @@ def test_series_of_many_runs_in_one_request(tmp_path):
         ids.append(log.run(tags=["t"]))
         special = [float("inf"), float("nan"), float("-inf")]
         for step in range(3000 + 500 * r):
-            value = special[step % 3] if step % 997 == 5 else math.sin(step / 50) + r
+            # at the last step of an aligned bucket, where a NaN is kept (as its last)
+            value = special[step % 3] if step % 1024 == 1023 else math.sin(step / 50) + r
             log.log_metric("loss", value, step)
         log.flush()
     log.finish()

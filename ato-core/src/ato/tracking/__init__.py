@@ -41,7 +41,7 @@ from ato.tracking.protocol import (
     TrackerFinder,
     TrackerLogger,
 )
-from ato.tracking.reduce import check_max_points, reduce_points
+from ato.tracking.reduce import bucket_width, check_max_points, reduce_points
 from ato.tracking.registry import (
     REGISTRY_FINDER_MEMBERS,
     REGISTRY_LOGGER_MEMBERS,
@@ -74,7 +74,7 @@ __all__ = [
     "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
     "StudyCoordinator",
     "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
-    "WhereError", "check_query", "flatten", "matches", "open_coordinator", "open_finder",
+    "WhereError", "bucket_width", "check_query", "flatten", "matches", "open_coordinator", "open_finder",
     "open_logger", "parse_where", "reduce_points", "tracker_config", "url_of",
 ]
 

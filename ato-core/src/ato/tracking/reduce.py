@@ -5,38 +5,55 @@ PostgreSQL or a plugin):
 
 1. Points are ordered by ``(step, order logged)``; ``total`` is their number.  When
    ``total <= max_points`` every point is returned.
-2. Otherwise the first and the last point are always kept, and the points between them are
-   put into ``B = (max_points - 2) // 3`` buckets by step:
-   ``bucket = (step - first.step) * B // (last.step - first.step + 1)`` (integer division).
+2. Otherwise the points are put into at most ``B = (max_points - 1) // 3`` buckets of
+   ``w`` steps aligned on multiples of ``w``: ``bucket = step // w`` (floor division, so
+   negative steps too), where ``w`` is the smallest power of two for which the steps from
+   the first point's to the last point's touch at most ``B`` buckets
+   (:func:`bucket_width`).  So between about ``B / 2`` and ``B`` buckets are used.
 3. Each bucket keeps its minimum (the earliest on a tie), its maximum (the earliest on a
-   tie) and its last point; a point kept for two reasons appears once.  A NaN value is
-   never a minimum or a maximum (it is kept only as a bucket's last, or first/last point).
+   tie) and its last point; the first point of the series is kept too; a point kept for
+   two reasons appears once.  A NaN value is never a minimum or a maximum (it is kept
+   only as a bucket's last point, or as the first point).
 
-So at most ``3 * B + 2 <= max_points`` points come back, in order, never randomly chosen:
-every spike survives as its bucket's min or max, and the step range is exactly preserved.
+So at most ``3 * B + 1 <= max_points`` points come back, in order, never randomly chosen:
+every spike survives as its bucket's min or max, the first and the last point (the last
+bucket's last) are kept, so the step range is exactly preserved.  Buckets aligned on
+powers of two let a backend answer from summaries of aligned blocks of steps written
+with the points (``ato-sql`` does) instead of reading every point.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-MIN_MAX_POINTS = 5
+#: The smallest ``max_points``: the first point and two buckets' min, max and last (the
+#: steps -1 and 0 are in different buckets whatever the width).
+MIN_MAX_POINTS = 7
 
 
 def check_max_points(max_points) -> None:
-    """Raise ``ValueError`` unless ``max_points`` is ``None`` or an int >= 5."""
+    """Raise ``ValueError`` unless ``max_points`` is ``None`` or an int >= 7."""
     if max_points is None:
         return
     if isinstance(max_points, bool) or not isinstance(max_points, int):
         raise ValueError(f"max_points must be an int, not {type(max_points).__name__}")
     if max_points < MIN_MAX_POINTS:
-        raise ValueError(f"max_points must be at least {MIN_MAX_POINTS} (first, last and one "
-                         f"bucket's min, max and last), not {max_points}")
+        raise ValueError(f"max_points must be at least {MIN_MAX_POINTS} (the first point and "
+                         f"two buckets' min, max and last), not {max_points}")
 
 
 def bucket_count(max_points: int) -> int:
-    """How many buckets a reduction to ``max_points`` uses."""
-    return (max_points - 2) // 3
+    """``B``, the most buckets a reduction to ``max_points`` uses."""
+    return (max_points - 1) // 3
+
+
+def bucket_width(first_step: int, last_step: int, buckets: int) -> int:
+    """``w``: the smallest power of two with ``last_step // w - first_step // w + 1 <=
+    buckets`` (``buckets >= 2``, ``first_step <= last_step``)."""
+    width = 1
+    while last_step // width - first_step // width >= buckets:
+        width *= 2
+    return width
 
 
 def reduce_points(points: Sequence, max_points: int | None) -> list:
@@ -44,19 +61,15 @@ def reduce_points(points: Sequence, max_points: int | None) -> list:
     logging order) to at most ``max_points`` by the module's rule; returns a new list of the
     same objects.
 
-    Errors: ``ValueError`` when ``max_points`` is below 5 or not an int."""
+    Errors: ``ValueError`` when ``max_points`` is below 7 or not an int."""
     check_max_points(max_points)
     n = len(points)
     if max_points is None or n <= max_points:
         return list(points)
-    buckets = bucket_count(max_points)
-    first_step, last_step = points[0].step, points[-1].step
-    span = last_step - first_step + 1
+    width = bucket_width(points[0].step, points[-1].step, bucket_count(max_points))
     chosen: dict[int, list] = {}  # bucket -> [index of min, of max, of last]
-    for i in range(1, n - 1):
-        point = points[i]
-        b = (point.step - first_step) * buckets // span
-        entry = chosen.setdefault(b, [None, None, i])
+    for i, point in enumerate(points):
+        entry = chosen.setdefault(point.step // width, [None, None, i])
         value = point.value
         if value == value:  # NaN is never a bucket's min or max
             if entry[0] is None or value < points[entry[0]].value:
@@ -64,7 +77,7 @@ def reduce_points(points: Sequence, max_points: int | None) -> list:
             if entry[1] is None or value > points[entry[1]].value:
                 entry[1] = i
         entry[2] = i
-    keep = {0, n - 1}
+    keep = {0}
     for entry in chosen.values():
         keep.update(i for i in entry if i is not None)
     return [points[i] for i in sorted(keep)]

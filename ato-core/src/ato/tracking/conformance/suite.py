@@ -389,7 +389,7 @@ class TrackerConformance(StudyConformance):
         logger.finish()
         history = finder.get_metric_history(run_id, "loss")
         assert [p.value for p in history] == values
-        for max_points in (5, 17, 200, 1000):
+        for max_points in (7, 17, 200, 1000):
             series = finder.get_metric_series(run_id, "loss", max_points=max_points)
             assert isinstance(series, MetricSeries)
             assert series.total == n and series.reduced
@@ -409,7 +409,7 @@ class TrackerConformance(StudyConformance):
         full = finder.get_metric_series(run_id, "loss")
         assert full.total == n and len(full.points) == n and not full.reduced
         with pytest.raises(ValueError):
-            finder.get_metric_series(run_id, "loss", max_points=4)
+            finder.get_metric_series(run_id, "loss", max_points=6)
 
     def test_series_columns_of_many_runs(self, url, project, finder):
         """``get_metric_series_columns``: each asked run's ``get_metric_series`` as
@@ -443,7 +443,7 @@ class TrackerConformance(StudyConformance):
                 assert (50.0 in got[1].values) == (hi is None or hi >= 777)
         assert got[1].reduced and len(got[1].steps) <= 100
         with pytest.raises(ValueError):
-            finder.get_metric_series_columns(asked, "loss", max_points=4)
+            finder.get_metric_series_columns(asked, "loss", max_points=6)
 
     def test_finish_records_why_a_run_failed(self, url, project, finder):
         logger = self.logger(url, project)

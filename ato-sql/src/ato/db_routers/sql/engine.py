@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ato.db_routers.sql import schema
 from ato.errors import AtoError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_MS = 60_000
 _ADVISORY_LOCK = 7_312_001  # any constant shared by every Ato process
 
@@ -308,7 +308,9 @@ def _migrate(conn) -> None:
     - below 4: the model registry's tables (:mod:`.registry.schema`), empty;
     - below 5: the study-coordination tables (:mod:`.studies`), empty;
     - below 6: the metric block summaries (:mod:`.blocks`), built from every existing
-      metric row, and the triggers that drop a pair's blocks on an update or delete.
+      metric row, and the triggers that drop a pair's blocks on an update or delete;
+    - 6: ``metric_blocks.last_value``, filled from each block's last row (a chart's
+      reduction is then read from the blocks alone).
     """
     from ato.db_routers.sql import blocks as _blocks  # step 6
     from ato.db_routers.sql import studies as _study_tables  # noqa: F401 (step 5)
@@ -346,6 +348,12 @@ def _migrate(conn) -> None:
         conn.execute(text("DELETE FROM metric_block_counts"))
         if dialect in ("sqlite", "postgresql"):
             _blocks.backfill(conn)
+    if version == 6:
+        if "last_value" not in {c["name"] for c in inspect(conn).get_columns("metric_blocks")}:
+            kind = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+            conn.execute(text(f"ALTER TABLE metric_blocks ADD COLUMN last_value {kind}"))
+        if dialect in _blocks.LAST_VALUES:
+            conn.execute(text(_blocks.LAST_VALUES[dialect]))
     conn.execute(text("DELETE FROM ato_schema"))
     conn.execute(text("INSERT INTO ato_schema (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION})
 

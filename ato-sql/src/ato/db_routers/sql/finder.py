@@ -27,7 +27,7 @@ from ato.tracking.protocol import (
     SeriesColumns,
 )
 from ato.tracking.protocol import Run as ProtocolRun
-from ato.tracking.reduce import bucket_count, check_max_points
+from ato.tracking.reduce import bucket_count, bucket_width, check_max_points
 
 _MODES = ("max", "min")
 
@@ -62,6 +62,15 @@ def _record_time(value):
 def _float(value):
     """A stored metric value as a float (``float('NaN')`` also reads a NaN kept as text)."""
     return None if value is None else float(value)
+
+
+def _blockwise(ends, max_points: int) -> bool:
+    """Whether the reduction of a series with ``ends`` (see ``_ends``) can be read from
+    block summaries: its buckets are at least as wide as the smallest block."""
+    from ato.db_routers.sql.blocks import block_size
+
+    _, f0, _, f1 = ends
+    return block_size(bucket_width(f0, f1, bucket_count(max_points))) is not None
 
 
 def _point(row) -> MetricPoint:
@@ -510,13 +519,15 @@ class SQLFinder:
                           max_step: int | None = None, max_points: int | None = None
                           ) -> MetricSeries:
         """The points of ``(run_id, key)`` with ``min_step <= step <= max_step``, reduced
-        inside the database to at most ``max_points`` (ato.tracking.reduce's rule: first
-        and last kept, per step bucket its min, max and last point).
+        inside the database to at most ``max_points`` (ato.tracking.reduce's rule: aligned
+        step buckets of a power-of-two width, each keeping its min, max and last point;
+        the first point kept too).
 
         Every query of one call reads one snapshot, so a series still being logged is
         reduced as it was at one instant.  Where the logger's block summaries cover the
-        pair (schema 6, :mod:`ato.db_routers.sql.blocks`), a bucket is read from
-        O(log span) block rows plus raw rows at its edges; otherwise from the raw rows."""
+        pair (schema 6, :mod:`ato.db_routers.sql.blocks`) and the buckets are at least 4
+        steps wide, the buckets are read from block rows (a window's two edge buckets
+        from raw rows); otherwise each bucket is an index range scan of the raw rows."""
         check_max_points(max_points)
         if self._empty:
             self._inspect()
@@ -531,10 +542,9 @@ class SQLFinder:
         """:meth:`get_metric_series` of every run of ``run_ids`` as columns, all read in
         one snapshot.  A whole-series reduction of runs whose block summaries are complete
         (the dashboard's chart) takes, whatever the number of runs, one statement for
-        their counts, one per run for its first and last point, one candidates statement
-        per set of runs sharing their first and last steps (:func:`blocks.chosen_ids`)
-        and one for the kept points; other runs are read as :meth:`get_metric_series`
-        reads them."""
+        their counts, one for their first and last points, one per block size for their
+        blocks (:func:`blocks.reduce_runs`) and, with ``times``, one for the kept points'
+        timestamps; other runs are read as :meth:`get_metric_series` reads them."""
         check_max_points(max_points)
         run_ids = [int(r) for r in run_ids]
         if self._empty:
@@ -547,16 +557,13 @@ class SQLFinder:
 
     def _columns(self, conn, run_ids, key, min_step, max_step, max_points, times
                  ) -> list[SeriesColumns]:
-        from itertools import groupby
-        from operator import itemgetter
-
-        from sqlalchemy import text
-
         from ato.db_routers.sql import blocks
 
         totals: dict = {}  # the runs reduced from their blocks: run -> point count
         if (max_points is not None and min_step is None and max_step is None
                 and self._blocks and self.dialect in ("sqlite", "postgresql")):
+            from sqlalchemy import text
+
             for where, params in self._id_chunks(sorted(set(run_ids)), {"k": key}):
                 for run_id, count, summarised in conn.execute(text(
                         "SELECT s.run_id, s.count, c.rows FROM metric_summaries s "
@@ -564,36 +571,72 @@ class SQLFinder:
                         f"WHERE s.key = :k AND s.run_id {where}"), params):
                     if count == summarised and count > max_points:
                         totals[int(run_id)] = int(count)
-        grouped: dict = {}
+        kept: dict = {}
         if totals:
-            cond = "run_id = :r AND key = :k"
-            ends_sql = text(
-                f"SELECT (SELECT id FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
-                f"(SELECT step FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
-                f"(SELECT id FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1), "
-                f"(SELECT step FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1)")
-            ends = {}
-            for run_id in totals:
-                e = conn.execute(ends_sql, {"r": run_id, "k": key}).one()
-                ends[run_id] = ((e[0], e[1]), (e[2], e[3]))
-            chosen = blocks.chosen_ids(conn, self.dialect, key, ends, bucket_count(max_points))
-            ids = set().union(*chosen.values())
-            rows = blocks.rows_by_id(conn, self.dialect, ids,
-                                     "run_id, step, value" + (", timestamp" if times else ""),
-                                     "run_id, step, id")
+            ends = {run_id: e for run_id, e in self._ends(conn, list(totals), key).items()
+                    if _blockwise(e, max_points)}
+            kept = blocks.reduce_runs(conn, self.dialect, key, ends, bucket_count(max_points))
+        found: dict = {}
+        if kept and times:
+            from itertools import groupby
+            from operator import itemgetter
+
+            rows = blocks.rows_by_id(conn, self.dialect,
+                                     [i for points in kept.values() for _, i, _ in points],
+                                     "run_id, step, value, timestamp", "run_id, step, id")
             for run_id, group in groupby(rows, itemgetter(0)):
-                grouped[run_id] = list(zip(*group))
+                _, steps, values_, stamps = zip(*group)
+                found[run_id] = (list(steps), list(map(float, values_)),
+                                 list(map(_record_time, stamps)))
+        elif kept:
+            found = {run_id: ([p[0] for p in points], [p[2] for p in points], None)
+                     for run_id, points in kept.items()}
         out = []
         for run_id in run_ids:
-            if run_id not in totals:
+            if run_id not in found:
                 out.append(SeriesColumns.of(self._series(conn, run_id, key, min_step, max_step,
                                                          max_points), times))
                 continue
-            columns = grouped[run_id]
-            out.append(SeriesColumns(
-                run_id, key, list(columns[1]), list(map(float, columns[2])),
-                list(map(_record_time, columns[3])) if times else None, totals[run_id], True,
-                min_step, max_step))
+            steps, values_, stamps = found[run_id]
+            out.append(SeriesColumns(run_id, key, steps, values_, stamps, totals[run_id], True,
+                                     min_step, max_step))
+        return out
+
+    def _ends(self, conn, run_ids, key: str, min_step=None, max_step=None) -> dict:
+        """``{run_id: (first id, first step, first value, last step)}`` of the points of
+        ``key`` with ``min_step <= step <= max_step`` (``None`` = open) by ``(step, id)``;
+        runs without such points are left out.  One statement for all runs on SQLite and
+        PostgreSQL (four index lookups per run), one per run elsewhere."""
+        import json
+
+        from sqlalchemy import text
+
+        cond = "m.run_id = r.run AND m.key = :k"
+        params: dict = {"k": key}
+        if min_step is not None:
+            cond += " AND m.step >= :lo"
+            params["lo"] = int(min_step)
+        if max_step is not None:
+            cond += " AND m.step <= :hi"
+            params["hi"] = int(max_step)
+        first = f"(SELECT m.{{}} FROM metrics m WHERE {cond} ORDER BY m.step, m.id LIMIT 1)"
+        columns = (f"r.run, {first.format('id')}, {first.format('step')}, "
+                   f"{first.format('value')}, (SELECT m.step FROM metrics m WHERE {cond} "
+                   f"ORDER BY m.step DESC, m.id DESC LIMIT 1)")
+        run_ids = [int(r) for r in run_ids]
+        if self.dialect == "sqlite":
+            batches = [("(SELECT value AS run FROM json_each(:runs)) r",
+                        {**params, "runs": json.dumps(run_ids)})]
+        elif self.dialect == "postgresql":
+            batches = [("unnest(CAST(:runs AS BIGINT[])) AS r(run)", {**params, "runs": run_ids})]
+        else:
+            batches = [("(SELECT :run AS run) r", {**params, "run": r}) for r in run_ids]
+        out = {}
+        for source, bound in batches:
+            for run_id, first_id, f0, v0, f1 in conn.execute(
+                    text(f"SELECT {columns} FROM {source}"), bound):
+                if first_id is not None:
+                    out[int(run_id)] = (first_id, f0, v0, f1)
         return out
 
     @contextmanager
@@ -643,39 +686,40 @@ class SQLFinder:
                 f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE {cond} "
                 f"ORDER BY step, id", **params)]
             return MetricSeries(run_id, key, points, total, False, min_step, max_step)
-        ends = rows(
-            f"SELECT (SELECT id FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
-            f"(SELECT step FROM metrics WHERE {cond} ORDER BY step, id LIMIT 1), "
-            f"(SELECT id FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1), "
-            f"(SELECT step FROM metrics WHERE {cond} ORDER BY step DESC, id DESC LIMIT 1)",
-            **params)[0]
-        if blocks_complete:
-            from ato.db_routers.sql.blocks import reduce_with_blocks
+        window = min_step is not None or max_step is not None
+        ends = self._ends(conn, [run_id], key, min_step, max_step)[run_id]
+        if blocks_complete and _blockwise(ends, max_points):
+            from ato.db_routers.sql import blocks
 
-            found = reduce_with_blocks(conn, self.dialect, run_id, key, (ends[0], ends[1]),
-                                       (ends[2], ends[3]), bucket_count(max_points))
+            kept = blocks.reduce_runs(conn, self.dialect, key, {run_id: ends},
+                                      bucket_count(max_points), window)[run_id]
+            found = blocks.rows_by_id(conn, self.dialect, [i for _, i, _ in kept],
+                                      "run_id, key, value, step, timestamp", "step, id")
             return MetricSeries(run_id, key, [_point(row) for row in found], total, True,
                                 min_step, max_step)
-        params.update(first=ends[0], f0=ends[1], last=ends[2],
-                      span=ends[3] - ends[1] + 1, b=bucket_count(max_points))
-        # Bucket i holds the steps s with (s - f0) * b // span == i, i.e. the step range
-        # [f0 + ceil(i * span / b), f0 + ceil((i + 1) * span / b) - 1]: each bucket is one
-        # index range scan (run_id, key, step), never a sort of the whole series.  In a
-        # range, the minimum and the maximum are aggregates; the earliest point holding
-        # each is then the first match of an ordered scan that stops there.  NaN
-        # (PostgreSQL's float NaN, SQLite's text 'NaN') is never a min or a max.
+        first_id, f0, _, f1 = ends
+        width = bucket_width(f0, f1, bucket_count(max_points))
+        params.update(first=first_id, f0=f0, f1=f1, w=width, k0=f0 // width,
+                      nb=f1 // width - f0 // width + 1)
+        # Bucket k holds the steps [k * w, k * w + w - 1] (ato.tracking.reduce's aligned
+        # buckets), here clipped to [f0, f1]: each bucket is one index range scan (run_id,
+        # key, step), never a sort of the whole series.  In a range, the minimum and the
+        # maximum are aggregates; the earliest point holding each is then the first match
+        # of an ordered scan that stops there.  NaN (PostgreSQL's float NaN, SQLite's text
+        # 'NaN') is never a min or a max.
         number = ("typeof(m.value) IN ('integer', 'real')" if self.dialect == "sqlite"
                   else "m.value <> CAST('NaN' AS double precision)")
-        inside = ("m.run_id = :r AND m.key = :k AND m.step BETWEEN g.s0 AND g.s1 "
-                  "AND m.id <> :first AND m.id <> :last")
+        inside = "m.run_id = :r AND m.key = :k AND m.step BETWEEN g.s0 AND g.s1"
+        start = "(CAST(:k0 AS BIGINT) + i) * :w"
         sql = (
-            f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :b), "
-            f"g AS (SELECT :f0 + (CAST(i AS BIGINT) * :span + :b - 1) / :b AS s0, "
-            f":f0 + ((CAST(i AS BIGINT) + 1) * :span + :b - 1) / :b - 1 AS s1 FROM n), "
+            f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :nb), "
+            f"g AS (SELECT CASE WHEN {start} < :f0 THEN :f0 ELSE {start} END AS s0, "
+            f"CASE WHEN {start} + :w - 1 > :f1 THEN :f1 ELSE {start} + :w - 1 END AS s1 "
+            f"FROM n), "
             f"agg AS (SELECT g.s0, g.s1, "
             f"(SELECT MIN(m.value) FROM metrics m WHERE {inside} AND {number}) AS lo, "
             f"(SELECT MAX(m.value) FROM metrics m WHERE {inside} AND {number}) AS hi "
-            f"FROM g WHERE g.s1 >= g.s0), "
+            f"FROM g), "
             f"pick AS (SELECT "
             f"(SELECT m.id FROM metrics m WHERE {inside} AND {number} AND m.value = g.lo "
             f"ORDER BY m.step, m.id LIMIT 1) AS a, "
@@ -685,7 +729,7 @@ class SQLFinder:
             f"ORDER BY m.step DESC, m.id DESC LIMIT 1) AS l FROM agg g) "
             f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE id IN "
             f"(SELECT a FROM pick UNION SELECT z FROM pick UNION SELECT l FROM pick "
-            f"UNION SELECT :first UNION SELECT :last) ORDER BY step, id")
+            f"UNION SELECT :first) ORDER BY step, id")
         points = [_point(row) for row in rows(sql, **params)]
         return MetricSeries(run_id, key, points, total, True, min_step, max_step)
 
