@@ -135,6 +135,11 @@ def test_six_upgrades_with_the_last_values_of_its_blocks(db_url, monkeypatch):
         conn.execute(text("ALTER TABLE metric_blocks DROP COLUMN last_value"))
         conn.execute(text("UPDATE ato_schema SET version = 6"))
     forget_engine(db_url)
+    finder = SQLFinder(make_config(db_url))  # before the upgrade: the raw rows
+    history = finder.get_metric_history(run_id, "loss")
+    assert [(p.step, repr(p.value)) for p in
+            finder.get_metric_series(run_id, "loss", max_points=64).points] == [
+        (p.step, repr(p.value)) for p in reduce_points(history, 64)]
     SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     with get_engine(db_url).connect() as conn:
         assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 7

@@ -279,10 +279,10 @@ _READ = ("run_id, block, lo_value, lo_step, lo_id, hi_value, hi_step, hi_id, las
 
 def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
                 window: bool = False) -> dict:
-    """``{run_id: [(step, id, value), ...]}``: the points ``reduce_points`` keeps of each
-    run's series of ``key`` (or of its points inside a step window), in ``(step, id)``
-    order, read with the SQLAlchemy connection ``conn`` inside the caller's snapshot.
-    ``value`` is a float (NaN for NaN).
+    """``{run_id: (steps, ids, values)}``: the points ``reduce_points`` keeps of each run's
+    series of ``key`` (or of its points inside a step window) as three lists in ``(step,
+    id)`` order, read with the SQLAlchemy connection ``conn`` inside the caller's
+    snapshot.  Values are floats (NaN for NaN).
 
     ``ends`` maps each run to ``(first id, first step, first value, last step)`` of the
     series (or of the window's points); ``buckets`` is ``B``; every run's bucket width
@@ -292,7 +292,7 @@ def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
     raw rows between the first and the last step, the buckets between them from blocks."""
     from ato.tracking.reduce import bucket_width
 
-    acc: dict = {}  # (run_id, bucket) -> entry
+    acc: dict = {run_id: {} for run_id in ends}  # run_id -> {bucket: entry}
     widths = {run_id: bucket_width(f0, f1, buckets)
               for run_id, (_, f0, _, f1) in ends.items()}
     cur = conn.connection.cursor()
@@ -324,7 +324,7 @@ def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
                         "SELECT id, step, value FROM metrics WHERE run_id = :r AND key = :k "
                         "AND step BETWEEN :lo AND :hi"), {"r": run_id, "k": key, "lo": lo,
                                                           "hi": hi}))
-                    _fold_raw(acc, run_id, width, cur.fetchall())
+                    _fold_raw(acc[run_id], width, cur.fetchall())
                 if last - first >= 2:
                     per = width // size
                     cur.execute(*_driver(dialect, (
@@ -335,41 +335,53 @@ def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
                     _fold_blocks(acc, cur.fetchall(), widths, size)
     finally:
         cur.close()
-    kept: dict = {run_id: {first_id: (f0, float(v0))}
-                  for run_id, (first_id, f0, v0, _) in ends.items()}
+    return {run_id: _points(acc[run_id], ends[run_id], window) for run_id in ends}
+
+
+def _points(by_bucket: dict, ends: tuple, unordered: bool) -> tuple[list, list, list]:
+    """The kept points of one run's buckets (``{bucket: entry}``, in bucket order unless
+    ``unordered``) and its first point, as ``(steps, ids, values)``."""
+    first_id, f0, v0, _ = ends
+    steps, ids, values = [f0], [first_id], [float(v0)]
     nan = float("nan")
-    for (run_id, _), e in acc.items():
-        points = kept[run_id]
+    for bucket in (sorted(by_bucket) if unordered else by_bucket):
+        e = by_bucket[bucket]
+        found = {(e[6], e[7]): nan if e[8] is None else e[8]}
         if e[0] is not None:
-            points[e[2]] = (e[1], e[0])
-            points[e[5]] = (e[4], e[3])
-        points[e[7]] = (e[6], nan if e[8] is None else e[8])
-    return {run_id: sorted((step, id_, value) for id_, (step, value) in points.items())
-            for run_id, points in kept.items()}
+            found[e[1], e[2]] = e[0]
+            found[e[4], e[5]] = e[3]
+        for (step, id_) in sorted(found):
+            if id_ != first_id:
+                steps.append(step)
+                ids.append(id_)
+                values.append(found[step, id_])
+    return steps, ids, values
 
 
 def _fold_blocks(acc: dict, rows, widths: dict, size: int) -> None:
     """Merge block rows (``run_id, block, *entry``) into ``acc``'s buckets."""
     for run_id, block, *entry in rows:
-        k = (run_id, block // (widths[run_id] // size))
-        into = acc.get(k)
+        buckets = acc[run_id]
+        per = widths[run_id] // size
+        k = block // per
+        into = buckets.get(k)
         if into is None:
-            acc[k] = entry
+            buckets[k] = entry
         else:
             merge(into, entry)
 
 
-def _fold_raw(acc: dict, run_id: int, width: int, rows) -> None:
-    """Merge raw rows (``id, step, value``) into ``acc``'s buckets: a row is a block of its
-    own (its value its min, max and last unless NaN)."""
+def _fold_raw(buckets: dict, width: int, rows) -> None:
+    """Merge raw rows (``id, step, value``) into ``buckets``: a row is a block of its own
+    (its value its min, max and last unless NaN)."""
     for id_, step, value in rows:
         value = float(value)  # SQLite keeps NaN as the text 'NaN'
         entry = ([value, step, id_, value, step, id_, step, id_, value] if value == value
                  else [None] * 6 + [step, id_, None])
-        k = (run_id, step // width)
-        into = acc.get(k)
+        k = step // width
+        into = buckets.get(k)
         if into is None:
-            acc[k] = entry
+            buckets[k] = entry
         else:
             merge(into, entry)
 

@@ -172,8 +172,10 @@ class SQLFinder:
             self._heartbeat = "heartbeat_at" in columns
             self._error = "error" in columns
             self._registry = "registry_links" in tables
-            # Block summaries (schema 6) exist only where the migration built them.
-            self._blocks = self._summaries and "metric_block_counts" in tables
+            # Block summaries exist only where the migration built them; a schema 6
+            # database (blocks without their last value) is read from the raw rows.
+            self._blocks = (self._summaries and "metric_block_counts" in tables and "last_value"
+                            in {c["name"] for c in insp.get_columns("metric_blocks")})
 
     def __repr__(self):
         return f"SQLFinder({self.url!r})"
@@ -582,15 +584,15 @@ class SQLFinder:
             from operator import itemgetter
 
             rows = blocks.rows_by_id(conn, self.dialect,
-                                     [i for points in kept.values() for _, i, _ in points],
+                                     [i for _, ids, _ in kept.values() for i in ids],
                                      "run_id, step, value, timestamp", "run_id, step, id")
             for run_id, group in groupby(rows, itemgetter(0)):
                 _, steps, values_, stamps = zip(*group)
                 found[run_id] = (list(steps), list(map(float, values_)),
                                  list(map(_record_time, stamps)))
         elif kept:
-            found = {run_id: ([p[0] for p in points], [p[2] for p in points], None)
-                     for run_id, points in kept.items()}
+            found = {run_id: (steps, values_, None)
+                     for run_id, (steps, _, values_) in kept.items()}
         out = []
         for run_id in run_ids:
             if run_id not in found:
@@ -691,9 +693,9 @@ class SQLFinder:
         if blocks_complete and _blockwise(ends, max_points):
             from ato.db_routers.sql import blocks
 
-            kept = blocks.reduce_runs(conn, self.dialect, key, {run_id: ends},
-                                      bucket_count(max_points), window)[run_id]
-            found = blocks.rows_by_id(conn, self.dialect, [i for _, i, _ in kept],
+            _, ids, _ = blocks.reduce_runs(conn, self.dialect, key, {run_id: ends},
+                                           bucket_count(max_points), window)[run_id]
+            found = blocks.rows_by_id(conn, self.dialect, ids,
                                       "run_id, key, value, step, timestamp", "step, id")
             return MetricSeries(run_id, key, [_point(row) for row in found], total, True,
                                 min_step, max_step)
