@@ -323,9 +323,9 @@ class Store:
                with_times: bool = True) -> list[dict]:
         """The history of metric ``key`` for each run, optionally restricted to
         ``step_min <= step <= step_max`` and reduced to about ``max_points`` points per
-        run (:func:`ato.tracking.reduce_points`: first and last points, and each bucket's
-        min, max and last). ``with_times=False`` sends ``times: []`` (a chart over steps
-        needs none). ``max_points`` below 5 raises :class:`BadRequest`."""
+        run (:func:`ato.tracking.reduce_points`: the first point, and each aligned step
+        bucket's min, max and last). ``with_times=False`` sends ``times: []`` (a chart
+        over steps needs none). ``max_points`` below 7 raises :class:`BadRequest`."""
         from ato.tracking import check_max_points
 
         out = []
