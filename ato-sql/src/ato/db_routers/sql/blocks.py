@@ -361,14 +361,7 @@ def _points(by_bucket: dict, ends: tuple, unordered: bool) -> tuple[list, list, 
 def _fold_blocks(acc: dict, rows, widths: dict, size: int) -> None:
     """Merge block rows (``run_id, block, *entry``) into ``acc``'s buckets."""
     for run_id, block, *entry in rows:
-        buckets = acc[run_id]
-        per = widths[run_id] // size
-        k = block // per
-        into = buckets.get(k)
-        if into is None:
-            buckets[k] = entry
-        else:
-            merge(into, entry)
+        _fold(acc[run_id], block // (widths[run_id] // size), entry)
 
 
 def _fold_raw(buckets: dict, width: int, rows) -> None:
@@ -376,14 +369,16 @@ def _fold_raw(buckets: dict, width: int, rows) -> None:
     (its value its min, max and last unless NaN)."""
     for id_, step, value in rows:
         value = float(value)  # SQLite keeps NaN as the text 'NaN'
-        entry = ([value, step, id_, value, step, id_, step, id_, value] if value == value
-                 else [None] * 6 + [step, id_, None])
-        k = step // width
-        into = buckets.get(k)
-        if into is None:
-            buckets[k] = entry
-        else:
-            merge(into, entry)
+        _fold(buckets, step // width, [value, step, id_, value, step, id_, step, id_, value]
+              if value == value else [None] * 6 + [step, id_, None])
+
+
+def _fold(buckets: dict, bucket: int, entry: list) -> None:
+    into = buckets.get(bucket)
+    if into is None:
+        buckets[bucket] = entry
+    else:
+        merge(into, entry)
 
 
 def rows_by_id(conn, dialect: str, ids, columns: str, order: str) -> list:

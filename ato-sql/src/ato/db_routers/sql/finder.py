@@ -64,6 +64,19 @@ def _float(value):
     return None if value is None else float(value)
 
 
+def _steps_within(prefix: str, min_step, max_step, params: dict) -> str:
+    """SQL ``AND`` terms for ``min_step <= step <= max_step`` (``None`` = open) on the
+    column ``{prefix}step``, their bounds added to ``params`` as ``lo`` and ``hi``."""
+    sql = ""
+    if min_step is not None:
+        sql += f" AND {prefix}step >= :lo"
+        params["lo"] = int(min_step)
+    if max_step is not None:
+        sql += f" AND {prefix}step <= :hi"
+        params["hi"] = int(max_step)
+    return sql
+
+
 def _blockwise(ends, max_points: int) -> bool:
     """Whether the reduction of a series with ``ends`` (see ``_ends``) can be read from
     block summaries: its buckets are at least as wide as the smallest block."""
@@ -613,14 +626,8 @@ class SQLFinder:
 
         from sqlalchemy import text
 
-        cond = "m.run_id = r.run AND m.key = :k"
         params: dict = {"k": key}
-        if min_step is not None:
-            cond += " AND m.step >= :lo"
-            params["lo"] = int(min_step)
-        if max_step is not None:
-            cond += " AND m.step <= :hi"
-            params["hi"] = int(max_step)
+        cond = "m.run_id = r.run AND m.key = :k" + _steps_within("m.", min_step, max_step, params)
         first = f"(SELECT m.{{}} FROM metrics m WHERE {cond} ORDER BY m.step, m.id LIMIT 1)"
         columns = (f"r.run, {first.format('id')}, {first.format('step')}, "
                    f"{first.format('value')}, (SELECT m.step FROM metrics m WHERE {cond} "
@@ -664,14 +671,8 @@ class SQLFinder:
         def rows(sql, **params):
             return conn.execute(text(sql), params).all()
 
-        cond = "run_id = :r AND key = :k"
         params: dict = {"r": run_id, "k": key}
-        if min_step is not None:
-            cond += " AND step >= :lo"
-            params["lo"] = int(min_step)
-        if max_step is not None:
-            cond += " AND step <= :hi"
-            params["hi"] = int(max_step)
+        cond = "run_id = :r AND key = :k" + _steps_within("", min_step, max_step, params)
         blocks_complete = False
         if self._blocks and self.dialect in ("sqlite", "postgresql"):
             state = rows("SELECT s.count, c.rows FROM metric_summaries s LEFT JOIN "
