@@ -227,3 +227,19 @@ def test_wall_time_axis_is_utc_in_any_browser_zone(xpage, exact_server):
     start = _run(exact_server, exact_server.info["a"])["start"]
     # the run lasted well under a minute: every tick is near its UTC start time of day
     assert ticks and all(t[:5] in {_utc(start + d)[11:16] for d in (-60, 0, 60)} for t in ticks), ticks
+
+
+def test_parallel_coordinates_and_scatter_name_each_axis_in_full(xpage):
+    xpage.open("#/runs?project=exact&pc=1")
+    box = xpage.wait_for_selector("[data-testid='parallel'][data-ready='1']")
+    canvas = box.query_selector("canvas")
+    frame = canvas.bounding_box()
+    xpage.mouse.move(frame["x"] + 50, frame["y"] + 150)  # on the first axis, lr
+    assert canvas.get_attribute("title") == f"lr: {FULL!r} to 0.5"
+    xpage.mouse.move(frame["x"] + frame["width"] - 50, frame["y"] + 150)  # the metric's
+    assert canvas.get_attribute("title") == f"loss (last): {FULL!r} to 0.25"
+    xpage.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + 150)  # between axes
+    assert canvas.get_attribute("title") == "drag along an axis to brush a range"
+    scatter = xpage.wait_for_selector("[data-testid='scatter'][data-ready='1'] canvas")
+    assert scatter.get_attribute("title").splitlines()[1:] == [
+        f"lr: {FULL!r} to 0.5", f"loss (last): {FULL!r} to 0.25"]
