@@ -243,3 +243,19 @@ def test_parallel_coordinates_and_scatter_name_each_axis_in_full(xpage):
     scatter = xpage.wait_for_selector("[data-testid='scatter'][data-ready='1'] canvas")
     assert scatter.get_attribute("title").splitlines()[1:] == [
         f"lr: {FULL!r} to 0.5", f"loss (last): {FULL!r} to 0.25"]
+
+
+def test_values_that_round_alike_are_two_groups_and_legend_labels_are_full(xpage, exact_server):
+    xpage.open(f"#/charts?runs={exact_server.info['a']}")
+    got = xpage.evaluate("""async () => {
+        const c = await import('/static/js/charts.js');
+        const run = (lr) => ({ config: { lr } });
+        return [c.groupKey(run(0.1234567), 'c:lr'), c.groupKey(run(0.1234568), 'c:lr'),
+                c.groupKey(run(0.5), 'c:lr')];
+    }""")
+    assert got == ["lr=0.1234567", "lr=0.1234568", "lr=0.5"]
+    a, b = exact_server.info["a"], exact_server.info["b"]
+    xpage.open(f"#/charts?runs={a},{b}&legend=lr")
+    xpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    legend = xpage.inner_text("[data-testid='chart-card'] .u-legend")
+    assert f"#{a} lr={FULL!r}" in legend and f"#{b} lr=0.5" in legend

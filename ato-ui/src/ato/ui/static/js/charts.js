@@ -33,7 +33,7 @@ export function finiteOnly(steps, values, log = false) {
     if (v === null || v === undefined) return null;
     if (Number.isFinite(v)) {
       if (!log || v > 0) return v;
-      nonPositive.push({ step: steps[i], value: fmt(v) });
+      nonPositive.push({ step: steps[i], value: fmt(v), full: exact(v) ?? fmt(v) });
       return null;
     }
     skipped.push({ step: steps[i], value: Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf" });
@@ -52,7 +52,8 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false) {
   card.node.dataset.nonfinite = String(skipped.length);
   card.node.dataset.nonpositive = String(nonPositive.length);
   if (card.note.hidden) return;
-  const listed = (list) => list.map((s) => `#${s.run} step ${s.step} = ${s.value}`);
+  // the note rounds as the page does; its tooltip lists every value in full
+  const listed = (list, field = "value") => list.map((s) => `#${s.run} step ${s.step} = ${s[field] ?? s.value}`);
   const parts = [], titles = [];
   if (skipped.length) {
     const items = listed(skipped);
@@ -62,10 +63,10 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false) {
   }
   if (nonPositive.length) {
     const items = listed(nonPositive);
+    titles.push(...listed(nonPositive, "full"));
     parts.push((nothingLeft ? "no value > 0, nothing to draw on the log axis (untick log y): " : "") +
       `${nonPositive.length} ${nonPositive.length === 1 ? "value" : "values"} ≤ 0 not drawn on the log axis: ` +
       items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : ""));
-    titles.push(...items);
   }
   card.note.textContent = parts.join("; ");
   card.note.title = titles.join("\n");
@@ -105,7 +106,8 @@ export function groupKey(run, mode) {
     const c = Object.fromEntries(Object.entries(run.config).filter(([k]) => !SEED_KEYS.test(k) && !isBookkeeping(k)).sort());
     return JSON.stringify(c);
   }
-  if (mode.startsWith("c:")) return `${mode.slice(2)}=${fmt(run.config[mode.slice(2)])}`;
+  // the full value: two values that round alike (0.1234567, 0.1234568) are two groups
+  if (mode.startsWith("c:")) { const v = run.config[mode.slice(2)]; return `${mode.slice(2)}=${exact(v) ?? fmt(v)}`; }
   return null;
 }
 
@@ -209,7 +211,7 @@ export class ChartBoard {
     card.badge.dataset.total = String(total);
     card.badge.dataset.returned = String(returned);
     const legendOf = (run) => {
-      const extra = (this.opts.legend || []).map((k) => `${k}=${fmt(run.config[k])}`).join(" ");
+      const extra = (this.opts.legend || []).map((k) => `${k}=${exact(run.config[k]) ?? fmt(run.config[k])}`).join(" ");
       return `#${run.id}` + (extra ? " " + extra : "");
     };
     // The legend's hover values: wall time in UTC as everywhere on the page, and every
