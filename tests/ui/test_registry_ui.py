@@ -497,3 +497,22 @@ def test_browser_markup_in_names_descriptions_and_movers_is_text(rpage, reg_serv
         rpage.open(hash_)
         assert rpage.evaluate("window.__pwned") is None
         assert rpage.locator("#view img, #view script").count() == 0
+
+
+def test_browser_asset_page_names_an_unknown_alias_and_shows_every_move(rpage):
+    rpage.open("#/models/model/resnet-cls?project=vision&alias=prod&v=x&tab=lineage")
+    box = rpage.locator("[data-testid='param-warning']")
+    box.wait_for()
+    assert rpage.inner_text("[data-testid='param-alias']") == \
+        "alias=prod: expected an alias of resnet-cls: candidate, champion, latest"
+    assert rpage.inner_text("[data-testid='param-v']") == "v=x: expected a version number (1, 2, …)"
+    assert rpage.inner_text("[data-testid='param-tab']").startswith(
+        "tab=lineage: not a parameter of this view (it takes project, v, alias)")
+    # as without them: every alias move, the latest version's lineage, the filter on "every"
+    assert len(rpage.locator("[data-testid='alias-move']").all()) == 7
+    assert rpage.get_attribute("[data-testid='lineage']", "data-version") == "3"
+    assert rpage.input_value("[data-testid='alias-filter']") == ""
+    # a known alias still filters
+    rpage.open("#/models/model/resnet-cls?project=vision&alias=champion")
+    assert len(rpage.locator("[data-testid='alias-move']").all()) == 2
+    assert rpage.locator("[data-testid='param-warning']").count() == 0

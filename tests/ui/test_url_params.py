@@ -254,3 +254,89 @@ def test_default_metrics_never_hide_the_only_metric_of_some_runs(opage):
     assert chosen["many"] == sorted(chosen["many"], key=["a", "b", "c", "d", "e", "f", "g",
                                                           "objective"].index)
     assert chosen["few"] == ["b", "a"]
+
+
+# ---------------------------------------------------------------------------- every view
+# Each view names a parameter it does not take (a typo such as smoth=) as well as a bad
+# value, and behaves as if the parameter were absent: never a blank page or a JS error
+# (browser_page fails a test on any).
+def test_run_page_names_a_bad_address_and_bad_parameters(opage, odd_server):
+    for part in ["abc", "0", "-3", "1.5"]:
+        opage.open(f"#/run/{part}")
+        box = opage.locator("[data-testid='not-found']")
+        assert box.locator("[data-testid='error']").inner_text() == \
+            f'"{part}" is not a run id: expected a positive integer (#/run/12)'
+        assert box.locator("[data-testid='back-link']").get_attribute("href") == "#/runs"
+    i = odd_server.info["inf"]
+    opage.open(f"#/run/{i}?smoth=0.5&smooth=2&group=c:lr&traces=on")
+    assert _warning(opage, "smoth").startswith("smoth=0.5: not a parameter of this view (it takes project, x, log,")
+    assert _warning(opage, "smooth") == "smooth=2: expected a number from 0 to 0.99"
+    assert "none varies" in _warning(opage, "group")  # one run: no key varies
+    assert "traces=on" in _warning(opage, "traces")
+    card = _card(opage)
+    assert card.get_attribute("data-series") == "1"  # one ungrouped line, unsmoothed
+    assert opage.locator("[data-testid='smoothing']").input_value() == "0"
+    assert opage.locator("[data-testid='run-config']").count() == 1
+    opage.shot("run-bad-params")
+
+
+def test_compare_names_bad_chart_options_and_draws_the_defaults(opage, odd_server):
+    i, p = odd_server.info["inf"], odd_server.info["plain"]
+    opage.open(f"#/compare?runs={i},{p}&group=c:nokey&x=epoch&log=2&zzz=1&bk=yes")
+    assert "c:lr, c:seed" in _warning(opage, "group")
+    assert "step, wall, rel" in _warning(opage, "x")
+    assert "log=2" in _warning(opage, "log")
+    assert "bk=yes" in _warning(opage, "bk")
+    assert "it takes project, runs, all, bk, x," in _warning(opage, "zzz")
+    card = _card(opage)
+    assert card.get_attribute("data-series") == "2"  # not grouped
+    assert opage.locator("[data-testid='x-axis']").input_value() == "step"
+    assert opage.locator("[data-testid='log-scale']").is_checked() is False
+    assert opage.locator("[data-testid='config-diff']").count() == 1
+    opage.shot("compare-bad-params")
+
+
+def test_runs_table_ignores_a_bad_where_and_an_unknown_parameter(opage):
+    opage.open("#/runs?project=odd&where=lr%20%3C%3C%201&colour=red")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    error = opage.locator("[data-testid='filter-error']")
+    assert error.inner_text().startswith("in the where filter 'lr << 1' at position")
+    assert error.inner_text().endswith("ignored: the table shows the runs without this filter")
+    assert opage.locator("[data-testid='filter-where']").input_value() == "lr << 1"  # to fix it
+    assert opage.locator(".tr").count() == 3  # every run of the project, as without where
+    assert _warning(opage, "colour").startswith("colour=red: not a parameter of this view")
+    # m=- (every metric unticked) is no metric column, and not a bad value
+    opage.open("#/runs?project=odd&m=-")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    assert opage.locator(WARN).count() == 0
+    assert opage.locator("[data-testid='col-m:last:loss']").count() == 0
+    assert opage.locator("[data-testid='metric-picker'] summary").inner_text() == "metrics (0/1)"
+
+
+def test_parallel_coordinates_name_a_bad_metric_and_scatter_key(opage):
+    opage.open("#/runs?project=odd&pc=1&pcm=acc&sx=depth&pcb=%7B%22lr%22%3A%5B0.5%2C2%5D%7D")
+    assert _warning(opage, "pcm") == "pcm=acc: expected a metric key: loss"
+    assert _warning(opage, "sx") == "sx=depth: expected a config key that varies here: lr, seed"
+    assert "0 <= from <= to <= 1" in _warning(opage, "pcb")
+    # the panel as without them: the first metric, the default scatter x, no brush
+    opage.wait_for_selector("[data-testid='parallel'][data-ready='1']")
+    assert opage.locator("[data-testid='pc-metric']").input_value() == "loss"
+    assert opage.locator("[data-testid='scatter-x']").input_value() in ("lr", "seed")
+    assert opage.get_attribute("[data-testid='row-count']", "data-count") == "3"
+    opage.shot("parallel-bad-params")
+
+
+def test_search_pages_name_any_parameter(opage, page, server):
+    opage.open("#/search?rung=2")
+    assert _warning(opage, "rung") == "rung=2: not a parameter of this view (it takes project)"
+    assert opage.locator("[data-testid='no-studies']").count() == 1
+    page.open(f"#/search/{server.info['study']}?bracket=0")
+    page.wait_for_selector("[data-testid='ladder'][data-ready='1']")
+    assert _warning(page, "bracket").startswith("bracket=0: not a parameter of this view")
+    assert page.locator("[data-testid='trial-promoted']").count() == 2
+
+
+def test_models_list_names_bad_and_unknown_parameters(opage):
+    opage.open("#/models?kind=model&sort=name&q=x")
+    assert _warning(opage, "sort") == "sort=name: not a parameter of this view (it takes project, kind, q)"
+    assert opage.locator(WARN + " li").count() == 1  # kind and q are good

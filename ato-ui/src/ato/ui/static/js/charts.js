@@ -2,8 +2,8 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
-         UrlParams, varyingKeys } from "./util.js";
+import { api, clear, color, download, el, exact, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
+         TZ, UrlParams, varyingKeys } from "./util.js";
 
 /* global uPlot */
 
@@ -33,7 +33,7 @@ export function finiteOnly(steps, values, log = false) {
     if (v === null || v === undefined) return null;
     if (Number.isFinite(v)) {
       if (!log || v > 0) return v;
-      nonPositive.push({ step: steps[i], value: fmt(v) });
+      nonPositive.push({ step: steps[i], value: fmt(v), full: exact(v) ?? fmt(v) });
       return null;
     }
     skipped.push({ step: steps[i], value: Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf" });
@@ -52,7 +52,8 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false) {
   card.node.dataset.nonfinite = String(skipped.length);
   card.node.dataset.nonpositive = String(nonPositive.length);
   if (card.note.hidden) return;
-  const listed = (list) => list.map((s) => `#${s.run} step ${s.step} = ${s.value}`);
+  // the note rounds as the page does; its tooltip lists every value in full
+  const listed = (list, field = "value") => list.map((s) => `#${s.run} step ${s.step} = ${s[field] ?? s.value}`);
   const parts = [], titles = [];
   if (skipped.length) {
     const items = listed(skipped);
@@ -62,10 +63,10 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false) {
   }
   if (nonPositive.length) {
     const items = listed(nonPositive);
+    titles.push(...listed(nonPositive, "full"));
     parts.push((nothingLeft ? "no value > 0, nothing to draw on the log axis (untick log y): " : "") +
       `${nonPositive.length} ${nonPositive.length === 1 ? "value" : "values"} ≤ 0 not drawn on the log axis: ` +
       items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : ""));
-    titles.push(...items);
   }
   card.note.textContent = parts.join("; ");
   card.note.title = titles.join("\n");
@@ -105,7 +106,8 @@ export function groupKey(run, mode) {
     const c = Object.fromEntries(Object.entries(run.config).filter(([k]) => !SEED_KEYS.test(k) && !isBookkeeping(k)).sort());
     return JSON.stringify(c);
   }
-  if (mode.startsWith("c:")) return `${mode.slice(2)}=${fmt(run.config[mode.slice(2)])}`;
+  // the full value: two values that round alike (0.1234567, 0.1234568) are two groups
+  if (mode.startsWith("c:")) { const v = run.config[mode.slice(2)]; return `${mode.slice(2)}=${exact(v) ?? fmt(v)}`; }
   return null;
 }
 
@@ -209,10 +211,14 @@ export class ChartBoard {
     card.badge.dataset.total = String(total);
     card.badge.dataset.returned = String(returned);
     const legendOf = (run) => {
-      const extra = (this.opts.legend || []).map((k) => `${k}=${fmt(run.config[k])}`).join(" ");
+      const extra = (this.opts.legend || []).map((k) => `${k}=${exact(run.config[k]) ?? fmt(run.config[k])}`).join(" ");
       return `#${run.id}` + (extra ? " " + extra : "");
     };
-    const tables = [], series = [{ label: this.opts.x === "wall" ? "time" : this.opts.x === "rel" ? "seconds" : "step" }];
+    // The legend's hover values: wall time in UTC as everywhere on the page, and every
+    // digit of a value (the ticks and table cells round to ~6 significant digits).
+    const tables = [], series = [this.opts.x === "wall"
+      ? { label: `time (${TZ})`, value: (u, v) => (v === null || v === undefined ? "–" : fmtTime(v)) }
+      : { label: this.opts.x === "rel" ? "seconds" : "step" }];
     const bands = [];
     const smooth = Number(this.opts.smooth) || 0;
     const lines = [], skipped = [], nonPositive = [];
@@ -261,6 +267,7 @@ export class ChartBoard {
         series.push({ label: legendOf(l.run), stroke: l.run.color, width: 1.5, spanGaps: true });
       }
     }
+    for (const sr of series.slice(1)) sr.value = (u, v) => (v === null || v === undefined ? "–" : exact(v) ?? fmt(v));
     let data = tables.length ? uPlot.join(tables) : [[]];
     if (this.opts.log) {
       data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v !== null && v > 0 ? v : null))));
@@ -268,6 +275,8 @@ export class ChartBoard {
     const width = Math.max(card.body.clientWidth, 300);
     const opts = {
       width, height: 260, series, bands,
+      // wall-time ticks fall on UTC's minutes, hours and days (their labels are UTC too)
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       // One x value (a one-point metric) is centred in a small range, not drawn at the
       // left edge of uPlot's default 0..100.
       scales: { x: { time: this.opts.x === "wall", range: (u, min, max) => (min !== null && min === max
@@ -416,6 +425,9 @@ export class ChartBoard {
   }
 }
 
+// The URL parameters of the chart options, taken by every view with charts.
+export const CHART_PARAMS = ["x", "log", "smooth", "group", "legend", "traces"];
+
 // The chart options of a view's URL (x, log, smooth, group, legend, traces), each checked
 // by `up` (a UrlParams: a bad value is named in the view's warning box, the default used).
 export function chartOptions(up, varying) {
@@ -459,7 +471,7 @@ export function chartControls(params, varying, onChange, up = new UrlParams(para
 export const MAX_CHART_RUNS = 1000;
 
 export async function renderCharts(view, params) {
-  const up = new UrlParams(params);
+  const up = new UrlParams(params).takes("runs", CHART_PARAMS);
   const ids = up.ids("runs");
   if (!ids.length) {
     view.append(el("p", { class: "muted", testid: "charts-empty", text: "Select runs in the table first." }));
@@ -469,6 +481,7 @@ export async function renderCharts(view, params) {
   if (ids.length > MAX_CHART_RUNS) {
     notFound(view, `Charts take at most ${MAX_CHART_RUNS} runs, got ${ids.length.toLocaleString("en-US")}.`, "#/runs",
              `runs (select at most ${MAX_CHART_RUNS})`);
+    up.show(view);
     return null;
   }
   const data = await api("runs", { ids: ids.join(",") });

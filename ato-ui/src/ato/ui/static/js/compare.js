@@ -1,20 +1,34 @@
 // Compare 2–10 runs: config diff (only differences by default), structure diff,
 // fingerprint diff, final/best metrics with deltas against the first run, overlaid charts.
-import { api, el, fmt, isBookkeeping, notFound, num, plural, setParams, UrlParams, varyingKeys } from "./util.js";
-import { ChartBoard, chartControls } from "./charts.js";
+import { api, el, exact, fmt, isBookkeeping, notFound, num, plural, setParams, UrlParams, varyingKeys } from "./util.js";
+import { CHART_PARAMS, ChartBoard, chartControls, chartOptions } from "./charts.js";
 
 const ABSENT = "(absent)";
 
+// The difference v - base, as shown (" (+0.1)") and in full for the tooltip; null when
+// either is missing or not finite.
 function delta(v, base) {
   v = num(v); base = num(base);
-  if (typeof v !== "number" || typeof base !== "number" || !Number.isFinite(v) || !Number.isFinite(base)) return "";
+  if (typeof v !== "number" || typeof base !== "number" || !Number.isFinite(v) || !Number.isFinite(base)) return null;
   const d = v - base;
-  if (d === 0) return " (±0)";
-  return ` (${d > 0 ? "+" : ""}${fmt(d)})`;
+  if (d === 0) return { text: " (±0)", full: " (±0)" };
+  const sign = d > 0 ? "+" : "";
+  return { text: ` (${sign}${fmt(d)})`, full: ` (${sign}${exact(d) ?? fmt(d)})` };
+}
+
+// A metric cell: the value (and its delta against the first run) rounded as everywhere,
+// the tooltip holding every digit of both; no tooltip when nothing was rounded.
+function metricCell(v, base, withDelta) {
+  if (v === undefined) return el("td", { class: "num", text: ABSENT });
+  const value = num(v);
+  const d = withDelta ? delta(v, base) : null;
+  const text = fmt(value) + (d ? d.text : "");
+  const full = (exact(value) ?? fmt(value)) + (d ? d.full : "");
+  return el("td", { class: "num", text, title: full !== text ? full : null });
 }
 
 export async function renderCompare(view, params) {
-  const up = new UrlParams(params);
+  const up = new UrlParams(params).takes("runs", "all", "bk", CHART_PARAMS);
   const ids = up.ids("runs");  // a repeated id counts once: a run is not compared with itself
   if (ids.length < 2 || ids.length > 10) {
     notFound(view, `Compare takes 2 to 10 different runs, got ${ids.length}.`, "#/runs", "runs (select 2 to 10 to compare)");
@@ -57,7 +71,7 @@ export async function renderCompare(view, params) {
     onclick: () => { setParams({ bk: showBk ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }) : null;
   const configTable = el("table", { class: "grid diff", testid: "config-diff" }, head(),
     shownKeys.map((k) => el("tr", { class: same(k) ? "" : "differs", testid: "diff-row" }, el("td", { class: "mono", text: k }),
-      runs.map((r) => el("td", { text: k in r.config ? fmt(r.config[k]) : ABSENT })))));
+      runs.map((r) => el("td", { text: k in r.config ? fmt(r.config[k]) : ABSENT, title: exact(r.config[k]) })))));
   view.append(el("section", { class: "box" }, el("h3", {}, "config ", toggle,
     el("span", { class: "muted", text: ` ${keys.length - keys.filter((k) => !same(k)).length} of ${plural(keys.length, "key")} equal ` }), bkToggle),
     shownKeys.length ? configTable : el("p", { class: "muted", testid: "config-identical",
@@ -87,19 +101,18 @@ export async function renderCompare(view, params) {
   for (const k of mkeys) {
     for (const [field, label] of [["last", "final"], ["min", "min"], ["max", "max"]]) {
       const base = runs[0].summaries[k]?.[field];
-      rows.push(el("tr", {}, el("td", { class: "mono", text: `${k} ${label}` }), runs.map((r, i) => {
-        const v = r.summaries[k]?.[field];
-        return el("td", { class: "num", text: v === undefined ? ABSENT : fmt(num(v)) + (i ? delta(v, base) : "") });
-      })));
+      rows.push(el("tr", { testid: "metric-row" }, el("td", { class: "mono", text: `${k} ${label}` }),
+        runs.map((r, i) => metricCell(r.summaries[k]?.[field], base, i > 0))));
     }
   }
   view.append(el("section", { class: "box", testid: "metric-compare" }, el("h3", { text: "metrics (deltas against the first run)" }),
     mkeys.length ? el("table", { class: "grid" }, head(), rows) : el("p", { class: "muted", text: "no metrics" })));
 
   // ------------------------------------------------------------ charts
-  if (!mkeys.length) { up.show(view); return null; }
   const rowsForCharts = runs.map((r) => ({ id: r.id, config: r.config, start: r.start, status: r.status, hash: r.hash }));
   const { varying } = varyingKeys(rowsForCharts);
+  // without metrics there are no charts, but their options are still checked and named
+  if (!mkeys.length) { chartOptions(up, varying); up.show(view); return null; }
   let board = null;
   const holder = el("div");
   const { bar, opts } = chartControls(params, varying, () => { for (const c of board.cards.values()) if (c.mounted) board.draw(c); }, up);

@@ -48,7 +48,7 @@ async function render() {
   try {
     const page = parts[0] || "runs";
     if (page === "runs") cleanup = await renderRuns(view, params);
-    else if (page === "run") cleanup = await renderRun(view, Number(parts[1]), params);
+    else if (page === "run") cleanup = await renderRun(view, parts[1], params);
     else if (page === "charts") cleanup = await renderCharts(view, params);
     else if (page === "compare") cleanup = await renderCompare(view, params);
     else if (page === "search") cleanup = await renderSearch(view, parts[1], params);

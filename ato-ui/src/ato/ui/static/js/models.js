@@ -2,7 +2,7 @@
 // history and lineage, and a run's inputs and outputs. Every value from the database
 // reaches the page through el() (textContent and attributes), never as HTML; the view
 // lives in the URL (#/models?kind=…&q=…, #/models/KIND/NAME?project=…&v=…&alias=…).
-import { api, el, fmt, fmtTime, go, notFound, route, setParams, UrlParams } from "./util.js";
+import { api, el, exact, fmt, fmtTime, fmtWhen, go, isoTime, notFound, route, setParams, TZ, UrlParams } from "./util.js";
 
 export function fmtBytes(n) {
   if (n === null || n === undefined) return "–";
@@ -11,6 +11,16 @@ export function fmtBytes(n) {
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
+
+// A size cell: rounded to KiB/MiB…, the exact byte count in its tooltip.
+const sizeCell = (n) => el("td", { class: "num", text: fmtBytes(n),
+  title: n === null || n === undefined || n < 1024 ? null : `${Number(n).toLocaleString("en-US")} bytes` });
+
+// A number cell (step, score…): rounded by fmt(), every digit in its tooltip.
+const numCell = (v, testid) => el("td", { class: "num", testid, text: fmt(v), title: exact(v) });
+
+// A time cell (UTC, as its column header says): milliseconds in the tooltip (ISO 8601).
+const timeCell = (t) => el("td", { text: fmtTime(t), title: isoTime(t) || null });
 
 // The hash of an asset page (each part encoded: names may hold '/', '?' or '#').
 export function assetHref(kind, name, project, version) {
@@ -50,7 +60,7 @@ function unavailable(view, reason) {
 // ---------------------------------------------------------------------------- list
 export async function renderModels(view, parts, params) {
   if (parts.length >= 3) return renderAsset(view, parts[1], parts.slice(2).join("/"), params);
-  const up = new UrlParams(params);
+  const up = new UrlParams(params).takes("kind", "q");
   const kind = up.choice("kind", ["model", "dataset"], "");
   const data = await api("registry", { kind, project: params.get("project") });
   view.append(el("h2", { text: "Models and datasets" }));
@@ -82,7 +92,7 @@ export async function renderModels(view, parts, params) {
         // every alias, latest too (as `ato data list` and the versions table show it)
         el("td", {}, Object.entries(a.aliases)
           .map(([k, v]) => el("span", { class: "tag alias", text: `${k} → v${v}` }))),
-        el("td", { class: "num", text: fmtBytes(a.size) }),
+        sizeCell(a.size),
         el("td", { class: "desc", text: a.description ?? "" }))))
       : el("p", { class: "muted", testid: "no-assets", text: data.assets.length ? "nothing matches the filter"
         : `no ${kind ? kind + "s" : "models or datasets"} registered${params.get("project") ? ` in project ${params.get("project")}` : ""} yet (logger.log_model / logger.use_dataset)` }));
@@ -94,8 +104,11 @@ export async function renderModels(view, parts, params) {
 // ---------------------------------------------------------------------------- one asset
 async function renderAsset(view, kind, name, params) {
   const project = params.get("project") || "";
-  const alias = params.get("alias") || "";
-  const data = await api("registry/asset", { name, kind, project, alias });
+  const up = new UrlParams(params).takes("v", "alias");
+  // The whole alias history comes, and is filtered here: an alias this asset never had is
+  // named (with the ones it has) and the whole history shown, not an empty one.
+  let alias = params.get("alias") || "";
+  const data = await api("registry/asset", { name, kind, project });
   view.append(el("p", { class: "crumbs" }, el("a", { href: "#/models", text: "Models and datasets" }), " / ",
     el("span", { text: kind })));
   if (!data.available) return unavailable(view, data.reason);
@@ -104,25 +117,30 @@ async function renderAsset(view, kind, name, params) {
     el("span", { class: "tag", text: asset.kind }), " ", el("span", { class: "muted", text: asset.project })));
   if (asset.description) view.append(el("p", { class: "desc", testid: "asset-description", text: asset.description }));
   const isModel = kind === "model";
-  const up = new UrlParams(params);
+  const known = [...new Set([...Object.keys(asset.aliases), ...data.history.map((m) => m.alias)])].sort();
+  if (alias && !known.includes(alias)) {
+    up.bad("alias", alias, `an alias of ${asset.name}: ${known.join(", ") || "(it has none)"}`);
+    alias = "";
+  }
+  const history = alias ? data.history.filter((m) => m.alias === alias) : data.history;
   // v: a version number (an unknown one is said in the lineage box, the page stays)
   const vParam = up.raw("v");
   if (vParam !== null && !/^\d+$/.test(vParam)) up.bad("v", vParam, "a version number (1, 2, …)");
   const selected = vParam !== null && /^\d+$/.test(vParam) ? Number(vParam) : asset.latest;
   up.show(view);
   view.append(el("h3", { text: `versions (${data.versions.length})` }),
-    table("versions", ["version", "digest", "size", "files", ...(isModel ? ["step", "score"] : []), "run", "created", "by", "aliases", "state"],
+    table("versions", ["version", "digest", "size", "files", ...(isModel ? ["step", "score"] : []), "run", `created (${TZ})`, "by", "aliases", "state"],
       data.versions.map((v) => el("tr", {
         testid: "version-row", "data-version": v.version, class: v.version === selected ? "sel clickable" : "clickable",
         onclick: (e) => { if (e.target.closest("a")) return; go(`/models/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`, { project: asset.project, v: v.version, alias }); },
       },
       el("td", {}, el("a", { href: assetHref(kind, name, asset.project, v.version), text: `v${v.version}` })),
       el("td", {}, digest(v.digest)),
-      el("td", { class: "num", text: fmtBytes(v.size) }),
+      sizeCell(v.size),
       el("td", { class: "num", text: fmt(v.file_count) }),
-      isModel ? [el("td", { class: "num", text: fmt(v.step) }), el("td", { class: "num", text: fmt(v.score) })] : null,
+      isModel ? [numCell(v.step), numCell(v.score, "version-score")] : null,
       el("td", {}, runLink(v.run)),
-      el("td", { text: fmtTime(v.created) }),
+      timeCell(v.created),
       el("td", { class: "who", text: v.created_by ?? "–" }),
       el("td", {}, aliasChips(v.aliases)),
       el("td", { text: v.state === "live" ? (v.storage === "stored" ? "live" : STORAGE[v.storage]) : v.state })))));
@@ -141,14 +159,13 @@ async function renderAsset(view, kind, name, params) {
     }
   }
   // the alias history: every move, filterable by alias (in the URL)
-  const known = [...new Set([...Object.keys(asset.aliases), ...data.history.map((m) => m.alias)])].sort();
   const aliasSelect = el("select", { testid: "alias-filter", onchange: () => go(`/models/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`, { project: asset.project, v: params.get("v"), alias: aliasSelect.value }) },
     el("option", { value: "", text: "every alias" }), known.map((a) => el("option", { value: a, text: a })));
   aliasSelect.value = alias;
   view.append(el("div", { class: "toolbar" }, el("h3", { text: "alias history" }), aliasSelect),
-    data.history.length ? table("alias-history", ["when", "alias", "from", "to", "by", "run"],
-      data.history.map((m) => el("tr", { testid: "alias-move" },
-        el("td", { text: fmtTime(m.at) }),
+    history.length ? table("alias-history", [`when (${TZ})`, "alias", "from", "to", "by", "run"],
+      history.map((m) => el("tr", { testid: "alias-move" },
+        timeCell(m.at),
         el("td", {}, aliasChips([m.alias])),
         el("td", { text: m.from === null ? "–" : `v${m.from}` }),
         el("td", { text: m.to === null ? "removed" : `v${m.to}` }),
@@ -178,7 +195,8 @@ async function renderLineage(box, kind, name, project, ref) {
     }
     const r = made.run;
     box.append(el("p", { testid: "produced-by" }, "produced by run ", runLink(r.id), " ",
-      el("span", { class: `status s-${r.status}`, text: r.status }), ` started ${fmtTime(r.start)} · `,
+      el("span", { class: `status s-${r.status}`, text: r.status }), " started ",
+      el("span", { testid: "produced-started", text: fmtWhen(r.start), title: isoTime(r.start) || null }), " · ",
       el("a", { href: `#/run/${Number(r.id)}`, testid: "config-link", text: "its config" }),
       ` · ${made.fingerprints} code fingerprint${made.fingerprints === 1 ? "" : "s"}`),
     el("h3", { text: "what it used" }),
@@ -190,9 +208,9 @@ async function renderLineage(box, kind, name, project, ref) {
     return;
   }
   box.append(el("h3", { text: "runs that used it" }),
-    data.runs.length ? table("lineage-runs", ["run", "project", "status", "started"], data.runs.map((r) => el("tr", {},
+    data.runs.length ? table("lineage-runs", ["run", "project", "status", `started (${TZ})`], data.runs.map((r) => el("tr", {},
       el("td", {}, runLink(r.id)), el("td", { text: r.project }),
-      el("td", {}, el("span", { class: `status s-${r.status}`, text: r.status })), el("td", { text: fmtTime(r.start) }))))
+      el("td", {}, el("span", { class: `status s-${r.status}`, text: r.status })), timeCell(r.start))))
       : el("p", { class: "muted", text: "no run used this version" }),
     el("h3", { text: "what they produced" }),
     data.downstream.length ? table("lineage-downstream", ["name", "version", "aliases", "run"], data.downstream.map((d) => el("tr", {},
@@ -224,14 +242,14 @@ export async function appendRunIO(view, pending) {
     data.inputs.length ? table("run-inputs", ["dataset", "version", "digest", "size", "files", "data"], data.inputs.map((v) => el("tr", { testid: "input-row" },
       el("td", {}, el("a", { href: assetHref(v.kind, v.name, v.project, v.version), text: v.name })),
       el("td", { text: `v${v.version}` }), el("td", {}, digest(v.digest)),
-      el("td", { class: "num", text: fmtBytes(v.size) }), el("td", { class: "num", text: fmt(v.file_count) }),
+      sizeCell(v.size), el("td", { class: "num", text: fmt(v.file_count) }),
       el("td", {}, storageLabel(v)))))
       : el("p", { class: "muted", testid: "no-inputs", text: "no dataset versions recorded (logger.use_dataset)" }),
     el("h3", { text: "Outputs" }),
     data.outputs.length ? table("run-outputs", ["model", "version", "digest", "size", "step", "aliases"], data.outputs.map((v) => el("tr", { testid: "output-row" },
       el("td", {}, el("a", { href: assetHref(v.kind, v.name, v.project, v.version), text: v.name })),
       el("td", { text: `v${v.version}` }), el("td", {}, digest(v.digest)),
-      el("td", { class: "num", text: fmtBytes(v.size) }), el("td", { class: "num", text: fmt(v.step) }),
+      sizeCell(v.size), numCell(v.step),
       el("td", {}, aliasChips(v.aliases)))))
       : el("p", { class: "muted", testid: "no-outputs", text: "no model versions produced (logger.log_model)" }));
 }

@@ -1,12 +1,19 @@
 // Parallel coordinates with brushing, and a scatter plot; both on <canvas> (text drawn
 // with fillText, never as HTML).
-import { el, fmt, num } from "./util.js";
+import { el, exact, fmt, num } from "./util.js";
+
+// An axis' extent in full, for a tooltip: its ticks are rounded (0.9833 for 0.98333333).
+function axisRange(dim, axis) {
+  if (axis.kind === "num") return `${dim.label}: ${exact(axis.min) ?? fmt(axis.min)} to ${exact(axis.max) ?? fmt(axis.max)}`;
+  return `${dim.label}: ${axis.ticks.length} ${axis.ticks.length === 1 ? "value" : "values"}`;
+}
 
 function axisOf(runs, dim) {
   const values = runs.map((r) => num(dim.get(r)));
   const numeric = values.filter((v) => typeof v === "number" && Number.isFinite(v));
   if (numeric.length && numeric.length === values.filter((v) => v !== null && v !== undefined).length) {
     let lo = Math.min(...numeric), hi = Math.max(...numeric);
+    const min = lo, max = hi;
     // Positive values spanning two decades or more (a learning rate 1e-4..1) lie on a log
     // axis, ticked at each power of ten; the others on a linear one, ticked at its ends and
     // three points between.
@@ -18,10 +25,10 @@ function axisOf(runs, dim) {
         const p = (e - l0) / (l1 - l0);
         if (p > 0.04 && p < 0.96) ticks.push([p, fmt(10 ** e)]);
       }
-      return { kind: "num", log: true, lo, hi, pos, ticks };
+      return { kind: "num", log: true, lo, hi, min, max, pos, ticks };
     }
     if (lo === hi) { lo -= 0.5; hi += 0.5; }
-    return { kind: "num", lo, hi, pos: (v) => (typeof v === "number" && Number.isFinite(v) ? (v - lo) / (hi - lo) : null),
+    return { kind: "num", lo, hi, min, max, pos: (v) => (typeof v === "number" && Number.isFinite(v) ? (v - lo) / (hi - lo) : null),
              ticks: [0, 0.25, 0.5, 0.75, 1].map((p) => [p, fmt(+(lo + p * (hi - lo)).toPrecision(4))]) };
   }
   const cats = [...new Set(values.filter((v) => v !== null && v !== undefined).map((v) => JSON.stringify(v)))].sort();
@@ -129,6 +136,13 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
     drag = { i, p0: p, moved: false };
     ev.preventDefault();
   });
+  // Hovering an axis names its full extent (the tooltip); the ticks are rounded.
+  canvas.addEventListener("mousemove", (ev) => {
+    if (drag) return;
+    const [mx] = pos(ev);
+    const i = dims.findIndex((_, j) => Math.abs(x(j) - mx) < 14);
+    canvas.title = i < 0 ? "drag along an axis to brush a range" : axisRange(dims[i], axes[i]);
+  }, { signal });
   window.addEventListener("mousemove", (ev) => {
     if (!drag) return;
     const [, my] = pos(ev);
@@ -179,7 +193,7 @@ export function drawScatter(container, runs, xDim, yDim, onClick, kept = null) {
     ctx.beginPath(); ctx.arc(px, py, 3.5, 0, 2 * Math.PI); ctx.fill();
   }
   canvas.dataset.dimmed = String(dimmed);
-  canvas.title = "click a point to open its run";
+  canvas.title = `click a point to open its run\n${axisRange(xDim, ax)}\n${axisRange(yDim, ay)}`;
   canvas.addEventListener("click", (ev) => {
     const r = canvas.getBoundingClientRect();
     const mx = ev.clientX - r.left, my = ev.clientY - r.top;

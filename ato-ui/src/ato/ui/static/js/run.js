@@ -1,7 +1,8 @@
 // One run: status, times, tags, nested typed config, artifacts, fingerprints, metric
 // summaries and charts.
-import { api, el, fmt, fmtDuration, fmtTime, isBookkeeping, UrlParams } from "./util.js";
-import { ChartBoard, chartControls, chartOptions } from "./charts.js";
+import { api, el, exact, exactDuration, fmt, fmtDuration, fmtTime, isBookkeeping, isoTime, notFound, TZ,
+         UrlParams } from "./util.js";
+import { CHART_PARAMS, ChartBoard, chartControls, chartOptions } from "./charts.js";
 import { appendRunIO, fetchRunIO } from "./models.js";
 
 export function configTree(value, types, prefix = "") {
@@ -11,11 +12,11 @@ export function configTree(value, types, prefix = "") {
       const isDict = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length;
       return el("li", {}, el("span", { class: isBookkeeping(k) ? "k bk" : "k", text: k,
         title: isBookkeeping(k) ? "search bookkeeping, added by the search" : null }), isDict ? configTree(v, types, path) : [
-        el("span", { class: "v", testid: "config-value", text: fmt(v) }),
+        el("span", { class: "v", testid: "config-value", text: fmt(v), title: exact(v) }),
         el("span", { class: "type", text: types[path] || "" })]);
     }));
   }
-  return el("span", { class: "v", text: fmt(value) });
+  return el("span", { class: "v", text: fmt(value), title: exact(value) });
 }
 
 // The metric summaries of a run row: a table, or a "no metrics" line.
@@ -24,19 +25,28 @@ function metricsTable(run) {
   return el("table", { class: "grid", testid: "run-metrics" },
     el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h) => el("th", { text: h }))),
     run.metric_keys.map((k) => { const s = run.summaries[k] || {};
-      return el("tr", {}, el("td", { text: k }), [s.last, s.min, s.max, s.count, s.last_step].map((v) => el("td", { class: "num", text: fmt(v) }))); }));
+      return el("tr", {}, el("td", { text: k }), [s.last, s.min, s.max, s.count, s.last_step].map((v) => el("td", { class: "num", text: fmt(v), title: exact(v) }))); }));
 }
 
-export async function renderRun(view, id, params) {
+// `part`: the id as the address has it (#/run/12); anything but a positive integer is
+// named, with the way back to the runs.
+export async function renderRun(view, part, params) {
+  const up = new UrlParams(params).takes(CHART_PARAMS);
+  if (!/^\d+$/.test(part || "") || Number(part) < 1) {
+    notFound(view, `${JSON.stringify(part ?? "")} is not a run id: expected a positive integer (#/run/12)`, "#/runs", "runs");
+    up.show(view);
+    return null;
+  }
+  const id = Number(part);
   const io = fetchRunIO(id);  // inputs/outputs, fetched beside the run
   const run = await api(`run/${id}`);
   view.append(
     el("h2", {}, `Run #${run.id} `, el("span", { class: `status s-${run.status}`, text: run.status, testid: `run-status-${run.id}` })),
     el("dl", { class: "facts", testid: "run-facts" },
       el("dt", { text: "project" }), el("dd", { text: run.project }),
-      el("dt", { text: "started" }), el("dd", { text: fmtTime(run.start) }),
-      el("dt", { text: "ended" }), el("dd", { testid: "run-ended", text: fmtTime(run.end) }),
-      el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: fmtDuration(run.duration) }),
+      el("dt", { text: `started (${TZ})` }), el("dd", { testid: "run-started", text: fmtTime(run.start), title: isoTime(run.start) || null }),
+      el("dt", { text: `ended (${TZ})` }), el("dd", { testid: "run-ended", text: fmtTime(run.end), title: isoTime(run.end) || null }),
+      el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: fmtDuration(run.duration), title: exactDuration(run.duration) }),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
       el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.length
         ? run.tags.map((t) => el("span", { class: "tag", text: t })) : el("span", { class: "muted", text: "–" }))));
@@ -47,7 +57,7 @@ export async function renderRun(view, id, params) {
   right.append(el("h3", { text: "metrics" }), metrics);
   right.append(el("h3", { text: "artifacts" }), run.artifacts.length ? el("table", { class: "grid", testid: "run-artifacts" },
     el("tr", {}, ["path", "type", "metadata"].map((h) => el("th", { text: h }))),
-    run.artifacts.map((a) => el("tr", {}, el("td", { class: "mono", text: a.path }), el("td", { text: a.type ?? "–" }), el("td", { class: "mono", text: fmt(a.metadata) }))))
+    run.artifacts.map((a) => el("tr", {}, el("td", { class: "mono", text: a.path }), el("td", { text: a.type ?? "–" }), el("td", { class: "mono", text: fmt(a.metadata), title: exact(a.metadata) }))))
     : el("p", { class: "muted", text: "no artifacts" }));
   right.append(el("h3", { text: "code fingerprints" }), run.fingerprints.length ? el("table", { class: "grid", testid: "run-fingerprints" },
     el("tr", {}, ["trace", "type", "fingerprint"].map((h) => el("th", { text: h }))),
@@ -56,7 +66,6 @@ export async function renderRun(view, id, params) {
   cols.append(right);
   view.append(cols);
   await appendRunIO(view, io);  // the dataset versions it used, the models it produced
-  const up = new UrlParams(params);
   if (!run.metric_keys.length) { chartOptions(up, []); up.show(view); return null; }
   const holder = el("div");
   let board = null;
@@ -70,8 +79,12 @@ export async function renderRun(view, id, params) {
     let fresh;
     try { fresh = await api(`run/${run.id}`); } catch (e) { console.error(e); return; }
     if (!metrics.isConnected) return;  // the page was left meanwhile
-    view.querySelector("[data-testid='run-ended']").textContent = fmtTime(fresh.end);
-    view.querySelector("[data-testid='run-duration']").textContent = fmtDuration(fresh.duration);
+    const ended = view.querySelector("[data-testid='run-ended']");
+    ended.textContent = fmtTime(fresh.end);
+    ended.title = isoTime(fresh.end);
+    const duration = view.querySelector("[data-testid='run-duration']");
+    duration.textContent = fmtDuration(fresh.duration);
+    duration.title = exactDuration(fresh.duration) || "";
     const table = metricsTable(fresh);
     metrics.replaceWith(table);
     metrics = table;

@@ -1,8 +1,8 @@
 // The runs table: every run (virtualised rows), varying config keys as columns, metric
 // summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
 // parallel-coordinates / scatter panel whose brushing filters the table.
-import { api, clear, csvCell, download, el, fmt, fmtDuration, fmtTime, go, num, plural, setParams,
-         UrlParams, varyingKeys } from "./util.js";
+import { api, clear, csvCell, download, el, exact, exactDuration, fmt, fmtDuration, fmtTime, go, isoTime, num, plural,
+         setParams, TZ, UrlParams, varyingKeys } from "./util.js";
 import { MAX_CHART_RUNS } from "./charts.js";
 import { drawParcoords, drawScatter } from "./parcoords.js";
 
@@ -77,7 +77,8 @@ export function defaultMetrics(runs, sums, keys) {
 }
 
 export async function renderRuns(view, params) {
-  const up = new UrlParams(params);
+  const up = new UrlParams(params).takes("where", "tags", "status", "sort", "desc", "m", "const", "bk", "sel",
+                                         "pc", "pcb", "pcm", "sx");
   const filters = {
     project: params.get("project") || "", where: params.get("where") || "",
     tags: params.get("tags") || "", status: up.choice("status", STATUSES, ""),
@@ -115,14 +116,28 @@ export async function renderRuns(view, params) {
       }
     }
   } catch (e) {
-    errorBox.textContent = e.message;
-    up.show(view);
-    return null;
+    if (!filters.where || e.status !== 400) {
+      errorBox.textContent = e.message;
+      up.show(view);
+      return null;
+    }
+    // A where that does not parse is named (the parser's message, with its position) and
+    // ignored: the table shows the runs of the other filters, as if it were absent.
+    errorBox.textContent = `${e.message} — ignored: the table shows the runs without this filter`;
+    errorBox.dataset.ignored = "where";
+    try {
+      data = await api("runs", { ...filters, where: "" });
+    } catch (e2) {
+      errorBox.textContent = e2.message;
+      up.show(view);
+      return null;
+    }
   }
   const runs = data.runs;
   const sums = data.summaries;
   const metricKeys = data.metric_keys;
-  let chosen = params.get("m") === "" ? [] : up.subset("m", metricKeys, "metric keys") ?? defaultMetrics(runs, sums, metricKeys);
+  // m: the metric keys shown; "-" (what unticking every key writes) is none of them.
+  let chosen = params.get("m") === "-" ? [] : up.subset("m", metricKeys, "metric keys", "; or - for none") ?? defaultMetrics(runs, sums, metricKeys);
   const showConst = up.flag("const");
   let sortKey = params.get("sort") || "id";
   let sortDesc = up.flag("desc");
@@ -146,8 +161,11 @@ export async function renderRuns(view, params) {
       cell: (r) => el("span", { class: `status s-${r.status}`, text: r.status, testid: "status" }) },
     { id: "tags", label: "tags", width: 180, get: (r) => r.tags.join(","),
       cell: (r) => el("span", { class: "tags" }, r.tags.map((t) => el("span", { class: "tag", text: t, title: t }))) },
-    { id: "start", label: "start", width: 170, get: (r) => r.start, text: (r) => fmtTime(r.start) },
-    { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration) },
+    // times in UTC, said in the header; the tooltip has the milliseconds (ISO 8601)
+    { id: "start", label: `start (${TZ})`, width: 170, get: (r) => r.start, text: (r) => fmtTime(r.start),
+      title: (r) => isoTime(r.start), csv: (r) => isoTime(r.start) },
+    { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration),
+      title: (r) => exactDuration(r.duration) },
     ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => r.config[k] })),
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
       id: `m:${f}:${k}`, label: `${k} ${f}`, width: fit(`${k} ${f}`, 90), metric: true, get: (r) => summary(r, k, f) }))),
@@ -248,7 +266,8 @@ export async function renderRuns(view, params) {
       else {
         const text = c.text ? c.text(r) : fmt(c.get(r));
         td.textContent = text;
-        td.title = text;
+        // the whole value: every digit of a number fmt() rounds, all of a long text
+        td.title = (c.title ? c.title(r) : exact(c.get(r))) || text;
       }
       row.append(td);
     }
@@ -278,12 +297,12 @@ export async function renderRuns(view, params) {
     setParams({ sel: [...selected].join(",") });
   }
   function exportCsv() {
-    const lines = [["id", ...columns.filter((c) => c.id !== "id").map((c) => c.label)].map(csvCell).join(",")];
+    // start: ISO 8601 with its offset (2026-12-01T00:50:04.125+00:00), numbers in full
+    const cols = columns.filter((c) => c.id !== "id");
+    const lines = [["id", ...cols.map((c) => (c.csv ? c.id : c.label))].map(csvCell).join(",")];
     for (const r of shown) {
-      lines.push([r.id, ...columns.filter((c) => c.id !== "id").map((c) => {
-        const v = c.get(r);
-        return c.id === "tags" ? r.tags.join(" ") : c.id === "start" ? fmtTime(v) : v;
-      })].map(csvCell).join(","));
+      lines.push([r.id, ...cols.map((c) => (c.id === "tags" ? r.tags.join(" ") : c.csv ? c.csv(r) : c.get(r)))]
+        .map(csvCell).join(","));
     }
     download("runs.csv", new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" }));
   }

@@ -2,7 +2,7 @@
 // (per bracket: a column per rung, each trial a dot at its budget, promoted filled and
 // stopped hollow, the threshold of each rung, lines following the survivors) and the
 // objective history with the best so far.
-import { api, color, el, fmt, num, plural } from "./util.js";
+import { api, color, el, exact, fmt, num, plural, UrlParams } from "./util.js";
 
 /* global uPlot */
 const SVG = "http://www.w3.org/2000/svg";
@@ -14,10 +14,23 @@ function svg(tag, attrs = {}, text) {
   return node;
 }
 
-export async function renderSearch(view, study) {
+// The full value of a rounded number, for a tooltip (fmt's text when nothing was rounded).
+const full = (v) => exact(v) ?? fmt(v);
+
+// An SVG text whose number is rounded, with the full value as its tooltip (<title>).
+function numText(attrs, v) {
+  const node = svg("text", attrs, fmt(v));
+  if (exact(v) !== null) node.append(svg("title", {}, exact(v)));
+  return node;
+}
+
+export async function renderSearch(view, study, params = new URLSearchParams()) {
+  // neither page takes a parameter (but the header's project): any other one is named
+  const up = new UrlParams(params).takes();
   if (!study) {
     const { studies } = await api("studies");
     view.append(el("h2", { text: "Searches" }));
+    up.show(view);
     if (!studies.length) {
       view.append(el("p", { class: "muted", testid: "no-studies", text: "No tracked searches (runs tagged study:<id>)." }));
       return null;
@@ -29,6 +42,7 @@ export async function renderSearch(view, study) {
     return null;
   }
   const data = await api("study", { study });
+  up.show(view);
   const trials = data.trials.map((t) => ({ ...t, objective: num(t.objective) }));
   const better = data.mode === "max" ? (a, b) => a > b : (a, b) => a < b;
   view.append(el("h2", { text: `Search ${study}` }),
@@ -55,8 +69,8 @@ export async function renderSearch(view, study) {
     const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": "ladder-bracket", role: "img" });
     root.append(svg("text", { x: 6, y: 16, class: "lbl" }, `bracket ${b}`));
     root.append(svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }));
-    root.append(svg("text", { x: L - 6, y: y(hi) + 4, "text-anchor": "end", class: "tick" }, fmt(hi)));
-    root.append(svg("text", { x: L - 6, y: y(lo) + 4, "text-anchor": "end", class: "tick" }, fmt(lo)));
+    root.append(numText({ x: L - 6, y: y(hi) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-hi" }, hi));
+    root.append(numText({ x: L - 6, y: y(lo) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-lo" }, lo));
     // survivors: a line from each trial to its promoted successor (same config at rung + 1)
     const at = new Map(members.map((t) => [`${t.config_hash}|${t.rung}`, t]));
     for (const t of members) {
@@ -78,19 +92,22 @@ export async function renderSearch(view, study) {
         root.append(svg("line", { x1: x(r) - 40, x2: x(r) + 40, y1: y(threshold), y2: y(threshold), class: "threshold" }));
       }
       root.append(svg("text", { x: x(r), y: H - B + 16, "text-anchor": "middle", class: "tick" }, `rung ${r}`));
-      root.append(svg("text", { x: x(r), y: H - B + 30, "text-anchor": "middle", class: "tick" }, `budget ${fmt(budget)}`));
+      const budgetText = svg("text", { x: x(r), y: H - B + 30, "text-anchor": "middle", class: "tick" }, `budget ${fmt(budget)}`);
+      if (exact(budget) !== null) budgetText.append(svg("title", {}, `budget ${exact(budget)}`));
+      root.append(budgetText);
       inRung.forEach((t, i) => {
         if (!Number.isFinite(t.objective)) return;
         const jitter = ((i % 7) - 3) * 3;
         const dot = svg("circle", { cx: x(r) + jitter, cy: y(t.objective), r: 5, class: t.promoted ? "promoted" : "stopped",
                                    "data-testid": t.promoted ? "trial-promoted" : "trial-stopped", "data-run": t.run });
-        dot.append(svg("title", {}, `run #${t.run} · trial ${t.key ?? "?"} · objective ${fmt(t.objective)} · ${t.promoted ? "promoted" : "stopped"}`));
+        dot.append(svg("title", {}, `run #${t.run} · trial ${t.key ?? "?"} · objective ${full(t.objective)} · ${t.promoted ? "promoted" : "stopped"}`));
         dot.addEventListener("click", () => { location.hash = `#/run/${t.run}`; });
         root.append(dot);
       });
       summaryRows.push(el("tr", { testid: "ladder-rung" }, el("td", { text: b }), el("td", { class: "num", text: r }),
-        el("td", { class: "num", text: fmt(budget) }), el("td", { class: "num", text: inRung.length }),
-        el("td", { class: "num", text: inRung.filter((t) => t.promoted).length }), el("td", { class: "num", text: fmt(threshold) })));
+        el("td", { class: "num", text: fmt(budget), title: exact(budget) }), el("td", { class: "num", text: inRung.length }),
+        el("td", { class: "num", text: inRung.filter((t) => t.promoted).length }),
+        el("td", { class: "num", text: fmt(threshold), title: exact(threshold) })));
     }
     ladder.append(root);
   }
@@ -110,8 +127,9 @@ export async function renderSearch(view, study) {
   view.append(box);
   if (xs.length) {
     new uPlot({ width: Math.min(900, view.clientWidth || 900), height: 240,
-      series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6 } },
-               { label: "best so far", stroke: color(3), width: 2 }],
+      // the hover values in full (the ticks round)
+      series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6 }, value: (u, v) => (v === null ? "–" : full(v)) },
+               { label: "best so far", stroke: color(3), width: 2, value: (u, v) => (v === null ? "–" : full(v)) }],
       scales: { x: { time: false } },
       axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, splits) => splits.map(String) }, {}],
     }, [xs, ys, best], box);

@@ -67,11 +67,43 @@ export function fmt(v) {
   return String(v);
 }
 
+// The zone every date and time on the page is written in: UTC, whatever the browser's
+// zone (the tracker stores UTC, and `ato runs` prints it), named beside each time.
+export const TZ = "UTC";
+
+// A time (seconds since the epoch) as "2026-12-01 00:50:04" in UTC; the caller labels it
+// with TZ (a column header "start (UTC)", or fmtWhen's suffix).
 export function fmtTime(t) {
   if (t === null || t === undefined) return "–";
   const d = new Date(t * 1000);
   const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
+}
+
+// A time with its zone, for text outside a labelled column: "2026-12-01 00:50:04 UTC".
+export function fmtWhen(t) {
+  return t === null || t === undefined ? "–" : `${fmtTime(t)} ${TZ}`;
+}
+
+// A time as ISO 8601 with its offset and milliseconds, "2026-12-01T00:50:04.125+00:00":
+// CSV cells, and the tooltip of a time shown to the second.
+export function isoTime(t) {
+  if (t === null || t === undefined || !Number.isFinite(t)) return "";
+  return new Date(t * 1000).toISOString().replace("Z", "+00:00");
+}
+
+// The full value behind fmt()'s rounding, for a tooltip (title): every digit a number has
+// (JavaScript's shortest round-trip form, as the API sent it: 0.123456789012), non-finite
+// ones as the API spells them. Null where fmt() already shows it all (no tooltip needed).
+export function exact(v) {
+  if (typeof v !== "number") return null;
+  const full = Number.isNaN(v) ? "nan" : !Number.isFinite(v) ? (v > 0 ? "inf" : "-inf") : String(v);
+  return full === fmt(v) ? null : full;
+}
+
+// A duration's tooltip: the seconds behind fmtDuration's rounding.
+export function exactDuration(s) {
+  return s === null || s === undefined || !Number.isFinite(s) ? null : `${s} s`;
 }
 
 // A duration in seconds as text: "4 ms", "0.25 s"… never "0.0 s" for a short run.
@@ -205,7 +237,11 @@ export const SEED_KEYS = /(^|\.)(seed|random_seed|rng_seed)$/i;
 // by show() in one box at the top of the view, which still shows what it can (the
 // parameter's default). Every accepted value is listed in docs/ui.md.
 export class UrlParams {
-  constructor(params) { this.params = params; this.problems = []; }
+  constructor(params) { this.params = params; this.problems = []; this.names = null; }
+
+  // The parameters this view takes (`project`, the header's picker, is taken by every
+  // view): show() names any other one as not a parameter of the view, ignored.
+  takes(...names) { this.names = ["project", ...names.flat()]; return this; }
 
   raw(name) { const v = this.params.get(name); return v === null || v === "" ? null : v; }
 
@@ -249,23 +285,33 @@ export class UrlParams {
     return [...new Set(parts.filter((p) => !wrong.includes(p)).map(Number))];
   }
 
-  // A comma-separated list whose items must be in `known`; unknown ones are reported.
-  subset(name, known, what) {
+  // A comma-separated list whose items must be in `known`; unknown ones are reported
+  // (`note` ends the message).
+  subset(name, known, what, note = "") {
     const v = this.raw(name);
     if (v === null) return null;
     const items = v.split(",").filter(Boolean);
     const wrong = items.filter((k) => !known.includes(k));
-    if (wrong.length) this.bad(name, wrong.join(","), `${what}: ${known.join(", ") || "(none here)"}`);
+    if (wrong.length) this.bad(name, wrong.join(","), `${what}: ${known.join(", ") || "(none here)"}${note}`);
     return items.filter((k) => known.includes(k));
   }
 
   // The box naming every bad parameter, first in `view` (nothing when all are good).
   show(view) {
     view.querySelector("[data-testid='param-warning']")?.remove();
+    if (this.names) {
+      const seen = new Set(this.problems.map((p) => p.name));
+      for (const [name, value] of this.params) {
+        if (this.names.includes(name) || seen.has(name)) continue;
+        seen.add(name);
+        this.problems.push({ name, value, text: `${name}=${value}: not a parameter of this view (it takes ${
+          this.names.join(", ")})` });
+      }
+    }
     if (!this.problems.length) return;
     view.prepend(el("div", { class: "param-warning", testid: "param-warning" },
       el("p", { text: this.problems.length === 1 ? "A URL parameter is not valid and was ignored:" : "URL parameters not valid and ignored:" }),
       el("ul", {}, this.problems.map((p) => el("li", { testid: `param-${p.name}`,
-        text: `${p.name}=${p.value}: expected ${p.expected}` })))));
+        text: p.text || `${p.name}=${p.value}: expected ${p.expected}` })))));
   }
 }
