@@ -36,14 +36,14 @@ def points(values, steps=None):
 class TestReduce:
     def test_short_series_is_returned_whole(self):
         series = points([3, 1, 2])
-        assert reduce_points(series, 7) == series and reduce_points(series, None) == series
+        assert reduce_points(series, 9) == series and reduce_points(series, None) == series
 
     def test_buckets_keep_min_max_and_last(self):
-        # 11 points over steps 0..10, max_points 8 -> at most B = 2 buckets: the width is
+        # 11 points over steps 0..10, max_points 9 -> at most B = 2 buckets: the width is
         # 8, the smallest power of two with 10 // w - 0 // w + 1 <= 2, so steps 0..7 are
         # bucket 0 and 8..10 bucket 1.
         series = points([0, 5, -3, 2, 2, 1, 7, 7, -1, 4, 6])
-        kept = reduce_points(series, 8)
+        kept = reduce_points(series, 9)
         assert [p.step for p in kept] == [0, 2, 6, 7, 8, 10]
         # bucket 0: min -3@2, max 7@6 (earliest of the tie), last 7@7; bucket 1: min -1@8,
         # max and last 6@10; plus the first point.
@@ -61,19 +61,44 @@ class TestReduce:
             assert w == 1 or b // (w // 2) - a // (w // 2) + 1 > n  # the smallest
         # every point lands in its aligned bucket, whatever the first step
         series = points([1, 9, 2, 8, 3, 7, 4, 6, 5, 0], steps=range(-5, 5))
-        kept = reduce_points(series, 7)  # B = 2, width 8: steps -8..-1 and 0..7
+        kept = reduce_points(series, 9)  # B = 2, width 8: steps -8..-1 and 0..7
         assert [(p.step, p.value) for p in kept] == [
             (-5, 1.0), (-4, 9.0), (-1, 3.0), (0, 7.0), (4, 0.0)]
 
+    def test_an_infinity_hides_no_spike_and_each_bucket_shows_a_non_finite(self):
+        inf, nan = float("inf"), float("nan")
+        values = [0.5] * 64
+        values[5], values[6] = inf, 100.0  # a finite spike beside an infinity
+        values[20], values[21] = -inf, -100.0
+        values[40], values[41], values[45] = nan, inf, -3.0
+        kept = reduce_points(points(values), 9)  # B = 2: steps 0..31 and 32..63
+        got = [(p.step, p.value) for p in kept]
+        assert (6, 100.0) in got and (21, -100.0) in got and (45, -3.0) in got
+        assert (5, inf) in got  # the first non-finite point of bucket 0
+        assert [s for s, v in got if v != v] == [40]  # and of bucket 1: the NaN
+        assert (20, -inf) not in got and (41, inf) not in got and len(kept) <= 9
+
+    def test_step_bounds_are_64_bit_ints(self, minimal):
+        finder = open_finder("minimal://x")
+        for bad, match in [({"min_step": 1.5}, "min_step must be an int step or None, not "
+                            "float 1.5"), ({"max_step": True}, "max_step must be an int"),
+                           ({"min_step": -10**30}, "min_step must be within"),
+                           ({"max_step": 2**63}, "max_step must be within")]:
+            with pytest.raises(ValueError, match=match):
+                finder.get_metric_series(1, "m", **bad)
+            with pytest.raises(ValueError, match=match):
+                finder.get_metric_series_columns([1], "m", **bad)
+        assert finder.get_metric_series(1, "m", min_step=-2**63, max_step=2**63 - 1).total == 12
+
     def test_errors_name_the_argument(self):
-        with pytest.raises(ValueError, match="at least 7"):
+        with pytest.raises(ValueError, match="at least 9"):
             reduce_points(points([1] * 10), 4)
         with pytest.raises(ValueError, match="int"):
             reduce_points(points([1] * 10), 10.5)
 
     @settings(max_examples=200, deadline=None)
     @given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=300),
-           st.integers(min_value=7, max_value=60), st.integers(min_value=1, max_value=4))
+           st.integers(min_value=9, max_value=60), st.integers(min_value=1, max_value=4))
     def test_guarantees(self, values, max_points, stride):
         series = points(values, [i // stride for i in range(len(values))])
         kept = reduce_points(series, max_points)
@@ -142,7 +167,7 @@ class Minimal:
     stale_after = 60.0
 
     def __init__(self):
-        self.history = points([5, 1, 9, 2, 2, 3, 8, 0, 4])
+        self.history = points([5, 1, 9, 2, 2, 3, 8, 0, 4, 7, 6, 1])
 
     def list_projects(self):
         return []
@@ -269,13 +294,13 @@ class TestCapabilities:
 
     def test_series_and_since_fall_back_to_the_history(self, minimal):
         finder = open_finder("minimal://x")
-        series = finder.get_metric_series(1, "m", max_points=7)
-        assert series.total == 9 and series.reduced and len(series.points) <= 5
+        series = finder.get_metric_series(1, "m", max_points=9)
+        assert series.total == 12 and series.reduced and len(series.points) <= 5
         assert [p.step for p in series.points] == [
-            p.step for p in reduce_points(finder.backend.history, 7)]
+            p.step for p in reduce_points(finder.backend.history, 9)]
         window = finder.get_metric_series(1, "m", min_step=2, max_step=4)
         assert [p.step for p in window.points] == [2, 3, 4] and not window.reduced
-        assert [p.step for p in finder.get_metric_points_since(1, after_step=6)] == [7, 8]
+        assert [p.step for p in finder.get_metric_points_since(1, after_step=6)] == [7, 8, 9, 10, 11]
         assert finder.get_metric_points_since(1, keys=["other"]) == []
 
     def test_find_runs_arguments_are_checked_once_for_every_backend(self, minimal):

@@ -58,7 +58,7 @@ def assert_reduced_from_blocks(url, run_id, monkeypatch, key="loss"):
                         lambda *a, **k: calls.append(a) or real(*a, **k))
     finder = SQLFinder(make_config(url))
     history = finder.get_metric_history(run_id, key)
-    for max_points in (7, 50, 400):
+    for max_points in (9, 50, 400):
         series = finder.get_metric_series(run_id, key, max_points=max_points)
         assert [(p.step, repr(p.value)) for p in series.points] == [
             (p.step, repr(p.value)) for p in reduce_points(history, max_points)]
@@ -122,17 +122,20 @@ def test_original_ato_database_upgrades_to_seven(oracle_db, monkeypatch):  # noq
     assert_reduced_from_blocks(url, 1, monkeypatch)
 
 
-def test_six_upgrades_with_the_last_values_of_its_blocks(db_url, monkeypatch):
-    """A schema 6 database (blocks without ``last_value``, so its reductions are read from
-    the raw rows meanwhile) gets the column filled from each block's last row — NaN as
-    NULL — and its reductions read from the blocks again, equal to the reference."""
+def test_six_upgrades_with_its_blocks_built_again(db_url, monkeypatch):
+    """A schema 6 database (blocks without their last value and first non-finite point,
+    so its reductions are read from the raw rows meanwhile) gets its blocks built again
+    from the metric rows, and its reductions read from the blocks, equal to the
+    reference."""
+    from ato.db_routers.sql.blocks import STEP7_COLUMNS
+
     run_id = logged_run(db_url)
+    count = "SELECT COUNT(*), COUNT(last_value), COUNT(nf_step) FROM metric_blocks WHERE run_id = :r"
     with get_engine(db_url).begin() as conn:
-        expected = conn.execute(text(
-            "SELECT COUNT(*), COUNT(last_value) FROM metric_blocks WHERE run_id = :r"),
-            {"r": run_id}).one()
-        assert 0 < expected[1] < expected[0]  # some blocks end on a NaN
-        conn.execute(text("ALTER TABLE metric_blocks DROP COLUMN last_value"))
+        expected = tuple(conn.execute(text(count), {"r": run_id}).one())
+        assert 0 < expected[1] < expected[0] and 0 < expected[2] < expected[0]
+        for name, _ in STEP7_COLUMNS:
+            conn.execute(text(f"ALTER TABLE metric_blocks DROP COLUMN {name}"))
         conn.execute(text("UPDATE ato_schema SET version = 6"))
     forget_engine(db_url)
     finder = SQLFinder(make_config(db_url))  # before the upgrade: the raw rows
@@ -143,8 +146,6 @@ def test_six_upgrades_with_the_last_values_of_its_blocks(db_url, monkeypatch):
     SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     with get_engine(db_url).connect() as conn:
         assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 7
-        assert tuple(conn.execute(text(
-            "SELECT COUNT(*), COUNT(last_value) FROM metric_blocks WHERE run_id = :r"),
-            {"r": run_id}).one()) == tuple(expected)
+        assert tuple(conn.execute(text(count), {"r": run_id}).one()) == expected
     forget_engine(db_url)
     assert_reduced_from_blocks(db_url, run_id, monkeypatch)

@@ -47,7 +47,7 @@ def test_reduction_matches_the_reference_with_nan_and_repeated_steps(db_url):
     finder = SQLFinder(make_config(db_url))
     history = finder.get_metric_history(run_id, "m")
     assert len(history) == 3000 and sum(math.isnan(p.value) for p in history) > 100
-    for max_points in (7, 11, 64, 500):
+    for max_points in (9, 11, 64, 500):
         series = finder.get_metric_series(run_id, "m", max_points=max_points)
         expected = reduce_points(history, max_points)
         assert [(p.step, repr(p.value)) for p in series.points] == [
@@ -64,7 +64,7 @@ def test_reduction_of_a_step_window_and_of_sparse_huge_steps(db_url):
     run_id = _insert(db_url, data)
     finder = SQLFinder(make_config(db_url))
     history = finder.get_metric_history(run_id, "m")
-    for lo, hi, max_points in [(100, 1500, 50), (0, 1999, 8), (None, None, 200),
+    for lo, hi, max_points in [(100, 1500, 50), (0, 1999, 9), (None, None, 200),
                                (10**9, None, 20), (1990, 10**9 + 7000, 11)]:
         window = [p for p in history if (lo is None or p.step >= lo)
                   and (hi is None or p.step <= hi)]
@@ -93,8 +93,8 @@ def test_reduction_with_infinities_and_tied_extremes_in_windows(db_url):
     assert len({p.timestamp for p in history}) == len(history)
     assert sum(p.value == inf for p in history) > 50 and sum(p.value == -inf for p in history) > 50
     steps = sorted({p.step for p in history})
-    for lo, hi, max_points in [(None, None, 7), (None, None, 100), (None, None, 600),
-                               (7, 1200, 29), (steps[3], steps[3] + 40, 8),
+    for lo, hi, max_points in [(None, None, 9), (None, None, 100), (None, None, 600),
+                               (7, 1200, 29), (steps[3], steps[3] + 40, 9),
                                (500, None, 71)]:
         window = [p for p in history if (lo is None or p.step >= lo)
                   and (hi is None or p.step <= hi)]
@@ -205,11 +205,11 @@ def test_block_reduction_equals_the_reference_on_random_series(db_url, block_rea
         assert _blocks_cover(db_url, run_id)
         finder = SQLFinder(make_config(db_url))
         steps = sorted(s for _, s in data)
-        windows = [(None, None, mp) for mp in (7, 8, 35, 200, 970)]
+        windows = [(None, None, mp) for mp in (9, 10, 35, 200, 970)]
         for _ in range(6):
             a, b = sorted(rng.sample(steps, 2))
             windows.append((rng.choice([a, a - 1, None]), rng.choice([b, b + 2, None]),
-                            rng.choice([7, 11, 64, 300])))
+                            rng.choice([9, 11, 64, 300])))
         before = len(block_reads)
         reduced = _check_windows(finder, run_id, windows)
         # every reduction read the blocks, once as a series and once as columns
@@ -226,7 +226,7 @@ def test_block_reduction_on_dense_long_series_with_spikes(db_url):
     run_id = _logged(db_url, [data[i:i + 500] for i in range(0, len(data), 500)])
     finder = SQLFinder(make_config(db_url))
     _check_windows(finder, run_id, [(None, None, 970), (None, None, 100), (1000, 9000, 301),
-                                    (1233, 1235, 7), (-10, 5, 7)])
+                                    (1233, 1235, 9), (-10, 5, 9)])
     kept = {p.step for p in finder.get_metric_series(run_id, "m", max_points=50).points}
     assert {1234, 7777, 15_001} <= kept
 
@@ -247,7 +247,7 @@ def test_two_writers_of_one_run_keep_the_blocks_exact(db_url):
     first.finish()
     assert _blocks_cover(db_url, run_id)
     _check_windows(SQLFinder(make_config(db_url)), run_id,
-                   [(None, None, 7), (None, None, 99), (None, None, 500), (150, 1700, 40)])
+                   [(None, None, 9), (None, None, 99), (None, None, 500), (150, 1700, 40)])
 
 
 def test_foreign_rows_updates_and_deletes_fall_back_to_raw_rows(db_url, block_reads):
@@ -366,7 +366,7 @@ def test_columns_of_many_runs_equal_each_runs_series(db_url, block_reads):
     assert len(together) == 2
     assert all(call == sorted(runs) for call in together)
     with pytest.raises(ValueError):
-        finder.get_metric_series_columns(runs, "m", max_points=6)
+        finder.get_metric_series_columns(runs, "m", max_points=8)
     assert finder.get_metric_series_columns([], "m", max_points=64) == []
 
 

@@ -161,7 +161,9 @@ def test_series_of_many_runs_in_one_request(tmp_path):
 
 @pytest.mark.parametrize("params", [{"key": "loss", "runs": "1", "max_points": "3"},
                                     {"runs": "1"}, {"key": "loss", "runs": "1",
-                                                    "step_min": "x"}])
+                                                    "step_min": "x"},
+                                    {"key": "loss", "runs": "1", "step_min": str(-10**30)},
+                                    {"key": "loss", "runs": "1", "step_max": str(2**63)}])
 def test_series_rejects_bad_parameters(client, params):
     response = client.get("/api/series", params=params)
     assert response.status_code == 400 and response.json()["error"]

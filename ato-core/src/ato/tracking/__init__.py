@@ -41,7 +41,7 @@ from ato.tracking.protocol import (
     TrackerFinder,
     TrackerLogger,
 )
-from ato.tracking.reduce import bucket_width, check_max_points, reduce_points
+from ato.tracking.reduce import bucket_width, check_max_points, check_step_bounds, reduce_points
 from ato.tracking.registry import (
     REGISTRY_FINDER_MEMBERS,
     REGISTRY_LOGGER_MEMBERS,
@@ -74,7 +74,7 @@ __all__ = [
     "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
     "StudyCoordinator",
     "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
-    "WhereError", "bucket_width", "check_query", "flatten", "matches", "open_coordinator", "open_finder",
+    "WhereError", "bucket_width", "check_query", "check_step_bounds", "flatten", "matches", "open_coordinator", "open_finder",
     "open_logger", "parse_where", "reduce_points", "tracker_config", "url_of",
 ]
 
@@ -353,6 +353,7 @@ class Finder:
                           max_step: int | None = None, max_points: int | None = None
                           ) -> MetricSeries:
         check_max_points(max_points)
+        check_step_bounds(min_step, max_step)
         if self.supports("series"):
             return self.backend.get_metric_series(int(run_id), key, min_step=min_step,
                                                   max_step=max_step, max_points=max_points)
@@ -368,6 +369,7 @@ class Finder:
                                   max_points: int | None = None, times: bool = True
                                   ) -> list[SeriesColumns]:
         check_max_points(max_points)
+        check_step_bounds(min_step, max_step)
         run_ids = [int(r) for r in run_ids]
         if self.supports("columns"):
             return self.backend.get_metric_series_columns(

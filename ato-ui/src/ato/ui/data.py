@@ -324,13 +324,15 @@ class Store:
         """The history of metric ``key`` for each run, optionally restricted to
         ``step_min <= step <= step_max`` and reduced to about ``max_points`` points per
         run (:func:`ato.tracking.reduce_points`: the first point, and each aligned step
-        bucket's min, max and last). ``with_times=False`` sends ``times: []`` (a chart
-        over steps needs none). ``max_points`` below 7 raises :class:`BadRequest`."""
-        from ato.tracking import check_max_points
+        bucket's finite min and max, last and first non-finite point). ``with_times=False``
+        sends ``times: []`` (a chart over steps needs none). ``max_points`` below 9 raises
+        :class:`BadRequest`."""
+        from ato.tracking import check_max_points, check_step_bounds
 
         out = []
         try:
             check_max_points(max_points)
+            check_step_bounds(step_min, step_max, names=("step_min", "step_max"))
         except ValueError as e:
             raise BadRequest(str(e)) from e
 

@@ -5,11 +5,12 @@ For every run, key and block size ``S`` in :data:`SIZES`, the table ``metric_blo
 holds one row per block of steps ``[b * S, b * S + S - 1]`` (``b = step // S``, floor
 division, so negative steps have blocks too) that holds at least one point:
 
-- its minimum and its maximum among the values that are numbers (NaN never is one;
-  ``NULL`` while every value of the block is NaN), each with its step and row id; ties
-  go to the smallest ``(step, id)``, as :func:`ato.tracking.reduce_points` resolves them
-  (``id`` is the logging order);
-- its last point: the greatest ``(step, id)``, with its value (``NULL`` for NaN).
+- its minimum and its maximum among its finite values (``NULL`` while it has none), each
+  with its step and row id; ties go to the smallest ``(step, id)``, as
+  :func:`ato.tracking.reduce_points` resolves them (``id`` is the logging order);
+- its last point: the greatest ``(step, id)``, with its value (``NULL`` for NaN);
+- its first non-finite point (NaN, +inf or -inf): the smallest ``(step, id)`` among
+  them, with its value (``NULL`` for NaN); ``nf_step`` is ``NULL`` while it has none.
 
 ``metric_block_counts`` holds, per run and key, how many rows of ``metrics`` the blocks
 summarise.  The logger's flush writes the rows, the blocks and that count in one
@@ -60,7 +61,11 @@ class MetricBlock(Base):
     hi_id: Mapped[int | None] = mapped_column(BigInteger)
     last_step: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    last_value: Mapped[float | None] = mapped_column(Float)  # NULL: NaN (schema step 7)
+    # schema step 7
+    last_value: Mapped[float | None] = mapped_column(Float)  # NULL: NaN
+    nf_step: Mapped[int | None] = mapped_column(BigInteger)
+    nf_id: Mapped[int | None] = mapped_column(BigInteger)
+    nf_value: Mapped[float | None] = mapped_column(Float)  # NULL: NaN
 
 
 class MetricBlockCount(Base):
@@ -74,18 +79,25 @@ class MetricBlockCount(Base):
 
 
 _COLUMNS = ("run_id", "key", "size", "block", "lo_value", "lo_step", "lo_id",
-            "hi_value", "hi_step", "hi_id", "last_step", "last_id", "last_value")
+            "hi_value", "hi_step", "hi_id", "last_step", "last_id", "last_value", "nf_step",
+            "nf_id", "nf_value")
+
+#: The columns schema step 7 adds to a schema 6 table, with their SQL types.
+STEP7_COLUMNS = (("last_value", "DOUBLE PRECISION"), ("nf_step", "BIGINT"),
+                 ("nf_id", "BIGINT"), ("nf_value", "DOUBLE PRECISION"))
 
 
 # --------------------------------------------------------------------------- aggregation
 def aggregate(rows) -> tuple[dict, dict]:
     """Blocks of ``rows`` (``(id, run_id, key, value, step)``, value a float that may be
-    NaN, any order): ``({(run_id, key, size, block): entry}, {(run_id, key): count})``.
+    NaN or infinite, any order): ``({(run_id, key, size, block): entry}, {(run_id, key):
+    count})``.
 
     An entry is a list ``[lo_value, lo_step, lo_id, hi_value, hi_step, hi_id, last_step,
-    last_id, last_value]`` (the lo/hi items ``None`` when every value is NaN,
-    ``last_value`` ``None`` when it is NaN).  The smallest size is
-    built from the rows, each larger one from the size below it."""
+    last_id, last_value, nf_step, nf_id, nf_value]`` (the lo/hi items ``None`` when no
+    value is finite, the nf items ``None`` when every value is, a value ``None`` for
+    NaN).  The smallest size is built from the rows, each larger one from the size
+    below it."""
     size0 = SIZES[0]
     level: dict = {}
     counts: dict = {}
@@ -94,18 +106,18 @@ def aggregate(rows) -> tuple[dict, dict]:
         counts[pair] = counts.get(pair, 0) + 1
         k = (run_id, key, size0, step // size0)
         e = level.get(k)
-        number = value == value
         if e is None:
-            level[k] = ([value, step, id_, value, step, id_, step, id_, value] if number
-                        else [None] * 6 + [step, id_, None])
+            level[k] = entry(id_, value, step)
             continue
-        if number:
+        if value - value == 0:  # finite
             if e[0] is None or (value, step, id_) < (e[0], e[1], e[2]):
                 e[0:3] = value, step, id_
             if e[3] is None or (-value, step, id_) < (-e[3], e[4], e[5]):
                 e[3:6] = value, step, id_
+        elif e[9] is None or (step, id_) < (e[9], e[10]):
+            e[9:12] = step, id_, (value if value == value else None)
         if (step, id_) > (e[6], e[7]):
-            e[6:9] = step, id_, (value if number else None)
+            e[6:9] = step, id_, (value if value == value else None)
     out = dict(level)
     for size, below in zip(SIZES[1:], SIZES):
         ratio = size // below
@@ -122,6 +134,14 @@ def aggregate(rows) -> tuple[dict, dict]:
     return out, counts
 
 
+def entry(id_: int, value: float, step: int) -> list:
+    """The entry (see :func:`aggregate`) of a block holding one point."""
+    if value - value == 0:  # finite
+        return [value, step, id_, value, step, id_, step, id_, value, None, None, None]
+    stored = value if value == value else None
+    return [None] * 6 + [step, id_, stored, step, id_, stored]
+
+
 def merge(into: list, e: list) -> None:
     """Fold entry ``e`` into entry ``into`` (both in :func:`aggregate`'s form)."""
     if e[0] is not None:
@@ -131,6 +151,8 @@ def merge(into: list, e: list) -> None:
             into[3:6] = e[3:6]
     if (e[6], e[7]) > (into[6], into[7]):
         into[6:9] = e[6:9]
+    if e[9] is not None and (into[9] is None or (e[9], e[10]) < (into[9], into[10])):
+        into[9:12] = e[9:12]
 
 
 # --------------------------------------------------------------------------- writing
@@ -153,13 +175,17 @@ def _upsert_sql(placeholders: str) -> str:
              f"AND {x}.last_id > {t}.last_id))")
     sets += [f"last_{c} = CASE WHEN {later} THEN {x}.last_{c} ELSE {t}.last_{c} END"
              for c in ("step", "id", "value")]
+    sooner = (f"({x}.nf_step IS NOT NULL AND ({t}.nf_step IS NULL OR {x}.nf_step < {t}.nf_step "
+              f"OR ({x}.nf_step = {t}.nf_step AND {x}.nf_id < {t}.nf_id)))")
+    sets += [f"nf_{c} = CASE WHEN {sooner} THEN {x}.nf_{c} ELSE {t}.nf_{c} END"
+             for c in ("step", "id", "value")]
     return (f"INSERT INTO metric_blocks ({', '.join(_COLUMNS)}) {placeholders} "
             f"ON CONFLICT (run_id, key, size, block) DO UPDATE SET {', '.join(sets)}")
 
 
 _PG_TYPES = ("integer", "varchar", "integer", "bigint", "double precision", "bigint",
              "bigint", "double precision", "bigint", "bigint", "bigint", "bigint",
-             "double precision")
+             "double precision", "bigint", "bigint", "double precision")
 _UPSERT_SQLITE = _upsert_sql(f"VALUES ({', '.join('?' * len(_COLUMNS))})")
 _UPSERT_PG = _upsert_sql("SELECT * FROM unnest(" + ", ".join(
     f"%s::{t}[]" for t in _PG_TYPES) + ")")
@@ -251,17 +277,6 @@ TRIGGERS = {
 }
 
 
-#: Schema step 7: the value of every block's last row (``NULL`` for NaN), for blocks
-#: written before the column existed.
-LAST_VALUES = {
-    "sqlite": "UPDATE metric_blocks SET last_value = (SELECT CASE WHEN typeof(m.value) IN "
-              "('integer', 'real') THEN m.value END FROM metrics m "
-              "WHERE m.id = metric_blocks.last_id)",
-    "postgresql": "UPDATE metric_blocks b SET last_value = NULLIF(m.value, "
-                  "CAST('NaN' AS double precision)) FROM metrics m WHERE m.id = b.last_id",
-}
-
-
 # --------------------------------------------------------------------------- reading
 def block_size(width: int) -> int | None:
     """The size of the blocks a bucket of ``width`` steps (a power of two) is made of: the
@@ -274,7 +289,7 @@ def block_size(width: int) -> int | None:
 #: What a block row is read as: its run, its block number, then an entry (see
 #: :func:`aggregate`).
 _READ = ("run_id, block, lo_value, lo_step, lo_id, hi_value, hi_step, hi_id, last_step, "
-         "last_id, last_value")
+         "last_id, last_value, nf_step, nf_id, nf_value")
 
 
 def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
@@ -350,6 +365,8 @@ def _points(by_bucket: dict, ends: tuple, unordered: bool) -> tuple[list, list, 
         if e[0] is not None:
             found[e[1], e[2]] = e[0]
             found[e[4], e[5]] = e[3]
+        if e[9] is not None:
+            found[e[9], e[10]] = nan if e[11] is None else e[11]
         for (step, id_) in sorted(found):
             if id_ != first_id:
                 steps.append(step)
@@ -365,12 +382,10 @@ def _fold_blocks(acc: dict, rows, widths: dict, size: int) -> None:
 
 
 def _fold_raw(buckets: dict, width: int, rows) -> None:
-    """Merge raw rows (``id, step, value``) into ``buckets``: a row is a block of its own
-    (its value its min, max and last unless NaN)."""
+    """Merge raw rows (``id, step, value``) into ``buckets``: a row is a block of its own."""
     for id_, step, value in rows:
-        value = float(value)  # SQLite keeps NaN as the text 'NaN'
-        _fold(buckets, step // width, [value, step, id_, value, step, id_, step, id_, value]
-              if value == value else [None] * 6 + [step, id_, None])
+        # SQLite keeps NaN as the text 'NaN'
+        _fold(buckets, step // width, entry(id_, float(value), step))
 
 
 def _fold(buckets: dict, bucket: int, entry: list) -> None:

@@ -309,8 +309,9 @@ def _migrate(conn) -> None:
     - below 5: the study-coordination tables (:mod:`.studies`), empty;
     - below 6: the metric block summaries (:mod:`.blocks`), built from every existing
       metric row, and the triggers that drop a pair's blocks on an update or delete;
-    - 6: ``metric_blocks.last_value``, filled from each block's last row (a chart's
-      reduction is then read from the blocks alone).
+    - below 7: the blocks' last value and first non-finite point (a chart's reduction is
+      then read from the blocks alone; their minimum and maximum become finite-only), so
+      every block is built again from the metric rows.
     """
     from ato.db_routers.sql import blocks as _blocks  # step 6
     from ato.db_routers.sql import studies as _study_tables  # noqa: F401 (step 5)
@@ -343,17 +344,15 @@ def _migrate(conn) -> None:
     if dialect in ("sqlite", "postgresql"):
         for statement in _blocks.TRIGGERS[dialect]:
             conn.exec_driver_sql(statement)
-    if version is not None and version < 6:
+    if version is not None and version < 7:
+        have = {c["name"] for c in inspect(conn).get_columns("metric_blocks")}
+        for name, kind in _blocks.STEP7_COLUMNS:
+            if name not in have:
+                conn.execute(text(f"ALTER TABLE metric_blocks ADD COLUMN {name} {kind}"))
         conn.execute(text("DELETE FROM metric_blocks"))
         conn.execute(text("DELETE FROM metric_block_counts"))
         if dialect in ("sqlite", "postgresql"):
             _blocks.backfill(conn)
-    if version == 6:
-        if "last_value" not in {c["name"] for c in inspect(conn).get_columns("metric_blocks")}:
-            kind = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
-            conn.execute(text(f"ALTER TABLE metric_blocks ADD COLUMN last_value {kind}"))
-        if dialect in _blocks.LAST_VALUES:
-            conn.execute(text(_blocks.LAST_VALUES[dialect]))
     conn.execute(text("DELETE FROM ato_schema"))
     conn.execute(text("INSERT INTO ato_schema (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION})
 

@@ -27,7 +27,7 @@ from ato.tracking.protocol import (
     SeriesColumns,
 )
 from ato.tracking.protocol import Run as ProtocolRun
-from ato.tracking.reduce import bucket_count, bucket_width, check_max_points
+from ato.tracking.reduce import bucket_count, bucket_width, check_max_points, check_step_bounds
 
 _MODES = ("max", "min")
 
@@ -186,8 +186,8 @@ class SQLFinder:
             self._error = "error" in columns
             self._registry = "registry_links" in tables
             # Block summaries exist only where the migration built them; a schema 6
-            # database (blocks without their last value) is read from the raw rows.
-            self._blocks = (self._summaries and "metric_block_counts" in tables and "last_value"
+            # database (blocks of another content) is read from the raw rows.
+            self._blocks = (self._summaries and "metric_block_counts" in tables and "nf_step"
                             in {c["name"] for c in insp.get_columns("metric_blocks")})
 
     def __repr__(self):
@@ -544,6 +544,7 @@ class SQLFinder:
         steps wide, the buckets are read from block rows (a window's two edge buckets
         from raw rows); otherwise each bucket is an index range scan of the raw rows."""
         check_max_points(max_points)
+        check_step_bounds(min_step, max_step)
         if self._empty:
             self._inspect()
             if self._empty:
@@ -561,6 +562,7 @@ class SQLFinder:
         blocks (:func:`blocks.reduce_runs`) and, with ``times``, one for the kept points'
         timestamps; other runs are read as :meth:`get_metric_series` reads them."""
         check_max_points(max_points)
+        check_step_bounds(min_step, max_step)
         run_ids = [int(r) for r in run_ids]
         if self._empty:
             self._inspect()
@@ -707,11 +709,11 @@ class SQLFinder:
         # Bucket k holds the steps [k * w, k * w + w - 1] (ato.tracking.reduce's aligned
         # buckets), here clipped to [f0, f1]: each bucket is one index range scan (run_id,
         # key, step), never a sort of the whole series.  In a range, the minimum and the
-        # maximum are aggregates; the earliest point holding each is then the first match
-        # of an ordered scan that stops there.  NaN (PostgreSQL's float NaN, SQLite's text
-        # 'NaN') is never a min or a max.
-        number = ("typeof(m.value) IN ('integer', 'real')" if self.dialect == "sqlite"
-                  else "m.value <> CAST('NaN' AS double precision)")
+        # maximum of the finite values are aggregates; the earliest point holding each is
+        # then the first match of an ordered scan that stops there, like the first
+        # non-finite point.  The finite test holds for numbers only: NaN (PostgreSQL's
+        # float NaN, SQLite's text 'NaN') and the infinities fall outside the range.
+        finite = "m.value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
         inside = "m.run_id = :r AND m.key = :k AND m.step BETWEEN g.s0 AND g.s1"
         start = "(CAST(:k0 AS BIGINT) + i) * :w"
         sql = (
@@ -720,19 +722,21 @@ class SQLFinder:
             f"CASE WHEN {start} + :w - 1 > :f1 THEN :f1 ELSE {start} + :w - 1 END AS s1 "
             f"FROM n), "
             f"agg AS (SELECT g.s0, g.s1, "
-            f"(SELECT MIN(m.value) FROM metrics m WHERE {inside} AND {number}) AS lo, "
-            f"(SELECT MAX(m.value) FROM metrics m WHERE {inside} AND {number}) AS hi "
+            f"(SELECT MIN(m.value) FROM metrics m WHERE {inside} AND {finite}) AS lo, "
+            f"(SELECT MAX(m.value) FROM metrics m WHERE {inside} AND {finite}) AS hi "
             f"FROM g), "
             f"pick AS (SELECT "
-            f"(SELECT m.id FROM metrics m WHERE {inside} AND {number} AND m.value = g.lo "
+            f"(SELECT m.id FROM metrics m WHERE {inside} AND {finite} AND m.value = g.lo "
             f"ORDER BY m.step, m.id LIMIT 1) AS a, "
-            f"(SELECT m.id FROM metrics m WHERE {inside} AND {number} AND m.value = g.hi "
+            f"(SELECT m.id FROM metrics m WHERE {inside} AND {finite} AND m.value = g.hi "
             f"ORDER BY m.step, m.id LIMIT 1) AS z, "
             f"(SELECT m.id FROM metrics m WHERE {inside} "
-            f"ORDER BY m.step DESC, m.id DESC LIMIT 1) AS l FROM agg g) "
+            f"ORDER BY m.step DESC, m.id DESC LIMIT 1) AS l, "
+            f"(SELECT m.id FROM metrics m WHERE {inside} AND NOT ({finite}) "
+            f"ORDER BY m.step, m.id LIMIT 1) AS f FROM agg g) "
             f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE id IN "
             f"(SELECT a FROM pick UNION SELECT z FROM pick UNION SELECT l FROM pick "
-            f"UNION SELECT :first) ORDER BY step, id")
+            f"UNION SELECT f FROM pick UNION SELECT :first) ORDER BY step, id")
         points = [_point(row) for row in rows(sql, **params)]
         return MetricSeries(run_id, key, points, total, True, min_step, max_step)
 
