@@ -4,7 +4,7 @@ written to benchmarks/results/chart.json.
     python benchmarks/bench_chart.py [--quick] [--baseline DIR] [--db PATH] [--rounds N]
 
 No browser: ``ato ui``'s ``/api/series`` for a chart of every run, as a 646 px wide card
-asks for it (``max_points`` 970, the card's width x 1.5, no timestamps: the x axis is the
+asks for it (``max_points`` 1292, the card's width x 2, no timestamps: the x axis is the
 step), called in-process through Starlette's test client with ``Accept-Encoding: gzip``
 (so it includes the JSON encoding and the compression), on a SQLite file of 100 runs x
 10,000 steps of ``loss`` (each with one spike; ``tests.ui.populate.populate_long``, the
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-MAX_POINTS = 970
+MAX_POINTS = int(os.environ.get("BENCH_MAX_POINTS", 1292))  # --baseline-max-points
 STEPS = 10_000
 
 
@@ -81,7 +81,7 @@ def worker(db: str, runs: int) -> None:
     out = {}
     with TestClient(create_app(f"sqlite:///{db}")) as client:
         store = client.app.state.store
-        client.get("/api/series?runs=1&key=loss&max_points=970")  # opens the database
+        client.get(f"/api/series?runs=1&key=loss&max_points={MAX_POINTS}")  # opens the database
         finder = store._finder.backend
         counter = _count_instructions(finder.engine)
         counter[0] = 0
@@ -146,7 +146,8 @@ def run_worker(db: Path, runs: int, env: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(quick: bool, baseline: Path | None, db: Path | None, rounds: int | None = None
+def main(quick: bool, baseline: Path | None, db: Path | None, rounds: int | None = None,
+         baseline_max_points: int | None = None
          ) -> None:
     from _common import write_results
 
@@ -170,7 +171,8 @@ def main(quick: bool, baseline: Path | None, db: Path | None, rounds: int | None
             conn.execute("DELETE FROM metric_block_counts")
         versions = {"now": (db, code_env(None)), "raw rows": (raw, code_env(None))}
         if baseline is not None:
-            versions["before"] = (db, code_env(baseline))
+            versions["before"] = (db, {**code_env(baseline), "BENCH_MAX_POINTS": str(
+                baseline_max_points or MAX_POINTS)})
         samples: dict = {name: [] for name in versions}
         flushes: dict = {name: [] for name in ("now", "before") if name in versions}
         load = [os.getloadavg()[0]]
@@ -231,6 +233,9 @@ def parse_args(argv=None):
                         help="the SQLite file to chart: reused when it exists, else "
                              "written there and kept")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds (default 5)")
+    parser.add_argument("--baseline-max-points", type=int, metavar="N",
+                        help="the max_points the baseline's card asked for (970 before "
+                             "the four-point buckets), default the same as now")
     args = parser.parse_args(argv)
     if args.baseline is not None and not args.baseline.is_dir():
         parser.error(f"--baseline {args.baseline}: no such directory")
@@ -244,4 +249,5 @@ if __name__ == "__main__":
         flush_worker(sys.argv[2])
     else:
         options = parse_args()
-        main(options.quick, options.baseline, options.db, options.rounds)
+        main(options.quick, options.baseline, options.db, options.rounds,
+             options.baseline_max_points)
