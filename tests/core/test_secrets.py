@@ -151,6 +151,10 @@ def _fixed_with(*items):
 
 
 def test_str_subclasses_keep_their_type_or_become_plain_strings():
+    from collections import UserString
+
+    masked = without_passwords([UserString(PG)])
+    assert type(masked[0]) is UserString and masked[0] == PG_MASKED
     assert without_passwords(Backend.LOCAL) is Backend.LOCAL
     masked = without_passwords({"backend": Backend.REMOTE})
     assert masked == {"backend": "postgresql://svc:***@db/x"}

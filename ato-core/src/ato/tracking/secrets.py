@@ -12,7 +12,7 @@ such a URL is returned as it is.
 from __future__ import annotations
 
 import re
-from collections import defaultdict, deque
+from collections import UserString, defaultdict, deque
 from collections.abc import Mapping, Sequence, Set
 
 __all__ = ["hide_passwords", "without_passwords"]
@@ -58,6 +58,14 @@ def _mask(value, memo: dict):
         return _mask_text(value, hide_passwords, str)
     if isinstance(value, (bytes, bytearray)):
         return _mask_text(value, _hide_in_bytes, bytes)
+    if isinstance(value, UserString):  # a Sequence of characters: masked as its text
+        masked = hide_passwords(str(value))
+        if masked == str(value):
+            return value, False
+        try:
+            return type(value)(masked), True
+        except Exception:
+            return masked, True
     key = id(value)
     if key in memo:
         return memo[key][1], memo[key][2]
