@@ -135,7 +135,9 @@ class TestUnknownFlags:
 
     def test_error_mode_names_the_flag(self, cli):
         err = cli("--verbose", "high_lr", mode="error", ok=False)
-        assert "in argument '--verbose': unknown option for the argument parser" in err
+        assert ("argument 1 '--verbose': unknown option for the argument parser (add it to "
+                "the parser, or set Scope.unknown_external_literals to 'ignore' or 'merge')"
+                in err)
 
 
 class TestIntKeys:
@@ -150,7 +152,7 @@ class TestIntKeys:
 
     def test_ambiguous_key_is_refused(self, cli):
         err = cli("mixed.1=%x%", ok=False)
-        assert ("in argument 'mixed.1=%x%': 'mixed' has both the key '1' (text) and the key 1 "
+        assert ("argument 1 'mixed.1=%x%': 'mixed' has both the key '1' (text) and the key 1 "
                 "(int), so 1 is ambiguous; rename one of them") in err
 
     def test_manual_why_follows_int_keys(self, tmp_path):

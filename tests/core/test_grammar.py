@@ -62,10 +62,14 @@ class TestErrors:
         ("model=resnet101", "'resnet101' is not a value; write strings as %resnet101% (type "
                             "model=%resnet101%, or \"model='resnet101'\": a shell removes quotes "
                             "that are not themselves quoted)"),
-        ("x=", "a value is missing here"),
-        ("m=1+2", "unexpected '+2': values are literals, expressions are not evaluated"),
-        ("x=1;y=2", "unexpected ';y=2': values are literals, expressions are not evaluated"),
-        ("lr==3", "unexpected '=3': values are literals, expressions are not evaluated"),
+        ("x=", "a value is missing here: write a number, True/False/None, %text%, [list], "
+               "(tuple) or {dict} (%% is the empty string)"),
+        ("m=1+2", "unexpected '+2': values are literals, expressions are not evaluated (write "
+                  "the value itself, or text as %1+2%)"),
+        ("x=1;y=2", "unexpected ';y=2': values are literals, expressions are not evaluated "
+                    "(write the value itself, or text as %1;y=2%)"),
+        ("lr==3", "unexpected '=3': one '=' separates key and value (write lr=3; text holding "
+                  "'=' goes in %...%)"),
         ("flag=true", "'true' is not a value; did you mean True?"),
         ("lr+=1", "'lr+' is not a valid key (use names separated by dots, e.g. model.depth)"),
         ("layers[0]=5", "'layers[0]' is not a valid key (use names separated by dots, e.g. model.depth)"),
@@ -84,8 +88,9 @@ class TestErrors:
         """An unbalanced bracket names the token and where the bracket opened."""
         with pytest.raises(CLIError) as info:
             parse_args(["layers=[64,128"])
-        assert str(info.value) == ("in argument 'layers=[64,128' at position 7: unbalanced "
-                                   "bracket: '[' is never closed (expected ']')")
+        assert str(info.value) == ("argument 1 'layers=[64,128' at character 8: unbalanced "
+                                   "bracket: '[' is never closed: add the closing ']'")
+        assert (info.value.argument, info.value.position) == (1, 7)
 
 
 class TestShellSafeHints:
@@ -186,6 +191,6 @@ def test_a_token_that_is_neither_view_nor_assignment_says_how_to_pass_it():
     for token in ("sqlite:///x.db", "data/train.csv", "-lr"):
         with pytest.raises(CLIError) as info:
             parse_args(["fast", token])
-        assert str(info.value).startswith(f"in argument {token!r}: not a view name or "
+        assert str(info.value).startswith(f"argument 2 {token!r}: not a view name or "
                                           f"key=value assignment (set a value as key=value;")
         assert "use_external_parser=True" in str(info.value)

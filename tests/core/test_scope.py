@@ -138,7 +138,7 @@ class TestCLI:
         """A misspelt view name is an error with a close match."""
         with pytest.raises(UnknownViewError) as info:
             scope.apply(["hihg_lr"])
-        assert str(info.value) == ("in argument 'hihg_lr': unknown view 'hihg_lr' — did you "
+        assert str(info.value) == ("argument 1 'hihg_lr': unknown view 'hihg_lr' — did you "
                                    "mean 'high_lr'?")
 
     def test_nested_keys_created(self, scope):

@@ -23,7 +23,7 @@ class TestQuickstart:
     @pytest.mark.parametrize("args, message", [
         (["hihg_lr"], "unknown view 'hihg_lr'"),
         (["model=resnet101"], "write strings as %resnet101%"),
-        (["layers=[64,128"], "at position 7: unbalanced bracket"),
+        (["layers=[64,128"], "argument 1 'layers=[64,128' at character 8: unbalanced bracket"),
         (["x=__import__('os').system('echo pwned')"], "is not a value"),
     ])
     def test_user_mistakes_exit_2_without_traceback(self, args, message):

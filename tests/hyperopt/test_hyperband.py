@@ -226,7 +226,7 @@ def test_a_command_line_mistake_in_a_search_script_is_one_line_exit_2(tmp_path):
                          text=True, timeout=120)
     assert bad.returncode == 2, bad.stderr
     assert bad.stderr.strip().splitlines() == [
-        "search.py: error: in argument 'hihg_lr': unknown view 'hihg_lr' — did you mean "
+        "search.py: error: argument 1 'hihg_lr': unknown view 'hihg_lr' — did you mean "
         "'high_lr'?"]
     good = subprocess.run([sys.executable, str(script), "high_lr"], capture_output=True,
                           text=True, timeout=120)

@@ -10,6 +10,7 @@ import pytest
 
 from ato.db_routers.sql.manager import SQLLogger
 from ato.db_routers.sql.registry import Registry, RegistryError, resolve
+from ato.db_routers.sql.registry.core import RegistryWarning
 from tests.sql.conftest import make_config
 from tests.sql.registry_support import registry_env, settle, write  # noqa: F401 (fixture)
 
@@ -580,7 +581,8 @@ class TestRepairOnRegistration:
             os.chmod(blob, 0o644)
             with open(blob, "r+b" if damage == "same size" else "ab") as f:
                 f.write(b"X")
-        again = logger.log_model("net", model)
+        with pytest.warns(RegistryWarning, match=r"1 damaged blob"):
+            again = logger.log_model("net", model)
         assert (again.version, again.state, again.created) == (1, "live", False)
         with open(blob, "rb") as f:
             assert f.read() == b"original weights"
@@ -593,7 +595,8 @@ class TestRepairOnRegistration:
         v = logger.log_model("net", model)
         blob = Registry(logger.url).store().path(v.digest)
         os.unlink(blob)
-        logger.log_model("net", model)
+        with pytest.warns(RegistryWarning, match=r"1 missing blob"):
+            logger.log_model("net", model)
         assert open(blob, "rb").read() == b"weights"
 
 

@@ -542,3 +542,21 @@ class TestConformance:
         with pytest.raises(StoreConformanceError,
                            match=r"Forgetful \(file://.*\): has\(digest\) is true after put"):
             check_store(Forgetful(tmp_path / "store"), tmp_path / "work")
+
+    def test_a_store_that_reports_kept_blobs_as_placed_fails_with_the_promise(self, tmp_path):
+        """``on_place`` is optional, but a store taking it must call it only for a blob it
+        wrote into place: the registry would otherwise report every re-registration as a
+        repair."""
+        from ato.artifact_conformance import StoreConformanceError, check_store
+
+        class Noisy(LocalStore):
+            def put(self, source, expected=None, on_place=None):
+                blob = super().put(source, expected)
+                if on_place is not None:
+                    on_place(blob.digest, "absent")
+                return blob
+
+        with pytest.raises(StoreConformanceError,
+                           match=r"Noisy \(file://.*\): on_place is not called when an intact "
+                                 r"blob is kept; got \[\('[0-9a-f]{64}', 'absent'\)"):
+            check_store(Noisy(tmp_path / "store"), tmp_path / "work")

@@ -78,9 +78,33 @@ def check_store(store, workdir: str | os.PathLike) -> None:
                  "time, deduplicated")
         _require(store.verify(expected, len(data)) == "ok", store,
                  "a staged blob verifies 'ok'")
+    if _takes(store.put, "on_place"):  # optional: lets a registry report a repaired store
+        calls: list = []
+        third = work / "conformance-d.bin"
+        third.write_bytes(b"a third blob")
+        made = store.put(str(third), on_place=lambda *a: calls.append(a))
+        _require(calls == [(made.digest, "absent")], store,
+                 f"put(path, on_place=f) calls f(digest, 'absent') once after writing a new "
+                 f"blob; got {calls!r}")
+        calls.clear()
+        store.put(str(third), on_place=lambda *a: calls.append(a))
+        store.put(str(third), expected=made.digest, on_place=lambda *a: calls.append(a))
+        _require(calls == [], store, f"on_place is not called when an intact blob is kept; "
+                                     f"got {calls!r}")
+        store.delete(made.digest)
+        third.unlink()
     _require(store.delete(expected) == len(data), store, "delete frees the blob")
     for p in (copy, other):
         p.unlink()
+
+
+def _takes(method, keyword: str) -> bool:
+    import inspect
+
+    try:
+        return keyword in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 __all__ = ["StoreConformanceError", "check_store"]

@@ -854,10 +854,11 @@ class StagedCopy:
         except BaseException as e:  # reported by commit
             self._synced.append(e)
 
-    def commit(self, buffer_size: int = HASH_BUFFER) -> Blob:
+    def commit(self, buffer_size: int = HASH_BUFFER, on_place=None) -> Blob:
         """Hash the copy (following :meth:`copy` while it runs), wait for it to be on disk
         and rename it to its digest's place — or drop it when an intact blob with that
-        digest is already stored.  Returns its digest and size.
+        digest is already stored.  Returns its digest and size; ``on_place`` as for
+        :meth:`LocalStore.put`.
 
         Errors: :class:`StagingError` when the copy failed; ``OSError`` from reading or
         syncing.  The temporary file is gone afterwards either way."""
@@ -896,7 +897,7 @@ class StagedCopy:
             self._sync_thread.join()
             if self._synced:
                 raise self._synced[0]
-            return self.store._place(self.path, Blob(h.hexdigest(), self.size))
+            return self.store._place(self.path, Blob(h.hexdigest(), self.size), on_place)
         except BaseException:
             _unlink(self.path)
             raise
@@ -950,7 +951,8 @@ class LocalStore:
     def has(self, digest: str) -> bool:
         return os.path.isfile(self.path(digest))
 
-    def put(self, source: str | os.PathLike, expected: str | None = None) -> Blob:
+    def put(self, source: str | os.PathLike, expected: str | None = None,
+            on_place=None) -> Blob:
         """Store the file ``source``; returns its digest and size.
 
         With ``expected`` (a digest from the stat cache) and that blob already present and
@@ -958,6 +960,11 @@ class LocalStore:
         size differs from the source's, or it is writable although blobs are stored
         read-only) is re-hashed, and replaced when it no longer matches its digest.  Otherwise the file is copied while hashed into a temporary file,
         synced and renamed to its digest's place (atomic).
+
+        ``on_place(digest, found)``, when given, is called once bytes were renamed into a
+        blob's place: ``found`` is ``'absent'`` (no blob was there) or ``'damaged'`` (one
+        was, of another size or no longer hashing to its digest) — what a registry needs to
+        tell a repair from a first store.  It is not called when an intact blob was kept.
         """
         if expected is not None and self.has(expected):
             target = self.path(expected)
@@ -976,7 +983,7 @@ class LocalStore:
                 with open(fd, "wb", buffering=0) as dst:  # closing it releases the lock
                     blob = copy_file_hashing(src, dst)
                     os.fsync(dst.fileno())
-                    return self._place(tmp, blob)
+                    return self._place(tmp, blob, on_place)
             except BaseException:
                 _unlink(tmp)
                 raise
@@ -997,11 +1004,13 @@ class LocalStore:
                 continue
             return fd, tmp
 
-    def _place(self, tmp: str, blob: Blob) -> Blob:
+    def _place(self, tmp: str, blob: Blob, on_place=None) -> Blob:
         """Rename the synced temporary file ``tmp`` holding ``blob`` to its digest's place
-        (read-only), or drop it when an intact copy is already there (deduplication)."""
+        (read-only), or drop it when an intact copy is already there (deduplication);
+        ``on_place`` as for :meth:`put`."""
         target = self.path(blob.digest)
-        if os.path.isfile(target) and _intact(target, blob.digest, blob.size):
+        present = os.path.isfile(target)
+        if present and _intact(target, blob.digest, blob.size):
             os.unlink(tmp)
             _touch(target)
             return blob
@@ -1011,6 +1020,8 @@ class LocalStore:
         os.utime(tmp)  # fresh: gc spares unrecorded blobs younger than its grace period
         os.replace(tmp, target)
         _fsync_dir(directory)
+        if on_place is not None:
+            on_place(blob.digest, "damaged" if present else "absent")
         return blob
 
     def stage(self, source: str | os.PathLike) -> StagedCopy:

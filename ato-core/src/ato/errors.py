@@ -21,18 +21,41 @@ class FrozenError(AtoError, TypeError):
 class CLIError(AtoError, ValueError):
     """A command-line token could not be understood.
 
-    ``token`` is the offending argument and ``position`` the 0-based character offset in
-    it where the problem was found (``None`` when the whole token is at fault).
+    ``token`` is the offending argument, ``position`` the 0-based character offset in it
+    where the problem was found (``None`` when the whole token is at fault) and
+    ``argument`` which command-line argument it is: its number ``N`` in ``sys.argv[N]``
+    (or in the list given to ``Scope.set_argv``/``Scope.apply``, counted from 1), a pair
+    ``(first, last)`` for a value the shell split over several arguments
+    (``model=%resnet 101%`` typed unquoted), or ``None`` when it is not known.  The
+    message reads ``argument 3 'lr==0.1' at character 4: <what is wrong and how to fix
+    it>`` (the character counted from 1).
     """
 
-    def __init__(self, message: str, token: str | None = None, position: int | None = None):
+    def __init__(self, message: str, token: str | None = None, position: int | None = None,
+                 argument: int | tuple[int, int] | None = None):
         self.token = token
         self.position = position
+        self.argument = argument
         self.detail = message
-        if token is not None:
-            where = f" at position {position}" if position is not None else ""
-            message = f"in argument {token!r}{where}: {message}"
-        super().__init__(message)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if self.token is None:
+            return self.detail
+        where = f" at character {self.position + 1}" if self.position is not None else ""
+        return f"{argument_label(self.argument)} {self.token!r}{where}: {self.detail}"
+
+
+def argument_label(argument) -> str:
+    """``'argument 3'``, ``'arguments 2-3'`` or ``'argument'`` (number not known)."""
+    if argument is None:
+        return "argument"
+    if isinstance(argument, tuple):
+        first, last = argument
+        if first is None or last is None or first == last:
+            return argument_label(last if first is None else first)
+        return f"arguments {first}-{last}"
+    return f"argument {argument}"
 
 
 class UnknownViewError(CLIError, KeyError):

@@ -11,6 +11,8 @@ evaluated: values are literals only (numbers, ``True``/``False``/``None``, quote
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from ato.errors import CLIError
 
 __all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens",
@@ -32,22 +34,28 @@ def _is_key_part(part: str) -> bool:
         return False
     return all(c.isalnum() or c in "_-" for c in part)
 _CLOSERS = {"[": "]", "(": ")", "{": "}"}
+_OPENERS = {v: k for k, v in _CLOSERS.items()}
+_VALUE_FORMS = "a number, True/False/None, %text%, [list], (tuple) or {dict}"
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"',
             "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
 
 class _Item:
+    """A parsed item; ``argument`` (where on the command line it came from, see
+    :class:`~ato.errors.CLIError`) takes no part in equality or the repr."""
+
     __slots__ = ()
+    _fields: tuple = ()
 
     def __eq__(self, other):
         return type(self) is type(other) and all(
-            _same(getattr(self, f), getattr(other, f)) for f in self.__slots__)
+            _same(getattr(self, f), getattr(other, f)) for f in self._fields)
 
     def __hash__(self):
-        return hash(tuple(getattr(self, f) for f in self.__slots__ if f != "value"))
+        return hash(tuple(getattr(self, f) for f in self._fields if f != "value"))
 
     def __repr__(self):
-        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
         return f"{type(self).__name__}({fields})"
 
 
@@ -65,19 +73,21 @@ def _same(a, b) -> bool:
 class Assign(_Item):
     """``key=value``: ``key`` is the dotted path split into parts."""
 
-    __slots__ = ("key", "value", "token")
+    __slots__ = ("key", "value", "token", "argument")
+    _fields = ("key", "value", "token")
 
-    def __init__(self, key: tuple, value, token: str):
-        self.key, self.value, self.token = key, value, token
+    def __init__(self, key: tuple, value, token: str, argument=None):
+        self.key, self.value, self.token, self.argument = key, value, token, argument
 
 
 class Word(_Item):
     """A bare word: the name of a view (possibly ``scope.view``)."""
 
-    __slots__ = ("name", "token")
+    __slots__ = ("name", "token", "argument")
+    _fields = ("name", "token")
 
-    def __init__(self, name: str, token: str):
-        self.name, self.token = name, token
+    def __init__(self, name: str, token: str, argument=None):
+        self.name, self.token, self.argument = name, token, argument
 
 
 # ----------------------------------------------------------------------- tokenizing
@@ -132,19 +142,26 @@ def _scan_brackets(text: str, i: int) -> int:
             stack.append(_CLOSERS[c])
         elif c in ")]}":
             if c != stack[-1]:
-                raise CLIError(f"{c!r} closes {stack[-1]!r}'s bracket", None, j)
+                raise CLIError(f"{c!r} does not match the open {_OPENERS[stack[-1]]!r}: "
+                               f"close it with {stack[-1]!r}", None, j)
             stack.pop()
             if not stack:
                 return j
         j += 1
-    raise CLIError(f"unbalanced bracket: {text[i]!r} is never closed (expected {stack[-1]!r})",
-                   None, i)
+    raise CLIError(f"unbalanced bracket: {text[i]!r} is never closed: add the closing "
+                   f"{_CLOSERS[text[i]]!r}", None, i)
 
 
 def split_tokens(text: str) -> list[str]:
     """Split a command line into tokens; ``%...%``, quoted and bracketed values may hold
     spaces."""
-    tokens = []
+    return [text[start:stop] for start, stop in _token_spans(text)]
+
+
+def _token_spans(text: str, locate=None) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` offsets of each token of ``text``; ``locate(start, stop)``
+    names the argument of a token for an error."""
+    spans = []
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
@@ -156,7 +173,7 @@ def split_tokens(text: str) -> list[str]:
             end += 1
         eq = text.find("=", start, end)
         if eq < 0:
-            tokens.append(text[start:end])
+            spans.append((start, end))
             i = end
             continue
         v = eq + 1
@@ -170,11 +187,13 @@ def split_tokens(text: str) -> list[str]:
             else:
                 stop = end
         except CLIError as e:
-            raise CLIError(e.detail, text[start:end] if e.position is None else text[start:].strip(),
-                           None if e.position is None else e.position - start) from None
-        tokens.append(text[start:stop])
+            # the value runs to the end of the line: the rest of it is the token at fault
+            rest = text[start:].rstrip()
+            raise CLIError(e.detail, rest, e.position - start,
+                           None if locate is None else locate(start, start + len(rest))) from None
+        spans.append((start, stop))
         i = stop
-    return tokens
+    return spans
 
 
 # ----------------------------------------------------------------------- values
@@ -195,7 +214,8 @@ class _ValueParser:
         self.skip_ws()
         t = self.text
         if self.pos >= len(t):
-            self.error("a value is missing here")
+            self.error(f"a value is missing here: write {_VALUE_FORMS} (%% is the empty "
+                       f"string)")
         c = t[self.pos]
         if c == "%":
             end = _scan_percent(t, self.pos, in_brackets)
@@ -215,7 +235,8 @@ class _ValueParser:
         while end < len(t) and t[end] not in _ATOM_STOP:
             end += 1
         if end == self.pos:
-            self.error(f"unexpected character {c!r}")
+            self.error(f"unexpected {c!r} where a value should start: write {_VALUE_FORMS}; "
+                       f"text holding {c!r} goes in %...%")
         atom = t[self.pos:end]
         value = _atom_value(atom)
         if value is not _NOT_A_VALUE:
@@ -231,9 +252,17 @@ class _ValueParser:
         if hint:
             self.error(f"{word!r} is not a value; did you mean {hint}?")
         if word[0] in _OPERATORS:
-            self.error(f"unexpected {word!r}: values are literals, expressions are not evaluated")
+            self.error(self.not_an_expression(word))
         self.error(f"{word!r} is not a value; write strings as %{word}% "
                    + self.string_hint(self.pos, end))
+
+    def not_an_expression(self, rest: str) -> str:
+        """The message for an operator where a value or its end was expected."""
+        if rest.startswith("=") and self.key is not None and self.pos == 0:
+            return (f"unexpected {rest!r}: one '=' separates key and value (write "
+                    f"{self.key}={rest[1:]}; text holding '=' goes in %...%)")
+        return (f"unexpected {rest!r}: values are literals, expressions are not evaluated "
+                f"(write the value itself, or text as %{self.text}%)")
 
     def string_hint(self, start: int, end: int) -> str:
         """How to write ``text[start:end]`` as a string so that it survives a shell: the
@@ -260,7 +289,8 @@ class _ValueParser:
         while True:
             self.skip_ws()
             if self.pos >= len(self.text):
-                self.error(f"unbalanced bracket: {opener!r} is never closed", start)
+                self.error(f"unbalanced bracket: {opener!r} is never closed: add the "
+                           f"closing {closer!r}", start)
             if self.text[self.pos] == closer:
                 self.pos += 1
                 break
@@ -274,8 +304,10 @@ class _ValueParser:
             if self.pos < len(self.text) and self.text[self.pos] == closer:
                 continue
             if self.pos >= len(self.text):
-                self.error(f"unbalanced bracket: {opener!r} is never closed", start)
-            self.error(f"expected ',' or {closer!r}")
+                self.error(f"unbalanced bracket: {opener!r} is never closed: add the "
+                           f"closing {closer!r}", start)
+            self.error(f"expected ',' or {closer!r} after an item (separate items with ','; "
+                       f"text holding spaces or commas goes in %...%)")
         if opener == "(" and len(items) == 1 and not trailing_comma:
             return items[0]  # (x) is just x, as in Python
         return items if opener == "[" else tuple(items)
@@ -287,7 +319,7 @@ class _ValueParser:
         while True:
             self.skip_ws()
             if self.pos >= len(self.text):
-                self.error("unbalanced bracket: '{' is never closed", start)
+                self.error("unbalanced bracket: '{' is never closed: add the closing '}'", start)
             if self.text[self.pos] == "}":
                 self.pos += 1
                 return out
@@ -300,14 +332,14 @@ class _ValueParser:
                            key_pos)
             self.skip_ws()
             if self.pos >= len(self.text) or self.text[self.pos] != ":":
-                self.error("expected ':' after a dict key")
+                self.error("expected ':' after a dict key (write {key: value, ...})")
             self.pos += 1
             out[key] = self.parse(True)
             self.skip_ws()
             if self.pos < len(self.text) and self.text[self.pos] == ",":
                 self.pos += 1
             elif self.pos < len(self.text) and self.text[self.pos] != "}":
-                self.error("expected ',' or '}'")
+                self.error("expected ',' or '}' after a dict value (write {key: value, ...})")
 
 
 _NOT_A_VALUE = object()
@@ -373,11 +405,12 @@ def _unescape_quoted(body: str, offset: int) -> str:
             width = {"x": 2, "u": 4, "U": 8}[e]
             digits = body[i + 2:i + 2 + width]
             if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise CLIError(f"bad \\{e} escape: expected {width} hex digits", None,
-                               offset + 1 + i)
+                raise CLIError(f"bad \\{e} escape: expected {width} hex digits (write \\\\ for "
+                               f"a backslash)", None, offset + 1 + i)
             code = int(digits, 16)
             if code > 0x10FFFF:
-                raise CLIError(f"\\{e}{digits} is not a valid character", None, offset + 1 + i)
+                raise CLIError(f"\\{e}{digits} is not a valid character (the largest is "
+                               f"\\U0010ffff)", None, offset + 1 + i)
             out.append(chr(code))
             i += 2 + width
         else:
@@ -395,44 +428,75 @@ def parse_value(text: str, key: str | None = None):
     if p.pos != len(text):
         rest = text[p.pos:]
         if rest.startswith(("+", "-", "*", "/", "=", ";", "[", "(")):
-            p.error(f"unexpected {rest!r}: values are literals, expressions are not evaluated")
-        p.error(f"unexpected {rest!r} after the value")
+            p.error(p.not_an_expression(rest))
+        p.error(f"unexpected {rest!r} after the value (one value per key; text goes whole "
+                f"in %...%)")
     return value
 
 
-def _parse_key(key: str, token: str) -> tuple:
+def _parse_key(key: str, token: str, argument=None) -> tuple:
     if not key:
-        raise CLIError("the key before '=' is empty", token, 0)
+        raise CLIError("the key before '=' is empty: write key=value, e.g. lr=0.1", token, 0,
+                       argument)
     parts = key.split(".")
     for part in parts:
         if not _is_key_part(part):
             pos = token.find(part) if part else token.find("..")
             raise CLIError(
                 f"{key!r} is not a valid key (use names separated by dots, e.g. model.depth)",
-                token, max(pos, 0),
+                token, max(pos, 0), argument,
             )
     return tuple(parts)
 
 
-def parse_args(argv: list[str]) -> list:
-    """Turn command-line arguments into :class:`Assign` and :class:`Word` items."""
+def parse_args(argv: list[str], numbers: list[int] | None = None) -> list:
+    """Turn command-line arguments into :class:`Assign` and :class:`Word` items.
+
+    ``numbers[i]`` is the number that error messages give ``argv[i]`` (its index in
+    ``sys.argv``); by default ``argv`` is numbered from 1.  Each item's ``argument`` is that
+    number, or ``(first, last)`` for a token spread over several arguments.
+
+    Raises:
+        CLIError: a token is neither a view name nor a ``key=value`` assignment with a
+            literal value; the error names the token, its argument number and the
+            character where the problem is, and says how to write it instead.
+    """
+    argv = list(argv)
+    if numbers is None:
+        numbers = list(range(1, len(argv) + 1))
+    text = " ".join(argv)
+    starts = []
+    offset = 0
+    for arg in argv:
+        starts.append(offset)
+        offset += len(arg) + 1
+
+    def locate(start: int, stop: int):
+        first = bisect_right(starts, start) - 1
+        last = bisect_right(starts, max(stop - 1, start)) - 1
+        if first == last:
+            return numbers[first]
+        return numbers[first], numbers[last]
+
     items = []
-    for token in split_tokens(" ".join(argv)):
+    for start, stop in _token_spans(text, locate):
+        token = text[start:stop]
+        argument = locate(start, stop)
         eq = token.find("=")
         if eq < 0:
             if not all(_is_key_part(p) for p in token.split(".")):
                 raise CLIError(
                     "not a view name or key=value assignment (set a value as key=value; "
                     "arguments for your own parser: Scope(use_external_parser=True), "
-                    "docs/config.md#argparse)", token)
-            items.append(Word(token, token))
+                    "docs/config.md#argparse)", token, argument=argument)
+            items.append(Word(token, token, argument))
             continue
-        key = _parse_key(token[:eq], token)
+        key = _parse_key(token[:eq], token, argument)
         try:
             value = parse_value(token[eq + 1:], token[:eq])
         except CLIError as e:
-            raise CLIError(e.detail, token, (e.position or 0) + eq + 1) from None
-        items.append(Assign(key, value, token))
+            raise CLIError(e.detail, token, (e.position or 0) + eq + 1, argument) from None
+        items.append(Assign(key, value, token, argument))
     return items
 
 
@@ -474,7 +538,7 @@ def format_value(value) -> str:
     raise TypeError(f"{type(value).__name__} values cannot be written on the command line")
 
 
-def match_key(mapping, part: str, token: str, where: str = ""):
+def match_key(mapping, part: str, token: str, where: str = "", argument=None):
     """The key of ``mapping`` that the command-line key part ``part`` names.
 
     A part made of digits names an existing ``int`` key of that value (``classes.1=...``
@@ -492,5 +556,6 @@ def match_key(mapping, part: str, token: str, where: str = ""):
     if part in mapping:
         place = f"{where!r}" if where else "the config"
         raise CLIError(f"{place} has both the key {part!r} (text) and the key {number} "
-                       f"(int), so {part} is ambiguous; rename one of them", token)
+                       f"(int), so {part} is ambiguous; rename one of them", token,
+                       argument=argument)
     return number

@@ -16,38 +16,44 @@ PRINT_VIEW = "print"
 
 
 class Invocation:
-    """What the command line asks for: a plain run, ``manual`` or ``manual --why``."""
+    """What the command line asks for: a plain run, ``manual`` or ``manual --why``
+    (``why_arguments[i]`` is the argument number of the key ``why[i]``)."""
 
-    __slots__ = ("items", "manual", "why", "why_all")
+    __slots__ = ("items", "manual", "why", "why_all", "why_arguments")
 
-    def __init__(self, items: list, manual: bool = False, why=None, why_all: bool = False):
+    def __init__(self, items: list, manual: bool = False, why=None, why_all: bool = False,
+                 why_arguments=None):
         self.items, self.manual, self.why, self.why_all = items, manual, why or [], why_all
+        self.why_arguments = why_arguments or [None] * len(self.why)
 
 
 _override: list[str] | None = None
 _handed_off: list[str] | None = None
+_handed_off_numbers: list | None = None
 _cached: Invocation | None = None
 
 
 def set_argv(argv: list[str] | None) -> None:
     """Use ``argv`` instead of ``sys.argv[1:]`` (for programmatic use and tests)."""
-    global _override, _cached, _handed_off
+    global _override, _cached, _handed_off, _handed_off_numbers
     _override = None if argv is None else list(argv)
-    _handed_off = None
+    _handed_off = _handed_off_numbers = None
     _cached = None
 
 
 def forget_parse() -> None:
     """Parse the command line again on next use (an explicit ``set_argv`` is kept)."""
-    global _cached, _handed_off
+    global _cached, _handed_off, _handed_off_numbers
     _cached = None
-    _handed_off = None
+    _handed_off = _handed_off_numbers = None
 
 
-def hand_off(argv: list[str]) -> None:
-    """Arguments left over by an external parser (argparse) become the Ato command line."""
-    global _handed_off, _cached
+def hand_off(argv: list[str], numbers: list | None = None) -> None:
+    """Arguments left over by an external parser (argparse) become the Ato command line;
+    ``numbers[i]`` is the position of ``argv[i]`` in ``sys.argv`` (``None`` where unknown)."""
+    global _handed_off, _cached, _handed_off_numbers
     _handed_off = list(argv)
+    _handed_off_numbers = None if numbers is None else list(numbers)
     _cached = None
 
 
@@ -59,39 +65,66 @@ def raw_argv() -> list[str]:
     return sys.argv[1:]
 
 
+def argument_numbers(subset: list[str], argv: list[str]) -> list:
+    """The number (``argv`` counted from 1) of each of ``subset``'s tokens, matched in order
+    — what an external parser left over is a subsequence of the command line; ``None``
+    for a token not found so."""
+    numbers: list = []
+    j = 0
+    for token in subset:
+        k = j
+        while k < len(argv) and argv[k] != token:
+            k += 1
+        if k < len(argv):
+            numbers.append(k + 1)
+            j = k + 1
+        else:
+            numbers.append(None)
+    return numbers
+
+
 def invocation() -> Invocation:
     global _cached
     if _cached is None:
-        _cached = parse_invocation(raw_argv())
+        numbers = _handed_off_numbers if _handed_off is not None else None
+        _cached = parse_invocation(raw_argv(), numbers)
     return _cached
 
 
-def parse_invocation(argv: list[str]) -> Invocation:
+def parse_invocation(argv: list[str], numbers: list | None = None) -> Invocation:
+    """Parse a command line (``sys.argv[1:]``); ``numbers[i]`` is the number error messages
+    give ``argv[i]`` (by default its index in ``sys.argv``)."""
     argv = list(argv)
+    numbers = list(range(1, len(argv) + 1)) if numbers is None else list(numbers)
     manual = False
     if argv and argv[0] in ("manual", "-h", "--help"):
         manual = True
-        argv = argv[1:]
+        argv, numbers = argv[1:], numbers[1:]
     why: list[str] = []
+    why_arguments: list = []
     why_all = False
     if manual:
-        rest = []
+        rest, rest_numbers = [], []
         i = 0
         while i < len(argv):
             if argv[i] == "--why-all":
                 why_all = True
             elif argv[i] == "--why":
                 if i + 1 >= len(argv) or "=" in argv[i + 1]:
-                    raise CLIError("--why needs a key to explain (or use --why-all)", "--why")
+                    raise CLIError("--why needs a key to explain: write --why model.lr (or "
+                                   "--why-all for every key)", "--why", argument=numbers[i])
                 why.append(argv[i + 1])
+                why_arguments.append(numbers[i + 1])
                 i += 1
             elif argv[i].startswith("--why="):
                 why.append(argv[i].split("=", 1)[1])
+                why_arguments.append(numbers[i])
             else:
                 rest.append(argv[i])
+                rest_numbers.append(numbers[i])
             i += 1
-        argv = rest
-    return Invocation(parse_args(argv), manual, why, why_all)
+        argv, numbers = rest, rest_numbers
+    return Invocation(parse_args(argv, numbers), manual, why, why_all, why_arguments)
 
 
 def _suggest(name: str, candidates) -> str:
@@ -110,7 +143,7 @@ def route(items: list, scopes: dict) -> dict[str, list]:
         (name, scope), = scopes.items()
         for item in items:
             if isinstance(item, Word):
-                _check_view(scope, item.name, item.token)
+                _check_view(scope, item.name, item.token, item.argument)
             routed[name].append(item)
         return routed
     for item in items:
@@ -121,20 +154,22 @@ def route(items: list, scopes: dict) -> dict[str, list]:
                     f"with several scopes a key starts with a scope name "
                     f"({', '.join(f'{s}.{item.key[-1]}' for s in scopes)})"
                     + _suggest(head, scopes),
-                    item.token,
+                    item.token, argument=item.argument,
                 )
             if len(item.key) == 1:
-                raise CLIError(f"give a key inside scope {head!r}, e.g. {head}.lr=0.1", item.token)
-            routed[head].append(Assign(item.key[1:], item.value, item.token))
+                raise CLIError(f"give a key inside scope {head!r}, e.g. {head}.lr=0.1", item.token,
+                               argument=item.argument)
+            routed[head].append(Assign(item.key[1:], item.value, item.token, item.argument))
             continue
         if "." in item.name and head in scopes:
             view = item.name.split(".", 1)[1]
-            _check_view(scopes[head], view, item.token)
-            routed[head].append(Word(view, item.token))
+            _check_view(scopes[head], view, item.token, item.argument)
+            routed[head].append(Word(view, item.token, item.argument))
             continue
         if item.name == PRINT_VIEW:
             raise CLIError(f"with several scopes, say which to print: "
-                           f"{', '.join(s + '.print' for s in scopes)}", item.token)
+                           f"{', '.join(s + '.print' for s in scopes)}", item.token,
+                           argument=item.argument)
         owners = [s for s, scope in scopes.items() if item.name in scope.views]
         if len(owners) == 1:
             routed[owners[0]].append(item)
@@ -142,21 +177,32 @@ def route(items: list, scopes: dict) -> dict[str, list]:
             raise CLIError(
                 f"view {item.name!r} is defined by scopes {', '.join(owners)}; "
                 f"write {' or '.join(o + '.' + item.name for o in owners)}",
-                item.token,
+                item.token, argument=item.argument,
             )
         else:
-            names = {v for scope in scopes.values() for v in scope.public_view_names()}
-            names |= {f"{s}.{v}" for s, scope in scopes.items() for v in scope.public_view_names()}
-            raise UnknownViewError(f"unknown view {item.name!r}" + _suggest(item.name, names),
-                                   item.token)
+            names = {f"{s}.{v}" for s, scope in scopes.items() for v in scope.public_view_names()}
+            plain = {v for scope in scopes.values() for v in scope.public_view_names()}
+            raise UnknownViewError(
+                f"unknown view {item.name!r}"
+                + (_suggest(item.name, names | plain) or _known(item.name, sorted(names))),
+                item.token, argument=item.argument)
     return routed
 
 
-def _check_view(scope, name: str, token: str) -> None:
+def _known(name: str, views: list) -> str:
+    """What to do when nothing is close to ``name``: the views there are, and the form of
+    an assignment (a bare word is often a value missing its ``key=``)."""
+    shown = ", ".join(views[:8]) + (", ..." if len(views) > 8 else "")
+    listing = f"views: {shown}" if views else "no views are defined"
+    return f" ({listing}; to set a value write {name}=<value>)"
+
+
+def _check_view(scope, name: str, token: str, argument=None) -> None:
     if name == PRINT_VIEW or name in scope.views:
         return
-    raise UnknownViewError(
-        f"unknown view {name!r}" + _suggest(name, scope.public_view_names())
-        + ("" if scope.public_view_names() else f" (scope {scope.name!r} has no views)"),
-        token,
-    )
+    names = scope.public_view_names()
+    hint = _suggest(name, names)
+    if not hint:
+        hint = (_known(token, sorted(names)) if names else
+                f" (scope {scope.name!r} has no views; to set a value write {token}=<value>)")
+    raise UnknownViewError(f"unknown view {name!r}" + hint, token, argument=argument)

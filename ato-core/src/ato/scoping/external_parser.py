@@ -14,6 +14,7 @@ import sys
 
 from ato.errors import CLIError
 from ato.grammar import parse_value
+from ato.scoping import cli as _cli
 
 _original_parse_args = argparse.ArgumentParser.parse_args
 _installed = False
@@ -36,7 +37,6 @@ def _parse_args(parser, args=None, namespace=None):
     scopes = _scopes()
     if args is not None or not scopes:
         return _original_parse_args(parser, args, namespace)
-    from ato.scoping import cli as _cli
     from ato.scoping.manual import render
     from ato.scoping.scope import Scope, View, _fail
 
@@ -52,10 +52,10 @@ def _parse_args(parser, args=None, namespace=None):
     with _recording(parser) as given_dests:
         ns, unknown = parser.parse_known_args(argv, namespace)
     try:
-        rest = _handle_unknown(unknown, _view_names(scopes))
+        rest = _handle_unknown(unknown, _view_names(scopes), sys.argv[1:])
     except CLIError as e:
         _fail(e)
-    _cli.hand_off(head + rest)
+    _cli.hand_off(head + rest, _cli.argument_numbers(head + rest, sys.argv[1:]))
     defaults = {a.dest: a.default for a in parser._actions
                 if a.dest != argparse.SUPPRESS and a.dest != "help"}
     values = vars(ns)
@@ -162,7 +162,11 @@ def _takes_value(token: str, views: set) -> bool:
     return not (_is_flag(token) or "=" in token or token in views)
 
 
-def _handle_unknown(unknown: list[str], views: set = frozenset()) -> list[str]:
+def _handle_unknown(unknown: list[str], views: set = frozenset(),
+                    argv: list[str] | None = None) -> list[str]:
+    """The tokens argparse did not know that go on to the Ato command line (flags are
+    dropped, refused or merged by ``Scope.unknown_external_literals``); ``argv`` is the
+    whole command line, to number a refused flag in the error."""
     from ato.scoping.scope import Scope
 
     mode = Scope.unknown_external_literals
@@ -181,7 +185,12 @@ def _handle_unknown(unknown: list[str], views: set = frozenset()) -> list[str]:
             has_value = bool(eq) or (i + 1 < len(unknown) and _takes_value(unknown[i + 1], views))
             value_text = inline if eq else (unknown[i + 1] if has_value else None)
             if mode == "error":
-                raise CLIError("unknown option for the argument parser", token)
+                number = None
+                if argv is not None:
+                    (number,) = _cli.argument_numbers([token], argv)
+                raise CLIError("unknown option for the argument parser (add it to the parser, "
+                               "or set Scope.unknown_external_literals to 'ignore' or 'merge')",
+                               token, argument=number)
             if mode == "merge":
                 key = flag.lstrip("-").replace("-", "_")
                 try:

@@ -41,12 +41,12 @@ def explain(scopes: dict, inv, trigger: str) -> str:
     if inv.why_all:
         for name, scope in scopes.items():
             blocks.append(scope.explain(prefix=name if multi else None))
-    for key in inv.why:
+    for key, argument in zip(inv.why, inv.why_arguments):
         head, _, rest = key.partition(".")
         if multi:
             if head not in scopes or not rest:
                 raise CLIError(f"name the scope first: {', '.join(s + '.' + key for s in scopes)}",
-                               key)
+                               key, argument=argument)
             blocks.append(scopes[head].explain(rest, prefix=head))
         else:
             (name, scope), = scopes.items()

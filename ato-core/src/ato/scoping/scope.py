@@ -485,17 +485,20 @@ def _print_view(config, scope=None):
 
 def _assign_path(config: ADict, item: Assign) -> None:
     node = config
+    argument = getattr(item, "argument", None)
     for depth, part in enumerate(item.key[:-1]):
-        part = match_key(node._data, part, item.token, ".".join(item.key[:depth]))
+        part = match_key(node._data, part, item.token, ".".join(item.key[:depth]), argument)
         if part not in node._data:
             node[part] = ADict.auto()
         current = node._data[part]
         if not isinstance(current, ADict):
             where = ".".join(item.key[: depth + 1])
             raise CLIError(f"{where} is a {type(current).__name__}, not a mapping, so "
-                           f"{'.'.join(item.key)} cannot be set", item.token)
+                           f"{'.'.join(item.key)} cannot be set (set {where} itself: "
+                           f"{where}=<value>)", item.token, argument=argument)
         node = current
-    node[match_key(node._data, item.key[-1], item.token, ".".join(item.key[:-1]))] = item.value
+    node[match_key(node._data, item.key[-1], item.token, ".".join(item.key[:-1]),
+                   argument)] = item.value
 
 
 def _route_process_cli(scopes: dict | None = None) -> dict[str, list]:

@@ -66,8 +66,24 @@ class AmbiguousNameError(RegistryError, _AmbiguousName):
 
 
 class RegistryWarning(UserWarning):
-    """Something asked of a registration that was not applied (e.g. a new ``score`` for
-    content an existing version already holds)."""
+    """Something a registration did besides what was asked, or did not do: a request not
+    applied (e.g. a new ``score`` for content an existing version already holds), or a
+    store repaired (a recorded blob found missing or damaged and stored again)."""
+
+
+class _Placements:
+    """What the store wrote into place during one registration: ``{digest: found}``
+    (``'absent'`` or ``'damaged'``, see :meth:`ato.artifacts.LocalStore.put`); called from
+    several threads."""
+
+    def __init__(self):
+        self.found: dict = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, digest: str, found: str) -> None:
+        with self._lock:
+            if self.found.get(digest) != "damaged":
+                self.found[digest] = found
 
 
 class _BlobVanished(Exception):
@@ -624,6 +640,8 @@ class Registry:
             raise RegistryError(f"{kind} {name!r}: {source} is {special_kind(source)}; only "
                                 f"regular files and directories can be registered")
         store = self.store() if copy else None
+        placed = _Placements()
+        started = self._now()
 
         def record(digest, size, files, file_count, is_dir, hashed):
             return self._record(
@@ -631,12 +649,13 @@ class Registry:
                 file_count=file_count, is_dir=is_dir, source=source, reference=None,
                 store_url=store.url if store is not None else None, run_id=run_id, step=step,
                 score=score, meta=meta, aliases=aliases, description=description, keep=keep,
-                mode=mode, hashed=hashed)
+                mode=mode, hashed=hashed, placed=(placed, started))
 
         try:
-            planned = (self._stored_file_job(store, source, record) if store is not None
-                       else None)
-            job, staged = planned or (self._snapshot_job(store, source, path, record), None)
+            planned = (self._stored_file_job(store, source, record, placed)
+                       if store is not None else None)
+            job, staged = planned or (
+                self._snapshot_job(store, source, path, record, placed), None)
         except SpecialFileError as e:  # inside a directory
             raise RegistryError(f"{kind} {name!r}: {e}") from None
         pending = PendingVersion(kind, name, path)
@@ -671,7 +690,7 @@ class Registry:
             raise
         return pending.result() if wait else pending
 
-    def _stored_file_job(self, store, source: str, record):
+    def _stored_file_job(self, store, source: str, record, placed: _Placements):
         """For a single regular file and a store that stages: ``(background job,
         StagedCopy the caller must copy)`` — the copy ``None`` when the stat cache knows the
         file and its blob is stored.  ``None`` for anything else."""
@@ -695,18 +714,18 @@ class Registry:
                     try:
                         return record(known, st.st_size, [entry], 1, False, 0)
                     except _BlobVanished:
-                        self._put_all(store, _One(entry))  # stored again from the file
+                        self._put_all(store, _One(entry), placed)  # stored again from the file
                 raise ArtifactStoreError(f"{source}: its blob kept disappearing from "
                                          f"{store.url} while registering (is 'ato store gc "
                                          f"--delete' running?)")
 
             # reads nothing when the blob is intact; a damaged one is stored again now
-            self._put_all(store, _One(entry))
+            self._put_all(store, _One(entry), placed)
             return job_known, None
         staged = store.stage(source)
 
         def job_staged():
-            blob = staged.commit()
+            blob = staged.commit(**_place_report(staged.commit, placed))
             if staged.source_unchanged:  # the copied bytes are what the path held
                 self.cache.store([(source, staged.source_stat, blob.digest, staged.started_ns)])
             try:
@@ -720,12 +739,15 @@ class Registry:
 
         return job_staged, staged
 
-    def _snapshot_job(self, store, source: str, path, record):
+    def _snapshot_job(self, store, source: str, path, record, placed: _Placements):
         """Hash (and store) ``path`` now through the stat cache; the job records it."""
-        hasher = (lambda p: store.put(p).digest) if store is not None else None
+        hasher = None
+        if store is not None:
+            report = _place_report(store.put, placed)
+            hasher = lambda p: store.put(p, **report).digest  # noqa: E731
         snap = snapshot(path, self.cache, hasher=hasher)
         if store is not None:
-            self._put_all(store, snap)
+            self._put_all(store, snap, placed)
 
         def job():
             for _attempt in range(3):
@@ -735,7 +757,8 @@ class Registry:
                     return record(snap.digest, snap.size, lambda s=snap: s.files,
                                   snap.file_count, snap.is_dir, snap.hashed)
                 except _BlobVanished:
-                    self._put_all(store, snap)  # what gc took is stored again from the files
+                    # what gc took is stored again from the files
+                    self._put_all(store, snap, placed)
             raise ArtifactStoreError(f"{source}: blobs kept disappearing from {store.url} while "
                                      f"registering (is 'ato store gc --delete' running?)")
 
@@ -765,9 +788,11 @@ class Registry:
                 pending._future.set_result(value)
                 _unfinished.discard(pending)
 
-    def _put_all(self, store, snap) -> None:
+    def _put_all(self, store, snap, placed: _Placements | None = None) -> None:
+        report = _place_report(store.put, placed)
+
         def put(entry):
-            blob = store.put(entry.source, expected=entry.digest)
+            blob = store.put(entry.source, expected=entry.digest, **report)
             if blob.digest != entry.digest:
                 raise ArtifactStoreError(
                     f"{entry.source} changed while it was being registered (hashed "
@@ -781,9 +806,12 @@ class Registry:
 
     def _record(self, kind, project, name, *, digest, size, files, is_dir, source, reference,
                 store_url, run_id, step, score, meta, aliases, description, keep, mode,
-                hashed, file_count=None) -> Version:
+                hashed, file_count=None, placed=None) -> Version:
         """``files``: the :class:`~ato.artifacts.FileEntry` list, or a function returning it
-        (called only when the version is new or revived)."""
+        (called only when the version is new or revived).  ``placed``: ``(placements,
+        start time)`` of the registration, to tell a repaired store (a blob this database
+        recorded before the registration started, written into place again) from a first
+        store."""
         who = actor()
         if file_count is None:
             file_count = len(files)
@@ -798,6 +826,7 @@ class Registry:
 
         def work(conn):
             now = self._now()
+            repaired = self._repaired(conn, store, placed)
             asset_id = self._asset(conn, project, kind, name, description, now)
             row = conn.execute(text("SELECT id, version, state, store_url, score, step, meta "
                                     "FROM registry_versions WHERE asset_id = :a AND digest = :d"),
@@ -850,12 +879,36 @@ class Registry:
                 self._move_alias(conn, asset_id, alias, version_id, number, who, run_id, now)
             if keep is not None and run_id is not None:
                 self._apply_keep(conn, asset_id, run_id, keep, mode)
-            return version_id, created
+            return version_id, created, repaired
 
-        version_id, created = self._write(work)
+        version_id, created, repaired = self._write(work)
         out = self._version_by_id(version_id)
+        if repaired:
+            _warn_repaired(kind, name, out.version, store.url, source, repaired)
         out.created = created
         out.hashed_files = hashed
+        return out
+
+    def _repaired(self, conn, store, placed) -> dict:
+        """``{digest: 'missing' | 'damaged'}``: the blobs this registration wrote into
+        ``store`` in place of a damaged one, or where this database had recorded one before
+        the registration started (so it had gone missing).  A blob written for the first
+        time is not a repair."""
+        if store is None or placed is None or not placed[0].found:
+            return {}
+        placements, started = placed
+        found = dict(placements.found)
+        out = {d: "damaged" for d, how in found.items() if how == "damaged"}
+        absent = sorted(d for d, how in found.items() if how == "absent")
+        from sqlalchemy import bindparam
+
+        query = text("SELECT digest FROM registry_blobs WHERE store_url = :s AND "
+                     "created_at < :t AND digest IN :ds").bindparams(
+            bindparam("ds", expanding=True))
+        for i in range(0, len(absent), 500):
+            for (digest,) in conn.execute(query, {"s": store.url, "t": started,
+                                                  "ds": absent[i:i + 500]}):
+                out[digest] = "missing"
         return out
 
     def _asset(self, conn, project, kind, name, description, now) -> int:
@@ -1573,6 +1626,37 @@ def _warn_unapplied(kind, name, number, score, old_score, step, old_step, meta_j
         warnings.warn(f"{kind} {name!r}: this content is already v{number}; not applied: "
                       f"{', '.join(ignored)} (a version's record is never edited; change the "
                       f"content to make a new version)", RegistryWarning, stacklevel=2)
+
+
+def _warn_repaired(kind, name, number, store_url, source, repaired: dict) -> None:
+    """One :class:`RegistryWarning` for a registration that repaired its store."""
+    import warnings
+
+    parts = []
+    for how in ("missing", "damaged"):
+        digests = sorted(d for d, h in repaired.items() if h == how)
+        if digests:
+            shown = ", ".join(d[:12] for d in digests[:3]) + (
+                f" and {len(digests) - 3} more" if len(digests) > 3 else "")
+            blobs = "blob" if len(digests) == 1 else "blobs"
+            parts.append(f"{len(digests)} {how} {blobs} ({shown})")
+    warnings.warn(f"{kind} {name!r} v{number}: repaired the store {store_url}: "
+                  f"{' and '.join(parts)} stored again from {source}",
+                  RegistryWarning, stacklevel=2)
+
+
+def _place_report(method, placed) -> dict:
+    """``{'on_place': placed}`` when the store's ``put``/``commit`` (``method``) reports
+    what it writes into place (optional for store plugins), else ``{}``."""
+    if placed is None:
+        return {}
+    import inspect
+
+    try:
+        takes = "on_place" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"on_place": placed} if takes else {}
 
 
 def _accepts_quick(store) -> bool:

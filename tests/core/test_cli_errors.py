@@ -1,0 +1,277 @@
+"""Every command-line error names the argument by its number and the token, points at the
+character at fault, and says how to write it instead — in process (parse, routing, scope
+application, ``manual --why``) and through real scripts, where the number is the index in
+``sys.argv``."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from ato.errors import CLIError, UnknownViewError
+from ato.grammar import Assign, Word, parse_args
+from ato.scope import Scope
+from ato.scoping import cli as _cli
+from tests.conftest import run_script
+
+
+def error_for(argv, numbers=None) -> CLIError:
+    with pytest.raises(CLIError) as info:
+        parse_args(argv, numbers)
+    return info.value
+
+
+# (argv, the argument's number, the token, the character at fault (1-based), a fragment of
+# the fix the message gives)
+PARSE_ERRORS = [
+    # keys
+    (["ok", "=3"], 2, "=3", 1, "write key=value, e.g. lr=0.1"),
+    (["a..b=1"], 1, "a..b=1", 2, "use names separated by dots, e.g. model.depth"),
+    (["x", "y", ".lr=1"], 3, ".lr=1", 1, "use names separated by dots"),
+    (["lr+=1"], 1, "lr+=1", 1, "use names separated by dots"),
+    (["layers[0]=5"], 1, "layers[0]=5", 1, "use names separated by dots"),
+    (["sqlite:///x.db"], 1, "sqlite:///x.db", None, "Scope(use_external_parser=True)"),
+    # literals
+    (["a", "b", "lr==0.1"], 3, "lr==0.1", 4, "one '=' separates key and value (write lr=0.1"),
+    (["m=1+2"], 1, "m=1+2", 4, "write the value itself, or text as %1+2%"),
+    (["x=1;y=2"], 1, "x=1;y=2", 4, "or text as %1;y=2%"),
+    (["x=tru"], 1, "x=tru", 3, "write strings as %tru%"),
+    (["flag=true"], 1, "flag=true", 6, "did you mean True?"),
+    (["x=1'a'"], 1, "x=1'a'", 4, "text goes whole in %...%"),
+    (["x="], 1, "x=", 3, "write a number, True/False/None, %text%"),
+    (["x=,"], 1, "x=,", 3, "text holding ',' goes in %...%"),
+    (["x=[1,,2]"], 1, "x=[1,,2]", 6, "write a number, True/False/None"),
+    (["x=\"\\x4\""], 1, "x=\"\\x4\"", 4, "expected 2 hex digits"),
+    (["x=\"\\U11000000\""], 1, "x=\"\\U11000000\"", 4, "the largest is \\U0010ffff"),
+    # brackets, dicts
+    (["x=[1,2"], 1, "x=[1,2", 3, "add the closing ']'"),
+    (["x=[1", "2"], (1, 2), "x=[1 2", 3, "add the closing ']'"),
+    (["ok", "x=[1,2)"], 2, "x=[1,2)", 7, "close it with ']'"),
+    (["x=(1", "2]"], (1, 2), "x=(1 2]", 7, "close it with ')'"),
+    (["x={1:2"], 1, "x={1:2", 3, "add the closing '}'"),
+    (["x=[1 2]"], 1, "x=[1 2]", 6, "separate items with ','"),
+    (["x={%a% 1}"], 1, "x={%a% 1}", 8, "write {key: value, ...}"),
+    (["x={%a%:1 %b%:2}"], 1, "x={%a%:1 %b%:2}", 10, "write {key: value, ...}"),
+    (["x={[1]:2}"], 1, "x={[1]:2}", 4, "a dict key must be a string or number"),
+    # quotes and %strings% never closed: the rest of the line is the token
+    (["x='abc", "y=1"], (1, 2), "x='abc y=1", 3, "add the closing '"),
+    (["a", "model=%resnet", "101", "lr=2"], (2, 4), "model=%resnet 101 lr=2", 7,
+     "add the closing '%'"),
+]
+
+
+@pytest.mark.parametrize("argv, number, token, character, fix", PARSE_ERRORS)
+def test_every_parse_error_names_the_argument_token_place_and_fix(argv, number, token,
+                                                                   character, fix):
+    error = error_for(argv)
+    assert error.token == token and error.argument == number
+    assert (error.position is None if character is None else error.position + 1 == character)
+    label = (f"argument {number}" if isinstance(number, int)
+             else f"arguments {number[0]}-{number[1]}")
+    where = "" if character is None else f" at character {character}"
+    assert str(error).startswith(f"{label} {token!r}{where}: ")
+    assert fix in error.detail
+    assert str(error).count("\n") == 0  # one line on stderr
+
+
+def test_numbers_given_for_the_arguments_are_the_ones_named():
+    error = error_for(["high_lr", "x=[1"], numbers=[4, 7])
+    assert error.argument == 7 and str(error).startswith("argument 7 'x=[1'")
+
+
+def test_valid_input_keeps_its_meaning_and_records_each_item_s_argument():
+    items = parse_args(["high_lr", "model=%resnet", "101%", "lr=0.01", "d={a:1}".replace(
+        "a", "%a%")])
+    assert items == [Word("high_lr", "high_lr"),
+                     Assign(("model",), "resnet 101", "model=%resnet 101%"),
+                     Assign(("lr",), 0.01, "lr=0.01"),
+                     Assign(("d",), {"a": 1}, "d={%a%:1}")]
+    assert [item.argument for item in items] == [1, (2, 3), 4, 5]
+    # where an item came from takes no part in what it means
+    assert Assign(("lr",), 0.01, "lr=0.01", 9) == Assign(("lr",), 0.01, "lr=0.01")
+    assert repr(items[2]) == "Assign(key=('lr',), value=0.01, token='lr=0.01')"
+
+
+@pytest.fixture
+def single():
+    scope = Scope()
+
+    @scope.observe(default=True)
+    def defaults(cfg):
+        cfg.lr = 0.1
+        cfg.model = {"depth": 50}
+        cfg.mixed = {1: "int", "1": "text"}
+
+    @scope.observe()
+    def high_lr(cfg):
+        cfg.lr = 0.5
+
+    return scope
+
+
+def test_scope_application_errors_are_numbered(single):
+    with pytest.raises(UnknownViewError) as info:
+        single.apply(["lr=1", "hihg_lr"])
+    assert str(info.value) == ("argument 2 'hihg_lr': unknown view 'hihg_lr' — did you mean "
+                               "'high_lr'?")
+    with pytest.raises(UnknownViewError) as info:
+        single.apply(["zzz"])
+    assert str(info.value) == ("argument 1 'zzz': unknown view 'zzz' (views: defaults, high_lr; to set "
+                               "a value write zzz=<value>)")
+    with pytest.raises(CLIError) as info:
+        single.apply(["high_lr", "lr.x=1"])
+    assert str(info.value) == ("argument 2 'lr.x=1': lr is a float, not a mapping, so lr.x "
+                               "cannot be set (set lr itself: lr=<value>)")
+    with pytest.raises(CLIError) as info:
+        single.apply(["a=1", "b=2", "mixed.1=%x%"])
+    assert str(info.value).startswith("argument 3 'mixed.1=%x%': 'mixed' has both the key "
+                                      "'1' (text) and the key 1 (int), so 1 is ambiguous; "
+                                      "rename one of them")
+
+
+@pytest.fixture
+def pair():
+    model, data = Scope(name="model"), Scope(name="data")
+
+    @model.observe(default=True)
+    def m(model):
+        model.lr = 0.1
+
+    @model.observe()
+    def fast(model):
+        model.lr = 1.0
+
+    @data.observe()
+    def fast(data):  # noqa: F811 - the same view name in both scopes
+        data.batch = 512
+
+    @data.observe()
+    def imagenet(data):
+        data.name = "imagenet"
+
+    return {"model": model, "data": data}
+
+
+@pytest.mark.parametrize("argv, number, fix", [
+    (["imagenet", "lr=0.1"], 2, "with several scopes a key starts with a scope name "
+                                "(model.lr, data.lr)"),
+    (["modle.lr=0.1"], 1, "did you mean 'model'?"),
+    (["imagenet", "model.lr=1", "model=0.1"], 3, "give a key inside scope 'model', e.g. model.lr=0.1"),
+    (["print"], 1, "say which to print: model.print, data.print"),
+    (["fast"], 1, "view 'fast' is defined by scopes model, data; write model.fast or data.fast"),
+    (["model.imagenet"], 1, "unknown view 'imagenet' (views: fast, m; to set a value write "
+                            "model.imagenet=<value>)"),
+    (["imagnet"], 1, "unknown view 'imagnet' — did you mean 'imagenet' or 'data.imagenet'?"),
+    (["qqq"], 1, "(views: data.fast, data.imagenet, model.fast, model.m; to set a value write "
+                 "qqq=<value>)"),
+])
+def test_routing_errors_among_several_scopes_are_numbered(pair, argv, number, fix):
+    with pytest.raises(CLIError) as info:
+        _cli.route(parse_args(argv), pair)
+    assert str(info.value).startswith(f"argument {number} {argv[number - 1]!r}: ")
+    assert fix in str(info.value)
+
+
+def test_manual_and_why_count_as_arguments(pair):
+    error = error_for_invocation(["manual", "--why", "lr=3"])
+    assert str(error) == ("argument 2 '--why': --why needs a key to explain: write --why "
+                          "model.lr (or --why-all for every key)")
+    error = error_for_invocation(["manual", "--why", "lr", "x=[1"])
+    assert error.argument == 4 and error.token == "x=[1"
+    inv = _cli.parse_invocation(["manual", "imagenet", "--why", "lr", "--why=model.lr"])
+    assert inv.why == ["lr", "model.lr"] and inv.why_arguments == [4, 5]
+    from ato.scoping.manual import explain
+
+    with pytest.raises(CLIError) as info:
+        explain(pair, inv, "main")
+    assert str(info.value).startswith("argument 4 'lr': name the scope first: model.lr, data.lr")
+
+
+def error_for_invocation(argv) -> CLIError:
+    with pytest.raises(CLIError) as info:
+        _cli.parse_invocation(argv)
+    return info.value
+
+
+def test_leftovers_of_an_external_parser_are_numbered_where_they_stand():
+    argv = ["--lr", "0.1", "high_lr", "--flag", "x=[1"]
+    assert _cli.argument_numbers(["high_lr", "x=[1"], argv) == [3, 5]
+    assert _cli.argument_numbers(["gone"], argv) == [None]
+    _cli.hand_off(["high_lr", "x=[1"], [3, 5])
+    with pytest.raises(CLIError) as info:
+        _cli.invocation()
+    assert str(info.value).startswith("argument 5 'x=[1' at character 3: unbalanced bracket")
+
+
+SCRIPT = textwrap.dedent("""
+    import argparse, sys
+    from ato.scope import MultiScope, Scope
+
+    mode = sys.argv.pop(1)  # not part of the command line the scopes read
+    if mode == 'multi':
+        model, data = Scope(name='model'), Scope(name='data')
+
+        @model.observe(default=True)
+        def m(model):
+            model.lr = 0.1
+
+        @data.observe()
+        def imagenet(data):
+            data.name = 'imagenet'
+
+        @MultiScope(model, data)
+        def main(model, data):
+            print(model.lr)
+    else:
+        scope = Scope(use_external_parser=mode == 'argparse')
+
+        @scope.observe(default=True)
+        def defaults(cfg):
+            cfg.lr = 0.1
+
+        @scope.observe()
+        def high_lr(cfg):
+            cfg.lr = 0.5
+
+        @scope
+        def main(cfg):
+            print(cfg.lr)
+
+    if mode == 'argparse':
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--epochs', type=int, default=1)
+        parser.parse_args()
+    main()
+""")
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["plain", "high_lr", "lr==0.1"],
+     "argument 2 'lr==0.1' at character 4: unexpected '=0.1': one '=' separates key and "
+     "value (write lr=0.1; text holding '=' goes in %...%)"),
+    (["plain", "layers=[64,128)"],
+     "argument 1 'layers=[64,128)' at character 15: ')' does not match the open '[': close it "
+     "with ']'"),
+    (["plain", "model=%resnet", "101"],
+     "arguments 1-2 'model=%resnet 101' at character 7: unterminated %string: add the "
+     "closing '%'"),
+    (["plain", "manual", "--why"],
+     "argument 2 '--why': --why needs a key to explain: write --why model.lr (or --why-all "
+     "for every key)"),
+    (["multi", "imagenet", "lr=2"],
+     "argument 2 'lr=2': with several scopes a key starts with a scope name (model.lr, "
+     "data.lr)"),
+    (["argparse", "--epochs", "3", "high_lr", "=3"],
+     "argument 4 '=3' at character 1: the key before '=' is empty: write key=value, e.g. "
+     "lr=0.1"),
+])
+def test_a_script_reports_the_argument_as_sys_argv_numbers_it(tmp_path, argv, line):
+    """A real script: one line on stderr naming ``sys.argv[N]``, exit status 2."""
+    path = tmp_path / "train.py"
+    path.write_text(SCRIPT)
+    proc = run_script(path, *argv)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [f"train.py: error: {line}"]
+    good = run_script(path, argv[0], "lr=0.25" if argv[0] != "multi" else "model.lr=0.25")
+    assert (good.returncode, good.stdout) == (0, "0.25\n"), good.stderr
