@@ -3,6 +3,7 @@ opening by URL and the facade's capability handling."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -97,19 +98,23 @@ class TestReduce:
             reduce_points(points([1] * 10), 10.5)
 
     @settings(max_examples=200, deadline=None)
-    @given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=300),
+    @given(st.lists(st.floats(width=32), min_size=1, max_size=300),
            st.integers(min_value=9, max_value=60), st.integers(min_value=1, max_value=4))
     def test_guarantees(self, values, max_points, stride):
         series = points(values, [i // stride for i in range(len(values))])
         kept = reduce_points(series, max_points)
         assert len(kept) <= max_points
-        assert kept == reduce_points(series, max_points)  # deterministic
+        assert [id(p) for p in kept] == [id(p) for p in reduce_points(series, max_points)]
         index = {id(p): i for i, p in enumerate(series)}
         positions = [index[id(p)] for p in kept]  # a subsequence, in order, no repeats
         assert positions == sorted(set(positions))
         assert kept[0] is series[0] and kept[-1] is series[-1]
-        assert min(p.value for p in kept) == min(values)
-        assert max(p.value for p in kept) == max(values)
+        finite = [v for v in values if math.isfinite(v)]
+        kept_finite = [p.value for p in kept if math.isfinite(p.value)]
+        if finite:  # every finite extreme survives, whatever infinities are beside it
+            assert min(kept_finite) == min(finite) and max(kept_finite) == max(finite)
+        if len(finite) < len(values):  # and a non-finite value is never reduced away
+            assert len(kept_finite) < len(kept)
         if len(series) <= max_points:
             assert kept == series
 
