@@ -117,7 +117,9 @@ def test_hover_shows_no_value_outside_a_runs_extent(page, server):
     assert shown[f"#{a}"] in {"112", "114"} and shown[f"#{b}"] == "213", shown
     page.shot("chart-hover-step")
 
-    # the same on the wall-time axis: each run's own times
+    # the same on the wall-time axis: each run's own times (a fresh page load, so that
+    # the ready marker is the new view's)
+    page.goto("about:blank")
     page.open(f"#/charts?runs={a},{b}&x=wall")
     page.wait_for_selector(f"{CARD}[data-drawn][data-series='2']")
     series = httpx.get(f"{server.base}api/series", params={"runs": f"{a},{b}", "key": "acc"}).json()
@@ -178,6 +180,7 @@ def test_time_labels_tell_instants_apart(page, server):
         log.log_metric("loss", 1.0 / (step + 1), step)
         time.sleep(0.02)
     log.finish("completed")
+    page.goto("about:blank")
     page.open(f"#/charts?runs={run_id}&x=wall")
     card = page.wait_for_selector(f"{CARD}[data-drawn][data-xticks]")
     ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
@@ -200,6 +203,7 @@ def _png(page) -> tuple[int, str]:
 def test_png_export_names_the_x_axis(page, server):
     run_id = server.info["runs"][0]
     for x, title in (("step", "step"), ("wall", "time (UTC)"), ("rel", "seconds")):
+        page.goto("about:blank")  # a fresh load: the ready marker is the new view's
         page.open(f"#/charts?runs={run_id}" + ("" if x == "step" else f"&x={x}"))
         page.wait_for_selector(f"{CARD}[data-drawn]")
         height, drawn = _png(page)

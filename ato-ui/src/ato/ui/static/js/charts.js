@@ -87,8 +87,8 @@ export function logSplits(min, max) {
 // "2026-11-30 21:00:50"), shortened: the time of day alone when every tick is on one day,
 // seconds only when the ticks are closer than a minute, and sub-second digits (".5",
 // ".25", ".125") when they are closer than a second — or, with one tick, when the axis
-// `span` (seconds) is under a second — as many as it takes for each label to be its tick
-// exactly (".25", not ".2") and no two labels to read alike.
+// `span` (seconds) is under a second — as many as it takes for each such label to be its
+// tick exactly (".25", not ".2"), and for no two labels to read alike.
 export function wallTicks(splits, span = 0) {
   const shown = splits.filter((t) => t !== null && t !== undefined);
   let spacing = Infinity;
@@ -99,7 +99,7 @@ export function wallTicks(splits, span = 0) {
   for (;;) {
     full = splits.map((t) => (t === null || t === undefined ? "" : fmtTime(t, digits)));
     const exactAt = shown.every((t) => Math.round(t * 1000) % 10 ** (3 - digits) === 0);
-    if (digits >= 3 || (exactAt && new Set(full.filter(Boolean)).size === full.filter(Boolean).length)) break;
+    if (digits >= 3 || ((digits === 0 || exactAt) && new Set(full.filter(Boolean)).size === full.filter(Boolean).length)) break;
     digits++;
   }
   const days = new Set(full.filter(Boolean).map((f) => f.slice(0, 10)));
