@@ -211,3 +211,34 @@ def test_png_export_names_the_x_axis(page, server):
         plot = page.eval_on_selector(f"{CARD} canvas", "c => c.height")
         # title bar (30) + plot + the x title's row (18 + 4) + one legend row (18 + 8)
         assert height == 30 + plot + 22 + 26, (height, plot)
+
+
+def test_fold_keeps_a_live_series_within_budget_with_its_extremes(page):
+    """Between re-loads a live series over its budget is folded in the page: at most the
+    budget, the first and last points, the spike, the dip and the first non-finite value
+    kept, steps still increasing, times alongside."""
+    page.open("#/runs")
+    got = page.evaluate("""async () => {
+        const c = await import('/static/js/charts.js');
+        const n = 5000, steps = [], values = [], times = [];
+        for (let i = 0; i < n; i++) { steps.push(i * 3); values.push(Math.sin(i)); times.push(1e9 + i); }
+        values[1234] = 1e6; values[4321] = -1e6; values[2000] = NaN; values[2001] = Infinity;
+        const s = { steps, values, times, total: n, returned: n };
+        c.foldSeries(s, 701);
+        const small = { steps: [1, 2], values: [1, 2], times: [], total: 2, returned: 2 };
+        c.foldSeries(small, 701);
+        return { len: s.steps.length, returned: s.returned, total: s.total, times: s.times.length,
+                 first: s.steps[0], last: s.steps[s.steps.length - 1],
+                 increasing: s.steps.every((v, i) => i === 0 || v > s.steps[i - 1]),
+                 max: Math.max(...s.values.filter(Number.isFinite)),
+                 min: Math.min(...s.values.filter(Number.isFinite)),
+                 nan: s.values.filter(Number.isNaN).length,
+                 small: small.steps.length };
+    }""")
+    assert got["len"] == got["returned"] == got["times"] <= 701
+    assert got["len"] > 500 and got["total"] == 5000
+    assert (got["first"], got["last"]) == (0, 4999 * 3)
+    assert got["increasing"] and got["max"] == 1e6 and got["min"] == -1e6
+    # its bucket's first non-finite value (nan at 2000) is kept
+    assert got["nan"] == 1
+    assert got["small"] == 2

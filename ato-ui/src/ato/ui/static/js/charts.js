@@ -289,10 +289,12 @@ export class ChartBoard {
   // grew (its new points are not reduced as the server would): the badge and the points
   // come to match what a fresh load shows.
   append(card, id, steps, values, times, s = card.series.get(id)) {
+    // a card over steps asked for no times (its series' times stay empty); one over time
+    // cannot place points without theirs (kept from a card over steps): re-loaded instead
+    const withTimes = !!card.withTimes;
+    if (withTimes && !(times && times.length === steps.length)) { this.reloadSoon(card); return; }
     if (!s) s = { steps: [], values: [], times: [], total: 0, returned: 0 };
     card.series.set(id, s);
-    // a card over steps asked for no times: its series' times stay empty
-    const withTimes = times && s.times.length === s.steps.length;
     let added = 0;
     steps.forEach((step, i) => {
       if (s.steps.length && step <= s.steps[s.steps.length - 1]) return;
