@@ -160,6 +160,7 @@ def test_time_labels_tell_instants_apart(page, server):
                  ms: c.wallTicks([t + 0.001, t + 0.002]),
                  one: c.wallTicks([t + 0.5], 0.3),
                  whole: c.wallTicks([t, t + 1, t + 2]),
+                 tenth: c.wallTicks([t + 0.5, t + 0.5 + 0.0999999, t + 0.5 + 2 * 0.0999999]),
                  minutes: c.wallTicks([t - 53, t + 7]),
                  hover: u.fmtTime(t + 0.125, 3), plain: u.fmtTime(t + 0.999) };
     }""")
@@ -170,6 +171,7 @@ def test_time_labels_tell_instants_apart(page, server):
         "ms": ["04:32:53.001", "04:32:53.002"],
         "one": ["04:32:53.5"],
         "whole": ["04:32:53", "04:32:54", "04:32:55"],
+        "tenth": ["04:32:53.5", "04:32:53.6", "04:32:53.7"],
         "minutes": ["04:32", "04:33"],
         "hover": "2026-12-01 04:32:53.125",
         "plain": "2026-12-01 04:32:53"}, got

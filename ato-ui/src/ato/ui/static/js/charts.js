@@ -94,7 +94,9 @@ export function wallTicks(splits, span = 0) {
   let spacing = Infinity;
   for (let i = 1; i < shown.length; i++) spacing = Math.min(spacing, Math.abs(shown[i] - shown[i - 1]));
   if (shown.length < 2 && span > 0) spacing = span;
-  let digits = spacing < 1 ? Math.min(3, Math.max(1, Math.ceil(-Math.log10(spacing) - 1e-9))) : 0;
+  // from the spacing in whole milliseconds (0.1 s apart is often 0.09999990463 s apart)
+  const ms = Math.max(1, Math.round(spacing * 1000));
+  let digits = spacing >= 1 ? 0 : ms % 100 === 0 ? 1 : ms % 10 === 0 ? 2 : 3;
   let full;
   for (;;) {
     full = splits.map((t) => (t === null || t === undefined ? "" : fmtTime(t, digits)));
@@ -418,7 +420,11 @@ export class ChartBoard {
       // A log axis spans whole decades, so its end ticks are powers of ten too.
       y: this.opts.log ? { distr: 3, range: (u, min, max) => (min === null || max === null || !(min > 0) ? [1, 10]
         : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) } : {} },
-      axes: [this.opts.x === "wall" ? { values: (u, splits) => {
+      // Wall-time ticks are spaced for their labels: "04:55:18.65" (a span under a minute
+      // may need sub-second digits) and "2026-12-01 04:55" (ticks over days) are wider
+      // than uPlot's default spacing allows, and overlapped.
+      axes: [this.opts.x === "wall" ? { space: (u, i, min, max) => (max - min < 60 ? 95 : max - min >= 43200 ? 130 : 60),
+        values: (u, splits) => {
         const labels = wallTicks(splits, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
