@@ -189,6 +189,12 @@ def test_time_labels_tell_instants_apart(page, server):
     assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
     assert all("." in t for t in ticks), ticks
     page.shot("chart-subsecond")
+    # relative time: the same run over about a second, each tick its own number of seconds
+    page.goto("about:blank")
+    page.open(f"#/charts?runs={run_id}&x=rel")
+    card = page.wait_for_selector(f"{CARD}[data-drawn][data-xticks]")
+    ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
+    assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
 
 
 def _png(page) -> tuple[int, str]:
@@ -209,6 +215,9 @@ def test_png_export_names_the_x_axis(page, server):
         page.open(f"#/charts?runs={run_id}" + ("" if x == "step" else f"&x={x}"))
         page.wait_for_selector(f"{CARD}[data-drawn]")
         height, drawn = _png(page)
+        # the ticks of a run that lasted milliseconds still read apart
+        ticks = [t for t in json.loads(page.get_attribute(CARD, "data-xticks") or "[]") if t]
+        assert len(set(ticks)) == len(ticks), ticks
         assert drawn == title
         plot = page.eval_on_selector(f"{CARD} canvas", "c => c.height")
         # title bar (30) + plot + the x title's row (18 + 4) + one legend row (18 + 8)

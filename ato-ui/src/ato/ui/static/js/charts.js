@@ -354,7 +354,10 @@ export class ChartBoard {
     // digit of a value (the ticks and table cells round to ~6 significant digits).
     const tables = [], series = [this.opts.x === "wall"
       ? { label: `time (${TZ})`, value: (u, v) => (v === null || v === undefined ? "–" : fmtTime(v, 3)) }
-      : { label: this.opts.x === "rel" ? "seconds" : "step" }];
+      : this.opts.x === "rel"
+        // seconds since the run's start, every digit (0.0015, not uPlot's rounded 0.002)
+        ? { label: "seconds", value: (u, v) => (v === null || v === undefined ? "–" : exact(v) ?? fmt(v)) }
+        : { label: "step" }];
     const bands = [];
     const smooth = Number(this.opts.smooth) || 0;
     const lines = [], skipped = [], nonPositive = [];
@@ -426,6 +429,11 @@ export class ChartBoard {
       axes: [this.opts.x === "wall" ? { space: (u, i, min, max) => (max - min < 60 ? 95 : max - min >= 43200 ? 130 : 60),
         values: (u, splits) => {
         const labels = wallTicks(splits, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0));
+        card.node.dataset.xticks = JSON.stringify(labels);
+        return labels;
+      } } : this.opts.x === "rel" ? { values: (u, splits) => {
+        // relative seconds as the y axis writes numbers: ticks 0.0003 s apart stay apart
+        const labels = tickLabels(splits, Math.abs((u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
       } } : {}, { size: 60, ...(this.opts.log ? { splits: (u, i, min, max) => logSplits(min, max) } : {}), values: (u, splits) => {
