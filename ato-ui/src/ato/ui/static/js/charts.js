@@ -85,16 +85,85 @@ export function logSplits(min, max) {
 
 // Wall-time tick labels written as everywhere else on the page (fmtTime's
 // "2026-11-30 21:00:50"), shortened: the time of day alone when every tick is on one day,
-// seconds only when the ticks are closer than a minute.
-export function wallTicks(splits) {
-  const full = splits.map((t) => (t === null || t === undefined ? "" : fmtTime(t)));
+// seconds only when the ticks are closer than a minute, and sub-second digits (".5",
+// ".25", ".125") when they are closer than a second — or, with one tick, when the axis
+// `span` (seconds) is under a second — as many as it takes for each such label to be its
+// tick exactly (".25", not ".2"), and for no two labels to read alike.
+export function wallTicks(splits, span = 0) {
+  const shown = splits.filter((t) => t !== null && t !== undefined);
+  let spacing = Infinity;
+  for (let i = 1; i < shown.length; i++) spacing = Math.min(spacing, Math.abs(shown[i] - shown[i - 1]));
+  if (shown.length < 2 && span > 0) spacing = span;
+  // from the spacing in whole milliseconds (0.1 s apart is often 0.09999990463 s apart)
+  const ms = Math.max(1, Math.round(spacing * 1000));
+  let digits = spacing >= 1 ? 0 : ms % 100 === 0 ? 1 : ms % 10 === 0 ? 2 : 3;
+  let full;
+  for (;;) {
+    full = splits.map((t) => (t === null || t === undefined ? "" : fmtTime(t, digits)));
+    const exactAt = shown.every((t) => Math.round(t * 1000) % 10 ** (3 - digits) === 0);
+    if (digits >= 3 || ((digits === 0 || exactAt) && new Set(full.filter(Boolean)).size === full.filter(Boolean).length)) break;
+    digits++;
+  }
   const days = new Set(full.filter(Boolean).map((f) => f.slice(0, 10)));
-  const seconds = splits.some((t, i) => i > 0 && t - splits[i - 1] < 60) || full.some((f) => f && !f.endsWith(":00"));
+  const seconds = digits > 0 || spacing < 60 || full.some((f) => f && f.slice(17, 19) !== "00");
   return full.map((f) => {
     if (!f) return "";
     const time = seconds ? f.slice(11) : f.slice(11, 16);
     return days.size > 1 ? `${f.slice(0, 10)} ${time}` : time;
   });
+}
+
+// uPlot's cursor.dataIdx for a joined table: series `i` snaps to its nearest non-null
+// point (by x distance) only inside its own x extent (its first to last non-null index);
+// outside it the hovered index is returned, whose value is null — the legend shows "–",
+// never a run's first value before it started or its last value after it ended.
+// The extents are computed once per data set (u.data), not per mouse move.
+export function extentDataIdx(u, i, closest) {
+  if (i === 0 || closest === null || closest === undefined) return closest;
+  if (u._atoExtentsOf !== u.data) {
+    u._atoExtentsOf = u.data;
+    u._atoExtents = u.data.map((ys, j) => {
+      if (j === 0) return null;
+      let lo = 0, hi = ys.length - 1;
+      while (lo < ys.length && (ys[lo] === null || ys[lo] === undefined)) lo++;
+      while (hi >= 0 && (ys[hi] === null || ys[hi] === undefined)) hi--;
+      return lo <= hi ? [lo, hi] : null;
+    });
+  }
+  const ext = u._atoExtents[i], ys = u.data[i], xs = u.data[0];
+  if (!ext || closest < ext[0] || closest > ext[1]) return closest;
+  if (ys[closest] !== null && ys[closest] !== undefined) return closest;
+  let l = closest - 1, r = closest + 1;
+  while (l >= ext[0] && (ys[l] === null || ys[l] === undefined)) l--;
+  while (r <= ext[1] && (ys[r] === null || ys[r] === undefined)) r++;
+  // both exist: the extent's ends are non-null and closest lies strictly between them
+  return xs[closest] - xs[l] <= xs[r] - xs[closest] ? l : r;
+}
+
+// A series {steps, values, times} folded in place to at most `budget` points, by the
+// server's rule on consecutive points: the first point, then per bucket its finite
+// minimum, finite maximum, last point and first non-finite point, in order. Used only
+// between a live card's re-loads, so that what it draws never exceeds its budget; a spike
+// is a bucket's minimum or maximum and stays drawn.
+export function foldSeries(s, budget) {
+  const n = s.steps.length;
+  const buckets = Math.floor((budget - 1) / 4);
+  if (n <= budget || buckets < 1) return;
+  const width = Math.ceil((n - 1) / buckets);
+  const keep = [0];
+  for (let b = 1; b < n; b += width) {
+    const end = Math.min(n, b + width);
+    let lo = -1, hi = -1, bad = -1;
+    for (let i = b; i < end; i++) {
+      const v = s.values[i];
+      if (typeof v !== "number" || !Number.isFinite(v)) { if (bad < 0) bad = i; continue; }
+      if (lo < 0 || v < s.values[lo]) lo = i;
+      if (hi < 0 || v > s.values[hi]) hi = i;
+    }
+    keep.push(...[...new Set([lo, hi, bad, end - 1])].filter((i) => i >= 0).sort((a, c) => a - c));
+  }
+  for (const f of ["steps", "values", "times"]) if (s[f].length === n) s[f] = keep.map((i) => s[f][i]);
+  s.returned = keep.length;
 }
 
 // The group a run is drawn in; "noseed" groups runs equal but for a seed-named key and the
@@ -181,19 +250,86 @@ export class ChartBoard {
     this.load(card);
   }
 
+  // The card's series from the server: the whole runs, or the steps of `range`, reduced to
+  // its point budget (card.budget, the max_points asked for: about two per pixel).
+  // The latest call wins; points streamed while it was on its way are kept after it.
   async load(card, range = null) {
     card.range = range;
-    card.series = new Map();  // a run with no point in the range draws nothing, not its old points
+    const token = card.loadToken = (card.loadToken || 0) + 1;
     const width = Math.max(card.body.clientWidth, 300);
+    const budget = Math.round(width * 2);
     const data = await api("series", {
-      runs: [...this.byId.keys()].join(","), key: card.key, max_points: Math.round(width * 1.5),
+      runs: [...this.byId.keys()].join(","), key: card.key, max_points: budget,
       step_min: range ? range[0] : undefined, step_max: range ? range[1] : undefined,
       times: this.opts.x === "step" ? "0" : undefined });
+    if (token !== card.loadToken) return;  // a later load (zoom, reset, live) replaces this one
+    card.budget = budget;
+    card.node.dataset.budget = String(budget);
+    card.loadedAt = performance.now();
     card.withTimes = this.opts.x !== "step";
+    const old = card.series;
+    card.series = new Map();  // a run with no point in the range draws nothing, not its old points
     for (const s of data.series) {
       card.series.set(s.run, { steps: s.steps, values: s.values.map(num), times: s.times, total: s.total, returned: s.returned });
     }
+    if (!range) {
+      for (const [id, o] of old) {
+        const s = card.series.get(id) || { steps: [], values: [], times: [], total: 0, returned: 0 };
+        const last = s.steps.length ? s.steps[s.steps.length - 1] : -Infinity;
+        const from = o.steps.findIndex((step) => step > last);
+        if (from < 0 || !o.live) continue;
+        this.append(card, id, o.steps.slice(from), o.values.slice(from), o.times.slice(from), s);
+      }
+    }
+    card.node.dataset.livePending = card.reloadTimer || card.stale ? "1" : "0";
     this.draw(card);
+  }
+
+  // Streamed points appended to run `id`'s series of `card` (those past its last step).
+  // A series that then exceeds the card's budget is folded to it at once and the card
+  // re-loaded from the server (at most about once a second), as is a reduced series that
+  // grew (its new points are not reduced as the server would): the badge and the points
+  // come to match what a fresh load shows.
+  append(card, id, steps, values, times, s = card.series.get(id)) {
+    // a card over steps asked for no times (its series' times stay empty); one over time
+    // cannot place points without theirs (kept from a card over steps): re-loaded instead
+    const withTimes = !!card.withTimes;
+    if (withTimes && !(times && times.length === steps.length)) { this.reloadSoon(card); return; }
+    if (!s) s = { steps: [], values: [], times: [], total: 0, returned: 0 };
+    card.series.set(id, s);
+    let added = 0;
+    steps.forEach((step, i) => {
+      if (s.steps.length && step <= s.steps[s.steps.length - 1]) return;
+      s.steps.push(step); s.values.push(num(values[i])); if (withTimes) s.times.push(times[i]);
+      s.total++; s.returned++; added++;
+    });
+    if (!added) return;
+    s.live = true;
+    const budget = card.budget || Infinity;
+    if (s.steps.length > budget) foldSeries(s, budget);
+    if (s.total > s.returned) this.reloadSoon(card);
+  }
+
+  // Re-load `card` (keeping its zoom range) no sooner than a second after its last load;
+  // calls meanwhile, or while that re-load is on its way, are folded into one more.
+  // data-live-pending="1" on the card while one is due (a ready marker for tests).
+  reloadSoon(card) {
+    card.stale = true;
+    card.node.dataset.livePending = "1";
+    if (card.reloadTimer || card.reloading) return;
+    const wait = Math.max(0, 1000 - (performance.now() - (card.loadedAt || 0)));
+    card.reloadTimer = setTimeout(async () => {
+      card.reloadTimer = null;
+      card.stale = false;
+      card.reloading = true;
+      try {
+        await this.load(card, card.range);
+      } finally {
+        card.reloading = false;
+        if (card.stale && !this.closed) this.reloadSoon(card);
+        else card.node.dataset.livePending = "0";
+      }
+    }, wait);
   }
 
   xOf(run, s) {
@@ -217,8 +353,11 @@ export class ChartBoard {
     // The legend's hover values: wall time in UTC as everywhere on the page, and every
     // digit of a value (the ticks and table cells round to ~6 significant digits).
     const tables = [], series = [this.opts.x === "wall"
-      ? { label: `time (${TZ})`, value: (u, v) => (v === null || v === undefined ? "–" : fmtTime(v)) }
-      : { label: this.opts.x === "rel" ? "seconds" : "step" }];
+      ? { label: `time (${TZ})`, value: (u, v) => (v === null || v === undefined ? "–" : fmtTime(v, 3)) }
+      : this.opts.x === "rel"
+        // seconds since the run's start, every digit (0.0015, not uPlot's rounded 0.002)
+        ? { label: "seconds", value: (u, v) => (v === null || v === undefined ? "–" : exact(v) ?? fmt(v)) }
+        : { label: "step" }];
     const bands = [];
     const smooth = Number(this.opts.smooth) || 0;
     const lines = [], skipped = [], nonPositive = [];
@@ -284,8 +423,17 @@ export class ChartBoard {
       // A log axis spans whole decades, so its end ticks are powers of ten too.
       y: this.opts.log ? { distr: 3, range: (u, min, max) => (min === null || max === null || !(min > 0) ? [1, 10]
         : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) } : {} },
-      axes: [this.opts.x === "wall" ? { values: (u, splits) => {
-        const labels = wallTicks(splits);
+      // Wall-time ticks are spaced for their labels: "04:55:18.65" (a span under a minute
+      // may need sub-second digits) and "2026-12-01 04:55" (ticks over days) are wider
+      // than uPlot's default spacing allows, and overlapped.
+      axes: [this.opts.x === "wall" ? { space: (u, i, min, max) => (max - min < 60 ? 95 : max - min >= 43200 ? 130 : 60),
+        values: (u, splits) => {
+        const labels = wallTicks(splits, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0));
+        card.node.dataset.xticks = JSON.stringify(labels);
+        return labels;
+      } } : this.opts.x === "rel" ? { values: (u, splits) => {
+        // relative seconds as the y axis writes numbers: ticks 0.0003 s apart stay apart
+        const labels = tickLabels(splits, Math.abs((u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
       } } : {}, { size: 60, ...(this.opts.log ? { splits: (u, i, min, max) => logSplits(min, max) } : {}), values: (u, splits) => {
@@ -295,7 +443,7 @@ export class ChartBoard {
         return labels;
       } }],
       legend: { live: true },
-      cursor: { drag: { x: true, y: false, setScale: true } },
+      cursor: { drag: { x: true, y: false, setScale: true }, dataIdx: extentDataIdx },
       hooks: {
         setSelect: [(u) => {
           if (u.select.width < 4) return;
@@ -337,8 +485,9 @@ export class ChartBoard {
     if (Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
   }
 
-  // The chart as a PNG: title, plot, and a legend (each series' colour and name) below,
-  // wrapped into rows as wide as the plot.
+  // The chart as a PNG: title, plot, the x axis' title centred under it ("step",
+  // "time (UTC)", "seconds"), and a legend (each series' colour and name) below, wrapped
+  // into rows as wide as the plot.
   png(card) {
     if (!card.plot) return;
     const src = card.plot.ctx.canvas;
@@ -359,15 +508,24 @@ export class ChartBoard {
     }
     const legendHeight = entries.length ? y + row + pad : 0;
     const top = 30 * dpr;
+    const xTitle = String(card.plot.series[0].label ?? "");
+    const xTitleHeight = xTitle ? row + pad / 2 : 0;
     const out = document.createElement("canvas");
-    out.width = src.width; out.height = top + src.height + legendHeight;
+    out.width = src.width; out.height = top + src.height + xTitleHeight + legendHeight;
     const ctx = out.getContext("2d");
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, out.width, out.height);
     ctx.fillStyle = "#111"; ctx.font = `${14 * dpr}px sans-serif`;
     ctx.fillText(card.key, 8 * dpr, 20 * dpr);
     ctx.drawImage(src, 0, top);
     ctx.font = font; ctx.textBaseline = "middle";
-    const y0 = top + src.height + pad / 2;
+    if (xTitle) {
+      // centred under the plotting area (uPlot's bbox: canvas pixels, after the y axis)
+      const box = card.plot.bbox;
+      ctx.fillStyle = "#111"; ctx.textAlign = "center";
+      ctx.fillText(xTitle, box.left + box.width / 2, top + src.height + xTitleHeight / 2);
+      ctx.textAlign = "start";
+    }
+    const y0 = top + src.height + xTitleHeight + pad / 2;
     for (const e of placed) {
       ctx.fillStyle = e.stroke || "#111";
       ctx.fillRect(e.x, y0 + e.y + (row - swatch / 3) / 2, swatch, swatch / 3);
@@ -376,6 +534,7 @@ export class ChartBoard {
     }
     card.node.dataset.pngLegend = JSON.stringify(placed.map((e) => e.label));
     card.node.dataset.pngHeight = String(out.height);
+    card.node.dataset.pngXTitle = xTitle;
     out.toBlob((blob) => download(card.key.replace(/[^\w.-]+/g, "_") + ".png", blob), "image/png");
   }
 
@@ -393,14 +552,7 @@ export class ChartBoard {
       const p = JSON.parse(ev.data);
       const card = this.cards.get(p.key);
       if (!card || !card.mounted || card.range) return;
-      let s = card.series.get(p.run);
-      if (!s) { s = { steps: [], values: [], times: [], total: 0, returned: 0 }; card.series.set(p.run, s); }
-      const last = s.steps.length ? s.steps[s.steps.length - 1] : -Infinity;
-      p.steps.forEach((step, i) => {
-        if (step <= last) return;
-        s.steps.push(step); s.values.push(num(p.values[i])); s.times.push(p.times[i]);
-        s.total++; s.returned++;
-      });
+      this.append(card, p.run, p.steps, p.values, p.times);
       if (!card.pending) {
         card.pending = true;
         requestAnimationFrame(() => { card.pending = false; this.draw(card); });
@@ -419,6 +571,8 @@ export class ChartBoard {
   }
 
   destroy() {
+    this.closed = true;
+    for (const c of this.cards.values()) clearTimeout(c.reloadTimer);
     this.observer.disconnect();
     if (this.source) this.source.close();
     for (const c of this.cards.values()) if (c.plot) c.plot.destroy();

@@ -73,11 +73,15 @@ export const TZ = "UTC";
 
 // A time (seconds since the epoch) as "2026-12-01 00:50:04" in UTC; the caller labels it
 // with TZ (a column header "start (UTC)", or fmtWhen's suffix).
-export function fmtTime(t) {
+// `digits` (0–3) adds that many sub-second digits, truncated from the millisecond:
+// fmtTime(t, 3) is "2026-12-01 00:50:04.125".
+export function fmtTime(t, digits = 0) {
   if (t === null || t === undefined) return "–";
-  const d = new Date(t * 1000);
+  const ms = Math.round(t * 1000);  // 1764550204.125 is not exact in binary
+  const d = new Date(ms);
   const p = (n) => String(n).padStart(2, "0");
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
+  const frac = digits > 0 ? "." + String(((ms % 1000) + 1000) % 1000).padStart(3, "0").slice(0, Math.min(digits, 3)) : "";
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}${frac}`;
 }
 
 // A time with its zone, for text outside a labelled column: "2026-12-01 00:50:04 UTC".
