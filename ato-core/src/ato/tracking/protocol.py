@@ -331,7 +331,8 @@ class TrackerFinder(Protocol):
         open), reduced to at most ``max_points`` by :func:`ato.tracking.reduce_points`'s
         rule when given (``series`` capability: done in the backend).
 
-        Errors: ``ValueError`` when ``max_points < 5``."""
+        Errors: ``ValueError`` when ``max_points < 9``, or a step bound that is not an int
+        within -2**63..2**63-1."""
 
     def get_metric_points_since(self, run_id: int, *, keys: Iterable[str] | None = None,
                                 after_step: int | None = None,
@@ -363,7 +364,8 @@ class ColumnsFinder(Protocol):
         ``None``).  A chart of many runs asks for them all at once, so a backend can read
         them in one snapshot with a few statements (``columns`` capability).
 
-        Errors: ``ValueError`` when ``max_points < 5``."""
+        Errors: ``ValueError`` when ``max_points < 9``, or a step bound that is not an int
+        within -2**63..2**63-1."""
 
 
 #: The members a finder must have; the rest depend on declared capabilities.

@@ -535,12 +535,12 @@ class SQLFinder:
                           ) -> MetricSeries:
         """The points of ``(run_id, key)`` with ``min_step <= step <= max_step``, reduced
         inside the database to at most ``max_points`` (ato.tracking.reduce's rule: aligned
-        step buckets of a power-of-two width, each keeping its min, max and last point;
-        the first point kept too).
+        step buckets of a power-of-two width, each keeping its finite min and max, its
+        last point and its first non-finite point; the first point kept too).
 
         Every query of one call reads one snapshot, so a series still being logged is
         reduced as it was at one instant.  Where the logger's block summaries cover the
-        pair (schema 6, :mod:`ato.db_routers.sql.blocks`) and the buckets are at least 4
+        pair (schema 7, :mod:`ato.db_routers.sql.blocks`) and the buckets are at least 4
         steps wide, the buckets are read from block rows (a window's two edge buckets
         from raw rows); otherwise each bucket is an index range scan of the raw rows."""
         check_max_points(max_points)
