@@ -169,6 +169,19 @@ def test_series_rejects_bad_parameters(client, params):
     assert response.status_code == 400 and response.json()["error"]
 
 
+@pytest.mark.parametrize("params, named", [
+    ({"step_min": "10", "step_max": "9"}, "step_min (10) is greater than step_max (9)"),
+    ({"times": "2"}, "times must be 0 or 1, not '2'"),
+    ({"times": "yes"}, "times must be 0 or 1, not 'yes'")])
+def test_series_names_a_reversed_window_and_a_bad_flag(client, params, named):
+    # a reversed window used to answer an empty 200, and any times but "0" meant "1"
+    response = client.get("/api/series", params={"key": "loss", "runs": "1", **params})
+    assert response.status_code == 400 and named in response.json()["error"]
+    same = client.get("/api/series", params={"key": "loss", "runs": "1", "step_min": "5",
+                                             "step_max": "5", "times": "1"})
+    assert same.status_code == 200  # a one-step window is fine
+
+
 def test_study_trials_promotions_and_mode(client):
     assert client.get("/api/studies").json()["studies"] == [
         {"study": "s1", "trials": 8, "final": 1, "project": "search"}]  # as the study page

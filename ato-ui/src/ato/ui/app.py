@@ -136,6 +136,15 @@ def _int(request: Request, name: str, default=None):
         raise BadRequest(f"{name} must be an integer, not {text!r}") from None
 
 
+def _flag(request: Request, name: str, default: bool) -> bool:
+    text = request.query_params.get(name)
+    if text in (None, ""):
+        return default
+    if text not in ("0", "1"):
+        raise BadRequest(f"{name} must be 0 or 1, not {text!r}")
+    return text == "1"
+
+
 class _LazyStore:
     """Opens the :class:`Store` in a background thread once the first page has been sent
     (or when the first API request comes, whichever is first), so that neither the
@@ -269,9 +278,12 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         max_points = _int(request, "max_points", 1000)
         if max_points is not None and max_points < 0:
             raise BadRequest("max_points must be >= 0 (0 means every point)")
-        with_times = request.query_params.get("times", "1") != "0"
-        args = (_ids(request), key, max_points or None, _int(request, "step_min"),
-                _int(request, "step_max"), with_times)
+        with_times = _flag(request, "times", True)
+        step_min, step_max = _int(request, "step_min"), _int(request, "step_max")
+        if step_min is not None and step_max is not None and step_min > step_max:
+            raise BadRequest(f"step_min ({step_min}) is greater than step_max ({step_max}): "
+                             f"the window holds no step")
+        args = (_ids(request), key, max_points or None, step_min, step_max, with_times)
         def encoded() -> tuple[bytes, bool]:
             body = dumps({"key": key, "series": store.series(*args)}).encode()
             if len(body) < 1024 or "gzip" not in request.headers.get("accept-encoding", ""):
