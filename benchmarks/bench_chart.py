@@ -10,7 +10,8 @@ step), called in-process through Starlette's test client with ``Accept-Encoding:
 10,000 steps of ``loss`` (each with one spike; ``tests.ui.populate.populate_long``, the
 database ``bench_ui.py`` charts).  ``--db`` reuses such a file (it is written once, ~1 min,
 and kept only when given; it must have been written by a logger of schema 6 or later, for
-the blocks to exist).
+the blocks to exist, and is first upgraded to this code's schema, as a logger would: an
+earlier version reads its own block sizes from it).
 
 Each code version runs in its own subprocess (``--baseline DIR``: the ``*/src`` of an
 earlier checkout first on ``PYTHONPATH``, e.g. ``git worktree add DIR REV``), the versions
@@ -163,6 +164,10 @@ def main(quick: bool, baseline: Path | None, db: Path | None, rounds: int | None
             populate_long(f"sqlite:///{target}", runs, STEPS)
             print(f"database written in {time.perf_counter() - t0:.1f} s")
             db = target
+        from ato.db_routers.sql.engine import ensure_schema, forget_engine, get_engine
+
+        ensure_schema(get_engine(f"sqlite:///{db}"))
+        forget_engine(f"sqlite:///{db}")
         raw = tmp / "raw.db"
         shutil.copy(db, raw)
         import sqlite3

@@ -1,7 +1,7 @@
-"""Schema steps 6 and 7 (metric block summaries, then their last values): every earlier
-database (the original Ato's, and versions 1..6) upgrades in place with its blocks built
-from the rows it holds, nothing lost; a finder on a database not yet upgraded reduces the
-raw rows and writes nothing."""
+"""Schema steps 6 to 8 (metric block summaries, their last values, then a block size for
+every power of two): every earlier database (the original Ato's, and versions 1..7)
+upgrades in place with its blocks built from the rows it holds, nothing lost; a finder on
+a database not yet upgraded reads what that version holds and writes nothing."""
 
 from __future__ import annotations
 
@@ -49,25 +49,25 @@ def tables(url) -> set[str]:
         return set(inspect(conn).get_table_names())
 
 
-def assert_reduced_from_blocks(url, run_id, monkeypatch, key="loss"):
+def assert_reduced_from_blocks(url, run_id, monkeypatch, key="loss", sizes=None):
     from ato.db_routers.sql import blocks
 
     calls = []
     real = blocks.reduce_runs
     monkeypatch.setattr(blocks, "reduce_runs",
-                        lambda *a, **k: calls.append(a) or real(*a, **k))
+                        lambda *a, **k: calls.append(k.get("sizes", a[-1])) or real(*a, **k))
     finder = SQLFinder(make_config(url))
     history = finder.get_metric_history(run_id, key)
     for max_points in (9, 50, 400):
         series = finder.get_metric_series(run_id, key, max_points=max_points)
         assert [(p.step, repr(p.value)) for p in series.points] == [
             (p.step, repr(p.value)) for p in reduce_points(history, max_points)]
-    assert len(calls) == 3
+    assert calls == [sizes or blocks.SIZES] * 3
     monkeypatch.setattr(blocks, "reduce_runs", real)
 
 
-def test_schema_version_is_seven():
-    assert SCHEMA_VERSION == 7
+def test_schema_version_is_eight():
+    assert SCHEMA_VERSION == 8
 
 
 @pytest.mark.parametrize("old", [1, 2, 3, 4, 5])
@@ -86,7 +86,7 @@ def test_upgrade_in_place_builds_the_blocks(db_url, old, monkeypatch):
     logger = SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     assert BLOCK_TABLES <= tables(db_url)
     with get_engine(db_url).connect() as conn:
-        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 7
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 8
         assert conn.execute(text("SELECT rows FROM metric_block_counts WHERE run_id = :r"),
                             {"r": run_id}).scalar() == 3000
     forget_engine(db_url)
@@ -101,8 +101,8 @@ def test_upgrade_in_place_builds_the_blocks(db_url, old, monkeypatch):
     logger.finish()
 
 
-def test_original_ato_database_upgrades_to_seven(oracle_db, monkeypatch):  # noqa: F811
-    """An original-Ato file (version 0) with a long series upgrades straight to 7, its
+def test_original_ato_database_upgrades_to_eight(oracle_db, monkeypatch):  # noqa: F811
+    """An original-Ato file (version 0) with a long series upgrades straight to 8, its
     rows summarised into blocks."""
     url, path = oracle_db
     conn = sqlite3.connect(path)
@@ -114,7 +114,7 @@ def test_original_ato_database_upgrades_to_seven(oracle_db, monkeypatch):  # noq
     conn.close()
     SQLLogger(make_config(url, "legacy"), handle_signals=False)
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (7,)
+    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (8,)
     assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone() == (2506,)
     assert conn.execute("SELECT rows FROM metric_block_counts WHERE run_id = 1 AND key = "
                         "'loss'").fetchone() == (2500,)
@@ -145,7 +145,33 @@ def test_six_upgrades_with_its_blocks_built_again(db_url, monkeypatch):
         (p.step, repr(p.value)) for p in reduce_points(history, 64)]
     SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     with get_engine(db_url).connect() as conn:
-        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 7
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 8
         assert tuple(conn.execute(text(count), {"r": run_id}).one()) == expected
     forget_engine(db_url)
     assert_reduced_from_blocks(db_url, run_id, monkeypatch)
+
+
+def test_seven_is_read_from_its_own_blocks_then_gains_every_power_of_two(db_url, monkeypatch):
+    """A schema 7 database holds blocks of the powers of four only. A reader (the
+    dashboard never upgrades) reduces from those, two blocks to a bucket where it must;
+    the first writer adds the other sizes (8, 32, 128, 512) and a bucket is one block."""
+    from ato.db_routers.sql.blocks import SIZES, SIZES_7
+
+    run_id = logged_run(db_url)
+    sizes = "SELECT size, COUNT(*) FROM metric_blocks WHERE run_id = :r GROUP BY size ORDER BY size"
+    with get_engine(db_url).begin() as conn:
+        expected = [tuple(row) for row in conn.execute(text(sizes), {"r": run_id})]
+        assert [size for size, _ in expected] == list(SIZES)
+        conn.execute(text("DELETE FROM metric_blocks WHERE size NOT IN (4, 16, 64, 256, 1024)"))
+        conn.execute(text("UPDATE ato_schema SET version = 7"))
+    forget_engine(db_url)
+    assert_reduced_from_blocks(db_url, run_id, monkeypatch, sizes=SIZES_7)
+    with get_engine(db_url).connect() as conn:  # the reader wrote nothing
+        assert [size for size, _ in conn.execute(text(sizes), {"r": run_id})] == list(SIZES_7)
+    forget_engine(db_url)
+    SQLLogger(make_config(db_url), handle_signals=False)  # the migration
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 8
+        assert [tuple(row) for row in conn.execute(text(sizes), {"r": run_id})] == expected
+    forget_engine(db_url)
+    assert_reduced_from_blocks(db_url, run_id, monkeypatch, sizes=SIZES)

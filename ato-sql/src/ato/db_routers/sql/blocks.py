@@ -1,4 +1,4 @@
-"""Metric block summaries (schema steps 6 and 7): what lets a long series be reduced for
+"""Metric block summaries (schema steps 6 to 8): what lets a long series be reduced for
 a chart without reading every row.
 
 For every run, key and block size ``S`` in :data:`SIZES`, the table ``metric_blocks``
@@ -22,10 +22,12 @@ update or delete of ``metrics`` (the step-6 triggers drop the blocks of the pair
 touched), make the reader fall back to the raw rows — never to a wrong answer.
 
 The reduction rule's buckets are aligned runs of ``w`` steps, ``w`` a power of two
-(:func:`ato.tracking.reduce.bucket_width`), and every size here is a power of two, so a
-bucket of ``w >= 4`` steps is exactly ``w / S`` blocks of the largest size ``S <= w``:
-:func:`reduce_runs` answers a chart's reduction from those block rows alone — for 100
-runs of 10,000 steps about 63,000 narrow rows instead of a million points.
+(:func:`ato.tracking.reduce.bucket_width`), and the sizes are every power of two from 4
+to 1,024, so a bucket of ``4 <= w <= 1024`` steps is exactly one block (a wider one,
+``w / 1024`` blocks): :func:`reduce_runs` answers a chart's reduction from those block
+rows alone — for 100 runs of 10,000 steps 31,300 narrow rows instead of a million points.
+A schema 7 database (opened by a reader that does not upgrade it) holds the powers of
+four only (:data:`SIZES_7`), two blocks per bucket for half the widths.
 """
 
 from __future__ import annotations
@@ -38,9 +40,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ato.db_routers.sql.schema import Base
 
-#: Block sizes in steps, each a multiple of the one before (see docs/performance.md,
-#: "The chart read alone", for the measurement behind them).
-SIZES = (4, 16, 64, 256, 1024)
+#: Block sizes in steps (schema 8), each twice the one before: one block per bucket (see
+#: docs/performance.md, "The chart read alone", for the measurement behind them).
+SIZES = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
+#: The sizes of schema 7 (and 6): the powers of four only.
+SIZES_7 = (4, 16, 64, 256, 1024)
+
+
+def sizes_of(version: int | None) -> tuple | None:
+    """The block sizes a database of schema ``version`` holds; ``None`` before 7 (blocks
+    of schema 6 hold no last value and no non-finite point: not read)."""
+    if version is None or version < 7:
+        return None
+    return SIZES_7 if version == 7 else SIZES
 
 
 class MetricBlock(Base):
@@ -278,11 +290,12 @@ TRIGGERS = {
 
 
 # --------------------------------------------------------------------------- reading
-def block_size(width: int) -> int | None:
+def block_size(width: int, sizes: tuple = SIZES) -> int | None:
     """The size of the blocks a bucket of ``width`` steps (a power of two) is made of: the
-    largest of :data:`SIZES` not above it; ``None`` when ``width`` is below every size
-    (the bucket is then read from the raw rows)."""
-    fitting = [size for size in SIZES if size <= width]
+    largest of ``sizes`` (what the database holds, :func:`sizes_of`) not above it;
+    ``None`` when ``width`` is below every size (the bucket is then read from the raw
+    rows)."""
+    fitting = [size for size in sizes if size <= width]
     return fitting[-1] if fitting else None
 
 
@@ -293,15 +306,16 @@ _READ = ("run_id, block, lo_value, lo_step, lo_id, hi_value, hi_step, hi_id, las
 
 
 def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
-                window: bool = False) -> dict:
+                window: bool = False, sizes: tuple = SIZES) -> dict:
     """``{run_id: (steps, ids, values)}``: the points ``reduce_points`` keeps of each run's
     series of ``key`` (or of its points inside a step window) as three lists in ``(step,
     id)`` order, read with the SQLAlchemy connection ``conn`` inside the caller's
     snapshot.  Values are floats (NaN for NaN).
 
     ``ends`` maps each run to ``(first id, first step, first value, last step)`` of the
-    series (or of the window's points); ``buckets`` is ``B``; every run's bucket width
-    must have a :func:`block_size`.  Whole series (``window`` false) are read from their
+    series (or of the window's points); ``buckets`` is ``B``; ``sizes`` the block sizes
+    the database holds (:func:`sizes_of`), among which every run's bucket width must have
+    a :func:`block_size`.  Whole series (``window`` false) are read from their
     blocks alone, one statement per block size for every run; with a window, a run's
     first and last bucket may hold points outside it, so those two are read from the
     raw rows between the first and the last step, the buckets between them from blocks."""
@@ -315,7 +329,7 @@ def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
         if not window:
             by_size: dict = {}
             for run_id, width in widths.items():
-                by_size.setdefault(block_size(width), []).append(run_id)
+                by_size.setdefault(block_size(width, sizes), []).append(run_id)
             for size, runs in by_size.items():
                 if dialect == "sqlite":
                     pick, runs_param = "IN (SELECT value FROM json_each(:runs))", json.dumps(runs)
@@ -329,7 +343,7 @@ def reduce_runs(conn, dialect: str, key: str, ends: dict, buckets: int,
         else:
             for run_id, (_, f0, _, f1) in ends.items():
                 width = widths[run_id]
-                size = block_size(width)
+                size = block_size(width, sizes)
                 first, last = f0 // width, f1 // width
                 edges = [(f0, min(f1, first * width + width - 1))]
                 if last > first:
@@ -360,18 +374,20 @@ def _points(by_bucket: dict, ends: tuple, unordered: bool) -> tuple[list, list, 
     steps, ids, values = [f0], [first_id], [float(v0)]
     nan = float("nan")
     for bucket in (sorted(by_bucket) if unordered else by_bucket):
-        e = by_bucket[bucket]
-        found = {(e[6], e[7]): nan if e[8] is None else e[8]}
-        if e[0] is not None:
-            found[e[1], e[2]] = e[0]
-            found[e[4], e[5]] = e[3]
-        if e[9] is not None:
-            found[e[9], e[10]] = nan if e[11] is None else e[11]
-        for (step, id_) in sorted(found):
-            if id_ != first_id:
+        lo_v, lo_s, lo_i, hi_v, hi_s, hi_i, l_s, l_i, l_v, nf_s, nf_i, nf_v = by_bucket[bucket]
+        kept = [(l_s, l_i, nan if l_v is None else l_v)]
+        if lo_v is not None:
+            kept += ((lo_s, lo_i, lo_v), (hi_s, hi_i, hi_v))
+        if nf_s is not None:
+            kept.append((nf_s, nf_i, nan if nf_v is None else nf_v))
+        kept.sort()  # by (step, id); one point may be several of them: kept once
+        seen = first_id
+        for step, id_, value in kept:
+            if id_ != seen:
                 steps.append(step)
                 ids.append(id_)
-                values.append(found[step, id_])
+                values.append(value)
+                seen = id_
     return steps, ids, values
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ato.db_routers.sql import schema
 from ato.errors import AtoError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT_MS = 60_000
 _ADVISORY_LOCK = 7_312_001  # any constant shared by every Ato process
 
@@ -255,13 +255,6 @@ def current_version(conn) -> int | None:
     return 0 if "experiments" in names else None
 
 
-def summaries_maintained(conn) -> bool:
-    """Whether ``metric_summaries`` is kept by the database's triggers (schema 3+): only
-    then may a reader trust it instead of aggregating ``metrics``."""
-    version = current_version(conn)
-    return version is not None and version >= 3
-
-
 def ensure_schema(engine: Engine) -> None:
     """Create or upgrade the schema to :data:`SCHEMA_VERSION`, once, under a lock."""
     with engine.connect() as conn:
@@ -310,8 +303,10 @@ def _migrate(conn) -> None:
     - below 6: the metric block summaries (:mod:`.blocks`), built from every existing
       metric row, and the triggers that drop a pair's blocks on an update or delete;
     - below 7: the blocks' last value and first non-finite point (a chart's reduction is
-      then read from the blocks alone; their minimum and maximum become finite-only), so
-      every block is built again from the metric rows.
+      then read from the blocks alone; their minimum and maximum become finite-only);
+    - below 8: blocks of every power of two from 4 to 1,024 steps, not only the powers of
+      four (a chart's bucket is then one block row); with step 7, every block is built
+      again from the metric rows.
     """
     from ato.db_routers.sql import blocks as _blocks  # step 6
     from ato.db_routers.sql import studies as _study_tables  # noqa: F401 (step 5)
@@ -349,6 +344,7 @@ def _migrate(conn) -> None:
         for name, kind in _blocks.STEP7_COLUMNS:
             if name not in have:
                 conn.execute(text(f"ALTER TABLE metric_blocks ADD COLUMN {name} {kind}"))
+    if version is not None and version < 8:
         conn.execute(text("DELETE FROM metric_blocks"))
         conn.execute(text("DELETE FROM metric_block_counts"))
         if dialect in ("sqlite", "postgresql"):

@@ -77,13 +77,13 @@ def _steps_within(prefix: str, min_step, max_step, params: dict) -> str:
     return sql
 
 
-def _blockwise(ends, max_points: int) -> bool:
+def _blockwise(ends, max_points: int, sizes: tuple) -> bool:
     """Whether the reduction of a series with ``ends`` (see ``_ends``) can be read from
-    block summaries: its buckets are at least as wide as the smallest block."""
+    block summaries of ``sizes``: its buckets are at least as wide as the smallest block."""
     from ato.db_routers.sql.blocks import block_size
 
     _, f0, _, f1 = ends
-    return block_size(bucket_width(f0, f1, bucket_count(max_points))) is not None
+    return block_size(bucket_width(f0, f1, bucket_count(max_points)), sizes) is not None
 
 
 def _point(row) -> MetricPoint:
@@ -173,22 +173,23 @@ class SQLFinder:
         opened before the first run sees the runs logged after it)."""
         from sqlalchemy import inspect
 
-        from ato.db_routers.sql.engine import summaries_maintained
+        from ato.db_routers.sql.blocks import sizes_of
+        from ato.db_routers.sql.engine import current_version
 
         with self.engine.connect() as conn:
             insp = inspect(conn)
             tables = set(insp.get_table_names())
             self._empty = "experiments" not in tables
+            version = None if self._empty else current_version(conn)
             # Only trigger-maintained summaries (schema 3+) are trusted over the metrics.
-            self._summaries = not self._empty and summaries_maintained(conn)
+            self._summaries = version is not None and version >= 3
             columns = set() if self._empty else {c["name"] for c in insp.get_columns("experiments")}
             self._heartbeat = "heartbeat_at" in columns
             self._error = "error" in columns
             self._registry = "registry_links" in tables
-            # Block summaries exist only where the migration built them; a schema 6
+            # The block sizes this database holds (a reader never upgrades it); a schema 6
             # database (blocks of another content) is read from the raw rows.
-            self._blocks = (self._summaries and "metric_block_counts" in tables and "nf_step"
-                            in {c["name"] for c in insp.get_columns("metric_blocks")})
+            self._blocks = sizes_of(version) if "metric_block_counts" in tables else None
 
     def __repr__(self):
         return f"SQLFinder({self.url!r})"
@@ -540,8 +541,8 @@ class SQLFinder:
 
         Every query of one call reads one snapshot, so a series still being logged is
         reduced as it was at one instant.  Where the logger's block summaries cover the
-        pair (schema 7, :mod:`ato.db_routers.sql.blocks`) and the buckets are at least 4
-        steps wide, the buckets are read from block rows (a window's two edge buckets
+        pair (schema 7 or 8, :mod:`ato.db_routers.sql.blocks`) and the buckets are at
+        least 4 steps wide, the buckets are read from block rows (a window's two edge buckets
         from raw rows); otherwise each bucket is an index range scan of the raw rows."""
         check_max_points(max_points)
         check_step_bounds(min_step, max_step)
@@ -591,8 +592,9 @@ class SQLFinder:
         kept: dict = {}
         if totals:
             ends = {run_id: e for run_id, e in self._ends(conn, list(totals), key).items()
-                    if _blockwise(e, max_points)}
-            kept = blocks.reduce_runs(conn, self.dialect, key, ends, bucket_count(max_points))
+                    if _blockwise(e, max_points, self._blocks)}
+            kept = blocks.reduce_runs(conn, self.dialect, key, ends, bucket_count(max_points),
+                                      sizes=self._blocks)
         found: dict = {}
         if kept and times:
             from itertools import groupby
@@ -693,11 +695,12 @@ class SQLFinder:
             return MetricSeries(run_id, key, points, total, False, min_step, max_step)
         window = min_step is not None or max_step is not None
         ends = self._ends(conn, [run_id], key, min_step, max_step)[run_id]
-        if blocks_complete and _blockwise(ends, max_points):
+        if blocks_complete and _blockwise(ends, max_points, self._blocks):
             from ato.db_routers.sql import blocks
 
             _, ids, _ = blocks.reduce_runs(conn, self.dialect, key, {run_id: ends},
-                                           bucket_count(max_points), window)[run_id]
+                                           bucket_count(max_points), window,
+                                           self._blocks)[run_id]
             found = blocks.rows_by_id(conn, self.dialect, ids,
                                       "run_id, key, value, step, timestamp", "step, id")
             return MetricSeries(run_id, key, [_point(row) for row in found], total, True,
