@@ -157,6 +157,23 @@ def test_series_of_many_runs_in_one_request(tmp_path):
             assert response.headers["content-encoding"] == "gzip"
             body = b"".join(response.iter_raw())
         assert json.loads(gzip.decompress(body))["series"] == together
+        # format=f64 (what the page asks for): the same numbers as little-endian doubles,
+        # the non-finite ones as themselves
+        packed = get(asked, "gzip", format="f64").json()["series"]
+        for p, t in zip(packed, timed):
+            assert (p["run"], p["total"], p["returned"]) == (t["run"], t["total"], t["returned"])
+            assert doubles(p["steps"]) == t["steps"] and doubles(p["times"]) == t["times"]
+            assert [repr(v) for v in doubles(p["values"])] == [repr(float(v))
+                                                               for v in t["values"]]
+        assert packed[3]["values"] == "" and doubles(packed[3]["steps"]) == []
+
+
+def doubles(text: str) -> list:
+    import base64
+    import struct
+
+    raw = base64.b64decode(text)
+    return list(struct.unpack(f"<{len(raw) // 8}d", raw))
 
 
 @pytest.mark.parametrize("params", [{"key": "loss", "runs": "1", "max_points": "3"},
@@ -172,7 +189,8 @@ def test_series_rejects_bad_parameters(client, params):
 @pytest.mark.parametrize("params, named", [
     ({"step_min": "10", "step_max": "9"}, "step_min (10) is greater than step_max (9)"),
     ({"times": "2"}, "times must be 0 or 1, not '2'"),
-    ({"times": "yes"}, "times must be 0 or 1, not 'yes'")])
+    ({"times": "yes"}, "times must be 0 or 1, not 'yes'"),
+    ({"format": "msgpack"}, "format must be json or f64, not 'msgpack'")])
 def test_series_names_a_reversed_window_and_a_bad_flag(client, params, named):
     # a reversed window used to answer an empty 200, and any times but "0" meant "1"
     response = client.get("/api/series", params={"key": "loss", "runs": "1", **params})

@@ -283,7 +283,11 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         if step_min is not None and step_max is not None and step_min > step_max:
             raise BadRequest(f"step_min ({step_min}) is greater than step_max ({step_max}): "
                              f"the window holds no step")
-        args = (_ids(request), key, max_points or None, step_min, step_max, with_times)
+        fmt = request.query_params.get("format") or "json"
+        if fmt not in ("json", "f64"):
+            raise BadRequest(f"format must be json or f64, not {fmt!r}")
+        args = (_ids(request), key, max_points or None, step_min, step_max, with_times,
+                fmt == "f64")
         def encoded() -> tuple[bytes, bool]:
             body = dumps({"key": key, "series": store.series(*args)}).encode()
             if len(body) < 1024 or "gzip" not in request.headers.get("accept-encoding", ""):

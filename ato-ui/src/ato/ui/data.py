@@ -21,9 +21,12 @@ Shapes (times are seconds since the Unix epoch, UTC, as floats; steps are ints):
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
+import sys
+from array import array
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -96,6 +99,18 @@ def _flat_finite(config: dict, prefix: str = "", out: dict | None = None) -> dic
         else:
             out[path] = v
     return out
+
+
+def _f64(numbers) -> str:
+    """``numbers`` as the base64 of little-endian doubles (``None``, a missing time, as
+    NaN)."""
+    try:
+        packed = array("d", numbers)
+    except TypeError:
+        packed = array("d", (math.nan if x is None else x for x in numbers))
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
 def _finite(value):
@@ -320,13 +335,18 @@ class Store:
 
     def series(self, run_ids, key: str, max_points: int | None = 1000,
                step_min: int | None = None, step_max: int | None = None,
-               with_times: bool = True) -> list[dict]:
+               with_times: bool = True, f64: bool = False) -> list[dict]:
         """The history of metric ``key`` for each run, optionally restricted to
         ``step_min <= step <= step_max`` and reduced to about ``max_points`` points per
         run (:func:`ato.tracking.reduce_points`: the first point, and each aligned step
         bucket's finite min and max, last and first non-finite point). ``with_times=False``
         sends ``times: []`` (a chart over steps needs none). ``max_points`` below 9 raises
-        :class:`BadRequest`."""
+        :class:`BadRequest`.
+
+        ``f64``: ``steps``, ``values`` and ``times`` are each one string, the base64 of
+        the little-endian IEEE 754 doubles (NaN and the infinities as themselves; a step
+        beyond 2**53 rounds as a JavaScript number would) — what the page asks for: a
+        chart's 100,000 numbers encode in a tenth of the time of JSON's digits."""
         from ato.tracking import check_max_points, check_step_bounds
 
         out = []
@@ -343,11 +363,13 @@ class Store:
             [int(r) for r in run_ids], key, min_step=step_min, max_step=step_max,
             max_points=max_points, times=with_times)
         for c in columns:
-            values = c.values
-            if not all(map(math.isfinite, values)):
+            steps, values = c.steps, c.values
+            times = list(map(_epoch, c.times)) if with_times else []
+            if f64:
+                steps, values, times = _f64(steps), _f64(values), _f64(times)
+            elif not all(map(math.isfinite, values)):
                 values = [_finite(v) for v in values]
-            out.append({"run": c.run_id, "steps": c.steps, "values": values,
-                        "times": list(map(_epoch, c.times)) if with_times else [],
+            out.append({"run": c.run_id, "steps": steps, "values": values, "times": times,
                         "total": c.total, "returned": len(c.steps)})
         return out
 

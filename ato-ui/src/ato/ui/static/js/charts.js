@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, exact, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
+import { api, clear, color, download, el, exact, f64, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
          TZ, UrlParams, varyingKeys } from "./util.js";
 
 /* global uPlot */
@@ -261,7 +261,7 @@ export class ChartBoard {
     const data = await api("series", {
       runs: [...this.byId.keys()].join(","), key: card.key, max_points: budget,
       step_min: range ? range[0] : undefined, step_max: range ? range[1] : undefined,
-      times: this.opts.x === "step" ? "0" : undefined });
+      times: this.opts.x === "step" ? "0" : undefined, format: "f64" });
     if (token !== card.loadToken) return;  // a later load (zoom, reset, live) replaces this one
     card.budget = budget;
     card.node.dataset.budget = String(budget);
@@ -270,7 +270,7 @@ export class ChartBoard {
     const old = card.series;
     card.series = new Map();  // a run with no point in the range draws nothing, not its old points
     for (const s of data.series) {
-      card.series.set(s.run, { steps: s.steps, values: s.values.map(num), times: s.times, total: s.total, returned: s.returned });
+      card.series.set(s.run, { steps: f64(s.steps), values: f64(s.values), times: f64(s.times), total: s.total, returned: s.returned });
     }
     if (!range) {
       for (const [id, o] of old) {

@@ -44,6 +44,14 @@ export async function api(path, params = {}) {
   return data;
 }
 
+// The base64 of little-endian doubles (/api/series?format=f64) as an array of numbers.
+export function f64(text) {
+  if (!text) return [];
+  const bytes = Uint8Array.fromBase64 ? Uint8Array.fromBase64(text)
+    : Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  return Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8));
+}
+
 export function num(v) {
   if (v === "inf") return Infinity;
   if (v === "-inf") return -Infinity;
