@@ -111,6 +111,27 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     assert " in steps " not in badge.inner_text()
 
 
+def test_a_charts_link_asks_each_first_row_series_once_early(page, server):
+    """Opened from a link, the charts page asks for its first row of cards' series as soon
+    as its runs are known (boot.js), and each card takes that answer: one request per card,
+    at the card's budget (about two points per pixel), none asked twice."""
+    ids = ",".join(map(str, server.info["runs"][:3]))
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/series" in r.url else None)
+    page.open(f"#/charts?runs={ids}")
+    page.wait_for_function("() => document.querySelectorAll("
+                           "\"[data-testid='chart-card'][data-drawn]\").length === 2")
+    early = page.evaluate("window.__atoChartBudget")
+    cards = page.locator("[data-testid='chart-card']")
+    assert [cards.nth(i).get_attribute("data-key") for i in range(2)] == ["loss", "val/acc"]
+    assert sorted(a.split("key=")[1].split("&")[0] for a in asked) == ["loss", "val%2Facc"], asked
+    width = page.evaluate("document.querySelector('.chart-body').clientWidth")
+    assert abs(early - 2 * width) <= 0.2 * width
+    for i in range(2):
+        assert cards.nth(i).get_attribute("data-budget") == str(early)
+    assert all(f"max_points={early}&" in a and "format=f64" in a for a in asked)
+
+
 def test_chart_options_smoothing_log_group_and_png(page, server):
     ids = ",".join(map(str, server.info["runs"][:6]))
     page.open(f"#/charts?runs={ids}&smooth=0.6&log=1&group=c:lr")

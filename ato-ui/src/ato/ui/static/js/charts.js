@@ -214,6 +214,10 @@ export class ChartBoard {
     this.cards = new Map();
     this.summaries = summaries;
     this.onStatus = null;  // (run id, status) after a status event, set by the page
+    // boot.js's early series of the page's first row of cards (a promise of a Map, or of
+    // null): the first board of a page load takes it, for its cards' first loads.
+    this.prefetched = window.__atoEarlySeries || null;
+    window.__atoEarlySeries = null;
     this.grid = el("div", { class: "cards", testid: "chart-cards" });
     container.append(this.grid);
     this.observer = new IntersectionObserver((entries) => {
@@ -223,6 +227,14 @@ export class ChartBoard {
       const card = this.makeCard(key);
       this.grid.append(card.node);
       this.observer.observe(card.node);
+    }
+    // The cards already in view load now, not at the observer's first callback (after
+    // the page's first rendering).
+    if (container.isConnected) {
+      for (const card of this.cards.values()) {
+        if (card.node.getBoundingClientRect().top > innerHeight + 200) break;
+        this.mount(card.key);
+      }
     }
     this.startLive();
   }
@@ -257,11 +269,14 @@ export class ChartBoard {
     card.range = range;
     const token = card.loadToken = (card.loadToken || 0) + 1;
     const width = Math.max(card.body.clientWidth, 300);
-    const budget = Math.round(width * 2);
+    // about two points per pixel; boot.js's early request's budget when within 10 %
+    const early = window.__atoChartBudget;
+    const budget = early && Math.abs(early - width * 2) <= width * 0.2 ? early : Math.round(width * 2);
+    const prefetched = !range && token === 1 && this.prefetched ? await this.prefetched : null;
     const data = await api("series", {
       runs: [...this.byId.keys()].join(","), key: card.key, max_points: budget,
       step_min: range ? range[0] : undefined, step_max: range ? range[1] : undefined,
-      times: this.opts.x === "step" ? "0" : undefined, format: "f64" });
+      times: this.opts.x === "step" ? "0" : undefined, format: "f64" }, prefetched);
     if (token !== card.loadToken) return;  // a later load (zoom, reset, live) replaces this one
     card.budget = budget;
     card.node.dataset.budget = String(budget);
@@ -572,6 +587,7 @@ export class ChartBoard {
 
   destroy() {
     this.closed = true;
+    this.prefetched = null;
     for (const c of this.cards.values()) clearTimeout(c.reloadTimer);
     this.observer.disconnect();
     if (this.source) this.source.close();

@@ -24,15 +24,18 @@ export function clear(node) {
   return node;
 }
 
-export async function api(path, params = {}) {
+// `prefetched`: a Map (URL -> fetch promise) of requests already on their way, besides
+// boot.js's window.__atoEarly; each is used once.
+export async function api(path, params = {}, prefetched = null) {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v !== undefined && v !== null && v !== "") qs.set(k, v);
   }
   const url = "/api/" + path + (qs.toString() ? "?" + qs : "");
   // The first request of a page may already be on its way (boot.js): used once.
-  const early = window.__atoEarly?.get(url);
-  if (early) window.__atoEarly.delete(url);
+  const from = [window.__atoEarly, prefetched].find((m) => m?.has(url));
+  const early = from?.get(url);
+  if (from) from.delete(url);
   const resp = await (early || fetch(url, { credentials: "same-origin" }));
   let data;
   try { data = await resp.json(); } catch { data = { error: resp.statusText }; }
