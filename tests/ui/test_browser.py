@@ -109,6 +109,20 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     page.wait_for_function("(w) => document.querySelector(\"[data-testid='points-badge']\")"
                            ".dataset.total === w", arg=whole)
     assert " in steps " not in badge.inner_text()
+    # over wall time too: a range between two drawn points (a flush's points share one
+    # timestamp) asks for the steps between them
+    for axis in ("wall", "rel"):
+        page.goto("about:blank")
+        page.open(f"#/charts?runs={spiky}&x={axis}")
+        page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+        ob = card.locator(".u-over").bounding_box()
+        page.mouse.move(ob["x"] + ob["width"] * 0.60, ob["y"] + 40)
+        page.mouse.down()
+        page.mouse.move(ob["x"] + ob["width"] * 0.62, ob["y"] + 40, steps=5)
+        page.mouse.up()
+        page.wait_for_function("() => document.querySelector(\"[data-testid='points-badge']\")"
+                               ".textContent.includes(' in steps ')")
+        assert badge.get_attribute("data-total") == badge.get_attribute("data-returned")
 
 
 def test_a_charts_link_asks_each_first_row_series_once_early(page, server):
@@ -403,3 +417,90 @@ def test_log_axis_names_values_it_cannot_draw_and_formats_numbers_plainly(page, 
         notes[card.get_attribute("data-nonpositive")] = card.inner_text()
     assert f"1 value ≤ 0 not drawn on the log axis: #{spiky} step 10 = -1e29" in notes["1"]
     assert "no value > 0, nothing to draw on the log axis" in notes["20"]
+
+
+def test_a_line_breaks_at_its_own_gaps_only(page, server):
+    """A run's NaN (and, on a log axis, a value <= 0) is a gap in its line, as docs/ui.md
+    says; the steps where only another run has a point are drawn through."""
+    log = logger_for(server.url, "gaps")
+    holed = log.run(tags=["gaps"])
+    for step in range(50):
+        log.log_metric("m", float("nan") if 20 <= step <= 22 else 1.0 + step, step)
+    log.finish("completed")
+    apart = []
+    for start in (0, 1):  # one run on even steps, one on odd: no step in common
+        log = logger_for(server.url, "gaps")
+        apart.append(log.run(tags=["gaps"]))
+        for step in range(start, 60, 2):
+            log.log_metric("m", -5.0 if step == 30 else 2.0 + step, step)
+        log.finish("completed")
+
+    def gaps(runs, extra=""):
+        page.goto("about:blank")
+        page.open(f"#/charts?runs={','.join(map(str, runs))}{extra}")
+        page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+        return int(page.get_attribute("[data-testid='chart-card']", "data-gaps"))
+
+    assert gaps([holed]) == 1
+    assert gaps(apart) == 0  # interleaved steps: both lines whole
+    assert gaps(apart, "&log=1") == 1  # the -5 at step 30 breaks its run's line
+    assert gaps([holed, *apart]) == 1
+    page.shot("chart-gaps")
+    note = page.locator("[data-testid='nonfinite-note']").first.inner_text()
+    assert note.startswith("3 non-finite values not drawn: ") and "kept" not in note
+    # a reduced card keeps the first NaN or inf of each bucket: its note says so
+    log = logger_for(server.url, "gaps")
+    long = log.run(tags=["gaps"])
+    for step in range(20_000):
+        log.log_metric("m", float("nan") if step in (7000, 7001) else 1.0, step)
+    log.finish("completed")
+    page.goto("about:blank")
+    page.open(f"#/charts?runs={long}")
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    note = page.locator("[data-testid='nonfinite-note']").first.inner_text()
+    assert note.startswith("1 non-finite value not drawn (among the points kept by the "
+                           "reduction; zoom in for every one): "), note
+
+
+def test_a_nearly_constant_series_is_drawn_with_every_digit_its_ticks_need(page, server):
+    """5 + 1e-9 x (1, 2, 3): uPlot's own ticks never advanced (the page threw "Invalid array
+    length" and drew nothing) and its rounded range collapsed; 1000.0016's labels were cut
+    at the axis' fixed width."""
+    log = logger_for(server.url, "flat")
+    run = log.run(tags=["flat"])
+    for step in range(300):
+        log.log_metric("tiny", 5 + 1e-9 * (1 + step % 3), step)
+        log.log_metric("wide", 1000.001 + 1e-4 * (step % 7), step)
+    log.finish("completed")
+    page.open(f"#/charts?runs={run}")
+    page.wait_for_function("() => document.querySelectorAll("
+                           "\"[data-testid='chart-card'][data-drawn]\").length === 2")
+    ticks = {c.get_attribute("data-key"): json.loads(c.get_attribute("data-yticks"))
+             for c in page.locator("[data-testid='chart-card']").all()}
+    assert len(ticks["tiny"]) >= 3 and "5.000000002" in ticks["tiny"]
+    assert "1000.0016" in ticks["wide"]
+    # each label fits left of the plot: the y axis is as wide as its longest label
+    axis = page.evaluate("""() => [...document.querySelectorAll("[data-testid='chart-card']")]
+        .map((c) => c.querySelector('.u-over').getBoundingClientRect().left
+                    - c.querySelector('.u-wrap').getBoundingClientRect().left)""")
+    assert all(width >= 7 * 12 for width in axis)
+    got = page.evaluate("""async () => {
+        const { linearSplits } = await import("/static/js/charts.js");
+        return [linearSplits(5.0000000008, 5.0000000032, 5e-10).length,
+                linearSplits(0, 1, 0.25), linearSplits(5, 5, 1e-17), linearSplits(0, 1e9, 1).length];
+    }""")
+    assert got == [5, [0, 0.25, 0.5, 0.75, 1], [5], 50]
+    page.shot("chart-nearly-constant")
+
+
+def test_a_group_mean_skips_a_members_gap(page):
+    """A member's gap (an inf made null) is left out of the group's mean and band at the
+    steps around it, never interpolated as 0 (the mean dipped below every member)."""
+    page.open("#/runs")
+    got = page.evaluate("""async () => {
+        const { aggregate } = await import("/static/js/charts.js");
+        const a = { x: [0, 10, 20], y: [1, null, 1] }, b = { x: [0, 5, 15, 20], y: [3, 3, 3, 3] };
+        return aggregate([a, b]);
+    }""")
+    assert got["xs"] == [0, 5, 10, 15, 20]
+    assert got["mean"] == [2, 3, 3, 3, 2] and got["lo"] == [1, 3, 3, 3, 1]

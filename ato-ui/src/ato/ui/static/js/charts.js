@@ -46,7 +46,9 @@ export function finiteOnly(steps, values, log = false) {
 // #8 step 1 = inf, #8 step 0 = nan" (the first few; all of them in its title).
 // On a log axis the values <= 0 get a sentence of their own ("2 values ≤ 0 not drawn on the
 // log axis: #3 step 100 = -1e29, …"), and a card with nothing left to draw says so.
-function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false) {
+// A reduced card (`reduced`) holds the first non-finite value of each bucket, not every
+// one: its note says it counts the points drawn.
+function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false, reduced = false) {
   card.note.textContent = "";
   card.note.hidden = !skipped.length && !nonPositive.length;
   card.node.dataset.nonfinite = String(skipped.length);
@@ -57,7 +59,8 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false) {
   const parts = [], titles = [];
   if (skipped.length) {
     const items = listed(skipped);
-    parts.push(`${plural(skipped.length, "non-finite value")} not drawn: ` +
+    parts.push(`${plural(skipped.length, "non-finite value")} not drawn` +
+      (reduced ? " (among the points kept by the reduction; zoom in for every one)" : "") + ": " +
       items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : ""));
     titles.push(...items);
   }
@@ -80,6 +83,20 @@ export function logSplits(min, max) {
   const stride = Math.max(1, Math.ceil((hi - lo + 1) / 8));
   const out = [];
   for (let e = lo; e <= hi; e += stride) out.push(10 ** e);
+  return out;
+}
+
+// The ticks of a linear axis from `min` to `max` at uPlot's chosen increment `incr`, each
+// k * incr (uPlot's own splits add the increment up and round it to its decimals: on a
+// nearly constant series — 5 + 1e-9 — that sum stopped moving, and the page hung in an
+// "Invalid array length"). At most 50; none finer than the numbers can tell apart.
+export function linearSplits(min, max, incr) {
+  if (!(Number.isFinite(min) && Number.isFinite(max) && incr > 0) || max < min) return [];
+  const scale = Math.max(Math.abs(min), Math.abs(max));
+  if (incr < scale * 1e-15) return min === max ? [min] : [min, max];
+  const k0 = Math.ceil(min / incr - 1e-9), k1 = Math.floor(max / incr + 1e-9);
+  const out = [];
+  for (let k = k0; k <= k1 && out.length < 50; k++) out.push(k * incr);
   return out;
 }
 
@@ -180,8 +197,9 @@ export function groupKey(run, mode) {
   return null;
 }
 
-// Mean and min/max over members, each linearly interpolated on the union of their x.
-function aggregate(members) {
+// Mean and min/max over members, each linearly interpolated on the union of their x (a
+// member adds nothing where it has a gap).
+export function aggregate(members) {
   const xs = [...new Set(members.flatMap((m) => m.x))].sort((a, b) => a - b);
   const mean = [], lo = [], hi = [];
   const idx = members.map(() => 0);
@@ -193,7 +211,11 @@ function aggregate(members) {
       while (idx[j] < X.length - 1 && X[idx[j] + 1] <= x) idx[j]++;
       const i = idx[j];
       let v = Y[i];
-      if (X[i] !== x && i + 1 < X.length) v = Y[i] + ((Y[i + 1] - Y[i]) * (x - X[i])) / (X[i + 1] - X[i]);
+      // between two points: interpolated, unless either is a gap (a null counted as 0
+      // dragged the mean and the band below every member)
+      if (X[i] !== x && i + 1 < X.length) {
+        v = Y[i] === null || Y[i + 1] === null ? null : Y[i] + ((Y[i + 1] - Y[i]) * (x - X[i])) / (X[i + 1] - X[i]);
+      }
       if (v === null || !Number.isFinite(v)) return;
       s += v; n++; mn = Math.min(mn, v); mx = Math.max(mx, v);
     });
@@ -386,7 +408,7 @@ export class ChartBoard {
       drawable += f.y.filter((v) => v !== null).length;
       lines.push({ run, x: this.xOf(run, s), y: f.y });
     }
-    nonFiniteNote(card, skipped, nonPositive, drawable === 0);
+    nonFiniteNote(card, skipped, nonPositive, drawable === 0, returned < total);
     if (this.opts.group) {
       const groups = new Map();
       for (const l of lines) {
@@ -408,23 +430,26 @@ export class ChartBoard {
         bands.push({ series: [base, base + 1], fill: c + "22" });
         if (this.opts.traces) for (const m of members) {
           tables.push([m.x, m.y]);
-          series.push({ label: legendOf(m.run), stroke: c + "66", width: 0.8, spanGaps: true });
+          series.push({ label: legendOf(m.run), stroke: c + "66", width: 0.8, spanGaps: false });
         }
       }
     } else {
       for (const l of lines) {
         if (smooth > 0 && lines.length <= 20) {
           tables.push([l.x, l.y]);
-          series.push({ label: legendOf(l.run) + " raw", stroke: l.run.color + "40", width: 1, spanGaps: true });
+          series.push({ label: legendOf(l.run) + " raw", stroke: l.run.color + "40", width: 1, spanGaps: false });
         }
         tables.push([l.x, ema(l.y, smooth)]);
-        series.push({ label: legendOf(l.run), stroke: l.run.color, width: 1.5, spanGaps: true });
+        series.push({ label: legendOf(l.run), stroke: l.run.color, width: 1.5, spanGaps: false });
       }
     }
     for (const sr of series.slice(1)) sr.value = (u, v) => (v === null || v === undefined ? "–" : exact(v) ?? fmt(v));
+    // A run's line breaks at its null values (a non-finite value, or one <= 0 on a log
+    // axis: spanGaps false), never at the steps where only other runs have points (the
+    // join leaves those undefined, which uPlot draws through).
     let data = tables.length ? uPlot.join(tables) : [[]];
     if (this.opts.log) {
-      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v !== null && v > 0 ? v : null))));
+      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v === undefined || (v !== null && v > 0) ? v : null))));
     }
     const width = Math.max(card.body.clientWidth, 300);
     const opts = {
@@ -437,7 +462,11 @@ export class ChartBoard {
         ? [min - (this.opts.x === "wall" ? 30 : 1), max + (this.opts.x === "wall" ? 30 : 1)] : [min, max]) },
       // A log axis spans whole decades, so its end ticks are powers of ten too.
       y: this.opts.log ? { distr: 3, range: (u, min, max) => (min === null || max === null || !(min > 0) ? [1, 10]
-        : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) } : {} },
+        : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) }
+        // a series that varies by a millionth of its size (5 + 1e-9): uPlot's rounded
+        // range collapsed and nothing was drawn; padded by a tenth of its span instead
+        : { range: (u, min, max) => (min !== null && max > min && max - min < 1e-6 * Math.max(Math.abs(min), Math.abs(max))
+          ? [min - (max - min) / 10, max + (max - min) / 10] : uPlot.rangeNum(min, max, 0.1, true)) } },
       // Wall-time ticks are spaced for their labels: "04:55:18.65" (a span under a minute
       // may need sub-second digits) and "2026-12-01 04:55" (ticks over days) are wider
       // than uPlot's default spacing allows, and overlapped.
@@ -451,7 +480,7 @@ export class ChartBoard {
         const labels = tickLabels(splits, Math.abs((u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
-      } } : {}, { size: 60, ...(this.opts.log ? { splits: (u, i, min, max) => logSplits(min, max) } : {}), values: (u, splits) => {
+      } } : {}, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? logSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
         const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0));
         const labels = tickLabels(splits, this.opts.log ? 0 : span);
         card.node.dataset.yticks = JSON.stringify(labels);
@@ -467,6 +496,8 @@ export class ChartBoard {
         }],
         draw: [(u) => {
           card.node.dataset.xrange = JSON.stringify([u.scales.x.min, u.scales.x.max]);
+          // the breaks uPlot drew in the lines (a test's view of the gaps)
+          card.node.dataset.gaps = String(u.series.reduce((n, sr) => n + (sr._paths?.gaps?.length || 0), 0));
           card.node.dataset.drawn = String((Number(card.node.dataset.drawn) || 0) + 1);
         }],
       },
@@ -483,21 +514,36 @@ export class ChartBoard {
     card.node.dataset.ymax = String(ymax);
   }
 
-  // Map an x range back to steps and re-query it at full resolution.
+  // Map an x range back to steps and re-query it at full resolution: for each run whose
+  // points reach into or across [x0, x1], the steps of its points inside it and of its
+  // nearest point on either side (a range between two drawn points — on a time axis,
+  // between two flushes' timestamps — still asks for the steps between them).
   zoom(card, x0, x1) {
     let s0 = Infinity, s1 = -Infinity;
     for (const [id, s] of card.series) {
       const xs = this.xOf(this.byId.get(id), s);
+      let inside = false, below = -1, above = -1, lo = Infinity, hi = -Infinity;
       for (let i = 0; i < xs.length; i++) {
-        if (xs[i] >= x0 && xs[i] <= x1) {
-          s0 = Math.min(s0, s.steps[Math.max(0, i - 1)]);
-          s1 = Math.max(s1, s.steps[Math.min(xs.length - 1, i + 1)]);
-        }
+        const x = xs[i];
+        if (x >= x0 && x <= x1) {
+          inside = true;
+          lo = Math.min(lo, s.steps[i]); hi = Math.max(hi, s.steps[i]);
+        } else if (x < x0 && (below < 0 || x > xs[below])) below = i;
+        else if (x > x1 && (above < 0 || x < xs[above])) above = i;
       }
+      if (!inside && (below < 0 || above < 0)) continue;  // the range is beside this run
+      for (const i of [below, above]) {
+        if (i >= 0) { lo = Math.min(lo, s.steps[i]); hi = Math.max(hi, s.steps[i]); }
+      }
+      s0 = Math.min(s0, lo); s1 = Math.max(s1, hi);
     }
     // Always re-queried, reduced or not, so that the points badge counts what the zoomed
     // card shows (and the range's points come at full resolution).
     if (Number.isFinite(s0)) this.load(card, [Math.floor(s0), Math.ceil(s1)]);
+    else {  // between runs (on a time axis): nothing to ask for, and the badge says so
+      card.badge.textContent = "no point in this range";
+      card.badge.dataset.returned = "0";
+    }
   }
 
   // The chart as a PNG: title, plot, the x axis' title centred under it ("step",
