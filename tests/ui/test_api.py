@@ -190,11 +190,15 @@ def test_series_rejects_bad_parameters(client, params):
     ({"step_min": "10", "step_max": "9"}, "step_min (10) is greater than step_max (9)"),
     ({"times": "2"}, "times must be 0 or 1, not '2'"),
     ({"times": "yes"}, "times must be 0 or 1, not 'yes'"),
-    ({"format": "msgpack"}, "format must be json or f64, not 'msgpack'")])
+    ({"format": "msgpack"}, "format must be json or f64, not 'msgpack'"),
+    ({"runs": ""}, "runs (comma-separated run ids) is required")])
 def test_series_names_a_reversed_window_and_a_bad_flag(client, params, named):
     # a reversed window used to answer an empty 200, and any times but "0" meant "1"
     response = client.get("/api/series", params={"key": "loss", "runs": "1", **params})
     assert response.status_code == 400 and named in response.json()["error"]
+    if "runs" in params:  # the live stream too: it waited for ever on no run
+        live = client.get("/api/live")
+        assert live.status_code == 400 and named in live.json()["error"]
     same = client.get("/api/series", params={"key": "loss", "runs": "1", "step_min": "5",
                                              "step_max": "5", "times": "1"})
     assert same.status_code == 200  # a one-step window is fine

@@ -121,3 +121,10 @@ def test_a_writing_mode_in_the_url_is_refused(small_sqlite, mode):
     err = _refused(f"{url}?mode={mode}")
     assert f"asks for mode={mode}; the dashboard only reads (mode=ro)" in err
     assert "Warning" not in err
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(url):
+    # it was served as an empty tracker
+    err = _refused(url)
+    assert f"{url!r} is an in-memory SQLite database: it is new and empty" in err

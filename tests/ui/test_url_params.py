@@ -162,6 +162,8 @@ def test_runs_table_names_bad_sort_status_and_flags(opage, odd_server):
     assert "running, completed" in _warning(opage, "status")
     assert "const=2" in _warning(opage, "const")
     assert "metric keys: loss" in _warning(opage, "m")
+    # ignored for real: the metric columns are the default ones, not none
+    assert opage.locator("[data-testid='col-m:last:loss']").count() == 1
     # the table shows every run, sorted by id descending (sort falls back to id; desc holds)
     rows = opage.locator(".tr").evaluate_all("rs => rs.map(r => Number(r.dataset.run))")
     assert rows == sorted(rows, reverse=True) and len(rows) == 3
@@ -306,6 +308,12 @@ def test_runs_table_ignores_a_bad_where_and_an_unknown_parameter(opage):
     assert opage.locator("[data-testid='filter-where']").input_value() == "lr << 1"  # to fix it
     assert opage.locator(".tr").count() == 3  # every run of the project, as without where
     assert _warning(opage, "colour").startswith("colour=red: not a parameter of this view")
+    # with an unknown project too: both ignored, every run shows (it showed none)
+    opage.open("#/runs?project=nope&where=lr%20%3C")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    assert opage.locator("[data-testid='filter-error']").get_attribute("data-ignored") == "where"
+    assert _warning(opage, "project") == "project=nope: expected a project: odd"
+    assert opage.locator(".tr").count() == 3
     # m=- (every metric unticked) is no metric column, and not a bad value
     opage.open("#/runs?project=odd&m=-")
     opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")

@@ -115,12 +115,14 @@ def _json(data, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
-def _ids(request: Request, name: str = "runs") -> list[int]:
+def _ids(request: Request, name: str = "runs", required: bool = True) -> list[int]:
     text = request.query_params.get(name, "")
     try:
         ids = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise BadRequest(f"{name} must be comma-separated run ids, not {text!r}") from None
+    if required and not ids:
+        raise BadRequest(f"{name} (comma-separated run ids) is required")
     if len(ids) > 1000:
         raise BadRequest(f"{name}: at most 1000 runs per request, got {len(ids)}")
     return ids
@@ -256,7 +258,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         if status and status not in ("running", "completed", "failed", "killed", "crashed"):
             raise BadRequest(f"status must be running, completed, failed, killed or crashed, "
                              f"not {status!r}")
-        ids = _ids(request, "ids") if q.get("ids") else None
+        ids = _ids(request, "ids", required=False) if q.get("ids") else None
         args = (q.get("project") or None, q.get("where") or None, tags, status, ids)
         text = await call(lambda: store.runs_json(*args))
         return Response(text, media_type="application/json")

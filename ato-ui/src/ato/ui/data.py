@@ -535,11 +535,16 @@ def check_database(url: str) -> None:
     is served (the dashboard never creates or changes one).
 
     Raises :class:`DatabaseMissingError` when the path does not exist or is a directory,
-    and :class:`AtoError` when the file is not an SQLite database or holds no tracker
+    or the URL names an in-memory database (``sqlite://``, ``sqlite:///:memory:``), and :class:`AtoError` when the file is not an SQLite database or holds no tracker
     tables; the message names the file and, when a ``-wal`` file sits beside it (a log not
     merged into the file), says so."""
     path = _sqlite_path(url)
     if path is None:
+        if url.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite":
+            raise DatabaseMissingError(
+                f"{url!r} is an in-memory SQLite database: it is new and empty, and no other "
+                f"process's runs are in it; pass the file your runs log to "
+                f"(ato ui sqlite:///path/to.db)")
         return
     full = os.path.abspath(path)
     from urllib.parse import parse_qs

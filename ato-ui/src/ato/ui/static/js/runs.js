@@ -100,21 +100,22 @@ export async function renderRuns(view, params) {
   const errorBox = el("div", { class: "error", testid: "filter-error" });
   view.append(form, errorBox);
 
+  // The runs of `filters`. An unknown project is ignored for real: every project's runs,
+  // the picker on "all projects", as if the parameter were absent.
+  const fetchRuns = async () => {
+    const got = await api("runs", filters);
+    if (!filters.project || got.runs.length) return got;
+    const names = (await api("info")).projects.map((p) => p.name);  // does it exist at all?
+    if (names.includes(filters.project)) return got;
+    up.bad("project", filters.project, `a project: ${names.join(", ") || "(none yet)"}`);
+    filters.project = "";
+    const picker = document.getElementById("project");
+    if (picker) picker.value = "";
+    return api("runs", filters);
+  };
   let data;
   try {
-    data = await api("runs", filters);
-    if (filters.project && !data.runs.length) {  // no run: does the project exist at all?
-      const names = (await api("info")).projects.map((p) => p.name);
-      if (!names.includes(filters.project)) {
-        // An unknown project is ignored for real: every project's runs, the picker on
-        // "all projects", as if the parameter were absent.
-        up.bad("project", filters.project, `a project: ${names.join(", ") || "(none yet)"}`);
-        filters.project = "";
-        const picker = document.getElementById("project");
-        if (picker) picker.value = "";
-        data = await api("runs", filters);
-      }
-    }
+    data = await fetchRuns();
   } catch (e) {
     if (!filters.where || e.status !== 400) {
       errorBox.textContent = e.message;
@@ -125,8 +126,9 @@ export async function renderRuns(view, params) {
     // ignored: the table shows the runs of the other filters, as if it were absent.
     errorBox.textContent = `${e.message} — ignored: the table shows the runs without this filter`;
     errorBox.dataset.ignored = "where";
+    filters.where = "";
     try {
-      data = await api("runs", { ...filters, where: "" });
+      data = await fetchRuns();
     } catch (e2) {
       errorBox.textContent = e2.message;
       up.show(view);

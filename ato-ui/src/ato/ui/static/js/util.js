@@ -308,7 +308,9 @@ export class UrlParams {
     const items = v.split(",").filter(Boolean);
     const wrong = items.filter((k) => !known.includes(k));
     if (wrong.length) this.bad(name, wrong.join(","), `${what}: ${known.join(", ") || "(none here)"}${note}`);
-    return items.filter((k) => known.includes(k));
+    const good = items.filter((k) => known.includes(k));
+    // nothing good left: the view shows what it would without the parameter (its default)
+    return good.length || !wrong.length ? good : null;
   }
 
   // The box naming every bad parameter, first in `view` (nothing when all are good).
