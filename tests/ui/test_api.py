@@ -476,3 +476,18 @@ def test_postgresql_runs_answer_is_never_kept(small_postgresql):
     store = Store(url, stale_after=STALE)
     assert store.data_version() is None
     assert store.runs_json("vision") is not store.runs_json("vision")
+
+
+@pytest.mark.parametrize("path, params, named", [
+    ("/api/series", {"runs": "1", "key": "loss", "maxpoints": "10"},
+     "/api/series takes no parameter maxpoints (it takes runs, key, max_points"),
+    ("/api/runs", {"foo": "1"}, "/api/runs takes no parameter foo (it takes project, where"),
+    ("/api/info", {"x": "1"}, "/api/info takes no parameter x (it takes none)"),
+    ("/api/studies", {"project": "p"}, "/api/studies takes no parameter project"),
+    ("/api/registry/asset", {"name": "m", "kind": "model", "ref": "1"},
+     "/api/registry/asset takes no parameter ref (it takes name, kind, project, alias)")])
+def test_a_parameter_an_endpoint_does_not_take_is_named(client, path, params, named):
+    # a typo (maxpoints) answered the default budget as if nothing were wrong
+    response = client.get(path, params=params)
+    assert response.status_code == 400 and named in response.json()["error"]
+

@@ -343,6 +343,12 @@ def test_search_pages_name_any_parameter(opage, page, server):
     page.wait_for_selector("[data-testid='ladder'][data-ready='1']")
     assert _warning(page, "bracket").startswith("bracket=0: not a parameter of this view")
     assert page.locator("[data-testid='trial-promoted']").count() == 2
+    # the header's project picks the searches of that project
+    page.open("#/search?project=search")
+    assert page.locator("[data-testid='study-link']").count() == 1
+    page.open("#/search?project=sweep")
+    assert page.locator("[data-testid='no-studies']").inner_text().startswith(
+        "No tracked searches in project sweep")
 
 
 def test_models_list_names_bad_and_unknown_parameters(opage):

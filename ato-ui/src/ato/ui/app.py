@@ -227,9 +227,16 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
     async def call(fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
 
-    def handler(fn):
+    def handler(fn, *takes: str):
+        """``fn`` answering JSON errors; a query parameter it does not take (``takes``,
+        besides the access ``token``) is a 400 naming it, never silently ignored."""
         async def endpoint(request: Request):
             try:
+                unknown = sorted(set(request.query_params) - set(takes) - {"token"})
+                if unknown:
+                    raise BadRequest(
+                        f"{request.url.path} takes no parameter {', '.join(unknown)} "
+                        f"({'it takes ' + ', '.join(takes) if takes else 'it takes none'})")
                 return await fn(request)
             except BadRequest as e:
                 return _json({"error": str(e)}, 400)
@@ -364,12 +371,13 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
     routes = [
         Route("/", index),
         Route("/api/info", handler(info)),
-        Route("/api/runs", handler(runs)),
+        Route("/api/runs", handler(runs, "project", "where", "tags", "status", "ids")),
         Route("/api/run/{run_id}", handler(run)),
-        Route("/api/series", handler(series)),
+        Route("/api/series", handler(series, "runs", "key", "max_points", "step_min",
+                                     "step_max", "times", "format")),
         Route("/api/studies", handler(studies)),
-        Route("/api/study", handler(study)),
-        Route("/api/live", handler(live)),
+        Route("/api/study", handler(study, "study")),
+        Route("/api/live", handler(live, "runs", "cursor")),
         *registry_routes(store, call, handler, _json),
         Route("/api/{rest:path}", not_found),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

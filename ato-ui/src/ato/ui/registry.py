@@ -294,7 +294,7 @@ def routes(store, call, handler, json_response) -> list:
             raise BadRequest("the run id must be an integer") from None
         return await answer(lambda: view().run_io(run_id))
 
-    return [Route("/api/registry", handler(assets)),
-            Route("/api/registry/asset", handler(asset)),
-            Route("/api/registry/version", handler(version)),
+    return [Route("/api/registry", handler(assets, "kind", "project")),
+            Route("/api/registry/asset", handler(asset, "name", "kind", "project", "alias")),
+            Route("/api/registry/version", handler(version, "name", "kind", "ref", "project")),
             Route("/api/registry/run/{run_id}", handler(run_io))]

@@ -28,11 +28,14 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
   // neither page takes a parameter (but the header's project): any other one is named
   const up = new UrlParams(params).takes();
   if (!study) {
-    const { studies } = await api("studies");
+    // the header's project picks the searches of that project (all of them without one)
+    const project = params.get("project") || "";
+    const studies = (await api("studies")).studies.filter((s) => !project || s.project === project);
     view.append(el("h2", { text: "Searches" }));
     up.show(view);
     if (!studies.length) {
-      view.append(el("p", { class: "muted", testid: "no-studies", text: "No tracked searches (runs tagged study:<id>)." }));
+      view.append(el("p", { class: "muted", testid: "no-studies", text: `No tracked searches${
+        project ? ` in project ${project}` : ""} (runs tagged study:<id>).` }));
       return null;
     }
     view.append(el("table", { class: "grid", testid: "studies" }, el("tr", {}, ["study", "project", "trials"].map((h) => el("th", { text: h }))),
