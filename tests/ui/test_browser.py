@@ -13,6 +13,15 @@ from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 COUNT = "[data-testid='row-count']"
 
 
+def drag_x(page, card, start: float, end: float) -> None:
+    """Drag across ``card``'s plot from ``start`` to ``end`` (fractions of its width)."""
+    box = card.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * start, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end, box["y"] + 40, steps=5)
+    page.mouse.up()
+
+
 def test_runs_table_shows_all_1000_rows(page, server):
     page.open("#/runs?project=sweep")
     page.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
@@ -75,12 +84,7 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     assert box["width"] > 300
     page.shot("chart-spiky")
     # drag a narrow x range: the card re-queries it at full resolution
-    over = card.locator(".u-over")
-    ob = over.bounding_box()
-    page.mouse.move(ob["x"] + ob["width"] * 0.60, ob["y"] + 40)
-    page.mouse.down()
-    page.mouse.move(ob["x"] + ob["width"] * 0.62, ob["y"] + 40, steps=5)
-    page.mouse.up()
+    drag_x(page, card, 0.60, 0.62)
     page.wait_for_function("() => { const b = document.querySelector(\"[data-testid='points-badge']\");"
                            " return b && b.dataset.total !== undefined && b.dataset.total !== '20000'; }")
     assert badge.get_attribute("data-total") == badge.get_attribute("data-returned")
@@ -94,11 +98,7 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     card = page.locator("[data-testid='chart-card']").first
     badge = card.locator("[data-testid='points-badge']")
     whole = badge.get_attribute("data-total")
-    ob = card.locator(".u-over").bounding_box()
-    page.mouse.move(ob["x"] + ob["width"] * 0.2, ob["y"] + 40)
-    page.mouse.down()
-    page.mouse.move(ob["x"] + ob["width"] * 0.5, ob["y"] + 40, steps=5)
-    page.mouse.up()
+    drag_x(page, card, 0.2, 0.5)
     # (a card drawn anew has no count until its answer arrives: wait for one)
     page.wait_for_function("(w) => { const b = document.querySelector(\"[data-testid='points-badge']\");"
                            " return b && b.dataset.total !== undefined && b.dataset.total !== w; }",
@@ -115,11 +115,7 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
         page.goto("about:blank")
         page.open(f"#/charts?runs={spiky}&x={axis}")
         page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
-        ob = card.locator(".u-over").bounding_box()
-        page.mouse.move(ob["x"] + ob["width"] * 0.60, ob["y"] + 40)
-        page.mouse.down()
-        page.mouse.move(ob["x"] + ob["width"] * 0.62, ob["y"] + 40, steps=5)
-        page.mouse.up()
+        drag_x(page, card, 0.60, 0.62)
         page.wait_for_function("() => document.querySelector(\"[data-testid='points-badge']\")"
                                ".textContent.includes(' in steps ')")
         assert badge.get_attribute("data-total") == badge.get_attribute("data-returned")
