@@ -218,6 +218,15 @@ def test_live_point_arrives_within_a_second(page, server):
         page.wait_for_selector("[data-testid='chart-card'][data-last-step='5']", timeout=5000)
         latency = time.perf_counter() - flushed
         assert latency < 1.0, f"the new point took {latency:.2f} s"
+        # a key first logged now gets its card, drawn from the server
+        log.log_metric("grad_norm", float("nan"), 6)
+        log.log_metric("grad_norm", 2.5, 7)
+        log.flush()
+        page.wait_for_selector("[data-testid='chart-card'][data-key='grad_norm'][data-drawn]",
+                               timeout=5000)
+        card = page.locator("[data-testid='chart-card'][data-key='grad_norm']")
+        assert card.get_attribute("data-last-step") == "7"
+        assert card.get_attribute("data-nonfinite") == "1"
         log.finish("completed")
         page.wait_for_selector(f"[data-testid='run-status-{run_id}']:has-text('completed')",
                                timeout=5000)

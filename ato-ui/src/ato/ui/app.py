@@ -333,11 +333,11 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         async def events():
             statuses = await call(lambda: store.statuses(ids))
             yield f"event: status\ndata: {dumps(statuses)}\n\n"
-            keys = sorted({k for per in cursor.values() for k in per})
             while True:
                 if await request.is_disconnected():
                     return
-                sums = await call(lambda: store.summaries(ids, keys)) if keys else {}
+                # every key: one a run starts logging after the page opened comes too
+                sums = await call(lambda: store.summaries(ids, None))
                 for rid, per in sums.items():
                     for key, s in per.items():
                         seen = cursor.setdefault(rid, {}).get(key)

@@ -611,6 +611,15 @@ export class ChartBoard {
     this.source = new EventSource(`/api/live?runs=${running.join(",")}&cursor=${encodeURIComponent(JSON.stringify(cursor))}`);
     this.source.addEventListener("points", (ev) => {
       const p = JSON.parse(ev.data);
+      if (!this.cards.has(p.key) && !this.closed) {
+        // a key the run started logging after the page opened: a card of its own, which
+        // loads its series from the server when it comes into view
+        this.keys.push(p.key);
+        const card = this.makeCard(p.key);
+        this.grid.append(card.node);
+        this.observer.observe(card.node);
+        return;
+      }
       const card = this.cards.get(p.key);
       if (!card || !card.mounted || card.range) return;
       this.append(card, p.run, p.steps, p.values, p.times);
