@@ -535,9 +535,10 @@ def check_database(url: str) -> None:
     is served (the dashboard never creates or changes one).
 
     Raises :class:`DatabaseMissingError` when the path does not exist or is a directory,
-    or the URL names an in-memory database (``sqlite://``, ``sqlite:///:memory:``), and :class:`AtoError` when the file is not an SQLite database or holds no tracker
-    tables; the message names the file and, when a ``-wal`` file sits beside it (a log not
-    merged into the file), says so."""
+    or the URL names an in-memory database (``sqlite://``, ``sqlite:///:memory:``), and
+    :class:`AtoError` when the file is not an SQLite database or holds no tracker tables;
+    the message names the file and, when a ``-wal`` file sits beside it (a log not merged
+    into the file), says so."""
     path = _sqlite_path(url)
     if path is None:
         if url.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite":
