@@ -171,6 +171,15 @@ def test_chart_options_smoothing_log_group_and_png(page, server):
     # log axis ticks are labelled, none of them "0"
     ticks = json.loads(card.get_attribute("data-yticks"))
     assert ticks and "0" not in ticks
+    # "config minus seed" groups are named by the legend keys chosen, and their runs
+    page.goto("about:blank")
+    page.open(f"#/charts?runs={ids}&group=noseed&legend=lr")
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    named = page.eval_on_selector_all(
+        "[data-testid='chart-card']:first-child .u-legend .u-series .u-label",
+        "ls => ls.map(l => l.textContent).filter(t => t.startsWith('lr='))")
+    assert named and all(" (run #" in t or " (runs #" in t for t in named), named
+    assert not [t for t in named if "alone" in t or t.startswith("group ")]
 
 
 def test_compare_shows_only_differences(page, server):

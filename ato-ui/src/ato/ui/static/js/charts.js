@@ -420,13 +420,19 @@ export class ChartBoard {
       for (const [g, members] of groups) {
         const a = aggregate(members);
         const c = color(gi++);
-        const label = this.opts.group === "noseed" ? `group ${gi} (runs ${members.map((m) => "#" + m.run.id).join(" ")})` : g;
+        // "config minus seed": named by the chosen legend keys (the seed's aside: it is what
+        // differs within the group) and its runs; "group N" without legend keys
+        const noseed = this.opts.group === "noseed";
+        const named = (this.opts.legend || []).filter((k) => !SEED_KEYS.test(k))
+          .map((k) => `${k}=${exact(members[0].run.config[k]) ?? fmt(members[0].run.config[k])}`).join(" ");
+        const label = noseed ? `${named || `group ${gi}`} (${members.length === 1 ? "run" : "runs"} ${
+          members.map((m) => "#" + m.run.id).join(" ")})` : g;
         const base = series.length;
         tables.push([a.xs, a.hi], [a.xs, a.lo], [a.xs, a.mean]);
         // The band's edges are drawn, but named only by the mean's legend entry (n=…).
         series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
                     { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
-                    { label: members.length === 1 ? `${label} (#${members[0].run.id} alone)` : `${label} mean (n=${members.length})`, stroke: c, width: 2, spanGaps: true });
+                    { label: members.length > 1 ? `${label} mean (n=${members.length})` : noseed ? label : `${label} (#${members[0].run.id} alone)`, stroke: c, width: 2, spanGaps: true });
         bands.push({ series: [base, base + 1], fill: c + "22" });
         if (this.opts.traces) for (const m of members) {
           tables.push([m.x, m.y]);
