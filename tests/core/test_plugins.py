@@ -979,6 +979,15 @@ class TestAtoCommand:
                                       "    commands: plugins\n")
         assert "    trackers: sql (sqlite, postgresql" in proc.stdout
 
+    def test_an_unknown_option_is_named_by_its_command(self):
+        """`ato plugins --bogus` errs with the command's usage and name (it printed the
+        top-level `usage: ato [-h] COMMAND ...`, as if the command were unknown)."""
+        proc = subprocess.run([sys.executable, "-m", "ato.cli", "plugins", "--bogus"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("usage: ato plugins ")
+        assert proc.stderr.rstrip().endswith("ato plugins: error: unrecognized arguments: --bogus")
+
     def test_check_passes_for_the_shipped_plugins(self, site):
         """`ato plugins --check` exits 0 when nothing is broken (conflicts are allowed)."""
         assert site.ato("plugins", "--check")[0] == 0

@@ -74,7 +74,7 @@ def build_parser(command: str | None = None, only: type | None = None) -> argpar
     for name, cls in sorted(chosen.items()):
         text = str(getattr(cls, "help", "") or "").replace("%", "%%")
         p = sub.add_parser(name, help=text, description=text or None)
-        p.set_defaults(_command=cls)
+        p.set_defaults(_command=cls, _parser=p)
         if command is None or command == name:
             try:
                 cls.add_arguments(p)
@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except AtoError as e:
         print(f"ato: error: {e}", file=sys.stderr)
         return e.exit_code
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own usage ("ato ui: error: …"), not the top level's
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "_command", None) is None:
         parser.print_help()
         return 2
