@@ -518,3 +518,22 @@ def test_a_group_mean_skips_a_members_gap(page):
     }""")
     assert got["xs"] == [0, 5, 10, 15, 20]
     assert got["mean"] == [2, 3, 3, 3, 2] and got["lo"] == [1, 3, 3, 3, 1]
+
+
+def test_the_step_axis_is_ticked_at_whole_steps(page, server):
+    # a 2-step run was ticked at 0.1, 0.2, … 0.9
+    log = logger_for(server.url, "short")
+    run = log.run(tags=["short"])
+    log.log_metric("m", 1.0, 0)
+    log.log_metric("m", 2.0, 1)
+    log.log_metric("long", 1.0, 0)
+    log.log_metric("long", 2.0, 12_345)
+    log.finish("completed")
+    page.open(f"#/charts?runs={run}")
+    page.wait_for_function("() => document.querySelectorAll("
+                           "\"[data-testid='chart-card'][data-xticks]\").length === 2")
+    ticks = {c.get_attribute("data-key"): [t for t in json.loads(c.get_attribute("data-xticks")) if t]
+             for c in page.locator("[data-testid='chart-card']").all()}
+    assert ticks["m"] == ["0", "1"]
+    assert "10,000" in ticks["long"] and all("." not in t for t in ticks["long"])
+

@@ -86,6 +86,10 @@ export function logSplits(min, max) {
   return out;
 }
 
+// The step axis' tick spacings: whole steps (a 2-step run was ticked at 0.1, 0.2, …).
+const STEP_INCRS = [];
+for (let p = 1; p <= 1e18; p *= 10) STEP_INCRS.push(p, 2 * p, 5 * p);
+
 // The ticks of a linear axis from `min` to `max` at uPlot's chosen increment `incr`, each
 // k * incr (uPlot's own splits add the increment up and round it to its decimals: on a
 // nearly constant series — 5 + 1e-9 — that sum stopped moving, and the page hung in an
@@ -486,7 +490,11 @@ export class ChartBoard {
         const labels = tickLabels(splits, Math.abs((u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
-      } } : {}, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? logSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
+      } } : { incrs: STEP_INCRS, values: (u, splits) => {
+        const labels = splits.map((v) => (v === null || v === undefined ? "" : v.toLocaleString("en-US")));
+        card.node.dataset.xticks = JSON.stringify(labels);
+        return labels;
+      } }, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? logSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
         const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0));
         const labels = tickLabels(splits, this.opts.log ? 0 : span);
         card.node.dataset.yticks = JSON.stringify(labels);
