@@ -182,6 +182,21 @@ def test_compare_differences_leave_bookkeeping_out_by_default(vpage, vserver):
     assert vpage.inner_text("[data-testid='config-identical']") == \
         "configs are identical apart from search bookkeeping"
     vpage.shot("views-compare-bookkeeping")
+    # a trial beside the same config run outside the search (no bookkeeping keys: another
+    # structural hash): the structure section agrees with the config section (it said
+    # "2 different structures" where only __…__ keys differ)
+    from ato.db_routers.sql.manager import SQLLogger
+
+    store = os.path.join(os.path.dirname(vserver.url.removeprefix("sqlite:///")), "store")
+    cfg = ADict(experiment={"project_name": "other", "sql": {"db_path": vserver.url,
+                                                             "store": store}},
+                lr=0.1, optimizer="adam", search={"eta": 3})
+    with SQLLogger(cfg, flush_interval=60, heartbeat_interval=3600, handle_signals=False) as log:
+        alone = log.get_current_run_id()
+    vpage.open(f"#/compare?runs={a},{alone}")
+    assert vpage.inner_text("[data-testid='structure-summary']") == \
+        "identical structure apart from search bookkeeping"
+    assert vpage.locator("[data-testid='structure-diff'] tr.differs").count() == 0
 
 
 # ---------------------------------------------------------------------------- not found

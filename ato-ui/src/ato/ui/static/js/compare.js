@@ -79,10 +79,12 @@ export async function renderCompare(view, params) {
 
   // ------------------------------------------------------------ structure
   const typeKeys = [...new Set(runs.flatMap((r) => Object.keys(r.types)))].sort();
-  const structDiff = typeKeys.filter((k) => runs.some((r) => r.types[k] !== runs[0].types[k]));
+  // search bookkeeping keys (a trial's __metric__…) are left out as in the config diff
+  const structDiff = typeKeys.filter((k) => (showBk || !isBookkeeping(k)) && runs.some((r) => r.types[k] !== runs[0].types[k]));
   const hashes = new Set(runs.map((r) => r.hash));
   view.append(el("section", { class: "box", testid: "structure-diff" }, el("h3", { text: "structure (keys and types)" }),
-    el("p", { text: hashes.size === 1 ? "identical structure (same structural hash)" : `${hashes.size} different structures` }),
+    el("p", { testid: "structure-summary", text: hashes.size === 1 ? "identical structure (same structural hash)"
+      : structDiff.length ? `${hashes.size} different structures` : "identical structure apart from search bookkeeping" }),
     structDiff.length ? el("table", { class: "grid diff" }, head(), structDiff.map((k) => el("tr", { class: "differs" },
       el("td", { class: "mono", text: k }), runs.map((r) => el("td", { text: r.types[k] ?? ABSENT }))))) : null));
 
