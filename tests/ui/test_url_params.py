@@ -205,10 +205,15 @@ def test_charts_button_is_disabled_past_the_limit(opage, odd_server):
     opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
     button = opage.locator("[data-testid='open-charts']")
     assert button.is_disabled()
-    assert button.get_attribute("title") == "charts take at most 1000 runs"
+    assert button.get_attribute("title") == "charts take at most 1,000 runs"
     opage.open(f"#/charts?runs={ids}")
     assert opage.locator("[data-testid='error']").inner_text() == \
-        "Charts take at most 1000 runs, got 1,201."
+        "Charts take at most 1,000 runs, got 1,201."
+    # no run at all: the page says what to do and links back to the table
+    opage.open("#/charts")
+    empty = opage.locator("[data-testid='charts-empty']")
+    assert empty.inner_text() == "Select runs in the table first: ← runs"
+    assert empty.locator("[data-testid='back-link']").get_attribute("href") == "#/runs"
 
 
 def test_parallel_coordinates_put_a_wide_positive_key_on_a_log_axis(opage):

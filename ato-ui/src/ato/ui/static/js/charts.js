@@ -713,13 +713,14 @@ export async function renderCharts(view, params) {
   const up = new UrlParams(params).takes("runs", CHART_PARAMS);
   const ids = up.ids("runs");
   if (!ids.length) {
-    view.append(el("p", { class: "muted", testid: "charts-empty", text: "Select runs in the table first." }));
+    view.append(el("p", { class: "muted", testid: "charts-empty" }, "Select runs in the table first: ",
+      el("a", { href: "#/runs", testid: "back-link", text: "← runs" })));
     up.show(view);
     return null;
   }
   if (ids.length > MAX_CHART_RUNS) {
-    notFound(view, `Charts take at most ${MAX_CHART_RUNS} runs, got ${ids.length.toLocaleString("en-US")}.`, "#/runs",
-             `runs (select at most ${MAX_CHART_RUNS})`);
+    notFound(view, `Charts take at most ${MAX_CHART_RUNS.toLocaleString("en-US")} runs, got ${ids.length.toLocaleString("en-US")}.`, "#/runs",
+             `runs (select at most ${MAX_CHART_RUNS.toLocaleString("en-US")})`);
     up.show(view);
     return null;
   }

@@ -292,7 +292,7 @@ export async function renderRuns(view, params) {
     const n = selected.size;
     chartsBtn.textContent = `Charts (${n})`;
     chartsBtn.disabled = n < 1 || n > MAX_CHART_RUNS;
-    chartsBtn.title = n > MAX_CHART_RUNS ? `charts take at most ${MAX_CHART_RUNS} runs` : "";
+    chartsBtn.title = n > MAX_CHART_RUNS ? `charts take at most ${MAX_CHART_RUNS.toLocaleString("en-US")} runs` : "";
     compareBtn.textContent = `Compare (${n})`;
     compareBtn.disabled = n < 2 || n > 10;
     compareBtn.title = n > 10 ? "compare takes 2 to 10 runs" : "";
