@@ -396,6 +396,11 @@ def test_run_page_refreshes_end_duration_and_summaries_when_the_run_ends(page, s
         cells = page.locator("[data-testid='run-metrics'] tr").nth(1).locator("td")
         assert cells.nth(4).inner_text() == "7" and cells.nth(5).inner_text() == "6"
         page.shot("run-ended")
+        # counts and steps as the badges write them (a 20,000-point run read "20000")
+        spiky = page.locator("[data-testid='run-metrics'] tr")
+        page.open(f"#/run/{server.info['spiky']}")
+        cells = spiky.nth(1).locator("td")
+        assert cells.nth(4).inner_text() == "20,000" and cells.nth(5).inner_text() == "19,999"
     finally:
         log.finish("completed")
 

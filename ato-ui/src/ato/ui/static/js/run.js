@@ -25,7 +25,12 @@ function metricsTable(run) {
   return el("table", { class: "grid", testid: "run-metrics" },
     el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h) => el("th", { text: h }))),
     run.metric_keys.map((k) => { const s = run.summaries[k] || {};
-      return el("tr", {}, el("td", { text: k }), [s.last, s.min, s.max, s.count, s.last_step].map((v) => el("td", { class: "num", text: fmt(v), title: exact(v) }))); }));
+      // values as everywhere (rounded, the full value as a tooltip); counts and steps
+      // with thousands separators, as the chart badges write them
+      const count = (v) => (Number.isInteger(v) ? v.toLocaleString("en-US") : fmt(v));
+      return el("tr", {}, el("td", { text: k }),
+        [s.last, s.min, s.max].map((v) => el("td", { class: "num", text: fmt(v), title: exact(v) })),
+        [s.count, s.last_step].map((v) => el("td", { class: "num", text: count(v) }))); }));
 }
 
 // `part`: the id as the address has it (#/run/12); anything but a positive integer is
