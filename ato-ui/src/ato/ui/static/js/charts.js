@@ -475,8 +475,10 @@ export class ChartBoard {
         : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) }
         // a series that varies by a millionth of its size (5 + 1e-9): uPlot's rounded
         // range collapsed and nothing was drawn; padded by a tenth of its span instead
-        : { range: (u, min, max) => (min !== null && max > min && max - min < 1e-6 * Math.max(Math.abs(min), Math.abs(max))
-          ? [min - (max - min) / 10, max + (max - min) / 10] : uPlot.rangeNum(min, max, 0.1, true)) } },
+        // (otherwise uPlot's own default: rangeNum with a tenth of padding)
+        : { range: (u, min, max) => (min == null ? [null, null]
+          : max > min && max - min < 1e-6 * Math.max(Math.abs(min), Math.abs(max))
+            ? [min - (max - min) / 10, max + (max - min) / 10] : uPlot.rangeNum(min, max, 0.1, true)) } },
       // Wall-time ticks are spaced for their labels: "04:55:18.65" (a span under a minute
       // may need sub-second digits) and "2026-12-01 04:55" (ticks over days) are wider
       // than uPlot's default spacing allows, and overlapped.
