@@ -182,19 +182,21 @@ def test_time_labels_tell_instants_apart(page, server):
         log.log_metric("loss", 1.0 / (step + 1), step)
         time.sleep(0.02)
     log.finish("completed")
-    page.goto("about:blank")
-    page.open(f"#/charts?runs={run_id}&x=wall")
-    card = page.wait_for_selector(f"{CARD}[data-drawn][data-xticks]")
-    ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
+    ticks = _drawn_xticks(page, f"#/charts?runs={run_id}&x=wall")
     assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
     assert all("." in t for t in ticks), ticks
     page.shot("chart-subsecond")
     # relative time: the same run over about a second, each tick its own number of seconds
-    page.goto("about:blank")
-    page.open(f"#/charts?runs={run_id}&x=rel")
-    card = page.wait_for_selector(f"{CARD}[data-drawn][data-xticks]")
-    ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
+    ticks = _drawn_xticks(page, f"#/charts?runs={run_id}&x=rel")
     assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
+
+
+def _drawn_xticks(page, hash_: str) -> list:
+    """The x tick labels of the first card of ``hash_``, loaded afresh, once drawn."""
+    page.goto("about:blank")
+    page.open(hash_)
+    card = page.wait_for_selector(f"{CARD}[data-drawn][data-xticks]")
+    return [t for t in json.loads(card.get_attribute("data-xticks")) if t]
 
 
 def _png(page) -> tuple[int, str]:
