@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ato.db_routers.sql.engine import BUSY_TIMEOUT_MS
 from tests.ui.conftest import STALE
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 
@@ -289,7 +290,12 @@ def test_ui_never_writes_the_database(tmp_path):
 
 def test_a_logger_at_full_speed_is_not_blocked_by_readers(tmp_path):
     """Four threads read through the UI's API as fast as they can while a logger flushes
-    200 times; no flush waits on the readers."""
+    200 times; no flush waits on the readers.
+
+    A flush that waited on a reader's lock would wait SQLite's busy timeout (60 s) and then
+    fail, so the bound below is far above scheduling noise (a flush once took 1.1 s on a
+    loaded 2-core CI machine, with five threads sharing its GIL) and far below a lock
+    wait. Speed is measured by benchmarks/, not here."""
     from starlette.testclient import TestClient
 
     from ato.ui.app import create_app
@@ -327,7 +333,7 @@ def test_a_logger_at_full_speed_is_not_blocked_by_readers(tmp_path):
             t.join()
     log.finish()
     assert len(reads) > 10
-    assert worst < 0.5, f"a flush waited {worst:.3f} s behind the dashboard's readers"
+    assert worst < BUSY_TIMEOUT_MS / 1000 / 6, f"a flush waited {worst:.3f} s behind the dashboard's readers"
 
 
 def test_vendored_uplot_matches_its_recorded_checksums():
