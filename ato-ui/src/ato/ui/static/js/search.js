@@ -1,6 +1,7 @@
 // Tracked searches: the list of studies, and for one study the successive-halving ladder
-// (per bracket: a column per rung, each trial a dot at its budget, promoted filled and
-// stopped hollow, the threshold of each rung, lines following the survivors) and the
+// (per bracket: a column per rung, each trial a dot at its budget — promoted blue, stopped
+// hollow, the last rung's trials green and its best one larger and amber —, the threshold
+// of each rung, lines following the survivors) and the
 // objective history with the best so far.
 import { api, color, el, exact, fmt, num, plural, UrlParams } from "./util.js";
 
@@ -22,6 +23,21 @@ function numText(attrs, v) {
   const node = svg("text", attrs, fmt(v));
   if (exact(v) !== null) node.append(svg("title", {}, exact(v)));
   return node;
+}
+
+// Up to about n round values strictly between lo and hi (1, 2 or 5 times a power of ten
+// apart), for the ticks between an axis's two labelled ends.
+export function innerTicks(lo, hi, n) {
+  if (!(hi > lo) || !Number.isFinite(hi - lo)) return [];
+  const raw = (hi - lo) / n, mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v < hi; v += step) {
+    const r = Number(v.toPrecision(12));  // 0.30000000000000004 is 0.3
+    // not on or beside an end, where its label would overlap that end's
+    if (r - lo > step / 3 && hi - r > step / 3) out.push(r);
+  }
+  return out;
 }
 
 export async function renderSearch(view, study, params = new URLSearchParams()) {
@@ -72,8 +88,13 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
     const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": "ladder-bracket", role: "img" });
     root.append(svg("text", { x: 6, y: 16, class: "lbl" }, `bracket ${b}`));
     root.append(svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }));
+    // the objective axis: its ends, and round values between them (a tick on each)
     root.append(numText({ x: L - 6, y: y(hi) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-hi" }, hi));
     root.append(numText({ x: L - 6, y: y(lo) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-lo" }, lo));
+    for (const v of innerTicks(lo, hi, 4)) {
+      root.append(svg("line", { x1: L - 3, x2: L, y1: y(v), y2: y(v), class: "axis" }));
+      root.append(numText({ x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-tick" }, v));
+    }
     // survivors: a line from each trial to its promoted successor (same config at rung + 1)
     const at = new Map(members.map((t) => [`${t.config_hash}|${t.rung}`, t]));
     for (const t of members) {
@@ -82,6 +103,12 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
         root.append(svg("line", { x1: x(t.rung ?? 0), y1: y(t.objective), x2: x(next.rung), y2: y(next.objective), class: "survivor" }));
       }
     }
+    // the bracket's last rung reached: its trials were not stopped, and the best of them
+    // is the bracket's winner
+    const top = rungs[rungs.length - 1];
+    const finished = members.filter((t) => (t.rung ?? 0) === top && !t.promoted && Number.isFinite(t.objective));
+    const winner = finished.length ? finished.reduce((a, t) => (better(t.objective, a.objective) ? t : a)) : null;
+    const role = (t) => (t === winner ? "winner" : t.promoted ? "promoted" : (t.rung ?? 0) === top ? "finished" : "stopped");
     for (const r of rungs) {
       const inRung = members.filter((t) => (t.rung ?? 0) === r);
       const budget = inRung.find((t) => t.budget !== null)?.budget;
@@ -101,9 +128,11 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
       inRung.forEach((t, i) => {
         if (!Number.isFinite(t.objective)) return;
         const jitter = ((i % 7) - 3) * 3;
-        const dot = svg("circle", { cx: x(r) + jitter, cy: y(t.objective), r: 5, class: t.promoted ? "promoted" : "stopped",
-                                   "data-testid": t.promoted ? "trial-promoted" : "trial-stopped", "data-run": t.run });
-        dot.append(svg("title", {}, `run #${t.run} · trial ${t.key ?? "?"} · objective ${full(t.objective)} · ${t.promoted ? "promoted" : "stopped"}`));
+        const kind = role(t);
+        const dot = svg("circle", { cx: x(r) + jitter, cy: y(t.objective), r: kind === "winner" ? 7 : 5, class: kind,
+                                   "data-testid": "trial-" + kind, "data-run": t.run });
+        const said = { winner: "best of the bracket", finished: "reached the last rung", promoted: "promoted", stopped: "stopped" }[kind];
+        dot.append(svg("title", {}, `run #${t.run} · trial ${t.key ?? "?"} · objective ${full(t.objective)} · ${said}`));
         dot.addEventListener("click", () => { location.hash = `#/run/${t.run}`; });
         root.append(dot);
       });
@@ -115,6 +144,7 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
     ladder.append(root);
   }
   view.append(el("div", { class: "legend-row" }, el("span", { class: "dot promoted" }), " promoted ", el("span", { class: "dot stopped" }), " stopped ",
+    el("span", { class: "dot finished" }), " reached the last rung ", el("span", { class: "dot winner" }), " best of the bracket ",
     el("span", { class: "dash" }), " threshold (between the worst promoted and the best stopped trial)"));
   view.append(el("table", { class: "grid", testid: "ladder-table" }, el("tr", {}, ["bracket", "rung", "budget", "trials", "promoted", "threshold"].map((h) => el("th", { text: h }))), summaryRows));
 
