@@ -41,6 +41,37 @@ def test_runs_table_shows_all_1000_rows(page, server):
     assert "loss last" in {h.strip() for h in headers}
 
 
+def test_the_id_column_stays_in_view_when_the_table_scrolls_sideways(page, server):
+    page.set_viewport_size({"width": 700, "height": 800})
+    page.open("#/runs?project=sweep")
+    page.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    first = server.info["sweep"][0]
+    link = page.locator(f"[data-testid='row-{first}'] [data-testid='run-link']")
+    before = link.bounding_box()
+    page.eval_on_selector("[data-testid='runs-table']", "t => t.scrollLeft = t.scrollWidth")
+    page.wait_for_function("document.querySelector(\"[data-testid='runs-table']\").scrollLeft > 300")
+    after = link.bounding_box()
+    assert abs(after["x"] - before["x"]) < 1, (before, after)
+    # and nothing scrolled under it shows through: the id is what is at its place
+    hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('.td')?.textContent",
+                        [after["x"] + 4, after["y"] + after["height"] / 2])
+    assert hit == str(first)
+    page.shot("runs-scrolled-sideways")
+
+
+def test_a_legend_taller_than_its_box_says_it_scrolls(page, server):
+    many = ",".join(map(str, server.info["sweep"][:60]))
+    page.open(f"#/charts?runs={many}&legend=lr,batch_size")
+    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    note = page.locator("[data-testid='chart-card']").first.locator("[data-testid='legend-more']")
+    note.wait_for()
+    assert note.inner_text() == "60 legend entries: scroll the legend to see them all"
+    page.open(f"#/charts?runs={server.info['sweep'][0]}")
+    page.wait_for_selector("[data-testid='chart-card'][data-series='1'][data-drawn]")
+    page.evaluate("new Promise(requestAnimationFrame)")  # the frame that would add it
+    assert page.locator("[data-testid='legend-more']").count() == 0
+
+
 def test_filter_and_sort_live_in_the_url(page, server):
     page.open("#/runs?project=sweep")
     page.fill("[data-testid='filter-where']", "lr < 0.01 and model.name == 'vit'")

@@ -523,6 +523,15 @@ export class ChartBoard {
     card.plot = new uPlot(opts, data, card.body);
     const legendRows = card.plot.root.querySelectorAll(".u-legend .u-series");
     series.forEach((sr, i) => { if (sr.bandEdge && legendRows[i]) legendRows[i].style.display = "none"; });
+    // a legend taller than its box scrolls: say so, with how many entries it holds (once
+    // laid out: the card may not have its width yet)
+    const plot = card.plot, entries = series.filter((sr, i) => i > 0 && !sr.bandEdge).length;
+    requestAnimationFrame(() => {
+      const legend = plot.root.querySelector(".u-legend");
+      if (card.plot !== plot || !legend || legend.scrollHeight <= legend.clientHeight + 1) return;
+      card.body.append(el("p", { class: "muted legend-more", testid: "legend-more",
+        text: `${entries.toLocaleString("en-US")} legend entries: scroll the legend to see them all` }));
+    });
     card.node.dataset.lastStep = String(Math.max(-1, ...[...card.series.values()].map((s) => s.steps.length ? s.steps[s.steps.length - 1] : -1)));
     card.node.dataset.series = String(lines.length);
     let ymax = -Infinity;
