@@ -368,6 +368,22 @@ CSV_FORMULAS = ["-2+3", "-1+cmd|' /C calc'!A0", "=SUM(A1:A2)", "+1", "@x", "\tx"
 CSV_NUMBERS = ["-2", "-2.5", "-.5", "1e-4", "-1E+06", "3.", "0", "1-", "lr"]
 
 
+def test_scatter_and_parallel_axes_label_ticks_apart(page):
+    """A linear axis of the scatter and the parallel coordinates labels each tick with the
+    digits that tell it from its neighbours (four significant digits wrote 1000 five times)."""
+    page.open("#/runs?project=sweep")
+    labels = page.evaluate("""async () => {
+        const { linearTicks } = await import("/static/js/parcoords.js");
+        const ps = [0, 0.25, 0.5, 0.75, 1];
+        return [[1000.001, 1000.002], [0, 1], [-3e-7, 5e-7], [0.98333333, 0.98341],
+                [123456789, 123456790]].map(([lo, hi]) => linearTicks(lo, hi, ps).map((t) => t[1]));
+    }""")
+    assert labels[0] == ["1000.001", "1000.00125", "1000.0015", "1000.00175", "1000.002"]
+    assert labels[1] == ["0", "0.25", "0.5", "0.75", "1"]
+    for ticks in labels:
+        assert len(set(ticks)) == 5, ticks
+
+
 def test_csv_cells_neutralise_every_formula_but_keep_numbers(page):
     page.open("#/runs?project=sweep")
     cells = page.evaluate("""async ([formulas, numbers]) => {

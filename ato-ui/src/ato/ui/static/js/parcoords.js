@@ -1,6 +1,16 @@
 // Parallel coordinates with brushing, and a scatter plot; both on <canvas> (text drawn
 // with fillText, never as HTML).
-import { el, exact, fmt, num } from "./util.js";
+import { el, exact, fmt, num, tickLabels } from "./util.js";
+
+// Labels for ticks at lo + p * (hi - lo), each with the digits that set it apart from its
+// neighbours and no more (1000.0012 … 1000.0020, never five "1000"s; 0.25 … 1, never
+// 0.2500000001).
+export function linearTicks(lo, hi, ps) {
+  const step = ((hi - lo) * Math.min(...ps.slice(1).map((p, i) => p - ps[i]))) || 1;
+  const digits = Math.max(0, Math.min(20, 1 - Math.floor(Math.log10(step))));
+  const labels = tickLabels(ps.map((p) => Number((lo + p * (hi - lo)).toFixed(digits))), hi - lo);
+  return ps.map((p, i) => [p, labels[i]]);
+}
 
 // An axis' extent in full, for a tooltip: its ticks are rounded (0.9833 for 0.98333333).
 function axisRange(dim, axis) {
@@ -16,7 +26,7 @@ function axisOf(runs, dim) {
     const min = lo, max = hi;
     // Positive values spanning two decades or more (a learning rate 1e-4..1) lie on a log
     // axis, ticked at each power of ten; the others on a linear one, ticked at its ends and
-    // three points between.
+    // three points between, each with the digits that tell it from its neighbours.
     if (lo > 0 && hi / lo >= 100) {
       const l0 = Math.log10(lo), l1 = Math.log10(hi);
       const pos = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? (Math.log10(v) - l0) / (l1 - l0) : null);
@@ -29,7 +39,7 @@ function axisOf(runs, dim) {
     }
     if (lo === hi) { lo -= 0.5; hi += 0.5; }
     return { kind: "num", lo, hi, min, max, pos: (v) => (typeof v === "number" && Number.isFinite(v) ? (v - lo) / (hi - lo) : null),
-             ticks: [0, 0.25, 0.5, 0.75, 1].map((p) => [p, fmt(+(lo + p * (hi - lo)).toPrecision(4))]) };
+             ticks: linearTicks(lo, hi, [0, 0.25, 0.5, 0.75, 1]) };
   }
   const cats = [...new Set(values.filter((v) => v !== null && v !== undefined).map((v) => JSON.stringify(v)))].sort();
   const n = Math.max(cats.length - 1, 1);
