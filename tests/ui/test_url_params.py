@@ -199,13 +199,17 @@ def test_compare_and_run_and_models_name_bad_parameters(opage, odd_server):
     assert _warning(opage, "kind") == "kind=models: expected one of model, dataset"
 
 
-def test_charts_button_is_disabled_past_the_limit(opage, odd_server):
-    ids = ",".join(str(n) for n in range(1, 1202))
-    opage.open(f"#/runs?project=odd&sel={ids}")
-    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
-    button = opage.locator("[data-testid='open-charts']")
+def test_charts_button_is_disabled_past_the_limit(opage, page, server):
+    # 1,005 runs selected: the sweep's 1,000 in the table, five of another project beside
+    picked = [*server.info["sweep"], *server.info["runs"][:5]]
+    page.open(f"#/runs?project=sweep&sel={','.join(map(str, picked))}")
+    page.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    button = page.locator("[data-testid='open-charts']")
+    assert button.inner_text() == "Charts (1005)"
     assert button.is_disabled()
     assert button.get_attribute("title") == "charts take at most 1,000 runs"
+    assert page.locator(WARN).count() == 0  # every id is a run
+    ids = ",".join(str(n) for n in range(1, 1202))
     opage.open(f"#/charts?runs={ids}")
     assert opage.locator("[data-testid='error']").inner_text() == \
         "Charts take at most 1,000 runs, got 1,201."
@@ -214,6 +218,16 @@ def test_charts_button_is_disabled_past_the_limit(opage, odd_server):
     empty = opage.locator("[data-testid='charts-empty']")
     assert empty.inner_text() == "Select runs in the table first: ← runs"
     assert empty.locator("[data-testid='back-link']").get_attribute("href") == "#/runs"
+
+
+def test_selected_ids_that_match_no_run_are_named_and_not_counted(opage, odd_server):
+    i, p = odd_server.info["inf"], odd_server.info["plain"]
+    opage.open(f"#/runs?project=odd&sel={i},{p},99999,123456")
+    opage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    assert _warning(opage, "sel") == ("sel=99999,123456: expected ids of runs in this "
+                                      "database (2 ids matched none)")
+    assert opage.locator("[data-testid='open-charts']").inner_text() == "Charts (2)"
+    assert opage.evaluate("new URLSearchParams(location.hash.split('?')[1]).get('sel')") == f"{i},{p}"
 
 
 def test_parallel_coordinates_put_a_wide_positive_key_on_a_log_axis(opage):

@@ -144,6 +144,22 @@ export async function renderRuns(view, params) {
   let sortKey = params.get("sort") || "id";
   let sortDesc = up.flag("desc");
   const selected = new Set(up.ids("sel"));
+  // A selected run this table does not show stays selected (it was picked under other
+  // filters); an id no run has is named and dropped, so the counts on the buttons are runs.
+  const here = new Set(runs.map((r) => r.id));
+  const elsewhere = [...selected].filter((id) => !here.has(id));
+  if (elsewhere.length) {
+    const known = new Set();
+    for (let i = 0; i < elsewhere.length; i += 1000) {
+      const got = await api("runs", { ids: elsewhere.slice(i, i + 1000).join(",") });
+      for (const r of got.runs) known.add(r.id);
+    }
+    const unknown = elsewhere.filter((id) => !known.has(id));
+    if (unknown.length) {
+      up.bad("sel", unknown.join(","), `ids of runs in this database (${plural(unknown.length, "id")} matched none)`);
+      for (const id of unknown) selected.delete(id);
+    }
+  }
   let brushed = null;  // Set of run ids kept by the parallel-coordinates brushes
 
   const showBk = up.flag("bk");
