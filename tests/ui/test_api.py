@@ -497,3 +497,56 @@ def test_a_parameter_an_endpoint_does_not_take_is_named(client, path, params, na
     response = client.get(path, params=params)
     assert response.status_code == 400 and named in response.json()["error"]
 
+
+
+def test_a_database_file_removed_or_replaced_under_the_server_is_said(tmp_path):
+    """An open SQLite connection keeps reading a deleted file's old pages; the dashboard
+    says the file is gone (or is another file now) instead of serving that copy, on every
+    endpoint and on the live stream, which ends with one ``failed`` event."""
+    import json
+
+    import httpx
+
+    from ato.ui.app import create_app
+    from tests.ui.conftest import Server
+
+    path = tmp_path / "gone.db"
+    url = f"sqlite:///{path}"
+    log = logger_for(url, "p")
+    run_id = log.run()
+    log.log_metric("loss", 1.0, 0)
+    log.flush()
+    server = Server(create_app(url))
+    try:
+        assert httpx.get(server.base + "api/info").status_code == 200
+        events = []
+        with httpx.stream("GET", server.base + "api/live", timeout=10,
+                          params={"runs": run_id}) as response:
+            kind = None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line[6:])))
+                    if kind == "status" and path.exists():  # the stream is open: take the file away
+                        moved = path.rename(tmp_path / "kept.db")
+        assert events[-1][0] == "failed" and "was removed" in events[-1][1]["error"]
+        for endpoint in ("api/info", "api/runs", f"api/run/{run_id}",
+                         f"api/series?runs={run_id}&key=loss"):
+            answer = httpx.get(server.base + endpoint)
+            assert answer.status_code == 503, endpoint
+            assert answer.json()["error"] == (
+                f"the database file {path} was removed while the dashboard was running; "
+                "nothing from it is shown (start `ato ui` again once it exists)")
+        # another file at the path: said too, never read as if it were the first one
+        other = logger_for(f"sqlite:///{tmp_path / 'other.db'}", "q")
+        other.run()
+        other.finish()
+        (tmp_path / "other.db").rename(path)
+        answer = httpx.get(server.base + "api/runs")
+        assert answer.status_code == 503
+        assert "was replaced by another file" in answer.json()["error"]
+    finally:
+        server.stop()
+        log.finish()
+    assert moved.exists()  # nothing was written or removed by the dashboard

@@ -598,3 +598,27 @@ def test_the_step_axis_is_ticked_at_whole_steps(page, server):
     assert ticks["m"] == ["0", "1"]
     assert "10,000" in ticks["long"] and all("." not in t for t in ticks["long"])
 
+
+
+def test_a_live_page_says_when_its_database_file_is_removed(browser, artifacts, tmp_path):
+    from ato.ui.app import create_app
+    from tests.ui.conftest import Server, browser_page
+
+    path = tmp_path / "live.db"
+    log = logger_for(f"sqlite:///{path}", "live")
+    run_id = log.run()
+    log.log_metric("loss", 1.0, 0)
+    log.flush()
+    server = Server(create_app(f"sqlite:///{path}"))
+    pages = browser_page(browser, server.base, artifacts)
+    page = next(pages)
+    try:
+        page.open(f"#/charts?runs={run_id}")
+        page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+        path.rename(tmp_path / "elsewhere.db")
+        page.wait_for_selector("body[data-live-failed='1']", state="attached", timeout=5000)
+        assert "was removed while the dashboard was running" in page.inner_text("#toast")
+    finally:
+        pages.close()
+        server.stop()
+        log.finish()

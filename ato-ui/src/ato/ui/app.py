@@ -14,7 +14,9 @@ database cannot be read, 401/403 from the token and Host checks):
 ``/api/registry…``                 models and datasets (:mod:`ato.ui.registry`)
 ``/api/live``                      Server-Sent Events: ``runs``, ``cursor`` (JSON
                                    ``{run_id: {key: last_step}}``); sends ``points`` and
-                                   ``status`` events as the tracker changes
+                                   ``status`` events as the tracker changes, and one
+                                   ``failed`` event (``{"error"}``) before it ends when the
+                                   SQLite file is removed or replaced
 
 Nothing in a request is ever run as SQL or code: ``where`` is parsed by the tracker's typed
 grammar and compiled with bound parameters.
@@ -44,7 +46,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ato.errors import AtoError
-from ato.ui.data import BadRequest, Store, check_database, dumps
+from ato.ui.data import BadRequest, DatabaseFile, Store, check_database, dumps
 from ato.ui.registry import routes as registry_routes
 
 STATIC = Path(str(resources.files("ato.ui") / "static"))
@@ -215,6 +217,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
             return getattr(target, name)
 
     store = _Proxy()
+    database = DatabaseFile(url)
 
     def display() -> str:
         try:
@@ -237,6 +240,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                     raise BadRequest(
                         f"{request.url.path} takes no parameter {', '.join(unknown)} "
                         f"({'it takes ' + ', '.join(takes) if takes else 'it takes none'})")
+                database.check()
                 return await fn(request)
             except BadRequest as e:
                 return _json({"error": str(e)}, 400)
@@ -335,6 +339,11 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
             yield f"event: status\ndata: {dumps(statuses)}\n\n"
             while True:
                 if await request.is_disconnected():
+                    return
+                try:
+                    database.check()
+                except AtoError as e:  # said once; the page closes the stream
+                    yield f"event: failed\ndata: {dumps({'error': str(e)})}\n\n"
                     return
                 # every key: one a run starts logging after the page opened comes too
                 sums = await call(lambda: store.summaries(ids, None))

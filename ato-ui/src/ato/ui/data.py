@@ -526,6 +526,39 @@ def _sqlite_path(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
+class DatabaseFile:
+    """The SQLite file of ``url`` as it was when the dashboard opened it (``path`` is
+    ``None`` for other databases). :meth:`check` runs before each answer, so a file removed
+    or replaced under a running server is said rather than served from the open copy (an
+    open SQLite connection keeps reading a deleted file's old contents)."""
+
+    def __init__(self, url: str):
+        self.path = _sqlite_path(url)
+        self._identity = self._stat() if self.path else None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check(self) -> None:
+        """Raises :class:`DatabaseMissingError` when the file is gone and
+        :class:`~ato.errors.AtoError` when another file now has its path."""
+        if self.path is None:
+            return
+        now = self._stat()
+        if now is None:
+            raise DatabaseMissingError(
+                f"the database file {self.path} was removed while the dashboard was running; "
+                "nothing from it is shown (start `ato ui` again once it exists)")
+        if now != self._identity:
+            raise AtoError(
+                f"the database file {self.path} was replaced by another file while the "
+                "dashboard was running; restart `ato ui` to read the new one")
+
+
 #: A table every tracker database has, from the original Ato's (version 0) on.
 TRACKER_TABLE = "experiments"
 

@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, exact, f64, fmt, fmtTime, go, isBookkeeping, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
+import { api, clear, color, download, el, exact, f64, fmt, fmtTime, go, isBookkeeping, liveSource, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
          TZ, UrlParams, varyingKeys } from "./util.js";
 
 /* global uPlot */
@@ -633,7 +633,7 @@ export class ChartBoard {
       cursor[id] = {};
       for (const k of this.keys) cursor[id][k] = this.summaries[id]?.[k]?.last_step ?? -1;
     }
-    this.source = new EventSource(`/api/live?runs=${running.join(",")}&cursor=${encodeURIComponent(JSON.stringify(cursor))}`);
+    this.source = liveSource(`/api/live?runs=${running.join(",")}&cursor=${encodeURIComponent(JSON.stringify(cursor))}`);
     this.source.addEventListener("points", (ev) => {
       const p = JSON.parse(ev.data);
       if (!this.cards.has(p.key) && !this.closed) {

@@ -1,7 +1,7 @@
 // The runs table: every run (virtualised rows), varying config keys as columns, metric
 // summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
 // parallel-coordinates / scatter panel whose brushing filters the table.
-import { api, clear, csvCell, download, el, exact, exactDuration, fmt, fmtDuration, fmtTime, go, isoTime, num, plural,
+import { api, clear, csvCell, download, el, exact, exactDuration, fmt, fmtDuration, fmtTime, go, isoTime, liveSource, num, plural,
          setParams, TZ, UrlParams, varyingKeys } from "./util.js";
 import { MAX_CHART_RUNS } from "./charts.js";
 import { drawParcoords, drawScatter } from "./parcoords.js";
@@ -399,7 +399,7 @@ export async function renderRuns(view, params) {
   let source = null;
   const running = runs.filter((r) => r.status === "running" || r.status === "crashed").map((r) => r.id);
   if (running.length && running.length <= 1000) {
-    source = new EventSource("/api/live?runs=" + running.join(","));
+    source = liveSource("/api/live?runs=" + running.join(","));
     source.addEventListener("status", (ev) => {
       const changed = JSON.parse(ev.data);
       let any = false;

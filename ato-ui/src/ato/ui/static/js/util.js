@@ -199,6 +199,19 @@ export function csvCell(v) {
   return /[",\n\r]/.test(s) || s !== s.trim() ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
+// The dashboard's event stream of `url`: its "failed" event (the database file removed
+// or replaced under the server) is shown and closes the stream, which would otherwise
+// reconnect every few seconds.
+export function liveSource(url) {
+  const source = new EventSource(url);
+  source.addEventListener("failed", (ev) => {
+    source.close();
+    toast(JSON.parse(ev.data).error);
+    document.body.dataset.liveFailed = "1";
+  });
+  return source;
+}
+
 export function toast(message) {
   const t = document.getElementById("toast");
   t.textContent = message;
