@@ -62,7 +62,7 @@ def test_the_id_column_stays_in_view_when_the_table_scrolls_sideways(page, serve
 def test_a_legend_taller_than_its_box_says_it_scrolls(page, server):
     many = ",".join(map(str, server.info["sweep"][:60]))
     page.open(f"#/charts?runs={many}&legend=lr,batch_size")
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     note = page.locator("[data-testid='chart-card']").first.locator("[data-testid='legend-more']")
     note.wait_for()
     assert note.inner_text() == "60 legend entries: scroll the legend to see them all"
@@ -104,7 +104,7 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     spiky = server.info["spiky"]
     page.open(f"#/charts?runs={spiky}")
     card = page.locator("[data-testid='chart-card']").first
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     badge = card.locator("[data-testid='points-badge']")
     assert badge.get_attribute("data-total") == "20000"
     assert int(badge.get_attribute("data-returned")) < 2500
@@ -125,7 +125,7 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     small = server.info["runs"][0]
     page.goto("about:blank")  # a fresh load: a hash change alone leaves the old card drawn
     page.open(f"#/charts?runs={small}")
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     card = page.locator("[data-testid='chart-card']").first
     badge = card.locator("[data-testid='points-badge']")
     whole = badge.get_attribute("data-total")
@@ -145,7 +145,7 @@ def test_chart_is_drawn_reduced_and_zoom_requeries(page, server):
     for axis in ("wall", "rel"):
         page.goto("about:blank")
         page.open(f"#/charts?runs={spiky}&x={axis}")
-        page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+        page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
         drag_x(page, card, 0.60, 0.62)
         page.wait_for_function("() => document.querySelector(\"[data-testid='points-badge']\")"
                                ".textContent.includes(' in steps ')")
@@ -176,7 +176,7 @@ def test_a_charts_link_asks_each_first_row_series_once_early(page, server):
 def test_chart_options_smoothing_log_group_and_png(page, server):
     ids = ",".join(map(str, server.info["runs"][:6]))
     page.open(f"#/charts?runs={ids}&smooth=0.6&log=1&group=c:lr")
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     legend = page.inner_text("[data-testid='chart-card'] .u-legend")
     assert "lr=0.1 mean (n=2)" in legend and "lr=0.01 mean (n=2)" in legend
     page.shot("chart-grouped")
@@ -205,7 +205,8 @@ def test_chart_options_smoothing_log_group_and_png(page, server):
     # "config minus seed" groups are named by the legend keys chosen, and their runs
     page.goto("about:blank")
     page.open(f"#/charts?runs={ids}&group=noseed&legend=lr")
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    # the card read below (another may be drawn first)
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     named = page.eval_on_selector_all(
         "[data-testid='chart-card']:first-child .u-legend .u-series .u-label",
         "ls => ls.map(l => l.textContent).filter(t => t.startsWith('lr='))")
@@ -220,7 +221,7 @@ def test_compare_shows_only_differences(page, server):
     keys = page.locator("[data-testid='diff-row'] td:first-child").all_inner_texts()
     assert sorted(keys) == ["model.depth", "seed"]
     assert "deltas" in page.inner_text("[data-testid='metric-compare']")
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     page.shot("compare")
     page.uncheck("[data-testid='only-diff']")
     page.wait_for_function("document.querySelectorAll(\"[data-testid='diff-row']\").length > 5")
@@ -513,7 +514,7 @@ def test_a_line_breaks_at_its_own_gaps_only(page, server):
     def gaps(runs, extra=""):
         page.goto("about:blank")
         page.open(f"#/charts?runs={','.join(map(str, runs))}{extra}")
-        page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+        page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
         return int(page.get_attribute("[data-testid='chart-card']", "data-gaps"))
 
     assert gaps([holed]) == 1
@@ -531,7 +532,7 @@ def test_a_line_breaks_at_its_own_gaps_only(page, server):
     log.finish("completed")
     page.goto("about:blank")
     page.open(f"#/charts?runs={long}")
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     note = page.locator("[data-testid='nonfinite-note']").first.inner_text()
     assert note.startswith("1 non-finite value not drawn (among the points kept by the "
                            "reduction; zoom in for every one): "), note
@@ -614,7 +615,7 @@ def test_a_live_page_says_when_its_database_file_is_removed(browser, artifacts, 
     page = next(pages)
     try:
         page.open(f"#/charts?runs={run_id}")
-        page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+        page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
         path.rename(tmp_path / "elsewhere.db")
         page.wait_for_selector("body[data-live-failed='1']", state="attached", timeout=5000)
         assert "was removed while the dashboard was running" in page.inner_text("#toast")

@@ -132,7 +132,7 @@ def test_run_page_numbers_and_times(xpage, exact_server):
     a = exact_server.info["a"]
     run = _run(exact_server, a)
     xpage.open(f"#/run/{a}")
-    xpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    xpage.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     lr = xpage.locator("[data-testid='config-value']", has_text="0.123457")
     assert lr.count() == 1 and lr.get_attribute("title") == repr(FULL)
     last = xpage.locator("[data-testid='run-metrics'] td.num").first  # loss: last
@@ -256,6 +256,6 @@ def test_values_that_round_alike_are_two_groups_and_legend_labels_are_full(xpage
     assert got == ["lr=0.1234567", "lr=0.1234568", "lr=0.5"]
     a, b = exact_server.info["a"], exact_server.info["b"]
     xpage.open(f"#/charts?runs={a},{b}&legend=lr")
-    xpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    xpage.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     legend = xpage.inner_text("[data-testid='chart-card'] .u-legend")
     assert f"#{a} lr={FULL!r}" in legend and f"#{b} lr=0.5" in legend

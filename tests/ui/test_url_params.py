@@ -51,7 +51,7 @@ def opage(browser, odd_server, artifacts):
 
 
 def _card(page):
-    page.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     return page.locator("[data-testid='chart-card']").first
 
 

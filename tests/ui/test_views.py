@@ -149,10 +149,10 @@ def test_duration_and_count_formatting(vpage):
 def test_counts_are_singular_for_one(vpage, vserver):
     one, _, _, three = vserver.info["trials"]
     vpage.open(f"#/run/{one}")
-    vpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    vpage.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     assert vpage.inner_text("[data-testid='points-badge']") == "1 point"
     vpage.open(f"#/run/{three}")
-    vpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    vpage.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     assert vpage.inner_text("[data-testid='points-badge']") == "3 points"
     vpage.open(f"#/charts?runs={one}")
     assert vpage.inner_text("#view h2") == "Charts of 1 run"
