@@ -91,7 +91,7 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
     // the objective axis: its ends, and round values between them (a tick on each)
     root.append(numText({ x: L - 6, y: y(hi) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-hi" }, hi));
     root.append(numText({ x: L - 6, y: y(lo) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-lo" }, lo));
-    for (const v of innerTicks(lo, hi, 4)) {
+    for (const v of innerTicks(lo, hi, 5)) {
       root.append(svg("line", { x1: L - 3, x2: L, y1: y(v), y2: y(v), class: "axis" }));
       root.append(numText({ x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick", "data-testid": "ladder-tick" }, v));
     }
@@ -161,7 +161,7 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
   if (xs.length) {
     new uPlot({ width: Math.min(900, view.clientWidth || 900), height: 240,
       // the hover values in full (the ticks round)
-      series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6 }, value: (u, v) => (v === null ? "–" : full(v)) },
+      series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6, fill: color(0) }, value: (u, v) => (v === null ? "–" : full(v)) },
                { label: "best so far", stroke: color(3), width: 2, value: (u, v) => (v === null ? "–" : full(v)) }],
       scales: { x: { time: false } },
       axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, splits) => splits.map(String) }, {}],
