@@ -360,6 +360,31 @@ def test_static_files_and_no_inner_html_with_data():
     assert os.path.getsize(static.parent / "vendor/uPlot.iife.min.js") < 60_000
 
 
+def _served_run(url: str, project: str):
+    """``(logger, run id, server)``: a running run with one ``loss`` point flushed, and the
+    dashboard of ``url`` served over HTTP (stop the server, finish the logger)."""
+    from ato.ui.app import create_app
+    from tests.ui.conftest import Server
+
+    log = logger_for(url, project)
+    run_id = log.run()
+    log.log_metric("loss", 1.0, 0)
+    log.flush()
+    return log, run_id, Server(create_app(url))
+
+
+def _sse(response):
+    """The ``(event, data)`` pairs of a Server-Sent Events response, as they come."""
+    import json
+
+    kind = None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[6:])
+
+
 def test_live_stream_sends_new_points_and_status(tmp_path):
     """/api/live over a real server: the status first, then the points flushed after the
     cursor, then the status change when the run ends."""
@@ -367,15 +392,7 @@ def test_live_stream_sends_new_points_and_status(tmp_path):
 
     import httpx
 
-    from ato.ui.app import create_app
-    from tests.ui.conftest import Server
-
-    url = f"sqlite:///{tmp_path / 'live.db'}"
-    log = logger_for(url, "live")
-    run_id = log.run()
-    log.log_metric("loss", 1.0, 0)
-    log.flush()
-    server = Server(create_app(url))
+    log, run_id, server = _served_run(f"sqlite:///{tmp_path / 'live.db'}", "live")
 
     def later():
         time.sleep(0.5)
@@ -392,14 +409,10 @@ def test_live_stream_sends_new_points_and_status(tmp_path):
         with httpx.stream("GET", server.base + "api/live", timeout=10, params={
                 "runs": run_id, "cursor": json.dumps({run_id: {"loss": 0}})}) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
-            kind = None
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    events.append((kind, json.loads(line[6:])))
-                    if kind == "status" and events[-1][1].get(str(run_id)) == "completed":
-                        break
+            for kind, data in _sse(response):
+                events.append((kind, data))
+                if kind == "status" and data.get(str(run_id)) == "completed":
+                    break
     finally:
         worker.join()
         server.stop()
@@ -503,33 +516,19 @@ def test_a_database_file_removed_or_replaced_under_the_server_is_said(tmp_path):
     """An open SQLite connection keeps reading a deleted file's old pages; the dashboard
     says the file is gone (or is another file now) instead of serving that copy, on every
     endpoint and on the live stream, which ends with one ``failed`` event."""
-    import json
-
     import httpx
 
-    from ato.ui.app import create_app
-    from tests.ui.conftest import Server
-
     path = tmp_path / "gone.db"
-    url = f"sqlite:///{path}"
-    log = logger_for(url, "p")
-    run_id = log.run()
-    log.log_metric("loss", 1.0, 0)
-    log.flush()
-    server = Server(create_app(url))
+    log, run_id, server = _served_run(f"sqlite:///{path}", "p")
     try:
         assert httpx.get(server.base + "api/info").status_code == 200
         events = []
         with httpx.stream("GET", server.base + "api/live", timeout=10,
                           params={"runs": run_id}) as response:
-            kind = None
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    events.append((kind, json.loads(line[6:])))
-                    if kind == "status" and path.exists():  # the stream is open: take the file away
-                        moved = path.rename(tmp_path / "kept.db")
+            for kind, data in _sse(response):
+                events.append((kind, data))
+                if kind == "status" and path.exists():  # the stream is open: take the file away
+                    moved = path.rename(tmp_path / "kept.db")
         assert events[-1][0] == "failed" and "was removed" in events[-1][1]["error"]
         for endpoint in ("api/info", "api/runs", f"api/run/{run_id}",
                          f"api/series?runs={run_id}&key=loss"):
