@@ -19,6 +19,8 @@ from ato.tracking import (
     TrackerProtocolError,
     WhereError,
     bucket_width,
+    flatten,
+    key_segment,
     matches,
     open_finder,
     open_logger,
@@ -350,3 +352,45 @@ def test_every_tracking_module_imports_without_pytest_or_sql(tmp_path):
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "ato.tracking.conformance.suite" in proc.stdout
+
+
+# ------------------------------------------------------------------ flat keys
+_segments = st.text(st.characters(codec="utf-8"), max_size=8)
+_configs = st.recursive(st.integers(), lambda inner: st.dictionaries(_segments, inner,
+                                                                     min_size=1, max_size=4),
+                        max_leaves=12)
+
+
+@given(_segments)
+def test_a_key_segment_reads_back_as_itself(name):
+    from ato.tracking.where import split_key
+
+    assert split_key(key_segment(name)) == [name]
+    assert split_key("a." + key_segment(name) + ".b") == ["a", name, "b"]
+
+
+@given(st.dictionaries(_segments, _configs, max_size=4))
+def test_flat_keys_never_collide_and_name_their_path(config):
+    """Two different paths never share a flat key ({"a.b": 3, "a": {"b": 4}} kept both,
+    showing 4 for "a.b"), and each flat key is what --where reads as that path."""
+    from ato.tracking.where import split_key
+
+    def leaves(node, path=()):
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                yield from leaves(v, (*path, k))
+        else:
+            yield path, node
+
+    expected = dict(leaves(config)) if config else {}
+    flat = flatten(config)
+    assert len(flat) == len(expected)
+    assert {tuple(split_key(k)): v for k, v in flat.items()} == expected
+
+
+def test_plain_keys_stay_plain_and_the_others_are_quoted():
+    assert flatten({"model": {"depth": 50, "conv.1": {"k": 3}}, "learning rate": 0.1,
+                    "a.b": 3, "a": {"b": 4}, "or": 1, "1st": 2, "학습률": 3}) == {
+        "model.depth": 50, 'model."conv.1".k': 3, '"learning rate"': 0.1,
+        '"a.b"': 3, "a.b": 4, '"or"': 1, "1st": 2, "학습률": 3}
+    assert matches(parse_where('"a.b" == 3 and a.b == 4'), {"a.b": 3, "a": {"b": 4}})

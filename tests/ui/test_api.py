@@ -13,7 +13,7 @@ import pytest
 
 from ato.db_routers.sql.engine import BUSY_TIMEOUT_MS
 from tests.ui.conftest import STALE
-from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
+from tests.ui.populate import XSS_IMG, XSS_SCRIPT, config_for, logger_for
 
 
 def test_info_lists_projects(client):
@@ -549,3 +549,48 @@ def test_a_database_file_removed_or_replaced_under_the_server_is_said(tmp_path):
         server.stop()
         log.finish()
     assert moved.exists()  # nothing was written or removed by the dashboard
+
+
+def test_non_finite_values_inside_containers_and_dotted_keys(tmp_path):
+    """A config's inf/nan inside a list, tuple or dict-in-list travels as "inf"/"nan" like
+    a scalar one (it made /api/runs fail for the whole table), and a key holding a dot is
+    quoted as --where reads it, never merged with the nested path it looks like."""
+    import math
+
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    log = logger_for(url, "p")
+    odd = log.run(config=config_for(url, "p", sched=[0.1, math.inf], s=[{"a": math.nan}],
+                                    t=(1.0, -math.inf), **{"a.b": 3}, a={"b": 4}))
+    log.log_metric("loss", 1.0, 0)
+    log.finish()
+    plain = log.run(config=config_for(url, "p", **{"a.b": 1}))
+    log.finish()
+    with TestClient(create_app(url)) as c:
+        rows = {r["id"]: r for r in c.get("/api/runs").json()["runs"]}
+        config = rows[odd]["config"]
+        assert config["sched"] == [0.1, "inf"] and config["s"] == [{"a": "nan"}]
+        assert config["t"] == [1.0, "-inf"]
+        assert config['"a.b"'] == 3 and config["a.b"] == 4
+        assert rows[plain]["config"]['"a.b"'] == 1 and "a.b" not in rows[plain]["config"]
+        run = c.get(f"/api/run/{odd}").json()
+        assert run["config_tree"]["sched"] == [0.1, "inf"]
+        assert run["types"]['"a.b"'] == "int" and run["types"]["a.b"] == "int"
+        # the column's name is what the filter takes
+        found = c.get("/api/runs", params={"where": '"a.b" == 3'}).json()["runs"]
+        assert [r["id"] for r in found] == [odd]
+        assert c.get("/api/series", params={"runs": odd, "key": "loss"}).status_code == 200
+
+
+def test_dumps_never_writes_a_token_browsers_reject():
+    import json
+    import math
+
+    from ato.ui.data import dumps
+
+    text = dumps({"x": [1, {"y": (math.inf, math.nan)}], "z": -math.inf, "ok": "inf"})
+    assert json.loads(text) == {"x": [1, {"y": ["inf", "nan"]}], "z": "-inf", "ok": "inf"}
+    assert "Infinity" not in text and "NaN" not in text

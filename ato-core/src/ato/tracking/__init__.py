@@ -63,7 +63,7 @@ from ato.tracking.studies import (
     TrialSpec,
     TrialState,
 )
-from ato.tracking.where import WhereError, matches, parse_where
+from ato.tracking.where import WhereError, key_segment, matches, parse_where
 
 __all__ = [
     "CAPABILITIES", "ORDER_FIELDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS",
@@ -74,17 +74,20 @@ __all__ = [
     "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
     "StudyCoordinator",
     "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
-    "WhereError", "bucket_width", "check_query", "check_step_bounds", "flatten", "matches", "open_coordinator", "open_finder",
+    "WhereError", "bucket_width", "check_query", "check_step_bounds", "flatten", "key_segment", "matches", "open_coordinator", "open_finder",
     "open_logger", "parse_where", "reduce_points", "tracker_config", "url_of",
 ]
 
 
 def flatten(config, prefix: str = "") -> dict:
-    """A nested config as dotted keys, as ``ato runs`` and the dashboard show it:
-    ``{"a": {"b": 1}}`` → ``{"a.b": 1}``; an empty mapping stays a ``{}`` leaf."""
+    """A nested config as dotted keys, as ``ato runs`` and the dashboard show it and as
+    ``--where`` reads them: ``{"a": {"b": 1}}`` → ``{"a.b": 1}``; a key that is not a plain
+    word is quoted (``{"a.b": 1}`` → ``{'"a.b"': 1}``, see :func:`key_segment`), so two
+    different paths never share a flat key; an empty mapping stays a ``{}`` leaf."""
     out = {}
     for k, v in config.items():
-        path = f"{prefix}.{k}" if prefix else str(k)
+        segment = key_segment(k)
+        path = f"{prefix}.{segment}" if prefix else segment
         if isinstance(v, Mapping) and v:
             out.update(flatten(v, path))
         else:

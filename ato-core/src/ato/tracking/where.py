@@ -87,6 +87,31 @@ def split_key(word: str, text: str = "", position: int = 0) -> list[str]:
                              position + i)
 
 
+#: Characters that end or split an unquoted key segment (and the quote characters).
+_SPECIAL = frozenset(".'\"%()=!<>")
+
+
+def _escape(c: str) -> str:
+    if c in "\\\"":
+        return "\\" + c
+    if c.isprintable():
+        return c
+    return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+
+
+def key_segment(name) -> str:
+    """One key segment as the grammar reads it back: ``lr`` stays ``lr``; a segment that
+    is not a plain word (a dot, a space, a quote, an operator character, a keyword, empty)
+    is quoted with the command line's escapes — ``"conv.1"``, ``"learning rate"``,
+    ``"say \\"hi\\""``.  :func:`split_key` of the joined segments gives them back."""
+    name = str(name)
+    if (name and name not in ("and", "or", "not")
+            and not any(c.isspace() or c in _SPECIAL or not c.isprintable() for c in name)):
+        return name
+    escaped = "".join(_escape(c) for c in name)
+    return f'"{escaped}"'
+
+
 def _tokenize(text: str) -> list[tuple[str, str, int]]:
     tokens = []
     i = 0

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 
 from ato.errors import AtoError
 from ato.tracking.secrets import hide_passwords
+from ato.tracking.where import key_segment
 
 # ato.tracking (its where-grammar included) is imported on first use, not before `ato ui`
 # serves its first page.
@@ -91,10 +92,14 @@ def _flat_finite(config: dict, prefix: str = "", out: dict | None = None) -> dic
     if out is None:
         out = {}
     for k, v in config.items():
-        path = f"{prefix}.{k}" if prefix else str(k)
+        # a plain identifier needs no quotes (the fast path for a table of 1,000 runs)
+        segment = (k if type(k) is str and k.isidentifier() and k not in ("and", "or", "not")
+                   else key_segment(k))
+        path = f"{prefix}.{segment}" if prefix else segment
         if type(v) is dict and v:
             _flat_finite(v, path, out)
-        elif (type(v) is float and not math.isfinite(v)) or (type(v) is str and "@" in v):
+        elif ((type(v) is float and not math.isfinite(v)) or (type(v) is str and "@" in v)
+              or type(v) in (list, tuple, dict)):
             out[path] = _finite(v)
         else:
             out[path] = v
@@ -114,12 +119,31 @@ def _f64(numbers) -> str:
 
 
 def _finite(value):
-    """JSON has no inf/nan: they travel as the strings ``"inf"``, ``"-inf"``, ``"nan"``.
-    A string has any password inside a URL masked (:func:`mask_secrets`)."""
-    if isinstance(value, float) and not math.isfinite(value):
+    """JSON has no inf/nan: they travel as the strings ``"inf"``, ``"-inf"``, ``"nan"``,
+    at any depth of a list, tuple or dict (a config's ``[0.1, inf]`` schedule). A string
+    has any password inside a URL masked (:func:`mask_secrets`)."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, str) and "@" in value:
-        return mask_secrets(value)
+    if isinstance(value, str):
+        return mask_secrets(value) if "@" in value else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_safe(value):
+    """``value`` with every non-finite float, at any depth, as :func:`_finite` writes it
+    (and nothing else changed): what :func:`dumps` sends when a payload still holds one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
     return value
 
 
@@ -310,22 +334,25 @@ class Store:
                 for rid, per in raw.items()}
 
     def run(self, run_id: int) -> dict | None:
-        """One run in full: the run row plus the nested ``config_tree``, ``types``
-        (dotted key → type name), ``artifacts``, ``fingerprints``, ``summaries`` and
+        """One run in full: the run row plus ``error`` (why it failed or was killed, or
+        ``None``), the nested ``config_tree``, ``types`` (dotted key → type name), ``artifacts``, ``fingerprints``, ``summaries`` and
         ``metric_keys``; ``None`` if there is no such run."""
         run = self._finder.find_run(int(run_id))
         if run is None:
             return None
         row = self._run_row(run)
+        # why a run failed or was killed, as the logger recorded it (`ato runs show`'s error)
+        error = getattr(run, "error", None)
+        row["error"] = mask_secrets(str(error)) if error else None
         config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
-        row["config_tree"] = _finite_tree(config)
+        row["config_tree"] = _finite(config)
         row["types"] = {k: type_name(v) for k, v in flatten(config).items()}
         artifacts = (self._finder.get_artifacts(run.id)
                      if self._finder.supports("artifacts") else [])
         fingerprints = (self._finder.get_fingerprints(run.id)
                         if self._finder.supports("fingerprints") else [])
         row["artifacts"] = [{"path": a.path, "type": a.data_type,
-                             "metadata": _finite_tree(a.metadata)} for a in artifacts]
+                             "metadata": _finite(a.metadata)} for a in artifacts]
         row["fingerprints"] = [{"trace": f.trace_id, "type": f.trace_type,
                                 "fingerprint": f.fingerprint} for f in fingerprints]
         keys = self.metric_keys([run.id])
@@ -507,14 +534,6 @@ def _infer_mode(rows) -> str:
     return "max" if score > 0 else "min"
 
 
-def _finite_tree(value):
-    if isinstance(value, dict):
-        return {k: _finite_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_tree(v) for v in value]
-    return _finite(value)
-
-
 # ---------------------------------------------------------------------------- backends
 def _sqlite_path(url: str) -> str | None:
     """The file of an ``sqlite:///`` URL, ``None`` for in-memory or other schemes."""
@@ -642,4 +661,11 @@ def _open_finder(url: str, stale_after: float):
 
 
 def dumps(data) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
+    """Strict JSON (no ``Infinity``/``NaN`` tokens, which browsers reject). Each endpoint
+    writes non-finite floats as strings itself; one it missed (a value nested where no
+    one looked) is converted here rather than failing the whole answer."""
+    try:
+        return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_json_safe(data), separators=(",", ":"), default=str,
+                          allow_nan=False)

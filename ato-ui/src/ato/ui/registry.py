@@ -35,7 +35,7 @@ any backend that declares it is shown; one adapter function per call below.
 
 from __future__ import annotations
 
-from ato.ui.data import BadRequest, _epoch, _finite, _finite_tree
+from ato.ui.data import BadRequest, _epoch, _finite
 
 KINDS = ("model", "dataset")
 
@@ -133,7 +133,7 @@ def version_row(v) -> dict:
             "created_by": _get(v, "created_by"), "aliases": list(_get(v, "aliases") or []),
             "state": _get(v, "state"), "storage": _storage(v), "source": _get(v, "source"),
             "reference": _get(v, "reference"),
-            "meta": None if _get(v, "meta") is None else _finite_tree(dict(_get(v, "meta"))),
+            "meta": None if _get(v, "meta") is None else _finite(dict(_get(v, "meta"))),
             "uri": f"ato://{project}/{name}@v{number}"}
 
 

@@ -81,10 +81,13 @@ export async function renderCompare(view, params) {
   const typeKeys = [...new Set(runs.flatMap((r) => Object.keys(r.types)))].sort();
   // search bookkeeping keys (a trial's __metric__…) are left out as in the config diff
   const structDiff = typeKeys.filter((k) => (showBk || !isBookkeeping(k)) && runs.some((r) => r.types[k] !== runs[0].types[k]));
+  // structures told apart by their keys and types (the stored structural hash joins a
+  // path's segments with dots, so {"a.b": 1} and {a: {b: 1}} share one)
+  const shapes = new Set(runs.map((r) => JSON.stringify(typeKeys.filter((k) => showBk || !isBookkeeping(k)).map((k) => r.types[k] ?? null))));
   const hashes = new Set(runs.map((r) => r.hash));
   view.append(el("section", { class: "box", testid: "structure-diff" }, el("h3", { text: "structure (keys and types)" }),
-    el("p", { testid: "structure-summary", text: hashes.size === 1 ? "identical structure (same structural hash)"
-      : structDiff.length ? `${hashes.size} different structures` : "identical structure apart from search bookkeeping" }),
+    el("p", { testid: "structure-summary", text: shapes.size > 1 ? `${shapes.size} different structures`
+      : hashes.size === 1 ? "identical structure (same structural hash)" : "identical structure apart from search bookkeeping" }),
     structDiff.length ? el("table", { class: "grid diff" }, head(), structDiff.map((k) => el("tr", { class: "differs" },
       el("td", { class: "mono", text: k }), runs.map((r) => el("td", { text: r.types[k] ?? ABSENT }))))) : null));
 
