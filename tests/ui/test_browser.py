@@ -8,6 +8,8 @@ import json
 import time
 from urllib.parse import quote
 
+import pytest
+
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
 
 COUNT = "[data-testid='row-count']"
@@ -59,6 +61,20 @@ def test_the_id_column_stays_in_view_when_the_table_scrolls_sideways(page, serve
     page.shot("runs-scrolled-sideways")
 
 
+def test_numbers_in_the_runs_table_are_never_cut(page, server):
+    log = logger_for(server.url, "narrow")
+    for value in (0.00543812345, -0.000174512345, 123456.789, 1.5e-300):
+        log.run()
+        log.log_metric("loss", value, 0)
+        log.finish()
+    page.open("#/runs?project=narrow")
+    page.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    cut = page.eval_on_selector_all(
+        ".tr .td.num", "cells => cells.filter(c => c.scrollWidth > c.clientWidth + 1)"
+                       ".map(c => c.textContent)")
+    assert page.locator(".tr .td.num").count() == 12 and cut == []
+
+
 def test_a_legend_taller_than_its_box_says_it_scrolls(page, server):
     many = ",".join(map(str, server.info["sweep"][:60]))
     page.open(f"#/charts?runs={many}&legend=lr,batch_size")
@@ -66,6 +82,10 @@ def test_a_legend_taller_than_its_box_says_it_scrolls(page, server):
     note = page.locator("[data-testid='chart-card']").first.locator("[data-testid='legend-more']")
     note.wait_for()
     assert note.inner_text() == "60 legend entries: scroll the legend to see them all"
+    # the run list above the charts shows 20 runs and folds the other 40, statuses kept
+    more = page.locator("[data-testid='more-runs']")
+    assert more.locator("summary").inner_text() == "and 40 more runs"
+    assert page.locator("[data-testid^='run-status-']").count() == 60
     page.open(f"#/charts?runs={server.info['sweep'][0]}")
     page.wait_for_selector("[data-testid='chart-card'][data-series='1'][data-drawn]")
     page.evaluate("new Promise(requestAnimationFrame)")  # the frame that would add it
@@ -431,6 +451,31 @@ def test_unknown_study_and_run_say_so_once(page):
     assert page.locator("text=no run with id 9999").count() == 1
 
 
+def test_a_running_run_page_keeps_its_summaries_and_duration_current(page, server):
+    log = logger_for(server.url, "live")
+    run_id = log.run(tags=["live-mid"])
+    log.log_metric("loss", 1.0, 0)
+    log.flush()
+    try:
+        page.open(f"#/run/{run_id}")
+        first = page.inner_text("[data-testid='run-duration']")
+        for step in range(1, 50):
+            log.log_metric("loss", 1.0 / (step + 1), step)
+        log.log_metric("late_metric", 2.0, 49)
+        log.flush()
+        # re-read while it runs: the new count, the key first logged now, a later duration
+        page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='run-metrics'] tr\")]"
+                               ".some(r => r.innerText.includes('late_metric'))", timeout=8000)
+        row = page.locator("[data-testid='run-metrics'] tr", has_text="loss")
+        assert row.locator("td").nth(4).inner_text() == "50"
+        # (this logger never beats its heart, so past the server's stale limit: crashed)
+        assert page.get_attribute("[data-testid='run-facts']", "data-refreshed") in (
+            "running", "crashed")
+        assert page.inner_text("[data-testid='run-duration']") != first
+    finally:
+        log.finish("completed")
+
+
 def test_run_page_refreshes_end_duration_and_summaries_when_the_run_ends(page, server):
     log = logger_for(server.url, "live")
     run_id = log.run(tags=["live-end"])
@@ -582,6 +627,22 @@ def test_a_group_mean_skips_a_members_gap(page):
     assert got["mean"] == [2, 3, 3, 3, 2] and got["lo"] == [1, 3, 3, 3, 1]
 
 
+def test_a_group_mean_breaks_between_members_that_do_not_overlap(page):
+    """Runs one after another on a wall-time axis: the mean is not drawn across the time
+    between them (a straight line no run took), but broken by a null there; members that
+    overlap anywhere are not broken."""
+    page.open("#/runs")
+    got = page.evaluate("""async () => {
+        const { aggregate } = await import("/static/js/charts.js");
+        const first = { x: [0, 1, 2], y: [1, 1, 1] }, second = { x: [10, 11], y: [3, 3] };
+        const overlapping = { x: [1.5, 10.5], y: [2, 2] };
+        return [aggregate([first, second]), aggregate([first, second, overlapping])];
+    }""")
+    apart, joined = got
+    assert apart["xs"] == [0, 1, 2, 6, 10, 11] and apart["mean"] == [1, 1, 1, None, 3, 3]
+    assert None not in joined["mean"] and 6 not in joined["xs"]
+
+
 def test_the_step_axis_is_ticked_at_whole_steps(page, server):
     # a 2-step run was ticked at 0.1, 0.2, … 0.9
     log = logger_for(server.url, "short")
@@ -623,3 +684,73 @@ def test_a_live_page_says_when_its_database_file_is_removed(browser, artifacts, 
         pages.close()
         server.stop()
         log.finish()
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_tiny_and_huge_values_get_an_axis_that_holds_them(page, server, log_y):
+    """A linear or log y axis for values of any magnitude: ticks inside the data's range,
+    told apart, never a lone "0" (1e-19 had one), a 0..100 axis with a flat line (1e-25)
+    or no labels at all (1e40)."""
+    log = logger_for(server.url, "extreme")
+    ids = {}
+    for scale in (1e-19, 1e-25, 1e-300, 1e40, 1e300):
+        ids[scale] = log.run(tags=["extreme"])
+        for step in range(10):
+            log.log_metric("v", scale * (1 + step / 3), step)
+        log.finish()
+    for scale, run_id in ids.items():
+        page.goto("about:blank")
+        page.open(f"#/charts?runs={run_id}" + ("&log=1" if log_y else ""))
+        page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
+        labels = json.loads(page.get_attribute("[data-testid='chart-card']", "data-yticks"))
+        shown = [x for x in labels if x]
+        assert len(shown) >= 2 and len(set(shown)) == len(shown), (scale, labels)
+        values = [float(x.replace(",", "")) for x in shown]
+        assert all(0 < v < 10 * scale * 4 for v in values), (scale, labels)
+        if scale == 1e-25:
+            page.shot("chart-tiny-values" + ("-log" if log_y else ""))
+        # the hover value is the value itself, not what was drawn (divided by a power of 10)
+        over = page.locator("[data-testid='chart-card'] .u-over").first.bounding_box()
+        page.mouse.move(over["x"] + 2, over["y"] + over["height"] / 2)
+        hovered = page.locator("[data-testid='chart-card'] .u-legend .u-series").nth(1)
+        assert hovered.locator(".u-value").inner_text() == repr(scale * (1 + 0 / 3)), scale
+
+
+def test_ladder_names_trials_without_a_finite_objective(page, server):
+    """A failed trial (no objective), a NaN one and one that diverged to -inf have no place
+    on the axis: each is named under its bracket and under the history, and the -inf one,
+    the best of a minimised bracket, is the winner rather than a finite trial."""
+    log = logger_for(server.url, "search2")
+    plan = [(0, "a", 0.2), (0, "b", 0.3), (0, "c", 0.9), (0, "d", float("nan")),
+            (0, "e", None), (1, "a", 0.1), (1, "b", float("-inf"))]
+    runs = {}
+    for rung, key, value in plan:
+        runs[key, rung] = log.run(tags=["study:s2", f"trial:{key}-{rung}", "bracket:0",
+                                        f"rung:{rung}", f"budget:{rung + 1}", f"config:h{key}"])
+        if value is not None:
+            log.log_metric("objective", value, rung)
+        log.finish("completed" if value is not None else "failed")
+    page.open("#/search/s2")
+    page.wait_for_selector("[data-testid='ladder'][data-ready='1']")
+    assert page.locator("[data-testid='trial-winner']").count() == 0  # not drawable
+    assert page.locator("[data-testid='trial-finished']").count() == 1  # a at rung 1
+    note = page.inner_text("[data-testid='ladder-undrawn']")
+    assert note.startswith("bracket 0: 3 trials without a finite objective not drawn: ")
+    assert f"#{runs['b', 1]} (rung 1: objective -inf, best of the bracket)" in note
+    assert f"#{runs['d', 0]} (rung 0: objective nan)" in note
+    assert f"#{runs['e', 0]} (rung 0: failed, no objective)" in note
+    history = page.inner_text("[data-testid='history-undrawn']")
+    assert history.startswith("3 trials without a finite objective not drawn")
+    page.shot("ladder-undrawn")
+
+
+def test_a_failed_run_page_says_why(page, server):
+    log = logger_for(server.url, "errors")
+    run_id = log.run()
+    log.log_metric("loss", 1.0, 0)
+    log.finish("failed", error="ValueError: lr too high <b>0.9</b> (postgresql://u:pw@h/db)")
+    page.open(f"#/run/{run_id}")
+    error = page.inner_text("[data-testid='run-error']")
+    assert error == "ValueError: lr too high <b>0.9</b> (postgresql://u:***@h/db)"
+    page.open(f"#/run/{server.info['runs'][0]}")  # a completed run has no error line
+    assert page.locator("[data-testid='run-error']").count() == 0

@@ -90,6 +90,46 @@ export function logSplits(min, max) {
 const STEP_INCRS = [];
 for (let p = 1; p <= 1e18; p *= 10) STEP_INCRS.push(p, 2 * p, 5 * p);
 
+// The power of ten the y values of `data` (uPlot's columns, x first) are divided by to be
+// drawn: 1 unless their largest magnitude is under 1e-9 or 1e12 and over.
+export function yScaleOf(data) {
+  let most = 0;
+  for (let i = 1; i < data.length; i++) {
+    for (const v of data[i]) if (v !== null && v !== undefined && Number.isFinite(v) && Math.abs(v) > most) most = Math.abs(v);
+  }
+  if (!(most > 0) || (most >= 1e-9 && most < 1e12)) return 1;
+  const scale = 10 ** Math.floor(Math.log10(most));
+  return scale > 0 && Number.isFinite(scale) ? scale : 1;
+}
+
+// The y range of a linear axis holding `min`..`max`: a tenth of the span added on each
+// side (at 0 when that would cross it from one side: a loss stays ≥ 0), rounded out to a
+// hundredth of the span's power of ten. Any magnitude: uPlot's own range rounds to 24
+// decimals, which drew a 1e-25 series flat at 0 on a 0..100 axis. A constant series
+// gets a tenth of its size on each side (1 when it is 0).
+export function linearRange(min, max) {
+  if (min === null || max === null || min === undefined || max === undefined) return [null, null];
+  if (!(Number.isFinite(min) && Number.isFinite(max))) return [min, max];
+  const span = max - min;
+  if (!(span > 0) || !Number.isFinite(span)) {
+    const pad = Math.abs(min) / 10 || 1;
+    return Number.isFinite(min - pad) && Number.isFinite(max + pad) ? [min - pad, max + pad] : [min, max];
+  }
+  let lo = min - span / 10, hi = max + span / 10;
+  if (min >= 0 && lo < 0) lo = 0;
+  if (max <= 0 && hi > 0) hi = 0;
+  if (!Number.isFinite(lo)) lo = min;
+  if (!Number.isFinite(hi)) hi = max;
+  const q = 10 ** (Math.floor(Math.log10(span)) - 2);
+  // rounded only where a double can hold the multiples of q (not for 5 + 1e-15)
+  if (q > 0 && Number.isFinite(q) && Math.max(Math.abs(lo), Math.abs(hi)) / q < 1e15) {
+    const rlo = Math.floor(lo / q) * q, rhi = Math.ceil(hi / q) * q;
+    if (Number.isFinite(rlo) && rlo <= min) lo = rlo;
+    if (Number.isFinite(rhi) && rhi >= max) hi = rhi;
+  }
+  return [lo, hi];
+}
+
 // The ticks of a linear axis from `min` to `max` at uPlot's chosen increment `incr`, each
 // k * incr (uPlot's own splits add the increment up and round it to its decimals: on a
 // nearly constant series — 5 + 1e-9 — that sum stopped moving, and the page hung in an
@@ -205,13 +245,16 @@ export function groupKey(run, mode) {
 // member adds nothing where it has a gap).
 export function aggregate(members) {
   const xs = [...new Set(members.flatMap((m) => m.x))].sort((a, b) => a - b);
-  const mean = [], lo = [], hi = [];
+  const mean = [], lo = [], hi = [], at = [];
   const idx = members.map(() => 0);
+  let before = null;  // the members whose extent holds the previous x
   for (const x of xs) {
     let s = 0, n = 0, mn = Infinity, mx = -Infinity;
+    const holding = new Set();
     members.forEach((m, j) => {
       const X = m.x, Y = m.y;
       if (!X.length || x < X[0] || x > X[X.length - 1]) return;
+      holding.add(j);
       while (idx[j] < X.length - 1 && X[idx[j] + 1] <= x) idx[j]++;
       const i = idx[j];
       let v = Y[i];
@@ -223,9 +266,16 @@ export function aggregate(members) {
       if (v === null || !Number.isFinite(v)) return;
       s += v; n++; mn = Math.min(mn, v); mx = Math.max(mx, v);
     });
-    mean.push(n ? s / n : null); lo.push(n ? mn : null); hi.push(n ? mx : null);
+    // members one after another (runs overlaid by wall time): no member spans the space
+    // between the last x of some and the first of the others, so the mean breaks there
+    // rather than drawing a line no run took
+    if (before && before.size && holding.size && ![...holding].some((j) => before.has(j))) {
+      at.push((at[at.length - 1] + x) / 2); mean.push(null); lo.push(null); hi.push(null);
+    }
+    before = holding;
+    at.push(x); mean.push(n ? s / n : null); lo.push(n ? mn : null); hi.push(n ? mx : null);
   }
-  return { xs, mean, lo, hi };
+  return { xs: at, mean, lo, hi };
 }
 
 export class ChartBoard {
@@ -434,9 +484,11 @@ export class ChartBoard {
         const base = series.length;
         tables.push([a.xs, a.hi], [a.xs, a.lo], [a.xs, a.mean]);
         // The band's edges are drawn, but named only by the mean's legend entry (n=…).
-        series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
-                    { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: true, bandEdge: true },
-                    { label: members.length > 1 ? `${label} mean (n=${members.length})` : noseed ? label : `${label} (#${members[0].run.id} alone)`, stroke: c, width: 2, spanGaps: true });
+        // a null in the aggregate is a break no member spans (spanGaps false); the other
+        // groups' x values are undefined here, which uPlot draws through
+        series.push({ label: `${label} max`, stroke: c + "55", width: 0.5, spanGaps: false, bandEdge: true },
+                    { label: `${label} min`, stroke: c + "55", width: 0.5, spanGaps: false, bandEdge: true },
+                    { label: members.length > 1 ? `${label} mean (n=${members.length})` : noseed ? label : `${label} (#${members[0].run.id} alone)`, stroke: c, width: 2, spanGaps: false });
         bands.push({ series: [base, base + 1], fill: c + "22" });
         if (this.opts.traces) for (const m of members) {
           tables.push([m.x, m.y]);
@@ -461,6 +513,15 @@ export class ChartBoard {
     if (this.opts.log) {
       data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v === undefined || (v !== null && v > 0) ? v : null))));
     }
+    // uPlot finds tick spacings only for numbers of about 1e-16 to 1e16 (a 1e-19 series
+    // got the one tick "0", a 1e40 one none): values far outside are drawn divided by a
+    // power of ten, and the ticks and hover values say the values themselves.
+    const raw = data, scale = yScaleOf(data);
+    card.yScale = scale;
+    if (scale !== 1) {
+      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v === null || v === undefined ? v : v / scale))));
+      for (const [i, sr] of series.entries()) if (i > 0) sr.value = (u, v, si, idx) => (v === null || v === undefined ? "–" : exact(raw[si][idx]) ?? fmt(raw[si][idx]));
+    }
     const width = Math.max(card.body.clientWidth, 300);
     const opts = {
       width, height: 260, series, bands,
@@ -473,12 +534,8 @@ export class ChartBoard {
       // A log axis spans whole decades, so its end ticks are powers of ten too.
       y: this.opts.log ? { distr: 3, range: (u, min, max) => (min === null || max === null || !(min > 0) ? [1, 10]
         : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) }
-        // a series that varies by a millionth of its size (5 + 1e-9): uPlot's rounded
-        // range collapsed and nothing was drawn; padded by a tenth of its span instead
-        // (otherwise uPlot's own default: rangeNum with a tenth of padding)
-        : { range: (u, min, max) => (min == null ? [null, null]
-          : max > min && max - min < 1e-6 * Math.max(Math.abs(min), Math.abs(max))
-            ? [min - (max - min) / 10, max + (max - min) / 10] : uPlot.rangeNum(min, max, 0.1, true)) } },
+        // any magnitude and any span, 5 + 1e-9 and 1e-25 and 1e300 alike (linearRange)
+        : { range: (u, min, max) => linearRange(min, max) } },
       // Wall-time ticks are spaced for their labels: "04:55:18.65" (a span under a minute
       // may need sub-second digits) and "2026-12-01 04:55" (ticks over days) are wider
       // than uPlot's default spacing allows, and overlapped.
@@ -492,13 +549,16 @@ export class ChartBoard {
         const labels = tickLabels(splits, Math.abs((u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
-      } } : { incrs: STEP_INCRS, values: (u, splits) => {
+      } } : { incrs: STEP_INCRS,
+        // as far apart as the widest label needs ("1,000,000,000,000" overlapped at 50 px)
+        space: (u, i, min, max) => Math.max(50, 16 + 7.5 * Math.max(Math.abs(min), Math.abs(max)).toLocaleString("en-US").length),
+        values: (u, splits) => {
         const labels = splits.map((v) => (v === null || v === undefined ? "" : v.toLocaleString("en-US")));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
       } }, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? logSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
-        const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0));
-        const labels = tickLabels(splits, this.opts.log ? 0 : span);
+        const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0)) * card.yScale;
+        const labels = tickLabels(splits.map((v) => (v === null || v === undefined ? v : v * card.yScale)), this.opts.log ? 0 : span);
         card.node.dataset.yticks = JSON.stringify(labels);
         return labels;
       } }],
@@ -676,6 +736,9 @@ export class ChartBoard {
 }
 
 // The URL parameters of the chart options, taken by every view with charts.
+// How many runs the charts page lists before folding the others.
+const SHOWN_RUNS = 20;
+
 export const CHART_PARAMS = ["x", "log", "smooth", "group", "legend", "traces"];
 
 // The chart options of a view's URL (x, log, smooth, group, legend, traces), each checked
@@ -755,9 +818,16 @@ export async function renderCharts(view, params) {
         text: `the charts of the ${plural(shownIds.length, "run")} that exist alone` }), " · ",
         el("a", { href: "#/runs", testid: "back-link", text: "← runs" }))));
   }
+  // each run linked with its status; past the first SHOWN_RUNS the rest fold under a
+  // counted summary (1,000 runs filled two screens before the first chart), still in the
+  // page, where the live stream updates their statuses
+  const chip = (r) => [el("a", { href: `#/run/${r.id}`, text: "#" + r.id }), " ",
+    el("span", { class: `status s-${r.status}`, text: r.status, testid: `run-status-${r.id}` }), "  "];
+  const rest = data.runs.slice(SHOWN_RUNS);
   view.append(
-    el("p", { class: "muted" }, "runs: ", data.runs.map((r) => [el("a", { href: `#/run/${r.id}`, text: "#" + r.id }), " ",
-      el("span", { class: `status s-${r.status}`, text: r.status, testid: `run-status-${r.id}` }), "  "]),
+    el("p", { class: "muted" }, "runs: ", data.runs.slice(0, SHOWN_RUNS).map(chip),
+      rest.length ? el("details", { class: "more-runs", testid: "more-runs" },
+        el("summary", { text: `and ${plural(rest.length, "more run")}` }), rest.map(chip)) : null,
       el("button", { class: "small", text: "compare", disabled: data.runs.length < 2 || data.runs.length > 10,
         onclick: () => go("/compare", { runs: shownIds.join(",") }) })));
   let board = null;

@@ -5,6 +5,9 @@ import { api, el, exact, exactDuration, fmt, fmtDuration, fmtTime, isBookkeeping
 import { CHART_PARAMS, ChartBoard, chartControls, chartOptions } from "./charts.js";
 import { appendRunIO, fetchRunIO } from "./models.js";
 
+// How often a running run's duration and metric summaries are re-read (ms).
+const REFRESH_MS = 2000;
+
 export function configTree(value, types, prefix = "") {
   if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
     return el("ul", { class: "tree" }, Object.entries(value).map(([k, v]) => {
@@ -52,9 +55,10 @@ export async function renderRun(view, part, params) {
       el("dt", { text: `started (${TZ})` }), el("dd", { testid: "run-started", text: fmtTime(run.start), title: isoTime(run.start) || null }),
       el("dt", { text: `ended (${TZ})` }), el("dd", { testid: "run-ended", text: fmtTime(run.end), title: isoTime(run.end) || null }),
       el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: fmtDuration(run.duration), title: exactDuration(run.duration) }),
+      ...(run.error ? [el("dt", { text: "error" }), el("dd", { class: "error mono", testid: "run-error", text: run.error })] : []),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
       el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.length
-        ? run.tags.map((t) => el("span", { class: "tag", text: t })) : el("span", { class: "muted", text: "–" }))));
+        ? run.tags.map((t) => el("span", { class: "tag", text: t, title: t })) : el("span", { class: "muted", text: "–" }))));
   const cols = el("div", { class: "two-col" });
   cols.append(el("section", { class: "box", testid: "run-config" }, el("h3", { text: "config" }), configTree(run.config_tree, run.types)));
   const right = el("section", { class: "box" });
@@ -78,9 +82,21 @@ export async function renderRun(view, part, params) {
   view.append(el("h3", { text: "charts" }), bar, holder);
   up.show(view);
   board = new ChartBoard(holder, [run], run.metric_keys, opts, { [run.id]: run.summaries });
-  // A live run that ends: its end, duration and final summaries are re-read with the badge.
-  board.onStatus = async (runId, status) => {
+  // A live run: its duration and metric summaries are re-read every REFRESH_MS while it
+  // runs (the charts take their points from the stream), and its end, duration and final
+  // summaries once it ends.
+  let live = run.status === "running" || run.status === "crashed";
+  const timer = live ? setInterval(() => {
+    if (!metrics.isConnected) clearInterval(timer);
+    else if (live) refresh();
+  }, REFRESH_MS) : null;
+  board.onStatus = (runId, status) => {
     if (runId !== run.id || status === "running" || status === "crashed") return;
+    live = false;
+    clearInterval(timer);
+    refresh();
+  };
+  const refresh = async () => {
     let fresh;
     try { fresh = await api(`run/${run.id}`); } catch (e) { console.error(e); return; }
     if (!metrics.isConnected) return;  // the page was left meanwhile
@@ -90,10 +106,13 @@ export async function renderRun(view, part, params) {
     const duration = view.querySelector("[data-testid='run-duration']");
     duration.textContent = fmtDuration(fresh.duration);
     duration.title = exactDuration(fresh.duration) || "";
+    if (fresh.error && !view.querySelector("[data-testid='run-error']")) {
+      duration.after(el("dt", { text: "error" }), el("dd", { class: "error mono", testid: "run-error", text: fresh.error }));
+    }
     const table = metricsTable(fresh);
     metrics.replaceWith(table);
     metrics = table;
     view.querySelector("[data-testid='run-facts']").dataset.refreshed = fresh.status;
   };
-  return () => board.destroy();
+  return () => { clearInterval(timer); board.destroy(); };
 }

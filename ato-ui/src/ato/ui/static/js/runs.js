@@ -185,15 +185,28 @@ export async function renderRuns(view, params) {
     { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration),
       title: (r) => exactDuration(r.duration) },
     ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => r.config[k] })),
+    // a metric column is also as wide as its widest number (0.00543812 was cut to 0.005438…)
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
-      id: `m:${f}:${k}`, label: `${k} ${f}`, width: fit(`${k} ${f}`, 90), metric: true, get: (r) => summary(r, k, f) }))),
+      id: `m:${f}:${k}`, label: `${k} ${f}`, metric: true, get: (r) => summary(r, k, f),
+      width: Math.max(fit(`${k} ${f}`, 90), Math.min(220, Math.round(16 + 7.8 * runs.reduce((w, r) => Math.max(w, fmt(summary(r, k, f)).length), 0)))) }))),
   ];
   // sort: a column's id (id, project, status, tags, start, duration, c:<config key>,
   // m:<last|min|max>:<metric key>) of a column the table shows.
-  if (!columns.some((c) => c.id === sortKey)) {
+  // A config key or metric the table hides (constant among these runs, bookkeeping, not
+  // picked) still sorts: a sort chosen on a column stays valid when a filter hides it.
+  const hiddenSort = (() => {
+    const c = /^c:(.+)$/s.exec(sortKey);
+    if (c && runs.some((r) => c[1] in r.config)) return { id: sortKey, get: (r) => r.config[c[1]] };
+    const m = /^m:(last|min|max):(.+)$/s.exec(sortKey);
+    if (m && metricKeys.includes(m[2])) return { id: sortKey, get: (r) => summary(r, m[2], m[1]) };
+    return null;
+  })();
+  if (!columns.some((c) => c.id === sortKey) && !hiddenSort) {
     const fixed = columns.filter((c) => !c.config && !c.metric).map((c) => c.id);
-    up.bad("sort", sortKey, `a column shown: ${fixed.join(", ")}, c:<config key> ` +
-      "(e.g. c:" + (configCols[0] || "lr") + "), m:last|min|max:<metric key> (e.g. m:last:" + (chosen[0] || metricKeys[0] || "loss") + ")");
+    const example = (keys, dflt) => keys.find((k) => !sortKey.endsWith(":" + k)) || dflt;
+    up.bad("sort", sortKey, `a column: ${fixed.join(", ")}, c:<config key> ` +
+      "(e.g. c:" + example([...configCols, ...constant], "lr") + "), m:last|min|max:<metric key> (e.g. m:last:" +
+      example([...chosen, ...metricKeys], "loss") + ")");
     sortKey = "id";
   }
   const template = ["30px", ...columns.map((c) => c.width + "px")].join(" ");
@@ -253,7 +266,7 @@ export async function renderRuns(view, params) {
     return String(a).localeCompare(String(b));
   };
   function sortRows() {
-    const col = columns.find((c) => c.id === sortKey) || columns[0];
+    const col = columns.find((c) => c.id === sortKey) || hiddenSort || columns[0];
     const base = brushed ? runs.filter((r) => brushed.has(r.id)) : runs.slice();
     base.sort((a, b) => {
       const va = col.get(a), vb = col.get(b);

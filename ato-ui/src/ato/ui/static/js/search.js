@@ -77,7 +77,7 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
   }
   const ladder = el("div", { class: "ladder", testid: "ladder" });
   view.append(ladder);
-  const summaryRows = [];
+  const summaryRows = [], notes = [];
   for (const [b, members] of [...brackets].sort((x, y) => String(x[0]).localeCompare(String(y[0]), undefined, { numeric: true }))) {
     const rungs = [...new Set(members.map((t) => t.rung ?? 0))].sort((x, y) => x - y);
     const vals = members.map((t) => t.objective).filter((v) => typeof v === "number" && Number.isFinite(v));
@@ -106,7 +106,8 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
     // the bracket's last rung reached: its trials were not stopped, and the best of them
     // is the bracket's winner
     const top = rungs[rungs.length - 1];
-    const finished = members.filter((t) => (t.rung ?? 0) === top && !t.promoted && Number.isFinite(t.objective));
+    // (an infinite objective competes: a search that returned inf chose it)
+    const finished = members.filter((t) => (t.rung ?? 0) === top && !t.promoted && typeof t.objective === "number" && !Number.isNaN(t.objective));
     const winner = finished.length ? finished.reduce((a, t) => (better(t.objective, a.objective) ? t : a)) : null;
     const role = (t) => (t === winner ? "winner" : t.promoted ? "promoted" : (t.rung ?? 0) === top ? "finished" : "stopped");
     for (const r of rungs) {
@@ -142,7 +143,16 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
         el("td", { class: "num", text: fmt(threshold), title: exact(threshold) })));
     }
     ladder.append(root);
+    // trials without a finite objective (failed: none; diverged: inf or nan) have no
+    // place on the axis: each is named under the bracket, the winner among them too
+    const undrawn = members.filter((t) => !Number.isFinite(t.objective));
+    if (undrawn.length) {
+      const what = (t) => `#${t.run} (rung ${t.rung ?? 0}: ${t.objective === null || t.objective === undefined ? "failed, no objective" : "objective " + full(t.objective)}${t === winner ? ", best of the bracket" : ""})`;
+      notes.push(el("p", { class: "chart-note", testid: "ladder-undrawn" },
+        `bracket ${b}: ${plural(undrawn.length, "trial")} without a finite objective not drawn: ${undrawn.map(what).join(", ")}`));
+    }
   }
+  view.append(...notes);
   view.append(el("div", { class: "legend-row" }, el("span", { class: "dot promoted" }), " promoted ", el("span", { class: "dot stopped" }), " stopped ",
     el("span", { class: "dot finished" }), " reached the last rung ", el("span", { class: "dot winner" }), " best of the bracket ",
     el("span", { class: "dash" }), " threshold (between the worst promoted and the best stopped trial)"));
@@ -151,8 +161,9 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
   // objective history in trial order, with the best so far
   const xs = [], ys = [], best = [];
   let cur = null;
+  const skipped = [];
   trials.forEach((t, i) => {
-    if (!Number.isFinite(t.objective)) return;
+    if (!Number.isFinite(t.objective)) { skipped.push(t); return; }
     if (cur === null || better(t.objective, cur)) cur = t.objective;
     xs.push(i); ys.push(t.objective); best.push(cur);
   });
@@ -166,6 +177,11 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
       scales: { x: { time: false } },
       axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, splits) => splits.map(String) }, {}],
     }, [xs, ys, best], box);
+  }
+  if (skipped.length) {
+    box.append(el("p", { class: "chart-note", testid: "history-undrawn" },
+      `${plural(skipped.length, "trial")} without a finite objective not drawn (nor counted in the best so far): ` +
+      skipped.map((t) => `#${t.run} ${t.objective === null || t.objective === undefined ? "failed" : full(t.objective)}`).join(", ")));
   }
   ladder.dataset.ready = "1";
   return null;
