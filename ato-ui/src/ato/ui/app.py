@@ -50,6 +50,8 @@ from ato.ui.data import BadRequest, DatabaseFile, Store, check_database, dumps
 from ato.ui.registry import routes as registry_routes
 
 STATIC = Path(str(resources.files("ato.ui") / "static"))
+#: The token cookie's name, followed by ``_`` and the port the server listens on
+#: (:func:`cookie_name`).
 COOKIE = "ato_ui_token"
 #: Seconds between two looks at the tracker for a live page.
 LIVE_INTERVAL = 0.2
@@ -63,6 +65,20 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+
+
+def cookie_name(scope) -> str:
+    """The token cookie's name for the server that received ``scope``: ``ato_ui_token_``
+    and the port it listens on.
+
+    A browser sends a host's cookies to every port of that host, so two dashboards on one
+    machine (``127.0.0.1:8714`` and ``127.0.0.1:8715``) that shared one name would each
+    replace the other's token and log it out.  The port is the listening socket's
+    (``scope["server"]``), not the ``Host`` header's, so that it is the same behind a
+    proxy and cannot be chosen by a request."""
+    server = scope.get("server")
+    port = server[1] if server and len(server) > 1 else None
+    return f"{COOKIE}_{port}" if isinstance(port, int) else COOKIE
 
 
 class _Guard:
@@ -85,10 +101,11 @@ class _Guard:
             if given is not None and hmac.compare_digest(given, self.token):
                 if scope["path"] == "/":
                     response = RedirectResponse("/", 303)
-                    response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
+                    response.set_cookie(cookie_name(scope), self.token, httponly=True,
+                                        samesite="strict")
                     return await response(scope, receive, send)
             else:
-                cookie = request.cookies.get(COOKIE, "")
+                cookie = request.cookies.get(cookie_name(scope), "")
                 auth = request.headers.get("authorization", "")
                 bearer = auth[7:] if auth.lower().startswith("bearer ") else ""
                 if not (hmac.compare_digest(cookie, self.token)
@@ -196,8 +213,9 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                stale_after: float | None = None, lazy: bool = False) -> Starlette:
     """The dashboard for the tracker at ``url`` (read-only).
 
-    ``token``: when set, every request needs it (``?token=`` once, which sets a cookie, or
-    ``Authorization: Bearer``). ``loopback_only``: refuse requests whose ``Host`` header is
+    ``token``: when set, every request needs it (``?token=`` once, which sets a cookie
+    named after the server's port, or ``Authorization: Bearer``).
+    ``loopback_only``: refuse requests whose ``Host`` header is
     not a loopback name (DNS-rebinding protection) when no token is set. ``lazy``: open
     the database in the background once the page has been sent or an API request comes
     (the page is served at once; API requests wait for it, and an error opening it is
