@@ -3,6 +3,7 @@ exit 2, nothing served and nothing created.  Real subprocesses."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +45,16 @@ def test_a_host_that_cannot_be_listened_on_names_the_host(small_sqlite, host, sa
 def test_an_empty_token_is_refused(small_sqlite):
     url, _ = small_sqlite
     assert "--token is empty" in _refused(url, "--token", "")
+
+
+def test_a_token_that_is_not_utf8_is_refused(small_sqlite):
+    """Bytes of another encoding (Latin-1 \xe9) cannot be put in the link's UTF-8
+    percent-encoding, nor typed back: refused before anything is served."""
+    url, _ = small_sqlite
+    proc = subprocess.run([*ATO, "ui", url, "--token", b"caf\xe9"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--token holds bytes that are not UTF-8" in proc.stderr and proc.stdout == ""
 
 
 def test_a_directory_is_not_a_database(tmp_path):

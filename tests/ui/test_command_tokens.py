@@ -1,14 +1,21 @@
-"""Tokens as a user meets them: two token-protected dashboards on one machine do not log
-each other out.  Real `ato ui` subprocesses and real servers, no mocks."""
+"""Tokens as a user meets them: the printed link works whatever the token holds, and two
+token-protected dashboards on one machine do not log each other out.  Real `ato ui`
+subprocesses and real servers, no mocks."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from tests.ui.test_command import _start, _stop, _url_of
+
+
+def _token_of(link: str) -> str:
+    """The token a link carries, decoded as the server decodes its query string."""
+    return parse_qs(urlsplit(link).query, keep_blank_values=True)["token"][0]
 
 
 def _origin(link: str) -> str:
@@ -62,13 +69,13 @@ def test_two_dashboards_side_by_side_in_one_browser(small_sqlite, browser):
 
     url, _ = small_sqlite
     servers = [Server(create_app(url, token=t, loopback_only=False))
-               for t in ("secret123", "other456")]
+               for t in ("secret123", "other&456 é")]
     context = browser.new_context()
     try:
         page = context.new_page()
         from urllib.parse import quote
 
-        for srv, token in zip(servers, ("secret123", "other456")):
+        for srv, token in zip(servers, ("secret123", "other&456 é")):
             answer = page.goto(f"{srv.base}?token={quote(token, safe='')}")
             assert answer.status == 200 and page.url == srv.base
         for srv in (servers[0], servers[1], servers[0]):
@@ -84,3 +91,51 @@ def test_two_dashboards_side_by_side_in_one_browser(small_sqlite, browser):
         context.close()
         for srv in servers:
             srv.stop()
+
+
+# --- the printed link ----------------------------------------------------------------------
+
+TOKENS = ["abc&x=1", "abc+def", "a b&c=d#e", "100%25 off%", "k/?;=,\"'<>", "ключ-é-✓",
+          "  spaced  ", "tab\there"]
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_the_printed_link_opens_whatever_the_token_holds(small_sqlite, token):
+    """The token is percent-encoded in the printed link: the link is one word (no space
+    to break it), carries exactly the token given, and opens the dashboard (the server
+    redirects to / with the cookie)."""
+    url, _ = small_sqlite
+    proc = _start(url, "--port", "0", "--token", token)
+    try:
+        link, line = _url_of(proc)
+        assert f" {link}  (read-only" in line  # the whole link, up to the printed end
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9%._~-]+", link), link
+        assert _token_of(link) == token
+        with httpx.Client(follow_redirects=True, timeout=10) as jar:
+            page = jar.get(link)
+            assert page.status_code == 200 and b"/static/js/main.js" in page.content
+            assert jar.get(_origin(link) + "api/info").status_code == 200
+            # the link's query works on an API path too, and a near miss does not
+            bare = httpx.get(_origin(link) + "api/info?" + urlsplit(link).query, timeout=10)
+            assert bare.status_code == 200
+            near = httpx.get(_origin(link) + "api/info", params={"token": token + "x"},
+                             timeout=10)
+            assert near.status_code == 401
+        if token.isascii() and token.isprintable() and token == token.strip():
+            # (a header value cannot carry the others: HTTP trims it, and it is ASCII)
+            bearer = httpx.get(_origin(link) + "api/info",
+                               headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            assert bearer.status_code == 200
+    finally:
+        _stop(proc)
+
+
+def test_a_generated_token_is_printed_as_it_is(small_sqlite):
+    url, _ = small_sqlite
+    proc = _start(url, "--host", "0.0.0.0", "--port", "0")
+    try:
+        link, _ = _url_of(proc)
+        token = re.search(r"token=(\S+)", link).group(1)
+        assert _token_of(link) == token and len(token) >= 24  # URL-safe: nothing to encode
+    finally:
+        _stop(proc)

@@ -30,6 +30,7 @@ import json
 import zlib
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -81,12 +82,29 @@ def cookie_name(scope) -> str:
     return f"{COOKIE}_{port}" if isinstance(port, int) else COOKIE
 
 
+def _cookie_value(token: str) -> str:
+    """``token`` as a cookie value: percent-encoded (unchanged for a generated token), so
+    that a token with a space, ``;``, a quote or a non-ASCII letter is one plain value."""
+    return quote(token.encode("utf-8", "surrogateescape"), safe="")
+
+
+def _same(given: str | bytes, token: bytes) -> bool:
+    """Constant-time comparison that takes any text (``hmac.compare_digest`` refuses
+    non-ASCII ``str``): text is compared as its UTF-8 bytes."""
+    if isinstance(given, str):
+        given = given.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, token)
+
+
 class _Guard:
     """Token check (when a token is set), Host check against DNS rebinding (when bound to
     loopback without a token) and security headers on every response."""
 
     def __init__(self, app, token: str | None, loopback_only: bool):
         self.app, self.token, self.loopback_only = app, token, loopback_only
+        if token is not None:
+            self._token = token.encode("utf-8", "surrogateescape")
+            self._cookie = _cookie_value(token).encode("ascii")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -97,19 +115,21 @@ class _Guard:
             if host and host not in LOOPBACK_HOSTS and host != "testserver":
                 return await _refuse(scope, "unknown Host header", 403)(scope, receive, send)
         if self.token is not None:
+            # The query string is percent-decoded (the printed link encodes the token).
             given = request.query_params.get("token")
-            if given is not None and hmac.compare_digest(given, self.token):
+            if given is not None and _same(given, self._token):
                 if scope["path"] == "/":
                     response = RedirectResponse("/", 303)
-                    response.set_cookie(cookie_name(scope), self.token, httponly=True,
-                                        samesite="strict")
+                    response.set_cookie(cookie_name(scope), _cookie_value(self.token),
+                                        httponly=True, samesite="strict")
                     return await response(scope, receive, send)
             else:
                 cookie = request.cookies.get(cookie_name(scope), "")
                 auth = request.headers.get("authorization", "")
+                # header values are decoded as latin-1: back to the bytes that were sent
                 bearer = auth[7:] if auth.lower().startswith("bearer ") else ""
-                if not (hmac.compare_digest(cookie, self.token)
-                        or hmac.compare_digest(bearer, self.token)):
+                if not (_same(cookie, self._cookie)
+                        or _same(bearer.encode("latin-1"), self._token)):
                     return await _refuse(
                         scope, "this dashboard needs its token: open the URL that `ato ui` "
                         "printed", 401)(scope, receive, send)
@@ -213,8 +233,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                stale_after: float | None = None, lazy: bool = False) -> Starlette:
     """The dashboard for the tracker at ``url`` (read-only).
 
-    ``token``: when set, every request needs it (``?token=`` once, which sets a cookie
-    named after the server's port, or ``Authorization: Bearer``).
+    ``token``: when set, every request needs it (``?token=`` once, percent-encoded, which
+    sets a cookie named after the server's port, or ``Authorization: Bearer``).
     ``loopback_only``: refuse requests whose ``Host`` header is
     not a loopback name (DNS-rebinding protection) when no token is set. ``lazy``: open
     the database in the background once the page has been sent or an API request comes

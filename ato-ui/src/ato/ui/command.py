@@ -84,6 +84,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def dashboard_link(host: str, port: int, token: str | None) -> str:
+    """The URL to print and open: ``http://host:port/``, with ``?token=`` and the token
+    percent-encoded (every character but letters, digits and ``-._~``), so that a token
+    holding ``&``, ``+``, ``#``, ``%``, a space or a non-ASCII letter reaches the server
+    as it was given (the server decodes the query string)."""
+    from urllib.parse import quote
+
+    return f"http://{host}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
+
+
 def _display(url: str) -> str:
     """``url`` without its password."""
     from ato.tracking.secrets import hide_passwords
@@ -192,6 +202,12 @@ class UICommand:
         host = check_host(args.host)
         if args.token is not None and not args.token.strip():
             raise AtoError("--token is empty; pass a token, or --no-token to serve without one")
+        if args.token is not None:
+            try:
+                args.token.encode("utf-8")
+            except UnicodeEncodeError:  # bytes of another encoding in the command line
+                raise AtoError("--token holds bytes that are not UTF-8 text; pass a token "
+                               "in this terminal's UTF-8") from None
         token = resolve_token(host, args.token, args.no_token)
         from ato.plugins.manager import tracker_for_url
         from ato.ui.data import check_database
@@ -214,7 +230,7 @@ class UICommand:
         # A wildcard address is not one to browse to: the link names loopback instead.
         browse = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
         shown = browse if ":" not in browse or browse.startswith("[") else f"[{browse}]"
-        link = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+        link = dashboard_link(shown, port, token)
         if token is None and not is_loopback(host):
             print("ato ui: warning: no token on a non-loopback host: anyone who can reach "
                   f"{host}:{port} can read every run", file=sys.stderr, flush=True)
