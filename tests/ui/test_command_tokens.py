@@ -1,16 +1,21 @@
-"""Tokens as a user meets them: the printed link works whatever the token holds, and two
-token-protected dashboards on one machine do not log each other out.  Real `ato ui`
-subprocesses and real servers, no mocks."""
+"""Tokens and `--open` as a user meets them: the printed link works whatever the token holds,
+two token-protected dashboards on one machine do not log each other out, and `--open`
+without a browser says so.  Real `ato ui` subprocesses and real servers, no mocks."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from tests.ui.test_command import _start, _stop, _url_of
+
+ATO = [sys.executable, "-m", "ato.cli"]
 
 
 def _token_of(link: str) -> str:
@@ -139,3 +144,83 @@ def test_a_generated_token_is_printed_as_it_is(small_sqlite):
         assert _token_of(link) == token and len(token) >= 24  # URL-safe: nothing to encode
     finally:
         _stop(proc)
+
+
+# --- --open ----------------------------------------------------------------------------
+
+def _no_browser_env(browser: str) -> dict:
+    """An environment where Python's webbrowser can open nothing but ``browser``: it
+    registers graphical browsers only with DISPLAY or WAYLAND_DISPLAY set and console
+    ones (lynx, w3m, www-browser…) only with TERM set, so with all three unset the one
+    it tries is $BROWSER."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "TERM")}
+    return dict(env, BROWSER=browser, PYTHONUNBUFFERED="1")
+
+
+def _serve_with_open(args, env):
+    return subprocess.Popen([*ATO, "ui", *args, "--port", "0", "--open"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.parametrize("browser", ["/bin/false", "/no/such/browser"])
+def test_open_without_a_browser_says_so_and_serves(small_sqlite, browser):
+    """No display and $BROWSER a command that fails (/bin/false exits 1) or does not
+    exist: webbrowser.open returns False.  One line on stderr says so and points to the
+    printed URL; the server serves it all the same."""
+    url, _ = small_sqlite
+    proc = _serve_with_open([url, "--token", "t&k n"], _no_browser_env(browser))
+    try:
+        link, _ = _url_of(proc)
+        with httpx.Client(follow_redirects=True, timeout=10) as jar:
+            assert jar.get(link).status_code == 200
+    finally:
+        _stop(proc)
+    err = proc.stderr.read()
+    lines = [x for x in err.splitlines() if "browser" in x]
+    assert lines == ["ato ui: --open: could not open a web browser; open the URL above in one"], err
+    assert "Traceback" not in err
+
+
+def test_open_when_webbrowser_raises_says_so_and_serves(small_sqlite):
+    """webbrowser.Error from the browser (registered through webbrowser's own API as the
+    preferred one, in a real `ato ui` process) is reported the same way, with its reason."""
+    url, _ = small_sqlite
+    probe = (
+        "import sys, webbrowser\n"
+        "class Broken(webbrowser.BaseBrowser):\n"
+        "    def open(self, url, new=0, autoraise=True):\n"
+        "        raise webbrowser.Error('no runnable browser here')\n"
+        "webbrowser.register('broken', Broken, preferred=True)\n"
+        "from ato.cli import main\n"
+        f"sys.exit(main(['ui', {url!r}, '--port', '0', '--open']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=_no_browser_env("/bin/false"))
+    try:
+        link, _ = _url_of(proc)
+        assert httpx.get(link, timeout=10).status_code == 200
+    finally:
+        _stop(proc)
+    err = proc.stderr.read()
+    assert ("ato ui: --open: could not open a web browser (no runnable browser here); "
+            "open the URL above in one") in err.splitlines(), err
+
+
+def test_open_hands_the_browser_the_printed_link(small_sqlite, tmp_path):
+    """$BROWSER a script that records its argument and succeeds: it gets the printed,
+    percent-encoded link, and nothing is said on stderr."""
+    url, _ = small_sqlite
+    got = tmp_path / "opened.txt"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\nprintf %s "$1" > {got}\n')
+    script.chmod(0o755)
+    proc = _serve_with_open([url, "--token", "a b&c=d#e"], _no_browser_env(str(script)))
+    try:
+        link, _ = _url_of(proc)
+        # served once the browser has been opened (webbrowser waits for this script)
+        assert httpx.get(link, follow_redirects=True, timeout=10).status_code == 200
+    finally:
+        _stop(proc)
+    assert got.read_text() == link and _token_of(link) == "a b&c=d#e"
+    assert "browser" not in proc.stderr.read()

@@ -94,6 +94,24 @@ def dashboard_link(host: str, port: int, token: str | None) -> str:
     return f"http://{host}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
 
 
+def open_in_browser(link: str) -> bool:
+    """Open ``link`` in the web browser; when none can be opened (``webbrowser`` finds
+    none or the one it runs fails, as on a server without a display), say so in one line
+    on stderr: the URL printed above is the one to open.  The server is served either way."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(link)
+    except (webbrowser.Error, OSError) as e:
+        opened, why = False, f" ({e})"
+    else:
+        why = ""
+    if not opened:
+        print(f"ato ui: --open: could not open a web browser{why}; open the URL above "
+              f"in one", file=sys.stderr, flush=True)
+    return opened
+
+
 def _display(url: str) -> str:
     """``url`` without its password."""
     from ato.tracking.secrets import hide_passwords
@@ -237,9 +255,7 @@ class UICommand:
         print(f"ato ui: {_display(url)} at {link}  (read-only; Ctrl+C stops)",
               flush=True)
         if args.open:
-            import webbrowser
-
-            webbrowser.open(link)
+            open_in_browser(link)
         # No WebSocket endpoint: ws="none" spares importing a WebSocket library.
         config = Config(app, log_level="warning", access_log=False, ws="none",
                         timeout_graceful_shutdown=1)
