@@ -112,6 +112,15 @@ def test_filter_and_sort_live_in_the_url(page, server):
     page.wait_for_selector("[data-testid='filter-error']:has-text('position')")
 
 
+def test_an_empty_table_names_the_filters_that_emptied_it(page):
+    page.open("#/runs?project=sweep&tags=live&status=failed")
+    empty = page.locator("[data-testid='empty']")
+    assert empty.inner_text() == ("No runs in project sweep match tags live, status failed. "
+                                  "Clear the filters")
+    empty.locator("[data-testid='clear-filters']").click()
+    page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '1000'")
+
+
 def test_tag_and_status_filters(page):
     page.open("#/runs?project=vision&status=crashed")
     page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '1'")

@@ -251,7 +251,16 @@ export async function renderRuns(view, params) {
   const scroller = el("div", { class: "table", testid: "runs-table" }, header, spacer);
   spacer.append(rowsBox);
   view.append(scroller);
-  if (!runs.length) view.append(el("p", { class: "muted", testid: "empty", text: "No runs match." }));
+  if (!runs.length) {
+    // which filters left nothing (a tag filter kept while switching project reads "0 of
+    // 0 runs"), with a way to drop them and keep the project
+    const active = ["where", "tags", "status"].filter((k) => filters[k]).map((k) => `${k} ${filters[k]}`);
+    view.append(el("p", { class: "muted", testid: "empty" }, active.length
+      ? [`No runs${filters.project ? ` in project ${filters.project}` : ""} match ${active.join(", ")}. `,
+         el("a", { href: "#/runs" + (filters.project ? `?project=${encodeURIComponent(filters.project)}` : ""),
+                   testid: "clear-filters", text: "Clear the filters" })]
+      : `No runs${filters.project ? ` in project ${filters.project}` : ""} yet.`));
+  }
 
   let shown = runs.slice();
   const cmpValues = (a, b) => {
