@@ -125,6 +125,11 @@ def test_tag_and_status_filters(page):
     page.open("#/runs?project=vision&status=crashed")
     page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '1'")
     assert page.inner_text("[data-testid='status']") == "crashed"
+    # its duration is until its last heartbeat: a lower bound, said so
+    row = page.locator(".tr").first
+    duration = row.locator(".td").nth(5)  # select, id, status, tags, start, duration
+    assert duration.inner_text().startswith("≥ ")
+    assert duration.get_attribute("title").endswith("until its last heartbeat (it stopped without ending)")
     page.open("#/runs?tags=baseline,resnet50")
     page.wait_for_function(f"document.querySelector(\"{COUNT}\")?.dataset.count === '2'")
 

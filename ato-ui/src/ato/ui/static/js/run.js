@@ -1,6 +1,6 @@
 // One run: status, times, tags, nested typed config, artifacts, fingerprints, metric
 // summaries and charts.
-import { api, el, exact, exactDuration, fmt, fmtDuration, fmtTime, isBookkeeping, isoTime, notFound, TZ,
+import { api, el, exact, fmt, fmtTime, isBookkeeping, isoTime, notFound, runDuration, runDurationTitle, TZ,
          UrlParams } from "./util.js";
 import { CHART_PARAMS, ChartBoard, chartControls, chartOptions } from "./charts.js";
 import { appendRunIO, fetchRunIO } from "./models.js";
@@ -54,7 +54,7 @@ export async function renderRun(view, part, params) {
       el("dt", { text: "project" }), el("dd", { text: run.project }),
       el("dt", { text: `started (${TZ})` }), el("dd", { testid: "run-started", text: fmtTime(run.start), title: isoTime(run.start) || null }),
       el("dt", { text: `ended (${TZ})` }), el("dd", { testid: "run-ended", text: fmtTime(run.end), title: isoTime(run.end) || null }),
-      el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: fmtDuration(run.duration), title: exactDuration(run.duration) }),
+      el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: runDuration(run), title: runDurationTitle(run) }),
       ...(run.error ? [el("dt", { text: "error" }), el("dd", { class: "error mono", testid: "run-error", text: run.error })] : []),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
       el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.length
@@ -104,8 +104,8 @@ export async function renderRun(view, part, params) {
     ended.textContent = fmtTime(fresh.end);
     ended.title = isoTime(fresh.end);
     const duration = view.querySelector("[data-testid='run-duration']");
-    duration.textContent = fmtDuration(fresh.duration);
-    duration.title = exactDuration(fresh.duration) || "";
+    duration.textContent = runDuration(fresh);
+    duration.title = runDurationTitle(fresh) || "";
     if (fresh.error && !view.querySelector("[data-testid='run-error']")) {
       duration.after(el("dt", { text: "error" }), el("dd", { class: "error mono", testid: "run-error", text: fresh.error }));
     }

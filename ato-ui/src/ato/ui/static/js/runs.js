@@ -1,7 +1,7 @@
 // The runs table: every run (virtualised rows), varying config keys as columns, metric
 // summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
 // parallel-coordinates / scatter panel whose brushing filters the table.
-import { api, clear, csvCell, download, el, exact, exactDuration, fmt, fmtDuration, fmtTime, go, isoTime, liveSource, num, plural,
+import { api, clear, csvCell, download, el, exact, fmt, fmtTime, go, isoTime, liveSource, num, plural, runDuration, runDurationTitle,
          setParams, TZ, UrlParams, varyingKeys } from "./util.js";
 import { MAX_CHART_RUNS } from "./charts.js";
 import { drawParcoords, drawScatter } from "./parcoords.js";
@@ -182,8 +182,8 @@ export async function renderRuns(view, params) {
     // times in UTC, said in the header; the tooltip has the milliseconds (ISO 8601)
     { id: "start", label: `start (${TZ})`, width: 170, get: (r) => r.start, text: (r) => fmtTime(r.start),
       title: (r) => isoTime(r.start), csv: (r) => isoTime(r.start) },
-    { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: (r) => fmtDuration(r.duration),
-      title: (r) => exactDuration(r.duration) },
+    { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: runDuration,
+      title: runDurationTitle },
     ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => r.config[k] })),
     // a metric column is also as wide as its widest number (0.00543812 was cut to 0.005438…)
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({

@@ -121,6 +121,18 @@ export function exactDuration(s) {
   return s === null || s === undefined || !Number.isFinite(s) ? null : `${s} s`;
 }
 
+// A run's duration as text: a crashed run's is a lower bound (until its last heartbeat,
+// which is its start when it died before its first flush), written "≥ 4 ms".
+export function runDuration(run) {
+  return (run.status === "crashed" ? "≥ " : "") + fmtDuration(run.duration);
+}
+
+// A run's duration tooltip: the seconds, and for a crashed run what they measure.
+export function runDurationTitle(run) {
+  const exact = exactDuration(run.duration);
+  return run.status === "crashed" ? `${exact ?? "–"} until its last heartbeat (it stopped without ending)` : exact;
+}
+
 // A duration in seconds as text: "4 ms", "0.25 s"… never "0.0 s" for a short run.
 export function fmtDuration(s) {
   if (s === null || s === undefined || !Number.isFinite(s)) return "–";
