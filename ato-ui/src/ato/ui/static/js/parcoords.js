@@ -1,15 +1,51 @@
 // Parallel coordinates with brushing, and a scatter plot; both on <canvas> (text drawn
 // with fillText, never as HTML).
-import { el, exact, fmt, num, tickLabels } from "./util.js";
+import { el, exact, fmt, num } from "./util.js";
+
+// The decimal exponent of x > 0, exactly (Math.log10 can land a hair below a power of ten).
+function exponent(x) {
+  return Number(x.toExponential().split("e")[1]);
+}
+
+// A tick value rounded to a multiple of 10^e (its quantum), written as util.js's tickLabel
+// writes numbers (1e-4, -2.5e-31, 0.25, 1000.00125; "0" only for a tick that rounds to 0),
+// but with every digit down to the quantum's however many that takes: tickLabel stops at
+// 12 significant digits, and toFixed at 20 decimals (it wrote -1e-30 as "0").
+export function quantumLabel(v, e) {
+  if (!Number.isFinite(v)) return "";
+  let n;
+  const d = v === 0 ? 0 : exponent(Math.abs(v)) - e + 1;  // significant digits down to 10^e
+  if (d >= 1) n = Number(v.toPrecision(Math.min(d, 100)));
+  else {
+    // |v| < 10^e: it rounds to 0 or to ±10^e (a 10^e that underflows is 0: no double but
+    // 0 lies below it)
+    const q = Number(`1e${e}`);
+    n = q > 0 && Math.abs(v) >= q / 2 ? Math.sign(v) * q : 0;
+  }
+  if (n === 0) return "0";
+  const a = Math.abs(n);
+  return a < 1e-3 || a >= 1e6 ? n.toExponential().replace("e+", "e") : String(n);
+}
 
 // Labels for ticks at lo + p * (hi - lo), each with the digits that set it apart from its
 // neighbours and no more (1000.0012 … 1000.0020, never five "1000"s; 0.25 … 1, never
-// 0.2500000001).
+// 0.2500000001): each tick is rounded to a multiple of a tenth of the power of ten below
+// the ticks' spacing, whatever the range (-1e-30 .. 0, denormals, ±1.7e308).
 export function linearTicks(lo, hi, ps) {
-  const step = ((hi - lo) * Math.min(...ps.slice(1).map((p, i) => p - ps[i]))) || 1;
-  const digits = Math.max(0, Math.min(20, 1 - Math.floor(Math.log10(step))));
-  const labels = tickLabels(ps.map((p) => Number((lo + p * (hi - lo)).toFixed(digits))), hi - lo);
-  return ps.map((p, i) => [p, labels[i]]);
+  // lo * (1 - p) + hi * p: lo + p * (hi - lo) overflows for -1.7e308 .. 1.7e308
+  const values = ps.map((p) => (p === 1 ? hi : lo * (1 - p) + hi * p));
+  const gaps = values.slice(1).map((v, i) => v - values[i]).filter((g) => g > 0);
+  let step = gaps.length ? Math.min(...gaps) : 0;
+  if (step === Infinity) step = Math.max(Math.abs(lo), Math.abs(hi));
+  if (!(step > 0)) return ps.map((p, i) => [p, fmt(values[i])]);
+  const e = exponent(step) - 1;
+  // A tick between the ends within a quantum of 0 is 0 (-0.3 * 0.25 + 0.1 * 0.75 is
+  // 2.8e-17); an end is a value of the data, and reads "0" only if it is 0 (1e-322 on an
+  // axis to 1e-313: one digit, as small beside the next tick as the value is).
+  return ps.map((p, i) => {
+    const v = values[i], label = quantumLabel(v, e);
+    return [p, label === "0" && v !== 0 && (p === 0 || p === 1) ? quantumLabel(v, exponent(Math.abs(v))) : label];
+  });
 }
 
 // An axis' extent in full, for a tooltip: its ticks are rounded (0.9833 for 0.98333333).
@@ -18,27 +54,45 @@ function axisRange(dim, axis) {
   return `${dim.label}: ${axis.ticks.length} ${axis.ticks.length === 1 ? "value" : "values"}`;
 }
 
-function axisOf(runs, dim) {
+const finite = (v) => typeof v === "number" && Number.isFinite(v);
+
+// How far up a linear axis lo..hi the median may lie, at most, for the values to go on a
+// log axis instead (see axisOf).
+export const LOG_MEDIAN_BELOW = 0.2;
+
+// An axis for dim's values over runs: {kind: "num"|"cat", pos(v) → 0..1 (null: not drawn),
+// ticks [[p, label]], and for numbers lo, hi, min, max, log}.
+export function axisOf(runs, dim) {
   const values = runs.map((r) => num(dim.get(r)));
-  const numeric = values.filter((v) => typeof v === "number" && Number.isFinite(v));
+  const numeric = values.filter(finite);
   if (numeric.length && numeric.length === values.filter((v) => v !== null && v !== undefined).length) {
-    let lo = Math.min(...numeric), hi = Math.max(...numeric);
-    const min = lo, max = hi;
-    // Positive values spanning two decades or more (a learning rate 1e-4..1) lie on a log
-    // axis, ticked at each power of ten; the others on a linear one, ticked at its ends and
-    // three points between, each with the digits that tell it from its neighbours.
-    if (lo > 0 && hi / lo >= 100) {
+    const sorted = numeric.sort((a, b) => a - b);
+    const lo = sorted[0], hi = sorted[sorted.length - 1], min = lo, max = hi;
+    // one value: a single tick mid-axis (lo ± 0.5 is lo itself for 1e300)
+    if (lo === hi) return { kind: "num", lo, hi, min, max, pos: (v) => (finite(v) ? 0.5 : null), ticks: [[0.5, fmt(lo)]] };
+    const m = sorted.length;
+    const median = sorted[(m - 1) >> 1] / 2 + sorted[m >> 1] / 2;
+    // A log axis only where it spreads the values out: all positive, spanning two decades
+    // or more, AND the median in the lowest fifth of a linear axis (half the runs squeezed
+    // into its bottom fifth), as for a learning rate sampled log-uniformly from 1e-4 to 1
+    // (median 1e-2). A metric uniform on [0, 1] whose smallest value is 4.8e-5 spans four
+    // decades but has its median mid-axis: a log axis would squash 0.1 .. 1, most of the
+    // runs, into its top quarter, so it stays linear. A log axis is ticked at each power of
+    // ten; a linear one at its ends and three points between, each with the digits that
+    // tell it from its neighbours.
+    if (lo > 0 && hi / lo >= 100 && (median - lo) / (hi - lo) < LOG_MEDIAN_BELOW) {
       const l0 = Math.log10(lo), l1 = Math.log10(hi);
-      const pos = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? (Math.log10(v) - l0) / (l1 - l0) : null);
+      const pos = (v) => (finite(v) && v > 0 ? (Math.log10(v) - l0) / (l1 - l0) : null);
       const ticks = [[0, fmt(lo)], [1, fmt(hi)]];
       for (let e = Math.ceil(l0); e <= Math.floor(l1); e++) {
         const p = (e - l0) / (l1 - l0);
-        if (p > 0.04 && p < 0.96) ticks.push([p, fmt(10 ** e)]);
+        if (p > 0.04 && p < 0.96) ticks.push([p, fmt(Number(`1e${e}`))]);
       }
       return { kind: "num", log: true, lo, hi, min, max, pos, ticks };
     }
-    if (lo === hi) { lo -= 0.5; hi += 0.5; }
-    return { kind: "num", lo, hi, min, max, pos: (v) => (typeof v === "number" && Number.isFinite(v) ? (v - lo) / (hi - lo) : null),
+    // halves: hi - lo overflows for -1.7e308 .. 1.7e308 (and halving is exact elsewhere)
+    const half = hi / 2 - lo / 2;
+    return { kind: "num", lo, hi, min, max, pos: (v) => (finite(v) ? (v / 2 - lo / 2) / half : null),
              ticks: linearTicks(lo, hi, [0, 0.25, 0.5, 0.75, 1]) };
   }
   const cats = [...new Set(values.filter((v) => v !== null && v !== undefined).map((v) => JSON.stringify(v)))].sort();

@@ -1,0 +1,156 @@
+"""The parallel coordinates and the scatter of the runs page: which keys get a log axis
+(spread in log space, not merely positive with one tiny value), tick labels that tell
+ticks apart on any range (tiny, huge, negative, denormal), labels that never overlap
+(the scatter's origin corner, the axis headers), and a readable panel for hundreds of
+varying keys.  A database of its own, written through the real SQLLogger; Debian's
+Chromium via Playwright."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from tests.ui.populate import config_for, logger_for
+
+PANEL = "[data-testid='parallel'][data-ready='1']"
+SCATTER = "[data-testid='scatter'][data-ready='1'] canvas"
+WIDE_KEYS = 300
+
+
+def populate(url: str) -> dict:
+    """Project ``spread``: 40 runs, ``lr`` log-uniform on 1e-4..1, ``dropout`` uniform on
+    [0, 1] with one run at 4.8e-5, metric ``acc`` (last value) uniform on [0.738, 0.99].
+    Project ``uniform``: 30 runs whose metric ``acc`` is uniform on [0, 1] but one run at
+    4.8e-5, against ``width`` 1..30.  Project ``wide``: 6 runs, each of ``WIDE_KEYS``
+    keys ``k000``.. varying (``k000`` in one run only), metric ``loss``."""
+    rng = random.Random(7)
+    ids = {}
+    log = logger_for(url, "spread")
+    for i in range(40):
+        lr = 10 ** rng.uniform(-4, 0)
+        dropout = 4.8e-5 if i == 5 else rng.uniform(0, 1)
+        log.run(config=config_for(url, "spread", lr=lr, dropout=dropout))
+        log.log_metric("acc", 0.738 + 0.252 * rng.random(), 0)
+        log.finish("completed")
+    log = logger_for(url, "uniform")
+    for i in range(30):
+        log.run(config=config_for(url, "uniform", width=i + 1))
+        log.log_metric("acc", 4.8e-5 if i == 3 else rng.uniform(0, 1), 0)
+        log.finish("completed")
+    log = logger_for(url, "wide")
+    for i in range(6):
+        values = {f"k{k:03d}": rng.uniform(0, 10 ** (k % 7)) for k in range(1, WIDE_KEYS)}
+        values["k000"] = int(i == 5)
+        ids.setdefault("wide", []).append(log.run(config=config_for(url, "wide", **values)))
+        log.log_metric("loss", rng.random(), 0)
+        log.finish("completed")
+    return ids
+
+
+@pytest.fixture(scope="module")
+def pc_server(tmp_path_factory):
+    from tests.ui.conftest import served
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('pc') / 'experiments.db'}"
+    yield from served(url, populate(url))
+
+
+@pytest.fixture
+def ppage(browser, pc_server, artifacts):
+    from tests.ui.conftest import browser_page
+
+    yield from browser_page(browser, pc_server.base, artifacts)
+
+
+def _log_axes(page, project, extra=""):
+    page.open(f"#/runs?project={project}&pc=1{extra}")
+    box = page.wait_for_selector(PANEL)
+    return json.loads(box.get_attribute("data-log-axes"))
+
+
+def test_parallel_axes_go_log_only_when_values_spread_in_log_space(ppage):
+    """lr sampled log-uniformly 1e-4..1 is on a log axis; dropout and a metric uniform on
+    [0, 1] whose smallest value is 4.8e-5 (four decades too) stay linear."""
+    assert _log_axes(ppage, "spread") == ["lr"]
+    assert _log_axes(ppage, "uniform") == []
+    ppage.shot("parallel-uniform-with-a-tiny-value")
+
+
+def test_parallel_log_rule_on_made_up_samples(ppage):
+    ppage.open("#/runs?project=spread")
+    rng = random.Random(3)
+    cases = {
+        # spread in log space: log
+        "log-uniform lr": [10 ** rng.uniform(-4, 0) for _ in range(200)],
+        "lr grid": [1e-4, 1e-3, 1e-2, 1e-1, 1],
+        "three decades of lr": [0.001, 0.01, 0.1],
+        "batch sizes": [16, 32, 64, 128, 256, 512, 1024, 2048],
+        "a loss that diverged once": [1 + rng.random() for _ in range(50)] + [1e3],
+        "denormals": [1e-322, 1e-318, 1e-316, 1e-313],
+        # not: linear
+        "uniform with one tiny": [rng.random() for _ in range(200)] + [4.8e-5],
+        "uniform with one zero": [rng.random() for _ in range(200)] + [0.0],
+        "uniform 1..100": list(range(1, 101)),
+        "most at the top": [0.9 + 0.1 * rng.random() for _ in range(50)] + [1e-4],
+        "two values": [1e-4, 1],
+        "negative": [-1, -1e-4, -1e-2],
+        "one decade": [0.1, 0.5, 0.9, 1],
+    }
+    got = ppage.evaluate("""async (cases) => {
+        const { axisOf } = await import("/static/js/parcoords.js");
+        const out = {};
+        for (const [name, values] of Object.entries(cases))
+          out[name] = !!axisOf(values.map((v) => ({ v })), { get: (r) => r.v }).log;
+        return out;
+    }""", cases)
+    logs = {"log-uniform lr", "lr grid", "three decades of lr", "batch sizes",
+            "a loss that diverged once", "denormals"}
+    assert got == {name: name in logs for name in cases}
+
+
+RANGES = [(-1e-30, 0.0), (1e-322, 1e-313), (5e-324, 1e-322), (-1.7e308, 1.7e308),
+          (1e300, 1.7e308), (-5e20, -4e20), (1e6, 1e6 + 1e-6), (-2.5e-9, -2.4e-9),
+          (-0.3, 0.1), (1000.001, 1000.002), (0.0, 1.0), (-1e-5, 1e-5), (123456789, 123456790)]
+
+
+def _ticks(lo, hi, ps=(0, 0.25, 0.5, 0.75, 1)):
+    """The tick values as linearTicks computes them (the same IEEE arithmetic)."""
+    return [hi if p == 1 else lo * (1 - p) + hi * p for p in ps]
+
+
+def test_scatter_and_parallel_tick_labels_tell_ticks_apart_on_any_range(ppage):
+    """Tiny, huge, negative and denormal ranges: five distinct labels, each the tick's
+    value rounded to a tenth of the ticks' spacing or finer, and "0" only for a tick that
+    is 0 (within that rounding, and never for an end of the axis that is not 0)."""
+    rng = random.Random(11)
+    ranges = list(RANGES)
+    while len(ranges) < 600:
+        e = rng.uniform(-323, 307)
+        lo = rng.choice([-1, 1]) * 10 ** e
+        hi = lo + abs(lo) * 10 ** rng.uniform(-12, 4)
+        if math.isfinite(hi) and lo < hi and len(set(_ticks(lo, hi))) == 5:
+            ranges.append((lo, hi))
+    ppage.open("#/runs?project=spread")
+    labels = ppage.evaluate("""async (ranges) => {
+        const { linearTicks } = await import("/static/js/parcoords.js");
+        return ranges.map(([lo, hi]) => linearTicks(lo, hi, [0, 0.25, 0.5, 0.75, 1]).map((t) => t[1]));
+    }""", ranges)
+    assert labels[0] == ["-1e-30", "-7.5e-31", "-5e-31", "-2.5e-31", "0"]
+    assert labels[1] == ["1e-322", "2.5e-314", "5e-314", "7.5e-314", "1e-313"]
+    assert labels[3] == ["-1.7e308", "-8.5e307", "0", "8.5e307", "1.7e308"]
+    assert labels[8] == ["-0.3", "-0.2", "-0.1", "0", "0.1"]
+    for (lo, hi), texts in zip(ranges, labels):
+        values = _ticks(lo, hi)
+        assert len(set(texts)) == 5, (lo, hi, texts)
+        gaps = [b - a for a, b in zip(values, values[1:])]
+        step = min(gaps) if all(map(math.isfinite, gaps)) else max(abs(lo), abs(hi))
+        for i, (v, text) in enumerate(zip(values, texts)):
+            shown = float(text)
+            if text == "0":
+                assert i not in (0, 4) or v == 0, (lo, hi, texts)
+                assert abs(v) <= step / 10, (lo, hi, texts)
+            else:
+                assert math.isfinite(shown) and abs(shown - v) <= step / 10, (lo, hi, i, texts)
