@@ -18,6 +18,8 @@ from tests.ui.populate import config_for, logger_for
 PANEL = "[data-testid='parallel'][data-ready='1']"
 SCATTER = "[data-testid='scatter'][data-ready='1'] canvas"
 WIDE_KEYS = 300
+NESTED_PREFIX = "model.backbone.encoder.stages"
+NESTED_KEYS = [f"{NESTED_PREFIX}.stage{i}.attention.dropout_rate" for i in range(8)]
 
 
 def populate(url: str) -> dict:
@@ -25,7 +27,8 @@ def populate(url: str) -> dict:
     [0, 1] with one run at 4.8e-5, metric ``acc`` (last value) uniform on [0.738, 0.99].
     Project ``uniform``: 30 runs whose metric ``acc`` is uniform on [0, 1] but one run at
     4.8e-5, against ``width`` 1..30.  Project ``wide``: 6 runs, each of ``WIDE_KEYS``
-    keys ``k000``.. varying (``k000`` in one run only), metric ``loss``."""
+    keys ``k000``.. varying (``k000`` in one run only), metric ``loss``.  Project
+    ``nested``: 5 runs, 8 long nested keys (``NESTED_PREFIX.stageN.attention.dropout_rate``)."""
     rng = random.Random(7)
     ids = {}
     log = logger_for(url, "spread")
@@ -45,6 +48,12 @@ def populate(url: str) -> dict:
         values = {f"k{k:03d}": rng.uniform(0, 10 ** (k % 7)) for k in range(1, WIDE_KEYS)}
         values["k000"] = int(i == 5)
         ids.setdefault("wide", []).append(log.run(config=config_for(url, "wide", **values)))
+        log.log_metric("loss", rng.random(), 0)
+        log.finish("completed")
+    log = logger_for(url, "nested")
+    for _ in range(5):
+        stages = {f"stage{k}": {"attention": {"dropout_rate": rng.uniform(0, 0.5)}} for k in range(8)}
+        log.run(config=config_for(url, "nested", model={"backbone": {"encoder": {"stages": stages}}}))
         log.log_metric("loss", rng.random(), 0)
         log.finish("completed")
     return ids
@@ -154,3 +163,39 @@ def test_scatter_and_parallel_tick_labels_tell_ticks_apart_on_any_range(ppage):
                 assert abs(v) <= step / 10, (lo, hi, texts)
             else:
                 assert math.isfinite(shown) and abs(shown - v) <= step / 10, (lo, hi, i, texts)
+
+
+def _boxes(canvas):
+    """The label boxes a canvas drew, [x0, y0, x1, y1, text], and its CSS width."""
+    return json.loads(canvas.get_attribute("data-labels")), canvas.bounding_box()["width"]
+
+
+def _assert_apart(boxes, width):
+    for box in boxes:
+        assert -0.5 <= box[0] and box[2] <= width + 0.5, box
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+@pytest.mark.parametrize("project,extra", [("spread", "&sx=lr"), ("spread", "&sx=dropout"),
+                                           ("uniform", "")])
+def test_parallel_and_scatter_labels_never_overlap(ppage, artifacts, project, extra):
+    """Every label drawn on either canvas, the scatter's origin corner included (a log x
+    axis from 1e-4 meets a y axis from 0.738), overlaps no other."""
+    ppage.open(f"#/runs?project={project}&pc=1{extra}")
+    ppage.wait_for_selector(PANEL)
+    scatter = ppage.wait_for_selector(SCATTER)
+    boxes, width = _boxes(scatter)
+    assert len(boxes) >= 6, boxes  # both titles, both ends of both axes
+    _assert_apart(boxes, width)
+    _assert_apart(*_boxes(ppage.locator("[data-testid='parallel'] canvas")))
+    if extra == "&sx=lr":
+        # the corner: the y axis's lowest label wholly above the x axis's line (40 px
+        # above the canvas's bottom), the x axis's first label wholly right of the y's
+        height = scatter.bounding_box()["height"]
+        first_x = min((b for b in boxes if b[1] > height - 40), key=lambda b: b[0])
+        low_y = max((b for b in boxes if b[2] < first_x[0] and b[0] > 16), key=lambda b: b[3])
+        assert first_x[4].endswith("e-4") and low_y[4].startswith("0.7"), (first_x, low_y)
+        assert low_y[3] <= height - 40 and first_x[0] >= low_y[2], (low_y, first_x)
+        ppage.locator("[data-testid='scatter']").screenshot(path=str(artifacts / "scatter-corner.png"))

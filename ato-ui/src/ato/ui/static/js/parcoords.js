@@ -40,11 +40,12 @@ export function linearTicks(lo, hi, ps) {
   if (!(step > 0)) return ps.map((p, i) => [p, fmt(values[i])]);
   const e = exponent(step) - 1;
   // A tick between the ends within a quantum of 0 is 0 (-0.3 * 0.25 + 0.1 * 0.75 is
-  // 2.8e-17); an end is a value of the data, and reads "0" only if it is 0 (1e-322 on an
-  // axis to 1e-313: one digit, as small beside the next tick as the value is).
+  // 2.8e-17); an end is a value of the data, and reads "0" only if it is 0: else it is
+  // written to 6 significant digits (4.8e-5 on an axis to 1; 1e-322 on one to 1e-313),
+  // below a quantum while its neighbour is ten quanta or more away.
   return ps.map((p, i) => {
     const v = values[i], label = quantumLabel(v, e);
-    return [p, label === "0" && v !== 0 && (p === 0 || p === 1) ? quantumLabel(v, exponent(Math.abs(v))) : label];
+    return [p, label === "0" && v !== 0 && (p === 0 || p === 1) ? quantumLabel(v, exponent(Math.abs(v)) - 5) : label];
   });
 }
 
@@ -111,6 +112,48 @@ function setupCanvas(container, height) {
   return { canvas, ctx, width, height };
 }
 
+// The text of one drawing of a canvas, laid out so that no two labels overlap: put() draws a
+// label where it overlaps none drawn before (else skips it and returns null), or, with
+// `must`, wherever it is asked to (the caller keeps those apart: axis ends, headers);
+// `maxWidth` squeezes a label to that width rather than cut it (a cut label can read as its
+// neighbour). The boxes [x0, y0, x1, y1, text] end up in canvas.dataset.labels, which the
+// tests read.
+function labeller(ctx) {
+  const boxes = [];
+  const hits = (b) => boxes.some((o) => b[0] < o[2] + 2 && o[0] < b[2] + 2 && b[1] < o[3] + 1 && o[1] < b[3] + 1);
+  function put(text, x, y, { align = "center", size = 10, maxWidth = Infinity, must = false } = {}) {
+    text = String(text);
+    ctx.font = `${size}px sans-serif`;
+    const m = ctx.measureText(text);
+    const w = Math.min(m.width, Math.max(maxWidth, 1));
+    const x0 = align === "left" ? x : align === "right" ? x - w : x - w / 2;
+    const box = [x0, y - Math.max(m.actualBoundingBoxAscent, size * 0.7), x0 + w,
+                 y + Math.max(m.actualBoundingBoxDescent, 0), text];
+    if (!must && hits(box)) return null;
+    ctx.textAlign = align;
+    if (Number.isFinite(maxWidth)) ctx.fillText(text, x, y, Math.max(maxWidth, 1));
+    else ctx.fillText(text, x, y);
+    boxes.push(box);
+    return box;
+  }
+  const reserve = (box) => boxes.push(box);
+  const json = () => JSON.stringify(boxes.map(([a, b, c, d, t]) => [+a.toFixed(1), +b.toFixed(1), +c.toFixed(1), +d.toFixed(1), t]));
+  return { put, reserve, json };
+}
+
+// `label` shortened to fit `width` px at the current font: "…" and as much of its end as
+// fits (model.backbone.depth → …backbone.depth: a nested key's last parts tell it apart).
+function shorten(ctx, label, width) {
+  if (ctx.measureText(label).width <= width) return label;
+  const chars = Array.from(label);
+  let lo = 0, hi = chars.length;  // lo chars of the end fit, hi do not
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (ctx.measureText("…" + chars.slice(-mid).join("")).width <= width) lo = mid; else hi = mid;
+  }
+  return "…" + (lo ? chars.slice(-lo).join("") : "");
+}
+
 // The window-level drag listeners of the chart drawn last (removed when it is redrawn).
 let listeners = null;
 
@@ -123,10 +166,12 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
   const { signal } = listeners;
   if (!dims.length) { container.append(el("p", { class: "muted", text: "No varying config keys." })); return; }
   const { canvas, ctx, width, height } = setupCanvas(container, 280);
-  const top = 34, bottom = height - 24, left = 50, right = width - 50;
+  const left = 50, right = width - 50, bottom = height - 24;
   const axes = dims.map((d) => axisOf(runs, d));
   container.dataset.logAxes = JSON.stringify(dims.filter((d, i) => axes[i].log).map((d) => d.key));
   const x = (i) => (dims.length === 1 ? (left + right) / 2 : left + (i * (right - left)) / (dims.length - 1));
+  const spacing = dims.length === 1 ? right - left : (right - left) / (dims.length - 1);
+  const top = 34;
   const y = (p) => bottom - p * (bottom - top);
   const brushes = new Map();  // axis index → [p0, p1] in 0..1
   const metricAxis = dims.findIndex((d) => d.metric);
@@ -170,25 +215,28 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
     }
     ctx.fillStyle = "#222";
     ctx.strokeStyle = "#444";
-    ctx.font = "12px sans-serif";
-    ctx.textAlign = "center";
+    const text = labeller(ctx);
     dims.forEach((d, i) => {
       ctx.beginPath(); ctx.moveTo(x(i), top); ctx.lineTo(x(i), bottom); ctx.lineWidth = 1; ctx.stroke();
-      const label = d.label.length > 22 ? "…" + d.label.slice(-21) : d.label;
-      ctx.fillText(label, x(i), top - 18);
-      ctx.font = "10px sans-serif";
-      for (const [p, t] of axes[i].ticks.slice(0, 12)) {
-        // the ends above and below the axis; the ticks between beside it, off the line
-        const end = p === 0 || p === 1;
-        ctx.textAlign = end ? "center" : "right";
-        ctx.fillText(String(t).slice(0, 14), end ? x(i) : x(i) - 5, y(p) + (p === 0 ? 14 : p === 1 ? -4 : 3));
-        if (!end) { ctx.beginPath(); ctx.moveTo(x(i) - 3, y(p)); ctx.lineTo(x(i), y(p)); ctx.stroke(); }
+      text.put(d.label.length > 22 ? "…" + d.label.slice(-21) : d.label, x(i), top - 18, { size: 12, must: true });
+    });
+    dims.forEach((d, i) => {
+      // the ends above and below the axis (each within its share of the width); the ticks
+      // between beside it, off the line, where they overlap no other label
+      const endRoom = Math.min(spacing - 8, 2 * Math.min(x(i), width - x(i)) - 4);
+      const ticks = axes[i].ticks;
+      for (const [p, t] of ticks.filter(([p]) => p === 0 || p === 1)) {
+        text.put(t, x(i), y(p) + (p === 0 ? 14 : -4), { maxWidth: endRoom, must: true });
       }
-      ctx.textAlign = "center";
-      ctx.font = "12px sans-serif";
+      for (const [p, t] of ticks.filter(([p]) => p !== 0 && p !== 1)) {
+        if (text.put(t, x(i) - 5, y(p) + 3, { align: "right", maxWidth: Math.min(spacing - 14, x(i) - 7) })) {
+          ctx.beginPath(); ctx.moveTo(x(i) - 3, y(p)); ctx.lineTo(x(i), y(p)); ctx.stroke();
+        }
+      }
       const b = brushes.get(i);
       if (b) { ctx.fillStyle = "rgba(255,165,0,0.35)"; ctx.fillRect(x(i) - 7, y(b[1]), 14, y(b[0]) - y(b[1])); ctx.fillStyle = "#222"; }
     });
+    canvas.dataset.labels = text.json();
   }
   let drag = null;
   const pos = (ev) => { const r = canvas.getBoundingClientRect(); return [ev.clientX - r.left, ev.clientY - r.top]; };
@@ -229,26 +277,50 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
 }
 
 // kept: the Set of run ids inside the brushes (the others are drawn dimmed), or null.
+// No two labels overlap: the y axis's lowest label sits above the x axis's line and the x
+// axis's first label starts right of the y axis's line (they met at the origin corner); the
+// ends of each axis are always labelled, the ticks between where they fit.
 export function drawScatter(container, runs, xDim, yDim, onClick, kept = null) {
   container.replaceChildren();
   const { canvas, ctx, width, height } = setupCanvas(container, 280);
-  const left = 60, right = width - 16, top = 16, bottom = height - 40;
   const ax = axisOf(runs, xDim), ay = axisOf(runs, yDim);
+  // the y labels' column as wide as its widest label (up to a third of the width), right of
+  // the y axis's title
+  ctx.font = "11px sans-serif";
+  const widest = Math.max(0, ...ay.ticks.map(([, t]) => ctx.measureText(String(t)).width));
+  const left = Math.round(Math.min(Math.max(60, widest + 26), width / 3));
+  const right = width - 16, top = 16, bottom = height - 40;
   const pts = [];
   for (const r of runs) {
     const px = ax.pos(num(xDim.get(r))), py = ay.pos(num(yDim.get(r)));
     if (px === null || py === null) continue;
     pts.push([left + px * (right - left), bottom - py * (bottom - top), r.id]);
   }
-  ctx.strokeStyle = "#444"; ctx.fillStyle = "#222"; ctx.font = "11px sans-serif";
+  ctx.strokeStyle = "#444"; ctx.fillStyle = "#222";
   ctx.beginPath(); ctx.moveTo(left, top); ctx.lineTo(left, bottom); ctx.lineTo(right, bottom); ctx.stroke();
-  ctx.textAlign = "center";
-  ctx.fillText(xDim.label, (left + right) / 2, height - 6);
-  for (const [p, t] of ax.ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 12), left + p * (right - left), bottom + 14);
-  ctx.textAlign = "right";
-  for (const [p, t] of ay.ticks.slice(0, 12)) ctx.fillText(String(t).slice(0, 12), left - 4, bottom - p * (bottom - top) + 4);
+  const text = labeller(ctx);
+  text.put(xDim.label, (left + right) / 2, height - 6, { size: 11, maxWidth: width - 8, must: true });
+  // x: the first label starts at the axis's start, the last ends at its end
+  const xAt = (p) => left + p * (right - left);
+  const half = (right - left) / 2 - 4;
+  for (const [p, t] of ax.ticks.filter(([p]) => p === 0 || p === 1)) {
+    text.put(t, xAt(p), bottom + 14, { size: 11, align: p === 0 ? "left" : "right", maxWidth: half, must: true });
+  }
+  for (const [p, t] of ax.ticks.filter(([p]) => p !== 0 && p !== 1)) text.put(t, xAt(p), bottom + 14, { size: 11 });
+  // y: the lowest label above the x axis's line, the highest below the top
+  const yAt = (p) => bottom - p * (bottom - top);
+  const yOpts = { size: 11, align: "right", maxWidth: left - 26 };
+  for (const [p, t] of ay.ticks.filter(([p]) => p === 0 || p === 1)) {
+    text.put(t, left - 4, p === 0 ? bottom - 3 : yAt(p) + 4, { ...yOpts, must: true });
+  }
+  for (const [p, t] of ay.ticks.filter(([p]) => p !== 0 && p !== 1)) text.put(t, left - 4, yAt(p) + 4, yOpts);
+  ctx.font = "11px sans-serif";
+  const yTitle = shorten(ctx, yDim.label, bottom - top);
+  const titleWidth = ctx.measureText(yTitle).width;
   ctx.save(); ctx.translate(12, (top + bottom) / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "center";
-  ctx.fillText(yDim.label, 0, 0); ctx.restore();
+  ctx.fillText(yTitle, 0, 0); ctx.restore();
+  text.reserve([4, (top + bottom - titleWidth) / 2, 15, (top + bottom + titleWidth) / 2, yTitle]);
+  canvas.dataset.labels = text.json();
   let dimmed = 0;
   for (const [px, py, id] of pts) {
     const out = kept !== null && !kept.has(id);
