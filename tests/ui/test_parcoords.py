@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from urllib.parse import quote
 
 import pytest
 
@@ -179,7 +180,7 @@ def _assert_apart(boxes, width):
 
 
 @pytest.mark.parametrize("project,extra", [("spread", "&sx=lr"), ("spread", "&sx=dropout"),
-                                           ("uniform", "")])
+                                           ("uniform", ""), ("wide", ""), ("nested", "")])
 def test_parallel_and_scatter_labels_never_overlap(ppage, artifacts, project, extra):
     """Every label drawn on either canvas, the scatter's origin corner included (a log x
     axis from 1e-4 meets a y axis from 0.738), overlaps no other."""
@@ -199,3 +200,58 @@ def test_parallel_and_scatter_labels_never_overlap(ppage, artifacts, project, ex
         assert first_x[4].endswith("e-4") and low_y[4].startswith("0.7"), (first_x, low_y)
         assert low_y[3] <= height - 40 and first_x[0] >= low_y[2], (low_y, first_x)
         ppage.locator("[data-testid='scatter']").screenshot(path=str(artifacts / "scatter-corner.png"))
+
+
+def test_parallel_coordinates_with_hundreds_of_keys_stay_readable(ppage):
+    """300 varying keys: no more axes than fit (MIN_SPACING px apart, MAX_AXES at most),
+    a note saying how many were left out and naming them, the metric's axis and a brushed
+    key's always drawn, and headers that never overlap; hovering a header names it."""
+    ppage.open("#/runs?project=wide&pc=1")
+    ppage.wait_for_selector(PANEL)
+    canvas = ppage.locator("[data-testid='parallel'] canvas")
+    axes, limit = int(canvas.get_attribute("data-axes")), int(canvas.get_attribute("data-max-axes"))
+    width = canvas.bounding_box()["width"]
+    assert 2 <= axes <= limit <= 24 and limit == min(24, int((width - 100) // 60) + 1)
+    left_out = int(canvas.get_attribute("data-left-out"))
+    assert axes + left_out == WIDE_KEYS + 1  # the keys and the metric
+    note = ppage.locator("[data-testid='pc-left-out']")
+    assert note.inner_text().startswith(f"{left_out} of {WIDE_KEYS + 1} axes not drawn ")
+    # k000 differs in one run only: left out; the title names every one left out
+    names = note.get_attribute("title").split("\n")
+    assert len(names) == left_out and "k000" in names
+    boxes, _ = _boxes(canvas)
+    assert "loss (last)" in [b[4] for b in boxes]
+    _assert_apart(*_boxes(canvas))
+    ppage.shot("parallel-300-keys")
+    # a brushed key is drawn however little it varies, and its brush applies
+    ppage.open("#/runs?project=wide&pc=1&pcb=" + quote(json.dumps({"k000": [0.5, 1]})))
+    ppage.wait_for_selector(PANEL)
+    assert int(canvas.get_attribute("data-axes")) == axes
+    assert "k000" in [b[4] for b in _boxes(canvas)[0]]
+    ppage.wait_for_function("document.querySelector(\"[data-testid='brush-note']\").textContent"
+                            " === 'brushing keeps 1 run'")
+    # the first axis (k000, by key order) is named by hovering its header
+    frame = canvas.bounding_box()
+    ppage.mouse.move(frame["x"] + 50, frame["y"] + 10)
+    assert canvas.get_attribute("title").startswith("k000: ")
+
+
+@pytest.mark.parametrize("width", [1400, 700])
+def test_parallel_headers_take_two_rows_and_shorten_when_long(ppage, width):
+    """Long nested keys: the headers alternate over two rows and keep the end of their
+    names ("…" and the rest); none overlaps another, and hovering one names it in full."""
+    ppage.set_viewport_size({"width": width, "height": 900})
+    ppage.open("#/runs?project=nested&pc=1")
+    ppage.wait_for_selector(PANEL)
+    canvas = ppage.locator("[data-testid='parallel'] canvas")
+    boxes, frame_width = _boxes(canvas)
+    _assert_apart(boxes, frame_width)
+    headers = [b for b in boxes if b[4].startswith("…")]
+    assert headers and all(any(k.endswith(h[4][1:]) for k in NESTED_KEYS) for h in headers), headers
+    assert len({round(h[1]) for h in headers}) == 2  # two rows
+    frame = canvas.bounding_box()
+    first = min(headers, key=lambda b: b[0])
+    ppage.mouse.move(frame["x"] + (first[0] + first[2]) / 2, frame["y"] + (first[1] + first[3]) / 2)
+    title = canvas.get_attribute("title")
+    assert title.startswith(NESTED_PREFIX) and title.split(":")[0].endswith(first[4][1:]), (title, first)
+    ppage.shot(f"parallel-nested-{width}")

@@ -154,24 +154,59 @@ function shorten(ctx, label, width) {
   return "…" + (lo ? chars.slice(-lo).join("") : "");
 }
 
+// The axes drawn side by side at most: one per MIN_SPACING px of the plot's width (a tick
+// label and a header fit between two), and never more than MAX_AXES.
+export const MIN_SPACING = 60, MAX_AXES = 24;
+
+// The dims drawn when they are more than `limit`: the metric's and each brushed one
+// (`brushed`: keys), then the keys whose values differ across the most runs (the fewest runs
+// at their commonest value), ties in their given order; drawn in their given order.
+function pickDims(runs, dims, limit, brushed) {
+  if (dims.length <= limit) return { shown: dims, left: [] };
+  const spread = (d) => {
+    const counts = new Map();
+    for (const r of runs) {
+      const k = JSON.stringify(d.get(r) ?? null);
+      counts.set(k, (counts.get(k) || 0) + 1);
+    }
+    return runs.length - Math.max(0, ...counts.values());
+  };
+  const ranked = dims.map((d, i) => ({ i, must: d.metric || brushed.has(d.key) ? 1 : 0, s: spread(d) }))
+    .sort((a, b) => (b.must - a.must) || (b.s - a.s) || (a.i - b.i));
+  const keep = new Set(ranked.slice(0, Math.max(limit, ranked.filter((r) => r.must).length)).map((r) => r.i));
+  return { shown: dims.filter((_, i) => keep.has(i)), left: dims.filter((_, i) => !keep.has(i)) };
+}
+
 // The window-level drag listeners of the chart drawn last (removed when it is redrawn).
 let listeners = null;
 
 // onBrush(kept, ranges): kept is the Set of run ids inside every brush (null: no brush),
 // ranges {dim key: [p0, p1]} the brushes as fractions of their axis (0 bottom, 1 top);
 // `initial` (same shape) restores brushes, e.g. from a shared link.
-export function drawParcoords(container, runs, dims, onBrush, initial = null) {
+// More dims than fit the width (MIN_SPACING, MAX_AXES) are not all drawn: see pickDims; a
+// note under the plot says how many were left out and names them.
+export function drawParcoords(container, runs, allDims, onBrush, initial = null) {
   if (listeners) listeners.abort();
   listeners = new AbortController();
   const { signal } = listeners;
-  if (!dims.length) { container.append(el("p", { class: "muted", text: "No varying config keys." })); return; }
+  if (!allDims.length) { container.append(el("p", { class: "muted", text: "No varying config keys." })); return; }
   const { canvas, ctx, width, height } = setupCanvas(container, 280);
   const left = 50, right = width - 50, bottom = height - 24;
+  const limit = Math.max(2, Math.min(MAX_AXES, Math.floor((right - left) / MIN_SPACING) + 1));
+  const { shown: dims, left: leftOut } = pickDims(runs, allDims, limit, new Set(Object.keys(initial || {})));
   const axes = dims.map((d) => axisOf(runs, d));
   container.dataset.logAxes = JSON.stringify(dims.filter((d, i) => axes[i].log).map((d) => d.key));
   const x = (i) => (dims.length === 1 ? (left + right) / 2 : left + (i * (right - left)) / (dims.length - 1));
   const spacing = dims.length === 1 ? right - left : (right - left) / (dims.length - 1);
-  const top = 34;
+  // The headers: in one row when each fits between its neighbours, else in two alternating
+  // rows (twice the room each); a header still too wide keeps the end of its label ("…" and
+  // the rest in the tooltip). Each also stays inside the canvas.
+  ctx.font = "12px sans-serif";
+  const room = (i, rows) => Math.min(rows * spacing - 10, 2 * Math.min(x(i), width - x(i)) - 4);
+  const rows = dims.every((d, i) => ctx.measureText(d.label).width <= room(i, 1)) ? 1 : 2;
+  const headers = dims.map((d, i) => shorten(ctx, d.label, room(i, rows)));
+  const top = rows === 1 ? 34 : 46;
+  const headerY = (i) => (rows === 1 ? top - 18 : i % 2 ? 28 : 14);
   const y = (p) => bottom - p * (bottom - top);
   const brushes = new Map();  // axis index → [p0, p1] in 0..1
   const metricAxis = dims.findIndex((d) => d.metric);
@@ -218,7 +253,7 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
     const text = labeller(ctx);
     dims.forEach((d, i) => {
       ctx.beginPath(); ctx.moveTo(x(i), top); ctx.lineTo(x(i), bottom); ctx.lineWidth = 1; ctx.stroke();
-      text.put(d.label.length > 22 ? "…" + d.label.slice(-21) : d.label, x(i), top - 18, { size: 12, must: true });
+      text.put(headers[i], x(i), headerY(i), { size: 12, must: true });
     });
     dims.forEach((d, i) => {
       // the ends above and below the axis (each within its share of the width); the ticks
@@ -238,6 +273,16 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
     });
     canvas.dataset.labels = text.json();
   }
+  // The axis under the mouse: within 14 px of its line, or, over the headers, the axis
+  // whose header it is.
+  const axisAt = (mx, my) => {
+    const reach = my < top - 4 ? Math.max(14, (rows * spacing) / 2) : 14;
+    let best = -1;
+    dims.forEach((_, j) => {
+      if (Math.abs(x(j) - mx) < reach && (best < 0 || Math.abs(x(j) - mx) < Math.abs(x(best) - mx))) best = j;
+    });
+    return best;
+  };
   let drag = null;
   const pos = (ev) => { const r = canvas.getBoundingClientRect(); return [ev.clientX - r.left, ev.clientY - r.top]; };
   canvas.addEventListener("mousedown", (ev) => {
@@ -248,11 +293,11 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
     drag = { i, p0: p, moved: false };
     ev.preventDefault();
   });
-  // Hovering an axis names its full extent (the tooltip); the ticks are rounded.
+  // Hovering an axis (or its header) names it in full with its full extent (the tooltip):
+  // the ticks are rounded, and a header may be shortened.
   canvas.addEventListener("mousemove", (ev) => {
     if (drag) return;
-    const [mx] = pos(ev);
-    const i = dims.findIndex((_, j) => Math.abs(x(j) - mx) < 14);
+    const i = axisAt(...pos(ev));
     canvas.title = i < 0 ? "drag along an axis to brush a range" : axisRange(dims[i], axes[i]);
   }, { signal });
   window.addEventListener("mousemove", (ev) => {
@@ -271,6 +316,15 @@ export function drawParcoords(container, runs, dims, onBrush, initial = null) {
     report();
   }, { signal });
   canvas.dataset.axes = String(dims.length);
+  canvas.dataset.maxAxes = String(limit);
+  canvas.dataset.leftOut = String(leftOut.length);
+  if (leftOut.length) {
+    const names = leftOut.map((d) => d.label);
+    container.append(el("p", { class: "muted", testid: "pc-left-out", title: names.join("\n"),
+      text: `${leftOut.length} of ${allDims.length} axes not drawn (${dims.length} fit this width: the metric, ` +
+            `any brushed key, then the keys that differ across the most runs): ${names.slice(0, 5).join(", ")}` +
+            `${names.length > 5 ? ", … (hover for all)" : ""}` }));
+  }
   draw();
   if (brushes.size) report();
   container.dataset.ready = "1";
