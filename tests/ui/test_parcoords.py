@@ -96,6 +96,8 @@ def test_parallel_log_rule_on_made_up_samples(ppage):
         # spread in log space: log
         "log-uniform lr": [10 ** rng.uniform(-4, 0) for _ in range(200)],
         "lr grid": [1e-4, 1e-3, 1e-2, 1e-1, 1],
+        # the demo's Hyperband: a grid whose winners (high lr) got most of the trials
+        "searched grid": [0.01] * 4 + [0.0316] * 4 + [0.1] * 8 + [0.316] * 10 + [1] * 11,
         "three decades of lr": [0.001, 0.01, 0.1],
         "batch sizes": [16, 32, 64, 128, 256, 512, 1024, 2048],
         "a loss that diverged once": [1 + rng.random() for _ in range(50)] + [1e3],
@@ -116,7 +118,7 @@ def test_parallel_log_rule_on_made_up_samples(ppage):
           out[name] = !!axisOf(values.map((v) => ({ v })), { get: (r) => r.v }).log;
         return out;
     }""", cases)
-    logs = {"log-uniform lr", "lr grid", "three decades of lr", "batch sizes",
+    logs = {"log-uniform lr", "lr grid", "searched grid", "three decades of lr", "batch sizes",
             "a loss that diverged once", "denormals"}
     assert got == {name: name in logs for name in cases}
 

@@ -71,12 +71,15 @@ export function axisOf(runs, dim) {
     const lo = sorted[0], hi = sorted[sorted.length - 1], min = lo, max = hi;
     // one value: a single tick mid-axis (lo ± 0.5 is lo itself for 1e300)
     if (lo === hi) return { kind: "num", lo, hi, min, max, pos: (v) => (finite(v) ? 0.5 : null), ticks: [[0.5, fmt(lo)]] };
-    const m = sorted.length;
-    const median = sorted[(m - 1) >> 1] / 2 + sorted[m >> 1] / 2;
+    // the median of the distinct values: a grid searched by Hyperband (lr 0.01, 0.0316,
+    // 0.1, 0.316, 1) keeps its spacing however many trials the winners got
+    const distinct = sorted.filter((v, i) => i === 0 || v !== sorted[i - 1]);
+    const m = distinct.length;
+    const median = distinct[(m - 1) >> 1] / 2 + distinct[m >> 1] / 2;
     // A log axis only where it spreads the values out: all positive, spanning two decades
-    // or more, AND the median in the lowest fifth of a linear axis (half the runs squeezed
-    // into its bottom fifth), as for a learning rate sampled log-uniformly from 1e-4 to 1
-    // (median 1e-2). A metric uniform on [0, 1] whose smallest value is 4.8e-5 spans four
+    // or more, AND the median of the distinct values in the lowest fifth of a linear axis
+    // (half of them squeezed into its bottom fifth), as for a learning rate sampled
+    // log-uniformly from 1e-4 to 1 (median 1e-2) or a grid of powers of ten. A metric uniform on [0, 1] whose smallest value is 4.8e-5 spans four
     // decades but has its median mid-axis: a log axis would squash 0.1 .. 1, most of the
     // runs, into its top quarter, so it stays linear. A log axis is ticked at each power of
     // ten; a linear one at its ends and three points between, each with the digits that
