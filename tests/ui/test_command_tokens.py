@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -224,3 +225,27 @@ def test_open_hands_the_browser_the_printed_link(small_sqlite, tmp_path):
         _stop(proc)
     assert got.read_text() == link and _token_of(link) == "a b&c=d#e"
     assert "browser" not in proc.stderr.read()
+
+
+def test_a_browser_that_waits_for_the_page_gets_it(small_sqlite, tmp_path):
+    """$BROWSER a program that fetches the page before it returns, as a browser run in the
+    terminal does (lynx, w3m: webbrowser waits for them): the server already answers it.
+    Opened before the server ran, it waited on a server that never started."""
+    url, _ = small_sqlite
+    got = tmp_path / "status.txt"
+    script = tmp_path / "browser"
+    script.write_text(f"#!{sys.executable}\n"
+                      "import sys, urllib.request\n"
+                      "with urllib.request.urlopen(sys.argv[1], timeout=20) as r:\n"
+                      f"    open({str(got)!r}, 'w').write(str(r.status))\n")
+    script.chmod(0o755)
+    env = _no_browser_env(str(script))
+    proc = _serve_with_open([url], env)
+    try:
+        _url_of(proc)
+        deadline = time.monotonic() + 30
+        while not got.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        _stop(proc)
+    assert got.read_text() == "200"

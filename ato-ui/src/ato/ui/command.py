@@ -255,7 +255,11 @@ class UICommand:
         print(f"ato ui: {_display(url)} at {link}  (read-only; Ctrl+C stops)",
               flush=True)
         if args.open:
-            open_in_browser(link)
+            # beside the server, not before it: a browser run in the terminal (lynx, w3m)
+            # returns only when quit, and the server must answer it meanwhile
+            import threading
+
+            threading.Thread(target=open_in_browser, args=(link,), daemon=True).start()
         # No WebSocket endpoint: ws="none" spares importing a WebSocket library.
         config = Config(app, log_level="warning", access_log=False, ws="none",
                         timeout_graceful_shutdown=1)
