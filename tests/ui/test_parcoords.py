@@ -257,3 +257,16 @@ def test_parallel_headers_take_two_rows_and_shorten_when_long(ppage, width):
     title = canvas.get_attribute("title")
     assert title.startswith(NESTED_PREFIX) and title.split(":")[0].endswith(first[4][1:]), (title, first)
     ppage.shot(f"parallel-nested-{width}")
+
+
+def test_the_panel_fits_a_narrow_window(ppage):
+    """At 700 px the scatter (at least 300 px wide) goes under the parallel coordinates
+    instead of running off the page."""
+    ppage.set_viewport_size({"width": 700, "height": 900})
+    ppage.open("#/runs?project=spread&pc=1")
+    ppage.wait_for_selector("[data-testid='scatter'][data-ready='1']")
+    page_width = ppage.evaluate("document.documentElement.clientWidth")
+    for testid in ("parallel", "scatter"):
+        box = ppage.locator(f"[data-testid='{testid}'] canvas").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= page_width, (testid, box)
+    ppage.shot("parallel-narrow")
