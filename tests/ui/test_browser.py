@@ -707,7 +707,7 @@ def test_tiny_and_huge_values_get_an_axis_that_holds_them(page, server, log_y):
     or no labels at all (1e40)."""
     log = logger_for(server.url, "extreme")
     ids = {}
-    for scale in (1e-19, 1e-25, 1e-300, 1e40, 1e300):
+    for scale in (1e-19, 1e-25, 1e-300, 1e-320, 1e40, 1e300):
         ids[scale] = log.run(tags=["extreme"])
         for step in range(10):
             log.log_metric("v", scale * (1 + step / 3), step)
@@ -768,3 +768,64 @@ def test_a_failed_run_page_says_why(page, server):
     assert error == "ValueError: lr too high <b>0.9</b> (postgresql://u:***@h/db)"
     page.open(f"#/run/{server.info['runs'][0]}")  # a completed run has no error line
     assert page.locator("[data-testid='run-error']").count() == 0
+
+
+def test_finite_values_between_gaps_are_drawn(page, server):
+    """A value whose neighbours are NaN has no line to be on: it is drawn as a point (with
+    points hidden on a dense series, nothing showed), as is a metric's only point."""
+    log = logger_for(server.url, "isolated")
+    run_id = log.run()
+    for step in range(200):
+        log.log_metric("alternating", 1.0 + step % 7 if step % 2 == 0 else float("nan"), step)
+    log.log_metric("one_point", 5.0, 25)
+    log.finish()
+    for key in ("alternating", "one_point"):
+        page.goto("about:blank")
+        page.open(f"#/charts?runs={run_id}")
+        card = page.locator(f"[data-testid='chart-card'][data-key='{key}']")
+        card.scroll_into_view_if_needed()
+        page.wait_for_selector(f"[data-testid='chart-card'][data-key='{key}'][data-drawn]")
+        pixels = page.evaluate("""(key) => {
+            const c = document.querySelector(`[data-testid='chart-card'][data-key='${key}'] canvas`);
+            const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < px.length; i += 4)
+              if (Math.abs(px[i] - 31) < 40 && Math.abs(px[i + 1] - 119) < 40 && Math.abs(px[i + 2] - 180) < 40 && px[i + 3] > 100) n++;
+            return n;
+        }""", key)
+        assert pixels > 5, (key, pixels)
+
+
+def test_a_log_axis_spans_any_number_of_decades(page, server):
+    """1 beside 5e-324 (a denormal) or beside 1e-300: whole decades from the smallest to
+    the largest, powers of ten only, none "0" (uPlot's own log scale drew a blank plot, or
+    one label, 1e-34, at the height of the 1s)."""
+    log = logger_for(server.url, "decades")
+    ids = {}
+    for low in (5e-324, 1e-300, 1e-310):
+        ids[low] = log.run()
+        for step in range(20):
+            log.log_metric("v", 1.0 if step % 2 else low, step)
+        log.finish()
+    for low, run_id in ids.items():
+        page.goto("about:blank")
+        page.open(f"#/charts?runs={run_id}&log=1")
+        page.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
+        labels = [x for x in json.loads(page.get_attribute("[data-testid='chart-card']",
+                                                          "data-yticks")) if x]
+        assert 2 <= len(labels) <= 8 and "0" not in labels, (low, labels)
+        assert all(x == "1" or x.startswith("1e") or x in ("0.1", "10") for x in labels), labels
+        assert labels[-1] in ("1", "10") and int(labels[0].split("e")[1]) <= -250, labels
+        assert _plot_pixels(page) > 20, low  # drawn, not blank
+
+
+def _plot_pixels(page) -> int:
+    """Pixels of the first run's colour in the first card's canvas."""
+    return page.evaluate("""() => {
+        const c = document.querySelector("[data-testid='chart-card'] canvas");
+        const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < px.length; i += 4)
+          if (Math.abs(px[i] - 31) < 40 && Math.abs(px[i + 1] - 119) < 40 && Math.abs(px[i + 2] - 180) < 40 && px[i + 3] > 100) n++;
+        return n;
+    }""")

@@ -2,7 +2,7 @@
 // x = step / wall time / relative time, log scale, EMA smoothing, grouping with a min/max
 // band, server-side reduction with a "N → M points" badge, zoom re-querying the range at
 // full resolution, PNG export and live points over Server-Sent Events.
-import { api, clear, color, download, el, exact, f64, fmt, fmtTime, go, isBookkeeping, liveSource, notFound, num, plural, setParams, SEED_KEYS, tickLabels,
+import { api, clear, color, download, el, exact, f64, fmt, fmtTime, go, isBookkeeping, liveSource, notFound, num, plural, setParams, SEED_KEYS, tickLabel, tickLabels,
          TZ, UrlParams, varyingKeys } from "./util.js";
 
 /* global uPlot */
@@ -79,27 +79,77 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false, red
 // every k-th decade so that there are at most 8, however many decades the data spans.
 export function logSplits(min, max) {
   if (!(min > 0) || !(max > min)) return [];
-  const lo = Math.ceil(Math.log10(min) - 1e-9), hi = Math.floor(Math.log10(max) + 1e-9);
-  const stride = Math.max(1, Math.ceil((hi - lo + 1) / 8));
+  return decadeSplits(Math.log10(min), Math.log10(max)).map((e) => 10 ** e);
+}
+
+// The same in exponents: the whole decades from `e0` to `e1` (log10 of the axis' ends),
+// every k-th so that there are at most 8, k a round number and each tick a multiple of it
+// (1e-300, 1e-250, … 1: 10^0 is a tick whenever it is on the axis).
+export function decadeSplits(e0, e1) {
+  if (!(Number.isFinite(e0) && Number.isFinite(e1)) || e1 < e0) return [];
+  const lo = Math.ceil(e0 - 1e-9), hi = Math.floor(e1 + 1e-9);
+  const need = (hi - lo + 1) / 8;
+  const stride = [1, 2, 3, 5, 10, 20, 25, 50, 100, 200].find((k) => k >= need) || Math.ceil(need);
   const out = [];
-  for (let e = lo; e <= hi; e += stride) out.push(10 ** e);
+  for (let e = Math.ceil(lo / stride) * stride; e <= hi; e += stride) out.push(e);
   return out;
 }
+
+// A log axis' range in exponents: whole decades around log10 of the values (at least one).
+export function decadeRange(min, max) {
+  if (min === null || max === null || min === undefined || max === undefined) return [0, 1];
+  return [Math.floor(min), Math.max(Math.ceil(max), Math.floor(min) + 1)];
+}
+
+// The label of the decade 10^e: as tickLabel writes that number ("0.001", "1e-4", "1e6"),
+// and in words past what a double holds (10^-324 is 0, 10^309 is Infinity).
+export function decadeLabel(e) {
+  const v = 10 ** e;
+  return v > 0 && Number.isFinite(v) && v >= 1e-300 ? tickLabel(v) : `1e${e}`;
+}
+
+// x * 10^k as a tick label, from the digits of x and the exponent k (multiplying would
+// round a denormal: 2e-322 read 1.976e-322).
+export function scaledLabel(x, k) {
+  if (x === 0) return "0";
+  const [m, e] = Number(x.toPrecision(12)).toExponential().split("e");
+  return `${m}e${Number(e) + k}`;
+}
+
+// v / 10^k, through 1e300 when 10^k alone would be a denormal (or 0).
+const scaleDown = (v, k) => (k >= -300 ? v / 10 ** k : (v * 1e300) / 10 ** (k + 300));
 
 // The step axis' tick spacings: whole steps (a 2-step run was ticked at 0.1, 0.2, …).
 const STEP_INCRS = [];
 for (let p = 1; p <= 1e18; p *= 10) STEP_INCRS.push(p, 2 * p, 5 * p);
 
-// The power of ten the y values of `data` (uPlot's columns, x first) are divided by to be
-// drawn: 1 unless their largest magnitude is under 1e-9 or 1e12 and over.
-export function yScaleOf(data) {
+// The exponent k of the power of ten the y values of `data` (uPlot's columns, x first)
+// are divided by to be drawn: 0 unless their largest magnitude is under 1e-9 or 1e12 and
+// over.
+export function yExponentOf(data) {
   let most = 0;
   for (let i = 1; i < data.length; i++) {
     for (const v of data[i]) if (v !== null && v !== undefined && Number.isFinite(v) && Math.abs(v) > most) most = Math.abs(v);
   }
-  if (!(most > 0) || (most >= 1e-9 && most < 1e12)) return 1;
-  const scale = 10 ** Math.floor(Math.log10(most));
-  return scale > 0 && Number.isFinite(scale) ? scale : 1;
+  if (!(most > 0) || (most >= 1e-9 && most < 1e12)) return 0;
+  return Math.floor(Math.log10(most));
+}
+
+// The indices of a column's isolated values: a value whose nearest neighbours of its own
+// (skipping the x values only other series have, `undefined`) are gaps or the ends. With
+// points hidden (a dense series) uPlot draws nothing for them: a finite value between
+// two NaNs was invisible.
+export function isolatedIndices(col) {
+  const out = [];
+  let prev = null, prevIdx = -1, prevPrev = null;  // the last two own entries
+  for (let i = 0; i <= col.length; i++) {
+    const v = i < col.length ? col[i] : null;
+    if (v === undefined) continue;
+    if (prevIdx >= 0 && prev !== null && prevPrev === null && v === null) out.push(prevIdx);
+    prevPrev = prevIdx >= 0 ? prev : null;
+    prev = v; prevIdx = i;
+  }
+  return out;
 }
 
 // The y range of a linear axis holding `min`..`max`: a tenth of the span added on each
@@ -510,17 +560,27 @@ export class ChartBoard {
     // axis: spanGaps false), never at the steps where only other runs have points (the
     // join leaves those undefined, which uPlot draws through).
     let data = tables.length ? uPlot.join(tables) : [[]];
+    // y as drawn. uPlot finds tick spacings only for numbers of about 1e-16 to 1e16 and
+    // its log scale fails far out (1e-19 got the one tick "0", 1e40 no labels, 1 beside
+    // 5e-324 a blank log plot). A log axis draws log10(v) on a linear scale, ticked at
+    // whole decades (a value <= 0 is a gap); a linear one draws v / 10^k when the values
+    // lie far outside. Ticks and hover values say the values themselves.
+    const raw = data;
+    const k = this.opts.log ? 0 : yExponentOf(data);
+    card.yExp = k;
     if (this.opts.log) {
-      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v === undefined || (v !== null && v > 0) ? v : null))));
+      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v === undefined ? v : v !== null && v > 0 ? Math.log10(v) : null))));
+    } else if (k !== 0) {
+      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v === null || v === undefined ? v : scaleDown(v, k)))));
     }
-    // uPlot finds tick spacings only for numbers of about 1e-16 to 1e16 (a 1e-19 series
-    // got the one tick "0", a 1e40 one none): values far outside are drawn divided by a
-    // power of ten, and the ticks and hover values say the values themselves.
-    const raw = data, scale = yScaleOf(data);
-    card.yScale = scale;
-    if (scale !== 1) {
-      data = data.map((col, i) => (i === 0 ? col : col.map((v) => (v === null || v === undefined ? v : v / scale))));
+    if (this.opts.log || k !== 0) {
       for (const [i, sr] of series.entries()) if (i > 0) sr.value = (u, v, si, idx) => (v === null || v === undefined ? "–" : exact(raw[si][idx]) ?? fmt(raw[si][idx]));
+    }
+    // every series' isolated values drawn as points, whatever uPlot decides for the rest
+    for (const [i, sr] of series.entries()) {
+      if (i === 0) continue;
+      const alone = isolatedIndices(data[i] || []);
+      if (alone.length) sr.points = { ...(sr.points || {}), filter: (u, si, show) => (show ? null : alone) };
     }
     const width = Math.max(card.body.clientWidth, 300);
     const opts = {
@@ -531,11 +591,9 @@ export class ChartBoard {
       // left edge of uPlot's default 0..100.
       scales: { x: { time: this.opts.x === "wall", range: (u, min, max) => (min !== null && min === max
         ? [min - (this.opts.x === "wall" ? 30 : 1), max + (this.opts.x === "wall" ? 30 : 1)] : [min, max]) },
-      // A log axis spans whole decades, so its end ticks are powers of ten too.
-      y: this.opts.log ? { distr: 3, range: (u, min, max) => (min === null || max === null || !(min > 0) ? [1, 10]
-        : [10 ** Math.floor(Math.log10(min)), 10 ** Math.max(Math.ceil(Math.log10(max)), Math.floor(Math.log10(min)) + 1)]) }
-        // any magnitude and any span, 5 + 1e-9 and 1e-25 and 1e300 alike (linearRange)
-        : { range: (u, min, max) => linearRange(min, max) } },
+      // A log axis (exponents) spans whole decades, so its end ticks are powers of ten too;
+      // a linear one any magnitude and any span, 5 + 1e-9 and 1e-25 and 1e300 alike.
+      y: { range: (u, min, max) => (this.opts.log ? decadeRange(min, max) : linearRange(min, max)) } },
       // Wall-time ticks are spaced for their labels: "04:55:18.65" (a span under a minute
       // may need sub-second digits) and "2026-12-01 04:55" (ticks over days) are wider
       // than uPlot's default spacing allows, and overlapped.
@@ -556,9 +614,11 @@ export class ChartBoard {
         const labels = splits.map((v) => (v === null || v === undefined ? "" : v.toLocaleString("en-US")));
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
-      } }, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? logSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
-        const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0)) * card.yScale;
-        const labels = tickLabels(splits.map((v) => (v === null || v === undefined ? v : v * card.yScale)), this.opts.log ? 0 : span);
+      } }, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? decadeSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
+        const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0));
+        const labels = this.opts.log ? splits.map((e) => (e === null || e === undefined ? "" : decadeLabel(e)))
+          : card.yExp === 0 ? tickLabels(splits, span)
+          : splits.map((v) => (v === null || v === undefined ? "" : Math.abs(v) < span * 1e-9 ? "0" : scaledLabel(v, card.yExp)));
         card.node.dataset.yticks = JSON.stringify(labels);
         return labels;
       } }],
