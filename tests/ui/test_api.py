@@ -594,3 +594,18 @@ def test_dumps_never_writes_a_token_browsers_reject():
     text = dumps({"x": [1, {"y": (math.inf, math.nan)}], "z": -math.inf, "ok": "inf"})
     assert json.loads(text) == {"x": [1, {"y": ["inf", "nan"]}], "z": "-inf", "ok": "inf"}
     assert "Infinity" not in text and "NaN" not in text
+
+
+@pytest.mark.parametrize("huge", ["99999999999999999999", str(2**63), "0"])
+def test_ids_a_database_cannot_hold_are_named_not_a_503(client, huge):
+    """An id past a 64-bit integer made SQLite raise OverflowError (a 503 blaming the
+    database); PostgreSQL answered 404. Both now: the run page 404, a list of ids a 400
+    naming the id."""
+    r = client.get(f"/api/run/{huge}")
+    assert (r.status_code, r.json()) == (404, {"error": f"no run with id {huge}"})
+    for endpoint, params in (("/api/series", {"runs": f"1,{huge}", "key": "loss"}),
+                             ("/api/runs", {"ids": huge}), ("/api/live", {"runs": huge})):
+        r = client.get(endpoint, params=params)
+        assert r.status_code == 400, endpoint
+        assert r.json()["error"].startswith(f"{'ids' if 'ids' in params else 'runs'}: "
+                                            f"{huge} is not a run id (run ids are 1 to ")

@@ -236,6 +236,15 @@ def test_charts_button_is_disabled_past_the_limit(opage, page, server):
     assert empty.locator("[data-testid='back-link']").get_attribute("href") == "#/runs"
 
 
+def test_an_id_past_what_a_page_number_holds_is_named_as_typed(opage, odd_server):
+    # read as a number, 99999999999999999999 was echoed as "no run with id 100000000000000000000"
+    i = odd_server.info["inf"]
+    opage.open(f"#/charts?runs={i},99999999999999999999")
+    assert _warning(opage, "runs").startswith("runs=99999999999999999999: expected run ids: "
+                                              "positive integers up to 9007199254740991")
+    assert opage.locator("h2").inner_text() == "Charts of 1 run"
+
+
 def test_selected_ids_that_match_no_run_are_named_and_not_counted(opage, odd_server):
     i, p = odd_server.info["inf"], odd_server.info["plain"]
     opage.open(f"#/runs?project=odd&sel={i},{p},99999,123456")

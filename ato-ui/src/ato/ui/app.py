@@ -154,12 +154,21 @@ def _json(data, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
 
 
+#: The largest run id a tracker database holds (a signed 64-bit integer).
+MAX_RUN_ID = 2**63 - 1
+
+
 def _ids(request: Request, name: str = "runs", required: bool = True) -> list[int]:
     text = request.query_params.get(name, "")
     try:
         ids = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise BadRequest(f"{name} must be comma-separated run ids, not {text!r}") from None
+    wrong = [i for i in ids if not 1 <= i <= MAX_RUN_ID]
+    if wrong:
+        raise BadRequest(f"{name}: {', '.join(map(str, wrong[:5]))} "
+                         f"{'is not a run id' if len(wrong) == 1 else 'are not run ids'} "
+                         f"(run ids are 1 to {MAX_RUN_ID})")
     if required and not ids:
         raise BadRequest(f"{name} (comma-separated run ids) is required")
     if len(ids) > 1000:
@@ -317,7 +326,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
             run_id = int(request.path_params["run_id"])
         except ValueError:
             raise BadRequest("the run id must be an integer") from None
-        data = await call(lambda: store.run(run_id))
+        data = await call(lambda: store.run(run_id)) if 1 <= run_id <= MAX_RUN_ID else None
         if data is None:
             return _json({"error": f"no run with id {run_id}"}, 404)
         return _json(data)

@@ -320,8 +320,9 @@ export class UrlParams {
     const v = this.raw(name);
     if (v === null) return [];
     const parts = v.split(",").filter(Boolean);
-    const wrong = parts.filter((p) => !/^\d+$/.test(p.trim()) || Number(p) < 1);
-    if (wrong.length) this.bad(name, wrong.join(","), "run ids: positive integers separated by commas");
+    // (past 2^53 a number is no longer the id typed: 99999999999999999999 read 1e20)
+    const wrong = parts.filter((p) => !/^\d+$/.test(p.trim()) || Number(p) < 1 || !Number.isSafeInteger(Number(p)));
+    if (wrong.length) this.bad(name, wrong.join(","), "run ids: positive integers up to 9007199254740991, separated by commas");
     return [...new Set(parts.filter((p) => !wrong.includes(p)).map(Number))];
   }
 
