@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.ui.populate import XSS_IMG, XSS_SCRIPT, logger_for
+from tests.ui.populate import XSS_IMG, XSS_SCRIPT, config_for, logger_for
 
 COUNT = "[data-testid='row-count']"
 
@@ -377,6 +377,25 @@ def test_csv_export_has_every_filtered_row(page):
         page.click("[data-testid='export-csv']")
     lines = open(download.value.path(), encoding="utf-8").read().splitlines()
     assert len(lines) == 101 and lines[0].startswith("id,status,tags")
+
+
+def test_csv_tags_are_a_list_and_inf_sorts_as_a_number(page, server):
+    import csv
+
+    log = logger_for(server.url, "tagged")
+    ids = {}
+    for v in (3.0, float("inf"), 1e30, -2.5):
+        ids[v] = log.run(tags=["ü tag", "a,b"], config=config_for(server.url, "tagged", v=v))
+        log.finish()
+    page.open("#/runs?project=tagged&sort=c:v")
+    page.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    order = page.locator(".tr").evaluate_all("rs => rs.map(r => Number(r.dataset.run))")
+    assert order == [ids[-2.5], ids[3.0], ids[1e30], ids[float("inf")]]
+    with page.expect_download() as download:
+        page.click("[data-testid='export-csv']")
+    rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
+    assert {r["tags"] for r in rows} == {json.dumps(["ü tag", "a,b"], ensure_ascii=False,
+                                                    separators=(",", ":"))}
 
 
 def test_search_ladder(page, server):
@@ -829,3 +848,24 @@ def _plot_pixels(page) -> int:
           if (Math.abs(px[i] - 31) < 40 && Math.abs(px[i + 1] - 119) < 40 && Math.abs(px[i + 2] - 180) < 40 && px[i + 3] > 100) n++;
         return n;
     }""")
+
+
+def test_long_keys_wrap_inside_their_boxes(page, server):
+    """A 200-character metric key and a 300-character config key: the run page's metrics
+    table and compare's key column wrap them and keep every column in view."""
+    log = logger_for(server.url, "longkeys")
+    ids = []
+    for v in (1, 2):
+        ids.append(log.run(config=config_for(server.url, "longkeys", **{"k" * 300: v})))
+        log.log_metric("m" * 200, float(v), 0)
+        log.finish()
+    page.open(f"#/run/{ids[0]}")
+    table = page.locator("[data-testid='run-metrics']").bounding_box()
+    box = page.locator("[data-testid='run-metrics']").locator("xpath=..").bounding_box()
+    assert table["x"] + table["width"] <= box["x"] + box["width"] + 1, (table, box)
+    page.open(f"#/compare?runs={ids[0]},{ids[1]}")
+    page.wait_for_selector("[data-testid='diff-row']")
+    view = page.locator("#view").bounding_box()
+    for cell in page.locator("[data-testid='diff-row'] td").all():
+        b = cell.bounding_box()
+        assert b["x"] + b["width"] <= view["x"] + view["width"] + 1

@@ -184,7 +184,8 @@ export async function renderRuns(view, params) {
       title: (r) => isoTime(r.start), csv: (r) => isoTime(r.start) },
     { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: runDuration,
       title: runDurationTitle },
-    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => r.config[k] })),
+    // (num: "inf", "-inf", "nan" as the API writes them sort as the numbers they are)
+    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => num(r.config[k]) })),
     // a metric column is also as wide as its widest number (0.00543812 was cut to 0.005438…)
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
       id: `m:${f}:${k}`, label: `${k} ${f}`, metric: true, get: (r) => summary(r, k, f),
@@ -196,7 +197,7 @@ export async function renderRuns(view, params) {
   // picked) still sorts: a sort chosen on a column stays valid when a filter hides it.
   const hiddenSort = (() => {
     const c = /^c:(.+)$/s.exec(sortKey);
-    if (c && runs.some((r) => c[1] in r.config)) return { id: sortKey, get: (r) => r.config[c[1]] };
+    if (c && runs.some((r) => c[1] in r.config)) return { id: sortKey, get: (r) => num(r.config[c[1]]) };
     const m = /^m:(last|min|max):(.+)$/s.exec(sortKey);
     if (m && metricKeys.includes(m[2])) return { id: sortKey, get: (r) => summary(r, m[2], m[1]) };
     return null;
@@ -341,7 +342,8 @@ export async function renderRuns(view, params) {
     const cols = columns.filter((c) => c.id !== "id");
     const lines = [["id", ...cols.map((c) => (c.csv ? c.id : c.label))].map(csvCell).join(",")];
     for (const r of shown) {
-      lines.push([r.id, ...cols.map((c) => (c.id === "tags" ? r.tags.join(" ") : c.csv ? c.csv(r) : c.get(r)))]
+      // tags as a JSON list: a tag may hold a space or a comma (["ü tag","baseline"])
+      lines.push([r.id, ...cols.map((c) => (c.id === "tags" ? JSON.stringify(r.tags) : c.csv ? c.csv(r) : c.get(r)))]
         .map(csvCell).join(","));
     }
     download("runs.csv", new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" }));
