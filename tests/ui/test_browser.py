@@ -754,7 +754,7 @@ def test_ladder_names_trials_without_a_finite_objective(page, server):
     on the axis: each is named under its bracket and under the history, and the -inf one,
     the best of a minimised bracket, is the winner rather than a finite trial."""
     log = logger_for(server.url, "search2")
-    plan = [(0, "a", 0.2), (0, "b", 0.3), (0, "c", 0.9), (0, "d", float("nan")),
+    plan = [(0, "a", 0.2), (0, "b", 0.3), (0, "c", 9e300), (0, "d", float("nan")),
             (0, "e", None), (1, "a", 0.1), (1, "b", float("-inf"))]
     runs = {}
     for rung, key, value in plan:
@@ -774,6 +774,8 @@ def test_ladder_names_trials_without_a_finite_objective(page, server):
     assert f"#{runs['e', 0]} (rung 0: failed, no objective)" in note
     history = page.inner_text("[data-testid='history-undrawn']")
     assert history.startswith("3 trials without a finite objective not drawn")
+    ticks = json.loads(page.get_attribute("[data-testid='objective-history']", "data-yticks"))
+    assert len([t for t in ticks if t]) >= 2
     page.shot("ladder-undrawn")
 
 

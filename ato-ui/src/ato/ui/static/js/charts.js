@@ -117,7 +117,7 @@ export function scaledLabel(x, k) {
 }
 
 // v / 10^k, through 1e300 when 10^k alone would be a denormal (or 0).
-const scaleDown = (v, k) => (k >= -300 ? v / 10 ** k : (v * 1e300) / 10 ** (k + 300));
+export const scaleDown = (v, k) => (k >= -300 ? v / 10 ** k : (v * 1e300) / 10 ** (k + 300));
 
 // The step axis' tick spacings: whole steps (a 2-step run was ticked at 0.1, 0.2, …).
 const STEP_INCRS = [];

@@ -3,7 +3,8 @@
 // hollow, the last rung's trials green and its best one larger and amber —, the threshold
 // of each rung, lines following the survivors) and the
 // objective history with the best so far.
-import { api, color, el, exact, fmt, num, plural, UrlParams } from "./util.js";
+import { api, color, el, exact, fmt, num, plural, tickLabels, UrlParams } from "./util.js";
+import { linearRange, scaledLabel, scaleDown, yExponentOf } from "./charts.js";
 
 /* global uPlot */
 const SVG = "http://www.w3.org/2000/svg";
@@ -170,13 +171,25 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
   const box = el("section", { class: "card", testid: "objective-history" }, el("header", {}, el("h3", { text: "objective by trial" })));
   view.append(box);
   if (xs.length) {
+    // objectives of any magnitude (1e300 left the axis unlabelled): drawn divided by 10^k
+    // when far out, as the charts do; ticks and hover values are the objectives themselves
+    const k = yExponentOf([xs, ys, best]);
+    const drawn = k ? [ys, best].map((col) => col.map((v) => scaleDown(v, k))) : [ys, best];
+    const raw = [null, ys, best];
+    const hover = (u, v, si, idx) => (v === null || idx === null ? "–" : full(raw[si][idx]));
+    const span = (u) => Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0));
     new uPlot({ width: Math.min(900, view.clientWidth || 900), height: 240,
       // the hover values in full (the ticks round)
-      series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6, fill: color(0) }, value: (u, v) => (v === null ? "–" : full(v)) },
-               { label: "best so far", stroke: color(3), width: 2, value: (u, v) => (v === null ? "–" : full(v)) }],
-      scales: { x: { time: false } },
-      axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, splits) => splits.map(String) }, {}],
-    }, [xs, ys, best], box);
+      series: [{ label: "trial" }, { label: "objective", stroke: color(0), width: 0, points: { show: true, size: 6, fill: color(0) }, value: hover },
+               { label: "best so far", stroke: color(3), width: 2, value: hover }],
+      scales: { x: { time: false }, y: { range: (u, min, max) => linearRange(min, max) } },
+      axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, splits) => splits.map(String) },
+             { values: (u, splits) => {
+               const labels = k ? splits.map((v) => (v === null ? "" : Math.abs(v) < span(u) * 1e-9 ? "0" : scaledLabel(v, k))) : tickLabels(splits, span(u));
+               box.dataset.yticks = JSON.stringify(labels);
+               return labels;
+             } }],
+    }, [xs, ...drawn], box);
   }
   if (skipped.length) {
     box.append(el("p", { class: "chart-note", testid: "history-undrawn" },
