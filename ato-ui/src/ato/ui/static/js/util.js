@@ -75,6 +75,8 @@ export function fmt(v) {
     return a !== 0 && (a < 1e-3 || a >= 1e6) ? n.toExponential().replace("e+", "e") : String(n);
   }
   if (typeof v === "object") return JSON.stringify(v);
+  // an empty string is a value, not a missing one ("–")
+  if (v === "") return '""';
   return String(v);
 }
 
