@@ -270,3 +270,15 @@ def test_the_panel_fits_a_narrow_window(ppage):
         box = ppage.locator(f"[data-testid='{testid}'] canvas").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= page_width, (testid, box)
     ppage.shot("parallel-narrow")
+
+
+def test_a_log_axis_over_hundreds_of_decades_has_a_few_round_ticks(ppage):
+    ppage.open("#/runs?project=spread")
+    ticks = ppage.evaluate("""async () => {
+        const { axisOf } = await import("/static/js/parcoords.js");
+        const values = [];
+        for (let e = -300; e <= 0; e += 3) values.push(Number(`1e${e}`));
+        return axisOf(values.map((v) => ({ v })), { get: (r) => r.v }).ticks.map((t) => t[1]);
+    }""")
+    assert 3 <= len(ticks) <= 10, ticks  # 300 decades stacked 23 labels
+    assert "1e-250" in ticks and "1e-300" in ticks

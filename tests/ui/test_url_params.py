@@ -236,6 +236,13 @@ def test_charts_button_is_disabled_past_the_limit(opage, page, server):
     assert empty.locator("[data-testid='back-link']").get_attribute("href") == "#/runs"
 
 
+def test_a_parameter_given_twice_is_named(opage):
+    opage.open("#/runs?project=odd&where=lr%20%3C%201&where=seed%20%3E%200")
+    assert _warning(opage, "where") == ("where is given 2 times (where=lr < 1, where=seed > 0): "
+                                        "only the first, where=lr < 1, is used")
+    assert opage.get_attribute("[data-testid='row-count']", "data-count") == "3"
+
+
 def test_an_id_past_what_a_page_number_holds_is_named_as_typed(opage, odd_server):
     # read as a number, 99999999999999999999 was echoed as "no run with id 100000000000000000000"
     i = odd_server.info["inf"]

@@ -1,5 +1,6 @@
 // Parallel coordinates with brushing, and a scatter plot; both on <canvas> (text drawn
 // with fillText, never as HTML).
+import { decadeLabel, decadeSplits } from "./charts.js";
 import { el, exact, fmt, num } from "./util.js";
 
 // The decimal exponent of x > 0, exactly (Math.log10 can land a hair below a power of ten).
@@ -88,9 +89,10 @@ export function axisOf(runs, dim) {
       const l0 = Math.log10(lo), l1 = Math.log10(hi);
       const pos = (v) => (finite(v) && v > 0 ? (Math.log10(v) - l0) / (l1 - l0) : null);
       const ticks = [[0, fmt(lo)], [1, fmt(hi)]];
-      for (let e = Math.ceil(l0); e <= Math.floor(l1); e++) {
+      // the decades between, every k-th when they are many (300 decades stacked 23 labels)
+      for (const e of decadeSplits(l0, l1)) {
         const p = (e - l0) / (l1 - l0);
-        if (p > 0.04 && p < 0.96) ticks.push([p, fmt(Number(`1e${e}`))]);
+        if (p > 0.04 && p < 0.96) ticks.push([p, decadeLabel(e)]);
       }
       return { kind: "num", log: true, lo, hi, min, max, pos, ticks };
     }

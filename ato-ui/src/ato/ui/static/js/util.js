@@ -344,6 +344,15 @@ export class UrlParams {
   // The box naming every bad parameter, first in `view` (nothing when all are good).
   show(view) {
     view.querySelector("[data-testid='param-warning']")?.remove();
+    // a parameter given twice: every view reads the first (where=a&where=b filtered by a)
+    const named = new Set(this.problems.map((p) => p.name));
+    for (const name of new Set(this.params.keys())) {
+      const all = this.params.getAll(name);
+      if (all.length > 1 && !named.has(name) && (!this.names || this.names.includes(name))) {
+        this.problems.push({ name, value: all.join(" & "), text: `${name} is given ${all.length} times (${
+          all.map((v) => `${name}=${v}`).join(", ")}): only the first, ${name}=${all[0]}, is used` });
+      }
+    }
     if (this.names) {
       const seen = new Set(this.problems.map((p) => p.name));
       for (const [name, value] of this.params) {
