@@ -76,6 +76,19 @@ def test_contradicting_options_are_refused(small_sqlite):
     assert proc.returncode == 2 and "two database URLs" in proc.stderr
 
 
+def test_one_database_named_twice_is_not_a_contradiction(small_sqlite):
+    """`ato ui sqlite:///demo.db --db sqlite:///./demo.db` names one file: served."""
+    url, _ = small_sqlite
+    path = url.split(":///", 1)[1]
+    other = "sqlite:///" + os.path.join(os.path.dirname(path), ".", os.path.basename(path))
+    proc = _start(url, "--db", other, "--port", "0")
+    try:
+        link, _ = _url_of(proc)
+        assert link.startswith("http://127.0.0.1:")
+    finally:
+        _stop(proc)
+
+
 def test_serves_on_loopback_from_ato_db(small_sqlite):
     url, _ = small_sqlite
     started = time.perf_counter()

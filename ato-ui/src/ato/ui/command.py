@@ -112,6 +112,17 @@ def open_in_browser(link: str) -> bool:
     return opened
 
 
+def _same_database(a: str, b: str) -> bool:
+    """Whether two tracker URLs name one database: the same text, or SQLite URLs of one
+    file (``sqlite:///demo.db`` and ``sqlite:///./demo.db``)."""
+    if a == b:
+        return True
+    from ato.ui.data import _sqlite_path
+
+    pa, pb = _sqlite_path(a), _sqlite_path(b)
+    return pa is not None and pb is not None and os.path.realpath(pa) == os.path.realpath(pb)
+
+
 def _display(url: str) -> str:
     """``url`` without its password."""
     from ato.tracking.secrets import hide_passwords
@@ -211,7 +222,7 @@ class UICommand:
 
     @staticmethod
     def run(args) -> int:
-        if args.db_url and args.db and args.db_url != args.db:
+        if args.db_url and args.db and not _same_database(args.db_url, args.db):
             raise AtoError(f"two database URLs given ({args.db_url!r} and --db {args.db!r}); "
                            f"pass one")
         url = args.db_url or args.db or os.environ.get("ATO_DB") or DEFAULT_DB
