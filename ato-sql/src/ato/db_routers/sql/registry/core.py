@@ -37,6 +37,7 @@ from ato.artifacts import (
     snapshot,
     special_kind,
 )
+from ato.db_routers.sql import values
 from ato.tracking.registry import RegistryError as ProtocolRegistryError
 from ato.tracking.registry import RegistryVersion
 
@@ -411,9 +412,7 @@ class _OtherDatabases:
 
 
 def _version(row) -> Version:
-    meta = row[15]
-    if isinstance(meta, str):
-        meta = json.loads(meta)
+    meta = values.loads(row[15])  # SQLite: the JSON text; PostgreSQL: the parsed value
     return Version(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]), row[7],
                    bool(row[8]), row[9], row[10], row[11], row[12], row[13], row[14], meta,
                    row[16], row[17], row[18])
@@ -821,7 +820,9 @@ class Registry:
             if not listed:
                 listed.append(files() if callable(files) else files)
             return listed[0]
-        meta_json = json.dumps(meta, default=str) if meta is not None else None
+        # the encoding of configs (values.dumps): Python's NaN/Infinity tokens are not JSON,
+        # and PostgreSQL's json type refuses them
+        meta_json = values.dumps(meta) if meta is not None else None
         store = self.store(store_url) if store_url else None
 
         def work(conn):
@@ -1616,8 +1617,11 @@ def _warn_unapplied(kind, name, number, score, old_score, step, old_step, meta_j
         ignored.append(f"score={score!r} (v{number} has {old_score!r})")
     if step is not None and step != old_step:
         ignored.append(f"step={step!r} (v{number} has {old_step!r})")
-    if isinstance(old_meta, str):  # SQLite returns the JSON text, PostgreSQL the value
-        old_meta = json.loads(old_meta)
+    # compared in their encoded form, where a NaN is a marker equal to any other NaN's;
+    # old_meta is the JSON text (SQLite) or the parsed value (PostgreSQL), and may hold
+    # the NaN/Infinity tokens of a SQLite row written before meta used values.dumps
+    if meta_json is not None and old_meta is not None:
+        old_meta = json.loads(values.dumps(values.loads(old_meta)))
     if meta_json is not None and json.loads(meta_json) != old_meta:
         ignored.append("meta")
     if ignored:

@@ -9,11 +9,11 @@ imports nothing heavy.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from ato.db_routers.sql import values
 from ato.tracking.registry import (
     KINDS,
     AliasEvent,
@@ -76,7 +76,9 @@ def as_time(value) -> datetime | None:
 
 
 def _meta(value):
-    return json.loads(value) if isinstance(value, str) else value
+    """A version's stored meta (SQLite: JSON text, PostgreSQL: the parsed value) with
+    non-finite floats decoded (:mod:`ato.db_routers.sql.values`)."""
+    return values.loads(value)
 
 
 def version_record(row, aliases=(), created: bool = False, hashed_files: int = 0
@@ -298,8 +300,6 @@ class RegistryReader:
             "ORDER BY trace_id, trace_type", r=version.run_id)}
         inputs = self._linked("registry_links lv", "lv.run_id = :r AND lv.role = 'input'",
                               r=version.run_id)
-        from ato.db_routers.sql import values
-
         return Provenance(version, uses[0], values.loads(config[0][0]) if config else None,
                           fingerprints, tuple(sorted(inputs, key=_sort_key)))
 
