@@ -115,6 +115,20 @@ def test_same_content_with_the_same_non_finite_meta_does_not_warn(logger, weight
         logger.log_model("m", weights, meta={**META, "nan": INF})
 
 
+def test_lineage_config_reads_non_finite_floats_back(logger, weights):
+    """produced_by (Registry and protocol finder) gives the run's config as run.config does:
+    the exact floats, not the stored markers."""
+    logger.run()
+    logger.log_model("m", weights)
+    lineage = Registry(logger.url).produced_by("m")
+    config = lineage["config"]
+    assert config["lr"] == INF and config["floor"] == -INF and math.isnan(config["score"])
+    assert same(config["nested"], {"x": [NAN, {"y": -INF}]})
+    provenance = SQLFinder(make_config(logger.url)).produced_by("m")
+    assert same(provenance.config["nested"], {"x": [NAN, {"y": -INF}]})
+    assert provenance.config["lr"] == INF
+
+
 def test_meta_written_with_python_tokens_before_the_fix_still_reads(tmp_path, weights):
     """A SQLite row holding Python's NaN/Infinity tokens (what meta was written as before)
     reads back as the floats, and registering that content again with the same meta does not

@@ -1186,7 +1186,7 @@ class Registry:
         config = first[3]
         out["run"] = {"run_id": first[0], "status": first[1], "start_time": str(first[2]),
                       "structural_hash": first[4]}
-        out["config"] = json.loads(config) if isinstance(config, str) else config
+        out["config"] = values.loads(config)  # non-finite floats decoded, as run.config
         datasets = {}
         for r in rows:
             if r[5] is not None:
