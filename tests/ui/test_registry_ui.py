@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from ato.adict import ADict
+from tests import databases
 from tests.ui.populate import XSS_IMG, XSS_SCRIPT
 
 XSS_NAME = "net" + XSS_SCRIPT  # a registry name may not start with '/' or hold '@'
+
+db_url = databases.db_url  # the fixture: a fresh SQLite file, then PostgreSQL database
 
 
 def _config(url, store, project="vision", **values):
@@ -301,6 +304,39 @@ def test_a_model_and_a_dataset_of_the_same_name(tmp_path, monkeypatch):
             assert ("prod" in moved) == (kind == "model")
             version = c.get("/api/registry/version", params=params).json()
             assert version["version"]["kind"] == kind
+
+
+def test_non_finite_meta_shows_as_strings(db_url, tmp_path, monkeypatch):
+    """A model's and a dataset's meta holding nan/inf/-inf at any depth (PostgreSQL once
+    refused to record it) is answered as the strings "nan"/"inf"/"-inf", on every page
+    that shows a version."""
+    import math
+
+    from starlette.testclient import TestClient
+
+    from ato.ui.app import create_app
+
+    url, backend = db_url, db_url.partition(":")[0]
+    monkeypatch.setenv("ATO_CACHE_DIR", str(tmp_path / "cache"))
+    meta = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf,
+            "deep": {"l": [1.5, math.nan, {"x": -math.inf}]}, "list": [[math.inf]]}
+    shown = {"nan": "nan", "inf": "inf", "ninf": "-inf",
+             "deep": {"l": [1.5, "nan", {"x": "-inf"}]}, "list": [["inf"]]}
+    (tmp_path / "w.bin").write_bytes(b"non-finite meta " + backend.encode())
+    (tmp_path / "d.bin").write_bytes(b"non-finite data " + backend.encode())
+    with _logger(_config(url, str(tmp_path / "store"), project="nonfinite")) as log:
+        run_id = log.get_current_run_id()
+        log.use_dataset("nf-data", tmp_path / "d.bin", meta=meta)
+        log.log_model("nf-model", tmp_path / "w.bin", meta=meta)
+    with TestClient(create_app(url)) as c:
+        for kind, name in (("model", "nf-model"), ("dataset", "nf-data")):
+            params = {"name": name, "kind": kind, "project": "nonfinite"}
+            page = c.get("/api/registry/asset", params=params)
+            assert page.status_code == 200 and page.json()["versions"][0]["meta"] == shown
+            version = c.get("/api/registry/version", params=params)
+            assert version.status_code == 200 and version.json()["version"]["meta"] == shown
+        io = c.get(f"/api/registry/run/{run_id}").json()
+        assert [v["meta"] for v in io["inputs"] + io["outputs"]] == [shown, shown]
 
 
 def test_a_database_without_registry_tables(tmp_path):
