@@ -3,8 +3,9 @@
 JSON (RFC 8259) has no token for infinity or NaN: PostgreSQL's ``json`` type rejects
 Python's ``Infinity``/``NaN`` tokens, SQLite's JSON functions call them malformed, and
 ``JSON.parse`` refuses them.  The tracker therefore writes every non-finite float — in a
-config (at any depth, in lists too), in tags, in artifact metadata and in ``ato runs
---json`` output — as a one-key object::
+config (at any depth, in lists too), in tags, in artifact metadata, in registry versions'
+``meta``, in study/worker meta and trial payloads and in ``ato runs --json`` output — as a
+one-key object::
 
     float('inf')   ->  {"$numberDouble": "Infinity"}
     float('-inf')  ->  {"$numberDouble": "-Infinity"}
