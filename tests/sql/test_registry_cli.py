@@ -174,3 +174,20 @@ def test_models_show_prints_the_description(db_url, tmp_path):
         r = ato("models", "show", *args, db=db_url)
         assert r.returncode == 0 and "ResNet-50, ImageNet init" in r.stdout, r.stderr
 
+
+
+def test_json_output_is_strict_with_non_finite_meta(db_url, tmp_path):
+    """A meta holding NaN/inf prints as ``ato runs --json`` prints them (strict JSON,
+    {"$numberDouble": …}), never a NaN token a strict parser refuses."""
+    with SQLLogger(make_config(db_url), handle_signals=False) as lg:
+        lg.log_model("odd", write(tmp_path / "w.pt", b"w" * 10),
+                     meta={"loss": float("nan"), "range": [float("-inf"), 1.0]})
+    r = ato("models", "show", "odd", "v1", "--json", db=db_url)
+    assert r.returncode == 0, r.stderr
+
+    def refuse(token):
+        raise ValueError(f"non-strict JSON token {token}")
+
+    meta = json.loads(r.stdout, parse_constant=refuse)["meta"]
+    assert meta == {"loss": {"$numberDouble": "NaN"},
+                    "range": [{"$numberDouble": "-Infinity"}, 1.0]}

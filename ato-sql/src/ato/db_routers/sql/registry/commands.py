@@ -51,7 +51,11 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 
 def _dump(data) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    """``--json`` output as ``ato runs --json`` writes it: strict JSON, ±inf and NaN as
+    ``{"$numberDouble": …}`` (a meta holding NaN printed a ``NaN`` token)."""
+    from ato.db_routers.sql import values
+
+    print(values.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _short(v) -> str:
