@@ -806,14 +806,7 @@ def test_finite_values_between_gaps_are_drawn(page, server):
         card = page.locator(f"[data-testid='chart-card'][data-key='{key}']")
         card.scroll_into_view_if_needed()
         page.wait_for_selector(f"[data-testid='chart-card'][data-key='{key}'][data-drawn]")
-        pixels = page.evaluate("""(key) => {
-            const c = document.querySelector(`[data-testid='chart-card'][data-key='${key}'] canvas`);
-            const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-            let n = 0;
-            for (let i = 0; i < px.length; i += 4)
-              if (Math.abs(px[i] - 31) < 40 && Math.abs(px[i + 1] - 119) < 40 && Math.abs(px[i + 2] - 180) < 40 && px[i + 3] > 100) n++;
-            return n;
-        }""", key)
+        pixels = _plot_pixels(page, f"[data-testid='chart-card'][data-key='{key}']")
         assert pixels > 5, (key, pixels)
 
 
@@ -840,16 +833,17 @@ def test_a_log_axis_spans_any_number_of_decades(page, server):
         assert _plot_pixels(page) > 20, low  # drawn, not blank
 
 
-def _plot_pixels(page) -> int:
-    """Pixels of the first run's colour in the first card's canvas."""
-    return page.evaluate("""() => {
-        const c = document.querySelector("[data-testid='chart-card'] canvas");
+def _plot_pixels(page, card: str = "[data-testid='chart-card']") -> int:
+    """Pixels of the first run's colour (#1f77b4) in the canvas of ``card`` (a selector;
+    the first card by default)."""
+    return page.evaluate("""(card) => {
+        const c = document.querySelector(card + " canvas");
         const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
         let n = 0;
         for (let i = 0; i < px.length; i += 4)
           if (Math.abs(px[i] - 31) < 40 && Math.abs(px[i + 1] - 119) < 40 && Math.abs(px[i + 2] - 180) < 40 && px[i + 3] > 100) n++;
         return n;
-    }""")
+    }""", card)
 
 
 def test_long_keys_wrap_inside_their_boxes(page, server):
