@@ -282,3 +282,16 @@ def test_a_log_axis_over_hundreds_of_decades_has_a_few_round_ticks(ppage):
     }""")
     assert 3 <= len(ticks) <= 10, ticks  # 300 decades stacked 23 labels
     assert "1e-250" in ticks and "1e-300" in ticks
+
+
+def test_an_infinite_value_is_its_own_category_named_inf(ppage):
+    ppage.open("#/runs?project=spread")
+    ticks = ppage.evaluate("""async () => {
+        const { axisOf } = await import("/static/js/parcoords.js");
+        const values = [1, 2, Infinity, -Infinity, NaN, "a"];
+        const axis = axisOf(values.map((v) => ({ v })), { get: (r) => r.v });
+        return [axis.kind, axis.ticks.map((t) => t[1]), values.map((v) => axis.pos(v))];
+    }""")
+    kind, labels, positions = ticks
+    assert kind == "cat" and sorted(labels) == sorted(["1", "2", "inf", "-inf", "nan", "a"])
+    assert len(set(positions)) == 6  # none shares a place with another

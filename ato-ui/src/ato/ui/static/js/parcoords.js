@@ -101,10 +101,14 @@ export function axisOf(runs, dim) {
     return { kind: "num", lo, hi, min, max, pos: (v) => (finite(v) ? (v / 2 - lo / 2) / half : null),
              ticks: linearTicks(lo, hi, [0, 0.25, 0.5, 0.75, 1]) };
   }
-  const cats = [...new Set(values.filter((v) => v !== null && v !== undefined).map((v) => JSON.stringify(v)))].sort();
+  // a category per distinct value; JSON names each but a non-finite number, which JSON
+  // writes null (an inf config value was labelled "–", one category with NaN and null)
+  const key = (v) => (typeof v === "number" && !Number.isFinite(v) ? `#${fmt(v)}` : JSON.stringify(v));
+  const shown = new Map(values.filter((v) => v !== null && v !== undefined).map((v) => [key(v), v]));
+  const cats = [...shown.keys()].sort();
   const n = Math.max(cats.length - 1, 1);
-  return { kind: "cat", pos: (v) => (v === null || v === undefined ? null : cats.length === 1 ? 0.5 : cats.indexOf(JSON.stringify(v)) / n),
-           ticks: cats.map((c, i) => [cats.length === 1 ? 0.5 : i / n, fmt(JSON.parse(c))]) };
+  return { kind: "cat", pos: (v) => (v === null || v === undefined ? null : cats.length === 1 ? 0.5 : cats.indexOf(key(v)) / n),
+           ticks: cats.map((c, i) => [cats.length === 1 ? 0.5 : i / n, fmt(shown.get(c))]) };
 }
 
 function setupCanvas(container, height) {

@@ -77,6 +77,8 @@ export function fmt(v) {
   if (typeof v === "object") return JSON.stringify(v);
   // an empty string is a value, not a missing one ("–")
   if (v === "") return '""';
+  // as a config and the where filter write them (`flag == True`; JSON's true is refused there)
+  if (typeof v === "boolean") return v ? "True" : "False";
   return String(v);
 }
 
