@@ -42,6 +42,13 @@ def test_a_host_that_cannot_be_listened_on_names_the_host(small_sqlite, host, sa
     assert says in err and "--port 0 for any free one" not in err
 
 
+def test_a_foreign_host_is_named_before_a_missing_database(tmp_path):
+    """Both wrong: the host is said first (the database was), as the option typed first."""
+    err = _refused(f"sqlite:///{tmp_path / 'missing.db'}", "--host", "10.255.255.1",
+                   "--port", "0", "--no-token")
+    assert "pass an address of this machine as --host" in err and "missing.db" not in err
+
+
 def test_an_empty_token_is_refused(small_sqlite):
     url, _ = small_sqlite
     assert "--token is empty" in _refused(url, "--token", "")

@@ -244,8 +244,14 @@ class UICommand:
         # Before anything is served: a URL without a scheme, or a scheme no installed
         # tracker backend serves (ato-sql absent or disabled), is one line naming the fix.
         tracker_for_url(url)
-        check_database(url)
+        # the address before the database: both are said before anything is served, a
+        # host this machine does not have first (it was reported as the missing database)
         sock = _bind(host, port)
+        try:
+            check_database(url)
+        except BaseException:
+            sock.close()
+            raise
         Config, Server = _uvicorn_server()  # noqa: N806 (classes)
         from ato.ui.app import create_app
 
