@@ -89,6 +89,8 @@ def split_key(word: str, text: str = "", position: int = 0) -> list[str]:
 
 #: Characters that end or split an unquoted key segment (and the quote characters).
 _SPECIAL = frozenset(".'\"%()=!<>")
+#: Words the grammar reads as operators, never as a key.
+_KEYWORDS = frozenset(("and", "or", "not"))
 
 
 def _escape(c: str) -> str:
@@ -105,7 +107,9 @@ def key_segment(name) -> str:
     is quoted with the command line's escapes — ``"conv.1"``, ``"learning rate"``,
     ``"say \\"hi\\""``.  :func:`split_key` of the joined segments gives them back."""
     name = str(name)
-    if (name and name not in ("and", "or", "not")
+    if name.isidentifier() and name not in _KEYWORDS:  # the common case, quickly
+        return name
+    if (name and name not in _KEYWORDS
             and not any(c.isspace() or c in _SPECIAL or not c.isprintable() for c in name)):
         return name
     escaped = "".join(_escape(c) for c in name)
@@ -135,7 +139,7 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
             if j == i:
                 raise WhereError(f"unexpected {c!r}", text, i)
             word = text[i:j]
-            kind = "keyword" if word in ("and", "or", "not") else "word"
+            kind = "keyword" if word in _KEYWORDS else "word"
             tokens.append((kind, word, i))
             i = j
     return tokens

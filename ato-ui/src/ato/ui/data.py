@@ -92,9 +92,7 @@ def _flat_finite(config: dict, prefix: str = "", out: dict | None = None) -> dic
     if out is None:
         out = {}
     for k, v in config.items():
-        # a plain identifier needs no quotes (the fast path for a table of 1,000 runs)
-        segment = (k if type(k) is str and k.isidentifier() and k not in ("and", "or", "not")
-                   else key_segment(k))
+        segment = key_segment(k)
         path = f"{prefix}.{segment}" if prefix else segment
         if type(v) is dict and v:
             _flat_finite(v, path, out)
@@ -132,18 +130,6 @@ def _finite(value):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
-    return value
-
-
-def _json_safe(value):
-    """``value`` with every non-finite float, at any depth, as :func:`_finite` writes it
-    (and nothing else changed): what :func:`dumps` sends when a payload still holds one."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return _finite(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
     return value
 
 
@@ -667,5 +653,5 @@ def dumps(data) -> str:
     try:
         return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
     except ValueError:
-        return json.dumps(_json_safe(data), separators=(",", ":"), default=str,
+        return json.dumps(_finite(data), separators=(",", ":"), default=str,
                           allow_nan=False)
