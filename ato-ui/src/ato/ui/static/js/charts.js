@@ -75,15 +75,9 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false, red
   card.note.title = titles.join("\n");
 }
 
-// The ticks (and grid lines) of a log axis from `min` to `max` (> 0): powers of ten only,
-// every k-th decade so that there are at most 8, however many decades the data spans.
-export function logSplits(min, max) {
-  if (!(min > 0) || !(max > min)) return [];
-  return decadeSplits(Math.log10(min), Math.log10(max)).map((e) => 10 ** e);
-}
-
-// The same in exponents: the whole decades from `e0` to `e1` (log10 of the axis' ends),
-// every k-th so that there are at most 8, k a round number and each tick a multiple of it
+// The ticks (and grid lines) of a log axis, in exponents: the whole decades from `e0` to
+// `e1` (log10 of the axis' ends), every k-th so that there are at most 8 however many
+// decades the data spans, k a round number and each tick a multiple of it
 // (1e-300, 1e-250, … 1: 10^0 is a tick whenever it is on the axis).
 export function decadeSplits(e0, e1) {
   if (!(Number.isFinite(e0) && Number.isFinite(e1)) || e1 < e0) return [];
@@ -114,6 +108,13 @@ export function scaledLabel(x, k) {
   if (x === 0) return "0";
   const [m, e] = Number(x.toPrecision(12)).toExponential().split("e");
   return `${m}e${Number(e) + k}`;
+}
+
+// The labels of a linear axis' ticks drawn divided by 10^k (splits and span as drawn):
+// tickLabels' for k = 0, else each tick times 10^k written from its digits.
+export function scaledTickLabels(splits, span, k) {
+  if (k === 0) return tickLabels(splits, span);
+  return splits.map((v) => (v === null || v === undefined ? "" : Math.abs(v) < span * 1e-9 ? "0" : scaledLabel(v, k)));
 }
 
 // v / 10^k, through 1e300 when 10^k alone would be a denormal (or 0).
@@ -617,8 +618,7 @@ export class ChartBoard {
       } }, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? decadeSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
         const span = Math.abs((u.scales.y.max ?? 0) - (u.scales.y.min ?? 0));
         const labels = this.opts.log ? splits.map((e) => (e === null || e === undefined ? "" : decadeLabel(e)))
-          : card.yExp === 0 ? tickLabels(splits, span)
-          : splits.map((v) => (v === null || v === undefined ? "" : Math.abs(v) < span * 1e-9 ? "0" : scaledLabel(v, card.yExp)));
+          : scaledTickLabels(splits, span, card.yExp);
         card.node.dataset.yticks = JSON.stringify(labels);
         return labels;
       } }],

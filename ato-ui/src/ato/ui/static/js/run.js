@@ -8,6 +8,9 @@ import { appendRunIO, fetchRunIO } from "./models.js";
 // How often a running run's duration and metric summaries are re-read (ms).
 const REFRESH_MS = 2000;
 
+// The facts list's lines for why a run failed or was killed.
+const errorFacts = (error) => [el("dt", { text: "error" }), el("dd", { class: "error mono", testid: "run-error", text: error })];
+
 export function configTree(value, types, prefix = "") {
   if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length) {
     return el("ul", { class: "tree" }, Object.entries(value).map(([k, v]) => {
@@ -55,7 +58,7 @@ export async function renderRun(view, part, params) {
       el("dt", { text: `started (${TZ})` }), el("dd", { testid: "run-started", text: fmtTime(run.start), title: isoTime(run.start) || null }),
       el("dt", { text: `ended (${TZ})` }), el("dd", { testid: "run-ended", text: fmtTime(run.end), title: isoTime(run.end) || null }),
       el("dt", { text: "duration" }), el("dd", { testid: "run-duration", text: runDuration(run), title: runDurationTitle(run) }),
-      ...(run.error ? [el("dt", { text: "error" }), el("dd", { class: "error mono", testid: "run-error", text: run.error })] : []),
+      ...(run.error ? errorFacts(run.error) : []),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
       el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.length
         ? run.tags.map((t) => el("span", { class: "tag", text: t, title: t })) : el("span", { class: "muted", text: "–" }))));
@@ -85,14 +88,10 @@ export async function renderRun(view, part, params) {
   // A live run: its duration and metric summaries are re-read every REFRESH_MS while it
   // runs (the charts take their points from the stream), and its end, duration and final
   // summaries once it ends.
-  let live = run.status === "running" || run.status === "crashed";
-  const timer = live ? setInterval(() => {
-    if (!metrics.isConnected) clearInterval(timer);
-    else if (live) refresh();
-  }, REFRESH_MS) : null;
+  const timer = run.status === "running" || run.status === "crashed"
+    ? setInterval(() => (metrics.isConnected ? refresh() : clearInterval(timer)), REFRESH_MS) : null;
   board.onStatus = (runId, status) => {
     if (runId !== run.id || status === "running" || status === "crashed") return;
-    live = false;
     clearInterval(timer);
     refresh();
   };
@@ -106,9 +105,7 @@ export async function renderRun(view, part, params) {
     const duration = view.querySelector("[data-testid='run-duration']");
     duration.textContent = runDuration(fresh);
     duration.title = runDurationTitle(fresh) || "";
-    if (fresh.error && !view.querySelector("[data-testid='run-error']")) {
-      duration.after(el("dt", { text: "error" }), el("dd", { class: "error mono", testid: "run-error", text: fresh.error }));
-    }
+    if (fresh.error && !view.querySelector("[data-testid='run-error']")) duration.after(...errorFacts(fresh.error));
     const table = metricsTable(fresh);
     metrics.replaceWith(table);
     metrics = table;

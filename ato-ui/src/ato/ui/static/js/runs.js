@@ -171,6 +171,9 @@ export async function renderRuns(view, params) {
   // "objective last" or "train.batch_size" is not cut to "objective la…".
   const fit = (label, min) => Math.round(Math.min(220, Math.max(min, 7.6 * label.length + 26)));
   const summary = (r, k, f) => { const s = sums[r.id]?.[k]; return s ? num(s[f]) : null; };
+  // a config key's value ("inf", "-inf", "nan" as the API writes them read as the numbers
+  // they are, so they sort as numbers)
+  const configValue = (k) => (r) => num(r.config[k]);
   const columns = [
     { id: "id", label: "id", width: 64, get: (r) => r.id,
       cell: (r) => el("a", { href: `#/run/${r.id}`, text: r.id, testid: "run-link" }) },
@@ -184,8 +187,7 @@ export async function renderRuns(view, params) {
       title: (r) => isoTime(r.start), csv: (r) => isoTime(r.start) },
     { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: runDuration,
       title: runDurationTitle },
-    // (num: "inf", "-inf", "nan" as the API writes them sort as the numbers they are)
-    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: (r) => num(r.config[k]) })),
+    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: configValue(k) })),
     // a metric column is also as wide as its widest number (0.00543812 was cut to 0.005438…)
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
       id: `m:${f}:${k}`, label: `${k} ${f}`, metric: true, get: (r) => summary(r, k, f),
@@ -197,7 +199,7 @@ export async function renderRuns(view, params) {
   // picked) still sorts: a sort chosen on a column stays valid when a filter hides it.
   const hiddenSort = (() => {
     const c = /^c:(.+)$/s.exec(sortKey);
-    if (c && runs.some((r) => c[1] in r.config)) return { id: sortKey, get: (r) => num(r.config[c[1]]) };
+    if (c && runs.some((r) => c[1] in r.config)) return { id: sortKey, get: configValue(c[1]) };
     const m = /^m:(last|min|max):(.+)$/s.exec(sortKey);
     if (m && metricKeys.includes(m[2])) return { id: sortKey, get: (r) => summary(r, m[2], m[1]) };
     return null;

@@ -3,8 +3,8 @@
 // hollow, the last rung's trials green and its best one larger and amber —, the threshold
 // of each rung, lines following the survivors) and the
 // objective history with the best so far.
-import { api, color, el, exact, fmt, num, plural, tickLabels, UrlParams } from "./util.js";
-import { linearRange, scaledLabel, scaleDown, yExponentOf } from "./charts.js";
+import { api, color, el, exact, fmt, num, plural, UrlParams } from "./util.js";
+import { linearRange, scaledTickLabels, scaleDown, yExponentOf } from "./charts.js";
 
 /* global uPlot */
 const SVG = "http://www.w3.org/2000/svg";
@@ -185,7 +185,7 @@ export async function renderSearch(view, study, params = new URLSearchParams()) 
       scales: { x: { time: false }, y: { range: (u, min, max) => linearRange(min, max) } },
       axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, splits) => splits.map(String) },
              { values: (u, splits) => {
-               const labels = k ? splits.map((v) => (v === null ? "" : Math.abs(v) < span(u) * 1e-9 ? "0" : scaledLabel(v, k))) : tickLabels(splits, span(u));
+               const labels = scaledTickLabels(splits, span(u), k);
                box.dataset.yticks = JSON.stringify(labels);
                return labels;
              } }],
