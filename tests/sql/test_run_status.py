@@ -103,6 +103,28 @@ def test_external_sigterm_while_training(db_url):
     assert len(run.metrics) > 0
 
 
+def test_signals_after_the_last_run_ends_act_as_without_ato(sqlite_url):
+    """Once every run is finished, SIGTERM kills the process as its default would (no
+    ``SystemExit`` unwinding from wherever it landed: a ``multiprocessing`` pool worker
+    being terminated could hang in its queue's lock); Ctrl-C stays a KeyboardInterrupt."""
+    finished = PRELUDE.format(url=sqlite_url) + textwrap.dedent("""
+        with SQLLogger(cfg) as logger:
+            logger.log_metric("x", 1, 0)
+        os.kill(os.getpid(), signal.NAME)
+        time.sleep(5)
+    """)
+    proc = run_script(finished.replace("NAME", "SIGTERM"))
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    proc = run_script(finished.replace("NAME", "SIGINT"))
+    assert proc.returncode in (1, -signal.SIGINT), proc.stderr
+    assert proc.stderr.rstrip().endswith("KeyboardInterrupt"), proc.stderr
+    # a run open again: it ends killed, then KeyboardInterrupt as before
+    proc = run_script(script(sqlite_url, "os.kill(os.getpid(), signal.SIGINT)", True))
+    assert proc.stderr.rstrip().endswith("KeyboardInterrupt"), proc.stderr
+    statuses = [r.status for r in SQLFinder(make_config(sqlite_url)).get_runs_in_project("proj")]
+    assert statuses == ["completed", "completed", "killed"]
+
+
 def test_caught_exit_before_the_run_does_not_fail_it(sqlite_url):
     """A SystemExit caught before run() (a CLI parser in a try) is not how the run ends."""
     code = PRELUDE.format(url=sqlite_url) + textwrap.dedent("""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import collections
 import math
+import os
 import signal
 import sys
 import threading
@@ -146,8 +147,19 @@ def _install_process_hooks(signals: bool) -> None:
 
 
 def _on_signal(signum, frame):
+    """End the open runs ``killed``, then exit: ``KeyboardInterrupt`` for SIGINT, status
+    ``128 + signum`` for SIGTERM/SIGHUP (``atexit`` still runs).
+
+    With no run open, SIGTERM/SIGHUP get their default action back and are sent again: the
+    process dies of the signal exactly as without Ato.  A process whose runs are all
+    finished (a ``multiprocessing`` pool worker being terminated, say) must not unwind its
+    stack from wherever the signal landed, which can hang it in a lock."""
+    loggers = list(_live_loggers)
+    if not loggers and signum != signal.SIGINT:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     error = f"signal {signal.Signals(signum).name}"
-    for logger in list(_live_loggers):
+    for logger in loggers:
         logger._end("killed", error)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
