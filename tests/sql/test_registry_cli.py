@@ -191,3 +191,50 @@ def test_json_output_is_strict_with_non_finite_meta(db_url, tmp_path):
     meta = json.loads(r.stdout, parse_constant=refuse)["meta"]
     assert meta == {"loss": {"$numberDouble": "NaN"},
                     "range": [{"$numberDouble": "-Infinity"}, 1.0]}
+
+
+def test_models_delete_lets_versions_go_and_gc_frees_them(populated, tmp_path):
+    """`ato models delete` marks versions pruned (all or nothing; an alias other than
+    'latest' protects its version, named in the error), moves 'latest' back to the newest
+    version left, and the next gc frees their files; the records and lineage stay."""
+    with SQLLogger(make_config(populated), handle_signals=False) as lg:
+        lg.log_model("resnet", write(tmp_path / "3.pt", b"three" * 100), step=12)
+    r = ato("models", "delete", "resnet", "3", "champion", db=populated)
+    assert r.returncode == 2
+    assert "model 'resnet' v1 is aliased champion" in r.stderr
+    assert "ato models alias resnet champion --delete" in r.stderr
+    states = [v["state"] for v in json.loads(ato("models", "show", "resnet", "--json",
+                                                  db=populated).stdout)]
+    assert states == ["live", "live", "live"]  # nothing was deleted
+    r = ato("models", "delete", "resnet", "v3", "latest", db=populated)
+    assert r.returncode == 0, r.stderr
+    assert "deleted model resnet v3" in r.stdout and "ato store gc --delete" in r.stdout
+    r = ato("models", "list", db=populated)
+    assert "champion=v1, latest=v2" in r.stdout
+    history = json.loads(ato("models", "history", "resnet", "latest", "--json",
+                             db=populated).stdout)
+    assert (history[-1]["from"], history[-1]["to"]) == (3, 2)
+    r = ato("models", "delete", "resnet", "3", db=populated)
+    assert r.returncode == 0 and "v3 was already pruned" in r.stdout
+    gc = ato("store", "gc", "--delete", "--json", db=populated)
+    assert gc.returncode == 0, gc.stderr
+    freed = json.loads(gc.stdout)
+    assert [item["size"] for item in freed["items"] if item["reason"] == "only unkept versions"] \
+        == [500]
+    shown = json.loads(ato("models", "show", "resnet", "3", "--json", db=populated).stdout)
+    assert shown["state"] == "collected" and shown["lineage"]["run"]["run_id"] == 3
+    # every version gone: 'latest' is removed, and naming none says why
+    ato("models", "alias", "resnet", "champion", "--delete", db=populated)
+    assert ato("models", "delete", "resnet", "1", "2", db=populated).returncode == 0
+    r = ato("models", "show", "resnet", "latest", db=populated)
+    assert r.returncode == 2 and "has no live version" in r.stderr
+    assert ato("store", "verify", db=populated).returncode == 0
+
+
+def test_data_delete_and_unknown_versions(populated):
+    r = ato("data", "delete", "cifar", "1", db=populated)
+    assert r.returncode == 0 and "deleted dataset cifar v1" in r.stdout
+    r = ato("data", "delete", "cifar", "7", db=populated)
+    assert r.returncode == 2 and "has no version 7" in r.stderr
+    r = ato("data", "show", "cifar", "--json", db=populated)
+    assert [v["state"] for v in json.loads(r.stdout)] == ["pruned", "live"]

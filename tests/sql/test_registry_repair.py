@@ -135,6 +135,28 @@ def test_a_same_size_edit_is_left_to_verify_whose_fix_then_repairs(logger, tmp_p
     assert [r["status"] for r in reg.verify()] == ["ok"]
 
 
+def test_a_lost_blob_whose_original_changed_is_retired_by_delete_and_gc(logger, tmp_path):
+    """When the file a lost blob came from was overwritten since (the next checkpoint), the
+    fix does not send the user to register it again: it names what changed and how to
+    retire the version; after `delete` and gc, verify is clean again."""
+    model = write(tmp_path / "last.pt", b"epoch 1" * 64)
+    settle()
+    first = logger.log_model("net", model)
+    write(model, b"epoch 2, longer" * 64)
+    settle()
+    logger.log_model("net", model)
+    os.unlink(blob_of(logger, first))
+    reg = Registry(logger.url)
+    (bad,) = [r for r in reg.verify() if r["status"] != "ok"]
+    fix = reg.repair_hint(bad["store"], bad["digest"], bad["status"])
+    assert f"{model}, has another size now" in fix
+    assert "'ato models delete net 1' and 'ato store gc --delete' retire it" in fix
+    reg.delete_versions("net", [1])
+    assert [r["digest"] for r in reg.gc(dry_run=False, grace=3600)] == [bad["digest"]]
+    assert all(r["status"] == "ok" for r in reg.verify())
+    assert [v.state for v in reg.versions("net")] == ["collected", "live"]
+
+
 @pytest.mark.parametrize("kind", ["model", "dataset"])
 def test_a_directory_s_lost_blobs_are_listed_in_one_warning(logger, tmp_path, kind):
     """A directory (a model, or a dataset stored with copy=True): one warning for the

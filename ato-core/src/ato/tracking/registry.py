@@ -14,7 +14,9 @@ Conventions:
   by ``digest`` (a SHA-256 in hex: of the file's bytes; of a directory, over its sorted list
   of relative path, size and file digest; of a reference, over its URI, ETag and size).
 - ``ref`` names one version: a number (``3``, ``'3'``, ``'v3'``), an alias (``'champion'``)
-  or ``None`` for ``'latest'``, the alias that moves by itself to the newest version.
+  or ``None`` for ``'latest'``, the alias that moves by itself to the newest version (to the
+  newest one not deleted when it is deleted; a deleted version is ``pruned``, then
+  ``collected`` once its files are freed).
 - ``project=None`` searches every project; a name found in several is an error.
 - Errors: :class:`RegistryError` (a ``LookupError``) naming what does not exist or cannot
   be used, e.g. ``no model named 'net' in project 'mnist'`` or ``model 'net' has no alias
@@ -45,8 +47,9 @@ class RegistryError(AtoError, LookupError):
 
 @dataclass(frozen=True)
 class RegistryAsset:
-    """One model or dataset: ``versions`` is how many it has, ``latest`` the newest number
-    (``None`` before the first), ``size`` the bytes of all its versions together and
+    """One model or dataset: ``versions`` is how many it has, ``latest`` the version the
+    alias ``latest`` names (``None`` before the first, or once every version was deleted),
+    ``size`` the bytes of its versions whose files were not collected, and
     ``aliases`` ``{alias: version number}`` (``latest`` included)."""
 
     project: str

@@ -177,6 +177,25 @@ def cmd_alias(args) -> int:
     return 0
 
 
+def cmd_delete(args) -> int:
+    registry = _registry(args)
+    before = {v.version: v.state for v in registry.versions(args.name, args.project, args.kind)}
+    done = registry.delete_versions(args.name, args.refs, args.project, args.kind)
+    if args.json:
+        _dump([v.to_dict() for v in done])
+        return 0
+    let_go = [v for v in done if before.get(v.version) == "live"]
+    kept = [v for v in done if before.get(v.version) != "live"]
+    if let_go:
+        print(f"deleted {done[0].kind} {done[0].name} "
+              + ", ".join(f"v{v.version}" for v in let_go)
+              + ": marked pruned (the record and its lineage stay); 'ato store gc' shows "
+                "what that frees, 'ato store gc --delete' frees it")
+    for v in kept:
+        print(f"v{v.version} was already {before.get(v.version)}")
+    return 0
+
+
 def cmd_history(args) -> int:
     rows = _registry(args).alias_history(args.name, args.alias, args.project, args.kind)
     if args.json:
@@ -306,6 +325,13 @@ def _asset_actions(parser, kind: str) -> None:
     p.add_argument("--files", action="store_true", help="list every file")
     _common(p)
     p.set_defaults(_run=cmd_show, kind=kind)
+    p = sub.add_parser("delete", help=f"let {kind} versions go: 'ato store gc --delete' then "
+                                      f"frees their files (the records stay, marked pruned)")
+    p.add_argument("name")
+    p.add_argument("refs", nargs="+", metavar="REF", help="version number (3 or v3) or alias")
+    p.add_argument("--project")
+    _common(p)
+    p.set_defaults(_run=cmd_delete, kind=kind)
     return sub
 
 

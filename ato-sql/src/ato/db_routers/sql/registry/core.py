@@ -1018,6 +1018,9 @@ class Registry:
                                               "asset_id = :a ORDER BY alias", a=asset_id)]
             top = self._read("SELECT MAX(version) FROM registry_versions WHERE asset_id = :a",
                              a=asset_id)[0][0]
+            if ref == "latest" and top:
+                raise RegistryError(f"{kind} {name!r} (project {project!r}) has no live version: "
+                                    f"versions 1..{top} were all deleted; name one by number")
             raise RegistryError(f"{kind} {name!r} (project {project!r}) has no {what} "
                                 f"(versions 1..{top or 0}; aliases: {', '.join(known) or 'none'})")
         return self._version_by_id(rows[0][0])
@@ -1132,6 +1135,71 @@ class Registry:
             return row[0]
 
         return self._write(work)
+
+    def delete_versions(self, name: str, refs, project: str | None = None,
+                        kind: str | None = None, who: str | None = None) -> list[Version]:
+        """Let versions go, as ``keep=`` does: each becomes ``pruned``, and the next
+        ``ato store gc --delete`` frees the files no other kept version holds (then
+        ``collected``).  The record stays — its lineage, files list and alias history — so
+        "which run produced v3" still has an answer.  Registering the same content again
+        revives a version.
+
+        ``refs``: version numbers (``3``, ``'v3'``) or aliases.  All or nothing, in one
+        transaction: a version held by an alias other than ``latest`` is refused, naming
+        the alias (move or remove it first).  ``latest`` moves to the newest version
+        still live, or is removed when none is (both recorded in the alias history).
+        Versions already ``pruned`` or ``collected`` are returned unchanged.  Returns the
+        versions, as recorded afterwards."""
+        if isinstance(refs, (str, int)):
+            refs = [refs]
+        targets = {}
+        for ref in refs:
+            version = self.get(name, ref, project, kind)
+            targets[version.id] = version
+        if not targets:
+            raise RegistryError(f"{kind or 'asset'} {name!r}: give the versions to delete")
+        first = next(iter(targets.values()))
+        asset_id = self._asset_row(first.name, first.project, first.kind)[0]
+        label = f"{first.kind} {first.name!r}"
+        who = who or actor()
+
+        def work(conn):
+            now = self._now()
+            held = [(alias, number) for alias, vid, number in conn.execute(text(
+                "SELECT al.alias, al.version_id, v.version FROM registry_aliases al JOIN "
+                "registry_versions v ON v.id = al.version_id WHERE al.asset_id = :a "
+                "ORDER BY v.version, al.alias"), {"a": asset_id})
+                if vid in targets and alias != "latest"]
+            if held:
+                alias, number = held[0]
+                kind_command = "models" if first.kind == "model" else "data"
+                raise RegistryError(
+                    f"{label} v{number} is aliased {', '.join(a for a, n in held if n == number)}"
+                    f": an alias protects a version; move it or remove it first (ato "
+                    f"{kind_command} alias {first.name} {alias} --delete); nothing was deleted")
+            ids = list(targets)
+            conn.execute(text("UPDATE registry_versions SET state = 'pruned' WHERE id = :v "
+                              "AND state = 'live'"), [{"v": v} for v in ids])
+            latest = conn.execute(text("SELECT version_id FROM registry_aliases WHERE "
+                                       "asset_id = :a AND alias = 'latest'"),
+                                  {"a": asset_id}).scalar()
+            if latest in targets:
+                newest = conn.execute(text(
+                    "SELECT id, version FROM registry_versions WHERE asset_id = :a AND "
+                    "state = 'live' ORDER BY version DESC LIMIT 1"), {"a": asset_id}).fetchone()
+                if newest is not None:
+                    self._move_alias(conn, asset_id, "latest", newest[0], newest[1], who, None,
+                                     now)
+                else:
+                    conn.execute(text("DELETE FROM registry_aliases WHERE asset_id = :a AND "
+                                      "alias = 'latest'"), {"a": asset_id})
+                    conn.execute(text(
+                        "INSERT INTO registry_alias_events (asset_id, alias, from_version, "
+                        "to_version, actor, at) VALUES (:a, 'latest', :f, NULL, :who, :t)"),
+                        {"a": asset_id, "f": targets[latest].version, "who": who, "t": now})
+
+        self._write(work)
+        return [self._version_by_id(v) for v in targets]
 
     def alias_history(self, name: str, alias: str | None = None, project: str | None = None,
                       kind: str | None = None) -> list[dict]:
@@ -1424,7 +1492,7 @@ class Registry:
         registration (the versions holding it, with the files they were registered from,
         relative path inside a directory) stores it again."""
         rows = self._read(
-            "SELECT p.name, a.name, a.kind, v.version, v.source, v.is_dir, f.path FROM "
+            "SELECT p.name, a.name, a.kind, v.version, v.source, v.is_dir, f.path, f.size FROM "
             "registry_files f JOIN registry_versions v ON v.id = f.version_id JOIN "
             "registry_assets a ON a.id = v.asset_id JOIN projects p ON p.id = a.project_id "
             "WHERE f.digest = :d AND v.store_url = :s ORDER BY v.id", d=digest, s=store_url)
@@ -1434,13 +1502,27 @@ class Registry:
             target = where(digest) if where else f"blob {digest} of {store_url}"
             steps.append(f"rm -f {target}")
         if rows:
-            p, name, kind, number, source, is_dir, rel = rows[0]
+            p, name, kind, number, source, is_dir, rel, size = rows[0]
             call = "log_model" if kind == "model" else "use_dataset(…, copy=True)"
-            origin = f"{source}/{rel}" if is_dir else source
-            steps.append(f"register the original again ({call} of {source}: it holds "
-                         f"{origin}) to store it anew; used by "
-                         + ", ".join(f"ato://{r[0]}/{r[1]}@v{r[3]}" for r in rows[:3])
-                         + (f" and {len(rows) - 3} more" if len(rows) > 3 else ""))
+            origin = os.path.join(source, rel) if is_dir else source
+            holders = (", ".join(f"ato://{r[0]}/{r[1]}@v{r[3]}" for r in rows[:3])
+                       + (f" and {len(rows) - 3} more" if len(rows) > 3 else ""))
+            try:
+                changed = ("is gone" if not os.path.isfile(origin) else
+                           "has another size now" if os.path.getsize(origin) != size else None)
+            except OSError:
+                changed = "cannot be read"
+            command = "models" if kind == "model" else "data"
+            if changed:
+                steps.append(f"the file it was registered from, {origin}, {changed}: with a "
+                             f"copy of the original, register it again ({call}); without one, "
+                             f"'ato {command} delete {name} {number}' and 'ato store gc "
+                             f"--delete' retire it; used by {holders}")
+            else:
+                where_from = f"{source} (holding {rel})" if is_dir else source
+                steps.append(f"register the original again ({call} of {where_from}, if it "
+                             f"still has the bytes of v{number}) to store it anew, or retire "
+                             f"it with 'ato {command} delete {name} {number}'; used by {holders}")
         else:
             steps.append("no version of this database holds it; 'ato store gc' forgets it")
         return "fix: " + "; then ".join(steps)

@@ -221,8 +221,11 @@ class RegistryReader:
             raise ValueError(f"kind must be 'model' or 'dataset', not {kind!r}")
         if not self._available():
             return []
-        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description, COUNT(v.id), MAX(v.version), "
-               "COALESCE(SUM(v.size), 0) FROM registry_assets a JOIN projects p ON "
+        # latest: what the alias 'latest' names (the newest version not deleted); size:
+        # the bytes of the versions whose files were not collected
+        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description, COUNT(v.id), NULL, "
+               "COALESCE(SUM(CASE WHEN v.state = 'collected' THEN 0 ELSE v.size END), 0) "
+               "FROM registry_assets a JOIN projects p ON "
                "p.id = a.project_id LEFT JOIN registry_versions v ON v.asset_id = a.id WHERE 1 = 1")
         params = {}
         if kind:
@@ -240,7 +243,8 @@ class RegistryReader:
                 "registry_versions v ON v.id = al.version_id ORDER BY al.alias"):
             aliases.setdefault(asset_id, {})[alias] = number
         return [RegistryAsset(project=r[1], kind=r[2], name=r[3], description=r[4],
-                              versions=int(r[5]), latest=r[6], size=int(r[7]),
+                              versions=int(r[5]),
+                              latest=aliases.get(r[0], {}).get("latest"), size=int(r[7]),
                               aliases=aliases.get(r[0], {})) for r in rows]
 
     def registry_versions(self, name: str, project: str | None = None,
