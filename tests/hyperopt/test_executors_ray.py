@@ -62,6 +62,15 @@ def test_slots_follow_the_per_trial_request_and_max_concurrent():
     assert get_executor("ray", max_concurrent=1).slots == 1
 
 
+def test_max_concurrent_caps_the_cluster_never_raises_it():
+    """A worker of a shared study claims ``slots`` trials at once: ``max_concurrent`` above
+    what the 2-CPU cluster runs must not claim trials that only wait in Ray's queue."""
+    assert get_executor("ray", num_cpus=1, max_concurrent=16).slots == 2
+    assert get_executor("ray", num_cpus=2, max_concurrent=16).slots == 1
+    assert get_executor("ray", num_cpus=0.5, max_concurrent=3).slots == 3
+    assert get_executor("ray", num_cpus=1, max_concurrent=16).capacity == 2
+
+
 def _leave_a_mark(item):
     name, folder = item
     seen = sorted(os.listdir(folder))

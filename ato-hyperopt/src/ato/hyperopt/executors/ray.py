@@ -8,8 +8,14 @@ instance) and then shuts Ray down again on :meth:`RayExecutor.close`.
 Each trial asks for ``num_cpus`` (default 1), ``num_gpus`` (default 0; Ray sets
 ``CUDA_VISIBLE_DEVICES`` for the task) and custom ``resources``; a request no node of the
 cluster can ever satisfy is refused when the executor is created instead of waiting
-forever.  ``max_concurrent`` caps the trials in flight in :meth:`map`; ``slots`` is that
-cap, or how many trials the cluster's resources hold at once.
+forever.  ``slots`` is how many trials the cluster's resources hold at once with that
+per-trial request (measured when the executor is created), capped by ``max_concurrent``:
+``min(max_concurrent, capacity)``.  ``max_concurrent`` never raises ``slots`` above what
+the cluster can run — in a shared study a worker claims ``slots`` trials at once, and a
+claim the cluster cannot start yet would only starve the other workers.  :meth:`map` hands
+Ray at most ``max_concurrent`` tasks at once (all of them without it): Ray queues what
+does not fit yet, which an autoscaler sees as demand.  On a cluster whose nodes join later,
+create the executor once they are up (``capacity`` is measured once).
 
 The objective ``fn`` and each item are serialized by Ray (cloudpickle): closures work, and
 ``fn`` is put in the object store once per ``map``.  The task returns an
@@ -87,7 +93,8 @@ class RayExecutor(BaseExecutor):
             num_cpus=num_cpus, num_gpus=num_gpus, resources=resources or None,
             max_retries=0)
         self.max_concurrent = max_concurrent
-        self.slots = max_concurrent or self._capacity()
+        self.capacity = self._capacity()
+        self.slots = min(max_concurrent or self.capacity, self.capacity)
         self._in_flight: set = set()
 
     # ------------------------------------------------------------------ resources
@@ -123,7 +130,7 @@ class RayExecutor(BaseExecutor):
             shared = self._ray.put(fn)  # one copy in the object store for every trial
         except Exception as e:
             raise self._unsendable(fn, e) from None
-        window = self.max_concurrent or len(items)
+        window = self.max_concurrent or len(items)  # Ray queues what does not fit yet
         outcomes: list[Outcome | None] = [None] * len(items)
         pending: dict = {}
         queue = iter(enumerate(items))
