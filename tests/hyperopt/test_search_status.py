@@ -110,7 +110,48 @@ def test_a_search_without_a_study_id_is_found_through_its_runs(tmp_path):
     url = f"sqlite:///{tmp_path / 't.db'}"
     status = ato("search", "status", search.study_id, "--db", url)
     assert status.returncode == 2
-    assert f"ato runs list --tags study:{search.study_id}" in status.stderr, status.stderr
-    assert "ato runs list" in ato("search", "list", "--db", url).stdout
-    runs = ato("runs", "list", "--db", url, "--tags", f"study:{search.study_id}")
+    # the suggested command carries the --db given, so it runs as printed
+    suggested = f"ato runs list --db {url} --tags study:{search.study_id}"
+    assert suggested in status.stderr, status.stderr
+    assert "ato runs list --db" in ato("search", "list", "--db", url).stdout
+    runs = ato(*suggested.split()[1:])
     assert runs.returncode == 0 and runs.stdout.count("completed") == 2, runs.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("status", ""), "status: the study id is empty ('')"),
+    (("status", "   "), "status: the study id is empty ('   ')"),
+    (("requeue", "", "--failed"), "requeue: the study id is empty ('')"),
+    (("status", "lr-sweep-7", "--db", ""), "--db is empty: give the tracker URL"),
+    (("list", "--db", "  "), "--db is empty: give the tracker URL"),
+    (("requeue", "lr-sweep-7", "--failed", "--db", ""), "--db is empty"),
+    (("status", "lr-sweep-7", "--db", "sqlite://"), "--db sqlite:// is an in-memory SQLite"),
+    (("list", "--db", "sqlite:///:memory:"), "is an in-memory SQLite database"),
+])
+def test_an_argument_that_names_nothing_is_one_line(args, message, tmp_path):
+    """An empty or blank study id, an empty --db, an in-memory --db: one line naming the
+    argument, exit status 2, never a traceback and never a file created."""
+    done = subprocess.run([sys.executable, "-m", "ato.cli", "search", *args],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "Traceback" not in done.stderr and "'sqlite:///'" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_study_id_suggests_the_listing_on_the_same_db(db):
+    done = ato("search", "status", "", "--db", db)
+    assert done.returncode == 2 and f"ato search list --db {db} shows" in done.stderr
+
+
+def test_a_mistyped_study_suggests_the_listing_on_the_same_db(db):
+    done = ato("search", "status", "lr-sweep7", "--db", db)
+    assert f"did you mean 'lr-sweep-7'? (ato search list --db {db} shows all 2)" in done.stderr
+
+
+def test_requeue_on_a_missing_database_creates_none(tmp_path):
+    """A mistyped --db used to be created (empty) before the study was looked up."""
+    missing = tmp_path / "typo.db"
+    done = ato("search", "requeue", "lr-sweep-7", "--failed", "--db", f"sqlite:///{missing}")
+    assert done.returncode == 2 and "no tracker database" in done.stderr, done.stderr
+    assert not missing.exists()

@@ -24,6 +24,59 @@ class StudyNotFoundError(AtoError, LookupError):
     """No study of that name in the tracker store."""
 
 
+class SearchArgumentError(AtoError, ValueError):
+    """An ``ato search`` argument that cannot name anything (an empty study id, an empty
+    or in-memory ``--db``)."""
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(str(text))
+
+
+def _db_option(url: str) -> str:
+    """``--db URL`` as a user pastes it into a suggested command (password hidden)."""
+    return f"--db {_quote(display_url(url))}"
+
+
+def resolve_db(given) -> str:
+    """The tracker URL to read: ``--db``, else ``$ATO_DB``, else the default; refused with :class:`SearchArgumentError` when it cannot name a store that
+    another process wrote: empty, spaces around it, an in-memory SQLite database."""
+    if given is not None:
+        text, origin = str(given), "--db"
+    elif os.environ.get("ATO_DB") is not None:
+        text, origin = os.environ["ATO_DB"], "$ATO_DB"
+    else:
+        return DEFAULT_DB
+    if not text.strip():
+        raise SearchArgumentError(
+            f"{origin} is empty: give the tracker URL the workers use, e.g. --db "
+            f"{DEFAULT_DB} or --db postgresql://user@host/experiments")
+    if text != text.strip():
+        raise SearchArgumentError(f"{origin} {text!r} has spaces around it; did you mean "
+                                  f"--db {_quote(text.strip())}?")
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.split("+")[0].lower() == "sqlite":
+        path = (rest[1:] if rest.startswith("/") else rest).split("?", 1)[0]
+        if path in ("", ":memory:") or path.startswith("file::memory:"):
+            raise SearchArgumentError(
+                f"{origin} {display_url(text)} is an in-memory SQLite database, empty in "
+                f"every new process: give the file the workers share, e.g. --db "
+                f"sqlite:///path/to/experiments.db")
+    return text
+
+
+def check_study_id(study, action: str, url: str | None = None) -> str:
+    """``study`` when it can name a study; else :class:`SearchArgumentError`."""
+    if not isinstance(study, str) or not study.strip():
+        listing = "ato search list" + (f" {_db_option(url)}" if url else "")
+        raise SearchArgumentError(
+            f"{action}: the study id is empty ({study!r}); give the study_id the workers "
+            f"share ({listing} shows the studies)")
+    return study
+
+
 def display_url(url: str) -> str:
     """``url`` with a password replaced by ``***`` (``postgresql://u:***@host/db``)."""
     return hide_passwords(str(url))
@@ -35,7 +88,7 @@ def _better(mode: str, a: float, b: float) -> bool:
 
 def _known(coordinator, study: str) -> str:
     """``; did you mean 'x'?`` / ``; its studies: a, b`` for a missing study (a backend
-    without ``study_names`` says nothing more)."""
+    without ``study_names`` says nothing more); a suggested command carries the ``--db``."""
     import difflib
 
     names = getattr(coordinator, "study_names", None)
@@ -49,7 +102,8 @@ def _known(coordinator, study: str) -> str:
         return "; it holds no study yet"
     close = difflib.get_close_matches(study, known, n=1, cutoff=0.6)
     if close:
-        return f"; did you mean {close[0]!r}? (ato search list shows all {len(known)})"
+        return (f"; did you mean {close[0]!r}? (ato search list {_db_option(coordinator.url)} "
+                f"shows all {len(known)})")
     shown = ", ".join(known[:10]) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
     return f"; its studies: {shown}"
 
@@ -64,12 +118,14 @@ def _budget(text):
         return Fraction(0)
 
 
-def _runs_hint(study: str) -> str:
+def _runs_hint(study: str, url: str) -> str:
     """Where a search that is no shared study keeps its trials (``study_id`` not given,
-    or a tracker without study coordination): its runs, tagged ``study:<id>``."""
+    or a tracker without study coordination): its runs, tagged ``study:<id>`` — with the
+    command that lists them, on the same ``--db``."""
     return (f" (a search without an explicit study_id, or on a tracker that does not "
             f"coordinate studies, shares no study: its trials are the runs tagged "
-            f"study:{study}; see them with: ato runs list --tags study:{study})")
+            f"study:{study}; see them with: ato runs list {_db_option(url)} --tags "
+            f"{_quote('study:' + study)})")
 
 
 def summarize(coordinator, study: str, *, stale_after: float | None = None) -> dict:
@@ -90,7 +146,8 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     record = coordinator.get_study(study)
     if record is None:
         raise StudyNotFoundError(f"no study {study!r} in {display_url(coordinator.url)}"
-                                 + _known(coordinator, study) + _runs_hint(study))
+                                 + _known(coordinator, study)
+                                 + _runs_hint(study, coordinator.url))
     meta = record.get("meta") or {}
     if stale_after is None:  # the workers' own setting, stored with the study
         stored = meta.get("stale_after")
@@ -227,7 +284,9 @@ def render(status: dict) -> str:
 def cmd_status(args) -> int:
     from ato.tracking import open_coordinator
 
-    coordinator = open_coordinator(args.db, readonly=True)
+    url = resolve_db(args.db)
+    check_study_id(args.study_id, "status", url)
+    coordinator = open_coordinator(url, readonly=True)
     try:
         status = summarize(coordinator, args.study_id, stale_after=args.stale_after)
     finally:
@@ -242,12 +301,14 @@ def cmd_status(args) -> int:
 def cmd_list(args) -> int:
     from ato.tracking import open_coordinator
 
-    coordinator = open_coordinator(args.db, readonly=True)
+    url = resolve_db(args.db)
+    coordinator = open_coordinator(url, readonly=True)
     try:
         names = getattr(coordinator, "study_names", None)
         if not callable(names):
-            raise StudyNotFoundError(f"the tracker at {display_url(args.db)} cannot list its "
-                                     f"studies; ask for one: ato search status STUDY_ID")
+            raise StudyNotFoundError(f"the tracker at {display_url(url)} cannot list its "
+                                     f"studies; ask for one: ato search status STUDY_ID "
+                                     f"{_db_option(url)}")
         rows = []
         for name in names():
             record = coordinator.get_study(name) or {}
@@ -264,9 +325,9 @@ def cmd_list(args) -> int:
         keys = ["study", "algorithm", "completed", "running", "queued", "failed", "created_at"]
         print(json_text([dict(zip(keys, row)) for row in rows]))
     elif not rows:
-        print(f"no study in {display_url(args.db)} (a search without an explicit study_id "
+        print(f"no study in {display_url(url)} (a search without an explicit study_id "
               f"shares no study: its trials are runs tagged study:<id>; see them with: ato "
-              f"runs list --db {display_url(args.db)} --tags study:<id>)")
+              f"runs list {_db_option(url)} --tags study:<id>)")
     else:
         print("\n".join(_table(["study", "algorithm", "done", "running", "queued", "failed",
                                 "created (UTC)"], rows)))
@@ -276,18 +337,26 @@ def cmd_list(args) -> int:
 def cmd_requeue(args) -> int:
     from ato.tracking import open_coordinator
 
+    url = resolve_db(args.db)
+    check_study_id(args.study_id, "requeue", url)
     if not args.failed:
-        raise StudyNotFoundError("ato search requeue: say which trials: --failed (the only "
-                                 "kind that can be run again)")
-    coordinator = open_coordinator(args.db)
+        raise SearchArgumentError("requeue: say which trials: --failed (the only kind that "
+                                  "can be run again)")
+    # the study must be there before anything opens the store for writing: a writable
+    # coordinator creates a missing database (a mistyped --db would leave an empty file)
+    coordinator = open_coordinator(url, readonly=True)
+    try:
+        if coordinator.get_study(args.study_id) is None:
+            raise StudyNotFoundError(f"no study {args.study_id!r} in {display_url(url)}"
+                                     + _known(coordinator, args.study_id))
+    finally:
+        coordinator.close()
+    coordinator = open_coordinator(url)
     try:
         requeue = getattr(coordinator, "requeue_failed", None)
         if not callable(requeue):
-            raise StudyNotFoundError(f"the tracker at {display_url(args.db)} cannot requeue "
+            raise StudyNotFoundError(f"the tracker at {display_url(url)} cannot requeue "
                                      f"trials; start a new study_id instead")
-        if coordinator.get_study(args.study_id) is None:
-            raise StudyNotFoundError(f"no study {args.study_id!r} in {display_url(args.db)}"
-                                     + _known(coordinator, args.study_id))
         count = requeue(args.study_id)
     finally:
         coordinator.close()
@@ -322,7 +391,7 @@ class SearchCommand:
         p = sub.add_parser("status", help="trials done / running / queued / failed, best so "
                                           "far, rungs filled, workers")
         p.add_argument("study_id", help="the study_id the workers share")
-        p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
+        p.add_argument("--db", default=None,
                        help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
         p.add_argument("--stale-after", type=_seconds, default=None, metavar="SECONDS",
                        help="a worker silent this long is shown as not alive (default: the "
@@ -330,7 +399,7 @@ class SearchCommand:
         p.add_argument("--json", action="store_true", help="strict JSON instead of tables")
         p.set_defaults(_run=cmd_status)
         p = sub.add_parser("list", help="every study in the tracker store, with its counts")
-        p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
+        p.add_argument("--db", default=None,
                        help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
         p.add_argument("--json", action="store_true", help="strict JSON instead of a table")
         p.set_defaults(_run=cmd_list)
@@ -339,7 +408,7 @@ class SearchCommand:
         p.add_argument("study_id", help="the study_id the workers share")
         p.add_argument("--failed", action="store_true",
                        help="requeue every failed trial (required)")
-        p.add_argument("--db", default=os.environ.get("ATO_DB", DEFAULT_DB),
+        p.add_argument("--db", default=None,
                        help=f"tracker URL (default: $ATO_DB or {DEFAULT_DB})")
         p.set_defaults(_run=cmd_requeue)
 
@@ -348,4 +417,5 @@ class SearchCommand:
         return args._run(args)
 
 
-__all__ = ["SearchCommand", "StudyNotFoundError", "json_text", "render", "summarize"]
+__all__ = ["SearchArgumentError", "SearchCommand", "StudyNotFoundError", "check_study_id",
+           "resolve_db", "json_text", "render", "summarize"]
