@@ -155,3 +155,49 @@ def test_requeue_on_a_missing_database_creates_none(tmp_path):
     done = ato("search", "requeue", "lr-sweep-7", "--failed", "--db", f"sqlite:///{missing}")
     assert done.returncode == 2 and "no tracker database" in done.stderr, done.stderr
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("algorithm, options", [
+    ("multi_hyperband", {"max_budget": 9, "eta": 3}),  # the payload carries __trial__
+    ("asha", {"max_budget": 9, "eta": 3, "max_trials": 4}),  # built from config_hash
+])
+def test_a_running_trial_shows_what_its_objective_sees(tmp_path, algorithm, options):
+    """While a trial runs, status shows its worker, budget, rung, searched values, the
+    ``__trial__`` its objective got and the checkpoint directory that belongs to it — the
+    study's trial key names one evaluation, ``__trial__`` the configuration on every rung."""
+    from pathlib import Path
+
+    logger, url = tracker(tmp_path), f"sqlite:///{tmp_path / 't.db'}"
+    seen = []
+
+    def objective(config):
+        if not seen:  # ask while this trial is the one running
+            seen.append((dict(config), ato("search", "status", "live", "--db", url, "--json"),
+                         ato("search", "status", "live", "--db", url)))
+        return score(config)
+
+    get_algorithm(algorithm)(Scope(enable_override=True), SPACE, tracker=logger,
+                             study_id="live", seed=3, progress=False, **options).main(objective)()
+    config, as_json, as_text = seen[0]
+    assert as_json.returncode == 0 and as_text.returncode == 0, as_json.stderr + as_text.stderr
+    (running,) = json.loads(as_json.stdout)["running"]
+    trial = config["__trial__"]
+    assert running["trial_id"] == trial and running["key"] != trial
+    assert running["values"] == {"x": config["x"], "c": config["c"]}
+    assert float(running["budget"]) == float(config["__budget__"]) and running["rung"] == 0
+    state = Path(running["checkpoint_dir"])
+    assert state.name == trial and state.is_dir()
+    inside = Path(config["__checkpoint_dir__"])  # the attempt the objective writes in
+    assert inside.parent == state.parent / ".attempts" and inside.name.startswith(trial + "-")
+    row = next(line.split() for line in as_text.stdout.splitlines()
+               if line.startswith(f"  {running['key']} "))
+    assert row[1] == running["worker"] and trial in row
+    assert f"x={config['x']}" in row and f"c={config['c']}" in row
+    assert f"checkpoint dirs: {state.parent}/<__trial__>" in as_text.stdout
+    # once done, the best trial's values and directory are in the text too
+    best = json.loads(ato("search", "status", "live", "--db", url, "--json").stdout)["best"]
+    text = ato("search", "status", "live", "--db", url).stdout
+    assert f"  values: x={best['values']['x']} c={best['values']['c']}" in text
+    assert f"  __trial__: {best['trial_id']}" in text
+    assert f"  checkpoint dir: {best['checkpoint_dir']}" in text
+    assert Path(best["checkpoint_dir"]).is_dir()

@@ -128,17 +128,64 @@ def _runs_hint(study: str, url: str) -> str:
             f"{_quote('study:' + study)})")
 
 
+def _multi_fidelity(algorithm) -> bool:
+    """Whether the registered algorithm ``algorithm`` gives its trials ``__trial__`` and
+    ``__checkpoint_dir__`` (``MULTI_FIDELITY``); unknown or not installed: ``False``."""
+    if not isinstance(algorithm, str) or not algorithm:
+        return False
+    try:
+        from ato.plugins.manager import search_algorithm
+
+        return bool(getattr(search_algorithm(algorithm), "MULTI_FIDELITY", False))
+    except Exception:
+        return False
+
+
+def _identity(study: str, meta: dict, payload: dict, multi_fidelity: bool) -> dict:
+    """What a trial of the study is to its objective: the searched ``values``, the
+    ``trial_id`` its config gets as ``__trial__`` and its ``checkpoint_dir``
+    (``__checkpoint_dir__``).
+
+    The study's ``key`` names one evaluation (one configuration at one budget and rung,
+    the tracker run's ``trial:`` tag); ``__trial__`` names the configuration in its
+    bracket, the same on every rung — ``<config_hash>-b<bracket>`` (:mod:`ato.hyperopt.trial`),
+    so several keys share one ``__trial__`` and one directory.  Both come from the payload
+    the workers stored: its config's ``__trial__`` / ``__checkpoint_dir__`` when the
+    queueing worker filled them (HyperBand, ``multi_hyperband``, BOHB), else, for a
+    multi-fidelity algorithm whose payload carries ``config_hash`` (ASHA), built the way
+    :func:`ato.hyperopt.trial.fill` builds them under the study's stored
+    ``checkpoint_root``.  ``None`` where the algorithm has no such keys."""
+    config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    values = payload.get("values") if isinstance(payload.get("values"), dict) else None
+    trial_id, directory = config.get("__trial__"), config.get("__checkpoint_dir__")
+    chash = payload.get("config_hash")
+    if trial_id is None and multi_fidelity and isinstance(chash, str) and chash:
+        try:
+            trial_id = f"{chash}-b{int(payload.get('bracket') or 0)}"
+        except (TypeError, ValueError):
+            trial_id = None
+    root = meta.get("checkpoint_root")
+    if directory is None and trial_id is not None and isinstance(root, str) and root:
+        directory = os.path.join(root, study, str(trial_id))
+    return {"values": values, "trial_id": trial_id, "checkpoint_dir": directory}
+
+
 def summarize(coordinator, study: str, *, stale_after: float | None = None) -> dict:
     """The study's status as a JSON-able dict: ``study``, ``meta``, ``mode``, ``counts``
-    (per state and ``total``), ``best`` (``{key, metric, budget, rung, bracket, payload,
-    worker}`` or ``None``: the best completed trial at the largest budget any completed
-    trial reached),
-    ``running`` (``[{key, worker, host, since, attempt}]``), ``queued`` (count),
-    ``failed`` (``[{key, error, attempts}]``), ``rungs`` (``[{bracket, rung, completed,
+    (per state and ``total``), ``best`` (``{key, metric, budget, rung, bracket, values,
+    trial_id, checkpoint_dir, payload, worker}`` or ``None``: the best completed trial at
+    the largest budget any completed trial reached),
+    ``running`` (``[{key, worker, host, since, attempt, budget, rung, bracket, values,
+    trial_id, checkpoint_dir, payload}]``), ``queued`` (count),
+    ``failed`` (``[{key, error, attempts, values, trial_id}]``), ``rungs`` (``[{bracket, rung, completed,
     running, queued, failed, total}]`` for trials whose payload names both) and
     ``workers`` (``alive``: a heartbeat within ``stale_after`` seconds — default the
     study's own ``stale_after``, else 60; ``left``: the worker finished and left, which is
-    not dead).  Times are ISO 8601 strings in UTC.
+    not dead).  Times are ISO 8601 strings in UTC.  ``key`` is the study's name for one
+    evaluation; ``trial_id`` is the ``__trial__`` its objective sees and
+    ``checkpoint_dir`` the configuration's state directory, ``__checkpoint_dir__`` outside
+    a call (inside one the objective writes in ``<that>/../.attempts/<trial_id>-*``)
+    (:func:`_identity`; ``None`` for an algorithm without them).
 
     Errors: :class:`StudyNotFoundError` naming the study and the store."""
     from ato.hyperopt.workers import runs_of
@@ -153,6 +200,11 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
         stored = meta.get("stale_after")
         stale_after = float(stored) if isinstance(stored, (int, float)) and stored > 0 else 60.0
     mode = meta.get("mode") if meta.get("mode") in ("max", "min") else None
+    multi_fidelity = _multi_fidelity(meta.get("algorithm"))
+
+    def identity(s) -> dict:
+        return _identity(study, meta, s.payload or {}, multi_fidelity)
+
     states = coordinator.trials(study)
     counts = Counter(s.state for s in states)
     # the best at the largest budget any completed trial reached: a rung-0 metric at
@@ -185,12 +237,16 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
                                            "budget": best.payload.get("budget"),
                                            "rung": best.payload.get("rung"),
                                            "bracket": best.payload.get("bracket"),
+                                           **identity(best),
                                            "payload": best.payload, "worker": best.worker},
         "running": [{"key": s.key, "worker": s.worker, "host": s.host,
-                     "since": when(s.claimed_at), "attempt": s.attempts}
+                     "since": when(s.claimed_at), "attempt": s.attempts,
+                     "budget": s.payload.get("budget"), "rung": s.payload.get("rung"),
+                     "bracket": s.payload.get("bracket"), **identity(s), "payload": s.payload}
                     for s in states if s.state == "running"],
         "queued": counts.get("queued", 0),
-        "failed": [{"key": s.key, "error": s.error, "attempts": runs_of(s.attempts, s.error)}
+        "failed": [{"key": s.key, "error": s.error, "attempts": runs_of(s.attempts, s.error),
+                    **{k: v for k, v in identity(s).items() if k != "checkpoint_dir"}}
                    for s in states if s.state == "failed"],
         "rungs": [{"bracket": b, "rung": r, **{state: c.get(state, 0) for state in
                                                ("completed", "running", "queued", "failed")},
@@ -230,6 +286,13 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _values(values) -> str | None:
+    """Searched values as ``lr=0.001 width=64`` (``None``: none stored)."""
+    if not values:
+        return None
+    return " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+
+
 def _table(headers: list[str], rows: list[list]) -> list[str]:
     cells = [[_fmt(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
@@ -258,11 +321,25 @@ def render(status: dict) -> str:
         lines.append(f"best so far ({how}{at}): "
                      f"{_fmt(best['metric'])}{where}  trial {best['key']}"
                      + (f"  worker {best['worker']}" if best["worker"] else ""))
+        if best.get("values"):
+            lines.append(f"  values: {_values(best['values'])}")
+        if best.get("trial_id") is not None:
+            lines.append(f"  __trial__: {best['trial_id']}")
+        if best.get("checkpoint_dir") is not None:
+            lines.append(f"  checkpoint dir: {best['checkpoint_dir']}")
     if status["running"]:
         lines.append("running:")
-        lines += _table(["trial", "worker", "host", "since (UTC)", "attempt"],
-                        [[r["key"], r["worker"], r["host"], r["since"], r["attempt"]]
+        lines += _table(["trial", "worker", "host", "since (UTC)", "attempt", "budget", "rung",
+                         "__trial__", "values"],
+                        [[r["key"], r["worker"], r["host"], r["since"], r["attempt"],
+                          r.get("budget"), r.get("rung"), r.get("trial_id"),
+                          _values(r.get("values"))]
                          for r in status["running"]])
+        roots = {os.path.dirname(str(r["checkpoint_dir"])) for r in status["running"]
+                 if r.get("checkpoint_dir") is not None}
+        for root in sorted(roots):
+            lines.append(f"  checkpoint dirs: {root}/<__trial__> (a running attempt writes in "
+                         f"{root}/.attempts/<__trial__>-*, its state once it returns)")
     if status["failed"]:
         lines.append("failed:")
         lines += _table(["trial", "attempts", "error"],
