@@ -71,3 +71,16 @@ def test_python_blocks_run_and_print_what_they_say(tmp_path):
                           env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines() == expected
+
+
+def test_every_process_group_example_destroys_its_group():
+    """A gloo/NCCL group alive when Python exits can abort a torchrun rank after it printed
+    its results (``terminate called without an active exception``, SIGABRT): every example
+    that starts a group ends it with ``dist.destroy_process_group()``."""
+    starting = [(line, text) for line, lang, text, _, _ in blocks()
+                if lang == "python" and "init_process_group(" in text]
+    assert len(starting) >= 2
+    for line, text in starting:
+        body = [s for s in text.splitlines() if s.strip() and not s.lstrip().startswith("#")]
+        assert "destroy_process_group()" in body[-1], \
+            f"docs/hyperopt.md:{line}: ends with {body[-1]!r}, not dist.destroy_process_group()"
