@@ -14,7 +14,8 @@ The group: the one passed as ``group=``, else the default group; when none is in
 and the process was started by ``torchrun`` (``WORLD_SIZE`` in the environment), the
 executor initialises it (``backend``, default ``nccl`` with CUDA, else ``gloo``) and
 leaves it to the process (a default group cannot be initialised twice in one torchrun
-process, so a second search reuses it).  :meth:`close` never destroys a group.  Outcomes travel over gloo: with an NCCL group the executor
+process, so a second search reuses it; it is destroyed at exit).  :meth:`close` never
+destroys a group.  Outcomes travel over gloo: with an NCCL group the executor
 makes a gloo group of the same ranks for them, so no CUDA device needs to be set for it.
 
 ``submit``/``wait_any`` run on the calling rank only (no collective): asynchronous
@@ -23,6 +24,7 @@ algorithms share work between ranks through the tracker's study coordination ins
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -84,6 +86,9 @@ class TorchExecutor(BaseExecutor):
                     "script.py), or call torch.distributed.init_process_group() first")
             backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
             dist.init_process_group(backend)
+            # a group left alive until interpreter teardown can abort the process after
+            # its results were printed ("terminate called without an active exception")
+            atexit.register(_destroy_at_exit, dist)
         self.group = group
         self.split = split
         self.rank = dist.get_rank(group)
@@ -140,3 +145,11 @@ class TorchExecutor(BaseExecutor):
             raise interrupted
         return outcomes  # type: ignore[return-value]
 
+
+def _destroy_at_exit(dist) -> None:
+    """Destroy the default group this executor initialised, if the program has not."""
+    try:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # never mask how the program ends
+        pass
