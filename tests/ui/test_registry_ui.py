@@ -269,6 +269,8 @@ def test_markup_travels_as_data(api):
     ("/api/registry/version", {"name": "resnet-cls", "kind": "model", "ref": "nope"}, 404,
      "nope"),
     ("/api/registry/run/abc", {}, 400, "integer"),
+    ("/api/registry/run/999", {}, 404, "no run with id 999"),
+    ("/api/registry/run/99999999999999999999", {}, 404, "no run with id"),
 ])
 def test_bad_requests_say_what_was_wrong(api, path, params, status, fragment):
     resp = api.get(path, params=params)
@@ -355,6 +357,9 @@ def test_a_database_without_registry_tables(tmp_path):
         conn.execute("CREATE TABLE experiments (id INTEGER PRIMARY KEY, project_id INTEGER, "
                      "config TEXT, structural_hash TEXT, tags TEXT, status TEXT, "
                      "start_time TIMESTAMP, end_time TIMESTAMP)")
+        conn.execute("INSERT INTO projects (id, name) VALUES (1, 'p')")
+        conn.execute("INSERT INTO experiments (id, project_id, config, tags, status) "
+                     "VALUES (1, 1, '{}', '[]', 'completed')")
     with TestClient(create_app(f"sqlite:///{path}")) as c:
         assert c.get("/api/registry").json() == {"available": True, "reason": None,
                                                  "assets": []}

@@ -47,7 +47,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ato.errors import AtoError
-from ato.ui.data import BadRequest, DatabaseFile, Store, check_database, dumps
+from ato.ui.data import MAX_RUN_ID, BadRequest, DatabaseFile, Store, check_database, dumps
 from ato.ui.registry import routes as registry_routes
 
 STATIC = Path(str(resources.files("ato.ui") / "static"))
@@ -152,10 +152,6 @@ def _refuse(scope, message: str, status: int) -> Response:
 
 def _json(data, status: int = 200) -> Response:
     return Response(dumps(data), status_code=status, media_type="application/json")
-
-
-#: The largest run id a tracker database holds (a signed 64-bit integer).
-MAX_RUN_ID = 2**63 - 1
 
 
 def _ids(request: Request, name: str = "runs", required: bool = True) -> list[int]:

@@ -53,6 +53,10 @@ class DatabaseMissingError(AtoError, FileNotFoundError):
     """The tracker URL names a database that does not exist (nothing is created)."""
 
 
+#: The largest run id a tracker database holds (a signed 64-bit integer).
+MAX_RUN_ID = 2**63 - 1
+
+
 class BadRequest(AtoError, ValueError):
     """A request parameter is malformed; the message names the parameter."""
 

@@ -35,7 +35,7 @@ any backend that declares it is shown; one adapter function per call below.
 
 from __future__ import annotations
 
-from ato.ui.data import BadRequest, _epoch, _finite
+from ato.ui.data import MAX_RUN_ID, BadRequest, _epoch, _finite
 
 KINDS = ("model", "dataset")
 
@@ -227,6 +227,8 @@ class RegistryView:
         reason = self._check()
         if reason:
             return {"available": False, "reason": reason, "inputs": [], "outputs": []}
+        if self.finder.find_run(run_id) is None:
+            raise NotFound(f"no run with id {run_id}")
         inputs, outputs = run_lineage(self.finder, run_id)
         return {"available": True, "reason": None, "inputs": [version_row(v) for v in inputs],
                 "outputs": [version_row(v) for v in outputs]}
@@ -292,6 +294,8 @@ def routes(store, call, handler, json_response) -> list:
             run_id = int(request.path_params["run_id"])
         except ValueError:
             raise BadRequest("the run id must be an integer") from None
+        if not 1 <= run_id <= MAX_RUN_ID:
+            return json_response({"error": f"no run with id {run_id}"}, 404)
         return await answer(lambda: view().run_io(run_id))
 
     return [Route("/api/registry", handler(assets, "kind", "project")),
