@@ -243,3 +243,34 @@ def test_verify_prints_the_fix_and_the_fix_repairs(tmp_path):
                                                  r"missing blob"):
             assert lg.log_model("m", src).created is False
     assert ato("store", "verify", db=url, env=env).returncode == 0
+
+
+def _next_line() -> int:
+    """The number of the line after the caller's."""
+    return sys._getframe(1).f_lineno + 1
+
+
+class TestWarningLocation:
+    """A RegistryWarning names the user's line that called the registry — through the
+    logger's wrappers, the registry itself, and wait=False (at ``result()``) — not ato's."""
+
+    def test_warnings_point_at_the_callers_line(self, logger, tmp_path):
+        logger.run()
+        f = write(tmp_path / "m.pt", b"m")
+        logger.log_model("m", f, score=0.9)
+        logger.use_dataset("d", f, meta={"a": 1})
+        reg = Registry(logger.url)
+        seen = []
+        with pytest.warns(RegistryWarning) as caught:
+            seen.append(_next_line())
+            logger.log_model("m", f, score=0.5)
+            pending = logger.log_model("m", f, score=0.5, wait=False)
+            seen.append(_next_line())
+            pending.result()
+            seen.append(_next_line())
+            reg.log_model("proj", "m", f, score=0.5)
+            seen.append(_next_line())
+            logger.use_dataset("d", f, meta={"a": 2})
+            seen.append(_next_line())
+            reg.use_dataset("proj", "d", f, meta={"a": 2})
+        assert [(w.filename, w.lineno) for w in caught] == [(__file__, n) for n in seen]

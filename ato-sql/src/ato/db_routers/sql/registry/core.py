@@ -142,6 +142,7 @@ class PendingVersion:
     def result(self, timeout: float | None = None):
         self._shared["observed"] = True
         value = self._future.result(timeout)
+        _emit_notes(value)  # in the caller's thread, pointing at its line
         return value if self._convert is None else self._convert(value)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -218,6 +219,8 @@ class Version:
     aliases: list[str] = field(default_factory=list)
     created: bool = False
     hashed_files: int = 0
+    #: RegistryWarning texts not yet issued (see _emit_notes)
+    _notes: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def uri(self) -> str:
@@ -579,10 +582,12 @@ class Registry:
         digest = hashlib.sha256(f"{uri}\0{etag or ''}\0{size if size is not None else ''}"
                                 .encode()).hexdigest()
         info = dict(meta or {}, etag=etag)
-        return self._record("dataset", project, name, digest=digest, size=int(size or 0),
-                            files=[], is_dir=False, source=None, reference=uri, store_url=None,
-                            run_id=run_id, step=None, score=None, meta=info, aliases=aliases,
-                            description=None, keep=None, mode="max", hashed=0)
+        out = self._record("dataset", project, name, digest=digest, size=int(size or 0),
+                           files=[], is_dir=False, source=None, reference=uri, store_url=None,
+                           run_id=run_id, step=None, score=None, meta=info, aliases=aliases,
+                           description=None, keep=None, mode="max", hashed=0)
+        _emit_notes(out)
+        return out
 
     def log_model(self, project: str, name: str, path, run_id: int | None = None,
                   step: int | None = None, aliases=(), keep: int | None = None,
@@ -826,6 +831,7 @@ class Registry:
         store = self.store(store_url) if store_url else None
 
         def work(conn):
+            notes.clear()  # a retried transaction starts over
             now = self._now()
             repaired = self._repaired(conn, store, placed)
             asset_id = self._asset(conn, project, kind, name, description, now)
@@ -855,8 +861,10 @@ class Registry:
             revived = False
             if not created:
                 version_id, number, state, had_store, old_score, old_step, old_meta = row
-                _warn_unapplied(kind, name, number, score, old_score, step, old_step,
-                                meta_json, old_meta)
+                note = _unapplied(kind, name, number, score, old_score, step, old_step,
+                                  meta_json, old_meta)
+                if note is not None:
+                    notes.append(note)
                 revived = state != "live" or (had_store is None and store_url is not None)
                 if revived:
                     if store_url is None and reference is None:
@@ -882,10 +890,12 @@ class Registry:
                 self._apply_keep(conn, asset_id, run_id, keep, mode)
             return version_id, created, repaired
 
+        notes: list = []
         version_id, created, repaired = self._write(work)
         out = self._version_by_id(version_id)
         if repaired:
-            _warn_repaired(kind, name, out.version, store.url, source, repaired)
+            notes.append(_repaired_note(kind, name, out.version, store.url, source, repaired))
+        out._notes = notes  # issued in the caller's thread (_emit_notes)
         out.created = created
         out.hashed_files = hashed
         return out
@@ -1690,10 +1700,11 @@ class Registry:
         return self._write(work)
 
 
-def _warn_unapplied(kind, name, number, score, old_score, step, old_step, meta_json,
-                    old_meta) -> None:
-    """Warn (:class:`RegistryWarning`) when registering content ``v{number}`` already holds
-    asked for a score, step or meta it does not record: a version's record is not edited."""
+def _unapplied(kind, name, number, score, old_score, step, old_step, meta_json,
+               old_meta) -> str | None:
+    """The text of the :class:`RegistryWarning` (else ``None``) when registering content
+    ``v{number}`` already holds asked for a score, step or meta it does not record: a
+    version's record is not edited."""
     ignored = []
     if score is not None and (old_score is None or float(old_score) != score):
         ignored.append(f"score={score!r} (v{number} has {old_score!r})")
@@ -1707,17 +1718,15 @@ def _warn_unapplied(kind, name, number, score, old_score, step, old_step, meta_j
     if meta_json is not None and json.loads(meta_json) != old_meta:
         ignored.append("meta")
     if ignored:
-        import warnings
+        return (f"{kind} {name!r}: this content is already v{number}; not applied: "
+                f"{', '.join(ignored)} (a version's record is never edited; change the "
+                f"content to make a new version)")
+    return None
 
-        warnings.warn(f"{kind} {name!r}: this content is already v{number}; not applied: "
-                      f"{', '.join(ignored)} (a version's record is never edited; change the "
-                      f"content to make a new version)", RegistryWarning, stacklevel=2)
 
-
-def _warn_repaired(kind, name, number, store_url, source, repaired: dict) -> None:
-    """One :class:`RegistryWarning` for a registration that repaired its store."""
-    import warnings
-
+def _repaired_note(kind, name, number, store_url, source, repaired: dict) -> str:
+    """The text of the one :class:`RegistryWarning` for a registration that repaired its
+    store."""
     parts = []
     for how in ("missing", "damaged"):
         digests = sorted(d for d, h in repaired.items() if h == how)
@@ -1726,9 +1735,35 @@ def _warn_repaired(kind, name, number, store_url, source, repaired: dict) -> Non
                 f" and {len(digests) - 3} more" if len(digests) > 3 else "")
             blobs = "blob" if len(digests) == 1 else "blobs"
             parts.append(f"{len(digests)} {how} {blobs} ({shown})")
-    warnings.warn(f"{kind} {name!r} v{number}: repaired the store {store_url}: "
-                  f"{' and '.join(parts)} stored again from {source}",
-                  RegistryWarning, stacklevel=2)
+    return (f"{kind} {name!r} v{number}: repaired the store {store_url}: "
+            f"{' and '.join(parts)} stored again from {source}")
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` call made by the caller of this
+    function that names the first frame outside the ``ato`` package: the user's line that
+    called ``log_model``/``use_dataset``/… (through any of ato's wrappers)."""
+    frame = sys._getframe(2)  # the frame that called warnings.warn's caller: level 2
+    level = 2
+    while frame is not None and frame.f_back is not None and (
+            frame.f_globals.get("__name__", "").partition(".")[0] == "ato"):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _emit_notes(version) -> None:
+    """Issue the :class:`RegistryWarning` s a registration collected (once), pointing at
+    the user's call.  They are collected rather than issued where they arise: that may be
+    the registry's background thread, whose stack holds no line of the user's."""
+    notes = getattr(version, "_notes", None)
+    if not notes:
+        return
+    import warnings
+
+    version._notes = []
+    for note in notes:
+        warnings.warn(note, RegistryWarning, stacklevel=_user_stacklevel())
 
 
 def _place_report(method, placed) -> dict:
