@@ -245,6 +245,78 @@ def test_verify_prints_the_fix_and_the_fix_repairs(tmp_path):
     assert ato("store", "verify", db=url, env=env).returncode == 0
 
 
+def _store_files(tmp_path) -> list[str]:
+    """Files in the test's store besides the list of databases: blobs, temporary copies."""
+    root = tmp_path / "store"
+    return sorted(os.path.relpath(os.path.join(base, f), root)
+                  for base, _dirs, files in os.walk(root) for f in files
+                  if os.path.relpath(base, root).split(os.sep)[0] != "databases")
+
+
+class TestStepAndMeta:
+    @pytest.mark.parametrize("step", ["x", "3", 1.5, 3.0, True, [1], 2**31, -(2**31) - 1])
+    def test_bad_steps_are_refused_before_anything_is_stored(self, logger, tmp_path, step):
+        logger.run()
+        f = write(tmp_path / "ck.pt", b"checkpoint")
+        for wait in (True, False):
+            with pytest.raises(RegistryError, match=r"model 'm': step=.* must be an integer|"
+                                                    r"model 'm': step=.* is out of range"):
+                logger.log_model("m", f, step=step, wait=wait)
+        assert _store_files(tmp_path) == []  # refused before the copy
+        assert "m" not in [a["name"] for a in Registry(logger.url).assets()]
+
+    def test_numpy_integer_steps_are_stored_as_ints(self, logger, tmp_path):
+        np = pytest.importorskip("numpy")
+        logger.run()
+        v = logger.log_model("m", write(tmp_path / "a.pt", b"a"), step=np.int64(7))
+        assert v.step == 7 and type(v.step) is int
+        again = Registry(logger.url).get("m", 1)
+        assert again.step == 7 and type(again.step) is int
+
+    @pytest.mark.parametrize("meta, where", [
+        ({"x": object()}, r"meta\['x'\] has type object"),
+        ({1: 2}, r"meta\[1\] has a key of type int"),
+        ("notadict", r"meta='notadict' must be a dict"),
+        ([("a", 1)], r"meta=\[\('a', 1\)\] must be a dict"),
+        ({"a": [1, {2: 3}]}, r"meta\['a'\]\[1\]\[2\] has a key of type int"),
+        ({"a": {"b": {1, 2}}}, r"meta\['a'\]\['b'\] has type set"),
+        ({"b": b"bytes"}, r"meta\['b'\] has type bytes"),
+        ({"c": 1j}, r"meta\['c'\] has type complex"),
+    ])
+    def test_meta_that_is_not_json_is_refused_naming_the_key(self, logger, tmp_path, meta,
+                                                             where):
+        logger.run()
+        f = write(tmp_path / "ck.pt", b"checkpoint")
+        with pytest.raises(RegistryError, match=r"model 'm': " + where):
+            logger.log_model("m", f, meta=meta)
+        with pytest.raises(RegistryError, match=r"dataset 'd': " + where):
+            logger.use_dataset("d", f, meta=meta, copy=True)
+        with pytest.raises(RegistryError, match=r"dataset 'r': " + where):
+            logger.use_reference("r", "s3://b/k", etag="e", meta=meta)
+        assert _store_files(tmp_path) == []
+        assert Registry(logger.url).assets() == []
+
+    def test_a_cyclic_meta_is_refused(self, logger, tmp_path):
+        logger.run()
+        meta: dict = {}
+        meta["me"] = meta
+        with pytest.raises(RegistryError, match=r"meta\['me'\]\['me'\].* nests deeper"):
+            logger.log_model("m", write(tmp_path / "ck.pt", b"c"), meta=meta)
+
+    def test_numpy_scalars_and_tuples_become_json_numbers_and_lists(self, logger, tmp_path):
+        np = pytest.importorskip("numpy")
+        logger.run()
+        meta = {"a": np.float32(0.5), "n": np.int64(3), "ok": np.bool_(True),
+                "t": (1, np.float64(2.5)), "deep": {"x": [None, "s", False]}}
+        v = logger.log_model("m", write(tmp_path / "ck.pt", b"c"), meta=meta)
+        expected = {"a": 0.5, "n": 3, "ok": True, "t": [1, 2.5],
+                    "deep": {"x": [None, "s", False]}}
+        for got in (v.meta, Registry(logger.url).get("m", 1).meta):
+            assert got == expected
+            assert type(got["a"]) is float and type(got["n"]) is int
+            assert type(got["ok"]) is bool
+
+
 def _next_line() -> int:
     """The number of the line after the caller's."""
     return sys._getframe(1).f_lineno + 1

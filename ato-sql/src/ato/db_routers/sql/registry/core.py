@@ -311,6 +311,95 @@ def check_score(kind: str, name: str, score) -> float | None:
     return value
 
 
+def _numpy_bool(value) -> bool:
+    """Whether ``value`` is a NumPy bool (``numpy.bool_``; ``numpy.bool`` in NumPy 2)."""
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")
+
+
+def _type_name(value) -> str:
+    t = type(value)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+#: The range of the ``step`` column (a 32-bit ``INTEGER`` on every backend).
+STEP_RANGE = (-(1 << 31), (1 << 31) - 1)
+
+
+def check_step(kind: str, name: str, step) -> int | None:
+    """``step`` as an ``int``: ``None`` or an integer (a NumPy integer is converted) that
+    fits the column, else :class:`RegistryError` naming the asset and the value.  A bool,
+    a float (even ``3.0``) or a string is refused: a step counts something."""
+    if step is None:
+        return None
+    if isinstance(step, bool) or _numpy_bool(step):
+        raise RegistryError(f"{kind} {name!r}: step={step!r} must be an integer, not a bool")
+    import operator
+
+    try:
+        value = operator.index(step)  # int and NumPy integers; not float, str, Decimal
+    except TypeError:
+        raise RegistryError(f"{kind} {name!r}: step={step!r} must be an integer "
+                            f"(got {_type_name(step)})") from None
+    if not STEP_RANGE[0] <= value <= STEP_RANGE[1]:
+        raise RegistryError(f"{kind} {name!r}: step={step!r} is out of range (a step is "
+                            f"recorded as a 32-bit integer, {STEP_RANGE[0]}..{STEP_RANGE[1]})")
+    return value
+
+
+#: How deep ``meta`` may nest (deeper is taken for a cycle).
+META_DEPTH = 64
+
+
+def check_meta(kind: str, name: str, meta, label: str = "meta") -> dict | None:
+    """``meta`` as plain JSON values: ``None`` or a dict with ``str`` keys whose values are
+    ``None``, bools, ints, floats, strs, or lists/tuples/dicts of those (recursively).
+    Numbers of other types (NumPy scalars, ``fractions.Fraction``…) become ``int``/``float``
+    and NumPy bools ``bool``; a tuple becomes a list.  Anything else is a
+    :class:`RegistryError` naming the key path (``meta['a'][0]``) and the type: nothing is
+    stored as its ``repr``."""
+    import numbers
+
+    if meta is None:
+        return None
+
+    def bad(path: str, value, why: str):
+        return RegistryError(f"{kind} {name!r}: {path} {why} (meta holds JSON values: "
+                             f"numbers, str, bool, None, and lists and str-keyed dicts of "
+                             f"those)")
+
+    def convert(value, path: str, depth: int):
+        if depth > META_DEPTH:
+            raise bad(path, value, f"nests deeper than {META_DEPTH} levels (a cycle?)")
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int):
+            return int(value)  # an IntEnum or int subclass: the plain number
+        if isinstance(value, float):
+            return float(value)
+        if _numpy_bool(value):
+            return bool(value)
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            return float(value)
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise bad(f"{path}[{k!r}]", k, f"has a key of type {_type_name(k)}; "
+                                                   f"keys must be str")
+                out[k] = convert(v, f"{path}[{k!r}]", depth + 1)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [convert(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+        raise bad(path, value, f"has type {_type_name(value)}")
+
+    if not isinstance(meta, dict):
+        raise RegistryError(f"{kind} {name!r}: {label}={meta!r} must be a dict with str keys "
+                            f"(got {type(meta).__name__})")
+    return convert(meta, label, 0)
+
+
 def default_store_url(db_url: str) -> str | None:
     """``$ATO_STORE``, else for a SQLite file ``<dir>/<name>.ato-store`` beside it, else
     ``None`` (a server database needs an explicit, shared store)."""
@@ -579,6 +668,7 @@ class Registry:
         aliases = _check_aliases("dataset", name, aliases)
         if not isinstance(uri, str) or "://" not in uri:
             raise RegistryError(f"dataset {name!r}: reference {uri!r} is not a URI (scheme://…)")
+        meta = check_meta("dataset", name, meta)
         digest = hashlib.sha256(f"{uri}\0{etag or ''}\0{size if size is not None else ''}"
                                 .encode()).hexdigest()
         info = dict(meta or {}, etag=etag)
@@ -635,7 +725,10 @@ class Registry:
         check_name(kind, name)
         aliases = _check_aliases(kind, name, aliases)
         score = check_score(kind, name, score)
-        if keep is not None and (not isinstance(keep, int) or keep < 1):
+        step = check_step(kind, name, step)
+        meta = check_meta(kind, name, meta)
+        if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool)
+                                 or keep < 1):
             raise RegistryError(f"{kind} {name!r}: keep={keep!r} must be a positive integer")
         if mode not in ("max", "min"):
             raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
