@@ -317,6 +317,52 @@ class TestStepAndMeta:
             assert type(got["ok"]) is bool
 
 
+class TestReferences:
+    @pytest.mark.parametrize("options, message", [
+        ({"size": -5}, r"size=-5 must be a number of bytes \(an int >= 0\)"),
+        ({"size": "big"}, r"size='big' must be a number of bytes .*got str"),
+        ({"size": 1.5}, r"size=1.5 must be a number of bytes"),
+        ({"size": True}, r"size=True must be a number of bytes"),
+        ({"etag": 5}, r"etag=5 must be a str or None"),
+        ({"etag": b"e"}, r"etag=b'e' must be a str or None"),
+    ])
+    def test_bad_size_or_etag_is_a_registry_error_naming_it(self, logger, options, message):
+        logger.run()
+        with pytest.raises(RegistryError, match=r"dataset 'r': " + message):
+            logger.use_reference("r", "s3://b/k", **options)
+        with pytest.raises(RegistryError, match=r"dataset 'r': " + message):
+            logger.use_dataset("r", "s3://b/k", **options)
+        assert Registry(logger.url).assets() == []
+
+    def test_neither_etag_nor_size_warns_that_every_use_is_the_same_version(self, logger):
+        np = pytest.importorskip("numpy")
+        logger.run()
+        with pytest.warns(RegistryWarning, match=r"neither etag nor size: every use records "
+                                                 r"the same version") as caught:
+            logger.use_reference("r", "s3://b/k")
+        assert caught[0].filename == __file__
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert logger.use_reference("r", "s3://b/k", etag="e").version == 2
+            assert logger.use_reference("r", "s3://b/k", size=np.int64(0)).size == 0
+
+    def test_a_size_not_declared_shows_as_a_dash(self, db_url, tmp_path):
+        config = make_config(db_url)
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.use_reference("undeclared", "s3://b/u", etag="e")
+            lg.use_reference("declared", "s3://b/d", size=2048)
+            lg.use_dataset("local", write(tmp_path / "empty.bin", b""))
+        r = ato("data", "show", "undeclared", db=db_url)
+        assert r.returncode == 0, r.stderr
+        row = r.stdout.splitlines()[3].split()
+        assert row[:5] == ["v1", "ref", "s3://b/u", "-", "0"], r.stdout
+        r = ato("data", "show", "declared", db=db_url)
+        assert "2.0 KiB" in r.stdout.splitlines()[3]
+        r = ato("data", "list", db=db_url)
+        sizes = {line.split()[1]: line.split()[4] for line in r.stdout.splitlines()[2:-1]}
+        assert sizes == {"declared": "2.0", "local": "0", "undeclared": "-"}, r.stdout
+
+
 def _next_line() -> int:
     """The number of the line after the caller's."""
     return sys._getframe(1).f_lineno + 1
@@ -345,4 +391,6 @@ class TestWarningLocation:
             logger.use_dataset("d", f, meta={"a": 2})
             seen.append(_next_line())
             reg.use_dataset("proj", "d", f, meta={"a": 2})
+            seen.append(_next_line())
+            logger.use_reference("r", "s3://b/k")
         assert [(w.filename, w.lineno) for w in caught] == [(__file__, n) for n in seen]

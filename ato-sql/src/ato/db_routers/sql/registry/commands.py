@@ -62,6 +62,11 @@ def _short(v) -> str:
     return (v.reference and f"ref {v.reference}") or v.digest[:12]
 
 
+def _size(v) -> str:
+    """The size cell of a version: ``-`` for a reference that declared none."""
+    return "-" if v.reference and not v.size else human(v.size)
+
+
 # --------------------------------------------------------------------------- models & data
 def cmd_list(args) -> int:
     rows = _registry(args).assets(kind=args.kind, project=args.project)
@@ -70,10 +75,19 @@ def cmd_list(args) -> int:
         return 0
     print(table(["project", "name", "versions", "latest", "size", "aliases"],
                 [[r["project"], r["name"], r["versions"], r["latest"] and f"v{r['latest']}",
-                  human(r["size"]),
+                  _asset_size(args, r),
                   ", ".join(f"{a}=v{n}" for a, n in r["aliases"].items()) or None] for r in rows]))
     print(f"{len(rows)} {args.kind}{'s' if len(rows) != 1 else ''}")
     return 0
+
+
+def _asset_size(args, asset: dict) -> str:
+    """The size cell of ``ato data/models list``: ``-`` for a dataset whose versions are
+    all references that declared no size (recorded as 0 bytes, not known to be empty)."""
+    if asset["size"] or asset["kind"] != "dataset":
+        return human(asset["size"])
+    versions = _registry(args).versions(asset["name"], asset["project"], asset["kind"])
+    return "-" if versions and all(v.reference for v in versions) else human(0)
 
 
 def cmd_show(args) -> int:
@@ -91,7 +105,7 @@ def cmd_show(args) -> int:
         scored = any(v.score is not None for v in versions)
         print(table(["version", "digest", "size", "files", "run", "step"]
                     + (["score"] if scored else []) + ["state", "aliases", "created"],
-                    [[f"v{v.version}", _short(v), human(v.size), v.file_count, v.run_id, v.step]
+                    [[f"v{v.version}", _short(v), _size(v), v.file_count, v.run_id, v.step]
                      + ([None if v.score is None else f"{v.score:g}"] if scored else [])
                      + [v.state, ", ".join(v.aliases) or None, str(v.created_at)[:19]]
                      for v in versions]))

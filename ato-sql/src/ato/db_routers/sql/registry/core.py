@@ -660,15 +660,39 @@ class Registry:
                       size: int | None = None, run_id: int | None = None, aliases=(),
                       meta: dict | None = None) -> Version:
         """Record remote data by reference: nothing is read or copied; the version's
-        identity is the SHA-256 of ``uri``, ``etag`` and ``size`` (give at least one of the
-        last two, or every use makes the same version)."""
+        identity is the SHA-256 of ``uri``, ``etag`` (a str) and ``size`` (bytes, an int
+        >= 0).  Give at least one of the last two: without either every use makes the same
+        version, which a :class:`RegistryWarning` says.  Bad arguments are a
+        :class:`RegistryError` naming the parameter."""
         import hashlib
 
         check_name("dataset", name)
         aliases = _check_aliases("dataset", name, aliases)
-        if not isinstance(uri, str) or "://" not in uri:
+        if not isinstance(uri, str) or not re.match(r"[A-Za-z][A-Za-z0-9+.\-]+://.", uri):
             raise RegistryError(f"dataset {name!r}: reference {uri!r} is not a URI (scheme://…)")
+        if etag is not None and not isinstance(etag, str):
+            raise RegistryError(f"dataset {name!r}: etag={etag!r} must be a str or None "
+                                f"(got {type(etag).__name__})")
+        if size is not None:
+            import operator
+
+            try:
+                if isinstance(size, bool):
+                    raise TypeError
+                size = operator.index(size)  # int and NumPy integers
+            except TypeError:
+                raise RegistryError(f"dataset {name!r}: size={size!r} must be a number of bytes "
+                                    f"(an int >= 0) or None (got {type(size).__name__})"
+                                    ) from None
+            if not 0 <= size < 1 << 63:
+                raise RegistryError(f"dataset {name!r}: size={size!r} must be a number of bytes "
+                                    f"(an int >= 0) or None")
         meta = check_meta("dataset", name, meta)
+        notes = []
+        if etag is None and size is None:
+            notes.append(f"dataset {name!r}: reference {uri} has neither etag nor size: every "
+                         f"use records the same version, even when the data changed (give "
+                         f"etag= or size= to tell versions apart)")
         digest = hashlib.sha256(f"{uri}\0{etag or ''}\0{size if size is not None else ''}"
                                 .encode()).hexdigest()
         info = dict(meta or {}, etag=etag)
@@ -676,6 +700,7 @@ class Registry:
                            files=[], is_dir=False, source=None, reference=uri, store_url=None,
                            run_id=run_id, step=None, score=None, meta=info, aliases=aliases,
                            description=None, keep=None, mode="max", hashed=0)
+        out._notes = notes + out._notes
         _emit_notes(out)
         return out
 
