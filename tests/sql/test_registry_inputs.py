@@ -363,6 +363,88 @@ class TestReferences:
         assert sizes == {"declared": "2.0", "local": "0", "undeclared": "-"}, r.stdout
 
 
+class TestLocalPaths:
+    def test_a_uri_given_as_a_model_path_says_log_model_takes_a_local_path(self, logger,
+                                                                           tmp_path):
+        logger.run()
+        for path in ("s3://b/m.pt", "https://host/m.pt", "s3:/b/m.pt"):
+            with pytest.raises(RegistryError, match=r"model 'm': .* looks like a URI.* "
+                                                    r"log_model takes a local path"):
+                logger.log_model("m", path)
+        assert _store_files(tmp_path) == []
+
+    def test_a_malformed_uri_given_as_a_dataset_points_at_references(self, logger):
+        logger.run()
+        with pytest.raises(RegistryError, match=r"dataset 'r': 's3:/bad' looks like a URI "
+                                                r"\(a malformed one.*use_reference"):
+            logger.use_dataset("r", "s3:/bad")
+        reg = Registry(logger.url)
+        with pytest.raises(RegistryError, match=r"'s3://b/k' looks like a URI, but "
+                                                r"use_dataset takes a local path.*use_reference"):
+            reg.use_dataset("proj", "r", "s3://b/k")  # the registry itself: no routing
+        assert reg.assets() == []
+
+    def test_a_file_looking_like_a_uri_is_given_with_dot_slash(self, logger, tmp_path,
+                                                               monkeypatch):
+        logger.run()
+        monkeypatch.chdir(tmp_path)
+        write(tmp_path / "s3:" / "bad", b"local")
+        assert logger.use_dataset("r", "./s3:/bad").source == str(tmp_path / "s3:" / "bad")
+
+    def test_an_empty_path_is_an_error_not_the_current_directory(self, logger, tmp_path,
+                                                                 monkeypatch):
+        logger.run()
+        monkeypatch.chdir(tmp_path)
+        for call in (lambda: logger.use_dataset("x", ""),
+                     lambda: logger.use_dataset("x", "", copy=True),
+                     lambda: logger.log_model("x", "")):
+            with pytest.raises(RegistryError, match=r"'x': the path is empty"):
+                call()
+        assert _store_files(tmp_path) == []
+        assert Registry(logger.url).assets() == []
+
+    def test_file_urls_are_absolute_local_paths(self, logger, tmp_path, monkeypatch):
+        logger.run()
+        monkeypatch.chdir(tmp_path)
+        f = write(tmp_path / "dd" / "my data.bin", b"d")
+        write(tmp_path / "dd" / "other.bin", b"o")
+        v = logger.use_dataset("d", f"file://{tmp_path}/dd/my%20data.bin")
+        assert v.source == str(f)
+        assert logger.log_model("m", f"file://localhost{f}").source == str(f)
+        for bad in ("file://dd", "file://host/x", "FILE://dd/x"):
+            with pytest.raises(RegistryError, match=r"is not a local file URL"):
+                logger.use_dataset("d", bad)
+        assert Registry(logger.url).get("d").version == 1
+
+    def test_etag_or_size_with_a_local_path_is_refused(self, logger, tmp_path):
+        logger.run()
+        f = write(tmp_path / "data.bin", b"d")
+        with pytest.raises(RegistryError, match=r"dataset 'd': etag='e', size=3 describe "
+                                                r"remote data"):
+            logger.use_dataset("d", f, etag="e", size=3)
+
+    def test_a_directory_holding_the_store_or_the_database_is_refused(self, logger, tmp_path,
+                                                                      db_url, monkeypatch):
+        logger.run()
+        monkeypatch.chdir(tmp_path)
+        write(tmp_path / "data.bin", b"d")
+        for path in (".", tmp_path, f"file://{tmp_path}"):
+            with pytest.raises(RegistryError, match=rf"dataset 'all': {tmp_path} holds the "
+                                                    rf"artifact store \({tmp_path / 'store'}\)"):
+                logger.use_dataset("all", path)
+        with pytest.raises(RegistryError, match=r"model 'all': .* holds the artifact store"):
+            logger.log_model("all", tmp_path)
+        if db_url.startswith("sqlite"):
+            elsewhere = tmp_path.parent / f"{tmp_path.name}-store"
+            reg = Registry(db_url, store=str(elsewhere))
+            with pytest.raises(RegistryError, match=rf"holds the database \({tmp_path}/"
+                                                    rf"experiments\.db\)"):
+                reg.use_dataset("proj", "all", tmp_path, copy=True)
+            assert not os.path.exists(elsewhere)  # refused before the store was opened
+        assert _store_files(tmp_path) == []
+        assert Registry(logger.url).assets() == []
+
+
 def _next_line() -> int:
     """The number of the line after the caller's."""
     return sys._getframe(1).f_lineno + 1

@@ -44,14 +44,26 @@ def use_dataset(logger, name: str, path, *, copy: bool = False, aliases=(), etag
     ``copy=True`` also stores the files in the artifact store.  Returns the tracker
     protocol's :class:`~ato.tracking.RegistryVersion` (``created`` is ``False`` when the
     data was unchanged)."""
-    text_path = os.fspath(path)
-    if "://" in text_path and not text_path.startswith("file://"):
+    import re
+
+    text_path = path if isinstance(path, str) else None
+    if text_path is not None and re.match(r"[A-Za-z][A-Za-z0-9+.\-]+://", text_path) \
+            and not text_path.lower().startswith("file:"):
         return use_reference(logger, name, text_path, etag=etag, size=size, aliases=aliases,
                              meta=meta)
-    if text_path.startswith("file://"):
-        text_path = text_path[len("file://"):]
+    if etag is not None or size is not None:
+        from .core import RegistryError, check_name
+
+        check_name("dataset", name)
+        given = ", ".join(f"{k}={v!r}" for k, v in (("etag", etag), ("size", size))
+                          if v is not None)
+        raise RegistryError(f"dataset {name!r}: {given} describe remote data recorded by "
+                            f"reference (a URI such as s3://…); {path!r} is a local path, "
+                            f"whose content is hashed")
+    # a local path, file:///… included: Registry.register checks it (an empty path, a
+    # malformed URI such as 's3:/x', file://relative are errors)
     return registry_for(logger.config).use_dataset(
-        logger.project_name, name, text_path, run_id=logger.get_current_run_id(), copy=copy,
+        logger.project_name, name, path, run_id=logger.get_current_run_id(), copy=copy,
         aliases=aliases, description=description, meta=meta).record()
 
 

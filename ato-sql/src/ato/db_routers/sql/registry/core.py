@@ -33,9 +33,11 @@ from ato.artifacts import (
     FileEntry,
     SpecialFileError,
     StatCache,
+    default_cache_dir,
     open_store,
     snapshot,
     special_kind,
+    url_scheme,
 )
 from ato.db_routers.sql import values
 from ato.tracking.registry import RegistryError as ProtocolRegistryError
@@ -400,6 +402,56 @@ def check_meta(kind: str, name: str, meta, label: str = "meta") -> dict | None:
     return convert(meta, label, 0)
 
 
+#: ``scheme:/…``: a URI (or a malformed one, ``s3:/bucket``), not a local path; one letter
+#: before the colon is a Windows drive (``C:/``)
+_URI_LIKE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]+):/")
+
+
+def local_path(kind: str, name: str, path) -> str:
+    """The absolute local path that ``log_model``/``use_dataset`` register, from ``path``
+    (a ``str``, ``bytes`` or ``os.PathLike``), else :class:`RegistryError`:
+
+    - an empty path (it would register the current directory);
+    - a URI (``s3://…``, also a malformed ``s3:/…``): these take a local path; remote data
+      is recorded by reference (``use_reference``, or the logger's ``use_dataset`` with a
+      URI).  A local file whose name starts like one is given as ``./s3:/…``;
+    - ``file://`` with anything but an absolute path (``file:///data/x`` is ``/data/x``)."""
+    try:
+        text_path = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise RegistryError(f"{kind} {name!r}: path={path!r} must be a str or os.PathLike "
+                            f"(got {type(path).__name__})") from None
+    if not text_path:
+        raise RegistryError(f"{kind} {name!r}: the path is empty (give the file or directory "
+                            f"to register; '.' for the current directory)")
+    if "\0" in text_path:
+        raise RegistryError(f"{kind} {name!r}: path {text_path!r} contains a NUL character")
+    m = _URI_LIKE.match(text_path)
+    if m is not None:
+        from urllib.parse import unquote
+
+        scheme = m["scheme"].lower()
+        rest = text_path[len(m["scheme"]) + 1:]  # after 'scheme:'
+        if scheme == "file" and rest.startswith("///"):
+            text_path = unquote(rest[2:])  # file:///abs/path (no host)
+        elif scheme == "file" and rest.lower().startswith("//localhost/"):
+            text_path = unquote(rest[len("//localhost"):])
+        elif scheme == "file":
+            raise RegistryError(f"{kind} {name!r}: {text_path!r} is not a local file URL "
+                                f"(file:///absolute/path); give file:///…, or a plain path")
+        else:
+            call = "use_dataset" if kind == "dataset" else "log_model"
+            how = ("record remote data by reference with use_reference(name, uri, etag=…, "
+                   "size=…) (the logger's use_dataset(name, 's3://…', etag=…) does the same)"
+                   if kind == "dataset" else
+                   "a model is stored from a local file or directory (download it first)")
+            malformed = "" if rest.startswith("//") else " (a malformed one: scheme://…)"
+            raise RegistryError(f"{kind} {name!r}: {text_path!r} looks like a URI{malformed}, "
+                                f"but {call} takes a local path: {how}. A local path that "
+                                f"starts like this is given as './{text_path}'")
+    return os.path.abspath(text_path)
+
+
 def default_store_url(db_url: str) -> str | None:
     """``$ATO_STORE``, else for a SQLite file ``<dir>/<name>.ato-store`` beside it, else
     ``None`` (a server database needs an explicit, shared store)."""
@@ -757,10 +809,11 @@ class Registry:
             raise RegistryError(f"{kind} {name!r}: keep={keep!r} must be a positive integer")
         if mode not in ("max", "min"):
             raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
-        source = os.path.abspath(os.fspath(path))
+        source = local_path(kind, name, path)
         if special_kind(source) is not None:  # before opening it: a FIFO blocks forever
             raise RegistryError(f"{kind} {name!r}: {source} is {special_kind(source)}; only "
                                 f"regular files and directories can be registered")
+        self._check_not_own_files(kind, name, source)
         store = self.store() if copy else None
         placed = _Placements()
         started = self._now()
@@ -777,7 +830,7 @@ class Registry:
             planned = (self._stored_file_job(store, source, record, placed)
                        if store is not None else None)
             job, staged = planned or (
-                self._snapshot_job(store, source, path, record, placed), None)
+                self._snapshot_job(store, source, source, record, placed), None)
         except SpecialFileError as e:  # inside a directory
             raise RegistryError(f"{kind} {name!r}: {e}") from None
         pending = PendingVersion(kind, name, path)
@@ -811,6 +864,32 @@ class Registry:
             _unfinished.discard(pending)
             raise
         return pending.result() if wait else pending
+
+    def _check_not_own_files(self, kind: str, name: str, source: str) -> None:
+        """:class:`RegistryError` when the directory ``source`` holds this registry's own
+        files — its artifact store, its SQLite database or the stat cache — which change
+        while they are hashed (and a store would be copied into itself)."""
+        if not os.path.isdir(source):
+            return
+        own = []
+        if self.store_url is not None and url_scheme(self.store_url) == "file":
+            root = self.store_url
+            own.append(("the artifact store", root[len("file://"):]
+                        if root.startswith("file://") else root))
+        database = self.engine.url.database if self._sqlite else None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            own.append(("the database", database))
+        cache = self._cache.path if self._cache is not None else os.path.join(
+            default_cache_dir(), "statcache.sqlite")
+        own.append(("the stat cache", cache))
+        top = os.path.join(os.path.realpath(source), "")
+        for what, where in own:
+            real = os.path.realpath(where)
+            if os.path.join(real, "").startswith(top):
+                raise RegistryError(
+                    f"{kind} {name!r}: {source} holds {what} ({real}), which changes while "
+                    f"it is registered; register a directory that does not contain it (or "
+                    f"move {what} elsewhere)")
 
     def _stored_file_job(self, store, source: str, record, placed: _Placements):
         """For a single regular file and a store that stages: ``(background job,
