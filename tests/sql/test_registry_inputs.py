@@ -445,6 +445,55 @@ class TestLocalPaths:
         assert Registry(logger.url).assets() == []
 
 
+class TestFileNames:
+    @pytest.fixture
+    def undecodable(self, tmp_path):
+        d = tmp_path / "d"
+        write(d / "ok.bin", b"ok")
+        name = os.fsdecode(b"bad\xff\xfename.bin")
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"bad")
+        return d
+
+    def test_undecodable_names_are_a_registry_error_naming_them(self, logger, tmp_path,
+                                                                undecodable):
+        logger.run()
+        shown = rf"{undecodable}/bad\\xff\\xfename\.bin"
+        for call in (lambda: logger.use_dataset("d", undecodable),
+                     lambda: logger.use_dataset("d", undecodable, copy=True),
+                     lambda: logger.log_model("d", undecodable)):
+            with pytest.raises(RegistryError, match=rf"'d': 1 file name not valid UTF-8: "
+                                                    rf"'{shown}'"):
+                call()
+        with pytest.raises(RegistryError, match=rf"model 'm': 1 file name not valid UTF-8: "
+                                                rf"'{shown}'"):
+            logger.log_model("m", os.path.join(undecodable, os.fsdecode(b"bad\xff\xfename.bin")))
+        with pytest.raises(RegistryError, match=r"not valid UTF-8"):
+            logger.use_dataset("b", os.fsencode(undecodable) + b"/bad\xff\xfename.bin")
+        assert _store_files(tmp_path) == []
+        assert Registry(logger.url).assets() == []
+
+    def test_control_characters_in_names_are_shown_escaped(self, db_url, tmp_path):
+        d = tmp_path / "d"
+        write(d / "plain.bin", b"p")
+        write(d / "line\nbreak.bin", b"1")
+        config = make_config(db_url)
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.use_dataset("d", d)
+            write(d / "tab\there.bin", b"2")
+            write(d / "line\nbreak.bin", b"changed")
+            lg.use_dataset("d", d)
+        r = ato("data", "show", "d", "1", db=db_url)
+        assert r.returncode == 0, r.stderr
+        assert "'line\\nbreak.bin'" in r.stdout and "line\nbreak" not in r.stdout
+        r = ato("data", "diff", "d", "1", "2", db=db_url)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[1:] == ["+ 'tab\\there.bin'  (1 B)",
+                                             "M 'line\\nbreak.bin'  (1 B -> 7 B)"]
+        r = ato("data", "diff", "d", "1", "2", "--json", db=db_url)  # the real name
+        assert "line\\nbreak.bin" in r.stdout
+
+
 def _next_line() -> int:
     """The number of the line after the caller's."""
     return sys._getframe(1).f_lineno + 1

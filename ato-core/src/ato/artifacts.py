@@ -102,6 +102,31 @@ class MissingPathError(ArtifactStoreError, FileNotFoundError):
     """The file or directory to hash or store does not exist."""
 
 
+class BadFileNameError(ArtifactStoreError):
+    """A file name inside a directory that is not valid UTF-8 (the file system gave bytes
+    that decode to no text): it cannot be recorded, nor hashed into a tree digest."""
+
+
+def _check_names(root: str, joined: str) -> None:
+    """:class:`BadFileNameError` naming (escaped) every relative path in ``joined`` (NUL
+    separated) that is not valid UTF-8."""
+    try:
+        joined.encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass
+    bad = []
+    for rel in joined.split("\0"):
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(ascii(os.fsencode(os.path.join(root, rel)))[1:])
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    raise BadFileNameError(f"{len(bad)} file name{'s' if len(bad) != 1 else ''} not valid "
+                           f"UTF-8: {shown}; only names that are text can be recorded "
+                           f"(rename {'it' if len(bad) == 1 else 'them'})")
+
+
 class Blob(NamedTuple):
     """One stored object: its SHA-256 (64 lower-case hex digits) and size in bytes."""
 
@@ -647,6 +672,8 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
     joined, stats, n = _scan(root)
     if not n:
         raise ArtifactStoreError(f"{root}: the directory holds no files")
+    if not joined.isascii():
+        _check_names(root, joined)  # before anything is read or stored
     prefix = os.path.join(root, "")
 
     if os.sep == "/":
@@ -1208,7 +1235,7 @@ def open_store(url: str):
     return store_for_url(url).open(str(url))
 
 
-__all__ = ["ArtifactStore", "ArtifactStoreError", "Blob", "FileEntry", "LocalStore",
-           "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache",
+__all__ = ["ArtifactStore", "ArtifactStoreError", "BadFileNameError", "Blob",
+           "FileEntry", "LocalStore", "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache",
            "copy_hashing", "hash_file", "open_store", "snapshot", "tree_digest", "url_scheme",
            "walk_files"]

@@ -59,7 +59,16 @@ def _dump(data) -> None:
 
 
 def _short(v) -> str:
-    return (v.reference and f"ref {v.reference}") or v.digest[:12]
+    return (v.reference and f"ref {escaped(v.reference)}") or v.digest[:12]
+
+
+def escaped(path) -> str:
+    """``path`` as a table cell or line shows it: as is when every character prints,
+    else quoted with escapes (``'a\\nb.bin'``), so that a newline, a tab or a terminal
+    escape in a file name cannot break the layout or pass for another name."""
+    if path is None:
+        return "-"
+    return path if path.isprintable() else repr(path)
 
 
 def _size(v) -> str:
@@ -129,12 +138,13 @@ def cmd_show(args) -> int:
         row("description", description)
     row("digest", v.digest)
     if v.reference:
-        row("reference", f"{v.reference} (recorded by reference: not copied, not verified)")
+        row("reference", f"{escaped(v.reference)} (recorded by reference: not copied, not "
+            f"verified)")
         row("size", f"{human(v.size)} (as declared; a reference has no file list)"
             if v.size else "- (not declared)")
     else:
         row("size", f"{human(v.size)} in {v.file_count} file{'s' if v.file_count != 1 else ''}")
-    row("source", v.source or "-")
+    row("source", escaped(v.source))
     where = "no (recorded by reference)" if v.reference else "no (recorded in place)"
     row("stored", v.store_url or where)
     row("run", f"{v.run_id or '-'}   step {v.step if v.step is not None else '-'}   "
@@ -146,7 +156,8 @@ def cmd_show(args) -> int:
     if files and (v.is_dir or args.files):
         print()
         shown = files if args.files else files[:20]
-        print(table(["file", "size", "digest"], [[f["path"], human(f["size"]), f["digest"][:12]]
+        print(table(["file", "size", "digest"], [[escaped(f["path"]), human(f["size"]),
+                                                   f["digest"][:12]]
                                                   for f in shown]))
         if len(shown) < len(files):
             print(f"... {len(files) - len(shown)} more (--files lists all)")
@@ -229,11 +240,11 @@ def cmd_diff(args) -> int:
     print(f"{d['kind']} {d['name']} v{d['from']} -> v{d['to']}: {len(d['added'])} added, "
           f"{len(d['removed'])} removed, {len(d['changed'])} changed, {d['unchanged']} unchanged")
     for f in d["added"]:
-        print(f"+ {f['path']}  ({human(f['size'])})")
+        print(f"+ {escaped(f['path'])}  ({human(f['size'])})")
     for f in d["removed"]:
-        print(f"- {f['path']}  ({human(f['size'])})")
+        print(f"- {escaped(f['path'])}  ({human(f['size'])})")
     for f in d["changed"]:
-        print(f"M {f['path']}  ({human(f['from']['size'])} -> {human(f['to']['size'])})")
+        print(f"M {escaped(f['path'])}  ({human(f['from']['size'])} -> {human(f['to']['size'])})")
     return 0
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ato.artifacts import (
     ArtifactStoreError,
+    BadFileNameError,
     FileEntry,
     SpecialFileError,
     StatCache,
@@ -415,7 +416,8 @@ def local_path(kind: str, name: str, path) -> str:
     - a URI (``s3://…``, also a malformed ``s3:/…``): these take a local path; remote data
       is recorded by reference (``use_reference``, or the logger's ``use_dataset`` with a
       URI).  A local file whose name starts like one is given as ``./s3:/…``;
-    - ``file://`` with anything but an absolute path (``file:///data/x`` is ``/data/x``)."""
+    - ``file://`` with anything but an absolute path (``file:///data/x`` is ``/data/x``);
+    - a name that is not valid UTF-8 text (it cannot be recorded)."""
     try:
         text_path = os.fsdecode(os.fspath(path))
     except TypeError:
@@ -449,7 +451,25 @@ def local_path(kind: str, name: str, path) -> str:
             raise RegistryError(f"{kind} {name!r}: {text_path!r} looks like a URI{malformed}, "
                                 f"but {call} takes a local path: {how}. A local path that "
                                 f"starts like this is given as './{text_path}'")
+    _check_encodable(kind, name, [text_path])
     return os.path.abspath(text_path)
+
+
+def _check_encodable(kind: str, name: str, paths) -> None:
+    """:class:`RegistryError` naming the paths (escaped) that are not valid UTF-8 text —
+    names the file system gave as undecodable bytes, which no database can record."""
+    bad = []
+    for p in paths:
+        try:
+            p.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(p)
+    if bad:
+        shown = ", ".join(ascii(os.fsencode(p))[1:] for p in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise RegistryError(f"{kind} {name!r}: {len(bad)} file name{'s' if len(bad) != 1 else ''}"
+                            f" not valid UTF-8: {shown}{more}; only names that are text can be "
+                            f"recorded (rename {'it' if len(bad) == 1 else 'them'})")
 
 
 def default_store_url(db_url: str) -> str | None:
@@ -831,8 +851,8 @@ class Registry:
                        if store is not None else None)
             job, staged = planned or (
                 self._snapshot_job(store, source, source, record, placed), None)
-        except SpecialFileError as e:  # inside a directory
-            raise RegistryError(f"{kind} {name!r}: {e}") from None
+        except (SpecialFileError, BadFileNameError) as e:
+            raise RegistryError(f"{kind} {name!r}: {e}") from None  # inside a directory
         pending = PendingVersion(kind, name, path)
         if not wait:
             _unfinished.add(pending)  # before the worker can see it; it discards successes
