@@ -494,6 +494,58 @@ class TestFileNames:
         assert "line\\nbreak.bin" in r.stdout
 
 
+class _Writer:
+    """A thread appending a byte to ``path`` about every millisecond, from its first write
+    (``started``) until :meth:`stop`."""
+
+    def __init__(self, path):
+        self.path, self.started, self._stop = path, threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        with open(self.path, "ab", buffering=0) as f:
+            while not self._stop.is_set():
+                f.write(b"w")
+                self.started.set()
+                self._stop.wait(0.001)
+
+    def __enter__(self):
+        self.thread.start()
+        self.started.wait(5)
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join(5)
+
+
+class TestChangedWhileHashing:
+    """Recording in place (no copy) reads the file where it is: one written meanwhile must
+    not be recorded with a digest of bytes that never existed together."""
+
+    @staticmethod
+    def sparse(path, size=64 << 20):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(size)  # read as zeros at memory speed, takes no disk
+        return path
+
+    @pytest.mark.parametrize("as_dir", [False, True], ids=["file", "directory"])
+    def test_a_file_written_during_hashing_is_refused_naming_it(self, logger, tmp_path,
+                                                                as_dir):
+        logger.run()
+        big = self.sparse(tmp_path / "data" / "big.bin")
+        write(tmp_path / "data" / "small.bin", b"s")
+        with _Writer(big):
+            with pytest.raises(RegistryError, match=rf"dataset 'd': {big}: changed while it "
+                                                    rf"was being hashed"):
+                logger.use_dataset("d", big.parent if as_dir else big)
+        assert Registry(logger.url).assets() == []
+        # written completely: recorded, with the size it has now
+        v = logger.use_dataset("d", big.parent if as_dir else big)
+        assert v.size == os.path.getsize(big) + (1 if as_dir else 0)
+
+
 def _next_line() -> int:
     """The number of the line after the caller's."""
     return sys._getframe(1).f_lineno + 1

@@ -107,6 +107,18 @@ class BadFileNameError(ArtifactStoreError):
     that decode to no text): it cannot be recorded, nor hashed into a tree digest."""
 
 
+class ChangedWhileHashingError(ArtifactStoreError):
+    """A file kept changing while it was hashed (its size, mtime, ctime or inode differed
+    after hashing, twice): its digest would be of content that never existed as a whole."""
+
+
+def _changed_error(path: str) -> ChangedWhileHashingError:
+    return ChangedWhileHashingError(
+        f"{path}: changed while it was being hashed (twice; its size, modification time or "
+        f"inode differed afterwards): the digest would be of content that never existed; "
+        f"register it once it is completely written")
+
+
 def _check_names(root: str, joined: str) -> None:
     """:class:`BadFileNameError` naming (escaped) every relative path in ``joined`` (NUL
     separated) that is not valid UTF-8."""
@@ -659,13 +671,28 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
     if path in known:
         digest, hashed = known[path], 0
     else:
-        started = time.time_ns()  # before the file is read: the racy rule's reference
-        digest = hasher(path) if hasher is not None else hash_file(path).digest
+        for attempt in range(2):
+            started = time.time_ns()  # before the file is read: the racy rule's reference
+            digest = hasher(path) if hasher is not None else hash_file(path).digest
+            # like git: a file whose stat changed while it was read was hashed torn
+            after = os.stat(path)
+            if _same_file_state(st, after):
+                break
+            if attempt:
+                raise _changed_error(path)
+            st = after
         hashed = 1
         if cache is not None:
             cache.store([(path, st, digest, started)])
     entry = FileEntry(os.path.basename(path), st.st_size, digest, path)
     return Snapshot(digest, st.st_size, False, (entry,), hashed)
+
+
+def _array_q(values):
+    """``array('q', values)``."""
+    import array
+
+    return array.array("q", values)
 
 
 def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
@@ -711,9 +738,25 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
         # several files hash on all cores at once: no read-ahead thread per file
         reader = None if len(todo) == 1 else False
         one_digest = hasher or (lambda p: hash_file(p, reader=reader).digest)
+        index = {rel: i for i, rel in enumerate(rels)} if todo else {}
 
         def one(rel):
-            return rel, one_digest(source(rel))
+            # like git: a file whose stat changed while it was read was hashed torn; it is
+            # read once more, and its new stat is what the tree and the cache record
+            i, p = index[rel], source(rel)
+            before = stats[4 * i:4 * i + 4].tolist()
+            for attempt in range(2):
+                digest = one_digest(p)
+                after = os.stat(p)
+                now = [after.st_size, after.st_mtime_ns, after.st_ino, after.st_ctime_ns]
+                if (now[0], now[1], now[2] % (1 << 64), now[3]) == (
+                        before[0], before[1], before[2] % (1 << 64), before[3]):
+                    return rel, digest
+                if attempt:
+                    raise _changed_error(p)
+                before = now
+                stats[4 * i:4 * i + 4] = _array_q([now[0], now[1], now[2] - (1 << 64)
+                                                  if now[2] >= 1 << 63 else now[2], now[3]])
 
         if len(todo) == 1:
             digest_of.update([one(todo[0])])
@@ -1236,6 +1279,7 @@ def open_store(url: str):
 
 
 __all__ = ["ArtifactStore", "ArtifactStoreError", "BadFileNameError", "Blob",
-           "FileEntry", "LocalStore", "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache",
+           "ChangedWhileHashingError", "FileEntry", "LocalStore",
+           "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache",
            "copy_hashing", "hash_file", "open_store", "snapshot", "tree_digest", "url_scheme",
            "walk_files"]

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from ato.artifacts import (
     ArtifactStoreError,
     BadFileNameError,
+    ChangedWhileHashingError,
     FileEntry,
     SpecialFileError,
     StatCache,
@@ -851,7 +852,7 @@ class Registry:
                        if store is not None else None)
             job, staged = planned or (
                 self._snapshot_job(store, source, source, record, placed), None)
-        except (SpecialFileError, BadFileNameError) as e:
+        except (SpecialFileError, BadFileNameError, ChangedWhileHashingError) as e:
             raise RegistryError(f"{kind} {name!r}: {e}") from None  # inside a directory
         pending = PendingVersion(kind, name, path)
         if not wait:
