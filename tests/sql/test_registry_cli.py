@@ -238,3 +238,14 @@ def test_data_delete_and_unknown_versions(populated):
     assert r.returncode == 2 and "has no version 7" in r.stderr
     r = ato("data", "show", "cifar", "--json", db=populated)
     assert [v["state"] for v in json.loads(r.stdout)] == ["pruned", "live"]
+
+
+def test_runs_show_lists_what_a_run_used_and_produced(populated):
+    r = ato("runs", "show", "1", db=populated)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split()[:4] for line in r.stdout.splitlines()
+            if line.startswith(("input ", "output "))]
+    assert rows == [["input", "dataset", "cifar", "v1"], ["output", "model", "resnet", "v1"]]
+    data = json.loads(ato("runs", "show", "2", "--json", db=populated).stdout)
+    assert [(v["name"], v["version"]) for v in data["inputs"]] == [("cifar", 2)]
+    assert [v["uri"] for v in data["outputs"]] == ["ato://proj/resnet@v2"]

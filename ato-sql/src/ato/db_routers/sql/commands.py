@@ -147,8 +147,11 @@ def cmd_show(args) -> int:
     summaries = _summaries_of(finder, run)
     artifacts = _optional(finder, "artifacts", finder.get_artifacts, run.id)
     fingerprints = _optional(finder, "fingerprints", finder.get_fingerprints, run.id)
+    lineage = _optional(finder, "registry", finder.run_lineage, run.id)
     if args.json:
         data = _run_json(run, summaries)
+        data["inputs"], data["outputs"] = (None, None) if lineage is None else (
+            [_version_json(v) for v in lineage.inputs], [_version_json(v) for v in lineage.outputs])
         data["artifacts"] = None if artifacts is None else [
             {"path": a.path, "data_type": a.data_type, "metadata": a.metadata} for a in artifacts]
         data["fingerprints"] = None if fingerprints is None else [
@@ -175,10 +178,24 @@ def cmd_show(args) -> int:
         print()
         print(table(["trace", "type", "fingerprint"],
                     [[f.trace_id, f.trace_type, f.fingerprint[:16]] for f in fingerprints]))
+    if lineage is not None and (lineage.inputs or lineage.outputs):
+        print()
+        print(table(["", "kind", "name", "version", "digest", "state", "aliases"],
+                    [[role, v.kind, v.name, f"v{v.version}", v.digest[:12], v.state,
+                      ", ".join(v.aliases) or "-"]
+                     for role, versions in (("input", lineage.inputs), ("output", lineage.outputs))
+                     for v in versions]))
     missing = [c for c, v in (("artifacts", artifacts), ("fingerprints", fingerprints)) if v is None]
     if missing:
         print(f"\n({' and '.join(missing)}: not kept by the {finder.plugin_name!r} tracker backend)")
     return 0
+
+
+def _version_json(v) -> dict:
+    """A registry version as ``ato runs show --json`` lists a run's inputs and outputs."""
+    return {"project": v.project, "kind": v.kind, "name": v.name, "version": v.version,
+            "digest": v.digest, "state": v.state, "aliases": list(v.aliases),
+            "uri": f"ato://{v.project}/{v.name}@v{v.version}"}
 
 
 def cmd_best(args) -> int:
