@@ -7,7 +7,9 @@ directory: each objective call appends ``start``/``end`` lines to ``<pid>.log``)
 ``sleep`` (seconds per trial), ``fail`` (a value of ``x`` whose trials raise), ``kill``
 (a value of ``x`` whose trials SIGKILL their own worker, as the OOM killer would),
 ``pause`` (a value of ``x`` whose trials sleep 60 s, to be signalled meanwhile),
-``studies`` (a list of ``{"algorithm", "study", "options"}`` run one after the other).
+``studies`` (a list of ``{"algorithm", "study", "options"}`` run one after the other),
+``curve`` (true: the objective logs ``train_loss`` once per epoch of its budget through
+the tracker it was given, as a training loop does: :func:`curve_value`).
 Prints one JSON line per study: ``{"study", "x", "c", "metric", "trials"}``.
 Under torchrun (``RANK``/``WORLD_SIZE`` set, ``init_process_group`` in JOB) it first
 joins a gloo process group, as a user's script would.
@@ -34,6 +36,11 @@ def score(config) -> float:
     return -(config.x - 7) ** 2 + (0.5 if config.c == "b" else 0.0) + bonus
 
 
+def curve_value(config, epoch: int) -> float:
+    """The ``train_loss`` a trial of ``config`` logs at ``epoch``: it names the trial."""
+    return config.x * 100 + (10 if config.c == "b" else 0) + epoch / 10
+
+
 def main() -> None:
     job = json.loads(Path(os.environ["ATO_WORKER_JOB"]).read_text())
     if job.get("init_process_group"):
@@ -42,7 +49,7 @@ def main() -> None:
         dist.init_process_group("gloo")
     log = Path(job["log"]) / f"{os.getpid()}.log"
     sleep, fail = float(job.get("sleep", 0.05)), job.get("fail")
-    kill, pause = job.get("kill"), job.get("pause")
+    kill, pause, curve = job.get("kill"), job.get("pause"), job.get("curve")
     from ato.tracking import open_logger
 
     for item in job["studies"]:
@@ -52,12 +59,16 @@ def main() -> None:
         search = cls(scope, SPACE, tracker=tracker, study_id=item.get("study"),
                      progress=False, **item.get("options", {}))
 
-        def objective(config, item=item):  # noqa: B008 - the study of this iteration
+        def objective(config, item=item, tracker=tracker):  # noqa: B008 - this iteration's
             ident = json.dumps([item.get("study"), config.x, config.c, str(config.get("__budget__")),
                                 config.get("__num_halved__", 0), config.get("__bracket__", 0)])
             with log.open("a") as f:
                 f.write(f"start {ident}\n")
             time.sleep(sleep)
+            if curve:
+                start = int(config.get("__resume_budget__") or 0)
+                for epoch in range(start, int(config.get("__budget__") or 1)):
+                    tracker.log_metric("train_loss", curve_value(config, epoch), epoch)
             if kill is not None and config.x == kill and config.c == "a":
                 import signal
 

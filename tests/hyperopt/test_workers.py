@@ -60,13 +60,13 @@ class Workers:
     """Worker processes of one job (a JSON file), their output and their call logs."""
 
     def __init__(self, tmp_path: Path, url: str, studies: list, sleep: float = 0.05,
-                 fail=None, name: str = "job"):
+                 fail=None, name: str = "job", **job):
         self.cwd = tmp_path  # checkpoints (./ato-studies) land here, not in the checkout
         self.log = tmp_path / f"{name}-calls"
         self.log.mkdir(exist_ok=True)
         self.job = tmp_path / f"{name}.json"
         self.job.write_text(json.dumps({"url": url, "log": str(self.log), "sleep": sleep,
-                                        "fail": fail, "studies": studies}))
+                                        "fail": fail, "studies": studies, **job}))
         self.procs: list[subprocess.Popen] = []
 
     def start(self, n: int, command=None) -> list[subprocess.Popen]:

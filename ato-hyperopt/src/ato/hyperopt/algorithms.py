@@ -697,26 +697,34 @@ class ASHA(_BudgetSearch):
         """ASHA with the other workers of the shared study: each free worker (and each of
         ``n_workers`` threads) asks the study for its next trial — a promotion, else a new
         configuration — under the study lock, runs it and reports it."""
+        from ato.hyperopt.study import ClaimRuns
         from ato.hyperopt.workers import DONE_STATES, metric_of
 
         self._observed: set = set()
-        recorder = self.recorder()
+        runs = ClaimRuns(self.recorder())
 
-        def run(claim):
-            return self.call_objective(func, self._continued_config(claim.payload), args,
-                                       kwargs)
-
-        def record(claim, metric, status, error):
+        def trial_of(claim):
             trial, rung = self._shared_trial(claim.key, claim.payload), int(claim.payload["rung"])
             if rung:
                 trial = dataclasses.replace(trial, resumed_from=self.budgets[rung - 1])
-            recorder.record(trial, self._continued_config(claim.payload), metric, status,
-                            error)
+            return trial
+
+        def run(claim):
+            # the trial's run is open while the objective runs (its log_metric calls land
+            # on it), as in a single process
+            config = self._continued_config(claim.payload)
+            runs.start(claim, trial_of(claim), config)
+            return self.call_objective(func, config, args, kwargs)
+
+        def record(claim, metric, status, error):
+            runs.record(claim, trial_of(claim), self._continued_config(claim.payload), metric,
+                        status, error)
             self.reporter.step()
 
         total = self.max_trials or math.floor(self.total_budget / self.min_budget)
         self.reporter.start(f"up to {total} trials, shared", total)
-        states = shared.run_async(self._propose, run, record, threads=self.n_workers)
+        states = shared.run_async(self._propose, run, record, threads=self.n_workers,
+                                  unrecorded=runs.unrecorded)
         for s in states:
             if s.state not in DONE_STATES:
                 continue

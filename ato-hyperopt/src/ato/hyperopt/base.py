@@ -29,7 +29,7 @@ from ato.errors import AtoError
 from ato.hyperopt import budgets
 from ato.hyperopt import trial as continuation
 from ato.hyperopt.progress import Progress
-from ato.hyperopt.study import TrialRecorder, searched_values
+from ato.hyperopt.study import ClaimRuns, TrialRecorder, searched_values
 from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
 
@@ -1032,21 +1032,25 @@ class HyperOpt(abc.ABC):
         if executor is not None and getattr(executor, "name", "") != "torch":
             slots = max(1, int(getattr(executor, "slots", 1)))  # claim loops in this process
 
-        # In a shared study a trial's run is written whole by the worker whose report the
-        # study accepted: an attempt that ends without one (a retry, a hand-back, a dead or
-        # overtaken worker) must leave no run behind, and a logger cannot reopen another
-        # worker's run, so the run is not opened at the start here.
+        # A claim's run is opened before its objective is called, as alone, so the
+        # objective's own tracker.log_metric calls land on the trial's run; it ends with
+        # the result when the study accepts this worker's report, else 'killed' with why
+        # (ClaimRuns): one completed or failed run per trial.
+        runs = ClaimRuns(recorder)
+
         def run_claim(claim):
-            config = by_key[claim.key][0].config
+            request, trial = by_key[claim.key]
+            runs.start(claim, trial, request.config)
             if slots == 1:
-                return run(config)
-            return executor.map(run, [config])[0].result()  # raises what the trial raised
+                return run(request.config)
+            return executor.map(run, [request.config])[0].result()  # raises what it raised
 
         def record(claim, metric, status, error):
             request, trial = by_key[claim.key]
-            recorder.record(trial, request.config, metric, status, error)
+            runs.record(claim, trial, request.config, metric, status, error)
 
-        results = shared.evaluate(specs, run_claim, record, threads=slots)
+        results = shared.evaluate(specs, run_claim, record, threads=slots,
+                                  unrecorded=runs.unrecorded)
         return [results[trial.key] for _, trial in pairs]
 
     def trial_payload(self, request: TrialRequest, trial) -> dict:

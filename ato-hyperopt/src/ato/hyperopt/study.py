@@ -36,7 +36,8 @@ from ato.hyperopt import budgets
 
 OBJECTIVE = "objective"
 
-__all__ = ["OBJECTIVE", "OpenTrial", "Trial", "TrialRecorder", "config_hash", "searched_values"]
+__all__ = ["OBJECTIVE", "ClaimRuns", "OpenTrial", "Trial", "TrialRecorder", "config_hash",
+           "searched_values"]
 
 
 def searched_values(config, names) -> dict:
@@ -251,3 +252,80 @@ class TrialRecorder:
                 tracker.finish(status, error)
             if status == "completed" and metric is not None and metric == metric:
                 self.done[trial.key] = metric
+
+
+class ClaimRuns:
+    """The tracker runs of a shared study's claims in this worker.
+
+    A claim's run is opened when its objective starts, so the objective's own
+    ``tracker.log_metric`` calls land on it, as in a single process.  It is opened as the
+    logger's ``with`` block run (no tags, the logger's config: it is no trial record yet);
+    when the study accepts this worker's report it is named — the trial's tags and config
+    — and ended with the result, so each trial has exactly one run with the study's tags.
+    An attempt that ends without an accepted report (a retry, a hand-back, a report refused
+    because another worker's was accepted) ends its run ``killed``, untagged, with the
+    reason.  A logger that cannot open another run (:meth:`TrialRecorder.start` gives
+    None) records the trial whole at its end.  Thread-safe."""
+
+    def __init__(self, recorder: TrialRecorder):
+        self.recorder = recorder
+        self._open: dict = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _id(claim):
+        return claim.key, claim.attempt, claim.worker
+
+    def start(self, claim, trial: Trial, config) -> None:
+        """Open ``claim``'s run now (before its objective is called)."""
+        recorder = self.recorder
+        if recorder.tracker is None or trial is None:
+            return
+        logger = recorder._logger()
+        if logger is None:
+            return
+        try:
+            logger.__enter__()
+        except BaseException:
+            recorder._free(logger)
+            raise
+        with self._lock:
+            self._open[self._id(claim)] = logger
+
+    def _close(self, logger, status: str, error, named=None, metric=None) -> None:
+        try:
+            if named is not None:
+                trial, config = named
+                logger.run(tags=trial.tags(), config=config)  # names the block's run
+                if metric is not None and metric == metric:
+                    logger.log_metric(OBJECTIVE, metric, trial.rung)
+        finally:
+            try:
+                logger.finish(status, error)
+            finally:
+                try:
+                    logger.__exit__(None, None, None)  # the run is ended: nothing to end
+                finally:
+                    self.recorder._free(logger)
+
+    def record(self, claim, trial: Trial, config, metric, status: str = "completed",
+               error: str | None = None) -> None:
+        """End ``claim``'s run with the accepted result (a claim whose objective never ran
+        — a dead worker's trial failed without running — is recorded whole now)."""
+        with self._lock:
+            logger = self._open.pop(self._id(claim), None)
+        if logger is None:  # on a free logger: the tracker may hold another claim's run
+            self.recorder.record(trial, config, metric, status, error,
+                                 self.recorder.start(trial, config))
+            return
+        self._close(logger, status, error, (trial, config), metric)
+        if status == "completed" and metric is not None and metric == metric:
+            with self.recorder.lock:
+                self.recorder.done[trial.key] = metric
+
+    def unrecorded(self, claim, why: str) -> None:
+        """End ``claim``'s run ``killed`` with ``why``: its attempt is not the trial's."""
+        with self._lock:
+            logger = self._open.pop(self._id(claim), None)
+        if logger is not None:
+            self._close(logger, "killed", f"study {claim.study!r}, trial {claim.key}: {why}")

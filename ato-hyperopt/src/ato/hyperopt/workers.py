@@ -279,21 +279,26 @@ class SharedStudy:
         return min(0.01 * 2 ** min(waited, 6), 0.5, max(self.heartbeat_interval, 0.01))
 
     # ------------------------------------------------------------------ one claim
-    def run_claim(self, claim, run: Callable[[Any], float], record: Callable) -> bool:
+    def run_claim(self, claim, run: Callable[[Any], float], record: Callable,
+                  unrecorded: Callable | None = None) -> bool:
         """Run ``run(claim)`` (the objective; returns the metric), report it, and on an
         accepted report call ``record(claim, metric, status, error)``. An exception of the
         objective gives the trial back while it has retries left, else reports it
         ``failed`` with the error. A BaseException (Ctrl-C) gives it back and propagates.
+        ``unrecorded(claim, why)``, when given, is called for an attempt that ran the
+        objective but ends without an accepted report (a retry, a hand-back, a refused
+        late report), so that whoever opened a run for it can end it.
         Returns whether the report was accepted."""
-        return self._settle(claim, run, record, None, claim_next=False)[0]
+        return self._settle(claim, run, record, None, claim_next=False,
+                            unrecorded=unrecorded)[0]
 
     def run_claim_and_next(self, claim, run: Callable[[Any], float], record: Callable,
-                           keys=None):
+                           keys=None, unrecorded: Callable | None = None):
         """:meth:`run_claim`, but the report and the claim of the next trial (among
         ``keys``; all when ``None``) are one call to the database
         (:meth:`ato.tracking.StudyCoordinator.report_and_claim`): one commit between two
         trials instead of two. Returns ``(accepted, next Claim or None)``."""
-        return self._settle(claim, run, record, keys, claim_next=True)
+        return self._settle(claim, run, record, keys, claim_next=True, unrecorded=unrecorded)
 
     def died_error(self, attempt: int) -> str:
         """The error of a trial claimed for the ``attempt``-th time after its earlier
@@ -305,23 +310,28 @@ class SharedStudy:
                 f"retries={self.retries} allows {self.retries + 1} "
                 f"attempt{'s' if self.retries else ''}, so it is not run again")
 
-    def _settle(self, claim, run, record, keys, claim_next: bool):
+    def _settle(self, claim, run, record, keys, claim_next: bool, unrecorded=None):
+        ran = False
         if claim.attempt > self.retries + 1:
             # a hand-back (Ctrl-C, SIGTERM, leaving) does not count as an attempt and an
             # objective's exception stops at retries + 1, so the claims beyond that ended
             # with their worker: a trial that kills its worker must not kill them all
             status, value, metric, error = "failed", None, None, self.died_error(claim.attempt)
         else:
+            ran = True
             try:
                 metric = run(claim)
             except Exception as e:
                 if claim.attempt <= self.retries:
                     self.coordinator.release(claim)
+                    _tell(unrecorded, claim, f"retried: attempt {claim.attempt} of "
+                          f"{self.retries + 1} raised {describe_exception(e)}")
                     return False, (self._claim(keys) if claim_next else None)
                 status, value, error = "failed", None, describe_exception(e)
                 metric = None
-            except BaseException:
+            except BaseException as e:
                 self._hand_back(claim)
+                _tell(unrecorded, claim, f"handed back: {describe_exception(e) or type(e).__name__}")
                 raise
             else:
                 status, error = "completed", None
@@ -339,6 +349,18 @@ class SharedStudy:
                 if following is not None:  # not started: another worker may take it now
                     self._hand_back(following)
                 raise
+        elif ran:
+            why = (f"study {self.study!r}: trial {claim.key} ({status}) was not recorded from "
+                   f"this worker: another worker's report of it was accepted first (this "
+                   f"worker was taken for dead: no heartbeat for "
+                   f"stale_after={self.stale_after:g} s)")
+            print(f"ato: {why}", file=sys.stderr, flush=True)
+            try:
+                _tell(unrecorded, claim, why)
+            except BaseException:
+                if following is not None:
+                    self._hand_back(following)
+                raise
         return accepted, following
 
     def _hand_back(self, claim) -> None:
@@ -354,7 +376,7 @@ class SharedStudy:
 
     # ------------------------------------------------------------------ a batch
     def evaluate(self, specs, run: Callable[[Any], float], record: Callable,
-                 threads: int = 1) -> dict:
+                 threads: int = 1, unrecorded: Callable | None = None) -> dict:
         """Enqueue ``specs`` (:class:`ato.tracking.TrialSpec`), work on them with the other
         workers until each is completed or failed, and return ``{key: metric}`` (NaN for a
         failed trial). ``threads`` claim loops run in this process (an executor's slots).
@@ -373,7 +395,7 @@ class SharedStudy:
                     claim = self._claim(keys)
                 if claim is not None:
                     waited = 0
-                    claim = self.run_claim_and_next(claim, run, record, keys)[1]
+                    claim = self.run_claim_and_next(claim, run, record, keys, unrecorded)[1]
                     continue
                 states = self.coordinator.trials(self.study, keys)
                 if len(states) == len(keys) and all(s.state in DONE_STATES for s in states):
@@ -412,7 +434,7 @@ class SharedStudy:
 
     # ------------------------------------------------------------------ asynchronous
     def run_async(self, propose: Callable[[list], list], run: Callable[[Any], float],
-                  record: Callable, threads: int = 1) -> list:
+                  record: Callable, threads: int = 1, unrecorded: Callable | None = None) -> list:
         """Work on an asynchronous study: whichever worker is free asks
         ``propose(all trial states)`` for new trials under the study lock and claims one,
         until ``propose`` returns nothing and no trial is queued or running. ``threads``
@@ -424,7 +446,7 @@ class SharedStudy:
                                                           stale_after=self.stale_after)
                 if claim is not None:
                     waited = 0
-                    self.run_claim(claim, run, record)
+                    self.run_claim(claim, run, record, unrecorded)
                     continue
                 states = self.coordinator.trials(self.study)
                 if all(s.state in DONE_STATES for s in states):
@@ -459,6 +481,11 @@ def terminate_as_exit():
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _tell(unrecorded, claim, why: str) -> None:
+    if unrecorded is not None:
+        unrecorded(claim, why)
 
 
 def _leave(coordinator, study: str, worker: str, stop: threading.Event) -> None:
