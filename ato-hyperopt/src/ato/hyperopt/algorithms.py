@@ -38,6 +38,7 @@ from ato.hyperopt.base import (
     TrialRequest,
     better,
     budget_option,
+    succeeded,
 )
 from ato.hyperopt.progress import Progress
 from ato.hyperopt.samplers import SAMPLERS, make_sampler
@@ -392,7 +393,9 @@ class MultiBracketHyperband(_BudgetSearch):
                 scored.sort(key=lambda mc: self.key(mc[0]))
                 if budget * self.eta > self.max_budget:
                     break
-                configs = [c for _, c in scored[:self.survivors(len(scored))]]
+                # a failed trial (NaN) ranks below every successful one and is never
+                # promoted, even when fewer than survivors() succeeded
+                configs = [c for m, c in scored[:self.survivors(len(scored))] if succeeded(m)]
                 reached, budget = budget, budget * self.eta
                 rung += 1
         if not self.logs:
@@ -505,9 +508,9 @@ class ASHA(_BudgetSearch):
         """The next trial: the best unpromoted configuration in the top 1/eta of the
         highest rung that has one, or a new configuration at the lowest rung."""
         for k in range(len(self.budgets) - 2, -1, -1):
-            rung = rungs[k]  # kept sorted best first
-            for _key, index, config in rung[:math.floor(len(rung) / self.eta)]:
-                if (k, index) not in promoted:
+            rung = rungs[k]  # kept sorted best first, failed trials last
+            for _key, index, config, ok in rung[:math.floor(len(rung) / self.eta)]:
+                if ok and (k, index) not in promoted:
                     promoted.add((k, index))
                     return k + 1, index, config
         return 0, started, self._new_config(started)
@@ -538,7 +541,9 @@ class ASHA(_BudgetSearch):
     def _record(self, rungs, rung, index, config, metric) -> None:
         import bisect
 
-        entry = (self.key(metric), index, config)
+        # a failed trial counts in its rung (the top 1/eta is of every trial there) but
+        # ranks below every successful one and is never promoted
+        entry = (self.key(metric), index, config, succeeded(metric))
         bisect.insort(rungs[rung], entry, key=lambda e: (e[0], e[1]))
 
     def run(self, func, *args, **kwargs) -> ADict:
@@ -628,7 +633,7 @@ class ASHA(_BudgetSearch):
             else:
                 started += 1
             if s.state in DONE_STATES:
-                rungs[rung].append((self.key(metric_of(s)), index, s))
+                rungs[rung].append((self.key(metric_of(s)), index, s, succeeded(metric_of(s))))
                 if s.key not in self._observed:
                     self._observed.add(s.key)
                     self.sampler.observe(self._shared_config(s.payload),
@@ -636,8 +641,8 @@ class ASHA(_BudgetSearch):
         job = None
         for k in range(len(self.budgets) - 2, -1, -1):
             ranked = sorted(rungs[k], key=lambda e: (e[0], e[1]))
-            for _key, index, s in ranked[:math.floor(len(ranked) / self.eta)]:
-                if (k, index) not in promoted:
+            for _key, index, s, ok in ranked[:math.floor(len(ranked) / self.eta)]:
+                if ok and (k, index) not in promoted:
                     job = (k + 1, index, s.payload["values"])
                     break
             if job is not None:

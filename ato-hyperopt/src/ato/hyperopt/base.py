@@ -36,7 +36,7 @@ from ato.tracking.outcome import describe_exception
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
            "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "NaNMetricError",
            "NoSuccessfulTrialError",
-           "TrialRequest", "better", "worst_value", "process_group"]
+           "TrialRequest", "better", "succeeded", "worst_value", "process_group"]
 
 
 class SearchOptionError(AtoError, ValueError):
@@ -96,6 +96,12 @@ def better(mode: str):
         return -metric if mode == "max" else metric
 
     return key
+
+
+def succeeded(metric) -> bool:
+    """Whether a trial's metric stands for a successful trial: a number that is not NaN
+    (a failed trial scores NaN). Search algorithms promote only such trials."""
+    return metric is not None and metric == metric
 
 
 def numeric_range(name: str, spec) -> tuple[float, float]:

@@ -29,6 +29,7 @@ from ato.hyperopt.base import (
     SearchOptionError,
     TrialRequest,
     better,
+    succeeded,
 )
 from ato.hyperopt.progress import Progress
 from ato.hyperopt.trial import prepare
@@ -164,12 +165,19 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
             progress.summary(f"generation {generation}: {len(results)} configs, best "
                              f"{Progress.format(best['__metric__'])} "
                              f"({Progress.describe(best, names)})")
-            survivors = results[:int(len(results) * self.halving_rate)]
+            # a failed trial (NaN, sorted last) never survives, however few succeeded
+            survivors = [s for s in results[:int(len(results) * self.halving_rate)]
+                         if succeeded(s["__metric__"])]
             if len(survivors) <= self.num_min_samples or not survivors:
                 break
             candidates = [s.clone() for s in survivors]
             generation += 1
         winner = logs[-1][0].clone()
+        if not succeeded(winner["__metric__"]):
+            # every trial of the last generation failed: nothing to re-evaluate (the
+            # launcher raises NoSuccessfulTrialError for the NaN metric)
+            return ADict(config=winner, metric=winner["__metric__"], logs=logs,
+                         trials=sum(map(len, logs)), budget_used=self.budget_used)
         winner["__num_halved__"] = max(self.num_generations(), 1) - 1
         winner.pop("__metric__")
         metric = self._final(func, winner, args, kwargs)
