@@ -9,7 +9,9 @@ directory: each objective call appends ``start``/``end`` lines to ``<pid>.log``)
 ``pause`` (a value of ``x`` whose trials sleep 60 s, to be signalled meanwhile),
 ``studies`` (a list of ``{"algorithm", "study", "options"}`` run one after the other),
 ``curve`` (true: the objective logs ``train_loss`` once per epoch of its budget through
-the tracker it was given, as a training loop does: :func:`curve_value`).
+the tracker it was given, as a training loop does: :func:`curve_value`), ``rerun_sleep``
+(seconds a call sleeps instead of ``sleep`` when its trial was started before, by any
+worker: a slow re-run).
 Prints one JSON line per study: ``{"study", "x", "c", "metric", "trials"}``.
 Under torchrun (``RANK``/``WORLD_SIZE`` set, ``init_process_group`` in JOB) it first
 joins a gloo process group, as a user's script would.
@@ -62,9 +64,11 @@ def main() -> None:
         def objective(config, item=item, tracker=tracker):  # noqa: B008 - this iteration's
             ident = json.dumps([item.get("study"), config.x, config.c, str(config.get("__budget__")),
                                 config.get("__num_halved__", 0), config.get("__bracket__", 0)])
+            again = job.get("rerun_sleep") is not None and any(
+                f"start {ident}" in other.read_text().splitlines() for other in log.parent.glob("*.log"))
             with log.open("a") as f:
                 f.write(f"start {ident}\n")
-            time.sleep(sleep)
+            time.sleep(job["rerun_sleep"] if again else sleep)
             if curve:
                 start = int(config.get("__resume_budget__") or 0)
                 for epoch in range(start, int(config.get("__budget__") or 1)):

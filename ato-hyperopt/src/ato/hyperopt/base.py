@@ -722,7 +722,8 @@ class HyperOpt(abc.ABC):
                               "seed_from_study_id": state.seed_derived,
                               "checkpoint_root": (str(self.continuations().root)
                                                   if self.MULTI_FIDELITY else None),
-                              "stale_after": self.stale_after}) or False
+                              "stale_after": self.stale_after,
+                              "heartbeat_interval": self.heartbeat_interval}) or False
             return state.shared or None
 
     def executor_instance(self):

@@ -138,6 +138,8 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
                 + "; ".join(differs)
                 + " (use another study_id, or the same search options in every worker)")
         _warn_other_root(study_id, held.get("checkpoint_root"), meta.get("checkpoint_root"))
+        heartbeat_interval, stale_after = study_timing(study_id, held, heartbeat_interval,
+                                                       stale_after)
         return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
                            stale_after=stale_after, retries=retries,
                            algorithm=str(meta.get("algorithm", "search")))
@@ -147,7 +149,34 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
 
 
 #: meta entries that describe a worker without deciding the plan: never compared
-_UNCOMPARED = ("seed_from_study_id", "stale_after", "checkpoint_root")
+_UNCOMPARED = ("seed_from_study_id", "stale_after", "heartbeat_interval", "checkpoint_root")
+
+
+def study_timing(study: str, held: dict, heartbeat_interval: float, stale_after: float
+                 ) -> tuple[float, float]:
+    """``(heartbeat_interval, stale_after)`` this worker uses: the study's, as its first
+    worker stored them, so that every worker judges the others by one rule (a worker
+    with a short ``stale_after`` would otherwise take a live worker that beats slowly for
+    dead).  A worker whose own values differ is told so on stderr.  A study from an older
+    Ato that stored ``stale_after`` only keeps it, with a heartbeat well inside it."""
+    def number(value):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        return value if 0 < value < math.inf else None
+
+    there_stale, there_beat = number(held.get("stale_after")), number(held.get("heartbeat_interval"))
+    if there_stale is None:
+        return heartbeat_interval, stale_after
+    if there_beat is None or there_beat >= there_stale:
+        there_beat = min(heartbeat_interval, there_stale / 3)
+    if (there_beat, there_stale) != (heartbeat_interval, stale_after):
+        print(f"ato: study {study!r}: using the study's heartbeat_interval={there_beat:g} s "
+              f"and stale_after={there_stale:g} s (its first worker's), not this worker's "
+              f"{heartbeat_interval:g} s and {stale_after:g} s, so that every worker judges "
+              f"the others' heartbeats alike", file=sys.stderr, flush=True)
+    return there_beat, there_stale
 
 
 def _warn_other_root(study: str, there, here) -> None:
@@ -341,6 +370,8 @@ class SharedStudy:
                 claim, status, value, error, keys=keys, stale_after=self.stale_after)
         else:
             accepted, following = self.coordinator.report(claim, status, value, error), None
+        if not accepted and ran and status == "completed":
+            accepted = self._report_late(claim, value)
         if accepted:
             self.claimed += 1
             try:
@@ -362,6 +393,18 @@ class SharedStudy:
                     self._hand_back(following)
                 raise
         return accepted, following
+
+    def _report_late(self, claim, value) -> bool:
+        """This worker was taken for dead while it ran ``claim`` to a result: keep the
+        result when the trial's re-run has not reported yet (a coordinator with
+        ``report_late``; the re-run's report is then refused)."""
+        late = getattr(self.coordinator, "report_late", None)
+        if late is None:
+            return False
+        try:
+            return bool(late(claim, value))
+        except Exception:  # the database is gone: the re-run records the trial
+            return False
 
     def _hand_back(self, claim) -> None:
         """Give ``claim`` back without counting it as an attempt (the trial did not end:

@@ -217,6 +217,12 @@ def _statements(dialect: str) -> dict:
                           "WHERE study_id = :sid AND key IN :keys").bindparams(
             bindparam("keys", expanding=True)),
         "report": text(f"UPDATE study_trials SET {_REPORT.format(now=now)} WHERE {held}"),
+        # a completed result from a claim taken for dead (its worker stopped past
+        # stale_after) while the trial is still being run again, unreported: the result
+        # is kept and the re-run's report is refused (the row is no longer its claim)
+        "late_report": text(f"UPDATE study_trials SET {_REPORT.format(now=now)}, "
+                            f"worker = :worker WHERE study_id = :sid AND key = :key "
+                            f"AND state = 'running' AND attempts > :attempt"),
         "release": text(f"UPDATE study_trials SET state = 'queued', worker = NULL, "
                         f"claimed_at = NULL WHERE {held}"),
         "requeue_failed": text("UPDATE study_trials SET state = 'queued', worker = NULL, "
@@ -711,6 +717,21 @@ class SQLCoordinator:
                error: str | None = None, run_id: int | None = None) -> bool:
         params = self._report_params(claim, status, metric, error, run_id, "report")
         return self._guarded(claim, "report", params)
+
+    def report_late(self, claim: Claim, metric: float | None = None,
+                    run_id: int | None = None) -> bool:
+        """Record the completed result of a claim that no longer holds its trial, because
+        its worker was taken for dead (stopped past ``stale_after``) and a later claim
+        runs the trial again: ``True`` iff that later claim has not reported yet (the
+        trial is still running), and then this result is the trial's (worker and metric
+        this claim's) and the later claim's report is refused.  ``False`` (nothing
+        written) when the trial was already reported — completed, or failed (also
+        ``WorkerDiedError``): other workers may have read it as done — so a trial has one
+        result, whoever's it is.  For :meth:`report` refused it; beyond the
+        :class:`ato.tracking.StudyCoordinator` protocol (a worker calls it when the
+        coordinator has it)."""
+        params = self._report_params(claim, "completed", metric, None, run_id, "report_late")
+        return self._guarded(claim, "late_report", params)
 
     def _report_params(self, claim, status, metric, error, run_id, member: str) -> dict:
         if status not in REPORT_STATUSES:
