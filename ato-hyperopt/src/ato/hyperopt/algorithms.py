@@ -474,8 +474,10 @@ class ASHA(_BudgetSearch):
 
     Rungs are ``min_budget * eta**k`` up to ``max_budget`` (exact).  Stops after
     ``max_trials`` trials or ``total_budget`` resource units, a promotion charged only its
-    increment (the configuration continues, :mod:`ato.hyperopt.trial`).  ``n_workers``
-    evaluations run at once (threads: use it for objectives that release the GIL).
+    increment (the configuration continues, :mod:`ato.hyperopt.trial`).  As many
+    evaluations run at once as the ``executor`` has slots, a free slot taking the next job
+    by the promotion rule; without an executor, ``n_workers`` (threads: use it for
+    objectives that release the GIL).
     """
 
     PLUGIN_NAME = "asha"
@@ -557,20 +559,25 @@ class ASHA(_BudgetSearch):
         total = self.max_trials or math.floor(self.total_budget / self.min_budget)
         self.reporter.start(f"up to {total} trials", total)
         executor = self.executor_instance()
+        # as many trials at once as the executor has slots (n_workers threads without
+        # one); a slot that comes free takes the next job by the promotion rule
+        width = self.n_workers if executor is None else executor.slots
         if executor is not None and executor.slots > getattr(executor, "submit_slots",
                                                              executor.slots):
             self._run_rounds(func, args, kwargs, rungs, promoted, state, executor.slots)
-        elif self.n_workers == 1:
+        elif width == 1:
             while (job := self._plan(rungs, promoted, state)) is not None:
                 rung, index, config, budget = job
                 metric = self._trial(func, config, budget, rung, args, kwargs)
                 self._record(rungs, rung, index, config, metric)
                 self.reporter.step()
         else:
-            with ThreadPoolExecutor(max_workers=self.n_workers) as pool:
+            # each thread hands its trial to the executor (evaluate_trial), so a trial
+            # runs on one of the executor's slots, in a thread or a process of its own
+            with ThreadPoolExecutor(max_workers=width) as pool:
                 running = {}
                 while True:
-                    while len(running) < self.n_workers:
+                    while len(running) < width:
                         job = self._plan(rungs, promoted, state)
                         if job is None:
                             break
@@ -719,7 +726,7 @@ class ASHA(_BudgetSearch):
             # on it), as in a single process
             config = self._continued_config(claim.payload)
             runs.start(claim, trial_of(claim), config)
-            return self.call_objective(func, config, args, kwargs)
+            return self.call_objective(func, config, args, kwargs, on_executor=slots > 1)
 
         def record(claim, metric, status, error):
             runs.record(claim, trial_of(claim), self._continued_config(claim.payload), metric,
@@ -728,7 +735,10 @@ class ASHA(_BudgetSearch):
 
         total = self.max_trials or math.floor(self.total_budget / self.min_budget)
         self.reporter.start(f"up to {total} trials, shared", total)
-        states = shared.run_async(self._propose, run, record, threads=self.n_workers,
+        # one claim loop per executor slot (n_workers without an executor), each running
+        # its trials on the executor
+        slots = self.executor_slots() if self.executor is not None else self.n_workers
+        states = shared.run_async(self._propose, run, record, threads=slots,
                                   unrecorded=runs.unrecorded)
         for s in states:
             if s.state not in DONE_STATES:

@@ -504,6 +504,8 @@ class HyperOpt(abc.ABC):
             raise SearchOptionError(f"{name}: executor must be a name ('serial', 'threads', "
                                     f"'processes', 'torch', 'ray', ...) or an executor with "
                                     f"map(fn, items), got {executor!r}")
+        if isinstance(executor, str) and executor != "serial":
+            _executor_class(name, executor)  # a misspelled name fails here, on every path
         self.scope = scope
         self.search_spaces = search_spaces
         self.tracker = tracker
@@ -885,12 +887,26 @@ class HyperOpt(abc.ABC):
             else:
                 self.continuations().failed(c)
 
-    def call_objective(self, func, config, args=(), kwargs=None):
+    def call_objective(self, func, config, args=(), kwargs=None, on_executor: bool = False):
         """Run ``func`` on ``config`` through the scope's injection (``scope.config``
         restored afterwards) and return its metric, without recording anything: for an
-        algorithm that records trials itself (ASHA in a shared study). Raises what the
-        objective raises; a ``TypeError`` when it returns no number."""
-        return self.__objective(func, args, kwargs or {})(config)
+        algorithm that records trials itself (ASHA in a shared study). ``on_executor``:
+        run it on one slot of :meth:`executor_instance` (when there is one other than
+        ``torch``), as a shared study's claim loops do. Raises what the objective raises;
+        a ``TypeError`` when it returns no number."""
+        run = self.__objective(func, args, kwargs or {})
+        executor = self.executor_instance() if on_executor else None
+        if executor is None or getattr(executor, "name", "") == "torch":
+            return run(config)
+        return executor.map(run, [config])[0].result()  # raises what the trial raised
+
+    def executor_slots(self) -> int:
+        """How many trials this process runs at once on :meth:`executor_instance`: its
+        ``slots`` (1 without one, or for ``torch``, whose ranks share a batch)."""
+        executor = self.executor_instance()
+        if executor is None or getattr(executor, "name", "") == "torch":
+            return 1
+        return max(1, int(getattr(executor, "slots", 1)))
 
     def __objective(self, func, args, kwargs):
         """``config -> metric``: the objective through the scope's injection."""
@@ -1209,6 +1225,21 @@ def _make_executor(algorithm: str, name: str):
                                 f"which this installation lacks; use executor='serial'") from None
     try:
         return get_executor(name)
+    except (AtoError, LookupError, ValueError) as e:
+        raise SearchOptionError(f"{algorithm}: executor={name!r}: {e}") from None
+
+
+def _executor_class(algorithm: str, name: str):
+    """The executor class registered as ``name``, or :class:`SearchOptionError` naming the
+    algorithm, the name and the nearest registered one — checked when the search is built,
+    whichever path (alone, shared study, ASHA) would use the executor later."""
+    try:
+        from ato.hyperopt.executors.base import executor_class
+    except ImportError:
+        raise SearchOptionError(f"{algorithm}: executor={name!r} needs ato.hyperopt.executors, "
+                                f"which this installation lacks; use executor='serial'") from None
+    try:
+        return executor_class(name)
     except (AtoError, LookupError, ValueError) as e:
         raise SearchOptionError(f"{algorithm}: executor={name!r}: {e}") from None
 
