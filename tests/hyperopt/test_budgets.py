@@ -188,12 +188,12 @@ class TestOptions:
             ASHA(Scope(enable_override=True), SPACE, total_budget=0)
 
     def test_a_total_budget_below_every_bracket_is_an_error(self):
-        """Nothing fits: say so instead of returning an empty result."""
-        hb = MultiBracketHyperband(Scope(enable_override=True), SPACE, min_budget=1, max_budget=9, eta=3,
-                                   total_budget=5, progress=False)
+        """Nothing fits: say so when the search is built (before a study is written),
+        instead of returning an empty result."""
         with pytest.raises(SearchOptionError, match=r"total_budget=5 is smaller than the "
                                                     r"cheapest bracket \(9: one configuration at max_budget\)"):
-            hb.main(objective)()
+            MultiBracketHyperband(Scope(enable_override=True), SPACE, min_budget=1, max_budget=9,
+                                  eta=3, total_budget=5, progress=False)
 
     def test_hyperband_generation_budgets(self):
         """HyperBand's budgets: max_budget * halving_rate**(last - k), exact."""

@@ -159,10 +159,11 @@ class TestKeys:
     def test_an_unwritable_root_names_the_directory(self, tmp_path):
         blocker = tmp_path / "file"
         blocker.write_text("not a directory")
-        asha = ASHA(Scope(enable_override=True), SPACE, max_trials=3, max_budget=9,
-                    progress=False, checkpoint_root=blocker)
-        with pytest.raises(OSError, match="cannot create the checkpoint directory .*file"):
-            asha.main(score)()
+        # refused when the search is built, before a study or a trial is written
+        with pytest.raises(SearchOptionError, match=f"checkpoint_root='{blocker}' cannot hold "
+                                                    f"checkpoints: .*{blocker}"):
+            ASHA(Scope(enable_override=True), SPACE, max_trials=3, max_budget=9,
+                 progress=False, checkpoint_root=blocker)
 
 
 class TestRoot:

@@ -245,6 +245,13 @@ class MultiBracketHyperband(_BudgetSearch):
         self.total_budget = (None if total_budget is None
                              else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
         self.s_max = budgets.max_exponent(self.min_budget, self.max_budget, self.eta)
+        if self.total_budget is not None:
+            cheapest = min(self.bracket_cost(1, b) for _, b in self.brackets())
+            if self.total_budget < cheapest:  # checked before any study is written
+                raise SearchOptionError(
+                    f"{self.PLUGIN_NAME}: total_budget={budgets.text(self.total_budget)} is "
+                    f"smaller than the cheapest bracket ({budgets.text(cheapest)}: one "
+                    f"configuration at max_budget)")
 
     def brackets(self) -> list[tuple[int, Fraction]]:
         """``(n configurations, initial budget)`` of each bracket, most exploratory first:
@@ -498,6 +505,10 @@ class ASHA(_BudgetSearch):
         self.total_budget = (None if total_budget is None
                              else budget_option(self.PLUGIN_NAME, "total_budget", total_budget))
         self.budgets = budgets.rungs(self.min_budget, self.max_budget, self.eta)
+        if self.total_budget is not None and self.total_budget < self.min_budget:
+            # checked before any study is written
+            raise SearchOptionError(f"asha: total_budget={budgets.text(self.total_budget)} is "
+                                    f"smaller than min_budget={budgets.text(self.min_budget)}")
 
     def _new_config(self, index: int):
         """The ``index``-th new configuration: drawn with the random generator re-seeded

@@ -460,6 +460,12 @@ class HyperOpt(abc.ABC):
                                      or any(c.isspace() or c == "," for c in study_id)):
             raise SearchOptionError(f"{name}: study_id must be a non-empty string without "
                                     f"spaces or commas, got {study_id!r}")
+        if study_id is not None and len(study_id.encode("utf-8")) > continuation.MAX_NAME_BYTES:
+            raise SearchOptionError(f"{name}: study_id is {len(study_id.encode('utf-8'))} bytes "
+                                    f"long ({study_id[:40]!r}...); it names a study in the "
+                                    f"tracker and a directory under checkpoint_root, which "
+                                    f"hold at most {continuation.MAX_NAME_BYTES}: use a shorter "
+                                    f"one")
         if study_id is not None and not continuation.is_path_name(study_id):
             raise SearchOptionError(f"{name}: study_id {study_id!r} names a directory under "
                                     f"checkpoint_root, so it cannot contain '/' or '\\', be "
@@ -472,6 +478,12 @@ class HyperOpt(abc.ABC):
                                             or not str(checkpoint_root)):
             raise SearchOptionError(f"{name}: checkpoint_root must be a directory path, got "
                                     f"{checkpoint_root!r}")
+        if checkpoint_root is not None:
+            why = continuation.unwritable(continuation.checkpoint_root(option=checkpoint_root))
+            if why:
+                raise SearchOptionError(f"{name}: checkpoint_root={str(checkpoint_root)!r} "
+                                        f"cannot hold checkpoints: {why}; pass a writable "
+                                        f"directory")
         if progress is not None and not isinstance(progress, bool):
             raise SearchOptionError(f"{name}: progress must be True, False or None, "
                                     f"got {progress!r}")
@@ -656,6 +668,15 @@ class HyperOpt(abc.ABC):
         state.recorder = None
         state.continuations = None
         state.failures = []
+        if self.MULTI_FIDELITY and self.tracker is not None and state.checkpoint_root is None:
+            # the default root (beside the tracker's SQLite file, or ./ato-studies): checked
+            # before the study is joined or any trial runs
+            root = continuation.checkpoint_root(self.tracker, None, self.get_hyperopt_id())
+            why = continuation.unwritable(root)
+            if why:
+                raise SearchOptionError(f"{self.algorithm_name()}: the checkpoint root {root} "
+                                        f"cannot hold checkpoints: {why}; pass "
+                                        f"checkpoint_root= a writable directory")
         recorder = self.recorder()
         launched = os.environ.get("WORLD_SIZE", "1")
         if (launched.isdigit() and int(launched) > 1 and process_group() is None

@@ -197,6 +197,43 @@ def fill(config, continuations: Continuations, budget, resume_budget, bracket: i
     return Continuation(identity, resume, exact_budget, directory)
 
 
+def unwritable(root) -> str | None:
+    """Why ``root`` cannot hold checkpoint directories, or ``None`` when it can: it (or
+    what of it is missing) can be created and a file written in it.  Checked with a probe
+    file; directories created for the check are removed again."""
+    root = Path(root)
+    created = []
+    try:
+        missing, at = [], root
+        while not at.exists():
+            missing.append(at)
+            if at.parent == at:
+                break
+            at = at.parent
+        if at.exists() and not at.is_dir():
+            return f"{at} is a file, not a directory"
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        fd, probe = tempfile.mkstemp(prefix=".ato-probe-", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+        return None
+    except OSError as e:
+        return f"{e.strerror or e} ({getattr(e, 'filename', None) or root})"
+    finally:
+        for directory in reversed(created):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+
+
+#: The longest study id in bytes (UTF-8): one directory name (NAME_MAX) and the
+#: studies.name column both hold 255.
+MAX_NAME_BYTES = 255
+
+
 def is_path_name(name: str) -> bool:
     """Whether ``name`` is safe as one directory name under a checkpoint root: not empty,
     not ``.`` or ``..``, no ``/`` or ``\\`` (so never absolute, never escaping), no control

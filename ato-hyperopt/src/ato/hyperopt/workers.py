@@ -132,11 +132,21 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
         record = coordinator.create_study(study_id, meta)
         held = (record or {}).get("meta") or {}
         differs = _differences(held, meta)
+        restart = getattr(coordinator, "replace_unstarted", None)
+        if differs and restart is not None and restart(study_id, meta, stale_after=stale_after):
+            # no trial of it was ever claimed and no worker is in it: a search that stopped
+            # before it started (a mistake in its options) must not lock the study id
+            print(f"ato: study {study_id!r} on {url} never started (no trial claimed, no "
+                  f"worker in it): it now runs this search ({'; '.join(differs)})",
+                  file=sys.stderr, flush=True)
+            held, differs = meta, []
         if differs:
             raise StudyMismatchError(
                 f"study {study_id!r} on {url} was started by another search: "
                 + "; ".join(differs)
-                + " (use another study_id, or the same search options in every worker)")
+                + " (use another study_id, or the same search options in every worker; a "
+                "study takes a new search's options only while no trial of it was ever "
+                "claimed and no worker is in it)")
         _warn_other_root(study_id, held.get("checkpoint_root"), meta.get("checkpoint_root"))
         heartbeat_interval, stale_after = study_timing(study_id, held, heartbeat_interval,
                                                        stale_after)

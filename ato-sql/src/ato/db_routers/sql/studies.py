@@ -474,6 +474,40 @@ class SQLCoordinator:
         self._retry(run)
         return self.get_study(study)
 
+    def replace_unstarted(self, study: str, meta: dict, *, stale_after: float = 60.0) -> bool:
+        """Give ``study`` the ``meta`` of another search when it never started: no trial
+        of it was ever claimed (every trial queued, no attempt) and no worker is in it (none
+        with a heartbeat within ``stale_after`` seconds that has not left).  Its queued
+        trials, planned under the old meta, are removed.  ``True`` iff replaced (one
+        transaction, under the study lock); ``False`` for an unknown study or one that
+        started.  Beyond the :class:`ato.tracking.StudyCoordinator` protocol: what lets a
+        worker restart a study that only a mistaken search created."""
+        self._writable()
+        check_study(study)
+        meta_text = _meta_text(meta, "study")
+        stale = check_stale_after(stale_after)
+        sid = self._sid(study, create=False)
+        if sid is None:
+            return False
+
+        def run():
+            with self._write() as conn:
+                self._lock_study(conn, sid)
+                started = conn.execute(text(
+                    "SELECT COUNT(*) FROM study_trials WHERE study_id = :sid "
+                    "AND (state <> 'queued' OR attempts > 0)"), {"sid": sid}).scalar()
+                alive = sum(1 for r in conn.execute(self._sql["workers"], self._age(sid, stale))
+                            if r[7])
+                if started or alive:
+                    return False
+                conn.execute(text("DELETE FROM study_trials WHERE study_id = :sid"), {"sid": sid})
+                conn.execute(text("UPDATE studies SET meta = :meta WHERE id = :sid"),
+                             {"meta": meta_text, "sid": sid})
+                return True
+
+        self._ranges.clear()
+        return self._retry(run)
+
     def get_study(self, study: str) -> dict | None:
         check_study(study)
         if not self._tables:
