@@ -198,35 +198,23 @@ def fill(config, continuations: Continuations, budget, resume_budget, bracket: i
 
 
 def unwritable(root) -> str | None:
-    """Why ``root`` cannot hold checkpoint directories, or ``None`` when it can: it (or
-    what of it is missing) can be created and a file written in it.  Checked with a probe
-    file; directories created for the check are removed again."""
+    """Why ``root`` cannot hold checkpoint directories, or ``None`` when it can: it is
+    created (with its parents) when missing, as the first trial would, and a probe file
+    is written in it and removed.  Safe when many workers check one root at once."""
     root = Path(root)
-    created = []
     try:
-        missing, at = [], root
-        while not at.exists():
-            missing.append(at)
-            if at.parent == at:
-                break
+        at = root
+        while not at.exists() and at.parent != at:
             at = at.parent
         if at.exists() and not at.is_dir():
             return f"{at} is a file, not a directory"
-        for directory in reversed(missing):
-            directory.mkdir()
-            created.append(directory)
+        root.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".ato-probe-", dir=root)
         os.close(fd)
         os.unlink(probe)
         return None
     except OSError as e:
         return f"{e.strerror or e} ({getattr(e, 'filename', None) or root})"
-    finally:
-        for directory in reversed(created):
-            try:
-                directory.rmdir()
-            except OSError:
-                pass
 
 
 #: The longest study id in bytes (UTF-8): one directory name (NAME_MAX) and the
