@@ -56,6 +56,7 @@ from ato.tracking.registry import (
     RunUse,
 )
 from ato.tracking.studies import (
+    OPTIONAL_COORDINATOR_MEMBERS,
     REQUIRED_COORDINATOR_MEMBERS,
     TRIAL_STATES,
     Claim,
@@ -66,7 +67,7 @@ from ato.tracking.studies import (
 from ato.tracking.where import WhereError, key_segment, matches, parse_where
 
 __all__ = [
-    "CAPABILITIES", "ORDER_FIELDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS",
+    "CAPABILITIES", "OPTIONAL_COORDINATOR_MEMBERS", "ORDER_FIELDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS",
     "STATUSES", "TRIAL_STATES", "AliasEvent", "Artifact", "CapabilityError", "Claim",
     "ColumnsFinder",
     "Finder", "Fingerprint", "Lineage", "MetricPoint", "MetricSeries", "MetricSummary",

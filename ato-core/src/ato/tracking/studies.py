@@ -49,6 +49,11 @@ REQUIRED_COORDINATOR_MEMBERS = (
     "claim_or_propose", "report", "report_and_claim", "release", "trials", "workers", "close",
 )
 
+#: Members a coordinator may have; a worker uses each when present and does without it
+#: otherwise (see "Optional members" in :class:`StudyCoordinator`).  The conformance suite
+#: tests those a backend has.
+OPTIONAL_COORDINATOR_MEMBERS = ("report_late", "replace_unstarted")
+
 
 @dataclass(frozen=True)
 class TrialSpec:
@@ -105,7 +110,23 @@ class StudyCoordinator(Protocol):
     to call from several threads, and from many processes on one store at once.
 
     A study that does not exist yet is created by :meth:`create_study`, :meth:`join` or
-    :meth:`enqueue`; the reading members treat it as empty."""
+    :meth:`enqueue`; the reading members treat it as empty.
+
+    Optional members (:data:`OPTIONAL_COORDINATOR_MEMBERS`), used by a worker when the
+    backend has them:
+
+    - ``report_late(claim, metric=None, run_id=None) -> bool``: record the *completed*
+      result of a claim that :meth:`report` refused because its worker was taken for dead
+      and a later claim runs the trial again.  ``True`` iff that later claim has not
+      reported yet; the result (worker and metric of ``claim``) is then the trial's and
+      the later claim's report is refused.  ``False``, nothing written, once the trial was
+      reported (completed or failed): a trial has one result, whoever's it is.  Without
+      it, a stalled worker's finished result is dropped and the trial runs again.
+    - ``replace_unstarted(study, meta, *, stale_after=60.0) -> bool``: give ``study``
+      another search's ``meta`` when it never started (no trial ever claimed, no live
+      worker), removing its queued trials.  ``True`` iff replaced.  Without it, a study
+      created by a mistaken search keeps its meta and a corrected worker is refused.
+    """
 
     url: str
 
@@ -213,6 +234,6 @@ def check_study(study: Any) -> str:
     return study
 
 
-__all__ = ["REPORT_STATUSES", "REQUIRED_COORDINATOR_MEMBERS", "TRIAL_STATES", "Claim",
+__all__ = ["OPTIONAL_COORDINATOR_MEMBERS", "REPORT_STATUSES", "REQUIRED_COORDINATOR_MEMBERS", "TRIAL_STATES", "Claim",
            "StudyCoordinator", "TrialSpec", "TrialState", "check_stale_after",
            "check_study"]

@@ -303,6 +303,46 @@ class StudyConformance:
         assert (state.state, state.metric, state.worker, state.attempts) == (
             "completed", 2.0, winner.worker, 2)
 
+    def test_report_late_keeps_a_stalled_result_once(self, coordinator, study):
+        """Optional ``report_late``: a refused result is kept while the re-run has not
+        reported (the re-run's report is then refused), never once the trial has one."""
+        if not hasattr(coordinator, "report_late"):
+            pytest.skip("this coordinator has no report_late (optional)")
+        coordinator.enqueue(study, _specs(2))
+        stalled = coordinator.claim(study, "stalled", keys=["t000"], stale_after=STALE)
+        time.sleep(STALE * 2)
+        rerun = coordinator.claim(study, "rescuer", keys=["t000"], stale_after=STALE)
+        assert (rerun.key, rerun.attempt) == ("t000", 2)
+        assert coordinator.report(stalled, "completed", metric=1.0) is False
+        assert coordinator.report_late(stalled, metric=1.0) is True
+        assert coordinator.report(rerun, "completed", metric=2.0) is False
+        state = coordinator.trials(study, ["t000"])[0]
+        assert (state.state, state.metric, state.worker) == ("completed", 1.0, "stalled")
+        # the other trial: the re-run reports first, the late result is refused
+        stalled = coordinator.claim(study, "stalled", keys=["t001"], stale_after=STALE)
+        time.sleep(STALE * 2)
+        rerun = coordinator.claim(study, "rescuer", keys=["t001"], stale_after=STALE)
+        assert coordinator.report(rerun, "failed", error="WorkerDiedError") is True
+        assert coordinator.report_late(stalled, metric=1.0) is False
+        assert coordinator.trials(study, ["t001"])[0].state == "failed"
+
+    def test_replace_unstarted_only_before_any_claim(self, coordinator, study):
+        """Optional ``replace_unstarted``: a study no worker ever claimed from takes new
+        meta and loses its queued trials; once a trial was claimed, it is refused."""
+        if not hasattr(coordinator, "replace_unstarted"):
+            pytest.skip("this coordinator has no replace_unstarted (optional)")
+        coordinator.create_study(study, {"algorithm": "asha", "total_budget": "0.5"})
+        coordinator.enqueue(study, _specs(2))
+        assert coordinator.replace_unstarted(study, {"algorithm": "asha",
+                                                     "total_budget": "30"}) is True
+        assert coordinator.get_study(study)["meta"]["total_budget"] == "30"
+        assert coordinator.trials(study) == []
+        coordinator.enqueue(study, _specs(1))
+        coordinator.claim(study, "w", stale_after=STALE)
+        assert coordinator.replace_unstarted(study, {"algorithm": "random"}) is False
+        assert coordinator.get_study(study)["meta"]["algorithm"] == "asha"
+        assert coordinator.replace_unstarted(f"{study}-missing", {}) is False
+
     def test_stale_trial_keeps_its_place_in_seq_order(self, coordinator, study):
         """A stale trial is claimed before queued trials that come after it."""
         coordinator.enqueue(study, _specs(3))
