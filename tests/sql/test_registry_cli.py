@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ato.db_routers.sql.manager import SQLLogger
-from tests.sql.conftest import make_config
+from tests.sql.conftest import PG_URL, make_config
 from tests.sql.registry_support import ACTOR, edit_in_place, registry_env, settle, write  # noqa: F401 (fixture)
 
 
@@ -249,3 +249,81 @@ def test_runs_show_lists_what_a_run_used_and_produced(populated):
     data = json.loads(ato("runs", "show", "2", "--json", db=populated).stdout)
     assert [(v["name"], v["version"]) for v in data["inputs"]] == [("cifar", 2)]
     assert [v["uri"] for v in data["outputs"]] == ["ato://proj/resnet@v2"]
+
+
+#: Every action of ``ato models``, ``ato data`` and ``ato store``.
+ACTIONS = [["models", "list"], ["models", "show", "net"], ["models", "show", "net", "1"],
+           ["models", "alias", "net", "champion", "1"], ["models", "history", "net"],
+           ["data", "list"], ["data", "show", "cifar"], ["data", "diff", "cifar", "1", "2"],
+           ["store", "verify"], ["store", "du"], ["store", "gc"], ["store", "gc", "--delete"]]
+
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def assert_cannot_open(r, action, *expected):
+    """One line on stderr, as ``ato runs`` prints it, exit status 2, nothing on stdout."""
+    assert r.returncode == 2, (action, r.returncode, r.stderr)
+    assert r.stdout == "" and "Traceback" not in r.stderr, (action, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1, (action, r.stderr)
+    assert r.stderr.startswith(f"ato {action[0]}: error: "), (action, r.stderr)
+    for text in expected:
+        assert text in r.stderr, (action, r.stderr)
+
+
+@pytest.mark.parametrize("case", ["text file", "directory", "missing file"])
+def test_an_unopenable_sqlite_database_is_one_line(tmp_path, case):
+    """A text file named like a database, a directory, or a mistyped path: every action
+    prints one line naming the path and the reason, exits 2 (never 0), and creates or
+    changes nothing — no database, no store."""
+    work = tmp_path / "work"
+    work.mkdir()
+    path = work / "experiments.db"
+    if case == "text file":
+        path.write_text("these are my notes\n" * 100)
+        expected = ("cannot open the tracker database", str(path), "file is not a database")
+    elif case == "directory":
+        path.mkdir()
+        expected = (f"no tracker database at {path}", "a directory, not a database file")
+    else:
+        expected = (f"no tracker database at {path}", "no such file",
+                    "reading never creates one")
+    before = _tree(tmp_path)
+    for action in ACTIONS:
+        r = ato(*action, db=f"sqlite:///{path}")
+        assert_cannot_open(r, action, *expected)
+    assert _tree(tmp_path) == before
+    if case == "text file":
+        assert path.read_text() == "these are my notes\n" * 100
+    r = ato("runs", "list", db=f"sqlite:///{path}")  # the same line as `ato runs`
+    assert_cannot_open(r, ["runs"], *expected)
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("missing database", 'database "ato_no_such_db" does not exist'),
+    ("unknown role", 'role "ato_no_such_role" does not exist'),
+    ("no server", "Connection refused"),
+])
+def test_an_unopenable_postgresql_database_is_one_line(tmp_path, case, reason):
+    """A PostgreSQL database that does not exist, a role that does not exist, a port no
+    server listens on: every action prints the server's reason in one line, exit 2."""
+    from sqlalchemy.engine import make_url
+
+    from tests.databases import require_postgres
+
+    require_postgres()
+    url = make_url(PG_URL)
+    url = {"missing database": url.set(database="ato_no_such_db"),
+           "unknown role": url.set(username="ato_no_such_role"),
+           "no server": url.set(port=1)}[case].render_as_string(hide_password=True)
+    for action in ACTIONS:
+        r = ato(*action, db=url)
+        assert_cannot_open(r, action, "cannot open the tracker database", reason)
+    assert not (tmp_path / "store").exists()
+    from ato.db_routers.sql.engine import TrackerUnavailableError, forget_engine
+    from ato.db_routers.sql.registry import Registry
+
+    with pytest.raises(TrackerUnavailableError, match=reason):  # the API says the same
+        Registry(url)
+    forget_engine(url)

@@ -119,7 +119,8 @@ def open_engine(url: str, readonly: bool = False) -> Engine:
     url = normalize_url(url)
     path = sqlite_path(url)
     if readonly and path is not None and not os.path.isfile(path):
-        where = "no such file" if os.path.isdir(os.path.dirname(path)) else "no such directory"
+        where = ("a directory, not a database file" if os.path.isdir(path) else
+                 "no such file" if os.path.isdir(os.path.dirname(path)) else "no such directory")
         raise TrackerUnavailableError(
             f"no tracker database at {path} ({where}; from {display_url(url)}): check the path "
             f"(--db, $ATO_DB or experiment.sql.db_path); reading never creates one")

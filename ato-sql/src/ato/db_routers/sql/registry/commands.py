@@ -15,17 +15,16 @@ DEFAULT_DB = "sqlite:///experiments.db"
 
 
 def _registry(args):
-    from sqlalchemy.engine import make_url
+    """The :class:`Registry` of ``--db``.  The database is first opened as ``ato runs``
+    opens it (:func:`~ato.db_routers.sql.engine.open_engine`, read-only): a missing SQLite
+    file (nothing is created), a file that is not a database, a server that refuses the
+    connection, a missing database or role is one line naming the URL and the reason
+    (:class:`~ato.db_routers.sql.engine.TrackerUnavailableError`, exit status 2)."""
+    from ato.db_routers.sql.engine import open_engine
 
     from .core import Registry
 
-    try:
-        url = make_url(args.db)
-    except Exception:
-        raise AtoError(f"--db {args.db!r} is not a database URL (e.g. {DEFAULT_DB})") from None
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not os.path.exists(url.database):
-        raise AtoError(f"no tracker database at {url.database} (--db {args.db})")
+    open_engine(args.db, readonly=True)
     return Registry(args.db, store=getattr(args, "store", None))
 
 

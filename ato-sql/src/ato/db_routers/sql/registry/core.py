@@ -596,11 +596,11 @@ class Registry:
                  engine=None):
         self.url = url
         if engine is None:
-            from ato.db_routers.sql.engine import get_engine
+            from ato.db_routers.sql.engine import open_engine
 
             from .schema import ensure_registry_schema
 
-            self.engine = get_engine(url)
+            self.engine = open_engine(url)  # as SQLLogger: TrackerUnavailableError, one line
             ensure_registry_schema(self.engine)
         else:  # a finder's read-only engine: reading and resolving only
             self.engine = engine
