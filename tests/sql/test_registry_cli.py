@@ -117,6 +117,22 @@ def test_store_verify_du_gc(populated, tmp_path):
     assert list(usage.values())[0]["blobs_on_disk"] == 1
 
 
+def test_history_of_an_unknown_alias_is_an_error(populated):
+    """A typo is not an empty history: an alias never set is one line naming it and the
+    aliases the model has had; one that was removed still shows its moves."""
+    r = ato("models", "history", "resnet", "champoin", db=populated)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == ("ato models: error: model 'resnet' (project 'proj') never had "
+                                "an alias 'champoin' (its aliases, past and present: "
+                                "champion, latest)")
+    assert ato("models", "alias", "resnet", "champion", "--delete", db=populated).returncode == 0
+    rows = json.loads(ato("models", "history", "resnet", "champion", "--json",
+                          db=populated).stdout)
+    assert [(h["from"], h["to"]) for h in rows] == [(None, 1), (1, None)]
+    r = ato("models", "history", "resnet", "champoin", db=populated)
+    assert "(its aliases, past and present: champion, latest)" in r.stderr
+
+
 def test_errors_are_one_line(populated, tmp_path):
     """Unknown names and versions, and a missing database file, are one clean line with
     exit status 2."""

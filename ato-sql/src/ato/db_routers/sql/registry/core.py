@@ -1432,16 +1432,27 @@ class Registry:
     def alias_history(self, name: str, alias: str | None = None, project: str | None = None,
                       kind: str | None = None) -> list[dict]:
         """Every move of ``alias`` (or of every alias), oldest first: ``{'alias', 'from',
-        'to', 'actor', 'run_id', 'at'}`` (``from``/``to`` ``None`` = created/removed)."""
-        asset_id = self._asset_row(name, project, kind)[0]
+        'to', 'actor', 'run_id', 'at'}`` (``from``/``to`` ``None`` = created/removed).
+
+        Raises :class:`RegistryError` for an ``alias`` the model or dataset never had (a
+        typo is not an empty history), naming the aliases it has had."""
+        asset_id, project, kind, name, _ = self._asset_row(name, project, kind)
         sql = ("SELECT alias, from_version, to_version, actor, run_id, at FROM "
                "registry_alias_events WHERE asset_id = :a")
         params = {"a": asset_id}
         if alias is not None:
             sql += " AND alias = :al"
             params["al"] = alias
+        rows = self._read(sql + " ORDER BY id", **params)
+        if alias is not None and not rows:
+            known = [r[0] for r in self._read(
+                "SELECT alias FROM registry_alias_events WHERE asset_id = :a UNION "
+                "SELECT alias FROM registry_aliases WHERE asset_id = :a ORDER BY 1", a=asset_id)]
+            raise RegistryError(f"{kind} {name!r} (project {project!r}) never had an alias "
+                                f"{alias!r} (its aliases, past and present: "
+                                f"{', '.join(known) or 'none'})")
         return [{"alias": r[0], "from": r[1], "to": r[2], "actor": r[3], "run_id": r[4],
-                 "at": str(r[5])} for r in self._read(sql + " ORDER BY id", **params)]
+                 "at": str(r[5])} for r in rows]
 
     # ------------------------------------------------------------------ lineage
     def runs_using(self, name: str, ref=None, project: str | None = None) -> list[dict]:
