@@ -343,3 +343,40 @@ def test_an_unopenable_postgresql_database_is_one_line(tmp_path, case, reason):
     with pytest.raises(TrackerUnavailableError, match=reason):  # the API says the same
         Registry(url)
     forget_engine(url)
+
+
+def test_gc_forget_db_is_a_dry_run_without_delete(tmp_path):
+    """--forget-db without --delete says what it would forget, lists what gc would then
+    free, and changes nothing: the store still lists the database; --delete forgets it."""
+    from ato.db_routers.sql.engine import forget_engine
+    from ato.db_routers.sql.registry import Registry
+    from ato.db_routers.sql.registry.core import known_databases
+
+    a_url, b_url = (f"sqlite:///{tmp_path / n}" for n in ("a.db", "b.db"))
+    Registry(a_url).log_model("p", "mine", write(tmp_path / "a.pt", b"mine"))
+    theirs = Registry(b_url).log_model("p", "theirs", write(tmp_path / "b.pt", b"theirs"))
+    store = Registry(a_url).store()
+    (tmp_path / "b.db").unlink()  # gone for good
+    forget_engine(b_url)
+    listed = known_databases(store)
+    assert listed == [a_url, b_url]
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "store").rglob("*")}
+    for extra in ([], ["--json"]):
+        r = ato("store", "gc", "--forget-db", b_url, "--grace", "0", *extra, db=a_url)
+        assert r.returncode == 0, r.stderr
+        if extra:
+            report = json.loads(r.stdout)
+            assert report["dry_run"] is True and report["forget"] == [b_url]
+            assert [i["digest"] for i in report["items"]] == [theirs.digest]
+        else:
+            assert f"would forget database {b_url} in file://{tmp_path / 'store'}" in r.stdout
+            assert f"would remove {theirs.digest}" in r.stdout
+        assert known_databases(store) == listed
+        assert {p: p.stat().st_mtime_ns for p in (tmp_path / "store").rglob("*")} == before
+    r = ato("store", "gc", "--forget-db", b_url, "--grace", "0", "--delete", db=a_url)
+    assert r.returncode == 0, r.stderr
+    assert f"forgot database {b_url}" in r.stdout and f"remove {theirs.digest}" in r.stdout
+    assert known_databases(store) == [a_url] and not store.has(theirs.digest)
+    r = ato("store", "gc", "--forget-db", b_url, db=a_url)  # no longer listed
+    assert r.returncode == 2 and "lists no such database (it lists " in r.stderr
+    forget_engine(a_url)

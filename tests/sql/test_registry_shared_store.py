@@ -163,6 +163,13 @@ def test_an_unreachable_database_stops_gc_until_forgotten(other, tmp_path):
                        capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
     assert f"would remove {net.digest}" in r.stdout and "(not recorded)" in r.stdout
+    assert f"would forget database {public_url(b_url)}" in r.stdout
+    assert sorted(known_databases(store)) == sorted([public_url(a_url), public_url(b_url)])
+    r = subprocess.run(cli + ["--forget-db", public_url(b_url), "--grace", "0", "--delete"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"forgot database {public_url(b_url)}" in r.stdout
+    assert f"remove {net.digest}" in r.stdout and not store.has(net.digest)
     assert known_databases(store) == [public_url(a_url)]
     r = subprocess.run(cli + ["--forget-db", "sqlite:////nowhere.db"],
                        capture_output=True, text=True, timeout=120, env=env)

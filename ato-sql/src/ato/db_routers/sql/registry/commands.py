@@ -291,30 +291,29 @@ def cmd_du(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    from .core import forget_database
+    from ato.db_routers.sql.engine import display_url
 
     if args.grace < 0:
         raise AtoError(f"--grace {args.grace:g}: a number of seconds >= 0")
     reg = _registry(args)
-    for db in args.forget_db or ():
-        store = reg.store()
-        if forget_database(store, db):
-            print(f"forgot database {db} in {store.url}")
-        else:
-            raise AtoError(f"--forget-db {db}: {store.url} lists no such database "
-                           f"(see 'ato store du --json')")
-    rows = reg.gc(dry_run=not args.delete, grace=args.grace)
+    forget = args.forget_db or []
+    rows = reg.gc(dry_run=not args.delete, grace=args.grace, forget=forget)
     total = sum(r["size"] for r in rows)
     if args.json:
-        _dump({"dry_run": not args.delete, "items": rows, "bytes": total})
+        _dump({"dry_run": not args.delete, "items": rows, "bytes": total,
+               "forget": [display_url(db) for db in forget]})
         return 0
+    for db in forget:
+        print(f"{'forgot' if args.delete else 'would forget'} database {display_url(db)} "
+              f"in {reg.store().url}")
     for r in rows:
         print(f"{'remove' if args.delete else 'would remove'} {r['digest']}  "
               f"{human(r['size'])}  ({r['reason']})")
     verb = "freed" if args.delete else "would free"
     print(f"{verb} {human(total)} ({total} bytes) in {len(rows)} "
           f"file{'s' if len(rows) != 1 else ''}" +
-          ("" if args.delete else "; dry run, pass --delete to remove them"))
+          ("" if args.delete else "; dry run, pass --delete to remove them" +
+           (" (and forget the databases)" if forget else "")))
     return 0
 
 
@@ -434,7 +433,8 @@ class StoreCommand:
         p.add_argument("--forget-db", action="append", metavar="URL",
                        help="drop a database that no longer exists from the store's list of "
                             "databases sharing it (repeatable); gc then stops sparing what it "
-                            "referenced")
+                            "referenced. Only with --delete: a dry run says 'would forget' "
+                            "and keeps it")
         p.add_argument("--store", help=store_help)
         _common(p)
         p.set_defaults(_run=cmd_gc)

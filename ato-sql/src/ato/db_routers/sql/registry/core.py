@@ -641,17 +641,18 @@ class Registry:
                 record_database(self._stores[url], self.url)
         return self._stores[url]
 
-    def _others(self, store, url: str) -> _OtherDatabases:
+    def _others(self, store, url: str, forget=frozenset()) -> _OtherDatabases:
         """The union of what every *other* database recorded in ``store`` references there:
         blob digests and digests of live or aliased directory checkouts.  Each is opened
-        read-only.  Raises :class:`RegistryError` naming a database that cannot be opened
+        read-only, except those in ``forget`` (:func:`public_url` s a gc dry run treats as
+        forgotten).  Raises :class:`RegistryError` naming a database that cannot be opened
         (garbage collection must not guess) and how to proceed."""
         from ato.db_routers.sql.engine import display_url, open_engine
 
         me = public_url(self.url)
         recorded: set = set()
         checkouts: set = set()
-        others = [db for db in known_databases(store) if db != me]
+        others = [db for db in known_databases(store) if db != me and db not in forget]
         for db in others:
             try:
                 engine = open_engine(db, readonly=True)
@@ -1805,7 +1806,7 @@ class Registry:
                         "collectable_bytes": sum(b["size"] for b in free)}
         return out
 
-    def gc(self, dry_run: bool = True, grace: float = 3600.0) -> list[dict]:
+    def gc(self, dry_run: bool = True, grace: float = 3600.0, forget=()) -> list[dict]:
         """What garbage collection frees (``dry_run``, the default) or freed: blobs held only
         by versions let go by ``keep=`` (never an aliased one), blobs no version records,
         files in the store unknown to the database and temporary files, both older than
@@ -1817,14 +1818,21 @@ class Registry:
         it for writing records its database, see :func:`record_database`): gc spares every
         blob and checkout any of them references, opening each read-only.  Raises
         :class:`RegistryError` when one of them cannot be opened (deleting nothing), and
-        for a negative ``grace``."""
+        for a negative ``grace``.
+
+        ``forget`` names databases gone for good: each must be listed by this database's
+        store (else :class:`RegistryError`, nothing done); gc then stops sparing what they
+        referenced.  They are dropped from the list (:func:`forget_database`) only when
+        not ``dry_run``: a dry run changes nothing, it shows what gc would free once they
+        are forgotten."""
         if grace < 0:
             raise RegistryError(f"grace={grace!r}: a number of seconds >= 0")
         self._require_store()
+        forgotten = self._forget(forget, dry_run)
         out = []
         for url in self._store_urls():
             store = self.store(url)
-            others = self._others(store, url)
+            others = self._others(store, url, forgotten)
             held = ("SELECT 1 FROM registry_files f JOIN registry_versions v ON "
                     "v.id = f.version_id WHERE f.digest = b.digest AND v.store_url = b.store_url "
                     "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
@@ -1856,7 +1864,7 @@ class Registry:
                     out.append({"store": url, "digest": digest, "size": int(size),
                                 "reason": "only unkept versions"})
             if strays and not dry_run:  # what the others recorded while we looked
-                fresh = self._others(store, url).recorded
+                fresh = self._others(store, url, forgotten).recorded
                 strays = [b for b in strays if b.digest not in fresh]
             for blob in strays:
                 if not dry_run:
@@ -1869,6 +1877,30 @@ class Registry:
                 out.append({"store": url, "digest": tmp.digest, "size": tmp.size,
                             "reason": "temporary file"})
         return out
+
+    def _forget(self, forget, dry_run: bool) -> frozenset:
+        """The :func:`public_url` s of the databases ``forget`` names, each checked to be
+        listed by this database's store (all of them before any is dropped), and dropped
+        from its list unless ``dry_run``."""
+        from ato.db_routers.sql.engine import display_url
+
+        if not forget:
+            return frozenset()
+        store = self.store()
+        listed = known_databases(store)
+        urls = []
+        for db in forget:
+            url = public_url(db)
+            if url not in listed:
+                raise RegistryError(
+                    f"cannot forget the database {display_url(db)}: the store {store.url} "
+                    f"lists no such database (it lists "
+                    f"{', '.join(display_url(u) for u in listed) or 'none'})")
+            urls.append(url)
+        if not dry_run:
+            for url in urls:
+                forget_database(store, url)
+        return frozenset(urls)
 
     def _stale_checkouts(self, store, url, dry_run, spare=frozenset()) -> list[dict]:
         """Checkouts (hard links) of directory versions that are no longer live: they would
