@@ -14,11 +14,12 @@ from tests.sql.conftest import PG_URL, make_config
 from tests.sql.registry_support import ACTOR, edit_in_place, registry_env, settle, write  # noqa: F401 (fixture)
 
 
-def ato(*args, db=None):
+def ato(*args, db=None, env=None):
     cmd = [sys.executable, "-m", "ato.cli", *args]
     if db is not None:
         cmd += ["--db", db]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ) if env is None else env)
 
 
 @pytest.fixture
@@ -343,6 +344,38 @@ def test_an_unopenable_postgresql_database_is_one_line(tmp_path, case, reason):
     with pytest.raises(TrackerUnavailableError, match=reason):  # the API says the same
         Registry(url)
     forget_engine(url)
+
+
+def test_a_store_that_does_not_exist_is_an_error(populated, tmp_path):
+    """verify, du and gc on a mistyped --store or $ATO_STORE (or a file) name the path,
+    exit 2 and create nothing; so does the default store beside a SQLite file nothing
+    was ever stored in."""
+    typo = tmp_path / "stroe"
+    actions = [["store", "verify"], ["store", "du"], ["store", "gc"],
+               ["store", "gc", "--delete"], ["store", "gc", "--forget-db", populated]]
+    for action in actions:
+        r = ato(*action, "--store", str(typo), db=populated)
+        assert_cannot_open(r, action, f"no artifact store at {typo} (no such directory)",
+                           "--store")
+        env = {**os.environ, "ATO_STORE": str(typo)}
+        r = ato(*action, db=populated, env=env)
+        assert_cannot_open(r, action, f"no artifact store at {typo} (no such directory)",
+                           "$ATO_STORE")
+    assert not typo.exists()
+    afile = write(tmp_path / "notes.txt", b"notes")
+    r = ato("store", "du", "--store", str(afile), db=populated)
+    assert_cannot_open(r, ["store"], f"no artifact store at {afile} (not a directory)")
+    assert afile.read_bytes() == b"notes"
+    if populated.startswith("sqlite"):  # the default store: beside a SQLite file only
+        from ato.db_routers.sql.registry import Registry
+
+        url = f"sqlite:///{tmp_path / 'plain.db'}"
+        Registry(url).use_dataset("p", "d", write(tmp_path / "d.csv", b"1,2"))  # in place
+        env = {k: v for k, v in os.environ.items() if k != "ATO_STORE"}
+        r = ato("store", "du", db=url, env=env)
+        assert_cannot_open(r, ["store"], f"no artifact store at {tmp_path / 'plain.ato-store'}",
+                           "the default store beside")
+        assert not (tmp_path / "plain.ato-store").exists()
 
 
 def test_gc_forget_db_is_a_dry_run_without_delete(tmp_path):

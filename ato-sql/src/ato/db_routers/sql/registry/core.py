@@ -1770,9 +1770,28 @@ class Registry:
     def _require_store(self) -> None:
         """:class:`RegistryError` ("no artifact store for …") when this database has no
         store configured and has recorded none: verify, du and gc have nothing to look at,
-        which must not read as "0 problems"."""
+        which must not read as "0 problems".  Also when the configured store is a local
+        directory that does not exist (a mistyped ``--store``/``$ATO_STORE``, or a default
+        store nothing was ever stored in): verify, du and gc never create one, and an empty
+        report would hide the typo."""
         if self.store_url is None and not self._store_urls():
             self.store()
+        if self.store_url is None:
+            return
+        root = getattr(open_store(self.store_url), "root", None)
+        if root is None or os.path.isdir(root):
+            return
+        if os.path.exists(root):
+            why = "not a directory"
+        else:
+            why = "no such directory" if os.path.isdir(os.path.dirname(root)) else \
+                "neither it nor its parent directory exists"
+        explicit = self.store_url != default_store_url(self.url) or os.environ.get("ATO_STORE")
+        hint = ("check the path (--store, $ATO_STORE or experiment.sql.store)" if explicit else
+                f"it is the default store beside {self.url}, and nothing was ever stored "
+                f"there; name another with --store, $ATO_STORE or experiment.sql.store")
+        raise RegistryError(f"no artifact store at {root} ({why}): {hint}; verify, du and gc "
+                            f"never create one")
 
     def du(self) -> dict:
         """Bytes per store: ``recorded`` (blobs the database knows), ``on_disk`` (blobs
