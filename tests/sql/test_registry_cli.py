@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -413,3 +414,44 @@ def test_gc_forget_db_is_a_dry_run_without_delete(tmp_path):
     r = ato("store", "gc", "--forget-db", b_url, db=a_url)  # no longer listed
     assert r.returncode == 2 and "lists no such database (it lists " in r.stderr
     forget_engine(a_url)
+
+
+def test_du_and_gc_show_temporary_files(populated, tmp_path):
+    """What killed registrations left in <store>/tmp/ is seen: du counts every temporary
+    byte; gc lists the old ones and says, in one line, how many it spares because they are
+    younger than --grace or held by a running process."""
+    import fcntl
+
+    tmp = tmp_path / "store" / "tmp"
+    write(tmp / "1-1-1", b"y" * 3000)  # young: a registration may be writing it
+    old = write(tmp / "2-2-2", b"o" * 5000)
+    held = write(tmp / "3-3-3", b"h" * 700)
+    for path in (old, held):
+        os.utime(path, (time.time() - 7200,) * 2)
+    usage = json.loads(ato("store", "du", "--json", db=populated).stdout)
+    (store_url,) = usage
+    assert (usage[store_url]["temporary_files"], usage[store_url]["temporary_bytes"]) == (3, 8700)
+    r = ato("store", "du", db=populated)
+    header, _rule, row = r.stdout.splitlines()
+    assert header.split()[-1] == "temporary" and row.endswith("8.5 KiB")
+    with open(held, "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # a live writer: this process
+        r = ato("store", "gc", db=populated)
+        assert r.returncode == 0, r.stderr
+        assert "would remove 2-2-2  4.9 KiB  (temporary file)" in r.stdout
+        assert r.stdout.splitlines()[-1] == (
+            f"not listed in {tmp_path / 'store'}/tmp: 1 temporary file (2.9 KiB) younger than "
+            f"--grace 3600 s (a registration may still be writing them; a smaller --grace "
+            f"lists those no running process holds); 1 older temporary file (700 B) held by "
+            f"a running process")
+        report = json.loads(ato("store", "gc", "--json", db=populated).stdout)
+        assert report["spared_temporary"] == {store_url: {
+            "younger_than_grace": {"files": 1, "bytes": 3000},
+            "in_use": {"files": 1, "bytes": 700}}}
+        r = ato("store", "gc", "--delete", db=populated)
+        assert r.returncode == 0, r.stderr
+        assert "remove 2-2-2" in r.stdout and "1 temporary file (2.9 KiB) younger" in r.stdout
+    assert sorted(os.listdir(tmp)) == ["1-1-1", "3-3-3"]
+    r = ato("store", "gc", "--grace", "0", "--delete", db=populated)
+    assert "remove 1-1-1" in r.stdout and "remove 3-3-3" in r.stdout
+    assert "not listed" not in r.stdout and os.listdir(tmp) == []

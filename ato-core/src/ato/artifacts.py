@@ -146,6 +146,15 @@ class Blob(NamedTuple):
     size: int
 
 
+class TempFile(NamedTuple):
+    """A file in a local store's ``tmp/``: a copy being written, or one a killed writer
+    left behind (see :meth:`LocalStore.temp_files`)."""
+
+    name: str
+    size: int
+    mtime: float
+
+
 # --------------------------------------------------------------------------- hashing
 def hash_file(path: str | os.PathLike, buffer_size: int = HASH_BUFFER,
               reader: bool | None = None) -> Blob:
@@ -983,7 +992,9 @@ class ArtifactStore(Protocol):
 
     ``PLUGIN_NAME`` names it, ``schemes`` are the URL schemes it serves, and
     ``open(url)`` returns an object with the methods of :class:`LocalStore`
-    (``url``, ``put``, ``has``, ``path``, ``verify``, ``delete``, ``blobs``, ``clean_temp``).
+    (``url``, ``put``, ``has``, ``path``, ``verify``, ``delete``, ``blobs``, ``clean_temp``;
+    optionally ``temp_files``, which ``ato store du`` and ``gc`` use to report the bytes in
+    temporary files).
     """
 
     PLUGIN_NAME: ClassVar[str]
@@ -1155,6 +1166,23 @@ class LocalStore:
                     if len(entry.name) == 62 and entry.is_file():
                         yield Blob(prefix + entry.name, entry.stat().st_size)
 
+    def temp_files(self) -> list[TempFile]:
+        """Every file in ``<root>/tmp`` — copies being written and those killed writers
+        left — whatever its age or lock, sorted by name (``[]`` when there is none).  It
+        only looks (no lock is taken): what :meth:`clean_temp` would spare is the part
+        younger than its ``older_than`` plus the part a live writer holds."""
+        if not os.path.isdir(self._tmp):
+            return []
+        out = []
+        with os.scandir(self._tmp) as it:
+            for entry in it:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # renamed into place or removed meanwhile
+                out.append(TempFile(entry.name, st.st_size, st.st_mtime))
+        return sorted(out)
+
     def clean_temp(self, older_than: float = TEMP_GRACE_S, dry_run: bool = True) -> list[Blob]:
         """Temporary files left by killed writers, as ``Blob(file name, size)``; removed
         unless ``dry_run``.  A file is left alone while it is younger than ``older_than``
@@ -1280,6 +1308,6 @@ def open_store(url: str):
 
 __all__ = ["ArtifactStore", "ArtifactStoreError", "BadFileNameError", "Blob",
            "ChangedWhileHashingError", "FileEntry", "LocalStore",
-           "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache",
+           "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache", "TempFile",
            "copy_hashing", "hash_file", "open_store", "snapshot", "tree_digest", "url_scheme",
            "walk_files"]

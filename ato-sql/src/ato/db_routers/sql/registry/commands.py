@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ato.errors import AtoError
 
@@ -283,11 +284,34 @@ def cmd_du(args) -> int:
     if args.json:
         _dump(data)
         return 0
-    print(table(["store", "on disk", "blobs", "live", "held by other databases", "collectable"],
+    print(table(["store", "on disk", "blobs", "live", "held by other databases", "collectable",
+                 "temporary"],
                 [[url, human(d["bytes_on_disk"]), d["blobs_on_disk"], human(d["live_bytes"]),
                   human(d["other_bytes"]) if d["databases"][1:] else None,
-                  human(d["collectable_bytes"])] for url, d in data.items()]))
+                  human(d["collectable_bytes"]), human(d["temporary_bytes"])]
+                 for url, d in data.items()]))
     return 0
+
+
+def _spared_temporary(registry, rows, grace: float) -> dict:
+    """Per store, the temporary files gc did not list: ``{url: {'younger_than_grace':
+    {'files', 'bytes'}, 'in_use': {'files', 'bytes'}}}`` (``in_use``: older, but a live
+    process holds its lock), only for stores holding some."""
+    listed = {(r["store"], r["digest"]) for r in rows if r["reason"] == "temporary file"}
+    limit = time.time() - grace
+    out = {}
+    for url, files in registry.temporary().items():
+        young = [t for t in files if t.mtime >= limit]
+        held = [t for t in files if t.mtime < limit and (url, t.name) not in listed]
+        if young or held:
+            out[url] = {"younger_than_grace": {"files": len(young),
+                                               "bytes": sum(t.size for t in young)},
+                        "in_use": {"files": len(held), "bytes": sum(t.size for t in held)}}
+    return out
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def cmd_gc(args) -> int:
@@ -299,9 +323,11 @@ def cmd_gc(args) -> int:
     forget = args.forget_db or []
     rows = reg.gc(dry_run=not args.delete, grace=args.grace, forget=forget)
     total = sum(r["size"] for r in rows)
+    spared = _spared_temporary(reg, rows, args.grace)
     if args.json:
         _dump({"dry_run": not args.delete, "items": rows, "bytes": total,
-               "forget": [display_url(db) for db in forget]})
+               "forget": [display_url(db) for db in forget],
+               "spared_temporary": spared})
         return 0
     for db in forget:
         print(f"{'forgot' if args.delete else 'would forget'} database {display_url(db)} "
@@ -314,6 +340,18 @@ def cmd_gc(args) -> int:
           f"file{'s' if len(rows) != 1 else ''}" +
           ("" if args.delete else "; dry run, pass --delete to remove them" +
            (" (and forget the databases)" if forget else "")))
+    for url, s in spared.items():
+        young, held = s["younger_than_grace"], s["in_use"]
+        parts = []
+        if young["files"]:
+            parts.append(f"{_plural(young['files'], 'temporary file')} "
+                         f"({human(young['bytes'])}) younger than --grace {args.grace:g} s "
+                         f"(a registration may still be writing them; a smaller --grace "
+                         f"lists those no running process holds)")
+        if held["files"]:
+            parts.append(f"{_plural(held['files'], 'older temporary file')} "
+                         f"({human(held['bytes'])}) held by a running process")
+        print(f"not listed in {url.removeprefix('file://')}/tmp: " + "; ".join(parts))
     return 0
 
 

@@ -1793,14 +1793,29 @@ class Registry:
         raise RegistryError(f"no artifact store at {root} ({why}): {hint}; verify, du and gc "
                             f"never create one")
 
+    def temporary(self) -> dict:
+        """The temporary files of each local store this database uses (``<store>/tmp/``:
+        copies being written, and those killed registrations left, which can be large):
+        ``{store url: [TempFile(name, size, mtime), …]}``.  A store that cannot list them
+        (a plugin without ``temp_files``) is left out."""
+        self._require_store()
+        out = {}
+        for url in self._store_urls():
+            listing = getattr(open_store(url), "temp_files", None)
+            if callable(listing):
+                out[url] = list(listing())
+        return out
+
     def du(self) -> dict:
         """Bytes per store: ``recorded`` (blobs the database knows), ``on_disk`` (blobs
         present), ``live`` (held by live versions of this database), ``other`` (present
         blobs held by other databases sharing the store and not by this one),
-        ``collectable`` (what gc would free)."""
+        ``collectable`` (what gc would free), ``temporary`` (every file in ``<store>/tmp/``
+        however young, ``None`` for a store plugin that cannot list them)."""
         self._require_store()
         out = {}
         plan = self.gc(dry_run=True)
+        temporary = self.temporary()
         for url in self._store_urls():
             recorded = self._read("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM registry_blobs "
                                   "WHERE store_url = :s", s=url)[0]
@@ -1822,7 +1837,10 @@ class Registry:
                         "blobs_on_disk": len(present), "bytes_on_disk": sum(b.size for b in present),
                         "live_blobs": live[0], "live_bytes": int(live[1]),
                         "collectable_blobs": len(free),
-                        "collectable_bytes": sum(b["size"] for b in free)}
+                        "collectable_bytes": sum(b["size"] for b in free),
+                        "temporary_files": len(temporary[url]) if url in temporary else None,
+                        "temporary_bytes": sum(t.size for t in temporary[url])
+                        if url in temporary else None}
         return out
 
     def gc(self, dry_run: bool = True, grace: float = 3600.0, forget=()) -> list[dict]:
