@@ -59,10 +59,13 @@ LOOPER = textwrap.dedent("""
             f.write(data)
         v = lg.log_model("big", path, step=i, aliases=["champion"] if i % 2 else [], wait=wait)
         if not wait:  # the checkpoint is written over at once: the copy was made
-            with open(path + ".sha", "w") as f:
-                f.write(hashlib.sha256(data).hexdigest())
             with open(path, "wb") as f:
                 f.write(os.urandom(8 << 20))
+            # then the digest of what log_model was given, atomically: a .sha present (the
+            # kill may land anywhere) means the checkpoint was already written over
+            with open(path + ".sha.tmp", "w") as f:
+                f.write(hashlib.sha256(data).hexdigest())
+            os.replace(path + ".sha.tmp", path + ".sha")
             v = v.result()
         print(v.version, flush=True)
         i += 1
