@@ -450,6 +450,33 @@ def test_a_search_on_threads_runs_trials_at_once(tmp_path):
     assert objective().config.x == 3
 
 
+def test_tpe_fills_the_executor_s_slots_by_default():
+    """TPE's default batch is the executor's slots (torchrun's ranks, the threads of a
+    local executor): trials that wait for each other in pairs all meet."""
+    from ato.adict import ADict
+    from ato.hyperopt.algorithms import TPESearch
+    from ato.scope import Scope
+
+    barrier = threading.Barrier(2, timeout=20)
+    space = ADict(x=ADict(param_type="FLOAT", param_range=(0.0, 1.0)))
+    search = TPESearch(Scope(), space, n_trials=4, mode="max",
+                       progress=False, seed=3, executor=ThreadsExecutor(n_workers=2))
+    waited = []
+
+    @search.main
+    def objective(config):
+        try:
+            barrier.wait()
+            waited.append(True)
+        except threading.BrokenBarrierError:
+            waited.append(False)
+            barrier.reset()
+        return config.x
+
+    objective()
+    assert waited == [True] * 4
+
+
 def test_a_failing_trial_on_an_executor_is_recorded_and_caught(tmp_path):
     from ato.adict import ADict
     from ato.db_routers.sql.manager import SQLFinder, SQLLogger

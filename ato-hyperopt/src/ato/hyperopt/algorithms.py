@@ -160,8 +160,8 @@ class RandomSearch(_BudgetSearch):
 
     ``batch_size``: how many proposals are drawn before their results are observed — the
     trials that may run at once (on an executor, or by the workers of a shared study).
-    Default: all ``n_trials`` for the uniform sampler (which learns nothing), 1 for
-    ``sampler='tpe'``. The proposals depend only on the seed and the results of earlier
+    Default: all ``n_trials`` for the uniform sampler (which learns nothing); for
+    ``sampler='tpe'`` the executor's ``slots`` (1 without an executor). The proposals depend only on the seed and the results of earlier
     batches, never on which trial finished first."""
 
     PLUGIN_NAME = "random"
@@ -178,23 +178,32 @@ class RandomSearch(_BudgetSearch):
             raise SearchOptionError(f"{self.PLUGIN_NAME}: batch_size must be an int >= 1, "
                                     f"got {batch_size!r}")
         self.n_trials = n_trials
+        # a model-based sampler's default batch is what runs at once: the executor's slots
+        # (the ranks under torchrun), else 1; decided when the search runs
+        self._batch_per_slot = batch_size is None and options.get("sampler", "random") != "random"
         if batch_size is None:
-            batch_size = n_trials if options.get("sampler", "random") == "random" else 1
+            batch_size = n_trials if not self._batch_per_slot else 1
         self.batch_size = batch_size
 
     def run(self, func, *args, **kwargs) -> ADict:
         self._start()
+        batch = self.batch_size
+        executor = self.executor_instance() if self._batch_per_slot else None
+        if executor is not None:
+            batch = max(1, int(getattr(executor, "slots", 1)))
         return self._full_budget(func, lambda: self.sampler.sample(self.config), self.n_trials,
-                                 self.batch_size, args, kwargs)
+                                 batch, args, kwargs)
 
 
 class TPESearch(RandomSearch):
     """Sequential model-based search: ``n_trials`` configurations proposed by TPE
     (Bergstra et al., NeurIPS 2011), each at ``max_budget``.
 
-    ``batch_size`` (default 1: each proposal sees every earlier result) proposals are
-    drawn from the same model and evaluated together; set it to the number of workers of
-    a shared study (or the executor's slots) so they all have a trial to run."""
+    ``batch_size`` proposals are drawn from the same model and evaluated together.  The
+    default is the executor's ``slots`` (the ranks under ``torchrun`` with the ``torch``
+    executor, the threads or processes of a local one), so each has a trial to run, and 1
+    without an executor (each proposal sees every earlier result); in a shared study set
+    it to the number of workers."""
 
     PLUGIN_NAME = "tpe"
     CONFORMANCE_OPTIONS = {"n_trials": 15}
