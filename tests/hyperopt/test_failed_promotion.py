@@ -72,3 +72,13 @@ def test_every_trial_failing_promotes_nothing(tmp_path, algorithm):
         firsts = {}
         for x, b in calls:
             assert firsts.setdefault(x, b) == b, calls
+
+
+def test_a_worker_says_what_it_did_when_it_leaves(tmp_path, capsys):
+    """One line on stderr when a worker of a shared study leaves: its completed and
+    failed trials (a SLURM task's log shows its part of the study)."""
+    run("asha", tmp_path, "said-shared")
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("ato: study 'said-shared': worker ")]
+    assert len(lines) == 1, lines
+    assert "completed" in lines[0] and "failed" in lines[0]

@@ -22,6 +22,7 @@ Nothing here runs a process or a server of its own; the database does the coordi
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
@@ -260,6 +261,7 @@ class SharedStudy:
         self.worker = worker_name()
         self.host = socket.gethostname()
         self.claimed = 0  # trials this worker ran to a report
+        self.outcomes = collections.Counter()  # completed / failed / handed back / not recorded
         self._told = set()  # the silent workers whose trials this one said it waits for
         self._stop = threading.Event()
         self._closed = False
@@ -281,10 +283,15 @@ class SharedStudy:
                 continue
 
     def close(self) -> None:
-        """Stop the heartbeat and leave the study (idempotent)."""
+        """Stop the heartbeat and leave the study (idempotent); one line on stderr says
+        what this worker did, when it ran any trial (a SLURM task's log shows its part)."""
         if self._closed:
             return
         self._closed = True
+        if self.outcomes:
+            done = ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items()))
+            print(f"ato: study {self.study!r}: worker {self.worker}: {done}",
+                  file=sys.stderr, flush=True)
         self._finalizer()
         self._beat.join(timeout=self.heartbeat_interval + 1)
         try:
@@ -363,6 +370,7 @@ class SharedStudy:
             except Exception as e:
                 if claim.attempt <= self.retries:
                     self.coordinator.release(claim)
+                    self.outcomes["retried"] += 1
                     _tell(unrecorded, claim, f"retried: attempt {claim.attempt} of "
                           f"{self.retries + 1} raised {describe_exception(e)}")
                     return False, (self._claim(keys) if claim_next else None)
@@ -370,6 +378,7 @@ class SharedStudy:
                 metric = None
             except BaseException as e:
                 self._hand_back(claim)
+                self.outcomes["handed back"] += 1
                 _tell(unrecorded, claim, f"handed back: {describe_exception(e) or type(e).__name__}")
                 raise
             else:
@@ -384,6 +393,7 @@ class SharedStudy:
             accepted = self._report_late(claim, value)
         if accepted:
             self.claimed += 1
+            self.outcomes[status] += 1
             try:
                 record(claim, metric, status, error)
             except BaseException:
@@ -391,6 +401,7 @@ class SharedStudy:
                     self._hand_back(following)
                 raise
         elif ran:
+            self.outcomes["not recorded (taken for dead)"] += 1
             why = (f"study {self.study!r}: trial {claim.key} ({status}) was not recorded from "
                    f"this worker: another worker's report of it was accepted first (this "
                    f"worker was taken for dead: no heartbeat for "
