@@ -82,3 +82,11 @@ def test_a_worker_says_what_it_did_when_it_leaves(tmp_path, capsys):
              if line.startswith("ato: study 'said-shared': worker ")]
     assert len(lines) == 1, lines
     assert "completed" in lines[0] and "failed" in lines[0]
+
+
+def test_retries_without_a_shared_study_are_named(tmp_path):
+    """retries= is a shared study's option: alone it would be ignored, so it warns."""
+    search = get_algorithm("random")(Scope(enable_override=True), SPACE, n_trials=2,
+                                     retries=2, progress=False)
+    with pytest.warns(RuntimeWarning, match="retries=2 applies to a shared study only"):
+        search.main(lambda config: config.x)()

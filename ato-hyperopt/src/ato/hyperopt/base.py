@@ -747,6 +747,12 @@ class HyperOpt(abc.ABC):
                                                   if self.MULTI_FIDELITY else None),
                               "stale_after": self.stale_after,
                               "heartbeat_interval": self.heartbeat_interval}) or False
+                if not state.shared and self.retries:
+                    warnings.warn(
+                        f"{self.algorithm_name()}: retries={self.retries} applies to a shared "
+                        f"study only (a tracker with study_id=...): alone, a trial whose "
+                        f"objective raises is recorded failed at once", RuntimeWarning,
+                        stacklevel=2)
             return state.shared or None
 
     def executor_instance(self):
