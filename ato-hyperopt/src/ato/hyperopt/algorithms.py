@@ -746,7 +746,8 @@ class ASHA(_BudgetSearch):
             # on it), as in a single process
             config = self._continued_config(claim.payload)
             runs.start(claim, trial_of(claim), config)
-            return self.call_objective(func, config, args, kwargs, on_executor=slots > 1)
+            return self.call_objective(func, config, args, kwargs, on_executor=slots > 1,
+                                       logger=runs.logger_of(claim))
 
         def record(claim, metric, status, error):
             runs.record(claim, trial_of(claim), self._continued_config(claim.payload), metric,

@@ -29,7 +29,7 @@ from ato.errors import AtoError
 from ato.hyperopt import budgets
 from ato.hyperopt import trial as continuation
 from ato.hyperopt.progress import Progress
-from ato.hyperopt.study import ClaimRuns, TrialRecorder, searched_values
+from ato.hyperopt.study import ClaimRuns, TrialRecorder, on_trial_logger, searched_values
 from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
 
@@ -914,16 +914,22 @@ class HyperOpt(abc.ABC):
             else:
                 self.continuations().failed(c)
 
-    def call_objective(self, func, config, args=(), kwargs=None, on_executor: bool = False):
+    def call_objective(self, func, config, args=(), kwargs=None, on_executor: bool = False,
+                       logger=None):
         """Run ``func`` on ``config`` through the scope's injection (``scope.config``
         restored afterwards) and return its metric, without recording anything: for an
         algorithm that records trials itself (ASHA in a shared study). ``on_executor``:
         run it on one slot of :meth:`executor_instance` (when there is one other than
         ``torch``), as a shared study's claim loops do. Raises what the objective raises;
-        a ``TypeError`` when it returns no number."""
-        run = self.__objective(func, args, kwargs or {})
+        a ``TypeError`` when it returns no number.  ``logger``: the logger holding the
+        trial's run, where the objective's calls on the tracker go
+        (:func:`~ato.hyperopt.study.on_trial_logger`)."""
         executor = self.executor_instance() if on_executor else None
-        if executor is None or getattr(executor, "name", "") == "torch":
+        if executor is not None and getattr(executor, "name", "") == "torch":
+            executor = None
+        run = on_trial_logger(self.__objective(func, args, kwargs or {}), self.tracker, logger,
+                              executor)
+        if executor is None:
             return run(config)
         return executor.map(run, [config])[0].result()  # raises what the trial raised
 
@@ -1031,8 +1037,11 @@ class HyperOpt(abc.ABC):
 
         def submit_next() -> bool:
             for index, (request, trial) in queue:
-                opened[index] = recorder.start(trial, request.config)
-                pending[executor.submit(run, request.config)] = index
+                opened[index] = handle = recorder.start(trial, request.config)
+                # the objective's tracker calls reach this trial's run, not another's
+                routed = on_trial_logger(run, recorder.tracker, handle and handle.logger,
+                                         executor)
+                pending[executor.submit(routed, request.config)] = index
                 return True
             return False
 
@@ -1091,9 +1100,12 @@ class HyperOpt(abc.ABC):
         def run_claim(claim):
             request, trial = by_key[claim.key]
             runs.start(claim, trial, request.config)
+            # the objective's tracker calls reach this claim's run, not another's
+            routed = on_trial_logger(run, recorder.tracker, runs.logger_of(claim),
+                                     executor if slots > 1 else None)
             if slots == 1:
-                return run(request.config)
-            return executor.map(run, [request.config])[0].result()  # raises what it raised
+                return routed(request.config)
+            return executor.map(routed, [request.config])[0].result()  # raises what it raised
 
         def record(claim, metric, status, error):
             request, trial = by_key[claim.key]

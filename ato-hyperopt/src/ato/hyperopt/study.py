@@ -37,7 +37,7 @@ from ato.hyperopt import budgets
 OBJECTIVE = "objective"
 
 __all__ = ["OBJECTIVE", "ClaimRuns", "OpenTrial", "Trial", "TrialRecorder", "config_hash",
-           "searched_values"]
+           "on_trial_logger", "searched_values"]
 
 
 def searched_values(config, names) -> dict:
@@ -292,6 +292,11 @@ class ClaimRuns:
         with self._lock:
             self._open[self._id(claim)] = logger
 
+    def logger_of(self, claim):
+        """The logger holding ``claim``'s open run (``None``: none open)."""
+        with self._lock:
+            return self._open.get(self._id(claim))
+
     def _close(self, logger, status: str, error, named=None, metric=None) -> None:
         try:
             if named is not None:
@@ -329,3 +334,22 @@ class ClaimRuns:
             logger = self._open.pop(self._id(claim), None)
         if logger is not None:
             self._close(logger, "killed", f"study {claim.study!r}, trial {claim.key}: {why}")
+
+
+def on_trial_logger(run, tracker, logger, executor=None):
+    """``run`` (``config -> metric``) with the objective's calls on ``tracker`` routed to
+    ``logger``, the logger holding this trial's run (:mod:`ato.tracking.routing`), when
+    trials run at once in this process; ``run`` itself when nothing needs routing or the
+    executor runs it elsewhere (a process, a Ray task: the tracker there is a copy)."""
+    if logger is None or logger is tracker:
+        return run
+    if executor is not None and getattr(executor, "name", "") not in ("threads", "serial"):
+        return run
+
+    def routed_run(config):
+        from ato.tracking.routing import route_to
+
+        with route_to(tracker, logger):
+            return run(config)
+
+    return routed_run

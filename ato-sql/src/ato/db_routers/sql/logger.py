@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 
 from ato.db_routers.sql import values
 from ato.tracking.outcome import block_outcome, describe_exception, exit_outcome
+from ato.tracking.routing import routed
 
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
@@ -345,10 +346,14 @@ class SQLLogger:
         return run_id
 
     def get_current_run_id(self) -> int | None:
-        return self._run_id
+        target = routed(self)  # a search's concurrent trial: the run it holds
+        return self._run_id if target is self else target.get_current_run_id()
 
     def get_current_run(self):
         """The current run as the finder returns it (config as an ADict)."""
+        target = routed(self)
+        if target is not self:
+            return target.get_current_run()
         if self._run_id is None:
             return None
         self.flush()
@@ -358,7 +363,12 @@ class SQLLogger:
 
     # ------------------------------------------------------------------ metrics
     def log_metric(self, key: str, value, step: int) -> None:
-        """Buffer one metric value; it reaches the database at the next flush."""
+        """Buffer one metric value; it reaches the database at the next flush.  Inside a
+        search running several trials at once, the call goes to the logger holding this
+        trial's run (:mod:`ato.tracking.routing`)."""
+        target = routed(self)
+        if target is not self:
+            return target.log_metric(key, value, step)
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
         value = float(value)
@@ -433,14 +443,14 @@ class SQLLogger:
         :func:`ato.db_routers.sql.registry.use_dataset` (docs/models-and-data.md)."""
         from ato.db_routers.sql.registry import use_dataset
 
-        return use_dataset(self, name, path, **options)
+        return use_dataset(routed(self), name, path, **options)
 
     def use_reference(self, name: str, uri: str, **options):
         """Record remote data ``uri`` by reference as dataset ``name`` this run uses; see
         :func:`ato.db_routers.sql.registry.use_reference` (docs/models-and-data.md)."""
         from ato.db_routers.sql.registry import use_reference
 
-        return use_reference(self, name, uri, **options)
+        return use_reference(routed(self), name, uri, **options)
 
     def log_model(self, name: str, path, step=None, aliases=(), keep=None, wait: bool = True,
                   **options):
@@ -454,8 +464,8 @@ class SQLLogger:
         (:class:`~ato.db_routers.sql.registry.core.BackgroundRegistrationError`)."""
         from ato.db_routers.sql.registry import log_model
 
-        return log_model(self, name, path, step=step, aliases=aliases, keep=keep, wait=wait,
-                         **options)
+        return log_model(routed(self), name, path, step=step, aliases=aliases, keep=keep,
+                         wait=wait, **options)
 
     def _track_registration(self, pending) -> None:
         """Remember a background registration of the current run: its end waits for it."""

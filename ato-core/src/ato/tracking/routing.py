@@ -1,0 +1,46 @@
+"""Which logger a trial's own tracker calls reach when several trials run at once.
+
+A search that runs trials concurrently in one process (an executor's threads, ASHA's
+claim loops) opens each trial's run on a logger of its own — the tracker for one of them,
+loggers opened on the tracker's config for the others — while the objective only knows the
+tracker it was written against.  The search therefore runs each objective inside
+:func:`route_to` ``(tracker, the logger holding this trial's run)``; a logger calls
+:func:`routed` first in ``log_metric``, ``log_metrics`` and ``get_current_run_id`` and
+hands the call over when the context routes it elsewhere.  The route is a
+:class:`contextvars.ContextVar`, so it holds for the thread (or task) running that
+objective alone, and costs one lookup when nothing is routed.
+
+A backend's logger that does not call :func:`routed` still works alone; with trials run at
+once its objective's calls reach whichever run the tracker holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+
+_ROUTE: ContextVar = ContextVar("ato_tracking_route", default=None)
+
+
+@contextlib.contextmanager
+def route_to(origin, target):
+    """Within the block (this thread or task only), calls on ``origin`` that consult
+    :func:`routed` go to ``target``; ``target`` ``None`` or ``origin`` itself routes
+    nothing."""
+    token = _ROUTE.set(None if target is None or target is origin else (origin, target))
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
+def routed(logger):
+    """The logger ``logger``'s calls go to in this context (``logger`` itself unless a
+    :func:`route_to` block routes it)."""
+    route = _ROUTE.get()
+    if route is not None and route[0] is logger:
+        return route[1]
+    return logger
+
+
+__all__ = ["route_to", "routed"]
