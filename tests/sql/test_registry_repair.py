@@ -150,7 +150,8 @@ def test_a_lost_blob_whose_original_changed_is_retired_by_delete_and_gc(logger, 
     (bad,) = [r for r in reg.verify() if r["status"] != "ok"]
     fix = reg.repair_hint(bad["store"], bad["digest"], bad["status"])
     assert f"{model}, has another size now" in fix
-    assert "'ato models delete net 1' and 'ato store gc --delete' retire it" in fix
+    db = f"--db {logger.url}"
+    assert f"'ato models delete net 1 {db}' and 'ato store gc --delete {db}' retire it" in fix
     reg.delete_versions("net", [1])
     assert [r["digest"] for r in reg.gc(dry_run=False, grace=3600)] == [bad["digest"]]
     assert all(r["status"] == "ok" for r in reg.verify())

@@ -15,7 +15,7 @@ import re
 from collections import UserString, defaultdict, deque
 from collections.abc import Mapping, Sequence, Set
 
-__all__ = ["hide_passwords", "without_passwords"]
+__all__ = ["db_option", "hide_passwords", "without_passwords"]
 
 # scheme://user:password@ — the user may be empty (``redis://:secret@host``); the password
 # runs up to the last '@' before the host part (passwords may contain '@' only encoded)
@@ -30,6 +30,15 @@ def hide_passwords(text: str) -> str:
     """``text`` with the password of each URL in it replaced by ``***``
     (``postgresql://u:***@host/db``)."""
     return _USERINFO.sub(r"\1:***@", text)
+
+
+def db_option(url) -> str:
+    """``--db URL`` as a message suggests a command to paste: shell-quoted, any password
+    shown as ``***``, so every suggested ``ato …`` command reaches the database the user
+    named."""
+    import shlex
+
+    return f"--db {shlex.quote(hide_passwords(str(url)))}"
 
 
 def without_passwords(value):

@@ -1231,22 +1231,23 @@ class HyperOpt(abc.ABC):
                           for e, n in list(counts.items())[:3])
         trials = result.get("trials") if hasattr(result, "get") else None
         of = f" of {trials}" if isinstance(trials, int) else ""
-        again = ""
-        if shared:
-            from ato.hyperopt.commands import display_url
+        again, db = "", ""
+        if self.tracker is not None:
             from ato.tracking import url_of
+            from ato.tracking.secrets import db_option
 
-            url = display_url(getattr(self.tracker, "url", None) or url_of(self.tracker.config))
+            db = " " + db_option(getattr(self.tracker, "url", None) or url_of(self.tracker.config))
+        if shared:
             again = (f"; in a shared study failed trials stay failed, and starting the "
                      f"workers again reruns none: fix the cause, then run them again with "
-                     f"`ato search requeue {self.get_hyperopt_id()} --failed --db {url}`, or "
+                     f"`ato search requeue {self.get_hyperopt_id()} --failed{db}`, or "
                      f"start a new study_id")
         raise NoSuccessfulTrialError(
             f"{self.algorithm_name()}: study {self.get_hyperopt_id()!r} has no best "
             f"configuration: {len(errors)}{of} trials failed and none that decides the result "
             f"gave a metric" + (f"; first errors: {first}" if first else "")
             + (" (see the failed runs: ato runs list --tags study:" + self.get_hyperopt_id()
-               + ")" if self.tracker is not None else "")
+               + db + ")" if self.tracker is not None else "")
             + again)
 
     @abc.abstractmethod

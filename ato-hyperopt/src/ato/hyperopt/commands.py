@@ -15,7 +15,7 @@ import os
 from collections import Counter
 
 from ato.errors import AtoError
-from ato.tracking.secrets import hide_passwords
+from ato.tracking.secrets import db_option, hide_passwords
 
 DEFAULT_DB = "sqlite:///experiments.db"
 
@@ -35,9 +35,6 @@ def _quote(text: str) -> str:
     return shlex.quote(str(text))
 
 
-def _db_option(url: str) -> str:
-    """``--db URL`` as a user pastes it into a suggested command (password hidden)."""
-    return f"--db {_quote(display_url(url))}"
 
 
 def resolve_db(given) -> str:
@@ -70,7 +67,7 @@ def resolve_db(given) -> str:
 def check_study_id(study, action: str, url: str | None = None) -> str:
     """``study`` when it can name a study; else :class:`SearchArgumentError`."""
     if not isinstance(study, str) or not study.strip():
-        listing = "ato search list" + (f" {_db_option(url)}" if url else "")
+        listing = "ato search list" + (f" {db_option(url)}" if url else "")
         raise SearchArgumentError(
             f"{action}: the study id is empty ({study!r}); give the study_id the workers "
             f"share ({listing} shows the studies)")
@@ -102,7 +99,7 @@ def _known(coordinator, study: str) -> str:
         return "; it holds no study yet"
     close = difflib.get_close_matches(study, known, n=1, cutoff=0.6)
     if close:
-        return (f"; did you mean {close[0]!r}? (ato search list {_db_option(coordinator.url)} "
+        return (f"; did you mean {close[0]!r}? (ato search list {db_option(coordinator.url)} "
                 f"shows all {len(known)})")
     shown = ", ".join(known[:10]) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
     return f"; its studies: {shown}"
@@ -124,7 +121,7 @@ def _runs_hint(study: str, url: str) -> str:
     command that lists them, on the same ``--db``."""
     return (f" (a search without an explicit study_id, or on a tracker that does not "
             f"coordinate studies, shares no study: its trials are the runs tagged "
-            f"study:{study}; see them with: ato runs list {_db_option(url)} --tags "
+            f"study:{study}; see them with: ato runs list {db_option(url)} --tags "
             f"{_quote('study:' + study)})")
 
 
@@ -385,7 +382,7 @@ def cmd_list(args) -> int:
         if not callable(names):
             raise StudyNotFoundError(f"the tracker at {display_url(url)} cannot list its "
                                      f"studies; ask for one: ato search status STUDY_ID "
-                                     f"{_db_option(url)}")
+                                     f"{db_option(url)}")
         rows = []
         for name in names():
             record = coordinator.get_study(name) or {}
@@ -404,7 +401,7 @@ def cmd_list(args) -> int:
     elif not rows:
         print(f"no study in {display_url(url)} (a search without an explicit study_id "
               f"shares no study: its trials are runs tagged study:<id>; see them with: ato "
-              f"runs list {_db_option(url)} --tags study:<id>)")
+              f"runs list {db_option(url)} --tags study:<id>)")
     else:
         print("\n".join(_table(["study", "algorithm", "done", "running", "queued", "failed",
                                 "created (UTC)"], rows)))

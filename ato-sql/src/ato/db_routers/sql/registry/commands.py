@@ -11,6 +11,7 @@ import os
 import time
 
 from ato.errors import AtoError
+from ato.tracking.secrets import db_option
 
 DEFAULT_DB = "sqlite:///experiments.db"
 
@@ -210,12 +211,13 @@ def cmd_delete(args) -> int:
         _dump([v.to_dict() for v in done])
         return 0
     let_go = [v for v in done if before.get(v.version) == "live"]
+    db = db_option(args.db)
     kept = [v for v in done if before.get(v.version) != "live"]
     if let_go:
         print(f"deleted {done[0].kind} {done[0].name} "
               + ", ".join(f"v{v.version}" for v in let_go)
-              + ": marked pruned (the record and its lineage stay); 'ato store gc' shows "
-                "what that frees, 'ato store gc --delete' frees it")
+              + f": marked pruned (the record and its lineage stay); 'ato store gc {db}' "
+                f"shows what that frees, 'ato store gc --delete {db}' frees it")
     for v in kept:
         print(f"v{v.version} was already {before.get(v.version)}")
     return 0

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shlex
 import socket
 import sys
 import threading
@@ -44,6 +45,7 @@ from ato.artifacts import (
 from ato.db_routers.sql import values
 from ato.tracking.registry import RegistryError as ProtocolRegistryError
 from ato.tracking.registry import RegistryVersion
+from ato.tracking.secrets import db_option
 
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
 from .queries import VERSION_FROM as _VERSION_FROM
@@ -678,7 +680,8 @@ class Registry:
                     f"opened ({reason}); without it nothing can tell which blobs are still in "
                     f"use, so nothing is deleted. Make it reachable (a server database takes its "
                     f"password from ~/.pgpass or $PGPASSWORD), or, if it is gone for good, run "
-                    f"'ato store gc --forget-db {db}'") from None
+                    f"'ato store gc --forget-db {shlex.quote(display_url(db))} --delete "
+                    f"{db_option(self.url)}'") from None
         return _OtherDatabases(recorded, checkouts, others)
 
     # ------------------------------------------------------------------ transactions
@@ -1405,7 +1408,8 @@ class Registry:
                 raise RegistryError(
                     f"{label} v{number} is aliased {', '.join(a for a, n in held if n == number)}"
                     f": an alias protects a version; move it or remove it first (ato "
-                    f"{kind_command} alias {first.name} {alias} --delete); nothing was deleted")
+                    f"{kind_command} alias {first.name} {alias} --delete {db_option(self.url)});"
+                    f" nothing was deleted")
             ids = list(targets)
             conn.execute(text("UPDATE registry_versions SET state = 'pruned' WHERE id = :v "
                               "AND state = 'live'"), [{"v": v} for v in ids])
@@ -1753,18 +1757,29 @@ class Registry:
             except OSError:
                 changed = "cannot be read"
             command = "models" if kind == "model" else "data"
+            db = db_option(self.url)
+            aliased = [r[0] for r in self._read(
+                "SELECT al.alias FROM registry_aliases al JOIN registry_versions v ON "
+                "v.id = al.version_id JOIN registry_assets a ON a.id = v.asset_id JOIN "
+                "projects p ON p.id = a.project_id WHERE p.name = :p AND a.name = :n AND "
+                "a.kind = :k AND v.version = :v AND al.alias <> 'latest' ORDER BY al.alias",
+                p=p, n=name, k=kind, v=number)]
+            retire = (f"'ato {command} delete {name} {number} {db}'"
+                      + (f" (after moving its alias {', '.join(aliased)}: 'ato {command} alias "
+                         f"{name} {aliased[0]} --delete {db}')" if aliased else ""))
             if changed:
                 steps.append(f"the file it was registered from, {origin}, {changed}: with a "
                              f"copy of the original, register it again ({call}); without one, "
-                             f"'ato {command} delete {name} {number}' and 'ato store gc "
-                             f"--delete' retire it; used by {holders}")
+                             f"{retire} and 'ato store gc --delete {db}' retire it; used by "
+                             f"{holders}")
             else:
                 where_from = f"{source} (holding {rel})" if is_dir else source
                 steps.append(f"register the original again ({call} of {where_from}, if it "
                              f"still has the bytes of v{number}) to store it anew, or retire "
-                             f"it with 'ato {command} delete {name} {number}'; used by {holders}")
+                             f"it with {retire}; used by {holders}")
         else:
-            steps.append("no version of this database holds it; 'ato store gc' forgets it")
+            steps.append(f"no version of this database holds it; 'ato store gc "
+                         f"{db_option(self.url)}' forgets it")
         return "fix: " + "; then ".join(steps)
 
     def _require_store(self) -> None:
