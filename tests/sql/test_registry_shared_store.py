@@ -138,8 +138,9 @@ def test_gc_spares_a_blob_both_databases_hold(other, tmp_path):
 
 
 def test_an_unreachable_database_stops_gc_until_forgotten(other, tmp_path):
-    """When a database listed by the store cannot be opened, gc (and du) refuse, naming it
-    and --forget-db; once forgotten, its blobs are unrecorded files like any other."""
+    """When a database listed by the store cannot be opened, gc refuses, naming it and
+    --forget-db, and du counts what does not depend on it (the rest unknown, saying why);
+    once forgotten, its blobs are unrecorded files like any other."""
     b_url, net, _tree, _checkout = other
     a_url = f"sqlite:///{tmp_path / 'a.db'}"
     a = Registry(a_url)
@@ -153,9 +154,13 @@ def test_an_unreachable_database_stops_gc_until_forgotten(other, tmp_path):
     message = str(err.value)
     assert public_url(b_url) in message and f"--forget-db {public_url(b_url)}" in message
     assert store.has(net.digest)
-    with pytest.raises(RegistryError, match="cannot be opened"):
-        a.du()
+    (usage,) = a.du().values()
+    assert usage["collectable_bytes"] is None and usage["other_bytes"] is None
+    assert "cannot be opened" in usage["unreadable"] and usage["live_bytes"] == len(b"mine")
     env = dict(os.environ)
+    r = subprocess.run([sys.executable, "-m", "ato.cli", "store", "du", "--db", a_url],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and "'collectable' unknown" in r.stdout, r.stderr
     cli = [sys.executable, "-m", "ato.cli", "store", "gc", "--db", a_url]
     r = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "--forget-db" in r.stderr and "Traceback" not in r.stderr

@@ -292,6 +292,10 @@ def cmd_du(args) -> int:
                   human(d["other_bytes"]) if d["databases"][1:] else None,
                   human(d["collectable_bytes"]), human(d["temporary_bytes"])]
                  for url, d in data.items()]))
+    for url, d in data.items():
+        if d.get("unreadable"):
+            print(f"{url}: 'held by other databases' and 'collectable' unknown: "
+                  f"{d['unreadable']}")
     return 0
 
 

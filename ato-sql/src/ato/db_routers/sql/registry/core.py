@@ -1826,10 +1826,15 @@ class Registry:
         present), ``live`` (held by live versions of this database), ``other`` (present
         blobs held by other databases sharing the store and not by this one),
         ``collectable`` (what gc would free), ``temporary`` (every file in ``<store>/tmp/``
-        however young, ``None`` for a store plugin that cannot list them)."""
+        however young, ``None`` for a store plugin that cannot list them).  When another
+        database sharing a store cannot be opened, ``other`` and ``collectable`` are
+        ``None`` (they depend on it) and ``unreadable`` says why; the rest is counted."""
         self._require_store()
         out = {}
-        plan = self.gc(dry_run=True)
+        try:
+            plan, unreadable = self.gc(dry_run=True), None
+        except RegistryError as e:  # a sharing database is gone: count what can be
+            plan, unreadable = None, str(e)
         temporary = self.temporary()
         for url in self._store_urls():
             recorded = self._read("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM registry_blobs "
@@ -1840,19 +1845,24 @@ class Registry:
                 "b.store_url = :s AND EXISTS (SELECT 1 FROM registry_files f JOIN "
                 "registry_versions v ON v.id = f.version_id WHERE f.digest = b.digest AND "
                 "v.store_url = b.store_url AND v.state = 'live')", s=url)[0]
-            free = [b for b in plan if b["store"] == url]
+            free = None if plan is None else [b for b in plan if b["store"] == url]
             mine = {r[0] for r in self._read(
                 "SELECT DISTINCT f.digest FROM registry_files f JOIN registry_versions v ON "
                 "v.id = f.version_id WHERE v.store_url = :s AND v.state = 'live'", s=url)}
-            theirs = self._others(self.store(url), url).recorded - mine
-            other = [b for b in present if b.digest in theirs]
-            out[url] = {"other_blobs": len(other), "other_bytes": sum(b.size for b in other),
+            try:
+                theirs = self._others(self.store(url), url).recorded - mine
+                other = [b for b in present if b.digest in theirs]
+            except RegistryError as e:
+                other, unreadable = None, unreadable or str(e)
+            out[url] = {"other_blobs": None if other is None else len(other),
+                        "other_bytes": None if other is None else sum(b.size for b in other),
+                        "unreadable": unreadable,
                         "databases": known_databases(self.store(url)),
                         "recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
                         "blobs_on_disk": len(present), "bytes_on_disk": sum(b.size for b in present),
                         "live_blobs": live[0], "live_bytes": int(live[1]),
-                        "collectable_blobs": len(free),
-                        "collectable_bytes": sum(b["size"] for b in free),
+                        "collectable_blobs": None if free is None else len(free),
+                        "collectable_bytes": None if free is None else sum(b["size"] for b in free),
                         "temporary_files": len(temporary[url]) if url in temporary else None,
                         "temporary_bytes": sum(t.size for t in temporary[url])
                         if url in temporary else None}
