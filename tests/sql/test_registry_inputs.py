@@ -577,3 +577,13 @@ class TestWarningLocation:
             seen.append(_next_line())
             logger.use_reference("r", "s3://b/k")
         assert [(w.filename, w.lineno) for w in caught] == [(__file__, n) for n in seen]
+
+
+@pytest.mark.parametrize("kind", ["model", "dataset"])
+def test_a_missing_path_names_the_model_or_dataset(logger, tmp_path, kind):
+    from ato.artifacts import MissingPathError
+
+    missing = tmp_path / "nope.pt"
+    register = logger.log_model if kind == "model" else logger.use_dataset
+    with pytest.raises(MissingPathError, match=f"{kind} 'net': {missing}: no such file"):
+        register("net", missing)

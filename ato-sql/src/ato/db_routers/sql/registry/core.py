@@ -34,6 +34,7 @@ from ato.artifacts import (
     BadFileNameError,
     ChangedWhileHashingError,
     FileEntry,
+    MissingPathError,
     SpecialFileError,
     StatCache,
     default_cache_dir,
@@ -835,6 +836,8 @@ class Registry:
         if mode not in ("max", "min"):
             raise RegistryError(f"{kind} {name!r}: mode={mode!r} must be 'max' or 'min'")
         source = local_path(kind, name, path)
+        if not os.path.lexists(source):
+            raise MissingPathError(f"{kind} {name!r}: {source}: no such file or directory")
         if special_kind(source) is not None:  # before opening it: a FIFO blocks forever
             raise RegistryError(f"{kind} {name!r}: {source} is {special_kind(source)}; only "
                                 f"regular files and directories can be registered")
