@@ -57,6 +57,33 @@ def test_failed_trials_run_again_after_requeue(tmp_path):
     assert "study 'fixme' has no failed trial; nothing requeued" in again.stdout
 
 
+def test_asha_after_requeue_promotes_as_a_fresh_study(tmp_path):
+    """ASHA proposes its trials from the study's history: requeue forgets its failed
+    trials, and the fixed search then makes the same trials as a fresh study with the
+    same seed (promotions included), instead of spending max_trials on re-runs."""
+    def asha(logger, objective, study):
+        return get_algorithm("asha")(Scope(enable_override=True), SPACE, tracker=logger,
+                                     study_id=study, seed=4, max_budget=9, min_budget=1,
+                                     eta=3, max_trials=20, progress=False).main(objective)()
+
+    def fixed(config):
+        calls.append((round(config.x, 9), config.__budget__))
+        return score(config)
+
+    logger, url = tracker(tmp_path), f"sqlite:///{tmp_path / 't.db'}"
+    with pytest.raises(NoSuccessfulTrialError):
+        asha(logger, broken, "bug")
+    done = ato("search", "requeue", "bug", "--failed", "--db", url)
+    assert done.returncode == 0, done.stderr
+    assert "forgot 20 failed trials of study 'bug'" in done.stdout
+    calls = []
+    repaired = asha(logger, fixed, "bug")
+    after_requeue, calls = calls, []
+    fresh = asha(tracker(tmp_path, "fresh.db"), fixed, "bug")
+    assert max(b for _, b in after_requeue) == 9  # promoted to the top rung
+    assert after_requeue == calls and repaired.config.x == fresh.config.x
+
+
 def test_requeue_names_what_is_wrong(tmp_path):
     search(tracker(tmp_path), score)
     url = f"sqlite:///{tmp_path / 't.db'}"

@@ -497,6 +497,9 @@ class ASHA(_BudgetSearch):
     """
 
     PLUGIN_NAME = "asha"
+    #: A shared study's trials are proposed from its history (``_propose``): ``ato search
+    #: requeue --failed`` forgets failed trials, and they are proposed again in order.
+    PROPOSES_FROM_HISTORY = True
     CONFORMANCE_OPTIONS = {"max_budget": 9, "min_budget": 1, "eta": 3, "max_trials": 30}
     MULTI_FIDELITY = True
 
@@ -652,13 +655,13 @@ class ASHA(_BudgetSearch):
         if self._exhausted(len(states), committed):
             return []
         rungs = [[] for _ in self.budgets]
-        promoted, started = set(), 0
+        promoted, new_indices = set(), set()
         for s in states:
             rung, index = int(s.payload["rung"]), int(s.payload["index"])
             if rung > 0:
                 promoted.add((rung - 1, index))
             else:
-                started += 1
+                new_indices.add(index)
             if s.state in DONE_STATES:
                 rungs[rung].append((self.key(metric_of(s)), index, s, succeeded(metric_of(s))))
                 if s.key not in self._observed:
@@ -675,6 +678,9 @@ class ASHA(_BudgetSearch):
             if job is not None:
                 break
         if job is None:
+            # the smallest index not started: after 'ato search requeue --failed' forgot
+            # failed trials, their configurations are drawn again, in their order
+            started = next(i for i in range(len(new_indices) + 1) if i not in new_indices)
             config = self._new_config(started)
             job = (0, started, searched_values(config, self.search_spaces.keys()))
         rung, index, values = job

@@ -420,27 +420,48 @@ def cmd_requeue(args) -> int:
     # coordinator creates a missing database (a mistyped --db would leave an empty file)
     coordinator = open_coordinator(url, readonly=True)
     try:
-        if coordinator.get_study(args.study_id) is None:
+        record = coordinator.get_study(args.study_id)
+        if record is None:
             raise StudyNotFoundError(f"no study {args.study_id!r} in {display_url(url)}"
                                      + _known(coordinator, args.study_id))
     finally:
         coordinator.close()
+    forget = _proposes_from_history((record.get("meta") or {}).get("algorithm"))
     coordinator = open_coordinator(url)
     try:
         requeue = getattr(coordinator, "requeue_failed", None)
         if not callable(requeue):
             raise StudyNotFoundError(f"the tracker at {display_url(url)} cannot requeue "
                                      f"trials; start a new study_id instead")
-        count = requeue(args.study_id)
+        count = requeue(args.study_id, forget=True) if forget else requeue(args.study_id)
     finally:
         coordinator.close()
     if not count:
         print(f"study {args.study_id!r} has no failed trial; nothing requeued")
         return 0
-    print(f"requeued {count} failed trial{'s' if count != 1 else ''} of study "
-          f"{args.study_id!r}; start the workers again (same study_id) to run "
-          f"{'them' if count != 1 else 'it'}")
+    trials = f"{count} failed trial{'s' if count != 1 else ''}"
+    if forget:
+        print(f"forgot {trials} of study {args.study_id!r}: its algorithm proposes "
+              f"{'them' if count != 1 else 'it'} again, between its promotions, when the "
+              f"workers start again (same study_id)")
+    else:
+        print(f"requeued {trials} of study {args.study_id!r}; start the workers again "
+              f"(same study_id) to run {'them' if count != 1 else 'it'}")
     return 0
+
+
+def _proposes_from_history(algorithm) -> bool:
+    """Whether the study's algorithm proposes its trials from the study's history (its
+    class's ``PROPOSES_FROM_HISTORY``, e.g. ASHA): its failed trials are then forgotten
+    rather than requeued."""
+    if not algorithm:
+        return False
+    try:
+        from ato.hyperopt import get_algorithm
+
+        return bool(getattr(get_algorithm(str(algorithm)), "PROPOSES_FROM_HISTORY", False))
+    except Exception:  # an algorithm not installed here: requeue its trials as they are
+        return False
 
 
 def _seconds(text: str) -> float:

@@ -830,19 +830,25 @@ class SQLCoordinator:
             payload=values.loads(row[2]))
         return int(row[3]) == 1, following
 
-    def requeue_failed(self, study: str) -> int:
+    def requeue_failed(self, study: str, *, forget: bool = False) -> int:
         """Put every ``failed`` trial of ``study`` back in the queue with no attempts, so
         the next workers run them again (after the cause was fixed); returns how many.
-        ``0`` for an unknown study.  What ``ato search requeue STUDY --failed`` does."""
+        ``forget=True`` removes them instead, for an algorithm that proposes its trials
+        from the study's history (ASHA): it then proposes them again, interleaved with its
+        promotions as in a fresh study, instead of finding its trial budget spent on a
+        queue of re-runs.  ``0`` for an unknown study.  What ``ato search requeue STUDY
+        --failed`` does."""
         self._writable()
         check_study(study)
         sid = self._sid(study, create=False)
         if sid is None:
             return 0
+        statement = text("DELETE FROM study_trials WHERE study_id = :sid AND state = 'failed'"
+                         ) if forget else self._sql["requeue_failed"]
 
         def run():
             with self._write() as conn:
-                return int(conn.execute(self._sql["requeue_failed"], {"sid": sid}).rowcount)
+                return int(conn.execute(statement, {"sid": sid}).rowcount)
 
         return self._retry(run)
 
