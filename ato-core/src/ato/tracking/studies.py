@@ -52,7 +52,8 @@ REQUIRED_COORDINATOR_MEMBERS = (
 #: Members a coordinator may have; a worker uses each when present and does without it
 #: otherwise (see "Optional members" in :class:`StudyCoordinator`).  The conformance suite
 #: tests those a backend has.
-OPTIONAL_COORDINATOR_MEMBERS = ("report_late", "replace_unstarted")
+OPTIONAL_COORDINATOR_MEMBERS = ("report_late", "replace_unstarted", "requeue_failed",
+                                "study_names")
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,15 @@ class StudyCoordinator(Protocol):
       another search's ``meta`` when it never started (no trial ever claimed, no live
       worker), removing its queued trials.  ``True`` iff replaced.  Without it, a study
       created by a mistaken search keeps its meta and a corrected worker is refused.
+    - ``requeue_failed(study, *, forget=False) -> int``: put the study's ``failed`` trials
+      back in the queue with no attempts (``forget=True``: remove them, for an algorithm
+      that proposes trials from the study's history); how many.  What ``ato search
+      requeue STUDY --failed`` needs; without it the command says the backend cannot.
+    - ``study_names() -> list[str]``: every study, by name, for ``ato search list`` and
+      "did you mean" suggestions.
+    - ``release(claim, *, counted=True)``: ``counted=False`` gives a trial back without
+      counting the claim as an attempt (a worker interrupted by Ctrl-C or SIGTERM); a
+      ``release`` without the keyword counts it.
     """
 
     url: str

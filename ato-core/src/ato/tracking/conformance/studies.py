@@ -326,6 +326,25 @@ class StudyConformance:
         assert coordinator.report_late(stalled, metric=1.0) is False
         assert coordinator.trials(study, ["t001"])[0].state == "failed"
 
+    def test_requeue_failed_requeues_or_forgets(self, coordinator, study):
+        """Optional ``requeue_failed``: failed trials go back to the queue with no attempts
+        (``forget=True``: they are removed); other trials are left alone."""
+        if not hasattr(coordinator, "requeue_failed"):
+            pytest.skip("this coordinator has no requeue_failed (optional)")
+        coordinator.enqueue(study, _specs(3))
+        for _ in range(2):
+            claim = coordinator.claim(study, "w", stale_after=STALE)
+            coordinator.report(claim, "failed" if claim.key == "t000" else "completed", 1.0)
+        assert coordinator.requeue_failed(study) == 1
+        states = {t.key: (t.state, t.attempts) for t in coordinator.trials(study)}
+        assert states == {"t000": ("queued", 0), "t001": ("completed", 1),
+                          "t002": ("queued", 0)}
+        claim = coordinator.claim(study, "w", stale_after=STALE)
+        coordinator.report(claim, "failed", error="again")
+        assert coordinator.requeue_failed(study, forget=True) == 1
+        assert [t.key for t in coordinator.trials(study)] == ["t001", "t002"]
+        assert coordinator.requeue_failed(f"{study}-missing") == 0
+
     def test_replace_unstarted_only_before_any_claim(self, coordinator, study):
         """Optional ``replace_unstarted``: a study no worker ever claimed from takes new
         meta and loses its queued trials; once a trial was claimed, it is refused."""
