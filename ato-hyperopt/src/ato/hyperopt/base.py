@@ -517,7 +517,7 @@ class HyperOpt(abc.ABC):
                                     f"'processes', 'torch', 'ray', ...) or an executor with "
                                     f"map(fn, items), got {executor!r}")
         if isinstance(executor, str) and executor != "serial":
-            _executor_class(name, executor)  # a misspelled name fails here, on every path
+            _executor(name, executor)  # a misspelled name fails here, on every path
         self.scope = scope
         self.search_spaces = search_spaces
         self.tracker = tracker
@@ -768,7 +768,7 @@ class HyperOpt(abc.ABC):
                 if spec == "serial":
                     return None
                 if isinstance(spec, str):
-                    state.executor = _make_executor(self.algorithm_name(), spec)
+                    state.executor = _executor(self.algorithm_name(), spec, make=True)
                 else:
                     state.executor = spec
             return state.executor
@@ -1256,30 +1256,19 @@ class HyperOpt(abc.ABC):
         search and returns its result (an ADict with at least ``config`` and ``metric``)."""
 
 
-def _make_executor(algorithm: str, name: str):
-    """The executor registered as ``name`` (:mod:`ato.hyperopt.executors`)."""
+def _executor(algorithm: str, name: str, make: bool = False):
+    """The executor class registered as ``name`` (an instance when ``make``), or
+    :class:`SearchOptionError` naming the algorithm, the name and the nearest registered
+    one — checked when the search is built, whichever path (alone, shared study, ASHA)
+    would use the executor later."""
     try:
         from ato.hyperopt.executors import get_executor
-    except ImportError:
-        raise SearchOptionError(f"{algorithm}: executor={name!r} needs ato.hyperopt.executors, "
-                                f"which this installation lacks; use executor='serial'") from None
-    try:
-        return get_executor(name)
-    except (AtoError, LookupError, ValueError) as e:
-        raise SearchOptionError(f"{algorithm}: executor={name!r}: {e}") from None
-
-
-def _executor_class(algorithm: str, name: str):
-    """The executor class registered as ``name``, or :class:`SearchOptionError` naming the
-    algorithm, the name and the nearest registered one — checked when the search is built,
-    whichever path (alone, shared study, ASHA) would use the executor later."""
-    try:
         from ato.hyperopt.executors.base import executor_class
     except ImportError:
         raise SearchOptionError(f"{algorithm}: executor={name!r} needs ato.hyperopt.executors, "
                                 f"which this installation lacks; use executor='serial'") from None
     try:
-        return executor_class(name)
+        return get_executor(name) if make else executor_class(name)
     except (AtoError, LookupError, ValueError) as e:
         raise SearchOptionError(f"{algorithm}: executor={name!r}: {e}") from None
 
