@@ -455,3 +455,28 @@ def test_du_and_gc_show_temporary_files(populated, tmp_path):
     r = ato("store", "gc", "--grace", "0", "--delete", db=populated)
     assert "remove 1-1-1" in r.stdout and "remove 3-3-3" in r.stdout
     assert "not listed" not in r.stdout and os.listdir(tmp) == []
+
+
+def test_reading_actions_never_write_the_database(tmp_path):
+    """list, show, history and diff read through a read-only connection: a database with
+    no registry (an empty file, one the original Ato wrote) stays byte for byte as it
+    was, and reads as having nothing registered."""
+    import hashlib
+    import sqlite3
+
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE projects (id INTEGER PRIMARY KEY, name TEXT, "
+                     "description TEXT, created_at TIMESTAMP)")
+    for path in (empty, old):
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        db = f"sqlite:///{path}"
+        r = ato("models", "list", db=db)
+        assert r.returncode == 0 and "0 models" in r.stdout, r.stderr
+        for action in (["models", "show", "net"], ["models", "history", "net"],
+                       ["data", "diff", "cifar", "1", "2"]):
+            r = ato(*action, db=db)
+            assert r.returncode == 2 and "has no registry yet" in r.stderr, (action, r.stderr)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before

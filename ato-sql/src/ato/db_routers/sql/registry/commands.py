@@ -16,18 +16,21 @@ from ato.tracking.secrets import db_option
 DEFAULT_DB = "sqlite:///experiments.db"
 
 
-def _registry(args):
+def _registry(args, readonly: bool = False):
     """The :class:`Registry` of ``--db``.  The database is first opened as ``ato runs``
     opens it (:func:`~ato.db_routers.sql.engine.open_engine`, read-only): a missing SQLite
     file (nothing is created), a file that is not a database, a server that refuses the
     connection, a missing database or role is one line naming the URL and the reason
-    (:class:`~ato.db_routers.sql.engine.TrackerUnavailableError`, exit status 2)."""
+    (:class:`~ato.db_routers.sql.engine.TrackerUnavailableError`, exit status 2).
+    ``readonly`` (the actions that only read: list, show, history, diff): the registry
+    reads through that read-only connection and never creates or upgrades a table."""
     from ato.db_routers.sql.engine import open_engine
 
     from .core import Registry
 
-    open_engine(args.db, readonly=True)
-    return Registry(args.db, store=getattr(args, "store", None))
+    engine = open_engine(args.db, readonly=True)
+    return Registry(args.db, store=getattr(args, "store", None),
+                    engine=engine if readonly else None)
 
 
 def human(n) -> str:
@@ -79,7 +82,7 @@ def _size(v) -> str:
 
 # --------------------------------------------------------------------------- models & data
 def cmd_list(args) -> int:
-    rows = _registry(args).assets(kind=args.kind, project=args.project)
+    rows = _registry(args, readonly=True).assets(kind=args.kind, project=args.project)
     if args.json:
         _dump(rows)
         return 0
@@ -96,12 +99,13 @@ def _asset_size(args, asset: dict) -> str:
     all references that declared no size (recorded as 0 bytes, not known to be empty)."""
     if asset["size"] or asset["kind"] != "dataset":
         return human(asset["size"])
-    versions = _registry(args).versions(asset["name"], asset["project"], asset["kind"])
+    versions = _registry(args, readonly=True).versions(asset["name"], asset["project"],
+                                                       asset["kind"])
     return "-" if versions and all(v.reference for v in versions) else human(0)
 
 
 def cmd_show(args) -> int:
-    registry = _registry(args)
+    registry = _registry(args, readonly=True)
     if args.ref is None:
         versions = registry.versions(args.name, args.project, args.kind)
         if args.json:
@@ -224,7 +228,8 @@ def cmd_delete(args) -> int:
 
 
 def cmd_history(args) -> int:
-    rows = _registry(args).alias_history(args.name, args.alias, args.project, args.kind)
+    rows = _registry(args, readonly=True).alias_history(args.name, args.alias, args.project,
+                                                        args.kind)
     if args.json:
         _dump(rows)
         return 0
@@ -235,7 +240,7 @@ def cmd_history(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    d = _registry(args).diff(args.name, args.a, args.b, args.project, args.kind)
+    d = _registry(args, readonly=True).diff(args.name, args.a, args.b, args.project, args.kind)
     if args.json:
         _dump(d)
         return 0

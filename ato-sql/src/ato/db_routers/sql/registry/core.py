@@ -615,9 +615,20 @@ class Registry:
         self._jobs: collections.deque = collections.deque()
         self._jobs_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._has_tables = engine is None  # created above; a given engine may lack them
         self._reader = RegistryReader(lambda sql, **params: self._read(sql, **params),
+                                      self._tables_exist,
                                       errors=(RegistryError, AmbiguousNameError),
                                       label=f" in {url}")
+
+    def _tables_exist(self) -> bool:
+        """Whether the database has the registry's tables (a read-only engine on a
+        database nothing was registered in may not: it then reads as empty)."""
+        if not self._has_tables:
+            from sqlalchemy import inspect
+
+            self._has_tables = inspect(self.engine).has_table("registry_assets")
+        return self._has_tables
 
     @classmethod
     def from_config(cls, config) -> Registry:
