@@ -166,6 +166,7 @@ class RandomSearch(_BudgetSearch):
 
     PLUGIN_NAME = "random"
     CONFORMANCE_OPTIONS = {"n_trials": 12, "max_budget": 9}
+    EXTENSIBLE_OPTIONS = ("n_trials",)
 
     def __init__(self, scope, search_spaces, n_trials: int = 20, batch_size: int | None = None,
                  **options):
@@ -261,6 +262,12 @@ class MultiBracketHyperband(_BudgetSearch):
                     f"{self.PLUGIN_NAME}: total_budget={budgets.text(self.total_budget)} is "
                     f"smaller than the cheapest bracket ({budgets.text(cheapest)}: one "
                     f"configuration at max_budget)")
+
+    def extensible_options(self) -> list[str]:
+        """``iterations`` when no ``total_budget`` is given: more iterations add brackets
+        after the same ones (with a total budget, the last, partial iteration would
+        change)."""
+        return ["iterations"] if self.total_budget is None else []
 
     def brackets(self) -> list[tuple[int, Fraction]]:
         """``(n configurations, initial budget)`` of each bracket, most exploratory first:
@@ -497,6 +504,7 @@ class ASHA(_BudgetSearch):
     """
 
     PLUGIN_NAME = "asha"
+    EXTENSIBLE_OPTIONS = ("max_trials", "total_budget")
     #: A shared study's trials are proposed from its history (``_propose``): ``ato search
     #: requeue --failed`` forgets failed trials, and they are proposed again in order.
     PROPOSES_FROM_HISTORY = True

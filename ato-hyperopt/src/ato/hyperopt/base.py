@@ -382,6 +382,16 @@ class HyperOpt(abc.ABC):
     RUN_OPTIONS = ("scope", "search_spaces", "tracker", "study_id", "seed", "progress", "catch",
                    "executor", "heartbeat_interval", "stale_after", "retries", "n_workers",
                    "checkpoint_root", "rank", "world_size", "backend")
+    #: Plan options whose larger value only adds trials after the same ones (``n_trials``
+    #: of random search): workers of one shared study may differ in them, so a study is
+    #: extended by starting workers with a larger value (:meth:`extensible_options`).
+    EXTENSIBLE_OPTIONS: tuple = ()
+
+    def extensible_options(self) -> list[str]:
+        """The plan options of :attr:`EXTENSIBLE_OPTIONS` for this search: a shared study's
+        workers may give different values (each runs its own plan, a prefix of the larger
+        one's, and returns the best of it)."""
+        return list(self.EXTENSIBLE_OPTIONS)
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -746,7 +756,8 @@ class HyperOpt(abc.ABC):
                               "checkpoint_root": (str(self.continuations().root)
                                                   if self.MULTI_FIDELITY else None),
                               "stale_after": self.stale_after,
-                              "heartbeat_interval": self.heartbeat_interval}) or False
+                              "heartbeat_interval": self.heartbeat_interval,
+                              "extensible": self.extensible_options()}) or False
                 if not state.shared and self.retries:
                     warnings.warn(
                         f"{self.algorithm_name()}: retries={self.retries} applies to a shared "

@@ -160,7 +160,8 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
 
 
 #: meta entries that describe a worker without deciding the plan: never compared
-_UNCOMPARED = ("seed_from_study_id", "stale_after", "heartbeat_interval", "checkpoint_root")
+_UNCOMPARED = ("seed_from_study_id", "stale_after", "heartbeat_interval", "checkpoint_root",
+               "extensible")
 
 
 def study_timing(study: str, held: dict, heartbeat_interval: float, stale_after: float
@@ -219,6 +220,9 @@ def _differences(held: dict, meta: dict) -> list[str]:
             what = {"options": "option", "search_space": "search space entry",
                     "base_config": "base config key"}[key]
             names = set(held[key]) | set(meta[key])
+            if key == "options" and held.get("algorithm") == meta.get("algorithm"):
+                # options whose larger value only adds trials: workers may extend the study
+                names -= set(meta.get("extensible") or ())
             if key == "options" and held.get("algorithm") != meta.get("algorithm"):
                 # another algorithm: an option only one of them has is no news beside
                 # 'algorithm is … there, … here'
