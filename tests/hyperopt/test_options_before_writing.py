@@ -85,7 +85,8 @@ def test_a_study_that_never_started_takes_the_next_searchs_options(db_url, tmp_p
 
     monkeypatch.chdir(tmp_path)
     study = f"unstarted-{uuid.uuid4().hex[:6]}"
-    first = build(db_url, study_id=study, max_trials=3)
+    # (max_trials would extend the study: a plan option that is not extensible differs)
+    first = build(db_url, study_id=study, max_trials=3, eta=2)
     meta = {"algorithm": "asha", "mode": "max", "seed": first.seed,
             "options": first.plan_options(), "search_space": first.plan_space()}
     c = open_coordinator(db_url)
@@ -95,11 +96,11 @@ def test_a_study_that_never_started_takes_the_next_searchs_options(db_url, tmp_p
         result = build(db_url, study_id=study, max_trials=5).main(lambda config: config.x)()
         assert result.trials == 5
         assert "never started (no trial claimed, no worker in it)" in capfd.readouterr().err
-        assert c.get_study(study)["meta"]["options"]["max_trials"] == "5"
+        assert c.get_study(study)["meta"]["options"]["eta"] == "3"
         assert "k0" not in {s.key for s in c.trials(study)}
         # once a trial was claimed, the study keeps its options
-        with pytest.raises(StudyMismatchError, match=r"option 'max_trials' is '5' there, "
-                                                     r"'3' here.*was ever claimed"):
-            build(db_url, study_id=study, max_trials=3).main(lambda config: config.x)()
+        with pytest.raises(StudyMismatchError, match=r"option 'eta' is '3' there, "
+                                                     r"'2' here.*was ever claimed"):
+            build(db_url, study_id=study, max_trials=3, eta=2).main(lambda config: config.x)()
     finally:
         c.close()

@@ -36,12 +36,17 @@ CASES = [
     # (algorithm, first worker's options, second worker's options, the phrases expected)
     ("asha", dict(max_trials=6, max_budget=9, eta=3), dict(max_trials=6, max_budget=9, eta=2),
      ["option 'eta' is '3' there, '2' here"]),
-    ("asha", dict(max_trials=6, max_budget=9), dict(max_trials=8, max_budget=27),
-     ["option 'max_budget' is '9' there, '27' here", "option 'max_trials' is '6' there, '8' here"]),
-    ("asha", dict(max_trials=6), dict(total_budget=10),
-     ["option 'max_trials' is '6' there, None here", "option 'total_budget' is None there, '10' here"]),
-    ("random", dict(n_trials=4), dict(n_trials=5), ["option 'n_trials' is '4' there, '5' here"]),
-    ("multi_hyperband", dict(max_budget=9, iterations=1), dict(max_budget=9, iterations=2),
+    # (max_trials, total_budget, n_trials and iterations without a total budget only extend
+    # a study: tests/hyperopt/test_extend_study.py)
+    ("asha", dict(max_trials=6, max_budget=9, min_budget=1),
+     dict(max_trials=8, max_budget=27, min_budget=3),
+     ["option 'max_budget' is '9' there, '27' here", "option 'min_budget' is '1' there, '3' here"]),
+    ("random", dict(n_trials=4, batch_size=2), dict(n_trials=5, batch_size=3),
+     ["option 'batch_size' is '2' there, '3' here"]),
+    ("multi_hyperband", dict(max_budget=9, total_budget=30), dict(max_budget=9, total_budget=40),
+     ["option 'total_budget' is '30' there, '40' here"]),
+    ("multi_hyperband", dict(max_budget=9, iterations=1, total_budget=30),
+     dict(max_budget=9, iterations=2, total_budget=30),
      ["option 'iterations' is '1' there, '2' here"]),
 ]
 
