@@ -343,7 +343,7 @@ def on_trial_logger(run, tracker, logger, executor=None):
     executor runs it elsewhere (a process, a Ray task: the tracker there is a copy)."""
     if logger is None or logger is tracker:
         return run
-    if executor is not None and getattr(executor, "name", "") not in ("threads", "serial"):
+    if executor is not None and not getattr(executor, "in_process", False):
         return run
 
     def routed_run(config):

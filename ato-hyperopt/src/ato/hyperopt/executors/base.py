@@ -123,7 +123,11 @@ class Executor(Protocol):
     ``n_workers``; torch: the world size; ray: what the cluster holds, or
     ``max_concurrent``), which a search uses to size what it hands over at once.  An
     executor whose ``submit`` runs fewer trials at once than ``map`` says so in an optional
-    ``submit_slots`` (torch: 1, ``submit`` runs on the calling rank).
+    ``submit_slots`` (torch: 1, ``submit`` runs on the calling rank).  An optional
+    ``in_process`` (``True`` for serial and threads) says ``fn`` runs in this process, on
+    the objects it was given rather than copies: a search then hands each trial's
+    tracker calls to the logger holding that trial's run (:mod:`ato.tracking.routing`);
+    missing counts as ``False``.
     """
 
     name: str
@@ -160,6 +164,9 @@ class BaseExecutor:
     PLUGIN_NAME = ""
     #: Constructor options for the conformance suite (small and fast).
     CONFORMANCE_OPTIONS: dict = {}
+    #: ``fn`` runs in this process (the default ``submit`` runs it in the calling thread);
+    #: an executor that runs it elsewhere (a child process, a Ray task) sets ``False``.
+    in_process = True
 
     def __init__(self) -> None:
         self.name = self.PLUGIN_NAME

@@ -177,6 +177,7 @@ class ProcessesExecutor(BaseExecutor):
     module docstring says how ``fn`` reaches the children under each."""
 
     PLUGIN_NAME = "processes"
+    in_process = False
     CONFORMANCE_OPTIONS = {"n_workers": 2}
 
     def __init__(self, n_workers: int | None = None, start_method: str | None = None):

@@ -57,6 +57,7 @@ class RayExecutor(BaseExecutor):
     ``max_concurrent``, ``init_options`` (more ``ray.init`` keywords)."""
 
     PLUGIN_NAME = "ray"
+    in_process = False
     CONFORMANCE_OPTIONS = {"max_concurrent": 2}
 
     def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,

@@ -60,6 +60,7 @@ class TorchExecutor(BaseExecutor):
     at once, with no collective."""
 
     PLUGIN_NAME = "torch"
+    in_process = False  # each rank runs its share of a batch: not the caller's objects
     #: ``submit`` runs on the calling rank, one trial at a time.
     submit_slots = 1
 
