@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 
 from ato.db_routers.sql import values
 from ato.tracking.outcome import block_outcome, describe_exception, exit_outcome
-from ato.tracking.routing import routed
+from ato.tracking.routing import _ROUTE, routed
 
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
@@ -366,9 +366,9 @@ class SQLLogger:
         """Buffer one metric value; it reaches the database at the next flush.  Inside a
         search running several trials at once, the call goes to the logger holding this
         trial's run (:mod:`ato.tracking.routing`)."""
-        target = routed(self)
-        if target is not self:
-            return target.log_metric(key, value, step)
+        route = _ROUTE.get()  # routed(self), inline: this is the per-step hot path
+        if route is not None and route[0] is self:
+            return route[1].log_metric(key, value, step)
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
         value = float(value)
