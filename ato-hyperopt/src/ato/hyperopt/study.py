@@ -229,29 +229,38 @@ class TrialRecorder:
         if self.tracker is None:
             return
         if opened is not None:
-            tracker = opened.logger
             try:
-                if metric is not None and metric == metric:
-                    tracker.log_metric(OBJECTIVE, metric, trial.rung)
+                end_run(opened.logger, trial, metric, status, error)
             finally:
-                try:
-                    tracker.finish(status, error)
-                finally:
-                    self._free(tracker)
-            if status == "completed" and metric is not None and metric == metric:
-                with self.lock:
-                    self.done[trial.key] = metric
-            return
-        with self.lock:
-            tracker = self.tracker
-            tracker.run(tags=trial.tags(), config=config)
-            try:
-                if metric is not None and metric == metric:
-                    tracker.log_metric(OBJECTIVE, metric, trial.rung)
-            finally:
-                tracker.finish(status, error)
-            if status == "completed" and metric is not None and metric == metric:
+                self._free(opened.logger)
+        else:
+            with self.lock:
+                self.tracker.run(tags=trial.tags(), config=config)
+                end_run(self.tracker, trial, metric, status, error)
+        self.completed(trial, metric, status)
+
+    def completed(self, trial: Trial, metric, status: str) -> None:
+        """Remember a completed trial's metric (what :meth:`cached` answers)."""
+        if status == "completed" and _finite(metric):
+            with self.lock:
                 self.done[trial.key] = metric
+
+
+def _finite(metric) -> bool:
+    return metric is not None and metric == metric
+
+
+def end_run(logger, trial: Trial, metric, status: str, error, config=None) -> None:
+    """End ``logger``'s run: name it first when ``config`` is given (the trial's tags and
+    config, for a ``with`` block's run), log the objective (a metric that is not NaN) at
+    the trial's rung, and finish it with ``status`` whatever failed before."""
+    try:
+        if config is not None:
+            logger.run(tags=trial.tags(), config=config)
+        if _finite(metric):
+            logger.log_metric(OBJECTIVE, metric, trial.rung)
+    finally:
+        logger.finish(status, error)
 
 
 class ClaimRuns:
@@ -300,18 +309,14 @@ class ClaimRuns:
     def _close(self, logger, status: str, error, named=None, metric=None) -> None:
         try:
             if named is not None:
-                trial, config = named
-                logger.run(tags=trial.tags(), config=config)  # names the block's run
-                if metric is not None and metric == metric:
-                    logger.log_metric(OBJECTIVE, metric, trial.rung)
+                end_run(logger, named[0], metric, status, error, config=named[1])
+            else:
+                logger.finish(status, error)
         finally:
             try:
-                logger.finish(status, error)
+                logger.__exit__(None, None, None)  # the run is ended: nothing to end
             finally:
-                try:
-                    logger.__exit__(None, None, None)  # the run is ended: nothing to end
-                finally:
-                    self.recorder._free(logger)
+                self.recorder._free(logger)
 
     def record(self, claim, trial: Trial, config, metric, status: str = "completed",
                error: str | None = None) -> None:
@@ -324,9 +329,7 @@ class ClaimRuns:
                                  self.recorder.start(trial, config))
             return
         self._close(logger, status, error, (trial, config), metric)
-        if status == "completed" and metric is not None and metric == metric:
-            with self.recorder.lock:
-                self.recorder.done[trial.key] = metric
+        self.recorder.completed(trial, metric, status)
 
     def unrecorded(self, claim, why: str) -> None:
         """End ``claim``'s run ``killed`` with ``why``: its attempt is not the trial's."""
