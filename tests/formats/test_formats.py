@@ -74,6 +74,92 @@ class TestErrors:
             ADict.from_file(path)
         assert str(info.value).startswith(str(tmp_path / where))
 
+    @pytest.mark.parametrize("name, text, message", [
+        ("c5.toml", "a = [1,", "c5.toml:1:8: Invalid value (at end of document)"),
+        ("c6.toml", "x = 1\na = [1,\n  2,\n\n", "c6.toml:3:5: Invalid value (at end of document)"),
+        ("multi.yaml", "a: 1\n---\nb: 2\n",
+         "multi.yaml:2:1: expected a single document in the stream, but found another document"),
+        ("list.yaml", "- 1\n- 2\n", "list.yaml: the top level must be a mapping (or a list of "
+                                      "mappings), but item 0 of its list is an int"),
+        ("list.json", '[{"a": 1}, "x"]', "list.json: the top level must be a mapping (or a list of "
+                                         "mappings), but item 1 of its list is a str"),
+        ("num.json", "3", "num.json: the top level must be a mapping, not an int"),
+        ("dup.json", '{"a": 1, "a": 2}', "dup.json:1: duplicate key 'a' (first at line 1)"),
+        ("dup2.json", '{"b": {"a": 1},\n "a": [{"a": 0}],\n "c": {"x": "\\"a\\":",\n\n "x": 3}}',
+         "dup2.json:5: duplicate key 'x' (first at line 3)"),
+        ("dup.jsonl", '{"a": 1}\n{"k": 1,\n', "dup.jsonl:2:9: Expecting property name enclosed in "
+                                              "double quotes"),
+        ("dup2.jsonl", '{"a": 1}\n\n{"k": 1, "k": 2}\n', "dup2.jsonl:3: duplicate key 'k' "
+                                                         "(first at line 3)"),
+    ])
+    def test_whole_message_with_place(self, tmp_path, name, text, message):
+        """Each refusal is one ConfigFileError naming the file and, where the format says
+        where, the line and column: TOML's end of document, YAML's whole two-part message,
+        a top level that is not a mapping, a JSON object repeating a key."""
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ConfigFileError) as info:
+            ADict.from_file(path)
+        assert str(info.value) == f"{tmp_path}/{message}"
+
+    def test_json_without_duplicates_still_loads(self, tmp_path):
+        path = tmp_path / "ok.json"
+        path.write_text('{"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 1}, {"x": 2}]}')
+        assert ADict.from_file(path).c == [{"x": 1}, {"x": 2}]
+
+    @pytest.mark.parametrize("name, text", [
+        ("deep.json", "[" * 3000 + "]" * 3000),
+        ("deep.yaml", "a: " + "[" * 3000 + "]" * 3000),
+        ("deep.toml", "a = " + "[" * 3000 + "]" * 3000),
+        ("deep2.json", '{"a":' * 101 + "1" + "}" * 101),
+        ("deep2.yaml", "".join("  " * i + f"k{i}:\n" for i in range(150)) + "  " * 150 + "x: 1\n"),
+        ("deep2.toml", "[" + ".".join(f"k{i}" for i in range(300)) + "]\nx = 1\n"),
+    ])
+    def test_deep_nesting_is_refused(self, tmp_path, name, text):
+        """Data nested more than MAX_NESTING levels is one clear ConfigFileError naming the
+        file, never a RecursionError."""
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ConfigFileError, match=rf"^{tmp_path}/{name}: mappings and lists "
+                                                  rf"nested (too deeply to read|more than 100 "
+                                                  rf"levels deep)"):
+            ADict.from_file(path)
+
+    def test_nesting_up_to_the_limit_loads(self, tmp_path):
+        path = tmp_path / "ok.json"
+        path.write_text('{"a":' * 99 + "1" + "}" * 99)
+        assert ADict.from_file(path)["a"]["a"]["a"] is not None
+
+    @pytest.mark.parametrize("text, where", [
+        ("a: &a\n  b: *a\n", "2:6: recursive alias: *a is used inside its own anchor &a (line 1)"),
+        ("x: 1\na: &a\n  b: [1, {c: *a}]\n", "3:14: recursive alias: *a is used inside its "
+                                              "own anchor &a (line 2)"),
+        ("a: &a [*a]\n", "1:8: recursive alias: *a is used inside its own anchor &a (line 1)"),
+    ])
+    def test_recursive_yaml_alias_is_refused(self, tmp_path, text, where):
+        """An alias inside its own anchor would make a config that contains itself: refused
+        with the file, line and column of the alias."""
+        path = tmp_path / "rec.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigFileError) as info:
+            ADict.from_file(path)
+        assert str(info.value) == f"{path}:{where}, so the value would contain itself"
+
+    def test_shared_yaml_alias_is_no_cycle(self, tmp_path):
+        path = tmp_path / "ok.yaml"
+        path.write_text("a: &a {q: 1}\nb: [*a, *a]\nc: *a\n")
+        assert ADict.from_file(path).to_dict() == {"a": {"q": 1}, "b": [{"q": 1}, {"q": 1}],
+                                                   "c": {"q": 1}}
+
+    def test_a_container_holding_itself_is_named(self):
+        """The format-independent check names the key that loops back."""
+        from ato.representable import nesting_problem
+
+        a: dict = {"b": {}}
+        a["b"]["c"] = a
+        assert nesting_problem({"top": a}) == ("a recursive alias: top.b.c is top itself, so "
+                                               "the value would contain itself")
+
     def test_yaml_is_loaded_safely(self, tmp_path):
         """Python tags are refused (safe loader only)."""
         path = tmp_path / "evil.yaml"

@@ -599,7 +599,9 @@ class ADict(MutableMapping):
 
         loaded = load_file(path, **kwargs)
         if not isinstance(loaded, Mapping):
-            raise TypeError(f"{path}: top level is a {type(loaded).__name__}, not a mapping")
+            from ato.representable import a_type
+
+            raise TypeError(f"{path}: the top level must be a mapping, not {a_type(loaded)}")
         for k in list(self._data):
             if k not in loaded:
                 del self[k]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from ato.errors import CLIError
+from ato.representable import a_type
 
 __all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens",
            "shell_quote", "match_key"]
@@ -328,7 +329,7 @@ class _ValueParser:
             try:
                 hash(key)
             except TypeError:
-                self.error(f"a dict key must be a string or number, not a {type(key).__name__}",
+                self.error(f"a dict key must be a string or number, not {a_type(key)}",
                            key_pos)
             self.skip_ws()
             if self.pos >= len(self.text) or self.text[self.pos] != ":":

@@ -16,7 +16,13 @@ from collections.abc import Callable, Mapping
 
 from ato.errors import AtoError, ConfigFileError
 
-__all__ = ["Unrepresentable", "UnrepresentableError", "a_type", "prepare", "json_rule", "json_key", "key_path"]
+__all__ = ["Unrepresentable", "UnrepresentableError", "a_type", "prepare", "json_rule", "json_key", "key_path",
+           "MAX_NESTING", "nesting_problem"]
+
+#: How deeply mappings and lists may nest in a config (a file, a command-line value or
+#: key, a chain of interpolations): deep enough for any real config, shallow enough that
+#: every recursive walk over a config stays far from Python's recursion limit.
+MAX_NESTING = 100
 
 _SCALARS = (type(None), bool, int, float, str)
 
@@ -38,6 +44,38 @@ def a_type(value) -> str:
     """``'an int'``, ``'a str'``: the value's type name with its article."""
     name = type(value).__name__
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def nesting_problem(data) -> str | None:
+    """What is wrong with the shape of loaded ``data``: mappings and lists nested more than
+    :data:`MAX_NESTING` deep, or a container that holds itself (a recursive YAML alias
+    such as ``a: &a {b: *a}``); ``None`` when nothing is."""
+    on_path: dict = {}  # id of each container being walked -> its key path
+
+    def walk(node, parts):
+        if not isinstance(node, (dict, list)):
+            return None
+        if id(node) in on_path:
+            return (f"a recursive alias: {key_path(parts)} is "
+                    f"{key_path(on_path[id(node)]) or 'the top level'} itself, so the value "
+                    f"would contain itself")
+        if len(parts) >= MAX_NESTING:
+            shown = key_path(parts[:3])
+            return (f"mappings and lists nested more than {MAX_NESTING} levels deep (at "
+                    f"{shown}... {len(parts)} levels down)")
+        on_path[id(node)] = parts
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        kind = "key" if isinstance(node, dict) else "index"
+        try:
+            for k, v in items:
+                problem = walk(v, parts + ((kind, k),))
+                if problem:
+                    return problem
+        finally:
+            on_path.pop(id(node), None)
+        return None
+
+    return walk(data, ())
 
 
 def key_path(parts: tuple) -> str:

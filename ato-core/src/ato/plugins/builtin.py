@@ -9,16 +9,78 @@ from ato.errors import ConfigFileError
 from ato.plugins import hookimpl
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _refuse_duplicates(pairs):
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _json_loads(text: str, path: str, lines_before: int = 0, **kwargs):
+    """``json.loads`` refusing an object that repeats a key (as YAML does); errors name
+    ``path`` and the line (``lines_before`` lines precede ``text`` in the file)."""
+    if "object_pairs_hook" not in kwargs and "object_hook" not in kwargs:
+        kwargs["object_pairs_hook"] = _refuse_duplicates
+    try:
+        return json.loads(text, **kwargs)
+    except json.JSONDecodeError as e:
+        raise ConfigFileError(path, e.msg, e.lineno + lines_before, e.colno) from None
+    except _DuplicateKey as e:
+        first, second = _duplicate_lines(text, e.args[0])
+        message = f"duplicate key {e.args[0]!r}"
+        if first is not None:
+            message += f" (first at line {first + lines_before})"
+        line = None if second is None else second + lines_before
+        raise ConfigFileError(path, message, line) from None
+
+
+def _duplicate_lines(text: str, key: str):
+    """The lines of the first two occurrences of ``key`` in one JSON object of ``text``
+    (``(None, None)`` if not found): a small scan, run only once a duplicate is known."""
+    objects: list = []  # per open bracket: the keys seen (None for an array)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "{[":
+            objects.append({} if c == "{" else None)
+        elif c in "}]" and objects:
+            objects.pop()
+        elif c == '"':
+            start = i
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            j = i + 1
+            while j < n and text[j] in " \t\r\n":
+                j += 1
+            if j < n and text[j] == ":" and objects and objects[-1] is not None:
+                try:
+                    name = json.loads(text[start:i + 1])
+                except ValueError:
+                    name = None
+                line = text.count("\n", 0, start) + 1
+                if name == key and name in objects[-1]:
+                    return objects[-1][name], line
+                objects[-1].setdefault(name, line)
+        i += 1
+    return None, None
+
+
 class JSONFormat:
     PLUGIN_NAME = "json"
     suffixes = (".json",)
 
     @staticmethod
     def loads(text: str, path: str, **kwargs):
-        try:
-            return json.loads(text, **kwargs)
-        except json.JSONDecodeError as e:
-            raise ConfigFileError(path, e.msg, e.lineno, e.colno) from None
+        return _json_loads(text, path, 0, **kwargs)
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
@@ -43,10 +105,7 @@ class JSONLinesFormat:
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                out.append(json.loads(line, **kwargs))
-            except json.JSONDecodeError as e:
-                raise ConfigFileError(path, e.msg, lineno, e.colno) from None
+            out.append(_json_loads(line, path, lineno - 1, **kwargs))
         return out
 
     @staticmethod

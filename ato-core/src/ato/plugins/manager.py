@@ -62,6 +62,7 @@ from ato.errors import (
 )
 from ato.plugins import hookspecs
 from ato.plugins.interfaces import INTERFACES, missing_members
+from ato.representable import a_type
 
 ENTRY_POINT_GROUP = "ato"
 #: Core's built-in plugins: ``{name shown by `ato plugins`: module}``.
@@ -391,7 +392,7 @@ def check_class(kind: str, cls) -> tuple[list[str], str | None]:
     if cls is None:
         return [], "returned None in place of a class"
     if not isinstance(cls, type):
-        return [], f"returned {cls!r} (a {type(cls).__name__}), not a class"
+        return [], f"returned {cls!r} ({a_type(cls)}), not a class"
     keys, problem = _claimed_keys(kind, cls)
     if problem:
         return keys, problem
@@ -712,15 +713,34 @@ def load_file(path, **kwargs):
     except UnicodeDecodeError as e:
         raise ConfigFileError(path, f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
                                     f"{e.start})") from None
-    data = fmt.loads(text, path, **kwargs)
+    data = parse_text(fmt, text, path, **kwargs)
     if isinstance(data, list):
         for i, item in enumerate(data):
             if not isinstance(item, dict):
-                raise ConfigFileError(path, f"item {i} is a {type(item).__name__}, not a mapping")
+                raise ConfigFileError(path, f"the top level must be a mapping (or a list of "
+                                            f"mappings), but item {i} of its list is "
+                                            f"{a_type(item)}")
         return [ADict._from_mapping(item) for item in data]
     if not isinstance(data, dict):
-        raise ConfigFileError(path, f"the top level is a {type(data).__name__}, not a mapping")
+        raise ConfigFileError(path, f"the top level must be a mapping, not {a_type(data)}")
     return ADict._from_mapping(data)
+
+
+def parse_text(fmt, text: str, path: str, **kwargs):
+    """``fmt.loads(text, path)``, refusing (as :class:`~ato.errors.ConfigFileError` naming
+    ``path``) data nested too deeply for Ato or a container that holds itself; every
+    reader of config files goes through here."""
+    from ato.representable import MAX_NESTING, nesting_problem
+
+    try:
+        data = fmt.loads(text, path, **kwargs)
+    except RecursionError:
+        raise ConfigFileError(path, f"mappings and lists nested too deeply to read (Ato "
+                                    f"reads at most {MAX_NESTING} levels)") from None
+    problem = nesting_problem(data)
+    if problem:
+        raise ConfigFileError(path, problem)
+    return data
 
 
 def dump_file(adict, path, **kwargs) -> None:
@@ -734,7 +754,7 @@ def dump_file(adict, path, **kwargs) -> None:
     if not isinstance(text, str):
         owner = provider("format", fmt)
         raise PluginError(f"writing {path}: {owner.who()}: {fmt.__qualname__}.dumps returned "
-                          f"a {type(text).__name__}, not the text (a str)")
+                          f"{a_type(text)}, not the text (a str)")
     atomic_write_text(path, text)
 
 

@@ -493,7 +493,9 @@ def _assign_path(config: ADict, item: Assign) -> None:
         current = node._data[part]
         if not isinstance(current, ADict):
             where = ".".join(item.key[: depth + 1])
-            raise CLIError(f"{where} is a {type(current).__name__}, not a mapping, so "
+            from ato.representable import a_type
+
+            raise CLIError(f"{where} is {a_type(current)}, not a mapping, so "
                            f"{'.'.join(item.key)} cannot be set (set {where} itself: "
                            f"{where}=<value>)", item.token, argument=argument)
         node = current

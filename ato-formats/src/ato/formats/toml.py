@@ -44,6 +44,13 @@ def _toml_key(key):
                           "use str keys, or YAML, which keeps int keys")
 
 
+def _end_of(text: str) -> tuple[int, int]:
+    """Line and column just after the last character that is not white space: where a
+    document that ends too early ends, for ``(at end of document)`` errors."""
+    body = text.rstrip()
+    return body.count("\n") + 1, len(body) - (body.rfind("\n") + 1) + 1
+
+
 class TOMLFormat:
     PLUGIN_NAME = "toml"
     suffixes = (".toml",)
@@ -56,6 +63,8 @@ class TOMLFormat:
             message = str(e)
             m = _WHERE.search(message)
             line, column = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+            if m is None and "end of document" in message:
+                line, column = _end_of(text)
             raise ConfigFileError(path, _WHERE.sub("", message).strip(), line, column) from None
 
     @staticmethod

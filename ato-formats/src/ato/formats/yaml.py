@@ -55,6 +55,26 @@ class AtoSafeLoader(_yaml.SafeLoader):
 
     yaml_implicit_resolvers = _resolvers(_yaml.SafeLoader.yaml_implicit_resolvers)
 
+    def compose_node(self, parent, index):
+        """Refuse an alias used inside its own anchor (``a: &a {b: *a}``): the data would
+        contain itself, which no config can."""
+        open_anchors = self.__dict__.setdefault("_open_anchors", {})
+        event = self.peek_event()
+        if isinstance(event, _yaml.AliasEvent) and event.anchor in open_anchors:
+            raise _yaml.composer.ComposerError(
+                "while composing a node", open_anchors[event.anchor],
+                f"recursive alias: *{event.anchor} is used inside its own anchor "
+                f"&{event.anchor} (line {open_anchors[event.anchor].line + 1}), so the value "
+                f"would contain itself", event.start_mark)
+        anchor = None if isinstance(event, _yaml.AliasEvent) else event.anchor
+        if anchor is not None:
+            open_anchors[anchor] = event.start_mark
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if anchor is not None:
+                open_anchors.pop(anchor, None)
+
     def construct_mapping(self, node, deep=False):
         if isinstance(node, _yaml.MappingNode):
             seen: dict = {}
@@ -123,7 +143,10 @@ class YAMLFormat:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark else None
             column = mark.column + 1 if mark else None
-            raise ConfigFileError(path, f"{e.problem or e.context}", line, column) from None
+            message = e.problem or e.context
+            if e.problem and e.context and not e.context.startswith("while "):
+                message = f"{e.context}, {e.problem}"  # "expected a single document ..."
+            raise ConfigFileError(path, message, line, column) from None
         except _yaml.YAMLError as e:
             raise ConfigFileError(path, str(e)) from None
         return {} if data is None else data

@@ -436,11 +436,11 @@ def _substitute(value, refs: dict, pattern, base: dict, path: str):
 
 
 def _load_data(path: str, text: str):
-    from ato.plugins.manager import format_for
+    from ato.plugins.manager import format_for, parse_text
 
     fmt = format_for(path)
     body, refs, pattern = _data_references(text, path, json=path.lower().endswith(".json"))
-    data = fmt.loads(body, path) or {}
+    data = parse_text(fmt, body, path) or {}
     if not isinstance(data, dict):
         raise ConfigFileError(path, "an OpenMMLab config must be a mapping")
 
