@@ -224,6 +224,43 @@ class TestGrammar:
         assert resolve_tree(tree)["k"] == ["a", "b"] and resolve_tree(tree)["v"] == [1, 5]
 
 
+    def test_dict_resolvers_resolve_an_interpolated_mapping(self, tmp_path):
+        """oc.dict.keys/values on a key whose value is an interpolation (oc.create, a
+        reference) use the mapping it resolves to, as OmegaConf 2.3 does."""
+        cfg = compose(tmp_path, "z: '${oc.create:{a: 1}}'\nk: ${oc.dict.keys:z}\n"
+                                "v: ${oc.dict.values:z}\ny: ${z}\nw: ${oc.dict.keys:y}\n")
+        assert cfg.to_dict() == {"z": {"a": 1}, "k": ["a"], "v": [1], "y": {"a": 1}, "w": ["a"]}
+        with pytest.raises(InterpolationResolutionError,
+                           match="oc.dict.keys` cannot be applied to objects of type: int"):
+            compose(tmp_path, "z: ${x}\nx: 3\nk: ${oc.dict.keys:z}\n")
+
+    @pytest.mark.parametrize("function, name", [
+        (lambda a: 1 / 0, "ZeroDivisionError"), (lambda a: [][a], "IndexError"),
+        (lambda a: a.nope, "AttributeError"), (lambda a: open("/nonexistent/x"), "FileNotFoundError"),
+    ])
+    def test_any_error_in_a_user_resolver_is_wrapped(self, tmp_path, function, name):
+        """Whatever a user's resolver raises becomes an InterpolationResolutionError that
+        names the exception and the key, as OmegaConf wraps it."""
+        with pytest.raises(InterpolationResolutionError) as info:
+            compose(tmp_path, "x: ${boom:1}\n", resolvers={"boom": function})
+        assert str(info.value).startswith(f"{name} raised while resolving interpolation: ")
+        assert str(info.value).endswith("(resolving 'x': '${boom:1}')")
+        assert isinstance(info.value.__cause__, Exception)
+
+    def test_a_long_chain_is_refused_clearly(self, tmp_path):
+        """A chain of references longer than MAX_CHAIN is an InterpolationResolutionError
+        naming its start (never a RecursionError); a shorter one resolves."""
+        def chain(n):
+            return "".join(f"k{i}: ${{k{i + 1}}}\n" for i in range(n)) + f"k{n}: 1\n"
+        assert compose(tmp_path, chain(99)).k0 == 1
+        for n in (101, 2000):
+            with pytest.raises(InterpolationResolutionError) as info:
+                compose(tmp_path, chain(n))
+            assert str(info.value) == (
+                "interpolations nested too deeply: k0 -> k1 -> k2 -> ... -> k100 is a chain of "
+                "more than 100 references (resolving 'k0': '${k1}')")
+
+
 class TestHydraResolvers:
     def test_now_python_version_and_hydra(self, tmp_path, monkeypatch):
         """Hydra's own resolvers work without a Hydra run; `now` is one instant."""

@@ -7,7 +7,13 @@ import warnings
 import pytest
 
 from ato.adict import ADict
-from ato.errors import ConfigFileError
+from ato.errors import AtoError, ConfigFileError
+from ato.mmlab.hydra import (
+    ComposeArgumentError,
+    CompositionError,
+    MissingConfigError,
+    MissingRequiredKeyError,
+)
 from tests.mmlab.interop_cases import (
     CORPORA,
     EX,
@@ -102,7 +108,7 @@ class TestHydra:
             required=["model.optimizer.lr", "trainer.max_epochs"], resolve=True)
         assert cfg.model.optimizer.lr == 0.01 and cfg.data.new_key == 3
         assert cfg.paths.data_dir == "/proj/data/" and cfg.logger.wandb.tags == ["mnist", "simple_dense_net"]
-        with pytest.raises(KeyError, match="Missing required key: model.nope"):
+        with pytest.raises(MissingRequiredKeyError, match="Missing required key: model.nope"):
             ADict.compose_hierarchy(CORPORA / LIGHTNING, config_filename="train",
                                     required=["model.nope"])
         with pytest.raises(KeyError, match="Missing required key: seed.x"):
@@ -146,7 +152,81 @@ class TestSeedComposition:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             cfg = ADict.compose_hierarchy(str(tree), select={"model": "nope"}, on_missing="warn")
-        assert [str(w.message) for w in caught] == ["missing: model/nope"] and cfg.seed == 1
+        assert [str(w.message) for w in caught] == [
+            f"missing: select={{'model': 'nope'}}: model/nope not found (no "
+            f"model/nope.[yaml|yml|json|toml|xyz] in {tree}; options of group 'model': "
+            f"resnet101, resnet50)"] and cfg.seed == 1
+        assert caught[0].filename == __file__  # the caller's line, not ato's
+
+    def test_missing_primary_warning_points_at_the_caller(self, tree):
+        with pytest.warns(UserWarning, match="config_filename='nope': nope not found") as caught:
+            ADict.compose_hierarchy(str(tree), config_filename="nope", on_missing="warn")
+        assert caught[0].filename == __file__
+
+    def test_missing_option_names_file_line_root_and_options(self, tree):
+        """An option named in a defaults list that does not exist: the error names the
+        file and line that asked for it, the root and the options of the group."""
+        (tree / "bad.yaml").write_text("seed: 1\ndefaults:\n  - data: imagenet\n"
+                                       "  - model: nothere\n")
+        with pytest.raises(MissingConfigError) as info:
+            ADict.compose_hierarchy(str(tree), config_filename="bad")
+        assert str(info.value) == (
+            f"{tree / 'bad.yaml'}:4: model/nothere not found (no "
+            f"model/nothere.[yaml|yml|json|toml|xyz] in {tree}; options of group 'model': "
+            f"resnet101, resnet50)")
+        with pytest.raises(MissingConfigError, match=r"^select=\{'data': 'zz'\}: data/zz not "
+                                                     r"found .*options of group 'data': imagenet\)$"):
+            ADict.compose_hierarchy(str(tree), select={"data": "zz"})
+        with pytest.raises(MissingConfigError, match="group 'nogroup' has no options there"):
+            ADict.compose_hierarchy(str(tree), select={"nogroup": "zz"})
+
+    @pytest.mark.parametrize("files, chain", [
+        ({"config": "defaults:\n  - m: a\n", "m/a": "defaults:\n  - /config\n"},
+         "config.yaml: defaults cycle: config.yaml -> m/a.yaml -> config.yaml"),
+        ({"config": "defaults: [config]\n"}, "config.yaml: defaults cycle: config.yaml -> config.yaml"),
+        ({"config": "defaults: [b]\n", "b": "defaults: [c]\n", "c": "defaults: [b]\nx: 1\n"},
+         "b.yaml: defaults cycle: b.yaml -> c.yaml -> b.yaml"),
+    ])
+    def test_defaults_cycle_is_named(self, tmp_path, files, chain):
+        """A loop in the defaults lists is one CompositionError naming the chain."""
+        for name, text in files.items():
+            (tmp_path / f"{name}.yaml").parent.mkdir(exist_ok=True)
+            (tmp_path / f"{name}.yaml").write_text(text)
+        with pytest.raises(CompositionError) as info:
+            ADict.compose_hierarchy(tmp_path)
+        assert str(info.value) == chain
+
+    def test_the_same_file_twice_is_no_cycle(self, tmp_path):
+        (tmp_path / "config.yaml").write_text("defaults: [b, c]\n")
+        (tmp_path / "b.yaml").write_text("defaults: [c]\nx: 1\n")
+        (tmp_path / "c.yaml").write_text("y: 2\n")
+        assert ADict.compose_hierarchy(tmp_path) == {"x": 1, "y": 2}
+
+    def test_overrides_as_hydra_list(self, tree):
+        """overrides may be hydra.compose's list of 'key=value' strings (Ato's CLI grammar,
+        + and ++ prefixes allowed); other types are a clear ComposeArgumentError."""
+        cfg = ADict.compose_hierarchy(str(tree), overrides=["model.lr=0.01", "++extra.k=[1,2]",
+                                                            "+name=%run 1%"])
+        assert cfg.model.lr == 0.01 and cfg.extra.k == [1, 2] and cfg.name == "run 1"
+        with pytest.raises(ComposeArgumentError) as info:
+            ADict.compose_hierarchy(str(tree), overrides="a=2")
+        assert str(info.value).endswith("not a str 'a=2': write ['a=2']")
+        assert isinstance(info.value, (TypeError, AtoError))
+        with pytest.raises(ComposeArgumentError, match=r"^overrides\[1\] 'a=x': 'x' is not a value"):
+            ADict.compose_hierarchy(str(tree), overrides=["b=1", "a=x"])
+        with pytest.raises(ComposeArgumentError, match=r"overrides\[0\] 'model' is not a key=value"):
+            ADict.compose_hierarchy(str(tree), overrides=["model"])
+        with pytest.raises(ComposeArgumentError, match=r"overrides\[0\] is an int 3"):
+            ADict.compose_hierarchy(str(tree), overrides=[3])
+        with pytest.raises(ComposeArgumentError, match="not an int 5"):
+            ADict.compose_hierarchy(str(tree), overrides=5)
+
+    def test_missing_required_key_is_an_ato_error(self, tree):
+        with pytest.raises(MissingRequiredKeyError) as info:
+            ADict.compose_hierarchy(str(tree), required=["b.c"])
+        assert isinstance(info.value, (KeyError, AtoError))
+        assert str(info.value) == ("Missing required key: b.c (listed in required=; the "
+                                   "composed config lacks it)")
 
 
 def test_missing_distribution_is_named(tmp_path):

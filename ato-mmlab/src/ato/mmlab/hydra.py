@@ -23,6 +23,7 @@ import warnings
 
 from ato.adict import ADict
 from ato.errors import AtoError, ConfigFileError
+from ato.representable import a_type
 
 EXTENSIONS = (".yaml", ".yml", ".json", ".toml", ".xyz")
 MISSING = "???"
@@ -33,6 +34,39 @@ class CompositionError(AtoError, ValueError):
     """The defaults lists cannot be composed (names the file and the entry)."""
 
 
+class MissingConfigError(AtoError, FileNotFoundError):
+    """A config that a defaults list, ``select`` or the call asked for does not exist; the
+    message names who asked for it, the config root and the options the group has."""
+
+    def __str__(self) -> str:  # OSError would prefix "[Errno ...]" for two arguments
+        return self.args[0]
+
+
+class MissingRequiredKeyError(AtoError, KeyError):
+    """A key listed in ``required`` is not in the composed config."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class ComposeArgumentError(AtoError, TypeError):
+    """An argument of ``compose_hierarchy`` has a type or form it does not take."""
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` for a warning issued by the caller of this function that names
+    the first frame outside the ``ato`` package: the user's call of compose_hierarchy."""
+    import sys
+
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None and frame.f_back is not None and (
+            frame.f_globals.get("__name__", "").partition(".")[0] == "ato"):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _find(root: str, rel: str) -> str | None:
     for ext in EXTENSIONS:
         path = os.path.join(root, rel + ext)
@@ -41,8 +75,38 @@ def _find(root: str, rel: str) -> str | None:
     return None
 
 
+def _select_label(key, option) -> str:
+    return f"select={{{key!r}: {option!r}}}"
+
+
+def _options(root: str, group: str) -> list[str]:
+    """The options (file names without extension) of ``group`` under ``root``."""
+    folder = os.path.join(root, group)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted({os.path.splitext(n)[0] for n in names
+                   if n.endswith(EXTENSIONS) and os.path.isfile(os.path.join(folder, n))})
+
+
+def _line_of(path: str, *words: str) -> int | None:
+    """The first line of ``path`` that holds every one of ``words`` (whole words), or
+    ``None``: where a defaults entry naming them was written."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    patterns = [re.compile(rf"(?<![\w/.-]){re.escape(w)}(?![\w.-])") for w in words if w]
+    for number, line in enumerate(lines, 1):
+        if all(p.search(line) for p in patterns):
+            return number
+    return None
+
+
 def _load(path: str):
-    from ato.plugins.manager import format_for
+    from ato.plugins.manager import format_for, parse_text
 
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -56,11 +120,12 @@ def _load(path: str):
         m = _HEADER.match(stripped)
         if m:
             header = m.group(1)
-    data = format_for(path).loads(text, path)
+    data = parse_text(format_for(path), text, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigFileError(path, "a composed config must be a mapping")
+        raise ConfigFileError(path, f"a composed config must be a mapping, not "
+                                    f"{a_type(data)}")
     return data, header
 
 
@@ -147,12 +212,26 @@ class _Composer:
         self.root = root
         self.select = {str(k): v for k, v in (select or {}).items()}
         self.on_missing = on_missing
+        self.loading: list[str] = []  # the files whose defaults are being processed
 
-    def missing(self, what: str) -> None:
+    def missing(self, what: str, asker: str | None = None, group: str | None = None,
+                line: int | None = None) -> None:
+        """``what`` (a path under the root, without extension) does not exist; ``asker``
+        is the file (or argument) that asked for it, ``group`` the group it is an option
+        of, ``line`` the line of ``asker`` that asked."""
+        where = ""
+        if asker is not None:
+            where = asker + (f":{line}" if line is not None else "") + ": "
+        message = f"{where}{what} not found (no {what}.[yaml|yml|json|toml|xyz] in {self.root}"
+        if group is not None:
+            options = _options(self.root, group)
+            message += (f"; options of group {group!r}: {', '.join(options)}" if options else
+                        f"; group {group!r} has no options there")
+        message += ")"
         if self.on_missing == "error":
-            raise FileNotFoundError(f"{what} not found")
+            raise MissingConfigError(message)
         if self.on_missing == "warn":
-            warnings.warn(f"missing: {what}", UserWarning, stacklevel=4)
+            warnings.warn(f"missing: {message}", UserWarning, stacklevel=_user_stacklevel())
 
     def compose(self, config_filename: str) -> dict:
         tree_overrides: dict = {}
@@ -171,15 +250,29 @@ class _Composer:
         result: dict = {}
         path = _find(self.root, config_filename)
         if path is None:
-            self.missing(f"{config_filename}.[yaml|yml|json|toml|xyz] in {self.root}")
+            self.missing(config_filename, f"config_filename={config_filename!r}")
             for key, option in self.select.items():
-                self.add_group(result, key, option, "", "", self.root)
+                self.add_group(result, key, option, "", "", _select_label(key, option))
             return result
         self.load_config(result, path, "", None, "", primary=True)
         return result
 
     def load_config(self, result, path, group_dir, entry_package, parent_package, primary=False,
                     group_path=""):
+        if path in self.loading:
+            chain = self.loading[self.loading.index(path):] + [path]
+            shown = " -> ".join(os.path.relpath(p, self.root) for p in chain)
+            raise CompositionError(f"{os.path.relpath(path, self.root)}: defaults cycle: "
+                                   f"{shown}")
+        self.loading.append(path)
+        try:
+            self._load_config(result, path, group_dir, entry_package, parent_package, primary,
+                              group_path)
+        finally:
+            self.loading.pop()
+
+    def _load_config(self, result, path, group_dir, entry_package, parent_package, primary,
+                     group_path):
         data, header = _load(path)
         raw_defaults = data.pop("defaults", None) or []
         if not isinstance(raw_defaults, list):
@@ -197,7 +290,7 @@ class _Composer:
                 target = _find(self.root, rel)
                 if target is None:
                     if not entry.optional:
-                        self.missing(rel)
+                        self.missing(rel, path, line=_line_of(path, entry.group))
                     continue
                 sub_group = os.path.dirname(rel).replace(os.sep, "/")
                 self.load_config(result, target, sub_group, entry.package, package,
@@ -207,7 +300,8 @@ class _Composer:
         if primary:
             for key, option in self.select.items():
                 if key not in self.used:
-                    self.add_group(result, key, option, "", package, path)
+                    self.add_group(result, key, option, "", package,
+                                   _select_label(key, option))
 
     def group_entry(self, result, entry, group_dir, package, path):
         group = _absolute(entry.group, group_dir)
@@ -217,13 +311,15 @@ class _Composer:
             return
         if group == "hydra" or group.startswith("hydra/"):
             return
-        option = entry.option
+        option, asker = entry.option, path
         for candidate in (key, group):
             if candidate in self.choices:
                 option = self.choices[candidate]
                 self.used.add(candidate)
+                asker = _select_label(candidate, option) if candidate in self.select else path
                 break
-        self.load_group(result, group, entry.package, option, entry.optional, package, path)
+        self.load_group(result, group, entry.package, option, entry.optional, package, asker,
+                        entry.group)
 
     def add_group(self, result, key, option, group_dir, package, path):
         group, _, pkg = key.partition("@")
@@ -231,7 +327,10 @@ class _Composer:
         self.load_group(result, _absolute(group, group_dir), pkg or None, option, False, package,
                         path)
 
-    def load_group(self, result, group, entry_package, option, optional, package, path):
+    def load_group(self, result, group, entry_package, option, optional, package, path,
+                   written=None):
+        """Load ``option`` of ``group``; ``path`` is the file (or ``'select'``) that chose
+        it, ``written`` the group as its defaults entry spells it."""
         if option is None:
             return
         if option == MISSING:
@@ -242,7 +341,10 @@ class _Composer:
             target = _find(self.root, _join(group, str(opt)))
             if target is None:
                 if not optional:
-                    self.missing(f"{group}/{opt}")
+                    line = None
+                    if os.path.isfile(path):
+                        line = _line_of(path, written or group, str(opt))
+                    self.missing(f"{group}/{opt}", path, group, line)
                 continue
             self.load_config(result, target, group, entry_package, package, group_path=group)
 
@@ -316,11 +418,14 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root} does not exist.")
+        raise MissingConfigError(f"config root {root} does not exist")
+    pairs = _override_pairs(overrides)
+    if isinstance(required, str):
+        required = [required]
     result = _Composer(root, select, on_missing).compose(config_filename)
     hydra_node = result.pop("hydra", None)
     config = ADict._from_mapping(result)
-    for dotted, value in (overrides or {}).items():
+    for dotted, value in pairs:
         config.set_value_by_name(str(dotted), value)
     if resolve:
         config = resolve_interpolations(config, hydra_node, config_filename, resolvers)
@@ -328,9 +433,45 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
         node = config
         for part in str(dotted).split("."):
             if not isinstance(node, ADict) or part not in node:
-                raise KeyError(f"Missing required key: {dotted}")
+                raise MissingRequiredKeyError(f"Missing required key: {dotted} (listed in "
+                                              f"required=; the composed config lacks it)")
             node = node._data[part]
     return config
+
+
+_OVERRIDES_FORMS = ("overrides takes a dict {'model.lr': 0.01} or, as hydra.compose, a list "
+                    "of 'key=value' strings (['model.lr=0.01'], values written as on Ato's "
+                    "command line)")
+
+
+def _override_pairs(overrides) -> list[tuple[str, object]]:
+    """``overrides`` as ``(dotted key, value)`` pairs: a mapping, or a list of
+    ``'key=value'`` strings (``+``/``++`` prefixes allowed) read with the CLI grammar."""
+    from ato.errors import CLIError
+    from ato.grammar import Assign, parse_args
+
+    if overrides is None:
+        return []
+    if hasattr(overrides, "items"):
+        return [(str(k), v) for k, v in overrides.items()]
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (list, tuple)):
+        raise ComposeArgumentError(f"{_OVERRIDES_FORMS}, not {a_type(overrides)} "
+                                   f"{overrides!r}" + (f": write [{overrides!r}]"
+                                                       if isinstance(overrides, str) else ""))
+    pairs = []
+    for index, text in enumerate(overrides):
+        if not isinstance(text, str):
+            raise ComposeArgumentError(f"overrides[{index}] is {a_type(text)} "
+                                       f"{text!r}: {_OVERRIDES_FORMS}")
+        try:
+            items = parse_args([text.lstrip("+")])
+        except CLIError as e:
+            raise ComposeArgumentError(f"overrides[{index}] {text!r}: {e.detail}") from None
+        if len(items) != 1 or not isinstance(items[0], Assign):
+            raise ComposeArgumentError(f"overrides[{index}] {text!r} is not a key=value "
+                                       f"assignment (choose a group's option with select=)")
+        pairs.append((".".join(items[0].key), items[0].value))
+    return pairs
 
 
 class ComposeSource:

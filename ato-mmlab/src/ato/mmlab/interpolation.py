@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 MISSING = "???"
+MAX_CHAIN = 100  # interpolations resolved inside one another, at most
 
 
 # --------------------------------------------------------------------------- errors
@@ -476,6 +477,12 @@ class _Resolver:
         elif isinstance(raw, list):
             out = [self.value(path + (i,)) for i in range(len(raw))]
         elif isinstance(raw, str) and "${" in raw:
+            if len(self.stack) >= MAX_CHAIN:
+                chain = [self.display(p) for p in self.stack[:3]]
+                raise InterpolationResolutionError(
+                    f"interpolations nested too deeply: {' -> '.join(chain)} -> ... -> "
+                    f"{self.display(path)} is a chain of more than {MAX_CHAIN} "
+                    f"references")
             self.stack.append(path)
             try:
                 out = self.evaluate(parse(raw), path)
@@ -597,7 +604,7 @@ class _Resolver:
                 return resolver(self, here, *args)
             except InterpolationError:
                 raise
-            except (KeyError, TypeError, ValueError) as e:
+            except Exception as e:  # as OmegaConf: any error of a resolver is wrapped
                 detail = e.args[0] if isinstance(e, KeyError) and e.args else e
                 shown = f'"{detail}"' if isinstance(e, KeyError) else str(detail)
                 raise InterpolationResolutionError(
@@ -701,6 +708,9 @@ def _dict_node(res, here, key, name):
         raise InterpolationResolutionError(f"ConfigKeyError raised while resolving "
                                            f"interpolation: Key not found: '{key}'") from None
     node = res.raw(where) if kind == "path" else where
+    if kind == "path" and isinstance(node, str) and "${" in node:
+        kind, node = "value", res.target(where)  # an interpolation: use what it gives
+        where = node
     if not isinstance(node, dict):
         kind_name = "ListConfig" if isinstance(node, list) else type(node).__name__
         raise TypeError(f"`{name}` cannot be applied to objects of type: {kind_name}")
