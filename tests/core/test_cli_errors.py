@@ -275,3 +275,77 @@ def test_a_script_reports_the_argument_as_sys_argv_numbers_it(tmp_path, argv, li
     assert proc.stderr.splitlines() == [f"train.py: error: {line}"]
     good = run_script(path, argv[0], "lr=0.25" if argv[0] != "multi" else "model.lr=0.25")
     assert (good.returncode, good.stdout) == (0, "0.25\n"), good.stderr
+
+
+# One argument (one element of sys.argv) is one view name or one key=value assignment.
+ONE_ITEM_ERRORS = [
+    (["x='a' high_lr"], "argument 1 \"x='a' high_lr\" at character 7: one argument holds one "
+     "view name or one key=value assignment, but this one goes on after the value with "
+     "'high_lr': pass \"x='a'\" and 'high_lr' as separate arguments (unquoted, or each in its "
+     "own quotes)"),
+    (["x=1 y=2"], "argument 1 'x=1 y=2' at character 5: one argument holds one view name or "
+     "one key=value assignment, but this one goes on after the value with 'y=2': pass 'x=1' "
+     "and 'y=2' as separate arguments (unquoted, or each in its own quotes)"),
+    (["x=1", "high_lr lr=5"], "argument 2 'high_lr lr=5' at character 9: one argument holds "
+     "one view name or one key=value assignment, but this one goes on after the view name "
+     "with 'lr=5': pass 'high_lr' and 'lr=5' as separate arguments (unquoted, or each in its "
+     "own quotes)"),
+    (["x='a''b'"], "argument 1 \"x='a''b'\" at character 6: unexpected \"'b'\" after the value "
+     "(one value per argument; text goes whole in %...%)"),
+    (["x='a'b"], "argument 1 \"x='a'b\" at character 6: unexpected 'b' after the value (one "
+     "value per argument; text goes whole in %...%)"),
+    (['x="""abc"""'], "argument 1 'x=\"\"\"abc\"\"\"' at character 5: unexpected "
+     "'\"abc\"\"\"' after the value (one value per argument; text goes whole in %...%)"),
+    (["x=[1]{2:3}"], "argument 1 'x=[1]{2:3}' at character 6: unexpected '{2:3}' after the "
+     "value (one value per argument; text goes whole in %...%)"),
+    (["a=%x", "y% b=2"], "argument 2 'y% b=2' at character 4: one argument holds one view "
+     "name or one key=value assignment, but this one goes on after the value with 'b=2': "
+     "pass 'y%' and 'b=2' as separate arguments (unquoted, or each in its own quotes)"),
+    # an error inside such an argument quotes the whole argument too
+    (["x=1+ y=2"], "argument 1 'x=1+ y=2' at character 4: unexpected '+': values are "
+     "literals, expressions are not evaluated (write the value itself, or text as %1+%)"),
+]
+
+
+@pytest.mark.parametrize("argv, message", ONE_ITEM_ERRORS)
+def test_one_argument_is_one_item(argv, message):
+    """An argument holding two items (or trailing text after its value) is refused with
+    the whole argument quoted, at the first character of the extra text."""
+    assert str(error_for(argv)) == message
+
+
+@pytest.mark.parametrize("argv, items", [
+    (["model=%resnet", "101%", "lr=1"], 2),       # a value the shell split: still one item
+    ([" x=1 ", "", "high_lr"], 2),                # white space around an item is no item
+    (["x=%a b%", "y='c d'", "z=[1, 2]", "w={%k%: (1, 2)}"], 4),
+])
+def test_one_item_spread_or_padded_is_fine(argv, items):
+    assert len(parse_args(argv)) == items
+
+
+def test_deep_keys_and_values_are_refused_clearly():
+    """A key of more than MAX_NESTING parts, or a value nested deeper, is one CLIError (not
+    a RecursionError); up to the limit both work through a Scope."""
+    from ato.representable import MAX_NESTING
+
+    key = ".".join(f"k{i}" for i in range(500))
+    error = error_for([f"{key}=1"])
+    assert error.detail == "the key has 500 parts: Ato nests keys at most 100 deep"
+    assert str(error).startswith("argument 1 'k0.k1.k2.") and len(str(error)) < 250
+    error = error_for(["x=" + "[" * 5000 + "]" * 5000])
+    assert error.position == 2 + MAX_NESTING
+    assert error.detail == ("containers nested more than 100 deep: Ato keeps at most 100 "
+                            "levels of lists and dicts")
+    error = error_for(["x=" + "{%a%:" * 101 + "1" + "}" * 101])
+    assert "containers nested more than 100 deep" in error.detail
+    scope = Scope()
+    config = scope.apply([".".join(f"k{i}" for i in range(MAX_NESTING)) + "=" +
+                          "[" * MAX_NESTING + "]" * MAX_NESTING])
+    assert config.to_dict() and scope.explain()
+
+
+def test_tuples_become_lists_at_every_depth():
+    """A command-line value is stored with every tuple turned into a list, at any depth."""
+    config = Scope().apply(["x=[1,[2,{%a%:(3,)}]]", "t=(1,(2,[(3,4)]))", "d={%k%: ((1,),)}"])
+    assert config.to_dict() == {"x": [1, [2, {"a": [3]}]], "t": [1, [2, [[3, 4]]]],
+                                "d": {"k": [[1]]}}

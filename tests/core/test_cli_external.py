@@ -164,3 +164,50 @@ class TestIntKeys:
         lines = proc.stdout.splitlines()
         assert lines[0] == "classes.1 = 'wolf'"
         assert "CLI classes.1=%wolf%  'dog' -> 'wolf'" in proc.stdout
+
+
+def test_parse_args_inside_the_decorated_function_says_what_to_do(tmp_path):
+    """parse_args() called inside the decorated function runs after the config is built:
+    the refused flag's error says to call parse_args() first; at module level it works."""
+    path = tmp_path / "t5.py"
+    path.write_text(textwrap.dedent("""
+        import argparse, sys
+        from ato.scope import Scope
+
+        scope = Scope(use_external_parser=True)
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--lr', type=float, default=0.001)
+
+        @scope.observe(priority=1)
+        def high_lr(cfg):
+            cfg.lr = 0.01
+
+        @scope
+        def train(cfg):
+            if sys.argv[-1] == 'inside':
+                parser.parse_args()
+            print(cfg.lr)
+
+        if sys.argv.pop() == 'outside':
+            parser.parse_args()
+        train()
+    """))
+    proc = run_script(path, "high_lr", "--lr", "0.1", "inside")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr == (
+        "t5.py: error: argument 2 '--lr': an option for your argument parser, but the config "
+        "is being built by calling train() before parser.parse_args() ran "
+        "(Scope(use_external_parser=True) hands the command line to Ato only once "
+        "parse_args() has parsed it): call parser.parse_args() first, e.g. at module level or "
+        "in main() before train() (docs/config.md#argparse)\n")
+    assert run_script(path, "high_lr", "--lr", "0.1", "outside").stdout == "0.1\n"
+
+
+def test_manual_anywhere_with_an_external_parser(tmp_path):
+    """`manual --why` after other arguments works with argparse too."""
+    path = tmp_path / "train.py"
+    path.write_text(SCRIPT)
+    proc = run_script(path, "ignore", "--lr", "0.5", "high_lr", "manual", "--why", "lr")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "lr = 0.5"
+    assert "_argparse_literals" in proc.stdout

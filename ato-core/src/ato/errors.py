@@ -43,7 +43,10 @@ class CLIError(AtoError, ValueError):
         if self.token is None:
             return self.detail
         where = f" at character {self.position + 1}" if self.position is not None else ""
-        return f"{argument_label(self.argument)} {self.token!r}{where}: {self.detail}"
+        token = self.token
+        if len(token) > 120:  # a huge argument is shown by its ends
+            token = f"{token[:60]}...{token[-40:]}"
+        return f"{argument_label(self.argument)} {token!r}{where}: {self.detail}"
 
 
 def argument_label(argument) -> str:

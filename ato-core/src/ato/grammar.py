@@ -14,7 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from ato.errors import CLIError
-from ato.representable import a_type
+from ato.representable import MAX_NESTING, a_type
 
 __all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens",
            "shell_quote", "match_key"]
@@ -203,6 +203,7 @@ class _ValueParser:
         self.text = text
         self.key = key
         self.pos = 0
+        self.depth = 0  # containers open around the value being parsed
 
     def error(self, message, pos=None):
         raise CLIError(message, None, self.pos if pos is None else pos)
@@ -228,10 +229,15 @@ class _ValueParser:
             value = _unescape_quoted(t[self.pos + 1:end], self.pos)
             self.pos = end + 1
             return value
-        if c in "[(":
-            return self.parse_sequence(c)
-        if c == "{":
-            return self.parse_dict()
+        if c in "[({":
+            if self.depth >= MAX_NESTING:
+                self.error(f"containers nested more than {MAX_NESTING} deep: Ato keeps at "
+                           f"most {MAX_NESTING} levels of lists and dicts")
+            self.depth += 1
+            try:
+                return self.parse_dict() if c == "{" else self.parse_sequence(c)
+            finally:
+                self.depth -= 1
         end = self.pos
         while end < len(t) and t[end] not in _ATOM_STOP:
             end += 1
@@ -440,6 +446,9 @@ def _parse_key(key: str, token: str, argument=None) -> tuple:
         raise CLIError("the key before '=' is empty: write key=value, e.g. lr=0.1", token, 0,
                        argument)
     parts = key.split(".")
+    if len(parts) > MAX_NESTING:
+        raise CLIError(f"the key has {len(parts)} parts: Ato nests keys at most {MAX_NESTING} "
+                       f"deep", token, None, argument)
     for part in parts:
         if not _is_key_part(part):
             pos = token.find(part) if part else token.find("..")
@@ -479,26 +488,59 @@ def parse_args(argv: list[str], numbers: list[int] | None = None) -> list:
             return numbers[first]
         return numbers[first], numbers[last]
 
+    spans = _token_spans(text, locate)
     items = []
-    for start, stop in _token_spans(text, locate):
+    for index, (start, stop) in enumerate(spans):
         token = text[start:stop]
         argument = locate(start, stop)
-        eq = token.find("=")
-        if eq < 0:
-            if not all(_is_key_part(p) for p in token.split(".")):
-                raise CLIError(
-                    "not a view name or key=value assignment (set a value as key=value; "
-                    "arguments for your own parser: Scope(use_external_parser=True), "
-                    "docs/config.md#argparse)", token, argument=argument)
-            items.append(Word(token, token, argument))
-            continue
-        key = _parse_key(token[:eq], token, argument)
+        first = bisect_right(starts, start) - 1
+        last = bisect_right(starts, max(stop - 1, start)) - 1
         try:
-            value = parse_value(token[eq + 1:], token[:eq])
+            items.append(_item(token, argument))
         except CLIError as e:
-            raise CLIError(e.detail, token, (e.position or 0) + eq + 1, argument) from None
-        items.append(Assign(key, value, token, argument))
+            arg = argv[first]
+            if first != last or arg.strip() == token:
+                raise
+            # the token is part of a longer argument: quote the whole argument
+            offset = start - starts[first]
+            raise CLIError(e.detail, arg, (e.position or 0) + offset, argument) from None
+        if index + 1 < len(spans) and bisect_right(starts, spans[index + 1][0]) - 1 == last:
+            _more_than_one_item(argv[last], spans[index + 1][0] - starts[last],
+                                isinstance(items[-1], Assign), numbers[last])
     return items
+
+
+def _item(token: str, argument) -> Assign | Word:
+    eq = token.find("=")
+    if eq < 0:
+        if not all(_is_key_part(p) for p in token.split(".")):
+            raise CLIError(
+                "not a view name or key=value assignment (set a value as key=value; "
+                "arguments for your own parser: Scope(use_external_parser=True), "
+                "docs/config.md#argparse)", token, argument=argument)
+        return Word(token, token, argument)
+    key = _parse_key(token[:eq], token, argument)
+    try:
+        value = parse_value(token[eq + 1:], token[:eq])
+    except CLIError as e:
+        raise CLIError(e.detail, token, (e.position or 0) + eq + 1, argument) from None
+    return Assign(key, value, token, argument)
+
+
+def _more_than_one_item(arg: str, pos: int, after_value: bool, argument) -> None:
+    """One command-line argument is one view name or one ``key=value`` assignment (a
+    value the shell split over several arguments is one item too): raise the
+    :class:`CLIError` for ``arg``, which goes on at ``pos`` after a complete item."""
+    rest = arg[pos:]
+    before = arg[:pos].rstrip()
+    what = "the value" if after_value else "the view name"
+    if arg[pos - 1:pos].isspace():
+        raise CLIError(f"one argument holds one view name or one key=value assignment, but "
+                       f"this one goes on after {what} with {rest!r}: pass {before!r} and "
+                       f"{rest!r} as separate arguments (unquoted, or each in its own quotes)",
+                       arg, pos, argument)
+    raise CLIError(f"unexpected {rest!r} after {what} (one value per argument; text goes "
+                   f"whole in %...%)", arg, pos, argument)
 
 
 # ----------------------------------------------------------------------- formatting

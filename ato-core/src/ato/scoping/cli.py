@@ -27,6 +27,14 @@ class Invocation:
         self.why_arguments = why_arguments or [None] * len(self.why)
 
 
+MANUAL_WORDS = ("manual", "-h", "--help")
+
+
+def wants_manual(argv: list[str]) -> bool:
+    """Whether the command line asks for ``manual`` (or ``-h``/``--help``), wherever in it."""
+    return any(token in MANUAL_WORDS for token in argv)
+
+
 _override: list[str] | None = None
 _handed_off: list[str] | None = None
 _handed_off_numbers: list | None = None
@@ -55,6 +63,16 @@ def hand_off(argv: list[str], numbers: list | None = None) -> None:
     _handed_off = list(argv)
     _handed_off_numbers = None if numbers is None else list(numbers)
     _cached = None
+
+
+def awaiting_external_parser() -> bool:
+    """Whether a scope uses an external parser (argparse) that has not parsed the command
+    line yet, so flags on it are still the parser's."""
+    if _handed_off is not None or _override is not None:
+        return False
+    from ato.scoping.scope import Scope
+
+    return any(s.use_external_parser for s in Scope.registry.values())
 
 
 def raw_argv() -> list[str]:
@@ -96,10 +114,10 @@ def parse_invocation(argv: list[str], numbers: list | None = None) -> Invocation
     give ``argv[i]`` (by default its index in ``sys.argv``)."""
     argv = list(argv)
     numbers = list(range(1, len(argv) + 1)) if numbers is None else list(numbers)
-    manual = False
-    if argv and argv[0] in ("manual", "-h", "--help"):
-        manual = True
-        argv, numbers = argv[1:], numbers[1:]
+    manual = wants_manual(argv)
+    if manual:  # `manual` may stand anywhere, as `print` does; -h/--help too
+        kept = [i for i, token in enumerate(argv) if token not in MANUAL_WORDS]
+        argv, numbers = [argv[i] for i in kept], [numbers[i] for i in kept]
     why: list[str] = []
     why_arguments: list = []
     why_all = False

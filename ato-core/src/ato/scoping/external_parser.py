@@ -42,7 +42,7 @@ def _parse_args(parser, args=None, namespace=None):
 
     argv = sys.argv[1:]
     head: list[str] = []
-    if argv and argv[0] in ("manual", "-h", "--help"):
+    if "manual" in argv or (argv and argv[0] in _cli.MANUAL_WORDS):
         head, argv = _split_manual(argv)
         if len(head) == 1:  # plain `manual`: the parser's help, then the scopes' manuals
             print("[External Parser]")
@@ -116,10 +116,15 @@ _merged: list[dict] = []
 
 def _split_manual(argv: list[str]) -> tuple[list[str], list[str]]:
     """``manual --why KEY ... rest`` → (``['manual', '--why', 'KEY', ...]``, ``rest``): the
-    provenance request goes to Ato, the rest through argparse first."""
+    provenance request goes to Ato, the rest through argparse first.  ``manual`` may stand
+    anywhere (``-h``/``--help`` only first: elsewhere they are argparse's)."""
     head, rest = ["manual"], []
-    i = 1
+    skip = argv.index("manual") if "manual" in argv else 0
+    i = 0
     while i < len(argv):
+        if i == skip:
+            i += 1
+            continue
         token = argv[i]
         if token == "--why" and i + 1 < len(argv):
             head += argv[i:i + 2]

@@ -235,7 +235,7 @@ class Scope:
             if not isinstance(config, Mapping):
                 raise TypeError(f"observe(config=...) must be a mapping, got {type(config).__name__}")
             self._register(View(field, ADict(config), priority, lazy, default, chain,
-                                _caller_location()))
+                                _caller_location()))  # where it was registered
             return None
 
         def decorator(func):
@@ -248,6 +248,9 @@ class Scope:
     def _register(self, view: View) -> None:
         if view.name == _cli.PRINT_VIEW:
             raise ValueError("'print' is reserved for the built-in print command")
+        if view.name == "manual":
+            raise ValueError("'manual' is reserved for the built-in manual command (it may "
+                             "stand anywhere on the command line)")
         self.views[view.name] = view
         if view.default and view.name not in self._defaults:
             self._defaults.append(view.name)
@@ -500,7 +503,17 @@ def _assign_path(config: ADict, item: Assign) -> None:
                            f"{where}=<value>)", item.token, argument=argument)
         node = current
     node[match_key(node._data, item.key[-1], item.token, ".".join(item.key[:-1]),
-                   argument)] = item.value
+                   argument)] = _as_stored(item.value)
+
+
+def _as_stored(value):
+    """A command-line value as the config keeps it: tuples become lists at every depth
+    (the store rule of ADict converts only the outer one)."""
+    if isinstance(value, (list, tuple)):
+        return [_as_stored(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_stored(v) for k, v in value.items()}
+    return value
 
 
 def _route_process_cli(scopes: dict | None = None) -> dict[str, list]:
@@ -520,9 +533,27 @@ def _run_cli_phase(scope: Scope, trigger: str) -> ADict:
             run_manual(inv, trigger)  # exits
         routed = _route_process_cli()
         scope._apply(routed.get(scope.name, []))
+    except CLIError as e:
+        _fail(_parser_not_run_yet(e, trigger))
     except AtoError as e:
         _fail(e)
     return scope._config
+
+
+def _parser_not_run_yet(error: CLIError, trigger: str) -> CLIError:
+    """A ``--flag`` refused while a scope waits for an external parser that has not run:
+    the config is being built before ``parser.parse_args()``, so say to call it first."""
+    token = error.token or ""
+    if not (token.startswith("-") and _cli.awaiting_external_parser()):
+        return error
+    when = {"with": "on entering `with scope:`", "build": "by scope.build()"}.get(
+        trigger, f"by calling {trigger}()")
+    return CLIError(
+        f"an option for your argument parser, but the config is being built {when} before "
+        f"parser.parse_args() ran (Scope(use_external_parser=True) hands the command line to "
+        f"Ato only once parse_args() has parsed it): call parser.parse_args() first, e.g. at "
+        f"module level or in main() before {trigger}() (docs/config.md#argparse)",
+        token, argument=error.argument)
 
 
 def _fail(error: AtoError):
