@@ -338,3 +338,37 @@ class TestConfigDocExample:
         out = self.run(script, "manual")
         assert "defaults → finetune → small → high_lr → (CLI Inputs) → derived → train" in out
         assert out == self.run(script, "manual", "high_lr")  # whatever is named
+
+    def test_manual_works_wherever_it_stands(self, script):
+        """`manual` (with --why) anywhere on the command line, as `print` works anywhere."""
+        why = self.run(script, "epochs=20", "manual", "--why", "warmup", "derived")
+        assert why.splitlines()[0] == "warmup = 2"
+        assert self.run(script, "epochs=20", "derived", "manual", "--why=warmup") == why
+        assert self.run(script, "--why", "warmup", "epochs=20", "derived", "manual") == why
+        assert self.run(script, "epochs=20", "manual") == self.run(script, "manual")
+
+    def test_mapping_view_write_points_at_its_registration(self, script):
+        """A mapping view's writes are credited to the line of scope.observe(...)."""
+        source = script.read_text().splitlines()
+        line = next(i for i, text in enumerate(source, 1) if "scope.observe('small'" in text)
+        why = self.run(script, "manual", "--why", "depth", "small")
+        assert why.splitlines()[1].endswith(f"mapping view small  set 18  [train.py:{line}]")
+
+
+def test_manual_is_a_reserved_view_name():
+    with pytest.raises(ValueError, match="'manual' is reserved for the built-in manual command"):
+        Scope().observe("manual", config={"a": 1})
+
+
+def test_why_columns_align_by_display_width(tmp_path):
+    """Wide (CJK) view names take two columns each: the change column still lines up."""
+    from tests.conftest import run_script
+
+    path = tmp_path / "t.py"
+    path.write_text("from ato.scope import Scope\nscope = Scope()\n\n"
+                    "@scope.observe(default=True)\ndef 默认(cfg):\n    cfg.lr = 1\n\n"
+                    "@scope.observe()\ndef high_lr_view(cfg):\n    cfg.lr = 2\n\n"
+                    "@scope\ndef train(cfg):\n    pass\n\ntrain()\n")
+    out = run_script(path, "manual", "--why", "lr", "high_lr_view", cwd=tmp_path).stdout
+    assert out.splitlines()[1:] == ["  1. 默认          set 1  [t.py:6]",
+                                    "  2. high_lr_view  1 -> 2  [t.py:10]"]

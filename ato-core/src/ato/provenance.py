@@ -61,6 +61,25 @@ def _caller_location() -> str | None:
     return None
 
 
+def _location_of(source: Source) -> str | None:
+    """The code line a write is credited to: none for the CLI; for a mapping view, the line
+    that registered it (its writes run inside Ato, called from wherever the config is
+    first built); else the user's line that made the write."""
+    if source.kind == "CLI":
+        return None
+    if source.kind == "mapping view" and source.location:
+        filename, _, line = source.location.rpartition(":")
+        return f"{_short(filename)}:{line}" if filename else source.location
+    return _caller_location()
+
+
+def _display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide (CJK) characters take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _short(filename: str) -> str:
     try:
         rel = os.path.relpath(filename)
@@ -106,7 +125,7 @@ class Recorder:
             return True
         old = _snapshot(node._data.get(key, _MISSING))
         new = _snapshot(new)
-        location = None if self.source.kind == "CLI" else _caller_location()
+        location = _location_of(self.source)
         self.writes.append(Write(path, old, new, self.source, location))
         return True
 
@@ -198,7 +217,7 @@ def explain(writes: list[Write], config: ADict, path: str, scope_name: str | Non
         else:
             lines.append("  set before the scope applied its views (initial config)")
         return "\n".join(lines)
-    width = max(len(s.source.describe()) for s, _, _ in steps)
+    width = max(_display_width(s.source.describe()) for s, _, _ in steps)
     for i, (w, old, new) in enumerate(steps, 1):
         where = f"  [{w.location}]" if w.location else ""
         via = "" if w.path == path else f"  (via {w.path})"
@@ -208,5 +227,7 @@ def explain(writes: list[Write], config: ADict, path: str, scope_name: str | Non
             change = f"set {_fmt(new)}"
         else:
             change = f"{_fmt(old)} -> {_fmt(new)}"
-        lines.append(f"  {i}. {w.source.describe():<{width}}  {change}{via}{where}")
+        name = w.source.describe()
+        name += " " * (width - _display_width(name))
+        lines.append(f"  {i}. {name}  {change}{via}{where}")
     return "\n".join(lines)
