@@ -349,3 +349,19 @@ def test_tuples_become_lists_at_every_depth():
     config = Scope().apply(["x=[1,[2,{%a%:(3,)}]]", "t=(1,(2,[(3,4)]))", "d={%k%: ((1,),)}"])
     assert config.to_dict() == {"x": [1, [2, {"a": [3]}]], "t": [1, [2, [[3, 4]]]],
                                 "d": {"k": [[1]]}}
+
+
+def test_print_with_several_scopes_takes_the_scope_prefix(pair):
+    """docs/config.md#multiscope: `model.print` goes to the model scope as its print view."""
+    routed = _cli.route(parse_args(["data.imagenet", "model.print"]), pair)
+    assert routed["model"] == [Word("print", "model.print")]
+    assert routed["data"] == [Word("imagenet", "data.imagenet")]
+
+
+def test_manual_anywhere_keeps_the_argument_numbers():
+    """`manual` after other arguments: the items and --why keys keep their sys.argv numbers."""
+    inv = _cli.parse_invocation(["epochs=20", "manual", "--why", "warmup", "derived"])
+    assert inv.manual and inv.why == ["warmup"] and inv.why_arguments == [4]
+    assert [item.argument for item in inv.items] == [1, 5]
+    assert _cli.parse_invocation(["a=1", "--help"]).manual
+    assert not _cli.parse_invocation(["manual=1"]).manual

@@ -221,6 +221,19 @@ class TestSeedComposition:
         with pytest.raises(ComposeArgumentError, match="not an int 5"):
             ADict.compose_hierarchy(str(tree), overrides=5)
 
+    @pytest.mark.parametrize("text, message", [
+        ("a: &a\n  b: *a\n", ":2:6: recursive alias: *a is used inside its own anchor &a"),
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", ": mappings and lists nested too deeply"),
+        ("".join("  " * i + f"k{i}:\n" for i in range(120)) + "  " * 120 + "x: 1\n",
+         ": mappings and lists nested more than 100 levels deep"),
+    ])
+    def test_recursive_or_deep_files_are_refused(self, tmp_path, text, message):
+        """Composed files go through the same checks as ADict.from_file."""
+        (tmp_path / "config.yaml").write_text(text)
+        with pytest.raises(ConfigFileError) as info:
+            ADict.compose_hierarchy(tmp_path)
+        assert str(info.value).startswith(f"{tmp_path / 'config.yaml'}{message}")
+
     def test_missing_required_key_is_an_ato_error(self, tree):
         with pytest.raises(MissingRequiredKeyError) as info:
             ADict.compose_hierarchy(str(tree), required=["b.c"])
