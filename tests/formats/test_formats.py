@@ -157,8 +157,8 @@ class TestErrors:
 
         a: dict = {"b": {}}
         a["b"]["c"] = a
-        assert nesting_problem({"top": a}) == ("a recursive alias: top.b.c is top itself, so "
-                                               "the value would contain itself")
+        assert nesting_problem({"top": a}) == ("a value that contains itself: top.b.c is top "
+                                               "itself")
 
     def test_yaml_is_loaded_safely(self, tmp_path):
         """Python tags are refused (safe loader only)."""

@@ -261,6 +261,25 @@ class TestGrammar:
                 "more than 100 references (resolving 'k0': '${k1}')")
 
 
+    @pytest.mark.parametrize("text, message", [
+        ("x: '${oc.select:" * 1 + "${oc.select:" * 1000 + "a" + "}" * 1001 + "'\n",
+         "GrammarParseError: interpolations or resolver arguments nested too deeply"),
+        ("x: '${oc.create:" + "[" * 3000 + "]" * 3000 + "}'\n",
+         "GrammarParseError: interpolations or resolver arguments nested too deeply"),
+        ("x: '${oc.decode:\"" + "[" * 3000 + "]" * 3000 + "\"}'\n",
+         "InterpolationResolutionError: GrammarParseError raised while resolving "
+         "interpolation: cannot decode a value nested this deeply"),
+    ])
+    def test_deeply_nested_text_is_refused_clearly(self, tmp_path, text, message):
+        """Interpolations or resolver arguments nested thousands deep are an
+        InterpolationError naming the key, with the value shortened (no RecursionError)."""
+        with pytest.raises(InterpolationError) as info:
+            compose(tmp_path, "a: 1\n" + text)
+        shown = f"{type(info.value).__name__}: {info.value}"
+        assert shown.startswith(message + " (resolving 'x': '${oc.")
+        assert len(shown) < 300
+
+
 class TestHydraResolvers:
     def test_now_python_version_and_hydra(self, tmp_path, monkeypatch):
         """Hydra's own resolvers work without a Hydra run; `now` is one instant."""

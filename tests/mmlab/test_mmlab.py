@@ -234,6 +234,21 @@ class TestSeedComposition:
             ADict.compose_hierarchy(tmp_path)
         assert str(info.value).startswith(f"{tmp_path / 'config.yaml'}{message}")
 
+    @pytest.mark.parametrize("text, message", [
+        ("x = []\ny = x\nfor i in range(3000):\n    y.append([])\n    y = y[0]\n",
+         "mappings and lists nested more than 100 levels deep (at x[0][0]... 100 levels down)"),
+        ("a = {'b': []}\na['b'].append(a)\n", "a value that contains itself: a.b[0] is a itself"),
+    ])
+    def test_python_configs_of_any_shape_are_checked(self, tmp_path, text, message):
+        """A Python config builds its data by running: too deep or self-containing data is
+        a ConfigFileError naming the file, for a base as for the config itself."""
+        (tmp_path / "base.py").write_text(text)
+        (tmp_path / "child.py").write_text("_base_ = ['base.py']\nc = 1\n")
+        for name in ("base.py", "child.py"):
+            with pytest.raises(ConfigFileError) as info:
+                ADict.from_mm_config(tmp_path / name)
+            assert str(info.value) == f"{tmp_path / 'base.py'}: {message}"
+
     def test_missing_required_key_is_an_ato_error(self, tree):
         with pytest.raises(MissingRequiredKeyError) as info:
             ADict.compose_hierarchy(str(tree), required=["b.c"])

@@ -56,9 +56,8 @@ def nesting_problem(data) -> str | None:
         if not isinstance(node, (dict, list)):
             return None
         if id(node) in on_path:
-            return (f"a recursive alias: {key_path(parts)} is "
-                    f"{key_path(on_path[id(node)]) or 'the top level'} itself, so the value "
-                    f"would contain itself")
+            return (f"a value that contains itself: {key_path(parts)} is "
+                    f"{key_path(on_path[id(node)]) or 'the top level'} itself")
         if len(parts) >= MAX_NESTING:
             shown = key_path(parts[:3])
             return (f"mappings and lists nested more than {MAX_NESTING} levels deep (at "

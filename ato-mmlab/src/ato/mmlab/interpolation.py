@@ -57,7 +57,8 @@ class InterpolationError(AtoError, ValueError):
     def locate(self, key: str, value) -> InterpolationError:
         if self.key is None:
             self.key, self.value = key, value
-            self.args = (f"{self.message} (resolving {key!r}: {value!r})",)
+            shown = value if len(str(value)) <= 120 else f"{str(value)[:60]}...{str(value)[-40:]}"
+            self.args = (f"{self.message} (resolving {key!r}: {shown!r})",)
         return self
 
     def __str__(self) -> str:
@@ -418,7 +419,11 @@ def parse(text: str) -> Text:
     """Parse a whole config value (text with interpolations)."""
     node = _cache.get(text)
     if node is None:
-        parts, _ = _Parser(text).text(0, None)
+        try:
+            parts, _ = _Parser(text).text(0, None)
+        except RecursionError:
+            raise GrammarParseError("interpolations or resolver arguments nested too "
+                                    "deeply") from None
         node = _cache[text] = Text(parts)
         if len(_cache) > 4096:
             _cache.clear()
@@ -664,6 +669,10 @@ def decode(text, evaluate=None):
     except GrammarParseError as e:
         raise InterpolationResolutionError(
             f"GrammarParseError raised while resolving interpolation: {e.message}") from None
+    except RecursionError:
+        raise InterpolationResolutionError(
+            "GrammarParseError raised while resolving interpolation: cannot decode a value "
+            "nested this deeply") from None
     if element is None or end != len(text):
         where = "an empty string" if element is None else f"{text[end:]!r} after the value"
         raise InterpolationResolutionError(

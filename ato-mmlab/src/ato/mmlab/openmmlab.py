@@ -40,6 +40,7 @@ import warnings
 from ato.adict import ADict
 from ato.errors import ConfigFileError
 from ato.mmlab import pyconfig
+from ato.representable import nesting_problem
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
@@ -379,6 +380,9 @@ def _load_python(path: str, text: str):
         namespace = {BASE_KEY: _BaseNamespace(base), pyconfig.LAZY_NAME: pyconfig.LazyImport}
         namespace[_TEXT_HELPER] = _text_helper(namespace, path)
         child = pyconfig.execute(body, path, namespace, hidden=(BASE_KEY, *lazy.names))
+        problem = nesting_problem(child)  # a program can build any shape: check, as files
+        if problem:
+            raise ConfigFileError(path, problem)
         return _plain(child), _plain(namespace[BASE_KEY])
 
     return bases, load
