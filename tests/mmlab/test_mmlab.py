@@ -249,6 +249,29 @@ class TestSeedComposition:
                 ADict.from_mm_config(tmp_path / name)
             assert str(info.value) == f"{tmp_path / 'base.py'}: {message}"
 
+    @pytest.mark.parametrize("kwargs, message", [
+        ({"select": "model=resnet101"}, "select takes a dict such as {'model': 'resnet50'} (a "
+         "group's option, or a list of options), not a str 'model=resnet101' (Hydra's "
+         "'group=option' strings are written as a dict here)"),
+        ({"select": ["model=resnet101"]}, "select takes a dict such as {'model': 'resnet50'} "
+         "(a group's option, or a list of options), not a list ['model=resnet101'] (Hydra's "
+         "'group=option' strings are written as a dict here)"),
+        ({"required": 5}, "required takes a list of dotted keys (['model.lr']), not an int 5"),
+        ({"resolvers": [len], "resolve": True}, "resolvers takes a dict such as {'mul': "
+         "lambda a, b: a * b}, not a list [<built-in function len>]"),
+    ])
+    def test_wrong_argument_types_are_named(self, tree, kwargs, message):
+        """Every argument of a wrong type is one ComposeArgumentError saying what it takes."""
+        with pytest.raises(ComposeArgumentError) as info:
+            ADict.compose_hierarchy(str(tree), **kwargs)
+        assert str(info.value) == message
+
+    def test_config_filename_may_carry_its_extension(self, tree):
+        """As Hydra's config_name: 'config.yaml' names config.yaml; one required key may be
+        a plain string."""
+        assert ADict.compose_hierarchy(str(tree), config_filename="config.yaml",
+                                       required="seed").seed == 1
+
     def test_missing_required_key_is_an_ato_error(self, tree):
         with pytest.raises(MissingRequiredKeyError) as info:
             ADict.compose_hierarchy(str(tree), required=["b.c"])

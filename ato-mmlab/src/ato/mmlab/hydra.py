@@ -420,8 +420,16 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
     if not os.path.isdir(root):
         raise MissingConfigError(f"config root {root} does not exist")
     pairs = _override_pairs(overrides)
+    _check_mapping("select", select, "{'model': 'resnet50'} (a group's option, or a list of "
+                                     "options)")
+    _check_mapping("resolvers", resolvers, "{'mul': lambda a, b: a * b}")
     if isinstance(required, str):
         required = [required]
+    if required is not None and not isinstance(required, (list, tuple, set, frozenset)):
+        raise ComposeArgumentError(f"required takes a list of dotted keys (['model.lr']), not "
+                                   f"{a_type(required)} {required!r}")
+    if isinstance(config_filename, str) and config_filename.endswith(EXTENSIONS):  # as Hydra
+        config_filename = os.path.splitext(config_filename)[0]
     result = _Composer(root, select, on_missing).compose(config_filename)
     hydra_node = result.pop("hydra", None)
     config = ADict._from_mapping(result)
@@ -437,6 +445,17 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
                                               f"required=; the composed config lacks it)")
             node = node._data[part]
     return config
+
+
+def _check_mapping(name: str, value, example: str) -> None:
+    if value is None or hasattr(value, "items"):
+        return
+    hint = ""
+    if isinstance(value, str) or (isinstance(value, (list, tuple)) and value and
+                                  all(isinstance(v, str) and "=" in v for v in value)):
+        hint = " (Hydra's 'group=option' strings are written as a dict here)"
+    raise ComposeArgumentError(f"{name} takes a dict such as {example}, not {a_type(value)} "
+                               f"{value!r}{hint}")
 
 
 _OVERRIDES_FORMS = ("overrides takes a dict {'model.lr': 0.01} or, as hydra.compose, a list "
