@@ -449,7 +449,7 @@ class TestIsolation:
     @pytest.mark.parametrize("returned, message", [
         ("'yaml'", "ato_register_formats() returned 'yaml' (a str), not a class"),
         ("[object()]", "ato_register_formats() returned <object object at"),
-        ("[42, None]", "ato_register_formats() returned 42 (a int), not a class"),
+        ("[42, None]", "ato_register_formats() returned 42 (an int), not a class"),
     ])
     def test_hook_returning_the_wrong_thing(self, site, tmp_path, returned, message):
         site.install("wrong", {"wrong": "wrong_plugin"}, {"wrong_plugin": f"""

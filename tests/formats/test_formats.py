@@ -91,6 +91,9 @@ class TestErrors:
                                               "double quotes"),
         ("dup2.jsonl", '{"a": 1}\n\n{"k": 1, "k": 2}\n', "dup2.jsonl:3: duplicate key 'k' "
                                                          "(first at line 3)"),
+        ("dup.xyz", "a: 1\n\nb:\n    c: 1\n\n    c: 2\n", "dup.xyz:6: duplicate key 'c' (first "
+                                                       "at line 4)"),
+        ("mixed.xyz", "a:\n    0) 1\n\n    x: 2\n", "mixed.xyz:4: key 'x' inside a sequence"),
     ])
     def test_whole_message_with_place(self, tmp_path, name, text, message):
         """Each refusal is one ConfigFileError naming the file and, where the format says

@@ -109,7 +109,8 @@ def loads(text: str):
     """Parse XYZ text back into plain dicts/lists."""
     fmt = dict(_DEFAULT_FORMAT)
     body = []
-    for raw in text.splitlines():
+    numbers = []  # the file line of each body line
+    for number, raw in enumerate(text.splitlines(), 1):
         head = raw.strip()
         if " -> " in head and head.split(" -> ", 1)[0] in _DEFAULT_FORMAT and not body:
             name, value = head.split(" -> ", 1)
@@ -117,6 +118,7 @@ def loads(text: str):
             continue
         if head:
             body.append(raw)
+            numbers.append(number)
     if not body:
         return {}
     if len(body) == 1 and body[0].strip() in ("[Empty Mapping]", "[Empty Sequence]"):
@@ -126,6 +128,7 @@ def loads(text: str):
     def parse_block(depth):
         nonlocal pos
         container = None
+        first_line: dict = {}  # key -> the line that set it
         while pos < len(body):
             line = body[pos]
             indent = (len(line) - len(line.lstrip(" "))) // len(_INDENT)
@@ -152,13 +155,15 @@ def loads(text: str):
                 try:
                     idx = int(index)
                 except ValueError:
-                    raise ValueError(f"line {pos}: bad index {index!r} in {content!r}") from None
+                    raise ValueError(f"line {numbers[pos - 1]}: bad index {index!r} in "
+                                     f"{content!r}") from None
                 if container is None:
                     container = []
                 slot = ("seq", idx)
             else:
                 return _scalar(content)
             rest = rest.strip()
+            line = numbers[pos - 1]
             if rest:
                 value = _scalar(rest)
             elif pos < len(body) and _depth(body[pos]) > depth:
@@ -167,11 +172,15 @@ def loads(text: str):
                 value = None
             if slot[0] == "map":
                 if not isinstance(container, dict):
-                    raise ValueError(f"line {pos}: key {slot[1]!r} inside a sequence")
+                    raise ValueError(f"line {line}: key {slot[1]!r} inside a sequence")
+                if slot[1] in first_line:
+                    raise ValueError(f"line {line}: duplicate key {slot[1]!r} (first at line "
+                                     f"{first_line[slot[1]]})")
+                first_line[slot[1]] = line
                 container[slot[1]] = value
             else:
                 if not isinstance(container, list):
-                    raise ValueError(f"line {pos}: index {slot[1]} inside a mapping")
+                    raise ValueError(f"line {line}: index {slot[1]} inside a mapping")
                 while len(container) <= slot[1]:
                     container.append(None)
                 container[slot[1]] = value

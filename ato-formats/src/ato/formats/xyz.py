@@ -84,6 +84,9 @@ class XYZFormat:
         try:
             return _xyz.loads(text)
         except ValueError as e:
+            line, colon, message = str(e).partition(": ")
+            if colon and line.startswith("line ") and line[5:].isdigit():
+                raise ConfigFileError(path, message, int(line[5:])) from None
             raise ConfigFileError(path, str(e)) from None
 
     @staticmethod
