@@ -65,6 +65,31 @@ class TestOrder:
 
         assert scope.apply(["combo"]).to_dict() == {"lr": 0.01, "epochs": 100, "combo": 0.001}
 
+    def test_chain_with_cycles_apply_each_view_once(self):
+        """Views that chain to each other (or to themselves) apply once each, whichever is
+        named: a loop of chain_with is no RecursionError."""
+        scope = Scope()
+
+        @scope.observe(chain_with="b")
+        def a(cfg):
+            cfg.order = [*cfg.get("order", []), "a"]
+
+        @scope.observe(chain_with=["a", "b"])
+        def b(cfg):
+            cfg.order = [*cfg.get("order", []), "b"]
+
+        assert scope.apply(["a"]).order == ["b", "a"]
+        assert scope.apply(["b"]).order == ["a", "b"]
+
+    def test_chain_with_an_unknown_view_names_the_chaining_view(self):
+        scope = Scope()
+        scope.observe("small", config={"x": 1}, chain_with="bigg")
+        scope.observe("big", config={"y": 1})
+        with pytest.raises(AtoError) as info:
+            scope.apply(["small"])
+        assert str(info.value) == ("view 'small' has chain_with='bigg', but scope 'config' has "
+                                   "no view 'bigg' — did you mean 'big'?")
+
     def test_mapping_view_and_initial_config(self):
         """A mapping view updates the top level; Scope(config=dict) works."""
         scope = Scope(config={"a": 1, "m": {"x": 1}})

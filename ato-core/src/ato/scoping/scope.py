@@ -282,15 +282,22 @@ class Scope:
     def assign(self, names) -> list[str]:
         """The views applied for ``names`` (defaults first, chains expanded, no repeats)."""
         order: list[str] = []
+        visiting: set = set()  # views whose chains are being expanded: a cycle stops here
 
-        def add(name, token):
-            if name in order:
+        def add(name, token, parent=None):
+            if name in order or name in visiting:
                 return
             view = self.views.get(name)
             if view is None:
-                raise CLIError(f"unknown view {name!r} (named by chain_with)", token)
+                hint = _cli._suggest(name, self.public_view_names())
+                if parent is None:
+                    raise CLIError(f"unknown view {name!r}{hint}", token)
+                raise AtoError(f"view {parent!r} has chain_with={name!r}, but scope "
+                               f"{self.name!r} has no view {name!r}{hint}")
+            visiting.add(name)
             for chained in view.chain_with:
-                add(chained, token)
+                add(chained, token, name)
+            visiting.discard(name)
             order.append(name)
 
         for name in self._defaults:
