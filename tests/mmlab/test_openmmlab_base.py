@@ -350,3 +350,15 @@ class TestImports:
         with file and line."""
         with pytest.raises(ConfigFileError, match=message):
             load(write(tmp_path, "c.py", text))
+
+
+def test_missing_primary_config_is_an_ato_error(tmp_path):
+    """A missing OpenMMLab config is ConfigFileNotFoundError (an Ato error and a
+    FileNotFoundError) naming the path."""
+    from ato.adict import ADict
+    from ato.errors import AtoError
+
+    with pytest.raises(FileNotFoundError) as info:
+        ADict.from_mm_config(tmp_path / "none.py")
+    assert isinstance(info.value, AtoError)
+    assert str(info.value) == f"{tmp_path / 'none.py'}: config file does not exist"

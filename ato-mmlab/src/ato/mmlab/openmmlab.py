@@ -38,7 +38,7 @@ import uuid
 import warnings
 
 from ato.adict import ADict
-from ato.errors import ConfigFileError
+from ato.errors import ConfigFileError, ConfigFileNotFoundError
 from ato.mmlab import pyconfig
 from ato.representable import nesting_problem
 
@@ -564,7 +564,7 @@ def load_dict(path: str, _chain: tuple = ()) -> dict:
         cycle = " -> ".join(os.path.basename(p) for p in (*_chain, path))
         raise ConfigFileError(path, f"_base_ cycle: {cycle}")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist.")
+        raise ConfigFileNotFoundError(path)
     with open(path, encoding="utf-8") as f:
         text = _templates(f.read(), path)
     reader = _load_python if path.lower().endswith(".py") else _load_data
