@@ -365,3 +365,23 @@ def test_manual_anywhere_keeps_the_argument_numbers():
     assert [item.argument for item in inv.items] == [1, 5]
     assert _cli.parse_invocation(["a=1", "--help"]).manual
     assert not _cli.parse_invocation(["manual=1"]).manual
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["manual", "--why="], "argument 2 '--why=': --why= needs a key to explain: write "
+                           "--why=model.lr (or --why-all for every key)"),
+    (["lr=1", "--why", "lr"], "argument 2 '--why': --why explains keys for manual: add the "
+                              "word manual (python train.py manual --why lr ...)"),
+    (["--why-all"], "argument 1 '--why-all': --why-all explains keys for manual: add the word "
+                    "manual (python train.py manual --why lr ...)"),
+])
+def test_why_without_a_key_or_without_manual(argv, message):
+    assert str(error_for_invocation(argv)) == message
+
+
+def test_print_beside_manual_does_not_cut_the_explanation(single):
+    """`print manual --why lr`: manual explains (print would have printed and exited)."""
+    from ato.scoping.manual import explain
+
+    inv = _cli.parse_invocation(["print", "high_lr", "manual", "--why", "lr"])
+    assert explain({"config": single}, inv, "main").splitlines()[0] == "lr = 0.5"

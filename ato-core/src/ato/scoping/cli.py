@@ -135,6 +135,9 @@ def parse_invocation(argv: list[str], numbers: list | None = None) -> Invocation
                 why_arguments.append(numbers[i + 1])
                 i += 1
             elif argv[i].startswith("--why="):
+                if not argv[i].split("=", 1)[1]:
+                    raise CLIError("--why= needs a key to explain: write --why=model.lr (or "
+                                   "--why-all for every key)", argv[i], argument=numbers[i])
                 why.append(argv[i].split("=", 1)[1])
                 why_arguments.append(numbers[i])
             else:
@@ -142,6 +145,12 @@ def parse_invocation(argv: list[str], numbers: list | None = None) -> Invocation
                 rest_numbers.append(numbers[i])
             i += 1
         argv, numbers = rest, rest_numbers
+    else:
+        for token, number in zip(argv, numbers):
+            if token in ("--why", "--why-all") or token.startswith("--why="):
+                raise CLIError(f"{token.partition('=')[0]} explains keys for manual: add the "
+                               f"word manual (python train.py manual --why lr ...)", token,
+                               argument=number)
     return Invocation(parse_args(argv, numbers), manual, why, why_all, why_arguments)
 
 

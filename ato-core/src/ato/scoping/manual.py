@@ -7,6 +7,7 @@ import sys
 
 from ato import xyz
 from ato.errors import CLIError
+from ato.grammar import Word
 from ato.scoping import cli as _cli
 
 SEPARATOR = "-" * 50
@@ -34,6 +35,9 @@ def render(scopes, trigger: str) -> str:
 
 def explain(scopes: dict, inv, trigger: str) -> str:
     routed = _cli.route(inv.items, scopes)
+    for name in routed:  # manual explains; a `print` beside it would print and exit first
+        routed[name] = [i for i in routed[name]
+                        if not (isinstance(i, Word) and i.name == _cli.PRINT_VIEW)]
     for name, scope in scopes.items():
         scope._apply(routed[name], resolve_uris=False)  # show ato:// values as written
     blocks = []
