@@ -277,40 +277,26 @@ def test_a_script_reports_the_argument_as_sys_argv_numbers_it(tmp_path, argv, li
     assert (good.returncode, good.stdout) == (0, "0.25\n"), good.stderr
 
 
-# One argument (one element of sys.argv) is one view name or one key=value assignment.
-ONE_ITEM_ERRORS = [
-    (["x='a' high_lr"], "argument 1 \"x='a' high_lr\" at character 7: one argument holds one "
-     "view name or one key=value assignment, but this one goes on after the value with "
-     "'high_lr': pass \"x='a'\" and 'high_lr' as separate arguments (unquoted, or each in its "
-     "own quotes)"),
-    (["x=1 y=2"], "argument 1 'x=1 y=2' at character 5: one argument holds one view name or "
-     "one key=value assignment, but this one goes on after the value with 'y=2': pass 'x=1' "
-     "and 'y=2' as separate arguments (unquoted, or each in its own quotes)"),
-    (["x=1", "high_lr lr=5"], "argument 2 'high_lr lr=5' at character 9: one argument holds "
-     "one view name or one key=value assignment, but this one goes on after the view name "
-     "with 'lr=5': pass 'high_lr' and 'lr=5' as separate arguments (unquoted, or each in its "
-     "own quotes)"),
+# Text glued to a complete item (no white space between) is not a second item.
+GLUED_TEXT_ERRORS = [
     (["x='a''b'"], "argument 1 \"x='a''b'\" at character 6: unexpected \"'b'\" after the value "
-     "(one value per argument; text goes whole in %...%)"),
+     "(one value per item; text goes whole in %...%)"),
     (["x='a'b"], "argument 1 \"x='a'b\" at character 6: unexpected 'b' after the value (one "
-     "value per argument; text goes whole in %...%)"),
+     "value per item; text goes whole in %...%)"),
     (['x="""abc"""'], "argument 1 'x=\"\"\"abc\"\"\"' at character 5: unexpected "
-     "'\"abc\"\"\"' after the value (one value per argument; text goes whole in %...%)"),
+     "'\"abc\"\"\"' after the value (one value per item; text goes whole in %...%)"),
     (["x=[1]{2:3}"], "argument 1 'x=[1]{2:3}' at character 6: unexpected '{2:3}' after the "
-     "value (one value per argument; text goes whole in %...%)"),
-    (["a=%x", "y% b=2"], "argument 2 'y% b=2' at character 4: one argument holds one view "
-     "name or one key=value assignment, but this one goes on after the value with 'b=2': "
-     "pass 'y%' and 'b=2' as separate arguments (unquoted, or each in its own quotes)"),
+     "value (one value per item; text goes whole in %...%)"),
     # an error inside such an argument quotes the whole argument too
     (["x=1+ y=2"], "argument 1 'x=1+ y=2' at character 4: unexpected '+': values are "
      "literals, expressions are not evaluated (write the value itself, or text as %1+%)"),
 ]
 
 
-@pytest.mark.parametrize("argv, message", ONE_ITEM_ERRORS)
-def test_one_argument_is_one_item(argv, message):
-    """An argument holding two items (or trailing text after its value) is refused with
-    the whole argument quoted, at the first character of the extra text."""
+@pytest.mark.parametrize("argv, message", GLUED_TEXT_ERRORS)
+def test_text_glued_to_an_item_names_the_whole_argument(argv, message):
+    """Text glued to a complete value is refused with the whole argument quoted, at the
+    first character of the extra text."""
     assert str(error_for(argv)) == message
 
 
@@ -318,8 +304,14 @@ def test_one_argument_is_one_item(argv, message):
     (["model=%resnet", "101%", "lr=1"], 2),       # a value the shell split: still one item
     ([" x=1 ", "", "high_lr"], 2),                # white space around an item is no item
     (["x=%a b%", "y='c d'", "z=[1, 2]", "w={%k%: (1, 2)}"], 4),
+    # items separated by white space inside one argument, as the original re-tokenised
+    # the joined command line (SPEC 2): `python train.py "$OVERRIDES"` keeps working
+    (["x='a' high_lr"], 2),
+    (["x=1 y=2"], 2),
+    (["x=1", "high_lr lr=5"], 3),
+    (["a=%x", "y% b=2"], 2),
 ])
-def test_one_item_spread_or_padded_is_fine(argv, items):
+def test_one_item_spread_padded_or_several_in_one_argument(argv, items):
     assert len(parse_args(argv)) == items
 
 

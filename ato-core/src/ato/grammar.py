@@ -505,7 +505,7 @@ def parse_args(argv: list[str], numbers: list[int] | None = None) -> list:
             offset = start - starts[first]
             raise CLIError(e.detail, arg, (e.position or 0) + offset, argument) from None
         if index + 1 < len(spans) and bisect_right(starts, spans[index + 1][0]) - 1 == last:
-            _more_than_one_item(argv[last], spans[index + 1][0] - starts[last],
+            _refuse_glued_text(argv[last], spans[index + 1][0] - starts[last],
                                 isinstance(items[-1], Assign), numbers[last])
     return items
 
@@ -527,19 +527,15 @@ def _item(token: str, argument) -> Assign | Word:
     return Assign(key, value, token, argument)
 
 
-def _more_than_one_item(arg: str, pos: int, after_value: bool, argument) -> None:
-    """One command-line argument is one view name or one ``key=value`` assignment (a
-    value the shell split over several arguments is one item too): raise the
-    :class:`CLIError` for ``arg``, which goes on at ``pos`` after a complete item."""
-    rest = arg[pos:]
-    before = arg[:pos].rstrip()
-    what = "the value" if after_value else "the view name"
+def _refuse_glued_text(arg: str, pos: int, after_value: bool, argument) -> None:
+    """Items of one argument are separated by white space, as the original's re-tokenised
+    command line allowed (``"x=1 y=2"`` sets both, SPEC 2): raise the :class:`CLIError`
+    for ``arg`` when the text at ``pos`` is glued to the complete item before it
+    (``x='a'b``: an unquoted tail, not a second item)."""
     if arg[pos - 1:pos].isspace():
-        raise CLIError(f"one argument holds one view name or one key=value assignment, but "
-                       f"this one goes on after {what} with {rest!r}: pass {before!r} and "
-                       f"{rest!r} as separate arguments (unquoted, or each in its own quotes)",
-                       arg, pos, argument)
-    raise CLIError(f"unexpected {rest!r} after {what} (one value per argument; text goes "
+        return
+    what = "the value" if after_value else "the view name"
+    raise CLIError(f"unexpected {arg[pos:]!r} after {what} (one value per item; text goes "
                    f"whole in %...%)", arg, pos, argument)
 
 
