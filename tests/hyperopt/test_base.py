@@ -402,6 +402,78 @@ def test_a_malformed_entry_is_refused_alike_by_every_algorithm(entry, needle, al
     assert str(info.value).startswith("search space 'w': ") and needle in str(info.value)
 
 
+@pytest.mark.parametrize("entry, needle", [
+    ({"param_type": "FLOAT", "param_range": (0, 1), "num_samples": 3, "space_type": "LOGG"},
+     "space_type must be LINEAR or LOG, not 'LOGG'"),
+    ({"param_type": "FLOAT", "param_range": (0, 1), "space_type": 2}, "space_type must be"),
+    ({"param_type": "FLOAT", "param_range": (0, 1), "num_samples": 0},
+     "num_samples must be >= 1, got 0"),
+    ({"param_type": "INTEGER", "param_range": (0, 9), "num_samples": -1},
+     "num_samples must be >= 1, got -1"),
+    ({"param_type": "FLOAT", "param_range": (0, 1), "num_samples": 2.5},
+     "num_samples must be an integer, got 2.5"),
+    ({"param_type": "FLOAT", "param_range": (0, 1), "num_samples": True},
+     "num_samples must be an integer, got True"),
+    ({"param_type": "FLOAT", "param_range": (1, 10), "num_samples": 3, "space_type": "LOG",
+      "base": 1}, "base must be a finite number > 0 and != 1, got 1"),
+    ({"param_type": "FLOAT", "param_range": (1, 10), "num_samples": 3, "space_type": "LOG",
+      "base": 0}, "base must be a finite number > 0 and != 1, got 0"),
+    ({"param_type": "FLOAT", "param_range": (1, 10), "num_samples": 3, "space_type": "LOG",
+      "base": -2}, "base must be"),
+    ({"param_type": "FLOAT", "param_range": (1, 10), "num_samples": 3, "space_type": "LOG",
+      "base": float("nan")}, "base must be"),
+    ({"param_type": "INTEGER", "param_range": (1, 10), "num_samples": 3, "space_type": "LOG",
+      "base": "2"}, "base must be"),
+    ({"param_type": "FLOAT", "param_range": (0, 10), "num_samples": 3, "space_type": "log"},
+     "a LOG range must be positive, got (0, 10)"),
+    ({"param_type": "FLOAT", "param_range": (-1, 10), "num_samples": 3, "space_type": "LOG"},
+     "a LOG range must be positive"),
+    ({"param_type": "INTEGER", "param_range": (0.5, 0.7), "num_samples": 3},
+     "an INTEGER param_range must hold an integer, but (0.5, 0.7) holds none"),
+    ({"param_type": "INTEGER", "param_range": (2.1, 2.9)}, "must hold an integer"),
+    ({"param_type": "FLOAT", "num_samples": 3}, "FLOAT needs 'param_range'"),
+    ({"param_type": "FLOAT", "param_range": (float("-inf"), 1)}, "param_range must be finite"),
+])
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "grid", "hyperband", "asha", "bohb",
+                                       "multi_hyperband"])
+def test_every_entry_is_checked_up_front_the_same_by_every_algorithm(entry, needle, algorithm):
+    """Each mistake is the one SearchSpaceError naming the entry, raised by the
+    constructor of every algorithm (sampling or grid) before the objective runs — never a
+    silent linear sampling, a ZeroDivisionError or a value outside the range."""
+    from ato.hyperopt import get_algorithm
+    from ato.hyperopt.base import SearchSpaceError
+
+    options = {"halving_rate": 0.5, "num_min_samples": 1} if algorithm == "hyperband" else {}
+    with pytest.raises(SearchSpaceError) as info:
+        get_algorithm(algorithm)(Scope(enable_override=True), {"w": entry}, progress=False,
+                                 **options)
+    assert str(info.value).startswith("search space 'w': ") and needle in str(info.value)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "grid", "asha"])
+def test_integers_stay_inside_a_range_with_fractional_ends(algorithm):
+    """An INTEGER range such as (0.5, 2.5) yields only the integers it holds (1 and 2):
+    rounding down or to the nearest never steps outside ``param_range``."""
+    from ato.hyperopt import get_algorithm
+
+    seen = []
+
+    def objective(cfg):
+        seen.append(cfg.x)
+        return float(cfg.x)
+
+    scope = Scope(enable_override=True)
+
+    @scope.observe(default=True)
+    def config(cfg):
+        cfg.x = 1
+
+    space = {"x": {"param_type": "INTEGER", "param_range": (0.5, 2.5), "num_samples": 3}}
+    options = {"grid": {}, "asha": {"max_trials": 12}}.get(algorithm, {"n_trials": 12})
+    get_algorithm(algorithm)(scope, space, progress=False, **options).main(objective)()
+    assert seen and set(seen) <= {1, 2}
+
+
 def test_torchrun_without_a_process_group_warns_that_every_rank_runs_every_trial(monkeypatch):
     from ato.hyperopt import get_algorithm
 

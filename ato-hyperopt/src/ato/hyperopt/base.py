@@ -160,6 +160,50 @@ def param_kind(name: str, spec) -> str:
     return kind
 
 
+def check_space(name: str, spec) -> str:
+    """Check one search-space entry completely and return its kind (``FLOAT``,
+    ``INTEGER`` or ``CATEGORY``).  Every algorithm calls this for every entry before it
+    runs anything, so a mistake is the same :class:`SearchSpaceError` whichever algorithm
+    reads the space: the type, the keys, ``param_range`` (two finite numbers, low <= high,
+    holding an integer for ``INTEGER``), ``num_samples`` (an int >= 1 when given: grid
+    algorithms need it, samplers ignore it), ``space_type`` (``LINEAR`` or ``LOG``; a
+    ``LOG`` range must be positive) and ``base`` (a finite number > 0 and != 1)."""
+    kind = param_kind(name, spec)
+    if kind == "CATEGORY":
+        return kind
+    if spec.get("param_range") is None:
+        raise SearchSpaceError(f"search space {name!r}: {kind} needs 'param_range'")
+    start, stop = numeric_range(name, spec)
+    if kind == "INTEGER" and math.ceil(start) > math.floor(stop):
+        raise SearchSpaceError(f"search space {name!r}: an INTEGER param_range must hold an "
+                               f"integer, but {(start, stop)!r} holds none")
+    n = spec.get("num_samples")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
+        raise SearchSpaceError(f"search space {name!r}: num_samples must be an integer, "
+                               f"got {n!r}")
+    if n is not None and n < 1:
+        raise SearchSpaceError(f"search space {name!r}: num_samples must be >= 1, got {n}")
+    space = spec.get("space_type", "LINEAR")
+    if not isinstance(space, str) or space.upper() not in ("LINEAR", "LOG"):
+        raise SearchSpaceError(f"search space {name!r}: space_type must be LINEAR or LOG, "
+                               f"not {space!r}")
+    base = spec.get("base")
+    if base is not None and (isinstance(base, bool) or not isinstance(base, numbers.Real)
+                             or not math.isfinite(base) or base <= 0 or base == 1):
+        raise SearchSpaceError(f"search space {name!r}: base must be a finite number > 0 "
+                               f"and != 1, got {base!r}")
+    if space.upper() == "LOG" and start <= 0:
+        raise SearchSpaceError(f"search space {name!r}: a LOG range must be positive, "
+                               f"got {(start, stop)!r}")
+    return kind
+
+
+def check_search_spaces(search_spaces) -> None:
+    """:func:`check_space` for every entry of a search-space mapping."""
+    for name in search_spaces.keys():
+        check_space(name, search_spaces[name])
+
+
 def _linspace(start: float, stop: float, n: int) -> list[float]:
     if n == 1:
         return [float(start)]
@@ -180,39 +224,28 @@ class GridSpaceMixIn:
     @staticmethod
     def parameter_values(name: str, spec) -> list:
         """The grid values of one search-space entry (float64, exact endpoints)."""
-        kind = param_kind(name, spec)
+        kind = check_space(name, spec)
         if kind == "CATEGORY":
             return list(spec.get("categories"))
-        if spec.get("param_range") is None or spec.get("num_samples") is None:
+        if spec.get("num_samples") is None:
             raise SearchSpaceError(f"search space {name!r}: {kind} needs 'param_range' and "
                                    f"'num_samples'")
-        start, stop = numeric_range(name, spec)
+        start, stop = spec.get("param_range")
         n = spec.get("num_samples")
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise SearchSpaceError(f"search space {name!r}: num_samples must be an integer, "
-                                   f"got {n!r}")
-        if n < 1:
-            raise SearchSpaceError(f"search space {name!r}: num_samples must be >= 1, got {n}")
-        space = str(spec.get("space_type", "LINEAR")).upper()
-        if space == "LINEAR":
+        if str(spec.get("space_type", "LINEAR")).upper() == "LINEAR":
             values = _linspace(float(start), float(stop), n)
-        elif space == "LOG":
+        else:
             base = float(spec.get("base", 10 if kind == "FLOAT" else 2))
-            if start <= 0 or stop <= 0:
-                raise SearchSpaceError(f"search space {name!r}: a LOG range must be positive, "
-                                       f"got {(start, stop)}")
             exps = _linspace(math.log(start, base), math.log(stop, base), n)
             values = [base ** e for e in exps]
             values[0], values[-1] = float(start), float(stop)
-        else:
-            raise SearchSpaceError(f"search space {name!r}: space_type must be LINEAR or LOG, "
-                                   f"not {spec.get('space_type')!r}")
         if kind == "FLOAT":
             return values
         out = []
+        low, high = math.ceil(start), math.floor(stop)  # round down, but stay in the range
         for v in values:
             r = round(v)
-            i = r if abs(v - r) < 1e-9 else math.floor(v)
+            i = min(high, max(low, r if abs(v - r) < 1e-9 else math.floor(v)))
             if i not in out:
                 out.append(i)
         return out
@@ -459,6 +492,7 @@ class HyperOpt(abc.ABC):
         if not hasattr(search_spaces, "items") or not hasattr(search_spaces, "keys"):
             raise SearchOptionError(f"{name}: search_spaces must be a mapping of parameter "
                                     f"name to spec, got {type(search_spaces).__name__}")
+        check_search_spaces(search_spaces)  # the same checks for every algorithm, up front
         if tracker is not None:
             lacking = [m for m in ("run", "log_metric", "finish")
                        if not callable(getattr(tracker, m, None))]

@@ -13,20 +13,20 @@ from __future__ import annotations
 import math
 import random
 
-from ato.hyperopt.base import SearchSpaceError, better, numeric_range, param_kind
+from ato.hyperopt.base import better, check_space
 
 
 class _Dimension:
     def __init__(self, name, spec):
         self.name = name
-        self.kind = param_kind(name, spec)
+        self.kind = check_space(name, spec)
         if self.kind == "CATEGORY":
             self.categories = list(spec["categories"])
             return
-        start, stop = numeric_range(name, spec)
-        self.log = str(spec.get("space_type", "LINEAR")).upper() == "LOG"
-        if self.log and (start <= 0 or stop <= 0):
-            raise SearchSpaceError(f"search space {name!r}: a LOG range must be positive")
+        start, stop = spec["param_range"]
+        if self.kind == "INTEGER":  # the integers the range holds (check_space: at least one)
+            start, stop = math.ceil(start), math.floor(stop)
+        self.log = spec.get("space_type", "LINEAR").upper() == "LOG"
         pad = 0.5 if self.kind == "INTEGER" else 0.0
         lo, hi = start - pad, stop + pad
         if self.log:
