@@ -31,9 +31,13 @@ class TestExact:
         (3, Fraction(3)), (729.0, Fraction(729)), (0.1, Fraction(1, 10)),
         (8.1, Fraction(81, 10)), (Decimal("2.7"), Fraction(27, 10)),
         ("10/9", Fraction(10, 9)), (" 0.125 ", Fraction(1, 8)), (Fraction(1, 3), Fraction(1, 3)),
+        (1 / 3, Fraction(1, 3)), (2 / 3, Fraction(2, 3)), (10 / 9, Fraction(10, 9)),
+        (1 / 7, Fraction(1, 7)), (10 / 3, Fraction(10, 3)), (0.3333, Fraction(3333, 10000)),
+        (0.1 + 0.2, Fraction(repr(0.1 + 0.2))),
     ])
     def test_reads_budgets_as_written(self, value, expected):
-        """Floats are read through their shortest repr (0.1 is one tenth)."""
+        """Floats are the simple fraction they round from (1/3 is one third), else read
+        through their shortest repr (0.1 is one tenth)."""
         assert budgets.exact(value) == expected
 
     @pytest.mark.parametrize("value, error, message", [
@@ -201,3 +205,52 @@ class TestOptions:
         hb = HyperBand(Scope(), space, 0.3, 4, max_budget=100000)
         assert [hb.budget_of(k) for k in range(4)] == [2700, 9000, 30000, 100000]
         assert hb.compute_optimized_initial_training_steps(100000) == [2700, 9000, 30001, 100000]
+
+
+@pytest.mark.parametrize("rate", [1 / 3, "1/3", Fraction(1, 3), " 1/3 "])
+def test_a_one_third_halving_rate_gives_exact_budgets(rate):
+    """halving_rate=1/3 (a float, a string or a Fraction) is one third: with max_budget=9
+    the objective gets the budgets 1, 3 and 9 (ints, never 0.9999999999999998), budget_used
+    is exactly 63 (not 62.99999999999999), and the plan reads the same."""
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(1, 27), num_samples=27))
+    seen = []
+
+    def run(config):
+        seen.append(config.__budget__)
+        return config.x
+
+    scope = Scope(enable_override=True)
+
+    @scope.observe(default=True)
+    def config(cfg):
+        cfg.x = 1
+
+    hb = HyperBand(scope, space, rate, 1, max_budget=9, progress=False)
+    assert hb.halving_rate == Fraction(1, 3)
+    assert hb.plan_options()["halving_rate"] == "1/3"
+    result = hb.main(run)()
+    assert sorted(set(seen)) == [1, 3, 9] and all(type(b) is int for b in seen)
+    assert [seen.count(b) for b in (1, 3)] == [27, 9]
+    assert result.budget_used == 63 and type(result.budget_used) is int
+
+
+@pytest.mark.parametrize("rate, message", [
+    ("1/0", "hyperband: halving_rate must be a number such as 9, 0.1 or 10/9, got '1/0'"),
+    ("a third", "hyperband: halving_rate must be a number such as 9, 0.1 or 10/9, got "
+                "'a third'"),
+    ("3/2", "hyperband: halving_rate must be between 0 and 1 (exclusive), got '3/2'"),
+    (float("nan"), "hyperband: halving_rate must be finite, got nan"),
+])
+def test_a_halving_rate_that_is_not_a_fraction_in_0_1_is_refused(rate, message):
+    """A rate that does not read as a number between 0 and 1 is one SearchOptionError."""
+    with pytest.raises(SearchOptionError) as info:
+        HyperBand(Scope(), SPACE, rate, 1)
+    assert str(info.value) == message
+
+
+def test_a_float_eta_is_the_fraction_it_denotes():
+    """eta=10/3 typed as a float is ten thirds: the rungs are exact multiples of it."""
+    asha = ASHA(Scope(enable_override=True), SPACE, min_budget=0.9, max_budget=10, eta=10 / 3,
+                max_trials=3)
+    assert asha.eta == Fraction(10, 3)
+    assert asha.budgets == [Fraction(9, 10), 3, 10]

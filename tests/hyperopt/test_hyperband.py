@@ -184,7 +184,7 @@ def test_seed_examples_run(run):
 
 @pytest.mark.parametrize("args, message", [
     ((0.0, 3), "hyperband: halving_rate must be between 0 and 1 (exclusive), got 0.0"),
-    (("0.5", 3), "hyperband: halving_rate must be between 0 and 1 (exclusive), got '0.5'"),
+    ((True, 3), "hyperband: halving_rate must be a number, got True"),
     ((0.5, 2.5), "hyperband: num_min_samples must be an int >= 1, got 2.5"),
     ((0.5, True), "hyperband: num_min_samples must be an int >= 1, got True"),
 ])

@@ -1,7 +1,8 @@
 """Exact budgets: every budget a search computes is a :class:`fractions.Fraction`.
 
-A budget written by a user (``3``, ``729``, ``0.1``, ``8.1``, ``Fraction(1, 3)``) is read
-the way it is written (``0.1`` is one tenth, not the binary float nearest to it); rungs are
+A budget written by a user (``3``, ``729``, ``0.1``, ``8.1``, ``Fraction(1, 3)``,
+``'1/3'``, ``1/3``) is read the way it is written (``0.1`` is one tenth and ``1/3`` one
+third, not the binary floats nearest to them); rungs are
 ``min_budget * eta**k`` and brackets ``max_budget * eta**-s`` computed in rationals, so
 ``(min, max, eta) = (3, 729, 3)`` gives 3, 9, 27, 81, 243, 729 and ``(0.1, 8.1, 3)`` gives
 0.1, 0.3, 0.9, 2.7, 8.1 — exactly, and every comparison of budgets is exact.
@@ -24,8 +25,9 @@ __all__ = ["exact", "plain", "text", "rungs", "max_exponent"]
 def exact(value, name: str = "budget") -> Fraction:
     """``value`` as an exact positive-or-zero rational.
 
-    Accepts ints, :class:`Fraction`, :class:`Decimal`, floats (read through their shortest
-    ``repr``: ``0.1`` → ``1/10``) and the strings :func:`text` writes (``"8.1"``,
+    Accepts ints, :class:`Fraction`, :class:`Decimal`, floats (the simple fraction they
+    round from, ``1/3`` → ``1/3``, else read through their shortest ``repr``: ``0.1`` →
+    ``1/10``) and the strings :func:`text` writes (``"8.1"``,
     ``"10/9"``).  Raises ``TypeError`` for anything else (``bool`` included) and
     ``ValueError`` for NaN or infinities, both naming ``name``.
     """
@@ -38,7 +40,7 @@ def exact(value, name: str = "budget") -> Fraction:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value!r}")
-        return Fraction(repr(value))
+        return _from_float(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{name} must be finite, got {value!r}")
@@ -54,6 +56,17 @@ def exact(value, name: str = "budget") -> Fraction:
             return exact(int(as_float) if as_float.is_integer() else as_float, name)
         return exact(as_float, name)
     raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+
+
+def _from_float(value: float) -> Fraction:
+    """The rational a float denotes: the simplest fraction (denominator up to 10**6) that
+    rounds to exactly this float (``1/3`` → ``Fraction(1, 3)``), else the float's shortest
+    ``repr`` read as a decimal (``0.1`` → ``1/10``)."""
+    written = Fraction(repr(value))
+    simple = written.limit_denominator(10 ** 6)
+    if simple.denominator < written.denominator and float(simple) == value:
+        return simple
+    return written
 
 
 def plain(budget: Fraction) -> int | float:

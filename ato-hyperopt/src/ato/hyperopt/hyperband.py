@@ -46,8 +46,11 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
     def __init__(self, scope, search_spaces, halving_rate: float, num_min_samples: int,
                  tracker=None, mode: str = "max", study_id: str | None = None,
                  progress: bool | None = None, **options):
-        if (isinstance(halving_rate, bool) or not isinstance(halving_rate, numbers.Real)
-                or not 0 < halving_rate < 1):
+        try:  # exact, as budgets are: 1/3, '1/3' and Fraction(1, 3) are one third
+            rate = budgets.exact(halving_rate, "halving_rate")
+        except (TypeError, ValueError) as e:
+            raise SearchOptionError(f"hyperband: {e}") from None
+        if not 0 < rate < 1:
             raise SearchOptionError(f"hyperband: halving_rate must be between 0 and 1 "
                                     f"(exclusive), got {halving_rate!r}")
         if (isinstance(num_min_samples, bool) or not isinstance(num_min_samples, numbers.Integral)
@@ -56,7 +59,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
                                     f"{num_min_samples!r}")
         HyperOpt.__init__(self, scope, search_spaces, tracker, mode, study_id=study_id,
                           progress=progress, **options)
-        self.halving_rate = halving_rate
+        self.halving_rate = rate
         self.num_min_samples = num_min_samples
         # The objective sees config.__budget__ only when a max_budget was asked for, and
         # then also what it needs to continue a surviving configuration.
@@ -65,6 +68,11 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         self._budget_used = Fraction(0)
         self._distributions = None
         self._size = self.grid_size(search_spaces)
+
+    def plan_options(self) -> dict:
+        """The base's, with ``halving_rate`` as exact text (``1/3``, ``'1/3'`` and
+        ``Fraction(1, 3)`` plan the same search)."""
+        return {**super().plan_options(), "halving_rate": budgets.text(self.halving_rate)}
 
     @property
     def distributions(self) -> list[ADict]:
@@ -96,7 +104,7 @@ class HyperBand(GridSpaceMixIn, HyperOpt):
         ``max_budget``.  Unlike ``compute_optimized_initial_training_steps`` nothing is
         rounded up."""
         last = max(self.num_generations(), 1) - 1
-        return self.max_budget * budgets.exact(self.halving_rate) ** (last - min(generation, last))
+        return self.max_budget * self.halving_rate ** (last - min(generation, last))
 
     # ------------------------------------------------------------------ search
     def _evaluate_generation(self, func, candidates, args, kwargs, generation, progress) -> list:
