@@ -48,6 +48,11 @@ class TestSpawnedProcessesConformance(ExecutorConformance):
     executor = ProcessesExecutor
     options = {"n_workers": 2, "start_method": "spawn"}
 
+    def test_runs_closures_and_several_functions(self, make):
+        """Closures reach spawned workers through cloudpickle, an optional dependency."""
+        pytest.importorskip("cloudpickle")
+        super().test_runs_closures_and_several_functions(make)
+
 
 # --------------------------------------------------------------------------- a third party
 class Job:
@@ -425,9 +430,36 @@ def test_a_search_on_processes(tmp_path):
 
 def test_a_search_on_spawned_processes(tmp_path):
     """Under spawn the trial function, and with it the search, is pickled: the copy leaves
-    the tracker and the locks behind and still runs the objective through the scope."""
+    the tracker and the locks behind and still runs the objective through the scope.  The
+    objective here is a closure, which needs cloudpickle."""
+    pytest.importorskip("cloudpickle")
     check_search(ProcessesExecutor(n_workers=2, start_method="spawn"), tmp_path,
                  elsewhere=True)
+
+
+@pytest.mark.parametrize("algorithm", ["grid", "random"])
+def test_a_module_level_objective_needs_no_cloudpickle_under_spawn(tmp_path, monkeypatch,
+                                                                    algorithm):
+    """Ato's own wrapper around a module-level objective pickles by reference, so a search
+    runs on spawned workers with plain pickle (cloudpickle switched off here)."""
+    from ato.adict import ADict
+    from ato.hyperopt import get_algorithm
+    from ato.scope import Scope
+    from tests.hyperopt.spawn_objective import distance
+
+    monkeypatch.setattr(local_executors, "cloudpickle", None)
+    monkeypatch.setenv("ATO_TEST_SPAWN_DIR", str(tmp_path))
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 5), num_samples=6))
+    options = {"n_trials": 6} if algorithm == "random" else {}
+    search = get_algorithm(algorithm)(Scope(enable_override=True), space, mode="min", seed=0,
+                                      executor=ProcessesExecutor(n_workers=2,
+                                                                 start_method="spawn"),
+                                      progress=False, **options)
+    result = search.main(distance)()
+    pids = {int(p.name.split("-")[0]) for p in tmp_path.iterdir()}
+    assert len(list(tmp_path.iterdir())) == 6 and os.getpid() not in pids
+    if algorithm == "grid":
+        assert (result.config.x, result.metric) == (3, 0)
 
 
 def test_a_search_on_threads_runs_trials_at_once(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
+import functools
 import hashlib
 import io
 import itertools
@@ -89,13 +90,15 @@ def worst_value(mode: str) -> float:
 
 
 def better(mode: str):
-    """Sort key: higher is better for 'max', lower for 'min'; NaN/None rank last."""
-    def key(metric):
-        if metric is None or metric != metric:
-            return math.inf
-        return -metric if mode == "max" else metric
+    """Sort key: higher is better for 'max', lower for 'min'; NaN/None rank last.  A
+    partial over a module-level function, so a search holding it still pickles."""
+    return functools.partial(_rank, mode)
 
-    return key
+
+def _rank(mode: str, metric) -> float:
+    if metric is None or metric != metric:
+        return math.inf
+    return -metric if mode == "max" else metric
 
 
 def succeeded(metric) -> bool:
@@ -987,19 +990,21 @@ class HyperOpt(abc.ABC):
         return max(1, int(getattr(executor, "slots", 1)))
 
     def __objective(self, func, args, kwargs):
-        """``config -> metric``: the objective through the scope's injection."""
+        """``config -> metric``: the objective through the scope's injection (a
+        :class:`_Objective`, which pickles whenever ``func`` and this search do)."""
+        return _Objective(self, func, args, kwargs)
+
+    def _run_objective(self, func, args, kwargs, config):
+        """One trial of :class:`_Objective`: ``func`` on ``config`` through the scope, in a
+        directory of this attempt when the search continues configurations."""
         name = self.algorithm_name()
-
-        def run(config):
-            own = continuation.attempt(config) if self.MULTI_FIDELITY else None
-            if own is None:
-                return _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
-            with own:  # the objective writes into a directory of this attempt only
-                metric = _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
-                own.commit()
-                return metric
-
-        return run
+        own = continuation.attempt(config) if self.MULTI_FIDELITY else None
+        if own is None:
+            return _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
+        with own:  # the objective writes into a directory of this attempt only
+            metric = _checked_metric(self.__call_in_scope(func, config, args, kwargs), name)
+            own.commit()
+            return metric
 
     def __run_local(self, func, pairs, args, kwargs, record: bool) -> list:
         """Evaluate ``pairs`` of (request, trial) in this process (or its torch group)."""
@@ -1299,6 +1304,22 @@ class HyperOpt(abc.ABC):
     def main(self, func):
         """Wrap the objective ``func(config) -> metric``; return a callable that runs the
         search and returns its result (an ADict with at least ``config`` and ``metric``)."""
+
+
+class _Objective:
+    """``config -> metric``: one search's objective as an executor runs it.  A module-level
+    class rather than a closure, so that plain pickle sends it by reference (the
+    ``processes`` executor under ``spawn`` without cloudpickle) whenever the objective is
+    a module-level function; the search pickles without its tracker, executor and locks."""
+
+    def __init__(self, search, func, args, kwargs):
+        self.search, self.func, self.args, self.kwargs = search, func, args, kwargs
+
+    def __call__(self, config):
+        return self.search._run_objective(self.func, self.args, self.kwargs, config)
+
+    def __repr__(self):
+        return f"<objective {self.func!r} of {self.search.algorithm_name()}>"
 
 
 def _executor(algorithm: str, name: str, make: bool = False):
