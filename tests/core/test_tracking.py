@@ -277,6 +277,46 @@ class TestOpening:
         with pytest.raises(TrackerProtocolError, match="logger that lacks run, "):
             open_logger("minimal://x", project="p")
 
+    @pytest.mark.parametrize("role", ["finder", "logger", "coordinator"])
+    def test_a_backend_that_raises_is_named(self, role):
+        """A backend's finder()/logger()/coordinator() that raises a bare exception is the
+        plugin's fault: one PluginError naming the plugin, its class and the URL."""
+        from ato.errors import PluginError
+        from ato.plugins import manager
+        from ato.tracking import open_coordinator
+
+        class Raising:
+            PLUGIN_NAME = "raising"
+            schemes = ("raising",)
+
+            @classmethod
+            def logger(cls, config, **options):
+                raise RuntimeError("no connection pool")
+
+            finder = coordinator = logger
+
+        class Plugin:
+            @hookimpl
+            def ato_register_trackers(self):
+                return Raising
+
+        pm = manager.plugin_manager()
+        pm.register(Plugin(), name="raising-test")
+        manager._registries.clear()
+        try:
+            opener = {"finder": open_finder, "coordinator": open_coordinator,
+                      "logger": lambda url: open_logger(url, project="p")}[role]
+            with pytest.raises(PluginError) as info:
+                opener("raising://x")
+        finally:
+            pm.unregister(name="raising-test")
+            manager._registries.clear()
+        assert str(info.value).startswith(f"opening a tracker {role} for raising://x: plugin "
+                                          f"'raising-test' (registered in-process, ")
+        assert str(info.value).endswith(f"Raising.{role}() raised RuntimeError: no "
+                                        f"connection pool")
+        assert isinstance(info.value.__cause__, RuntimeError)
+
     def test_project_only_with_a_url(self, minimal):
         with pytest.raises(TypeError, match="project"):
             open_logger(tracker_config("minimal://x"), project="p")

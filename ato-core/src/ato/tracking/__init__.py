@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from ato.errors import AtoError
+from ato.errors import AtoError, PluginError
 from ato.tracking.protocol import (
     CAPABILITIES,
     ORDER_FIELDS,
@@ -137,6 +137,23 @@ def _backend(url: str):
     return tracker_for_url(url)
 
 
+def _made(backend, role: str, factory, config, options):
+    """``factory(config, **options)`` — a backend's ``logger``, ``finder`` or
+    ``coordinator``: plugin code.  Ato's own errors (an unavailable store...) pass; any
+    other exception is the plugin's, so it becomes one :class:`ato.errors.PluginError`
+    naming the plugin, its distribution and the URL."""
+    try:
+        return factory(config, **options)
+    except AtoError:
+        raise
+    except Exception as e:
+        from ato.plugins.manager import _one_line, provider
+
+        raise PluginError(f"opening a tracker {role} for {url_of(config)}: "
+                          f"{provider('tracker', backend).who()}: {backend.__qualname__}."
+                          f"{role}() raised {_one_line(e)}") from e
+
+
 def _check_members(obj, required, backend, role: str) -> None:
     missing = [name for name in required if not callable(getattr(obj, name, None))]
     protocol = "StudyCoordinator" if role == "coordinator" else f"Tracker{role.title()}"
@@ -163,7 +180,7 @@ def open_logger(target, *, project: str | None = None, **options) -> TrackerLogg
                             "config.experiment.project_name; pass a URL to name it here")
         config = target
     backend = _backend(url_of(config))
-    logger = backend.logger(config, **options)
+    logger = _made(backend, "logger", backend.logger, config, options)
     _check_members(logger, REQUIRED_LOGGER_MEMBERS, backend, "logger")
     return logger
 
@@ -176,7 +193,7 @@ def open_finder(target, **options) -> Finder:
     (finders never create one)."""
     config = tracker_config(target) if isinstance(target, str) else target
     backend = _backend(url_of(config))
-    finder = backend.finder(config, **options)
+    finder = _made(backend, "finder", backend.finder, config, options)
     _check_members(finder, REQUIRED_FINDER_MEMBERS, backend, "finder")
     return Finder(finder, backend.PLUGIN_NAME)
 
@@ -202,7 +219,7 @@ def open_coordinator(target, *, readonly: bool = False, **options) -> StudyCoord
             f"coordinator(config) on {backend.__module__}.{backend.__qualname__})")
     if readonly:
         options["readonly"] = True
-    coordinator = factory(config, **options)
+    coordinator = _made(backend, "coordinator", factory, config, options)
     _check_members(coordinator, REQUIRED_COORDINATOR_MEMBERS, backend, "coordinator")
     return coordinator
 
