@@ -434,9 +434,12 @@ class TestIsolation:
         assert plugin_manager.tracker_for_url("sqlite:///x.db").PLUGIN_NAME == "sql"
         (tmp_path / "c.ini").write_text("")
         assert ADict.from_file(tmp_path / "c.ini") == {"ini": True}  # its other hook works
+        # loaded (its formats work), so not called broken: its failing hook is named
         with pytest.raises(UnknownPluginError, match=r"'s3' URLs: no installed plugin provides "
-                           r"'s3'.*; 1 broken plugin\(s\) might provide it: 's3' \(s3-tracker "
-                           r"1.0\) \(details: ato plugins\)$"):
+                           r"'s3' \(installed: [^)]*\); 1 loaded plugin\(s\) whose "
+                           r"ato_register_trackers\(\) failed might provide it: 's3' "
+                           r"\(s3-tracker 1.0\): ato_register_trackers\(\) raised "
+                           r"ModuleNotFoundError: No module named 'boto_not_installed'$"):
             plugin_manager.tracker_for_url("s3://bucket/runs")
         with pytest.raises(UnknownPluginError) as info:  # its formats hook worked
             ADict(a=1).dump(tmp_path / "x.zzz")
@@ -1201,3 +1204,222 @@ def test_command_for_answers_as_the_full_command_registry(monkeypatch):
         full = manager.commands()
         assert narrow == {name: full.get(name) for name in narrow}
     manager.reset()
+
+
+class TestFaultsAreAttributedPrecisely:
+    """Each fault is reported against the plugin (and distribution) that made it, with
+    the plugin's own words, never against another plugin or the user's file."""
+
+    BX = """
+        from ato.errors import ConfigFileError
+        from ato.plugins import hookimpl
+
+        class BX:
+            PLUGIN_NAME = "bx"
+            suffixes = (".bx",)
+
+            @staticmethod
+            def loads(text, path, **kwargs):
+                if text == "raise":
+                    return {}["missing"]
+                if text == "syntax":
+                    raise ConfigFileError(path, "unexpected '='", 1, 3)
+                return {"str": "hello", "list": [1, 2], "none": None, "ok": {"a": 1},
+                        "rows": [{"a": 1}]}[text]
+
+            @staticmethod
+            def dumps(data, path, **kwargs):
+                return ""
+
+        @hookimpl
+        def ato_register_formats():
+            return BX
+    """
+
+    def test_a_format_whose_loads_misbehaves_is_a_plugin_error(self, site, tmp_path):
+        """An exception other than ConfigFileError, or a result that is not a dict or a
+        list of dicts, names the plugin, its distribution and the file."""
+        site.install("bx-format", {"bxplug": "bx_plugin"}, {"bx_plugin": self.BX})
+        who = "plugin 'bxplug' (bx-format 1.0, entry point bxplug = bx_plugin)"
+        path = tmp_path / "t.bx"
+        path.write_text("raise")
+        with pytest.raises(PluginError) as info:
+            ADict.from_file(path)
+        assert str(info.value) == (f"reading {path}: {who}: BX.loads raised KeyError: "
+                                   f"'missing' (a format raises ato.errors.ConfigFileError "
+                                   f"for a malformed file)")
+        for text, got, why in (("str", "'hello'", "the top level is a str"),
+                               ("list", "[1, 2]", "item 0 is a int"),
+                               ("none", "None", "the top level is a NoneType")):
+            path.write_text(text)
+            with pytest.raises(PluginError) as info:
+                ADict.from_file(path)
+            assert str(info.value).startswith(f"reading {path}: {who}: BX.loads returned "
+                                              f"{got}, not a dict or a list of dicts ({why}")
+        path.write_text("syntax")  # the documented way to blame the file
+        with pytest.raises(ConfigFileError, match=r"t.bx:1:3: unexpected '='$"):
+            ADict.from_file(path)
+        path.write_text("ok")
+        assert ADict.from_file(path) == {"a": 1}
+        path.write_text("rows")
+        assert ADict.from_file(path) == [{"a": 1}]
+
+    @pytest.mark.parametrize("text, message", [
+        ('"hello"', "the top level is a str, not a mapping"),
+        ("[1, 2]", "item 0 is a int, not a mapping"),
+        ("null", "the top level is a NoneType, not a mapping"),
+    ])
+    def test_a_json_file_that_is_no_mapping_still_blames_the_file(self, tmp_path, text,
+                                                                  message):
+        """Core's JSON format checks what it parsed: the user's file is named, not a
+        plugin."""
+        path = tmp_path / "c.json"
+        path.write_text(text)
+        with pytest.raises(ConfigFileError) as info:
+            ADict.from_file(path)
+        assert str(info.value) == f"{path}: {message}"
+
+    KV = """
+        from ato.plugins import hookimpl
+
+        class KV:
+            PLUGIN_NAME = "kv"
+            suffixes = (".kv", ".yaml")
+            loads = staticmethod(lambda text, path, **kw: {{"by": {dist!r}}})
+            dumps = staticmethod(lambda data, path, **kw: "")
+
+        @hookimpl
+        def ato_register_formats():
+            return KV
+    """
+
+    @pytest.mark.parametrize("prefer", [False, True])
+    def test_a_duplicate_entry_point_name_gets_nothing_of_its_namesake(self, site, tmp_path,
+                                                                        prefer):
+        """Two distributions declaring the entry point `kv`: the broken duplicate shows no
+        formats, conflicts or errors of the loaded one, and the advice to prefer `kv` says
+        which distribution's `kv` that is."""
+        site.install("kv-one", {"kv": "kv_one"}, {"kv_one": self.KV.format(dist="kv-one")})
+        site.install("kv-two", {"kv": "kv_two"}, {"kv_two": self.KV.format(dist="kv-two")})
+        if prefer:
+            site.setenv("ATO_PREFER_PLUGINS", "kv")
+        code, out, _ = site.ato("plugins", "--json")
+        rows = [r for r in json.loads(out)["plugins"] if r["name"] == "kv"]
+        assert sorted(r["state"] for r in rows) == ["broken", "loaded"]
+        loaded, broken = sorted(rows, key=lambda r: r["state"] == "broken")
+        assert broken["reason"] == (f"the entry-point name 'kv' is already used by "
+                                    f"{loaded['distribution']} 1.0; entry-point names must "
+                                    f"be unique")
+        assert (broken["provides"], broken["conflicts"], broken["errors"]) == ({}, [], [])
+        assert loaded["provides"] == {"formats": ["kv (.kv)"] if not prefer
+                                      else ["kv (.kv, .yaml)"]}
+        (tmp_path / "c.kv").write_text("")
+        assert ADict.from_file(tmp_path / "c.kv") == {"by": loaded["distribution"]}
+        if not prefer:
+            assert loaded["conflicts"] == [
+                f"format 'kv' claims '.yaml', already served by plugin 'formats' "
+                f"(ato-formats {metadata.version('ato-formats')}, entry point formats = "
+                f"ato.formats.plugin), which takes precedence; set ATO_PREFER_PLUGINS=kv to "
+                f"use it instead (the entry point 'kv' of {loaded['distribution']} 1.0; the "
+                f"one of {broken['distribution']} 1.0 is a broken duplicate)"]
+
+    def test_one_plugin_registering_two_formats_for_one_suffix_is_its_bug(self):
+        """Not a conflict with itself (no advice to prefer it over itself): an error
+        saying the plugin registers two formats for the suffix."""
+        class A:
+            PLUGIN_NAME = "a"
+            suffixes = (".dup", ".a")
+            loads = staticmethod(lambda text, path, **kw: {})
+            dumps = staticmethod(lambda data, path, **kw: "")
+
+        class B(A):
+            PLUGIN_NAME = "b"
+            suffixes = (".dup",)
+
+        class SelfDup:
+            @hookimpl
+            def ato_register_formats(self):
+                return [A, B]
+
+        problems = check_plugin(SelfDup(), "self-dup")
+        assert problems == [
+            f"format 'b' ({__name__}.{B.__qualname__}) claims '.dup', which format 'a' "
+            f"({__name__}.{A.__qualname__}) of the same plugin already claims: the plugin "
+            f"registers two formats for it, a bug in the plugin; the first is used"]
+        assert "ATO_PREFER_PLUGINS" not in problems[0]
+
+    def test_a_config_source_must_serve_an_adict_method(self):
+        """A source's PLUGIN_NAME is the ADict method it serves: anything else is refused
+        with the valid names."""
+        def plugin(name):
+            class Source:
+                PLUGIN_NAME = name
+                load = staticmethod(lambda *a, **k: ADict())
+
+            class P:
+                @hookimpl
+                def ato_register_config_sources(self):
+                    return Source
+            return P()
+
+        problems = check_plugin(plugin("load_foo"))
+        assert len(problems) == 1 and problems[0].endswith(
+            "('load_foo'): PLUGIN_NAME is the ADict method a config source serves, one of "
+            "load_mm_config, compose_hierarchy; not 'load_foo'")
+        assert check_plugin(plugin("compose_hierarchy")) == []
+
+    def test_a_refused_format_without_plugin_name_is_named_for_its_suffix(self, site,
+                                                                          tmp_path):
+        """A class refused for lacking PLUGIN_NAME still claims its suffixes: a lookup of
+        one names the class and the fault, as for a class lacking a method."""
+        site.install("nn-format", {"nn": "nn_plugin"}, {"nn_plugin": """
+            from ato.plugins import hookimpl
+
+            class NN:
+                suffixes = (".nn",)
+                loads = staticmethod(lambda text, path, **kw: {})
+                dumps = staticmethod(lambda data, path, **kw: "")
+
+            @hookimpl
+            def ato_register_formats():
+                return NN
+        """})
+        (tmp_path / "x.nn").write_text("")
+        with pytest.raises(PluginError) as info:
+            ADict.from_file(tmp_path / "x.nn")
+        assert str(info.value) == (
+            f"reading or writing '.nn' files ({tmp_path / 'x.nn'}): plugin 'nn' (nn-format "
+            f"1.0, entry point nn = nn_plugin): format class nn_plugin.NN has no PLUGIN_NAME "
+            f"(a non-empty string); got None")
+
+    def test_a_loaded_plugin_whose_hook_failed_is_not_called_broken(self, site, tmp_path):
+        """An unknown suffix lists a loaded plugin whose formats hook raised with its
+        reason, apart from the broken plugins (nothing of them usable)."""
+        site.install("half-ok", {"badraise": "badraise_plugin"}, {"badraise_plugin": """
+            from ato.plugins import hookimpl
+
+            class Hello:
+                PLUGIN_NAME = "hello"
+                help = "say hello"
+                add_arguments = staticmethod(lambda parser: None)
+                run = staticmethod(lambda args: 0)
+
+            @hookimpl
+            def ato_register_formats():
+                raise RuntimeError("formats are off today")
+
+            @hookimpl
+            def ato_register_commands():
+                return Hello
+        """})
+        site.install("importfail", {"importfail": "importfail_plugin"},
+                     {"importfail_plugin": "import not_there_at_all\n"})
+        (tmp_path / "x.rz").write_text("")
+        with pytest.raises(UnknownPluginError) as info:
+            ADict.from_file(tmp_path / "x.rz")
+        assert str(info.value).endswith(
+            "; 1 broken plugin(s) might provide it: 'importfail' (importfail 1.0) (details: "
+            "ato plugins); 1 loaded plugin(s) whose ato_register_formats() failed might "
+            "provide it: 'badraise' (half-ok 1.0): ato_register_formats() raised "
+            "RuntimeError: formats are off today")
+        assert site.plugins_row("badraise")["state"] == "loaded"

@@ -250,6 +250,16 @@ def test_plugin_hooks_are_documented(hook):
     assert f"### `{hook}`" in (DOCS / "plugins.md").read_text()
 
 
+def test_the_hook_count_and_diagram_match_the_hookspecs():
+    """docs/plugins.md says how many hooks there are and draws each in its diagram."""
+    words = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+    hooks = [h.split("(")[0] for h in hook_signatures()]
+    text = (DOCS / "plugins.md").read_text()
+    assert f"goes through {words[len(hooks)]} [pluggy]" in text
+    diagram = text.split("```\nimport ato.scope", 1)[1].split("```", 1)[0]
+    assert sorted(re.findall(r"->\s+(ato_\w+)", diagram)) == sorted(hooks)
+
+
 def render_member(interface, name: str) -> str:
     """How docs/plugins.md writes one interface member: ``name: type`` for an attribute,
     ``name(params) -> return`` for a method (without self/cls)."""

@@ -7,6 +7,7 @@ import json
 
 from ato.errors import ConfigFileError
 from ato.plugins import hookimpl
+from ato.plugins.interfaces import config_data
 
 
 class _DuplicateKey(Exception):
@@ -80,7 +81,7 @@ class JSONFormat:
 
     @staticmethod
     def loads(text: str, path: str, **kwargs):
-        return _json_loads(text, path, 0, **kwargs)
+        return config_data(_json_loads(text, path, 0, **kwargs), path)
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
@@ -106,7 +107,7 @@ class JSONLinesFormat:
             if not line.strip():
                 continue
             out.append(_json_loads(line, path, lineno - 1, **kwargs))
-        return out
+        return config_data(out, path)
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:

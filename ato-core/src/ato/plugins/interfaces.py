@@ -26,7 +26,9 @@ class ConfigFormat(Protocol):
     def loads(text: str, path: str, **kwargs) -> Any:
         """Plain data (a dict, or a list of dicts) from the file's text; ``kwargs`` are
         what the caller passed to ``ADict.load``.  Raise :class:`ato.errors.ConfigFileError`
-        with the line and column for malformed input."""
+        with the line and column for malformed input, and for a file that holds something
+        else (:func:`config_data` does that check).  Any other exception, or another
+        return value, is reported as the plugin's fault (``PluginError``)."""
 
     @staticmethod
     def dumps(data: Any, path: str, **kwargs) -> str:
@@ -142,6 +144,25 @@ from ato.artifacts import ArtifactStore  # noqa: E402  (the store seam's interfa
 INTERFACES = {"format": ConfigFormat, "source": ConfigSource, "tracker": TrackerBackend,
               "search": SearchAlgorithm, "command": Command, "store": ArtifactStore,
               "executor": SearchExecutor}
+
+
+def config_data(data, path: str):
+    """``data`` when it is what a config file must hold — a dict, or a list of dicts —
+    else :class:`ato.errors.ConfigFileError` naming ``path`` and what it holds instead.
+    For a format's ``loads``, on the data it parsed."""
+    from ato.errors import ConfigFileError
+    from ato.representable import a_type
+
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            if not isinstance(item, dict):
+                raise ConfigFileError(path, f"the top level must be a mapping (or a list of "
+                                            f"mappings), but item {i} of its list is "
+                                            f"{a_type(item)}")
+        return data
+    if not isinstance(data, dict):
+        raise ConfigFileError(path, f"the top level must be a mapping, not {a_type(data)}")
+    return data
 
 
 def missing_members(cls, interface) -> list[str]:

@@ -61,7 +61,7 @@ from ato.errors import (
     UnknownPluginError,
 )
 from ato.plugins import hookspecs
-from ato.plugins.interfaces import INTERFACES, missing_members
+from ato.plugins.interfaces import INTERFACES, config_data, missing_members
 from ato.representable import a_type
 
 ENTRY_POINT_GROUP = "ato"
@@ -71,6 +71,9 @@ DEFAULT_PLUGINS = {"core": "ato.plugins.builtin"}
 FIRST_PARTY = ("ato-core", "ato-formats", "ato-sql", "ato-hyperopt", "ato-mmlab", "ato-ui")
 DISABLE_ENV = "ATO_DISABLE_PLUGINS"
 PREFER_ENV = "ATO_PREFER_PLUGINS"
+
+#: The ADict methods a config source may serve (its PLUGIN_NAME).
+SOURCE_METHODS = ("load_mm_config", "compose_hierarchy")
 
 #: What each of Ato's optional distributions provides, per seam: the one table behind
 #: every "pip install X" hint.  Keys are file suffixes (format), URL schemes (tracker) and
@@ -83,7 +86,7 @@ DISTRIBUTIONS = {
     "ato-hyperopt": {"search": ("hyperband", "grid", "random", "tpe", "bohb",
                                 "multi_hyperband", "asha"), "command": ("search",),
                      "executor": ("serial", "threads", "processes", "torch", "ray")},
-    "ato-mmlab": {"format": (".py",), "source": ("load_mm_config", "compose_hierarchy")},
+    "ato-mmlab": {"format": (".py",), "source": SOURCE_METHODS},
     "ato-ui": {"command": ("ui",)},
 }
 
@@ -131,6 +134,11 @@ class PluginRecord:
         if self.distribution is None:
             return "registered in-process"
         return f"{self.distribution} {self.version}" if self.version else self.distribution
+
+    @property
+    def key(self) -> tuple:
+        """What tells two plugins apart even when they share an entry-point name."""
+        return (self.name, self.distribution, self.target)
 
     def who(self) -> str:
         """``plugin 'name' (distribution version, entry point name = module)``."""
@@ -355,31 +363,44 @@ def _class_label(kind: str, cls) -> str:
 
 
 def _claimed_keys(kind: str, cls) -> tuple[list[str], str | None]:
-    """The keys ``cls`` claims in its seam, and what is wrong with them (or None)."""
+    """The keys ``cls`` claims in its seam, and what is wrong with them (or None).  A class
+    without a PLUGIN_NAME still claims the suffixes or schemes it lists, so that looking
+    one of them up names the refused class."""
     label = _class_label(kind, cls)
     name = getattr(cls, "PLUGIN_NAME", None)
     if not isinstance(name, str) or not name:
-        return [], f"{label} has no PLUGIN_NAME (a non-empty string); got {name!r}"
-    attr = _KEY_ATTR.get(kind)
-    if attr is None:
-        keys = [name]
-    else:
-        raw = getattr(cls, attr, None)
-        if isinstance(raw, str):
-            return [raw], (f"{label} ({name!r}): {attr} must be a tuple of strings, got the "
-                           f"string {raw!r}; write ({raw!r},) with the comma")
-        if not isinstance(raw, (tuple, list, set, frozenset)) or not raw:
-            return [], (f"{label} ({name!r}): {attr} must be a non-empty tuple of strings, "
-                        f"got {raw!r}")
-        keys = sorted(raw, key=str) if isinstance(raw, (set, frozenset)) else list(raw)
+        keys = _listed_keys(kind, cls, label, name)[0] if kind in _KEY_ATTR else []
+        return keys, f"{label} has no PLUGIN_NAME (a non-empty string); got {name!r}"
+    if kind == "source" and name not in SOURCE_METHODS:
+        return [name], (f"{label} ({name!r}): PLUGIN_NAME is the ADict method a config "
+                        f"source serves, one of {', '.join(SOURCE_METHODS)}; not {name!r}")
+    if kind not in _KEY_ATTR:
+        return _checked_syntax(kind, [name], label, name, "PLUGIN_NAME")
+    return _listed_keys(kind, cls, label, name)
+
+
+def _listed_keys(kind: str, cls, label: str, name) -> tuple[list[str], str | None]:
+    """The suffixes or schemes ``cls`` lists (its :data:`_KEY_ATTR`), checked."""
+    attr = _KEY_ATTR[kind]
+    raw = getattr(cls, attr, None)
+    if isinstance(raw, str):
+        return [raw], (f"{label} ({name!r}): {attr} must be a tuple of strings, got the "
+                       f"string {raw!r}; write ({raw!r},) with the comma")
+    if not isinstance(raw, (tuple, list, set, frozenset)) or not raw:
+        return [], (f"{label} ({name!r}): {attr} must be a non-empty tuple of strings, "
+                    f"got {raw!r}")
+    keys = sorted(raw, key=str) if isinstance(raw, (set, frozenset)) else list(raw)
+    return _checked_syntax(kind, keys, label, name, attr)
+
+
+def _checked_syntax(kind, keys, label, name, attr) -> tuple[list[str], str | None]:
     syntax = _KEY_SYNTAX.get(kind)
     for key in keys:
         if not isinstance(key, str):
-            return [], f"{label} ({name!r}): {attr or 'PLUGIN_NAME'} holds {key!r}, not a string"
+            return [], f"{label} ({name!r}): {attr} holds {key!r}, not a string"
         if syntax and not syntax[0].match(key):
             valid = [k for k in keys if isinstance(k, str) and syntax[0].match(k)]
-            return valid, (f"{label} ({name!r}): {attr or 'PLUGIN_NAME'} {key!r} is not "
-                           f"{syntax[1]}")
+            return valid, f"{label} ({name!r}): {attr} {key!r} is not {syntax[1]}"
     return keys, None
 
 
@@ -457,10 +478,23 @@ def _admit(seam: Seam, record: PluginRecord, cls, keys: list[str]) -> None:
     holder = seam.by_name.get(plugin_name)
     if holder is cls:
         return
-    prefer = f"set {PREFER_ENV}={record.name} to use it instead"
-    if kind == "command" and any(seam.records[seam.owner[c]].builtin for c in (
-            [holder] if holder is not None else []) + [seam.by_key[k] for k in keys
-                                                       if k in seam.by_key]):
+    taken = [holder] if holder is not None else [seam.by_key[k] for k in keys
+                                                 if k in seam.by_key]
+    if any(seam.owner[c] == record.name for c in taken):  # its own hook claims it twice
+        mine = next(c for c in taken if seam.owner[c] == record.name)
+        what = (f"the name {plugin_name!r}" if holder is not None else
+                ", ".join(repr(k) for k in keys if k in seam.by_key and
+                          seam.by_key[k] is mine))
+        seam.errors.append((record.name, (
+            f"{kind} {plugin_name!r} ({cls.__module__}.{cls.__qualname__}) claims {what}, "
+            f"which {kind} {mine.PLUGIN_NAME!r} ({mine.__module__}.{mine.__qualname__}) of "
+            f"the same plugin already claims: the plugin registers two {kind}s for "
+            f"{'it' if ', ' not in what else 'them'}, a bug in the plugin; the first is "
+            f"used")))
+        if holder is not None:
+            return
+    prefer = f"set {PREFER_ENV}={record.name} to use it instead{_namesake_note(record)}"
+    if kind == "command" and any(seam.records[seam.owner[c]].builtin for c in taken):
         prefer = "core's built-in commands cannot be replaced; give yours another name"
     if holder is not None:
         winner = seam.records[seam.owner[holder]]
@@ -470,7 +504,7 @@ def _admit(seam: Seam, record: PluginRecord, cls, keys: list[str]) -> None:
         return
     free = [k for k in keys if k not in seam.by_key]
     for key in keys:
-        if key in seam.by_key:
+        if key in seam.by_key and seam.owner[seam.by_key[key]] != record.name:
             winner = seam.records[seam.owner[seam.by_key[key]]]
             seam.conflicts.append((record.name, (
                 f"{kind} {plugin_name!r} claims {key!r}, already served by "
@@ -483,6 +517,16 @@ def _admit(seam: Seam, record: PluginRecord, cls, keys: list[str]) -> None:
         seam.by_key[key] = cls
     seam.served.setdefault(record.name, []).append(
         (plugin_name, free if kind in _KEY_ATTR else []))
+
+
+def _namesake_note(record: PluginRecord) -> str:
+    """Which plugin ATO_PREFER_PLUGINS=name means when other entry points share the name
+    (they are broken as duplicates; the preference keeps this one)."""
+    others = [r.dist_label for r in _records if r.name == record.name and r.key != record.key]
+    if not others:
+        return ""
+    return (f" (the entry point {record.name!r} of {record.dist_label}; the one of "
+            f"{', '.join(others)} is a broken duplicate)")
 
 
 def collect(hook_caller, interface=None, *, strict: bool = True) -> dict:
@@ -659,15 +703,28 @@ def _missing(kind: str, key: str, what: str) -> Exception:
     message += f"; did you mean {close[0]!r}?" if close else ""
     message += f" (installed: {', '.join(known) or 'none'})"
     # Only plugins that might provide ``key``: those that failed before saying what they
-    # provide (at load time, or a hook of this seam raised / returned an unreadable
-    # class).  A refused claim of ``key`` itself was reported above; a plugin whose refused
-    # classes claim other keys cannot provide it.
+    # provide — broken ones (they failed to load), and loaded ones whose hook of this seam
+    # raised or returned a class whose claims cannot be read.  A refused claim of ``key``
+    # itself was reported above; a plugin whose refused classes claim other keys cannot
+    # provide it.
+    # Broken means what `ato plugins` says: nothing of the plugin is usable.
     broken = [r for r in records if r.state == "broken"]
-    broken += [seam.records[n] for n in seam.unknown]
+    failed = []
+    for name in seam.unknown:
+        record = seam.records[name]
+        if not any(_seam(k).served.get(name) for k in SEAMS):
+            broken.append(record)
+        else:
+            why = next(m for n, m in seam.errors if n == name)
+            failed.append(f"{name!r} ({record.dist_label}): "
+                          f"{why if len(why) <= 100 else why[:97] + '...'}")
     if broken:
         names = ", ".join(f"{r.name!r} ({r.dist_label})" for r in broken)
         message += (f"; {len(broken)} broken plugin(s) might provide it: {names} "
                     f"(details: ato plugins)")
+    if failed:
+        message += (f"; {len(failed)} loaded plugin(s) whose {SEAMS[kind][1]}() failed "
+                    f"might provide it: {'; '.join(failed)}")
     return UnknownPluginError(message)
 
 
@@ -714,22 +771,30 @@ def load_file(path, **kwargs):
         raise ConfigFileError(path, f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
                                     f"{e.start})") from None
     data = parse_text(fmt, text, path, **kwargs)
+    try:
+        config_data(data, path)
+    except ConfigFileError as e:
+        raise PluginError(f"reading {path}: {provider('format', fmt).who()}: "
+                          f"{fmt.__qualname__}.loads returned {_short(data)}, not a dict or "
+                          f"a list of dicts ({str(e)[len(e.path) + 2:]}; a format raises "
+                          f"ato.errors.ConfigFileError for a file holding something else)"
+                          ) from None
     if isinstance(data, list):
-        for i, item in enumerate(data):
-            if not isinstance(item, dict):
-                raise ConfigFileError(path, f"the top level must be a mapping (or a list of "
-                                            f"mappings), but item {i} of its list is "
-                                            f"{a_type(item)}")
         return [ADict._from_mapping(item) for item in data]
-    if not isinstance(data, dict):
-        raise ConfigFileError(path, f"the top level must be a mapping, not {a_type(data)}")
     return ADict._from_mapping(data)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return f"{text[:60]}..." if len(text) > 60 else text
 
 
 def parse_text(fmt, text: str, path: str, **kwargs):
     """``fmt.loads(text, path)``, refusing (as :class:`~ato.errors.ConfigFileError` naming
     ``path``) data nested too deeply for Ato or a container that holds itself; every
-    reader of config files goes through here."""
+    reader of config files goes through here.  An exception of a format that is not an
+    Ato error (a format raises :class:`~ato.errors.ConfigFileError` for a malformed file)
+    is the plugin's fault: :class:`~ato.errors.PluginError` naming it."""
     from ato.representable import MAX_NESTING, nesting_problem
 
     try:
@@ -737,6 +802,12 @@ def parse_text(fmt, text: str, path: str, **kwargs):
     except RecursionError:
         raise ConfigFileError(path, f"mappings and lists nested too deeply to read (Ato "
                                     f"reads at most {MAX_NESTING} levels)") from None
+    except AtoError:
+        raise
+    except Exception as e:
+        raise PluginError(f"reading {path}: {provider('format', fmt).who()}: "
+                          f"{fmt.__qualname__}.loads raised {_one_line(e)} (a format "
+                          f"raises ato.errors.ConfigFileError for a malformed file)") from e
     problem = nesting_problem(data)
     if problem:
         raise ConfigFileError(path, problem)
@@ -916,6 +987,9 @@ def describe_plugins() -> list[dict]:
     for record in plugin_records():
         provides, errors, conflicts = {}, [], []
         for kind, seam in seams.items():
+            holder = seam.records.get(record.name)
+            if holder is None or holder.key != record.key:
+                continue  # a namesake (a duplicate entry-point name) registered nothing
             entries = seam.served.get(record.name, [])
             if entries:
                 provides[SEAMS[kind][0]] = [

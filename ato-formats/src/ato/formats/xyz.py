@@ -14,6 +14,7 @@ import math
 
 from ato import xyz as _xyz
 from ato.errors import ConfigFileError
+from ato.plugins.interfaces import config_data
 from ato.representable import Unrepresentable, a_type, prepare
 
 
@@ -82,12 +83,13 @@ class XYZFormat:
     @staticmethod
     def loads(text: str, path: str, **kwargs):
         try:
-            return _xyz.loads(text)
+            data = _xyz.loads(text)
         except ValueError as e:
             line, colon, message = str(e).partition(": ")
             if colon and line.startswith("line ") and line[5:].isdigit():
                 raise ConfigFileError(path, message, int(line[5:])) from None
             raise ConfigFileError(path, str(e)) from None
+        return config_data(data, path)
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:

@@ -20,6 +20,7 @@ import re
 import yaml as _yaml
 
 from ato.errors import ConfigFileError
+from ato.plugins.interfaces import config_data
 from ato.representable import Unrepresentable, a_type, prepare
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -149,7 +150,7 @@ class YAMLFormat:
             raise ConfigFileError(path, message, line, column) from None
         except _yaml.YAMLError as e:
             raise ConfigFileError(path, str(e)) from None
-        return {} if data is None else data
+        return {} if data is None else config_data(data, path)
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
