@@ -434,3 +434,18 @@ def test_plain_keys_stay_plain_and_the_others_are_quoted():
         "model.depth": 50, 'model."conv.1".k': 3, '"learning rate"': 0.1,
         '"a.b"': 3, "a.b": 4, '"or"': 1, "1st": 2, "학습률": 3}
     assert matches(parse_where('"a.b" == 3 and a.b == 4'), {"a.b": 3, "a": {"b": 4}})
+
+
+def test_the_tracker_suite_refuses_a_url_no_backend_serves_before_any_test(tmp_path):
+    """`--tracker-url` with an unknown scheme is one usage error, not one per test."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "ato.tracking.conformance",
+                           "--pyargs", "ato.tracking.conformance", "-p", "no:cacheprovider",
+                           "--tracker-url=nosuch:///{tmp}/t.db"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert ("ERROR: --tracker-url=nosuch:///{tmp}/t.db: tracking to 'nosuch' URLs: no "
+            "installed plugin provides 'nosuch'") in proc.stderr
+    assert "passed" not in proc.stdout and "failed" not in proc.stdout

@@ -46,3 +46,25 @@ def test_both_commands_refuse_bad_options_in_one_line(module, target, text, mess
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"python -m {module}: error: ")
     assert message in lines[0]
+
+
+@pytest.mark.parametrize("module, target, text, message", [
+    ("ato.hyperopt.executors.conformance", "threads", '{"n_workerz": 2}',
+     "executor 'threads' has no option 'n_workerz' (did you mean 'n_workers'?)"),
+    ("ato.hyperopt.executors.conformance", "threads", '{"n_workers": 0}',
+     "executor 'threads': n_workers must be a positive int, got 0"),
+    ("ato.hyperopt.conformance", "random", '{"n_trialz": 3}',
+     "random: unknown option 'n_trialz'"),
+    ("ato.hyperopt.conformance", "hyperband", '{"halving_rate": 2, "num_min_samples": 1}',
+     "hyperband: halving_rate must be between 0 and 1 (exclusive), got 2"),
+])
+def test_both_commands_refuse_options_the_plugin_refuses_in_one_line(module, target, text,
+                                                                     message):
+    """The plugin is built once with the options before the suite runs: an option it
+    refuses is one line and exit status 2, not the same error in every test."""
+    proc = subprocess.run([sys.executable, "-m", module, target, "--options", text],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"python -m {module}: error: {lines[0].split('error: ', 1)[1]}"]
+    assert message in lines[0] and "passed" not in proc.stdout

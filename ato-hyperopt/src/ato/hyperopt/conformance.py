@@ -396,7 +396,8 @@ class TestAlgorithm(AlgorithmConformance):
 def main(argv=None) -> int:
     """``python -m ato.hyperopt.conformance ALGORITHM [--options JSON] [pytest args]``."""
     return run_suite("ato.hyperopt.conformance", "search algorithm", "asha",
-                     resolve_algorithm, "--ato-algorithm", "--ato-options", argv)
+                     resolve_algorithm, "--ato-algorithm", "--ato-options", argv,
+                     build=lambda cls, options: AlgorithmConformance.make((cls, options)))
 
 
 if __name__ == "__main__":

@@ -61,10 +61,13 @@ def spec_from_command_line(request, resolve: Callable[[object], type], flag: str
 
 
 def run_suite(module: str, what: str, example: str, resolve: Callable[[object], type],
-              flag: str, options_flag: str, argv=None) -> int:
+              flag: str, options_flag: str, argv=None,
+              build: Callable[[type, dict], None] | None = None) -> int:
     """``python -m MODULE NAME [--options JSON] [pytest args]``: check that ``NAME``
-    resolves and the options parse (one line on stderr and exit status 2 when not), then
-    run the suite in ``MODULE`` under pytest; its exit status."""
+    resolves, the options parse and ``build(class, options)`` (one construction, with
+    the options the suite will use) succeeds — one line on stderr and exit status 2 when
+    not, instead of the same error in every test — then run the suite in ``MODULE``
+    under pytest; its exit status."""
     import argparse
 
     prog = f"python -m {module}"
@@ -80,8 +83,9 @@ def run_suite(module: str, what: str, example: str, resolve: Callable[[object], 
         print(f"{prog}: the suite runs under pytest; pip install pytest", file=sys.stderr)
         return 2
     try:  # a name or path that resolves to nothing: one line, not nine tracebacks
-        resolve(args.plugin)
-        json_options(args.options, "--options")
+        cls, options = spec_of(resolve, args.plugin, json_options(args.options, "--options"))
+        if build is not None:
+            build(cls, options)
     except (AtoError, LookupError, TypeError, ValueError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2

@@ -34,6 +34,20 @@ def pytest_addoption(parser) -> None:
                     help="tracker URL to test; '{tmp}' becomes a fresh directory per test")
 
 
+def pytest_configure(config) -> None:
+    """A ``--tracker-url`` that no installed backend serves is one usage error, before any
+    test runs (not the same error in every test)."""
+    url = config.getoption("--tracker-url", default=None)
+    if url:
+        from ato.errors import AtoError
+        from ato.plugins.manager import tracker_for_url
+
+        try:
+            tracker_for_url(url)
+        except (AtoError, LookupError, ValueError) as e:
+            raise pytest.UsageError(f"--tracker-url={url}: {e}") from None
+
+
 @fixture
 def tracker_url(request) -> str:
     """The ``--tracker-url`` given on the command line."""

@@ -211,7 +211,8 @@ def main(argv=None) -> int:
     """``python -m ato.hyperopt.executors.conformance EXECUTOR [--options JSON] [pytest
     args]``."""
     return run_suite("ato.hyperopt.executors.conformance", "search executor", "threads",
-                     resolve_executor, "--ato-executor", "--ato-executor-options", argv)
+                     resolve_executor, "--ato-executor", "--ato-executor-options", argv,
+                     build=lambda cls, options: get_executor(cls, **options).close())
 
 
 if __name__ == "__main__":
