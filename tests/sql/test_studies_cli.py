@@ -38,11 +38,13 @@ def test_status_table(db_url):
     lines = out.splitlines()
     assert lines[0].startswith("study asha-7") and "algorithm asha" in lines[0]
     assert lines[1] == "trials: 3 done, 1 running, 2 queued, 1 failed (7 in all)"
-    assert lines[2] == "best so far (min): 0.2  trial t2  worker w1"
+    # the same names as --json: `key` (the evaluation, the run's trial: tag), `__trial__`
+    assert lines[2] == "best so far (min): 0.2  key t2  worker w1"
     header = lines[lines.index("running:") + 1].split()
+    assert header[0] == "key" and lines[lines.index("failed:") + 1].split()[0] == "key"
     assert header[-5:] == ["attempt", "budget", "rung", "__trial__", "values"]
     running = lines[lines.index("running:") + 2].split()
-    # trial worker host since(date time) attempt budget rung __trial__ values
+    # key worker host since(date time) attempt budget rung __trial__ values
     assert running[:3] == ["t4", "w1", "node-1"] and running[5:] == ["1", "-", "1", "-", "-"]
     assert "ValueError: bad lr" in out
     rungs = lines[lines.index("rungs:") + 1:lines.index("workers:")]

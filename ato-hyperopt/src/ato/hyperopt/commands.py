@@ -316,7 +316,7 @@ def render(status: dict) -> str:
                         if best.get(k) is not None) if best.get("budget") is not None else ""
         at = ", at the largest budget reached" if best.get("budget") is not None else ""
         lines.append(f"best so far ({how}{at}): "
-                     f"{_fmt(best['metric'])}{where}  trial {best['key']}"
+                     f"{_fmt(best['metric'])}{where}  key {best['key']}"
                      + (f"  worker {best['worker']}" if best["worker"] else ""))
         if best.get("values"):
             lines.append(f"  values: {_values(best['values'])}")
@@ -326,7 +326,7 @@ def render(status: dict) -> str:
             lines.append(f"  checkpoint dir: {best['checkpoint_dir']}")
     if status["running"]:
         lines.append("running:")
-        lines += _table(["trial", "worker", "host", "since (UTC)", "attempt", "budget", "rung",
+        lines += _table(["key", "worker", "host", "since (UTC)", "attempt", "budget", "rung",
                          "__trial__", "values"],
                         [[r["key"], r["worker"], r["host"], r["since"], r["attempt"],
                           r.get("budget"), r.get("rung"), r.get("trial_id"),
@@ -339,7 +339,7 @@ def render(status: dict) -> str:
                          f"{root}/.attempts/<__trial__>-*, its state once it returns)")
     if status["failed"]:
         lines.append("failed:")
-        lines += _table(["trial", "attempts", "error"],
+        lines += _table(["key", "attempts", "error"],
                         [[f["key"], f["attempts"], f["error"]] for f in status["failed"]])
     if status["rungs"]:
         lines.append("rungs:")
