@@ -84,6 +84,9 @@ class TestErrors:
         ("list.json", '[{"a": 1}, "x"]', "list.json: the top level must be a mapping (or a list of "
                                          "mappings), but item 1 of its list is a str"),
         ("num.json", "3", "num.json: the top level must be a mapping, not an int"),
+        ("str.yaml", "hello\n", "str.yaml: the top level must be a mapping, not a str"),
+        ("items.jsonl", '{"a": 1}\n3\n', "items.jsonl: the top level must be a mapping (or a "
+                                          "list of mappings), but item 1 of its list is an int"),
         ("dup.json", '{"a": 1, "a": 2}', "dup.json:1: duplicate key 'a' (first at line 1)"),
         ("dup2.json", '{"b": {"a": 1},\n "a": [{"a": 0}],\n "c": {"x": "\\"a\\":",\n\n "x": 3}}',
          "dup2.json:5: duplicate key 'x' (first at line 3)"),
