@@ -1248,9 +1248,12 @@ class TestFaultsAreAttributedPrecisely:
         assert str(info.value) == (f"reading {path}: {who}: BX.loads raised KeyError: "
                                    f"'missing' (a format raises ato.errors.ConfigFileError "
                                    f"for a malformed file)")
-        for text, got, why in (("str", "'hello'", "the top level is a str"),
-                               ("list", "[1, 2]", "item 0 is a int"),
-                               ("none", "None", "the top level is a NoneType")):
+        for text, got, why in (("str", "'hello'", "the top level must be a mapping, not a str"),
+                               ("list", "[1, 2]", "the top level must be a mapping (or a list "
+                                                  "of mappings), but item 0 of its list is an "
+                                                  "int"),
+                               ("none", "None", "the top level must be a mapping, not a "
+                                                "NoneType")):
             path.write_text(text)
             with pytest.raises(PluginError) as info:
                 ADict.from_file(path)
@@ -1265,9 +1268,10 @@ class TestFaultsAreAttributedPrecisely:
         assert ADict.from_file(path) == [{"a": 1}]
 
     @pytest.mark.parametrize("text, message", [
-        ('"hello"', "the top level is a str, not a mapping"),
-        ("[1, 2]", "item 0 is a int, not a mapping"),
-        ("null", "the top level is a NoneType, not a mapping"),
+        ('"hello"', "the top level must be a mapping, not a str"),
+        ("[1, 2]", "the top level must be a mapping (or a list of mappings), but item 0 of "
+                   "its list is an int"),
+        ("null", "the top level must be a mapping, not a NoneType"),
     ])
     def test_a_json_file_that_is_no_mapping_still_blames_the_file(self, tmp_path, text,
                                                                   message):
