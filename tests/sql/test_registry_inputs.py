@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import pytest
@@ -495,8 +496,10 @@ class TestFileNames:
 
 
 class _Writer:
-    """A thread appending a byte to ``path`` about every millisecond, from its first write
-    (``started``) until :meth:`stop`."""
+    """A thread appending a byte to ``path`` as fast as it can, from its first write
+    (``started``) until :meth:`stop`: it yields the GIL after each write but never sleeps,
+    so on a loaded machine it still writes while the file is hashed (sleeping a
+    millisecond between writes, it could miss a whole hash when woken late)."""
 
     def __init__(self, path):
         self.path, self.started, self._stop = path, threading.Event(), threading.Event()
@@ -507,7 +510,7 @@ class _Writer:
             while not self._stop.is_set():
                 f.write(b"w")
                 self.started.set()
-                self._stop.wait(0.001)
+                time.sleep(0)
 
     def __enter__(self):
         self.thread.start()
