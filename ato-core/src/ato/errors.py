@@ -113,3 +113,18 @@ class PluginError(AtoError, LookupError):
     The message is one line naming the plugin's entry point, its distribution and what is
     wrong with it (as ``ato plugins`` reports it); every other plugin keeps working.
     """
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` made by the caller of this function that
+    names the first frame outside the ``ato`` package: the user's line that called into
+    Ato (through any of Ato's wrappers), not Ato's own."""
+    import sys
+
+    frame = sys._getframe(2)  # the frame that called warnings.warn's caller: level 2
+    level = 2
+    while frame is not None and frame.f_back is not None and (
+            frame.f_globals.get("__name__", "").partition(".")[0] == "ato"):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -22,7 +22,7 @@ import re
 import warnings
 
 from ato.adict import ADict
-from ato.errors import AtoError, ConfigFileError
+from ato.errors import AtoError, ConfigFileError, user_stacklevel
 from ato.representable import a_type
 
 EXTENSIONS = (".yaml", ".yml", ".json", ".toml", ".xyz")
@@ -51,20 +51,6 @@ class MissingRequiredKeyError(AtoError, KeyError):
 
 class ComposeArgumentError(AtoError, TypeError):
     """An argument of ``compose_hierarchy`` has a type or form it does not take."""
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` for a warning issued by the caller of this function that names
-    the first frame outside the ``ato`` package: the user's call of compose_hierarchy."""
-    import sys
-
-    frame = sys._getframe(2)
-    level = 2
-    while frame is not None and frame.f_back is not None and (
-            frame.f_globals.get("__name__", "").partition(".")[0] == "ato"):
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _find(root: str, rel: str) -> str | None:
@@ -231,7 +217,7 @@ class _Composer:
         if self.on_missing == "error":
             raise MissingConfigError(message)
         if self.on_missing == "warn":
-            warnings.warn(f"missing: {message}", UserWarning, stacklevel=_user_stacklevel())
+            warnings.warn(f"missing: {message}", UserWarning, stacklevel=user_stacklevel())
 
     def compose(self, config_filename: str) -> dict:
         tree_overrides: dict = {}

@@ -44,6 +44,7 @@ from ato.artifacts import (
     url_scheme,
 )
 from ato.db_routers.sql import values
+from ato.errors import user_stacklevel
 from ato.tracking.registry import RegistryError as ProtocolRegistryError
 from ato.tracking.registry import RegistryVersion
 from ato.tracking.secrets import db_option
@@ -2076,19 +2077,6 @@ def _repaired_note(kind, name, number, store_url, source, repaired: dict) -> str
             f"{' and '.join(parts)} stored again from {source}")
 
 
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` for a ``warnings.warn`` call made by the caller of this
-    function that names the first frame outside the ``ato`` package: the user's line that
-    called ``log_model``/``use_dataset``/… (through any of ato's wrappers)."""
-    frame = sys._getframe(2)  # the frame that called warnings.warn's caller: level 2
-    level = 2
-    while frame is not None and frame.f_back is not None and (
-            frame.f_globals.get("__name__", "").partition(".")[0] == "ato"):
-        frame = frame.f_back
-        level += 1
-    return level
-
-
 def _emit_notes(version) -> None:
     """Issue the :class:`RegistryWarning` s a registration collected (once), pointing at
     the user's call.  They are collected rather than issued where they arise: that may be
@@ -2100,7 +2088,7 @@ def _emit_notes(version) -> None:
 
     version._notes = []
     for note in notes:
-        warnings.warn(note, RegistryWarning, stacklevel=_user_stacklevel())
+        warnings.warn(note, RegistryWarning, stacklevel=user_stacklevel())
 
 
 def _place_report(method, placed) -> dict:
