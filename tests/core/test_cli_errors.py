@@ -377,3 +377,77 @@ def test_print_beside_manual_does_not_cut_the_explanation(single):
 
     inv = _cli.parse_invocation(["print", "high_lr", "manual", "--why", "lr"])
     assert explain({"config": single}, inv, "main").splitlines()[0] == "lr = 0.5"
+
+
+@pytest.mark.parametrize("argv, manual, why, why_all, why_arguments, items", [
+    (["lr=0.1 manual"], True, [], False, [], 1),
+    (["manual --why-all"], True, [], True, [], 0),
+    (["manual --why lr high_lr lr=0.5"], True, ["lr"], False, [1], 2),
+    (["x=1", "-h high_lr"], True, [], False, [], 2),
+    (["high_lr", "--help"], True, [], False, [], 1),
+    (["manual", "--why lr epochs"], True, ["lr"], False, [2], 1),  # two items: lr, epochs
+    (["x=1 --why=lr manual"], True, ["lr"], False, [1], 1),
+    (["x=%manual%"], False, [], False, [], 1),  # the text 'manual' is no request
+])
+def test_manual_and_why_are_items_found_inside_any_argument(argv, manual, why, why_all,
+                                                            why_arguments, items):
+    inv = _cli.parse_invocation(argv)
+    assert (inv.manual, inv.why, inv.why_all, inv.why_arguments, len(inv.items)) == (
+        manual, why, why_all, why_arguments, items)
+
+
+def test_why_errors_inside_a_multi_item_argument_point_at_the_item():
+    error = error_for_invocation(["x=1", "high_lr --why"])
+    assert str(error).startswith("argument 2 'high_lr --why' at character 9: --why explains")
+    error = error_for_invocation(["manual x=1 --why"])
+    assert str(error).startswith("argument 1 'manual x=1 --why' at character 12: --why needs")
+
+
+# an error about one item of a multi-item argument quotes the whole argument and points at
+# the item, whatever the kind of error
+def test_errors_in_a_multi_item_argument_quote_it_and_point_at_the_item(single, pair):
+    with pytest.raises(UnknownViewError) as info:
+        single.apply(["lr=0.1 hihg_lr"])
+    assert str(info.value) == ("argument 1 'lr=0.1 hihg_lr' at character 8: unknown view "
+                               "'hihg_lr' — did you mean 'high_lr'?")
+    with pytest.raises(CLIError) as info:
+        single.apply(["x=1", "high_lr lr.x=1"])
+    assert str(info.value).startswith("argument 2 'high_lr lr.x=1' at character 9: lr is a "
+                                      "float, not a mapping")
+    assert str(error_for(["lr=0.1", "a=1 b=[1,2"])).startswith(
+        "argument 2 'a=1 b=[1,2' at character 7: unbalanced bracket")
+    assert str(error_for(["a=1 b=(1,2]"])).startswith("argument 1 'a=1 b=(1,2]' at character 11")
+    for argv, start, fix in [
+        (["model.lr=1 zz.x=1"], "argument 1 'model.lr=1 zz.x=1' at character 12: ",
+         "(model.zz.x, data.zz.x)"),
+        (["data.imagenet print"], "argument 1 'data.imagenet print' at character 15: ",
+         "say which to print"),
+        (["model.lr=1 fast"], "argument 1 'model.lr=1 fast' at character 12: ",
+         "write model.fast or data.fast"),
+        (["x model.qq"], "argument 1 'x model.qq' at character 1: ", "unknown view 'x'"),
+        (["data.imagenet model.qq"], "argument 1 'data.imagenet model.qq' at character 15: ",
+         "unknown view 'qq'"),
+    ]:
+        with pytest.raises(CLIError) as info:
+            _cli.route(parse_args(argv), pair)
+        assert str(info.value).startswith(start) and fix in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["lr=1", "x=%a", "b%c"], "arguments 2-3 'x=%a b%c' at character 8: unexpected 'c' after "
+     "the value"),
+    (["x=%a b%c y=1"], "argument 1 'x=%a b%c y=1' at character 8: unexpected 'c' after the "
+     "value"),
+    (["q=1", "x=%a", "b%[1] y=2"], "arguments 2-3 'x=%a b%[1] y=2' at character 8: unexpected "
+     "'[1]' after the value"),
+    (["c=="], "argument 1 'c==' at character 3: unexpected '=': one '=' separates key and "
+     "value (write c=%=% for the text '='"),
+    (["c==x"], "argument 1 'c==x' at character 3: unexpected '=x': one '=' separates key and "
+     "value (write c=%=x% for the text '=x'"),
+    (["c==3"], "argument 1 'c==3' at character 3: unexpected '=3': one '=' separates key and "
+     "value (write c=3;"),
+    (["x=1%"], "argument 1 'x=1%' at character 4: unexpected '%' after the value (one value "
+     "per item;"),
+])
+def test_glued_and_doubled_text_is_named_by_the_arguments_it_spans(argv, message):
+    assert str(error_for(argv)).startswith(message)

@@ -211,3 +211,16 @@ def test_manual_anywhere_with_an_external_parser(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "lr = 0.5"
     assert "_argparse_literals" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--lr", "0.5", "high_lr manual --why lr"],
+    ["--lr", "0.5", "manual --why lr", "high_lr"],
+])
+def test_manual_inside_a_multi_item_argument_with_an_external_parser(tmp_path, args):
+    """`manual --why` is found among the items of one argument, as everything else is."""
+    path = tmp_path / "train.py"
+    path.write_text(SCRIPT)
+    proc = run_script(path, "ignore", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "lr = 0.5"

@@ -16,7 +16,7 @@ from bisect import bisect_right
 from ato.errors import CLIError
 from ato.representable import MAX_NESTING, a_type
 
-__all__ = ["Assign", "Word", "parse_args", "parse_value", "format_value", "split_tokens",
+__all__ = ["Assign", "Word", "Piece", "parse_args", "split_items", "parse_pieces", "parse_value", "format_value", "split_tokens",
            "shell_quote", "match_key"]
 
 _CONSTANTS = {"True": True, "False": False, "None": None}
@@ -43,10 +43,23 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"
 
 class _Item:
     """A parsed item; ``argument`` (where on the command line it came from, see
-    :class:`~ato.errors.CLIError`) takes no part in equality or the repr."""
+    :class:`~ato.errors.CLIError`) and ``context`` (``(whole_argument, offset)`` when the
+    item is one of several in one argument, else ``None``) take no part in equality or the
+    repr."""
 
     __slots__ = ()
     _fields: tuple = ()
+
+    def where(self, position: int | None = None) -> dict:
+        """The ``token``/``position``/``argument`` of a :class:`CLIError` about this item
+        (``position`` counted in the item): an item of a multi-item argument is shown in
+        its whole argument, pointed at."""
+        context = getattr(self, "context", None)
+        if context is None:
+            return {"token": self.token, "position": position, "argument": self.argument}
+        whole, offset = context
+        return {"token": whole, "position": offset + (position or 0),
+                "argument": self.argument}
 
     def __eq__(self, other):
         return type(self) is type(other) and all(
@@ -74,21 +87,22 @@ def _same(a, b) -> bool:
 class Assign(_Item):
     """``key=value``: ``key`` is the dotted path split into parts."""
 
-    __slots__ = ("key", "value", "token", "argument")
+    __slots__ = ("key", "value", "token", "argument", "context")
     _fields = ("key", "value", "token")
 
-    def __init__(self, key: tuple, value, token: str, argument=None):
+    def __init__(self, key: tuple, value, token: str, argument=None, context=None):
         self.key, self.value, self.token, self.argument = key, value, token, argument
+        self.context = context
 
 
 class Word(_Item):
     """A bare word: the name of a view (possibly ``scope.view``)."""
 
-    __slots__ = ("name", "token", "argument")
+    __slots__ = ("name", "token", "argument", "context")
     _fields = ("name", "token")
 
-    def __init__(self, name: str, token: str, argument=None):
-        self.name, self.token, self.argument = name, token, argument
+    def __init__(self, name: str, token: str, argument=None, context=None):
+        self.name, self.token, self.argument, self.context = name, token, argument, context
 
 
 # ----------------------------------------------------------------------- tokenizing
@@ -159,9 +173,9 @@ def split_tokens(text: str) -> list[str]:
     return [text[start:stop] for start, stop in _token_spans(text)]
 
 
-def _token_spans(text: str, locate=None) -> list[tuple[int, int]]:
-    """The ``(start, stop)`` offsets of each token of ``text``; ``locate(start, stop)``
-    names the argument of a token for an error."""
+def _token_spans(text: str, place=None) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` offsets of each token of ``text``; ``place(start, stop)``
+    gives the ``(token, offset of start in it, argument)`` of an error about that span."""
     spans = []
     i, n = 0, len(text)
     while i < n:
@@ -190,11 +204,104 @@ def _token_spans(text: str, locate=None) -> list[tuple[int, int]]:
         except CLIError as e:
             # the value runs to the end of the line: the rest of it is the token at fault
             rest = text[start:].rstrip()
-            raise CLIError(e.detail, rest, e.position - start,
-                           None if locate is None else locate(start, start + len(rest))) from None
+            token, offset, argument = (rest, 0, None) if place is None else \
+                place(start, start + len(rest))
+            raise CLIError(e.detail, token, e.position - start + offset, argument) from None
         spans.append((start, stop))
         i = stop
     return spans
+
+
+class Piece:
+    """One item of the command line before it is parsed: its ``token``, ``argument``
+    number (or ``(first, last)``), ``context`` (``(whole_argument, offset)`` when it is one
+    of several items in one argument) and ``glued``, the :class:`CLIError` for text glued
+    to its end (raised once the item itself parsed)."""
+
+    __slots__ = ("token", "argument", "context", "glued")
+
+    def __init__(self, token: str, argument=None, context=None, glued=None):
+        self.token, self.argument, self.context, self.glued = token, argument, context, glued
+
+    def error(self, message: str, position: int | None = None, cls=CLIError) -> CLIError:
+        """A ``cls`` error about this item, shown in its whole argument."""
+        if self.context is None:
+            return cls(message, self.token, position, self.argument)
+        whole, offset = self.context
+        return cls(message, whole, offset + (position or 0), self.argument)
+
+    def __repr__(self):
+        return f"Piece({self.token!r}, {self.argument!r})"
+
+
+def split_items(argv: list[str], numbers: list | None = None) -> list[Piece]:
+    """The items of the command line ``argv`` (``numbers[i]`` is the number errors give
+    ``argv[i]``, by default counted from 1): the arguments are joined and split again at
+    white space, as the original did (SPEC 2), so one argument may hold several items and
+    a value the shell split over several arguments (``model=%resnet 101%`` unquoted) is
+    one item."""
+    argv = list(argv)
+    if numbers is None:
+        numbers = list(range(1, len(argv) + 1))
+    text = " ".join(argv)
+    starts = []
+    offset = 0
+    for arg in argv:
+        starts.append(offset)
+        offset += len(arg) + 1
+
+    def span_args(start: int, stop: int) -> tuple[int, int]:
+        return bisect_right(starts, start) - 1, bisect_right(starts, max(stop - 1, start)) - 1
+
+    def locate(start: int, stop: int):
+        first, last = span_args(start, stop)
+        return numbers[first] if first == last else (numbers[first], numbers[last])
+
+    def place(start: int, stop: int):
+        first, last = span_args(start, stop)
+        token = text[start:stop]
+        if first == last and argv[first].strip() != token:
+            return argv[first], start - starts[first], numbers[first]
+        return token, 0, locate(start, stop)
+
+    spans = _token_spans(text, place)
+    pieces = []
+    for index, (start, stop) in enumerate(spans):
+        token = text[start:stop]
+        first, last = span_args(start, stop)
+        context = None
+        if first == last and argv[first].strip() != token:
+            context = (argv[first], start - starts[first])
+        piece = Piece(token, locate(start, stop), context)
+        if index + 1 < len(spans) and spans[index + 1][0] == stop:
+            # text glued to the item (``x='a'b``): an unquoted tail, not a second item
+            end = stop
+            while end < len(text) and not text[end].isspace():
+                end += 1
+            what = "the value" if "=" in token else "the view name"
+            piece.glued = CLIError(
+                f"unexpected {text[stop:end]!r} after {what} (one value per item; text goes "
+                f"whole in %...%)", " ".join(argv[first:last + 1]), stop - starts[first],
+                locate(start, stop))
+        pieces.append(piece)
+    return pieces
+
+
+def parse_pieces(pieces: list[Piece]) -> list:
+    """Parse :func:`split_items`' pieces into :class:`Assign` and :class:`Word` items."""
+    items = []
+    for piece in pieces:
+        try:
+            item = _item(piece.token, piece.argument)
+        except CLIError as e:
+            if piece.context is None:
+                raise
+            raise piece.error(e.detail, e.position, type(e)) from None
+        item.context = piece.context
+        items.append(item)
+        if piece.glued is not None:
+            raise piece.glued
+    return items
 
 
 # ----------------------------------------------------------------------- values
@@ -266,8 +373,13 @@ class _ValueParser:
     def not_an_expression(self, rest: str) -> str:
         """The message for an operator where a value or its end was expected."""
         if rest.startswith("=") and self.key is not None and self.pos == 0:
+            try:
+                parse_value(rest[1:])
+                fix = f"{self.key}={rest[1:]}"
+            except CLIError:  # `c==`: no value after the second '=' — the text is meant
+                fix = f"{self.key}={format_value(rest)} for the text {rest!r}"
             return (f"unexpected {rest!r}: one '=' separates key and value (write "
-                    f"{self.key}={rest[1:]}; text holding '=' goes in %...%)")
+                    f"{fix}; text holding '=' goes in %...%)")
         return (f"unexpected {rest!r}: values are literals, expressions are not evaluated "
                 f"(write the value itself, or text as %{self.text}%)")
 
@@ -436,7 +548,7 @@ def parse_value(text: str, key: str | None = None):
         rest = text[p.pos:]
         if rest.startswith(("+", "-", "*", "/", "=", ";", "[", "(")):
             p.error(p.not_an_expression(rest))
-        p.error(f"unexpected {rest!r} after the value (one value per key; text goes whole "
+        p.error(f"unexpected {rest!r} after the value (one value per item; text goes whole "
                 f"in %...%)")
     return value
 
@@ -468,46 +580,11 @@ def parse_args(argv: list[str], numbers: list[int] | None = None) -> list:
 
     Raises:
         CLIError: a token is neither a view name nor a ``key=value`` assignment with a
-            literal value; the error names the token, its argument number and the
-            character where the problem is, and says how to write it instead.
+            literal value; the error names the token (the whole argument, for one of
+            several items in it), its argument number and the character where the problem
+            is, and says how to write it instead.
     """
-    argv = list(argv)
-    if numbers is None:
-        numbers = list(range(1, len(argv) + 1))
-    text = " ".join(argv)
-    starts = []
-    offset = 0
-    for arg in argv:
-        starts.append(offset)
-        offset += len(arg) + 1
-
-    def locate(start: int, stop: int):
-        first = bisect_right(starts, start) - 1
-        last = bisect_right(starts, max(stop - 1, start)) - 1
-        if first == last:
-            return numbers[first]
-        return numbers[first], numbers[last]
-
-    spans = _token_spans(text, locate)
-    items = []
-    for index, (start, stop) in enumerate(spans):
-        token = text[start:stop]
-        argument = locate(start, stop)
-        first = bisect_right(starts, start) - 1
-        last = bisect_right(starts, max(stop - 1, start)) - 1
-        try:
-            items.append(_item(token, argument))
-        except CLIError as e:
-            arg = argv[first]
-            if first != last or arg.strip() == token:
-                raise
-            # the token is part of a longer argument: quote the whole argument
-            offset = start - starts[first]
-            raise CLIError(e.detail, arg, (e.position or 0) + offset, argument) from None
-        if index + 1 < len(spans) and bisect_right(starts, spans[index + 1][0]) - 1 == last:
-            _refuse_glued_text(argv[last], spans[index + 1][0] - starts[last],
-                                isinstance(items[-1], Assign), numbers[last])
-    return items
+    return parse_pieces(split_items(argv, numbers))
 
 
 def _item(token: str, argument) -> Assign | Word:
@@ -525,18 +602,6 @@ def _item(token: str, argument) -> Assign | Word:
     except CLIError as e:
         raise CLIError(e.detail, token, (e.position or 0) + eq + 1, argument) from None
     return Assign(key, value, token, argument)
-
-
-def _refuse_glued_text(arg: str, pos: int, after_value: bool, argument) -> None:
-    """Items of one argument are separated by white space, as the original's re-tokenised
-    command line allowed (``"x=1 y=2"`` sets both, SPEC 2): raise the :class:`CLIError`
-    for ``arg`` when the text at ``pos`` is glued to the complete item before it
-    (``x='a'b``: an unquoted tail, not a second item)."""
-    if arg[pos - 1:pos].isspace():
-        return
-    what = "the value" if after_value else "the view name"
-    raise CLIError(f"unexpected {arg[pos:]!r} after {what} (one value per item; text goes "
-                   f"whole in %...%)", arg, pos, argument)
 
 
 # ----------------------------------------------------------------------- formatting

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from ato.errors import CLIError, UnknownViewError
-from ato.grammar import Assign, Word, parse_args
+from ato.grammar import Assign, Word, parse_pieces, split_items
 
 PRINT_VIEW = "print"
 
@@ -31,8 +31,9 @@ MANUAL_WORDS = ("manual", "-h", "--help")
 
 
 def wants_manual(argv: list[str]) -> bool:
-    """Whether the command line asks for ``manual`` (or ``-h``/``--help``), wherever in it."""
-    return any(token in MANUAL_WORDS for token in argv)
+    """Whether the command line asks for ``manual`` (or ``-h``/``--help``), wherever in it
+    (an item of a multi-item argument too)."""
+    return any(token in MANUAL_WORDS for arg in argv for token in arg.split())
 
 
 _override: list[str] | None = None
@@ -111,47 +112,47 @@ def invocation() -> Invocation:
 
 def parse_invocation(argv: list[str], numbers: list | None = None) -> Invocation:
     """Parse a command line (``sys.argv[1:]``); ``numbers[i]`` is the number error messages
-    give ``argv[i]`` (by default its index in ``sys.argv``)."""
-    argv = list(argv)
-    numbers = list(range(1, len(argv) + 1)) if numbers is None else list(numbers)
-    manual = wants_manual(argv)
-    if manual:  # `manual` may stand anywhere, as `print` does; -h/--help too
-        kept = [i for i, token in enumerate(argv) if token not in MANUAL_WORDS]
-        argv, numbers = [argv[i] for i in kept], [numbers[i] for i in kept]
+    give ``argv[i]`` (by default its index in ``sys.argv``).  ``manual``, ``-h``/``--help``,
+    ``--why KEY`` and ``--why-all`` are items like any other: found after the arguments
+    are split at white space, so ``"lr=0.1 manual"`` asks for the manual."""
+    pieces = split_items(argv, numbers)
+    manual = any(p.token in MANUAL_WORDS for p in pieces)
+    # `manual` may stand anywhere, as `print` does; -h/--help too
+    pieces = [p for p in pieces if p.token not in MANUAL_WORDS]
     why: list[str] = []
     why_arguments: list = []
     why_all = False
     if manual:
-        rest, rest_numbers = [], []
+        rest = []
         i = 0
-        while i < len(argv):
-            if argv[i] == "--why-all":
+        while i < len(pieces):
+            token = pieces[i].token
+            if token == "--why-all":
                 why_all = True
-            elif argv[i] == "--why":
-                if i + 1 >= len(argv) or "=" in argv[i + 1]:
-                    raise CLIError("--why needs a key to explain: write --why model.lr (or "
-                                   "--why-all for every key)", "--why", argument=numbers[i])
-                why.append(argv[i + 1])
-                why_arguments.append(numbers[i + 1])
+            elif token == "--why":
+                if i + 1 >= len(pieces) or "=" in pieces[i + 1].token:
+                    raise pieces[i].error("--why needs a key to explain: write --why model.lr "
+                                          "(or --why-all for every key)")
+                why.append(pieces[i + 1].token)
+                why_arguments.append(pieces[i + 1].argument)
                 i += 1
-            elif argv[i].startswith("--why="):
-                if not argv[i].split("=", 1)[1]:
-                    raise CLIError("--why= needs a key to explain: write --why=model.lr (or "
-                                   "--why-all for every key)", argv[i], argument=numbers[i])
-                why.append(argv[i].split("=", 1)[1])
-                why_arguments.append(numbers[i])
+            elif token.startswith("--why="):
+                if not token.split("=", 1)[1]:
+                    raise pieces[i].error("--why= needs a key to explain: write "
+                                          "--why=model.lr (or --why-all for every key)")
+                why.append(token.split("=", 1)[1])
+                why_arguments.append(pieces[i].argument)
             else:
-                rest.append(argv[i])
-                rest_numbers.append(numbers[i])
+                rest.append(pieces[i])
             i += 1
-        argv, numbers = rest, rest_numbers
+        pieces = rest
     else:
-        for token, number in zip(argv, numbers):
+        for piece in pieces:
+            token = piece.token
             if token in ("--why", "--why-all") or token.startswith("--why="):
-                raise CLIError(f"{token.partition('=')[0]} explains keys for manual: add the "
-                               f"word manual (python train.py manual --why lr ...)", token,
-                               argument=number)
-    return Invocation(parse_args(argv, numbers), manual, why, why_all, why_arguments)
+                raise piece.error(f"{token.partition('=')[0]} explains keys for manual: add "
+                                  f"the word manual (python train.py manual --why lr ...)")
+    return Invocation(parse_pieces(pieces), manual, why, why_all, why_arguments)
 
 
 def _suggest(name: str, candidates) -> str:
@@ -170,33 +171,32 @@ def route(items: list, scopes: dict) -> dict[str, list]:
         (name, scope), = scopes.items()
         for item in items:
             if isinstance(item, Word):
-                _check_view(scope, item.name, item.token, item.argument)
+                _check_view(scope, item.name, item)
             routed[name].append(item)
         return routed
     for item in items:
         head = item.key[0] if isinstance(item, Assign) else item.name.split(".", 1)[0]
         if isinstance(item, Assign):
             if head not in scopes:
+                full = ".".join(item.key)
                 raise CLIError(
                     f"with several scopes a key starts with a scope name "
-                    f"({', '.join(f'{s}.{item.key[-1]}' for s in scopes)})"
-                    + _suggest(head, scopes),
-                    item.token, argument=item.argument,
-                )
+                    f"({', '.join(f'{s}.{full}' for s in scopes)})"
+                    + _suggest(head, scopes), **item.where())
             if len(item.key) == 1:
-                raise CLIError(f"give a key inside scope {head!r}, e.g. {head}.lr=0.1", item.token,
-                               argument=item.argument)
-            routed[head].append(Assign(item.key[1:], item.value, item.token, item.argument))
+                raise CLIError(f"give a key inside scope {head!r}, e.g. {head}.lr=0.1",
+                               **item.where())
+            routed[head].append(Assign(item.key[1:], item.value, item.token, item.argument,
+                                       item.context))
             continue
         if "." in item.name and head in scopes:
             view = item.name.split(".", 1)[1]
-            _check_view(scopes[head], view, item.token, item.argument)
-            routed[head].append(Word(view, item.token, item.argument))
+            _check_view(scopes[head], view, item)
+            routed[head].append(Word(view, item.token, item.argument, item.context))
             continue
         if item.name == PRINT_VIEW:
             raise CLIError(f"with several scopes, say which to print: "
-                           f"{', '.join(s + '.print' for s in scopes)}", item.token,
-                           argument=item.argument)
+                           f"{', '.join(s + '.print' for s in scopes)}", **item.where())
         owners = [s for s, scope in scopes.items() if item.name in scope.views]
         if len(owners) == 1:
             routed[owners[0]].append(item)
@@ -204,15 +204,14 @@ def route(items: list, scopes: dict) -> dict[str, list]:
             raise CLIError(
                 f"view {item.name!r} is defined by scopes {', '.join(owners)}; "
                 f"write {' or '.join(o + '.' + item.name for o in owners)}",
-                item.token, argument=item.argument,
-            )
+                **item.where())
         else:
             names = {f"{s}.{v}" for s, scope in scopes.items() for v in scope.public_view_names()}
             plain = {v for scope in scopes.values() for v in scope.public_view_names()}
             raise UnknownViewError(
                 f"unknown view {item.name!r}"
                 + (_suggest(item.name, names | plain) or _known(item.name, sorted(names))),
-                item.token, argument=item.argument)
+                **item.where())
     return routed
 
 
@@ -224,12 +223,13 @@ def _known(name: str, views: list) -> str:
     return f" ({listing}; to set a value write {name}=<value>)"
 
 
-def _check_view(scope, name: str, token: str, argument=None) -> None:
+def _check_view(scope, name: str, item) -> None:
     if name == PRINT_VIEW or name in scope.views:
         return
+    token = item.token
     names = scope.public_view_names()
     hint = _suggest(name, names)
     if not hint:
         hint = (_known(token, sorted(names)) if names else
                 f" (scope {scope.name!r} has no views; to set a value write {token}=<value>)")
-    raise UnknownViewError(f"unknown view {name!r}" + hint, token, argument=argument)
+    raise UnknownViewError(f"unknown view {name!r}" + hint, **item.where())

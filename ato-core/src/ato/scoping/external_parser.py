@@ -40,7 +40,8 @@ def _parse_args(parser, args=None, namespace=None):
     from ato.scoping.manual import render
     from ato.scoping.scope import Scope, View, _fail
 
-    argv = sys.argv[1:]
+    items, numbers = _manual_items(sys.argv[1:])
+    argv = list(items)
     head: list[str] = []
     if "manual" in argv or (argv and argv[0] in _cli.MANUAL_WORDS):
         head, argv = _split_manual(argv)
@@ -55,7 +56,8 @@ def _parse_args(parser, args=None, namespace=None):
         rest = _handle_unknown(unknown, _view_names(scopes), sys.argv[1:])
     except CLIError as e:
         _fail(e)
-    _cli.hand_off(head + rest, _cli.argument_numbers(head + rest, sys.argv[1:]))
+    found = _cli.argument_numbers(head, items) + _cli.argument_numbers(rest, items)
+    _cli.hand_off(head + rest, [None if n is None else numbers[n - 1] for n in found])
     defaults = {a.dest: a.default for a in parser._actions
                 if a.dest != argparse.SUPPRESS and a.dest != "help"}
     values = vars(ns)
@@ -112,6 +114,24 @@ class _recording:
 
 
 _merged: list[dict] = []
+
+
+def _manual_items(argv: list[str]) -> tuple[list[str], list[int]]:
+    """``argv`` with each argument that holds ``manual``, ``--why``... among other items
+    (``"manual --why lr"``, white space separating items inside an argument too) split into
+    its items, and the ``sys.argv`` number of each; other arguments stay whole for the
+    argument parser."""
+    items, numbers = [], []
+    for number, arg in enumerate(argv, 1):
+        parts = arg.split()
+        if len(parts) > 1 and any(p in _cli.MANUAL_WORDS or p == "--why-all" or
+                                  p == "--why" or p.startswith("--why=") for p in parts):
+            items += parts
+            numbers += [number] * len(parts)
+        else:
+            items.append(arg)
+            numbers.append(number)
+    return items, numbers
 
 
 def _split_manual(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -507,7 +507,7 @@ def _assign_path(config: ADict, item: Assign) -> None:
 
             raise CLIError(f"{where} is {a_type(current)}, not a mapping, so "
                            f"{'.'.join(item.key)} cannot be set (set {where} itself: "
-                           f"{where}=<value>)", item.token, argument=argument)
+                           f"{where}=<value>)", **item.where())
         node = current
     node[match_key(node._data, item.key[-1], item.token, ".".join(item.key[:-1]),
                    argument)] = _as_stored(item.value)
