@@ -136,6 +136,29 @@ class TestErrors:
         path.write_text('{"a":' * 99 + "1" + "}" * 99)
         assert ADict.from_file(path)["a"]["a"]["a"] is not None
 
+    @pytest.mark.parametrize("ext", ["json", "yaml", "toml", "xyz"])
+    @pytest.mark.parametrize("shape", ["dict", "list"])
+    def test_dump_refuses_what_could_not_be_read_back(self, tmp_path, ext, shape):
+        """A config nested deeper than a reader takes is refused at dump, naming the file
+        and key path, and nothing is written; at the limit it round-trips."""
+        def deep(levels):
+            node = {"x": 1}
+            for _ in range(levels - 1):
+                node = {"a": node} if shape == "dict" else {"a": [node]}
+            return node
+
+        path = tmp_path / f"deep.{ext}"
+        with pytest.raises(ConfigFileError, match=rf"^{path}: cannot be written: mappings "
+                                                  rf"and lists nested more than 100 levels "
+                                                  rf"deep \(at a"):
+            ADict(deep(101 if shape == "dict" else 60)).dump(path)
+        assert not path.exists()
+        ok = deep(100 if shape == "dict" else 50)
+        ADict(ok).dump(path)
+        assert ADict.from_file(path).to_dict() == ok
+        with pytest.raises(Exception, match="nested more than 100 levels deep"):
+            ADict(deep(101 if shape == "dict" else 60)).json()
+
     @pytest.mark.parametrize("text, where", [
         ("a: &a\n  b: *a\n", "2:6: recursive alias: *a is used inside its own anchor &a (line 1)"),
         ("x: 1\na: &a\n  b: [1, {c: *a}]\n", "3:14: recursive alias: *a is used inside its "

@@ -114,6 +114,12 @@ def prepare(data, file: str | None, fmt: str, rule: Callable, key_rule: Callable
         raise ConfigFileError(file, message)
 
     def walk(value, parts: tuple):
+        if isinstance(value, (Mapping, list, tuple)) and len(parts) >= MAX_NESTING:
+            # what Ato could not read back (nesting_problem refuses it on loading)
+            shown = key_path(parts[:3])
+            fail(Unrepresentable(f"mappings and lists nested more than {MAX_NESTING} levels "
+                                 f"deep (at {shown}... {len(parts)} levels down)",
+                                 f"Ato reads at most {MAX_NESTING} levels"), parts[:3])
         if isinstance(value, Mapping):
             out = {}
             for k, v in value.items():

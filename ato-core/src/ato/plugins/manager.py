@@ -821,7 +821,14 @@ def dump_file(adict, path, **kwargs) -> None:
     nothing."""
     path = os.fspath(path)
     fmt = format_for(path)
-    text = fmt.dumps(adict.to_dict(), path, **kwargs)
+    data = adict.to_dict()
+    from ato.representable import MAX_NESTING, nesting_problem
+
+    problem = nesting_problem(data)  # what no reader would take back (every format)
+    if problem:
+        raise ConfigFileError(path, f"cannot be written: {problem}; Ato reads at most "
+                                    f"{MAX_NESTING} levels")
+    text = fmt.dumps(data, path, **kwargs)
     if not isinstance(text, str):
         owner = provider("format", fmt)
         raise PluginError(f"writing {path}: {owner.who()}: {fmt.__qualname__}.dumps returned "
