@@ -159,6 +159,33 @@ class TestErrors:
         with pytest.raises(Exception, match="nested more than 100 levels deep"):
             ADict(deep(101 if shape == "dict" else 60)).json()
 
+    @pytest.mark.parametrize("levels, fanout", [(8, 10), (3, 200), (20, 2)])
+    def test_yaml_alias_bomb_is_refused_before_expanding(self, tmp_path, levels, fanout):
+        """Anchors used inside anchors multiply ("billion laughs"): refused at once, naming
+        the file, by the values the aliases add (counted on the node graph)."""
+        import time
+
+        lines = [f"a0: &a0 [{', '.join(['x'] * fanout)}]"]
+        lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fanout)}]"
+                  for i in range(1, levels + 1)]
+        path = tmp_path / "bomb.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        start = time.monotonic()
+        with pytest.raises(ConfigFileError, match=rf"^{path}: aliases expand to more than "
+                                                  rf"1,000,000 values"):
+            ADict.from_file(path)
+        assert time.monotonic() - start < 10
+
+    def test_yaml_aliases_of_modest_size_and_plain_data_load(self, tmp_path):
+        path = tmp_path / "ok.yaml"
+        path.write_text("base: &b {lr: 1, bs: [1, 2]}\nx: *b\ny: {<<: *b, lr: 3}\n"
+                        "many: &m [" + ", ".join(["*b"] * 1000) + "]\nmore: [*m, *m]\n")
+        config = ADict.from_file(path)
+        assert config.y.to_dict() == {"lr": 3, "bs": [1, 2]} and len(config.more[1]) == 1000
+        plain = tmp_path / "plain.yaml"  # many values, no alias: no limit
+        plain.write_text("a:\n" + "".join(f"  - {i}\n" for i in range(20000)))
+        assert len(ADict.from_file(plain).a) == 20000
+
     @pytest.mark.parametrize("text, where", [
         ("a: &a\n  b: *a\n", "2:6: recursive alias: *a is used inside its own anchor &a (line 1)"),
         ("x: 1\na: &a\n  b: [1, {c: *a}]\n", "3:14: recursive alias: *a is used inside its "

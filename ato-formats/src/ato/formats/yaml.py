@@ -76,6 +76,19 @@ class AtoSafeLoader(_yaml.SafeLoader):
             if anchor is not None:
                 open_anchors.pop(anchor, None)
 
+    def compose_document(self):
+        """Refuse a document whose aliases expand to more than :data:`MAX_ALIAS_VALUES`
+        values (anchors used inside anchors multiply: a "billion laughs" file of 500 bytes
+        would load as 10**9 values): counted on the node graph, each shared node once."""
+        node = super().compose_document()
+        added = _expanded_size(node)
+        if added > MAX_ALIAS_VALUES:
+            raise AliasExpansionError(
+                f"aliases expand to more than {MAX_ALIAS_VALUES:,} values ({added:,}: "
+                f"anchors used inside anchors multiply); write the data out or nest fewer "
+                f"aliases")
+        return node
+
     def construct_mapping(self, node, deep=False):
         if isinstance(node, _yaml.MappingNode):
             seen: dict = {}
@@ -91,6 +104,41 @@ class AtoSafeLoader(_yaml.SafeLoader):
                         key_node.start_mark)
                 seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
+
+
+#: How many values a YAML document may add through aliases (each use of an alias counts
+#: every value of its anchor again); a file of plain values has no such limit.
+MAX_ALIAS_VALUES = 1_000_000
+
+
+class AliasExpansionError(_yaml.YAMLError):
+    """A YAML document's aliases expand to more values than Ato reads."""
+
+
+def _expanded_size(root) -> int:
+    """How many values ``root`` makes once every alias is expanded, beyond the nodes the
+    document holds itself (0 for a document without aliases); linear in the nodes, each
+    shared node counted once with memoisation by ``id``."""
+    size: dict = {}
+    seen: set = set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in size or (not done and key in seen):
+            continue
+        children = []
+        if isinstance(node, _yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, _yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            size[key] = 1 + sum(size.get(id(c), 0) for c in children)
+            continue
+        seen.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in seen)
+    return size.get(id(root), 0) - len(seen)
 
 
 class AtoSafeDumper(_yaml.SafeDumper):
