@@ -97,6 +97,17 @@ class TestErrors:
         ("dup.xyz", "a: 1\n\nb:\n    c: 1\n\n    c: 2\n", "dup.xyz:6: duplicate key 'c' (first "
                                                        "at line 4)"),
         ("mixed.xyz", "a:\n    0) 1\n\n    x: 2\n", "mixed.xyz:4: key 'x' inside a sequence"),
+        # a repeated index would drop data, like a repeated key
+        ("idx.xyz", "a:\n  0) 1\n  0) 2\n", "idx.xyz:3: duplicate index 0 (first at line 2)"),
+        ("idx2.xyz", "a:\n  0) 1\n  1)\n    0) x\n\n    0) y\n",
+         "idx2.xyz:6: duplicate index 0 (first at line 4)"),
+        # a scalar cannot have children: the indented line is not a sibling
+        ("under.xyz", "a: 1\n  b: 2\n", "under.xyz:2: indented under line 1 ('a: 1'), whose "
+         "value is a scalar, which cannot hold keys or items (indent it as line 1 for a "
+         "sibling, or move the value into it)"),
+        ("under2.xyz", "a:\n  0) 5\n\n      0) 6\n", "under2.xyz:4: indented under line 2 "
+         "('0) 5'), whose value is a scalar, which cannot hold keys or items (indent it as "
+         "line 2 for a sibling, or move the value into it)"),
     ])
     def test_whole_message_with_place(self, tmp_path, name, text, message):
         """Each refusal is one ConfigFileError naming the file and, where the format says

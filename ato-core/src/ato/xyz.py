@@ -128,7 +128,7 @@ def loads(text: str):
     def parse_block(depth):
         nonlocal pos
         container = None
-        first_line: dict = {}  # key -> the line that set it
+        first_line: dict = {}  # key (or ("seq", index)) -> the line that set it
         while pos < len(body):
             line = body[pos]
             indent = (len(line) - len(line.lstrip(" "))) // len(_INDENT)
@@ -166,6 +166,11 @@ def loads(text: str):
             line = numbers[pos - 1]
             if rest:
                 value = _scalar(rest)
+                if pos < len(body) and _depth(body[pos]) > indent:
+                    raise ValueError(
+                        f"line {numbers[pos]}: indented under line {line} ({content!r}), "
+                        f"whose value is a scalar, which cannot hold keys or items (indent it "
+                        f"as line {line} for a sibling, or move the value into it)")
             elif pos < len(body) and _depth(body[pos]) > depth:
                 value = parse_block(depth + 1)
             else:
@@ -181,6 +186,10 @@ def loads(text: str):
             else:
                 if not isinstance(container, list):
                     raise ValueError(f"line {line}: index {slot[1]} inside a mapping")
+                if slot in first_line:
+                    raise ValueError(f"line {line}: duplicate index {slot[1]} (first at line "
+                                     f"{first_line[slot]})")
+                first_line[slot] = line
                 while len(container) <= slot[1]:
                     container.append(None)
                 container[slot[1]] = value
