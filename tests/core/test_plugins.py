@@ -634,6 +634,46 @@ class TestIsolation:
             ADict(a=1).dump(tmp_path / "keep.b")
         assert (tmp_path / "keep.b").read_text() == "old"
 
+    @pytest.mark.parametrize("raises, expected", [
+        ("RuntimeError('disk on fire')", PluginError),
+        ("KeyError('k')", PluginError),
+        ("ConfigFileError(path, 'RZ cannot hold the key 1')", ConfigFileError),
+    ])
+    def test_dumps_that_raises_is_the_plugin_s_fault_unless_an_ato_error(
+            self, site, tmp_path, raises, expected):
+        """Any other exception from dumps is a PluginError naming the plugin, distribution
+        and file with the original message; an Ato error passes through; nothing is
+        written either way."""
+        site.install("rzfmt", {"rz": "rz_plugin"}, {"rz_plugin": f"""
+            from ato.errors import ConfigFileError
+            from ato.plugins import hookimpl
+
+            class RZ:
+                PLUGIN_NAME = "rz"
+                suffixes = (".rz",)
+                loads = staticmethod(lambda text, path, **kw: {{}})
+
+                @staticmethod
+                def dumps(data, path, **kw):
+                    raise {raises}
+
+            @hookimpl
+            def ato_register_formats():
+                return RZ
+        """})
+        path = tmp_path / "o.rz"
+        with pytest.raises(expected) as info:
+            ADict(a=1).dump(path)
+        if expected is PluginError:
+            message = str(info.value)
+            assert message.startswith(f"writing {path}: plugin 'rz' (rzfmt 1.0")
+            assert "RZ.dumps raised " + raises.split("(")[0] in message
+            assert raises.split("'")[1] in message and "\n" not in message
+        else:
+            assert str(info.value) == f"{path}: RZ cannot hold the key 1"
+        assert not path.exists()
+        site.builtins_still_work(tmp_path)
+
     @pytest.mark.parametrize("suffixes, fault", [
         ('(".conf")', "suffixes must be a tuple of strings, got the string '.conf'; write "
                       "('.conf',) with the comma"),

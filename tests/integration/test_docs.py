@@ -418,6 +418,7 @@ def test_plugin_tutorial_installs_and_runs(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "train.json").write_text('{"model": {"depth": 50}, "lr": 0.001}')
+    (work / "dotted.json").write_text('{"a.b": 1}')  # a key the format cannot hold
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
     env.pop("ATO_DISABLE_PLUGINS", None)
     env.pop("ATO_PREFER_PLUGINS", None)
@@ -434,9 +435,11 @@ def test_plugin_tutorial_installs_and_runs(tmp_path):
         proc = subprocess.run([str(python), "-m", "ato.cli", *argv[1:]], cwd=work, env=env,
                               capture_output=True, text=True, timeout=120)
         actual = (proc.stdout + proc.stderr).replace(str(work), "/home/me").splitlines()
+        assert proc.returncode == (2 if "error:" in "\n".join(expected) else 0), command
         assert _matches(expected, actual), (
             f"{console.where}: `{command}` printed\n" + "\n".join(actual))
     assert (work / "train.kv").read_text() == "model.depth = 50\nlr = 0.001\n"
+    assert not (work / "o.kv").exists()  # the refused dump wrote nothing
     (work / "_block.py").write_text(python_block.text)
     proc = subprocess.run([str(python), "_block.py"], cwd=work, env=env, capture_output=True,
                           text=True, timeout=120)

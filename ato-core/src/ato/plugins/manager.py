@@ -828,7 +828,14 @@ def dump_file(adict, path, **kwargs) -> None:
     if problem:
         raise ConfigFileError(path, f"cannot be written: {problem}; Ato reads at most "
                                     f"{MAX_NESTING} levels")
-    text = fmt.dumps(data, path, **kwargs)
+    try:
+        text = fmt.dumps(data, path, **kwargs)
+    except AtoError:
+        raise
+    except Exception as e:
+        raise PluginError(f"writing {path}: {provider('format', fmt).who()}: "
+                          f"{fmt.__qualname__}.dumps raised {_one_line(e)} (a format raises "
+                          f"ato.errors.ConfigFileError for data it cannot hold)") from e
     if not isinstance(text, str):
         owner = provider("format", fmt)
         raise PluginError(f"writing {path}: {owner.who()}: {fmt.__qualname__}.dumps returned "
