@@ -221,6 +221,53 @@ class TestSeedComposition:
         with pytest.raises(ComposeArgumentError, match="not an int 5"):
             ADict.compose_hierarchy(str(tree), overrides=5)
 
+    @pytest.mark.parametrize("overrides, message", [
+        # a config group's option is chosen with select=, not set as a string
+        (["model=resnet101"], "overrides[0] 'model=resnet101': 'model' is a config group (the "
+                              "folder {root}/model), so its option is chosen with "
+                              "select={{'model': 'resnet101'}}, not set as a value"),
+        (["seed=2", "+data=imagenet"], "overrides[1] '+data=imagenet': 'data' is a config group"),
+        # one override per list item
+        (["lr=0.1 bs=3"], "overrides[0] 'lr=0.1 bs=3' holds 2 overrides: write one per list "
+                          "item (['lr=0.1', 'bs=3'])"),
+        # Hydra's deletion of a key that is not there, or with a value to compare
+        (["~model.name"], "overrides[0] '~model.name': cannot delete model.name, the composed "
+                          "config has no such key"),
+        (["~seed=1"], "overrides[0] '~seed=1': write ~seed to delete the key"),
+        # no command-line (argparse) hint in compose errors
+        (["model/x"], "overrides[0] 'model/x' is not a key=value assignment (choose a group's "
+                      "option with select=)"),
+    ])
+    def test_override_errors_say_what_compose_takes(self, tree, overrides, message):
+        with pytest.raises(ComposeArgumentError) as info:
+            ADict.compose_hierarchy(str(tree), overrides=overrides)
+        assert str(info.value).startswith(message.format(root=tree)), str(info.value)
+        assert "argparse" not in str(info.value) and "use_external_parser" not in str(info.value)
+
+    def test_hydra_delete_override_and_explicit_string_for_a_group_key(self, tree):
+        cfg = ADict.compose_hierarchy(str(tree), overrides=["~model.lr", "~seed"])
+        assert cfg.to_dict() == {"model": {"backbone": "resnet50"}}
+        cfg = ADict.compose_hierarchy(str(tree), overrides=["model=%resnet101%"])
+        assert cfg.model == "resnet101"  # a quoted value is a value, as written
+
+    def test_missing_value_counts_as_missing_for_required(self, tmp_path):
+        """``???`` (OmegaConf's MISSING) is no value: a required key holding it is missing,
+        as in Hydra; once overridden it passes."""
+        (tmp_path / "config.yaml").write_text("req: ???\nm:\n  x: ???\n  y: '???x'\n")
+        for key in ("req", "m.x"):
+            with pytest.raises(MissingRequiredKeyError, match=rf"^Missing required key: {key} "
+                                                              rf"\(listed in required=; its "
+                                                              rf"value is \?\?\?"):
+                ADict.compose_hierarchy(tmp_path, required=[key])
+        cfg = ADict.compose_hierarchy(tmp_path, required=["req", "m.y"], overrides=["req=3"])
+        assert cfg.req == 3 and cfg.m.y == "???x"
+
+    @needs_corpora
+    def test_missing_value_of_a_real_tree_is_missing(self):
+        with pytest.raises(MissingRequiredKeyError, match="ckpt_path"):
+            ADict.compose_hierarchy(CORPORA / LIGHTNING, config_filename="eval",
+                                    required=["ckpt_path"])
+
     @pytest.mark.parametrize("text, message", [
         ("a: &a\n  b: *a\n", ":2:6: recursive alias: *a is used inside its own anchor &a"),
         ("a: " + "[" * 3000 + "]" * 3000 + "\n", ": mappings and lists nested too deeply"),

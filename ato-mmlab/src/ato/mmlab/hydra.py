@@ -405,7 +405,7 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise MissingConfigError(f"config root {root} does not exist")
-    pairs = _override_pairs(overrides)
+    pairs = _override_pairs(overrides, root)
     _check_mapping("select", select, "{'model': 'resnet50'} (a group's option, or a list of "
                                      "options)")
     _check_mapping("resolvers", resolvers, "{'mul': lambda a, b: a * b}")
@@ -420,6 +420,9 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
     hydra_node = result.pop("hydra", None)
     config = ADict._from_mapping(result)
     for dotted, value in pairs:
+        if isinstance(value, _Delete):  # Hydra's `~key`
+            _delete(config, str(dotted), value.where)
+            continue
         config.set_value_by_name(str(dotted), value)
     if resolve:
         config = resolve_interpolations(config, hydra_node, config_filename, resolvers)
@@ -430,6 +433,10 @@ def compose_hierarchy(root, config_filename: str = "config", select=None, overri
                 raise MissingRequiredKeyError(f"Missing required key: {dotted} (listed in "
                                               f"required=; the composed config lacks it)")
             node = node._data[part]
+        if isinstance(node, str) and node == MISSING:  # OmegaConf's MISSING, as in Hydra
+            raise MissingRequiredKeyError(
+                f"Missing required key: {dotted} (listed in required=; its value is {MISSING}, "
+                f"which means no value yet: give one with overrides={{{str(dotted)!r}: ...}})")
     return config
 
 
@@ -449,11 +456,30 @@ _OVERRIDES_FORMS = ("overrides takes a dict {'model.lr': 0.01} or, as hydra.comp
                     "command line)")
 
 
-def _override_pairs(overrides) -> list[tuple[str, object]]:
+class _Delete:
+    """The value of a ``~key`` override (Hydra's deletion): delete the key."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+
+def _delete(config: ADict, dotted: str, where: str) -> None:
+    node = config
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node._data.get(part) if isinstance(node, ADict) else None
+    if not isinstance(node, ADict) or last not in node._data:
+        raise ComposeArgumentError(f"{where}: cannot delete {dotted}, the composed config "
+                                   f"has no such key")
+    del node[last]
+
+
+def _override_pairs(overrides, root: str | None = None) -> list[tuple[str, object]]:
     """``overrides`` as ``(dotted key, value)`` pairs: a mapping, or a list of
-    ``'key=value'`` strings (``+``/``++`` prefixes allowed) read with the CLI grammar."""
+    ``'key=value'`` strings (``+``/``++`` prefixes allowed) read with the CLI grammar, one
+    per item; ``'~key'`` deletes the key (the value is then a ``_Delete``)."""
     from ato.errors import CLIError
-    from ato.grammar import Assign, parse_args
+    from ato.grammar import Assign, Word, parse_args
 
     if overrides is None:
         return []
@@ -468,15 +494,49 @@ def _override_pairs(overrides) -> list[tuple[str, object]]:
         if not isinstance(text, str):
             raise ComposeArgumentError(f"overrides[{index}] is {a_type(text)} "
                                        f"{text!r}: {_OVERRIDES_FORMS}")
+        where = f"overrides[{index}] {text!r}"
+        body = text.lstrip("+")
+        deleting = body.startswith("~")
+        if deleting:  # Hydra's deletion: `~key` (Hydra's `~key=value` checks the value)
+            body = body[1:]
+            if "=" in body:
+                raise ComposeArgumentError(f"{where}: write ~{body.partition('=')[0]} to "
+                                           f"delete the key (Ato does not compare a value)")
+        key, eq, value = body.partition("=")
+        group = _group_dir(root, key.strip())
+        if eq and group and value.strip() and value.strip()[0] not in "%'\"[({":
+            raise ComposeArgumentError(
+                f"{where}: {key.strip()!r} is a config group (the folder {group}), so its "
+                f"option is chosen with select={{{key.strip()!r}: {value.strip()!r}}}, not "
+                f"set as a value")
         try:
-            items = parse_args([text.lstrip("+")])
+            items = parse_args([body])
         except CLIError as e:
-            raise ComposeArgumentError(f"overrides[{index}] {text!r}: {e.detail}") from None
+            if "use_external_parser" in e.detail:  # the command line's hint: not here
+                raise ComposeArgumentError(f"{where} is not a key=value assignment (choose "
+                                           f"a group's option with select=)") from None
+            raise ComposeArgumentError(f"{where}: {e.detail}") from None
+        if len(items) > 1:
+            raise ComposeArgumentError(
+                f"{where} holds {len(items)} overrides: write one per list item "
+                f"({[item.token for item in items]!r})")
+        if deleting and len(items) == 1 and isinstance(items[0], Word):
+            pairs.append((items[0].name, _Delete(where)))
+            continue
         if len(items) != 1 or not isinstance(items[0], Assign):
-            raise ComposeArgumentError(f"overrides[{index}] {text!r} is not a key=value "
-                                       f"assignment (choose a group's option with select=)")
+            raise ComposeArgumentError(f"{where} is not a key=value assignment (choose a "
+                                       f"group's option with select=)")
         pairs.append((".".join(items[0].key), items[0].value))
     return pairs
+
+
+def _group_dir(root: str | None, key: str) -> str | None:
+    """The folder of config group ``key`` (``model``, ``db/mysql`` as ``db.mysql``) under
+    ``root``, or ``None``."""
+    if not root or not key or "/" in key or key.startswith("."):
+        return None
+    path = os.path.join(root, *key.split("."))
+    return path if os.path.isdir(path) else None
 
 
 class ComposeSource:
