@@ -677,6 +677,12 @@ class TestIsolation:
     @pytest.mark.parametrize("suffixes, fault", [
         ('(".conf")', "suffixes must be a tuple of strings, got the string '.conf'; write "
                       "('.conf',) with the comma"),
+        # every problem is named: the missing comma and the upper case
+        ('(".BS")', "suffixes must be a tuple of strings, got the string '.BS'; write "
+                    "('.bs',) with the comma; and '.BS' is not a lower-case suffix with its "
+                    "dot, like '.conf'"),
+        ('("bs")', "suffixes must be a tuple of strings, got the string 'bs'; write "
+                   "('bs',) with the comma; and 'bs' is not a lower-case suffix with its dot"),
         ('("conf",)', "suffixes 'conf' is not a lower-case suffix with its dot, like '.conf'"),
         ('(".CONF",)', "suffixes '.CONF' is not a lower-case suffix with its dot"),
         ('()', "suffixes must be a non-empty tuple of strings, got ()"),

@@ -85,8 +85,14 @@ class TestErrors:
                                          "mappings), but item 1 of its list is a str"),
         ("num.json", "3", "num.json: the top level must be a mapping, not an int"),
         ("str.yaml", "hello\n", "str.yaml: the top level must be a mapping, not a str"),
-        ("items.jsonl", '{"a": 1}\n3\n', "items.jsonl: the top level must be a mapping (or a "
+        ("items.jsonl", '{"a": 1}\n3\n', "items.jsonl:2: the top level must be a mapping (or a "
                                           "list of mappings), but item 1 of its list is an int"),
+        ("d.toml", "a = 1\nb = 2\na = 3\n", "d.toml:3:6: Cannot overwrite a value (first at "
+                                             "line 1)"),
+        ("d2.toml", "[t]\nx = 1\n\nx = {y = 1}\n", "d2.toml:4:12: Cannot overwrite a value "
+                                                "(first at line 2)"),
+        ("items2.jsonl", '{"a": 1}\n\n[1, 2]\n', "items2.jsonl:3: the top level must be a "
+         "mapping (or a list of mappings), but item 1 of its list is a list"),
         ("dup.json", '{"a": 1, "a": 2}', "dup.json:1: duplicate key 'a' (first at line 1)"),
         ("dup2.json", '{"b": {"a": 1},\n "a": [{"a": 0}],\n "c": {"x": "\\"a\\":",\n\n "x": 3}}',
          "dup2.json:5: duplicate key 'x' (first at line 3)"),
@@ -169,6 +175,18 @@ class TestErrors:
         assert ADict.from_file(path).to_dict() == ok
         with pytest.raises(Exception, match="nested more than 100 levels deep"):
             ADict(deep(101 if shape == "dict" else 60)).json()
+
+    @pytest.mark.parametrize("name, text", [
+        ("bom.toml", "a = 1\n"), ("bom.json", '{"a": 1}'), ("bom.yaml", "a: 1\n"),
+        ("bom.xyz", "a: 1\n"), ("bom.jsonl", '{"a": 1}\n'), ("bom2.jsonl", '[{"a": 1}]'),
+    ])
+    def test_a_leading_utf8_bom_is_read_past_in_every_format(self, tmp_path, name, text):
+        """Editors on Windows save a byte order mark; it is no part of any format."""
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        loaded = ADict.from_file(path)
+        loaded = loaded[0] if isinstance(loaded, list) else loaded
+        assert loaded.to_dict() == {"a": 1}
 
     @pytest.mark.parametrize("levels, fanout", [(8, 10), (3, 200), (20, 2)])
     def test_yaml_alias_bomb_is_refused_before_expanding(self, tmp_path, levels, fanout):

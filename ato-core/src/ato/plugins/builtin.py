@@ -106,7 +106,15 @@ class JSONLinesFormat:
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            out.append(_json_loads(line, path, lineno - 1, **kwargs))
+            item = _json_loads(line, path, lineno - 1, **kwargs)
+            if not isinstance(item, dict):  # named by its line, as a parse error is
+                from ato.errors import ConfigFileError
+                from ato.representable import a_type
+
+                raise ConfigFileError(path, f"the top level must be a mapping (or a list of "
+                                            f"mappings), but item {len(out)} of its list is "
+                                            f"{a_type(item)}", lineno)
+            out.append(item)
         return config_data(out, path)
 
     @staticmethod

@@ -384,8 +384,14 @@ def _listed_keys(kind: str, cls, label: str, name) -> tuple[list[str], str | Non
     attr = _KEY_ATTR[kind]
     raw = getattr(cls, attr, None)
     if isinstance(raw, str):
+        syntax = _KEY_SYNTAX.get(kind)
+        also = ""  # name every problem: the string's own syntax too
+        if syntax and not syntax[0].match(raw):
+            also = f"; and {raw!r} is not {syntax[1]}"
+        fixed = raw.lower() if kind in ("format", "tracker", "store", "command") else raw
+        fixed = fixed if not syntax or syntax[0].match(fixed) else raw
         return [raw], (f"{label} ({name!r}): {attr} must be a tuple of strings, got the "
-                       f"string {raw!r}; write ({raw!r},) with the comma")
+                       f"string {raw!r}; write ({fixed!r},) with the comma{also}")
     if not isinstance(raw, (tuple, list, set, frozenset)) or not raw:
         return [], (f"{label} ({name!r}): {attr} must be a non-empty tuple of strings, "
                     f"got {raw!r}")
@@ -797,6 +803,8 @@ def parse_text(fmt, text: str, path: str, **kwargs):
     is the plugin's fault: :class:`~ato.errors.PluginError` naming it."""
     from ato.representable import MAX_NESTING, nesting_problem
 
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark: not part of any format
+        text = text[1:]
     try:
         data = fmt.loads(text, path, **kwargs)
     except RecursionError:

@@ -51,6 +51,26 @@ def _end_of(text: str) -> tuple[int, int]:
     return body.count("\n") + 1, len(body) - (body.rfind("\n") + 1) + 1
 
 
+def _first_definition(text: str, line: int | None) -> int | None:
+    """The earlier line of the same table that sets the key set again on ``line`` (for
+    tomllib's ``Cannot overwrite a value``), or ``None`` when it is not that simple."""
+    lines = text.splitlines()
+    if line is None or not 1 <= line <= len(lines):
+        return None
+    key, eq, _ = lines[line - 1].partition("=")
+    key = key.strip()
+    if not eq or not key:
+        return None
+    for number in range(line - 1, 0, -1):
+        here = lines[number - 1].strip()
+        if here.startswith("["):  # the table began: the key was not set in it
+            return None
+        other, eq, _ = here.partition("=")
+        if eq and other.strip() == key:
+            return number
+    return None
+
+
 class TOMLFormat:
     PLUGIN_NAME = "toml"
     suffixes = (".toml",)
@@ -65,7 +85,11 @@ class TOMLFormat:
             line, column = (int(m.group(1)), int(m.group(2))) if m else (None, None)
             if m is None and "end of document" in message:
                 line, column = _end_of(text)
-            raise ConfigFileError(path, _WHERE.sub("", message).strip(), line, column) from None
+            message = _WHERE.sub("", message).strip()
+            first = _first_definition(text, line) if "overwrite" in message else None
+            if first:
+                message += f" (first at line {first})"
+            raise ConfigFileError(path, message, line, column) from None
 
     @staticmethod
     def dumps(data, path: str, **kwargs) -> str:
