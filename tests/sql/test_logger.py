@@ -154,3 +154,70 @@ class TestFingerprints:
         same = finder.find_similar_runs_by_trace(versions[0], "output", "runtime")
         assert [r.id for r in same] == [versions[1]]
         assert finder.get_trace_statistics("nope", "x") == {"error": "Project not found"}
+
+
+class TestMetricInputs:
+    """A step or value the database cannot hold is refused at log_metric, naming the metric
+    and the step; it never reaches a flush, so no good point and no run end is lost."""
+
+    @pytest.mark.parametrize("step", [2**64, 2**70, -(2**63) - 1, 2.7, -0.5, float("inf"),
+                                      float("nan"), "3", True, None, [1]])
+    def test_bad_step_refused_at_the_call(self, config, step):
+        from ato.tracking import MetricError
+
+        with SQLLogger(config, flush_interval=60) as logger:
+            for i in range(50):
+                logger.log_metric("loss", 1.0 / (i + 1), i)
+            with pytest.raises(MetricError, match="'loss'.*step"):
+                logger.log_metric("loss", 1.0, step)
+            logger.log_metric("loss", 9.0, 50)  # still works
+        (run,) = SQLFinder(config).find_runs()
+        assert run.status == "completed"
+        assert [m.step for m in run.metrics] == list(range(51))
+
+    @pytest.mark.parametrize("value", [10**400, "x", "1.0", b"1", None, True])
+    def test_bad_value_refused(self, config, value):
+        from ato.tracking import MetricError
+
+        with SQLLogger(config) as logger:
+            with pytest.raises(MetricError, match="'acc'.*value"):
+                logger.log_metric("acc", value, 1)
+
+    def test_integral_float_and_numpy_steps_accepted(self, config):
+        np = pytest.importorskip("numpy")
+        with SQLLogger(config) as logger:
+            logger.log_metric("m", 1, 3.0)
+            logger.log_metric("m", np.float32(2.5), np.int64(4))
+            logger.log_metric("m", 1.0, np.float64(5.0))
+        (run,) = SQLFinder(config).find_runs()
+        assert [(m.step, type(m.step)) for m in run.metrics] == [(3, int), (4, int), (5, int)]
+
+    def test_the_range_the_backend_holds(self, config):
+        from ato.tracking import MetricError
+
+        with SQLLogger(config) as logger:
+            lo, hi = logger._step_range
+            logger.log_metric("m", 1.0, lo)
+            logger.log_metric("m", 2.0, hi)
+            with pytest.raises(MetricError, match="out of range"):
+                logger.log_metric("m", 1.0, hi + 1)
+        (run,) = SQLFinder(config).find_runs()
+        assert sorted(m.step for m in run.metrics) == [lo, hi]
+
+    def test_a_poisoned_buffer_drops_only_the_bad_row(self, config, capfd):
+        """Defence in depth: a row no check let in costs that row only; the good points
+        and the run's end are recorded, and later calls work."""
+        logger = SQLLogger(config, flush_interval=60)
+        logger.run()
+        for i in range(100):
+            logger.log_metric("loss", float(i), i)
+        logger._buffer.append((logger._run_id, "loss", 1.0, 2**70, 0.0))
+        logger.log_metric("loss", 5.0, 100)
+        assert logger.flush() == 101
+        logger.log_metric("loss", 6.0, 101)
+        logger._buffer.append((logger._run_id, "loss", 1.0, 2**70, 0.0))
+        logger.finish()
+        assert "dropped 1 metric point" in capfd.readouterr().err
+        (run,) = SQLFinder(config).find_runs()
+        assert run.status == "completed"
+        assert [m.step for m in run.metrics] == list(range(102))

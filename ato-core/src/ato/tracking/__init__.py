@@ -19,6 +19,7 @@ conformance suite for backends in :mod:`ato.tracking.conformance`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -74,8 +75,8 @@ __all__ = [
     "Project", "Provenance", "RegistryAsset", "RegistryError", "RegistryFinder",
     "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
     "StudyCoordinator",
-    "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
-    "WhereError", "bucket_width", "check_query", "check_step_bounds", "flatten", "key_segment", "matches", "open_coordinator", "open_finder",
+    "METRIC_STEP_RANGE", "MetricError", "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
+    "WhereError", "bucket_width", "check_metric", "check_query", "check_step_bounds", "flatten", "key_segment", "matches", "open_coordinator", "open_finder",
     "open_logger", "parse_where", "reduce_points", "tracker_config", "url_of",
 ]
 
@@ -102,6 +103,66 @@ class CapabilityError(AtoError, LookupError):
 
 class TrackerProtocolError(AtoError, TypeError):
     """A tracker backend's logger or finder lacks members the protocol requires."""
+
+
+class MetricError(AtoError, ValueError):
+    """``log_metric`` was given a step or value the tracker cannot record; raised at the
+    call, before anything is buffered."""
+
+
+#: The steps every tracker database can hold: a signed 64-bit integer.
+METRIC_STEP_RANGE = (-(1 << 63), (1 << 63) - 1)
+
+
+def check_metric(key, value, step, step_range=METRIC_STEP_RANGE) -> tuple[str, float, int]:
+    """``(key, value, step)`` as a tracker records them, else :class:`MetricError` naming
+    the metric and what was wrong.  ``step``: an ``int`` (NumPy integers too) or an
+    integral float (``3.0``) within ``step_range``; a bool, a fractional or non-finite
+    float, a string is refused.  ``value``: anything ``float()`` takes that is a real
+    number (NaN and ±inf included)."""
+    if type(step) is not int or not step_range[0] <= step <= step_range[1]:
+        step = _metric_step(key, step, step_range)
+    if type(value) is not float:
+        if isinstance(value, (str, bytes, bool)) or _is_numpy_bool(value):
+            raise MetricError(f"metric {key!r}: value {value!r} is not a number")
+        try:
+            value = float(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise MetricError(f"metric {key!r}: value {_short(value)} is not a number "
+                              f"a tracker can record ({e})") from None
+    return str(key), value, step
+
+
+def _is_numpy_bool(value) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _metric_step(key, step, step_range) -> int:
+    import numbers
+    import operator
+
+    if isinstance(step, bool) or _is_numpy_bool(step):
+        raise MetricError(f"metric {key!r}: step {step!r} must be an integer, not a bool")
+    try:
+        value = operator.index(step)  # int and NumPy integers
+    except TypeError:
+        if not isinstance(step, numbers.Real) or isinstance(step, (str, bytes)):
+            raise MetricError(f"metric {key!r}: step {_short(step)} must be an integer "
+                              f"(got {type(step).__name__})") from None
+        f = float(step)
+        if not math.isfinite(f) or not f.is_integer():
+            raise MetricError(f"metric {key!r}: step {step!r} must be a whole number "
+                              f"(a fractional step would be truncated)") from None
+        value = int(f)
+    if not step_range[0] <= value <= step_range[1]:
+        raise MetricError(f"metric {key!r}: step {_short(step)} is out of range (this "
+                          f"tracker records steps from {step_range[0]} to {step_range[1]})")
+    return value
 
 
 # --------------------------------------------------------------------------- opening

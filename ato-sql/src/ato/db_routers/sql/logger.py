@@ -31,8 +31,12 @@ import weakref
 from datetime import datetime, timezone
 
 from ato.db_routers.sql import values
+from ato.tracking import METRIC_STEP_RANGE, check_metric
 from ato.tracking.outcome import block_outcome, describe_exception, exit_outcome
 from ato.tracking.routing import _ROUTE, routed
+
+#: The steps ``metrics.step`` holds outside SQLite (a 32-bit ``INTEGER`` column).
+STEP_RANGE_32 = (-(1 << 31), (1 << 31) - 1)
 
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
@@ -213,6 +217,8 @@ class SQLLogger:
         self.engine = open_engine(self.url)
         ensure_schema(self.engine)
         self._sqlite = self.engine.dialect.name == "sqlite"
+        # metrics.step is SQLite's 64-bit INTEGER, but a 32-bit integer elsewhere
+        self._step_range = METRIC_STEP_RANGE if self._sqlite else STEP_RANGE_32
         self._postgresql = (self.engine.dialect.name == "postgresql"
                             and self.engine.dialect.paramstyle in ("format", "pyformat"))
         self._buffer: collections.deque = collections.deque()
@@ -371,8 +377,12 @@ class SQLLogger:
             return route[1].log_metric(key, value, step)
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
-        value = float(value)
-        self._buffer.append((self._run_id, str(key), value, int(step), time.time()))
+        if type(value) is float and type(step) is int and \
+                self._step_range[0] <= step <= self._step_range[1]:
+            self._buffer.append((self._run_id, str(key), value, step, time.time()))
+        else:  # anything else is checked here, at the call: a bad row never reaches a flush
+            self._buffer.append((self._run_id, *check_metric(key, value, step, self._step_range),
+                                 time.time()))
         if len(self._buffer) >= self.flush_count:
             self.flush()
 
@@ -423,11 +433,37 @@ class SQLLogger:
 
             try:
                 self._transaction(work if _then is None else lambda cur: (work(cur), _then(cur)))
-            except BaseException:
-                buffer.extendleft(reversed(rows))  # nothing recorded is lost
-                raise
-            self._last_heartbeat = time.monotonic()
-            return n
+            except BaseException as e:
+                bad = self._bad_rows(rows) if isinstance(e, Exception) else []
+                if bad:  # a row no check let in (log_metric refuses it): it alone is dropped
+                    dropped = set(bad)
+                    keep = [r for j, r in enumerate(rows) if j not in dropped]
+                    print(f"ato: run {run_id}: dropped {len(bad)} metric point(s) the database "
+                          f"cannot hold, e.g. {rows[bad[0]][1]!r} at step "
+                          f"{rows[bad[0]][3]!r} ({type(e).__name__}: {e})", file=sys.stderr)
+                    buffer.extendleft(reversed(keep))
+                    retry_flush = True
+                else:
+                    buffer.extendleft(reversed(rows))  # nothing recorded is lost
+                    raise
+            else:
+                retry_flush = False
+        if retry_flush:  # outside the lock: flush() takes it again
+            return self.flush(_then)
+        self._last_heartbeat = time.monotonic()
+        return n
+
+    def _bad_rows(self, rows) -> list[int]:
+        """Indexes of buffered ``rows`` that :func:`check_metric` refuses."""
+        bad = []
+        for j, (_, key, value, step, _) in enumerate(rows):
+            try:
+                if check_metric(key, value, step, self._step_range)[2] != step or \
+                        type(value) is not float:
+                    bad.append(j)
+            except Exception:
+                bad.append(j)
+        return bad
 
     # ------------------------------------------------------------------ artifacts, status
     def log_artifact(self, run_id, file_path, data_type=None, metadata=None) -> None:
@@ -535,7 +571,16 @@ class SQLLogger:
             cur.execute(f"UPDATE experiments SET status = {p}, end_time = {p}, heartbeat_at = {p}, "
                         f"error = {p} WHERE id = {p}", (status, now, now, error, run_id))
 
-        if not self.flush(_then=work):  # the last metrics and the end: one commit
+        try:
+            flushed = self.flush(_then=work)  # the last metrics and the end: one commit
+        except Exception as e:  # the points cannot be written: the run still ends
+            self._transaction(work)  # raises (the buffer kept) when the database is down
+            lost = len(self._buffer)
+            self._buffer.clear()
+            print(f"ato: run {run_id}: {lost} metric point(s) could not be written "
+                  f"({type(e).__name__}: {e})", file=sys.stderr)
+            flushed = 1
+        if not flushed:
             self._transaction(work)
         self._run_id = None
         _live_loggers.discard(self)
