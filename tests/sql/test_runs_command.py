@@ -55,3 +55,23 @@ def test_errors_are_one_line(db):
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"no run with id 99 in {db}")
     proc = ato("runs", "list", "--db", db, "--where", "lr <<")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_tag_passwords_masked_in_every_output(db_url):
+    """A tag holding a URL with a password is shown as user:*** by list, show, diff and
+    best, text and --json (as the dashboard shows it); the record keeps the tag."""
+    secret = "postgresql://bob:hunter2@db/x"
+    log_run(db_url, metrics=[("acc", 0.5, 0)], tags=[secret, "see mysql://al:pw1@h/d"], lr=0.1)
+    log_run(db_url, metrics=[("acc", 0.7, 0)], tags=["plain"], lr=0.2)
+    outputs = [ato("runs", *cmd, "--db", db_url, *j) for j in ((), ("--json",)) for cmd in
+               (("list",), ("show", "1"), ("diff", "1", "2"), ("diff", "2", "1"),
+                ("best", "--project", "proj", "--metric", "acc", "--mode", "min"))]
+    for proc in outputs:
+        assert proc.returncode == 0, proc.stderr
+        assert "hunter2" not in proc.stdout and "pw1" not in proc.stdout, proc.args
+    assert "bob:***@db/x" in outputs[0].stdout and "al:***@h/d" in outputs[1].stdout
+    assert json.loads(outputs[5].stdout)[0]["tags"] == ["postgresql://bob:***@db/x",
+                                                        "see mysql://al:***@h/d"]
+    from ato.tracking import open_finder
+
+    assert open_finder(db_url).find_run(1).tags[0] == secret

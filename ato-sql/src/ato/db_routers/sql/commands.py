@@ -23,6 +23,36 @@ def flatten(config) -> dict:
 DEFAULT_DB = "sqlite:///experiments.db"
 
 
+def _masked(value):
+    """``value`` with the password of every URL in its strings shown as ``***``, at any
+    depth: what the dashboard shows (a run's record keeps its tags as given, and runs
+    recorded before the tracker masked configs may hold one there too)."""
+    from ato.tracking.secrets import hide_passwords
+
+    if isinstance(value, str):
+        return hide_passwords(value) if "@" in value else value
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _tags(run) -> list:
+    """The run's tags as every output shows them (passwords masked)."""
+    return [_masked(str(t)) for t in (run.tags or [])]
+
+
+def _config(run) -> dict:
+    """The run's config, nested, as every output shows it (passwords masked)."""
+    return _masked(run.config.to_dict())
+
+
+def _error(run):
+    error = getattr(run, "error", None)
+    return None if error is None else _masked(str(error))
+
+
 def _finder(args):
     from ato.tracking import open_finder
 
@@ -96,10 +126,10 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 def _run_json(run, metrics: dict | None = None) -> dict:
     return {"id": run.id, "project": run.project_name, "status": run.status,
-            "error": getattr(run, "error", None), "tags": run.tags,
+            "error": _error(run), "tags": _tags(run),
             "start_time": str(run.start_time) if run.start_time else None,
             "end_time": str(run.end_time) if run.end_time else None,
-            "structural_hash": run.structural_hash, "config": run.config.to_dict(),
+            "structural_hash": run.structural_hash, "config": _config(run),
             **({"metrics": metrics} if metrics is not None else {})}
 
 
@@ -123,7 +153,7 @@ def cmd_list(args) -> int:
         headers += [f"{key} latest", f"{key} {best}", f"{key} steps"]
     rows = []
     for r in runs:
-        row = [r.id, r.project_name, r.status, ",".join(map(str, r.tags)),
+        row = [r.id, r.project_name, r.status, ",".join(_tags(r)),
                r.start_time.strftime("%Y-%m-%d %H:%M:%S") if r.start_time else None]
         for key in keys:
             s = summaries.get(r.id, {}).get(key)
@@ -160,12 +190,12 @@ def cmd_show(args) -> int:
         print(_json_text(data))
         return 0
     print(f"run {run.id}  project {run.project_name}  status {run.status}")
-    if getattr(run, "error", None):
-        print(f"error: {run.error}")
-    print(f"tags: {', '.join(map(str, run.tags)) or '-'}   started {run.start_time}   "
+    if _error(run):
+        print(f"error: {_error(run)}")
+    print(f"tags: {', '.join(_tags(run)) or '-'}   started {run.start_time}   "
           f"ended {run.end_time or '-'}")
     print(f"structural hash: {run.structural_hash}\n")
-    print(table(["key", "value"], [[k, v] for k, v in flatten(run.config.to_dict()).items()]))
+    print(table(["key", "value"], [[k, v] for k, v in flatten(_config(run)).items()]))
     if summaries:
         print()
         print(table(["metric", "latest", "min", "max", "steps"],
@@ -210,13 +240,13 @@ def cmd_best(args) -> int:
     value = summary.get("max" if args.mode == "max" else "min")
     print(f"best run for {args.metric} ({args.mode}): {best.id}  value {_fmt(value)}  "
           f"status {best.status}")
-    print(table(["key", "value"], [[k, v] for k, v in flatten(best.config.to_dict()).items()]))
+    print(table(["key", "value"], [[k, v] for k, v in flatten(_config(best)).items()]))
     return 0
 
 
 def diff(finder, a, b) -> dict:
     """What differs between two runs: config, structure, fingerprints, tags, status, metrics."""
-    ca, cb = flatten(a.config.to_dict()), flatten(b.config.to_dict())
+    ca, cb = flatten(_config(a)), flatten(_config(b))
     config = {k: [ca.get(k, "<absent>"), cb.get(k, "<absent>")] for k in sorted(set(ca) | set(cb))
               if ca.get(k, "<absent>") != cb.get(k, "<absent>")}
     fingerprints = None
@@ -235,7 +265,7 @@ def diff(finder, a, b) -> dict:
                         "min": [sa and sa["min"], sb and sb["min"]]}
     return {"runs": [a.id, b.id], "same_structure": a.structural_hash == b.structural_hash,
             "config": config, "fingerprints": fingerprints,
-            "tags": [a.tags, b.tags] if a.tags != b.tags else None,
+            "tags": [_tags(a), _tags(b)] if a.tags != b.tags else None,
             "status": [a.status, b.status] if a.status != b.status else None,
             "metrics": metrics}
 
