@@ -75,3 +75,17 @@ def test_tag_passwords_masked_in_every_output(db_url):
     from ato.tracking import open_finder
 
     assert open_finder(db_url).find_run(1).tags[0] == secret
+
+
+@pytest.mark.parametrize("bad", ["99999999999999999999999", str(2**63), "0", "-1", "abc"])
+def test_ids_no_database_holds_are_one_line(db, bad):
+    """An id past 2^63 - 1 raised OverflowError (a traceback); every id argument is now
+    checked like 0 and -1: one line naming it, exit 2."""
+    for args in (("show", bad), ("diff", "1", bad), ("diff", bad, "1")):
+        proc = ato("runs", *args, "--db", db)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.splitlines()[-1].endswith(
+            f"{bad!r} is not a run id (run ids are whole numbers from 1 to {2**63 - 1})")
+    assert ato("runs", "show", str(2**63 - 1), "--db", db).stderr.strip().endswith(
+        f"no run with id {2**63 - 1} in {db}")

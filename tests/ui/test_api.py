@@ -599,10 +599,12 @@ def test_dumps_never_writes_a_token_browsers_reject():
 @pytest.mark.parametrize("huge", ["99999999999999999999", str(2**63), "0"])
 def test_ids_a_database_cannot_hold_are_named_not_a_503(client, huge):
     """An id past a 64-bit integer made SQLite raise OverflowError (a 503 blaming the
-    database); PostgreSQL answered 404. Both now: the run page 404, a list of ids a 400
-    naming the id."""
+    database); PostgreSQL answered 404. Both now: a 400 naming the id as typed, for the
+    run endpoint as for a list of ids (an id no database can hold is no unknown run)."""
     r = client.get(f"/api/run/{huge}")
-    assert (r.status_code, r.json()) == (404, {"error": f"no run with id {huge}"})
+    assert (r.status_code, r.json()) == (400, {"error": f"{huge} is not a run id (run ids "
+                                                        f"are 1 to {2**63 - 1})"})
+    assert client.get(f"/api/run/{2**63 - 1}").status_code == 404
     for endpoint, params in (("/api/series", {"runs": f"1,{huge}", "key": "loss"}),
                              ("/api/runs", {"ids": huge}), ("/api/live", {"runs": huge})):
         r = client.get(endpoint, params=params)

@@ -270,7 +270,9 @@ def test_markup_travels_as_data(api):
      "nope"),
     ("/api/registry/run/abc", {}, 400, "integer"),
     ("/api/registry/run/999", {}, 404, "no run with id 999"),
-    ("/api/registry/run/99999999999999999999", {}, 404, "no run with id"),
+    ("/api/registry/run/99999999999999999999", {}, 400,
+     "99999999999999999999 is not a run id (run ids are 1 to 9223372036854775807)"),
+    ("/api/registry/run/0", {}, 400, "0 is not a run id"),
 ])
 def test_bad_requests_say_what_was_wrong(api, path, params, status, fragment):
     resp = api.get(path, params=params)

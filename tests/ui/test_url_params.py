@@ -252,6 +252,21 @@ def test_an_id_past_what_a_page_number_holds_is_named_as_typed(opage, odd_server
     assert opage.locator("h2").inner_text() == "Charts of 1 run"
 
 
+@pytest.mark.parametrize("typed", ["99999999999999999999", str(2**63)])
+def test_a_run_page_id_no_database_holds_is_named_as_typed(opage, typed):
+    # read as a Number, 99999999999999999999 was asked for and named as 100000000000000000000
+    opage.open(f"#/run/{typed}")
+    assert opage.locator("[data-testid='error']").inner_text() == \
+        f'"{typed}" is not a run id: run ids are 1 to 9223372036854775807 (#/run/12)'
+
+
+
+def test_a_run_page_id_past_2_53_is_asked_for_as_typed(opage):
+    opage.open("#/run/9007199254740993")  # a Number would make it ...992
+    assert opage.locator("[data-testid='error']").inner_text() == \
+        "no run with id 9007199254740993"
+
+
 def test_selected_ids_that_match_no_run_are_named_and_not_counted(opage, odd_server):
     i, p = odd_server.info["inf"], odd_server.info["plain"]
     opage.open(f"#/runs?project=odd&sel={i},{p},99999,123456")

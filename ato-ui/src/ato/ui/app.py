@@ -47,7 +47,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ato.errors import AtoError
-from ato.ui.data import MAX_RUN_ID, BadRequest, DatabaseFile, Store, check_database, dumps
+from ato.ui.data import (
+    MAX_RUN_ID,
+    BadRequest,
+    DatabaseFile,
+    Store,
+    check_database,
+    dumps,
+    run_id_param,
+)
 from ato.ui.registry import routes as registry_routes
 
 STATIC = Path(str(resources.files("ato.ui") / "static"))
@@ -318,11 +326,8 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         return Response(text, media_type="application/json")
 
     async def run(request: Request):
-        try:
-            run_id = int(request.path_params["run_id"])
-        except ValueError:
-            raise BadRequest("the run id must be an integer") from None
-        data = await call(lambda: store.run(run_id)) if 1 <= run_id <= MAX_RUN_ID else None
+        run_id = run_id_param(request.path_params["run_id"])
+        data = await call(lambda: store.run(run_id))
         if data is None:
             return _json({"error": f"no run with id {run_id}"}, 404)
         return _json(data)

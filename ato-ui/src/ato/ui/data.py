@@ -57,6 +57,19 @@ class DatabaseMissingError(AtoError, FileNotFoundError):
 MAX_RUN_ID = 2**63 - 1
 
 
+def run_id_param(text: str) -> int:
+    """A run id from a path (``/api/run/{run_id}``): an integer from 1 to
+    :data:`MAX_RUN_ID`, else :class:`BadRequest` (400) naming it — an id no database can
+    hold is a bad request, not an unknown run."""
+    try:
+        run_id = int(text)
+    except ValueError:
+        raise BadRequest(f"the run id must be an integer, not {text[:40]!r}") from None
+    if not 1 <= run_id <= MAX_RUN_ID:
+        raise BadRequest(f"{text[:40]} is not a run id (run ids are 1 to {MAX_RUN_ID})")
+    return run_id
+
+
 class BadRequest(AtoError, ValueError):
     """A request parameter is malformed; the message names the parameter."""
 

@@ -35,7 +35,7 @@ any backend that declares it is shown; one adapter function per call below.
 
 from __future__ import annotations
 
-from ato.ui.data import MAX_RUN_ID, BadRequest, _epoch, _finite
+from ato.ui.data import BadRequest, _epoch, _finite, run_id_param
 
 KINDS = ("model", "dataset")
 
@@ -290,12 +290,7 @@ def routes(store, call, handler, json_response) -> list:
         return await answer(lambda: view().version(name, kind, ref, project))
 
     async def run_io(request):
-        try:
-            run_id = int(request.path_params["run_id"])
-        except ValueError:
-            raise BadRequest("the run id must be an integer") from None
-        if not 1 <= run_id <= MAX_RUN_ID:
-            return json_response({"error": f"no run with id {run_id}"}, 404)
+        run_id = run_id_param(request.path_params["run_id"])
         return await answer(lambda: view().run_io(run_id))
 
     return [Route("/api/registry", handler(assets, "kind", "project")),

@@ -97,6 +97,24 @@ def _count(text: str) -> int:
     return value
 
 
+#: The largest id a run can have: a signed 64-bit integer.
+MAX_RUN_ID = 2**63 - 1
+
+
+def _run_id(text: str) -> int:
+    """A run id argument: a whole number from 1 to 2^63 - 1 (past that no database can
+    hold it: SQLite raised OverflowError)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_RUN_ID:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(
+            f"{shown!r} is not a run id (run ids are whole numbers from 1 to {MAX_RUN_ID})")
+    return value
+
+
 def _json_text(data) -> str:
     """``--json`` output: strict JSON (RFC 8259); ±inf and NaN as ``{"$numberDouble": …}``
     (see :mod:`ato.db_routers.sql.values`)."""
@@ -326,7 +344,7 @@ class RunsCommand:
         p.add_argument("--json", action="store_true")
         p.set_defaults(_run=cmd_list)
         p = sub.add_parser("show", help="one run in detail")
-        p.add_argument("run_id", type=int)
+        p.add_argument("run_id", type=_run_id)
         p.add_argument("--db", **common)
         p.add_argument("--json", action="store_true")
         p.set_defaults(_run=cmd_show)
@@ -338,8 +356,8 @@ class RunsCommand:
         p.add_argument("--json", action="store_true")
         p.set_defaults(_run=cmd_best)
         p = sub.add_parser("diff", help="what differs between two runs")
-        p.add_argument("run_a", type=int)
-        p.add_argument("run_b", type=int)
+        p.add_argument("run_a", type=_run_id)
+        p.add_argument("run_b", type=_run_id)
         p.add_argument("--db", **common)
         p.add_argument("--json", action="store_true")
         p.set_defaults(_run=cmd_diff)

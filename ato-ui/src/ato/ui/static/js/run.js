@@ -39,16 +39,21 @@ function metricsTable(run) {
         [s.count, s.last_step].map((v) => el("td", { class: "num", text: count(v) }))); }));
 }
 
+const MAX_RUN_ID = 2n ** 63n - 1n;
+
 // `part`: the id as the address has it (#/run/12); anything but a positive integer is
 // named, with the way back to the runs.
 export async function renderRun(view, part, params) {
   const up = new UrlParams(params).takes(CHART_PARAMS);
-  if (!/^\d+$/.test(part || "") || Number(part) < 1) {
-    notFound(view, `${JSON.stringify(part ?? "")} is not a run id: expected a positive integer (#/run/12)`, "#/runs", "runs");
+  const digits = /^\d+$/.test(part || "");
+  if (!digits || BigInt(part) < 1n || BigInt(part) > MAX_RUN_ID) {
+    const expected = digits && BigInt(part) > MAX_RUN_ID ? `run ids are 1 to ${MAX_RUN_ID}` : "expected a positive integer";
+    notFound(view, `${JSON.stringify(part ?? "")} is not a run id: ${expected} (#/run/12)`, "#/runs", "runs");
     up.show(view);
     return null;
   }
-  const id = Number(part);
+  // the id as typed (no leading zeros), never through a Number: past 2^53 that rounds
+  const id = BigInt(part).toString();
   const io = fetchRunIO(id);  // inputs/outputs, fetched beside the run
   const run = await api(`run/${id}`);
   view.append(
