@@ -15,6 +15,7 @@ from ato.db_routers.sql import values
 from ato.db_routers.sql.manager import SQLFinder, SQLLogger
 from ato.db_routers.sql.where import WhereError, parse_where
 from tests.sql.conftest import make_config
+from tests.sql.test_finder import log_run
 
 INF, NAN = math.inf, math.nan
 
@@ -238,6 +239,38 @@ def test_string_order_is_code_point_order(db_url):
 def test_bad_keys_are_named(text, message):
     with pytest.raises(WhereError, match=message):
         parse_where(text)
+
+
+@pytest.mark.parametrize("text", ["(" * 5000 + "lr < 1" + ")" * 5000, "not " * 5000 + "lr < 1",
+                                  "(" * 65 + "lr < 1" + ")" * 65])
+def test_deep_nesting_is_a_parse_error_everywhere(db_url, text):
+    """Deep nesting raised a bare RecursionError (a traceback in ato runs, a 503 in the
+    dashboard): it is a WhereError naming the limit, from the finder and the command."""
+    log_run(db_url, lr=0.1)
+    finder = SQLFinder(make_config(db_url))
+    with pytest.raises(WhereError, match="nested too deeply"):
+        finder.find_runs(where=text)
+    proc = ato("runs", "list", "--db", db_url, "--where", text)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "nested too deeply" in proc.stderr
+    assert len(proc.stderr) < 400  # the expression is shown around the position only
+
+
+def test_long_chains_and_the_deepest_nesting_allowed_work(db_url):
+    log_run(db_url, lr=0.1)
+    finder = SQLFinder(make_config(db_url))
+    chain = " or ".join(["lr > 1"] * 9999 + ["lr < 1"])
+    assert len(finder.find_runs(where=chain)) == 1
+    assert len(finder.find_runs(where=" and ".join(["lr < 1"] * 10000))) == 1
+    with pytest.raises(WhereError, match="too many comparisons"):
+        finder.find_runs(where=" and ".join(["lr < 1"] * 10001))
+    # 20 levels: parentheses and not (not not x is x), and/or nested in each other
+    nested = "lr < 1"
+    for _ in range(6):  # 3 levels each
+        nested = f"(lr > 1 or not (lr > 2 and {nested}))"
+    assert len(finder.find_runs(where="not not " * 10 + "((" + nested + "))")) == 1
+    with pytest.raises(WhereError, match="nested too deeply"):
+        finder.find_runs(where=f"lr > 1 or not (lr > 2 and {nested})")
 
 
 # --------------------------------------------------------------------------- ato runs --json

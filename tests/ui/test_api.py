@@ -61,6 +61,8 @@ def test_tag_and_status_filters(client):
     ({"where": "lr < 1; DROP TABLE experiments"}, "position"),
     ({"status": "exploded"}, "status must be"),
     ({"ids": "1,x"}, "ids must be"),
+    ({"where": "(" * 5000 + "lr < 1" + ")" * 5000}, "nested too deeply"),  # was a 503
+    ({"where": "not " * 3000 + "lr < 1"}, "nested too deeply"),
 ])
 def test_bad_filters_are_one_clear_400(client, params, fragment):
     response = client.get("/api/runs", params=params)
@@ -68,6 +70,11 @@ def test_bad_filters_are_one_clear_400(client, params, fragment):
     assert fragment in response.json()["error"]
     # nothing was run: every run is still there
     assert len(client.get("/api/runs").json()["runs"]) == 18
+
+
+def test_a_long_chain_of_comparisons_is_no_error(client):
+    where = " or ".join(["lr < 0"] * 5000 + ["lr > -1"])
+    assert len(client.get("/api/runs", params={"where": where}).json()["runs"]) > 0
 
 
 def test_run_detail_has_typed_config_artifacts_and_raw_hostile_text(client):

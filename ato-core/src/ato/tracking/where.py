@@ -37,6 +37,10 @@ class WhereError(AtoError, ValueError):
 
     def __init__(self, message: str, text: str, position: int):
         self.position = position
+        if len(text) > 120:  # a long expression: the part around the position
+            lo = max(0, position - 50)
+            text = ("..." if lo else "") + text[lo:position + 50] + \
+                ("..." if position + 50 < len(text) else "")
         super().__init__(f"in --where {text!r} at position {position}: {message}")
 
 
@@ -145,11 +149,50 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
     return tokens
 
 
+#: How deeply parentheses and ``not`` may nest in the text, and how many levels of
+#: ``and``/``or``/``not`` the parsed tree may have (a chain ``a or b or …`` is balanced, so
+#: 2^k comparisons take k levels): deeper is refused with a parse error.  Every backend
+#: compiles the tree recursively; SQLite's own parser refuses a query nested ~22 levels.
+MAX_DEPTH = 20
+#: How many comparisons one expression may hold (each binds parameters; SQLite takes at
+#: most 32,766 of them per query).
+MAX_COMPARISONS = 10_000
+MAX_NESTING = 3 * MAX_DEPTH  # in the text: redundant parentheses allowed
+
+
+def _depth(node) -> int:
+    """Levels of ``and``/``or``/``not`` above the deepest comparison (iterative)."""
+    deepest, todo = 0, [(node, 0)]
+    while todo:
+        node, d = todo.pop()
+        if node[0] == "cmp":
+            deepest = max(deepest, d)
+        else:
+            todo.extend((child, d + 1) for child in node[1:])
+    return deepest
+
+
+def _chain(op: str, nodes: list):
+    """``nodes`` joined by ``op`` (``and``/``or``, associative) as a balanced tree: a chain
+    of thousands of comparisons stays a few levels deep for every recursive consumer."""
+    while len(nodes) > 1:
+        paired = [(op, nodes[k], nodes[k + 1]) for k in range(0, len(nodes) - 1, 2)]
+        nodes = paired + ([nodes[-1]] if len(nodes) % 2 else [])
+    return nodes[0]
+
+
 class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise WhereError(f"nested too deeply (at most {MAX_DEPTH} levels of and/or/not "
+                             f"and parentheses)", self.text, pos)
 
     def peek(self):
         return self.tokens[self.i] if self.i < len(self.tokens) else (None, None, len(self.text))
@@ -164,32 +207,43 @@ class _Parser:
         kind, value, pos = self.peek()
         if kind is not None:
             raise WhereError(f"unexpected {value!r} (expected 'and', 'or' or the end)", self.text, pos)
+        comparisons = sum(1 for kind, _, _ in self.tokens if kind == "op")
+        if comparisons > MAX_COMPARISONS:
+            raise WhereError(f"too many comparisons ({comparisons}; at most "
+                             f"{MAX_COMPARISONS})", self.text, 0)
+        if _depth(node) > MAX_DEPTH:
+            raise WhereError(f"nested too deeply (at most {MAX_DEPTH} levels of and/or/not "
+                             f"and parentheses)", self.text, 0)
         return node
 
     def parse_or(self):
-        node = self.parse_and()
+        nodes = [self.parse_and()]
         while self.peek()[:2] == ("keyword", "or"):
             self.take()
-            node = ("or", node, self.parse_and())
-        return node
+            nodes.append(self.parse_and())
+        return _chain("or", nodes)
 
     def parse_and(self):
-        node = self.parse_not()
+        nodes = [self.parse_not()]
         while self.peek()[:2] == ("keyword", "and"):
             self.take()
-            node = ("and", node, self.parse_not())
-        return node
+            nodes.append(self.parse_not())
+        return _chain("and", nodes)
 
     def parse_not(self):
         if self.peek()[:2] == ("keyword", "not"):
-            self.take()
-            return ("not", self.parse_not())
+            self.nest(self.take()[2])
+            inner = self.parse_not()  # not not x is x: every comparison is true or false
+            node = inner[1] if inner[0] == "not" else ("not", inner)
+            self.depth -= 1
+            return node
         if self.peek()[:2] == ("paren", "("):
-            self.take()
+            self.nest(self.take()[2])
             node = self.parse_or()
             kind, value, pos = self.take()
             if (kind, value) != ("paren", ")"):
                 raise WhereError("missing ')'", self.text, pos)
+            self.depth -= 1
             return node
         return self.parse_comparison()
 
