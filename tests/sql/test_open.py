@@ -165,3 +165,60 @@ def test_postgresql_finder_is_read_only(db_url):
     finder = SQLFinder(make_config(db_url))
     with finder.engine.connect() as conn, pytest.raises(Exception, match="read-only"):
         conn.execute(text("DELETE FROM metrics"))
+
+
+def _foreign(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE notes (a)")
+    con.commit()
+    con.close()
+    return {"empty": (empty, "it has no tables"), "other": (other, "its tables: notes")}
+
+
+@pytest.mark.parametrize("which", ["empty", "other"])
+def test_readers_refuse_a_file_without_tracker_tables(tmp_path, which):
+    """An empty or foreign SQLite file was read as an empty tracker ('0 runs', []) while
+    the dashboard refused it: every reader refuses it with the dashboard's error type,
+    and changes nothing; a logger still makes it a tracker."""
+    from ato.db_routers.sql.engine import NotATrackerError
+    from ato.tracking import open_finder, open_logger
+
+    path, found = _foreign(tmp_path)[which]
+    url = f"sqlite:///{path}"
+    before = path.read_bytes()
+    with pytest.raises(NotATrackerError, match=f"holds no Ato tracker tables \\({found}\\)"):
+        open_finder(url).find_runs()
+    for args in (("list",), ("show", "1"), ("diff", "1", "2"),
+                 ("best", "--project", "p", "--metric", "m")):
+        proc = ato("runs", *args, "--db", url)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "holds no Ato tracker tables" in proc.stderr
+    assert path.read_bytes() == before
+    forget_engine(url)
+    with open_logger(url, project="p") as logger:
+        logger.log_metric("m", 1.0, 0)
+    assert [r.status for r in open_finder(url).find_runs()] == ["completed"]
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_readers_refuse_an_in_memory_database(url):
+    from ato.db_routers.sql.engine import NotATrackerError
+    from ato.tracking import open_finder
+
+    with pytest.raises(NotATrackerError, match="in-memory SQLite database"):
+        open_finder(url)
+    proc = ato("runs", "list", "--db", url)
+    assert proc.returncode == 2 and "0 runs" not in proc.stdout
+    assert proc.stderr.strip() == (f"ato runs: error: {url} is an in-memory SQLite database: "
+                                   f"new and empty in every process, it holds no runs to "
+                                   f"read; pass the file your runs log to (--db "
+                                   f"sqlite:///path/to/experiments.db)")
+
+
+def test_an_empty_url_gets_a_meaningful_hint():
+    proc = ato("runs", "list", "--db", "")
+    assert proc.returncode == 2 and "'sqlite:///'" not in proc.stderr
+    assert "the tracker URL is empty" in proc.stderr and "sqlite:///experiments.db" in proc.stderr

@@ -925,6 +925,10 @@ def tracker_for_url(url: str) -> type:
     suggesting ``sqlite:///experiments.db``; otherwise the lookup errors of
     :func:`format_for`."""
     scheme = url_scheme(url)
+    if scheme is None and not str(url).strip():
+        raise NotAURLError(
+            f"the tracker URL is empty ({str(url)!r}): give the database your runs log to, "
+            f"e.g. sqlite:///experiments.db or postgresql://user@host/experiments")
     if scheme is None:
         raise NotAURLError(
             f"tracker URL {str(url)!r} is not a URL (it has no scheme such as 'sqlite:' or "

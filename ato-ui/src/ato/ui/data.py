@@ -644,7 +644,9 @@ def check_database(url: str) -> None:
         hint = ("; the file is (almost) empty: a copy made without its -wal file, while a "
                 "writer had not merged its log, holds nothing (copy the -wal file too)")
     found = f" (its tables: {', '.join(sorted(tables))})" if tables else " (it has no tables)"
-    raise AtoError(f"{full} (from {url!r}) holds no Ato tracker tables{found}{hint}; pass "
+    from ato.db_routers.sql.engine import NotATrackerError  # what a finder raises for it
+
+    raise NotATrackerError(f"{full} (from {url!r}) holds no Ato tracker tables{found}{hint}; pass "
                    f"the database your runs log to")
 
 

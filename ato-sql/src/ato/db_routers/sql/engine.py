@@ -42,6 +42,12 @@ class TrackerUnavailableError(AtoError, OSError):
     is one line naming the URL (password hidden) and the reason."""
 
 
+class NotATrackerError(TrackerUnavailableError):
+    """A reader was pointed at a database that holds no Ato tracker tables (an empty or
+    foreign SQLite file) or at an in-memory SQLite database: never read as an empty
+    tracker (the dashboard refuses the same databases with this error)."""
+
+
 def display_url(url: str) -> str:
     """``url`` with any password replaced by ``***``."""
     try:
@@ -124,18 +130,43 @@ def open_engine(url: str, readonly: bool = False) -> Engine:
         raise TrackerUnavailableError(
             f"no tracker database at {path} ({where}; from {display_url(url)}): check the path "
             f"(--db, $ATO_DB or experiment.sql.db_path); reading never creates one")
+    if readonly and path is None and _in_memory(url):
+        raise NotATrackerError(
+            f"{url} is an in-memory SQLite database: new and empty in every "
+            f"process, it holds no runs to read; pass the file your runs log to "
+            f"(--db sqlite:///path/to/experiments.db)")
     engine = get_engine(url, readonly)
+    tables = None
     try:
         with engine.connect() as conn:
             if path is not None:
-                conn.exec_driver_sql("SELECT COUNT(*) FROM sqlite_master").scalar()
+                tables = {r[0] for r in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
     except (DBAPIError, sqlite3.Error) as e:
         if _is_transient(e):
             return engine  # busy is not missing; the caller's own retries deal with it
         forget_engine(url, readonly)
         raise TrackerUnavailableError(
             f"cannot open the tracker database {display_url(url)}: {_reason(e)}") from None
+    if readonly and tables is not None and "experiments" not in tables:
+        forget_engine(url, readonly)
+        found = f"its tables: {', '.join(sorted(tables))}" if tables else "it has no tables"
+        raise NotATrackerError(
+            f"{path} (from {display_url(url)}) holds no Ato tracker tables ({found}): it is "
+            f"not a tracker database, and reading never makes one; pass the database your "
+            f"runs log to")
     return engine
+
+
+def _in_memory(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``sqlite:///``,
+    ``sqlite:///:memory:``, a ``file::memory:`` or ``mode=memory`` URI)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return (database in ("", ":memory:") or database.startswith("file::memory:")
+            or "mode=memory" in database or parsed.query.get("mode") == "memory")
 
 
 def _reason(error: Exception) -> str:
