@@ -314,3 +314,33 @@ def test_config_minus_seed_groups_ignore_bookkeeping(vpage):
               run(2, {}), { config: { lr: 0.2, seed: 0 } }].map((r) => groupKey(r, 'noseed'));
     }""")
     assert keys[0] == keys[1] == keys[2] != keys[3]
+
+
+def _log_alone(vserver, project, **values):
+    from ato.db_routers.sql.manager import SQLLogger
+
+    cfg = ADict(experiment={"project_name": project, "sql": {"db_path": vserver.url}}, **values)
+    with SQLLogger(cfg, flush_interval=60, heartbeat_interval=3600, handle_signals=False) as log:
+        return log.get_current_run_id()
+
+
+def test_compare_a_long_value_keeps_every_column_readable(vpage, vserver):
+    """A 3,000-character config value squeezed the key column and the other run's column
+    to a character or two: columns are fixed, the value clipped with its whole in the
+    tooltip."""
+    long = "x" * 3000
+    a = _log_alone(vserver, "wide", lr=0.1, note="short", key_with_a_long_name_here=1)
+    b = _log_alone(vserver, "wide", lr=0.2, note=long, key_with_a_long_name_here=2)
+    vpage.set_viewport_size({"width": 1200, "height": 800})
+    vpage.open(f"#/compare?runs={a},{b}&all=1")
+    table = vpage.locator("[data-testid='config-diff']")
+    table.wait_for()
+    row = table.locator("tr", has_text="note")
+    cells = row.locator("td")
+    widths = [cells.nth(i).bounding_box()["width"] for i in range(3)]
+    assert min(widths) > 120, widths
+    shown = cells.nth(2).inner_text()
+    assert shown.endswith("…") and len(shown) <= 301
+    assert cells.nth(2).get_attribute("title") == long
+    assert table.bounding_box()["width"] <= 1200
+    vpage.shot("views-compare-long-value")

@@ -27,6 +27,14 @@ function metricCell(v, base, withDelta) {
   return el("td", { class: "num", text, title: full !== text ? full : null });
 }
 
+// A config value: at most CLIP characters shown (a 3,000-character string would make its
+// row as tall as the page), the whole value in the tooltip.
+const CLIP = 300;
+function valueCell(text, full) {
+  const clipped = text.length > CLIP ? text.slice(0, CLIP) + "…" : text;
+  return el("td", { class: "val", text: clipped, title: full ?? (clipped !== text ? text : null) });
+}
+
 export async function renderCompare(view, params) {
   const up = new UrlParams(params).takes("runs", "all", "bk", CHART_PARAMS);
   const ids = up.ids("runs");  // a repeated id counts once: a run is not compared with itself
@@ -71,7 +79,7 @@ export async function renderCompare(view, params) {
     onclick: () => { setParams({ bk: showBk ? "" : "1" }); window.dispatchEvent(new HashChangeEvent("hashchange")); } }) : null;
   const configTable = el("table", { class: "grid diff", testid: "config-diff" }, head(),
     shownKeys.map((k) => el("tr", { class: same(k) ? "" : "differs", testid: "diff-row" }, el("td", { class: "mono", text: k }),
-      runs.map((r) => el("td", { text: k in r.config ? fmt(r.config[k]) : ABSENT, title: exact(r.config[k]) })))));
+      runs.map((r) => valueCell(k in r.config ? fmt(r.config[k]) : ABSENT, exact(r.config[k]))))));
   view.append(el("section", { class: "box" }, el("h3", {}, "config ", toggle,
     el("span", { class: "muted", text: ` ${keys.length - keys.filter((k) => !same(k)).length} of ${plural(keys.length, "key")} equal ` }), bkToggle),
     shownKeys.length ? configTable : el("p", { class: "muted", testid: "config-identical",
