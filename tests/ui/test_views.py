@@ -344,3 +344,36 @@ def test_compare_a_long_value_keeps_every_column_readable(vpage, vserver):
     assert cells.nth(2).get_attribute("title") == long
     assert table.bounding_box()["width"] <= 1200
     vpage.shot("views-compare-long-value")
+
+
+def test_numbers_never_wrap_and_show_their_documented_digits(vpage, vserver):
+    """A long metric name beside the numbers: the name wraps, the numbers and the numeric
+    headers never do (0.0073910 / 3, point / s); the runs table shows a config number's
+    ~6 significant digits whole (0.007391… was clipped)."""
+    from ato.db_routers.sql.manager import SQLLogger
+
+    cfg = ADict(experiment={"project_name": "digits", "sql": {"db_path": vserver.url}},
+                lr=0.00739104)
+    with SQLLogger(cfg, flush_interval=60, heartbeat_interval=3600, handle_signals=False) as log:
+        run = log.get_current_run_id()
+        name = "validation/" + "very_long_metric_name_" * 6
+        for step in range(3):
+            log.log_metric(name, 0.00739104 + step * 1e-9, step * 123456)
+    vpage.set_viewport_size({"width": 1000, "height": 800})
+    vpage.open(f"#/run/{run}")
+    table = vpage.locator("[data-testid='run-metrics']")
+    table.wait_for()
+    line = vpage.evaluate("() => parseFloat(getComputedStyle(document.body).lineHeight)")
+    for cell in table.locator("td.num, th.num").all():
+        box = cell.evaluate("c => { const r = document.createRange(); r.selectNodeContents(c);"
+                            " return r.getClientRects().length; }")
+        assert box == 1, cell.inner_text()
+    name_cell = table.locator("tr").nth(1).locator("td").first
+    assert name_cell.bounding_box()["height"] > 2 * line  # the name wraps
+    assert name_cell.bounding_box()["width"] > 100  # in a readable column
+    vpage.shot("views-run-metrics-long-name")
+    vpage.open("#/runs?project=digits")
+    vpage.wait_for_selector("[data-testid='runs-table'][data-ready='1']")
+    cell = vpage.locator(".tr .td", has_text="0.00739104").first
+    assert cell.inner_text() == "0.00739104"
+    assert cell.evaluate("c => c.scrollWidth <= c.clientWidth")

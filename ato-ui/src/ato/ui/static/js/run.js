@@ -28,8 +28,8 @@ export function configTree(value, types, prefix = "") {
 // The metric summaries of a run row: a table, or a "no metrics" line.
 function metricsTable(run) {
   if (!run.metric_keys.length) return el("p", { class: "muted", text: "no metrics" });
-  return el("table", { class: "grid", testid: "run-metrics" },
-    el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h) => el("th", { text: h }))),
+  return el("table", { class: "grid metrics", testid: "run-metrics" },
+    el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h, i) => el("th", { class: i ? "num" : null, text: h }))),
     run.metric_keys.map((k) => { const s = run.summaries[k] || {};
       // values as everywhere (rounded, the full value as a tooltip); counts and steps
       // with thousands separators, as the chart badges write them

@@ -187,7 +187,9 @@ export async function renderRuns(view, params) {
       title: (r) => isoTime(r.start), csv: (r) => isoTime(r.start) },
     { id: "duration", label: "duration", width: 90, get: (r) => r.duration, text: runDuration,
       title: runDurationTitle },
-    ...configCols.map((k) => ({ id: "c:" + k, label: k, width: fit(k, 90), config: true, get: configValue(k) })),
+    // a config column is as wide as its widest value too (lr 0.00739104 was cut to 0.007391…)
+    ...configCols.map((k) => ({ id: "c:" + k, label: k, config: true, get: configValue(k),
+      width: Math.max(fit(k, 90), Math.min(220, Math.round(16 + 7.8 * runs.reduce((w, r) => Math.max(w, fmt(configValue(k)(r)).length), 0)))) })),
     // a metric column is also as wide as its widest number (0.00543812 was cut to 0.005438…)
     ...chosen.flatMap((k) => ["last", "min", "max"].map((f) => ({
       id: `m:${f}:${k}`, label: `${k} ${f}`, metric: true, get: (r) => summary(r, k, f),
