@@ -618,3 +618,28 @@ def test_ids_a_database_cannot_hold_are_named_not_a_503(client, huge):
         assert r.status_code == 400, endpoint
         assert r.json()["error"].startswith(f"{'ids' if 'ids' in params else 'runs'}: "
                                             f"{huge} is not a run id (run ids are 1 to ")
+
+
+@pytest.mark.parametrize("path, params, named", [
+    ("/api/runs", [("project", "a"), ("project", "b")], "project is given 2 times "
+                                                        "(project=a, project=b): give it once"),
+    ("/api/series", [("runs", "1"), ("runs", "2"), ("key", "loss")],
+     "runs is given 2 times (runs=1, runs=2): give it once (several ids comma-separated: "
+     "runs=1,2)"),
+    ("/api/series", [("runs", "1"), ("key", "loss"), ("key", "acc")], "key is given 2 times"),
+    ("/api/live", [("runs", "1"), ("runs", "1")], "runs is given 2 times"),
+    ("/api/runs", [("where", "lr < 1"), ("where", "lr < 1")], "where is given 2 times"),
+])
+def test_a_repeated_parameter_is_a_400_naming_it(client, path, params, named):
+    """The last of a repeated parameter was silently used."""
+    r = client.get(path, params=params)
+    assert r.status_code == 400 and r.json()["error"].startswith(named), r.json()
+
+
+@pytest.mark.parametrize("name", ["max_points", "step_min", "step_max"])
+def test_an_integer_parameter_past_64_bits_is_a_400(client, name):
+    r = client.get("/api/series", params={"runs": "1", "key": "loss",
+                                          name: "99999999999999999999999"})
+    assert r.status_code == 400
+    assert r.json()["error"] == f"{name}=99999999999999999999999 is out of range (at most " \
+                                f"{2**63 - 1})"

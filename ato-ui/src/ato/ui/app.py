@@ -180,14 +180,36 @@ def _ids(request: Request, name: str = "runs", required: bool = True) -> list[in
     return ids
 
 
+def _once(request: Request) -> None:
+    """A query parameter given more than once is a 400 naming it (no parameter is
+    repeatable: several runs are one comma-separated ``runs``); the last one was silently
+    used."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        name = repeated[0]
+        given = [v for n, v in request.query_params.multi_items() if n == name]
+        shown = ", ".join(f"{name}={v[:40]}" for v in given[:5])
+        raise BadRequest(f"{name} is given {len(given)} times ({shown}): give it once"
+                         + (" (several ids comma-separated: runs=1,2)"
+                            if name in ("runs", "ids") else ""))
+
+
+#: The range of an integer parameter (a step, a point budget): a signed 64-bit integer.
+INT_RANGE = (-(2**63), 2**63 - 1)
+
+
 def _int(request: Request, name: str, default=None):
     text = request.query_params.get(name)
     if text in (None, ""):
         return default
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer, not {text!r}") from None
+        raise BadRequest(f"{name} must be an integer, not {text[:40]!r}") from None
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise BadRequest(f"{name}={text[:40]} is out of range (at most {INT_RANGE[1]})")
+    return value
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -291,6 +313,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
                     raise BadRequest(
                         f"{request.url.path} takes no parameter {', '.join(unknown)} "
                         f"({'it takes ' + ', '.join(takes) if takes else 'it takes none'})")
+                _once(request)
                 database.check()
                 return await fn(request)
             except BadRequest as e:
