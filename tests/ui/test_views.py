@@ -377,3 +377,27 @@ def test_numbers_never_wrap_and_show_their_documented_digits(vpage, vserver):
     cell = vpage.locator(".tr .td", has_text="0.00739104").first
     assert cell.inner_text() == "0.00739104"
     assert cell.evaluate("c => c.scrollWidth <= c.clientWidth")
+
+
+def test_an_all_nan_metric_card_says_there_is_nothing_to_draw(vpage, vserver):
+    """An all-NaN metric showed an empty plot with no y axis and no word why."""
+    import math
+
+    from ato.db_routers.sql.manager import SQLLogger
+
+    cfg = ADict(experiment={"project_name": "nans", "sql": {"db_path": vserver.url}}, lr=0.1)
+    with SQLLogger(cfg, flush_interval=60, heartbeat_interval=3600, handle_signals=False) as log:
+        run = log.get_current_run_id()
+        for step in range(5):
+            log.log_metric("broken", math.nan, step)
+            log.log_metric("blown", math.inf if step % 2 else math.nan, step)
+    vpage.open(f"#/charts?runs={run}")
+    vpage.wait_for_selector("[data-testid='chart-card'][data-drawn]")
+    notes = {}
+    for card in vpage.locator("[data-testid='chart-card']").all():
+        card.locator("[data-testid='nonfinite-note']").wait_for()
+        notes[card.locator("h3").inner_text()] = card.locator(
+            "[data-testid='nonfinite-note']").inner_text()
+    assert notes["broken"].startswith("nothing to draw: every value is NaN; 5 non-finite "
+                                      "values not drawn: #"), notes
+    assert notes["blown"].startswith("nothing to draw: every value is non-finite; "), notes

@@ -59,7 +59,12 @@ function nonFiniteNote(card, skipped, nonPositive = [], nothingLeft = false, red
   const parts = [], titles = [];
   if (skipped.length) {
     const items = listed(skipped);
-    parts.push(`${plural(skipped.length, "non-finite value")} not drawn` +
+    // not one finite value (and none dropped by the log axis alone): an empty plot says why
+    const allNaN = skipped.every((s) => s.value === "nan" || Number.isNaN(s.value));
+    const empty = nothingLeft && !nonPositive.length;
+    card.node.dataset.nothing = empty ? "1" : "";
+    parts.push((empty ? `nothing to draw: every value is ${allNaN ? "NaN" : "non-finite"}; ` : "") +
+      `${plural(skipped.length, "non-finite value")} not drawn` +
       (reduced ? " (among the points kept by the reduction; zoom in for every one)" : "") + ": " +
       items.slice(0, 3).join(", ") + (items.length > 3 ? ", …" : ""));
     titles.push(...items);
