@@ -89,3 +89,38 @@ def test_ids_no_database_holds_are_one_line(db, bad):
             f"{bad!r} is not a run id (run ids are whole numbers from 1 to {2**63 - 1})")
     assert ato("runs", "show", str(2**63 - 1), "--db", db).stderr.strip().endswith(
         f"no run with id {2**63 - 1} in {db}")
+
+
+def test_text_tables_clip_quote_and_align(db_url):
+    """One 3,000-character value or 500-character tag made every row thousands wide; a tag
+    'a,b' read as two; a wide character misaligned the columns; ü was written \\u00fc."""
+    from ato.db_routers.sql.manager import SQLLogger
+    from tests.sql.conftest import make_config
+
+    first = SQLLogger(make_config(db_url, note="y" * 3000, name="漢字漢字", only_a=1,
+                                  lst=["ü"]))
+    first.run(tags=["a,b", "ü tag", "x" * 500])
+    first.finish()
+    second = SQLLogger(make_config(db_url, note="short", name="ab", only_b="<absent>",
+                                   lst=["u"]))
+    second.run(tags=["plain", ""])
+    second.finish()
+    listing = ato("runs", "list", "--db", db_url).stdout
+    assert max(len(line) for line in listing.splitlines()) < 140
+    assert '"a,b",ü tag,xxx' in listing and 'plain,""' in listing
+    text = ato("runs", "diff", "1", "2", "--db", db_url).stdout
+    assert '["ü"]' in text and "\\u00fc" not in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line[:1].isalpha()}
+    # the run-2 column starts at the same display column on every row
+    import unicodedata
+
+    def col(line, token):
+        head = line[:line.rindex(token)]
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in head)
+
+    assert col(rows["name"], "ab") == col(rows["only_a"], "<absent>") == col(rows["note"], "short")
+    assert "…" in rows["note"] and len(rows["note"]) < 140
+    d = json.loads(ato("runs", "diff", "1", "2", "--db", db_url, "--json").stdout)
+    assert d["config"]["only_a"] == [1, None] and d["config"]["only_b"] == [None, "<absent>"]
+    assert d["absent"] == {"only_a": [False, True], "only_b": [True, False]}
+    assert d["config"]["note"][0] == "y" * 3000  # whole in --json

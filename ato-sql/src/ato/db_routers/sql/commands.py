@@ -23,6 +23,16 @@ def flatten(config) -> dict:
 DEFAULT_DB = "sqlite:///experiments.db"
 
 
+class _Absent:
+    """A config key one of two diffed runs lacks (``<absent>`` in text, see ``_diff_json``)."""
+
+    def __repr__(self):
+        return "<absent>"
+
+
+ABSENT = _Absent()
+
+
 def _masked(value):
     """``value`` with the password of every URL in its strings shown as ``***``, at any
     depth: what the dashboard shows (a run's record keeps its tags as given, and runs
@@ -126,20 +136,70 @@ def _json_text(data) -> str:
 def _fmt(value) -> str:
     if value is None:
         return "-"
+    if value is ABSENT:
+        return "<absent>"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
+        return json.dumps(value, default=str, ensure_ascii=False)
     return str(value)
 
 
+#: The widest a text table's cell is (display columns); longer ones end with "…" (--json
+#: has every value whole).
+CELL_WIDTH = 60
+
+
+def _width(text: str) -> int:
+    """Display columns of ``text``: East Asian wide characters take two, combining marks
+    none."""
+    import unicodedata
+
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _clip(text: str, width: int = CELL_WIDTH) -> str:
+    """``text`` on one line, at most ``width`` display columns (``…`` where cut)."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", " ")
+    if _width(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = _width(c)
+        if used + w > width - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out) + "…"
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
 def table(headers: list[str], rows: list[list]) -> str:
-    cells = [[_fmt(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    """A text table: cells clipped to :data:`CELL_WIDTH` display columns, aligned by
+    display width (a wide character takes two columns)."""
+    cells = [[_clip(_fmt(c)) for c in row] for row in rows]
+    widths = [max([_width(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = "  ".join(_pad(h, w) for h, w in zip(headers, widths))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    out += ["  ".join(_pad(c, w) for c, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(out)
+
+
+def _tag_list(tags: list, sep: str = ",") -> str:
+    """Tags joined for a text table: a tag holding the separator, a quote, leading or
+    trailing space (or nothing) is quoted as JSON writes it, so ``a,b`` is one tag."""
+    def one(t: str) -> str:
+        if not t or "," in t or '"' in t or t != t.strip():
+            return json.dumps(t, ensure_ascii=False)
+        return t
+
+    return sep.join(one(t) for t in tags)
 
 
 def _run_json(run, metrics: dict | None = None) -> dict:
@@ -171,7 +231,7 @@ def cmd_list(args) -> int:
         headers += [f"{key} latest", f"{key} {best}", f"{key} steps"]
     rows = []
     for r in runs:
-        row = [r.id, r.project_name, r.status, ",".join(_tags(r)),
+        row = [r.id, r.project_name, r.status, _tag_list(_tags(r)),
                r.start_time.strftime("%Y-%m-%d %H:%M:%S") if r.start_time else None]
         for key in keys:
             s = summaries.get(r.id, {}).get(key)
@@ -210,7 +270,7 @@ def cmd_show(args) -> int:
     print(f"run {run.id}  project {run.project_name}  status {run.status}")
     if _error(run):
         print(f"error: {_error(run)}")
-    print(f"tags: {', '.join(_tags(run)) or '-'}   started {run.start_time}   "
+    print(f"tags: {_clip(_tag_list(_tags(run), ', '), 200) or '-'}   started {run.start_time}   "
           f"ended {run.end_time or '-'}")
     print(f"structural hash: {run.structural_hash}\n")
     print(table(["key", "value"], [[k, v] for k, v in flatten(_config(run)).items()]))
@@ -265,8 +325,8 @@ def cmd_best(args) -> int:
 def diff(finder, a, b) -> dict:
     """What differs between two runs: config, structure, fingerprints, tags, status, metrics."""
     ca, cb = flatten(_config(a)), flatten(_config(b))
-    config = {k: [ca.get(k, "<absent>"), cb.get(k, "<absent>")] for k in sorted(set(ca) | set(cb))
-              if ca.get(k, "<absent>") != cb.get(k, "<absent>")}
+    config = {k: [ca.get(k, ABSENT), cb.get(k, ABSENT)] for k in sorted(set(ca) | set(cb))
+              if ca.get(k, ABSENT) != cb.get(k, ABSENT)}
     fingerprints = None
     if finder.supports("fingerprints"):
         fa = {(f.trace_id, f.trace_type): f.fingerprint for f in finder.get_fingerprints(a.id)}
@@ -288,12 +348,23 @@ def diff(finder, a, b) -> dict:
             "metrics": metrics}
 
 
+def _diff_json(d: dict) -> dict:
+    """``diff`` for ``--json``: a key one run lacks is ``null`` in ``config`` and listed in
+    ``absent`` (``{key: [absent in a, absent in b]}``), so it is never confused with a
+    value (the string "<absent>" was)."""
+    out = dict(d)
+    out["config"] = {k: [None if v is ABSENT else v for v in pair] for k, pair in d["config"].items()}
+    out["absent"] = {k: [v is ABSENT for v in pair] for k, pair in d["config"].items()
+                     if ABSENT in pair}
+    return out
+
+
 def cmd_diff(args) -> int:
     finder = _finder(args)
     a, b = _get_run(finder, args.run_a), _get_run(finder, args.run_b)
     d = diff(finder, a, b)
     if args.json:
-        print(_json_text(d))
+        print(_json_text(_diff_json(d)))
         return 0
     print(f"run {a.id} vs run {b.id}: structure "
           f"{'identical' if d['same_structure'] else 'DIFFERS (keys or types changed)'}")
@@ -304,7 +375,8 @@ def cmd_diff(args) -> int:
         print("config: identical")
     for label in ("tags", "status"):
         if d[label]:
-            print(f"\n{label}: {_fmt(d[label][0])}  vs  {_fmt(d[label][1])}")
+            show = (lambda v: _clip(_tag_list(v, ", "), 200) or "-") if label == "tags" else _fmt
+            print(f"\n{label}: {show(d[label][0])}  vs  {show(d[label][1])}")
     if d["fingerprints"] is None:
         print(f"\n(code fingerprints: not kept by the {finder.plugin_name!r} tracker backend)")
     elif d["fingerprints"]:
