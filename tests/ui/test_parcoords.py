@@ -57,6 +57,12 @@ def populate(url: str) -> dict:
         log.run(config=config_for(url, "nested", model={"backbone": {"encoder": {"stages": stages}}}))
         log.log_metric("loss", rng.random(), 0)
         log.finish("completed")
+    log = logger_for(url, "strings")
+    for i, opt in enumerate(["adam", "sgd with a rather long description of its momentum "
+                             "schedule and warm restarts", "L" * 3000, "rmsprop"]):
+        log.run(config=config_for(url, "strings", opt=opt, lr=0.1 * (i + 1)))
+        log.log_metric("loss", rng.random(), 0)
+        log.finish("completed")
     return ids
 
 
@@ -182,7 +188,8 @@ def _assert_apart(boxes, width):
 
 
 @pytest.mark.parametrize("project,extra", [("spread", "&sx=lr"), ("spread", "&sx=dropout"),
-                                           ("uniform", ""), ("wide", ""), ("nested", "")])
+                                           ("uniform", ""), ("wide", ""), ("nested", ""),
+                                           ("strings", "&sx=opt&sy=opt")])
 def test_parallel_and_scatter_labels_never_overlap(ppage, artifacts, project, extra):
     """Every label drawn on either canvas, the scatter's origin corner included (a log x
     axis from 1e-4 meets a y axis from 0.738), overlaps no other."""
@@ -295,3 +302,26 @@ def test_an_infinite_value_is_its_own_category_named_inf(ppage):
     kind, labels, positions = ticks
     assert kind == "cat" and sorted(labels) == sorted(["1", "2", "inf", "-inf", "nan", "a"])
     assert len(set(positions)) == 6  # none shares a place with another
+
+
+def test_long_category_labels_are_cut_with_an_ellipsis_and_named_in_full(ppage, artifacts):
+    """A long string was squeezed into an unreadable (for 3,000 characters: a grey) bar;
+    it is cut with "…", inside the panel, and the axis' tooltip names it in full."""
+    ppage.open("#/runs?project=strings&pc=1")
+    ppage.wait_for_selector(PANEL)
+    canvas = ppage.locator("[data-testid='parallel'] canvas")
+    boxes, width = _boxes(canvas)
+    _assert_apart(boxes, width)
+    texts = [b[4] for b in boxes]
+    assert "adam" in texts and "rmsprop" in texts, texts
+    cut = [t for t in texts if t.endswith("…")]
+    assert any(t.startswith("LLL") for t in cut) and all(len(t) < 120 for t in texts), texts
+    for b in boxes:  # the box is the text's own width: nothing squeezed
+        if b[4].startswith("L"):
+            assert b[2] - b[0] >= 3 * len(b[4]), b
+    header = next(b for b in boxes if b[4] == "opt")
+    canvas.hover(position={"x": (header[0] + header[2]) / 2, "y": 150})
+    title = canvas.get_attribute("title")
+    assert title.startswith("opt: 4 values\n") and "rmsprop" in title
+    assert ("L" * 300 + "…") in title
+    canvas.screenshot(path=str(artifacts / "parallel-long-strings.png"))

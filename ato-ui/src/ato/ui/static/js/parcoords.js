@@ -53,7 +53,10 @@ export function linearTicks(lo, hi, ps) {
 // An axis' extent in full, for a tooltip: its ticks are rounded (0.9833 for 0.98333333).
 function axisRange(dim, axis) {
   if (axis.kind === "num") return `${dim.label}: ${exact(axis.min) ?? fmt(axis.min)} to ${exact(axis.max) ?? fmt(axis.max)}`;
-  return `${dim.label}: ${axis.ticks.length} ${axis.ticks.length === 1 ? "value" : "values"}`;
+  // a category axis names its values in full (their ticks may be cut), the first 20
+  const names = axis.ticks.slice(0, 20).map(([, t]) => (t.length > 300 ? t.slice(0, 300) + "…" : t));
+  return `${dim.label}: ${axis.ticks.length} ${axis.ticks.length === 1 ? "value" : "values"}\n` +
+    names.join("\n") + (axis.ticks.length > 20 ? "\n…" : "");
 }
 
 const finite = (v) => typeof v === "number" && Number.isFinite(v);
@@ -130,9 +133,12 @@ function setupCanvas(container, height) {
 function labeller(ctx) {
   const boxes = [];
   const hits = (b) => boxes.some((o) => b[0] < o[2] + 2 && o[0] < b[2] + 2 && b[1] < o[3] + 1 && o[1] < b[3] + 1);
-  function put(text, x, y, { align = "center", size = 10, maxWidth = Infinity, must = false } = {}) {
+  function put(text, x, y, { align = "center", size = 10, maxWidth = Infinity, must = false, clip = false } = {}) {
     text = String(text);
     ctx.font = `${size}px sans-serif`;
+    // a category (a string) is cut with "…" to fit, never squeezed: a squeezed 3,000-
+    // character value was a grey bar (its whole is in the axis' tooltip)
+    if (clip && Number.isFinite(maxWidth)) text = clipEnd(ctx, text, Math.max(maxWidth, 1));
     const m = ctx.measureText(text);
     const w = Math.min(m.width, Math.max(maxWidth, 1));
     const x0 = align === "left" ? x : align === "right" ? x - w : x - w / 2;
@@ -148,6 +154,18 @@ function labeller(ctx) {
   const reserve = (box) => boxes.push(box);
   const json = () => JSON.stringify(boxes.map(([a, b, c, d, t]) => [+a.toFixed(1), +b.toFixed(1), +c.toFixed(1), +d.toFixed(1), t]));
   return { put, reserve, json };
+}
+
+// `text` cut to fit `width` px at the current font: as much of its start as fits, and "…".
+function clipEnd(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  const chars = Array.from(text.length > 400 ? text.slice(0, 400) : text);
+  let lo = 0, hi = chars.length;  // lo chars of the start fit, hi do not
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (ctx.measureText(chars.slice(0, mid).join("") + "…").width <= width) lo = mid; else hi = mid;
+  }
+  return chars.slice(0, lo).join("") + "…";
 }
 
 // `label` shortened to fit `width` px at the current font: "…" and as much of its end as
@@ -270,10 +288,10 @@ export function drawParcoords(container, runs, allDims, onBrush, initial = null)
       const endRoom = Math.min(spacing - 8, 2 * Math.min(x(i), width - x(i)) - 4);
       const ticks = axes[i].ticks;
       for (const [p, t] of ticks.filter(([p]) => p === 0 || p === 1)) {
-        text.put(t, x(i), y(p) + (p === 0 ? 14 : -4), { maxWidth: endRoom, must: true });
+        text.put(t, x(i), y(p) + (p === 0 ? 14 : -4), { maxWidth: endRoom, must: true, clip: axes[i].kind === "cat" });
       }
       for (const [p, t] of ticks.filter(([p]) => p !== 0 && p !== 1)) {
-        if (text.put(t, x(i) - 5, y(p) + 3, { align: "right", maxWidth: Math.min(spacing - 14, x(i) - 7) })) {
+        if (text.put(t, x(i) - 5, y(p) + 3, { align: "right", maxWidth: Math.min(spacing - 14, x(i) - 7), clip: axes[i].kind === "cat" })) {
           ctx.beginPath(); ctx.moveTo(x(i) - 3, y(p)); ctx.lineTo(x(i), y(p)); ctx.stroke();
         }
       }
@@ -367,12 +385,15 @@ export function drawScatter(container, runs, xDim, yDim, onClick, kept = null) {
   const xAt = (p) => left + p * (right - left);
   const half = (right - left) / 2 - 4;
   for (const [p, t] of ax.ticks.filter(([p]) => p === 0 || p === 1)) {
-    text.put(t, xAt(p), bottom + 14, { size: 11, align: p === 0 ? "left" : "right", maxWidth: half, must: true });
+    text.put(t, xAt(p), bottom + 14, { size: 11, align: p === 0 ? "left" : "right", maxWidth: half, must: true, clip: ax.kind === "cat" });
   }
-  for (const [p, t] of ax.ticks.filter(([p]) => p !== 0 && p !== 1)) text.put(t, xAt(p), bottom + 14, { size: 11 });
+  const between = (right - left) / Math.max(ax.ticks.length - 1, 1) - 4;
+  for (const [p, t] of ax.ticks.filter(([p]) => p !== 0 && p !== 1)) {
+    text.put(t, xAt(p), bottom + 14, { size: 11, ...(ax.kind === "cat" ? { maxWidth: between, clip: true } : {}) });
+  }
   // y: the lowest label above the x axis's line, the highest below the top
   const yAt = (p) => bottom - p * (bottom - top);
-  const yOpts = { size: 11, align: "right", maxWidth: left - 26 };
+  const yOpts = { size: 11, align: "right", maxWidth: left - 26, clip: ay.kind === "cat" };
   for (const [p, t] of ay.ticks.filter(([p]) => p === 0 || p === 1)) {
     text.put(t, left - 4, p === 0 ? bottom - 3 : yAt(p) + 4, { ...yOpts, must: true });
   }
