@@ -643,3 +643,29 @@ def test_an_integer_parameter_past_64_bits_is_a_400(client, name):
     assert r.status_code == 400
     assert r.json()["error"] == f"{name}=99999999999999999999999 is out of range (at most " \
                                 f"{2**63 - 1})"
+
+
+def test_a_run_not_ended_lasts_until_its_last_heartbeat_on_every_view(client):
+    """A running run's duration was now - start (its page's clock ran on after a kill -9,
+    the cached runs table froze at a stale value), then dropped to the last heartbeat when
+    it turned crashed. It is until the last heartbeat everywhere, running or crashed."""
+    from tests.ui.populate import logger_for
+
+    log = logger_for(client.url, "beats")
+    run_id = log.run()
+    try:
+        log.log_metric("loss", 1.0, 0)
+        log.flush()  # a flush beats the heart
+        first = client.get(f"/api/run/{run_id}").json()
+        assert first["status"] == "running" and first["duration"] is not None
+        time.sleep(0.3)
+        again = client.get(f"/api/run/{run_id}").json()
+        listed = client.get("/api/runs", params={"ids": str(run_id)}).json()["runs"][0]
+        assert again["duration"] == first["duration"] == listed["duration"]
+        time.sleep(STALE + 0.2)  # no heartbeat since: crashed, the same duration
+        crashed = client.get(f"/api/run/{run_id}").json()
+        listed = client.get("/api/runs", params={"ids": str(run_id)}).json()["runs"][0]
+        assert crashed["status"] == listed["status"] == "crashed"
+        assert crashed["duration"] == listed["duration"] == first["duration"]
+    finally:
+        log.finish("completed")

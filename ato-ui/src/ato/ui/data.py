@@ -57,6 +57,17 @@ class DatabaseMissingError(AtoError, FileNotFoundError):
 MAX_RUN_ID = 2**63 - 1
 
 
+def _duration(start, end, heartbeat):
+    """A run's duration in seconds: until its end; for a run not ended (running, or
+    crashed) until its last heartbeat — the same data on every view and before and after
+    it turns crashed (a running run's clock on the page ran on, then dropped to its last
+    heartbeat when the run was found crashed). ``None`` when unknown."""
+    if start is None:
+        return None
+    last = end if end is not None else heartbeat
+    return None if last is None else last - start
+
+
 def run_id_param(text: str) -> int:
     """A run id from a path (``/api/run/{run_id}``): an integer from 1 to
     :data:`MAX_RUN_ID`, else :class:`BadRequest` (400) naming it — an id no database can
@@ -207,13 +218,7 @@ class Store:
 
     def _run_row(self, run) -> dict:
         start, end = _epoch(run.start_time), _epoch(run.end_time)
-        if end is not None and start is not None:
-            duration = end - start
-        elif start is not None and run.status == "running":
-            duration = datetime.now(timezone.utc).timestamp() - start
-        else:
-            last = _epoch(getattr(run, "heartbeat_at", None))
-            duration = (last - start) if (last and start) else None
+        duration = _duration(start, end, _epoch(getattr(run, "heartbeat_at", None)))
         config = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
         return {"id": run.id, "project": run.project_name, "status": run.status,
                 "tags": [mask_secrets(str(t)) for t in (run.tags or [])], "start": start, "end": end,
@@ -224,13 +229,7 @@ class Store:
     def _plain_row(run: dict, now: float) -> dict:
         """:meth:`_run_row` of a plain row from a finder's ``find_run_rows``."""
         start, end = _epoch(run["start_time"]), _epoch(run["end_time"])
-        if end is not None and start is not None:
-            duration = end - start
-        elif start is not None and run["status"] == "running":
-            duration = now - start
-        else:
-            last = _epoch(run["heartbeat_at"])
-            duration = (last - start) if (last and start) else None
+        duration = _duration(start, end, _epoch(run["heartbeat_at"]))
         return {"id": run["id"], "project": run["project_name"], "status": run["status"],
                 "tags": [mask_secrets(str(t)) for t in run["tags"]], "start": start, "end": end,
                 "duration": duration, "hash": run["structural_hash"],

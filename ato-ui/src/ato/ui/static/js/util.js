@@ -127,14 +127,19 @@ export function exactDuration(s) {
 
 // A run's duration as text: a crashed run's is a lower bound (until its last heartbeat,
 // which is its start when it died before its first flush), written "≥ 4 ms".
+// A run not ended (running or crashed) is measured until its last heartbeat, by the
+// server, the same way on every view: a lower bound, written "≥ ".
+const unended = (run) => run.status === "running" || run.status === "crashed";
 export function runDuration(run) {
-  return (run.status === "crashed" ? "≥ " : "") + fmtDuration(run.duration);
+  return (unended(run) && run.duration !== null && run.duration !== undefined ? "≥ " : "") + fmtDuration(run.duration);
 }
 
-// A run's duration tooltip: the seconds, and for a crashed run what they measure.
+// A run's duration tooltip: the seconds, and for a run not ended what they measure.
 export function runDurationTitle(run) {
   const exact = exactDuration(run.duration);
-  return run.status === "crashed" ? `${exact ?? "–"} until its last heartbeat (it stopped without ending)` : exact;
+  if (run.status === "crashed") return `${exact ?? "–"} until its last heartbeat (it stopped without ending)`;
+  if (run.status === "running") return `${exact ?? "–"} until its last heartbeat (still running)`;
+  return exact;
 }
 
 // A duration in seconds as text: "4 ms", "0.25 s"… never "0.0 s" for a short run.
