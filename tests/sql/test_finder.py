@@ -179,3 +179,13 @@ class TestHistory:
         run_id = log_run(db_url, metrics=[("loss", 3, 2), ("loss", 1, 0), ("acc", 5, 0)])
         history = SQLFinder(make_config(db_url)).get_metric_history(run_id, "loss")
         assert [(m.step, m.value) for m in history] == [(0, 1.0), (2, 3.0)]
+
+
+@pytest.mark.parametrize("run_id", [2**63, 2**70, 0, -1])
+def test_find_run_of_an_id_no_database_holds_is_none(db_url, run_id):
+    """SQLite raised OverflowError for an id past 2^63 - 1."""
+    from ato.tracking import open_finder
+
+    log_run(db_url)
+    assert open_finder(db_url).find_run(run_id) is None
+    assert open_finder(db_url).find_run(1) is not None

@@ -348,7 +348,12 @@ class Finder:
         return self.backend.find_project(name)
 
     def find_run(self, run_id: int) -> Run | None:
-        return self.backend.find_run(int(run_id))
+        """The run, or ``None`` — also for an id no database can hold (0, negative, past
+        2^63 - 1: SQLite raised OverflowError for those)."""
+        run_id = int(run_id)
+        if not 1 <= run_id <= (1 << 63) - 1:
+            return None
+        return self.backend.find_run(run_id)
 
     def find_runs(self, project_name: str | None = None, *, tags: Iterable[str] | None = None,
                   status=None, where: str | None = None, order_by: str = "id",
