@@ -66,8 +66,8 @@ def assert_reduced_from_blocks(url, run_id, monkeypatch, key="loss", sizes=None)
     monkeypatch.setattr(blocks, "reduce_runs", real)
 
 
-def test_schema_version_is_eight():
-    assert SCHEMA_VERSION == 8
+def test_schema_version_is_nine():
+    assert SCHEMA_VERSION == 9
 
 
 @pytest.mark.parametrize("old", [1, 2, 3, 4, 5])
@@ -86,7 +86,7 @@ def test_upgrade_in_place_builds_the_blocks(db_url, old, monkeypatch):
     logger = SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     assert BLOCK_TABLES <= tables(db_url)
     with get_engine(db_url).connect() as conn:
-        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 8
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == SCHEMA_VERSION
         assert conn.execute(text("SELECT rows FROM metric_block_counts WHERE run_id = :r"),
                             {"r": run_id}).scalar() == 3000
     forget_engine(db_url)
@@ -101,8 +101,8 @@ def test_upgrade_in_place_builds_the_blocks(db_url, old, monkeypatch):
     logger.finish()
 
 
-def test_original_ato_database_upgrades_to_eight(oracle_db, monkeypatch):  # noqa: F811
-    """An original-Ato file (version 0) with a long series upgrades straight to 8, its
+def test_original_ato_database_upgrades_to_the_current_schema(oracle_db, monkeypatch):  # noqa: F811
+    """An original-Ato file (version 0) with a long series upgrades straight to the current schema, its
     rows summarised into blocks."""
     url, path = oracle_db
     conn = sqlite3.connect(path)
@@ -114,7 +114,7 @@ def test_original_ato_database_upgrades_to_eight(oracle_db, monkeypatch):  # noq
     conn.close()
     SQLLogger(make_config(url, "legacy"), handle_signals=False)
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (8,)
+    assert conn.execute("SELECT version FROM ato_schema").fetchone() == (SCHEMA_VERSION,)
     assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone() == (2506,)
     assert conn.execute("SELECT rows FROM metric_block_counts WHERE run_id = 1 AND key = "
                         "'loss'").fetchone() == (2500,)
@@ -145,7 +145,7 @@ def test_six_upgrades_with_its_blocks_built_again(db_url, monkeypatch):
         (p.step, repr(p.value)) for p in reduce_points(history, 64)]
     SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     with get_engine(db_url).connect() as conn:
-        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 8
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == SCHEMA_VERSION
         assert tuple(conn.execute(text(count), {"r": run_id}).one()) == expected
     forget_engine(db_url)
     assert_reduced_from_blocks(db_url, run_id, monkeypatch)
@@ -171,7 +171,36 @@ def test_seven_is_read_from_its_own_blocks_then_gains_every_power_of_two(db_url,
     forget_engine(db_url)
     SQLLogger(make_config(db_url), handle_signals=False)  # the migration
     with get_engine(db_url).connect() as conn:
-        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == 8
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == SCHEMA_VERSION
         assert [tuple(row) for row in conn.execute(text(sizes), {"r": run_id})] == expected
     forget_engine(db_url)
     assert_reduced_from_blocks(db_url, run_id, monkeypatch, sizes=SIZES)
+
+
+def test_eight_upgrades_to_64_bit_steps(db_url):
+    """A schema 8 PostgreSQL database holds a metric's step in a 32-bit INTEGER; the
+    first writer makes it (and the summaries' last step) BIGINT, keeping every row, and a
+    step past 2^31 (a count of tokens) is then recorded. SQLite's integers always were
+    64-bit: its upgrade only moves the version."""
+    run_id = logged_run(db_url)
+    postgres = db_url.startswith("postgresql")
+    with get_engine(db_url).begin() as conn:
+        points = conn.execute(text("SELECT COUNT(*) FROM metrics")).scalar()
+        if postgres:
+            for table, column in (("metrics", "step"), ("metric_summaries", "last_step")):
+                conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE INTEGER"))
+        conn.execute(text("UPDATE ato_schema SET version = 8"))
+    forget_engine(db_url)
+    with SQLLogger(make_config(db_url), handle_signals=False) as logger:  # the migration
+        logger.log_metric("tokens", 1.5, 3 * 2**40)
+    forget_engine(db_url)
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar() == SCHEMA_VERSION
+        assert conn.execute(text("SELECT COUNT(*) FROM metrics")).scalar() == points + 1
+        if postgres:
+            kinds = {(c["name"], str(c["type"])) for t in ("metrics", "metric_summaries")
+                     for c in inspect(conn).get_columns(t)}
+            assert {("step", "BIGINT"), ("last_step", "BIGINT")} <= kinds
+    (run,) = [r for r in SQLFinder(make_config(db_url)).find_runs() if r.id != run_id]
+    summary = SQLFinder(make_config(db_url)).get_metric_summaries([run.id])[run.id]["tokens"]
+    assert summary.last_step == 3 * 2**40

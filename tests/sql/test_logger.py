@@ -193,16 +193,21 @@ class TestMetricInputs:
         assert [(m.step, type(m.step)) for m in run.metrics] == [(3, int), (4, int), (5, int)]
 
     def test_the_range_the_backend_holds(self, config):
+        """A signed 64-bit step on both databases (PostgreSQL's column is BIGINT since
+        schema 9): a step counting tokens passes 2^31 in a long run."""
         from ato.tracking import MetricError
 
         with SQLLogger(config) as logger:
-            lo, hi = logger._step_range
+            lo, hi = -(2**63), 2**63 - 1
+            logger.log_metric("m", 3.0, 2**40)
             logger.log_metric("m", 1.0, lo)
             logger.log_metric("m", 2.0, hi)
             with pytest.raises(MetricError, match="out of range"):
                 logger.log_metric("m", 1.0, hi + 1)
         (run,) = SQLFinder(config).find_runs()
-        assert sorted(m.step for m in run.metrics) == [lo, hi]
+        assert sorted(m.step for m in run.metrics) == [lo, 2**40, hi]
+        summary = SQLFinder(config).get_metric_summaries([run.id], ["m"])[run.id]["m"]
+        assert (summary.last_step, summary.last) == (hi, 2.0)
 
     def test_a_poisoned_buffer_drops_only_the_bad_row(self, config, capfd):
         """Defence in depth: a row no check let in costs that row only; the good points

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ato.db_routers.sql import schema
 from ato.errors import AtoError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 BUSY_TIMEOUT_MS = 60_000
 _ADVISORY_LOCK = 7_312_001  # any constant shared by every Ato process
 
@@ -338,7 +338,10 @@ def _migrate(conn) -> None:
       then read from the blocks alone; their minimum and maximum become finite-only);
     - below 8: blocks of every power of two from 4 to 1,024 steps, not only the powers of
       four (a chart's bucket is then one block row); with step 7, every block is built
-      again from the metric rows.
+      again from the metric rows;
+    - below 9: a metric's step is a 64-bit integer on PostgreSQL too (``metrics.step``,
+      ``metric_summaries.last_step`` become ``BIGINT``; SQLite's integers always were):
+      a step counting samples or tokens passes 2^31 in a long run.
     """
     from ato.db_routers.sql import blocks as _blocks  # step 6
     from ato.db_routers.sql import studies as _study_tables  # noqa: F401 (step 5)
@@ -381,6 +384,9 @@ def _migrate(conn) -> None:
         conn.execute(text("DELETE FROM metric_block_counts"))
         if dialect in ("sqlite", "postgresql"):
             _blocks.backfill(conn)
+    if version is not None and version < 9 and dialect == "postgresql":
+        for table, column in (("metrics", "step"), ("metric_summaries", "last_step")):
+            conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE BIGINT"))
     conn.execute(text("DELETE FROM ato_schema"))
     conn.execute(text("INSERT INTO ato_schema (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION})
 

@@ -35,8 +35,8 @@ from ato.tracking import METRIC_STEP_RANGE, check_metric
 from ato.tracking.outcome import block_outcome, describe_exception, exit_outcome
 from ato.tracking.routing import _ROUTE, routed
 
-#: The steps ``metrics.step`` holds outside SQLite (a 32-bit ``INTEGER`` column).
-STEP_RANGE_32 = (-(1 << 31), (1 << 31) - 1)
+#: The steps ``metrics.step`` holds: 64-bit on SQLite and PostgreSQL (schema 9).
+_STEP_LO, _STEP_HI = METRIC_STEP_RANGE
 
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
@@ -218,7 +218,6 @@ class SQLLogger:
         ensure_schema(self.engine)
         self._sqlite = self.engine.dialect.name == "sqlite"
         # metrics.step is SQLite's 64-bit INTEGER, but a 32-bit integer elsewhere
-        self._step_range = METRIC_STEP_RANGE if self._sqlite else STEP_RANGE_32
         self._postgresql = (self.engine.dialect.name == "postgresql"
                             and self.engine.dialect.paramstyle in ("format", "pyformat"))
         self._buffer: collections.deque = collections.deque()
@@ -246,7 +245,7 @@ class SQLLogger:
         # PostgreSQL: one statement per flush (its summary trigger runs once per statement).
         self._insert_metrics_pg = (
             "INSERT INTO metrics (run_id, key, value, step, timestamp) SELECT * FROM unnest("
-            "%s::integer[], %s::varchar[], %s::double precision[], %s::integer[], "
+            "%s::integer[], %s::varchar[], %s::double precision[], %s::bigint[], "
             "%s::timestamp[])")
         self._returning = " RETURNING id, run_id, key, value, step"
         self._heartbeat_sql = f"UPDATE experiments SET heartbeat_at = {p} WHERE id = {p}"
@@ -378,10 +377,10 @@ class SQLLogger:
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
         if type(value) is float and type(step) is int and \
-                self._step_range[0] <= step <= self._step_range[1]:
+                _STEP_LO <= step <= _STEP_HI:
             self._buffer.append((self._run_id, str(key), value, step, time.time()))
         else:  # anything else is checked here, at the call: a bad row never reaches a flush
-            self._buffer.append((self._run_id, *check_metric(key, value, step, self._step_range),
+            self._buffer.append((self._run_id, *check_metric(key, value, step),
                                  time.time()))
         if len(self._buffer) >= self.flush_count:
             self.flush()
@@ -458,7 +457,7 @@ class SQLLogger:
         bad = []
         for j, (_, key, value, step, _) in enumerate(rows):
             try:
-                if check_metric(key, value, step, self._step_range)[2] != step or \
+                if check_metric(key, value, step)[2] != step or \
                         type(value) is not float:
                     bad.append(j)
             except Exception:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -73,7 +74,7 @@ class Metric(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), nullable=False, index=True)
     key: Mapped[str] = mapped_column(String, nullable=False, index=True)
     value: Mapped[float] = mapped_column(Float, nullable=False)
-    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    step: Mapped[int] = mapped_column(BigInteger, nullable=False)  # 64-bit: schema 9
     timestamp: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
 
     run: Mapped[Experiment] = relationship(back_populates="metrics")
@@ -118,7 +119,7 @@ class MetricSummary(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String, primary_key=True)
     last_value: Mapped[float] = mapped_column(Float, nullable=False)
-    last_step: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_step: Mapped[int] = mapped_column(BigInteger, nullable=False)  # schema 9
     last_id: Mapped[int] = mapped_column(Integer, nullable=False)
     min_value: Mapped[float | None] = mapped_column(Float)
     max_value: Mapped[float | None] = mapped_column(Float)
