@@ -124,3 +124,8 @@ def test_text_tables_clip_quote_and_align(db_url):
     assert d["config"]["only_a"] == [1, None] and d["config"]["only_b"] == [None, "<absent>"]
     assert d["absent"] == {"only_a": [False, True], "only_b": [True, False]}
     assert d["config"]["note"][0] == "y" * 3000  # whole in --json
+    # runs show: the value is the last column, so a long one is whole (a data path must
+    # be readable) and the rule under the header stays short
+    shown = ato("runs", "show", "1", "--db", db_url).stdout
+    assert "y" * 3000 in shown
+    assert max(len(line) for line in shown.splitlines() if set(line) <= {"-", " "}) < 140

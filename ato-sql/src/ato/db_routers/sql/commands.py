@@ -146,7 +146,8 @@ def _fmt(value) -> str:
 
 
 #: The widest a text table's cell is (display columns); longer ones end with "…" (--json
-#: has every value whole).
+#: has every value whole).  The last column is never cut: nothing stands to its right, so
+#: a long value there (a path in ``runs show``) widens only its own line.
 CELL_WIDTH = 60
 
 
@@ -161,10 +162,11 @@ def _width(text: str) -> int:
                2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def _clip(text: str, width: int = CELL_WIDTH) -> str:
-    """``text`` on one line, at most ``width`` display columns (``…`` where cut)."""
+def _clip(text: str, width: int | None = CELL_WIDTH) -> str:
+    """``text`` on one line, at most ``width`` display columns (``…`` where cut; ``None``:
+    whole)."""
     text = text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", " ")
-    if _width(text) <= width:
+    if width is None or _width(text) <= width:
         return text
     out, used = [], 0
     for c in text:
@@ -181,10 +183,13 @@ def _pad(text: str, width: int) -> str:
 
 
 def table(headers: list[str], rows: list[list]) -> str:
-    """A text table: cells clipped to :data:`CELL_WIDTH` display columns, aligned by
-    display width (a wide character takes two columns)."""
-    cells = [[_clip(_fmt(c)) for c in row] for row in rows]
+    """A text table: cells clipped to :data:`CELL_WIDTH` display columns but in the last
+    column, aligned by display width (a wide character takes two columns)."""
+    last = len(headers) - 1
+    cells = [[_clip(_fmt(c), None if i == last else CELL_WIDTH) for i, c in enumerate(row)]
+             for row in rows]
     widths = [max([_width(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths[last] = min(widths[last], max(_width(headers[last]), CELL_WIDTH))  # the rule
     line = "  ".join(_pad(h, w) for h, w in zip(headers, widths))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
     out += ["  ".join(_pad(c, w) for c, w in zip(r, widths)).rstrip() for r in cells]
