@@ -209,6 +209,29 @@ class TestMetricInputs:
         summary = SQLFinder(config).get_metric_summaries([run.id], ["m"])[run.id]["m"]
         assert (summary.last_step, summary.last) == (hi, 2.0)
 
+    def test_a_nul_in_a_name_is_refused_at_the_call(self, config):
+        """PostgreSQL text cannot hold NUL: such a name reached the flush and cost the
+        good points written with it; it is refused at the call on every database."""
+        from ato.tracking import MetricError
+
+        with SQLLogger(config) as logger:
+            logger.log_metric("good", 1.0, 0)
+            with pytest.raises(MetricError, match="NUL character"):
+                logger.log_metric("bad\x00key", 1.0, 1)
+            logger.log_metric("good", 2.0, 2)
+        (run,) = SQLFinder(config).find_runs()
+        assert [(m.key, m.step) for m in run.metrics] == [("good", 0), ("good", 2)]
+
+    def test_log_metrics_keeps_the_good_ones_after_a_bad_one(self, config):
+        from ato.tracking import MetricError
+
+        with SQLLogger(config) as logger:
+            with pytest.raises(MetricError, match="metric 'b'.*; metric 'd'"):
+                logger.log_metrics({"a": 1.0, "b": "x", "c": 2.0, "d": None, "e": 3}, step=1)
+        (run,) = SQLFinder(config).find_runs()
+        assert sorted((m.key, m.value) for m in run.metrics) == [("a", 1.0), ("c", 2.0),
+                                                                 ("e", 3.0)]
+
     def test_a_poisoned_buffer_drops_only_the_bad_row(self, config, capfd):
         """Defence in depth: a row no check let in costs that row only; the good points
         and the run's end are recorded, and later calls work."""

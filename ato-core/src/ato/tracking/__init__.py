@@ -119,7 +119,11 @@ def check_metric(key, value, step, step_range=METRIC_STEP_RANGE) -> tuple[str, f
     the metric and what was wrong.  ``step``: an ``int`` (NumPy integers too) or an
     integral float (``3.0``) within ``step_range``; a bool, a fractional or non-finite
     float, a string is refused.  ``value``: anything ``float()`` takes that is a real
-    number (NaN and ±inf included)."""
+    number (NaN and ±inf included).  ``key``: any text without a NUL character."""
+    key = str(key)
+    if "\x00" in key:
+        raise MetricError(f"metric {key!r}: the name holds a NUL character (\\x00), which "
+                          f"PostgreSQL cannot store: a tracker refuses it everywhere")
     if type(step) is not int or not step_range[0] <= step <= step_range[1]:
         step = _metric_step(key, step, step_range)
     if type(value) is not float:
@@ -130,7 +134,7 @@ def check_metric(key, value, step, step_range=METRIC_STEP_RANGE) -> tuple[str, f
         except (TypeError, ValueError, OverflowError) as e:
             raise MetricError(f"metric {key!r}: value {_short(value)} is not a number "
                               f"a tracker can record ({e})") from None
-    return str(key), value, step
+    return key, value, step
 
 
 def _is_numpy_bool(value) -> bool:

@@ -31,7 +31,7 @@ import weakref
 from datetime import datetime, timezone
 
 from ato.db_routers.sql import values
-from ato.tracking import METRIC_STEP_RANGE, check_metric
+from ato.tracking import METRIC_STEP_RANGE, MetricError, check_metric
 from ato.tracking.outcome import block_outcome, describe_exception, exit_outcome
 from ato.tracking.routing import _ROUTE, routed
 
@@ -376,9 +376,9 @@ class SQLLogger:
             return route[1].log_metric(key, value, step)
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
-        if type(value) is float and type(step) is int and \
-                _STEP_LO <= step <= _STEP_HI:
-            self._buffer.append((self._run_id, str(key), value, step, time.time()))
+        if type(value) is float and type(step) is int and _STEP_LO <= step <= _STEP_HI \
+                and type(key) is str and "\x00" not in key:
+            self._buffer.append((self._run_id, key, value, step, time.time()))
         else:  # anything else is checked here, at the call: a bad row never reaches a flush
             self._buffer.append((self._run_id, *check_metric(key, value, step),
                                  time.time()))
@@ -386,9 +386,17 @@ class SQLLogger:
             self.flush()
 
     def log_metrics(self, metrics, step: int) -> None:
-        """Buffer several metrics of one step: ``log_metrics({'loss': l, 'acc': a}, step)``."""
+        """Buffer several metrics of one step: ``log_metrics({'loss': l, 'acc': a}, step)``.
+        Every good one is buffered; then one :class:`~ato.tracking.MetricError` names every
+        one refused (a bad value does not cost the good ones after it)."""
+        refused = []
         for key, value in metrics.items():
-            self.log_metric(key, value, step)
+            try:
+                self.log_metric(key, value, step)
+            except MetricError as e:
+                refused.append(str(e))
+        if refused:
+            raise MetricError("; ".join(refused))
 
     def flush(self, _then=None) -> int:
         """Write every buffered metric now (one transaction); returns how many.
