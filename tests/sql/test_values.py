@@ -273,6 +273,33 @@ def test_long_chains_and_the_deepest_nesting_allowed_work(db_url):
         finder.find_runs(where=f"lr > 1 or not (lr > 2 and {nested})")
 
 
+def test_integers_past_64_bits_compare_as_doubles_on_both_databases(db_url):
+    """A literal past 2^63 overflowed SQLite's binding (a traceback in ato runs, a 503 in
+    the dashboard) and, near 2^63, the two databases disagreed: the leaf is a double, and
+    so is the literal now, on both."""
+    log_run(db_url, lr=2**63)
+    log_run(db_url, lr=0.5)
+    finder = SQLFinder(make_config(db_url))
+
+    def lrs(where):
+        return sorted(r.config["lr"] for r in finder.find_runs(where=where))
+
+    assert lrs("lr < 99999999999999999999999999") == [0.5, 2**63]
+    # doubles: 2^63 - 2 and 2^63 are the same double, on both databases alike
+    assert lrs("lr > 9223372036854775806") == []
+    assert lrs("lr >= 9223372036854775806") == lrs("lr >= 9223372036854775808") == [2**63]
+    assert lrs("lr == 9223372036854775808") == [2**63]
+    assert lrs("lr < " + "9" * 400) == [0.5, 2**63]  # past every double: +inf
+    proc = ato("runs", "list", "--db", db_url, "--where", "lr < 99999999999999999999999999")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_nul_in_an_expression_is_refused_everywhere(db_url):
+    log_run(db_url, lr=0.1)
+    with pytest.raises(WhereError, match="NUL character"):
+        SQLFinder(make_config(db_url)).find_runs(where='lr == "\x00"')
+
+
 # --------------------------------------------------------------------------- ato runs --json
 def ato(*args):
     return subprocess.run([sys.executable, "-m", "ato.cli", *args], capture_output=True,

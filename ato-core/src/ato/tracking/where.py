@@ -276,6 +276,9 @@ def parse_where(text: str):
     """Parse an expression into a small tree (raises :class:`WhereError`)."""
     if not text or not text.strip():
         raise WhereError("the expression is empty", text or "", 0)
+    if "\x00" in text:  # PostgreSQL cannot even receive it: refused on every database
+        raise WhereError("the expression holds a NUL character (\\x00), which no key or "
+                         "value can hold", text, text.index("\x00"))
     return _Parser(text).parse()
 
 
@@ -328,8 +331,16 @@ def _compare(node, config) -> bool:
             if equal:
                 return math.isnan(actual)
             return op == "!=" and not math.isnan(actual)
-        return _ORDER[op](actual, expected)
+        return _ORDER[op](_double(actual), _double(expected))  # as the databases compare
     return isinstance(actual, str) and _ORDER[op](actual, expected)
+
+
+def _double(value) -> float:
+    """A number as the databases compare it: a double (an integer beyond them is ±inf)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _evaluate(node, config) -> bool:
