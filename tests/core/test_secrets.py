@@ -66,6 +66,18 @@ def test_several_urls_in_one_string_are_each_masked_and_the_rest_kept():
         assert without_passwords(kept) is kept
 
 
+@pytest.mark.parametrize("url, masked", [
+    ("http://u:pa@ss@h/", "http://u:***@h/"),          # a raw '@' in the password
+    ("postgresql://u:a@b@c@db:5432/x", "postgresql://u:***@db:5432/x"),
+    ("postgresql://u:p@h?opt=a@b", "postgresql://u:***@h?opt=a@b"),  # '@' after the host
+    ("s3://key:sec@bucket/dir@2/file", "s3://key:***@bucket/dir@2/file"),
+])
+def test_the_password_runs_to_the_last_at_before_the_host(url, masked):
+    """A password holding a raw '@' was masked only up to it ('http://u:***@ss@h/' showed
+    'ss'): the user information ends at the authority's last '@'."""
+    assert hide_passwords(url) == masked
+
+
 def test_bytes_and_bytearray_are_masked_and_keep_their_type():
     masked = without_passwords(PG.encode() + b" and amqp://guest:guest@mq//")
     assert masked == PG_MASKED.encode() + b" and amqp://guest:***@mq//"

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence, Set
 __all__ = ["db_option", "hide_passwords", "without_passwords"]
 
 # scheme://user:password@ — the user may be empty (``redis://:secret@host``); the password
-# runs up to the last '@' before the host part (passwords may contain '@' only encoded)
-_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^@/?#\s]*@")
+# runs up to the last '@' before the host part (a raw '@' in a password is masked whole)
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@")
 _USERINFO_BYTES = re.compile(_USERINFO.pattern.encode("ascii"))
 
 # sequences whose items are not config values: never rebuilt, returned as they are
