@@ -77,7 +77,8 @@ def test_tag_passwords_masked_in_every_output(db_url):
     assert open_finder(db_url).find_run(1).tags[0] == secret
 
 
-@pytest.mark.parametrize("bad", ["99999999999999999999999", str(2**63), "0", "-1", "abc"])
+@pytest.mark.parametrize("bad", ["99999999999999999999999", str(2**63), "0", "-1", "abc", "+3",
+                                 " 3", "1_0", "\uff13", "03"])
 def test_ids_no_database_holds_are_one_line(db, bad):
     """An id past 2^63 - 1 raised OverflowError (a traceback); every id argument is now
     checked like 0 and -1: one line naming it, exit 2."""
@@ -89,6 +90,12 @@ def test_ids_no_database_holds_are_one_line(db, bad):
             f"{bad!r} is not a run id (run ids are whole numbers from 1 to {2**63 - 1})")
     assert ato("runs", "show", str(2**63 - 1), "--db", db).stderr.strip().endswith(
         f"no run with id {2**63 - 1} in {db}")
+
+
+def test_zero_width_characters_take_no_column():
+    from ato.db_routers.sql.commands import _width
+
+    assert [_width(t) for t in ("été", "e\u0301te\u0301", "a\u200bb", "漢字")] == [3, 3, 2, 4]
 
 
 def test_text_tables_clip_quote_and_align(db_url):

@@ -112,12 +112,10 @@ MAX_RUN_ID = 2**63 - 1
 
 
 def _run_id(text: str) -> int:
-    """A run id argument: a whole number from 1 to 2^63 - 1 (past that no database can
-    hold it: SQLite raised OverflowError)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
+    """A run id argument: a whole number from 1 to 2^63 - 1 written in plain digits (past
+    that no database can hold it: SQLite raised OverflowError)."""
+    # plain ASCII digits only: int() also takes '+3', ' 3', '1_0' and a full-width '３'
+    value = int(text) if text.isascii() and text.isdigit() and text[0] != "0" else 0
     if not 1 <= value <= MAX_RUN_ID:
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise argparse.ArgumentTypeError(
@@ -153,13 +151,13 @@ CELL_WIDTH = 60
 
 def _width(text: str) -> int:
     """Display columns of ``text``: East Asian wide characters take two, combining marks
-    none."""
+    and zero-width format characters (U+200B …) none."""
     import unicodedata
 
     if text.isascii():
         return len(text)
-    return sum(0 if unicodedata.combining(c) else
-               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _clip(text: str, width: int | None = CELL_WIDTH) -> str:
