@@ -92,6 +92,25 @@ def test_ids_no_database_holds_are_one_line(db, bad):
         f"no run with id {2**63 - 1} in {db}")
 
 
+def test_a_tag_holding_a_comma_is_filtered_as_the_tables_quote_it(db_url):
+    from ato.db_routers.sql.manager import SQLLogger
+    from tests.sql.conftest import make_config
+
+    for tags in (["a,b", "x"], ["a", "b"]):
+        logger = SQLLogger(make_config(db_url))
+        logger.run(tags=tags)
+        logger.finish()
+
+    def ids(spec):
+        return [r["id"] for r in json.loads(ato("runs", "list", "--db", db_url, "--tags", spec,
+                                                "--json").stdout)]
+
+    assert ids('"a,b"') == ids('x,"a,b"') == [1]
+    assert ids("a,b") == [2]
+    proc = ato("runs", "list", "--db", db_url, "--tags", '"a,b')
+    assert proc.returncode == 2 and "a quoted tag is not closed" in proc.stderr
+
+
 def test_zero_width_characters_take_no_column():
     from ato.db_routers.sql.commands import _width
 

@@ -205,6 +205,31 @@ def _tag_list(tags: list, sep: str = ",") -> str:
     return sep.join(one(t) for t in tags)
 
 
+def _parse_tag_list(text: str) -> list[str]:
+    """``--tags`` as the tables write tags (:func:`_tag_list`): comma-separated, a tag
+    holding a comma, a quote or surrounding spaces given in JSON quotes (``'"a,b",x'``)."""
+    decoder, tags, i = json.JSONDecoder(), [], 0
+    while i < len(text):
+        if text[i] == '"':
+            try:
+                tag, end = decoder.raw_decode(text, i)
+            except ValueError as e:
+                raise AtoError(f"--tags {text!r}: a quoted tag is not closed ({e.msg}: "
+                               f"character {e.pos + 1})") from None
+            if end < len(text) and text[end] != ",":
+                raise AtoError(f"--tags {text!r}: expected ',' after the quoted tag at "
+                               f"character {end + 1}")
+            tags.append(tag)
+            i = end + 1
+        else:
+            end = text.find(",", i)
+            end = len(text) if end < 0 else end
+            if text[i:end].strip():
+                tags.append(text[i:end].strip())
+            i = end + 1
+    return tags
+
+
 def _run_json(run, metrics: dict | None = None) -> dict:
     return {"id": run.id, "project": run.project_name, "status": run.status,
             "error": _error(run), "tags": _tags(run),
@@ -221,7 +246,7 @@ def _summaries_of(finder, run):
 def cmd_list(args) -> int:
     finder = _finder(args)
     keys = [k for k in (args.metrics or "").split(",") if k]
-    tags = [t for t in (args.tags or "").split(",") if t]
+    tags = _parse_tag_list(args.tags or "")
     runs = finder.find_runs(args.project, tags=tags or None, status=args.status,
                             where=args.where, limit=args.limit, last=args.last)
     summaries = _summaries(finder, [r.id for r in runs], keys) if keys else {}
@@ -410,7 +435,9 @@ class RunsCommand:
         p.add_argument("--metrics", help="comma-separated metric keys to summarise")
         p.add_argument("--mode", choices=("max", "min"), default="max", help="what 'best' means")
         p.add_argument("--where", help="typed config filter, e.g. \"lr < 0.01 and model == 'x'\"")
-        p.add_argument("--tags", help="comma-separated tags that must all be present")
+        p.add_argument("--tags", help="comma-separated tags that must all be present (a tag "
+                                      "holding a comma in JSON quotes, as the tables show it: "
+                                      "'\"a,b\",x')")
         p.add_argument("--status", type=_statuses,
                        help="running, completed, failed, killed or crashed; several "
                             "comma-separated (failed,killed)")
