@@ -669,3 +669,70 @@ def test_a_run_not_ended_lasts_until_its_last_heartbeat_on_every_view(client):
         assert crashed["duration"] == listed["duration"] == first["duration"]
     finally:
         log.finish("completed")
+
+
+@pytest.mark.parametrize("cursor, named", [
+    ('{"1":{"tok":1e400}}', "a step is an integer, not 1e400"),
+    ('{"1":{"tok":NaN}}', "NaN is no step"),
+    ('{"1":{"tok":-Infinity}}', "-Infinity is no step"),
+    ('{"1":{"tok":1.5}}', "a step is an integer, not 1.5"),
+    ('{"1":{"tok":true}}', "the step of 'tok' is true, not an integer"),
+    ('{"1":{"tok":"3"}}', "the step of 'tok' is \"3\", not an integer"),
+    ('{"1":{"tok":99999999999999999999}}', "cursor: the step of 'tok' (99999999999999999999) "
+                                           "is out of range"),
+    ('{"1":{"tok":' + "9" * 5000 + "}}", "cursor must be JSON"),
+    ('{"01":{"tok":1}}', "cursor must be a run id"),
+    ('{"1":[1]}', "run 1 holds [1], not an object"),
+    ("[1]", "cursor must be JSON"),
+    ("[" * 20000, "cursor must be JSON"),
+])
+def test_a_cursor_step_that_is_no_64_bit_integer_is_a_400(client, cursor, named):
+    """An infinite cursor step (1e400) was a 503 "cannot read the tracker: OverflowError";
+    every step that is no 64-bit integer is a 400 naming cursor (the stream never opens)."""
+    r = client.get("/api/live", params={"runs": "1", "cursor": cursor})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith("cursor"), r.json()
+    assert named in r.json()["error"], r.json()
+
+
+@pytest.mark.parametrize("name, text", [("max_points", " 5"), ("step_min", "+5"),
+                                        ("step_max", "1_000"), ("step_min", "\uff13"),
+                                        ("max_points", "1e3"), ("step_max", "inf"),
+                                        ("step_min", "nan"), ("max_points", "2.0")])
+def test_an_integer_parameter_is_plain_ascii_digits(client, name, text):
+    r = client.get("/api/series", params={"runs": "1", "key": "loss", name: text})
+    assert r.status_code == 400
+    assert r.json()["error"] == f"{name} must be an integer, not {text!r}"
+
+
+@pytest.mark.parametrize("path, params, named", [
+    ("/api/runs", {"ids": "1,,2"}, "ids has an empty element in '1,,2'"),
+    ("/api/runs", {"ids": "1,"}, "ids has an empty element"),
+    ("/api/runs", {"ids": ""}, "ids is empty"),
+    ("/api/series", {"runs": "", "key": "loss"}, "runs (comma-separated run ids) is required"),
+    ("/api/series", {"runs": ",1", "key": "loss"}, "runs has an empty element"),
+    ("/api/live", {"runs": "1,,2"}, "runs has an empty element"),
+    ("/api/runs", {"ids": "1 "}, "ids must be a run id (plain digits"),
+    ("/api/runs", {"ids": "01"}, "ids must be a run id"),
+    ("/api/runs", {"ids": "+1"}, "ids must be a run id"),
+    ("/api/runs", {"ids": "1_0"}, "ids must be a run id"),
+    ("/api/runs", {"ids": "\uff13"}, "ids must be a run id"),
+    ("/api/series", {"runs": "1,-2", "key": "loss"}, "runs must be a run id"),
+    ("/api/live", {"runs": "1, 2"}, "runs must be a run id"),
+])
+def test_an_empty_or_not_plain_run_id_list_is_a_400_naming_it(client, path, params, named):
+    """``ids=1,,2`` was taken as 1,2 and ``ids=`` as no filter at all; `` 1``, ``+1``,
+    ``01`` and a full-width ３ were taken as ids by int()."""
+    r = client.get(path, params=params)
+    assert r.status_code == 400 and r.json()["error"].startswith(named), r.json()
+
+
+@pytest.mark.parametrize("text", ["%EF%BC%93", "01", "+1", "1%20", "%201", "1_0", "-1",
+                                  "1.0"])
+def test_a_run_id_in_a_path_is_plain_ascii_digits(client, text):
+    for path in (f"/api/run/{text}", f"/api/registry/run/{text}"):
+        r = client.get(path)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"].startswith("the run id must be a run id (plain digits 1 to "
+                                            f"{2**63 - 1}"), r.json()
+    assert client.get("/api/run/1").status_code == 200

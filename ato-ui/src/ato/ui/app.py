@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import zlib
 from importlib import resources
 from pathlib import Path
@@ -48,13 +49,13 @@ from starlette.staticfiles import StaticFiles
 
 from ato.errors import AtoError
 from ato.ui.data import (
-    MAX_RUN_ID,
     BadRequest,
     DatabaseFile,
     Store,
     check_database,
     dumps,
     run_id_param,
+    run_id_text,
 )
 from ato.ui.registry import routes as registry_routes
 
@@ -163,21 +164,24 @@ def _json(data, status: int = 200) -> Response:
 
 
 def _ids(request: Request, name: str = "runs", required: bool = True) -> list[int]:
-    text = request.query_params.get(name, "")
-    try:
-        ids = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise BadRequest(f"{name} must be comma-separated run ids, not {text!r}") from None
-    wrong = [i for i in ids if not 1 <= i <= MAX_RUN_ID]
-    if wrong:
-        raise BadRequest(f"{name}: {', '.join(map(str, wrong[:5]))} "
-                         f"{'is not a run id' if len(wrong) == 1 else 'are not run ids'} "
-                         f"(run ids are 1 to {MAX_RUN_ID})")
-    if required and not ids:
+    """The comma-separated run ids of ``name``: an empty element (``1,,2``) or an empty
+    list (``ids=``) is a 400 naming it (an empty ``ids`` was no filter at all), as is an
+    id not written as plain digits (:func:`run_id_text`)."""
+    text = request.query_params.get(name)
+    if not text and required:
         raise BadRequest(f"{name} (comma-separated run ids) is required")
-    if len(ids) > 1000:
-        raise BadRequest(f"{name}: at most 1000 runs per request, got {len(ids)}")
-    return ids
+    if text is None:
+        return []
+    if text == "":
+        raise BadRequest(f"{name} is empty: give comma-separated run ids ({name}=1,2) "
+                         f"or leave {name} out")
+    parts = text.split(",")
+    if "" in parts:
+        raise BadRequest(f"{name} has an empty element in {text[:60]!r}: give "
+                         f"comma-separated run ids (1,2)")
+    if len(parts) > 1000:
+        raise BadRequest(f"{name}: at most 1000 runs per request, got {len(parts)}")
+    return [run_id_text(part, name) for part in parts]
 
 
 def _once(request: Request) -> None:
@@ -199,17 +203,62 @@ def _once(request: Request) -> None:
 INT_RANGE = (-(2**63), 2**63 - 1)
 
 
+#: An integer parameter as text: ASCII digits with an optional minus (``int()`` took
+#: spaces, ``+``, ``_`` and non-ASCII digits).
+INT_TEXT = re.compile(r"-?[0-9]+")
+
+
 def _int(request: Request, name: str, default=None):
     text = request.query_params.get(name)
     if text in (None, ""):
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, not {text[:40]!r}") from None
+    if not INT_TEXT.fullmatch(text):
+        raise BadRequest(f"{name} must be an integer, not {text[:40]!r}")
+    if len(text) > 25:
+        raise BadRequest(f"{name}={text[:40]} is out of range (at most {INT_RANGE[1]})")
+    value = int(text)
     if not INT_RANGE[0] <= value <= INT_RANGE[1]:
         raise BadRequest(f"{name}={text[:40]} is out of range (at most {INT_RANGE[1]})")
     return value
+
+
+def _cursor(request: Request) -> dict[int, dict[str, int]]:
+    """``cursor``: JSON ``{run_id: {metric_key: last_step}}``, every step an integer in
+    :data:`INT_RANGE`. A NaN, an infinity (``1e400``), a fraction, a boolean or a step past
+    64 bits is a 400 naming ``cursor`` (an infinite step was a 503 OverflowError)."""
+    text = request.query_params.get("cursor") or "{}"
+    shape = "cursor must be JSON {run_id: {metric_key: last_step}}"
+
+    def no_constant(name):
+        raise BadRequest(f"{shape}: {name} is no step")
+
+    def no_float(literal):
+        raise BadRequest(f"{shape}: a step is an integer, not {literal[:40]}")
+
+    try:
+        data = json.loads(text, parse_constant=no_constant, parse_float=no_float)
+    except BadRequest:
+        raise
+    except (ValueError, RecursionError):  # malformed, 4300+ digits, or nested deep
+        raise BadRequest(f"{shape}, not {text[:60]!r}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"{shape}, not {text[:60]!r}")
+    cursor = {}
+    for run, keys in data.items():
+        rid = run_id_text(run, "cursor")
+        if not isinstance(keys, dict):
+            raise BadRequest(f"{shape}: run {run} holds {json.dumps(keys)[:40]}, not an object")
+        steps = {}
+        for key, step in keys.items():
+            if type(step) is not int:
+                raise BadRequest(f"{shape}: the step of {key[:40]!r} is "
+                                 f"{json.dumps(step)[:40]}, not an integer")
+            if not INT_RANGE[0] <= step <= INT_RANGE[1]:
+                raise BadRequest(f"cursor: the step of {key[:40]!r} ({str(step)[:40]}) is out "
+                                 f"of range ({INT_RANGE[0]} to {INT_RANGE[1]})")
+            steps[key] = step
+        cursor[rid] = steps
+    return cursor
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -343,7 +392,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
         if status and status not in ("running", "completed", "failed", "killed", "crashed"):
             raise BadRequest(f"status must be running, completed, failed, killed or crashed, "
                              f"not {status!r}")
-        ids = _ids(request, "ids", required=False) if q.get("ids") else None
+        ids = _ids(request, "ids", required=False) if "ids" in q else None
         args = (q.get("project") or None, q.get("where") or None, tags, status, ids)
         text = await call(lambda: store.runs_json(*args))
         return Response(text, media_type="application/json")
@@ -398,12 +447,7 @@ def create_app(url: str, token: str | None = None, loopback_only: bool = True,
 
     async def live(request: Request):
         ids = _ids(request)
-        try:
-            cursor = json.loads(request.query_params.get("cursor") or "{}")
-            cursor = {int(r): {str(k): int(s) for k, s in keys.items()}
-                      for r, keys in cursor.items()}
-        except (ValueError, TypeError, AttributeError):
-            raise BadRequest("cursor must be JSON {run_id: {metric_key: last_step}}") from None
+        cursor = _cursor(request)
 
         async def events():
             statuses = await call(lambda: store.statuses(ids))

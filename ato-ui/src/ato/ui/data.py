@@ -25,6 +25,7 @@ import base64
 import json
 import math
 import os
+import re
 import sys
 from array import array
 from dataclasses import dataclass
@@ -68,17 +69,35 @@ def _duration(start, end, heartbeat):
     return None if last is None else last - start
 
 
-def run_id_param(text: str) -> int:
-    """A run id from a path (``/api/run/{run_id}``): an integer from 1 to
-    :data:`MAX_RUN_ID`, else :class:`BadRequest` (400) naming it — an id no database can
-    hold is a bad request, not an unknown run."""
-    try:
-        run_id = int(text)
-    except ValueError:
-        raise BadRequest(f"the run id must be an integer, not {text[:40]!r}") from None
-    if not 1 <= run_id <= MAX_RUN_ID:
-        raise BadRequest(f"{text[:40]} is not a run id (run ids are 1 to {MAX_RUN_ID})")
+#: A run id as text: plain ASCII digits, no sign, no leading zero, no space (``int()``
+#: took ``" 1"``, ``"+1"``, ``"01"``, ``"1_0"`` and full-width digits as ids).
+RUN_ID_TEXT = re.compile(r"[1-9][0-9]*")
+
+
+def run_id_text(text: str, name: str = "the run id") -> int:
+    """One run id as text (:data:`RUN_ID_TEXT`) from 1 to :data:`MAX_RUN_ID`, else
+    :class:`BadRequest` (400) naming ``name`` — an id no database can hold is a bad
+    request, not an unknown run."""
+    if not RUN_ID_TEXT.fullmatch(text):
+        if text.strip().isdigit() and text.strip() == "0" * len(text.strip()):
+            raise BadRequest(f"{name}: {text[:40]} is not a run id "
+                             f"(run ids are 1 to {MAX_RUN_ID})")
+        raise BadRequest(f"{name} must be a run id (plain digits 1 to {MAX_RUN_ID}, no sign, "
+                         f"leading zero or space), not {text[:40]!r}")
+    run_id = int(text)
+    if run_id > MAX_RUN_ID:
+        raise BadRequest(f"{name}: {text[:40]} is not a run id (run ids are 1 to {MAX_RUN_ID})")
     return run_id
+
+
+def run_id_param(text: str) -> int:
+    """A run id from a path (``/api/run/{run_id}``): see :func:`run_id_text`."""
+    try:
+        return run_id_text(text)
+    except BadRequest as e:
+        if str(e).startswith("the run id: "):  # "N is not a run id (...)"
+            raise BadRequest(str(e)[len("the run id: "):]) from None
+        raise
 
 
 class BadRequest(AtoError, ValueError):
