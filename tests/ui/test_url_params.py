@@ -243,12 +243,33 @@ def test_a_parameter_given_twice_is_named(opage):
     assert opage.get_attribute("[data-testid='row-count']", "data-count") == "3"
 
 
+#: The one rule every view states for a run id (as the API does: 1 to 2^63 - 1).
+RULE = "run ids: 1 to 9223372036854775807 in plain digits"
+
+
+def test_one_run_id_rule_and_message_on_every_view(opage, odd_server):
+    """Charts said "positive integers up to 9007199254740991" (2^53 - 1) while the run page
+    and the API said 1 to 2^63 - 1: one rule, one message; an id past 2^53 up to 2^63 - 1 is
+    an id (asked for, not a run here), past it not."""
+    i = odd_server.info["inf"]
+    opage.open(f"#/charts?runs={i},0,{2**63 - 1},abc,01,{2**63}")
+    assert _warning(opage, "runs") == (f"runs=0,abc,01,{2**63}: expected {RULE}, separated by "
+                                       "commas")
+    assert opage.locator("[data-testid='charts-missing'] [data-testid='error']").inner_text() \
+        == f"no run with id {2**63 - 1}"
+    opage.open("#/compare?runs=0,abc")
+    assert _warning(opage, "runs") == f"runs=0,abc: expected {RULE}, separated by commas"
+    opage.open("#/run/0")
+    assert opage.locator("[data-testid='error']").inner_text() == \
+        f'"0" is not a run id: expected {RULE} (#/run/12)'
+
+
 def test_an_id_past_what_a_page_number_holds_is_named_as_typed(opage, odd_server):
     # read as a number, 99999999999999999999 was echoed as "no run with id 100000000000000000000"
     i = odd_server.info["inf"]
     opage.open(f"#/charts?runs={i},99999999999999999999")
-    assert _warning(opage, "runs").startswith("runs=99999999999999999999: expected run ids: "
-                                              "positive integers up to 9007199254740991")
+    assert _warning(opage, "runs") == ("runs=99999999999999999999: expected run ids: 1 to "
+                                       "9223372036854775807 in plain digits, separated by commas")
     assert opage.locator("h2").inner_text() == "Charts of 1 run"
 
 
@@ -257,7 +278,7 @@ def test_a_run_page_id_no_database_holds_is_named_as_typed(opage, typed):
     # read as a Number, 99999999999999999999 was asked for and named as 100000000000000000000
     opage.open(f"#/run/{typed}")
     assert opage.locator("[data-testid='error']").inner_text() == \
-        f'"{typed}" is not a run id: run ids are 1 to 9223372036854775807 (#/run/12)'
+        f'"{typed}" is not a run id: expected {RULE} (#/run/12)'
 
 
 
@@ -330,11 +351,11 @@ def test_default_metrics_never_hide_the_only_metric_of_some_runs(opage):
 # value, and behaves as if the parameter were absent: never a blank page or a JS error
 # (browser_page fails a test on any).
 def test_run_page_names_a_bad_address_and_bad_parameters(opage, odd_server):
-    for part in ["abc", "0", "-3", "1.5"]:
+    for part in ["abc", "0", "-3", "1.5", "01", "+1", "\uff13"]:
         opage.open(f"#/run/{part}")
         box = opage.locator("[data-testid='not-found']")
         assert box.locator("[data-testid='error']").inner_text() == \
-            f'"{part}" is not a run id: expected a positive integer (#/run/12)'
+            f'"{part}" is not a run id: expected {RULE} (#/run/12)'
         assert box.locator("[data-testid='back-link']").get_attribute("href") == "#/runs"
     i = odd_server.info["inf"]
     opage.open(f"#/run/{i}?smoth=0.5&smooth=2&group=c:lr&traces=on")

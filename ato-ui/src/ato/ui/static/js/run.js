@@ -1,7 +1,7 @@
 // One run: status, times, tags, nested typed config, artifacts, fingerprints, metric
 // summaries and charts.
-import { api, el, exact, fmt, fmtTime, isBookkeeping, isoTime, notFound, runDuration, runDurationTitle, TZ,
-         UrlParams } from "./util.js";
+import { api, el, exact, fmt, fmtTime, isBookkeeping, isoTime, isRunId, notFound, RUN_ID_RULE, runDuration,
+         runDurationTitle, TZ, UrlParams } from "./util.js";
 import { CHART_PARAMS, ChartBoard, chartControls, chartOptions } from "./charts.js";
 import { appendRunIO, fetchRunIO } from "./models.js";
 
@@ -39,21 +39,17 @@ function metricsTable(run) {
         [s.count, s.last_step].map((v) => el("td", { class: "num", text: count(v) }))); }));
 }
 
-const MAX_RUN_ID = 2n ** 63n - 1n;
-
-// `part`: the id as the address has it (#/run/12); anything but a positive integer is
-// named, with the way back to the runs.
+// `part`: the id as the address has it (#/run/12); anything but a run id (isRunId) is
+// named with the rule every view states, and the way back to the runs.
 export async function renderRun(view, part, params) {
   const up = new UrlParams(params).takes(CHART_PARAMS);
-  const digits = /^\d+$/.test(part || "");
-  if (!digits || BigInt(part) < 1n || BigInt(part) > MAX_RUN_ID) {
-    const expected = digits && BigInt(part) > MAX_RUN_ID ? `run ids are 1 to ${MAX_RUN_ID}` : "expected a positive integer";
-    notFound(view, `${JSON.stringify(part ?? "")} is not a run id: ${expected} (#/run/12)`, "#/runs", "runs");
+  if (!isRunId(part)) {
+    notFound(view, `${JSON.stringify(part ?? "")} is not a run id: expected ${RUN_ID_RULE} (#/run/12)`, "#/runs", "runs");
     up.show(view);
     return null;
   }
-  // the id as typed (no leading zeros), never through a Number: past 2^53 that rounds
-  const id = BigInt(part).toString();
+  // the id as typed, never through a Number: past 2^53 that rounds
+  const id = part;
   const io = fetchRunIO(id);  // inputs/outputs, fetched beside the run
   const run = await api(`run/${id}`);
   view.append(

@@ -285,6 +285,20 @@ export const SEED_KEYS = /(^|\.)(seed|random_seed|rng_seed)$/i;
 // silently dropped or misused; it is collected (name, value, what is accepted) and shown
 // by show() in one box at the top of the view, which still shows what it can (the
 // parameter's default). Every accepted value is listed in docs/ui.md.
+// The largest run id a tracker holds (a signed 64-bit integer), and the one rule every
+// view states for a run id: plain ASCII digits, no sign, leading zero or space, at most
+// MAX_RUN_ID — compared as BigInt, never as a Number (which rounds past 2^53).
+export const MAX_RUN_ID = 2n ** 63n - 1n;
+export const RUN_ID_RULE = `run ids: 1 to ${MAX_RUN_ID} in plain digits`;
+export function isRunId(text) {
+  return typeof text === "string" && /^[1-9][0-9]*$/.test(text) && BigInt(text) <= MAX_RUN_ID;
+}
+// A valid run id as the page keeps it: a Number while exact, else its text.
+export function runIdValue(text) {
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : text;
+}
+
 export class UrlParams {
   constructor(params) { this.params = params; this.problems = []; this.names = null; }
 
@@ -324,15 +338,16 @@ export class UrlParams {
     return dflt;
   }
 
-  // A comma-separated list of positive integers (run ids); the others are reported.
+  // A comma-separated list of run ids (isRunId); the others are reported with the one
+  // rule every view (and the API) states. An id past 2^53 stays the text typed (a Number
+  // would round it to another id).
   ids(name) {
     const v = this.raw(name);
     if (v === null) return [];
     const parts = v.split(",").filter(Boolean);
-    // (past 2^53 a number is no longer the id typed: 99999999999999999999 read 1e20)
-    const wrong = parts.filter((p) => !/^\d+$/.test(p.trim()) || Number(p) < 1 || !Number.isSafeInteger(Number(p)));
-    if (wrong.length) this.bad(name, wrong.join(","), "run ids: positive integers up to 9007199254740991, separated by commas");
-    return [...new Set(parts.filter((p) => !wrong.includes(p)).map(Number))];
+    const wrong = parts.filter((p) => !isRunId(p));
+    if (wrong.length) this.bad(name, wrong.join(","), `${RUN_ID_RULE}, separated by commas`);
+    return [...new Set(parts.filter((p) => !wrong.includes(p)).map(runIdValue))];
   }
 
   // A comma-separated list whose items must be in `known`; unknown ones are reported
