@@ -63,6 +63,12 @@ def populate(url: str) -> dict:
         log.run(config=config_for(url, "strings", opt=opt, lr=0.1 * (i + 1)))
         log.log_metric("loss", rng.random(), 0)
         log.finish("completed")
+    log = logger_for(url, "masked")
+    for i, password in enumerate(["hunter2", "correct horse"]):
+        log.run(config=config_for(url, "masked", db={"url": f"mysql://u:{password.replace(' ', '')}@h/db"},
+                                  lr=0.1 * (i + 1)))
+        log.log_metric("loss", rng.random(), 0)
+        log.finish("completed")
     return ids
 
 
@@ -325,3 +331,21 @@ def test_long_category_labels_are_cut_with_an_ellipsis_and_named_in_full(ppage, 
     assert title.startswith("opt: 4 values\n") and "rmsprop" in title
     assert ("L" * 300 + "…") in title
     canvas.screenshot(path=str(artifacts / "parallel-long-strings.png"))
+
+
+def test_a_key_whose_values_differ_only_where_masked_is_constant(ppage):
+    """Two runs whose db.url differs only in the password both show
+    mysql://u:***@h/db: the key is no varying column and has no parallel axis (which
+    would also tell that the passwords differ); it is among the constant ones."""
+    ppage.open("#/runs?project=masked&pc=1")
+    box = ppage.wait_for_selector(PANEL)
+    headers = ppage.locator("[data-testid^='col-']").evaluate_all(
+        "els => els.map(e => e.dataset.testid)")
+    assert "col-c:lr" in headers and "col-c:db.url" not in headers, headers
+    canvas = box.query_selector("canvas")
+    labels = json.loads(canvas.get_attribute("data-labels"))
+    assert not any("db.url" in str(b[-1]) or "***" in str(b[-1]) for b in labels), labels
+    ppage.open("#/runs?project=masked&const=1")
+    ppage.wait_for_selector("[data-testid='col-c:db.url']")
+    assert "***" in ppage.locator("body").inner_text()
+    assert "hunter2" not in ppage.content()
