@@ -20,6 +20,10 @@ PANEL = "[data-testid='parallel'][data-ready='1']"
 SCATTER = "[data-testid='scatter'][data-ready='1'] canvas"
 WIDE_KEYS = 300
 NESTED_PREFIX = "model.backbone.encoder.stages"
+#: Tags a chip must tell apart: quoted as JSON as the CLI quotes them (empty, spaces at
+#: an end, a comma, a quote), the plain one as itself.
+TAGS = [" sp ", "sp", "", "a,b", 'say "hi"', "  two  spaces  "]
+CHIPS = ['" sp "', "sp", '""', '"a,b"', '"say \\"hi\\""', '"  two  spaces  "']
 NESTED_KEYS = [f"{NESTED_PREFIX}.stage{i}.attention.dropout_rate" for i in range(8)]
 
 
@@ -66,7 +70,7 @@ def populate(url: str) -> dict:
     log = logger_for(url, "masked")
     for i, password in enumerate(["hunter2", "correct horse"]):
         log.run(config=config_for(url, "masked", db={"url": f"mysql://u:{password.replace(' ', '')}@h/db"},
-                                  lr=0.1 * (i + 1)))
+                                  lr=0.1 * (i + 1)), tags=TAGS)
         log.log_metric("loss", rng.random(), 0)
         log.finish("completed")
     return ids
@@ -349,3 +353,17 @@ def test_a_key_whose_values_differ_only_where_masked_is_constant(ppage):
     ppage.wait_for_selector("[data-testid='col-c:db.url']")
     assert "***" in ppage.locator("body").inner_text()
     assert "hunter2" not in ppage.content()
+
+
+def test_tag_chips_quote_a_tag_as_the_cli_does(ppage):
+    """Tag " sp " showed as sp and the empty tag as a blank chip: chips quote a tag empty,
+    with space at an end, a comma or a quote as JSON (as ato runs does), as text."""
+    ppage.open("#/runs?project=masked")
+    ppage.wait_for_selector("[data-testid='row-count']")
+    cell = ppage.locator(".tags").first
+    assert cell.locator(".tag").evaluate_all("els => els.map(e => e.textContent)") == CHIPS
+    assert cell.locator(".tag").evaluate_all("els => els.map(e => e.title)") == CHIPS
+    ppage.locator("[data-testid='run-link']").first.click()
+    tags = ppage.wait_for_selector("[data-testid='run-tags']")
+    assert [t.text_content() for t in tags.query_selector_all(".tag")] == CHIPS
+    assert tags.inner_text().count("  two  spaces  ") == 1  # spaces kept, not collapsed

@@ -1,7 +1,7 @@
 // One run: status, times, tags, nested typed config, artifacts, fingerprints, metric
 // summaries and charts.
 import { api, el, exact, fmt, fmtTime, isBookkeeping, isoTime, isRunId, notFound, RUN_ID_RULE, runDuration,
-         runDurationTitle, TZ, UrlParams } from "./util.js";
+         runDurationTitle, TZ, tagChip, UrlParams } from "./util.js";
 import { CHART_PARAMS, ChartBoard, chartControls, chartOptions } from "./charts.js";
 import { appendRunIO, fetchRunIO } from "./models.js";
 
@@ -62,7 +62,7 @@ export async function renderRun(view, part, params) {
       ...(run.error ? errorFacts(run.error) : []),
       el("dt", { text: "structural hash" }), el("dd", { class: "mono", text: run.hash || "–" }),
       el("dt", { text: "tags" }), el("dd", { testid: "run-tags" }, run.tags.length
-        ? run.tags.map((t) => el("span", { class: "tag", text: t, title: t })) : el("span", { class: "muted", text: "–" }))));
+        ? run.tags.map(tagChip) : el("span", { class: "muted", text: "–" }))));
   const cols = el("div", { class: "two-col" });
   cols.append(el("section", { class: "box", testid: "run-config" }, el("h3", { text: "config" }), configTree(run.config_tree, run.types)));
   const right = el("section", { class: "box" });

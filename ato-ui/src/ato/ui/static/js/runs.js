@@ -2,7 +2,7 @@
 // summaries, sort, filters in the URL, selection for charts/compare, CSV export, and the
 // parallel-coordinates / scatter panel whose brushing filters the table.
 import { api, clear, csvCell, download, el, exact, fmt, fmtTime, go, isoTime, liveSource, num, plural, runDuration, runDurationTitle,
-         setParams, TZ, UrlParams, varyingKeys } from "./util.js";
+         setParams, TZ, tagChip, UrlParams, varyingKeys } from "./util.js";
 import { MAX_CHART_RUNS } from "./charts.js";
 import { drawParcoords, drawScatter } from "./parcoords.js";
 
@@ -181,7 +181,7 @@ export async function renderRuns(view, params) {
     { id: "status", label: "status", width: 92, get: (r) => r.status,
       cell: (r) => el("span", { class: `status s-${r.status}`, text: r.status, testid: "status" }) },
     { id: "tags", label: "tags", width: 180, get: (r) => r.tags.join(","),
-      cell: (r) => el("span", { class: "tags" }, r.tags.map((t) => el("span", { class: "tag", text: t, title: t }))) },
+      cell: (r) => el("span", { class: "tags" }, r.tags.map(tagChip)) },
     // times in UTC, said in the header; the tooltip has the milliseconds (ISO 8601)
     { id: "start", label: `start (${TZ})`, width: 170, get: (r) => r.start, text: (r) => fmtTime(r.start),
       title: (r) => isoTime(r.start), csv: (r) => isoTime(r.start) },

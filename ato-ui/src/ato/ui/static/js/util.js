@@ -62,6 +62,19 @@ export function num(v) {
   return v;
 }
 
+// A tag as the CLI writes it in its tables: one empty, with leading or trailing space,
+// or holding a comma or a quote is quoted as JSON (" sp ", "", "a,b"), so a chip tells
+// it apart from another; every other tag is itself. Shown as text, never as HTML.
+export function tagText(t) {
+  const s = String(t);
+  return !s || s.includes(",") || s.includes('"') || s !== s.trim() ? JSON.stringify(s) : s;
+}
+
+export function tagChip(t) {
+  const text = tagText(t);
+  return el("span", { class: "tag", text, title: text });
+}
+
 export function fmt(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v === "number") {
