@@ -255,3 +255,22 @@ def test_fold_keeps_a_live_series_within_budget_with_its_extremes(page):
     # its bucket's first non-finite value (nan at 2000) is kept
     assert got["nan"] == 1
     assert got["small"] == 2
+
+
+def test_the_last_x_tick_label_stays_inside_the_chart_at_huge_steps(page, server):
+    """At steps ~1e12 the last tick's label ("1,000,000,000,000", centred on its tick) was
+    cut at the chart's right edge: the right padding leaves room for half of it."""
+    log = logger_for(server.url, "hugesteps")
+    run_id = log.run()
+    for step in range(0, 11):
+        log.log_metric("loss", 1.0 / (step + 1), step * 10**11)
+    log.finish("completed")
+    for width in (1280, 700):
+        page.set_viewport_size({"width": width, "height": 900})
+        _drawn_xticks(page, f"#/charts?runs={run_id}")
+        card = page.wait_for_selector(f"{CARD}[data-xlabel-past]")
+        past = int(card.get_attribute("data-xlabel-past"))
+        ticks = [t for t in json.loads(card.get_attribute("data-xticks")) if t]
+        assert ticks[-1].startswith("1,000,000,000,000") or len(ticks[-1]) >= 15, ticks
+        assert past <= 0, (width, past, ticks)
+    page.shot("chart-huge-steps")

@@ -591,6 +591,9 @@ export class ChartBoard {
     const width = Math.max(card.body.clientWidth, 300);
     const opts = {
       width, height: 260, series, bands,
+      // The right edge leaves room for half the last x tick label, which is centred on its
+      // tick ("1,000,000,000,000" at steps ~1e12 was cut at the edge); other sides: uPlot's.
+      padding: [null, (u) => Math.max(16, Math.ceil(xLabelWidth(u, card.xLast) / 2) + 4), null, null],
       // wall-time ticks fall on UTC's minutes, hours and days (their labels are UTC too)
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       // One x value (a one-point metric) is centred in a small range, not drawn at the
@@ -606,11 +609,13 @@ export class ChartBoard {
       axes: [this.opts.x === "wall" ? { space: (u, i, min, max) => (max - min < 60 ? 95 : max - min >= 43200 ? 130 : 60),
         values: (u, splits) => {
         const labels = wallTicks(splits, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0));
+        card.xLast = lastLabel(splits, labels);
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
       } } : this.opts.x === "rel" ? { values: (u, splits) => {
         // relative seconds as the y axis writes numbers: ticks 0.0003 s apart stay apart
         const labels = tickLabels(splits, Math.abs((u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)));
+        card.xLast = lastLabel(splits, labels);
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
       } } : { incrs: STEP_INCRS,
@@ -618,6 +623,7 @@ export class ChartBoard {
         space: (u, i, min, max) => Math.max(50, 16 + 7.5 * Math.max(Math.abs(min), Math.abs(max)).toLocaleString("en-US").length),
         values: (u, splits) => {
         const labels = splits.map((v) => (v === null || v === undefined ? "" : v.toLocaleString("en-US")));
+        card.xLast = lastLabel(splits, labels);
         card.node.dataset.xticks = JSON.stringify(labels);
         return labels;
       } }, { size: (u, values) => Math.max(60, 18 + 8 * Math.max(0, ...(values || []).map((v) => String(v).length))), splits: (u, i, min, max, incr) => (this.opts.log ? decadeSplits(min, max) : linearSplits(min, max, incr)), values: (u, splits) => {
@@ -637,6 +643,12 @@ export class ChartBoard {
         }],
         draw: [(u) => {
           card.node.dataset.xrange = JSON.stringify([u.scales.x.min, u.scales.x.max]);
+          // how far (CSS px) the last x tick label reaches past the chart's right edge: a
+          // test's view of a cut label (0 or less: inside)
+          if (card.xLast) {
+            const right = u.bbox.left / uPlot.pxRatio + u.valToPos(card.xLast.value, "x") + xLabelWidth(u, card.xLast) / 2;
+            card.node.dataset.xlabelPast = String(Math.ceil(right - u.width));
+          }
           // the breaks uPlot drew in the lines (a test's view of the gaps)
           card.node.dataset.gaps = String(u.series.reduce((n, sr) => n + (sr._paths?.gaps?.length || 0), 0));
           card.node.dataset.drawn = String((Number(card.node.dataset.drawn) || 0) + 1);
@@ -843,6 +855,24 @@ export function chartControls(params, varying, onChange, up = new UrlParams(para
         update({ legend }, { legend: legend.join(",") });
       } }), k))));
   return { bar, opts };
+}
+
+// The last x tick (the rightmost split with a label) as { value, label }, or null.
+function lastLabel(splits, labels) {
+  for (let i = splits.length - 1; i >= 0; i--) {
+    if (labels[i] && splits[i] !== null && splits[i] !== undefined) return { value: splits[i], label: String(labels[i]) };
+  }
+  return null;
+}
+
+// The width (CSS px) of an x tick label in the axis' font; 0 for none.
+let measureCtx = null;
+function xLabelWidth(u, last) {
+  if (!last) return 0;
+  measureCtx ??= document.createElement("canvas").getContext("2d");
+  const font = u.axes?.[0]?.font;
+  measureCtx.font = Array.isArray(font) ? font[0] : font || `${12 * uPlot.pxRatio}px sans-serif`;
+  return measureCtx.measureText(last.label).width / uPlot.pxRatio;
 }
 
 // The most runs one Charts page (one /api/series request per card) takes.
