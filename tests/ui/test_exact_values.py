@@ -259,3 +259,22 @@ def test_values_that_round_alike_are_two_groups_and_legend_labels_are_full(xpage
     xpage.wait_for_selector("[data-testid='chart-card']:first-child[data-drawn]")
     legend = xpage.inner_text("[data-testid='chart-card'] .u-legend")
     assert f"#{a} lr={FULL!r}" in legend and f"#{b} lr=0.5" in legend
+
+
+def test_a_step_past_2_53_shows_exactly_on_the_run_page(xpage, exact_server):
+    """The run page's "last step" of a metric at step 2^63 - 1 read
+    9,223,372,036,854,776,000 (the JSON number through a JavaScript Number): it reads
+    the exact digits the API wrote; a small step is unchanged."""
+    from tests.ui.populate import logger_for
+
+    log = logger_for(exact_server.url, "bigsteps")
+    run_id = log.run()
+    log.log_metric("tokens", 1.0, 2**53 + 1)
+    log.log_metric("tokens", 2.0, 2**63 - 1)
+    log.log_metric("loss", 0.5, 7)
+    log.finish("completed")
+    xpage.open(f"#/run/{run_id}")
+    table = xpage.wait_for_selector("[data-testid='run-metrics']")
+    rows = {r[0]: r for r in (row.split("\t") for row in table.inner_text().splitlines()[1:])}
+    assert rows["tokens"][-1] == "9,223,372,036,854,775,807", rows
+    assert rows["tokens"][-2] == "2" and rows["loss"][-1] == "7", rows

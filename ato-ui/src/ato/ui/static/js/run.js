@@ -32,11 +32,13 @@ function metricsTable(run) {
     el("tr", {}, ["metric", "last", "min", "max", "points", "last step"].map((h, i) => el("th", { class: i ? "num" : null, text: h }))),
     run.metric_keys.map((k) => { const s = run.summaries[k] || {};
       // values as everywhere (rounded, the full value as a tooltip); counts and steps
-      // with thousands separators, as the chart badges write them
-      const count = (v) => (Number.isInteger(v) ? v.toLocaleString("en-US") : fmt(v));
+      // with thousands separators, as the chart badges write them, and exact past 2^53
+      // (the answer's exact digits, run.exact: 2^63 - 1 read 9,223,372,036,854,776,000)
+      const e = run.exact?.summaries?.[k] || s;
+      const count = (v) => (Number.isInteger(v) || typeof v === "bigint" ? v.toLocaleString("en-US") : fmt(v));
       return el("tr", {}, el("td", { text: k }),
         [s.last, s.min, s.max].map((v) => el("td", { class: "num", text: fmt(v), title: exact(v) })),
-        [s.count, s.last_step].map((v) => el("td", { class: "num", text: count(v) }))); }));
+        [e.count, e.last_step].map((v) => el("td", { class: "num", text: count(v) }))); }));
 }
 
 // `part`: the id as the address has it (#/run/12); anything but a run id (isRunId) is
@@ -51,7 +53,7 @@ export async function renderRun(view, part, params) {
   // the id as typed, never through a Number: past 2^53 that rounds
   const id = part;
   const io = fetchRunIO(id);  // inputs/outputs, fetched beside the run
-  const run = await api(`run/${id}`);
+  const run = await api(`run/${id}`, {}, null, true);
   view.append(
     el("h2", {}, `Run #${run.id} `, el("span", { class: `status s-${run.status}`, text: run.status, testid: `run-status-${run.id}` })),
     el("dl", { class: "facts", testid: "run-facts" },
@@ -98,7 +100,7 @@ export async function renderRun(view, part, params) {
   };
   const refresh = async () => {
     let fresh;
-    try { fresh = await api(`run/${run.id}`); } catch (e) { console.error(e); return; }
+    try { fresh = await api(`run/${id}`, {}, null, true); } catch (e) { console.error(e); return; }
     if (!metrics.isConnected) return;  // the page was left meanwhile
     const ended = view.querySelector("[data-testid='run-ended']");
     ended.textContent = fmtTime(fresh.end);

@@ -26,7 +26,17 @@ export function clear(node) {
 
 // `prefetched`: a Map (URL -> fetch promise) of requests already on their way, besides
 // boot.js's window.__atoEarly; each is used once.
-export async function api(path, params = {}, prefetched = null) {
+// JSON text parsed with every integer past Number.MAX_SAFE_INTEGER a BigInt of the exact
+// digits the API wrote (a Number rounds 2^63 - 1 to 9223372036854776000). For display: a
+// BigInt mixes with no Number, so a view keeps the plain parse for its logic.
+export function parseExactInts(text) {
+  return JSON.parse(text, (k, v, ctx) => (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)
+    && typeof ctx?.source === "string" && /^-?[0-9]+$/.test(ctx.source) ? BigInt(ctx.source) : v));
+}
+
+// `exact`: the answer also carries, as its non-enumerable `exact`, the same answer with
+// big integers exact (parseExactInts).
+export async function api(path, params = {}, prefetched = null, exact = false) {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v !== undefined && v !== null && v !== "") qs.set(k, v);
@@ -38,7 +48,11 @@ export async function api(path, params = {}, prefetched = null) {
   if (from) from.delete(url);
   const resp = await (early || fetch(url, { credentials: "same-origin" }));
   let data;
-  try { data = await resp.json(); } catch { data = { error: resp.statusText }; }
+  try {
+    const text = await resp.text();
+    data = JSON.parse(text);
+    if (exact && resp.ok) Object.defineProperty(data, "exact", { value: parseExactInts(text), enumerable: false });
+  } catch { data = { error: resp.statusText }; }
   if (!resp.ok) {
     const err = new Error(data.error || resp.statusText);
     err.status = resp.status;  // 404: the thing asked for does not exist (a notFound view)
