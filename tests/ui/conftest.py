@@ -91,7 +91,10 @@ class Server:
         sock.listen(64)
         self.port = sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}/"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        from ato.ui.command import SERVER_OPTIONS
+
+        # the options `ato ui` serves with (the longest URL it reads among them)
+        self.server = uvicorn.Server(uvicorn.Config(app, **SERVER_OPTIONS))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
                                        daemon=True)
         self.thread.start()

@@ -147,6 +147,21 @@ pages (the address of each view is a link you can share):
             models downstream of a dataset)"""
 
 
+#: The longest request line plus headers the server reads (bytes): h11's default, 16 KiB,
+#: closed the connection on a longer URL (a ``where`` of a few thousand comparisons), which
+#: the browser showed as a connection reset, never the JSON answer. 1 MiB holds a
+#: ``where`` of 10,000 comparisons, the most the grammar takes; past it the connection is
+#: still closed (uvicorn answers a plain-text 400 no middleware sees, and the browser,
+#: still sending, often reads it as a reset).
+MAX_REQUEST_HEAD = 1 << 20
+
+#: uvicorn's options for ``ato ui``. No WebSocket endpoint: ws="none" spares importing a
+#: WebSocket library.
+SERVER_OPTIONS = {"log_level": "warning", "access_log": False, "ws": "none",
+                  "timeout_graceful_shutdown": 1,
+                  "h11_max_incomplete_event_size": MAX_REQUEST_HEAD}
+
+
 def _uvicorn_server():
     """uvicorn's ``Config`` and ``Server`` classes without importing its command line.
 
@@ -277,9 +292,7 @@ class UICommand:
             import threading
 
             threading.Thread(target=open_in_browser, args=(link,), daemon=True).start()
-        # No WebSocket endpoint: ws="none" spares importing a WebSocket library.
-        config = Config(app, log_level="warning", access_log=False, ws="none",
-                        timeout_graceful_shutdown=1)
+        config = Config(app, **SERVER_OPTIONS)
         server = Server(config)
         try:
             server.run(sockets=[sock])
