@@ -61,7 +61,7 @@ def test_tag_and_status_filters(client):
     ({"where": "lr <"}, "position"),
     ({"where": "lr < 1; DROP TABLE experiments"}, "position"),
     ({"status": "exploded"}, "status must be"),
-    ({"ids": "1,x"}, "ids must be"),
+    ({"ids": "1,x"}, "ids: 'x' is not a run id"),
     ({"where": "(" * 5000 + "lr < 1" + ")" * 5000}, "nested too deeply"),  # was a 503
     ({"where": "not " * 3000 + "lr < 1"}, "nested too deeply"),
 ])
@@ -682,7 +682,7 @@ def test_a_run_not_ended_lasts_until_its_last_heartbeat_on_every_view(client):
     ('{"1":{"tok":99999999999999999999}}', "cursor: the step of 'tok' (99999999999999999999) "
                                            "is out of range"),
     ('{"1":{"tok":' + "9" * 5000 + "}}", "cursor must be JSON"),
-    ('{"01":{"tok":1}}', "cursor must be a run id"),
+    ('{"01":{"tok":1}}', "cursor: '01' is not a run id: run ids are integers in plain digits"),
     ('{"1":[1]}', "run 1 holds [1], not an object"),
     ("[1]", "cursor must be JSON"),
     ("[" * 20000, "cursor must be JSON"),
@@ -713,13 +713,15 @@ def test_an_integer_parameter_is_plain_ascii_digits(client, name, text):
     ("/api/series", {"runs": "", "key": "loss"}, "runs (comma-separated run ids) is required"),
     ("/api/series", {"runs": ",1", "key": "loss"}, "runs has an empty element"),
     ("/api/live", {"runs": "1,,2"}, "runs has an empty element"),
-    ("/api/runs", {"ids": "1 "}, "ids must be a run id (plain digits"),
-    ("/api/runs", {"ids": "01"}, "ids must be a run id"),
-    ("/api/runs", {"ids": "+1"}, "ids must be a run id"),
-    ("/api/runs", {"ids": "1_0"}, "ids must be a run id"),
-    ("/api/runs", {"ids": "\uff13"}, "ids must be a run id"),
-    ("/api/series", {"runs": "1,-2", "key": "loss"}, "runs must be a run id"),
-    ("/api/live", {"runs": "1, 2"}, "runs must be a run id"),
+    ("/api/runs", {"ids": "1 "}, "ids: '1 ' is not a run id: run ids are integers in plain "
+                                 "digits, 1 to 9223372036854775807 (no sign, leading zero or "
+                                 "space)"),
+    ("/api/runs", {"ids": "01"}, "ids: '01' is not a run id"),
+    ("/api/runs", {"ids": "+1"}, "ids: '+1' is not a run id"),
+    ("/api/runs", {"ids": "1_0"}, "ids: '1_0' is not a run id"),
+    ("/api/runs", {"ids": "\uff13"}, "ids: '\uff13' is not a run id"),
+    ("/api/series", {"runs": "1,-2", "key": "loss"}, "runs: '-2' is not a run id"),
+    ("/api/live", {"runs": "1, 2"}, "runs: ' 2' is not a run id"),
 ])
 def test_an_empty_or_not_plain_run_id_list_is_a_400_naming_it(client, path, params, named):
     """``ids=1,,2`` was taken as 1,2 and ``ids=`` as no filter at all; `` 1``, ``+1``,
@@ -734,8 +736,8 @@ def test_a_run_id_in_a_path_is_plain_ascii_digits(client, text):
     for path in (f"/api/run/{text}", f"/api/registry/run/{text}"):
         r = client.get(path)
         assert r.status_code == 400, (path, r.text)
-        assert r.json()["error"].startswith("the run id must be a run id (plain digits 1 to "
-                                            f"{2**63 - 1}"), r.json()
+        assert r.json()["error"].startswith("the run id must be an integer in plain digits, 1 "
+                                            f"to {2**63 - 1} (no sign"), r.json()
     assert client.get("/api/run/1").status_code == 200
 
 

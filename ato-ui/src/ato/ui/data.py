@@ -82,8 +82,10 @@ def run_id_text(text: str, name: str = "the run id") -> int:
         if text.strip().isdigit() and text.strip() == "0" * len(text.strip()):
             raise BadRequest(f"{name}: {text[:40]} is not a run id "
                              f"(run ids are 1 to {MAX_RUN_ID})")
-        raise BadRequest(f"{name} must be a run id (plain digits 1 to {MAX_RUN_ID}, no sign, "
-                         f"leading zero or space), not {text[:40]!r}")
+        rule = f"in plain digits, 1 to {MAX_RUN_ID} (no sign, leading zero or space)"
+        if name == "the run id":
+            raise BadRequest(f"the run id must be an integer {rule}, not {text[:40]!r}")
+        raise BadRequest(f"{name}: {text[:40]!r} is not a run id: run ids are integers {rule}")
     run_id = int(text)
     if run_id > MAX_RUN_ID:
         raise BadRequest(f"{name}: {text[:40]} is not a run id (run ids are 1 to {MAX_RUN_ID})")
