@@ -449,3 +449,16 @@ def test_the_tracker_suite_refuses_a_url_no_backend_serves_before_any_test(tmp_p
     assert ("ERROR: --tracker-url=nosuch:///{tmp}/t.db: tracking to 'nosuch' URLs: no "
             "installed plugin provides 'nosuch'") in proc.stderr
     assert "passed" not in proc.stdout and "failed" not in proc.stdout
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1", 1), ("42", 42), (str(2**63 - 1), 2**63 - 1),
+    ("0", None), ("01", None), ("+3", None), (" 3", None), ("3 ", None), ("1_0", None),
+    ("\uff13", None), ("-1", None), ("", None), (str(2**63), None), ("1e3", None),
+])
+def test_parse_run_id_takes_plain_digits_a_database_holds(text, expected):
+    """One rule for `ato runs` and the dashboard: int() took '+3', ' 3', '1_0' and a
+    full-width 3 as ids."""
+    from ato.tracking import parse_run_id
+
+    assert parse_run_id(text) == expected

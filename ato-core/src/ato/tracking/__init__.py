@@ -75,9 +75,9 @@ __all__ = [
     "Project", "Provenance", "RegistryAsset", "RegistryError", "RegistryFinder",
     "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
     "StudyCoordinator",
-    "METRIC_STEP_RANGE", "MetricError", "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
+    "MAX_RUN_ID", "METRIC_STEP_RANGE", "MetricError", "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
     "WhereError", "bucket_width", "check_metric", "check_query", "check_step_bounds", "flatten", "key_segment", "matches", "open_coordinator", "open_finder",
-    "open_logger", "parse_where", "reduce_points", "tracker_config", "url_of",
+    "open_logger", "parse_run_id", "parse_where", "reduce_points", "tracker_config", "url_of",
 ]
 
 
@@ -112,6 +112,21 @@ class MetricError(AtoError, ValueError):
 
 #: The steps every tracker database can hold: a signed 64-bit integer.
 METRIC_STEP_RANGE = (-(1 << 63), (1 << 63) - 1)
+
+#: The largest run id a tracker database holds (a signed 64-bit integer).
+MAX_RUN_ID = (1 << 63) - 1
+
+
+def parse_run_id(text: str) -> int | None:
+    """A run id written as text — plain ASCII digits without sign, leading zero or space,
+    from 1 to :data:`MAX_RUN_ID` — else ``None`` (``int()`` also takes ``'+3'``,
+    ``' 3'``, ``'1_0'`` and full-width digits).  The rule of ``ato runs`` and the
+    dashboard alike."""
+    if text.isascii() and text.isdigit() and text[0] != "0":
+        value = int(text)
+        if value <= MAX_RUN_ID:
+            return value
+    return None
 
 
 def check_metric(key, value, step, step_range=METRIC_STEP_RANGE) -> tuple[str, float, int]:

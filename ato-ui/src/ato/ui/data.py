@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ato.errors import AtoError
+from ato.tracking import MAX_RUN_ID, parse_run_id
 from ato.tracking.secrets import hide_passwords
 from ato.tracking.where import key_segment
 
@@ -54,8 +55,6 @@ class DatabaseMissingError(AtoError, FileNotFoundError):
     """The tracker URL names a database that does not exist (nothing is created)."""
 
 
-#: The largest run id a tracker database holds (a signed 64-bit integer).
-MAX_RUN_ID = 2**63 - 1
 
 
 def _duration(start, end, heartbeat):
@@ -75,21 +74,20 @@ RUN_ID_TEXT = re.compile(r"[1-9][0-9]*")
 
 
 def run_id_text(text: str, name: str = "the run id") -> int:
-    """One run id as text (:data:`RUN_ID_TEXT`) from 1 to :data:`MAX_RUN_ID`, else
+    """One run id as text (:func:`ato.tracking.parse_run_id`) from 1 to ``MAX_RUN_ID``, else
     :class:`BadRequest` (400) naming ``name`` — an id no database can hold is a bad
     request, not an unknown run."""
-    if not RUN_ID_TEXT.fullmatch(text):
-        if text.strip().isdigit() and text.strip() == "0" * len(text.strip()):
-            raise BadRequest(f"{name}: {text[:40]} is not a run id "
-                             f"(run ids are 1 to {MAX_RUN_ID})")
-        rule = f"in plain digits, 1 to {MAX_RUN_ID} (no sign, leading zero or space)"
-        if name == "the run id":
-            raise BadRequest(f"the run id must be an integer {rule}, not {text[:40]!r}")
-        raise BadRequest(f"{name}: {text[:40]!r} is not a run id: run ids are integers {rule}")
-    run_id = int(text)
-    if run_id > MAX_RUN_ID:
+    run_id = parse_run_id(text)
+    if run_id is not None:
+        return run_id
+    stripped = text.strip()
+    if RUN_ID_TEXT.fullmatch(text) or (stripped.isdigit() and stripped == "0" * len(stripped)):
+        # plain digits past the limit, or zero
         raise BadRequest(f"{name}: {text[:40]} is not a run id (run ids are 1 to {MAX_RUN_ID})")
-    return run_id
+    rule = f"in plain digits, 1 to {MAX_RUN_ID} (no sign, leading zero or space)"
+    if name == "the run id":
+        raise BadRequest(f"the run id must be an integer {rule}, not {text[:40]!r}")
+    raise BadRequest(f"{name}: {text[:40]!r} is not a run id: run ids are integers {rule}")
 
 
 def run_id_param(text: str) -> int:

@@ -107,16 +107,13 @@ def _count(text: str) -> int:
     return value
 
 
-#: The largest id a run can have: a signed 64-bit integer.
-MAX_RUN_ID = 2**63 - 1
-
-
 def _run_id(text: str) -> int:
-    """A run id argument: a whole number from 1 to 2^63 - 1 written in plain digits (past
-    that no database can hold it: SQLite raised OverflowError)."""
-    # plain ASCII digits only: int() also takes '+3', ' 3', '1_0' and a full-width '３'
-    value = int(text) if text.isascii() and text.isdigit() and text[0] != "0" else 0
-    if not 1 <= value <= MAX_RUN_ID:
+    """A run id argument (:func:`ato.tracking.parse_run_id`: plain digits, 1 to 2^63 - 1;
+    past that no database can hold it: SQLite raised OverflowError)."""
+    from ato.tracking import MAX_RUN_ID, parse_run_id
+
+    value = parse_run_id(text)
+    if value is None:
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise argparse.ArgumentTypeError(
             f"{shown!r} is not a run id (run ids are whole numbers from 1 to {MAX_RUN_ID})")
