@@ -11,6 +11,7 @@ import json
 import os
 
 from ato.errors import AtoError
+from ato.tracking.secrets import without_passwords
 
 
 def flatten(config) -> dict:
@@ -33,34 +34,19 @@ class _Absent:
 ABSENT = _Absent()
 
 
-def _masked(value):
-    """``value`` with the password of every URL in its strings shown as ``***``, at any
-    depth: what the dashboard shows (a run's record keeps its tags as given, and runs
-    recorded before the tracker masked configs may hold one there too)."""
-    from ato.tracking.secrets import hide_passwords
-
-    if isinstance(value, str):
-        return hide_passwords(value) if "@" in value else value
-    if isinstance(value, dict):
-        return {k: _masked(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked(v) for v in value]
-    return value
-
-
 def _tags(run) -> list:
     """The run's tags as every output shows them (passwords masked)."""
-    return [_masked(str(t)) for t in (run.tags or [])]
+    return [without_passwords(str(t)) for t in (run.tags or [])]
 
 
 def _config(run) -> dict:
     """The run's config, nested, as every output shows it (passwords masked)."""
-    return _masked(run.config.to_dict())
+    return without_passwords(run.config.to_dict())
 
 
 def _error(run):
     error = getattr(run, "error", None)
-    return None if error is None else _masked(str(error))
+    return None if error is None else without_passwords(str(error))
 
 
 def _finder(args):
