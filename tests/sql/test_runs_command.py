@@ -111,12 +111,6 @@ def test_a_tag_holding_a_comma_is_filtered_as_the_tables_quote_it(db_url):
     assert proc.returncode == 2 and "a quoted tag is not closed" in proc.stderr
 
 
-def test_zero_width_characters_take_no_column():
-    from ato.db_routers.sql.commands import _width
-
-    assert [_width(t) for t in ("été", "e\u0301te\u0301", "a\u200bb", "漢字")] == [3, 3, 2, 4]
-
-
 def test_text_tables_clip_quote_and_align(db_url):
     """One 3,000-character value or 500-character tag made every row thousands wide; a tag
     'a,b' read as two; a wide character misaligned the columns; ü was written \\u00fc."""

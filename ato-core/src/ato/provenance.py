@@ -13,6 +13,7 @@ import sys
 
 from ato import adict as _adict_module
 from ato.adict import _MISSING, ADict
+from ato.terminal import display_width
 
 __all__ = ["Source", "Write", "Recorder", "explain"]
 
@@ -71,13 +72,6 @@ def _location_of(source: Source) -> str | None:
         filename, _, line = source.location.rpartition(":")
         return f"{_short(filename)}:{line}" if filename else source.location
     return _caller_location()
-
-
-def _display_width(text: str) -> int:
-    """Columns ``text`` takes in a terminal: wide (CJK) characters take two."""
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _short(filename: str) -> str:
@@ -217,7 +211,7 @@ def explain(writes: list[Write], config: ADict, path: str, scope_name: str | Non
         else:
             lines.append("  set before the scope applied its views (initial config)")
         return "\n".join(lines)
-    width = max(_display_width(s.source.describe()) for s, _, _ in steps)
+    width = max(display_width(s.source.describe()) for s, _, _ in steps)
     for i, (w, old, new) in enumerate(steps, 1):
         where = f"  [{w.location}]" if w.location else ""
         via = "" if w.path == path else f"  (via {w.path})"
@@ -228,6 +222,6 @@ def explain(writes: list[Write], config: ADict, path: str, scope_name: str | Non
         else:
             change = f"{_fmt(old)} -> {_fmt(new)}"
         name = w.source.describe()
-        name += " " * (width - _display_width(name))
+        name += " " * (width - display_width(name))
         lines.append(f"  {i}. {name}  {change}{via}{where}")
     return "\n".join(lines)

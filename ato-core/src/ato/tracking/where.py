@@ -331,11 +331,11 @@ def _compare(node, config) -> bool:
             if equal:
                 return math.isnan(actual)
             return op == "!=" and not math.isnan(actual)
-        return _ORDER[op](_double(actual), _double(expected))  # as the databases compare
+        return _ORDER[op](as_double(actual), as_double(expected))  # as the databases compare
     return isinstance(actual, str) and _ORDER[op](actual, expected)
 
 
-def _double(value) -> float:
+def as_double(value) -> float:
     """A number as the databases compare it: a double (an integer beyond them is ±inf)."""
     try:
         return float(value)

@@ -11,6 +11,7 @@ import json
 import os
 
 from ato.errors import AtoError
+from ato.terminal import display_width
 from ato.tracking.secrets import without_passwords
 
 
@@ -132,26 +133,15 @@ def _fmt(value) -> str:
 CELL_WIDTH = 60
 
 
-def _width(text: str) -> int:
-    """Display columns of ``text``: East Asian wide characters take two, combining marks
-    and zero-width format characters (U+200B …) none."""
-    import unicodedata
-
-    if text.isascii():
-        return len(text)
-    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
-               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
 def _clip(text: str, width: int | None = CELL_WIDTH) -> str:
     """``text`` on one line, at most ``width`` display columns (``…`` where cut; ``None``:
     whole)."""
     text = text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", " ")
-    if width is None or _width(text) <= width:
+    if width is None or display_width(text) <= width:
         return text
     out, used = [], 0
     for c in text:
-        w = _width(c)
+        w = display_width(c)
         if used + w > width - 1:
             break
         out.append(c)
@@ -160,7 +150,7 @@ def _clip(text: str, width: int | None = CELL_WIDTH) -> str:
 
 
 def _pad(text: str, width: int) -> str:
-    return text + " " * (width - _width(text))
+    return text + " " * (width - display_width(text))
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -169,8 +159,8 @@ def table(headers: list[str], rows: list[list]) -> str:
     last = len(headers) - 1
     cells = [[_clip(_fmt(c), None if i == last else CELL_WIDTH) for i, c in enumerate(row)]
              for row in rows]
-    widths = [max([_width(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    widths[last] = min(widths[last], max(_width(headers[last]), CELL_WIDTH))  # the rule
+    widths = [max([display_width(h)] + [display_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths[last] = min(widths[last], max(display_width(headers[last]), CELL_WIDTH))  # the rule
     line = "  ".join(_pad(h, w) for h, w in zip(headers, widths))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
     out += ["  ".join(_pad(c, w) for c, w in zip(r, widths)).rstrip() for r in cells]

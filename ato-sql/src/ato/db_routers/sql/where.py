@@ -25,11 +25,10 @@ complement.  These are the semantics of the tracker protocol's Python evaluator
 
 from __future__ import annotations
 
-import math
-
 from ato.tracking.where import (  # noqa: F401 (WhereError, parse_where, split_key: re-exported)
     WhereError,
     _is_index,
+    as_double,
     parse_where,
     split_key,
 )
@@ -67,19 +66,11 @@ def _condition(leaf: _Leaf, op: str, value, bind) -> str:
     if isinstance(value, (int, float)):
         # the leaf is a double on both databases: compare with a double, so an integer
         # past 64 bits neither overflows SQLite's binding nor compares differently there
-        name = bind(_double(value))
+        name = bind(as_double(value))
         if sql_op == "<>":
             return f"({leaf.number} <> {name} OR {leaf.is_nan})"
         return f"{leaf.number} {sql_op} {name}"
     return f"{leaf.string} {sql_op} {bind(str(value))}"
-
-
-def _double(value) -> float:
-    """``value`` as a double; an integer beyond the doubles is ±inf."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
 
 
 def _sqlite_comparison(parts, op, value, column, bind) -> str:
