@@ -65,7 +65,8 @@ def _check_states(logdir: Path, root: Path, study: str) -> None:
         state = root / study / trial
         assert state_budget(state) == budget, (trial, state_budget(state), budget)
         assert len((state / "epochs.txt").read_text().splitlines()) == budget
-    assert not list((root / study / ".attempts").glob("*.old"))
+    left = [p.name for p in (root / study / ".attempts").iterdir() if p.suffix != ".lock"]
+    assert left == [], left  # no state aside, no directory of a dead or finished evaluation
 
 
 @pytest.fixture
@@ -145,6 +146,35 @@ def test_only_a_higher_budget_replaces_the_state(tmp_path):
     _evaluate(tmp_path, 27, 9, commit=False)
     assert state_budget(state) == 9
     assert [p.name for p in (tmp_path / "s" / ".attempts").iterdir()] == ["t-b0.lock"]
+
+
+def test_the_next_evaluation_removes_what_a_dead_one_left_and_nothing_of_a_live_one(tmp_path):
+    import fcntl
+
+    _evaluate(tmp_path, 1, 0)
+    attempts = tmp_path / "s" / ".attempts"
+    # a killed evaluation: its directory and its lock file, whose lock died with it
+    (attempts / "t-b0-dead0000dead" / "ckpt").mkdir(parents=True)
+    (attempts / "t-b0-dead0000dead.alive").touch()
+    # an evaluation still running (of another configuration): its lock is held
+    (attempts / "t-b9-live0000live").mkdir()
+    held = os.open(attempts / "t-b9-live0000live.alive", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        assert _evaluate(tmp_path, 3, 1) == 1
+        assert sorted(p.name for p in attempts.iterdir()) == [
+            "t-b0.lock", "t-b9-live0000live", "t-b9-live0000live.alive"]
+    finally:
+        os.close(held)
+
+
+def test_an_evaluation_that_cannot_start_leaves_nothing(tmp_path):
+    _evaluate(tmp_path, 1, 0)
+    config = _config(tmp_path, 3, "not a budget")
+    with pytest.raises(ValueError):
+        attempt(config).__enter__()
+    assert [p.name for p in (tmp_path / "s" / ".attempts").iterdir()] == ["t-b0.lock"]
+    assert config.__checkpoint_dir__ == str(tmp_path / "s" / "t-b0")
 
 
 def test_a_state_past_the_budget_asked_for_is_not_handed_out(tmp_path):

@@ -291,7 +291,11 @@ def prepare(config, continuations: Continuations, budget, bracket: int = 0,
 # another worker already passed, changes nothing).  The swap takes an exclusive
 # ``fcntl`` lock on ``<root>/<study>/.attempts/<identity>.lock`` and copies take a shared
 # one, so a copy never sees half a swap; a worker killed in the middle of a swap leaves
-# the old state under ``<identity>.old``, which the next reader puts back.
+# the old state under ``<identity>.old``, which the next reader puts back.  While an
+# evaluation runs it holds an exclusive lock on ``.attempts/<its directory>.alive``; the
+# kernel drops that lock when the process dies, however it dies, so the next evaluation
+# in the study removes the directories of dead ones (a preempted job's half-written
+# checkpoint copy) instead of leaving them to fill the disk.
 
 STATE_FILE = ".ato-state"
 
@@ -317,6 +321,42 @@ class _Lock:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
             self.fd = None
+
+
+def _hold_alive(path: Path):
+    """Create ``path`` and hold an exclusive ``fcntl`` lock on it until the returned
+    descriptor is closed (``None`` where there is no ``fcntl``)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _sweep_dead(attempts: Path) -> None:
+    """Remove the attempt directories under ``attempts`` whose evaluation died: those whose
+    ``.alive`` lock nobody holds.  A live evaluation's lock is never free, so its directory
+    is never touched."""
+    import fcntl
+    import shutil
+
+    for alive in attempts.glob("*.alive"):
+        try:
+            fd = os.open(alive, os.O_RDWR)
+        except OSError:  # its evaluation ended meanwhile
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: that evaluation is running
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(attempts / alive.name[:-len(".alive")], ignore_errors=True)
+            alive.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def state_budget(directory: Path) -> Fraction | None:
@@ -349,6 +389,7 @@ class Attempt:
     def __init__(self, config, state: Path, budget: Fraction):
         self.config, self.state, self.budget = config, state, budget
         self.directory: Path | None = None
+        self._alive: tuple[Path, int] | None = None  # this evaluation's lock file, held
 
     def __enter__(self):
         import shutil
@@ -358,21 +399,30 @@ class Attempt:
         attempts = state.parent / ".attempts"
         attempts.mkdir(parents=True, exist_ok=True)
         self.directory = attempts / f"{state.name}-{uuid.uuid4().hex[:12]}"
-        resume = budgets.exact(config.get("__resume_budget__", 0))
-        if (attempts / f"{state.name}.old").exists():
-            with _Lock(attempts / f"{state.name}.lock", exclusive=True):
-                _recover(state)
-        with _Lock(attempts / f"{state.name}.lock", exclusive=False):
-            reached = state_budget(state)
-            if reached is None and state.is_dir() and any(
-                    p.name != STATE_FILE for p in state.iterdir()):
-                reached = resume  # a state written before states were marked
-            if reached is not None and 0 < reached <= self.budget:
-                shutil.copytree(state, self.directory, symlinks=True)
-                resume = reached
-            else:  # nothing to continue from, or a state past this budget: start afresh
-                self.directory.mkdir()
-                resume = Fraction(0)
+        alive = attempts / f"{self.directory.name}.alive"
+        fd = _hold_alive(alive)
+        if fd is not None:
+            self._alive = alive, fd
+            _sweep_dead(attempts)
+        try:
+            resume = budgets.exact(config.get("__resume_budget__", 0))
+            if (attempts / f"{state.name}.old").exists():
+                with _Lock(attempts / f"{state.name}.lock", exclusive=True):
+                    _recover(state)
+            with _Lock(attempts / f"{state.name}.lock", exclusive=False):
+                reached = state_budget(state)
+                if reached is None and state.is_dir() and any(
+                        p.name != STATE_FILE for p in state.iterdir()):
+                    reached = resume  # a state written before states were marked
+                if reached is not None and 0 < reached <= self.budget:
+                    shutil.copytree(state, self.directory, symlinks=True)
+                    resume = reached
+                else:  # nothing to continue from, or a state past this budget: start afresh
+                    self.directory.mkdir()
+                    resume = Fraction(0)
+        except BaseException:  # e.g. no space left copying the state: leave nothing
+            self.__exit__(None, None, None)
+            raise
         config["__resume_budget__"] = budgets.plain(resume)
         config["__checkpoint_dir__"] = str(self.directory)
         return self
@@ -405,6 +455,11 @@ class Attempt:
         self.config["__checkpoint_dir__"] = str(self.state)
         if self.directory is not None:  # failed, or not above the state: drop it
             shutil.rmtree(self.directory, ignore_errors=True)
+        if self._alive is not None:
+            alive, fd = self._alive
+            alive.unlink(missing_ok=True)
+            os.close(fd)
+            self._alive = None
 
 
 def attempt(config) -> Attempt | None:
