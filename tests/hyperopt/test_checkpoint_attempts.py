@@ -150,20 +150,27 @@ def test_only_a_higher_budget_replaces_the_state(tmp_path):
 
 def test_the_next_evaluation_removes_what_a_dead_one_left_and_nothing_of_a_live_one(tmp_path):
     import fcntl
+    import socket
 
     _evaluate(tmp_path, 1, 0)
     attempts = tmp_path / "s" / ".attempts"
+    here = socket.gethostname()
     # a killed evaluation: its directory and its lock file, whose lock died with it
     (attempts / "t-b0-dead0000dead" / "ckpt").mkdir(parents=True)
-    (attempts / "t-b0-dead0000dead.alive").touch()
+    (attempts / "t-b0-dead0000dead.alive").write_text(here)
     # an evaluation still running (of another configuration): its lock is held
     (attempts / "t-b9-live0000live").mkdir()
     held = os.open(attempts / "t-b9-live0000live.alive", os.O_RDWR | os.O_CREAT)
+    os.write(held, here.encode())
     fcntl.flock(held, fcntl.LOCK_EX)
+    # another host's: its lock may be host-local (NFS local_lock=flock), so it looks free
+    (attempts / "t-b1-away0000away").mkdir()
+    (attempts / "t-b1-away0000away.alive").write_text(here + ".elsewhere")
     try:
         assert _evaluate(tmp_path, 3, 1) == 1
         assert sorted(p.name for p in attempts.iterdir()) == [
-            "t-b0.lock", "t-b9-live0000live", "t-b9-live0000live.alive"]
+            "t-b0.lock", "t-b1-away0000away", "t-b1-away0000away.alive",
+            "t-b9-live0000live", "t-b9-live0000live.alive"]
     finally:
         os.close(held)
 

@@ -294,8 +294,11 @@ def prepare(config, continuations: Continuations, budget, bracket: int = 0,
 # the old state under ``<identity>.old``, which the next reader puts back.  While an
 # evaluation runs it holds an exclusive lock on ``.attempts/<its directory>.alive``; the
 # kernel drops that lock when the process dies, however it dies, so the next evaluation
-# in the study removes the directories of dead ones (a preempted job's half-written
-# checkpoint copy) instead of leaving them to fill the disk.
+# in the study on the same host removes the directories of dead ones (a preempted job's
+# half-written checkpoint copy) instead of leaving them to fill the disk.  Only the same
+# host's: the file names its host, because on a network file system mounted with
+# host-local locks (NFS ``local_lock=flock``, Lustre ``localflock``) another host's lock
+# looks free while its evaluation runs.
 
 STATE_FILE = ".ato-state"
 
@@ -323,36 +326,45 @@ class _Lock:
             self.fd = None
 
 
+def _host() -> bytes:
+    import socket
+
+    return socket.gethostname().encode()
+
+
 def _hold_alive(path: Path):
-    """Create ``path`` and hold an exclusive ``fcntl`` lock on it until the returned
-    descriptor is closed (``None`` where there is no ``fcntl``)."""
+    """Create ``path`` naming this host and hold an exclusive ``fcntl`` lock on it until
+    the returned descriptor is closed (``None`` where there is no ``fcntl``)."""
     try:
         import fcntl
     except ImportError:
         return None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, _host())
     return fd
 
 
 def _sweep_dead(attempts: Path) -> None:
-    """Remove the attempt directories under ``attempts`` whose evaluation died: those whose
-    ``.alive`` lock nobody holds.  A live evaluation's lock is never free, so its directory
-    is never touched."""
+    """Remove the attempt directories under ``attempts`` whose evaluation died on this
+    host: those whose ``.alive`` file names this host and whose lock nobody holds.  A live
+    evaluation's lock is never free, so its directory is never touched."""
     import fcntl
     import shutil
 
+    host = _host()
     for alive in attempts.glob("*.alive"):
         try:
             fd = os.open(alive, os.O_RDWR)
         except OSError:  # its evaluation ended meanwhile
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: that evaluation is running
-            os.close(fd)
-            continue
-        try:
+            if os.read(fd, len(host) + 1) != host:  # another host's, or not written yet
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: that evaluation is running
+                continue
             shutil.rmtree(attempts / alive.name[:-len(".alive")], ignore_errors=True)
             alive.unlink(missing_ok=True)
         finally:
