@@ -53,6 +53,9 @@ RACY_WINDOW_NS = 100_000_000
 RACY_WINDOW_COARSE_NS = 2_000_000_000
 #: Temporary files younger than this are never removed by garbage collection (seconds).
 TEMP_GRACE_S = 3600.0
+#: How long a stat-cache access waits for another process's lock before it does without
+#: the cache (seconds; writes are one row, so a longer wait means a stuck lock).
+CACHE_BUSY_S = 5.0
 
 
 class ArtifactStoreError(AtoError, OSError):
@@ -412,25 +415,75 @@ def _racy_values(mtime_ns: int, ctime_ns: int, hashed_ns: int) -> bool:
     return mtime_ns + window >= hashed_ns or ctime_ns + window >= hashed_ns
 
 
+_CACHE_WARNED: set = set()  # cache paths already reported unusable (once per process)
+_CACHE_WARNED_LOCK = threading.Lock()
+
+
 class StatCache:
     """``path -> digest`` for files whose ``(size, mtime_ns, inode, ctime_ns)`` did not
     change since they were hashed; one SQLite file per user (``default_cache_dir()``),
-    shared safely by concurrent processes.  Losing it only costs re-hashing."""
+    shared safely by concurrent processes.  Losing it only costs re-hashing.
 
-    def __init__(self, path: str | None = None):
+    A cache that cannot be used — its directory cannot be created (a read-only ``$HOME``),
+    its file is not a database, is read-only or stays locked — is left alone: every method
+    answers as an empty cache, and ``on_unavailable(message)`` (default: a
+    ``RuntimeWarning``) says so once per path and process, naming the file, the reason and
+    ``$ATO_CACHE_DIR``; ``unavailable`` holds the reason."""
+
+    def __init__(self, path: str | None = None, on_unavailable=None):
         if path is None:
             path = os.path.join(default_cache_dir(), "statcache.sqlite")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self._local = threading.local()
+        #: why the cache is not used (``None`` while it works): set by the first failure
+        self.unavailable: str | None = None
+        self._on_unavailable = on_unavailable
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        except OSError as e:
+            self._give_up(e)
+
+    def _give_up(self, error: BaseException) -> None:
+        """The cache cannot be used (its directory cannot be created, its file is not a
+        database, is read-only or locked, the disk is full): work on without it, saying so
+        once.  It is an optimisation: nothing else fails with it."""
+        if self.unavailable is not None:
+            return
+        reason = f"{type(error).__name__}: {error}"
+        self.unavailable = reason
+        message = (f"the stat cache {self.path} cannot be used ({reason}); registering "
+                   f"without it (every file is read again each time). Set $ATO_CACHE_DIR to "
+                   f"a writable directory (default {default_cache_dir()})")
+        with _CACHE_WARNED_LOCK:
+            if self.path in _CACHE_WARNED:
+                return
+            _CACHE_WARNED.add(self.path)
+        if self._on_unavailable is not None:
+            self._on_unavailable(message)
+        else:
+            import warnings
+
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def _guarded(self, work, default):
+        """``work()``, or ``default`` once the cache failed (it is then left alone)."""
+        if self.unavailable is not None:
+            return default
+        import sqlite3
+
+        try:
+            return work()
+        except (OSError, sqlite3.Error) as e:
+            self._give_up(e)
+            return default
 
     def _conn(self):
         import sqlite3
 
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 60000")
+            conn = sqlite3.connect(self.path, timeout=CACHE_BUSY_S, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(CACHE_BUSY_S * 1000)}")
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.OperationalError:
@@ -452,13 +505,13 @@ class StatCache:
             self._local.conn = conn
         return conn
 
-    def tree_row(self, root: str):
+    def _tree_row(self, root: str):
         """The raw row remembered for directory ``root``: ``(paths, stats, digests, digest,
         size)`` as stored (see :meth:`store_tree`), or ``None``."""
         return self._conn().execute("SELECT paths, stats, digests, digest, size FROM tree "
                                     "WHERE root = ?", (root,)).fetchone()
 
-    def load_tree(self, root: str) -> dict:
+    def _load_tree(self, root: str) -> dict:
         """``{relative path: (size, mtime_ns, inode, ctime_ns, digest, hashed_ns)}`` remembered
         for the directory ``root`` (``{}`` when none, or when the row is inconsistent); an
         entry that was racy when stored has size -1, so it matches no file."""
@@ -480,7 +533,7 @@ class StatCache:
                     stats[4 * i + 3], digests[64 * i:64 * i + 64], hashed[i])
                 for i, p in enumerate(paths)}
 
-    def store_tree(self, root: str, entries: dict, digest: str | None = None,
+    def _store_tree(self, root: str, entries: dict, digest: str | None = None,
                    size: int | None = None) -> None:
         """Remember ``{relative path: (size, mtime_ns, inode, ctime_ns, digest, hashed_ns)}``
         (in the order the directory is walked) for the directory ``root``, replacing what
@@ -510,20 +563,21 @@ class StatCache:
         import sqlite3
 
         conn = self._conn()
-        for attempt in range(50):
+        for attempt in range(3):  # each attempt waits up to CACHE_BUSY_S for the lock
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 work(conn)
                 conn.execute("COMMIT")
                 return
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as e:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if attempt == 49:
+                # only a busy database is worth another try (read-only, full: not)
+                if attempt == 2 or "locked" not in str(e) and "busy" not in str(e):
                     raise
                 time.sleep(0.01 * (attempt + 1))
 
-    def lookup(self, files: list[tuple[str, os.stat_result]]) -> dict[str, str]:
+    def _lookup(self, files: list[tuple[str, os.stat_result]]) -> dict[str, str]:
         """The cached digest of every ``(absolute path, stat)`` whose entry still holds."""
         if not files:
             return {}
@@ -550,7 +604,7 @@ class StatCache:
                 out[p] = row[5]
         return out
 
-    def store(self, entries: list[tuple[str, os.stat_result, str, int]]) -> None:
+    def _store(self, entries: list[tuple[str, os.stat_result, str, int]]) -> None:
         """Remember ``(absolute path, stat taken before hashing, digest, time_ns when
         hashing started)``."""
         if not entries:
@@ -559,6 +613,29 @@ class StatCache:
                 for p, st, d, t in entries]
         self._write(lambda conn: conn.executemany(
             "INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", rows))
+
+
+    # the cache is an optimisation: any failure of it (see _give_up) reads as a miss
+    def tree_row(self, root: str):
+        """:meth:`_tree_row`, ``None`` when the cache is unavailable."""
+        return self._guarded(lambda: self._tree_row(root), None)
+
+    def load_tree(self, root: str) -> dict:
+        """:meth:`_load_tree`, ``{}`` when the cache is unavailable."""
+        return self._guarded(lambda: self._load_tree(root), {})
+
+    def store_tree(self, root: str, entries: dict, digest: str | None = None,
+                   size: int | None = None) -> None:
+        """:meth:`_store_tree`; nothing when the cache is unavailable."""
+        self._guarded(lambda: self._store_tree(root, entries, digest, size), None)
+
+    def lookup(self, files: list[tuple[str, os.stat_result]]) -> dict[str, str]:
+        """:meth:`_lookup`, ``{}`` when the cache is unavailable."""
+        return self._guarded(lambda: self._lookup(files), {})
+
+    def store(self, entries: list[tuple[str, os.stat_result, str, int]]) -> None:
+        """:meth:`_store`; nothing when the cache is unavailable."""
+        self._guarded(lambda: self._store(entries), None)
 
 
 # --------------------------------------------------------------------------- digests of paths

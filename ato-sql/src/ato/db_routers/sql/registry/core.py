@@ -641,7 +641,7 @@ class Registry:
     @property
     def cache(self) -> StatCache:
         if self._cache is None:
-            self._cache = StatCache()
+            self._cache = StatCache(on_unavailable=_cache_unavailable)
         return self._cache
 
     def store(self, url: str | None = None):
@@ -2075,6 +2075,13 @@ def _repaired_note(kind, name, number, store_url, source, repaired: dict) -> str
             parts.append(f"{len(digests)} {how} {blobs} ({shown})")
     return (f"{kind} {name!r} v{number}: repaired the store {store_url}: "
             f"{' and '.join(parts)} stored again from {source}")
+
+
+def _cache_unavailable(message: str) -> None:
+    """The stat cache cannot be used: registering goes on without it, saying so once."""
+    import warnings
+
+    warnings.warn(message, RegistryWarning, stacklevel=user_stacklevel())
 
 
 def _emit_notes(version) -> None:

@@ -1,0 +1,148 @@
+"""Registering datasets and models robustly: a stat cache that cannot be used, Ctrl-C
+while registering, operating-system errors that name what was registered, and symbolic
+links to directories inside a dataset."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from ato.artifacts import StatCache
+from ato.db_routers.sql.registry import Registry
+from ato.db_routers.sql.registry.core import RegistryWarning
+from tests.sql.registry_support import registry_env, settle, write  # noqa: F401 (fixture)
+
+
+def _registry(tmp_path) -> Registry:
+    return Registry(f"sqlite:///{tmp_path / 'reg.db'}")
+
+
+# --------------------------------------------------------------------------- 1. stat cache
+def _unusable_cache_dirs(tmp_path):
+    regular = write(tmp_path / "a-file", b"not a directory")
+    return {"under /proc": "/proc/nope", "a regular file": str(regular),
+            "below a regular file": str(regular / "sub")}
+
+
+@pytest.mark.parametrize("case", ["under /proc", "a regular file", "below a regular file"])
+def test_uncreatable_cache_dir_registers_without_cache_and_warns_once(tmp_path, monkeypatch,
+                                                                       case):
+    where = _unusable_cache_dirs(tmp_path)[case]
+    monkeypatch.setenv("ATO_CACHE_DIR", where)
+    write(tmp_path / "d" / "a", b"a")
+    write(tmp_path / "f.bin", b"f" * 10)
+    reg = _registry(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        v1 = reg.use_dataset("p", "d", tmp_path / "d")
+        v2 = reg.log_model("p", "m", tmp_path / "f.bin")
+        again = reg.use_dataset("p", "d", tmp_path / "d")
+    assert (v1.version, v2.version, again.created) == (1, 1, False)
+    about = [w for w in caught if issubclass(w.category, RegistryWarning)
+             and "stat cache" in str(w.message)]
+    assert len(about) == 1, [str(w.message) for w in caught]
+    text = str(about[0].message)
+    assert where in text and "$ATO_CACHE_DIR" in text and "Error" in text
+    assert about[0].filename == __file__  # names the caller's line
+
+
+def test_home_on_read_only_file_system_registers(tmp_path, monkeypatch):
+    monkeypatch.delenv("ATO_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/proc/nohome")
+    write(tmp_path / "d" / "a", b"a")
+    with pytest.warns(RegistryWarning, match=r"/proc/nohome/\.cache/ato"):
+        assert _registry(tmp_path).use_dataset("p", "d", tmp_path / "d").version == 1
+
+
+def test_corrupt_cache_file_registers(tmp_path, monkeypatch):
+    cache = tmp_path / "garbage-cache"
+    write(cache / "statcache.sqlite", os.urandom(4096))
+    monkeypatch.setenv("ATO_CACHE_DIR", str(cache))
+    write(tmp_path / "d" / "a", b"a")
+    with pytest.warns(RegistryWarning, match="not a database"):
+        v = _registry(tmp_path).use_dataset("p", "d", tmp_path / "d")
+    assert v.file_count == 1
+
+
+def test_locked_cache_file_registers(tmp_path, monkeypatch):
+    import ato.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "CACHE_BUSY_S", 0.2)
+    cache = tmp_path / "locked-cache"
+    cache.mkdir()
+    holder = sqlite3.connect(cache / "statcache.sqlite", isolation_level=None)
+    holder.execute("CREATE TABLE other (a)")
+    holder.execute("BEGIN EXCLUSIVE")  # another process holding it for good
+    try:
+        monkeypatch.setenv("ATO_CACHE_DIR", str(cache))
+        write(tmp_path / "f.bin", b"x" * 100)
+        with pytest.warns(RegistryWarning, match="locked"):
+            v = _registry(tmp_path).log_model("p", "m", tmp_path / "f.bin")
+        assert v.version == 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def _world_readable_dir(tmp_path):
+    """A directory every user can reach (pytest's own tmp dirs are private to root)."""
+    import pathlib
+    import tempfile
+
+    top = pathlib.Path(tempfile.mkdtemp(prefix="ato-perm-"))
+    os.chmod(top, 0o755)
+    (tmp_path / "cleanup").write_text(str(top))
+    return top
+
+
+@pytest.fixture(autouse=True)
+def _remove_world_readable(tmp_path):
+    yield
+    marker = tmp_path / "cleanup"
+    if marker.exists():
+        import shutil
+
+        shutil.rmtree(marker.read_text(), ignore_errors=True)
+
+
+def test_read_only_cache_file_registers(tmp_path):
+    """As a user who may not write the cache file (root may write anything: the child
+    process drops to nobody)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user")
+    top = _world_readable_dir(tmp_path)
+    cache = top / "ro-cache"
+    StatCache(str(cache / "statcache.sqlite")).tree_row("/")
+    os.chmod(cache / "statcache.sqlite", 0o444)
+    work = top / "work"
+    write(work / "d" / "a", b"a")
+    for p in (work, work / "d", work / "d" / "a"):
+        os.chown(p, 65534, 65534)
+    code = f"""
+import os, warnings
+os.environ.update(ATO_CACHE_DIR={str(cache)!r}, ATO_STORE={str(work / 'store')!r})
+import array, hashlib, queue, sqlite3, concurrent.futures  # the interpreter's files are root's
+from ato.db_routers.sql.registry import Registry
+reg = Registry({f"sqlite:///{work / 'reg.db'}"!r})
+reg.versions  # opened as root, used as nobody
+for f in os.listdir({str(work)!r}):
+    os.chown(os.path.join({str(work)!r}, f), 65534, 65534)
+os.setgid(65534); os.setuid(65534)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    v = reg.use_dataset("p", "d", {str(work / 'd')!r})
+print(v.version, v.file_count)
+print(*[str(w.message) for w in caught], sep="\\n")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=str(work))
+    assert out.returncode == 0, out.stderr
+    first, *warned = out.stdout.splitlines()
+    assert first == "1 1"
+    assert len([w for w in warned if "stat cache" in w and "readonly" in w]) == 1, warned
