@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 from ato.artifacts import StatCache
-from ato.db_routers.sql.registry import Registry
+from ato.db_routers.sql.registry import Registry, RegistryError
 from ato.db_routers.sql.registry.core import RegistryWarning
 from tests.sql.registry_support import registry_env, settle, write  # noqa: F401 (fixture)
 
@@ -128,7 +128,7 @@ def test_read_only_cache_file_registers(tmp_path):
 import os, warnings
 os.environ.update(ATO_CACHE_DIR={str(cache)!r}, ATO_STORE={str(work / 'store')!r})
 import array, hashlib, queue, sqlite3, concurrent.futures  # the interpreter's files are root's
-from ato.db_routers.sql.registry import Registry
+from ato.db_routers.sql.registry import Registry, RegistryError
 reg = Registry({f"sqlite:///{work / 'reg.db'}"!r})
 reg.versions  # opened as root, used as nobody
 for f in os.listdir({str(work)!r}):
@@ -146,3 +146,76 @@ print(*[str(w.message) for w in caught], sep="\\n")
     first, *warned = out.stdout.splitlines()
     assert first == "1 1"
     assert len([w for w in warned if "stat cache" in w and "readonly" in w]) == 1, warned
+
+
+# --------------------------------------------------------------------------- 3. OS errors
+def _as_nobody(tmp_path, setup, body: str):
+    """Run ``body`` (Python, with ``reg`` a Registry on ``top/reg.db``, ``top`` the
+    directory and ``RegistryError`` imported) as the user nobody, after ``setup(top)`` ran
+    as root; returns the completed process.  Root reads and writes anything, so permission
+    errors are only seen by another user."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user")
+    top = _world_readable_dir(tmp_path)
+    setup(top)
+    code = f"""
+import os, sys
+top = {str(top)!r}
+os.environ.update(ATO_CACHE_DIR=os.path.join(top, "cache"))
+import array, hashlib, queue, sqlite3, concurrent.futures, shlex, urllib.parse
+from ato.db_routers.sql.registry import Registry, RegistryError
+reg = Registry("sqlite:///" + os.path.join(top, "reg.db"))
+reg.versions
+os.chown(os.path.join(top, "reg.db"), 65534, 65534)
+os.chown(top, 65534, 65534)
+os.setgid(65534); os.setuid(65534)
+try:
+{chr(10).join('    ' + line for line in body.strip().splitlines())}
+except RegistryError as e:
+    print("RegistryError:", e)
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=str(top), env=dict(os.environ, ATO_STORE=str(top / "store")))
+
+
+def test_unreadable_file_in_dataset_names_dataset_and_file(tmp_path):
+    def setup(top):
+        write(top / "ds" / "ok", b"ok")
+        write(top / "ds" / "secret", b"s")
+        os.chmod(top / "ds" / "secret", 0)
+
+    out = _as_nobody(tmp_path, setup, "reg.use_dataset('p', 'ds', os.path.join(top, 'ds'))")
+    assert out.returncode == 0, out.stderr
+    assert "RegistryError: dataset 'ds': cannot read" in out.stdout, out.stdout
+    assert "/ds/secret" in out.stdout and "Permission denied" in out.stdout
+
+
+def test_read_only_store_names_the_store_and_the_setting(tmp_path):
+    def setup(top):
+        (top / "store").mkdir()  # root's, read-only for others
+        write(top / "m.bin", b"m" * 100)
+        write(top / "tree" / "a", b"a")
+        os.chmod(top / "m.bin", 0o644)
+
+    out = _as_nobody(tmp_path, setup, """
+try:
+    reg.log_model('p', 'm', os.path.join(top, 'm.bin'))
+except RegistryError as e:
+    print("RegistryError:", e)
+reg.log_model('p', 'tree', os.path.join(top, 'tree'))
+""")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stdout
+    for line, name in zip(lines, ("m", "tree")):
+        assert line.startswith(f"RegistryError: model {name!r}: the artifact store file://"), line
+        assert "cannot be written (Permission denied" in line
+        assert "experiment.sql.store" in line and "$ATO_STORE" in line
+
+
+def test_empty_directory_is_a_registry_error_naming_the_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RegistryError, match=r"dataset 'e': .*empty: the directory holds no "):
+        _registry(tmp_path).use_dataset("p", "e", tmp_path / "empty")
+    with pytest.raises(RegistryError, match=r"model 'e': .*empty: the directory holds no "):
+        _registry(tmp_path).log_model("p", "e", tmp_path / "empty")

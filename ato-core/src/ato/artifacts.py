@@ -105,6 +105,11 @@ class MissingPathError(ArtifactStoreError, FileNotFoundError):
     """The file or directory to hash or store does not exist."""
 
 
+class EmptyDirectoryError(ArtifactStoreError):
+    """A directory to hash or store that holds no file (an empty version would be
+    recorded)."""
+
+
 class BadFileNameError(ArtifactStoreError):
     """A file name inside a directory that is not valid UTF-8 (the file system gave bytes
     that decode to no text): it cannot be recorded, nor hashed into a tree digest."""
@@ -784,7 +789,7 @@ def _array_q(values):
 def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
     joined, stats, n = _scan(root)
     if not n:
-        raise ArtifactStoreError(f"{root}: the directory holds no files")
+        raise EmptyDirectoryError(f"{root}: the directory holds no files")
     if not joined.isascii():
         _check_names(root, joined)  # before anything is read or stored
     prefix = os.path.join(root, "")
@@ -1384,7 +1389,7 @@ def open_store(url: str):
 
 
 __all__ = ["ArtifactStore", "ArtifactStoreError", "BadFileNameError", "Blob",
-           "ChangedWhileHashingError", "FileEntry", "LocalStore",
+           "ChangedWhileHashingError", "EmptyDirectoryError", "FileEntry", "LocalStore",
            "LocalStoreBackend", "Snapshot", "StagedCopy", "StagingError", "StatCache", "TempFile",
            "copy_hashing", "hash_file", "open_store", "snapshot", "tree_digest", "url_scheme",
            "walk_files"]

@@ -33,6 +33,7 @@ from ato.artifacts import (
     ArtifactStoreError,
     BadFileNameError,
     ChangedWhileHashingError,
+    EmptyDirectoryError,
     FileEntry,
     MissingPathError,
     SpecialFileError,
@@ -855,6 +856,7 @@ class Registry:
                                 f"regular files and directories can be registered")
         self._check_not_own_files(kind, name, source)
         store = self.store() if copy else None
+        explained = functools.partial(_explain_os_error, kind, name, source, store)
         placed = _Placements()
         started = self._now()
 
@@ -871,8 +873,15 @@ class Registry:
                        if store is not None else None)
             job, staged = planned or (
                 self._snapshot_job(store, source, source, record, placed), None)
-        except (SpecialFileError, BadFileNameError, ChangedWhileHashingError) as e:
+        except (SpecialFileError, BadFileNameError, ChangedWhileHashingError,
+                EmptyDirectoryError) as e:
             raise RegistryError(f"{kind} {name!r}: {e}") from None  # inside a directory
+        except OSError as e:  # an unreadable file, a store that cannot be written
+            better = explained(e)
+            if better is None:
+                raise
+            raise better from e
+        job = _explaining(job, explained)
         pending = PendingVersion(kind, name, path)
         if not wait:
             _unfinished.add(pending)  # before the worker can see it; it discards successes
@@ -2075,6 +2084,46 @@ def _repaired_note(kind, name, number, store_url, source, repaired: dict) -> str
             parts.append(f"{len(digests)} {how} {blobs} ({shown})")
     return (f"{kind} {name!r} v{number}: repaired the store {store_url}: "
             f"{' and '.join(parts)} stored again from {source}")
+
+
+def _explain_os_error(kind: str, name: str, source: str, store, error: BaseException):
+    """A :class:`RegistryError` naming the asset for an ``OSError`` met while registering
+    ``source`` into ``store`` — a file of the source that cannot be read, or an artifact
+    store that cannot be written (with how to choose another) — or ``None`` for an error
+    that is not about either (raised as it is)."""
+    if not isinstance(error, OSError) or isinstance(error, ArtifactStoreError):
+        return None
+    where = error.filename
+    if where is None:
+        return None
+    where = os.path.abspath(os.fsdecode(where))
+    why = error.strerror or type(error).__name__
+    root = getattr(store, "root", None)
+    if root is not None and (where == root or where.startswith(os.path.join(root, ""))):
+        return RegistryError(
+            f"{kind} {name!r}: the artifact store {store.url} cannot be written ({why}: "
+            f"{where}); make it writable, or choose another store with experiment.sql.store "
+            f"(or $ATO_STORE)")
+    if where == source or where.startswith(os.path.join(source, "")):
+        part = "" if where == source else f" (in {source})"
+        return RegistryError(f"{kind} {name!r}: cannot read {where}{part}: {why}")
+    return None
+
+
+def _explaining(job, explained):
+    """``job`` raising :func:`_explain_os_error`'s :class:`RegistryError` for the
+    ``OSError`` s it explains (errors of the background step name the asset too)."""
+
+    def run():
+        try:
+            return job()
+        except OSError as e:
+            better = explained(e)
+            if better is None:
+                raise
+            raise better from e
+
+    return run
 
 
 def _cache_unavailable(message: str) -> None:
