@@ -219,3 +219,75 @@ def test_empty_directory_is_a_registry_error_naming_the_dataset(tmp_path):
         _registry(tmp_path).use_dataset("p", "e", tmp_path / "empty")
     with pytest.raises(RegistryError, match=r"model 'e': .*empty: the directory holds no "):
         _registry(tmp_path).log_model("p", "e", tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- 4. symbolic links
+def test_links_to_directories_are_followed(tmp_path):
+    """``train -> /mnt/disk2/train``: the data behind the link is recorded (and resolving
+    the version in place checks it through the same link)."""
+    write(tmp_path / "d4" / "q", b"q")
+    write(tmp_path / "real" / "r1", b"r1")
+    write(tmp_path / "real" / "sub" / "r2", b"r2")
+    os.symlink("../real", tmp_path / "d4" / "linked")
+    reg = _registry(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing skipped, nothing to say
+        v = reg.use_dataset("p", "d4", tmp_path / "d4")
+    assert v.file_count == 3
+    assert [f["path"] for f in reg.files(v)] == ["linked/r1", "linked/sub/r2", "q"]
+    settle()
+    assert not reg.use_dataset("p", "d4", tmp_path / "d4").created
+    write(tmp_path / "real" / "sub" / "r2", b"changed")
+    assert reg.use_dataset("p", "d4", tmp_path / "d4").version == 2
+    assert reg.resolve("ato://p/d4@v2") == str(tmp_path / "d4")
+
+
+def test_links_making_cycles_or_duplicates_are_skipped_with_a_warning(tmp_path):
+    write(tmp_path / "d5" / "a", b"a")
+    write(tmp_path / "d5" / "sub" / "b", b"b")
+    os.symlink(".", tmp_path / "d5" / "self")
+    os.symlink("..", tmp_path / "d5" / "sub" / "up")
+    os.symlink("sub", tmp_path / "d5" / "again")
+    with pytest.warns(RegistryWarning) as caught:
+        v = _registry(tmp_path).use_dataset("p", "d5", tmp_path / "d5")
+    assert v.file_count == 2
+    said = sorted(str(w.message) for w in caught if "symbolic link" in str(w.message))
+    assert len(said) == 3, said
+    root = str(tmp_path / "d5")
+    assert said[0].startswith(f"dataset 'd5': skipped the symbolic link {root}/again -> "
+                              f"{root}/sub: the same directory as sub/")
+    assert f"{root}/self -> {root}: a link to its own ancestor (a cycle)" in said[1]
+    assert f"{root}/sub/up -> {root}: a link to its own ancestor (a cycle)" in said[2]
+    assert all(w.filename == __file__ for w in caught)
+
+
+def test_walk_files_follows_links_to_directories(tmp_path):
+    from ato.artifacts import walk_files
+
+    write(tmp_path / "d" / "a", b"a")
+    write(tmp_path / "elsewhere" / "b", b"b")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "d" / "link")
+    os.symlink(tmp_path / "d", tmp_path / "d" / "loop")
+    skipped: list = []
+    assert [rel for rel, _, _ in walk_files(str(tmp_path / "d"), skipped)] == ["a", "link/b"]
+    assert [s[0] for s in skipped] == ["loop"]
+
+
+def test_logger_registry_calls_have_their_protocol_parameters():
+    """An editor shows the real keyword parameters (no ``**options``), the same as the
+    tracker protocol's."""
+    import inspect
+
+    from ato.db_routers.sql.manager import SQLLogger
+    from ato.tracking.registry import RegistryLogger
+
+    for call in ("use_dataset", "use_reference", "log_model"):
+        mine = inspect.signature(getattr(SQLLogger, call)).parameters
+        theirs = inspect.signature(getattr(RegistryLogger, call)).parameters
+        assert not any(p.kind is p.VAR_KEYWORD for p in mine.values()), call
+        assert set(theirs) <= set(mine), (call, set(theirs) - set(mine))
+        for name, p in theirs.items():
+            if name != "self":
+                assert mine[name].default == p.default, (call, name)
+    assert {"etag", "size", "copy", "meta"} <= set(
+        inspect.signature(SQLLogger.use_dataset).parameters)

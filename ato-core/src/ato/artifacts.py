@@ -382,21 +382,14 @@ def tree_digest(entries) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def walk_files(root: str) -> list[tuple[str, str, os.stat_result]]:
+def walk_files(root: str, skipped: list | None = None
+               ) -> list[tuple[str, str, os.stat_result]]:
     """Every regular file under ``root`` as ``(relative posix path, absolute path, stat)``,
-    sorted by relative path.  Symbolic links to files are followed; links to directories
-    are not (no cycles)."""
-    out = []
-    stack = [("", root)]
-    while stack:
-        rel, directory = stack.pop()
-        with os.scandir(directory) as it:
-            for entry in it:
-                name = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((name, entry.path))
-                elif entry.is_file():
-                    out.append((name, entry.path, entry.stat()))
+    sorted by relative path.  Symbolic links to files and to directories are followed; a
+    link to a directory already walked (a cycle, or a directory included under another
+    path) is skipped and listed in ``skipped`` (see :func:`snapshot`)."""
+    out = [(rel + e.name, e.path, e.stat()) for rel, files in _directories(root, skipped)
+           for e in files]
     out.sort(key=lambda e: e[0])
     return out
 
@@ -661,13 +654,17 @@ class Snapshot:
     :func:`tree_digest` for a directory; ``size`` the bytes of all files; ``file_count``
     their number; ``files`` the :class:`FileEntry` tuple sorted by path (built on first
     access: an unchanged tree answers without one object per file); ``hashed`` counts the
-    files actually read (the others came from the stat cache)."""
+    files actually read (the others came from the stat cache); ``skipped`` the symbolic
+    links to directories left out (see :func:`_directories`)."""
 
-    __slots__ = ("digest", "size", "is_dir", "hashed", "file_count", "_files", "_build")
+    __slots__ = ("digest", "size", "is_dir", "hashed", "file_count", "skipped", "_files",
+                 "_build")
 
     def __init__(self, digest: str, size: int, is_dir: bool, files=None, hashed: int = 0,
-                 *, file_count: int | None = None, build=None):
+                 *, file_count: int | None = None, build=None, skipped=()):
         self.digest, self.size, self.is_dir, self.hashed = digest, size, is_dir, hashed
+        #: symbolic links to directories left out: ``(relative path, target, why)``
+        self.skipped = tuple(skipped)
         self._files = None if files is None else tuple(files)
         self._build = build
         self.file_count = len(self._files) if file_count is None else file_count
@@ -684,16 +681,79 @@ class Snapshot:
                 f"files={self.file_count}, hashed={self.hashed})")
 
 
-def _scan(root: str) -> tuple[str, object, int]:
-    """The regular files under ``root`` in walk order (``os.scandir``, depth first: a
-    directory's files, then its subdirectories) as ``(relative posix paths joined by NUL,
-    packed array('q') of size, mtime_ns, inode, ctime_ns per file, number of files)``.
+def _directories(root: str, skipped: list | None = None):
+    """Yield ``(relative posix prefix, [DirEntry of each regular file])`` for every
+    directory under ``root`` (``os.scandir``, depth first), the real ones first, then those
+    reached through symbolic links to directories (in the order of the links' paths).
+
+    A link to a directory is followed like a link to a file (``train -> /mnt/disk2/train``
+    records the data), except a link to a directory already walked — an ancestor of the
+    link (a cycle) or a directory included under another path — which is skipped and
+    appended to ``skipped`` as ``(the link's relative path, its target, why)`` (directories
+    are told apart by ``(st_dev, st_ino)``).  Anything that is neither a file, a directory
+    nor a link to one (a FIFO, a socket, a device, a dangling link or a link loop) raises
+    :class:`SpecialFileError` naming it."""
+    stack = [("", root)]
+    links: list = []  # (relative path of the link with a trailing '/', its path)
+    walked = [("", root)]  # real directories, stat-ed only once a link must be followed
+    visited: dict | None = None  # (st_dev, st_ino) -> relative prefix
+    while True:
+        while stack:
+            rel, directory = stack.pop()
+            with os.scandir(directory) as it:
+                entries = list(it)
+            files = [e for e in entries if e.is_file(follow_symlinks=False)]
+            if len(files) != len(entries):  # subdirectories, symbolic links or other files
+                files = []
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        item = (f"{rel}{entry.name}/", entry.path)
+                        stack.append(item)
+                        if visited is None:
+                            walked.append(item)
+                        else:
+                            st = entry.stat(follow_symlinks=False)
+                            visited.setdefault((st.st_dev, st.st_ino), item[0])
+                    elif entry.is_file():
+                        files.append(entry)
+                    elif entry.is_symlink() and entry.is_dir():
+                        links.append((f"{rel}{entry.name}/", entry.path))
+                    else:
+                        check_regular(entry.path)
+            if files:
+                yield rel, files
+        if not links:
+            return
+        if visited is None:
+            visited = {}
+            for prefix, path in walked:
+                st = os.stat(path)
+                visited.setdefault((st.st_dev, st.st_ino), prefix)
+        links.sort()
+        rel, path = links.pop(0)
+        st = os.stat(path)
+        seen = visited.get((st.st_dev, st.st_ino))
+        if seen is None:
+            visited[(st.st_dev, st.st_ino)] = rel
+            stack.append((rel, path))
+        elif skipped is not None:
+            why = ("a link to its own ancestor (a cycle)" if rel.startswith(seen)
+                   else "the same directory as " + (seen or "the registered directory itself"))
+            skipped.append((rel[:-1], os.path.realpath(path), why))
+
+
+def _scan(root: str, skipped: list | None = None) -> tuple[str, object, int]:
+    """The regular files under ``root`` in walk order (:func:`_directories`: depth first,
+    a directory's files, then its subdirectories; then what links to directories lead to)
+    as ``(relative posix paths joined by NUL, packed array('q') of size, mtime_ns, inode,
+    ctime_ns per file, number of files)``.
 
     One ``stat`` per file, taken from its directory entry; a directory's stats are read
     and packed by C-level ``map`` calls and its paths joined in one string operation, so no
-    Python object outlives a directory.  Symbolic links to files are followed; links to
-    directories are not (no cycles).  Anything else (a FIFO, a socket, a device, a dangling
-    link or a link loop) raises :class:`SpecialFileError` naming it."""
+    Python object outlives a directory.  Symbolic links are followed, to files and to
+    directories; a link to a directory already walked is skipped and listed in
+    ``skipped`` (see :func:`_directories`).  Anything else (a FIFO, a socket, a device, a
+    dangling link or a link loop) raises :class:`SpecialFileError` naming it."""
     import array
     from itertools import chain
 
@@ -701,23 +761,7 @@ def _scan(root: str) -> tuple[str, object, int]:
     stats = array.array("q")
     count = 0
     entry_stat, fields = os.DirEntry.stat, _STAT_FIELDS
-    stack = [("", root)]
-    while stack:
-        rel, directory = stack.pop()
-        with os.scandir(directory) as it:
-            entries = list(it)
-        files = [e for e in entries if e.is_file(follow_symlinks=False)]
-        if len(files) != len(entries):  # subdirectories, symbolic links or other files
-            files = []
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((f"{rel}{entry.name}/", entry.path))
-                elif entry.is_file():
-                    files.append(entry)
-                elif not (entry.is_symlink() and entry.is_dir()):  # links to dirs: skipped
-                    check_regular(entry.path)
-        if not files:
-            continue
+    for rel, files in _directories(root, skipped):
         mark = len(stats)
         try:
             stats.extend(chain.from_iterable(map(fields, map(entry_stat, files))))
@@ -743,8 +787,11 @@ def snapshot(path: str | os.PathLike, cache: StatCache | None = None,
     ``hasher(absolute path) -> digest`` replaces plain hashing of the files the cache does
     not know, e.g. ``lambda p: store.put(p).digest`` to store while hashing (one read).
 
-    Errors: :class:`MissingPathError` for a missing path, :class:`ArtifactStoreError` for an
-    empty directory."""
+    Symbolic links inside a directory are followed, to files and to directories; a link to
+    a directory already walked (a cycle) is left out and listed in ``Snapshot.skipped``.
+
+    Errors: :class:`MissingPathError` for a missing path, :class:`EmptyDirectoryError` for
+    an empty directory."""
     path = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(path)
@@ -787,7 +834,8 @@ def _array_q(values):
 
 
 def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
-    joined, stats, n = _scan(root)
+    skipped: list = []
+    joined, stats, n = _scan(root, skipped)
     if not n:
         raise EmptyDirectoryError(f"{root}: the directory holds no files")
     if not joined.isascii():
@@ -810,7 +858,8 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
             return [FileEntry(rel, stats[4 * i], digests[64 * i:64 * i + 64], source(rel))
                     for i, rel in enumerate(joined.split("\0"))]
 
-        return Snapshot(row[3], int(row[4]), True, hashed=0, file_count=n, build=build)
+        return Snapshot(row[3], int(row[4]), True, hashed=0, file_count=n, build=build,
+                        skipped=skipped)
     rels = joined.split("\0")
     cached = cache.load_tree(root) if row is not None else {}
     digest_of: dict[str, str] = {}
@@ -867,7 +916,7 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
                                       stats[4 * i + 3], digest_of[rel],
                                       hashed_at.get(rel, started))
                                 for i, rel in enumerate(rels)}, digest, total)
-    return Snapshot(digest, total, True, files, len(todo))
+    return Snapshot(digest, total, True, files, len(todo), skipped=skipped)
 
 
 # --------------------------------------------------------------------------- staging

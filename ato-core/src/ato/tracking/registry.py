@@ -169,11 +169,14 @@ class RegistryLogger(Protocol):
     ``log_model``: an output).  Each returns the :class:`RegistryVersion`."""
 
     def use_dataset(self, name: str, path, *, copy: bool = False, aliases: Sequence[str] = (),
+                    etag: str | None = None, size: int | None = None,
                     description: str | None = None, meta: Mapping | None = None
                     ) -> RegistryVersion:
         """Record which version of dataset ``name`` the run uses: ``path`` is a file or a
-        directory (hashed; a backend may skip files its stat cache vouches for) or a remote
-        URI (``s3://…``; recorded as by :meth:`use_reference`).  Content already a version
+        directory (hashed, symbolic links inside it followed; a backend may skip files its
+        stat cache vouches for) or a remote
+        URI (``s3://…``; recorded as by :meth:`use_reference`, with ``etag``/``size``, which a
+        local path refuses).  Content already a version
         returns it (``created=False``); new content is version N+1 (``created=True``) and
         moves ``latest``.  ``copy=True`` also stores the files; ``aliases`` are pointed at the
         version (recorded in the alias history).

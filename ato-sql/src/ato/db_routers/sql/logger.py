@@ -481,22 +481,28 @@ class SQLLogger:
             (run_id, str(file_path), data_type,
              None if metadata is None else values.dumps(metadata))))
 
-    def use_dataset(self, name: str, path, **options):
+    def use_dataset(self, name: str, path, *, copy: bool = False, aliases=(),
+                    etag: str | None = None, size: int | None = None,
+                    description: str | None = None, meta=None):
         """Record the version of dataset ``name`` at ``path`` this run uses; see
         :func:`ato.db_routers.sql.registry.use_dataset` (docs/models-and-data.md)."""
         from ato.db_routers.sql.registry import use_dataset
 
-        return use_dataset(routed(self), name, path, **options)
+        return use_dataset(routed(self), name, path, copy=copy, aliases=aliases, etag=etag,
+                           size=size, description=description, meta=meta)
 
-    def use_reference(self, name: str, uri: str, **options):
+    def use_reference(self, name: str, uri: str, *, etag: str | None = None,
+                      size: int | None = None, aliases=(), meta=None):
         """Record remote data ``uri`` by reference as dataset ``name`` this run uses; see
         :func:`ato.db_routers.sql.registry.use_reference` (docs/models-and-data.md)."""
         from ato.db_routers.sql.registry import use_reference
 
-        return use_reference(routed(self), name, uri, **options)
+        return use_reference(routed(self), name, uri, etag=etag, size=size, aliases=aliases,
+                             meta=meta)
 
     def log_model(self, name: str, path, step=None, aliases=(), keep=None, wait: bool = True,
-                  **options):
+                  *, score: float | None = None, mode: str = "max",
+                  description: str | None = None, meta=None):
         """Store the model at ``path`` as a new version of ``name`` from this run; see
         :func:`ato.db_routers.sql.registry.log_model` (docs/models-and-data.md).
 
@@ -508,7 +514,7 @@ class SQLLogger:
         from ato.db_routers.sql.registry import log_model
 
         return log_model(routed(self), name, path, step=step, aliases=aliases, keep=keep,
-                         wait=wait, **options)
+                         wait=wait, score=score, mode=mode, description=description, meta=meta)
 
     def _track_registration(self, pending) -> None:
         """Remember a background registration of the current run: its end waits for it."""

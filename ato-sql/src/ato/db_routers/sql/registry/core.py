@@ -872,7 +872,8 @@ class Registry:
             planned = (self._stored_file_job(store, source, record, placed)
                        if store is not None else None)
             job, staged = planned or (
-                self._snapshot_job(store, source, source, record, placed), None)
+                self._snapshot_job(store, source, source, record, placed,
+                                   label=f"{kind} {name!r}"), None)
         except (SpecialFileError, BadFileNameError, ChangedWhileHashingError,
                 EmptyDirectoryError) as e:
             raise RegistryError(f"{kind} {name!r}: {e}") from None  # inside a directory
@@ -989,13 +990,23 @@ class Registry:
 
         return job_staged, staged
 
-    def _snapshot_job(self, store, source: str, path, record, placed: _Placements):
-        """Hash (and store) ``path`` now through the stat cache; the job records it."""
+    def _snapshot_job(self, store, source: str, path, record, placed: _Placements,
+                      label: str = ""):
+        """Hash (and store) ``path`` now through the stat cache; the job records it.  A
+        symbolic link to a directory left out (a cycle) is a :class:`RegistryWarning`
+        naming it (``label``: what is registered, e.g. ``dataset 'd'``)."""
         hasher = None
         if store is not None:
             report = _place_report(store.put, placed)
             hasher = lambda p: store.put(p, **report).digest  # noqa: E731
         snap = snapshot(path, self.cache, hasher=hasher)
+        if snap.skipped:
+            import warnings
+
+            for rel, target, why in snap.skipped:
+                warnings.warn(f"{label}: skipped the symbolic link {os.path.join(source, rel)} "
+                              f"-> {target}: {why}; its files are not part of the version",
+                              RegistryWarning, stacklevel=user_stacklevel())
         if store is not None:
             self._put_all(store, snap, placed)
 
