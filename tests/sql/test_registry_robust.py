@@ -127,7 +127,7 @@ def test_read_only_cache_file_registers(tmp_path):
     code = f"""
 import os, warnings
 os.environ.update(ATO_CACHE_DIR={str(cache)!r}, ATO_STORE={str(work / 'store')!r})
-import array, hashlib, queue, sqlite3, concurrent.futures  # the interpreter's files are root's
+import array, hashlib, queue, sqlite3, concurrent.futures.thread  # the interpreter's files are root's
 from ato.db_routers.sql.registry import Registry, RegistryError
 reg = Registry({f"sqlite:///{work / 'reg.db'}"!r})
 reg.versions  # opened as root, used as nobody
@@ -162,7 +162,7 @@ def _as_nobody(tmp_path, setup, body: str):
 import os, sys
 top = {str(top)!r}
 os.environ.update(ATO_CACHE_DIR=os.path.join(top, "cache"))
-import array, hashlib, queue, sqlite3, concurrent.futures, shlex, urllib.parse
+import array, hashlib, queue, sqlite3, concurrent.futures.thread, shlex, urllib.parse
 from ato.db_routers.sql.registry import Registry, RegistryError
 reg = Registry("sqlite:///" + os.path.join(top, "reg.db"))
 reg.versions
@@ -291,3 +291,150 @@ def test_logger_registry_calls_have_their_protocol_parameters():
                 assert mine[name].default == p.default, (call, name)
     assert {"etag", "size", "copy", "meta"} <= set(
         inspect.signature(SQLLogger.use_dataset).parameters)
+
+
+# --------------------------------------------------------------------------- 2. Ctrl-C
+_HOLD_DB = """
+import sqlite3, threading, time
+def hold_database(path, seconds):
+    '''Another writer holding the database: the registration's record waits for it.'''
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    def release():
+        time.sleep(seconds)
+        holder.execute("ROLLBACK")
+    threading.Thread(target=release, daemon=True).start()
+"""
+
+
+def _child(tmp_path, code: str) -> subprocess.Popen:
+    script = tmp_path / "child.py"
+    script.write_text(_HOLD_DB + code)
+    return subprocess.Popen([sys.executable, str(script)], cwd=str(tmp_path), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _recorded(tmp_path) -> list:
+    conn = sqlite3.connect(tmp_path / "reg.db")
+    try:
+        return conn.execute("SELECT version FROM registry_versions").fetchall()
+    finally:
+        conn.close()
+
+
+def _temporary_files(tmp_path) -> list:
+    tmp = tmp_path / "store" / "tmp"
+    return sorted(os.listdir(tmp)) if tmp.is_dir() else []
+
+
+@pytest.mark.processes
+def test_ctrl_c_during_a_blocking_registration_records_nothing(tmp_path):
+    """log_model(wait=True) interrupted before it returns: the background step (here
+    waiting for the database) is cancelled — no version, no temporary file left."""
+    import signal
+    import time
+
+    write(tmp_path / "big.pt", os.urandom(1 << 20) * 64)
+    child = _child(tmp_path, f"""
+from ato.db_routers.sql.registry import Registry
+reg = Registry("sqlite:///{tmp_path / 'reg.db'}")
+hold_database("{tmp_path / 'reg.db'}", 4)
+print("ready", flush=True)
+try:
+    reg.log_model("p", "m", "big.pt")
+    print("returned")
+except KeyboardInterrupt:
+    print("interrupted")
+""")
+    assert child.stdout.readline() == "ready\n"
+    time.sleep(1.5)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert out == "interrupted\n", (out, err)
+    assert child.returncode == 0, err
+    assert _recorded(tmp_path) == []
+    assert _temporary_files(tmp_path) == []
+
+
+@pytest.mark.processes
+def test_ctrl_c_twice_abandons_pending_background_registrations(tmp_path):
+    """log_model(wait=False), then Ctrl-C: the run's end says it waits for the pending
+    registration; a second Ctrl-C abandons it — nothing recorded, no temporary file."""
+    import signal
+    import threading
+    import time
+
+    write(tmp_path / "big.pt", os.urandom(1 << 20) * 16)
+    child = _child(tmp_path, f"""
+from ato.tracking import open_logger
+logger = open_logger("sqlite:///{tmp_path / 'reg.db'}", project="p")
+logger.run()
+hold_database("{tmp_path / 'reg.db'}", 6)
+logger.log_model("m", "big.pt", wait=False)
+print("ready", flush=True)
+time.sleep(60)
+""")
+    assert child.stdout.readline() == "ready\n"
+    lines: list = []
+    reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
+    reader.start()
+    child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while not any("waiting for" in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    child.wait(timeout=120)
+    reader.join(timeout=10)
+    text = "".join(lines)
+    assert "ato: run 1: waiting for 1 pending registration(s) (Ctrl-C again to abandon)" in text
+    assert "ato: run 1: abandoned 1 pending registration(s): nothing recorded for them" in text
+    assert child.returncode != 0  # KeyboardInterrupt
+    assert _recorded(tmp_path) == []
+    assert _temporary_files(tmp_path) == []
+    conn = sqlite3.connect(tmp_path / "reg.db")
+    assert conn.execute("SELECT status FROM experiments").fetchall() == [("killed",)]
+    conn.close()
+
+
+@pytest.mark.processes
+def test_ctrl_c_during_store_verify_is_one_line(tmp_path):
+    """A verify thread stuck in a blob (here a FIFO put in place of an empty blob, which
+    never ends) does not hold the interrupt: one line, status 130, no traceback."""
+    import signal
+    import time
+
+    reg = _registry(tmp_path)
+    write(tmp_path / "empty.bin", b"")
+    write(tmp_path / "full.bin", b"x" * 1000)
+    stuck = reg.log_model("p", "empty", tmp_path / "empty.bin")
+    reg.log_model("p", "full", tmp_path / "full.bin")
+    blob = reg.store().path(stuck.digest)
+    os.chmod(blob, 0o644)
+    os.unlink(blob)
+    os.mkfifo(blob)
+    child = subprocess.Popen([sys.executable, "-m", "ato.cli", "store", "verify", "--db",
+                              f"sqlite:///{tmp_path / 'reg.db'}"], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(4)  # started, one thread blocked reading the FIFO
+    assert child.poll() is None
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert err == "ato store verify: interrupted before every blob was checked (nothing changed)\n"
+
+
+def test_cancelled_staged_copy_places_nothing(tmp_path):
+    import threading
+
+    from ato.artifacts import LocalStore, StagingError
+
+    store = LocalStore(tmp_path / "store")
+    write(tmp_path / "f.bin", os.urandom(3 << 20))
+    staged = store.stage(tmp_path / "f.bin")
+    staged.copy()
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(StagingError, match="cancelled"):
+        staged.commit(buffer_size=1 << 20, cancel=cancel)
+    assert os.listdir(tmp_path / "store" / "tmp") == [] and list(store.blobs()) == []

@@ -373,6 +373,23 @@ def copy_file_hashing(src, dst, buffer_size: int = HASH_BUFFER) -> Blob:
     return Blob(h.hexdigest(), size)
 
 
+def map_in_threads(fn, items, workers: int, name: str, chunksize: int = 1) -> list:
+    """``list(map(fn, items))`` on ``workers`` threads.  When it is interrupted (Ctrl-C in
+    the caller, or an error of one item) the items not started are cancelled and the
+    caller is not held until the running ones finish — unlike a ``with ThreadPoolExecutor``
+    block, which runs every queued item before the interrupt gets through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+    try:
+        out = list(pool.map(fn, items, chunksize=chunksize))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return out
+
+
 def tree_digest(entries) -> str:
     """The digest of a directory: SHA-256 over its files sorted by relative path, one line
     ``<path>\\0<size>\\0<sha256>\\n`` each (paths use ``/`` on every operating system)."""
@@ -901,11 +918,9 @@ def _snapshot_tree(root: str, cache, workers, hasher) -> Snapshot:
         if len(todo) == 1:
             digest_of.update([one(todo[0])])
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
             k = workers or os.cpu_count() or 1
-            with ThreadPoolExecutor(k, thread_name_prefix="ato-hash") as pool:
-                digest_of.update(pool.map(one, todo, chunksize=max(1, len(todo) // (k * 16))))
+            digest_of.update(map_in_threads(one, todo, k, "ato-hash",
+                                            chunksize=max(1, len(todo) // (k * 16))))
     files = [FileEntry(rel, stats[4 * i], digest_of[rel], source(rel))
              for i, rel in enumerate(rels)]
     files.sort(key=lambda f: f.path)
@@ -1064,14 +1079,17 @@ class StagedCopy:
         except BaseException as e:  # reported by commit
             self._synced.append(e)
 
-    def commit(self, buffer_size: int = HASH_BUFFER, on_place=None) -> Blob:
+    def commit(self, buffer_size: int = HASH_BUFFER, on_place=None, cancel=None) -> Blob:
         """Hash the copy (following :meth:`copy` while it runs), wait for it to be on disk
         and rename it to its digest's place — or drop it when an intact blob with that
         digest is already stored.  Returns its digest and size; ``on_place`` as for
         :meth:`LocalStore.put`.
 
-        Errors: :class:`StagingError` when the copy failed; ``OSError`` from reading or
-        syncing.  The temporary file is gone afterwards either way."""
+        ``cancel``: a ``threading.Event``; once set, hashing stops at its next chunk with
+        :class:`StagingError` (nothing placed).
+
+        Errors: :class:`StagingError` when the copy failed or was cancelled; ``OSError``
+        from reading or syncing.  The temporary file is gone afterwards either way."""
         import hashlib
 
         h = hashlib.sha256()
@@ -1090,6 +1108,9 @@ class StagedCopy:
                                            f"failed: {self._error}") from self._error
                     limit, finished = self._copied, self._state == "copied"
                 while offset < limit:
+                    if cancel is not None and cancel.is_set():
+                        raise StagingError(f"{self.source}: storing it into {self.store.url} "
+                                           f"was cancelled")
                     want = min(buffer_size, limit - offset)
                     if preadv is not None:
                         n = preadv(fd, [mv[:want]], offset)
@@ -1107,6 +1128,9 @@ class StagedCopy:
             self._sync_thread.join()
             if self._synced:
                 raise self._synced[0]
+            if cancel is not None and cancel.is_set():
+                raise StagingError(f"{self.source}: storing it into {self.store.url} was "
+                                   f"cancelled")
             return self.store._place(self.path, Blob(h.hexdigest(), self.size), on_place)
         except BaseException:
             _unlink(self.path)

@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except BrokenPipeError:  # `ato … | head`: the reader has what it wanted
         return _closed_stdout()
+    except KeyboardInterrupt:  # Ctrl-C: one line, the status of a process ended by SIGINT
+        print(f"ato {args.command}: interrupted", file=sys.stderr)
+        return 130
     if status is None:
         return 0
     if isinstance(status, bool) or not isinstance(status, int):

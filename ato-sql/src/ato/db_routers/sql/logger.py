@@ -159,6 +159,9 @@ def _on_signal(signum, frame):
     process dies of the signal exactly as without Ato.  A process whose runs are all
     finished (a ``multiprocessing`` pool worker being terminated, say) must not unwind its
     stack from wherever the signal landed, which can hang it in a lock."""
+    registry = sys.modules.get("ato.db_routers.sql.registry.core")
+    if signum == signal.SIGINT and registry is not None and registry._waiting[0]:
+        raise KeyboardInterrupt  # Ctrl-C again while a run's end waits: abandon the wait
     loggers = list(_live_loggers)
     if not loggers and signum != signal.SIGINT:
         signal.signal(signum, signal.SIG_DFL)
@@ -233,6 +236,7 @@ class SQLLogger:
         self._project_id: int | None = None
         self._registrations: list = []  # this run's log_model(wait=False), not yet waited for
         self._registration_failures: list = []
+        self._interrupted = False  # Ctrl-C abandoned the wait for registrations (finish raises)
         self._statements()
 
     # ------------------------------------------------------------------ SQL
@@ -521,16 +525,17 @@ class SQLLogger:
         pending._shared["owner"] = self._run_id
         self._registrations.append(pending)
 
-    def _wait_registrations(self) -> list:
-        """Wait for the current run's background registrations; ``[(pending, error)]`` of
-        those that failed."""
+    def _wait_registrations(self, again: bool = False) -> list:
+        """Wait for the current run's background registrations, saying so on stderr while
+        some still run; Ctrl-C abandons them (nothing recorded for them) and is raised
+        again by :meth:`finish`.  ``[(pending, error)]`` of those that failed."""
         pending, self._registrations = self._registrations, []
-        failed = []
-        for p in pending:
-            try:
-                p.result()
-            except Exception as e:
-                failed.append((p, e))
+        if not pending:
+            return []
+        from ato.db_routers.sql.registry.core import wait_or_abandon
+
+        failed, interrupted = wait_or_abandon(pending, f"run {self._run_id}: ", again=again)
+        self._interrupted = self._interrupted or interrupted
         return failed
 
     def _raise_registration_failures(self) -> None:
@@ -556,12 +561,19 @@ class SQLLogger:
         a background registration failed — raised after the run was recorded ``failed``
         with the reason."""
         self._end(status, error)
+        if self._interrupted:  # Ctrl-C while waiting for registrations: the run is ended
+            self._interrupted = False
+            self._registration_failures = []
+            raise KeyboardInterrupt
         self._raise_registration_failures()
 
     def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
             return
-        failed = self._wait_registrations()
+        failed = self._wait_registrations(again=status == "killed")
+        if self._interrupted:
+            status = "killed" if status == "completed" else status
+            error = error or "KeyboardInterrupt"
         if failed:
             why = "; ".join(f"{pending.describe()} failed in the background: "
                             f"{type(e).__name__}: {e}" for pending, e in failed)

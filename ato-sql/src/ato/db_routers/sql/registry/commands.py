@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 from ato.errors import AtoError
@@ -258,7 +259,15 @@ def cmd_diff(args) -> int:
 # --------------------------------------------------------------------------- store
 def cmd_verify(args) -> int:
     registry = _registry(args)
-    rows = registry.verify(quick=args.quick)
+    try:
+        rows = registry.verify(quick=args.quick)
+    except KeyboardInterrupt:
+        # one line, and the hashing threads stop with the process: verify writes nothing,
+        # and a thread deep in a large blob would otherwise hold the exit until it is done
+        print("ato store verify: interrupted before every blob was checked (nothing changed)",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
     bad = [r for r in rows if r["status"] != "ok"]
     mode = ("quick: sizes only, bytes changed in place are not detected" if args.quick
             else "full: every blob re-hashed")

@@ -22,7 +22,7 @@ import socket
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -39,6 +39,7 @@ from ato.artifacts import (
     SpecialFileError,
     StatCache,
     default_cache_dir,
+    map_in_threads,
     open_store,
     snapshot,
     special_kind,
@@ -118,6 +119,11 @@ class BackgroundRegistrationError(RegistryError):
         super().__init__(f"{len(failures)} background registration(s) failed: {lines}")
 
 
+class RegistrationAbandoned(RegistryError):
+    """A registration given up by Ctrl-C before its version was recorded: nothing of it
+    was recorded, and its copy was removed from the store's temporary area."""
+
+
 class PendingVersion:
     """A registration started with ``wait=False``: the file is already copied into the
     store's temporary area; hashing that copy, storing it and recording the version run in
@@ -147,6 +153,17 @@ class PendingVersion:
 
     def done(self) -> bool:
         return self._future.done()
+
+    def abandon(self) -> None:
+        """Give the registration up (Ctrl-C): unless its version is already committed, the
+        background step stops at its next chunk, removes its copy from the store's
+        temporary area and records nothing; :meth:`result` then raises
+        :class:`RegistrationAbandoned`."""
+        self._shared.setdefault("cancel", threading.Event()).set()
+
+    def abandoned(self) -> bool:
+        cancel = self._shared.get("cancel")
+        return cancel is not None and cancel.is_set()
 
     def result(self, timeout: float | None = None):
         self._shared["observed"] = True
@@ -190,10 +207,68 @@ def wait_pending(timeout: float | None = None) -> list:
     return failed
 
 
+#: True while the end of a run or of the interpreter waits for pending registrations: a
+#: Ctrl-C then abandons them (the logger's SIGINT handler raises at once)
+_waiting = [False]
+
+
+def wait_or_abandon(pendings, who: str = "", again: bool = False,
+                    observe: bool = True) -> tuple[list, bool]:
+    """Wait for the registrations ``pendings``, saying so on stderr when some are still
+    running (``ato: <who>waiting for N pending registration(s) (Ctrl-C [again] to
+    abandon)``); a Ctrl-C meanwhile abandons those not finished (nothing is recorded for
+    them, see :meth:`PendingVersion.abandon`), waits for them to stop and says so.
+
+    Returns ``([(pending, error)] of those that failed or were abandoned, whether a
+    Ctrl-C interrupted the wait)``."""
+    left = [p for p in pendings if not p.done()]
+    interrupted = False
+    if left:
+        print(f"ato: {who}waiting for {len(left)} pending registration(s) (Ctrl-C "
+              f"{'again ' if again else ''}to abandon)", file=sys.stderr, flush=True)
+        _waiting[0] = True
+        try:
+            for p in left:
+                p._future.exception()
+        except KeyboardInterrupt:
+            interrupted = True
+            stopping = [p for p in left if not p.done()]
+            for p in stopping:
+                p.abandon()
+            try:
+                for p in stopping:  # each stops at its next chunk, removing its copy
+                    p._future.exception()
+            except KeyboardInterrupt:
+                pass  # once more: leave now (what they copied is removed by ato store gc)
+            print(f"ato: {who}abandoned {len(stopping)} pending registration(s): nothing "
+                  f"recorded for them", file=sys.stderr, flush=True)
+        finally:
+            _waiting[0] = False
+    failed = []
+    for p in pendings:
+        if not p.done():
+            failed.append((p, RegistrationAbandoned(f"{p.describe()}: abandoned")))
+            continue
+        if not observe:  # only looked at: a failure nobody asked about is still reported
+            error = p._future.exception()
+            if error is not None:
+                failed.append((p, error))
+            continue
+        try:
+            p.result()
+        except Exception as e:
+            failed.append((p, e))
+    return failed, interrupted
+
+
 def _report_at_exit() -> None:
-    """At interpreter exit: a failed background registration that no logger owns and
-    nobody asked about is printed, so it cannot pass unnoticed."""
-    for pending, error in wait_pending():
+    """At interpreter exit: wait for the registrations still running (saying so; Ctrl-C
+    abandons them); a failed background registration that no logger owns and nobody asked
+    about is printed, so it cannot pass unnoticed."""
+    again = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
+    wait_or_abandon([p for p in list(_unfinished) if p._shared["owner"] is None], again=again,
+                    observe=False)
+    for pending, error in wait_pending(0):
         if pending._shared["owner"] is None and not pending._shared["observed"]:
             print(f"ato: {pending.describe()} failed in the background and was not "
                   f"recorded: {type(error).__name__}: {error}", file=sys.stderr)
@@ -859,6 +934,7 @@ class Registry:
         explained = functools.partial(_explain_os_error, kind, name, source, store)
         placed = _Placements()
         started = self._now()
+        cancel = threading.Event()  # set by Ctrl-C: the background step records nothing
 
         def record(digest, size, files, file_count, is_dir, hashed):
             return self._record(
@@ -866,10 +942,10 @@ class Registry:
                 file_count=file_count, is_dir=is_dir, source=source, reference=None,
                 store_url=store.url if store is not None else None, run_id=run_id, step=step,
                 score=score, meta=meta, aliases=aliases, description=description, keep=keep,
-                mode=mode, hashed=hashed, placed=(placed, started))
+                mode=mode, hashed=hashed, placed=(placed, started), cancelled=cancel.is_set)
 
         try:
-            planned = (self._stored_file_job(store, source, record, placed)
+            planned = (self._stored_file_job(store, source, record, placed, cancel)
                        if store is not None else None)
             job, staged = planned or (
                 self._snapshot_job(store, source, source, record, placed,
@@ -883,7 +959,8 @@ class Registry:
                 raise
             raise better from e
         job = _explaining(job, explained)
-        pending = PendingVersion(kind, name, path)
+        pending = PendingVersion(kind, name, path,
+                                 shared={"observed": False, "owner": None, "cancel": cancel})
         if not wait:
             _unfinished.add(pending)  # before the worker can see it; it discards successes
             if not _exit_hooked[0]:
@@ -911,9 +988,23 @@ class Registry:
                 if staged is not None:  # (wait=True) a failed copy is raised right here
                     staged.copy()  # the background thread hashes right behind it
         except BaseException:
+            cancel.set()  # e.g. Ctrl-C during the copy: the background step records nothing
             _unfinished.discard(pending)
             raise
-        return pending.result() if wait else pending
+        if not wait:
+            return pending
+        try:
+            return pending.result()
+        except KeyboardInterrupt:
+            # Ctrl-C while the background step hashes or records: it stops at its next
+            # chunk (removing its copy) or rolls its transaction back, so nothing is
+            # recorded — unless the version was already committed, complete
+            pending.abandon()
+            try:
+                pending._future.exception()
+            except KeyboardInterrupt:
+                pass  # a second Ctrl-C: leave at once (the step still records nothing)
+            raise
 
     def _check_not_own_files(self, kind: str, name: str, source: str) -> None:
         """:class:`RegistryError` when the directory ``source`` holds this registry's own
@@ -941,7 +1032,8 @@ class Registry:
                     f"it is registered; register a directory that does not contain it (or "
                     f"move {what} elsewhere)")
 
-    def _stored_file_job(self, store, source: str, record, placed: _Placements):
+    def _stored_file_job(self, store, source: str, record, placed: _Placements,
+                         cancel: threading.Event | None = None):
         """For a single regular file and a store that stages: ``(background job,
         StagedCopy the caller must copy)`` — the copy ``None`` when the stat cache knows the
         file and its blob is stored.  ``None`` for anything else."""
@@ -976,7 +1068,10 @@ class Registry:
         staged = store.stage(source)
 
         def job_staged():
-            blob = staged.commit(**_place_report(staged.commit, placed))
+            options = _place_report(staged.commit, placed)
+            if cancel is not None and _takes(staged.commit, "cancel"):  # optional for plugins
+                options["cancel"] = cancel
+            blob = staged.commit(**options)
             if staged.source_unchanged:  # the copied bytes are what the path held
                 self.cache.store([(source, staged.source_stat, blob.digest, staged.started_ns)])
             try:
@@ -1030,8 +1125,11 @@ class Registry:
         with self._jobs_lock:
             self._jobs.append((job, pending))
             if self._worker is None or not self._worker.is_alive():
-                # not a daemon: the interpreter waits for queued registrations at exit
-                self._worker = threading.Thread(target=self._work, name="ato-register")
+                # a daemon: the interpreter's exit waits for queued registrations in
+                # wait_pending (atexit) and the run's end, which say so and let Ctrl-C
+                # abandon them — a plain thread would be joined first, silently
+                self._worker = threading.Thread(target=self._work, name="ato-register",
+                                                daemon=True)
                 self._worker.start()
 
     def _work(self) -> None:
@@ -1044,6 +1142,9 @@ class Registry:
             try:
                 value = job()
             except BaseException as e:
+                if pending.abandoned() and not isinstance(e, RegistrationAbandoned):
+                    e = RegistrationAbandoned(f"{pending.describe()}: abandoned before it was "
+                                              f"recorded")
                 pending._future.set_exception(e)
             else:
                 pending._future.set_result(value)
@@ -1062,12 +1163,11 @@ class Registry:
         if len(snap.files) == 1:
             put(snap.files[0])
             return
-        with ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ato-put") as pool:
-            list(pool.map(put, snap.files))
+        map_in_threads(put, snap.files, os.cpu_count() or 2, "ato-put")
 
     def _record(self, kind, project, name, *, digest, size, files, is_dir, source, reference,
                 store_url, run_id, step, score, meta, aliases, description, keep, mode,
-                hashed, file_count=None, placed=None) -> Version:
+                hashed, file_count=None, placed=None, cancelled=None) -> Version:
         """``files``: the :class:`~ato.artifacts.FileEntry` list, or a function returning it
         (called only when the version is new or revived).  ``placed``: ``(placements,
         start time)`` of the registration, to tell a repaired store (a blob this database
@@ -1145,9 +1245,13 @@ class Registry:
                 self._move_alias(conn, asset_id, alias, version_id, number, who, run_id, now)
             if keep is not None and run_id is not None:
                 self._apply_keep(conn, asset_id, run_id, keep, mode)
+            if cancelled is not None and cancelled():  # abandoned (Ctrl-C): roll back
+                raise RegistrationAbandoned(f"{kind} {name!r}: abandoned before it was recorded")
             return version_id, created, repaired
 
         notes: list = []
+        if cancelled is not None and cancelled():
+            raise RegistrationAbandoned(f"{kind} {name!r}: abandoned before it was recorded")
         version_id, created, repaired = self._write(work)
         out = self._version_by_id(version_id)
         if repaired:
@@ -1694,7 +1798,6 @@ class Registry:
         ``database`` its URL without password, ``reason``), so its blobs went unchecked.
         """
         self._require_store()
-        from concurrent.futures import ThreadPoolExecutor
 
         from ato.db_routers.sql.engine import display_url
 
@@ -1722,9 +1825,8 @@ class Registry:
                     "status": status, "databases": dbs}
 
         items = sorted(blobs.items())
-        if len(items) > 1:
-            with ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ato-verify") as pool:
-                out = list(pool.map(check, items))
+        if len(items) > 1:  # Ctrl-C cancels the blobs not started
+            out = map_in_threads(check, items, os.cpu_count() or 2, "ato-verify")
         else:
             out = [check(item) for item in items]
         for url in self._store_urls():
@@ -2170,6 +2272,16 @@ def _place_report(method, placed) -> dict:
     except (TypeError, ValueError):
         takes = False
     return {"on_place": placed} if takes else {}
+
+
+def _takes(method, parameter: str) -> bool:
+    """Whether ``method`` takes the keyword ``parameter``."""
+    import inspect
+
+    try:
+        return parameter in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _accepts_quick(store) -> bool:
