@@ -438,3 +438,31 @@ def test_cancelled_staged_copy_places_nothing(tmp_path):
     with pytest.raises(StagingError, match="cancelled"):
         staged.commit(buffer_size=1 << 20, cancel=cancel)
     assert os.listdir(tmp_path / "store" / "tmp") == [] and list(store.blobs()) == []
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("with_logger", [True, False])
+def test_exit_says_it_waits_for_pending_registrations(tmp_path, with_logger):
+    """A script that ends with a registration still running is not held silently: the
+    wait is announced, then the registration completes and is recorded."""
+    write(tmp_path / "m.pt", b"m" * 1000)
+    if with_logger:
+        body = f"""
+from ato.tracking import open_logger
+logger = open_logger("sqlite:///{tmp_path / 'reg.db'}", project="p")
+logger.run()
+hold_database("{tmp_path / 'reg.db'}", 2)
+logger.log_model("m", "m.pt", wait=False)
+"""
+    else:
+        body = f"""
+from ato.db_routers.sql.registry import Registry
+reg = Registry("sqlite:///{tmp_path / 'reg.db'}")
+hold_database("{tmp_path / 'reg.db'}", 2)
+reg.log_model("p", "m", "m.pt", wait=False)
+"""
+    child = _child(tmp_path, body)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert "waiting for 1 pending registration(s) (Ctrl-C to abandon)" in err
+    assert _recorded(tmp_path) == [(1,)]

@@ -304,6 +304,7 @@ class SQLLogger:
         if self._run_id is not None:
             self._end("completed")
             self._registration_failures = []  # printed and recorded with that run
+            self._raise_interrupt()
         _exit_state["exit"] = _NOT_EXITED  # a sys.exit caught before this run is not its end
         config = self.config if config is None else config
         structural_hash = _structural_hash(config)
@@ -561,11 +562,16 @@ class SQLLogger:
         a background registration failed — raised after the run was recorded ``failed``
         with the reason."""
         self._end(status, error)
-        if self._interrupted:  # Ctrl-C while waiting for registrations: the run is ended
+        self._raise_interrupt()
+        self._raise_registration_failures()
+
+    def _raise_interrupt(self) -> None:
+        """``KeyboardInterrupt`` when a Ctrl-C abandoned the wait for the run's background
+        registrations (the run is already ended ``killed``)."""
+        if self._interrupted:
             self._interrupted = False
             self._registration_failures = []
             raise KeyboardInterrupt
-        self._raise_registration_failures()
 
     def _end(self, status: str, error: str | None = None) -> None:
         if self._run_id is None:
@@ -685,7 +691,9 @@ class SQLLogger:
         self._block_run = None
         self._end(*block_outcome(exc_type, exc))
         if exc_type is None:
+            self._raise_interrupt()
             self._raise_registration_failures()
+        self._interrupted = False
         self._registration_failures = []
         return False
 

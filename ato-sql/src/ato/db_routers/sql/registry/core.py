@@ -266,8 +266,7 @@ def _report_at_exit() -> None:
     abandons them); a failed background registration that no logger owns and nobody asked
     about is printed, so it cannot pass unnoticed."""
     again = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
-    wait_or_abandon([p for p in list(_unfinished) if p._shared["owner"] is None], again=again,
-                    observe=False)
+    wait_or_abandon(list(_unfinished), again=again, observe=False)  # not silently
     for pending, error in wait_pending(0):
         if pending._shared["owner"] is None and not pending._shared["observed"]:
             print(f"ato: {pending.describe()} failed in the background and was not "
