@@ -472,9 +472,12 @@ class Scope:
 
 def mentions_uri(value) -> bool:
     """Whether ``value`` (a config, mapping, list or scalar) holds an ``ato://`` string: the
-    build then resolves them (:mod:`ato.tracking.uris`, imported only in that case)."""
+    build then resolves them (:mod:`ato.tracking.uris`, imported only in that case).  A
+    string starting ``ato:`` in any case (then not a space: ``'ato: note'`` is text) counts,
+    so that a mistyped ``ato:/x`` or ``ATO://x`` is refused there rather than passed on as
+    text."""
     if isinstance(value, str):
-        return value.startswith("ato://")
+        return value[:4].lower() == "ato:" and value[4:5] not in ("", " ", "\t", "\n")
     data = getattr(value, "_data", value)  # an ADict, without counting a user access
     if isinstance(data, Mapping):
         return any(mentions_uri(v) for v in data.values())

@@ -39,6 +39,21 @@ def tracker_of(config) -> str | None:
         return os.environ.get("ATO_DB") or None
 
 
+def check_scheme(key: str | None, value: str) -> None:
+    """Refuse ``value``, a string starting ``ato:`` in any case, unless it starts exactly
+    ``ato://`` then a project: ``ato:/x``, ``ato:///x``, ``ato:x`` or ``ATO://x`` would
+    otherwise reach the function as plain text.  The error names the key, the value and
+    the form it should have."""
+    if value.startswith(SCHEME) and value[len(SCHEME):len(SCHEME) + 1] not in ("", "/"):
+        return
+    where = f"config key {key!r}: " if key is not None else ""
+    rest = value[4:].lstrip("/")
+    raise ConfigURIError(
+        f"{where}{value!r} looks like an ato:// URI (a malformed one): write "
+        f"ato://project/name@ref, the scheme in lower case and two slashes"
+        + (f" (did you mean {SCHEME}{rest}?)" if rest else ""))
+
+
 class _Resolver:
     """Resolves URIs against one tracker URL, opening its finder once."""
 
@@ -71,6 +86,8 @@ def resolve_uri(uri: str, tracker: str | None = None, verify: bool = True) -> st
     """The local path of ``uri`` in the tracker at URL ``tracker`` (default ``$ATO_DB``).
 
     Errors: :class:`ConfigURIError` naming the URI and why (no key: there is none)."""
+    if isinstance(uri, str) and mentions_uri(uri):
+        check_scheme(None, uri)
     return _Resolver(tracker or os.environ.get("ATO_DB"), verify)(None, uri)
 
 
@@ -87,8 +104,9 @@ def resolve_config_uris(config, recorder=None, verify: bool = True) -> dict[str,
         """``value`` with every URI inside it resolved, at any depth of mappings, lists and
         tuples (a tuple stays a tuple, a named tuple keeps its type, a mapping its type)."""
         if isinstance(value, str):
-            if not value.startswith(SCHEME):
+            if not mentions_uri(value):
                 return value
+            check_scheme(key, value)
             path = resolver(key, value)
             done[key] = (value, path)
             return path
@@ -127,5 +145,5 @@ def resolve_config_uris(config, recorder=None, verify: bool = True) -> dict[str,
     return done
 
 
-__all__ = ["SCHEME", "ConfigURIError", "mentions_uri", "resolve_config_uris", "resolve_uri",
+__all__ = ["SCHEME", "ConfigURIError", "check_scheme", "mentions_uri", "resolve_config_uris", "resolve_uri",
            "tracker_of"]
