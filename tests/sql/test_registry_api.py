@@ -170,7 +170,8 @@ class TestModels:
             logger.log_model("net", f, aliases=["v2"])
         with pytest.raises(RegistryError, match=r"alias 'has space': use a letter"):
             logger.log_model("net", f, aliases=["has space"])
-        with pytest.raises(RegistryError, match=r"model name 'a@b': use a letter or digit"):
+        with pytest.raises(RegistryError, match=r"model name 'a@b' has '@' \(U\+0040\) at "
+                                                r"position 2, which is not allowed: use an ASCII"):
             logger.log_model("a@b", f)
         with pytest.raises(RegistryError, match=r"keep=0 must be a positive integer"):
             logger.log_model("net", f, keep=0)

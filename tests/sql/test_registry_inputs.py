@@ -98,9 +98,10 @@ class TestNamesAliasesScores:
     def test_bad_names_are_refused_naming_the_rule(self, logger, tmp_path, name):
         logger.run()
         f = write(tmp_path / "m.pt", b"m")
-        with pytest.raises(RegistryError, match=r"use a letter or digit then letters"):
+        with pytest.raises(RegistryError, match=r"use an ASCII letter or digit \(A-Z, a-z, "
+                                                r"0-9\), then ASCII letters"):
             logger.log_model(name, f)
-        with pytest.raises(RegistryError, match=r"dataset name .*use a letter or digit"):
+        with pytest.raises(RegistryError, match=r"dataset name .*use an ASCII letter or digit"):
             logger.use_dataset(name, f)
 
     def test_good_names_and_old_bad_records_stay_readable(self, logger, tmp_path):

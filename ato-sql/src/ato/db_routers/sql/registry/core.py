@@ -59,8 +59,9 @@ from .queries import RegistryReader, as_time
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
-NAME_RULE = ("a letter or digit then letters, digits, '_', '.' or '-' (at most 128 "
-             "characters; no '/', '@', spaces)")
+NAME_RULE = ("an ASCII letter or digit (A-Z, a-z, 0-9), then ASCII letters, digits, '_', "
+             "'.' or '-' (at most 128 characters; no accented or non-Latin letters, no '/', "
+             "'@', spaces)")
 _URI = re.compile(r"ato://(?P<project>[^/@?]+)/(?P<name>[^@?]+?)(?:@(?P<ref>[^@/?]+))?"
                   r"(?:\?kind=(?P<kind>[^&]*))?\Z")
 _URI_FORM = "ato://project/name@ref, optionally ?kind=model or ?kind=dataset"
@@ -365,8 +366,17 @@ def check_alias(alias: str) -> str:
 def check_name(kind: str, name) -> str:
     """``name`` if it follows :data:`NAME_RULE`, else :class:`RegistryError` naming the rule.
     Applied to new registrations only: records made before the rule stay readable."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise RegistryError(f"{kind} name {name!r}: use {NAME_RULE}")
+    if not isinstance(name, str):
+        raise RegistryError(f"{kind} name {name!r} has type {type(name).__name__}: use a str, "
+                            f"{NAME_RULE}")
+    if not _NAME.match(name):
+        why = "is empty" if not name else f"is {len(name)} characters long"
+        for i, c in enumerate(name):  # the first character the rule refuses
+            if not (c.isascii() and (c.isalnum() or (i > 0 and c in "_.-"))):
+                why = (f"has {c!r} (U+{ord(c):04X}) at position {i + 1}, which "
+                       f"{'cannot start a name' if c in '_.-' else 'is not allowed'}")
+                break
+        raise RegistryError(f"{kind} name {name!r} {why}: use {NAME_RULE}")
     return name
 
 
