@@ -47,11 +47,19 @@ def human(n) -> str:
 
 
 def table(headers: list[str], rows: list[list]) -> str:
+    """Columns padded by the terminal width of each cell (:func:`ato.terminal.display_width`:
+    a CJK file name takes two columns per character)."""
+    from ato.terminal import display_width
+
     cells = [["-" if c is None else str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    widths = [max([display_width(h)] + [display_width(r[i]) for r in cells])
+              for i, h in enumerate(headers)]
+
+    def line(row) -> str:
+        return "  ".join(c + " " * (w - display_width(c)) for c, w in zip(row, widths)).rstrip()
+
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells]
     return "\n".join(out)
 
 
