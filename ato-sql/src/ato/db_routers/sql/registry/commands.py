@@ -95,7 +95,9 @@ def cmd_list(args) -> int:
     if args.json:
         _dump(rows)
         return 0
-    print(table(["project", "name", "versions", "latest", "size", "aliases"],
+    # size: every version whose files are still stored (live and pruned, each counted in
+    # full); 'ato store du' counts each blob once, live ones apart
+    print(table(["project", "name", "versions", "latest", "size (live+pruned)", "aliases"],
                 [[r["project"], r["name"], r["versions"], r["latest"] and f"v{r['latest']}",
                   _asset_size(args, r),
                   ", ".join(f"{a}=v{n}" for a, n in r["aliases"].items()) or None] for r in rows]))

@@ -1232,6 +1232,12 @@ class Registry:
                 if note is not None:
                     notes.append(note)
                 revived = state != "live" or (had_store is None and store_url is not None)
+                if revived and state != "live":
+                    notes.append(
+                        f"{kind} {name!r}: this content is v{number}, which was {state} ("
+                        + ("its files had been freed by 'ato store gc'; stored again now"
+                           if state == "collected" else "let go by keep= or a delete")
+                        + f"): v{number} is live again, with its old number")
                 if revived:
                     if store_url is None and reference is None:
                         raise RegistryError(f"{kind} {name!r} v{number} was collected; register "
