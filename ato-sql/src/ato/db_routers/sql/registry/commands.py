@@ -201,7 +201,10 @@ def cmd_show(args) -> int:
 def cmd_alias(args) -> int:
     registry = _registry(args)
     if args.delete:
-        number = registry.delete_alias(args.name, args.alias, args.project, args.kind)
+        # a REF given with --delete must be what the alias points at (a check, so that a
+        # stale script line cannot remove an alias that has moved since)
+        number = registry.delete_alias(args.name, args.alias, args.project, args.kind,
+                                       ref=args.ref)
         if args.json:
             _dump({"alias": args.alias, "removed_from": number})
         else:
@@ -436,7 +439,9 @@ class ModelsCommand:
         p = sub.add_parser("alias", help="point an alias at a version (or --delete it)")
         p.add_argument("name")
         p.add_argument("alias")
-        p.add_argument("ref", nargs="?", help="version number (3 or v3) or another alias")
+        p.add_argument("ref", nargs="?", help="version number (3 or v3) or another alias; "
+                                              "with --delete, the version the alias must "
+                                              "point at to be removed")
         p.add_argument("--delete", action="store_true", help="remove the alias")
         p.add_argument("--project")
         _common(p)

@@ -1499,8 +1499,13 @@ class Registry:
         return self._version_by_id(target.id)
 
     def delete_alias(self, name: str, alias: str, project: str | None = None,
-                     kind: str | None = None, who: str | None = None) -> int:
-        """Remove ``alias``; returns the version it pointed at (recorded in its history)."""
+                     kind: str | None = None, who: str | None = None, ref=None) -> int:
+        """Remove ``alias``; returns the version it pointed at (recorded in its history).
+
+        With ``ref`` (a version number or another alias), the alias is removed only if it
+        points at that version, checked in the transaction that removes it: otherwise a
+        :class:`RegistryError` names the version it points at, and nothing is removed."""
+        expected = None if ref is None else self.get(name, ref, project, kind)
         asset_id, project, kind, name, _ = self._asset_row(name, project, kind)
         if alias == "latest":
             raise RegistryError("alias 'latest' cannot be removed")
@@ -1512,6 +1517,9 @@ class Registry:
                                {"a": asset_id, "al": alias}).fetchone()
             if row is None:
                 raise RegistryError(f"{kind} {name!r} has no alias {alias!r}")
+            if expected is not None and row[0] != expected.version:
+                raise RegistryError(f"{kind} {name!r}: alias {alias!r} points at v{row[0]}, "
+                                    f"not v{expected.version} ({ref}); nothing was removed")
             conn.execute(text("DELETE FROM registry_aliases WHERE asset_id = :a AND alias = :al"),
                          {"a": asset_id, "al": alias})
             conn.execute(text("INSERT INTO registry_alias_events (asset_id, alias, from_version, "
