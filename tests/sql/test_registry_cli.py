@@ -55,7 +55,7 @@ def test_models_list_and_show(populated):
     lines = [line.split()[0] for line in r.stdout.splitlines()[3:]]
     assert lines == ["v1", "v2"]
     r = ato("models", "show", "resnet", "champion", db=populated)
-    assert "ato://proj/resnet@v1  (model, live)" in r.stdout
+    assert "ato://proj/resnet@v1?kind=model  (model, live)" in r.stdout
     assert "produced by run 1" in r.stdout and "used dataset cifar v1" in r.stdout
     data = json.loads(ato("models", "show", "resnet", "v2", "--json", db=populated).stdout)
     assert data["version"] == 2 and data["step"] == 9
@@ -266,7 +266,7 @@ def test_runs_show_lists_what_a_run_used_and_produced(populated):
     assert rows == [["input", "dataset", "cifar", "v1"], ["output", "model", "resnet", "v1"]]
     data = json.loads(ato("runs", "show", "2", "--json", db=populated).stdout)
     assert [(v["name"], v["version"]) for v in data["inputs"]] == [("cifar", 2)]
-    assert [v["uri"] for v in data["outputs"]] == ["ato://proj/resnet@v2"]
+    assert [v["uri"] for v in data["outputs"]] == ["ato://proj/resnet@v2?kind=model"]
 
 
 #: Every action of ``ato models``, ``ato data`` and ``ato store``.

@@ -185,7 +185,7 @@ def test_versions_newest_first_with_aliases_and_run(api):
     assert v2["score"] == 0.8
     assert v1["run"] == v2["run"] == api.info["a"] and v3["run"] == api.info["b"]
     assert v1["size"] == 1000 and len(v1["digest"]) == 64 and v1["storage"] == "stored"
-    assert v1["uri"] == "ato://vision/resnet-cls@v1"
+    assert v1["uri"] == "ato://vision/resnet-cls@v1?kind=model"
     assert isinstance(v1["created"], float) and v1["created"] <= v3["created"]
 
 

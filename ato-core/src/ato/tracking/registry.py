@@ -26,6 +26,7 @@ Conventions:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,90 @@ VERSION_STATES = ("live", "pruned", "collected")
 
 class RegistryError(AtoError, LookupError):
     """A model, dataset, version or alias that does not exist or cannot be used as asked."""
+
+
+#: The largest version number a registry can hold (its column is a 32-bit integer): a
+#: larger number names no version, and is looked up nowhere.
+MAX_VERSION = 2**31 - 1
+
+_NUMBER_LIKE = re.compile(r"[+-]?[0-9]|v[+-]", re.ASCII)  # no alias starts so
+_NUMBER = re.compile(r"v?([0-9]+)\Z", re.ASCII)
+_NUMBERS = "version numbers are whole numbers from 1 (3, '3' or 'v3')"
+
+
+def parse_ref(ref) -> int | str:
+    """What ``ref`` names: a version number (an ``int`` >= 1, maybe beyond any version
+    there is) or an alias (a ``str``; ``None`` is ``'latest'``).
+
+    ``3``, ``'3'``, ``'v3'`` and NumPy integers are numbers; any other text that does not
+    start like a number (``'champion'``) is an alias.  Errors: :class:`RegistryError` for a
+    number below 1 (``-1``, ``'0'``, ``'v-2'``), text that starts like a number but is not
+    a whole one (``'3.0'``, ``'1e3'``), a ``bool`` and any other type (``3.0``: a float is
+    not a version number), each naming the value."""
+    if ref is None:
+        return "latest"
+    if isinstance(ref, bool) or type(ref).__name__ == "bool_":
+        raise RegistryError(f"ref {ref!r}: a bool is not a version; {_NUMBERS}, aliases "
+                            f"are text")
+    if isinstance(ref, str):
+        m = _NUMBER.match(ref)
+        if m is None:
+            if _NUMBER_LIKE.match(ref):
+                raise RegistryError(f"ref {ref!r}: {_NUMBERS}, and an alias starts with a "
+                                    f"letter")
+            return ref
+        number = int(m[1])
+    else:
+        try:
+            import operator
+
+            number = operator.index(ref)  # int, NumPy integers
+        except TypeError:
+            raise RegistryError(f"ref {ref!r} has type {type(ref).__name__}: {_NUMBERS}, "
+                                f"aliases are text") from None
+    if number < 1:
+        raise RegistryError(f"ref {ref!r}: {_NUMBERS}")
+    return number
+
+
+# characters a printed ato:// URI percent-encodes in a project or name: its own delimiters,
+# '%' itself, and whatever a shell or a config file would split or mangle
+_URI_UNSAFE = frozenset("%/@?#&=\"'\\")
+
+
+def quote_uri_part(text: str) -> str:
+    """``text`` (a project or asset name) as it is written in an ``ato://`` URI: ``%``,
+    ``/``, ``@``, ``?``, ``#``, ``&``, ``=``, quotes, backslashes, whitespace and control
+    characters percent-encoded (UTF-8); other characters, letters of any script
+    included, are kept.  :func:`unquote_uri_part` reverses it."""
+    out = []
+    for c in text:
+        if c in _URI_UNSAFE or c.isspace() or not c.isprintable():
+            out.extend(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def unquote_uri_part(text: str) -> str:
+    """A project, name or ref of an ``ato://`` URI with its ``%XX`` escapes decoded.
+    Errors: :class:`RegistryError` for escapes that are not UTF-8."""
+    if "%" not in text:
+        return text
+    from urllib.parse import unquote
+
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise RegistryError(f"{text!r}: its %-escapes are not UTF-8") from None
+
+
+def version_uri(project: str, kind: str, name: str, version: int) -> str:
+    """``ato://project/name@vN?kind=K``: the URI Ato prints for a version.  It always
+    names the kind, so it stays unambiguous when a model and a dataset later share the
+    name, and percent-encodes the project and name (:func:`quote_uri_part`)."""
+    return (f"ato://{quote_uri_part(project)}/{quote_uri_part(name)}@v{version}"
+            f"?kind={kind}")
 
 
 @dataclass(frozen=True)
@@ -103,9 +188,10 @@ class RegistryVersion:
 
     @property
     def uri(self) -> str:
-        """``ato://project/name@vN``: this version, for :func:`resolve`-style lookups and
-        config values."""
-        return f"ato://{self.project}/{self.name}@v{self.version}"
+        """``ato://project/name@vN?kind=K``: this version, for :func:`resolve`-style lookups
+        and config values (:func:`version_uri`: the kind always named, the project and
+        name percent-encoded where needed)."""
+        return version_uri(self.project, self.kind, self.name, self.version)
 
 
 @dataclass(frozen=True)
@@ -258,6 +344,7 @@ REGISTRY_LOGGER_MEMBERS = ("use_dataset", "use_reference", "log_model")
 REGISTRY_FINDER_MEMBERS = ("registry_assets", "registry_versions", "alias_history",
                            "run_lineage", "runs_using", "produced_by", "downstream", "resolve")
 
-__all__ = ["KINDS", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS", "VERSION_STATES",
+__all__ = ["KINDS", "MAX_VERSION", "REGISTRY_FINDER_MEMBERS", "REGISTRY_LOGGER_MEMBERS", "VERSION_STATES",
            "AliasEvent", "Lineage", "Provenance", "RegistryAsset", "RegistryError",
-           "RegistryFinder", "RegistryLogger", "RegistryVersion", "RunUse"]
+           "RegistryFinder", "RegistryLogger", "RegistryVersion", "RunUse", "parse_ref",
+           "quote_uri_part", "unquote_uri_part", "version_uri"]

@@ -35,6 +35,7 @@ any backend that declares it is shown; one adapter function per call below.
 
 from __future__ import annotations
 
+from ato.tracking.registry import version_uri
 from ato.ui.data import BadRequest, _epoch, _finite, run_id_param
 
 KINDS = ("model", "dataset")
@@ -82,15 +83,19 @@ def registry_versions(finder, name, project=None, kind=None) -> list:
 def registry_version(finder, name, ref, project=None, kind=None):
     """The version ``ref`` (a number, ``vN``, an alias or ``latest``) names, from
     :func:`registry_versions`."""
+    from ato.tracking.registry import RegistryError, parse_ref
+
+    try:
+        ref = parse_ref(ref)  # the protocol's one reading of a ref
+    except RegistryError as e:
+        raise BadRequest(str(e)) from None
     versions = registry_versions(finder, name, project=project, kind=kind)
-    text = str(ref)
-    number = text[1:] if text[:1] == "v" and text[1:].isdigit() else text
     for v in versions:
-        if (str(_get(v, "version")) == number if number.isdigit()
-                else text in (_get(v, "aliases") or ())):
+        if (_get(v, "version") == ref if isinstance(ref, int)
+                else ref in (_get(v, "aliases") or ())):
             return v
     top = max((_get(v, "version") for v in versions), default=0)
-    what = f"version {number}" if number.isdigit() else f"alias {text!r}"
+    what = f"version {ref}" if isinstance(ref, int) else f"alias {ref!r}"
     raise NotFound(f"{kind or 'asset'} {name!r} has no {what} (versions 1..{top})")
 
 
@@ -134,7 +139,7 @@ def version_row(v) -> dict:
             "state": _get(v, "state"), "storage": _storage(v), "source": _get(v, "source"),
             "reference": _get(v, "reference"),
             "meta": None if _get(v, "meta") is None else _finite(dict(_get(v, "meta"))),
-            "uri": f"ato://{project}/{name}@v{number}"}
+            "uri": version_uri(project, _get(v, "kind"), name, number)}
 
 
 def asset_row(a) -> dict:

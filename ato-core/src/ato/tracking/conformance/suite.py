@@ -663,7 +663,7 @@ class TrackerConformance(StudyConformance):
         assert again.version == 1 and again.digest == v1.digest
         assert len(v1.digest) == 64 and int(v1.digest, 16) >= 0
         assert (v1.size, v1.file_count, v1.is_dir, v1.reference) == (111, 3, True, None)
-        assert "latest" in v1.aliases and v1.uri == f"ato://{project}/cifar@v1"
+        assert "latest" in v1.aliases and v1.uri == f"ato://{project}/cifar@v1?kind=dataset"
         (tree / "train/1.bin").write_bytes(b"c" * 12)
         second_run = logger.run()
         v2 = logger.use_dataset("cifar", tree, aliases=["gold"])

@@ -304,7 +304,7 @@ def _version_json(v) -> dict:
     """A registry version as ``ato runs show --json`` lists a run's inputs and outputs."""
     return {"project": v.project, "kind": v.kind, "name": v.name, "version": v.version,
             "digest": v.digest, "state": v.state, "aliases": list(v.aliases),
-            "uri": f"ato://{v.project}/{v.name}@v{v.version}"}
+            "uri": v.uri}
 
 
 def cmd_best(args) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -212,7 +213,7 @@ def cmd_alias(args) -> int:
         return 0
     if args.ref is None:
         raise AtoError("give the version to point the alias at (e.g. 'ato models alias "
-                       f"{args.name} {args.alias} 3'), or --delete")
+                       f"{shlex.quote(args.name)} {shlex.quote(args.alias)} 3'), or --delete")
     v = registry.set_alias(args.name, args.alias, args.ref, args.project, args.kind)
     if args.json:
         _dump(v.to_dict())
@@ -397,7 +398,8 @@ def _run(args) -> int:
     try:
         return args._run(args)
     except AmbiguousNameError as e:
-        raise AmbiguousNameError(e.name, e.choices, e.how(project="--project {}")) from None
+        raise AmbiguousNameError(e.name, e.choices, e.how(project="--project {}",
+                                                          quote=shlex.quote)) from None
 
 
 def _common(p) -> None:

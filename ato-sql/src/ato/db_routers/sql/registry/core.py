@@ -11,6 +11,7 @@ transaction that records them, so a version in the database always has its files
 from __future__ import annotations
 
 import collections
+import collections.abc
 import functools
 import getpass
 import json
@@ -47,8 +48,15 @@ from ato.artifacts import (
 )
 from ato.db_routers.sql import values
 from ato.errors import user_stacklevel
+from ato.tracking.registry import (
+    MAX_VERSION,
+    RegistryVersion,
+    parse_ref,
+    quote_uri_part,
+    unquote_uri_part,
+    version_uri,
+)
 from ato.tracking.registry import RegistryError as ProtocolRegistryError
-from ato.tracking.registry import RegistryVersion
 from ato.tracking.secrets import db_option
 
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
@@ -308,7 +316,9 @@ class Version:
 
     @property
     def uri(self) -> str:
-        return f"ato://{self.project}/{self.name}@v{self.version}"
+        """The URI Ato prints for this version (:func:`ato.tracking.registry.version_uri`:
+        the kind always named, project and name percent-encoded where needed)."""
+        return version_uri(self.project, self.kind, self.name, self.version)
 
     def record(self) -> RegistryVersion:
         """This version as the tracker protocol's frozen :class:`RegistryVersion`."""
@@ -1219,6 +1229,10 @@ class Registry:
                      "is_dir": is_dir, "source": source, "ref": reference, "store": store_url,
                      "run": run_id, "step": step, "score": score, "meta": meta_json,
                      "who": who, "now": now}).scalar()
+                if number == 1:  # a new asset: does it make unqualified URIs ambiguous?
+                    note = _shared_name(conn, asset_id, project, kind, name)
+                    if note:
+                        notes.append(note)
                 if file_count:
                     conn.execute(text("INSERT INTO registry_files (version_id, path, size, digest) "
                                       "VALUES (:v, :p, :s, :d)"),
@@ -1387,13 +1401,17 @@ class Registry:
             kind: str | None = None) -> Version:
         """One version: ``ref`` is a version number (``3``, ``'3'``, ``'v3'``), an alias, or
         ``None`` for ``latest``."""
+        try:
+            ref = parse_ref(ref)  # a bad ref is named before the name is looked up
+        except ProtocolRegistryError as e:
+            raise RegistryError(str(e)) from None
         asset_id, project, kind, name, _ = self._asset_row(name, project, kind)
-        ref = "latest" if ref is None else str(ref)
-        number = ref[1:] if re.fullmatch(r"v\d+", ref) else ref
-        if number.isdigit():
-            rows = self._read(f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} "
-                              f"WHERE v.asset_id = :a AND v.version = :n", a=asset_id, n=int(number))
-            what = f"version {number}"
+        if isinstance(ref, int):
+            # a number beyond the column names no version (SQLite cannot even bind it)
+            rows = [] if ref > MAX_VERSION else self._read(
+                f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} "
+                f"WHERE v.asset_id = :a AND v.version = :n", a=asset_id, n=ref)
+            what = f"version {ref}"
         else:
             rows = self._read(f"SELECT {_VERSION_COLUMNS} FROM {_VERSION_FROM} JOIN "
                               f"registry_aliases al ON al.version_id = v.id "
@@ -1441,6 +1459,9 @@ class Registry:
         Errors: :class:`RegistryError` for a ``kind`` other than ``'model'``/``'dataset'``."""
         if kind is not None and kind not in KINDS:
             raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+        if project and self._tables_exist() and project not in self._reader.projects():
+            raise RegistryError(f"no {kind or 'model or dataset'} in project {project!r}: "
+                                f"{self._reader.no_project(project)}")
         return [{"project": a.project, "kind": a.kind, "name": a.name,
                  "description": a.description, "versions": a.versions, "latest": a.latest,
                  "size": a.size, "aliases": dict(a.aliases)}
@@ -1465,7 +1486,7 @@ class Registry:
                 raise RegistryError(
                     f"{v.kind} {v.name!r} v{v.version} is recorded by reference "
                     f"({v.reference}): a reference has no file list to compare; "
-                    f"'ato data show {v.name} {v.version}' shows its URI, etag and size")
+                    f"'ato data show {shlex.quote(v.name)} {v.version}' shows its URI, etag and size")
         fa = {f["path"]: f for f in self.files(va)}
         fb = {f["path"]: f for f in self.files(vb)}
         return {"name": va.name, "kind": va.kind, "from": va.version, "to": vb.version,
@@ -1544,8 +1565,8 @@ class Registry:
         still live, or is removed when none is (both recorded in the alias history).
         Versions already ``pruned`` or ``collected`` are returned unchanged.  Returns the
         versions, as recorded afterwards."""
-        if isinstance(refs, (str, int)):
-            refs = [refs]
+        if isinstance(refs, (str, bytes)) or not isinstance(refs, collections.abc.Iterable):
+            refs = [refs]  # one ref (a float or a bool too: get names what is wrong)
         targets = {}
         for ref in refs:
             version = self.get(name, ref, project, kind)
@@ -1570,7 +1591,8 @@ class Registry:
                 raise RegistryError(
                     f"{label} v{number} is aliased {', '.join(a for a, n in held if n == number)}"
                     f": an alias protects a version; move it or remove it first (ato "
-                    f"{kind_command} alias {first.name} {alias} --delete {db_option(self.url)});"
+                    f"{kind_command} alias {shlex.quote(first.name)} {alias} --delete "
+                    f"{db_option(self.url)});"
                     f" nothing was deleted")
             ids = list(targets)
             conn.execute(text("UPDATE registry_versions SET state = 'pruned' WHERE id = :v "
@@ -1702,7 +1724,8 @@ class Registry:
         try:
             v = self.get(name, ref, project, kind)
         except AmbiguousNameError as e:
-            base = f"ato://{project}/{name}" + (f"@{ref}" if ref else "")
+            base = (f"ato://{quote_uri_part(project)}/{quote_uri_part(name)}"
+                    + (f"@{quote_uri_part(ref)}" if ref else ""))
             raise RegistryError(f"{name!r} is ambiguous in project {project!r} "
                                 f"({' and '.join(e.kinds)}): name the kind, "
                                 + " or ".join(f"{base}?kind={k}" for k in e.kinds)) from None
@@ -1909,7 +1932,7 @@ class Registry:
             p, name, kind, number, source, is_dir, rel, size = rows[0]
             call = "log_model" if kind == "model" else "use_dataset(…, copy=True)"
             origin = os.path.join(source, rel) if is_dir else source
-            holders = (", ".join(f"ato://{r[0]}/{r[1]}@v{r[3]}" for r in rows[:3])
+            holders = (", ".join(version_uri(r[0], r[2], r[1], r[3]) for r in rows[:3])
                        + (f" and {len(rows) - 3} more" if len(rows) > 3 else ""))
             try:
                 changed = ("is gone" if not os.path.isfile(origin) else
@@ -1924,9 +1947,9 @@ class Registry:
                 "projects p ON p.id = a.project_id WHERE p.name = :p AND a.name = :n AND "
                 "a.kind = :k AND v.version = :v AND al.alias <> 'latest' ORDER BY al.alias",
                 p=p, n=name, k=kind, v=number)]
-            retire = (f"'ato {command} delete {name} {number} {db}'"
+            retire = (f"'ato {command} delete {shlex.quote(name)} {number} {db}'"
                       + (f" (after moving its alias {', '.join(aliased)}: 'ato {command} alias "
-                         f"{name} {aliased[0]} --delete {db}')" if aliased else ""))
+                         f"{shlex.quote(name)} {aliased[0]} --delete {db}')" if aliased else ""))
             if changed:
                 steps.append(f"the file it was registered from, {origin}, {changed}: with a "
                              f"copy of the original, register it again ({call}); without one, "
@@ -2183,6 +2206,22 @@ class Registry:
         return self._write(work)
 
 
+def _shared_name(conn, asset_id, project, kind, name) -> str | None:
+    """The text of the :class:`RegistryWarning` (else ``None``) when the new asset
+    ``asset_id`` takes a name the other kind already has in ``project``: from now on an
+    ``ato://`` URI naming it without ``?kind=`` is ambiguous, and refused."""
+    other = "dataset" if kind == "model" else "model"
+    if conn.execute(text("SELECT 1 FROM registry_assets o JOIN registry_assets a ON "
+                         "a.project_id = o.project_id AND a.name = o.name WHERE a.id = :a "
+                         "AND o.kind = :k"), {"a": asset_id, "k": other}).fetchone() is None:
+        return None
+    base = f"ato://{quote_uri_part(project)}/{quote_uri_part(name)}"
+    return (f"{kind} {name!r} (project {project!r}) shares its name with the {other} "
+            f"{name!r}: URIs naming it without ?kind= ({base}@REF) are now ambiguous and "
+            f"refused; write {base}@REF?kind={other} for the {other} (the URIs Ato prints "
+            f"always carry ?kind=), or use another name")
+
+
 def _unapplied(kind, name, number, score, old_score, step, old_step, meta_json,
                old_meta) -> str | None:
     """The text of the :class:`RegistryWarning` (else ``None``) when registering content
@@ -2354,6 +2393,11 @@ def parse_uri(uri: str, with_kind: bool = False):
     kind = m["kind"]
     if kind is not None and kind not in KINDS:
         raise RegistryError(f"{uri}: kind={kind!r} must be 'model' or 'dataset'")
+    try:  # printed URIs percent-encode what a project or name may hold (version_uri)
+        project, name = unquote_uri_part(m["project"]), unquote_uri_part(m["name"])
+        ref = None if m["ref"] is None else unquote_uri_part(m["ref"])
+    except ProtocolRegistryError as e:
+        raise RegistryError(f"{uri}: {e}") from None
     if with_kind:
-        return m["project"], m["name"], m["ref"], kind
-    return m["project"], m["name"], m["ref"]
+        return project, name, ref, kind
+    return project, name, ref

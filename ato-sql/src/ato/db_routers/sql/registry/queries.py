@@ -9,13 +9,14 @@ imports nothing heavy.
 
 from __future__ import annotations
 
-import re
+import shlex
 from collections.abc import Callable
 from datetime import datetime, timezone
 
 from ato.db_routers.sql import values
 from ato.tracking.registry import (
     KINDS,
+    MAX_VERSION,
     AliasEvent,
     Lineage,
     Provenance,
@@ -23,6 +24,7 @@ from ato.tracking.registry import (
     RegistryError,
     RegistryVersion,
     RunUse,
+    parse_ref,
 )
 
 
@@ -45,11 +47,13 @@ class AmbiguousNameError(RegistryError):
     def projects(self) -> list[str]:
         return sorted({p for _, p in self.choices})
 
-    def how(self, project: str = "project={!r}", kind: str = "kind={!r}") -> str:
-        """'name the project …' / 'name the kind …' with each choice in the given syntax."""
+    def how(self, project: str = "project={!r}", kind: str = "kind={!r}",
+            quote=lambda p: p) -> str:
+        """'name the project …' / 'name the kind …' with each choice in the given syntax
+        (each project passed through ``quote`` first: ``shlex.quote`` for a command line)."""
         parts = []
         if len(self.projects) > 1:
-            parts.append("name the project: " + " or ".join(project.format(p)
+            parts.append("name the project: " + " or ".join(project.format(quote(p))
                                                             for p in self.projects))
         if len(self.kinds) > 1:
             parts.append("name the kind: " + " or ".join(kind.format(k) for k in self.kinds))
@@ -141,6 +145,10 @@ class RegistryReader:
             params["k"] = kind
         rows = self._read(sql, **params)
         if not rows:
+            if project is not None and not self._read("SELECT 1 FROM projects WHERE name = :p",
+                                                      p=project):
+                raise self._not_found(f"no {what} named {name!r}{where}{self._label}: "
+                                      f"{self.no_project(project)}")
             hint = ""
             if kind is not None:
                 other = "dataset" if kind == "model" else "model"
@@ -149,22 +157,57 @@ class RegistryReader:
                 if self._read(sql, **params):
                     command = "ato data" if other == "dataset" else "ato models"
                     hint = (f"; a {other} named {name!r} exists{where}: {command} show "
-                            f"{name}")
+                            f"{shlex.quote(name)}")
+            if not hint:
+                hint = self._close_names(name, project, kind)
             raise self._not_found(f"no {what} named {name!r}{where}{self._label}{hint}")
         if len(rows) > 1:
             raise self._ambiguous(name, [(r[2], r[1]) for r in rows])
         return rows[0]
 
+    def projects(self) -> list[str]:
+        """The names of the projects in the database, sorted."""
+        return [r[0] for r in self._read("SELECT name FROM projects ORDER BY name")]
+
+    def no_project(self, project: str) -> str:
+        """'there is no project P (projects: …) — did you mean …?': why a lookup in
+        ``project`` found nothing, when the database has no such project."""
+        from ato.scoping.cli import _suggest
+
+        known = self.projects()
+        listing = ", ".join(repr(p) for p in known[:20]) + (" …" if len(known) > 20 else "")
+        return (f"there is no project {project!r} (projects: {listing or 'none'})"
+                + _suggest(project, known))
+
+    def _close_names(self, name: str, project: str | None, kind: str | None) -> str:
+        """' — did you mean …?' among the names of ``kind`` (in ``project``), or ''."""
+        from ato.scoping.cli import _suggest
+
+        sql = ("SELECT DISTINCT a.name FROM registry_assets a JOIN projects p ON "
+               "p.id = a.project_id WHERE 1 = 1")
+        params: dict = {}
+        if project is not None:
+            sql += " AND p.name = :p"
+            params["p"] = project
+        if kind is not None:
+            sql += " AND a.kind = :k"
+            params["k"] = kind
+        return _suggest(name, [r[0] for r in self._read(sql, **params)])
+
     def version_id(self, name: str, ref=None, project: str | None = None,
                    kind: str | None = None) -> int:
         """The database id of version ``ref`` (number, ``'vN'``, alias; ``None``: latest)."""
+        try:
+            ref = parse_ref(ref)  # a bad ref is named before the name is looked up
+        except RegistryError as e:
+            raise self._not_found(str(e)) from None
         asset_id, project, kind, name, _ = self.asset_row(name, project, kind)
-        ref = "latest" if ref is None else str(ref)
-        number = ref[1:] if re.fullmatch(r"v\d+", ref) else ref
-        if number.isdigit():
-            rows = self._read("SELECT id FROM registry_versions WHERE asset_id = :a AND "
-                              "version = :n", a=asset_id, n=int(number))
-            what = f"version {int(number)}"
+        if isinstance(ref, int):
+            # a number beyond the column names no version (SQLite cannot even bind it)
+            rows = [] if ref > MAX_VERSION else self._read(
+                "SELECT id FROM registry_versions WHERE asset_id = :a AND version = :n",
+                a=asset_id, n=ref)
+            what = f"version {ref}"
         else:
             rows = self._read("SELECT version_id FROM registry_aliases WHERE asset_id = :a "
                               "AND alias = :al", a=asset_id, al=ref)
