@@ -559,3 +559,17 @@ def test_browser_asset_page_names_an_unknown_alias_and_shows_every_move(rpage):
     rpage.open("#/models/model/resnet-cls?project=vision&alias=champion")
     assert len(rpage.locator("[data-testid='alias-move']").all()) == 2
     assert rpage.locator("[data-testid='param-warning']").count() == 0
+
+
+def test_version_refs_read_as_everywhere_else(api):
+    """/api/registry/version reads ref as the registry does: a number beyond any version is
+    404 'has no version N', a number below 1 or text like '3.0' is 400 saying what a version
+    number is (not 'has no alias')."""
+    params = {"name": "resnet-cls", "kind": "model", "project": "vision"}
+    huge = "99999999999999999999"
+    r = api.get("/api/registry/version", params={**params, "ref": huge})
+    assert r.status_code == 404 and f"has no version {huge}" in r.text
+    for ref in ("-1", "0", "3.0", "v-2"):
+        r = api.get("/api/registry/version", params={**params, "ref": ref})
+        assert r.status_code == 400, (ref, r.text)
+        assert "version numbers are whole numbers from 1" in r.text and "alias" not in r.text[:40]
