@@ -92,7 +92,10 @@ def _size(v) -> str:
 
 # --------------------------------------------------------------------------- models & data
 def cmd_list(args) -> int:
-    rows = _registry(args, readonly=True).assets(kind=args.kind, project=args.project)
+    registry = _registry(args, readonly=True)
+    if args.project:  # '0 models' would not say that the project does not exist
+        registry.check_project(args.project, args.kind)
+    rows = registry.assets(kind=args.kind, project=args.project)
     if args.json:
         _dump(rows)
         return 0

@@ -1459,13 +1459,18 @@ class Registry:
         Errors: :class:`RegistryError` for a ``kind`` other than ``'model'``/``'dataset'``."""
         if kind is not None and kind not in KINDS:
             raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
-        if project and self._tables_exist() and project not in self._reader.projects():
-            raise RegistryError(f"no {kind or 'model or dataset'} in project {project!r}: "
-                                f"{self._reader.no_project(project)}")
         return [{"project": a.project, "kind": a.kind, "name": a.name,
                  "description": a.description, "versions": a.versions, "latest": a.latest,
                  "size": a.size, "aliases": dict(a.aliases)}
                 for a in self._reader.registry_assets(kind=kind or None, project=project or None)]
+
+    def check_project(self, project: str, kind: str | None = None) -> None:
+        """A :class:`RegistryError` when the database has no project ``project``, naming
+        the projects it has and the closest one (``ato models list --project``; the
+        finder's lookups say the same for a name looked up in it)."""
+        if self._tables_exist() and project not in self._reader.projects():
+            raise RegistryError(f"no {kind or 'model or dataset'} in project {project!r}: "
+                                f"{self._reader.no_project(project)}")
 
     def files(self, version: Version) -> list[dict]:
         """The files of a version, sorted by path: ``{'path', 'size', 'digest'}``."""
