@@ -135,27 +135,92 @@ def open_engine(url: str, readonly: bool = False) -> Engine:
             f"{url} is an in-memory SQLite database: new and empty in every "
             f"process, it holds no runs to read; pass the file your runs log to "
             f"(--db sqlite:///path/to/experiments.db)")
+    if not readonly and path is not None and os.path.isfile(path):
+        # a writer's connection turns WAL on: look at an existing file read-only first, so
+        # that another tool's database is refused without a byte written to it
+        _check_foreign(url)
     engine = get_engine(url, readonly)
-    tables = None
     try:
         with engine.connect() as conn:
-            if path is not None:
-                tables = {r[0] for r in conn.exec_driver_sql(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            kind = tracker_kind(conn)
     except (DBAPIError, sqlite3.Error) as e:
         if _is_transient(e):
             return engine  # busy is not missing; the caller's own retries deal with it
         forget_engine(url, readonly)
         raise TrackerUnavailableError(
             f"cannot open the tracker database {display_url(url)}: {_reason(e)}") from None
-    if readonly and tables is not None and "experiments" not in tables:
+    except NotATrackerError:
         forget_engine(url, readonly)
-        found = f"its tables: {', '.join(sorted(tables))}" if tables else "it has no tables"
-        raise NotATrackerError(
-            f"{path} (from {display_url(url)}) holds no Ato tracker tables ({found}): it is "
-            f"not a tracker database, and reading never makes one; pass the database your "
-            f"runs log to")
+        raise
+    if readonly and kind[0] != "ato":
+        forget_engine(url, readonly)
+        raise not_a_tracker(url, kind[1], reading=True)
     return engine
+
+
+def _check_foreign(url: str) -> None:
+    """Raise :class:`NotATrackerError` when the SQLite file of ``url`` is another tool's
+    database with tables named like Ato's, looking at it read-only.  A file that cannot be
+    read is left to the writer's own open to report."""
+    try:
+        with get_engine(url, readonly=True).connect() as conn:
+            tracker_kind(conn)
+    except (DBAPIError, sqlite3.Error):
+        pass
+    finally:
+        forget_engine(url, readonly=True)
+
+
+# The original Ato's two tables a tracker cannot be without, and the columns only it gives
+# them (MLflow's ``experiments`` has ``experiment_id`` and ``name``, not ``project_id``).
+_ORIGINAL_LAYOUT = {"projects": {"id", "name"},
+                    "experiments": {"id", "project_id", "config"}}
+
+
+def tracker_kind(conn) -> tuple[str, list[str]]:
+    """What the database behind ``conn`` is, by what only Ato writes: ``('ato', tables)``
+    for a tracker (an ``ato_schema`` table, or the original Ato's ``projects`` and
+    ``experiments`` with their columns), ``('empty', [])`` for a database without tables,
+    ``('other', tables)`` for any other (its tables: nothing of Ato's in it).  Raises
+    :class:`NotATrackerError` naming the clashing tables for a foreign database that has
+    tables named like Ato's (another tool's ``experiments`` or ``runs``): Ato must never
+    read them as its own, nor create its tables beside them."""
+    inspector = inspect(conn)
+    tables = sorted(inspector.get_table_names())
+    if not tables:
+        return "empty", []
+    if "ato_schema" in tables:
+        return "ato", tables
+    if all(name in tables and need <= {c["name"] for c in inspector.get_columns(name)}
+           for name, need in _ORIGINAL_LAYOUT.items()):
+        return "ato", tables
+    from ato.db_routers.sql import blocks as _blocks  # noqa: F401 (its tables, in Base)
+    from ato.db_routers.sql import studies as _studies  # noqa: F401
+    from ato.db_routers.sql.registry import schema as _registry  # noqa: F401
+
+    ours = set(schema.Base.metadata.tables)
+    clash = [name for name in tables if name in ours]
+    if clash:
+        url = conn.engine.url.render_as_string(hide_password=False)
+        raise not_a_tracker(url, tables, clash=clash)
+    return "other", tables
+
+
+def not_a_tracker(url: str, tables: list[str], reading: bool = False,
+                  clash: list[str] | None = None) -> NotATrackerError:
+    """The one-line error for a database that is not an Ato tracker."""
+    where = sqlite_path(url)
+    name = f"{where} (from {display_url(url)})" if where else display_url(url)
+    found = f"its tables: {', '.join(tables)}" if tables else "it has no tables"
+    if clash:
+        return NotATrackerError(
+            f"{name} holds no Ato tracker tables ({found}): another tool's tables are named "
+            f"like Ato's ({', '.join(clash)}) and it has no ato_schema record, so Ato neither "
+            f"reads them nor adds its tables beside them; pass the database your runs log to "
+            f"(or a new one)")
+    return NotATrackerError(
+        f"{name} holds no Ato tracker tables ({found}): it is not a tracker database, and "
+        f"reading never makes one; pass the database your runs log to")
 
 
 def _in_memory(url: str) -> bool:
@@ -280,11 +345,11 @@ def retry(fn, attempts: int = 200):
 def current_version(conn) -> int | None:
     """The recorded schema version, ``None`` for a database without Ato tables, 0 for one
     written by the original Ato (tables but no version record)."""
-    names = set(inspect(conn).get_table_names())
+    kind, names = tracker_kind(conn)  # NotATrackerError for a foreign database named like Ato's
     if "ato_schema" in names:
         row = conn.execute(text("SELECT MAX(version) FROM ato_schema")).scalar()
         return int(row or 0)
-    return 0 if "experiments" in names else None
+    return 0 if kind == "ato" else None
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -101,15 +101,24 @@ def log_model(logger, name: str, path, *, step=None, aliases=(), keep=None, scor
 def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -> str:
     """The local path of ``ato://project/name@ref`` in the tracker of ``config`` (or the
     URL ``db``, or ``$ATO_DB``), verified against its digest."""
+    from ato.db_routers.sql.engine import open_engine
+
     from .core import Registry, RegistryError
 
+    store = None
     if config is not None:
-        registry = registry_for(config)
+        from ato.db_routers.sql.logger import config_value, tracker_url
+
+        db = tracker_url(config)
+        store = config_value(config, "experiment.sql.store")
     else:
         db = db or os.environ.get("ATO_DB")
         if not db:
             raise RegistryError(f"resolving {uri}: give config=, db= or set $ATO_DB")
-        registry = Registry(db)
+    # resolving only reads: a read-only engine, as a finder's (nothing created or upgraded;
+    # a database that is not a tracker is refused, naming its tables)
+    registry = Registry(db, store=str(store) if store else None,
+                        engine=open_engine(db, readonly=True))
     return registry.resolve(uri, verify=verify)
 
 
