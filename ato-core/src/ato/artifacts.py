@@ -1179,6 +1179,19 @@ class LocalStore:
     def __repr__(self):
         return f"LocalStore({self.root!r})"
 
+    def is_store(self) -> bool:
+        """Whether :attr:`root` is a store's directory: it holds something only a store
+        holds (a ``tmp``, ``checkouts`` or ``databases`` folder, or a two-hex-digit blob
+        folder).  An empty directory, or one holding other files, is not."""
+        try:
+            with os.scandir(self.root) as it:
+                return any(e.is_dir(follow_symlinks=False) and (
+                    e.name in ("tmp", "checkouts", "databases")
+                    or (len(e.name) == 2 and all(c in "0123456789abcdef" for c in e.name)))
+                    for e in it)
+        except OSError:
+            return False
+
     def path(self, digest: str) -> str:
         """Where blob ``digest`` lives (whether or not it exists)."""
         digest = _hex(digest)

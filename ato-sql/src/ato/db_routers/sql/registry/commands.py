@@ -18,19 +18,26 @@ from ato.tracking.secrets import db_option
 DEFAULT_DB = "sqlite:///experiments.db"
 
 
-def _registry(args, readonly: bool = False):
+def _registry(args, readonly: bool = False, store: bool = False):
     """The :class:`Registry` of ``--db``.  The database is first opened as ``ato runs``
     opens it (:func:`~ato.db_routers.sql.engine.open_engine`, read-only): a missing SQLite
     file (nothing is created), a file that is not a database, a server that refuses the
     connection, a missing database or role is one line naming the URL and the reason
     (:class:`~ato.db_routers.sql.engine.TrackerUnavailableError`, exit status 2).
     ``readonly`` (the actions that only read: list, show, history, diff): the registry
-    reads through that read-only connection and never creates or upgrades a table."""
+    reads through that read-only connection and never creates or upgrades a table.
+    ``store`` (``ato store verify``, ``du`` and ``gc`` without ``--delete``): read-only as
+    well when the registry's tables are there; a tracker written before the registry
+    existed has them added first, as registering would."""
     from ato.db_routers.sql.engine import open_engine
 
     from .core import Registry
 
     engine = open_engine(args.db, readonly=True)
+    if store:
+        registry = Registry(args.db, store=getattr(args, "store", None), engine=engine)
+        if registry._tables_exist():
+            return registry
     return Registry(args.db, store=getattr(args, "store", None),
                     engine=engine if readonly else None)
 
@@ -275,7 +282,7 @@ def cmd_diff(args) -> int:
 
 # --------------------------------------------------------------------------- store
 def cmd_verify(args) -> int:
-    registry = _registry(args)
+    registry = _registry(args, store=True)
     try:
         rows = registry.verify(quick=args.quick)
     except KeyboardInterrupt:
@@ -296,6 +303,10 @@ def cmd_verify(args) -> int:
             print(f"UNREADABLE database {r['database']} sharing {r['store']} ({r['reason']}): "
                   f"its blobs were not checked")
             continue
+        if r["what"] == "store":
+            print(f"MISSING   {r['reason']} ({_plural(r['blobs'], 'recorded blob')} not "
+                  f"checked)")
+            continue
         what = " checkout" if r["what"] == "checkout" else ""
         held = f"; held by {', '.join(r['databases'])}" if r["databases"] else ""
         print(f"{r['status'].upper():9} {r['digest']}{what}  ({human(r['size'])}) in "
@@ -303,23 +314,25 @@ def cmd_verify(args) -> int:
         if r["what"] == "blob":
             print(f"          {registry.repair_hint(r['store'], r['digest'], r['status'])}")
     blobs = sum(r["what"] == "blob" for r in rows)
+    gone = sum(r["what"] == "store" for r in rows)
     checkouts = sum(r["what"] == "checkout" for r in rows)
     print(f"{blobs} blob{'s' if blobs != 1 else ''}"
           + (f" and {checkouts} checkout{'s' if checkouts != 1 else ''}" if checkouts else "")
           + f" checked ({mode}), {len(bad)} problem{'s' if len(bad) != 1 else ''}"
+          + (f" ({_plural(gone, 'store')} not found)" if gone else "")
           + ("; resolving a damaged checkout's version rebuilds it"
              if any(r["what"] == "checkout" for r in bad) else ""))
     return 1 if bad else 0
 
 
 def cmd_du(args) -> int:
-    data = _registry(args).du()
+    data = _registry(args, store=True).du()
     if args.json:
         _dump(data)
         return 0
     print(table(["store", "on disk", "blobs", "live", "held by other databases", "collectable",
                  "temporary"],
-                [[url, human(d["bytes_on_disk"]), d["blobs_on_disk"], human(d["live_bytes"]),
+                [[d.get("location", url), human(d["bytes_on_disk"]), d["blobs_on_disk"], human(d["live_bytes"]),
                   human(d["other_bytes"]) if d["databases"][1:] else None,
                   human(d["collectable_bytes"]), human(d["temporary_bytes"])]
                  for url, d in data.items()]))
@@ -356,7 +369,7 @@ def cmd_gc(args) -> int:
 
     if args.grace < 0:
         raise AtoError(f"--grace {args.grace:g}: a number of seconds >= 0")
-    reg = _registry(args)
+    reg = _registry(args, store=not args.delete)
     forget = args.forget_db or []
     rows = reg.gc(dry_run=not args.delete, grace=args.grace, forget=forget)
     total = sum(r["size"] for r in rows)

@@ -578,10 +578,16 @@ def default_store_url(db_url: str) -> str | None:
     explicit = os.environ.get("ATO_STORE")
     if explicit:
         return explicit
+    return beside_store_url(db_url)
+
+
+def beside_store_url(db_url: str) -> str | None:
+    """For a SQLite file, the store beside it (``<dir>/<name>.ato-store``); else ``None``."""
     from sqlalchemy.engine import make_url
 
     url = make_url(db_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
         base = os.path.splitext(os.path.abspath(url.database))[0]
         return "file://" + base + ".ato-store"
     return None
@@ -707,7 +713,7 @@ class Registry:
         self._cache = cache
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._stores: dict = {}
-        self._writable = engine is None
+        self._home_url: str | None = None
         self._jobs: collections.deque = collections.deque()
         self._jobs_lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -740,16 +746,93 @@ class Registry:
         return self._cache
 
     def store(self, url: str | None = None):
-        url = url or self.store_url
+        url = url or self._home()
         if url is None:
             raise RegistryError(
                 f"no artifact store for {self.url}: a server database needs a shared store; "
                 f"set experiment.sql.store or $ATO_STORE (a directory or a store URL)")
         if url not in self._stores:
-            self._stores[url] = open_store(url)
-            if self._writable:
-                record_database(self._stores[url], self.url)
+            where = self._located(url)
+            store = open_store(where)
+            if where != url:  # moved: new records keep the name the others were recorded by
+                store.url = url
+            self._stores[url] = store
         return self._stores[url]
+
+    def _home(self) -> str | None:
+        """The store URL new blobs are recorded under: :attr:`store_url`, unless it is where
+        a store this database recorded under another name now is (the project was moved
+        with its store: one name per store keeps gc and verify whole)."""
+        if self.store_url is None or url_scheme(self.store_url) != "file":
+            return self.store_url
+        if self._home_url is None:
+            self._home_url = self.store_url
+            root = open_store(self.store_url).root
+            if self._tables_exist():
+                for (recorded,) in self._read("SELECT DISTINCT store_url FROM registry_blobs"):
+                    if recorded != self.store_url and url_scheme(recorded) == "file" \
+                            and open_store(self._located(recorded)).root == root \
+                            and open_store(recorded).root != root:
+                        self._home_url = recorded
+                        break
+        return self._home_url
+
+    def _candidates(self) -> list[str]:
+        """Local stores this registry would use: the configured one and the one beside an
+        SQLite database (where it is now)."""
+        out = []
+        for url in (self.store_url, beside_store_url(self.url)):
+            if url and url_scheme(url) == "file" and url not in out:
+                out.append(url)
+        return out
+
+    def _located(self, url: str) -> str:
+        """Where the store recorded as ``url`` is now: ``url`` itself, unless it is a local
+        directory that no longer exists and a store this registry would use
+        (:meth:`_candidates`) holds its blobs — a project moved with its database and its
+        store (``mv /tmp/p /tmp/p-moved``): the default store is found beside the database
+        wherever it now is, a moved explicit one where ``--store``/``$ATO_STORE`` say."""
+        if url_scheme(url) != "file" or os.path.isdir(open_store(url).root):
+            return url
+        if not self._tables_exist():
+            return url
+        sample = [r[0] for r in self._read("SELECT digest FROM registry_blobs WHERE "
+                                           "store_url = :s ORDER BY digest LIMIT 8", s=url)]
+        for candidate in self._candidates():
+            store = open_store(candidate)
+            if os.path.isdir(store.root) and any(store.has(d) for d in sample):
+                return candidate
+        return url
+
+    def _missing_store(self, url: str) -> str | None:
+        """For the local store recorded as ``url`` when it is nowhere to be found: one line
+        saying where it was looked for and how to point at it; else ``None``."""
+        root = getattr(self.store(url), "root", None)
+        if root is None or os.path.isdir(root):
+            return None
+        looked = [open_store(c).root for c in self._candidates() if open_store(c).root != root]
+        also = (f"; its blobs are not in {' nor in '.join(looked)} either" if looked else "")
+        return (f"store {root} is missing (no such directory){also}: if it was moved, point "
+                f"at it with --store DIR or $ATO_STORE (a default store is found beside its "
+                f"SQLite database); nothing there can be checked or deleted")
+
+    def _former_self(self, db: str, store) -> bool:
+        """Whether the database ``db`` listed by ``store`` is this one at its old place: an
+        SQLite file that no longer exists, which stood where this database stands now
+        relative to the store, the store having been moved with it (``mv /tmp/p
+        /tmp/p-moved`` of a project holding both)."""
+        from ato.db_routers.sql.engine import sqlite_path
+
+        root = getattr(store, "root", None)
+        recorded = store.url[len("file://"):] if store.url.startswith("file://") else None
+        try:
+            old, mine = sqlite_path(db), sqlite_path(self.url)
+        except Exception:
+            return False
+        if None in (old, mine, root, recorded) or recorded == root or os.path.exists(old):
+            return False
+        return (os.path.relpath(old, os.path.dirname(recorded))
+                == os.path.relpath(mine, os.path.dirname(root)))
 
     def _others(self, store, url: str, forget=frozenset()) -> _OtherDatabases:
         """The union of what every *other* database recorded in ``store`` references there:
@@ -762,7 +845,8 @@ class Registry:
         me = public_url(self.url)
         recorded: set = set()
         checkouts: set = set()
-        others = [db for db in known_databases(store) if db != me and db not in forget]
+        others = [db for db in known_databases(store) if db != me and db not in forget
+                  and not self._former_self(db, store)]
         for db in others:
             try:
                 engine = open_engine(db, readonly=True)
@@ -950,6 +1034,8 @@ class Registry:
                                 f"regular files and directories can be registered")
         self._check_not_own_files(kind, name, source)
         store = self.store() if copy else None
+        if store is not None:  # only registering enrols a database in a shared store
+            record_database(store, self.url)
         explained = functools.partial(_explain_os_error, kind, name, source, store)
         placed = _Placements()
         started = self._now()
@@ -1822,9 +1908,10 @@ class Registry:
 
     # ------------------------------------------------------------------ store maintenance
     def _store_urls(self) -> list[str]:
-        urls = {r[0] for r in self._read("SELECT DISTINCT store_url FROM registry_blobs")}
+        urls = ({r[0] for r in self._read("SELECT DISTINCT store_url FROM registry_blobs")}
+                if self._tables_exist() else set())
         if self.store_url:
-            urls.add(open_store(self.store_url).url)
+            urls.add(self.store().url)
         return sorted(urls)
 
     def verify(self, quick: bool = False) -> list[dict]:
@@ -1853,11 +1940,25 @@ class Registry:
         from ato.db_routers.sql.engine import display_url
 
         me = display_url(public_url(self.url))
-        blobs: dict = {}  # (store url, digest) -> [size, databases]
-        for url, digest, size in self._read("SELECT store_url, digest, size FROM registry_blobs"):
-            blobs[(url, digest)] = [int(size), [me]]
         problems = []
+        gone = {}  # store url -> why: a store that is nowhere is one problem, not N blobs
         for url in self._store_urls():
+            why = self._missing_store(url)
+            if why is not None:
+                gone[url] = why
+                problems.append({"what": "store", "store": url, "digest": None, "size": 0,
+                                 "status": "missing", "databases": [me], "reason": why,
+                                 "blobs": 0})
+        blobs: dict = {}  # (store url, digest) -> [size, databases]
+        for url, digest, size in (self._read("SELECT store_url, digest, size FROM registry_blobs")
+                                  if self._tables_exist() else []):
+            if url in gone:
+                next(p for p in problems if p["store"] == url)["blobs"] += 1
+                continue
+            blobs[(url, digest)] = [int(size), [me]]
+        for url in self._store_urls():
+            if url in gone:
+                continue
             theirs, unreadable = self._other_blobs(self.store(url), url)
             for digest, (size, db) in theirs.items():
                 blobs.setdefault((url, digest), [size, []])[1].append(db)
@@ -1881,6 +1982,8 @@ class Registry:
         else:
             out = [check(item) for item in items]
         for url in self._store_urls():
+            if url in gone:
+                continue
             for path, v in self._checkouts(self.store(url), url):
                 try:
                     ok = snapshot(path, self.cache if quick else None).digest == v.digest
@@ -1902,7 +2005,7 @@ class Registry:
         found: dict = {}
         unreadable = []
         for db in known_databases(store):
-            if db == me:
+            if db == me or self._former_self(db, store):
                 continue
             try:
                 engine = open_engine(db, readonly=True)
@@ -1981,9 +2084,21 @@ class Registry:
             self.store()
         if self.store_url is None:
             return
-        root = getattr(open_store(self.store_url), "root", None)
-        if root is None or os.path.isdir(root):
+        configured = open_store(self.store_url)
+        root = getattr(configured, "root", None)
+        if root is None:
             return
+        if os.path.isdir(root):
+            if configured.is_store():
+                return
+            listing = sorted(os.listdir(root))
+            held = (f"it holds {', '.join(listing[:5])}" + (" …" if len(listing) > 5 else "")
+                    if listing else "it is empty")
+            raise RegistryError(
+                f"{root} is not an artifact store (no blobs, no tmp/checkouts/databases "
+                f"folder; {held}): check the path (--store, $ATO_STORE or "
+                f"experiment.sql.store); verify, du and gc never write into a directory "
+                f"that is not a store")
         if os.path.exists(root):
             why = "not a directory"
         else:
@@ -2042,7 +2157,9 @@ class Registry:
                 other = [b for b in present if b.digest in theirs]
             except RegistryError as e:
                 other, unreadable = None, unreadable or str(e)
-            out[url] = {"other_blobs": None if other is None else len(other),
+            root = getattr(self.store(url), "root", None)
+            out[url] = {"location": "file://" + root if root else url,  # where it is now
+                        "other_blobs": None if other is None else len(other),
                         "other_bytes": None if other is None else sum(b.size for b in other),
                         "unreadable": unreadable,
                         "databases": known_databases(self.store(url)),
@@ -2064,8 +2181,9 @@ class Registry:
         ``{'store', 'digest', 'size', 'reason'}``; versions whose blobs are freed become
         ``collected``.
 
-        A store shared by several databases lists them (each :class:`Registry` that opens
-        it for writing records its database, see :func:`record_database`): gc spares every
+        A store shared by several databases lists them (a database registering into it,
+        or running gc with ``dry_run=False`` on it, is recorded, see
+        :func:`record_database`; reporting never is): gc spares every
         blob and checkout any of them references, opening each read-only.  Raises
         :class:`RegistryError` when one of them cannot be opened (deleting nothing), and
         for a negative ``grace``.
@@ -2081,7 +2199,13 @@ class Registry:
         forgotten = self._forget(forget, dry_run)
         out = []
         for url in self._store_urls():
+            why = self._missing_store(url)
+            if why is not None:  # its versions must not become 'collected' for nothing
+                raise RegistryError(f"{why}; gc deleted nothing")
+        for url in self._store_urls():
             store = self.store(url)
+            if not dry_run:  # deleting writes to the store: it must know who does
+                record_database(store, self.url)
             others = self._others(store, url, forgotten)
             held = ("SELECT 1 FROM registry_files f JOIN registry_versions v ON "
                     "v.id = f.version_id WHERE f.digest = b.digest AND v.store_url = b.store_url "
