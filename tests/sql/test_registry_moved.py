@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from ato.db_routers.sql.engine import forget_engine
-from ato.db_routers.sql.registry import Registry, resolve
+from ato.db_routers.sql.registry import Registry, RegistryError, resolve
 from ato.db_routers.sql.registry.core import known_databases
 from tests.sql.registry_support import registry_env, settle, write  # noqa: F401 (fixture)
 
@@ -119,7 +119,9 @@ def test_a_store_nowhere_to_be_found_is_one_problem_not_a_deletion(project, tmp_
         assert advice not in proc.stdout, proc.stdout
     assert "--store DIR" in proc.stdout
     proc = ato("store", "gc", "--delete", "--grace", "0", "--db", url)
-    assert proc.returncode == 2 and "deleted nothing" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "gc deletes nothing" in proc.stderr, proc.stderr
+    with pytest.raises(RegistryError, match=f"store {project / 'c.ato-store'} is missing"):
+        resolve("ato://p/net", db=url)
     assert {v.state for v in Registry(url, engine=None).versions("net")} == {"live"}
     # pointed at where it is now, every blob is found (the store lists the database at
     # its old place, which cannot be told from another database that is gone)

@@ -814,7 +814,7 @@ class Registry:
         also = (f"; its blobs are not in {' nor in '.join(looked)} either" if looked else "")
         return (f"store {root} is missing (no such directory){also}: if it was moved, point "
                 f"at it with --store DIR or $ATO_STORE (a default store is found beside its "
-                f"SQLite database); nothing there can be checked or deleted")
+                f"SQLite database)")
 
     def _former_self(self, db: str, store) -> bool:
         """Whether the database ``db`` listed by ``store`` is this one at its old place: an
@@ -1830,6 +1830,9 @@ class Registry:
                 raise RegistryError(f"{uri}: {v.source} no longer holds {v.kind} v{v.version} "
                                     f"(digest {snap.digest[:12]} != {v.digest[:12]})")
             return v.source
+        why = self._missing_store(v.store_url)
+        if why is not None:
+            raise RegistryError(f"{uri}: {v.kind} v{v.version}: {why}")
         store = self.store(v.store_url)
         if not v.is_dir:
             path = store.path(v.digest)
@@ -1947,7 +1950,8 @@ class Registry:
             if why is not None:
                 gone[url] = why
                 problems.append({"what": "store", "store": url, "digest": None, "size": 0,
-                                 "status": "missing", "databases": [me], "reason": why,
+                                 "status": "missing", "databases": [me],
+                                 "reason": f"{why}; its versions need no repair once it is found",
                                  "blobs": 0})
         blobs: dict = {}  # (store url, digest) -> [size, databases]
         for url, digest, size in (self._read("SELECT store_url, digest, size FROM registry_blobs")
@@ -2201,7 +2205,7 @@ class Registry:
         for url in self._store_urls():
             why = self._missing_store(url)
             if why is not None:  # its versions must not become 'collected' for nothing
-                raise RegistryError(f"{why}; gc deleted nothing")
+                raise RegistryError(f"{why}; gc deletes nothing while it is missing")
         for url in self._store_urls():
             store = self.store(url)
             if not dry_run:  # deleting writes to the store: it must know who does
