@@ -599,10 +599,6 @@ class DatabaseFile:
                 "dashboard was running; restart `ato ui` to read the new one")
 
 
-#: A table every tracker database has, from the original Ato's (version 0) on.
-TRACKER_TABLE = "experiments"
-
-
 def check_database(url: str) -> None:
     """Check that ``url``, when it is an SQLite file, is a tracker database, before anything
     is served (the dashboard never creates or changes one).
@@ -650,7 +646,15 @@ def check_database(url: str) -> None:
     except sqlite3.DatabaseError as e:
         raise AtoError(f"{full} (from {url!r}) is not an SQLite database ({e}); pass a tracker "
                        f"database file") from e
-    if TRACKER_TABLE in tables:
+    if tables:
+        # the tracker's own rule (an ato_schema record, or the original Ato's layout): a
+        # file of another tool with an `experiments` table is refused here, not served
+        from ato.db_routers.sql.engine import forget_engine, open_engine
+
+        try:
+            open_engine(url, readonly=True)
+        finally:
+            forget_engine(url, readonly=True)
         return
     hint = ""
     if wal_size > 0:
