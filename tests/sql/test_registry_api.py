@@ -617,3 +617,75 @@ def test_an_alias_protects_a_pruned_version_only_while_it_lasts(logger, tmp_path
     reg.delete_alias("ckpt", "keeper")
     assert [r["size"] for r in reg.gc(dry_run=False)] == [50]
     assert reg.get("ckpt", 1).state == "collected"
+
+
+class TestUseModel:
+    """``use_model``: a run that fine-tunes or evaluates a registered model records it as an
+    input, so the lineage of what it produces names the model version it started from."""
+
+    def test_fine_tuning_records_the_base_model_as_an_input(self, config, tmp_path):
+        with SQLLogger(config, handle_signals=False) as lg:
+            base = lg.log_model("resnet-cls", write(tmp_path / "base.pt", b"base"),
+                                aliases=["champion"])
+        with SQLLogger(config, handle_signals=False) as lg:
+            used = lg.use_model("resnet-cls", "champion")
+            assert (used.kind, used.name, used.version, used.digest) == (
+                "model", "resnet-cls", 1, base.digest)
+            assert used.uri.startswith("ato://") and "kind=model" in used.uri
+            tuned = lg.log_model("resnet-ft", write(tmp_path / "ft.pt", b"tuned"))
+            tuner = lg.get_current_run_id()
+        reg = Registry(config.experiment.sql.db_path)
+        produced = reg.produced_by("resnet-ft", tuned.version)
+        assert produced["run"]["run_id"] == tuner
+        assert [(m["name"], m["version"]) for m in produced["models"]] == [("resnet-cls", 1)]
+        assert produced["datasets"] == []  # a model input is not a dataset
+        assert [r["run_id"] for r in reg.runs_using("resnet-cls", 1, kind="model")] == [tuner]
+        assert [(d["model"], d["version"]) for d in reg.downstream(
+            "resnet-cls", "champion", kind="model")] == [("resnet-ft", 1)]
+        with pytest.raises(RegistryError, match="'dataset' or a 'model'"):
+            reg.runs_using("resnet-cls", 1, kind="checkpoint")
+        with pytest.raises(RegistryError, match="no dataset named 'resnet-cls'"):
+            reg.runs_using("resnet-cls", 1)  # the default kind stays dataset
+
+    def test_unknown_or_let_go_versions_are_refused_and_nothing_is_linked(self, config,
+                                                                           tmp_path):
+        ckpt = tmp_path / "step.pt"
+        with SQLLogger(config, handle_signals=False) as lg:
+            for step in range(3):
+                write(ckpt, f"step {step}".encode())
+                lg.log_model("ckpt", ckpt, step=step, keep=1)
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.run()
+            with pytest.raises(RegistryError, match="no alias 'prod'"):
+                lg.use_model("ckpt", "prod")
+            with pytest.raises(RegistryError, match="v1 is pruned"):
+                lg.use_model("ckpt", 1)
+            with pytest.raises(RegistryError, match="no model named 'nope'"):
+                lg.use_model("nope")
+            run_id = lg.get_current_run_id()
+            assert lg.use_model("ckpt").version == 3  # latest
+        assert [r["run_id"] for r in Registry(config.experiment.sql.db_path).runs_using(
+            "ckpt", 3, kind="model")] == [run_id]
+        assert Registry(config.experiment.sql.db_path).runs_using("ckpt", 1, kind="model") == []
+
+    def test_models_show_prints_both_directions(self, config, tmp_path):
+        import subprocess
+        import sys
+
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.log_model("base", write(tmp_path / "b.pt", b"b"))
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.use_model("base")
+            lg.log_model("tuned", write(tmp_path / "t.pt", b"t"), aliases=["prod"])
+            tuner = lg.get_current_run_id()
+        url = config.experiment.sql.db_path
+
+        def show(*args):
+            r = subprocess.run([sys.executable, "-m", "ato.cli", "models", "show", *args,
+                                "--db", url], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            return r.stdout
+
+        assert "started from model base v1" in show("tuned", "prod")
+        out = show("base", "1")
+        assert f"used by 1 run: {tuner}" in out and f"fed model tuned v1 (prod, latest) via run {tuner}" in out

@@ -281,7 +281,7 @@ def test_logger_registry_calls_have_their_protocol_parameters():
     from ato.db_routers.sql.manager import SQLLogger
     from ato.tracking.registry import RegistryLogger
 
-    for call in ("use_dataset", "use_reference", "log_model"):
+    for call in ("use_dataset", "use_reference", "use_model", "log_model"):
         mine = inspect.signature(getattr(SQLLogger, call)).parameters
         theirs = inspect.signature(getattr(RegistryLogger, call)).parameters
         assert not any(p.kind is p.VAR_KEYWORD for p in mine.values()), call

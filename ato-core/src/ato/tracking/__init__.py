@@ -429,18 +429,23 @@ class Finder:
         self.require("registry", "read a run's inputs and outputs")
         return self.backend.run_lineage(int(run_id))
 
-    def runs_using(self, name: str, ref=None, project: str | None = None) -> list[RunUse]:
+    def runs_using(self, name: str, ref=None, project: str | None = None,
+                   kind: str = "dataset") -> list[RunUse]:
         self.require("registry", "find the runs that used a version")
-        return self.backend.runs_using(name, ref=ref, project=project)
+        if kind == "dataset":  # a backend written before use_model takes no kind
+            return self.backend.runs_using(name, ref=ref, project=project)
+        return self.backend.runs_using(name, ref=ref, project=project, kind=kind)
 
     def produced_by(self, name: str, ref=None, project: str | None = None) -> Provenance:
         self.require("registry", "find what produced a model version")
         return self.backend.produced_by(name, ref=ref, project=project)
 
-    def downstream(self, name: str, ref=None, project: str | None = None
-                   ) -> list[RegistryVersion]:
-        self.require("registry", "find what a dataset version fed")
-        return self.backend.downstream(name, ref=ref, project=project)
+    def downstream(self, name: str, ref=None, project: str | None = None,
+                   kind: str = "dataset") -> list[RegistryVersion]:
+        self.require("registry", "find what a version fed")
+        if kind == "dataset":
+            return self.backend.downstream(name, ref=ref, project=project)
+        return self.backend.downstream(name, ref=ref, project=project, kind=kind)
 
     def resolve(self, uri: str, verify: bool = True) -> str:
         self.require("registry", f"resolve {uri}")

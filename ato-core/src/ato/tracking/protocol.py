@@ -45,7 +45,7 @@ ORDER_FIELDS = ("id", "start_time", "end_time", "status", "project_name")
 #:   history is filtered in Python).
 #: - ``heartbeat``: running runs refresh a heartbeat, so a dead process shows as
 #:   ``crashed`` after ``stale_after`` seconds.
-#: - ``registry``: the logger has ``use_dataset``/``use_reference``/``log_model`` and the
+#: - ``registry``: the logger has ``use_dataset``/``use_reference``/``use_model``/``log_model`` and the
 #:   finder the read-only registry and lineage queries of :mod:`ato.tracking.registry`.
 #: - ``studies``: the backend class has ``coordinator(config, **options)``, workers
 #:   share a search through the store (:mod:`ato.tracking.studies`,

@@ -1,7 +1,7 @@
 """The registry part of the tracker protocol: models, datasets, their versions and lineage.
 
-A backend that declares the ``registry`` capability gives its logger three calls —
-``use_dataset``, ``use_reference`` and ``log_model`` — and its finder seven read-only
+A backend that declares the ``registry`` capability gives its logger four calls —
+``use_dataset``, ``use_reference``, ``use_model`` and ``log_model`` — and its finder seven read-only
 queries — ``registry_assets``, ``registry_versions``, ``alias_history``, ``run_lineage``,
 ``runs_using``, ``produced_by`` and ``downstream`` — returning the frozen records below.
 ato-sql implements them in its own database (docs/models-and-data.md);
@@ -276,6 +276,16 @@ class RegistryLogger(Protocol):
         """Record remote data by reference, reading and copying nothing: the version is
         named by ``uri``, ``etag`` and ``size`` (``reference`` holds the URI)."""
 
+    def use_model(self, name: str, ref: str | int | None = None) -> RegistryVersion:
+        """Record that the run uses version ``ref`` of the registered model ``name`` (an
+        alias, a version number or ``'vN'``; ``None``: ``latest``) — the weights it
+        fine-tunes, distils or evaluates — as one of its inputs, so that
+        :meth:`RegistryFinder.produced_by` of what the run logs names that model version
+        and ``runs_using(name, ref, kind='model')`` names the run.  Nothing is read or
+        copied; returns the version (its ``uri`` resolves to a local path).
+
+        Errors: :class:`RegistryError` for an unknown model, version or alias."""
+
     def log_model(self, name: str, path, *, step: int | None = None,
                   aliases: Sequence[str] = (), keep: int | None = None,
                   score: float | None = None, mode: str = "max",
@@ -314,18 +324,21 @@ class RegistryFinder(Protocol):
         """The versions run ``run_id`` used and produced (empty for a run without any)."""
 
     def runs_using(self, name: str, ref: str | int | None = None,
-                   project: str | None = None) -> list[RunUse]:
-        """The runs that used version ``ref`` of dataset ``name``, by run id (``status``
-        the effective one, as ``find_runs`` reports it)."""
+                   project: str | None = None, kind: str = "dataset") -> list[RunUse]:
+        """The runs that used version ``ref`` of dataset ``name`` (of model ``name`` with
+        ``kind='model'``: the runs that called ``use_model``), by run id (``status`` the
+        effective one, as ``find_runs`` reports it)."""
 
     def produced_by(self, name: str, ref: str | int | None = None,
                     project: str | None = None) -> Provenance:
         """What produced version ``ref`` of model ``name``: run, config, code, inputs."""
 
     def downstream(self, name: str, ref: str | int | None = None,
-                   project: str | None = None) -> list[RegistryVersion]:
-        """What version ``ref`` of dataset ``name`` fed: every version produced by a run
-        that used it, by (run id, name, version)."""
+                   project: str | None = None, kind: str = "dataset"
+                   ) -> list[RegistryVersion]:
+        """What version ``ref`` of dataset ``name`` (of model ``name`` with
+        ``kind='model'``) fed: every version produced by a run that used it, by (run id,
+        name, version)."""
 
     def resolve(self, uri: str, verify: bool = True) -> str:
         """The local path of ``ato://project/name@ref`` (``ref`` as above; none: latest),
@@ -339,7 +352,7 @@ class RegistryFinder(Protocol):
 
 
 #: The logger members the ``registry`` capability adds.
-REGISTRY_LOGGER_MEMBERS = ("use_dataset", "use_reference", "log_model")
+REGISTRY_LOGGER_MEMBERS = ("use_dataset", "use_reference", "use_model", "log_model")
 #: The finder members the ``registry`` capability adds.
 REGISTRY_FINDER_MEMBERS = ("registry_assets", "registry_versions", "alias_history",
                            "run_lineage", "runs_using", "produced_by", "downstream", "resolve")

@@ -720,6 +720,21 @@ class TrackerConformance(StudyConformance):
         lineage = registry.run_lineage(run_id)
         assert [(v.kind, v.name, v.version) for v in lineage.inputs] == [("dataset", "rows", 1)]
         assert [(v.name, v.version) for v in lineage.outputs] == [("net", 1), ("net", 2)]
+        # fine-tuning: a run starts from a registered model (use_model) — an input
+        tuner = self.logger(url, project)
+        tuned_run = tuner.run(config={"lr": 0.01})
+        base = tuner.use_model("net", "champion")
+        assert (base.kind, base.name, base.version) == ("model", "net", 2)
+        tuned = tuner.log_model("net-ft", weights / "a.pt")
+        tuner.finish()
+        made = registry.produced_by("net-ft", tuned.version, project)
+        assert [(v.kind, v.name, v.version) for v in made.inputs] == [("model", "net", 2)]
+        assert [u.run_id for u in registry.runs_using("net", 2, project, kind="model")] == [
+            tuned_run]
+        assert [(v.name, v.version) for v in registry.downstream(
+            "net", "champion", project, kind="model")] == [("net-ft", tuned.version)]
+        with pytest.raises(RegistryError):
+            tuner.use_model("net", "no-such-alias")
         assert registry.run_lineage(self.log(url, project)) == Lineage(
             registry.find_runs(project, last=1)[0].id)
 

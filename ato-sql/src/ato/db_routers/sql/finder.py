@@ -451,14 +451,14 @@ class SQLFinder:
     def run_lineage(self, run_id):
         return self._registry_reader.run_lineage(run_id)
 
-    def runs_using(self, name, ref=None, project=None):
-        return self._registry_reader.runs_using(name, ref=ref, project=project)
+    def runs_using(self, name, ref=None, project=None, kind="dataset"):
+        return self._registry_reader.runs_using(name, ref=ref, project=project, kind=kind)
 
     def produced_by(self, name, ref=None, project=None):
         return self._registry_reader.produced_by(name, ref=ref, project=project)
 
-    def downstream(self, name, ref=None, project=None):
-        return self._registry_reader.downstream(name, ref=ref, project=project)
+    def downstream(self, name, ref=None, project=None, kind="dataset"):
+        return self._registry_reader.downstream(name, ref=ref, project=project, kind=kind)
 
     def resolve(self, uri, verify=True):
         from ato.db_routers.sql.registry.core import Registry, RegistryError, parse_uri

@@ -505,6 +505,14 @@ class SQLLogger:
         return use_reference(routed(self), name, uri, etag=etag, size=size, aliases=aliases,
                              meta=meta)
 
+    def use_model(self, name: str, ref=None):
+        """Record that this run uses version ``ref`` of model ``name`` (``None``:
+        ``latest``) — the weights it fine-tunes or evaluates; see
+        :func:`ato.db_routers.sql.registry.use_model` (docs/models-and-data.md)."""
+        from ato.db_routers.sql.registry import use_model
+
+        return use_model(routed(self), name, ref)
+
     def log_model(self, name: str, path, step=None, aliases=(), keep=None, wait: bool = True,
                   *, score: float | None = None, mode: str = "max",
                   description: str | None = None, meta=None):

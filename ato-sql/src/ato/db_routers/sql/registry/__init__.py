@@ -76,6 +76,15 @@ def use_reference(logger, name: str, uri: str, *, etag=None, size=None, aliases=
         run_id=logger.get_current_run_id(), aliases=aliases, meta=meta).record()
 
 
+def use_model(logger, name: str, ref=None) -> RegistryVersion:
+    """Record that the logger's current run uses version ``ref`` of model ``name`` (alias,
+    number or ``'vN'``; ``None``: ``latest``) as an input; see :meth:`Registry.use_model`.
+    Returns its :class:`~ato.tracking.RegistryVersion`; :func:`resolve` of its ``uri``
+    gives the local, verified path to load."""
+    return registry_for(logger.config).use_model(
+        logger.project_name, name, ref, run_id=logger.get_current_run_id()).record()
+
+
 def log_model(logger, name: str, path, *, step=None, aliases=(), keep=None, score=None,
               mode="max", description=None, meta=None, wait: bool = True):
     """Store the model at ``path`` as a new version of ``name`` produced by the logger's
@@ -124,7 +133,7 @@ def resolve(uri: str, config=None, db: str | None = None, verify: bool = True) -
 
 __all__ = ["BackgroundRegistrationError", "PendingVersion", "Registry", "RegistryError",
            "Version", "log_model", "parse_uri", "registry_for", "resolve", "use_dataset",
-           "use_reference", "wait_pending"]
+           "use_model", "use_reference", "wait_pending"]
 
 
 def __getattr__(name: str):

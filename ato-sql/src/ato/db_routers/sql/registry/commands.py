@@ -150,6 +150,8 @@ def cmd_show(args) -> int:
     files = registry.files(v)
     if args.kind == "model":
         lineage = registry.produced_by(v.name, f"v{v.version}", v.project)
+        lineage["used_by"] = registry.runs_using(v.name, f"v{v.version}", v.project, "model")
+        lineage["downstream"] = registry.downstream(v.name, f"v{v.version}", v.project, "model")
     else:
         lineage = {"runs": registry.runs_using(v.name, f"v{v.version}", v.project),
                    "downstream": registry.downstream(v.name, f"v{v.version}", v.project)}
@@ -197,16 +199,24 @@ def cmd_show(args) -> int:
             print(f"produced by run {run['run_id']} ({run['status']}, started {run['start_time']})")
             for d in lineage["datasets"]:
                 print(f"  used dataset {d['name']} v{d['version']} ({d['digest'][:12]})")
+            for d in lineage["models"]:
+                print(f"  started from model {d['name']} v{d['version']} ({d['digest'][:12]})")
             for trace, fp in sorted(lineage["fingerprints"].items()):
                 print(f"  code {trace}: {fp[:16]}")
+        if lineage["used_by"]:
+            _print_uses(lineage["used_by"], lineage["downstream"])
     else:
-        runs = lineage["runs"]
-        print(f"used by {len(runs)} run{'s' if len(runs) != 1 else ''}: "
-              f"{', '.join(str(r['run_id']) for r in runs) or '-'}")
-        for d in lineage["downstream"]:
-            alias = f" ({', '.join(d['aliases'])})" if d["aliases"] else ""
-            print(f"  fed model {d['model']} v{d['version']}{alias} via run {d['run_id']}")
+        _print_uses(lineage["runs"], lineage["downstream"])
     return 0
+
+
+def _print_uses(runs: list[dict], downstream: list[dict]) -> None:
+    """``used by N runs: …`` and the model versions those runs produced."""
+    print(f"used by {len(runs)} run{'s' if len(runs) != 1 else ''}: "
+          f"{', '.join(str(r['run_id']) for r in runs) or '-'}")
+    for d in downstream:
+        alias = f" ({', '.join(d['aliases'])})" if d["aliases"] else ""
+        print(f"  fed model {d['model']} v{d['version']}{alias} via run {d['run_id']}")
 
 
 def cmd_alias(args) -> int:

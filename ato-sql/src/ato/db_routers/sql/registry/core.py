@@ -62,7 +62,7 @@ from ato.tracking.secrets import db_option
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
 from .queries import VERSION_FROM as _VERSION_FROM
 from .queries import AmbiguousNameError as _AmbiguousName
-from .queries import RegistryReader, as_time
+from .queries import RegistryReader, as_time, input_kind
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
@@ -973,6 +973,22 @@ class Registry:
         _emit_notes(out)
         return out
 
+    def use_model(self, project: str, name: str, ref=None, run_id: int | None = None
+                  ) -> Version:
+        """Record that run ``run_id`` uses version ``ref`` of model ``name`` (alias, number,
+        ``'vN'``; ``None``: ``latest``) as an input: the weights it fine-tunes or
+        evaluates.  Reads and copies nothing; without a run it only looks the version up.
+        Returns the version.  Errors: :class:`RegistryError` for an unknown model, version
+        or alias (a pruned or collected version is refused: its weights may be gone)."""
+        version = self.get(name, ref, project, "model")
+        if version.state != "live":
+            raise RegistryError(f"model {name!r} v{version.version} is {version.state} "
+                                f"(let go by keep= or 'ato models delete'); use a live version")
+        if run_id is not None:
+            now = self._now()
+            self._write(lambda conn: self._link(conn, run_id, version.id, "input", now))
+        return version
+
     def log_model(self, project: str, name: str, path, run_id: int | None = None,
                   step: int | None = None, aliases=(), keep: int | None = None,
                   score: float | None = None, mode: str = "max",
@@ -1735,8 +1751,10 @@ class Registry:
                  "at": str(r[5])} for r in rows]
 
     # ------------------------------------------------------------------ lineage
-    def runs_using(self, name: str, ref=None, project: str | None = None) -> list[dict]:
-        """The runs that used version ``ref`` of *dataset* ``name`` (one query):
+    def runs_using(self, name: str, ref=None, project: str | None = None,
+                   kind: str = "dataset") -> list[dict]:
+        """The runs that used version ``ref`` of *dataset* ``name`` (of *model* ``name``
+        with ``kind='model'``: runs that called ``use_model``) (one query):
         ``{'run_id', 'project', 'status', 'start_time'}``, oldest first.
 
         The registry's one rule for names: an operation that implies a kind (this one,
@@ -1744,7 +1762,7 @@ class Registry:
         kind only, so a model of the same name never makes it ambiguous; where nothing
         implies it (:meth:`get` without ``kind``, an ``ato://`` URI without ``?kind=``), a
         name held by both is an :class:`AmbiguousNameError` saying how to name the kind."""
-        v = self.get(name, ref, project, "dataset")
+        v = self.get(name, ref, project, input_kind(kind, RegistryError))
         return [{"run_id": r[0], "project": r[1], "status": r[2], "start_time": str(r[3])}
                 for r in self._read(
                     "SELECT e.id, p.name, e.status, e.start_time FROM registry_links l JOIN "
@@ -1752,17 +1770,19 @@ class Registry:
                     "WHERE l.version_id = :v AND l.role = 'input' ORDER BY e.id", v=v.id)]
 
     def produced_by(self, name: str, ref=None, project: str | None = None) -> dict:
-        """What produced model version ``ref``: the run, its config, its code fingerprints
-        and the dataset versions it used (``{'version', 'run', 'config', 'fingerprints',
-        'datasets'}``; ``run`` is ``None`` for a model registered outside a run)."""
+        """What produced model version ``ref``: the run, its config, its code fingerprints,
+        the dataset versions it used and the model versions it started from (``use_model``)
+        (``{'version', 'run', 'config', 'fingerprints', 'datasets', 'models'}``; ``run`` is
+        ``None`` for a model registered outside a run)."""
         v = self.get(name, ref, project, "model")
         out = {"version": v.to_dict(), "run": None, "config": None, "fingerprints": {},
-               "datasets": []}
+               "datasets": [], "models": []}
         if v.run_id is None:
             return out
         rows = self._read(
             "SELECT e.id, e.status, e.start_time, e.config, e.structural_hash, f.trace_id, "
-            "f.trace_type, f.fingerprint, dv.version, da.name, dv.digest FROM experiments e "
+            "f.trace_type, f.fingerprint, dv.version, da.name, dv.digest, da.kind "
+            "FROM experiments e "
             "LEFT JOIN fingerprints f ON f.run_id = e.id "
             "LEFT JOIN registry_links l ON l.run_id = e.id AND l.role = 'input' "
             "LEFT JOIN registry_versions dv ON dv.id = l.version_id "
@@ -1774,19 +1794,22 @@ class Registry:
         out["run"] = {"run_id": first[0], "status": first[1], "start_time": str(first[2]),
                       "structural_hash": first[4]}
         out["config"] = values.loads(config)  # non-finite floats decoded, as run.config
-        datasets = {}
+        inputs: dict = {"dataset": {}, "model": {}}
         for r in rows:
             if r[5] is not None:
                 out["fingerprints"][f"{r[5]} ({r[6]})"] = r[7]
             if r[8] is not None:
-                datasets[(r[9], r[8])] = {"name": r[9], "version": r[8], "digest": r[10]}
-        out["datasets"] = [datasets[k] for k in sorted(datasets)]
+                inputs[r[11]][(r[9], r[8])] = {"name": r[9], "version": r[8], "digest": r[10]}
+        out["datasets"] = [inputs["dataset"][k] for k in sorted(inputs["dataset"])]
+        out["models"] = [inputs["model"][k] for k in sorted(inputs["model"])]
         return out
 
-    def downstream(self, name: str, ref=None, project: str | None = None) -> list[dict]:
-        """What dataset version ``ref`` fed (one query): every model version produced by a
+    def downstream(self, name: str, ref=None, project: str | None = None,
+                   kind: str = "dataset") -> list[dict]:
+        """What dataset version ``ref`` fed (with ``kind='model'``: what model version
+        ``ref`` fed, through ``use_model``) (one query): every model version produced by a
         run that used it, ``{'run_id', 'model', 'version', 'aliases'}``."""
-        v = self.get(name, ref, project, "dataset")
+        v = self.get(name, ref, project, input_kind(kind, RegistryError))
         rows = self._read(
             "SELECT li.run_id, ma.name, mv.version, al.alias FROM registry_links li "
             "JOIN registry_links lo ON lo.run_id = li.run_id AND lo.role = 'output' "

@@ -97,6 +97,13 @@ def version_record(row, aliases=(), created: bool = False, hashed_files: int = 0
         created=created, hashed_files=hashed_files)
 
 
+def input_kind(kind: str, error: type[Exception] = RegistryError) -> str:
+    """``kind`` of a lineage question (``'dataset'`` or ``'model'``), or ``error``."""
+    if kind not in ("dataset", "model"):
+        raise error(f"kind={kind!r}: a run uses a 'dataset' or a 'model'")
+    return kind
+
+
 def _sort_key(v: RegistryVersion):
     return (v.project, v.kind, v.name, v.version)
 
@@ -327,10 +334,11 @@ class RegistryReader:
             f"SELECT e.id, p.name, e.status, e.start_time FROM experiments e JOIN projects p "
             f"ON p.id = e.project_id WHERE {where} ORDER BY e.id", **params)]
 
-    def runs_using(self, name: str, ref=None, project: str | None = None) -> list[RunUse]:
-        """Runs that used a version of *dataset* ``name`` (the kind is implied, as in
-        :meth:`Registry.runs_using`)."""
-        vid = self.version_id(name, ref, project, "dataset")
+    def runs_using(self, name: str, ref=None, project: str | None = None,
+                   kind: str = "dataset") -> list[RunUse]:
+        """Runs that used a version of *dataset* ``name`` (of *model* ``name`` with
+        ``kind='model'``; the kind is implied, as in :meth:`Registry.runs_using`)."""
+        vid = self.version_id(name, ref, project, input_kind(kind))
         return self._run_uses("e.id IN (SELECT run_id FROM registry_links WHERE version_id = :v "
                               "AND role = 'input')", v=vid)
 
@@ -350,9 +358,9 @@ class RegistryReader:
         return Provenance(version, uses[0], values.loads(config[0][0]) if config else None,
                           fingerprints, tuple(sorted(inputs, key=_sort_key)))
 
-    def downstream(self, name: str, ref=None, project: str | None = None
-                   ) -> list[RegistryVersion]:
-        vid = self.version_id(name, ref, project, "dataset")
+    def downstream(self, name: str, ref=None, project: str | None = None,
+                   kind: str = "dataset") -> list[RegistryVersion]:
+        vid = self.version_id(name, ref, project, input_kind(kind))
         return sorted(
             self._linked("registry_links li JOIN registry_links lv ON lv.run_id = li.run_id "
                          "AND lv.role = 'output'", "li.version_id = :d AND li.role = 'input'",
