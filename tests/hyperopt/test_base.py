@@ -142,11 +142,11 @@ class TestOptions:
         (dict(etaa=3), "plain: unknown option 'etaa' (did you mean 'eta'?); the common options "
                        "are tracker, mode, study_id, seed, max_budget, min_budget, eta, "
                        "progress, catch, executor, heartbeat_interval, stale_after, retries, "
-                       "checkpoint_root"),
+                       "fail_fast, checkpoint_root"),
         (dict(colour="red"), "plain: unknown option 'colour'; the common options are tracker, "
                              "mode, study_id, seed, max_budget, min_budget, eta, progress, "
                              "catch, executor, heartbeat_interval, stale_after, retries, "
-                             "checkpoint_root"),
+                             "fail_fast, checkpoint_root"),
         (dict(stale_after=0), "plain: stale_after must be a number of seconds > 0, got 0"),
         (dict(heartbeat_interval="5"),
          "plain: heartbeat_interval must be a number of seconds > 0, got '5'"),

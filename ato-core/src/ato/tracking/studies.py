@@ -53,7 +53,7 @@ REQUIRED_COORDINATOR_MEMBERS = (
 #: otherwise (see "Optional members" in :class:`StudyCoordinator`).  The conformance suite
 #: tests those a backend has.
 OPTIONAL_COORDINATOR_MEMBERS = ("report_late", "replace_unstarted", "requeue_failed",
-                                "study_names")
+                                "study_names", "stop_study")
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,12 @@ class StudyCoordinator(Protocol):
       back in the queue with no attempts (``forget=True``: remove them, for an algorithm
       that proposes trials from the study's history); how many.  What ``ato search
       requeue STUDY --failed`` needs; without it the command says the backend cannot.
+      It also clears a stop that ``stop_study`` recorded.
+    - ``stop_study(study, reason: dict) -> dict | None``: record in the study's meta, as
+      its entry ``"stopped"``, that a worker stopped it (``fail_fast``: its first trials
+      all failed), unless one did already; return the record the study holds (the first),
+      ``None`` for an unknown study.  Every worker reads it through :meth:`get_study` and
+      stops.  Without it, only the worker that saw the failures stops.
     - ``study_names() -> list[str]``: every study, by name, for ``ato search list`` and
       "did you mean" suggestions.
     - ``release(claim, *, counted=True)``: ``counted=False`` gives a trial back without

@@ -31,12 +31,12 @@ from ato.hyperopt import budgets
 from ato.hyperopt import trial as continuation
 from ato.hyperopt.progress import Progress
 from ato.hyperopt.study import ClaimRuns, TrialRecorder, on_trial_logger, searched_values
-from ato.hyperopt.workers import TrialRequest, jsonable, open_shared_study
+from ato.hyperopt.workers import FAIL_FAST, NotRetried, TrialRequest, jsonable, open_shared_study
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["HyperOpt", "GridSpaceMixIn", "DistributedMixIn", "DistributedHyperOpt",
            "SearchSpaceError", "SearchOptionError", "DistributedSearchError", "NaNMetricError",
-           "NoSuccessfulTrialError",
+           "NoSuccessfulTrialError", "StudyStoppedError", "MetricTypeError",
            "TrialRequest", "better", "succeeded", "worst_value", "process_group"]
 
 
@@ -49,15 +49,28 @@ class SearchSpaceError(AtoError, ValueError):
     """A search-space entry is malformed; the message names the parameter."""
 
 
-class NaNMetricError(AtoError, ValueError):
+class NaNMetricError(NotRetried, AtoError, ValueError):
     """The objective returned NaN: its trial is recorded ``failed`` with this message as
     its error, scores NaN (ranked last) and the search goes on, as for an exception named
-    in ``catch``."""
+    in ``catch``.  In a shared study ``retries`` does not run it again (what an objective
+    returns is no crash)."""
+
+
+class MetricTypeError(NotRetried, AtoError, TypeError):
+    """The objective returned no number (None, a string, a list): its trial fails, and in
+    a shared study ``retries`` does not run it again."""
 
 
 class NoSuccessfulTrialError(AtoError, RuntimeError):
     """Every trial that decides a search's result failed (raised, returned NaN), so there is
     no best configuration; the message counts the failures and quotes the first errors."""
+
+
+class StudyStoppedError(NoSuccessfulTrialError):
+    """A shared study stopped by ``fail_fast``: its first trials all failed and none
+    completed, so every worker stops instead of running the rest (the message quotes the
+    first failure, its values, and the commands to see every failure and to run them again
+    after a fix)."""
 
 
 class DistributedSearchError(AtoError, RuntimeError):
@@ -357,7 +370,7 @@ class HyperOpt(abc.ABC):
 
     ``HyperOpt(scope, search_spaces, tracker=None, mode='max', *, study_id=None,
     seed=None, max_budget=None, min_budget=None, eta=None, progress=None, catch=(),
-    executor=None, heartbeat_interval=5.0, stale_after=60.0, retries=0,
+    executor=None, heartbeat_interval=5.0, stale_after=60.0, retries=None, fail_fast=None,
     checkpoint_root=None)``
 
     The base parses and checks these common options (a wrong one raises
@@ -390,8 +403,10 @@ class HyperOpt(abc.ABC):
       explicit ``study_id``, every process started with that id divides the study's
       trials with the others; ``heartbeat_interval`` (seconds between a worker's
       heartbeats), ``stale_after`` (seconds without one after which its trial is given to
-      another worker) and ``retries`` (how often a trial whose objective raised is run
-      again before it is recorded ``failed``) tune it. In a shared study an objective's
+      another worker), ``retries`` (how often a trial whose objective raised, or whose
+      worker died, is run again before it is recorded ``failed``; not given: the study's,
+      else 0) and ``fail_fast`` (stop the study once that many of its trials failed while
+      none completed; ``0`` never; not given: the study's, else 5) tune it. In a shared study an objective's
       exception fails its trial (recorded with the error, NaN, ranked last) and the study
       goes on.
     - ``checkpoint_root``: for a multi-fidelity algorithm (``MULTI_FIDELITY = True``) the
@@ -406,7 +421,7 @@ class HyperOpt(abc.ABC):
     PLUGIN_NAME = "base"
     COMMON_OPTIONS = ("tracker", "mode", "study_id", "seed", "max_budget", "min_budget", "eta",
                       "progress", "catch", "executor", "heartbeat_interval", "stale_after",
-                      "retries", "checkpoint_root")
+                      "retries", "fail_fast", "checkpoint_root")
     #: True for an algorithm that evaluates one configuration at rising budgets: its
     #: trials get ``__trial__``, ``__resume_budget__`` and ``__checkpoint_dir__``
     #: (:mod:`ato.hyperopt.trial`) so that the objective can continue a promoted one.
@@ -416,7 +431,8 @@ class HyperOpt(abc.ABC):
     #: reports or is coordinated); every other option must be the same in every worker of
     #: a shared study (:meth:`plan_options`).
     RUN_OPTIONS = ("scope", "search_spaces", "tracker", "study_id", "seed", "progress", "catch",
-                   "executor", "heartbeat_interval", "stale_after", "retries", "n_workers",
+                   "executor", "heartbeat_interval", "stale_after", "retries", "fail_fast",
+                   "n_workers",
                    "checkpoint_root", "rank", "world_size", "backend")
     #: Plan options whose larger value only adds trials after the same ones (``n_trials``
     #: of random search): workers of one shared study may differ in them, so a study is
@@ -481,7 +497,8 @@ class HyperOpt(abc.ABC):
     def __init__(self, scope, search_spaces, tracker=None, mode: str = "max", *,
                  study_id: str | None = None, seed: int | None = None, max_budget=None,
                  min_budget=None, eta=None, progress: bool | None = None, catch=(),
-                 executor=None, heartbeat_interval=5.0, stale_after=60.0, retries: int = 0,
+                 executor=None, heartbeat_interval=5.0, stale_after=60.0,
+                 retries: int | None = None, fail_fast: int | None = None,
                  checkpoint_root=None, **unknown):
         name = self.algorithm_name()
         if unknown:
@@ -556,8 +573,17 @@ class HyperOpt(abc.ABC):
                                     f"heartbeat_interval (a live worker would look dead), got "
                                     f"stale_after={stale_after!r}, "
                                     f"heartbeat_interval={heartbeat_interval!r}")
-        if isinstance(retries, bool) or not isinstance(retries, numbers.Integral) or retries < 0:
+        if retries is not None and (isinstance(retries, bool)
+                                    or not isinstance(retries, numbers.Integral) or retries < 0):
             raise SearchOptionError(f"{name}: retries must be an int >= 0, got {retries!r}")
+        if fail_fast is False:
+            fail_fast = 0
+        if fail_fast is not None and (isinstance(fail_fast, bool)
+                                      or not isinstance(fail_fast, numbers.Integral)
+                                      or fail_fast < 0):
+            raise SearchOptionError(f"{name}: fail_fast must be an int >= 0 (how many failed "
+                                    f"trials, none completed, stop a shared study; 0 or False: "
+                                    f"never), got {fail_fast!r}")
         if executor is not None and not isinstance(executor, str) and not callable(
                 getattr(executor, "map", None)):
             raise SearchOptionError(f"{name}: executor must be a name ('serial', 'threads', "
@@ -575,7 +601,9 @@ class HyperOpt(abc.ABC):
         self.executor = executor
         self.heartbeat_interval = float(heartbeat_interval)
         self.stale_after = float(stale_after)
-        self.retries = int(retries)
+        #: as given (``None``: the study's in a shared study, else 0 and FAIL_FAST)
+        self.retries = None if retries is None else int(retries)
+        self.fail_fast = None if fail_fast is None else int(fail_fast)
         derived = seed is None and study_id is not None
         if derived:
             seed = study_seed(study_id)
@@ -784,6 +812,7 @@ class HyperOpt(abc.ABC):
                         self.tracker, self.get_hyperopt_id(),
                         heartbeat_interval=self.heartbeat_interval,
                         stale_after=self.stale_after, retries=self.retries,
+                        fail_fast=self.fail_fast,
                         meta={"algorithm": self.algorithm_name(), "mode": self.mode,
                               "seed": self.seed,
                               "space": sorted(map(str, self.search_spaces.keys())),
@@ -794,6 +823,9 @@ class HyperOpt(abc.ABC):
                                                   if self.MULTI_FIDELITY else None),
                               "stale_after": self.stale_after,
                               "heartbeat_interval": self.heartbeat_interval,
+                              "retries": self.retries or 0,
+                              "fail_fast": (FAIL_FAST if self.fail_fast is None
+                                            else self.fail_fast),
                               "extensible": self.extensible_options()}) or False
                 if not state.shared and self.retries:
                     warnings.warn(
@@ -1368,8 +1400,8 @@ def _as_metric(value, algorithm: str):
         return value
     if not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__"):
         return float(value)  # a 0-d tensor or array
-    raise TypeError(f"{algorithm}: the objective must return a number (the metric), "
-                    f"got {value!r}")
+    raise MetricTypeError(f"{algorithm}: the objective must return a number (the metric), "
+                          f"got {value!r}")
 
 
 class DistributedMixIn:

@@ -118,7 +118,14 @@ def _budget(text):
 def _runs_hint(study: str, url: str) -> str:
     """Where a search that is no shared study keeps its trials (``study_id`` not given,
     or a tracker without study coordination): its runs, tagged ``study:<id>`` — with the
-    command that lists them, on the same ``--db``."""
+    command that lists them, on the same ``--db``.  A text that no search accepts as a
+    ``study_id`` (``a/b``, ``..``, with a space or a comma) is said to be none instead."""
+    from ato.hyperopt.trial import is_path_name
+
+    if not is_path_name(study) or any(c.isspace() or c == "," for c in study):
+        return (f"; {study!r} is not a valid study id (a study_id cannot contain '/', '\\', "
+                f"spaces or commas, be '.' or '..', or hold control characters), so no "
+                f"search ran under it")
     return (f" (a search without an explicit study_id, or on a tracker that does not "
             f"coordinate studies, shares no study: its trials are the runs tagged "
             f"study:{study}; see them with: ato runs list {db_option(url)} --tags "
@@ -298,14 +305,28 @@ def _table(headers: list[str], rows: list[list]) -> list[str]:
     return out
 
 
-def render(status: dict) -> str:
-    """The human-readable form of :func:`summarize`'s dict."""
+#: How many failed trials ``ato search status`` lists without ``--all``.
+FAILED_SHOWN = 20
+
+
+def render(status: dict, show_all: bool = False) -> str:
+    """The human-readable form of :func:`summarize`'s dict: the first
+    :data:`FAILED_SHOWN` failed trials (each error's last line) and a summary of the rest,
+    unless ``show_all``."""
+    from ato.hyperopt.workers import one_line
+
     c = status["counts"]
     meta = status["meta"]
     described = ", ".join(f"{k} {meta[k]}" for k in ("algorithm", "metric") if k in meta)
     lines = [f"study {status['study']}  ({status['url']})" + (f"  {described}" if described else ""),
              f"trials: {c['completed']} done, {c['running']} running, {c['queued']} queued, "
              f"{c['failed']} failed ({c['total']} in all)"]
+    stopped = meta.get("stopped")
+    if isinstance(stopped, dict):
+        lines.append(f"stopped by fail_fast={stopped.get('fail_fast')} (worker "
+                     f"{stopped.get('worker')}): its first {stopped.get('failed')} finished "
+                     f"trials all failed, none completed; `ato search requeue "
+                     f"{status['study']} --failed` runs them again after a fix")
     best = status["best"]
     mode = status["mode"]
     if best is None:
@@ -338,9 +359,19 @@ def render(status: dict) -> str:
             lines.append(f"  checkpoint dirs: {root}/<__trial__> (a running attempt writes in "
                          f"{root}/.attempts/<__trial__>-*, its state once it returns)")
     if status["failed"]:
+        failed = status["failed"]
+        shown = failed if show_all else failed[:FAILED_SHOWN]
         lines.append("failed:")
-        lines += _table(["key", "attempts", "error"],
-                        [[f["key"], f["attempts"], f["error"]] for f in status["failed"]])
+        lines += _table(["key", "attempts", "values", "error"],
+                        [[f["key"], f["attempts"], _values(f.get("values")),
+                          one_line(f["error"])] for f in shown])
+        if len(shown) < len(failed):
+            from collections import Counter
+
+            common = Counter(one_line(f["error"]) for f in failed).most_common(3)
+            lines.append(f"  ... {len(failed) - len(shown)} more failed trials (--all shows "
+                         f"every one, --json the whole errors); the most common errors: "
+                         + "; ".join(f"{e} (x{n})" for e, n in common))
     if status["rungs"]:
         lines.append("rungs:")
         lines += _table(["bracket", "rung", "done", "running", "queued", "failed", "total"],
@@ -368,7 +399,7 @@ def cmd_status(args) -> int:
     if args.json:
         print(json_text(status))
     else:
-        print(render(status))
+        print(render(status, show_all=args.all))
     return 0
 
 
@@ -492,6 +523,9 @@ class SearchCommand:
                        help="a worker silent this long is shown as not alive (default: the "
                             "study's own stale_after, else 60)")
         p.add_argument("--json", action="store_true", help="strict JSON instead of tables")
+        p.add_argument("--all", action="store_true",
+                       help=f"list every failed trial (without it: the first {FAILED_SHOWN} "
+                            f"and a summary)")
         p.set_defaults(_run=cmd_status)
         p = sub.add_parser("list", help="every study in the tracker store, with its counts")
         p.add_argument("--db", default=None,

@@ -42,7 +42,7 @@ from ato.errors import AtoError
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["TrialRequest", "SharedStudy", "StudyMismatchError", "open_shared_study", "jsonable",
-           "DONE_STATES"]
+           "DONE_STATES", "FAIL_FAST", "NotRetried"]
 
 DONE_STATES = ("completed", "failed")
 
@@ -50,6 +50,48 @@ DONE_STATES = ("completed", "failed")
 #: How the error of a trial failed because its workers died starts; the claim that finds
 #: it so does not run it, so its runs are its attempts minus one.
 WORKER_DIED = "WorkerDiedError"
+
+
+#: The default of ``fail_fast``: a shared study stops once this many of its trials failed
+#: while none completed (an objective that cannot succeed: a typo, a missing file).
+FAIL_FAST = 5
+
+
+class NotRetried:
+    """Mixin of an objective's failure that running it again cannot change (what it
+    returned: None, a string, NaN): ``retries`` does not run such a trial again."""
+
+
+def not_retried(error: BaseException) -> bool:
+    """Whether ``error`` is a :class:`NotRetried` failure: by class when it is the live
+    exception, else by the class name leading its text (an executor's ``TrialError``
+    carrying another process's ``'ato.hyperopt.base.NaNMetricError: ...'``)."""
+    if isinstance(error, NotRetried):
+        return True
+    if type(error).__name__ != "TrialError":
+        return False
+    name = str(error).partition(":")[0].strip()
+    return name.rpartition(".")[2] in _NOT_RETRIED_NAMES
+
+
+#: The class names of the :class:`NotRetried` errors (ato.hyperopt.base defines them).
+_NOT_RETRIED_NAMES = ("NaNMetricError", "MetricTypeError")
+
+
+def when(moment) -> str:
+    """A database time as status shows it: ``2026-12-01 18:33:21`` (seconds, UTC)."""
+    if moment is None:
+        return "-"
+    strftime = getattr(moment, "strftime", None)
+    return strftime("%Y-%m-%d %H:%M:%S") if strftime else str(moment)
+
+
+def one_line(error: str | None) -> str:
+    """The last line of a recorded error (what a traceback ends with), for one stderr
+    line."""
+    lines = [line for line in str(error or "failed without an error").splitlines()
+             if line.strip()]
+    return lines[-1].strip() if lines else "failed without an error"
 
 
 def runs_of(attempts: int, error: str | None) -> int:
@@ -115,11 +157,14 @@ class StudyMismatchError(AtoError, ValueError):
 
 
 def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stale_after: float,
-                      retries: int, meta: dict) -> SharedStudy | None:
+                      retries: int | None, meta: dict, fail_fast: int | None = None
+                      ) -> SharedStudy | None:
     """A :class:`SharedStudy` when ``tracker``'s backend offers ``"studies"``, else None
     (the search runs in this process alone). ``meta`` (``algorithm``, ``mode``, ``seed``,
     ``space``, ``options``, ``search_space``, ``base_config``) describes the search: the study keeps the first worker's, and a worker whose
-    search differs raises :class:`StudyMismatchError` naming what differs."""
+    search differs raises :class:`StudyMismatchError` naming what differs.  ``retries``
+    and ``fail_fast``: this worker's, ``None`` when not given (then the study's, as its
+    first worker stored them; :func:`study_policy`)."""
     try:
         from ato.tracking import CapabilityError, open_coordinator, url_of
     except ImportError:  # an ato-core without the coordination interface
@@ -151,9 +196,17 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
         _warn_other_root(study_id, held.get("checkpoint_root"), meta.get("checkpoint_root"))
         heartbeat_interval, stale_after = study_timing(study_id, held, heartbeat_interval,
                                                        stale_after)
-        return SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
-                           stale_after=stale_after, retries=retries,
-                           algorithm=str(meta.get("algorithm", "search")))
+        retries, fail_fast = study_policy(study_id, held, retries, fail_fast)
+        shared = SharedStudy(coordinator, study_id, heartbeat_interval=heartbeat_interval,
+                             stale_after=stale_after, retries=retries, fail_fast=fail_fast,
+                             algorithm=str(meta.get("algorithm", "search")))
+        if isinstance(held.get("stopped"), dict):  # stopped by fail_fast, not requeued since
+            shared._stopped = held["stopped"]
+            try:
+                shared.raise_stopped()
+            finally:
+                shared.close()
+        return shared
     except BaseException:
         coordinator.close()
         raise
@@ -161,7 +214,27 @@ def open_shared_study(tracker, study_id: str, *, heartbeat_interval: float, stal
 
 #: meta entries that describe a worker without deciding the plan: never compared
 _UNCOMPARED = ("seed_from_study_id", "stale_after", "heartbeat_interval", "checkpoint_root",
-               "extensible")
+               "extensible", "retries", "fail_fast", "stopped")
+
+
+def study_policy(study: str, held: dict, retries: int | None, fail_fast: int | None
+                 ) -> tuple[int, int]:
+    """``(retries, fail_fast)`` this worker uses: each the value this worker was given
+    (``None``: not given), else the study's (stored by its first worker), else the default
+    (``0``; :data:`FAIL_FAST`).  A given value that differs from the study's is said on
+    stderr, as :func:`study_timing` says a differing ``stale_after``.  A study from an
+    older Ato, which stored neither, uses this worker's."""
+    out = []
+    for name, given, default in (("retries", retries, 0), ("fail_fast", fail_fast, FAIL_FAST)):
+        there = held.get(name)
+        if isinstance(there, bool) or not isinstance(there, int) or there < 0:
+            there = None
+        if given is not None and there is not None and int(given) != there:
+            print(f"ato: study {study!r}: this worker uses {name}={int(given)} as given, not the "
+                  f"study's {name}={there} (its first worker's); workers that leave {name} out "
+                  f"use the study's", file=sys.stderr, flush=True)
+        out.append(int(given) if given is not None else there if there is not None else default)
+    return out[0], out[1]
 
 
 def study_timing(study: str, held: dict, heartbeat_interval: float, stale_after: float
@@ -252,16 +325,23 @@ class SharedStudy:
     Joining starts a daemon thread that sends a heartbeat every ``heartbeat_interval``
     seconds (the database's clock stamps it); :meth:`close` stops it and leaves the study.
     ``retries``: how many times a trial whose objective raised is given back to the queue
-    before it is reported ``failed``.
+    before it is reported ``failed`` (a :class:`NotRetried` failure is never given back).
+    ``fail_fast``: stop the study once that many of its trials failed while none completed
+    (``0``: never); every worker stops with
+    :class:`~ato.hyperopt.base.StudyStoppedError`.
     """
 
     def __init__(self, coordinator, study: str, *, heartbeat_interval: float = 5.0,
-                 stale_after: float = 60.0, retries: int = 0, algorithm: str = "search"):
+                 stale_after: float = 60.0, retries: int = 0, algorithm: str = "search",
+                 fail_fast: int = 0):
         self.coordinator = coordinator
         self.study = study
         self.heartbeat_interval = float(heartbeat_interval)
         self.stale_after = float(stale_after)
         self.retries = int(retries)
+        self.fail_fast = int(fail_fast or 0)
+        self._succeeded = False  # a trial of the study completed: fail_fast is over
+        self._stopped = None  # the study's stop record, once this worker saw it
         self.worker = worker_name()
         self.host = socket.gethostname()
         self.claimed = 0  # trials this worker ran to a report
@@ -285,17 +365,86 @@ class SharedStudy:
                 self.coordinator.heartbeat(self.study, self.worker)
             except Exception:  # a lost connection: the next beat tries again
                 continue
+            if self.fail_fast and not self._succeeded and self._stopped is None:
+                self._look_stopped()
+
+    def _look_stopped(self) -> None:
+        """Read whether another worker stopped the study (fail_fast); the claim loops
+        stop at their next step."""
+        try:
+            record = self.coordinator.get_study(self.study) or {}
+        except Exception:
+            return
+        stopped = (record.get("meta") or {}).get("stopped")
+        if isinstance(stopped, dict):
+            self._stopped = stopped
+
+    def _db(self) -> str:
+        try:
+            from ato.tracking.secrets import db_option
+
+            return " " + db_option(self.coordinator.url)
+        except Exception:
+            return ""
+
+    def raise_stopped(self) -> None:
+        """Raise :class:`~ato.hyperopt.base.StudyStoppedError` for the study's stop
+        record: what failed first (error and values), how to see every failure."""
+        from ato.hyperopt.base import StudyStoppedError
+
+        r, db = self._stopped or {}, self._db()
+        by = "this worker" if r.get("worker") == self.worker else f"worker {r.get('worker')}"
+        raise StudyStoppedError(
+            f"study {self.study!r} was stopped by {by} (fail_fast={r.get('fail_fast')}): its "
+            f"first {r.get('failed')} finished trials all failed and none completed, so the "
+            f"objective itself looks broken. The first failure: {one_line(r.get('error'))} "
+            f"(trial {r.get('key')}, values {r.get('values')}). See every failure: ato search "
+            f"status {self.study}{db} (the full errors: --json); after fixing the cause, "
+            f"`ato search requeue {self.study} --failed{db}` runs them again (fail_fast=0 "
+            f"turns this check off)")
+
+    def _check_fail_fast(self) -> None:
+        """After a failed trial of this worker: stop the study when ``fail_fast`` of its
+        trials failed and none completed (one read of the study's trials, only until the
+        first completes)."""
+        if not self.fail_fast or self._succeeded:
+            return
+        states = self.coordinator.trials(self.study)
+        if any(s.state == "completed" for s in states):
+            self._succeeded = True
+            return
+        failed = [s for s in states if s.state == "failed"]
+        if len(failed) < self.fail_fast:
+            return
+        first = failed[0]
+        record = {"worker": self.worker, "fail_fast": self.fail_fast, "failed": len(failed),
+                  "key": first.key, "error": first.error,
+                  "values": (first.payload or {}).get("values")}
+        stop = getattr(self.coordinator, "stop_study", None)
+        if stop is not None:
+            try:
+                record = stop(self.study, record) or record
+            except Exception:  # the database is gone: this worker stops all the same
+                pass
+        self._stopped = record
+        self.raise_stopped()
 
     def close(self) -> None:
         """Stop the heartbeat and leave the study (idempotent); one line on stderr says
-        what this worker did, when it ran any trial (a SLURM task's log shows its part)."""
+        what this worker did, also when it had nothing to do (a SLURM task's log ends with
+        its part)."""
         if self._closed:
             return
         self._closed = True
         if self.outcomes:
             done = ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items()))
-            print(f"ato: study {self.study!r}: worker {self.worker}: {done}",
-                  file=sys.stderr, flush=True)
+        elif self._stopped is not None:
+            done = "0 completed (the study was stopped by fail_fast)"
+        else:
+            done = ("0 completed (nothing left to run: every trial of its plan was already "
+                    "done)")
+        print(f"ato: study {self.study!r}: worker {self.worker}: {done}",
+              file=sys.stderr, flush=True)
         self._finalizer()
         self._beat.join(timeout=self.heartbeat_interval + 1)
         try:
@@ -319,7 +468,7 @@ class SharedStudy:
         for w in silent:
             self._told.add(w["worker"])
             print(f"ato: study {self.study!r}: waiting for trial {held[w['worker']]} held by "
-                  f"worker {w['worker']} on {w['host']}, silent since {w['heartbeat_at']}; "
+                  f"worker {w['worker']} on {w['host']}, silent since {when(w['heartbeat_at'])}; "
                   f"it is taken over once silent for stale_after={self.stale_after:g} s",
                   file=sys.stderr, flush=True)
 
@@ -360,7 +509,19 @@ class SharedStudy:
                 f"retries={self.retries} allows {self.retries + 1} "
                 f"attempt{'s' if self.retries else ''}, so it is not run again")
 
+    def _say_failed(self, claim, error: str, again: bool) -> None:
+        """One stderr line per failed attempt: the trial, its searched values and the
+        error's last line (the whole error is recorded with the trial)."""
+        values = (claim.payload or {}).get("values") if isinstance(claim.payload, dict) else None
+        then = (f"run again, attempt {claim.attempt} of {self.retries + 1}" if again else
+                f"attempt {claim.attempt} of {self.retries + 1}, recorded failed")
+        print(f"ato: study {self.study!r}: trial {claim.key} failed ({then}) with values "
+              f"{values}: {one_line(error)}", file=sys.stderr, flush=True)
+
     def _settle(self, claim, run, record, keys, claim_next: bool, unrecorded=None):
+        if self._stopped is not None:  # another worker stopped the study (fail_fast)
+            self._hand_back(claim)
+            self.raise_stopped()
         ran = False
         if claim.attempt > self.retries + 1:
             # a hand-back (Ctrl-C, SIGTERM, leaving) does not count as an attempt and an
@@ -372,7 +533,8 @@ class SharedStudy:
             try:
                 metric = run(claim)
             except Exception as e:
-                if claim.attempt <= self.retries:
+                if claim.attempt <= self.retries and not not_retried(e):
+                    self._say_failed(claim, describe_exception(e), again=True)
                     self.coordinator.release(claim)
                     self.outcomes["retried"] += 1
                     _tell(unrecorded, claim, f"retried: attempt {claim.attempt} of "
@@ -398,19 +560,25 @@ class SharedStudy:
         if accepted:
             self.claimed += 1
             self.outcomes[status] += 1
+            if status == "failed":
+                self._say_failed(claim, error, again=False)
+            else:
+                self._succeeded = True
             try:
                 record(claim, metric, status, error)
+                if status == "failed":
+                    self._check_fail_fast()
             except BaseException:
                 if following is not None:  # not started: another worker may take it now
                     self._hand_back(following)
                 raise
         elif ran:
             self.outcomes["not recorded (taken for dead)"] += 1
-            why = (f"study {self.study!r}: trial {claim.key} ({status}) was not recorded from "
-                   f"this worker: another worker's report of it was accepted first (this "
-                   f"worker was taken for dead: no heartbeat for "
+            why = (f"({status}) was not recorded from this worker: another worker's report of "
+                   f"it was accepted first (this worker was taken for dead: no heartbeat for "
                    f"stale_after={self.stale_after:g} s)")
-            print(f"ato: {why}", file=sys.stderr, flush=True)
+            print(f"ato: study {self.study!r}: trial {claim.key} {why}", file=sys.stderr,
+                  flush=True)
             try:
                 _tell(unrecorded, claim, why)
             except BaseException:
@@ -469,6 +637,8 @@ class SharedStudy:
                 if len(states) == len(keys) and all(s.state in DONE_STATES for s in states):
                     done.update({s.key: metric_of(s) for s in states})
                     return
+                if self._stopped is not None:
+                    self.raise_stopped()
                 self._say_waiting(states, waited)
                 time.sleep(self._pause(waited))
                 waited += 1
@@ -519,6 +689,8 @@ class SharedStudy:
                 states = self.coordinator.trials(self.study)
                 if all(s.state in DONE_STATES for s in states):
                     return
+                if self._stopped is not None:
+                    self.raise_stopped()
                 self._say_waiting(states, waited)
                 time.sleep(self._pause(waited))
                 waited += 1

@@ -345,6 +345,24 @@ class StudyConformance:
         assert [t.key for t in coordinator.trials(study)] == ["t001", "t002"]
         assert coordinator.requeue_failed(f"{study}-missing") == 0
 
+    def test_stop_study_first_reason_wins_until_requeued(self, coordinator, study):
+        """Optional ``stop_study``: the first stop record is kept in the study's meta
+        (entry ``"stopped"``), the meta's other entries stay, a second stop returns the
+        first record, and ``requeue_failed`` clears it."""
+        if not hasattr(coordinator, "stop_study"):
+            pytest.skip("this coordinator has no stop_study (optional)")
+        coordinator.create_study(study, {"algorithm": "random", "retries": 1})
+        first = {"worker": "w1", "error": "AttributeError: lrr", "values": {"lr": 0.1}}
+        assert coordinator.stop_study(study, first) == first
+        assert coordinator.stop_study(study, {"worker": "w2", "error": "other"}) == first
+        meta = coordinator.get_study(study)["meta"]
+        assert meta["stopped"] == first and meta["algorithm"] == "random" \
+            and meta["retries"] == 1
+        assert coordinator.stop_study(f"{study}-missing", first) is None
+        if hasattr(coordinator, "requeue_failed"):
+            coordinator.requeue_failed(study)
+            assert "stopped" not in coordinator.get_study(study)["meta"]
+
     def test_replace_unstarted_only_before_any_claim(self, coordinator, study):
         """Optional ``replace_unstarted``: a study no worker ever claimed from takes new
         meta and loses its queued trials; once a trial was claimed, it is refused."""

@@ -508,6 +508,42 @@ class SQLCoordinator:
         self._ranges.clear()
         return self._retry(run)
 
+    def stop_study(self, study: str, reason: dict) -> dict | None:
+        """Record in ``study``'s meta (entry ``"stopped"``) that a worker stopped it
+        (fail_fast), with ``reason`` (JSON-able: who, the first failure...), unless it is
+        stopped already; returns the stop record the study holds (the first one), or
+        ``None`` for an unknown study.  One transaction under the study lock; no schema
+        change: the meta column is JSON text.  :meth:`requeue_failed` clears it.  Every
+        worker reads it with :meth:`get_study` and stops."""
+        self._writable()
+        check_study(study)
+        reason_text = _meta_text(reason, "stop")
+        sid = self._sid(study, create=False)
+        if sid is None:
+            return None
+
+        def run():
+            with self._write() as conn:
+                self._lock_study(conn, sid)
+                held = values.loads(conn.execute(text("SELECT meta FROM studies WHERE id = :sid"),
+                                                 {"sid": sid}).scalar()) or {}
+                if isinstance(held.get("stopped"), dict):
+                    return held["stopped"]
+                held["stopped"] = values.loads(reason_text)
+                conn.execute(text("UPDATE studies SET meta = :meta WHERE id = :sid"),
+                             {"meta": _meta_text(held, "study"), "sid": sid})
+                return held["stopped"]
+
+        return self._retry(run)
+
+    def _unstop(self, conn, sid: int) -> None:
+        """Clear the ``"stopped"`` entry of a study's meta (inside a write transaction)."""
+        held = values.loads(conn.execute(text("SELECT meta FROM studies WHERE id = :sid"),
+                                         {"sid": sid}).scalar()) or {}
+        if held.pop("stopped", None) is not None:
+            conn.execute(text("UPDATE studies SET meta = :meta WHERE id = :sid"),
+                         {"meta": _meta_text(held, "study"), "sid": sid})
+
     def get_study(self, study: str) -> dict | None:
         check_study(study)
         if not self._tables:
@@ -837,7 +873,8 @@ class SQLCoordinator:
         from the study's history (ASHA): it then proposes them again, interleaved with its
         promotions as in a fresh study, instead of finding its trial budget spent on a
         queue of re-runs.  ``0`` for an unknown study.  What ``ato search requeue STUDY
-        --failed`` does."""
+        --failed`` does.  A study stopped by fail_fast (:meth:`stop_study`) runs again:
+        the stop is cleared in the same transaction."""
         self._writable()
         check_study(study)
         sid = self._sid(study, create=False)
@@ -848,6 +885,8 @@ class SQLCoordinator:
 
         def run():
             with self._write() as conn:
+                self._lock_study(conn, sid)
+                self._unstop(conn, sid)
                 return int(conn.execute(statement, {"sid": sid}).rowcount)
 
         return self._retry(run)

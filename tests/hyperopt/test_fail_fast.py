@@ -1,0 +1,168 @@
+"""A shared study whose objective cannot succeed stops early (fail_fast), retries are
+for crashes only, and each worker says on stderr why a trial failed and what its part was;
+``retries`` and ``fail_fast`` are the study's unless a worker gives its own.  Real SQLite
+files and the real PostgreSQL server (tests/databases.py), in this process."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import pytest
+
+from ato.adict import ADict
+from ato.hyperopt import get_algorithm
+from ato.hyperopt.base import NoSuccessfulTrialError, StudyStoppedError
+from ato.scope import Scope
+from ato.tracking import open_coordinator, open_logger
+from tests import databases
+
+SPACE = ADict(x=ADict(param_type="INTEGER", param_range=(0, 9), num_samples=10))
+db_url = databases.db_url
+
+
+def search(url, study, objective, **options):
+    return get_algorithm("random")(Scope(enable_override=True), SPACE,
+                                   tracker=open_logger(url, project="ff"), study_id=study,
+                                   seed=1, progress=False, heartbeat_interval=0.2,
+                                   stale_after=30, **{"n_trials": 20, **options}
+                                   ).main(objective)()
+
+
+def typo(config):
+    return config.lrr  # the newcomer's typo: AttributeError on every trial
+
+
+def states(url, study):
+    coordinator = open_coordinator(url)
+    try:
+        return coordinator.trials(study), coordinator.get_study(study)
+    finally:
+        coordinator.close()
+
+
+def test_a_broken_objective_stops_the_study_after_five_failures(db_url, capsys):
+    study, calls = f"ff-{uuid.uuid4().hex[:6]}", []
+
+    def broken(config):
+        calls.append(config.x)
+        return typo(config)
+
+    with pytest.raises(StudyStoppedError) as caught:
+        search(db_url, study, broken, retries=2)
+    assert isinstance(caught.value, NoSuccessfulTrialError)
+    message = str(caught.value)
+    # 5 trials x 3 attempts, not 20 x 3
+    assert len(calls) == 15
+    assert "fail_fast=5" in message and "first 5 finished trials all failed" in message
+    assert "AttributeError: lrr" in message and "values {'x': " in message
+    assert f"ato search status {study} --db " in message
+    assert f"ato search requeue {study} --failed --db " in message
+    err = capsys.readouterr().err
+    # one line per failed attempt: the trial, its values and the error, no traceback
+    failed_lines = [line for line in err.splitlines() if " failed (" in line]
+    assert len(failed_lines) == 15, err
+    assert all("with values {'x': " in line and line.endswith("AttributeError: lrr")
+               for line in failed_lines)
+    assert "Traceback" not in err
+    trials, record = states(db_url, study)
+    assert sum(t.state == "failed" for t in trials) == 5
+    assert record["meta"]["stopped"]["error"].endswith("AttributeError: lrr")
+    # a worker started again stops at once, running nothing, until requeue --failed
+    with pytest.raises(StudyStoppedError):
+        search(db_url, study, broken, retries=2)
+    assert len(calls) == 15
+    assert "0 completed (the study was stopped by fail_fast)" in capsys.readouterr().err
+    coordinator = open_coordinator(db_url)
+    coordinator.requeue_failed(study)
+    coordinator.close()
+    result = search(db_url, study, lambda config: -(config.x - 6) ** 2, retries=2)
+    assert result.metric == 0
+
+
+def test_fail_fast_zero_runs_every_trial(db_url):
+    study, calls = f"ff0-{uuid.uuid4().hex[:6]}", []
+
+    def broken(config):
+        calls.append(config.x)
+        raise ValueError("broken")
+
+    with pytest.raises(NoSuccessfulTrialError) as caught:
+        search(db_url, study, broken, n_trials=8, fail_fast=0)
+    assert not isinstance(caught.value, StudyStoppedError)
+    assert len(calls) == 8
+
+
+def test_a_success_first_turns_fail_fast_off(db_url):
+    study = f"ffok-{uuid.uuid4().hex[:6]}"
+    seen = []
+
+    def mostly_broken(config):
+        seen.append(config.x)
+        if len(seen) == 1:
+            return 1.0
+        raise ValueError("region that diverges")
+
+    result = search(db_url, study, mostly_broken, n_trials=12, fail_fast=2)
+    assert result.metric == 1.0 and len(seen) == 12
+
+
+@pytest.mark.parametrize("returned", [None, "0.5", math.nan])
+def test_a_bad_return_value_is_not_retried(db_url, capsys, returned):
+    study, calls = f"ffr-{uuid.uuid4().hex[:6]}", []
+
+    def bad(config):
+        calls.append(config.x)
+        return returned
+
+    with pytest.raises(NoSuccessfulTrialError):
+        search(db_url, study, bad, n_trials=3, retries=2)
+    assert len(calls) == 3  # once each: retries are for crashes, not for what it returns
+    err = capsys.readouterr().err
+    assert err.count("attempt 1 of 3, recorded failed") == 3
+    assert "retried" not in err
+
+
+def test_retries_and_fail_fast_are_the_studys(db_url, capsys):
+    """The first worker stores retries and fail_fast; a worker that leaves them out uses
+    the study's, one that gives another value is told so and uses its own."""
+    study = f"ffs-{uuid.uuid4().hex[:6]}"
+    search(db_url, study, lambda config: float(config.x), n_trials=2, retries=1, fail_fast=3)
+    _, record = states(db_url, study)
+    assert record["meta"]["retries"] == 1 and record["meta"]["fail_fast"] == 3
+    capsys.readouterr()
+    calls = []
+
+    def flaky(config):
+        calls.append(config.x)
+        raise OSError("node lost its GPU")
+
+    search(db_url, study, flaky, n_trials=4)  # 2 new trials, the study's retries=1
+    assert len(calls) == 4
+    assert "this worker uses" not in capsys.readouterr().err
+    search(db_url, study, flaky, n_trials=6, retries=0)  # its own, announced
+    assert len(calls) == 6
+    assert ("this worker uses retries=0 as given, not the study's retries=1"
+            in capsys.readouterr().err)
+
+    other = f"ffs2-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(StudyStoppedError):
+        search(db_url, other, flaky, fail_fast=2)
+    assert len(calls) == 8
+    coordinator = open_coordinator(db_url)
+    coordinator.requeue_failed(other)
+    coordinator.close()
+    with pytest.raises(StudyStoppedError, match="fail_fast=2"):  # the study's, not 5
+        search(db_url, other, flaky)
+    assert len(calls) == 10
+
+
+def test_nothing_to_do_still_says_its_part(db_url, capsys):
+    study = f"ffn-{uuid.uuid4().hex[:6]}"
+    search(db_url, study, lambda config: float(config.x), n_trials=6)
+    capsys.readouterr()
+    search(db_url, study, lambda config: float(config.x), n_trials=6)
+    err = capsys.readouterr().err
+    assert "0 completed (nothing left to run" in err
+    search(db_url, study, lambda config: float(config.x), n_trials=4)
+    assert "0 completed (nothing left to run" in capsys.readouterr().err
