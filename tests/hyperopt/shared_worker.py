@@ -6,6 +6,7 @@ JOB is a JSON file: ``url`` (tracker), ``log`` (a
 directory: each objective call appends ``start``/``end`` lines to ``<pid>.log``),
 ``sleep`` (seconds per trial), ``fail`` (a value of ``x`` whose trials raise), ``kill``
 (a value of ``x`` whose trials SIGKILL their own worker, as the OOM killer would),
+``fail_all`` (true: every trial raises ``AttributeError: lrr``, a broken objective),
 ``pause`` (a value of ``x`` whose trials sleep 60 s, to be signalled meanwhile),
 ``studies`` (a list of ``{"algorithm", "study", "options"}`` run one after the other),
 ``curve`` (true: the objective logs ``train_loss`` once per epoch of its budget through
@@ -81,6 +82,8 @@ def main() -> None:
                 time.sleep(60)
             if fail is not None and config.x == fail:
                 raise ValueError(f"x={fail} diverges")
+            if job.get("fail_all"):  # a broken objective: every trial raises
+                raise AttributeError("lrr")
             with log.open("a") as f:
                 f.write(f"end {ident}\n")
             return score(config)

@@ -166,3 +166,26 @@ def test_nothing_to_do_still_says_its_part(db_url, capsys):
     assert "0 completed (nothing left to run" in err
     search(db_url, study, lambda config: float(config.x), n_trials=4)
     assert "0 completed (nothing left to run" in capsys.readouterr().err
+
+
+@pytest.mark.processes
+def test_every_worker_stops_when_one_stops_the_study(db_url, tmp_path):
+    """Three worker processes on a 24-trial grid whose objective always raises: the
+    worker that sees the fifth failure records the stop, the others read it with their
+    next heartbeat and stop too, far before the 24 trials (x 2 attempts) ran."""
+    from tests.hyperopt.test_workers import Workers
+
+    study = f"ffp-{uuid.uuid4().hex[:6]}"
+    workers = Workers(tmp_path, db_url, [{"algorithm": "grid", "study": study, "options": {
+        "max_budget": 9, "retries": 1, "heartbeat_interval": 0.2, "stale_after": 30}}],
+        sleep=0.2, fail_all=True)
+    workers.start(3)
+    outputs = workers.finish()
+    assert all(code != 0 and "StudyStoppedError" in err for code, _, err in outputs), outputs
+    assert all("0 completed" in err or " failed" in err for _, _, err in outputs)
+    started = sum(workers.calls("start").values())
+    assert started < 24, started
+    trials, record = states(db_url, study)
+    assert 5 <= sum(t.state == "failed" for t in trials) < 24
+    assert not any(t.state == "running" for t in trials)  # given back, not held
+    assert record["meta"]["stopped"]["error"] == "AttributeError: lrr"

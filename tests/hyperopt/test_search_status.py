@@ -201,3 +201,45 @@ def test_a_running_trial_shows_what_its_objective_sees(tmp_path, algorithm, opti
     assert f"  __trial__: {best['trial_id']}" in text
     assert f"  checkpoint dir: {best['checkpoint_dir']}" in text
     assert Path(best["checkpoint_dir"]).is_dir()
+
+
+def test_failed_trials_show_their_values_and_many_are_summarized(tmp_path):
+    """The failed table has the searched values; 25 failed trials list the first 20 and
+    one summary line (how many more, the most common errors); --all lists every one."""
+    logger = tracker(tmp_path)
+
+    def broken(config):
+        if config.x % 2:
+            raise ValueError("odd x diverges\nsecond line")
+        raise KeyError("lrr")
+
+    space = ADict(x=ADict(param_type="INTEGER", param_range=(0, 11), num_samples=12),
+                  c=ADict(param_type="CATEGORY", categories=["a", "b"]))
+    with pytest.raises(Exception):  # noqa: B017 - every trial fails
+        get_algorithm("grid")(Scope(enable_override=True), space, tracker=logger,
+                              study_id="broken", fail_fast=0, progress=False).main(broken)()
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    table = ato("search", "status", "broken", "--db", db).stdout
+    failed = table.split("failed:\n")[1].split("\n")
+    assert failed[0].split() == ["key", "attempts", "values", "error"]
+    rows = [line for line in failed[1:] if line.startswith("  ") and "x=" in line]
+    assert len(rows) == 20 and all(" c=" in r for r in rows)
+    assert any(r.rstrip().endswith("ValueError: odd x diverges …") for r in rows)
+    assert any(r.rstrip().endswith("KeyError: 'lrr'") for r in rows)
+    summary = [line for line in failed if "more failed trials" in line]
+    assert len(summary) == 1 and "... 0 more" not in summary[0]
+    assert "... 0" not in table and "... 0 more" not in table
+    assert "... 4 more failed trials" in summary[0] and "--all" in summary[0], summary
+    assert "ValueError: odd x diverges … (x12)" in summary[0]
+    assert "KeyError: 'lrr' (x12)" in summary[0]
+    every = ato("search", "status", "broken", "--db", db, "--all").stdout
+    assert len([line for line in every.split("failed:\n")[1].splitlines()
+                if line.startswith("  ") and "x=" in line]) == 24
+    assert "more failed trials" not in every
+
+
+def test_a_text_that_is_no_study_id_is_said_so(db):
+    done = ato("search", "status", "a/b", "--db", db)
+    assert done.returncode == 2
+    assert "'a/b' is not a valid study id" in done.stderr, done.stderr
+    assert "ato runs list" not in done.stderr

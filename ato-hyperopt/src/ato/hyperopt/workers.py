@@ -87,11 +87,20 @@ def when(moment) -> str:
 
 
 def one_line(error: str | None) -> str:
-    """The last line of a recorded error (what a traceback ends with), for one stderr
-    line."""
-    lines = [line for line in str(error or "failed without an error").splitlines()
+    """A recorded error on one line, for stderr and the status table: the line that names
+    the exception's type (``ValueError: first line of the message``; the last line when
+    none does, as a traceback ends), `` …`` when more lines follow (the whole error stays
+    recorded)."""
+    import re
+
+    lines = [line.strip() for line in str(error or "failed without an error").splitlines()
              if line.strip()]
-    return lines[-1].strip() if lines else "failed without an error"
+    if not lines:
+        return "failed without an error"
+    named = [i for i, line in enumerate(lines) if re.match(r"[A-Za-z_][\w.]*(: |:?$)", line)
+             and not line.startswith("File ")]
+    i = named[0] if named else len(lines) - 1
+    return lines[i] + (" …" if i < len(lines) - 1 else "")
 
 
 def runs_of(attempts: int, error: str | None) -> int:
