@@ -35,19 +35,19 @@ def space(**changes):
 CASES = [
     # (algorithm, first worker's options, second worker's options, the phrases expected)
     ("asha", dict(max_trials=6, max_budget=9, eta=3), dict(max_trials=6, max_budget=9, eta=2),
-     ["option 'eta' is '3' there, '2' here"]),
+     ["option 'eta' is 3 there, 2 here"]),
     # (max_trials, total_budget, n_trials and iterations without a total budget only extend
     # a study: tests/hyperopt/test_extend_study.py)
     ("asha", dict(max_trials=6, max_budget=9, min_budget=1),
      dict(max_trials=8, max_budget=27, min_budget=3),
-     ["option 'max_budget' is '9' there, '27' here", "option 'min_budget' is '1' there, '3' here"]),
+     ["option 'max_budget' is 9 there, 27 here", "option 'min_budget' is 1 there, 3 here"]),
     ("random", dict(n_trials=4, batch_size=2), dict(n_trials=5, batch_size=3),
-     ["option 'batch_size' is '2' there, '3' here"]),
+     ["option 'batch_size' is 2 there, 3 here"]),
     ("multi_hyperband", dict(max_budget=9, total_budget=30), dict(max_budget=9, total_budget=40),
-     ["option 'total_budget' is '30' there, '40' here"]),
+     ["option 'total_budget' is 30 there, 40 here"]),
     ("multi_hyperband", dict(max_budget=9, iterations=1, total_budget=30),
      dict(max_budget=9, iterations=2, total_budget=30),
-     ["option 'iterations' is '1' there, '2' here"]),
+     ["option 'iterations' is 1 there, 2 here"]),
 ]
 
 
@@ -64,7 +64,10 @@ def test_a_different_plan_is_refused_naming_each_option(tmp_path, algorithm, fir
 
 @pytest.mark.parametrize("changed, phrase", [
     (dict(x=dict(param_type="INTEGER", param_range=(0, 20), num_samples=12)),
-     "search space entry 'x' is"),
+     "search space entry 'x' is {'num_samples': 12, 'param_range': [0, 11], "),
+    # numbers as written, not as the exact text the study compares
+    (dict(x=dict(param_type="FLOAT", param_range=(1e-4, 0.1), num_samples=8)),
+     "'num_samples': 8, 'param_range': [0.0001, 0.1]"),
     (dict(c=dict(param_type="CATEGORY", categories=["a", "b", "z"])),
      "'categories': ['a', 'b', 'z']"),
     (dict(y=dict(param_type="CATEGORY", categories=[1])), "search space entry 'y' is '(not given)'"),

@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -123,6 +124,30 @@ class OpenTrial:
     logger: object
 
 
+def _for_the_api(error: Exception, algorithm: str, study: str, url: str) -> Exception:
+    """``error`` of opening the tracker's finder, worded for a search called from Python:
+    a reader's "no tracker database" speaks of ``--db`` and ``$ATO_DB`` (the CLI's words),
+    but here the tracker logger was opened on that database, so it moved or was removed
+    (a relative ``sqlite:///`` path read again from another working directory).  Same
+    exception class; any other error unchanged."""
+    import re
+
+    found = re.match(r"no tracker database at (.*) \((.*?); from (.*)\): check the path",
+                     str(error))
+    if found is None:
+        return error
+    path, where, given = found.groups()
+    try:
+        return type(error)(
+            f"{algorithm}: study {study!r}: cannot read its completed trials back from the "
+            f"tracker's database: {path} is not there ({where}), though the tracker logger "
+            f"was opened on {given} (a relative path, now read from the working directory "
+            f"{os.getcwd()}, or a removed file); open the logger with an absolute path, "
+            f"e.g. open_logger('sqlite:////absolute/path/experiments.db')")
+    except Exception:  # an exception class that takes other arguments: as it was
+        return error
+
+
 # TrialRecorder records the trials of one study and remembers the completed ones (``done``:
 # trial key -> objective, filled by ``_load``) so that a resumed study reuses them.
 # Without a tracker nothing is recorded and nothing is reused.  Thread-safe.
@@ -152,7 +177,10 @@ class TrialRecorder:
         from ato.tracking import open_finder, url_of
 
         url = getattr(self.tracker, "url", None) or url_of(self.tracker.config)
-        finder = open_finder(url)
+        try:
+            finder = open_finder(url)
+        except Exception as e:
+            raise _for_the_api(e, self.algorithm, self.study_id, url) from None
         for run in finder.find_runs(tags=[f"study:{self.study_id}"], status="completed"):
             key = next((t[6:] for t in run.tags if str(t).startswith("trial:")), None)
             history = finder.get_metric_history(run.id, OBJECTIVE)

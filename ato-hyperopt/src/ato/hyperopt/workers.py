@@ -289,6 +289,23 @@ def _warn_other_root(study: str, there, here) -> None:
                   stacklevel=3)
 
 
+def _as_written(value):
+    """A plan value as the user wrote it, for a message: the plan stores numbers as exact
+    text (``'8'``, ``'0.0001'``, ``'1/3'``) so that ``9`` and ``9.0`` agree; shown, an
+    integer or decimal text is the number again (a fraction stays text)."""
+    import re
+
+    if isinstance(value, dict):
+        return {k: _as_written(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_written(v) for v in value]
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?(\d+\.\d*|\.\d+|\d+)(e[-+]?\d+)?", value):
+        return float(value)
+    return value
+
+
 def _differences(held: dict, meta: dict) -> list[str]:
     """What differs between the study's ``held`` meta and this worker's ``meta``, one
     phrase per option (``options`` and ``search_space`` compared entry by entry); an
@@ -314,7 +331,8 @@ def _differences(held: dict, meta: dict) -> list[str]:
                 if there != here and key == "base_config":  # JSON text: shown as it is
                     out.append(f"{what} {name!r} is {there} there, {here} here")
                 elif there != here:
-                    out.append(f"{what} {name!r} is {there!r} there, {here!r} here")
+                    out.append(f"{what} {name!r} is {_as_written(there)!r} there, "
+                               f"{_as_written(here)!r} here")
             continue
         if key == "space" and isinstance(meta.get("search_space"), dict) \
                 and isinstance(held.get("search_space"), dict):
