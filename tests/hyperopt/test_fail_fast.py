@@ -54,7 +54,7 @@ def test_a_broken_objective_stops_the_study_after_five_failures(db_url, capsys):
     message = str(caught.value)
     # 5 trials x 3 attempts, not 20 x 3
     assert len(calls) == 15
-    assert "fail_fast=5" in message and "first 5 finished trials all failed" in message
+    assert "fail_fast=5" in message and "5 of its trials failed with the same error" in message
     assert "AttributeError: lrr" in message and "values {'x': " in message
     assert f"ato search status {study} --db " in message
     assert f"ato search requeue {study} --failed --db " in message
@@ -91,6 +91,22 @@ def test_fail_fast_zero_runs_every_trial(db_url):
         search(db_url, study, broken, n_trials=8, fail_fast=0)
     assert not isinstance(caught.value, StudyStoppedError)
     assert len(calls) == 8
+
+
+def test_failures_that_differ_do_not_stop_the_study(db_url):
+    """A region of the space that fails first (a grid starting at the learning rates that
+    diverge, each error naming its value) is no broken objective: the study goes on."""
+    study = f"ffd-{uuid.uuid4().hex[:6]}"
+
+    def diverges_low(config):
+        if config.x < 7:
+            raise ValueError(f"x={config.x} diverged")
+        return float(config.x)
+
+    result = get_algorithm("grid")(Scope(enable_override=True), SPACE,
+                                   tracker=open_logger(db_url, project="ff"), study_id=study,
+                                   progress=False, fail_fast=2).main(diverges_low)()
+    assert result.metric == 9
 
 
 def test_a_success_first_turns_fail_fast_off(db_url):

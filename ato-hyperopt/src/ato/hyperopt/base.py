@@ -67,8 +67,8 @@ class NoSuccessfulTrialError(AtoError, RuntimeError):
 
 
 class StudyStoppedError(NoSuccessfulTrialError):
-    """A shared study stopped by ``fail_fast``: its first trials all failed and none
-    completed, so every worker stops instead of running the rest (the message quotes the
+    """A shared study stopped by ``fail_fast``: its trials failed with the same error again
+    and again and none completed, so every worker stops instead of running the rest (the message quotes the
     first failure, its values, and the commands to see every failure and to run them again
     after a fix)."""
 
@@ -405,8 +405,9 @@ class HyperOpt(abc.ABC):
       heartbeats), ``stale_after`` (seconds without one after which its trial is given to
       another worker), ``retries`` (how often a trial whose objective raised, or whose
       worker died, is run again before it is recorded ``failed``; not given: the study's,
-      else 0) and ``fail_fast`` (stop the study once that many of its trials failed while
-      none completed; ``0`` never; not given: the study's, else 5) tune it. In a shared study an objective's
+      else 0) and ``fail_fast`` (stop the study once that many of its trials failed with
+      the same error while none completed; ``0`` never; not given: the study's, else 5)
+      tune it. In a shared study an objective's
       exception fails its trial (recorded with the error, NaN, ranked last) and the study
       goes on.
     - ``checkpoint_root``: for a multi-fidelity algorithm (``MULTI_FIDELITY = True``) the
@@ -581,9 +582,9 @@ class HyperOpt(abc.ABC):
         if fail_fast is not None and (isinstance(fail_fast, bool)
                                       or not isinstance(fail_fast, numbers.Integral)
                                       or fail_fast < 0):
-            raise SearchOptionError(f"{name}: fail_fast must be an int >= 0 (how many failed "
-                                    f"trials, none completed, stop a shared study; 0 or False: "
-                                    f"never), got {fail_fast!r}")
+            raise SearchOptionError(f"{name}: fail_fast must be an int >= 0 (how many trials "
+                                    f"failed with one error, none completed, stop a shared "
+                                    f"study; 0 or False: never), got {fail_fast!r}")
         if executor is not None and not isinstance(executor, str) and not callable(
                 getattr(executor, "map", None)):
             raise SearchOptionError(f"{name}: executor must be a name ('serial', 'threads', "

@@ -324,8 +324,8 @@ def render(status: dict, show_all: bool = False) -> str:
     stopped = meta.get("stopped")
     if isinstance(stopped, dict):
         lines.append(f"stopped by fail_fast={stopped.get('fail_fast')} (worker "
-                     f"{stopped.get('worker')}): its first {stopped.get('failed')} finished "
-                     f"trials all failed, none completed; `ato search requeue "
+                     f"{stopped.get('worker')}): {stopped.get('failed')} trials failed with "
+                     f"the same error, none completed; `ato search requeue "
                      f"{status['study']} --failed` runs them again after a fix")
     best = status["best"]
     mode = status["mode"]

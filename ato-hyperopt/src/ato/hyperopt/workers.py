@@ -53,7 +53,8 @@ WORKER_DIED = "WorkerDiedError"
 
 
 #: The default of ``fail_fast``: a shared study stops once this many of its trials failed
-#: while none completed (an objective that cannot succeed: a typo, a missing file).
+#: with the same error while none completed (an objective that cannot succeed: a typo, a
+#: missing file).
 FAIL_FAST = 5
 
 
@@ -353,8 +354,8 @@ class SharedStudy:
     seconds (the database's clock stamps it); :meth:`close` stops it and leaves the study.
     ``retries``: how many times a trial whose objective raised is given back to the queue
     before it is reported ``failed`` (a :class:`NotRetried` failure is never given back).
-    ``fail_fast``: stop the study once that many of its trials failed while none completed
-    (``0``: never); every worker stops with
+    ``fail_fast``: stop the study once that many of its trials failed with the same error
+    while none completed (``0``: never); every worker stops with
     :class:`~ato.hyperopt.base.StudyStoppedError`.
     """
 
@@ -422,9 +423,10 @@ class SharedStudy:
         r, db = self._stopped or {}, self._db()
         by = "this worker" if r.get("worker") == self.worker else f"worker {r.get('worker')}"
         raise StudyStoppedError(
-            f"study {self.study!r} was stopped by {by} (fail_fast={r.get('fail_fast')}): its "
-            f"first {r.get('failed')} finished trials all failed and none completed, so the "
-            f"objective itself looks broken. The first failure: {one_line(r.get('error'))} "
+            f"study {self.study!r} was stopped by {by} (fail_fast={r.get('fail_fast')}): "
+            f"{r.get('failed')} of its trials failed with the same error and none completed, "
+            f"so the objective itself looks broken. The first failure: "
+            f"{one_line(r.get('error'))} "
             f"(trial {r.get('key')}, values {r.get('values')}). See every failure: ato search "
             f"status {self.study}{db} (the full errors: --json); after fixing the cause, "
             f"`ato search requeue {self.study} --failed{db}` runs them again (fail_fast=0 "
@@ -432,19 +434,25 @@ class SharedStudy:
 
     def _check_fail_fast(self) -> None:
         """After a failed trial of this worker: stop the study when ``fail_fast`` of its
-        trials failed and none completed (one read of the study's trials, only until the
-        first completes)."""
+        trials failed with the same error (:func:`one_line`) and none completed (one read
+        of the study's trials, only until the first completes)."""
         if not self.fail_fast or self._succeeded:
             return
         states = self.coordinator.trials(self.study)
         if any(s.state == "completed" for s in states):
             self._succeeded = True
             return
-        failed = [s for s in states if s.state == "failed"]
-        if len(failed) < self.fail_fast:
+        # one error again and again: a broken objective (a typo, a missing file), not a
+        # region of the space that fails (its errors usually name the values)
+        by_error: dict = {}
+        for s in states:
+            if s.state == "failed":
+                by_error.setdefault(one_line(s.error), []).append(s)
+        same = max(by_error.values(), key=len, default=[])
+        if len(same) < self.fail_fast:
             return
-        first = failed[0]
-        record = {"worker": self.worker, "fail_fast": self.fail_fast, "failed": len(failed),
+        first = same[0]
+        record = {"worker": self.worker, "fail_fast": self.fail_fast, "failed": len(same),
                   "key": first.key, "error": first.error,
                   "values": (first.payload or {}).get("values")}
         stop = getattr(self.coordinator, "stop_study", None)
