@@ -189,8 +189,7 @@ def fill(config, continuations: Continuations, budget, resume_budget, bracket: i
     resume = min(budgets.exact(resume_budget), exact_budget)
     chash = chash or config_hash(config, continuations.names)
     identity = f"{chash}-b{int(bracket)}"
-    directory = _directory(continuations, identity)
-    _make(directory, identity)
+    directory = _directory(continuations, identity)  # made by the first evaluation (Attempt)
     config["__trial__"] = identity
     config["__resume_budget__"] = budgets.plain(resume)
     config["__checkpoint_dir__"] = str(directory)
@@ -248,6 +247,8 @@ def _directory(continuations: Continuations, identity: str) -> Path:
 
 
 def _make(directory: Path, identity: str) -> None:
+    """Create ``directory`` (and its parents) for the evaluation of ``identity``, or
+    ``OSError`` naming it and the fix."""
     if directory.is_dir():
         return
     try:
@@ -262,17 +263,17 @@ def prepare(config, continuations: Continuations, budget, bracket: int = 0,
             chash: str | None = None) -> Continuation:
     """Fill ``config['__trial__']``, ``config['__resume_budget__']`` and
     ``config['__checkpoint_dir__']`` for one evaluation of ``config`` at ``budget`` (exact)
-    in ``bracket``, create the directory, and return the :class:`Continuation`.
+    in ``bracket``, and return the :class:`Continuation`.  Nothing is created here: the
+    directory appears when an evaluation of the configuration completes (:class:`Attempt`),
+    so a search whose evaluations all fail leaves none.
 
-    ``chash`` is the configuration's hash when the caller has it already.  Raises
-    ``OSError`` when the directory cannot be created (the message names it).
+    ``chash`` is the configuration's hash when the caller has it already.
     """
     exact_budget = budgets.exact(budget)
     chash = chash or config_hash(config, continuations.names)
     identity = f"{chash}-b{int(bracket)}"
     resume = continuations._prepared(identity, exact_budget)
-    directory = _directory(continuations, identity)
-    _make(directory, identity)
+    directory = _directory(continuations, identity)  # made by the first evaluation (Attempt)
     config["__trial__"] = identity
     config["__resume_budget__"] = budgets.plain(resume)
     config["__checkpoint_dir__"] = str(directory)
@@ -409,10 +410,16 @@ class Attempt:
 
         config, state = self.config, self.state
         attempts = state.parent / ".attempts"
-        attempts.mkdir(parents=True, exist_ok=True)
         self.directory = attempts / f"{state.name}-{uuid.uuid4().hex[:12]}"
         alive = attempts / f"{self.directory.name}.alive"
-        fd = _hold_alive(alive)
+        for tries in range(5):  # another evaluation may remove an empty .attempts meanwhile
+            _make(attempts, state.name)
+            try:
+                fd = _hold_alive(alive)
+                break
+            except FileNotFoundError:
+                if tries == 4:
+                    raise
         if fd is not None:
             self._alive = alive, fd
             _sweep_dead(attempts)
@@ -421,6 +428,15 @@ class Attempt:
             if (attempts / f"{state.name}.old").exists():
                 with _Lock(attempts / f"{state.name}.lock", exclusive=True):
                     _recover(state)
+            if not state.exists() and not (attempts / f"{state.name}.old").exists():
+                # no state to copy: no lock (and no lock file) needed.  A state that a
+                # concurrent evaluation commits just now is not seen: this one starts
+                # afresh, which is what it would do had it started a moment earlier
+                self.directory.mkdir()
+                resume = Fraction(0)
+                config["__resume_budget__"] = budgets.plain(resume)
+                config["__checkpoint_dir__"] = str(self.directory)
+                return self
             with _Lock(attempts / f"{state.name}.lock", exclusive=False):
                 reached = state_budget(state)
                 if reached is None and state.is_dir() and any(
@@ -472,6 +488,14 @@ class Attempt:
             alive.unlink(missing_ok=True)
             os.close(fd)
             self._alive = None
+            # nothing of the study left here (its evaluations failed): no empty
+            # directories either.  rmdir removes only an empty one; an evaluation starting
+            # meanwhile makes .attempts again (see __enter__)
+            for empty in (self.state.parent / ".attempts", self.state.parent):
+                try:
+                    empty.rmdir()
+                except OSError:
+                    break
 
 
 def attempt(config) -> Attempt | None:
