@@ -76,3 +76,23 @@ def test_a_moved_database_is_worded_for_the_api(tmp_path, monkeypatch):
     assert "--db" not in message and "$ATO_DB" not in message and "reading" not in message
     assert "random: study 's': cannot read its completed trials back" in message
     assert "open the logger with an absolute path" in message
+
+
+def test_a_dead_workers_trial_is_one_line_too(tmp_path, capsys):
+    coordinator = open_coordinator(f"sqlite:///{tmp_path / 't.db'}")
+    coordinator.enqueue("st", [TrialSpec("k0", {"values": {"x": 1}})])
+    coordinator.join("st", "dead", "elsewhere", 1)
+    assert coordinator.claim("st", "dead", stale_after=30) is not None
+    shared = SharedStudy(coordinator, "st", heartbeat_interval=0.05, stale_after=0.2)
+    try:
+        time.sleep(0.4)
+        claim = shared._claim(None)
+        assert claim is not None and claim.attempt == 2
+        shared.run_claim(claim, lambda c: pytest.fail("a dead worker's trial ran again"),
+                         lambda *a: None)
+    finally:
+        shared.close()
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if " failed (" in x]
+    assert line.startswith("ato: study 'st': trial k0 failed (not run again, recorded failed) "
+                           "with values {'x': 1}: WorkerDiedError: the workers running this "
+                           "trial died 1 time"), line

@@ -544,12 +544,13 @@ class SharedStudy:
                 f"retries={self.retries} allows {self.retries + 1} "
                 f"attempt{'s' if self.retries else ''}, so it is not run again")
 
-    def _say_failed(self, claim, error: str, again: bool) -> None:
+    def _say_failed(self, claim, error: str, again: bool, ran: bool = True) -> None:
         """One stderr line per failed attempt: the trial, its searched values and the
         error's last line (the whole error is recorded with the trial)."""
         values = (claim.payload or {}).get("values") if isinstance(claim.payload, dict) else None
         then = (f"run again, attempt {claim.attempt} of {self.retries + 1}" if again else
-                f"attempt {claim.attempt} of {self.retries + 1}, recorded failed")
+                f"attempt {claim.attempt} of {self.retries + 1}, recorded failed" if ran else
+                "not run again, recorded failed")
         print(f"ato: study {self.study!r}: trial {claim.key} failed ({then}) with values "
               f"{values}: {one_line(error)}", file=sys.stderr, flush=True)
 
@@ -596,7 +597,7 @@ class SharedStudy:
             self.claimed += 1
             self.outcomes[status] += 1
             if status == "failed":
-                self._say_failed(claim, error, again=False)
+                self._say_failed(claim, error, again=False, ran=ran)
             else:
                 self._succeeded = True
             try:
