@@ -53,6 +53,32 @@ def test_a_trial_that_kills_its_workers_is_failed_after_retries(tmp_path):
         coordinator.close()
 
 
+def test_workers_started_without_retries_use_the_studys(tmp_path):
+    """The first worker gives retries=1 and is killed; the workers started after it
+    without retries use the study's retries=1, so the dead worker's trial runs again
+    (not failed at once with 'retries=0 allows 1 attempt')."""
+    url = f"sqlite:///{tmp_path / 'deaths.db'}"
+    study = f"oom2-{uuid.uuid4().hex[:6]}"
+    workers = Workers(tmp_path, url, [{"algorithm": "grid", "study": study, "options": {
+        "max_budget": 1, "retries": 1, **QUICK}}], sleep=0.0)
+    job = json.loads(workers.job.read_text())
+    workers.job.write_text(json.dumps({**job, "kill": 3}))
+    codes, errs = [], []
+    for i in range(3):
+        if i == 1:  # the restarted workers: no retries given
+            workers.job.write_text(json.dumps({**job, "kill": 3, "studies": [
+                {"algorithm": "grid", "study": study, "options": {"max_budget": 1, **QUICK}}]}))
+        (proc,) = workers.start(1)
+        errs.append(proc.communicate(timeout=60)[1])
+        codes.append(proc.returncode)
+        if proc.returncode == 0:
+            break
+    assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0], (codes, errs)
+    (dead,) = [s for s in states_of(url, study) if s.state == "failed"]
+    assert "retries=1 allows 2 attempts" in dead.error, dead.error
+    assert not any("this worker uses retries" in e for e in errs)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_worker_hands_its_trial_back_at_once(tmp_path, sig):
     url = f"sqlite:///{tmp_path / 'stop.db'}"
