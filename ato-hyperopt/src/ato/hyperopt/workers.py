@@ -477,7 +477,7 @@ class SharedStudy:
             done = "0 completed (the study was stopped by fail_fast)"
         else:
             done = ("0 completed (nothing left to run: every trial of its plan was already "
-                    "done)")
+                    "done, or taken by other workers)")
         print(f"ato: study {self.study!r}: worker {self.worker}: {done}",
               file=sys.stderr, flush=True)
         self._finalizer()
