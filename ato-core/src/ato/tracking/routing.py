@@ -12,6 +12,13 @@ objective alone, and costs one lookup when nothing is routed.
 
 A backend's logger that does not call :func:`routed` still works alone; with trials run at
 once its objective's calls reach whichever run the tracker holds.
+
+In a worker *process* (the ``processes`` executor) the tracker the objective knows is a
+copy — forked, or opened again when the child imported the objective's module — that holds
+no run: the trial's run was opened by the parent.  The child attaches a logger of its own
+to that run and runs the objective inside :func:`route_unbound` ``(url, that logger)``:
+calls on any logger of the same store that holds no run of its own go to it.  A logger the
+objective opened and started a run on keeps its calls.
 """
 
 from __future__ import annotations
@@ -34,13 +41,40 @@ def route_to(origin, target):
         _ROUTE.reset(token)
 
 
+class _Unbound:
+    """The origin of a :func:`route_unbound` route: loggers of ``url`` without a run."""
+
+    __slots__ = ("url",)
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def matches(self, logger, target) -> bool:
+        return (logger is not target and getattr(logger, "url", None) == self.url
+                and vars(logger).get("_run_id", 0) is None)
+
+
+@contextlib.contextmanager
+def route_unbound(url: str, target):
+    """Within the block (this thread or task only), calls that consult :func:`routed` on
+    any logger of ``url`` holding no run of its own (its ``_run_id`` is ``None``) go to
+    ``target``: a trial's run attached in a worker process."""
+    token = _ROUTE.set((_Unbound(str(url)), target))
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
 def routed(logger):
     """The logger ``logger``'s calls go to in this context (``logger`` itself unless a
-    :func:`route_to` block routes it)."""
+    :func:`route_to` or :func:`route_unbound` block routes it)."""
     route = _ROUTE.get()
-    if route is not None and route[0] is logger:
-        return route[1]
+    if route is not None:
+        origin, target = route
+        if origin is logger or (type(origin) is _Unbound and origin.matches(logger, target)):
+            return target
     return logger
 
 
-__all__ = ["route_to", "routed"]
+__all__ = ["route_to", "route_unbound", "routed"]

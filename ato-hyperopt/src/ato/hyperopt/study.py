@@ -29,6 +29,7 @@ import json
 import math
 import numbers
 import os
+import pickle
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -38,7 +39,7 @@ from ato.hyperopt import budgets
 OBJECTIVE = "objective"
 
 __all__ = ["OBJECTIVE", "ClaimRuns", "OpenTrial", "Trial", "TrialRecorder", "config_hash",
-           "on_trial_logger", "searched_values"]
+           "on_trial_logger", "searched_values", "AttachedRun"]
 
 
 def searched_values(config, names) -> dict:
@@ -370,11 +371,16 @@ class ClaimRuns:
 def on_trial_logger(run, tracker, logger, executor=None):
     """``run`` (``config -> metric``) with the objective's calls on ``tracker`` routed to
     ``logger``, the logger holding this trial's run (:mod:`ato.tracking.routing`), when
-    trials run at once in this process; ``run`` itself when nothing needs routing or the
-    executor runs it elsewhere (a process, a Ray task: the tracker there is a copy)."""
-    if logger is None or logger is tracker:
-        return run
+    trials run at once in this process; on an executor whose worker processes share this
+    machine's store (``attach_runs``: ``processes``), an :class:`AttachedRun` that
+    attaches the child's logger to the trial's run; ``run`` itself when nothing needs
+    routing or the executor runs it elsewhere (a Ray task: the tracker there is a
+    copy)."""
     if executor is not None and not getattr(executor, "in_process", False):
+        if logger is None or not getattr(executor, "attach_runs", False):
+            return run
+        return attached_run(run, logger)
+    if logger is None or logger is tracker:
         return run
 
     def routed_run(config):
@@ -384,3 +390,110 @@ def on_trial_logger(run, tracker, logger, executor=None):
             return run(config)
 
     return routed_run
+
+
+def attached_run(run, logger):
+    """``run`` for a worker process: an :class:`AttachedRun` on the run ``logger`` holds
+    (``run`` itself when it holds none)."""
+    url = getattr(logger, "url", None)
+    run_id = logger.get_current_run_id()
+    return run if url is None or run_id is None else AttachedRun(run, url, run_id, logger)
+
+
+class AttachedRun:
+    """``config -> metric`` in a worker process of the ``processes`` executor, for a
+    trial whose run ``run_id`` the search's process opened on ``logger``.
+
+    In the child, the objective's calls on any logger of ``url`` that holds no run of its
+    own — the copy of the tracker it was written against, forked or opened again when the
+    child imported its module — go to a :class:`_Points` collector
+    (:func:`ato.tracking.routing.route_unbound`); the points travel back with the
+    outcome and :meth:`deliver` logs them on ``logger``, in the parent, before the trial's
+    run ends.  The child never writes the store itself: a forked child must not use the
+    parent's SQLite connections, nor even open its own on a file the parent has open.
+    Picklable (any start method): ``logger`` stays in the parent."""
+
+    def __init__(self, run, url: str, run_id: int, logger=None):
+        self.run, self.url, self.run_id, self.logger = run, url, run_id, logger
+
+    def __getstate__(self):
+        return {**self.__dict__, "logger": None}
+
+    def __call__(self, config):
+        from ato.hyperopt.executors.base import Outcome
+        from ato.tracking.routing import route_unbound
+
+        points = _Points(self.url, self.run_id)
+        with route_unbound(self.url, points):
+            try:
+                outcome = Outcome(True, self.run(config))
+            except Exception as e:
+                outcome = Outcome.failure(e)
+                try:
+                    pickle.dumps(e)
+                except Exception:
+                    outcome.exception = None  # the text still says what happened
+        return _Logged(outcome, points.rows)
+
+    def deliver(self, outcome):
+        """In the parent: log the points a finished trial's outcome carries on the trial's
+        run and return the objective's own outcome (``outcome`` as it is otherwise)."""
+        logged = outcome.value if outcome.ok else None
+        if not isinstance(logged, _Logged):
+            return outcome
+        if logged.rows and self.logger is not None:
+            from ato.tracking.routing import route_to
+
+            with route_to(self.logger, None):
+                for key, value, step in logged.rows:
+                    self.logger.log_metric(key, value, step)
+        return logged.outcome
+
+    def __repr__(self):
+        return f"<trial run {self.run_id} of {self.run!r}>"
+
+
+class _Logged:
+    """What an :class:`AttachedRun` returns from the child: the objective's outcome and
+    the points it logged."""
+
+    def __init__(self, outcome, rows):
+        self.outcome, self.rows = outcome, rows
+
+
+class _Points:
+    """The trial's run as the objective sees it in a worker process: ``log_metric`` and
+    ``log_metrics`` are checked here and collected; ``get_current_run_id`` is the
+    trial's run.  Anything else names what to do instead."""
+
+    def __init__(self, url: str, run_id: int):
+        self.url, self._run_id, self.rows = url, run_id, []
+
+    def log_metric(self, key, value, step) -> None:
+        from ato.tracking import check_metric
+
+        self.rows.append(check_metric(key, value, step))
+
+    def log_metrics(self, metrics, step) -> None:
+        from ato.tracking import MetricError
+
+        refused = []
+        for key, value in metrics.items():
+            try:
+                self.log_metric(key, value, step)
+            except MetricError as e:
+                refused.append(str(e))
+        if refused:
+            raise MetricError("; ".join(refused))
+
+    def get_current_run_id(self) -> int:
+        return self._run_id
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise RuntimeError(
+            f"the tracker's {name}() in a 'processes' worker: the trial's run is open in "
+            f"the search's process, which receives only log_metric/log_metrics from here; "
+            f"open a logger inside the objective (with open_logger(url) as logger: ...) "
+            f"or use executor='threads'")

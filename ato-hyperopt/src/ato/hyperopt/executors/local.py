@@ -178,6 +178,9 @@ class ProcessesExecutor(BaseExecutor):
 
     PLUGIN_NAME = "processes"
     in_process = False
+    #: A search runs each trial as an ato.hyperopt.study.AttachedRun: what the objective
+    #: logs on the tracker in the child reaches the trial's run, which the parent holds.
+    attach_runs = True
     CONFORMANCE_OPTIONS = {"n_workers": 2}
 
     def __init__(self, n_workers: int | None = None, start_method: str | None = None):
@@ -244,13 +247,21 @@ class ProcessesExecutor(BaseExecutor):
             transport = self._transport(fn)
             pool = self._pool_for(transport)
             try:
-                return pool.submit(_run_in_child, transport, item)
+                handle = pool.submit(_run_in_child, transport, item)
             except BrokenProcessPool:  # a child died earlier: fresh workers
-                return self._pool_for(transport, broken=True).submit(_run_in_child,
-                                                                     transport, item)
+                handle = self._pool_for(transport, broken=True).submit(_run_in_child,
+                                                                       transport, item)
+            # a search's trial (ato.hyperopt.study.AttachedRun): what the objective logged
+            # in the child reaches the trial's run here, before the outcome is read
+            handle._ato_deliver = getattr(fn, "deliver", None)
+            return handle
 
     def wait_any(self, handles: Iterable[futures.Future]) -> tuple[futures.Future, Outcome]:
         handle, outcome = first_done(handles)
+        deliver = getattr(handle, "_ato_deliver", None)
+        if deliver is not None:
+            handle._ato_deliver = None  # once, however often the handle is waited on
+            outcome = deliver(outcome)
         if isinstance(outcome.exception, BrokenProcessPool):
             outcome.error = (f"BrokenProcessPool: a worker process died while this trial ran "
                              f"or waited (killed, os._exit, out of memory?); "

@@ -112,6 +112,29 @@ def _utc(t: float) -> datetime:
 
 
 _live_loggers: weakref.WeakSet = weakref.WeakSet()
+_all_loggers: weakref.WeakSet = weakref.WeakSet()  # every logger of this process
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child, every logger is a copy whose run belongs to the parent: the
+    parent flushes its buffered points and ends it.  The copy drops the run and the
+    buffer (and the locks a parent thread may have held when it forked), so it is a logger
+    with no run: ending it, a signal or the child's
+    exit never touches the parent's run.  Its engine is left alone: a connection inherited
+    across fork is never closed or used here (SQLite's locks would break)."""
+    _live_loggers.clear()
+    for logger in list(_all_loggers):
+        logger._run_id = logger._block_run = None
+        logger._with_depth = 0
+        logger._buffer = collections.deque()
+        logger._registrations, logger._registration_failures = [], []
+        logger._flush_lock, logger._thread_lock = threading.Lock(), threading.Lock()
+        logger._stop, logger._thread = threading.Event(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 _NOT_EXITED = object()
 LINGER = 5.0  # seconds the flush thread waits for the logger's next run before it ends
 _exit_state = {"exception": None, "exit": _NOT_EXITED, "hooked": False, "signals": False}
@@ -238,6 +261,7 @@ class SQLLogger:
         self._registration_failures: list = []
         self._interrupted = False  # Ctrl-C abandoned the wait for registrations (finish raises)
         self._statements()
+        _all_loggers.add(self)
 
     # ------------------------------------------------------------------ SQL
     def _statements(self) -> None:
@@ -376,9 +400,10 @@ class SQLLogger:
         """Buffer one metric value; it reaches the database at the next flush.  Inside a
         search running several trials at once, the call goes to the logger holding this
         trial's run (:mod:`ato.tracking.routing`)."""
-        route = _ROUTE.get()  # routed(self), inline: this is the per-step hot path
-        if route is not None and route[0] is self:
-            return route[1].log_metric(key, value, step)
+        if _ROUTE.get() is not None:  # nothing routed costs one lookup: the hot path
+            target = routed(self)
+            if target is not self:
+                return target.log_metric(key, value, step)
         if self._run_id is None:
             raise RuntimeError("log_metric() before run(): start a run first")
         if type(value) is float and type(step) is int and _STEP_LO <= step <= _STEP_HI \
