@@ -743,20 +743,25 @@ def terminate_as_exit():
     ``KeyboardInterrupt``, so the trial in hand is given back to the queue at once (no
     wait for ``stale_after``) and the worker leaves the study; the exit status stays 143.
     Only when SIGTERM has its default handler and this is the main thread; the previous
-    handler comes back afterwards."""
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
+    handler comes back afterwards.  A ``KeyboardInterrupt`` (Ctrl-C, whichever handler
+    raised it: Python's or a tracker's) leaves the block as ``sys.exit(130)`` once the
+    trial is handed back: the worker ends as quietly as on SIGTERM — its one summary line,
+    exit status 130, no traceback."""
+    install = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
 
     def terminated(signum, frame):
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, terminated)
+    if install:
+        signal.signal(signal.SIGTERM, terminated)
     try:
         yield
+    except KeyboardInterrupt:
+        sys.exit(128 + signal.SIGINT)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if install:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _tell(unrecorded, claim, why: str) -> None:
