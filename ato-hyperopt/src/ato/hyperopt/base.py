@@ -592,6 +592,9 @@ class HyperOpt(abc.ABC):
                                     f"map(fn, items), got {executor!r}")
         if isinstance(executor, str) and executor != "serial":
             _executor(name, executor)  # a misspelled name fails here, on every path
+        if (process_group() is not None or getattr(self, "world_size", 1) > 1
+                or executor == "torch" or getattr(executor, "name", None) == "torch"):
+            _check_numpy(name)  # on every rank, before any collective
         self.scope = scope
         self.search_spaces = search_spaces
         self.tracker = tracker
@@ -766,6 +769,7 @@ class HyperOpt(abc.ABC):
                 f"the search, pass executor='torch', or give the ranks one study_id",
                 RuntimeWarning, stacklevel=3)
         if process_group() is not None or getattr(self, "world_size", 1) > 1:
+            _check_numpy(self.algorithm_name())  # a group initialised after the search
             recorder.done = self.broadcast_object_from_root(recorder.done)
             if self.MULTI_FIDELITY:  # every rank names the same checkpoint directories
                 group = process_group()
@@ -1353,6 +1357,19 @@ class _Objective:
 
     def __repr__(self):
         return f"<objective {self.func!r} of {self.search.algorithm_name()}>"
+
+
+def _check_numpy(algorithm: str) -> None:
+    """:class:`SearchOptionError` when numpy cannot be imported: torch.distributed's
+    object collectives (``broadcast_object_list``, ``all_gather_object``), which a
+    distributed search uses, need it on the receiving ranks, and torch's wheels do not
+    install it — without this check one rank fails inside torch and the others lose their
+    connection to it."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        raise SearchOptionError(f"{algorithm}: distributed search needs numpy: pip install "
+                                f"'ato-hyperopt[torch]'") from None
 
 
 def _executor(algorithm: str, name: str, make: bool = False):
