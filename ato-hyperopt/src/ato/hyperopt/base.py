@@ -26,7 +26,7 @@ import warnings
 from fractions import Fraction
 
 from ato.adict import ADict
-from ato.errors import AtoError
+from ato.errors import AtoError, user_stacklevel
 from ato.hyperopt import budgets
 from ato.hyperopt import trial as continuation
 from ato.hyperopt.progress import Progress
@@ -767,7 +767,7 @@ class HyperOpt(abc.ABC):
                 f"(torchrun) but no torch.distributed process group is initialised, so every "
                 f"rank runs every trial; call torch.distributed.init_process_group() before "
                 f"the search, pass executor='torch', or give the ranks one study_id",
-                RuntimeWarning, stacklevel=3)
+                RuntimeWarning, stacklevel=user_stacklevel())
         if process_group() is not None or getattr(self, "world_size", 1) > 1:
             _check_numpy(self.algorithm_name())  # a group initialised after the search
             recorder.done = self.broadcast_object_from_root(recorder.done)
@@ -837,7 +837,7 @@ class HyperOpt(abc.ABC):
                         f"{self.algorithm_name()}: retries={self.retries} applies to a shared "
                         f"study only (a tracker with study_id=...): alone, a trial whose "
                         f"objective raises is recorded failed at once", RuntimeWarning,
-                        stacklevel=2)
+                        stacklevel=user_stacklevel())
             return state.shared or None
 
     def executor_instance(self):

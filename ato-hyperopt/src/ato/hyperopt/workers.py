@@ -283,11 +283,13 @@ def _warn_other_root(study: str, there, here) -> None:
         return
     import warnings
 
+    from ato.errors import user_stacklevel
+
     warnings.warn(f"study {study!r}: this worker keeps checkpoints under {here}, its first "
                   f"worker under {there}; workers that do not share one directory cannot "
                   f"continue each other's configurations (they train again from 0). Pass "
                   f"checkpoint_root= a directory every worker sees", RuntimeWarning,
-                  stacklevel=3)
+                  stacklevel=user_stacklevel())
 
 
 def _as_written(value):
