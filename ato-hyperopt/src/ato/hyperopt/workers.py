@@ -745,25 +745,43 @@ def terminate_as_exit():
     ``KeyboardInterrupt``, so the trial in hand is given back to the queue at once (no
     wait for ``stale_after``) and the worker leaves the study; the exit status stays 143.
     Only when SIGTERM has its default handler and this is the main thread; the previous
-    handler comes back afterwards.  A ``KeyboardInterrupt`` (Ctrl-C, whichever handler
-    raised it: Python's or a tracker's) leaves the block as ``sys.exit(130)`` once the
-    trial is handed back: the worker ends as quietly as on SIGTERM — its one summary line,
-    exit status 130, no traceback."""
-    install = (threading.current_thread() is threading.main_thread()
-               and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    handler comes back afterwards.
+
+    Ctrl-C (SIGINT, while its handler is Python's or a tracker's of Ato) ends the worker
+    as quietly: once the ``KeyboardInterrupt`` has handed the trial back, it leaves the
+    block as ``sys.exit(130)`` — the worker's one summary line, exit status 130, no
+    traceback.  A ``KeyboardInterrupt`` that no signal raised (the objective's own)
+    propagates as it is."""
+    main = threading.current_thread() is threading.main_thread()
+    install = main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    watch = previous is signal.default_int_handler or \
+        str(getattr(previous, "__module__", "")).startswith("ato.")
+    interrupted = []
 
     def terminated(signum, frame):
         raise SystemExit(128 + signum)
 
+    def interrupt(signum, frame):
+        interrupted.append(signum)
+        previous(signum, frame)  # a tracker's ends its runs 'killed'; both raise
+        raise KeyboardInterrupt
+
     if install:
         signal.signal(signal.SIGTERM, terminated)
+    if watch:
+        signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     except KeyboardInterrupt:
+        if not interrupted:
+            raise
         sys.exit(128 + signal.SIGINT)
     finally:
         if install:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if watch:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _tell(unrecorded, claim, why: str) -> None:
