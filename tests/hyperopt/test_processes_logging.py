@@ -36,3 +36,48 @@ def test_an_objectives_metrics_reach_its_trial_run_from_a_child(db_url, start,  
         resumed = next((int(t[13:]) for t in r.tags if t.startswith("resumed_from:")), 0)
         steps = [p.step for p in finder.get_metric_history(r.id, "train_loss")]
         assert steps == list(range(resumed, budget)), (r.id, r.tags, steps)
+
+
+OTHER_CALL = '''
+import os
+from ato.adict import ADict
+from ato.hyperopt import get_algorithm
+from ato.scope import Scope
+from ato.tracking import open_logger
+
+logger = open_logger(os.environ["ATO_TEST_URL"], project="search")
+
+
+def objective(config):
+    logger.log_metric("seen", 1.0, 0)
+    assert logger.get_current_run_id() is not None
+    logger.use_dataset("data", __file__)
+    return 1.0
+
+
+if __name__ == "__main__":
+    space = ADict(x=ADict(param_type="FLOAT", param_range=(0, 1)))
+    get_algorithm("random")(Scope(enable_override=True), space, tracker=logger, n_trials=1,
+                            progress=False, executor="processes").main(objective)()
+'''
+
+
+def test_a_tracker_call_a_child_cannot_make_names_the_fix(tmp_path):
+    """use_dataset() from a processes child fails the trial with what to do instead, on
+    the first call; what it logged before reaches the failed trial's run."""
+    script = tmp_path / "other_call.py"
+    script.write_text(OTHER_CALL)
+    url = f"sqlite:///{tmp_path / 'experiments.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ATO_TEST_URL": url}
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "RuntimeError: the tracker's use_dataset() in a 'processes' worker: the trial's run "
+        "is open in the search's process, which receives only log_metric/log_metrics from "
+        "here; open a logger inside the objective (with open_logger(url) as logger: ...) "
+        "or use executor='threads'"), proc.stderr
+    finder = open_finder(url)
+    (run,) = finder.find_runs()
+    assert run.status == "failed" and "use_dataset()" in run.error
+    assert [p.value for p in finder.get_metric_history(run.id, "seen")] == [1.0]

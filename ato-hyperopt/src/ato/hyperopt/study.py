@@ -490,10 +490,11 @@ class _Points:
         return self._run_id
 
     def __getattr__(self, name):
-        if name.startswith("_"):
+        if name.startswith("__"):
             raise AttributeError(name)
+        what = "this tracker call" if name.startswith("_") else f"the tracker's {name}()"
         raise RuntimeError(
-            f"the tracker's {name}() in a 'processes' worker: the trial's run is open in "
-            f"the search's process, which receives only log_metric/log_metrics from here; "
-            f"open a logger inside the objective (with open_logger(url) as logger: ...) "
-            f"or use executor='threads'")
+            f"{what} in a 'processes' worker: the trial's run is open in the search's "
+            f"process, which receives only log_metric/log_metrics from here; open a logger "
+            f"inside the objective (with open_logger(url) as logger: ...) or use "
+            f"executor='threads'")

@@ -516,27 +516,37 @@ class SQLLogger:
                     description: str | None = None, meta=None):
         """Record the version of dataset ``name`` at ``path`` this run uses; see
         :func:`ato.db_routers.sql.registry.use_dataset` (docs/models-and-data.md)."""
+        options = dict(copy=copy, aliases=aliases, etag=etag, size=size,
+                       description=description, meta=meta)
+        target = routed(self)
+        if target is not self:  # a search's trial: the logger (or process) holding its run
+            return target.use_dataset(name, path, **options)
         from ato.db_routers.sql.registry import use_dataset
 
-        return use_dataset(routed(self), name, path, copy=copy, aliases=aliases, etag=etag,
-                           size=size, description=description, meta=meta)
+        return use_dataset(self, name, path, **options)
 
     def use_reference(self, name: str, uri: str, *, etag: str | None = None,
                       size: int | None = None, aliases=(), meta=None):
         """Record remote data ``uri`` by reference as dataset ``name`` this run uses; see
         :func:`ato.db_routers.sql.registry.use_reference` (docs/models-and-data.md)."""
+        options = dict(etag=etag, size=size, aliases=aliases, meta=meta)
+        target = routed(self)
+        if target is not self:  # a search's trial: the logger (or process) holding its run
+            return target.use_reference(name, uri, **options)
         from ato.db_routers.sql.registry import use_reference
 
-        return use_reference(routed(self), name, uri, etag=etag, size=size, aliases=aliases,
-                             meta=meta)
+        return use_reference(self, name, uri, **options)
 
     def use_model(self, name: str, ref=None):
         """Record that this run uses version ``ref`` of model ``name`` (``None``:
         ``latest``) — the weights it fine-tunes or evaluates; see
         :func:`ato.db_routers.sql.registry.use_model` (docs/models-and-data.md)."""
+        target = routed(self)
+        if target is not self:  # a search's trial: the logger (or process) holding its run
+            return target.use_model(name, ref)
         from ato.db_routers.sql.registry import use_model
 
-        return use_model(routed(self), name, ref)
+        return use_model(self, name, ref)
 
     def log_model(self, name: str, path, step=None, aliases=(), keep=None, wait: bool = True,
                   *, score: float | None = None, mode: str = "max",
@@ -549,10 +559,14 @@ class SQLLogger:
         failure then ends the run ``failed``, is printed, and is raised by ``finish()`` and
         by a ``with`` block that had no error of its own
         (:class:`~ato.db_routers.sql.registry.core.BackgroundRegistrationError`)."""
+        options = dict(step=step, aliases=aliases, keep=keep, wait=wait, score=score,
+                       mode=mode, description=description, meta=meta)
+        target = routed(self)
+        if target is not self:  # a search's trial: the logger (or process) holding its run
+            return target.log_model(name, path, **options)
         from ato.db_routers.sql.registry import log_model
 
-        return log_model(routed(self), name, path, step=step, aliases=aliases, keep=keep,
-                         wait=wait, score=score, mode=mode, description=description, meta=meta)
+        return log_model(self, name, path, **options)
 
     def _track_registration(self, pending) -> None:
         """Remember a background registration of the current run: its end waits for it."""
