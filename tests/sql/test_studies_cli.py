@@ -54,6 +54,28 @@ def test_status_table(db_url):
     assert "node-1" in lines[-1] and "yes" in lines[-1]
 
 
+def test_the_documented_status_is_what_it_prints(tmp_path, monkeypatch):
+    """docs/tracking.md's `ato search status` block is the command's output for the same
+    study, line for line (times masked)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "tracking.md").read_text()
+    block = page.split("test_the_documented_status_is_what_it_prints -->\n```console\n", 1)[1]
+    command, *shown = block.split("```", 1)[0].splitlines()
+    assert command == "$ ato search status asha-7 --db sqlite:///experiments.db"
+    monkeypatch.chdir(tmp_path)
+    make_study("sqlite:///experiments.db")
+    code, out, err = ato(*command.split()[2:])
+    assert code == 0, err
+
+    def masked(lines):
+        return [re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<time>", line).rstrip()
+                for line in lines]
+
+    assert masked(out.splitlines()) == masked(shown)
+
+
 def test_status_json_and_mode_max(db_url):
     """--json is strict JSON (+inf as a marker); with mode max the +inf trial is best."""
     make_study(db_url, "maxed", mode="max")
