@@ -11,6 +11,7 @@ import sys
 
 from ato.errors import CLIError, UnknownViewError
 from ato.grammar import Assign, Word, parse_pieces, split_items
+from ato.terminal import did_you_mean
 
 PRINT_VIEW = "print"
 
@@ -155,15 +156,6 @@ def parse_invocation(argv: list[str], numbers: list | None = None) -> Invocation
     return Invocation(parse_pieces(pieces), manual, why, why_all, why_arguments)
 
 
-def _suggest(name: str, candidates) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    if not match:
-        return ""
-    return " — did you mean " + " or ".join(repr(m) for m in match) + "?"
-
-
 def route(items: list, scopes: dict) -> dict[str, list]:
     """Split parsed items between ``scopes`` (name → Scope); keys lose their scope prefix."""
     routed: dict[str, list] = {name: [] for name in scopes}
@@ -182,7 +174,7 @@ def route(items: list, scopes: dict) -> dict[str, list]:
                 raise CLIError(
                     f"with several scopes a key starts with a scope name "
                     f"({', '.join(f'{s}.{full}' for s in scopes)})"
-                    + _suggest(head, scopes), **item.where())
+                    + did_you_mean(head, scopes), **item.where())
             if len(item.key) == 1:
                 raise CLIError(f"give a key inside scope {head!r}, e.g. {head}.lr=0.1",
                                **item.where())
@@ -210,7 +202,7 @@ def route(items: list, scopes: dict) -> dict[str, list]:
             plain = {v for scope in scopes.values() for v in scope.public_view_names()}
             raise UnknownViewError(
                 f"unknown view {item.name!r}"
-                + (_suggest(item.name, names | plain) or _known(item.name, sorted(names))),
+                + (did_you_mean(item.name, names | plain) or _known(item.name, sorted(names))),
                 **item.where())
     return routed
 
@@ -228,7 +220,7 @@ def _check_view(scope, name: str, item) -> None:
         return
     token = item.token
     names = scope.public_view_names()
-    hint = _suggest(name, names)
+    hint = did_you_mean(name, names)
     if not hint:
         hint = (_known(token, sorted(names)) if names else
                 f" (scope {scope.name!r} has no views; to set a value write {token}=<value>)")

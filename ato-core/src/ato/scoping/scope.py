@@ -16,6 +16,7 @@ from ato.grammar import Assign, Word, match_key
 from ato.provenance import Recorder, Source
 from ato.scoping import cli as _cli
 from ato.scoping.fingerprint import runtime_fingerprint, static_fingerprint
+from ato.terminal import did_you_mean
 
 PRINT_PRIORITY = 1280
 
@@ -289,7 +290,7 @@ class Scope:
                 return
             view = self.views.get(name)
             if view is None:
-                hint = _cli._suggest(name, self.public_view_names())
+                hint = did_you_mean(name, self.public_view_names())
                 if parent is None:
                     raise CLIError(f"unknown view {name!r}{hint}", token)
                 raise AtoError(f"view {parent!r} has chain_with={name!r}, but scope "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from ato.db_routers.sql import values
+from ato.terminal import did_you_mean
 from ato.tracking.registry import (
     KINDS,
     MAX_VERSION,
@@ -179,17 +180,13 @@ class RegistryReader:
     def no_project(self, project: str) -> str:
         """'there is no project P (projects: …) — did you mean …?': why a lookup in
         ``project`` found nothing, when the database has no such project."""
-        from ato.scoping.cli import _suggest
-
         known = self.projects()
         listing = ", ".join(repr(p) for p in known[:20]) + (" …" if len(known) > 20 else "")
         return (f"there is no project {project!r} (projects: {listing or 'none'})"
-                + _suggest(project, known))
+                + did_you_mean(project, known))
 
     def _close_names(self, name: str, project: str | None, kind: str | None) -> str:
         """' — did you mean …?' among the names of ``kind`` (in ``project``), or ''."""
-        from ato.scoping.cli import _suggest
-
         sql = ("SELECT DISTINCT a.name FROM registry_assets a JOIN projects p ON "
                "p.id = a.project_id WHERE 1 = 1")
         params: dict = {}
@@ -199,7 +196,7 @@ class RegistryReader:
         if kind is not None:
             sql += " AND a.kind = :k"
             params["k"] = kind
-        return _suggest(name, [r[0] for r in self._read(sql, **params)])
+        return did_you_mean(name, [r[0] for r in self._read(sql, **params)])
 
     def version_id(self, name: str, ref=None, project: str | None = None,
                    kind: str | None = None) -> int:
