@@ -76,7 +76,7 @@ __all__ = [
     "RegistryLogger", "RegistryVersion", "Run", "RunUse", "SeriesColumns",
     "StudyCoordinator",
     "MAX_RUN_ID", "METRIC_STEP_RANGE", "MetricError", "TrackerFinder", "TrackerLogger", "TrackerProtocolError", "TrialSpec", "TrialState",
-    "WhereError", "bucket_width", "check_metric", "check_query", "check_step_bounds", "flatten", "key_segment", "matches", "open_coordinator", "open_finder",
+    "WhereError", "bucket_width", "check_metric", "check_query", "check_step_bounds", "flatten", "log_each", "key_segment", "matches", "open_coordinator", "open_finder",
     "open_logger", "parse_run_id", "parse_where", "reduce_points", "tracker_config", "url_of",
 ]
 
@@ -150,6 +150,20 @@ def check_metric(key, value, step, step_range=METRIC_STEP_RANGE) -> tuple[str, f
             raise MetricError(f"metric {key!r}: value {_short(value)} is not a number "
                               f"a tracker can record ({e})") from None
     return key, value, step
+
+
+def log_each(log_metric, metrics, step) -> None:
+    """``log_metric(key, value, step)`` for every item of ``metrics``; then one
+    :class:`MetricError` naming every one refused (a bad value does not cost the good ones
+    after it).  The rule of every logger's ``log_metrics``."""
+    refused = []
+    for key, value in metrics.items():
+        try:
+            log_metric(key, value, step)
+        except MetricError as e:
+            refused.append(str(e))
+    if refused:
+        raise MetricError("; ".join(refused))
 
 
 def _is_numpy_bool(value) -> bool:

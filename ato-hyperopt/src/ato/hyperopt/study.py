@@ -475,16 +475,9 @@ class _Points:
         self.rows.append(check_metric(key, value, step))
 
     def log_metrics(self, metrics, step) -> None:
-        from ato.tracking import MetricError
+        from ato.tracking import log_each
 
-        refused = []
-        for key, value in metrics.items():
-            try:
-                self.log_metric(key, value, step)
-            except MetricError as e:
-                refused.append(str(e))
-        if refused:
-            raise MetricError("; ".join(refused))
+        log_each(self.log_metric, metrics, step)
 
     def get_current_run_id(self) -> int:
         return self._run_id

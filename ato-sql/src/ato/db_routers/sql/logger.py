@@ -31,7 +31,7 @@ import weakref
 from datetime import datetime, timezone
 
 from ato.db_routers.sql import values
-from ato.tracking import METRIC_STEP_RANGE, MetricError, check_metric
+from ato.tracking import METRIC_STEP_RANGE, check_metric, log_each
 from ato.tracking.outcome import block_outcome, describe_exception, exit_outcome
 from ato.tracking.routing import _ROUTE, routed
 
@@ -419,14 +419,7 @@ class SQLLogger:
         """Buffer several metrics of one step: ``log_metrics({'loss': l, 'acc': a}, step)``.
         Every good one is buffered; then one :class:`~ato.tracking.MetricError` names every
         one refused (a bad value does not cost the good ones after it)."""
-        refused = []
-        for key, value in metrics.items():
-            try:
-                self.log_metric(key, value, step)
-            except MetricError as e:
-                refused.append(str(e))
-        if refused:
-            raise MetricError("; ".join(refused))
+        log_each(self.log_metric, metrics, step)
 
     def flush(self, _then=None) -> int:
         """Write every buffered metric now (one transaction); returns how many.

@@ -98,6 +98,19 @@ def version_record(row, aliases=(), created: bool = False, hashed_files: int = 0
         created=created, hashed_files=hashed_files)
 
 
+def _asset_filter(sql: str, project: str | None, kind: str | None) -> tuple[str, dict]:
+    """``sql`` (over ``registry_assets a`` joined to ``projects p``) narrowed to ``project``
+    and ``kind`` when given, with its bound parameters."""
+    params: dict = {}
+    if project is not None:
+        sql += " AND p.name = :p"
+        params["p"] = project
+    if kind is not None:
+        sql += " AND a.kind = :k"
+        params["k"] = kind
+    return sql, params
+
+
 def input_kind(kind: str, error: type[Exception] = RegistryError) -> str:
     """``kind`` of a lineage question (``'dataset'`` or ``'model'``), or ``error``."""
     if kind not in ("dataset", "model"):
@@ -142,16 +155,10 @@ class RegistryReader:
         if not self._available():
             raise self._not_found(f"no {what} named {name!r}{where}{self._label}: this "
                                   f"database has no registry yet")
-        sql = ("SELECT a.id, p.name, a.kind, a.name, a.description FROM registry_assets a "
-               "JOIN projects p ON p.id = a.project_id WHERE a.name = :n")
-        params: dict = {"n": name}
-        if project is not None:
-            sql += " AND p.name = :p"
-            params["p"] = project
-        if kind is not None:
-            sql += " AND a.kind = :k"
-            params["k"] = kind
-        rows = self._read(sql, **params)
+        select = ("SELECT a.id, p.name, a.kind, a.name, a.description FROM registry_assets a "
+                  "JOIN projects p ON p.id = a.project_id WHERE a.name = :n")
+        sql, params = _asset_filter(select, project, kind)
+        rows = self._read(sql, n=name, **params)
         if not rows:
             if project is not None and not self._read("SELECT 1 FROM projects WHERE name = :p",
                                                       p=project):
@@ -160,9 +167,8 @@ class RegistryReader:
             hint = ""
             if kind is not None:
                 other = "dataset" if kind == "model" else "model"
-                sql = sql.replace(" AND a.kind = :k", "")
-                params.pop("k")
-                if self._read(sql, **params):
+                sql, params = _asset_filter(select, project, other)
+                if self._read(sql, n=name, **params):
                     command = "ato data" if other == "dataset" else "ato models"
                     hint = (f"; a {other} named {name!r} exists{where}: {command} show "
                             f"{shlex.quote(name)}")
@@ -187,15 +193,9 @@ class RegistryReader:
 
     def _close_names(self, name: str, project: str | None, kind: str | None) -> str:
         """' — did you mean …?' among the names of ``kind`` (in ``project``), or ''."""
-        sql = ("SELECT DISTINCT a.name FROM registry_assets a JOIN projects p ON "
-               "p.id = a.project_id WHERE 1 = 1")
-        params: dict = {}
-        if project is not None:
-            sql += " AND p.name = :p"
-            params["p"] = project
-        if kind is not None:
-            sql += " AND a.kind = :k"
-            params["k"] = kind
+        sql, params = _asset_filter("SELECT DISTINCT a.name FROM registry_assets a JOIN "
+                                    "projects p ON p.id = a.project_id WHERE 1 = 1",
+                                    project, kind)
         return did_you_mean(name, [r[0] for r in self._read(sql, **params)])
 
     def version_id(self, name: str, ref=None, project: str | None = None,
