@@ -191,3 +191,32 @@ def test_a_server_database_uses_the_stores_its_versions_recorded(db_url, tmp_pat
         proc = ato("store", *args, "--db", db_url)
         assert proc.returncode == 0, (args, proc.stdout + proc.stderr)
     assert str(tmp_path / "store") in ato("store", "du", "--db", db_url).stdout
+
+
+def test_gc_never_frees_a_blob_a_live_version_holds_after_a_copy(project, tmp_path):
+    """``cp -r`` of a project, a registration in the copy, ``rm -r`` of the original and
+    the gc the error itself suggests (``--forget-db`` the original, ``--delete``): every
+    live version still resolves.  gc once listed the copy's blobs '(not recorded)' (its
+    versions recorded the original's store name) and freed them."""
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    url = f"sqlite:///{copy / 'c.db'}"
+    write(copy / "n.pt", b"new weights")
+    settle()
+    Registry(url).log_model("p", "net", copy / "n.pt")
+    forget_engine(url)
+    shutil.rmtree(project)
+    gone = f"sqlite:///{project / 'c.db'}"
+    dry = ato("store", "gc", "--forget-db", gone, "--grace", "0", "--db", url)
+    assert dry.returncode == 0, dry.stderr
+    assert "not recorded" not in dry.stdout, dry.stdout
+    done = ato("store", "gc", "--forget-db", gone, "--delete",
+               "--grace", "0", "--db", url)
+    assert done.returncode == 0, done.stderr
+    assert "not recorded" not in done.stdout and "only unkept" not in done.stdout, done.stdout
+    for ref in ("v1", "v2"):
+        assert os.path.isfile(resolve(f"ato://p/net@{ref}", db=url))
+    assert os.path.isdir(resolve("ato://p/dsc", db=url))
+    verify = ato("store", "verify", "--db", url)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    forget_engine(url)

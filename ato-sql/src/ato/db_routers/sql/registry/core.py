@@ -2234,15 +2234,18 @@ class Registry:
             if not dry_run:  # deleting writes to the store: it must know who does
                 record_database(store, self.url)
             others = self._others(store, url, forgotten)
+            # a digest a live (or aliased) version holds is never collected, whichever
+            # store that version recorded: blobs are content-addressed, and a project copied
+            # or moved reads its versions' blobs from the store it now sits beside
             held = ("SELECT 1 FROM registry_files f JOIN registry_versions v ON "
-                    "v.id = f.version_id WHERE f.digest = b.digest AND v.store_url = b.store_url "
+                    "v.id = f.version_id WHERE f.digest = b.digest "
                     "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
                     "WHERE al.version_id = v.id))")
             candidates = self._read(f"SELECT b.digest, b.size FROM registry_blobs b WHERE "
                                     f"b.store_url = :s AND NOT EXISTS ({held}) ORDER BY b.digest",
                                     s=url)
-            recorded = {r[0] for r in self._read("SELECT digest FROM registry_blobs WHERE "
-                                                 "store_url = :s", s=url)} | others.recorded
+            recorded = {r[0] for r in self._read("SELECT DISTINCT digest FROM registry_blobs"
+                                                 )} | others.recorded  # under any store name
             limit = time.time() - grace
             strays = []
             for blob in store.blobs():
@@ -2334,8 +2337,7 @@ class Registry:
                 return False  # a registration just reused it
         except OSError:
             return False
-        return not self._read("SELECT 1 FROM registry_blobs WHERE store_url = :s AND "
-                              "digest = :d", s=url, d=digest)
+        return not self._read("SELECT 1 FROM registry_blobs WHERE digest = :d", d=digest)
 
     def _collect(self, store, url, digest, held) -> bool:
         """Delete one blob in a transaction that holds its row, if still unheld."""
