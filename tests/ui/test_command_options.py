@@ -78,9 +78,26 @@ def test_a_database_without_tracker_tables_is_one_error_and_stays_untouched(tmp_
     con.close()
     before = path.read_bytes()
     err = _refused(f"sqlite:///{path}")
-    assert f"{path} (from 'sqlite:///{path}') holds no Ato tracker tables (its tables: notes)" in err
+    assert f"{path} (from sqlite:///{path}) holds no Ato tracker tables (its tables: notes)" in err
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]  # no -wal/-shm made
+
+
+def test_another_tools_database_named_like_ours_is_refused_not_served(tmp_path):
+    """An MLflow-like file (its own `experiments` and `runs`) is refused by the tracker's
+    rule (an ato_schema record or the original Ato's layout); it used to be served."""
+    path = tmp_path / "mlflow.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, name TEXT)")
+    con.execute("CREATE TABLE runs (run_uuid TEXT PRIMARY KEY)")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    err = _refused(f"sqlite:///{path}")
+    assert "holds no Ato tracker tables (its tables: experiments, runs)" in err
+    assert "named like Ato's (experiments" in err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
 
 
 def test_an_empty_copy_says_its_log_was_left_behind(tmp_path):
