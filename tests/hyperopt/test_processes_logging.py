@@ -14,6 +14,8 @@ import pytest
 from ato.tracking import open_finder
 from tests.databases import db_url  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("processes_logging.py")
 

@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("torch.distributed")
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("nonumpy_worker.py")
 

@@ -74,6 +74,7 @@ def foreign(request, tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["mlflow", "unrelated"])
+@pytest.mark.processes  # many CLI subprocesses: seconds
 def test_every_reader_refuses_a_foreign_database_and_creates_nothing(foreign, layout,
                                                                       tmp_path):
     """`ato store du/verify/gc`, `ato models/data …` and `ato runs …` on another tool's

@@ -211,6 +211,7 @@ def test_json_output_is_strict_with_non_finite_meta(db_url, tmp_path):
                     "range": [{"$numberDouble": "-Infinity"}, 1.0]}
 
 
+@pytest.mark.processes  # many CLI subprocesses: seconds
 def test_models_delete_lets_versions_go_and_gc_frees_them(populated, tmp_path):
     """`ato models delete` marks versions pruned (all or nothing; an alias other than
     'latest' protects its version, named in the error), moves 'latest' back to the newest
@@ -291,6 +292,7 @@ def assert_cannot_open(r, action, *expected):
 
 
 @pytest.mark.parametrize("case", ["text file", "directory", "missing file"])
+@pytest.mark.processes  # many CLI subprocesses: seconds
 def test_an_unopenable_sqlite_database_is_one_line(tmp_path, case):
     """A text file named like a database, a directory, or a mistyped path: every action
     prints one line naming the path and the reason, exits 2 (never 0), and creates or
@@ -323,6 +325,7 @@ def test_an_unopenable_sqlite_database_is_one_line(tmp_path, case):
     ("unknown role", 'role "ato_no_such_role" does not exist'),
     ("no server", "Connection refused"),
 ])
+@pytest.mark.processes  # many CLI subprocesses: seconds
 def test_an_unopenable_postgresql_database_is_one_line(tmp_path, case, reason):
     """A PostgreSQL database that does not exist, a role that does not exist, a port no
     server listens on: every action prints the server's reason in one line, exit 2."""
@@ -347,6 +350,7 @@ def test_an_unopenable_postgresql_database_is_one_line(tmp_path, case, reason):
     forget_engine(url)
 
 
+@pytest.mark.processes  # many CLI subprocesses: seconds
 def test_a_store_that_does_not_exist_is_an_error(populated, tmp_path):
     """verify, du and gc on a mistyped --store or $ATO_STORE (or a file) name the path,
     exit 2 and create nothing; so does the default store beside a SQLite file nothing

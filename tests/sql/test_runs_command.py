@@ -57,6 +57,7 @@ def test_errors_are_one_line(db):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.processes  # many CLI subprocesses: seconds
 def test_tag_passwords_masked_in_every_output(db_url):
     """A tag holding a URL with a password is shown as user:*** by list, show, diff and
     best, text and --json (as the dashboard shows it); the record keeps the tag."""
@@ -79,6 +80,7 @@ def test_tag_passwords_masked_in_every_output(db_url):
 
 @pytest.mark.parametrize("bad", ["99999999999999999999999", str(2**63), "0", "-1", "abc", "+3",
                                  " 3", "1_0", "\uff13", "03"])
+@pytest.mark.processes  # many CLI subprocesses: seconds
 def test_ids_no_database_holds_are_one_line(db, bad):
     """An id past 2^63 - 1 raised OverflowError (a traceback); every id argument is now
     checked like 0 and -1: one line naming it, exit 2."""
