@@ -689,3 +689,58 @@ class TestUseModel:
         assert "started from model base v1" in show("tuned", "prod")
         out = show("base", "1")
         assert f"used by 1 run: {tuner}" in out and f"fed model tuned v1 (prod, latest) via run {tuner}" in out
+
+
+class TestTagsAndDescriptions:
+    """Tags and the description of a model or dataset, set after registration (MLflow's
+    registered-model tags and description): in the registry, the finder and the CLI."""
+
+    def test_tags_and_description_are_set_read_and_removed(self, config, tmp_path):
+        from ato.tracking import open_finder
+
+        url = config.experiment.sql.db_path
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.log_model("net", write(tmp_path / "w.pt", b"w"), description="first words")
+        reg = Registry(url)
+        assert reg.tag("net", ["vision", "production"]) == ["production", "vision"]
+        assert reg.tag("net", "production") == ["production", "vision"]  # twice: no change
+        assert reg.tag("net", ["vision"], delete=True) == ["production"]
+        reg.describe("net", "ResNet-50 on CIFAR-10")
+        (asset,) = reg.assets(kind="model")
+        assert (asset["tags"], asset["description"]) == (["production"], "ResNet-50 on CIFAR-10")
+        (record,) = open_finder(url).registry_assets(kind="model")
+        assert record.tags == ("production",) and record.description == "ResNet-50 on CIFAR-10"
+        reg.describe("net", None)
+        assert reg.assets(kind="model")[0]["description"] is None
+
+    @pytest.mark.parametrize("bad", ["", " lead", "tab\there", "x" * 129, 5, [None]])
+    def test_bad_tags_are_refused_naming_them(self, config, tmp_path, bad):
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.log_model("net", write(tmp_path / "w.pt", b"w"))
+        reg = Registry(config.experiment.sql.db_path)
+        with pytest.raises(RegistryError, match="tag"):
+            reg.tag("net", bad)
+        assert reg.tags("net") == []
+        with pytest.raises(RegistryError, match="description must be a str"):
+            reg.describe("net", 5)
+
+    def test_cli_tag_and_list(self, config, tmp_path):
+        import subprocess
+        import sys
+
+        with SQLLogger(config, handle_signals=False) as lg:
+            lg.use_dataset("cifar", write(tmp_path / "d.csv", b"1,2"))
+        url = config.experiment.sql.db_path
+
+        def ato(*args):
+            return subprocess.run([sys.executable, "-m", "ato.cli", "data", *args, "--db", url],
+                                  capture_output=True, text=True, timeout=60)
+
+        r = ato("tag", "cifar", "benchmark", "--description", "CIFAR-10, 50k train")
+        assert r.returncode == 0 and "tags benchmark; description set" in r.stdout, r.stderr
+        listing = ato("list").stdout.splitlines()
+        assert listing[0].split()[-1] == "tags" and listing[2].split()[-1] == "benchmark"
+        shown = ato("show", "cifar").stdout
+        assert "CIFAR-10, 50k train" in shown and "tags: benchmark" in shown
+        r = ato("tag", "cifar")
+        assert r.returncode == 2 and "give the tags to add" in r.stderr

@@ -134,8 +134,9 @@ def version_uri(project: str, kind: str, name: str, version: int) -> str:
 class RegistryAsset:
     """One model or dataset: ``versions`` is how many it has, ``latest`` the version the
     alias ``latest`` names (``None`` before the first, or once every version was deleted),
-    ``size`` the bytes of its versions whose files were not collected, and
-    ``aliases`` ``{alias: version number}`` (``latest`` included)."""
+    ``size`` the bytes of its versions whose files were not collected,
+    ``aliases`` ``{alias: version number}`` (``latest`` included) and ``tags`` its tags,
+    sorted (``ato models tag``)."""
 
     project: str
     kind: str
@@ -145,6 +146,7 @@ class RegistryAsset:
     latest: int | None = None
     size: int = 0
     aliases: Mapping[str, int] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

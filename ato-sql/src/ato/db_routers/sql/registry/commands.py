@@ -108,10 +108,13 @@ def cmd_list(args) -> int:
         return 0
     # size: every version whose files are still stored (live and pruned, each counted in
     # full); 'ato store du' counts each blob once, live ones apart
-    print(table(["project", "name", "versions", "latest", "size (live+pruned)", "aliases"],
+    tagged = any(r["tags"] for r in rows)
+    print(table(["project", "name", "versions", "latest", "size (live+pruned)", "aliases"]
+                + (["tags"] if tagged else []),
                 [[r["project"], r["name"], r["versions"], r["latest"] and f"v{r['latest']}",
                   _asset_size(args, r),
-                  ", ".join(f"{a}=v{n}" for a, n in r["aliases"].items()) or None] for r in rows]))
+                  ", ".join(f"{a}=v{n}" for a, n in r["aliases"].items()) or None]
+                 + ([", ".join(r["tags"]) or None] if tagged else []) for r in rows]))
     print(f"{len(rows)} {args.kind}{'s' if len(rows) != 1 else ''}")
     return 0
 
@@ -138,6 +141,9 @@ def cmd_show(args) -> int:
         description = registry.description(first) if first else None
         if description:
             print(description)
+        tags = registry.tags(args.name, args.project, args.kind)
+        if tags:
+            print(f"tags: {', '.join(tags)}")
         scored = any(v.score is not None for v in versions)
         print(table(["version", "digest", "size", "files", "run", "step"]
                     + (["score"] if scored else []) + ["state", "aliases", "created"],
@@ -217,6 +223,26 @@ def _print_uses(runs: list[dict], downstream: list[dict]) -> None:
     for d in downstream:
         alias = f" ({', '.join(d['aliases'])})" if d["aliases"] else ""
         print(f"  fed model {d['model']} v{d['version']}{alias} via run {d['run_id']}")
+
+
+def cmd_tag(args) -> int:
+    registry = _registry(args)
+    if args.description is not None:
+        registry.describe(args.name, args.description or None, args.project, args.kind)
+    if args.tags:
+        tags = registry.tag(args.name, args.tags, args.project, args.kind, delete=args.delete)
+    elif args.delete or args.description is None:
+        raise AtoError(f"tag: give the tags to {'remove' if args.delete else 'add'}, or "
+                       f"--description TEXT")
+    else:
+        tags = registry.tags(args.name, args.project, args.kind)
+    if args.json:
+        _dump({"name": args.name, "tags": tags, "description": args.description or None})
+        return 0
+    print(f"{args.kind} {args.name}: tags {', '.join(tags) or '-'}"
+          + (f"; description {'removed' if not args.description else 'set'}"
+             if args.description is not None else ""))
+    return 0
 
 
 def cmd_alias(args) -> int:
@@ -447,6 +473,15 @@ def _asset_actions(parser, kind: str) -> None:
     p.add_argument("--files", action="store_true", help="list every file")
     _common(p)
     p.set_defaults(_run=cmd_show, kind=kind)
+    p = sub.add_parser("tag", help=f"add tags to a {kind} (or --delete them), or set its "
+                                   f"--description")
+    p.add_argument("name")
+    p.add_argument("tags", nargs="*", metavar="TAG")
+    p.add_argument("--delete", action="store_true", help="remove the tags given")
+    p.add_argument("--description", help="set the description ('' removes it)")
+    p.add_argument("--project")
+    _common(p)
+    p.set_defaults(_run=cmd_tag, kind=kind)
     p = sub.add_parser("delete", help=f"let {kind} versions go: 'ato store gc --delete' then "
                                       f"frees their files (the records stay, marked pruned)")
     p.add_argument("name")

@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+import unicodedata
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -62,7 +63,7 @@ from ato.tracking.secrets import db_option
 from .queries import VERSION_COLUMNS as _VERSION_COLUMNS
 from .queries import VERSION_FROM as _VERSION_FROM
 from .queries import AmbiguousNameError as _AmbiguousName
-from .queries import RegistryReader, as_time, input_kind
+from .queries import RegistryReader, as_time, input_kind, tag_list
 
 KINDS = ("model", "dataset")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z")
@@ -615,6 +616,25 @@ def _db_file(root: str, url: str) -> str:
 
     name = hashlib.sha256(url.encode()).hexdigest()[:24]
     return os.path.join(root, DATABASES_DIR, name + ".url")
+
+
+def _check_tags(name: str, tags) -> list[str]:
+    """``tags`` as a list of valid tags, or a RegistryError naming the first bad one."""
+    if isinstance(tags, str):
+        tags = [tags]
+    try:
+        tags = list(tags)
+    except TypeError:
+        raise RegistryError(f"{name!r}: tags must be strings (got {type(tags).__name__})"
+                            ) from None
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise RegistryError(f"{name!r}: tag {tag!r} is a {type(tag).__name__}, not a str")
+        if not 1 <= len(tag) <= 128 or tag != tag.strip() or any(
+                unicodedata.category(c)[0] == "C" for c in tag):
+            raise RegistryError(f"{name!r}: tag {tag!r}: a tag is 1 to 128 characters, "
+                                f"without control characters or spaces at either end")
+    return tags
 
 
 def record_database(store, db_url: str) -> None:
@@ -1563,8 +1583,50 @@ class Registry:
             raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
         return [{"project": a.project, "kind": a.kind, "name": a.name,
                  "description": a.description, "versions": a.versions, "latest": a.latest,
-                 "size": a.size, "aliases": dict(a.aliases)}
+                 "size": a.size, "aliases": dict(a.aliases), "tags": list(a.tags)}
                 for a in self._reader.registry_assets(kind=kind or None, project=project or None)]
+
+    def tag(self, name: str, tags, project: str | None = None, kind: str | None = None,
+            delete: bool = False) -> list[str]:
+        """Add ``tags`` (strings) to model or dataset ``name`` — or remove them with
+        ``delete=True`` — and return its tags after, sorted.  A tag is 1 to 128 characters,
+        no control characters, no space at either end; tagging twice changes nothing.
+        Errors: :class:`RegistryError` for a bad tag or an unknown or ambiguous name."""
+        tags = _check_tags(name, tags)
+        asset_id = self._asset_row(name, project, kind)[0]
+
+        def work(conn):
+            lock = "" if self._sqlite else " FOR UPDATE"
+            row = conn.execute(text(f"SELECT tags FROM registry_assets WHERE id = :a{lock}"),
+                               {"a": asset_id}).fetchone()
+            now = set(tag_list(row[0]))
+            now = sorted(now - set(tags) if delete else now | set(tags))
+            value = ":t" if self._sqlite else "CAST(:t AS JSON)"
+            conn.execute(text(f"UPDATE registry_assets SET tags = {value} WHERE id = :a"),
+                         {"t": json.dumps(now), "a": asset_id})
+            return now
+
+        return self._write(work)
+
+    def describe(self, name: str, description: str | None, project: str | None = None,
+                 kind: str | None = None) -> None:
+        """Set the description of model or dataset ``name`` (``None``: remove it), as
+        ``description=`` of a registration does.  Errors: :class:`RegistryError` for a
+        description that is not a str and an unknown or ambiguous name."""
+        if description is not None and not isinstance(description, str):
+            raise RegistryError(f"{name!r}: description must be a str or None "
+                                f"(got {type(description).__name__})")
+        asset_id = self._asset_row(name, project, kind)[0]
+        self._write(lambda conn: conn.execute(
+            text("UPDATE registry_assets SET description = :d WHERE id = :a"),
+            {"d": description or None, "a": asset_id}))
+
+    def tags(self, name: str, project: str | None = None, kind: str | None = None
+             ) -> list[str]:
+        """The tags of model or dataset ``name``, sorted."""
+        asset_id = self._asset_row(name, project, kind)[0]
+        return list(tag_list(self._read("SELECT tags FROM registry_assets WHERE id = :a",
+                                        a=asset_id)[0][0]))
 
     def check_project(self, project: str, kind: str | None = None) -> None:
         """A :class:`RegistryError` when the database has no project ``project``, naming

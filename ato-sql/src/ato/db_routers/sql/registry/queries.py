@@ -98,6 +98,15 @@ def version_record(row, aliases=(), created: bool = False, hashed_files: int = 0
         created=created, hashed_files=hashed_files)
 
 
+def tag_list(value) -> tuple[str, ...]:
+    """The tags of an asset as stored (a JSON list, as text on SQLite), sorted."""
+    if isinstance(value, (str, bytes)):
+        import json
+
+        value = json.loads(value)
+    return tuple(sorted(t for t in value or () if isinstance(t, str)))
+
+
 def _asset_filter(sql: str, project: str | None, kind: str | None) -> tuple[str, dict]:
     """``sql`` (over ``registry_assets a`` joined to ``projects p``) narrowed to ``project``
     and ``kind`` when given, with its bound parameters."""
@@ -289,10 +298,13 @@ class RegistryReader:
                 "SELECT al.asset_id, al.alias, v.version FROM registry_aliases al JOIN "
                 "registry_versions v ON v.id = al.version_id ORDER BY al.alias"):
             aliases.setdefault(asset_id, {})[alias] = number
+        tags = {asset_id: tag_list(value) for asset_id, value in self._read(
+            "SELECT id, tags FROM registry_assets")}  # JSON: not a GROUP BY column on PG
         return [RegistryAsset(project=r[1], kind=r[2], name=r[3], description=r[4],
                               versions=int(r[5]),
                               latest=aliases.get(r[0], {}).get("latest"), size=int(r[7]),
-                              aliases=aliases.get(r[0], {})) for r in rows]
+                              aliases=aliases.get(r[0], {}), tags=tags.get(r[0], ()))
+                for r in rows]
 
     def registry_versions(self, name: str, project: str | None = None,
                           kind: str | None = None) -> list[RegistryVersion]:
