@@ -220,3 +220,45 @@ def test_gc_never_frees_a_blob_a_live_version_holds_after_a_copy(project, tmp_pa
     verify = ato("store", "verify", "--db", url)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     forget_engine(url)
+
+
+def test_a_copied_project_is_one_store_and_knows_its_old_entry(project, tmp_path):
+    """``cp -r p p2``, a registration in p2, ``rm -r p``: the versions record two store
+    names for p2's one store.  du shows it once (bytes once, named where it is now, listing
+    both names); the copied database's entry at the old place is itself (as for a move),
+    so verify exits 0 and gc --delete runs; --forget-db names the store it edits."""
+    import json
+
+    copy = tmp_path / "p2"
+    shutil.copytree(project, copy)
+    url = f"sqlite:///{copy / 'c.db'}"
+    write(copy / "n.pt", b"new weights")
+    settle()
+    Registry(url).log_model("p", "net", copy / "n.pt")
+    forget_engine(url)
+    shutil.rmtree(project)
+    here = f"file://{copy / 'c.ato-store'}"
+    du = ato("store", "du", "--json", "--db", url)
+    assert du.returncode == 0, du.stderr
+    data = json.loads(du.stdout)
+    assert list(data) == [here], data
+    assert sorted(data[here]["names"]) == sorted([here, f"file://{project / 'c.ato-store'}"])
+    on_disk = sum(os.path.getsize(os.path.join(b, f))
+                  for b, _d, fs in os.walk(copy / "c.ato-store") for f in fs
+                  if len(f) > 20 and "checkouts" not in b and "databases" not in b)
+    assert data[here]["bytes_on_disk"] == on_disk
+    text = ato("store", "du", "--db", url).stdout
+    assert text.count(here) == 1 and "also recorded as" in text, text
+    verify = ato("store", "verify", "--db", url)
+    assert verify.returncode == 0 and "UNREADABLE" not in verify.stdout, \
+        verify.stdout + verify.stderr
+    gc = ato("store", "gc", "--delete", "--grace", "0", "--db", url)
+    assert gc.returncode == 0 and "freed 0 B" in gc.stdout, gc.stdout + gc.stderr
+    gone = f"sqlite:///{project / 'c.db'}"
+    forget = ato("store", "gc", "--forget-db", gone, "--db", url)
+    assert forget.returncode == 0, forget.stderr
+    assert f"would forget database {gone} in {here}" in forget.stdout, forget.stdout
+    for ref in ("v1", "v2"):
+        assert os.path.isfile(resolve(f"ato://p/net@{ref}", db=url))
+    assert os.path.isdir(resolve("ato://p/dsc", db=url))
+    forget_engine(url)

@@ -318,6 +318,8 @@ def cmd_diff(args) -> int:
 
 # --------------------------------------------------------------------------- store
 def cmd_verify(args) -> int:
+    from .core import location
+
     registry = _registry(args, store=True)
     try:
         rows = registry.verify(quick=args.quick)
@@ -336,7 +338,8 @@ def cmd_verify(args) -> int:
         return 1 if bad else 0
     for r in bad:
         if r["what"] == "database":
-            print(f"UNREADABLE database {r['database']} sharing {r['store']} ({r['reason']}): "
+            print(f"UNREADABLE database {r['database']} sharing "
+                  f"{location(registry.store(r['store']))} ({r['reason']}): "
                   f"its blobs were not checked")
             continue
         if r["what"] == "store":
@@ -346,7 +349,7 @@ def cmd_verify(args) -> int:
         what = " checkout" if r["what"] == "checkout" else ""
         held = f"; held by {', '.join(r['databases'])}" if r["databases"] else ""
         print(f"{r['status'].upper():9} {r['digest']}{what}  ({human(r['size'])}) in "
-              f"{r['store']}{held}")
+              f"{location(registry.store(r['store']))}{held}")
         if r["what"] == "blob":
             print(f"          {registry.repair_hint(r['store'], r['digest'], r['status'])}")
     blobs = sum(r["what"] == "blob" for r in rows)
@@ -368,10 +371,16 @@ def cmd_du(args) -> int:
         return 0
     print(table(["store", "on disk", "blobs", "live", "held by other databases", "collectable",
                  "temporary"],
-                [[d.get("location", url), human(d["bytes_on_disk"]), d["blobs_on_disk"], human(d["live_bytes"]),
+                [[d.get("location", url), human(d["bytes_on_disk"]), d["blobs_on_disk"],
+                  human(d["live_bytes"]),
                   human(d["other_bytes"]) if d["databases"][1:] else None,
                   human(d["collectable_bytes"]), human(d["temporary_bytes"])]
                  for url, d in data.items()]))
+    for url, d in data.items():
+        if [n for n in d.get("names", []) if n != url]:
+            print(f"{escaped(url.removeprefix('file://'))}: also recorded as "
+                  f"{', '.join(escaped(n.removeprefix('file://')) for n in d['names'] if n != url)}"
+                  f" (the same store, counted once)")
     for url, d in data.items():
         if d.get("unreadable"):
             print(f"{url}: 'held by other databases' and 'collectable' unknown: "
@@ -403,6 +412,8 @@ def _plural(n: int, word: str) -> str:
 def cmd_gc(args) -> int:
     from ato.db_routers.sql.engine import display_url
 
+    from .core import location
+
     if args.grace < 0:
         raise AtoError(f"--grace {args.grace:g}: a number of seconds >= 0")
     reg = _registry(args, store=not args.delete)
@@ -417,7 +428,7 @@ def cmd_gc(args) -> int:
         return 0
     for db in forget:
         print(f"{'forgot' if args.delete else 'would forget'} database {display_url(db)} "
-              f"in {reg.store().url}")
+              f"in {location(reg.store())}")
     for r in rows:
         print(f"{'remove' if args.delete else 'would remove'} {r['digest']}  "
               f"{human(r['size'])}  ({r['reason']})")
@@ -437,7 +448,8 @@ def cmd_gc(args) -> int:
         if held["files"]:
             parts.append(f"{_plural(held['files'], 'older temporary file')} "
                          f"({human(held['bytes'])}) held by a running process")
-        print(f"not listed in {url.removeprefix('file://')}/tmp: " + "; ".join(parts))
+        print(f"not listed in {location(reg.store(url)).removeprefix('file://')}/tmp: "
+              + "; ".join(parts))
     return 0
 
 

@@ -694,6 +694,13 @@ def forget_database(store, db_url: str) -> bool:
         return False
 
 
+def location(store) -> str:
+    """Where ``store`` is now: ``file://<root>`` for a local store (whatever name its
+    versions recorded), else its URL."""
+    root = getattr(store, "root", None)
+    return "file://" + root if root else store.url
+
+
 class _OtherDatabases:
     """What the other databases sharing one store reference in it (opened read-only)."""
 
@@ -839,20 +846,49 @@ class Registry:
     def _former_self(self, db: str, store) -> bool:
         """Whether the database ``db`` listed by ``store`` is this one at its old place: an
         SQLite file that no longer exists, which stood where this database stands now
-        relative to the store, the store having been moved with it (``mv /tmp/p
-        /tmp/p-moved`` of a project holding both)."""
+        relative to the store, the store having been moved (``mv /tmp/p /tmp/p-moved``) or
+        copied (``cp -r /tmp/p /tmp/p2``, the original since removed) with it.  The store's
+        old place is any name this database recorded it under that now resolves to it
+        (:meth:`_names_of`); while the old file still exists it is another database."""
         from ato.db_routers.sql.engine import sqlite_path
 
         root = getattr(store, "root", None)
-        recorded = store.url[len("file://"):] if store.url.startswith("file://") else None
         try:
             old, mine = sqlite_path(db), sqlite_path(self.url)
         except Exception:
             return False
-        if None in (old, mine, root, recorded) or recorded == root or os.path.exists(old):
+        if None in (old, mine, root) or os.path.exists(old):
             return False
-        return (os.path.relpath(old, os.path.dirname(recorded))
-                == os.path.relpath(mine, os.path.dirname(root)))
+        here = os.path.relpath(mine, os.path.dirname(root))
+        for name in self._names_of(store):
+            recorded = name[len("file://"):]
+            if recorded != root and os.path.relpath(old, os.path.dirname(recorded)) == here:
+                return True
+        return False
+
+    def _names_of(self, store) -> list[str]:
+        """The local store names (``file://`` URLs) that stand for the physical ``store``:
+        its own and every name this database recorded that resolves to the same root."""
+        root = getattr(store, "root", None)
+        names = [store.url] if store.url.startswith("file://") else []
+        if root is None or not self._tables_exist():
+            return names
+        for (url,) in self._read("SELECT DISTINCT store_url FROM registry_blobs"):
+            if url not in names and url_scheme(url) == "file" \
+                    and getattr(self.store(url), "root", None) == root:
+                names.append(url)
+        return names
+
+    def _store_groups(self) -> dict:
+        """The stores this database uses grouped by the physical store each recorded name
+        resolves to: ``{where it is now: [recorded names]}`` (a project copied with
+        ``cp -r`` and registered into records its store under the old and the new name:
+        one store, counted once)."""
+        groups: dict = {}
+        for url in self._store_urls():
+            root = getattr(self.store(url), "root", None)
+            groups.setdefault("file://" + root if root else url, []).append(url)
+        return groups
 
     def _others(self, store, url: str, forget=frozenset()) -> _OtherDatabases:
         """The union of what every *other* database recorded in ``store`` references there:
@@ -2038,22 +2074,32 @@ class Registry:
                                  "status": "missing", "databases": [me],
                                  "reason": f"{why}; its versions need no repair once it is found",
                                  "blobs": 0})
+        # a store recorded under several names (a copied project) is one store: each blob
+        # and checkout in it is checked once, under its first name
+        first = {n: names[0] for names in self._store_groups().values() for n in names}
         blobs: dict = {}  # (store url, digest) -> [size, databases]
         for url, digest, size in (self._read("SELECT store_url, digest, size FROM registry_blobs")
                                   if self._tables_exist() else []):
             if url in gone:
                 next(p for p in problems if p["store"] == url)["blobs"] += 1
                 continue
-            blobs[(url, digest)] = [int(size), [me]]
+            blobs[(first.get(url, url), digest)] = [int(size), [me]]
+        seen_unreadable = set()
         for url in self._store_urls():
             if url in gone:
                 continue
             theirs, unreadable = self._other_blobs(self.store(url), url)
             for digest, (size, db) in theirs.items():
-                blobs.setdefault((url, digest), [size, []])[1].append(db)
-            problems += [{"what": "database", "store": url, "digest": None, "size": 0,
-                          "status": "unreadable", "databases": [db], "database": db,
-                          "reason": reason} for db, reason in unreadable]
+                dbs = blobs.setdefault((first.get(url, url), digest), [size, []])[1]
+                if db not in dbs:
+                    dbs.append(db)
+            for db, reason in unreadable:
+                if (first.get(url, url), db) in seen_unreadable:
+                    continue
+                seen_unreadable.add((first.get(url, url), db))
+                problems.append({"what": "database", "store": first.get(url, url),
+                                 "digest": None, "size": 0, "status": "unreadable",
+                                 "databases": [db], "database": db, "reason": reason})
 
         def check(item):
             (url, digest), (size, dbs) = item
@@ -2070,10 +2116,14 @@ class Registry:
             out = map_in_threads(check, items, os.cpu_count() or 2, "ato-verify")
         else:
             out = [check(item) for item in items]
+        checked = set()
         for url in self._store_urls():
             if url in gone:
                 continue
             for path, v in self._checkouts(self.store(url), url):
+                if path in checked:
+                    continue
+                checked.add(path)
                 try:
                     ok = snapshot(path, self.cache if quick else None).digest == v.digest
                 except OSError:
@@ -2207,10 +2257,10 @@ class Registry:
         (a plugin without ``temp_files``) is left out."""
         self._require_store()
         out = {}
-        for url in self._store_urls():
-            listing = getattr(open_store(url), "temp_files", None)
+        for names in self._store_groups().values():
+            listing = getattr(self.store(names[0]), "temp_files", None)
             if callable(listing):
-                out[url] = list(listing())
+                out[names[0]] = list(listing())
         return out
 
     def du(self) -> dict:
@@ -2228,38 +2278,48 @@ class Registry:
         except RegistryError as e:  # a sharing database is gone: count what can be
             plan, unreadable = None, str(e)
         temporary = self.temporary()
-        for url in self._store_urls():
-            recorded = self._read("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM registry_blobs "
-                                  "WHERE store_url = :s", s=url)[0]
-            present = list(self.store(url).blobs())
-            live = self._read(
+        for where, names in self._store_groups().items():
+            url = names[0]
+            store = self.store(url)
+
+            def total(sql, names=names):
+                counts = [self._read(sql, s=n)[0] for n in names]
+                return sum(c[0] for c in counts), sum(int(c[1]) for c in counts)
+
+            recorded = total("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM registry_blobs "
+                             "WHERE store_url = :s")
+            present = list(store.blobs())
+            live = total(
                 "SELECT COUNT(*), COALESCE(SUM(b.size), 0) FROM registry_blobs b WHERE "
                 "b.store_url = :s AND EXISTS (SELECT 1 FROM registry_files f JOIN "
                 "registry_versions v ON v.id = f.version_id WHERE f.digest = b.digest AND "
-                "v.store_url = b.store_url AND v.state = 'live')", s=url)[0]
-            free = None if plan is None else [b for b in plan if b["store"] == url]
-            mine = {r[0] for r in self._read(
+                "v.store_url = b.store_url AND v.state = 'live')")
+            free = None if plan is None else list({
+                (b["digest"], b["reason"]): b for b in plan if b["store"] in names}.values())
+            mine = {r[0] for n in names for r in self._read(
                 "SELECT DISTINCT f.digest FROM registry_files f JOIN registry_versions v ON "
-                "v.id = f.version_id WHERE v.store_url = :s AND v.state = 'live'", s=url)}
+                "v.id = f.version_id WHERE v.store_url = :s AND v.state = 'live'", s=n)}
             try:
-                theirs = self._others(self.store(url), url).recorded - mine
+                theirs = set().union(*(self._others(store, n).recorded for n in names)) - mine
                 other = [b for b in present if b.digest in theirs]
             except RegistryError as e:
                 other, unreadable = None, unreadable or str(e)
-            root = getattr(self.store(url), "root", None)
-            out[url] = {"location": "file://" + root if root else url,  # where it is now
-                        "other_blobs": None if other is None else len(other),
-                        "other_bytes": None if other is None else sum(b.size for b in other),
-                        "unreadable": unreadable,
-                        "databases": known_databases(self.store(url)),
-                        "recorded_blobs": recorded[0], "recorded_bytes": int(recorded[1]),
-                        "blobs_on_disk": len(present), "bytes_on_disk": sum(b.size for b in present),
-                        "live_blobs": live[0], "live_bytes": int(live[1]),
-                        "collectable_blobs": None if free is None else len(free),
-                        "collectable_bytes": None if free is None else sum(b["size"] for b in free),
-                        "temporary_files": len(temporary[url]) if url in temporary else None,
-                        "temporary_bytes": sum(t.size for t in temporary[url])
-                        if url in temporary else None}
+            tmp = next((temporary[n] for n in names if n in temporary), None)
+            out[where] = {"location": where,  # where it is now
+                          "names": names,  # the store names versions recorded for it
+                          "other_blobs": None if other is None else len(other),
+                          "other_bytes": None if other is None else sum(b.size for b in other),
+                          "unreadable": unreadable,
+                          "databases": known_databases(store),
+                          "recorded_blobs": recorded[0], "recorded_bytes": recorded[1],
+                          "blobs_on_disk": len(present),
+                          "bytes_on_disk": sum(b.size for b in present),
+                          "live_blobs": live[0], "live_bytes": live[1],
+                          "collectable_blobs": None if free is None else len(free),
+                          "collectable_bytes": None if free is None
+                          else sum(b["size"] for b in free),
+                          "temporary_files": None if tmp is None else len(tmp),
+                          "temporary_bytes": None if tmp is None else sum(t.size for t in tmp)}
         return out
 
     def gc(self, dry_run: bool = True, grace: float = 3600.0, forget=()) -> list[dict]:
@@ -2291,8 +2351,12 @@ class Registry:
             why = self._missing_store(url)
             if why is not None:  # its versions must not become 'collected' for nothing
                 raise RegistryError(f"{why}; gc deletes nothing while it is missing")
+        firsts = {names[0] for names in self._store_groups().values()}
         for url in self._store_urls():
             store = self.store(url)
+            # a store recorded under several names (a copied project) is one store: its
+            # unrecorded files and temporary files are looked at once, under its first name
+            first = url in firsts
             if not dry_run:  # deleting writes to the store: it must know who does
                 record_database(store, self.url)
             others = self._others(store, url, forgotten)
@@ -2310,7 +2374,7 @@ class Registry:
                                                  )} | others.recorded  # under any store name
             limit = time.time() - grace
             strays = []
-            for blob in store.blobs():
+            for blob in (store.blobs() if first else ()):
                 if blob.digest in recorded:
                     continue
                 try:
@@ -2319,7 +2383,8 @@ class Registry:
                 except OSError:
                     continue
             # checkouts first: measured while their blobs still hold a second link
-            out += self._stale_checkouts(store, url, dry_run, others.checkouts)
+            if first:
+                out += self._stale_checkouts(store, url, dry_run, others.checkouts)
             for digest, size in candidates:
                 if digest in others.recorded:  # another database still references it
                     continue
@@ -2339,7 +2404,7 @@ class Registry:
                     store.delete(blob.digest)
                 out.append({"store": url, "digest": blob.digest, "size": blob.size,
                             "reason": "not recorded"})
-            for tmp in store.clean_temp(grace, dry_run=dry_run):
+            for tmp in (store.clean_temp(grace, dry_run=dry_run) if first else ()):
                 out.append({"store": url, "digest": tmp.digest, "size": tmp.size,
                             "reason": "temporary file"})
         return out
@@ -2359,7 +2424,8 @@ class Registry:
             url = public_url(db)
             if url not in listed:
                 raise RegistryError(
-                    f"cannot forget the database {display_url(db)}: the store {store.url} "
+                    f"cannot forget the database {display_url(db)}: the store "
+                    f"{location(store)} "
                     f"lists no such database (it lists "
                     f"{', '.join(display_url(u) for u in listed) or 'none'})")
             urls.append(url)
@@ -2374,10 +2440,10 @@ class Registry:
         root = os.path.join(getattr(store, "root", ""), "checkouts")
         if not getattr(store, "root", None) or not os.path.isdir(root):
             return []
-        live = {r[0] for r in self._read(
+        live = {r[0] for name in self._names_of(store) + [url] for r in self._read(
             "SELECT v.digest FROM registry_versions v WHERE v.store_url = :s AND v.is_dir = :t "
             "AND (v.state = 'live' OR EXISTS (SELECT 1 FROM registry_aliases al "
-            "WHERE al.version_id = v.id))", s=url, t=True)}
+            "WHERE al.version_id = v.id))", s=name, t=True)}
         out = []
         for name in sorted(os.listdir(root)):
             if name in live or name in spare or name.endswith(".tmp"):
