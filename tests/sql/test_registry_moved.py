@@ -262,3 +262,40 @@ def test_a_copied_project_is_one_store_and_knows_its_old_entry(project, tmp_path
         assert os.path.isfile(resolve(f"ato://p/net@{ref}", db=url))
     assert os.path.isdir(resolve("ato://p/dsc", db=url))
     forget_engine(url)
+
+
+@pytest.mark.parametrize("how", ["default", "ATO_STORE"])
+def test_a_store_moved_away_is_named_missing_not_never_stored(project, tmp_path, how):
+    """The store the versions were recorded in is moved away (the default one beside the
+    database, or one $ATO_STORE names, $ATO_STORE unchanged): verify, du and gc name that
+    store MISSING and how to point at it; verify exits 1, du and gc 2.  They said 'no
+    artifact store at …: … nothing was ever stored there'."""
+    url = f"sqlite:///{project / 'c.db'}"
+    env = {}
+    store = project / "c.ato-store"
+    if how == "ATO_STORE":
+        store = tmp_path / "shared"
+        reg = Registry(url, store=str(store))
+        reg.log_model("p", "other", write(project / "o.pt", b"other weights"))
+        forget_engine(url)
+        env = {"ATO_STORE": str(store)}
+    shutil.move(str(store), tmp_path / "x")
+
+    def run(*args):
+        full = {**os.environ, **env}
+        if not env:
+            full.pop("ATO_STORE", None)
+        return subprocess.run([sys.executable, "-m", "ato.cli", "store", *args, "--db", url],
+                              capture_output=True, text=True, timeout=120, env=full)
+
+    proc = run("verify")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"MISSING   store {store} is missing" in proc.stdout, proc.stdout
+    assert "--store DIR or $ATO_STORE" in proc.stdout
+    assert "nothing was ever stored" not in proc.stdout + proc.stderr
+    for cmd in ("du", "gc"):
+        proc = run(cmd)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"MISSING store {store} is missing" in proc.stderr, proc.stderr
+        assert "nothing was ever stored" not in proc.stderr
+    forget_engine(url)

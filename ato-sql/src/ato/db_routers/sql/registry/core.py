@@ -2034,9 +2034,15 @@ class Registry:
     def _store_urls(self) -> list[str]:
         urls = ({r[0] for r in self._read("SELECT DISTINCT store_url FROM registry_blobs")}
                 if self._tables_exist() else set())
-        if self.store_url:
-            urls.add(self.store().url)
+        if self.store_url and (not urls or not self._gone(self.store().url)):
+            urls.add(self.store().url)  # a configured store that is nowhere, when versions
+            # recorded others, is not one more: those are reported (MISSING) themselves
         return sorted(urls)
+
+    def _gone(self, url: str) -> bool:
+        """Whether the local store recorded as ``url`` is nowhere to be found."""
+        root = getattr(self.store(url), "root", None)
+        return root is not None and not os.path.isdir(root)
 
     def verify(self, quick: bool = False) -> list[dict]:
         """Check every blob recorded in the stores this database uses, then every
@@ -2238,6 +2244,9 @@ class Registry:
                 f"folder; {held}): check the path (--store, $ATO_STORE or "
                 f"experiment.sql.store); verify, du and gc never write into a directory "
                 f"that is not a store")
+        if any(self._gone(url) for url in self._store_urls()):
+            return  # versions were stored where nothing is now: verify, du and gc name that
+            # store (MISSING store …) rather than the configured one
         if os.path.exists(root):
             why = "not a directory"
         else:
@@ -2272,6 +2281,10 @@ class Registry:
         database sharing a store cannot be opened, ``other`` and ``collectable`` are
         ``None`` (they depend on it) and ``unreadable`` says why; the rest is counted."""
         self._require_store()
+        for url in self._store_urls():
+            why = self._missing_store(url)
+            if why is not None:
+                raise RegistryError(f"MISSING {why}; du counts nothing while it is missing")
         out = {}
         try:
             plan, unreadable = self.gc(dry_run=True), None
@@ -2350,7 +2363,7 @@ class Registry:
         for url in self._store_urls():
             why = self._missing_store(url)
             if why is not None:  # its versions must not become 'collected' for nothing
-                raise RegistryError(f"{why}; gc deletes nothing while it is missing")
+                raise RegistryError(f"MISSING {why}; gc deletes nothing while it is missing")
         firsts = {names[0] for names in self._store_groups().values()}
         for url in self._store_urls():
             store = self.store(url)
