@@ -744,3 +744,33 @@ class TestTagsAndDescriptions:
         assert "CIFAR-10, 50k train" in shown and "tags: benchmark" in shown
         r = ato("tag", "cifar")
         assert r.returncode == 2 and "give the tags to add" in r.stderr
+
+
+class TestUseModelAcrossProjects:
+    def test_a_run_starts_from_another_projects_model(self, db_url, tmp_path):
+        """A run in project 'finetune' uses 'vision''s model with project=; without it the
+        error names the project that has it and how to pass it; None, an int and an
+        ato:// URI as the name are RegistryErrors naming the rule."""
+        vision = SQLLogger(make_config(db_url, "vision"), handle_signals=False)
+        vision.run()
+        v = vision.log_model("resnet-cls", write(tmp_path / "m.pt", b"w"), aliases=["champion"])
+        vision.finish()
+        lg = SQLLogger(make_config(db_url, "finetune"), handle_signals=False)
+        try:
+            run_id = lg.run()
+            with pytest.raises(RegistryError, match=r"no model named 'resnet-cls' in project "
+                               r"'finetune'.*it exists in project 'vision': pass "
+                               r"project='vision'"):
+                lg.use_model("resnet-cls", "champion")
+            used = lg.use_model("resnet-cls", "champion", project="vision")
+            assert used.digest == v.digest and used.project == "vision"
+            assert run_id in [u["run_id"] for u in Registry(lg.url).runs_using(
+                "resnet-cls", "champion", project="vision", kind="model")]
+            for bad, rule in ((None, "has type NoneType: use a str"),
+                              (5, "has type int: use a str"),
+                              ("ato://vision/resnet-cls@champion",
+                               "a URI is not a model name; give the name and project=")):
+                with pytest.raises(RegistryError, match=rule):
+                    lg.use_model(bad)
+        finally:
+            lg.finish()

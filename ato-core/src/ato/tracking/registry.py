@@ -278,15 +278,20 @@ class RegistryLogger(Protocol):
         """Record remote data by reference, reading and copying nothing: the version is
         named by ``uri``, ``etag`` and ``size`` (``reference`` holds the URI)."""
 
-    def use_model(self, name: str, ref: str | int | None = None) -> RegistryVersion:
+    def use_model(self, name: str, ref: str | int | None = None, *,
+                  project: str | None = None) -> RegistryVersion:
         """Record that the run uses version ``ref`` of the registered model ``name`` (an
         alias, a version number or ``'vN'``; ``None``: ``latest``) — the weights it
         fine-tunes, distils or evaluates — as one of its inputs, so that
         :meth:`RegistryFinder.produced_by` of what the run logs names that model version
-        and ``runs_using(name, ref, kind='model')`` names the run.  Nothing is read or
-        copied; returns the version (its ``uri`` resolves to a local path).
+        and ``runs_using(name, ref, kind='model')`` names the run.  ``project``: the
+        project the model was registered in (default: the run's own), so a run can start
+        from another project's model.  Nothing is read or copied; returns the version (its
+        ``uri`` resolves to a local path).
 
-        Errors: :class:`RegistryError` for an unknown model, version or alias."""
+        Errors: :class:`RegistryError` for an unknown model, version or alias (naming the
+        other projects that have a model of that name), and for a ``name`` that is not a
+        str or is an ``ato://`` URI (resolve a URI instead)."""
 
     def log_model(self, name: str, path, *, step: int | None = None,
                   aliases: Sequence[str] = (), keep: int | None = None,

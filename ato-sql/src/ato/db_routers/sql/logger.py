@@ -530,16 +530,18 @@ class SQLLogger:
 
         return use_reference(self, name, uri, **options)
 
-    def use_model(self, name: str, ref=None):
+    def use_model(self, name: str, ref=None, *, project: str | None = None):
         """Record that this run uses version ``ref`` of model ``name`` (``None``:
-        ``latest``) — the weights it fine-tunes or evaluates; see
-        :func:`ato.db_routers.sql.registry.use_model` (docs/models-and-data.md)."""
+        ``latest``) of ``project`` (default: this run's) — the weights it fine-tunes or
+        evaluates; see :func:`ato.db_routers.sql.registry.use_model`
+        (docs/models-and-data.md)."""
         target = routed(self)
         if target is not self:  # a search's trial: the logger (or process) holding its run
-            return target.use_model(name, ref)
+            return (target.use_model(name, ref) if project is None
+                    else target.use_model(name, ref, project=project))
         from ato.db_routers.sql.registry import use_model
 
-        return use_model(self, name, ref)
+        return use_model(self, name, ref, project=project)
 
     def log_model(self, name: str, path, step=None, aliases=(), keep=None, wait: bool = True,
                   *, score: float | None = None, mode: str = "max",

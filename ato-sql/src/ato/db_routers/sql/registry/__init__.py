@@ -76,13 +76,21 @@ def use_reference(logger, name: str, uri: str, *, etag=None, size=None, aliases=
         run_id=logger.get_current_run_id(), aliases=aliases, meta=meta).record()
 
 
-def use_model(logger, name: str, ref=None) -> RegistryVersion:
+def use_model(logger, name: str, ref=None, *, project: str | None = None
+              ) -> RegistryVersion:
     """Record that the logger's current run uses version ``ref`` of model ``name`` (alias,
-    number or ``'vN'``; ``None``: ``latest``) as an input; see :meth:`Registry.use_model`.
-    Returns its :class:`~ato.tracking.RegistryVersion`; :func:`resolve` of its ``uri``
-    gives the local, verified path to load."""
+    number or ``'vN'``; ``None``: ``latest``) of ``project`` (default: the logger's) as an
+    input; see :meth:`Registry.use_model`.  Returns its
+    :class:`~ato.tracking.RegistryVersion`; :func:`resolve` of its ``uri`` gives the
+    local, verified path to load."""
+    if project is not None and not isinstance(project, str):
+        from .core import RegistryError
+
+        raise RegistryError(f"model {name!r}: project={project!r} must be a str "
+                            f"(got {type(project).__name__})")
     return registry_for(logger.config).use_model(
-        logger.project_name, name, ref, run_id=logger.get_current_run_id()).record()
+        logger.project_name if project is None else project, name, ref,
+        run_id=logger.get_current_run_id()).record()
 
 
 def log_model(logger, name: str, path, *, step=None, aliases=(), keep=None, score=None,

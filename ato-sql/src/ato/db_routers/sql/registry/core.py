@@ -1035,7 +1035,15 @@ class Registry:
         ``'vN'``; ``None``: ``latest``) as an input: the weights it fine-tunes or
         evaluates.  Reads and copies nothing; without a run it only looks the version up.
         Returns the version.  Errors: :class:`RegistryError` for an unknown model, version
-        or alias (a pruned or collected version is refused: its weights may be gone)."""
+        or alias (a pruned or collected version is refused: its weights may be gone), and
+        for a ``name`` that is not a str or is a URI."""
+        if isinstance(name, str) and re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", name):
+            raise RegistryError(f"use_model({name!r}): a URI is not a model name; give the "
+                                f"name and project= (use_model('NAME', 'REF', project='P')), "
+                                f"or resolve the URI (ato.db_routers.sql.registry.resolve)")
+        if not isinstance(name, str):
+            raise RegistryError(f"model name {name!r} has type {type(name).__name__}: use a "
+                                f"str, {NAME_RULE}")
         version = self.get(name, ref, project, "model")
         if version.state != "live":
             raise RegistryError(f"model {name!r} v{version.version} is {version.state} "
@@ -2244,7 +2252,9 @@ class Registry:
                 f"folder; {held}): check the path (--store, $ATO_STORE or "
                 f"experiment.sql.store); verify, du and gc never write into a directory "
                 f"that is not a store")
-        if any(self._gone(url) for url in self._store_urls()):
+        recorded = ({r[0] for r in self._read("SELECT DISTINCT store_url FROM registry_blobs")}
+                    if self._tables_exist() else set())
+        if any(self._gone(url) for url in recorded):
             return  # versions were stored where nothing is now: verify, du and gc name that
             # store (MISSING store …) rather than the configured one
         if os.path.exists(root):

@@ -181,6 +181,15 @@ class RegistryReader:
                     command = "ato data" if other == "dataset" else "ato models"
                     hint = (f"; a {other} named {name!r} exists{where}: {command} show "
                             f"{shlex.quote(name)}")
+            if not hint and project is not None:
+                sql, params = _asset_filter(select, None, kind)
+                elsewhere = sorted({r[1] for r in self._read(sql, n=name, **params)})
+                if elsewhere:
+                    listing = ", ".join(repr(p) for p in elsewhere)
+                    hint = (f"; {'it exists' if len(elsewhere) == 1 else 'they exist'} in "
+                            f"project{'s' if len(elsewhere) > 1 else ''} {listing}: pass "
+                            f"project={elsewhere[0]!r} (on the command line --project "
+                            f"{shlex.quote(elsewhere[0])})")
             if not hint:
                 hint = self._close_names(name, project, kind)
             raise self._not_found(f"no {what} named {name!r}{where}{self._label}{hint}")
