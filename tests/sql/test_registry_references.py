@@ -72,6 +72,12 @@ def test_a_version_number_beyond_any_column_is_no_version(models, ref):
     ("-1", "ref '-1': version numbers are whole numbers from 1"),
     ("v0", "ref 'v0': version numbers are whole numbers from 1"),
     ("3.0", "ref '3.0': version numbers are whole numbers from 1"),
+    # neither a number (ASCII digits, optional 'v') nor an alias name: never looked up
+    (" 3", "ref ' 3': version numbers are whole numbers from 1"),
+    ("\u0663", "ref '\u0663': version numbers are whole numbers from 1"),
+    ("+3", "ref '\\+3': version numbers are whole numbers from 1"),
+    ("a b", "ref 'a b': version numbers are whole numbers from 1"),
+    ("", "ref '': version numbers are whole numbers from 1"),
     (True, "ref True: a bool is not a version"),
     (3.0, "ref 3.0 has type float"),
     (b"3", "ref b'3' has type bytes"),

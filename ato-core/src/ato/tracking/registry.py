@@ -50,9 +50,11 @@ class RegistryError(AtoError, LookupError):
 #: larger number names no version, and is looked up nowhere.
 MAX_VERSION = 2**31 - 1
 
-_NUMBER_LIKE = re.compile(r"[+-]?[0-9]|v[+-]", re.ASCII)  # no alias starts so
 _NUMBER = re.compile(r"v?([0-9]+)\Z", re.ASCII)
+_NUMBER_LIKE = re.compile(r"[+-]?[0-9]|v[+-]", re.ASCII)  # no alias starts so
 _NUMBERS = "version numbers are whole numbers from 1 (3, '3' or 'v3')"
+#: An alias name: an ASCII letter, then ASCII letters, digits, '_', '.', '-' (at most 128).
+_ALIAS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}\Z", re.ASCII)
 
 
 def parse_ref(ref) -> int | str:
@@ -60,10 +62,12 @@ def parse_ref(ref) -> int | str:
     there is) or an alias (a ``str``; ``None`` is ``'latest'``).
 
     ``3``, ``'3'``, ``'v3'`` and NumPy integers are numbers; any other text that does not
-    start like a number (``'champion'``) is an alias.  Errors: :class:`RegistryError` for a
-    number below 1 (``-1``, ``'0'``, ``'v-2'``), text that starts like a number but is not
-    a whole one (``'3.0'``, ``'1e3'``), a ``bool`` and any other type (``3.0``: a float is
-    not a version number), each naming the value."""
+    start like a number and follows the alias rule (an ASCII letter, then ASCII letters,
+    digits, ``_ . -``: ``'champion'``) is an alias.  Errors: :class:`RegistryError` for a
+    number below 1 (``-1``, ``'0'``, ``'v-2'``), any other text that is neither a number
+    (ASCII digits, an optional ``v``) nor an alias name (``'3.0'``, ``'1e3'``, ``' 3'``,
+    ``'+3'``, ``'٣'``), a ``bool`` and any other type (``3.0``: a float is not a version
+    number), each naming the value."""
     if ref is None:
         return "latest"
     if isinstance(ref, bool) or type(ref).__name__ == "bool_":
@@ -72,9 +76,9 @@ def parse_ref(ref) -> int | str:
     if isinstance(ref, str):
         m = _NUMBER.match(ref)
         if m is None:
-            if _NUMBER_LIKE.match(ref):
+            if _NUMBER_LIKE.match(ref) or not _ALIAS_NAME.match(ref):  # ' 3', '٣', '+3', …
                 raise RegistryError(f"ref {ref!r}: {_NUMBERS}, and an alias starts with a "
-                                    f"letter")
+                                    f"letter (then letters, digits, '_', '.' or '-')")
             return ref
         number = int(m[1])
     else:
