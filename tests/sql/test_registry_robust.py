@@ -48,6 +48,9 @@ def test_uncreatable_cache_dir_registers_without_cache_and_warns_once(tmp_path, 
     assert len(about) == 1, [str(w.message) for w in caught]
     text = str(about[0].message)
     assert where in text and "$ATO_CACHE_DIR" in text and "Error" in text
+    # the directory the user set is named as set, not as the default
+    assert f"$ATO_CACHE_DIR is set to {where!r}: set it to a writable directory, or unset " \
+        f"it to use the default" in text and f"(default {where})" not in text, text
     assert about[0].filename == __file__  # names the caller's line
 
 
@@ -56,7 +59,9 @@ def test_home_on_read_only_file_system_registers(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", "/proc/nohome")
     write(tmp_path / "d" / "a", b"a")
-    with pytest.warns(RegistryWarning, match=r"/proc/nohome/\.cache/ato"):
+    with pytest.warns(RegistryWarning, match=r"/proc/nohome/\.cache/ato.*\$ATO_CACHE_DIR is not "
+                      r"set, so the default /proc/nohome/\.cache/ato is used: set \$ATO_CACHE_DIR"
+                      r" to a writable directory"):
         assert _registry(tmp_path).use_dataset("p", "d", tmp_path / "d").version == 1
 
 

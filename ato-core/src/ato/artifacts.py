@@ -417,8 +417,24 @@ def default_cache_dir() -> str:
     explicit = os.environ.get("ATO_CACHE_DIR")
     if explicit:
         return explicit
+    return _unset_cache_dir()
+
+
+def _unset_cache_dir() -> str:
+    """The cache directory used when ``$ATO_CACHE_DIR`` is not set."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "ato")
+
+
+def _cache_dir_advice() -> str:
+    """How to give the stat cache a usable directory, for the case at hand: the
+    ``$ATO_CACHE_DIR`` the user set, or the default used because it is not set."""
+    explicit = os.environ.get("ATO_CACHE_DIR")
+    if explicit:
+        return (f"$ATO_CACHE_DIR is set to {explicit!r}: set it to a writable directory, or "
+                f"unset it to use the default {_unset_cache_dir()}")
+    return (f"$ATO_CACHE_DIR is not set, so the default {_unset_cache_dir()} is used: set "
+            f"$ATO_CACHE_DIR to a writable directory")
 
 
 def _racy(st: os.stat_result, hashed_ns: int) -> bool:
@@ -467,8 +483,8 @@ class StatCache:
         reason = f"{type(error).__name__}: {error}"
         self.unavailable = reason
         message = (f"the stat cache {self.path} cannot be used ({reason}); registering "
-                   f"without it (every file is read again each time). Set $ATO_CACHE_DIR to "
-                   f"a writable directory (default {default_cache_dir()})")
+                   f"without it (every file is read again each time). "
+                   f"{_cache_dir_advice()}")
         with _CACHE_WARNED_LOCK:
             if self.path in _CACHE_WARNED:
                 return
