@@ -484,3 +484,25 @@ def test_reading_actions_never_write_the_database(tmp_path):
             assert r.returncode == 2 and "holds no Ato tracker tables" in r.stderr, (action, r.stderr)
             assert "Traceback" not in r.stderr
         assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_control_characters_in_project_names_are_escaped(tmp_path):
+    """A project named with a tab: 'ato models list' escapes it (as file names are: the
+    columns stay aligned) and the --project hints quote it so it shows and still runs."""
+    from ato.db_routers.sql.registry import Registry
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    reg = Registry(url, store=str(tmp_path / "store"))
+    reg.log_model("tab\tx", "net", write(tmp_path / "a.pt", b"a"))
+    reg.log_model("plain", "net", write(tmp_path / "b.pt", b"b"))
+    out = ato("models", "list", db=url)
+    assert out.returncode == 0 and "\t" not in out.stdout, out.stdout
+    assert "'tab\\tx'" in out.stdout, out.stdout
+    widths = {len(line.split("  net")[0]) for line in out.stdout.splitlines() if "  net" in line}
+    assert len(widths) == 1, out.stdout  # aligned
+    amb = ato("models", "show", "net", db=url)
+    assert amb.returncode == 2 and "\t" not in amb.stderr, amb.stderr
+    assert "--project $'tab\\tx'" in amb.stderr, amb.stderr
+    again = ato("models", "show", "net", "--project", "tab\tx", db=url)
+    assert again.returncode == 0, again.stderr
+    assert "(project 'tab\\tx')" in again.stdout and "\t" not in again.stdout, again.stdout

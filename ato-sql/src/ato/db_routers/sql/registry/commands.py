@@ -59,7 +59,9 @@ def table(headers: list[str], rows: list[list]) -> str:
     a CJK file name takes two columns per character)."""
     from ato.terminal import display_width
 
-    cells = [["-" if c is None else str(c) for c in row] for row in rows]
+    # every cell escaped as file names are: a tab or newline in a project name (or any
+    # text) cannot break the columns; an already escaped cell prints as it is
+    cells = [["-" if c is None else escaped(str(c)) for c in row] for row in rows]
     widths = [max([display_width(h)] + [display_width(r[i]) for r in cells])
               for i, h in enumerate(headers)]
 
@@ -137,7 +139,8 @@ def cmd_show(args) -> int:
             _dump([v.to_dict() for v in versions])
             return 0
         first = versions[0] if versions else None
-        print(f"{args.kind} {args.name}" + (f"  (project {first.project})" if first else ""))
+        print(f"{args.kind} {escaped(args.name)}"
+              + (f"  (project {escaped(first.project)})" if first else ""))
         description = registry.description(first) if first else None
         if description:
             print(description)
@@ -457,13 +460,13 @@ def cmd_gc(args) -> int:
 def _run(args) -> int:
     """Run the chosen action; a name held in several projects is re-worded in CLI terms
     (``--project P``; the command itself names the kind)."""
-    from .queries import AmbiguousNameError
+    from .queries import AmbiguousNameError, cli_quote
 
     try:
         return args._run(args)
     except AmbiguousNameError as e:
         raise AmbiguousNameError(e.name, e.choices, e.how(project="--project {}",
-                                                          quote=shlex.quote)) from None
+                                                          quote=cli_quote)) from None
 
 
 def _common(p) -> None:

@@ -69,6 +69,20 @@ VERSION_FROM = ("registry_versions v JOIN registry_assets a ON a.id = v.asset_id
                 "JOIN projects p ON p.id = a.project_id")
 
 
+def cli_quote(text: str) -> str:
+    """``text`` as a command-line hint writes it: ``shlex.quote`` when every character
+    prints, else bash's ``$'…'`` with control characters escaped (``$'tab\\tx'``), as
+    file names are escaped, so a tab or a newline cannot break the line nor pass unseen."""
+    if text.isprintable():
+        return shlex.quote(text)
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "'": "\\'", "\\": "\\\\"}
+    body = "".join(named.get(c) or (c if c.isprintable() else
+                                    f"\\x{ord(c):02x}" if ord(c) < 0x80 else
+                                    f"\\u{ord(c):04x}" if ord(c) < 0x10000 else
+                                    f"\\U{ord(c):08x}") for c in text)
+    return f"$'{body}'"
+
+
 def as_time(value) -> datetime | None:
     """A stored time as a naive UTC ``datetime`` (SQLite hands back text)."""
     if value is None:
@@ -180,7 +194,7 @@ class RegistryReader:
                 if self._read(sql, n=name, **params):
                     command = "ato data" if other == "dataset" else "ato models"
                     hint = (f"; a {other} named {name!r} exists{where}: {command} show "
-                            f"{shlex.quote(name)}")
+                            f"{cli_quote(name)}")
             if not hint and project is not None:
                 sql, params = _asset_filter(select, None, kind)
                 elsewhere = sorted({r[1] for r in self._read(sql, n=name, **params)})
@@ -189,7 +203,7 @@ class RegistryReader:
                     hint = (f"; {'it exists' if len(elsewhere) == 1 else 'they exist'} in "
                             f"project{'s' if len(elsewhere) > 1 else ''} {listing}: pass "
                             f"project={elsewhere[0]!r} (on the command line --project "
-                            f"{shlex.quote(elsewhere[0])})")
+                            f"{cli_quote(elsewhere[0])})")
             if not hint:
                 hint = self._close_names(name, project, kind)
             raise self._not_found(f"no {what} named {name!r}{where}{self._label}{hint}")
