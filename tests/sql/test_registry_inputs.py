@@ -138,6 +138,26 @@ class TestNamesAliasesScores:
         with pytest.raises(RegistryError, match=r"must be a finite number"):
             logger.log_model("m", f, score=score)
 
+    @pytest.mark.parametrize("call, message", [
+        (lambda lg, f: lg.log_model("m", f, description=5),
+         r"model 'm': description=5 must be a str or None \(got int\)"),
+        (lambda lg, f: lg.log_model("m", f, wait="no"),
+         r"model 'm': wait='no' must be True or False \(got str\)"),
+        (lambda lg, f: lg.use_dataset("d", f, copy="yes"),
+         r"dataset 'd': copy='yes' must be True or False \(got str\)"),
+        (lambda lg, f: lg.use_dataset("d", f, description=b"x"),
+         r"description=b'x' must be a str or None \(got bytes\)"),
+    ])
+    def test_loose_argument_types_are_refused_naming_them(self, logger, tmp_path, call,
+                                                          message):
+        """description must be text, wait and copy booleans: 5, 'no' and 'yes' were
+        accepted silently (a truthy 'no' even waited)."""
+        logger.run()
+        f = write(tmp_path / "m.pt", b"m")
+        with pytest.raises(RegistryError, match=message):
+            call(logger, f)
+        assert Registry(logger.url).assets() == []  # nothing recorded
+
     def test_numpy_and_int_scores_are_stored_as_floats(self, logger, tmp_path):
         np = pytest.importorskip("numpy")
         logger.run()

@@ -1097,6 +1097,14 @@ class Registry:
         if kind not in KINDS:
             raise RegistryError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
         check_name(kind, name)
+        if description is not None and not isinstance(description, str):
+            raise RegistryError(f"{kind} {name!r}: description={description!r} must be a str "
+                                f"or None (got {_type_name(description)})")
+        for label, flag in (("copy", copy), ("wait", wait)):
+            if not isinstance(flag, bool) and not _numpy_bool(flag):
+                raise RegistryError(f"{kind} {name!r}: {label}={flag!r} must be True or False "
+                                    f"(got {_type_name(flag)})")
+        copy, wait = bool(copy), bool(wait)
         aliases = _check_aliases(kind, name, aliases)
         score = check_score(kind, name, score)
         step = check_step(kind, name, step)
