@@ -397,6 +397,79 @@ def test_a_backend_without_the_registry_capability(reg_sqlite):
 
 # ---------------------------------------------------------------------------- browser
 @pytest.fixture(scope="module")
+def finetuned(tmp_path_factory):
+    """Project 'vision' registers model 'base' (champion) outside a run; a run of project
+    'finetune' starts from it (use_model, project=) and logs 'ft' (staging), its name
+    markup: ``(url, store, run id)``."""
+    from ato.db_routers.sql.registry.core import Registry
+
+    root = tmp_path_factory.mktemp("finetuned")
+    url, store = f"sqlite:///{root / 'ft.db'}", str(root / "store")
+    (root / "base.pt").write_bytes(b"base")
+    (root / "ft.pt").write_bytes(b"fine-tuned")
+    with _logger(_config(url, store)):
+        pass
+    Registry(url, store=store).log_model("vision", "base", root / "base.pt",
+                                         aliases=["champion"])
+    log = _logger(_config(url, store, project="finetune"))
+    with log:
+        run = log.get_current_run_id()
+        log.use_model("base", "champion", project="vision")
+        log.log_model("ft", root / "ft.pt", aliases=["staging"])
+    return url, store, run
+
+
+def test_a_model_version_lists_the_runs_that_started_from_it(finetuned, tmp_path):
+    """/api/registry/version of a model gives the runs that used it (use_model) and what
+    they produced, as 'ato models show --json' does (used_by, downstream); a name two
+    projects hold is 409 with the registry's 'is ambiguous' message, not 404."""
+    from starlette.testclient import TestClient
+
+    from ato.db_routers.sql.registry.core import Registry
+    from ato.ui.app import create_app
+
+    url, store, run = finetuned
+    with TestClient(create_app(url)) as c:
+        data = c.get("/api/registry/version", params={"name": "base", "kind": "model",
+                                                      "ref": "champion"})
+        assert data.status_code == 200, data.text
+        data = data.json()
+        assert [(r["id"], r["project"], r["status"]) for r in data["runs"]] == [
+            (run, "finetune", "completed")]
+        assert [(d["project"], d["name"], d["version"], d["aliases"], d["run"])
+                for d in data["downstream"]] == [("finetune", "ft", 1, ["latest", "staging"],
+                                                  run)]
+    # a second database: 'base' in two projects
+    import shutil
+
+    twin = f"sqlite:///{tmp_path / 'twin.db'}"
+    shutil.copy(url.removeprefix("sqlite:///"), tmp_path / "twin.db")
+    (tmp_path / "x.pt").write_bytes(b"x")
+    Registry(twin, store=store).log_model("finetune", "base", tmp_path / "x.pt")
+    with TestClient(create_app(twin)) as c:
+        amb = c.get("/api/registry/version", params={"name": "base", "kind": "model"})
+        assert amb.status_code == 409, amb.text
+        assert "'base' is ambiguous (model in project 'finetune', model in project " \
+            "'vision')" in amb.json()["error"]
+
+
+def test_browser_model_version_shows_the_runs_that_started_from_it(finetuned, browser,
+                                                                    artifacts):
+    from tests.ui.conftest import browser_page, served
+
+    url, _store, run = finetuned
+    for srv in served(url, {}):
+        for page in browser_page(browser, srv.base, artifacts):
+            page.open("#/models/model/base?project=vision")
+            page.wait_for_selector("[data-testid='lineage-runs']")
+            assert f"#{run}" in page.inner_text("[data-testid='lineage-runs']")
+            assert "finetune" in page.inner_text("[data-testid='lineage-runs']")
+            down = page.inner_text("[data-testid='lineage-downstream']")
+            assert "ft" in down and "staging" in down
+            assert "outside a run" in page.inner_text("[data-testid='no-run']")
+
+
+@pytest.fixture(scope="module")
 def reg_server(reg_sqlite):
     from tests.ui.conftest import served
 

@@ -45,6 +45,10 @@ class NotFound(LookupError):
     """An asset, version or run that does not exist (HTTP 404)."""
 
 
+class Ambiguous(LookupError):
+    """A name several assets hold, no project (or kind) given to pick one (HTTP 409)."""
+
+
 def _get(obj, key, default=None):
     """A field of a protocol record (a frozen dataclass; a plain dict works as well)."""
     if isinstance(obj, dict):
@@ -67,6 +71,9 @@ def _lookup(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except LookupError as e:
+        if getattr(e, "choices", None):  # ambiguous (several projects or kinds): the
+            # registry's message, which the CLI prints too, names them and how to pick
+            raise Ambiguous(str(e)) from e
         raise NotFound(str(e)) from e
 
 
@@ -103,16 +110,16 @@ def alias_history(finder, name, alias=None, project=None, kind=None) -> list:
     return _lookup(finder.alias_history, name, alias=alias, project=project, kind=kind)
 
 
-def runs_using(finder, name, ref=None, project=None) -> list:
-    return _lookup(finder.runs_using, name, ref=ref, project=project)
+def runs_using(finder, name, ref=None, project=None, kind="dataset") -> list:
+    return _lookup(finder.runs_using, name, ref=ref, project=project, kind=kind)
 
 
 def produced_by(finder, name, ref=None, project=None):
     return _lookup(finder.produced_by, name, ref=ref, project=project)
 
 
-def downstream(finder, name, ref=None, project=None) -> list:
-    return _lookup(finder.downstream, name, ref=ref, project=project)
+def downstream(finder, name, ref=None, project=None, kind="dataset") -> list:
+    return _lookup(finder.downstream, name, ref=ref, project=project, kind=kind)
 
 
 def run_lineage(finder, run_id: int) -> tuple[list, list]:
@@ -200,9 +207,10 @@ class RegistryView:
     def version(self, name: str, kind: str, ref, project: str | None = None) -> dict:
         """One version and its lineage. A model: ``{"version", "produced_by": {"run":
         {"id", "project", "status", "start"} | None, "inputs": [version…] (what the run
-        used), "fingerprints": count}}``. A dataset: ``{"version", "runs": [{"id",
-        "project", "status", "start"}], "downstream": [version…] (every version produced
-        by a run that used it)}``. Raises :class:`NotFound`."""
+        used), "fingerprints": count}}``. Both kinds: ``"runs": [{"id", "project",
+        "status", "start"}]`` (the runs that used it: ``use_dataset``, or ``use_model`` for
+        a model) and ``"downstream": [version…]`` (every version produced by such a run).
+        Raises :class:`NotFound`, :class:`Ambiguous` for a name several projects hold."""
         reason = self._check()
         if reason:
             return {"available": False, "reason": reason}
@@ -219,12 +227,13 @@ class RegistryView:
                     "status": _get(run, "status"), "start": _epoch(_get(run, "start_time"))},
                 "inputs": [version_row(d) for d in _get(made, "inputs") or ()],
                 "fingerprints": len(_get(made, "fingerprints") or {})}
-        else:
-            out["runs"] = [{"id": _get(r, "run_id"), "project": _get(r, "project"),
-                            "status": _get(r, "status"), "start": _epoch(_get(r, "start_time"))}
-                           for r in runs_using(self.finder, name, ref, project=project)]
-            out["downstream"] = [version_row(d)
-                                 for d in downstream(self.finder, name, ref, project=project)]
+        # a dataset: the runs that used it; a model: the runs that started from it
+        # (use_model) — with what each produced, as 'ato models show' lists them
+        out["runs"] = [{"id": _get(r, "run_id"), "project": _get(r, "project"),
+                        "status": _get(r, "status"), "start": _epoch(_get(r, "start_time"))}
+                       for r in runs_using(self.finder, name, ref, project=project, kind=kind)]
+        out["downstream"] = [version_row(d) for d in downstream(self.finder, name, ref,
+                                                                 project=project, kind=kind)]
         return out
 
     def run_io(self, run_id: int) -> dict:
@@ -275,6 +284,8 @@ def routes(store, call, handler, json_response) -> list:
             return json_response(await call(fn))
         except NotFound as e:
             return json_response({"error": str(e)}, 404)
+        except Ambiguous as e:
+            return json_response({"error": str(e)}, 409)
 
     async def assets(request):
         q = request.query_params

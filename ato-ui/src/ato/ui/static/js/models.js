@@ -191,6 +191,7 @@ async function renderLineage(box, kind, name, project, ref) {
     const made = data.produced_by;
     if (!made.run) {
       box.append(el("p", { class: "muted", testid: "no-run", text: "registered outside a run: no config or data recorded" }));
+      appendUses(box, kind, data);
       return;
     }
     const r = made.run;
@@ -205,15 +206,20 @@ async function renderLineage(box, kind, name, project, ref) {
       el("td", { text: d.kind }), el("td", { text: `v${d.version}` }), el("td", {}, digest(d.digest)),
       el("td", {}, storageLabel(d)))))
       : el("p", { class: "muted", text: "no dataset recorded" }));
-    return;
   }
-  box.append(el("h3", { text: "runs that used it" }),
-    data.runs.length ? table("lineage-runs", ["run", "project", "status", `started (${TZ})`], data.runs.map((r) => el("tr", {},
+  appendUses(box, kind, data);
+}
+
+// The runs that used a version (use_dataset; use_model for a model) and what they produced.
+function appendUses(box, kind, data) {
+  const runs = data.runs || [], down = data.downstream || [];
+  box.append(el("h3", { text: kind === "model" ? "runs that started from it" : "runs that used it" }),
+    runs.length ? table("lineage-runs", ["run", "project", "status", `started (${TZ})`], runs.map((r) => el("tr", {},
       el("td", {}, runLink(r.id)), el("td", { text: r.project }),
       el("td", {}, el("span", { class: `status s-${r.status}`, text: r.status })), timeCell(r.start))))
       : el("p", { class: "muted", text: "no run used this version" }),
     el("h3", { text: "what they produced" }),
-    data.downstream.length ? table("lineage-downstream", ["name", "version", "aliases", "run"], data.downstream.map((d) => el("tr", {},
+    down.length ? table("lineage-downstream", ["name", "version", "aliases", "run"], down.map((d) => el("tr", {},
       el("td", {}, el("a", { href: assetHref(d.kind, d.name, d.project, d.version), text: d.name })),
       el("td", { text: `v${d.version}` }), el("td", {}, aliasChips(d.aliases)), el("td", {}, runLink(d.run)))))
       : el("p", { class: "muted", text: "no model produced from it" }));
