@@ -439,6 +439,10 @@ def test_a_model_version_lists_the_runs_that_started_from_it(finetuned, tmp_path
         assert [(d["project"], d["name"], d["version"], d["aliases"], d["run"])
                 for d in data["downstream"]] == [("finetune", "ft", 1, ["latest", "staging"],
                                                   run)]
+        wrong = c.get("/api/registry/asset", params={"name": "base", "kind": "model",
+                                                     "project": "finetune"})
+        assert wrong.status_code == 404 and "no model named 'base' in project 'finetune'; " \
+            "it exists in project 'vision': pass project=vision" in wrong.json()["error"]
     # a second database: 'base' in two projects
     import shutil
 

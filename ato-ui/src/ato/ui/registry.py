@@ -191,7 +191,12 @@ class RegistryView:
                  if _get(a, "name") == name]
         if not found:
             where = f" in project {project!r}" if project else ""
-            raise NotFound(f"no {kind} named {name!r}{where}")
+            elsewhere = sorted({str(_get(a, "project")) for a in registry_assets(
+                self.finder, kind=kind) if _get(a, "name") == name}) if project else []
+            hint = (f"; it exists in project{'s' if len(elsewhere) > 1 else ''} "
+                    f"{', '.join(repr(p) for p in elsewhere)}: pass project="
+                    f"{elsewhere[0]}" if elsewhere else "")
+            raise NotFound(f"no {kind} named {name!r}{where}{hint}")
         if len(found) > 1:
             projects = ", ".join(sorted(str(_get(a, "project")) for a in found))
             raise BadRequest(f"{kind} {name!r} exists in several projects ({projects}): "
