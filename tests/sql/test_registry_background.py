@@ -334,7 +334,7 @@ def test_assets_reads_through_the_finder_query(db_url, tmp_path):
     reg.use_dataset("proj", "data", write(tmp_path / "d.csv", b"1,2"))
     assert reg.assets(kind="model") == [
         {"project": "proj", "kind": "model", "name": "net", "description": None,
-         "versions": 1, "latest": 1, "size": 1, "aliases": {"best": 1, "latest": 1}}]
+         "versions": 1, "latest": 1, "size": 1, "aliases": {"best": 1, "latest": 1}, "tags": []}]
     assert [a["name"] for a in reg.assets()] == ["data", "net"]
     assert reg.assets(project="other") == []
     with pytest.raises(RegistryError, match="kind 'models'"):
