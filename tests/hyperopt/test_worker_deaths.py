@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from tests.databases import db_url  # noqa: F401, F811 - a fixture
 from tests.hyperopt.test_workers import Workers, runs_of, states_of
 
 pytestmark = pytest.mark.processes
@@ -124,3 +125,51 @@ def test_a_worker_waiting_for_a_dead_workers_trial_says_so(tmp_path):
     assert len(said) == 1, stderr
     assert f"study {study!r}: waiting for trial " in said[0]
     assert "it is taken over once silent for stale_after=6 s" in said[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_processes_worker_signalled_as_a_group_hands_its_trials_back(tmp_path, db_url, sig):  # noqa: F811
+    """`timeout`, scancel, a SLURM time limit and a terminal's Ctrl-C signal the whole
+    process group, the pool's children too: the parent decides (its children ignore the
+    signal), so both trials in flight go back to the queue at once, no child prints a
+    traceback, and the attempts' runs end `killed` with why (none `failed`)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.hyperopt.test_workers import WORKER
+
+    study = f"group-{uuid.uuid4().hex[:6]}"
+    options = {"max_budget": 1, "executor": "processes", "heartbeat_interval": 0.5,
+               "stale_after": 60}
+    workers = Workers(tmp_path, db_url, [{"algorithm": "grid", "study": study,
+                                          "options": options}], sleep=60)
+    proc = subprocess.Popen([sys.executable, str(WORKER)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore",
+                                 "ATO_WORKER_JOB": str(workers.job)})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(
+                s.state == "running" for s in states_of(db_url, study)) < 2:
+            time.sleep(0.1)
+        time.sleep(0.5)  # both children are in the objective
+        started = time.monotonic()
+        os.killpg(proc.pid, sig)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.monotonic() - started < 15, "waited for the children's trials"
+    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.strip().endswith(": 2 handed back"), stderr
+    states = states_of(db_url, study)
+    assert all((s.state, s.worker, s.attempts) == ("queued", None, 0) for s in states), \
+        [(s.state, s.attempts) for s in states]
+    from ato.tracking import open_finder
+
+    runs = open_finder(db_url).find_runs()
+    assert sorted(r.status for r in runs) == ["killed", "killed"], \
+        [(r.status, r.error) for r in runs]
+    assert all("handed back" in (r.error or "") for r in runs), [r.error for r in runs]

@@ -58,6 +58,11 @@ WORKER_DIED = "WorkerDiedError"
 FAIL_FAST = 5
 
 
+class _Abandoned(BaseException):
+    """Ends a claim thread whose trial the main thread gave back to the queue (Ctrl-C,
+    SIGTERM): its result, if one still comes, is nobody's."""
+
+
 class NotRetried:
     """Mixin of an objective's failure that running it again cannot change (what it
     returned: None, a string, NaN): ``retries`` does not run such a trial again."""
@@ -379,6 +384,11 @@ class SharedStudy:
         self._told = set()  # the silent workers whose trials this one said it waits for
         self._stop = threading.Event()
         self._closed = False
+        # the claims whose objective runs now, in claim threads: the main thread gives
+        # them back when Ctrl-C or SIGTERM ends the worker (_give_back_held)
+        self._held: dict = {}
+        self._held_lock = threading.Lock()
+        self._leaving = False
         coordinator.join(study, self.worker, self.host, os.getpid(),
                          {"algorithm": algorithm})
         self._beat = threading.Thread(target=self._heartbeat, name=f"ato-heartbeat-{study}",
@@ -569,7 +579,7 @@ class SharedStudy:
         else:
             ran = True
             try:
-                metric = run(claim)
+                metric = self._run_held(claim, run, unrecorded)
             except Exception as e:
                 if claim.attempt <= self.retries and not not_retried(e):
                     self._say_failed(claim, describe_exception(e), again=True)
@@ -581,6 +591,8 @@ class SharedStudy:
                 status, value, error = "failed", None, describe_exception(e)
                 metric = None
             except BaseException as e:
+                if isinstance(e, _Abandoned):  # the main thread gave it back already
+                    raise
                 self._hand_back(claim)
                 self.outcomes["handed back"] += 1
                 _tell(unrecorded, claim, f"handed back: {describe_exception(e) or type(e).__name__}")
@@ -624,6 +636,40 @@ class SharedStudy:
                     self._hand_back(following)
                 raise
         return accepted, following
+
+    def _run_held(self, claim, run, unrecorded):
+        """``run(claim)``, with ``claim`` among the held ones meanwhile; raises
+        :class:`_Abandoned` when the main thread gave it back (this worker is leaving)."""
+        with self._held_lock:
+            if self._leaving:
+                self._hand_back(claim)  # claimed as the worker left: not started
+                raise _Abandoned
+            self._held[id(claim)] = (claim, unrecorded)
+        try:
+            return run(claim)
+        finally:
+            with self._held_lock:
+                if self._held.pop(id(claim), None) is None:
+                    raise _Abandoned  # noqa: B012 - whatever it returned is nobody's
+
+    def _give_back_held(self, why: str) -> None:
+        """Ctrl-C or SIGTERM reached the main thread while claim threads run trials: give
+        each trial back to the queue now (not counted as an attempt; no wait for
+        ``stale_after``), as a single claim loop does in its own thread; the threads then
+        end without reporting (:class:`_Abandoned`)."""
+        with self._held_lock:
+            self._leaving = True
+            held, self._held = list(self._held.values()), {}
+        for claim, unrecorded in held:
+            try:
+                self._hand_back(claim)
+            except Exception:  # the database is gone: stale_after frees it
+                continue
+            self.outcomes["handed back"] += 1
+            try:
+                _tell(unrecorded, claim, f"handed back: {why}")
+            except Exception:
+                pass
 
     def _report_late(self, claim, value) -> bool:
         """This worker was taken for dead while it ran ``claim`` to a result: keep the
@@ -685,9 +731,9 @@ class SharedStudy:
             self._in_threads(loop, min(threads, len(keys)))
         return done
 
-    @staticmethod
-    def _in_threads(loop: Callable[[], None], threads: int) -> None:
-        """``loop()`` here, or in ``threads`` threads; the first exception is raised."""
+    def _in_threads(self, loop: Callable[[], None], threads: int) -> None:
+        """``loop()`` here, or in ``threads`` threads; the first exception is raised.
+        Ctrl-C or SIGTERM while the threads run gives their trials back at once."""
         if threads <= 1:
             loop()
             return
@@ -703,8 +749,13 @@ class SharedStudy:
                 for i in range(threads)]
         for t in pool:
             t.start()
-        for t in pool:
-            t.join()
+        try:
+            for t in pool:
+                t.join()
+        except BaseException as e:  # Ctrl-C, SIGTERM (SystemExit): signals reach this thread
+            self._give_back_held(describe_exception(e) or type(e).__name__)
+            raise
+        errors = [e for e in errors if not isinstance(e, _Abandoned)]
         if errors:
             raise errors[0]
 

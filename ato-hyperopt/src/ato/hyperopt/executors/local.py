@@ -152,7 +152,16 @@ def _watch_parent(parent: int) -> None:
     nobody will read, or holding a GPU's memory.  The parent's pid is compared, not a
     death signal: prctl's PR_SET_PDEATHSIG fires when the *thread* that started the child
     ends, and a search starts pool children from short-lived claim threads."""
+    import signal
     import time
+
+    # Ctrl-C and SIGTERM reach the whole process group (a terminal, `timeout`, scancel, a
+    # SLURM time limit): the parent decides.  It gives the trials back to the queue and
+    # then kills its children (ProcessesExecutor._kill_children); a child that died of the
+    # signal first would read as a crashed trial (BrokenProcessPool, recorded failed) and
+    # print a KeyboardInterrupt traceback of its own.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
     def watch():
         while os.getppid() == parent:
@@ -196,6 +205,7 @@ class ProcessesExecutor(BaseExecutor):
         self._pool: futures.ProcessPoolExecutor | None = None
         self._pool_tokens: frozenset[int] = frozenset()   # registered before it forked
         self._retired: list[futures.ProcessPoolExecutor] = []
+        self._retired_children: list = []                 # their worker processes
         self._tokens: dict[int, int] = {}                 # id(fn) -> token
         self._lock = threading.Lock()
 
@@ -230,6 +240,9 @@ class ProcessesExecutor(BaseExecutor):
         stale = token is not None and token not in self._pool_tokens
         if self._pool is None or stale or broken:
             if self._pool is not None:
+                # shutdown forgets its processes: keep them, to kill them on Ctrl-C
+                self._retired_children = [p for p in self._retired_children if p.is_alive()]
+                self._retired_children += self._children_of(self._pool)
                 self._pool.shutdown(wait=False)   # finishes what it holds, then exits
                 self._retired.append(self._pool)
                 self._retired = [p for p in self._retired  # forget the finished ones
@@ -268,11 +281,35 @@ class ProcessesExecutor(BaseExecutor):
                              f"{outcome.exception}")
         return handle, outcome
 
+    def _kill_children(self) -> None:
+        """SIGKILL every worker process (they ignore SIGINT and SIGTERM, so that the
+        parent decides what an interruption means): what they ran is abandoned."""
+        for process in [*self._retired_children, *self._children_of(self._pool)]:
+            try:
+                process.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
+
+    @staticmethod
+    def _children_of(pool) -> list:
+        return list((getattr(pool, "_processes", None) or {}).values())
+
+    def _abandon(self, handles: list) -> None:
+        super()._abandon(handles)
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, Exception):  # Ctrl-C, SIGTERM
+            self._kill_children()
+
     def _shutdown(self) -> None:
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, Exception):
+            # closed while Ctrl-C or SIGTERM (SystemExit) ends the program: the trials in
+            # flight were given back, nobody waits for them
+            self._kill_children()
         for pool in [*self._retired, self._pool]:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        self._pool, self._retired = None, []
+        self._pool, self._retired, self._retired_children = None, [], []
         for token in self._tokens.values():
             _REGISTRY.pop(token, None)
         self._tokens.clear()
