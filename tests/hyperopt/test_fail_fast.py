@@ -205,3 +205,43 @@ def test_every_worker_stops_when_one_stops_the_study(db_url, tmp_path):
     assert 5 <= sum(t.state == "failed" for t in trials) < 24
     assert not any(t.state == "running" for t in trials)  # given back, not held
     assert record["meta"]["stopped"]["error"] == "AttributeError: lrr"
+
+
+@pytest.mark.parametrize("executor", ["serial", pytest.param("processes",
+                                                              marks=pytest.mark.processes)])
+def test_a_failed_trials_traceback_is_recorded_and_shown_once(db_url, capsys, executor):
+    """The objective's traceback (file, line, code) reaches the failed trial's run, `ato
+    search status --json` (``traceback``) and stderr — there the first time an error is
+    seen in this worker, later the same error in one line; tables keep the summary."""
+    from ato.hyperopt.commands import summarize
+    from ato.tracking import open_finder
+
+    study = f"tb-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(StudyStoppedError):
+        search(db_url, study, typo, executor=executor)
+    err = capsys.readouterr().err
+    failed_lines = [line for line in err.splitlines() if " failed (attempt " in line]
+    assert len(failed_lines) >= 5 and all(line.endswith(": AttributeError: lrr")
+                                          for line in failed_lines), err
+    # the first failure's line is followed by the traceback's last frames, once
+    assert err.count("return config.lrr") == 1, err
+    assert err.count("Traceback (most recent call last)") <= 1, err
+    first = err.splitlines().index(failed_lines[0])
+    shown = err.splitlines()[first + 1:first + 12]
+    assert any("in typo" in line for line in shown), err
+    assert len([line for line in shown if line.startswith("    ")]) <= 11
+    coordinator = open_coordinator(db_url)
+    try:
+        failed = summarize(coordinator, study)["failed"]
+    finally:
+        coordinator.close()
+    assert {f["error"] for f in failed} == {"AttributeError: lrr"}
+    assert all("in typo" in f["traceback"] and "return config.lrr" in f["traceback"]
+               and f["traceback"].startswith("Traceback (most recent call last):")
+               for f in failed), failed
+    runs = [r for r in open_finder(db_url).find_runs(tags=[f"study:{study}"])
+            if r.status == "failed"]
+    assert len(runs) == len(failed_lines)
+    for run in runs:
+        assert run.error.startswith("AttributeError: lrr\n\nTraceback (most recent call last):")
+        assert "in typo" in run.error and "return config.lrr" in run.error

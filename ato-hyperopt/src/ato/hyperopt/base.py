@@ -1306,8 +1306,10 @@ class HyperOpt(abc.ABC):
         errors = list(self.__state.failures)
         shared = self.__state.shared
         if shared:
+            from ato.hyperopt.workers import split_error
+
             try:
-                errors = [s.error or "failed without an error" for s in
+                errors = [split_error(s.error)[0] or "failed without an error" for s in
                           shared.coordinator.trials(self.get_hyperopt_id()) if s.state == "failed"]
             except Exception:  # the database is gone: what this process saw
                 pass

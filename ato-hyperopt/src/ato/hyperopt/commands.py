@@ -181,7 +181,9 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     the largest budget any completed trial reached),
     ``running`` (``[{key, worker, host, since, attempt, budget, rung, bracket, values,
     trial_id, checkpoint_dir, payload}]``), ``queued`` (count),
-    ``failed`` (``[{key, error, attempts, values, trial_id}]``), ``rungs`` (``[{bracket, rung, completed,
+    ``failed`` (``[{key, error, traceback, attempts, values, trial_id}]``: ``error`` the
+    summary ``'ValueError: bad lr'``, ``traceback`` the objective's, ``None`` when none was
+    recorded), ``rungs`` (``[{bracket, rung, completed,
     running, queued, failed, total}]`` for trials whose payload names both) and
     ``workers`` (``alive``: a heartbeat within ``stale_after`` seconds — default the
     study's own ``stale_after``, else 60; ``left``: the worker finished and left, which is
@@ -192,7 +194,7 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
     (:func:`_identity`; ``None`` for an algorithm without them).
 
     Errors: :class:`StudyNotFoundError` naming the study and the store."""
-    from ato.hyperopt.workers import runs_of
+    from ato.hyperopt.workers import runs_of, split_error
 
     record = coordinator.get_study(study)
     if record is None:
@@ -249,7 +251,9 @@ def summarize(coordinator, study: str, *, stale_after: float | None = None) -> d
                      "bracket": s.payload.get("bracket"), **identity(s), "payload": s.payload}
                     for s in states if s.state == "running"],
         "queued": counts.get("queued", 0),
-        "failed": [{"key": s.key, "error": s.error, "attempts": runs_of(s.attempts, s.error),
+        "failed": [{"key": s.key, "error": split_error(s.error)[0],
+                    "traceback": split_error(s.error)[1],
+                    "attempts": runs_of(s.attempts, s.error),
                     **{k: v for k, v in identity(s).items() if k != "checkpoint_dir"}}
                    for s in states if s.state == "failed"],
         "rungs": [{"bracket": b, "rung": r, **{state: c.get(state, 0) for state in

@@ -39,6 +39,7 @@ from fractions import Fraction
 from typing import Any
 
 from ato.errors import AtoError
+from ato.hyperopt.executors.base import traceback_of
 from ato.tracking.outcome import describe_exception
 
 __all__ = ["TrialRequest", "SharedStudy", "StudyMismatchError", "open_shared_study", "jsonable",
@@ -92,13 +93,49 @@ def when(moment) -> str:
     return strftime("%Y-%m-%d %H:%M:%S") if strftime else str(moment)
 
 
+#: Between a recorded error's summary and the objective's traceback (:func:`with_traceback`).
+TRACEBACK = "\n\nTraceback (most recent call last):\n"
+
+
+def with_traceback(summary: str, trace: str | None) -> str:
+    """The error a shared study records for a failed trial: ``summary`` (``'ValueError:
+    bad lr'``, what tables show) then, after a blank line, the objective's traceback
+    (``Traceback (most recent call last): ...``; its last frames when the whole would not
+    fit the tracker's error text)."""
+    if not trace:
+        return summary
+    from ato.tracking.outcome import MAX_ERROR
+
+    body = trace.partition("\n")[2] if trace.startswith("Traceback (") else trace
+    room = MAX_ERROR - len(summary) - len(TRACEBACK) - 2
+    if len(body) > room > 0:
+        body = "…\n" + body[-room:].partition("\n")[2]
+    return summary + TRACEBACK + body if room > 0 else summary
+
+
+def split_error(error: str | None) -> tuple[str | None, str | None]:
+    """``(summary, traceback)`` of a recorded error (:func:`with_traceback`); the
+    traceback is ``None`` when none was recorded (an older Ato, a dead worker)."""
+    if not error or TRACEBACK not in error:
+        return error, None
+    summary, _, body = error.partition(TRACEBACK)
+    return summary, "Traceback (most recent call last):\n" + body
+
+
+def trace_tail(trace: str, lines: int = 10) -> str:
+    """The last ``lines`` lines of a traceback (its innermost frames and the error)."""
+    kept = trace.rstrip().splitlines()
+    return "\n".join((["  …"] if len(kept) > lines else []) + kept[-lines:])
+
+
 def one_line(error: str | None) -> str:
     """A recorded error on one line, for stderr and the status table: the line that names
     the exception's type (``ValueError: first line of the message``; the last line when
     none does, as a traceback ends), `` …`` when more lines follow (the whole error stays
-    recorded)."""
+    recorded).  A recorded traceback (:func:`with_traceback`) is left out."""
     import re
 
+    error = split_error(error)[0]
     lines = [line.strip() for line in str(error or "failed without an error").splitlines()
              if line.strip()]
     if not lines:
@@ -382,6 +419,7 @@ class SharedStudy:
         self.claimed = 0  # trials this worker ran to a report
         self.outcomes = collections.Counter()  # completed / failed / handed back / not recorded
         self._told = set()  # the silent workers whose trials this one said it waits for
+        self._traced = set()  # the errors whose traceback this worker printed
         self._stop = threading.Event()
         self._closed = False
         # the claims whose objective runs now, in claim threads: the main thread gives
@@ -465,7 +503,7 @@ class SharedStudy:
             return
         first = same[0]
         record = {"worker": self.worker, "fail_fast": self.fail_fast, "failed": len(same),
-                  "key": first.key, "error": first.error,
+                  "key": first.key, "error": split_error(first.error)[0],
                   "values": (first.payload or {}).get("values")}
         stop = getattr(self.coordinator, "stop_study", None)
         if stop is not None:
@@ -563,8 +601,13 @@ class SharedStudy:
         then = (f"run again, attempt {claim.attempt} of {self.retries + 1}" if again else
                 f"attempt {claim.attempt} of {self.retries + 1}, recorded failed" if ran else
                 "not run again, recorded failed")
+        said = one_line(error)
+        trace = split_error(error)[1]
+        if trace and said not in self._traced:  # once per distinct error in this worker
+            self._traced.add(said)
+            said += "\n" + "\n".join("    " + line for line in trace_tail(trace).splitlines())
         print(f"ato: study {self.study!r}: trial {claim.key} failed ({then}) with values "
-              f"{values}: {one_line(error)}", file=sys.stderr, flush=True)
+              f"{values}: {said}", file=sys.stderr, flush=True)
 
     def _settle(self, claim, run, record, keys, claim_next: bool, unrecorded=None):
         if self._stopped is not None:  # another worker stopped the study (fail_fast)
@@ -581,14 +624,15 @@ class SharedStudy:
             try:
                 metric = self._run_held(claim, run, unrecorded)
             except Exception as e:
+                error = with_traceback(describe_exception(e), traceback_of(e))
                 if claim.attempt <= self.retries and not not_retried(e):
-                    self._say_failed(claim, describe_exception(e), again=True)
+                    self._say_failed(claim, error, again=True)
                     self.coordinator.release(claim)
                     self.outcomes["retried"] += 1
                     _tell(unrecorded, claim, f"retried: attempt {claim.attempt} of "
-                          f"{self.retries + 1} raised {describe_exception(e)}")
+                          f"{self.retries + 1} raised {error}")
                     return False, (self._claim(keys) if claim_next else None)
-                status, value, error = "failed", None, describe_exception(e)
+                status, value = "failed", None
                 metric = None
             except BaseException as e:
                 if isinstance(e, _Abandoned):  # the main thread gave it back already

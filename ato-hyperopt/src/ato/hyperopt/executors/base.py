@@ -42,6 +42,20 @@ class TrialError(AtoError, RuntimeError):
     ``'ValueError: message'``."""
 
 
+def traceback_of(exc: BaseException) -> str | None:
+    """``exc``'s formatted traceback (``Traceback (most recent call last): ...``, its
+    causes first), or the one it carries from the process that raised it; ``None`` when it
+    has none (never raised)."""
+    carried = getattr(exc, "_ato_traceback", None)
+    if isinstance(carried, str) and carried:
+        return carried
+    if exc.__traceback__ is None:
+        return None
+    import traceback
+
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
 def exception_types(exc: BaseException | type) -> tuple[str, ...]:
     """The names ``'module.qualname'`` of ``exc``'s class and of every class it derives
     from, most derived first (``('builtins.ValueError', 'builtins.Exception',
@@ -76,13 +90,16 @@ class Outcome:
     error: str | None = None
     exception: BaseException | None = None
     types: tuple[str, ...] = ()
+    #: the formatted traceback of the failure (``None`` when ok): it travels with the
+    #: outcome from another process, where the live exception's traceback does not
+    traceback: str | None = None
 
     @classmethod
     def failure(cls, exc: BaseException, *, keep: bool = True) -> Outcome:
         """The outcome of ``exc`` (``keep=False`` drops the live exception, never its
         type names)."""
         return cls(False, None, describe_exception(exc), exc if keep else None,
-                   exception_types(exc))
+                   exception_types(exc), traceback_of(exc))
 
     def raised(self, classes: Iterable[type]) -> bool:
         """Whether this failed outcome's exception is an instance of one of ``classes``:
@@ -99,9 +116,15 @@ class Outcome:
         :class:`TrialError` with the error text."""
         if self.ok:
             return self.value
-        if self.exception is not None:
-            raise self.exception
-        raise TrialError(self.error or "the trial failed without an error message")
+        error = self.exception
+        if error is None:
+            error = TrialError(self.error or "the trial failed without an error message")
+        if self.traceback and not getattr(error, "_ato_traceback", None):
+            try:  # where it was raised, when that was another process
+                error._ato_traceback = self.traceback
+            except AttributeError:  # an exception class with __slots__
+                pass
+        raise error
 
 
 def run_one(fn: Callable[[Any], Any], item) -> Outcome:
