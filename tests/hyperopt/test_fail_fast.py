@@ -245,3 +245,28 @@ def test_a_failed_trials_traceback_is_recorded_and_shown_once(db_url, capsys, ex
     for run in runs:
         assert run.error.startswith("AttributeError: lrr\n\nTraceback (most recent call last):")
         assert "in typo" in run.error and "return config.lrr" in run.error
+
+
+def test_fail_fast_0_does_not_clear_a_stop_and_says_what_does(db_url, capsys):
+    """A worker started with fail_fast=0 on a stopped study is told that fail_fast=0 only
+    keeps a study from being stopped, and which command clears the stop; after that
+    command the study runs."""
+    import subprocess
+    import sys
+
+    study = f"ff0-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(StudyStoppedError):
+        search(db_url, study, typo)
+    with pytest.raises(StudyStoppedError) as caught:
+        search(db_url, study, lambda config: float(config.x), fail_fast=0)
+    message = str(caught.value)
+    assert "fail_fast=0 keeps the study from being stopped again; it does not clear a " \
+        "stop already recorded" in message, message
+    assert f"`ato search requeue {study} --failed --db " in message
+    assert "clears the stop" in message
+    capsys.readouterr()
+    done = subprocess.run([sys.executable, "-m", "ato.cli", "search", "requeue", study,
+                           "--failed", "--db", db_url], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = search(db_url, study, lambda config: float(config.x), fail_fast=0)
+    assert result.metric == 9.0

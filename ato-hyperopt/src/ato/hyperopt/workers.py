@@ -479,8 +479,12 @@ class SharedStudy:
             f"{one_line(r.get('error'))} "
             f"(trial {r.get('key')}, values {r.get('values')}). See every failure: ato search "
             f"status {self.study}{db} (the full errors: --json); after fixing the cause, "
-            f"`ato search requeue {self.study} --failed{db}` runs them again (fail_fast=0 "
-            f"turns this check off)")
+            f"`ato search requeue {self.study} --failed{db}` runs them again and clears the "
+            f"stop, the only thing that does"
+            + (" (this worker's fail_fast=0 keeps the study from being stopped again; it "
+               "does not clear a stop already recorded)" if not self.fail_fast else
+               " (fail_fast=0 in the workers keeps it from being stopped again; it does "
+               "not clear this stop)"))
 
     def _check_fail_fast(self) -> None:
         """After a failed trial of this worker: stop the study when ``fail_fast`` of its
