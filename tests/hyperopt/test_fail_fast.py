@@ -265,6 +265,13 @@ def test_fail_fast_0_does_not_clear_a_stop_and_says_what_does(db_url, capsys):
     assert f"`ato search requeue {study} --failed --db " in message
     assert "clears the stop" in message
     capsys.readouterr()
+    # every command ato suggests carries the --db the user gave
+    shown = subprocess.run([sys.executable, "-m", "ato.cli", "search", "status", study,
+                            "--db", db_url], capture_output=True, text=True)
+    from ato.tracking.secrets import db_option
+
+    assert f"`ato search requeue {study} --failed {db_option(db_url)}` runs them again" \
+        in shown.stdout, shown.stdout
     done = subprocess.run([sys.executable, "-m", "ato.cli", "search", "requeue", study,
                            "--failed", "--db", db_url], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

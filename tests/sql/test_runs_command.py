@@ -35,6 +35,21 @@ def test_list_with_metrics_and_where(db):
     assert [r["config"]["model"] for r in data] == ["resnet101"]
 
 
+def test_list_names_the_metrics_when_a_metrics_key_is_on_no_listed_run(db):
+    """A misspelled --metrics key is said on stderr with the close names and the metrics
+    the listed runs have; the listing is printed as asked (exit 0); a key some run has
+    says nothing."""
+    proc = ato("runs", "list", "--db", db, "--metrics", "acc,los")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ("ato runs list: no listed run has metric 'los' (--metrics) "
+                                   "— did you mean 'loss'? (the listed runs have: acc, loss)")
+    assert proc.stdout.splitlines()[-1] == "2 runs"
+    proc = ato("runs", "list", "--db", db, "--metrics", "loss", "--json")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    proc = ato("runs", "list", "--db", db, "--metrics", "loss", "--status", "failed")
+    assert "no listed run has metric 'loss'" in proc.stderr and "have: acc)" in proc.stderr
+
+
 def test_best_show_diff(db):
     """best names the run; show details it; diff lists what differs."""
     proc = ato("runs", "best", "--db", db, "--project", "proj", "--metric", "acc", "--mode", "max")

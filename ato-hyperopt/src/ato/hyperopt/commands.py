@@ -330,7 +330,9 @@ def render(status: dict, show_all: bool = False) -> str:
         lines.append(f"stopped by fail_fast={stopped.get('fail_fast')} (worker "
                      f"{stopped.get('worker')}): {stopped.get('failed')} trials failed with "
                      f"the same error, none completed; `ato search requeue "
-                     f"{status['study']} --failed` runs them again after a fix")
+                     f"{status['study']} --failed"
+                     + (f" {db_option(status['url'])}" if status.get("url") else "")
+                     + "` runs them again after a fix")
     best = status["best"]
     mode = status["mode"]
     if best is None:

@@ -223,6 +223,7 @@ def cmd_list(args) -> int:
     runs = finder.find_runs(args.project, tags=tags or None, status=args.status,
                             where=args.where, limit=args.limit, last=args.last)
     summaries = _summaries(finder, [r.id for r in runs], keys) if keys else {}
+    _say_unknown_metrics(finder, runs, keys, summaries)
     best = "max" if args.mode == "max" else "min"
     if args.json:
         print(_json_text([_run_json(r, summaries.get(r.id, {}) if keys else None) for r in runs]))
@@ -241,6 +242,27 @@ def cmd_list(args) -> int:
     print(table(headers, rows))
     print(f"{len(runs)} run{'s' if len(runs) != 1 else ''}")
     return 0
+
+
+def _say_unknown_metrics(finder, runs, keys: list, summaries: dict) -> None:
+    """One stderr line per ``--metrics`` key that no listed run logged (a misspelling
+    otherwise shows as a silent column of ``-``): the close names and the metrics the
+    listed runs have.  The listing itself goes on (exit 0)."""
+    missing = [k for k in keys if not any(k in summaries.get(r.id, {}) for r in runs)]
+    if not missing or not runs:
+        return
+    import sys
+
+    from ato.terminal import did_you_mean
+
+    names = sorted({k for by_key in _summaries(finder, [r.id for r in runs]).values()
+                    for k in by_key})
+    there = (f" (the listed runs have: {', '.join(names[:20])}"
+             f"{', …' if len(names) > 20 else ''})" if names else
+             " (the listed runs have no metrics)")
+    for key in missing:
+        print(f"ato runs list: no listed run has metric {key!r} (--metrics)"
+              f"{did_you_mean(key, names)}{there}", file=sys.stderr)
 
 
 def _get_run(finder, run_id):
