@@ -277,3 +277,21 @@ def test_fail_fast_0_does_not_clear_a_stop_and_says_what_does(db_url, capsys):
     assert done.returncode == 0, done.stderr
     result = search(db_url, study, lambda config: float(config.x), fail_fast=0)
     assert result.metric == 9.0
+
+
+def test_a_stopped_worker_says_so_and_its_error_starts_at_the_scripts_call(db_url, capsys):
+    """The worker that ran trials and then stopped says the study was stopped (not only
+    '5 failed'); StudyStoppedError's traceback holds the script's frames and the search's
+    call, not the claim loop's."""
+    import traceback
+
+    study = f"ffs-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(StudyStoppedError) as caught:
+        search(db_url, study, typo)
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if ": worker " in x]
+    assert line.endswith(": 5 failed (then the study was stopped by fail_fast)"), err
+    frames = traceback.extract_tb(caught.value.__traceback__)
+    assert [f.name for f in frames] == ["test_a_stopped_worker_says_so_and_its_error_starts_"
+                                        "at_the_scripts_call", "search", "launch"], frames
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__

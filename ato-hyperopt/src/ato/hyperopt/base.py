@@ -1288,6 +1288,10 @@ class HyperOpt(abc.ABC):
                 result = self.run(func, *args, **kwargs)
                 self.check_result(result)
                 return result
+            except StudyStoppedError as e:
+                # the study's state, not a fault in the frames between here and the
+                # claim loop: the traceback starts at the script's call, then the message
+                raise e.with_traceback(None) from None
             finally:
                 self.end_search()
 

@@ -527,6 +527,8 @@ class SharedStudy:
         self._closed = True
         if self.outcomes:
             done = ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items()))
+            if self._stopped is not None:
+                done += " (then the study was stopped by fail_fast)"
         elif self._stopped is not None:
             done = "0 completed (the study was stopped by fail_fast)"
         else:
