@@ -28,6 +28,23 @@ def test_retries_alone_warns_at_the_users_line():
     only_warning(record, "retries=2 applies to a shared study only")
 
 
+def test_fail_fast_alone_warns_at_the_users_line_as_retries_does():
+    search = get_algorithm("random")(Scope(enable_override=True), SPACE, n_trials=2,
+                                     fail_fast=3, progress=False)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        search.main(lambda config: config.x)()
+    only_warning(record, "fail_fast=3 applies to a shared study only")
+    # the default (not given) and fail_fast=0 say nothing
+    for options in ({}, {"fail_fast": 0}):
+        search = get_algorithm("random")(Scope(enable_override=True), SPACE, n_trials=2,
+                                         progress=False, **options)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            search.main(lambda config: config.x)()
+        assert not [w for w in record if "fail_fast" in str(w.message)], options
+
+
 def test_torchrun_without_a_group_warns_at_the_users_line(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     search = get_algorithm("random")(Scope(enable_override=True), SPACE, n_trials=2,

@@ -50,6 +50,25 @@ def test_list_names_the_metrics_when_a_metrics_key_is_on_no_listed_run(db):
     assert "no listed run has metric 'loss'" in proc.stderr and "have: acc)" in proc.stderr
 
 
+def test_a_relative_sqlite_url_suggests_the_absolute_form_when_that_file_exists(db_url, tmp_path):
+    """`--db sqlite:///tmp/x.db` is relative to the working directory; when /tmp/x.db
+    exists the error names the four-slash URL."""
+    if not db_url.startswith("sqlite:///"):
+        pytest.skip("an SQLite path")
+    log_run(db_url, metrics=[("acc", 0.5, 0)])
+    absolute = db_url[len("sqlite:///"):]
+    relative = "sqlite:///" + absolute.lstrip("/")
+    proc = subprocess.run([sys.executable, "-m", "ato.cli", "runs", "list", "--db", relative],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.strip().endswith(f"{absolute} exists — did you mean sqlite:///{absolute}?"), \
+        proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ato.cli", "runs", "list", "--db",
+                           "sqlite:///no/such/x.db"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean" not in proc.stderr, proc.stderr
+
+
 def test_best_show_diff(db):
     """best names the run; show details it; diff lists what differs."""
     proc = ato("runs", "best", "--db", db, "--project", "proj", "--metric", "acc", "--mode", "max")

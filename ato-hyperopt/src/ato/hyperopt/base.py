@@ -838,6 +838,12 @@ class HyperOpt(abc.ABC):
                         f"study only (a tracker with study_id=...): alone, a trial whose "
                         f"objective raises is recorded failed at once", RuntimeWarning,
                         stacklevel=user_stacklevel())
+                if not state.shared and self.fail_fast:
+                    warnings.warn(
+                        f"{self.algorithm_name()}: fail_fast={self.fail_fast} applies to a "
+                        f"shared study only (a tracker with study_id=...): alone, the search "
+                        f"stops at the first exception catch= does not name", RuntimeWarning,
+                        stacklevel=user_stacklevel())
             return state.shared or None
 
     def executor_instance(self):

@@ -117,6 +117,20 @@ def get_engine(url: str, readonly: bool = False) -> Engine:
         return engine
 
 
+def _absolute_hint(url: str, path: str) -> str:
+    """When a relative ``sqlite:///tmp/x.db`` names no file but ``/tmp/x.db`` exists: the
+    four-slash URL the user probably meant."""
+    rest = str(url).partition(":///")[2]
+    if not rest or rest.startswith("/") or os.path.isabs(rest):
+        return ""
+    absolute = "/" + rest.split("?")[0]
+    if absolute == path or not os.path.isfile(absolute):
+        return ""
+    scheme = str(url).partition(":///")[0]
+    return (f"; {display_url(url)} is relative to the working directory (three slashes): "
+            f"{absolute} exists — did you mean {scheme}:///{absolute}?")
+
+
 def open_engine(url: str, readonly: bool = False) -> Engine:
     """:func:`get_engine` plus one connection to check that the database is there.
 
@@ -129,7 +143,8 @@ def open_engine(url: str, readonly: bool = False) -> Engine:
                  "no such file" if os.path.isdir(os.path.dirname(path)) else "no such directory")
         raise TrackerUnavailableError(
             f"no tracker database at {path} ({where}; from {display_url(url)}): check the path "
-            f"(--db, $ATO_DB or experiment.sql.db_path); reading never creates one")
+            f"(--db, $ATO_DB or experiment.sql.db_path); reading never creates one"
+            + _absolute_hint(url, path))
     if readonly and path is None and _in_memory(url):
         raise NotATrackerError(
             f"{url} is an in-memory SQLite database: new and empty in every "
