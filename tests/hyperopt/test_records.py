@@ -260,4 +260,8 @@ def test_a_failed_trial_records_its_error(tmp_path):
                                    catch=(ValueError,))
     search.main(objective)()
     failed = open_finder(url).find_runs("p", status="failed")
-    assert [r.error for r in failed] == ["ValueError: x too big"]
+    # a shared study (study_id and an SQL tracker): the summary, then the traceback
+    (error,) = [r.error for r in failed]
+    summary, _, trace = error.partition("\n\nTraceback (most recent call last):\n")
+    assert summary == "ValueError: x too big"
+    assert 'raise ValueError("x too big")' in trace and trace.endswith("ValueError: x too big")
