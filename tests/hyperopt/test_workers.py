@@ -251,7 +251,12 @@ def test_a_failing_objective_fails_its_trial_and_the_study_goes_on(url, tmp_path
     runs = runs_of(url, study)
     failed = [r for r in runs if r.status == "failed"]
     assert len(runs) == 24 and len(failed) == 2
-    assert {r.error for r in failed} == {"ValueError: x=3 diverges"}
+    from ato.hyperopt.workers import split_error
+
+    # the summary, then the objective's traceback
+    assert {split_error(r.error)[0] for r in failed} == {"ValueError: x=3 diverges"}
+    assert all('raise ValueError(f"x={fail} diverges")' in split_error(r.error)[1]
+               for r in failed)
     _, winner, metric = single_process("grid", {"max_budget": 9}, study, fail=3)
     assert {(r["x"], r["c"], r["metric"]) for _, lines, _ in outputs for r in lines} == \
         {(*winner, metric)}
