@@ -193,12 +193,9 @@ def test_a_server_database_uses_the_stores_its_versions_recorded(db_url, tmp_pat
     assert str(tmp_path / "store") in ato("store", "du", "--db", db_url).stdout
 
 
-def test_gc_never_frees_a_blob_a_live_version_holds_after_a_copy(project, tmp_path):
-    """``cp -r`` of a project, a registration in the copy, ``rm -r`` of the original and
-    the gc the error itself suggests (``--forget-db`` the original, ``--delete``): every
-    live version still resolves.  gc once listed the copy's blobs '(not recorded)' (its
-    versions recorded the original's store name) and freed them."""
-    copy = tmp_path / "copy"
+def copied_away(project, copy):
+    """``cp -r project copy``, a new version of ``net`` registered in the copy (its versions
+    then record two store names for one store), ``rm -r project``: ``(copy, its URL)``."""
     shutil.copytree(project, copy)
     url = f"sqlite:///{copy / 'c.db'}"
     write(copy / "n.pt", b"new weights")
@@ -206,6 +203,15 @@ def test_gc_never_frees_a_blob_a_live_version_holds_after_a_copy(project, tmp_pa
     Registry(url).log_model("p", "net", copy / "n.pt")
     forget_engine(url)
     shutil.rmtree(project)
+    return copy, url
+
+
+def test_gc_never_frees_a_blob_a_live_version_holds_after_a_copy(project, tmp_path):
+    """``cp -r`` of a project, a registration in the copy, ``rm -r`` of the original and
+    the gc the error itself suggests (``--forget-db`` the original, ``--delete``): every
+    live version still resolves.  gc once listed the copy's blobs '(not recorded)' (its
+    versions recorded the original's store name) and freed them."""
+    copy, url = copied_away(project, tmp_path / "copy")
     gone = f"sqlite:///{project / 'c.db'}"
     dry = ato("store", "gc", "--forget-db", gone, "--grace", "0", "--db", url)
     assert dry.returncode == 0, dry.stderr
@@ -229,14 +235,7 @@ def test_a_copied_project_is_one_store_and_knows_its_old_entry(project, tmp_path
     so verify exits 0 and gc --delete runs; --forget-db names the store it edits."""
     import json
 
-    copy = tmp_path / "p2"
-    shutil.copytree(project, copy)
-    url = f"sqlite:///{copy / 'c.db'}"
-    write(copy / "n.pt", b"new weights")
-    settle()
-    Registry(url).log_model("p", "net", copy / "n.pt")
-    forget_engine(url)
-    shutil.rmtree(project)
+    copy, url = copied_away(project, tmp_path / "p2")
     here = f"file://{copy / 'c.ato-store'}"
     du = ato("store", "du", "--json", "--db", url)
     assert du.returncode == 0, du.stderr

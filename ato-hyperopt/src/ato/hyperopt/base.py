@@ -832,18 +832,16 @@ class HyperOpt(abc.ABC):
                               "fail_fast": (FAIL_FAST if self.fail_fast is None
                                             else self.fail_fast),
                               "extensible": self.extensible_options()}) or False
-                if not state.shared and self.retries:
-                    warnings.warn(
-                        f"{self.algorithm_name()}: retries={self.retries} applies to a shared "
-                        f"study only (a tracker with study_id=...): alone, a trial whose "
-                        f"objective raises is recorded failed at once", RuntimeWarning,
-                        stacklevel=user_stacklevel())
-                if not state.shared and self.fail_fast:
-                    warnings.warn(
-                        f"{self.algorithm_name()}: fail_fast={self.fail_fast} applies to a "
-                        f"shared study only (a tracker with study_id=...): alone, the search "
-                        f"stops at the first exception catch= does not name", RuntimeWarning,
-                        stacklevel=user_stacklevel())
+                alone = {"retries": "a trial whose objective raises is recorded failed at once",
+                         "fail_fast": "the search stops at the first exception catch= does "
+                                      "not name"}
+                for option, instead in alone.items():
+                    value = getattr(self, option)
+                    if not state.shared and value:
+                        warnings.warn(
+                            f"{self.algorithm_name()}: {option}={value} applies to a shared "
+                            f"study only (a tracker with study_id=...): alone, {instead}",
+                            RuntimeWarning, stacklevel=user_stacklevel())
             return state.shared or None
 
     def executor_instance(self):
