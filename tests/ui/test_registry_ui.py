@@ -96,6 +96,8 @@ def populate_registry(url: str, root: Path) -> dict:
     # the dashboard must show them as text
     from sqlalchemy import create_engine, text
 
+    reg.tag("resnet-cls", ["production", "vision"], project="vision")
+    reg.tag("hostile-model", [XSS_IMG], project="vision")
     engine = create_engine(url)
     with engine.begin() as conn:
         for safe, name in (("hostile-data", XSS_IMG), ("hostile-model", XSS_NAME)):
@@ -165,7 +167,9 @@ def test_models_list(api):
     assert resnet["versions"] == 3 and resnet["latest"] == 3
     assert resnet["aliases"] == {"champion": 1, "latest": 3}
     assert resnet["description"] == "image classifier"
+    assert resnet["tags"] == ["production", "vision"]
     assert rows[("vision", "dataset", "cifar10")]["versions"] == 2
+    assert rows[("vision", "dataset", "cifar10")]["tags"] == []
     assert ("vision", "dataset", "imagenet") in rows
     assert ("vision", "model", "exported") in rows
     assert rows[("vision", "model", XSS_NAME)]["description"] == XSS_IMG
@@ -606,6 +610,7 @@ def test_browser_markup_in_names_descriptions_and_movers_is_text(rpage, reg_serv
     rpage.wait_for_selector("[data-testid='asset-description']")
     _ready_after_navigation(rpage)
     assert rpage.inner_text("[data-testid='asset-description']") == XSS_IMG
+    assert rpage.inner_text("[data-testid='asset-tags']") == XSS_IMG  # a tag is text too
     assert XSS_NAME in rpage.inner_text("[data-testid='asset-title']")
     assert XSS_SCRIPT in rpage.inner_text("[data-testid='version-meta']")
     assert XSS_IMG in rpage.inner_text("[data-testid='alias-history']")

@@ -17,7 +17,7 @@ does not declare the ``registry`` capability: the pages say so and show nothing 
 
 Shapes (times are seconds since the Unix epoch, UTC):
 
-- asset: ``{"project", "kind", "name", "description", "versions", "latest", "size",
+- asset: ``{"project", "kind", "name", "description", "tags", "versions", "latest", "size",
   "aliases": {alias: version}}``
 - version: ``{"project", "kind", "name", "version", "digest", "size", "file_count",
   "is_dir", "step", "score", "run", "created", "created_by", "aliases", "state",
@@ -153,7 +153,7 @@ def asset_row(a) -> dict:
     return {"project": _get(a, "project"), "kind": _get(a, "kind"), "name": _get(a, "name"),
             "description": _get(a, "description"), "versions": _get(a, "versions"),
             "latest": _get(a, "latest"), "size": _get(a, "size"),
-            "aliases": dict(_get(a, "aliases") or {})}
+            "aliases": dict(_get(a, "aliases") or {}), "tags": list(_get(a, "tags") or ())}
 
 
 def move_row(m) -> dict:

@@ -93,7 +93,8 @@ export async function renderModels(view, parts, params) {
         el("td", {}, Object.entries(a.aliases)
           .map(([k, v]) => el("span", { class: "tag alias", text: `${k} → v${v}` }))),
         sizeCell(a.size),
-        el("td", { class: "desc", text: a.description ?? "" }))))
+        el("td", { class: "desc" }, ...(a.tags || []).map((t) => el("span", { class: "tag", testid: "asset-tag", text: t })),
+          (a.tags || []).length && a.description ? " " : "", a.description ?? ""))))
       : el("p", { class: "muted", testid: "no-assets", text: data.assets.length ? "nothing matches the filter"
         : `no ${kind ? kind + "s" : "models or datasets"} registered${params.get("project") ? ` in project ${params.get("project")}` : ""} yet (logger.log_model / logger.use_dataset)` }));
   }
@@ -116,6 +117,8 @@ async function renderAsset(view, kind, name, params) {
   view.append(el("h2", { testid: "asset-title" }, el("span", { text: asset.name }), " ",
     el("span", { class: "tag", text: asset.kind }), " ", el("span", { class: "muted", text: asset.project })));
   if (asset.description) view.append(el("p", { class: "desc", testid: "asset-description", text: asset.description }));
+  if ((asset.tags || []).length) view.append(el("p", { testid: "asset-tags" },
+    ...asset.tags.map((t) => el("span", { class: "tag", text: t }))));
   const isModel = kind === "model";
   const known = [...new Set([...Object.keys(asset.aliases), ...data.history.map((m) => m.alias)])].sort();
   if (alias && !known.includes(alias)) {
