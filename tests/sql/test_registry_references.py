@@ -109,8 +109,8 @@ def test_cli_refs(models):
     assert r.returncode == 2 and "version numbers are whole numbers from 1" in r.stderr
 
 
-def test_config_value_with_a_huge_version_names_the_key(models, tmp_path):
-    """As a config value: one line naming the key, exit status 2."""
+def train(models, tmp_path, argument):
+    """``python train.py ARGUMENT``: a Scope on the tracker ``models`` printing ``init``."""
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(f"""
         from ato.scope import Scope
@@ -122,9 +122,13 @@ def test_config_value_with_a_huge_version_names_the_key(models, tmp_path):
 
         main()
     """))
-    r = subprocess.run([sys.executable, str(script),
-                        f"init=%ato://vision/resnet-cls@{HUGE}%"],
-                       capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, str(script), argument], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_config_value_with_a_huge_version_names_the_key(models, tmp_path):
+    """As a config value: one line naming the key, exit status 2."""
+    r = train(models, tmp_path, f"init=%ato://vision/resnet-cls@{HUGE}%")
     assert r.returncode == 2, r.stderr
     assert "config key 'init'" in r.stderr and f"has no version {HUGE}" in r.stderr
     assert "Traceback" not in r.stderr
@@ -188,19 +192,7 @@ def test_cli_hints_are_shell_quoted(db_url, tmp_path):
 def test_a_mistyped_ato_uri_in_a_config_is_an_error(models, tmp_path, value):
     """Wrong slashes or the scheme in another case: an error naming the key, the value
     and the right form, exit status 2 — not the literal string passed on."""
-    script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent(f"""
-        from ato.scope import Scope
-        scope = Scope(config={{'experiment': {{'sql': {{'db_path': {models!r}}}}}}})
-
-        @scope
-        def main(config):
-            print('GOT', config.init)
-
-        main()
-    """))
-    r = subprocess.run([sys.executable, str(script), f"init=%{value}%"],
-                       capture_output=True, text=True, timeout=120)
+    r = train(models, tmp_path, f"init=%{value}%")
     assert r.returncode == 2 and "GOT" not in r.stdout, (r.stdout, r.stderr)
     assert f"config key 'init': {value!r} looks like an ato:// URI (a malformed one)" in r.stderr
     assert "did you mean ato://vision/resnet-cls?" in r.stderr
