@@ -15,9 +15,10 @@ once its objective's calls reach whichever run the tracker holds.
 
 In a worker *process* (the ``processes`` executor) the tracker the objective knows is a
 copy — forked, or opened again when the child imported the objective's module — that holds
-no run: the trial's run was opened by the parent.  The child attaches a logger of its own
-to that run and runs the objective inside :func:`route_unbound` ``(url, that logger)``:
-calls on any logger of the same store that holds no run of its own go to it.  A logger the
+no run: the trial's run was opened by the parent.  The child runs the objective inside
+:func:`route_unbound` ``(url, collector)``: calls on any logger of the same store that holds
+no run of its own go to the collector, whose points travel back with the trial's outcome
+and are logged on the run by the parent (the child never writes the store itself).  A logger the
 objective opened and started a run on keeps its calls.
 """
 
